@@ -1,0 +1,566 @@
+/* packed_vq.c -- device side of a packed virtqueue ("Packed Virtqueues").
+ *
+ * Positions in the ring are a (slot, wrap counter) pair. Where two positions must be
+ * compared (event suppression, notification hints) they are mapped onto one counter
+ * modulo 2 * size: slot + (wrap ? 0 : size). Both wrap counters start at 1, so the
+ * initial position (0, 1) is 0 and the counter grows by one per slot.
+ *
+ * Every guest access goes through guest_read()/guest_write(), which turn a DMA
+ * failure into a sticky break. Every public entry point that touches memory first
+ * checks q->broken, so a broken queue never issues another access.
+ */
+#include "packed_vq.h"
+
+#include <assert.h>
+#include <stddef.h>
+#include <string.h>
+
+#include "virtio_wire.h"
+
+/* Indirect table entries fetched per DMA read. A device reads the table in bursts;
+ * the kernel has no heap, so the burst is bounded by a stack buffer. */
+#define PVQ_INDIRECT_BURST 32u
+
+/* ------------------------------------------------------------------------------
+ * Small pure helpers
+ * ------------------------------------------------------------------------------ */
+
+static uint16_t le16_at(const uint8_t *d, size_t off) { return vs_le16(d + off); }
+
+/* "Driver and Device Ring Wrap Counters": a descriptor is available when its AVAIL
+ * bit matches the wrap counter and its USED bit does not. */
+static bool desc_is_avail(uint16_t flags, bool wrap)
+{
+    bool avail = (flags & VIRTQ_DESC_F_AVAIL_MASK) != 0;
+    bool used = (flags & VIRTQ_DESC_F_USED_MASK) != 0;
+    return avail == wrap && used != wrap;
+}
+
+/* Flags of a used descriptor: AVAIL and USED both equal to the Device Ring Wrap
+ * Counter; WRITE says whether the device wrote any data ("Write Flag"). NEXT is
+ * reserved in used descriptors and left clear. */
+static uint16_t used_flags(bool wrap, uint32_t written_len)
+{
+    uint16_t f = wrap ? (uint16_t)(VIRTQ_DESC_F_AVAIL_MASK | VIRTQ_DESC_F_USED_MASK) : 0;
+    if (written_len > 0)
+        f |= VIRTQ_DESC_F_WRITE_MASK;
+    return f;
+}
+
+/* Advance (pos, wrap) by n slots, flipping the wrap counter each time the position
+ * passes the last slot of the ring. Works for any n, so a bad caller value cannot
+ * leave pos outside the ring. */
+static void ring_advance(uint16_t size, uint16_t *pos, bool *wrap, uint32_t n)
+{
+    uint32_t laps = n / size;
+    uint32_t p = (uint32_t)*pos + n % size;
+    if (p >= size) {
+        p -= size;
+        laps++;
+    }
+    *pos = (uint16_t)p;
+    if (laps & 1u)
+        *wrap = !*wrap;
+}
+
+/* The position as one counter modulo 2 * size (see the file comment). off < size. */
+static uint32_t ring_lin(uint16_t size, uint16_t off, bool wrap)
+{
+    return (uint32_t)off + (wrap ? 0u : size);
+}
+
+/* Distance from a to b going forward, both as ring_lin() values. */
+static uint32_t ring_lin_dist(uint16_t size, uint32_t a, uint32_t b)
+{
+    uint32_t span = 2u * size;
+    return (b + span - a) % span;
+}
+
+/* ------------------------------------------------------------------------------
+ * Breakage and guest access
+ * ------------------------------------------------------------------------------ */
+
+static enum pvq_status pvq_break(struct pvq *q, enum vs_reason why)
+{
+    if (q->broken == VS_REASON_NONE)
+        q->broken = why;
+    return PVQ_BROKEN;
+}
+
+static enum vs_reason dma_reason(enum vs_dma_status s)
+{
+    return s == VS_DMA_BUS_MASTER_OFF ? VS_REASON_DMA_BUS_MASTER_OFF
+                                      : VS_REASON_DMA_OUT_OF_RANGE;
+}
+
+/* An access whose last byte would lie beyond 2^64 - 1 is not backed by memory;
+ * catching it here keeps a wrapped address from reaching the ops. */
+static bool range_wraps(uint64_t addr, uint32_t len)
+{
+    return len != 0 && addr > UINT64_MAX - (len - 1u);
+}
+
+static bool guest_read(struct pvq *q, const struct vs_guest_ops *ops, uint64_t addr,
+                       void *dst, uint32_t len, enum vs_dma_kind kind)
+{
+    if (range_wraps(addr, len)) {
+        pvq_break(q, VS_REASON_DMA_OUT_OF_RANGE);
+        return false;
+    }
+    enum vs_dma_status s = ops->read(ops->ctx, addr, dst, len, kind);
+    if (s != VS_DMA_OK) {
+        pvq_break(q, dma_reason(s));
+        return false;
+    }
+    return true;
+}
+
+static bool guest_write(struct pvq *q, const struct vs_guest_ops *ops, uint64_t addr,
+                        const void *src, uint32_t len, enum vs_dma_kind kind)
+{
+    if (range_wraps(addr, len)) {
+        pvq_break(q, VS_REASON_DMA_OUT_OF_RANGE);
+        return false;
+    }
+    enum vs_dma_status s = ops->write(ops->ctx, addr, src, len, kind);
+    if (s != VS_DMA_OK) {
+        pvq_break(q, dma_reason(s));
+        return false;
+    }
+    return true;
+}
+
+/* Guest address of ring slot idx (idx < size), or false (queue broken) if the
+ * Descriptor Area would run past the top of the address space. */
+static bool slot_addr(struct pvq *q, uint16_t idx, uint64_t *addr)
+{
+    uint64_t off = (uint64_t)idx * sizeof(struct pvirtq_desc);
+    if (q->cfg.desc_addr > UINT64_MAX - off) {
+        pvq_break(q, VS_REASON_DMA_OUT_OF_RANGE);
+        return false;
+    }
+    *addr = q->cfg.desc_addr + off;
+    return true;
+}
+
+/* Fetch the whole 16-byte descriptor at ring slot idx. */
+static bool read_ring_desc(struct pvq *q, const struct vs_guest_ops *ops, uint16_t idx,
+                           uint8_t raw[sizeof(struct pvirtq_desc)])
+{
+    uint64_t addr;
+    if (!slot_addr(q, idx, &addr))
+        return false;
+    if (!guest_read(q, ops, addr, raw, sizeof(struct pvirtq_desc), VS_DMA_DESC_READ))
+        return false;
+    q->stats.descs_read++;
+    return true;
+}
+
+/* ------------------------------------------------------------------------------
+ * Configuration
+ * ------------------------------------------------------------------------------ */
+
+void pvq_init(struct pvq *q, const struct pvq_config *cfg)
+{
+    memset(q, 0, sizeof *q);
+    q->cfg = *cfg;
+    /* "Driver and Device Ring Wrap Counters": each side's counter starts at 1. */
+    q->avail_wrap = true;
+    q->used_wrap = true;
+    q->signalled_wrap = true;
+    q->broken = VS_REASON_NONE;
+    /* Not validation (pvq_check_config does that) but a guard: every ring
+     * computation divides by the size, so an impossible size leaves the queue
+     * broken instead of undefined. */
+    if (cfg->size == 0 || cfg->size > PVIRTQ_SIZE_MAX)
+        q->broken = VS_REASON_QUEUE_SIZE_INVALID;
+}
+
+enum vs_reason pvq_check_config(const struct pvq_config *cfg, uint16_t size_max)
+{
+    uint32_t limit = size_max < PVIRTQ_SIZE_MAX ? size_max : PVIRTQ_SIZE_MAX;
+    if (cfg->size == 0 || cfg->size > limit)
+        return VS_REASON_QUEUE_SIZE_INVALID;
+    /* "Structure Size and Alignment": Descriptor Ring 16, both event suppression
+     * structures 4 (driver normative: the driver MUST align each part). */
+    if (cfg->desc_addr % PVIRTQ_DESC_ALIGN != 0 || cfg->driver_addr % PVIRTQ_EVENT_ALIGN != 0 ||
+        cfg->device_addr % PVIRTQ_EVENT_ALIGN != 0)
+        return VS_REASON_RING_MISALIGNED;
+    /* An area that runs past the top of the address space cannot be backed. */
+    if (range_wraps(cfg->desc_addr, (uint32_t)cfg->size * (uint32_t)sizeof(struct pvirtq_desc)) ||
+        range_wraps(cfg->driver_addr, sizeof(struct pvirtq_event_suppress)) ||
+        range_wraps(cfg->device_addr, sizeof(struct pvirtq_event_suppress)))
+        return VS_REASON_DMA_OUT_OF_RANGE;
+    return VS_REASON_NONE;
+}
+
+/* ------------------------------------------------------------------------------
+ * Available side
+ * ------------------------------------------------------------------------------ */
+
+enum pvq_status pvq_peek(struct pvq *q, const struct vs_guest_ops *ops, bool *available)
+{
+    *available = false;
+    if (q->broken != VS_REASON_NONE)
+        return PVQ_BROKEN;
+    uint64_t addr;
+    uint8_t raw[2];
+    if (!slot_addr(q, q->next_avail, &addr) ||
+        !guest_read(q, ops, addr + PVIRTQ_DESC_OFF_FLAGS, raw, sizeof raw, VS_DMA_DESC_READ))
+        return PVQ_BROKEN;
+    *available = desc_is_avail(vs_le16(raw), q->avail_wrap);
+    return PVQ_OK;
+}
+
+/* Accumulates the segments of one buffer and checks the rules that apply to every
+ * element, whether it came from the ring or from an indirect table. */
+struct seg_walk {
+    struct pvq_seg *segs;
+    uint32_t limit;  /* min(max_segs, size): the longest list the device accepts */
+    uint32_t nsegs;
+    uint64_t total;  /* readable + writable bytes, checked against 2^32 - 1 */
+    uint64_t readable;
+    uint64_t writable;
+    bool seen_writable;
+};
+
+static enum pvq_status seg_add(struct pvq *q, struct seg_walk *w, uint64_t addr, uint32_t len,
+                               bool writable)
+{
+    /* The spec has no MUST about empty elements; the model treats one as a driver
+     * error, since no device can move data through it (model policy). */
+    if (len == 0)
+        return pvq_break(q, VS_REASON_DESC_ZERO_LENGTH);
+    /* "Scatter-Gather Support" (driver normative): device-writable elements after
+     * all device-readable ones. */
+    if (!writable && w->seen_writable)
+        return pvq_break(q, VS_REASON_READ_AFTER_WRITE);
+    w->total += len;
+    if (w->total > UINT32_MAX)
+        return pvq_break(q, VS_REASON_DESC_LENGTH_OVERFLOW);
+    /* Callers check the limit before fetching more; this keeps the caller's array
+     * safe even for max_segs == 0 (every buffer is then too long). */
+    if (w->nsegs >= w->limit)
+        return pvq_break(q, VS_REASON_CHAIN_TOO_LONG);
+    w->segs[w->nsegs++] = (struct pvq_seg){.addr = addr, .len = len, .device_writable = writable};
+    if (writable) {
+        w->seen_writable = true;
+        w->writable += len;
+    } else {
+        w->readable += len;
+    }
+    return PVQ_OK;
+}
+
+/* "Indirect Flag: Scatter-Gather Support". The ring descriptor names a table of
+ * len / 16 descriptors that follow one another in order. In the table only WRITE
+ * is valid; the device ignores the other flags (so NEXT does not end or extend the
+ * list: every entry is an element) and the ids. The one exception is INDIRECT:
+ * the driver MUST NOT set it in a table and a nested table is never followed, so
+ * it breaks the queue. Called once VIRTIO_F_INDIRECT_DESC is known negotiated. */
+static enum pvq_status walk_indirect(struct pvq *q, const struct vs_guest_ops *ops,
+                                     struct seg_walk *w, uint64_t table, uint32_t len)
+{
+    if (len == 0 || len % sizeof(struct pvirtq_desc) != 0)
+        return pvq_break(q, VS_REASON_INDIRECT_LEN_NOT_MULTIPLE);
+    uint32_t count = len / (uint32_t)sizeof(struct pvirtq_desc);
+    if (count > w->limit)
+        return pvq_break(q, VS_REASON_CHAIN_TOO_LONG);
+    if (range_wraps(table, len))
+        return pvq_break(q, VS_REASON_DMA_OUT_OF_RANGE);
+
+    uint8_t burst[PVQ_INDIRECT_BURST * sizeof(struct pvirtq_desc)];
+    for (uint32_t done = 0; done < count;) {
+        uint32_t n = count - done < PVQ_INDIRECT_BURST ? count - done : PVQ_INDIRECT_BURST;
+        uint64_t addr = table + (uint64_t)done * sizeof(struct pvirtq_desc);
+        if (!guest_read(q, ops, addr, burst, n * (uint32_t)sizeof(struct pvirtq_desc),
+                        VS_DMA_DESC_READ))
+            return PVQ_BROKEN;
+        q->stats.descs_read += n;
+        for (uint32_t i = 0; i < n; i++) {
+            const uint8_t *d = burst + (size_t)i * sizeof(struct pvirtq_desc);
+            uint16_t flags = le16_at(d, PVIRTQ_DESC_OFF_FLAGS);
+            if (flags & VIRTQ_DESC_F_INDIRECT_MASK)
+                return pvq_break(q, VS_REASON_INDIRECT_NESTED);
+            enum pvq_status s = seg_add(q, w, vs_le64(d), vs_le32(d + PVIRTQ_DESC_OFF_LEN),
+                                        (flags & VIRTQ_DESC_F_WRITE_MASK) != 0);
+            if (s != PVQ_OK)
+                return s;
+        }
+        done += n;
+    }
+    return PVQ_OK;
+}
+
+enum pvq_status pvq_pop(struct pvq *q, const struct vs_guest_ops *ops, struct pvq_elem *elem,
+                        struct pvq_seg *segs, uint32_t max_segs)
+{
+    if (q->broken != VS_REASON_NONE)
+        return PVQ_BROKEN;
+
+    uint8_t d[sizeof(struct pvirtq_desc)];
+    uint16_t pos = q->next_avail;
+    bool wrap = q->avail_wrap;
+    if (!read_ring_desc(q, ops, pos, d))
+        return PVQ_BROKEN;
+    uint16_t flags = le16_at(d, PVIRTQ_DESC_OFF_FLAGS);
+    /* "The Virtqueue Descriptor Table" (device normative): use a descriptor only once
+     * its AVAIL bit has changed to the expected wrap counter. */
+    if (!desc_is_avail(flags, wrap))
+        return PVQ_EMPTY;
+
+    struct seg_walk w = {
+        .segs = segs,
+        .limit = max_segs < q->cfg.size ? max_segs : q->cfg.size,
+    };
+    memset(elem, 0, sizeof *elem);
+    elem->head = pos;
+    uint16_t id;
+    uint16_t slots;
+
+    if (flags & VIRTQ_DESC_F_INDIRECT_MASK) {
+        if (!q->cfg.indirect_desc)
+            return pvq_break(q, VS_REASON_INDIRECT_NOT_NEGOTIATED);
+        /* "Indirect Descriptors" (driver normative): no INDIRECT in a list linked
+         * by NEXT. The WRITE flag of this descriptor is reserved and ignored. */
+        if (flags & VIRTQ_DESC_F_NEXT_MASK)
+            return pvq_break(q, VS_REASON_INDIRECT_WITH_NEXT);
+        id = le16_at(d, PVIRTQ_DESC_OFF_ID);
+        if (id >= q->cfg.size)
+            return pvq_break(q, VS_REASON_DESC_ID_OUT_OF_RANGE);
+        enum pvq_status s = walk_indirect(q, ops, &w, vs_le64(d), vs_le32(d + PVIRTQ_DESC_OFF_LEN));
+        if (s != PVQ_OK)
+            return s;
+        q->stats.indirect_tables++;
+        elem->indirect = true;
+        slots = 1;
+    } else {
+        /* "Next Flag: Descriptor Chaining": the list continues in the following ring
+         * slots while NEXT is set; the driver made the head available last, so every
+         * following descriptor must already be available for its own wrap counter. */
+        for (;;) {
+            enum pvq_status s = seg_add(q, &w, vs_le64(d), vs_le32(d + PVIRTQ_DESC_OFF_LEN),
+                                        (flags & VIRTQ_DESC_F_WRITE_MASK) != 0);
+            if (s != PVQ_OK)
+                return s;
+            if (!(flags & VIRTQ_DESC_F_NEXT_MASK))
+                break;
+            /* Bounded walk: at most min(max_segs, size) slots, so no slot is read
+             * twice and the caller's array is never overrun. */
+            if (w.nsegs >= w.limit)
+                return pvq_break(q, VS_REASON_CHAIN_TOO_LONG);
+            ring_advance(q->cfg.size, &pos, &wrap, 1);
+            if (!read_ring_desc(q, ops, pos, d))
+                return PVQ_BROKEN;
+            flags = le16_at(d, PVIRTQ_DESC_OFF_FLAGS);
+            if (!desc_is_avail(flags, wrap))
+                return pvq_break(q, VS_REASON_CHAIN_DESC_NOT_AVAIL);
+            if (flags & VIRTQ_DESC_F_INDIRECT_MASK)
+                return pvq_break(q, q->cfg.indirect_desc ? VS_REASON_INDIRECT_WITH_NEXT
+                                                         : VS_REASON_INDIRECT_NOT_NEGOTIATED);
+        }
+        /* "Buffer ID is included in the last descriptor in the list." */
+        id = le16_at(d, PVIRTQ_DESC_OFF_ID);
+        if (id >= q->cfg.size)
+            return pvq_break(q, VS_REASON_DESC_ID_OUT_OF_RANGE);
+        slots = (uint16_t)w.nsegs;
+    }
+
+    elem->id = id;
+    elem->slots = slots;
+    elem->nsegs = w.nsegs;
+    elem->readable_bytes = (uint32_t)w.readable;
+    elem->writable_bytes = (uint32_t)w.writable;
+    /* The device skips forward by the number of ring slots the list occupied. */
+    ring_advance(q->cfg.size, &q->next_avail, &q->avail_wrap, slots);
+    q->stats.buffers_popped++;
+    return PVQ_OK;
+}
+
+/* ------------------------------------------------------------------------------
+ * Used side
+ * ------------------------------------------------------------------------------ */
+
+enum pvq_status pvq_push(struct pvq *q, const struct vs_guest_ops *ops,
+                         const struct pvq_elem *elem, uint32_t written_len)
+{
+    if (q->broken != VS_REASON_NONE)
+        return PVQ_BROKEN;
+    assert(elem->slots >= 1 && elem->slots <= q->cfg.size);
+
+    /* "Element Address and Length": addr is unused in a used descriptor; len is
+     * the number of bytes written. len (offset 8) and id (offset 12) are adjacent,
+     * and flags (offset 14) follow, so one write covers what is needed. */
+    uint8_t raw[8];
+    uint16_t flags = used_flags(q->used_wrap, written_len);
+    vs_put_le32(raw, written_len);
+    vs_put_le16(raw + 4, elem->id);
+    vs_put_le16(raw + 6, flags);
+
+    uint64_t addr;
+    if (!slot_addr(q, q->next_used, &addr))
+        return PVQ_BROKEN;
+    addr += PVIRTQ_DESC_OFF_LEN;
+    /* The first descriptor of a batch is the one the driver polls: its flags are
+     * held back until pvq_flush, so the driver sees the batch whole ("Multi-buffer
+     * requests", "Receiving Used Buffers From The Device"). The others are written
+     * complete now: the driver does not look at them before it sees the first. */
+    bool first = q->batch_count == 0;
+    if (!guest_write(q, ops, addr, raw, first ? 6u : 8u, VS_DMA_USED_WRITE))
+        return PVQ_BROKEN;
+    if (first) {
+        q->batch_head = q->next_used;
+        q->batch_head_flags = flags;
+        q->batch_slots = 0;
+    }
+    q->batch_count++;
+    q->batch_slots += elem->slots;
+    /* "Driver and Device Ring Wrap Counters": the Device Ring Wrap Counter flips
+     * after the last slot of the ring is used. */
+    ring_advance(q->cfg.size, &q->next_used, &q->used_wrap, elem->slots);
+    q->stats.used_pushed++;
+    return PVQ_OK;
+}
+
+enum pvq_status pvq_flush(struct pvq *q, const struct vs_guest_ops *ops)
+{
+    if (q->broken != VS_REASON_NONE)
+        return PVQ_BROKEN;
+    if (q->batch_count == 0)
+        return PVQ_OK;
+    uint64_t addr;
+    uint8_t raw[2];
+    vs_put_le16(raw, q->batch_head_flags);
+    if (!slot_addr(q, q->batch_head, &addr) ||
+        !guest_write(q, ops, addr + PVIRTQ_DESC_OFF_FLAGS, raw, sizeof raw, VS_DMA_USED_WRITE))
+        return PVQ_BROKEN;
+    /* Remember how far the used side moved since the last interrupt decision;
+     * saturates at two laps, beyond which every offset has been passed. */
+    uint32_t cap = 2u * q->cfg.size;
+    uint32_t pending = q->unsignalled_slots + q->batch_slots;
+    q->unsignalled_slots = pending < cap ? pending : cap;
+    q->batch_count = 0;
+    q->batch_slots = 0;
+    q->stats.flushes++;
+    return PVQ_OK;
+}
+
+/* ------------------------------------------------------------------------------
+ * Event suppression ("Driver and Device Event Suppression")
+ * ------------------------------------------------------------------------------ */
+
+/* Decision for what was published since the last call. Policy where the spec
+ * leaves room:
+ *  - nothing published since the last decision: no interrupt, and no read;
+ *  - RING_EVENT_FLAGS_DESC without VIRTIO_F_EVENT_IDX ("Only valid if
+ *    VIRTIO_F_EVENT_IDX has been negotiated") and the reserved value 0x3 are
+ *    treated as ENABLE: a spurious notification is harmless, a lost one is not;
+ *  - a DESC offset outside the ring never matches. */
+enum pvq_status pvq_should_interrupt(struct pvq *q, const struct vs_guest_ops *ops,
+                                     bool *interrupt)
+{
+    *interrupt = false;
+    if (q->broken != VS_REASON_NONE)
+        return PVQ_BROKEN;
+    if (q->unsignalled_slots == 0)
+        return PVQ_OK;
+
+    uint8_t raw[sizeof(struct pvirtq_event_suppress)];
+    if (!guest_read(q, ops, q->cfg.driver_addr, raw, sizeof raw, VS_DMA_EVENT_READ))
+        return PVQ_BROKEN;
+    q->stats.event_reads++;
+    uint16_t off_wrap = vs_le16(raw + offsetof(struct pvirtq_event_suppress, off_wrap));
+    uint16_t ev_flags = vs_le16(raw + offsetof(struct pvirtq_event_suppress, flags)) & 0x3u;
+
+    const uint16_t size = q->cfg.size;
+    bool want;
+    if (ev_flags == RING_EVENT_FLAGS_DISABLE) {
+        want = false;
+    } else if (ev_flags == RING_EVENT_FLAGS_DESC && q->cfg.event_idx) {
+        /* Notify only if the descriptor at (off, wrap) was used in the range
+         * [signalled, signalled + unsignalled_slots), counted modulo 2 * size so
+         * that ranges crossing the end of the ring compare correctly. */
+        uint16_t off = off_wrap & RING_EVENT_OFF_WRAP_OFF_MASK;
+        bool wrap = (off_wrap >> RING_EVENT_OFF_WRAP_WRAP_BIT) & 1u;
+        if (off >= size) {
+            want = false;
+        } else {
+            uint32_t from = ring_lin(size, q->signalled_used, q->signalled_wrap);
+            uint32_t ev = ring_lin(size, off, wrap);
+            want = q->unsignalled_slots >= 2u * size ||
+                   ring_lin_dist(size, from, ev) < q->unsignalled_slots;
+        }
+    } else {
+        want = true;
+    }
+
+    /* Next decision starts where the driver can see used descriptors up to: the
+     * open batch's head if one is pending, else the device's used position. */
+    if (q->batch_count != 0) {
+        q->signalled_used = q->batch_head;
+        q->signalled_wrap = (q->batch_head_flags & VIRTQ_DESC_F_USED_MASK) != 0;
+    } else {
+        q->signalled_used = q->next_used;
+        q->signalled_wrap = q->used_wrap;
+    }
+    q->unsignalled_slots = 0;
+    if (!want)
+        q->stats.interrupts_suppressed++;
+    *interrupt = want;
+    return PVQ_OK;
+}
+
+enum pvq_status pvq_set_notifications(struct pvq *q, const struct vs_guest_ops *ops,
+                                      bool enable)
+{
+    if (q->broken != VS_REASON_NONE)
+        return PVQ_BROKEN;
+    uint16_t flags;
+    uint16_t off_wrap = 0;
+    if (!enable) {
+        flags = RING_EVENT_FLAGS_DISABLE;
+    } else if (q->cfg.event_idx) {
+        /* Ask for a notification when the driver makes available the descriptor the
+         * device will read next. */
+        flags = RING_EVENT_FLAGS_DESC;
+        off_wrap = (uint16_t)(q->next_avail |
+                              (q->avail_wrap ? 1u << RING_EVENT_OFF_WRAP_WRAP_BIT : 0u));
+    } else {
+        flags = RING_EVENT_FLAGS_ENABLE;
+    }
+    /* Both fields in one 4-byte write, so the driver never sees a DESC flag with a
+     * stale offset. */
+    uint8_t raw[sizeof(struct pvirtq_event_suppress)];
+    vs_put_le16(raw + offsetof(struct pvirtq_event_suppress, off_wrap), off_wrap);
+    vs_put_le16(raw + offsetof(struct pvirtq_event_suppress, flags), flags);
+    if (!guest_write(q, ops, q->cfg.device_addr, raw, sizeof raw, VS_DMA_EVENT_WRITE))
+        return PVQ_BROKEN;
+    q->stats.event_writes++;
+    return PVQ_OK;
+}
+
+/* ------------------------------------------------------------------------------
+ * NOTIFICATION_DATA hint
+ * ------------------------------------------------------------------------------ */
+
+void pvq_set_avail_hint(struct pvq *q, uint16_t next_off, bool next_wrap)
+{
+    q->hint_next_off = next_off;
+    q->hint_next_wrap = next_wrap;
+    q->hint_valid = true;
+}
+
+/* The hint is the driver's next not-yet-available position; the count is the
+ * forward distance to it from the device's read position, modulo two laps. Equal
+ * offsets mean empty (same wrap) or a full ring (opposite wrap). An offset outside
+ * the ring, or a stale hint the device has already passed (distance beyond one
+ * lap), counts 0. */
+uint32_t pvq_hint_count(const struct pvq *q)
+{
+    const uint16_t size = q->cfg.size;
+    if (!q->hint_valid || size == 0 || size > PVIRTQ_SIZE_MAX || q->hint_next_off >= size)
+        return 0;
+    uint32_t dist = ring_lin_dist(size, ring_lin(size, q->next_avail, q->avail_wrap),
+                                  ring_lin(size, q->hint_next_off, q->hint_next_wrap));
+    return dist <= size ? dist : 0;
+}

@@ -1,0 +1,181 @@
+/* vdev.h -- the whole virtio-net PCI function, composed from the kernels.
+ *
+ * Owns the BAR layout (one table), routes config and BAR accesses to the kernels
+ * (pci_cfg, virtio_pci, msix, the device-specific config), gates DMA on bus-master
+ * enable, runs the net personality on the packed queues, and turns any guest
+ * violation into DEVICE_NEEDS_RESET with a named reason plus a configuration change
+ * notification. Untimed: the platform calls in and charges for what was done.
+ */
+#ifndef VIOSIM_VDEV_H
+#define VIOSIM_VDEV_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "guest_ops.h"
+#include "msix.h"
+#include "packed_vq.h"
+#include "pci_cfg.h"
+#include "virtio_pci.h"
+#include "virtio_wire.h"
+#include "vs_reason.h"
+
+enum vdev_backend {
+    VDEV_BACKEND_LOOPBACK, /* every transmitted frame is received back */
+    VDEV_BACKEND_SINK,     /* transmitted frames are counted and dropped */
+};
+
+struct vdev_params {
+    uint8_t revision_id;
+    uint16_t subsystem_vendor_id;
+    uint16_t subsystem_id;
+    uint16_t queue_size_max;          /* entries, 1..32768 */
+    uint32_t notify_off_multiplier;   /* bytes; 0 or a power of two that is a multiple of 4 */
+    vs_features withdraw;             /* offered features removed (quirk) */
+    uint8_t mac[6];
+    uint32_t max_frame_bytes;         /* largest frame accepted on TX, without virtio-net header */
+    uint32_t rx_fifo_frames;          /* frames the device can hold waiting for RX buffers */
+    enum vdev_backend backend;
+    uint32_t used_batch_max;          /* buffers per used-ring publication, >= 1 */
+};
+
+/* Queue numbering of a virtio-net device with one queue pair ("Virtqueues"). */
+#define VDEV_QUEUE_RX   0u
+#define VDEV_QUEUE_TX   1u
+#define VDEV_QUEUE_CTRL 2u
+#define VDEV_QUEUES     3u
+
+/* Where each virtio structure lives: BAR and offset, computed once at init. */
+enum vdev_region_kind {
+    VDEV_REGION_COMMON, VDEV_REGION_ISR, VDEV_REGION_DEVICE, VDEV_REGION_NOTIFY,
+    VDEV_REGION_MSIX_TABLE, VDEV_REGION_MSIX_PBA, VDEV_REGION_COUNT
+};
+struct vdev_region {
+    uint8_t bar;
+    uint32_t offset;
+    uint32_t length;
+};
+
+/* What one processing step did, for the platform to charge. */
+struct vdev_work {
+    uint32_t buffers;        /* buffers (chains) completed */
+    uint32_t descs;          /* descriptors fetched */
+    uint32_t bytes_read;     /* buffer bytes read from guest memory */
+    uint32_t bytes_written;  /* buffer bytes written to guest memory */
+    uint32_t frames;         /* frames transmitted or received */
+};
+
+enum vdev_step {
+    VDEV_STEP_DONE,     /* did one unit of work; call again */
+    VDEV_STEP_IDLE,     /* nothing to do on this queue now */
+    VDEV_STEP_BLOCKED,  /* work exists but waits for a resource (RX FIFO full / no RX buffer) */
+    VDEV_STEP_FAILED,   /* the device needs a reset (vdev.error says why) */
+};
+
+struct vdev_frame {
+    uint32_t len;
+    uint64_t seq;            /* order of transmission, for tracing */
+};
+
+struct vdev_queue {
+    struct pvq vq;
+    bool enabled;
+    uint64_t kicks;
+};
+
+struct vdev_stats {
+    uint64_t tx_frames, tx_bytes;
+    uint64_t rx_frames, rx_bytes;
+    uint64_t sink_frames;
+    uint64_t rx_no_buffer;       /* RX step found a frame but no receive buffer */
+    uint64_t rx_dropped_too_big; /* frame larger than the receive buffer (no MRG_RXBUF) */
+    uint64_t ctrl_commands;
+    uint64_t interrupts_raised;  /* used buffer notifications decided */
+    uint64_t config_interrupts;
+    uint64_t dma_reads[VS_DMA_KIND_COUNT], dma_writes[VS_DMA_KIND_COUNT];
+    uint64_t dma_read_bytes, dma_write_bytes;
+    uint64_t dma_blocked;        /* DMA refused: bus mastering off */
+    uint64_t mmio_reads, mmio_writes, mmio_unclaimed;
+    uint64_t cfg_reads, cfg_writes;
+    uint64_t resets;
+};
+
+#define VDEV_MSI_OUTBOX 128u
+
+struct vdev {
+    struct vdev_params p;
+    struct pci_cfg pci;
+    struct vpci vpci;
+    struct msix msix;
+    struct virtio_net_config netcfg;
+    struct vdev_region region[VDEV_REGION_COUNT];
+    uint8_t cap_pci_cfg;     /* config-space offset of the PCI-cfg access capability */
+    uint8_t cap_msix;        /* config-space offset of the MSI-X capability */
+    uint16_t num_queues;
+    struct vdev_queue q[VDEV_QUEUES];
+
+    enum vs_reason error;    /* sticky until reset; VS_REASON_NONE while healthy */
+    uint16_t error_queue;    /* queue being processed when it happened (0xffff: none) */
+
+    /* Frames between the TX and RX sides (loopback), stored whole. */
+    uint8_t *fifo_data;      /* rx_fifo_frames slots of max_frame_bytes */
+    struct vdev_frame *fifo;
+    uint32_t fifo_head, fifo_count;
+    uint64_t tx_seq;
+
+    uint8_t *frame_buf;      /* one frame with its virtio-net header */
+    struct pvq_seg *segs;    /* scratch for one chain, queue_size_max entries */
+
+    struct msix_message outbox[VDEV_MSI_OUTBOX];
+    uint32_t outbox_head, outbox_count;
+
+    /* DMA gate: platform ops wrapped with the bus-master check and counters. */
+    const struct vs_guest_ops *platform_ops;
+    struct vs_guest_ops gated_ops;
+
+    struct vdev_stats stats;
+};
+
+/* Validate params (returns a static message or NULL when fine), then build the
+ * function. vdev_init allocates the FIFO and scratch; vdev_fini frees them.
+ * Returns false if allocation failed. */
+const char *vdev_check_params(const struct vdev_params *p);
+bool vdev_init(struct vdev *d, const struct vdev_params *p);
+void vdev_fini(struct vdev *d);
+
+/* Configuration space (ECAM-style: off 0..4095, size 1/2/4). */
+uint32_t vdev_cfg_read(struct vdev *d, uint32_t off, unsigned size);
+void vdev_cfg_write(struct vdev *d, uint32_t off, unsigned size, uint32_t value);
+
+/* Memory space. Returns false when no BAR claims the address (unsupported request:
+ * reads then return all-ones). A notify write sets *kicked_queue (else 0xffff). */
+bool vdev_mmio_read(struct vdev *d, uint64_t addr, unsigned size, uint64_t *value);
+bool vdev_mmio_write(struct vdev *d, uint64_t addr, unsigned size, uint64_t value,
+                     uint16_t *kicked_queue);
+
+/* Processing, one buffer per call, on a queue that is enabled after DRIVER_OK.
+ * ops: the platform's guest memory. */
+enum vdev_step vdev_tx_step(struct vdev *d, const struct vs_guest_ops *ops, struct vdev_work *w);
+enum vdev_step vdev_rx_step(struct vdev *d, const struct vs_guest_ops *ops, struct vdev_work *w);
+enum vdev_step vdev_ctrl_step(struct vdev *d, const struct vs_guest_ops *ops, struct vdev_work *w);
+
+/* Publish queue q's pending used buffers (head flags last) and, if the driver's event
+ * suppression allows, queue its MSI-X message in the outbox. */
+enum vdev_step vdev_complete(struct vdev *d, uint16_t q, const struct vs_guest_ops *ops);
+
+/* Before sleeping: ask the driver for notifications on q, then re-check. Returns
+ * VDEV_STEP_DONE if buffers became available meanwhile (do not sleep), IDLE otherwise. */
+enum vdev_step vdev_arm_notifications(struct vdev *d, uint16_t q, const struct vs_guest_ops *ops);
+/* After waking: tell the driver notifications are not needed while we process. */
+enum vdev_step vdev_quiet_notifications(struct vdev *d, uint16_t q, const struct vs_guest_ops *ops);
+
+/* Is queue q enabled, DRIVER_OK set, and the device healthy? */
+bool vdev_queue_live(const struct vdev *d, uint16_t q);
+/* Frames waiting in the device for RX buffers. */
+uint32_t vdev_fifo_frames(const struct vdev *d);
+bool vdev_fifo_full(const struct vdev *d);
+
+/* Take the next MSI-X message to send (posted write), oldest first. */
+bool vdev_take_msi(struct vdev *d, struct msix_message *msg);
+
+#endif

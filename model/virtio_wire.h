@@ -1,0 +1,232 @@
+/* virtio_wire.h -- the spec's structures and constants as they appear on the wire.
+ *
+ * Everything the driver and the device exchange through memory or registers is
+ * little-endian; the structs below are laid out exactly as the spec shows them and
+ * are only ever copied to/from guest memory byte-for-byte (this model runs on
+ * little-endian hosts; vs_le*() helpers make that explicit at every access).
+ *
+ * Naming: *_BIT is a bit position, *_MASK is the corresponding mask. Never mix them.
+ * Sources: virtio 1.4 draft, sections named next to each block.
+ */
+#ifndef VIOSIM_VIRTIO_WIRE_H
+#define VIOSIM_VIRTIO_WIRE_H
+
+#include <stdint.h>
+#include <string.h>
+
+/* _Static_assert in C, static_assert in C++ (the platform includes this header). */
+#ifdef __cplusplus
+#define VS_STATIC_ASSERT(cond, msg) static_assert(cond, msg)
+#else
+#define VS_STATIC_ASSERT(cond, msg) _Static_assert(cond, msg)
+#endif
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "viosim copies little-endian wire structures directly; big-endian hosts are not supported"
+#endif
+
+/* ---- Device status field ("Device Status Field") ---- */
+#define VIRTIO_STATUS_ACKNOWLEDGE        0x01u
+#define VIRTIO_STATUS_DRIVER             0x02u
+#define VIRTIO_STATUS_DRIVER_OK          0x04u
+#define VIRTIO_STATUS_FEATURES_OK        0x08u
+#define VIRTIO_STATUS_DEVICE_NEEDS_RESET 0x40u
+#define VIRTIO_STATUS_FAILED             0x80u
+
+/* ---- Reserved (transport/ring) feature bits ("Reserved Feature Bits") ---- */
+#define VIRTIO_F_INDIRECT_DESC_BIT     28
+#define VIRTIO_F_EVENT_IDX_BIT         29
+#define VIRTIO_F_VERSION_1_BIT         32
+#define VIRTIO_F_ACCESS_PLATFORM_BIT   33
+#define VIRTIO_F_RING_PACKED_BIT       34
+#define VIRTIO_F_IN_ORDER_BIT          35
+#define VIRTIO_F_ORDER_PLATFORM_BIT    36
+#define VIRTIO_F_SR_IOV_BIT            37
+#define VIRTIO_F_NOTIFICATION_DATA_BIT 38
+#define VIRTIO_F_NOTIF_CONFIG_DATA_BIT 39
+#define VIRTIO_F_RING_RESET_BIT        40
+
+/* ---- virtio-net feature bits ("Network Device / Feature bits") ---- */
+#define VIRTIO_NET_F_CSUM_BIT          0
+#define VIRTIO_NET_F_MTU_BIT           3
+#define VIRTIO_NET_F_MAC_BIT           5
+#define VIRTIO_NET_F_MRG_RXBUF_BIT     15
+#define VIRTIO_NET_F_STATUS_BIT        16
+#define VIRTIO_NET_F_CTRL_VQ_BIT       17
+#define VIRTIO_NET_F_MQ_BIT            22
+#define VIRTIO_NET_F_NOTF_COAL_BIT     53
+#define VIRTIO_NET_F_VQ_NOTF_COAL_BIT  52
+
+/* Feature sets are 128 bits: word w holds bits 32*w .. 32*w+31, as the feature
+ * select registers expose them. */
+#define VS_FEATURE_WORDS 4
+typedef struct vs_features { uint32_t w[VS_FEATURE_WORDS]; } vs_features;
+
+static inline int vs_feature_has(const vs_features *f, unsigned bit)
+{
+    return bit < 32u * VS_FEATURE_WORDS && ((f->w[bit / 32] >> (bit % 32)) & 1u);
+}
+static inline void vs_feature_set(vs_features *f, unsigned bit)
+{
+    if (bit < 32u * VS_FEATURE_WORDS)
+        f->w[bit / 32] |= 1u << (bit % 32);
+}
+static inline void vs_feature_clear(vs_features *f, unsigned bit)
+{
+    if (bit < 32u * VS_FEATURE_WORDS)
+        f->w[bit / 32] &= ~(1u << (bit % 32));
+}
+
+/* ---- Packed virtqueue ("Packed Virtqueues") ---- */
+#define VIRTQ_DESC_F_NEXT_MASK      0x0001u /* buffer continues in the next descriptor */
+#define VIRTQ_DESC_F_WRITE_MASK     0x0002u /* device-writable (otherwise device-readable) */
+#define VIRTQ_DESC_F_INDIRECT_MASK  0x0004u /* buffer holds a table of descriptors */
+#define VIRTQ_DESC_F_AVAIL_BIT      7
+#define VIRTQ_DESC_F_USED_BIT       15
+#define VIRTQ_DESC_F_AVAIL_MASK     (1u << VIRTQ_DESC_F_AVAIL_BIT)
+#define VIRTQ_DESC_F_USED_MASK      (1u << VIRTQ_DESC_F_USED_BIT)
+
+struct pvirtq_desc {
+    uint64_t addr;  /* buffer address (IOVA when ACCESS_PLATFORM is negotiated) */
+    uint32_t len;   /* buffer length; on a used descriptor: bytes written by the device */
+    uint16_t id;    /* buffer id */
+    uint16_t flags; /* VIRTQ_DESC_F_* */
+};
+VS_STATIC_ASSERT(sizeof(struct pvirtq_desc) == 16, "packed descriptor is 16 bytes");
+#define PVIRTQ_DESC_OFF_LEN   8
+#define PVIRTQ_DESC_OFF_ID    12
+#define PVIRTQ_DESC_OFF_FLAGS 14
+
+/* Event suppression structure ("Event Suppression Structure Format"). */
+#define RING_EVENT_FLAGS_ENABLE  0x0u
+#define RING_EVENT_FLAGS_DISABLE 0x1u
+#define RING_EVENT_FLAGS_DESC    0x2u /* only with VIRTIO_F_EVENT_IDX */
+#define RING_EVENT_OFF_WRAP_WRAP_BIT 15
+#define RING_EVENT_OFF_WRAP_OFF_MASK 0x7fffu
+
+struct pvirtq_event_suppress {
+    uint16_t off_wrap; /* bits 0..14: descriptor ring offset; bit 15: wrap counter */
+    uint16_t flags;    /* bits 0..1: RING_EVENT_FLAGS_*; rest reserved */
+};
+VS_STATIC_ASSERT(sizeof(struct pvirtq_event_suppress) == 4, "event suppression is 4 bytes");
+
+/* Alignment of the packed ring areas ("Structure Size and Alignment"). */
+#define PVIRTQ_DESC_ALIGN  16u
+#define PVIRTQ_EVENT_ALIGN 4u
+#define PVIRTQ_SIZE_MAX    32768u
+
+/* ---- Notification data ("Available Buffer Notifications", NOTIFICATION_DATA) ----
+ * bits 0..15: vq index; packed: bits 16..30 next_off, bit 31 next_wrap. */
+#define VIRTIO_NOTIFY_DATA_VQN_MASK     0x0000ffffu
+#define VIRTIO_NOTIFY_DATA_OFF_SHIFT    16
+#define VIRTIO_NOTIFY_DATA_OFF_MASK     0x7fffu
+#define VIRTIO_NOTIFY_DATA_WRAP_BIT     31
+
+/* ---- virtio-net header and config ("Network Device") ---- */
+struct virtio_net_hdr {
+    uint8_t flags;
+    uint8_t gso_type;
+    uint16_t hdr_len;
+    uint16_t gso_size;
+    uint16_t csum_start;
+    uint16_t csum_offset;
+    uint16_t num_buffers;
+};
+VS_STATIC_ASSERT(sizeof(struct virtio_net_hdr) == 12, "virtio_net_hdr with num_buffers is 12 bytes");
+
+#define VIRTIO_NET_S_LINK_UP_MASK 0x1u
+
+struct virtio_net_config {
+    uint8_t mac[6];
+    uint16_t status;
+    uint16_t max_virtqueue_pairs;
+    uint16_t mtu;
+    uint32_t speed;
+    uint8_t duplex;
+    uint8_t rss_max_key_size;
+    uint16_t rss_max_indirection_table_length;
+    uint32_t supported_hash_types;
+};
+VS_STATIC_ASSERT(sizeof(struct virtio_net_config) == 24, "virtio_net_config layout");
+
+/* ---- PCI ("PCI Device Discovery", "Virtio Structure PCI Capabilities") ---- */
+#define VIRTIO_PCI_VENDOR_ID       0x1af4u
+#define VIRTIO_PCI_DEVICE_ID_BASE  0x1040u /* + virtio device id */
+#define VIRTIO_ID_NET              1u
+
+#define PCI_CAP_ID_VNDR  0x09u
+#define PCI_CAP_ID_MSIX  0x11u
+
+#define VIRTIO_PCI_CAP_COMMON_CFG 1u
+#define VIRTIO_PCI_CAP_NOTIFY_CFG 2u
+#define VIRTIO_PCI_CAP_ISR_CFG    3u
+#define VIRTIO_PCI_CAP_DEVICE_CFG 4u
+#define VIRTIO_PCI_CAP_PCI_CFG    5u
+
+struct virtio_pci_cap {
+    uint8_t cap_vndr;
+    uint8_t cap_next;
+    uint8_t cap_len;
+    uint8_t cfg_type;
+    uint8_t bar;
+    uint8_t id;
+    uint8_t padding[2];
+    uint32_t offset;
+    uint32_t length;
+};
+VS_STATIC_ASSERT(sizeof(struct virtio_pci_cap) == 16, "virtio_pci_cap is 16 bytes");
+
+struct virtio_pci_notify_cap {
+    struct virtio_pci_cap cap;
+    uint32_t notify_off_multiplier;
+};
+VS_STATIC_ASSERT(sizeof(struct virtio_pci_notify_cap) == 20, "virtio_pci_notify_cap is 20 bytes");
+
+struct virtio_pci_cfg_cap {
+    struct virtio_pci_cap cap;
+    uint8_t pci_cfg_data[4];
+};
+VS_STATIC_ASSERT(sizeof(struct virtio_pci_cfg_cap) == 20, "virtio_pci_cfg_cap is 20 bytes");
+
+/* Common configuration structure: byte offsets of each field
+ * ("Common configuration structure layout"). */
+#define VIRTIO_PCI_COMMON_DFSELECT      0x00 /* le32 device_feature_select */
+#define VIRTIO_PCI_COMMON_DF            0x04 /* le32 device_feature (RO) */
+#define VIRTIO_PCI_COMMON_GFSELECT      0x08 /* le32 driver_feature_select */
+#define VIRTIO_PCI_COMMON_GF            0x0c /* le32 driver_feature */
+#define VIRTIO_PCI_COMMON_MSIX          0x10 /* le16 config_msix_vector */
+#define VIRTIO_PCI_COMMON_NUMQ          0x12 /* le16 num_queues (RO) */
+#define VIRTIO_PCI_COMMON_STATUS        0x14 /* u8 device_status */
+#define VIRTIO_PCI_COMMON_CFGGENERATION 0x15 /* u8 config_generation (RO) */
+#define VIRTIO_PCI_COMMON_Q_SELECT      0x16 /* le16 queue_select */
+#define VIRTIO_PCI_COMMON_Q_SIZE        0x18 /* le16 queue_size */
+#define VIRTIO_PCI_COMMON_Q_MSIX        0x1a /* le16 queue_msix_vector */
+#define VIRTIO_PCI_COMMON_Q_ENABLE      0x1c /* le16 queue_enable */
+#define VIRTIO_PCI_COMMON_Q_NOFF        0x1e /* le16 queue_notify_off (RO) */
+#define VIRTIO_PCI_COMMON_Q_DESCLO      0x20 /* le64 queue_desc */
+#define VIRTIO_PCI_COMMON_Q_DESCHI      0x24
+#define VIRTIO_PCI_COMMON_Q_AVAILLO     0x28 /* le64 queue_driver */
+#define VIRTIO_PCI_COMMON_Q_AVAILHI     0x2c
+#define VIRTIO_PCI_COMMON_Q_USEDLO      0x30 /* le64 queue_device */
+#define VIRTIO_PCI_COMMON_Q_USEDHI      0x34
+#define VIRTIO_PCI_COMMON_Q_NDATA       0x38 /* le16 queue_notif_config_data (RO) */
+#define VIRTIO_PCI_COMMON_Q_RESET       0x3a /* le16 queue_reset */
+#define VIRTIO_PCI_COMMON_ADM_Q_IDX     0x3c /* le16 admin_queue_index (RO) */
+#define VIRTIO_PCI_COMMON_ADM_Q_NUM     0x3e /* le16 admin_queue_num (RO) */
+#define VIRTIO_PCI_COMMON_CFG_LEN       0x40
+
+#define VIRTIO_MSI_NO_VECTOR 0xffffu
+
+/* ISR status bits ("ISR status capability"). */
+#define VIRTIO_PCI_ISR_QUEUE_MASK  0x1u
+#define VIRTIO_PCI_ISR_CONFIG_MASK 0x2u
+
+/* Little-endian load/store on byte buffers (host is little-endian; see above). */
+static inline uint16_t vs_le16(const void *p) { uint16_t v; memcpy(&v, p, 2); return v; }
+static inline uint32_t vs_le32(const void *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+static inline uint64_t vs_le64(const void *p) { uint64_t v; memcpy(&v, p, 8); return v; }
+static inline void vs_put_le16(void *p, uint16_t v) { memcpy(p, &v, 2); }
+static inline void vs_put_le32(void *p, uint32_t v) { memcpy(p, &v, 4); }
+static inline void vs_put_le64(void *p, uint64_t v) { memcpy(p, &v, 8); }
+
+#endif

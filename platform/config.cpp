@@ -1,0 +1,1284 @@
+// config.cpp -- the parameter table and everything derived from it: the defaults,
+// --set and config-file parsing, per-value and cross-parameter validation, the
+// listing of `viosim params`, docs/parameters.md and the resolved configuration.
+//
+// A parameter is one row of param_table(): its name (unit in the name), unit,
+// default as text, meaning, type (which also says what is allowed) and a setter and
+// getter into vs_config. Defaults are produced by parsing each row's default text
+// through the same path a --set takes, so the table is the only place they live.
+#include "config.h"
+
+#include <jansson.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cinttypes>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <set>
+
+namespace {
+
+// ---- Values and types ----
+
+// A parsed value; which field is meaningful depends on the parameter's kind.
+struct param_value {
+    uint64_t u = 0;              // integer, choice (index into the choices)
+    double d = 0;                // real
+    std::vector<uint32_t> list;  // size list
+    vs_features features{};      // feature list
+    uint8_t mac[6] = {};         // MAC address
+};
+
+enum class param_kind { integer, real, choice, mac, size_list, feature_list };
+
+// Rules on an integer beyond its range.
+enum class int_rule {
+    range,             // int_min..int_max
+    one_of,            // one of the listed values
+    power_of_two,      // a power of two in int_min..int_max
+    zero_or_power_of_two, // 0, or a power of two in int_min..int_max
+};
+
+struct param_type {
+    param_kind kind = param_kind::integer;
+    int_rule rule = int_rule::range;
+    uint64_t int_min = 0, int_max = 0;  // integer; size_list: each element
+    std::vector<uint64_t> one_of;       // integer with int_rule::one_of
+    unsigned hex_digits = 0;            // integer shown as 0x hex with this many digits
+    double real_min = 0, real_max = 0;  // real: real_min..real_max
+    bool real_min_open = false;         // real: real_min itself is not allowed
+    std::vector<const char *> choices;  // choice: the names; the value is the index
+    unsigned list_max = 0;              // size_list: most elements
+};
+
+param_type integer(uint64_t lo, uint64_t hi)
+{
+    param_type t;
+    t.int_min = lo;
+    t.int_max = hi;
+    return t;
+}
+
+param_type integer_one_of(std::vector<uint64_t> values)
+{
+    param_type t = integer(values.front(), values.back());
+    t.rule = int_rule::one_of;
+    t.one_of = std::move(values);
+    return t;
+}
+
+param_type integer_pow2(uint64_t lo, uint64_t hi)
+{
+    param_type t = integer(lo, hi);
+    t.rule = int_rule::power_of_two;
+    return t;
+}
+
+param_type integer_zero_or_pow2(uint64_t lo, uint64_t hi)
+{
+    param_type t = integer(lo, hi);
+    t.rule = int_rule::zero_or_power_of_two;
+    return t;
+}
+
+param_type id16()
+{
+    param_type t = integer(0, 0xffff);
+    t.hex_digits = 4;
+    return t;
+}
+
+param_type real(double lo, double hi)
+{
+    param_type t;
+    t.kind = param_kind::real;
+    t.real_min = lo;
+    t.real_max = hi;
+    return t;
+}
+
+param_type real_positive(double hi)
+{
+    param_type t = real(0, hi);
+    t.real_min_open = true;
+    return t;
+}
+
+param_type choice(std::vector<const char *> names)
+{
+    param_type t;
+    t.kind = param_kind::choice;
+    t.choices = std::move(names);
+    return t;
+}
+
+param_type mac_address()
+{
+    param_type t;
+    t.kind = param_kind::mac;
+    return t;
+}
+
+param_type size_list(uint64_t lo, uint64_t hi, unsigned max_count)
+{
+    param_type t = integer(lo, hi);
+    t.kind = param_kind::size_list;
+    t.list_max = max_count;
+    return t;
+}
+
+param_type feature_list()
+{
+    param_type t;
+    t.kind = param_kind::feature_list;
+    return t;
+}
+
+using param_setter = void (*)(vs_config &, const param_value &);
+using param_getter = param_value (*)(const vs_config &);
+
+struct param_def {
+    const char *name;
+    const char *unit;
+    const char *default_text;
+    const char *meaning;
+    param_type type;
+    param_setter set;
+    param_getter get;
+};
+
+param_value int_value(uint64_t u)
+{
+    param_value v;
+    v.u = u;
+    return v;
+}
+
+param_value real_value(double d)
+{
+    param_value v;
+    v.d = d;
+    return v;
+}
+
+// Plain field mappings; conversions (units, enums, lists) are written out in the table.
+#define INT_FIELD(field)                                                                  \
+    [](vs_config &c, const param_value &v) { c.field = static_cast<decltype(c.field)>(v.u); }, \
+    [](const vs_config &c) { return int_value(c.field); }
+#define REAL_FIELD(field)                                                                 \
+    [](vs_config &c, const param_value &v) { c.field = v.d; },                          \
+    [](const vs_config &c) { return real_value(c.field); }
+
+// The virtio-net header in front of every frame in a receive buffer.
+constexpr uint32_t NET_HDR_BYTES = sizeof(struct virtio_net_hdr);
+constexpr double NS_PER_US = 1e3;
+constexpr double US_PER_MS = 1e3;
+
+// ---- The table ----
+
+const std::vector<param_def> &param_table()
+{
+    static const std::vector<param_def> table = {
+        // PCIe link
+        {"pcie.gen", "", "3", "PCIe generation of the link (per-lane rate and encoding)",
+         integer(1, 5), INT_FIELD(plat.pcie_gen)},
+        {"pcie.lanes", "", "8", "PCIe link width", integer_one_of({1, 2, 4, 8, 16}),
+         INT_FIELD(plat.pcie_lanes)},
+        {"pcie.read_latency_ns", "ns", "550",
+         "unloaded round trip of a small DMA read, without serialisation (pcie-bench, "
+         "SIGCOMM 2018: median 64 B read on Xeon E5)",
+         real(0, 1e9), REAL_FIELD(plat.pcie_read_latency_ns)},
+        {"pcie.max_payload_bytes", "bytes", "256",
+         "Max Payload Size: largest data payload of one write or completion TLP",
+         integer_pow2(128, 4096), INT_FIELD(plat.pcie_max_payload_bytes)},
+        {"pcie.max_read_request_bytes", "bytes", "512",
+         "Max Read Request Size: largest single DMA read request", integer_pow2(128, 4096),
+         INT_FIELD(plat.pcie_max_read_request_bytes)},
+
+        // Host
+        {"host.memory_mib", "MiB", "64", "guest memory size", integer(4, 4096),
+         INT_FIELD(plat.host_memory_mib)},
+        {"host.memory_latency_ns", "ns", "80", "DRAM access latency seen by a DMA",
+         real(0, 1e9), REAL_FIELD(plat.host_memory_latency_ns)},
+        {"host.cpu_clock_mhz", "MHz", "3000", "host CPU clock; converts host.*_cycles to time",
+         real_positive(1e5), REAL_FIELD(plat.cpu_clock_mhz)},
+        {"host.tx_packet_cycles", "cycles", "400",
+         "CPU cycles to build and post one frame for transmission", integer(0, 1000000000),
+         INT_FIELD(plat.cpu_tx_packet_cycles)},
+        {"host.rx_packet_cycles", "cycles", "400",
+         "CPU cycles to reap and consume one received frame", integer(0, 1000000000),
+         INT_FIELD(plat.cpu_rx_packet_cycles)},
+        {"host.tx_reap_cycles", "cycles", "100", "CPU cycles to reclaim one transmitted buffer",
+         integer(0, 1000000000), INT_FIELD(plat.cpu_tx_reap_cycles)},
+        {"host.rx_refill_cycles", "cycles", "100", "CPU cycles to post one empty receive buffer",
+         integer(0, 1000000000), INT_FIELD(plat.cpu_rx_refill_cycles)},
+        {"host.poll_cycles", "cycles", "50", "CPU cycles of one poll of the rings that finds nothing",
+         integer(0, 1000000000), INT_FIELD(plat.cpu_poll_cycles)},
+        {"host.irq_entry_cycles", "cycles", "1500",
+         "CPU cycles from interrupt delivery to the driver's handler", integer(0, 1000000000),
+         INT_FIELD(plat.cpu_irq_entry_cycles)},
+        {"host.mmio_write_ns", "ns", "100",
+         "CPU time to issue one posted MMIO write (e.g. a notification)", real(0, 1e9),
+         REAL_FIELD(plat.cpu_mmio_write_ns)},
+
+        // Device
+        {"device.clock_mhz", "MHz", "1000", "device core clock; converts device.*_cycles to time",
+         real_positive(1e5), REAL_FIELD(plat.device_clock_mhz)},
+        {"device.desc_cycles", "cycles", "4", "device cycles to process one descriptor",
+         integer(0, 1000000000), INT_FIELD(plat.device_desc_cycles)},
+        {"device.packet_cycles", "cycles", "20", "device cycles to process one frame",
+         integer(0, 1000000000), INT_FIELD(plat.device_packet_cycles)},
+        {"device.queue_size_max_entries", "entries", "256",
+         "largest queue size the device offers (queue_size after reset)",
+         integer(1, PVIRTQ_SIZE_MAX), INT_FIELD(dev.queue_size_max)},
+        {"device.notify_off_multiplier_bytes", "bytes", "4",
+         "notify_off_multiplier: distance between the queues' notification addresses "
+         "(0: all queues share one)",
+         integer_zero_or_pow2(4, 4096), INT_FIELD(dev.notify_off_multiplier)},
+        {"device.revision_id", "", "1", "PCI Revision ID (a non-transitional device presents 1 or more)",
+         integer(1, 255), INT_FIELD(dev.revision_id)},
+        {"device.subsystem_vendor_id", "", "0x1af4", "PCI Subsystem Vendor ID", id16(),
+         INT_FIELD(dev.subsystem_vendor_id)},
+        {"device.subsystem_id", "", "0x1100", "PCI Subsystem ID", id16(),
+         INT_FIELD(dev.subsystem_id)},
+        {"device.withdraw_features", "", "",
+         "features withdrawn from the device's offer, a quirk for testing drivers "
+         "(e.g. EVENT_IDX,IN_ORDER)",
+         feature_list(),
+         [](vs_config &c, const param_value &v) { c.dev.withdraw = v.features; },
+         [](const vs_config &c) {
+             param_value v;
+             v.features = c.dev.withdraw;
+             return v;
+         }},
+        {"device.mac", "", "52:54:00:12:34:56", "MAC address in the device configuration space",
+         mac_address(),
+         [](vs_config &c, const param_value &v) { std::memcpy(c.dev.mac, v.mac, sizeof v.mac); },
+         [](const vs_config &c) {
+             param_value v;
+             std::memcpy(v.mac, c.dev.mac, sizeof v.mac);
+             return v;
+         }},
+        {"device.max_frame_bytes", "bytes", "9018",
+         "largest frame the device accepts on TX, without the virtio-net header",
+         integer(64, 65535), INT_FIELD(dev.max_frame_bytes)},
+        {"device.rx_fifo_frames", "frames", "256",
+         "frames the device holds while waiting for receive buffers; more are dropped",
+         integer(1, 65536), INT_FIELD(dev.rx_fifo_frames)},
+        {"device.backend", "", "loopback",
+         "where transmitted frames go: loopback = received back on the RX queue, "
+         "sink = counted and dropped",
+         choice({"loopback", "sink"}),
+         [](vs_config &c, const param_value &v) {
+             c.dev.backend = v.u == 0 ? VDEV_BACKEND_LOOPBACK : VDEV_BACKEND_SINK;
+             c.drv.expect_loopback = c.dev.backend == VDEV_BACKEND_LOOPBACK;
+         },
+         [](const vs_config &c) {
+             return int_value(c.dev.backend == VDEV_BACKEND_LOOPBACK ? 0 : 1);
+         }},
+
+        // Reference driver
+        {"driver.frames_count", "count", "10000", "frames the reference driver transmits",
+         integer(1, 1000000000), INT_FIELD(drv.frames_count)},
+        {"driver.frame_sizes_bytes", "bytes", "64,512,1500",
+         "frame sizes without the virtio-net header, used in turn", size_list(60, 65535, REFDRV_FRAME_SIZES_MAX),
+         [](vs_config &c, const param_value &v) {
+             std::copy(v.list.begin(), v.list.end(), c.drv.frame_sizes_bytes);
+             c.drv.frame_sizes_count = static_cast<uint32_t>(v.list.size());
+         },
+         [](const vs_config &c) {
+             param_value v;
+             uint32_t n = std::min<uint32_t>(c.drv.frame_sizes_count, REFDRV_FRAME_SIZES_MAX);
+             v.list.assign(c.drv.frame_sizes_bytes, c.drv.frame_sizes_bytes + n);
+             return v;
+         }},
+        {"driver.rx_buffer_bytes", "bytes", "2048",
+         "size of each receive buffer the driver posts (virtio-net header + frame)",
+         integer(64, 1048576), INT_FIELD(drv.rx_buffer_bytes)},
+        {"driver.queue_size_entries", "entries", "256",
+         "queue size the driver programs (at most device.queue_size_max_entries)",
+         integer(1, PVIRTQ_SIZE_MAX), INT_FIELD(drv.queue_size_entries)},
+        {"driver.tx_rate_mpps", "Mpps", "0",
+         "offered transmit rate in million frames per second; 0 = as fast as the rings allow",
+         real(0, 1e6), REAL_FIELD(drv.tx_rate_mpps)},
+        {"driver.mode", "", "interrupt",
+         "interrupt = sleep until an interrupt when idle; poll = keep polling, interrupts "
+         "suppressed",
+         choice({"interrupt", "poll"}),
+         [](vs_config &c, const param_value &v) {
+             c.drv.mode = v.u == 0 ? REFDRV_MODE_INTERRUPT : REFDRV_MODE_POLL;
+         },
+         [](const vs_config &c) { return int_value(c.drv.mode == REFDRV_MODE_INTERRUPT ? 0 : 1); }},
+        {"driver.decline_features", "", "", "features the driver refuses even if offered",
+         feature_list(),
+         [](vs_config &c, const param_value &v) { c.drv.decline = v.features; },
+         [](const vs_config &c) {
+             param_value v;
+             v.features = c.drv.decline;
+             return v;
+         }},
+        {"driver.idle_timeout_us", "us", "1000",
+         "the driver gives up (result TIMEOUT) after this long without progress",
+         integer(1, 1000000000),
+         [](vs_config &c, const param_value &v) { c.drv.idle_timeout_ns = v.u * 1000; },
+         [](const vs_config &c) { return int_value(c.drv.idle_timeout_ns / 1000); }},
+
+        // Simulation
+        {"sim.seed", "", "1",
+         "seed of every pseudo-random choice (payload pattern); same config and seed give "
+         "identical results",
+         integer(0, UINT64_MAX),
+         [](vs_config &c, const param_value &v) {
+             c.seed = v.u;
+             c.drv.seed = v.u;
+         },
+         [](const vs_config &c) { return int_value(c.seed); }},
+        {"sim.quantum_ns", "ns", "1000",
+         "TLM-2.0 global quantum: how far an initiator may run ahead of simulated time",
+         real_positive(1e9), REAL_FIELD(plat.sim_quantum_ns)},
+        {"sim.time_limit_ms", "ms", "1000",
+         "simulated time after which an unfinished run is stopped (reported as not completed)",
+         real_positive(1e7),
+         [](vs_config &c, const param_value &v) { c.plat.sim_time_limit_us = v.d * US_PER_MS; },
+         [](const vs_config &c) { return real_value(c.plat.sim_time_limit_us / US_PER_MS); }},
+    };
+    return table;
+}
+
+#undef INT_FIELD
+#undef REAL_FIELD
+
+// Feature names accepted by *.withdraw_features / *.decline_features, in bit order.
+struct feature_name {
+    const char *name;
+    unsigned bit;
+};
+
+const feature_name feature_names[] = {
+    {"CSUM", VIRTIO_NET_F_CSUM_BIT},
+    {"MTU", VIRTIO_NET_F_MTU_BIT},
+    {"MAC", VIRTIO_NET_F_MAC_BIT},
+    {"MRG_RXBUF", VIRTIO_NET_F_MRG_RXBUF_BIT},
+    {"STATUS", VIRTIO_NET_F_STATUS_BIT},
+    {"CTRL_VQ", VIRTIO_NET_F_CTRL_VQ_BIT},
+    {"MQ", VIRTIO_NET_F_MQ_BIT},
+    {"INDIRECT_DESC", VIRTIO_F_INDIRECT_DESC_BIT},
+    {"EVENT_IDX", VIRTIO_F_EVENT_IDX_BIT},
+    {"VERSION_1", VIRTIO_F_VERSION_1_BIT},
+    {"ACCESS_PLATFORM", VIRTIO_F_ACCESS_PLATFORM_BIT},
+    {"RING_PACKED", VIRTIO_F_RING_PACKED_BIT},
+    {"IN_ORDER", VIRTIO_F_IN_ORDER_BIT},
+    {"ORDER_PLATFORM", VIRTIO_F_ORDER_PLATFORM_BIT},
+    {"SR_IOV", VIRTIO_F_SR_IOV_BIT},
+    {"NOTIFICATION_DATA", VIRTIO_F_NOTIFICATION_DATA_BIT},
+    {"NOTIF_CONFIG_DATA", VIRTIO_F_NOTIF_CONFIG_DATA_BIT},
+    {"RING_RESET", VIRTIO_F_RING_RESET_BIT},
+    {"VQ_NOTF_COAL", VIRTIO_NET_F_VQ_NOTF_COAL_BIT},
+    {"NOTF_COAL", VIRTIO_NET_F_NOTF_COAL_BIT},
+};
+
+std::string known_feature_names()
+{
+    std::string s;
+    for (const feature_name &f : feature_names)
+        s += (s.empty() ? "" : ", ") + std::string(f.name);
+    return s;
+}
+
+// ---- Text helpers ----
+
+std::string trim(const std::string &s)
+{
+    size_t b = s.find_first_not_of(" \t");
+    if (b == std::string::npos)
+        return "";
+    size_t e = s.find_last_not_of(" \t");
+    return s.substr(b, e - b + 1);
+}
+
+std::vector<std::string> split_commas(const std::string &s)
+{
+    std::vector<std::string> parts;
+    size_t start = 0;
+    for (;;) {
+        size_t comma = s.find(',', start);
+        parts.push_back(trim(s.substr(start, comma - start)));
+        if (comma == std::string::npos)
+            return parts;
+        start = comma + 1;
+    }
+}
+
+std::string quoted(const std::string &s)
+{
+    return "'" + s + "'";
+}
+
+std::string format_u64(uint64_t u)
+{
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%" PRIu64, u);
+    return buf;
+}
+
+// Shortest text that reads back as the same double; integral values without exponent.
+std::string format_real(double v)
+{
+    char buf[64];
+    if (std::isfinite(v) && v == std::floor(v) && std::fabs(v) < 1e15) {
+        std::snprintf(buf, sizeof buf, "%.0f", v);
+        return buf;
+    }
+    for (int precision = 1; precision <= 17; precision++) {
+        std::snprintf(buf, sizeof buf, "%.*g", precision, v);
+        if (std::strtod(buf, nullptr) == v)
+            break;
+    }
+    return buf;
+}
+
+enum class num_status { ok, not_a_number, out_of_range };
+
+int digit_value(char ch, int base)
+{
+    int d;
+    if (ch >= '0' && ch <= '9')
+        d = ch - '0';
+    else if (ch >= 'a' && ch <= 'f')
+        d = ch - 'a' + 10;
+    else if (ch >= 'A' && ch <= 'F')
+        d = ch - 'A' + 10;
+    else
+        return -1;
+    return d < base ? d : -1;
+}
+
+// A non-negative integer in decimal or 0x hex, nothing before or after it. A negative
+// number or one beyond 2^64-1 is well-formed but out of range.
+num_status parse_u64(const std::string &s, uint64_t &out)
+{
+    size_t i = 0;
+    bool negative = false;
+    if (i < s.size() && s[i] == '-') {
+        negative = true;
+        i++;
+    }
+    int base = 10;
+    if (s.size() - i > 2 && s[i] == '0' && (s[i + 1] == 'x' || s[i + 1] == 'X')) {
+        base = 16;
+        i += 2;
+    }
+    if (i == s.size())
+        return num_status::not_a_number;
+    uint64_t v = 0;
+    bool overflow = false;
+    for (; i < s.size(); i++) {
+        int d = digit_value(s[i], base);
+        if (d < 0)
+            return num_status::not_a_number;
+        if (v > (UINT64_MAX - static_cast<uint64_t>(d)) / static_cast<uint64_t>(base))
+            overflow = true;
+        else
+            v = v * static_cast<uint64_t>(base) + static_cast<uint64_t>(d);
+    }
+    if (overflow || (negative && v != 0))
+        return num_status::out_of_range;
+    out = v;
+    return num_status::ok;
+}
+
+// A decimal number ([-]digits[.digits][e[+-]digits]); no hex floats, nan or inf.
+num_status parse_real(const std::string &s, double &out)
+{
+    size_t i = 0, n = s.size(), digits = 0;
+    auto is_digit = [&](size_t k) { return k < n && s[k] >= '0' && s[k] <= '9'; };
+    if (i < n && (s[i] == '-' || s[i] == '+'))
+        i++;
+    while (is_digit(i)) {
+        i++;
+        digits++;
+    }
+    if (i < n && s[i] == '.') {
+        i++;
+        while (is_digit(i)) {
+            i++;
+            digits++;
+        }
+    }
+    if (digits == 0)
+        return num_status::not_a_number;
+    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+        i++;
+        if (i < n && (s[i] == '-' || s[i] == '+'))
+            i++;
+        if (!is_digit(i))
+            return num_status::not_a_number;
+        while (is_digit(i))
+            i++;
+    }
+    if (i != n)
+        return num_status::not_a_number;
+    double v = std::strtod(s.c_str(), nullptr);
+    if (!std::isfinite(v))
+        return num_status::out_of_range;
+    out = v;
+    return num_status::ok;
+}
+
+// ---- Allowed values, formatting, parsing and checking, by type ----
+
+std::string format_int(const param_type &t, uint64_t u)
+{
+    if (t.hex_digits == 0)
+        return format_u64(u);
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "0x%0*" PRIx64, static_cast<int>(t.hex_digits), u);
+    return buf;
+}
+
+std::string int_range_text(const param_type &t)
+{
+    return format_int(t, t.int_min) + ".." + format_int(t, t.int_max);
+}
+
+std::string allowed_text(const param_type &t)
+{
+    switch (t.kind) {
+    case param_kind::integer:
+        switch (t.rule) {
+        case int_rule::range:
+            return int_range_text(t);
+        case int_rule::one_of: {
+            std::string s = "one of ";
+            for (size_t i = 0; i < t.one_of.size(); i++)
+                s += (i ? ", " : "") + format_u64(t.one_of[i]);
+            return s;
+        }
+        case int_rule::power_of_two:
+            return "a power of two in " + int_range_text(t);
+        case int_rule::zero_or_power_of_two:
+            return "0 or a power of two in " + int_range_text(t);
+        }
+        break;
+    case param_kind::real:
+        if (t.real_min_open)
+            return "> " + format_real(t.real_min) + " and <= " + format_real(t.real_max);
+        return format_real(t.real_min) + ".." + format_real(t.real_max);
+    case param_kind::choice: {
+        std::string s = "one of ";
+        for (size_t i = 0; i < t.choices.size(); i++)
+            s += (i ? ", " : "") + std::string(t.choices[i]);
+        return s;
+    }
+    case param_kind::mac:
+        return "a unicast MAC address xx:xx:xx:xx:xx:xx";
+    case param_kind::size_list:
+        return "1 to " + std::to_string(t.list_max) + " comma-separated sizes, each " +
+               int_range_text(t);
+    case param_kind::feature_list:
+        return "comma-separated feature names (listed below), or empty";
+    }
+    return "";
+}
+
+// "<value> is out of range <range>" for integers (each element of a size list) and reals.
+std::string out_of_range(const param_type &t, const std::string &value)
+{
+    if (t.kind == param_kind::real && t.real_min_open)
+        return value + " is out of range: must be " + allowed_text(t);
+    if (t.kind == param_kind::real)
+        return value + " is out of range " + allowed_text(t);
+    return value + " is out of range " + int_range_text(t);
+}
+
+std::string format_value(const param_type &t, const param_value &v)
+{
+    switch (t.kind) {
+    case param_kind::integer:
+        return format_int(t, v.u);
+    case param_kind::real:
+        return format_real(v.d);
+    case param_kind::choice:
+        return v.u < t.choices.size() ? t.choices[v.u] : format_u64(v.u);
+    case param_kind::mac: {
+        char buf[32];
+        std::snprintf(buf, sizeof buf, "%02x:%02x:%02x:%02x:%02x:%02x", v.mac[0], v.mac[1],
+                      v.mac[2], v.mac[3], v.mac[4], v.mac[5]);
+        return buf;
+    }
+    case param_kind::size_list: {
+        std::string s;
+        for (size_t i = 0; i < v.list.size(); i++)
+            s += (i ? "," : "") + format_u64(v.list[i]);
+        return s;
+    }
+    case param_kind::feature_list: {
+        std::string s;
+        for (const feature_name &f : feature_names)
+            if (vs_feature_has(&v.features, f.bit))
+                s += (s.empty() ? "" : ",") + std::string(f.name);
+        return s;
+    }
+    }
+    return "";
+}
+
+// Checks one integer against the type's range and rule; "" if allowed.
+std::string check_int(const param_type &t, uint64_t u)
+{
+    bool pow2 = u != 0 && (u & (u - 1)) == 0;
+    bool in_range = u >= t.int_min && u <= t.int_max;
+    switch (t.rule) {
+    case int_rule::range:
+        if (!in_range)
+            return out_of_range(t, format_int(t, u));
+        return "";
+    case int_rule::one_of:
+        if (std::find(t.one_of.begin(), t.one_of.end(), u) == t.one_of.end())
+            return format_int(t, u) + " is not " + allowed_text(t);
+        return "";
+    case int_rule::power_of_two:
+        if (!pow2 || !in_range)
+            return format_int(t, u) + " is not " + allowed_text(t);
+        return "";
+    case int_rule::zero_or_power_of_two:
+        if (u != 0 && (!pow2 || !in_range))
+            return format_int(t, u) + " is not " + allowed_text(t);
+        return "";
+    }
+    return "";
+}
+
+// Checks a value against its type; "" if allowed, else what is wrong and what is allowed.
+std::string check_value(const param_type &t, const param_value &v)
+{
+    switch (t.kind) {
+    case param_kind::integer:
+        return check_int(t, v.u);
+    case param_kind::real: {
+        bool low = t.real_min_open ? !(v.d > t.real_min) : !(v.d >= t.real_min);
+        if (!std::isfinite(v.d))
+            return format_real(v.d) + " is not a finite number";
+        if (low || v.d > t.real_max)
+            return out_of_range(t, format_real(v.d));
+        return "";
+    }
+    case param_kind::choice:
+        if (v.u >= t.choices.size())
+            return format_u64(v.u) + " is not " + allowed_text(t);
+        return "";
+    case param_kind::mac: {
+        static const uint8_t zero[6] = {};
+        if (v.mac[0] & 1u)
+            return format_value(t, v) + " is a group (multicast) address; the device needs " +
+                   allowed_text(t);
+        if (std::memcmp(v.mac, zero, sizeof zero) == 0)
+            return format_value(t, v) + " is the all-zero address; the device needs " +
+                   allowed_text(t);
+        return "";
+    }
+    case param_kind::size_list:
+        if (v.list.empty() || v.list.size() > t.list_max)
+            return std::to_string(v.list.size()) + " sizes given; allowed: " + allowed_text(t);
+        for (uint32_t size : v.list) {
+            std::string problem = check_int(t, size);
+            if (!problem.empty())
+                return "size " + problem;
+        }
+        return "";
+    case param_kind::feature_list: {
+        vs_features unknown = v.features;
+        for (const feature_name &f : feature_names)
+            vs_feature_clear(&unknown, f.bit);
+        for (unsigned bit = 0; bit < 32u * VS_FEATURE_WORDS; bit++)
+            if (vs_feature_has(&unknown, bit))
+                return "feature bit " + std::to_string(bit) + " has no name; known: " +
+                       known_feature_names();
+        return "";
+    }
+    }
+    return "";
+}
+
+std::string upper(std::string s)
+{
+    for (char &ch : s)
+        ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+    return s;
+}
+
+// Feature name to bit: case-insensitive, with or without the VIRTIO_F_ / VIRTIO_NET_F_
+// prefix. False if the name is unknown.
+bool lookup_feature(const std::string &text, unsigned &bit)
+{
+    std::string name = upper(text);
+    for (const char *prefix : {"VIRTIO_NET_F_", "VIRTIO_F_"}) {
+        size_t len = std::strlen(prefix);
+        if (name.compare(0, len, prefix) == 0) {
+            name = name.substr(len);
+            break;
+        }
+    }
+    for (const feature_name &f : feature_names) {
+        if (name == f.name) {
+            bit = f.bit;
+            return true;
+        }
+    }
+    return false;
+}
+
+bool parse_mac(const std::string &s, uint8_t mac[6])
+{
+    if (s.size() != 17)
+        return false;
+    for (int i = 0; i < 6; i++) {
+        int hi = digit_value(s[3 * i], 16), lo = digit_value(s[3 * i + 1], 16);
+        if (hi < 0 || lo < 0 || (i < 5 && s[3 * i + 2] != ':'))
+            return false;
+        mac[i] = static_cast<uint8_t>(hi * 16 + lo);
+    }
+    return true;
+}
+
+// Parses a value as written (--set, or a config file value as text); then checks it.
+// Returns "" and fills v, or the problem (without the parameter's name).
+std::string parse_value(const param_type &t, const std::string &raw, param_value &v)
+{
+    std::string s = trim(raw);
+    switch (t.kind) {
+    case param_kind::integer: {
+        if (s.empty())
+            return "empty value; allowed: " + allowed_text(t);
+        switch (parse_u64(s, v.u)) {
+        case num_status::ok:
+            break;
+        case num_status::not_a_number:
+            return quoted(s) + " is not an integer; allowed: " + allowed_text(t);
+        case num_status::out_of_range:
+            return out_of_range(t, s);
+        }
+        break;
+    }
+    case param_kind::real:
+        if (s.empty())
+            return "empty value; allowed: " + allowed_text(t);
+        switch (parse_real(s, v.d)) {
+        case num_status::ok:
+            break;
+        case num_status::not_a_number:
+            return quoted(s) + " is not a number; allowed: " + allowed_text(t);
+        case num_status::out_of_range:
+            return out_of_range(t, s);
+        }
+        break;
+    case param_kind::choice: {
+        auto it = std::find_if(t.choices.begin(), t.choices.end(),
+                               [&](const char *name) { return s == name; });
+        if (it == t.choices.end())
+            return quoted(s) + " is not " + allowed_text(t);
+        v.u = static_cast<uint64_t>(it - t.choices.begin());
+        break;
+    }
+    case param_kind::mac:
+        if (!parse_mac(s, v.mac))
+            return quoted(s) + " is not " + allowed_text(t);
+        break;
+    case param_kind::size_list: {
+        if (s.empty())
+            return "empty list; allowed: " + allowed_text(t);
+        std::vector<std::string> parts = split_commas(s);
+        if (parts.size() > t.list_max)
+            return std::to_string(parts.size()) + " sizes given; allowed: " + allowed_text(t);
+        v.list.clear();
+        for (const std::string &part : parts) {
+            uint64_t size = 0;
+            if (part.empty())
+                return "empty size in " + quoted(s) + "; allowed: " + allowed_text(t);
+            num_status st = parse_u64(part, size);
+            if (st == num_status::not_a_number)
+                return "size " + quoted(part) + " is not an integer; allowed: " + allowed_text(t);
+            if (st == num_status::out_of_range)
+                return "size " + out_of_range(t, part);
+            std::string problem = check_int(t, size);
+            if (!problem.empty())
+                return "size " + problem;
+            v.list.push_back(static_cast<uint32_t>(size));
+        }
+        break;
+    }
+    case param_kind::feature_list:
+        v.features = vs_features{};
+        if (s.empty())
+            break;
+        for (const std::string &part : split_commas(s)) {
+            unsigned bit = 0;
+            if (part.empty())
+                return "empty feature name in " + quoted(s);
+            if (!lookup_feature(part, bit))
+                return "unknown feature " + quoted(part) + "; known: " + known_feature_names();
+            vs_feature_set(&v.features, bit);
+        }
+        break;
+    }
+    return check_value(t, v);
+}
+
+json_t *value_json(const param_type &t, const param_value &v)
+{
+    switch (t.kind) {
+    case param_kind::integer:
+        if (t.hex_digits != 0 || v.u > static_cast<uint64_t>(INT64_MAX))
+            return json_string(format_int(t, v.u).c_str());
+        return json_integer(static_cast<json_int_t>(v.u));
+    case param_kind::real:
+        return std::isfinite(v.d) ? json_real(v.d) : json_null();
+    case param_kind::choice:
+    case param_kind::mac:
+        return json_string(format_value(t, v).c_str());
+    case param_kind::size_list: {
+        json_t *a = json_array();
+        for (uint32_t size : v.list)
+            json_array_append_new(a, json_integer(size));
+        return a;
+    }
+    case param_kind::feature_list: {
+        json_t *a = json_array();
+        for (const feature_name &f : feature_names)
+            if (vs_feature_has(&v.features, f.bit))
+                json_array_append_new(a, json_string(f.name));
+        return a;
+    }
+    }
+    return json_null();
+}
+
+// ---- Lookup ----
+
+const param_def *find_param(const std::string &name)
+{
+    for (const param_def &p : param_table())
+        if (name == p.name)
+            return &p;
+    return nullptr;
+}
+
+size_t edit_distance(const std::string &a, const std::string &b)
+{
+    std::vector<size_t> row(b.size() + 1);
+    for (size_t j = 0; j <= b.size(); j++)
+        row[j] = j;
+    for (size_t i = 1; i <= a.size(); i++) {
+        size_t diagonal = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= b.size(); j++) {
+            size_t above = row[j];
+            row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] != b[j - 1])});
+            diagonal = above;
+        }
+    }
+    return row[b.size()];
+}
+
+// A likely intended name: the key plus its missing unit, or a near miss.
+std::string suggest(const std::string &key)
+{
+    for (const param_def &p : param_table()) {
+        std::string name = p.name;
+        if (name.compare(0, key.size() + 1, key + "_") == 0)
+            return name;
+    }
+    std::string best;
+    size_t best_distance = 3;
+    for (const param_def &p : param_table()) {
+        size_t d = edit_distance(key, p.name);
+        if (d < best_distance) {
+            best_distance = d;
+            best = p.name;
+        }
+    }
+    return best;
+}
+
+param_error unknown_param(const std::string &key, const std::string &where)
+{
+    std::string msg = where + "unknown parameter " + quoted(key) + " (see 'viosim params')";
+    std::string guess = suggest(key);
+    if (!guess.empty())
+        msg += "; did you mean " + quoted(guess) + "?";
+    return {key, msg};
+}
+
+param_error bad_value(const param_def &p, const std::string &problem, const std::string &where)
+{
+    return {p.name, where + "parameter " + quoted(p.name) + ": " + problem};
+}
+
+// Parses and applies one value; cfg is unchanged on error.
+bool apply_text(vs_config &cfg, const param_def &p, const std::string &text,
+                const std::string &where, param_error &err)
+{
+    param_value v;
+    std::string problem = parse_value(p.type, text, v);
+    if (!problem.empty()) {
+        err = bad_value(p, problem, where);
+        return false;
+    }
+    p.set(cfg, v);
+    return true;
+}
+
+// ---- Config files ----
+
+const char *json_type_name(const json_t *j)
+{
+    switch (json_typeof(j)) {
+    case JSON_OBJECT:
+        return "an object";
+    case JSON_ARRAY:
+        return "an array";
+    case JSON_STRING:
+        return "a string";
+    case JSON_INTEGER:
+    case JSON_REAL:
+        return "a number";
+    case JSON_TRUE:
+        return "true";
+    case JSON_FALSE:
+        return "false";
+    case JSON_NULL:
+        return "null";
+    }
+    return "?";
+}
+
+const char *expected_json(const param_type &t)
+{
+    switch (t.kind) {
+    case param_kind::integer:
+        return "an integer (JSON number or string)";
+    case param_kind::real:
+        return "a number (JSON number or string)";
+    case param_kind::choice:
+    case param_kind::mac:
+        return "a string";
+    case param_kind::size_list:
+        return "a list (string \"64,1500\" or array [64, 1500])";
+    case param_kind::feature_list:
+        return "a list (string \"EVENT_IDX,IN_ORDER\" or array of strings)";
+    }
+    return "?";
+}
+
+// The text form of a scalar JSON value (string, or number written exactly); false if
+// the value is not a string or number.
+bool scalar_text(const json_t *j, std::string &text)
+{
+    if (json_is_string(j)) {
+        text = json_string_value(j);
+        return true;
+    }
+    if (json_is_integer(j)) {
+        char buf[32];
+        std::snprintf(buf, sizeof buf, "%" JSON_INTEGER_FORMAT, json_integer_value(j));
+        text = buf;
+        return true;
+    }
+    if (json_is_real(j)) {
+        text = format_real(json_real_value(j));
+        return true;
+    }
+    return false;
+}
+
+bool apply_json_value(vs_config &cfg, const param_def &p, const json_t *j, const std::string &where,
+                      param_error &err)
+{
+    bool is_list = p.type.kind == param_kind::size_list || p.type.kind == param_kind::feature_list;
+    std::string text;
+    if (json_is_array(j) && is_list) {
+        size_t i;
+        const json_t *element;
+        json_array_foreach(j, i, element) {
+            std::string part;
+            if (!scalar_text(element, part)) {
+                err = bad_value(p, std::string("list element ") + std::to_string(i) + " is " +
+                                       json_type_name(element) + "; expected " + expected_json(p.type),
+                                where);
+                return false;
+            }
+            text += (i ? "," : "") + part;
+        }
+    } else if (!scalar_text(j, text)) {
+        err = bad_value(p, std::string("expected ") + expected_json(p.type) + ", got " +
+                               json_type_name(j),
+                        where);
+        return false;
+    }
+    return apply_text(cfg, p, text, where, err);
+}
+
+// Applies every leaf of obj (keys prefixed by prefix) in document order.
+bool apply_json_object(vs_config &cfg, const json_t *obj, const std::string &prefix,
+                       const std::string &where, std::set<std::string> &seen, param_error &err)
+{
+    const char *k;
+    json_t *value;
+    // json_object_foreach wants a non-const object; iteration does not modify it.
+    json_object_foreach(const_cast<json_t *>(obj), k, value) {
+        std::string key = prefix + k;
+        const param_def *p = find_param(key);
+        if (!p && json_is_object(value)) {
+            if (!apply_json_object(cfg, value, key + ".", where, seen, err))
+                return false;
+            continue;
+        }
+        if (!p) {
+            err = unknown_param(key, where);
+            return false;
+        }
+        if (!seen.insert(key).second) {
+            err = {key, where + "parameter " + quoted(key) + " is given twice"};
+            return false;
+        }
+        if (!apply_json_value(cfg, *p, value, where, err))
+            return false;
+    }
+    return true;
+}
+
+std::string md_escape(const std::string &s)
+{
+    std::string out;
+    for (char ch : s) {
+        if (ch == '|' || ch == '*')
+            out += '\\';
+        out += ch;
+    }
+    return out;
+}
+
+} // namespace
+
+// ---- Public interface ----
+
+vs_config config_defaults()
+{
+    vs_config cfg{};
+    for (const param_def &p : param_table()) {
+        param_error err;
+        if (!apply_text(cfg, p, p.default_text, "", err)) {
+            // The table contradicts itself: a programming error, caught by the tests.
+            std::fprintf(stderr, "viosim: internal error: default of %s: %s\n", p.name,
+                         err.message.c_str());
+            std::abort();
+        }
+    }
+    return cfg;
+}
+
+bool config_apply_set(vs_config &cfg, const std::string &assignment, param_error &err)
+{
+    size_t eq = assignment.find('=');
+    if (eq == std::string::npos) {
+        err = {"", "--set expects key=value, got " + quoted(assignment)};
+        return false;
+    }
+    std::string key = trim(assignment.substr(0, eq));
+    if (key.empty()) {
+        err = {"", "--set expects key=value, got " + quoted(assignment) + " (no key)"};
+        return false;
+    }
+    const param_def *p = find_param(key);
+    if (!p) {
+        err = unknown_param(key, "");
+        return false;
+    }
+    return apply_text(cfg, *p, assignment.substr(eq + 1), "", err);
+}
+
+bool config_apply_file(vs_config &cfg, const std::string &path, param_error &err)
+{
+    FILE *f = std::fopen(path.c_str(), "rb");
+    if (!f) {
+        err = {"", "cannot open config file " + quoted(path) + ": " + std::strerror(errno)};
+        return false;
+    }
+    json_error_t jerr;
+    json_t *root = json_loadf(f, JSON_REJECT_DUPLICATES, &jerr);
+    std::fclose(f);
+    if (!root) {
+        err = {"", path + ":" + std::to_string(jerr.line) + ":" + std::to_string(jerr.column) +
+                       ": JSON syntax error: " + jerr.text};
+        return false;
+    }
+    std::string where = path + ": ";
+    bool ok;
+    if (!json_is_object(root)) {
+        err = {"", where + "expected a JSON object ({\"pcie\": {\"gen\": 4}} or {\"pcie.gen\": 4}), got " +
+                       json_type_name(root)};
+        ok = false;
+    } else {
+        vs_config updated = cfg;
+        std::set<std::string> seen;
+        ok = apply_json_object(updated, root, "", where, seen, err);
+        if (ok)
+            cfg = updated;
+    }
+    json_decref(root);
+    return ok;
+}
+
+bool config_validate(const vs_config &cfg, param_error &err)
+{
+    // Every value within its own limits: a vs_config may also be built in code.
+    for (const param_def &p : param_table()) {
+        std::string problem = check_value(p.type, p.get(cfg));
+        if (!problem.empty()) {
+            err = bad_value(p, problem, "");
+            return false;
+        }
+    }
+
+    if (cfg.drv.queue_size_entries > cfg.dev.queue_size_max) {
+        err = {"driver.queue_size_entries",
+               "parameter 'driver.queue_size_entries': " + std::to_string(cfg.drv.queue_size_entries) +
+                   " exceeds device.queue_size_max_entries (" +
+                   std::to_string(cfg.dev.queue_size_max) + ")"};
+        return false;
+    }
+    for (uint32_t i = 0; i < cfg.drv.frame_sizes_count; i++) {
+        uint32_t size = cfg.drv.frame_sizes_bytes[i];
+        if (size > cfg.dev.max_frame_bytes) {
+            err = {"driver.frame_sizes_bytes",
+                   "parameter 'driver.frame_sizes_bytes': frame size " + std::to_string(size) +
+                       " exceeds device.max_frame_bytes (" +
+                       std::to_string(cfg.dev.max_frame_bytes) + ")"};
+            return false;
+        }
+        // Without mergeable buffers a received frame and its header fill one buffer.
+        if (cfg.dev.backend == VDEV_BACKEND_LOOPBACK && size + NET_HDR_BYTES > cfg.drv.rx_buffer_bytes) {
+            err = {"driver.frame_sizes_bytes",
+                   "parameter 'driver.frame_sizes_bytes': frame size " + std::to_string(size) +
+                       " plus the " + std::to_string(NET_HDR_BYTES) +
+                       "-byte virtio-net header exceeds driver.rx_buffer_bytes (" +
+                       std::to_string(cfg.drv.rx_buffer_bytes) +
+                       "); device.backend loopback receives every frame into one buffer"};
+            return false;
+        }
+    }
+    if (cfg.plat.sim_quantum_ns > cfg.plat.sim_time_limit_us * NS_PER_US) {
+        err = {"sim.quantum_ns", "parameter 'sim.quantum_ns': " + format_real(cfg.plat.sim_quantum_ns) +
+                                     " ns exceeds sim.time_limit_ms (" +
+                                     format_real(cfg.plat.sim_time_limit_us / US_PER_MS) + " ms)"};
+        return false;
+    }
+    return true;
+}
+
+std::vector<param_info> config_params()
+{
+    std::vector<param_info> out;
+    for (const param_def &p : param_table())
+        out.push_back({p.name, p.unit, p.default_text, p.meaning, allowed_text(p.type)});
+    return out;
+}
+
+std::vector<std::pair<std::string, std::string>> config_resolved(const vs_config &cfg)
+{
+    std::vector<std::pair<std::string, std::string>> out;
+    for (const param_def &p : param_table())
+        out.emplace_back(p.name, format_value(p.type, p.get(cfg)));
+    return out;
+}
+
+json_t *config_resolved_json(const vs_config &cfg, bool nested)
+{
+    json_t *root = json_object();
+    for (const param_def &p : param_table()) {
+        json_t *value = value_json(p.type, p.get(cfg));
+        if (!nested) {
+            json_object_set_new(root, p.name, value);
+            continue;
+        }
+        std::string name = p.name;
+        size_t dot = name.find('.');
+        std::string section = name.substr(0, dot);
+        json_t *obj = json_object_get(root, section.c_str());
+        if (!obj) {
+            obj = json_object();
+            json_object_set_new(root, section.c_str(), obj);
+        }
+        json_object_set_new(obj, name.substr(dot + 1).c_str(), value);
+    }
+    return root;
+}
+
+std::vector<std::pair<std::string, unsigned>> config_feature_names()
+{
+    std::vector<std::pair<std::string, unsigned>> out;
+    for (const feature_name &f : feature_names)
+        out.emplace_back(f.name, f.bit);
+    return out;
+}
+
+std::string config_params_markdown()
+{
+    static const struct {
+        const char *prefix;
+        const char *title;
+    } sections[] = {
+        {"pcie.", "PCIe link"},
+        {"host.", "Host: memory and CPU cost model"},
+        {"device.", "Device"},
+        {"driver.", "Reference driver and traffic"},
+        {"sim.", "Simulation"},
+    };
+    std::string md =
+        "# viosim parameters\n"
+        "\n"
+        "<!-- Generated from the parameter table in platform/config.cpp; do not edit by hand.\n"
+        "     Regenerate with: build/viosim params --markdown > docs/parameters.md -->\n"
+        "\n"
+        "Every parameter of `viosim run`: its name (which carries its unit), unit, default,\n"
+        "allowed values and meaning. `viosim params` prints the same list.\n"
+        "\n"
+        "- Set parameters in a JSON config file (`viosim run CONFIG`), nested\n"
+        "  (`{\"pcie\": {\"gen\": 4}}`) or with flat dotted keys (`{\"pcie.gen\": 4}`), and one at a\n"
+        "  time with `--set key=value`. Later wins: defaults, then the config file, then each\n"
+        "  `--set` in order, then `--seed N` (same as `--set sim.seed=N`).\n"
+        "- Numbers may be JSON numbers or strings; integers accept decimal or `0x` hex. Lists\n"
+        "  are comma-separated strings (`\"64,512,1500\"`) or JSON arrays.\n"
+        "- An unknown key, a bad value or an impossible combination stops `viosim run` before\n"
+        "  anything runs, with exit status 2 and a message naming the key.\n"
+        "- `configs/default.json` holds every parameter at its default\n"
+        "  (`viosim params --json`); `stats.json` records the resolved configuration of a run.\n"
+        "\n"
+        "Checks across parameters: `driver.queue_size_entries` <= `device.queue_size_max_entries`;\n"
+        "every frame size <= `device.max_frame_bytes`; with `device.backend` loopback every\n"
+        "frame size + 12 (the virtio-net header) <= `driver.rx_buffer_bytes`;\n"
+        "`sim.quantum_ns` <= `sim.time_limit_ms`.\n";
+    for (const auto &section : sections) {
+        md += "\n## " + std::string(section.title) + "\n\n";
+        md += "| Name | Unit | Default | Allowed | Meaning |\n";
+        md += "| --- | --- | --- | --- | --- |\n";
+        for (const param_def &p : param_table()) {
+            if (std::strncmp(p.name, section.prefix, std::strlen(section.prefix)) != 0)
+                continue;
+            std::string def = *p.default_text ? std::string("`") + p.default_text + "`" : "`\"\"`";
+            md += "| `" + std::string(p.name) + "` | " + (*p.unit ? p.unit : "-") + " | " + def +
+                  " | " + md_escape(allowed_text(p.type)) + " | " + md_escape(p.meaning) + " |\n";
+        }
+    }
+    md += "\n## Feature names\n\n"
+          "Accepted by `device.withdraw_features` and `driver.decline_features`, case-insensitive,\n"
+          "with or without the `VIRTIO_F_` / `VIRTIO_NET_F_` prefix.\n\n"
+          "| Name | Bit |\n| --- | --- |\n";
+    for (const feature_name &f : feature_names)
+        md += "| `" + std::string(f.name) + "` | " + std::to_string(f.bit) + " |\n";
+    return md;
+}

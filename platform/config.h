@@ -1,0 +1,91 @@
+// config.h -- the resolved configuration of one run, the parameter table that
+// describes every key (name with unit, default, meaning), and its parsing.
+#ifndef VIOSIM_CONFIG_H
+#define VIOSIM_CONFIG_H
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+extern "C" {
+#include "refdrv.h"
+#include "vdev.h"
+}
+
+struct json_t; // jansson
+
+// Timing and sizing of the platform around the device.
+struct platform_params {
+    // PCIe link
+    unsigned pcie_gen;                 // 1..5
+    unsigned pcie_lanes;               // 1, 2, 4, 8, 16
+    double pcie_read_latency_ns;       // DMA read round trip for a small read, unloaded
+    unsigned pcie_max_payload_bytes;   // MPS: 128..4096, power of two
+    unsigned pcie_max_read_request_bytes; // MRRS: 128..4096, power of two
+    // Host
+    uint64_t host_memory_mib;          // guest memory size
+    double host_memory_latency_ns;     // DRAM access latency seen by a DMA
+    double cpu_clock_mhz;
+    uint64_t cpu_tx_packet_cycles;
+    uint64_t cpu_rx_packet_cycles;
+    uint64_t cpu_tx_reap_cycles;
+    uint64_t cpu_rx_refill_cycles;
+    uint64_t cpu_poll_cycles;
+    uint64_t cpu_irq_entry_cycles;
+    double cpu_mmio_write_ns;          // CPU time to issue a posted MMIO write
+    // Device
+    double device_clock_mhz;
+    uint64_t device_desc_cycles;       // per descriptor processed
+    uint64_t device_packet_cycles;     // per frame processed
+    // Simulation
+    double sim_quantum_ns;
+    double sim_time_limit_us;          // stop a run that has not finished by then
+};
+
+struct vs_config {
+    platform_params plat;
+    vdev_params dev;
+    refdrv_params drv;
+    uint64_t seed;
+};
+
+struct param_error {
+    std::string key;      // the offending key ("" for file-level errors)
+    std::string message;  // one line: what was wrong and what is allowed
+};
+
+// Every parameter: name (unit in the name), unit, default (as text), meaning.
+struct param_info {
+    std::string name;
+    std::string unit;         // "" for unitless parameters
+    std::string default_text;
+    std::string meaning;
+    std::string allowed;      // the allowed values, e.g. "one of 1, 2, 4, 8, 16"
+};
+
+// Defaults for every parameter.
+vs_config config_defaults();
+// Apply a JSON config file (flat dotted keys or nested objects); false + err on error.
+bool config_apply_file(vs_config &cfg, const std::string &path, param_error &err);
+// Apply one key=value (as given to --set); false + err on error.
+bool config_apply_set(vs_config &cfg, const std::string &assignment, param_error &err);
+// Cross-parameter checks (impossible combinations); false + err on error.
+bool config_validate(const vs_config &cfg, param_error &err);
+// The parameter table, in display order.
+std::vector<param_info> config_params();
+// The resolved configuration as text per key, in table order (the same text --set accepts).
+std::vector<std::pair<std::string, std::string>> config_resolved(const vs_config &cfg);
+// The resolved configuration as a new JSON object (caller owns the reference), in table
+// order, typed: integers and reals as JSON numbers, lists as arrays, ids ("0x1af4"),
+// names and MAC as strings. Flat dotted keys ({"pcie.gen": 3}) for stats.json, or nested
+// by section ({"pcie": {"gen": 3}}); either form is a valid config file.
+json_t *config_resolved_json(const vs_config &cfg, bool nested);
+// Feature names accepted by device.withdraw_features and driver.decline_features, with
+// their bit positions, in bit order.
+std::vector<std::pair<std::string, unsigned>> config_feature_names();
+// docs/parameters.md: every parameter by section with unit, default, allowed values and
+// meaning, and the feature names (`viosim params --markdown` prints it).
+std::string config_params_markdown();
+
+#endif

@@ -1,0 +1,161 @@
+#include "host_cpu.h"
+
+#include <cstring>
+
+#include "address_map.h"
+
+using sc_core::sc_time;
+using sc_core::SC_NS;
+using sc_core::SC_ZERO_TIME;
+
+host_cpu::host_cpu(sc_core::sc_module_name name, const cpu_costs &c, const refdrv_params &p,
+                   uint8_t *mem, uint64_t mem_base, uint64_t mem_size)
+    : sc_module(name), mmio("mmio"), msi_in("msi_in"), c_(c), p_(p)
+{
+    msi_in.register_b_transport(this, &host_cpu::b_msi);
+    latencies_ps.resize(p.frames_count);
+    std::memset(&ops_, 0, sizeof ops_);
+    ops_.cfg_read = op_cfg_read;
+    ops_.cfg_write = op_cfg_write;
+    ops_.mmio_read = op_mmio_read;
+    ops_.mmio_write = op_mmio_write;
+    ops_.wait_interrupt = op_wait_interrupt;
+    ops_.cpu_work = op_cpu_work;
+    ops_.now_ps = op_now_ps;
+    ops_.ctx = this;
+    ops_.mem = mem;
+    ops_.mem_base = mem_base;
+    ops_.mem_size = mem_size;
+    ops_.mmio_window_base = amap::mmio_window_base;
+    ops_.mmio_window_size = amap::mmio_window_size;
+    ops_.msi_base = amap::msi_base;
+    SC_THREAD(run);
+}
+
+void host_cpu::run()
+{
+    qk_.reset();
+    stats.latency_ps = latencies_ps.data();
+    stats.latency_capacity = latencies_ps.size();
+    result = refdrv_run(&ops_, &p_, &stats);
+    qk_.sync();
+    finish_time = sc_core::sc_time_stamp();
+    done_ = true;
+    sc_core::sc_stop();
+}
+
+void host_cpu::spend(const sc_time &t)
+{
+    busy += t;
+    qk_.inc(t);
+    if (qk_.need_sync())
+        qk_.sync();
+}
+
+uint64_t host_cpu::access(tlm::tlm_command cmd, uint64_t addr, unsigned size, uint64_t value)
+{
+    tlm::tlm_generic_payload tx;
+    unsigned char buf[8] = {};
+    std::memcpy(buf, &value, size);
+    tx.set_command(cmd);
+    tx.set_address(addr);
+    tx.set_data_ptr(buf);
+    tx.set_data_length(size);
+    tx.set_streaming_width(size);
+    tx.set_response_status(tlm::TLM_INCOMPLETE_RESPONSE);
+    sc_time delay = qk_.get_local_time();
+    mmio->b_transport(tx, delay);
+    // Reads (and configuration writes) stall the CPU until the completion is back.
+    busy += delay - qk_.get_local_time();
+    qk_.set(delay);
+    if (qk_.need_sync())
+        qk_.sync();
+    uint64_t out = 0;
+    std::memcpy(&out, buf, size);
+    return out;
+}
+
+uint32_t host_cpu::op_cfg_read(void *ctx, uint32_t off, unsigned size)
+{
+    auto *cpu = static_cast<host_cpu *>(ctx);
+    return uint32_t(cpu->access(tlm::TLM_READ_COMMAND, amap::ecam_base + off, size, 0));
+}
+
+void host_cpu::op_cfg_write(void *ctx, uint32_t off, unsigned size, uint32_t value)
+{
+    auto *cpu = static_cast<host_cpu *>(ctx);
+    cpu->access(tlm::TLM_WRITE_COMMAND, amap::ecam_base + off, size, value);
+}
+
+uint64_t host_cpu::op_mmio_read(void *ctx, uint64_t addr, unsigned size)
+{
+    return static_cast<host_cpu *>(ctx)->access(tlm::TLM_READ_COMMAND, addr, size, 0);
+}
+
+void host_cpu::op_mmio_write(void *ctx, uint64_t addr, unsigned size, uint64_t value)
+{
+    auto *cpu = static_cast<host_cpu *>(ctx);
+    cpu->access(tlm::TLM_WRITE_COMMAND, addr, size, value);
+    cpu->spend(cpu->c_.mmio_write);
+}
+
+// Sleep until an interrupt has arrived (by its arrival time) or the timeout passes.
+int host_cpu::op_wait_interrupt(void *ctx, uint64_t timeout_ns)
+{
+    auto *cpu = static_cast<host_cpu *>(ctx);
+    cpu->qk_.sync();
+    const sc_time deadline = sc_core::sc_time_stamp() + sc_time(double(timeout_ns), SC_NS);
+    for (;;) {
+        const sc_time now = sc_core::sc_time_stamp();
+        if (!cpu->irqs_.empty() && cpu->irqs_.front().at <= now) {
+            const uint32_t v = cpu->irqs_.front().vector;
+            cpu->irqs_.pop_front();
+            cpu->interrupts++;
+            cpu->spend(cpu->c_.cycle * double(cpu->c_.irq_entry_cycles));
+            return int(v);
+        }
+        if (now >= deadline)
+            return -1;
+        sc_time wake = deadline;
+        if (!cpu->irqs_.empty() && cpu->irqs_.front().at < wake)
+            wake = cpu->irqs_.front().at;
+        sc_core::wait(wake - now, cpu->irq_event_);
+    }
+}
+
+void host_cpu::op_cpu_work(void *ctx, enum vs_host_work kind, uint64_t count)
+{
+    auto *cpu = static_cast<host_cpu *>(ctx);
+    if (unsigned(kind) >= VS_HOST_WORK_COUNT)
+        return;
+    cpu->work_count[kind] += count;
+    cpu->spend(cpu->c_.cycle * double(cpu->c_.work_cycles[kind] * count));
+}
+
+uint64_t host_cpu::op_now_ps(void *ctx)
+{
+    auto *cpu = static_cast<host_cpu *>(ctx);
+    const sc_time t = sc_core::sc_time_stamp() + cpu->qk_.get_local_time();
+    return uint64_t(t.to_seconds() * 1e12 + 0.5);
+}
+
+// Interrupt controller: an MSI-X message is a 4-byte write of the vector number to
+// the MSI window; it is taken at its arrival time.
+void host_cpu::b_msi(tlm::tlm_generic_payload &tx, sc_time &delay)
+{
+    if (!tx.is_write() || tx.get_data_length() != 4) {
+        msi_bad++;
+        tx.set_response_status(tlm::TLM_COMMAND_ERROR_RESPONSE);
+        return;
+    }
+    uint32_t data;
+    std::memcpy(&data, tx.get_data_ptr(), 4);
+    const sc_time at = sc_core::sc_time_stamp() + delay;
+    // Keep arrival order (messages from different senders may be annotated out of order).
+    auto it = irqs_.end();
+    while (it != irqs_.begin() && std::prev(it)->at > at)
+        --it;
+    irqs_.insert(it, pending_irq{at, data});
+    irq_event_.notify(delay);
+    tx.set_response_status(tlm::TLM_OK_RESPONSE);
+}

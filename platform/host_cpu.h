@@ -1,0 +1,79 @@
+// host_cpu.h -- the host CPU and its interrupt controller, running the reference
+// driver with a cost model.
+//
+// The driver (workloads/refdrv) is plain C; this module gives it its host ops:
+// configuration and MMIO accesses become TLM transactions towards the link (an MMIO
+// read stalls the CPU for the round trip; a posted write costs host.mmio_write_ns),
+// CPU work is charged in cycles at the CPU clock, and MSI-X messages written to the
+// interrupt controller wake the driver after the interrupt-entry cost.
+#ifndef VIOSIM_HOST_CPU_H
+#define VIOSIM_HOST_CPU_H
+
+#include <cstdint>
+#include <deque>
+#include <vector>
+
+#include <systemc>
+#include <tlm>
+#include <tlm_utils/simple_initiator_socket.h>
+#include <tlm_utils/simple_target_socket.h>
+#include <tlm_utils/tlm_quantumkeeper.h>
+
+extern "C" {
+#include "refdrv.h"
+}
+
+struct cpu_costs {
+    sc_core::sc_time cycle;
+    uint64_t work_cycles[VS_HOST_WORK_COUNT];
+    uint64_t irq_entry_cycles;
+    sc_core::sc_time mmio_write;
+};
+
+class host_cpu : public sc_core::sc_module {
+public:
+    tlm_utils::simple_initiator_socket<host_cpu> mmio;   // towards the link
+    tlm_utils::simple_target_socket<host_cpu> msi_in;    // interrupt controller
+
+    SC_HAS_PROCESS(host_cpu);
+    host_cpu(sc_core::sc_module_name name, const cpu_costs &c, const refdrv_params &p,
+             uint8_t *mem, uint64_t mem_base, uint64_t mem_size);
+
+    // Results, valid once done() is true.
+    bool done() const { return done_; }
+    enum refdrv_result result = REFDRV_OK;
+    refdrv_stats stats = {};
+    std::vector<uint64_t> latencies_ps;
+    sc_core::sc_time finish_time;
+    sc_core::sc_time busy;                // CPU time charged (work, MMIO, interrupts)
+    uint64_t interrupts = 0, msi_bad = 0;
+    uint64_t work_count[VS_HOST_WORK_COUNT] = {};
+
+private:
+    void run();
+    void b_msi(tlm::tlm_generic_payload &tx, sc_core::sc_time &delay);
+    uint64_t access(tlm::tlm_command cmd, uint64_t addr, unsigned size, uint64_t value);
+    void spend(const sc_core::sc_time &t);
+
+    static uint32_t op_cfg_read(void *ctx, uint32_t off, unsigned size);
+    static void op_cfg_write(void *ctx, uint32_t off, unsigned size, uint32_t value);
+    static uint64_t op_mmio_read(void *ctx, uint64_t addr, unsigned size);
+    static void op_mmio_write(void *ctx, uint64_t addr, unsigned size, uint64_t value);
+    static int op_wait_interrupt(void *ctx, uint64_t timeout_ns);
+    static void op_cpu_work(void *ctx, enum vs_host_work kind, uint64_t count);
+    static uint64_t op_now_ps(void *ctx);
+
+    cpu_costs c_;
+    refdrv_params p_;
+    vs_host_ops ops_;
+    tlm_utils::tlm_quantumkeeper qk_;
+    struct pending_irq {
+        sc_core::sc_time at;
+        uint32_t vector;
+    };
+    std::deque<pending_irq> irqs_;
+    sc_core::sc_event irq_event_;
+    bool done_ = false;
+};
+
+#endif

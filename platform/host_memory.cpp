@@ -1,0 +1,37 @@
+#include "host_memory.h"
+
+#include <cstring>
+
+#include "address_map.h"
+
+host_memory::host_memory(sc_core::sc_module_name name, uint64_t base, uint64_t size_bytes,
+                         sc_core::sc_time read_latency)
+    : sc_module(name), socket("socket"), base_(base), mem_(size_bytes, 0),
+      read_latency_(read_latency)
+{
+    socket.register_b_transport(this, &host_memory::b_transport);
+}
+
+// Reads cost the DRAM latency; writes are posted and cost the initiator nothing here.
+void host_memory::b_transport(tlm::tlm_generic_payload &tx, sc_core::sc_time &delay)
+{
+    const uint64_t addr = tx.get_address();
+    const unsigned len = tx.get_data_length();
+    if (!amap::in(addr, len, base_, mem_.size()) || tx.get_byte_enable_ptr()) {
+        errors++;
+        tx.set_response_status(tlm::TLM_ADDRESS_ERROR_RESPONSE);
+        return;
+    }
+    uint8_t *p = mem_.data() + (addr - base_);
+    if (tx.is_read()) {
+        std::memcpy(tx.get_data_ptr(), p, len);
+        reads++;
+        read_bytes += len;
+        delay += read_latency_;
+    } else if (tx.is_write()) {
+        std::memcpy(p, tx.get_data_ptr(), len);
+        writes++;
+        write_bytes += len;
+    }
+    tx.set_response_status(tlm::TLM_OK_RESPONSE);
+}

@@ -1,0 +1,33 @@
+// host_memory.h -- guest RAM as a TLM target: a byte array with an access latency.
+#ifndef VIOSIM_HOST_MEMORY_H
+#define VIOSIM_HOST_MEMORY_H
+
+#include <cstdint>
+#include <vector>
+
+#include <systemc>
+#include <tlm>
+#include <tlm_utils/simple_target_socket.h>
+
+class host_memory : public sc_core::sc_module {
+public:
+    tlm_utils::simple_target_socket<host_memory> socket;
+
+    host_memory(sc_core::sc_module_name name, uint64_t base, uint64_t size_bytes,
+                sc_core::sc_time read_latency);
+
+    uint8_t *data() { return mem_.data(); }
+    uint64_t base() const { return base_; }
+    uint64_t size() const { return mem_.size(); }
+
+    uint64_t reads = 0, writes = 0, read_bytes = 0, write_bytes = 0, errors = 0;
+
+private:
+    void b_transport(tlm::tlm_generic_payload &tx, sc_core::sc_time &delay);
+
+    uint64_t base_;
+    std::vector<uint8_t> mem_;
+    sc_core::sc_time read_latency_;
+};
+
+#endif

@@ -1,0 +1,283 @@
+// main.cpp -- the viosim command line: run, params, help, version.
+//
+// Exit status: 0 the run completed and the driver reported OK; 1 the run failed (a
+// simulation result: stats.json is still written); 2 a usage or configuration error,
+// reported before anything is created or run.
+#include <jansson.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+#include <filesystem>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include <unistd.h>
+
+#include "config.h"
+#include "stats.h"
+#include "top.h"
+
+// libsystemc's own main() calls sc_main(); viosim has its own main() (arguments are
+// parsed and checked before any elaboration), but the library still needs the symbol
+// to link. Weak, so a definition elsewhere in the platform takes precedence.
+extern "C" __attribute__((weak)) int sc_main(int, char **)
+{
+    std::fprintf(stderr, "viosim: error: sc_main is not an entry point of viosim\n");
+    return 2;
+}
+
+namespace {
+
+constexpr int EXIT_RUN_FAILED = 1;
+constexpr int EXIT_USAGE = 2;
+
+const char USAGE[] =
+    "usage: viosim run [CONFIG] [--set key=value]... [--out DIR] [--seed N]\n"
+    "       viosim params [--markdown | --json]\n"
+    "       viosim help | --help\n"
+    "       viosim --version\n";
+
+const char HELP[] =
+    "\n"
+    "viosim: a register-accurate SystemC model of a hardware virtio-net PCI device.\n"
+    "\n"
+    "commands:\n"
+    "  run      run one simulation; print a summary table and write DIR/stats.json\n"
+    "  params   list every parameter: name, unit, default, meaning [allowed values]\n"
+    "           --markdown: as docs/parameters.md; --json: every default, as a config file\n"
+    "\n"
+    "options of run:\n"
+    "  CONFIG           a JSON config file: nested {\"pcie\": {\"gen\": 4}} or flat {\"pcie.gen\": 4}\n"
+    "  --set key=value  set one parameter (repeatable); applied after CONFIG, in order\n"
+    "  --seed N         same as --set sim.seed=N, applied last\n"
+    "  --out DIR        output directory, created if missing (default: out)\n"
+    "\n"
+    "exit status: 0 the run completed and the driver reported OK; 1 the run failed (see\n"
+    "DIR/stats.json); 2 usage or configuration error (nothing was run).\n";
+
+int usage_error(const std::string &message)
+{
+    std::fprintf(stderr, "viosim: error: %s\n", message.c_str());
+    return EXIT_USAGE;
+}
+
+// Matches "--name VALUE" and "--name=VALUE"; advances i past what it consumed.
+// Returns false if argv[i] is not this option; sets missing if the value is absent.
+bool take_option(int argc, char **argv, int &i, const char *name, std::string &value, bool &missing)
+{
+    size_t len = std::strlen(name);
+    const char *arg = argv[i];
+    if (std::strncmp(arg, name, len) != 0)
+        return false;
+    if (arg[len] == '=') {
+        value = arg + len + 1;
+        return true;
+    }
+    if (arg[len] != '\0')
+        return false;
+    if (i + 1 >= argc) {
+        missing = true;
+        return true;
+    }
+    value = argv[++i];
+    return true;
+}
+
+void print_params_table()
+{
+    std::vector<param_info> params = config_params();
+    size_t name_w = 4, unit_w = 4, default_w = 7;
+    auto unit_of = [](const param_info &p) { return p.unit.empty() ? std::string("-") : p.unit; };
+    auto default_of = [](const param_info &p) {
+        return p.default_text.empty() ? std::string("\"\"") : p.default_text;
+    };
+    for (const param_info &p : params) {
+        name_w = std::max(name_w, p.name.size());
+        unit_w = std::max(unit_w, unit_of(p).size());
+        default_w = std::max(default_w, default_of(p).size());
+    }
+    std::printf("%-*s  %-*s  %-*s  %s\n", static_cast<int>(name_w), "NAME", static_cast<int>(unit_w),
+                "UNIT", static_cast<int>(default_w), "DEFAULT", "MEANING [ALLOWED]");
+    for (const param_info &p : params)
+        std::printf("%-*s  %-*s  %-*s  %s [%s]\n", static_cast<int>(name_w), p.name.c_str(),
+                    static_cast<int>(unit_w), unit_of(p).c_str(), static_cast<int>(default_w),
+                    default_of(p).c_str(), p.meaning.c_str(), p.allowed.c_str());
+    std::printf("\nFeature names (for device.withdraw_features, driver.decline_features):\n ");
+    size_t column = 1;
+    for (const auto &feature : config_feature_names()) {
+        if (column + feature.first.size() + 1 > 80) {
+            std::printf("\n ");
+            column = 1;
+        }
+        std::printf(" %s", feature.first.c_str());
+        column += feature.first.size() + 1;
+    }
+    std::printf("\n");
+}
+
+int cmd_params(int argc, char **argv)
+{
+    if (argc > 3)
+        return usage_error("params takes at most one option (--markdown or --json)");
+    std::string option = argc == 3 ? argv[2] : "";
+    if (option.empty()) {
+        print_params_table();
+    } else if (option == "--markdown") {
+        std::fputs(config_params_markdown().c_str(), stdout);
+    } else if (option == "--json") {
+        json_t *defaults = config_resolved_json(config_defaults(), true);
+        std::fputs(stats_json_text(defaults).c_str(), stdout);
+        json_decref(defaults);
+    } else if (option == "--help" || option == "-h") {
+        std::fputs(USAGE, stdout);
+        std::fputs(HELP, stdout);
+    } else {
+        return usage_error("unknown option '" + option + "' for params (--markdown or --json)");
+    }
+    return std::fflush(stdout) == 0 ? 0 : EXIT_RUN_FAILED;
+}
+
+std::string failure_reason(const run_result &r, const vs_config &cfg)
+{
+    std::string reason;
+    if (!r.completed) {
+        char limit[64];
+        std::snprintf(limit, sizeof limit, "%g", cfg.plat.sim_time_limit_us / 1e3);
+        reason = std::string("stopped at sim.time_limit_ms (") + limit +
+                 " ms) before the workload finished";
+    }
+    if (r.driver_result != "OK") {
+        if (!reason.empty())
+            reason += "; ";
+        reason += "driver result " + r.driver_result;
+    }
+    if (!r.device_error.empty())
+        reason += (reason.empty() ? "" : "; ") + std::string("device error ") + r.device_error;
+    return reason;
+}
+
+int cmd_run(int argc, char **argv)
+{
+    std::string config_path, out_dir = "out", seed;
+    bool have_config = false, have_seed = false;
+    std::vector<std::string> sets;
+
+    for (int i = 2; i < argc; i++) {
+        std::string value;
+        bool missing = false;
+        const char *arg = argv[i];
+        if (take_option(argc, argv, i, "--set", value, missing)) {
+            if (missing)
+                return usage_error("--set needs key=value");
+            sets.push_back(value);
+        } else if (take_option(argc, argv, i, "--out", value, missing)) {
+            if (missing || value.empty())
+                return usage_error("--out needs a directory");
+            out_dir = value;
+        } else if (take_option(argc, argv, i, "--seed", value, missing)) {
+            if (missing)
+                return usage_error("--seed needs a number");
+            seed = value;
+            have_seed = true;
+        } else if (std::strcmp(arg, "--help") == 0 || std::strcmp(arg, "-h") == 0) {
+            std::fputs(USAGE, stdout);
+            std::fputs(HELP, stdout);
+            return 0;
+        } else if (arg[0] == '-' && arg[1] != '\0') {
+            return usage_error(std::string("unknown option '") + arg + "' (see 'viosim --help')");
+        } else if (have_config) {
+            return usage_error(std::string("more than one config file ('") + config_path +
+                               "', '" + arg + "')");
+        } else {
+            config_path = arg;
+            have_config = true;
+        }
+    }
+
+    // Everything is parsed and checked before anything is created or run.
+    vs_config cfg = config_defaults();
+    param_error err;
+    if (have_config && !config_apply_file(cfg, config_path, err))
+        return usage_error(err.message);
+    for (const std::string &assignment : sets)
+        if (!config_apply_set(cfg, assignment, err))
+            return usage_error(err.message);
+    if (have_seed && !config_apply_set(cfg, "sim.seed=" + seed, err))
+        return usage_error("--seed: " + err.message);
+    if (!config_validate(cfg, err))
+        return usage_error(err.message);
+
+    std::error_code ec;
+    std::filesystem::create_directories(out_dir, ec);
+    if (ec)
+        return usage_error("cannot create output directory '" + out_dir + "': " + ec.message());
+    if (!std::filesystem::is_directory(out_dir, ec))
+        return usage_error("output directory '" + out_dir + "' is not a directory");
+    if (access(out_dir.c_str(), W_OK) != 0)
+        return usage_error("output directory '" + out_dir + "' is not writable");
+
+    // The SystemC banner would interleave with the summary; a user's setting wins.
+    setenv("SYSTEMC_DISABLE_COPYRIGHT_MESSAGE", "1", 0);
+
+    run_result r;
+    try {
+        r = vs_run(cfg);
+    } catch (const std::exception &e) {
+        std::fprintf(stderr, "viosim: error: simulation aborted: %s\n", e.what());
+        return EXIT_RUN_FAILED;
+    }
+
+    stats_print_pairs(stdout, r.summary);
+    std::fflush(stdout);
+
+    std::string reason = failure_reason(r, cfg);
+    json_t *config = config_resolved_json(cfg, false);
+    json_t *result = json_object();
+    json_object_set_new(result, "ok", json_boolean(reason.empty()));
+    json_object_set_new(result, "completed", json_boolean(r.completed));
+    json_object_set_new(result, "driver_result", json_string(r.driver_result.c_str()));
+    json_object_set_new(result, "device_error", json_string(r.device_error.c_str()));
+    json_object_set_new(result, "reason", json_string(reason.c_str()));
+    std::string path = (std::filesystem::path(out_dir) / "stats.json").string(), write_err;
+    bool written = stats_write_json(path, config, result, r.stats, write_err);
+    json_decref(config);
+    json_decref(result);
+
+    if (!written) {
+        std::fprintf(stderr, "viosim: error: %s\n", write_err.c_str());
+        return EXIT_RUN_FAILED;
+    }
+    if (!reason.empty()) {
+        std::fprintf(stderr, "viosim: run failed: %s\n", reason.c_str());
+        return EXIT_RUN_FAILED;
+    }
+    return 0;
+}
+
+} // namespace
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        std::fputs(USAGE, stderr);
+        return usage_error("no command given (see 'viosim --help')");
+    }
+    std::string cmd = argv[1];
+    if (cmd == "run")
+        return cmd_run(argc, argv);
+    if (cmd == "params")
+        return cmd_params(argc, argv);
+    if (cmd == "help" || cmd == "--help" || cmd == "-h") {
+        std::fputs(USAGE, stdout);
+        std::fputs(HELP, stdout);
+        return 0;
+    }
+    if (cmd == "--version" || cmd == "version") {
+        std::printf("viosim %s\n", VIOSIM_VERSION);
+        return 0;
+    }
+    return usage_error("unknown command '" + cmd + "' (see 'viosim --help')");
+}

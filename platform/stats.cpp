@@ -1,0 +1,166 @@
+// stats.cpp -- the statistics table and its JSON and text forms.
+#include "stats.h"
+
+#include <jansson.h>
+
+#include <algorithm>
+#include <cassert>
+#include <cerrno>
+#include <cinttypes>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+
+// ---- stats_table ----
+
+void stats_table::add(stat_entry e)
+{
+    auto it = index_.find(e.name);
+    if (it != index_.end()) {
+        assert(!"statistic registered twice");
+        entries_[it->second] = std::move(e);
+        return;
+    }
+    index_.emplace(e.name, entries_.size());
+    entries_.push_back(std::move(e));
+}
+
+void stats_table::add_u64(const std::string &name, const std::string &unit,
+                          const std::string &description, uint64_t value)
+{
+    add({name, unit, description, false, value, 0.0});
+}
+
+void stats_table::add_f64(const std::string &name, const std::string &unit,
+                          const std::string &description, double value)
+{
+    add({name, unit, description, true, 0, value});
+}
+
+const stat_entry *stats_table::find(const std::string &name) const
+{
+    auto it = index_.find(name);
+    return it == index_.end() ? nullptr : &entries_[it->second];
+}
+
+// ---- JSON ----
+
+namespace {
+
+// 15 significant digits: enough for any measured quantity, and values computed in a
+// slightly different order do not show noise in the last digits.
+constexpr size_t JSON_DUMP_FLAGS = JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(15);
+
+json_t *stat_value_json(const stat_entry &e)
+{
+    if (e.is_float)
+        return std::isfinite(e.f64) ? json_real(e.f64) : json_null();
+    if (e.u64 > static_cast<uint64_t>(INT64_MAX))
+        return json_real(static_cast<double>(e.u64));
+    return json_integer(static_cast<json_int_t>(e.u64));
+}
+
+std::string format_stat_value(const stat_entry &e)
+{
+    char buf[64];
+    if (e.is_float)
+        std::snprintf(buf, sizeof buf, "%.6g", e.f64);
+    else
+        std::snprintf(buf, sizeof buf, "%" PRIu64, e.u64);
+    return buf;
+}
+
+} // namespace
+
+json_t *stats_to_json(const stats_table &stats)
+{
+    json_t *obj = json_object();
+    for (const stat_entry &e : stats.entries()) {
+        json_t *item = json_object();
+        json_object_set_new(item, "value", stat_value_json(e));
+        json_object_set_new(item, "unit", json_string(e.unit.c_str()));
+        json_object_set_new(item, "description", json_string(e.description.c_str()));
+        json_object_set_new(obj, e.name.c_str(), item);
+    }
+    return obj;
+}
+
+std::string stats_json_text(const json_t *doc)
+{
+    char *text = json_dumps(doc, JSON_DUMP_FLAGS);
+    if (!text)
+        return "";
+    std::string s = text;
+    std::free(text);
+    return s + "\n";
+}
+
+bool stats_write_json(const std::string &path, json_t *config, json_t *result,
+                      const stats_table &stats, std::string &err)
+{
+    json_t *doc = json_object();
+    json_object_set_new(doc, "viosim_version", json_string(VIOSIM_VERSION));
+    json_object_set_new(doc, "config", config ? json_incref(config) : json_object());
+    json_object_set_new(doc, "result", result ? json_incref(result) : json_object());
+    json_object_set_new(doc, "stats", stats_to_json(stats));
+    std::string text = stats_json_text(doc);
+    json_decref(doc);
+    if (text.empty()) {
+        err = "cannot encode " + path + " as JSON (a string that is not UTF-8?)";
+        return false;
+    }
+
+    std::string tmp = path + ".tmp";
+    FILE *f = std::fopen(tmp.c_str(), "wb");
+    if (!f) {
+        err = "cannot write " + tmp + ": " + std::strerror(errno);
+        return false;
+    }
+    bool written = std::fwrite(text.data(), 1, text.size(), f) == text.size();
+    int write_errno = errno;
+    if (std::fclose(f) != 0 && written) {
+        written = false;
+        write_errno = errno;
+    }
+    if (!written) {
+        err = "cannot write " + tmp + ": " + std::strerror(write_errno);
+        std::remove(tmp.c_str());
+        return false;
+    }
+    if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+        err = "cannot rename " + tmp + " to " + path + ": " + std::strerror(errno);
+        std::remove(tmp.c_str());
+        return false;
+    }
+    return true;
+}
+
+// ---- Text ----
+
+void stats_print_pairs(FILE *out, const std::vector<std::pair<std::string, std::string>> &rows)
+{
+    size_t width = 0;
+    for (const auto &row : rows)
+        width = std::max(width, row.first.size());
+    for (const auto &row : rows)
+        std::fprintf(out, "%-*s  %s\n", static_cast<int>(width), row.first.c_str(),
+                     row.second.c_str());
+}
+
+void stats_print_table(FILE *out, const stats_table &stats)
+{
+    size_t name_w = 0, value_w = 0, unit_w = 0;
+    std::vector<std::string> values;
+    for (const stat_entry &e : stats.entries()) {
+        values.push_back(format_stat_value(e));
+        name_w = std::max(name_w, e.name.size());
+        value_w = std::max(value_w, values.back().size());
+        unit_w = std::max(unit_w, e.unit.size());
+    }
+    for (size_t i = 0; i < values.size(); i++) {
+        const stat_entry &e = stats.entries()[i];
+        std::fprintf(out, "%-*s  %*s  %-*s  %s\n", static_cast<int>(name_w), e.name.c_str(),
+                     static_cast<int>(value_w), values[i].c_str(), static_cast<int>(unit_w),
+                     e.unit.c_str(), e.description.c_str());
+    }
+}

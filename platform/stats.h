@@ -1,0 +1,68 @@
+// stats.h -- statistics registered once with a name, unit and description, written
+// as JSON (stats.json) and as text.
+#ifndef VIOSIM_STATS_H
+#define VIOSIM_STATS_H
+
+#include <cstdint>
+#include <cstdio>
+#include <string>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+struct json_t; // jansson
+
+// The version recorded in stats.json and printed by `viosim --version`.
+#ifndef VIOSIM_VERSION
+#define VIOSIM_VERSION "0.1"
+#endif
+
+struct stat_entry {
+    std::string name;        // dotted, e.g. "link.up.bytes"
+    std::string unit;        // e.g. "bytes", "count", "ns", "Gb/s"
+    std::string description; // one line
+    bool is_float;
+    uint64_t u64;
+    double f64;
+};
+
+// Statistics in registration order. Names are unique: registering a name again
+// replaces its entry in place (and asserts in debug builds).
+class stats_table {
+public:
+    void add_u64(const std::string &name, const std::string &unit, const std::string &description,
+                 uint64_t value);
+    void add_f64(const std::string &name, const std::string &unit, const std::string &description,
+                 double value);
+    const std::vector<stat_entry> &entries() const { return entries_; }
+    const stat_entry *find(const std::string &name) const;
+
+private:
+    void add(stat_entry e);
+    std::vector<stat_entry> entries_;
+    std::unordered_map<std::string, size_t> index_; // name -> position in entries_
+};
+
+// {"name": {"value": v, "unit": u, "description": d}, ...} in registration order, as a new
+// JSON object (caller owns the reference). A non-finite double is written as null.
+json_t *stats_to_json(const stats_table &stats);
+
+// The text of a JSON document as every viosim output file has it: two-space indent,
+// keys in insertion order, reals with 15 significant digits, a final newline.
+// Identical documents give identical bytes.
+std::string stats_json_text(const json_t *doc);
+
+// Writes path as {"viosim_version": VIOSIM_VERSION, "config": config, "result": result,
+// "stats": stats_to_json(stats)}. config and result are borrowed (NULL: {}). Written to
+// path.tmp and renamed, so path is either the old file or the complete new one.
+// False and a one-line err (naming the file) on failure.
+bool stats_write_json(const std::string &path, json_t *config, json_t *result,
+                      const stats_table &stats, std::string &err);
+
+// Prints rows as two aligned columns (label, value), e.g. a run's summary.
+void stats_print_pairs(FILE *out, const std::vector<std::pair<std::string, std::string>> &rows);
+
+// Prints every statistic as aligned columns: name, value, unit, description.
+void stats_print_table(FILE *out, const stats_table &stats);
+
+#endif

@@ -1,0 +1,216 @@
+// top.cpp -- builds the platform from a configuration, runs it, collects statistics.
+//
+//   host_cpu.mmio --> pcie_link.down_in   pcie_link.down_out --> device.target
+//   device.dma --> pcie_link.up_in        pcie_link.up_out --> root_complex
+//   root_complex.to_memory --> host_memory   root_complex.to_intc --> host_cpu.msi_in
+#include "top.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <memory>
+
+#include <systemc>
+#include <tlm>
+
+#include "address_map.h"
+#include "host_cpu.h"
+#include "host_memory.h"
+#include "pcie_link.h"
+#include "root_complex.h"
+#include "virtio_device_tlm.h"
+
+using sc_core::sc_time;
+using sc_core::SC_NS;
+using sc_core::SC_PS;
+
+namespace {
+
+struct platform {
+    host_memory mem;
+    pcie_link link;
+    root_complex rc;
+    virtio_device_tlm dev;
+    host_cpu cpu;
+
+    platform(const vs_config &cfg, const link_params &lp, const device_timing &dt,
+             const cpu_costs &cc)
+        : mem("memory", amap::memory_base, cfg.plat.host_memory_mib << 20,
+              sc_time(cfg.plat.host_memory_latency_ns, SC_NS)),
+          link("link", lp), rc("root_complex"), dev("device", cfg.dev, dt),
+          cpu("cpu", cc, cfg.drv, mem.data(), mem.base(), mem.size())
+    {
+        cpu.mmio.bind(link.down_in);
+        link.down_out.bind(dev.target);
+        dev.dma.bind(link.up_in);
+        link.up_out.bind(rc.from_link);
+        rc.to_memory.bind(mem.socket);
+        rc.to_intc.bind(cpu.msi_in);
+    }
+};
+
+uint64_t percentile(std::vector<uint64_t> &sorted, double q)
+{
+    if (sorted.empty())
+        return 0;
+    // Nearest-rank percentile.
+    size_t rank = size_t(q * double(sorted.size()) + 0.999999);
+    rank = std::clamp<size_t>(rank, 1, sorted.size());
+    return sorted[rank - 1];
+}
+
+// v with `decimals` digits after the point.
+std::string fixed(double v, int decimals)
+{
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
+    return buf;
+}
+
+} // namespace
+
+run_result vs_run(const vs_config &cfg)
+{
+    sc_core::sc_set_time_resolution(1, SC_PS);
+    tlm_utils::tlm_quantumkeeper::set_global_quantum(sc_time(cfg.plat.sim_quantum_ns, SC_NS));
+
+    link_params lp;
+    lp.gen = cfg.plat.pcie_gen;
+    lp.lanes = cfg.plat.pcie_lanes;
+    lp.max_payload_bytes = cfg.plat.pcie_max_payload_bytes;
+    lp.max_read_request_bytes = cfg.plat.pcie_max_read_request_bytes;
+    lp.read_fixed = sc_time(cfg.plat.pcie_read_latency_ns - cfg.plat.host_memory_latency_ns, SC_NS);
+
+    device_timing dt;
+    dt.cycle = sc_time(1000.0 / cfg.plat.device_clock_mhz, SC_NS);
+    dt.desc_cycles = cfg.plat.device_desc_cycles;
+    dt.packet_cycles = cfg.plat.device_packet_cycles;
+
+    cpu_costs cc = {};
+    cc.cycle = sc_time(1000.0 / cfg.plat.cpu_clock_mhz, SC_NS);
+    cc.work_cycles[VS_HOST_WORK_TX_PACKET] = cfg.plat.cpu_tx_packet_cycles;
+    cc.work_cycles[VS_HOST_WORK_RX_PACKET] = cfg.plat.cpu_rx_packet_cycles;
+    cc.work_cycles[VS_HOST_WORK_TX_REAP] = cfg.plat.cpu_tx_reap_cycles;
+    cc.work_cycles[VS_HOST_WORK_RX_REFILL] = cfg.plat.cpu_rx_refill_cycles;
+    cc.work_cycles[VS_HOST_WORK_POLL] = cfg.plat.cpu_poll_cycles;
+    cc.irq_entry_cycles = cfg.plat.cpu_irq_entry_cycles;
+    cc.mmio_write = sc_time(cfg.plat.cpu_mmio_write_ns, SC_NS);
+
+    auto p = std::make_unique<platform>(cfg, lp, dt, cc);
+    sc_core::sc_start(sc_time(cfg.plat.sim_time_limit_us * 1000.0, SC_NS));
+
+    run_result r;
+    const host_cpu &cpu = p->cpu;
+    const vdev &d = p->dev.kernel();
+    const refdrv_stats &ds = cpu.stats;
+    r.completed = cpu.done();
+    r.driver_result = cpu.done() ? refdrv_result_name(cpu.result) : "TIME_LIMIT";
+    r.device_error = d.error != VS_REASON_NONE ? vs_reason_name(d.error) : "";
+
+    const sc_time end = cpu.done() ? cpu.finish_time : sc_core::sc_time_stamp();
+    const double sim_ns = end.to_seconds() * 1e9;
+    const double sim_s = end.to_seconds();
+    const uint64_t frames = std::max<uint64_t>(ds.tx_frames, 1);
+
+    std::vector<uint64_t> lat(cpu.latencies_ps.begin(),
+                              cpu.latencies_ps.begin() + std::min<uint64_t>(ds.latency_count,
+                                                                            cpu.latencies_ps.size()));
+    std::sort(lat.begin(), lat.end());
+    const double p50 = percentile(lat, 0.50) / 1000.0, p99 = percentile(lat, 0.99) / 1000.0;
+    const double pmax = lat.empty() ? 0.0 : lat.back() / 1000.0;
+
+    uint64_t dma_reads = 0, dma_writes = 0;
+    for (int k = 0; k < VS_DMA_KIND_COUNT; k++) {
+        dma_reads += d.stats.dma_reads[k];
+        dma_writes += d.stats.dma_writes[k];
+    }
+    const double up_util = sim_ns > 0 ? p->link.up.busy.to_seconds() * 1e9 / sim_ns : 0.0;
+    const double down_util = sim_ns > 0 ? p->link.down.busy.to_seconds() * 1e9 / sim_ns : 0.0;
+
+    stats_table &s = r.stats;
+    s.add_f64("sim.time_ns", "ns", "simulated time until the driver finished", sim_ns);
+    s.add_u64("driver.tx.frames", "frames", "frames transmitted by the driver", ds.tx_frames);
+    s.add_u64("driver.tx.bytes", "bytes", "frame bytes transmitted (without virtio-net header)", ds.tx_bytes);
+    s.add_u64("driver.rx.frames", "frames", "frames received by the driver", ds.rx_frames);
+    s.add_u64("driver.rx.bytes", "bytes", "frame bytes received", ds.rx_bytes);
+    s.add_u64("driver.rx.bad_payload", "frames", "received frames whose payload did not match", ds.rx_bad_payload);
+    s.add_f64("throughput.tx_mpps", "Mpps", "transmitted frames per simulated microsecond",
+              sim_s > 0 ? ds.tx_frames / sim_s / 1e6 : 0.0);
+    s.add_f64("throughput.tx_gbps", "Gb/s", "transmitted frame bits per simulated nanosecond",
+              sim_ns > 0 ? ds.tx_bytes * 8.0 / sim_ns : 0.0);
+    s.add_f64("throughput.rx_mpps", "Mpps", "received frames per simulated microsecond",
+              sim_s > 0 ? ds.rx_frames / sim_s / 1e6 : 0.0);
+    s.add_f64("throughput.rx_gbps", "Gb/s", "received frame bits per simulated nanosecond",
+              sim_ns > 0 ? ds.rx_bytes * 8.0 / sim_ns : 0.0);
+    s.add_u64("latency.samples", "frames", "frames with a TX-post to RX-reap latency sample", lat.size());
+    s.add_f64("latency.p50_ns", "ns", "median TX-post to RX-reap latency", p50);
+    s.add_f64("latency.p99_ns", "ns", "99th percentile TX-post to RX-reap latency", p99);
+    s.add_f64("latency.max_ns", "ns", "largest TX-post to RX-reap latency", pmax);
+    s.add_u64("driver.notifications", "count", "available buffer notifications written by the driver", ds.notifications);
+    s.add_u64("driver.notifications_suppressed", "count", "notifications skipped because the device's event suppression said so", ds.notifications_suppressed);
+    s.add_u64("driver.interrupts", "count", "interrupts taken by the driver", ds.interrupts);
+    s.add_u64("driver.polls_empty", "count", "ring polls that found nothing", ds.polls_empty);
+    s.add_u64("driver.mmio_reads", "count", "MMIO reads by the driver", ds.mmio_reads);
+    s.add_u64("driver.mmio_writes", "count", "MMIO writes by the driver", ds.mmio_writes);
+    s.add_u64("driver.cfg_reads", "count", "configuration reads by the driver", ds.cfg_reads);
+    s.add_u64("driver.cfg_writes", "count", "configuration writes by the driver", ds.cfg_writes);
+    s.add_f64("per_packet.interrupts", "count", "interrupts per transmitted frame", double(ds.interrupts) / frames);
+    s.add_f64("per_packet.notifications", "count", "driver notifications per transmitted frame", double(ds.notifications) / frames);
+    s.add_f64("per_packet.dma_reads", "count", "device DMA reads per transmitted frame", double(dma_reads) / frames);
+    s.add_f64("per_packet.dma_writes", "count", "device DMA writes per transmitted frame", double(dma_writes) / frames);
+    s.add_u64("device.tx.frames", "frames", "frames the device transmitted", d.stats.tx_frames);
+    s.add_u64("device.rx.frames", "frames", "frames the device delivered to receive buffers", d.stats.rx_frames);
+    s.add_u64("device.rx.no_buffer", "count", "times a frame waited for a receive buffer", d.stats.rx_no_buffer);
+    s.add_u64("device.rx.dropped_too_big", "frames", "frames dropped because the receive buffer was too small", d.stats.rx_dropped_too_big);
+    s.add_u64("device.sink.frames", "frames", "frames dropped by the sink backend", d.stats.sink_frames);
+    s.add_u64("device.ctrl.commands", "count", "control queue commands answered", d.stats.ctrl_commands);
+    s.add_u64("device.interrupts_raised", "count", "used buffer notifications the device decided to send", d.stats.interrupts_raised);
+    s.add_u64("device.config_interrupts", "count", "configuration change notifications", d.stats.config_interrupts);
+    s.add_u64("device.msix_sent", "count", "MSI-X messages written", p->dev.msi_sent);
+    s.add_u64("device.msix_pended", "count", "MSI-X messages held pending by a mask", d.msix.stats.pended);
+    for (int k = 0; k < VS_DMA_KIND_COUNT; k++) {
+        const std::string n = vs_dma_kind_name(static_cast<vs_dma_kind>(k));
+        if (d.stats.dma_reads[k] || k == VS_DMA_DESC_READ || k == VS_DMA_BUF_READ || k == VS_DMA_EVENT_READ)
+            s.add_u64("device.dma." + n + ".reads", "count", "device DMA reads for " + n, d.stats.dma_reads[k]);
+        if (d.stats.dma_writes[k] || k == VS_DMA_BUF_WRITE || k == VS_DMA_USED_WRITE || k == VS_DMA_EVENT_WRITE)
+            s.add_u64("device.dma." + n + ".writes", "count", "device DMA writes for " + n, d.stats.dma_writes[k]);
+    }
+    s.add_u64("device.dma.read_bytes", "bytes", "bytes the device read from guest memory", d.stats.dma_read_bytes);
+    s.add_u64("device.dma.write_bytes", "bytes", "bytes the device wrote to guest memory", d.stats.dma_write_bytes);
+    s.add_u64("device.dma.blocked", "count", "DMA refused because bus mastering was off", d.stats.dma_blocked);
+    s.add_u64("device.resets", "count", "device resets by the driver", d.stats.resets);
+    static const char *const qname[VDEV_QUEUES] = {"rx", "tx", "ctrl"};
+    for (unsigned q = 0; q < VDEV_QUEUES; q++) {
+        const std::string n = std::string("device.queue.") + qname[q];
+        s.add_u64(n + ".kicks", "count", "notifications received for this queue", d.q[q].kicks);
+        s.add_u64(n + ".wakeups", "count", "times the queue's engine woke from sleep", p->dev.engine_wakeups[q]);
+        s.add_f64(n + ".busy_ns", "ns", "device clock time the engine spent on this queue",
+                  p->dev.engine_busy[q].to_seconds() * 1e9);
+    }
+    s.add_u64("link.up.tlps", "count", "TLPs device to host", p->link.up.tlps);
+    s.add_u64("link.up.wire_bytes", "bytes", "bytes on the wire device to host, with TLP overhead", p->link.up.wire_bytes);
+    s.add_u64("link.up.payload_bytes", "bytes", "payload bytes device to host", p->link.up.payload_bytes);
+    s.add_f64("link.up.utilisation", "fraction", "time the device-to-host direction was busy", up_util);
+    s.add_u64("link.down.tlps", "count", "TLPs host to device", p->link.down.tlps);
+    s.add_u64("link.down.wire_bytes", "bytes", "bytes on the wire host to device, with TLP overhead", p->link.down.wire_bytes);
+    s.add_u64("link.down.payload_bytes", "bytes", "payload bytes host to device", p->link.down.payload_bytes);
+    s.add_f64("link.down.utilisation", "fraction", "time the host-to-device direction was busy", down_util);
+    s.add_f64("cpu.busy_ns", "ns", "CPU time charged to the driver", cpu.busy.to_seconds() * 1e9);
+    s.add_f64("cpu.utilisation", "fraction", "CPU busy time over simulated time",
+              sim_ns > 0 ? cpu.busy.to_seconds() * 1e9 / sim_ns : 0.0);
+
+    auto &sum = r.summary;
+    sum.emplace_back("simulated time", fixed(sim_ns / 1000.0, 3) + " us");
+    sum.emplace_back("driver result", r.driver_result);
+    if (!r.device_error.empty())
+        sum.emplace_back("device error", r.device_error);
+    sum.emplace_back("tx frames / bytes", std::to_string(ds.tx_frames) + " / " + std::to_string(ds.tx_bytes));
+    sum.emplace_back("rx frames / bytes", std::to_string(ds.rx_frames) + " / " + std::to_string(ds.rx_bytes));
+    sum.emplace_back("tx throughput", fixed(s.find("throughput.tx_mpps")->f64, 3) + " Mpps, " + fixed(s.find("throughput.tx_gbps")->f64, 3) + " Gb/s");
+    sum.emplace_back("rx throughput", fixed(s.find("throughput.rx_mpps")->f64, 3) + " Mpps, " + fixed(s.find("throughput.rx_gbps")->f64, 3) + " Gb/s");
+    sum.emplace_back("latency p50 / p99 / max", fixed(p50, 1) + " / " + fixed(p99, 1) + " / " + fixed(pmax, 1) + " ns");
+    sum.emplace_back("interrupts per packet", fixed(double(ds.interrupts) / frames, 3));
+    sum.emplace_back("notifications per packet", fixed(double(ds.notifications) / frames, 3));
+    sum.emplace_back("DMA reads / writes per packet", fixed(double(dma_reads) / frames, 2) + " / " + fixed(double(dma_writes) / frames, 2));
+    sum.emplace_back("link utilisation up / down", fixed(up_util * 100, 1) + " % / " + fixed(down_util * 100, 1) + " %");
+    return r;
+}

@@ -1,0 +1,217 @@
+#include "virtio_device_tlm.h"
+
+#include <new>
+#include <stdexcept>
+
+#include "address_map.h"
+
+using sc_core::sc_time;
+using sc_core::SC_ZERO_TIME;
+
+virtio_device_tlm::virtio_device_tlm(sc_core::sc_module_name name, const vdev_params &p,
+                                     const device_timing &t)
+    : sc_module(name), target("target"), dma("dma"), t_(t)
+{
+    if (!vdev_init(&dev_, &p))
+        throw std::bad_alloc();
+    target.register_b_transport(this, &virtio_device_tlm::b_transport);
+    for (uint16_t q = 0; q < VDEV_QUEUES; q++) {
+        engines_[q].dev = this;
+        engines_[q].queue = q;
+        engines_[q].ops = {dma_read, dma_write, &engines_[q]};
+    }
+    msi_engine_.dev = this;
+    msi_engine_.queue = 0xffff;
+    msi_engine_.ops = {dma_read, dma_write, &msi_engine_};
+    SC_THREAD(tx_engine);
+    SC_THREAD(rx_engine);
+    SC_THREAD(ctrl_engine);
+    SC_THREAD(msi_sender);
+}
+
+virtio_device_tlm::~virtio_device_tlm() { vdev_fini(&dev_); }
+
+// Configuration and BAR accesses from the host. Register accesses take no device
+// time beyond what the link charges; their effects (kicks, resets, enables) wake the
+// engines at the moment the access arrives.
+void virtio_device_tlm::b_transport(tlm::tlm_generic_payload &tx, sc_time &delay)
+{
+    const uint64_t addr = tx.get_address();
+    const unsigned len = tx.get_data_length();
+    unsigned char *data = tx.get_data_ptr();
+    if (len == 0 || len > 8 || tx.get_byte_enable_ptr()) {
+        tx.set_response_status(tlm::TLM_BURST_ERROR_RESPONSE);
+        return;
+    }
+    uint64_t value = 0;
+    if (amap::in(addr, len, amap::ecam_base, amap::ecam_size)) {
+        const uint32_t off = uint32_t(addr - amap::ecam_base);
+        if (tx.is_read()) {
+            value = vdev_cfg_read(&dev_, off, len);
+            memcpy(data, &value, len);
+        } else {
+            memcpy(&value, data, len);
+            vdev_cfg_write(&dev_, off, len, uint32_t(value));
+            state_change_.notify(delay);
+        }
+    } else if (tx.is_read()) {
+        vdev_mmio_read(&dev_, addr, len, &value); // unclaimed reads return all-ones
+        memcpy(data, &value, len);
+    } else {
+        memcpy(&value, data, len);
+        uint16_t kicked = 0xffff;
+        vdev_mmio_write(&dev_, addr, len, value, &kicked);
+        if (kicked < VDEV_QUEUES) {
+            kicked_[kicked] = true;
+            kick_[kicked].notify(delay);
+        }
+        state_change_.notify(delay);
+    }
+    if (dev_.outbox_count)
+        msi_pending_.notify(delay);
+    tx.set_response_status(tlm::TLM_OK_RESPONSE);
+}
+
+enum vs_dma_status virtio_device_tlm::do_dma(engine &e, tlm::tlm_command cmd, uint64_t addr,
+                                          void *buf, uint32_t len)
+{
+    tlm::tlm_generic_payload tx;
+    tx.set_command(cmd);
+    tx.set_address(addr);
+    tx.set_data_ptr(static_cast<unsigned char *>(buf));
+    tx.set_data_length(len);
+    tx.set_streaming_width(len);
+    tx.set_response_status(tlm::TLM_INCOMPLETE_RESPONSE);
+    sc_time delay = e.qk.get_local_time();
+    dma->b_transport(tx, delay);
+    e.qk.set(delay);
+    if (e.qk.need_sync())
+        e.qk.sync();
+    return tx.is_response_ok() ? VS_DMA_OK : VS_DMA_OUT_OF_RANGE;
+}
+
+enum vs_dma_status virtio_device_tlm::dma_read(void *ctx, uint64_t addr, void *dst, uint32_t len,
+                                               enum vs_dma_kind)
+{
+    engine &e = *static_cast<engine *>(ctx);
+    return e.dev->do_dma(e, tlm::TLM_READ_COMMAND, addr, dst, len);
+}
+
+enum vs_dma_status virtio_device_tlm::dma_write(void *ctx, uint64_t addr, const void *src,
+                                                uint32_t len, enum vs_dma_kind)
+{
+    engine &e = *static_cast<engine *>(ctx);
+    return e.dev->do_dma(e, tlm::TLM_WRITE_COMMAND, addr, const_cast<void *>(src), len);
+}
+
+void virtio_device_tlm::charge(engine &e, const vdev_work &w)
+{
+    const uint64_t cycles = w.descs * t_.desc_cycles + w.buffers * t_.packet_cycles;
+    const sc_time busy = t_.cycle * double(cycles);
+    engine_busy[e.queue] += busy;
+    e.qk.inc(busy);
+    if (e.qk.need_sync())
+        e.qk.sync();
+}
+
+// MSI-X: a posted 4-byte write of the message data to the message address.
+void virtio_device_tlm::send_msis(engine &e)
+{
+    msix_message m;
+    while (vdev_take_msi(&dev_, &m)) {
+        uint32_t data = m.data;
+        do_dma(e, tlm::TLM_WRITE_COMMAND, m.addr, &data, sizeof data);
+        msi_sent++;
+    }
+}
+
+void virtio_device_tlm::msi_sender()
+{
+    for (;;) {
+        wait(msi_pending_);
+        msi_engine_.qk.reset();
+        send_msis(msi_engine_);
+        msi_engine_.qk.sync();
+    }
+}
+
+// One engine: process buffers while there are any, publishing used buffers in batches.
+// When the queue runs dry: publish, ask the driver for notifications, re-check, sleep.
+// `more_work` wakes the engine for work that does not come from the driver (RX: frames
+// in the loopback FIFO; TX: FIFO space after back-pressure).
+void virtio_device_tlm::run_engine(engine &e,
+                                   enum vdev_step (*step)(vdev *, const vs_guest_ops *, vdev_work *),
+                                   sc_core::sc_event &more_work)
+{
+    const uint16_t q = e.queue;
+    for (;;) {
+        if (!vdev_queue_live(&dev_, q)) {
+            e.qk.sync();
+            wait(state_change_);
+            continue;
+        }
+        vdev_work w = {};
+        const enum vdev_step s = step(&dev_, &e.ops, &w);
+        charge(e, w);
+        if (s == VDEV_STEP_DONE) {
+            if (q == VDEV_QUEUE_TX && w.frames)
+                fifo_frames_.notify(e.qk.get_local_time());
+            if (q == VDEV_QUEUE_RX && w.buffers)
+                fifo_space_.notify(e.qk.get_local_time());
+            send_msis(e);
+            continue;
+        }
+        vdev_complete(&dev_, q, &e.ops);
+        send_msis(e);
+        const bool waits_for_driver = s == VDEV_STEP_IDLE ? q != VDEV_QUEUE_RX
+                                                          : q == VDEV_QUEUE_RX;
+        if (s == VDEV_STEP_FAILED) {
+            e.qk.sync();
+            wait(state_change_);
+            continue;
+        }
+        if (!waits_for_driver) {
+            // Waiting for the other side of the device (RX: frames; TX: FIFO space).
+            // Synchronise first, then check and wait with no yield in between.
+            e.qk.sync();
+            const bool still = q == VDEV_QUEUE_RX ? vdev_fifo_frames(&dev_) == 0
+                                                  : vdev_fifo_full(&dev_);
+            if (still) {
+                wait(more_work | state_change_);
+                engine_wakeups[q]++;
+            }
+            continue;
+        }
+        // Waiting for the driver to make buffers available: ask for notifications and
+        // re-check the ring, since the driver may have added buffers before it could
+        // see the request ("Driver and Device Event Suppression").
+        kicked_[q] = false;
+        const enum vdev_step armed = vdev_arm_notifications(&dev_, q, &e.ops);
+        send_msis(e);
+        e.qk.sync();
+        if (armed != VDEV_STEP_DONE && !kicked_[q]) {
+            wait(kick_[q] | state_change_);
+            engine_wakeups[q]++;
+        }
+        kicked_[q] = false;
+        vdev_quiet_notifications(&dev_, q, &e.ops);
+    }
+}
+
+void virtio_device_tlm::tx_engine()
+{
+    engines_[VDEV_QUEUE_TX].qk.reset();
+    run_engine(engines_[VDEV_QUEUE_TX], vdev_tx_step, fifo_space_);
+}
+
+void virtio_device_tlm::rx_engine()
+{
+    engines_[VDEV_QUEUE_RX].qk.reset();
+    run_engine(engines_[VDEV_QUEUE_RX], vdev_rx_step, fifo_frames_);
+}
+
+void virtio_device_tlm::ctrl_engine()
+{
+    engines_[VDEV_QUEUE_CTRL].qk.reset();
+    run_engine(engines_[VDEV_QUEUE_CTRL], vdev_ctrl_step, state_change_);
+}

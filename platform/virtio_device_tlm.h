@@ -1,0 +1,78 @@
+// virtio_device_tlm.h -- the virtio-net PCI function as a SystemC module.
+//
+// Wraps the untimed kernel (model/vdev): a target socket for configuration and BAR
+// accesses, an initiator socket for DMA and MSI-X messages, and one processing
+// engine (an SC_THREAD) per queue. Engines charge device clock cycles per descriptor
+// and per frame; DMA time comes from the link and memory behind the initiator socket.
+#ifndef VIOSIM_VIRTIO_DEVICE_TLM_H
+#define VIOSIM_VIRTIO_DEVICE_TLM_H
+
+#include <cstdint>
+
+#include <systemc>
+#include <tlm>
+#include <tlm_utils/simple_initiator_socket.h>
+#include <tlm_utils/simple_target_socket.h>
+#include <tlm_utils/tlm_quantumkeeper.h>
+
+extern "C" {
+#include "vdev.h"
+}
+
+struct device_timing {
+    sc_core::sc_time cycle;      // one device clock
+    uint64_t desc_cycles;        // per descriptor fetched
+    uint64_t packet_cycles;      // per frame or control command handled
+};
+
+class virtio_device_tlm : public sc_core::sc_module {
+public:
+    tlm_utils::simple_target_socket<virtio_device_tlm> target;
+    tlm_utils::simple_initiator_socket<virtio_device_tlm> dma;
+
+    SC_HAS_PROCESS(virtio_device_tlm);
+    virtio_device_tlm(sc_core::sc_module_name name, const vdev_params &p, const device_timing &t);
+    ~virtio_device_tlm() override;
+
+    const vdev &kernel() const { return dev_; }
+    uint64_t msi_sent = 0;
+    uint64_t engine_wakeups[VDEV_QUEUES] = {};
+    sc_core::sc_time engine_busy[VDEV_QUEUES];
+
+private:
+    // Per-engine context for the guest-memory ops.
+    struct engine {
+        virtio_device_tlm *dev;
+        uint16_t queue;
+        tlm_utils::tlm_quantumkeeper qk;
+        vs_guest_ops ops;
+    };
+
+    void b_transport(tlm::tlm_generic_payload &tx, sc_core::sc_time &delay);
+    void tx_engine();
+    void rx_engine();
+    void ctrl_engine();
+    void run_engine(engine &e, enum vdev_step (*step)(vdev *, const vs_guest_ops *, vdev_work *),
+                    sc_core::sc_event &more_work);
+    void charge(engine &e, const vdev_work &w);
+    void send_msis(engine &e);
+    void msi_sender();
+    static enum vs_dma_status dma_read(void *ctx, uint64_t addr, void *dst, uint32_t len,
+                                       enum vs_dma_kind kind);
+    static enum vs_dma_status dma_write(void *ctx, uint64_t addr, const void *src, uint32_t len,
+                                        enum vs_dma_kind kind);
+    enum vs_dma_status do_dma(engine &e, tlm::tlm_command cmd, uint64_t addr, void *buf, uint32_t len);
+
+    vdev dev_;
+    device_timing t_;
+    engine engines_[VDEV_QUEUES];
+    engine msi_engine_;
+    sc_core::sc_event kick_[VDEV_QUEUES];
+    bool kicked_[VDEV_QUEUES] = {};   // a kick arrived since the engine last looked
+    sc_core::sc_event fifo_frames_;   // TX put frames in the loopback FIFO
+    sc_core::sc_event fifo_space_;    // RX took frames out of the FIFO
+    sc_core::sc_event state_change_;  // a register write may have enabled or reset queues
+    sc_core::sc_event msi_pending_;   // a register access left MSI-X messages to send
+};
+
+#endif

@@ -1,0 +1,1314 @@
+/* test_packed_vq.c -- device side of the packed virtqueue against a fake guest.
+ *
+ * A small test-side driver (drv_*) places buffers the way "Supplying Buffers to The
+ * Device" describes (head flags written last, Driver Ring Wrap Counter flipped after
+ * the last slot) and reads used buffers the way "Receiving Used Buffers From The
+ * Device" does. Hostile cases write raw descriptors directly.
+ */
+#include <criterion/criterion.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/fake_guest.h"
+#include "packed_vq.h"
+#include "virtio_wire.h"
+
+/* Guest memory layout. */
+#define G_BASE      0x100000ull
+#define G_SIZE      0x100000ull
+#define DRIVER_AREA (G_BASE + 0x100) /* driver event suppression */
+#define DEVICE_AREA (G_BASE + 0x200) /* device event suppression */
+#define DESC_RING   (G_BASE + 0x1000)
+#define TABLES      (G_BASE + 0x40000) /* indirect tables */
+#define BUFS        (G_BASE + 0x80000) /* buffer addresses (never read by pvq) */
+#define MAX_SEGS    64u
+
+struct tseg {
+    uint64_t addr;
+    uint32_t len;
+    bool w;
+};
+
+static struct {
+    struct fake_guest g;
+    struct vs_guest_ops ops;
+    struct pvq q;
+    struct pvq_config cfg;
+    struct pvq_seg segs[MAX_SEGS];
+    /* test driver state */
+    uint16_t next_avail;
+    bool avail_wrap;
+    uint16_t next_used;
+    bool used_wrap;
+    uint16_t sgs[MAX_SEGS]; /* ring slots per buffer id */
+} E;
+
+static void env_setup_cfg(const struct pvq_config *cfg)
+{
+    if (E.g.mem)
+        fake_guest_free(&E.g);
+    memset(&E, 0, sizeof E);
+    fake_guest_init(&E.g, G_BASE, G_SIZE);
+    E.ops = fake_guest_ops(&E.g);
+    E.cfg = *cfg;
+    cr_assert_eq(pvq_check_config(&E.cfg, 1024), VS_REASON_NONE);
+    pvq_init(&E.q, &E.cfg);
+    E.avail_wrap = true;
+    E.used_wrap = true;
+}
+
+static void env_setup(uint16_t size, bool indirect, bool event_idx)
+{
+    struct pvq_config cfg = {
+        .size = size,
+        .desc_addr = DESC_RING,
+        .driver_addr = DRIVER_AREA,
+        .device_addr = DEVICE_AREA,
+        .indirect_desc = indirect,
+        .event_idx = event_idx,
+    };
+    env_setup_cfg(&cfg);
+}
+
+static void env_teardown(void)
+{
+    fake_guest_free(&E.g);
+}
+
+/* Flags that make a descriptor available for the given Driver Ring Wrap Counter. */
+static uint16_t av(bool wrap)
+{
+    return wrap ? VIRTQ_DESC_F_AVAIL_MASK : VIRTQ_DESC_F_USED_MASK;
+}
+
+static uint64_t slot(uint16_t i)
+{
+    return E.cfg.desc_addr + 16u * i;
+}
+
+static void put_desc(uint16_t i, uint64_t addr, uint32_t len, uint16_t id, uint16_t flags)
+{
+    fake_guest_put64(&E.g, slot(i), addr);
+    fake_guest_put32(&E.g, slot(i) + 8, len);
+    fake_guest_put16(&E.g, slot(i) + 12, id);
+    fake_guest_put16(&E.g, slot(i) + 14, flags);
+}
+
+static void put_table_entry(uint64_t table, uint32_t i, uint64_t addr, uint32_t len, uint16_t id,
+                            uint16_t flags)
+{
+    uint64_t a = table + 16u * i;
+    fake_guest_put64(&E.g, a, addr);
+    fake_guest_put32(&E.g, a + 8, len);
+    fake_guest_put16(&E.g, a + 12, id);
+    fake_guest_put16(&E.g, a + 14, flags);
+}
+
+static void drv_advance(void)
+{
+    if (++E.next_avail >= E.cfg.size) {
+        E.next_avail = 0;
+        E.avail_wrap = !E.avail_wrap;
+    }
+}
+
+/* Make a buffer of n elements available as a chain; the id goes in the last
+ * descriptor only (others carry 0xffff, which the device must not use); the head's
+ * flags are written last. Returns the head slot. */
+static uint16_t drv_add_chain(const struct tseg *s, unsigned n, uint16_t id)
+{
+    uint16_t first = E.next_avail;
+    uint16_t head_flags = 0;
+    for (unsigned i = 0; i < n; i++) {
+        uint16_t f = av(E.avail_wrap);
+        if (s[i].w)
+            f |= VIRTQ_DESC_F_WRITE_MASK;
+        if (i + 1 < n)
+            f |= VIRTQ_DESC_F_NEXT_MASK;
+        put_desc(E.next_avail, s[i].addr, s[i].len, i + 1 == n ? id : 0xffff, 0);
+        if (i == 0)
+            head_flags = f;
+        else
+            fake_guest_put16(&E.g, slot(E.next_avail) + 14, f);
+        drv_advance();
+    }
+    fake_guest_put16(&E.g, slot(first) + 14, head_flags);
+    E.sgs[id] = (uint16_t)n;
+    return first;
+}
+
+static uint16_t drv_add1(uint64_t addr, uint32_t len, bool w, uint16_t id)
+{
+    struct tseg s = {addr, len, w};
+    return drv_add_chain(&s, 1, id);
+}
+
+/* Make a buffer available through an indirect table at `table`. */
+static uint16_t drv_add_indirect(uint64_t table, const struct tseg *s, unsigned n, uint16_t id,
+                                 uint16_t extra_ring_flags)
+{
+    for (unsigned i = 0; i < n; i++)
+        put_table_entry(table, i, s[i].addr, s[i].len, 0xeeee,
+                        s[i].w ? VIRTQ_DESC_F_WRITE_MASK : 0);
+    uint16_t first = E.next_avail;
+    put_desc(first, table, 16u * n, id,
+             (uint16_t)(VIRTQ_DESC_F_INDIRECT_MASK | extra_ring_flags | av(E.avail_wrap)));
+    drv_advance();
+    E.sgs[id] = 1;
+    return first;
+}
+
+/* Driver side: is a used descriptor waiting at the driver's used position? */
+static bool drv_used_ready(void)
+{
+    uint16_t f = fake_guest_get16(&E.g, slot(E.next_used) + 14);
+    bool a = (f & VIRTQ_DESC_F_AVAIL_MASK) != 0, u = (f & VIRTQ_DESC_F_USED_MASK) != 0;
+    return a == E.used_wrap && u == E.used_wrap;
+}
+
+static void drv_take_used(uint16_t *id, uint32_t *len, uint16_t *flags)
+{
+    cr_assert(drv_used_ready(), "no used descriptor at driver slot %u", E.next_used);
+    *id = fake_guest_get16(&E.g, slot(E.next_used) + 12);
+    *len = fake_guest_get32(&E.g, slot(E.next_used) + 8);
+    *flags = fake_guest_get16(&E.g, slot(E.next_used) + 14);
+    cr_assert_lt(*id, E.cfg.size);
+    E.next_used = (uint16_t)(E.next_used + E.sgs[*id]);
+    if (E.next_used >= E.cfg.size) {
+        E.next_used = (uint16_t)(E.next_used - E.cfg.size);
+        E.used_wrap = !E.used_wrap;
+    }
+}
+
+static enum pvq_status pop(struct pvq_elem *e)
+{
+    return pvq_pop(&E.q, &E.ops, e, E.segs, MAX_SEGS);
+}
+
+static void set_driver_event(uint16_t flags, uint16_t off, bool wrap)
+{
+    fake_guest_put16(&E.g, DRIVER_AREA, (uint16_t)(off | (wrap ? 0x8000u : 0)));
+    fake_guest_put16(&E.g, DRIVER_AREA + 2, flags);
+}
+
+/* The queue is broken for `why`, stays broken, and no entry point touches memory. */
+static void expect_broken_silent(enum vs_reason why)
+{
+    cr_assert_eq(E.q.broken, why, "broken = %s, expected %s", vs_reason_name(E.q.broken),
+                 vs_reason_name(why));
+    uint64_t before = fake_guest_accesses(&E.g);
+    struct pvq_elem e = {.id = 0, .slots = 1};
+    bool b = true;
+    cr_assert_eq(pop(&e), PVQ_BROKEN);
+    cr_assert_eq(pvq_peek(&E.q, &E.ops, &b), PVQ_BROKEN);
+    cr_assert_not(b);
+    e = (struct pvq_elem){.id = 0, .slots = 1};
+    cr_assert_eq(pvq_push(&E.q, &E.ops, &e, 0), PVQ_BROKEN);
+    cr_assert_eq(pvq_flush(&E.q, &E.ops), PVQ_BROKEN);
+    b = true;
+    cr_assert_eq(pvq_should_interrupt(&E.q, &E.ops, &b), PVQ_BROKEN);
+    cr_assert_not(b);
+    cr_assert_eq(pvq_set_notifications(&E.q, &E.ops, true), PVQ_BROKEN);
+    cr_assert_eq(pvq_set_notifications(&E.q, &E.ops, false), PVQ_BROKEN);
+    cr_assert_eq(fake_guest_accesses(&E.g), before, "a broken queue accessed guest memory");
+    cr_assert_eq(E.q.broken, why, "breakage reason is not sticky");
+}
+
+/* Pop must break the queue with `why`. */
+static void expect_pop_breaks(enum vs_reason why)
+{
+    struct pvq_elem e;
+    uint16_t na = E.q.next_avail;
+    cr_assert_eq(pop(&e), PVQ_BROKEN, "pop did not break (expected %s)", vs_reason_name(why));
+    cr_assert_eq(E.q.next_avail, na, "a rejected buffer must not be consumed");
+    expect_broken_silent(why);
+}
+
+TestSuite(packed_vq, .fini = env_teardown);
+
+/* ==== configuration ==== */
+
+/* Packed Virtqueues / Driver and Device Ring Wrap Counters */
+Test(packed_vq, init_wrap_counters_start_at_one)
+{
+    env_setup(8, false, false);
+    cr_assert(E.q.avail_wrap);
+    cr_assert(E.q.used_wrap);
+    cr_assert_eq(E.q.next_avail, 0);
+    cr_assert_eq(E.q.next_used, 0);
+    cr_assert_eq(E.q.broken, VS_REASON_NONE);
+    cr_assert_eq(fake_guest_accesses(&E.g), 0, "init must not touch guest memory");
+}
+
+/* Packed Virtqueues / Structure Size and Alignment */
+Test(packed_vq, check_config_size_and_alignment)
+{
+    struct pvq_config c = {.size = 256, .desc_addr = 0x1000, .driver_addr = 0x2004,
+                           .device_addr = 0x3008};
+    cr_assert_eq(pvq_check_config(&c, 256), VS_REASON_NONE);
+    cr_assert_eq(pvq_check_config(&c, 255), VS_REASON_QUEUE_SIZE_INVALID);
+    c.size = 0;
+    cr_assert_eq(pvq_check_config(&c, 256), VS_REASON_QUEUE_SIZE_INVALID);
+    c.size = 32768;
+    cr_assert_eq(pvq_check_config(&c, 65535), VS_REASON_NONE);
+    c.size = 32769;
+    cr_assert_eq(pvq_check_config(&c, 65535), VS_REASON_QUEUE_SIZE_INVALID);
+    c.size = 9; /* not a power of two: valid */
+    cr_assert_eq(pvq_check_config(&c, 256), VS_REASON_NONE);
+    c.desc_addr = 0x1008;
+    cr_assert_eq(pvq_check_config(&c, 256), VS_REASON_RING_MISALIGNED);
+    c.desc_addr = 0x1000;
+    c.driver_addr = 0x2002;
+    cr_assert_eq(pvq_check_config(&c, 256), VS_REASON_RING_MISALIGNED);
+    c.driver_addr = 0x2000;
+    c.device_addr = 0x3001;
+    cr_assert_eq(pvq_check_config(&c, 256), VS_REASON_RING_MISALIGNED);
+    c.device_addr = 0x3000;
+    c.desc_addr = UINT64_MAX - 0x7f; /* aligned, but 9 descriptors run past 2^64 */
+    cr_assert_eq(pvq_check_config(&c, 256), VS_REASON_DMA_OUT_OF_RANGE);
+}
+
+/* Packed Virtqueues / Structure Size and Alignment */
+Test(packed_vq, init_with_impossible_size_is_broken)
+{
+    struct pvq q;
+    struct pvq_config c = {.size = 0, .desc_addr = DESC_RING};
+    pvq_init(&q, &c);
+    cr_assert_eq(q.broken, VS_REASON_QUEUE_SIZE_INVALID);
+    pvq_set_avail_hint(&q, 0, false);
+    cr_assert_eq(pvq_hint_count(&q), 0);
+}
+
+/* ==== availability ==== */
+
+/* Packed Virtqueues / The Virtqueue Descriptor Format (the ring is zero-initialized) */
+Test(packed_vq, zeroed_ring_is_empty)
+{
+    env_setup(4, false, false);
+    struct pvq_elem e;
+    bool avail = true;
+    cr_assert_eq(pvq_peek(&E.q, &E.ops, &avail), PVQ_OK);
+    cr_assert_not(avail);
+    cr_assert_eq(pop(&e), PVQ_EMPTY);
+    cr_assert_eq(E.q.next_avail, 0);
+    cr_assert(E.q.avail_wrap);
+    cr_assert_eq(E.q.stats.buffers_popped, 0);
+    cr_assert_eq(E.g.reads[VS_DMA_DESC_READ], 2); /* peek's flags, pop's descriptor */
+}
+
+/* Packed Virtqueues / Driver and Device Ring Wrap Counters */
+Test(packed_vq, availability_needs_avail_equal_and_used_different)
+{
+    env_setup(4, false, false);
+    struct pvq_elem e;
+    bool avail;
+    /* AVAIL=1 USED=1: a used descriptor, not available for wrap 1. */
+    put_desc(0, BUFS, 64, 0, VIRTQ_DESC_F_AVAIL_MASK | VIRTQ_DESC_F_USED_MASK);
+    cr_assert_eq(pop(&e), PVQ_EMPTY);
+    /* AVAIL=0 USED=1: available for wrap 0, not for wrap 1. */
+    put_desc(0, BUFS, 64, 0, VIRTQ_DESC_F_USED_MASK);
+    cr_assert_eq(pvq_peek(&E.q, &E.ops, &avail), PVQ_OK);
+    cr_assert_not(avail);
+    cr_assert_eq(pop(&e), PVQ_EMPTY);
+    /* AVAIL=1 USED=0: available for wrap 1. */
+    put_desc(0, BUFS, 64, 0, VIRTQ_DESC_F_AVAIL_MASK);
+    cr_assert_eq(pvq_peek(&E.q, &E.ops, &avail), PVQ_OK);
+    cr_assert(avail);
+    cr_assert_eq(pop(&e), PVQ_OK);
+}
+
+/* Packed Virtqueues / Write Flag */
+Test(packed_vq, single_descriptor_buffers)
+{
+    env_setup(8, false, false);
+    struct pvq_elem e;
+    drv_add1(BUFS, 100, false, 5);
+    drv_add1(BUFS + 0x1000, 1500, true, 2);
+
+    cr_assert_eq(pop(&e), PVQ_OK);
+    cr_assert_eq(e.id, 5);
+    cr_assert_eq(e.slots, 1);
+    cr_assert_eq(e.head, 0);
+    cr_assert_eq(e.nsegs, 1);
+    cr_assert_not(e.indirect);
+    cr_assert_eq(e.readable_bytes, 100);
+    cr_assert_eq(e.writable_bytes, 0);
+    cr_assert_eq(E.segs[0].addr, BUFS);
+    cr_assert_eq(E.segs[0].len, 100);
+    cr_assert_not(E.segs[0].device_writable);
+
+    cr_assert_eq(pop(&e), PVQ_OK);
+    cr_assert_eq(e.id, 2);
+    cr_assert_eq(e.head, 1);
+    cr_assert_eq(e.readable_bytes, 0);
+    cr_assert_eq(e.writable_bytes, 1500);
+    cr_assert(E.segs[0].device_writable);
+
+    cr_assert_eq(pop(&e), PVQ_EMPTY);
+    cr_assert_eq(E.q.next_avail, 2);
+    cr_assert_eq(E.q.stats.buffers_popped, 2);
+}
+
+/* Packed Virtqueues / Element Address and Length (pop reads descriptors, not buffers) */
+Test(packed_vq, buffers_outside_memory_are_not_read_by_pop)
+{
+    env_setup(4, false, false);
+    struct pvq_elem e;
+    drv_add1(0xdead00000000ull, 4096, false, 0);
+    cr_assert_eq(pop(&e), PVQ_OK);
+    cr_assert_eq(E.segs[0].addr, 0xdead00000000ull);
+    cr_assert_eq(E.g.faults, 0);
+    cr_assert_eq(E.g.reads[VS_DMA_BUF_READ], 0);
+    cr_assert_eq(E.g.writes[VS_DMA_BUF_WRITE], 0);
+}
+
+/* ==== chains ==== */
+
+/* Packed Virtqueues / Next Flag: Descriptor Chaining */
+Test(packed_vq, chain_id_from_last_descriptor)
+{
+    env_setup(8, false, false);
+    struct pvq_elem e;
+    struct tseg s[3] = {{BUFS, 12, false}, {BUFS + 0x100, 200, false}, {BUFS + 0x1000, 2048, true}};
+    drv_add_chain(s, 3, 6);
+    cr_assert_eq(pop(&e), PVQ_OK);
+    cr_assert_eq(e.id, 6, "id must come from the last descriptor (others hold 0xffff)");
+    cr_assert_eq(e.slots, 3);
+    cr_assert_eq(e.nsegs, 3);
+    cr_assert_eq(e.head, 0);
+    cr_assert_eq(e.readable_bytes, 212);
+    cr_assert_eq(e.writable_bytes, 2048);
+    for (unsigned i = 0; i < 3; i++) {
+        cr_assert_eq(E.segs[i].addr, s[i].addr);
+        cr_assert_eq(E.segs[i].len, s[i].len);
+        cr_assert_eq(E.segs[i].device_writable, s[i].w);
+    }
+    cr_assert_eq(E.q.next_avail, 3);
+    cr_assert_eq(E.q.stats.descs_read, 3);
+}
+
+/* Packed Virtqueues / Next Flag: Descriptor Chaining (a list crossing the ring end) */
+Test(packed_vq, chain_crossing_ring_end_flips_wrap)
+{
+    env_setup(4, false, false);
+    struct pvq_elem e;
+    uint16_t id;
+    uint32_t len;
+    uint16_t fl;
+    drv_add1(BUFS, 10, false, 0);
+    drv_add1(BUFS, 10, false, 1);
+    for (int i = 0; i < 2; i++) {
+        cr_assert_eq(pop(&e), PVQ_OK);
+        cr_assert_eq(pvq_push(&E.q, &E.ops, &e, 0), PVQ_OK);
+    }
+    cr_assert_eq(pvq_flush(&E.q, &E.ops), PVQ_OK);
+    drv_take_used(&id, &len, &fl);
+    drv_take_used(&id, &len, &fl);
+    /* slots 2, 3, 0: the descriptor in slot 0 carries the flipped wrap counter */
+    struct tseg s[3] = {{BUFS, 1, false}, {BUFS, 2, true}, {BUFS, 3, true}};
+    cr_assert_eq(drv_add_chain(s, 3, 3), 2);
+    cr_assert_eq(pop(&e), PVQ_OK);
+    cr_assert_eq(e.id, 3);
+    cr_assert_eq(e.slots, 3);
+    cr_assert_eq(e.head, 2);
+    cr_assert_eq(E.q.next_avail, 1);
+    cr_assert_not(E.q.avail_wrap);
+    cr_assert_eq(E.q.next_avail, E.next_avail);
+    cr_assert_eq(E.q.avail_wrap, E.avail_wrap);
+}
+
+/* Packed Virtqueues / Scatter-Gather Support (list as long as the queue size) */
+Test(packed_vq, chain_of_exactly_queue_size_is_accepted)
+{
+    env_setup(4, false, false);
+    struct pvq_elem e;
+    struct tseg s[4] = {{BUFS, 1, false}, {BUFS, 1, false}, {BUFS, 1, true}, {BUFS, 1, true}};
+    drv_add_chain(s, 4, 0);
+    cr_assert_eq(pop(&e), PVQ_OK);
+    cr_assert_eq(e.slots, 4);
+    cr_assert_eq(E.q.next_avail, 0);
+    cr_assert_not(E.q.avail_wrap);
+    cr_assert_eq(pop(&e), PVQ_EMPTY, "a full lap must not make old descriptors available");
+}
+
+/* ==== indirect ==== */
+
+/* Packed Virtqueues / Indirect Flag: Scatter-Gather Support */
+Test(packed_vq, indirect_table)
+{
+    env_setup(8, true, false);
+    struct pvq_elem e;
+    struct tseg s[3] = {{BUFS, 12, false}, {BUFS + 0x100, 300, true}, {BUFS + 0x800, 400, true}};
+    /* The ring descriptor's WRITE flag is reserved and ignored by the device. */
+    drv_add_indirect(TABLES, s, 3, 4, VIRTQ_DESC_F_WRITE_MASK);
+    /* NEXT (and AVAIL/USED) inside the table are reserved and ignored: entries
+     * follow one another in order. */
+    fake_guest_put16(&E.g, TABLES + 14, VIRTQ_DESC_F_NEXT_MASK | VIRTQ_DESC_F_AVAIL_MASK);
+    fake_guest_put16(&E.g, TABLES + 16 + 14, VIRTQ_DESC_F_WRITE_MASK | VIRTQ_DESC_F_NEXT_MASK);
+    cr_assert_eq(pop(&e), PVQ_OK);
+    cr_assert(e.indirect);
+    cr_assert_eq(e.id, 4, "id comes from the ring descriptor (table ids are reserved)");
+    cr_assert_eq(e.slots, 1);
+    cr_assert_eq(e.nsegs, 3);
+    cr_assert_eq(e.readable_bytes, 12);
+    cr_assert_eq(e.writable_bytes, 700);
+    for (unsigned i = 0; i < 3; i++) {
+        cr_assert_eq(E.segs[i].addr, s[i].addr);
+        cr_assert_eq(E.segs[i].len, s[i].len);
+        cr_assert_eq(E.segs[i].device_writable, s[i].w);
+    }
+    cr_assert_eq(E.q.next_avail, 1);
+    cr_assert_eq(E.q.stats.indirect_tables, 1);
+    cr_assert_eq(E.q.stats.descs_read, 4);
+}
+
+/* Packed Virtqueues / Indirect Flag: Scatter-Gather Support (table fetched in bursts) */
+Test(packed_vq, indirect_table_larger_than_one_burst)
+{
+    env_setup(64, true, false);
+    struct pvq_elem e;
+    struct tseg s[40];
+    for (unsigned i = 0; i < 40; i++)
+        s[i] = (struct tseg){BUFS + 0x100u * i, 10 + i, i >= 30};
+    drv_add_indirect(TABLES, s, 40, 63, 0);
+    cr_assert_eq(pop(&e), PVQ_OK);
+    cr_assert_eq(e.nsegs, 40);
+    cr_assert_eq(E.segs[39].len, 49);
+    cr_assert(E.segs[39].device_writable);
+    cr_assert_eq(E.q.stats.descs_read, 41);
+    cr_assert_eq(E.g.reads[VS_DMA_DESC_READ], 3); /* ring descriptor + 2 bursts */
+}
+
+/* Packed Virtqueues / Scatter-Gather Support (mixing indirect and direct lists) */
+Test(packed_vq, indirect_and_direct_buffers_mixed)
+{
+    env_setup(8, true, false);
+    struct pvq_elem e;
+    struct tseg t[2] = {{BUFS, 8, false}, {BUFS, 8, true}};
+    drv_add1(BUFS, 64, false, 0);
+    drv_add_indirect(TABLES, t, 2, 1, 0);
+    drv_add_chain(t, 2, 2);
+    cr_assert_eq(pop(&e), PVQ_OK);
+    cr_assert_not(e.indirect);
+    cr_assert_eq(pop(&e), PVQ_OK);
+    cr_assert(e.indirect);
+    cr_assert_eq(e.slots, 1);
+    cr_assert_eq(pop(&e), PVQ_OK);
+    cr_assert_not(e.indirect);
+    cr_assert_eq(e.slots, 2);
+    cr_assert_eq(E.q.next_avail, 4);
+}
+
+/* ==== used write-back ==== */
+
+/* Packed Virtqueues / Write Flag ; Element Address and Length (used descriptors) */
+Test(packed_vq, used_descriptor_fields)
+{
+    env_setup(8, false, false);
+    struct pvq_elem e1, e2;
+    uint16_t id, fl;
+    uint32_t len;
+    drv_add1(BUFS, 2048, true, 3);
+    drv_add1(BUFS, 64, false, 4);
+    cr_assert_eq(pop(&e1), PVQ_OK);
+    cr_assert_eq(pop(&e2), PVQ_OK);
+    cr_assert_eq(pvq_push(&E.q, &E.ops, &e1, 1514), PVQ_OK);
+    cr_assert_eq(pvq_push(&E.q, &E.ops, &e2, 0), PVQ_OK);
+    cr_assert_eq(pvq_flush(&E.q, &E.ops), PVQ_OK);
+    drv_take_used(&id, &len, &fl);
+    cr_assert_eq(id, 3);
+    cr_assert_eq(len, 1514);
+    cr_assert_eq(fl, VIRTQ_DESC_F_AVAIL_MASK | VIRTQ_DESC_F_USED_MASK | VIRTQ_DESC_F_WRITE_MASK);
+    drv_take_used(&id, &len, &fl);
+    cr_assert_eq(id, 4);
+    cr_assert_eq(len, 0);
+    cr_assert_eq(fl, VIRTQ_DESC_F_AVAIL_MASK | VIRTQ_DESC_F_USED_MASK,
+                 "WRITE must be clear when nothing was written");
+    cr_assert_eq(E.q.stats.used_pushed, 2);
+    cr_assert_eq(E.q.stats.flushes, 1);
+}
+
+/* Packed Virtqueues / Multi-buffer requests ; Receiving Used Buffers From The Device
+ * (the first used descriptor's flags are written last) */
+Test(packed_vq, head_flags_written_last)
+{
+    env_setup(8, false, false);
+    struct pvq_elem e[3];
+    struct tseg two[2] = {{BUFS, 10, false}, {BUFS, 20, true}};
+    drv_add_chain(two, 2, 0); /* slots 0-1 */
+    drv_add1(BUFS, 30, true, 1); /* slot 2 */
+    drv_add1(BUFS, 40, true, 2); /* slot 3 */
+    uint16_t avail_flags_head = fake_guest_get16(&E.g, slot(0) + 14);
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(pop(&e[i]), PVQ_OK);
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(pvq_push(&E.q, &E.ops, &e[i], 5), PVQ_OK);
+    cr_assert_eq(E.q.batch_count, 3);
+
+    /* Before the flush the driver sees nothing: the head still reads as available. */
+    cr_assert_eq(fake_guest_get16(&E.g, slot(0) + 14), avail_flags_head);
+    cr_assert_not(drv_used_ready());
+    /* ...although id and len of the head, and the later descriptors whole, are written. */
+    cr_assert_eq(fake_guest_get16(&E.g, slot(0) + 12), 0);
+    cr_assert_eq(fake_guest_get32(&E.g, slot(0) + 8), 5);
+    cr_assert_eq(fake_guest_get16(&E.g, slot(2) + 12), 1);
+    cr_assert_eq(fake_guest_get16(&E.g, slot(2) + 14),
+                 VIRTQ_DESC_F_AVAIL_MASK | VIRTQ_DESC_F_USED_MASK | VIRTQ_DESC_F_WRITE_MASK);
+
+    uint64_t writes_before = E.g.writes[VS_DMA_USED_WRITE];
+    cr_assert_eq(pvq_flush(&E.q, &E.ops), PVQ_OK);
+    cr_assert_eq(E.g.writes[VS_DMA_USED_WRITE], writes_before + 1);
+    const struct fake_guest_access *last = fake_guest_recent(&E.g, 0);
+    cr_assert_not_null(last);
+    cr_assert(last->write);
+    cr_assert_eq(last->kind, VS_DMA_USED_WRITE);
+    cr_assert_eq(last->addr, slot(0) + 14);
+    cr_assert_eq(last->len, 2);
+
+    cr_assert(drv_used_ready());
+    uint16_t id, fl;
+    uint32_t len;
+    for (uint16_t want = 0; want < 3; want++) {
+        drv_take_used(&id, &len, &fl);
+        cr_assert_eq(id, want);
+    }
+    cr_assert_eq(E.q.batch_count, 0);
+    /* The used slots: 0 (chain of 2), 2, 3: next_used = 4 */
+    cr_assert_eq(E.q.next_used, 4);
+}
+
+/* Packed Virtqueues / Receiving Used Buffers From The Device */
+Test(packed_vq, flush_of_empty_batch_is_a_noop)
+{
+    env_setup(4, false, false);
+    cr_assert_eq(pvq_flush(&E.q, &E.ops), PVQ_OK);
+    cr_assert_eq(fake_guest_accesses(&E.g), 0);
+    cr_assert_eq(E.q.stats.flushes, 0);
+}
+
+/* Packed Virtqueues (used descriptors are written in the order processing completes) */
+Test(packed_vq, out_of_order_completion)
+{
+    env_setup(8, false, false);
+    struct pvq_elem e[3];
+    struct tseg two[2] = {{BUFS, 10, false}, {BUFS, 20, true}};
+    drv_add1(BUFS, 1, true, 7);
+    drv_add_chain(two, 2, 2);
+    drv_add1(BUFS, 1, true, 5);
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(pop(&e[i]), PVQ_OK);
+    /* complete 5, then 7, then the chain 2 */
+    cr_assert_eq(pvq_push(&E.q, &E.ops, &e[2], 1), PVQ_OK);
+    cr_assert_eq(pvq_push(&E.q, &E.ops, &e[0], 1), PVQ_OK);
+    cr_assert_eq(pvq_push(&E.q, &E.ops, &e[1], 20), PVQ_OK);
+    cr_assert_eq(pvq_flush(&E.q, &E.ops), PVQ_OK);
+    uint16_t id, fl;
+    uint32_t len;
+    drv_take_used(&id, &len, &fl);
+    cr_assert_eq(id, 5);
+    drv_take_used(&id, &len, &fl);
+    cr_assert_eq(id, 7);
+    drv_take_used(&id, &len, &fl);
+    cr_assert_eq(id, 2);
+    cr_assert_eq(len, 20);
+    cr_assert_eq(E.next_used, 4);
+    cr_assert_eq(E.q.next_used, 4);
+}
+
+/* Runs `buffers` requests through a ring of `size`, mixing single descriptors and
+ * chains of 2 and 3, each popped, pushed, flushed and taken back by the driver. */
+static void run_laps(uint16_t size, unsigned buffers, bool batched)
+{
+    env_setup(size, false, false);
+    unsigned lens[3] = {1, 2, 3};
+    unsigned done = 0, bufno = 0;
+    bool saw_wrap_flip_avail = false, saw_wrap_flip_used = false;
+    while (done < buffers) {
+        /* driver fills as much as fits (at most size slots outstanding) */
+        unsigned outstanding = 0;
+        uint16_t ids[16];
+        unsigned n = 0;
+        while (n < (batched ? 3u : 1u)) {
+            unsigned k = lens[bufno % 3];
+            if (k > size || outstanding + k > size)
+                break;
+            struct tseg s[3] = {{BUFS, 100, false}, {BUFS, 200, true}, {BUFS, 300, true}};
+            if (k == 1)
+                s[0].w = true;
+            uint16_t id = (uint16_t)(bufno % size);
+            drv_add_chain(s, k, id);
+            ids[n++] = id;
+            outstanding += k;
+            bufno++;
+        }
+        struct pvq_elem e[16];
+        for (unsigned i = 0; i < n; i++) {
+            bool w0 = E.q.avail_wrap;
+            cr_assert_eq(pop(&e[i]), PVQ_OK, "pop %u", done + i);
+            cr_assert_eq(e[i].id, ids[i]);
+            if (w0 != E.q.avail_wrap)
+                saw_wrap_flip_avail = true;
+        }
+        struct pvq_elem extra;
+        cr_assert_eq(pop(&extra), PVQ_EMPTY);
+        for (unsigned i = 0; i < n; i++) {
+            bool w0 = E.q.used_wrap;
+            cr_assert_eq(pvq_push(&E.q, &E.ops, &e[i], e[i].writable_bytes), PVQ_OK);
+            if (w0 != E.q.used_wrap)
+                saw_wrap_flip_used = true;
+        }
+        cr_assert_eq(pvq_flush(&E.q, &E.ops), PVQ_OK);
+        for (unsigned i = 0; i < n; i++) {
+            uint16_t id, fl;
+            uint32_t len;
+            drv_take_used(&id, &len, &fl);
+            cr_assert_eq(id, ids[i]);
+            cr_assert_eq(len, e[i].writable_bytes);
+        }
+        cr_assert_not(drv_used_ready());
+        cr_assert_eq(E.q.next_avail, E.next_avail);
+        cr_assert_eq(E.q.avail_wrap, E.avail_wrap);
+        cr_assert_eq(E.q.next_used, E.next_used);
+        cr_assert_eq(E.q.used_wrap, E.used_wrap);
+        done += n;
+    }
+    cr_assert(saw_wrap_flip_avail);
+    cr_assert(saw_wrap_flip_used);
+    /* more than two laps of the ring */
+    cr_assert_gt(E.q.stats.descs_read, 2u * size + size);
+    cr_assert_eq(E.q.broken, VS_REASON_NONE);
+}
+
+/* Packed Virtqueues / Driver and Device Ring Wrap Counters (size 4, many laps) */
+Test(packed_vq, wrap_size_4_many_laps)
+{
+    run_laps(4, 20, false);
+}
+
+/* Packed Virtqueues / Driver and Device Ring Wrap Counters (size 4, batches) */
+Test(packed_vq, wrap_size_4_batched)
+{
+    run_laps(4, 24, true);
+}
+
+/* Packed Virtqueues / Structure Size and Alignment (size 9: not a power of two) */
+Test(packed_vq, wrap_size_9_many_laps)
+{
+    run_laps(9, 30, false);
+    run_laps(9, 30, true);
+}
+
+/* Packed Virtqueues / Driver and Device Ring Wrap Counters (full ring, refilled) */
+Test(packed_vq, full_ring_then_refill_with_flipped_wrap)
+{
+    env_setup(4, false, false);
+    struct pvq_elem e[4];
+    for (uint16_t i = 0; i < 4; i++)
+        drv_add1(BUFS, 10, true, i);
+    for (int i = 0; i < 4; i++)
+        cr_assert_eq(pop(&e[i]), PVQ_OK);
+    cr_assert_eq(pop(&e[0]), PVQ_EMPTY);
+    cr_assert_not(E.q.avail_wrap);
+    for (int i = 0; i < 4; i++)
+        cr_assert_eq(pvq_push(&E.q, &E.ops, &e[i], 10), PVQ_OK);
+    cr_assert_eq(pvq_flush(&E.q, &E.ops), PVQ_OK);
+    cr_assert_not(E.q.used_wrap);
+    for (int i = 0; i < 4; i++) {
+        uint16_t id, fl;
+        uint32_t len;
+        drv_take_used(&id, &len, &fl);
+        cr_assert_eq(id, i);
+    }
+    /* Used descriptors (AVAIL=USED=1) must not look available for wrap 0. */
+    cr_assert_eq(pop(&e[0]), PVQ_EMPTY);
+    drv_add1(BUFS, 10, true, 2);
+    cr_assert_eq(pop(&e[0]), PVQ_OK);
+    cr_assert_eq(e[0].id, 2);
+}
+
+/* ==== driver event suppression (used buffer notifications) ==== */
+
+/* Pushes `n` one-slot buffers and flushes them. */
+static void publish(unsigned n)
+{
+    for (unsigned i = 0; i < n; i++) {
+        struct pvq_elem e = {.id = 0, .slots = 1};
+        cr_assert_eq(pvq_push(&E.q, &E.ops, &e, 0), PVQ_OK);
+    }
+    cr_assert_eq(pvq_flush(&E.q, &E.ops), PVQ_OK);
+}
+
+static bool decide(void)
+{
+    bool irq = false;
+    cr_assert_eq(pvq_should_interrupt(&E.q, &E.ops, &irq), PVQ_OK);
+    return irq;
+}
+
+/* Packed Virtqueues / Driver and Device Event Suppression (ENABLE / DISABLE) */
+Test(packed_vq, driver_event_enable_disable)
+{
+    env_setup(8, false, false);
+    set_driver_event(RING_EVENT_FLAGS_ENABLE, 0, false);
+    publish(1);
+    cr_assert(decide());
+    cr_assert_eq(E.g.reads[VS_DMA_EVENT_READ], 1);
+    set_driver_event(RING_EVENT_FLAGS_DISABLE, 0, false);
+    publish(2);
+    cr_assert_not(decide());
+    cr_assert_eq(E.q.stats.interrupts_suppressed, 1);
+    cr_assert_eq(E.q.stats.event_reads, 2);
+    /* Nothing published since the last decision: no interrupt, no read. */
+    set_driver_event(RING_EVENT_FLAGS_ENABLE, 0, false);
+    cr_assert_not(decide());
+    cr_assert_eq(E.g.reads[VS_DMA_EVENT_READ], 2);
+    cr_assert_eq(E.q.stats.interrupts_suppressed, 1);
+}
+
+/* Packed Virtqueues / Driver and Device Event Suppression (RING_EVENT_FLAGS_DESC) */
+Test(packed_vq, driver_event_desc_in_and_out_of_range)
+{
+    env_setup(8, false, true);
+    /* publish slots 0..2; the driver wants an event at slot 2 (wrap 1) */
+    set_driver_event(RING_EVENT_FLAGS_DESC, 2, true);
+    publish(3);
+    cr_assert(decide());
+    cr_assert_eq(E.q.signalled_used, 3);
+    /* next range 3..4: event at 2 was already passed */
+    publish(2);
+    cr_assert_not(decide());
+    /* next range 5..5: event at 6 not reached */
+    set_driver_event(RING_EVENT_FLAGS_DESC, 6, true);
+    publish(1);
+    cr_assert_not(decide());
+    /* range 6..6: reached */
+    publish(1);
+    cr_assert(decide());
+    cr_assert_eq(E.q.stats.interrupts_suppressed, 2);
+}
+
+/* The used side crosses the ring end: size 4, signalled at (3, wrap 1), then slots 3
+ * (wrap 1) and 0 (wrap 0) are published. Returns the decision for the event. */
+static bool decide_across_end(uint16_t off, bool wrap)
+{
+    env_setup(4, false, true);
+    set_driver_event(RING_EVENT_FLAGS_DISABLE, 0, false);
+    publish(3);
+    cr_assert_not(decide());
+    cr_assert_eq(E.q.signalled_used, 3);
+    cr_assert(E.q.signalled_wrap);
+    publish(2);
+    cr_assert_eq(E.q.next_used, 1);
+    cr_assert_not(E.q.used_wrap);
+    set_driver_event(RING_EVENT_FLAGS_DESC, off, wrap);
+    bool irq = decide();
+    cr_assert_eq(E.q.signalled_used, 1);
+    cr_assert_not(E.q.signalled_wrap);
+    return irq;
+}
+
+/* Packed Virtqueues / Driver and Device Event Suppression (event offset and wrap
+ * counter, with the published range crossing the end of the ring) */
+Test(packed_vq, driver_event_desc_wrap)
+{
+    cr_assert(decide_across_end(3, true));
+    cr_assert(decide_across_end(0, false));
+    cr_assert_not(decide_across_end(0, true), "same offset, other lap: no event");
+    cr_assert_not(decide_across_end(3, false), "same offset, other lap: no event");
+    cr_assert_not(decide_across_end(1, false), "not reached yet");
+    cr_assert_not(decide_across_end(2, true), "passed before the range");
+    cr_assert_not(decide_across_end(0x7fff, true), "offset outside the ring never matches");
+}
+
+/* Packed Virtqueues / Driver and Device Event Suppression (more than two laps
+ * published between decisions: every offset was passed) */
+Test(packed_vq, driver_event_desc_after_many_laps)
+{
+    env_setup(4, false, true);
+    set_driver_event(RING_EVENT_FLAGS_DESC, 2, false);
+    for (int i = 0; i < 3; i++)
+        publish(4);
+    cr_assert(decide());
+    cr_assert_eq(E.q.unsignalled_slots, 0);
+    cr_assert_eq(E.q.signalled_used, E.q.next_used);
+    cr_assert_eq(E.q.signalled_wrap, E.q.used_wrap);
+}
+
+/* Packed Virtqueues / Driver and Device Event Suppression (DESC is only valid with
+ * VIRTIO_F_EVENT_IDX; without it the model treats DESC and the reserved 0x3 as
+ * ENABLE, so a notification is never lost) */
+Test(packed_vq, driver_event_desc_without_event_idx)
+{
+    env_setup(8, false, false);
+    set_driver_event(RING_EVENT_FLAGS_DESC, 7, false);
+    publish(1);
+    cr_assert(decide());
+    set_driver_event(0x3, 7, false);
+    publish(1);
+    cr_assert(decide());
+}
+
+/* Packed Virtqueues / Driver and Device Event Suppression (a chain covers several
+ * slots: an event inside it fires) */
+Test(packed_vq, driver_event_desc_inside_a_chain)
+{
+    env_setup(8, false, true);
+    struct tseg s[3] = {{BUFS, 1, false}, {BUFS, 1, true}, {BUFS, 1, true}};
+    drv_add_chain(s, 3, 1);
+    struct pvq_elem e;
+    cr_assert_eq(pop(&e), PVQ_OK);
+    cr_assert_eq(pvq_push(&E.q, &E.ops, &e, 1), PVQ_OK);
+    cr_assert_eq(pvq_flush(&E.q, &E.ops), PVQ_OK);
+    set_driver_event(RING_EVENT_FLAGS_DESC, 2, true);
+    cr_assert(decide());
+}
+
+/* ==== device event suppression (available buffer notifications) ==== */
+
+/* Packed Virtqueues / Driver and Device Event Suppression ; Event Suppression
+ * Structure Format (the device writes the Device Area) */
+Test(packed_vq, device_event_writes)
+{
+    env_setup(4, false, false);
+    fake_guest_put16(&E.g, DEVICE_AREA + 2, 0xffff);
+    cr_assert_eq(pvq_set_notifications(&E.q, &E.ops, false), PVQ_OK);
+    cr_assert_eq(fake_guest_get16(&E.g, DEVICE_AREA + 2), RING_EVENT_FLAGS_DISABLE);
+    cr_assert_eq(pvq_set_notifications(&E.q, &E.ops, true), PVQ_OK);
+    cr_assert_eq(fake_guest_get16(&E.g, DEVICE_AREA + 2), RING_EVENT_FLAGS_ENABLE);
+    cr_assert_eq(E.g.writes[VS_DMA_EVENT_WRITE], 2);
+    cr_assert_eq(E.q.stats.event_writes, 2);
+    const struct fake_guest_access *a = fake_guest_recent(&E.g, 0);
+    cr_assert_eq(a->addr, DEVICE_AREA);
+    cr_assert_eq(a->len, 4);
+}
+
+/* Packed Virtqueues / Driver and Device Event Suppression (RING_EVENT_FLAGS_DESC at
+ * the device's next read position, wrap counter included) */
+Test(packed_vq, device_event_desc_with_event_idx)
+{
+    env_setup(4, false, true);
+    cr_assert_eq(pvq_set_notifications(&E.q, &E.ops, true), PVQ_OK);
+    cr_assert_eq(fake_guest_get16(&E.g, DEVICE_AREA + 2), RING_EVENT_FLAGS_DESC);
+    cr_assert_eq(fake_guest_get16(&E.g, DEVICE_AREA), 0x8000);
+    struct pvq_elem e;
+    for (uint16_t i = 0; i < 3; i++) {
+        drv_add1(BUFS, 1, true, i);
+        cr_assert_eq(pop(&e), PVQ_OK);
+    }
+    struct tseg s[2] = {{BUFS, 1, true}, {BUFS, 1, true}};
+    /* slot 3 and 0 -> next_avail (1, wrap 0) -- needs the used slots back first */
+    for (int i = 0; i < 3; i++) {
+        struct pvq_elem u = {.id = (uint16_t)i, .slots = 1};
+        cr_assert_eq(pvq_push(&E.q, &E.ops, &u, 1), PVQ_OK);
+    }
+    cr_assert_eq(pvq_flush(&E.q, &E.ops), PVQ_OK);
+    drv_add_chain(s, 2, 3);
+    cr_assert_eq(pop(&e), PVQ_OK);
+    cr_assert_eq(pvq_set_notifications(&E.q, &E.ops, true), PVQ_OK);
+    cr_assert_eq(fake_guest_get16(&E.g, DEVICE_AREA), 1, "offset 1, wrap 0");
+    cr_assert_eq(fake_guest_get16(&E.g, DEVICE_AREA + 2), RING_EVENT_FLAGS_DESC);
+    cr_assert_eq(pvq_set_notifications(&E.q, &E.ops, false), PVQ_OK);
+    cr_assert_eq(fake_guest_get16(&E.g, DEVICE_AREA + 2), RING_EVENT_FLAGS_DISABLE);
+}
+
+/* ==== NOTIFICATION_DATA hint ==== */
+
+/* Packed Virtqueues / The Virtqueue Descriptor Table (next_off / next_wrap) */
+Test(packed_vq, hint_count)
+{
+    env_setup(4, false, false);
+    cr_assert_eq(pvq_hint_count(&E.q), 0, "no hint");
+    pvq_set_avail_hint(&E.q, 0, true);
+    cr_assert_eq(pvq_hint_count(&E.q), 0, "same position, same wrap: nothing");
+    pvq_set_avail_hint(&E.q, 0, false);
+    cr_assert_eq(pvq_hint_count(&E.q), 4, "same offset, other wrap: full ring");
+    pvq_set_avail_hint(&E.q, 3, true);
+    cr_assert_eq(pvq_hint_count(&E.q), 3);
+    pvq_set_avail_hint(&E.q, 4, true);
+    cr_assert_eq(pvq_hint_count(&E.q), 0, "offset outside the ring");
+    /* move the device to (3, wrap 1) */
+    E.q.next_avail = 3;
+    pvq_set_avail_hint(&E.q, 1, false);
+    cr_assert_eq(pvq_hint_count(&E.q), 2, "across the ring end");
+    pvq_set_avail_hint(&E.q, 3, false);
+    cr_assert_eq(pvq_hint_count(&E.q), 4);
+    pvq_set_avail_hint(&E.q, 2, true);
+    cr_assert_eq(pvq_hint_count(&E.q), 0, "stale hint behind the device");
+    cr_assert_eq(fake_guest_accesses(&E.g), 0);
+}
+
+/* Packed Virtqueues / Structure Size and Alignment (size 9 hint arithmetic) */
+Test(packed_vq, hint_count_size_9)
+{
+    env_setup(9, false, false);
+    E.q.next_avail = 7;
+    E.q.avail_wrap = false;
+    pvq_set_avail_hint(&E.q, 2, true);
+    cr_assert_eq(pvq_hint_count(&E.q), 4);
+    pvq_set_avail_hint(&E.q, 8, false);
+    cr_assert_eq(pvq_hint_count(&E.q), 1);
+    pvq_set_avail_hint(&E.q, 7, true);
+    cr_assert_eq(pvq_hint_count(&E.q), 9);
+}
+
+/* ==== hostile drivers ==== */
+
+/* Packed Virtqueues / Element Address and Length (model policy: empty elements) */
+Test(packed_vq, hostile_zero_length)
+{
+    env_setup(4, false, false);
+    struct tseg s[2] = {{BUFS, 10, false}, {BUFS, 0, true}};
+    drv_add_chain(s, 2, 0);
+    expect_pop_breaks(VS_REASON_DESC_ZERO_LENGTH);
+}
+
+/* Packed Virtqueues / Scatter-Gather Support (driver: list no longer than Queue Size) */
+Test(packed_vq, hostile_chain_longer_than_ring)
+{
+    env_setup(4, false, false);
+    for (uint16_t i = 0; i < 4; i++)
+        put_desc(i, BUFS, 8, 0, (uint16_t)(VIRTQ_DESC_F_NEXT_MASK | av(true)));
+    expect_pop_breaks(VS_REASON_CHAIN_TOO_LONG);
+    cr_assert_eq(E.g.reads[VS_DMA_DESC_READ], 4 + 0, "walk bounded by the ring size");
+}
+
+/* Packed Virtqueues / Scatter-Gather Support (device MAY limit the list) */
+Test(packed_vq, hostile_chain_longer_than_max_segs)
+{
+    env_setup(8, false, false);
+    struct tseg s[3] = {{BUFS, 1, false}, {BUFS, 1, false}, {BUFS, 1, false}};
+    drv_add_chain(s, 3, 0);
+    struct pvq_elem e;
+    struct pvq_seg two[2];
+    cr_assert_eq(pvq_pop(&E.q, &E.ops, &e, two, 2), PVQ_BROKEN);
+    cr_assert_eq(E.g.reads[VS_DMA_DESC_READ], 2);
+    expect_broken_silent(VS_REASON_CHAIN_TOO_LONG);
+}
+
+/* Virtqueues / The Virtqueue Descriptor Table (chains under 2^32 bytes in total) */
+Test(packed_vq, hostile_length_overflow)
+{
+    env_setup(4, false, false);
+    struct tseg s[2] = {{BUFS, 0x80000000u, false}, {BUFS, 0x80000000u, true}};
+    drv_add_chain(s, 2, 0);
+    expect_pop_breaks(VS_REASON_DESC_LENGTH_OVERFLOW);
+}
+
+/* Packed Virtqueues / Scatter-Gather Support (writable after readable) */
+Test(packed_vq, hostile_read_after_write)
+{
+    env_setup(4, false, false);
+    struct tseg s[3] = {{BUFS, 1, false}, {BUFS, 1, true}, {BUFS, 1, false}};
+    drv_add_chain(s, 3, 0);
+    expect_pop_breaks(VS_REASON_READ_AFTER_WRITE);
+}
+
+/* Packed Virtqueues / Next Flag: Descriptor Chaining (buffer id below queue size) */
+Test(packed_vq, hostile_id_out_of_range)
+{
+    env_setup(4, false, false);
+    drv_add1(BUFS, 1, false, 4);
+    expect_pop_breaks(VS_REASON_DESC_ID_OUT_OF_RANGE);
+}
+
+/* Packed Virtqueues / Next Flag: Descriptor Chaining (id of the last descriptor) */
+Test(packed_vq, hostile_id_out_of_range_in_last_of_chain)
+{
+    env_setup(4, false, false);
+    put_desc(0, BUFS, 1, 1, (uint16_t)(VIRTQ_DESC_F_NEXT_MASK | av(true)));
+    put_desc(1, BUFS, 1, 900, av(true));
+    expect_pop_breaks(VS_REASON_DESC_ID_OUT_OF_RANGE);
+}
+
+/* Packed Virtqueues / Next Flag: Descriptor Chaining ("all flags ... must be set
+ * correctly in all descriptors in the list") */
+Test(packed_vq, hostile_chain_member_not_available)
+{
+    env_setup(4, false, false);
+    put_desc(0, BUFS, 1, 0, (uint16_t)(VIRTQ_DESC_F_NEXT_MASK | av(true)));
+    /* slot 1 left zeroed */
+    expect_pop_breaks(VS_REASON_CHAIN_DESC_NOT_AVAIL);
+}
+
+/* Packed Virtqueues / Next Flag: Descriptor Chaining (across the end, slot 0 must
+ * carry the flipped wrap counter) */
+Test(packed_vq, hostile_chain_member_with_stale_wrap_across_end)
+{
+    env_setup(2, false, false);
+    drv_add1(BUFS, 1, false, 0);
+    struct pvq_elem e;
+    cr_assert_eq(pop(&e), PVQ_OK);
+    /* slot 1 (wrap 1) -> slot 0 still marked for wrap 1 */
+    put_desc(1, BUFS, 1, 0, (uint16_t)(VIRTQ_DESC_F_NEXT_MASK | av(true)));
+    expect_pop_breaks(VS_REASON_CHAIN_DESC_NOT_AVAIL);
+}
+
+/* Packed Virtqueues / Indirect Descriptors (driver: not without the feature) */
+Test(packed_vq, hostile_indirect_not_negotiated)
+{
+    env_setup(4, false, false);
+    struct tseg t[1] = {{BUFS, 8, false}};
+    drv_add_indirect(TABLES, t, 1, 0, 0);
+    expect_pop_breaks(VS_REASON_INDIRECT_NOT_NEGOTIATED);
+    cr_assert_eq(E.g.reads[VS_DMA_DESC_READ], 1, "the table is not fetched");
+}
+
+/* Packed Virtqueues / Indirect Descriptors (no INDIRECT in a list linked by NEXT) */
+Test(packed_vq, hostile_indirect_with_next)
+{
+    env_setup(4, true, false);
+    struct tseg t[1] = {{BUFS, 8, false}};
+    drv_add_indirect(TABLES, t, 1, 0, VIRTQ_DESC_F_NEXT_MASK);
+    put_desc(1, BUFS, 8, 0, av(true));
+    expect_pop_breaks(VS_REASON_INDIRECT_WITH_NEXT);
+}
+
+/* Packed Virtqueues / Indirect Descriptors (INDIRECT later in a NEXT-linked list) */
+Test(packed_vq, hostile_indirect_inside_chain)
+{
+    env_setup(4, true, false);
+    put_desc(0, BUFS, 8, 0, (uint16_t)(VIRTQ_DESC_F_NEXT_MASK | av(true)));
+    put_desc(1, TABLES, 16, 0, (uint16_t)(VIRTQ_DESC_F_INDIRECT_MASK | av(true)));
+    put_table_entry(TABLES, 0, BUFS, 8, 0, 0);
+    expect_pop_breaks(VS_REASON_INDIRECT_WITH_NEXT);
+}
+
+/* Packed Virtqueues / Indirect Flag: Scatter-Gather Support (table of len/16 entries) */
+Test(packed_vq, hostile_indirect_len_zero)
+{
+    env_setup(4, true, false);
+    put_desc(0, TABLES, 0, 0, (uint16_t)(VIRTQ_DESC_F_INDIRECT_MASK | av(true)));
+    expect_pop_breaks(VS_REASON_INDIRECT_LEN_NOT_MULTIPLE);
+}
+
+/* Packed Virtqueues / Indirect Flag: Scatter-Gather Support (table of len/16 entries) */
+Test(packed_vq, hostile_indirect_len_not_multiple)
+{
+    env_setup(4, true, false);
+    put_desc(0, TABLES, 24, 0, (uint16_t)(VIRTQ_DESC_F_INDIRECT_MASK | av(true)));
+    expect_pop_breaks(VS_REASON_INDIRECT_LEN_NOT_MULTIPLE);
+}
+
+/* Packed Virtqueues / Indirect Descriptors (only WRITE is valid in a table) */
+Test(packed_vq, hostile_indirect_nested)
+{
+    env_setup(4, true, false);
+    struct tseg t[2] = {{BUFS, 8, false}, {BUFS, 8, true}};
+    drv_add_indirect(TABLES, t, 2, 0, 0);
+    fake_guest_put16(&E.g, TABLES + 16 + 14, VIRTQ_DESC_F_INDIRECT_MASK);
+    expect_pop_breaks(VS_REASON_INDIRECT_NESTED);
+}
+
+/* Packed Virtqueues / Indirect Descriptors (a list no longer than the queue size) */
+Test(packed_vq, hostile_indirect_table_too_long)
+{
+    env_setup(4, true, false);
+    struct tseg t[5];
+    for (int i = 0; i < 5; i++)
+        t[i] = (struct tseg){BUFS, 8, false};
+    drv_add_indirect(TABLES, t, 5, 0, 0);
+    expect_pop_breaks(VS_REASON_CHAIN_TOO_LONG);
+    cr_assert_eq(E.g.reads[VS_DMA_DESC_READ], 1, "the table is not fetched");
+}
+
+/* Packed Virtqueues / Indirect Descriptors (device limit below the queue size) */
+Test(packed_vq, hostile_indirect_table_longer_than_max_segs)
+{
+    env_setup(16, true, false);
+    struct tseg t[3] = {{BUFS, 8, false}, {BUFS, 8, false}, {BUFS, 8, false}};
+    drv_add_indirect(TABLES, t, 3, 0, 0);
+    struct pvq_elem e;
+    struct pvq_seg two[2];
+    cr_assert_eq(pvq_pop(&E.q, &E.ops, &e, two, 2), PVQ_BROKEN);
+    expect_broken_silent(VS_REASON_CHAIN_TOO_LONG);
+}
+
+/* Packed Virtqueues / Indirect Flag: Scatter-Gather Support (entry rules apply) */
+Test(packed_vq, hostile_indirect_entry_rules)
+{
+    env_setup(4, true, false);
+    struct tseg t[2] = {{BUFS, 8, true}, {BUFS, 8, false}};
+    drv_add_indirect(TABLES, t, 2, 0, 0);
+    expect_pop_breaks(VS_REASON_READ_AFTER_WRITE);
+
+    env_setup(4, true, false);
+    struct tseg z[2] = {{BUFS, 8, false}, {BUFS, 0, true}};
+    drv_add_indirect(TABLES, z, 2, 0, 0);
+    expect_pop_breaks(VS_REASON_DESC_ZERO_LENGTH);
+
+    env_setup(4, true, false);
+    drv_add_indirect(TABLES, t, 1, 4, 0); /* ring id == size */
+    expect_pop_breaks(VS_REASON_DESC_ID_OUT_OF_RANGE);
+}
+
+/* Packed Virtqueues / Indirect Flag: Scatter-Gather Support (table outside memory) */
+Test(packed_vq, hostile_indirect_table_outside_memory)
+{
+    env_setup(4, true, false);
+    put_desc(0, G_BASE + G_SIZE - 16, 32, 0, (uint16_t)(VIRTQ_DESC_F_INDIRECT_MASK | av(true)));
+    expect_pop_breaks(VS_REASON_DMA_OUT_OF_RANGE);
+    cr_assert_eq(E.g.faults, 1);
+
+    env_setup(4, true, false);
+    put_desc(0, UINT64_MAX - 15, 32, 0, (uint16_t)(VIRTQ_DESC_F_INDIRECT_MASK | av(true)));
+    expect_pop_breaks(VS_REASON_DMA_OUT_OF_RANGE);
+    cr_assert_eq(E.g.faults, 0, "an address range wrapping 2^64 is refused before any DMA");
+}
+
+/* Packed Virtqueues / Structure Size and Alignment (ring outside guest memory) */
+Test(packed_vq, hostile_ring_outside_memory)
+{
+    struct pvq_config c = {.size = 4, .desc_addr = G_BASE + G_SIZE, .driver_addr = DRIVER_AREA,
+                           .device_addr = DEVICE_AREA};
+    env_setup_cfg(&c);
+    bool avail;
+    cr_assert_eq(pvq_peek(&E.q, &E.ops, &avail), PVQ_BROKEN);
+    expect_broken_silent(VS_REASON_DMA_OUT_OF_RANGE);
+
+    /* a ring whose last slots run off the end of memory: found on the way there */
+    c.desc_addr = G_BASE + G_SIZE - 32;
+    env_setup_cfg(&c);
+    drv_add1(BUFS, 1, false, 0);
+    drv_add1(BUFS, 1, false, 1);
+    struct pvq_elem e;
+    cr_assert_eq(pop(&e), PVQ_OK);
+    cr_assert_eq(pop(&e), PVQ_OK);
+    expect_pop_breaks(VS_REASON_DMA_OUT_OF_RANGE);
+}
+
+/* Packed Virtqueues / Driver and Device Event Suppression (areas outside memory) */
+Test(packed_vq, hostile_event_areas_outside_memory)
+{
+    struct pvq_config c = {.size = 4, .desc_addr = DESC_RING, .driver_addr = G_BASE - 4,
+                           .device_addr = G_BASE + G_SIZE};
+    env_setup_cfg(&c);
+    publish(1);
+    bool irq = true;
+    cr_assert_eq(pvq_should_interrupt(&E.q, &E.ops, &irq), PVQ_BROKEN);
+    cr_assert_not(irq);
+    expect_broken_silent(VS_REASON_DMA_OUT_OF_RANGE);
+
+    env_setup_cfg(&c);
+    cr_assert_eq(pvq_set_notifications(&E.q, &E.ops, true), PVQ_BROKEN);
+    expect_broken_silent(VS_REASON_DMA_OUT_OF_RANGE);
+}
+
+/* Device Status Field / DEVICENEEDSRESET (a DMA refused because PCI bus-master
+ * enable is clear is an error state of the queue) */
+Test(packed_vq, bus_master_off_breaks_pop)
+{
+    env_setup(4, false, false);
+    drv_add1(BUFS, 1, false, 0);
+    E.g.bus_master_off = true;
+    expect_pop_breaks(VS_REASON_DMA_BUS_MASTER_OFF);
+    cr_assert_eq(E.g.faults, 1);
+}
+
+/* Device Status Field / DEVICENEEDSRESET (bus-master off during used write-back
+ * and event suppression accesses) */
+Test(packed_vq, bus_master_off_breaks_push_flush_and_events)
+{
+    struct pvq_elem e;
+    env_setup(4, false, false);
+    drv_add1(BUFS, 1, false, 0);
+    cr_assert_eq(pop(&e), PVQ_OK);
+    E.g.bus_master_off = true;
+    cr_assert_eq(pvq_push(&E.q, &E.ops, &e, 0), PVQ_BROKEN);
+    expect_broken_silent(VS_REASON_DMA_BUS_MASTER_OFF);
+
+    env_setup(4, false, false);
+    drv_add1(BUFS, 1, false, 0);
+    cr_assert_eq(pop(&e), PVQ_OK);
+    cr_assert_eq(pvq_push(&E.q, &E.ops, &e, 0), PVQ_OK);
+    E.g.fail_kinds = 1u << VS_DMA_USED_WRITE;
+    E.g.fail_status = VS_DMA_BUS_MASTER_OFF;
+    cr_assert_eq(pvq_flush(&E.q, &E.ops), PVQ_BROKEN);
+    expect_broken_silent(VS_REASON_DMA_BUS_MASTER_OFF);
+
+    env_setup(4, false, false);
+    publish(1);
+    E.g.bus_master_off = true;
+    bool irq;
+    cr_assert_eq(pvq_should_interrupt(&E.q, &E.ops, &irq), PVQ_BROKEN);
+    expect_broken_silent(VS_REASON_DMA_BUS_MASTER_OFF);
+
+    env_setup(4, false, false);
+    E.g.bus_master_off = true;
+    cr_assert_eq(pvq_set_notifications(&E.q, &E.ops, false), PVQ_BROKEN);
+    expect_broken_silent(VS_REASON_DMA_BUS_MASTER_OFF);
+}
+
+/* Packed Virtqueues / Structure Size and Alignment (an unchecked ring address that
+ * wraps past 2^64 is refused before any DMA) */
+Test(packed_vq, hostile_ring_address_wrapping)
+{
+    struct pvq_config c = {.size = 4, .desc_addr = UINT64_MAX - 15, .driver_addr = DRIVER_AREA,
+                           .device_addr = DEVICE_AREA};
+    cr_assert_eq(pvq_check_config(&c, 4), VS_REASON_DMA_OUT_OF_RANGE);
+    /* Even if the caller skipped the check: */
+    env_setup(4, false, false);
+    E.q.cfg.desc_addr = UINT64_MAX - 15;
+    E.q.next_avail = 1;
+    expect_pop_breaks(VS_REASON_DMA_OUT_OF_RANGE);
+    cr_assert_eq(fake_guest_accesses(&E.g), 0);
+}
+
+/* Packed Virtqueues / The Virtqueue Descriptor Table (hostile driver: garbage in
+ * every descriptor must never crash, hang or escape; a deterministic random ring) */
+Test(packed_vq, hostile_random_rings_never_escape)
+{
+    uint32_t seed = 12345;
+    unsigned popped = 0, broke = 0;
+    for (int round = 0; round < 300; round++) {
+        uint16_t size = (uint16_t)(1 + round % 9);
+        env_setup(size, round % 2 == 0, round % 3 == 0);
+        for (uint16_t i = 0; i < size; i++) {
+            seed = seed * 1103515245u + 12345u;
+            /* mostly well-marked descriptors with random NEXT/WRITE/INDIRECT bits,
+             * sometimes garbage flags */
+            uint16_t flags = (seed >> 28) == 0 ? (uint16_t)(seed >> 8)
+                                               : (uint16_t)(av(true) | ((seed >> 8) & 0x7u));
+            seed = seed * 1103515245u + 12345u;
+            uint32_t len = seed % 5 == 0 ? 0 : (seed >> 4) % 64;
+            uint64_t addr = (seed & 1) ? TABLES : BUFS;
+            put_desc(i, addr, len, (uint16_t)(seed % (size + 2u)), flags);
+        }
+        for (uint32_t j = 0; j < 64; j++) {
+            seed = seed * 1103515245u + 12345u;
+            fake_guest_put16(&E.g, TABLES + 2u * j, (uint16_t)(seed >> 16));
+        }
+        for (int step = 0; step < 3 * size + 3; step++) {
+            struct pvq_elem e;
+            enum pvq_status s = pop(&e);
+            if (s == PVQ_OK) {
+                cr_assert_leq(e.nsegs, size);
+                cr_assert_leq(e.slots, size);
+                cr_assert_lt(e.id, size);
+                cr_assert_eq(pvq_push(&E.q, &E.ops, &e, 1), PVQ_OK);
+                cr_assert_eq(pvq_flush(&E.q, &E.ops), PVQ_OK);
+                popped++;
+            } else if (s == PVQ_BROKEN) {
+                cr_assert_neq(E.q.broken, VS_REASON_NONE);
+                broke++;
+                expect_broken_silent(E.q.broken);
+                break;
+            }
+            cr_assert_lt(E.q.next_avail, size);
+            cr_assert_lt(E.q.next_used, size);
+        }
+        cr_assert(E.g.faults == 0 || E.q.broken != VS_REASON_NONE);
+    }
+    cr_assert_gt(popped, 20, "the random rings must also yield valid buffers");
+    cr_assert_gt(broke, 20, "the random rings must also break queues");
+}
+
+/* Packed Virtqueues / Scatter-Gather Support (a device limit of 0 elements rejects
+ * every buffer without writing the caller's array) */
+Test(packed_vq, max_segs_zero_never_writes_segments)
+{
+    env_setup(4, true, false);
+    drv_add1(BUFS, 8, false, 0);
+    struct pvq_elem e;
+    cr_assert_eq(pvq_pop(&E.q, &E.ops, &e, NULL, 0), PVQ_BROKEN);
+    expect_broken_silent(VS_REASON_CHAIN_TOO_LONG);
+}

@@ -1,0 +1,492 @@
+/* test_vdev.c -- the composed virtio-net PCI function: discovery, layout, routing,
+ * the net data path, and the NEEDS_RESET path for hostile input. */
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "common/fake_guest.h"
+#include "vdev.h"
+
+#define GUEST_BASE 0x100000ull
+#define GUEST_SIZE (1u << 20)
+#define BAR0_BASE 0xC0000000ull
+#define BAR2_BASE 0xC0100000ull
+#define RING_SIZE 8u
+
+static struct vdev dev;
+static struct fake_guest g;
+static struct vs_guest_ops ops;
+
+static struct vdev_params default_params(void)
+{
+    struct vdev_params p;
+    memset(&p, 0, sizeof p);
+    p.revision_id = 1;
+    p.subsystem_vendor_id = 0x1af4;
+    p.subsystem_id = 0x1100;
+    p.queue_size_max = 256;
+    p.notify_off_multiplier = 4;
+    uint8_t mac[6] = {0x52, 0x54, 0, 0x12, 0x34, 0x56};
+    memcpy(p.mac, mac, 6);
+    p.max_frame_bytes = 1514;
+    p.rx_fifo_frames = 4;
+    p.backend = VDEV_BACKEND_LOOPBACK;
+    p.used_batch_max = 1;
+    return p;
+}
+
+static void setup(void)
+{
+    struct vdev_params p = default_params();
+    cr_assert(vdev_init(&dev, &p));
+    fake_guest_init(&g, GUEST_BASE, GUEST_SIZE);
+    ops = fake_guest_ops(&g);
+}
+
+static void teardown(void)
+{
+    vdev_fini(&dev);
+    fake_guest_free(&g);
+}
+
+static uint8_t find_vcap(uint8_t cfg_type)
+{
+    uint8_t off = (uint8_t)vdev_cfg_read(&dev, PCI_CAPABILITY_LIST, 1);
+    for (int n = 0; off && n < 48; n++) {
+        if (vdev_cfg_read(&dev, off, 1) == PCI_CAP_ID_VNDR && vdev_cfg_read(&dev, off + 3u, 1) == cfg_type)
+            return off;
+        off = (uint8_t)vdev_cfg_read(&dev, off + 1u, 1);
+    }
+    return 0;
+}
+
+static void map_bars(void)
+{
+    vdev_cfg_write(&dev, PCI_BAR0, 4, (uint32_t)BAR0_BASE);
+    vdev_cfg_write(&dev, PCI_BAR0 + 4, 4, 0);
+    vdev_cfg_write(&dev, PCI_BAR0 + 8, 4, (uint32_t)BAR2_BASE);
+    vdev_cfg_write(&dev, PCI_BAR0 + 12, 4, 0);
+    vdev_cfg_write(&dev, PCI_COMMAND, 2, PCI_COMMAND_MEMORY_MASK | PCI_COMMAND_MASTER_MASK);
+}
+
+static uint64_t common_addr(uint32_t field)
+{
+    uint8_t cap = find_vcap(VIRTIO_PCI_CAP_COMMON_CFG);
+    return BAR0_BASE + vdev_cfg_read(&dev, cap + 8u, 4) + field;
+}
+
+static void wr(uint32_t field, unsigned size, uint64_t v)
+{
+    uint16_t kicked;
+    cr_assert(vdev_mmio_write(&dev, common_addr(field), size, v, &kicked));
+}
+
+static uint64_t rd(uint32_t field, unsigned size)
+{
+    uint64_t v = 0;
+    cr_assert(vdev_mmio_read(&dev, common_addr(field), size, &v));
+    return v;
+}
+
+static void write_features(uint32_t lo, uint32_t hi)
+{
+    wr(VIRTIO_PCI_COMMON_GFSELECT, 4, 0);
+    wr(VIRTIO_PCI_COMMON_GF, 4, lo);
+    wr(VIRTIO_PCI_COMMON_GFSELECT, 4, 1);
+    wr(VIRTIO_PCI_COMMON_GF, 4, hi);
+}
+
+/* Queue q's ring areas in the fake guest. */
+static uint64_t ring_desc(unsigned q) { return GUEST_BASE + 0x1000u * (q + 1); }
+static uint64_t ring_drv(unsigned q) { return ring_desc(q) + 0x800; }
+static uint64_t ring_dev(unsigned q) { return ring_desc(q) + 0x900; }
+
+static void setup_queue(unsigned q)
+{
+    wr(VIRTIO_PCI_COMMON_Q_SELECT, 2, q);
+    wr(VIRTIO_PCI_COMMON_Q_SIZE, 2, RING_SIZE);
+    wr(VIRTIO_PCI_COMMON_Q_DESCLO, 4, (uint32_t)ring_desc(q));
+    wr(VIRTIO_PCI_COMMON_Q_AVAILLO, 4, (uint32_t)ring_drv(q));
+    wr(VIRTIO_PCI_COMMON_Q_USEDLO, 4, (uint32_t)ring_dev(q));
+    wr(VIRTIO_PCI_COMMON_Q_MSIX, 2, 1 + q);
+    wr(VIRTIO_PCI_COMMON_Q_ENABLE, 2, 1);
+}
+
+/* The spec's initialisation sequence, packed ring, queues RX and TX. */
+static void bring_up(void)
+{
+    map_bars();
+    wr(VIRTIO_PCI_COMMON_STATUS, 1, 0);
+    wr(VIRTIO_PCI_COMMON_STATUS, 1, VIRTIO_STATUS_ACKNOWLEDGE);
+    wr(VIRTIO_PCI_COMMON_STATUS, 1, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
+    write_features(0, (1u << (VIRTIO_F_VERSION_1_BIT - 32)) | (1u << (VIRTIO_F_RING_PACKED_BIT - 32)));
+    wr(VIRTIO_PCI_COMMON_STATUS, 1,
+       VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
+    cr_assert(rd(VIRTIO_PCI_COMMON_STATUS, 1) & VIRTIO_STATUS_FEATURES_OK);
+    wr(VIRTIO_PCI_COMMON_MSIX, 2, 0);
+    setup_queue(VDEV_QUEUE_RX);
+    setup_queue(VDEV_QUEUE_TX);
+    wr(VIRTIO_PCI_COMMON_STATUS, 1,
+       VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK |
+           VIRTIO_STATUS_DRIVER_OK);
+}
+
+/* Make one single-descriptor buffer available at slot i of queue q (first lap). */
+static void post(unsigned q, unsigned slot, uint64_t addr, uint32_t len, uint16_t id, bool writable)
+{
+    uint64_t d = ring_desc(q) + 16u * slot;
+    fake_guest_put64(&g, d, addr);
+    fake_guest_put32(&g, d + 8, len);
+    fake_guest_put16(&g, d + 12, id);
+    fake_guest_put16(&g, d + 14, (uint16_t)(VIRTQ_DESC_F_AVAIL_MASK | (writable ? VIRTQ_DESC_F_WRITE_MASK : 0)));
+}
+
+TestSuite(vdev, .init = setup, .fini = teardown);
+
+/* "PCI Device Discovery": vendor 0x1AF4, device 0x1040 + 1 for network, revision >= 1
+ * for a non-transitional device; class code of an Ethernet controller. */
+Test(vdev, discovery_ids)
+{
+    cr_expect_eq(vdev_cfg_read(&dev, PCI_VENDOR_ID, 2), 0x1af4);
+    cr_expect_eq(vdev_cfg_read(&dev, PCI_DEVICE_ID, 2), 0x1041);
+    cr_expect_geq(vdev_cfg_read(&dev, PCI_REVISION_ID, 1), 1);
+    cr_expect_eq(vdev_cfg_read(&dev, PCI_CLASS_PROG, 1), 0x00);
+    cr_expect_eq(vdev_cfg_read(&dev, PCI_CLASS_DEVICE, 2), 0x0200);
+    cr_expect_eq(vdev_cfg_read(&dev, PCI_SUBSYSTEM_VENDOR_ID, 2), 0x1af4);
+    cr_expect_eq(vdev_cfg_read(&dev, PCI_SUBSYSTEM_ID, 2), 0x1100);
+    cr_expect_eq(vdev_cfg_read(&dev, PCI_HEADER_TYPE, 1) & 0x7f, 0);
+}
+
+/* "Virtio Structure PCI Capabilities": common, notify, ISR, device and PCI-cfg access
+ * capabilities are all present; MSI-X too; every structure lies inside its BAR. */
+Test(vdev, capabilities_present_and_inside_bars)
+{
+    const uint8_t types[] = {VIRTIO_PCI_CAP_COMMON_CFG, VIRTIO_PCI_CAP_NOTIFY_CFG,
+                             VIRTIO_PCI_CAP_ISR_CFG, VIRTIO_PCI_CAP_DEVICE_CFG,
+                             VIRTIO_PCI_CAP_PCI_CFG};
+    for (unsigned i = 0; i < sizeof types; i++)
+        cr_expect_neq(find_vcap(types[i]), 0, "cfg_type %u missing", types[i]);
+    cr_expect_neq(pci_cfg_find_cap(&dev.pci, PCI_CAP_ID_MSIX, -1), 0);
+    for (unsigned i = 0; i < 4; i++) {
+        uint8_t cap = find_vcap(types[i]);
+        uint8_t bar = (uint8_t)vdev_cfg_read(&dev, cap + 4u, 1);
+        uint32_t off = vdev_cfg_read(&dev, cap + 8u, 4), len = vdev_cfg_read(&dev, cap + 12u, 4);
+        cr_assert_lt(bar, PCI_NUM_BARS);
+        cr_expect_leq((uint64_t)off + len, dev.pci.bar_size[bar]);
+        cr_expect_eq(off % 4, 0, "structures are 4-byte aligned");
+    }
+}
+
+/* "Notification capability": the notify capability carries notify_off_multiplier,
+ * and with NOTIFICATION_DATA offered it is 0 or a power of two multiple of 4 and
+ * cap.length covers every queue's notify address + 4. */
+Test(vdev, notify_capability_multiplier_and_length)
+{
+    uint8_t cap = find_vcap(VIRTIO_PCI_CAP_NOTIFY_CFG);
+    cr_assert_neq(cap, 0);
+    cr_expect_eq(vdev_cfg_read(&dev, cap + 2u, 1), sizeof(struct virtio_pci_notify_cap));
+    uint32_t mult = vdev_cfg_read(&dev, cap + 16u, 4);
+    cr_expect_eq(mult, 4);
+    uint32_t len = vdev_cfg_read(&dev, cap + 12u, 4);
+    cr_expect_geq(len, (VDEV_QUEUES - 1) * mult + 4);
+}
+
+/* PCI BAR sizing through the composed function: 64-bit memory BARs report their size. */
+Test(vdev, bar_sizing)
+{
+    vdev_cfg_write(&dev, PCI_BAR0, 4, 0xffffffffu);
+    vdev_cfg_write(&dev, PCI_BAR0 + 4, 4, 0xffffffffu);
+    uint32_t lo = vdev_cfg_read(&dev, PCI_BAR0, 4);
+    cr_expect_eq(lo & 0x7, PCI_BAR_MEM_TYPE_64_MASK);
+    uint64_t mask = ((uint64_t)vdev_cfg_read(&dev, PCI_BAR0 + 4, 4) << 32) | (lo & ~0xfu);
+    cr_expect_eq(~mask + 1, dev.pci.bar_size[0]);
+}
+
+/* Memory-space enable gates BAR decode (PCI command register bit 1). */
+Test(vdev, memory_enable_gates_bars)
+{
+    map_bars();
+    uint64_t v;
+    cr_expect(vdev_mmio_read(&dev, common_addr(VIRTIO_PCI_COMMON_NUMQ), 2, &v));
+    cr_expect_eq(v, VDEV_QUEUES);
+    vdev_cfg_write(&dev, PCI_COMMAND, 2, 0);
+    cr_expect_not(vdev_mmio_read(&dev, BAR0_BASE + VIRTIO_PCI_COMMON_NUMQ, 2, &v));
+    cr_expect_eq(v, 0xffff, "unclaimed reads return all-ones");
+}
+
+/* "PCI configuration access capability": a read of pci_cfg_data performs a read of
+ * cap.length bytes at cap.offset in cap.bar; a write performs the write. */
+Test(vdev, pci_cfg_access_window)
+{
+    map_bars();
+    uint8_t cap = find_vcap(VIRTIO_PCI_CAP_PCI_CFG);
+    uint8_t ccap = find_vcap(VIRTIO_PCI_CAP_COMMON_CFG);
+    uint32_t common = vdev_cfg_read(&dev, ccap + 8u, 4);
+    vdev_cfg_write(&dev, cap + 4u, 1, 0);
+    vdev_cfg_write(&dev, cap + 8u, 4, common + VIRTIO_PCI_COMMON_NUMQ);
+    vdev_cfg_write(&dev, cap + 12u, 4, 2);
+    cr_expect_eq(vdev_cfg_read(&dev, cap + 16u, 4) & 0xffff, VDEV_QUEUES);
+    /* Write device_status = ACKNOWLEDGE through the window. */
+    vdev_cfg_write(&dev, cap + 8u, 4, common + VIRTIO_PCI_COMMON_STATUS);
+    vdev_cfg_write(&dev, cap + 12u, 4, 1);
+    vdev_cfg_write(&dev, cap + 16u, 4, VIRTIO_STATUS_ACKNOWLEDGE);
+    cr_expect_eq(rd(VIRTIO_PCI_COMMON_STATUS, 1), VIRTIO_STATUS_ACKNOWLEDGE);
+}
+
+/* "Device-specific configuration" / "Network Device / Device configuration layout":
+ * the MAC from the configuration reads back; the link is up. */
+Test(vdev, net_config_mac)
+{
+    map_bars();
+    uint8_t cap = find_vcap(VIRTIO_PCI_CAP_DEVICE_CFG);
+    uint64_t base = BAR0_BASE + vdev_cfg_read(&dev, cap + 8u, 4);
+    uint64_t v;
+    uint8_t mac[6];
+    for (unsigned i = 0; i < 6; i++) {
+        cr_assert(vdev_mmio_read(&dev, base + i, 1, &v));
+        mac[i] = (uint8_t)v;
+    }
+    cr_expect_eq(memcmp(mac, dev.p.mac, 6), 0);
+    cr_assert(vdev_mmio_read(&dev, base + 6, 2, &v));
+    cr_expect_eq(v & VIRTIO_NET_S_LINK_UP_MASK, VIRTIO_NET_S_LINK_UP_MASK);
+}
+
+/* "Feature Bits": the device offers the features the issue lists, and withdrawing
+ * one through the configuration (a quirk) removes it from the offer. */
+Test(vdev, offered_features_and_withdraw)
+{
+    map_bars();
+    wr(VIRTIO_PCI_COMMON_DFSELECT, 4, 1);
+    uint32_t hi = (uint32_t)rd(VIRTIO_PCI_COMMON_DF, 4);
+    const unsigned want_hi[] = {VIRTIO_F_VERSION_1_BIT, VIRTIO_F_ACCESS_PLATFORM_BIT,
+                                VIRTIO_F_RING_PACKED_BIT, VIRTIO_F_IN_ORDER_BIT,
+                                VIRTIO_F_ORDER_PLATFORM_BIT, VIRTIO_F_NOTIFICATION_DATA_BIT};
+    for (unsigned i = 0; i < sizeof want_hi / sizeof want_hi[0]; i++)
+        cr_expect(hi & (1u << (want_hi[i] - 32)), "bit %u offered", want_hi[i]);
+    wr(VIRTIO_PCI_COMMON_DFSELECT, 4, 0);
+    uint32_t lo = (uint32_t)rd(VIRTIO_PCI_COMMON_DF, 4);
+    cr_expect(lo & (1u << VIRTIO_F_EVENT_IDX_BIT));
+    cr_expect(lo & (1u << VIRTIO_F_INDIRECT_DESC_BIT));
+    cr_expect(lo & (1u << VIRTIO_NET_F_MAC_BIT));
+    cr_expect(lo & (1u << VIRTIO_NET_F_CTRL_VQ_BIT));
+    teardown();
+
+    struct vdev_params p = default_params();
+    vs_feature_set(&p.withdraw, VIRTIO_F_EVENT_IDX_BIT);
+    cr_assert(vdev_init(&dev, &p));
+    fake_guest_init(&g, GUEST_BASE, GUEST_SIZE);
+    map_bars();
+    wr(VIRTIO_PCI_COMMON_DFSELECT, 4, 0);
+    cr_expect_not((uint32_t)rd(VIRTIO_PCI_COMMON_DF, 4) & (1u << VIRTIO_F_EVENT_IDX_BIT));
+}
+
+/* "Device Initialization" + "Transmitting Packets" + "Receiving Packets": a frame
+ * transmitted in loopback arrives intact in a receive buffer, behind a virtio-net
+ * header with num_buffers = 1 (MRG_RXBUF not negotiated). */
+Test(vdev, loopback_frame_intact)
+{
+    bring_up();
+    const uint64_t txbuf = GUEST_BASE + 0x10000, rxbuf = GUEST_BASE + 0x20000;
+    const uint32_t hdr = sizeof(struct virtio_net_hdr), len = 100;
+    uint8_t *p = fake_guest_ptr(&g, txbuf, hdr + len);
+    memset(p, 0, hdr);
+    for (uint32_t i = 0; i < len; i++)
+        p[hdr + i] = (uint8_t)(i * 7 + 3);
+    post(VDEV_QUEUE_TX, 0, txbuf, hdr + len, 5, false);
+    post(VDEV_QUEUE_RX, 0, rxbuf, 2048, 3, true);
+
+    struct vdev_work w = {0};
+    cr_assert_eq(vdev_tx_step(&dev, &ops, &w), VDEV_STEP_DONE);
+    cr_expect_eq(w.frames, 1);
+    cr_expect_eq(vdev_fifo_frames(&dev), 1);
+    cr_assert_eq(vdev_rx_step(&dev, &ops, &w), VDEV_STEP_DONE);
+    cr_expect_eq(vdev_fifo_frames(&dev), 0);
+    const uint8_t *q = fake_guest_ptr(&g, rxbuf, hdr + len);
+    struct virtio_net_hdr h;
+    memcpy(&h, q, hdr);
+    cr_expect_eq(h.num_buffers, 1);
+    cr_expect_eq(memcmp(q + hdr, p + hdr, len), 0);
+    /* Used descriptors (batch of 1 is published at once): ids and lengths. */
+    cr_expect_eq(fake_guest_get16(&g, ring_desc(VDEV_QUEUE_TX) + 12), 5);
+    cr_expect_eq(fake_guest_get32(&g, ring_desc(VDEV_QUEUE_TX) + 8), 0);
+    cr_expect_eq(fake_guest_get16(&g, ring_desc(VDEV_QUEUE_RX) + 12), 3);
+    cr_expect_eq(fake_guest_get32(&g, ring_desc(VDEV_QUEUE_RX) + 8), hdr + len);
+    cr_expect_eq(dev.error, VS_REASON_NONE);
+}
+
+/* Loopback back-pressure: with the FIFO full, TX waits instead of dropping. */
+Test(vdev, loopback_fifo_backpressure)
+{
+    bring_up();
+    const uint32_t hdr = sizeof(struct virtio_net_hdr);
+    for (unsigned i = 0; i < 5; i++)
+        post(VDEV_QUEUE_TX, i, GUEST_BASE + 0x10000 + 0x100 * i, hdr + 60, (uint16_t)i, false);
+    struct vdev_work w = {0};
+    for (unsigned i = 0; i < 4; i++)
+        cr_assert_eq(vdev_tx_step(&dev, &ops, &w), VDEV_STEP_DONE);
+    cr_expect(vdev_fifo_full(&dev));
+    cr_expect_eq(vdev_tx_step(&dev, &ops, &w), VDEV_STEP_BLOCKED);
+    cr_expect_eq(dev.stats.tx_frames, 4);
+}
+
+/* "Notifications": a used buffer notification goes out as the queue's MSI-X message
+ * once the driver unmasked the vector and enabled MSI-X, and not while masked
+ * (the pending bit holds it until unmask). */
+Test(vdev, used_notification_through_msix)
+{
+    bring_up();
+    uint8_t mcap = pci_cfg_find_cap(&dev.pci, PCI_CAP_ID_MSIX, -1);
+    vdev_cfg_write(&dev, mcap + 2u, 2, MSIX_MSGCTL_ENABLE_MASK);
+    uint16_t k;
+    const uint64_t entry = BAR2_BASE + (1 + VDEV_QUEUE_TX) * MSIX_ENTRY_SIZE;
+    cr_assert(vdev_mmio_write(&dev, entry + MSIX_ENTRY_ADDR_LO, 4, 0xfee00000u, &k));
+    cr_assert(vdev_mmio_write(&dev, entry + MSIX_ENTRY_DATA, 4, 2, &k));
+    post(VDEV_QUEUE_TX, 0, GUEST_BASE + 0x10000, 12 + 60, 0, false);
+    struct vdev_work w = {0};
+    cr_assert_eq(vdev_tx_step(&dev, &ops, &w), VDEV_STEP_DONE); /* batch of 1: completes */
+    struct msix_message m;
+    cr_expect_not(vdev_take_msi(&dev, &m), "vector still masked");
+    cr_expect_eq(dev.msix.stats.pended, 1);
+    cr_assert(vdev_mmio_write(&dev, entry + MSIX_ENTRY_CTRL, 4, 0, &k));
+    cr_assert(vdev_take_msi(&dev, &m));
+    cr_expect_eq(m.addr, 0xfee00000u);
+    cr_expect_eq(m.data, 2);
+}
+
+/* "Driver and Device Event Suppression": with the driver's structure at DISABLE the
+ * device sends no used buffer notification. */
+Test(vdev, driver_suppression_disable)
+{
+    bring_up();
+    fake_guest_put16(&g, ring_drv(VDEV_QUEUE_TX) + 2, RING_EVENT_FLAGS_DISABLE);
+    post(VDEV_QUEUE_TX, 0, GUEST_BASE + 0x10000, 12 + 60, 0, false);
+    struct vdev_work w = {0};
+    cr_assert_eq(vdev_tx_step(&dev, &ops, &w), VDEV_STEP_DONE);
+    cr_expect_eq(dev.stats.interrupts_raised, 0);
+}
+
+/* Hostile input: DMA with bus mastering off ends in DEVICE_NEEDS_RESET with a named
+ * reason and a configuration change interrupt; nothing else is touched afterwards;
+ * a reset (status 0) brings the device back ("Device Status Field"). */
+Test(vdev, bus_master_off_needs_reset)
+{
+    bring_up();
+    post(VDEV_QUEUE_TX, 0, GUEST_BASE + 0x10000, 12 + 60, 0, false);
+    vdev_cfg_write(&dev, PCI_COMMAND, 2, PCI_COMMAND_MEMORY_MASK);
+    struct vdev_work w = {0};
+    uint64_t before = fake_guest_accesses(&g);
+    cr_expect_eq(vdev_tx_step(&dev, &ops, &w), VDEV_STEP_FAILED);
+    cr_expect_eq(fake_guest_accesses(&g), before, "no DMA reached memory");
+    cr_expect_eq(dev.error, VS_REASON_DMA_BUS_MASTER_OFF);
+    cr_expect(rd(VIRTIO_PCI_COMMON_STATUS, 1) & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
+    cr_expect_eq(dev.stats.config_interrupts, 1);
+    cr_expect_eq(vdev_rx_step(&dev, &ops, &w), VDEV_STEP_FAILED);
+    wr(VIRTIO_PCI_COMMON_STATUS, 1, 0);
+    cr_expect_eq(rd(VIRTIO_PCI_COMMON_STATUS, 1), 0);
+    cr_expect_eq(dev.error, VS_REASON_NONE);
+}
+
+/* Hostile input: a notification for a queue that does not exist. With a notify
+ * multiplier of 0 every queue shares one address and the value names the queue
+ * ("Notification capability"); a value past num_queues needs a reset. */
+Test(vdev, notify_nonexistent_queue_needs_reset)
+{
+    teardown();
+    struct vdev_params p = default_params();
+    p.notify_off_multiplier = 0;
+    cr_assert(vdev_init(&dev, &p));
+    fake_guest_init(&g, GUEST_BASE, GUEST_SIZE);
+    ops = fake_guest_ops(&g);
+    bring_up();
+    uint8_t cap = find_vcap(VIRTIO_PCI_CAP_NOTIFY_CFG);
+    uint64_t base = BAR0_BASE + vdev_cfg_read(&dev, cap + 8u, 4);
+    uint16_t k;
+    cr_assert(vdev_mmio_write(&dev, base, 2, VDEV_QUEUE_TX, &k));
+    cr_expect_eq(k, VDEV_QUEUE_TX);
+    cr_expect_eq(dev.q[VDEV_QUEUE_TX].kicks, 1);
+    cr_expect_eq(dev.error, VS_REASON_NONE);
+    vdev_mmio_write(&dev, base, 2, 7, &k);
+    cr_expect_eq(k, 0xffff);
+    cr_expect_eq(dev.error, VS_REASON_NOTIFY_QUEUE_INVALID);
+    cr_expect(rd(VIRTIO_PCI_COMMON_STATUS, 1) & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
+}
+
+/* Hostile input: a queue enabled with a misaligned descriptor ring. */
+Test(vdev, misaligned_ring_needs_reset)
+{
+    map_bars();
+    wr(VIRTIO_PCI_COMMON_STATUS, 1, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
+    write_features(0, (1u << (VIRTIO_F_VERSION_1_BIT - 32)) | (1u << (VIRTIO_F_RING_PACKED_BIT - 32)));
+    wr(VIRTIO_PCI_COMMON_STATUS, 1,
+       VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
+    wr(VIRTIO_PCI_COMMON_Q_SELECT, 2, VDEV_QUEUE_TX);
+    wr(VIRTIO_PCI_COMMON_Q_DESCLO, 4, (uint32_t)ring_desc(1) + 8);
+    wr(VIRTIO_PCI_COMMON_Q_ENABLE, 2, 1);
+    cr_expect_eq(dev.error, VS_REASON_RING_MISALIGNED);
+}
+
+/* Hostile input: a transmit buffer with a device-writable descriptor. */
+Test(vdev, tx_writable_buffer_needs_reset)
+{
+    bring_up();
+    post(VDEV_QUEUE_TX, 0, GUEST_BASE + 0x10000, 12 + 60, 0, true);
+    struct vdev_work w = {0};
+    cr_expect_eq(vdev_tx_step(&dev, &ops, &w), VDEV_STEP_FAILED);
+    cr_expect_eq(dev.error, VS_REASON_TX_HAS_WRITABLE);
+}
+
+/* Hostile input: a transmit buffer pointing outside guest memory. */
+Test(vdev, tx_buffer_outside_memory_needs_reset)
+{
+    bring_up();
+    post(VDEV_QUEUE_TX, 0, GUEST_BASE + GUEST_SIZE - 16, 12 + 60, 0, false);
+    struct vdev_work w = {0};
+    cr_expect_eq(vdev_tx_step(&dev, &ops, &w), VDEV_STEP_FAILED);
+    cr_expect_eq(dev.error, VS_REASON_DMA_OUT_OF_RANGE);
+}
+
+/* Hostile input: an oversized frame (beyond max_frame_bytes). */
+Test(vdev, tx_frame_too_long_needs_reset)
+{
+    bring_up();
+    post(VDEV_QUEUE_TX, 0, GUEST_BASE + 0x10000, 12 + 1515, 0, false);
+    struct vdev_work w = {0};
+    cr_expect_eq(vdev_tx_step(&dev, &ops, &w), VDEV_STEP_FAILED);
+    cr_expect_eq(dev.error, VS_REASON_TX_FRAME_TOO_LONG);
+}
+
+/* Hostile input: MSI-X vector control with reserved bits. */
+Test(vdev, msix_reserved_bits_needs_reset)
+{
+    bring_up();
+    uint16_t k;
+    vdev_mmio_write(&dev, BAR2_BASE + MSIX_ENTRY_CTRL, 4, 0x2, &k);
+    cr_expect_eq(dev.error, VS_REASON_MSIX_RESERVED_BITS);
+}
+
+/* "Feature Bits": this device supports only the packed format; a driver that does not
+ * accept RING_PACKED gets FEATURES_OK refused. Without VERSION_1 too. */
+Test(vdev, features_ok_refused_without_packed_or_version_1)
+{
+    map_bars();
+    wr(VIRTIO_PCI_COMMON_STATUS, 1, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
+    write_features(0, 1u << (VIRTIO_F_VERSION_1_BIT - 32));
+    wr(VIRTIO_PCI_COMMON_STATUS, 1,
+       VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
+    cr_expect_not(rd(VIRTIO_PCI_COMMON_STATUS, 1) & VIRTIO_STATUS_FEATURES_OK);
+    write_features(0, 1u << (VIRTIO_F_RING_PACKED_BIT - 32));
+    wr(VIRTIO_PCI_COMMON_STATUS, 1,
+       VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
+    cr_expect_not(rd(VIRTIO_PCI_COMMON_STATUS, 1) & VIRTIO_STATUS_FEATURES_OK);
+}
+
+/* Parameter validation names what is wrong. */
+Test(vdev, check_params)
+{
+    struct vdev_params p = default_params();
+    cr_expect_null(vdev_check_params(&p));
+    p.notify_off_multiplier = 6;
+    cr_expect_not_null(vdev_check_params(&p));
+    p = default_params();
+    p.queue_size_max = 0;
+    cr_expect_not_null(vdev_check_params(&p));
+}

@@ -1,0 +1,198 @@
+/* drv_packed.h -- driver side of a packed virtqueue ("Packed Virtqueues").
+ *
+ * The ring lives in guest memory that the driver reaches with plain loads and stores,
+ * so this module takes host pointers to the three areas and never calls the platform.
+ * It owns the driver's half of the protocol:
+ *
+ *   dpq_can_add() / dpq_add() / dpq_add_indirect()
+ *                   -> write a buffer's descriptors. The first buffer of an open batch
+ *                      keeps its head flags back, so nothing is visible yet;
+ *   dpq_publish()   -> write that one deferred flags word: the whole batch becomes
+ *                      available at once ("Placing Available Buffers Into The
+ *                      Descriptor Ring": the head's flags are written last);
+ *   dpq_needs_notify() -> read the device event suppression structure and decide
+ *                      whether the device wants an available buffer notification for
+ *                      what was published since the last decision;
+ *   dpq_get_used()  -> reap one used buffer (chains skip their slots; with IN_ORDER a
+ *                      single used descriptor may stand for a batch of buffers);
+ *   dpq_set_driver_events() -> ask for used buffer notifications or suppress them.
+ *
+ * Buffer ids are handed out by the queue from a free list; an id stays owned by the
+ * device from dpq_add until dpq_get_used returns it. Everything the device writes is
+ * hostile: a used descriptor naming an id that is out of range or not owned by the
+ * device breaks the queue (sticky; every later call returns DPQ_BROKEN).
+ *
+ * The struct holds per-id tables for the largest ring (32768 entries, ~330 KiB):
+ * allocate it once (calloc) rather than on a thread stack.
+ */
+#ifndef VIOSIM_DRV_PACKED_H
+#define VIOSIM_DRV_PACKED_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "virtio_wire.h"
+
+#define DPQ_NO_ID 0xffffu
+
+enum dpq_status {
+    DPQ_OK = 0,
+    DPQ_FULL,    /* not enough free ring slots or no free buffer id */
+    DPQ_EMPTY,   /* dpq_get_used: no used buffer at the driver's position */
+    DPQ_INVALID, /* the caller's request breaks a driver rule (nothing written) */
+    DPQ_BROKEN,  /* the device wrote something impossible; see dpq.broken */
+};
+
+/* Why the queue stopped trusting the device. */
+enum dpq_broken {
+    DPQ_HEALTHY = 0,
+    DPQ_BROKEN_ID_RANGE,     /* used descriptor's id is not below the queue size */
+    DPQ_BROKEN_ID_NOT_OWNED, /* used descriptor's id is not a buffer the device owns */
+};
+
+/* One element of a buffer. Device-readable elements come before device-writable ones
+ * ("Scatter-Gather Support": the driver MUST place any device-writable descriptor
+ * elements after any device-readable descriptor elements). */
+struct dpq_seg {
+    uint64_t addr;
+    uint32_t len;
+    bool device_writable;
+};
+
+/* One buffer given back by the device. */
+struct dpq_used {
+    uint16_t id;
+    /* Bytes the device wrote. Only meaningful when `written`: the spec reserves the
+     * length of a used descriptor without VIRTQ_DESC_F_WRITE ("Element Address and
+     * Length"), so it is reported as 0 then. */
+    uint32_t len;
+    bool written;
+    /* IN_ORDER batch member that had no used descriptor of its own: "assumed to have
+     * been used (read or written) by the device completely", so len is the buffer's
+     * whole device-writable length. */
+    bool skipped;
+};
+
+enum dpq_events {
+    DPQ_EVENTS_DISABLE, /* RING_EVENT_FLAGS_DISABLE */
+    DPQ_EVENTS_ENABLE,  /* RING_EVENT_FLAGS_ENABLE, or with EVENT_IDX RING_EVENT_FLAGS_DESC
+                           at the driver's next used position (the next buffer used) */
+};
+
+struct dpq {
+    /* Guest memory, as the driver's CPU sees it. */
+    uint8_t *desc;               /* descriptor ring: size * 16 bytes */
+    uint8_t *driver_event;       /* driver event suppression (written by the driver) */
+    const uint8_t *device_event; /* device event suppression (read by the driver) */
+    uint16_t size;
+    bool event_idx;              /* VIRTIO_F_EVENT_IDX negotiated */
+    bool in_order;               /* VIRTIO_F_IN_ORDER negotiated */
+
+    /* Making buffers available: next slot and the Driver Ring Wrap Counter. */
+    uint16_t next_avail;
+    bool avail_wrap;
+    uint16_t free_slots;         /* ring slots not owned by the device */
+    uint16_t free_ids;           /* buffer ids not owned by the device */
+    uint16_t free_head;          /* free-id list (DPQ_NO_ID when empty) */
+
+    /* The open batch: its first descriptor's flags are not written yet. */
+    bool batch_open;
+    uint16_t batch_head;
+    uint16_t batch_head_flags;
+    uint32_t batch_slots;
+
+    /* Descriptors published since the last dpq_needs_notify() decision. */
+    uint32_t unnotified;
+
+    /* Reaping: next slot where the device writes a used descriptor, and the used
+     * wrap counter the driver expects there. */
+    uint16_t next_used;
+    bool used_wrap;
+    /* IN_ORDER batch being returned: the id that ends it and the used descriptor's
+     * length and WRITE flag (read once, when the batch's descriptor was found). */
+    bool inorder_batch;
+    uint16_t inorder_last_id;
+    uint32_t inorder_len;
+    bool inorder_written;
+
+    enum dpq_broken broken;
+
+    /* Per buffer id. */
+    uint16_t id_slots[PVIRTQ_SIZE_MAX];   /* ring slots of the buffer; 0: id is free */
+    uint32_t id_wlen[PVIRTQ_SIZE_MAX];    /* device-writable bytes of the buffer */
+    uint16_t id_next_free[PVIRTQ_SIZE_MAX];
+    /* Published and not yet reaped: the only ids a used descriptor may name (a buffer
+     * still in the open batch has not been seen by the device). */
+    bool id_owned[PVIRTQ_SIZE_MAX];
+    /* Per ring slot: the id of the buffer whose first descriptor is there (IN_ORDER
+     * reaping walks buffers in ring order). */
+    uint16_t slot_id[PVIRTQ_SIZE_MAX];
+};
+
+/* Start a queue: both wrap counters at 1, all ids free ("Driver and Device Ring Wrap
+ * Counters"). The caller has zeroed the three areas ("The descriptor ring is
+ * zero-initialized"). size: 1..32768; other sizes are clamped (assert in debug). */
+void dpq_init(struct dpq *q, uint8_t *desc, uint8_t *driver_event, const uint8_t *device_event,
+              uint16_t size, bool event_idx, bool in_order);
+
+/* Room for one more buffer taking nslots ring slots? If so and id != NULL, *id is the
+ * buffer id the next dpq_add/dpq_add_indirect will use. */
+bool dpq_can_add(const struct dpq *q, uint32_t nslots, uint16_t *id);
+
+/* Write a buffer of nsegs elements as a chain of nsegs descriptors (NEXT on all but the
+ * last; the id on every descriptor, the spec needs it on the last). Returns the id.
+ * DPQ_INVALID: nsegs 0 or above the queue size, a zero length, a readable element after
+ * a writable one, writable bytes above 4 GiB. DPQ_FULL: no room (nothing written). */
+enum dpq_status dpq_add(struct dpq *q, const struct dpq_seg *segs, uint16_t nsegs, uint16_t *id);
+
+/* Write a buffer as one descriptor with VIRTQ_DESC_F_INDIRECT pointing to a table of
+ * nsegs descriptors that this call writes at `table` (host pointer of guest address
+ * table_addr, 16-byte entries; only VIRTQ_DESC_F_WRITE is set in them: "The driver MUST
+ * NOT set any flags except DESC_F_WRITE within an indirect descriptor"). Only with
+ * VIRTIO_F_INDIRECT_DESC negotiated (the caller's business). Errors as dpq_add. */
+enum dpq_status dpq_add_indirect(struct dpq *q, uint8_t *table, uint64_t table_addr,
+                                 const struct dpq_seg *segs, uint16_t nsegs, uint16_t *id);
+
+/* Make the open batch visible: a release barrier, then the first descriptor's flags.
+ * No-op without an open batch. Returns the number of descriptors published. */
+uint32_t dpq_publish(struct dpq *q);
+
+/* After dpq_publish: must the driver notify the device? ("Sending Available Buffer
+ * Notifications": a full barrier, then the device event suppression structure.)
+ * ENABLE -> yes; DISABLE -> no; DESC (EVENT_IDX) -> yes iff the descriptor it names
+ * was among those published since the last decision. A malformed structure (reserved
+ * flags value, DESC without EVENT_IDX, offset outside the ring) gets a notification:
+ * a spurious one is harmless, a missing one stalls the queue. The count of published
+ * descriptors restarts at 0 after each call. */
+bool dpq_needs_notify(struct dpq *q);
+
+/* The pure EVENT_IDX test behind dpq_needs_notify: were any of the `count` descriptors
+ * just before (new_off, new_wrap) the one that event_off_wrap names? Also answers true
+ * when the event names a slot outside a ring of `size` or count >= size. */
+bool dpq_event_hit(uint16_t size, uint16_t event_off_wrap, uint16_t new_off, bool new_wrap,
+                   uint32_t count);
+
+/* The 32-bit NOTIFICATION_DATA value for queue vq_index: the next descriptor not yet
+ * made available -- the open batch's head if there is one ("When notifying the device,
+ * driver MUST set next_off and next_wrap to match the next descriptor not yet made
+ * available to the device"). */
+uint32_t dpq_notify_data(const struct dpq *q, uint16_t vq_index);
+
+/* Is a used descriptor (or the rest of an IN_ORDER batch) waiting? Reads one flags word. */
+bool dpq_has_used(const struct dpq *q);
+
+/* Reap one used buffer into *u. DPQ_EMPTY when none; DPQ_BROKEN if the device named an
+ * impossible id (sticky). */
+enum dpq_status dpq_get_used(struct dpq *q, struct dpq_used *u);
+
+/* Write the driver event suppression structure (off_wrap first, then flags, with a
+ * barrier between; then a full barrier, so a later dpq_has_used re-check cannot be
+ * ordered before the write: "beware the problem of missing notifications between
+ * emptying the ring and reenabling used buffer notifications"). */
+void dpq_set_driver_events(struct dpq *q, enum dpq_events ev);
+
+/* Buffers and ring slots currently owned by the device. */
+uint16_t dpq_in_flight(const struct dpq *q);
+uint16_t dpq_slots_in_flight(const struct dpq *q);
+
+#endif

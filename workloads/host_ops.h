@@ -1,0 +1,51 @@
+/* host_ops.h -- everything the host side (reference driver, traffic) may do.
+ *
+ * The driver talks to the device only as real firmware would: PCI configuration
+ * reads/writes, MMIO reads/writes to BAR addresses it assigned, plain loads and
+ * stores to guest memory, and interrupts. The platform implements these ops and
+ * charges their time (an MMIO read is a round trip over the link, a store to guest
+ * memory is part of the per-packet CPU cost). Calls may block the calling SystemC
+ * thread: the driver is straight-line code.
+ */
+#ifndef VIOSIM_HOST_OPS_H
+#define VIOSIM_HOST_OPS_H
+
+#include <stdint.h>
+
+/* CPU work the cost model charges; see host.*_cycles parameters. */
+enum vs_host_work {
+    VS_HOST_WORK_TX_PACKET,   /* build and post one frame for transmission */
+    VS_HOST_WORK_RX_PACKET,   /* reap and consume one received frame */
+    VS_HOST_WORK_TX_REAP,     /* reclaim one transmitted buffer */
+    VS_HOST_WORK_RX_REFILL,   /* post one empty receive buffer */
+    VS_HOST_WORK_POLL,        /* one poll of the rings that found nothing */
+    VS_HOST_WORK_COUNT
+};
+
+struct vs_host_ops {
+    uint32_t (*cfg_read)(void *ctx, uint32_t off, unsigned size);
+    void (*cfg_write)(void *ctx, uint32_t off, unsigned size, uint32_t value);
+    uint64_t (*mmio_read)(void *ctx, uint64_t addr, unsigned size);
+    void (*mmio_write)(void *ctx, uint64_t addr, unsigned size, uint64_t value);
+    /* Wait for an MSI-X interrupt (returns its vector) or until timeout_ns of simulated
+     * time passed (returns -1). Interrupt entry cost is charged by the platform. */
+    int (*wait_interrupt)(void *ctx, uint64_t timeout_ns);
+    /* Charge CPU work (count units of kind). */
+    void (*cpu_work)(void *ctx, enum vs_host_work kind, uint64_t count);
+    /* Current simulated time, picoseconds. */
+    uint64_t (*now_ps)(void *ctx);
+    void *ctx;
+
+    /* Guest memory as the CPU sees it: mem[0 .. mem_size) is guest-physical address
+     * mem_base .. mem_base + mem_size. The driver may use all of it. */
+    uint8_t *mem;
+    uint64_t mem_base;
+    uint64_t mem_size;
+    /* Where the driver may place BARs, and the MSI address window of the interrupt
+     * controller (message address = msi_base, data = vector). */
+    uint64_t mmio_window_base;
+    uint64_t mmio_window_size;
+    uint64_t msi_base;
+};
+
+#endif

@@ -1,0 +1,71 @@
+/* refdrv.h -- the reference virtio-net driver.
+ *
+ * Brings the device up as the spec's driver requirements say ("Device
+ * Initialization": reset, ACKNOWLEDGE, DRIVER, feature negotiation, FEATURES_OK
+ * re-read, queue set-up, DRIVER_OK) over PCI (enumeration, BAR sizing and
+ * assignment, capability walk, MSI-X), then transmits frames on the TX queue and
+ * receives them on the RX queue (packed rings), checking every payload.
+ */
+#ifndef VIOSIM_REFDRV_H
+#define VIOSIM_REFDRV_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "host_ops.h"
+#include "virtio_wire.h"
+
+#define REFDRV_FRAME_SIZES_MAX 16
+
+enum refdrv_mode {
+    REFDRV_MODE_INTERRUPT, /* sleep until an interrupt when there is nothing to do */
+    REFDRV_MODE_POLL,      /* keep polling the rings, interrupts suppressed */
+};
+
+struct refdrv_params {
+    uint64_t frames_count;          /* frames to transmit (and expect back in loopback) */
+    uint32_t frame_sizes_bytes[REFDRV_FRAME_SIZES_MAX]; /* cycled in order */
+    uint32_t frame_sizes_count;
+    uint32_t rx_buffer_bytes;       /* size of each posted receive buffer */
+    uint16_t queue_size_entries;    /* driver's queue size (<= device maximum) */
+    double tx_rate_mpps;            /* offered load; 0 = as fast as the rings allow */
+    enum refdrv_mode mode;
+    bool expect_loopback;           /* every frame sent must come back intact */
+    vs_features decline;            /* features the driver refuses even if offered */
+    uint64_t seed;                  /* payload pattern seed */
+    uint64_t idle_timeout_ns;       /* give up waiting for frames after this long idle */
+};
+
+struct refdrv_stats {
+    uint64_t tx_frames, tx_bytes;
+    uint64_t rx_frames, rx_bytes;
+    uint64_t rx_bad_payload;        /* frames whose payload did not match what was sent */
+    uint64_t notifications;         /* notify writes to the device */
+    uint64_t notifications_suppressed; /* kicks skipped because the device asked so */
+    uint64_t interrupts;
+    uint64_t polls_empty;
+    uint64_t mmio_reads, mmio_writes, cfg_reads, cfg_writes;
+    /* Latency of each frame from posting on TX to reaping on RX, picoseconds.
+     * Filled only in loopback; owned by the caller (may be NULL). */
+    uint64_t *latency_ps;
+    uint64_t latency_capacity;
+    uint64_t latency_count;
+};
+
+enum refdrv_result {
+    REFDRV_OK = 0,
+    REFDRV_NO_DEVICE,         /* vendor/device id not a virtio-net modern device */
+    REFDRV_BAD_CAPS,          /* a required virtio capability is missing or malformed */
+    REFDRV_FEATURES_REFUSED,  /* device did not keep FEATURES_OK */
+    REFDRV_NO_MEMORY,         /* guest memory too small for rings and buffers */
+    REFDRV_DEVICE_ERROR,      /* device set DEVICE_NEEDS_RESET */
+    REFDRV_TIMEOUT,           /* traffic stalled for idle_timeout_ns */
+};
+
+const char *refdrv_result_name(enum refdrv_result r);
+
+/* Run the whole driver: init, traffic, then reset the device. */
+enum refdrv_result refdrv_run(const struct vs_host_ops *host, const struct refdrv_params *p,
+                              struct refdrv_stats *stats);
+
+#endif
