@@ -162,9 +162,13 @@ bool vdev_init(struct vdev *d, const struct vdev_params *p)
 
     d->fifo_data = calloc(p->rx_fifo_frames, p->max_frame_bytes);
     d->fifo = calloc(p->rx_fifo_frames, sizeof *d->fifo);
-    d->frame_buf = malloc(sizeof(struct virtio_net_hdr) + p->max_frame_bytes);
-    d->segs = calloc(p->queue_size_max, sizeof *d->segs);
-    if (!d->fifo_data || !d->fifo || !d->frame_buf || !d->segs) {
+    bool ok = d->fifo_data && d->fifo;
+    for (unsigned q = 0; q < VDEV_QUEUES; q++) {
+        d->frame_buf[q] = malloc(sizeof(struct virtio_net_hdr) + p->max_frame_bytes);
+        d->segs[q] = calloc(p->queue_size_max, sizeof *d->segs[q]);
+        ok = ok && d->frame_buf[q] && d->segs[q];
+    }
+    if (!ok) {
         vdev_fini(d);
         return false;
     }
@@ -219,12 +223,14 @@ void vdev_fini(struct vdev *d)
 {
     free(d->fifo_data);
     free(d->fifo);
-    free(d->frame_buf);
-    free(d->segs);
     d->fifo_data = NULL;
     d->fifo = NULL;
-    d->frame_buf = NULL;
-    d->segs = NULL;
+    for (unsigned q = 0; q < VDEV_QUEUES; q++) {
+        free(d->frame_buf[q]);
+        free(d->segs[q]);
+        d->frame_buf[q] = NULL;
+        d->segs[q] = NULL;
+    }
 }
 
 /* ---- Interrupts ---- */
@@ -252,7 +258,8 @@ static void drain_pending_msix(struct vdev *d)
 
 bool vdev_take_msi(struct vdev *d, struct msix_message *msg)
 {
-    if (d->outbox_count == 0)
+    /* An MSI-X message is a memory write: it waits while bus mastering is off. */
+    if (d->outbox_count == 0 || !pci_cfg_bus_master(&d->pci))
         return false;
     *msg = d->outbox[d->outbox_head];
     d->outbox_head = (d->outbox_head + 1) % VDEV_MSI_OUTBOX;
@@ -285,36 +292,41 @@ static enum vdev_step vdev_fail(struct vdev *d, uint16_t queue, enum vs_reason w
 static enum vs_dma_status gated_read(void *ctx, uint64_t addr, void *dst, uint32_t len,
                                      enum vs_dma_kind kind)
 {
-    struct vdev *d = ctx;
+    struct vdev_gate *gt = ctx;
+    struct vdev *d = gt->dev;
     if (!pci_cfg_bus_master(&d->pci)) {
         d->stats.dma_blocked++;
         return VS_DMA_BUS_MASTER_OFF;
     }
     d->stats.dma_reads[kind]++;
     d->stats.dma_read_bytes += len;
-    return d->platform_ops->read(d->platform_ops->ctx, addr, dst, len, kind);
+    return gt->platform->read(gt->platform->ctx, addr, dst, len, kind);
 }
 
 static enum vs_dma_status gated_write(void *ctx, uint64_t addr, const void *src, uint32_t len,
                                       enum vs_dma_kind kind)
 {
-    struct vdev *d = ctx;
+    struct vdev_gate *gt = ctx;
+    struct vdev *d = gt->dev;
     if (!pci_cfg_bus_master(&d->pci)) {
         d->stats.dma_blocked++;
         return VS_DMA_BUS_MASTER_OFF;
     }
     d->stats.dma_writes[kind]++;
     d->stats.dma_write_bytes += len;
-    return d->platform_ops->write(d->platform_ops->ctx, addr, src, len, kind);
+    return gt->platform->write(gt->platform->ctx, addr, src, len, kind);
 }
 
-static const struct vs_guest_ops *gate(struct vdev *d, const struct vs_guest_ops *ops)
+/* The ops a step on queue q uses: the caller's, behind the bus-master gate. */
+static const struct vs_guest_ops *gate(struct vdev *d, uint16_t q, const struct vs_guest_ops *ops)
 {
-    d->platform_ops = ops;
-    d->gated_ops.read = gated_read;
-    d->gated_ops.write = gated_write;
-    d->gated_ops.ctx = d;
-    return &d->gated_ops;
+    struct vdev_gate *gt = &d->gate[q];
+    gt->dev = d;
+    gt->platform = ops;
+    gt->ops.read = gated_read;
+    gt->ops.write = gated_write;
+    gt->ops.ctx = gt;
+    return &gt->ops;
 }
 
 static enum vs_reason dma_reason(enum vs_dma_status s)
@@ -610,7 +622,7 @@ static enum vdev_step pop(struct vdev *d, uint16_t qi, const struct vs_guest_ops
 {
     struct pvq *vq = &d->q[qi].vq;
     uint64_t before = vq->stats.descs_read;
-    enum pvq_status s = pvq_pop(vq, g, e, d->segs, d->p.queue_size_max);
+    enum pvq_status s = pvq_pop(vq, g, e, d->segs[qi], d->p.queue_size_max);
     account_elem(w, vq, before);
     if (s == PVQ_EMPTY)
         return VDEV_STEP_IDLE;
@@ -626,7 +638,7 @@ static enum vdev_step push(struct vdev *d, uint16_t qi, const struct vs_guest_op
     if (pvq_push(vq, g, e, written) != PVQ_OK)
         return vdev_fail(d, qi, vq->broken);
     if (vq->batch_count >= d->p.used_batch_max)
-        return vdev_complete(d, qi, d->platform_ops);
+        return vdev_complete(d, qi, d->gate[qi].platform);
     return VDEV_STEP_DONE;
 }
 
@@ -640,7 +652,7 @@ enum vdev_step vdev_tx_step(struct vdev *d, const struct vs_guest_ops *ops, stru
     if (d->p.backend == VDEV_BACKEND_LOOPBACK && vdev_fifo_full(d))
         return VDEV_STEP_BLOCKED; /* loopback applies back-pressure instead of dropping */
 
-    const struct vs_guest_ops *g = gate(d, ops);
+    const struct vs_guest_ops *g = gate(d, qi, ops);
     struct pvq_elem e;
     enum vdev_step st = pop(d, qi, g, &e, w);
     if (st != VDEV_STEP_DONE)
@@ -654,7 +666,7 @@ enum vdev_step vdev_tx_step(struct vdev *d, const struct vs_guest_ops *ops, stru
         return vdev_fail(d, qi, VS_REASON_TX_FRAME_TOO_LONG);
 
     uint32_t copied = 0;
-    enum vs_dma_status s = read_segments(g, d->segs, e.nsegs, d->frame_buf,
+    enum vs_dma_status s = read_segments(g, d->segs[qi], e.nsegs, d->frame_buf[qi],
                                          hdr + d->p.max_frame_bytes, &copied);
     if (s != VS_DMA_OK)
         return vdev_fail(d, qi, dma_reason(s));
@@ -667,7 +679,7 @@ enum vdev_step vdev_tx_step(struct vdev *d, const struct vs_guest_ops *ops, stru
 
     if (d->p.backend == VDEV_BACKEND_LOOPBACK) {
         uint32_t slot = (d->fifo_head + d->fifo_count) % d->p.rx_fifo_frames;
-        memcpy(d->fifo_data + (size_t)slot * d->p.max_frame_bytes, d->frame_buf + hdr, frame_len);
+        memcpy(d->fifo_data + (size_t)slot * d->p.max_frame_bytes, d->frame_buf[qi] + hdr, frame_len);
         d->fifo[slot] = (struct vdev_frame){frame_len, d->tx_seq++};
         d->fifo_count++;
     } else {
@@ -688,7 +700,7 @@ enum vdev_step vdev_rx_step(struct vdev *d, const struct vs_guest_ops *ops, stru
     if (d->fifo_count == 0)
         return VDEV_STEP_IDLE;
 
-    const struct vs_guest_ops *g = gate(d, ops);
+    const struct vs_guest_ops *g = gate(d, qi, ops);
     struct pvq_elem e;
     enum vdev_step st = pop(d, qi, g, &e, w);
     if (st == VDEV_STEP_IDLE) {
@@ -718,9 +730,9 @@ enum vdev_step vdev_rx_step(struct vdev *d, const struct vs_guest_ops *ops, stru
     struct virtio_net_hdr h;
     memset(&h, 0, sizeof h);
     h.num_buffers = 1;
-    memcpy(d->frame_buf, &h, hdr);
-    memcpy(d->frame_buf + hdr, payload, len);
-    enum vs_dma_status s = write_segments(g, d->segs, e.nsegs, d->frame_buf, hdr + len);
+    memcpy(d->frame_buf[qi], &h, hdr);
+    memcpy(d->frame_buf[qi] + hdr, payload, len);
+    enum vs_dma_status s = write_segments(g, d->segs[qi], e.nsegs, d->frame_buf[qi], hdr + len);
     if (s != VS_DMA_OK)
         return vdev_fail(d, qi, dma_reason(s));
     w->bytes_written += hdr + len;
@@ -740,14 +752,14 @@ enum vdev_step vdev_ctrl_step(struct vdev *d, const struct vs_guest_ops *ops, st
     const uint16_t qi = VDEV_QUEUE_CTRL;
     if (!vdev_queue_live(d, qi))
         return d->error != VS_REASON_NONE ? VDEV_STEP_FAILED : VDEV_STEP_IDLE;
-    const struct vs_guest_ops *g = gate(d, ops);
+    const struct vs_guest_ops *g = gate(d, qi, ops);
     struct pvq_elem e;
     enum vdev_step st = pop(d, qi, g, &e, w);
     if (st != VDEV_STEP_DONE)
         return st;
     uint32_t written = 0;
     if (e.readable_bytes >= 2 && e.writable_bytes >= 1) {
-        const struct pvq_seg *last = &d->segs[e.nsegs - 1];
+        const struct pvq_seg *last = &d->segs[qi][e.nsegs - 1];
         uint8_t ack = VIRTIO_NET_ERR;
         enum vs_dma_status s = g->write(g->ctx, last->addr + last->len - 1, &ack, 1,
                                         VS_DMA_BUF_WRITE);
@@ -767,7 +779,7 @@ enum vdev_step vdev_complete(struct vdev *d, uint16_t qi, const struct vs_guest_
         return VDEV_STEP_IDLE;
     if (d->error != VS_REASON_NONE)
         return VDEV_STEP_FAILED;
-    const struct vs_guest_ops *g = gate(d, ops);
+    const struct vs_guest_ops *g = gate(d, qi, ops);
     struct pvq *vq = &d->q[qi].vq;
     if (vq->batch_count == 0)
         return VDEV_STEP_IDLE;
@@ -789,7 +801,7 @@ enum vdev_step vdev_arm_notifications(struct vdev *d, uint16_t qi, const struct 
 {
     if (!vdev_queue_live(d, qi))
         return d->error != VS_REASON_NONE ? VDEV_STEP_FAILED : VDEV_STEP_IDLE;
-    const struct vs_guest_ops *g = gate(d, ops);
+    const struct vs_guest_ops *g = gate(d, qi, ops);
     struct pvq *vq = &d->q[qi].vq;
     if (pvq_set_notifications(vq, g, true) != PVQ_OK)
         return vdev_fail(d, qi, vq->broken);
@@ -810,7 +822,7 @@ enum vdev_step vdev_quiet_notifications(struct vdev *d, uint16_t qi, const struc
      * passes it; only the flag-based scheme needs an explicit DISABLE. */
     if (vq->cfg.event_idx)
         return VDEV_STEP_DONE;
-    const struct vs_guest_ops *g = gate(d, ops);
+    const struct vs_guest_ops *g = gate(d, qi, ops);
     if (pvq_set_notifications(vq, g, false) != PVQ_OK)
         return vdev_fail(d, qi, vq->broken);
     return VDEV_STEP_DONE;

@@ -123,15 +123,21 @@ struct vdev {
     uint32_t fifo_head, fifo_count;
     uint64_t tx_seq;
 
-    uint8_t *frame_buf;      /* one frame with its virtio-net header */
-    struct pvq_seg *segs;    /* scratch for one chain, queue_size_max entries */
+    /* Per-queue scratch: the queues' engines run concurrently in the platform and a
+     * step may be suspended in the middle of a DMA, so nothing here is shared. */
+    uint8_t *frame_buf[VDEV_QUEUES]; /* one frame with its virtio-net header (TX, RX) */
+    struct pvq_seg *segs[VDEV_QUEUES]; /* one chain, queue_size_max entries */
 
     struct msix_message outbox[VDEV_MSI_OUTBOX];
     uint32_t outbox_head, outbox_count;
 
-    /* DMA gate: platform ops wrapped with the bus-master check and counters. */
-    const struct vs_guest_ops *platform_ops;
-    struct vs_guest_ops gated_ops;
+    /* DMA gate per queue: the platform's ops wrapped with the bus-master check and
+     * the counters. */
+    struct vdev_gate {
+        struct vdev *dev;
+        const struct vs_guest_ops *platform;
+        struct vs_guest_ops ops;
+    } gate[VDEV_QUEUES];
 
     struct vdev_stats stats;
 };
@@ -175,7 +181,8 @@ bool vdev_queue_live(const struct vdev *d, uint16_t q);
 uint32_t vdev_fifo_frames(const struct vdev *d);
 bool vdev_fifo_full(const struct vdev *d);
 
-/* Take the next MSI-X message to send (posted write), oldest first. */
+/* Take the next MSI-X message to send (posted write), oldest first. Messages wait
+ * while the command register's bus-master enable is clear. */
 bool vdev_take_msi(struct vdev *d, struct msix_message *msg);
 
 #endif

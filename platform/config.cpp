@@ -20,6 +20,8 @@
 #include <cstring>
 #include <set>
 
+#include <sys/stat.h>
+
 namespace {
 
 // ---- Values and types ----
@@ -267,8 +269,13 @@ const std::vector<param_def> &param_table()
          "largest frame the device accepts on TX, without the virtio-net header",
          integer(64, 65535), INT_FIELD(dev.max_frame_bytes)},
         {"device.rx_fifo_frames", "frames", "256",
-         "frames the device holds while waiting for receive buffers; more are dropped",
+         "loopback frames the device holds while waiting for receive buffers; when full, "
+         "transmission waits (back-pressure, nothing is dropped)",
          integer(1, 65536), INT_FIELD(dev.rx_fifo_frames)},
+        {"device.used_batch_max_buffers", "buffers", "16",
+         "used buffers the device publishes at once at most (one head-flags write and one "
+         "interrupt decision per batch); a batch is also published when the queue runs dry",
+         integer(1, 32768), INT_FIELD(dev.used_batch_max)},
         {"device.backend", "", "loopback",
          "where transmitted frames go: loopback = received back on the RX queue, "
          "sink = counted and dropped",
@@ -313,6 +320,17 @@ const std::vector<param_def> &param_table()
              c.drv.mode = v.u == 0 ? REFDRV_MODE_INTERRUPT : REFDRV_MODE_POLL;
          },
          [](const vs_config &c) { return int_value(c.drv.mode == REFDRV_MODE_INTERRUPT ? 0 : 1); }},
+        {"driver.tx_layout", "", "one_desc",
+         "how the driver lays out a transmit buffer: one_desc = header and frame in one "
+         "descriptor; chain = header and frame in two chained descriptors; indirect = an "
+         "indirect table (falls back to chain without INDIRECT_DESC)",
+         choice({"one_desc", "chain", "indirect"}),
+         [](vs_config &c, const param_value &v) {
+             static const refdrv_tx_layout layouts[] = {REFDRV_TX_ONE_DESC, REFDRV_TX_CHAIN,
+                                                        REFDRV_TX_INDIRECT};
+             c.drv.tx_layout = layouts[v.u];
+         },
+         [](const vs_config &c) { return int_value(unsigned(c.drv.tx_layout)); }},
         {"driver.decline_features", "", "", "features the driver refuses even if offered",
          feature_list(),
          [](vs_config &c, const param_value &v) { c.drv.decline = v.features; },
@@ -1108,6 +1126,12 @@ bool config_apply_file(vs_config &cfg, const std::string &path, param_error &err
         err = {"", "cannot open config file " + quoted(path) + ": " + std::strerror(errno)};
         return false;
     }
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+        std::fclose(f);
+        err = {"", "cannot read config file " + quoted(path) + ": it is a directory"};
+        return false;
+    }
     json_error_t jerr;
     json_t *root = json_loadf(f, JSON_REJECT_DUPLICATES, &jerr);
     std::fclose(f);
@@ -1251,8 +1275,9 @@ std::string config_params_markdown()
         "  (`{\"pcie\": {\"gen\": 4}}`) or with flat dotted keys (`{\"pcie.gen\": 4}`), and one at a\n"
         "  time with `--set key=value`. Later wins: defaults, then the config file, then each\n"
         "  `--set` in order, then `--seed N` (same as `--set sim.seed=N`).\n"
-        "- Numbers may be JSON numbers or strings; integers accept decimal or `0x` hex. Lists\n"
-        "  are comma-separated strings (`\"64,512,1500\"`) or JSON arrays.\n"
+        "- Numbers may be JSON numbers or strings; integers accept decimal or `0x` hex (give\n"
+        "  integers above 2^63-1 as strings). Lists are comma-separated strings\n"
+        "  (`\"64,512,1500\"`) or JSON arrays.\n"
         "- An unknown key, a bad value or an impossible combination stops `viosim run` before\n"
         "  anything runs, with exit status 2 and a message naming the key.\n"
         "- `configs/default.json` holds every parameter at its default\n"

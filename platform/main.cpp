@@ -1,6 +1,6 @@
 // main.cpp -- the viosim command line: run, params, help, version.
 //
-// Exit status: 0 the run completed and the driver reported OK; 1 the run failed (a
+// Exit status: 0 the run completed and the driver reported REFDRV_OK; 1 the run failed (a
 // simulation result: stats.json is still written); 2 a usage or configuration error,
 // reported before anything is created or run.
 #include <jansson.h>
@@ -149,7 +149,7 @@ std::string failure_reason(const run_result &r, const vs_config &cfg)
         reason = std::string("stopped at sim.time_limit_ms (") + limit +
                  " ms) before the workload finished";
     }
-    if (r.driver_result != "OK") {
+    if (r.driver_result != refdrv_result_name(REFDRV_OK)) {
         if (!reason.empty())
             reason += "; ";
         reason += "driver result " + r.driver_result;

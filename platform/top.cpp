@@ -71,6 +71,8 @@ std::string fixed(double v, int decimals)
 run_result vs_run(const vs_config &cfg)
 {
     sc_core::sc_set_time_resolution(1, SC_PS);
+    // The driver ends the run with sc_stop(); that is not news to the user.
+    sc_core::sc_report_handler::set_actions("/OSCI/SystemC", sc_core::SC_INFO, sc_core::SC_DO_NOTHING);
     tlm_utils::tlm_quantumkeeper::set_global_quantum(sc_time(cfg.plat.sim_quantum_ns, SC_NS));
 
     link_params lp;

@@ -434,24 +434,46 @@ enum dpq_status dpq_get_used(struct dpq *q, struct dpq_used *u)
     return DPQ_OK;
 }
 
-void dpq_set_driver_events(struct dpq *q, enum dpq_events ev)
+/* off_wrap first, then the flags that may name it; then a full barrier so the caller's
+ * re-check of the ring is not ordered before this write. */
+static void write_driver_event(struct dpq *q, uint16_t flags, bool with_off, uint16_t off, bool wrap)
 {
-    uint16_t flags = RING_EVENT_FLAGS_DISABLE;
-
-    if (ev == DPQ_EVENTS_ENABLE) {
-        if (q->event_idx) {
-            uint16_t off_wrap = (uint16_t)(q->next_used & RING_EVENT_OFF_WRAP_OFF_MASK);
-            if (q->used_wrap)
-                off_wrap |= (uint16_t)(1u << RING_EVENT_OFF_WRAP_WRAP_BIT);
-            vs_put_le16(q->driver_event, off_wrap);
-            __atomic_thread_fence(__ATOMIC_RELEASE); /* off_wrap before the flags naming it */
-            flags = RING_EVENT_FLAGS_DESC;
-        } else {
-            flags = RING_EVENT_FLAGS_ENABLE;
-        }
+    if (with_off) {
+        uint16_t off_wrap = (uint16_t)(off & RING_EVENT_OFF_WRAP_OFF_MASK);
+        if (wrap)
+            off_wrap |= (uint16_t)(1u << RING_EVENT_OFF_WRAP_WRAP_BIT);
+        vs_put_le16(q->driver_event, off_wrap);
+        __atomic_thread_fence(__ATOMIC_RELEASE);
     }
     vs_put_le16(q->driver_event + 2, flags);
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
+}
+
+void dpq_set_driver_events(struct dpq *q, enum dpq_events ev)
+{
+    if (ev == DPQ_EVENTS_ENABLE)
+        dpq_enable_driver_events_after(q, 0);
+    else
+        write_driver_event(q, RING_EVENT_FLAGS_DISABLE, false, 0, false);
+}
+
+void dpq_enable_driver_events_after(struct dpq *q, uint16_t slots_ahead)
+{
+    uint32_t pos;
+    bool wrap = q->used_wrap;
+
+    if (!q->event_idx) {
+        write_driver_event(q, RING_EVENT_FLAGS_ENABLE, false, 0, false);
+        return;
+    }
+    if (slots_ahead >= q->size)
+        slots_ahead = (uint16_t)(q->size - 1u);
+    pos = (uint32_t)q->next_used + slots_ahead;
+    if (pos >= q->size) {
+        pos -= q->size;
+        wrap = !wrap;
+    }
+    write_driver_event(q, RING_EVENT_FLAGS_DESC, true, (uint16_t)pos, wrap);
 }
 
 uint16_t dpq_in_flight(const struct dpq *q)

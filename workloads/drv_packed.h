@@ -15,7 +15,9 @@
  *                      what was published since the last decision;
  *   dpq_get_used()  -> reap one used buffer (chains skip their slots; with IN_ORDER a
  *                      single used descriptor may stand for a batch of buffers);
- *   dpq_set_driver_events() -> ask for used buffer notifications or suppress them.
+ *   dpq_set_driver_events() / dpq_enable_driver_events_after()
+ *                   -> ask for used buffer notifications (now or after some more
+ *                      completions) or suppress them.
  *
  * Buffer ids are handed out by the queue from a free list; an id stays owned by the
  * device from dpq_add until dpq_get_used returns it. Everything the device writes is
@@ -190,6 +192,13 @@ enum dpq_status dpq_get_used(struct dpq *q, struct dpq_used *u);
  * ordered before the write: "beware the problem of missing notifications between
  * emptying the ring and reenabling used buffer notifications"). */
 void dpq_set_driver_events(struct dpq *q, enum dpq_events ev);
+
+/* Ask for a used buffer notification only once the device has used the slot that lies
+ * slots_ahead slots past the driver's next used position (with EVENT_IDX: flags DESC at
+ * that slot; clamped to the ring). Lets a driver waiting for ring space sleep through
+ * most completions, e.g. slots_ahead = 3/4 of the slots in flight. Without EVENT_IDX
+ * this is plain ENABLE. dpq_set_driver_events(q, DPQ_EVENTS_ENABLE) is slots_ahead 0. */
+void dpq_enable_driver_events_after(struct dpq *q, uint16_t slots_ahead);
 
 /* Buffers and ring slots currently owned by the device. */
 uint16_t dpq_in_flight(const struct dpq *q);

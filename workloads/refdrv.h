@@ -22,6 +22,15 @@ enum refdrv_mode {
     REFDRV_MODE_POLL,      /* keep polling the rings, interrupts suppressed */
 };
 
+/* How a transmitted frame is described to the device. Every layout carries the 12-byte
+ * struct virtio_net_hdr followed by the frame. */
+enum refdrv_tx_layout {
+    REFDRV_TX_ONE_DESC = 0, /* header and frame in one descriptor (the default) */
+    REFDRV_TX_CHAIN,        /* header and frame in a chain of two descriptors */
+    REFDRV_TX_INDIRECT,     /* one indirect descriptor to a table of two (header, frame);
+                               a chain when VIRTIO_F_INDIRECT_DESC is not negotiated */
+};
+
 struct refdrv_params {
     uint64_t frames_count;          /* frames to transmit (and expect back in loopback) */
     uint32_t frame_sizes_bytes[REFDRV_FRAME_SIZES_MAX]; /* cycled in order */
@@ -34,6 +43,7 @@ struct refdrv_params {
     vs_features decline;            /* features the driver refuses even if offered */
     uint64_t seed;                  /* payload pattern seed */
     uint64_t idle_timeout_ns;       /* give up waiting for frames after this long idle */
+    enum refdrv_tx_layout tx_layout;
 };
 
 struct refdrv_stats {

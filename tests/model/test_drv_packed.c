@@ -725,6 +725,33 @@ Test(drv_packed, driver_events_with_event_idx_name_the_next_used_slot)
     rig_free(r);
 }
 
+Test(drv_packed, driver_events_later_slot_wraps_and_clamps)
+{
+    struct rig *r = rig_new(8, true, false);
+    struct dpq_used u;
+
+    for (unsigned i = 0; i < 6; i++) { /* next used: slot 6, wrap 1 */
+        uint16_t id = add1(r, 0x1000, 8, false);
+        dpq_publish(r->q);
+        dev_use(r, (uint16_t)i, id, 0, false, true);
+        cr_assert_eq(dpq_get_used(r->q, &u), DPQ_OK);
+    }
+    dpq_enable_driver_events_after(r->q, 1);
+    cr_expect_eq(vs_le16(r->drv_ev + 2), RING_EVENT_FLAGS_DESC);
+    cr_expect_eq(vs_le16(r->drv_ev), 0x8000 | 7, "slot 7, same lap");
+    dpq_enable_driver_events_after(r->q, 3);
+    cr_expect_eq(vs_le16(r->drv_ev), 1, "slot 1 of the next lap: wrap 0");
+    dpq_enable_driver_events_after(r->q, 100);
+    cr_expect_eq(vs_le16(r->drv_ev), 5, "clamped to size - 1 ahead");
+    rig_free(r);
+
+    r = rig_new(8, false, false);
+    dpq_set_driver_events(r->q, DPQ_EVENTS_DISABLE);
+    dpq_enable_driver_events_after(r->q, 3);
+    cr_expect_eq(vs_le16(r->drv_ev + 2), RING_EVENT_FLAGS_ENABLE, "no EVENT_IDX: plain ENABLE");
+    rig_free(r);
+}
+
 Test(drv_packed, largest_ring)
 {
     struct dpq *q = calloc(1, sizeof(*q));

@@ -76,7 +76,7 @@ void expect_clean_loopback(const run_out &r, double frames)
     cr_assert_eq(r.status, 0, "exit %d\nstdout:\n%s\nstderr:\n%s", r.status, r.out.c_str(),
                  r.err.c_str());
     cr_assert_not_null(r.stats);
-    cr_expect_eq(r.result("driver_result"), "OK");
+    cr_expect_eq(r.result("driver_result"), "ok");
     cr_expect_eq(r.result("device_error"), "");
     cr_expect_eq(r.stat("driver.tx.frames"), frames);
     cr_expect_eq(r.stat("driver.rx.frames"), frames);
@@ -175,7 +175,7 @@ Test(platform_run, withdrawn_packed_ring_fails_cleanly)
     run(r, {"--set", "device.withdraw_features=RING_PACKED", "--set", "driver.frames_count=10"});
     cr_expect_eq(r.status, 1, "stdout:\n%s\nstderr:\n%s", r.out.c_str(), r.err.c_str());
     cr_assert_not_null(r.stats);
-    cr_expect_eq(r.result("driver_result"), "FEATURES_REFUSED");
+    cr_expect_eq(r.result("driver_result"), "features_refused");
     cr_expect_eq(r.stat("driver.tx.frames"), 0);
 }
 
@@ -205,4 +205,34 @@ Test(platform_run, link_speed_matters)
     expect_clean_loopback(fast, 200);
     cr_expect_gt(slow.stat("sim.time_ns"), fast.stat("sim.time_ns"));
     cr_expect_gt(slow.stat("link.up.utilisation"), fast.stat("link.up.utilisation"));
+}
+
+// Transmit buffers as two-descriptor chains and as indirect tables ("Next Flag:
+// Descriptor Chaining", "Indirect Flag: Scatter-Gather Support").
+Test(platform_run, tx_chains_and_indirect_tables)
+{
+    run_out chain, indirect;
+    run(chain, {"--set", "driver.tx_layout=chain", "--set", "driver.frames_count=300"});
+    run(indirect, {"--set", "driver.tx_layout=indirect", "--set", "driver.frames_count=300"});
+    expect_clean_loopback(chain, 300);
+    expect_clean_loopback(indirect, 300);
+}
+
+// docs/statistics.md lists every statistic a run writes.
+Test(platform_run, every_statistic_is_documented)
+{
+    run_out r;
+    run(r, {"--set", "driver.frames_count=50"});
+    cr_assert_eq(r.status, 0);
+    const char *src = std::getenv("VIOSIM_SOURCE_DIR");
+    cr_assert_not_null(src);
+    const std::string doc = slurp(std::string(src) + "/docs/statistics.md");
+    const char *key;
+    json_t *v;
+    json_object_foreach(json_object_get(r.stats, "stats"), key, v)
+    {
+        (void)v;
+        cr_expect(doc.find("`" + std::string(key) + "`") != std::string::npos,
+                  "statistic %s is not in docs/statistics.md", key);
+    }
 }

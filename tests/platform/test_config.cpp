@@ -1,0 +1,916 @@
+// test_config.cpp -- the parameter table, --set and config-file parsing, validation,
+// the resolved configuration, stats.json, and the viosim command line (exit status and
+// messages; needs env VIOSIM = path of the viosim binary, skipped otherwise).
+#include <criterion/criterion.h>
+#include <jansson.h>
+
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "config.h"
+#include "stats.h"
+
+namespace {
+
+// ---- Helpers ----
+
+bool contains(const std::string &haystack, const std::string &needle)
+{
+    return haystack.find(needle) != std::string::npos;
+}
+
+std::string read_file(const std::string &path)
+{
+    std::ifstream in(path, std::ios::binary);
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+// A fresh temporary file holding text; returns its path.
+std::string temp_file(const std::string &text, const char *suffix = ".json")
+{
+    std::string tmpl = std::string("/tmp/viosim_test_XXXXXX") + suffix;
+    std::vector<char> buf(tmpl.begin(), tmpl.end());
+    buf.push_back('\0');
+    int fd = mkstemps(buf.data(), static_cast<int>(std::strlen(suffix)));
+    cr_assert(fd >= 0, "mkstemps failed");
+    cr_assert(write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()));
+    close(fd);
+    return buf.data();
+}
+
+std::string temp_dir()
+{
+    char tmpl[] = "/tmp/viosim_test_dir_XXXXXX";
+    cr_assert(mkdtemp(tmpl) != nullptr);
+    return tmpl;
+}
+
+std::string source_dir()
+{
+    if (const char *env = std::getenv("VIOSIM_SOURCE_DIR"))
+        return env;
+    std::string file = __FILE__; // .../tests/platform/test_config.cpp
+    for (int i = 0; i < 3; i++) {
+        size_t slash = file.rfind('/');
+        file = slash == std::string::npos ? "." : file.substr(0, slash);
+    }
+    return file;
+}
+
+std::vector<std::string> table_names()
+{
+    std::vector<std::string> names;
+    for (const param_info &p : config_params())
+        names.push_back(p.name);
+    return names;
+}
+
+void set_ok(vs_config &cfg, const std::string &assignment)
+{
+    param_error err;
+    bool ok = config_apply_set(cfg, assignment, err);
+    cr_assert(ok, "--set %s failed: %s", assignment.c_str(), err.message.c_str());
+}
+
+// The assignment must fail, name the key, say fragment and leave cfg unchanged.
+void set_fails(const std::string &assignment, const std::string &key, const std::string &fragment)
+{
+    vs_config cfg = config_defaults();
+    auto before = config_resolved(cfg);
+    param_error err;
+    bool ok = config_apply_set(cfg, assignment, err);
+    cr_assert(!ok, "--set %s was accepted", assignment.c_str());
+    cr_expect_eq(err.key, key, "--set %s: key '%s', expected '%s'", assignment.c_str(),
+                 err.key.c_str(), key.c_str());
+    cr_expect(contains(err.message, "'" + key + "'"), "--set %s: message does not name the key: %s",
+              assignment.c_str(), err.message.c_str());
+    cr_expect(contains(err.message, fragment), "--set %s: message lacks '%s': %s", assignment.c_str(),
+              fragment.c_str(), err.message.c_str());
+    cr_expect(err.message.find('\n') == std::string::npos, "message is not one line");
+    cr_expect(config_resolved(cfg) == before, "--set %s changed the config", assignment.c_str());
+}
+
+bool validate(const vs_config &cfg, param_error &err)
+{
+    return config_validate(cfg, err);
+}
+
+void validate_fails(const vs_config &cfg, const std::string &key, const std::string &fragment)
+{
+    param_error err;
+    cr_assert(!config_validate(cfg, err), "config accepted; expected an error on %s", key.c_str());
+    cr_expect_eq(err.key, key, "key '%s', expected '%s' (%s)", err.key.c_str(), key.c_str(),
+                 err.message.c_str());
+    cr_expect(contains(err.message, fragment), "message lacks '%s': %s", fragment.c_str(),
+              err.message.c_str());
+}
+
+// Applies a config file holding text to the defaults.
+bool apply_file_text(const std::string &text, vs_config &cfg, param_error &err, std::string *path = nullptr)
+{
+    std::string p = temp_file(text);
+    bool ok = config_apply_file(cfg, p, err);
+    if (path)
+        *path = p;
+    else
+        std::remove(p.c_str());
+    return ok;
+}
+
+void file_fails(const std::string &text, const std::string &key, const std::string &fragment)
+{
+    vs_config cfg = config_defaults();
+    auto before = config_resolved(cfg);
+    param_error err;
+    std::string path;
+    cr_assert(!apply_file_text(text, cfg, err, &path), "file accepted: %s", text.c_str());
+    std::remove(path.c_str());
+    cr_expect_eq(err.key, key, "key '%s', expected '%s' (%s)", err.key.c_str(), key.c_str(),
+                 err.message.c_str());
+    cr_expect(contains(err.message, path), "message lacks the file name: %s", err.message.c_str());
+    if (!key.empty())
+        cr_expect(contains(err.message, "'" + key + "'"), "message does not name the key: %s",
+                  err.message.c_str());
+    cr_expect(contains(err.message, fragment), "message lacks '%s': %s", fragment.c_str(),
+              err.message.c_str());
+    cr_expect(config_resolved(cfg) == before, "a failed file changed the config");
+}
+
+struct exec_result {
+    int status; // exit status, or -1 if it did not exit normally
+    std::string out, err;
+};
+
+// Runs $VIOSIM with args; skips the test if VIOSIM is not set.
+exec_result run_viosim(const std::vector<std::string> &args)
+{
+    const char *viosim = std::getenv("VIOSIM");
+    if (!viosim || !*viosim)
+        cr_skip_test("VIOSIM is not set (path of the viosim binary)");
+    std::string out_path = temp_file("", ".out"), err_path = temp_file("", ".err");
+    pid_t pid = fork();
+    cr_assert(pid >= 0, "fork failed");
+    if (pid == 0) {
+        int out = open(out_path.c_str(), O_WRONLY | O_TRUNC);
+        int err = open(err_path.c_str(), O_WRONLY | O_TRUNC);
+        if (out < 0 || err < 0 || dup2(out, 1) < 0 || dup2(err, 2) < 0)
+            _exit(127);
+        std::vector<char *> argv;
+        argv.push_back(const_cast<char *>(viosim));
+        for (const std::string &a : args)
+            argv.push_back(const_cast<char *>(a.c_str()));
+        argv.push_back(nullptr);
+        execv(viosim, argv.data());
+        _exit(127);
+    }
+    int wstatus = 0;
+    cr_assert(waitpid(pid, &wstatus, 0) == pid);
+    exec_result r;
+    r.status = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : -1;
+    r.out = read_file(out_path);
+    r.err = read_file(err_path);
+    std::remove(out_path.c_str());
+    std::remove(err_path.c_str());
+    return r;
+}
+
+// A usage error: exit status 2 and exactly one line "viosim: error: ..." on stderr.
+void expect_usage_error(const exec_result &r, const std::string &fragment)
+{
+    cr_expect_eq(r.status, 2, "exit status %d, expected 2; stderr: %s", r.status, r.err.c_str());
+    cr_expect(r.err.rfind("viosim: error: ", 0) == 0, "stderr does not start with 'viosim: error: ': %s",
+              r.err.c_str());
+    cr_expect(r.err.find('\n') == r.err.size() - 1, "stderr is not one line: %s", r.err.c_str());
+    cr_expect(contains(r.err, fragment), "stderr lacks '%s': %s", fragment.c_str(), r.err.c_str());
+    cr_expect(r.out.empty(), "something was printed to stdout: %s", r.out.c_str());
+}
+
+} // namespace
+
+// ---- Table and defaults ----
+
+Test(config, defaults_validate)
+{
+    param_error err;
+    cr_assert(validate(config_defaults(), err), "defaults rejected: %s", err.message.c_str());
+}
+
+Test(config, defaults_reach_the_structs)
+{
+    vs_config c = config_defaults();
+    cr_expect_eq(c.plat.pcie_gen, 3u);
+    cr_expect_eq(c.plat.pcie_lanes, 8u);
+    cr_expect_eq(c.plat.pcie_read_latency_ns, 550.0);
+    cr_expect_eq(c.plat.pcie_max_payload_bytes, 256u);
+    cr_expect_eq(c.plat.pcie_max_read_request_bytes, 512u);
+    cr_expect_eq(c.plat.host_memory_mib, 64u);
+    cr_expect_eq(c.plat.host_memory_latency_ns, 80.0);
+    cr_expect_eq(c.plat.cpu_clock_mhz, 3000.0);
+    cr_expect_eq(c.plat.cpu_tx_packet_cycles, 400u);
+    cr_expect_eq(c.plat.cpu_rx_packet_cycles, 400u);
+    cr_expect_eq(c.plat.cpu_tx_reap_cycles, 100u);
+    cr_expect_eq(c.plat.cpu_rx_refill_cycles, 100u);
+    cr_expect_eq(c.plat.cpu_poll_cycles, 50u);
+    cr_expect_eq(c.plat.cpu_irq_entry_cycles, 1500u);
+    cr_expect_eq(c.plat.cpu_mmio_write_ns, 100.0);
+    cr_expect_eq(c.plat.device_clock_mhz, 1000.0);
+    cr_expect_eq(c.plat.device_desc_cycles, 4u);
+    cr_expect_eq(c.plat.device_packet_cycles, 20u);
+    cr_expect_eq(c.plat.sim_quantum_ns, 1000.0);
+    cr_expect_eq(c.plat.sim_time_limit_us, 1e6);
+
+    cr_expect_eq(c.dev.revision_id, 1);
+    cr_expect_eq(c.dev.subsystem_vendor_id, 0x1af4);
+    cr_expect_eq(c.dev.subsystem_id, 0x1100);
+    cr_expect_eq(c.dev.queue_size_max, 256);
+    cr_expect_eq(c.dev.notify_off_multiplier, 4u);
+    for (unsigned w = 0; w < VS_FEATURE_WORDS; w++) {
+        cr_expect_eq(c.dev.withdraw.w[w], 0u);
+        cr_expect_eq(c.drv.decline.w[w], 0u);
+    }
+    const uint8_t mac[6] = {0x52, 0x54, 0x00, 0x12, 0x34, 0x56};
+    cr_expect(std::memcmp(c.dev.mac, mac, 6) == 0);
+    cr_expect_eq(c.dev.max_frame_bytes, 9018u);
+    cr_expect_eq(c.dev.rx_fifo_frames, 256u);
+    cr_expect_eq(c.dev.backend, VDEV_BACKEND_LOOPBACK);
+
+    cr_expect_eq(c.drv.frames_count, 10000u);
+    cr_expect_eq(c.drv.frame_sizes_count, 3u);
+    cr_expect_eq(c.drv.frame_sizes_bytes[0], 64u);
+    cr_expect_eq(c.drv.frame_sizes_bytes[1], 512u);
+    cr_expect_eq(c.drv.frame_sizes_bytes[2], 1500u);
+    cr_expect_eq(c.drv.rx_buffer_bytes, 2048u);
+    cr_expect_eq(c.drv.queue_size_entries, 256);
+    cr_expect_eq(c.drv.tx_rate_mpps, 0.0);
+    cr_expect_eq(c.drv.mode, REFDRV_MODE_INTERRUPT);
+    cr_expect(c.drv.expect_loopback);
+    cr_expect_eq(c.drv.idle_timeout_ns, 1000000u);
+    cr_expect_eq(c.seed, 1u);
+    cr_expect_eq(c.drv.seed, 1u);
+}
+
+Test(config, every_name_is_section_key_with_its_unit)
+{
+    static const std::set<std::string> sections = {"pcie", "host", "device", "driver", "sim"};
+    std::set<std::string> seen;
+    for (const param_info &p : config_params()) {
+        size_t dot = p.name.find('.');
+        cr_expect(dot != std::string::npos && sections.count(p.name.substr(0, dot)),
+                  "%s is not section.key", p.name.c_str());
+        cr_expect(seen.insert(p.name).second, "%s listed twice", p.name.c_str());
+        cr_expect(!p.meaning.empty() && !p.allowed.empty(), "%s lacks meaning or allowed",
+                  p.name.c_str());
+        if (!p.unit.empty()) {
+            std::string suffix = "_" + p.unit;
+            for (char &ch : suffix)
+                ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+            cr_expect(p.name.size() > suffix.size() &&
+                          p.name.compare(p.name.size() - suffix.size(), suffix.size(), suffix) == 0,
+                      "%s does not end with its unit (%s)", p.name.c_str(), p.unit.c_str());
+        }
+        for (const char *unit : {"_ns", "_us", "_ms", "_bytes", "_mhz", "_mib", "_cycles", "_entries"}) {
+            size_t n = std::strlen(unit);
+            if (p.name.size() > n && p.name.compare(p.name.size() - n, n, unit) == 0)
+                cr_expect(!p.unit.empty(), "%s has no unit", p.name.c_str());
+        }
+    }
+}
+
+// ---- --set ----
+
+Test(config, set_accepts_every_form)
+{
+    vs_config c = config_defaults();
+    set_ok(c, "pcie.lanes=16");
+    set_ok(c, " pcie.gen = 5 ");
+    set_ok(c, "pcie.max_payload_bytes=0x1000");
+    set_ok(c, "device.subsystem_id=0x1234");
+    set_ok(c, "device.subsystem_vendor_id=4660");
+    set_ok(c, "device.revision_id=0xff");
+    set_ok(c, "device.notify_off_multiplier_bytes=0");
+    set_ok(c, "device.mac=02:AB:cd:00:00:01");
+    set_ok(c, "device.backend=sink");
+    set_ok(c, "driver.mode=poll");
+    set_ok(c, "driver.frame_sizes_bytes= 60, 1500 ,9000");
+    set_ok(c, "driver.tx_rate_mpps=1.5e-1");
+    set_ok(c, "driver.idle_timeout_us=250");
+    set_ok(c, "sim.seed=18446744073709551615");
+    set_ok(c, "sim.time_limit_ms=2.5");
+    set_ok(c, "host.tx_packet_cycles=0");
+
+    cr_expect_eq(c.plat.pcie_lanes, 16u);
+    cr_expect_eq(c.plat.pcie_gen, 5u);
+    cr_expect_eq(c.plat.pcie_max_payload_bytes, 4096u);
+    cr_expect_eq(c.dev.subsystem_id, 0x1234);
+    cr_expect_eq(c.dev.subsystem_vendor_id, 0x1234);
+    cr_expect_eq(c.dev.revision_id, 255);
+    cr_expect_eq(c.dev.notify_off_multiplier, 0u);
+    const uint8_t mac[6] = {0x02, 0xab, 0xcd, 0x00, 0x00, 0x01};
+    cr_expect(std::memcmp(c.dev.mac, mac, 6) == 0);
+    cr_expect_eq(c.dev.backend, VDEV_BACKEND_SINK);
+    cr_expect(!c.drv.expect_loopback);
+    cr_expect_eq(c.drv.mode, REFDRV_MODE_POLL);
+    cr_expect_eq(c.drv.frame_sizes_count, 3u);
+    cr_expect_eq(c.drv.frame_sizes_bytes[2], 9000u);
+    cr_expect_eq(c.drv.tx_rate_mpps, 0.15);
+    cr_expect_eq(c.drv.idle_timeout_ns, 250000u);
+    cr_expect_eq(c.seed, UINT64_MAX);
+    cr_expect_eq(c.drv.seed, UINT64_MAX);
+    cr_expect_eq(c.plat.sim_time_limit_us, 2500.0);
+    cr_expect_eq(c.plat.host_memory_mib, 64u);
+
+    auto resolved = config_resolved(c);
+    auto text_of = [&](const std::string &key) {
+        for (const auto &kv : resolved)
+            if (kv.first == key)
+                return kv.second;
+        return std::string("<missing>");
+    };
+    cr_expect_eq(text_of("device.subsystem_id"), "0x1234");
+    cr_expect_eq(text_of("device.mac"), "02:ab:cd:00:00:01");
+    cr_expect_eq(text_of("driver.frame_sizes_bytes"), "60,1500,9000");
+    cr_expect_eq(text_of("driver.tx_rate_mpps"), "0.15");
+    cr_expect_eq(text_of("sim.time_limit_ms"), "2.5");
+    cr_expect_eq(text_of("sim.seed"), "18446744073709551615");
+    param_error err;
+    cr_expect(validate(c, err), "%s", err.message.c_str());
+}
+
+Test(config, set_rejects_bad_values_naming_the_key)
+{
+    // out of range / not allowed
+    set_fails("pcie.lanes=3", "pcie.lanes", "3 is not one of 1, 2, 4, 8, 16");
+    set_fails("pcie.gen=0", "pcie.gen", "0 is out of range 1..5");
+    set_fails("pcie.gen=6", "pcie.gen", "1..5");
+    set_fails("pcie.max_payload_bytes=300", "pcie.max_payload_bytes", "power of two in 128..4096");
+    set_fails("pcie.max_payload_bytes=64", "pcie.max_payload_bytes", "power of two");
+    set_fails("pcie.max_read_request_bytes=8192", "pcie.max_read_request_bytes", "power of two");
+    set_fails("host.memory_mib=3", "host.memory_mib", "4..4096");
+    set_fails("device.queue_size_max_entries=32769", "device.queue_size_max_entries", "1..32768");
+    set_fails("device.queue_size_max_entries=0", "device.queue_size_max_entries", "1..32768");
+    set_fails("device.notify_off_multiplier_bytes=2", "device.notify_off_multiplier_bytes", "power of two");
+    set_fails("device.notify_off_multiplier_bytes=12", "device.notify_off_multiplier_bytes", "power of two");
+    set_fails("device.notify_off_multiplier_bytes=8192", "device.notify_off_multiplier_bytes", "4..4096");
+    set_fails("device.revision_id=0", "device.revision_id", "1..255");
+    set_fails("device.subsystem_id=0x10000", "device.subsystem_id", "0x0000..0xffff");
+    set_fails("device.max_frame_bytes=63", "device.max_frame_bytes", "64..65535");
+    set_fails("device.rx_fifo_frames=65537", "device.rx_fifo_frames", "1..65536");
+    set_fails("driver.frames_count=0", "driver.frames_count", "1..1000000000");
+    set_fails("driver.queue_size_entries=40000", "driver.queue_size_entries", "1..32768");
+    set_fails("sim.quantum_ns=0", "sim.quantum_ns", "> 0");
+    set_fails("sim.time_limit_ms=0", "sim.time_limit_ms", "> 0");
+    set_fails("host.cpu_clock_mhz=0", "host.cpu_clock_mhz", "> 0");
+    // negatives
+    set_fails("pcie.gen=-1", "pcie.gen", "-1 is out of range 1..5");
+    set_fails("pcie.read_latency_ns=-1", "pcie.read_latency_ns", "-1 is out of range 0..");
+    set_fails("driver.tx_rate_mpps=-0.5", "driver.tx_rate_mpps", "out of range");
+    // trailing garbage, not numbers, empty
+    set_fails("pcie.gen=3x", "pcie.gen", "'3x' is not an integer");
+    set_fails("pcie.gen=3.0", "pcie.gen", "not an integer");
+    set_fails("pcie.gen=", "pcie.gen", "empty value");
+    set_fails("pcie.gen=0x", "pcie.gen", "not an integer");
+    set_fails("pcie.read_latency_ns=1.5.5", "pcie.read_latency_ns", "not a number");
+    set_fails("pcie.read_latency_ns=12ns", "pcie.read_latency_ns", "not a number");
+    set_fails("pcie.read_latency_ns=0x10", "pcie.read_latency_ns", "not a number");
+    set_fails("pcie.read_latency_ns=", "pcie.read_latency_ns", "empty value");
+    // NaN, infinity, overflow
+    set_fails("pcie.read_latency_ns=nan", "pcie.read_latency_ns", "not a number");
+    set_fails("pcie.read_latency_ns=inf", "pcie.read_latency_ns", "not a number");
+    set_fails("pcie.read_latency_ns=-infinity", "pcie.read_latency_ns", "not a number");
+    set_fails("pcie.read_latency_ns=1e400", "pcie.read_latency_ns", "out of range");
+    set_fails("pcie.read_latency_ns=1e10", "pcie.read_latency_ns", "out of range 0..1000000000");
+    set_fails("sim.seed=18446744073709551616", "sim.seed", "out of range 0..18446744073709551615");
+    set_fails("driver.frames_count=99999999999999999999999", "driver.frames_count", "out of range");
+    // names, MAC, lists
+    set_fails("device.backend=echo", "device.backend", "'echo' is not one of loopback, sink");
+    set_fails("driver.mode=Poll", "driver.mode", "one of interrupt, poll");
+    set_fails("device.mac=52:54:00:12:34", "device.mac", "MAC address");
+    set_fails("device.mac=52:54:00:12:34:5g", "device.mac", "MAC address");
+    set_fails("device.mac=52-54-00-12-34-56", "device.mac", "MAC address");
+    set_fails("device.mac=01:00:5e:00:00:01", "device.mac", "multicast");
+    set_fails("device.mac=00:00:00:00:00:00", "device.mac", "all-zero");
+    set_fails("driver.frame_sizes_bytes=", "driver.frame_sizes_bytes", "empty list");
+    set_fails("driver.frame_sizes_bytes=59", "driver.frame_sizes_bytes", "size 59 is out of range 60..65535");
+    set_fails("driver.frame_sizes_bytes=64,65536", "driver.frame_sizes_bytes", "65536");
+    set_fails("driver.frame_sizes_bytes=64,,128", "driver.frame_sizes_bytes", "empty size");
+    set_fails("driver.frame_sizes_bytes=64,big", "driver.frame_sizes_bytes", "'big' is not an integer");
+    set_fails("driver.frame_sizes_bytes=60,60,60,60,60,60,60,60,60,60,60,60,60,60,60,60,60",
+              "driver.frame_sizes_bytes", "17 sizes given");
+    set_fails("driver.decline_features=EVENT_IDX,BOGUS", "driver.decline_features", "unknown feature 'BOGUS'");
+    set_fails("device.withdraw_features=MAC,,STATUS", "device.withdraw_features", "empty feature name");
+}
+
+Test(config, set_accepts_list_of_sixteen)
+{
+    vs_config c = config_defaults();
+    set_ok(c, "driver.frame_sizes_bytes=60,60,60,60,60,60,60,60,60,60,60,60,60,60,60,65");
+    cr_expect_eq(c.drv.frame_sizes_count, 16u);
+    cr_expect_eq(c.drv.frame_sizes_bytes[15], 65u);
+}
+
+Test(config, set_unknown_key)
+{
+    vs_config c = config_defaults();
+    param_error err;
+    cr_assert(!config_apply_set(c, "bogus=1", err));
+    cr_expect_eq(err.key, "bogus");
+    cr_expect(contains(err.message, "unknown parameter 'bogus' (see 'viosim params')"), "%s",
+              err.message.c_str());
+
+    cr_assert(!config_apply_set(c, "pcie.lane=4", err));
+    cr_expect(contains(err.message, "did you mean 'pcie.lanes'"), "%s", err.message.c_str());
+    cr_assert(!config_apply_set(c, "pcie.read_latency=100", err));
+    cr_expect(contains(err.message, "did you mean 'pcie.read_latency_ns'"), "%s", err.message.c_str());
+    cr_assert(!config_apply_set(c, "pcie.gen.x=1", err));
+    cr_expect_eq(err.key, "pcie.gen.x");
+}
+
+Test(config, set_needs_key_equals_value)
+{
+    vs_config c = config_defaults();
+    param_error err;
+    cr_expect(!config_apply_set(c, "pcie.gen", err));
+    cr_expect(contains(err.message, "key=value"), "%s", err.message.c_str());
+    cr_expect(!config_apply_set(c, "=4", err));
+    cr_expect(contains(err.message, "key=value"), "%s", err.message.c_str());
+}
+
+// ---- Feature names ----
+
+Test(config, withdraw_features_map_to_bits)
+{
+    vs_config c = config_defaults();
+    set_ok(c, "device.withdraw_features=EVENT_IDX, ring_packed,VIRTIO_F_IN_ORDER,VIRTIO_NET_F_MAC,EVENT_IDX");
+    vs_features want{};
+    vs_feature_set(&want, VIRTIO_F_EVENT_IDX_BIT);
+    vs_feature_set(&want, VIRTIO_F_RING_PACKED_BIT);
+    vs_feature_set(&want, VIRTIO_F_IN_ORDER_BIT);
+    vs_feature_set(&want, VIRTIO_NET_F_MAC_BIT);
+    cr_expect(std::memcmp(&c.dev.withdraw, &want, sizeof want) == 0);
+    for (const auto &kv : config_resolved(c))
+        if (kv.first == "device.withdraw_features")
+            cr_expect_eq(kv.second, "MAC,EVENT_IDX,RING_PACKED,IN_ORDER", "%s", kv.second.c_str());
+
+    set_ok(c, "device.withdraw_features=");
+    for (unsigned w = 0; w < VS_FEATURE_WORDS; w++)
+        cr_expect_eq(c.dev.withdraw.w[w], 0u);
+}
+
+Test(config, every_feature_name_of_the_brief_is_known)
+{
+    static const struct {
+        const char *name;
+        unsigned bit;
+    } names[] = {
+        {"VERSION_1", VIRTIO_F_VERSION_1_BIT},
+        {"RING_PACKED", VIRTIO_F_RING_PACKED_BIT},
+        {"IN_ORDER", VIRTIO_F_IN_ORDER_BIT},
+        {"ORDER_PLATFORM", VIRTIO_F_ORDER_PLATFORM_BIT},
+        {"ACCESS_PLATFORM", VIRTIO_F_ACCESS_PLATFORM_BIT},
+        {"NOTIFICATION_DATA", VIRTIO_F_NOTIFICATION_DATA_BIT},
+        {"EVENT_IDX", VIRTIO_F_EVENT_IDX_BIT},
+        {"INDIRECT_DESC", VIRTIO_F_INDIRECT_DESC_BIT},
+        {"RING_RESET", VIRTIO_F_RING_RESET_BIT},
+        {"MAC", VIRTIO_NET_F_MAC_BIT},
+        {"CTRL_VQ", VIRTIO_NET_F_CTRL_VQ_BIT},
+        {"MRG_RXBUF", VIRTIO_NET_F_MRG_RXBUF_BIT},
+        {"STATUS", VIRTIO_NET_F_STATUS_BIT},
+    };
+    for (const auto &n : names) {
+        vs_config c = config_defaults();
+        set_ok(c, std::string("driver.decline_features=") + n.name);
+        vs_features want{};
+        vs_feature_set(&want, n.bit);
+        cr_expect(std::memcmp(&c.drv.decline, &want, sizeof want) == 0, "%s", n.name);
+    }
+}
+
+// ---- Config files ----
+
+Test(config, file_nested)
+{
+    vs_config c = config_defaults();
+    param_error err;
+    cr_assert(apply_file_text(R"({"pcie": {"gen": 4, "lanes": 16},
+                                  "device": {"subsystem_id": "0x1234", "backend": "sink"},
+                                  "driver": {"frame_sizes_bytes": [60, 128], "tx_rate_mpps": 2.5,
+                                             "decline_features": ["EVENT_IDX", "in_order"]},
+                                  "sim": {"time_limit_ms": 5}})",
+                              c, err),
+              "%s", err.message.c_str());
+    cr_expect_eq(c.plat.pcie_gen, 4u);
+    cr_expect_eq(c.plat.pcie_lanes, 16u);
+    cr_expect_eq(c.dev.subsystem_id, 0x1234);
+    cr_expect_eq(c.dev.backend, VDEV_BACKEND_SINK);
+    cr_expect_eq(c.drv.frame_sizes_count, 2u);
+    cr_expect_eq(c.drv.frame_sizes_bytes[1], 128u);
+    cr_expect_eq(c.drv.tx_rate_mpps, 2.5);
+    cr_expect(vs_feature_has(&c.drv.decline, VIRTIO_F_EVENT_IDX_BIT));
+    cr_expect(vs_feature_has(&c.drv.decline, VIRTIO_F_IN_ORDER_BIT));
+    cr_expect_eq(c.plat.sim_time_limit_us, 5000.0);
+    cr_expect_eq(c.plat.pcie_max_payload_bytes, 256u, "untouched keys keep their values");
+}
+
+Test(config, file_flat_and_mixed)
+{
+    vs_config c = config_defaults();
+    param_error err;
+    cr_assert(apply_file_text(R"({"pcie.gen": "2", "driver.frame_sizes_bytes": "64,256",
+                                  "host": {"memory_mib": 128}, "driver.frames_count": 1e3,
+                                  "device.withdraw_features": "RING_RESET"})",
+                              c, err),
+              "%s", err.message.c_str());
+    cr_expect_eq(c.plat.pcie_gen, 2u);
+    cr_expect_eq(c.drv.frame_sizes_count, 2u);
+    cr_expect_eq(c.plat.host_memory_mib, 128u);
+    cr_expect_eq(c.drv.frames_count, 1000u);
+    cr_expect(vs_feature_has(&c.dev.withdraw, VIRTIO_F_RING_RESET_BIT));
+}
+
+Test(config, file_errors_name_file_and_key)
+{
+    file_fails(R"({"pcie": {"gen": 4,}})", "", "1:");
+    file_fails("{\n  \"pcie\": {\n    \"gen\" 4\n  }\n}\n", "", ":3:");
+    file_fails("", "", "JSON syntax error");
+    file_fails(R"({"pcie": {"gen": 4, "gen": 5}})", "", "duplicate");
+    file_fails(R"([1, 2])", "", "JSON object");
+    file_fails(R"({"pcie": {"gens": 4}})", "pcie.gens", "unknown parameter 'pcie.gens' (see 'viosim params')");
+    file_fails(R"({"bogus": 1})", "bogus", "unknown parameter");
+    file_fails(R"({"pcie": {"lanes": 3}})", "pcie.lanes", "3 is not one of 1, 2, 4, 8, 16");
+    file_fails(R"({"pcie": {"lanes": "3"}})", "pcie.lanes", "3 is not one of");
+    file_fails(R"({"pcie": {"gen": 4.5}})", "pcie.gen", "not an integer");
+    file_fails(R"({"pcie": {"gen": -2}})", "pcie.gen", "-2 is out of range 1..5");
+    file_fails(R"({"pcie": {"gen": true}})", "pcie.gen", "expected an integer");
+    file_fails(R"({"pcie": {"gen": null}})", "pcie.gen", "got null");
+    file_fails(R"({"pcie": {"gen": [4]}})", "pcie.gen", "got an array");
+    file_fails(R"({"device": {"backend": 1}})", "device.backend", "is not one of loopback, sink");
+    file_fails(R"({"driver": {"frame_sizes_bytes": [64, true]}})", "driver.frame_sizes_bytes", "list element 1");
+    file_fails(R"({"driver": {"frame_sizes_bytes": []}})", "driver.frame_sizes_bytes", "empty list");
+    file_fails(R"({"driver": {"decline_features": ["NOPE"]}})", "driver.decline_features", "'NOPE'");
+    file_fails(R"({"pcie": {"gen": 4}, "pcie.gen": 5})", "pcie.gen", "given twice");
+    // the first key is fine, the second is not: nothing is applied
+    file_fails(R"({"pcie": {"gen": 4, "lanes": 5}})", "pcie.lanes", "not one of");
+}
+
+Test(config, file_missing)
+{
+    vs_config c = config_defaults();
+    param_error err;
+    cr_assert(!config_apply_file(c, "/nonexistent/viosim.json", err));
+    cr_expect(contains(err.message, "/nonexistent/viosim.json"), "%s", err.message.c_str());
+    cr_expect(contains(err.message, "No such file"), "%s", err.message.c_str());
+}
+
+// ---- Cross-parameter checks ----
+
+Test(config, queue_size_within_device_maximum)
+{
+    vs_config c = config_defaults();
+    set_ok(c, "device.queue_size_max_entries=128");
+    set_ok(c, "driver.queue_size_entries=128");
+    param_error err;
+    cr_expect(validate(c, err), "%s", err.message.c_str());
+    set_ok(c, "driver.queue_size_entries=129");
+    validate_fails(c, "driver.queue_size_entries", "exceeds device.queue_size_max_entries (128)");
+}
+
+Test(config, frame_fits_rx_buffer_in_loopback)
+{
+    vs_config c = config_defaults();
+    param_error err;
+    set_ok(c, "driver.rx_buffer_bytes=2048");
+    set_ok(c, "driver.frame_sizes_bytes=64,2036"); // 2036 + 12 == 2048
+    cr_expect(validate(c, err), "%s", err.message.c_str());
+    set_ok(c, "driver.frame_sizes_bytes=64,2037");
+    validate_fails(c, "driver.frame_sizes_bytes", "driver.rx_buffer_bytes (2048)");
+    // A sink never receives: the buffer size does not limit the frames.
+    set_ok(c, "device.backend=sink");
+    cr_expect(validate(c, err), "%s", err.message.c_str());
+}
+
+Test(config, frame_within_device_max_frame)
+{
+    vs_config c = config_defaults();
+    param_error err;
+    set_ok(c, "device.backend=sink");
+    set_ok(c, "device.max_frame_bytes=1514");
+    set_ok(c, "driver.frame_sizes_bytes=1514");
+    cr_expect(validate(c, err), "%s", err.message.c_str());
+    set_ok(c, "driver.frame_sizes_bytes=60,1515");
+    validate_fails(c, "driver.frame_sizes_bytes", "exceeds device.max_frame_bytes (1514)");
+}
+
+Test(config, quantum_within_time_limit)
+{
+    vs_config c = config_defaults();
+    param_error err;
+    set_ok(c, "sim.time_limit_ms=1");
+    set_ok(c, "sim.quantum_ns=1000000");
+    cr_expect(validate(c, err), "%s", err.message.c_str());
+    set_ok(c, "sim.quantum_ns=1000001");
+    validate_fails(c, "sim.quantum_ns", "sim.time_limit_ms");
+}
+
+Test(config, validate_checks_configs_built_in_code)
+{
+    vs_config c = config_defaults();
+    c.plat.pcie_lanes = 3;
+    validate_fails(c, "pcie.lanes", "not one of 1, 2, 4, 8, 16");
+
+    c = config_defaults();
+    c.dev.notify_off_multiplier = 6;
+    validate_fails(c, "device.notify_off_multiplier_bytes", "0 or a power of two in 4..4096");
+    c.dev.notify_off_multiplier = 2;
+    validate_fails(c, "device.notify_off_multiplier_bytes", "power of two");
+    c.dev.notify_off_multiplier = 8192;
+    validate_fails(c, "device.notify_off_multiplier_bytes", "power of two");
+    param_error err;
+    for (uint32_t ok : {0u, 4u, 8u, 4096u}) {
+        c.dev.notify_off_multiplier = ok;
+        cr_expect(validate(c, err), "multiplier %u: %s", ok, err.message.c_str());
+    }
+
+    c = config_defaults();
+    c.drv.frame_sizes_count = 0;
+    validate_fails(c, "driver.frame_sizes_bytes", "0 sizes given");
+
+    c = config_defaults();
+    c.plat.sim_quantum_ns = NAN;
+    validate_fails(c, "sim.quantum_ns", "not a finite number");
+
+    c = config_defaults();
+    c.dev.mac[0] = 0x01;
+    validate_fails(c, "device.mac", "multicast");
+
+    c = config_defaults();
+    vs_feature_set(&c.drv.decline, 100);
+    validate_fails(c, "driver.decline_features", "bit 100");
+}
+
+// ---- Resolved configuration ----
+
+Test(config, resolved_lists_every_key_in_table_order)
+{
+    std::vector<std::string> names = table_names();
+    auto resolved = config_resolved(config_defaults());
+    cr_assert_eq(resolved.size(), names.size());
+    for (size_t i = 0; i < names.size(); i++)
+        cr_expect_eq(resolved[i].first, names[i]);
+
+    json_t *flat = config_resolved_json(config_defaults(), false);
+    cr_assert_eq(json_object_size(flat), names.size());
+    size_t i = 0;
+    const char *key;
+    json_t *value;
+    json_object_foreach(flat, key, value) {
+        cr_expect_eq(std::string(key), names[i], "JSON key %zu is %s", i, key);
+        i++;
+    }
+    cr_expect(json_is_integer(json_object_get(flat, "pcie.gen")));
+    cr_expect(json_is_real(json_object_get(flat, "pcie.read_latency_ns")));
+    cr_expect(json_is_string(json_object_get(flat, "device.mac")));
+    cr_expect_str_eq(json_string_value(json_object_get(flat, "device.subsystem_vendor_id")), "0x1af4");
+    cr_expect(json_is_array(json_object_get(flat, "driver.frame_sizes_bytes")));
+    cr_expect_eq(json_array_size(json_object_get(flat, "driver.frame_sizes_bytes")), 3u);
+    json_decref(flat);
+}
+
+Test(config, resolved_json_reads_back_as_the_same_config)
+{
+    vs_config c = config_defaults();
+    for (const char *s : {"pcie.gen=5", "pcie.read_latency_ns=0.1", "device.mac=02:00:00:00:00:02",
+                          "device.withdraw_features=EVENT_IDX,RING_RESET", "driver.mode=poll",
+                          "driver.frame_sizes_bytes=60,1000", "sim.seed=18446744073709551615",
+                          "sim.time_limit_ms=0.3", "device.subsystem_id=0xbeef"})
+        set_ok(c, s);
+    for (bool nested : {false, true}) {
+        json_t *doc = config_resolved_json(c, nested);
+        std::string path = temp_file(stats_json_text(doc));
+        json_decref(doc);
+        vs_config back = config_defaults();
+        param_error err;
+        cr_assert(config_apply_file(back, path, err), "%s", err.message.c_str());
+        std::remove(path.c_str());
+        cr_expect(config_resolved(back) == config_resolved(c), "nested=%d does not round-trip", nested);
+    }
+}
+
+Test(config, default_json_holds_every_default)
+{
+    std::string path = source_dir() + "/configs/default.json";
+    std::string text = read_file(path);
+    cr_assert(!text.empty(), "cannot read %s", path.c_str());
+    json_t *defaults = config_resolved_json(config_defaults(), true);
+    cr_expect_eq(text, stats_json_text(defaults),
+                 "%s is stale: regenerate with viosim params --json > configs/default.json", path.c_str());
+    json_decref(defaults);
+
+    // Every key, each at its default: apply it over a config where everything differs.
+    vs_config c = config_defaults();
+    param_error err;
+    cr_assert(config_apply_file(c, path, err), "%s", err.message.c_str());
+    cr_expect(config_resolved(c) == config_resolved(config_defaults()));
+}
+
+Test(config, parameters_md_is_up_to_date)
+{
+    std::string path = source_dir() + "/docs/parameters.md";
+    std::string text = read_file(path);
+    cr_assert(!text.empty(), "cannot read %s", path.c_str());
+    cr_expect(text == config_params_markdown(),
+              "%s is stale: regenerate with viosim params --markdown > docs/parameters.md", path.c_str());
+    for (const std::string &name : table_names())
+        cr_expect(contains(text, "`" + name + "`"), "%s missing from parameters.md", name.c_str());
+}
+
+// ---- Statistics ----
+
+Test(stats, add_and_find_in_registration_order)
+{
+    stats_table t;
+    t.add_u64("b.count", "count", "second letter first", 7);
+    t.add_f64("a.rate", "Gb/s", "a rate", 2.5);
+    cr_assert_eq(t.entries().size(), 2u);
+    cr_expect_eq(t.entries()[0].name, "b.count");
+    cr_expect_eq(t.entries()[1].name, "a.rate");
+    const stat_entry *e = t.find("a.rate");
+    cr_assert(e != nullptr);
+    cr_expect(e->is_float);
+    cr_expect_eq(e->f64, 2.5);
+    cr_expect_eq(e->unit, "Gb/s");
+    e = t.find("b.count");
+    cr_assert(e != nullptr);
+    cr_expect(!e->is_float);
+    cr_expect_eq(e->u64, 7u);
+    cr_expect(t.find("c") == nullptr);
+}
+
+static stats_table sample_stats()
+{
+    stats_table t;
+    t.add_u64("zeta.frames", "count", "frames", 12345);
+    t.add_f64("alpha.throughput", "Gb/s", "throughput", 1.0 / 3.0);
+    t.add_f64("mid.undefined", "ns", "0/0", NAN);
+    t.add_u64("big", "ps", "beyond int64", UINT64_MAX);
+    return t;
+}
+
+Test(stats, stats_json_is_deterministic_and_ordered)
+{
+    std::string dir = temp_dir();
+    std::string p1 = dir + "/a.json", p2 = dir + "/b.json", err;
+    for (const std::string &p : {p1, p2}) {
+        json_t *config = config_resolved_json(config_defaults(), false);
+        json_t *result = json_pack("{s:b, s:s}", "completed", 1, "driver_result", "OK");
+        cr_assert(stats_write_json(p, config, result, sample_stats(), err), "%s", err.c_str());
+        json_decref(config);
+        json_decref(result);
+    }
+    std::string a = read_file(p1), b = read_file(p2);
+    cr_expect(!a.empty() && a == b, "two writes differ");
+    cr_expect_eq(a.back(), '\n');
+    size_t version = a.find("\"viosim_version\""), config = a.find("\"config\""),
+           result = a.find("\"result\""), stats = a.find("\"stats\"");
+    cr_expect(version < config && config < result && result < stats, "top-level key order");
+    size_t zeta = a.find("\"zeta.frames\""), alpha = a.find("\"alpha.throughput\"");
+    cr_expect(zeta < alpha, "stats are not in registration order");
+    cr_expect(a.find("\"pcie.gen\"") < a.find("\"sim.time_limit_ms\""), "config not in table order");
+    cr_expect(contains(a, "0.333333333333333"), "15 significant digits");
+    cr_expect(!contains(a, ".tmp"));
+
+    json_error_t jerr;
+    json_t *doc = json_loads(a.c_str(), 0, &jerr);
+    cr_assert(doc != nullptr, "not JSON: %s", jerr.text);
+    cr_expect_str_eq(json_string_value(json_object_get(doc, "viosim_version")), VIOSIM_VERSION);
+    json_t *s = json_object_get(doc, "stats");
+    json_t *frames = json_object_get(s, "zeta.frames");
+    cr_expect_eq(json_integer_value(json_object_get(frames, "value")), 12345);
+    cr_expect_str_eq(json_string_value(json_object_get(frames, "unit")), "count");
+    cr_expect_str_eq(json_string_value(json_object_get(frames, "description")), "frames");
+    cr_expect(json_is_null(json_object_get(json_object_get(s, "mid.undefined"), "value")));
+    cr_expect(json_is_number(json_object_get(json_object_get(s, "big"), "value")));
+    cr_expect_eq(json_object_size(json_object_get(doc, "config")), table_names().size());
+    json_decref(doc);
+    std::remove(p1.c_str());
+    std::remove(p2.c_str());
+    rmdir(dir.c_str());
+}
+
+Test(stats, write_fails_cleanly)
+{
+    std::string err;
+    cr_expect(!stats_write_json("/nonexistent/dir/stats.json", nullptr, nullptr, sample_stats(), err));
+    cr_expect(contains(err, "/nonexistent/dir/stats.json"), "%s", err.c_str());
+}
+
+Test(stats, text_tables_are_aligned)
+{
+    std::string path = temp_file("", ".txt");
+    FILE *f = std::fopen(path.c_str(), "w");
+    cr_assert(f != nullptr);
+    stats_print_pairs(f, {{"frames", "10"}, {"throughput up", "1.5 Gb/s"}});
+    stats_print_table(f, sample_stats());
+    std::fclose(f);
+    std::string text = read_file(path);
+    std::remove(path.c_str());
+    cr_expect(contains(text, "frames         10\n"), "%s", text.c_str());
+    cr_expect(contains(text, "throughput up  1.5 Gb/s\n"), "%s", text.c_str());
+    cr_expect(contains(text, "zeta.frames     "), "%s", text.c_str());
+}
+
+// ---- The viosim command line ----
+
+Test(cli, params_lists_every_key)
+{
+    exec_result r = run_viosim({"params"});
+    cr_expect_eq(r.status, 0, "stderr: %s", r.err.c_str());
+    for (const param_info &p : config_params()) {
+        cr_expect(contains(r.out, p.name + " "), "%s missing from viosim params", p.name.c_str());
+        cr_expect(contains(r.out, p.meaning), "meaning of %s missing", p.name.c_str());
+    }
+}
+
+Test(cli, params_markdown_and_json_match_the_library)
+{
+    exec_result md = run_viosim({"params", "--markdown"});
+    cr_expect_eq(md.status, 0);
+    cr_expect(md.out == config_params_markdown());
+    exec_result js = run_viosim({"params", "--json"});
+    cr_expect_eq(js.status, 0);
+    json_t *defaults = config_resolved_json(config_defaults(), true);
+    cr_expect(js.out == stats_json_text(defaults));
+    json_decref(defaults);
+}
+
+Test(cli, run_unknown_key_is_a_usage_error)
+{
+    std::string dir = temp_dir(), out = dir + "/out";
+    exec_result r = run_viosim({"run", "--set", "bogus=1", "--out", out});
+    expect_usage_error(r, "bogus");
+    cr_expect(contains(r.err, "unknown parameter 'bogus'"), "%s", r.err.c_str());
+    struct stat st;
+    cr_expect(stat(out.c_str(), &st) != 0, "the output directory was created before the error");
+    rmdir(dir.c_str());
+}
+
+Test(cli, run_bad_value_is_a_usage_error)
+{
+    std::string dir = temp_dir(), out = dir + "/out";
+    exec_result r = run_viosim({"run", "--set", "pcie.lanes=3", "--out", out});
+    expect_usage_error(r, "pcie.lanes");
+    cr_expect(contains(r.err, "3 is not one of 1, 2, 4, 8, 16"), "%s", r.err.c_str());
+    struct stat st;
+    cr_expect(stat(out.c_str(), &st) != 0, "the output directory was created before the error");
+    rmdir(dir.c_str());
+}
+
+Test(cli, run_usage_errors)
+{
+    expect_usage_error(run_viosim({"run", "--seed", "abc"}), "sim.seed");
+    expect_usage_error(run_viosim({"run", "--seed"}), "--seed");
+    expect_usage_error(run_viosim({"run", "--set"}), "--set");
+    expect_usage_error(run_viosim({"run", "--bogus"}), "--bogus");
+    expect_usage_error(run_viosim({"run", "/nonexistent/cfg.json"}), "/nonexistent/cfg.json");
+    expect_usage_error(run_viosim({"run", "a.json", "b.json"}), "more than one config file");
+    expect_usage_error(run_viosim({"run", "--set", "driver.queue_size_entries=512"}),
+                       "driver.queue_size_entries");
+    expect_usage_error(run_viosim({"frobnicate"}), "unknown command 'frobnicate'");
+    expect_usage_error(run_viosim({"params", "--yaml"}), "--yaml");
+
+    std::string bad = temp_file(R"({"pcie": {"gen": 9}})");
+    expect_usage_error(run_viosim({"run", bad}), bad + ": parameter 'pcie.gen'");
+    std::remove(bad.c_str());
+
+    exec_result none = run_viosim({});
+    cr_expect_eq(none.status, 2);
+    cr_expect(contains(none.err, "usage:"), "%s", none.err.c_str());
+}
+
+Test(cli, help_and_version)
+{
+    exec_result r = run_viosim({"--version"});
+    cr_expect_eq(r.status, 0);
+    cr_expect_eq(r.out, std::string("viosim ") + VIOSIM_VERSION + "\n");
+    for (const char *h : {"--help", "help", "-h"}) {
+        r = run_viosim({h});
+        cr_expect_eq(r.status, 0);
+        cr_expect(contains(r.out, "viosim run [CONFIG] [--set key=value]... [--out DIR] [--seed N]"));
+    }
+    r = run_viosim({"run", "--help"});
+    cr_expect_eq(r.status, 0);
+    cr_expect(contains(r.out, "--seed N"));
+}

@@ -1,0 +1,1203 @@
+/* refdrv.c -- the reference virtio-net driver (packed rings, MSI-X).
+ *
+ * Straight-line firmware: every step below is one function, in the order the spec's
+ * driver requirements give them ("Device Initialization", "Virtio Over PCI Bus").
+ * The device is not trusted: every value read from configuration space or a BAR is
+ * range-checked before it is used as a size, an offset or an index, and every used
+ * descriptor goes through drv_packed's id checks.
+ *
+ * MSI-X vectors: 0 = configuration changes, 1 = receiveq1 (queue 0), 2 = transmitq1
+ * (queue 1). A table with fewer entries shares: with 2 entries both queues use 1,
+ * with 1 entry everything uses 0. Every entry sends address host->msi_base, data =
+ * its entry number.
+ *
+ * Guest memory, allocated upwards from host->mem_base:
+ *   RX descriptor ring (4 KiB aligned), RX driver area, RX device area (64 B aligned
+ *   each, a cache line apiece), then the same for TX; TX indirect tables (32 B per buffer
+ *   id, only with REFDRV_TX_INDIRECT); RX buffers (one per id, rx_buffer_bytes rounded
+ *   up to 64 B); TX buffers (one per id: 12-byte virtio_net_hdr + largest frame, rounded
+ *   up to 64 B). Buffer id i always uses slot i.
+ */
+#include "refdrv.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "drv_packed.h"
+#include "msix.h"
+#include "pci_cfg.h"
+#include "traffic.h"
+
+/* virtio-net queue numbering ("Virtqueues"): receiveq1 = 0, transmitq1 = 1. */
+#define RX_QUEUE 0u
+#define TX_QUEUE 1u
+#define DRV_QUEUES 2u
+
+#define VEC_CONFIG 0u
+
+#define VIRTIO_NET_MODERN_DEVICE_ID (VIRTIO_PCI_DEVICE_ID_BASE + VIRTIO_ID_NET)
+#define PCI_HEADER_TYPE_LAYOUT_MASK 0x7fu
+#define PCI_BAR_IO_SPACE_MASK       0x1u
+#define PCI_BAR_MEM_TYPE_SHIFT      1
+#define PCI_BAR_MEM_TYPE_FIELD      0x3u
+#define PCI_BAR_MEM_TYPE_32         0x0u
+#define PCI_BAR_MEM_TYPE_64         0x2u
+#define PCI_BAR_ADDR_LOW_MASK       0xfffffff0u
+#define PCI_CAP_AREA_START          0x40u
+#define PCI_CAP_AREA_END            0x100u
+#define PCI_CAP_PTR_MASK            0xfcu
+#define PCI_CAP_WALK_MAX            ((PCI_CAP_AREA_END - PCI_CAP_AREA_START) / 4u)
+#define MSIX_CAP_MSGCTL             2u
+#define MSIX_CAP_TABLE              4u
+#define MSIX_CAP_LEN                12u
+#define MSIX_BIR_MASK               0x7u
+#define VIRTIO_PCI_CAP_MIN_LEN      16u
+#define VIRTIO_PCI_NOTIFY_CAP_LEN   20u
+#define VIRTIO_PCI_CAP_MULT_OFF     16u
+#define VIRTIO_PCI_CAP_TYPE_MAX     VIRTIO_PCI_CAP_PCI_CFG
+
+/* The part of the common configuration structure this driver uses. */
+#define COMMON_CFG_USED_LEN   (VIRTIO_PCI_COMMON_Q_USEDHI + 4u)
+
+#define NET_HDR_BYTES         ((uint32_t)sizeof(struct virtio_net_hdr))
+#define NET_HDR_NUM_BUFFERS   10u
+#define DEFAULT_RX_BUFFER_BYTES 1526u /* 1514-byte frame + header ("Setting Up Receive Buffers") */
+#define DEFAULT_FRAME_BYTES   64u
+#define DEFAULT_IDLE_TIMEOUT_NS 1000000u
+#define TX_BURST_MAX          32u     /* frames written before one publish + notify decision */
+#define RX_REFILL_BATCH_MAX   32u     /* free receive buffers that trigger a refill */
+#define RING_ALIGN_BYTES      4096u
+#define AREA_ALIGN_BYTES      64u
+#define INDIRECT_ENTRIES      2u
+#define RESET_READS_MAX       100000u
+#define MAC_READ_TRIES        8u
+#define STATUS_CHECKS_PER_IDLE 16u
+#define PS_PER_NS             1000u
+#define FROZEN_POLLS_MAX      4096u
+
+/* One virtio structure located through a vendor capability. */
+struct region {
+    bool found;
+    uint64_t addr;   /* BAR base + cap.offset */
+    uint64_t length; /* cap.length, clipped to the BAR */
+};
+
+struct drv_queue {
+    struct dpq *ring;
+    uint16_t index;
+    uint16_t size;
+    uint16_t vector;
+    uint64_t notify_addr;
+    uint64_t buf_gpa;       /* buffer slot of id i: buf_gpa + i * slot_bytes */
+    uint8_t *buf;
+    uint32_t slot_bytes;
+    uint64_t table_gpa;     /* TX indirect table of id i: table_gpa + i * 32 */
+    uint8_t *table;
+    bool armed;             /* driver event suppression currently asks for interrupts */
+};
+
+struct refdrv {
+    const struct vs_host_ops *h;
+    const struct refdrv_params *p;
+    struct refdrv_stats *st;
+
+    /* PCI */
+    uint64_t bar_base[PCI_NUM_BARS];
+    uint64_t bar_size[PCI_NUM_BARS]; /* 0: not implemented, or the upper half of a 64-bit BAR */
+    bool bar_is64[PCI_NUM_BARS];
+    bool bar_mapped[PCI_NUM_BARS];
+    struct region common, notify, isr, devcfg;
+    uint32_t notify_off_multiplier;
+    uint8_t msix_cap;
+    uint32_t msix_nvec;
+    uint64_t msix_table;
+    uint16_t vec_rx, vec_tx;
+
+    /* virtio */
+    uint8_t status;          /* bits this driver has set */
+    bool status_written;
+    vs_features offered, accepted;
+    bool f_event_idx, f_in_order, f_notif_data, f_indirect;
+    uint8_t mac[6];
+    struct drv_queue q[DRV_QUEUES];
+    uint64_t mem_used;       /* bump allocator: bytes of guest memory handed out */
+
+    /* traffic */
+    uint32_t frame_len[REFDRV_FRAME_SIZES_MAX];
+    uint32_t frame_kinds;
+    uint32_t max_frame;
+    uint32_t rx_buf_bytes;
+    enum refdrv_tx_layout tx_layout;
+    uint64_t tx_posted, tx_reaped;
+    uint64_t rx_next_seq;    /* frames come back in order: the least sequence expected */
+    double tx_interval_ps;
+    uint64_t tx_start_ps;
+    uint64_t idle_timeout_ps;
+    uint64_t last_progress_ps, last_status_check_ps;
+
+    uint32_t tx_len[PVIRTQ_SIZE_MAX]; /* frame length per TX buffer id */
+    struct dpq rings[DRV_QUEUES];
+};
+
+/* ---- host access, counted ---- */
+
+static uint32_t cfg_rd(struct refdrv *d, uint32_t off, unsigned size)
+{
+    uint32_t v = d->h->cfg_read(d->h->ctx, off, size);
+    d->st->cfg_reads++;
+    return size >= 4 ? v : v & ((1u << (8u * size)) - 1u);
+}
+
+static void cfg_wr(struct refdrv *d, uint32_t off, unsigned size, uint32_t v)
+{
+    d->h->cfg_write(d->h->ctx, off, size, v);
+    d->st->cfg_writes++;
+}
+
+static uint64_t mmio_rd(struct refdrv *d, uint64_t addr, unsigned size)
+{
+    uint64_t v = d->h->mmio_read(d->h->ctx, addr, size);
+    d->st->mmio_reads++;
+    return size >= 8 ? v : v & ((1ull << (8u * size)) - 1u);
+}
+
+static void mmio_wr(struct refdrv *d, uint64_t addr, unsigned size, uint64_t v)
+{
+    d->h->mmio_write(d->h->ctx, addr, size, v);
+    d->st->mmio_writes++;
+}
+
+static uint32_t common_rd(struct refdrv *d, uint32_t off, unsigned size)
+{
+    return (uint32_t)mmio_rd(d, d->common.addr + off, size);
+}
+
+static void common_wr(struct refdrv *d, uint32_t off, unsigned size, uint32_t v)
+{
+    mmio_wr(d, d->common.addr + off, size, v);
+}
+
+/* 64-bit fields are two 32-bit halves, low first ("PCI Device Layout"). */
+static void common_wr64(struct refdrv *d, uint32_t off, uint64_t v)
+{
+    common_wr(d, off, 4, (uint32_t)v);
+    common_wr(d, off + 4u, 4, (uint32_t)(v >> 32));
+}
+
+static uint64_t now_ps(const struct refdrv *d)
+{
+    return d->h->now_ps(d->h->ctx);
+}
+
+static uint64_t align_up(uint64_t v, uint64_t a)
+{
+    return (v + a - 1u) & ~(a - 1u);
+}
+
+/* Time since an earlier instant (0 if the clock went backwards). */
+static uint64_t elapsed_ps(uint64_t now, uint64_t since)
+{
+    return now > since ? now - since : 0;
+}
+
+static bool is_pow2(uint64_t v)
+{
+    return v != 0 && (v & (v - 1u)) == 0;
+}
+
+/* ---- device status ---- */
+
+static void status_set(struct refdrv *d, uint8_t bit)
+{
+    d->status |= bit;
+    common_wr(d, VIRTIO_PCI_COMMON_STATUS, 1, d->status);
+    d->status_written = true;
+}
+
+static uint8_t status_read(struct refdrv *d)
+{
+    return (uint8_t)common_rd(d, VIRTIO_PCI_COMMON_STATUS, 1);
+}
+
+/* "If any of these steps go irrecoverably wrong, the driver SHOULD set the FAILED status
+ * bit to indicate that it has given up on the device." */
+static enum refdrv_result give_up(struct refdrv *d, enum refdrv_result r)
+{
+    if (d->common.found)
+        status_set(d, VIRTIO_STATUS_FAILED);
+    return r;
+}
+
+/* Writing 0 resets the device; "After writing 0 to device_status, the driver MUST wait
+ * for a read of device_status to return 0 before reinitializing the device." */
+static bool device_reset(struct refdrv *d)
+{
+    common_wr(d, VIRTIO_PCI_COMMON_STATUS, 1, 0);
+    d->status = 0;
+    d->status_written = true;
+    for (uint32_t i = 0; i < RESET_READS_MAX; i++)
+        if (status_read(d) == 0)
+            return true;
+    return false;
+}
+
+/* Live-device check while running: NEEDS_RESET, or a device that dropped DRIVER_OK. */
+static enum refdrv_result check_status(struct refdrv *d)
+{
+    uint8_t s = status_read(d);
+
+    d->last_status_check_ps = now_ps(d);
+    if ((s & VIRTIO_STATUS_DEVICE_NEEDS_RESET) || !(s & VIRTIO_STATUS_DRIVER_OK))
+        return REFDRV_DEVICE_ERROR;
+    return REFDRV_OK;
+}
+
+/* ---- PCI: identity, BARs ---- */
+
+static enum refdrv_result pci_identify(struct refdrv *d)
+{
+    uint32_t vendor = cfg_rd(d, PCI_VENDOR_ID, 2);
+    uint32_t device = cfg_rd(d, PCI_DEVICE_ID, 2);
+    uint32_t htype = cfg_rd(d, PCI_HEADER_TYPE, 1);
+
+    /* "PCI Device Discovery": modern devices use 0x1040 + virtio device id. */
+    if (vendor != VIRTIO_PCI_VENDOR_ID || device != VIRTIO_NET_MODERN_DEVICE_ID)
+        return REFDRV_NO_DEVICE;
+    if ((htype & PCI_HEADER_TYPE_LAYOUT_MASK) != 0)
+        return REFDRV_NO_DEVICE;
+    return REFDRV_OK;
+}
+
+/* Size every memory BAR: write all-ones, read back the address mask, restore. I/O BARs
+ * and reserved memory types are left alone (this driver maps memory space only). */
+static void pci_size_bars(struct refdrv *d)
+{
+    for (int i = 0; i < PCI_NUM_BARS; i++) {
+        uint32_t off = PCI_BAR0 + 4u * (uint32_t)i;
+        uint32_t lo = cfg_rd(d, off, 4);
+        uint32_t type = (lo >> PCI_BAR_MEM_TYPE_SHIFT) & PCI_BAR_MEM_TYPE_FIELD;
+        bool is64 = type == PCI_BAR_MEM_TYPE_64;
+        uint64_t mask, size;
+        uint32_t lo_mask;
+
+        if ((lo & PCI_BAR_IO_SPACE_MASK) || (type != PCI_BAR_MEM_TYPE_32 && !is64))
+            continue;
+        if (is64 && i + 1 >= PCI_NUM_BARS)
+            continue;
+
+        cfg_wr(d, off, 4, 0xffffffffu);
+        lo_mask = cfg_rd(d, off, 4) & PCI_BAR_ADDR_LOW_MASK;
+        cfg_wr(d, off, 4, lo);
+        mask = lo_mask;
+        if (is64) {
+            uint32_t hi = cfg_rd(d, off + 4u, 4);
+            cfg_wr(d, off + 4u, 4, 0xffffffffu);
+            mask |= (uint64_t)cfg_rd(d, off + 4u, 4) << 32;
+            cfg_wr(d, off + 4u, 4, hi);
+        } else if (lo_mask != 0) {
+            mask |= 0xffffffff00000000ull; /* a 32-bit BAR's address bits above 31 */
+        }
+        /* No writable address bit: not implemented. Otherwise the BAR decodes a naturally
+         * aligned power of two, so the writable bits must be contiguous from the top. */
+        size = ~mask + 1u;
+        if (mask != 0 && is_pow2(size) && size >= 16u) {
+            d->bar_size[i] = size;
+            d->bar_is64[i] = is64;
+        }
+        if (is64)
+            i++; /* the upper half is not a BAR of its own */
+    }
+}
+
+/* Place BARs in the host's MMIO window, largest first, each aligned to its size. A BAR
+ * that does not fit (or a 32-bit BAR above 4 GiB) stays unmapped. */
+static void pci_assign_bars(struct refdrv *d)
+{
+    const struct vs_host_ops *h = d->h;
+    uint64_t cursor = h->mmio_window_base;
+    uint64_t end = h->mmio_window_base + h->mmio_window_size;
+    bool placed[PCI_NUM_BARS] = { false };
+
+    if (end < h->mmio_window_base)
+        end = UINT64_MAX; /* window reaching the top of the address space */
+
+    for (;;) {
+        int pick = -1;
+        uint64_t base;
+        uint32_t off;
+
+        for (int i = 0; i < PCI_NUM_BARS; i++)
+            if (d->bar_size[i] != 0 && !placed[i] && (pick < 0 || d->bar_size[i] > d->bar_size[pick]))
+                pick = i;
+        if (pick < 0)
+            break;
+        placed[pick] = true;
+
+        base = align_up(cursor, d->bar_size[pick]);
+        if (base == 0 && cursor == 0)
+            base = d->bar_size[pick]; /* a BAR at 0 reads as unprogrammed */
+        if (base < cursor || base > end || d->bar_size[pick] > end - base)
+            continue;
+        if (!d->bar_is64[pick] && base + d->bar_size[pick] > 0x100000000ull)
+            continue;
+
+        off = PCI_BAR0 + 4u * (uint32_t)pick;
+        cfg_wr(d, off, 4, (uint32_t)base);
+        if (d->bar_is64[pick])
+            cfg_wr(d, off + 4u, 4, (uint32_t)(base >> 32));
+        d->bar_base[pick] = base;
+        d->bar_mapped[pick] = true;
+        cursor = base + d->bar_size[pick];
+    }
+}
+
+static enum refdrv_result pci_setup_bars(struct refdrv *d)
+{
+    uint32_t cmd = cfg_rd(d, PCI_COMMAND, 2);
+
+    /* Decode off while the BARs move. */
+    cfg_wr(d, PCI_COMMAND, 2, cmd & ~(PCI_COMMAND_MEMORY_MASK | PCI_COMMAND_MASTER_MASK));
+    pci_size_bars(d);
+    pci_assign_bars(d);
+    /* Memory decode for the BARs, bus mastering for the device's DMA; INTx is not used. */
+    cmd |= PCI_COMMAND_MEMORY_MASK | PCI_COMMAND_MASTER_MASK | PCI_COMMAND_INTX_DISABLE_MASK;
+    cfg_wr(d, PCI_COMMAND, 2, cmd);
+    return REFDRV_OK;
+}
+
+/* Does [offset, offset + need) lie in mapped BAR bar? */
+static bool bar_range_ok(const struct refdrv *d, uint32_t bar, uint64_t offset, uint64_t need)
+{
+    if (bar >= PCI_NUM_BARS || !d->bar_mapped[bar])
+        return false;
+    return offset <= d->bar_size[bar] && need <= d->bar_size[bar] - offset;
+}
+
+/* ---- PCI: capabilities ---- */
+
+/* One virtio vendor capability at cfg offset at. "The driver MUST ignore any
+ * vendor-specific capability structure which has a reserved cfg_type value" / "...a
+ * reserved bar value"; "The driver SHOULD use the first instance of each virtio
+ * structure type they can support." */
+static void parse_virtio_cap(struct refdrv *d, uint32_t at)
+{
+    uint32_t cap_len, cfg_type, bar, offset, length, min_len, align;
+    struct region *r;
+
+    if (at + VIRTIO_PCI_CAP_MIN_LEN > PCI_CAP_AREA_END)
+        return;
+    cap_len = cfg_rd(d, at + 2u, 1);
+    cfg_type = cfg_rd(d, at + 3u, 1);
+    bar = cfg_rd(d, at + 4u, 1);
+    if (cap_len < VIRTIO_PCI_CAP_MIN_LEN)
+        return;
+    if (cfg_type == 0 || cfg_type > VIRTIO_PCI_CAP_TYPE_MAX || bar >= PCI_NUM_BARS)
+        return;
+    if (cfg_type == VIRTIO_PCI_CAP_PCI_CFG)
+        return; /* an alternative access path; this driver uses the BARs */
+
+    switch (cfg_type) {
+    case VIRTIO_PCI_CAP_COMMON_CFG:
+        r = &d->common; min_len = COMMON_CFG_USED_LEN; align = 4;
+        break;
+    case VIRTIO_PCI_CAP_NOTIFY_CFG:
+        r = &d->notify; min_len = 2; align = 2;
+        if (cap_len < VIRTIO_PCI_NOTIFY_CAP_LEN || at + VIRTIO_PCI_NOTIFY_CAP_LEN > PCI_CAP_AREA_END)
+            return;
+        break;
+    case VIRTIO_PCI_CAP_ISR_CFG:
+        r = &d->isr; min_len = 1; align = 1;
+        break;
+    default: /* VIRTIO_PCI_CAP_DEVICE_CFG */
+        r = &d->devcfg; min_len = 1; align = 4;
+        break;
+    }
+    if (r->found)
+        return;
+
+    offset = cfg_rd(d, at + 8u, 4);
+    length = cfg_rd(d, at + 12u, 4);
+    if (length < min_len || offset % align != 0 || !bar_range_ok(d, bar, offset, min_len))
+        return;
+
+    r->found = true;
+    r->addr = d->bar_base[bar] + offset;
+    r->length = length;
+    if (r->length > d->bar_size[bar] - offset)
+        r->length = d->bar_size[bar] - offset;
+    if (cfg_type == VIRTIO_PCI_CAP_NOTIFY_CFG)
+        d->notify_off_multiplier = cfg_rd(d, at + VIRTIO_PCI_CAP_MULT_OFF, 4);
+}
+
+/* The MSI-X capability: table size and where the table is. The first usable one wins. */
+static void parse_msix_cap(struct refdrv *d, uint32_t at)
+{
+    uint32_t msgctl, table, bir, offset, nvec;
+
+    if (d->msix_cap != 0 || at + MSIX_CAP_LEN > PCI_CAP_AREA_END)
+        return;
+    msgctl = cfg_rd(d, at + MSIX_CAP_MSGCTL, 2);
+    table = cfg_rd(d, at + MSIX_CAP_TABLE, 4);
+    nvec = (msgctl & MSIX_MSGCTL_TABLE_SIZE_MASK) + 1u;
+    bir = table & MSIX_BIR_MASK;
+    offset = table & ~MSIX_BIR_MASK;
+    /* Only the entries this driver programs have to be inside the BAR. */
+    if (!bar_range_ok(d, bir, offset, (uint64_t)(nvec < 3u ? nvec : 3u) * MSIX_ENTRY_SIZE))
+        return;
+    d->msix_cap = (uint8_t)at;
+    d->msix_nvec = nvec;
+    d->msix_table = d->bar_base[bir] + offset;
+}
+
+static enum refdrv_result pci_walk_caps(struct refdrv *d)
+{
+    bool seen[PCI_CAP_AREA_END / 4u] = { false };
+    uint32_t at;
+
+    if (!(cfg_rd(d, PCI_STATUS, 2) & PCI_STATUS_CAP_LIST_MASK))
+        return REFDRV_BAD_CAPS;
+    at = cfg_rd(d, PCI_CAPABILITY_LIST, 1) & PCI_CAP_PTR_MASK;
+    /* Bounded walk: a list that points back into itself or below the header ends. */
+    for (uint32_t n = 0; n < PCI_CAP_WALK_MAX && at != 0; n++) {
+        uint32_t id;
+
+        if (at < PCI_CAP_AREA_START || at >= PCI_CAP_AREA_END || seen[at / 4u])
+            break;
+        seen[at / 4u] = true;
+        id = cfg_rd(d, at, 1);
+        if (id == PCI_CAP_ID_VNDR)
+            parse_virtio_cap(d, at);
+        else if (id == PCI_CAP_ID_MSIX)
+            parse_msix_cap(d, at);
+        at = cfg_rd(d, at + 1u, 1) & PCI_CAP_PTR_MASK;
+    }
+    /* Common and notify are required to drive the device; this driver also needs MSI-X
+     * (the platform offers no INTx). ISR and device config are optional here. */
+    if (!d->common.found || !d->notify.found || d->msix_cap == 0)
+        return REFDRV_BAD_CAPS;
+    return REFDRV_OK;
+}
+
+/* ---- MSI-X ---- */
+
+static void msix_setup(struct refdrv *d)
+{
+    uint32_t used = d->msix_nvec < 3u ? d->msix_nvec : 3u;
+    uint32_t ctl;
+
+    d->vec_rx = (uint16_t)(used >= 2u ? 1u : 0u);
+    d->vec_tx = (uint16_t)(used >= 3u ? 2u : d->vec_rx);
+    for (uint32_t v = 0; v < used; v++) {
+        uint64_t e = d->msix_table + (uint64_t)v * MSIX_ENTRY_SIZE;
+        mmio_wr(d, e + MSIX_ENTRY_ADDR_LO, 4, (uint32_t)d->h->msi_base);
+        mmio_wr(d, e + MSIX_ENTRY_ADDR_HI, 4, (uint32_t)(d->h->msi_base >> 32));
+        mmio_wr(d, e + MSIX_ENTRY_DATA, 4, v);
+        mmio_wr(d, e + MSIX_ENTRY_CTRL, 4, 0); /* unmask */
+    }
+    ctl = cfg_rd(d, d->msix_cap + MSIX_CAP_MSGCTL, 2);
+    ctl = (ctl | MSIX_MSGCTL_ENABLE_MASK) & ~(uint32_t)MSIX_MSGCTL_FMASK_MASK;
+    cfg_wr(d, d->msix_cap + MSIX_CAP_MSGCTL, 2, ctl);
+}
+
+/* ---- feature negotiation ---- */
+
+static void features_wanted(vs_features *f)
+{
+    memset(f, 0, sizeof(*f));
+    vs_feature_set(f, VIRTIO_F_VERSION_1_BIT);
+    vs_feature_set(f, VIRTIO_F_RING_PACKED_BIT);
+    vs_feature_set(f, VIRTIO_NET_F_MAC_BIT);
+    vs_feature_set(f, VIRTIO_F_EVENT_IDX_BIT);
+    vs_feature_set(f, VIRTIO_F_INDIRECT_DESC_BIT);
+    vs_feature_set(f, VIRTIO_F_IN_ORDER_BIT);
+    vs_feature_set(f, VIRTIO_F_NOTIFICATION_DATA_BIT);
+    vs_feature_set(f, VIRTIO_F_ORDER_PLATFORM_BIT);
+    /* Accepted because guest-physical addresses are identity-mapped here ("A driver
+     * SHOULD accept VIRTIO_F_ACCESS_PLATFORM if it is offered"). */
+    vs_feature_set(f, VIRTIO_F_ACCESS_PLATFORM_BIT);
+}
+
+static enum refdrv_result negotiate(struct refdrv *d)
+{
+    vs_features want;
+    uint8_t s;
+
+    for (uint32_t w = 0; w < VS_FEATURE_WORDS; w++) {
+        common_wr(d, VIRTIO_PCI_COMMON_DFSELECT, 4, w);
+        d->offered.w[w] = common_rd(d, VIRTIO_PCI_COMMON_DF, 4);
+    }
+    features_wanted(&want);
+    for (uint32_t w = 0; w < VS_FEATURE_WORDS; w++)
+        d->accepted.w[w] = d->offered.w[w] & want.w[w] & ~d->p->decline.w[w];
+
+    /* Features this driver could not use with what the device presented. */
+    if (!d->devcfg.found || d->devcfg.length < 6u)
+        vs_feature_clear(&d->accepted, VIRTIO_NET_F_MAC_BIT);
+    if ((d->notify.addr % 4u) != 0 || d->notify.length < 4u)
+        vs_feature_clear(&d->accepted, VIRTIO_F_NOTIFICATION_DATA_BIT);
+
+    /* "A driver MUST accept VIRTIO_F_VERSION_1 if it is offered"; this driver only knows
+     * packed rings. */
+    if (!vs_feature_has(&d->accepted, VIRTIO_F_VERSION_1_BIT) ||
+        !vs_feature_has(&d->accepted, VIRTIO_F_RING_PACKED_BIT))
+        return give_up(d, REFDRV_FEATURES_REFUSED);
+
+    for (uint32_t w = 0; w < VS_FEATURE_WORDS; w++) {
+        common_wr(d, VIRTIO_PCI_COMMON_GFSELECT, 4, w);
+        common_wr(d, VIRTIO_PCI_COMMON_GF, 4, d->accepted.w[w]);
+    }
+    status_set(d, VIRTIO_STATUS_FEATURES_OK);
+    /* "Re-read device status to ensure the FEATURES_OK bit is still set: otherwise, the
+     * device does not support our subset of features and the device is unusable." */
+    s = status_read(d);
+    if (s & VIRTIO_STATUS_DEVICE_NEEDS_RESET)
+        return give_up(d, REFDRV_DEVICE_ERROR);
+    if (!(s & VIRTIO_STATUS_FEATURES_OK))
+        return give_up(d, REFDRV_FEATURES_REFUSED);
+
+    d->f_event_idx = vs_feature_has(&d->accepted, VIRTIO_F_EVENT_IDX_BIT);
+    d->f_in_order = vs_feature_has(&d->accepted, VIRTIO_F_IN_ORDER_BIT);
+    d->f_notif_data = vs_feature_has(&d->accepted, VIRTIO_F_NOTIFICATION_DATA_BIT);
+    d->f_indirect = vs_feature_has(&d->accepted, VIRTIO_F_INDIRECT_DESC_BIT);
+    return REFDRV_OK;
+}
+
+/* The MAC from the device-specific configuration, read byte by byte (8-bit fields take
+ * 8-bit accesses) until config_generation is the same before and after ("Device
+ * Configuration Space"). */
+static void read_mac(struct refdrv *d)
+{
+    /* Without VIRTIO_NET_F_MAC: a locally administered unicast address of our own. */
+    const uint8_t fallback[6] = { 0x02, 0x00, 0x00, 0x00, 0x00, 0x01 };
+
+    memcpy(d->mac, fallback, sizeof(d->mac));
+    if (!vs_feature_has(&d->accepted, VIRTIO_NET_F_MAC_BIT))
+        return;
+    for (uint32_t t = 0; t < MAC_READ_TRIES; t++) {
+        uint32_t before = common_rd(d, VIRTIO_PCI_COMMON_CFGGENERATION, 1);
+        for (uint32_t i = 0; i < 6u; i++)
+            d->mac[i] = (uint8_t)mmio_rd(d, d->devcfg.addr + i, 1);
+        if (common_rd(d, VIRTIO_PCI_COMMON_CFGGENERATION, 1) == before)
+            break;
+    }
+}
+
+/* ---- guest memory ---- */
+
+/* Hand out bytes of guest memory aligned (guest-physical) to align. NULL when full. */
+static uint8_t *mem_alloc(struct refdrv *d, uint64_t bytes, uint64_t align, uint64_t *gpa)
+{
+    const struct vs_host_ops *h = d->h;
+    uint64_t start = align_up(h->mem_base + d->mem_used, align) - h->mem_base;
+
+    if (start < d->mem_used || start > h->mem_size || bytes > h->mem_size - start)
+        return NULL;
+    d->mem_used = start + bytes;
+    *gpa = h->mem_base + start;
+    memset(h->mem + start, 0, bytes);
+    return h->mem + start;
+}
+
+/* ---- queues ---- */
+
+static void notify_queue(struct refdrv *d, struct drv_queue *q)
+{
+    /* "If VIRTIO_F_NOTIFICATION_DATA is negotiated, the driver notification MUST be a
+     * 32-bit notification", otherwise 16-bit with the queue index. */
+    if (d->f_notif_data)
+        mmio_wr(d, q->notify_addr, 4, dpq_notify_data(q->ring, q->index));
+    else
+        mmio_wr(d, q->notify_addr, 2, q->index);
+    d->st->notifications++;
+}
+
+/* Publish what was written and notify unless the device said it does not want to hear
+ * ("Sending Available Buffer Notifications"). */
+static void kick(struct refdrv *d, struct drv_queue *q)
+{
+    dpq_publish(q->ring);
+    if (q->ring->unnotified == 0)
+        return;
+    if (dpq_needs_notify(q->ring))
+        notify_queue(d, q);
+    else
+        d->st->notifications_suppressed++;
+}
+
+/* Select queue index, size it, give it memory, map its vector, enable it
+ * ("Virtqueue Configuration"). */
+static enum refdrv_result queue_setup(struct refdrv *d, uint16_t index, uint16_t vector)
+{
+    struct drv_queue *q = &d->q[index];
+    uint32_t max, size, noff, width;
+    uint64_t desc_gpa, drv_gpa, dev_gpa, notify_rel;
+    uint8_t *desc, *drv_ev, *dev_ev;
+
+    common_wr(d, VIRTIO_PCI_COMMON_Q_SELECT, 2, index);
+    max = common_rd(d, VIRTIO_PCI_COMMON_Q_SIZE, 2);
+    if (max == 0) /* "If this field is 0, the virtqueue does not exist." */
+        return give_up(d, REFDRV_DEVICE_ERROR);
+    size = d->p->queue_size_entries != 0 && d->p->queue_size_entries < max
+               ? d->p->queue_size_entries : max;
+    if (size > PVIRTQ_SIZE_MAX)
+        size = PVIRTQ_SIZE_MAX;
+    common_wr(d, VIRTIO_PCI_COMMON_Q_SIZE, 2, size);
+
+    desc = mem_alloc(d, (uint64_t)size * sizeof(struct pvirtq_desc), RING_ALIGN_BYTES, &desc_gpa);
+    drv_ev = mem_alloc(d, sizeof(struct pvirtq_event_suppress), AREA_ALIGN_BYTES, &drv_gpa);
+    dev_ev = mem_alloc(d, sizeof(struct pvirtq_event_suppress), AREA_ALIGN_BYTES, &dev_gpa);
+    if (desc == NULL || drv_ev == NULL || dev_ev == NULL)
+        return give_up(d, REFDRV_NO_MEMORY);
+
+    common_wr64(d, VIRTIO_PCI_COMMON_Q_DESCLO, desc_gpa);
+    common_wr64(d, VIRTIO_PCI_COMMON_Q_AVAILLO, drv_gpa);
+    common_wr64(d, VIRTIO_PCI_COMMON_Q_USEDLO, dev_gpa);
+
+    /* "After mapping an event to vector, the driver MUST verify success by reading the
+     * Vector field value." */
+    common_wr(d, VIRTIO_PCI_COMMON_Q_MSIX, 2, vector);
+    if (common_rd(d, VIRTIO_PCI_COMMON_Q_MSIX, 2) != vector)
+        return give_up(d, REFDRV_DEVICE_ERROR);
+
+    /* Queue Notify address: cap.offset + queue_notify_off * notify_off_multiplier, which
+     * must leave room for the notification inside the structure. */
+    noff = common_rd(d, VIRTIO_PCI_COMMON_Q_NOFF, 2);
+    width = d->f_notif_data ? 4u : 2u;
+    notify_rel = (uint64_t)noff * d->notify_off_multiplier;
+    if (notify_rel > d->notify.length || width > d->notify.length - notify_rel ||
+        (d->notify.addr + notify_rel) % width != 0)
+        return give_up(d, REFDRV_BAD_CAPS);
+
+    q->ring = &d->rings[index];
+    q->index = index;
+    q->size = (uint16_t)size;
+    q->vector = vector;
+    q->notify_addr = d->notify.addr + notify_rel;
+    dpq_init(q->ring, desc, drv_ev, dev_ev, (uint16_t)size, d->f_event_idx, d->f_in_order);
+    /* Interrupts are asked for only while the driver sleeps (and never when polling). */
+    dpq_set_driver_events(q->ring, DPQ_EVENTS_DISABLE);
+    q->armed = false;
+
+    /* "The driver MUST configure the other virtqueue fields before enabling the
+     * virtqueue with queue_enable." */
+    common_wr(d, VIRTIO_PCI_COMMON_Q_ENABLE, 2, 1);
+    return REFDRV_OK;
+}
+
+/* Buffers: one slot per buffer id, so an id names its memory. */
+static enum refdrv_result buffers_setup(struct refdrv *d)
+{
+    struct drv_queue *rx = &d->q[RX_QUEUE];
+    struct drv_queue *tx = &d->q[TX_QUEUE];
+
+    if (d->tx_layout == REFDRV_TX_INDIRECT) {
+        tx->table = mem_alloc(d, (uint64_t)tx->size * INDIRECT_ENTRIES * sizeof(struct pvirtq_desc),
+                              PVIRTQ_DESC_ALIGN, &tx->table_gpa);
+        if (tx->table == NULL)
+            return give_up(d, REFDRV_NO_MEMORY);
+    }
+    rx->slot_bytes = (uint32_t)align_up(d->rx_buf_bytes, AREA_ALIGN_BYTES);
+    rx->buf = mem_alloc(d, (uint64_t)rx->size * rx->slot_bytes, AREA_ALIGN_BYTES, &rx->buf_gpa);
+    tx->slot_bytes = (uint32_t)align_up(NET_HDR_BYTES + d->max_frame, AREA_ALIGN_BYTES);
+    tx->buf = mem_alloc(d, (uint64_t)tx->size * tx->slot_bytes, AREA_ALIGN_BYTES, &tx->buf_gpa);
+    if (rx->buf == NULL || tx->buf == NULL)
+        return give_up(d, REFDRV_NO_MEMORY);
+    return REFDRV_OK;
+}
+
+/* ---- traffic ---- */
+
+/* Post one empty receive buffer: one device-writable descriptor. */
+static bool post_rx(struct refdrv *d)
+{
+    struct drv_queue *rx = &d->q[RX_QUEUE];
+    uint16_t id;
+    struct dpq_seg seg;
+
+    if (!dpq_can_add(rx->ring, 1, &id))
+        return false;
+    seg.addr = rx->buf_gpa + (uint64_t)id * rx->slot_bytes;
+    seg.len = d->rx_buf_bytes;
+    seg.device_writable = true;
+    if (dpq_add(rx->ring, &seg, 1, NULL) != DPQ_OK)
+        return false;
+    d->h->cpu_work(d->h->ctx, VS_HOST_WORK_RX_REFILL, 1);
+    return true;
+}
+
+static uint32_t tx_slots_per_frame(const struct refdrv *d)
+{
+    return d->tx_layout == REFDRV_TX_CHAIN ? 2u : 1u;
+}
+
+/* Build and post the next frame: virtio_net_hdr (all zero: no offloads, "The driver
+ * MUST set num_buffers to zero") followed by the test frame. */
+static bool post_tx(struct refdrv *d)
+{
+    struct drv_queue *tx = &d->q[TX_QUEUE];
+    uint16_t id;
+    uint32_t len;
+    uint64_t gpa;
+    uint8_t *slot;
+    struct dpq_seg segs[2];
+    enum dpq_status st;
+
+    if (!dpq_can_add(tx->ring, tx_slots_per_frame(d), &id))
+        return false;
+    len = d->frame_len[d->tx_posted % d->frame_kinds];
+    gpa = tx->buf_gpa + (uint64_t)id * tx->slot_bytes;
+    slot = tx->buf + (size_t)id * tx->slot_bytes;
+    memset(slot, 0, NET_HDR_BYTES);
+    traffic_build(slot + NET_HDR_BYTES, len, d->mac, d->p->seed, d->tx_posted, now_ps(d));
+
+    switch (d->tx_layout) {
+    case REFDRV_TX_CHAIN:
+        segs[0] = (struct dpq_seg){ gpa, NET_HDR_BYTES, false };
+        segs[1] = (struct dpq_seg){ gpa + NET_HDR_BYTES, len, false };
+        st = dpq_add(tx->ring, segs, 2, NULL);
+        break;
+    case REFDRV_TX_INDIRECT:
+        segs[0] = (struct dpq_seg){ gpa, NET_HDR_BYTES, false };
+        segs[1] = (struct dpq_seg){ gpa + NET_HDR_BYTES, len, false };
+        st = dpq_add_indirect(tx->ring,
+                              tx->table + (size_t)id * INDIRECT_ENTRIES * sizeof(struct pvirtq_desc),
+                              tx->table_gpa + (uint64_t)id * INDIRECT_ENTRIES * sizeof(struct pvirtq_desc),
+                              segs, 2, NULL);
+        break;
+    default:
+        segs[0] = (struct dpq_seg){ gpa, NET_HDR_BYTES + len, false };
+        st = dpq_add(tx->ring, segs, 1, NULL);
+        break;
+    }
+    if (st != DPQ_OK)
+        return false;
+    d->tx_len[id] = len;
+    d->tx_posted++;
+    d->h->cpu_work(d->h->ctx, VS_HOST_WORK_TX_PACKET, 1);
+    return true;
+}
+
+static uint64_t tx_due_ps(const struct refdrv *d)
+{
+    double due;
+
+    if (d->tx_interval_ps <= 0.0)
+        return 0;
+    due = (double)d->tx_start_ps + (double)d->tx_posted * d->tx_interval_ps;
+    return due >= 18446744073709549568.0 ? UINT64_MAX : (uint64_t)due;
+}
+
+/* Post the frames that are due, up to a burst, then publish + notify once. */
+static uint32_t tx_send(struct refdrv *d)
+{
+    uint32_t n = 0;
+
+    while (d->tx_posted < d->p->frames_count && n < TX_BURST_MAX) {
+        if (d->tx_interval_ps > 0.0 && now_ps(d) < tx_due_ps(d))
+            break;
+        if (!post_tx(d))
+            break;
+        n++;
+    }
+    if (n > 0)
+        kick(d, &d->q[TX_QUEUE]);
+    return n;
+}
+
+/* Reclaim transmitted buffers. Returns how many, or -1 when the queue broke. */
+static int64_t tx_reap(struct refdrv *d)
+{
+    struct dpq_used u;
+    enum dpq_status st;
+    int64_t n = 0;
+
+    while ((st = dpq_get_used(d->q[TX_QUEUE].ring, &u)) == DPQ_OK) {
+        d->st->tx_frames++;
+        d->st->tx_bytes += d->tx_len[u.id];
+        d->tx_reaped++;
+        d->h->cpu_work(d->h->ctx, VS_HOST_WORK_TX_REAP, 1);
+        n++;
+    }
+    return st == DPQ_BROKEN ? -1 : n;
+}
+
+/* Check one received buffer: header, then the frame against what the sender wrote. */
+static void rx_consume(struct refdrv *d, const struct dpq_used *u)
+{
+    struct drv_queue *rx = &d->q[RX_QUEUE];
+    const uint8_t *slot = rx->buf + (size_t)u->id * rx->slot_bytes;
+    struct traffic_info info = { 0, 0, 0 };
+    uint32_t flen = 0;
+    bool good = false;
+
+    /* Without VIRTIO_NET_F_MRG_RXBUF "the device MUST set num_buffers to 1". */
+    if (u->written && u->len >= NET_HDR_BYTES && u->len <= d->rx_buf_bytes &&
+        vs_le16(slot + NET_HDR_NUM_BUFFERS) == 1u) {
+        flen = u->len - NET_HDR_BYTES;
+        /* A skipped IN_ORDER buffer counts as completely written: the frame's own
+         * length field says where it ends. */
+        good = traffic_check(slot + NET_HDR_BYTES, flen, !u->skipped, d->mac, d->p->seed,
+                             &info) == TRAFFIC_GOOD;
+        if (good)
+            flen = info.len;
+    }
+    /* Loopback keeps order: a sequence number never sent, or one at or below what was
+     * already received (duplicate, reordering), is a bad frame. */
+    if (good && (info.seq >= d->tx_posted || info.seq < d->rx_next_seq))
+        good = false;
+
+    d->st->rx_frames++;
+    d->st->rx_bytes += flen;
+    if (!good) {
+        d->st->rx_bad_payload++;
+    } else {
+        uint64_t now = now_ps(d);
+        d->rx_next_seq = info.seq + 1u;
+        if (d->p->expect_loopback && d->st->latency_ps != NULL &&
+            d->st->latency_count < d->st->latency_capacity)
+            d->st->latency_ps[d->st->latency_count++] = now >= info.tx_time_ps ? now - info.tx_time_ps : 0;
+    }
+    d->h->cpu_work(d->h->ctx, VS_HOST_WORK_RX_PACKET, 1);
+}
+
+/* Take received frames. Their buffers go back in batches, once half the ring (at most
+ * RX_REFILL_BATCH_MAX) is free, so one publish + notification covers many buffers; the
+ * device is never left without buffers, since at least half the ring stays posted.
+ * Returns how many frames, or -1 when the queue broke. */
+static int64_t rx_reap(struct refdrv *d)
+{
+    struct drv_queue *rx = &d->q[RX_QUEUE];
+    uint32_t batch = rx->size / 2u;
+    struct dpq_used u;
+    enum dpq_status st;
+    int64_t n = 0;
+
+    while ((st = dpq_get_used(rx->ring, &u)) == DPQ_OK) {
+        rx_consume(d, &u);
+        n++;
+    }
+    if (batch > RX_REFILL_BATCH_MAX)
+        batch = RX_REFILL_BATCH_MAX;
+    if (batch == 0)
+        batch = 1;
+    if ((uint32_t)(rx->size - dpq_slots_in_flight(rx->ring)) >= batch) {
+        while (post_rx(d))
+            ;
+        kick(d, rx);
+    }
+    return st == DPQ_BROKEN ? -1 : n;
+}
+
+/* Is anything the device still has to finish outstanding? If not, an idle driver is
+ * only waiting for the next frame's departure time, which is not a stall. */
+static bool waiting_on_device(const struct refdrv *d)
+{
+    return d->tx_reaped < d->tx_posted ||
+           (d->p->expect_loopback && d->st->rx_frames < d->tx_posted);
+}
+
+static bool traffic_done(const struct refdrv *d)
+{
+    return d->tx_reaped >= d->p->frames_count &&
+           (!d->p->expect_loopback || d->st->rx_frames >= d->p->frames_count);
+}
+
+/* Ask for an interrupt once the device has used `ahead` more slots beyond the next one
+ * (EVENT_IDX; otherwise at the next), or stop asking. */
+static void arm(struct drv_queue *q, uint16_t ahead)
+{
+    dpq_enable_driver_events_after(q->ring, ahead);
+    q->armed = true;
+}
+
+static void disarm(struct drv_queue *q)
+{
+    if (!q->armed)
+        return;
+    dpq_set_driver_events(q->ring, DPQ_EVENTS_DISABLE);
+    q->armed = false;
+}
+
+/* Interrupt mode, nothing to do now: ask for the interrupts worth waking up for, re-check
+ * the rings (a buffer used before the request took effect raises no interrupt: "beware
+ * the problem of missing notifications"), then sleep until an interrupt, the next frame
+ * due, or the idle deadline. Returns the vector, -1 on timeout, -2 when the re-check
+ * found work.
+ * RX asks to hear about the next frame (latency). TX, waiting for ring space or for the
+ * last completions, asks to hear only when about 3/4 of what is in flight is done
+ * (with EVENT_IDX): one interrupt then frees a batch of slots instead of one. */
+static int sleep_until_work(struct refdrv *d, uint64_t now)
+{
+    struct drv_queue *rx = &d->q[RX_QUEUE];
+    struct drv_queue *tx = &d->q[TX_QUEUE];
+    bool tx_blocked = d->tx_posted < d->p->frames_count &&
+                      !dpq_can_add(tx->ring, tx_slots_per_frame(d), NULL);
+    bool want_rx = d->p->expect_loopback && d->st->rx_frames < d->p->frames_count;
+    bool want_tx = d->tx_reaped < d->tx_posted && (tx_blocked || d->tx_posted >= d->p->frames_count);
+    uint64_t deadline = d->last_progress_ps + d->idle_timeout_ps;
+    uint64_t timeout_ns;
+    int v;
+
+    if (deadline < d->last_progress_ps)
+        deadline = UINT64_MAX; /* overflow: no deadline */
+    if (d->tx_posted < d->p->frames_count && !tx_blocked) {
+        uint64_t due = tx_due_ps(d);
+        if (due < deadline)
+            deadline = due;
+    }
+    if (want_rx)
+        arm(rx, 0);
+    if (want_tx)
+        arm(tx, (uint16_t)(dpq_slots_in_flight(tx->ring) * 3u / 4u));
+    if ((want_rx && dpq_has_used(rx->ring)) || (want_tx && dpq_has_used(tx->ring))) {
+        disarm(rx);
+        disarm(tx);
+        return -2;
+    }
+
+    timeout_ns = deadline > now ? (deadline - now + PS_PER_NS - 1u) / PS_PER_NS : 1u;
+    if (timeout_ns == 0)
+        timeout_ns = 1;
+    v = d->h->wait_interrupt(d->h->ctx, timeout_ns);
+    disarm(rx);
+    disarm(tx);
+    return v;
+}
+
+static enum refdrv_result run_traffic(struct refdrv *d)
+{
+    uint64_t status_interval_ps = d->idle_timeout_ps / STATUS_CHECKS_PER_IDLE;
+    uint32_t frozen_polls = 0;
+
+    if (status_interval_ps == 0)
+        status_interval_ps = 1;
+    d->tx_start_ps = now_ps(d);
+    d->last_progress_ps = d->tx_start_ps;
+    d->last_status_check_ps = d->tx_start_ps;
+
+    for (;;) {
+        int64_t got_tx, got_rx;
+        uint32_t sent;
+        uint64_t now;
+        int v;
+
+        got_tx = tx_reap(d);
+        got_rx = rx_reap(d);
+        if (got_tx < 0 || got_rx < 0)
+            return REFDRV_DEVICE_ERROR; /* the device returned an impossible buffer id */
+        sent = tx_send(d);
+        if (traffic_done(d))
+            return REFDRV_OK;
+
+        now = now_ps(d);
+        if (got_tx > 0 || got_rx > 0 || sent > 0) {
+            d->last_progress_ps = now;
+            continue;
+        }
+        if (!waiting_on_device(d))
+            d->last_progress_ps = now; /* only waiting for the next departure time */
+
+        /* Stalled: has the device given up? Checked a few times per idle timeout. */
+        if (elapsed_ps(now, d->last_progress_ps) >= d->idle_timeout_ps) {
+            enum refdrv_result r = check_status(d);
+            return r != REFDRV_OK ? r : REFDRV_TIMEOUT;
+        }
+        if (elapsed_ps(now, d->last_status_check_ps) >= status_interval_ps &&
+            elapsed_ps(now, d->last_progress_ps) >= status_interval_ps) {
+            if (check_status(d) != REFDRV_OK)
+                return REFDRV_DEVICE_ERROR;
+        }
+
+        if (d->p->mode == REFDRV_MODE_POLL) {
+            d->st->polls_empty++;
+            d->h->cpu_work(d->h->ctx, VS_HOST_WORK_POLL, 1);
+            /* Liveness guard for a cost model that charges nothing for a poll: simulated
+             * time must move or the device never runs. Not an interrupt wait in spirit:
+             * queue interrupts stay suppressed. */
+            if (now_ps(d) == now) {
+                if (++frozen_polls >= FROZEN_POLLS_MAX) {
+                    frozen_polls = 0;
+                    v = d->h->wait_interrupt(d->h->ctx, 1);
+                    if (v >= 0)
+                        d->st->interrupts++;
+                    if (v == (int)VEC_CONFIG && check_status(d) != REFDRV_OK)
+                        return REFDRV_DEVICE_ERROR;
+                }
+            } else {
+                frozen_polls = 0;
+            }
+            continue;
+        }
+
+        v = sleep_until_work(d, now);
+        if (v >= 0) {
+            d->st->interrupts++;
+            /* Vector 0 is configuration changes only (or shared by everything when the
+             * table has one entry): the device sets NEEDS_RESET and then "MUST send a
+             * device configuration change notification". */
+            if (v == (int)VEC_CONFIG && check_status(d) != REFDRV_OK)
+                return REFDRV_DEVICE_ERROR;
+        }
+    }
+}
+
+/* ---- parameters ---- */
+
+static void traffic_setup(struct refdrv *d)
+{
+    const struct refdrv_params *p = d->p;
+    uint32_t kinds = p->frame_sizes_count;
+
+    if (kinds > REFDRV_FRAME_SIZES_MAX)
+        kinds = REFDRV_FRAME_SIZES_MAX;
+    d->frame_kinds = 0;
+    d->max_frame = 0;
+    for (uint32_t i = 0; i < kinds; i++) {
+        uint32_t len = traffic_frame_len(p->frame_sizes_bytes[i]);
+        d->frame_len[d->frame_kinds++] = len;
+        if (len > d->max_frame)
+            d->max_frame = len;
+    }
+    if (d->frame_kinds == 0) {
+        d->frame_len[0] = traffic_frame_len(DEFAULT_FRAME_BYTES);
+        d->frame_kinds = 1;
+        d->max_frame = d->frame_len[0];
+    }
+    d->rx_buf_bytes = p->rx_buffer_bytes == 0 ? DEFAULT_RX_BUFFER_BYTES : p->rx_buffer_bytes;
+    if (d->rx_buf_bytes < NET_HDR_BYTES)
+        d->rx_buf_bytes = NET_HDR_BYTES; /* the device always writes the header */
+    /* rate in frames per microsecond: one frame every 1e6 / rate picoseconds. */
+    d->tx_interval_ps = p->tx_rate_mpps > 0.0 ? 1e6 / p->tx_rate_mpps : 0.0;
+    d->idle_timeout_ps = (p->idle_timeout_ns != 0 ? p->idle_timeout_ns : DEFAULT_IDLE_TIMEOUT_NS);
+    d->idle_timeout_ps = d->idle_timeout_ps > UINT64_MAX / PS_PER_NS ? UINT64_MAX
+                                                                     : d->idle_timeout_ps * PS_PER_NS;
+}
+
+/* ---- the whole driver ---- */
+
+static enum refdrv_result bring_up(struct refdrv *d)
+{
+    enum refdrv_result r;
+
+    r = pci_identify(d);
+    if (r != REFDRV_OK)
+        return r;
+    r = pci_setup_bars(d);
+    if (r != REFDRV_OK)
+        return r;
+    r = pci_walk_caps(d);
+    if (r != REFDRV_OK)
+        return r;
+    msix_setup(d);
+
+    /* "Device Initialization": reset, ACKNOWLEDGE, DRIVER, features, FEATURES_OK,
+     * re-read, device-specific setup, DRIVER_OK. */
+    if (!device_reset(d))
+        return REFDRV_DEVICE_ERROR;
+    status_set(d, VIRTIO_STATUS_ACKNOWLEDGE);
+    status_set(d, VIRTIO_STATUS_DRIVER);
+    r = negotiate(d);
+    if (r != REFDRV_OK)
+        return r;
+    d->tx_layout = d->p->tx_layout;
+    if (d->tx_layout == REFDRV_TX_INDIRECT && !d->f_indirect)
+        d->tx_layout = REFDRV_TX_CHAIN;
+    if (d->tx_layout > REFDRV_TX_INDIRECT)
+        d->tx_layout = REFDRV_TX_ONE_DESC;
+    read_mac(d);
+
+    common_wr(d, VIRTIO_PCI_COMMON_MSIX, 2, VEC_CONFIG);
+    if (common_rd(d, VIRTIO_PCI_COMMON_MSIX, 2) != VEC_CONFIG)
+        return give_up(d, REFDRV_DEVICE_ERROR);
+    /* receiveq1 and transmitq1 must exist (no controlq: CTRL_VQ is not negotiated). */
+    if (common_rd(d, VIRTIO_PCI_COMMON_NUMQ, 2) < DRV_QUEUES)
+        return give_up(d, REFDRV_DEVICE_ERROR);
+    r = queue_setup(d, RX_QUEUE, d->vec_rx);
+    if (r != REFDRV_OK)
+        return r;
+    r = queue_setup(d, TX_QUEUE, d->vec_tx);
+    if (r != REFDRV_OK)
+        return r;
+    /* A chain of two needs a ring of at least two. */
+    if (d->tx_layout == REFDRV_TX_CHAIN && d->q[TX_QUEUE].size < 2u)
+        d->tx_layout = REFDRV_TX_ONE_DESC;
+    r = buffers_setup(d);
+    if (r != REFDRV_OK)
+        return r;
+
+    /* Populate the receive queue before the device goes live; the notification waits
+     * for DRIVER_OK ("The driver MUST NOT send any buffer available notifications to
+     * the device before setting DRIVER_OK"). */
+    while (post_rx(d))
+        ;
+    dpq_publish(d->q[RX_QUEUE].ring);
+
+    status_set(d, VIRTIO_STATUS_DRIVER_OK);
+    if (status_read(d) & VIRTIO_STATUS_DEVICE_NEEDS_RESET)
+        return REFDRV_DEVICE_ERROR;
+    kick(d, &d->q[RX_QUEUE]);
+    return REFDRV_OK;
+}
+
+static bool host_ops_usable(const struct vs_host_ops *h)
+{
+    return h != NULL && h->cfg_read != NULL && h->cfg_write != NULL && h->mmio_read != NULL &&
+           h->mmio_write != NULL && h->wait_interrupt != NULL && h->cpu_work != NULL &&
+           h->now_ps != NULL;
+}
+
+enum refdrv_result refdrv_run(const struct vs_host_ops *host, const struct refdrv_params *p,
+                              struct refdrv_stats *stats)
+{
+    struct refdrv_stats scratch;
+    struct refdrv *d;
+    enum refdrv_result r;
+
+    if (stats == NULL) {
+        memset(&scratch, 0, sizeof(scratch));
+        stats = &scratch;
+    } else {
+        uint64_t *lat = stats->latency_ps;
+        uint64_t cap = stats->latency_capacity;
+        memset(stats, 0, sizeof(*stats));
+        stats->latency_ps = lat;
+        stats->latency_capacity = cap;
+    }
+    if (!host_ops_usable(host) || p == NULL)
+        return REFDRV_NO_DEVICE;
+    if (host->mem == NULL || host->mem_size == 0)
+        return REFDRV_NO_MEMORY;
+
+    /* The driver's own bookkeeping (rings' id tables): once, off the thread's stack. */
+    d = calloc(1, sizeof(*d));
+    if (d == NULL)
+        return REFDRV_NO_MEMORY;
+    d->h = host;
+    d->p = p;
+    d->st = stats;
+    traffic_setup(d);
+
+    r = bring_up(d);
+    if (r == REFDRV_OK)
+        r = run_traffic(d);
+
+    /* Leave the device reset, whatever happened, once we have touched its status. */
+    if (d->status_written)
+        device_reset(d);
+    free(d);
+    return r;
+}
+
+const char *refdrv_result_name(enum refdrv_result r)
+{
+    switch (r) {
+    case REFDRV_OK: return "ok";
+    case REFDRV_NO_DEVICE: return "no_device";
+    case REFDRV_BAD_CAPS: return "bad_caps";
+    case REFDRV_FEATURES_REFUSED: return "features_refused";
+    case REFDRV_NO_MEMORY: return "no_memory";
+    case REFDRV_DEVICE_ERROR: return "device_error";
+    case REFDRV_TIMEOUT: return "timeout";
+    }
+    return "unknown";
+}
