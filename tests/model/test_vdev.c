@@ -490,3 +490,103 @@ Test(vdev, check_params)
     p.queue_size_max = 0;
     cr_expect_not_null(vdev_check_params(&p));
 }
+
+/* Hostile ring contents through the whole function: each ends in DEVICE_NEEDS_RESET
+ * with the named reason and a configuration change notification. */
+static void expect_needs_reset(enum vs_reason why)
+{
+    struct vdev_work w = {0};
+    cr_expect_eq(vdev_tx_step(&dev, &ops, &w), VDEV_STEP_FAILED);
+    cr_expect_eq(dev.error, why, "got %s", vs_reason_name(dev.error));
+    cr_expect_eq(dev.error_queue, VDEV_QUEUE_TX);
+    cr_expect(rd(VIRTIO_PCI_COMMON_STATUS, 1) & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
+    cr_expect_eq(dev.stats.config_interrupts, 1);
+    uint64_t before = fake_guest_accesses(&g);
+    cr_expect_eq(vdev_tx_step(&dev, &ops, &w), VDEV_STEP_FAILED);
+    cr_expect_eq(fake_guest_accesses(&g), before, "a broken device touches no memory");
+}
+
+/* "Packed Virtqueues / The Virtqueue Descriptor Table": buffer id beyond the queue size. */
+Test(vdev, hostile_desc_id_out_of_range)
+{
+    bring_up();
+    post(VDEV_QUEUE_TX, 0, GUEST_BASE + 0x10000, 12 + 60, RING_SIZE, false);
+    expect_needs_reset(VS_REASON_DESC_ID_OUT_OF_RANGE);
+}
+
+/* "Scatter-Gather Support": a chain longer than the queue (every slot has NEXT). */
+Test(vdev, hostile_chain_longer_than_ring)
+{
+    bring_up();
+    for (unsigned i = 0; i < RING_SIZE; i++) {
+        post(VDEV_QUEUE_TX, i, GUEST_BASE + 0x10000, 12 + 60, 0, false);
+        uint64_t f = ring_desc(VDEV_QUEUE_TX) + 16u * i + 14;
+        fake_guest_put16(&g, f, (uint16_t)(fake_guest_get16(&g, f) | VIRTQ_DESC_F_NEXT_MASK));
+    }
+    expect_needs_reset(VS_REASON_CHAIN_TOO_LONG);
+}
+
+/* "Indirect Flag: Scatter-Gather Support": indirect table length not a multiple of 16. */
+Test(vdev, hostile_indirect_len_not_multiple_of_16)
+{
+    map_bars();
+    wr(VIRTIO_PCI_COMMON_STATUS, 1, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
+    write_features(1u << VIRTIO_F_INDIRECT_DESC_BIT,
+                   (1u << (VIRTIO_F_VERSION_1_BIT - 32)) | (1u << (VIRTIO_F_RING_PACKED_BIT - 32)));
+    wr(VIRTIO_PCI_COMMON_STATUS, 1,
+       VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
+    setup_queue(VDEV_QUEUE_TX);
+    wr(VIRTIO_PCI_COMMON_STATUS, 1,
+       VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK |
+           VIRTIO_STATUS_DRIVER_OK);
+    post(VDEV_QUEUE_TX, 0, GUEST_BASE + 0x10000, 24, 0, false);
+    uint64_t f = ring_desc(VDEV_QUEUE_TX) + 14;
+    fake_guest_put16(&g, f, (uint16_t)(fake_guest_get16(&g, f) | VIRTQ_DESC_F_INDIRECT_MASK));
+    expect_needs_reset(VS_REASON_INDIRECT_LEN_NOT_MULTIPLE);
+}
+
+/* "Indirect Flag": INDIRECT without VIRTIO_F_INDIRECT_DESC negotiated. */
+Test(vdev, hostile_indirect_not_negotiated)
+{
+    bring_up();
+    post(VDEV_QUEUE_TX, 0, GUEST_BASE + 0x10000, 32, 0, false);
+    uint64_t f = ring_desc(VDEV_QUEUE_TX) + 14;
+    fake_guest_put16(&g, f, (uint16_t)(fake_guest_get16(&g, f) | VIRTQ_DESC_F_INDIRECT_MASK));
+    expect_needs_reset(VS_REASON_INDIRECT_NOT_NEGOTIATED);
+}
+
+/* Bus mastering off: MSI-X messages (memory writes) wait until it is back on. */
+Test(vdev, msix_waits_for_bus_master)
+{
+    bring_up();
+    uint8_t mcap = pci_cfg_find_cap(&dev.pci, PCI_CAP_ID_MSIX, -1);
+    vdev_cfg_write(&dev, mcap + 2u, 2, MSIX_MSGCTL_ENABLE_MASK);
+    uint16_t k;
+    const uint64_t entry = BAR2_BASE + (1 + VDEV_QUEUE_TX) * MSIX_ENTRY_SIZE;
+    cr_assert(vdev_mmio_write(&dev, entry + MSIX_ENTRY_ADDR_LO, 4, 0xfee00000u, &k));
+    cr_assert(vdev_mmio_write(&dev, entry + MSIX_ENTRY_CTRL, 4, 0, &k));
+    post(VDEV_QUEUE_TX, 0, GUEST_BASE + 0x10000, 12 + 60, 0, false);
+    struct vdev_work w = {0};
+    cr_assert_eq(vdev_tx_step(&dev, &ops, &w), VDEV_STEP_DONE);
+    vdev_cfg_write(&dev, PCI_COMMAND, 2, PCI_COMMAND_MEMORY_MASK);
+    struct msix_message m;
+    cr_expect_not(vdev_take_msi(&dev, &m));
+    vdev_cfg_write(&dev, PCI_COMMAND, 2, PCI_COMMAND_MEMORY_MASK | PCI_COMMAND_MASTER_MASK);
+    cr_expect(vdev_take_msi(&dev, &m));
+}
+
+/* "Device Status Field" after a reset the device works again: NEEDS_RESET is gone and
+ * a fresh initialisation moves a frame. */
+Test(vdev, reset_recovers_after_error)
+{
+    bring_up();
+    post(VDEV_QUEUE_TX, 0, GUEST_BASE + 0x10000, 12 + 60, RING_SIZE + 3, false);
+    struct vdev_work w = {0};
+    cr_assert_eq(vdev_tx_step(&dev, &ops, &w), VDEV_STEP_FAILED);
+    memset(fake_guest_ptr(&g, ring_desc(VDEV_QUEUE_TX), 16u * RING_SIZE), 0, 16u * RING_SIZE);
+    bring_up(); /* writes 0 to device_status first */
+    cr_expect_eq(dev.error, VS_REASON_NONE);
+    post(VDEV_QUEUE_TX, 0, GUEST_BASE + 0x10000, 12 + 60, 1, false);
+    cr_expect_eq(vdev_tx_step(&dev, &ops, &w), VDEV_STEP_DONE);
+    cr_expect_eq(dev.stats.resets, 2);
+}
