@@ -33,7 +33,15 @@
     X(TX_HAS_WRITABLE,       "transmit buffer has device-writable descriptors") \
     X(RX_HAS_READABLE,       "receive buffer has device-readable descriptors") \
     X(RX_BUFFER_TOO_SMALL,   "receive buffer too small for the virtio-net header") \
-    X(MSIX_RESERVED_BITS,    "MSI-X vector control written with reserved bits set")
+    X(MSIX_RESERVED_BITS,    "MSI-X vector control written with reserved bits set") \
+    X(IOMMU_FAULT_PASID_RANGE, "IOMMU request names a PASID at or above the number of address spaces") \
+    X(IOMMU_FAULT_NO_ROOT,   "IOMMU request names a PASID that has no page table") \
+    X(IOMMU_ROOT_INVALID,    "IOMMU page-table root is not 4 KiB aligned or lies above 52 bits") \
+    X(IOMMU_FAULT_IOVA_RANGE, "IOVA has bits set above the IOMMU's 48-bit input width") \
+    X(IOMMU_FAULT_UNMAPPED,  "IOVA is not mapped: a page-table entry on its walk is not present") \
+    X(IOMMU_FAULT_READ_ONLY, "device write to an IOVA that is mapped read-only") \
+    X(IOMMU_FAULT_RESERVED_BITS, "IOMMU page-table entry has reserved bits set") \
+    X(IOMMU_FAULT_WALK_RANGE, "IOMMU page-table pointer is not backed by guest memory")
 
 enum vs_reason {
 #define VS_REASON_ENUM(name, text) VS_REASON_##name,

@@ -7,6 +7,7 @@
 // getter into vs_config. Defaults are produced by parsing each row's default text
 // through the same path a --set takes, so the table is the only place they live.
 #include "config.h"
+#include "pcie_tlp.h"
 
 #include <jansson.h>
 
@@ -191,8 +192,9 @@ const std::vector<param_def> &param_table()
         {"pcie.lanes", "", "8", "PCIe link width", integer_one_of({1, 2, 4, 8, 16}),
          INT_FIELD(plat.pcie_lanes)},
         {"pcie.read_latency_ns", "ns", "550",
-         "unloaded round trip of a small DMA read, without serialisation (pcie-bench, "
-         "SIGCOMM 2018: median 64 B read on Xeon E5)",
+         "unloaded round trip of a lone 64-byte DMA read, everything included (pcie-bench, "
+         "SIGCOMM 2018: median 546-560 ns on Xeon E5); must exceed its known parts "
+         "(serialisation, host memory)",
          real(0, 1e9), REAL_FIELD(plat.pcie_read_latency_ns)},
         {"pcie.max_payload_bytes", "bytes", "256",
          "Max Payload Size: largest data payload of one write or completion TLP",
@@ -200,12 +202,62 @@ const std::vector<param_def> &param_table()
         {"pcie.max_read_request_bytes", "bytes", "512",
          "Max Read Request Size: largest single DMA read request", integer_pow2(128, 4096),
          INT_FIELD(plat.pcie_max_read_request_bytes)},
+        {"pcie.read_completion_boundary_bytes", "bytes", "64",
+         "Read Completion Boundary: completions end on multiples of it when "
+         "pcie.completion_split = rcb",
+         integer_one_of({64, 128}), INT_FIELD(plat.pcie_read_completion_boundary_bytes)},
+        {"pcie.completion_split", "", "mps",
+         "how a completer splits read data: mps = completions as large as the max payload "
+         "size; rcb = one completion per RCB block (seen on some older chipsets)",
+         choice({"mps", "rcb"}),
+         [](vs_config &c, const param_value &v) { c.plat.pcie_completions_at_rcb = v.u == 1; },
+         [](const vs_config &c) { return int_value(c.plat.pcie_completions_at_rcb ? 1 : 0); }},
+        {"pcie.address_bits", "bits", "64",
+         "address width of memory requests: 64 = 4DW headers, 32 = 3DW headers",
+         integer_one_of({32, 64}), INT_FIELD(plat.pcie_address_bits)},
+        {"pcie.ecrc", "", "off", "end-to-end CRC: on adds a 4-byte digest to every TLP",
+         choice({"off", "on"}),
+         [](vs_config &c, const param_value &v) { c.plat.pcie_ecrc = v.u == 1; },
+         [](const vs_config &c) { return int_value(c.plat.pcie_ecrc ? 1 : 0); }},
+
+        // Device DMA engine
+        {"dma.read_tags_count", "count", "32",
+         "read requests the device's DMA engine may have outstanding (PCIe tags); the next "
+         "read waits for a free tag",
+         integer(1, 1024), INT_FIELD(plat.dma_read_tags_count)},
+        {"dma.completion_order", "", "in_order",
+         "in_order = a read's tag is freed only once every earlier read has completed "
+         "(completions consumed in order); out_of_order = each tag is freed on its own "
+         "completion",
+         choice({"in_order", "out_of_order"}),
+         [](vs_config &c, const param_value &v) { c.plat.dma_completions_in_order = v.u == 0; },
+         [](const vs_config &c) { return int_value(c.plat.dma_completions_in_order ? 0 : 1); }},
+
+        // DMA microbenchmark (sim.workload = dma_bench)
+        {"bench.op", "", "read",
+         "DMA benchmark operation: read, write, or read_write (one read and one write per "
+         "transfer), back to back from the device to host memory",
+         choice({"read", "write", "read_write"}), INT_FIELD(plat.bench_op)},
+        {"bench.transfer_bytes", "bytes", "64", "size of each benchmark DMA transfer",
+         integer(1, 65536), INT_FIELD(plat.bench_transfer_bytes)},
+        {"bench.transfers_count", "count", "20000", "benchmark DMA transfers to issue",
+         integer(1, 1000000000), INT_FIELD(plat.bench_transfers_count)},
+        {"bench.window_bytes", "bytes", "1048576",
+         "host buffer the benchmark cycles through; transfers start at consecutive "
+         "multiples of the transfer size rounded up to a power of two (at least 64)",
+         integer(4096, 1ull << 32), INT_FIELD(plat.bench_window_bytes)},
 
         // Host
         {"host.memory_mib", "MiB", "64", "guest memory size", integer(4, 4096),
          INT_FIELD(plat.host_memory_mib)},
-        {"host.memory_latency_ns", "ns", "80", "DRAM access latency seen by a DMA",
+        {"host.memory_latency_ns", "ns", "80",
+         "latency of host memory answering a DMA read (part of pcie.read_latency_ns)",
          real(0, 1e9), REAL_FIELD(plat.host_memory_latency_ns)},
+        {"host.memory_read_per_byte_ps", "ps", "164",
+         "extra host latency per byte of a DMA read (root complex and memory streaming); "
+         "with the link's serialisation it makes read latency rise with size as pcie-bench "
+         "measured (about 626 ns at 256 B, 706 ns at 512 B, 990 ns at 1520 B)",
+         real(0, 1e6), REAL_FIELD(plat.host_memory_read_ps_per_byte)},
         {"host.cpu_clock_mhz", "MHz", "3000", "host CPU clock; converts host.*_cycles to time",
          real_positive(1e5), REAL_FIELD(plat.cpu_clock_mhz)},
         {"host.tx_packet_cycles", "cycles", "400",
@@ -346,6 +398,13 @@ const std::vector<param_def> &param_table()
          [](const vs_config &c) { return int_value(c.drv.idle_timeout_ns / 1000); }},
 
         // Simulation
+        {"sim.workload", "", "virtio_net",
+         "what runs: virtio_net = the reference driver moves frames through the device; "
+         "dma_bench = the device's DMA engine streams bench.* transfers to host memory "
+         "(a pcie-bench style microbenchmark, no driver)",
+         choice({"virtio_net", "dma_bench"}),
+         [](vs_config &c, const param_value &v) { c.plat.workload_dma_bench = v.u == 1; },
+         [](const vs_config &c) { return int_value(c.plat.workload_dma_bench ? 1 : 0); }},
         {"sim.seed", "", "1",
          "seed of every pseudo-random choice (payload pattern); same config and seed give "
          "identical results",
@@ -1157,6 +1216,25 @@ bool config_apply_file(vs_config &cfg, const std::string &path, param_error &err
     return ok;
 }
 
+pcie_cfg config_pcie(const vs_config &cfg)
+{
+    pcie_cfg lc;
+    lc.gen = cfg.plat.pcie_gen;
+    lc.lanes = cfg.plat.pcie_lanes;
+    lc.max_payload_bytes = cfg.plat.pcie_max_payload_bytes;
+    lc.max_read_request_bytes = cfg.plat.pcie_max_read_request_bytes;
+    lc.read_completion_boundary_bytes = cfg.plat.pcie_read_completion_boundary_bytes;
+    lc.completions_at_rcb = cfg.plat.pcie_completions_at_rcb;
+    lc.addr64 = cfg.plat.pcie_address_bits == 64;
+    lc.ecrc = cfg.plat.pcie_ecrc;
+    return lc;
+}
+
+double config_memory_read_ns(const vs_config &cfg, unsigned len)
+{
+    return cfg.plat.host_memory_latency_ns + len * cfg.plat.host_memory_read_ps_per_byte / 1000.0;
+}
+
 bool config_validate(const vs_config &cfg, param_error &err)
 {
     // Every value within its own limits: a vs_config may also be built in code.
@@ -1168,6 +1246,21 @@ bool config_validate(const vs_config &cfg, param_error &err)
         }
     }
 
+    const double fixed = pcie_read_fixed_ns(config_pcie(cfg), cfg.plat.pcie_read_latency_ns,
+                                            config_memory_read_ns(cfg, 64));
+    if (fixed < 0) {
+        err = {"pcie.read_latency_ns",
+               "parameter 'pcie.read_latency_ns': " + format_real(cfg.plat.pcie_read_latency_ns) +
+                   " ns is shorter than a 64-byte read's serialisation plus host memory latency (" +
+                   format_real(cfg.plat.pcie_read_latency_ns - fixed) + " ns)"};
+        return false;
+    }
+    if (cfg.plat.workload_dma_bench && cfg.plat.bench_window_bytes > (cfg.plat.host_memory_mib << 20)) {
+        err = {"bench.window_bytes", "parameter 'bench.window_bytes': " +
+                                         std::to_string(cfg.plat.bench_window_bytes) +
+                                         " exceeds host memory (host.memory_mib)"};
+        return false;
+    }
     if (cfg.drv.queue_size_entries > cfg.dev.queue_size_max) {
         err = {"driver.queue_size_entries",
                "parameter 'driver.queue_size_entries': " + std::to_string(cfg.drv.queue_size_entries) +
@@ -1257,6 +1350,8 @@ std::string config_params_markdown()
         const char *title;
     } sections[] = {
         {"pcie.", "PCIe link"},
+        {"dma.", "Device DMA engine"},
+        {"bench.", "DMA microbenchmark (sim.workload = dma_bench)"},
         {"host.", "Host: memory and CPU cost model"},
         {"device.", "Device"},
         {"driver.", "Reference driver and traffic"},

@@ -23,9 +23,23 @@ struct platform_params {
     double pcie_read_latency_ns;       // DMA read round trip for a small read, unloaded
     unsigned pcie_max_payload_bytes;   // MPS: 128..4096, power of two
     unsigned pcie_max_read_request_bytes; // MRRS: 128..4096, power of two
+    unsigned pcie_read_completion_boundary_bytes; // RCB: 64 or 128
+    bool pcie_completions_at_rcb;      // completions split at the RCB instead of the MPS
+    unsigned pcie_address_bits;        // 32 or 64: request header size
+    bool pcie_ecrc;                    // ECRC digest on every TLP
+    // Device DMA engine
+    unsigned dma_read_tags_count;      // outstanding read requests at most
+    bool dma_completions_in_order;     // a tag is freed only once all earlier reads completed
+    // Workload
+    bool workload_dma_bench;           // sim.workload = dma_bench
+    unsigned bench_op;                 // 0 read, 1 write, 2 read_write
+    unsigned bench_transfer_bytes;
+    uint64_t bench_transfers_count;
+    uint64_t bench_window_bytes;
     // Host
     uint64_t host_memory_mib;          // guest memory size
     double host_memory_latency_ns;     // DRAM access latency seen by a DMA
+    double host_memory_read_ps_per_byte; // extra completer latency per byte read
     double cpu_clock_mhz;
     uint64_t cpu_tx_packet_cycles;
     uint64_t cpu_rx_packet_cycles;
@@ -63,6 +77,12 @@ struct param_info {
     std::string meaning;
     std::string allowed;      // the allowed values, e.g. "one of 1, 2, 4, 8, 16"
 };
+
+// The link configuration the platform builds from cfg (pcie_tlp.h).
+struct pcie_cfg;
+pcie_cfg config_pcie(const vs_config &cfg);
+// Completer (host memory) latency of a DMA read of len bytes, ns.
+double config_memory_read_ns(const vs_config &cfg, unsigned len);
 
 // Defaults for every parameter.
 vs_config config_defaults();

@@ -9,11 +9,11 @@ using sc_core::SC_NS;
 using sc_core::SC_ZERO_TIME;
 
 host_cpu::host_cpu(sc_core::sc_module_name name, const cpu_costs &c, const refdrv_params &p,
-                   uint8_t *mem, uint64_t mem_base, uint64_t mem_size)
+                   uint8_t *mem, uint64_t mem_base, uint64_t mem_size, bool run_driver)
     : sc_module(name), mmio("mmio"), msi_in("msi_in"), c_(c), p_(p)
 {
     msi_in.register_b_transport(this, &host_cpu::b_msi);
-    latencies_ps.resize(p.frames_count);
+    latencies_ps.resize(run_driver ? p.frames_count : 0);
     std::memset(&ops_, 0, sizeof ops_);
     ops_.cfg_read = op_cfg_read;
     ops_.cfg_write = op_cfg_write;
@@ -29,7 +29,8 @@ host_cpu::host_cpu(sc_core::sc_module_name name, const cpu_costs &c, const refdr
     ops_.mmio_window_base = amap::mmio_window_base;
     ops_.mmio_window_size = amap::mmio_window_size;
     ops_.msi_base = amap::msi_base;
-    SC_THREAD(run);
+    if (run_driver)
+        SC_THREAD(run);
 }
 
 void host_cpu::run()

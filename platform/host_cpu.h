@@ -36,8 +36,9 @@ public:
     tlm_utils::simple_target_socket<host_cpu> msi_in;    // interrupt controller
 
     SC_HAS_PROCESS(host_cpu);
+    // run_driver false: the CPU stays idle (the DMA benchmark needs no driver).
     host_cpu(sc_core::sc_module_name name, const cpu_costs &c, const refdrv_params &p,
-             uint8_t *mem, uint64_t mem_base, uint64_t mem_size);
+             uint8_t *mem, uint64_t mem_base, uint64_t mem_size, bool run_driver = true);
 
     // Results, valid once done() is true.
     bool done() const { return done_; }

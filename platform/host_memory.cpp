@@ -5,9 +5,9 @@
 #include "address_map.h"
 
 host_memory::host_memory(sc_core::sc_module_name name, uint64_t base, uint64_t size_bytes,
-                         sc_core::sc_time read_latency)
+                         sc_core::sc_time read_latency, sc_core::sc_time read_per_byte)
     : sc_module(name), socket("socket"), base_(base), mem_(size_bytes, 0),
-      read_latency_(read_latency)
+      read_latency_(read_latency), read_per_byte_(read_per_byte)
 {
     socket.register_b_transport(this, &host_memory::b_transport);
 }
@@ -27,7 +27,7 @@ void host_memory::b_transport(tlm::tlm_generic_payload &tx, sc_core::sc_time &de
         std::memcpy(tx.get_data_ptr(), p, len);
         reads++;
         read_bytes += len;
-        delay += read_latency_;
+        delay += read_latency_ + read_per_byte_ * double(len);
     } else if (tx.is_write()) {
         std::memcpy(p, tx.get_data_ptr(), len);
         writes++;

@@ -1,4 +1,4 @@
-// host_memory.h -- guest RAM as a TLM target: a byte array with an access latency.
+// host_memory.h -- guest RAM as a TLM target: a byte array with a read latency.
 #ifndef VIOSIM_HOST_MEMORY_H
 #define VIOSIM_HOST_MEMORY_H
 
@@ -13,8 +13,9 @@ class host_memory : public sc_core::sc_module {
 public:
     tlm_utils::simple_target_socket<host_memory> socket;
 
+    // A read of n bytes costs read_latency + n * read_per_byte.
     host_memory(sc_core::sc_module_name name, uint64_t base, uint64_t size_bytes,
-                sc_core::sc_time read_latency);
+                sc_core::sc_time read_latency, sc_core::sc_time read_per_byte);
 
     uint8_t *data() { return mem_.data(); }
     uint64_t base() const { return base_; }
@@ -28,6 +29,7 @@ private:
     uint64_t base_;
     std::vector<uint8_t> mem_;
     sc_core::sc_time read_latency_;
+    sc_core::sc_time read_per_byte_;
 };
 
 #endif

@@ -1,15 +1,11 @@
 // pcie_link.h -- a PCIe link between the root complex (host) and the device.
 //
-// Two directions, each serialising its TLPs independently: a TLP starts when the
-// direction is next free (contention) and occupies it for (framing + header +
-// payload) / (rate x lanes x encoding efficiency). Memory writes are posted: the
-// sender is busy only while the TLP is on the wire. Reads are non-posted: requests
-// (split at max read request size) go one way, completions (split at max payload
-// size) come back after the fixed read round-trip latency.
-//
-// Seams for the timing-fidelity work: DLLP/ACK/flow-control overhead, read tags,
-// RCB splitting and ECRC are not modelled yet; every TLP carries a fixed framing
-// overhead (link_params::framing_bytes).
+// Two directions, each serialising its TLPs independently: a TLP starts when its
+// direction is next free (contention) and occupies it for (payload + TLP overhead) /
+// (rate left for TLPs). Sizes and rates come from pcie_tlp.h. Memory writes are
+// posted: the sender is busy only while the TLP is on the wire. Reads are non-posted:
+// requests (split at the max read request size and 4 KiB) go one way, completions
+// (split at the max payload size or the RCB) come back after the fixed round trip.
 #ifndef VIOSIM_PCIE_LINK_H
 #define VIOSIM_PCIE_LINK_H
 
@@ -20,28 +16,29 @@
 #include <tlm_utils/simple_initiator_socket.h>
 #include <tlm_utils/simple_target_socket.h>
 
-struct link_params {
-    unsigned gen;                  // 1..5
-    unsigned lanes;                // 1, 2, 4, 8, 16
-    unsigned max_payload_bytes;    // MPS
-    unsigned max_read_request_bytes; // MRRS
-    sc_core::sc_time read_fixed;   // round trip excluding serialisation and host memory
-    unsigned framing_bytes = 8;    // STP/sequence/LCRC/END per TLP (Gen1-2: 1+2+4+1; Gen3+: 4+4)
-};
+#include "pcie_tlp.h"
 
-// Raw data rate of one direction in bytes per nanosecond, after line encoding.
-double link_bytes_per_ns(unsigned gen, unsigned lanes);
+// Filled in by the link on read transactions that carry it: when the last request
+// TLP left, so a pipelining initiator knows when it may issue the next request.
+struct link_timing_ext : tlm::tlm_extension<link_timing_ext> {
+    sc_core::sc_time request_sent;
+    tlm::tlm_extension_base *clone() const override { return new link_timing_ext(*this); }
+    void copy_from(const tlm::tlm_extension_base &other) override
+    {
+        *this = static_cast<const link_timing_ext &>(other);
+    }
+};
 
 // One direction's serialiser.
 struct link_direction {
     double bytes_per_ns = 1.0;
     sc_core::sc_time next_free = sc_core::SC_ZERO_TIME;
     sc_core::sc_time busy = sc_core::SC_ZERO_TIME;
-    uint64_t tlps = 0, wire_bytes = 0, payload_bytes = 0;
+    uint64_t tlps[4] = {};          // by tlp_type
+    uint64_t payload_bytes = 0, overhead_bytes = 0;
 
-    // Send one TLP of wire_len bytes (payload_len of them data) no earlier than at;
-    // returns when its last byte has left.
-    sc_core::sc_time send(sc_core::sc_time at, unsigned wire_len, unsigned payload_len);
+    // Send one TLP no earlier than `at`; returns when its last byte has left.
+    sc_core::sc_time send(sc_core::sc_time at, tlp_type type, unsigned payload, unsigned overhead);
 };
 
 class pcie_link : public sc_core::sc_module {
@@ -53,22 +50,23 @@ public:
     tlm_utils::simple_target_socket<pcie_link> down_in;
     tlm_utils::simple_initiator_socket<pcie_link> down_out;
 
-    pcie_link(sc_core::sc_module_name name, const link_params &p);
+    // read_fixed: round trip of a read excluding serialisation and the completer's own
+    // latency (which the target adds).
+    pcie_link(sc_core::sc_module_name name, const pcie_cfg &cfg, sc_core::sc_time read_fixed);
 
     link_direction up, down;  // up = device to host
-    uint64_t reads = 0, writes = 0, posted_writes = 0, errors = 0;
-    const link_params &params() const { return p_; }
+    uint64_t errors = 0;
+    const pcie_cfg &cfg() const { return cfg_; }
 
 private:
     void b_upstream(tlm::tlm_generic_payload &tx, sc_core::sc_time &delay);
     void b_downstream(tlm::tlm_generic_payload &tx, sc_core::sc_time &delay);
-
-    // Non-posted read across the link: requests on `req`, completions on `cpl`.
     void read(tlm::tlm_generic_payload &tx, sc_core::sc_time &delay, link_direction &req,
               link_direction &cpl, tlm_utils::simple_initiator_socket<pcie_link> &out);
-    unsigned header_bytes(uint64_t addr) const { return addr >> 32 ? 16 : 12; }
+    sc_core::sc_time write(tlm::tlm_generic_payload &tx, sc_core::sc_time at, link_direction &dir);
 
-    link_params p_;
+    pcie_cfg cfg_;
+    sc_core::sc_time read_fixed_;
 };
 
 #endif

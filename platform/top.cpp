@@ -32,12 +32,17 @@ struct platform {
     virtio_device_tlm dev;
     host_cpu cpu;
 
-    platform(const vs_config &cfg, const link_params &lp, const device_timing &dt,
-             const cpu_costs &cc)
+    platform(const vs_config &cfg, const pcie_cfg &lc, const device_timing &dt,
+             const dma_bench_params &bench, const cpu_costs &cc)
         : mem("memory", amap::memory_base, cfg.plat.host_memory_mib << 20,
-              sc_time(cfg.plat.host_memory_latency_ns, SC_NS)),
-          link("link", lp), rc("root_complex"), dev("device", cfg.dev, dt),
-          cpu("cpu", cc, cfg.drv, mem.data(), mem.base(), mem.size())
+              sc_time(cfg.plat.host_memory_latency_ns, SC_NS),
+              sc_time(cfg.plat.host_memory_read_ps_per_byte, SC_PS)),
+          link("link", lc,
+               sc_time(pcie_read_fixed_ns(lc, cfg.plat.pcie_read_latency_ns,
+                                          config_memory_read_ns(cfg, 64)),
+                       SC_NS)),
+          rc("root_complex"), dev("device", cfg.dev, dt, bench),
+          cpu("cpu", cc, cfg.drv, mem.data(), mem.base(), mem.size(), !bench.enabled)
     {
         cpu.mmio.bind(link.down_in);
         link.down_out.bind(dev.target);
@@ -66,6 +71,92 @@ std::string fixed(double v, int decimals)
     return buf;
 }
 
+void add_direction(stats_table &s, const std::string &n, const char *what, const link_direction &d,
+                   double sim_ns)
+{
+    static const char *const type_name[] = {"mrd", "mwr", "cpld", "cpl"};
+    static const char *const type_text[] = {"memory read requests", "memory writes",
+                                            "completions with data", "completions without data"};
+    uint64_t tlps = 0;
+    for (int t = 0; t < 4; t++) {
+        s.add_u64(n + ".tlps." + type_name[t], "count", std::string(type_text[t]) + " " + what, d.tlps[t]);
+        tlps += d.tlps[t];
+    }
+    s.add_u64(n + ".tlps", "count", std::string("TLPs ") + what, tlps);
+    s.add_u64(n + ".payload_bytes", "bytes", std::string("data bytes carried ") + what, d.payload_bytes);
+    s.add_u64(n + ".overhead_bytes", "bytes",
+              std::string("TLP framing, header and digest bytes ") + what, d.overhead_bytes);
+    s.add_f64(n + ".utilisation", "fraction", std::string("time the link was busy ") + what,
+              sim_ns > 0 ? d.busy.to_seconds() * 1e9 / sim_ns : 0.0);
+}
+
+std::vector<uint64_t> sorted(std::vector<uint64_t> v)
+{
+    std::sort(v.begin(), v.end());
+    return v;
+}
+
+void add_link_dma_stats(stats_table &s, platform &p, double sim_ns)
+{
+    add_direction(s, "link.up", "device to host", p.link.up, sim_ns);
+    add_direction(s, "link.down", "host to device", p.link.down, sim_ns);
+    const dma_engine &e = p.dev.dma_stats();
+    s.add_u64("dma.reads", "count", "DMA read transfers", e.reads);
+    s.add_u64("dma.read_requests", "count", "read request TLPs (one tag each)", e.read_requests);
+    s.add_u64("dma.writes", "count", "DMA write transfers", e.writes);
+    s.add_u64("dma.read_bytes", "bytes", "bytes read by DMA", e.read_bytes);
+    s.add_u64("dma.write_bytes", "bytes", "bytes written by DMA", e.write_bytes);
+    s.add_u64("dma.tag_waits", "count", "read requests that found every tag busy", e.tag_waits);
+    s.add_f64("dma.tag_wait_ns", "ns", "total time read requests waited for a tag",
+              e.tag_wait.to_seconds() * 1e9);
+    s.add_u64("dma.tags.max_in_flight", "count", "most read tags held at once", e.max_tags_in_flight);
+    s.add_f64("dma.tags.mean_in_flight", "count", "read tags held on average over the run",
+              sim_ns > 0 ? e.tag_busy.to_seconds() * 1e9 / sim_ns : 0.0);
+    std::vector<uint64_t> lat = sorted(e.read_latency_ps);
+    s.add_f64("dma.read_latency.p50_ns", "ns", "median time from issuing a DMA read to all its data",
+              percentile(lat, 0.50) / 1000.0);
+    s.add_f64("dma.read_latency.p99_ns", "ns", "99th percentile DMA read latency",
+              percentile(lat, 0.99) / 1000.0);
+    s.add_f64("dma.read_latency.max_ns", "ns", "largest DMA read latency",
+              lat.empty() ? 0.0 : lat.back() / 1000.0);
+}
+
+// The DMA microbenchmark's results.
+run_result collect_bench(platform &p, const vs_config &cfg)
+{
+    run_result r;
+    const virtio_device_tlm &dev = p.dev;
+    r.completed = dev.bench_done;
+    r.driver_result = dev.bench_done ? refdrv_result_name(REFDRV_OK) : "TIME_LIMIT";
+    const sc_time elapsed = dev.bench_done ? dev.bench_end - dev.bench_start : sc_core::sc_time_stamp();
+    const double ns = elapsed.to_seconds() * 1e9;
+    stats_table &s = r.stats;
+    s.add_f64("sim.time_ns", "ns", "simulated time from the first transfer to the last data", ns);
+    s.add_u64("bench.transfers", "count", "benchmark transfers done", cfg.plat.bench_transfers_count);
+    s.add_u64("bench.bytes", "bytes", "payload bytes moved (each way for read_write)", dev.bench_bytes);
+    const double gbps = ns > 0 ? dev.bench_bytes * 8.0 / ns : 0.0;
+    s.add_f64("bench.bandwidth_gbps", "Gb/s", "effective payload bandwidth (per direction for read_write)", gbps);
+    s.add_f64("bench.transfers_per_us", "count", "transfers completed per simulated microsecond",
+              ns > 0 ? cfg.plat.bench_transfers_count * 1000.0 / ns : 0.0);
+    add_link_dma_stats(s, p, ns);
+
+    static const char *const ops[] = {"read", "write", "read_write"};
+    auto &sum = r.summary;
+    sum.emplace_back("workload", std::string("dma_bench ") + ops[cfg.plat.bench_op % 3] + " of " +
+                                     std::to_string(cfg.plat.bench_transfer_bytes) + " B");
+    sum.emplace_back("result", r.driver_result);
+    sum.emplace_back("simulated time", fixed(ns / 1000.0, 3) + " us");
+    sum.emplace_back("effective bandwidth", fixed(gbps, 3) + " Gb/s");
+    sum.emplace_back("read latency p50 / p99", fixed(s.find("dma.read_latency.p50_ns")->f64, 1) + " / " +
+                                                   fixed(s.find("dma.read_latency.p99_ns")->f64, 1) + " ns");
+    sum.emplace_back("read tags mean / max", fixed(s.find("dma.tags.mean_in_flight")->f64, 2) + " / " +
+                                                 std::to_string(p.dev.dma_stats().max_tags_in_flight));
+    sum.emplace_back("link utilisation up / down",
+                     fixed(s.find("link.up.utilisation")->f64 * 100, 1) + " % / " +
+                         fixed(s.find("link.down.utilisation")->f64 * 100, 1) + " %");
+    return r;
+}
+
 } // namespace
 
 run_result vs_run(const vs_config &cfg)
@@ -75,17 +166,23 @@ run_result vs_run(const vs_config &cfg)
     sc_core::sc_report_handler::set_actions("/OSCI/SystemC", sc_core::SC_INFO, sc_core::SC_DO_NOTHING);
     tlm_utils::tlm_quantumkeeper::set_global_quantum(sc_time(cfg.plat.sim_quantum_ns, SC_NS));
 
-    link_params lp;
-    lp.gen = cfg.plat.pcie_gen;
-    lp.lanes = cfg.plat.pcie_lanes;
-    lp.max_payload_bytes = cfg.plat.pcie_max_payload_bytes;
-    lp.max_read_request_bytes = cfg.plat.pcie_max_read_request_bytes;
-    lp.read_fixed = sc_time(cfg.plat.pcie_read_latency_ns - cfg.plat.host_memory_latency_ns, SC_NS);
+    const pcie_cfg lc = config_pcie(cfg);
+
+    dma_bench_params bench;
+    bench.enabled = cfg.plat.workload_dma_bench;
+    bench.op = cfg.plat.bench_op;
+    bench.transfer_bytes = cfg.plat.bench_transfer_bytes;
+    bench.transfers = cfg.plat.bench_transfers_count;
+    bench.window_bytes = cfg.plat.bench_window_bytes;
+    bench.base = amap::memory_base;
 
     device_timing dt;
     dt.cycle = sc_time(1000.0 / cfg.plat.device_clock_mhz, SC_NS);
     dt.desc_cycles = cfg.plat.device_desc_cycles;
     dt.packet_cycles = cfg.plat.device_packet_cycles;
+    dt.link = lc;
+    dt.read_tags = cfg.plat.dma_read_tags_count;
+    dt.completions_in_order = cfg.plat.dma_completions_in_order;
 
     cpu_costs cc = {};
     cc.cycle = sc_time(1000.0 / cfg.plat.cpu_clock_mhz, SC_NS);
@@ -97,8 +194,10 @@ run_result vs_run(const vs_config &cfg)
     cc.irq_entry_cycles = cfg.plat.cpu_irq_entry_cycles;
     cc.mmio_write = sc_time(cfg.plat.cpu_mmio_write_ns, SC_NS);
 
-    auto p = std::make_unique<platform>(cfg, lp, dt, cc);
+    auto p = std::make_unique<platform>(cfg, lc, dt, bench, cc);
     sc_core::sc_start(sc_time(cfg.plat.sim_time_limit_us * 1000.0, SC_NS));
+    if (bench.enabled)
+        return collect_bench(*p, cfg);
 
     run_result r;
     const host_cpu &cpu = p->cpu;
@@ -188,14 +287,7 @@ run_result vs_run(const vs_config &cfg)
         s.add_f64(n + ".busy_ns", "ns", "device clock time the engine spent on this queue",
                   p->dev.engine_busy[q].to_seconds() * 1e9);
     }
-    s.add_u64("link.up.tlps", "count", "TLPs device to host", p->link.up.tlps);
-    s.add_u64("link.up.wire_bytes", "bytes", "bytes on the wire device to host, with TLP overhead", p->link.up.wire_bytes);
-    s.add_u64("link.up.payload_bytes", "bytes", "payload bytes device to host", p->link.up.payload_bytes);
-    s.add_f64("link.up.utilisation", "fraction", "time the device-to-host direction was busy", up_util);
-    s.add_u64("link.down.tlps", "count", "TLPs host to device", p->link.down.tlps);
-    s.add_u64("link.down.wire_bytes", "bytes", "bytes on the wire host to device, with TLP overhead", p->link.down.wire_bytes);
-    s.add_u64("link.down.payload_bytes", "bytes", "payload bytes host to device", p->link.down.payload_bytes);
-    s.add_f64("link.down.utilisation", "fraction", "time the host-to-device direction was busy", down_util);
+    add_link_dma_stats(s, *p, sim_ns);
     s.add_f64("cpu.busy_ns", "ns", "CPU time charged to the driver", cpu.busy.to_seconds() * 1e9);
     s.add_f64("cpu.utilisation", "fraction", "CPU busy time over simulated time",
               sim_ns > 0 ? cpu.busy.to_seconds() * 1e9 / sim_ns : 0.0);

@@ -8,12 +8,17 @@
 #define VIOSIM_VIRTIO_DEVICE_TLM_H
 
 #include <cstdint>
+#include <memory>
+#include <vector>
 
 #include <systemc>
 #include <tlm>
 #include <tlm_utils/simple_initiator_socket.h>
 #include <tlm_utils/simple_target_socket.h>
 #include <tlm_utils/tlm_quantumkeeper.h>
+
+#include "dma_engine.h"
+#include "pcie_tlp.h"
 
 extern "C" {
 #include "vdev.h"
@@ -23,6 +28,20 @@ struct device_timing {
     sc_core::sc_time cycle;      // one device clock
     uint64_t desc_cycles;        // per descriptor fetched
     uint64_t packet_cycles;      // per frame or control command handled
+    pcie_cfg link;               // how the DMA engine splits requests
+    unsigned read_tags;
+    bool completions_in_order;
+};
+
+// The DMA microbenchmark (sim.workload = dma_bench): the DMA engine streams transfers
+// to host memory back to back, as pcie-bench's firmware does; no driver, no virtio.
+struct dma_bench_params {
+    bool enabled = false;
+    unsigned op = 0;              // 0 read, 1 write, 2 read + write per transfer
+    unsigned transfer_bytes = 64;
+    uint64_t transfers = 0;
+    uint64_t window_bytes = 0;
+    uint64_t base = 0;            // host address of the window
 };
 
 class virtio_device_tlm : public sc_core::sc_module {
@@ -31,10 +50,16 @@ public:
     tlm_utils::simple_initiator_socket<virtio_device_tlm> dma;
 
     SC_HAS_PROCESS(virtio_device_tlm);
-    virtio_device_tlm(sc_core::sc_module_name name, const vdev_params &p, const device_timing &t);
+    virtio_device_tlm(sc_core::sc_module_name name, const vdev_params &p, const device_timing &t,
+                      const dma_bench_params &bench = dma_bench_params());
     ~virtio_device_tlm() override;
 
     const vdev &kernel() const { return dev_; }
+    const dma_engine &dma_stats() const { return *dma_engine_; }
+    // DMA benchmark results.
+    bool bench_done = false;
+    sc_core::sc_time bench_start, bench_end;
+    uint64_t bench_bytes = 0;
     uint64_t msi_sent = 0;
     uint64_t engine_wakeups[VDEV_QUEUES] = {};
     sc_core::sc_time engine_busy[VDEV_QUEUES];
@@ -57,6 +82,7 @@ private:
     void charge(engine &e, const vdev_work &w);
     void send_msis(engine &e);
     void msi_sender();
+    void bench_thread();
     static enum vs_dma_status dma_read(void *ctx, uint64_t addr, void *dst, uint32_t len,
                                        enum vs_dma_kind kind);
     static enum vs_dma_status dma_write(void *ctx, uint64_t addr, const void *src, uint32_t len,
@@ -65,6 +91,8 @@ private:
 
     vdev dev_;
     device_timing t_;
+    dma_bench_params bench_;
+    std::unique_ptr<dma_engine> dma_engine_;
     engine engines_[VDEV_QUEUES];
     engine msi_engine_;
     sc_core::sc_event kick_[VDEV_QUEUES];

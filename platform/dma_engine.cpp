@@ -1,0 +1,90 @@
+#include "dma_engine.h"
+
+#include <algorithm>
+
+#include "pcie_link.h"
+
+using sc_core::sc_time;
+
+dma_engine::dma_engine(tlm::tlm_initiator_socket<> &socket, const pcie_cfg &cfg,
+                       unsigned read_tags, bool completions_in_order)
+    : socket_(socket), cfg_(cfg), in_order_(completions_in_order),
+      tag_free_(std::max(1u, read_tags), sc_core::SC_ZERO_TIME)
+{
+}
+
+dma_engine::timing dma_engine::read(uint64_t addr, void *dst, unsigned len, sc_time at)
+{
+    const sc_time now = sc_core::sc_time_stamp();
+    sc_time first_start = sc_core::SC_ZERO_TIME;
+    bool first = true;
+    timing r{at, at, true};
+    reads++;
+    read_bytes += len;
+    unsigned char *data = static_cast<unsigned char *>(dst);
+    for (const tlp_chunk &req : pcie_split_read_requests(cfg_, addr, len)) {
+        // Take the tag that frees first.
+        auto tag = std::min_element(tag_free_.begin(), tag_free_.end());
+        const sc_time start = std::max(at, *tag);
+        if (first) {
+            first_start = start;
+            first = false;
+        }
+        if (*tag > at) {
+            tag_waits++;
+            tag_wait += *tag - at;
+        }
+        const uint64_t busy = uint64_t(std::count_if(tag_free_.begin(), tag_free_.end(),
+                                                     [&](const sc_time &f) { return f > start; }));
+        max_tags_in_flight = std::max(max_tags_in_flight, busy + 1);
+
+        tlm::tlm_generic_payload tx;
+        link_timing_ext ext;
+        tx.set_command(tlm::TLM_READ_COMMAND);
+        tx.set_address(req.addr);
+        tx.set_data_ptr(data + (req.addr - addr));
+        tx.set_data_length(req.len);
+        tx.set_streaming_width(req.len);
+        tx.set_response_status(tlm::TLM_INCOMPLETE_RESPONSE);
+        tx.set_extension(&ext);
+        ext.request_sent = start;
+        sc_time delay = start - now;
+        socket_->b_transport(tx, delay);
+        tx.clear_extension(&ext);
+        read_requests++;
+
+        const sc_time completed = now + delay;
+        const sc_time release = in_order_ ? std::max(completed, last_release_) : completed;
+        last_release_ = std::max(last_release_, release);
+        *tag = release;
+        tag_busy += release - start;
+        r.data_ready = std::max(r.data_ready, release);
+        at = std::max(ext.request_sent, start);
+        r.issued = at;
+        if (!tx.is_response_ok()) {
+            r.ok = false;
+            break;
+        }
+    }
+    // Latency from the moment the first request could go (a tag was free) to the data.
+    read_latency_ps.push_back(uint64_t((r.data_ready - first_start).value()));
+    return r;
+}
+
+dma_engine::timing dma_engine::write(uint64_t addr, const void *src, unsigned len, sc_time at)
+{
+    const sc_time now = sc_core::sc_time_stamp();
+    tlm::tlm_generic_payload tx;
+    tx.set_command(tlm::TLM_WRITE_COMMAND);
+    tx.set_address(addr);
+    tx.set_data_ptr(const_cast<unsigned char *>(static_cast<const unsigned char *>(src)));
+    tx.set_data_length(len);
+    tx.set_streaming_width(len);
+    tx.set_response_status(tlm::TLM_INCOMPLETE_RESPONSE);
+    sc_time delay = at - now;
+    socket_->b_transport(tx, delay);
+    writes++;
+    write_bytes += len;
+    const sc_time sent = now + delay;
+    return timing{sent, sent, tx.is_response_ok()};
+}

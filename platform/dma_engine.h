@@ -1,0 +1,50 @@
+// dma_engine.h -- the device's DMA engine: turns a transfer into PCIe requests, holds
+// one read tag per outstanding read request, and says when data is there.
+//
+// Loosely timed: calls take the absolute time the transfer may start and return the
+// times things happen; nothing here waits. Tags are a shared resource tracked by when
+// each becomes free, so a read that finds all tags busy starts when the first frees.
+// With in-order completion consumption a tag is freed only once every earlier read has
+// completed (a reorder buffer drained in order); out of order, on its own completion.
+#ifndef VIOSIM_DMA_ENGINE_H
+#define VIOSIM_DMA_ENGINE_H
+
+#include <cstdint>
+#include <vector>
+
+#include <systemc>
+#include <tlm>
+
+#include "pcie_tlp.h"
+
+class dma_engine {
+public:
+    struct timing {
+        sc_core::sc_time issued;     // the last request TLP has left: the next may go
+        sc_core::sc_time data_ready; // reads: all data arrived; writes: = issued
+        bool ok;                     // false: the target answered with an error
+    };
+
+    dma_engine(tlm::tlm_initiator_socket<> &socket, const pcie_cfg &cfg, unsigned read_tags,
+               bool completions_in_order);
+
+    timing read(uint64_t addr, void *dst, unsigned len, sc_core::sc_time at);
+    timing write(uint64_t addr, const void *src, unsigned len, sc_core::sc_time at);
+
+    // Statistics.
+    uint64_t reads = 0, writes = 0, read_requests = 0, read_bytes = 0, write_bytes = 0;
+    uint64_t tag_waits = 0;                 // requests that found every tag busy
+    uint64_t max_tags_in_flight = 0;
+    sc_core::sc_time tag_busy;              // sum over requests of tag hold time
+    sc_core::sc_time tag_wait;              // sum of time requests waited for a tag
+    std::vector<uint64_t> read_latency_ps;  // per transfer: data_ready - first request start
+
+private:
+    tlm::tlm_initiator_socket<> &socket_;
+    pcie_cfg cfg_;
+    bool in_order_;
+    std::vector<sc_core::sc_time> tag_free_; // when each tag is free again
+    sc_core::sc_time last_release_;           // in-order: release of the latest read
+};
+
+#endif
