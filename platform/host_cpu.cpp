@@ -49,8 +49,7 @@ void host_cpu::spend(const sc_time &t)
 {
     busy += t;
     qk_.inc(t);
-    if (qk_.need_sync())
-        qk_.sync();
+    qk_.sync(); // see "Synchronisation" in docs/timing.md
 }
 
 uint64_t host_cpu::access(tlm::tlm_command cmd, uint64_t addr, unsigned size, uint64_t value)
@@ -69,8 +68,7 @@ uint64_t host_cpu::access(tlm::tlm_command cmd, uint64_t addr, unsigned size, ui
     // Reads (and configuration writes) stall the CPU until the completion is back.
     busy += delay - qk_.get_local_time();
     qk_.set(delay);
-    if (qk_.need_sync())
-        qk_.sync();
+    qk_.sync(); // see "Synchronisation" in docs/timing.md
     uint64_t out = 0;
     std::memcpy(&out, buf, size);
     return out;

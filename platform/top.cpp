@@ -136,6 +136,11 @@ run_result collect_bench(platform &p, const vs_config &cfg)
     s.add_u64("bench.bytes", "bytes", "payload bytes moved (each way for read_write)", dev.bench_bytes);
     const double gbps = ns > 0 ? dev.bench_bytes * 8.0 / ns : 0.0;
     s.add_f64("bench.bandwidth_gbps", "Gb/s", "effective payload bandwidth (per direction for read_write)", gbps);
+    const double steady_ns = (dev.bench_end - dev.bench_first_done).to_seconds() * 1e9;
+    s.add_f64("bench.steady_bandwidth_gbps", "Gb/s",
+              "payload bandwidth from the first transfer's completion to the last's (start-up "
+              "latency excluded)",
+              steady_ns > 0 ? (dev.bench_bytes - cfg.plat.bench_transfer_bytes) * 8.0 / steady_ns : gbps);
     s.add_f64("bench.transfers_per_us", "count", "transfers completed per simulated microsecond",
               ns > 0 ? cfg.plat.bench_transfers_count * 1000.0 / ns : 0.0);
     add_link_dma_stats(s, p, ns);

@@ -86,8 +86,7 @@ enum vs_dma_status virtio_device_tlm::do_dma(engine &e, tlm::tlm_command cmd, ui
                                      ? dma_engine_->read(addr, buf, len, at)
                                      : dma_engine_->write(addr, buf, len, at);
     e.qk.set(t.data_ready - now);
-    if (e.qk.need_sync())
-        e.qk.sync();
+    e.qk.sync(); // see "Synchronisation" in docs/timing.md
     return t.ok ? VS_DMA_OK : VS_DMA_OUT_OF_RANGE;
 }
 
@@ -118,6 +117,8 @@ void virtio_device_tlm::bench_thread()
             last = std::max(last, w.issued);
         }
         bench_bytes += bench_.transfer_bytes;
+        if (i == 0)
+            bench_first_done = last;
         // Temporal decoupling: run ahead by at most a quantum.
         if (t - sc_core::sc_time_stamp() > quantum)
             wait(t - sc_core::sc_time_stamp());
@@ -149,8 +150,7 @@ void virtio_device_tlm::charge(engine &e, const vdev_work &w)
     const sc_time busy = t_.cycle * double(cycles);
     engine_busy[e.queue] += busy;
     e.qk.inc(busy);
-    if (e.qk.need_sync())
-        e.qk.sync();
+    e.qk.sync(); // see "Synchronisation" in docs/timing.md
 }
 
 // MSI-X: a posted 4-byte write of the message data to the message address.

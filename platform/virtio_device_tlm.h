@@ -59,6 +59,7 @@ public:
     // DMA benchmark results.
     bool bench_done = false;
     sc_core::sc_time bench_start, bench_end;
+    sc_core::sc_time bench_first_done;  // when the first transfer had completed
     uint64_t bench_bytes = 0;
     uint64_t msi_sent = 0;
     uint64_t engine_wakeups[VDEV_QUEUES] = {};
