@@ -152,28 +152,27 @@ bool iopt_resolve(const struct iopt *pt, uint64_t iova, uint64_t *pa, uint64_t *
 {
     if (iova >= IOVA_LIMIT)
         return false;
-    struct pte_ref ref;
     uint64_t table = pt->root;
     bool w = true;
-    /* Walk again here to AND the writable bits along the way. */
+    /* Its own loop rather than find_pte: it ANDs the writable bits along the way. */
     for (unsigned level = IOMMU_LEVELS; level > 0; level--) {
         if (!in_mem(pt, table, IOMMU_TABLE_SIZE))
             return false;
-        ref.pte = load_pte(pt, table, iommu_pte_index(iova, level));
-        if (!pte_present(ref.pte))
+        const uint64_t pte = load_pte(pt, table, iommu_pte_index(iova, level));
+        if (!pte_present(pte))
             return false;
-        w = w && (ref.pte & IOMMU_PTE_WRITABLE_MASK);
-        if (pte_is_leaf(ref.pte, level)) {
+        w = w && (pte & IOMMU_PTE_WRITABLE_MASK);
+        if (pte_is_leaf(pte, level)) {
             const uint64_t size = 1ull << iommu_level_shift(level);
             if (pa)
-                *pa = (ref.pte & IOMMU_PTE_ADDR_MASK) + (iova & (size - 1u));
+                *pa = (pte & IOMMU_PTE_ADDR_MASK) + (iova & (size - 1u));
             if (page_size)
                 *page_size = size;
             if (writable)
                 *writable = w;
             return true;
         }
-        table = ref.pte & IOMMU_PTE_ADDR_MASK;
+        table = pte & IOMMU_PTE_ADDR_MASK;
     }
     return false;
 }
