@@ -89,8 +89,7 @@ static enum pvq_status pvq_break(struct pvq *q, enum vs_reason why)
 
 static enum vs_reason dma_reason(enum vs_dma_status s)
 {
-    return s == VS_DMA_BUS_MASTER_OFF ? VS_REASON_DMA_BUS_MASTER_OFF
-                                      : VS_REASON_DMA_OUT_OF_RANGE;
+    return vs_dma_status_reason(s);
 }
 
 /* An access whose last byte would lie beyond 2^64 - 1 is not backed by memory;

@@ -331,7 +331,7 @@ static const struct vs_guest_ops *gate(struct vdev *d, uint16_t q, const struct 
 
 static enum vs_reason dma_reason(enum vs_dma_status s)
 {
-    return s == VS_DMA_BUS_MASTER_OFF ? VS_REASON_DMA_BUS_MASTER_OFF : VS_REASON_DMA_OUT_OF_RANGE;
+    return vs_dma_status_reason(s);
 }
 
 /* ---- Register file side effects ---- */

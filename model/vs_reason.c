@@ -31,3 +31,14 @@ const char *vs_dma_kind_name(enum vs_dma_kind kind)
     };
     return (unsigned)kind < VS_DMA_KIND_COUNT ? names[kind] : "unknown";
 }
+
+enum vs_reason vs_dma_status_reason(int status)
+{
+    switch ((enum vs_dma_status)status) {
+    case VS_DMA_OK: return VS_REASON_NONE;
+    case VS_DMA_BUS_MASTER_OFF: return VS_REASON_DMA_BUS_MASTER_OFF;
+    case VS_DMA_IOMMU_FAULT: return VS_REASON_DMA_IOMMU_FAULT;
+    case VS_DMA_OUT_OF_RANGE: break;
+    }
+    return VS_REASON_DMA_OUT_OF_RANGE;
+}

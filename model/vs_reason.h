@@ -13,6 +13,7 @@
     X(NONE,                  "no error") \
     X(DMA_BUS_MASTER_OFF,    "DMA attempted while the PCI command register has bus-master enable clear") \
     X(DMA_OUT_OF_RANGE,      "DMA address range is not backed by guest memory") \
+    X(DMA_IOMMU_FAULT,       "DMA address faulted in the IOMMU (the platform's fault log has the IOVA and why)") \
     X(DESC_ID_OUT_OF_RANGE,  "descriptor buffer id is not below the queue size") \
     X(DESC_ID_IN_USE,        "descriptor buffer id is already owned by the device") \
     X(CHAIN_TOO_LONG,        "descriptor chain is longer than the queue size") \
@@ -54,5 +55,9 @@ enum vs_reason {
 const char *vs_reason_name(enum vs_reason r);
 /* One sentence for users. */
 const char *vs_reason_text(enum vs_reason r);
+
+/* Why a guest-memory access failed, as a device-fatal reason (enum vs_dma_status from
+ * guest_ops.h; VS_DMA_OK maps to VS_REASON_NONE). */
+enum vs_reason vs_dma_status_reason(int status);
 
 #endif

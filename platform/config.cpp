@@ -233,6 +233,24 @@ const std::vector<param_def> &param_table()
          [](vs_config &c, const param_value &v) { c.plat.dma_completions_in_order = v.u == 0; },
          [](const vs_config &c) { return int_value(c.plat.dma_completions_in_order ? 0 : 1); }},
 
+        // IOMMU
+        {"iommu.iotlb_entries", "entries", "64",
+         "IOTLB entries (translations cached by the IOMMU); 0 = no IOTLB",
+         integer(0, 4096), INT_FIELD(plat.iommu_iotlb_entries)},
+        {"iommu.iotlb_ways", "ways", "4",
+         "IOTLB associativity; entries / ways must be a power of two", integer(1, 4096),
+         INT_FIELD(plat.iommu_iotlb_ways)},
+        {"iommu.replacement", "", "lru", "IOTLB replacement: lru or random (seeded by sim.seed)",
+         choice({"lru", "random"}),
+         [](vs_config &c, const param_value &v) { c.plat.iommu_random_replacement = v.u == 1; },
+         [](const vs_config &c) { return int_value(c.plat.iommu_random_replacement ? 1 : 0); }},
+        {"iommu.iotlb_hit_ns", "ns", "2", "time of every IOTLB lookup (the whole cost of a hit)",
+         real(0, 1e6), REAL_FIELD(plat.iommu_iotlb_hit_ns)},
+        {"iommu.walkers_count", "count", "2",
+         "page walks the IOMMU runs at once; a miss waits for a free walker. A walk reads "
+         "one 8-byte entry per level from host memory, one after another",
+         integer(1, 64), INT_FIELD(plat.iommu_walkers_count)},
+
         // DMA microbenchmark (sim.workload = dma_bench)
         {"bench.op", "", "read",
          "DMA benchmark operation: read, write, or read_write (one read and one write per "
@@ -242,6 +260,18 @@ const std::vector<param_def> &param_table()
          integer(1, 65536), INT_FIELD(plat.bench_transfer_bytes)},
         {"bench.transfers_count", "count", "20000", "benchmark DMA transfers to issue",
          integer(1, 1000000000), INT_FIELD(plat.bench_transfers_count)},
+        {"bench.iommu", "", "off",
+         "on = benchmark requests are translated by the IOMMU: the window is mapped at "
+         "driver.iova_offset_bytes with driver.iommu_page_bytes pages, PASID 0",
+         choice({"off", "on"}),
+         [](vs_config &c, const param_value &v) { c.plat.bench_iommu = v.u == 1; },
+         [](const vs_config &c) { return int_value(c.plat.bench_iommu ? 1 : 0); }},
+        {"bench.access_pattern", "", "sequential",
+         "sequential = consecutive slots of the window; random = uniformly random slots "
+         "(seeded by sim.seed)",
+         choice({"sequential", "random"}),
+         [](vs_config &c, const param_value &v) { c.plat.bench_random = v.u == 1; },
+         [](const vs_config &c) { return int_value(c.plat.bench_random ? 1 : 0); }},
         {"bench.window_bytes", "bytes", "1048576",
          "host buffer the benchmark cycles through; transfers start at consecutive "
          "multiples of the transfer size rounded up to a power of two (at least 64)",
@@ -328,6 +358,23 @@ const std::vector<param_def> &param_table()
          "used buffers the device publishes at once at most (one head-flags write and one "
          "interrupt decision per batch); a batch is also published when the queue runs dry",
          integer(1, 32768), INT_FIELD(dev.used_batch_max)},
+        {"device.rx_pasid", "", "0",
+         "PASID (IOMMU address space) the RX queue's DMA is tagged with; the driver maps "
+         "that queue's memory in the same address space",
+         integer(0, 63), [](vs_config &c, const param_value &v) {
+             c.plat.queue_pasid[0] = c.drv.queue_pasid[0] = uint32_t(v.u);
+         },
+         [](const vs_config &c) { return int_value(c.plat.queue_pasid[0]); }},
+        {"device.tx_pasid", "", "0", "PASID the TX queue's DMA is tagged with",
+         integer(0, 63), [](vs_config &c, const param_value &v) {
+             c.plat.queue_pasid[1] = c.drv.queue_pasid[1] = uint32_t(v.u);
+         },
+         [](const vs_config &c) { return int_value(c.plat.queue_pasid[1]); }},
+        {"device.ctrl_pasid", "", "0", "PASID the control queue's DMA is tagged with",
+         integer(0, 63), [](vs_config &c, const param_value &v) {
+             c.plat.queue_pasid[2] = c.drv.queue_pasid[2] = uint32_t(v.u);
+         },
+         [](const vs_config &c) { return int_value(c.plat.queue_pasid[2]); }},
         {"device.backend", "", "loopback",
          "where transmitted frames go: loopback = received back on the RX queue, "
          "sink = counted and dropped",
@@ -383,6 +430,13 @@ const std::vector<param_def> &param_table()
              c.drv.tx_layout = layouts[v.u];
          },
          [](const vs_config &c) { return int_value(unsigned(c.drv.tx_layout)); }},
+        {"driver.iova_offset_bytes", "bytes", "1099511627776",
+         "with ACCESS_PLATFORM negotiated the driver maps its memory at IOVA = physical "
+         "address + this offset (a multiple of driver.iommu_page_bytes; IOVAs below 2^48)",
+         integer(0, 1ull << 47), INT_FIELD(drv.iova_offset)},
+        {"driver.iommu_page_bytes", "bytes", "4096",
+         "page size of the driver's IOMMU mappings: 4096 or 2097152",
+         integer_one_of({4096, 2097152}), INT_FIELD(drv.iommu_page_bytes)},
         {"driver.decline_features", "", "", "features the driver refuses even if offered",
          feature_list(),
          [](vs_config &c, const param_value &v) { c.drv.decline = v.features; },
@@ -1261,6 +1315,20 @@ bool config_validate(const vs_config &cfg, param_error &err)
                                          " exceeds host memory (host.memory_mib)"};
         return false;
     }
+    if (cfg.drv.iommu_page_bytes && cfg.drv.iova_offset % cfg.drv.iommu_page_bytes != 0) {
+        err = {"driver.iova_offset_bytes",
+               "parameter 'driver.iova_offset_bytes': must be a multiple of driver.iommu_page_bytes (" +
+                   std::to_string(cfg.drv.iommu_page_bytes) + ")"};
+        return false;
+    }
+    if (cfg.plat.iommu_iotlb_entries &&
+        (cfg.plat.iommu_iotlb_entries % cfg.plat.iommu_iotlb_ways != 0 ||
+         ((cfg.plat.iommu_iotlb_entries / cfg.plat.iommu_iotlb_ways) &
+          (cfg.plat.iommu_iotlb_entries / cfg.plat.iommu_iotlb_ways - 1)) != 0)) {
+        err = {"iommu.iotlb_ways", "parameter 'iommu.iotlb_ways': iommu.iotlb_entries / iommu.iotlb_ways "
+                                   "must be a whole power of two"};
+        return false;
+    }
     if (cfg.drv.queue_size_entries > cfg.dev.queue_size_max) {
         err = {"driver.queue_size_entries",
                "parameter 'driver.queue_size_entries': " + std::to_string(cfg.drv.queue_size_entries) +
@@ -1351,6 +1419,7 @@ std::string config_params_markdown()
     } sections[] = {
         {"pcie.", "PCIe link"},
         {"dma.", "Device DMA engine"},
+        {"iommu.", "IOMMU (root complex)"},
         {"bench.", "DMA microbenchmark (sim.workload = dma_bench)"},
         {"host.", "Host: memory and CPU cost model"},
         {"device.", "Device"},

@@ -30,8 +30,17 @@ struct platform_params {
     // Device DMA engine
     unsigned dma_read_tags_count;      // outstanding read requests at most
     bool dma_completions_in_order;     // a tag is freed only once all earlier reads completed
+    // IOMMU in the root complex
+    unsigned iommu_iotlb_entries;
+    unsigned iommu_iotlb_ways;
+    bool iommu_random_replacement;
+    double iommu_iotlb_hit_ns;
+    unsigned iommu_walkers_count;
+    uint32_t queue_pasid[3];           // PASID of the RX, TX and control queues' DMA
     // Workload
-    bool workload_dma_bench;           // sim.workload = dma_bench
+    bool workload_dma_bench;
+    bool bench_iommu;                  // benchmark requests are translated
+    bool bench_random;                 // uniformly random slots in the window           // sim.workload = dma_bench
     unsigned bench_op;                 // 0 read, 1 write, 2 read_write
     unsigned bench_transfer_bytes;
     uint64_t bench_transfers_count;

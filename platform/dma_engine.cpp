@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "dma_attr.h"
 #include "pcie_link.h"
 
 using sc_core::sc_time;
@@ -13,12 +14,12 @@ dma_engine::dma_engine(tlm::tlm_initiator_socket<> &socket, const pcie_cfg &cfg,
 {
 }
 
-dma_engine::timing dma_engine::read(uint64_t addr, void *dst, unsigned len, sc_time at)
+dma_engine::timing dma_engine::read(uint64_t addr, void *dst, unsigned len, sc_time at, attr a)
 {
     const sc_time now = sc_core::sc_time_stamp();
     sc_time first_start = sc_core::SC_ZERO_TIME;
     bool first = true;
-    timing r{at, at, true};
+    timing r{at, at, true, false};
     reads++;
     read_bytes += len;
     unsigned char *data = static_cast<unsigned char *>(dst);
@@ -40,6 +41,10 @@ dma_engine::timing dma_engine::read(uint64_t addr, void *dst, unsigned len, sc_t
 
         tlm::tlm_generic_payload tx;
         link_timing_ext ext;
+        dma_attr_ext dattr;
+        dattr.pasid = a.pasid;
+        dattr.translate = a.translate;
+        tx.set_extension(&dattr);
         tx.set_command(tlm::TLM_READ_COMMAND);
         tx.set_address(req.addr);
         tx.set_data_ptr(data + (req.addr - addr));
@@ -51,6 +56,7 @@ dma_engine::timing dma_engine::read(uint64_t addr, void *dst, unsigned len, sc_t
         sc_time delay = start - now;
         socket_->b_transport(tx, delay);
         tx.clear_extension(&ext);
+        tx.clear_extension(&dattr);
         read_requests++;
 
         const sc_time completed = now + delay;
@@ -63,6 +69,7 @@ dma_engine::timing dma_engine::read(uint64_t addr, void *dst, unsigned len, sc_t
         r.issued = at;
         if (!tx.is_response_ok()) {
             r.ok = false;
+            r.iommu_fault = dattr.iommu_fault;
             break;
         }
     }
@@ -71,10 +78,15 @@ dma_engine::timing dma_engine::read(uint64_t addr, void *dst, unsigned len, sc_t
     return r;
 }
 
-dma_engine::timing dma_engine::write(uint64_t addr, const void *src, unsigned len, sc_time at)
+dma_engine::timing dma_engine::write(uint64_t addr, const void *src, unsigned len, sc_time at,
+                                     attr a)
 {
     const sc_time now = sc_core::sc_time_stamp();
     tlm::tlm_generic_payload tx;
+    dma_attr_ext dattr;
+    dattr.pasid = a.pasid;
+    dattr.translate = a.translate;
+    tx.set_extension(&dattr);
     tx.set_command(tlm::TLM_WRITE_COMMAND);
     tx.set_address(addr);
     tx.set_data_ptr(const_cast<unsigned char *>(static_cast<const unsigned char *>(src)));
@@ -83,8 +95,9 @@ dma_engine::timing dma_engine::write(uint64_t addr, const void *src, unsigned le
     tx.set_response_status(tlm::TLM_INCOMPLETE_RESPONSE);
     sc_time delay = at - now;
     socket_->b_transport(tx, delay);
+    tx.clear_extension(&dattr);
     writes++;
     write_bytes += len;
     const sc_time sent = now + delay;
-    return timing{sent, sent, tx.is_response_ok()};
+    return timing{sent, sent, tx.is_response_ok(), dattr.iommu_fault};
 }

@@ -17,19 +17,28 @@
 
 #include "pcie_tlp.h"
 
+// Address space of a request and whether the IOMMU translates it.
+struct dma_request_attr {
+    uint32_t pasid = 0;
+    bool translate = false;
+};
+
 class dma_engine {
 public:
     struct timing {
         sc_core::sc_time issued;     // the last request TLP has left: the next may go
         sc_core::sc_time data_ready; // reads: all data arrived; writes: = issued
         bool ok;                     // false: the target answered with an error
+        bool iommu_fault;            // ... because the IOMMU refused the address
     };
+    using attr = dma_request_attr;
 
     dma_engine(tlm::tlm_initiator_socket<> &socket, const pcie_cfg &cfg, unsigned read_tags,
                bool completions_in_order);
 
-    timing read(uint64_t addr, void *dst, unsigned len, sc_core::sc_time at);
-    timing write(uint64_t addr, const void *src, unsigned len, sc_core::sc_time at);
+    timing read(uint64_t addr, void *dst, unsigned len, sc_core::sc_time at, attr a = attr());
+    timing write(uint64_t addr, const void *src, unsigned len, sc_core::sc_time at,
+                 attr a = attr());
 
     // Statistics.
     uint64_t reads = 0, writes = 0, read_requests = 0, read_bytes = 0, write_bytes = 0;

@@ -22,6 +22,7 @@ host_cpu::host_cpu(sc_core::sc_module_name name, const cpu_costs &c, const refdr
     ops_.wait_interrupt = op_wait_interrupt;
     ops_.cpu_work = op_cpu_work;
     ops_.now_ps = op_now_ps;
+    ops_.iommu_set_root = op_iommu_set_root;
     ops_.ctx = this;
     ops_.mem = mem;
     ops_.mem_base = mem_base;
@@ -136,6 +137,12 @@ uint64_t host_cpu::op_now_ps(void *ctx)
     auto *cpu = static_cast<host_cpu *>(ctx);
     const sc_time t = sc_core::sc_time_stamp() + cpu->qk_.get_local_time();
     return uint64_t(t.to_seconds() * 1e12 + 0.5);
+}
+
+int host_cpu::op_iommu_set_root(void *ctx, uint32_t pasid, uint64_t root_pa)
+{
+    auto *cpu = static_cast<host_cpu *>(ctx);
+    return cpu->iommu_set_root && cpu->iommu_set_root(pasid, root_pa) ? 0 : -1;
 }
 
 // Interrupt controller: an MSI-X message is a 4-byte write of the vector number to

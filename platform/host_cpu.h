@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <vector>
 
 #include <systemc>
@@ -40,6 +41,9 @@ public:
     host_cpu(sc_core::sc_module_name name, const cpu_costs &c, const refdrv_params &p,
              uint8_t *mem, uint64_t mem_base, uint64_t mem_size, bool run_driver = true);
 
+    // How host software programs the platform IOMMU (set by the top level).
+    std::function<bool(uint32_t pasid, uint64_t root)> iommu_set_root;
+
     // Results, valid once done() is true.
     bool done() const { return done_; }
     enum refdrv_result result = REFDRV_OK;
@@ -63,6 +67,7 @@ private:
     static int op_wait_interrupt(void *ctx, uint64_t timeout_ns);
     static void op_cpu_work(void *ctx, enum vs_host_work kind, uint64_t count);
     static uint64_t op_now_ps(void *ctx);
+    static int op_iommu_set_root(void *ctx, uint32_t pasid, uint64_t root_pa);
 
     cpu_costs c_;
     refdrv_params p_;

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "address_map.h"
+#include "dma_attr.h"
 
 using sc_core::sc_time;
 using sc_core::SC_NS;
@@ -47,8 +48,14 @@ void pcie_link::read(tlm::tlm_generic_payload &tx, sc_time &delay, link_directio
         sub.set_data_length(r.len);
         sub.set_streaming_width(r.len);
         sub.set_response_status(tlm::TLM_INCOMPLETE_RESPONSE);
+        // The request's attributes (PASID, translation) travel with each request TLP.
+        dma_attr_ext *attr = tx.get_extension<dma_attr_ext>();
+        if (attr)
+            sub.set_extension(attr);
         sc_time completer = sc_core::SC_ZERO_TIME;
         out->b_transport(sub, completer);
+        if (attr)
+            sub.clear_extension(attr);
         if (sub.get_response_status() != tlm::TLM_OK_RESPONSE) {
             // An unsupported request comes back as a completion without data.
             errors++;

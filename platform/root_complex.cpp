@@ -1,18 +1,56 @@
 #include "root_complex.h"
 
-#include "address_map.h"
+#include <algorithm>
 
-root_complex::root_complex(sc_core::sc_module_name name)
-    : sc_module(name), from_link("from_link"), to_memory("to_memory"), to_intc("to_intc")
+#include "address_map.h"
+#include "dma_attr.h"
+
+using sc_core::sc_time;
+
+root_complex::root_complex(sc_core::sc_module_name name, const iommu_config &cfg,
+                           const iommu_timing &t)
+    : sc_module(name), from_link("from_link"), to_memory("to_memory"), to_intc("to_intc"),
+      iommu_(new iommu()), t_(t), walker_free_(std::max(1u, t.walkers), sc_core::SC_ZERO_TIME)
 {
     from_link.register_b_transport(this, &root_complex::b_transport);
+    iommu_init(iommu_.get(), &cfg);
+    walk_ops_ = {walk_read, no_write, this};
 }
 
-void root_complex::b_transport(tlm::tlm_generic_payload &tx, sc_core::sc_time &delay)
+bool root_complex::iommu_set_root(uint32_t pasid, uint64_t root)
+{
+    return ::iommu_set_root(iommu_.get(), pasid, root) == VS_REASON_NONE;
+}
+
+// Page-table reads are memory reads by the IOMMU itself (not through the link).
+enum vs_dma_status root_complex::walk_read(void *ctx, uint64_t addr, void *dst, uint32_t len,
+                                           enum vs_dma_kind)
+{
+    auto *rc = static_cast<root_complex *>(ctx);
+    tlm::tlm_generic_payload tx;
+    tx.set_command(tlm::TLM_READ_COMMAND);
+    tx.set_address(addr);
+    tx.set_data_ptr(static_cast<unsigned char *>(dst));
+    tx.set_data_length(len);
+    tx.set_streaming_width(len);
+    tx.set_response_status(tlm::TLM_INCOMPLETE_RESPONSE);
+    sc_time d = sc_core::SC_ZERO_TIME;
+    rc->to_memory->b_transport(tx, d);
+    rc->walk_delay_ += d; // the walk's reads depend on each other: they add up
+    return tx.is_response_ok() ? VS_DMA_OK : VS_DMA_OUT_OF_RANGE;
+}
+
+enum vs_dma_status root_complex::no_write(void *, uint64_t, const void *, uint32_t, enum vs_dma_kind)
+{
+    return VS_DMA_OUT_OF_RANGE; // the IOMMU never writes page tables
+}
+
+void root_complex::b_transport(tlm::tlm_generic_payload &tx, sc_time &delay)
 {
     const uint64_t addr = tx.get_address();
     const unsigned len = tx.get_data_length();
     if (amap::in(addr, len, amap::msi_base, amap::msi_size)) {
+        // MSI-X messages go to the interrupt controller untranslated.
         if (!tx.is_write()) {
             unsupported++;
             tx.set_response_status(tlm::TLM_COMMAND_ERROR_RESPONSE);
@@ -22,7 +60,63 @@ void root_complex::b_transport(tlm::tlm_generic_payload &tx, sc_core::sc_time &d
         to_intc->b_transport(tx, delay);
         return;
     }
-    // Peer-to-peer and anything outside guest RAM ends in the memory target's
-    // address-error response.
-    to_memory->b_transport(tx, delay);
+    dma_attr_ext *attr = tx.get_extension<dma_attr_ext>();
+    if (!attr || !attr->translate) {
+        // Untranslated (no ACCESS_PLATFORM): the address is physical. Anything outside
+        // guest RAM ends in the memory target's address-error response.
+        to_memory->b_transport(tx, delay);
+        return;
+    }
+
+    // Translate page by page; each piece goes to memory at its physical address.
+    const sc_time now = sc_core::sc_time_stamp();
+    unsigned char *data = tx.get_data_ptr();
+    sc_time t = delay, done = delay;
+    for (unsigned off = 0; off < len || (len == 0 && off == 0);) {
+        iommu_result r;
+        walk_delay_ = sc_core::SC_ZERO_TIME;
+        const iommu_status st =
+            iommu_translate(iommu_.get(), &walk_ops_, attr->pasid, addr + off, tx.is_write(), &r);
+        t += t_.iotlb_hit;
+        if (r.walk_reads > 0) {
+            // A miss: the walk runs on the walker that frees first.
+            auto w = std::min_element(walker_free_.begin(), walker_free_.end());
+            const sc_time start = std::max(now + t, *w);
+            if (*w > now + t) {
+                walker_waits++;
+                walker_wait += *w - (now + t);
+            }
+            *w = start + walk_delay_;
+            walk_time += walk_delay_;
+            t = *w - now;
+        }
+        if (st != IOMMU_OK) {
+            iommu_faults++;
+            attr->iommu_fault = true;
+            tx.set_response_status(tlm::TLM_ADDRESS_ERROR_RESPONSE);
+            delay = t;
+            return;
+        }
+        const unsigned piece = unsigned(std::min<uint64_t>(len - off, r.span));
+        tlm::tlm_generic_payload sub;
+        sub.set_command(tx.get_command());
+        sub.set_address(r.pa);
+        sub.set_data_ptr(data + off);
+        sub.set_data_length(piece);
+        sub.set_streaming_width(piece);
+        sub.set_response_status(tlm::TLM_INCOMPLETE_RESPONSE);
+        sc_time d = t;
+        to_memory->b_transport(sub, d);
+        if (!sub.is_response_ok()) {
+            tx.set_response_status(sub.get_response_status());
+            delay = d;
+            return;
+        }
+        done = std::max(done, d);
+        off += piece;
+        if (piece == 0)
+            break;
+    }
+    delay = done;
+    tx.set_response_status(tlm::TLM_OK_RESPONSE);
 }

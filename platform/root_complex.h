@@ -1,14 +1,32 @@
 // root_complex.h -- routes the device's upstream requests: MSI-X messages to the
-// interrupt controller, everything else to host memory.
+// interrupt controller, memory requests through the IOMMU to host memory.
+//
+// The IOMMU (model/iommu) translates requests that ask for it (dma_attr_ext: the
+// device negotiated VIRTIO_F_ACCESS_PLATFORM) in the request's PASID. A lookup costs
+// iommu_timing::iotlb_hit; a miss walks the page table with real reads of host memory
+// (each costs the memory's latency) on one of `walkers` page walkers, the next walk
+// waiting for a free one. A fault aborts the request with an address error and marks
+// it in the extension; the IOMMU's fault log keeps the IOVA, PASID and reason.
 #ifndef VIOSIM_ROOT_COMPLEX_H
 #define VIOSIM_ROOT_COMPLEX_H
 
 #include <cstdint>
+#include <memory>
+#include <vector>
 
 #include <systemc>
 #include <tlm>
 #include <tlm_utils/simple_initiator_socket.h>
 #include <tlm_utils/simple_target_socket.h>
+
+extern "C" {
+#include "iommu.h"
+}
+
+struct iommu_timing {
+    sc_core::sc_time iotlb_hit;  // every lookup
+    unsigned walkers = 1;        // page walks in flight at most
+};
 
 class root_complex : public sc_core::sc_module {
 public:
@@ -16,12 +34,29 @@ public:
     tlm_utils::simple_initiator_socket<root_complex> to_memory;
     tlm_utils::simple_initiator_socket<root_complex> to_intc;
 
-    explicit root_complex(sc_core::sc_module_name name);
+    root_complex(sc_core::sc_module_name name, const iommu_config &cfg, const iommu_timing &t);
 
-    uint64_t msi_writes = 0, unsupported = 0;
+    // Host software programs the IOMMU: address space `pasid` uses the page table at
+    // root (0 detaches). Returns false if the IOMMU refuses.
+    bool iommu_set_root(uint32_t pasid, uint64_t root);
+    const iommu &iommu_state() const { return *iommu_; }
+
+    uint64_t msi_writes = 0, unsupported = 0, iommu_faults = 0, walker_waits = 0;
+    sc_core::sc_time walk_time;   // sum of page-walk durations
+    sc_core::sc_time walker_wait; // sum of time walks waited for a walker
 
 private:
     void b_transport(tlm::tlm_generic_payload &tx, sc_core::sc_time &delay);
+    static enum vs_dma_status walk_read(void *ctx, uint64_t addr, void *dst, uint32_t len,
+                                        enum vs_dma_kind kind);
+    static enum vs_dma_status no_write(void *ctx, uint64_t addr, const void *src, uint32_t len,
+                                       enum vs_dma_kind kind);
+
+    std::unique_ptr<iommu> iommu_;
+    iommu_timing t_;
+    std::vector<sc_core::sc_time> walker_free_;
+    sc_core::sc_time walk_delay_; // memory time of the walk in progress
+    vs_guest_ops walk_ops_;
 };
 
 #endif

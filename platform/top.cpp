@@ -19,6 +19,10 @@
 #include "root_complex.h"
 #include "virtio_device_tlm.h"
 
+extern "C" {
+#include "iopt.h"
+}
+
 using sc_core::sc_time;
 using sc_core::SC_NS;
 using sc_core::SC_PS;
@@ -33,7 +37,8 @@ struct platform {
     host_cpu cpu;
 
     platform(const vs_config &cfg, const pcie_cfg &lc, const device_timing &dt,
-             const dma_bench_params &bench, const cpu_costs &cc)
+             const dma_bench_params &bench, const cpu_costs &cc, const iommu_config &ic,
+             const iommu_timing &it)
         : mem("memory", amap::memory_base, cfg.plat.host_memory_mib << 20,
               sc_time(cfg.plat.host_memory_latency_ns, SC_NS),
               sc_time(cfg.plat.host_memory_read_ps_per_byte, SC_PS)),
@@ -41,7 +46,7 @@ struct platform {
                sc_time(pcie_read_fixed_ns(lc, cfg.plat.pcie_read_latency_ns,
                                           config_memory_read_ns(cfg, 64)),
                        SC_NS)),
-          rc("root_complex"), dev("device", cfg.dev, dt, bench),
+          rc("root_complex", ic, it), dev("device", cfg.dev, dt, bench),
           cpu("cpu", cc, cfg.drv, mem.data(), mem.base(), mem.size(), !bench.enabled)
     {
         cpu.mmio.bind(link.down_in);
@@ -50,6 +55,9 @@ struct platform {
         link.up_out.bind(rc.from_link);
         rc.to_memory.bind(mem.socket);
         rc.to_intc.bind(cpu.msi_in);
+        cpu.iommu_set_root = [this](uint32_t pasid, uint64_t root) {
+            return rc.iommu_set_root(pasid, root);
+        };
     }
 };
 
@@ -117,8 +125,85 @@ void add_link_dma_stats(stats_table &s, platform &p, double sim_ns)
               percentile(lat, 0.50) / 1000.0);
     s.add_f64("dma.read_latency.p99_ns", "ns", "99th percentile DMA read latency",
               percentile(lat, 0.99) / 1000.0);
+    double sum = 0;
+    for (uint64_t v : lat)
+        sum += double(v);
+    s.add_f64("dma.read_latency.mean_ns", "ns", "mean DMA read latency",
+              lat.empty() ? 0.0 : sum / double(lat.size()) / 1000.0);
     s.add_f64("dma.read_latency.max_ns", "ns", "largest DMA read latency",
               lat.empty() ? 0.0 : lat.back() / 1000.0);
+    // Histogram: reads whose latency is below 2^k ns, for k = 8 .. 16, and the rest.
+    uint64_t bound_ns = 256;
+    size_t i = 0;
+    for (int k = 8; k <= 17; k++, bound_ns *= 2) {
+        size_t n = 0;
+        while (i < lat.size() && (k == 17 || lat[i] < bound_ns * 1000)) {
+            i++;
+            n++;
+        }
+        const std::string name = k == 17 ? "dma.read_latency.hist.ge_65536_ns"
+                                         : "dma.read_latency.hist.lt_" + std::to_string(bound_ns) + "_ns";
+        s.add_u64(name, "count",
+                  k == 17 ? "DMA reads taking 65536 ns or more"
+                          : "DMA reads faster than this bound and not faster than the previous one",
+                  n);
+    }
+}
+
+// As host software would for the benchmark: map the window [0, W) at the driver's
+// IOVA offset in PASID 0, page tables in memory right after the window.
+bool map_bench_window(platform &p, const vs_config &cfg)
+{
+    const uint64_t page = cfg.drv.iommu_page_bytes;
+    const uint64_t window = (cfg.plat.bench_window_bytes + page - 1) / page * page;
+    const uint64_t tables = (window / 4096 / 512 + 8) * 4096; // leaf tables + upper levels
+    if (window + tables > p.mem.size())
+        return false;
+    iopt_pool pool;
+    iopt_pool_init(&pool, p.mem.base() + window, tables);
+    iopt pt;
+    if (iopt_init(&pt, p.mem.data(), p.mem.base(), p.mem.size(), &pool) != IOPT_OK)
+        return false;
+    if (iopt_map(&pt, p.mem.base() + cfg.drv.iova_offset, p.mem.base(), window, page, true) != IOPT_OK)
+        return false;
+    return p.rc.iommu_set_root(0, pt.root);
+}
+
+void add_iommu_stats(stats_table &s, const platform &p)
+{
+    const root_complex &rc = p.rc;
+    const iommu &m = rc.iommu_state();
+    const iommu_counts &t = m.stats.total;
+    s.add_u64("iommu.requests", "count", "translation requests (pieces of device DMA asking for it)", m.stats.requests);
+    s.add_u64("iommu.iotlb.lookups", "count", "IOTLB lookups", t.lookups);
+    s.add_u64("iommu.iotlb.hits", "count", "IOTLB hits", t.hits);
+    s.add_u64("iommu.iotlb.misses", "count", "IOTLB misses", t.misses);
+    s.add_f64("iommu.iotlb.hit_rate", "fraction", "IOTLB hits over lookups",
+              t.lookups ? double(t.hits) / double(t.lookups) : 0.0);
+    s.add_u64("iommu.walks", "count", "page walks", t.walks);
+    s.add_u64("iommu.walk_reads", "count", "page-table entries read by walks", t.walk_reads);
+    s.add_f64("iommu.walk_time_ns", "ns", "total duration of page walks", rc.walk_time.to_seconds() * 1e9);
+    s.add_u64("iommu.walker_waits", "count", "walks that waited for a free walker", rc.walker_waits);
+    s.add_f64("iommu.walker_wait_ns", "ns", "total time walks waited for a walker", rc.walker_wait.to_seconds() * 1e9);
+    s.add_u64("iommu.faults", "count", "translations that faulted (the access was aborted)", t.faults);
+    if (m.fault_logged > 0) {
+        const iommu_fault &f = m.fault_log[0];
+        s.add_u64("iommu.first_fault.iova", "address", "IOVA of the first fault", f.iova);
+        s.add_u64("iommu.first_fault.pasid", "pasid", "PASID of the first fault", f.pasid);
+        s.add_u64("iommu.first_fault.write", "bool", "the first fault was a write", f.write);
+        s.add_u64("iommu.first_fault.reason", "code",
+                  std::string("vs_reason code of the first fault: ") + vs_reason_name(f.reason), f.reason);
+    }
+    for (uint32_t pasid = 0; pasid < IOMMU_PASIDS_MAX; pasid++) {
+        const iommu_counts &c = m.stats.pasid[pasid];
+        if (c.lookups == 0 && c.faults == 0)
+            continue;
+        const std::string n = "iommu.pasid." + std::to_string(pasid);
+        s.add_u64(n + ".lookups", "count", "IOTLB lookups in this address space", c.lookups);
+        s.add_u64(n + ".hits", "count", "IOTLB hits in this address space", c.hits);
+        s.add_u64(n + ".walks", "count", "page walks in this address space", c.walks);
+        s.add_u64(n + ".faults", "count", "faults in this address space", c.faults);
+    }
 }
 
 // The DMA microbenchmark's results.
@@ -144,6 +229,7 @@ run_result collect_bench(platform &p, const vs_config &cfg)
     s.add_f64("bench.transfers_per_us", "count", "transfers completed per simulated microsecond",
               ns > 0 ? cfg.plat.bench_transfers_count * 1000.0 / ns : 0.0);
     add_link_dma_stats(s, p, ns);
+    add_iommu_stats(s, p);
 
     static const char *const ops[] = {"read", "write", "read_write"};
     auto &sum = r.summary;
@@ -180,6 +266,21 @@ run_result vs_run(const vs_config &cfg)
     bench.transfers = cfg.plat.bench_transfers_count;
     bench.window_bytes = cfg.plat.bench_window_bytes;
     bench.base = amap::memory_base;
+    bench.translate = cfg.plat.bench_iommu;
+    bench.random = cfg.plat.bench_random;
+    bench.seed = cfg.seed;
+    if (bench.translate)
+        bench.base = amap::memory_base + cfg.drv.iova_offset;
+
+    iommu_config ic = {};
+    ic.enabled = true; // requests say whether they want translation (ACCESS_PLATFORM)
+    ic.iotlb.entries = cfg.plat.iommu_iotlb_entries;
+    ic.iotlb.ways = cfg.plat.iommu_iotlb_ways;
+    ic.iotlb.policy = cfg.plat.iommu_random_replacement ? IOTLB_RANDOM : IOTLB_LRU;
+    ic.iotlb.seed = cfg.seed;
+    iommu_timing it;
+    it.iotlb_hit = sc_time(cfg.plat.iommu_iotlb_hit_ns, SC_NS);
+    it.walkers = cfg.plat.iommu_walkers_count;
 
     device_timing dt;
     dt.cycle = sc_time(1000.0 / cfg.plat.device_clock_mhz, SC_NS);
@@ -188,6 +289,8 @@ run_result vs_run(const vs_config &cfg)
     dt.link = lc;
     dt.read_tags = cfg.plat.dma_read_tags_count;
     dt.completions_in_order = cfg.plat.dma_completions_in_order;
+    for (unsigned q = 0; q < VDEV_QUEUES; q++)
+        dt.queue_pasid[q] = cfg.plat.queue_pasid[q];
 
     cpu_costs cc = {};
     cc.cycle = sc_time(1000.0 / cfg.plat.cpu_clock_mhz, SC_NS);
@@ -199,7 +302,14 @@ run_result vs_run(const vs_config &cfg)
     cc.irq_entry_cycles = cfg.plat.cpu_irq_entry_cycles;
     cc.mmio_write = sc_time(cfg.plat.cpu_mmio_write_ns, SC_NS);
 
-    auto p = std::make_unique<platform>(cfg, lc, dt, bench, cc);
+    auto p = std::make_unique<platform>(cfg, lc, dt, bench, cc, ic, it);
+    if (bench.translate && !map_bench_window(*p, cfg)) {
+        run_result r;
+        r.completed = false;
+        r.driver_result = refdrv_result_name(REFDRV_NO_MEMORY);
+        r.summary.emplace_back("result", "host memory too small for the benchmark's page tables");
+        return r;
+    }
     sc_core::sc_start(sc_time(cfg.plat.sim_time_limit_us * 1000.0, SC_NS));
     if (bench.enabled)
         return collect_bench(*p, cfg);
@@ -273,6 +383,11 @@ run_result vs_run(const vs_config &cfg)
     s.add_u64("device.config_interrupts", "count", "configuration change notifications", d.stats.config_interrupts);
     s.add_u64("device.msix_sent", "count", "MSI-X messages written", p->dev.msi_sent);
     s.add_u64("device.msix_pended", "count", "MSI-X messages held pending by a mask", d.msix.stats.pended);
+    for (unsigned v = 0; v < d.msix.nvec; v++)
+        s.add_u64("device.msix.vector." + std::to_string(v) + ".messages", "count",
+                  v == 0 ? "MSI-X messages on vector 0 (the reference driver's configuration vector)"
+                         : "MSI-X messages on this vector (the reference driver uses 1 + queue index)",
+                  p->dev.msi_per_vector[v]);
     for (int k = 0; k < VS_DMA_KIND_COUNT; k++) {
         const std::string n = vs_dma_kind_name(static_cast<vs_dma_kind>(k));
         if (d.stats.dma_reads[k] || k == VS_DMA_DESC_READ || k == VS_DMA_BUF_READ || k == VS_DMA_EVENT_READ)
@@ -293,6 +408,7 @@ run_result vs_run(const vs_config &cfg)
                   p->dev.engine_busy[q].to_seconds() * 1e9);
     }
     add_link_dma_stats(s, *p, sim_ns);
+    add_iommu_stats(s, *p);
     s.add_f64("cpu.busy_ns", "ns", "CPU time charged to the driver", cpu.busy.to_seconds() * 1e9);
     s.add_f64("cpu.utilisation", "fraction", "CPU busy time over simulated time",
               sim_ns > 0 ? cpu.busy.to_seconds() * 1e9 / sim_ns : 0.0);

@@ -82,12 +82,21 @@ enum vs_dma_status virtio_device_tlm::do_dma(engine &e, tlm::tlm_command cmd, ui
 {
     const sc_time now = sc_core::sc_time_stamp();
     const sc_time at = now + e.qk.get_local_time();
+    // Queue DMA carries the queue's PASID and is translated when the driver accepted
+    // VIRTIO_F_ACCESS_PLATFORM; MSI-X messages (no queue) are never translated.
+    dma_engine::attr a;
+    if (e.queue < VDEV_QUEUES) {
+        a.pasid = t_.queue_pasid[e.queue];
+        a.translate = vpci_negotiated(&dev_.vpci, VIRTIO_F_ACCESS_PLATFORM_BIT);
+    }
     const dma_engine::timing t = cmd == tlm::TLM_READ_COMMAND
-                                     ? dma_engine_->read(addr, buf, len, at)
-                                     : dma_engine_->write(addr, buf, len, at);
+                                     ? dma_engine_->read(addr, buf, len, at, a)
+                                     : dma_engine_->write(addr, buf, len, at, a);
     e.qk.set(t.data_ready - now);
     e.qk.sync(); // see "Synchronisation" in docs/timing.md
-    return t.ok ? VS_DMA_OK : VS_DMA_OUT_OF_RANGE;
+    if (t.ok)
+        return VS_DMA_OK;
+    return t.iommu_fault ? VS_DMA_IOMMU_FAULT : VS_DMA_OUT_OF_RANGE;
 }
 
 // Stream the benchmark's transfers: each read is issued as soon as the previous one's
@@ -102,17 +111,27 @@ void virtio_device_tlm::bench_thread()
         stride <<= 1;
     const uint64_t slots = std::max<uint64_t>(1, bench_.window_bytes / stride);
     const sc_time quantum = tlm_utils::tlm_quantumkeeper::get_global_quantum();
+    dma_engine::attr a;
+    a.translate = bench_.translate;
+    uint64_t rng = bench_.seed ? bench_.seed : 1; // xorshift64 for the random pattern
     bench_start = sc_core::sc_time_stamp();
     sc_time t = bench_start, last = bench_start;
     for (uint64_t i = 0; i < bench_.transfers; i++) {
-        const uint64_t addr = bench_.base + (i % slots) * stride;
+        uint64_t slot = i % slots;
+        if (bench_.random) {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            slot = rng % slots;
+        }
+        const uint64_t addr = bench_.base + slot * stride;
         if (bench_.op == 0 || bench_.op == 2) {
-            const dma_engine::timing r = dma_engine_->read(addr, buf.data(), bench_.transfer_bytes, t);
+            const dma_engine::timing r = dma_engine_->read(addr, buf.data(), bench_.transfer_bytes, t, a);
             t = r.issued;
             last = std::max(last, r.data_ready);
         }
         if (bench_.op == 1 || bench_.op == 2) {
-            const dma_engine::timing w = dma_engine_->write(addr, buf.data(), bench_.transfer_bytes, t);
+            const dma_engine::timing w = dma_engine_->write(addr, buf.data(), bench_.transfer_bytes, t, a);
             t = w.issued;
             last = std::max(last, w.issued);
         }
@@ -161,6 +180,8 @@ void virtio_device_tlm::send_msis(engine &e)
         uint32_t data = m.data;
         do_dma(e, tlm::TLM_WRITE_COMMAND, m.addr, &data, sizeof data);
         msi_sent++;
+        if (m.vector < MSIX_VECTORS_MAX)
+            msi_per_vector[m.vector]++;
     }
 }
 

@@ -31,6 +31,7 @@ struct device_timing {
     pcie_cfg link;               // how the DMA engine splits requests
     unsigned read_tags;
     bool completions_in_order;
+    uint32_t queue_pasid[VDEV_QUEUES]; // address space each queue's DMA is tagged with
 };
 
 // The DMA microbenchmark (sim.workload = dma_bench): the DMA engine streams transfers
@@ -41,7 +42,10 @@ struct dma_bench_params {
     unsigned transfer_bytes = 64;
     uint64_t transfers = 0;
     uint64_t window_bytes = 0;
-    uint64_t base = 0;            // host address of the window
+    uint64_t base = 0;            // bus address (IOVA when translated) of the window
+    bool translate = false;       // requests go through the IOMMU (PASID 0)
+    bool random = false;          // uniformly random slots instead of sequential
+    uint64_t seed = 1;
 };
 
 class virtio_device_tlm : public sc_core::sc_module {
@@ -62,6 +66,7 @@ public:
     sc_core::sc_time bench_first_done;  // when the first transfer had completed
     uint64_t bench_bytes = 0;
     uint64_t msi_sent = 0;
+    uint64_t msi_per_vector[MSIX_VECTORS_MAX] = {};
     uint64_t engine_wakeups[VDEV_QUEUES] = {};
     sc_core::sc_time engine_busy[VDEV_QUEUES];
 

@@ -34,6 +34,11 @@ struct vs_host_ops {
     void (*cpu_work)(void *ctx, enum vs_host_work kind, uint64_t count);
     /* Current simulated time, picoseconds. */
     uint64_t (*now_ps)(void *ctx);
+    /* Point the platform IOMMU's address space `pasid` at a page table the driver built
+     * in guest memory (workloads/iopt.h format; root_pa 0 detaches it) and drop its
+     * cached translations. Returns 0, or -1 if the platform refuses (bad PASID/root).
+     * Used only when VIRTIO_F_ACCESS_PLATFORM is negotiated. */
+    int (*iommu_set_root)(void *ctx, uint32_t pasid, uint64_t root_pa);
     void *ctx;
 
     /* Guest memory as the CPU sees it: mem[0 .. mem_size) is guest-physical address

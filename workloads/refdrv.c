@@ -17,13 +17,31 @@
  *   id, only with REFDRV_TX_INDIRECT); RX buffers (one per id, rx_buffer_bytes rounded
  *   up to 64 B); TX buffers (one per id: 12-byte virtio_net_hdr + largest frame, rounded
  *   up to 64 B). Buffer id i always uses slot i.
+ *
+ * With VIRTIO_F_ACCESS_PLATFORM ("Reserved Feature Bits") the device's accesses go
+ * through the platform IOMMU, and this driver programs it: it builds one I/O page table
+ * (workloads/iopt.h) per distinct PASID of the RX and TX queues, maps every byte the
+ * device may touch at IOVA = physical address + iova_offset, and gives the device only
+ * IOVAs (queue address registers, descriptors, indirect tables); the CPU keeps using
+ * physical addresses. Same order as above, but each region is tagged with its queue's
+ * PASID and the device's access (rings and RX buffers: read/write; TX indirect tables
+ * and TX buffers: read-only, the device never writes them), and a region whose
+ * (PASID, access) differs from the previous region's starts on a fresh IOMMU page
+ * (iommu_page_bytes, 4 KiB or 2 MiB). So no IOMMU page ever has to be mapped twice with
+ * different rights in one address space, and with different PASIDs a queue's address
+ * space reaches nothing of the other queue. The page-table pool comes last, on a fresh
+ * IOMMU page too, so no page mapped for the device covers a page table. With 2 MiB pages
+ * that is up to six 2 MiB-aligned stretches: RX ring | TX ring | TX tables | RX buffers |
+ * TX buffers | tables (consecutive stretches with equal PASID and access merge).
  */
 #include "refdrv.h"
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "drv_packed.h"
+#include "iopt.h"
 #include "msix.h"
 #include "pci_cfg.h"
 #include "traffic.h"
@@ -74,6 +92,11 @@
 #define STATUS_CHECKS_PER_IDLE 16u
 #define PS_PER_NS             1000u
 #define FROZEN_POLLS_MAX      4096u
+#define IOMMU_PAGE_DEFAULT_BYTES IOMMU_PAGE_SIZE_4K /* iommu_page_bytes 0 */
+#define IOVA_LIMIT            (1ull << IOMMU_IOVA_BITS)
+/* Device-reached regions: per queue a descriptor ring, two event areas and buffers;
+ * TX also indirect tables. */
+#define DEV_REGIONS_MAX       (DRV_QUEUES * 5u)
 
 /* One virtio structure located through a vendor capability. */
 struct region {
@@ -94,6 +117,21 @@ struct drv_queue {
     uint64_t table_gpa;     /* TX indirect table of id i: table_gpa + i * 32 */
     uint8_t *table;
     bool armed;             /* driver event suppression currently asks for interrupts */
+};
+
+/* A stretch of guest memory the device reaches by DMA (recorded with ACCESS_PLATFORM
+ * only): what the IOMMU tables must map, in whose address space, with what rights. */
+struct dev_region {
+    uint64_t gpa;
+    uint64_t bytes;
+    uint32_t pasid;
+    bool writable;          /* the device writes it (else mapped read-only) */
+};
+
+/* One IOMMU address space (PASID) the driver built. */
+struct io_space {
+    uint32_t pasid;
+    struct iopt pt;
 };
 
 struct refdrv {
@@ -118,9 +156,20 @@ struct refdrv {
     bool status_written;
     vs_features offered, accepted;
     bool f_event_idx, f_in_order, f_notif_data, f_indirect;
+    bool f_access_platform;
     uint8_t mac[6];
     struct drv_queue q[DRV_QUEUES];
     uint64_t mem_used;       /* bump allocator: bytes of guest memory handed out */
+
+    /* IOMMU (VIRTIO_F_ACCESS_PLATFORM negotiated; otherwise iova_offset is 0 and the
+     * rest unused) */
+    uint64_t iova_offset;    /* device address = guest-physical address + this */
+    uint64_t io_page;        /* IOMMU page size of the mappings */
+    struct dev_region region[DEV_REGIONS_MAX];
+    uint32_t nregions;
+    struct iopt_pool pt_pool;
+    struct io_space space[DRV_QUEUES];
+    uint32_t nspaces;
 
     /* traffic */
     uint32_t frame_len[REFDRV_FRAME_SIZES_MAX];
@@ -512,9 +561,39 @@ static void features_wanted(vs_features *f)
     vs_feature_set(f, VIRTIO_F_IN_ORDER_BIT);
     vs_feature_set(f, VIRTIO_F_NOTIFICATION_DATA_BIT);
     vs_feature_set(f, VIRTIO_F_ORDER_PLATFORM_BIT);
-    /* Accepted because guest-physical addresses are identity-mapped here ("A driver
-     * SHOULD accept VIRTIO_F_ACCESS_PLATFORM if it is offered"). */
+    /* "A driver SHOULD accept VIRTIO_F_ACCESS_PLATFORM if it is offered", and then
+     * programs the IOMMU (iommu_setup); declined when it cannot (iommu_possible). */
     vs_feature_set(f, VIRTIO_F_ACCESS_PLATFORM_BIT);
+}
+
+/* The IOMMU page size the parameters ask for (0: the 4 KiB default). */
+static uint64_t io_page_bytes(const struct refdrv_params *p)
+{
+    return p->iommu_page_bytes != 0 ? p->iommu_page_bytes : IOMMU_PAGE_DEFAULT_BYTES;
+}
+
+/* Can this driver honour VIRTIO_F_ACCESS_PLATFORM? ("Reserved Feature Bits": a driver
+ * that accepts it "MUST then either disable the IOMMU or configure the IOMMU to
+ * translate bus addresses passed to the device into physical addresses in memory".)
+ * It needs the platform hook that installs a page table, a page size the table format
+ * has, an IOVA offset that keeps pages aligned, and every IOVA of guest memory (rounded
+ * out to whole pages) below 2^48. Decided before the driver writes its features. */
+static bool iommu_possible(const struct refdrv *d)
+{
+    const struct vs_host_ops *h = d->h;
+    uint64_t page = io_page_bytes(d->p);
+    uint64_t end;
+
+    if (h->iommu_set_root == NULL)
+        return false;
+    if (page != IOMMU_PAGE_SIZE_4K && page != IOMMU_PAGE_SIZE_2M)
+        return false;
+    if (d->p->iova_offset % page != 0)
+        return false;
+    if (h->mem_size > IOVA_LIMIT || h->mem_base > IOVA_LIMIT - h->mem_size)
+        return false;
+    end = align_up(h->mem_base + h->mem_size, page); /* <= 2^48: no overflow */
+    return end <= IOVA_LIMIT && d->p->iova_offset <= IOVA_LIMIT - end;
 }
 
 static enum refdrv_result negotiate(struct refdrv *d)
@@ -535,6 +614,12 @@ static enum refdrv_result negotiate(struct refdrv *d)
         vs_feature_clear(&d->accepted, VIRTIO_NET_F_MAC_BIT);
     if ((d->notify.addr % 4u) != 0 || d->notify.length < 4u)
         vs_feature_clear(&d->accepted, VIRTIO_F_NOTIFICATION_DATA_BIT);
+    /* A feature the driver cannot honour is declined, not accepted and ignored: the
+     * device then uses physical addresses ("If this feature bit is set to 0, then the
+     * device has same access to memory addresses supplied to it as the driver has"), or,
+     * as it MAY, refuses to operate without it (FEATURES_OK not kept). */
+    if (!iommu_possible(d))
+        vs_feature_clear(&d->accepted, VIRTIO_F_ACCESS_PLATFORM_BIT);
 
     /* "A driver MUST accept VIRTIO_F_VERSION_1 if it is offered"; this driver only knows
      * packed rings. */
@@ -559,6 +644,11 @@ static enum refdrv_result negotiate(struct refdrv *d)
     d->f_in_order = vs_feature_has(&d->accepted, VIRTIO_F_IN_ORDER_BIT);
     d->f_notif_data = vs_feature_has(&d->accepted, VIRTIO_F_NOTIFICATION_DATA_BIT);
     d->f_indirect = vs_feature_has(&d->accepted, VIRTIO_F_INDIRECT_DESC_BIT);
+    d->f_access_platform = vs_feature_has(&d->accepted, VIRTIO_F_ACCESS_PLATFORM_BIT);
+    if (d->f_access_platform) {
+        d->iova_offset = d->p->iova_offset;
+        d->io_page = io_page_bytes(d->p);
+    }
     return REFDRV_OK;
 }
 
@@ -596,6 +686,173 @@ static uint8_t *mem_alloc(struct refdrv *d, uint64_t bytes, uint64_t align, uint
     *gpa = h->mem_base + start;
     memset(h->mem + start, 0, bytes);
     return h->mem + start;
+}
+
+/* Guest memory the device will reach by DMA, for queue `queue`; `writable`: the device
+ * writes it. Without ACCESS_PLATFORM this is mem_alloc, nothing more. With it, the
+ * region is recorded for the IOMMU tables (iommu_setup), and a region whose address
+ * space (the queue's PASID) or access differs from the previous region's starts on a
+ * fresh IOMMU page. Every IOMMU page then holds regions of one (PASID, access) only, so
+ * no page needs two different mappings in one address space, whatever the page size. */
+static uint8_t *dev_alloc(struct refdrv *d, uint64_t bytes, uint64_t align, uint16_t queue,
+                          bool writable, uint64_t *gpa)
+{
+    uint32_t pasid = d->p->queue_pasid[queue];
+    const struct dev_region *last;
+    struct dev_region *r;
+    uint8_t *mem;
+
+    if (!d->f_access_platform)
+        return mem_alloc(d, bytes, align, gpa);
+
+    assert(queue < DRV_QUEUES && is_pow2(align));
+    if (d->nregions >= DEV_REGIONS_MAX)
+        return NULL; /* not reached: the driver allocates at most DEV_REGIONS_MAX */
+    last = d->nregions > 0 ? &d->region[d->nregions - 1u] : NULL;
+    if ((last == NULL || last->pasid != pasid || last->writable != writable) && align < d->io_page)
+        align = d->io_page;
+    mem = mem_alloc(d, bytes, align, gpa);
+    if (mem == NULL)
+        return NULL;
+    r = &d->region[d->nregions++];
+    r->gpa = *gpa;
+    r->bytes = bytes;
+    r->pasid = pasid;
+    r->writable = writable;
+    return mem;
+}
+
+/* The address the device is given for guest-physical gpa: the IOVA the driver mapped
+ * it at with ACCESS_PLATFORM, else the physical address itself ("If
+ * VIRTIO_F_ACCESS_PLATFORM is not offered, then a driver MUST pass only physical
+ * addresses to the device"; not accepted, the device has "same access to memory
+ * addresses supplied to it as the driver has"). The CPU's own accesses never use it. */
+static uint64_t dev_addr(const struct refdrv *d, uint64_t gpa)
+{
+    return gpa + d->iova_offset;
+}
+
+/* ---- IOMMU (VIRTIO_F_ACCESS_PLATFORM, "Reserved Feature Bits") ---- */
+
+/* Page-table pages below the root that mapping `bytes` of contiguous IOVA can need: the
+ * range touches at most bytes / reach + 2 tables of a level whose tables each cover
+ * `reach` bytes (level 1: 2 MiB, level 2: 1 GiB, level 3: 512 GiB). Counted as for
+ * 4 KiB pages, so it also bounds 2 MiB pages (which need no level-1 tables). */
+static uint64_t tables_bound(uint64_t bytes)
+{
+    uint64_t n = 0;
+
+    for (unsigned level = 1; level < IOMMU_LEVELS; level++)
+        n += (bytes >> iommu_level_shift(level + 1u)) + 2u;
+    return n;
+}
+
+/* The IOMMU pages covering region r: [*first, *end), the region's start rounded down
+ * and its end rounded up to the page size (inside guest memory, which iommu_possible
+ * keeps below 2^48, and dev_alloc starts every new group on a page boundary). */
+static void region_pages(const struct refdrv *d, const struct dev_region *r, uint64_t *first,
+                         uint64_t *end)
+{
+    *first = r->gpa & ~(d->io_page - 1u);
+    *end = align_up(r->gpa + r->bytes, d->io_page);
+}
+
+static struct io_space *find_space(struct refdrv *d, uint32_t pasid)
+{
+    for (uint32_t i = 0; i < d->nspaces; i++)
+        if (d->space[i].pasid == pasid)
+            return &d->space[i];
+    return NULL;
+}
+
+/* Map region r in its address space s at IOVA = physical + iova_offset, one IOMMU page
+ * at a time. A page an earlier region of the same (PASID, access) already mapped --
+ * regions share pages: a ring's event areas sit in its descriptor ring's page, buffers
+ * follow each other -- makes iopt_map answer BUSY; it is kept if it already says the
+ * same. Any other answer (pool exhausted, a page mapped differently, which dev_alloc's
+ * layout rules out) is a failure. */
+static bool map_region(struct refdrv *d, struct io_space *s, const struct dev_region *r)
+{
+    uint64_t first, end;
+
+    region_pages(d, r, &first, &end);
+    for (uint64_t pa = first; pa < end; pa += d->io_page) {
+        uint64_t iova = pa + d->iova_offset, have_pa, have_size;
+        bool have_writable;
+        enum iopt_status st = iopt_map(&s->pt, iova, pa, d->io_page, d->io_page, r->writable);
+
+        if (st == IOPT_OK) {
+            d->st->iommu_pages_mapped++;
+            continue;
+        }
+        if (st == IOPT_BUSY && iopt_resolve(&s->pt, iova, &have_pa, &have_size, &have_writable) &&
+            have_pa == pa && have_size == d->io_page && have_writable == r->writable)
+            continue;
+        return false;
+    }
+    return true;
+}
+
+/* With ACCESS_PLATFORM negotiated, "configure the IOMMU to translate bus addresses
+ * passed to the device into physical addresses in memory": build one address space
+ * per distinct PASID of the RX and TX queues (in queue order, so runs are
+ * deterministic; the control queue is not used: CTRL_VQ is not negotiated), map every
+ * recorded region in its queue's space, then install each root through the platform.
+ * Called once the rings and buffers exist and before DRIVER_OK, which is when the
+ * device may start DMA ("The device MUST NOT consume buffers or send any used buffer
+ * notifications to the driver before DRIVER_OK").
+ * The table pool comes after all device memory, on a fresh IOMMU page (no page mapped
+ * for the device covers a table, so the device cannot rewrite its own translations),
+ * sized for the worst case at 4 KiB granularity: every root plus tables_bound of every
+ * region. A pool that cannot be placed is REFDRV_NO_MEMORY; running out of it anyway,
+ * or a platform that refuses a root, is REFDRV_DEVICE_ERROR. */
+static enum refdrv_result iommu_setup(struct refdrv *d)
+{
+    static const uint16_t queues[] = { RX_QUEUE, TX_QUEUE };
+    const struct vs_host_ops *h = d->h;
+    uint64_t pages, pool_gpa;
+
+    if (!d->f_access_platform)
+        return REFDRV_OK;
+
+    for (size_t i = 0; i < sizeof(queues) / sizeof(queues[0]); i++) {
+        uint32_t pasid = d->p->queue_pasid[queues[i]];
+        if (find_space(d, pasid) == NULL)
+            d->space[d->nspaces++].pasid = pasid;
+    }
+
+    pages = d->nspaces; /* the roots */
+    for (uint32_t i = 0; i < d->nregions; i++) {
+        uint64_t first, end;
+        region_pages(d, &d->region[i], &first, &end);
+        pages += tables_bound(end - first);
+    }
+    /* Regions lie in guest memory, so this bound cannot overflow; a pool larger than
+     * guest memory would not fit anyway. */
+    if (pages > h->mem_size / IOMMU_TABLE_SIZE ||
+        mem_alloc(d, pages * IOMMU_TABLE_SIZE, d->io_page, &pool_gpa) == NULL)
+        return give_up(d, REFDRV_NO_MEMORY);
+    /* The pool follows at least one region, so no table sits at physical address 0
+     * (which iopt and the root register both read as "none"). */
+    iopt_pool_init(&d->pt_pool, pool_gpa, pages * IOMMU_TABLE_SIZE);
+
+    for (uint32_t i = 0; i < d->nspaces; i++)
+        if (iopt_init(&d->space[i].pt, h->mem, h->mem_base, h->mem_size, &d->pt_pool) != IOPT_OK)
+            return give_up(d, REFDRV_DEVICE_ERROR);
+    for (uint32_t i = 0; i < d->nregions; i++) {
+        struct io_space *s = find_space(d, d->region[i].pasid);
+        if (s == NULL || !map_region(d, s, &d->region[i]))
+            return give_up(d, REFDRV_DEVICE_ERROR);
+    }
+    for (uint32_t i = 0; i < d->nspaces; i++)
+        d->st->iommu_table_pages += d->space[i].pt.tables;
+
+    /* The tables are complete in guest memory before the IOMMU is pointed at them; the
+     * platform drops whatever its IOTLB held for the PASID. */
+    for (uint32_t i = 0; i < d->nspaces; i++)
+        if (h->iommu_set_root(h->ctx, d->space[i].pasid, d->space[i].pt.root) != 0)
+            return give_up(d, REFDRV_DEVICE_ERROR);
+    return REFDRV_OK;
 }
 
 /* ---- queues ---- */
@@ -643,15 +900,19 @@ static enum refdrv_result queue_setup(struct refdrv *d, uint16_t index, uint16_t
         size = PVIRTQ_SIZE_MAX;
     common_wr(d, VIRTIO_PCI_COMMON_Q_SIZE, 2, size);
 
-    desc = mem_alloc(d, (uint64_t)size * sizeof(struct pvirtq_desc), RING_ALIGN_BYTES, &desc_gpa);
-    drv_ev = mem_alloc(d, sizeof(struct pvirtq_event_suppress), AREA_ALIGN_BYTES, &drv_gpa);
-    dev_ev = mem_alloc(d, sizeof(struct pvirtq_event_suppress), AREA_ALIGN_BYTES, &dev_gpa);
+    /* The device writes used descriptors into the descriptor ring and its own event
+     * suppression structure; it only reads the driver's, which shares their page(s)
+     * and so is mapped writable with them. */
+    desc = dev_alloc(d, (uint64_t)size * sizeof(struct pvirtq_desc), RING_ALIGN_BYTES, index, true,
+                     &desc_gpa);
+    drv_ev = dev_alloc(d, sizeof(struct pvirtq_event_suppress), AREA_ALIGN_BYTES, index, true, &drv_gpa);
+    dev_ev = dev_alloc(d, sizeof(struct pvirtq_event_suppress), AREA_ALIGN_BYTES, index, true, &dev_gpa);
     if (desc == NULL || drv_ev == NULL || dev_ev == NULL)
         return give_up(d, REFDRV_NO_MEMORY);
 
-    common_wr64(d, VIRTIO_PCI_COMMON_Q_DESCLO, desc_gpa);
-    common_wr64(d, VIRTIO_PCI_COMMON_Q_AVAILLO, drv_gpa);
-    common_wr64(d, VIRTIO_PCI_COMMON_Q_USEDLO, dev_gpa);
+    common_wr64(d, VIRTIO_PCI_COMMON_Q_DESCLO, dev_addr(d, desc_gpa));
+    common_wr64(d, VIRTIO_PCI_COMMON_Q_AVAILLO, dev_addr(d, drv_gpa));
+    common_wr64(d, VIRTIO_PCI_COMMON_Q_USEDLO, dev_addr(d, dev_gpa));
 
     /* "After mapping an event to vector, the driver MUST verify success by reading the
      * Vector field value." */
@@ -684,22 +945,26 @@ static enum refdrv_result queue_setup(struct refdrv *d, uint16_t index, uint16_t
     return REFDRV_OK;
 }
 
-/* Buffers: one slot per buffer id, so an id names its memory. */
+/* Buffers: one slot per buffer id, so an id names its memory. The device only reads
+ * TX indirect tables and TX buffers (read-only mappings with ACCESS_PLATFORM) and
+ * writes RX buffers. */
 static enum refdrv_result buffers_setup(struct refdrv *d)
 {
     struct drv_queue *rx = &d->q[RX_QUEUE];
     struct drv_queue *tx = &d->q[TX_QUEUE];
 
     if (d->tx_layout == REFDRV_TX_INDIRECT) {
-        tx->table = mem_alloc(d, (uint64_t)tx->size * INDIRECT_ENTRIES * sizeof(struct pvirtq_desc),
-                              PVIRTQ_DESC_ALIGN, &tx->table_gpa);
+        tx->table = dev_alloc(d, (uint64_t)tx->size * INDIRECT_ENTRIES * sizeof(struct pvirtq_desc),
+                              PVIRTQ_DESC_ALIGN, TX_QUEUE, false, &tx->table_gpa);
         if (tx->table == NULL)
             return give_up(d, REFDRV_NO_MEMORY);
     }
     rx->slot_bytes = (uint32_t)align_up(d->rx_buf_bytes, AREA_ALIGN_BYTES);
-    rx->buf = mem_alloc(d, (uint64_t)rx->size * rx->slot_bytes, AREA_ALIGN_BYTES, &rx->buf_gpa);
+    rx->buf = dev_alloc(d, (uint64_t)rx->size * rx->slot_bytes, AREA_ALIGN_BYTES, RX_QUEUE, true,
+                        &rx->buf_gpa);
     tx->slot_bytes = (uint32_t)align_up(NET_HDR_BYTES + d->max_frame, AREA_ALIGN_BYTES);
-    tx->buf = mem_alloc(d, (uint64_t)tx->size * tx->slot_bytes, AREA_ALIGN_BYTES, &tx->buf_gpa);
+    tx->buf = dev_alloc(d, (uint64_t)tx->size * tx->slot_bytes, AREA_ALIGN_BYTES, TX_QUEUE, false,
+                        &tx->buf_gpa);
     if (rx->buf == NULL || tx->buf == NULL)
         return give_up(d, REFDRV_NO_MEMORY);
     return REFDRV_OK;
@@ -716,7 +981,7 @@ static bool post_rx(struct refdrv *d)
 
     if (!dpq_can_add(rx->ring, 1, &id))
         return false;
-    seg.addr = rx->buf_gpa + (uint64_t)id * rx->slot_bytes;
+    seg.addr = dev_addr(d, rx->buf_gpa + (uint64_t)id * rx->slot_bytes);
     seg.len = d->rx_buf_bytes;
     seg.device_writable = true;
     if (dpq_add(rx->ring, &seg, 1, NULL) != DPQ_OK)
@@ -737,7 +1002,7 @@ static bool post_tx(struct refdrv *d)
     struct drv_queue *tx = &d->q[TX_QUEUE];
     uint16_t id;
     uint32_t len;
-    uint64_t gpa;
+    uint64_t addr; /* the slot's address for the device */
     uint8_t *slot;
     struct dpq_seg segs[2];
     enum dpq_status st;
@@ -745,27 +1010,28 @@ static bool post_tx(struct refdrv *d)
     if (!dpq_can_add(tx->ring, tx_slots_per_frame(d), &id))
         return false;
     len = d->frame_len[d->tx_posted % d->frame_kinds];
-    gpa = tx->buf_gpa + (uint64_t)id * tx->slot_bytes;
+    addr = dev_addr(d, tx->buf_gpa + (uint64_t)id * tx->slot_bytes);
     slot = tx->buf + (size_t)id * tx->slot_bytes;
     memset(slot, 0, NET_HDR_BYTES);
     traffic_build(slot + NET_HDR_BYTES, len, d->mac, d->p->seed, d->tx_posted, now_ps(d));
 
     switch (d->tx_layout) {
     case REFDRV_TX_CHAIN:
-        segs[0] = (struct dpq_seg){ gpa, NET_HDR_BYTES, false };
-        segs[1] = (struct dpq_seg){ gpa + NET_HDR_BYTES, len, false };
+        segs[0] = (struct dpq_seg){ addr, NET_HDR_BYTES, false };
+        segs[1] = (struct dpq_seg){ addr + NET_HDR_BYTES, len, false };
         st = dpq_add(tx->ring, segs, 2, NULL);
         break;
     case REFDRV_TX_INDIRECT:
-        segs[0] = (struct dpq_seg){ gpa, NET_HDR_BYTES, false };
-        segs[1] = (struct dpq_seg){ gpa + NET_HDR_BYTES, len, false };
+        segs[0] = (struct dpq_seg){ addr, NET_HDR_BYTES, false };
+        segs[1] = (struct dpq_seg){ addr + NET_HDR_BYTES, len, false };
         st = dpq_add_indirect(tx->ring,
                               tx->table + (size_t)id * INDIRECT_ENTRIES * sizeof(struct pvirtq_desc),
-                              tx->table_gpa + (uint64_t)id * INDIRECT_ENTRIES * sizeof(struct pvirtq_desc),
+                              dev_addr(d, tx->table_gpa +
+                                              (uint64_t)id * INDIRECT_ENTRIES * sizeof(struct pvirtq_desc)),
                               segs, 2, NULL);
         break;
     default:
-        segs[0] = (struct dpq_seg){ gpa, NET_HDR_BYTES + len, false };
+        segs[0] = (struct dpq_seg){ addr, NET_HDR_BYTES + len, false };
         st = dpq_add(tx->ring, segs, 1, NULL);
         break;
     }
@@ -1122,6 +1388,9 @@ static enum refdrv_result bring_up(struct refdrv *d)
     if (d->tx_layout == REFDRV_TX_CHAIN && d->q[TX_QUEUE].size < 2u)
         d->tx_layout = REFDRV_TX_ONE_DESC;
     r = buffers_setup(d);
+    if (r != REFDRV_OK)
+        return r;
+    r = iommu_setup(d);
     if (r != REFDRV_OK)
         return r;
 

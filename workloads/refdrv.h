@@ -44,6 +44,12 @@ struct refdrv_params {
     uint64_t seed;                  /* payload pattern seed */
     uint64_t idle_timeout_ns;       /* give up waiting for frames after this long idle */
     enum refdrv_tx_layout tx_layout;
+    /* With VIRTIO_F_ACCESS_PLATFORM negotiated the driver maps everything the device
+     * touches in IOMMU page tables it builds (workloads/iopt.h) and gives the device
+     * IOVAs: iova = physical address + iova_offset. */
+    uint64_t iova_offset;           /* multiple of iommu_page_bytes, IOVA < 2^48 */
+    uint64_t iommu_page_bytes;      /* 4096 or 2097152 */
+    uint32_t queue_pasid[3];        /* address space of RX, TX, control queue memory */
 };
 
 struct refdrv_stats {
@@ -55,6 +61,9 @@ struct refdrv_stats {
     uint64_t interrupts;
     uint64_t polls_empty;
     uint64_t mmio_reads, mmio_writes, cfg_reads, cfg_writes;
+    /* VIRTIO_F_ACCESS_PLATFORM only: IOMMU pages the driver mapped (over all address
+     * spaces) and page-table pages it built for them (roots included). */
+    uint64_t iommu_pages_mapped, iommu_table_pages;
     /* Latency of each frame from posting on TX to reaping on RX, picoseconds.
      * Filled only in loopback; owned by the caller (may be NULL). */
     uint64_t *latency_ps;

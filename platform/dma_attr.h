@@ -1,0 +1,24 @@
+// dma_attr.h -- what a device memory request carries besides its address: the address
+// space it belongs to (PASID) and whether the IOMMU translates it (the device
+// negotiated VIRTIO_F_ACCESS_PLATFORM). The root complex answers with whether the
+// IOMMU faulted. Attached by the DMA engine, read by the root complex.
+#ifndef VIOSIM_DMA_ATTR_H
+#define VIOSIM_DMA_ATTR_H
+
+#include <cstdint>
+
+#include <tlm>
+
+struct dma_attr_ext : tlm::tlm_extension<dma_attr_ext> {
+    uint32_t pasid = 0;
+    bool translate = false;
+    bool iommu_fault = false; // out: the IOMMU refused the access
+
+    tlm::tlm_extension_base *clone() const override { return new dma_attr_ext(*this); }
+    void copy_from(const tlm::tlm_extension_base &other) override
+    {
+        *this = static_cast<const dma_attr_ext &>(other);
+    }
+};
+
+#endif
