@@ -590,3 +590,16 @@ Test(vdev, reset_recovers_after_error)
     cr_expect_eq(vdev_tx_step(&dev, &ops, &w), VDEV_STEP_DONE);
     cr_expect_eq(dev.stats.resets, 2);
 }
+
+/* A DMA the platform's IOMMU refuses ends in NEEDS_RESET with DMA_IOMMU_FAULT. */
+Test(vdev, iommu_fault_needs_reset)
+{
+    bring_up();
+    post(VDEV_QUEUE_TX, 0, GUEST_BASE + 0x10000, 12 + 60, 0, false);
+    g.fail_kinds = 1u << VS_DMA_BUF_READ;
+    g.fail_status = VS_DMA_IOMMU_FAULT;
+    struct vdev_work w = {0};
+    cr_expect_eq(vdev_tx_step(&dev, &ops, &w), VDEV_STEP_FAILED);
+    cr_expect_eq(dev.error, VS_REASON_DMA_IOMMU_FAULT);
+    cr_expect(rd(VIRTIO_PCI_COMMON_STATUS, 1) & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
+}
