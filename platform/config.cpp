@@ -251,6 +251,26 @@ const std::vector<param_def> &param_table()
          "one 8-byte entry per level from host memory, one after another",
          integer(1, 64), INT_FIELD(plat.iommu_walkers_count)},
 
+        // Software-device profile
+        {"software.access_ns", "ns", "90",
+         "software profile: one dependent access of the device thread to guest memory "
+         "(a load that misses its caches)",
+         real(0, 1e6), REAL_FIELD(plat.software_access_ns)},
+        {"software.copy_bytes_per_ns", "bytes_per_ns", "10",
+         "software profile: the device thread's copy bandwidth (10 bytes/ns = 10 GB/s)",
+         real_positive(1e4), REAL_FIELD(plat.software_copy_bytes_per_ns)},
+        {"software.notify_ns", "ns", "2000",
+         "software profile: from the driver's notification (an eventfd write / IPI) until "
+         "the device thread runs",
+         real(0, 1e9), REAL_FIELD(plat.software_notify_ns)},
+        {"software.interrupt_ns", "ns", "1500",
+         "software profile: from the device thread's interrupt (an IPI) until the driver's "
+         "handler runs (host.irq_entry_cycles is charged on top)",
+         real(0, 1e9), REAL_FIELD(plat.software_interrupt_ns)},
+        {"software.barrier_ns", "ns", "20",
+         "software profile: the SMP store barrier before each used-descriptor write",
+         real(0, 1e6), REAL_FIELD(plat.software_barrier_ns)},
+
         // DMA microbenchmark (sim.workload = dma_bench)
         {"bench.op", "", "read",
          "DMA benchmark operation: read, write, or read_write (one read and one write per "
@@ -459,6 +479,13 @@ const std::vector<param_def> &param_table()
          choice({"virtio_net", "dma_bench"}),
          [](vs_config &c, const param_value &v) { c.plat.workload_dma_bench = v.u == 1; },
          [](const vs_config &c) { return int_value(c.plat.workload_dma_bench ? 1 : 0); }},
+        {"sim.device_profile", "", "hardware",
+         "hardware = a PCIe device behind the link; software = the same device model run "
+         "as a thread on another CPU (no PCIe: software.* costs instead), for "
+         "hardware-versus-software comparisons",
+         choice({"hardware", "software"}),
+         [](vs_config &c, const param_value &v) { c.plat.software_profile = v.u == 1; },
+         [](const vs_config &c) { return int_value(c.plat.software_profile ? 1 : 0); }},
         {"sim.seed", "", "1",
          "seed of every pseudo-random choice (payload pattern); same config and seed give "
          "identical results",
@@ -1420,6 +1447,7 @@ std::string config_params_markdown()
         {"pcie.", "PCIe link"},
         {"dma.", "Device DMA engine"},
         {"iommu.", "IOMMU (root complex)"},
+        {"software.", "Software-device profile (sim.device_profile = software)"},
         {"bench.", "DMA microbenchmark (sim.workload = dma_bench)"},
         {"host.", "Host: memory and CPU cost model"},
         {"device.", "Device"},

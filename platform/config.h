@@ -37,6 +37,13 @@ struct platform_params {
     double iommu_iotlb_hit_ns;
     unsigned iommu_walkers_count;
     uint32_t queue_pasid[3];           // PASID of the RX, TX and control queues' DMA
+    // Software-device profile (the device is a thread on another CPU)
+    bool software_profile;
+    double software_access_ns;
+    double software_copy_bytes_per_ns;
+    double software_notify_ns;
+    double software_interrupt_ns;
+    double software_barrier_ns;
     // Workload
     bool workload_dma_bench;
     bool bench_iommu;                  // benchmark requests are translated

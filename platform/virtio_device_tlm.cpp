@@ -157,9 +157,11 @@ enum vs_dma_status virtio_device_tlm::dma_read(void *ctx, uint64_t addr, void *d
 }
 
 enum vs_dma_status virtio_device_tlm::dma_write(void *ctx, uint64_t addr, const void *src,
-                                                uint32_t len, enum vs_dma_kind)
+                                                uint32_t len, enum vs_dma_kind kind)
 {
     engine &e = *static_cast<engine *>(ctx);
+    if (kind == VS_DMA_USED_WRITE)
+        e.qk.inc(e.dev->t_.used_write_barrier);
     return e.dev->do_dma(e, tlm::TLM_WRITE_COMMAND, addr, const_cast<void *>(src), len);
 }
 

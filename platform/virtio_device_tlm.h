@@ -32,6 +32,9 @@ struct device_timing {
     unsigned read_tags;
     bool completions_in_order;
     uint32_t queue_pasid[VDEV_QUEUES]; // address space each queue's DMA is tagged with
+    // Software-device profile: the store barrier a CPU needs before publishing used
+    // descriptors (hardware orders its posted writes for free).
+    sc_core::sc_time used_write_barrier = sc_core::SC_ZERO_TIME;
 };
 
 // The DMA microbenchmark (sim.workload = dma_bench): the DMA engine streams transfers

@@ -308,3 +308,15 @@ Test(platform_run, dma_bench_basics)
     cr_expect_gt(translated.stat("iommu.iotlb.misses"), translated.stat("iommu.iotlb.hits"));
     cr_expect_eq(translated.stat("iommu.faults"), 0);
 }
+
+// Software-device profile: the same driver and device model with the device as a
+// thread on another CPU: frames intact, no PCIe traffic at all.
+Test(platform_run, software_device_profile)
+{
+    run_out r;
+    run(r, {"--set", "sim.device_profile=software", "--set", "driver.frames_count=300"});
+    expect_clean_loopback(r, 300);
+    cr_expect_eq(r.stat("link.up.tlps"), 0);
+    cr_expect_eq(r.stat("link.down.tlps"), 0);
+    cr_expect_gt(r.stat("dma.reads"), 0);
+}
