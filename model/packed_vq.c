@@ -80,11 +80,11 @@ static uint32_t ring_lin_dist(uint16_t size, uint32_t a, uint32_t b)
  * Breakage and guest access
  * ------------------------------------------------------------------------------ */
 
-static enum pvq_status pvq_break(struct pvq *q, enum vs_reason why)
+static enum vq_status pvq_break(struct pvq *q, enum vs_reason why)
 {
     if (q->broken == VS_REASON_NONE)
         q->broken = why;
-    return PVQ_BROKEN;
+    return VQ_BROKEN;
 }
 
 static enum vs_reason dma_reason(enum vs_dma_status s)
@@ -159,7 +159,7 @@ static bool read_ring_desc(struct pvq *q, const struct vs_guest_ops *ops, uint16
  * Configuration
  * ------------------------------------------------------------------------------ */
 
-void pvq_init(struct pvq *q, const struct pvq_config *cfg)
+void pvq_init(struct pvq *q, const struct vq_config *cfg)
 {
     memset(q, 0, sizeof *q);
     q->cfg = *cfg;
@@ -175,7 +175,7 @@ void pvq_init(struct pvq *q, const struct pvq_config *cfg)
         q->broken = VS_REASON_QUEUE_SIZE_INVALID;
 }
 
-enum vs_reason pvq_check_config(const struct pvq_config *cfg, uint16_t size_max)
+enum vs_reason pvq_check_config(const struct vq_config *cfg, uint16_t size_max)
 {
     uint32_t limit = size_max < PVIRTQ_SIZE_MAX ? size_max : PVIRTQ_SIZE_MAX;
     if (cfg->size == 0 || cfg->size > limit)
@@ -197,24 +197,24 @@ enum vs_reason pvq_check_config(const struct pvq_config *cfg, uint16_t size_max)
  * Available side
  * ------------------------------------------------------------------------------ */
 
-enum pvq_status pvq_peek(struct pvq *q, const struct vs_guest_ops *ops, bool *available)
+enum vq_status pvq_peek(struct pvq *q, const struct vs_guest_ops *ops, bool *available)
 {
     *available = false;
     if (q->broken != VS_REASON_NONE)
-        return PVQ_BROKEN;
+        return VQ_BROKEN;
     uint64_t addr;
     uint8_t raw[2];
     if (!slot_addr(q, q->next_avail, &addr) ||
         !guest_read(q, ops, addr + PVIRTQ_DESC_OFF_FLAGS, raw, sizeof raw, VS_DMA_DESC_READ))
-        return PVQ_BROKEN;
+        return VQ_BROKEN;
     *available = desc_is_avail(vs_le16(raw), q->avail_wrap);
-    return PVQ_OK;
+    return VQ_OK;
 }
 
 /* Accumulates the segments of one buffer and checks the rules that apply to every
  * element, whether it came from the ring or from an indirect table. */
 struct seg_walk {
-    struct pvq_seg *segs;
+    struct vq_seg *segs;
     uint32_t limit;  /* min(max_segs, size): the longest list the device accepts */
     uint32_t nsegs;
     uint64_t total;  /* readable + writable bytes, checked against 2^32 - 1 */
@@ -223,7 +223,7 @@ struct seg_walk {
     bool seen_writable;
 };
 
-static enum pvq_status seg_add(struct pvq *q, struct seg_walk *w, uint64_t addr, uint32_t len,
+static enum vq_status seg_add(struct pvq *q, struct seg_walk *w, uint64_t addr, uint32_t len,
                                bool writable)
 {
     /* The spec has no MUST about empty elements; the model treats one as a driver
@@ -241,14 +241,14 @@ static enum pvq_status seg_add(struct pvq *q, struct seg_walk *w, uint64_t addr,
      * safe even for max_segs == 0 (every buffer is then too long). */
     if (w->nsegs >= w->limit)
         return pvq_break(q, VS_REASON_CHAIN_TOO_LONG);
-    w->segs[w->nsegs++] = (struct pvq_seg){.addr = addr, .len = len, .device_writable = writable};
+    w->segs[w->nsegs++] = (struct vq_seg){.addr = addr, .len = len, .device_writable = writable};
     if (writable) {
         w->seen_writable = true;
         w->writable += len;
     } else {
         w->readable += len;
     }
-    return PVQ_OK;
+    return VQ_OK;
 }
 
 /* "Indirect Flag: Scatter-Gather Support". The ring descriptor names a table of
@@ -257,7 +257,7 @@ static enum pvq_status seg_add(struct pvq *q, struct seg_walk *w, uint64_t addr,
  * list: every entry is an element) and the ids. The one exception is INDIRECT:
  * the driver MUST NOT set it in a table and a nested table is never followed, so
  * it breaks the queue. Called once VIRTIO_F_INDIRECT_DESC is known negotiated. */
-static enum pvq_status walk_indirect(struct pvq *q, const struct vs_guest_ops *ops,
+static enum vq_status walk_indirect(struct pvq *q, const struct vs_guest_ops *ops,
                                      struct seg_walk *w, uint64_t table, uint32_t len)
 {
     if (len == 0 || len % sizeof(struct pvirtq_desc) != 0)
@@ -274,39 +274,39 @@ static enum pvq_status walk_indirect(struct pvq *q, const struct vs_guest_ops *o
         uint64_t addr = table + (uint64_t)done * sizeof(struct pvirtq_desc);
         if (!guest_read(q, ops, addr, burst, n * (uint32_t)sizeof(struct pvirtq_desc),
                         VS_DMA_DESC_READ))
-            return PVQ_BROKEN;
+            return VQ_BROKEN;
         q->stats.descs_read += n;
         for (uint32_t i = 0; i < n; i++) {
             const uint8_t *d = burst + (size_t)i * sizeof(struct pvirtq_desc);
             uint16_t flags = le16_at(d, PVIRTQ_DESC_OFF_FLAGS);
             if (flags & VIRTQ_DESC_F_INDIRECT_MASK)
                 return pvq_break(q, VS_REASON_INDIRECT_NESTED);
-            enum pvq_status s = seg_add(q, w, vs_le64(d), vs_le32(d + PVIRTQ_DESC_OFF_LEN),
+            enum vq_status s = seg_add(q, w, vs_le64(d), vs_le32(d + PVIRTQ_DESC_OFF_LEN),
                                         (flags & VIRTQ_DESC_F_WRITE_MASK) != 0);
-            if (s != PVQ_OK)
+            if (s != VQ_OK)
                 return s;
         }
         done += n;
     }
-    return PVQ_OK;
+    return VQ_OK;
 }
 
-enum pvq_status pvq_pop(struct pvq *q, const struct vs_guest_ops *ops, struct pvq_elem *elem,
-                        struct pvq_seg *segs, uint32_t max_segs)
+enum vq_status pvq_pop(struct pvq *q, const struct vs_guest_ops *ops, struct vq_elem *elem,
+                        struct vq_seg *segs, uint32_t max_segs)
 {
     if (q->broken != VS_REASON_NONE)
-        return PVQ_BROKEN;
+        return VQ_BROKEN;
 
     uint8_t d[sizeof(struct pvirtq_desc)];
     uint16_t pos = q->next_avail;
     bool wrap = q->avail_wrap;
     if (!read_ring_desc(q, ops, pos, d))
-        return PVQ_BROKEN;
+        return VQ_BROKEN;
     uint16_t flags = le16_at(d, PVIRTQ_DESC_OFF_FLAGS);
     /* "The Virtqueue Descriptor Table" (device normative): use a descriptor only once
      * its AVAIL bit has changed to the expected wrap counter. */
     if (!desc_is_avail(flags, wrap))
-        return PVQ_EMPTY;
+        return VQ_EMPTY;
 
     struct seg_walk w = {
         .segs = segs,
@@ -327,8 +327,8 @@ enum pvq_status pvq_pop(struct pvq *q, const struct vs_guest_ops *ops, struct pv
         id = le16_at(d, PVIRTQ_DESC_OFF_ID);
         if (id >= q->cfg.size)
             return pvq_break(q, VS_REASON_DESC_ID_OUT_OF_RANGE);
-        enum pvq_status s = walk_indirect(q, ops, &w, vs_le64(d), vs_le32(d + PVIRTQ_DESC_OFF_LEN));
-        if (s != PVQ_OK)
+        enum vq_status s = walk_indirect(q, ops, &w, vs_le64(d), vs_le32(d + PVIRTQ_DESC_OFF_LEN));
+        if (s != VQ_OK)
             return s;
         q->stats.indirect_tables++;
         elem->indirect = true;
@@ -338,9 +338,9 @@ enum pvq_status pvq_pop(struct pvq *q, const struct vs_guest_ops *ops, struct pv
          * slots while NEXT is set; the driver made the head available last, so every
          * following descriptor must already be available for its own wrap counter. */
         for (;;) {
-            enum pvq_status s = seg_add(q, &w, vs_le64(d), vs_le32(d + PVIRTQ_DESC_OFF_LEN),
+            enum vq_status s = seg_add(q, &w, vs_le64(d), vs_le32(d + PVIRTQ_DESC_OFF_LEN),
                                         (flags & VIRTQ_DESC_F_WRITE_MASK) != 0);
-            if (s != PVQ_OK)
+            if (s != VQ_OK)
                 return s;
             if (!(flags & VIRTQ_DESC_F_NEXT_MASK))
                 break;
@@ -350,7 +350,7 @@ enum pvq_status pvq_pop(struct pvq *q, const struct vs_guest_ops *ops, struct pv
                 return pvq_break(q, VS_REASON_CHAIN_TOO_LONG);
             ring_advance(q->cfg.size, &pos, &wrap, 1);
             if (!read_ring_desc(q, ops, pos, d))
-                return PVQ_BROKEN;
+                return VQ_BROKEN;
             flags = le16_at(d, PVIRTQ_DESC_OFF_FLAGS);
             if (!desc_is_avail(flags, wrap))
                 return pvq_break(q, VS_REASON_CHAIN_DESC_NOT_AVAIL);
@@ -373,18 +373,18 @@ enum pvq_status pvq_pop(struct pvq *q, const struct vs_guest_ops *ops, struct pv
     /* The device skips forward by the number of ring slots the list occupied. */
     ring_advance(q->cfg.size, &q->next_avail, &q->avail_wrap, slots);
     q->stats.buffers_popped++;
-    return PVQ_OK;
+    return VQ_OK;
 }
 
 /* ------------------------------------------------------------------------------
  * Used side
  * ------------------------------------------------------------------------------ */
 
-enum pvq_status pvq_push(struct pvq *q, const struct vs_guest_ops *ops,
-                         const struct pvq_elem *elem, uint32_t written_len)
+enum vq_status pvq_push(struct pvq *q, const struct vs_guest_ops *ops,
+                         const struct vq_elem *elem, uint32_t written_len)
 {
     if (q->broken != VS_REASON_NONE)
-        return PVQ_BROKEN;
+        return VQ_BROKEN;
     assert(elem->slots >= 1 && elem->slots <= q->cfg.size);
 
     /* "Element Address and Length": addr is unused in a used descriptor; len is
@@ -398,7 +398,7 @@ enum pvq_status pvq_push(struct pvq *q, const struct vs_guest_ops *ops,
 
     uint64_t addr;
     if (!slot_addr(q, q->next_used, &addr))
-        return PVQ_BROKEN;
+        return VQ_BROKEN;
     addr += PVIRTQ_DESC_OFF_LEN;
     /* The first descriptor of a batch is the one the driver polls: its flags are
      * held back until pvq_flush, so the driver sees the batch whole ("Multi-buffer
@@ -406,7 +406,7 @@ enum pvq_status pvq_push(struct pvq *q, const struct vs_guest_ops *ops,
      * complete now: the driver does not look at them before it sees the first. */
     bool first = q->batch_count == 0;
     if (!guest_write(q, ops, addr, raw, first ? 6u : 8u, VS_DMA_USED_WRITE))
-        return PVQ_BROKEN;
+        return VQ_BROKEN;
     if (first) {
         q->batch_head = q->next_used;
         q->batch_head_flags = flags;
@@ -418,21 +418,21 @@ enum pvq_status pvq_push(struct pvq *q, const struct vs_guest_ops *ops,
      * after the last slot of the ring is used. */
     ring_advance(q->cfg.size, &q->next_used, &q->used_wrap, elem->slots);
     q->stats.used_pushed++;
-    return PVQ_OK;
+    return VQ_OK;
 }
 
-enum pvq_status pvq_flush(struct pvq *q, const struct vs_guest_ops *ops)
+enum vq_status pvq_flush(struct pvq *q, const struct vs_guest_ops *ops)
 {
     if (q->broken != VS_REASON_NONE)
-        return PVQ_BROKEN;
+        return VQ_BROKEN;
     if (q->batch_count == 0)
-        return PVQ_OK;
+        return VQ_OK;
     uint64_t addr;
     uint8_t raw[2];
     vs_put_le16(raw, q->batch_head_flags);
     if (!slot_addr(q, q->batch_head, &addr) ||
         !guest_write(q, ops, addr + PVIRTQ_DESC_OFF_FLAGS, raw, sizeof raw, VS_DMA_USED_WRITE))
-        return PVQ_BROKEN;
+        return VQ_BROKEN;
     /* Remember how far the used side moved since the last interrupt decision;
      * saturates at two laps, beyond which every offset has been passed. */
     uint32_t cap = 2u * q->cfg.size;
@@ -441,7 +441,7 @@ enum pvq_status pvq_flush(struct pvq *q, const struct vs_guest_ops *ops)
     q->batch_count = 0;
     q->batch_slots = 0;
     q->stats.flushes++;
-    return PVQ_OK;
+    return VQ_OK;
 }
 
 /* ------------------------------------------------------------------------------
@@ -455,18 +455,18 @@ enum pvq_status pvq_flush(struct pvq *q, const struct vs_guest_ops *ops)
  *    VIRTIO_F_EVENT_IDX has been negotiated") and the reserved value 0x3 are
  *    treated as ENABLE: a spurious notification is harmless, a lost one is not;
  *  - a DESC offset outside the ring never matches. */
-enum pvq_status pvq_should_interrupt(struct pvq *q, const struct vs_guest_ops *ops,
+enum vq_status pvq_should_interrupt(struct pvq *q, const struct vs_guest_ops *ops,
                                      bool *interrupt)
 {
     *interrupt = false;
     if (q->broken != VS_REASON_NONE)
-        return PVQ_BROKEN;
+        return VQ_BROKEN;
     if (q->unsignalled_slots == 0)
-        return PVQ_OK;
+        return VQ_OK;
 
     uint8_t raw[sizeof(struct pvirtq_event_suppress)];
     if (!guest_read(q, ops, q->cfg.driver_addr, raw, sizeof raw, VS_DMA_EVENT_READ))
-        return PVQ_BROKEN;
+        return VQ_BROKEN;
     q->stats.event_reads++;
     uint16_t off_wrap = vs_le16(raw + offsetof(struct pvirtq_event_suppress, off_wrap));
     uint16_t ev_flags = vs_le16(raw + offsetof(struct pvirtq_event_suppress, flags)) & 0x3u;
@@ -506,14 +506,14 @@ enum pvq_status pvq_should_interrupt(struct pvq *q, const struct vs_guest_ops *o
     if (!want)
         q->stats.interrupts_suppressed++;
     *interrupt = want;
-    return PVQ_OK;
+    return VQ_OK;
 }
 
-enum pvq_status pvq_set_notifications(struct pvq *q, const struct vs_guest_ops *ops,
+enum vq_status pvq_set_notifications(struct pvq *q, const struct vs_guest_ops *ops,
                                       bool enable)
 {
     if (q->broken != VS_REASON_NONE)
-        return PVQ_BROKEN;
+        return VQ_BROKEN;
     uint16_t flags;
     uint16_t off_wrap = 0;
     if (!enable) {
@@ -533,9 +533,9 @@ enum pvq_status pvq_set_notifications(struct pvq *q, const struct vs_guest_ops *
     vs_put_le16(raw + offsetof(struct pvirtq_event_suppress, off_wrap), off_wrap);
     vs_put_le16(raw + offsetof(struct pvirtq_event_suppress, flags), flags);
     if (!guest_write(q, ops, q->cfg.device_addr, raw, sizeof raw, VS_DMA_EVENT_WRITE))
-        return PVQ_BROKEN;
+        return VQ_BROKEN;
     q->stats.event_writes++;
-    return PVQ_OK;
+    return VQ_OK;
 }
 
 /* ------------------------------------------------------------------------------
@@ -563,3 +563,57 @@ uint32_t pvq_hint_count(const struct pvq *q)
                                   ring_lin(size, q->hint_next_off, q->hint_next_wrap));
     return dist <= size ? dist : 0;
 }
+
+/* ---- The packed format's entry in the ring-format table (vq.h) ---- */
+
+static void packed_init(void *q, const struct vq_config *cfg) { pvq_init(q, cfg); }
+static enum vq_status packed_peek(void *q, const struct vs_guest_ops *ops, bool *available)
+{
+    return pvq_peek(q, ops, available);
+}
+static enum vq_status packed_pop(void *q, const struct vs_guest_ops *ops, struct vq_elem *elem,
+                                 struct vq_seg *segs, uint32_t max_segs)
+{
+    return pvq_pop(q, ops, elem, segs, max_segs);
+}
+static enum vq_status packed_push(void *q, const struct vs_guest_ops *ops,
+                                  const struct vq_elem *elem, uint32_t written_len)
+{
+    return pvq_push(q, ops, elem, written_len);
+}
+static enum vq_status packed_flush(void *q, const struct vs_guest_ops *ops)
+{
+    return pvq_flush(q, ops);
+}
+static enum vq_status packed_should_interrupt(void *q, const struct vs_guest_ops *ops,
+                                              bool *interrupt)
+{
+    return pvq_should_interrupt(q, ops, interrupt);
+}
+static enum vq_status packed_set_notifications(void *q, const struct vs_guest_ops *ops, bool enable)
+{
+    return pvq_set_notifications(q, ops, enable);
+}
+static void packed_set_avail_hint(void *q, uint16_t next_off, bool next_wrap)
+{
+    pvq_set_avail_hint(q, next_off, next_wrap);
+}
+static uint32_t packed_pending(const void *q) { return ((const struct pvq *)q)->batch_count; }
+static enum vs_reason packed_broken(const void *q) { return ((const struct pvq *)q)->broken; }
+static const struct vq_stats *packed_stats(const void *q) { return &((const struct pvq *)q)->stats; }
+
+const struct vq_ops packed_vq_ops = {
+    .name = "packed",
+    .check_config = pvq_check_config,
+    .init = packed_init,
+    .peek = packed_peek,
+    .pop = packed_pop,
+    .push = packed_push,
+    .flush = packed_flush,
+    .should_interrupt = packed_should_interrupt,
+    .set_notifications = packed_set_notifications,
+    .set_avail_hint = packed_set_avail_hint,
+    .pending = packed_pending,
+    .broken = packed_broken,
+    .stats = packed_stats,
+};

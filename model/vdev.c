@@ -338,7 +338,7 @@ static enum vs_reason dma_reason(enum vs_dma_status s)
 static void queue_enable(struct vdev *d, uint16_t qi)
 {
     const struct vpci_queue *r = &d->vpci.q[qi];
-    struct pvq_config cfg = {
+    struct vq_config cfg = {
         .size = r->size,
         .desc_addr = r->desc,
         .driver_addr = r->driver,
@@ -352,13 +352,17 @@ static void queue_enable(struct vdev *d, uint16_t qi)
         vdev_fail(d, qi, VS_REASON_QUEUE_SIZE_INVALID);
         return;
     }
-    enum vs_reason why = pvq_check_config(&cfg, d->p.queue_size_max);
+    /* The ring format is decided here, once: RING_PACKED negotiated or not. */
+    struct vdev_queue *q = &d->q[qi];
+    q->ops = &packed_vq_ops;
+    enum vs_reason why = q->ops->check_config(&cfg, d->p.queue_size_max);
     if (why != VS_REASON_NONE) {
         vdev_fail(d, qi, why);
         return;
     }
-    pvq_init(&d->q[qi].vq, &cfg);
-    d->q[qi].enabled = true;
+    q->cfg = cfg;
+    q->ops->init(&q->ring, &cfg);
+    q->enabled = true;
 }
 
 static void apply_event(struct vdev *d, struct vpci_event ev, uint16_t *kicked)
@@ -383,8 +387,8 @@ static void apply_event(struct vdev *d, struct vpci_event ev, uint16_t *kicked)
     case VPCI_EV_NOTIFY:
         if (ev.queue < VDEV_QUEUES) {
             d->q[ev.queue].kicks++;
-            if (ev.has_data)
-                pvq_set_avail_hint(&d->q[ev.queue].vq, ev.next_off, ev.next_wrap);
+            if (ev.has_data && d->q[ev.queue].enabled)
+                d->q[ev.queue].ops->set_avail_hint(&d->q[ev.queue].ring, ev.next_off, ev.next_wrap);
             if (kicked)
                 *kicked = ev.queue;
         }
@@ -574,13 +578,8 @@ bool vdev_queue_live(const struct vdev *d, uint16_t q)
 uint32_t vdev_fifo_frames(const struct vdev *d) { return d->fifo_count; }
 bool vdev_fifo_full(const struct vdev *d) { return d->fifo_count == d->p.rx_fifo_frames; }
 
-static void account_elem(struct vdev_work *w, const struct pvq *vq, uint64_t descs_before)
-{
-    w->descs += (uint32_t)(vq->stats.descs_read - descs_before);
-}
-
 /* Copy a buffer's device-readable segments into dst (at most cap bytes). */
-static enum vs_dma_status read_segments(const struct vs_guest_ops *ops, const struct pvq_seg *segs,
+static enum vs_dma_status read_segments(const struct vs_guest_ops *ops, const struct vq_seg *segs,
                                         uint32_t nsegs, uint8_t *dst, uint32_t cap,
                                         uint32_t *copied)
 {
@@ -601,7 +600,7 @@ static enum vs_dma_status read_segments(const struct vs_guest_ops *ops, const st
 }
 
 /* Write src across a buffer's device-writable segments. */
-static enum vs_dma_status write_segments(const struct vs_guest_ops *ops, const struct pvq_seg *segs,
+static enum vs_dma_status write_segments(const struct vs_guest_ops *ops, const struct vq_seg *segs,
                                          uint32_t nsegs, const uint8_t *src, uint32_t len)
 {
     uint32_t n = 0;
@@ -618,26 +617,26 @@ static enum vs_dma_status write_segments(const struct vs_guest_ops *ops, const s
 }
 
 static enum vdev_step pop(struct vdev *d, uint16_t qi, const struct vs_guest_ops *g,
-                          struct pvq_elem *e, struct vdev_work *w)
+                          struct vq_elem *e, struct vdev_work *w)
 {
-    struct pvq *vq = &d->q[qi].vq;
-    uint64_t before = vq->stats.descs_read;
-    enum pvq_status s = pvq_pop(vq, g, e, d->segs[qi], d->p.queue_size_max);
-    account_elem(w, vq, before);
-    if (s == PVQ_EMPTY)
+    struct vdev_queue *q = &d->q[qi];
+    const uint64_t before = q->ops->stats(&q->ring)->descs_read;
+    enum vq_status s = q->ops->pop(&q->ring, g, e, d->segs[qi], d->p.queue_size_max);
+    w->descs += (uint32_t)(q->ops->stats(&q->ring)->descs_read - before);
+    if (s == VQ_EMPTY)
         return VDEV_STEP_IDLE;
-    if (s == PVQ_BROKEN)
-        return vdev_fail(d, qi, vq->broken);
+    if (s == VQ_BROKEN)
+        return vdev_fail(d, qi, q->ops->broken(&q->ring));
     return VDEV_STEP_DONE;
 }
 
 static enum vdev_step push(struct vdev *d, uint16_t qi, const struct vs_guest_ops *g,
-                           const struct pvq_elem *e, uint32_t written)
+                           const struct vq_elem *e, uint32_t written)
 {
-    struct pvq *vq = &d->q[qi].vq;
-    if (pvq_push(vq, g, e, written) != PVQ_OK)
-        return vdev_fail(d, qi, vq->broken);
-    if (vq->batch_count >= d->p.used_batch_max)
+    struct vdev_queue *q = &d->q[qi];
+    if (q->ops->push(&q->ring, g, e, written) != VQ_OK)
+        return vdev_fail(d, qi, q->ops->broken(&q->ring));
+    if (q->ops->pending(&q->ring) >= d->p.used_batch_max)
         return vdev_complete(d, qi, d->gate[qi].platform);
     return VDEV_STEP_DONE;
 }
@@ -653,7 +652,7 @@ enum vdev_step vdev_tx_step(struct vdev *d, const struct vs_guest_ops *ops, stru
         return VDEV_STEP_BLOCKED; /* loopback applies back-pressure instead of dropping */
 
     const struct vs_guest_ops *g = gate(d, qi, ops);
-    struct pvq_elem e;
+    struct vq_elem e;
     enum vdev_step st = pop(d, qi, g, &e, w);
     if (st != VDEV_STEP_DONE)
         return st;
@@ -701,7 +700,7 @@ enum vdev_step vdev_rx_step(struct vdev *d, const struct vs_guest_ops *ops, stru
         return VDEV_STEP_IDLE;
 
     const struct vs_guest_ops *g = gate(d, qi, ops);
-    struct pvq_elem e;
+    struct vq_elem e;
     enum vdev_step st = pop(d, qi, g, &e, w);
     if (st == VDEV_STEP_IDLE) {
         d->stats.rx_no_buffer++;
@@ -753,13 +752,13 @@ enum vdev_step vdev_ctrl_step(struct vdev *d, const struct vs_guest_ops *ops, st
     if (!vdev_queue_live(d, qi))
         return d->error != VS_REASON_NONE ? VDEV_STEP_FAILED : VDEV_STEP_IDLE;
     const struct vs_guest_ops *g = gate(d, qi, ops);
-    struct pvq_elem e;
+    struct vq_elem e;
     enum vdev_step st = pop(d, qi, g, &e, w);
     if (st != VDEV_STEP_DONE)
         return st;
     uint32_t written = 0;
     if (e.readable_bytes >= 2 && e.writable_bytes >= 1) {
-        const struct pvq_seg *last = &d->segs[qi][e.nsegs - 1];
+        const struct vq_seg *last = &d->segs[qi][e.nsegs - 1];
         uint8_t ack = VIRTIO_NET_ERR;
         enum vs_dma_status s = g->write(g->ctx, last->addr + last->len - 1, &ack, 1,
                                         VS_DMA_BUF_WRITE);
@@ -780,14 +779,14 @@ enum vdev_step vdev_complete(struct vdev *d, uint16_t qi, const struct vs_guest_
     if (d->error != VS_REASON_NONE)
         return VDEV_STEP_FAILED;
     const struct vs_guest_ops *g = gate(d, qi, ops);
-    struct pvq *vq = &d->q[qi].vq;
-    if (vq->batch_count == 0)
+    struct vdev_queue *q = &d->q[qi];
+    if (q->ops->pending(&q->ring) == 0)
         return VDEV_STEP_IDLE;
-    if (pvq_flush(vq, g) != PVQ_OK)
-        return vdev_fail(d, qi, vq->broken);
+    if (q->ops->flush(&q->ring, g) != VQ_OK)
+        return vdev_fail(d, qi, q->ops->broken(&q->ring));
     bool interrupt = false;
-    if (pvq_should_interrupt(vq, g, &interrupt) != PVQ_OK)
-        return vdev_fail(d, qi, vq->broken);
+    if (q->ops->should_interrupt(&q->ring, g, &interrupt) != VQ_OK)
+        return vdev_fail(d, qi, q->ops->broken(&q->ring));
     if (interrupt) {
         d->stats.interrupts_raised++;
         if (!d->msix.enabled)
@@ -802,14 +801,14 @@ enum vdev_step vdev_arm_notifications(struct vdev *d, uint16_t qi, const struct 
     if (!vdev_queue_live(d, qi))
         return d->error != VS_REASON_NONE ? VDEV_STEP_FAILED : VDEV_STEP_IDLE;
     const struct vs_guest_ops *g = gate(d, qi, ops);
-    struct pvq *vq = &d->q[qi].vq;
-    if (pvq_set_notifications(vq, g, true) != PVQ_OK)
-        return vdev_fail(d, qi, vq->broken);
+    struct vdev_queue *q = &d->q[qi];
+    if (q->ops->set_notifications(&q->ring, g, true) != VQ_OK)
+        return vdev_fail(d, qi, q->ops->broken(&q->ring));
     /* Re-check after enabling: the driver may have made buffers available before it
      * could see our request ("Driver and Device Event Suppression"). */
     bool avail = false;
-    if (pvq_peek(vq, g, &avail) != PVQ_OK)
-        return vdev_fail(d, qi, vq->broken);
+    if (q->ops->peek(&q->ring, g, &avail) != VQ_OK)
+        return vdev_fail(d, qi, q->ops->broken(&q->ring));
     return avail ? VDEV_STEP_DONE : VDEV_STEP_IDLE;
 }
 
@@ -817,13 +816,13 @@ enum vdev_step vdev_quiet_notifications(struct vdev *d, uint16_t qi, const struc
 {
     if (!vdev_queue_live(d, qi))
         return d->error != VS_REASON_NONE ? VDEV_STEP_FAILED : VDEV_STEP_IDLE;
-    struct pvq *vq = &d->q[qi].vq;
-    /* With EVENT_IDX the armed off_wrap already stops notifications until the driver
-     * passes it; only the flag-based scheme needs an explicit DISABLE. */
-    if (vq->cfg.event_idx)
+    struct vdev_queue *q = &d->q[qi];
+    /* With EVENT_IDX the armed event index already stops notifications until the
+     * driver passes it; only the flag-based scheme needs an explicit disable. */
+    if (q->cfg.event_idx)
         return VDEV_STEP_DONE;
     const struct vs_guest_ops *g = gate(d, qi, ops);
-    if (pvq_set_notifications(vq, g, false) != PVQ_OK)
-        return vdev_fail(d, qi, vq->broken);
+    if (q->ops->set_notifications(&q->ring, g, false) != VQ_OK)
+        return vdev_fail(d, qi, q->ops->broken(&q->ring));
     return VDEV_STEP_DONE;
 }

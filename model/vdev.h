@@ -77,8 +77,14 @@ struct vdev_frame {
     uint64_t seq;            /* order of transmission, for tracing */
 };
 
+/* One queue: its ring format (picked when the driver enables it) and that format's
+ * state. */
 struct vdev_queue {
-    struct pvq vq;
+    const struct vq_ops *ops;
+    struct vq_config cfg;
+    union {
+        struct pvq packed;
+    } ring;
     bool enabled;
     uint64_t kicks;
 };
@@ -126,7 +132,7 @@ struct vdev {
     /* Per-queue scratch: the queues' engines run concurrently in the platform and a
      * step may be suspended in the middle of a DMA, so nothing here is shared. */
     uint8_t *frame_buf[VDEV_QUEUES]; /* one frame with its virtio-net header (TX, RX) */
-    struct pvq_seg *segs[VDEV_QUEUES]; /* one chain, queue_size_max entries */
+    struct vq_seg *segs[VDEV_QUEUES]; /* one chain, queue_size_max entries */
 
     struct msix_message outbox[VDEV_MSI_OUTBOX];
     uint32_t outbox_head, outbox_count;

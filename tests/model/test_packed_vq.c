@@ -33,8 +33,8 @@ static struct {
     struct fake_guest g;
     struct vs_guest_ops ops;
     struct pvq q;
-    struct pvq_config cfg;
-    struct pvq_seg segs[MAX_SEGS];
+    struct vq_config cfg;
+    struct vq_seg segs[MAX_SEGS];
     /* test driver state */
     uint16_t next_avail;
     bool avail_wrap;
@@ -43,7 +43,7 @@ static struct {
     uint16_t sgs[MAX_SEGS]; /* ring slots per buffer id */
 } E;
 
-static void env_setup_cfg(const struct pvq_config *cfg)
+static void env_setup_cfg(const struct vq_config *cfg)
 {
     if (E.g.mem)
         fake_guest_free(&E.g);
@@ -59,7 +59,7 @@ static void env_setup_cfg(const struct pvq_config *cfg)
 
 static void env_setup(uint16_t size, bool indirect, bool event_idx)
 {
-    struct pvq_config cfg = {
+    struct vq_config cfg = {
         .size = size,
         .desc_addr = DESC_RING,
         .driver_addr = DRIVER_AREA,
@@ -180,7 +180,7 @@ static void drv_take_used(uint16_t *id, uint32_t *len, uint16_t *flags)
     }
 }
 
-static enum pvq_status pop(struct pvq_elem *e)
+static enum vq_status pop(struct vq_elem *e)
 {
     return pvq_pop(&E.q, &E.ops, e, E.segs, MAX_SEGS);
 }
@@ -197,19 +197,19 @@ static void expect_broken_silent(enum vs_reason why)
     cr_assert_eq(E.q.broken, why, "broken = %s, expected %s", vs_reason_name(E.q.broken),
                  vs_reason_name(why));
     uint64_t before = fake_guest_accesses(&E.g);
-    struct pvq_elem e = {.id = 0, .slots = 1};
+    struct vq_elem e = {.id = 0, .slots = 1};
     bool b = true;
-    cr_assert_eq(pop(&e), PVQ_BROKEN);
-    cr_assert_eq(pvq_peek(&E.q, &E.ops, &b), PVQ_BROKEN);
+    cr_assert_eq(pop(&e), VQ_BROKEN);
+    cr_assert_eq(pvq_peek(&E.q, &E.ops, &b), VQ_BROKEN);
     cr_assert_not(b);
-    e = (struct pvq_elem){.id = 0, .slots = 1};
-    cr_assert_eq(pvq_push(&E.q, &E.ops, &e, 0), PVQ_BROKEN);
-    cr_assert_eq(pvq_flush(&E.q, &E.ops), PVQ_BROKEN);
+    e = (struct vq_elem){.id = 0, .slots = 1};
+    cr_assert_eq(pvq_push(&E.q, &E.ops, &e, 0), VQ_BROKEN);
+    cr_assert_eq(pvq_flush(&E.q, &E.ops), VQ_BROKEN);
     b = true;
-    cr_assert_eq(pvq_should_interrupt(&E.q, &E.ops, &b), PVQ_BROKEN);
+    cr_assert_eq(pvq_should_interrupt(&E.q, &E.ops, &b), VQ_BROKEN);
     cr_assert_not(b);
-    cr_assert_eq(pvq_set_notifications(&E.q, &E.ops, true), PVQ_BROKEN);
-    cr_assert_eq(pvq_set_notifications(&E.q, &E.ops, false), PVQ_BROKEN);
+    cr_assert_eq(pvq_set_notifications(&E.q, &E.ops, true), VQ_BROKEN);
+    cr_assert_eq(pvq_set_notifications(&E.q, &E.ops, false), VQ_BROKEN);
     cr_assert_eq(fake_guest_accesses(&E.g), before, "a broken queue accessed guest memory");
     cr_assert_eq(E.q.broken, why, "breakage reason is not sticky");
 }
@@ -217,9 +217,9 @@ static void expect_broken_silent(enum vs_reason why)
 /* Pop must break the queue with `why`. */
 static void expect_pop_breaks(enum vs_reason why)
 {
-    struct pvq_elem e;
+    struct vq_elem e;
     uint16_t na = E.q.next_avail;
-    cr_assert_eq(pop(&e), PVQ_BROKEN, "pop did not break (expected %s)", vs_reason_name(why));
+    cr_assert_eq(pop(&e), VQ_BROKEN, "pop did not break (expected %s)", vs_reason_name(why));
     cr_assert_eq(E.q.next_avail, na, "a rejected buffer must not be consumed");
     expect_broken_silent(why);
 }
@@ -243,7 +243,7 @@ Test(packed_vq, init_wrap_counters_start_at_one)
 /* Packed Virtqueues / Structure Size and Alignment */
 Test(packed_vq, check_config_size_and_alignment)
 {
-    struct pvq_config c = {.size = 256, .desc_addr = 0x1000, .driver_addr = 0x2004,
+    struct vq_config c = {.size = 256, .desc_addr = 0x1000, .driver_addr = 0x2004,
                            .device_addr = 0x3008};
     cr_assert_eq(pvq_check_config(&c, 256), VS_REASON_NONE);
     cr_assert_eq(pvq_check_config(&c, 255), VS_REASON_QUEUE_SIZE_INVALID);
@@ -272,7 +272,7 @@ Test(packed_vq, check_config_size_and_alignment)
 Test(packed_vq, init_with_impossible_size_is_broken)
 {
     struct pvq q;
-    struct pvq_config c = {.size = 0, .desc_addr = DESC_RING};
+    struct vq_config c = {.size = 0, .desc_addr = DESC_RING};
     pvq_init(&q, &c);
     cr_assert_eq(q.broken, VS_REASON_QUEUE_SIZE_INVALID);
     pvq_set_avail_hint(&q, 0, false);
@@ -285,11 +285,11 @@ Test(packed_vq, init_with_impossible_size_is_broken)
 Test(packed_vq, zeroed_ring_is_empty)
 {
     env_setup(4, false, false);
-    struct pvq_elem e;
+    struct vq_elem e;
     bool avail = true;
-    cr_assert_eq(pvq_peek(&E.q, &E.ops, &avail), PVQ_OK);
+    cr_assert_eq(pvq_peek(&E.q, &E.ops, &avail), VQ_OK);
     cr_assert_not(avail);
-    cr_assert_eq(pop(&e), PVQ_EMPTY);
+    cr_assert_eq(pop(&e), VQ_EMPTY);
     cr_assert_eq(E.q.next_avail, 0);
     cr_assert(E.q.avail_wrap);
     cr_assert_eq(E.q.stats.buffers_popped, 0);
@@ -300,32 +300,32 @@ Test(packed_vq, zeroed_ring_is_empty)
 Test(packed_vq, availability_needs_avail_equal_and_used_different)
 {
     env_setup(4, false, false);
-    struct pvq_elem e;
+    struct vq_elem e;
     bool avail;
     /* AVAIL=1 USED=1: a used descriptor, not available for wrap 1. */
     put_desc(0, BUFS, 64, 0, VIRTQ_DESC_F_AVAIL_MASK | VIRTQ_DESC_F_USED_MASK);
-    cr_assert_eq(pop(&e), PVQ_EMPTY);
+    cr_assert_eq(pop(&e), VQ_EMPTY);
     /* AVAIL=0 USED=1: available for wrap 0, not for wrap 1. */
     put_desc(0, BUFS, 64, 0, VIRTQ_DESC_F_USED_MASK);
-    cr_assert_eq(pvq_peek(&E.q, &E.ops, &avail), PVQ_OK);
+    cr_assert_eq(pvq_peek(&E.q, &E.ops, &avail), VQ_OK);
     cr_assert_not(avail);
-    cr_assert_eq(pop(&e), PVQ_EMPTY);
+    cr_assert_eq(pop(&e), VQ_EMPTY);
     /* AVAIL=1 USED=0: available for wrap 1. */
     put_desc(0, BUFS, 64, 0, VIRTQ_DESC_F_AVAIL_MASK);
-    cr_assert_eq(pvq_peek(&E.q, &E.ops, &avail), PVQ_OK);
+    cr_assert_eq(pvq_peek(&E.q, &E.ops, &avail), VQ_OK);
     cr_assert(avail);
-    cr_assert_eq(pop(&e), PVQ_OK);
+    cr_assert_eq(pop(&e), VQ_OK);
 }
 
 /* Packed Virtqueues / Write Flag */
 Test(packed_vq, single_descriptor_buffers)
 {
     env_setup(8, false, false);
-    struct pvq_elem e;
+    struct vq_elem e;
     drv_add1(BUFS, 100, false, 5);
     drv_add1(BUFS + 0x1000, 1500, true, 2);
 
-    cr_assert_eq(pop(&e), PVQ_OK);
+    cr_assert_eq(pop(&e), VQ_OK);
     cr_assert_eq(e.id, 5);
     cr_assert_eq(e.slots, 1);
     cr_assert_eq(e.head, 0);
@@ -337,14 +337,14 @@ Test(packed_vq, single_descriptor_buffers)
     cr_assert_eq(E.segs[0].len, 100);
     cr_assert_not(E.segs[0].device_writable);
 
-    cr_assert_eq(pop(&e), PVQ_OK);
+    cr_assert_eq(pop(&e), VQ_OK);
     cr_assert_eq(e.id, 2);
     cr_assert_eq(e.head, 1);
     cr_assert_eq(e.readable_bytes, 0);
     cr_assert_eq(e.writable_bytes, 1500);
     cr_assert(E.segs[0].device_writable);
 
-    cr_assert_eq(pop(&e), PVQ_EMPTY);
+    cr_assert_eq(pop(&e), VQ_EMPTY);
     cr_assert_eq(E.q.next_avail, 2);
     cr_assert_eq(E.q.stats.buffers_popped, 2);
 }
@@ -353,9 +353,9 @@ Test(packed_vq, single_descriptor_buffers)
 Test(packed_vq, buffers_outside_memory_are_not_read_by_pop)
 {
     env_setup(4, false, false);
-    struct pvq_elem e;
+    struct vq_elem e;
     drv_add1(0xdead00000000ull, 4096, false, 0);
-    cr_assert_eq(pop(&e), PVQ_OK);
+    cr_assert_eq(pop(&e), VQ_OK);
     cr_assert_eq(E.segs[0].addr, 0xdead00000000ull);
     cr_assert_eq(E.g.faults, 0);
     cr_assert_eq(E.g.reads[VS_DMA_BUF_READ], 0);
@@ -368,10 +368,10 @@ Test(packed_vq, buffers_outside_memory_are_not_read_by_pop)
 Test(packed_vq, chain_id_from_last_descriptor)
 {
     env_setup(8, false, false);
-    struct pvq_elem e;
+    struct vq_elem e;
     struct tseg s[3] = {{BUFS, 12, false}, {BUFS + 0x100, 200, false}, {BUFS + 0x1000, 2048, true}};
     drv_add_chain(s, 3, 6);
-    cr_assert_eq(pop(&e), PVQ_OK);
+    cr_assert_eq(pop(&e), VQ_OK);
     cr_assert_eq(e.id, 6, "id must come from the last descriptor (others hold 0xffff)");
     cr_assert_eq(e.slots, 3);
     cr_assert_eq(e.nsegs, 3);
@@ -391,23 +391,23 @@ Test(packed_vq, chain_id_from_last_descriptor)
 Test(packed_vq, chain_crossing_ring_end_flips_wrap)
 {
     env_setup(4, false, false);
-    struct pvq_elem e;
+    struct vq_elem e;
     uint16_t id;
     uint32_t len;
     uint16_t fl;
     drv_add1(BUFS, 10, false, 0);
     drv_add1(BUFS, 10, false, 1);
     for (int i = 0; i < 2; i++) {
-        cr_assert_eq(pop(&e), PVQ_OK);
-        cr_assert_eq(pvq_push(&E.q, &E.ops, &e, 0), PVQ_OK);
+        cr_assert_eq(pop(&e), VQ_OK);
+        cr_assert_eq(pvq_push(&E.q, &E.ops, &e, 0), VQ_OK);
     }
-    cr_assert_eq(pvq_flush(&E.q, &E.ops), PVQ_OK);
+    cr_assert_eq(pvq_flush(&E.q, &E.ops), VQ_OK);
     drv_take_used(&id, &len, &fl);
     drv_take_used(&id, &len, &fl);
     /* slots 2, 3, 0: the descriptor in slot 0 carries the flipped wrap counter */
     struct tseg s[3] = {{BUFS, 1, false}, {BUFS, 2, true}, {BUFS, 3, true}};
     cr_assert_eq(drv_add_chain(s, 3, 3), 2);
-    cr_assert_eq(pop(&e), PVQ_OK);
+    cr_assert_eq(pop(&e), VQ_OK);
     cr_assert_eq(e.id, 3);
     cr_assert_eq(e.slots, 3);
     cr_assert_eq(e.head, 2);
@@ -421,14 +421,14 @@ Test(packed_vq, chain_crossing_ring_end_flips_wrap)
 Test(packed_vq, chain_of_exactly_queue_size_is_accepted)
 {
     env_setup(4, false, false);
-    struct pvq_elem e;
+    struct vq_elem e;
     struct tseg s[4] = {{BUFS, 1, false}, {BUFS, 1, false}, {BUFS, 1, true}, {BUFS, 1, true}};
     drv_add_chain(s, 4, 0);
-    cr_assert_eq(pop(&e), PVQ_OK);
+    cr_assert_eq(pop(&e), VQ_OK);
     cr_assert_eq(e.slots, 4);
     cr_assert_eq(E.q.next_avail, 0);
     cr_assert_not(E.q.avail_wrap);
-    cr_assert_eq(pop(&e), PVQ_EMPTY, "a full lap must not make old descriptors available");
+    cr_assert_eq(pop(&e), VQ_EMPTY, "a full lap must not make old descriptors available");
 }
 
 /* ==== indirect ==== */
@@ -437,7 +437,7 @@ Test(packed_vq, chain_of_exactly_queue_size_is_accepted)
 Test(packed_vq, indirect_table)
 {
     env_setup(8, true, false);
-    struct pvq_elem e;
+    struct vq_elem e;
     struct tseg s[3] = {{BUFS, 12, false}, {BUFS + 0x100, 300, true}, {BUFS + 0x800, 400, true}};
     /* The ring descriptor's WRITE flag is reserved and ignored by the device. */
     drv_add_indirect(TABLES, s, 3, 4, VIRTQ_DESC_F_WRITE_MASK);
@@ -445,7 +445,7 @@ Test(packed_vq, indirect_table)
      * follow one another in order. */
     fake_guest_put16(&E.g, TABLES + 14, VIRTQ_DESC_F_NEXT_MASK | VIRTQ_DESC_F_AVAIL_MASK);
     fake_guest_put16(&E.g, TABLES + 16 + 14, VIRTQ_DESC_F_WRITE_MASK | VIRTQ_DESC_F_NEXT_MASK);
-    cr_assert_eq(pop(&e), PVQ_OK);
+    cr_assert_eq(pop(&e), VQ_OK);
     cr_assert(e.indirect);
     cr_assert_eq(e.id, 4, "id comes from the ring descriptor (table ids are reserved)");
     cr_assert_eq(e.slots, 1);
@@ -466,12 +466,12 @@ Test(packed_vq, indirect_table)
 Test(packed_vq, indirect_table_larger_than_one_burst)
 {
     env_setup(64, true, false);
-    struct pvq_elem e;
+    struct vq_elem e;
     struct tseg s[40];
     for (unsigned i = 0; i < 40; i++)
         s[i] = (struct tseg){BUFS + 0x100u * i, 10 + i, i >= 30};
     drv_add_indirect(TABLES, s, 40, 63, 0);
-    cr_assert_eq(pop(&e), PVQ_OK);
+    cr_assert_eq(pop(&e), VQ_OK);
     cr_assert_eq(e.nsegs, 40);
     cr_assert_eq(E.segs[39].len, 49);
     cr_assert(E.segs[39].device_writable);
@@ -483,17 +483,17 @@ Test(packed_vq, indirect_table_larger_than_one_burst)
 Test(packed_vq, indirect_and_direct_buffers_mixed)
 {
     env_setup(8, true, false);
-    struct pvq_elem e;
+    struct vq_elem e;
     struct tseg t[2] = {{BUFS, 8, false}, {BUFS, 8, true}};
     drv_add1(BUFS, 64, false, 0);
     drv_add_indirect(TABLES, t, 2, 1, 0);
     drv_add_chain(t, 2, 2);
-    cr_assert_eq(pop(&e), PVQ_OK);
+    cr_assert_eq(pop(&e), VQ_OK);
     cr_assert_not(e.indirect);
-    cr_assert_eq(pop(&e), PVQ_OK);
+    cr_assert_eq(pop(&e), VQ_OK);
     cr_assert(e.indirect);
     cr_assert_eq(e.slots, 1);
-    cr_assert_eq(pop(&e), PVQ_OK);
+    cr_assert_eq(pop(&e), VQ_OK);
     cr_assert_not(e.indirect);
     cr_assert_eq(e.slots, 2);
     cr_assert_eq(E.q.next_avail, 4);
@@ -505,16 +505,16 @@ Test(packed_vq, indirect_and_direct_buffers_mixed)
 Test(packed_vq, used_descriptor_fields)
 {
     env_setup(8, false, false);
-    struct pvq_elem e1, e2;
+    struct vq_elem e1, e2;
     uint16_t id, fl;
     uint32_t len;
     drv_add1(BUFS, 2048, true, 3);
     drv_add1(BUFS, 64, false, 4);
-    cr_assert_eq(pop(&e1), PVQ_OK);
-    cr_assert_eq(pop(&e2), PVQ_OK);
-    cr_assert_eq(pvq_push(&E.q, &E.ops, &e1, 1514), PVQ_OK);
-    cr_assert_eq(pvq_push(&E.q, &E.ops, &e2, 0), PVQ_OK);
-    cr_assert_eq(pvq_flush(&E.q, &E.ops), PVQ_OK);
+    cr_assert_eq(pop(&e1), VQ_OK);
+    cr_assert_eq(pop(&e2), VQ_OK);
+    cr_assert_eq(pvq_push(&E.q, &E.ops, &e1, 1514), VQ_OK);
+    cr_assert_eq(pvq_push(&E.q, &E.ops, &e2, 0), VQ_OK);
+    cr_assert_eq(pvq_flush(&E.q, &E.ops), VQ_OK);
     drv_take_used(&id, &len, &fl);
     cr_assert_eq(id, 3);
     cr_assert_eq(len, 1514);
@@ -533,16 +533,16 @@ Test(packed_vq, used_descriptor_fields)
 Test(packed_vq, head_flags_written_last)
 {
     env_setup(8, false, false);
-    struct pvq_elem e[3];
+    struct vq_elem e[3];
     struct tseg two[2] = {{BUFS, 10, false}, {BUFS, 20, true}};
     drv_add_chain(two, 2, 0); /* slots 0-1 */
     drv_add1(BUFS, 30, true, 1); /* slot 2 */
     drv_add1(BUFS, 40, true, 2); /* slot 3 */
     uint16_t avail_flags_head = fake_guest_get16(&E.g, slot(0) + 14);
     for (int i = 0; i < 3; i++)
-        cr_assert_eq(pop(&e[i]), PVQ_OK);
+        cr_assert_eq(pop(&e[i]), VQ_OK);
     for (int i = 0; i < 3; i++)
-        cr_assert_eq(pvq_push(&E.q, &E.ops, &e[i], 5), PVQ_OK);
+        cr_assert_eq(pvq_push(&E.q, &E.ops, &e[i], 5), VQ_OK);
     cr_assert_eq(E.q.batch_count, 3);
 
     /* Before the flush the driver sees nothing: the head still reads as available. */
@@ -556,7 +556,7 @@ Test(packed_vq, head_flags_written_last)
                  VIRTQ_DESC_F_AVAIL_MASK | VIRTQ_DESC_F_USED_MASK | VIRTQ_DESC_F_WRITE_MASK);
 
     uint64_t writes_before = E.g.writes[VS_DMA_USED_WRITE];
-    cr_assert_eq(pvq_flush(&E.q, &E.ops), PVQ_OK);
+    cr_assert_eq(pvq_flush(&E.q, &E.ops), VQ_OK);
     cr_assert_eq(E.g.writes[VS_DMA_USED_WRITE], writes_before + 1);
     const struct fake_guest_access *last = fake_guest_recent(&E.g, 0);
     cr_assert_not_null(last);
@@ -581,7 +581,7 @@ Test(packed_vq, head_flags_written_last)
 Test(packed_vq, flush_of_empty_batch_is_a_noop)
 {
     env_setup(4, false, false);
-    cr_assert_eq(pvq_flush(&E.q, &E.ops), PVQ_OK);
+    cr_assert_eq(pvq_flush(&E.q, &E.ops), VQ_OK);
     cr_assert_eq(fake_guest_accesses(&E.g), 0);
     cr_assert_eq(E.q.stats.flushes, 0);
 }
@@ -590,18 +590,18 @@ Test(packed_vq, flush_of_empty_batch_is_a_noop)
 Test(packed_vq, out_of_order_completion)
 {
     env_setup(8, false, false);
-    struct pvq_elem e[3];
+    struct vq_elem e[3];
     struct tseg two[2] = {{BUFS, 10, false}, {BUFS, 20, true}};
     drv_add1(BUFS, 1, true, 7);
     drv_add_chain(two, 2, 2);
     drv_add1(BUFS, 1, true, 5);
     for (int i = 0; i < 3; i++)
-        cr_assert_eq(pop(&e[i]), PVQ_OK);
+        cr_assert_eq(pop(&e[i]), VQ_OK);
     /* complete 5, then 7, then the chain 2 */
-    cr_assert_eq(pvq_push(&E.q, &E.ops, &e[2], 1), PVQ_OK);
-    cr_assert_eq(pvq_push(&E.q, &E.ops, &e[0], 1), PVQ_OK);
-    cr_assert_eq(pvq_push(&E.q, &E.ops, &e[1], 20), PVQ_OK);
-    cr_assert_eq(pvq_flush(&E.q, &E.ops), PVQ_OK);
+    cr_assert_eq(pvq_push(&E.q, &E.ops, &e[2], 1), VQ_OK);
+    cr_assert_eq(pvq_push(&E.q, &E.ops, &e[0], 1), VQ_OK);
+    cr_assert_eq(pvq_push(&E.q, &E.ops, &e[1], 20), VQ_OK);
+    cr_assert_eq(pvq_flush(&E.q, &E.ops), VQ_OK);
     uint16_t id, fl;
     uint32_t len;
     drv_take_used(&id, &len, &fl);
@@ -641,23 +641,23 @@ static void run_laps(uint16_t size, unsigned buffers, bool batched)
             outstanding += k;
             bufno++;
         }
-        struct pvq_elem e[16];
+        struct vq_elem e[16];
         for (unsigned i = 0; i < n; i++) {
             bool w0 = E.q.avail_wrap;
-            cr_assert_eq(pop(&e[i]), PVQ_OK, "pop %u", done + i);
+            cr_assert_eq(pop(&e[i]), VQ_OK, "pop %u", done + i);
             cr_assert_eq(e[i].id, ids[i]);
             if (w0 != E.q.avail_wrap)
                 saw_wrap_flip_avail = true;
         }
-        struct pvq_elem extra;
-        cr_assert_eq(pop(&extra), PVQ_EMPTY);
+        struct vq_elem extra;
+        cr_assert_eq(pop(&extra), VQ_EMPTY);
         for (unsigned i = 0; i < n; i++) {
             bool w0 = E.q.used_wrap;
-            cr_assert_eq(pvq_push(&E.q, &E.ops, &e[i], e[i].writable_bytes), PVQ_OK);
+            cr_assert_eq(pvq_push(&E.q, &E.ops, &e[i], e[i].writable_bytes), VQ_OK);
             if (w0 != E.q.used_wrap)
                 saw_wrap_flip_used = true;
         }
-        cr_assert_eq(pvq_flush(&E.q, &E.ops), PVQ_OK);
+        cr_assert_eq(pvq_flush(&E.q, &E.ops), VQ_OK);
         for (unsigned i = 0; i < n; i++) {
             uint16_t id, fl;
             uint32_t len;
@@ -702,16 +702,16 @@ Test(packed_vq, wrap_size_9_many_laps)
 Test(packed_vq, full_ring_then_refill_with_flipped_wrap)
 {
     env_setup(4, false, false);
-    struct pvq_elem e[4];
+    struct vq_elem e[4];
     for (uint16_t i = 0; i < 4; i++)
         drv_add1(BUFS, 10, true, i);
     for (int i = 0; i < 4; i++)
-        cr_assert_eq(pop(&e[i]), PVQ_OK);
-    cr_assert_eq(pop(&e[0]), PVQ_EMPTY);
+        cr_assert_eq(pop(&e[i]), VQ_OK);
+    cr_assert_eq(pop(&e[0]), VQ_EMPTY);
     cr_assert_not(E.q.avail_wrap);
     for (int i = 0; i < 4; i++)
-        cr_assert_eq(pvq_push(&E.q, &E.ops, &e[i], 10), PVQ_OK);
-    cr_assert_eq(pvq_flush(&E.q, &E.ops), PVQ_OK);
+        cr_assert_eq(pvq_push(&E.q, &E.ops, &e[i], 10), VQ_OK);
+    cr_assert_eq(pvq_flush(&E.q, &E.ops), VQ_OK);
     cr_assert_not(E.q.used_wrap);
     for (int i = 0; i < 4; i++) {
         uint16_t id, fl;
@@ -720,9 +720,9 @@ Test(packed_vq, full_ring_then_refill_with_flipped_wrap)
         cr_assert_eq(id, i);
     }
     /* Used descriptors (AVAIL=USED=1) must not look available for wrap 0. */
-    cr_assert_eq(pop(&e[0]), PVQ_EMPTY);
+    cr_assert_eq(pop(&e[0]), VQ_EMPTY);
     drv_add1(BUFS, 10, true, 2);
-    cr_assert_eq(pop(&e[0]), PVQ_OK);
+    cr_assert_eq(pop(&e[0]), VQ_OK);
     cr_assert_eq(e[0].id, 2);
 }
 
@@ -732,16 +732,16 @@ Test(packed_vq, full_ring_then_refill_with_flipped_wrap)
 static void publish(unsigned n)
 {
     for (unsigned i = 0; i < n; i++) {
-        struct pvq_elem e = {.id = 0, .slots = 1};
-        cr_assert_eq(pvq_push(&E.q, &E.ops, &e, 0), PVQ_OK);
+        struct vq_elem e = {.id = 0, .slots = 1};
+        cr_assert_eq(pvq_push(&E.q, &E.ops, &e, 0), VQ_OK);
     }
-    cr_assert_eq(pvq_flush(&E.q, &E.ops), PVQ_OK);
+    cr_assert_eq(pvq_flush(&E.q, &E.ops), VQ_OK);
 }
 
 static bool decide(void)
 {
     bool irq = false;
-    cr_assert_eq(pvq_should_interrupt(&E.q, &E.ops, &irq), PVQ_OK);
+    cr_assert_eq(pvq_should_interrupt(&E.q, &E.ops, &irq), VQ_OK);
     return irq;
 }
 
@@ -855,10 +855,10 @@ Test(packed_vq, driver_event_desc_inside_a_chain)
     env_setup(8, false, true);
     struct tseg s[3] = {{BUFS, 1, false}, {BUFS, 1, true}, {BUFS, 1, true}};
     drv_add_chain(s, 3, 1);
-    struct pvq_elem e;
-    cr_assert_eq(pop(&e), PVQ_OK);
-    cr_assert_eq(pvq_push(&E.q, &E.ops, &e, 1), PVQ_OK);
-    cr_assert_eq(pvq_flush(&E.q, &E.ops), PVQ_OK);
+    struct vq_elem e;
+    cr_assert_eq(pop(&e), VQ_OK);
+    cr_assert_eq(pvq_push(&E.q, &E.ops, &e, 1), VQ_OK);
+    cr_assert_eq(pvq_flush(&E.q, &E.ops), VQ_OK);
     set_driver_event(RING_EVENT_FLAGS_DESC, 2, true);
     cr_assert(decide());
 }
@@ -871,9 +871,9 @@ Test(packed_vq, device_event_writes)
 {
     env_setup(4, false, false);
     fake_guest_put16(&E.g, DEVICE_AREA + 2, 0xffff);
-    cr_assert_eq(pvq_set_notifications(&E.q, &E.ops, false), PVQ_OK);
+    cr_assert_eq(pvq_set_notifications(&E.q, &E.ops, false), VQ_OK);
     cr_assert_eq(fake_guest_get16(&E.g, DEVICE_AREA + 2), RING_EVENT_FLAGS_DISABLE);
-    cr_assert_eq(pvq_set_notifications(&E.q, &E.ops, true), PVQ_OK);
+    cr_assert_eq(pvq_set_notifications(&E.q, &E.ops, true), VQ_OK);
     cr_assert_eq(fake_guest_get16(&E.g, DEVICE_AREA + 2), RING_EVENT_FLAGS_ENABLE);
     cr_assert_eq(E.g.writes[VS_DMA_EVENT_WRITE], 2);
     cr_assert_eq(E.q.stats.event_writes, 2);
@@ -887,27 +887,27 @@ Test(packed_vq, device_event_writes)
 Test(packed_vq, device_event_desc_with_event_idx)
 {
     env_setup(4, false, true);
-    cr_assert_eq(pvq_set_notifications(&E.q, &E.ops, true), PVQ_OK);
+    cr_assert_eq(pvq_set_notifications(&E.q, &E.ops, true), VQ_OK);
     cr_assert_eq(fake_guest_get16(&E.g, DEVICE_AREA + 2), RING_EVENT_FLAGS_DESC);
     cr_assert_eq(fake_guest_get16(&E.g, DEVICE_AREA), 0x8000);
-    struct pvq_elem e;
+    struct vq_elem e;
     for (uint16_t i = 0; i < 3; i++) {
         drv_add1(BUFS, 1, true, i);
-        cr_assert_eq(pop(&e), PVQ_OK);
+        cr_assert_eq(pop(&e), VQ_OK);
     }
     struct tseg s[2] = {{BUFS, 1, true}, {BUFS, 1, true}};
     /* slot 3 and 0 -> next_avail (1, wrap 0) -- needs the used slots back first */
     for (int i = 0; i < 3; i++) {
-        struct pvq_elem u = {.id = (uint16_t)i, .slots = 1};
-        cr_assert_eq(pvq_push(&E.q, &E.ops, &u, 1), PVQ_OK);
+        struct vq_elem u = {.id = (uint16_t)i, .slots = 1};
+        cr_assert_eq(pvq_push(&E.q, &E.ops, &u, 1), VQ_OK);
     }
-    cr_assert_eq(pvq_flush(&E.q, &E.ops), PVQ_OK);
+    cr_assert_eq(pvq_flush(&E.q, &E.ops), VQ_OK);
     drv_add_chain(s, 2, 3);
-    cr_assert_eq(pop(&e), PVQ_OK);
-    cr_assert_eq(pvq_set_notifications(&E.q, &E.ops, true), PVQ_OK);
+    cr_assert_eq(pop(&e), VQ_OK);
+    cr_assert_eq(pvq_set_notifications(&E.q, &E.ops, true), VQ_OK);
     cr_assert_eq(fake_guest_get16(&E.g, DEVICE_AREA), 1, "offset 1, wrap 0");
     cr_assert_eq(fake_guest_get16(&E.g, DEVICE_AREA + 2), RING_EVENT_FLAGS_DESC);
-    cr_assert_eq(pvq_set_notifications(&E.q, &E.ops, false), PVQ_OK);
+    cr_assert_eq(pvq_set_notifications(&E.q, &E.ops, false), VQ_OK);
     cr_assert_eq(fake_guest_get16(&E.g, DEVICE_AREA + 2), RING_EVENT_FLAGS_DISABLE);
 }
 
@@ -978,9 +978,9 @@ Test(packed_vq, hostile_chain_longer_than_max_segs)
     env_setup(8, false, false);
     struct tseg s[3] = {{BUFS, 1, false}, {BUFS, 1, false}, {BUFS, 1, false}};
     drv_add_chain(s, 3, 0);
-    struct pvq_elem e;
-    struct pvq_seg two[2];
-    cr_assert_eq(pvq_pop(&E.q, &E.ops, &e, two, 2), PVQ_BROKEN);
+    struct vq_elem e;
+    struct vq_seg two[2];
+    cr_assert_eq(pvq_pop(&E.q, &E.ops, &e, two, 2), VQ_BROKEN);
     cr_assert_eq(E.g.reads[VS_DMA_DESC_READ], 2);
     expect_broken_silent(VS_REASON_CHAIN_TOO_LONG);
 }
@@ -1036,8 +1036,8 @@ Test(packed_vq, hostile_chain_member_with_stale_wrap_across_end)
 {
     env_setup(2, false, false);
     drv_add1(BUFS, 1, false, 0);
-    struct pvq_elem e;
-    cr_assert_eq(pop(&e), PVQ_OK);
+    struct vq_elem e;
+    cr_assert_eq(pop(&e), VQ_OK);
     /* slot 1 (wrap 1) -> slot 0 still marked for wrap 1 */
     put_desc(1, BUFS, 1, 0, (uint16_t)(VIRTQ_DESC_F_NEXT_MASK | av(true)));
     expect_pop_breaks(VS_REASON_CHAIN_DESC_NOT_AVAIL);
@@ -1117,9 +1117,9 @@ Test(packed_vq, hostile_indirect_table_longer_than_max_segs)
     env_setup(16, true, false);
     struct tseg t[3] = {{BUFS, 8, false}, {BUFS, 8, false}, {BUFS, 8, false}};
     drv_add_indirect(TABLES, t, 3, 0, 0);
-    struct pvq_elem e;
-    struct pvq_seg two[2];
-    cr_assert_eq(pvq_pop(&E.q, &E.ops, &e, two, 2), PVQ_BROKEN);
+    struct vq_elem e;
+    struct vq_seg two[2];
+    cr_assert_eq(pvq_pop(&E.q, &E.ops, &e, two, 2), VQ_BROKEN);
     expect_broken_silent(VS_REASON_CHAIN_TOO_LONG);
 }
 
@@ -1158,11 +1158,11 @@ Test(packed_vq, hostile_indirect_table_outside_memory)
 /* Packed Virtqueues / Structure Size and Alignment (ring outside guest memory) */
 Test(packed_vq, hostile_ring_outside_memory)
 {
-    struct pvq_config c = {.size = 4, .desc_addr = G_BASE + G_SIZE, .driver_addr = DRIVER_AREA,
+    struct vq_config c = {.size = 4, .desc_addr = G_BASE + G_SIZE, .driver_addr = DRIVER_AREA,
                            .device_addr = DEVICE_AREA};
     env_setup_cfg(&c);
     bool avail;
-    cr_assert_eq(pvq_peek(&E.q, &E.ops, &avail), PVQ_BROKEN);
+    cr_assert_eq(pvq_peek(&E.q, &E.ops, &avail), VQ_BROKEN);
     expect_broken_silent(VS_REASON_DMA_OUT_OF_RANGE);
 
     /* a ring whose last slots run off the end of memory: found on the way there */
@@ -1170,26 +1170,26 @@ Test(packed_vq, hostile_ring_outside_memory)
     env_setup_cfg(&c);
     drv_add1(BUFS, 1, false, 0);
     drv_add1(BUFS, 1, false, 1);
-    struct pvq_elem e;
-    cr_assert_eq(pop(&e), PVQ_OK);
-    cr_assert_eq(pop(&e), PVQ_OK);
+    struct vq_elem e;
+    cr_assert_eq(pop(&e), VQ_OK);
+    cr_assert_eq(pop(&e), VQ_OK);
     expect_pop_breaks(VS_REASON_DMA_OUT_OF_RANGE);
 }
 
 /* Packed Virtqueues / Driver and Device Event Suppression (areas outside memory) */
 Test(packed_vq, hostile_event_areas_outside_memory)
 {
-    struct pvq_config c = {.size = 4, .desc_addr = DESC_RING, .driver_addr = G_BASE - 4,
+    struct vq_config c = {.size = 4, .desc_addr = DESC_RING, .driver_addr = G_BASE - 4,
                            .device_addr = G_BASE + G_SIZE};
     env_setup_cfg(&c);
     publish(1);
     bool irq = true;
-    cr_assert_eq(pvq_should_interrupt(&E.q, &E.ops, &irq), PVQ_BROKEN);
+    cr_assert_eq(pvq_should_interrupt(&E.q, &E.ops, &irq), VQ_BROKEN);
     cr_assert_not(irq);
     expect_broken_silent(VS_REASON_DMA_OUT_OF_RANGE);
 
     env_setup_cfg(&c);
-    cr_assert_eq(pvq_set_notifications(&E.q, &E.ops, true), PVQ_BROKEN);
+    cr_assert_eq(pvq_set_notifications(&E.q, &E.ops, true), VQ_BROKEN);
     expect_broken_silent(VS_REASON_DMA_OUT_OF_RANGE);
 }
 
@@ -1208,33 +1208,33 @@ Test(packed_vq, bus_master_off_breaks_pop)
  * and event suppression accesses) */
 Test(packed_vq, bus_master_off_breaks_push_flush_and_events)
 {
-    struct pvq_elem e;
+    struct vq_elem e;
     env_setup(4, false, false);
     drv_add1(BUFS, 1, false, 0);
-    cr_assert_eq(pop(&e), PVQ_OK);
+    cr_assert_eq(pop(&e), VQ_OK);
     E.g.bus_master_off = true;
-    cr_assert_eq(pvq_push(&E.q, &E.ops, &e, 0), PVQ_BROKEN);
+    cr_assert_eq(pvq_push(&E.q, &E.ops, &e, 0), VQ_BROKEN);
     expect_broken_silent(VS_REASON_DMA_BUS_MASTER_OFF);
 
     env_setup(4, false, false);
     drv_add1(BUFS, 1, false, 0);
-    cr_assert_eq(pop(&e), PVQ_OK);
-    cr_assert_eq(pvq_push(&E.q, &E.ops, &e, 0), PVQ_OK);
+    cr_assert_eq(pop(&e), VQ_OK);
+    cr_assert_eq(pvq_push(&E.q, &E.ops, &e, 0), VQ_OK);
     E.g.fail_kinds = 1u << VS_DMA_USED_WRITE;
     E.g.fail_status = VS_DMA_BUS_MASTER_OFF;
-    cr_assert_eq(pvq_flush(&E.q, &E.ops), PVQ_BROKEN);
+    cr_assert_eq(pvq_flush(&E.q, &E.ops), VQ_BROKEN);
     expect_broken_silent(VS_REASON_DMA_BUS_MASTER_OFF);
 
     env_setup(4, false, false);
     publish(1);
     E.g.bus_master_off = true;
     bool irq;
-    cr_assert_eq(pvq_should_interrupt(&E.q, &E.ops, &irq), PVQ_BROKEN);
+    cr_assert_eq(pvq_should_interrupt(&E.q, &E.ops, &irq), VQ_BROKEN);
     expect_broken_silent(VS_REASON_DMA_BUS_MASTER_OFF);
 
     env_setup(4, false, false);
     E.g.bus_master_off = true;
-    cr_assert_eq(pvq_set_notifications(&E.q, &E.ops, false), PVQ_BROKEN);
+    cr_assert_eq(pvq_set_notifications(&E.q, &E.ops, false), VQ_BROKEN);
     expect_broken_silent(VS_REASON_DMA_BUS_MASTER_OFF);
 }
 
@@ -1242,7 +1242,7 @@ Test(packed_vq, bus_master_off_breaks_push_flush_and_events)
  * wraps past 2^64 is refused before any DMA) */
 Test(packed_vq, hostile_ring_address_wrapping)
 {
-    struct pvq_config c = {.size = 4, .desc_addr = UINT64_MAX - 15, .driver_addr = DRIVER_AREA,
+    struct vq_config c = {.size = 4, .desc_addr = UINT64_MAX - 15, .driver_addr = DRIVER_AREA,
                            .device_addr = DEVICE_AREA};
     cr_assert_eq(pvq_check_config(&c, 4), VS_REASON_DMA_OUT_OF_RANGE);
     /* Even if the caller skipped the check: */
@@ -1278,16 +1278,16 @@ Test(packed_vq, hostile_random_rings_never_escape)
             fake_guest_put16(&E.g, TABLES + 2u * j, (uint16_t)(seed >> 16));
         }
         for (int step = 0; step < 3 * size + 3; step++) {
-            struct pvq_elem e;
-            enum pvq_status s = pop(&e);
-            if (s == PVQ_OK) {
+            struct vq_elem e;
+            enum vq_status s = pop(&e);
+            if (s == VQ_OK) {
                 cr_assert_leq(e.nsegs, size);
                 cr_assert_leq(e.slots, size);
                 cr_assert_lt(e.id, size);
-                cr_assert_eq(pvq_push(&E.q, &E.ops, &e, 1), PVQ_OK);
-                cr_assert_eq(pvq_flush(&E.q, &E.ops), PVQ_OK);
+                cr_assert_eq(pvq_push(&E.q, &E.ops, &e, 1), VQ_OK);
+                cr_assert_eq(pvq_flush(&E.q, &E.ops), VQ_OK);
                 popped++;
-            } else if (s == PVQ_BROKEN) {
+            } else if (s == VQ_BROKEN) {
                 cr_assert_neq(E.q.broken, VS_REASON_NONE);
                 broke++;
                 expect_broken_silent(E.q.broken);
@@ -1308,7 +1308,7 @@ Test(packed_vq, max_segs_zero_never_writes_segments)
 {
     env_setup(4, true, false);
     drv_add1(BUFS, 8, false, 0);
-    struct pvq_elem e;
-    cr_assert_eq(pvq_pop(&E.q, &E.ops, &e, NULL, 0), PVQ_BROKEN);
+    struct vq_elem e;
+    cr_assert_eq(pvq_pop(&E.q, &E.ops, &e, NULL, 0), VQ_BROKEN);
     expect_broken_silent(VS_REASON_CHAIN_TOO_LONG);
 }

@@ -1,0 +1,96 @@
+/* vq.h -- what every virtqueue format offers the device, and the table of functions
+ * a device picks when the driver enables a queue ("Basic Facilities of a Virtio
+ * Device / Virtqueues"): the packed format (packed_vq.h) and the split format
+ * (split_vq.h) implement the same steps, so the device personality never asks which
+ * format a queue uses.
+ *
+ * Calling pattern, per request: pop -> (the personality moves the data) -> push; then
+ * flush publishes the batch and should_interrupt reads the driver's event suppression.
+ */
+#ifndef VIOSIM_VQ_H
+#define VIOSIM_VQ_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "guest_ops.h"
+#include "vs_reason.h"
+
+enum vq_status {
+    VQ_OK = 0,
+    VQ_EMPTY,  /* pop: no available buffer at the device's position */
+    VQ_BROKEN, /* guest input violated the spec; the ring's broken reason */
+};
+
+/* What the queue is told when the driver enables it. */
+struct vq_config {
+    uint16_t size;             /* queue size: 1..32768, need not be a power of two */
+    uint64_t desc_addr;        /* descriptor ring ("Descriptor Area") */
+    uint64_t driver_addr;      /* driver event suppression ("Driver Area") */
+    uint64_t device_addr;      /* device event suppression ("Device Area") */
+    bool indirect_desc;        /* VIRTIO_F_INDIRECT_DESC negotiated */
+    bool event_idx;            /* VIRTIO_F_EVENT_IDX negotiated */
+    bool in_order;             /* VIRTIO_F_IN_ORDER negotiated */
+};
+
+/* One segment of a buffer, in chain order: device-readable ones first. */
+struct vq_seg {
+    uint64_t addr;
+    uint32_t len;
+    bool device_writable;
+};
+
+/* One available buffer as popped. */
+struct vq_elem {
+    uint16_t id;             /* buffer id (from the last descriptor of the chain) */
+    uint16_t slots;          /* ring slots the buffer occupied (an indirect table counts 1) */
+    uint16_t head;           /* ring index of the first descriptor */
+    uint32_t nsegs;          /* segments written to the caller's array */
+    uint32_t readable_bytes; /* total length of device-readable segments */
+    uint32_t writable_bytes; /* total length of device-writable segments */
+    bool indirect;           /* buffer was described by an indirect table */
+};
+
+/* Work done, for the platform to charge and the stats to report. */
+struct vq_stats {
+    uint64_t buffers_popped;
+    uint64_t descs_read;      /* ring descriptors and indirect entries fetched */
+    uint64_t indirect_tables;
+    uint64_t used_pushed;
+    uint64_t flushes;
+    uint64_t event_reads;     /* reads of the driver event suppression structure */
+    uint64_t event_writes;    /* writes of the device event suppression structure */
+    uint64_t interrupts_suppressed;
+};
+
+/* One ring format: functions on its state (passed as void *, the format's struct). */
+struct vq_ops {
+    const char *name; /* "packed", "split" */
+    /* Validate a configuration before enabling (size, alignment). */
+    enum vs_reason (*check_config)(const struct vq_config *cfg, uint16_t size_max);
+    /* Reset the ring state and take the configuration. */
+    void (*init)(void *q, const struct vq_config *cfg);
+    /* Is a buffer available at the device's position? */
+    enum vq_status (*peek)(void *q, const struct vs_guest_ops *ops, bool *available);
+    /* Take the next available buffer (segments into segs[0..max_segs)). */
+    enum vq_status (*pop)(void *q, const struct vs_guest_ops *ops, struct vq_elem *elem,
+                          struct vq_seg *segs, uint32_t max_segs);
+    /* Queue a used buffer; nothing becomes visible to the driver before flush. */
+    enum vq_status (*push)(void *q, const struct vs_guest_ops *ops, const struct vq_elem *elem,
+                           uint32_t written_len);
+    /* Publish what was pushed. */
+    enum vq_status (*flush)(void *q, const struct vs_guest_ops *ops);
+    /* Does the driver want a used buffer notification for what was published? */
+    enum vq_status (*should_interrupt)(void *q, const struct vs_guest_ops *ops, bool *interrupt);
+    /* Ask the driver for (enable) or spare (disable) available buffer notifications. */
+    enum vq_status (*set_notifications)(void *q, const struct vs_guest_ops *ops, bool enable);
+    /* NOTIFICATION_DATA: the driver's next position, as the notification carried it. */
+    void (*set_avail_hint)(void *q, uint16_t next_off, bool next_wrap);
+    /* Buffers pushed but not yet published. */
+    uint32_t (*pending)(const void *q);
+    /* VS_REASON_NONE while healthy, else why the ring broke (sticky). */
+    enum vs_reason (*broken)(const void *q);
+    const struct vq_stats *(*stats)(const void *q);
+};
+
+#endif
