@@ -250,6 +250,18 @@ const std::vector<param_def> &param_table()
          "page walks the IOMMU runs at once; a miss waits for a free walker. A walk reads "
          "one 8-byte entry per level from host memory, one after another",
          integer(1, 64), INT_FIELD(plat.iommu_walkers_count)},
+        {"iommu.ats", "", "off",
+         "on = Address Translation Services: the device keeps its own translation cache, "
+         "filled by Translation Requests that cross the link, and sends physical "
+         "addresses; the root complex then does not translate its requests",
+         choice({"off", "on"}),
+         [](vs_config &c, const param_value &v) { c.plat.iommu_ats = v.u == 1; },
+         [](const vs_config &c) { return int_value(c.plat.iommu_ats ? 1 : 0); }},
+        {"iommu.atc_entries", "entries", "64", "entries of the device's ATS translation cache",
+         integer(1, 4096), INT_FIELD(plat.iommu_atc_entries)},
+        {"iommu.atc_ways", "ways", "4",
+         "associativity of the device's translation cache; entries / ways a power of two",
+         integer(1, 4096), INT_FIELD(plat.iommu_atc_ways)},
 
         // Software-device profile
         {"software.access_ns", "ns", "90",
@@ -1354,6 +1366,13 @@ bool config_validate(const vs_config &cfg, param_error &err)
           (cfg.plat.iommu_iotlb_entries / cfg.plat.iommu_iotlb_ways - 1)) != 0)) {
         err = {"iommu.iotlb_ways", "parameter 'iommu.iotlb_ways': iommu.iotlb_entries / iommu.iotlb_ways "
                                    "must be a whole power of two"};
+        return false;
+    }
+    if (cfg.plat.iommu_atc_entries % cfg.plat.iommu_atc_ways != 0 ||
+        ((cfg.plat.iommu_atc_entries / cfg.plat.iommu_atc_ways) &
+         (cfg.plat.iommu_atc_entries / cfg.plat.iommu_atc_ways - 1)) != 0) {
+        err = {"iommu.atc_ways", "parameter 'iommu.atc_ways': iommu.atc_entries / iommu.atc_ways "
+                                 "must be a whole power of two"};
         return false;
     }
     if (cfg.drv.queue_size_entries > cfg.dev.queue_size_max) {

@@ -36,6 +36,9 @@ struct platform_params {
     bool iommu_random_replacement;
     double iommu_iotlb_hit_ns;
     unsigned iommu_walkers_count;
+    bool iommu_ats;                    // translate in the device (ATS) instead of the RC
+    unsigned iommu_atc_entries;
+    unsigned iommu_atc_ways;
     uint32_t queue_pasid[3];           // PASID of the RX, TX and control queues' DMA
     // Software-device profile (the device is a thread on another CPU)
     bool software_profile;

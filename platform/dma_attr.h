@@ -14,6 +14,14 @@ struct dma_attr_ext : tlm::tlm_extension<dma_attr_ext> {
     bool translate = false;
     bool iommu_fault = false; // out: the IOMMU refused the access
 
+    // ATS: a Translation Request (a non-posted read answered with a translation, not
+    // with memory data). `write` asks for write permission.
+    bool translation_request = false;
+    bool write = false;
+    uint64_t translated_pa = 0;   // out: physical address of the page holding the IOVA
+    unsigned page_shift = 12;     // out
+    bool writable = false;        // out
+
     tlm::tlm_extension_base *clone() const override { return new dma_attr_ext(*this); }
     void copy_from(const tlm::tlm_extension_base &other) override
     {

@@ -14,6 +14,57 @@ dma_engine::dma_engine(tlm::tlm_initiator_socket<> &socket, const pcie_cfg &cfg,
 {
 }
 
+void dma_engine::enable_ats(const iotlb_config &atc)
+{
+    atc_.reset(new iotlb());
+    iotlb_init(atc_.get(), &atc);
+}
+
+void dma_engine::ats_invalidate(uint32_t pasid)
+{
+    if (!atc_)
+        return;
+    ats_invalidations++;
+    iotlb_invalidate_pasid(atc_.get(), pasid);
+}
+
+bool dma_engine::ats_translate(const attr &a, uint64_t iova, bool write, sc_time &at,
+                               uint64_t &pa, bool &fault)
+{
+    iotlb_entry e;
+    if (iotlb_lookup(atc_.get(), a.pasid, iova, write, &e)) {
+        pa = iotlb_entry_pa(&e, iova);
+        return true;
+    }
+    // Translation Request: a read-like request answered with the translation (8 bytes).
+    const sc_time now = sc_core::sc_time_stamp();
+    uint64_t answer = 0;
+    tlm::tlm_generic_payload tx;
+    dma_attr_ext dattr;
+    dattr.pasid = a.pasid;
+    dattr.translation_request = true;
+    dattr.write = write;
+    tx.set_extension(&dattr);
+    tx.set_command(tlm::TLM_READ_COMMAND);
+    tx.set_address(iova);
+    tx.set_data_ptr(reinterpret_cast<unsigned char *>(&answer));
+    tx.set_data_length(sizeof answer);
+    tx.set_streaming_width(sizeof answer);
+    tx.set_response_status(tlm::TLM_INCOMPLETE_RESPONSE);
+    sc_time delay = at - now;
+    socket_->b_transport(tx, delay);
+    tx.clear_extension(&dattr);
+    ats_translation_requests++;
+    at = now + delay;
+    if (!tx.is_response_ok()) {
+        fault = dattr.iommu_fault;
+        return false;
+    }
+    iotlb_insert(atc_.get(), a.pasid, iova, dattr.page_shift, dattr.translated_pa, dattr.writable);
+    pa = dattr.translated_pa + (iova & ((uint64_t(1) << dattr.page_shift) - 1));
+    return true;
+}
+
 dma_engine::timing dma_engine::read(uint64_t addr, void *dst, unsigned len, sc_time at, attr a)
 {
     const sc_time now = sc_core::sc_time_stamp();
@@ -39,21 +90,37 @@ dma_engine::timing dma_engine::read(uint64_t addr, void *dst, unsigned len, sc_t
                                                      [&](const sc_time &f) { return f > start; }));
         max_tags_in_flight = std::max(max_tags_in_flight, busy + 1);
 
+        // With ATS the device translates (a request never crosses a 4 KiB page) and
+        // sends the physical address; the root complex does not translate again.
+        uint64_t bus_addr = req.addr;
+        bool translate = a.translate;
+        sc_time issue = start;
+        if (translate && atc_) {
+            bool fault = false;
+            if (!ats_translate(a, req.addr, false, issue, bus_addr, fault)) {
+                r.ok = false;
+                r.iommu_fault = fault;
+                r.data_ready = std::max(r.data_ready, issue);
+                break;
+            }
+            translate = false;
+        }
+
         tlm::tlm_generic_payload tx;
         link_timing_ext ext;
         dma_attr_ext dattr;
         dattr.pasid = a.pasid;
-        dattr.translate = a.translate;
+        dattr.translate = translate;
         tx.set_extension(&dattr);
         tx.set_command(tlm::TLM_READ_COMMAND);
-        tx.set_address(req.addr);
+        tx.set_address(bus_addr);
         tx.set_data_ptr(data + (req.addr - addr));
         tx.set_data_length(req.len);
         tx.set_streaming_width(req.len);
         tx.set_response_status(tlm::TLM_INCOMPLETE_RESPONSE);
         tx.set_extension(&ext);
-        ext.request_sent = start;
-        sc_time delay = start - now;
+        ext.request_sent = issue;
+        sc_time delay = issue - now;
         socket_->b_transport(tx, delay);
         tx.clear_extension(&ext);
         tx.clear_extension(&dattr);
@@ -65,7 +132,7 @@ dma_engine::timing dma_engine::read(uint64_t addr, void *dst, unsigned len, sc_t
         *tag = release;
         tag_busy += release - start;
         r.data_ready = std::max(r.data_ready, release);
-        at = std::max(ext.request_sent, start);
+        at = std::max(ext.request_sent, issue);
         r.issued = at;
         if (!tx.is_response_ok()) {
             r.ok = false;
@@ -80,6 +147,44 @@ dma_engine::timing dma_engine::read(uint64_t addr, void *dst, unsigned len, sc_t
 
 dma_engine::timing dma_engine::write(uint64_t addr, const void *src, unsigned len, sc_time at,
                                      attr a)
+{
+    if (a.translate && atc_) {
+        // ATS: translate each 4 KiB piece in the device, then write physical addresses.
+        const unsigned char *p = static_cast<const unsigned char *>(src);
+        timing t{at, at, true, false};
+        for (unsigned off = 0; off < len;) {
+            const unsigned piece = unsigned(std::min<uint64_t>(len - off, 4096 - ((addr + off) & 4095)));
+            uint64_t pa = 0;
+            bool fault = false;
+            if (!ats_translate(a, addr + off, true, at, pa, fault)) {
+                t.ok = false;
+                t.iommu_fault = fault;
+                t.issued = t.data_ready = at;
+                return t;
+            }
+            attr physical = a;
+            physical.translate = false;
+            const timing w = write_bus(pa, p + off, piece, at, physical);
+            writes--; // write_bus counted the piece; count the transfer once below
+            write_bytes -= piece;
+            at = w.issued;
+            t.issued = t.data_ready = w.issued;
+            if (!w.ok) {
+                t.ok = false;
+                break;
+            }
+            off += piece;
+        }
+        writes++;
+        write_bytes += len;
+        return t;
+    }
+    return write_bus(addr, src, len, at, a);
+}
+
+// One posted write as given (no ATS translation).
+dma_engine::timing dma_engine::write_bus(uint64_t addr, const void *src, unsigned len, sc_time at,
+                                         attr a)
 {
     const sc_time now = sc_core::sc_time_stamp();
     tlm::tlm_generic_payload tx;

@@ -10,12 +10,17 @@
 #define VIOSIM_DMA_ENGINE_H
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include <systemc>
 #include <tlm>
 
 #include "pcie_tlp.h"
+
+extern "C" {
+#include "iommu.h"
+}
 
 // Address space of a request and whether the IOMMU translates it.
 struct dma_request_attr {
@@ -36,6 +41,12 @@ public:
     dma_engine(tlm::tlm_initiator_socket<> &socket, const pcie_cfg &cfg, unsigned read_tags,
                bool completions_in_order);
 
+    // ATS: keep a translation cache in the device; translated requests then carry
+    // physical addresses, and a miss costs a Translation Request round trip.
+    void enable_ats(const iotlb_config &atc);
+    // Host software changed address space `pasid`: drop its cached translations.
+    void ats_invalidate(uint32_t pasid);
+
     timing read(uint64_t addr, void *dst, unsigned len, sc_core::sc_time at, attr a = attr());
     timing write(uint64_t addr, const void *src, unsigned len, sc_core::sc_time at,
                  attr a = attr());
@@ -47,8 +58,17 @@ public:
     sc_core::sc_time tag_busy;              // sum over requests of tag hold time
     sc_core::sc_time tag_wait;              // sum of time requests waited for a tag
     std::vector<uint64_t> read_latency_ps;  // per transfer: data_ready - first request start
+    uint64_t ats_translation_requests = 0, ats_invalidations = 0;
+    const iotlb *atc() const { return atc_.get(); }
 
 private:
+    // ATS: the physical address of iova (translated at `at`, which a Translation
+    // Request round trip moves on); false on a fault.
+    bool ats_translate(const attr &a, uint64_t iova, bool write, sc_core::sc_time &at,
+                       uint64_t &pa, bool &fault);
+    std::unique_ptr<iotlb> atc_;
+    timing write_bus(uint64_t addr, const void *src, unsigned len, sc_core::sc_time at, attr a);
+
     tlm::tlm_initiator_socket<> &socket_;
     pcie_cfg cfg_;
     bool in_order_;

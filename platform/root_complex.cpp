@@ -19,7 +19,13 @@ root_complex::root_complex(sc_core::sc_module_name name, const iommu_config &cfg
 
 bool root_complex::iommu_set_root(uint32_t pasid, uint64_t root)
 {
-    return ::iommu_set_root(iommu_.get(), pasid, root) == VS_REASON_NONE;
+    if (::iommu_set_root(iommu_.get(), pasid, root) != VS_REASON_NONE)
+        return false;
+    // The device's ATS translation cache must forget the address space too (an ATS
+    // Invalidate Request to the device).
+    if (on_invalidate)
+        on_invalidate(pasid);
+    return true;
 }
 
 // Page-table reads are memory reads by the IOMMU itself (not through the link).
@@ -45,6 +51,49 @@ enum vs_dma_status root_complex::no_write(void *, uint64_t, const void *, uint32
     return VS_DMA_OUT_OF_RANGE; // the IOMMU never writes page tables
 }
 
+// Look up (and on a miss walk) the translation of iova; charges the lookup and the
+// walk (on a free walker) into delay.
+iommu_status root_complex::translate(uint32_t pasid, uint64_t iova, bool write, iommu_result &r,
+                                     sc_time &delay)
+{
+    const sc_time now = sc_core::sc_time_stamp();
+    walk_delay_ = sc_core::SC_ZERO_TIME;
+    const iommu_status st = iommu_translate(iommu_.get(), &walk_ops_, pasid, iova, write, &r);
+    delay += t_.iotlb_hit;
+    if (r.walk_reads > 0) {
+        auto w = std::min_element(walker_free_.begin(), walker_free_.end());
+        const sc_time start = std::max(now + delay, *w);
+        if (*w > now + delay) {
+            walker_waits++;
+            walker_wait += *w - (now + delay);
+        }
+        *w = start + walk_delay_;
+        walk_time += walk_delay_;
+        delay = *w - now;
+    }
+    if (st != IOMMU_OK)
+        iommu_faults++;
+    return st;
+}
+
+// ATS: the device asks for a translation to cache in its own translation cache.
+void root_complex::translation_request(tlm::tlm_generic_payload &tx, dma_attr_ext &attr,
+                                       sc_time &delay)
+{
+    translation_requests++;
+    iommu_result r;
+    if (translate(attr.pasid, tx.get_address(), attr.write, r, delay) != IOMMU_OK) {
+        attr.iommu_fault = true;
+        tx.set_response_status(tlm::TLM_ADDRESS_ERROR_RESPONSE);
+        return;
+    }
+    const unsigned shift = r.page_size >= (1u << 21) ? 21 : 12;
+    attr.translated_pa = r.pa & ~((uint64_t(1) << shift) - 1);
+    attr.page_shift = shift;
+    attr.writable = r.writable;
+    tx.set_response_status(tlm::TLM_OK_RESPONSE);
+}
+
 void root_complex::b_transport(tlm::tlm_generic_payload &tx, sc_time &delay)
 {
     const uint64_t addr = tx.get_address();
@@ -61,6 +110,10 @@ void root_complex::b_transport(tlm::tlm_generic_payload &tx, sc_time &delay)
         return;
     }
     dma_attr_ext *attr = tx.get_extension<dma_attr_ext>();
+    if (attr && attr->translation_request) {
+        translation_request(tx, *attr, delay);
+        return;
+    }
     if (!attr || !attr->translate) {
         // Untranslated (no ACCESS_PLATFORM): the address is physical. Anything outside
         // guest RAM ends in the memory target's address-error response.
@@ -69,29 +122,11 @@ void root_complex::b_transport(tlm::tlm_generic_payload &tx, sc_time &delay)
     }
 
     // Translate page by page; each piece goes to memory at its physical address.
-    const sc_time now = sc_core::sc_time_stamp();
     unsigned char *data = tx.get_data_ptr();
     sc_time t = delay, done = delay;
     for (unsigned off = 0; off < len || (len == 0 && off == 0);) {
         iommu_result r;
-        walk_delay_ = sc_core::SC_ZERO_TIME;
-        const iommu_status st =
-            iommu_translate(iommu_.get(), &walk_ops_, attr->pasid, addr + off, tx.is_write(), &r);
-        t += t_.iotlb_hit;
-        if (r.walk_reads > 0) {
-            // A miss: the walk runs on the walker that frees first.
-            auto w = std::min_element(walker_free_.begin(), walker_free_.end());
-            const sc_time start = std::max(now + t, *w);
-            if (*w > now + t) {
-                walker_waits++;
-                walker_wait += *w - (now + t);
-            }
-            *w = start + walk_delay_;
-            walk_time += walk_delay_;
-            t = *w - now;
-        }
-        if (st != IOMMU_OK) {
-            iommu_faults++;
+        if (translate(attr->pasid, addr + off, tx.is_write(), r, t) != IOMMU_OK) {
             attr->iommu_fault = true;
             tx.set_response_status(tlm::TLM_ADDRESS_ERROR_RESPONSE);
             delay = t;

@@ -11,6 +11,7 @@
 #define VIOSIM_ROOT_COMPLEX_H
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -40,13 +41,20 @@ public:
     // root (0 detaches). Returns false if the IOMMU refuses.
     bool iommu_set_root(uint32_t pasid, uint64_t root);
     const iommu &iommu_state() const { return *iommu_; }
+    // Called when host software changes an address space (ATS invalidation).
+    std::function<void(uint32_t pasid)> on_invalidate;
 
     uint64_t msi_writes = 0, unsupported = 0, iommu_faults = 0, walker_waits = 0;
+    uint64_t translation_requests = 0; // ATS
     sc_core::sc_time walk_time;   // sum of page-walk durations
     sc_core::sc_time walker_wait; // sum of time walks waited for a walker
 
 private:
     void b_transport(tlm::tlm_generic_payload &tx, sc_core::sc_time &delay);
+    iommu_status translate(uint32_t pasid, uint64_t iova, bool write, iommu_result &r,
+                           sc_core::sc_time &delay);
+    void translation_request(tlm::tlm_generic_payload &tx, struct dma_attr_ext &attr,
+                             sc_core::sc_time &delay);
     static enum vs_dma_status walk_read(void *ctx, uint64_t addr, void *dst, uint32_t len,
                                         enum vs_dma_kind kind);
     static enum vs_dma_status no_write(void *ctx, uint64_t addr, const void *src, uint32_t len,

@@ -70,6 +70,7 @@ struct platform {
         cpu.iommu_set_root = [this](uint32_t pasid, uint64_t root) {
             return rc.iommu_set_root(pasid, root);
         };
+        rc.on_invalidate = [this](uint32_t pasid) { dev.ats_invalidate(pasid); };
     }
 };
 
@@ -200,6 +201,19 @@ void add_iommu_stats(stats_table &s, const platform &p)
     s.add_u64("iommu.walker_waits", "count", "walks that waited for a free walker", rc.walker_waits);
     s.add_f64("iommu.walker_wait_ns", "ns", "total time walks waited for a walker", rc.walker_wait.to_seconds() * 1e9);
     s.add_u64("iommu.faults", "count", "translations that faulted (the access was aborted)", t.faults);
+    const dma_engine &e = p.dev.dma_stats();
+    s.add_u64("iommu.ats.translation_requests", "count",
+              "ATS Translation Requests the device sent (its translation cache missed)",
+              e.ats_translation_requests);
+    s.add_u64("iommu.ats.requests_at_root_complex", "count",
+              "ATS Translation Requests the root complex answered", rc.translation_requests);
+    s.add_u64("iommu.ats.atc_hits", "count", "device translation cache hits (ATS)",
+              e.atc() ? e.atc()->stats.hits : 0);
+    s.add_u64("iommu.ats.atc_misses", "count", "device translation cache misses (ATS)",
+              e.atc() ? e.atc()->stats.misses : 0);
+    s.add_u64("iommu.ats.invalidations", "count",
+              "ATS invalidations of the device's translation cache by host software",
+              e.ats_invalidations);
     if (m.fault_logged > 0) {
         const iommu_fault &f = m.fault_log[0];
         s.add_u64("iommu.first_fault.iova", "address", "IOVA of the first fault", f.iova);
@@ -305,6 +319,10 @@ run_result vs_run(const vs_config &cfg)
     dt.completions_in_order = cfg.plat.dma_completions_in_order;
     for (unsigned q = 0; q < VDEV_QUEUES; q++)
         dt.queue_pasid[q] = cfg.plat.queue_pasid[q];
+    dt.ats = cfg.plat.iommu_ats;
+    dt.atc.entries = cfg.plat.iommu_atc_entries;
+    dt.atc.ways = cfg.plat.iommu_atc_ways;
+    dt.atc.policy = IOTLB_LRU;
 
     cpu_costs cc = {};
     cc.cycle = sc_time(1000.0 / cfg.plat.cpu_clock_mhz, SC_NS);

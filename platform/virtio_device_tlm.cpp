@@ -15,6 +15,8 @@ virtio_device_tlm::virtio_device_tlm(sc_core::sc_module_name name, const vdev_pa
 {
     if (!vdev_init(&dev_, &p))
         throw std::bad_alloc();
+    if (t.ats)
+        dma_engine_->enable_ats(t.atc);
     target.register_b_transport(this, &virtio_device_tlm::b_transport);
     for (uint16_t q = 0; q < VDEV_QUEUES; q++) {
         engines_[q].dev = this;
@@ -77,18 +79,23 @@ void virtio_device_tlm::b_transport(tlm::tlm_generic_payload &tx, sc_time &delay
 
 // Every device access to host memory goes through the DMA engine: reads block the
 // engine until their data is there, posted writes until they are on the wire.
-enum vs_dma_status virtio_device_tlm::do_dma(engine &e, tlm::tlm_command cmd, uint64_t addr,
-                                             void *buf, uint32_t len)
+// Queue DMA carries the queue's PASID and is translated when the driver accepted
+// VIRTIO_F_ACCESS_PLATFORM ("Reserved Feature Bits").
+dma_request_attr virtio_device_tlm::queue_attr(const engine &e) const
 {
-    const sc_time now = sc_core::sc_time_stamp();
-    const sc_time at = now + e.qk.get_local_time();
-    // Queue DMA carries the queue's PASID and is translated when the driver accepted
-    // VIRTIO_F_ACCESS_PLATFORM; MSI-X messages (no queue) are never translated.
-    dma_engine::attr a;
+    dma_request_attr a;
     if (e.queue < VDEV_QUEUES) {
         a.pasid = t_.queue_pasid[e.queue];
         a.translate = vpci_negotiated(&dev_.vpci, VIRTIO_F_ACCESS_PLATFORM_BIT);
     }
+    return a;
+}
+
+enum vs_dma_status virtio_device_tlm::do_dma(engine &e, tlm::tlm_command cmd, uint64_t addr,
+                                             void *buf, uint32_t len, dma_request_attr a)
+{
+    const sc_time now = sc_core::sc_time_stamp();
+    const sc_time at = now + e.qk.get_local_time();
     const dma_engine::timing t = cmd == tlm::TLM_READ_COMMAND
                                      ? dma_engine_->read(addr, buf, len, at, a)
                                      : dma_engine_->write(addr, buf, len, at, a);
@@ -153,7 +160,7 @@ enum vs_dma_status virtio_device_tlm::dma_read(void *ctx, uint64_t addr, void *d
                                                enum vs_dma_kind)
 {
     engine &e = *static_cast<engine *>(ctx);
-    return e.dev->do_dma(e, tlm::TLM_READ_COMMAND, addr, dst, len);
+    return e.dev->do_dma(e, tlm::TLM_READ_COMMAND, addr, dst, len, e.dev->queue_attr(e));
 }
 
 enum vs_dma_status virtio_device_tlm::dma_write(void *ctx, uint64_t addr, const void *src,
@@ -162,7 +169,8 @@ enum vs_dma_status virtio_device_tlm::dma_write(void *ctx, uint64_t addr, const 
     engine &e = *static_cast<engine *>(ctx);
     if (kind == VS_DMA_USED_WRITE)
         e.qk.inc(e.dev->t_.used_write_barrier);
-    return e.dev->do_dma(e, tlm::TLM_WRITE_COMMAND, addr, const_cast<void *>(src), len);
+    return e.dev->do_dma(e, tlm::TLM_WRITE_COMMAND, addr, const_cast<void *>(src), len,
+                         e.dev->queue_attr(e));
 }
 
 void virtio_device_tlm::charge(engine &e, const vdev_work &w)
@@ -180,7 +188,8 @@ void virtio_device_tlm::send_msis(engine &e)
     msix_message m;
     while (vdev_take_msi(&dev_, &m)) {
         uint32_t data = m.data;
-        do_dma(e, tlm::TLM_WRITE_COMMAND, m.addr, &data, sizeof data);
+        // An interrupt message is never translated (it targets the interrupt controller).
+        do_dma(e, tlm::TLM_WRITE_COMMAND, m.addr, &data, sizeof data, dma_request_attr());
         msi_sent++;
         if (m.vector < MSIX_VECTORS_MAX)
             msi_per_vector[m.vector]++;

@@ -35,6 +35,9 @@ struct device_timing {
     // Software-device profile: the store barrier a CPU needs before publishing used
     // descriptors (hardware orders its posted writes for free).
     sc_core::sc_time used_write_barrier = sc_core::SC_ZERO_TIME;
+    // ATS: a translation cache in the device (iommu.ats).
+    bool ats = false;
+    iotlb_config atc = {};
 };
 
 // The DMA microbenchmark (sim.workload = dma_bench): the DMA engine streams transfers
@@ -63,6 +66,8 @@ public:
 
     const vdev &kernel() const { return dev_; }
     const dma_engine &dma_stats() const { return *dma_engine_; }
+    // Host software changed address space `pasid` (ATS Invalidate Request).
+    void ats_invalidate(uint32_t pasid) { dma_engine_->ats_invalidate(pasid); }
     // DMA benchmark results.
     bool bench_done = false;
     sc_core::sc_time bench_start, bench_end;
@@ -96,7 +101,9 @@ private:
                                        enum vs_dma_kind kind);
     static enum vs_dma_status dma_write(void *ctx, uint64_t addr, const void *src, uint32_t len,
                                         enum vs_dma_kind kind);
-    enum vs_dma_status do_dma(engine &e, tlm::tlm_command cmd, uint64_t addr, void *buf, uint32_t len);
+    enum vs_dma_status do_dma(engine &e, tlm::tlm_command cmd, uint64_t addr, void *buf,
+                              uint32_t len, dma_request_attr a);
+    dma_request_attr queue_attr(const engine &e) const;
 
     vdev dev_;
     device_timing t_;

@@ -320,3 +320,16 @@ Test(platform_run, software_device_profile)
     cr_expect_eq(r.stat("link.down.tlps"), 0);
     cr_expect_gt(r.stat("dma.reads"), 0);
 }
+
+// ATS: the device translates with its own cache, filled by Translation Requests that
+// cross the link; the root complex then sees only those requests, not the DMA.
+Test(platform_run, ats_translates_in_the_device)
+{
+    run_out r;
+    run(r, {"--set", "iommu.ats=on", "--set", "driver.frames_count=300"});
+    expect_clean_loopback(r, 300);
+    cr_expect_gt(r.stat("iommu.ats.translation_requests"), 0);
+    cr_expect_gt(r.stat("iommu.ats.atc_hits"), r.stat("iommu.ats.atc_misses"));
+    cr_expect_eq(r.stat("iommu.requests"), r.stat("iommu.ats.translation_requests"));
+    cr_expect_eq(r.stat("iommu.faults"), 0);
+}
