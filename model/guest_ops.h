@@ -26,6 +26,7 @@ enum vs_dma_status {
     VS_DMA_BUS_MASTER_OFF, /* PCI command register has bus-master enable clear */
     VS_DMA_OUT_OF_RANGE,   /* address range not backed by guest memory */
     VS_DMA_IOMMU_FAULT,    /* the platform IOMMU could not translate the address */
+    VS_DMA_ABORTED,        /* the queue was reset while the access was in flight */
 };
 
 struct vs_guest_ops {

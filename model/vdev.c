@@ -70,14 +70,15 @@ static vs_features offered_features(const struct vdev_params *p)
     return f;
 }
 
-/* Device-specific feature dependencies checked at FEATURES_OK. This device supports
- * only the packed ring format: a driver that does not accept RING_PACKED gets its
- * FEATURES_OK refused (a device MAY refuse feature combinations it cannot support,
- * "Feature Bits"). */
+/* Device-specific feature dependencies checked at FEATURES_OK ("Network Device /
+ * Feature bits / Feature bit requirements"): of the features this device offers, none
+ * depends on another (CTRL_VQ's dependants are not offered), so every subset of the
+ * offer is acceptable. Kept as the place where such rules go. */
 static bool net_validate_features(void *ctx, const vs_features *drv)
 {
     (void)ctx;
-    return vs_feature_has(drv, VIRTIO_F_RING_PACKED_BIT);
+    (void)drv;
+    return true;
 }
 
 /* ---- Capability list ---- */
@@ -140,10 +141,16 @@ static void build_caps(struct vdev *d)
     d->cap_pci_cfg = pci_cfg_add_cap(c, &pcap, sizeof pcap, &pmask);
 }
 
+static void queue_clear(struct vdev *d, uint16_t qi)
+{
+    memset(&d->q[qi], 0, sizeof d->q[qi]);
+    d->generation[qi]++;
+}
+
 static void vdev_reset(struct vdev *d)
 {
-    for (unsigned i = 0; i < VDEV_QUEUES; i++)
-        memset(&d->q[i], 0, sizeof d->q[i]);
+    for (uint16_t i = 0; i < VDEV_QUEUES; i++)
+        queue_clear(d, i);
     d->error = VS_REASON_NONE;
     d->error_queue = 0xffff;
     d->fifo_head = d->fifo_count = 0;
@@ -289,6 +296,16 @@ static enum vdev_step vdev_fail(struct vdev *d, uint16_t queue, enum vs_reason w
 /* ---- DMA gate: every device access to guest memory passes here ----
  * Bus-master enable clear means the function must not initiate memory requests
  * (PCI Local Bus 3.0 §6.2.2, Command register bit 2). */
+/* After an access: did the driver reset the queue (or the device) meanwhile? */
+static enum vs_dma_status gate_check(struct vdev_gate *gt, uint32_t gen, enum vs_dma_status s)
+{
+    if (gt->dev->generation[gt->queue] != gen) {
+        gt->aborted = true;
+        return VS_DMA_ABORTED;
+    }
+    return s;
+}
+
 static enum vs_dma_status gated_read(void *ctx, uint64_t addr, void *dst, uint32_t len,
                                      enum vs_dma_kind kind)
 {
@@ -300,7 +317,9 @@ static enum vs_dma_status gated_read(void *ctx, uint64_t addr, void *dst, uint32
     }
     d->stats.dma_reads[kind]++;
     d->stats.dma_read_bytes += len;
-    return gt->platform->read(gt->platform->ctx, addr, dst, len, kind);
+    const uint32_t gen = d->generation[gt->queue];
+    enum vs_dma_status s = gt->platform->read(gt->platform->ctx, addr, dst, len, kind);
+    return gate_check(gt, gen, s);
 }
 
 static enum vs_dma_status gated_write(void *ctx, uint64_t addr, const void *src, uint32_t len,
@@ -314,7 +333,9 @@ static enum vs_dma_status gated_write(void *ctx, uint64_t addr, const void *src,
     }
     d->stats.dma_writes[kind]++;
     d->stats.dma_write_bytes += len;
-    return gt->platform->write(gt->platform->ctx, addr, src, len, kind);
+    const uint32_t gen = d->generation[gt->queue];
+    enum vs_dma_status s = gt->platform->write(gt->platform->ctx, addr, src, len, kind);
+    return gate_check(gt, gen, s);
 }
 
 /* The ops a step on queue q uses: the caller's, behind the bus-master gate. */
@@ -322,6 +343,8 @@ static const struct vs_guest_ops *gate(struct vdev *d, uint16_t q, const struct 
 {
     struct vdev_gate *gt = &d->gate[q];
     gt->dev = d;
+    gt->queue = q;
+    gt->aborted = false;
     gt->platform = ops;
     gt->ops.read = gated_read;
     gt->ops.write = gated_write;
@@ -329,9 +352,21 @@ static const struct vs_guest_ops *gate(struct vdev *d, uint16_t q, const struct 
     return &gt->ops;
 }
 
-static enum vs_reason dma_reason(enum vs_dma_status s)
+/* A ring operation or a buffer DMA of queue qi failed. If the driver reset the queue
+ * while the step was suspended in a DMA, the step just stops (the queue's state
+ * belongs to the new generation now); otherwise the device needs a reset. */
+static enum vdev_step ring_failed(struct vdev *d, uint16_t qi)
 {
-    return vs_dma_status_reason(s);
+    if (d->gate[qi].aborted)
+        return VDEV_STEP_IDLE;
+    return vdev_fail(d, qi, d->q[qi].ops->broken(&d->q[qi].ring));
+}
+
+static enum vdev_step dma_failed(struct vdev *d, uint16_t qi, enum vs_dma_status s)
+{
+    if (s == VS_DMA_ABORTED || d->gate[qi].aborted)
+        return VDEV_STEP_IDLE;
+    return vdev_fail(d, qi, vs_dma_status_reason(s));
 }
 
 /* ---- Register file side effects ---- */
@@ -352,9 +387,10 @@ static void queue_enable(struct vdev *d, uint16_t qi)
         vdev_fail(d, qi, VS_REASON_QUEUE_SIZE_INVALID);
         return;
     }
-    /* The ring format is decided here, once: RING_PACKED negotiated or not. */
+    /* The ring format is decided here, once: RING_PACKED negotiated or not
+     * ("Basic Facilities of a Virtio Device / Virtqueues"). */
     struct vdev_queue *q = &d->q[qi];
-    q->ops = &packed_vq_ops;
+    q->ops = vpci_negotiated(&d->vpci, VIRTIO_F_RING_PACKED_BIT) ? &packed_vq_ops : &split_vq_ops;
     enum vs_reason why = q->ops->check_config(&cfg, d->p.queue_size_max);
     if (why != VS_REASON_NONE) {
         vdev_fail(d, qi, why);
@@ -363,6 +399,7 @@ static void queue_enable(struct vdev *d, uint16_t qi)
     q->cfg = cfg;
     q->ops->init(&q->ring, &cfg);
     q->enabled = true;
+    d->generation[qi]++;
 }
 
 static void apply_event(struct vdev *d, struct vpci_event ev, uint16_t *kicked)
@@ -382,7 +419,7 @@ static void apply_event(struct vdev *d, struct vpci_event ev, uint16_t *kicked)
         break;
     case VPCI_EV_QUEUE_RESET:
         if (ev.queue < VDEV_QUEUES)
-            memset(&d->q[ev.queue], 0, sizeof d->q[ev.queue]);
+            queue_clear(d, ev.queue);
         break;
     case VPCI_EV_NOTIFY:
         if (ev.queue < VDEV_QUEUES) {
@@ -622,11 +659,13 @@ static enum vdev_step pop(struct vdev *d, uint16_t qi, const struct vs_guest_ops
     struct vdev_queue *q = &d->q[qi];
     const uint64_t before = q->ops->stats(&q->ring)->descs_read;
     enum vq_status s = q->ops->pop(&q->ring, g, e, d->segs[qi], d->p.queue_size_max);
+    if (d->gate[qi].aborted)
+        return VDEV_STEP_IDLE; /* the queue was reset meanwhile: q belongs to it now */
     w->descs += (uint32_t)(q->ops->stats(&q->ring)->descs_read - before);
     if (s == VQ_EMPTY)
         return VDEV_STEP_IDLE;
     if (s == VQ_BROKEN)
-        return vdev_fail(d, qi, q->ops->broken(&q->ring));
+        return ring_failed(d, qi);
     return VDEV_STEP_DONE;
 }
 
@@ -635,7 +674,7 @@ static enum vdev_step push(struct vdev *d, uint16_t qi, const struct vs_guest_op
 {
     struct vdev_queue *q = &d->q[qi];
     if (q->ops->push(&q->ring, g, e, written) != VQ_OK)
-        return vdev_fail(d, qi, q->ops->broken(&q->ring));
+        return ring_failed(d, qi);
     if (q->ops->pending(&q->ring) >= d->p.used_batch_max)
         return vdev_complete(d, qi, d->gate[qi].platform);
     return VDEV_STEP_DONE;
@@ -668,7 +707,7 @@ enum vdev_step vdev_tx_step(struct vdev *d, const struct vs_guest_ops *ops, stru
     enum vs_dma_status s = read_segments(g, d->segs[qi], e.nsegs, d->frame_buf[qi],
                                          hdr + d->p.max_frame_bytes, &copied);
     if (s != VS_DMA_OK)
-        return vdev_fail(d, qi, dma_reason(s));
+        return dma_failed(d, qi, s);
     uint32_t frame_len = copied - hdr;
     w->bytes_read += copied;
     w->buffers++;
@@ -733,7 +772,7 @@ enum vdev_step vdev_rx_step(struct vdev *d, const struct vs_guest_ops *ops, stru
     memcpy(d->frame_buf[qi] + hdr, payload, len);
     enum vs_dma_status s = write_segments(g, d->segs[qi], e.nsegs, d->frame_buf[qi], hdr + len);
     if (s != VS_DMA_OK)
-        return vdev_fail(d, qi, dma_reason(s));
+        return dma_failed(d, qi, s);
     w->bytes_written += hdr + len;
     w->buffers++;
     w->frames++;
@@ -763,7 +802,7 @@ enum vdev_step vdev_ctrl_step(struct vdev *d, const struct vs_guest_ops *ops, st
         enum vs_dma_status s = g->write(g->ctx, last->addr + last->len - 1, &ack, 1,
                                         VS_DMA_BUF_WRITE);
         if (s != VS_DMA_OK)
-            return vdev_fail(d, qi, dma_reason(s));
+            return dma_failed(d, qi, s);
         written = 1;
         w->bytes_written += 1;
     }
@@ -783,10 +822,10 @@ enum vdev_step vdev_complete(struct vdev *d, uint16_t qi, const struct vs_guest_
     if (q->ops->pending(&q->ring) == 0)
         return VDEV_STEP_IDLE;
     if (q->ops->flush(&q->ring, g) != VQ_OK)
-        return vdev_fail(d, qi, q->ops->broken(&q->ring));
+        return ring_failed(d, qi);
     bool interrupt = false;
     if (q->ops->should_interrupt(&q->ring, g, &interrupt) != VQ_OK)
-        return vdev_fail(d, qi, q->ops->broken(&q->ring));
+        return ring_failed(d, qi);
     if (interrupt) {
         d->stats.interrupts_raised++;
         if (!d->msix.enabled)
@@ -803,12 +842,12 @@ enum vdev_step vdev_arm_notifications(struct vdev *d, uint16_t qi, const struct 
     const struct vs_guest_ops *g = gate(d, qi, ops);
     struct vdev_queue *q = &d->q[qi];
     if (q->ops->set_notifications(&q->ring, g, true) != VQ_OK)
-        return vdev_fail(d, qi, q->ops->broken(&q->ring));
+        return ring_failed(d, qi);
     /* Re-check after enabling: the driver may have made buffers available before it
      * could see our request ("Driver and Device Event Suppression"). */
     bool avail = false;
     if (q->ops->peek(&q->ring, g, &avail) != VQ_OK)
-        return vdev_fail(d, qi, q->ops->broken(&q->ring));
+        return ring_failed(d, qi);
     return avail ? VDEV_STEP_DONE : VDEV_STEP_IDLE;
 }
 
@@ -823,6 +862,6 @@ enum vdev_step vdev_quiet_notifications(struct vdev *d, uint16_t qi, const struc
         return VDEV_STEP_DONE;
     const struct vs_guest_ops *g = gate(d, qi, ops);
     if (q->ops->set_notifications(&q->ring, g, false) != VQ_OK)
-        return vdev_fail(d, qi, q->ops->broken(&q->ring));
+        return ring_failed(d, qi);
     return VDEV_STEP_DONE;
 }

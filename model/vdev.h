@@ -15,6 +15,7 @@
 #include "guest_ops.h"
 #include "msix.h"
 #include "packed_vq.h"
+#include "split_vq.h"
 #include "pci_cfg.h"
 #include "virtio_pci.h"
 #include "virtio_wire.h"
@@ -84,6 +85,7 @@ struct vdev_queue {
     struct vq_config cfg;
     union {
         struct pvq packed;
+        struct svq split;
     } ring;
     bool enabled;
     uint64_t kicks;
@@ -141,9 +143,17 @@ struct vdev {
      * the counters. */
     struct vdev_gate {
         struct vdev *dev;
+        uint16_t queue;
         const struct vs_guest_ops *platform;
         struct vs_guest_ops ops;
+        bool aborted;        /* an access of the current step saw the queue reset */
     } gate[VDEV_QUEUES];
+
+    /* Per-queue generation, bumped whenever the driver resets the device or the queue
+     * or enables it. The platform may suspend a step inside a DMA (the access takes
+     * simulated time) and run a register write meanwhile: a step whose queue changed
+     * generation under it stops at once, without touching the new queue state. */
+    uint32_t generation[VDEV_QUEUES];
 
     struct vdev_stats stats;
 };

@@ -38,6 +38,7 @@ enum vs_reason vs_dma_status_reason(int status)
     case VS_DMA_OK: return VS_REASON_NONE;
     case VS_DMA_BUS_MASTER_OFF: return VS_REASON_DMA_BUS_MASTER_OFF;
     case VS_DMA_IOMMU_FAULT: return VS_REASON_DMA_IOMMU_FAULT;
+    case VS_DMA_ABORTED: return VS_REASON_DMA_ABORTED;
     case VS_DMA_OUT_OF_RANGE: break;
     }
     return VS_REASON_DMA_OUT_OF_RANGE;

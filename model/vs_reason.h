@@ -13,6 +13,7 @@
     X(NONE,                  "no error") \
     X(DMA_BUS_MASTER_OFF,    "DMA attempted while the PCI command register has bus-master enable clear") \
     X(DMA_OUT_OF_RANGE,      "DMA address range is not backed by guest memory") \
+    X(DMA_ABORTED,           "queue or device reset by the driver while a DMA was in flight (not an error: the work is dropped)") \
     X(DMA_IOMMU_FAULT,       "DMA address faulted in the IOMMU (the platform's fault log has the IOVA and why)") \
     X(DESC_ID_OUT_OF_RANGE,  "descriptor buffer id is not below the queue size") \
     X(DESC_ID_IN_USE,        "descriptor buffer id is already owned by the device") \
@@ -42,7 +43,9 @@
     X(IOMMU_FAULT_UNMAPPED,  "IOVA is not mapped: a page-table entry on its walk is not present") \
     X(IOMMU_FAULT_READ_ONLY, "device write to an IOVA that is mapped read-only") \
     X(IOMMU_FAULT_RESERVED_BITS, "IOMMU page-table entry has reserved bits set") \
-    X(IOMMU_FAULT_WALK_RANGE, "IOMMU page-table pointer is not backed by guest memory")
+    X(IOMMU_FAULT_WALK_RANGE, "IOMMU page-table pointer is not backed by guest memory") \
+    X(AVAIL_IDX_JUMP,        "available ring idx moved by more than the queue size (or backwards) since the device last read it") \
+    X(DESC_NEXT_OUT_OF_RANGE, "descriptor next index is not below the queue size (or the indirect table's entry count)")
 
 enum vs_reason {
 #define VS_REASON_ENUM(name, text) VS_REASON_##name,

@@ -463,20 +463,62 @@ Test(vdev, msix_reserved_bits_needs_reset)
     cr_expect_eq(dev.error, VS_REASON_MSIX_RESERVED_BITS);
 }
 
-/* "Feature Bits": this device supports only the packed format; a driver that does not
- * accept RING_PACKED gets FEATURES_OK refused. Without VERSION_1 too. */
-Test(vdev, features_ok_refused_without_packed_or_version_1)
+/* "Feature Bits": without VERSION_1 (this device has no legacy interface) FEATURES_OK
+ * is refused; VERSION_1 without RING_PACKED is accepted and the queues use the split
+ * format ("Basic Facilities of a Virtio Device / Virtqueues"). */
+Test(vdev, features_ok_needs_version_1_and_picks_ring_format)
+{
+    map_bars();
+    wr(VIRTIO_PCI_COMMON_STATUS, 1, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
+    write_features(0, 1u << (VIRTIO_F_RING_PACKED_BIT - 32));
+    wr(VIRTIO_PCI_COMMON_STATUS, 1,
+       VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
+    cr_expect_not(rd(VIRTIO_PCI_COMMON_STATUS, 1) & VIRTIO_STATUS_FEATURES_OK);
+    write_features(0, 1u << (VIRTIO_F_VERSION_1_BIT - 32));
+    wr(VIRTIO_PCI_COMMON_STATUS, 1,
+       VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
+    cr_expect(rd(VIRTIO_PCI_COMMON_STATUS, 1) & VIRTIO_STATUS_FEATURES_OK);
+    setup_queue(VDEV_QUEUE_TX);
+    cr_expect_str_eq(dev.q[VDEV_QUEUE_TX].ops->name, "split");
+}
+
+/* "Split Virtqueues": a frame goes out and comes back through split rings. */
+Test(vdev, loopback_over_split_rings)
 {
     map_bars();
     wr(VIRTIO_PCI_COMMON_STATUS, 1, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
     write_features(0, 1u << (VIRTIO_F_VERSION_1_BIT - 32));
     wr(VIRTIO_PCI_COMMON_STATUS, 1,
        VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
-    cr_expect_not(rd(VIRTIO_PCI_COMMON_STATUS, 1) & VIRTIO_STATUS_FEATURES_OK);
-    write_features(0, 1u << (VIRTIO_F_RING_PACKED_BIT - 32));
+    setup_queue(VDEV_QUEUE_RX);
+    setup_queue(VDEV_QUEUE_TX);
     wr(VIRTIO_PCI_COMMON_STATUS, 1,
-       VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
-    cr_expect_not(rd(VIRTIO_PCI_COMMON_STATUS, 1) & VIRTIO_STATUS_FEATURES_OK);
+       VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK |
+           VIRTIO_STATUS_DRIVER_OK);
+    const uint64_t txbuf = GUEST_BASE + 0x10000, rxbuf = GUEST_BASE + 0x20000;
+    const uint32_t hdr = sizeof(struct virtio_net_hdr), len = 80;
+    uint8_t *p = fake_guest_ptr(&g, txbuf, hdr + len);
+    memset(p, 0, hdr);
+    for (uint32_t i = 0; i < len; i++)
+        p[hdr + i] = (uint8_t)(i ^ 0x5a);
+    /* Descriptor 0 of each queue, avail ring entry 0 = 0, avail->idx = 1. */
+    const uint64_t td = ring_desc(VDEV_QUEUE_TX), rd_ = ring_desc(VDEV_QUEUE_RX);
+    fake_guest_put64(&g, td, txbuf);
+    fake_guest_put32(&g, td + 8, hdr + len);
+    fake_guest_put64(&g, rd_, rxbuf);
+    fake_guest_put32(&g, rd_ + 8, 2048);
+    fake_guest_put16(&g, rd_ + 12, VIRTQ_DESC_F_WRITE_MASK);
+    fake_guest_put16(&g, ring_drv(VDEV_QUEUE_TX) + 2, 1);
+    fake_guest_put16(&g, ring_drv(VDEV_QUEUE_RX) + 2, 1);
+    struct vdev_work w = {0};
+    cr_assert_eq(vdev_tx_step(&dev, &ops, &w), VDEV_STEP_DONE);
+    cr_assert_eq(vdev_rx_step(&dev, &ops, &w), VDEV_STEP_DONE);
+    cr_expect_eq(memcmp(fake_guest_ptr(&g, rxbuf + hdr, len), p + hdr, len), 0);
+    /* used->idx of both queues is 1; the RX used element says hdr + len bytes. */
+    cr_expect_eq(fake_guest_get16(&g, ring_dev(VDEV_QUEUE_TX) + 2), 1);
+    cr_expect_eq(fake_guest_get16(&g, ring_dev(VDEV_QUEUE_RX) + 2), 1);
+    cr_expect_eq(fake_guest_get32(&g, ring_dev(VDEV_QUEUE_RX) + 8), hdr + len);
+    cr_expect_eq(dev.error, VS_REASON_NONE);
 }
 
 /* Parameter validation names what is wrong. */
@@ -602,4 +644,52 @@ Test(vdev, iommu_fault_needs_reset)
     cr_expect_eq(vdev_tx_step(&dev, &ops, &w), VDEV_STEP_FAILED);
     cr_expect_eq(dev.error, VS_REASON_DMA_IOMMU_FAULT);
     cr_expect(rd(VIRTIO_PCI_COMMON_STATUS, 1) & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
+}
+
+/* The platform may suspend a step inside a DMA and run a register write meanwhile. A
+ * driver that resets the device then ("Device Reset") must not find it in
+ * NEEDS_RESET, and the suspended step must stop without touching the new state. */
+struct reentrant_ops {
+    struct vs_guest_ops inner;
+    unsigned countdown; /* reset the device on this access */
+};
+
+static enum vs_dma_status reentrant_read(void *ctx, uint64_t addr, void *dst, uint32_t len,
+                                         enum vs_dma_kind kind)
+{
+    struct reentrant_ops *r = ctx;
+    if (r->countdown && --r->countdown == 0)
+        wr(VIRTIO_PCI_COMMON_STATUS, 1, 0);
+    return r->inner.read(r->inner.ctx, addr, dst, len, kind);
+}
+
+static enum vs_dma_status reentrant_write(void *ctx, uint64_t addr, const void *src, uint32_t len,
+                                          enum vs_dma_kind kind)
+{
+    struct reentrant_ops *r = ctx;
+    if (r->countdown && --r->countdown == 0)
+        wr(VIRTIO_PCI_COMMON_STATUS, 1, 0);
+    return r->inner.write(r->inner.ctx, addr, src, len, kind);
+}
+
+Test(vdev, reset_during_a_dma_stops_the_step_cleanly)
+{
+    for (unsigned at = 1; at <= 6; at++) {
+        bring_up();
+        memset(fake_guest_ptr(&g, ring_desc(VDEV_QUEUE_TX), 16u * RING_SIZE), 0, 16u * RING_SIZE);
+        post(VDEV_QUEUE_TX, 0, GUEST_BASE + 0x10000, 12 + 60, 0, false);
+        struct reentrant_ops r = {ops, at};
+        struct vs_guest_ops rops = {reentrant_read, reentrant_write, &r};
+        struct vdev_work w = {0};
+        enum vdev_step st = vdev_tx_step(&dev, &rops, &w);
+        if (r.countdown == 0) { /* the reset happened inside the step */
+            cr_expect_eq(st, VDEV_STEP_IDLE, "reset at access %u", at);
+            cr_expect_eq(dev.error, VS_REASON_NONE, "reset at access %u: %s", at,
+                         vs_reason_name(dev.error));
+            cr_expect_eq(rd(VIRTIO_PCI_COMMON_STATUS, 1), 0);
+            cr_expect_not(dev.q[VDEV_QUEUE_TX].enabled);
+        }
+        vdev_complete(&dev, VDEV_QUEUE_TX, &rops);
+        vdev_arm_notifications(&dev, VDEV_QUEUE_TX, &rops);
+    }
 }

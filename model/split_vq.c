@@ -1,0 +1,608 @@
+/* split_vq.c -- device side of a split virtqueue ("Split Virtqueues").
+ *
+ * Positions are the spec's free-running 16-bit indices (avail->idx, used->idx and
+ * the device's own copies); the ring entry of an index is idx % size. The queue size
+ * is a power of two, so 65536 is a multiple of it and the entry sequence carries on
+ * unbroken when an index wraps from 65535 to 0.
+ *
+ * Reads of the available ring (idx and entries) use the kind VS_DMA_DESC_READ: they
+ * are part of fetching the driver's descriptors, and guest_ops.h has no separate
+ * kind for them. They are not counted in stats.descs_read, which counts descriptor
+ * table and indirect table entries only (as in packed_vq.c).
+ *
+ * Every guest access goes through guest_read()/guest_write(), which turn a DMA
+ * failure into a sticky break. Every public entry point that touches memory first
+ * checks q->broken, so a broken queue never issues another access.
+ */
+#include "split_vq.h"
+
+#include <assert.h>
+#include <stddef.h>
+#include <string.h>
+
+#include "virtio_wire.h"
+
+/* Indirect table entries fetched per DMA read (a stack buffer: no heap here). */
+#define SVQ_INDIRECT_BURST 32u
+
+/* Elements published since the last interrupt decision saturate here: after 2^16 of
+ * them, every 16-bit used_event value has been passed. */
+#define SVQ_UNSIGNALLED_CAP 65536u
+
+/* ------------------------------------------------------------------------------
+ * Small pure helpers
+ * ------------------------------------------------------------------------------ */
+
+static bool size_is_usable(uint16_t size)
+{
+    return size != 0 && size <= SVIRTQ_SIZE_MAX && (size & (size - 1u)) == 0;
+}
+
+/* Ring entry of a free-running index. */
+static uint16_t ring_entry(const struct svq *q, uint16_t idx)
+{
+    return (uint16_t)(idx & (q->cfg.size - 1u));
+}
+
+/* "Used Buffer Notification Suppression" with EVENT_IDX: the driver wants a
+ * notification once the device has written the used element with index used_event,
+ * i.e. when used->idx moved from old past used_event to new_idx. Written as a
+ * distance: used_event lies in [old, new_idx) exactly when the distance from it to
+ * new_idx - 1 is below the number of elements published, new_idx - old. Counting
+ * that number ourselves (not as a 16-bit difference) keeps 65536 or more published
+ * elements from reading as none. */
+static bool used_event_passed(uint16_t used_event, uint16_t new_idx, uint32_t published)
+{
+    uint16_t behind = (uint16_t)(new_idx - used_event - 1u);
+    return (uint32_t)behind < published;
+}
+
+/* ------------------------------------------------------------------------------
+ * Breakage and guest access
+ * ------------------------------------------------------------------------------ */
+
+static enum vq_status svq_break(struct svq *q, enum vs_reason why)
+{
+    if (q->broken == VS_REASON_NONE)
+        q->broken = why;
+    return VQ_BROKEN;
+}
+
+/* An access whose last byte would lie beyond 2^64 - 1 is not backed by memory;
+ * catching it here keeps a wrapped address from reaching the ops. */
+static bool range_wraps(uint64_t addr, uint32_t len)
+{
+    return len != 0 && addr > UINT64_MAX - (len - 1u);
+}
+
+static bool guest_read(struct svq *q, const struct vs_guest_ops *ops, uint64_t addr,
+                       void *dst, uint32_t len, enum vs_dma_kind kind)
+{
+    if (range_wraps(addr, len)) {
+        svq_break(q, VS_REASON_DMA_OUT_OF_RANGE);
+        return false;
+    }
+    enum vs_dma_status s = ops->read(ops->ctx, addr, dst, len, kind);
+    if (s != VS_DMA_OK) {
+        svq_break(q, vs_dma_status_reason((int)s));
+        return false;
+    }
+    return true;
+}
+
+static bool guest_write(struct svq *q, const struct vs_guest_ops *ops, uint64_t addr,
+                        const void *src, uint32_t len, enum vs_dma_kind kind)
+{
+    if (range_wraps(addr, len)) {
+        svq_break(q, VS_REASON_DMA_OUT_OF_RANGE);
+        return false;
+    }
+    enum vs_dma_status s = ops->write(ops->ctx, addr, src, len, kind);
+    if (s != VS_DMA_OK) {
+        svq_break(q, vs_dma_status_reason((int)s));
+        return false;
+    }
+    return true;
+}
+
+/* base + off as a guest address, or false (queue broken) if it would pass 2^64. */
+static bool area_addr(struct svq *q, uint64_t base, uint64_t off, uint64_t *addr)
+{
+    if (base > UINT64_MAX - off) {
+        svq_break(q, VS_REASON_DMA_OUT_OF_RANGE);
+        return false;
+    }
+    *addr = base + off;
+    return true;
+}
+
+static bool read_le16(struct svq *q, const struct vs_guest_ops *ops, uint64_t base,
+                      uint64_t off, enum vs_dma_kind kind, uint16_t *v)
+{
+    uint64_t addr;
+    uint8_t raw[2];
+    if (!area_addr(q, base, off, &addr) || !guest_read(q, ops, addr, raw, sizeof raw, kind))
+        return false;
+    *v = vs_le16(raw);
+    return true;
+}
+
+static bool write_le16(struct svq *q, const struct vs_guest_ops *ops, uint64_t base,
+                       uint64_t off, enum vs_dma_kind kind, uint16_t v)
+{
+    uint64_t addr;
+    uint8_t raw[2];
+    vs_put_le16(raw, v);
+    return area_addr(q, base, off, &addr) && guest_write(q, ops, addr, raw, sizeof raw, kind);
+}
+
+/* Fetch the 16-byte descriptor table entry idx (idx < size). */
+static bool read_table_desc(struct svq *q, const struct vs_guest_ops *ops, uint16_t idx,
+                            uint8_t raw[sizeof(struct svirtq_desc)])
+{
+    uint64_t addr;
+    if (!area_addr(q, q->cfg.desc_addr, (uint64_t)idx * sizeof(struct svirtq_desc), &addr) ||
+        !guest_read(q, ops, addr, raw, sizeof(struct svirtq_desc), VS_DMA_DESC_READ))
+        return false;
+    q->stats.descs_read++;
+    return true;
+}
+
+/* Offsets of the EVENT_IDX fields, after the ring arrays. */
+static uint64_t used_event_off(const struct svq *q)
+{
+    return SVIRTQ_AVAIL_OFF_RING + (uint64_t)q->cfg.size * SVIRTQ_AVAIL_ENTRY_BYTES;
+}
+
+static uint64_t avail_event_off(const struct svq *q)
+{
+    return SVIRTQ_USED_OFF_RING + (uint64_t)q->cfg.size * sizeof(struct svirtq_used_elem);
+}
+
+/* ------------------------------------------------------------------------------
+ * Configuration
+ * ------------------------------------------------------------------------------ */
+
+void svq_init(struct svq *q, const struct vq_config *cfg)
+{
+    memset(q, 0, sizeof *q);
+    q->cfg = *cfg;
+    q->broken = VS_REASON_NONE;
+    /* Not validation (svq_check_config does that) but a guard: ring entries are
+     * idx % size, which needs a power of two no larger than 32768 to stay
+     * continuous across the 16-bit wrap. */
+    if (!size_is_usable(cfg->size))
+        q->broken = VS_REASON_QUEUE_SIZE_INVALID;
+}
+
+enum vs_reason svq_check_config(const struct vq_config *cfg, uint16_t size_max)
+{
+    uint32_t limit = size_max < SVIRTQ_SIZE_MAX ? size_max : SVIRTQ_SIZE_MAX;
+    /* "Split Virtqueues": "Queue Size value is always a power of 2. The maximum Queue
+     * Size value is 32768." (and for PCI, "Common configuration structure layout":
+     * without RING_PACKED the driver MUST NOT write a queue_size that is not a power
+     * of 2). */
+    if (!size_is_usable(cfg->size) || cfg->size > limit)
+        return VS_REASON_QUEUE_SIZE_INVALID;
+    /* "Split Virtqueues" (driver normative "Virtqueues"): each part's first byte a
+     * multiple of its alignment: descriptor table 16, available ring 2, used ring 4. */
+    if (cfg->desc_addr % SVIRTQ_DESC_ALIGN != 0 || cfg->driver_addr % SVIRTQ_AVAIL_ALIGN != 0 ||
+        cfg->device_addr % SVIRTQ_USED_ALIGN != 0)
+        return VS_REASON_RING_MISALIGNED;
+    /* A part that runs past the top of the address space cannot be backed. The
+     * sizes include the EVENT_IDX fields, as the spec's size table does. */
+    if (range_wraps(cfg->desc_addr, SVIRTQ_DESC_TABLE_BYTES(cfg->size)) ||
+        range_wraps(cfg->driver_addr, SVIRTQ_AVAIL_RING_BYTES(cfg->size)) ||
+        range_wraps(cfg->device_addr, SVIRTQ_USED_RING_BYTES(cfg->size)))
+        return VS_REASON_DMA_OUT_OF_RANGE;
+    return VS_REASON_NONE;
+}
+
+/* ------------------------------------------------------------------------------
+ * Available side
+ * ------------------------------------------------------------------------------ */
+
+/* Read avail->idx into the cache and check it. "The Virtqueue Available Ring"
+ * (driver normative): the driver MUST NOT decrement idx; and since the ring has
+ * size entries, it can never be more than size ahead of the device. Either
+ * violation shows as a forward distance above size. */
+static bool refresh_avail_idx(struct svq *q, const struct vs_guest_ops *ops)
+{
+    uint16_t idx;
+    if (!read_le16(q, ops, q->cfg.driver_addr, SVIRTQ_AVAIL_OFF_IDX, VS_DMA_DESC_READ, &idx))
+        return false;
+    if ((uint16_t)(idx - q->last_avail_idx) > q->cfg.size) {
+        svq_break(q, VS_REASON_AVAIL_IDX_JUMP);
+        return false;
+    }
+    q->shadow_avail_idx = idx;
+    return true;
+}
+
+enum vq_status svq_peek(struct svq *q, const struct vs_guest_ops *ops, bool *available)
+{
+    *available = false;
+    if (q->broken != VS_REASON_NONE)
+        return VQ_BROKEN;
+    if (q->shadow_avail_idx == q->last_avail_idx && !refresh_avail_idx(q, ops))
+        return VQ_BROKEN;
+    *available = q->shadow_avail_idx != q->last_avail_idx;
+    return VQ_OK;
+}
+
+/* Accumulates the segments of one buffer and checks the rules that apply to every
+ * element, whether it came from the descriptor table or from an indirect table. */
+struct seg_walk {
+    struct vq_seg *segs;
+    uint32_t limit;  /* min(max_segs, size): the longest list the device accepts */
+    uint32_t nsegs;
+    uint64_t total;  /* readable + writable bytes, checked against 2^32 - 1 */
+    uint64_t readable;
+    uint64_t writable;
+    bool seen_writable;
+};
+
+static enum vq_status seg_add(struct svq *q, struct seg_walk *w, const uint8_t *d)
+{
+    uint64_t addr = vs_le64(d);
+    uint32_t len = vs_le32(d + SVIRTQ_DESC_OFF_LEN);
+    bool writable = (vs_le16(d + SVIRTQ_DESC_OFF_FLAGS) & VIRTQ_DESC_F_WRITE_MASK) != 0;
+    /* The spec has no MUST about empty elements; the model treats one as a driver
+     * error, since no device can move data through it (model policy, as packed). */
+    if (len == 0)
+        return svq_break(q, VS_REASON_DESC_ZERO_LENGTH);
+    /* "Message Framing" (driver normative): device-writable elements after all
+     * device-readable ones. */
+    if (!writable && w->seen_writable)
+        return svq_break(q, VS_REASON_READ_AFTER_WRITE);
+    /* "The Virtqueue Descriptor Table" (driver normative): no chain longer than
+     * 2^32 bytes in total. */
+    w->total += len;
+    if (w->total > UINT32_MAX)
+        return svq_break(q, VS_REASON_DESC_LENGTH_OVERFLOW);
+    /* Callers check the limit before fetching more; this keeps the caller's array
+     * safe even for max_segs == 0 (every buffer is then too long). */
+    if (w->nsegs >= w->limit)
+        return svq_break(q, VS_REASON_CHAIN_TOO_LONG);
+    w->segs[w->nsegs++] = (struct vq_seg){.addr = addr, .len = len, .device_writable = writable};
+    if (writable) {
+        w->seen_writable = true;
+        w->writable += len;
+    } else {
+        w->readable += len;
+    }
+    return VQ_OK;
+}
+
+/* "Indirect Descriptors": the table at `table` holds len / 16 descriptors; the list
+ * starts at entry 0 and continues through each entry's `next` while NEXT is set.
+ * INDIRECT inside the table is forbidden (one table per buffer). The walk adds one
+ * element per entry visited, so the segment limit bounds it and catches a loop.
+ *
+ * Entries are fetched in bursts starting at the entry needed, never past the table
+ * nor past as many entries as the buffer may still hold: a table laid out in order
+ * (what drivers do) costs one read per SVQ_INDIRECT_BURST entries; a list that jumps
+ * around costs at most one read per element. */
+static enum vq_status walk_indirect(struct svq *q, const struct vs_guest_ops *ops,
+                                    struct seg_walk *w, uint64_t table, uint32_t len)
+{
+    if (len == 0 || len % sizeof(struct svirtq_desc) != 0)
+        return svq_break(q, VS_REASON_INDIRECT_LEN_NOT_MULTIPLE);
+    if (range_wraps(table, len))
+        return svq_break(q, VS_REASON_DMA_OUT_OF_RANGE);
+    const uint32_t count = len / (uint32_t)sizeof(struct svirtq_desc);
+
+    uint8_t burst[SVQ_INDIRECT_BURST * sizeof(struct svirtq_desc)];
+    uint32_t first = 0, cached = 0; /* burst holds entries [first, first + cached) */
+    uint32_t i = 0;
+    for (;;) {
+        if (w->nsegs >= w->limit)
+            return svq_break(q, VS_REASON_CHAIN_TOO_LONG);
+        if (i < first || i - first >= cached) {
+            uint32_t n = count - i;
+            if (n > SVQ_INDIRECT_BURST)
+                n = SVQ_INDIRECT_BURST;
+            if (n > w->limit - w->nsegs)
+                n = w->limit - w->nsegs;
+            uint64_t addr = table + (uint64_t)i * sizeof(struct svirtq_desc);
+            if (!guest_read(q, ops, addr, burst, n * (uint32_t)sizeof(struct svirtq_desc),
+                            VS_DMA_DESC_READ))
+                return VQ_BROKEN;
+            q->stats.descs_read += n;
+            first = i;
+            cached = n;
+        }
+        const uint8_t *d = burst + (size_t)(i - first) * sizeof(struct svirtq_desc);
+        uint16_t flags = vs_le16(d + SVIRTQ_DESC_OFF_FLAGS);
+        if (flags & VIRTQ_DESC_F_INDIRECT_MASK)
+            return svq_break(q, VS_REASON_INDIRECT_NESTED);
+        enum vq_status s = seg_add(q, w, d);
+        if (s != VQ_OK)
+            return s;
+        if (!(flags & VIRTQ_DESC_F_NEXT_MASK))
+            return VQ_OK;
+        uint16_t next = vs_le16(d + SVIRTQ_DESC_OFF_NEXT);
+        if (next >= count)
+            return svq_break(q, VS_REASON_DESC_NEXT_OUT_OF_RANGE);
+        i = next;
+    }
+}
+
+enum vq_status svq_pop(struct svq *q, const struct vs_guest_ops *ops, struct vq_elem *elem,
+                       struct vq_seg *segs, uint32_t max_segs)
+{
+    if (q->broken != VS_REASON_NONE)
+        return VQ_BROKEN;
+    /* "Updating idx": entries become available when avail->idx moves past them. */
+    if (q->shadow_avail_idx == q->last_avail_idx) {
+        if (!refresh_avail_idx(q, ops))
+            return VQ_BROKEN;
+        if (q->shadow_avail_idx == q->last_avail_idx)
+            return VQ_EMPTY;
+    }
+
+    /* "Updating The Available Ring": the entry at last_avail_idx % size holds the
+     * index of the chain's head in the descriptor table. */
+    uint16_t head;
+    if (!read_le16(q, ops, q->cfg.driver_addr,
+                   SVIRTQ_AVAIL_OFF_RING +
+                       (uint64_t)ring_entry(q, q->last_avail_idx) * SVIRTQ_AVAIL_ENTRY_BYTES,
+                   VS_DMA_DESC_READ, &head))
+        return VQ_BROKEN;
+    if (head >= q->cfg.size)
+        return svq_break(q, VS_REASON_DESC_ID_OUT_OF_RANGE);
+
+    struct seg_walk w = {
+        .segs = segs,
+        .limit = max_segs < q->cfg.size ? max_segs : q->cfg.size,
+    };
+    memset(elem, 0, sizeof *elem);
+    uint8_t d[sizeof(struct svirtq_desc)];
+    uint16_t idx = head;
+    /* "The Virtqueue Descriptor Table": the chain follows `next` while NEXT is set.
+     * Each descriptor visited adds one element, and the walk stops at the segment
+     * limit (at most the queue size: "A driver MUST NOT create a descriptor chain
+     * longer than the Queue Size"), so a loop ends as CHAIN_TOO_LONG. */
+    for (;;) {
+        if (!read_table_desc(q, ops, idx, d))
+            return VQ_BROKEN;
+        uint16_t flags = vs_le16(d + SVIRTQ_DESC_OFF_FLAGS);
+        if (flags & VIRTQ_DESC_F_INDIRECT_MASK) {
+            /* "Indirect Descriptors" (driver normative): not without the feature, and
+             * never together with NEXT. The device MUST handle zero or more chained
+             * descriptors followed by a single indirect one, so this ends the chain.
+             * Its WRITE flag is ignored (device normative). */
+            if (!q->cfg.indirect_desc)
+                return svq_break(q, VS_REASON_INDIRECT_NOT_NEGOTIATED);
+            if (flags & VIRTQ_DESC_F_NEXT_MASK)
+                return svq_break(q, VS_REASON_INDIRECT_WITH_NEXT);
+            enum vq_status s = walk_indirect(q, ops, &w, vs_le64(d),
+                                             vs_le32(d + SVIRTQ_DESC_OFF_LEN));
+            if (s != VQ_OK)
+                return s;
+            q->stats.indirect_tables++;
+            elem->indirect = true;
+            break;
+        }
+        enum vq_status s = seg_add(q, &w, d);
+        if (s != VQ_OK)
+            return s;
+        if (!(flags & VIRTQ_DESC_F_NEXT_MASK))
+            break;
+        if (w.nsegs >= w.limit)
+            return svq_break(q, VS_REASON_CHAIN_TOO_LONG);
+        idx = vs_le16(d + SVIRTQ_DESC_OFF_NEXT);
+        if (idx >= q->cfg.size)
+            return svq_break(q, VS_REASON_DESC_NEXT_OUT_OF_RANGE);
+    }
+
+    /* "The Virtqueue Used Ring": the used element names the chain by its head. A
+     * split buffer takes one available ring entry, whatever its length: slots = 1. */
+    elem->id = head;
+    elem->head = head;
+    elem->slots = 1;
+    elem->nsegs = w.nsegs;
+    elem->readable_bytes = (uint32_t)w.readable;
+    elem->writable_bytes = (uint32_t)w.writable;
+    q->last_avail_idx++;
+    q->stats.buffers_popped++;
+    return VQ_OK;
+}
+
+/* ------------------------------------------------------------------------------
+ * Used side
+ * ------------------------------------------------------------------------------ */
+
+enum vq_status svq_push(struct svq *q, const struct vs_guest_ops *ops,
+                        const struct vq_elem *elem, uint32_t written_len)
+{
+    if (q->broken != VS_REASON_NONE)
+        return VQ_BROKEN;
+    assert(elem->id < q->cfg.size);
+
+    /* The element is written whole now; the driver reads it only after used->idx
+     * covers it, which svq_flush writes last. */
+    uint8_t raw[sizeof(struct svirtq_used_elem)];
+    vs_put_le32(raw + offsetof(struct svirtq_used_elem, id), elem->id);
+    vs_put_le32(raw + offsetof(struct svirtq_used_elem, len), written_len);
+    uint64_t addr;
+    uint64_t off = SVIRTQ_USED_OFF_RING +
+                   (uint64_t)ring_entry(q, q->used_idx) * sizeof(struct svirtq_used_elem);
+    if (!area_addr(q, q->cfg.device_addr, off, &addr) ||
+        !guest_write(q, ops, addr, raw, sizeof raw, VS_DMA_USED_WRITE))
+        return VQ_BROKEN;
+    q->used_idx++;
+    q->pending++;
+    q->stats.used_pushed++;
+    return VQ_OK;
+}
+
+enum vq_status svq_flush(struct svq *q, const struct vs_guest_ops *ops)
+{
+    if (q->broken != VS_REASON_NONE)
+        return VQ_BROKEN;
+    if (q->pending == 0)
+        return VQ_OK;
+    /* "The Virtqueue Used Ring" (device normative): len is set prior to updating
+     * used idx. The elements were written by svq_push; this 2-byte write comes
+     * after them and publishes the whole batch (the platform orders posted writes,
+     * which is the write barrier). */
+    if (!write_le16(q, ops, q->cfg.device_addr, SVIRTQ_USED_OFF_IDX, VS_DMA_USED_WRITE,
+                    q->used_idx))
+        return VQ_BROKEN;
+    q->published_used_idx = q->used_idx;
+    uint32_t n = q->unsignalled + q->pending;
+    q->unsignalled = n < SVQ_UNSIGNALLED_CAP ? n : SVQ_UNSIGNALLED_CAP;
+    q->pending = 0;
+    q->stats.flushes++;
+    return VQ_OK;
+}
+
+/* ------------------------------------------------------------------------------
+ * Notification suppression
+ * ------------------------------------------------------------------------------ */
+
+/* Decision for what was published since the last call ("Used Buffer Notification
+ * Suppression", device normative):
+ *  - nothing published since the last decision: no interrupt, and no read;
+ *  - without EVENT_IDX: avail->flags bit 0 (NO_INTERRUPT) set means SHOULD NOT
+ *    notify, clear means MUST notify; used_event is ignored;
+ *  - with EVENT_IDX: the low bit of flags is ignored (flags is not even read); notify
+ *    if an element published since the last decision had index used_event. */
+enum vq_status svq_should_interrupt(struct svq *q, const struct vs_guest_ops *ops,
+                                    bool *interrupt)
+{
+    *interrupt = false;
+    if (q->broken != VS_REASON_NONE)
+        return VQ_BROKEN;
+    if (q->unsignalled == 0)
+        return VQ_OK;
+
+    bool want;
+    if (q->cfg.event_idx) {
+        uint16_t used_event;
+        if (!read_le16(q, ops, q->cfg.driver_addr, used_event_off(q), VS_DMA_EVENT_READ,
+                       &used_event))
+            return VQ_BROKEN;
+        want = used_event_passed(used_event, q->published_used_idx, q->unsignalled);
+    } else {
+        uint16_t flags;
+        if (!read_le16(q, ops, q->cfg.driver_addr, SVIRTQ_AVAIL_OFF_FLAGS, VS_DMA_EVENT_READ,
+                       &flags))
+            return VQ_BROKEN;
+        want = (flags & VIRTQ_AVAIL_F_NO_INTERRUPT_MASK) == 0;
+    }
+    q->stats.event_reads++;
+
+    q->signalled_used_idx = q->published_used_idx;
+    q->unsignalled = 0;
+    if (!want)
+        q->stats.interrupts_suppressed++;
+    *interrupt = want;
+    return VQ_OK;
+}
+
+/* "Available Buffer Notification Suppression" (device normative). Without
+ * EVENT_IDX: used->flags is 1 (NO_NOTIFY) to spare notifications, 0 to ask for
+ * them. With EVENT_IDX the device MUST keep flags at 0 (the driver initialised it
+ * so, and this model never writes it); enabling writes avail_event = the device's
+ * next available index, so the driver notifies when it fills that entry. Disabling
+ * writes nothing: the old avail_event stays behind the driver, which passes it and
+ * does not notify again until its idx comes round to it 65536 entries later. */
+enum vq_status svq_set_notifications(struct svq *q, const struct vs_guest_ops *ops,
+                                     bool enable)
+{
+    if (q->broken != VS_REASON_NONE)
+        return VQ_BROKEN;
+    bool ok;
+    if (q->cfg.event_idx) {
+        if (!enable)
+            return VQ_OK;
+        ok = write_le16(q, ops, q->cfg.device_addr, avail_event_off(q), VS_DMA_EVENT_WRITE,
+                        q->last_avail_idx);
+    } else {
+        ok = write_le16(q, ops, q->cfg.device_addr, SVIRTQ_USED_OFF_FLAGS, VS_DMA_EVENT_WRITE,
+                        enable ? 0u : (uint16_t)VIRTQ_USED_F_NO_NOTIFY_MASK);
+    }
+    if (!ok)
+        return VQ_BROKEN;
+    q->stats.event_writes++;
+    return VQ_OK;
+}
+
+/* ------------------------------------------------------------------------------
+ * NOTIFICATION_DATA hint
+ * ------------------------------------------------------------------------------ */
+
+/* "Driver Notifications": without RING_PACKED, next_off is the 15 low bits of the
+ * available idx and next_wrap its bit 15; together they are the whole idx. */
+void svq_set_avail_hint(struct svq *q, uint16_t next_off, bool next_wrap)
+{
+    q->hint_avail_idx = (uint16_t)((next_off & SVIRTQ_HINT_OFF_MASK) |
+                                   (next_wrap ? 1u << SVIRTQ_HINT_WRAP_BIT : 0u));
+    q->hint_valid = true;
+}
+
+/* Forward distance from the device's index to the hinted idx; a hint more than a
+ * ring ahead is stale (the device has passed it) or impossible, and counts 0. */
+uint32_t svq_hint_count(const struct svq *q)
+{
+    if (!q->hint_valid || !size_is_usable(q->cfg.size))
+        return 0;
+    uint16_t dist = (uint16_t)(q->hint_avail_idx - q->last_avail_idx);
+    return dist <= q->cfg.size ? dist : 0;
+}
+
+/* ---- The split format's entry in the ring-format table (vq.h) ---- */
+
+static void split_init(void *q, const struct vq_config *cfg) { svq_init(q, cfg); }
+static enum vq_status split_peek(void *q, const struct vs_guest_ops *ops, bool *available)
+{
+    return svq_peek(q, ops, available);
+}
+static enum vq_status split_pop(void *q, const struct vs_guest_ops *ops, struct vq_elem *elem,
+                                struct vq_seg *segs, uint32_t max_segs)
+{
+    return svq_pop(q, ops, elem, segs, max_segs);
+}
+static enum vq_status split_push(void *q, const struct vs_guest_ops *ops,
+                                 const struct vq_elem *elem, uint32_t written_len)
+{
+    return svq_push(q, ops, elem, written_len);
+}
+static enum vq_status split_flush(void *q, const struct vs_guest_ops *ops)
+{
+    return svq_flush(q, ops);
+}
+static enum vq_status split_should_interrupt(void *q, const struct vs_guest_ops *ops,
+                                             bool *interrupt)
+{
+    return svq_should_interrupt(q, ops, interrupt);
+}
+static enum vq_status split_set_notifications(void *q, const struct vs_guest_ops *ops, bool enable)
+{
+    return svq_set_notifications(q, ops, enable);
+}
+static void split_set_avail_hint(void *q, uint16_t next_off, bool next_wrap)
+{
+    svq_set_avail_hint(q, next_off, next_wrap);
+}
+static uint32_t split_pending(const void *q) { return ((const struct svq *)q)->pending; }
+static enum vs_reason split_broken(const void *q) { return ((const struct svq *)q)->broken; }
+static const struct vq_stats *split_stats(const void *q) { return &((const struct svq *)q)->stats; }
+
+const struct vq_ops split_vq_ops = {
+    .name = "split",
+    .check_config = svq_check_config,
+    .init = split_init,
+    .peek = split_peek,
+    .pop = split_pop,
+    .push = split_push,
+    .flush = split_flush,
+    .should_interrupt = split_should_interrupt,
+    .set_notifications = split_set_notifications,
+    .set_avail_hint = split_set_avail_hint,
+    .pending = split_pending,
+    .broken = split_broken,
+    .stats = split_stats,
+};

@@ -1,0 +1,191 @@
+/* split_vq.h -- device side of a split virtqueue ("Split Virtqueues"), the format of
+ * virtio 1.0 and earlier, kept for comparison studies against the packed format.
+ *
+ * Calling pattern of a device personality, per request (the same steps as
+ * packed_vq.h, behind the same table of functions, vq.h):
+ *   svq_pop()     -> one available buffer: the head index from the available ring,
+ *                    then the chain through the descriptor table (and at most one
+ *                    indirect table at its end), its segments in the caller's array;
+ *   ...the personality moves the data through the same guest ops...
+ *   svq_push()    -> write the used ring element {id, len} of that buffer now;
+ *   svq_flush()   -> publish the batch: used->idx is written last, so the driver sees
+ *                    every element (and its len) of the batch at once ("The Virtqueue
+ *                    Used Ring": the device MUST set len prior to updating used idx);
+ *   svq_should_interrupt() -> read the driver's suppression field and decide.
+ *
+ * All guest memory goes through struct vs_guest_ops. Every violation found in guest
+ * input makes the queue broken (sticky, with a reason); every later call returns
+ * VQ_BROKEN without touching memory.
+ */
+#ifndef VIOSIM_SPLIT_VQ_H
+#define VIOSIM_SPLIT_VQ_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "guest_ops.h"
+#include "virtio_wire.h"
+#include "vq.h"
+#include "vs_reason.h"
+
+/* ---- Wire format ("Split Virtqueues"); all fields little-endian ----
+ * The descriptor flags (VIRTQ_DESC_F_NEXT/WRITE/INDIRECT_MASK) are the packed
+ * format's, from virtio_wire.h; split descriptors carry `next` where packed ones
+ * carry the buffer id. */
+
+/* "The Virtqueue Descriptor Table": one entry of the Descriptor Area (or of an
+ * indirect table). */
+struct svirtq_desc {
+    uint64_t addr;  /* buffer address (IOVA when ACCESS_PLATFORM is negotiated) */
+    uint32_t len;   /* buffer length in bytes */
+    uint16_t flags; /* VIRTQ_DESC_F_* */
+    uint16_t next;  /* index of the next descriptor when flags has NEXT */
+};
+VS_STATIC_ASSERT(sizeof(struct svirtq_desc) == 16, "split descriptor is 16 bytes");
+#define SVIRTQ_DESC_OFF_LEN   8
+#define SVIRTQ_DESC_OFF_FLAGS 12
+#define SVIRTQ_DESC_OFF_NEXT  14
+
+/* "The Virtqueue Available Ring" (Driver Area): flags, idx, ring[size], then
+ * used_event (only with VIRTIO_F_EVENT_IDX). */
+struct svirtq_avail_hdr {
+    uint16_t flags; /* VIRTQ_AVAIL_F_* */
+    uint16_t idx;   /* where the driver puts the next entry (free-running, mod 2^16) */
+};
+VS_STATIC_ASSERT(sizeof(struct svirtq_avail_hdr) == 4, "available ring header is 4 bytes");
+#define VIRTQ_AVAIL_F_NO_INTERRUPT_BIT  0
+#define VIRTQ_AVAIL_F_NO_INTERRUPT_MASK (1u << VIRTQ_AVAIL_F_NO_INTERRUPT_BIT)
+#define SVIRTQ_AVAIL_OFF_FLAGS 0
+#define SVIRTQ_AVAIL_OFF_IDX   2
+#define SVIRTQ_AVAIL_OFF_RING  4
+#define SVIRTQ_AVAIL_ENTRY_BYTES 2u /* le16 head index per ring entry */
+
+/* "The Virtqueue Used Ring" (Device Area): flags, idx, ring[size] of used elements,
+ * then avail_event (only with VIRTIO_F_EVENT_IDX). */
+struct svirtq_used_hdr {
+    uint16_t flags; /* VIRTQ_USED_F_* */
+    uint16_t idx;   /* where the device puts the next element (free-running, mod 2^16) */
+};
+VS_STATIC_ASSERT(sizeof(struct svirtq_used_hdr) == 4, "used ring header is 4 bytes");
+
+struct svirtq_used_elem {
+    uint32_t id;  /* head index of the used descriptor chain (le32 for padding) */
+    uint32_t len; /* bytes written into the device-writable part of the buffer */
+};
+VS_STATIC_ASSERT(sizeof(struct svirtq_used_elem) == 8, "used ring element is 8 bytes");
+#define VIRTQ_USED_F_NO_NOTIFY_BIT  0
+#define VIRTQ_USED_F_NO_NOTIFY_MASK (1u << VIRTQ_USED_F_NO_NOTIFY_BIT)
+#define SVIRTQ_USED_OFF_FLAGS 0
+#define SVIRTQ_USED_OFF_IDX   2
+#define SVIRTQ_USED_OFF_RING  4
+
+/* "Split Virtqueues" table of part alignment and size; Queue Size is a power of 2
+ * no larger than 32768. Sizes include the EVENT_IDX field at the end of each ring. */
+#define SVIRTQ_DESC_ALIGN  16u
+#define SVIRTQ_AVAIL_ALIGN 2u
+#define SVIRTQ_USED_ALIGN  4u
+#define SVIRTQ_SIZE_MAX    32768u
+#define SVIRTQ_DESC_TABLE_BYTES(size) (16u * (uint32_t)(size))
+#define SVIRTQ_AVAIL_RING_BYTES(size) (6u + 2u * (uint32_t)(size))
+#define SVIRTQ_USED_RING_BYTES(size)  (6u + 8u * (uint32_t)(size))
+
+/* NOTIFICATION_DATA on a split ring ("Driver Notifications"): next_off is the 15
+ * low bits of the driver's available idx and next_wrap its bit 15. */
+#define SVIRTQ_HINT_WRAP_BIT 15
+#define SVIRTQ_HINT_OFF_MASK 0x7fffu
+
+/* ---- Device state ----
+ * Indices named *_idx are free-running 16-bit counters, exactly as the driver sees
+ * avail->idx and used->idx; the ring entry is idx % size (size is a power of two,
+ * so this stays continuous across the 65535 -> 0 wrap). */
+struct svq {
+    struct vq_config cfg;
+
+    /* Available side: the device's next entry in the available ring, and the last
+     * avail->idx read from the guest (a cache: while it is ahead, pop and peek do
+     * not read avail->idx again). */
+    uint16_t last_avail_idx;
+    uint16_t shadow_avail_idx;
+
+    /* Used side: the index of the next used element to write (includes pushed but
+     * unpublished elements), and the value last written to used->idx. */
+    uint16_t used_idx;
+    uint16_t published_used_idx;
+    uint32_t pending;           /* pushed since the last flush */
+
+    /* used->idx as of the last interrupt decision ("old" of the EVENT_IDX rule) and
+     * how many elements were published since (saturates at 65536, beyond which
+     * every used_event value has been passed). */
+    uint16_t signalled_used_idx;
+    uint32_t unsignalled;
+
+    /* NOTIFICATION_DATA: the driver's available idx as the last notification carried
+     * it (next_off | next_wrap << 15). */
+    uint16_t hint_avail_idx;
+    bool hint_valid;
+
+    enum vs_reason broken; /* VS_REASON_NONE while healthy; sticky otherwise */
+    struct vq_stats stats;
+};
+
+/* Reset the queue and take the driver's configuration: every index starts at 0
+ * ("idx ... starts at 0, and increases"). Does not touch guest memory and does not
+ * validate (svq_check_config does), but a size the ring arithmetic cannot use (0,
+ * above 32768, not a power of two) leaves the queue broken. */
+void svq_init(struct svq *q, const struct vq_config *cfg);
+
+/* Validate a configuration before enabling: size a power of two within
+ * 1..min(size_max, 32768) (QUEUE_SIZE_INVALID), each part aligned as the "Split
+ * Virtqueues" table says (RING_MISALIGNED), no part running past 2^64
+ * (DMA_OUT_OF_RANGE). Returns VS_REASON_NONE or why not. */
+enum vs_reason svq_check_config(const struct vq_config *cfg, uint16_t size_max);
+
+/* Is a buffer available at the device's position? Reads avail->idx unless the
+ * cached value already says so. */
+enum vq_status svq_peek(struct svq *q, const struct vs_guest_ops *ops, bool *available);
+
+/* Take the next available buffer. segs/max_segs is the caller's array; a buffer with
+ * more elements than min(max_segs, queue size) breaks the queue (CHAIN_TOO_LONG).
+ * elem->id and elem->head are the head index; elem->slots is always 1 (a split
+ * buffer takes one available ring entry whatever its chain length; the field only
+ * matters to the packed format). Returns VQ_EMPTY (nothing consumed) if no buffer
+ * is available; a broken queue has consumed nothing either. */
+enum vq_status svq_pop(struct svq *q, const struct vs_guest_ops *ops, struct vq_elem *elem,
+                       struct vq_seg *segs, uint32_t max_segs);
+
+/* Write the used element {elem->id, written_len} at the next used ring entry. The
+ * driver does not look at it before used->idx moves (svq_flush). Elements are
+ * written in the order pushed, one per buffer, also with IN_ORDER (writing only the
+ * last of a batch is an optimisation the spec allows, not one it requires).
+ * Contract: elem is one svq_pop returned (elem->id < queue size; asserted). */
+enum vq_status svq_push(struct svq *q, const struct vs_guest_ops *ops,
+                        const struct vq_elem *elem, uint32_t written_len);
+
+/* Publish what was pushed: write used->idx. No-op (no access) if nothing pending. */
+enum vq_status svq_flush(struct svq *q, const struct vs_guest_ops *ops);
+
+/* After a flush: read avail->flags (or used_event with EVENT_IDX) and decide whether
+ * the driver wants a used buffer notification for what was published since the
+ * last decision ("Used Buffer Notification Suppression"). */
+enum vq_status svq_should_interrupt(struct svq *q, const struct vs_guest_ops *ops,
+                                    bool *interrupt);
+
+/* Ask the driver for (enable) or spare (disable) available buffer notifications
+ * ("Available Buffer Notification Suppression"). Without EVENT_IDX: used->flags.
+ * With EVENT_IDX: enable writes avail_event = last_avail_idx; disable writes
+ * nothing. After enabling, the caller peeks again: a buffer the driver made
+ * available before the write may not have been notified. */
+enum vq_status svq_set_notifications(struct svq *q, const struct vs_guest_ops *ops,
+                                     bool enable);
+
+/* Record the NOTIFICATION_DATA hint sent with a notification. */
+void svq_set_avail_hint(struct svq *q, uint16_t next_off, bool next_wrap);
+
+/* Number of buffers the hint says are available beyond the device's position (0 if
+ * no hint, or if the hint is stale or impossible). Only for batching decisions. */
+uint32_t svq_hint_count(const struct svq *q);
+
+/* The split format's entry in the ring-format table (vq.h). */
+extern const struct vq_ops split_vq_ops;
+
+#endif
