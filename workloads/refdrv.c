@@ -1,10 +1,16 @@
-/* refdrv.c -- the reference virtio-net driver (packed rings, MSI-X).
+/* refdrv.c -- the reference virtio-net driver (packed or split rings, MSI-X).
  *
  * Straight-line firmware: every step below is one function, in the order the spec's
  * driver requirements give them ("Device Initialization", "Virtio Over PCI Bus").
  * The device is not trusted: every value read from configuration space or a BAR is
  * range-checked before it is used as a size, an offset or an index, and every used
- * descriptor goes through drv_packed's id checks.
+ * buffer goes through the ring module's checks (drv_packed or drv_split).
+ *
+ * Ring format: packed when VIRTIO_F_RING_PACKED is negotiated, split otherwise (the
+ * device did not offer it, or the parameters decline it). The choice is made once,
+ * after FEATURES_OK, as a table of functions (struct ring_ops) every queue uses; the
+ * traffic code never asks which format it drives. Split queues have a power-of-two
+ * size ("Queue Size value is always a power of 2"): the requested size is rounded down.
  *
  * MSI-X vectors: 0 = configuration changes, 1 = receiveq1 (queue 0), 2 = transmitq1
  * (queue 1). A table with fewer entries shares: with 2 entries both queues use 1,
@@ -12,11 +18,13 @@
  * its entry number.
  *
  * Guest memory, allocated upwards from host->mem_base:
- *   RX descriptor ring (4 KiB aligned), RX driver area, RX device area (64 B aligned
- *   each, a cache line apiece), then the same for TX; TX indirect tables (32 B per buffer
- *   id, only with REFDRV_TX_INDIRECT); RX buffers (one per id, rx_buffer_bytes rounded
- *   up to 64 B); TX buffers (one per id: 12-byte virtio_net_hdr + largest frame, rounded
- *   up to 64 B). Buffer id i always uses slot i.
+ *   RX descriptor area (4 KiB aligned), RX driver area, RX device area (64 B aligned
+ *   each: packed, the two 4-byte event suppression structures, a cache line apiece;
+ *   split, the available ring and the used ring), then the same for TX; TX indirect
+ *   tables (32 B per buffer id, only with REFDRV_TX_INDIRECT); RX buffers (one per id,
+ *   rx_buffer_bytes rounded up to 64 B); TX buffers (one per id: 12-byte virtio_net_hdr
+ *   + largest frame, rounded up to 64 B). Buffer id i always uses slot i (a split
+ *   ring's id is its head descriptor's index, below the queue size too).
  *
  * With VIRTIO_F_ACCESS_PLATFORM ("Reserved Feature Bits") the device's accesses go
  * through the platform IOMMU, and this driver programs it: it builds one I/O page table
@@ -41,6 +49,7 @@
 #include <string.h>
 
 #include "drv_packed.h"
+#include "drv_split.h"
 #include "iopt.h"
 #include "msix.h"
 #include "pci_cfg.h"
@@ -87,6 +96,8 @@
 #define RING_ALIGN_BYTES      4096u
 #define AREA_ALIGN_BYTES      64u
 #define INDIRECT_ENTRIES      2u
+#define DESC_BYTES            16u     /* a descriptor, in either format's tables */
+#define RING_AREAS            3u      /* descriptor, driver and device areas */
 #define RESET_READS_MAX       100000u
 #define MAC_READ_TRIES        8u
 #define STATUS_CHECKS_PER_IDLE 16u
@@ -94,7 +105,8 @@
 #define FROZEN_POLLS_MAX      4096u
 #define IOMMU_PAGE_DEFAULT_BYTES IOMMU_PAGE_SIZE_4K /* iommu_page_bytes 0 */
 #define IOVA_LIMIT            (1ull << IOMMU_IOVA_BITS)
-/* Device-reached regions: per queue a descriptor ring, two event areas and buffers;
+/* Device-reached regions: per queue the three ring areas (packed: descriptor ring and
+ * two event areas; split: descriptor table, available and used rings) and buffers;
  * TX also indirect tables. */
 #define DEV_REGIONS_MAX       (DRV_QUEUES * 5u)
 
@@ -105,8 +117,60 @@ struct region {
     uint64_t length; /* cap.length, clipped to the BAR */
 };
 
+/* ---- ring formats: the driver side of packed and split queues behind one table ---- */
+
+/* A buffer element, a used buffer and a status, in terms both formats share. */
+struct ring_seg {
+    uint64_t addr;
+    uint32_t len;
+    bool device_writable;
+};
+
+struct ring_used {
+    uint16_t id;
+    uint32_t len;       /* bytes the device wrote (0 when the buffer has none to write) */
+    bool written;
+    bool skipped;       /* IN_ORDER batch member without a used entry of its own */
+};
+
+enum ring_status { RING_OK, RING_FULL, RING_EMPTY, RING_INVALID, RING_BROKEN };
+
+/* One format's functions, on its state (the void *). Sizes are that format's rules. */
+struct ring_ops {
+    const char *name;
+    /* The queue size to use when the driver wants `want` entries and the device allows
+     * `max` (0: unusable). */
+    uint16_t (*fit_size)(uint32_t want, uint32_t max);
+    /* Bytes of the descriptor, driver and device areas for a queue of `size`. */
+    void (*area_bytes)(uint16_t size, uint64_t bytes[RING_AREAS]);
+    void (*init)(void *ring, uint8_t *area[RING_AREAS], uint16_t size, bool event_idx,
+                 bool in_order);
+    bool (*can_add)(const void *ring, uint32_t descs, uint16_t *id);
+    enum ring_status (*add)(void *ring, const struct ring_seg *segs, uint16_t nsegs);
+    enum ring_status (*add_indirect)(void *ring, uint8_t *table, uint64_t table_addr,
+                                     const struct ring_seg *segs, uint16_t nsegs);
+    void (*publish)(void *ring);
+    /* Published since the last needs_notify decision. */
+    uint32_t (*unnotified)(const void *ring);
+    bool (*needs_notify)(void *ring);
+    uint32_t (*notify_data)(const void *ring, uint16_t vq_index);
+    bool (*has_used)(const void *ring);
+    enum ring_status (*get_used)(void *ring, struct ring_used *u);
+    void (*events_off)(void *ring);
+    /* Ask for a used buffer notification `ahead` units past the next one; the unit is
+     * what event_span counts (packed: ring slots; split: used entries, one per buffer). */
+    void (*events_after)(void *ring, uint16_t ahead);
+    uint16_t (*event_span)(const void *ring);
+    /* Descriptors not free (ring slots for packed, table entries for split). */
+    uint16_t (*descs_in_flight)(const void *ring);
+};
+
+/* Both formats take at most this many elements per buffer from this driver. */
+#define RING_SEGS_MAX INDIRECT_ENTRIES
+
 struct drv_queue {
-    struct dpq *ring;
+    const struct ring_ops *ops;
+    void *ring;
     uint16_t index;
     uint16_t size;
     uint16_t vector;
@@ -157,6 +221,8 @@ struct refdrv {
     vs_features offered, accepted;
     bool f_event_idx, f_in_order, f_notif_data, f_indirect;
     bool f_access_platform;
+    bool f_packed;           /* RING_PACKED negotiated: packed rings, else split */
+    const struct ring_ops *ring_ops; /* the format every queue uses, chosen once */
     uint8_t mac[6];
     struct drv_queue q[DRV_QUEUES];
     uint64_t mem_used;       /* bump allocator: bytes of guest memory handed out */
@@ -185,8 +251,15 @@ struct refdrv {
     uint64_t last_progress_ps, last_status_check_ps;
 
     uint32_t tx_len[PVIRTQ_SIZE_MAX]; /* frame length per TX buffer id */
-    struct dpq rings[DRV_QUEUES];
+    union {
+        struct dpq packed;
+        struct dsq split;
+    } rings[DRV_QUEUES];
 };
+
+VS_STATIC_ASSERT(DSQ_SIZE_MAX == PVIRTQ_SIZE_MAX, "both formats reach 32768 entries");
+VS_STATIC_ASSERT(DESC_BYTES == sizeof(struct pvirtq_desc) && DESC_BYTES == DSQ_DESC_BYTES,
+                 "descriptors are 16 bytes in both formats");
 
 /* ---- host access, counted ---- */
 
@@ -253,6 +326,276 @@ static bool is_pow2(uint64_t v)
 {
     return v != 0 && (v & (v - 1u)) == 0;
 }
+
+/* ---- ring formats ---- */
+
+/* Packed ("Packed Virtqueues"): workloads/drv_packed.h. */
+
+static enum ring_status from_dpq(enum dpq_status st)
+{
+    switch (st) {
+    case DPQ_OK: return RING_OK;
+    case DPQ_FULL: return RING_FULL;
+    case DPQ_EMPTY: return RING_EMPTY;
+    case DPQ_INVALID: return RING_INVALID;
+    case DPQ_BROKEN: return RING_BROKEN;
+    }
+    return RING_BROKEN;
+}
+
+/* Elements in the format's own type; false if there are more than this driver uses. */
+static bool to_dpq_segs(const struct ring_seg *segs, uint16_t nsegs, struct dpq_seg *out)
+{
+    if (nsegs > RING_SEGS_MAX)
+        return false;
+    for (uint16_t i = 0; i < nsegs; i++)
+        out[i] = (struct dpq_seg){ segs[i].addr, segs[i].len, segs[i].device_writable };
+    return true;
+}
+
+static uint16_t packed_fit_size(uint32_t want, uint32_t max)
+{
+    uint32_t n = want < max ? want : max;
+    return (uint16_t)(n > PVIRTQ_SIZE_MAX ? PVIRTQ_SIZE_MAX : n);
+}
+
+static void packed_area_bytes(uint16_t size, uint64_t bytes[RING_AREAS])
+{
+    bytes[0] = (uint64_t)size * sizeof(struct pvirtq_desc);
+    bytes[1] = sizeof(struct pvirtq_event_suppress);
+    bytes[2] = sizeof(struct pvirtq_event_suppress);
+}
+
+static void packed_init(void *ring, uint8_t *area[RING_AREAS], uint16_t size, bool event_idx,
+                        bool in_order)
+{
+    dpq_init(ring, area[0], area[1], area[2], size, event_idx, in_order);
+}
+
+static bool packed_can_add(const void *ring, uint32_t descs, uint16_t *id)
+{
+    return dpq_can_add(ring, descs, id);
+}
+
+static enum ring_status packed_add(void *ring, const struct ring_seg *segs, uint16_t nsegs)
+{
+    struct dpq_seg s[RING_SEGS_MAX];
+    if (!to_dpq_segs(segs, nsegs, s))
+        return RING_INVALID;
+    return from_dpq(dpq_add(ring, s, nsegs, NULL));
+}
+
+static enum ring_status packed_add_indirect(void *ring, uint8_t *table, uint64_t table_addr,
+                                            const struct ring_seg *segs, uint16_t nsegs)
+{
+    struct dpq_seg s[RING_SEGS_MAX];
+    if (!to_dpq_segs(segs, nsegs, s))
+        return RING_INVALID;
+    return from_dpq(dpq_add_indirect(ring, table, table_addr, s, nsegs, NULL));
+}
+
+static void packed_publish(void *ring)
+{
+    dpq_publish(ring);
+}
+
+static uint32_t packed_unnotified(const void *ring)
+{
+    return ((const struct dpq *)ring)->unnotified;
+}
+
+static bool packed_needs_notify(void *ring)
+{
+    return dpq_needs_notify(ring);
+}
+
+static uint32_t packed_notify_data(const void *ring, uint16_t vq_index)
+{
+    return dpq_notify_data(ring, vq_index);
+}
+
+static bool packed_has_used(const void *ring)
+{
+    return dpq_has_used(ring);
+}
+
+static enum ring_status packed_get_used(void *ring, struct ring_used *u)
+{
+    struct dpq_used x;
+    enum dpq_status st = dpq_get_used(ring, &x);
+
+    if (st == DPQ_OK)
+        *u = (struct ring_used){ x.id, x.len, x.written, x.skipped };
+    return from_dpq(st);
+}
+
+static void packed_events_off(void *ring)
+{
+    dpq_set_driver_events(ring, DPQ_EVENTS_DISABLE);
+}
+
+static void packed_events_after(void *ring, uint16_t ahead)
+{
+    dpq_enable_driver_events_after(ring, ahead);
+}
+
+static uint16_t packed_slots_in_flight(const void *ring)
+{
+    return dpq_slots_in_flight(ring);
+}
+
+static const struct ring_ops packed_ring_ops = {
+    .name = "packed",
+    .fit_size = packed_fit_size,
+    .area_bytes = packed_area_bytes,
+    .init = packed_init,
+    .can_add = packed_can_add,
+    .add = packed_add,
+    .add_indirect = packed_add_indirect,
+    .publish = packed_publish,
+    .unnotified = packed_unnotified,
+    .needs_notify = packed_needs_notify,
+    .notify_data = packed_notify_data,
+    .has_used = packed_has_used,
+    .get_used = packed_get_used,
+    .events_off = packed_events_off,
+    .events_after = packed_events_after,
+    .event_span = packed_slots_in_flight, /* driver event offsets count ring slots */
+    .descs_in_flight = packed_slots_in_flight,
+};
+
+/* Split ("Split Virtqueues"): workloads/drv_split.h. */
+
+static enum ring_status from_dsq(enum dsq_status st)
+{
+    switch (st) {
+    case DSQ_OK: return RING_OK;
+    case DSQ_FULL: return RING_FULL;
+    case DSQ_EMPTY: return RING_EMPTY;
+    case DSQ_INVALID: return RING_INVALID;
+    case DSQ_BROKEN: return RING_BROKEN;
+    }
+    return RING_BROKEN;
+}
+
+static bool to_dsq_segs(const struct ring_seg *segs, uint16_t nsegs, struct dsq_seg *out)
+{
+    if (nsegs > RING_SEGS_MAX)
+        return false;
+    for (uint16_t i = 0; i < nsegs; i++)
+        out[i] = (struct dsq_seg){ segs[i].addr, segs[i].len, segs[i].device_writable };
+    return true;
+}
+
+static void split_area_bytes(uint16_t size, uint64_t bytes[RING_AREAS])
+{
+    bytes[0] = dsq_desc_bytes(size);
+    bytes[1] = dsq_avail_bytes(size);
+    bytes[2] = dsq_used_bytes(size);
+}
+
+static void split_init(void *ring, uint8_t *area[RING_AREAS], uint16_t size, bool event_idx,
+                       bool in_order)
+{
+    dsq_init(ring, area[0], area[1], area[2], size, event_idx, in_order);
+}
+
+static bool split_can_add(const void *ring, uint32_t descs, uint16_t *id)
+{
+    return dsq_can_add(ring, descs, id);
+}
+
+static enum ring_status split_add(void *ring, const struct ring_seg *segs, uint16_t nsegs)
+{
+    struct dsq_seg s[RING_SEGS_MAX];
+    if (!to_dsq_segs(segs, nsegs, s))
+        return RING_INVALID;
+    return from_dsq(dsq_add(ring, s, nsegs, NULL));
+}
+
+static enum ring_status split_add_indirect(void *ring, uint8_t *table, uint64_t table_addr,
+                                           const struct ring_seg *segs, uint16_t nsegs)
+{
+    struct dsq_seg s[RING_SEGS_MAX];
+    if (!to_dsq_segs(segs, nsegs, s))
+        return RING_INVALID;
+    return from_dsq(dsq_add_indirect(ring, table, table_addr, s, nsegs, NULL));
+}
+
+static void split_publish(void *ring)
+{
+    dsq_publish(ring);
+}
+
+static uint32_t split_unnotified(const void *ring)
+{
+    return ((const struct dsq *)ring)->unnotified;
+}
+
+static bool split_needs_notify(void *ring)
+{
+    return dsq_needs_notify(ring);
+}
+
+static uint32_t split_notify_data(const void *ring, uint16_t vq_index)
+{
+    return dsq_notify_data(ring, vq_index);
+}
+
+static bool split_has_used(const void *ring)
+{
+    return dsq_has_used(ring);
+}
+
+static enum ring_status split_get_used(void *ring, struct ring_used *u)
+{
+    struct dsq_used x;
+    enum dsq_status st = dsq_get_used(ring, &x);
+
+    if (st == DSQ_OK)
+        *u = (struct ring_used){ x.id, x.len, x.written, x.skipped };
+    return from_dsq(st);
+}
+
+static void split_events_off(void *ring)
+{
+    dsq_set_driver_events(ring, DSQ_EVENTS_DISABLE);
+}
+
+static void split_events_after(void *ring, uint16_t ahead)
+{
+    dsq_enable_driver_events_after(ring, ahead);
+}
+
+static uint16_t split_in_flight(const void *ring)
+{
+    return dsq_in_flight(ring);
+}
+
+static uint16_t split_descs_in_flight(const void *ring)
+{
+    return dsq_descs_in_flight(ring);
+}
+
+static const struct ring_ops split_ring_ops = {
+    .name = "split",
+    .fit_size = dsq_fit_size,
+    .area_bytes = split_area_bytes,
+    .init = split_init,
+    .can_add = split_can_add,
+    .add = split_add,
+    .add_indirect = split_add_indirect,
+    .publish = split_publish,
+    .unnotified = split_unnotified,
+    .needs_notify = split_needs_notify,
+    .notify_data = split_notify_data,
+    .has_used = split_has_used,
+    .get_used = split_get_used,
+    .events_off = split_events_off,
+    .events_after = split_events_after,
+    .event_span = split_in_flight, /* used_event counts used entries: one per buffer */
+    .descs_in_flight = split_descs_in_flight,
+};
 
 /* ---- device status ---- */
 
@@ -621,10 +964,10 @@ static enum refdrv_result negotiate(struct refdrv *d)
     if (!iommu_possible(d))
         vs_feature_clear(&d->accepted, VIRTIO_F_ACCESS_PLATFORM_BIT);
 
-    /* "A driver MUST accept VIRTIO_F_VERSION_1 if it is offered"; this driver only knows
-     * packed rings. */
-    if (!vs_feature_has(&d->accepted, VIRTIO_F_VERSION_1_BIT) ||
-        !vs_feature_has(&d->accepted, VIRTIO_F_RING_PACKED_BIT))
+    /* "A driver MUST accept VIRTIO_F_VERSION_1 if it is offered", and this driver has no
+     * legacy interface. Without RING_PACKED (not offered, or declined) it drives split
+     * rings. */
+    if (!vs_feature_has(&d->accepted, VIRTIO_F_VERSION_1_BIT))
         return give_up(d, REFDRV_FEATURES_REFUSED);
 
     for (uint32_t w = 0; w < VS_FEATURE_WORDS; w++) {
@@ -645,6 +988,9 @@ static enum refdrv_result negotiate(struct refdrv *d)
     d->f_notif_data = vs_feature_has(&d->accepted, VIRTIO_F_NOTIFICATION_DATA_BIT);
     d->f_indirect = vs_feature_has(&d->accepted, VIRTIO_F_INDIRECT_DESC_BIT);
     d->f_access_platform = vs_feature_has(&d->accepted, VIRTIO_F_ACCESS_PLATFORM_BIT);
+    /* The ring format, decided once for every queue. */
+    d->f_packed = vs_feature_has(&d->accepted, VIRTIO_F_RING_PACKED_BIT);
+    d->ring_ops = d->f_packed ? &packed_ring_ops : &split_ring_ops;
     if (d->f_access_platform) {
         d->iova_offset = d->p->iova_offset;
         d->io_page = io_page_bytes(d->p);
@@ -862,7 +1208,7 @@ static void notify_queue(struct refdrv *d, struct drv_queue *q)
     /* "If VIRTIO_F_NOTIFICATION_DATA is negotiated, the driver notification MUST be a
      * 32-bit notification", otherwise 16-bit with the queue index. */
     if (d->f_notif_data)
-        mmio_wr(d, q->notify_addr, 4, dpq_notify_data(q->ring, q->index));
+        mmio_wr(d, q->notify_addr, 4, q->ops->notify_data(q->ring, q->index));
     else
         mmio_wr(d, q->notify_addr, 2, q->index);
     d->st->notifications++;
@@ -872,10 +1218,10 @@ static void notify_queue(struct refdrv *d, struct drv_queue *q)
  * ("Sending Available Buffer Notifications"). */
 static void kick(struct refdrv *d, struct drv_queue *q)
 {
-    dpq_publish(q->ring);
-    if (q->ring->unnotified == 0)
+    q->ops->publish(q->ring);
+    if (q->ops->unnotified(q->ring) == 0)
         return;
-    if (dpq_needs_notify(q->ring))
+    if (q->ops->needs_notify(q->ring))
         notify_queue(d, q);
     else
         d->st->notifications_suppressed++;
@@ -885,34 +1231,43 @@ static void kick(struct refdrv *d, struct drv_queue *q)
  * ("Virtqueue Configuration"). */
 static enum refdrv_result queue_setup(struct refdrv *d, uint16_t index, uint16_t vector)
 {
+    /* The descriptor area first, 4 KiB aligned; the driver and device areas on cache
+     * lines of their own. Both exceed each format's minimum (packed: 16 and 4; split:
+     * 16, 2 and 4). */
+    static const uint64_t area_align[RING_AREAS] = { RING_ALIGN_BYTES, AREA_ALIGN_BYTES,
+                                                     AREA_ALIGN_BYTES };
+    static const uint32_t area_reg[RING_AREAS] = { VIRTIO_PCI_COMMON_Q_DESCLO,
+                                                   VIRTIO_PCI_COMMON_Q_AVAILLO,
+                                                   VIRTIO_PCI_COMMON_Q_USEDLO };
     struct drv_queue *q = &d->q[index];
-    uint32_t max, size, noff, width;
-    uint64_t desc_gpa, drv_gpa, dev_gpa, notify_rel;
-    uint8_t *desc, *drv_ev, *dev_ev;
+    const struct ring_ops *ops = d->ring_ops;
+    uint32_t max, want, size, noff, width;
+    uint64_t bytes[RING_AREAS], gpa[RING_AREAS], notify_rel;
+    uint8_t *area[RING_AREAS];
 
     common_wr(d, VIRTIO_PCI_COMMON_Q_SELECT, 2, index);
     max = common_rd(d, VIRTIO_PCI_COMMON_Q_SIZE, 2);
     if (max == 0) /* "If this field is 0, the virtqueue does not exist." */
         return give_up(d, REFDRV_DEVICE_ERROR);
-    size = d->p->queue_size_entries != 0 && d->p->queue_size_entries < max
-               ? d->p->queue_size_entries : max;
-    if (size > PVIRTQ_SIZE_MAX)
-        size = PVIRTQ_SIZE_MAX;
+    want = d->p->queue_size_entries != 0 ? d->p->queue_size_entries : max;
+    /* Packed: up to the maximum; split: also a power of two ("Queue Size value is always
+     * a power of 2"), so a request (or a device maximum) that is not one rounds down. */
+    size = ops->fit_size(want, max);
+    if (size == 0)
+        return give_up(d, REFDRV_DEVICE_ERROR);
     common_wr(d, VIRTIO_PCI_COMMON_Q_SIZE, 2, size);
 
-    /* The device writes used descriptors into the descriptor ring and its own event
-     * suppression structure; it only reads the driver's, which shares their page(s)
-     * and so is mapped writable with them. */
-    desc = dev_alloc(d, (uint64_t)size * sizeof(struct pvirtq_desc), RING_ALIGN_BYTES, index, true,
-                     &desc_gpa);
-    drv_ev = dev_alloc(d, sizeof(struct pvirtq_event_suppress), AREA_ALIGN_BYTES, index, true, &drv_gpa);
-    dev_ev = dev_alloc(d, sizeof(struct pvirtq_event_suppress), AREA_ALIGN_BYTES, index, true, &dev_gpa);
-    if (desc == NULL || drv_ev == NULL || dev_ev == NULL)
-        return give_up(d, REFDRV_NO_MEMORY);
-
-    common_wr64(d, VIRTIO_PCI_COMMON_Q_DESCLO, dev_addr(d, desc_gpa));
-    common_wr64(d, VIRTIO_PCI_COMMON_Q_AVAILLO, dev_addr(d, drv_gpa));
-    common_wr64(d, VIRTIO_PCI_COMMON_Q_USEDLO, dev_addr(d, dev_gpa));
+    /* The device writes used descriptors (packed: into the descriptor ring; split: the
+     * used ring) and its own event suppression; it only reads the driver area, which
+     * shares their page(s) and so is mapped writable with them. */
+    ops->area_bytes((uint16_t)size, bytes);
+    for (uint32_t i = 0; i < RING_AREAS; i++) {
+        area[i] = dev_alloc(d, bytes[i], area_align[i], index, true, &gpa[i]);
+        if (area[i] == NULL)
+            return give_up(d, REFDRV_NO_MEMORY);
+    }
+    for (uint32_t i = 0; i < RING_AREAS; i++)
+        common_wr64(d, area_reg[i], dev_addr(d, gpa[i]));
 
     /* "After mapping an event to vector, the driver MUST verify success by reading the
      * Vector field value." */
@@ -929,14 +1284,15 @@ static enum refdrv_result queue_setup(struct refdrv *d, uint16_t index, uint16_t
         (d->notify.addr + notify_rel) % width != 0)
         return give_up(d, REFDRV_BAD_CAPS);
 
+    q->ops = ops;
     q->ring = &d->rings[index];
     q->index = index;
     q->size = (uint16_t)size;
     q->vector = vector;
     q->notify_addr = d->notify.addr + notify_rel;
-    dpq_init(q->ring, desc, drv_ev, dev_ev, (uint16_t)size, d->f_event_idx, d->f_in_order);
+    ops->init(q->ring, area, (uint16_t)size, d->f_event_idx, d->f_in_order);
     /* Interrupts are asked for only while the driver sleeps (and never when polling). */
-    dpq_set_driver_events(q->ring, DPQ_EVENTS_DISABLE);
+    ops->events_off(q->ring);
     q->armed = false;
 
     /* "The driver MUST configure the other virtqueue fields before enabling the
@@ -954,7 +1310,7 @@ static enum refdrv_result buffers_setup(struct refdrv *d)
     struct drv_queue *tx = &d->q[TX_QUEUE];
 
     if (d->tx_layout == REFDRV_TX_INDIRECT) {
-        tx->table = dev_alloc(d, (uint64_t)tx->size * INDIRECT_ENTRIES * sizeof(struct pvirtq_desc),
+        tx->table = dev_alloc(d, (uint64_t)tx->size * INDIRECT_ENTRIES * DESC_BYTES,
                               PVIRTQ_DESC_ALIGN, TX_QUEUE, false, &tx->table_gpa);
         if (tx->table == NULL)
             return give_up(d, REFDRV_NO_MEMORY);
@@ -977,14 +1333,14 @@ static bool post_rx(struct refdrv *d)
 {
     struct drv_queue *rx = &d->q[RX_QUEUE];
     uint16_t id;
-    struct dpq_seg seg;
+    struct ring_seg seg;
 
-    if (!dpq_can_add(rx->ring, 1, &id))
+    if (!rx->ops->can_add(rx->ring, 1, &id))
         return false;
     seg.addr = dev_addr(d, rx->buf_gpa + (uint64_t)id * rx->slot_bytes);
     seg.len = d->rx_buf_bytes;
     seg.device_writable = true;
-    if (dpq_add(rx->ring, &seg, 1, NULL) != DPQ_OK)
+    if (rx->ops->add(rx->ring, &seg, 1) != RING_OK)
         return false;
     d->h->cpu_work(d->h->ctx, VS_HOST_WORK_RX_REFILL, 1);
     return true;
@@ -1004,10 +1360,10 @@ static bool post_tx(struct refdrv *d)
     uint32_t len;
     uint64_t addr; /* the slot's address for the device */
     uint8_t *slot;
-    struct dpq_seg segs[2];
-    enum dpq_status st;
+    struct ring_seg segs[2];
+    enum ring_status st;
 
-    if (!dpq_can_add(tx->ring, tx_slots_per_frame(d), &id))
+    if (!tx->ops->can_add(tx->ring, tx_slots_per_frame(d), &id))
         return false;
     len = d->frame_len[d->tx_posted % d->frame_kinds];
     addr = dev_addr(d, tx->buf_gpa + (uint64_t)id * tx->slot_bytes);
@@ -1017,25 +1373,23 @@ static bool post_tx(struct refdrv *d)
 
     switch (d->tx_layout) {
     case REFDRV_TX_CHAIN:
-        segs[0] = (struct dpq_seg){ addr, NET_HDR_BYTES, false };
-        segs[1] = (struct dpq_seg){ addr + NET_HDR_BYTES, len, false };
-        st = dpq_add(tx->ring, segs, 2, NULL);
+        segs[0] = (struct ring_seg){ addr, NET_HDR_BYTES, false };
+        segs[1] = (struct ring_seg){ addr + NET_HDR_BYTES, len, false };
+        st = tx->ops->add(tx->ring, segs, 2);
         break;
     case REFDRV_TX_INDIRECT:
-        segs[0] = (struct dpq_seg){ addr, NET_HDR_BYTES, false };
-        segs[1] = (struct dpq_seg){ addr + NET_HDR_BYTES, len, false };
-        st = dpq_add_indirect(tx->ring,
-                              tx->table + (size_t)id * INDIRECT_ENTRIES * sizeof(struct pvirtq_desc),
-                              dev_addr(d, tx->table_gpa +
-                                              (uint64_t)id * INDIRECT_ENTRIES * sizeof(struct pvirtq_desc)),
-                              segs, 2, NULL);
+        segs[0] = (struct ring_seg){ addr, NET_HDR_BYTES, false };
+        segs[1] = (struct ring_seg){ addr + NET_HDR_BYTES, len, false };
+        st = tx->ops->add_indirect(tx->ring, tx->table + (size_t)id * INDIRECT_ENTRIES * DESC_BYTES,
+                                   dev_addr(d, tx->table_gpa + (uint64_t)id * INDIRECT_ENTRIES * DESC_BYTES),
+                                   segs, 2);
         break;
     default:
-        segs[0] = (struct dpq_seg){ addr, NET_HDR_BYTES + len, false };
-        st = dpq_add(tx->ring, segs, 1, NULL);
+        segs[0] = (struct ring_seg){ addr, NET_HDR_BYTES + len, false };
+        st = tx->ops->add(tx->ring, segs, 1);
         break;
     }
-    if (st != DPQ_OK)
+    if (st != RING_OK)
         return false;
     d->tx_len[id] = len;
     d->tx_posted++;
@@ -1073,22 +1427,23 @@ static uint32_t tx_send(struct refdrv *d)
 /* Reclaim transmitted buffers. Returns how many, or -1 when the queue broke. */
 static int64_t tx_reap(struct refdrv *d)
 {
-    struct dpq_used u;
-    enum dpq_status st;
+    struct drv_queue *tx = &d->q[TX_QUEUE];
+    struct ring_used u;
+    enum ring_status st;
     int64_t n = 0;
 
-    while ((st = dpq_get_used(d->q[TX_QUEUE].ring, &u)) == DPQ_OK) {
+    while ((st = tx->ops->get_used(tx->ring, &u)) == RING_OK) {
         d->st->tx_frames++;
         d->st->tx_bytes += d->tx_len[u.id];
         d->tx_reaped++;
         d->h->cpu_work(d->h->ctx, VS_HOST_WORK_TX_REAP, 1);
         n++;
     }
-    return st == DPQ_BROKEN ? -1 : n;
+    return st == RING_BROKEN ? -1 : n;
 }
 
 /* Check one received buffer: header, then the frame against what the sender wrote. */
-static void rx_consume(struct refdrv *d, const struct dpq_used *u)
+static void rx_consume(struct refdrv *d, const struct ring_used *u)
 {
     struct drv_queue *rx = &d->q[RX_QUEUE];
     const uint8_t *slot = rx->buf + (size_t)u->id * rx->slot_bytes;
@@ -1134,11 +1489,11 @@ static int64_t rx_reap(struct refdrv *d)
 {
     struct drv_queue *rx = &d->q[RX_QUEUE];
     uint32_t batch = rx->size / 2u;
-    struct dpq_used u;
-    enum dpq_status st;
+    struct ring_used u;
+    enum ring_status st;
     int64_t n = 0;
 
-    while ((st = dpq_get_used(rx->ring, &u)) == DPQ_OK) {
+    while ((st = rx->ops->get_used(rx->ring, &u)) == RING_OK) {
         rx_consume(d, &u);
         n++;
     }
@@ -1146,12 +1501,12 @@ static int64_t rx_reap(struct refdrv *d)
         batch = RX_REFILL_BATCH_MAX;
     if (batch == 0)
         batch = 1;
-    if ((uint32_t)(rx->size - dpq_slots_in_flight(rx->ring)) >= batch) {
+    if ((uint32_t)(rx->size - rx->ops->descs_in_flight(rx->ring)) >= batch) {
         while (post_rx(d))
             ;
         kick(d, rx);
     }
-    return st == DPQ_BROKEN ? -1 : n;
+    return st == RING_BROKEN ? -1 : n;
 }
 
 /* Is anything the device still has to finish outstanding? If not, an idle driver is
@@ -1168,11 +1523,11 @@ static bool traffic_done(const struct refdrv *d)
            (!d->p->expect_loopback || d->st->rx_frames >= d->p->frames_count);
 }
 
-/* Ask for an interrupt once the device has used `ahead` more slots beyond the next one
- * (EVENT_IDX; otherwise at the next), or stop asking. */
+/* Ask for an interrupt once the device has used `ahead` more units (ring_ops.event_span)
+ * beyond the next one (EVENT_IDX; otherwise at the next), or stop asking. */
 static void arm(struct drv_queue *q, uint16_t ahead)
 {
-    dpq_enable_driver_events_after(q->ring, ahead);
+    q->ops->events_after(q->ring, ahead);
     q->armed = true;
 }
 
@@ -1180,7 +1535,7 @@ static void disarm(struct drv_queue *q)
 {
     if (!q->armed)
         return;
-    dpq_set_driver_events(q->ring, DPQ_EVENTS_DISABLE);
+    q->ops->events_off(q->ring);
     q->armed = false;
 }
 
@@ -1197,7 +1552,7 @@ static int sleep_until_work(struct refdrv *d, uint64_t now)
     struct drv_queue *rx = &d->q[RX_QUEUE];
     struct drv_queue *tx = &d->q[TX_QUEUE];
     bool tx_blocked = d->tx_posted < d->p->frames_count &&
-                      !dpq_can_add(tx->ring, tx_slots_per_frame(d), NULL);
+                      !tx->ops->can_add(tx->ring, tx_slots_per_frame(d), NULL);
     bool want_rx = d->p->expect_loopback && d->st->rx_frames < d->p->frames_count;
     bool want_tx = d->tx_reaped < d->tx_posted && (tx_blocked || d->tx_posted >= d->p->frames_count);
     uint64_t deadline = d->last_progress_ps + d->idle_timeout_ps;
@@ -1214,8 +1569,8 @@ static int sleep_until_work(struct refdrv *d, uint64_t now)
     if (want_rx)
         arm(rx, 0);
     if (want_tx)
-        arm(tx, (uint16_t)(dpq_slots_in_flight(tx->ring) * 3u / 4u));
-    if ((want_rx && dpq_has_used(rx->ring)) || (want_tx && dpq_has_used(tx->ring))) {
+        arm(tx, (uint16_t)(tx->ops->event_span(tx->ring) * 3u / 4u));
+    if ((want_rx && rx->ops->has_used(rx->ring)) || (want_tx && tx->ops->has_used(tx->ring))) {
         disarm(rx);
         disarm(tx);
         return -2;
@@ -1399,7 +1754,7 @@ static enum refdrv_result bring_up(struct refdrv *d)
      * the device before setting DRIVER_OK"). */
     while (post_rx(d))
         ;
-    dpq_publish(d->q[RX_QUEUE].ring);
+    d->q[RX_QUEUE].ops->publish(d->q[RX_QUEUE].ring);
 
     status_set(d, VIRTIO_STATUS_DRIVER_OK);
     if (status_read(d) & VIRTIO_STATUS_DEVICE_NEEDS_RESET)

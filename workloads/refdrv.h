@@ -4,7 +4,9 @@
  * Initialization": reset, ACKNOWLEDGE, DRIVER, feature negotiation, FEATURES_OK
  * re-read, queue set-up, DRIVER_OK) over PCI (enumeration, BAR sizing and
  * assignment, capability walk, MSI-X), then transmits frames on the TX queue and
- * receives them on the RX queue (packed rings), checking every payload.
+ * receives them on the RX queue, checking every payload. Packed rings when
+ * VIRTIO_F_RING_PACKED is negotiated, split rings otherwise (the device does not offer
+ * it, or `decline` has it).
  */
 #ifndef VIOSIM_REFDRV_H
 #define VIOSIM_REFDRV_H

@@ -170,16 +170,38 @@ Test(platform_run, sink_backend)
     cr_expect_eq(r.stat("driver.rx.frames"), 0);
 }
 
-// "Feature Bits" quirk: withdrawing RING_PACKED (which this driver requires) makes
-// initialisation fail cleanly: exit 1, a named driver result, nothing half-written.
-Test(platform_run, withdrawn_packed_ring_fails_cleanly)
+// "Feature Bits" quirk: withdrawing RING_PACKED makes driver and device fall back to
+// split rings ("Split Virtqueues"); withdrawing VERSION_1 (which this driver requires)
+// makes initialisation fail cleanly: exit 1, a named driver result.
+Test(platform_run, withdrawn_features)
 {
-    run_out r;
-    run(r, {"--set", "device.withdraw_features=RING_PACKED", "--set", "driver.frames_count=10"});
-    cr_expect_eq(r.status, 1, "stdout:\n%s\nstderr:\n%s", r.out.c_str(), r.err.c_str());
-    cr_assert_not_null(r.stats);
-    cr_expect_eq(r.result("driver_result"), "features_refused");
-    cr_expect_eq(r.stat("driver.tx.frames"), 0);
+    run_out split, refused;
+    run(split, {"--set", "device.withdraw_features=RING_PACKED", "--set", "driver.frames_count=300",
+                "--set", "driver.frame_sizes_bytes=64,1500"});
+    expect_clean_loopback(split, 300);
+    run(refused, {"--set", "device.withdraw_features=VERSION_1", "--set", "driver.frames_count=10"});
+    cr_expect_eq(refused.status, 1, "stdout:\n%s\nstderr:\n%s", refused.out.c_str(), refused.err.c_str());
+    cr_assert_not_null(refused.stats);
+    cr_expect_eq(refused.result("driver_result"), "features_refused");
+    cr_expect_eq(refused.stat("driver.tx.frames"), 0);
+}
+
+// Split rings through the whole platform: small ring (many laps of the 16-bit index is
+// covered by the kernel tests), flag-based suppression, polling, IOMMU.
+Test(platform_run, split_rings_variants)
+{
+    run_out a, b, c;
+    run(a, {"--set", "driver.decline_features=RING_PACKED", "--set", "driver.queue_size_entries=4",
+            "--set", "driver.frames_count=300"});
+    expect_clean_loopback(a, 300);
+    run(b, {"--set", "driver.decline_features=RING_PACKED,EVENT_IDX,NOTIFICATION_DATA", "--set",
+            "driver.frames_count=300"});
+    expect_clean_loopback(b, 300);
+    run(c, {"--set", "driver.decline_features=RING_PACKED", "--set", "driver.mode=poll", "--set",
+            "driver.tx_layout=indirect", "--set", "driver.frames_count=300"});
+    expect_clean_loopback(c, 300);
+    cr_expect_eq(c.stat("driver.interrupts"), 0);
+    cr_expect_gt(c.stat("iommu.requests"), 0);
 }
 
 // Same configuration and seed: byte-identical stats.json.

@@ -1,0 +1,290 @@
+/* drv_split.h -- driver side of a split virtqueue ("Split Virtqueues").
+ *
+ * The counterpart of drv_packed.h for the older format, with the same shape of API so
+ * a driver picks one of the two once, when it sets a queue up. The ring lives in guest
+ * memory that the driver reaches with plain loads and stores; this module takes host
+ * pointers to the three areas and never calls the platform:
+ *
+ *   Descriptor Table  (Descriptor Area)  written by the driver only
+ *   Available Ring    (Driver Area)      written by the driver only
+ *   Used Ring         (Device Area)      written by the device only (the driver zeroes
+ *                                        its flags once, at set-up)
+ *
+ * The driver's half of the protocol:
+ *
+ *   dsq_can_add() / dsq_add() / dsq_add_indirect()
+ *                   -> write a buffer's descriptors and its available ring entry. The
+ *                      device sees neither until the next publish;
+ *   dsq_publish()   -> a release barrier, then avail->idx: the whole batch becomes
+ *                      available at once ("Updating idx");
+ *   dsq_needs_notify() -> a full barrier, then used->flags (or avail_event with
+ *                      EVENT_IDX): does the device want an available buffer
+ *                      notification for what was published since the last decision?
+ *   dsq_get_used()  -> reap one used buffer by used->idx (with IN_ORDER a single used
+ *                      ring entry may stand for a batch of buffers);
+ *   dsq_set_driver_events() / dsq_enable_driver_events_after()
+ *                   -> ask for used buffer notifications (now or after some more
+ *                      completions) or suppress them: avail->flags without EVENT_IDX,
+ *                      used_event with it.
+ *
+ * A buffer's id is the index of its first descriptor (the chain's head), as the used
+ * ring reports it. Free descriptors are kept in a FIFO list linked through a private
+ * copy of the `next` fields, so a chain is taken from the list as it already stands
+ * and, with IN_ORDER (buffers come back in the order they went out), descriptors are
+ * used in ring order: 0, 1, 2, ... wrapping at the end of the table, as "The Virtqueue
+ * Descriptor Table" requires.
+ *
+ * Everything the device writes is hostile: a used entry naming an id that is out of
+ * range or not a buffer the device owns, or a used->idx that moved by more than the
+ * number of buffers the device owns, breaks the queue (sticky; every later call
+ * returns DSQ_BROKEN).
+ *
+ * The struct holds per-descriptor tables for the largest ring (32768 entries, ~420 KiB):
+ * allocate it once (calloc) rather than on a thread stack.
+ */
+#ifndef VIOSIM_DRV_SPLIT_H
+#define VIOSIM_DRV_SPLIT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "virtio_wire.h"
+
+/* ---- The split ring's wire layout ("Split Virtqueues") ----
+ * Descriptor flags are the VIRTQ_DESC_F_*_MASK values of virtio_wire.h (NEXT, WRITE,
+ * INDIRECT), which both formats share. Sizes include used_event / avail_event, which
+ * exist only with VIRTIO_F_EVENT_IDX but are always allocated (the spec's sizes). */
+
+/* struct virtq_desc: le64 addr, le32 len, le16 flags, le16 next. */
+#define DSQ_DESC_BYTES      16u
+#define DSQ_DESC_OFF_ADDR   0u
+#define DSQ_DESC_OFF_LEN    8u
+#define DSQ_DESC_OFF_FLAGS  12u
+#define DSQ_DESC_OFF_NEXT   14u
+
+/* struct virtq_avail: le16 flags, le16 idx, le16 ring[size], le16 used_event. */
+#define DSQ_AVAIL_OFF_FLAGS 0u
+#define DSQ_AVAIL_OFF_IDX   2u
+#define DSQ_AVAIL_OFF_RING  4u
+#define DSQ_AVAIL_ENTRY_BYTES 2u
+#define DSQ_AVAIL_F_NO_INTERRUPT_MASK 0x1u /* driver: no used buffer notifications, please */
+
+/* struct virtq_used: le16 flags, le16 idx, struct virtq_used_elem ring[size],
+ * le16 avail_event; virtq_used_elem: le32 id, le32 len. */
+#define DSQ_USED_OFF_FLAGS  0u
+#define DSQ_USED_OFF_IDX    2u
+#define DSQ_USED_OFF_RING   4u
+#define DSQ_USED_ENTRY_BYTES 8u
+#define DSQ_USED_ELEM_OFF_ID  0u
+#define DSQ_USED_ELEM_OFF_LEN 4u
+#define DSQ_USED_F_NO_NOTIFY_MASK 0x1u /* device: no available buffer notifications, please */
+
+/* Minimum alignment of each part ("Virtqueue Part / Alignment"). */
+#define DSQ_DESC_ALIGN  16u
+#define DSQ_AVAIL_ALIGN 2u
+#define DSQ_USED_ALIGN  4u
+/* "Queue Size value is always a power of 2. The maximum Queue Size value is 32768." */
+#define DSQ_SIZE_MAX    32768u
+
+VS_STATIC_ASSERT(DSQ_DESC_BYTES == sizeof(struct pvirtq_desc),
+                 "split and packed descriptors are both 16 bytes");
+
+/* Bytes of each part for a queue of `size` entries: 16 * size, 6 + 2 * size and
+ * 6 + 8 * size. */
+static inline uint32_t dsq_desc_bytes(uint32_t size) { return DSQ_DESC_BYTES * size; }
+static inline uint32_t dsq_avail_bytes(uint32_t size) { return 6u + DSQ_AVAIL_ENTRY_BYTES * size; }
+static inline uint32_t dsq_used_bytes(uint32_t size) { return 6u + DSQ_USED_ENTRY_BYTES * size; }
+/* Where the EVENT_IDX fields sit: after the last ring entry. */
+static inline uint32_t dsq_used_event_off(uint32_t size)
+{
+    return DSQ_AVAIL_OFF_RING + DSQ_AVAIL_ENTRY_BYTES * size;
+}
+static inline uint32_t dsq_avail_event_off(uint32_t size)
+{
+    return DSQ_USED_OFF_RING + DSQ_USED_ENTRY_BYTES * size;
+}
+
+/* The queue size a driver can use for split rings when it wants `want` entries and the
+ * device allows `max`: the largest power of two not above either (and not above
+ * DSQ_SIZE_MAX); 0 when max or want is 0. */
+uint16_t dsq_fit_size(uint32_t want, uint32_t max);
+
+/* ---- The queue ---- */
+
+#define DSQ_NO_ID 0xffffu
+
+enum dsq_status {
+    DSQ_OK = 0,
+    DSQ_FULL,    /* not enough free descriptors */
+    DSQ_EMPTY,   /* dsq_get_used: no used buffer past the driver's position */
+    DSQ_INVALID, /* the caller's request breaks a driver rule (nothing written) */
+    DSQ_BROKEN,  /* the device wrote something impossible; see dsq.broken */
+};
+
+/* Why the queue stopped trusting the device. */
+enum dsq_broken {
+    DSQ_HEALTHY = 0,
+    DSQ_BROKEN_ID_RANGE,     /* used entry's id is not below the queue size */
+    DSQ_BROKEN_ID_NOT_OWNED, /* used entry's id is not the head of a buffer the device owns */
+    DSQ_BROKEN_IDX_JUMP,     /* used->idx moved by more than the buffers the device owns
+                                (or backwards) */
+    DSQ_BROKEN_BATCH_LONG,   /* IN_ORDER: the used entry's buffer lies further ahead
+                                than used->idx moved */
+};
+
+/* One element of a buffer. Device-readable elements come before device-writable ones
+ * ("Message Framing": the driver MUST place any device-writable descriptor elements
+ * after any device-readable descriptor elements). */
+struct dsq_seg {
+    uint64_t addr;
+    uint32_t len;
+    bool device_writable;
+};
+
+/* One buffer given back by the device. */
+struct dsq_used {
+    uint16_t id;      /* head descriptor index */
+    /* Bytes the device wrote into the device-writable part, as the used entry says (the
+     * caller checks it against its buffer). Reported as 0 for a buffer with no
+     * device-writable element. */
+    uint32_t len;
+    bool written;     /* the buffer has a device-writable part */
+    /* IN_ORDER batch member that had no used entry of its own: "assumed to have been
+     * used (read or written) by the device completely", so len is the buffer's whole
+     * device-writable length. */
+    bool skipped;
+};
+
+enum dsq_events {
+    DSQ_EVENTS_DISABLE, /* avail->flags NO_INTERRUPT; with EVENT_IDX used_event out of reach */
+    DSQ_EVENTS_ENABLE,  /* avail->flags 0; with EVENT_IDX used_event at the driver's next
+                           used position (the next buffer used) */
+};
+
+struct dsq {
+    /* Guest memory, as the driver's CPU sees it. */
+    uint8_t *desc;               /* descriptor table: dsq_desc_bytes(size) */
+    uint8_t *avail;              /* available ring: dsq_avail_bytes(size) */
+    const uint8_t *used;         /* used ring: dsq_used_bytes(size) */
+    uint16_t size;               /* a power of two */
+    bool event_idx;              /* VIRTIO_F_EVENT_IDX negotiated */
+    bool in_order;               /* VIRTIO_F_IN_ORDER negotiated */
+
+    /* Free descriptors: a FIFO list through desc_next (first and last entry). */
+    uint16_t free_descs;
+    uint16_t free_head, free_tail;
+
+    /* Making buffers available. avail_idx is the value of avail->idx (free-running);
+     * `added` entries are written after it and not yet published. */
+    uint16_t avail_idx;
+    uint16_t added;
+    /* Buffers published since the last dsq_needs_notify() decision. */
+    uint32_t unnotified;
+
+    /* Reaping: the next used ring entry to read (free-running), used->idx as last read,
+     * and the buffers the device owns (published, not yet reaped). */
+    uint16_t last_used;
+    uint16_t used_idx_seen;
+    uint16_t owned;
+    /* IN_ORDER batch being returned: the head that ends it and its used entry's length. */
+    bool inorder_batch;
+    uint16_t inorder_last_id;
+    uint32_t inorder_len;
+
+    /* Driver event suppression as last written. */
+    bool events_enabled;
+    uint16_t used_event;         /* EVENT_IDX: the used_event value written */
+
+    enum dsq_broken broken;
+
+    /* Per descriptor. desc_next is the driver's own copy of the links (chains and the
+     * free list); the table in guest memory is never read back. */
+    uint16_t desc_next[DSQ_SIZE_MAX];
+    /* Per head (buffer id): descriptors in the chain (0: not the head of a buffer), its
+     * last descriptor, its device-writable bytes, and whether the device owns it
+     * (published and not yet reaped: the only ids a used entry may name). */
+    uint16_t id_descs[DSQ_SIZE_MAX];
+    uint16_t id_last[DSQ_SIZE_MAX];
+    uint32_t id_wlen[DSQ_SIZE_MAX];
+    bool id_owned[DSQ_SIZE_MAX];
+    /* Per available ring entry: the head written there (IN_ORDER reaping walks buffers
+     * in the order they were made available; publishing walks the batch). */
+    uint16_t avail_head[DSQ_SIZE_MAX];
+};
+
+/* Start a queue: every descriptor free, indices at 0, used->flags written 0 ("The
+ * driver MUST initialize flags in the used ring to 0 when allocating the used ring").
+ * The caller has zeroed the three areas and aligned them (DSQ_*_ALIGN). size: a power of
+ * two, 1..32768; anything else is rounded down (assert in debug). */
+void dsq_init(struct dsq *q, uint8_t *desc, uint8_t *avail, uint8_t *used, uint16_t size,
+              bool event_idx, bool in_order);
+
+/* Room for one more buffer of ndescs descriptors? If so and id != NULL, *id is the
+ * buffer id (head descriptor) the next dsq_add/dsq_add_indirect will use. */
+bool dsq_can_add(const struct dsq *q, uint32_t ndescs, uint16_t *id);
+
+/* Write a buffer of nsegs elements as a chain of nsegs descriptors (NEXT and `next` on
+ * all but the last) and its head into the next available ring entry. Returns the id.
+ * DSQ_INVALID: nsegs 0 or above the queue size ("A driver MUST NOT create a descriptor
+ * chain longer than the Queue Size"), a zero length, a readable element after a
+ * writable one, a chain above 4 GiB in total. DSQ_FULL: no room (nothing written). */
+enum dsq_status dsq_add(struct dsq *q, const struct dsq_seg *segs, uint16_t nsegs, uint16_t *id);
+
+/* Write a buffer as one descriptor with VIRTQ_DESC_F_INDIRECT (and nothing else: "The
+ * driver MUST NOT set both VIRTQ_DESC_F_INDIRECT and VIRTQ_DESC_F_NEXT") pointing to a
+ * table of nsegs descriptors that this call writes at `table` (host pointer of guest
+ * address table_addr, 16-byte entries chained by NEXT with next = 1, 2, ... as IN_ORDER
+ * requires; never INDIRECT inside). Only with VIRTIO_F_INDIRECT_DESC negotiated (the
+ * caller's business). Errors as dsq_add. */
+enum dsq_status dsq_add_indirect(struct dsq *q, uint8_t *table, uint64_t table_addr,
+                                 const struct dsq_seg *segs, uint16_t nsegs, uint16_t *id);
+
+/* Make the batch visible: a release barrier, then avail->idx ("The driver MUST perform
+ * a suitable memory barrier before the idx update"). No-op without one. Returns the
+ * number of buffers published. */
+uint32_t dsq_publish(struct dsq *q);
+
+/* After dsq_publish: must the driver notify the device? ("Notifying The Device": a full
+ * barrier, then flags or avail_event.) Without EVENT_IDX: unless used->flags has
+ * NO_NOTIFY. With EVENT_IDX (flags ignored): iff one of the buffers published since the
+ * last decision was written at available index avail_event. The count restarts at 0
+ * after each call. */
+bool dsq_needs_notify(struct dsq *q);
+
+/* The pure EVENT_IDX test: did moving an index from old_idx to new_idx (16-bit,
+ * free-running) pass `event`, i.e. is event in [old_idx, new_idx)? */
+bool dsq_need_event(uint16_t event, uint16_t new_idx, uint16_t old_idx);
+
+/* The 32-bit NOTIFICATION_DATA value for queue vq_index ("Driver Notifications":
+ * without RING_PACKED next_off is the 15 least significant bits of the available index
+ * and next_wrap its bit 15): vq_index | avail->idx << 16. */
+uint32_t dsq_notify_data(const struct dsq *q, uint16_t vq_index);
+
+/* Is a used buffer (or the rest of an IN_ORDER batch) waiting? Reads used->idx. */
+bool dsq_has_used(const struct dsq *q);
+
+/* Reap one used buffer into *u: an acquire barrier after used->idx, then the entry;
+ * the buffer's descriptors go back to the free list. DSQ_EMPTY when none; DSQ_BROKEN if
+ * the device wrote something impossible (sticky). */
+enum dsq_status dsq_get_used(struct dsq *q, struct dsq_used *u);
+
+/* Write the driver's used buffer notification suppression, then a full barrier, so a
+ * later dsq_has_used re-check cannot be ordered before the write ("beware the problem
+ * of missing notifications between emptying the ring and reenabling notifications").
+ * With EVENT_IDX, DISABLE sets used_event one short of the driver's position: the
+ * device can reach it only after a whole lap of the 16-bit index, and dsq_get_used moves
+ * it along while reaping so it never does ("The driver MUST set flags to 0" then). */
+void dsq_set_driver_events(struct dsq *q, enum dsq_events ev);
+
+/* Ask for a used buffer notification only once the device has written the used entry
+ * `ahead` entries past the driver's next used position (with EVENT_IDX: used_event;
+ * clamped to size - 1). Without EVENT_IDX this is plain ENABLE.
+ * dsq_set_driver_events(q, DSQ_EVENTS_ENABLE) is ahead 0. */
+void dsq_enable_driver_events_after(struct dsq *q, uint16_t ahead);
+
+/* Buffers and descriptors currently not free (added, published or not, and not yet
+ * reaped). */
+uint16_t dsq_in_flight(const struct dsq *q);
+uint16_t dsq_descs_in_flight(const struct dsq *q);
+
+#endif
