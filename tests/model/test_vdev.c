@@ -693,3 +693,111 @@ Test(vdev, reset_during_a_dma_stops_the_step_cleanly)
         vdev_arm_notifications(&dev, VDEV_QUEUE_TX, &rops);
     }
 }
+
+/* ---- PCIe transactions per packet (docs/validation.md, regime 3) ----
+ * N frames of 64 B posted at once on the TX queue (sink backend), one notification,
+ * the driver's event suppression in host RAM at "enable", used buffers published in
+ * batches of B. Every access here is at most 76 bytes, so each DMA read is one memory
+ * read request plus one completion with data and each write one posted write TLP. */
+struct tx_counts {
+    uint64_t reads, writes, msis;
+};
+
+static struct tx_counts count_tx(bool packed, bool notification_data, uint32_t batch, unsigned n)
+{
+    teardown();
+    struct vdev_params p = default_params();
+    p.backend = VDEV_BACKEND_SINK;
+    p.used_batch_max = batch;
+    cr_assert(vdev_init(&dev, &p));
+    fake_guest_init(&g, GUEST_BASE, GUEST_SIZE);
+    ops = fake_guest_ops(&g);
+    map_bars();
+    wr(VIRTIO_PCI_COMMON_STATUS, 1, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
+    uint32_t hi = 1u << (VIRTIO_F_VERSION_1_BIT - 32);
+    if (packed)
+        hi |= 1u << (VIRTIO_F_RING_PACKED_BIT - 32);
+    if (notification_data)
+        hi |= 1u << (VIRTIO_F_NOTIFICATION_DATA_BIT - 32);
+    write_features(0, hi);
+    wr(VIRTIO_PCI_COMMON_STATUS, 1,
+       VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
+    wr(VIRTIO_PCI_COMMON_Q_SELECT, 2, VDEV_QUEUE_TX);
+    wr(VIRTIO_PCI_COMMON_Q_SIZE, 2, 64);
+    wr(VIRTIO_PCI_COMMON_Q_DESCLO, 4, (uint32_t)ring_desc(VDEV_QUEUE_TX));
+    wr(VIRTIO_PCI_COMMON_Q_AVAILLO, 4, (uint32_t)ring_drv(VDEV_QUEUE_TX));
+    wr(VIRTIO_PCI_COMMON_Q_USEDLO, 4, (uint32_t)ring_dev(VDEV_QUEUE_TX));
+    wr(VIRTIO_PCI_COMMON_Q_MSIX, 2, 2);
+    wr(VIRTIO_PCI_COMMON_Q_ENABLE, 2, 1);
+    wr(VIRTIO_PCI_COMMON_STATUS, 1,
+       VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK |
+           VIRTIO_STATUS_DRIVER_OK);
+    uint8_t mcap = pci_cfg_find_cap(&dev.pci, PCI_CAP_ID_MSIX, -1);
+    vdev_cfg_write(&dev, mcap + 2u, 2, MSIX_MSGCTL_ENABLE_MASK);
+    uint16_t k;
+    vdev_mmio_write(&dev, BAR2_BASE + 2 * MSIX_ENTRY_SIZE + MSIX_ENTRY_ADDR_LO, 4, 0xfee00000u, &k);
+    vdev_mmio_write(&dev, BAR2_BASE + 2 * MSIX_ENTRY_SIZE + MSIX_ENTRY_CTRL, 4, 0, &k);
+
+    const uint64_t d = ring_desc(VDEV_QUEUE_TX);
+    for (unsigned i = 0; i < n; i++) {
+        fake_guest_put64(&g, d + 16u * i, GUEST_BASE + 0x10000 + 0x80u * i);
+        fake_guest_put32(&g, d + 16u * i + 8, 12 + 64);
+        if (packed) {
+            fake_guest_put16(&g, d + 16u * i + 12, (uint16_t)i);
+            fake_guest_put16(&g, d + 16u * i + 14, VIRTQ_DESC_F_AVAIL_MASK);
+        } else {
+            fake_guest_put16(&g, ring_drv(VDEV_QUEUE_TX) + 4 + 2u * i, (uint16_t)i);
+        }
+    }
+    if (!packed)
+        fake_guest_put16(&g, ring_drv(VDEV_QUEUE_TX) + 2, (uint16_t)n);
+
+    fake_guest_reset_counters(&g);
+    struct vdev_work w = {0};
+    while (vdev_tx_step(&dev, &ops, &w) == VDEV_STEP_DONE)
+        ;
+    vdev_complete(&dev, VDEV_QUEUE_TX, &ops);
+    vdev_arm_notifications(&dev, VDEV_QUEUE_TX, &ops);
+    cr_assert_eq(dev.error, VS_REASON_NONE, "%s", vs_reason_name(dev.error));
+    cr_assert_eq(dev.stats.sink_frames, n);
+
+    struct tx_counts c = {0, 0, 0};
+    for (int kind = 0; kind < VS_DMA_KIND_COUNT; kind++) {
+        c.reads += g.reads[kind];
+        c.writes += g.writes[kind];
+    }
+    struct msix_message m;
+    while (vdev_take_msi(&dev, &m))
+        c.msis++;
+    return c;
+}
+
+/* Packed ("Packed Virtqueues"), per packet: the descriptor and the buffer (2 reads),
+ * one used descriptor write; per batch of B: the head flags write, one read of the
+ * driver's event suppression structure, one MSI-X message. Once per run: the pop that
+ * finds the next descriptor not available (1 read), and going idle: the device's event
+ * suppression write plus a re-check of the next descriptor's flags (1 write, 1 read).
+ * Split ("Split Virtqueues"), per packet: the available ring entry, the descriptor and
+ * the buffer (3 reads), one used element write; per batch: the used->idx write, one
+ * read of the available ring's flags, one MSI-X message. Once per run: avail->idx read
+ * when the device starts, again when it has caught up (finding no more) and again
+ * when it re-checks after going idle (3 reads), and the used->flags write (1 write).
+ * NOTIFICATION_DATA changes nothing here: this device does not use the hint yet. */
+Test(vdev, pcie_transactions_per_packet)
+{
+    const unsigned n = 64;
+    for (int packed = 0; packed <= 1; packed++)
+        for (int nd = 0; nd <= 1; nd++)
+            for (uint32_t b = 1; b <= 32; b *= 32) {
+                struct tx_counts c = count_tx(packed, nd, b, n);
+                const uint64_t batches = n / b;
+                const uint64_t reads = packed ? 2u * n + batches + 2 : 3u * n + batches + 3;
+                const uint64_t writes = n + batches + 1;
+                cr_expect_eq(c.reads, reads, "%s, batch %u, notification data %d: reads",
+                             packed ? "packed" : "split", b, nd);
+                cr_expect_eq(c.writes, writes, "%s, batch %u, notification data %d: writes",
+                             packed ? "packed" : "split", b, nd);
+                cr_expect_eq(c.msis, batches, "%s, batch %u: MSI-X messages",
+                             packed ? "packed" : "split", b);
+            }
+}
