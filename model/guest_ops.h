@@ -17,6 +17,7 @@ enum vs_dma_kind {
     VS_DMA_USED_WRITE,   /* used descriptor write-back (incl. head flags) */
     VS_DMA_EVENT_READ,   /* driver event-suppression structure read */
     VS_DMA_EVENT_WRITE,  /* device event-suppression structure write */
+    VS_DMA_FLUSH_READ,   /* read that makes earlier posted writes visible (ordering) */
     VS_DMA_PT_READ,      /* IOMMU page-table entry read during a walk */
     VS_DMA_KIND_COUNT
 };

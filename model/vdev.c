@@ -821,6 +821,17 @@ enum vdev_step vdev_complete(struct vdev *d, uint16_t qi, const struct vs_guest_
     struct vdev_queue *q = &d->q[qi];
     if (q->ops->pending(&q->ring) == 0)
         return VDEV_STEP_IDLE;
+    /* Without VIRTIO_F_ORDER_PLATFORM the driver only promises CPU-to-CPU ordering, and
+     * a device "MAY operate in a slower emulation mode" ("Reserved Feature Bits"): this
+     * one reads back before publishing, so its buffer writes are visible to the driver
+     * before the used entries that point at them whatever the platform reorders. */
+    if (!vpci_negotiated(&d->vpci, VIRTIO_F_ORDER_PLATFORM_BIT)) {
+        uint32_t scratch;
+        enum vs_dma_status s = g->read(g->ctx, q->cfg.device_addr, &scratch, sizeof scratch,
+                                       VS_DMA_FLUSH_READ);
+        if (s != VS_DMA_OK)
+            return dma_failed(d, qi, s);
+    }
     if (q->ops->flush(&q->ring, g) != VQ_OK)
         return ring_failed(d, qi);
     bool interrupt = false;

@@ -27,6 +27,7 @@ const char *vs_dma_kind_name(enum vs_dma_kind kind)
         [VS_DMA_DESC_READ] = "desc_read",   [VS_DMA_BUF_READ] = "buf_read",
         [VS_DMA_BUF_WRITE] = "buf_write",   [VS_DMA_USED_WRITE] = "used_write",
         [VS_DMA_EVENT_READ] = "event_read", [VS_DMA_EVENT_WRITE] = "event_write",
+        [VS_DMA_FLUSH_READ] = "flush_read",
         [VS_DMA_PT_READ] = "pt_read",
     };
     return (unsigned)kind < VS_DMA_KIND_COUNT ? names[kind] : "unknown";

@@ -337,6 +337,14 @@ const std::vector<param_def> &param_table()
         {"host.irq_entry_cycles", "cycles", "1500",
          "CPU cycles from interrupt delivery to the driver's handler", integer(0, 1000000000),
          INT_FIELD(plat.cpu_irq_entry_cycles)},
+        {"host.device_barrier_cycles", "cycles", "30",
+         "CPU cycles of the write barrier before each publish when VIRTIO_F_ORDER_PLATFORM "
+         "is negotiated (barriers suitable for hardware devices)",
+         integer(0, 1000000000), INT_FIELD(plat.cpu_device_barrier_cycles)},
+        {"host.smp_barrier_cycles", "cycles", "5",
+         "CPU cycles of the write barrier before each publish without ORDER_PLATFORM "
+         "(CPU-to-CPU ordering only)",
+         integer(0, 1000000000), INT_FIELD(plat.cpu_smp_barrier_cycles)},
         {"host.mmio_write_ns", "ns", "100",
          "CPU time to issue one posted MMIO write (e.g. a notification)", real(0, 1e9),
          REAL_FIELD(plat.cpu_mmio_write_ns)},

@@ -331,6 +331,8 @@ run_result vs_run(const vs_config &cfg)
     cc.work_cycles[VS_HOST_WORK_TX_REAP] = cfg.plat.cpu_tx_reap_cycles;
     cc.work_cycles[VS_HOST_WORK_RX_REFILL] = cfg.plat.cpu_rx_refill_cycles;
     cc.work_cycles[VS_HOST_WORK_POLL] = cfg.plat.cpu_poll_cycles;
+    cc.work_cycles[VS_HOST_WORK_BARRIER_DEVICE] = cfg.plat.cpu_device_barrier_cycles;
+    cc.work_cycles[VS_HOST_WORK_BARRIER_SMP] = cfg.plat.cpu_smp_barrier_cycles;
     cc.irq_entry_cycles = cfg.plat.cpu_irq_entry_cycles;
     cc.mmio_write = sc_time(cfg.plat.cpu_mmio_write_ns, SC_NS);
 
@@ -428,7 +430,8 @@ run_result vs_run(const vs_config &cfg)
                   p->dev.msi_per_vector[v]);
     for (int k = 0; k < VS_DMA_KIND_COUNT; k++) {
         const std::string n = vs_dma_kind_name(static_cast<vs_dma_kind>(k));
-        if (d.stats.dma_reads[k] || k == VS_DMA_DESC_READ || k == VS_DMA_BUF_READ || k == VS_DMA_EVENT_READ)
+        if (d.stats.dma_reads[k] || k == VS_DMA_DESC_READ || k == VS_DMA_BUF_READ ||
+            k == VS_DMA_EVENT_READ || k == VS_DMA_FLUSH_READ)
             s.add_u64("device.dma." + n + ".reads", "count", "device DMA reads for " + n, d.stats.dma_reads[k]);
         if (d.stats.dma_writes[k] || k == VS_DMA_BUF_WRITE || k == VS_DMA_USED_WRITE || k == VS_DMA_EVENT_WRITE)
             s.add_u64("device.dma." + n + ".writes", "count", "device DMA writes for " + n, d.stats.dma_writes[k]);

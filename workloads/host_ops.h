@@ -19,6 +19,8 @@ enum vs_host_work {
     VS_HOST_WORK_TX_REAP,     /* reclaim one transmitted buffer */
     VS_HOST_WORK_RX_REFILL,   /* post one empty receive buffer */
     VS_HOST_WORK_POLL,        /* one poll of the rings that found nothing */
+    VS_HOST_WORK_BARRIER_DEVICE, /* a write barrier suitable for hardware devices */
+    VS_HOST_WORK_BARRIER_SMP, /* a write barrier between CPUs (software devices) */
     VS_HOST_WORK_COUNT
 };
 

@@ -220,6 +220,7 @@ struct refdrv {
     bool status_written;
     vs_features offered, accepted;
     bool f_event_idx, f_in_order, f_notif_data, f_indirect;
+    bool f_order_platform; /* VIRTIO_F_ORDER_PLATFORM negotiated: hardware barriers */
     bool f_access_platform;
     bool f_packed;           /* RING_PACKED negotiated: packed rings, else split */
     const struct ring_ops *ring_ops; /* the format every queue uses, chosen once */
@@ -986,6 +987,7 @@ static enum refdrv_result negotiate(struct refdrv *d)
     d->f_event_idx = vs_feature_has(&d->accepted, VIRTIO_F_EVENT_IDX_BIT);
     d->f_in_order = vs_feature_has(&d->accepted, VIRTIO_F_IN_ORDER_BIT);
     d->f_notif_data = vs_feature_has(&d->accepted, VIRTIO_F_NOTIFICATION_DATA_BIT);
+    d->f_order_platform = vs_feature_has(&d->accepted, VIRTIO_F_ORDER_PLATFORM_BIT);
     d->f_indirect = vs_feature_has(&d->accepted, VIRTIO_F_INDIRECT_DESC_BIT);
     d->f_access_platform = vs_feature_has(&d->accepted, VIRTIO_F_ACCESS_PLATFORM_BIT);
     /* The ring format, decided once for every queue. */
@@ -1218,6 +1220,10 @@ static void notify_queue(struct refdrv *d, struct drv_queue *q)
  * ("Sending Available Buffer Notifications"). */
 static void kick(struct refdrv *d, struct drv_queue *q)
 {
+    /* The publishing store needs a write barrier before it: "If VIRTIO_F_ORDER_PLATFORM
+     * has been negotiated, a driver MUST use the barriers suitable for hardware
+     * devices" ("Reserved Feature Bits"); otherwise CPU-to-CPU barriers suffice. */
+    d->h->cpu_work(d->h->ctx, d->f_order_platform ? VS_HOST_WORK_BARRIER_DEVICE : VS_HOST_WORK_BARRIER_SMP, 1);
     q->ops->publish(q->ring);
     if (q->ops->unnotified(q->ring) == 0)
         return;
