@@ -233,6 +233,17 @@ const std::vector<param_def> &param_table()
          [](vs_config &c, const param_value &v) { c.plat.dma_completions_in_order = v.u == 0; },
          [](const vs_config &c) { return int_value(c.plat.dma_completions_in_order ? 0 : 1); }},
 
+        {"dma.channels_count", "count", "0",
+         "DMA channels shared by the queue engines: a transfer holds one from its start "
+         "until its data is there; 0 = every queue engine has its own",
+         integer(0, 64), INT_FIELD(plat.dma_channels_count)},
+        {"dma.arbitration", "", "round_robin",
+         "which waiting queue gets a freed channel: round_robin, or fixed_priority (receive "
+         "queue, then transmit, then control)",
+         choice({"round_robin", "fixed_priority"}),
+         [](vs_config &c, const param_value &v) { c.plat.dma_fixed_priority = v.u == 1; },
+         [](const vs_config &c) { return int_value(c.plat.dma_fixed_priority ? 1 : 0); }},
+
         // IOMMU
         {"iommu.iotlb_entries", "entries", "64",
          "IOTLB entries (translations cached by the IOMMU); 0 = no IOTLB",

@@ -30,6 +30,8 @@ struct platform_params {
     // Device DMA engine
     unsigned dma_read_tags_count;      // outstanding read requests at most
     bool dma_completions_in_order;     // a tag is freed only once all earlier reads completed
+    unsigned dma_channels_count;       // 0 = one per queue engine
+    bool dma_fixed_priority;           // arbitration: fixed priority (else round robin)
     // IOMMU in the root complex
     unsigned iommu_iotlb_entries;
     unsigned iommu_iotlb_ways;

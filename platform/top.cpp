@@ -135,6 +135,17 @@ void add_link_dma_stats(stats_table &s, platform &p, double sim_ns)
     s.add_u64("dma.tags.max_in_flight", "count", "most read tags held at once", e.max_tags_in_flight);
     s.add_f64("dma.tags.mean_in_flight", "count", "read tags held on average over the run",
               sim_ns > 0 ? e.tag_busy.to_seconds() * 1e9 / sim_ns : 0.0);
+    const dma_arbiter &arb = p.dev.arbiter();
+    static const char *const qname[] = {"rx", "tx", "ctrl"};
+    for (unsigned q = 0; q < arb.grants.size(); q++) {
+        const std::string n = std::string("dma.channel.") + qname[q];
+        s.add_u64(n + ".grants", "count", "DMA channel grants to this queue's engine (dma.channels_count > 0)",
+                  arb.grants[q]);
+        s.add_u64(n + ".waits", "count", "transfers of this queue that waited for a DMA channel",
+                  arb.waits[q]);
+    }
+    s.add_f64("dma.channel.wait_ns", "ns", "total time transfers waited for a DMA channel",
+              arb.wait_time.to_seconds() * 1e9);
     std::vector<uint64_t> lat = sorted(e.read_latency_ps);
     s.add_f64("dma.read_latency.p50_ns", "ns", "median time from issuing a DMA read to all its data",
               percentile(lat, 0.50) / 1000.0);
@@ -319,6 +330,9 @@ run_result vs_run(const vs_config &cfg)
     dt.completions_in_order = cfg.plat.dma_completions_in_order;
     for (unsigned q = 0; q < VDEV_QUEUES; q++)
         dt.queue_pasid[q] = cfg.plat.queue_pasid[q];
+    dt.dma_channels = cfg.plat.dma_channels_count;
+    dt.arbitration = cfg.plat.dma_fixed_priority ? dma_arbiter::policy::fixed_priority
+                                                 : dma_arbiter::policy::round_robin;
     dt.ats = cfg.plat.iommu_ats;
     dt.atc.entries = cfg.plat.iommu_atc_entries;
     dt.atc.ways = cfg.plat.iommu_atc_ways;

@@ -11,7 +11,8 @@ using sc_core::SC_ZERO_TIME;
 virtio_device_tlm::virtio_device_tlm(sc_core::sc_module_name name, const vdev_params &p,
                                      const device_timing &t, const dma_bench_params &bench)
     : sc_module(name), target("target"), dma("dma"), t_(t), bench_(bench),
-      dma_engine_(new dma_engine(dma, t.link, t.read_tags, t.completions_in_order))
+      dma_engine_(new dma_engine(dma, t.link, t.read_tags, t.completions_in_order)),
+      arbiter_("arbiter", t.dma_channels, VDEV_QUEUES, t.arbitration)
 {
     if (!vdev_init(&dev_, &p))
         throw std::bad_alloc();
@@ -94,11 +95,20 @@ dma_request_attr virtio_device_tlm::queue_attr(const engine &e) const
 enum vs_dma_status virtio_device_tlm::do_dma(engine &e, tlm::tlm_command cmd, uint64_t addr,
                                              void *buf, uint32_t len, dma_request_attr a)
 {
+    // Queue engines share the DMA channels (when limited): wait for one first.
+    const bool arbitrated = arbiter_.enabled() && e.queue < VDEV_QUEUES;
+    unsigned channel = 0;
+    if (arbitrated) {
+        e.qk.sync();
+        channel = arbiter_.acquire(e.queue);
+    }
     const sc_time now = sc_core::sc_time_stamp();
     const sc_time at = now + e.qk.get_local_time();
     const dma_engine::timing t = cmd == tlm::TLM_READ_COMMAND
                                      ? dma_engine_->read(addr, buf, len, at, a)
                                      : dma_engine_->write(addr, buf, len, at, a);
+    if (arbitrated)
+        arbiter_.release(channel, t.data_ready);
     e.qk.set(t.data_ready - now);
     e.qk.sync(); // see "Synchronisation" in docs/timing.md
     if (t.ok)

@@ -17,6 +17,7 @@
 #include <tlm_utils/simple_target_socket.h>
 #include <tlm_utils/tlm_quantumkeeper.h>
 
+#include "dma_arbiter.h"
 #include "dma_engine.h"
 #include "pcie_tlp.h"
 
@@ -35,6 +36,9 @@ struct device_timing {
     // Software-device profile: the store barrier a CPU needs before publishing used
     // descriptors (hardware orders its posted writes for free).
     sc_core::sc_time used_write_barrier = sc_core::SC_ZERO_TIME;
+    // DMA channels shared by the queue engines (0: one per engine) and their arbitration.
+    unsigned dma_channels = 0;
+    dma_arbiter::policy arbitration = dma_arbiter::policy::round_robin;
     // ATS: a translation cache in the device (iommu.ats).
     bool ats = false;
     iotlb_config atc = {};
@@ -66,6 +70,7 @@ public:
 
     const vdev &kernel() const { return dev_; }
     const dma_engine &dma_stats() const { return *dma_engine_; }
+    const dma_arbiter &arbiter() const { return arbiter_; }
     // Host software changed address space `pasid` (ATS Invalidate Request).
     void ats_invalidate(uint32_t pasid) { dma_engine_->ats_invalidate(pasid); }
     // DMA benchmark results.
@@ -109,6 +114,7 @@ private:
     device_timing t_;
     dma_bench_params bench_;
     std::unique_ptr<dma_engine> dma_engine_;
+    dma_arbiter arbiter_;
     engine engines_[VDEV_QUEUES];
     engine msi_engine_;
     sc_core::sc_event kick_[VDEV_QUEUES];

@@ -369,3 +369,18 @@ Test(platform_run, order_platform)
     cr_expect_eq(with.stat("device.dma.flush_read.reads"), 0);
     cr_expect_gt(without.stat("device.dma.flush_read.reads"), 0);
 }
+
+// DMA channels shared by the queue engines: with one channel the RX and TX engines
+// wait for each other (and the run gets slower), with enough channels nobody waits.
+Test(platform_run, dma_channels_shared_by_queues)
+{
+    run_out one, many;
+    run(one, {"--set", "dma.channels_count=1", "--set", "driver.frames_count=400"});
+    run(many, {"--set", "dma.channels_count=4", "--set", "dma.arbitration=fixed_priority", "--set",
+               "driver.frames_count=400"});
+    expect_clean_loopback(one, 400);
+    expect_clean_loopback(many, 400);
+    cr_expect_gt(one.stat("dma.channel.rx.waits") + one.stat("dma.channel.tx.waits"), 0);
+    cr_expect_eq(many.stat("dma.channel.rx.waits") + many.stat("dma.channel.tx.waits"), 0);
+    cr_expect_gt(one.stat("sim.time_ns"), many.stat("sim.time_ns"));
+}
