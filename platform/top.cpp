@@ -454,6 +454,14 @@ run_result vs_run(const vs_config &cfg)
     s.add_u64("device.dma.write_bytes", "bytes", "bytes the device wrote to guest memory", d.stats.dma_write_bytes);
     s.add_u64("device.dma.blocked", "count", "DMA refused because bus mastering was off", d.stats.dma_blocked);
     s.add_u64("device.resets", "count", "device resets by the driver", d.stats.resets);
+    if (d.error != VS_REASON_NONE) {
+        s.add_u64("device.error.reason", "code",
+                  std::string("vs_reason code of DEVICE_NEEDS_RESET: ") + vs_reason_name(d.error) +
+                      " (" + vs_reason_text(d.error) + ")",
+                  d.error);
+        s.add_u64("device.error.queue", "queue",
+                  "queue being processed when the device needed a reset (65535: none)", d.error_queue);
+    }
     static const char *const qname[VDEV_QUEUES] = {"rx", "tx", "ctrl"};
     for (unsigned q = 0; q < VDEV_QUEUES; q++) {
         const std::string n = std::string("device.queue.") + qname[q];
