@@ -914,3 +914,34 @@ Test(cli, help_and_version)
     cr_expect_eq(r.status, 0);
     cr_expect(contains(r.out, "--seed N"));
 }
+
+// Cross-parameter checks of the timing-fidelity parameters.
+Test(config, timing_cross_checks_name_the_key)
+{
+    vs_config c = config_defaults();
+    c.plat.pcie_read_latency_ns = 100; // below a 64-byte read's known parts
+    validate_fails(c, "pcie.read_latency_ns", "shorter than");
+
+    c = config_defaults();
+    c.plat.iommu_iotlb_entries = 64;
+    c.plat.iommu_iotlb_ways = 3;
+    validate_fails(c, "iommu.iotlb_ways", "power of two");
+
+    c = config_defaults();
+    c.plat.iommu_atc_entries = 48;
+    c.plat.iommu_atc_ways = 4; // 12 sets
+    validate_fails(c, "iommu.atc_ways", "power of two");
+
+    c = config_defaults();
+    c.drv.iova_offset = 4096 * 3;
+    c.drv.iommu_page_bytes = 2097152;
+    validate_fails(c, "driver.iova_offset_bytes", "multiple");
+
+    c = config_defaults();
+    c.plat.workload_dma_bench = true;
+    c.plat.bench_window_bytes = (c.plat.host_memory_mib << 20) + 4096;
+    validate_fails(c, "bench.window_bytes", "host memory");
+
+    param_error err;
+    cr_expect(validate(config_defaults(), err), "%s", err.message.c_str());
+}
