@@ -1,4 +1,4 @@
-// main.cpp -- the viosim command line: run, params, help, version.
+// main.cpp -- the viosim command line: run, sweep, params, help, version.
 //
 // Exit status: 0 the run completed and the driver reported REFDRV_OK; 1 the run failed (a
 // simulation result: stats.json is still written); 2 a usage or configuration error,
@@ -18,6 +18,7 @@
 
 #include "config.h"
 #include "stats.h"
+#include "sweep.h"
 #include "top.h"
 
 // libsystemc's own main() calls sc_main(); viosim has its own main() (arguments are
@@ -36,6 +37,7 @@ constexpr int EXIT_USAGE = 2;
 
 const char USAGE[] =
     "usage: viosim run [CONFIG] [--set key=value]... [--out DIR] [--seed N]\n"
+    "       viosim sweep STUDY [--jobs N] [--out DIR] [--emit slurm|parallel] [--merge]\n"
     "       viosim params [--markdown | --json]\n"
     "       viosim help | --help\n"
     "       viosim --version\n";
@@ -46,6 +48,8 @@ const char HELP[] =
     "\n"
     "commands:\n"
     "  run      run one simulation; print a summary table and write DIR/stats.json\n"
+    "  sweep    run a study's parameter grid in parallel, one `run` per point; write\n"
+    "           DIR/results.csv (see 'viosim sweep --help' and docs/sweeps.md)\n"
     "  params   list every parameter: name, unit, default, meaning [allowed values]\n"
     "           --markdown: as docs/parameters.md; --json: every default, as a config file\n"
     "\n"
@@ -268,6 +272,8 @@ int main(int argc, char **argv)
     std::string cmd = argv[1];
     if (cmd == "run")
         return cmd_run(argc, argv);
+    if (cmd == "sweep")
+        return sweep_main(argc, argv);
     if (cmd == "params")
         return cmd_params(argc, argv);
     if (cmd == "help" || cmd == "--help" || cmd == "-h") {

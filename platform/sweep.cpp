@@ -1,0 +1,996 @@
+// sweep.cpp -- `viosim sweep`: expands a study's grid into points, checks every point
+// with the config rules of `viosim run`, runs the points as child processes of the same
+// binary (SystemC elaborates once per process), and collects one CSV row per point.
+#include "sweep.h"
+
+#include <jansson.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+#include <string>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "stats.h"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr int EXIT_POINT_FAILED = 1;
+constexpr int EXIT_USAGE = 2;
+constexpr size_t MAX_RANGE_VALUES = 100000;
+constexpr size_t MAX_POINTS = 1000000;
+
+const char USAGE[] =
+    "usage: viosim sweep STUDY [--jobs N] [--out DIR] [--emit slurm|parallel] [--merge]\n";
+
+const char HELP[] =
+    "\n"
+    "Runs every point of a study's parameter grid as a `viosim run` in DIR/points/<index>\n"
+    "and writes DIR/results.csv (one row per point), DIR/study.json and DIR/command.txt.\n"
+    "Points already done with the same settings are skipped (resumable). See docs/sweeps.md.\n"
+    "\n"
+    "  STUDY            JSON: {\"base\": FILE or {...}, \"grid\": {\"key\": [v, ...] or\n"
+    "                   {\"from\": a, \"to\": b, \"step\": s}}, \"zip\": [[\"k1\", \"k2\"]],\n"
+    "                   \"metrics\": [\"throughput.tx_mpps\", ...]}\n"
+    "  --jobs N         points run at once (default: the number of CPUs)\n"
+    "  --out DIR        output directory (default: out/<study name>)\n"
+    "  --emit slurm     write DIR/sweep.slurm (a job array) and DIR/merge.sh; run nothing\n"
+    "  --emit parallel  write DIR/jobs.txt (for GNU parallel) and DIR/merge.sh; run nothing\n"
+    "  --merge          build DIR/results.csv from the point directories; run nothing\n"
+    "\n"
+    "exit status: 0 every point ok; 1 a point failed or (with --merge) is missing;\n"
+    "2 usage or study error (nothing was run).\n";
+
+// Headline metrics collected when the study names none (docs/statistics.md).
+const char *const DEFAULT_METRICS[] = {
+    "sim.time_ns",           "throughput.tx_mpps",    "throughput.tx_gbps",
+    "latency.p50_ns",        "latency.p99_ns",        "per_packet.interrupts",
+    "per_packet.notifications", "per_packet.dma_reads", "link.up.utilisation",
+    "link.down.utilisation",
+};
+
+struct study_error {
+    std::string message;
+};
+
+using assignment = std::pair<std::string, std::string>; // key, value text
+
+// One axis of the product: a single key, or the keys of one zip group varying together.
+struct axis {
+    std::vector<size_t> keys; // indices into study::keys
+    size_t size = 0;
+};
+
+struct study {
+    std::string path;        // the study file, as given
+    std::string description;
+    json_t *base = nullptr;  // owned: the base configuration object
+    std::string base_origin; // the base file, or "" when inline
+    std::vector<std::string> keys;                 // swept keys, in grid order
+    std::vector<std::vector<std::string>> values;  // values[k]: key k's values as text
+    std::vector<std::vector<std::string>> zip;
+    std::vector<axis> axes;
+    std::vector<std::string> metrics;
+    std::vector<std::vector<assignment>> points;   // per point, in key order
+
+    study() = default;
+    study(const study &) = delete;
+    study &operator=(const study &) = delete;
+    ~study() { json_decref(base); }
+};
+
+std::string in_quotes(const std::string &s) { return "'" + s + "'"; }
+
+// Quoting for a POSIX shell command line.
+std::string shell_quoted(const std::string &s)
+{
+    std::string out = "'";
+    for (char ch : s)
+        out += ch == '\'' ? std::string("'\\''") : std::string(1, ch);
+    return out + "'";
+}
+
+std::string csv_field(const std::string &s)
+{
+    if (s.find_first_of(",\"\n\r") == std::string::npos)
+        return s;
+    std::string out = "\"";
+    for (char ch : s)
+        out += ch == '"' ? std::string("\"\"") : std::string(1, ch);
+    return out + "\"";
+}
+
+std::string format_real(double v)
+{
+    char buf[40];
+    std::snprintf(buf, sizeof buf, "%.15g", v);
+    return buf;
+}
+
+std::string slurp(const std::string &path)
+{
+    std::ifstream f(path, std::ios::binary);
+    std::stringstream ss;
+    ss << f.rdbuf();
+    return ss.str();
+}
+
+// Writes text to path via path.tmp and a rename; false and err on failure.
+bool write_file(const std::string &path, const std::string &text, std::string &err)
+{
+    std::string tmp = path + ".tmp";
+    FILE *f = std::fopen(tmp.c_str(), "wb");
+    if (!f) {
+        err = "cannot write " + in_quotes(path) + ": " + std::strerror(errno);
+        return false;
+    }
+    bool ok = std::fwrite(text.data(), 1, text.size(), f) == text.size();
+    ok = std::fclose(f) == 0 && ok;
+    if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0) {
+        err = "cannot write " + in_quotes(path) + ": " + std::strerror(errno);
+        std::remove(tmp.c_str());
+        return false;
+    }
+    return true;
+}
+
+// The text a grid value stands for, as `--set key=TEXT` takes it: strings as they are,
+// numbers exactly, booleans as on/off, arrays as comma-separated lists.
+bool value_text(const json_t *j, std::string &text)
+{
+    if (json_is_string(j)) {
+        text = json_string_value(j);
+        return true;
+    }
+    if (json_is_integer(j)) {
+        char buf[32];
+        std::snprintf(buf, sizeof buf, "%" JSON_INTEGER_FORMAT, json_integer_value(j));
+        text = buf;
+        return true;
+    }
+    if (json_is_real(j)) {
+        text = format_real(json_real_value(j));
+        return true;
+    }
+    if (json_is_boolean(j)) {
+        text = json_is_true(j) ? "on" : "off";
+        return true;
+    }
+    if (json_is_array(j)) {
+        text.clear();
+        size_t i;
+        const json_t *element;
+        json_array_foreach(j, i, element) {
+            std::string part;
+            if (json_is_array(element) || !value_text(element, part))
+                return false;
+            text += (i ? "," : "") + part;
+        }
+        return true;
+    }
+    return false;
+}
+
+// {"from": a, "to": b, "step": s}: a, a+s, ... up to and including b (within rounding).
+std::vector<std::string> expand_range(const json_t *range, const std::string &where)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach(const_cast<json_t *>(range), k, v) {
+        if (std::strcmp(k, "from") != 0 && std::strcmp(k, "to") != 0 && std::strcmp(k, "step") != 0)
+            throw study_error{where + "unknown range field " + in_quotes(k) +
+                              " (a range is {\"from\": a, \"to\": b, \"step\": s})"};
+    }
+    const json_t *from = json_object_get(range, "from"), *to = json_object_get(range, "to"),
+                 *step = json_object_get(range, "step");
+    for (const json_t *j : {from, to, step})
+        if (!json_is_number(j))
+            throw study_error{where + "a range needs numbers \"from\", \"to\" and \"step\""};
+    std::vector<std::string> out;
+    if (json_is_integer(from) && json_is_integer(to) && json_is_integer(step)) {
+        json_int_t a = json_integer_value(from), b = json_integer_value(to),
+                   s = json_integer_value(step);
+        if (s == 0 || (s > 0 && b < a) || (s < 0 && b > a))
+            throw study_error{where + "empty range (step 0 or pointing away from \"to\")"};
+        for (json_int_t x = a; s > 0 ? x <= b : x >= b; x += s) {
+            if (out.size() >= MAX_RANGE_VALUES)
+                throw study_error{where + "range has more than " +
+                                  std::to_string(MAX_RANGE_VALUES) + " values"};
+            out.push_back(std::to_string(static_cast<long long>(x)));
+        }
+        return out;
+    }
+    double a = json_number_value(from), b = json_number_value(to), s = json_number_value(step);
+    if (!std::isfinite(a) || !std::isfinite(b) || !std::isfinite(s) || s == 0 ||
+        (s > 0 && b < a) || (s < 0 && b > a))
+        throw study_error{where + "empty range (step 0 or pointing away from \"to\")"};
+    // Counted, not accumulated, so 0.1 steps do not drift; a value within a millionth of a
+    // step of "to" counts as reaching it.
+    double n = std::floor((b - a) / s + 1e-6);
+    if (n + 1 > static_cast<double>(MAX_RANGE_VALUES))
+        throw study_error{where + "range has more than " + std::to_string(MAX_RANGE_VALUES) +
+                          " values"};
+    for (size_t i = 0; i <= static_cast<size_t>(n); i++)
+        out.push_back(format_real(a + static_cast<double>(i) * s));
+    return out;
+}
+
+json_t *load_json_object(const std::string &path, const std::string &what)
+{
+    json_error_t jerr;
+    json_t *root = json_load_file(path.c_str(), JSON_REJECT_DUPLICATES, &jerr);
+    if (!root) {
+        if (jerr.line < 1)
+            throw study_error{"cannot read " + what + " " + in_quotes(path) + ": " + jerr.text};
+        throw study_error{path + ":" + std::to_string(jerr.line) + ":" +
+                          std::to_string(jerr.column) + ": JSON syntax error: " + jerr.text};
+    }
+    if (!json_is_object(root)) {
+        json_decref(root);
+        throw study_error{path + ": expected a JSON object"};
+    }
+    return root;
+}
+
+// The base configuration applied to the defaults, with the same rules as `viosim run
+// CONFIG` (an inline base goes through a temporary file so the rules are the same).
+vs_config base_config(const study &s)
+{
+    vs_config cfg = config_defaults();
+    param_error err;
+    if (!s.base_origin.empty()) {
+        if (!config_apply_file(cfg, s.base_origin, err))
+            throw study_error{s.path + ": base: " + err.message};
+        return cfg;
+    }
+    char tmpl[] = "/tmp/viosim-sweep-base-XXXXXX";
+    int fd = mkstemp(tmpl);
+    if (fd < 0)
+        throw study_error{std::string("cannot create a temporary file: ") + std::strerror(errno)};
+    close(fd);
+    std::string write_err;
+    bool ok = write_file(tmpl, stats_json_text(s.base), write_err) &&
+              config_apply_file(cfg, tmpl, err);
+    std::remove(tmpl);
+    if (!write_err.empty())
+        throw study_error{write_err};
+    if (!ok) {
+        std::string message = err.message;
+        size_t at = message.find(tmpl);
+        if (at != std::string::npos)
+            message.replace(at, std::strlen(tmpl), "base");
+        throw study_error{s.path + ": " + message};
+    }
+    return cfg;
+}
+
+std::string point_label(const std::vector<assignment> &point)
+{
+    std::string out;
+    for (const assignment &a : point)
+        out += (out.empty() ? "" : " ") + a.first + "=" + a.second;
+    return out;
+}
+
+// Parses and checks the whole study: every point must be a valid `viosim run`.
+void load_study(study &s, const std::string &path)
+{
+    s.path = path;
+    json_t *root = load_json_object(path, "study file");
+    struct guard {
+        json_t *j;
+        ~guard() { json_decref(j); }
+    } root_guard{root};
+    const std::string where = path + ": ";
+
+    const char *k;
+    json_t *v;
+    json_object_foreach(root, k, v) {
+        static const std::set<std::string> known = {"description", "base", "grid", "zip",
+                                                    "metrics"};
+        if (!known.count(k))
+            throw study_error{where + "unknown study field " + in_quotes(k) +
+                              " (expected base, grid, zip, metrics, description)"};
+    }
+
+    const json_t *description = json_object_get(root, "description");
+    if (description) {
+        if (!json_is_string(description))
+            throw study_error{where + "\"description\" must be a string"};
+        s.description = json_string_value(description);
+    }
+
+    // base: a config file (relative to the study file) or an inline object.
+    const json_t *base = json_object_get(root, "base");
+    if (!base) {
+        s.base = json_object();
+    } else if (json_is_string(base)) {
+        fs::path p = json_string_value(base);
+        if (p.is_relative())
+            p = fs::path(path).parent_path() / p;
+        s.base_origin = p.lexically_normal().string();
+        s.base = load_json_object(s.base_origin, "base config");
+    } else if (json_is_object(base)) {
+        s.base = json_deep_copy(base);
+    } else {
+        throw study_error{where + "\"base\" must be a config file name or an object"};
+    }
+    const vs_config base_cfg = base_config(s);
+
+    // grid: key -> list of values or a range.
+    const json_t *grid = json_object_get(root, "grid");
+    if (!json_is_object(grid) || json_object_size(grid) == 0)
+        throw study_error{where + "\"grid\" must be a non-empty object {\"key\": [values...]}"};
+    json_object_foreach(const_cast<json_t *>(grid), k, v) {
+        const std::string key = k, at = where + "grid " + in_quotes(key) + ": ";
+        std::vector<std::string> texts;
+        if (json_is_array(v)) {
+            if (json_array_size(v) == 0)
+                throw study_error{at + "empty list of values"};
+            size_t i;
+            json_t *element;
+            json_array_foreach(v, i, element) {
+                std::string text;
+                if (!value_text(element, text))
+                    throw study_error{at + "value " + std::to_string(i) +
+                                      " must be a string, number, boolean or flat list"};
+                texts.push_back(text);
+            }
+        } else if (json_is_object(v)) {
+            texts = expand_range(v, at);
+        } else {
+            throw study_error{at + "expected a list of values or {\"from\", \"to\", \"step\"}"};
+        }
+        // Each value alone, on the base: unknown keys and bad values are named here
+        // exactly as `viosim run --set` names them.
+        for (const std::string &text : texts) {
+            vs_config cfg = base_cfg;
+            param_error err;
+            if (!config_apply_set(cfg, key + "=" + text, err))
+                throw study_error{at + err.message};
+        }
+        s.keys.push_back(key);
+        s.values.push_back(texts);
+    }
+
+    // zip: groups of keys that vary together.
+    std::map<std::string, size_t> zip_group; // key -> group
+    const json_t *zip = json_object_get(root, "zip");
+    if (zip && !json_is_array(zip))
+        throw study_error{where + "\"zip\" must be a list of lists of grid keys"};
+    size_t gi;
+    json_t *group;
+    json_array_foreach(zip, gi, group) {
+        const std::string at = where + "zip group " + std::to_string(gi) + ": ";
+        if (!json_is_array(group) || json_array_size(group) < 2)
+            throw study_error{at + "expected a list of at least two grid keys"};
+        std::vector<std::string> keys;
+        size_t i;
+        json_t *name;
+        json_array_foreach(group, i, name) {
+            if (!json_is_string(name))
+                throw study_error{at + "expected key names (strings)"};
+            std::string key = json_string_value(name);
+            auto it = std::find(s.keys.begin(), s.keys.end(), key);
+            if (it == s.keys.end())
+                throw study_error{at + in_quotes(key) + " is not a grid key"};
+            if (!zip_group.emplace(key, gi).second)
+                throw study_error{at + in_quotes(key) + " is in more than one zip group"};
+            size_t len = s.values[static_cast<size_t>(it - s.keys.begin())].size();
+            size_t first_len =
+                keys.empty() ? len
+                             : s.values[static_cast<size_t>(
+                                            std::find(s.keys.begin(), s.keys.end(), keys[0]) -
+                                            s.keys.begin())]
+                                   .size();
+            if (len != first_len)
+                throw study_error{at + in_quotes(key) + " has " + std::to_string(len) +
+                                  " values but " + in_quotes(keys[0]) + " has " +
+                                  std::to_string(first_len) + "; zipped keys need as many"};
+            keys.push_back(key);
+        }
+        s.zip.push_back(keys);
+    }
+
+    // Axes in grid order; a zip group sits where its first key does.
+    std::map<size_t, size_t> group_axis;
+    for (size_t ki = 0; ki < s.keys.size(); ki++) {
+        auto z = zip_group.find(s.keys[ki]);
+        if (z != zip_group.end()) {
+            auto ga = group_axis.find(z->second);
+            if (ga != group_axis.end()) {
+                s.axes[ga->second].keys.push_back(ki);
+                continue;
+            }
+            group_axis.emplace(z->second, s.axes.size());
+        }
+        axis a;
+        a.keys.push_back(ki);
+        a.size = s.values[ki].size();
+        s.axes.push_back(a);
+    }
+
+    // metrics
+    const json_t *metrics = json_object_get(root, "metrics");
+    if (!metrics) {
+        s.metrics.assign(std::begin(DEFAULT_METRICS), std::end(DEFAULT_METRICS));
+    } else {
+        if (!json_is_array(metrics) || json_array_size(metrics) == 0)
+            throw study_error{where + "\"metrics\" must be a non-empty list of statistic names"};
+        size_t i;
+        json_t *name;
+        json_array_foreach(metrics, i, name) {
+            if (!json_is_string(name) || json_string_length(name) == 0)
+                throw study_error{where + "metric " + std::to_string(i) +
+                                  " must be a statistic name (see docs/statistics.md)"};
+            std::string m = json_string_value(name);
+            if (std::find(s.metrics.begin(), s.metrics.end(), m) != s.metrics.end())
+                throw study_error{where + "metric " + in_quotes(m) + " is listed twice"};
+            s.metrics.push_back(m);
+        }
+    }
+
+    // Points: the product of the axes, the last axis varying fastest.
+    size_t total = 1;
+    for (const axis &a : s.axes) {
+        if (total > MAX_POINTS / a.size)
+            throw study_error{where + "the grid has more than " + std::to_string(MAX_POINTS) +
+                              " points"};
+        total *= a.size;
+    }
+    for (size_t p = 0; p < total; p++) {
+        std::vector<size_t> pick(s.keys.size());
+        size_t rest = p;
+        for (size_t ai = s.axes.size(); ai-- > 0;) {
+            size_t at = rest % s.axes[ai].size;
+            rest /= s.axes[ai].size;
+            for (size_t ki : s.axes[ai].keys)
+                pick[ki] = at;
+        }
+        std::vector<assignment> point;
+        for (size_t ki = 0; ki < s.keys.size(); ki++)
+            point.emplace_back(s.keys[ki], s.values[ki][pick[ki]]);
+        // The whole point, as the child will apply it, with the cross-parameter checks.
+        vs_config cfg = base_cfg;
+        param_error err;
+        for (const assignment &a : point)
+            if (!config_apply_set(cfg, a.first + "=" + a.second, err))
+                throw study_error{where + "point " + std::to_string(p) + " (" +
+                                  point_label(point) + "): " + err.message};
+        if (!config_validate(cfg, err))
+            throw study_error{where + "point " + std::to_string(p) + " (" + point_label(point) +
+                              "): " + err.message};
+        s.points.push_back(point);
+    }
+}
+
+// ---- Output directory ----
+
+struct sweep_dirs {
+    std::string out;       // DIR, absolute
+    std::string base_json; // DIR/base.json
+    std::string point(size_t i) const { return out + "/points/" + std::to_string(i); }
+};
+
+// DIR/points/<i>/point.json: what the point is, so a rerun can tell it is the same.
+std::string point_json_text(const study &s, size_t i)
+{
+    json_t *doc = json_object();
+    json_object_set_new(doc, "index", json_integer(static_cast<json_int_t>(i)));
+    json_t *set = json_object();
+    for (const assignment &a : s.points[i])
+        json_object_set_new(set, a.first.c_str(), json_string(a.second.c_str()));
+    json_object_set_new(doc, "set", set);
+    json_object_set(doc, "base", s.base);
+    std::string text = stats_json_text(doc);
+    json_decref(doc);
+    return text;
+}
+
+std::string study_json_text(const study &s)
+{
+    json_t *doc = json_object();
+    json_object_set_new(doc, "study", json_string(fs::absolute(s.path).lexically_normal().c_str()));
+    if (!s.description.empty())
+        json_object_set_new(doc, "description", json_string(s.description.c_str()));
+    if (!s.base_origin.empty())
+        json_object_set_new(doc, "base_file",
+                            json_string(fs::absolute(s.base_origin).lexically_normal().c_str()));
+    json_object_set(doc, "base", s.base);
+    json_t *grid = json_object();
+    for (size_t k = 0; k < s.keys.size(); k++) {
+        json_t *list = json_array();
+        for (const std::string &text : s.values[k])
+            json_array_append_new(list, json_string(text.c_str()));
+        json_object_set_new(grid, s.keys[k].c_str(), list);
+    }
+    json_object_set_new(doc, "grid", grid);
+    json_t *zip = json_array();
+    for (const auto &group : s.zip) {
+        json_t *g = json_array();
+        for (const std::string &key : group)
+            json_array_append_new(g, json_string(key.c_str()));
+        json_array_append_new(zip, g);
+    }
+    json_object_set_new(doc, "zip", zip);
+    json_t *metrics = json_array();
+    for (const std::string &m : s.metrics)
+        json_array_append_new(metrics, json_string(m.c_str()));
+    json_object_set_new(doc, "metrics", metrics);
+    json_object_set_new(doc, "points", json_integer(static_cast<json_int_t>(s.points.size())));
+    std::string text = stats_json_text(doc);
+    json_decref(doc);
+    return text;
+}
+
+// The `viosim run` command line of point i.
+std::vector<std::string> point_argv(const study &s, const sweep_dirs &d, const std::string &exe,
+                                    size_t i)
+{
+    std::vector<std::string> args = {exe, "run", d.base_json, "--out", d.point(i)};
+    for (const assignment &a : s.points[i]) {
+        args.push_back("--set");
+        args.push_back(a.first + "=" + a.second);
+    }
+    return args;
+}
+
+std::string shell_line(const std::vector<std::string> &args)
+{
+    std::string line;
+    for (const std::string &a : args)
+        line += (line.empty() ? "" : " ") + shell_quoted(a);
+    return line;
+}
+
+// A point's outcome as recorded in its directory: "ok", "failed", or "missing" (not run,
+// or run with other settings).
+std::string recorded_status(const study &s, const sweep_dirs &d, size_t i, json_t **stats_out)
+{
+    *stats_out = nullptr;
+    const std::string dir = d.point(i);
+    if (slurp(dir + "/point.json") != point_json_text(s, i))
+        return "missing";
+    json_error_t jerr;
+    json_t *stats = json_load_file((dir + "/stats.json").c_str(), 0, &jerr);
+    if (!stats)
+        return "missing";
+    *stats_out = stats;
+    return json_is_true(json_object_get(json_object_get(stats, "result"), "ok")) ? "ok" : "failed";
+}
+
+std::string metric_text(const json_t *stats, const std::string &name, bool &found)
+{
+    const json_t *v = json_object_get(json_object_get(json_object_get(stats, "stats"), name.c_str()),
+                                      "value");
+    found = v != nullptr;
+    if (json_is_integer(v)) {
+        char buf[32];
+        std::snprintf(buf, sizeof buf, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        return buf;
+    }
+    if (json_is_real(v))
+        return format_real(json_real_value(v));
+    return "";
+}
+
+// DIR/results.csv from the point directories; statuses[i] overrides a point's recorded
+// status when not empty (a run that exited non-zero is "failed"). Returns the number of
+// points not ok, or -1 (and err) if the file cannot be written.
+long write_results(const study &s, const sweep_dirs &d, const std::vector<std::string> &statuses,
+                   std::string &err)
+{
+    std::string csv = "index";
+    for (const std::string &key : s.keys)
+        csv += "," + csv_field(key);
+    csv += ",status";
+    for (const std::string &m : s.metrics)
+        csv += "," + csv_field(m);
+    csv += "\n";
+    long not_ok = 0;
+    std::set<std::string> warned;
+    for (size_t i = 0; i < s.points.size(); i++) {
+        json_t *stats;
+        std::string status = recorded_status(s, d, i, &stats);
+        if (!statuses[i].empty() && status == "ok")
+            status = statuses[i];
+        if (status != "ok")
+            not_ok++;
+        csv += std::to_string(i);
+        for (const assignment &a : s.points[i])
+            csv += "," + csv_field(a.second);
+        csv += "," + status;
+        for (const std::string &m : s.metrics) {
+            bool found = false;
+            std::string text = stats ? metric_text(stats, m, found) : "";
+            if (stats && !found && status == "ok" && warned.insert(m).second)
+                std::fprintf(stderr, "viosim sweep: warning: metric %s is not in %s/stats.json\n",
+                             in_quotes(m).c_str(), d.point(i).c_str());
+            csv += "," + csv_field(text);
+        }
+        csv += "\n";
+        json_decref(stats);
+    }
+    if (!write_file(d.out + "/results.csv", csv, err))
+        return -1;
+    return not_ok;
+}
+
+// ---- Running ----
+
+std::string duration_text(double seconds)
+{
+    char buf[32];
+    if (seconds < 60)
+        std::snprintf(buf, sizeof buf, "%.1f s", seconds);
+    else
+        std::snprintf(buf, sizeof buf, "%dm%02ds", static_cast<int>(seconds / 60),
+                      static_cast<int>(std::fmod(seconds, 60)));
+    return buf;
+}
+
+// The last non-empty line of a point's log: usually the run's own error line.
+std::string last_line(const std::string &path)
+{
+    std::string text = slurp(path);
+    while (!text.empty() && (text.back() == '\n' || text.back() == '\r'))
+        text.pop_back();
+    size_t nl = text.rfind('\n');
+    return nl == std::string::npos ? text : text.substr(nl + 1);
+}
+
+// Starts `viosim run` for one point with stdout and stderr in DIR/points/<i>/run.log.
+pid_t launch(const std::vector<std::string> &args, const std::string &log)
+{
+    std::vector<char *> argv;
+    for (const std::string &a : args)
+        argv.push_back(const_cast<char *>(a.c_str()));
+    argv.push_back(nullptr);
+    std::fflush(nullptr);
+    pid_t pid = fork();
+    if (pid != 0)
+        return pid;
+    int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0 || dup2(fd, STDOUT_FILENO) < 0 || dup2(fd, STDERR_FILENO) < 0)
+        _exit(127);
+    execv(argv[0], argv.data());
+    std::fprintf(stderr, "viosim sweep: cannot run %s: %s\n", argv[0], std::strerror(errno));
+    _exit(127);
+}
+
+struct progress {
+    bool tty;
+    size_t total, done = 0, failed = 0, to_run = 0, ran = 0;
+    std::chrono::steady_clock::time_point start = std::chrono::steady_clock::now();
+
+    std::string line() const
+    {
+        double elapsed =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        std::string remaining = "?";
+        if (ran > 0)
+            remaining = duration_text(elapsed * static_cast<double>(to_run - ran) /
+                                      static_cast<double>(ran));
+        char buf[160];
+        std::snprintf(buf, sizeof buf, "[%zu/%zu] failed %zu, elapsed %s, remaining %s", done,
+                      total, failed, duration_text(elapsed).c_str(), remaining.c_str());
+        return buf;
+    }
+    // A message about one point, then the progress.
+    void report(const std::string &message)
+    {
+        if (tty) {
+            if (!message.empty())
+                std::fprintf(stderr, "\r\033[K%s\n", message.c_str());
+            std::fprintf(stderr, "\r\033[Kviosim sweep: %s", line().c_str());
+        } else {
+            std::fprintf(stderr, "viosim sweep: %s %s\n", message.c_str(), line().c_str());
+        }
+        std::fflush(stderr);
+    }
+};
+
+int usage_error(const std::string &message)
+{
+    std::fprintf(stderr, "viosim sweep: error: %s\n", message.c_str());
+    return EXIT_USAGE;
+}
+
+bool take_option(int argc, char **argv, int &i, const char *name, std::string &value, bool &missing)
+{
+    size_t len = std::strlen(name);
+    const char *arg = argv[i];
+    if (std::strncmp(arg, name, len) != 0)
+        return false;
+    if (arg[len] == '=') {
+        value = arg + len + 1;
+        return true;
+    }
+    if (arg[len] != '\0')
+        return false;
+    if (i + 1 >= argc) {
+        missing = true;
+        return true;
+    }
+    value = argv[++i];
+    return true;
+}
+
+std::string self_exe()
+{
+    std::error_code ec;
+    fs::path p = fs::read_symlink("/proc/self/exe", ec);
+    return ec ? std::string() : p.string();
+}
+
+} // namespace
+
+int sweep_main(int argc, char **argv)
+{
+    std::string study_path, out_dir, emit, jobs_text;
+    bool have_study = false, merge = false;
+    for (int i = 2; i < argc; i++) {
+        std::string value;
+        bool missing = false;
+        const char *arg = argv[i];
+        if (take_option(argc, argv, i, "--jobs", value, missing)) {
+            if (missing)
+                return usage_error("--jobs needs a number");
+            jobs_text = value;
+        } else if (take_option(argc, argv, i, "--out", value, missing)) {
+            if (missing || value.empty())
+                return usage_error("--out needs a directory");
+            out_dir = value;
+        } else if (take_option(argc, argv, i, "--emit", value, missing)) {
+            if (missing || (value != "slurm" && value != "parallel"))
+                return usage_error("--emit needs 'slurm' or 'parallel'");
+            emit = value;
+        } else if (std::strcmp(arg, "--merge") == 0) {
+            merge = true;
+        } else if (std::strcmp(arg, "--help") == 0 || std::strcmp(arg, "-h") == 0) {
+            std::fputs(USAGE, stdout);
+            std::fputs(HELP, stdout);
+            return 0;
+        } else if (arg[0] == '-' && arg[1] != '\0') {
+            return usage_error(std::string("unknown option '") + arg +
+                               "' (see 'viosim sweep --help')");
+        } else if (have_study) {
+            return usage_error(std::string("more than one study file ('") + study_path + "', '" +
+                               arg + "')");
+        } else {
+            study_path = arg;
+            have_study = true;
+        }
+    }
+    if (!have_study) {
+        std::fputs(USAGE, stderr);
+        return usage_error("no study file given");
+    }
+    if (merge && !emit.empty())
+        return usage_error("--merge and --emit exclude each other");
+    long jobs = sysconf(_SC_NPROCESSORS_ONLN);
+    if (!jobs_text.empty()) {
+        char *end = nullptr;
+        errno = 0;
+        jobs = std::strtol(jobs_text.c_str(), &end, 10);
+        if (errno || end == jobs_text.c_str() || *end || jobs < 1 || jobs > 4096)
+            return usage_error("--jobs needs a number from 1 to 4096, got '" + jobs_text + "'");
+    }
+    if (jobs < 1)
+        jobs = 1;
+
+    // Everything is parsed and checked before anything is created or run.
+    study s;
+    try {
+        load_study(s, study_path);
+    } catch (const study_error &e) {
+        return usage_error(e.message);
+    }
+    const std::string exe = self_exe();
+    if (exe.empty())
+        return usage_error("cannot find the viosim binary (/proc/self/exe)");
+    if (out_dir.empty())
+        out_dir = (fs::path("out") / fs::path(study_path).stem()).string();
+
+    std::error_code ec;
+    sweep_dirs d;
+    d.out = fs::absolute(out_dir, ec).lexically_normal().string();
+    while (d.out.size() > 1 && d.out.back() == '/')
+        d.out.pop_back();
+    d.base_json = d.out + "/base.json";
+    fs::create_directories(d.out + "/points", ec);
+    if (ec)
+        return usage_error("cannot create output directory '" + out_dir + "': " + ec.message());
+    if (access(d.out.c_str(), W_OK) != 0)
+        return usage_error("output directory '" + out_dir + "' is not writable");
+
+    std::string err;
+    const std::string study_abs = fs::absolute(study_path).lexically_normal().string();
+    const std::string command = "viosim sweep " + shell_quoted(study_abs) + " --out " +
+                                shell_quoted(d.out) + "\n";
+    if (!write_file(d.base_json, stats_json_text(s.base), err) ||
+        !write_file(d.out + "/study.json", study_json_text(s), err) ||
+        !write_file(d.out + "/command.txt", command, err))
+        return usage_error(err);
+
+    const size_t n = s.points.size();
+    std::vector<std::string> statuses(n);
+
+    if (merge) {
+        long not_ok = write_results(s, d, statuses, err);
+        if (not_ok < 0)
+            return usage_error(err);
+        std::fprintf(stderr, "viosim sweep: merged %zu points (%ld not ok) into %s/results.csv\n", n,
+                     not_ok, d.out.c_str());
+        return not_ok ? EXIT_POINT_FAILED : 0;
+    }
+
+    if (!emit.empty()) {
+        // Point directories with their point.json, so --merge recognises the results.
+        for (size_t i = 0; i < n; i++) {
+            const std::string text = point_json_text(s, i), dir = d.point(i);
+            fs::create_directories(dir, ec);
+            if (slurp(dir + "/point.json") != text) {
+                std::remove((dir + "/stats.json").c_str());
+                if (!write_file(dir + "/point.json", text, err))
+                    return usage_error(err);
+            }
+        }
+        std::string script;
+        std::string path;
+        if (emit == "slurm") {
+            path = d.out + "/sweep.slurm";
+            script = "#!/bin/bash\n"
+                     "# viosim sweep of " + study_abs + ": one array task per point.\n"
+                     "# Submit with: sbatch " + shell_quoted(path) + "\n"
+                     "# then merge the results with: " + d.out + "/merge.sh\n"
+                     "#SBATCH --job-name=viosim-sweep\n"
+                     "#SBATCH --array=0-" + std::to_string(n - 1) + "\n"
+                     "#SBATCH --ntasks=1\n"
+                     "#SBATCH --cpus-per-task=1\n"
+                     "#SBATCH --output=" + d.out + "/points/%a/run.log\n"
+                     "set -u\n"
+                     "case \"$SLURM_ARRAY_TASK_ID\" in\n";
+            for (size_t i = 0; i < n; i++)
+                script += std::to_string(i) + ") exec " + shell_line(point_argv(s, d, exe, i)) +
+                          " ;;\n";
+            script += "*) echo \"no point $SLURM_ARRAY_TASK_ID\" >&2; exit 2 ;;\nesac\n";
+        } else {
+            path = d.out + "/jobs.txt";
+            for (size_t i = 0; i < n; i++)
+                script += shell_line(point_argv(s, d, exe, i)) + " >" +
+                          shell_quoted(d.point(i) + "/run.log") + " 2>&1\n";
+        }
+        const std::string merge_path = d.out + "/merge.sh";
+        const std::string merge_script =
+            "#!/bin/sh\n"
+            "# Builds results.csv from the point directories once the jobs have finished.\n"
+            "exec " + shell_quoted(exe) + " sweep " + shell_quoted(study_abs) + " --out " +
+            shell_quoted(d.out) + " --merge\n";
+        if (!write_file(path, script, err) || !write_file(merge_path, merge_script, err))
+            return usage_error(err);
+        chmod(merge_path.c_str(), 0755);
+        if (emit == "slurm")
+            chmod(path.c_str(), 0755);
+        std::fprintf(stderr, "viosim sweep: wrote %s (%zu points) and %s\n", path.c_str(), n,
+                     merge_path.c_str());
+        if (emit == "parallel")
+            std::fprintf(stderr, "viosim sweep: run with: parallel < %s && %s\n",
+                         shell_quoted(path).c_str(), shell_quoted(merge_path).c_str());
+        return 0;
+    }
+
+    // Which points are already done with the same settings.
+    std::vector<size_t> todo;
+    size_t skipped = 0;
+    for (size_t i = 0; i < n; i++) {
+        json_t *stats;
+        std::string status = recorded_status(s, d, i, &stats);
+        json_decref(stats);
+        if (status == "ok")
+            skipped++;
+        else
+            todo.push_back(i);
+    }
+
+    progress prog;
+    prog.tty = isatty(STDERR_FILENO) != 0;
+    prog.total = n;
+    prog.done = skipped;
+    prog.to_run = todo.size();
+    if (skipped)
+        std::fprintf(stderr, "viosim sweep: %zu points, skipped %zu already done\n", n, skipped);
+
+    if (prog.tty && !todo.empty())
+        prog.report("");
+    std::map<pid_t, size_t> running;
+    size_t next = 0;
+    while (next < todo.size() || !running.empty()) {
+        while (next < todo.size() && running.size() < static_cast<size_t>(jobs)) {
+            size_t i = todo[next++];
+            const std::string dir = d.point(i);
+            fs::create_directories(dir, ec);
+            // A stale stats.json must not pass for this point's if the run is cut short.
+            std::remove((dir + "/stats.json").c_str());
+            if (ec || !write_file(dir + "/point.json", point_json_text(s, i), err)) {
+                statuses[i] = "failed";
+                prog.done++;
+                prog.failed++;
+                prog.ran++;
+                prog.report("point " + std::to_string(i) + " failed: " +
+                            (ec ? "cannot create " + dir + ": " + ec.message() : err));
+                continue;
+            }
+            pid_t pid = launch(point_argv(s, d, exe, i), dir + "/run.log");
+            if (pid < 0) {
+                statuses[i] = "failed";
+                prog.done++;
+                prog.failed++;
+                prog.ran++;
+                prog.report("point " + std::to_string(i) + " failed: cannot start: " +
+                            std::strerror(errno));
+                continue;
+            }
+            running.emplace(pid, i);
+        }
+        if (running.empty())
+            continue;
+        int st = 0;
+        pid_t pid = waitpid(-1, &st, 0);
+        if (pid < 0) {
+            if (errno == EINTR)
+                continue;
+            std::fprintf(stderr, "viosim sweep: error: waitpid: %s\n", std::strerror(errno));
+            break;
+        }
+        auto it = running.find(pid);
+        if (it == running.end())
+            continue;
+        size_t i = it->second;
+        running.erase(it);
+        prog.done++;
+        prog.ran++;
+        const std::string label = "point " + std::to_string(i) + " (" + point_label(s.points[i]) + ")";
+        if (WIFEXITED(st) && WEXITSTATUS(st) == 0) {
+            statuses[i] = "ok";
+            prog.report(prog.tty ? "" : label + " ok");
+        } else {
+            statuses[i] = "failed";
+            prog.failed++;
+            std::string how = WIFEXITED(st) ? "exit " + std::to_string(WEXITSTATUS(st))
+                                            : "signal " + std::to_string(WTERMSIG(st));
+            prog.report(label + " failed (" + how + "): " + last_line(d.point(i) + "/run.log") +
+                        " [log: " + d.point(i) + "/run.log]");
+        }
+    }
+    if (prog.tty && prog.ran > 0)
+        std::fputc('\n', stderr);
+
+    long not_ok = write_results(s, d, statuses, err);
+    if (not_ok < 0) {
+        std::fprintf(stderr, "viosim sweep: error: %s\n", err.c_str());
+        return EXIT_POINT_FAILED;
+    }
+    std::fprintf(stderr, "viosim sweep: %zu points: ran %zu, skipped %zu, failed %ld; results in %s/results.csv\n",
+                 n, prog.ran, skipped, not_ok, d.out.c_str());
+    return not_ok ? EXIT_POINT_FAILED : 0;
+}

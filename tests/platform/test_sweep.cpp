@@ -1,0 +1,250 @@
+// test_sweep.cpp -- `viosim sweep` through the binary: grid expansion (lists, ranges,
+// zipped keys), up-front validation, failed points, resuming, cluster emission, merging.
+#include <criterion/criterion.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <vector>
+
+namespace {
+
+struct sweep_out {
+    int status = -1;
+    std::string err;
+    std::vector<std::string> rows; // results.csv lines, header first
+};
+
+std::string slurp(const std::string &path)
+{
+    std::ifstream f(path, std::ios::binary);
+    std::stringstream ss;
+    ss << f.rdbuf();
+    return ss.str();
+}
+
+std::vector<std::string> lines(const std::string &text)
+{
+    std::vector<std::string> out;
+    std::stringstream ss(text);
+    std::string line;
+    while (std::getline(ss, line))
+        out.push_back(line);
+    return out;
+}
+
+std::string temp_dir()
+{
+    char tmpl[] = "/tmp/viosim-sweep-test-XXXXXX";
+    const char *d = mkdtemp(tmpl);
+    cr_assert_not_null(d);
+    return d;
+}
+
+// Writes DIR/study.json with the given text; returns its path.
+std::string write_study(const std::string &dir, const std::string &json)
+{
+    std::string path = dir + "/study.json.in";
+    std::ofstream(path) << json;
+    return path;
+}
+
+// Runs `viosim sweep STUDY --out DIR/out --jobs 2 args...`.
+void sweep(sweep_out &r, const std::string &dir, const std::string &study,
+           const std::vector<std::string> &args = {})
+{
+    const char *bin = std::getenv("VIOSIM");
+    if (!bin)
+        cr_skip_test("VIOSIM is not set (run through ctest)");
+    std::string cmd = std::string(bin) + " sweep '" + study + "' --out " + dir + "/out --jobs 2";
+    for (const auto &a : args)
+        cmd += " '" + a + "'";
+    cmd += " >" + dir + "/stdout 2>" + dir + "/stderr";
+    const int st = std::system(cmd.c_str());
+    r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    r.err = slurp(dir + "/stderr");
+    r.rows = lines(slurp(dir + "/out/results.csv"));
+}
+
+bool exists(const std::string &path)
+{
+    struct stat st;
+    return stat(path.c_str(), &st) == 0;
+}
+
+const char SMALL_GRID[] = R"({
+  "base": {"driver": {"frames_count": 50}},
+  "grid": {"driver.frame_sizes_bytes": [64, 1500], "pcie.lanes": [4, 8]},
+  "metrics": ["throughput.tx_mpps", "driver.tx.frames"]
+})";
+
+} // namespace
+
+// A 2x2 grid: four rows in point order (last key fastest) with the metrics; a rerun
+// skips every point and gives the same bytes; --merge rebuilds the same csv.
+Test(platform_sweep, grid_runs_resumes_and_merges)
+{
+    const std::string dir = temp_dir();
+    sweep_out r;
+    sweep(r, dir, write_study(dir, SMALL_GRID));
+    cr_assert_eq(r.status, 0, "exit %d\n%s", r.status, r.err.c_str());
+    cr_assert_eq(r.rows.size(), 5u, "%s", r.err.c_str());
+    cr_expect_eq(r.rows[0], "index,driver.frame_sizes_bytes,pcie.lanes,status,"
+                            "throughput.tx_mpps,driver.tx.frames");
+    const char *prefixes[] = {"0,64,4,ok,", "1,64,8,ok,", "2,1500,4,ok,", "3,1500,8,ok,"};
+    for (size_t i = 0; i < 4; i++) {
+        cr_expect_eq(r.rows[i + 1].rfind(prefixes[i], 0), 0u, "row %zu: %s", i,
+                     r.rows[i + 1].c_str());
+        cr_expect(r.rows[i + 1].size() > 4 && r.rows[i + 1].substr(r.rows[i + 1].size() - 3) == ",50",
+                  "row %zu: %s", i, r.rows[i + 1].c_str());
+    }
+    cr_expect(exists(dir + "/out/points/3/stats.json"));
+    cr_expect(exists(dir + "/out/points/3/point.json"));
+    cr_expect(exists(dir + "/out/study.json"));
+    cr_expect(exists(dir + "/out/command.txt"));
+    const std::string csv = slurp(dir + "/out/results.csv");
+
+    sweep_out again;
+    sweep(again, dir, write_study(dir, SMALL_GRID));
+    cr_assert_eq(again.status, 0, "%s", again.err.c_str());
+    cr_expect_neq(again.err.find("skipped 4"), std::string::npos, "%s", again.err.c_str());
+    cr_expect_neq(again.err.find("ran 0"), std::string::npos, "%s", again.err.c_str());
+    cr_expect_eq(slurp(dir + "/out/results.csv"), csv);
+
+    std::remove((dir + "/out/results.csv").c_str());
+    sweep_out merged;
+    sweep(merged, dir, write_study(dir, SMALL_GRID), {"--merge"});
+    cr_assert_eq(merged.status, 0, "%s", merged.err.c_str());
+    cr_expect_eq(slurp(dir + "/out/results.csv"), csv);
+
+    // A changed value is a different point: only it runs again.
+    std::string changed = SMALL_GRID;
+    changed.replace(changed.find("[4, 8]"), 6, "[4, 2]");
+    sweep_out rerun;
+    sweep(rerun, dir, write_study(dir, changed));
+    cr_assert_eq(rerun.status, 0, "%s", rerun.err.c_str());
+    cr_expect_neq(rerun.err.find("ran 2, skipped 2"), std::string::npos, "%s", rerun.err.c_str());
+}
+
+// Zipped keys form one axis; a range expands from..to by step, inclusive.
+Test(platform_sweep, zip_and_range)
+{
+    const std::string dir = temp_dir();
+    sweep_out r;
+    sweep(r, dir, write_study(dir, R"({
+      "base": {"driver.frames_count": 50},
+      "grid": {"pcie.gen": [3, 4], "dma.read_tags_count": {"from": 4, "to": 12, "step": 4},
+               "pcie.lanes": [8, 16]},
+      "zip": [["pcie.gen", "pcie.lanes"]],
+      "metrics": ["driver.tx.frames"]
+    })"));
+    cr_assert_eq(r.status, 0, "exit %d\n%s", r.status, r.err.c_str());
+    std::vector<std::string> want = {
+        "index,pcie.gen,dma.read_tags_count,pcie.lanes,status,driver.tx.frames",
+        "0,3,4,8,ok,50", "1,3,8,8,ok,50", "2,3,12,8,ok,50",
+        "3,4,4,16,ok,50", "4,4,8,16,ok,50", "5,4,12,16,ok,50"};
+    cr_expect_eq(r.rows.size(), want.size());
+    for (size_t i = 0; i < want.size() && i < r.rows.size(); i++)
+        cr_expect_eq(r.rows[i], want[i], "row %zu: %s", i, r.rows[i].c_str());
+}
+
+// Real ranges count steps instead of accumulating them; --emit parallel writes one
+// command per point and a merge script, and runs nothing.
+Test(platform_sweep, real_range_and_emit_parallel)
+{
+    const std::string dir = temp_dir();
+    sweep_out r;
+    sweep(r, dir, write_study(dir, R"({
+      "grid": {"host.memory_latency_ns": {"from": 0.1, "to": 0.5, "step": 0.1}}
+    })"), {"--emit", "parallel"});
+    cr_assert_eq(r.status, 0, "exit %d\n%s", r.status, r.err.c_str());
+    std::vector<std::string> jobs = lines(slurp(dir + "/out/jobs.txt"));
+    cr_assert_eq(jobs.size(), 5u);
+    cr_expect_neq(jobs[2].find("'host.memory_latency_ns=0.3'"), std::string::npos, "%s",
+                  jobs[2].c_str());
+    cr_expect_neq(jobs[4].find("/points/4'"), std::string::npos, "%s", jobs[4].c_str());
+    cr_expect_neq(slurp(dir + "/out/merge.sh").find("--merge"), std::string::npos);
+    cr_expect_not(exists(dir + "/out/points/0/stats.json"));
+    cr_expect_not(exists(dir + "/out/results.csv"));
+
+    // Merging before anything ran: every point is missing, exit 1.
+    sweep_out merged;
+    sweep(merged, dir, write_study(dir, R"({
+      "grid": {"host.memory_latency_ns": {"from": 0.1, "to": 0.5, "step": 0.1}}
+    })"), {"--merge"});
+    cr_expect_eq(merged.status, 1, "%s", merged.err.c_str());
+    cr_assert_eq(merged.rows.size(), 6u);
+    cr_expect_neq(merged.rows[1].find(",missing,"), std::string::npos, "%s", merged.rows[1].c_str());
+}
+
+// --emit slurm: a job array over every point.
+Test(platform_sweep, emit_slurm)
+{
+    const std::string dir = temp_dir();
+    sweep_out r;
+    sweep(r, dir, write_study(dir, SMALL_GRID), {"--emit", "slurm"});
+    cr_assert_eq(r.status, 0, "exit %d\n%s", r.status, r.err.c_str());
+    const std::string script = slurp(dir + "/out/sweep.slurm");
+    cr_expect_neq(script.find("#SBATCH --array=0-3"), std::string::npos, "%s", script.c_str());
+    cr_expect_neq(script.find("3) exec "), std::string::npos, "%s", script.c_str());
+    cr_expect(exists(dir + "/out/merge.sh"));
+}
+
+// An unknown key is rejected up front, named as `viosim run --set` names it; nothing runs.
+Test(platform_sweep, unknown_key_rejected_before_running)
+{
+    const std::string dir = temp_dir();
+    sweep_out r;
+    sweep(r, dir, write_study(dir, R"({
+      "base": {"driver.frames_count": 50},
+      "grid": {"pcie.lanes": [4, 8], "pcie.bogus_ns": [1, 2]}
+    })"));
+    cr_expect_eq(r.status, 2, "%s", r.err.c_str());
+    cr_expect_neq(r.err.find("pcie.bogus_ns"), std::string::npos, "%s", r.err.c_str());
+    cr_expect_not(exists(dir + "/out"));
+
+    // A bad value and a bad base are named too.
+    sweep_out bad;
+    sweep(bad, dir, write_study(dir, R"({"grid": {"pcie.lanes": [4, 3]}})"));
+    cr_expect_eq(bad.status, 2);
+    cr_expect_neq(bad.err.find("pcie.lanes"), std::string::npos, "%s", bad.err.c_str());
+    sweep_out base;
+    sweep(base, dir, write_study(dir, R"({"base": "missing.json", "grid": {"pcie.lanes": [4]}})"));
+    cr_expect_eq(base.status, 2);
+    cr_expect_neq(base.err.find("missing.json"), std::string::npos, "%s", base.err.c_str());
+    cr_expect_not(exists(dir + "/out"));
+}
+
+// A failing point is reported and the others complete; the sweep exits 1.
+Test(platform_sweep, failed_point_does_not_stop_others)
+{
+    const std::string dir = temp_dir();
+    sweep_out r;
+    sweep(r, dir, write_study(dir, R"({
+      "base": {"driver.frames_count": 50},
+      "grid": {"device.withdraw_features": ["", "VERSION_1", ""], "pcie.lanes": [8]},
+      "metrics": ["driver.tx.frames"]
+    })"));
+    cr_expect_eq(r.status, 1, "%s", r.err.c_str());
+    cr_expect_neq(r.err.find("point 1"), std::string::npos, "%s", r.err.c_str());
+    cr_expect_neq(r.err.find("failed"), std::string::npos, "%s", r.err.c_str());
+    cr_assert_eq(r.rows.size(), 4u);
+    cr_expect_eq(r.rows[1], "0,,8,ok,50");
+    cr_expect_eq(r.rows[2], "1,VERSION_1,8,failed,0");
+    cr_expect_eq(r.rows[3], "2,,8,ok,50");
+
+    // Resuming reruns only the failed point.
+    sweep_out again;
+    sweep(again, dir, write_study(dir, R"({
+      "base": {"driver.frames_count": 50},
+      "grid": {"device.withdraw_features": ["", "VERSION_1", ""], "pcie.lanes": [8]},
+      "metrics": ["driver.tx.frames"]
+    })"));
+    cr_expect_eq(again.status, 1);
+    cr_expect_neq(again.err.find("ran 1, skipped 2"), std::string::npos, "%s", again.err.c_str());
+}
