@@ -94,15 +94,10 @@ static enum vs_reason dma_reason(enum vs_dma_status s)
 
 /* An access whose last byte would lie beyond 2^64 - 1 is not backed by memory;
  * catching it here keeps a wrapped address from reaching the ops. */
-static bool range_wraps(uint64_t addr, uint32_t len)
-{
-    return len != 0 && addr > UINT64_MAX - (len - 1u);
-}
-
 static bool guest_read(struct pvq *q, const struct vs_guest_ops *ops, uint64_t addr,
                        void *dst, uint32_t len, enum vs_dma_kind kind)
 {
-    if (range_wraps(addr, len)) {
+    if (vq_range_wraps(addr, len)) {
         pvq_break(q, VS_REASON_DMA_OUT_OF_RANGE);
         return false;
     }
@@ -117,7 +112,7 @@ static bool guest_read(struct pvq *q, const struct vs_guest_ops *ops, uint64_t a
 static bool guest_write(struct pvq *q, const struct vs_guest_ops *ops, uint64_t addr,
                         const void *src, uint32_t len, enum vs_dma_kind kind)
 {
-    if (range_wraps(addr, len)) {
+    if (vq_range_wraps(addr, len)) {
         pvq_break(q, VS_REASON_DMA_OUT_OF_RANGE);
         return false;
     }
@@ -186,9 +181,9 @@ enum vs_reason pvq_check_config(const struct vq_config *cfg, uint16_t size_max)
         cfg->device_addr % PVIRTQ_EVENT_ALIGN != 0)
         return VS_REASON_RING_MISALIGNED;
     /* An area that runs past the top of the address space cannot be backed. */
-    if (range_wraps(cfg->desc_addr, (uint32_t)cfg->size * (uint32_t)sizeof(struct pvirtq_desc)) ||
-        range_wraps(cfg->driver_addr, sizeof(struct pvirtq_event_suppress)) ||
-        range_wraps(cfg->device_addr, sizeof(struct pvirtq_event_suppress)))
+    if (vq_range_wraps(cfg->desc_addr, (uint32_t)cfg->size * (uint32_t)sizeof(struct pvirtq_desc)) ||
+        vq_range_wraps(cfg->driver_addr, sizeof(struct pvirtq_event_suppress)) ||
+        vq_range_wraps(cfg->device_addr, sizeof(struct pvirtq_event_suppress)))
         return VS_REASON_DMA_OUT_OF_RANGE;
     return VS_REASON_NONE;
 }
@@ -213,42 +208,11 @@ enum vq_status pvq_peek(struct pvq *q, const struct vs_guest_ops *ops, bool *ava
 
 /* Accumulates the segments of one buffer and checks the rules that apply to every
  * element, whether it came from the ring or from an indirect table. */
-struct seg_walk {
-    struct vq_seg *segs;
-    uint32_t limit;  /* min(max_segs, size): the longest list the device accepts */
-    uint32_t nsegs;
-    uint64_t total;  /* readable + writable bytes, checked against 2^32 - 1 */
-    uint64_t readable;
-    uint64_t writable;
-    bool seen_writable;
-};
-
-static enum vq_status seg_add(struct pvq *q, struct seg_walk *w, uint64_t addr, uint32_t len,
+static enum vq_status seg_add(struct pvq *q, struct vq_seg_walk *w, uint64_t addr, uint32_t len,
                                bool writable)
 {
-    /* The spec has no MUST about empty elements; the model treats one as a driver
-     * error, since no device can move data through it (model policy). */
-    if (len == 0)
-        return pvq_break(q, VS_REASON_DESC_ZERO_LENGTH);
-    /* "Scatter-Gather Support" (driver normative): device-writable elements after
-     * all device-readable ones. */
-    if (!writable && w->seen_writable)
-        return pvq_break(q, VS_REASON_READ_AFTER_WRITE);
-    w->total += len;
-    if (w->total > UINT32_MAX)
-        return pvq_break(q, VS_REASON_DESC_LENGTH_OVERFLOW);
-    /* Callers check the limit before fetching more; this keeps the caller's array
-     * safe even for max_segs == 0 (every buffer is then too long). */
-    if (w->nsegs >= w->limit)
-        return pvq_break(q, VS_REASON_CHAIN_TOO_LONG);
-    w->segs[w->nsegs++] = (struct vq_seg){.addr = addr, .len = len, .device_writable = writable};
-    if (writable) {
-        w->seen_writable = true;
-        w->writable += len;
-    } else {
-        w->readable += len;
-    }
-    return VQ_OK;
+    enum vs_reason why = vq_seg_add(w, addr, len, writable);
+    return why == VS_REASON_NONE ? VQ_OK : pvq_break(q, why);
 }
 
 /* "Indirect Flag: Scatter-Gather Support". The ring descriptor names a table of
@@ -258,14 +222,14 @@ static enum vq_status seg_add(struct pvq *q, struct seg_walk *w, uint64_t addr, 
  * the driver MUST NOT set it in a table and a nested table is never followed, so
  * it breaks the queue. Called once VIRTIO_F_INDIRECT_DESC is known negotiated. */
 static enum vq_status walk_indirect(struct pvq *q, const struct vs_guest_ops *ops,
-                                     struct seg_walk *w, uint64_t table, uint32_t len)
+                                     struct vq_seg_walk *w, uint64_t table, uint32_t len)
 {
     if (len == 0 || len % sizeof(struct pvirtq_desc) != 0)
         return pvq_break(q, VS_REASON_INDIRECT_LEN_NOT_MULTIPLE);
     uint32_t count = len / (uint32_t)sizeof(struct pvirtq_desc);
     if (count > w->limit)
         return pvq_break(q, VS_REASON_CHAIN_TOO_LONG);
-    if (range_wraps(table, len))
+    if (vq_range_wraps(table, len))
         return pvq_break(q, VS_REASON_DMA_OUT_OF_RANGE);
 
     uint8_t burst[PVQ_INDIRECT_BURST * sizeof(struct pvirtq_desc)];
@@ -308,7 +272,7 @@ enum vq_status pvq_pop(struct pvq *q, const struct vs_guest_ops *ops, struct vq_
     if (!desc_is_avail(flags, wrap))
         return VQ_EMPTY;
 
-    struct seg_walk w = {
+    struct vq_seg_walk w = {
         .segs = segs,
         .limit = max_segs < q->cfg.size ? max_segs : q->cfg.size,
     };

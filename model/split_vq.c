@@ -70,15 +70,10 @@ static enum vq_status svq_break(struct svq *q, enum vs_reason why)
 
 /* An access whose last byte would lie beyond 2^64 - 1 is not backed by memory;
  * catching it here keeps a wrapped address from reaching the ops. */
-static bool range_wraps(uint64_t addr, uint32_t len)
-{
-    return len != 0 && addr > UINT64_MAX - (len - 1u);
-}
-
 static bool guest_read(struct svq *q, const struct vs_guest_ops *ops, uint64_t addr,
                        void *dst, uint32_t len, enum vs_dma_kind kind)
 {
-    if (range_wraps(addr, len)) {
+    if (vq_range_wraps(addr, len)) {
         svq_break(q, VS_REASON_DMA_OUT_OF_RANGE);
         return false;
     }
@@ -93,7 +88,7 @@ static bool guest_read(struct svq *q, const struct vs_guest_ops *ops, uint64_t a
 static bool guest_write(struct svq *q, const struct vs_guest_ops *ops, uint64_t addr,
                         const void *src, uint32_t len, enum vs_dma_kind kind)
 {
-    if (range_wraps(addr, len)) {
+    if (vq_range_wraps(addr, len)) {
         svq_break(q, VS_REASON_DMA_OUT_OF_RANGE);
         return false;
     }
@@ -191,9 +186,9 @@ enum vs_reason svq_check_config(const struct vq_config *cfg, uint16_t size_max)
         return VS_REASON_RING_MISALIGNED;
     /* A part that runs past the top of the address space cannot be backed. The
      * sizes include the EVENT_IDX fields, as the spec's size table does. */
-    if (range_wraps(cfg->desc_addr, SVIRTQ_DESC_TABLE_BYTES(cfg->size)) ||
-        range_wraps(cfg->driver_addr, SVIRTQ_AVAIL_RING_BYTES(cfg->size)) ||
-        range_wraps(cfg->device_addr, SVIRTQ_USED_RING_BYTES(cfg->size)))
+    if (vq_range_wraps(cfg->desc_addr, SVIRTQ_DESC_TABLE_BYTES(cfg->size)) ||
+        vq_range_wraps(cfg->driver_addr, SVIRTQ_AVAIL_RING_BYTES(cfg->size)) ||
+        vq_range_wraps(cfg->device_addr, SVIRTQ_USED_RING_BYTES(cfg->size)))
         return VS_REASON_DMA_OUT_OF_RANGE;
     return VS_REASON_NONE;
 }
@@ -232,46 +227,11 @@ enum vq_status svq_peek(struct svq *q, const struct vs_guest_ops *ops, bool *ava
 
 /* Accumulates the segments of one buffer and checks the rules that apply to every
  * element, whether it came from the descriptor table or from an indirect table. */
-struct seg_walk {
-    struct vq_seg *segs;
-    uint32_t limit;  /* min(max_segs, size): the longest list the device accepts */
-    uint32_t nsegs;
-    uint64_t total;  /* readable + writable bytes, checked against 2^32 - 1 */
-    uint64_t readable;
-    uint64_t writable;
-    bool seen_writable;
-};
-
-static enum vq_status seg_add(struct svq *q, struct seg_walk *w, const uint8_t *d)
+static enum vq_status seg_add(struct svq *q, struct vq_seg_walk *w, const uint8_t *d)
 {
-    uint64_t addr = vs_le64(d);
-    uint32_t len = vs_le32(d + SVIRTQ_DESC_OFF_LEN);
     bool writable = (vs_le16(d + SVIRTQ_DESC_OFF_FLAGS) & VIRTQ_DESC_F_WRITE_MASK) != 0;
-    /* The spec has no MUST about empty elements; the model treats one as a driver
-     * error, since no device can move data through it (model policy, as packed). */
-    if (len == 0)
-        return svq_break(q, VS_REASON_DESC_ZERO_LENGTH);
-    /* "Message Framing" (driver normative): device-writable elements after all
-     * device-readable ones. */
-    if (!writable && w->seen_writable)
-        return svq_break(q, VS_REASON_READ_AFTER_WRITE);
-    /* "The Virtqueue Descriptor Table" (driver normative): no chain longer than
-     * 2^32 bytes in total. */
-    w->total += len;
-    if (w->total > UINT32_MAX)
-        return svq_break(q, VS_REASON_DESC_LENGTH_OVERFLOW);
-    /* Callers check the limit before fetching more; this keeps the caller's array
-     * safe even for max_segs == 0 (every buffer is then too long). */
-    if (w->nsegs >= w->limit)
-        return svq_break(q, VS_REASON_CHAIN_TOO_LONG);
-    w->segs[w->nsegs++] = (struct vq_seg){.addr = addr, .len = len, .device_writable = writable};
-    if (writable) {
-        w->seen_writable = true;
-        w->writable += len;
-    } else {
-        w->readable += len;
-    }
-    return VQ_OK;
+    enum vs_reason why = vq_seg_add(w, vs_le64(d), vs_le32(d + SVIRTQ_DESC_OFF_LEN), writable);
+    return why == VS_REASON_NONE ? VQ_OK : svq_break(q, why);
 }
 
 /* "Indirect Descriptors": the table at `table` holds len / 16 descriptors; the list
@@ -284,11 +244,11 @@ static enum vq_status seg_add(struct svq *q, struct seg_walk *w, const uint8_t *
  * (what drivers do) costs one read per SVQ_INDIRECT_BURST entries; a list that jumps
  * around costs at most one read per element. */
 static enum vq_status walk_indirect(struct svq *q, const struct vs_guest_ops *ops,
-                                    struct seg_walk *w, uint64_t table, uint32_t len)
+                                    struct vq_seg_walk *w, uint64_t table, uint32_t len)
 {
     if (len == 0 || len % sizeof(struct svirtq_desc) != 0)
         return svq_break(q, VS_REASON_INDIRECT_LEN_NOT_MULTIPLE);
-    if (range_wraps(table, len))
+    if (vq_range_wraps(table, len))
         return svq_break(q, VS_REASON_DMA_OUT_OF_RANGE);
     const uint32_t count = len / (uint32_t)sizeof(struct svirtq_desc);
 
@@ -352,7 +312,7 @@ enum vq_status svq_pop(struct svq *q, const struct vs_guest_ops *ops, struct vq_
     if (head >= q->cfg.size)
         return svq_break(q, VS_REASON_DESC_ID_OUT_OF_RANGE);
 
-    struct seg_walk w = {
+    struct vq_seg_walk w = {
         .segs = segs,
         .limit = max_segs < q->cfg.size ? max_segs : q->cfg.size,
     };

@@ -63,6 +63,30 @@ struct vq_stats {
     uint64_t interrupts_suppressed;
 };
 
+/* Building one buffer's element list, the rules both formats share. */
+struct vq_seg_walk {
+    struct vq_seg *segs;
+    uint32_t limit;  /* min(max_segs, size): the longest list the device accepts */
+    uint32_t nsegs;
+    uint64_t total;  /* readable + writable bytes, checked against 2^32 - 1 */
+    uint64_t readable;
+    uint64_t writable;
+    bool seen_writable;
+};
+
+/* Append one element. Returns VS_REASON_NONE, or why the list is not acceptable:
+ * an empty element (the spec has no MUST about it; the model treats it as a driver
+ * error, since no device can move data through it), a device-readable element after a
+ * device-writable one (driver normative, "Scatter-Gather Support" / "Message
+ * Framing"), more than 2^32 - 1 bytes in total, or more elements than `limit`. */
+enum vs_reason vq_seg_add(struct vq_seg_walk *w, uint64_t addr, uint32_t len, bool writable);
+
+/* Would [addr, addr + len) run past the top of the 64-bit address space? */
+static inline bool vq_range_wraps(uint64_t addr, uint32_t len)
+{
+    return len != 0 && addr > UINT64_MAX - (len - 1u);
+}
+
 /* One ring format: functions on its state (passed as void *, the format's struct). */
 struct vq_ops {
     const char *name; /* "packed", "split" */
