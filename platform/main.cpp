@@ -16,6 +16,7 @@
 
 #include <unistd.h>
 
+#include "cli.h"
 #include "config.h"
 #include "stats.h"
 #include "sweep.h"
@@ -66,28 +67,6 @@ int usage_error(const std::string &message)
 {
     std::fprintf(stderr, "viosim: error: %s\n", message.c_str());
     return EXIT_USAGE;
-}
-
-// Matches "--name VALUE" and "--name=VALUE"; advances i past what it consumed.
-// Returns false if argv[i] is not this option; sets missing if the value is absent.
-bool take_option(int argc, char **argv, int &i, const char *name, std::string &value, bool &missing)
-{
-    size_t len = std::strlen(name);
-    const char *arg = argv[i];
-    if (std::strncmp(arg, name, len) != 0)
-        return false;
-    if (arg[len] == '=') {
-        value = arg + len + 1;
-        return true;
-    }
-    if (arg[len] != '\0')
-        return false;
-    if (i + 1 >= argc) {
-        missing = true;
-        return true;
-    }
-    value = argv[++i];
-    return true;
 }
 
 void print_params_table()

@@ -27,6 +27,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "config.h"
 #include "stats.h"
 
@@ -713,26 +714,6 @@ int usage_error(const std::string &message)
 {
     std::fprintf(stderr, "viosim sweep: error: %s\n", message.c_str());
     return EXIT_USAGE;
-}
-
-bool take_option(int argc, char **argv, int &i, const char *name, std::string &value, bool &missing)
-{
-    size_t len = std::strlen(name);
-    const char *arg = argv[i];
-    if (std::strncmp(arg, name, len) != 0)
-        return false;
-    if (arg[len] == '=') {
-        value = arg + len + 1;
-        return true;
-    }
-    if (arg[len] != '\0')
-        return false;
-    if (i + 1 >= argc) {
-        missing = true;
-        return true;
-    }
-    value = argv[++i];
-    return true;
 }
 
 std::string self_exe()
