@@ -462,14 +462,59 @@ const std::vector<param_def> &param_table()
         {"driver.tx_rate_mpps", "Mpps", "0",
          "offered transmit rate in million frames per second; 0 = as fast as the rings allow",
          real(0, 1e6), REAL_FIELD(drv.tx_rate_mpps)},
+        {"driver.arrival", "", "constant",
+         "arrival process of the open-loop transmit load: constant = one frame every "
+         "1/driver.tx_rate_mpps; poisson = exponential gaps with that mean; onoff = "
+         "driver.tx_rate_mpps during on periods, nothing during off periods (poisson and "
+         "onoff need driver.tx_rate_mpps > 0)",
+         choice({"constant", "poisson", "onoff"}),
+         [](vs_config &c, const param_value &v) {
+             static const traffic_arrival_kind kinds[] = {
+                 TRAFFIC_ARRIVAL_CONSTANT, TRAFFIC_ARRIVAL_POISSON, TRAFFIC_ARRIVAL_ONOFF};
+             c.drv.arrival = kinds[v.u];
+         },
+         [](const vs_config &c) { return int_value(unsigned(c.drv.arrival)); }},
+        {"driver.onoff_on_us", "us", "10",
+         "driver.arrival onoff: length (mean, with exponential periods) of each on period",
+         real_positive(1e9), REAL_FIELD(drv.onoff_on_us)},
+        {"driver.onoff_off_us", "us", "10",
+         "driver.arrival onoff: length (mean, with exponential periods) of each off period",
+         real(0, 1e9), REAL_FIELD(drv.onoff_off_us)},
+        {"driver.onoff_periods", "", "fixed",
+         "driver.arrival onoff: fixed = every period lasts exactly its length; exponential = "
+         "exponentially distributed lengths with those means (seeded by sim.seed)",
+         choice({"fixed", "exponential"}),
+         [](vs_config &c, const param_value &v) {
+             c.drv.onoff_periods = v.u == 0 ? TRAFFIC_PERIOD_FIXED : TRAFFIC_PERIOD_EXPONENTIAL;
+         },
+         [](const vs_config &c) { return int_value(unsigned(c.drv.onoff_periods)); }},
+        {"driver.frame_size_mix", "", "cycle",
+         "how frame sizes follow one another: cycle = driver.frame_sizes_bytes in order; "
+         "random = a uniform pick from driver.frame_sizes_bytes per frame (seeded by "
+         "sim.seed); imix = simple IMIX 7:4:1 of 60, 566 and 1514 bytes (64, 570, 1518 on the "
+         "wire with FCS) in a fixed 12-frame pattern, ignoring driver.frame_sizes_bytes",
+         choice({"cycle", "random", "imix"}),
+         [](vs_config &c, const param_value &v) {
+             static const refdrv_size_mix mixes[] = {REFDRV_SIZES_CYCLE, REFDRV_SIZES_RANDOM,
+                                                     REFDRV_SIZES_IMIX};
+             c.drv.frame_size_mix = mixes[v.u];
+         },
+         [](const vs_config &c) { return int_value(unsigned(c.drv.frame_size_mix)); }},
         {"driver.mode", "", "interrupt",
          "interrupt = sleep until an interrupt when idle; poll = keep polling, interrupts "
-         "suppressed",
-         choice({"interrupt", "poll"}),
+         "suppressed; napi = after an interrupt keep polling with interrupts off while the "
+         "device has work outstanding, until driver.napi_budget_frames frames are done",
+         choice({"interrupt", "poll", "napi"}),
          [](vs_config &c, const param_value &v) {
-             c.drv.mode = v.u == 0 ? REFDRV_MODE_INTERRUPT : REFDRV_MODE_POLL;
+             static const refdrv_mode modes[] = {REFDRV_MODE_INTERRUPT, REFDRV_MODE_POLL,
+                                                 REFDRV_MODE_NAPI};
+             c.drv.mode = modes[v.u];
          },
-         [](const vs_config &c) { return int_value(c.drv.mode == REFDRV_MODE_INTERRUPT ? 0 : 1); }},
+         [](const vs_config &c) { return int_value(unsigned(c.drv.mode)); }},
+        {"driver.napi_budget_frames", "frames", "64",
+         "driver.mode napi: frames received (completed, without loopback) per interrupt "
+         "before the driver asks for interrupts again",
+         integer(1, 65536), INT_FIELD(drv.napi_budget_frames)},
         {"driver.tx_layout", "", "one_desc",
          "how the driver lays out a transmit buffer: one_desc = header and frame in one "
          "descriptor; chain = header and frame in two chained descriptors; indirect = an "
@@ -518,7 +563,8 @@ const std::vector<param_def> &param_table()
          [](vs_config &c, const param_value &v) { c.plat.software_profile = v.u == 1; },
          [](const vs_config &c) { return int_value(c.plat.software_profile ? 1 : 0); }},
         {"sim.seed", "", "1",
-         "seed of every pseudo-random choice (payload pattern); same config and seed give "
+         "seed of every pseudo-random choice (payload pattern, arrivals, frame sizes, random IOTLB "
+         "replacement, benchmark addresses); same config and seed give "
          "identical results",
          integer(0, UINT64_MAX),
          [](vs_config &c, const param_value &v) {
@@ -1401,19 +1447,31 @@ bool config_validate(const vs_config &cfg, param_error &err)
                    std::to_string(cfg.dev.queue_size_max) + ")"};
         return false;
     }
-    for (uint32_t i = 0; i < cfg.drv.frame_sizes_count; i++) {
-        uint32_t size = cfg.drv.frame_sizes_bytes[i];
+    if (cfg.drv.arrival != TRAFFIC_ARRIVAL_CONSTANT && !(cfg.drv.tx_rate_mpps > 0)) {
+        err = {"driver.arrival", std::string("parameter 'driver.arrival': ") +
+                                     (cfg.drv.arrival == TRAFFIC_ARRIVAL_POISSON ? "poisson" : "onoff") +
+                                     " needs driver.tx_rate_mpps > 0"};
+        return false;
+    }
+    static const uint32_t imix_sizes[] = {TRAFFIC_IMIX_SMALL_BYTES, TRAFFIC_IMIX_MEDIUM_BYTES,
+                                          TRAFFIC_IMIX_LARGE_BYTES};
+    const bool imix = cfg.drv.frame_size_mix == REFDRV_SIZES_IMIX;
+    const char *size_key = imix ? "driver.frame_size_mix" : "driver.frame_sizes_bytes";
+    const uint32_t *sizes = imix ? imix_sizes : cfg.drv.frame_sizes_bytes;
+    const uint32_t nsizes = imix ? 3u : cfg.drv.frame_sizes_count;
+    for (uint32_t i = 0; i < nsizes; i++) {
+        uint32_t size = sizes[i];
         if (size > cfg.dev.max_frame_bytes) {
-            err = {"driver.frame_sizes_bytes",
-                   "parameter 'driver.frame_sizes_bytes': frame size " + std::to_string(size) +
+            err = {size_key,
+                   "parameter '" + std::string(size_key) + "': frame size " + std::to_string(size) +
                        " exceeds device.max_frame_bytes (" +
                        std::to_string(cfg.dev.max_frame_bytes) + ")"};
             return false;
         }
         // Without mergeable buffers a received frame and its header fill one buffer.
         if (cfg.dev.backend == VDEV_BACKEND_LOOPBACK && size + NET_HDR_BYTES > cfg.drv.rx_buffer_bytes) {
-            err = {"driver.frame_sizes_bytes",
-                   "parameter 'driver.frame_sizes_bytes': frame size " + std::to_string(size) +
+            err = {size_key,
+                   "parameter '" + std::string(size_key) + "': frame size " + std::to_string(size) +
                        " plus the " + std::to_string(NET_HDR_BYTES) +
                        "-byte virtio-net header exceeds driver.rx_buffer_bytes (" +
                        std::to_string(cfg.drv.rx_buffer_bytes) +
@@ -1515,7 +1573,9 @@ std::string config_params_markdown()
         "\n"
         "Checks across parameters: `driver.queue_size_entries` <= `device.queue_size_max_entries`;\n"
         "every frame size <= `device.max_frame_bytes`; with `device.backend` loopback every\n"
-        "frame size + 12 (the virtio-net header) <= `driver.rx_buffer_bytes`;\n"
+        "frame size + 12 (the virtio-net header) <= `driver.rx_buffer_bytes` (with\n"
+        "`driver.frame_size_mix` imix: 60, 566 and 1514); `driver.arrival` poisson or onoff needs\n"
+        "`driver.tx_rate_mpps` > 0;\n"
         "`sim.quantum_ns` <= `sim.time_limit_ms`.\n";
     for (const auto &section : sections) {
         md += "\n## " + std::string(section.title) + "\n\n";

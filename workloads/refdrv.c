@@ -91,6 +91,7 @@
 #define DEFAULT_RX_BUFFER_BYTES 1526u /* 1514-byte frame + header ("Setting Up Receive Buffers") */
 #define DEFAULT_FRAME_BYTES   64u
 #define DEFAULT_IDLE_TIMEOUT_NS 1000000u
+#define DEFAULT_NAPI_BUDGET_FRAMES 64u /* Linux's NAPI_POLL_WEIGHT */
 #define TX_BURST_MAX          32u     /* frames written before one publish + notify decision */
 #define RX_REFILL_BATCH_MAX   32u     /* free receive buffers that trigger a refill */
 #define RING_ALIGN_BYTES      4096u
@@ -102,6 +103,7 @@
 #define MAC_READ_TRIES        8u
 #define STATUS_CHECKS_PER_IDLE 16u
 #define PS_PER_NS             1000u
+#define PS_PER_US             1e6
 #define FROZEN_POLLS_MAX      4096u
 #define IOMMU_PAGE_DEFAULT_BYTES IOMMU_PAGE_SIZE_4K /* iommu_page_bytes 0 */
 #define IOVA_LIMIT            (1ull << IOMMU_IOVA_BITS)
@@ -248,6 +250,10 @@ struct refdrv {
     uint64_t rx_next_seq;    /* frames come back in order: the least sequence expected */
     double tx_interval_ps;
     uint64_t tx_start_ps;
+    struct traffic_arrival arrival; /* departure schedule, from tx_start_ps */
+    struct traffic_rng size_rng;    /* REFDRV_SIZES_RANDOM picks */
+    uint32_t napi_budget;           /* napi: frames per interrupt */
+    uint32_t napi_left;             /* napi: frames left in this poll phase; 0 = armed */
     uint64_t idle_timeout_ps;
     uint64_t last_progress_ps, last_status_check_ps;
 
@@ -1357,6 +1363,19 @@ static uint32_t tx_slots_per_frame(const struct refdrv *d)
     return d->tx_layout == REFDRV_TX_CHAIN ? 2u : 1u;
 }
 
+/* Length of the next frame to post, by driver.frame_size_mix. */
+static uint32_t next_frame_len(struct refdrv *d)
+{
+    switch (d->p->frame_size_mix) {
+    case REFDRV_SIZES_RANDOM:
+        return d->frame_len[traffic_rng_below(&d->size_rng, d->frame_kinds)];
+    case REFDRV_SIZES_IMIX:
+        return traffic_imix_len(d->tx_posted);
+    default:
+        return d->frame_len[d->tx_posted % d->frame_kinds];
+    }
+}
+
 /* Build and post the next frame: virtio_net_hdr (all zero: no offloads, "The driver
  * MUST set num_buffers to zero") followed by the test frame. */
 static bool post_tx(struct refdrv *d)
@@ -1371,7 +1390,7 @@ static bool post_tx(struct refdrv *d)
 
     if (!tx->ops->can_add(tx->ring, tx_slots_per_frame(d), &id))
         return false;
-    len = d->frame_len[d->tx_posted % d->frame_kinds];
+    len = next_frame_len(d);
     addr = dev_addr(d, tx->buf_gpa + (uint64_t)id * tx->slot_bytes);
     slot = tx->buf + (size_t)id * tx->slot_bytes;
     memset(slot, 0, NET_HDR_BYTES);
@@ -1399,17 +1418,17 @@ static bool post_tx(struct refdrv *d)
         return false;
     d->tx_len[id] = len;
     d->tx_posted++;
+    traffic_arrival_advance(&d->arrival);
     d->h->cpu_work(d->h->ctx, VS_HOST_WORK_TX_PACKET, 1);
     return true;
 }
 
 static uint64_t tx_due_ps(const struct refdrv *d)
 {
-    double due;
+    double due = traffic_arrival_due(&d->arrival);
 
-    if (d->tx_interval_ps <= 0.0)
+    if (due <= 0.0)
         return 0;
-    due = (double)d->tx_start_ps + (double)d->tx_posted * d->tx_interval_ps;
     return due >= 18446744073709549568.0 ? UINT64_MAX : (uint64_t)due;
 }
 
@@ -1419,7 +1438,8 @@ static uint32_t tx_send(struct refdrv *d)
     uint32_t n = 0;
 
     while (d->tx_posted < d->p->frames_count && n < TX_BURST_MAX) {
-        if (d->tx_interval_ps > 0.0 && now_ps(d) < tx_due_ps(d))
+        uint64_t due = tx_due_ps(d);
+        if (due != 0 && now_ps(d) < due)
             break;
         if (!post_tx(d))
             break;
@@ -1599,6 +1619,10 @@ static enum refdrv_result run_traffic(struct refdrv *d)
     if (status_interval_ps == 0)
         status_interval_ps = 1;
     d->tx_start_ps = now_ps(d);
+    traffic_arrival_init(&d->arrival, d->p->arrival, d->tx_interval_ps, d->p->onoff_periods,
+                         d->p->onoff_on_us * PS_PER_US, d->p->onoff_off_us * PS_PER_US,
+                         d->p->seed, (double)d->tx_start_ps);
+    d->napi_left = 0;
     d->last_progress_ps = d->tx_start_ps;
     d->last_status_check_ps = d->tx_start_ps;
 
@@ -1615,6 +1639,11 @@ static enum refdrv_result run_traffic(struct refdrv *d)
         sent = tx_send(d);
         if (traffic_done(d))
             return REFDRV_OK;
+        if (d->napi_left > 0) {
+            /* NAPI's budget counts received frames (completions without loopback). */
+            uint64_t done = (uint64_t)(d->p->expect_loopback ? got_rx : got_tx);
+            d->napi_left = done >= d->napi_left ? 0 : d->napi_left - (uint32_t)done;
+        }
 
         now = now_ps(d);
         if (got_tx > 0 || got_rx > 0 || sent > 0) {
@@ -1635,7 +1664,13 @@ static enum refdrv_result run_traffic(struct refdrv *d)
                 return REFDRV_DEVICE_ERROR;
         }
 
-        if (d->p->mode == REFDRV_MODE_POLL) {
+        /* NAPI: after an interrupt, keep polling (interrupts still off) through idle gaps
+         * while the device has work outstanding, until the budget is spent; with nothing
+         * outstanding the poll phase completes at once ("napi_complete") and the driver
+         * sleeps with interrupts asked for. */
+        if (d->napi_left > 0 && !waiting_on_device(d))
+            d->napi_left = 0;
+        if (d->p->mode == REFDRV_MODE_POLL || d->napi_left > 0) {
             d->st->polls_empty++;
             d->h->cpu_work(d->h->ctx, VS_HOST_WORK_POLL, 1);
             /* Liveness guard for a cost model that charges nothing for a poll: simulated
@@ -1659,6 +1694,8 @@ static enum refdrv_result run_traffic(struct refdrv *d)
         v = sleep_until_work(d, now);
         if (v >= 0) {
             d->st->interrupts++;
+            if (d->p->mode == REFDRV_MODE_NAPI)
+                d->napi_left = d->napi_budget;
             /* Vector 0 is configuration changes only (or shared by everything when the
              * table has one entry): the device sets NEEDS_RESET and then "MUST send a
              * device configuration change notification". */
@@ -1695,6 +1732,15 @@ static void traffic_setup(struct refdrv *d)
         d->rx_buf_bytes = NET_HDR_BYTES; /* the device always writes the header */
     /* rate in frames per microsecond: one frame every 1e6 / rate picoseconds. */
     d->tx_interval_ps = p->tx_rate_mpps > 0.0 ? 1e6 / p->tx_rate_mpps : 0.0;
+    traffic_rng_seed(&d->size_rng, p->seed, 0x73697a65ull /* "size" */);
+    if (p->frame_size_mix == REFDRV_SIZES_IMIX) {
+        d->frame_len[0] = TRAFFIC_IMIX_SMALL_BYTES;
+        d->frame_len[1] = TRAFFIC_IMIX_MEDIUM_BYTES;
+        d->frame_len[2] = TRAFFIC_IMIX_LARGE_BYTES;
+        d->frame_kinds = 3;
+        d->max_frame = TRAFFIC_IMIX_LARGE_BYTES;
+    }
+    d->napi_budget = p->napi_budget_frames != 0 ? p->napi_budget_frames : DEFAULT_NAPI_BUDGET_FRAMES;
     d->idle_timeout_ps = (p->idle_timeout_ns != 0 ? p->idle_timeout_ns : DEFAULT_IDLE_TIMEOUT_NS);
     d->idle_timeout_ps = d->idle_timeout_ps > UINT64_MAX / PS_PER_NS ? UINT64_MAX
                                                                      : d->idle_timeout_ps * PS_PER_NS;

@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "host_ops.h"
+#include "traffic.h"
 #include "virtio_wire.h"
 
 #define REFDRV_FRAME_SIZES_MAX 16
@@ -22,6 +23,16 @@
 enum refdrv_mode {
     REFDRV_MODE_INTERRUPT, /* sleep until an interrupt when there is nothing to do */
     REFDRV_MODE_POLL,      /* keep polling the rings, interrupts suppressed */
+    REFDRV_MODE_NAPI,      /* sleep until an interrupt, then poll with interrupts off until
+                              napi_budget_frames frames are done or the device has nothing
+                              outstanding, then ask for interrupts again */
+};
+
+/* How frame sizes follow one another. */
+enum refdrv_size_mix {
+    REFDRV_SIZES_CYCLE = 0, /* frame_sizes_bytes in order, over and over */
+    REFDRV_SIZES_RANDOM,    /* a uniform, seeded pick from frame_sizes_bytes per frame */
+    REFDRV_SIZES_IMIX,      /* simple IMIX 7:4:1 (traffic.h); frame_sizes_bytes unused */
 };
 
 /* How a transmitted frame is described to the device. Every layout carries the 12-byte
@@ -40,10 +51,15 @@ struct refdrv_params {
     uint32_t rx_buffer_bytes;       /* size of each posted receive buffer */
     uint16_t queue_size_entries;    /* driver's queue size (<= device maximum) */
     double tx_rate_mpps;            /* offered load; 0 = as fast as the rings allow */
+    enum traffic_arrival_kind arrival; /* poisson, onoff need tx_rate_mpps > 0 */
+    enum traffic_period_kind onoff_periods;
+    double onoff_on_us, onoff_off_us; /* onoff: (mean) length of on and off periods */
+    enum refdrv_size_mix frame_size_mix;
     enum refdrv_mode mode;
+    uint32_t napi_budget_frames;    /* napi: frames per interrupt; 0 = 64 */
     bool expect_loopback;           /* every frame sent must come back intact */
     vs_features decline;            /* features the driver refuses even if offered */
-    uint64_t seed;                  /* payload pattern seed */
+    uint64_t seed;                  /* payload pattern, arrival and size-mix seed */
     uint64_t idle_timeout_ns;       /* give up waiting for frames after this long idle */
     enum refdrv_tx_layout tx_layout;
     /* With VIRTIO_F_ACCESS_PLATFORM negotiated the driver maps everything the device

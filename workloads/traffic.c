@@ -105,3 +105,134 @@ enum traffic_verdict traffic_check(const uint8_t *frame, uint32_t len, int exact
         return TRAFFIC_BAD_PAYLOAD;
     return TRAFFIC_GOOD;
 }
+
+/* ---- seeded randomness ---- */
+
+void traffic_rng_seed(struct traffic_rng *r, uint64_t seed, uint64_t stream)
+{
+    r->state = mix64(seed ^ mix64(stream ^ 0xa5a5a5a5a5a5a5a5ull));
+}
+
+uint64_t traffic_rng_next(struct traffic_rng *r)
+{
+    r->state += GOLDEN_GAMMA;
+    return mix64(r->state);
+}
+
+double traffic_rng_unit(struct traffic_rng *r)
+{
+    return (double)(traffic_rng_next(r) >> 11) * (1.0 / 9007199254740992.0);
+}
+
+uint32_t traffic_rng_below(struct traffic_rng *r, uint32_t n)
+{
+    /* Multiply-shift: the bias is below n / 2^32, far under anything a run can see. */
+    return (uint32_t)(((traffic_rng_next(r) >> 32) * (uint64_t)n) >> 32);
+}
+
+/* Natural logarithm of x in (0, 1], without libm (so every platform gives the same bits
+ * and the kernels link alone): x = m * 2^e with m in [1, 2), ln m = 2 atanh(s) with
+ * s = (m - 1) / (m + 1) <= 1/3, a series that reaches double precision in 20 terms. */
+static double ln_unit(double x)
+{
+    uint64_t bits;
+    int e;
+    double m, s, s2, term, sum = 0.0;
+
+    memcpy(&bits, &x, sizeof(bits));
+    e = (int)((bits >> 52) & 0x7ffu) - 1023;
+    bits = (bits & 0x000fffffffffffffull) | 0x3ff0000000000000ull;
+    memcpy(&m, &bits, sizeof(m));
+    s = (m - 1.0) / (m + 1.0);
+    s2 = s * s;
+    term = s;
+    for (int k = 1; k < 40; k += 2) {
+        sum += term / k;
+        term *= s2;
+    }
+    return (double)e * 0.69314718055994530942 + 2.0 * sum;
+}
+
+double traffic_rng_exp(struct traffic_rng *r, double mean)
+{
+    /* Inverse transform; 1 - u is in [2^-53, 1], normal, so the log is finite. */
+    return -mean * ln_unit(1.0 - traffic_rng_unit(r));
+}
+
+/* ---- arrival processes ---- */
+
+/* Length of an on or off period: never zero, so an on period always carries a frame and
+ * the schedule always moves forward. */
+static double period_ps(struct traffic_arrival *a, double mean)
+{
+    double t = a->periods == TRAFFIC_PERIOD_EXPONENTIAL ? traffic_rng_exp(&a->rng, mean) : mean;
+    return t < 1.0 ? 1.0 : t;
+}
+
+void traffic_arrival_init(struct traffic_arrival *a, enum traffic_arrival_kind kind,
+                          double interval_ps, enum traffic_period_kind periods, double on_ps,
+                          double off_ps, uint64_t seed, double start_ps)
+{
+    memset(a, 0, sizeof(*a));
+    a->kind = kind;
+    a->periods = periods;
+    a->interval_ps = interval_ps > 0.0 ? interval_ps : 0.0;
+    a->on_ps = on_ps;
+    a->off_ps = off_ps > 0.0 ? off_ps : 0.0;
+    a->start_ps = start_ps;
+    traffic_rng_seed(&a->rng, seed, 0x61727276ull /* "arrv" */);
+    switch (kind) {
+    case TRAFFIC_ARRIVAL_POISSON:
+        a->next_ps = start_ps + traffic_rng_exp(&a->rng, a->interval_ps);
+        break;
+    case TRAFFIC_ARRIVAL_ONOFF:
+        a->next_ps = start_ps;
+        a->on_end_ps = start_ps + period_ps(a, on_ps);
+        break;
+    default:
+        a->next_ps = start_ps;
+        break;
+    }
+}
+
+double traffic_arrival_due(const struct traffic_arrival *a)
+{
+    if (a->kind == TRAFFIC_ARRIVAL_CONSTANT)
+        return a->interval_ps > 0.0 ? a->start_ps + (double)a->count * a->interval_ps : 0.0;
+    return a->next_ps;
+}
+
+void traffic_arrival_advance(struct traffic_arrival *a)
+{
+    a->count++;
+    switch (a->kind) {
+    case TRAFFIC_ARRIVAL_POISSON:
+        a->next_ps += traffic_rng_exp(&a->rng, a->interval_ps);
+        break;
+    case TRAFFIC_ARRIVAL_ONOFF:
+        /* Frames leave at the rate from the start of each on period; the first frame that
+         * would leave at or after its end waits for the next on period, after an off. */
+        a->next_ps += a->interval_ps;
+        if (a->next_ps >= a->on_end_ps) {
+            a->next_ps = a->on_end_ps + period_ps(a, a->off_ps);
+            a->on_end_ps = a->next_ps + period_ps(a, a->on_ps);
+        }
+        break;
+    default:
+        break;
+    }
+}
+
+/* ---- frame-size mixes ---- */
+
+uint32_t traffic_imix_len(uint64_t index)
+{
+    /* S M S S M S L S M S S M: 7 small, 4 medium, 1 large. */
+    static const uint32_t pattern[TRAFFIC_IMIX_CYCLE] = {
+        TRAFFIC_IMIX_SMALL_BYTES, TRAFFIC_IMIX_MEDIUM_BYTES, TRAFFIC_IMIX_SMALL_BYTES,
+        TRAFFIC_IMIX_SMALL_BYTES, TRAFFIC_IMIX_MEDIUM_BYTES, TRAFFIC_IMIX_SMALL_BYTES,
+        TRAFFIC_IMIX_LARGE_BYTES, TRAFFIC_IMIX_SMALL_BYTES, TRAFFIC_IMIX_MEDIUM_BYTES,
+        TRAFFIC_IMIX_SMALL_BYTES, TRAFFIC_IMIX_SMALL_BYTES, TRAFFIC_IMIX_MEDIUM_BYTES,
+    };
+    return pattern[index % TRAFFIC_IMIX_CYCLE];
+}

@@ -1,0 +1,216 @@
+/* test_traffic.c -- the pure parts of the traffic generators: the seeded generator,
+ * arrival processes and frame-size mixes (workloads/traffic.h). Statistical checks use
+ * a fixed seed, so they are deterministic; their tolerances are several standard errors
+ * wide. */
+#include <criterion/criterion.h>
+#include <math.h> /* fabs, isfinite: builtins, no libm */
+#include <stdint.h>
+
+#include "traffic.h"
+
+#define SAMPLES 100000u
+
+Test(traffic_rng, same_seed_same_stream_other_stream_differs)
+{
+    struct traffic_rng a, b, c;
+
+    traffic_rng_seed(&a, 42, 1);
+    traffic_rng_seed(&b, 42, 1);
+    traffic_rng_seed(&c, 42, 2);
+    int differ = 0;
+    for (int i = 0; i < 1000; i++) {
+        uint64_t x = traffic_rng_next(&a);
+        cr_assert_eq(x, traffic_rng_next(&b));
+        differ += x != traffic_rng_next(&c);
+    }
+    cr_expect_gt(differ, 990);
+}
+
+Test(traffic_rng, unit_in_range_with_mean_one_half)
+{
+    struct traffic_rng r;
+    double sum = 0.0;
+
+    traffic_rng_seed(&r, 7, 0);
+    for (unsigned i = 0; i < SAMPLES; i++) {
+        double u = traffic_rng_unit(&r);
+        cr_assert(u >= 0.0 && u < 1.0);
+        sum += u;
+    }
+    /* standard error 0.289 / sqrt(1e5) ~ 0.0009 */
+    cr_expect_lt(fabs(sum / SAMPLES - 0.5), 0.005);
+}
+
+Test(traffic_rng, below_is_uniform)
+{
+    struct traffic_rng r;
+    unsigned hist[5] = { 0 };
+
+    traffic_rng_seed(&r, 3, 0);
+    for (unsigned i = 0; i < SAMPLES; i++) {
+        uint32_t k = traffic_rng_below(&r, 5);
+        cr_assert_lt(k, 5u);
+        hist[k]++;
+    }
+    for (int k = 0; k < 5; k++)
+        cr_expect_lt(fabs((double)hist[k] - SAMPLES / 5.0), 0.02 * SAMPLES, "bucket %d: %u", k, hist[k]);
+    cr_expect_eq(traffic_rng_below(&r, 0), 0u);
+}
+
+/* Exponential samples: mean and standard deviation both equal the requested mean. */
+Test(traffic_rng, exponential_mean_and_spread)
+{
+    struct traffic_rng r;
+    double sum = 0.0, sq = 0.0;
+
+    traffic_rng_seed(&r, 11, 0);
+    for (unsigned i = 0; i < SAMPLES; i++) {
+        double x = traffic_rng_exp(&r, 250.0);
+        cr_assert(x >= 0.0 && isfinite(x));
+        sum += x;
+        sq += x * x;
+    }
+    double mean = sum / SAMPLES;
+    double var = sq / SAMPLES - mean * mean;
+    cr_expect_lt(fabs(mean - 250.0) / 250.0, 0.02, "mean %f", mean);
+    cr_expect_lt(fabs(var - 250.0 * 250.0) / (250.0 * 250.0), 0.06, "variance %f", var);
+}
+
+/* The distribution function of the exponential (the libm-free logarithm behind it):
+ * P(X > ln 2) = 1/2, P(X > 1) = 1/e, P(X > 3) = e^-3, at mean 1. */
+Test(traffic_rng, exponential_tail_probabilities)
+{
+    struct traffic_rng r;
+    unsigned above_ln2 = 0, above_1 = 0, above_3 = 0;
+
+    traffic_rng_seed(&r, 5, 9);
+    for (unsigned i = 0; i < SAMPLES; i++) {
+        double x = traffic_rng_exp(&r, 1.0);
+        above_ln2 += x > 0.69314718055994531;
+        above_1 += x > 1.0;
+        above_3 += x > 3.0;
+    }
+    cr_expect_lt(fabs(above_ln2 / (double)SAMPLES - 0.5), 0.006);
+    cr_expect_lt(fabs(above_1 / (double)SAMPLES - 0.36787944117144233), 0.006);
+    cr_expect_lt(fabs(above_3 / (double)SAMPLES - 0.049787068367863944), 0.003);
+}
+
+/* Constant arrivals keep the schedule start + n * interval exactly. */
+Test(traffic_arrival, constant_is_exact)
+{
+    struct traffic_arrival a;
+
+    traffic_arrival_init(&a, TRAFFIC_ARRIVAL_CONSTANT, 1500.0, TRAFFIC_PERIOD_FIXED, 0, 0, 1, 1e6);
+    for (int n = 0; n < 100; n++) {
+        cr_assert_eq(traffic_arrival_due(&a), 1e6 + n * 1500.0);
+        traffic_arrival_advance(&a);
+    }
+    traffic_arrival_init(&a, TRAFFIC_ARRIVAL_CONSTANT, 0.0, TRAFFIC_PERIOD_FIXED, 0, 0, 1, 1e6);
+    cr_expect_eq(traffic_arrival_due(&a), 0.0, "no rate: always due");
+}
+
+/* Poisson: gaps are exponential, so the mean gap is the interval and the count of
+ * arrivals in a window has variance equal to its mean; departure times never go back. */
+Test(traffic_arrival, poisson_mean_gap_and_dispersion)
+{
+    struct traffic_arrival a;
+    double prev = 1000.0, last = 0.0;
+    double sum = 0.0, sq = 0.0;
+    unsigned windows = 0, in_window = 0;
+    const double window = 10 * 2000.0; /* mean 10 arrivals per window */
+    double window_end = 1000.0 + window;
+
+    traffic_arrival_init(&a, TRAFFIC_ARRIVAL_POISSON, 2000.0, TRAFFIC_PERIOD_FIXED, 0, 0, 99, 1000.0);
+    for (unsigned i = 0; i < SAMPLES; i++) {
+        double t = traffic_arrival_due(&a);
+        cr_assert_geq(t, prev);
+        while (t >= window_end) {
+            sum += in_window;
+            sq += (double)in_window * in_window;
+            windows++;
+            in_window = 0;
+            window_end += window;
+        }
+        in_window++;
+        prev = last = t;
+        traffic_arrival_advance(&a);
+    }
+    double mean_gap = (last - 1000.0) / (SAMPLES - 1);
+    cr_expect_lt(fabs(mean_gap - 2000.0) / 2000.0, 0.02, "mean gap %f", mean_gap);
+    double m = sum / windows, var = sq / windows - m * m;
+    cr_expect_lt(fabs(var / m - 1.0), 0.1, "index of dispersion %f", var / m);
+}
+
+Test(traffic_arrival, poisson_same_seed_same_schedule)
+{
+    struct traffic_arrival a, b, c;
+
+    traffic_arrival_init(&a, TRAFFIC_ARRIVAL_POISSON, 700.0, TRAFFIC_PERIOD_FIXED, 0, 0, 5, 0);
+    traffic_arrival_init(&b, TRAFFIC_ARRIVAL_POISSON, 700.0, TRAFFIC_PERIOD_FIXED, 0, 0, 5, 0);
+    traffic_arrival_init(&c, TRAFFIC_ARRIVAL_POISSON, 700.0, TRAFFIC_PERIOD_FIXED, 0, 0, 6, 0);
+    int differ = 0;
+    for (int i = 0; i < 1000; i++) {
+        cr_assert_eq(traffic_arrival_due(&a), traffic_arrival_due(&b));
+        differ += traffic_arrival_due(&a) != traffic_arrival_due(&c);
+        traffic_arrival_advance(&a);
+        traffic_arrival_advance(&b);
+        traffic_arrival_advance(&c);
+    }
+    cr_expect_gt(differ, 990);
+}
+
+/* Fixed on/off: on 10 us at one frame per 1 us, off 30 us: frames at 0..9 us, 40..49 us,
+ * 80..89 us, ... exactly. */
+Test(traffic_arrival, onoff_fixed_exact_schedule)
+{
+    struct traffic_arrival a;
+
+    traffic_arrival_init(&a, TRAFFIC_ARRIVAL_ONOFF, 1e6, TRAFFIC_PERIOD_FIXED, 10e6, 30e6, 1, 0);
+    for (int n = 0; n < 100; n++) {
+        double want = (n / 10) * 40e6 + (n % 10) * 1e6;
+        cr_assert_eq(traffic_arrival_due(&a), want, "frame %d", n);
+        traffic_arrival_advance(&a);
+    }
+}
+
+/* Exponential on/off periods: an on period of length L carries ceil(L / interval) frames,
+ * E = 1 / (1 - e^(-interval/on)) for exponential L, so the long-run rate is that over
+ * (on + off). Here interval = on / 5: 5.51666 frames per 20 ns cycle. */
+Test(traffic_arrival, onoff_exponential_mean_rate)
+{
+    struct traffic_arrival a;
+    const double interval = 1000.0, on = 5000.0, off = 15000.0;
+    double prev = 0.0;
+
+    traffic_arrival_init(&a, TRAFFIC_ARRIVAL_ONOFF, interval, TRAFFIC_PERIOD_EXPONENTIAL, on, off, 3, 0);
+    for (unsigned i = 0; i < SAMPLES; i++) {
+        cr_assert_geq(traffic_arrival_due(&a), prev);
+        prev = traffic_arrival_due(&a);
+        traffic_arrival_advance(&a);
+    }
+    double rate = SAMPLES / traffic_arrival_due(&a);
+    double want = 5.516655566 / (on + off);
+    cr_expect_lt(fabs(rate - want) / want, 0.03, "rate %g want %g", rate, want);
+}
+
+/* Simple IMIX: exactly 7:4:1 over every 12 consecutive frames, wherever they start. */
+Test(traffic_imix, proportions_exact_over_every_cycle)
+{
+    for (uint64_t start = 0; start < 2 * TRAFFIC_IMIX_CYCLE; start++) {
+        unsigned s = 0, m = 0, l = 0;
+        for (uint64_t i = start; i < start + TRAFFIC_IMIX_CYCLE; i++) {
+            uint32_t len = traffic_imix_len(i);
+            s += len == TRAFFIC_IMIX_SMALL_BYTES;
+            m += len == TRAFFIC_IMIX_MEDIUM_BYTES;
+            l += len == TRAFFIC_IMIX_LARGE_BYTES;
+        }
+        cr_expect_eq(s, 7u);
+        cr_expect_eq(m, 4u);
+        cr_expect_eq(l, 1u);
+    }
+    /* 64, 570 and 1518 bytes on the wire once the 4-byte FCS is added. */
+    cr_expect_eq(TRAFFIC_IMIX_SMALL_BYTES + 4u, 64u);
+    cr_expect_eq(TRAFFIC_IMIX_MEDIUM_BYTES + 4u, 570u);
+    cr_expect_eq(TRAFFIC_IMIX_LARGE_BYTES + 4u, 1518u);
+    cr_expect_geq(TRAFFIC_IMIX_SMALL_BYTES, TRAFFIC_HDR_BYTES);
+}
