@@ -881,7 +881,7 @@ int sweep_main(int argc, char **argv)
     }
 
     // Which points are already done with the same settings.
-    std::vector<size_t> todo;
+    std::vector<size_t> pending;
     size_t skipped = 0;
     for (size_t i = 0; i < n; i++) {
         json_t *stats;
@@ -890,24 +890,24 @@ int sweep_main(int argc, char **argv)
         if (status == "ok")
             skipped++;
         else
-            todo.push_back(i);
+            pending.push_back(i);
     }
 
     progress prog;
     prog.tty = isatty(STDERR_FILENO) != 0;
     prog.total = n;
     prog.done = skipped;
-    prog.to_run = todo.size();
+    prog.to_run = pending.size();
     if (skipped)
         std::fprintf(stderr, "viosim sweep: %zu points, skipped %zu already done\n", n, skipped);
 
-    if (prog.tty && !todo.empty())
+    if (prog.tty && !pending.empty())
         prog.report("");
     std::map<pid_t, size_t> running;
     size_t next = 0;
-    while (next < todo.size() || !running.empty()) {
-        while (next < todo.size() && running.size() < static_cast<size_t>(jobs)) {
-            size_t i = todo[next++];
+    while (next < pending.size() || !running.empty()) {
+        while (next < pending.size() && running.size() < static_cast<size_t>(jobs)) {
+            size_t i = pending[next++];
             const std::string dir = d.point(i);
             fs::create_directories(dir, ec);
             // A stale stats.json must not pass for this point's if the run is cut short.
