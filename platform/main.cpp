@@ -37,7 +37,7 @@ constexpr int EXIT_RUN_FAILED = 1;
 constexpr int EXIT_USAGE = 2;
 
 const char USAGE[] =
-    "usage: viosim run [CONFIG] [--set key=value]... [--out DIR] [--seed N]\n"
+    "usage: viosim run [CONFIG] [--set key=value]... [--out DIR] [--seed N] [--trace FILE]\n"
     "       viosim sweep STUDY [--jobs N] [--out DIR] [--emit slurm|parallel] [--merge]\n"
     "       viosim params [--markdown | --json]\n"
     "       viosim help | --help\n"
@@ -59,6 +59,7 @@ const char HELP[] =
     "  --set key=value  set one parameter (repeatable); applied after CONFIG, in order\n"
     "  --seed N         same as --set sim.seed=N, applied last\n"
     "  --out DIR        output directory, created if missing (default: out)\n"
+    "  --trace FILE     write a timeline (Chrome/Perfetto trace-event JSON) of the run\n"
     "\n"
     "exit status: 0 the run completed and the driver reported OK; 1 the run failed (see\n"
     "DIR/stats.json); 2 usage or configuration error (nothing was run).\n";
@@ -145,6 +146,7 @@ std::string failure_reason(const run_result &r, const vs_config &cfg)
 int cmd_run(int argc, char **argv)
 {
     std::string config_path, out_dir = "out", seed;
+    run_options opt;
     bool have_config = false, have_seed = false;
     std::vector<std::string> sets;
 
@@ -160,6 +162,10 @@ int cmd_run(int argc, char **argv)
             if (missing || value.empty())
                 return usage_error("--out needs a directory");
             out_dir = value;
+        } else if (take_option(argc, argv, i, "--trace", value, missing)) {
+            if (missing || value.empty())
+                return usage_error("--trace needs a file name");
+            opt.trace_path = value;
         } else if (take_option(argc, argv, i, "--seed", value, missing)) {
             if (missing)
                 return usage_error("--seed needs a number");
@@ -207,7 +213,7 @@ int cmd_run(int argc, char **argv)
 
     run_result r;
     try {
-        r = vs_run(cfg);
+        r = vs_run(cfg, opt);
     } catch (const std::exception &e) {
         std::fprintf(stderr, "viosim: error: simulation aborted: %s\n", e.what());
         return EXIT_RUN_FAILED;

@@ -17,6 +17,10 @@ sc_time link_direction::send(sc_time at, tlp_type type, unsigned payload, unsign
     tlps[int(type)]++;
     payload_bytes += payload;
     overhead_bytes += overhead;
+    if (trace) {
+        static const char *const names[] = {"MRd", "MWr", "CplD", "Cpl"};
+        trace->span(track, names[int(type)], start, next_free);
+    }
     return next_free;
 }
 

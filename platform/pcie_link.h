@@ -17,6 +17,7 @@
 #include <tlm_utils/simple_target_socket.h>
 
 #include "pcie_tlp.h"
+#include "trace.h"
 
 // Filled in by the link on read transactions that carry it: when the last request
 // TLP left, so a pipelining initiator knows when it may issue the next request.
@@ -36,6 +37,8 @@ struct link_direction {
     sc_core::sc_time busy = sc_core::SC_ZERO_TIME;
     uint64_t tlps[4] = {};          // by tlp_type
     uint64_t payload_bytes = 0, overhead_bytes = 0;
+    trace_recorder *trace = nullptr; // optional timeline
+    int track = 0;
 
     // Send one TLP no earlier than `at`; returns when its last byte has left.
     sc_core::sc_time send(sc_core::sc_time at, tlp_type type, unsigned payload, unsigned overhead);

@@ -5,6 +5,8 @@
 //   root_complex.to_memory --> host_memory   root_complex.to_intc --> host_cpu.msi_in
 #include "top.h"
 
+#include <stdexcept>
+
 #include <algorithm>
 #include <cstdio>
 #include <memory>
@@ -18,6 +20,7 @@
 #include "pcie_link.h"
 #include "root_complex.h"
 #include "smp_interconnect.h"
+#include "trace.h"
 #include "virtio_device_tlm.h"
 
 extern "C" {
@@ -289,7 +292,7 @@ run_result collect_bench(platform &p, const vs_config &cfg)
 
 } // namespace
 
-run_result vs_run(const vs_config &cfg)
+run_result vs_run(const vs_config &cfg, const run_options &opt)
 {
     sc_core::sc_set_time_resolution(1, SC_PS);
     // The driver ends the run with sc_stop(); that is not news to the user.
@@ -365,6 +368,18 @@ run_result vs_run(const vs_config &cfg)
         r.driver_result = refdrv_result_name(REFDRV_NO_MEMORY);
         r.summary.emplace_back("result", "host memory too small for the benchmark's page tables");
         return r;
+    }
+    std::unique_ptr<trace_recorder> trace;
+    if (!opt.trace_path.empty()) {
+        trace.reset(new trace_recorder(opt.trace_path));
+        if (!trace->ok())
+            throw std::runtime_error("cannot write the trace file " + opt.trace_path);
+        p->dev.trace = trace.get();
+        if (p->link) {
+            p->link->up.trace = p->link->down.trace = trace.get();
+            p->link->up.track = TRACE_LINK_UP;
+            p->link->down.track = TRACE_LINK_DOWN;
+        }
     }
     sc_core::sc_start(sc_time(cfg.plat.sim_time_limit_us * 1000.0, SC_NS));
     if (bench.enabled)

@@ -16,7 +16,12 @@ struct run_result {
     std::vector<std::pair<std::string, std::string>> summary; // label -> formatted value, for the table
 };
 
+// Output options of one run (not parameters: they do not change the simulation).
+struct run_options {
+    std::string trace_path; // non-empty: write a Chrome/Perfetto timeline there
+};
+
 // Runs one simulation. SystemC allows one elaboration per process, so call once.
-run_result vs_run(const vs_config &cfg);
+run_result vs_run(const vs_config &cfg, const run_options &opt = run_options());
 
 #endif

@@ -68,6 +68,10 @@ void virtio_device_tlm::b_transport(tlm::tlm_generic_payload &tx, sc_time &delay
         uint16_t kicked = 0xffff;
         vdev_mmio_write(&dev_, addr, len, value, &kicked);
         if (kicked < VDEV_QUEUES) {
+            static const char *const names[VDEV_QUEUES] = {"notify receiveq1", "notify transmitq1",
+                                                           "notify controlq"};
+            if (trace)
+                trace->instant(TRACE_DOORBELLS, names[kicked], sc_core::sc_time_stamp() + delay);
             kicked_[kicked] = true;
             kick_[kicked].notify(delay);
         }
@@ -93,7 +97,8 @@ dma_request_attr virtio_device_tlm::queue_attr(const engine &e) const
 }
 
 enum vs_dma_status virtio_device_tlm::do_dma(engine &e, tlm::tlm_command cmd, uint64_t addr,
-                                             void *buf, uint32_t len, dma_request_attr a)
+                                             void *buf, uint32_t len, dma_request_attr a,
+                                             const char *what)
 {
     // Queue engines share the DMA channels (when limited): wait for one first.
     const bool arbitrated = arbiter_.enabled() && e.queue < VDEV_QUEUES;
@@ -109,6 +114,8 @@ enum vs_dma_status virtio_device_tlm::do_dma(engine &e, tlm::tlm_command cmd, ui
                                      : dma_engine_->write(addr, buf, len, at, a);
     if (arbitrated)
         arbiter_.release(channel, t.data_ready);
+    if (trace && e.queue < VDEV_QUEUES)
+        trace->span(TRACE_QUEUE_RX + e.queue, what, at, t.data_ready);
     e.qk.set(t.data_ready - now);
     e.qk.sync(); // see "Synchronisation" in docs/timing.md
     if (t.ok)
@@ -167,10 +174,11 @@ void virtio_device_tlm::bench_thread()
 }
 
 enum vs_dma_status virtio_device_tlm::dma_read(void *ctx, uint64_t addr, void *dst, uint32_t len,
-                                               enum vs_dma_kind)
+                                               enum vs_dma_kind kind)
 {
     engine &e = *static_cast<engine *>(ctx);
-    return e.dev->do_dma(e, tlm::TLM_READ_COMMAND, addr, dst, len, e.dev->queue_attr(e));
+    return e.dev->do_dma(e, tlm::TLM_READ_COMMAND, addr, dst, len, e.dev->queue_attr(e),
+                         vs_dma_kind_name(kind));
 }
 
 enum vs_dma_status virtio_device_tlm::dma_write(void *ctx, uint64_t addr, const void *src,
@@ -180,7 +188,7 @@ enum vs_dma_status virtio_device_tlm::dma_write(void *ctx, uint64_t addr, const 
     if (kind == VS_DMA_USED_WRITE)
         e.qk.inc(e.dev->t_.used_write_barrier);
     return e.dev->do_dma(e, tlm::TLM_WRITE_COMMAND, addr, const_cast<void *>(src), len,
-                         e.dev->queue_attr(e));
+                         e.dev->queue_attr(e), vs_dma_kind_name(kind));
 }
 
 void virtio_device_tlm::charge(engine &e, const vdev_work &w)
@@ -199,7 +207,9 @@ void virtio_device_tlm::send_msis(engine &e)
     while (vdev_take_msi(&dev_, &m)) {
         uint32_t data = m.data;
         // An interrupt message is never translated (it targets the interrupt controller).
-        do_dma(e, tlm::TLM_WRITE_COMMAND, m.addr, &data, sizeof data, dma_request_attr());
+        if (trace)
+            trace->instant(TRACE_INTERRUPTS, "MSI-X", sc_core::sc_time_stamp() + e.qk.get_local_time());
+        do_dma(e, tlm::TLM_WRITE_COMMAND, m.addr, &data, sizeof data, dma_request_attr(), "msix");
         msi_sent++;
         if (m.vector < MSIX_VECTORS_MAX)
             msi_per_vector[m.vector]++;

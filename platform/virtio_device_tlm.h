@@ -20,6 +20,7 @@
 #include "dma_arbiter.h"
 #include "dma_engine.h"
 #include "pcie_tlp.h"
+#include "trace.h"
 
 extern "C" {
 #include "vdev.h"
@@ -71,6 +72,7 @@ public:
     const vdev &kernel() const { return dev_; }
     const dma_engine &dma_stats() const { return *dma_engine_; }
     const dma_arbiter &arbiter() const { return arbiter_; }
+    trace_recorder *trace = nullptr; // optional timeline
     // Host software changed address space `pasid` (ATS Invalidate Request).
     void ats_invalidate(uint32_t pasid) { dma_engine_->ats_invalidate(pasid); }
     // DMA benchmark results.
@@ -107,7 +109,7 @@ private:
     static enum vs_dma_status dma_write(void *ctx, uint64_t addr, const void *src, uint32_t len,
                                         enum vs_dma_kind kind);
     enum vs_dma_status do_dma(engine &e, tlm::tlm_command cmd, uint64_t addr, void *buf,
-                              uint32_t len, dma_request_attr a);
+                              uint32_t len, dma_request_attr a, const char *what);
     dma_request_attr queue_attr(const engine &e) const;
 
     vdev dev_;

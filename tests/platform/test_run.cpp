@@ -300,3 +300,36 @@ Test(platform_run, dma_channels_shared_by_queues)
     cr_expect_eq(many.stat("dma.channel.rx.waits") + many.stat("dma.channel.tx.waits"), 0);
     cr_expect_gt(one.stat("sim.time_ns"), many.stat("sim.time_ns"));
 }
+
+// `--trace FILE`: a Chrome/Perfetto trace-event timeline with the queue engines' DMA,
+// the link's TLPs, doorbells and MSI-X messages; tracing does not change the results.
+Test(platform_run, trace_timeline)
+{
+    const std::string a = temp_dir(), b = temp_dir();
+    run_out traced, plain;
+    run(traced, {"--set", "driver.frames_count=100", "--trace", a + "/trace.json"}, a);
+    run(plain, {"--set", "driver.frames_count=100"}, b);
+    expect_clean_loopback(traced, 100);
+    cr_expect(slurp(a + "/stats.json") == slurp(b + "/stats.json"), "tracing changed stats.json");
+    json_error_t e;
+    json_t *doc = json_load_file((a + "/trace.json").c_str(), 0, &e);
+    cr_assert_not_null(doc, "trace is not JSON: %s (line %d)", e.text, e.line);
+    json_t *events = json_object_get(doc, "traceEvents");
+    cr_assert(json_is_array(events));
+    bool desc_read = false, tlp = false, doorbell = false, msix = false;
+    size_t i;
+    json_t *ev;
+    json_array_foreach(events, i, ev)
+    {
+        const char *name = json_string_value(json_object_get(ev, "name"));
+        const json_int_t tid = json_integer_value(json_object_get(ev, "tid"));
+        cr_assert_not_null(name);
+        desc_read |= std::string(name) == "desc_read" && tid == 2;
+        tlp |= std::string(name) == "MRd" && tid == 10;
+        doorbell |= tid == 20;
+        msix |= std::string(name) == "MSI-X" && tid == 21;
+    }
+    cr_expect(desc_read && tlp && doorbell && msix, "desc %d tlp %d doorbell %d msix %d", desc_read,
+              tlp, doorbell, msix);
+    json_decref(doc);
+}
