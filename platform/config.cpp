@@ -268,6 +268,13 @@ const std::vector<param_def> &param_table()
          choice({"off", "on"}),
          [](vs_config &c, const param_value &v) { c.plat.iommu_ats = v.u == 1; },
          [](const vs_config &c) { return int_value(c.plat.iommu_ats ? 1 : 0); }},
+        {"iommu.walk_location", "", "root_complex",
+         "where translation happens: root_complex = the host's IOMMU (walks read host memory "
+         "directly); device = the device holds the IOMMU, its IOTLB (iommu.iotlb_*) and its "
+         "walker, and every page-table read is a DMA read across the link",
+         choice({"root_complex", "device"}),
+         [](vs_config &c, const param_value &v) { c.plat.iommu_in_device = v.u == 1; },
+         [](const vs_config &c) { return int_value(c.plat.iommu_in_device ? 1 : 0); }},
         {"iommu.atc_entries", "entries", "64", "entries of the device's ATS translation cache",
          integer(1, 4096), INT_FIELD(plat.iommu_atc_entries)},
         {"iommu.atc_ways", "ways", "4",
@@ -1438,6 +1445,12 @@ bool config_validate(const vs_config &cfg, param_error &err)
          (cfg.plat.iommu_atc_entries / cfg.plat.iommu_atc_ways - 1)) != 0) {
         err = {"iommu.atc_ways", "parameter 'iommu.atc_ways': iommu.atc_entries / iommu.atc_ways "
                                  "must be a whole power of two"};
+        return false;
+    }
+    if (cfg.plat.iommu_ats && cfg.plat.iommu_in_device) {
+        err = {"iommu.walk_location", "parameter 'iommu.walk_location': device cannot be combined "
+                                      "with iommu.ats=on (a device that walks its own page tables "
+                                      "needs no translation service)"};
         return false;
     }
     if (cfg.drv.queue_size_entries > cfg.dev.queue_size_max) {

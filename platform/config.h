@@ -39,6 +39,7 @@ struct platform_params {
     double iommu_iotlb_hit_ns;
     unsigned iommu_walkers_count;
     bool iommu_ats;                    // translate in the device (ATS) instead of the RC
+    bool iommu_in_device;              // the IOMMU (IOTLB + walker) is in the device
     unsigned iommu_atc_entries;
     unsigned iommu_atc_ways;
     uint32_t queue_pasid[3];           // PASID of the RX, TX and control queues' DMA

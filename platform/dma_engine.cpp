@@ -28,6 +28,62 @@ void dma_engine::ats_invalidate(uint32_t pasid)
     iotlb_invalidate_pasid(atc_.get(), pasid);
 }
 
+void dma_engine::enable_device_iommu(const iommu_config &cfg, sc_time hit)
+{
+    mmu_.reset(new iommu());
+    iommu_init(mmu_.get(), &cfg);
+    mmu_hit_ = hit;
+    walk_ops_ = {walk_read, walk_write, this};
+}
+
+bool dma_engine::device_iommu_set_root(uint32_t pasid, uint64_t root)
+{
+    return mmu_ && iommu_set_root(mmu_.get(), pasid, root) == VS_REASON_NONE;
+}
+
+// A page-table read by the device's own walker: an 8-byte DMA read across the link (of
+// a physical address), each waiting for the previous one.
+enum vs_dma_status dma_engine::walk_read(void *ctx, uint64_t addr, void *dst, uint32_t len,
+                                         enum vs_dma_kind)
+{
+    auto *e = static_cast<dma_engine *>(ctx);
+    const sc_time now = sc_core::sc_time_stamp();
+    tlm::tlm_generic_payload tx;
+    tx.set_command(tlm::TLM_READ_COMMAND);
+    tx.set_address(addr);
+    tx.set_data_ptr(static_cast<unsigned char *>(dst));
+    tx.set_data_length(len);
+    tx.set_streaming_width(len);
+    tx.set_response_status(tlm::TLM_INCOMPLETE_RESPONSE);
+    sc_time delay = e->walk_at_ - now;
+    e->socket_->b_transport(tx, delay);
+    e->read_requests++;
+    e->walk_at_ = now + delay;
+    return tx.is_response_ok() ? VS_DMA_OK : VS_DMA_OUT_OF_RANGE;
+}
+
+enum vs_dma_status dma_engine::walk_write(void *, uint64_t, const void *, uint32_t, enum vs_dma_kind)
+{
+    return VS_DMA_OUT_OF_RANGE; // a walker never writes page tables
+}
+
+bool dma_engine::device_translate(const attr &a, uint64_t iova, bool write, sc_time &at,
+                                  uint64_t &pa, bool &fault)
+{
+    iommu_result r;
+    walk_at_ = at + mmu_hit_;
+    const iommu_status st = iommu_translate(mmu_.get(), &walk_ops_, a.pasid, iova, write, &r);
+    if (r.walk_reads > 0)
+        device_walk_time += walk_at_ - (at + mmu_hit_);
+    at = walk_at_;
+    if (st != IOMMU_OK) {
+        fault = true;
+        return false;
+    }
+    pa = r.pa;
+    return true;
+}
+
 bool dma_engine::ats_translate(const attr &a, uint64_t iova, bool write, sc_time &at,
                                uint64_t &pa, bool &fault)
 {
@@ -90,14 +146,15 @@ dma_engine::timing dma_engine::read(uint64_t addr, void *dst, unsigned len, sc_t
                                                      [&](const sc_time &f) { return f > start; }));
         max_tags_in_flight = std::max(max_tags_in_flight, busy + 1);
 
-        // With ATS the device translates (a request never crosses a 4 KiB page) and
-        // sends the physical address; the root complex does not translate again.
+        // When the device translates (ATS, or its own IOMMU) it sends the physical
+        // address (a request never crosses a 4 KiB page); the root complex does not
+        // translate again.
         uint64_t bus_addr = req.addr;
         bool translate = a.translate;
         sc_time issue = start;
-        if (translate && atc_) {
+        if (translate && translates_in_device()) {
             bool fault = false;
-            if (!ats_translate(a, req.addr, false, issue, bus_addr, fault)) {
+            if (!translate_in_device(a, req.addr, false, issue, bus_addr, fault)) {
                 r.ok = false;
                 r.iommu_fault = fault;
                 r.data_ready = std::max(r.data_ready, issue);
@@ -148,15 +205,15 @@ dma_engine::timing dma_engine::read(uint64_t addr, void *dst, unsigned len, sc_t
 dma_engine::timing dma_engine::write(uint64_t addr, const void *src, unsigned len, sc_time at,
                                      attr a)
 {
-    if (a.translate && atc_) {
-        // ATS: translate each 4 KiB piece in the device, then write physical addresses.
+    if (a.translate && translates_in_device()) {
+        // Translate each 4 KiB piece in the device, then write physical addresses.
         const unsigned char *p = static_cast<const unsigned char *>(src);
         timing t{at, at, true, false};
         for (unsigned off = 0; off < len;) {
             const unsigned piece = unsigned(std::min<uint64_t>(len - off, 4096 - ((addr + off) & 4095)));
             uint64_t pa = 0;
             bool fault = false;
-            if (!ats_translate(a, addr + off, true, at, pa, fault)) {
+            if (!translate_in_device(a, addr + off, true, at, pa, fault)) {
                 t.ok = false;
                 t.iommu_fault = fault;
                 t.issued = t.data_ready = at;

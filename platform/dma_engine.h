@@ -46,6 +46,14 @@ public:
     void enable_ats(const iotlb_config &atc);
     // Host software changed address space `pasid`: drop its cached translations.
     void ats_invalidate(uint32_t pasid);
+    // The IOMMU in the device (iommu.walk_location = device): the device translates
+    // with its own IOTLB and walks the page tables itself, each table read a DMA read
+    // across the link. `hit` is the cost of a lookup.
+    void enable_device_iommu(const iommu_config &cfg, sc_core::sc_time hit);
+    // Host software points address space `pasid` at a page table (device IOMMU).
+    bool device_iommu_set_root(uint32_t pasid, uint64_t root);
+    const iommu *device_iommu() const { return mmu_.get(); }
+    sc_core::sc_time device_walk_time; // sum of device page-walk durations
 
     timing read(uint64_t addr, void *dst, unsigned len, sc_core::sc_time at, attr a = attr());
     timing write(uint64_t addr, const void *src, unsigned len, sc_core::sc_time at,
@@ -67,6 +75,25 @@ private:
     bool ats_translate(const attr &a, uint64_t iova, bool write, sc_core::sc_time &at,
                        uint64_t &pa, bool &fault);
     std::unique_ptr<iotlb> atc_;
+    // Device IOMMU: translate iova at `at` (moved on by the lookup and any walk).
+    bool device_translate(const attr &a, uint64_t iova, bool write, sc_core::sc_time &at,
+                          uint64_t &pa, bool &fault);
+    // Either way of translating in the device (ATS or the device IOMMU).
+    bool translates_in_device() const { return atc_ || mmu_; }
+    bool translate_in_device(const attr &a, uint64_t iova, bool write, sc_core::sc_time &at,
+                             uint64_t &pa, bool &fault)
+    {
+        return mmu_ ? device_translate(a, iova, write, at, pa, fault)
+                    : ats_translate(a, iova, write, at, pa, fault);
+    }
+    static enum vs_dma_status walk_read(void *ctx, uint64_t addr, void *dst, uint32_t len,
+                                        enum vs_dma_kind kind);
+    static enum vs_dma_status walk_write(void *ctx, uint64_t addr, const void *src, uint32_t len,
+                                         enum vs_dma_kind kind);
+    std::unique_ptr<iommu> mmu_;
+    sc_core::sc_time mmu_hit_;
+    sc_core::sc_time walk_at_; // time of the walk in progress
+    vs_guest_ops walk_ops_;
     timing write_bus(uint64_t addr, const void *src, unsigned len, sc_core::sc_time at, attr a);
 
     tlm::tlm_initiator_socket<> &socket_;

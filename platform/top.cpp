@@ -70,8 +70,11 @@ struct platform {
         }
         rc.to_memory.bind(mem.socket);
         rc.to_intc.bind(cpu.msi_in);
-        cpu.iommu_set_root = [this](uint32_t pasid, uint64_t root) {
-            return rc.iommu_set_root(pasid, root);
+        // Host software programs whichever IOMMU translates (the root complex's, or the
+        // device's own with iommu.walk_location = device).
+        const bool in_device = dt.device_iommu;
+        cpu.iommu_set_root = [this, in_device](uint32_t pasid, uint64_t root) {
+            return in_device ? dev.iommu_set_root(pasid, root) : rc.iommu_set_root(pasid, root);
         };
         rc.on_invalidate = [this](uint32_t pasid) { dev.ats_invalidate(pasid); };
     }
@@ -201,7 +204,10 @@ bool map_bench_window(platform &p, const vs_config &cfg)
 void add_iommu_stats(stats_table &s, const platform &p)
 {
     const root_complex &rc = p.rc;
-    const iommu &m = rc.iommu_state();
+    // The iommu.* rows describe whichever IOMMU translated: the device's own, or the
+    // root complex's.
+    const iommu &m = p.dev.dma_stats().device_iommu() ? *p.dev.dma_stats().device_iommu()
+                                                       : rc.iommu_state();
     const iommu_counts &t = m.stats.total;
     s.add_u64("iommu.requests", "count", "translation requests (pieces of device DMA asking for it)", m.stats.requests);
     s.add_u64("iommu.iotlb.lookups", "count", "IOTLB lookups", t.lookups);
@@ -211,7 +217,8 @@ void add_iommu_stats(stats_table &s, const platform &p)
               t.lookups ? double(t.hits) / double(t.lookups) : 0.0);
     s.add_u64("iommu.walks", "count", "page walks", t.walks);
     s.add_u64("iommu.walk_reads", "count", "page-table entries read by walks", t.walk_reads);
-    s.add_f64("iommu.walk_time_ns", "ns", "total duration of page walks", rc.walk_time.to_seconds() * 1e9);
+    s.add_f64("iommu.walk_time_ns", "ns", "total duration of page walks",
+              (rc.walk_time + p.dev.dma_stats().device_walk_time).to_seconds() * 1e9);
     s.add_u64("iommu.walker_waits", "count", "walks that waited for a free walker", rc.walker_waits);
     s.add_f64("iommu.walker_wait_ns", "ns", "total time walks waited for a walker", rc.walker_wait.to_seconds() * 1e9);
     s.add_u64("iommu.faults", "count", "translations that faulted (the access was aborted)", t.faults);
@@ -337,6 +344,9 @@ run_result vs_run(const vs_config &cfg, const run_options &opt)
     dt.arbitration = cfg.plat.dma_fixed_priority ? dma_arbiter::policy::fixed_priority
                                                  : dma_arbiter::policy::round_robin;
     dt.ats = cfg.plat.iommu_ats;
+    dt.device_iommu = cfg.plat.iommu_in_device;
+    dt.mmu = ic;
+    dt.mmu_hit = it.iotlb_hit;
     dt.atc.entries = cfg.plat.iommu_atc_entries;
     dt.atc.ways = cfg.plat.iommu_atc_ways;
     dt.atc.policy = IOTLB_LRU;

@@ -18,6 +18,8 @@ virtio_device_tlm::virtio_device_tlm(sc_core::sc_module_name name, const vdev_pa
         throw std::bad_alloc();
     if (t.ats)
         dma_engine_->enable_ats(t.atc);
+    if (t.device_iommu)
+        dma_engine_->enable_device_iommu(t.mmu, t.mmu_hit);
     target.register_b_transport(this, &virtio_device_tlm::b_transport);
     for (uint16_t q = 0; q < VDEV_QUEUES; q++) {
         engines_[q].dev = this;

@@ -43,6 +43,10 @@ struct device_timing {
     // ATS: a translation cache in the device (iommu.ats).
     bool ats = false;
     iotlb_config atc = {};
+    // The IOMMU in the device instead of the root complex (iommu.walk_location).
+    bool device_iommu = false;
+    iommu_config mmu = {};
+    sc_core::sc_time mmu_hit = sc_core::SC_ZERO_TIME;
 };
 
 // The DMA microbenchmark (sim.workload = dma_bench): the DMA engine streams transfers
@@ -75,6 +79,11 @@ public:
     trace_recorder *trace = nullptr; // optional timeline
     // Host software changed address space `pasid` (ATS Invalidate Request).
     void ats_invalidate(uint32_t pasid) { dma_engine_->ats_invalidate(pasid); }
+    // Host software programs the device's own IOMMU (iommu.walk_location = device).
+    bool iommu_set_root(uint32_t pasid, uint64_t root)
+    {
+        return dma_engine_->device_iommu_set_root(pasid, root);
+    }
     // DMA benchmark results.
     bool bench_done = false;
     sc_core::sc_time bench_start, bench_end;

@@ -333,3 +333,19 @@ Test(platform_run, trace_timeline)
               tlp, doorbell, msix);
     json_decref(doc);
 }
+
+// iommu.walk_location=device: the device translates with its own IOTLB and walks the
+// page tables itself; every table read is a read request across the link.
+Test(platform_run, iommu_walks_in_the_device)
+{
+    run_out rc, dev;
+    run(rc, {"--set", "driver.frames_count=300"});
+    run(dev, {"--set", "iommu.walk_location=device", "--set", "driver.frames_count=300"});
+    expect_clean_loopback(rc, 300);
+    expect_clean_loopback(dev, 300);
+    cr_expect_gt(dev.stat("iommu.walk_reads"), 0);
+    cr_expect_eq(dev.stat("iommu.faults"), 0);
+    // The walks' reads travel the link: more read requests than at the root complex.
+    cr_expect_gt(dev.stat("link.up.tlps.mrd"), rc.stat("link.up.tlps.mrd"));
+    cr_expect_gt(dev.stat("iommu.walk_time_ns"), rc.stat("iommu.walk_time_ns"));
+}
