@@ -31,7 +31,7 @@
 #define PCI_BAR_MIN_SIZE       16u
 
 /* Command bits software may set. I/O space enable stays 0: the function has no I/O
- * BARs (PCI Local Bus 3.0 §6.2.2, bits that are not implemented are hardwired). */
+ * BARs (PCI Local Bus 3.0 §6.2.2, bits a BAR does not decode are hardwired). */
 #define PCI_COMMAND_WRITABLE \
     (PCI_COMMAND_MEMORY_MASK | PCI_COMMAND_MASTER_MASK | PCI_COMMAND_PARITY_MASK | \
      PCI_COMMAND_SERR_MASK | PCI_COMMAND_INTX_DISABLE_MASK)
@@ -110,7 +110,7 @@ void pci_cfg_init(struct pci_cfg *c, const struct pci_cfg_params *p)
     c->wmask[PCI_CACHE_LINE_SIZE] = 0xff;
     c->wmask[PCI_INTERRUPT_LINE] = 0xff;
     /* Latency timer: read-only 0 (PCI Express Base, type-0 header). Expansion ROM
-     * BAR, BIST, capability pointer: read-only; the ROM BAR is not implemented. */
+     * BAR, BIST, capability pointer: read-only; this function has no expansion ROM. */
 
     if (p == NULL)
         return;

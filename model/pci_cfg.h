@@ -54,7 +54,7 @@
 #define PCI_CLASS_NETWORK_ETHERNET   0x020000u /* base class 02h, sub-class 00h, prog-if 00h */
 
 struct pci_bar_params {
-    uint64_t size_bytes;  /* power of two >= 16; 0 = BAR not implemented */
+    uint64_t size_bytes;  /* power of two >= 16; 0 = no BAR in this slot */
     bool is64;            /* 64-bit memory BAR: takes this BAR slot and the next */
     bool prefetchable;
 };
@@ -73,7 +73,7 @@ struct pci_cfg {
     uint8_t image[PCI_CFG_SPACE_SIZE];
     uint8_t wmask[PCI_CFG_SPACE_SIZE];   /* 1 = software may write this bit */
     uint8_t w1cmask[PCI_CFG_SPACE_SIZE]; /* 1 = writing 1 clears this bit */
-    uint64_t bar_size[PCI_NUM_BARS];     /* 0 for unimplemented or upper half of a 64-bit BAR */
+    uint64_t bar_size[PCI_NUM_BARS];     /* 0 for an absent BAR or the upper half of a 64-bit one */
     bool bar_is64[PCI_NUM_BARS];
     uint8_t cap_tail;                    /* offset of the last capability, 0 if none */
     uint16_t cap_free;                   /* first free byte for the next capability */

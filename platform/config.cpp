@@ -1216,9 +1216,11 @@ const char *expected_json(const param_type &t)
     return "?";
 }
 
+} // namespace
+
 // The text form of a scalar JSON value (string, or number written exactly); false if
 // the value is not a string or number.
-bool scalar_text(const json_t *j, std::string &text)
+bool config_scalar_text(const json_t *j, std::string &text)
 {
     if (json_is_string(j)) {
         text = json_string_value(j);
@@ -1237,6 +1239,8 @@ bool scalar_text(const json_t *j, std::string &text)
     return false;
 }
 
+namespace {
+
 bool apply_json_value(vs_config &cfg, const param_def &p, const json_t *j, const std::string &where,
                       param_error &err)
 {
@@ -1247,7 +1251,7 @@ bool apply_json_value(vs_config &cfg, const param_def &p, const json_t *j, const
         const json_t *element;
         json_array_foreach(j, i, element) {
             std::string part;
-            if (!scalar_text(element, part)) {
+            if (!config_scalar_text(element, part)) {
                 err = bad_value(p, std::string("list element ") + std::to_string(i) + " is " +
                                        json_type_name(element) + "; expected " + expected_json(p.type),
                                 where);
@@ -1255,7 +1259,7 @@ bool apply_json_value(vs_config &cfg, const param_def &p, const json_t *j, const
             }
             text += (i ? "," : "") + part;
         }
-    } else if (!scalar_text(j, text)) {
+    } else if (!config_scalar_text(j, text)) {
         err = bad_value(p, std::string("expected ") + expected_json(p.type) + ", got " +
                                json_type_name(j),
                         where);

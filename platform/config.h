@@ -108,6 +108,10 @@ pcie_cfg config_pcie(const vs_config &cfg);
 // Completer (host memory) latency of a DMA read of len bytes, ns.
 double config_memory_read_ns(const vs_config &cfg, unsigned len);
 
+// The text `--set key=TEXT` would take for a scalar JSON value (a string, or a number
+// written exactly); false if the value is neither. Config files and studies use it.
+bool config_scalar_text(const json_t *j, std::string &text);
+
 // Defaults for every parameter.
 vs_config config_defaults();
 // Apply a JSON config file (flat dotted keys or nested objects); false + err on error.

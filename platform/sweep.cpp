@@ -158,20 +158,8 @@ bool write_file(const std::string &path, const std::string &text, std::string &e
 // numbers exactly, booleans as on/off, arrays as comma-separated lists.
 bool value_text(const json_t *j, std::string &text)
 {
-    if (json_is_string(j)) {
-        text = json_string_value(j);
+    if (config_scalar_text(j, text))
         return true;
-    }
-    if (json_is_integer(j)) {
-        char buf[32];
-        std::snprintf(buf, sizeof buf, "%" JSON_INTEGER_FORMAT, json_integer_value(j));
-        text = buf;
-        return true;
-    }
-    if (json_is_real(j)) {
-        text = format_real(json_real_value(j));
-        return true;
-    }
     if (json_is_boolean(j)) {
         text = json_is_true(j) ? "on" : "off";
         return true;

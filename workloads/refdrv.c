@@ -696,7 +696,7 @@ static void pci_size_bars(struct refdrv *d)
         } else if (lo_mask != 0) {
             mask |= 0xffffffff00000000ull; /* a 32-bit BAR's address bits above 31 */
         }
-        /* No writable address bit: not implemented. Otherwise the BAR decodes a naturally
+        /* No writable address bit: the slot holds no BAR. Otherwise the BAR decodes a naturally
          * aligned power of two, so the writable bits must be contiguous from the top. */
         size = ~mask + 1u;
         if (mask != 0 && is_pow2(size) && size >= 16u) {
