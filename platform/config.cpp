@@ -470,17 +470,24 @@ const std::vector<param_def> &param_table()
          "offered transmit rate in million frames per second; 0 = as fast as the rings allow",
          real(0, 1e6), REAL_FIELD(drv.tx_rate_mpps)},
         {"driver.arrival", "", "constant",
-         "arrival process of the open-loop transmit load: constant = one frame every "
+         "arrival process of the transmit load: constant = one frame every "
          "1/driver.tx_rate_mpps; poisson = exponential gaps with that mean; onoff = "
          "driver.tx_rate_mpps during on periods, nothing during off periods (poisson and "
-         "onoff need driver.tx_rate_mpps > 0)",
-         choice({"constant", "poisson", "onoff"}),
+         "onoff need driver.tx_rate_mpps > 0); closed = closed-loop request/response: "
+         "driver.closed_loop_requests frames outstanding, the next one leaving when one comes "
+         "back (needs device.backend loopback and driver.tx_rate_mpps 0)",
+         choice({"constant", "poisson", "onoff", "closed"}),
          [](vs_config &c, const param_value &v) {
              static const traffic_arrival_kind kinds[] = {
-                 TRAFFIC_ARRIVAL_CONSTANT, TRAFFIC_ARRIVAL_POISSON, TRAFFIC_ARRIVAL_ONOFF};
+                 TRAFFIC_ARRIVAL_CONSTANT, TRAFFIC_ARRIVAL_POISSON, TRAFFIC_ARRIVAL_ONOFF,
+                 TRAFFIC_ARRIVAL_CLOSED};
              c.drv.arrival = kinds[v.u];
          },
          [](const vs_config &c) { return int_value(unsigned(c.drv.arrival)); }},
+        {"driver.closed_loop_requests", "requests", "1",
+         "driver.arrival closed: requests in flight (sent and not yet back); the load grows "
+         "with it until the device or the rings saturate",
+         integer(1, 65536), INT_FIELD(drv.closed_loop_requests)},
         {"driver.onoff_on_us", "us", "10",
          "driver.arrival onoff: length (mean, with exponential periods) of each on period",
          real_positive(1e9), REAL_FIELD(drv.onoff_on_us)},
@@ -1464,7 +1471,18 @@ bool config_validate(const vs_config &cfg, param_error &err)
                    std::to_string(cfg.dev.queue_size_max) + ")"};
         return false;
     }
-    if (cfg.drv.arrival != TRAFFIC_ARRIVAL_CONSTANT && !(cfg.drv.tx_rate_mpps > 0)) {
+    if (cfg.drv.arrival == TRAFFIC_ARRIVAL_CLOSED) {
+        if (cfg.dev.backend != VDEV_BACKEND_LOOPBACK) {
+            err = {"driver.arrival", "parameter 'driver.arrival': closed needs device.backend "
+                                     "loopback (a request's response is its frame coming back)"};
+            return false;
+        }
+        if (cfg.drv.tx_rate_mpps > 0) {
+            err = {"driver.tx_rate_mpps", "parameter 'driver.tx_rate_mpps': must be 0 with "
+                                          "driver.arrival closed (the responses set the pace)"};
+            return false;
+        }
+    } else if (cfg.drv.arrival != TRAFFIC_ARRIVAL_CONSTANT && !(cfg.drv.tx_rate_mpps > 0)) {
         err = {"driver.arrival", std::string("parameter 'driver.arrival': ") +
                                      (cfg.drv.arrival == TRAFFIC_ARRIVAL_POISSON ? "poisson" : "onoff") +
                                      " needs driver.tx_rate_mpps > 0"};

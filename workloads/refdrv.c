@@ -1432,12 +1432,20 @@ static uint64_t tx_due_ps(const struct refdrv *d)
     return due >= 18446744073709549568.0 ? UINT64_MAX : (uint64_t)due;
 }
 
+/* Closed loop: each frame is a request whose response is the frame coming back on RX;
+ * at most closed_loop_requests are outstanding, and the next leaves when one returns. */
+static bool closed_window_full(const struct refdrv *d)
+{
+    return d->p->arrival == TRAFFIC_ARRIVAL_CLOSED &&
+           d->tx_posted - d->st->rx_frames >= (d->p->closed_loop_requests ? d->p->closed_loop_requests : 1u);
+}
+
 /* Post the frames that are due, up to a burst, then publish + notify once. */
 static uint32_t tx_send(struct refdrv *d)
 {
     uint32_t n = 0;
 
-    while (d->tx_posted < d->p->frames_count && n < TX_BURST_MAX) {
+    while (d->tx_posted < d->p->frames_count && n < TX_BURST_MAX && !closed_window_full(d)) {
         uint64_t due = tx_due_ps(d);
         if (due != 0 && now_ps(d) < due)
             break;
@@ -1587,7 +1595,7 @@ static int sleep_until_work(struct refdrv *d, uint64_t now)
 
     if (deadline < d->last_progress_ps)
         deadline = UINT64_MAX; /* overflow: no deadline */
-    if (d->tx_posted < d->p->frames_count && !tx_blocked) {
+    if (d->tx_posted < d->p->frames_count && !tx_blocked && !closed_window_full(d)) {
         uint64_t due = tx_due_ps(d);
         if (due < deadline)
             deadline = due;

@@ -52,6 +52,7 @@ struct refdrv_params {
     uint16_t queue_size_entries;    /* driver's queue size (<= device maximum) */
     double tx_rate_mpps;            /* offered load; 0 = as fast as the rings allow */
     enum traffic_arrival_kind arrival; /* poisson, onoff need tx_rate_mpps > 0 */
+    uint32_t closed_loop_requests;  /* closed: frames sent and not yet received back, at most */
     enum traffic_period_kind onoff_periods;
     double onoff_on_us, onoff_off_us; /* onoff: (mean) length of on and off periods */
     enum refdrv_size_mix frame_size_mix;

@@ -197,6 +197,8 @@ void traffic_arrival_init(struct traffic_arrival *a, enum traffic_arrival_kind k
 
 double traffic_arrival_due(const struct traffic_arrival *a)
 {
+    if (a->kind == TRAFFIC_ARRIVAL_CLOSED)
+        return 0.0;
     if (a->kind == TRAFFIC_ARRIVAL_CONSTANT)
         return a->interval_ps > 0.0 ? a->start_ps + (double)a->count * a->interval_ps : 0.0;
     return a->next_ps;

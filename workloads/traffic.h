@@ -75,6 +75,8 @@ enum traffic_arrival_kind {
     TRAFFIC_ARRIVAL_CONSTANT = 0, /* one frame every interval */
     TRAFFIC_ARRIVAL_POISSON,      /* exponential gaps with mean interval */
     TRAFFIC_ARRIVAL_ONOFF,        /* constant rate during "on", nothing during "off" */
+    TRAFFIC_ARRIVAL_CLOSED,       /* closed loop: no schedule, every frame is due at once;
+                                     the sender limits how many requests are outstanding */
 };
 
 enum traffic_period_kind {

@@ -107,6 +107,13 @@ Test(traffic_arrival, constant_is_exact)
     }
     traffic_arrival_init(&a, TRAFFIC_ARRIVAL_CONSTANT, 0.0, TRAFFIC_PERIOD_FIXED, 0, 0, 1, 1e6);
     cr_expect_eq(traffic_arrival_due(&a), 0.0, "no rate: always due");
+    /* Closed loop has no schedule at all, whatever interval it is given: the sender's
+     * window of outstanding requests is the only limit. */
+    traffic_arrival_init(&a, TRAFFIC_ARRIVAL_CLOSED, 1500.0, TRAFFIC_PERIOD_FIXED, 0, 0, 1, 1e6);
+    for (int n = 0; n < 10; n++) {
+        cr_assert_eq(traffic_arrival_due(&a), 0.0);
+        traffic_arrival_advance(&a);
+    }
 }
 
 /* Poisson: gaps are exponential, so the mean gap is the interval and the count of

@@ -45,6 +45,43 @@ Test(workloads, onoff_exponential_frames_intact)
     cr_expect_lt(mpps, 0.2, "achieved %f Mpps", mpps);
 }
 
+// Closed loop: N requests in flight, each answered by its looped-back frame. Little's
+// law ties them together: rate x latency stays at (just under) N, since the only time a
+// request is not in flight is the driver's turn-around between reaping a response and
+// posting the next request. More requests in flight raise the rate until the device
+// saturates, and past that only the latency grows.
+Test(workloads, closed_loop_obeys_littles_law)
+{
+    double rate[3], p50[3];
+    const unsigned n[3] = {1, 4, 32};
+    for (int i = 0; i < 3; i++) {
+        run_out r;
+        run(r, {"--set", "driver.arrival=closed", "--set",
+                "driver.closed_loop_requests=" + std::to_string(n[i]), "--set",
+                "driver.frames_count=3000"});
+        expect_clean_loopback(r, 3000);
+        rate[i] = r.stat("driver.rx.frames") / r.stat("sim.time_ns") * 1e3; // Mpps
+        p50[i] = r.stat("latency.p50_ns") / 1e3;                            // us
+        const double in_flight = rate[i] * p50[i];
+        cr_expect(in_flight > 0.8 * n[i] && in_flight < 1.05 * n[i],
+                  "N=%u: rate %.3f Mpps x p50 %.3f us = %.2f requests", n[i], rate[i], p50[i],
+                  in_flight);
+    }
+    cr_expect_gt(rate[1], 1.5 * rate[0], "4 requests in flight should beat 1");
+    cr_expect_gt(p50[2], 4 * p50[1], "past saturation, more requests only add latency");
+}
+
+Test(workloads, closed_loop_needs_loopback_and_no_rate)
+{
+    run_out a, b;
+    run(a, {"--set", "driver.arrival=closed", "--set", "device.backend=sink"});
+    cr_expect_eq(a.status, 2);
+    cr_expect_neq(a.err.find("driver.arrival"), std::string::npos, "%s", a.err.c_str());
+    run(b, {"--set", "driver.arrival=closed", "--set", "driver.tx_rate_mpps=0.5"});
+    cr_expect_eq(b.status, 2);
+    cr_expect_neq(b.err.find("driver.tx_rate_mpps"), std::string::npos, "%s", b.err.c_str());
+}
+
 Test(workloads, poisson_and_onoff_need_a_rate)
 {
     for (const char *arrival : {"driver.arrival=poisson", "driver.arrival=onoff"}) {
