@@ -1,0 +1,94 @@
+/* fuzz_registers.c -- sequences of configuration-space and BAR accesses, interleaved
+ * with the device's own work, from a driver that may do anything in any order: skip
+ * status steps, program queues after DRIVER_OK, write read-only fields, reprogram or
+ * disable BARs and bus mastering mid-run, use the PCI-cfg access window, write MSI-X
+ * entries with reserved bits, reset queues while buffers are in flight.
+ *
+ * The harness only assigns the BARs first (the input may move or disable them later);
+ * guest memory holds zeros plus the input's tail, so rings the input enables read
+ * whatever is there. After every access the checks of fuzz_common.h run.
+ *
+ * Input: 8-byte records {op, size, offset (le16), value (le32)} until the input ends or
+ * 512 records.
+ */
+#include "fuzz_common.h"
+
+#define GUEST_BASE  0x100000ull
+#define GUEST_BYTES (VDEV_QUEUES * VDEV_RIG_QUEUE_WINDOW + 0x10000u)
+#define RECORDS_MAX 512
+
+static unsigned access_size(uint8_t code)
+{
+    static const unsigned sizes[8] = {1, 2, 4, 8, 1, 2, 4, 3}; /* 3: never valid */
+    return sizes[code & 7u];
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    struct fuzz_in in = {data, size};
+    static struct vdev_rig r;
+    static uint8_t guest[GUEST_BYTES];
+    memset(guest, 0, sizeof guest);
+    if (!vdev_rig_init_with(&r, NULL, guest, GUEST_BASE, GUEST_BYTES))
+        return 0;
+    const size_t tail = size > 2048 ? 2048 : size;
+    memcpy(fake_guest_ptr(&r.g, GUEST_BASE, tail), data + size - tail, tail);
+    vdev_rig_map_bars(&r.dev);
+
+    for (unsigned i = 0; i < RECORDS_MAX && in.left > 0; i++) {
+        const uint8_t op = fuzz_u8(&in);
+        const unsigned sz = access_size(fuzz_u8(&in));
+        const uint16_t off = fuzz_u16(&in);
+        const uint32_t value = fuzz_u32(&in);
+        uint64_t v64 = value;
+        uint16_t kicked;
+        struct vdev_work w;
+        memset(&w, 0, sizeof w);
+        switch (op % 12u) {
+        case 0:
+            (void)vdev_cfg_read(&r.dev, off & 0xFFFu, sz > 4 ? 4 : sz);
+            break;
+        case 1:
+            vdev_cfg_write(&r.dev, off & 0xFFFu, sz > 4 ? 4 : sz, value);
+            break;
+        case 2: /* BAR0: the virtio structures */
+            vdev_mmio_read(&r.dev, VDEV_RIG_BAR0 + (off & 0x3FFFu), sz, &v64);
+            break;
+        case 3:
+            vdev_mmio_write(&r.dev, VDEV_RIG_BAR0 + (off & 0x3FFFu), sz, v64, &kicked);
+            break;
+        case 4: /* BAR2: MSI-X table and PBA */
+            vdev_mmio_read(&r.dev, VDEV_RIG_BAR2 + (off & 0xFFFu), sz, &v64);
+            break;
+        case 5:
+            vdev_mmio_write(&r.dev, VDEV_RIG_BAR2 + (off & 0xFFFu), sz, v64, &kicked);
+            break;
+        case 6: /* anywhere at all */
+            vdev_mmio_write(&r.dev, ((uint64_t)off << 32) | value, sz, v64, &kicked);
+            break;
+        case 7:
+            fuzz_check_step(&r.dev, vdev_tx_step(&r.dev, &r.ops, &w));
+            break;
+        case 8:
+            fuzz_check_step(&r.dev, vdev_rx_step(&r.dev, &r.ops, &w));
+            break;
+        case 9:
+            fuzz_check_step(&r.dev, vdev_ctrl_step(&r.dev, &r.ops, &w));
+            break;
+        case 10:
+            fuzz_check_step(&r.dev, vdev_complete(&r.dev, off % VDEV_QUEUES, &r.ops));
+            break;
+        case 11:
+            fuzz_check_step(&r.dev, vdev_arm_notifications(&r.dev, off % VDEV_QUEUES, &r.ops));
+            break;
+        }
+        fuzz_check_error_state(&r.dev);
+        FUZZ_CHECK(r.dev.outbox_count <= VDEV_MSI_OUTBOX, "MSI-X outbox overflow");
+        struct msix_message m;
+        while (vdev_take_msi(&r.dev, &m))
+            ;
+    }
+    vdev_rig_fini(&r);
+    return 0;
+}
