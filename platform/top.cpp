@@ -452,6 +452,17 @@ run_result vs_run(const vs_config &cfg, const run_options &opt)
     s.add_f64("per_packet.notifications", "count", "driver notifications per transmitted frame", double(ds.notifications) / frames);
     s.add_f64("per_packet.dma_reads", "count", "device DMA reads per transmitted frame", double(dma_reads) / frames);
     s.add_f64("per_packet.dma_writes", "count", "device DMA writes per transmitted frame", double(dma_writes) / frames);
+    {
+        uint64_t tlps = 0;
+        if (p->link)
+            for (int t = 0; t < 4; t++)
+                tlps += p->link->up.tlps[t] + p->link->down.tlps[t];
+        s.add_f64("per_packet.tlps", "count",
+                  "PCIe TLPs in both directions per transmitted frame (0 without a link: "
+                  "software device profile)", double(tlps) / frames);
+    }
+    s.add_f64("per_packet.cpu_ns", "ns", "CPU time charged to the driver per transmitted frame",
+              cpu.busy.to_seconds() * 1e9 / frames);
     s.add_u64("device.tx.frames", "frames", "frames the device transmitted", d.stats.tx_frames);
     s.add_u64("device.rx.frames", "frames", "frames the device delivered to receive buffers", d.stats.rx_frames);
     s.add_u64("device.rx.no_buffer", "count", "times a frame waited for a receive buffer", d.stats.rx_no_buffer);
