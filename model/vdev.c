@@ -284,6 +284,7 @@ static enum vdev_step vdev_fail(struct vdev *d, uint16_t queue, enum vs_reason w
         return VDEV_STEP_FAILED;
     d->error = why;
     d->error_queue = queue;
+    vs_conf_report_reason(&d->vpci.conf, why, queue);
     vpci_set_needs_reset(&d->vpci);
     if (d->vpci.status & VIRTIO_STATUS_DRIVER_OK) {
         vpci_isr_set(&d->vpci, VIRTIO_PCI_ISR_CONFIG_MASK);

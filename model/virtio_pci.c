@@ -64,6 +64,7 @@ void vpci_init(struct vpci *v, const struct vpci_params *p)
 {
     memset(v, 0, sizeof *v);
     v->p = *p;
+    vs_conf_init(&v->conf);
     if (v->p.num_queues > VPCI_QUEUES_MAX)
         v->p.num_queues = VPCI_QUEUES_MAX;
     vpci_reset(v);
@@ -71,15 +72,17 @@ void vpci_init(struct vpci *v, const struct vpci_params *p)
 
 void vpci_reset(struct vpci *v)
 {
-    /* Kept across a device reset: the fixed params, the run's counters, and the
-     * generation of the device-specific configuration. */
+    /* Kept across a device reset: the fixed params, the run's counters and
+     * conformance record, and the generation of the device-specific configuration. */
     struct vpci_params p = v->p;
     struct vpci_stats stats = v->stats;
+    struct vs_conformance conf = v->conf;
     uint8_t generation = v->config_generation;
 
     memset(v, 0, sizeof *v);
     v->p = p;
     v->stats = stats;
+    v->conf = conf;
     v->config_generation = generation;
 
     v->config_msix_vector = VIRTIO_MSI_NO_VECTOR;
@@ -133,6 +136,8 @@ static struct vpci_queue *configurable_queue(struct vpci *v)
     struct vpci_queue *q = selected_queue(v);
     if (!q || q->enable) {
         v->stats.queue_writes_ignored++;
+        if (q)
+            vs_conf_report(&v->conf, VS_RULE_QUEUE_CONFIG_AFTER_ENABLE, v->queue_select, 1, 0);
         return NULL;
     }
     return q;
@@ -167,15 +172,31 @@ static void half64_write(uint64_t *field, bool high, uint32_t value)
 /* "Feature Bits": the device MUST fail to set FEATURES_OK unless it accepts the
  * driver's subset. Accepted: only offered bits, VERSION_1 among them (this device
  * has no legacy interface), and the device-specific dependencies hold. */
-static bool features_acceptable(const struct vpci *v)
+static bool features_acceptable(struct vpci *v)
 {
-    for (unsigned w = 0; w < VS_FEATURE_WORDS; w++)
-        if (v->driver_features.w[w] & ~v->p.device_features.w[w])
+    for (unsigned w = 0; w < VS_FEATURE_WORDS; w++) {
+        uint32_t extra = v->driver_features.w[w] & ~v->p.device_features.w[w];
+        if (extra) {
+            /* seen: the first bit not offered */
+            unsigned bit = 32u * w;
+            while (!(extra & 1u)) {
+                extra >>= 1;
+                bit++;
+            }
+            vs_conf_report(&v->conf, VS_RULE_FEATURE_NOT_OFFERED, 0xffff, bit, 0);
             return false;
-    if (!vs_feature_has(&v->driver_features, VIRTIO_F_VERSION_1_BIT))
+        }
+    }
+    if (!vs_feature_has(&v->driver_features, VIRTIO_F_VERSION_1_BIT)) {
+        vs_conf_report(&v->conf, VS_RULE_FEATURE_VERSION_1_DECLINED, 0xffff, 0,
+                       VIRTIO_F_VERSION_1_BIT);
         return false;
-    if (v->p.validate_features && !v->p.validate_features(v->p.validate_ctx, &v->driver_features))
+    }
+    if (v->p.validate_features && !v->p.validate_features(v->p.validate_ctx, &v->driver_features)) {
+        vs_conf_report(&v->conf, VS_RULE_FEATURE_DEPENDENCY, 0xffff,
+                       ((uint64_t)v->driver_features.w[1] << 32) | v->driver_features.w[0], 0);
         return false;
+    }
     return true;
 }
 
@@ -232,6 +253,10 @@ static struct vpci_event write_driver_feature(struct vpci *v, uint32_t off, uint
 {
     (void)off;
     uint32_t sel = v->driver_feature_select;
+    if (sel < VS_FEATURE_WORDS && (v->status & VIRTIO_STATUS_FEATURES_OK) &&
+        (value & ~v->driver_features.w[sel]))
+        vs_conf_report(&v->conf, VS_RULE_FEATURE_AFTER_FEATURES_OK, 0xffff, value,
+                       v->driver_features.w[sel]);
     if (sel >= VS_FEATURE_WORDS || (v->status & VIRTIO_STATUS_FEATURES_OK)) {
         v->stats.feature_writes_ignored++;
         return no_event();
@@ -262,7 +287,48 @@ static uint32_t read_num_queues(struct vpci *v, uint32_t off)
 static uint32_t read_device_status(struct vpci *v, uint32_t off)
 {
     (void)off;
+    if (v->status == 0)
+        v->reset_unconfirmed = false;
     return v->status;
+}
+
+/* "Device Initialization": each bit of the sequence needs the one before it. */
+static uint8_t status_prerequisite(uint8_t bit)
+{
+    switch (bit) {
+    case VIRTIO_STATUS_DRIVER:
+        return VIRTIO_STATUS_ACKNOWLEDGE;
+    case VIRTIO_STATUS_FEATURES_OK:
+        return VIRTIO_STATUS_DRIVER;
+    case VIRTIO_STATUS_DRIVER_OK:
+        return VIRTIO_STATUS_FEATURES_OK;
+    default:
+        return 0;
+    }
+}
+
+static void check_status_write(struct vpci *v, uint8_t old, uint8_t req)
+{
+    if (v->reset_unconfirmed) {
+        vs_conf_report(&v->conf, VS_RULE_RESET_NOT_AWAITED, 0xffff, req, 0);
+        v->reset_unconfirmed = false;
+    }
+    if (req & ~VPCI_STATUS_DRIVER_BITS)
+        vs_conf_report(&v->conf, VS_RULE_STATUS_RESERVED_BIT, 0xffff, req, VPCI_STATUS_DRIVER_BITS);
+    req &= VPCI_STATUS_DRIVER_BITS;
+    if (old & VPCI_STATUS_DRIVER_BITS & ~req)
+        vs_conf_report(&v->conf, VS_RULE_STATUS_BIT_CLEARED, 0xffff, req, old);
+    const uint8_t added = req & (uint8_t)~old;
+    if ((old & VIRTIO_STATUS_FAILED) && (added & ~VIRTIO_STATUS_FAILED))
+        vs_conf_report(&v->conf, VS_RULE_INIT_AFTER_FAILED, 0xffff, req, old);
+    const uint8_t after = old | req;
+    for (uint8_t bit = 1; bit; bit = (uint8_t)(bit << 1)) {
+        const uint8_t need = status_prerequisite(bit);
+        if ((added & bit) && need && !(after & need)) {
+            vs_conf_report(&v->conf, VS_RULE_INIT_ORDER, 0xffff, req, old);
+            break;
+        }
+    }
 }
 
 /* "Device Status Field" and "Device Initialization".
@@ -281,8 +347,10 @@ static struct vpci_event write_device_status(struct vpci *v, uint32_t off, uint3
     v->stats.status_writes++;
     if (req == 0) {
         vpci_reset(v);
+        v->reset_unconfirmed = true;
         return event_of(VPCI_EV_RESET, 0);
     }
+    check_status_write(v, old, req);
     if (req & ~VPCI_STATUS_DRIVER_BITS)
         v->stats.status_bits_ignored++;
     req &= VPCI_STATUS_DRIVER_BITS;
@@ -346,8 +414,19 @@ static struct vpci_event write_queue_size(struct vpci *v, uint32_t off, uint32_t
 {
     (void)off;
     struct vpci_queue *q = configurable_queue(v);
-    if (q)
-        q->size = (uint16_t)value;
+    if (!q)
+        return no_event();
+    q->size = (uint16_t)value;
+    /* The ring format is known once FEATURES_OK is accepted; queues are set up after
+     * it ("Device Initialization"). */
+    if (v->status & VIRTIO_STATUS_FEATURES_OK) {
+        if (vpci_negotiated(v, VIRTIO_F_RING_PACKED_BIT)) {
+            if (value == 0)
+                vs_conf_report(&v->conf, VS_RULE_QUEUE_SIZE_ZERO, v->queue_select, value, 1);
+        } else if (value == 0 || (value & (value - 1u)) != 0) {
+            vs_conf_report(&v->conf, VS_RULE_QUEUE_SIZE_NOT_POWER_OF_2, v->queue_select, value, 0);
+        }
+    }
     return no_event();
 }
 
@@ -391,6 +470,7 @@ static struct vpci_event write_queue_enable(struct vpci *v, uint32_t off, uint32
     }
     if (value == 0) {
         v->stats.queue_disables_ignored++;
+        vs_conf_report(&v->conf, VS_RULE_QUEUE_ENABLE_ZERO, v->queue_select, 0, 1);
         return no_event();
     }
     if (value != 1 || q->enable) {
@@ -477,6 +557,8 @@ static struct vpci_event write_queue_reset(struct vpci *v, uint32_t off, uint32_
     }
     if (!vpci_negotiated(v, VIRTIO_F_RING_RESET_BIT) || value != 1) {
         v->stats.queue_resets_ignored++;
+        vs_conf_report(&v->conf, VS_RULE_QUEUE_RESET_NOT_NEGOTIATED, v->queue_select, value,
+                       vpci_negotiated(v, VIRTIO_F_RING_RESET_BIT));
         return no_event();
     }
     queue_set_defaults(v, v->queue_select);
@@ -567,6 +649,7 @@ struct vpci_event vpci_common_write(struct vpci *v, uint32_t off, unsigned size,
         /* "The driver MUST NOT write to device_feature, num_queues,
          * config_generation, queue_notify_off or queue_notif_config_data." */
         v->stats.ro_writes_ignored++;
+        vs_conf_report(&v->conf, VS_RULE_READ_ONLY_FIELD_WRITTEN, 0xffff, off, value);
         return no_event();
     }
     if (size < 4)
@@ -607,6 +690,9 @@ struct vpci_event vpci_notify_write(struct vpci *v, uint32_t off, unsigned size,
 
     if (size != width || (mult == 0 ? off != 0 : off % mult != 0)) {
         v->stats.notify_bad_access++;
+        if (size != width && (mult == 0 ? off == 0 : off % mult == 0))
+            vs_conf_report(&v->conf, VS_RULE_NOTIFY_WIDTH, mult ? (uint16_t)(off / mult) : 0xffff,
+                           size, width);
         return no_event();
     }
 
@@ -618,8 +704,15 @@ struct vpci_event vpci_notify_write(struct vpci *v, uint32_t off, unsigned size,
         e.reason = VS_REASON_NOTIFY_QUEUE_INVALID;
         return e;
     }
-    if (value_queue != queue)
+    if (value_queue != queue) {
         v->stats.notify_value_mismatch++;
+        vs_conf_report(&v->conf, VS_RULE_NOTIFY_WRONG_QUEUE, (uint16_t)queue, value_queue, queue);
+    }
+    if (!(v->status & VIRTIO_STATUS_DRIVER_OK))
+        vs_conf_report(&v->conf, VS_RULE_NOTIFY_BEFORE_DRIVER_OK, (uint16_t)queue, v->status,
+                       VIRTIO_STATUS_DRIVER_OK);
+    else if (!v->q[queue].enable)
+        vs_conf_report(&v->conf, VS_RULE_NOTIFY_QUEUE_NOT_ENABLED, (uint16_t)queue, 0, 1);
 
     v->stats.notifications++;
     struct vpci_event e = event_of(VPCI_EV_NOTIFY, (uint16_t)queue);

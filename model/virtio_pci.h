@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "conformance.h"
 #include "virtio_wire.h"
 #include "vs_reason.h"
 
@@ -102,6 +103,11 @@ struct vpci {
     struct vpci_queue q[VPCI_QUEUES_MAX];
     uint8_t isr;
     struct vpci_stats stats;
+    /* Driver-conformance checking: the rules this register file observes, and (for
+     * RESET_NOT_AWAITED) whether the driver has read device_status back as 0 since it
+     * last wrote 0. Kept across device resets: violations are the run's record. */
+    struct vs_conformance conf;
+    bool reset_unconfirmed;
 };
 
 /* Power-on: take the params and reset. */

@@ -35,6 +35,7 @@ namespace {
 
 constexpr int EXIT_RUN_FAILED = 1;
 constexpr int EXIT_USAGE = 2;
+constexpr int EXIT_VIOLATION = 3; // --strict: the driver broke a conformance rule
 
 const char USAGE[] =
     "usage: viosim run [CONFIG] [--set key=value]... [--out DIR] [--seed N] [--trace FILE]\n"
@@ -60,9 +61,11 @@ const char HELP[] =
     "  --seed N         same as --set sim.seed=N, applied last\n"
     "  --out DIR        output directory, created if missing (default: out)\n"
     "  --trace FILE     write a timeline (Chrome/Perfetto trace-event JSON) of the run\n"
+    "  --strict         stop at the first driver-conformance violation (exit status 3)\n"
     "\n"
     "exit status: 0 the run completed and the driver reported OK; 1 the run failed (see\n"
-    "DIR/stats.json); 2 usage or configuration error (nothing was run).\n";
+    "DIR/stats.json); 2 usage or configuration error (nothing was run); 3 with --strict,\n"
+    "the driver broke a conformance rule (docs/conformance.md; DIR/stats.json lists it).\n";
 
 int usage_error(const std::string &message)
 {
@@ -124,6 +127,34 @@ int cmd_params(int argc, char **argv)
     return std::fflush(stdout) == 0 ? 0 : EXIT_RUN_FAILED;
 }
 
+// result.conformance in stats.json: the count, the rules broken with their counts, and
+// the first violations in order with time, queue, rule, section, text and values.
+json_t *violations_json(const run_result &r)
+{
+    json_t *c = json_object();
+    json_object_set_new(c, "violations", json_integer(json_int_t(r.violations_total)));
+    json_t *by_rule = json_object();
+    for (const auto &rule : r.violations_by_rule)
+        json_object_set_new(by_rule, rule.first.c_str(), json_integer(json_int_t(rule.second)));
+    json_object_set_new(c, "by_rule", by_rule);
+    json_t *first = json_array();
+    for (const violation_record &v : r.violations) {
+        json_t *o = json_object();
+        json_object_set_new(o, "time_ns", json_real(v.time_ns));
+        json_object_set_new(o, "queue", v.queue < 0 ? json_null() : json_integer(v.queue));
+        json_object_set_new(o, "rule", json_string(v.rule.c_str()));
+        if (!v.reason.empty())
+            json_object_set_new(o, "reason", json_string(v.reason.c_str()));
+        json_object_set_new(o, "section", json_string(v.section.c_str()));
+        json_object_set_new(o, "text", json_string(v.text.c_str()));
+        json_object_set_new(o, "seen", json_integer(json_int_t(v.seen)));
+        json_object_set_new(o, "expected", json_integer(json_int_t(v.expected)));
+        json_array_append_new(first, o);
+    }
+    json_object_set_new(c, "first", first);
+    return c;
+}
+
 std::string failure_reason(const run_result &r, const vs_config &cfg)
 {
     std::string reason;
@@ -166,6 +197,8 @@ int cmd_run(int argc, char **argv)
             if (missing || value.empty())
                 return usage_error("--trace needs a file name");
             opt.trace_path = value;
+        } else if (std::strcmp(arg, "--strict") == 0) {
+            opt.strict = true;
         } else if (take_option(argc, argv, i, "--seed", value, missing)) {
             if (missing)
                 return usage_error("--seed needs a number");
@@ -230,6 +263,7 @@ int cmd_run(int argc, char **argv)
     json_object_set_new(result, "driver_result", json_string(r.driver_result.c_str()));
     json_object_set_new(result, "device_error", json_string(r.device_error.c_str()));
     json_object_set_new(result, "reason", json_string(reason.c_str()));
+    json_object_set_new(result, "conformance", violations_json(r));
     std::string path = (std::filesystem::path(out_dir) / "stats.json").string(), write_err;
     bool written = stats_write_json(path, config, result, r.stats, write_err);
     json_decref(config);
@@ -238,6 +272,13 @@ int cmd_run(int argc, char **argv)
     if (!written) {
         std::fprintf(stderr, "viosim: error: %s\n", write_err.c_str());
         return EXIT_RUN_FAILED;
+    }
+    if (opt.strict && !r.violations.empty()) {
+        const violation_record &v = r.violations.front();
+        std::fprintf(stderr, "viosim: driver broke a rule at %.1f ns: %s%s: %s (spec: \"%s\")\n",
+                     v.time_ns, v.rule.c_str(), v.reason.empty() ? "" : (" (" + v.reason + ")").c_str(),
+                     v.text.c_str(), v.section.c_str());
+        return EXIT_VIOLATION;
     }
     if (!reason.empty()) {
         std::fprintf(stderr, "viosim: run failed: %s\n", reason.c_str());

@@ -255,6 +255,22 @@ void add_iommu_stats(stats_table &s, const platform &p)
     }
 }
 
+// The driver-conformance record: the first violations in order, and counts per rule.
+void collect_violations(run_result &r, const vs_conformance &c)
+{
+    r.violations_total = c.total;
+    for (uint32_t i = 0; i < c.logged; i++) {
+        const vs_violation &v = c.log[i];
+        r.violations.push_back({double(v.when) / 1e3, vs_rule_name(v.rule), vs_rule_section(v.rule),
+                                vs_rule_text(v.rule),
+                                v.reason != VS_REASON_NONE ? vs_reason_name(v.reason) : "",
+                                v.queue == 0xffff ? -1 : int(v.queue), v.seen, v.expected});
+    }
+    for (unsigned rule = 0; rule < VS_RULE_COUNT; rule++)
+        if (c.per_rule[rule])
+            r.violations_by_rule.emplace_back(vs_rule_name(vs_rule(rule)), c.per_rule[rule]);
+}
+
 // The DMA microbenchmark's results.
 run_result collect_bench(platform &p, const vs_config &cfg)
 {
@@ -391,6 +407,7 @@ run_result vs_run(const vs_config &cfg, const run_options &opt)
             p->link->down.track = TRACE_LINK_DOWN;
         }
     }
+    p->dev.stop_on_violation = opt.strict;
     sc_core::sc_start(sc_time(cfg.plat.sim_time_limit_us * 1000.0, SC_NS));
     if (bench.enabled)
         return collect_bench(*p, cfg);
@@ -398,6 +415,7 @@ run_result vs_run(const vs_config &cfg, const run_options &opt)
     run_result r;
     const host_cpu &cpu = p->cpu;
     const vdev &d = p->dev.kernel();
+    collect_violations(r, d.vpci.conf);
     const refdrv_stats &ds = cpu.stats;
     r.completed = cpu.done();
     r.driver_result = cpu.done() ? refdrv_result_name(cpu.result) : "TIME_LIMIT";
@@ -508,6 +526,8 @@ run_result vs_run(const vs_config &cfg, const run_options &opt)
     }
     add_link_dma_stats(s, *p, sim_ns);
     add_iommu_stats(s, *p);
+    s.add_u64("conformance.violations", "count",
+              "driver-conformance violations the device observed (docs/conformance.md)", r.violations_total);
     s.add_f64("cpu.busy_ns", "ns", "CPU time charged to the driver", cpu.busy.to_seconds() * 1e9);
     s.add_f64("cpu.utilisation", "fraction", "CPU busy time over simulated time",
               sim_ns > 0 ? cpu.busy.to_seconds() * 1e9 / sim_ns : 0.0);
@@ -522,6 +542,12 @@ run_result vs_run(const vs_config &cfg, const run_options &opt)
     sum.emplace_back("tx throughput", fixed(s.find("throughput.tx_mpps")->f64, 3) + " Mpps, " + fixed(s.find("throughput.tx_gbps")->f64, 3) + " Gb/s");
     sum.emplace_back("rx throughput", fixed(s.find("throughput.rx_mpps")->f64, 3) + " Mpps, " + fixed(s.find("throughput.rx_gbps")->f64, 3) + " Gb/s");
     sum.emplace_back("latency p50 / p99 / max", fixed(p50, 1) + " / " + fixed(p99, 1) + " / " + fixed(pmax, 1) + " ns");
+    sum.emplace_back("conformance violations", std::to_string(r.violations_total));
+    for (size_t i = 0; i < r.violations.size() && i < 3; i++)
+        sum.emplace_back("  at " + fixed(r.violations[i].time_ns, 1) + " ns",
+                         r.violations[i].rule +
+                             (r.violations[i].reason.empty() ? "" : " (" + r.violations[i].reason + ")") +
+                             ": " + r.violations[i].text);
     sum.emplace_back("interrupts per packet", fixed(double(ds.interrupts) / frames, 3));
     sum.emplace_back("notifications per packet", fixed(double(ds.notifications) / frames, 3));
     sum.emplace_back("DMA reads / writes per packet", fixed(double(dma_reads) / frames, 2) + " / " + fixed(double(dma_writes) / frames, 2));

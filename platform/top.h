@@ -8,17 +8,32 @@
 #include "config.h"
 #include "stats.h"
 
+// One driver-conformance violation (model/conformance.h), as stats.json lists it.
+struct violation_record {
+    double time_ns;
+    std::string rule;     // vs_rule_name
+    std::string section;  // the spec section the rule comes from
+    std::string text;     // the rule in short words
+    std::string reason;   // the device's reason (ring rules), else ""
+    int queue;            // -1: not about one queue
+    uint64_t seen, expected;
+};
+
 struct run_result {
     bool completed;              // the workload finished (not stopped by the time limit)
     std::string driver_result;   // refdrv_result_name()
     std::string device_error;    // vs_reason_name() if the device needed a reset, else ""
     stats_table stats;           // every counter, in registration order
     std::vector<std::pair<std::string, std::string>> summary; // label -> formatted value, for the table
+    uint64_t violations_total = 0;             // driver-conformance violations seen
+    std::vector<violation_record> violations;  // the first ones, in order (VS_CONF_LOG)
+    std::vector<std::pair<std::string, uint64_t>> violations_by_rule; // rules broken, with counts
 };
 
 // Output options of one run (not parameters: they do not change the simulation).
 struct run_options {
     std::string trace_path; // non-empty: write a Chrome/Perfetto timeline there
+    bool strict = false;    // stop the simulation at the first conformance violation
 };
 
 // Runs one simulation. SystemC allows one elaboration per process, so call once.

@@ -52,6 +52,7 @@ void virtio_device_tlm::b_transport(tlm::tlm_generic_payload &tx, sc_time &delay
         return;
     }
     uint64_t value = 0;
+    conformance_now(sc_core::sc_time_stamp() + delay);
     if (amap::in(addr, len, amap::ecam_base, amap::ecam_size)) {
         const uint32_t off = uint32_t(addr - amap::ecam_base);
         if (tx.is_read()) {
@@ -82,6 +83,18 @@ void virtio_device_tlm::b_transport(tlm::tlm_generic_payload &tx, sc_time &delay
     if (dev_.outbox_count)
         msi_pending_.notify(delay);
     tx.set_response_status(tlm::TLM_OK_RESPONSE);
+    conformance_check();
+}
+
+void virtio_device_tlm::conformance_now(const sc_time &at)
+{
+    dev_.vpci.conf.now = uint64_t(at.to_seconds() * 1e12 + 0.5);
+}
+
+void virtio_device_tlm::conformance_check()
+{
+    if (stop_on_violation && dev_.vpci.conf.total != 0)
+        sc_core::sc_stop();
 }
 
 // Every device access to host memory goes through the DMA engine: reads block the
@@ -179,8 +192,12 @@ enum vs_dma_status virtio_device_tlm::dma_read(void *ctx, uint64_t addr, void *d
                                                enum vs_dma_kind kind)
 {
     engine &e = *static_cast<engine *>(ctx);
-    return e.dev->do_dma(e, tlm::TLM_READ_COMMAND, addr, dst, len, e.dev->queue_attr(e),
-                         vs_dma_kind_name(kind));
+    // A ring rule broken is seen right after a read: stamp it with the read's time.
+    e.dev->conformance_check();
+    const enum vs_dma_status s = e.dev->do_dma(e, tlm::TLM_READ_COMMAND, addr, dst, len,
+                                               e.dev->queue_attr(e), vs_dma_kind_name(kind));
+    e.dev->conformance_now(sc_core::sc_time_stamp() + e.qk.get_local_time());
+    return s;
 }
 
 enum vs_dma_status virtio_device_tlm::dma_write(void *ctx, uint64_t addr, const void *src,
@@ -205,6 +222,7 @@ void virtio_device_tlm::charge(engine &e, const vdev_work &w)
 // MSI-X: a posted 4-byte write of the message data to the message address.
 void virtio_device_tlm::send_msis(engine &e)
 {
+    conformance_check(); // a step that just failed on a driver's ring violation
     msix_message m;
     while (vdev_take_msi(&dev_, &m)) {
         uint32_t data = m.data;

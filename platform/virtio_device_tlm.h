@@ -77,6 +77,7 @@ public:
     const dma_engine &dma_stats() const { return *dma_engine_; }
     const dma_arbiter &arbiter() const { return arbiter_; }
     trace_recorder *trace = nullptr; // optional timeline
+    bool stop_on_violation = false;  // viosim run --strict: sc_stop at the first violation
     // Host software changed address space `pasid` (ATS Invalidate Request).
     void ats_invalidate(uint32_t pasid) { dma_engine_->ats_invalidate(pasid); }
     // Host software programs the device's own IOMMU (iommu.walk_location = device).
@@ -104,6 +105,10 @@ private:
     };
 
     void b_transport(tlm::tlm_generic_payload &tx, sc_core::sc_time &delay);
+    // Conformance: stamp what the kernel records with simulated time, and stop the run
+    // at the first violation when asked to.
+    void conformance_now(const sc_core::sc_time &at);
+    void conformance_check();
     void tx_engine();
     void rx_engine();
     void ctrl_engine();

@@ -158,6 +158,8 @@ static inline bool vdev_rig_bring_up(struct vdev_rig *r, const vs_features *feat
     vdev_rig_map_bars(d);
     const uint8_t ack_drv = VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER;
     vdev_rig_wr(d, VIRTIO_PCI_COMMON_STATUS, 1, 0);
+    if (vdev_rig_rd(d, VIRTIO_PCI_COMMON_STATUS, 1) != 0) /* the reset has completed */
+        return false;
     vdev_rig_wr(d, VIRTIO_PCI_COMMON_STATUS, 1, VIRTIO_STATUS_ACKNOWLEDGE);
     vdev_rig_wr(d, VIRTIO_PCI_COMMON_STATUS, 1, ack_drv);
     for (uint32_t w = 0; w < VS_FEATURE_WORDS; w++) {
