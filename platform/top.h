@@ -7,6 +7,7 @@
 
 #include "config.h"
 #include "stats.h"
+#include "trace.h"
 
 struct run_result {
     bool completed;              // the workload finished (not stopped by the time limit)
@@ -19,6 +20,7 @@ struct run_result {
 // Output options of one run (not parameters: they do not change the simulation).
 struct run_options {
     std::string trace_path; // non-empty: write a Chrome/Perfetto timeline there
+    trace_window trace_span; // the stretch of simulated time the timeline keeps
 };
 
 // Runs one simulation. SystemC allows one elaboration per process, so call once.
