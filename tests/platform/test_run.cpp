@@ -386,6 +386,28 @@ Test(platform_run, trace_window_keeps_only_that_stretch)
     json_decref(all);
     json_decref(part);
 
+    // An open end: from 200 us to the end of the run; the file says "to": null.
+    run_out tail;
+    run(tail, {"--set", "driver.frames_count=100", "--trace", b + "/tail.json", "--trace-window",
+               "200:"}, b);
+    expect_clean_loopback(tail, 100);
+    json_t *late = json_load_file((b + "/tail.json").c_str(), 0, &e);
+    cr_assert_not_null(late, "open-ended trace is not JSON: %s", e.text);
+    cr_expect(json_is_null(json_object_get(
+        json_object_get(json_object_get(late, "otherData"), "viosim_trace_window_us"), "to")));
+    size_t kept = 0;
+    json_array_foreach(json_object_get(late, "traceEvents"), i, ev)
+    {
+        if (std::string(json_string_value(json_object_get(ev, "ph"))) == "M")
+            continue;
+        kept++;
+        const double end = json_number_value(json_object_get(ev, "ts")) +
+                           json_number_value(json_object_get(ev, "dur"));
+        cr_expect_geq(end, 200.0, "event ends at %f, before the window", end);
+    }
+    cr_expect_gt(kept, 10u);
+    json_decref(late);
+
     // A window is checked before anything runs: exit 2, the option named.
     const char *bad[] = {"120:100", "abc", "1:2:3", "-5:10", "10:inf", ""};
     for (const char *window : bad) {
