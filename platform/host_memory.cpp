@@ -1,14 +1,18 @@
 #include "host_memory.h"
 
 #include <cstring>
+#include <new>
 
 #include "address_map.h"
 
 host_memory::host_memory(sc_core::sc_module_name name, uint64_t base, uint64_t size_bytes,
                          sc_core::sc_time read_latency, sc_core::sc_time read_per_byte)
-    : sc_module(name), socket("socket"), base_(base), mem_(size_bytes, 0),
+    : sc_module(name), socket("socket"), base_(base), size_(size_bytes),
+      mem_(static_cast<uint8_t *>(std::calloc(size_bytes ? size_bytes : 1, 1))),
       read_latency_(read_latency), read_per_byte_(read_per_byte)
 {
+    if (!mem_)
+        throw std::bad_alloc();
     socket.register_b_transport(this, &host_memory::b_transport);
 }
 
@@ -17,12 +21,12 @@ void host_memory::b_transport(tlm::tlm_generic_payload &tx, sc_core::sc_time &de
 {
     const uint64_t addr = tx.get_address();
     const unsigned len = tx.get_data_length();
-    if (!amap::in(addr, len, base_, mem_.size()) || tx.get_byte_enable_ptr()) {
+    if (!amap::in(addr, len, base_, size_) || tx.get_byte_enable_ptr()) {
         errors++;
         tx.set_response_status(tlm::TLM_ADDRESS_ERROR_RESPONSE);
         return;
     }
-    uint8_t *p = mem_.data() + (addr - base_);
+    uint8_t *p = mem_.get() + (addr - base_);
     if (tx.is_read()) {
         std::memcpy(tx.get_data_ptr(), p, len);
         reads++;

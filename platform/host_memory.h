@@ -3,7 +3,8 @@
 #define VIOSIM_HOST_MEMORY_H
 
 #include <cstdint>
-#include <vector>
+#include <cstdlib>
+#include <memory>
 
 #include <systemc>
 #include <tlm>
@@ -17,17 +18,26 @@ public:
     host_memory(sc_core::sc_module_name name, uint64_t base, uint64_t size_bytes,
                 sc_core::sc_time read_latency, sc_core::sc_time read_per_byte);
 
-    uint8_t *data() { return mem_.data(); }
+    uint8_t *data() { return mem_.get(); }
     uint64_t base() const { return base_; }
-    uint64_t size() const { return mem_.size(); }
+    uint64_t size() const { return size_; }
 
     uint64_t reads = 0, writes = 0, read_bytes = 0, write_bytes = 0, errors = 0;
 
 private:
     void b_transport(tlm::tlm_generic_payload &tx, sc_core::sc_time &delay);
 
+    struct free_bytes {
+        void operator()(uint8_t *p) const { std::free(p); }
+    };
+
     uint64_t base_;
-    std::vector<uint8_t> mem_;
+    uint64_t size_;
+    // Zeroed by calloc, which maps fresh pages for a large block: the kernel zeroes each
+    // page when it is first touched, so a run pays only for the memory it uses (a
+    // zero-filled std::vector wrote all of host.memory_mib at start-up, most of a short
+    // run's CPU time).
+    std::unique_ptr<uint8_t, free_bytes> mem_;
     sc_core::sc_time read_latency_;
     sc_core::sc_time read_per_byte_;
 };

@@ -39,6 +39,7 @@ constexpr int EXIT_VIOLATION = 3; // --strict: the driver broke a conformance ru
 
 const char USAGE[] =
     "usage: viosim run [CONFIG] [--set key=value]... [--out DIR] [--seed N] [--trace FILE]\n"
+    "                  [--trace-window START_US:END_US]\n"
     "       viosim sweep STUDY [--jobs N] [--out DIR] [--emit slurm|parallel] [--merge]\n"
     "       viosim params [--markdown | --json]\n"
     "       viosim help | --help\n"
@@ -62,6 +63,9 @@ const char HELP[] =
     "  --out DIR        output directory, created if missing (default: out)\n"
     "  --trace FILE     write a timeline (Chrome/Perfetto trace-event JSON) of the run\n"
     "  --strict         stop at the first driver-conformance violation (exit status 3)\n"
+    "  --trace-window START_US:END_US\n"
+    "                   keep only the trace events reaching into that stretch of simulated\n"
+    "                   time (microseconds; either side may be empty; needs --trace)\n"
     "\n"
     "exit status: 0 the run completed and the driver reported OK; 1 the run failed (see\n"
     "DIR/stats.json); 2 usage or configuration error (nothing was run); 3 with --strict,\n"
@@ -178,7 +182,7 @@ int cmd_run(int argc, char **argv)
 {
     std::string config_path, out_dir = "out", seed;
     run_options opt;
-    bool have_config = false, have_seed = false;
+    bool have_config = false, have_seed = false, have_window = false;
     std::vector<std::string> sets;
 
     for (int i = 2; i < argc; i++) {
@@ -199,6 +203,13 @@ int cmd_run(int argc, char **argv)
             opt.trace_path = value;
         } else if (std::strcmp(arg, "--strict") == 0) {
             opt.strict = true;
+        } else if (take_option(argc, argv, i, "--trace-window", value, missing)) {
+            std::string why;
+            if (missing)
+                return usage_error("--trace-window needs START_US:END_US (e.g. 100:250)");
+            if (!trace_window_parse(value, opt.trace_span, why))
+                return usage_error("--trace-window: " + why);
+            have_window = true;
         } else if (take_option(argc, argv, i, "--seed", value, missing)) {
             if (missing)
                 return usage_error("--seed needs a number");
@@ -218,6 +229,9 @@ int cmd_run(int argc, char **argv)
             have_config = true;
         }
     }
+
+    if (have_window && opt.trace_path.empty())
+        return usage_error("--trace-window needs --trace FILE (it limits what the trace keeps)");
 
     // Everything is parsed and checked before anything is created or run.
     vs_config cfg = config_defaults();

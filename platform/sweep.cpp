@@ -46,12 +46,15 @@ const char USAGE[] =
 const char HELP[] =
     "\n"
     "Runs every point of a study's parameter grid as a `viosim run` in DIR/points/<index>\n"
-    "and writes DIR/results.csv (one row per point), DIR/study.json and DIR/command.txt.\n"
+    "and writes DIR/results.csv (one row per point), DIR/study.json, DIR/study-file.json\n"
+    "(the study file as given) and DIR/command.txt.\n"
     "Points already done with the same settings are skipped (resumable). See docs/sweeps.md.\n"
     "\n"
     "  STUDY            JSON: {\"base\": FILE or {...}, \"grid\": {\"key\": [v, ...] or\n"
     "                   {\"from\": a, \"to\": b, \"step\": s}}, \"zip\": [[\"k1\", \"k2\"]],\n"
-    "                   \"metrics\": [\"throughput.tx_mpps\", ...]}\n"
+    "                   \"metrics\": [\"throughput.tx_mpps\", ...],\n"
+    "                   \"report\": {\"plots\": [{\"x\": KEY, \"y\": METRIC, ...}]}} (for\n"
+    "                   scripts/report)\n"
     "  --jobs N         points run at once (default: the number of CPUs)\n"
     "  --out DIR        output directory (default: out/<study name>)\n"
     "  --emit slurm     write DIR/sweep.slurm (a job array) and DIR/merge.sh; run nothing\n"
@@ -91,12 +94,17 @@ struct study {
     std::vector<std::vector<std::string>> zip;
     std::vector<axis> axes;
     std::vector<std::string> metrics;
+    json_t *report = nullptr; // owned: the "report" section (scripts/report), or null
     std::vector<std::vector<assignment>> points;   // per point, in key order
 
     study() = default;
     study(const study &) = delete;
     study &operator=(const study &) = delete;
-    ~study() { json_decref(base); }
+    ~study()
+    {
+        json_decref(base);
+        json_decref(report);
+    }
 };
 
 std::string in_quotes(const std::string &s) { return "'" + s + "'"; }
@@ -280,6 +288,91 @@ std::string point_label(const std::vector<assignment> &point)
     return out;
 }
 
+// A column name list in the report section: one name or a list of names, each in allowed.
+std::vector<std::string> report_columns(const json_t *j, const std::string &at, bool required,
+                                        const std::vector<std::string> &allowed,
+                                        const std::string &allowed_text)
+{
+    std::vector<std::string> names;
+    if (json_is_string(j)) {
+        names.push_back(json_string_value(j));
+    } else if (json_is_array(j) && (json_array_size(j) > 0 || !required)) {
+        size_t i;
+        const json_t *name;
+        json_array_foreach(j, i, name) {
+            if (!json_is_string(name))
+                throw study_error{at + "expected a column name or a list of column names"};
+            names.push_back(json_string_value(name));
+        }
+    } else {
+        throw study_error{at + "expected a column name or a" + (required ? " non-empty" : "") +
+                          " list of column names"};
+    }
+    for (const std::string &name : names)
+        if (std::find(allowed.begin(), allowed.end(), name) == allowed.end())
+            throw study_error{at + "unknown column " + in_quotes(name) + " (" + allowed_text + ")"};
+    return names;
+}
+
+// The "report" section, read by scripts/report (docs/sweeps.md): {"title": "...",
+// "plots": [{"x": COLUMN, "y": METRIC or [METRIC...], "series": KEY or [KEY...],
+// "logx": bool, "logy": bool, "title": "..."}]}. Needs the grid keys and metrics.
+void check_report(const study &s, const json_t *report, const std::string &where)
+{
+    if (!json_is_object(report))
+        throw study_error{where + "\"report\" must be an object {\"title\": ..., \"plots\": [...]}"};
+    const char *k;
+    json_t *v;
+    json_object_foreach(const_cast<json_t *>(report), k, v) {
+        if (std::strcmp(k, "title") != 0 && std::strcmp(k, "plots") != 0)
+            throw study_error{where + "report: unknown field " + in_quotes(k) +
+                              " (expected title, plots)"};
+    }
+    const json_t *title = json_object_get(report, "title");
+    if (title && !json_is_string(title))
+        throw study_error{where + "report: \"title\" must be a string"};
+    const json_t *plots = json_object_get(report, "plots");
+    if (!plots)
+        return;
+    if (!json_is_array(plots) || json_array_size(plots) == 0)
+        throw study_error{where + "report: \"plots\" must be a non-empty list of plots"};
+    std::vector<std::string> x_allowed = {"index"};
+    x_allowed.insert(x_allowed.end(), s.keys.begin(), s.keys.end());
+    x_allowed.insert(x_allowed.end(), s.metrics.begin(), s.metrics.end());
+    size_t pi;
+    json_t *plot;
+    json_array_foreach(plots, pi, plot) {
+        const std::string at = where + "report plot " + std::to_string(pi) + ": ";
+        if (!json_is_object(plot))
+            throw study_error{at + "expected an object {\"x\": ..., \"y\": ...}"};
+        json_object_foreach(plot, k, v) {
+            static const std::set<std::string> known = {"x", "y", "series", "logx", "logy",
+                                                        "title"};
+            if (!known.count(k))
+                throw study_error{at + "unknown field " + in_quotes(k) +
+                                  " (expected x, y, series, logx, logy, title)"};
+        }
+        const json_t *x = json_object_get(plot, "x");
+        if (!json_is_string(x))
+            throw study_error{at + "\"x\" must be a column name (a grid key, a metric or index)"};
+        report_columns(x, at + "\"x\": ", true, x_allowed, "expected a grid key, a metric or index");
+        if (!json_object_get(plot, "y"))
+            throw study_error{at + "\"y\" is required (a metric or a list of metrics)"};
+        report_columns(json_object_get(plot, "y"), at + "\"y\": ", true, s.metrics,
+                       "expected one of the study's metrics");
+        if (const json_t *series = json_object_get(plot, "series"))
+            report_columns(series, at + "\"series\": ", false, s.keys, "expected a grid key");
+        for (const char *flag : {"logx", "logy"}) {
+            const json_t *b = json_object_get(plot, flag);
+            if (b && !json_is_boolean(b))
+                throw study_error{at + in_quotes(flag) + " must be true or false"};
+        }
+        const json_t *t = json_object_get(plot, "title");
+        if (t && !json_is_string(t))
+            throw study_error{at + "\"title\" must be a string"};
+    }
+}
+
 // Parses and checks the whole study: every point must be a valid `viosim run`.
 void load_study(study &s, const std::string &path)
 {
@@ -295,10 +388,10 @@ void load_study(study &s, const std::string &path)
     json_t *v;
     json_object_foreach(root, k, v) {
         static const std::set<std::string> known = {"description", "base", "grid", "zip",
-                                                    "metrics"};
+                                                    "metrics", "report"};
         if (!known.count(k))
             throw study_error{where + "unknown study field " + in_quotes(k) +
-                              " (expected base, grid, zip, metrics, description)"};
+                              " (expected base, grid, zip, metrics, report, description)"};
     }
 
     const json_t *description = json_object_get(root, "description");
@@ -438,6 +531,12 @@ void load_study(study &s, const std::string &path)
         }
     }
 
+    // report: checked here so a typo is found before the sweep runs, not after.
+    if (const json_t *report = json_object_get(root, "report")) {
+        check_report(s, report, where);
+        s.report = json_deep_copy(report);
+    }
+
     // Points: the product of the axes, the last axis varying fastest.
     size_t total = 1;
     for (const axis &a : s.axes) {
@@ -525,7 +624,10 @@ std::string study_json_text(const study &s)
     for (const std::string &m : s.metrics)
         json_array_append_new(metrics, json_string(m.c_str()));
     json_object_set_new(doc, "metrics", metrics);
+    if (s.report)
+        json_object_set(doc, "report", s.report);
     json_object_set_new(doc, "points", json_integer(static_cast<json_int_t>(s.points.size())));
+    json_object_set_new(doc, "viosim_version", json_string(VIOSIM_VERSION));
     std::string text = stats_json_text(doc);
     json_decref(doc);
     return text;
@@ -798,6 +900,7 @@ int sweep_main(int argc, char **argv)
                                 shell_quoted(d.out) + "\n";
     if (!write_file(d.base_json, stats_json_text(s.base), err) ||
         !write_file(d.out + "/study.json", study_json_text(s), err) ||
+        !write_file(d.out + "/study-file.json", slurp(study_path), err) ||
         !write_file(d.out + "/command.txt", command, err))
         return usage_error(err);
 

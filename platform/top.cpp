@@ -397,7 +397,7 @@ run_result vs_run(const vs_config &cfg, const run_options &opt)
     }
     std::unique_ptr<trace_recorder> trace;
     if (!opt.trace_path.empty()) {
-        trace.reset(new trace_recorder(opt.trace_path));
+        trace.reset(new trace_recorder(opt.trace_path, opt.trace_span));
         if (!trace->ok())
             throw std::runtime_error("cannot write the trace file " + opt.trace_path);
         p->dev.trace = trace.get();

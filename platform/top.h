@@ -7,6 +7,7 @@
 
 #include "config.h"
 #include "stats.h"
+#include "trace.h"
 
 // One driver-conformance violation (model/conformance.h), as stats.json lists it.
 struct violation_record {
@@ -34,6 +35,7 @@ struct run_result {
 struct run_options {
     std::string trace_path; // non-empty: write a Chrome/Perfetto timeline there
     bool strict = false;    // stop the simulation at the first conformance violation
+    trace_window trace_span; // the stretch of simulated time the timeline keeps
 };
 
 // Runs one simulation. SystemC allows one elaboration per process, so call once.

@@ -2,6 +2,9 @@
 
 #include <jansson.h>
 
+#include <cerrno>
+#include <cstdlib>
+
 namespace {
 
 // Trace-event times are microseconds; viosim's resolution is the picosecond.
@@ -13,13 +16,64 @@ json_t *thread_name(int track, const char *name)
                      "tid", track, "args", "name", name);
 }
 
+// One side of a window: empty, or a finite number of microseconds >= 0.
+bool window_bound(const std::string &text, double empty_value, double &out)
+{
+    if (text.empty()) {
+        out = empty_value;
+        return true;
+    }
+    char *end = nullptr;
+    errno = 0;
+    out = std::strtod(text.c_str(), &end);
+    return errno == 0 && end != text.c_str() && *end == '\0' && std::isfinite(out) && out >= 0;
+}
+
 } // namespace
 
-trace_recorder::trace_recorder(const std::string &path) : f_(std::fopen(path.c_str(), "w"))
+bool trace_window_parse(const std::string &text, trace_window &w, std::string &err)
+{
+    const size_t colon = text.find(':');
+    const std::string want = " (expected START_US:END_US, microseconds of simulated time, "
+                             "e.g. 100:250; either side may be empty)";
+    if (colon == std::string::npos || text.find(':', colon + 1) != std::string::npos) {
+        err = "'" + text + "' is not a window" + want;
+        return false;
+    }
+    const std::string from = text.substr(0, colon), to = text.substr(colon + 1);
+    if (!window_bound(from, 0.0, w.from_us)) {
+        err = "start '" + from + "' is not a number of microseconds >= 0" + want;
+        return false;
+    }
+    if (!window_bound(to, INFINITY, w.to_us)) {
+        err = "end '" + to + "' is not a number of microseconds >= 0" + want;
+        return false;
+    }
+    if (w.to_us <= w.from_us) {
+        err = "end (" + to + " us) must be after start (" + (from.empty() ? "0" : from) + " us)";
+        return false;
+    }
+    return true;
+}
+
+trace_recorder::trace_recorder(const std::string &path, const trace_window &window)
+    : f_(std::fopen(path.c_str(), "w")), window_(window)
 {
     if (!f_)
         return;
-    std::fputs("{\"displayTimeUnit\": \"ns\", \"traceEvents\": [\n", f_);
+    std::fputs("{\"displayTimeUnit\": \"ns\", ", f_);
+    if (!window_.whole()) {
+        // Recorded so a reader can tell an empty stretch from one cut off by the window.
+        json_t *w = json_pack("{s:{s:f, s:o}}", "viosim_trace_window_us", "from", window_.from_us,
+                              "to", std::isinf(window_.to_us) ? json_null()
+                                                               : json_real(window_.to_us));
+        char *text = w ? json_dumps(w, JSON_COMPACT | JSON_REAL_PRECISION(15)) : nullptr;
+        if (text)
+            std::fprintf(f_, "\"otherData\": %s, ", text);
+        std::free(text);
+        json_decref(w);
+    }
+    std::fputs("\"traceEvents\": [\n", f_);
     static const struct {
         int track;
         const char *name;
@@ -57,14 +111,15 @@ void trace_recorder::emit(json_t *event)
 
 void trace_recorder::span(int track, const char *name, sc_core::sc_time start, sc_core::sc_time end)
 {
-    if (f_)
+    // Outside the window when it ends before the window starts or starts at or after its end.
+    if (f_ && !(us(end > start ? end : start) < window_.from_us || us(start) >= window_.to_us))
         emit(json_pack("{s:s, s:s, s:f, s:f, s:i, s:i}", "name", name, "ph", "X", "ts", us(start),
                        "dur", end > start ? us(end - start) : 0.0, "pid", 1, "tid", track));
 }
 
 void trace_recorder::instant(int track, const char *name, sc_core::sc_time at)
 {
-    if (f_)
+    if (f_ && us(at) >= window_.from_us && us(at) < window_.to_us)
         emit(json_pack("{s:s, s:s, s:s, s:f, s:i, s:i}", "name", name, "ph", "i", "s", "t", "ts",
                        us(at), "pid", 1, "tid", track));
 }

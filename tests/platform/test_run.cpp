@@ -334,6 +334,95 @@ Test(platform_run, trace_timeline)
     json_decref(doc);
 }
 
+// `--trace-window START_US:END_US`: the trace keeps exactly the events of the whole-run
+// trace that reach into the window (spans overlapping it, instants inside it), in the same
+// order, and the statistics are still those of an untraced run.
+Test(platform_run, trace_window_keeps_only_that_stretch)
+{
+    const std::string a = temp_dir(), b = temp_dir();
+    run_out full, windowed;
+    run(full, {"--set", "driver.frames_count=100", "--trace", a + "/trace.json"}, a);
+    run(windowed, {"--set", "driver.frames_count=100", "--trace", b + "/trace.json",
+                   "--trace-window", "100:120.5"}, b);
+    expect_clean_loopback(full, 100);
+    expect_clean_loopback(windowed, 100);
+    cr_expect(slurp(a + "/stats.json") == slurp(b + "/stats.json"), "the window changed stats.json");
+    json_error_t e;
+    json_t *all = json_load_file((a + "/trace.json").c_str(), 0, &e);
+    json_t *part = json_load_file((b + "/trace.json").c_str(), 0, &e);
+    cr_assert_not_null(all);
+    cr_assert_not_null(part, "windowed trace is not JSON: %s (line %d)", e.text, e.line);
+    const json_t *w = json_object_get(json_object_get(part, "otherData"), "viosim_trace_window_us");
+    cr_expect_float_eq(json_number_value(json_object_get(w, "from")), 100.0, 1e-9);
+    cr_expect_float_eq(json_number_value(json_object_get(w, "to")), 120.5, 1e-9);
+    std::vector<std::string> want, got;
+    size_t i, outside = 0;
+    json_t *ev;
+    auto key = [](const json_t *event) {
+        char *text = json_dumps(event, JSON_COMPACT | JSON_SORT_KEYS);
+        std::string k = text ? text : "";
+        std::free(text);
+        return k;
+    };
+    json_array_foreach(json_object_get(all, "traceEvents"), i, ev)
+    {
+        const std::string ph = json_string_value(json_object_get(ev, "ph"));
+        const double ts = json_number_value(json_object_get(ev, "ts"));
+        const double end = ts + json_number_value(json_object_get(ev, "dur"));
+        const bool inside = ph == "M" || (ph == "X" ? end >= 100.0 && ts < 120.5
+                                                    : ts >= 100.0 && ts < 120.5);
+        if (inside)
+            want.push_back(key(ev));
+        else
+            outside++;
+    }
+    json_array_foreach(json_object_get(part, "traceEvents"), i, ev)
+        got.push_back(key(ev));
+    cr_expect_gt(outside, 1000u, "the window should leave most of the run out");
+    cr_expect_gt(want.size(), 100u, "the window should hold events");
+    cr_expect_eq(got.size(), want.size());
+    for (size_t k = 0; k < got.size() && k < want.size(); k++)
+        cr_expect_eq(got[k], want[k], "event %zu: %s vs %s", k, got[k].c_str(), want[k].c_str());
+    json_decref(all);
+    json_decref(part);
+
+    // An open end: from 200 us to the end of the run; the file says "to": null.
+    run_out tail;
+    run(tail, {"--set", "driver.frames_count=100", "--trace", b + "/tail.json", "--trace-window",
+               "200:"}, b);
+    expect_clean_loopback(tail, 100);
+    json_t *late = json_load_file((b + "/tail.json").c_str(), 0, &e);
+    cr_assert_not_null(late, "open-ended trace is not JSON: %s", e.text);
+    cr_expect(json_is_null(json_object_get(
+        json_object_get(json_object_get(late, "otherData"), "viosim_trace_window_us"), "to")));
+    size_t kept = 0;
+    json_array_foreach(json_object_get(late, "traceEvents"), i, ev)
+    {
+        if (std::string(json_string_value(json_object_get(ev, "ph"))) == "M")
+            continue;
+        kept++;
+        const double end = json_number_value(json_object_get(ev, "ts")) +
+                           json_number_value(json_object_get(ev, "dur"));
+        cr_expect_geq(end, 200.0, "event ends at %f, before the window", end);
+    }
+    cr_expect_gt(kept, 10u);
+    json_decref(late);
+
+    // A window is checked before anything runs: exit 2, the option named.
+    const char *bad[] = {"120:100", "abc", "1:2:3", "-5:10", "10:inf", ""};
+    for (const char *window : bad) {
+        run_out r;
+        run(r, {"--trace", b + "/bad.json", "--trace-window", window});
+        cr_expect_eq(r.status, 2, "--trace-window '%s': exit %d", window, r.status);
+        cr_expect_neq(r.err.find("--trace-window"), std::string::npos, "%s", r.err.c_str());
+    }
+    run_out no_trace;
+    run(no_trace, {"--trace-window", "1:2"});
+    cr_expect_eq(no_trace.status, 2);
+    cr_expect_neq(no_trace.err.find("--trace-window needs --trace"), std::string::npos, "%s",
+                  no_trace.err.c_str());
+}
+
 // iommu.walk_location=device: the device translates with its own IOTLB and walks the
 // page tables itself; every table read is a read request across the link.
 Test(platform_run, iommu_walks_in_the_device)

@@ -248,3 +248,53 @@ Test(platform_sweep, failed_point_does_not_stop_others)
     cr_expect_eq(again.status, 1);
     cr_expect_neq(again.err.find("ran 1, skipped 2"), std::string::npos, "%s", again.err.c_str());
 }
+
+// The optional "report" section (for scripts/report) is checked before anything runs:
+// its columns must be grid keys, metrics or index; a valid one is kept in study.json, and
+// the study file itself is copied verbatim to study-file.json.
+Test(platform_sweep, report_section_checked_and_preserved)
+{
+    const std::string dir = temp_dir();
+    const std::string good = R"({
+      "base": {"driver.frames_count": 50},
+      "grid": {"pcie.lanes": [4, 8], "driver.frame_sizes_bytes": [64]},
+      "metrics": ["throughput.tx_mpps", "latency.p99_ns"],
+      "report": {"title": "lanes", "plots": [{"x": "pcie.lanes", "y": ["throughput.tx_mpps"],
+                 "series": "driver.frame_sizes_bytes", "logy": true, "title": "t"}]}
+    })";
+    sweep_out r;
+    sweep(r, dir, write_study(dir, good));
+    cr_assert_eq(r.status, 0, "exit %d\n%s", r.status, r.err.c_str());
+    const std::string recorded = slurp(dir + "/out/study.json");
+    cr_expect_neq(recorded.find("\"report\""), std::string::npos, "%s", recorded.c_str());
+    cr_expect_neq(recorded.find("\"logy\": true"), std::string::npos, "%s", recorded.c_str());
+    cr_expect_neq(recorded.find("\"viosim_version\""), std::string::npos, "%s", recorded.c_str());
+    cr_expect_eq(slurp(dir + "/out/study-file.json"), good);
+
+    struct {
+        const char *report, *named;
+    } bad[] = {
+        {R"({"plots": [{"x": "pcie.lane", "y": "throughput.tx_mpps"}]})", "'pcie.lane'"},
+        {R"({"plots": [{"x": "pcie.lanes", "y": ["throughput.tx_mpps", "sim.time_ns"]}]})",
+         "'sim.time_ns'"},
+        {R"({"plots": [{"x": "pcie.lanes", "y": "latency.p99_ns", "series": ["pcie.gen"]}]})",
+         "'pcie.gen'"},
+        {R"({"plots": [{"x": "pcie.lanes"}]})", "\"y\" is required"},
+        {R"({"plots": [{"x": "pcie.lanes", "y": "latency.p99_ns", "logx": "yes"}]})", "'logx'"},
+        {R"({"plots": [{"x": "index", "y": "latency.p99_ns", "colour": "red"}]})", "'colour'"},
+        {R"({"plot": []})", "'plot'"},
+        {R"([1])", "\"report\" must be an object"},
+    };
+    for (const auto &b : bad) {
+        const std::string bad_dir = temp_dir();
+        std::string text = good;
+        const size_t at = text.find("\"report\": ") + 10;
+        text = text.substr(0, at) + b.report + "\n    }";
+        sweep_out e;
+        sweep(e, bad_dir, write_study(bad_dir, text));
+        cr_expect_eq(e.status, 2, "%s: exit %d", b.report, e.status);
+        cr_expect_neq(e.err.find(b.named), std::string::npos, "%s: %s", b.report, e.err.c_str());
+        cr_expect_neq(e.err.find("report"), std::string::npos, "%s: %s", b.report, e.err.c_str());
+        cr_expect_not(exists(bad_dir + "/out"), "%s", b.report);
+    }
+}
