@@ -1496,6 +1496,20 @@ bool config_validate(const vs_config &cfg, param_error &err)
                    std::to_string(cfg.dev.queue_size_max) + ")"};
         return false;
     }
+    // The static coalescing values mean nothing under another policy: say so rather than
+    // run without them.
+    const std::pair<const char *, uint32_t> coal_static[] = {
+        {"driver.coal_rx_max_packets", cfg.drv.coal_rx.max_packets},
+        {"driver.coal_rx_max_us", cfg.drv.coal_rx.max_usecs},
+        {"driver.coal_tx_max_packets", cfg.drv.coal_tx.max_packets},
+        {"driver.coal_tx_max_us", cfg.drv.coal_tx.max_usecs}};
+    for (const auto &k : coal_static)
+        if (k.second != 0 && cfg.drv.coal_policy != REFDRV_COAL_STATIC) {
+            err = {k.first, std::string("parameter '") + k.first +
+                                "': needs driver.coal_policy=static (the adaptive policy picks "
+                                "its own values; off sends none)"};
+            return false;
+        }
     if (cfg.drv.arrival != TRAFFIC_ARRIVAL_CONSTANT && !(cfg.drv.tx_rate_mpps > 0)) {
         err = {"driver.arrival", std::string("parameter 'driver.arrival': ") +
                                      (cfg.drv.arrival == TRAFFIC_ARRIVAL_POISSON ? "poisson" : "onoff") +
@@ -1624,7 +1638,8 @@ std::string config_params_markdown()
         "every frame size <= `device.max_frame_bytes`; with `device.backend` loopback every\n"
         "frame size + 12 (the virtio-net header) <= `driver.rx_buffer_bytes` (with\n"
         "`driver.frame_size_mix` imix: 60, 566 and 1514); `driver.arrival` poisson or onoff needs\n"
-        "`driver.tx_rate_mpps` > 0;\n"
+        "`driver.tx_rate_mpps` > 0; a non-zero `driver.coal_rx_*` / `driver.coal_tx_*` needs\n"
+        "`driver.coal_policy` static;\n"
         "`sim.quantum_ns` <= `sim.time_limit_ms`.\n";
     for (const auto &section : sections) {
         md += "\n## " + std::string(section.title) + "\n\n";

@@ -445,6 +445,11 @@ run_result vs_run(const vs_config &cfg, const run_options &opt)
     s.add_u64("driver.notifications_suppressed", "count", "notifications skipped because the device's event suppression said so", ds.notifications_suppressed);
     s.add_u64("driver.interrupts", "count", "interrupts taken by the driver", ds.interrupts);
     s.add_u64("driver.polls_empty", "count", "ring polls that found nothing", ds.polls_empty);
+    s.add_u64("driver.ctrl.commands", "count", "control queue commands the driver sent (coalescing only)", ds.ctrl_commands);
+    s.add_u64("driver.ctrl.errors", "count",
+              "control commands not answered VIRTIO_NET_OK, or whose VQ_GET read-back differed", ds.ctrl_errors);
+    s.add_u64("driver.coal.retunes", "count",
+              "driver.coal_policy adaptive: profile changes (one VQ_SET each)", ds.coal_retunes);
     s.add_u64("driver.mmio_reads", "count", "MMIO reads by the driver", ds.mmio_reads);
     s.add_u64("driver.mmio_writes", "count", "MMIO writes by the driver", ds.mmio_writes);
     s.add_u64("driver.cfg_reads", "count", "configuration reads by the driver", ds.cfg_reads);
