@@ -278,6 +278,7 @@ struct refdrv {
     /* adaptive coalescing: per data queue, the profile in force and the packet count
      * at the start of the current measurement interval */
     uint32_t coal_level[DATA_QUEUES];
+    int coal_trend[DATA_QUEUES];   /* direction the last interval pointed (-1, 0, +1) */
     uint64_t coal_mark_frames[DATA_QUEUES];
     uint64_t coal_mark_ps, coal_interval_ps;
 
@@ -1524,9 +1525,10 @@ static bool coal_static(struct refdrv *d)
  * profiles from low latency to heavy coalescing, {max_packets, max_usecs}. Every
  * coal_interval_ps the driver measures each queue's completed packets per microsecond
  * (Mpps) over the interval; the target profile is the number of thresholds in
- * coal_rate_mpps the rate reaches, and the queue moves ONE profile towards its target
- * per interval (so a burst or a lull is followed gradually, never jumped), with one
- * VQ_SET per change. Every queue starts at profile 0 (the reset values). */
+ * coal_rate_mpps the rate reaches. The queue moves ONE profile towards its target when
+ * two intervals in a row point the same way (so a burst or a lull is followed
+ * gradually, and completions reaped in bursts do not make it flap), with one VQ_SET per
+ * change. Every queue starts at profile 0 (the reset values). */
 static const struct refdrv_coal coal_profiles[] = {
     { 0, 0 }, { 4, 8 }, { 8, 16 }, { 16, 32 }, { 32, 64 },
 };
@@ -1545,13 +1547,14 @@ static bool coal_adapt(struct refdrv *d, uint64_t now)
         uint64_t frames = queues[i] == RX_QUEUE ? d->st->rx_frames : d->tx_reaped;
         double mpps = (double)(frames - d->coal_mark_frames[i]) * PS_PER_US_INT / (double)elapsed;
         uint32_t target = 0, level = d->coal_level[i];
+        int trend;
 
         while (target < COAL_PROFILES - 1u && mpps >= coal_rate_mpps[target])
             target++;
-        if (target > level)
-            level++;
-        else if (target < level)
-            level--;
+        trend = target > level ? 1 : target < level ? -1 : 0;
+        if (trend != 0 && trend == d->coal_trend[i])
+            level = trend > 0 ? level + 1u : level - 1u;
+        d->coal_trend[i] = level == d->coal_level[i] ? trend : 0;
         d->coal_mark_frames[i] = frames;
         if (level == d->coal_level[i])
             continue;

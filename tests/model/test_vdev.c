@@ -840,12 +840,17 @@ static uint16_t avail_flags(bool wrap)
 /* Re-create the device with a sink back end (TX frames never wait for RX buffers) and
  * bring it up with `lo`/`hi` features on top of VERSION_1 + RING_PACKED, RX and TX
  * queues and, with CTRL_VQ, the control queue. Returns whether FEATURES_OK stuck. */
-static bool coal_bring_up(uint32_t lo, uint32_t hi)
+static struct vdev_params coal_params(void)
 {
-    vdev_fini(&dev);
     struct vdev_params p = default_params();
     p.backend = VDEV_BACKEND_SINK;
-    cr_assert(vdev_init(&dev, &p));
+    return p;
+}
+
+static bool coal_bring_up_with(const struct vdev_params *p, uint32_t lo, uint32_t hi)
+{
+    vdev_fini(&dev);
+    cr_assert(vdev_init(&dev, p));
     ctrl_slot = ctrl_sent = tx_slot = 0;
     ctrl_wrap = tx_wrap = true;
     map_bars();
@@ -871,10 +876,22 @@ static bool coal_bring_up(uint32_t lo, uint32_t hi)
     return true;
 }
 
+static bool coal_bring_up(uint32_t lo, uint32_t hi)
+{
+    struct vdev_params p = coal_params();
+    return coal_bring_up_with(&p, lo, hi);
+}
+
+static void coal_bring_up_all_with(const struct vdev_params *p)
+{
+    cr_assert(coal_bring_up_with(p, 1u << VIRTIO_NET_F_CTRL_VQ_BIT,
+                                 HI(VIRTIO_NET_F_NOTF_COAL_BIT) | HI(VIRTIO_NET_F_VQ_NOTF_COAL_BIT)));
+}
+
 static void coal_bring_up_all(void)
 {
-    cr_assert(coal_bring_up(1u << VIRTIO_NET_F_CTRL_VQ_BIT,
-                            HI(VIRTIO_NET_F_NOTF_COAL_BIT) | HI(VIRTIO_NET_F_VQ_NOTF_COAL_BIT)));
+    struct vdev_params p = coal_params();
+    coal_bring_up_all_with(&p);
 }
 
 /* Post one packed descriptor at queue q's next slot. */
@@ -1256,4 +1273,78 @@ Test(vdev, coal_malformed_control_buffers)
     uint64_t before = fake_guest_accesses(&g);
     cr_expect_eq(vdev_ctrl_step(&dev, &ops, &w), VDEV_STEP_FAILED);
     cr_expect_eq(fake_guest_accesses(&g), before, "a broken device touches no memory");
+}
+
+/* "RX Example": the receive queue counts received packets the same way (loopback: each
+ * transmitted frame lands in a posted receive buffer). TX is left uncoalesced. */
+Test(vdev, coal_rx_queue_counts_received_packets)
+{
+    struct vdev_params p = default_params(); /* loopback */
+    coal_bring_up_all_with(&p);
+    cr_assert_eq(coal_cmd(VIRTIO_NET_CTRL_NOTF_COAL_RX_SET, 3, 10), VIRTIO_NET_OK);
+    fake_guest_put16(&g, ring_drv(VDEV_QUEUE_TX) + 2, RING_EVENT_FLAGS_DISABLE);
+    unsigned rx_slot = 0;
+    bool rx_wrap = true;
+    struct vdev_work w = {0};
+    uint32_t usecs, window;
+    for (unsigned i = 0; i < 3; i++) {
+        post_next(VDEV_QUEUE_RX, &rx_slot, &rx_wrap, GUEST_BASE + 0x60000 + 0x800u * i, 2048,
+                  (uint16_t)i, VIRTQ_DESC_F_WRITE_MASK);
+        tx_frame();
+        cr_assert_eq(vdev_rx_step(&dev, &ops, &w), VDEV_STEP_DONE);
+        if (i < 2) {
+            cr_expect_eq(dev.stats.interrupts_raised, 0, "frame %u", i);
+            cr_expect(vdev_coal_timer(&dev, VDEV_QUEUE_RX, &usecs, &window));
+            cr_expect_eq(usecs, 10);
+        }
+    }
+    cr_expect_eq(dev.stats.interrupts_raised, 1);
+    cr_expect_eq(dev.stats.coal_notify[VDEV_QUEUE_RX][VDEV_COAL_BY_PACKETS], 1);
+    cr_expect_eq(dev.stats.coal_notify[VDEV_QUEUE_TX][VDEV_COAL_BY_PACKETS], 0);
+}
+
+/* Buffers are counted when published: with used_batch_max 2 the count moves two at a
+ * time, so max_packets 3 is met at the second publication (4 buffers). */
+Test(vdev, coal_counts_published_batches)
+{
+    struct vdev_params p = coal_params();
+    p.used_batch_max = 2;
+    coal_bring_up_all_with(&p);
+    cr_assert_eq(coal_cmd(VIRTIO_NET_CTRL_NOTF_COAL_TX_SET, 3, 100), VIRTIO_NET_OK);
+    uint32_t usecs, window;
+    tx_frame();
+    cr_expect_not(vdev_coal_timer(&dev, VDEV_QUEUE_TX, &usecs, &window), "nothing published");
+    tx_frame();
+    cr_expect(vdev_coal_timer(&dev, VDEV_QUEUE_TX, &usecs, &window));
+    tx_frame();
+    cr_expect_eq(dev.stats.interrupts_raised, 0);
+    tx_frame();
+    cr_expect_eq(dev.stats.interrupts_raised, 1);
+}
+
+/* VQ_GET's result may straddle device-writable descriptors: it fills the 8 bytes
+ * before the ack wherever they lie. */
+Test(vdev, coal_vq_get_result_across_descriptors)
+{
+    coal_bring_up_all();
+    cr_assert_eq(coal_vq_set(VDEV_QUEUE_TX, 0, 0x01020304u, 0x0a0b0c0du), VIRTIO_NET_OK);
+    uint8_t in[2 + VIRTIO_NET_CTRL_COAL_VQ_IN_BYTES] = {VIRTIO_NET_CTRL_NOTF_COAL,
+                                                       VIRTIO_NET_CTRL_NOTF_COAL_VQ_GET,
+                                                       VDEV_QUEUE_TX, 0};
+    const uint64_t rbuf = CTRL_BUF + 0xc00, w1 = CTRL_BUF + 0xd00, w2 = CTRL_BUF + 0xe00;
+    memcpy(fake_guest_ptr(&g, rbuf, sizeof in), in, sizeof in);
+    memset(fake_guest_ptr(&g, w1, 3), 0xff, 3);
+    memset(fake_guest_ptr(&g, w2, 6), 0xff, 6);
+    post_next(VDEV_QUEUE_CTRL, &ctrl_slot, &ctrl_wrap, rbuf, sizeof in, 7, VIRTQ_DESC_F_NEXT_MASK);
+    post_next(VDEV_QUEUE_CTRL, &ctrl_slot, &ctrl_wrap, w1, 3, 7,
+              VIRTQ_DESC_F_NEXT_MASK | VIRTQ_DESC_F_WRITE_MASK);
+    post_next(VDEV_QUEUE_CTRL, &ctrl_slot, &ctrl_wrap, w2, 6, 7, VIRTQ_DESC_F_WRITE_MASK);
+    struct vdev_work w = {0};
+    cr_assert_eq(vdev_ctrl_step(&dev, &ops, &w), VDEV_STEP_DONE);
+    uint8_t out[9];
+    memcpy(out, fake_guest_ptr(&g, w1, 3), 3);
+    memcpy(out + 3, fake_guest_ptr(&g, w2, 6), 6);
+    cr_expect_eq(vs_le32(out), 0x01020304u);
+    cr_expect_eq(vs_le32(out + 4), 0x0a0b0c0du);
+    cr_expect_eq(out[8], VIRTIO_NET_OK);
 }
