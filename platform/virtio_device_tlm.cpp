@@ -249,11 +249,15 @@ void virtio_device_tlm::coal_hook(engine &e)
         decided = vdev_coal_recheck(&dev_, q, &e.ops) == VDEV_STEP_DONE;
     coal_timer &t = coal_[q];
     uint32_t usecs = 0, window = 0;
-    if (!vdev_coal_timer(&dev_, q, &usecs, &window)) {
+    const sc_time now = sc_core::sc_time_stamp() + e.qk.get_local_time();
+    const bool open = vdev_coal_timer(&dev_, q, &usecs, &window);
+    if (t.armed && (!open || t.window != window)) { // ended by max_packets or a change
+        if (trace)
+            trace->span(TRACE_QUEUE_RX + q, "coal_window", t.start, now);
         t.armed = false;
-    } else {
-        const sc_time now = sc_core::sc_time_stamp() + e.qk.get_local_time();
-        if (!t.armed || t.window != window) {
+    }
+    if (open) {
+        if (!t.armed) {
             t.armed = true;
             t.window = window;
             t.start = now;
@@ -267,6 +271,8 @@ void virtio_device_tlm::coal_hook(engine &e)
         if (now >= t.deadline) {
             coal_timer_expiries[q]++;
             t.armed = false;
+            if (trace)
+                trace->span(TRACE_QUEUE_RX + q, "coal_window_timer", t.start, now);
             decided = vdev_coal_expire(&dev_, q, window, &e.ops) == VDEV_STEP_DONE || decided;
         } else {
             // An earlier pending notification wins; a later one is replaced by this.
