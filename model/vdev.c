@@ -156,8 +156,13 @@ static void vdev_reset(struct vdev *d)
     d->error_queue = 0xffff;
     d->fifo_head = d->fifo_count = 0;
     d->outbox_head = d->outbox_count = 0;
-    /* "Upon reset, a device MUST initialize all coalescing parameters to 0." */
-    memset(d->coal, 0, sizeof d->coal);
+    /* "Upon reset, a device MUST initialize all coalescing parameters to 0." Window
+     * numbers keep counting, so a platform timer from before the reset stays stale. */
+    for (uint16_t i = 0; i < VDEV_QUEUES; i++) {
+        const uint32_t window = d->coal[i].window;
+        memset(&d->coal[i], 0, sizeof d->coal[i]);
+        d->coal[i].window = window + 1u;
+    }
     memset(&d->coal_tx_set, 0, sizeof d->coal_tx_set);
     memset(&d->coal_rx_set, 0, sizeof d->coal_rx_set);
     memset(&d->netcfg, 0, sizeof d->netcfg);

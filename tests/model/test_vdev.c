@@ -876,6 +876,32 @@ static bool coal_bring_up_with(const struct vdev_params *p, uint32_t lo, uint32_
     return true;
 }
 
+/* The driver's initialisation again on the same device (after a reset). */
+static bool coal_bring_up_all_again(void)
+{
+    ctrl_slot = ctrl_sent = tx_slot = 0;
+    ctrl_wrap = tx_wrap = true;
+    wr(VIRTIO_PCI_COMMON_STATUS, 1, 0);
+    wr(VIRTIO_PCI_COMMON_STATUS, 1, VIRTIO_STATUS_ACKNOWLEDGE);
+    wr(VIRTIO_PCI_COMMON_STATUS, 1, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
+    write_features(1u << VIRTIO_NET_F_CTRL_VQ_BIT,
+                   HI(VIRTIO_NET_F_NOTF_COAL_BIT) | HI(VIRTIO_NET_F_VQ_NOTF_COAL_BIT) |
+                       HI(VIRTIO_F_VERSION_1_BIT) | HI(VIRTIO_F_RING_PACKED_BIT));
+    wr(VIRTIO_PCI_COMMON_STATUS, 1,
+       VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
+    if (!(rd(VIRTIO_PCI_COMMON_STATUS, 1) & VIRTIO_STATUS_FEATURES_OK))
+        return false;
+    for (unsigned q = 0; q < VDEV_QUEUES; q++)
+        setup_queue(q);
+    fake_guest_put16(&g, ring_drv(VDEV_QUEUE_CTRL) + 2, RING_EVENT_FLAGS_DISABLE);
+    memset(fake_guest_ptr(&g, ring_desc(VDEV_QUEUE_TX), 16u * RING_SIZE), 0, 16u * RING_SIZE);
+    memset(fake_guest_ptr(&g, ring_desc(VDEV_QUEUE_CTRL), 16u * RING_SIZE), 0, 16u * RING_SIZE);
+    wr(VIRTIO_PCI_COMMON_STATUS, 1,
+       VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK |
+           VIRTIO_STATUS_DRIVER_OK);
+    return true;
+}
+
 static bool coal_bring_up(uint32_t lo, uint32_t hi)
 {
     struct vdev_params p = coal_params();
@@ -1347,4 +1373,24 @@ Test(vdev, coal_vq_get_result_across_descriptors)
     cr_expect_eq(vs_le32(out), 0x01020304u);
     cr_expect_eq(vs_le32(out + 4), 0x0a0b0c0du);
     cr_expect_eq(out[8], VIRTIO_NET_OK);
+}
+
+/* A device reset ends every counting window: the window a platform timer was started
+ * for never matches a window of the re-initialised device, and nothing is counted. */
+Test(vdev, coal_reset_ends_windows)
+{
+    coal_bring_up_all();
+    cr_assert_eq(coal_cmd(VIRTIO_NET_CTRL_NOTF_COAL_TX_SET, 8, 100), VIRTIO_NET_OK);
+    tx_frame();
+    uint32_t usecs, old, now;
+    cr_assert(vdev_coal_timer(&dev, VDEV_QUEUE_TX, &usecs, &old));
+    wr(VIRTIO_PCI_COMMON_STATUS, 1, 0);
+    cr_expect_not(vdev_coal_timer(&dev, VDEV_QUEUE_TX, &usecs, &now));
+    cr_expect_eq(dev.coal[VDEV_QUEUE_TX].counted, 0);
+    cr_assert(coal_bring_up_all_again());
+    cr_assert_eq(coal_cmd(VIRTIO_NET_CTRL_NOTF_COAL_TX_SET, 8, 100), VIRTIO_NET_OK);
+    tx_frame();
+    cr_assert(vdev_coal_timer(&dev, VDEV_QUEUE_TX, &usecs, &now));
+    cr_expect_neq(now, old);
+    cr_expect_eq(vdev_coal_expire(&dev, VDEV_QUEUE_TX, old, &ops), VDEV_STEP_IDLE, "stale");
 }
