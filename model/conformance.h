@@ -62,6 +62,10 @@ enum vs_obligation { VS_OBLIGATION_DRIVER, VS_OBLIGATION_DEVICE };
       "the notification value (or its vq_index) must be the index of the queue whose notify address is written") \
     X(NOTIFY_QUEUE_NOT_ENABLED, "Basic Facilities of a Virtio Device / Virtqueues", \
       "the driver notifies only queues that exist and are enabled") \
+    X(CTRL_COAL_NOT_NEGOTIATED, "Device Types / Network Device / Device Operation / Control Virtqueue / Notifications Coalescing", \
+      "TX_SET and RX_SET need VIRTIO_NET_F_NOTF_COAL negotiated, VQ_SET and VQ_GET need VIRTIO_NET_F_VQ_NOTF_COAL") \
+    X(CTRL_COAL_VQ_INDEX, "Device Types / Network Device / Device Operation / Control Virtqueue / Notifications Coalescing", \
+      "vq_index must name an enabled transmit or receive virtqueue") \
     X(RING_RULE, "Basic Facilities of a Virtio Device / Virtqueues", \
       "the driver must make buffers available as the ring format's rules say (the device reason names which)")
 

@@ -19,9 +19,6 @@
 #define VDEV_MSIX_PBA_OFFSET   0x0800u
 #define VDEV_MSIX_BAR_SIZE     0x1000u
 
-#define VIRTIO_NET_OK  0u
-#define VIRTIO_NET_ERR 1u
-
 static uint64_t pow2_at_least(uint64_t v)
 {
     uint64_t p = 1;
@@ -59,7 +56,7 @@ static vs_features offered_features(const struct vdev_params *p)
         VIRTIO_F_ORDER_PLATFORM_BIT, VIRTIO_F_ACCESS_PLATFORM_BIT,
         VIRTIO_F_NOTIFICATION_DATA_BIT, VIRTIO_F_EVENT_IDX_BIT, VIRTIO_F_INDIRECT_DESC_BIT,
         VIRTIO_F_RING_RESET_BIT,     VIRTIO_NET_F_MAC_BIT,      VIRTIO_NET_F_CTRL_VQ_BIT,
-        VIRTIO_NET_F_STATUS_BIT,
+        VIRTIO_NET_F_STATUS_BIT,     VIRTIO_NET_F_NOTF_COAL_BIT, VIRTIO_NET_F_VQ_NOTF_COAL_BIT,
     };
     vs_features f;
     memset(&f, 0, sizeof f);
@@ -71,13 +68,17 @@ static vs_features offered_features(const struct vdev_params *p)
 }
 
 /* Device-specific feature dependencies checked at FEATURES_OK ("Network Device /
- * Feature bits / Feature bit requirements"): of the features this device offers, none
- * depends on another (CTRL_VQ's dependants are not offered), so every subset of the
- * offer is acceptable. Kept as the place where such rules go. */
+ * Feature bits / Feature bit requirements"): of the features this device offers,
+ * VIRTIO_NET_F_NOTF_COAL and VIRTIO_NET_F_VQ_NOTF_COAL require VIRTIO_NET_F_CTRL_VQ
+ * (their commands travel on the control queue); a driver that accepts either without
+ * it does not get FEATURES_OK. */
 static bool net_validate_features(void *ctx, const vs_features *drv)
 {
     (void)ctx;
-    (void)drv;
+    const bool ctrl_vq = vs_feature_has(drv, VIRTIO_NET_F_CTRL_VQ_BIT);
+    if (!ctrl_vq && (vs_feature_has(drv, VIRTIO_NET_F_NOTF_COAL_BIT) ||
+                     vs_feature_has(drv, VIRTIO_NET_F_VQ_NOTF_COAL_BIT)))
+        return false;
     return true;
 }
 
@@ -155,6 +156,15 @@ static void vdev_reset(struct vdev *d)
     d->error_queue = 0xffff;
     d->fifo_head = d->fifo_count = 0;
     d->outbox_head = d->outbox_count = 0;
+    /* "Upon reset, a device MUST initialize all coalescing parameters to 0." Window
+     * numbers keep counting, so a platform timer from before the reset stays stale. */
+    for (uint16_t i = 0; i < VDEV_QUEUES; i++) {
+        const uint32_t window = d->coal[i].window;
+        memset(&d->coal[i], 0, sizeof d->coal[i]);
+        d->coal[i].window = window + 1u;
+    }
+    memset(&d->coal_tx_set, 0, sizeof d->coal_tx_set);
+    memset(&d->coal_rx_set, 0, sizeof d->coal_rx_set);
     memset(&d->netcfg, 0, sizeof d->netcfg);
     memcpy(d->netcfg.mac, d->p.mac, sizeof d->netcfg.mac);
     d->netcfg.status = VIRTIO_NET_S_LINK_UP_MASK;
@@ -401,6 +411,19 @@ static void queue_enable(struct vdev *d, uint16_t qi)
     q->ops->init(&q->ring, &cfg);
     q->enabled = true;
     d->generation[qi]++;
+    /* "Upon disabling and re-enabling a transmit [receive] virtqueue, the device MUST set
+     * the coalescing parameters of the virtqueue to those configured through the
+     * VIRTIO_NET_CTRL_NOTF_COAL_TX_SET [RX_SET] command, or ... to 0": the class values
+     * are zero until a TX_SET / RX_SET and after a reset. */
+    struct vdev_coal *c = &d->coal[qi];
+    c->counted = 0;
+    c->recheck = false;
+    c->window++;
+    memset(&c->p, 0, sizeof c->p);
+    if (qi == VDEV_QUEUE_TX)
+        c->p = d->coal_tx_set;
+    else if (qi == VDEV_QUEUE_RX)
+        c->p = d->coal_rx_set;
 }
 
 static void apply_event(struct vdev *d, struct vpci_event ev, uint16_t *kicked)
@@ -782,10 +805,137 @@ enum vdev_step vdev_rx_step(struct vdev *d, const struct vs_guest_ops *ops, stru
     return push(d, qi, g, &e, hdr + len);
 }
 
-/* Control queue ("Network Device / Device Operation / Control Virtqueue"): class and
- * command in the readable part, the ack byte is the last writable byte. This device
- * offers none of the command classes' features, so every command gets
- * VIRTIO_NET_ERR. */
+/* ---- Control queue ("Network Device / Device Operation / Control Virtqueue") ---- */
+
+/* With one queue pair: receiveq1 is 0, transmitq1 is 1 ("Virtqueues"). Is vq an
+ * enabled transmit or receive queue ("Notifications Coalescing": vq_index names one)? */
+static bool net_data_queue_enabled(const struct vdev *d, uint16_t vq)
+{
+    return (vq == VDEV_QUEUE_RX || vq == VDEV_QUEUE_TX) && d->q[vq].enabled;
+}
+
+/* New parameters for queue vq: in force at once, checked at once by the queue's own
+ * context ("Notifications When Coalescing Parameters Change"). */
+static void coal_set(struct vdev *d, uint16_t vq, const struct virtio_net_ctrl_coal *c)
+{
+    d->coal[vq].p = *c;
+    d->coal[vq].recheck = true;
+}
+
+/* The VIRTIO_NET_CTRL_NOTF_COAL class. `data` holds the command-specific data the
+ * driver wrote (len bytes; longer data than the command's structure is ignored past
+ * it); `writable` is the size of the device-writable part. Returns the ack; a VQ_GET
+ * answered OK leaves its structure in *result (*result_len = 8). "The device applies
+ * the last coalescing parameters set for a virtqueue, regardless of the command used":
+ * TX_SET / RX_SET and VQ_SET all write the queue's parameters in force. */
+static uint8_t net_ctrl_notf_coal(struct vdev *d, uint8_t command, const uint8_t *data,
+                                  uint32_t len, uint32_t writable,
+                                  struct virtio_net_ctrl_coal *result, uint32_t *result_len)
+{
+    const bool coal = vpci_negotiated(&d->vpci, VIRTIO_NET_F_NOTF_COAL_BIT);
+    const bool vq_coal = vpci_negotiated(&d->vpci, VIRTIO_NET_F_VQ_NOTF_COAL_BIT);
+    struct virtio_net_ctrl_coal c;
+    struct virtio_net_ctrl_coal_vq cv;
+
+    switch (command) {
+    case VIRTIO_NET_CTRL_NOTF_COAL_TX_SET:
+    case VIRTIO_NET_CTRL_NOTF_COAL_RX_SET:
+        /* The driver "MUST have negotiated the VIRTIO_NET_F_NOTF_COAL feature when
+         * issuing" these; a command the device cannot apply gets VIRTIO_NET_ERR. */
+        if (!coal)
+            vs_conf_report(&d->vpci.conf, VS_RULE_CTRL_COAL_NOT_NEGOTIATED, VDEV_QUEUE_CTRL,
+                           command, VIRTIO_NET_F_NOTF_COAL_BIT);
+        if (!coal || len < sizeof c)
+            return VIRTIO_NET_ERR;
+        memcpy(&c, data, sizeof c);
+        if (command == VIRTIO_NET_CTRL_NOTF_COAL_TX_SET) {
+            d->coal_tx_set = c;
+            coal_set(d, VDEV_QUEUE_TX, &c);
+        } else {
+            d->coal_rx_set = c;
+            coal_set(d, VDEV_QUEUE_RX, &c);
+        }
+        return VIRTIO_NET_OK;
+    case VIRTIO_NET_CTRL_NOTF_COAL_VQ_SET:
+        /* "The device MUST respond to VIRTIO_NET_CTRL_NOTF_COAL_VQ_SET and
+         * VIRTIO_NET_CTRL_NOTF_COAL_VQ_GET commands with VIRTIO_NET_ERR if the
+         * designated virtqueue is not an enabled transmit or receive virtqueue";
+         * "The device MUST ignore reserved". */
+        if (!vq_coal)
+            vs_conf_report(&d->vpci.conf, VS_RULE_CTRL_COAL_NOT_NEGOTIATED, VDEV_QUEUE_CTRL,
+                           command, VIRTIO_NET_F_VQ_NOTF_COAL_BIT);
+        if (!vq_coal || len < sizeof cv)
+            return VIRTIO_NET_ERR;
+        memcpy(&cv, data, sizeof cv);
+        if (!net_data_queue_enabled(d, cv.vq_index)) {
+            vs_conf_report(&d->vpci.conf, VS_RULE_CTRL_COAL_VQ_INDEX, VDEV_QUEUE_CTRL,
+                           cv.vq_index, 0);
+            return VIRTIO_NET_ERR;
+        }
+        coal_set(d, cv.vq_index, &cv.coal);
+        return VIRTIO_NET_OK;
+    case VIRTIO_NET_CTRL_NOTF_COAL_VQ_GET:
+        /* vq_index and reserved come from the driver; the device writes the
+         * struct virtio_net_ctrl_coal, which needs 8 writable bytes before the ack. */
+        if (!vq_coal)
+            vs_conf_report(&d->vpci.conf, VS_RULE_CTRL_COAL_NOT_NEGOTIATED, VDEV_QUEUE_CTRL,
+                           command, VIRTIO_NET_F_VQ_NOTF_COAL_BIT);
+        if (!vq_coal || len < VIRTIO_NET_CTRL_COAL_VQ_IN_BYTES ||
+            writable < sizeof *result + 1u)
+            return VIRTIO_NET_ERR;
+        memcpy(&cv, data, VIRTIO_NET_CTRL_COAL_VQ_IN_BYTES);
+        if (!net_data_queue_enabled(d, cv.vq_index)) {
+            vs_conf_report(&d->vpci.conf, VS_RULE_CTRL_COAL_VQ_INDEX, VDEV_QUEUE_CTRL,
+                           cv.vq_index, 0);
+            return VIRTIO_NET_ERR;
+        }
+        *result = d->coal[cv.vq_index].p;
+        *result_len = sizeof *result;
+        return VIRTIO_NET_OK;
+    default:
+        return VIRTIO_NET_ERR;
+    }
+}
+
+/* Write src at byte `off` of a buffer's device-writable part. */
+static enum vs_dma_status write_writable_at(const struct vs_guest_ops *ops,
+                                            const struct vq_seg *segs, uint32_t nsegs,
+                                            uint32_t off, const void *src, uint32_t len)
+{
+    const uint8_t *p = src;
+    for (uint32_t i = 0; i < nsegs && len > 0; i++) {
+        if (!segs[i].device_writable)
+            continue;
+        if (off >= segs[i].len) {
+            off -= segs[i].len;
+            continue;
+        }
+        uint32_t chunk = segs[i].len - off < len ? segs[i].len - off : len;
+        enum vs_dma_status s = ops->write(ops->ctx, segs[i].addr + off, p, chunk,
+                                          VS_DMA_BUF_WRITE);
+        if (s != VS_DMA_OK)
+            return s;
+        p += chunk;
+        len -= chunk;
+        off = 0;
+    }
+    return VS_DMA_OK;
+}
+
+/* One command: u8 class, u8 command and the command-specific data in the
+ * device-readable part; the ack is the last device-writable byte, and a result
+ * (VQ_GET's struct virtio_net_ctrl_coal) fills the bytes just before it. The used
+ * length is the bytes written: 1, or 9 with a result.
+ * What the device answers:
+ *  - class VIRTIO_NET_CTRL_NOTF_COAL with its feature negotiated: per command, see
+ *    net_ctrl_notf_coal (OK, or ERR for data shorter than the command's structure, a
+ *    designated queue that is not an enabled TX/RX queue, or no room for a result);
+ *  - any other class, an unknown command, or fewer than 2 readable bytes (no class and
+ *    command to read): VIRTIO_NET_ERR. The device can answer, so it does.
+ * Malformed beyond answering: a buffer with no device-writable byte leaves the device
+ * no way to say anything, and "There is little the driver can do except issue a
+ * diagnostic if ack is not VIRTIO_NET_OK" means a driver never sends one on purpose:
+ * the device needs a reset (CTRL_NO_ACK_BYTE). */
 enum vdev_step vdev_ctrl_step(struct vdev *d, const struct vs_guest_ops *ops, struct vdev_work *w)
 {
     const uint16_t qi = VDEV_QUEUE_CTRL;
@@ -796,20 +946,81 @@ enum vdev_step vdev_ctrl_step(struct vdev *d, const struct vs_guest_ops *ops, st
     enum vdev_step st = pop(d, qi, g, &e, w);
     if (st != VDEV_STEP_DONE)
         return st;
-    uint32_t written = 0;
-    if (e.readable_bytes >= 2 && e.writable_bytes >= 1) {
-        const struct vq_seg *last = &d->segs[qi][e.nsegs - 1];
-        uint8_t ack = VIRTIO_NET_ERR;
-        enum vs_dma_status s = g->write(g->ctx, last->addr + last->len - 1, &ack, 1,
-                                        VS_DMA_BUF_WRITE);
+    if (e.writable_bytes == 0)
+        return vdev_fail(d, qi, VS_REASON_CTRL_NO_ACK_BYTE);
+
+    uint8_t cmd[VIRTIO_NET_CTRL_HDR_BYTES + sizeof(struct virtio_net_ctrl_coal_vq)];
+    uint32_t got = 0;
+    enum vs_dma_status s = read_segments(g, d->segs[qi], e.nsegs, cmd, sizeof cmd, &got);
+    if (s != VS_DMA_OK)
+        return dma_failed(d, qi, s);
+    w->bytes_read += got;
+
+    uint8_t ack = VIRTIO_NET_ERR;
+    struct virtio_net_ctrl_coal result;
+    uint32_t result_len = 0;
+    if (got >= VIRTIO_NET_CTRL_HDR_BYTES && cmd[0] == VIRTIO_NET_CTRL_NOTF_COAL)
+        ack = net_ctrl_notf_coal(d, cmd[1], cmd + VIRTIO_NET_CTRL_HDR_BYTES,
+                                 got - VIRTIO_NET_CTRL_HDR_BYTES, e.writable_bytes, &result,
+                                 &result_len);
+    if (result_len != 0) {
+        s = write_writable_at(g, d->segs[qi], e.nsegs, e.writable_bytes - 1u - result_len,
+                              &result, result_len);
         if (s != VS_DMA_OK)
             return dma_failed(d, qi, s);
-        written = 1;
-        w->bytes_written += 1;
     }
+    s = write_writable_at(g, d->segs[qi], e.nsegs, e.writable_bytes - 1u, &ack, 1);
+    if (s != VS_DMA_OK)
+        return dma_failed(d, qi, s);
+    w->bytes_written += 1u + result_len;
     d->stats.ctrl_commands++;
+    if (ack == VIRTIO_NET_OK)
+        d->stats.ctrl_ok++;
+    else
+        d->stats.ctrl_err++;
     w->buffers++;
-    return push(d, qi, g, &e, written);
+    return push(d, qi, g, &e, 1u + result_len);
+}
+
+/* ---- Used buffer notifications and coalescing ---- */
+
+/* Is notification coalescing in force on queue q? Only transmit and receive queues
+ * have parameters; "When the device has max_usecs = 0 or max_packets = 0, the
+ * notification conditions are met after every packet received/sent." */
+static bool coal_active(const struct vdev *d, uint16_t qi)
+{
+    const struct vdev_coal *c = &d->coal[qi];
+    return (qi == VDEV_QUEUE_RX || qi == VDEV_QUEUE_TX) && c->p.max_packets != 0 &&
+           c->p.max_usecs != 0;
+}
+
+/* The notification conditions are met (or no coalescing): read the driver's event
+ * suppression for everything published since the last decision and send the queue's
+ * message if it wants one ("Used Buffer Notification Suppression"; coalescing: "A
+ * device SHOULD NOT send used buffer notifications to the driver if the notifications
+ * are suppressed, even if the notification conditions are met"). Counting starts
+ * again at the next buffer. */
+static enum vdev_step notify_decision(struct vdev *d, uint16_t qi, const struct vs_guest_ops *g,
+                                      bool coalesced, enum vdev_coal_cause cause)
+{
+    struct vdev_queue *q = &d->q[qi];
+    d->coal[qi].counted = 0;
+    bool interrupt = false;
+    if (q->ops->should_interrupt(&q->ring, g, &interrupt) != VQ_OK)
+        return ring_failed(d, qi);
+    if (coalesced) {
+        if (interrupt)
+            d->stats.coal_notify[qi][cause]++;
+        else
+            d->stats.coal_suppressed[qi]++;
+    }
+    if (interrupt) {
+        d->stats.interrupts_raised++;
+        if (!d->msix.enabled)
+            vpci_isr_set(&d->vpci, VIRTIO_PCI_ISR_QUEUE_MASK);
+        signal_vector(d, d->vpci.q[qi].msix_vector);
+    }
+    return VDEV_STEP_DONE;
 }
 
 enum vdev_step vdev_complete(struct vdev *d, uint16_t qi, const struct vs_guest_ops *ops)
@@ -820,7 +1031,8 @@ enum vdev_step vdev_complete(struct vdev *d, uint16_t qi, const struct vs_guest_
         return VDEV_STEP_FAILED;
     const struct vs_guest_ops *g = gate(d, qi, ops);
     struct vdev_queue *q = &d->q[qi];
-    if (q->ops->pending(&q->ring) == 0)
+    const uint32_t published = q->ops->pending(&q->ring);
+    if (published == 0)
         return VDEV_STEP_IDLE;
     /* Without VIRTIO_F_ORDER_PLATFORM the driver only promises CPU-to-CPU ordering, and
      * a device "MAY operate in a slower emulation mode" ("Reserved Feature Bits"): this
@@ -835,16 +1047,59 @@ enum vdev_step vdev_complete(struct vdev *d, uint16_t qi, const struct vs_guest_
     }
     if (q->ops->flush(&q->ring, g) != VQ_OK)
         return ring_failed(d, qi);
-    bool interrupt = false;
-    if (q->ops->should_interrupt(&q->ring, g, &interrupt) != VQ_OK)
-        return ring_failed(d, qi);
-    if (interrupt) {
-        d->stats.interrupts_raised++;
-        if (!d->msix.enabled)
-            vpci_isr_set(&d->vpci, VIRTIO_PCI_ISR_QUEUE_MASK);
-        signal_vector(d, d->vpci.q[qi].msix_vector);
-    }
-    return VDEV_STEP_DONE;
+    if (!coal_active(d, qi))
+        return notify_decision(d, qi, g, false, VDEV_COAL_BY_PACKETS);
+    /* "Operation": counting starts upon the first packet after the last notification;
+     * the conditions are met upon max_packets packets (or max_usecs, the platform's
+     * timer). A packet is a used buffer here (no MRG_RXBUF: one frame per buffer). */
+    struct vdev_coal *c = &d->coal[qi];
+    if (c->counted == 0)
+        c->window++;
+    c->counted = published > UINT32_MAX - c->counted ? UINT32_MAX : c->counted + published;
+    if (c->counted < c->p.max_packets)
+        return VDEV_STEP_DONE;
+    return notify_decision(d, qi, g, true, VDEV_COAL_BY_PACKETS);
+}
+
+bool vdev_coal_timer(const struct vdev *d, uint16_t qi, uint32_t *usecs, uint32_t *window)
+{
+    if (!vdev_queue_live(d, qi) || !coal_active(d, qi) || d->coal[qi].counted == 0)
+        return false;
+    *usecs = d->coal[qi].p.max_usecs;
+    *window = d->coal[qi].window;
+    return true;
+}
+
+enum vdev_step vdev_coal_expire(struct vdev *d, uint16_t qi, uint32_t window,
+                                const struct vs_guest_ops *ops)
+{
+    if (!vdev_queue_live(d, qi))
+        return d->error != VS_REASON_NONE ? VDEV_STEP_FAILED : VDEV_STEP_IDLE;
+    const struct vdev_coal *c = &d->coal[qi];
+    if (c->counted == 0 || c->window != window)
+        return VDEV_STEP_IDLE;
+    return notify_decision(d, qi, gate(d, qi, ops), true, VDEV_COAL_BY_TIMER);
+}
+
+bool vdev_coal_recheck_needed(const struct vdev *d, uint16_t qi)
+{
+    return qi < VDEV_QUEUES && d->coal[qi].recheck;
+}
+
+enum vdev_step vdev_coal_recheck(struct vdev *d, uint16_t qi, const struct vs_guest_ops *ops)
+{
+    if (!vdev_queue_live(d, qi))
+        return d->error != VS_REASON_NONE ? VDEV_STEP_FAILED : VDEV_STEP_IDLE;
+    struct vdev_coal *c = &d->coal[qi];
+    if (!c->recheck)
+        return VDEV_STEP_IDLE;
+    c->recheck = false;
+    /* Example of the spec: 10 packets counted, then max_packets = 8: "the notification
+     * condition is immediately considered to be met". Coalescing switched off with
+     * packets counted meets it too (every packet meets it then). */
+    if (c->counted == 0 || (coal_active(d, qi) && c->counted < c->p.max_packets))
+        return VDEV_STEP_IDLE;
+    return notify_decision(d, qi, gate(d, qi, ops), true, VDEV_COAL_BY_CHANGE);
 }
 
 enum vdev_step vdev_arm_notifications(struct vdev *d, uint16_t qi, const struct vs_guest_ops *ops)

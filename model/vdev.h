@@ -91,6 +91,27 @@ struct vdev_queue {
     uint64_t kicks;
 };
 
+/* Notification coalescing of one transmit or receive queue ("Notifications
+ * Coalescing"). Counting starts at the first used buffer published after the last
+ * notification decision; the conditions are met at max_packets buffers or max_usecs
+ * after that first one, whichever comes first. The kernel has no time: it opens a
+ * counting window (a new `window` number) and the platform runs the max_usecs timer
+ * for it (vdev_coal_timer, vdev_coal_expire). */
+struct vdev_coal {
+    struct virtio_net_ctrl_coal p; /* parameters in force on this queue */
+    uint32_t counted;  /* used buffers published since the last notification decision */
+    uint32_t window;   /* counting windows opened so far: names the current one */
+    bool recheck;      /* parameters changed: check the conditions at once */
+};
+
+/* Why a used buffer notification decision was taken under coalescing. */
+enum vdev_coal_cause {
+    VDEV_COAL_BY_PACKETS, /* max_packets buffers counted */
+    VDEV_COAL_BY_TIMER,   /* max_usecs elapsed since the first counted buffer */
+    VDEV_COAL_BY_CHANGE,  /* new parameters met the conditions at once */
+    VDEV_COAL_CAUSES
+};
+
 struct vdev_stats {
     uint64_t tx_frames, tx_bytes;
     uint64_t rx_frames, rx_bytes;
@@ -98,6 +119,11 @@ struct vdev_stats {
     uint64_t rx_no_buffer;       /* RX step found a frame but no receive buffer */
     uint64_t rx_dropped_too_big; /* frame larger than the receive buffer (no MRG_RXBUF) */
     uint64_t ctrl_commands;
+    uint64_t ctrl_ok, ctrl_err;  /* control commands answered VIRTIO_NET_OK / _ERR */
+    /* Notifications sent under coalescing, per queue and cause (enum vdev_coal_cause),
+     * and decisions whose conditions were met but the driver suppressed. */
+    uint64_t coal_notify[VDEV_QUEUES][VDEV_COAL_CAUSES];
+    uint64_t coal_suppressed[VDEV_QUEUES];
     uint64_t interrupts_raised;  /* used buffer notifications decided */
     uint64_t config_interrupts;
     uint64_t dma_reads[VS_DMA_KIND_COUNT], dma_writes[VS_DMA_KIND_COUNT];
@@ -155,6 +181,11 @@ struct vdev {
      * generation under it stops at once, without touching the new queue state. */
     uint32_t generation[VDEV_QUEUES];
 
+    /* Notification coalescing: per queue, and the values of the last TX_SET / RX_SET
+     * that a re-enabled queue takes ("Notifications Coalescing", device normative). */
+    struct vdev_coal coal[VDEV_QUEUES];
+    struct virtio_net_ctrl_coal coal_tx_set, coal_rx_set;
+
     struct vdev_stats stats;
 };
 
@@ -179,11 +210,37 @@ bool vdev_mmio_write(struct vdev *d, uint64_t addr, unsigned size, uint64_t valu
  * ops: the platform's guest memory. */
 enum vdev_step vdev_tx_step(struct vdev *d, const struct vs_guest_ops *ops, struct vdev_work *w);
 enum vdev_step vdev_rx_step(struct vdev *d, const struct vs_guest_ops *ops, struct vdev_work *w);
+/* One control command ("Control Virtqueue"): see vdev.c for what the device answers
+ * and what makes a buffer malformed. */
 enum vdev_step vdev_ctrl_step(struct vdev *d, const struct vs_guest_ops *ops, struct vdev_work *w);
 
 /* Publish queue q's pending used buffers (head flags last) and, if the driver's event
- * suppression allows, queue its MSI-X message in the outbox. */
+ * suppression allows, queue its MSI-X message in the outbox. Under notification
+ * coalescing (q a transmit or receive queue with non-zero max_packets and max_usecs)
+ * the buffers are counted and the suppression check and message wait until
+ * max_packets are counted or the platform's timer ends (vdev_coal_expire). */
 enum vdev_step vdev_complete(struct vdev *d, uint16_t q, const struct vs_guest_ops *ops);
+
+/* Coalescing timer of queue q: true while published buffers wait for a notification
+ * decision and max_usecs is in force; then *usecs is max_usecs and *window names the
+ * counting window, which started with its first buffer. A later call that returns a
+ * different window means the old one ended (a decision was taken) and a new one began.
+ * The platform starts max_usecs at the window's first buffer and calls
+ * vdev_coal_expire when it ends. */
+bool vdev_coal_timer(const struct vdev *d, uint16_t q, uint32_t *usecs, uint32_t *window);
+/* max_usecs of `window` elapsed: take the notification decision (event suppression
+ * still applies). IDLE when that window already ended (a stale timer), DONE when the
+ * decision was taken, FAILED when the device needs a reset. Call from the context that
+ * processes queue q (it reads q's ring). */
+enum vdev_step vdev_coal_expire(struct vdev *d, uint16_t q, uint32_t window,
+                                const struct vs_guest_ops *ops);
+/* A control command changed q's coalescing parameters ("Notifications When Coalescing
+ * Parameters Change"): vdev_coal_recheck checks the conditions at once and decides
+ * if they are met (DONE), else IDLE. The packet condition only: the platform, which
+ * owns time, re-arms its timer with the new max_usecs from the window's start. Call
+ * from the context that processes queue q. */
+bool vdev_coal_recheck_needed(const struct vdev *d, uint16_t q);
+enum vdev_step vdev_coal_recheck(struct vdev *d, uint16_t q, const struct vs_guest_ops *ops);
 
 /* Before sleeping: ask the driver for notifications on q, then re-check. Returns
  * VDEV_STEP_DONE if buffers became available meanwhile (do not sleep), IDLE otherwise. */

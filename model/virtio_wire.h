@@ -149,6 +149,35 @@ struct virtio_net_config {
 };
 VS_STATIC_ASSERT(sizeof(struct virtio_net_config) == 24, "virtio_net_config layout");
 
+/* ---- Control virtqueue ("Network Device / Device Operation / Control Virtqueue") ----
+ * A command is: u8 class, u8 command, command-specific data (device-readable), then
+ * the u8 ack (device-writable). */
+#define VIRTIO_NET_OK  0u
+#define VIRTIO_NET_ERR 1u
+#define VIRTIO_NET_CTRL_HDR_BYTES 2u /* class + command */
+
+/* "Notifications Coalescing": class 6 and its commands. */
+#define VIRTIO_NET_CTRL_NOTF_COAL        6u
+#define VIRTIO_NET_CTRL_NOTF_COAL_TX_SET 0u /* struct virtio_net_ctrl_coal, all TX queues */
+#define VIRTIO_NET_CTRL_NOTF_COAL_RX_SET 1u /* struct virtio_net_ctrl_coal, all RX queues */
+#define VIRTIO_NET_CTRL_NOTF_COAL_VQ_SET 2u /* struct virtio_net_ctrl_coal_vq, one queue */
+#define VIRTIO_NET_CTRL_NOTF_COAL_VQ_GET 3u /* vq_index + reserved in, coal out */
+
+struct virtio_net_ctrl_coal {
+    uint32_t max_packets; /* packets before a notification (0: notify every packet) */
+    uint32_t max_usecs;   /* microseconds a notification may wait (0: every packet) */
+};
+VS_STATIC_ASSERT(sizeof(struct virtio_net_ctrl_coal) == 8, "virtio_net_ctrl_coal is 8 bytes");
+
+struct virtio_net_ctrl_coal_vq {
+    uint16_t vq_index;    /* an enabled transmit or receive virtqueue */
+    uint16_t reserved;    /* ignored by the device */
+    struct virtio_net_ctrl_coal coal;
+};
+VS_STATIC_ASSERT(sizeof(struct virtio_net_ctrl_coal_vq) == 12, "virtio_net_ctrl_coal_vq is 12 bytes");
+/* VQ_GET: the driver writes vq_index and reserved, the device writes coal. */
+#define VIRTIO_NET_CTRL_COAL_VQ_IN_BYTES 4u
+
 /* ---- PCI ("PCI Device Discovery", "Virtio Structure PCI Capabilities") ---- */
 #define VIRTIO_PCI_VENDOR_ID       0x1af4u
 #define VIRTIO_PCI_DEVICE_ID_BASE  0x1040u /* + virtio device id */

@@ -363,6 +363,10 @@ const std::vector<param_def> &param_table()
          "CPU cycles of the write barrier before each publish without ORDER_PLATFORM "
          "(CPU-to-CPU ordering only)",
          integer(0, 1000000000), INT_FIELD(plat.cpu_smp_barrier_cycles)},
+        {"host.ctrl_command_cycles", "cycles", "500",
+         "CPU cycles to build one control queue command and check its ack (the driver's "
+         "coalescing commands; the polls while it waits are host.poll_cycles each)",
+         integer(0, 1000000000), INT_FIELD(plat.cpu_ctrl_command_cycles)},
         {"host.mmio_write_ns", "ns", "100",
          "CPU time to issue one posted MMIO write (e.g. a notification)", real(0, 1e9),
          REAL_FIELD(plat.cpu_mmio_write_ns)},
@@ -555,6 +559,34 @@ const std::vector<param_def> &param_table()
              v.features = c.drv.decline;
              return v;
          }},
+        {"driver.coal_policy", "", "off",
+         "notification coalescing: off = the driver negotiates neither CTRL_VQ nor the "
+         "coalescing features; static = it sends RX_SET and TX_SET with driver.coal_* once "
+         "after DRIVER_OK; adaptive = it retunes each queue with VQ_SET every "
+         "driver.coal_adaptive_interval_us from the observed packet rate (docs/coalescing.md)",
+         choice({"off", "static", "adaptive"}),
+         [](vs_config &c, const param_value &v) {
+             static const refdrv_coal_policy policies[] = {REFDRV_COAL_OFF, REFDRV_COAL_STATIC,
+                                                           REFDRV_COAL_ADAPTIVE};
+             c.drv.coal_policy = policies[v.u];
+         },
+         [](const vs_config &c) { return int_value(unsigned(c.drv.coal_policy)); }},
+        {"driver.coal_rx_max_packets", "packets", "0",
+         "driver.coal_policy static: max_packets of RX_SET (0: notify every packet)",
+         integer(0, 0xffffffffull), INT_FIELD(drv.coal_rx.max_packets)},
+        {"driver.coal_rx_max_us", "us", "0",
+         "driver.coal_policy static: max_usecs of RX_SET (0: notify every packet)",
+         integer(0, 0xffffffffull), INT_FIELD(drv.coal_rx.max_usecs)},
+        {"driver.coal_tx_max_packets", "packets", "0",
+         "driver.coal_policy static: max_packets of TX_SET (0: notify every packet)",
+         integer(0, 0xffffffffull), INT_FIELD(drv.coal_tx.max_packets)},
+        {"driver.coal_tx_max_us", "us", "0",
+         "driver.coal_policy static: max_usecs of TX_SET (0: notify every packet)",
+         integer(0, 0xffffffffull), INT_FIELD(drv.coal_tx.max_usecs)},
+        {"driver.coal_adaptive_interval_us", "us", "50",
+         "driver.coal_policy adaptive: how often the driver measures each queue's packet "
+         "rate and moves its profile one step",
+         integer(1, 1000000000), INT_FIELD(drv.coal_adaptive_interval_us)},
         {"driver.idle_timeout_us", "us", "1000",
          "the driver gives up (result TIMEOUT) after this long without progress",
          integer(1, 1000000000),
@@ -1471,6 +1503,20 @@ bool config_validate(const vs_config &cfg, param_error &err)
                    std::to_string(cfg.dev.queue_size_max) + ")"};
         return false;
     }
+    // The static coalescing values mean nothing under another policy: say so rather than
+    // run without them.
+    const std::pair<const char *, uint32_t> coal_static[] = {
+        {"driver.coal_rx_max_packets", cfg.drv.coal_rx.max_packets},
+        {"driver.coal_rx_max_us", cfg.drv.coal_rx.max_usecs},
+        {"driver.coal_tx_max_packets", cfg.drv.coal_tx.max_packets},
+        {"driver.coal_tx_max_us", cfg.drv.coal_tx.max_usecs}};
+    for (const auto &k : coal_static)
+        if (k.second != 0 && cfg.drv.coal_policy != REFDRV_COAL_STATIC) {
+            err = {k.first, std::string("parameter '") + k.first +
+                                "': needs driver.coal_policy=static (the adaptive policy picks "
+                                "its own values; off sends none)"};
+            return false;
+        }
     if (cfg.drv.arrival == TRAFFIC_ARRIVAL_CLOSED) {
         if (cfg.dev.backend != VDEV_BACKEND_LOOPBACK) {
             err = {"driver.arrival", "parameter 'driver.arrival': closed needs device.backend "
@@ -1610,7 +1656,8 @@ std::string config_params_markdown()
         "every frame size <= `device.max_frame_bytes`; with `device.backend` loopback every\n"
         "frame size + 12 (the virtio-net header) <= `driver.rx_buffer_bytes` (with\n"
         "`driver.frame_size_mix` imix: 60, 566 and 1514); `driver.arrival` poisson or onoff needs\n"
-        "`driver.tx_rate_mpps` > 0;\n"
+        "`driver.tx_rate_mpps` > 0; a non-zero `driver.coal_rx_*` / `driver.coal_tx_*` needs\n"
+        "`driver.coal_policy` static;\n"
         "`sim.quantum_ns` <= `sim.time_limit_ms`.\n";
     for (const auto &section : sections) {
         md += "\n## " + std::string(section.title) + "\n\n";

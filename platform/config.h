@@ -71,6 +71,7 @@ struct platform_params {
     uint64_t cpu_irq_entry_cycles;
     uint64_t cpu_device_barrier_cycles;
     uint64_t cpu_smp_barrier_cycles;
+    uint64_t cpu_ctrl_command_cycles;
     double cpu_mmio_write_ns;          // CPU time to issue a posted MMIO write
     // Device
     double device_clock_mhz;

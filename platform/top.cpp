@@ -376,6 +376,7 @@ run_result vs_run(const vs_config &cfg, const run_options &opt)
     cc.work_cycles[VS_HOST_WORK_POLL] = cfg.plat.cpu_poll_cycles;
     cc.work_cycles[VS_HOST_WORK_BARRIER_DEVICE] = cfg.plat.cpu_device_barrier_cycles;
     cc.work_cycles[VS_HOST_WORK_BARRIER_SMP] = cfg.plat.cpu_smp_barrier_cycles;
+    cc.work_cycles[VS_HOST_WORK_CTRL_COMMAND] = cfg.plat.cpu_ctrl_command_cycles;
     cc.irq_entry_cycles = cfg.plat.cpu_irq_entry_cycles;
     cc.mmio_write = sc_time(cfg.plat.cpu_mmio_write_ns, SC_NS);
 
@@ -462,6 +463,11 @@ run_result vs_run(const vs_config &cfg, const run_options &opt)
     s.add_u64("driver.notifications_suppressed", "count", "notifications skipped because the device's event suppression said so", ds.notifications_suppressed);
     s.add_u64("driver.interrupts", "count", "interrupts taken by the driver", ds.interrupts);
     s.add_u64("driver.polls_empty", "count", "ring polls that found nothing", ds.polls_empty);
+    s.add_u64("driver.ctrl.commands", "count", "control queue commands the driver sent (coalescing only)", ds.ctrl_commands);
+    s.add_u64("driver.ctrl.errors", "count",
+              "control commands not answered VIRTIO_NET_OK, or whose VQ_GET read-back differed", ds.ctrl_errors);
+    s.add_u64("driver.coal.retunes", "count",
+              "driver.coal_policy adaptive: profile changes (one VQ_SET each)", ds.coal_retunes);
     s.add_u64("driver.mmio_reads", "count", "MMIO reads by the driver", ds.mmio_reads);
     s.add_u64("driver.mmio_writes", "count", "MMIO writes by the driver", ds.mmio_writes);
     s.add_u64("driver.cfg_reads", "count", "configuration reads by the driver", ds.cfg_reads);
@@ -487,6 +493,8 @@ run_result vs_run(const vs_config &cfg, const run_options &opt)
     s.add_u64("device.rx.dropped_too_big", "frames", "frames dropped because the receive buffer was too small", d.stats.rx_dropped_too_big);
     s.add_u64("device.sink.frames", "frames", "frames dropped by the sink backend", d.stats.sink_frames);
     s.add_u64("device.ctrl.commands", "count", "control queue commands answered", d.stats.ctrl_commands);
+    s.add_u64("device.ctrl.ok", "count", "control queue commands answered VIRTIO_NET_OK", d.stats.ctrl_ok);
+    s.add_u64("device.ctrl.err", "count", "control queue commands answered VIRTIO_NET_ERR", d.stats.ctrl_err);
     s.add_u64("device.interrupts_raised", "count", "used buffer notifications the device decided to send", d.stats.interrupts_raised);
     s.add_u64("device.config_interrupts", "count", "configuration change notifications", d.stats.config_interrupts);
     s.add_u64("device.msix_sent", "count", "MSI-X messages written", p->dev.msi_sent);
@@ -523,6 +531,24 @@ run_result vs_run(const vs_config &cfg, const run_options &opt)
         s.add_u64(n + ".wakeups", "count", "times the queue's engine woke from sleep", p->dev.engine_wakeups[q]);
         s.add_f64(n + ".busy_ns", "ns", "device clock time the engine spent on this queue",
                   p->dev.engine_busy[q].to_seconds() * 1e9);
+        if (q == VDEV_QUEUE_CTRL)
+            continue; // coalescing applies to transmit and receive queues only
+        s.add_u64(n + ".coal.notify_by_packets", "count",
+                  "used buffer notifications sent under coalescing because max_packets buffers were counted",
+                  d.stats.coal_notify[q][VDEV_COAL_BY_PACKETS]);
+        s.add_u64(n + ".coal.notify_by_timer", "count",
+                  "used buffer notifications sent under coalescing because max_usecs elapsed",
+                  d.stats.coal_notify[q][VDEV_COAL_BY_TIMER]);
+        s.add_u64(n + ".coal.notify_by_change", "count",
+                  "used buffer notifications sent at once because new coalescing parameters met the conditions",
+                  d.stats.coal_notify[q][VDEV_COAL_BY_CHANGE]);
+        s.add_u64(n + ".coal.suppressed", "count",
+                  "coalescing conditions met but the driver's event suppression declined the notification",
+                  d.stats.coal_suppressed[q]);
+        s.add_u64(n + ".coal.timer_arms", "count",
+                  "counting windows a max_usecs timer was started for", p->dev.coal_timer_arms[q]);
+        s.add_u64(n + ".coal.timer_expiries", "count",
+                  "max_usecs timers that ended before max_packets was reached", p->dev.coal_timer_expiries[q]);
     }
     add_link_dma_stats(s, *p, sim_ns);
     add_iommu_stats(s, *p);

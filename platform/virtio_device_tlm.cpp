@@ -246,6 +246,96 @@ void virtio_device_tlm::msi_sender()
     }
 }
 
+// Notification coalescing ("Notifications Coalescing"): the kernel counts used buffers
+// and decides at max_packets; the platform owns time, so it starts each counting
+// window's max_usecs timer and ends it. Called by the queue's own engine (the decision
+// reads the queue's ring, which only that engine touches) at the top of its loop, after
+// publishing, and when coal_due_ wakes it. The window is taken to start when the engine
+// first sees it, after the step that published its first buffer (up to one step late).
+// The control engine only wakes the data queues whose parameters a command changed.
+void virtio_device_tlm::coal_hook(engine &e)
+{
+    const uint16_t q = e.queue;
+    if (q == VDEV_QUEUE_CTRL) {
+        for (uint16_t d : {uint16_t(VDEV_QUEUE_RX), uint16_t(VDEV_QUEUE_TX)})
+            if (vdev_coal_recheck_needed(&dev_, d))
+                coal_due_[d].notify(e.qk.get_local_time());
+        return;
+    }
+    bool decided = false;
+    if (vdev_coal_recheck_needed(&dev_, q))
+        decided = vdev_coal_recheck(&dev_, q, &e.ops) == VDEV_STEP_DONE;
+    coal_timer &t = coal_[q];
+    uint32_t usecs = 0, window = 0;
+    const sc_time now = sc_core::sc_time_stamp() + e.qk.get_local_time();
+    const bool open = vdev_coal_timer(&dev_, q, &usecs, &window);
+    if (t.armed && (!open || t.window != window)) { // ended by max_packets or a change
+        if (trace)
+            trace->span(TRACE_QUEUE_RX + q, "coal_window", t.start, now);
+        t.armed = false;
+    }
+    if (open) {
+        if (!t.armed) {
+            t.armed = true;
+            t.window = window;
+            t.start = now;
+            t.usecs = 0;
+            coal_timer_arms[q]++;
+        }
+        if (t.usecs != usecs) { // new window, or max_usecs changed: same start
+            t.usecs = usecs;
+            t.deadline = t.start + sc_time(double(usecs), sc_core::SC_US);
+        }
+        if (now >= t.deadline) {
+            coal_timer_expiries[q]++;
+            t.armed = false;
+            if (trace)
+                trace->span(TRACE_QUEUE_RX + q, "coal_window_timer", t.start, now);
+            decided = vdev_coal_expire(&dev_, q, window, &e.ops) == VDEV_STEP_DONE || decided;
+        } else {
+            // An earlier pending notification wins; a later one is replaced by this.
+            coal_due_[q].notify(t.deadline - sc_core::sc_time_stamp());
+        }
+    }
+    if (decided)
+        send_msis(e);
+}
+
+// Can the engine stop waiting for the other side of the device? (RX: frames in the
+// loopback FIFO; TX: FIFO space.)
+bool virtio_device_tlm::other_side_ready(uint16_t q) const
+{
+    return q == VDEV_QUEUE_RX ? vdev_fifo_frames(&dev_) != 0 : !vdev_fifo_full(&dev_);
+}
+
+// wait(a | b), serving the queue's coalescing timer meanwhile without waking the
+// engine's loop. Serving it may wait for DMA; if what the engine waits for happened
+// then (ready), or the queue changed, the wait ends too.
+void virtio_device_tlm::engine_wait(engine &e, const sc_core::sc_event &a,
+                                    const sc_core::sc_event &b,
+                                    bool (virtio_device_tlm::*ready)(uint16_t) const)
+{
+    const uint16_t q = e.queue;
+    for (;;) {
+        const uint32_t before = dev_.generation[q];
+        wait(a | b | coal_due_[q]);
+        // The control queue (live only when a driver uses coalescing) would otherwise
+        // wake on every register write of the data path and re-read its ring: it keeps
+        // waiting unless a kick came or the queue itself changed.
+        if (q == VDEV_QUEUE_CTRL && !a.triggered() && !kicked_[q] &&
+            dev_.generation[q] == before && vdev_queue_live(&dev_, q))
+            continue;
+        if (a.triggered() || b.triggered() || !coal_due_[q].triggered())
+            return;
+        const uint32_t gen = dev_.generation[q];
+        e.qk.reset();
+        coal_hook(e);
+        e.qk.sync();
+        if ((this->*ready)(q) || dev_.generation[q] != gen || !vdev_queue_live(&dev_, q))
+            return;
+    }
+}
+
 // One engine: process buffers while there are any, publishing used buffers in batches.
 // When the queue runs dry: publish, ask the driver for notifications, re-check, sleep.
 // `more_work` wakes the engine for work that does not come from the driver (RX: frames
@@ -261,6 +351,7 @@ void virtio_device_tlm::run_engine(engine &e,
             wait(state_change_);
             continue;
         }
+        coal_hook(e);
         vdev_work w = {};
         const enum vdev_step s = step(&dev_, &e.ops, &w);
         charge(e, w);
@@ -273,6 +364,7 @@ void virtio_device_tlm::run_engine(engine &e,
             continue;
         }
         vdev_complete(&dev_, q, &e.ops);
+        coal_hook(e);
         send_msis(e);
         const bool waits_for_driver = s == VDEV_STEP_IDLE ? q != VDEV_QUEUE_RX
                                                           : q == VDEV_QUEUE_RX;
@@ -288,7 +380,7 @@ void virtio_device_tlm::run_engine(engine &e,
             const bool still = q == VDEV_QUEUE_RX ? vdev_fifo_frames(&dev_) == 0
                                                   : vdev_fifo_full(&dev_);
             if (still) {
-                wait(more_work | state_change_);
+                engine_wait(e, more_work, state_change_, &virtio_device_tlm::other_side_ready);
                 engine_wakeups[q]++;
             }
             continue;
@@ -301,7 +393,7 @@ void virtio_device_tlm::run_engine(engine &e,
         send_msis(e);
         e.qk.sync();
         if (armed != VDEV_STEP_DONE && !kicked_[q]) {
-            wait(kick_[q] | state_change_);
+            engine_wait(e, kick_[q], state_change_, &virtio_device_tlm::kick_seen);
             engine_wakeups[q]++;
         }
         kicked_[q] = false;

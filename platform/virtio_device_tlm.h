@@ -94,6 +94,11 @@ public:
     uint64_t msi_per_vector[MSIX_VECTORS_MAX] = {};
     uint64_t engine_wakeups[VDEV_QUEUES] = {};
     sc_core::sc_time engine_busy[VDEV_QUEUES];
+    // Notification coalescing timers ("Notifications Coalescing"), per queue: counting
+    // windows a max_usecs timer was started for, and timers that ended with the window
+    // still open (each then takes the notification decision).
+    uint64_t coal_timer_arms[VDEV_QUEUES] = {};
+    uint64_t coal_timer_expiries[VDEV_QUEUES] = {};
 
 private:
     // Per-engine context for the guest-memory ops.
@@ -115,6 +120,11 @@ private:
     void run_engine(engine &e, enum vdev_step (*step)(vdev *, const vs_guest_ops *, vdev_work *),
                     sc_core::sc_event &more_work);
     void charge(engine &e, const vdev_work &w);
+    void coal_hook(engine &e);
+    void engine_wait(engine &e, const sc_core::sc_event &a, const sc_core::sc_event &b,
+                     bool (virtio_device_tlm::*ready)(uint16_t) const);
+    bool kick_seen(uint16_t q) const { return kicked_[q]; }
+    bool other_side_ready(uint16_t q) const;
     void send_msis(engine &e);
     void msi_sender();
     void bench_thread();
@@ -139,6 +149,16 @@ private:
     sc_core::sc_event fifo_space_;    // RX took frames out of the FIFO
     sc_core::sc_event state_change_;  // a register write may have enabled or reset queues
     sc_core::sc_event msi_pending_;   // a register access left MSI-X messages to send
+    // Coalescing: the kernel counts buffers, the platform keeps each queue's max_usecs
+    // timer. coal_due_ fires at a timer's end or when new parameters need a re-check.
+    struct coal_timer {
+        bool armed = false;
+        uint32_t window = 0;          // the kernel's counting window it times
+        uint32_t usecs = 0;           // max_usecs it was set with
+        sc_core::sc_time start, deadline;
+    };
+    coal_timer coal_[VDEV_QUEUES];
+    sc_core::sc_event coal_due_[VDEV_QUEUES];
 };
 
 #endif

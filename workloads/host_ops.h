@@ -21,6 +21,7 @@ enum vs_host_work {
     VS_HOST_WORK_POLL,        /* one poll of the rings that found nothing */
     VS_HOST_WORK_BARRIER_DEVICE, /* a write barrier suitable for hardware devices */
     VS_HOST_WORK_BARRIER_SMP, /* a write barrier between CPUs (software devices) */
+    VS_HOST_WORK_CTRL_COMMAND, /* build one control queue command and check its ack */
     VS_HOST_WORK_COUNT
 };
 

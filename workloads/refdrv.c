@@ -41,10 +41,19 @@
  * IOMMU page too, so no page mapped for the device covers a page table. With 2 MiB pages
  * that is up to six 2 MiB-aligned stretches: RX ring | TX ring | TX tables | RX buffers |
  * TX buffers | tables (consecutive stretches with equal PASID and access merge).
+ *
+ * Notification coalescing (driver.coal_policy static or adaptive; docs/coalescing.md):
+ * the driver also accepts VIRTIO_NET_F_CTRL_VQ, VIRTIO_NET_F_NOTF_COAL and
+ * VIRTIO_NET_F_VQ_NOTF_COAL, and sets up the control queue (queue 2, no MSI-X vector:
+ * it polls for the ack) after the TX buffers: its three ring areas and one 64-byte
+ * command buffer (class, command and data at 0, the device-writable result and ack at
+ * CTRL_REPLY_OFF), with the control queue's PASID. Without coalescing none of this
+ * exists and the layout above is unchanged.
  */
 #include "refdrv.h"
 
 #include <assert.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -58,7 +67,9 @@
 /* virtio-net queue numbering ("Virtqueues"): receiveq1 = 0, transmitq1 = 1. */
 #define RX_QUEUE 0u
 #define TX_QUEUE 1u
-#define DRV_QUEUES 2u
+#define CTRL_QUEUE 2u
+#define DATA_QUEUES 2u /* receiveq1 and transmitq1: what the driver always needs */
+#define DRV_QUEUES 3u
 
 #define VEC_CONFIG 0u
 
@@ -107,6 +118,12 @@
 #define FROZEN_POLLS_MAX      4096u
 #define IOMMU_PAGE_DEFAULT_BYTES IOMMU_PAGE_SIZE_4K /* iommu_page_bytes 0 */
 #define IOVA_LIMIT            (1ull << IOMMU_IOVA_BITS)
+#define CTRL_QUEUE_ENTRIES    8u      /* one command at a time needs 2 */
+#define CTRL_BUF_BYTES        64u
+#define CTRL_REPLY_OFF        32u     /* device-writable: result, then the ack byte */
+#define CTRL_POLL_NS          500u    /* simulated time between polls for the ack */
+#define DEFAULT_COAL_INTERVAL_US 50u
+#define PS_PER_US_INT         1000000u
 /* Device-reached regions: per queue the three ring areas (packed: descriptor ring and
  * two event areas; split: descriptor table, available and used rings) and buffers;
  * TX also indirect tables. */
@@ -225,6 +242,7 @@ struct refdrv {
     bool f_order_platform; /* VIRTIO_F_ORDER_PLATFORM negotiated: hardware barriers */
     bool f_access_platform;
     bool f_packed;           /* RING_PACKED negotiated: packed rings, else split */
+    bool f_ctrl_vq, f_notf_coal, f_vq_notf_coal; /* control queue and coalescing */
     const struct ring_ops *ring_ops; /* the format every queue uses, chosen once */
     uint8_t mac[6];
     struct drv_queue q[DRV_QUEUES];
@@ -256,6 +274,13 @@ struct refdrv {
     uint32_t napi_left;             /* napi: frames left in this poll phase; 0 = armed */
     uint64_t idle_timeout_ps;
     uint64_t last_progress_ps, last_status_check_ps;
+
+    /* adaptive coalescing: per data queue, the profile in force and the packet count
+     * at the start of the current measurement interval */
+    uint32_t coal_level[DATA_QUEUES];
+    int coal_trend[DATA_QUEUES];   /* direction the last interval pointed (-1, 0, +1) */
+    uint64_t coal_mark_frames[DATA_QUEUES];
+    uint64_t coal_mark_ps, coal_interval_ps;
 
     uint32_t tx_len[PVIRTQ_SIZE_MAX]; /* frame length per TX buffer id */
     union {
@@ -916,6 +941,17 @@ static void features_wanted(vs_features *f)
     vs_feature_set(f, VIRTIO_F_ACCESS_PLATFORM_BIT);
 }
 
+/* The control queue and the coalescing features, only when coalescing is asked for:
+ * otherwise the device runs exactly as without them. */
+static void features_wanted_coal(const struct refdrv_params *p, vs_features *f)
+{
+    if (p->coal_policy == REFDRV_COAL_OFF)
+        return;
+    vs_feature_set(f, VIRTIO_NET_F_CTRL_VQ_BIT);
+    vs_feature_set(f, VIRTIO_NET_F_NOTF_COAL_BIT);
+    vs_feature_set(f, VIRTIO_NET_F_VQ_NOTF_COAL_BIT);
+}
+
 /* The IOMMU page size the parameters ask for (0: the 4 KiB default). */
 static uint64_t io_page_bytes(const struct refdrv_params *p)
 {
@@ -956,6 +992,7 @@ static enum refdrv_result negotiate(struct refdrv *d)
         d->offered.w[w] = common_rd(d, VIRTIO_PCI_COMMON_DF, 4);
     }
     features_wanted(&want);
+    features_wanted_coal(d->p, &want);
     for (uint32_t w = 0; w < VS_FEATURE_WORDS; w++)
         d->accepted.w[w] = d->offered.w[w] & want.w[w] & ~d->p->decline.w[w];
 
@@ -970,6 +1007,11 @@ static enum refdrv_result negotiate(struct refdrv *d)
      * as it MAY, refuses to operate without it (FEATURES_OK not kept). */
     if (!iommu_possible(d))
         vs_feature_clear(&d->accepted, VIRTIO_F_ACCESS_PLATFORM_BIT);
+    /* "Feature bit requirements": both coalescing features require CTRL_VQ. */
+    if (!vs_feature_has(&d->accepted, VIRTIO_NET_F_CTRL_VQ_BIT)) {
+        vs_feature_clear(&d->accepted, VIRTIO_NET_F_NOTF_COAL_BIT);
+        vs_feature_clear(&d->accepted, VIRTIO_NET_F_VQ_NOTF_COAL_BIT);
+    }
 
     /* "A driver MUST accept VIRTIO_F_VERSION_1 if it is offered", and this driver has no
      * legacy interface. Without RING_PACKED (not offered, or declined) it drives split
@@ -996,6 +1038,9 @@ static enum refdrv_result negotiate(struct refdrv *d)
     d->f_order_platform = vs_feature_has(&d->accepted, VIRTIO_F_ORDER_PLATFORM_BIT);
     d->f_indirect = vs_feature_has(&d->accepted, VIRTIO_F_INDIRECT_DESC_BIT);
     d->f_access_platform = vs_feature_has(&d->accepted, VIRTIO_F_ACCESS_PLATFORM_BIT);
+    d->f_ctrl_vq = vs_feature_has(&d->accepted, VIRTIO_NET_F_CTRL_VQ_BIT);
+    d->f_notf_coal = vs_feature_has(&d->accepted, VIRTIO_NET_F_NOTF_COAL_BIT);
+    d->f_vq_notf_coal = vs_feature_has(&d->accepted, VIRTIO_NET_F_VQ_NOTF_COAL_BIT);
     /* The ring format, decided once for every queue. */
     d->f_packed = vs_feature_has(&d->accepted, VIRTIO_F_RING_PACKED_BIT);
     d->ring_ops = d->f_packed ? &packed_ring_ops : &split_ring_ops;
@@ -1150,7 +1195,7 @@ static bool map_region(struct refdrv *d, struct io_space *s, const struct dev_re
 /* With ACCESS_PLATFORM negotiated, "configure the IOMMU to translate bus addresses
  * passed to the device into physical addresses in memory": build one address space
  * per distinct PASID of the RX and TX queues (in queue order, so runs are
- * deterministic; the control queue is not used: CTRL_VQ is not negotiated), map every
+ * deterministic; the control queue's too when CTRL_VQ is negotiated), map every
  * recorded region in its queue's space, then install each root through the platform.
  * Called once the rings and buffers exist and before DRIVER_OK, which is when the
  * device may start DMA ("The device MUST NOT consume buffers or send any used buffer
@@ -1162,14 +1207,15 @@ static bool map_region(struct refdrv *d, struct io_space *s, const struct dev_re
  * or a platform that refuses a root, is REFDRV_DEVICE_ERROR. */
 static enum refdrv_result iommu_setup(struct refdrv *d)
 {
-    static const uint16_t queues[] = { RX_QUEUE, TX_QUEUE };
+    static const uint16_t queues[] = { RX_QUEUE, TX_QUEUE, CTRL_QUEUE };
+    const size_t nqueues = d->f_ctrl_vq ? 3u : 2u;
     const struct vs_host_ops *h = d->h;
     uint64_t pages, pool_gpa;
 
     if (!d->f_access_platform)
         return REFDRV_OK;
 
-    for (size_t i = 0; i < sizeof(queues) / sizeof(queues[0]); i++) {
+    for (size_t i = 0; i < nqueues; i++) {
         uint32_t pasid = d->p->queue_pasid[queues[i]];
         if (find_space(d, pasid) == NULL)
             d->space[d->nspaces++].pasid = pasid;
@@ -1262,6 +1308,8 @@ static enum refdrv_result queue_setup(struct refdrv *d, uint16_t index, uint16_t
     if (max == 0) /* "If this field is 0, the virtqueue does not exist." */
         return give_up(d, REFDRV_DEVICE_ERROR);
     want = d->p->queue_size_entries != 0 ? d->p->queue_size_entries : max;
+    if (index == CTRL_QUEUE)
+        want = CTRL_QUEUE_ENTRIES;
     /* Packed: up to the maximum; split: also a power of two ("Queue Size value is always
      * a power of 2"), so a request (or a device maximum) that is not one rounds down. */
     size = ops->fit_size(want, max);
@@ -1335,6 +1383,201 @@ static enum refdrv_result buffers_setup(struct refdrv *d)
                         &tx->buf_gpa);
     if (rx->buf == NULL || tx->buf == NULL)
         return give_up(d, REFDRV_NO_MEMORY);
+    return REFDRV_OK;
+}
+
+/* ---- control queue and notification coalescing ---- */
+
+/* The control queue (CTRL_VQ negotiated, so only with coalescing): a small ring with no
+ * MSI-X vector, since the driver polls for each ack, and one command buffer. */
+static enum refdrv_result ctrl_setup(struct refdrv *d)
+{
+    struct drv_queue *cq = &d->q[CTRL_QUEUE];
+    enum refdrv_result r;
+
+    if (!d->f_ctrl_vq)
+        return REFDRV_OK;
+    r = queue_setup(d, CTRL_QUEUE, VIRTIO_MSI_NO_VECTOR);
+    if (r != REFDRV_OK)
+        return r;
+    if (cq->size < 2u) /* a command is a chain of two */
+        return give_up(d, REFDRV_DEVICE_ERROR);
+    cq->slot_bytes = CTRL_BUF_BYTES;
+    cq->buf = dev_alloc(d, CTRL_BUF_BYTES, AREA_ALIGN_BYTES, CTRL_QUEUE, true, &cq->buf_gpa);
+    if (cq->buf == NULL)
+        return give_up(d, REFDRV_NO_MEMORY);
+    return REFDRV_OK;
+}
+
+/* Send one command and wait for the device to use it ("Control Virtqueue"): class,
+ * command and `len` bytes of data device-readable; `result_len` bytes of result and the
+ * ack device-writable, in that order. Like Linux, the driver busy-waits: a poll every
+ * CTRL_POLL_NS, an interrupt meanwhile is taken and counted. Returns the ack
+ * (VIRTIO_NET_OK, VIRTIO_NET_ERR; 0xff if the device wrote none), or -1 when the queue
+ * broke, the device needs a reset, or nothing came back within the idle timeout. */
+static int ctrl_command(struct refdrv *d, uint8_t cls, uint8_t cmd, const void *data,
+                        uint32_t len, void *result, uint32_t result_len)
+{
+    struct drv_queue *cq = &d->q[CTRL_QUEUE];
+    struct ring_seg segs[2];
+    struct ring_used u;
+    enum ring_status st;
+    uint64_t start = now_ps(d);
+    int v;
+
+    assert(VIRTIO_NET_CTRL_HDR_BYTES + len <= CTRL_REPLY_OFF &&
+           CTRL_REPLY_OFF + result_len + 1u <= CTRL_BUF_BYTES);
+    cq->buf[0] = cls;
+    cq->buf[1] = cmd;
+    memcpy(cq->buf + VIRTIO_NET_CTRL_HDR_BYTES, data, len);
+    memset(cq->buf + CTRL_REPLY_OFF, 0xff, result_len + 1u);
+    segs[0] = (struct ring_seg){ dev_addr(d, cq->buf_gpa), VIRTIO_NET_CTRL_HDR_BYTES + len, false };
+    segs[1] = (struct ring_seg){ dev_addr(d, cq->buf_gpa + CTRL_REPLY_OFF), result_len + 1u, true };
+    if (!cq->ops->can_add(cq->ring, 2, NULL) || cq->ops->add(cq->ring, segs, 2) != RING_OK)
+        return -1;
+    d->h->cpu_work(d->h->ctx, VS_HOST_WORK_CTRL_COMMAND, 1);
+    d->st->ctrl_commands++;
+    kick(d, cq);
+    for (;;) {
+        st = cq->ops->get_used(cq->ring, &u);
+        if (st == RING_OK)
+            break;
+        if (st == RING_BROKEN || elapsed_ps(now_ps(d), start) >= d->idle_timeout_ps)
+            return -1;
+        d->h->cpu_work(d->h->ctx, VS_HOST_WORK_POLL, 1);
+        v = d->h->wait_interrupt(d->h->ctx, CTRL_POLL_NS);
+        if (v >= 0) {
+            d->st->interrupts++;
+            if (v == (int)VEC_CONFIG && check_status(d) != REFDRV_OK)
+                return -1;
+        }
+    }
+    if (result_len != 0)
+        memcpy(result, cq->buf + CTRL_REPLY_OFF, result_len);
+    return cq->buf[CTRL_REPLY_OFF + result_len];
+}
+
+/* One coalescing command whose ack is checked: anything but VIRTIO_NET_OK is counted
+ * in ctrl_errors ("There is little the driver can do except issue a diagnostic").
+ * Returns false only when the device broke (ctrl_command's -1). */
+static bool coal_command(struct refdrv *d, uint8_t cmd, const void *data, uint32_t len,
+                         void *result, uint32_t result_len, bool *ok)
+{
+    int ack = ctrl_command(d, VIRTIO_NET_CTRL_NOTF_COAL, cmd, data, len, result, result_len);
+
+    if (ack < 0)
+        return false;
+    *ok = ack == (int)VIRTIO_NET_OK;
+    if (!*ok)
+        d->st->ctrl_errors++;
+    return true;
+}
+
+static bool coal_vq_set(struct refdrv *d, uint16_t vq, const struct refdrv_coal *c)
+{
+    uint8_t data[sizeof(struct virtio_net_ctrl_coal_vq)];
+    bool ok;
+
+    vs_put_le16(data + offsetof(struct virtio_net_ctrl_coal_vq, vq_index), vq);
+    vs_put_le16(data + offsetof(struct virtio_net_ctrl_coal_vq, reserved), 0);
+    vs_put_le32(data + offsetof(struct virtio_net_ctrl_coal_vq, coal.max_packets), c->max_packets);
+    vs_put_le32(data + offsetof(struct virtio_net_ctrl_coal_vq, coal.max_usecs), c->max_usecs);
+    return coal_command(d, VIRTIO_NET_CTRL_NOTF_COAL_VQ_SET, data, sizeof data, NULL, 0, &ok);
+}
+
+/* Static policy: RX_SET and TX_SET once after DRIVER_OK, then (with VQ_NOTF_COAL) a
+ * VQ_GET of each queue to check the device applied them; a read-back that differs
+ * counts as an error ("The driver MUST ignore the values ... if the device responds
+ * with VIRTIO_NET_ERR"). */
+static bool coal_static(struct refdrv *d)
+{
+    static const uint16_t queues[DATA_QUEUES] = { RX_QUEUE, TX_QUEUE };
+    const struct refdrv_coal *want[DATA_QUEUES] = { &d->p->coal_rx, &d->p->coal_tx };
+    uint8_t data[sizeof(struct virtio_net_ctrl_coal)];
+    bool ok;
+
+    if (!d->f_notf_coal)
+        return true;
+    for (uint32_t i = 0; i < DATA_QUEUES; i++) {
+        vs_put_le32(data + offsetof(struct virtio_net_ctrl_coal, max_packets), want[i]->max_packets);
+        vs_put_le32(data + offsetof(struct virtio_net_ctrl_coal, max_usecs), want[i]->max_usecs);
+        if (!coal_command(d, queues[i] == RX_QUEUE ? VIRTIO_NET_CTRL_NOTF_COAL_RX_SET
+                                                   : VIRTIO_NET_CTRL_NOTF_COAL_TX_SET,
+                          data, sizeof data, NULL, 0, &ok))
+            return false;
+    }
+    if (!d->f_vq_notf_coal)
+        return true;
+    for (uint32_t i = 0; i < DATA_QUEUES; i++) {
+        uint8_t in[VIRTIO_NET_CTRL_COAL_VQ_IN_BYTES] = { 0 };
+        uint8_t out[sizeof(struct virtio_net_ctrl_coal)];
+        vs_put_le16(in, queues[i]);
+        if (!coal_command(d, VIRTIO_NET_CTRL_NOTF_COAL_VQ_GET, in, sizeof in, out, sizeof out, &ok))
+            return false;
+        if (ok && (vs_le32(out + offsetof(struct virtio_net_ctrl_coal, max_packets)) != want[i]->max_packets ||
+                   vs_le32(out + offsetof(struct virtio_net_ctrl_coal, max_usecs)) != want[i]->max_usecs))
+            d->st->ctrl_errors++;
+    }
+    return true;
+}
+
+/* Adaptive policy, in the spirit of Linux's net_dim (the rule is this driver's own):
+ * profiles from low latency to heavy coalescing, {max_packets, max_usecs}. Every
+ * coal_interval_ps the driver measures each queue's completed packets per microsecond
+ * (Mpps) over the interval; the target profile is the number of thresholds in
+ * coal_rate_mpps the rate reaches. The queue moves ONE profile towards its target when
+ * two intervals in a row point the same way (so a burst or a lull is followed
+ * gradually, and completions reaped in bursts do not make it flap), with one VQ_SET per
+ * change. Every queue starts at profile 0 (the reset values). */
+static const struct refdrv_coal coal_profiles[] = {
+    { 0, 0 }, { 4, 8 }, { 8, 16 }, { 16, 32 }, { 32, 64 },
+};
+#define COAL_PROFILES (sizeof(coal_profiles) / sizeof(coal_profiles[0]))
+static const double coal_rate_mpps[COAL_PROFILES - 1u] = { 0.05, 0.15, 0.4, 1.0 };
+
+static bool coal_adapt(struct refdrv *d, uint64_t now)
+{
+    static const uint16_t queues[DATA_QUEUES] = { RX_QUEUE, TX_QUEUE };
+    uint64_t elapsed = elapsed_ps(now, d->coal_mark_ps);
+
+    if (d->p->coal_policy != REFDRV_COAL_ADAPTIVE || !d->f_vq_notf_coal ||
+        elapsed < d->coal_interval_ps)
+        return true;
+    for (uint32_t i = 0; i < DATA_QUEUES; i++) {
+        uint64_t frames = queues[i] == RX_QUEUE ? d->st->rx_frames : d->tx_reaped;
+        double mpps = (double)(frames - d->coal_mark_frames[i]) * PS_PER_US_INT / (double)elapsed;
+        uint32_t target = 0, level = d->coal_level[i];
+        int trend;
+
+        while (target < COAL_PROFILES - 1u && mpps >= coal_rate_mpps[target])
+            target++;
+        trend = target > level ? 1 : target < level ? -1 : 0;
+        if (trend != 0 && trend == d->coal_trend[i])
+            level = trend > 0 ? level + 1u : level - 1u;
+        d->coal_trend[i] = level == d->coal_level[i] ? trend : 0;
+        d->coal_mark_frames[i] = frames;
+        if (level == d->coal_level[i])
+            continue;
+        d->coal_level[i] = level;
+        d->st->coal_retunes++;
+        if (!coal_vq_set(d, queues[i], &coal_profiles[level]))
+            return false;
+    }
+    d->coal_mark_ps = now_ps(d); /* after the commands: their time is not measured */
+    return true;
+}
+
+/* After DRIVER_OK: the static parameters, or the adaptive policy's first interval. */
+static enum refdrv_result coal_start(struct refdrv *d)
+{
+    if (d->p->coal_policy == REFDRV_COAL_OFF || !d->f_ctrl_vq)
+        return REFDRV_OK;
+    d->coal_interval_ps = (uint64_t)(d->p->coal_adaptive_interval_us != 0
+                                         ? d->p->coal_adaptive_interval_us
+                                         : DEFAULT_COAL_INTERVAL_US) * PS_PER_US_INT;
+    if (d->p->coal_policy == REFDRV_COAL_STATIC && !coal_static(d))
+        return give_up(d, REFDRV_DEVICE_ERROR);
+    d->coal_mark_ps = now_ps(d);
     return REFDRV_OK;
 }
 
@@ -1647,6 +1890,8 @@ static enum refdrv_result run_traffic(struct refdrv *d)
         sent = tx_send(d);
         if (traffic_done(d))
             return REFDRV_OK;
+        if (d->p->coal_policy == REFDRV_COAL_ADAPTIVE && !coal_adapt(d, now_ps(d)))
+            return REFDRV_DEVICE_ERROR;
         if (d->napi_left > 0) {
             /* NAPI's budget counts received frames (completions without loopback). */
             uint64_t done = (uint64_t)(d->p->expect_loopback ? got_rx : got_tx);
@@ -1790,8 +2035,8 @@ static enum refdrv_result bring_up(struct refdrv *d)
     common_wr(d, VIRTIO_PCI_COMMON_MSIX, 2, VEC_CONFIG);
     if (common_rd(d, VIRTIO_PCI_COMMON_MSIX, 2) != VEC_CONFIG)
         return give_up(d, REFDRV_DEVICE_ERROR);
-    /* receiveq1 and transmitq1 must exist (no controlq: CTRL_VQ is not negotiated). */
-    if (common_rd(d, VIRTIO_PCI_COMMON_NUMQ, 2) < DRV_QUEUES)
+    /* receiveq1 and transmitq1 must exist, and controlq with CTRL_VQ. */
+    if (common_rd(d, VIRTIO_PCI_COMMON_NUMQ, 2) < (d->f_ctrl_vq ? DRV_QUEUES : DATA_QUEUES))
         return give_up(d, REFDRV_DEVICE_ERROR);
     r = queue_setup(d, RX_QUEUE, d->vec_rx);
     if (r != REFDRV_OK)
@@ -1803,6 +2048,9 @@ static enum refdrv_result bring_up(struct refdrv *d)
     if (d->tx_layout == REFDRV_TX_CHAIN && d->q[TX_QUEUE].size < 2u)
         d->tx_layout = REFDRV_TX_ONE_DESC;
     r = buffers_setup(d);
+    if (r != REFDRV_OK)
+        return r;
+    r = ctrl_setup(d);
     if (r != REFDRV_OK)
         return r;
     r = iommu_setup(d);
@@ -1820,7 +2068,7 @@ static enum refdrv_result bring_up(struct refdrv *d)
     if (status_read(d) & VIRTIO_STATUS_DEVICE_NEEDS_RESET)
         return REFDRV_DEVICE_ERROR;
     kick(d, &d->q[RX_QUEUE]);
-    return REFDRV_OK;
+    return coal_start(d);
 }
 
 static bool host_ops_usable(const struct vs_host_ops *h)

@@ -44,6 +44,19 @@ enum refdrv_tx_layout {
                                a chain when VIRTIO_F_INDIRECT_DESC is not negotiated */
 };
 
+/* Notification coalescing ("Notifications Coalescing"): whether and how the driver
+ * tunes the device's max_packets / max_usecs over the control queue. */
+enum refdrv_coal_policy {
+    REFDRV_COAL_OFF = 0,  /* CTRL_VQ and the coalescing features are not negotiated */
+    REFDRV_COAL_STATIC,   /* RX_SET and TX_SET once, after DRIVER_OK */
+    REFDRV_COAL_ADAPTIVE, /* VQ_SET per queue, a profile step per interval (refdrv.c) */
+};
+
+struct refdrv_coal {
+    uint32_t max_packets;
+    uint32_t max_usecs;
+};
+
 struct refdrv_params {
     uint64_t frames_count;          /* frames to transmit (and expect back in loopback) */
     uint32_t frame_sizes_bytes[REFDRV_FRAME_SIZES_MAX]; /* cycled in order */
@@ -69,6 +82,9 @@ struct refdrv_params {
     uint64_t iova_offset;           /* multiple of iommu_page_bytes, IOVA < 2^48 */
     uint64_t iommu_page_bytes;      /* 4096 or 2097152 */
     uint32_t queue_pasid[3];        /* address space of RX, TX, control queue memory */
+    enum refdrv_coal_policy coal_policy;
+    struct refdrv_coal coal_rx, coal_tx; /* static: what RX_SET and TX_SET send */
+    uint32_t coal_adaptive_interval_us;  /* adaptive: measurement interval; 0 = 50 */
 };
 
 struct refdrv_stats {
@@ -79,6 +95,9 @@ struct refdrv_stats {
     uint64_t notifications_suppressed; /* kicks skipped because the device asked so */
     uint64_t interrupts;
     uint64_t polls_empty;
+    /* Control queue (coalescing only): commands sent, commands not answered
+     * VIRTIO_NET_OK (or a VQ_GET read-back that differs), adaptive profile changes. */
+    uint64_t ctrl_commands, ctrl_errors, coal_retunes;
     uint64_t mmio_reads, mmio_writes, cfg_reads, cfg_writes;
     /* VIRTIO_F_ACCESS_PLATFORM only: IOMMU pages the driver mapped (over all address
      * spaces) and page-table pages it built for them (roots included). */
