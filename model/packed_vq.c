@@ -429,9 +429,16 @@ enum vq_status pvq_should_interrupt(struct pvq *q, const struct vs_guest_ops *op
         return VQ_OK;
 
     uint8_t raw[sizeof(struct pvirtq_event_suppress)];
-    if (!guest_read(q, ops, q->cfg.driver_addr, raw, sizeof raw, VS_DMA_EVENT_READ))
-        return VQ_BROKEN;
-    q->stats.event_reads++;
+    if (q->cfg.driver_event_local) {
+        /* viosim extension (VIOSIM_NET_F_DEVMEM_EVENT): the structure is the device's
+         * own copy, which the driver writes by MMIO; reading it crosses no link. */
+        memcpy(raw, q->cfg.driver_event_local, sizeof raw);
+        q->stats.event_reads_local++;
+    } else {
+        if (!guest_read(q, ops, q->cfg.driver_addr, raw, sizeof raw, VS_DMA_EVENT_READ))
+            return VQ_BROKEN;
+        q->stats.event_reads++;
+    }
     uint16_t off_wrap = vs_le16(raw + offsetof(struct pvirtq_event_suppress, off_wrap));
     uint16_t ev_flags = vs_le16(raw + offsetof(struct pvirtq_event_suppress, flags)) & 0x3u;
 

@@ -85,7 +85,8 @@ enum vq_status pvq_push(struct pvq *q, const struct vs_guest_ops *ops,
 /* Publish the open batch: write the first pending descriptor's flags. No-op if empty. */
 enum vq_status pvq_flush(struct pvq *q, const struct vs_guest_ops *ops);
 
-/* After a flush: read the driver event suppression structure and decide whether
+/* After a flush: read the driver event suppression structure (by DMA, or from the
+ * device-local copy when cfg.driver_event_local is set) and decide whether
  * the driver wants a used buffer notification for what was published since the last
  * decision ("Driver and Device Event Suppression"). */
 enum vq_status pvq_should_interrupt(struct pvq *q, const struct vs_guest_ops *ops,

@@ -439,20 +439,32 @@ enum vq_status svq_should_interrupt(struct svq *q, const struct vs_guest_ops *op
         return VQ_OK;
 
     bool want;
+    const uint8_t *local = q->cfg.driver_event_local;
     if (q->cfg.event_idx) {
         uint16_t used_event;
-        if (!read_le16(q, ops, q->cfg.driver_addr, used_event_off(q), VS_DMA_EVENT_READ,
-                       &used_event))
+        if (local) {
+            /* viosim extension (VIOSIM_NET_F_DEVMEM_EVENT): used_event from the
+             * device's own copy, which the driver writes by MMIO; no DMA. */
+            used_event = vs_le16(local + VIOSIM_DEVMEM_SPLIT_OFF_USED_EVENT);
+        } else if (!read_le16(q, ops, q->cfg.driver_addr, used_event_off(q), VS_DMA_EVENT_READ,
+                              &used_event)) {
             return VQ_BROKEN;
+        }
         want = used_event_passed(used_event, q->published_used_idx, q->unsignalled);
     } else {
         uint16_t flags;
-        if (!read_le16(q, ops, q->cfg.driver_addr, SVIRTQ_AVAIL_OFF_FLAGS, VS_DMA_EVENT_READ,
-                       &flags))
+        if (local) {
+            flags = vs_le16(local + VIOSIM_DEVMEM_SPLIT_OFF_FLAGS);
+        } else if (!read_le16(q, ops, q->cfg.driver_addr, SVIRTQ_AVAIL_OFF_FLAGS,
+                              VS_DMA_EVENT_READ, &flags)) {
             return VQ_BROKEN;
+        }
         want = (flags & VIRTQ_AVAIL_F_NO_INTERRUPT_MASK) == 0;
     }
-    q->stats.event_reads++;
+    if (local)
+        q->stats.event_reads_local++;
+    else
+        q->stats.event_reads++;
 
     q->signalled_used_idx = q->published_used_idx;
     q->unsignalled = 0;

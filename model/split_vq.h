@@ -164,7 +164,8 @@ enum vq_status svq_push(struct svq *q, const struct vs_guest_ops *ops,
 /* Publish what was pushed: write used->idx. No-op (no access) if nothing pending. */
 enum vq_status svq_flush(struct svq *q, const struct vs_guest_ops *ops);
 
-/* After a flush: read avail->flags (or used_event with EVENT_IDX) and decide whether
+/* After a flush: read avail->flags (or used_event with EVENT_IDX; both from the
+ * device-local copy instead when cfg.driver_event_local is set) and decide whether
  * the driver wants a used buffer notification for what was published since the
  * last decision ("Used Buffer Notification Suppression"). */
 enum vq_status svq_should_interrupt(struct svq *q, const struct vs_guest_ops *ops,

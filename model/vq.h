@@ -31,6 +31,11 @@ struct vq_config {
     bool indirect_desc;        /* VIRTIO_F_INDIRECT_DESC negotiated */
     bool event_idx;            /* VIRTIO_F_EVENT_IDX negotiated */
     bool in_order;             /* VIRTIO_F_IN_ORDER negotiated */
+    /* viosim-specific, NON-STANDARD (VIOSIM_NET_F_DEVMEM_EVENT, virtio_wire.h): the
+     * device-local 4-byte copy of the driver's suppression fields, which the driver
+     * writes by MMIO. NULL = the spec's placement (read by DMA from the Driver Area).
+     * Packed: struct pvirtq_event_suppress; split: le16 flags, le16 used_event. */
+    const uint8_t *driver_event_local;
 };
 
 /* One segment of a buffer, in chain order: device-readable ones first. */
@@ -58,7 +63,8 @@ struct vq_stats {
     uint64_t indirect_tables;
     uint64_t used_pushed;
     uint64_t flushes;
-    uint64_t event_reads;     /* reads of the driver event suppression structure */
+    uint64_t event_reads;     /* reads of the driver event suppression structure (DMA) */
+    uint64_t event_reads_local; /* the same, from the device-local copy (no DMA) */
     uint64_t event_writes;    /* writes of the device event suppression structure */
     uint64_t interrupts_suppressed;
 };

@@ -416,6 +416,14 @@ const std::vector<param_def> &param_table()
          "used buffers the device publishes at once at most (one head-flags write and one "
          "interrupt decision per batch); a batch is also published when the queue runs dry",
          integer(1, 32768), INT_FIELD(dev.used_batch_max)},
+        {"device.event_suppression_devmem", "", "off",
+         "viosim-specific, NON-STANDARD: on = offer VIOSIM_NET_F_DEVMEM_EVENT (feature bit "
+         "100) and a BAR0 window, described by a vendor data capability, where a driver that "
+         "accepts it writes its event suppression fields by MMIO; the device then reads them "
+         "locally instead of by DMA (docs/event-suppression.md). off = a standard device",
+         choice({"off", "on"}),
+         [](vs_config &c, const param_value &v) { c.dev.devmem_event = v.u == 1; },
+         [](const vs_config &c) { return int_value(c.dev.devmem_event ? 1 : 0); }},
         {"device.rx_pasid", "", "0",
          "PASID (IOMMU address space) the RX queue's DMA is tagged with; the driver maps "
          "that queue's memory in the same address space",
@@ -540,6 +548,14 @@ const std::vector<param_def> &param_table()
         {"driver.iommu_page_bytes", "bytes", "4096",
          "page size of the driver's IOMMU mappings: 4096 or 2097152",
          integer_one_of({4096, 2097152}), INT_FIELD(drv.iommu_page_bytes)},
+        {"driver.event_suppression_location", "", "host_ram",
+         "where the driver keeps its event suppression fields: host_ram = the spec's Driver "
+         "Area, read by the device with DMA; device_memory = accept the viosim extension "
+         "VIOSIM_NET_F_DEVMEM_EVENT when the device offers it (device.event_suppression_devmem) "
+         "and write the fields to device memory by MMIO, host_ram when it is not offered",
+         choice({"host_ram", "device_memory"}),
+         [](vs_config &c, const param_value &v) { c.drv.devmem_event = v.u == 1; },
+         [](const vs_config &c) { return int_value(c.drv.devmem_event ? 1 : 0); }},
         {"driver.decline_features", "", "", "features the driver refuses even if offered",
          feature_list(),
          [](vs_config &c, const param_value &v) { c.drv.decline = v.features; },

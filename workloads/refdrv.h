@@ -68,6 +68,10 @@ struct refdrv_params {
     uint64_t iova_offset;           /* multiple of iommu_page_bytes, IOVA < 2^48 */
     uint64_t iommu_page_bytes;      /* 4096 or 2097152 */
     uint32_t queue_pasid[3];        /* address space of RX, TX, control queue memory */
+    /* viosim-specific, NON-STANDARD: accept VIOSIM_NET_F_DEVMEM_EVENT when the device
+     * offers it (with its vendor data capability) and write the driver's event
+     * suppression fields to device memory by MMIO (docs/event-suppression.md). */
+    bool devmem_event;
 };
 
 struct refdrv_stats {
@@ -82,6 +86,10 @@ struct refdrv_stats {
     /* VIRTIO_F_ACCESS_PLATFORM only: IOMMU pages the driver mapped (over all address
      * spaces) and page-table pages it built for them (roots included). */
     uint64_t iommu_pages_mapped, iommu_table_pages;
+    /* VIOSIM_NET_F_DEVMEM_EVENT: negotiated (0/1), MMIO writes of suppression fields,
+     * and MMIO reads that flush them before the ring is re-checked. */
+    uint64_t devmem_event_negotiated;
+    uint64_t devmem_event_writes, devmem_event_flush_reads;
     /* Latency of each frame from posting on TX to reaping on RX, picoseconds.
      * Filled only in loopback; owned by the caller (may be NULL). */
     uint64_t *latency_ps;
