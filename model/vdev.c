@@ -348,6 +348,8 @@ static enum vs_dma_status gated_read(void *ctx, uint64_t addr, void *dst, uint32
     }
     d->stats.dma_reads[kind]++;
     d->stats.dma_read_bytes += len;
+    if (kind == VS_DMA_EVENT_READ)
+        d->stats.event_reads_link[gt->queue]++;
     const uint32_t gen = d->generation[gt->queue];
     enum vs_dma_status s = gt->platform->read(gt->platform->ctx, addr, dst, len, kind);
     return gate_check(gt, gen, s);
@@ -936,12 +938,11 @@ enum vdev_step vdev_complete(struct vdev *d, uint16_t qi, const struct vs_guest_
     if (q->ops->flush(&q->ring, g) != VQ_OK)
         return ring_failed(d, qi);
     bool interrupt = false;
-    const struct vq_stats *vs = q->ops->stats(&q->ring);
-    const uint64_t link_before = vs->event_reads, local_before = vs->event_reads_local;
+    const uint64_t local_before = q->ops->stats(&q->ring)->event_reads_local;
     if (q->ops->should_interrupt(&q->ring, g, &interrupt) != VQ_OK)
         return ring_failed(d, qi);
-    d->stats.event_reads_link[qi] += vs->event_reads - link_before;
-    d->stats.event_reads_local[qi] += vs->event_reads_local - local_before;
+    /* (Reads across the link are counted in the DMA gate, aborted ones included.) */
+    d->stats.event_reads_local[qi] += q->ops->stats(&q->ring)->event_reads_local - local_before;
     if (interrupt) {
         d->stats.interrupts_raised++;
         if (!d->msix.enabled)
