@@ -556,6 +556,15 @@ const std::vector<param_def> &param_table()
          choice({"host_ram", "device_memory"}),
          [](vs_config &c, const param_value &v) { c.drv.devmem_event = v.u == 1; },
          [](const vs_config &c) { return int_value(c.drv.devmem_event ? 1 : 0); }},
+        {"driver.event_suppression_flush", "", "read",
+         "with event suppression in device memory: read = after asking for notifications "
+         "the driver reads from the device before re-checking its rings, so its posted "
+         "writes have arrived (the extension's rule); none = skip that read -- UNSAFE, a "
+         "used buffer published while the write is in flight raises no interrupt; only "
+         "for studying that race",
+         choice({"read", "none"}),
+         [](vs_config &c, const param_value &v) { c.drv.devmem_event_no_flush = v.u == 1; },
+         [](const vs_config &c) { return int_value(c.drv.devmem_event_no_flush ? 1 : 0); }},
         {"driver.decline_features", "", "", "features the driver refuses even if offered",
          feature_list(),
          [](vs_config &c, const param_value &v) { c.drv.decline = v.features; },

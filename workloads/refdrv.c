@@ -341,7 +341,7 @@ static void devmem_event_write(void *ctx, uint32_t off, unsigned size, uint32_t 
  * re-check sees what the device used before seeing it. */
 static void devmem_event_flush(struct refdrv *d, const struct drv_queue *q)
 {
-    if (q->event_slot == 0)
+    if (q->event_slot == 0 || d->p->devmem_event_no_flush)
         return;
     (void)mmio_rd(d, q->event_slot, 4);
     d->st->devmem_event_flush_reads++;

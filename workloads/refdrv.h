@@ -72,6 +72,10 @@ struct refdrv_params {
      * offers it (with its vendor data capability) and write the driver's event
      * suppression fields to device memory by MMIO (docs/event-suppression.md). */
     bool devmem_event;
+    /* With devmem_event: skip the MMIO read that flushes the suppression writes before
+     * the rings are re-checked. UNSAFE (notifications can be lost); for studying that
+     * race only. */
+    bool devmem_event_no_flush;
 };
 
 struct refdrv_stats {
