@@ -70,6 +70,8 @@ static vs_features offered_features(const struct vdev_params *p)
         vs_feature_set(&f, bits[i]);
     if (p->devmem_event)
         vs_feature_set(&f, VIOSIM_NET_F_DEVMEM_EVENT_BIT); /* viosim-specific, non-standard */
+    if (p->devmem_event && p->devmem_event_recheck)
+        vs_feature_set(&f, VIOSIM_NET_F_DEVMEM_EVENT_RECHECK_BIT);
     for (unsigned w = 0; w < VS_FEATURE_WORDS; w++)
         f.w[w] &= ~p->withdraw.w[w];
     return f;
@@ -82,7 +84,10 @@ static vs_features offered_features(const struct vdev_params *p)
 static bool net_validate_features(void *ctx, const vs_features *drv)
 {
     (void)ctx;
-    (void)drv;
+    /* viosim extension: the re-check is part of device-memory event suppression. */
+    if (vs_feature_has(drv, VIOSIM_NET_F_DEVMEM_EVENT_RECHECK_BIT) &&
+        !vs_feature_has(drv, VIOSIM_NET_F_DEVMEM_EVENT_BIT))
+        return false;
     return true;
 }
 
@@ -559,7 +564,9 @@ static uint64_t common_read(struct vdev *d, uint32_t off, unsigned size)
  *    queue without VIRTIO_NET_F_CTRL_VQ) sets NEEDS_RESET (DEVMEM_EVENT_QUEUE_INVALID),
  *    as a notification naming such a queue does;
  *  - a slot may be written before its queue is enabled; device and queue resets clear
- *    it (flags 0: notifications enabled, as a zeroed structure in RAM says).
+ *    it (flags 0: notifications enabled, as a zeroed structure in RAM says);
+ *  - with VIOSIM_NET_F_DEVMEM_EVENT_RECHECK too, every slot write taken on a live queue
+ *    re-decides about the used buffers published since the last notification.
  * Reads of an aligned field or slot return it without side effects; other reads 0. */
 static bool devmem_event_access_ok(uint32_t at, unsigned size)
 {
@@ -596,6 +603,23 @@ static void devmem_event_write(struct vdev *d, uint32_t roff, unsigned size, uin
     }
     memcpy(&d->devmem_event[qi][at], &value, size);
     d->stats.devmem_event_writes++;
+    /* VIOSIM_NET_F_DEVMEM_EVENT_RECHECK: a used buffer published while this write was on
+     * its way was decided on with the old fields; decide again now. */
+    if (vpci_negotiated(&d->vpci, VIOSIM_NET_F_DEVMEM_EVENT_RECHECK_BIT) && vdev_queue_live(d, (uint16_t)qi)) {
+        struct vdev_queue *q = &d->q[qi];
+        bool interrupt = false;
+        if (q->ops->recheck_driver_event(&q->ring, size == VIOSIM_DEVMEM_SLOT_BYTES, &interrupt) != VQ_OK) {
+            vdev_fail(d, (uint16_t)qi, q->ops->broken(&q->ring));
+            return;
+        }
+        if (interrupt) {
+            d->stats.interrupts_raised++;
+            d->stats.devmem_event_recheck_interrupts++;
+            if (!d->msix.enabled)
+                vpci_isr_set(&d->vpci, VIRTIO_PCI_ISR_QUEUE_MASK);
+            signal_vector(d, d->vpci.q[qi].msix_vector);
+        }
+    }
 }
 
 bool vdev_is_devmem_event_write(const struct vdev *d, uint64_t addr, unsigned size)

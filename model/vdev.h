@@ -41,6 +41,9 @@ struct vdev_params {
     /* viosim-specific, NON-STANDARD: offer VIOSIM_NET_F_DEVMEM_EVENT and its window
      * (docs/event-suppression.md). false = a standard device, byte for byte. */
     bool devmem_event;
+    /* With devmem_event: also offer VIOSIM_NET_F_DEVMEM_EVENT_RECHECK (re-decide on slot
+     * writes). */
+    bool devmem_event_recheck;
 };
 
 /* Queue numbering of a virtio-net device with one queue pair ("Virtqueues"). */
@@ -116,6 +119,7 @@ struct vdev_stats {
     uint64_t event_reads_link[VDEV_QUEUES], event_reads_local[VDEV_QUEUES];
     uint64_t devmem_event_writes;         /* slot writes taken */
     uint64_t devmem_event_writes_ignored; /* slot writes while the extension is not negotiated */
+    uint64_t devmem_event_recheck_interrupts; /* notifications decided on a slot write */
 };
 
 #define VDEV_MSI_OUTBOX 128u

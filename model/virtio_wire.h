@@ -63,6 +63,10 @@
  * Bits": 50 to 127) and is unallocated by the spec's network device. Offered only when
  * the device is configured to, and accepted only by a driver that asks for it. */
 #define VIOSIM_NET_F_DEVMEM_EVENT_BIT  100
+/* viosim-specific, NON-STANDARD, needs VIOSIM_NET_F_DEVMEM_EVENT: the device re-decides
+ * about a used buffer notification whenever a slot write asks for notifications, so a
+ * driver need not read back its posted slot writes before re-checking its rings. */
+#define VIOSIM_NET_F_DEVMEM_EVENT_RECHECK_BIT 101
 
 /* Feature sets are 128 bits: word w holds bits 32*w .. 32*w+31, as the feature
  * select registers expose them. */

@@ -67,6 +67,7 @@ struct vq_stats {
     uint64_t event_reads_local; /* the same, from the device-local copy (no DMA) */
     uint64_t event_writes;    /* writes of the device event suppression structure */
     uint64_t interrupts_suppressed;
+    uint64_t interrupts_rechecked; /* notifications decided by recheck_driver_event */
 };
 
 /* Building one buffer's element list, the rules both formats share. */
@@ -112,6 +113,12 @@ struct vq_ops {
     enum vq_status (*flush)(void *q, const struct vs_guest_ops *ops);
     /* Does the driver want a used buffer notification for what was published? */
     enum vq_status (*should_interrupt)(void *q, const struct vs_guest_ops *ops, bool *interrupt);
+    /* viosim extension (VIOSIM_NET_F_DEVMEM_EVENT_RECHECK): the driver just wrote the
+     * device-local copy of its suppression fields (whole_slot: all four bytes in one
+     * write). Would the new fields ask for a notification for a used buffer published
+     * since the last notification? No guest memory access; nothing to do without
+     * cfg.driver_event_local. */
+    enum vq_status (*recheck_driver_event)(void *q, bool whole_slot, bool *interrupt);
     /* Ask the driver for (enable) or spare (disable) available buffer notifications. */
     enum vq_status (*set_notifications)(void *q, const struct vs_guest_ops *ops, bool enable);
     /* NOTIFICATION_DATA: the driver's next position, as the notification carried it. */

@@ -424,6 +424,14 @@ const std::vector<param_def> &param_table()
          choice({"off", "on"}),
          [](vs_config &c, const param_value &v) { c.dev.devmem_event = v.u == 1; },
          [](const vs_config &c) { return int_value(c.dev.devmem_event ? 1 : 0); }},
+        {"device.event_suppression_devmem_recheck", "", "off",
+         "viosim-specific, NON-STANDARD, needs device.event_suppression_devmem=on: on = also "
+         "offer VIOSIM_NET_F_DEVMEM_EVENT_RECHECK (feature bit 101): the device re-decides "
+         "about a notification whenever a slot write asks for notifications, so the driver "
+         "skips its flushing read (docs/event-suppression.md)",
+         choice({"off", "on"}),
+         [](vs_config &c, const param_value &v) { c.dev.devmem_event_recheck = v.u == 1; },
+         [](const vs_config &c) { return int_value(c.dev.devmem_event_recheck ? 1 : 0); }},
         {"device.rx_pasid", "", "0",
          "PASID (IOMMU address space) the RX queue's DMA is tagged with; the driver maps "
          "that queue's memory in the same address space",
@@ -1447,6 +1455,12 @@ bool config_validate(const vs_config &cfg, param_error &err)
                "parameter 'pcie.read_latency_ns': " + format_real(cfg.plat.pcie_read_latency_ns) +
                    " ns is shorter than a 64-byte read's serialisation plus host memory latency (" +
                    format_real(cfg.plat.pcie_read_latency_ns - fixed) + " ns)"};
+        return false;
+    }
+    if (cfg.dev.devmem_event_recheck && !cfg.dev.devmem_event) {
+        err = {"device.event_suppression_devmem_recheck",
+               "parameter 'device.event_suppression_devmem_recheck': on needs "
+               "device.event_suppression_devmem=on"};
         return false;
     }
     if (cfg.plat.workload_dma_bench && cfg.plat.bench_window_bytes > (cfg.plat.host_memory_mib << 20)) {

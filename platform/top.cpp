@@ -487,6 +487,10 @@ run_result vs_run(const vs_config &cfg, const run_options &opt)
     s.add_u64("driver.event_suppression.devmem_negotiated", "flag",
               "1 if the viosim extension VIOSIM_NET_F_DEVMEM_EVENT was negotiated (driver "
               "suppression fields in device memory), else 0", ds.devmem_event_negotiated);
+    s.add_u64("driver.event_suppression.recheck_negotiated", "flag",
+              "1 if VIOSIM_NET_F_DEVMEM_EVENT_RECHECK was negotiated too (the device re-decides "
+              "on slot writes; the driver does no flushing reads), else 0",
+              ds.devmem_event_recheck_negotiated);
     s.add_u64("driver.event_suppression.mmio_writes", "count",
               "MMIO writes of the driver's event suppression fields to device memory (part "
               "of driver.mmio_writes)", ds.devmem_event_writes);
@@ -551,6 +555,10 @@ run_result vs_run(const vs_config &cfg, const run_options &opt)
     s.add_u64("device.event_suppression.slot_writes_ignored", "count",
               "writes to the device-memory suppression window while the extension was not "
               "negotiated (ignored)", d.stats.devmem_event_writes_ignored);
+    s.add_u64("device.event_suppression.recheck_interrupts", "count",
+              "used buffer notifications decided when a slot write arrived "
+              "(VIOSIM_NET_F_DEVMEM_EVENT_RECHECK; part of device.interrupts_raised)",
+              d.stats.devmem_event_recheck_interrupts);
     add_time_to_interrupt_stats(s, p->dev);
     add_link_dma_stats(s, *p, sim_ns);
     add_iommu_stats(s, *p);

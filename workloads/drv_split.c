@@ -481,6 +481,13 @@ void dsq_enable_driver_events_after(struct dsq *q, uint16_t ahead)
     /* "notifications are unnecessary until the device writes an entry with an index
      * specified by used_event into the used ring". */
     q->used_event = (uint16_t)(q->last_used + ahead);
+    if (q->event_mmio.write) {
+        /* viosim extension: asking for notifications is a whole-slot write (flags 0 and
+         * used_event), which a device that re-checks on slot writes acts on; a used_event
+         * moved alone (keep_events_off) does not ask. */
+        q->event_mmio.write(q->event_mmio.ctx, 0, 4, (uint32_t)q->used_event << 16);
+        return;
+    }
     write_avail_field(q, dsq_used_event_off(q->size), q->used_event);
 }
 

@@ -290,7 +290,9 @@ enum dsq_status dsq_get_used(struct dsq *q, struct dsq_used *u);
 void dsq_set_driver_events(struct dsq *q, enum dsq_events ev);
 
 /* viosim extension: from now on write flags and used_event to the device-memory slot
- * through w (2-byte writes; NULL write: back to the available ring, which then no
+ * through w (2-byte writes, except that asking for notifications with EVENT_IDX writes
+ * the whole slot, flags 0 and used_event, in one 4-byte write; NULL write: back to the
+ * available ring, which then no
  * longer carries them for the device). The writes are posted: before re-checking the
  * ring after enabling, the caller makes sure they reached the device (an MMIO read). */
 void dsq_set_event_mmio(struct dsq *q, const struct dsq_event_mmio *w);

@@ -235,6 +235,7 @@ struct refdrv {
     bool f_order_platform; /* VIRTIO_F_ORDER_PLATFORM negotiated: hardware barriers */
     bool f_access_platform;
     bool f_devmem_event;     /* VIOSIM_NET_F_DEVMEM_EVENT negotiated (viosim extension) */
+    bool f_devmem_recheck;   /* ... and VIOSIM_NET_F_DEVMEM_EVENT_RECHECK: no flushing read */
     bool f_packed;           /* RING_PACKED negotiated: packed rings, else split */
     const struct ring_ops *ring_ops; /* the format every queue uses, chosen once */
     uint8_t mac[6];
@@ -335,13 +336,14 @@ static void devmem_event_write(void *ctx, uint32_t off, unsigned size, uint32_t 
 }
 
 /* viosim extension: make sure the suppression writes just posted have reached the
- * device before the rings are re-checked. A read cannot pass posted writes going the
+ * device before the rings are re-checked (not needed when the device re-decides on
+ * every slot write, VIOSIM_NET_F_DEVMEM_EVENT_RECHECK). A read cannot pass posted writes going the
  * same way, and its completion cannot pass the device's earlier posted writes of used
  * entries (PCIe ordering), so after it either the device saw the request or the
  * re-check sees what the device used before seeing it. */
 static void devmem_event_flush(struct refdrv *d, const struct drv_queue *q)
 {
-    if (q->event_slot == 0 || d->p->devmem_event_no_flush)
+    if (q->event_slot == 0 || d->f_devmem_recheck || d->p->devmem_event_no_flush)
         return;
     (void)mmio_rd(d, q->event_slot, 4);
     d->st->devmem_event_flush_reads++;
@@ -1043,8 +1045,10 @@ static enum refdrv_result negotiate(struct refdrv *d)
     }
     features_wanted(&want);
     /* viosim extension: asked for by the configuration and described by the device. */
-    if (d->p->devmem_event && d->devmem_event.found)
+    if (d->p->devmem_event && d->devmem_event.found) {
         vs_feature_set(&want, VIOSIM_NET_F_DEVMEM_EVENT_BIT);
+        vs_feature_set(&want, VIOSIM_NET_F_DEVMEM_EVENT_RECHECK_BIT);
+    }
     for (uint32_t w = 0; w < VS_FEATURE_WORDS; w++)
         d->accepted.w[w] = d->offered.w[w] & want.w[w] & ~d->p->decline.w[w];
 
@@ -1089,6 +1093,8 @@ static enum refdrv_result negotiate(struct refdrv *d)
     d->f_packed = vs_feature_has(&d->accepted, VIRTIO_F_RING_PACKED_BIT);
     d->f_devmem_event = vs_feature_has(&d->accepted, VIOSIM_NET_F_DEVMEM_EVENT_BIT);
     d->st->devmem_event_negotiated = d->f_devmem_event ? 1u : 0u;
+    d->f_devmem_recheck = vs_feature_has(&d->accepted, VIOSIM_NET_F_DEVMEM_EVENT_RECHECK_BIT);
+    d->st->devmem_event_recheck_negotiated = d->f_devmem_recheck ? 1u : 0u;
     d->ring_ops = d->f_packed ? &packed_ring_ops : &split_ring_ops;
     if (d->f_access_platform) {
         d->iova_offset = d->p->iova_offset;

@@ -93,6 +93,7 @@ struct refdrv_stats {
     /* VIOSIM_NET_F_DEVMEM_EVENT: negotiated (0/1), MMIO writes of suppression fields,
      * and MMIO reads that flush them before the ring is re-checked. */
     uint64_t devmem_event_negotiated;
+    uint64_t devmem_event_recheck_negotiated; /* VIOSIM_NET_F_DEVMEM_EVENT_RECHECK too */
     uint64_t devmem_event_writes, devmem_event_flush_reads;
     /* Latency of each frame from posting on TX to reaping on RX, picoseconds.
      * Filled only in loopback; owned by the caller (may be NULL). */

@@ -200,6 +200,98 @@ Test(devmem_ring, split_spec_placement_reads_by_dma)
     cr_expect_eq(sq.stats.event_reads_local, 0);
 }
 
+/* ---- device re-check on slot writes (VIOSIM_NET_F_DEVMEM_EVENT_RECHECK) ---- */
+
+static bool packed_recheck(void)
+{
+    bool irq = false;
+    cr_assert_eq(pvq_recheck_driver_event(&pq, true, &irq), VQ_OK);
+    return irq;
+}
+
+/* A used buffer published while notifications were off was decided on with DISABLE;
+ * when the driver's enabling write arrives the device notifies about it (DESC naming a
+ * slot published since the last notification), once. Driver and Device Event
+ * Suppression rules otherwise unchanged. */
+Test(devmem_ring, packed_recheck_after_late_enable)
+{
+    struct vq_config cfg = ring_cfg(8, true, true);
+    pvq_init(&pq, &cfg);
+    packed_slot(RING_EVENT_FLAGS_DISABLE, 0, false);
+    cr_expect_not(packed_recheck(), "nothing published: nothing to notify");
+    packed_publish(2); /* slots 0, 1 */
+    cr_expect_not(packed_decide());
+    cr_expect_not(packed_recheck(), "still DISABLE");
+    packed_slot(RING_EVENT_FLAGS_DESC, 2, true);
+    cr_expect_not(packed_recheck(), "slot 2 not published yet");
+    packed_slot(RING_EVENT_FLAGS_DESC, 1, true);
+    cr_expect(packed_recheck(), "slot 1 was published while notifications were off");
+    cr_expect_not(packed_recheck(), "and is notified once");
+    cr_expect_eq(pq.stats.interrupts_rechecked, 1);
+    /* ENABLE: anything published since the last notification. */
+    packed_slot(RING_EVENT_FLAGS_DISABLE, 0, false);
+    packed_publish(1);
+    cr_expect_not(packed_decide());
+    packed_slot(RING_EVENT_FLAGS_ENABLE, 0, false);
+    cr_expect(packed_recheck());
+    /* A normal decision that notifies leaves nothing for a re-check. */
+    packed_publish(1);
+    cr_expect(packed_decide());
+    cr_expect_not(packed_recheck());
+    cr_expect_eq(g.reads[VS_DMA_EVENT_READ], 0);
+}
+
+/* Without the local copy there is nothing to re-check. */
+Test(devmem_ring, recheck_needs_local_copy)
+{
+    struct vq_config cfg = ring_cfg(8, false, false);
+    pvq_init(&pq, &cfg);
+    fake_guest_put16(&g, DRIVER_AREA + 2, RING_EVENT_FLAGS_DISABLE);
+    packed_publish(1);
+    cr_expect_not(packed_decide());
+    cr_expect_not(packed_recheck());
+    svq_init(&sq, &cfg);
+    bool irq = true;
+    cr_expect_eq(svq_recheck_driver_event(&sq, true, &irq), VQ_OK);
+    cr_expect_not(irq);
+}
+
+static bool split_recheck(bool whole)
+{
+    bool irq = false;
+    cr_assert_eq(svq_recheck_driver_event(&sq, whole, &irq), VQ_OK);
+    return irq;
+}
+
+/* Split with EVENT_IDX: only a whole-slot write asks (a used_event moved alone is how a
+ * driver keeps notifications off); it notifies if used_event lies among the entries
+ * published since the last notification. Without EVENT_IDX: NO_INTERRUPT clear. */
+Test(devmem_ring, split_recheck_after_late_enable)
+{
+    struct vq_config cfg = ring_cfg(8, true, true);
+    svq_init(&sq, &cfg);
+    vs_put_le16(slot + VIOSIM_DEVMEM_SPLIT_OFF_USED_EVENT, 0xffff); /* off */
+    split_publish(3);                                                /* entries 0..2 */
+    cr_expect_not(split_decide());
+    vs_put_le16(slot + VIOSIM_DEVMEM_SPLIT_OFF_USED_EVENT, 1);
+    cr_expect_not(split_recheck(false), "a 2-byte used_event write does not ask");
+    vs_put_le16(slot + VIOSIM_DEVMEM_SPLIT_OFF_USED_EVENT, 3);
+    cr_expect_not(split_recheck(true), "entry 3 not published yet");
+    vs_put_le16(slot + VIOSIM_DEVMEM_SPLIT_OFF_USED_EVENT, 2);
+    cr_expect(split_recheck(true));
+    cr_expect_not(split_recheck(true), "notified once");
+    cr_expect_eq(sq.stats.interrupts_rechecked, 1);
+
+    cfg = ring_cfg(8, false, true);
+    svq_init(&sq, &cfg);
+    vs_put_le16(slot + VIOSIM_DEVMEM_SPLIT_OFF_FLAGS, VIRTQ_AVAIL_F_NO_INTERRUPT_MASK);
+    split_publish(1);
+    cr_expect_not(split_decide());
+    cr_expect_not(split_recheck(false));
+    vs_put_le16(slot + VIOSIM_DEVMEM_SPLIT_OFF_FLAGS, 0);
+    cr_expect(split_recheck(false));
+}
+
 /* ==== the composed function ==== */
 
 #define GUEST_BASE 0x100000ull
@@ -209,6 +301,8 @@ Test(devmem_ring, split_spec_placement_reads_by_dma)
 #define RING_SIZE 8u
 
 static struct vdev dev;
+
+static bool recheck_param;
 
 static void dev_setup(bool offer)
 {
@@ -224,6 +318,7 @@ static void dev_setup(bool offer)
     p.backend = VDEV_BACKEND_SINK;
     p.used_batch_max = 1;
     p.devmem_event = offer;
+    p.devmem_event_recheck = recheck_param;
     cr_assert(vdev_init(&dev, &p));
     fake_guest_init(&g, GUEST_BASE, GUEST_SIZE);
     ops = fake_guest_ops(&g);
@@ -281,7 +376,14 @@ static uint64_t slot_addr(unsigned q)
 
 /* The spec's initialisation with the driver's features (word 3 holds bit 100); TX
  * queue enabled. */
+static void bring_up_features(bool packed, uint32_t word3);
+
 static void bring_up(bool packed, bool accept_devmem)
+{
+    bring_up_features(packed, accept_devmem ? 1u << (VIOSIM_NET_F_DEVMEM_EVENT_BIT % 32) : 0u);
+}
+
+static void bring_up_features(bool packed, uint32_t word3)
 {
     vdev_cfg_write(&dev, PCI_BAR0, 4, (uint32_t)BAR0_BASE);
     vdev_cfg_write(&dev, PCI_BAR0 + 4, 4, 0);
@@ -296,7 +398,7 @@ static void bring_up(bool packed, bool accept_devmem)
     wr(VIRTIO_PCI_COMMON_GFSELECT, 4, 1);
     wr(VIRTIO_PCI_COMMON_GF, 4, hi);
     wr(VIRTIO_PCI_COMMON_GFSELECT, 4, VIOSIM_NET_F_DEVMEM_EVENT_BIT / 32);
-    wr(VIRTIO_PCI_COMMON_GF, 4, accept_devmem ? 1u << (VIOSIM_NET_F_DEVMEM_EVENT_BIT % 32) : 0u);
+    wr(VIRTIO_PCI_COMMON_GF, 4, word3);
     wr(VIRTIO_PCI_COMMON_STATUS, 1,
        VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
     cr_assert(rd(VIRTIO_PCI_COMMON_STATUS, 1) & VIRTIO_STATUS_FEATURES_OK);
@@ -582,7 +684,74 @@ Test(devmem_driver, split_writes_slot_not_ram)
     dsq_set_event_mmio(&q, &w);
     dsq_enable_driver_events_after(&q, 5);
     cr_assert_eq(l.n, 1);
-    cr_expect_eq(l.off[0], VIOSIM_DEVMEM_SPLIT_OFF_USED_EVENT);
-    cr_expect_eq(l.value[0], 5);
+    cr_expect_eq(l.off[0], 0, "asking for notifications writes the whole slot");
+    cr_expect_eq(l.size[0], 4);
+    cr_expect_eq(vs_le16(l.slot + VIOSIM_DEVMEM_SPLIT_OFF_FLAGS), 0);
+    cr_expect_eq(vs_le16(l.slot + VIOSIM_DEVMEM_SPLIT_OFF_USED_EVENT), 5);
+    dsq_set_driver_events(&q, DSQ_EVENTS_DISABLE); /* used_event just behind: 2 bytes */
+    cr_assert_eq(l.n, 2);
+    cr_expect_eq(l.off[1], VIOSIM_DEVMEM_SPLIT_OFF_USED_EVENT);
+    cr_expect_eq(l.size[1], 2);
+    cr_expect_eq(l.value[1], 0xffff);
     cr_expect_eq(vs_le16(avail + SVIRTQ_AVAIL_OFF_RING + 8 * 2), 0, "used_event in RAM untouched");
+}
+
+/* VIOSIM_NET_F_DEVMEM_EVENT_RECHECK: offered only with the re-check configured; without
+ * VIOSIM_NET_F_DEVMEM_EVENT it is refused at FEATURES_OK ("Feature Bits": the device
+ * may refuse a combination it cannot honour). */
+Test(devmem_vdev, recheck_bit_needs_devmem_bit)
+{
+    dev_setup(true);
+    vdev_cfg_write(&dev, PCI_BAR0, 4, (uint32_t)BAR0_BASE);
+    vdev_cfg_write(&dev, PCI_COMMAND, 2, PCI_COMMAND_MEMORY_MASK);
+    cr_expect_not(offered(VIOSIM_NET_F_DEVMEM_EVENT_RECHECK_BIT));
+    dev_teardown();
+    recheck_param = true;
+    dev_setup(true);
+    recheck_param = false;
+    vdev_cfg_write(&dev, PCI_BAR0, 4, (uint32_t)BAR0_BASE);
+    vdev_cfg_write(&dev, PCI_COMMAND, 2, PCI_COMMAND_MEMORY_MASK);
+    cr_expect(offered(VIOSIM_NET_F_DEVMEM_EVENT_RECHECK_BIT));
+    wr(VIRTIO_PCI_COMMON_STATUS, 1, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
+    wr(VIRTIO_PCI_COMMON_GFSELECT, 4, 1);
+    wr(VIRTIO_PCI_COMMON_GF, 4, 1u << (VIRTIO_F_VERSION_1_BIT - 32));
+    wr(VIRTIO_PCI_COMMON_GFSELECT, 4, 3);
+    wr(VIRTIO_PCI_COMMON_GF, 4, 1u << (VIOSIM_NET_F_DEVMEM_EVENT_RECHECK_BIT % 32));
+    wr(VIRTIO_PCI_COMMON_STATUS, 1,
+       VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
+    cr_expect_not(rd(VIRTIO_PCI_COMMON_STATUS, 1) & VIRTIO_STATUS_FEATURES_OK);
+}
+
+/* Negotiated: a used buffer suppressed under DISABLE is notified as soon as the
+ * driver's enabling slot write arrives, without another publication. */
+Test(devmem_vdev, recheck_notifies_on_enabling_write)
+{
+    recheck_param = true;
+    dev_setup(true);
+    recheck_param = false;
+    bring_up_features(true, (1u << (VIOSIM_NET_F_DEVMEM_EVENT_BIT % 32)) |
+                                (1u << (VIOSIM_NET_F_DEVMEM_EVENT_RECHECK_BIT % 32)));
+    slot_write(VDEV_QUEUE_TX, 2, 2, RING_EVENT_FLAGS_DISABLE);
+    tx_one(0);
+    cr_expect_eq(dev.stats.interrupts_raised, 0);
+    slot_write(VDEV_QUEUE_TX, 2, 2, RING_EVENT_FLAGS_ENABLE);
+    cr_expect_eq(dev.stats.interrupts_raised, 1);
+    cr_expect_eq(dev.stats.devmem_event_recheck_interrupts, 1);
+    slot_write(VDEV_QUEUE_TX, 2, 2, RING_EVENT_FLAGS_ENABLE);
+    cr_expect_eq(dev.stats.interrupts_raised, 1, "nothing new to notify");
+    cr_expect_eq(dev.stats.dma_reads[VS_DMA_EVENT_READ], 0);
+}
+
+/* Without the re-check bit the same late write notifies nothing (the driver's
+ * flushing read is what closes the race then). */
+Test(devmem_vdev, no_recheck_without_bit)
+{
+    recheck_param = true;
+    dev_setup(true);
+    recheck_param = false;
+    bring_up(true, true);
+    slot_write(VDEV_QUEUE_TX, 2, 2, RING_EVENT_FLAGS_DISABLE);
+    tx_one(0);
+    slot_write(VDEV_QUEUE_TX, 2, 2, RING_EVENT_FLAGS_ENABLE);
+    cr_expect_eq(dev.stats.interrupts_raised, 0);
 }

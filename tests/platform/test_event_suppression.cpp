@@ -144,4 +144,27 @@ Test(event_suppression, flush_read_prevents_lost_interrupts)
     cr_expect_eq(unsafe.stat("driver.event_suppression.flush_reads"), 0);
     cr_expect_lt(safe.stat("latency.max_ns"), 20000);
     cr_expect_gt(unsafe.stat("latency.max_ns"), 10 * safe.stat("latency.max_ns"));
+
+    // The device that re-decides on every slot write (VIOSIM_NET_F_DEVMEM_EVENT_RECHECK)
+    // closes the race itself: no flushing reads, no frame waits.
+    for (const char *fmt : {"driver.decline_features=", "driver.decline_features=RING_PACKED"}) {
+        run_out rc;
+        run(rc, with(with(sparse, devmem),
+                     {"--set", "device.event_suppression_devmem_recheck=on", "--set", fmt}));
+        expect_clean_loopback(rc, 3000);
+        cr_expect_eq(rc.stat("driver.event_suppression.recheck_negotiated"), 1);
+        cr_expect_eq(rc.stat("driver.event_suppression.flush_reads"), 0);
+        cr_expect_gt(rc.stat("device.event_suppression.recheck_interrupts"), 0);
+        cr_expect_eq(link_event_reads(rc), 0);
+        cr_expect_lt(rc.stat("latency.max_ns"), 20000, "%s", fmt);
+    }
+}
+
+Test(event_suppression, recheck_needs_devmem)
+{
+    run_out r;
+    run(r, {"--set", "device.event_suppression_devmem_recheck=on"});
+    cr_expect_eq(r.status, 2);
+    cr_expect_neq(r.err.find("device.event_suppression_devmem_recheck"), std::string::npos, "%s",
+                  r.err.c_str());
 }
