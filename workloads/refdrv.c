@@ -336,11 +336,11 @@ static void devmem_event_write(void *ctx, uint32_t off, unsigned size, uint32_t 
 }
 
 /* viosim extension: make sure the suppression writes just posted have reached the
- * device before the rings are re-checked (not needed when the device re-decides on
- * every slot write, VIOSIM_NET_F_DEVMEM_EVENT_RECHECK). A read cannot pass posted writes going the
+ * device before the rings are re-checked. A read cannot pass posted writes going the
  * same way, and its completion cannot pass the device's earlier posted writes of used
  * entries (PCIe ordering), so after it either the device saw the request or the
- * re-check sees what the device used before seeing it. */
+ * re-check sees what the device used before seeing it. Not needed when the device
+ * re-decides on every slot write (VIOSIM_NET_F_DEVMEM_EVENT_RECHECK). */
 static void devmem_event_flush(struct refdrv *d, const struct drv_queue *q)
 {
     if (q->event_slot == 0 || d->f_devmem_recheck || d->p->devmem_event_no_flush)
