@@ -162,6 +162,7 @@ void pvq_init(struct pvq *q, const struct vq_config *cfg)
     q->avail_wrap = true;
     q->used_wrap = true;
     q->signalled_wrap = true;
+    q->notified_wrap = true;
     q->broken = VS_REASON_NONE;
     /* Not validation (pvq_check_config does that) but a guard: every ring
      * computation divides by the size, so an impossible size leaves the queue
@@ -402,6 +403,8 @@ enum vq_status pvq_flush(struct pvq *q, const struct vs_guest_ops *ops)
     uint32_t cap = 2u * q->cfg.size;
     uint32_t pending = q->unsignalled_slots + q->batch_slots;
     q->unsignalled_slots = pending < cap ? pending : cap;
+    pending = q->unnotified_slots + q->batch_slots;
+    q->unnotified_slots = pending < cap ? pending : cap;
     q->batch_count = 0;
     q->batch_slots = 0;
     q->stats.flushes++;
@@ -429,9 +432,16 @@ enum vq_status pvq_should_interrupt(struct pvq *q, const struct vs_guest_ops *op
         return VQ_OK;
 
     uint8_t raw[sizeof(struct pvirtq_event_suppress)];
-    if (!guest_read(q, ops, q->cfg.driver_addr, raw, sizeof raw, VS_DMA_EVENT_READ))
-        return VQ_BROKEN;
-    q->stats.event_reads++;
+    if (q->cfg.driver_event_local) {
+        /* viosim extension (VIOSIM_NET_F_DEVMEM_EVENT): the structure is the device's
+         * own copy, which the driver writes by MMIO; reading it crosses no link. */
+        memcpy(raw, q->cfg.driver_event_local, sizeof raw);
+        q->stats.event_reads_local++;
+    } else {
+        if (!guest_read(q, ops, q->cfg.driver_addr, raw, sizeof raw, VS_DMA_EVENT_READ))
+            return VQ_BROKEN;
+        q->stats.event_reads++;
+    }
     uint16_t off_wrap = vs_le16(raw + offsetof(struct pvirtq_event_suppress, off_wrap));
     uint16_t ev_flags = vs_le16(raw + offsetof(struct pvirtq_event_suppress, flags)) & 0x3u;
 
@@ -467,8 +477,55 @@ enum vq_status pvq_should_interrupt(struct pvq *q, const struct vs_guest_ops *op
         q->signalled_wrap = q->used_wrap;
     }
     q->unsignalled_slots = 0;
-    if (!want)
+    if (want) {
+        q->notified_used = q->signalled_used;
+        q->notified_wrap = q->signalled_wrap;
+        q->unnotified_slots = 0;
+    } else {
         q->stats.interrupts_suppressed++;
+    }
+    *interrupt = want;
+    return VQ_OK;
+}
+
+enum vq_status pvq_recheck_driver_event(struct pvq *q, bool whole_slot, bool *interrupt)
+{
+    (void)whole_slot;
+    *interrupt = false;
+    if (q->broken != VS_REASON_NONE)
+        return VQ_BROKEN;
+    if (!q->cfg.driver_event_local || q->unnotified_slots == 0)
+        return VQ_OK;
+    const uint8_t *raw = q->cfg.driver_event_local;
+    uint16_t off_wrap = vs_le16(raw + offsetof(struct pvirtq_event_suppress, off_wrap));
+    uint16_t ev_flags = vs_le16(raw + offsetof(struct pvirtq_event_suppress, flags)) & 0x3u;
+    const uint16_t size = q->cfg.size;
+    bool want;
+    /* The same policy as pvq_should_interrupt, over what was published since the last
+     * notification instead of since the last decision. */
+    if (ev_flags == RING_EVENT_FLAGS_DISABLE) {
+        want = false;
+    } else if (ev_flags == RING_EVENT_FLAGS_DESC && q->cfg.event_idx) {
+        uint16_t off = off_wrap & RING_EVENT_OFF_WRAP_OFF_MASK;
+        bool wrap = (off_wrap >> RING_EVENT_OFF_WRAP_WRAP_BIT) & 1u;
+        want = off < size &&
+               (q->unnotified_slots >= 2u * size ||
+                ring_lin_dist(size, ring_lin(size, q->notified_used, q->notified_wrap),
+                              ring_lin(size, off, wrap)) < q->unnotified_slots);
+    } else {
+        want = true;
+    }
+    if (want) {
+        if (q->batch_count != 0) {
+            q->notified_used = q->batch_head;
+            q->notified_wrap = (q->batch_head_flags & VIRTQ_DESC_F_USED_MASK) != 0;
+        } else {
+            q->notified_used = q->next_used;
+            q->notified_wrap = q->used_wrap;
+        }
+        q->unnotified_slots = 0;
+        q->stats.interrupts_rechecked++;
+    }
     *interrupt = want;
     return VQ_OK;
 }
@@ -554,6 +611,10 @@ static enum vq_status packed_should_interrupt(void *q, const struct vs_guest_ops
 {
     return pvq_should_interrupt(q, ops, interrupt);
 }
+static enum vq_status packed_recheck_driver_event(void *q, bool whole_slot, bool *interrupt)
+{
+    return pvq_recheck_driver_event(q, whole_slot, interrupt);
+}
 static enum vq_status packed_set_notifications(void *q, const struct vs_guest_ops *ops, bool enable)
 {
     return pvq_set_notifications(q, ops, enable);
@@ -575,6 +636,7 @@ const struct vq_ops packed_vq_ops = {
     .push = packed_push,
     .flush = packed_flush,
     .should_interrupt = packed_should_interrupt,
+    .recheck_driver_event = packed_recheck_driver_event,
     .set_notifications = packed_set_notifications,
     .set_avail_hint = packed_set_avail_hint,
     .pending = packed_pending,

@@ -48,6 +48,12 @@ struct pvq {
     bool signalled_wrap;
     uint32_t unsignalled_slots; /* slots published since then (saturates at 2*size) */
 
+    /* Used position when the device last decided to notify, and slots published since
+     * (saturates at 2*size): what pvq_recheck_driver_event may still notify about. */
+    uint16_t notified_used;
+    bool notified_wrap;
+    uint32_t unnotified_slots;
+
     /* Available-count hint from NOTIFICATION_DATA: where the driver says its next
      * available descriptor will be. */
     uint16_t hint_next_off;
@@ -85,11 +91,19 @@ enum vq_status pvq_push(struct pvq *q, const struct vs_guest_ops *ops,
 /* Publish the open batch: write the first pending descriptor's flags. No-op if empty. */
 enum vq_status pvq_flush(struct pvq *q, const struct vs_guest_ops *ops);
 
-/* After a flush: read the driver event suppression structure and decide whether
+/* After a flush: read the driver event suppression structure (by DMA, or from the
+ * device-local copy when cfg.driver_event_local is set) and decide whether
  * the driver wants a used buffer notification for what was published since the last
  * decision ("Driver and Device Event Suppression"). */
 enum vq_status pvq_should_interrupt(struct pvq *q, const struct vs_guest_ops *ops,
                                      bool *interrupt);
+
+/* viosim extension (VIOSIM_NET_F_DEVMEM_EVENT_RECHECK): after the driver rewrote the
+ * device-local copy of its event suppression structure, would it ask for a notification
+ * for a slot published since the last notification? DISABLE: no; DESC with EVENT_IDX:
+ * if that slot is among them; otherwise: if anything was published since. whole_slot is
+ * not needed for the packed format (its flags say whether the driver asks). */
+enum vq_status pvq_recheck_driver_event(struct pvq *q, bool whole_slot, bool *interrupt);
 
 /* Write the device event suppression structure: ask the driver to send available
  * buffer notifications (enable) or not. With EVENT_IDX, enable uses

@@ -413,6 +413,8 @@ enum vq_status svq_flush(struct svq *q, const struct vs_guest_ops *ops)
     q->published_used_idx = q->used_idx;
     uint32_t n = q->unsignalled + q->pending;
     q->unsignalled = n < SVQ_UNSIGNALLED_CAP ? n : SVQ_UNSIGNALLED_CAP;
+    n = q->unnotified + q->pending;
+    q->unnotified = n < SVQ_UNSIGNALLED_CAP ? n : SVQ_UNSIGNALLED_CAP;
     q->pending = 0;
     q->stats.flushes++;
     return VQ_OK;
@@ -439,25 +441,68 @@ enum vq_status svq_should_interrupt(struct svq *q, const struct vs_guest_ops *op
         return VQ_OK;
 
     bool want;
+    const uint8_t *local = q->cfg.driver_event_local;
     if (q->cfg.event_idx) {
         uint16_t used_event;
-        if (!read_le16(q, ops, q->cfg.driver_addr, used_event_off(q), VS_DMA_EVENT_READ,
-                       &used_event))
+        if (local) {
+            /* viosim extension (VIOSIM_NET_F_DEVMEM_EVENT): used_event from the
+             * device's own copy, which the driver writes by MMIO; no DMA. */
+            used_event = vs_le16(local + VIOSIM_DEVMEM_SPLIT_OFF_USED_EVENT);
+        } else if (!read_le16(q, ops, q->cfg.driver_addr, used_event_off(q), VS_DMA_EVENT_READ,
+                              &used_event)) {
             return VQ_BROKEN;
+        }
         want = used_event_passed(used_event, q->published_used_idx, q->unsignalled);
     } else {
         uint16_t flags;
-        if (!read_le16(q, ops, q->cfg.driver_addr, SVIRTQ_AVAIL_OFF_FLAGS, VS_DMA_EVENT_READ,
-                       &flags))
+        if (local) {
+            flags = vs_le16(local + VIOSIM_DEVMEM_SPLIT_OFF_FLAGS);
+        } else if (!read_le16(q, ops, q->cfg.driver_addr, SVIRTQ_AVAIL_OFF_FLAGS,
+                              VS_DMA_EVENT_READ, &flags)) {
             return VQ_BROKEN;
+        }
         want = (flags & VIRTQ_AVAIL_F_NO_INTERRUPT_MASK) == 0;
     }
-    q->stats.event_reads++;
+    if (local)
+        q->stats.event_reads_local++;
+    else
+        q->stats.event_reads++;
 
     q->signalled_used_idx = q->published_used_idx;
     q->unsignalled = 0;
-    if (!want)
+    if (want) {
+        q->notified_used_idx = q->published_used_idx;
+        q->unnotified = 0;
+    } else {
         q->stats.interrupts_suppressed++;
+    }
+    *interrupt = want;
+    return VQ_OK;
+}
+
+enum vq_status svq_recheck_driver_event(struct svq *q, bool whole_slot, bool *interrupt)
+{
+    *interrupt = false;
+    if (q->broken != VS_REASON_NONE)
+        return VQ_BROKEN;
+    const uint8_t *local = q->cfg.driver_event_local;
+    if (!local || q->unnotified == 0)
+        return VQ_OK;
+    bool want;
+    if (q->cfg.event_idx) {
+        /* used_event in [notified, published): the same distance test as
+         * used_event_passed, from the last notification. */
+        uint16_t used_event = vs_le16(local + VIOSIM_DEVMEM_SPLIT_OFF_USED_EVENT);
+        want = whole_slot &&
+               used_event_passed(used_event, q->published_used_idx, q->unnotified);
+    } else {
+        want = (vs_le16(local + VIOSIM_DEVMEM_SPLIT_OFF_FLAGS) & VIRTQ_AVAIL_F_NO_INTERRUPT_MASK) == 0;
+    }
+    if (want) {
+        q->notified_used_idx = q->published_used_idx;
+        q->unnotified = 0;
+        q->stats.interrupts_rechecked++;
+    }
     *interrupt = want;
     return VQ_OK;
 }
@@ -534,6 +579,10 @@ static enum vq_status split_flush(void *q, const struct vs_guest_ops *ops)
 {
     return svq_flush(q, ops);
 }
+static enum vq_status split_recheck_driver_event(void *q, bool whole_slot, bool *interrupt)
+{
+    return svq_recheck_driver_event(q, whole_slot, interrupt);
+}
 static enum vq_status split_should_interrupt(void *q, const struct vs_guest_ops *ops,
                                              bool *interrupt)
 {
@@ -560,6 +609,7 @@ const struct vq_ops split_vq_ops = {
     .push = split_push,
     .flush = split_flush,
     .should_interrupt = split_should_interrupt,
+    .recheck_driver_event = split_recheck_driver_event,
     .set_notifications = split_set_notifications,
     .set_avail_hint = split_set_avail_hint,
     .pending = split_pending,

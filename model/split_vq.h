@@ -118,6 +118,10 @@ struct svq {
      * every used_event value has been passed). */
     uint16_t signalled_used_idx;
     uint32_t unsignalled;
+    /* used->idx when the device last decided to notify, and elements published since
+     * (saturates at 65536): what svq_recheck_driver_event may still notify about. */
+    uint16_t notified_used_idx;
+    uint32_t unnotified;
 
     /* NOTIFICATION_DATA: the driver's available idx as the last notification carried
      * it (next_off | next_wrap << 15). */
@@ -164,11 +168,19 @@ enum vq_status svq_push(struct svq *q, const struct vs_guest_ops *ops,
 /* Publish what was pushed: write used->idx. No-op (no access) if nothing pending. */
 enum vq_status svq_flush(struct svq *q, const struct vs_guest_ops *ops);
 
-/* After a flush: read avail->flags (or used_event with EVENT_IDX) and decide whether
+/* After a flush: read avail->flags (or used_event with EVENT_IDX; both from the
+ * device-local copy instead when cfg.driver_event_local is set) and decide whether
  * the driver wants a used buffer notification for what was published since the
  * last decision ("Used Buffer Notification Suppression"). */
 enum vq_status svq_should_interrupt(struct svq *q, const struct vs_guest_ops *ops,
                                     bool *interrupt);
+
+/* viosim extension (VIOSIM_NET_F_DEVMEM_EVENT_RECHECK): after the driver rewrote the
+ * device-local copy of its suppression fields, would they ask for a notification for
+ * an element published since the last notification? Without EVENT_IDX: if flags has
+ * NO_INTERRUPT clear. With EVENT_IDX only a whole-slot write asks (a used_event moved on
+ * its own is how a driver keeps notifications off): if used_event is among them. */
+enum vq_status svq_recheck_driver_event(struct svq *q, bool whole_slot, bool *interrupt);
 
 /* Ask the driver for (enable) or spare (disable) available buffer notifications
  * ("Available Buffer Notification Suppression"). Without EVENT_IDX: used->flags.

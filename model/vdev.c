@@ -15,6 +15,9 @@
 #define VDEV_ISR_OFFSET     0x1000u
 #define VDEV_DEVICE_OFFSET  0x2000u
 #define VDEV_NOTIFY_OFFSET  0x3000u
+/* viosim extension: the device-memory event suppression window takes the page after
+ * the notification region, and is absent unless offered (vdev_params.devmem_event). */
+#define VDEV_DEVMEM_EVENT_LENGTH 0x1000u
 #define VDEV_MSIX_TABLE_OFFSET 0x0000u
 #define VDEV_MSIX_PBA_OFFSET   0x0800u
 #define VDEV_MSIX_BAR_SIZE     0x1000u
@@ -62,6 +65,10 @@ static vs_features offered_features(const struct vdev_params *p)
     memset(&f, 0, sizeof f);
     for (size_t i = 0; i < sizeof bits / sizeof bits[0]; i++)
         vs_feature_set(&f, bits[i]);
+    if (p->devmem_event)
+        vs_feature_set(&f, VIOSIM_NET_F_DEVMEM_EVENT_BIT); /* viosim-specific, non-standard */
+    if (p->devmem_event && p->devmem_event_recheck)
+        vs_feature_set(&f, VIOSIM_NET_F_DEVMEM_EVENT_RECHECK_BIT);
     for (unsigned w = 0; w < VS_FEATURE_WORDS; w++)
         f.w[w] &= ~p->withdraw.w[w];
     return f;
@@ -78,6 +85,10 @@ static bool net_validate_features(void *ctx, const vs_features *drv)
     const bool ctrl_vq = vs_feature_has(drv, VIRTIO_NET_F_CTRL_VQ_BIT);
     if (!ctrl_vq && (vs_feature_has(drv, VIRTIO_NET_F_NOTF_COAL_BIT) ||
                      vs_feature_has(drv, VIRTIO_NET_F_VQ_NOTF_COAL_BIT)))
+        return false;
+    /* viosim extension: the re-check is part of device-memory event suppression. */
+    if (vs_feature_has(drv, VIOSIM_NET_F_DEVMEM_EVENT_RECHECK_BIT) &&
+        !vs_feature_has(drv, VIOSIM_NET_F_DEVMEM_EVENT_BIT))
         return false;
     return true;
 }
@@ -126,6 +137,25 @@ static void build_caps(struct vdev *d)
     add_virtio_cap(c, VIRTIO_PCI_CAP_ISR_CFG, &r[VDEV_REGION_ISR]);
     add_virtio_cap(c, VIRTIO_PCI_CAP_DEVICE_CFG, &r[VDEV_REGION_DEVICE]);
 
+    /* viosim extension: a Vendor data capability naming the device-memory event
+     * suppression window ("Vendor data capability": vendor_id not 0x1AF4, size a
+     * multiple of 4, reads without side effects). A standard driver ignores it. */
+    if (d->p.devmem_event) {
+        struct viosim_devmem_event_cap vcap;
+        memset(&vcap, 0, sizeof vcap);
+        vcap.cap_vndr = PCI_CAP_ID_VNDR;
+        vcap.cap_len = sizeof vcap;
+        vcap.cfg_type = VIRTIO_PCI_CAP_VENDOR_CFG;
+        vcap.vendor_id = VIOSIM_PCI_VNDR_ID;
+        vcap.format = VIOSIM_VNDR_FMT_DEVMEM_EVENT;
+        vcap.bar = r[VDEV_REGION_DEVMEM_EVENT].bar;
+        vcap.offset = r[VDEV_REGION_DEVMEM_EVENT].offset;
+        vcap.length = r[VDEV_REGION_DEVMEM_EVENT].length;
+        vcap.slot_bytes = VIOSIM_DEVMEM_SLOT_BYTES;
+        vcap.num_slots = d->num_queues;
+        pci_cfg_add_cap(c, &vcap, sizeof vcap, NULL);
+    }
+
     /* PCI configuration access capability: bar, offset, length and the data window
      * are read-write for the driver ("PCI configuration access capability"). */
     struct virtio_pci_cfg_cap pcap;
@@ -145,6 +175,7 @@ static void build_caps(struct vdev *d)
 static void queue_clear(struct vdev *d, uint16_t qi)
 {
     memset(&d->q[qi], 0, sizeof d->q[qi]);
+    memset(d->devmem_event[qi], 0, sizeof d->devmem_event[qi]);
     d->generation[qi]++;
 }
 
@@ -226,6 +257,12 @@ bool vdev_init(struct vdev *d, const struct vdev_params *p)
     pp.subsystem_vendor_id = p->subsystem_vendor_id;
     pp.subsystem_id = p->subsystem_id;
     uint64_t bar0 = (uint64_t)r[VDEV_REGION_NOTIFY].offset + r[VDEV_REGION_NOTIFY].length;
+    if (p->devmem_event) {
+        uint32_t at = (uint32_t)((bar0 + 0xfffu) & ~(uint64_t)0xfffu);
+        r[VDEV_REGION_DEVMEM_EVENT] = (struct vdev_region){VDEV_VIRTIO_BAR, at,
+                                                           VDEV_DEVMEM_EVENT_LENGTH};
+        bar0 = (uint64_t)at + VDEV_DEVMEM_EVENT_LENGTH;
+    }
     pp.bars[VDEV_VIRTIO_BAR] = (struct pci_bar_params){pow2_at_least(bar0 < 0x4000 ? 0x4000 : bar0),
                                                        true, false};
     pp.bars[VDEV_MSIX_BAR] = (struct pci_bar_params){VDEV_MSIX_BAR_SIZE, true, false};
@@ -264,6 +301,16 @@ static void signal_vector(struct vdev *d, uint16_t vector)
     struct msix_message m;
     if (msix_raise(&d->msix, vector, &m))
         outbox_put(d, &m);
+}
+
+/* A used buffer notification for queue qi: the ISR bit without MSI-X, the queue's
+ * vector otherwise ("Used Buffer Notifications"). */
+static void raise_used_interrupt(struct vdev *d, uint16_t qi)
+{
+    d->stats.interrupts_raised++;
+    if (!d->msix.enabled)
+        vpci_isr_set(&d->vpci, VIRTIO_PCI_ISR_QUEUE_MASK);
+    signal_vector(d, d->vpci.q[qi].msix_vector);
 }
 
 static void drain_pending_msix(struct vdev *d)
@@ -328,6 +375,8 @@ static enum vs_dma_status gated_read(void *ctx, uint64_t addr, void *dst, uint32
     }
     d->stats.dma_reads[kind]++;
     d->stats.dma_read_bytes += len;
+    if (kind == VS_DMA_EVENT_READ)
+        d->stats.event_reads_link[gt->queue]++;
     const uint32_t gen = d->generation[gt->queue];
     enum vs_dma_status s = gt->platform->read(gt->platform->ctx, addr, dst, len, kind);
     return gate_check(gt, gen, s);
@@ -392,6 +441,8 @@ static void queue_enable(struct vdev *d, uint16_t qi)
         .indirect_desc = vpci_negotiated(&d->vpci, VIRTIO_F_INDIRECT_DESC_BIT),
         .event_idx = vpci_negotiated(&d->vpci, VIRTIO_F_EVENT_IDX_BIT),
         .in_order = vpci_negotiated(&d->vpci, VIRTIO_F_IN_ORDER_BIT),
+        .driver_event_local = vpci_negotiated(&d->vpci, VIOSIM_NET_F_DEVMEM_EVENT_BIT)
+                                  ? d->devmem_event[qi] : NULL,
     };
     /* The control queue exists only with VIRTIO_NET_F_CTRL_VQ ("Virtqueues"). */
     if (qi == VDEV_QUEUE_CTRL && !vpci_negotiated(&d->vpci, VIRTIO_NET_F_CTRL_VQ_BIT)) {
@@ -534,6 +585,85 @@ static uint64_t common_read(struct vdev *d, uint32_t off, unsigned size)
     return vpci_common_read(&d->vpci, off, size);
 }
 
+/* ---- viosim extension: driver event suppression in device memory ----
+ * (VIOSIM_NET_F_DEVMEM_EVENT, docs/event-suppression.md). The window holds one
+ * VIOSIM_DEVMEM_SLOT_BYTES slot per queue; the ring kernels read a queue's slot instead
+ * of the Driver Area when the feature is negotiated (queue_enable). Rules:
+ *  - not negotiated (including before FEATURES_OK): writes are ignored and counted; the
+ *    device reads the spec's structures in RAM, so nothing the driver meant is lost;
+ *  - an aligned 4-byte write at a slot's start replaces the slot; an aligned 2-byte
+ *    write replaces one field; anything else (1 or 8 bytes, misaligned, straddling two
+ *    slots) cannot be mapped onto the fields and sets NEEDS_RESET
+ *    (DEVMEM_EVENT_ACCESS_INVALID): ignoring it could leave interrupts off for good;
+ *  - a slot of a queue that does not exist (at or past num_queues, or the control
+ *    queue without VIRTIO_NET_F_CTRL_VQ) sets NEEDS_RESET (DEVMEM_EVENT_QUEUE_INVALID),
+ *    as a notification naming such a queue does;
+ *  - a slot may be written before its queue is enabled; device and queue resets clear
+ *    it (flags 0: notifications enabled, as a zeroed structure in RAM says);
+ *  - with VIOSIM_NET_F_DEVMEM_EVENT_RECHECK too, every slot write taken on a live queue
+ *    re-decides about the used buffers published since the last notification.
+ * Reads of an aligned field or slot return it without side effects; other reads 0. */
+static bool devmem_event_access_ok(uint32_t at, unsigned size)
+{
+    return (size == VIOSIM_DEVMEM_SLOT_BYTES && at == 0) || (size == 2 && at % 2 == 0);
+}
+
+static uint64_t devmem_event_read(struct vdev *d, uint32_t roff, unsigned size)
+{
+    uint32_t qi = roff / VIOSIM_DEVMEM_SLOT_BYTES;
+    uint32_t at = roff % VIOSIM_DEVMEM_SLOT_BYTES;
+    uint64_t v = 0;
+    if (qi < VDEV_QUEUES && devmem_event_access_ok(at, size))
+        memcpy(&v, &d->devmem_event[qi][at], size);
+    return v;
+}
+
+static void devmem_event_write(struct vdev *d, uint32_t roff, unsigned size, uint64_t value)
+{
+    if (!vpci_negotiated(&d->vpci, VIOSIM_NET_F_DEVMEM_EVENT_BIT)) {
+        d->stats.devmem_event_writes_ignored++;
+        return;
+    }
+    uint32_t qi = roff / VIOSIM_DEVMEM_SLOT_BYTES;
+    uint32_t at = roff % VIOSIM_DEVMEM_SLOT_BYTES;
+    uint16_t named = qi < VDEV_QUEUES ? (uint16_t)qi : 0xffff;
+    if (!devmem_event_access_ok(at, size)) {
+        vdev_fail(d, named, VS_REASON_DEVMEM_EVENT_ACCESS_INVALID);
+        return;
+    }
+    if (qi >= d->num_queues ||
+        (qi == VDEV_QUEUE_CTRL && !vpci_negotiated(&d->vpci, VIRTIO_NET_F_CTRL_VQ_BIT))) {
+        vdev_fail(d, 0xffff, VS_REASON_DEVMEM_EVENT_QUEUE_INVALID);
+        return;
+    }
+    memcpy(&d->devmem_event[qi][at], &value, size);
+    d->stats.devmem_event_writes++;
+    /* VIOSIM_NET_F_DEVMEM_EVENT_RECHECK: a used buffer published while this write was on
+     * its way was decided on with the old fields; decide again now. */
+    if (vpci_negotiated(&d->vpci, VIOSIM_NET_F_DEVMEM_EVENT_RECHECK_BIT) && vdev_queue_live(d, (uint16_t)qi)) {
+        struct vdev_queue *q = &d->q[qi];
+        bool interrupt = false;
+        if (q->ops->recheck_driver_event(&q->ring, size == VIOSIM_DEVMEM_SLOT_BYTES, &interrupt) != VQ_OK) {
+            vdev_fail(d, (uint16_t)qi, q->ops->broken(&q->ring));
+            return;
+        }
+        if (interrupt) {
+            d->stats.devmem_event_recheck_interrupts++;
+            raise_used_interrupt(d, (uint16_t)qi);
+        }
+    }
+}
+
+bool vdev_is_devmem_event_write(const struct vdev *d, uint64_t addr, unsigned size)
+{
+    const struct vdev_region *r = &d->region[VDEV_REGION_DEVMEM_EVENT];
+    if (r->length == 0)
+        return false;
+    uint64_t off;
+    int bar = pci_cfg_decode(&d->pci, addr, size, &off);
+    return bar == r->bar && off >= r->offset && off + size <= (uint64_t)r->offset + r->length;
+}
+
 static uint64_t bar_read(struct vdev *d, int bar, uint64_t off, unsigned size)
 {
     enum vdev_region_kind kind;
@@ -558,6 +688,8 @@ static uint64_t bar_read(struct vdev *d, int bar, uint64_t off, unsigned size)
         return msix_table_read(&d->msix, roff, size);
     case VDEV_REGION_MSIX_PBA:
         return msix_pba_read(&d->msix, roff, size);
+    case VDEV_REGION_DEVMEM_EVENT:
+        return devmem_event_read(d, roff, size);
     case VDEV_REGION_COUNT:
         break;
     }
@@ -592,6 +724,9 @@ static void bar_write(struct vdev *d, int bar, uint64_t off, unsigned size, uint
         drain_pending_msix(d);
         break;
     }
+    case VDEV_REGION_DEVMEM_EVENT:
+        devmem_event_write(d, roff, size, value);
+        break;
     case VDEV_REGION_ISR:    /* read-only */
     case VDEV_REGION_DEVICE: /* virtio-net config is read-only for the driver */
     case VDEV_REGION_MSIX_PBA:
@@ -1006,20 +1141,19 @@ static enum vdev_step notify_decision(struct vdev *d, uint16_t qi, const struct 
     struct vdev_queue *q = &d->q[qi];
     d->coal[qi].counted = 0;
     bool interrupt = false;
+    const uint64_t local_before = q->ops->stats(&q->ring)->event_reads_local;
     if (q->ops->should_interrupt(&q->ring, g, &interrupt) != VQ_OK)
         return ring_failed(d, qi);
+    /* (Reads across the link are counted in the DMA gate, aborted ones included.) */
+    d->stats.event_reads_local[qi] += q->ops->stats(&q->ring)->event_reads_local - local_before;
     if (coalesced) {
         if (interrupt)
             d->stats.coal_notify[qi][cause]++;
         else
             d->stats.coal_suppressed[qi]++;
     }
-    if (interrupt) {
-        d->stats.interrupts_raised++;
-        if (!d->msix.enabled)
-            vpci_isr_set(&d->vpci, VIRTIO_PCI_ISR_QUEUE_MASK);
-        signal_vector(d, d->vpci.q[qi].msix_vector);
-    }
+    if (interrupt)
+        raise_used_interrupt(d, qi);
     return VDEV_STEP_DONE;
 }
 

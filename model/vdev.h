@@ -38,6 +38,12 @@ struct vdev_params {
     uint32_t rx_fifo_frames;          /* frames the device can hold waiting for RX buffers */
     enum vdev_backend backend;
     uint32_t used_batch_max;          /* buffers per used-ring publication, >= 1 */
+    /* viosim-specific, NON-STANDARD: offer VIOSIM_NET_F_DEVMEM_EVENT and its window
+     * (docs/event-suppression.md). false = a standard device, byte for byte. */
+    bool devmem_event;
+    /* With devmem_event: also offer VIOSIM_NET_F_DEVMEM_EVENT_RECHECK (re-decide on slot
+     * writes). */
+    bool devmem_event_recheck;
 };
 
 /* Queue numbering of a virtio-net device with one queue pair ("Virtqueues"). */
@@ -49,7 +55,9 @@ struct vdev_params {
 /* Where each virtio structure lives: BAR and offset, computed once at init. */
 enum vdev_region_kind {
     VDEV_REGION_COMMON, VDEV_REGION_ISR, VDEV_REGION_DEVICE, VDEV_REGION_NOTIFY,
-    VDEV_REGION_MSIX_TABLE, VDEV_REGION_MSIX_PBA, VDEV_REGION_COUNT
+    VDEV_REGION_MSIX_TABLE, VDEV_REGION_MSIX_PBA,
+    VDEV_REGION_DEVMEM_EVENT, /* viosim extension; length 0 (absent) unless offered */
+    VDEV_REGION_COUNT
 };
 struct vdev_region {
     uint8_t bar;
@@ -132,6 +140,12 @@ struct vdev_stats {
     uint64_t mmio_reads, mmio_writes, mmio_unclaimed;
     uint64_t cfg_reads, cfg_writes;
     uint64_t resets;
+    /* Event suppression decisions per queue: the driver's fields read by DMA (across the
+     * link) or from the device-local copy (VIOSIM_NET_F_DEVMEM_EVENT). */
+    uint64_t event_reads_link[VDEV_QUEUES], event_reads_local[VDEV_QUEUES];
+    uint64_t devmem_event_writes;         /* slot writes taken */
+    uint64_t devmem_event_writes_ignored; /* slot writes while the extension is not negotiated */
+    uint64_t devmem_event_recheck_interrupts; /* notifications decided on a slot write */
 };
 
 #define VDEV_MSI_OUTBOX 128u
@@ -185,6 +199,9 @@ struct vdev {
      * that a re-enabled queue takes ("Notifications Coalescing", device normative). */
     struct vdev_coal coal[VDEV_QUEUES];
     struct virtio_net_ctrl_coal coal_tx_set, coal_rx_set;
+    /* viosim extension (VIOSIM_NET_F_DEVMEM_EVENT): the driver's suppression fields of
+     * each queue as it last wrote them by MMIO; cleared by device and queue reset. */
+    uint8_t devmem_event[VDEV_QUEUES][VIOSIM_DEVMEM_SLOT_BYTES];
 
     struct vdev_stats stats;
 };
@@ -247,6 +264,11 @@ enum vdev_step vdev_coal_recheck(struct vdev *d, uint16_t q, const struct vs_gue
 enum vdev_step vdev_arm_notifications(struct vdev *d, uint16_t q, const struct vs_guest_ops *ops);
 /* After waking: tell the driver notifications are not needed while we process. */
 enum vdev_step vdev_quiet_notifications(struct vdev *d, uint16_t q, const struct vs_guest_ops *ops);
+
+/* Does [addr, addr + size) fall in the device-memory event suppression window (a
+ * viosim extension; never true when the device does not offer it)? The platform uses
+ * it to apply these posted writes when they arrive rather than when they are sent. */
+bool vdev_is_devmem_event_write(const struct vdev *d, uint64_t addr, unsigned size);
 
 /* Is queue q enabled, DRIVER_OK set, and the device healthy? */
 bool vdev_queue_live(const struct vdev *d, uint16_t q);

@@ -57,6 +57,17 @@
 #define VIRTIO_NET_F_NOTF_COAL_BIT     53
 #define VIRTIO_NET_F_VQ_NOTF_COAL_BIT  52
 
+/* viosim-specific, NON-STANDARD (docs/event-suppression.md): the driver's event
+ * suppression fields live in device memory (a BAR window the driver writes by MMIO)
+ * instead of host RAM. Bit 100 lies in net's device-type-specific range ("Feature
+ * Bits": 50 to 127) and is unallocated by the spec's network device. Offered only when
+ * the device is configured to, and accepted only by a driver that asks for it. */
+#define VIOSIM_NET_F_DEVMEM_EVENT_BIT  100
+/* viosim-specific, NON-STANDARD, needs VIOSIM_NET_F_DEVMEM_EVENT: the device re-decides
+ * about a used buffer notification whenever a slot write asks for notifications, so a
+ * driver need not read back its posted slot writes before re-checking its rings. */
+#define VIOSIM_NET_F_DEVMEM_EVENT_RECHECK_BIT 101
+
 /* Feature sets are 128 bits: word w holds bits 32*w .. 32*w+31, as the feature
  * select registers expose them. */
 #define VS_FEATURE_WORDS 4
@@ -191,6 +202,7 @@ VS_STATIC_ASSERT(sizeof(struct virtio_net_ctrl_coal_vq) == 12, "virtio_net_ctrl_
 #define VIRTIO_PCI_CAP_ISR_CFG    3u
 #define VIRTIO_PCI_CAP_DEVICE_CFG 4u
 #define VIRTIO_PCI_CAP_PCI_CFG    5u
+#define VIRTIO_PCI_CAP_VENDOR_CFG 9u /* "Vendor data capability" */
 
 struct virtio_pci_cap {
     uint8_t cap_vndr;
@@ -216,6 +228,38 @@ struct virtio_pci_cfg_cap {
     uint8_t pci_cfg_data[4];
 };
 VS_STATIC_ASSERT(sizeof(struct virtio_pci_cfg_cap) == 20, "virtio_pci_cfg_cap is 20 bytes");
+
+/* viosim-specific, NON-STANDARD: where the device-memory event suppression window is.
+ * A "Vendor data capability" (cfg_type VIRTIO_PCI_CAP_VENDOR_CFG), which a standard
+ * driver ignores ("The driver MUST qualify the vendor_id before interpreting or
+ * writing into the Vendor data capability"); its vendor data says where the window is.
+ * Present only when the device offers VIOSIM_NET_F_DEVMEM_EVENT. */
+#define VIOSIM_PCI_VNDR_ID 0xfffeu /* placeholder: a real device puts its PCI-SIG vendor
+                                    * ID here (never 0x1AF4, "Vendor data capability") */
+#define VIOSIM_VNDR_FMT_DEVMEM_EVENT 1u
+struct viosim_devmem_event_cap {
+    uint8_t cap_vndr;    /* PCI_CAP_ID_VNDR */
+    uint8_t cap_next;
+    uint8_t cap_len;     /* sizeof this struct */
+    uint8_t cfg_type;    /* VIRTIO_PCI_CAP_VENDOR_CFG */
+    uint16_t vendor_id;  /* VIOSIM_PCI_VNDR_ID */
+    uint8_t format;      /* VIOSIM_VNDR_FMT_DEVMEM_EVENT */
+    uint8_t bar;         /* BAR holding the window */
+    uint32_t offset;     /* window offset in the BAR */
+    uint32_t length;     /* window length in bytes */
+    uint16_t slot_bytes; /* bytes between queue q's slot and queue q+1's */
+    uint16_t num_slots;  /* slots (queues) the window holds */
+};
+VS_STATIC_ASSERT(sizeof(struct viosim_devmem_event_cap) == 20, "devmem event capability is 20 bytes");
+
+/* One slot per queue, VIOSIM_DEVMEM_SLOT_BYTES each, written by the driver with one
+ * aligned 4-byte write (the whole slot) or aligned 2-byte writes (one field).
+ * Packed ring: struct pvirtq_event_suppress (off_wrap at 0, flags at 2), exactly the
+ * Driver Event Suppression structure. Split ring: the available ring's flags at 0 and
+ * used_event at 2. */
+#define VIOSIM_DEVMEM_SLOT_BYTES 4u
+#define VIOSIM_DEVMEM_SPLIT_OFF_FLAGS 0u
+#define VIOSIM_DEVMEM_SPLIT_OFF_USED_EVENT 2u
 
 /* Common configuration structure: byte offsets of each field
  * ("Common configuration structure layout"). */

@@ -31,6 +31,11 @@ struct vq_config {
     bool indirect_desc;        /* VIRTIO_F_INDIRECT_DESC negotiated */
     bool event_idx;            /* VIRTIO_F_EVENT_IDX negotiated */
     bool in_order;             /* VIRTIO_F_IN_ORDER negotiated */
+    /* viosim-specific, NON-STANDARD (VIOSIM_NET_F_DEVMEM_EVENT, virtio_wire.h): the
+     * device-local 4-byte copy of the driver's suppression fields, which the driver
+     * writes by MMIO. NULL = the spec's placement (read by DMA from the Driver Area).
+     * Packed: struct pvirtq_event_suppress; split: le16 flags, le16 used_event. */
+    const uint8_t *driver_event_local;
 };
 
 /* One segment of a buffer, in chain order: device-readable ones first. */
@@ -58,9 +63,11 @@ struct vq_stats {
     uint64_t indirect_tables;
     uint64_t used_pushed;
     uint64_t flushes;
-    uint64_t event_reads;     /* reads of the driver event suppression structure */
+    uint64_t event_reads;     /* reads of the driver event suppression structure (DMA) */
+    uint64_t event_reads_local; /* the same, from the device-local copy (no DMA) */
     uint64_t event_writes;    /* writes of the device event suppression structure */
     uint64_t interrupts_suppressed;
+    uint64_t interrupts_rechecked; /* notifications decided by recheck_driver_event */
 };
 
 /* Building one buffer's element list, the rules both formats share. */
@@ -106,6 +113,12 @@ struct vq_ops {
     enum vq_status (*flush)(void *q, const struct vs_guest_ops *ops);
     /* Does the driver want a used buffer notification for what was published? */
     enum vq_status (*should_interrupt)(void *q, const struct vs_guest_ops *ops, bool *interrupt);
+    /* viosim extension (VIOSIM_NET_F_DEVMEM_EVENT_RECHECK): the driver just wrote the
+     * device-local copy of its suppression fields (whole_slot: all four bytes in one
+     * write). Would the new fields ask for a notification for a used buffer published
+     * since the last notification? No guest memory access; nothing to do without
+     * cfg.driver_event_local. */
+    enum vq_status (*recheck_driver_event)(void *q, bool whole_slot, bool *interrupt);
     /* Ask the driver for (enable) or spare (disable) available buffer notifications. */
     enum vq_status (*set_notifications)(void *q, const struct vs_guest_ops *ops, bool enable);
     /* NOTIFICATION_DATA: the driver's next position, as the notification carried it. */

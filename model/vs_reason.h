@@ -46,7 +46,9 @@
     X(IOMMU_FAULT_WALK_RANGE, "IOMMU page-table pointer is not backed by guest memory") \
     X(AVAIL_IDX_JUMP,        "available ring idx moved by more than the queue size (or backwards) since the device last read it") \
     X(DESC_NEXT_OUT_OF_RANGE, "descriptor next index is not below the queue size (or the indirect table's entry count)") \
-    X(CTRL_NO_ACK_BYTE,      "control queue command buffer has no device-writable byte for the ack")
+    X(CTRL_NO_ACK_BYTE,      "control queue command buffer has no device-writable byte for the ack") \
+    X(DEVMEM_EVENT_QUEUE_INVALID, "device-memory event suppression write to the slot of a queue that does not exist (viosim extension)") \
+    X(DEVMEM_EVENT_ACCESS_INVALID, "device-memory event suppression write that is not an aligned 2-byte field or 4-byte slot (viosim extension)")
 
 enum vs_reason {
 #define VS_REASON_ENUM(name, text) VS_REASON_##name,

@@ -420,6 +420,22 @@ const std::vector<param_def> &param_table()
          "used buffers the device publishes at once at most (one head-flags write and one "
          "interrupt decision per batch); a batch is also published when the queue runs dry",
          integer(1, 32768), INT_FIELD(dev.used_batch_max)},
+        {"device.event_suppression_devmem", "", "off",
+         "viosim-specific, NON-STANDARD: on = offer VIOSIM_NET_F_DEVMEM_EVENT (feature bit "
+         "100) and a BAR0 window, described by a vendor data capability, where a driver that "
+         "accepts it writes its event suppression fields by MMIO; the device then reads them "
+         "locally instead of by DMA (docs/event-suppression.md). off = a standard device",
+         choice({"off", "on"}),
+         [](vs_config &c, const param_value &v) { c.dev.devmem_event = v.u == 1; },
+         [](const vs_config &c) { return int_value(c.dev.devmem_event ? 1 : 0); }},
+        {"device.event_suppression_devmem_recheck", "", "off",
+         "viosim-specific, NON-STANDARD, needs device.event_suppression_devmem=on: on = also "
+         "offer VIOSIM_NET_F_DEVMEM_EVENT_RECHECK (feature bit 101): the device re-decides "
+         "about a notification whenever a slot write asks for notifications, so the driver "
+         "skips its flushing read (docs/event-suppression.md)",
+         choice({"off", "on"}),
+         [](vs_config &c, const param_value &v) { c.dev.devmem_event_recheck = v.u == 1; },
+         [](const vs_config &c) { return int_value(c.dev.devmem_event_recheck ? 1 : 0); }},
         {"device.rx_pasid", "", "0",
          "PASID (IOMMU address space) the RX queue's DMA is tagged with; the driver maps "
          "that queue's memory in the same address space",
@@ -551,6 +567,23 @@ const std::vector<param_def> &param_table()
         {"driver.iommu_page_bytes", "bytes", "4096",
          "page size of the driver's IOMMU mappings: 4096 or 2097152",
          integer_one_of({4096, 2097152}), INT_FIELD(drv.iommu_page_bytes)},
+        {"driver.event_suppression_location", "", "host_ram",
+         "where the driver keeps its event suppression fields: host_ram = the spec's Driver "
+         "Area, read by the device with DMA; device_memory = accept the viosim extension "
+         "VIOSIM_NET_F_DEVMEM_EVENT when the device offers it (device.event_suppression_devmem) "
+         "and write the fields to device memory by MMIO, host_ram when it is not offered",
+         choice({"host_ram", "device_memory"}),
+         [](vs_config &c, const param_value &v) { c.drv.devmem_event = v.u == 1; },
+         [](const vs_config &c) { return int_value(c.drv.devmem_event ? 1 : 0); }},
+        {"driver.event_suppression_flush", "", "read",
+         "with event suppression in device memory: read = after asking for notifications "
+         "the driver reads from the device before re-checking its rings, so its posted "
+         "writes have arrived (the extension's rule); none = skip that read -- UNSAFE, a "
+         "used buffer published while the write is in flight raises no interrupt; only "
+         "for studying that race",
+         choice({"read", "none"}),
+         [](vs_config &c, const param_value &v) { c.drv.devmem_event_no_flush = v.u == 1; },
+         [](const vs_config &c) { return int_value(c.drv.devmem_event_no_flush ? 1 : 0); }},
         {"driver.decline_features", "", "", "features the driver refuses even if offered",
          feature_list(),
          [](vs_config &c, const param_value &v) { c.drv.decline = v.features; },
@@ -1461,6 +1494,12 @@ bool config_validate(const vs_config &cfg, param_error &err)
                "parameter 'pcie.read_latency_ns': " + format_real(cfg.plat.pcie_read_latency_ns) +
                    " ns is shorter than a 64-byte read's serialisation plus host memory latency (" +
                    format_real(cfg.plat.pcie_read_latency_ns - fixed) + " ns)"};
+        return false;
+    }
+    if (cfg.dev.devmem_event_recheck && !cfg.dev.devmem_event) {
+        err = {"device.event_suppression_devmem_recheck",
+               "parameter 'device.event_suppression_devmem_recheck': on needs "
+               "device.event_suppression_devmem=on"};
         return false;
     }
     if (cfg.plat.workload_dma_bench && cfg.plat.bench_window_bytes > (cfg.plat.host_memory_mib << 20)) {

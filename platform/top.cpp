@@ -201,6 +201,42 @@ bool map_bench_window(platform &p, const vs_config &cfg)
     return p.rc.iommu_set_root(0, pt.root);
 }
 
+// Time to interrupt: from the moment the write publishing used buffers has left the
+// device to the moment the MSI-X message it decided on is issued (virtio_device_tlm).
+// With the spec's placement this includes the DMA read of the driver's event
+// suppression fields; with the viosim extension VIOSIM_NET_F_DEVMEM_EVENT it does not.
+void add_time_to_interrupt_stats(stats_table &s, const virtio_device_tlm &dev)
+{
+    std::vector<uint64_t> t = sorted(dev.time_to_interrupt_ps);
+    double sum = 0;
+    for (uint64_t v : t)
+        sum += double(v);
+    const std::string n = "device.time_to_interrupt";
+    s.add_u64(n + ".samples", "count", "used buffer notifications with a time-to-interrupt sample",
+              t.size());
+    s.add_f64(n + ".mean_ns", "ns",
+              "mean time from a used-ring publication leaving the device to its MSI-X message",
+              t.empty() ? 0.0 : sum / double(t.size()) / 1000.0);
+    s.add_f64(n + ".p50_ns", "ns", "median time to interrupt", percentile(t, 0.50) / 1000.0);
+    s.add_f64(n + ".p99_ns", "ns", "99th percentile time to interrupt", percentile(t, 0.99) / 1000.0);
+    s.add_f64(n + ".max_ns", "ns", "largest time to interrupt", t.empty() ? 0.0 : t.back() / 1000.0);
+    // Histogram: samples below 2^k ns, for k = 4 .. 12, and the rest.
+    uint64_t bound_ns = 16;
+    size_t i = 0;
+    for (int k = 4; k <= 13; k++, bound_ns *= 2) {
+        size_t c = 0;
+        while (i < t.size() && (k == 13 || t[i] < bound_ns * 1000)) {
+            i++;
+            c++;
+        }
+        s.add_u64(k == 13 ? n + ".hist.ge_4096_ns" : n + ".hist.lt_" + std::to_string(bound_ns) + "_ns",
+                  "count",
+                  k == 13 ? "times to interrupt of 4096 ns or more"
+                          : "times to interrupt below this bound and not below the previous one",
+                  c);
+    }
+}
+
 void add_iommu_stats(stats_table &s, const platform &p)
 {
     const root_complex &rc = p.rc;
@@ -472,6 +508,19 @@ run_result vs_run(const vs_config &cfg, const run_options &opt)
     s.add_u64("driver.mmio_writes", "count", "MMIO writes by the driver", ds.mmio_writes);
     s.add_u64("driver.cfg_reads", "count", "configuration reads by the driver", ds.cfg_reads);
     s.add_u64("driver.cfg_writes", "count", "configuration writes by the driver", ds.cfg_writes);
+    s.add_u64("driver.event_suppression.devmem_negotiated", "flag",
+              "1 if the viosim extension VIOSIM_NET_F_DEVMEM_EVENT was negotiated (driver "
+              "suppression fields in device memory), else 0", ds.devmem_event_negotiated);
+    s.add_u64("driver.event_suppression.recheck_negotiated", "flag",
+              "1 if VIOSIM_NET_F_DEVMEM_EVENT_RECHECK was negotiated too (the device re-decides "
+              "on slot writes; the driver does no flushing reads), else 0",
+              ds.devmem_event_recheck_negotiated);
+    s.add_u64("driver.event_suppression.mmio_writes", "count",
+              "MMIO writes of the driver's event suppression fields to device memory (part "
+              "of driver.mmio_writes)", ds.devmem_event_writes);
+    s.add_u64("driver.event_suppression.flush_reads", "count",
+              "MMIO reads flushing those writes before the driver re-checks its rings (part "
+              "of driver.mmio_reads)", ds.devmem_event_flush_reads);
     s.add_f64("per_packet.interrupts", "count", "interrupts per transmitted frame", double(ds.interrupts) / frames);
     s.add_f64("per_packet.notifications", "count", "driver notifications per transmitted frame", double(ds.notifications) / frames);
     s.add_f64("per_packet.dma_reads", "count", "device DMA reads per transmitted frame", double(dma_reads) / frames);
@@ -531,6 +580,12 @@ run_result vs_run(const vs_config &cfg, const run_options &opt)
         s.add_u64(n + ".wakeups", "count", "times the queue's engine woke from sleep", p->dev.engine_wakeups[q]);
         s.add_f64(n + ".busy_ns", "ns", "device clock time the engine spent on this queue",
                   p->dev.engine_busy[q].to_seconds() * 1e9);
+        s.add_u64(n + ".event_reads_link", "count",
+                  "interrupt decisions that read the driver's event suppression fields by DMA "
+                  "across the link", d.stats.event_reads_link[q]);
+        s.add_u64(n + ".event_reads_local", "count",
+                  "interrupt decisions that read them from device memory (viosim extension "
+                  "VIOSIM_NET_F_DEVMEM_EVENT; no link traffic)", d.stats.event_reads_local[q]);
         if (q == VDEV_QUEUE_CTRL)
             continue; // coalescing applies to transmit and receive queues only
         s.add_u64(n + ".coal.notify_by_packets", "count",
@@ -550,6 +605,16 @@ run_result vs_run(const vs_config &cfg, const run_options &opt)
         s.add_u64(n + ".coal.timer_expiries", "count",
                   "max_usecs timers that ended before max_packets was reached", p->dev.coal_timer_expiries[q]);
     }
+    s.add_u64("device.event_suppression.slot_writes", "count",
+              "driver writes taken into the device-memory suppression slots", d.stats.devmem_event_writes);
+    s.add_u64("device.event_suppression.slot_writes_ignored", "count",
+              "writes to the device-memory suppression window while the extension was not "
+              "negotiated (ignored)", d.stats.devmem_event_writes_ignored);
+    s.add_u64("device.event_suppression.recheck_interrupts", "count",
+              "used buffer notifications decided when a slot write arrived "
+              "(VIOSIM_NET_F_DEVMEM_EVENT_RECHECK; part of device.interrupts_raised)",
+              d.stats.devmem_event_recheck_interrupts);
+    add_time_to_interrupt_stats(s, p->dev);
     add_link_dma_stats(s, *p, sim_ns);
     add_iommu_stats(s, *p);
     s.add_u64("conformance.violations", "count",

@@ -33,6 +33,9 @@ virtio_device_tlm::virtio_device_tlm(sc_core::sc_module_name name, const vdev_pa
     SC_THREAD(rx_engine);
     SC_THREAD(ctrl_engine);
     SC_THREAD(msi_sender);
+    SC_METHOD(devmem_arrivals);
+    sensitive << devmem_arrival_;
+    dont_initialize();
     if (bench_.enabled)
         SC_THREAD(bench_thread);
 }
@@ -63,7 +66,16 @@ void virtio_device_tlm::b_transport(tlm::tlm_generic_payload &tx, sc_time &delay
             vdev_cfg_write(&dev_, off, len, uint32_t(value));
             state_change_.notify(delay);
         }
+    } else if (vdev_is_devmem_event_write(&dev_, addr, len) && tx.is_write()) {
+        // viosim extension: applied on arrival (devmem_arrivals).
+        memcpy(&value, data, len);
+        devmem_writes_.push_back({sc_core::sc_time_stamp() + delay, addr, len, value});
+        if (devmem_writes_.size() == 1)
+            devmem_arrival_.notify(delay);
     } else if (tx.is_read()) {
+        // A read cannot pass the posted writes sent before it (PCIe ordering): writes
+        // to the suppression window still on their way are applied first.
+        apply_devmem_writes(true);
         vdev_mmio_read(&dev_, addr, len, &value); // unclaimed reads return all-ones
         memcpy(data, &value, len);
     } else {
@@ -95,6 +107,27 @@ void virtio_device_tlm::conformance_check()
 {
     if (stop_on_violation && dev_.vpci.conf.total != 0)
         sc_core::sc_stop();
+}
+
+// Apply the device-memory suppression writes that have arrived (or all of them).
+void virtio_device_tlm::apply_devmem_writes(bool all)
+{
+    const sc_time now = sc_core::sc_time_stamp();
+    while (!devmem_writes_.empty() && (all || devmem_writes_.front().at <= now)) {
+        const devmem_write w = devmem_writes_.front();
+        devmem_writes_.pop_front();
+        uint16_t kicked = 0xffff;
+        vdev_mmio_write(&dev_, w.addr, w.len, w.value, &kicked);
+    }
+    if (dev_.outbox_count)
+        msi_pending_.notify(SC_ZERO_TIME); // e.g. NEEDS_RESET after a malformed write
+}
+
+void virtio_device_tlm::devmem_arrivals()
+{
+    apply_devmem_writes(false);
+    if (!devmem_writes_.empty())
+        devmem_arrival_.notify(devmem_writes_.front().at - sc_core::sc_time_stamp());
 }
 
 // Every device access to host memory goes through the DMA engine: reads block the
@@ -206,8 +239,14 @@ enum vs_dma_status virtio_device_tlm::dma_write(void *ctx, uint64_t addr, const 
     engine &e = *static_cast<engine *>(ctx);
     if (kind == VS_DMA_USED_WRITE)
         e.qk.inc(e.dev->t_.used_write_barrier);
-    return e.dev->do_dma(e, tlm::TLM_WRITE_COMMAND, addr, const_cast<void *>(src), len,
-                         e.dev->queue_attr(e), vs_dma_kind_name(kind));
+    const enum vs_dma_status s = e.dev->do_dma(e, tlm::TLM_WRITE_COMMAND, addr,
+                                               const_cast<void *>(src), len,
+                                               e.dev->queue_attr(e), vs_dma_kind_name(kind));
+    if (kind == VS_DMA_USED_WRITE) {
+        e.published_at = sc_core::sc_time_stamp() + e.qk.get_local_time();
+        e.published = true;
+    }
+    return s;
 }
 
 void virtio_device_tlm::charge(engine &e, const vdev_work &w)
@@ -226,6 +265,12 @@ void virtio_device_tlm::send_msis(engine &e)
     msix_message m;
     while (vdev_take_msi(&dev_, &m)) {
         uint32_t data = m.data;
+        // Time to interrupt: this queue engine's last publication to this message.
+        if (e.published && e.queue < VDEV_QUEUES && m.vector == dev_.vpci.q[e.queue].msix_vector) {
+            const sc_time at = sc_core::sc_time_stamp() + e.qk.get_local_time();
+            time_to_interrupt_ps.push_back(uint64_t((at - e.published_at).to_seconds() * 1e12 + 0.5));
+            e.published = false;
+        }
         // An interrupt message is never translated (it targets the interrupt controller).
         if (trace)
             trace->instant(TRACE_INTERRUPTS, "MSI-X", sc_core::sc_time_stamp() + e.qk.get_local_time());

@@ -8,6 +8,7 @@
 #define VIOSIM_VIRTIO_DEVICE_TLM_H
 
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <vector>
 
@@ -99,6 +100,9 @@ public:
     // still open (each then takes the notification decision).
     uint64_t coal_timer_arms[VDEV_QUEUES] = {};
     uint64_t coal_timer_expiries[VDEV_QUEUES] = {};
+    // Per used buffer notification: from the moment the write publishing the used
+    // buffers left the device to the moment its MSI-X message was issued, ps.
+    std::vector<uint64_t> time_to_interrupt_ps;
 
 private:
     // Per-engine context for the guest-memory ops.
@@ -107,7 +111,22 @@ private:
         uint16_t queue;
         tlm_utils::tlm_quantumkeeper qk;
         vs_guest_ops ops;
+        // When the engine's last used-ring write left (the publication an MSI-X
+        // message it sends next is for); time_to_interrupt_ps.
+        sc_core::sc_time published_at;
+        bool published = false;
     };
+    // viosim extension (VIOSIM_NET_F_DEVMEM_EVENT): the driver's posted MMIO writes
+    // to the device-memory suppression window take effect when they arrive, not when
+    // the CPU issues them.
+    struct devmem_write {
+        sc_core::sc_time at;
+        uint64_t addr;
+        unsigned len;
+        uint64_t value;
+    };
+    void apply_devmem_writes(bool all);
+    void devmem_arrivals();
 
     void b_transport(tlm::tlm_generic_payload &tx, sc_core::sc_time &delay);
     // Conformance: stamp what the kernel records with simulated time, and stop the run
@@ -159,6 +178,8 @@ private:
     };
     coal_timer coal_[VDEV_QUEUES];
     sc_core::sc_event coal_due_[VDEV_QUEUES];
+    std::deque<devmem_write> devmem_writes_; // in arrival order (one CPU, posted, in order)
+    sc_core::sc_event devmem_arrival_;       // the first of devmem_writes_ arrives
 };
 
 #endif

@@ -438,6 +438,18 @@ enum dpq_status dpq_get_used(struct dpq *q, struct dpq_used *u)
  * re-check of the ring is not ordered before this write. */
 static void write_driver_event(struct dpq *q, uint16_t flags, bool with_off, uint16_t off, bool wrap)
 {
+    if (q->event_mmio.write) {
+        /* viosim extension: the structure is a device-memory slot (dpq_set_event_mmio). */
+        if (with_off) {
+            uint32_t off_wrap = off & RING_EVENT_OFF_WRAP_OFF_MASK;
+            if (wrap)
+                off_wrap |= 1u << RING_EVENT_OFF_WRAP_WRAP_BIT;
+            q->event_mmio.write(q->event_mmio.ctx, 0, 4, off_wrap | (uint32_t)flags << 16);
+        } else {
+            q->event_mmio.write(q->event_mmio.ctx, 2, 2, flags);
+        }
+        return;
+    }
     if (with_off) {
         uint16_t off_wrap = (uint16_t)(off & RING_EVENT_OFF_WRAP_OFF_MASK);
         if (wrap)
@@ -447,6 +459,14 @@ static void write_driver_event(struct dpq *q, uint16_t flags, bool with_off, uin
     }
     vs_put_le16(q->driver_event + 2, flags);
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
+}
+
+void dpq_set_event_mmio(struct dpq *q, const struct dpq_event_mmio *w)
+{
+    if (w)
+        q->event_mmio = *w;
+    else
+        memset(&q->event_mmio, 0, sizeof q->event_mmio);
 }
 
 void dpq_set_driver_events(struct dpq *q, enum dpq_events ev)

@@ -75,6 +75,15 @@ struct dpq_used {
     bool skipped;
 };
 
+/* viosim-specific, NON-STANDARD (VIOSIM_NET_F_DEVMEM_EVENT, docs/event-suppression.md):
+ * the driver event suppression structure lives in a device-memory slot that the driver
+ * writes by MMIO. write(ctx, off, size, value) is one posted MMIO write of size bytes at
+ * offset off of the queue's slot (off_wrap at 0, flags at 2). */
+struct dpq_event_mmio {
+    void (*write)(void *ctx, uint32_t off, unsigned size, uint32_t value);
+    void *ctx;
+};
+
 enum dpq_events {
     DPQ_EVENTS_DISABLE, /* RING_EVENT_FLAGS_DISABLE */
     DPQ_EVENTS_ENABLE,  /* RING_EVENT_FLAGS_ENABLE, or with EVENT_IDX RING_EVENT_FLAGS_DESC
@@ -89,6 +98,9 @@ struct dpq {
     uint16_t size;
     bool event_idx;              /* VIRTIO_F_EVENT_IDX negotiated */
     bool in_order;               /* VIRTIO_F_IN_ORDER negotiated */
+    /* Driver event suppression in device memory (viosim extension); write NULL: the
+     * spec's placement, driver_event in guest memory. */
+    struct dpq_event_mmio event_mmio;
 
     /* Making buffers available: next slot and the Driver Ring Wrap Counter. */
     uint16_t next_avail;
@@ -192,6 +204,14 @@ enum dpq_status dpq_get_used(struct dpq *q, struct dpq_used *u);
  * ordered before the write: "beware the problem of missing notifications between
  * emptying the ring and reenabling used buffer notifications"). */
 void dpq_set_driver_events(struct dpq *q, enum dpq_events ev);
+
+/* viosim extension: from now on write the driver event suppression structure to the
+ * device-memory slot through w (NULL write: back to guest memory). ENABLE with
+ * EVENT_IDX is one 4-byte write (off_wrap and flags together, so the device never sees
+ * DESC with a stale offset); every other change is a 2-byte write of flags. The
+ * writes are posted: before re-checking the ring after enabling, the caller makes sure
+ * they reached the device (an MMIO read), or a buffer used meanwhile may go unnoticed. */
+void dpq_set_event_mmio(struct dpq *q, const struct dpq_event_mmio *w);
 
 /* Ask for a used buffer notification only once the device has used the slot that lies
  * slots_ahead slots past the driver's next used position (with EVENT_IDX: flags DESC at

@@ -316,7 +316,10 @@ static void keep_events_off(struct dsq *q)
     if ((uint16_t)(q->used_event - q->last_used) >= q->size)
         return;
     q->used_event = (uint16_t)(q->last_used - 1u);
-    vs_put_le16(q->avail + dsq_used_event_off(q->size), q->used_event);
+    if (q->event_mmio.write)
+        q->event_mmio.write(q->event_mmio.ctx, VIOSIM_DEVMEM_SPLIT_OFF_USED_EVENT, 2, q->used_event);
+    else
+        vs_put_le16(q->avail + dsq_used_event_off(q->size), q->used_event);
 }
 
 /* Give the buffer's descriptors back (appended to the free list, so IN_ORDER keeps
@@ -429,8 +432,24 @@ enum dsq_status dsq_get_used(struct dsq *q, struct dsq_used *u)
  * before it. */
 static void write_avail_field(struct dsq *q, size_t off, uint16_t v)
 {
+    if (q->event_mmio.write) {
+        /* viosim extension: the field is in the device-memory slot (dsq_set_event_mmio). */
+        q->event_mmio.write(q->event_mmio.ctx,
+                            off == DSQ_AVAIL_OFF_FLAGS ? VIOSIM_DEVMEM_SPLIT_OFF_FLAGS
+                                                       : VIOSIM_DEVMEM_SPLIT_OFF_USED_EVENT,
+                            2, v);
+        return;
+    }
     vs_put_le16(q->avail + off, v);
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
+}
+
+void dsq_set_event_mmio(struct dsq *q, const struct dsq_event_mmio *w)
+{
+    if (w)
+        q->event_mmio = *w;
+    else
+        memset(&q->event_mmio, 0, sizeof q->event_mmio);
 }
 
 void dsq_set_driver_events(struct dsq *q, enum dsq_events ev)
@@ -462,6 +481,13 @@ void dsq_enable_driver_events_after(struct dsq *q, uint16_t ahead)
     /* "notifications are unnecessary until the device writes an entry with an index
      * specified by used_event into the used ring". */
     q->used_event = (uint16_t)(q->last_used + ahead);
+    if (q->event_mmio.write) {
+        /* viosim extension: asking for notifications is a whole-slot write (flags 0 and
+         * used_event), which a device that re-checks on slot writes acts on; a used_event
+         * moved alone (keep_events_off) does not ask. */
+        q->event_mmio.write(q->event_mmio.ctx, 0, 4, (uint32_t)q->used_event << 16);
+        return;
+    }
     write_avail_field(q, dsq_used_event_off(q->size), q->used_event);
 }
 

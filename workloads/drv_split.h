@@ -155,6 +155,15 @@ struct dsq_used {
     bool skipped;
 };
 
+/* viosim-specific, NON-STANDARD (VIOSIM_NET_F_DEVMEM_EVENT, docs/event-suppression.md):
+ * the driver's suppression fields (avail->flags, used_event) live in a device-memory
+ * slot that the driver writes by MMIO. write(ctx, off, size, value) is one posted MMIO
+ * write of size bytes at offset off of the queue's slot (flags at 0, used_event at 2). */
+struct dsq_event_mmio {
+    void (*write)(void *ctx, uint32_t off, unsigned size, uint32_t value);
+    void *ctx;
+};
+
 enum dsq_events {
     DSQ_EVENTS_DISABLE, /* avail->flags NO_INTERRUPT; with EVENT_IDX used_event out of reach */
     DSQ_EVENTS_ENABLE,  /* avail->flags 0; with EVENT_IDX used_event at the driver's next
@@ -190,6 +199,10 @@ struct dsq {
     bool inorder_batch;
     uint16_t inorder_last_id;
     uint32_t inorder_len;
+
+    /* Driver event suppression in device memory (viosim extension); write NULL: the
+     * spec's placement in the available ring. */
+    struct dsq_event_mmio event_mmio;
 
     /* Driver event suppression as last written. */
     bool events_enabled;
@@ -275,6 +288,14 @@ enum dsq_status dsq_get_used(struct dsq *q, struct dsq_used *u);
  * device can reach it only after a whole lap of the 16-bit index, and dsq_get_used moves
  * it along while reaping so it never does ("The driver MUST set flags to 0" then). */
 void dsq_set_driver_events(struct dsq *q, enum dsq_events ev);
+
+/* viosim extension: from now on write flags and used_event to the device-memory slot
+ * through w (2-byte writes, except that asking for notifications with EVENT_IDX writes
+ * the whole slot, flags 0 and used_event, in one 4-byte write; NULL write: back to the
+ * available ring, which then no
+ * longer carries them for the device). The writes are posted: before re-checking the
+ * ring after enabling, the caller makes sure they reached the device (an MMIO read). */
+void dsq_set_event_mmio(struct dsq *q, const struct dsq_event_mmio *w);
 
 /* Ask for a used buffer notification only once the device has written the used entry
  * `ahead` entries past the driver's next used position (with EVENT_IDX: used_event;

@@ -179,6 +179,10 @@ struct ring_ops {
     /* Ask for a used buffer notification `ahead` units past the next one; the unit is
      * what event_span counts (packed: ring slots; split: used entries, one per buffer). */
     void (*events_after)(void *ring, uint16_t ahead);
+    /* viosim extension: write the suppression fields by MMIO through write(ctx, ...). */
+    void (*set_event_mmio)(void *ring, void (*write)(void *ctx, uint32_t off, unsigned size,
+                                                     uint32_t value),
+                           void *ctx);
     uint16_t (*event_span)(const void *ring);
     /* Descriptors not free (ring slots for packed, table entries for split). */
     uint16_t (*descs_in_flight)(const void *ring);
@@ -187,7 +191,11 @@ struct ring_ops {
 /* Both formats take at most this many elements per buffer from this driver. */
 #define RING_SEGS_MAX INDIRECT_ENTRIES
 
+struct refdrv;
+
 struct drv_queue {
+    struct refdrv *drv;
+    uint64_t event_slot;    /* VIOSIM_NET_F_DEVMEM_EVENT: the queue's slot (else 0) */
     const struct ring_ops *ops;
     void *ring;
     uint16_t index;
@@ -228,6 +236,8 @@ struct refdrv {
     bool bar_is64[PCI_NUM_BARS];
     bool bar_mapped[PCI_NUM_BARS];
     struct region common, notify, isr, devcfg;
+    struct region devmem_event; /* viosim extension's window (vendor data capability) */
+    uint32_t devmem_slot_bytes, devmem_slots;
     uint32_t notify_off_multiplier;
     uint8_t msix_cap;
     uint32_t msix_nvec;
@@ -241,6 +251,8 @@ struct refdrv {
     bool f_event_idx, f_in_order, f_notif_data, f_indirect;
     bool f_order_platform; /* VIRTIO_F_ORDER_PLATFORM negotiated: hardware barriers */
     bool f_access_platform;
+    bool f_devmem_event;     /* VIOSIM_NET_F_DEVMEM_EVENT negotiated (viosim extension) */
+    bool f_devmem_recheck;   /* ... and VIOSIM_NET_F_DEVMEM_EVENT_RECHECK: no flushing read */
     bool f_packed;           /* RING_PACKED negotiated: packed rings, else split */
     bool f_ctrl_vq, f_notf_coal, f_vq_notf_coal; /* control queue and coalescing */
     const struct ring_ops *ring_ops; /* the format every queue uses, chosen once */
@@ -336,6 +348,30 @@ static void common_wr64(struct refdrv *d, uint32_t off, uint64_t v)
 {
     common_wr(d, off, 4, (uint32_t)v);
     common_wr(d, off + 4u, 4, (uint32_t)(v >> 32));
+}
+
+/* viosim extension: one posted MMIO write of a queue's suppression fields. Charged as
+ * every MMIO write is (host.mmio_write_ns), like a doorbell. */
+static void devmem_event_write(void *ctx, uint32_t off, unsigned size, uint32_t value)
+{
+    struct drv_queue *q = ctx;
+
+    mmio_wr(q->drv, q->event_slot + off, size, value);
+    q->drv->st->devmem_event_writes++;
+}
+
+/* viosim extension: make sure the suppression writes just posted have reached the
+ * device before the rings are re-checked. A read cannot pass posted writes going the
+ * same way, and its completion cannot pass the device's earlier posted writes of used
+ * entries (PCIe ordering), so after it either the device saw the request or the
+ * re-check sees what the device used before seeing it. Not needed when the device
+ * re-decides on every slot write (VIOSIM_NET_F_DEVMEM_EVENT_RECHECK). */
+static void devmem_event_flush(struct refdrv *d, const struct drv_queue *q)
+{
+    if (q->event_slot == 0 || d->f_devmem_recheck || d->p->devmem_event_no_flush)
+        return;
+    (void)mmio_rd(d, q->event_slot, 4);
+    d->st->devmem_event_flush_reads++;
 }
 
 static uint64_t now_ps(const struct refdrv *d)
@@ -471,6 +507,14 @@ static void packed_events_after(void *ring, uint16_t ahead)
     dpq_enable_driver_events_after(ring, ahead);
 }
 
+static void packed_set_event_mmio(void *ring,
+                                  void (*write)(void *ctx, uint32_t off, unsigned size, uint32_t value),
+                                  void *ctx)
+{
+    struct dpq_event_mmio w = { write, ctx };
+    dpq_set_event_mmio(ring, &w);
+}
+
 static uint16_t packed_slots_in_flight(const void *ring)
 {
     return dpq_slots_in_flight(ring);
@@ -492,6 +536,7 @@ static const struct ring_ops packed_ring_ops = {
     .get_used = packed_get_used,
     .events_off = packed_events_off,
     .events_after = packed_events_after,
+    .set_event_mmio = packed_set_event_mmio,
     .event_span = packed_slots_in_flight, /* driver event offsets count ring slots */
     .descs_in_flight = packed_slots_in_flight,
 };
@@ -599,6 +644,14 @@ static void split_events_after(void *ring, uint16_t ahead)
     dsq_enable_driver_events_after(ring, ahead);
 }
 
+static void split_set_event_mmio(void *ring,
+                                 void (*write)(void *ctx, uint32_t off, unsigned size, uint32_t value),
+                                 void *ctx)
+{
+    struct dsq_event_mmio w = { write, ctx };
+    dsq_set_event_mmio(ring, &w);
+}
+
 static uint16_t split_in_flight(const void *ring)
 {
     return dsq_in_flight(ring);
@@ -625,6 +678,7 @@ static const struct ring_ops split_ring_ops = {
     .get_used = split_get_used,
     .events_off = split_events_off,
     .events_after = split_events_after,
+    .set_event_mmio = split_set_event_mmio,
     .event_span = split_in_flight, /* used_event counts used entries: one per buffer */
     .descs_in_flight = split_descs_in_flight,
 };
@@ -873,6 +927,37 @@ static void parse_msix_cap(struct refdrv *d, uint32_t at)
     d->msix_table = d->bar_base[bir] + offset;
 }
 
+/* viosim extension (VIOSIM_NET_F_DEVMEM_EVENT): a Vendor data capability whose
+ * vendor_id and format say it names the device-memory event suppression window. "The
+ * driver MUST qualify the vendor_id before interpreting or writing into the Vendor
+ * data capability": anything else is ignored, as is a window that does not fit its BAR
+ * or has slots too small for the 4-byte structure. */
+static void parse_devmem_event_cap(struct refdrv *d, uint32_t at)
+{
+    uint32_t bar, offset, length, slot_bytes, slots;
+
+    if (d->devmem_event.found || at + sizeof(struct viosim_devmem_event_cap) > PCI_CAP_AREA_END)
+        return;
+    if (cfg_rd(d, at + 3u, 1) != VIRTIO_PCI_CAP_VENDOR_CFG ||
+        cfg_rd(d, at + 2u, 1) < sizeof(struct viosim_devmem_event_cap) ||
+        cfg_rd(d, at + 4u, 2) != VIOSIM_PCI_VNDR_ID || cfg_rd(d, at + 6u, 1) != VIOSIM_VNDR_FMT_DEVMEM_EVENT)
+        return;
+    bar = cfg_rd(d, at + 7u, 1);
+    offset = cfg_rd(d, at + 8u, 4);
+    length = cfg_rd(d, at + 12u, 4);
+    slot_bytes = cfg_rd(d, at + 16u, 2);
+    slots = cfg_rd(d, at + 18u, 2);
+    if (bar >= PCI_NUM_BARS || slot_bytes < VIOSIM_DEVMEM_SLOT_BYTES || slot_bytes % 4u != 0 ||
+        slots == 0 || offset % 4u != 0 || (uint64_t)slot_bytes * slots > length ||
+        !bar_range_ok(d, bar, offset, (uint64_t)slot_bytes * slots))
+        return;
+    d->devmem_event.found = true;
+    d->devmem_event.addr = d->bar_base[bar] + offset;
+    d->devmem_event.length = length;
+    d->devmem_slot_bytes = slot_bytes;
+    d->devmem_slots = slots;
+}
+
 static enum refdrv_result pci_walk_caps(struct refdrv *d)
 {
     bool seen[PCI_CAP_AREA_END / 4u] = { false };
@@ -889,8 +974,11 @@ static enum refdrv_result pci_walk_caps(struct refdrv *d)
             break;
         seen[at / 4u] = true;
         id = cfg_rd(d, at, 1);
-        if (id == PCI_CAP_ID_VNDR)
+        if (id == PCI_CAP_ID_VNDR) {
             parse_virtio_cap(d, at);
+            if (d->p->devmem_event)
+                parse_devmem_event_cap(d, at);
+        }
         else if (id == PCI_CAP_ID_MSIX)
             parse_msix_cap(d, at);
         at = cfg_rd(d, at + 1u, 1) & PCI_CAP_PTR_MASK;
@@ -993,6 +1081,11 @@ static enum refdrv_result negotiate(struct refdrv *d)
     }
     features_wanted(&want);
     features_wanted_coal(d->p, &want);
+    /* viosim extension: asked for by the configuration and described by the device. */
+    if (d->p->devmem_event && d->devmem_event.found) {
+        vs_feature_set(&want, VIOSIM_NET_F_DEVMEM_EVENT_BIT);
+        vs_feature_set(&want, VIOSIM_NET_F_DEVMEM_EVENT_RECHECK_BIT);
+    }
     for (uint32_t w = 0; w < VS_FEATURE_WORDS; w++)
         d->accepted.w[w] = d->offered.w[w] & want.w[w] & ~d->p->decline.w[w];
 
@@ -1043,6 +1136,10 @@ static enum refdrv_result negotiate(struct refdrv *d)
     d->f_vq_notf_coal = vs_feature_has(&d->accepted, VIRTIO_NET_F_VQ_NOTF_COAL_BIT);
     /* The ring format, decided once for every queue. */
     d->f_packed = vs_feature_has(&d->accepted, VIRTIO_F_RING_PACKED_BIT);
+    d->f_devmem_event = vs_feature_has(&d->accepted, VIOSIM_NET_F_DEVMEM_EVENT_BIT);
+    d->st->devmem_event_negotiated = d->f_devmem_event ? 1u : 0u;
+    d->f_devmem_recheck = vs_feature_has(&d->accepted, VIOSIM_NET_F_DEVMEM_EVENT_RECHECK_BIT);
+    d->st->devmem_event_recheck_negotiated = d->f_devmem_recheck ? 1u : 0u;
     d->ring_ops = d->f_packed ? &packed_ring_ops : &split_ring_ops;
     if (d->f_access_platform) {
         d->iova_offset = d->p->iova_offset;
@@ -1351,6 +1448,14 @@ static enum refdrv_result queue_setup(struct refdrv *d, uint16_t index, uint16_t
     q->vector = vector;
     q->notify_addr = d->notify.addr + notify_rel;
     ops->init(q->ring, area, (uint16_t)size, d->f_event_idx, d->f_in_order);
+    q->drv = d;
+    q->event_slot = 0;
+    if (d->f_devmem_event && index < d->devmem_slots) {
+        /* viosim extension: the driver's suppression fields go to the queue's slot in
+         * device memory from here on, the first write (below) included. */
+        q->event_slot = d->devmem_event.addr + (uint64_t)index * d->devmem_slot_bytes;
+        ops->set_event_mmio(q->ring, devmem_event_write, q);
+    }
     /* Interrupts are asked for only while the driver sleeps (and never when polling). */
     ops->events_off(q->ring);
     q->armed = false;
@@ -1847,6 +1952,8 @@ static int sleep_until_work(struct refdrv *d, uint64_t now)
         arm(rx, 0);
     if (want_tx)
         arm(tx, (uint16_t)(tx->ops->event_span(tx->ring) * 3u / 4u));
+    if (want_rx || want_tx)
+        devmem_event_flush(d, want_tx ? tx : rx); /* one read flushes both queues' writes */
     if ((want_rx && rx->ops->has_used(rx->ring)) || (want_tx && tx->ops->has_used(tx->ring))) {
         disarm(rx);
         disarm(tx);

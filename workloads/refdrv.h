@@ -85,6 +85,14 @@ struct refdrv_params {
     enum refdrv_coal_policy coal_policy;
     struct refdrv_coal coal_rx, coal_tx; /* static: what RX_SET and TX_SET send */
     uint32_t coal_adaptive_interval_us;  /* adaptive: measurement interval; 0 = 50 */
+    /* viosim-specific, NON-STANDARD: accept VIOSIM_NET_F_DEVMEM_EVENT when the device
+     * offers it (with its vendor data capability) and write the driver's event
+     * suppression fields to device memory by MMIO (docs/event-suppression.md). */
+    bool devmem_event;
+    /* With devmem_event: skip the MMIO read that flushes the suppression writes before
+     * the rings are re-checked. UNSAFE (notifications can be lost); for studying that
+     * race only. */
+    bool devmem_event_no_flush;
 };
 
 struct refdrv_stats {
@@ -102,6 +110,11 @@ struct refdrv_stats {
     /* VIRTIO_F_ACCESS_PLATFORM only: IOMMU pages the driver mapped (over all address
      * spaces) and page-table pages it built for them (roots included). */
     uint64_t iommu_pages_mapped, iommu_table_pages;
+    /* VIOSIM_NET_F_DEVMEM_EVENT: negotiated (0/1), MMIO writes of suppression fields,
+     * and MMIO reads that flush them before the ring is re-checked. */
+    uint64_t devmem_event_negotiated;
+    uint64_t devmem_event_recheck_negotiated; /* VIOSIM_NET_F_DEVMEM_EVENT_RECHECK too */
+    uint64_t devmem_event_writes, devmem_event_flush_reads;
     /* Latency of each frame from posting on TX to reaping on RX, picoseconds.
      * Filled only in loopback; owned by the caller (may be NULL). */
     uint64_t *latency_ps;
