@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/host_rig.h"
 #include "drv_split.h"
 #include "iommu.h"
 #include "refdrv.h"
@@ -1035,317 +1036,51 @@ Test(drv_split, largest_ring)
 
 /* ---- refdrv over split rings, against the untimed device ----
  *
- * Guest memory is one array; the device's DMA goes through an IOMMU (model/iommu) when
- * ACCESS_PLATFORM was negotiated, page walks reading the same array, and is physical
- * otherwise. The device runs until idle after every MMIO write, every empty poll and
- * whenever the driver waits for an interrupt. */
+ * The rig of tests/common/host_rig.h: guest memory is one array; the device's DMA goes
+ * through an IOMMU (model/iommu) when ACCESS_PLATFORM was negotiated, page walks reading
+ * the same array, and is physical otherwise. The device runs until idle after every
+ * MMIO write (unless lazy), every empty poll and whenever the driver waits for an
+ * interrupt. */
 
 #define DEV_MEM_BASE   0x40000000ull
 #define DEV_MEM_SIZE   (16ull << 20)
-#define DEV_MMIO_BASE  0xC0000000ull
-#define DEV_MMIO_SIZE  0x10000000ull
-#define DEV_MSI_BASE   0xFEE00000ull
 #define DEV_IOVA_OFF   (1ull << 40)
-#define DEV_VECTORS    8u
-#define DEV_PUMP_MAX   100000u
 #define DEV_FRAMES     700u
 
-struct dev_rig;
-
-struct dev_port {
-    struct dev_rig *rig;
-    uint16_t queue;
-    struct vs_guest_ops ops;
-};
-
-struct dev_rig {
-    struct vdev dev;
-    struct iommu mmu;
-    uint8_t *mem;
-    struct dev_port port[VDEV_QUEUES];
-    struct vs_guest_ops walk_ops;
-    struct vs_host_ops host;
-    uint64_t now_ps;
-    bool irq[DEV_VECTORS];
-    /* The device runs only while the driver waits or polls, not on its notifications:
-     * an interrupt-mode driver then has to sleep, so its used buffer notification
-     * requests are what wakes it. */
-    bool lazy;
-    /* What the device did. */
-    const char *format[VDEV_QUEUES]; /* ring format of each queue while it was live */
-    uint16_t size[VDEV_QUEUES];      /* queue size the driver configured */
-    vs_features negotiated;          /* features, as seen while the queues were live */
-    uint64_t translated, physical, faults, out_of_range;
-    uint64_t lo[VS_DMA_KIND_COUNT], hi[VS_DMA_KIND_COUNT]; /* addresses used, per kind */
-};
-
-static bool dev_in_mem(uint64_t pa, uint64_t len)
+/* A device offering everything it can, minus `withdraw`; queues of up to max entries;
+ * used entries published in batches of up to 4. */
+static struct host_rig *dev_rig_new(const vs_features *withdraw, uint16_t max)
 {
-    return pa >= DEV_MEM_BASE && len <= DEV_MEM_SIZE && pa - DEV_MEM_BASE <= DEV_MEM_SIZE - len;
-}
-
-static enum vs_dma_status dev_walk_read(void *ctx, uint64_t addr, void *dst, uint32_t len,
-                                        enum vs_dma_kind kind)
-{
-    struct dev_rig *r = ctx;
-    (void)kind;
-    if (!dev_in_mem(addr, len))
-        return VS_DMA_OUT_OF_RANGE;
-    memcpy(dst, r->mem + (addr - DEV_MEM_BASE), len);
-    return VS_DMA_OK;
-}
-
-static enum vs_dma_status dev_walk_write(void *ctx, uint64_t addr, const void *src, uint32_t len,
-                                         enum vs_dma_kind kind)
-{
-    (void)ctx, (void)addr, (void)src, (void)len, (void)kind;
-    return VS_DMA_OUT_OF_RANGE;
-}
-
-static enum vs_dma_status dev_access(struct dev_port *pt, uint64_t addr, uint8_t *buf, uint32_t len,
-                                     bool write, enum vs_dma_kind kind)
-{
-    struct dev_rig *r = pt->rig;
-    bool translate = vpci_negotiated(&r->dev.vpci, VIRTIO_F_ACCESS_PLATFORM_BIT);
-    uint32_t done = 0;
-
-    if (r->lo[kind] == 0 || addr < r->lo[kind])
-        r->lo[kind] = addr;
-    if (addr + len > r->hi[kind])
-        r->hi[kind] = addr + len;
-    while (done < len) {
-        uint64_t pa = addr + done, piece = len - done;
-        if (translate) {
-            struct iommu_result res;
-            if (iommu_translate(&r->mmu, &r->walk_ops, 0, addr + done, write, &res) != IOMMU_OK) {
-                r->faults++;
-                return VS_DMA_IOMMU_FAULT;
-            }
-            r->translated++;
-            pa = res.pa;
-            if (res.span < piece)
-                piece = res.span;
-        } else {
-            r->physical++;
-        }
-        if (!dev_in_mem(pa, piece)) {
-            r->out_of_range++;
-            return VS_DMA_OUT_OF_RANGE;
-        }
-        if (write)
-            memcpy(r->mem + (pa - DEV_MEM_BASE), buf + done, piece);
-        else
-            memcpy(buf + done, r->mem + (pa - DEV_MEM_BASE), piece);
-        done += (uint32_t)piece;
-    }
-    return VS_DMA_OK;
-}
-
-static enum vs_dma_status dev_port_read(void *ctx, uint64_t addr, void *dst, uint32_t len,
-                                        enum vs_dma_kind kind)
-{
-    return dev_access(ctx, addr, dst, len, false, kind);
-}
-
-static enum vs_dma_status dev_port_write(void *ctx, uint64_t addr, const void *src, uint32_t len,
-                                         enum vs_dma_kind kind)
-{
-    return dev_access(ctx, addr, (uint8_t *)(uintptr_t)src, len, true, kind);
-}
-
-static void dev_pump(struct dev_rig *r)
-{
-    static const uint16_t queues[] = { VDEV_QUEUE_TX, VDEV_QUEUE_RX };
-    bool progress = true;
-    struct msix_message msg;
-
-    for (uint32_t round = 0; progress && round < DEV_PUMP_MAX; round++) {
-        progress = false;
-        for (unsigned i = 0; i < 2; i++) {
-            uint16_t q = queues[i];
-            const struct vs_guest_ops *ops = &r->port[q].ops;
-            if (!vdev_queue_live(&r->dev, q))
-                continue;
-            r->format[q] = r->dev.q[q].ops->name;
-            r->negotiated = r->dev.vpci.driver_features;
-            r->size[q] = r->dev.q[q].cfg.size;
-            vdev_quiet_notifications(&r->dev, q, ops);
-            for (uint32_t n = 0; n < DEV_PUMP_MAX; n++) {
-                struct vdev_work w;
-                memset(&w, 0, sizeof w);
-                enum vdev_step st = q == VDEV_QUEUE_TX ? vdev_tx_step(&r->dev, ops, &w)
-                                                       : vdev_rx_step(&r->dev, ops, &w);
-                if (st != VDEV_STEP_DONE)
-                    break;
-                progress = true;
-            }
-            vdev_complete(&r->dev, q, ops);
-            if (vdev_arm_notifications(&r->dev, q, ops) == VDEV_STEP_DONE)
-                progress = true;
-        }
-    }
-    while (vdev_take_msi(&r->dev, &msg)) {
-        cr_assert_eq(msg.addr, DEV_MSI_BASE);
-        if (msg.data < DEV_VECTORS)
-            r->irq[msg.data] = true;
-    }
-}
-
-static uint32_t dh_cfg_read(void *ctx, uint32_t off, unsigned size)
-{
-    struct dev_rig *r = ctx;
-    r->now_ps += 200000;
-    return vdev_cfg_read(&r->dev, off, size);
-}
-
-static void dh_cfg_write(void *ctx, uint32_t off, unsigned size, uint32_t value)
-{
-    struct dev_rig *r = ctx;
-    r->now_ps += 100000;
-    vdev_cfg_write(&r->dev, off, size, value);
-}
-
-static uint64_t dh_mmio_read(void *ctx, uint64_t addr, unsigned size)
-{
-    struct dev_rig *r = ctx;
-    uint64_t v = ~0ull;
-    r->now_ps += 500000;
-    vdev_mmio_read(&r->dev, addr, size, &v);
-    return v;
-}
-
-static void dh_mmio_write(void *ctx, uint64_t addr, unsigned size, uint64_t value)
-{
-    struct dev_rig *r = ctx;
-    uint16_t kicked = 0xffff;
-    r->now_ps += 100000;
-    vdev_mmio_write(&r->dev, addr, size, value, &kicked);
-    if (!r->lazy)
-        dev_pump(r);
-}
-
-static int dh_wait_interrupt(void *ctx, uint64_t timeout_ns)
-{
-    struct dev_rig *r = ctx;
-    dev_pump(r);
-    for (int v = 0; v < (int)DEV_VECTORS; v++) {
-        if (r->irq[v]) {
-            r->irq[v] = false;
-            r->now_ps += 1000000;
-            return v;
-        }
-    }
-    r->now_ps += timeout_ns * 1000u;
-    return -1;
-}
-
-static void dh_cpu_work(void *ctx, enum vs_host_work kind, uint64_t count)
-{
-    struct dev_rig *r = ctx;
-    r->now_ps += 50000 * count;
-    if (kind == VS_HOST_WORK_POLL)
-        dev_pump(r);
-}
-
-static uint64_t dh_now_ps(void *ctx)
-{
-    return ((struct dev_rig *)ctx)->now_ps;
-}
-
-static int dh_iommu_set_root(void *ctx, uint32_t pasid, uint64_t root_pa)
-{
-    struct dev_rig *r = ctx;
-    return iommu_set_root(&r->mmu, pasid, root_pa) == VS_REASON_NONE ? 0 : -1;
-}
-
-/* A device offering everything it can, minus `withdraw`; queues of up to max entries. */
-static struct dev_rig *dev_rig_new(const vs_features *withdraw, uint16_t max)
-{
-    struct dev_rig *r = calloc(1, sizeof *r);
-    cr_assert_not_null(r);
-    r->mem = calloc(1, DEV_MEM_SIZE);
-    cr_assert_not_null(r->mem);
-
-    struct vdev_params dp;
-    memset(&dp, 0, sizeof dp);
-    dp.revision_id = 1;
-    dp.subsystem_vendor_id = 0x1af4;
-    dp.subsystem_id = 0x1100;
+    struct vdev_params dp = host_rig_default_params();
     dp.queue_size_max = max;
-    dp.notify_off_multiplier = 4;
-    const uint8_t mac[6] = { 0x52, 0x54, 0, 0x12, 0x34, 0x56 };
-    memcpy(dp.mac, mac, sizeof mac);
-    dp.max_frame_bytes = 1514;
-    dp.rx_fifo_frames = 16;
-    dp.backend = VDEV_BACKEND_LOOPBACK;
     dp.used_batch_max = 4;
     if (withdraw != NULL)
         dp.withdraw = *withdraw;
     cr_assert_null(vdev_check_params(&dp));
-    cr_assert(vdev_init(&r->dev, &dp));
-
-    struct iommu_config mc;
-    memset(&mc, 0, sizeof mc);
-    mc.enabled = true;
-    mc.iotlb.entries = 64;
-    mc.iotlb.ways = 4;
-    mc.iotlb.policy = IOTLB_LRU;
-    cr_assert_null(iommu_check_config(&mc));
-    iommu_init(&r->mmu, &mc);
-    r->walk_ops = (struct vs_guest_ops){ dev_walk_read, dev_walk_write, r };
-    for (uint16_t q = 0; q < VDEV_QUEUES; q++) {
-        r->port[q].rig = r;
-        r->port[q].queue = q;
-        r->port[q].ops = (struct vs_guest_ops){ dev_port_read, dev_port_write, &r->port[q] };
-    }
-
-    r->host.cfg_read = dh_cfg_read;
-    r->host.cfg_write = dh_cfg_write;
-    r->host.mmio_read = dh_mmio_read;
-    r->host.mmio_write = dh_mmio_write;
-    r->host.wait_interrupt = dh_wait_interrupt;
-    r->host.cpu_work = dh_cpu_work;
-    r->host.now_ps = dh_now_ps;
-    r->host.iommu_set_root = dh_iommu_set_root;
-    r->host.ctx = r;
-    r->host.mem = r->mem;
-    r->host.mem_base = DEV_MEM_BASE;
-    r->host.mem_size = DEV_MEM_SIZE;
-    r->host.mmio_window_base = DEV_MMIO_BASE;
-    r->host.mmio_window_size = DEV_MMIO_SIZE;
-    r->host.msi_base = DEV_MSI_BASE;
-    r->now_ps = 1;
+    struct host_rig *r = host_rig_new(DEV_MEM_BASE, DEV_MEM_SIZE, &dp);
+    cr_assert_not_null(r);
     return r;
 }
 
 /* Was `bit` negotiated while the device ran? (refdrv_run leaves the device reset.) */
-static bool had(const struct dev_rig *r, unsigned bit)
+static bool had(const struct host_rig *r, unsigned bit)
 {
     return vs_feature_has(&r->negotiated, bit);
 }
 
-static void dev_rig_free(struct dev_rig *r)
+static void dev_rig_free(struct host_rig *r)
 {
-    vdev_fini(&r->dev);
-    free(r->mem);
-    free(r);
+    cr_expect_eq(r->msi_misaddressed, 0, "MSI-X messages not at HOST_RIG_MSI_BASE");
+    host_rig_free(r);
 }
 
 static struct refdrv_params drv_params(enum refdrv_tx_layout layout, enum refdrv_mode mode,
                                        uint16_t queue_size)
 {
-    struct refdrv_params p;
-    memset(&p, 0, sizeof p);
-    p.frames_count = DEV_FRAMES;
     const uint32_t sizes[] = { 64, 1514, 300, 60, 900 };
-    memcpy(p.frame_sizes_bytes, sizes, sizeof sizes);
-    p.frame_sizes_count = 5;
-    p.rx_buffer_bytes = 2048;
+    struct refdrv_params p = host_rig_refdrv_params(DEV_FRAMES, sizes, 5, 11);
     p.queue_size_entries = queue_size;
     p.mode = mode;
-    p.expect_loopback = true;
-    p.seed = 11;
-    p.idle_timeout_ns = 1000000;
     p.tx_layout = layout;
     p.iova_offset = DEV_IOVA_OFF;
     p.iommu_page_bytes = 4096;
@@ -1354,7 +1089,7 @@ static struct refdrv_params drv_params(enum refdrv_tx_layout layout, enum refdrv
 }
 
 /* Run the driver; every frame must come back intact over split rings. */
-static void run_split(struct dev_rig *r, const struct refdrv_params *p, struct refdrv_stats *st)
+static void run_split(struct host_rig *r, const struct refdrv_params *p, struct refdrv_stats *st)
 {
     memset(st, 0, sizeof *st);
     enum refdrv_result res = refdrv_run(&r->host, p, st);
@@ -1385,7 +1120,7 @@ Test(refdrv_split, declined_packed_every_layout_and_mode)
 
     for (unsigned m = 0; m < 2; m++) {
         for (unsigned l = 0; l < 3; l++) {
-            struct dev_rig *r = dev_rig_new(NULL, 256);
+            struct host_rig *r = dev_rig_new(NULL, 256);
             struct refdrv_params p = drv_params(layouts[l], modes[m], 64);
             vs_feature_set(&p.decline, VIRTIO_F_ACCESS_PLATFORM_BIT);
             struct refdrv_stats st;
@@ -1409,7 +1144,7 @@ Test(refdrv_split, interrupts_wake_the_driver)
     for (unsigned ev = 0; ev < 2; ev++) {
         const enum refdrv_tx_layout layouts[] = { REFDRV_TX_ONE_DESC, REFDRV_TX_CHAIN };
         for (unsigned l = 0; l < 2; l++) {
-            struct dev_rig *r = dev_rig_new(NULL, 256);
+            struct host_rig *r = dev_rig_new(NULL, 256);
             r->lazy = true;
             struct refdrv_params p = drv_params(layouts[l], REFDRV_MODE_INTERRUPT, 16);
             vs_feature_set(&p.decline, VIRTIO_F_ACCESS_PLATFORM_BIT);
@@ -1436,7 +1171,7 @@ Test(refdrv_split, without_event_idx_in_order_notification_data)
     };
     for (unsigned i = 0; i < 3; i++) {
         for (unsigned mode = 0; mode < 2; mode++) {
-            struct dev_rig *r = dev_rig_new(NULL, 256);
+            struct host_rig *r = dev_rig_new(NULL, 256);
             struct refdrv_params p = drv_params(REFDRV_TX_CHAIN,
                                                 mode ? REFDRV_MODE_POLL : REFDRV_MODE_INTERRUPT, 32);
             vs_feature_set(&p.decline, VIRTIO_F_ACCESS_PLATFORM_BIT);
@@ -1457,7 +1192,7 @@ Test(refdrv_split, device_without_packed)
     vs_features withdraw;
     memset(&withdraw, 0, sizeof withdraw);
     vs_feature_set(&withdraw, VIRTIO_F_RING_PACKED_BIT);
-    struct dev_rig *r = dev_rig_new(&withdraw, 256);
+    struct host_rig *r = dev_rig_new(&withdraw, 256);
     struct refdrv_params p = drv_params(REFDRV_TX_ONE_DESC, REFDRV_MODE_INTERRUPT, 128);
     memset(&p.decline, 0, sizeof p.decline); /* the driver would take packed */
     struct refdrv_stats st;
@@ -1470,7 +1205,7 @@ Test(refdrv_split, device_without_packed)
  * maximum of 200 with no request becomes 128. Packed keeps the size asked for. */
 Test(refdrv_split, queue_size_rounds_down_to_a_power_of_two)
 {
-    struct dev_rig *r = dev_rig_new(NULL, 256);
+    struct host_rig *r = dev_rig_new(NULL, 256);
     struct refdrv_params p = drv_params(REFDRV_TX_CHAIN, REFDRV_MODE_INTERRUPT, 100);
     struct refdrv_stats st;
     run_split(r, &p, &st);
@@ -1500,7 +1235,7 @@ Test(refdrv_split, through_the_iommu)
 {
     const enum refdrv_tx_layout layouts[] = { REFDRV_TX_ONE_DESC, REFDRV_TX_INDIRECT };
     for (unsigned l = 0; l < 2; l++) {
-        struct dev_rig *r = dev_rig_new(NULL, 256);
+        struct host_rig *r = dev_rig_new(NULL, 256);
         struct refdrv_params p = drv_params(layouts[l], REFDRV_MODE_INTERRUPT, 64);
         struct refdrv_stats st;
         run_split(r, &p, &st);
@@ -1512,9 +1247,10 @@ Test(refdrv_split, through_the_iommu)
         const enum vs_dma_kind kinds[] = { VS_DMA_DESC_READ, VS_DMA_USED_WRITE, VS_DMA_BUF_READ,
                                            VS_DMA_BUF_WRITE };
         for (unsigned k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
-            cr_expect_geq(r->lo[kinds[k]], DEV_MEM_BASE + DEV_IOVA_OFF, "kind %u", kinds[k]);
-            cr_expect_leq(r->hi[kinds[k]], DEV_MEM_BASE + DEV_IOVA_OFF + DEV_MEM_SIZE, "kind %u",
+            cr_expect_geq(host_rig_lo(r, kinds[k]), DEV_MEM_BASE + DEV_IOVA_OFF, "kind %u",
                           kinds[k]);
+            cr_expect_leq(host_rig_hi(r, kinds[k]), DEV_MEM_BASE + DEV_IOVA_OFF + DEV_MEM_SIZE,
+                          "kind %u", kinds[k]);
         }
         dev_rig_free(r);
     }

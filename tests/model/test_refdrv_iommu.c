@@ -2,17 +2,19 @@
  * Feature Bits"): it maps its rings and buffers in IOMMU page tables it builds and hands
  * the device IOVAs; without the feature nothing is translated.
  *
- * An untimed rig: refdrv_run drives the device kernel (vdev) through host ops written
- * here. Guest memory is one array. When the device has negotiated ACCESS_PLATFORM, each
- * of its DMA accesses is translated by an IOMMU (model/iommu) in the PASID of the queue
- * it serves, page walks reading the same array -- as the platform's root complex does;
- * otherwise addresses are physical. The device runs until it is idle after every MMIO
- * write, every empty poll and whenever the driver waits for an interrupt.
+ * An untimed rig (tests/common/host_rig.h): refdrv_run drives the device kernel (vdev)
+ * through its host ops. Guest memory is one array. When the device has negotiated
+ * ACCESS_PLATFORM, each of its DMA accesses is translated by an IOMMU (model/iommu) in
+ * the PASID of the queue it serves, page walks reading the same array -- as the
+ * platform's root complex does; otherwise addresses are physical. The device runs until
+ * it is idle after every MMIO write, every empty poll and whenever the driver waits for
+ * an interrupt.
  */
 #include <criterion/criterion.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/host_rig.h"
 #include "iommu.h"
 #include "iopt.h"
 #include "refdrv.h"
@@ -20,324 +22,34 @@
 
 #define MEM_BASE     0x40000000ull /* 2 MiB aligned */
 #define MEM_SIZE     (32ull << 20)
-#define MMIO_BASE    0xC0000000ull
-#define MMIO_SIZE    0x10000000ull
-#define MSI_BASE     0xFEE00000ull
 #define IOVA_OFFSET  (1ull << 40)
 #define PAGE_4K      4096ull
 #define PAGE_2M      (2ull << 20)
 #define FRAMES       600u
 #define QUEUE_SIZE   64u
-#define VECTORS_MAX  8u
-#define ROOTS_LOG    8u
-#define PUMP_ROUNDS  100000u
 
-struct rig;
-
-/* The DMA path of one queue: tagged with that queue's PASID. */
-struct rig_port {
-    struct rig *rig;
-    uint16_t queue;
-    struct vs_guest_ops ops;
-};
-
-struct rig {
-    struct vdev dev;
-    struct iommu mmu;
-    uint8_t *mem;
-    uint64_t mem_base, mem_size;
-    uint32_t pasid[VDEV_QUEUES];   /* what the platform tags each queue's DMA with */
-    struct rig_port port[VDEV_QUEUES];
-    struct vs_guest_ops walk_ops;
-    struct vs_host_ops host;
-    uint64_t now_ps;
-    bool irq_pending[VECTORS_MAX]; /* latched MSI-X vectors */
-
-    /* What happened. */
-    struct { uint32_t pasid; uint64_t root; } roots[ROOTS_LOG];
-    uint32_t nroots;
-    uint64_t translated, untranslated, dma_faults, dma_out_of_range;
-    /* The first address the device used, per queue and kind (0: none). */
-    uint64_t first_addr[VDEV_QUEUES][VS_DMA_KIND_COUNT];
-};
-
-/* ---- guest memory and the device's DMA ---- */
-
-static bool in_mem(const struct rig *r, uint64_t pa, uint64_t len)
+/* The default device; RX and TX DMA tagged with these PASIDs. */
+static struct host_rig *rig_new(uint64_t mem_base, uint64_t mem_size, uint32_t rx_pasid, uint32_t tx_pasid)
 {
-    return pa >= r->mem_base && len <= r->mem_size && pa - r->mem_base <= r->mem_size - len;
-}
-
-static enum vs_dma_status walk_read(void *ctx, uint64_t addr, void *dst, uint32_t len,
-                                    enum vs_dma_kind kind)
-{
-    struct rig *r = ctx;
-    (void)kind;
-    if (!in_mem(r, addr, len))
-        return VS_DMA_OUT_OF_RANGE;
-    memcpy(dst, r->mem + (addr - r->mem_base), len);
-    return VS_DMA_OK;
-}
-
-static enum vs_dma_status walk_write(void *ctx, uint64_t addr, const void *src, uint32_t len,
-                                     enum vs_dma_kind kind)
-{
-    (void)ctx, (void)addr, (void)src, (void)len, (void)kind;
-    return VS_DMA_OUT_OF_RANGE; /* the IOMMU never writes its tables */
-}
-
-/* One device access, split at IOMMU page boundaries when translated. */
-static enum vs_dma_status port_access(struct rig_port *pt, uint64_t addr, uint8_t *buf,
-                                      uint32_t len, bool write, enum vs_dma_kind kind)
-{
-    struct rig *r = pt->rig;
-    const bool translate = vpci_negotiated(&r->dev.vpci, VIRTIO_F_ACCESS_PLATFORM_BIT);
-    uint32_t done = 0;
-
-    if (r->first_addr[pt->queue][kind] == 0)
-        r->first_addr[pt->queue][kind] = addr;
-    while (done < len) {
-        uint64_t pa = addr + done, piece = len - done;
-        if (translate) {
-            struct iommu_result res;
-            if (iommu_translate(&r->mmu, &r->walk_ops, r->pasid[pt->queue], addr + done, write,
-                                &res) != IOMMU_OK) {
-                r->dma_faults++;
-                return VS_DMA_IOMMU_FAULT;
-            }
-            r->translated++;
-            pa = res.pa;
-            if (res.span < piece)
-                piece = res.span;
-        } else {
-            r->untranslated++;
-        }
-        if (!in_mem(r, pa, piece)) {
-            r->dma_out_of_range++;
-            return VS_DMA_OUT_OF_RANGE;
-        }
-        if (write)
-            memcpy(r->mem + (pa - r->mem_base), buf + done, piece);
-        else
-            memcpy(buf + done, r->mem + (pa - r->mem_base), piece);
-        done += (uint32_t)piece;
-    }
-    return VS_DMA_OK;
-}
-
-static enum vs_dma_status port_read(void *ctx, uint64_t addr, void *dst, uint32_t len,
-                                    enum vs_dma_kind kind)
-{
-    return port_access(ctx, addr, dst, len, false, kind);
-}
-
-static enum vs_dma_status port_write(void *ctx, uint64_t addr, const void *src, uint32_t len,
-                                     enum vs_dma_kind kind)
-{
-    return port_access(ctx, addr, (uint8_t *)(uintptr_t)src, len, true, kind);
-}
-
-/* ---- the device, run to idle ---- */
-
-static void pump(struct rig *r)
-{
-    bool progress = true;
-
-    for (uint32_t round = 0; progress && round < PUMP_ROUNDS; round++) {
-        static const uint16_t queues[] = {VDEV_QUEUE_TX, VDEV_QUEUE_RX};
-        progress = false;
-        for (unsigned i = 0; i < 2; i++) {
-            const uint16_t q = queues[i];
-            const struct vs_guest_ops *ops = &r->port[q].ops;
-            if (!vdev_queue_live(&r->dev, q))
-                continue;
-            vdev_quiet_notifications(&r->dev, q, ops);
-            for (uint32_t n = 0; n < PUMP_ROUNDS; n++) {
-                struct vdev_work w;
-                memset(&w, 0, sizeof w);
-                enum vdev_step st = q == VDEV_QUEUE_TX ? vdev_tx_step(&r->dev, ops, &w)
-                                                       : vdev_rx_step(&r->dev, ops, &w);
-                if (st != VDEV_STEP_DONE)
-                    break;
-                progress = true;
-            }
-            vdev_complete(&r->dev, q, ops);
-            /* Before the device "sleeps": ask for notifications, then re-check. */
-            if (vdev_arm_notifications(&r->dev, q, ops) == VDEV_STEP_DONE)
-                progress = true;
-        }
-    }
-    struct msix_message msg;
-    while (vdev_take_msi(&r->dev, &msg)) {
-        cr_assert_eq(msg.addr, MSI_BASE);
-        if (msg.data < VECTORS_MAX)
-            r->irq_pending[msg.data] = true;
-    }
-}
-
-/* ---- host ops ---- */
-
-static uint32_t h_cfg_read(void *ctx, uint32_t off, unsigned size)
-{
-    struct rig *r = ctx;
-    r->now_ps += 200000;
-    return vdev_cfg_read(&r->dev, off, size);
-}
-
-static void h_cfg_write(void *ctx, uint32_t off, unsigned size, uint32_t value)
-{
-    struct rig *r = ctx;
-    r->now_ps += 100000;
-    vdev_cfg_write(&r->dev, off, size, value);
-}
-
-static uint64_t h_mmio_read(void *ctx, uint64_t addr, unsigned size)
-{
-    struct rig *r = ctx;
-    uint64_t v = ~0ull;
-    r->now_ps += 500000;
-    vdev_mmio_read(&r->dev, addr, size, &v);
-    return v;
-}
-
-static void h_mmio_write(void *ctx, uint64_t addr, unsigned size, uint64_t value)
-{
-    struct rig *r = ctx;
-    uint16_t kicked = 0xffff;
-    r->now_ps += 100000;
-    vdev_mmio_write(&r->dev, addr, size, value, &kicked);
-    pump(r);
-}
-
-static int h_wait_interrupt(void *ctx, uint64_t timeout_ns)
-{
-    struct rig *r = ctx;
-    pump(r);
-    for (int v = 0; v < (int)VECTORS_MAX; v++) {
-        if (r->irq_pending[v]) {
-            r->irq_pending[v] = false;
-            r->now_ps += 1000000;
-            return v;
-        }
-    }
-    r->now_ps += timeout_ns * 1000u;
-    return -1;
-}
-
-static void h_cpu_work(void *ctx, enum vs_host_work kind, uint64_t count)
-{
-    struct rig *r = ctx;
-    r->now_ps += 50000 * count;
-    if (kind == VS_HOST_WORK_POLL)
-        pump(r);
-}
-
-static uint64_t h_now_ps(void *ctx)
-{
-    return ((struct rig *)ctx)->now_ps;
-}
-
-/* The platform's hook: point the IOMMU's address space at the driver's table. */
-static int h_iommu_set_root(void *ctx, uint32_t pasid, uint64_t root_pa)
-{
-    struct rig *r = ctx;
-    if (r->nroots < ROOTS_LOG) {
-        r->roots[r->nroots].pasid = pasid;
-        r->roots[r->nroots].root = root_pa;
-    }
-    r->nroots++;
-    return iommu_set_root(&r->mmu, pasid, root_pa) == VS_REASON_NONE ? 0 : -1;
-}
-
-/* ---- set-up ---- */
-
-static struct rig *rig_new(uint64_t mem_base, uint64_t mem_size, uint32_t rx_pasid, uint32_t tx_pasid)
-{
-    struct rig *r = calloc(1, sizeof *r);
+    struct host_rig *r = host_rig_new(mem_base, mem_size, NULL);
     cr_assert_not_null(r);
-    r->mem = calloc(1, mem_size);
-    cr_assert_not_null(r->mem);
-    r->mem_base = mem_base;
-    r->mem_size = mem_size;
-
-    struct vdev_params dp;
-    memset(&dp, 0, sizeof dp);
-    dp.revision_id = 1;
-    dp.subsystem_vendor_id = 0x1af4;
-    dp.subsystem_id = 0x1100;
-    dp.queue_size_max = 256;
-    dp.notify_off_multiplier = 4;
-    const uint8_t mac[6] = {0x52, 0x54, 0, 0x12, 0x34, 0x56};
-    memcpy(dp.mac, mac, sizeof mac);
-    dp.max_frame_bytes = 1514;
-    dp.rx_fifo_frames = 16;
-    dp.backend = VDEV_BACKEND_LOOPBACK;
-    dp.used_batch_max = 1;
-    cr_assert_null(vdev_check_params(&dp));
-    cr_assert(vdev_init(&r->dev, &dp));
-
-    /* As the platform: the IOMMU is on, requests ask for translation when the device
-     * negotiated ACCESS_PLATFORM. */
-    struct iommu_config mc;
-    memset(&mc, 0, sizeof mc);
-    mc.enabled = true;
-    mc.iotlb.entries = 64;
-    mc.iotlb.ways = 4;
-    mc.iotlb.policy = IOTLB_LRU;
-    cr_assert_null(iommu_check_config(&mc));
-    iommu_init(&r->mmu, &mc);
-    r->walk_ops = (struct vs_guest_ops){walk_read, walk_write, r};
-
     r->pasid[VDEV_QUEUE_RX] = rx_pasid;
     r->pasid[VDEV_QUEUE_TX] = tx_pasid;
-    for (uint16_t q = 0; q < VDEV_QUEUES; q++) {
-        r->port[q].rig = r;
-        r->port[q].queue = q;
-        r->port[q].ops = (struct vs_guest_ops){port_read, port_write, &r->port[q]};
-    }
-
-    memset(&r->host, 0, sizeof r->host);
-    r->host.cfg_read = h_cfg_read;
-    r->host.cfg_write = h_cfg_write;
-    r->host.mmio_read = h_mmio_read;
-    r->host.mmio_write = h_mmio_write;
-    r->host.wait_interrupt = h_wait_interrupt;
-    r->host.cpu_work = h_cpu_work;
-    r->host.now_ps = h_now_ps;
-    r->host.iommu_set_root = h_iommu_set_root;
-    r->host.ctx = r;
-    r->host.mem = r->mem;
-    r->host.mem_base = mem_base;
-    r->host.mem_size = mem_size;
-    r->host.mmio_window_base = MMIO_BASE;
-    r->host.mmio_window_size = MMIO_SIZE;
-    r->host.msi_base = MSI_BASE;
-    r->now_ps = 1;
     return r;
 }
 
-static void rig_free(struct rig *r)
+static void rig_free(struct host_rig *r)
 {
-    vdev_fini(&r->dev);
-    free(r->mem);
-    free(r);
+    cr_expect_eq(r->msi_misaddressed, 0, "MSI-X messages not at HOST_RIG_MSI_BASE");
+    host_rig_free(r);
 }
 
 static struct refdrv_params params(uint64_t page, uint32_t rx_pasid, uint32_t tx_pasid,
                                    enum refdrv_tx_layout layout)
 {
-    struct refdrv_params p;
-    memset(&p, 0, sizeof p);
-    p.frames_count = FRAMES;
     const uint32_t sizes[] = {64, 1514, 300, 60};
-    memcpy(p.frame_sizes_bytes, sizes, sizeof sizes);
-    p.frame_sizes_count = 4;
-    p.rx_buffer_bytes = 2048;
+    struct refdrv_params p = host_rig_refdrv_params(FRAMES, sizes, 4, 7);
     p.queue_size_entries = QUEUE_SIZE;
-    p.mode = REFDRV_MODE_INTERRUPT;
-    p.expect_loopback = true;
-    p.seed = 7;
-    p.idle_timeout_ns = 1000000;
     p.tx_layout = layout;
     p.iova_offset = IOVA_OFFSET;
     p.iommu_page_bytes = page;
@@ -349,20 +61,20 @@ static struct refdrv_params params(uint64_t page, uint32_t rx_pasid, uint32_t tx
 
 /* The descriptor ring of queue q as the device addressed it: its first access there
  * (a descriptor's flags) rounded down to the ring's 4 KiB alignment. */
-static uint64_t ring_base(const struct rig *r, uint16_t q)
+static uint64_t ring_base(const struct host_rig *r, uint16_t q)
 {
     return r->first_addr[q][VS_DMA_DESC_READ] & ~(PAGE_4K - 1u);
 }
 
 /* Run the driver (no latency samples). */
-static enum refdrv_result run(struct rig *r, const struct refdrv_params *p, struct refdrv_stats *st)
+static enum refdrv_result run(struct host_rig *r, const struct refdrv_params *p, struct refdrv_stats *st)
 {
     memset(st, 0, sizeof *st);
     return refdrv_run(&r->host, p, st);
 }
 
 /* The driver's table of one PASID, read back from guest memory. */
-static struct iopt view(const struct rig *r, uint64_t root)
+static struct iopt view(const struct host_rig *r, uint64_t root)
 {
     struct iopt pt;
     memset(&pt, 0, sizeof pt);
@@ -373,24 +85,24 @@ static struct iopt view(const struct rig *r, uint64_t root)
     return pt;
 }
 
-static void expect_all_frames_back(const struct rig *r, enum refdrv_result res,
+static void expect_all_frames_back(const struct host_rig *r, enum refdrv_result res,
                                    const struct refdrv_stats *st)
 {
     cr_assert_eq(res, REFDRV_OK, "result %s", refdrv_result_name(res));
     cr_expect_eq(st->tx_frames, FRAMES);
     cr_expect_eq(st->rx_frames, FRAMES);
     cr_expect_eq(st->rx_bad_payload, 0);
-    cr_expect_eq(r->dma_out_of_range, 0);
+    cr_expect_eq(r->out_of_range, 0);
     /* The driver left the device reset. */
     cr_expect_eq(r->dev.vpci.status, 0);
 }
 
 /* Every device access was translated, and the IOMMU walked, hit and never faulted. */
-static void expect_translated(const struct rig *r, const struct refdrv_stats *st)
+static void expect_translated(const struct host_rig *r, const struct refdrv_stats *st)
 {
     cr_expect_gt(r->translated, 0);
-    cr_expect_eq(r->untranslated, 0);
-    cr_expect_eq(r->dma_faults, 0);
+    cr_expect_eq(r->physical, 0);
+    cr_expect_eq(r->faults, 0);
     cr_expect_eq(r->mmu.fault_count, 0, "first fault: iova %#llx pasid %u reason %s",
                  (unsigned long long)r->mmu.fault_log[0].iova, r->mmu.fault_log[0].pasid,
                  vs_reason_name(r->mmu.fault_log[0].reason));
@@ -402,7 +114,7 @@ static void expect_translated(const struct rig *r, const struct refdrv_stats *st
 }
 
 /* The device was given IOVAs: ring, buffers (and indirect tables) of both queues. */
-static void expect_iovas(const struct rig *r)
+static void expect_iovas(const struct host_rig *r)
 {
     const uint64_t lo = r->mem_base + IOVA_OFFSET, hi = lo + r->mem_size;
     const uint64_t seen[] = {
@@ -418,7 +130,7 @@ static void expect_iovas(const struct rig *r)
 
 /* Read back the mappings: page size, permissions (TX buffers read-only, RX buffers and
  * rings writable), IOVA = PA + offset, and the tables themselves not reachable. */
-static void expect_mappings(const struct rig *r, uint64_t rx_root, uint64_t tx_root, uint64_t page)
+static void expect_mappings(const struct host_rig *r, uint64_t rx_root, uint64_t tx_root, uint64_t page)
 {
     struct iopt rx = view(r, rx_root), tx = view(r, tx_root);
     uint64_t pa, size;
@@ -450,7 +162,7 @@ static void expect_mappings(const struct rig *r, uint64_t rx_root, uint64_t tx_r
 
 static void run_one_space(uint64_t page, enum refdrv_tx_layout layout, enum refdrv_mode mode)
 {
-    struct rig *r = rig_new(MEM_BASE, MEM_SIZE, 0, 0);
+    struct host_rig *r = rig_new(MEM_BASE, MEM_SIZE, 0, 0);
     struct refdrv_params p = params(page, 0, 0, layout);
     p.mode = mode;
     struct refdrv_stats st;
@@ -461,7 +173,7 @@ static void run_one_space(uint64_t page, enum refdrv_tx_layout layout, enum refd
     expect_iovas(r);
     cr_assert_eq(r->nroots, 1, "one address space for both queues");
     cr_expect_eq(r->roots[0].pasid, 0);
-    cr_expect(in_mem(r, r->roots[0].root, IOMMU_TABLE_SIZE));
+    cr_expect(host_rig_in_mem(r, r->roots[0].root, IOMMU_TABLE_SIZE));
     cr_expect_gt(r->mmu.stats.pasid[0].lookups, 0);
     expect_mappings(r, r->roots[0].root, r->roots[0].root, page);
     rig_free(r);
@@ -498,7 +210,7 @@ Test(refdrv_iommu, layout_page_and_table_counts)
     const uint64_t pages[] = {PAGE_2M, PAGE_4K};
     const uint64_t want_pages[] = {2, 58}, want_tables[] = {3, 4};
     for (unsigned i = 0; i < 2; i++) {
-        struct rig *r = rig_new(MEM_BASE, MEM_SIZE, 0, 0);
+        struct host_rig *r = rig_new(MEM_BASE, MEM_SIZE, 0, 0);
         struct refdrv_params p = params(pages[i], 0, 0, REFDRV_TX_ONE_DESC);
         struct refdrv_stats st;
         enum refdrv_result res = run(r, &p, &st);
@@ -519,7 +231,7 @@ Test(refdrv_iommu, layout_page_and_table_counts)
 static void run_two_spaces(uint64_t mem_base, uint64_t page, enum refdrv_tx_layout layout)
 {
     const uint32_t rx_pasid = 3, tx_pasid = 5;
-    struct rig *r = rig_new(mem_base, MEM_SIZE, rx_pasid, tx_pasid);
+    struct host_rig *r = rig_new(mem_base, MEM_SIZE, rx_pasid, tx_pasid);
     struct refdrv_params p = params(page, rx_pasid, tx_pasid, layout);
     struct refdrv_stats st;
     enum refdrv_result res = run(r, &p, &st);
@@ -566,7 +278,7 @@ Test(refdrv_iommu, loopback_2m_pasid_per_queue)
  * of guest memory as before. */
 Test(refdrv_iommu, declined_no_translation)
 {
-    struct rig *r = rig_new(MEM_BASE, MEM_SIZE, 3, 5);
+    struct host_rig *r = rig_new(MEM_BASE, MEM_SIZE, 3, 5);
     struct refdrv_params p = params(PAGE_2M, 3, 5, REFDRV_TX_INDIRECT);
     vs_feature_set(&p.decline, VIRTIO_F_ACCESS_PLATFORM_BIT);
     struct refdrv_stats st;
@@ -574,14 +286,14 @@ Test(refdrv_iommu, declined_no_translation)
 
     expect_all_frames_back(r, res, &st);
     cr_expect_eq(r->translated, 0);
-    cr_expect_gt(r->untranslated, 0);
+    cr_expect_gt(r->physical, 0);
     cr_expect_eq(r->nroots, 0);
     cr_expect_eq(r->mmu.stats.requests, 0);
     cr_expect_eq(st.iommu_pages_mapped, 0);
     cr_expect_eq(st.iommu_table_pages, 0);
     cr_expect_eq(ring_base(r, VDEV_QUEUE_RX), MEM_BASE);
-    cr_expect(in_mem(r, r->first_addr[VDEV_QUEUE_TX][VS_DMA_BUF_READ], 1));
-    cr_expect(in_mem(r, r->first_addr[VDEV_QUEUE_RX][VS_DMA_BUF_WRITE], 1));
+    cr_expect(host_rig_in_mem(r, r->first_addr[VDEV_QUEUE_TX][VS_DMA_BUF_READ], 1));
+    cr_expect(host_rig_in_mem(r, r->first_addr[VDEV_QUEUE_RX][VS_DMA_BUF_WRITE], 1));
     rig_free(r);
 }
 
@@ -590,7 +302,7 @@ Test(refdrv_iommu, declined_no_translation)
  * addresses). */
 Test(refdrv_iommu, no_hook_declines_feature)
 {
-    struct rig *r = rig_new(MEM_BASE, MEM_SIZE, 0, 0);
+    struct host_rig *r = rig_new(MEM_BASE, MEM_SIZE, 0, 0);
     r->host.iommu_set_root = NULL;
     struct refdrv_params p = params(PAGE_4K, 0, 0, REFDRV_TX_ONE_DESC);
     struct refdrv_stats st;
@@ -598,7 +310,7 @@ Test(refdrv_iommu, no_hook_declines_feature)
 
     expect_all_frames_back(r, res, &st);
     cr_expect_eq(r->translated, 0);
-    cr_expect_gt(r->untranslated, 0);
+    cr_expect_gt(r->physical, 0);
     cr_expect_eq(ring_base(r, VDEV_QUEUE_RX), MEM_BASE);
     rig_free(r);
 }
@@ -615,7 +327,7 @@ Test(refdrv_iommu, unusable_parameters_decline_feature)
         {IOVA_OFFSET, 8192},
     };
     for (unsigned i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        struct rig *r = rig_new(MEM_BASE, MEM_SIZE, 0, 0);
+        struct host_rig *r = rig_new(MEM_BASE, MEM_SIZE, 0, 0);
         struct refdrv_params p = params(bad[i].page, 0, 0, REFDRV_TX_ONE_DESC);
         p.iova_offset = bad[i].offset;
         struct refdrv_stats st;
@@ -630,7 +342,7 @@ Test(refdrv_iommu, unusable_parameters_decline_feature)
 /* iommu_page_bytes 0 (parameters from before the IOMMU existed) means 4 KiB. */
 Test(refdrv_iommu, page_size_zero_is_4k)
 {
-    struct rig *r = rig_new(MEM_BASE, MEM_SIZE, 0, 0);
+    struct host_rig *r = rig_new(MEM_BASE, MEM_SIZE, 0, 0);
     struct refdrv_params p = params(0, 0, 0, REFDRV_TX_ONE_DESC);
     struct refdrv_stats st;
     enum refdrv_result res = run(r, &p, &st);
@@ -645,14 +357,14 @@ Test(refdrv_iommu, page_size_zero_is_4k)
  * gives up before DRIVER_OK, so the device never did any DMA, and leaves it reset. */
 Test(refdrv_iommu, refused_root_is_device_error)
 {
-    struct rig *r = rig_new(MEM_BASE, MEM_SIZE, 0, IOMMU_PASIDS_MAX);
+    struct host_rig *r = rig_new(MEM_BASE, MEM_SIZE, 0, IOMMU_PASIDS_MAX);
     struct refdrv_params p = params(PAGE_4K, 0, IOMMU_PASIDS_MAX, REFDRV_TX_ONE_DESC);
     struct refdrv_stats st;
     enum refdrv_result res = run(r, &p, &st);
 
     cr_expect_eq(res, REFDRV_DEVICE_ERROR, "result %s", refdrv_result_name(res));
     cr_expect_eq(r->nroots, 2);
-    cr_expect_eq(r->translated + r->untranslated, 0);
+    cr_expect_eq(r->translated + r->physical, 0);
     cr_expect_eq(st.tx_frames, 0);
     cr_expect_eq(r->dev.vpci.status, 0);
     rig_free(r);
@@ -664,13 +376,13 @@ Test(refdrv_iommu, refused_root_is_device_error)
 Test(refdrv_iommu, memory_too_small_for_2m_layout)
 {
     const uint64_t small = 4ull << 20;
-    struct rig *r = rig_new(MEM_BASE, small, 0, 0);
+    struct host_rig *r = rig_new(MEM_BASE, small, 0, 0);
     struct refdrv_params p = params(PAGE_2M, 0, 0, REFDRV_TX_ONE_DESC);
     struct refdrv_stats st;
     enum refdrv_result res = run(r, &p, &st);
     cr_expect_eq(res, REFDRV_NO_MEMORY, "result %s", refdrv_result_name(res));
     cr_expect_eq(r->nroots, 0);
-    cr_expect_eq(r->translated + r->untranslated, 0);
+    cr_expect_eq(r->translated + r->physical, 0);
     rig_free(r);
 
     r = rig_new(MEM_BASE, small, 0, 0);
@@ -687,7 +399,7 @@ Test(refdrv_iommu, deterministic)
     struct refdrv_stats st[2];
     uint64_t root[2], walks[2], hits[2], now[2];
     for (unsigned i = 0; i < 2; i++) {
-        struct rig *r = rig_new(MEM_BASE, MEM_SIZE, 1, 2);
+        struct host_rig *r = rig_new(MEM_BASE, MEM_SIZE, 1, 2);
         struct refdrv_params p = params(PAGE_4K, 1, 2, REFDRV_TX_CHAIN);
         enum refdrv_result res = run(r, &p, &st[i]);
         expect_all_frames_back(r, res, &st[i]);
