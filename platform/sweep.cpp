@@ -347,10 +347,10 @@ void check_report(const study &s, const json_t *report, const std::string &where
             throw study_error{at + "expected an object {\"x\": ..., \"y\": ...}"};
         json_object_foreach(plot, k, v) {
             static const std::set<std::string> known = {"x", "y", "series", "logx", "logy",
-                                                        "title"};
+                                                        "title", "where"};
             if (!known.count(k))
                 throw study_error{at + "unknown field " + in_quotes(k) +
-                                  " (expected x, y, series, logx, logy, title)"};
+                                  " (expected x, y, series, logx, logy, title, where)"};
         }
         const json_t *x = json_object_get(plot, "x");
         if (!json_is_string(x))
@@ -370,6 +370,16 @@ void check_report(const study &s, const json_t *report, const std::string &where
         const json_t *t = json_object_get(plot, "title");
         if (t && !json_is_string(t))
             throw study_error{at + "\"title\" must be a string"};
+        if (const json_t *w = json_object_get(plot, "where")) {
+            if (!json_is_object(w))
+                throw study_error{at + "\"where\" must be an object {grid key: value or [values]}"};
+            const char *wk;
+            json_t *wv;
+            json_object_foreach(const_cast<json_t *>(w), wk, wv)
+                if (std::find(s.keys.begin(), s.keys.end(), wk) == s.keys.end())
+                    throw study_error{at + "\"where\" names " + in_quotes(wk) +
+                                      ", which is not a grid key"};
+        }
     }
 }
 
@@ -388,10 +398,10 @@ void load_study(study &s, const std::string &path)
     json_t *v;
     json_object_foreach(root, k, v) {
         static const std::set<std::string> known = {"description", "base", "grid", "zip",
-                                                    "metrics", "report"};
+                                                    "metrics", "report", "smoke"};
         if (!known.count(k))
             throw study_error{where + "unknown study field " + in_quotes(k) +
-                              " (expected base, grid, zip, metrics, report, description)"};
+                              " (expected base, grid, zip, metrics, report, smoke, description)"};
     }
 
     const json_t *description = json_object_get(root, "description");
@@ -528,6 +538,37 @@ void load_study(study &s, const std::string &path)
             if (std::find(s.metrics.begin(), s.metrics.end(), m) != s.metrics.end())
                 throw study_error{where + "metric " + in_quotes(m) + " is listed twice"};
             s.metrics.push_back(m);
+        }
+    }
+
+    // smoke: the few points CI runs of this study (tests/studies/run-studies); the sweep
+    // itself ignores it, but checks its shape so a typo does not go unnoticed.
+    if (const json_t *smoke = json_object_get(root, "smoke")) {
+        if (!json_is_object(smoke))
+            throw study_error{where + "\"smoke\" must be an object"};
+        const char *sk;
+        json_t *sv;
+        json_object_foreach(const_cast<json_t *>(smoke), sk, sv) {
+            if (std::strcmp(sk, "frames_count") == 0) {
+                if (!json_is_integer(sv) || json_integer_value(sv) < 1)
+                    throw study_error{where + "smoke: \"frames_count\" must be a positive integer"};
+            } else if (std::strcmp(sk, "grid") == 0) {
+                if (!json_is_object(sv))
+                    throw study_error{where + "smoke: \"grid\" must be an object"};
+                const char *gk;
+                json_t *gv;
+                json_object_foreach(sv, gk, gv) {
+                    if (std::find(s.keys.begin(), s.keys.end(), gk) == s.keys.end())
+                        throw study_error{where + "smoke: grid key " + in_quotes(gk) +
+                                          " is not a key of the study's grid"};
+                    if (!json_is_array(gv) || json_array_size(gv) == 0)
+                        throw study_error{where + "smoke: grid key " + in_quotes(gk) +
+                                          " needs a non-empty list of values"};
+                }
+            } else {
+                throw study_error{where + "smoke: unknown field " + in_quotes(sk) +
+                                  " (expected grid, frames_count)"};
+            }
         }
     }
 
