@@ -1630,7 +1630,8 @@ static bool coal_static(struct refdrv *d)
  * profiles from low latency to heavy coalescing, {max_packets, max_usecs}. Every
  * coal_interval_ps the driver measures each queue's completed packets per microsecond
  * (Mpps) over the interval; the target profile is the number of thresholds in
- * coal_rate_mpps the rate reaches. The queue moves ONE profile towards its target when
+ * coal_rate_mpps the rate reaches, with a band of +-COAL_HYSTERESIS around each threshold
+ * the rate must cross to leave the current profile. The queue moves ONE profile towards its target when
  * two intervals in a row point the same way (so a burst or a lull is followed
  * gradually, and completions reaped in bursts do not make it flap), with one VQ_SET per
  * change. Every queue starts at profile 0 (the reset values). */
@@ -1639,6 +1640,7 @@ static const struct refdrv_coal coal_profiles[] = {
 };
 #define COAL_PROFILES (sizeof(coal_profiles) / sizeof(coal_profiles[0]))
 static const double coal_rate_mpps[COAL_PROFILES - 1u] = { 0.05, 0.15, 0.4, 1.0 };
+#define COAL_HYSTERESIS 0.25
 
 static bool coal_adapt(struct refdrv *d, uint64_t now)
 {
@@ -1654,8 +1656,14 @@ static bool coal_adapt(struct refdrv *d, uint64_t now)
         uint32_t target = 0, level = d->coal_level[i];
         int trend;
 
-        while (target < COAL_PROFILES - 1u && mpps >= coal_rate_mpps[target])
+        /* Hysteresis: leave the current profile only for a rate clearly past a threshold
+         * (COAL_HYSTERESIS beyond it either way), so a load that sits on a threshold, or
+         * an interval that holds two or three frames at a low rate, does not flap. */
+        target = level;
+        while (target < COAL_PROFILES - 1u && mpps >= coal_rate_mpps[target] * (1.0 + COAL_HYSTERESIS))
             target++;
+        while (target > 0 && mpps < coal_rate_mpps[target - 1u] * (1.0 - COAL_HYSTERESIS))
+            target--;
         trend = target > level ? 1 : target < level ? -1 : 0;
         if (trend != 0 && trend == d->coal_trend[i])
             level = trend > 0 ? level + 1u : level - 1u;
