@@ -1,3 +1,5 @@
+// Engines beyond the first of a queue are spawned processes.
+#define SC_INCLUDE_DYNAMIC_PROCESSES
 #include "virtio_device_tlm.h"
 
 #include <new>
@@ -21,10 +23,18 @@ virtio_device_tlm::virtio_device_tlm(sc_core::sc_module_name name, const vdev_pa
     if (t.device_iommu)
         dma_engine_->enable_device_iommu(t.mmu, t.mmu_hit);
     target.register_b_transport(this, &virtio_device_tlm::b_transport);
+    if (t_.queue_engines == 0)
+        t_.queue_engines = 1;
+    if (t_.queue_engines > VDEV_ENGINES_MAX || t_.queue_engines > dev_.engines)
+        throw std::invalid_argument("device.queue_engines exceeds the kernel's slots");
     for (uint16_t q = 0; q < VDEV_QUEUES; q++) {
-        engines_[q].dev = this;
-        engines_[q].queue = q;
-        engines_[q].ops = {dma_read, dma_write, &engines_[q]};
+        for (unsigned k = 0; k < VDEV_ENGINES_MAX; k++) {
+            engine &e = engines_[q][k];
+            e.dev = this;
+            e.queue = q;
+            e.slot = k;
+            e.ops = {dma_read, dma_write, &e};
+        }
     }
     msi_engine_.dev = this;
     msi_engine_.queue = 0xffff;
@@ -33,6 +43,9 @@ virtio_device_tlm::virtio_device_tlm(sc_core::sc_module_name name, const vdev_pa
     SC_THREAD(rx_engine);
     SC_THREAD(ctrl_engine);
     SC_THREAD(msi_sender);
+    for (uint16_t q = 0; q < VDEV_QUEUES; q++)
+        for (unsigned k = 1; k < engines(q); k++)
+            sc_core::sc_spawn(sc_bind(&virtio_device_tlm::extra_engine, this, q, k));
     if (bench_.enabled)
         SC_THREAD(bench_thread);
 }
@@ -228,13 +241,43 @@ void virtio_device_tlm::msi_sender()
     }
 }
 
-// One engine: process buffers while there are any, publishing used buffers in batches.
-// When the queue runs dry: publish, ask the driver for notifications, re-check, sleep.
-// `more_work` wakes the engine for work that does not come from the driver (RX: frames
-// in the loopback FIFO; TX: FIFO space after back-pressure).
-void virtio_device_tlm::run_engine(engine &e,
-                                   enum vdev_step (*step)(vdev *, const vs_guest_ops *, vdev_work *),
-                                   sc_core::sc_event &more_work)
+// A queue's engines: each takes a buffer from the ring (one engine at a time: the ring
+// and its fetch unit are shared), moves its data with its own DMA, and finishes it in
+// the order the buffers were taken (push, and publish when the batch is full). With
+// several engines the buffers' DMA overlaps, up to the DMA engine's read tags. When the
+// queue runs dry the engine that found it so waits until the others have finished,
+// then publishes, asks the driver for notifications, re-checks and sleeps, holding the
+// take so that the other engines wait for it. `more_work` wakes it for work that does
+// not come from the driver (RX: frames in the loopback FIFO; TX: FIFO space after
+// back-pressure). With one engine per queue this is the one-buffer-at-a-time engine.
+void virtio_device_tlm::take_lock(engine &e)
+{
+    const uint16_t q = e.queue;
+    while (taking_[q]) {
+        e.qk.sync();
+        if (taking_[q])
+            wait(take_done_[q]);
+    }
+    taking_[q] = true;
+}
+
+void virtio_device_tlm::take_unlock(uint16_t q)
+{
+    taking_[q] = false;
+    take_done_[q].notify(SC_ZERO_TIME);
+}
+
+void virtio_device_tlm::in_flight_add(uint16_t q, int delta)
+{
+    const sc_time now = sc_core::sc_time_stamp();
+    in_flight_area_ps[q] += double(in_flight_[q]) * (now - in_flight_since_[q]).to_seconds() * 1e12;
+    in_flight_since_[q] = now;
+    in_flight_[q] = unsigned(int(in_flight_[q]) + delta);
+    if (in_flight_[q] > in_flight_max[q])
+        in_flight_max[q] = in_flight_[q];
+}
+
+void virtio_device_tlm::run_engine(engine &e, sc_core::sc_event &more_work)
 {
     const uint16_t q = e.queue;
     for (;;) {
@@ -243,8 +286,35 @@ void virtio_device_tlm::run_engine(engine &e,
             wait(state_change_);
             continue;
         }
+        take_lock(e);
+        if (!vdev_queue_live(&dev_, q)) {
+            take_unlock(q);
+            continue;
+        }
         vdev_work w = {};
-        const enum vdev_step s = step(&dev_, &e.ops, &w);
+        enum vdev_step s = vdev_take(&dev_, q, e.slot, &e.ops, &w);
+        if (s != VDEV_STEP_DONE) {
+            charge(e, w);
+            idle_engine(e, s, more_work);
+            take_unlock(q);
+            continue;
+        }
+        take_unlock(q);
+        in_flight_add(q, +1);
+        s = vdev_move(&dev_, q, e.slot, &w);
+        // Finish in take order. Nothing here has advanced local time since the last
+        // DMA synchronised, so no yield comes between the check and the wait.
+        while (s == VDEV_STEP_DONE) {
+            if (e.qk.get_local_time() != SC_ZERO_TIME)
+                e.qk.sync();
+            s = vdev_finish(&dev_, q, e.slot, &w);
+            if (s != VDEV_STEP_WAIT)
+                break;
+            wait(finished_[q]);
+            s = VDEV_STEP_DONE;
+        }
+        in_flight_add(q, -1);
+        finished_[q].notify(SC_ZERO_TIME);
         charge(e, w);
         if (s == VDEV_STEP_DONE) {
             if (q == VDEV_QUEUE_TX && w.frames)
@@ -254,57 +324,84 @@ void virtio_device_tlm::run_engine(engine &e,
             send_msis(e);
             continue;
         }
-        vdev_complete(&dev_, q, &e.ops);
-        send_msis(e);
-        const bool waits_for_driver = s == VDEV_STEP_IDLE ? q != VDEV_QUEUE_RX
-                                                          : q == VDEV_QUEUE_RX;
-        if (s == VDEV_STEP_FAILED) {
-            e.qk.sync();
-            wait(state_change_);
-            continue;
-        }
-        if (!waits_for_driver) {
-            // Waiting for the other side of the device (RX: frames; TX: FIFO space).
-            // Synchronise first, then check and wait with no yield in between.
-            e.qk.sync();
-            const bool still = q == VDEV_QUEUE_RX ? vdev_fifo_frames(&dev_) == 0
-                                                  : vdev_fifo_full(&dev_);
-            if (still) {
-                wait(more_work | state_change_);
-                engine_wakeups[q]++;
-            }
-            continue;
-        }
-        // Waiting for the driver to make buffers available: ask for notifications and
-        // re-check the ring, since the driver may have added buffers before it could
-        // see the request ("Driver and Device Event Suppression").
-        kicked_[q] = false;
-        const enum vdev_step armed = vdev_arm_notifications(&dev_, q, &e.ops);
-        send_msis(e);
+        // The buffer failed (the device needs a reset) or its queue was reset.
+        take_lock(e);
+        idle_engine(e, s, more_work);
+        take_unlock(q);
+    }
+}
+
+// The queue had nothing to take (or a buffer failed): with the take held, wait for the
+// queue's other buffers to finish, publish, then wait for work.
+void virtio_device_tlm::idle_engine(engine &e, enum vdev_step s, sc_core::sc_event &more_work)
+{
+    const uint16_t q = e.queue;
+    while (in_flight_[q] > 0) {
         e.qk.sync();
-        if (armed != VDEV_STEP_DONE && !kicked_[q]) {
-            wait(kick_[q] | state_change_);
+        if (in_flight_[q] > 0)
+            wait(finished_[q]);
+    }
+    vdev_complete(&dev_, q, &e.ops);
+    send_msis(e);
+    const bool waits_for_driver = s == VDEV_STEP_IDLE ? q != VDEV_QUEUE_RX
+                                                      : q == VDEV_QUEUE_RX;
+    if (s == VDEV_STEP_FAILED) {
+        e.qk.sync();
+        wait(state_change_);
+        return;
+    }
+    if (!waits_for_driver) {
+        // Waiting for the other side of the device (RX: frames; TX: FIFO space).
+        // Synchronise first, then check and wait with no yield in between.
+        e.qk.sync();
+        const bool still = q == VDEV_QUEUE_RX ? vdev_fifo_frames(&dev_) == 0
+                                              : vdev_fifo_full(&dev_);
+        if (still) {
+            wait(more_work | state_change_);
             engine_wakeups[q]++;
         }
-        kicked_[q] = false;
-        vdev_quiet_notifications(&dev_, q, &e.ops);
+        return;
     }
+    // Waiting for the driver to make buffers available: ask for notifications and
+    // re-check the ring, since the driver may have added buffers before it could
+    // see the request ("Driver and Device Event Suppression").
+    kicked_[q] = false;
+    const enum vdev_step armed = vdev_arm_notifications(&dev_, q, &e.ops);
+    send_msis(e);
+    e.qk.sync();
+    if (armed != VDEV_STEP_DONE && !kicked_[q]) {
+        wait(kick_[q] | state_change_);
+        engine_wakeups[q]++;
+    }
+    kicked_[q] = false;
+    vdev_quiet_notifications(&dev_, q, &e.ops);
+}
+
+sc_core::sc_event &virtio_device_tlm::more_work(uint16_t q)
+{
+    return q == VDEV_QUEUE_TX ? fifo_space_ : q == VDEV_QUEUE_RX ? fifo_frames_ : state_change_;
 }
 
 void virtio_device_tlm::tx_engine()
 {
-    engines_[VDEV_QUEUE_TX].qk.reset();
-    run_engine(engines_[VDEV_QUEUE_TX], vdev_tx_step, fifo_space_);
+    engines_[VDEV_QUEUE_TX][0].qk.reset();
+    run_engine(engines_[VDEV_QUEUE_TX][0], more_work(VDEV_QUEUE_TX));
 }
 
 void virtio_device_tlm::rx_engine()
 {
-    engines_[VDEV_QUEUE_RX].qk.reset();
-    run_engine(engines_[VDEV_QUEUE_RX], vdev_rx_step, fifo_frames_);
+    engines_[VDEV_QUEUE_RX][0].qk.reset();
+    run_engine(engines_[VDEV_QUEUE_RX][0], more_work(VDEV_QUEUE_RX));
 }
 
 void virtio_device_tlm::ctrl_engine()
 {
-    engines_[VDEV_QUEUE_CTRL].qk.reset();
-    run_engine(engines_[VDEV_QUEUE_CTRL], vdev_ctrl_step, state_change_);
+    engines_[VDEV_QUEUE_CTRL][0].qk.reset();
+    run_engine(engines_[VDEV_QUEUE_CTRL][0], more_work(VDEV_QUEUE_CTRL));
+}
+
+void virtio_device_tlm::extra_engine(uint16_t q, unsigned k)
+{
+    engines_[q][k].qk.reset();
+    run_engine(engines_[q][k], more_work(q));
 }
