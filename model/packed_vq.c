@@ -425,6 +425,10 @@ enum vq_status pvq_pop(struct pvq *q, const struct vs_guest_ops *ops, struct vq_
     elem->writable_bytes = (uint32_t)w.writable;
     /* The device skips forward by the number of ring slots the list occupied. */
     ring_advance(q->cfg.size, &q->next_avail, &q->avail_wrap, slots);
+    /* A hint the device has reached says nothing more; kept, it would read as a full
+     * ring once the device is a lap further on (equal offsets, opposite wrap). */
+    if (q->hint_valid && q->next_avail == q->hint_next_off && q->avail_wrap == q->hint_next_wrap)
+        q->hint_valid = false;
     q->stats.buffers_popped++;
     return VQ_OK;
 }

@@ -987,9 +987,14 @@ enum vdev_step vdev_finish(struct vdev *d, uint16_t qi, unsigned k, struct vdev_
         tx_finish(d, sl);
     else if (qi == VDEV_QUEUE_RX)
         sl->written = sl->drop ? 0 : sl->len;
-    d->q[qi].finish_seq++;
     sl->busy = false;
-    return push(d, qi, sl);
+    /* The turn passes only once the push (and any publication) is done: a push may
+     * be suspended in its DMA, and the next buffer's push must not start meanwhile. A
+     * queue reset during it started a new numbering, which is left alone. */
+    enum vdev_step st = push(d, qi, sl);
+    if (d->generation[qi] == sl->generation)
+        d->q[qi].finish_seq++;
+    return st;
 }
 
 /* One buffer start to end on slot 0. */
