@@ -416,7 +416,7 @@ const std::vector<param_def> &param_table()
          "used buffers the device publishes at once at most (one head-flags write and one "
          "interrupt decision per batch); a batch is also published when the queue runs dry",
          integer(1, 32768), INT_FIELD(dev.used_batch_max)},
-        {"device.queue_engines_count", "engines", "1",
+        {"device.queue_engines", "engines", "1",
          "processing engines per receive and transmit queue: buffers of one queue in flight "
          "at once, each with its own data DMA (one takes from the ring at a time; buffers "
          "complete in the order taken); the control queue has one",
@@ -1470,8 +1470,8 @@ bool config_validate(const vs_config &cfg, param_error &err)
         return false;
     }
     if (cfg.dev.queue_engines > 1 && cfg.plat.dma_channels_count > 0) {
-        err = {"device.queue_engines_count",
-               "parameter 'device.queue_engines_count': more than one engine per queue needs "
+        err = {"device.queue_engines",
+               "parameter 'device.queue_engines': more than one engine per queue needs "
                "dma.channels_count=0 (the channel arbiter serves one engine per queue)"};
         return false;
     }

@@ -17,7 +17,7 @@ std::vector<std::string> with(std::vector<std::string> a, const std::vector<std:
 
 std::vector<std::string> parallel(const char *source)
 {
-    return with(small64, {"--set", "device.queue_engines_count=4", "--set",
+    return with(small64, {"--set", "device.queue_engines=4", "--set",
                           "device.fetch_batch_descriptors=16", "--set",
                           std::string("device.fetch_source=") + source});
 }
@@ -46,7 +46,7 @@ Test(parallel_fetch, engines_alone_raise_throughput)
 {
     run_out one, par;
     run(one, small64);
-    run(par, with(small64, {"--set", "device.queue_engines_count=4"}));
+    run(par, with(small64, {"--set", "device.queue_engines=4"}));
     expect_clean_loopback(par, 2000);
     cr_expect_gt(par.stat("throughput.tx_mpps"), one.stat("throughput.tx_mpps"));
 }
@@ -110,7 +110,7 @@ Test(parallel_fetch, deterministic)
 Test(parallel_fetch, engines_with_channels_refused)
 {
     run_out r;
-    run(r, {"--set", "device.queue_engines_count=2", "--set", "dma.channels_count=1"});
+    run(r, {"--set", "device.queue_engines=2", "--set", "dma.channels_count=1"});
     cr_expect_eq(r.status, 2);
-    cr_expect_neq(r.err.find("device.queue_engines_count"), std::string::npos, "%s", r.err.c_str());
+    cr_expect_neq(r.err.find("device.queue_engines"), std::string::npos, "%s", r.err.c_str());
 }
