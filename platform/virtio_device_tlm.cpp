@@ -259,12 +259,14 @@ void virtio_device_tlm::take_lock(engine &e)
             wait(take_done_[q]);
     }
     taking_[q] = true;
+    e.holds_take = true;
 }
 
-void virtio_device_tlm::take_unlock(uint16_t q)
+void virtio_device_tlm::take_unlock(engine &e)
 {
-    taking_[q] = false;
-    take_done_[q].notify(SC_ZERO_TIME);
+    taking_[e.queue] = false;
+    e.holds_take = false;
+    take_done_[e.queue].notify(SC_ZERO_TIME);
 }
 
 void virtio_device_tlm::in_flight_add(uint16_t q, int delta)
@@ -277,44 +279,62 @@ void virtio_device_tlm::in_flight_add(uint16_t q, int delta)
         in_flight_max[q] = in_flight_[q];
 }
 
+// One buffer on engine e: take it (holding the take), move its data, finish it in take
+// order. Returns with the take held unless the buffer is done, so that the queue-level
+// path (publish, notifications, sleep) runs with no other engine taking.
+enum vdev_step virtio_device_tlm::engine_step(engine &e, vdev_work &w)
+{
+    const uint16_t q = e.queue;
+    take_lock(e);
+    enum vdev_step s = vdev_take(&dev_, q, e.slot, &e.ops, &w);
+    if (s != VDEV_STEP_DONE)
+        return s;
+    take_unlock(e);
+    in_flight_add(q, +1);
+    s = vdev_move(&dev_, q, e.slot, &w);
+    // Finish in take order. Nothing here has advanced local time since the last DMA
+    // synchronised, so no yield comes between the check and the wait.
+    while (s == VDEV_STEP_DONE) {
+        if (e.qk.get_local_time() != SC_ZERO_TIME)
+            e.qk.sync();
+        s = vdev_finish(&dev_, q, e.slot, &w);
+        if (s != VDEV_STEP_WAIT)
+            break;
+        wait(finished_[q]);
+        s = VDEV_STEP_DONE;
+    }
+    in_flight_add(q, -1);
+    finished_[q].notify(SC_ZERO_TIME);
+    if (s != VDEV_STEP_DONE)
+        take_lock(e); // the buffer failed or its queue was reset
+    return s;
+}
+
+// The queue ran dry (or a buffer failed): before publishing, wait for the queue's
+// other buffers in flight to finish.
+void virtio_device_tlm::wait_in_flight(engine &e)
+{
+    const uint16_t q = e.queue;
+    while (in_flight_[q] > 0) {
+        e.qk.sync();
+        if (in_flight_[q] > 0)
+            wait(finished_[q]);
+    }
+}
+
 void virtio_device_tlm::run_engine(engine &e, sc_core::sc_event &more_work)
 {
     const uint16_t q = e.queue;
     for (;;) {
+        if (e.holds_take)
+            take_unlock(e);
         if (!vdev_queue_live(&dev_, q)) {
             e.qk.sync();
             wait(state_change_);
             continue;
         }
-        take_lock(e);
-        if (!vdev_queue_live(&dev_, q)) {
-            take_unlock(q);
-            continue;
-        }
         vdev_work w = {};
-        enum vdev_step s = vdev_take(&dev_, q, e.slot, &e.ops, &w);
-        if (s != VDEV_STEP_DONE) {
-            charge(e, w);
-            idle_engine(e, s, more_work);
-            take_unlock(q);
-            continue;
-        }
-        take_unlock(q);
-        in_flight_add(q, +1);
-        s = vdev_move(&dev_, q, e.slot, &w);
-        // Finish in take order. Nothing here has advanced local time since the last
-        // DMA synchronised, so no yield comes between the check and the wait.
-        while (s == VDEV_STEP_DONE) {
-            if (e.qk.get_local_time() != SC_ZERO_TIME)
-                e.qk.sync();
-            s = vdev_finish(&dev_, q, e.slot, &w);
-            if (s != VDEV_STEP_WAIT)
-                break;
-            wait(finished_[q]);
-            s = VDEV_STEP_DONE;
-        }
-        in_flight_add(q, -1);
-        finished_[q].notify(SC_ZERO_TIME);
+        const enum vdev_step s = engine_step(e, w);
         charge(e, w);
         if (s == VDEV_STEP_DONE) {
             if (q == VDEV_QUEUE_TX && w.frames)
@@ -324,57 +344,42 @@ void virtio_device_tlm::run_engine(engine &e, sc_core::sc_event &more_work)
             send_msis(e);
             continue;
         }
-        // The buffer failed (the device needs a reset) or its queue was reset.
-        take_lock(e);
-        idle_engine(e, s, more_work);
-        take_unlock(q);
-    }
-}
-
-// The queue had nothing to take (or a buffer failed): with the take held, wait for the
-// queue's other buffers to finish, publish, then wait for work.
-void virtio_device_tlm::idle_engine(engine &e, enum vdev_step s, sc_core::sc_event &more_work)
-{
-    const uint16_t q = e.queue;
-    while (in_flight_[q] > 0) {
+        wait_in_flight(e);
+        vdev_complete(&dev_, q, &e.ops);
+        send_msis(e);
+        const bool waits_for_driver = s == VDEV_STEP_IDLE ? q != VDEV_QUEUE_RX
+                                                          : q == VDEV_QUEUE_RX;
+        if (s == VDEV_STEP_FAILED) {
+            e.qk.sync();
+            wait(state_change_);
+            continue;
+        }
+        if (!waits_for_driver) {
+            // Waiting for the other side of the device (RX: frames; TX: FIFO space).
+            // Synchronise first, then check and wait with no yield in between.
+            e.qk.sync();
+            const bool still = q == VDEV_QUEUE_RX ? vdev_fifo_frames(&dev_) == 0
+                                                  : vdev_fifo_full(&dev_);
+            if (still) {
+                wait(more_work | state_change_);
+                engine_wakeups[q]++;
+            }
+            continue;
+        }
+        // Waiting for the driver to make buffers available: ask for notifications and
+        // re-check the ring, since the driver may have added buffers before it could
+        // see the request ("Driver and Device Event Suppression").
+        kicked_[q] = false;
+        const enum vdev_step armed = vdev_arm_notifications(&dev_, q, &e.ops);
+        send_msis(e);
         e.qk.sync();
-        if (in_flight_[q] > 0)
-            wait(finished_[q]);
-    }
-    vdev_complete(&dev_, q, &e.ops);
-    send_msis(e);
-    const bool waits_for_driver = s == VDEV_STEP_IDLE ? q != VDEV_QUEUE_RX
-                                                      : q == VDEV_QUEUE_RX;
-    if (s == VDEV_STEP_FAILED) {
-        e.qk.sync();
-        wait(state_change_);
-        return;
-    }
-    if (!waits_for_driver) {
-        // Waiting for the other side of the device (RX: frames; TX: FIFO space).
-        // Synchronise first, then check and wait with no yield in between.
-        e.qk.sync();
-        const bool still = q == VDEV_QUEUE_RX ? vdev_fifo_frames(&dev_) == 0
-                                              : vdev_fifo_full(&dev_);
-        if (still) {
-            wait(more_work | state_change_);
+        if (armed != VDEV_STEP_DONE && !kicked_[q]) {
+            wait(kick_[q] | state_change_);
             engine_wakeups[q]++;
         }
-        return;
+        kicked_[q] = false;
+        vdev_quiet_notifications(&dev_, q, &e.ops);
     }
-    // Waiting for the driver to make buffers available: ask for notifications and
-    // re-check the ring, since the driver may have added buffers before it could
-    // see the request ("Driver and Device Event Suppression").
-    kicked_[q] = false;
-    const enum vdev_step armed = vdev_arm_notifications(&dev_, q, &e.ops);
-    send_msis(e);
-    e.qk.sync();
-    if (armed != VDEV_STEP_DONE && !kicked_[q]) {
-        wait(kick_[q] | state_change_);
-        engine_wakeups[q]++;
-    }
-    kicked_[q] = false;
-    vdev_quiet_notifications(&dev_, q, &e.ops);
 }
 
 sc_core::sc_event &virtio_device_tlm::more_work(uint16_t q)

@@ -105,6 +105,7 @@ private:
         virtio_device_tlm *dev;
         uint16_t queue;
         unsigned slot = 0;  // the kernel slot (vdev_slot) this engine's buffer uses
+        bool holds_take = false; // this engine is the queue's one taking from the ring
         tlm_utils::tlm_quantumkeeper qk;
         vs_guest_ops ops;
     };
@@ -116,9 +117,10 @@ private:
     void extra_engine(uint16_t q, unsigned k);
     sc_core::sc_event &more_work(uint16_t q);
     void run_engine(engine &e, sc_core::sc_event &more_work);
-    void idle_engine(engine &e, enum vdev_step s, sc_core::sc_event &more_work);
+    enum vdev_step engine_step(engine &e, vdev_work &w);
+    void wait_in_flight(engine &e);
     void take_lock(engine &e);
-    void take_unlock(uint16_t q);
+    void take_unlock(engine &e);
     void in_flight_add(uint16_t q, int delta);
     void charge(engine &e, const vdev_work &w);
     void send_msis(engine &e);
