@@ -137,17 +137,93 @@ static bool slot_addr(struct pvq *q, uint16_t idx, uint64_t *addr)
     return true;
 }
 
-/* Fetch the whole 16-byte descriptor at ring slot idx. */
-static bool read_ring_desc(struct pvq *q, const struct vs_guest_ops *ops, uint16_t idx,
-                           uint8_t raw[sizeof(struct pvirtq_desc)])
+/* ------------------------------------------------------------------------------
+ * Fetch unit: the descriptor cache
+ * ------------------------------------------------------------------------------ */
+
+static uint32_t hint_count_from(const struct pvq *q, uint16_t pos, bool wrap);
+
+/* Read ring slots [pos, pos + n) into cache[at ..], one DMA read (the caller splits at
+ * the ring's end). */
+static bool fetch_range(struct pvq *q, const struct vs_guest_ops *ops, uint16_t pos, uint32_t n,
+                        uint32_t at)
 {
     uint64_t addr;
-    if (!slot_addr(q, idx, &addr))
+    if (!slot_addr(q, pos, &addr))
         return false;
-    if (!guest_read(q, ops, addr, raw, sizeof(struct pvirtq_desc), VS_DMA_DESC_READ))
+    if (!guest_read(q, ops, addr, q->cache[at], n * (uint32_t)sizeof(struct pvirtq_desc),
+                    VS_DMA_DESC_READ))
         return false;
-    q->stats.descs_read++;
+    q->stats.fetch_reads++;
+    q->stats.fetch_entries += n;
+    q->stats.descs_read += n;
     return true;
+}
+
+/* Fill the (empty) cache from ring position (pos, wrap): how many descriptors depends
+ * on the fetch source (vq.h). Never more than one lap, so no slot is read twice. */
+static bool fetch(struct pvq *q, const struct vs_guest_ops *ops, uint16_t pos, bool wrap)
+{
+    assert(q->cache_count == 0);
+    const uint16_t size = q->cfg.size;
+    uint32_t n = 1;
+    bool hinted = false;
+    if (q->cfg.fetch_source == VQ_FETCH_HINT) {
+        uint32_t h = hint_count_from(q, pos, wrap);
+        if (h > 0) {
+            n = h < vq_fetch_batch(&q->cfg) ? h : vq_fetch_batch(&q->cfg);
+            hinted = true;
+        }
+    } else if (q->cfg.fetch_source == VQ_FETCH_READ_AHEAD) {
+        n = vq_fetch_batch(&q->cfg);
+    }
+    if (n > size)
+        n = size;
+    uint32_t first = n < (uint32_t)(size - pos) ? n : (uint32_t)(size - pos);
+    uint64_t reads_before = q->stats.fetch_reads;
+    if (!fetch_range(q, ops, pos, first, 0))
+        return false;
+    if (n > first && !fetch_range(q, ops, 0, n - first, first))
+        return false;
+    if (hinted)
+        q->stats.fetch_hint_reads += q->stats.fetch_reads - reads_before;
+    q->cache_first = 0;
+    q->cache_count = (uint16_t)n;
+    return true;
+}
+
+/* The descriptor at the cache front, which is ring position (pos, wrap); fetched first
+ * if the cache is empty. The caller consumes it with cache_take or drops the cache. */
+static bool cached_desc(struct pvq *q, const struct vs_guest_ops *ops, uint16_t pos, bool wrap,
+                        uint8_t d[sizeof(struct pvirtq_desc)])
+{
+    if (q->cache_count == 0 && !fetch(q, ops, pos, wrap))
+        return false;
+    memcpy(d, q->cache[q->cache_first], sizeof(struct pvirtq_desc));
+    return true;
+}
+
+static void cache_take(struct pvq *q)
+{
+    assert(q->cache_count > 0);
+    q->cache_first++;
+    if (--q->cache_count == 0)
+        q->cache_first = 0;
+}
+
+/* The front entry is not available: it and everything after it were read before the
+ * driver made them available, so their contents are stale and must be read again
+ * ("The Virtqueue Descriptor Table": a descriptor is used only once its flags say so).
+ * The front one is the look every fetch makes at the device's position; the rest were
+ * read ahead in vain. */
+static void cache_drop_unavailable(struct pvq *q)
+{
+    if (q->cache_count > 1) {
+        q->stats.fetch_wasted += q->cache_count - 1u;
+        q->stats.fetch_wasted_bytes += (uint64_t)(q->cache_count - 1u) * sizeof(struct pvirtq_desc);
+    }
+    q->cache_first = 0;
+    q->cache_count = 0;
 }
 
 /* ------------------------------------------------------------------------------
@@ -198,6 +274,14 @@ enum vq_status pvq_peek(struct pvq *q, const struct vs_guest_ops *ops, bool *ava
     *available = false;
     if (q->broken != VS_REASON_NONE)
         return VQ_BROKEN;
+    if (q->cache_count > 0) {
+        if (desc_is_avail(le16_at(q->cache[q->cache_first], PVIRTQ_DESC_OFF_FLAGS),
+                          q->avail_wrap)) {
+            *available = true;
+            return VQ_OK;
+        }
+        cache_drop_unavailable(q);
+    }
     uint64_t addr;
     uint8_t raw[2];
     if (!slot_addr(q, q->next_avail, &addr) ||
@@ -265,13 +349,17 @@ enum vq_status pvq_pop(struct pvq *q, const struct vs_guest_ops *ops, struct vq_
     uint8_t d[sizeof(struct pvirtq_desc)];
     uint16_t pos = q->next_avail;
     bool wrap = q->avail_wrap;
-    if (!read_ring_desc(q, ops, pos, d))
+    if (!cached_desc(q, ops, pos, wrap, d))
         return VQ_BROKEN;
     uint16_t flags = le16_at(d, PVIRTQ_DESC_OFF_FLAGS);
     /* "The Virtqueue Descriptor Table" (device normative): use a descriptor only once
-     * its AVAIL bit has changed to the expected wrap counter. */
-    if (!desc_is_avail(flags, wrap))
+     * its AVAIL bit has changed to the expected wrap counter. A cached copy read before
+     * that is stale: drop it and what follows. */
+    if (!desc_is_avail(flags, wrap)) {
+        cache_drop_unavailable(q);
         return VQ_EMPTY;
+    }
+    cache_take(q);
 
     struct vq_seg_walk w = {
         .segs = segs,
@@ -314,8 +402,9 @@ enum vq_status pvq_pop(struct pvq *q, const struct vs_guest_ops *ops, struct vq_
             if (w.nsegs >= w.limit)
                 return pvq_break(q, VS_REASON_CHAIN_TOO_LONG);
             ring_advance(q->cfg.size, &pos, &wrap, 1);
-            if (!read_ring_desc(q, ops, pos, d))
+            if (!cached_desc(q, ops, pos, wrap, d))
                 return VQ_BROKEN;
+            cache_take(q);
             flags = le16_at(d, PVIRTQ_DESC_OFF_FLAGS);
             if (!desc_is_avail(flags, wrap))
                 return pvq_break(q, VS_REASON_CHAIN_DESC_NOT_AVAIL);
@@ -337,6 +426,10 @@ enum vq_status pvq_pop(struct pvq *q, const struct vs_guest_ops *ops, struct vq_
     elem->writable_bytes = (uint32_t)w.writable;
     /* The device skips forward by the number of ring slots the list occupied. */
     ring_advance(q->cfg.size, &q->next_avail, &q->avail_wrap, slots);
+    /* A hint the device has reached says nothing more; kept, it would read as a full
+     * ring once the device is a lap further on (equal offsets, opposite wrap). */
+    if (q->hint_valid && q->next_avail == q->hint_next_off && q->avail_wrap == q->hint_next_wrap)
+        q->hint_valid = false;
     q->stats.buffers_popped++;
     return VQ_OK;
 }
@@ -575,14 +668,19 @@ void pvq_set_avail_hint(struct pvq *q, uint16_t next_off, bool next_wrap)
  * offsets mean empty (same wrap) or a full ring (opposite wrap). An offset outside
  * the ring, or a stale hint the device has already passed (distance beyond one
  * lap), counts 0. */
-uint32_t pvq_hint_count(const struct pvq *q)
+static uint32_t hint_count_from(const struct pvq *q, uint16_t pos, bool wrap)
 {
     const uint16_t size = q->cfg.size;
     if (!q->hint_valid || size == 0 || size > PVIRTQ_SIZE_MAX || q->hint_next_off >= size)
         return 0;
-    uint32_t dist = ring_lin_dist(size, ring_lin(size, q->next_avail, q->avail_wrap),
+    uint32_t dist = ring_lin_dist(size, ring_lin(size, pos, wrap),
                                   ring_lin(size, q->hint_next_off, q->hint_next_wrap));
     return dist <= size ? dist : 0;
+}
+
+uint32_t pvq_hint_count(const struct pvq *q)
+{
+    return hint_count_from(q, q->next_avail, q->avail_wrap);
 }
 
 /* ---- The packed format's entry in the ring-format table (vq.h) ---- */

@@ -60,6 +60,14 @@ struct pvq {
     bool hint_next_wrap;
     bool hint_valid;
 
+    /* Descriptor cache of the fetch unit (cfg.fetch_batch, cfg.fetch_source): ring
+     * descriptors read ahead of use, as read, in ring order from the device's read
+     * position: entries [cache_first, cache_first + cache_count) of `cache` hold slots
+     * next_avail, next_avail + 1, ... An entry is used only once its own flags say it
+     * is available for its wrap counter; the first that is not ends the cache. */
+    uint8_t cache[VQ_FETCH_BATCH_MAX][16];
+    uint16_t cache_first, cache_count;
+
     enum vs_reason broken; /* VS_REASON_NONE while healthy; sticky otherwise */
     struct vq_stats stats;
 };
@@ -73,10 +81,13 @@ void pvq_init(struct pvq *q, const struct vq_config *cfg);
  * ("Structure Size and Alignment"). Returns VS_REASON_NONE or why not. */
 enum vs_reason pvq_check_config(const struct vq_config *cfg, uint16_t size_max);
 
-/* Is a buffer available at the device's position? Reads the flags of one descriptor. */
+/* Is a buffer available at the device's position? Answers from the descriptor cache
+ * when it holds an available descriptor there, else reads the flags of one descriptor. */
 enum vq_status pvq_peek(struct pvq *q, const struct vs_guest_ops *ops, bool *available);
 
-/* Take the next available buffer. segs/max_segs is the caller's array; a chain with
+/* Take the next available buffer, its descriptors from the cache or fetched in reads
+ * of up to cfg.fetch_batch descriptors (two reads when the range passes the ring's
+ * end). segs/max_segs is the caller's array; a chain with
  * more segments than min(max_segs, queue size) breaks the queue (CHAIN_TOO_LONG).
  * Returns VQ_EMPTY (nothing consumed) if no buffer is available. */
 enum vq_status pvq_pop(struct pvq *q, const struct vs_guest_ops *ops, struct vq_elem *elem,

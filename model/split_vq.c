@@ -131,15 +131,44 @@ static bool write_le16(struct svq *q, const struct vs_guest_ops *ops, uint64_t b
     return area_addr(q, base, off, &addr) && guest_write(q, ops, addr, raw, sizeof raw, kind);
 }
 
-/* Fetch the 16-byte descriptor table entry idx (idx < size). */
+/* Fetch the 16-byte descriptor table entry idx (idx < size), from the descriptor run
+ * cache when it is the run's next entry. Otherwise one read: with IN_ORDER and a batch
+ * above one, of the run from idx up to the last head known available ("In-order use of
+ * descriptors": the driver uses table entries in ring order, so the descriptors of the
+ * buffers whose heads are cached follow one another), not past the table's end;
+ * without IN_ORDER, of idx alone (where the next descriptor is is unknown). */
 static bool read_table_desc(struct svq *q, const struct vs_guest_ops *ops, uint16_t idx,
                             uint8_t raw[sizeof(struct svirtq_desc)])
 {
+    if (q->desc_count > 0 && q->desc_at == idx) {
+        memcpy(raw, q->desc_cache[q->desc_first], sizeof(struct svirtq_desc));
+        q->desc_first++;
+        q->desc_count--;
+        q->desc_at = (uint16_t)((idx + 1u) & (q->cfg.size - 1u));
+        return true;
+    }
+    q->desc_count = 0;
+    uint32_t n = 1;
+    if (q->cfg.in_order && vq_fetch_batch(&q->cfg) > 1 && q->head_count > 0) {
+        uint16_t last = q->head_cache[q->head_first + q->head_count - 1u];
+        n = (uint32_t)((last - idx) & (q->cfg.size - 1u)) + 1u;
+        if (n > vq_fetch_batch(&q->cfg))
+            n = vq_fetch_batch(&q->cfg);
+        if (n > (uint32_t)q->cfg.size - idx)
+            n = (uint32_t)q->cfg.size - idx;
+    }
     uint64_t addr;
     if (!area_addr(q, q->cfg.desc_addr, (uint64_t)idx * sizeof(struct svirtq_desc), &addr) ||
-        !guest_read(q, ops, addr, raw, sizeof(struct svirtq_desc), VS_DMA_DESC_READ))
+        !guest_read(q, ops, addr, n == 1 ? (void *)raw : (void *)q->desc_cache[0],
+                    n * (uint32_t)sizeof(struct svirtq_desc), VS_DMA_DESC_READ))
         return false;
-    q->stats.descs_read++;
+    q->stats.descs_read += n;
+    if (n > 1) {
+        memcpy(raw, q->desc_cache[0], sizeof(struct svirtq_desc));
+        q->desc_first = 1;
+        q->desc_count = (uint16_t)(n - 1u);
+        q->desc_at = (uint16_t)((idx + 1u) & (q->cfg.size - 1u));
+    }
     return true;
 }
 
@@ -288,6 +317,71 @@ static enum vq_status walk_indirect(struct svq *q, const struct vs_guest_ops *op
     }
 }
 
+/* Read available ring entries [at, at + n) (as ring entries, no wrap inside) into
+ * head_cache[into ..]. */
+static bool fetch_head_range(struct svq *q, const struct vs_guest_ops *ops, uint16_t at,
+                             uint32_t n, uint32_t into)
+{
+    uint8_t raw[VQ_FETCH_BATCH_MAX * SVIRTQ_AVAIL_ENTRY_BYTES];
+    uint64_t addr;
+    if (!area_addr(q, q->cfg.driver_addr,
+                   SVIRTQ_AVAIL_OFF_RING + (uint64_t)at * SVIRTQ_AVAIL_ENTRY_BYTES, &addr) ||
+        !guest_read(q, ops, addr, raw, n * SVIRTQ_AVAIL_ENTRY_BYTES, VS_DMA_DESC_READ))
+        return false;
+    for (uint32_t i = 0; i < n; i++)
+        q->head_cache[into + i] = vs_le16(raw + i * SVIRTQ_AVAIL_ENTRY_BYTES);
+    q->stats.fetch_reads++;
+    q->stats.fetch_entries += n;
+    return true;
+}
+
+/* Fill the (empty) head cache from last_avail_idx; at least one entry is available
+ * (shadow_avail_idx is ahead). How many entries to read depends on the fetch source
+ * (vq.h); with HINT, a hint beyond the idx last read makes the device read avail->idx
+ * again first (the driver wrote it before notifying). Entries at or beyond avail->idx
+ * are never kept ("Updating idx": they are not available): READ_AHEAD's surplus is
+ * counted as wasted. Cached descriptors are dropped, so none predates this idx. */
+static bool fetch_heads(struct svq *q, const struct vs_guest_ops *ops)
+{
+    const uint32_t batch = vq_fetch_batch(&q->cfg);
+    uint32_t n = 1;
+    bool hinted = false;
+    if (q->cfg.fetch_source == VQ_FETCH_HINT) {
+        uint32_t h = svq_hint_count(q);
+        if (h > (uint16_t)(q->shadow_avail_idx - q->last_avail_idx) && !refresh_avail_idx(q, ops))
+            return false;
+        if (h > 0) {
+            n = h < batch ? h : batch;
+            hinted = true;
+        }
+    } else if (q->cfg.fetch_source == VQ_FETCH_READ_AHEAD) {
+        n = batch;
+    }
+    if (n > q->cfg.size)
+        n = q->cfg.size;
+    uint32_t avail = (uint16_t)(q->shadow_avail_idx - q->last_avail_idx);
+    if (q->cfg.fetch_source != VQ_FETCH_READ_AHEAD && n > avail)
+        n = avail; /* a hint ahead of avail->idx as read is not trusted */
+    const uint16_t at = ring_entry(q, q->last_avail_idx);
+    uint32_t first = n < (uint32_t)(q->cfg.size - at) ? n : (uint32_t)(q->cfg.size - at);
+    uint64_t reads_before = q->stats.fetch_reads;
+    if (!fetch_head_range(q, ops, at, first, 0))
+        return false;
+    if (n > first && !fetch_head_range(q, ops, 0, n - first, first))
+        return false;
+    if (hinted)
+        q->stats.fetch_hint_reads += q->stats.fetch_reads - reads_before;
+    uint32_t keep = n < avail ? n : avail;
+    if (n > keep) {
+        q->stats.fetch_wasted += n - keep;
+        q->stats.fetch_wasted_bytes += (uint64_t)(n - keep) * SVIRTQ_AVAIL_ENTRY_BYTES;
+    }
+    q->head_first = 0;
+    q->head_count = (uint16_t)keep;
+    q->desc_count = 0;
+    return true;
+}
+
 enum vq_status svq_pop(struct svq *q, const struct vs_guest_ops *ops, struct vq_elem *elem,
                        struct vq_seg *segs, uint32_t max_segs)
 {
@@ -303,12 +397,11 @@ enum vq_status svq_pop(struct svq *q, const struct vs_guest_ops *ops, struct vq_
 
     /* "Updating The Available Ring": the entry at last_avail_idx % size holds the
      * index of the chain's head in the descriptor table. */
-    uint16_t head;
-    if (!read_le16(q, ops, q->cfg.driver_addr,
-                   SVIRTQ_AVAIL_OFF_RING +
-                       (uint64_t)ring_entry(q, q->last_avail_idx) * SVIRTQ_AVAIL_ENTRY_BYTES,
-                   VS_DMA_DESC_READ, &head))
+    if (q->head_count == 0 && !fetch_heads(q, ops))
         return VQ_BROKEN;
+    uint16_t head = q->head_cache[q->head_first];
+    q->head_first++;
+    q->head_count--;
     if (head >= q->cfg.size)
         return svq_break(q, VS_REASON_DESC_ID_OUT_OF_RANGE);
 

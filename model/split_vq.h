@@ -128,6 +128,17 @@ struct svq {
     uint16_t hint_avail_idx;
     bool hint_valid;
 
+    /* Fetch unit (cfg.fetch_batch, cfg.fetch_source). Heads: available ring entries
+     * read ahead of use, head_cache[head_first ..] for indices last_avail_idx, ...;
+     * only entries below avail->idx as read are ever kept. Descriptors (with
+     * IN_ORDER): a run of descriptor table entries read together, desc_cache[desc_first
+     * ..] for table indices desc_at, desc_at + 1, ...; dropped whenever heads are
+     * fetched, so every cached descriptor was read after avail->idx covered its buffer. */
+    uint16_t head_cache[VQ_FETCH_BATCH_MAX];
+    uint16_t head_first, head_count;
+    uint8_t desc_cache[VQ_FETCH_BATCH_MAX][16];
+    uint16_t desc_first, desc_count, desc_at;
+
     enum vs_reason broken; /* VS_REASON_NONE while healthy; sticky otherwise */
     struct vq_stats stats;
 };
@@ -148,7 +159,10 @@ enum vs_reason svq_check_config(const struct vq_config *cfg, uint16_t size_max);
  * cached value already says so. */
 enum vq_status svq_peek(struct svq *q, const struct vs_guest_ops *ops, bool *available);
 
-/* Take the next available buffer. segs/max_segs is the caller's array; a buffer with
+/* Take the next available buffer. Heads come from the available ring in reads of up
+ * to cfg.fetch_batch entries (two when the range passes the ring's end), never used
+ * beyond avail->idx; with IN_ORDER and a batch above one, descriptors come in runs of
+ * consecutive table entries up to the last head known available. segs/max_segs is the caller's array; a buffer with
  * more elements than min(max_segs, queue size) breaks the queue (CHAIN_TOO_LONG).
  * elem->id and elem->head are the head index; elem->slots is always 1 (a split
  * buffer takes one available ring entry whatever its chain length; the field only

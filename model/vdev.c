@@ -2,6 +2,7 @@
  * the net personality's queue processing, and the NEEDS_RESET path. */
 #include "vdev.h"
 
+#include <assert.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +47,12 @@ const char *vdev_check_params(const struct vdev_params *p)
         return "rx_fifo_frames must be 1..65536";
     if (p->used_batch_max == 0)
         return "used_batch_max must be at least 1";
+    if (p->queue_engines > VDEV_ENGINES_MAX)
+        return "queue_engines must be 1..32";
+    if (p->fetch_batch > VQ_FETCH_BATCH_MAX)
+        return "fetch_batch must be 1..64";
+    if (p->fetch_source > VQ_FETCH_READ_AHEAD)
+        return "fetch_source must be one, hint or read_ahead";
     if (p->revision_id == 0)
         return "revision_id must be at least 1 (modern virtio devices)";
     return NULL;
@@ -172,8 +179,45 @@ static void build_caps(struct vdev *d)
     d->cap_pci_cfg = pci_cfg_add_cap(c, &pcap, sizeof pcap, &pmask);
 }
 
+static void vq_stats_add(struct vq_stats *to, const struct vq_stats *s)
+{
+    to->buffers_popped += s->buffers_popped;
+    to->descs_read += s->descs_read;
+    to->indirect_tables += s->indirect_tables;
+    to->used_pushed += s->used_pushed;
+    to->flushes += s->flushes;
+    to->event_reads += s->event_reads;
+    to->event_writes += s->event_writes;
+    to->interrupts_suppressed += s->interrupts_suppressed;
+    to->fetch_reads += s->fetch_reads;
+    to->fetch_entries += s->fetch_entries;
+    to->fetch_wasted += s->fetch_wasted;
+    to->fetch_wasted_bytes += s->fetch_wasted_bytes;
+    to->fetch_hint_reads += s->fetch_hint_reads;
+}
+
+/* The queue's ring state is about to be cleared: keep its statistics. */
+static void ring_stats_retire(struct vdev *d, uint16_t qi)
+{
+    if (d->q[qi].ops)
+        vq_stats_add(&d->stats.ring_retired[qi], d->q[qi].ops->stats(&d->q[qi].ring));
+}
+
+struct vq_stats vdev_ring_stats(const struct vdev *d, uint16_t qi)
+{
+    struct vq_stats s;
+    memset(&s, 0, sizeof s);
+    if (qi >= VDEV_QUEUES)
+        return s;
+    s = d->stats.ring_retired[qi];
+    if (d->q[qi].ops)
+        vq_stats_add(&s, d->q[qi].ops->stats(&d->q[qi].ring));
+    return s;
+}
+
 static void queue_clear(struct vdev *d, uint16_t qi)
 {
+    ring_stats_retire(d, qi);
     memset(&d->q[qi], 0, sizeof d->q[qi]);
     memset(d->devmem_event[qi], 0, sizeof d->devmem_event[qi]);
     d->generation[qi]++;
@@ -211,10 +255,16 @@ bool vdev_init(struct vdev *d, const struct vdev_params *p)
     d->fifo_data = calloc(p->rx_fifo_frames, p->max_frame_bytes);
     d->fifo = calloc(p->rx_fifo_frames, sizeof *d->fifo);
     bool ok = d->fifo_data && d->fifo;
+    d->engines = p->queue_engines == 0 ? 1u : p->queue_engines;
+    if (d->engines > VDEV_ENGINES_MAX)
+        d->engines = VDEV_ENGINES_MAX;
     for (unsigned q = 0; q < VDEV_QUEUES; q++) {
-        d->frame_buf[q] = malloc(sizeof(struct virtio_net_hdr) + p->max_frame_bytes);
-        d->segs[q] = calloc(p->queue_size_max, sizeof *d->segs[q]);
-        ok = ok && d->frame_buf[q] && d->segs[q];
+        for (unsigned k = 0; k < d->engines; k++) {
+            struct vdev_slot *sl = &d->slot[q][k];
+            sl->frame_buf = malloc(sizeof(struct virtio_net_hdr) + p->max_frame_bytes);
+            sl->segs = calloc(p->queue_size_max, sizeof *sl->segs);
+            ok = ok && sl->frame_buf && sl->segs;
+        }
     }
     if (!ok) {
         vdev_fini(d);
@@ -280,10 +330,12 @@ void vdev_fini(struct vdev *d)
     d->fifo_data = NULL;
     d->fifo = NULL;
     for (unsigned q = 0; q < VDEV_QUEUES; q++) {
-        free(d->frame_buf[q]);
-        free(d->segs[q]);
-        d->frame_buf[q] = NULL;
-        d->segs[q] = NULL;
+        for (unsigned k = 0; k < VDEV_ENGINES_MAX; k++) {
+            free(d->slot[q][k].frame_buf);
+            free(d->slot[q][k].segs);
+            d->slot[q][k].frame_buf = NULL;
+            d->slot[q][k].segs = NULL;
+        }
     }
 }
 
@@ -373,11 +425,13 @@ static enum vs_dma_status gated_read(void *ctx, uint64_t addr, void *dst, uint32
         d->stats.dma_blocked++;
         return VS_DMA_BUS_MASTER_OFF;
     }
+    const uint32_t gen = gt->pinned ? gt->gen : d->generation[gt->queue];
+    if (d->generation[gt->queue] != gen)
+        return gate_check(gt, gen, VS_DMA_ABORTED);
     d->stats.dma_reads[kind]++;
     d->stats.dma_read_bytes += len;
     if (kind == VS_DMA_EVENT_READ)
         d->stats.event_reads_link[gt->queue]++;
-    const uint32_t gen = d->generation[gt->queue];
     enum vs_dma_status s = gt->platform->read(gt->platform->ctx, addr, dst, len, kind);
     return gate_check(gt, gen, s);
 }
@@ -391,17 +445,18 @@ static enum vs_dma_status gated_write(void *ctx, uint64_t addr, const void *src,
         d->stats.dma_blocked++;
         return VS_DMA_BUS_MASTER_OFF;
     }
+    const uint32_t gen = gt->pinned ? gt->gen : d->generation[gt->queue];
+    if (d->generation[gt->queue] != gen)
+        return gate_check(gt, gen, VS_DMA_ABORTED);
     d->stats.dma_writes[kind]++;
     d->stats.dma_write_bytes += len;
-    const uint32_t gen = d->generation[gt->queue];
     enum vs_dma_status s = gt->platform->write(gt->platform->ctx, addr, src, len, kind);
     return gate_check(gt, gen, s);
 }
 
-/* The ops a step on queue q uses: the caller's, behind the bus-master gate. */
-static const struct vs_guest_ops *gate(struct vdev *d, uint16_t q, const struct vs_guest_ops *ops)
+static const struct vs_guest_ops *gate_setup(struct vdev_gate *gt, struct vdev *d, uint16_t q,
+                                             const struct vs_guest_ops *ops)
 {
-    struct vdev_gate *gt = &d->gate[q];
     gt->dev = d;
     gt->queue = q;
     gt->aborted = false;
@@ -412,21 +467,40 @@ static const struct vs_guest_ops *gate(struct vdev *d, uint16_t q, const struct 
     return &gt->ops;
 }
 
+/* The ops a queue-level operation on q uses: the caller's, behind the bus-master gate,
+ * checked against the queue's generation at each access. */
+static const struct vs_guest_ops *gate(struct vdev *d, uint16_t q, const struct vs_guest_ops *ops)
+{
+    d->gate[q].pinned = false;
+    return gate_setup(&d->gate[q], d, q, ops);
+}
+
 /* A ring operation or a buffer DMA of queue qi failed. If the driver reset the queue
  * while the step was suspended in a DMA, the step just stops (the queue's state
  * belongs to the new generation now); otherwise the device needs a reset. */
-static enum vdev_step ring_failed(struct vdev *d, uint16_t qi)
+static enum vdev_step ring_failed_at(struct vdev *d, uint16_t qi, const struct vdev_gate *gt)
 {
-    if (d->gate[qi].aborted)
+    if (gt->aborted)
         return VDEV_STEP_IDLE;
     return vdev_fail(d, qi, d->q[qi].ops->broken(&d->q[qi].ring));
 }
 
-static enum vdev_step dma_failed(struct vdev *d, uint16_t qi, enum vs_dma_status s)
+static enum vdev_step ring_failed(struct vdev *d, uint16_t qi)
 {
-    if (s == VS_DMA_ABORTED || d->gate[qi].aborted)
+    return ring_failed_at(d, qi, &d->gate[qi]);
+}
+
+static enum vdev_step dma_failed_at(struct vdev *d, uint16_t qi, const struct vdev_gate *gt,
+                                    enum vs_dma_status s)
+{
+    if (s == VS_DMA_ABORTED || gt->aborted)
         return VDEV_STEP_IDLE;
     return vdev_fail(d, qi, vs_dma_status_reason(s));
+}
+
+static enum vdev_step dma_failed(struct vdev *d, uint16_t qi, enum vs_dma_status s)
+{
+    return dma_failed_at(d, qi, &d->gate[qi], s);
 }
 
 /* ---- Register file side effects ---- */
@@ -443,6 +517,8 @@ static void queue_enable(struct vdev *d, uint16_t qi)
         .in_order = vpci_negotiated(&d->vpci, VIRTIO_F_IN_ORDER_BIT),
         .driver_event_local = vpci_negotiated(&d->vpci, VIOSIM_NET_F_DEVMEM_EVENT_BIT)
                                   ? d->devmem_event[qi] : NULL,
+        .fetch_batch = d->p.fetch_batch,
+        .fetch_source = d->p.fetch_source,
     };
     /* The control queue exists only with VIRTIO_NET_F_CTRL_VQ ("Virtqueues"). */
     if (qi == VDEV_QUEUE_CTRL && !vpci_negotiated(&d->vpci, VIRTIO_NET_F_CTRL_VQ_BIT)) {
@@ -452,6 +528,8 @@ static void queue_enable(struct vdev *d, uint16_t qi)
     /* The ring format is decided here, once: RING_PACKED negotiated or not
      * ("Basic Facilities of a Virtio Device / Virtqueues"). */
     struct vdev_queue *q = &d->q[qi];
+    ring_stats_retire(d, qi);
+    memset(&q->ring, 0, sizeof q->ring);
     q->ops = vpci_negotiated(&d->vpci, VIRTIO_F_RING_PACKED_BIT) ? &packed_vq_ops : &split_vq_ops;
     enum vs_reason why = q->ops->check_config(&cfg, d->p.queue_size_max);
     if (why != VS_REASON_NONE) {
@@ -461,6 +539,7 @@ static void queue_enable(struct vdev *d, uint16_t qi)
     q->cfg = cfg;
     q->ops->init(&q->ring, &cfg);
     q->enabled = true;
+    q->take_seq = q->finish_seq = q->fifo_reserved = 0;
     d->generation[qi]++;
     /* "Upon disabling and re-enabling a transmit [receive] virtqueue, the device MUST set
      * the coalescing parameters of the virtqueue to those configured through the
@@ -812,104 +891,117 @@ static enum vs_dma_status write_segments(const struct vs_guest_ops *ops, const s
     return VS_DMA_OK;
 }
 
-static enum vdev_step pop(struct vdev *d, uint16_t qi, const struct vs_guest_ops *g,
-                          struct vq_elem *e, struct vdev_work *w)
+static enum vdev_step pop(struct vdev *d, uint16_t qi, struct vdev_slot *sl,
+                          const struct vs_guest_ops *g, struct vdev_work *w)
 {
     struct vdev_queue *q = &d->q[qi];
     const uint64_t before = q->ops->stats(&q->ring)->descs_read;
-    enum vq_status s = q->ops->pop(&q->ring, g, e, d->segs[qi], d->p.queue_size_max);
-    if (d->gate[qi].aborted)
+    enum vq_status s = q->ops->pop(&q->ring, g, &sl->e, sl->segs, d->p.queue_size_max);
+    if (sl->gate.aborted)
         return VDEV_STEP_IDLE; /* the queue was reset meanwhile: q belongs to it now */
     w->descs += (uint32_t)(q->ops->stats(&q->ring)->descs_read - before);
     if (s == VQ_EMPTY)
         return VDEV_STEP_IDLE;
     if (s == VQ_BROKEN)
-        return ring_failed(d, qi);
+        return ring_failed_at(d, qi, &sl->gate);
     return VDEV_STEP_DONE;
 }
 
-static enum vdev_step push(struct vdev *d, uint16_t qi, const struct vs_guest_ops *g,
-                           const struct vq_elem *e, uint32_t written)
+static enum vdev_step push(struct vdev *d, uint16_t qi, struct vdev_slot *sl)
 {
     struct vdev_queue *q = &d->q[qi];
-    if (q->ops->push(&q->ring, g, e, written) != VQ_OK)
-        return ring_failed(d, qi);
+    if (q->ops->push(&q->ring, &sl->gate.ops, &sl->e, sl->written) != VQ_OK)
+        return ring_failed_at(d, qi, &sl->gate);
     if (q->ops->pending(&q->ring) >= d->p.used_batch_max)
-        return vdev_complete(d, qi, d->gate[qi].platform);
+        return vdev_complete(d, qi, sl->gate.platform);
     return VDEV_STEP_DONE;
 }
 
-/* Transmit one frame ("Network Device / Device Operation / Transmitting Packets"):
- * the buffer is a virtio-net header followed by the frame, all device-readable. */
-enum vdev_step vdev_tx_step(struct vdev *d, const struct vs_guest_ops *ops, struct vdev_work *w)
+/* A slot of queue qi, or NULL when qi or k is out of range. */
+static struct vdev_slot *slot_of(struct vdev *d, uint16_t qi, unsigned k)
+{
+    return qi < VDEV_QUEUES && k < d->engines ? &d->slot[qi][k] : NULL;
+}
+
+/* Transmit ("Network Device / Device Operation / Transmitting Packets"): the buffer is
+ * a virtio-net header followed by the frame, all device-readable. */
+static enum vdev_step tx_take(struct vdev *d, struct vdev_slot *sl, struct vdev_work *w)
 {
     const uint16_t qi = VDEV_QUEUE_TX;
-    if (!vdev_queue_live(d, qi))
-        return d->error != VS_REASON_NONE ? VDEV_STEP_FAILED : VDEV_STEP_IDLE;
-    if (d->p.backend == VDEV_BACKEND_LOOPBACK && vdev_fifo_full(d))
-        return VDEV_STEP_BLOCKED; /* loopback applies back-pressure instead of dropping */
-
-    const struct vs_guest_ops *g = gate(d, qi, ops);
-    struct vq_elem e;
-    enum vdev_step st = pop(d, qi, g, &e, w);
+    /* Loopback applies back-pressure instead of dropping; buffers in flight hold the
+     * FIFO places they will fill. */
+    if (d->p.backend == VDEV_BACKEND_LOOPBACK &&
+        d->fifo_count + d->q[qi].fifo_reserved >= d->p.rx_fifo_frames)
+        return VDEV_STEP_BLOCKED;
+    enum vdev_step st = pop(d, qi, sl, &sl->gate.ops, w);
     if (st != VDEV_STEP_DONE)
         return st;
-    if (e.writable_bytes != 0)
+    if (sl->e.writable_bytes != 0)
         return vdev_fail(d, qi, VS_REASON_TX_HAS_WRITABLE);
     const uint32_t hdr = sizeof(struct virtio_net_hdr);
-    if (e.readable_bytes < hdr)
+    if (sl->e.readable_bytes < hdr)
         return vdev_fail(d, qi, VS_REASON_TX_FRAME_TOO_SHORT);
-    if (e.readable_bytes - hdr > d->p.max_frame_bytes)
+    if (sl->e.readable_bytes - hdr > d->p.max_frame_bytes)
         return vdev_fail(d, qi, VS_REASON_TX_FRAME_TOO_LONG);
+    if (d->p.backend == VDEV_BACKEND_LOOPBACK)
+        d->q[qi].fifo_reserved++;
+    return VDEV_STEP_DONE;
+}
 
+static enum vdev_step tx_move(struct vdev *d, struct vdev_slot *sl, struct vdev_work *w)
+{
+    const uint16_t qi = VDEV_QUEUE_TX;
+    const uint32_t hdr = sizeof(struct virtio_net_hdr);
     uint32_t copied = 0;
-    enum vs_dma_status s = read_segments(g, d->segs[qi], e.nsegs, d->frame_buf[qi],
+    enum vs_dma_status s = read_segments(&sl->gate.ops, sl->segs, sl->e.nsegs, sl->frame_buf,
                                          hdr + d->p.max_frame_bytes, &copied);
     if (s != VS_DMA_OK)
-        return dma_failed(d, qi, s);
-    uint32_t frame_len = copied - hdr;
+        return dma_failed_at(d, qi, &sl->gate, s);
+    sl->len = copied;
     w->bytes_read += copied;
     w->buffers++;
     w->frames++;
     d->stats.tx_frames++;
-    d->stats.tx_bytes += frame_len;
+    d->stats.tx_bytes += copied - hdr;
+    return VDEV_STEP_DONE;
+}
 
+static void tx_finish(struct vdev *d, struct vdev_slot *sl)
+{
+    const uint32_t hdr = sizeof(struct virtio_net_hdr);
+    const uint32_t frame_len = sl->len - hdr;
     if (d->p.backend == VDEV_BACKEND_LOOPBACK) {
-        uint32_t slot = (d->fifo_head + d->fifo_count) % d->p.rx_fifo_frames;
-        memcpy(d->fifo_data + (size_t)slot * d->p.max_frame_bytes, d->frame_buf[qi] + hdr, frame_len);
-        d->fifo[slot] = (struct vdev_frame){frame_len, d->tx_seq++};
+        uint32_t at = (d->fifo_head + d->fifo_count) % d->p.rx_fifo_frames;
+        memcpy(d->fifo_data + (size_t)at * d->p.max_frame_bytes, sl->frame_buf + hdr, frame_len);
+        d->fifo[at] = (struct vdev_frame){frame_len, d->tx_seq++};
         d->fifo_count++;
+        d->q[VDEV_QUEUE_TX].fifo_reserved--;
     } else {
         d->stats.sink_frames++;
     }
     /* Transmit buffers are returned with a used length of 0: the device wrote nothing. */
-    return push(d, qi, g, &e, 0);
+    sl->written = 0;
 }
 
-/* Receive one frame from the FIFO into the next receive buffer ("Network Device /
+/* Receive the next frame from the FIFO into the next receive buffer ("Network Device /
  * Device Operation / Receiving Packets"). Without VIRTIO_NET_F_MRG_RXBUF the frame
  * must fit in one buffer and num_buffers is 1. */
-enum vdev_step vdev_rx_step(struct vdev *d, const struct vs_guest_ops *ops, struct vdev_work *w)
+static enum vdev_step rx_take(struct vdev *d, struct vdev_slot *sl, struct vdev_work *w)
 {
     const uint16_t qi = VDEV_QUEUE_RX;
-    if (!vdev_queue_live(d, qi))
-        return d->error != VS_REASON_NONE ? VDEV_STEP_FAILED : VDEV_STEP_IDLE;
     if (d->fifo_count == 0)
         return VDEV_STEP_IDLE;
-
-    const struct vs_guest_ops *g = gate(d, qi, ops);
-    struct vq_elem e;
-    enum vdev_step st = pop(d, qi, g, &e, w);
+    enum vdev_step st = pop(d, qi, sl, &sl->gate.ops, w);
     if (st == VDEV_STEP_IDLE) {
         d->stats.rx_no_buffer++;
         return VDEV_STEP_BLOCKED;
     }
     if (st != VDEV_STEP_DONE)
         return st;
-    if (e.readable_bytes != 0)
+    if (sl->e.readable_bytes != 0)
         return vdev_fail(d, qi, VS_REASON_RX_HAS_READABLE);
     const uint32_t hdr = sizeof(struct virtio_net_hdr);
-    if (e.writable_bytes < hdr)
+    if (sl->e.writable_bytes < hdr)
         return vdev_fail(d, qi, VS_REASON_RX_BUFFER_TOO_SMALL);
 
     const struct vdev_frame *f = &d->fifo[d->fifo_head];
@@ -917,27 +1009,38 @@ enum vdev_step vdev_rx_step(struct vdev *d, const struct vs_guest_ops *ops, stru
     uint32_t len = f->len;
     d->fifo_head = (d->fifo_head + 1) % d->p.rx_fifo_frames;
     d->fifo_count--;
-
-    if (len > e.writable_bytes - hdr) {
+    sl->drop = len > sl->e.writable_bytes - hdr;
+    if (sl->drop) {
         /* Frame does not fit: it is dropped and the buffer returned unused. */
         d->stats.rx_dropped_too_big++;
-        w->buffers++;
-        return push(d, qi, g, &e, 0);
+        sl->len = 0;
+        return VDEV_STEP_DONE;
     }
     struct virtio_net_hdr h;
     memset(&h, 0, sizeof h);
     h.num_buffers = 1;
-    memcpy(d->frame_buf[qi], &h, hdr);
-    memcpy(d->frame_buf[qi] + hdr, payload, len);
-    enum vs_dma_status s = write_segments(g, d->segs[qi], e.nsegs, d->frame_buf[qi], hdr + len);
-    if (s != VS_DMA_OK)
-        return dma_failed(d, qi, s);
-    w->bytes_written += hdr + len;
+    memcpy(sl->frame_buf, &h, hdr);
+    memcpy(sl->frame_buf + hdr, payload, len);
+    sl->len = hdr + len;
+    return VDEV_STEP_DONE;
+}
+
+static enum vdev_step rx_move(struct vdev *d, struct vdev_slot *sl, struct vdev_work *w)
+{
+    const uint16_t qi = VDEV_QUEUE_RX;
     w->buffers++;
+    if (sl->drop)
+        return VDEV_STEP_DONE;
+    enum vs_dma_status s = write_segments(&sl->gate.ops, sl->segs, sl->e.nsegs, sl->frame_buf,
+                                          sl->len);
+    if (s != VS_DMA_OK)
+        return dma_failed_at(d, qi, &sl->gate, s);
+    const uint32_t hdr = sizeof(struct virtio_net_hdr);
+    w->bytes_written += sl->len;
     w->frames++;
     d->stats.rx_frames++;
-    d->stats.rx_bytes += len;
-    return push(d, qi, g, &e, hdr + len);
+    d->stats.rx_bytes += sl->len - hdr;
+    return VDEV_STEP_DONE;
 }
 
 /* ---- Control queue ("Network Device / Device Operation / Control Virtqueue") ---- */
@@ -1071,24 +1174,19 @@ static enum vs_dma_status write_writable_at(const struct vs_guest_ops *ops,
  * no way to say anything, and "There is little the driver can do except issue a
  * diagnostic if ack is not VIRTIO_NET_OK" means a driver never sends one on purpose:
  * the device needs a reset (CTRL_NO_ACK_BYTE). */
-enum vdev_step vdev_ctrl_step(struct vdev *d, const struct vs_guest_ops *ops, struct vdev_work *w)
+static enum vdev_step ctrl_move(struct vdev *d, struct vdev_slot *sl, struct vdev_work *w)
 {
     const uint16_t qi = VDEV_QUEUE_CTRL;
-    if (!vdev_queue_live(d, qi))
-        return d->error != VS_REASON_NONE ? VDEV_STEP_FAILED : VDEV_STEP_IDLE;
-    const struct vs_guest_ops *g = gate(d, qi, ops);
-    struct vq_elem e;
-    enum vdev_step st = pop(d, qi, g, &e, w);
-    if (st != VDEV_STEP_DONE)
-        return st;
-    if (e.writable_bytes == 0)
+    const struct vs_guest_ops *g = &sl->gate.ops;
+    sl->written = 0;
+    if (sl->e.writable_bytes == 0)
         return vdev_fail(d, qi, VS_REASON_CTRL_NO_ACK_BYTE);
 
     uint8_t cmd[VIRTIO_NET_CTRL_HDR_BYTES + sizeof(struct virtio_net_ctrl_coal_vq)];
     uint32_t got = 0;
-    enum vs_dma_status s = read_segments(g, d->segs[qi], e.nsegs, cmd, sizeof cmd, &got);
+    enum vs_dma_status s = read_segments(g, sl->segs, sl->e.nsegs, cmd, sizeof cmd, &got);
     if (s != VS_DMA_OK)
-        return dma_failed(d, qi, s);
+        return dma_failed_at(d, qi, &sl->gate, s);
     w->bytes_read += got;
 
     uint8_t ack = VIRTIO_NET_ERR;
@@ -1096,17 +1194,17 @@ enum vdev_step vdev_ctrl_step(struct vdev *d, const struct vs_guest_ops *ops, st
     uint32_t result_len = 0;
     if (got >= VIRTIO_NET_CTRL_HDR_BYTES && cmd[0] == VIRTIO_NET_CTRL_NOTF_COAL)
         ack = net_ctrl_notf_coal(d, cmd[1], cmd + VIRTIO_NET_CTRL_HDR_BYTES,
-                                 got - VIRTIO_NET_CTRL_HDR_BYTES, e.writable_bytes, &result,
+                                 got - VIRTIO_NET_CTRL_HDR_BYTES, sl->e.writable_bytes, &result,
                                  &result_len);
     if (result_len != 0) {
-        s = write_writable_at(g, d->segs[qi], e.nsegs, e.writable_bytes - 1u - result_len,
+        s = write_writable_at(g, sl->segs, sl->e.nsegs, sl->e.writable_bytes - 1u - result_len,
                               &result, result_len);
         if (s != VS_DMA_OK)
-            return dma_failed(d, qi, s);
+            return dma_failed_at(d, qi, &sl->gate, s);
     }
-    s = write_writable_at(g, d->segs[qi], e.nsegs, e.writable_bytes - 1u, &ack, 1);
+    s = write_writable_at(g, sl->segs, sl->e.nsegs, sl->e.writable_bytes - 1u, &ack, 1);
     if (s != VS_DMA_OK)
-        return dma_failed(d, qi, s);
+        return dma_failed_at(d, qi, &sl->gate, s);
     w->bytes_written += 1u + result_len;
     d->stats.ctrl_commands++;
     if (ack == VIRTIO_NET_OK)
@@ -1114,7 +1212,126 @@ enum vdev_step vdev_ctrl_step(struct vdev *d, const struct vs_guest_ops *ops, st
     else
         d->stats.ctrl_err++;
     w->buffers++;
-    return push(d, qi, g, &e, 1u + result_len);
+    sl->written = 1u + result_len;
+    return VDEV_STEP_DONE;
+}
+
+enum vdev_step vdev_take(struct vdev *d, uint16_t qi, unsigned k, const struct vs_guest_ops *ops,
+                         struct vdev_work *w)
+{
+    struct vdev_slot *sl = slot_of(d, qi, k);
+    if (!sl || !vdev_queue_live(d, qi))
+        return d->error != VS_REASON_NONE ? VDEV_STEP_FAILED : VDEV_STEP_IDLE;
+    assert(!sl->busy || sl->generation != d->generation[qi]);
+    sl->busy = false;
+    sl->generation = d->generation[qi];
+    sl->gate.pinned = true;
+    sl->gate.gen = sl->generation;
+    gate_setup(&sl->gate, d, qi, ops);
+    sl->drop = false;
+    sl->len = sl->written = 0;
+    enum vdev_step st;
+    switch (qi) {
+    case VDEV_QUEUE_TX:
+        st = tx_take(d, sl, w);
+        break;
+    case VDEV_QUEUE_RX:
+        st = rx_take(d, sl, w);
+        break;
+    default:
+        st = pop(d, qi, sl, &sl->gate.ops, w);
+        break;
+    }
+    if (st != VDEV_STEP_DONE)
+        return st;
+    sl->busy = true;
+    sl->seq = d->q[qi].take_seq++;
+    return VDEV_STEP_DONE;
+}
+
+/* Has the slot's queue been reset (or re-enabled) since the slot's take? */
+static bool slot_stale(const struct vdev *d, uint16_t qi, const struct vdev_slot *sl)
+{
+    return !sl->busy || sl->generation != d->generation[qi];
+}
+
+enum vdev_step vdev_move(struct vdev *d, uint16_t qi, unsigned k, struct vdev_work *w)
+{
+    struct vdev_slot *sl = slot_of(d, qi, k);
+    if (!sl)
+        return VDEV_STEP_IDLE;
+    if (d->error != VS_REASON_NONE)
+        return VDEV_STEP_FAILED;
+    if (slot_stale(d, qi, sl))
+        return VDEV_STEP_IDLE;
+    sl->gate.aborted = false;
+    switch (qi) {
+    case VDEV_QUEUE_TX:
+        return tx_move(d, sl, w);
+    case VDEV_QUEUE_RX:
+        return rx_move(d, sl, w);
+    default:
+        return ctrl_move(d, sl, w);
+    }
+}
+
+enum vdev_step vdev_finish(struct vdev *d, uint16_t qi, unsigned k, struct vdev_work *w)
+{
+    (void)w;
+    struct vdev_slot *sl = slot_of(d, qi, k);
+    if (!sl)
+        return VDEV_STEP_IDLE;
+    if (d->error != VS_REASON_NONE)
+        return VDEV_STEP_FAILED;
+    if (slot_stale(d, qi, sl)) {
+        sl->busy = false;
+        return VDEV_STEP_IDLE;
+    }
+    /* Buffers complete in the order they were taken: valid with and without IN_ORDER
+     * ("In-order use of descriptors" requires it only with the feature). */
+    if (sl->seq != d->q[qi].finish_seq)
+        return VDEV_STEP_WAIT;
+    sl->gate.aborted = false;
+    if (qi == VDEV_QUEUE_TX)
+        tx_finish(d, sl);
+    else if (qi == VDEV_QUEUE_RX)
+        sl->written = sl->drop ? 0 : sl->len;
+    sl->busy = false;
+    /* The turn passes only once the push (and any publication) is done: a push may
+     * be suspended in its DMA, and the next buffer's push must not start meanwhile. A
+     * queue reset during it started a new numbering, which is left alone. */
+    enum vdev_step st = push(d, qi, sl);
+    if (d->generation[qi] == sl->generation)
+        d->q[qi].finish_seq++;
+    return st;
+}
+
+/* One buffer start to end on slot 0. */
+static enum vdev_step one_step(struct vdev *d, uint16_t qi, const struct vs_guest_ops *ops,
+                               struct vdev_work *w)
+{
+    enum vdev_step st = vdev_take(d, qi, 0, ops, w);
+    if (st != VDEV_STEP_DONE)
+        return st;
+    st = vdev_move(d, qi, 0, w);
+    if (st != VDEV_STEP_DONE)
+        return st;
+    return vdev_finish(d, qi, 0, w);
+}
+
+enum vdev_step vdev_tx_step(struct vdev *d, const struct vs_guest_ops *ops, struct vdev_work *w)
+{
+    return one_step(d, VDEV_QUEUE_TX, ops, w);
+}
+
+enum vdev_step vdev_rx_step(struct vdev *d, const struct vs_guest_ops *ops, struct vdev_work *w)
+{
+    return one_step(d, VDEV_QUEUE_RX, ops, w);
+}
+
+enum vdev_step vdev_ctrl_step(struct vdev *d, const struct vs_guest_ops *ops, struct vdev_work *w)
+{
+    return one_step(d, VDEV_QUEUE_CTRL, ops, w);
 }
 
 /* ---- Used buffer notifications and coalescing ---- */

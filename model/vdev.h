@@ -44,7 +44,14 @@ struct vdev_params {
     /* With devmem_event: also offer VIOSIM_NET_F_DEVMEM_EVENT_RECHECK (re-decide on slot
      * writes). */
     bool devmem_event_recheck;
+    uint32_t queue_engines;           /* buffers of one queue in flight at once, 1..VDEV_ENGINES_MAX
+                                       * (0 counts as 1): the per-slot scratch vdev_init allocates */
+    uint16_t fetch_batch;             /* descriptors per fetch read at most, 1..VQ_FETCH_BATCH_MAX (0: 1) */
+    enum vq_fetch_source fetch_source; /* where the fetch count comes from (vq.h) */
 };
+
+/* Most buffers of one queue in flight at once (slots per queue). */
+#define VDEV_ENGINES_MAX 32u
 
 /* Queue numbering of a virtio-net device with one queue pair ("Virtqueues"). */
 #define VDEV_QUEUE_RX   0u
@@ -76,6 +83,7 @@ struct vdev_work {
 
 enum vdev_step {
     VDEV_STEP_DONE,     /* did one unit of work; call again */
+    VDEV_STEP_WAIT,     /* vdev_finish: an earlier-taken buffer of the queue is not finished */
     VDEV_STEP_IDLE,     /* nothing to do on this queue now */
     VDEV_STEP_BLOCKED,  /* work exists but waits for a resource (RX FIFO full / no RX buffer) */
     VDEV_STEP_FAILED,   /* the device needs a reset (vdev.error says why) */
@@ -97,6 +105,42 @@ struct vdev_queue {
     } ring;
     bool enabled;
     uint64_t kicks;
+    /* Buffers in flight (vdev_take .. vdev_finish): the next take's number, the number
+     * of the buffer whose turn it is to finish, and (TX, loopback) FIFO places taken
+     * buffers hold. Cleared with the queue. */
+    uint32_t take_seq, finish_seq;
+    uint32_t fifo_reserved;
+};
+
+struct vdev;
+
+/* A DMA gate: the platform's ops wrapped with the bus-master check, the counters and
+ * the queue-generation check. */
+struct vdev_gate {
+    struct vdev *dev;
+    uint16_t queue;
+    const struct vs_guest_ops *platform;
+    struct vs_guest_ops ops;
+    bool aborted;        /* an access saw the queue reset */
+    bool pinned;         /* compare against `gen` (a slot's take) instead of the current */
+    uint32_t gen;
+};
+
+/* One buffer of a queue in flight: the element vdev_take found, the scratch its data
+ * moves through, and its place in the queue's completion order. The queues' engines
+ * (and a queue's several engines) run concurrently in the platform and any phase may
+ * be suspended in a DMA, so nothing here is shared between slots. */
+struct vdev_slot {
+    struct vq_elem e;
+    struct vq_seg *segs;     /* one chain, queue_size_max entries */
+    uint8_t *frame_buf;      /* one frame with its virtio-net header (TX, RX) */
+    uint32_t len;            /* RX: header + frame bytes to write */
+    uint32_t written;        /* used length to return */
+    bool drop;               /* RX: the frame did not fit; the buffer goes back unused */
+    bool busy;               /* taken and not yet finished */
+    uint32_t seq;            /* take order within the queue's generation */
+    uint32_t generation;     /* the queue's generation at take */
+    struct vdev_gate gate;
 };
 
 /* Notification coalescing of one transmit or receive queue ("Notifications
@@ -146,6 +190,9 @@ struct vdev_stats {
     uint64_t devmem_event_writes;         /* slot writes taken */
     uint64_t devmem_event_writes_ignored; /* slot writes while the extension is not negotiated */
     uint64_t devmem_event_recheck_interrupts; /* notifications decided on a slot write */
+    /* Ring statistics of queues since reset or re-enabled (a queue's own are cleared
+     * with it); vdev_ring_stats adds the live queue's. */
+    struct vq_stats ring_retired[VDEV_QUEUES];
 };
 
 #define VDEV_MSI_OUTBOX 128u
@@ -171,23 +218,16 @@ struct vdev {
     uint32_t fifo_head, fifo_count;
     uint64_t tx_seq;
 
-    /* Per-queue scratch: the queues' engines run concurrently in the platform and a
-     * step may be suspended in the middle of a DMA, so nothing here is shared. */
-    uint8_t *frame_buf[VDEV_QUEUES]; /* one frame with its virtio-net header (TX, RX) */
-    struct vq_seg *segs[VDEV_QUEUES]; /* one chain, queue_size_max entries */
+    /* Per-slot scratch: p.queue_engines slots per queue (vdev_slot). */
+    struct vdev_slot slot[VDEV_QUEUES][VDEV_ENGINES_MAX];
+    uint32_t engines;        /* slots per queue in use: p.queue_engines, at least 1 */
 
     struct msix_message outbox[VDEV_MSI_OUTBOX];
     uint32_t outbox_head, outbox_count;
 
-    /* DMA gate per queue: the platform's ops wrapped with the bus-master check and
-     * the counters. */
-    struct vdev_gate {
-        struct vdev *dev;
-        uint16_t queue;
-        const struct vs_guest_ops *platform;
-        struct vs_guest_ops ops;
-        bool aborted;        /* an access of the current step saw the queue reset */
-    } gate[VDEV_QUEUES];
+    /* DMA gate per queue for the queue-level operations (vdev_complete, notifications);
+     * the buffer phases use their slot's gate. */
+    struct vdev_gate gate[VDEV_QUEUES];
 
     /* Per-queue generation, bumped whenever the driver resets the device or the queue
      * or enables it. The platform may suspend a step inside a DMA (the access takes
@@ -223,8 +263,28 @@ bool vdev_mmio_read(struct vdev *d, uint64_t addr, unsigned size, uint64_t *valu
 bool vdev_mmio_write(struct vdev *d, uint64_t addr, unsigned size, uint64_t value,
                      uint16_t *kicked_queue);
 
-/* Processing, one buffer per call, on a queue that is enabled after DRIVER_OK.
- * ops: the platform's guest memory. */
+/* Processing in phases, so that up to p.queue_engines buffers of one queue can be in
+ * flight, each in its own slot (0 .. engines - 1), issuing its own DMA:
+ *   vdev_take   -> ring state: pop the next buffer (descriptor fetch) into the slot and
+ *                  check it; RX also takes the next frame from the FIFO; TX (loopback)
+ *                  reserves a FIFO place. DONE (slot busy), or IDLE / BLOCKED / FAILED
+ *                  as the one-call steps below say;
+ *   vdev_move   -> the buffer's data DMA only (no ring state);
+ *   vdev_finish -> ring state: in take order (WAIT if an earlier buffer of the queue is
+ *                  not finished yet; call again after it is), TX puts the frame in the
+ *                  FIFO, then the used buffer is pushed (and published when the batch is
+ *                  full).
+ * A caller must not run two vdev_take, or two vdev_finish, of one queue at the same
+ * time (they share the ring); move runs alongside anything. A slot whose queue was
+ * reset after its take gets IDLE from move and finish and touches nothing.
+ * ops: the platform's guest memory for this slot's DMA. */
+enum vdev_step vdev_take(struct vdev *d, uint16_t q, unsigned slot, const struct vs_guest_ops *ops,
+                         struct vdev_work *w);
+enum vdev_step vdev_move(struct vdev *d, uint16_t q, unsigned slot, struct vdev_work *w);
+enum vdev_step vdev_finish(struct vdev *d, uint16_t q, unsigned slot, struct vdev_work *w);
+
+/* Processing, one buffer per call (take, move and finish on slot 0), on a queue that is
+ * enabled after DRIVER_OK. ops: the platform's guest memory. */
 enum vdev_step vdev_tx_step(struct vdev *d, const struct vs_guest_ops *ops, struct vdev_work *w);
 enum vdev_step vdev_rx_step(struct vdev *d, const struct vs_guest_ops *ops, struct vdev_work *w);
 /* One control command ("Control Virtqueue"): see vdev.c for what the device answers
@@ -269,6 +329,8 @@ enum vdev_step vdev_quiet_notifications(struct vdev *d, uint16_t q, const struct
  * viosim extension; never true when the device does not offer it)? The platform uses
  * it to apply these posted writes when they arrive rather than when they are sent. */
 bool vdev_is_devmem_event_write(const struct vdev *d, uint64_t addr, unsigned size);
+/* Ring statistics of queue q over the device's life (every generation). */
+struct vq_stats vdev_ring_stats(const struct vdev *d, uint16_t q);
 
 /* Is queue q enabled, DRIVER_OK set, and the device healthy? */
 bool vdev_queue_live(const struct vdev *d, uint16_t q);

@@ -22,6 +22,24 @@ enum vq_status {
     VQ_BROKEN, /* guest input violated the spec; the ring's broken reason */
 };
 
+/* Where the device's descriptor fetch unit gets the number of descriptors to read in
+ * one DMA read (the device's own design choice; the spec leaves it open):
+ *  - ONE: one descriptor (split: one available ring entry) per read;
+ *  - HINT: as many as the last VIRTIO_F_NOTIFICATION_DATA hint says the driver has
+ *    made available beyond the fetch position, at most the batch; one without a
+ *    usable hint;
+ *  - READ_AHEAD: the whole batch, whether available yet or not; what turns out not
+ *    to be available is discarded (counted as wasted) and read again later. */
+enum vq_fetch_source {
+    VQ_FETCH_ONE = 0,
+    VQ_FETCH_HINT,
+    VQ_FETCH_READ_AHEAD,
+};
+
+/* Largest fetch batch: the per-queue descriptor cache is a fixed array in the ring
+ * state (the kernels have no heap). */
+#define VQ_FETCH_BATCH_MAX 64u
+
 /* What the queue is told when the driver enables it. */
 struct vq_config {
     uint16_t size;             /* queue size: 1..32768, need not be a power of two */
@@ -36,6 +54,11 @@ struct vq_config {
      * writes by MMIO. NULL = the spec's placement (read by DMA from the Driver Area).
      * Packed: struct pvirtq_event_suppress; split: le16 flags, le16 used_event. */
     const uint8_t *driver_event_local;
+    /* The device's fetch unit (not the driver's): descriptors per read at most
+     * (0 counts as 1; above VQ_FETCH_BATCH_MAX counts as the maximum) and where the
+     * count comes from. */
+    uint16_t fetch_batch;
+    enum vq_fetch_source fetch_source;
 };
 
 /* One segment of a buffer, in chain order: device-readable ones first. */
@@ -68,7 +91,25 @@ struct vq_stats {
     uint64_t event_writes;    /* writes of the device event suppression structure */
     uint64_t interrupts_suppressed;
     uint64_t interrupts_rechecked; /* notifications decided by recheck_driver_event */
+    /* Fetch unit: DMA reads of ring descriptors (split: of available ring entries),
+     * entries they carried, entries discarded unused because they were not available
+     * yet (beyond the one at the device's position, which every fetch looks at), their
+     * bytes, and reads whose size a NOTIFICATION_DATA hint decided. */
+    uint64_t fetch_reads;
+    uint64_t fetch_entries;
+    uint64_t fetch_wasted;
+    uint64_t fetch_wasted_bytes;
+    uint64_t fetch_hint_reads;
 };
+
+/* The batch a configuration asks for, clamped to 1..VQ_FETCH_BATCH_MAX. */
+static inline uint32_t vq_fetch_batch(const struct vq_config *cfg)
+{
+    uint32_t b = cfg->fetch_batch;
+    if (b == 0)
+        return 1;
+    return b < VQ_FETCH_BATCH_MAX ? b : VQ_FETCH_BATCH_MAX;
+}
 
 /* Building one buffer's element list, the rules both formats share. */
 struct vq_seg_walk {

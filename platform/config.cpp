@@ -436,6 +436,24 @@ const std::vector<param_def> &param_table()
          choice({"off", "on"}),
          [](vs_config &c, const param_value &v) { c.dev.devmem_event_recheck = v.u == 1; },
          [](const vs_config &c) { return int_value(c.dev.devmem_event_recheck ? 1 : 0); }},
+        {"device.queue_engines", "engines", "1",
+         "processing engines per receive and transmit queue: buffers of one queue in flight "
+         "at once, each with its own data DMA (one takes from the ring at a time; buffers "
+         "complete in the order taken); the control queue has one",
+         integer(1, VDEV_ENGINES_MAX), INT_FIELD(dev.queue_engines)},
+        {"device.fetch_batch_descriptors", "descriptors", "1",
+         "most descriptors the fetch unit reads in one DMA read (split ring: available ring "
+         "entries, and with IN_ORDER descriptor table runs); two reads when the range passes "
+         "the ring's end",
+         integer(1, VQ_FETCH_BATCH_MAX), INT_FIELD(dev.fetch_batch)},
+        {"device.fetch_source", "", "one",
+         "where the fetch unit gets how many descriptors to read: one = one per read; hint = "
+         "the count the VIRTIO_F_NOTIFICATION_DATA hint gives (at most the batch; one "
+         "without a hint); read_ahead = the whole batch, discarding (and counting as "
+         "wasted) what is not available yet",
+         choice({"one", "hint", "read_ahead"}),
+         [](vs_config &c, const param_value &v) { c.dev.fetch_source = vq_fetch_source(v.u); },
+         [](const vs_config &c) { return int_value(c.dev.fetch_source); }},
         {"device.rx_pasid", "", "0",
          "PASID (IOMMU address space) the RX queue's DMA is tagged with; the driver maps "
          "that queue's memory in the same address space",
@@ -1527,6 +1545,12 @@ bool config_validate(const vs_config &cfg, param_error &err)
          (cfg.plat.iommu_atc_entries / cfg.plat.iommu_atc_ways - 1)) != 0) {
         err = {"iommu.atc_ways", "parameter 'iommu.atc_ways': iommu.atc_entries / iommu.atc_ways "
                                  "must be a whole power of two"};
+        return false;
+    }
+    if (cfg.dev.queue_engines > 1 && cfg.plat.dma_channels_count > 0) {
+        err = {"device.queue_engines",
+               "parameter 'device.queue_engines': more than one engine per queue needs "
+               "dma.channels_count=0 (the channel arbiter serves one engine per queue)"};
         return false;
     }
     if (cfg.plat.iommu_ats && cfg.plat.iommu_in_device) {

@@ -390,6 +390,7 @@ run_result vs_run(const vs_config &cfg, const run_options &opt)
     dt.link = lc;
     dt.read_tags = cfg.plat.dma_read_tags_count;
     dt.completions_in_order = cfg.plat.dma_completions_in_order;
+    dt.queue_engines = cfg.dev.queue_engines;
     for (unsigned q = 0; q < VDEV_QUEUES; q++)
         dt.queue_pasid[q] = cfg.plat.queue_pasid[q];
     dt.dma_channels = cfg.plat.dma_channels_count;
@@ -586,6 +587,27 @@ run_result vs_run(const vs_config &cfg, const run_options &opt)
         s.add_u64(n + ".event_reads_local", "count",
                   "interrupt decisions that read them from device memory (viosim extension "
                   "VIOSIM_NET_F_DEVMEM_EVENT; no link traffic)", d.stats.event_reads_local[q]);
+        const vq_stats ring = vdev_ring_stats(&d, uint16_t(q));
+        const vq_stats *vs = &ring;
+        s.add_u64(n + ".fetch.reads", "count",
+                  "fetch-unit DMA reads (packed: ring descriptors; split: available ring entries)",
+                  vs->fetch_reads);
+        s.add_u64(n + ".fetch.entries", "count", "descriptors (split: available ring entries) those reads carried",
+                  vs->fetch_entries);
+        s.add_f64(n + ".fetch.entries_per_read", "count", "mean entries per fetch read",
+                  vs->fetch_reads ? double(vs->fetch_entries) / vs->fetch_reads : 0.0);
+        s.add_u64(n + ".fetch.wasted_entries", "count",
+                  "entries read ahead that were not available yet and were discarded",
+                  vs->fetch_wasted);
+        s.add_u64(n + ".fetch.wasted_bytes", "bytes", "bytes of those discarded entries",
+                  vs->fetch_wasted_bytes);
+        s.add_u64(n + ".fetch.hint_reads", "count",
+                  "fetch reads whose size the NOTIFICATION_DATA hint decided", vs->fetch_hint_reads);
+        s.add_f64(n + ".in_flight_mean", "buffers",
+                  "buffers of this queue between take and finish, time-averaged over the run",
+                  sim_ns > 0 ? p->dev.in_flight_area_ps[q] / (sim_ns * 1000.0) : 0.0);
+        s.add_u64(n + ".in_flight_max", "buffers", "most buffers of this queue in flight at once",
+                  p->dev.in_flight_max[q]);
         if (q == VDEV_QUEUE_CTRL)
             continue; // coalescing applies to transmit and receive queues only
         s.add_u64(n + ".coal.notify_by_packets", "count",

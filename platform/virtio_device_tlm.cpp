@@ -1,3 +1,5 @@
+// Engines beyond the first of a queue are spawned processes.
+#define SC_INCLUDE_DYNAMIC_PROCESSES
 #include "virtio_device_tlm.h"
 
 #include <new>
@@ -21,10 +23,18 @@ virtio_device_tlm::virtio_device_tlm(sc_core::sc_module_name name, const vdev_pa
     if (t.device_iommu)
         dma_engine_->enable_device_iommu(t.mmu, t.mmu_hit);
     target.register_b_transport(this, &virtio_device_tlm::b_transport);
+    if (t_.queue_engines == 0)
+        t_.queue_engines = 1;
+    if (t_.queue_engines > VDEV_ENGINES_MAX || t_.queue_engines > dev_.engines)
+        throw std::invalid_argument("device.queue_engines exceeds the kernel's slots");
     for (uint16_t q = 0; q < VDEV_QUEUES; q++) {
-        engines_[q].dev = this;
-        engines_[q].queue = q;
-        engines_[q].ops = {dma_read, dma_write, &engines_[q]};
+        for (unsigned k = 0; k < VDEV_ENGINES_MAX; k++) {
+            engine &e = engines_[q][k];
+            e.dev = this;
+            e.queue = q;
+            e.slot = k;
+            e.ops = {dma_read, dma_write, &e};
+        }
     }
     msi_engine_.dev = this;
     msi_engine_.queue = 0xffff;
@@ -36,6 +46,9 @@ virtio_device_tlm::virtio_device_tlm(sc_core::sc_module_name name, const vdev_pa
     SC_METHOD(devmem_arrivals);
     sensitive << devmem_arrival_;
     dont_initialize();
+    for (uint16_t q = 0; q < VDEV_QUEUES; q++)
+        for (unsigned k = 1; k < engines(q); k++)
+            sc_core::sc_spawn(sc_bind(&virtio_device_tlm::extra_engine, this, q, k));
     if (bench_.enabled)
         SC_THREAD(bench_thread);
 }
@@ -381,24 +394,105 @@ void virtio_device_tlm::engine_wait(engine &e, const sc_core::sc_event &a,
     }
 }
 
-// One engine: process buffers while there are any, publishing used buffers in batches.
-// When the queue runs dry: publish, ask the driver for notifications, re-check, sleep.
-// `more_work` wakes the engine for work that does not come from the driver (RX: frames
-// in the loopback FIFO; TX: FIFO space after back-pressure).
-void virtio_device_tlm::run_engine(engine &e,
-                                   enum vdev_step (*step)(vdev *, const vs_guest_ops *, vdev_work *),
-                                   sc_core::sc_event &more_work)
+// A queue's engines: each takes a buffer from the ring (one engine at a time: the ring
+// and its fetch unit are shared), moves its data with its own DMA, and finishes it in
+// the order the buffers were taken (push, and publish when the batch is full). With
+// several engines the buffers' DMA overlaps, up to the DMA engine's read tags. When the
+// queue runs dry the engine that found it so waits until the others have finished,
+// then publishes, asks the driver for notifications, re-checks and sleeps, holding the
+// take so that the other engines wait for it. `more_work` wakes it for work that does
+// not come from the driver (RX: frames in the loopback FIFO; TX: FIFO space after
+// back-pressure). With one engine per queue this is the one-buffer-at-a-time engine.
+void virtio_device_tlm::take_lock(engine &e)
+{
+    const uint16_t q = e.queue;
+    while (taking_[q]) {
+        e.qk.sync();
+        if (taking_[q])
+            wait(take_done_[q]);
+    }
+    taking_[q] = true;
+    e.holds_take = true;
+}
+
+void virtio_device_tlm::take_unlock(engine &e)
+{
+    taking_[e.queue] = false;
+    e.holds_take = false;
+    take_done_[e.queue].notify(SC_ZERO_TIME);
+}
+
+void virtio_device_tlm::in_flight_add(uint16_t q, int delta)
+{
+    const sc_time now = sc_core::sc_time_stamp();
+    in_flight_area_ps[q] += double(in_flight_[q]) * (now - in_flight_since_[q]).to_seconds() * 1e12;
+    in_flight_since_[q] = now;
+    in_flight_[q] = unsigned(int(in_flight_[q]) + delta);
+    if (in_flight_[q] > in_flight_max[q])
+        in_flight_max[q] = in_flight_[q];
+}
+
+// One buffer on engine e: take it (holding the take), move its data, finish it in take
+// order. Returns with the take held unless the buffer is done, so that the queue-level
+// path (publish, notifications, sleep) runs with no other engine taking.
+enum vdev_step virtio_device_tlm::engine_step(engine &e, vdev_work &w)
+{
+    const uint16_t q = e.queue;
+    take_lock(e);
+    enum vdev_step s = vdev_take(&dev_, q, e.slot, &e.ops, &w);
+    if (s != VDEV_STEP_DONE)
+        return s;
+    take_unlock(e);
+    in_flight_add(q, +1);
+    s = vdev_move(&dev_, q, e.slot, &w);
+    // Finish in take order. Nothing here has advanced local time since the last DMA
+    // synchronised, so no yield comes between the check and the wait.
+    while (s == VDEV_STEP_DONE) {
+        if (e.qk.get_local_time() != SC_ZERO_TIME)
+            e.qk.sync();
+        s = vdev_finish(&dev_, q, e.slot, &w);
+        if (s != VDEV_STEP_WAIT)
+            break;
+        wait(finished_[q]);
+        s = VDEV_STEP_DONE;
+    }
+    in_flight_add(q, -1);
+    finished_[q].notify(SC_ZERO_TIME);
+    if (s != VDEV_STEP_DONE)
+        take_lock(e); // the buffer failed or its queue was reset
+    return s;
+}
+
+// The queue ran dry (or a buffer failed): before publishing, wait for the queue's
+// other buffers in flight to finish.
+void virtio_device_tlm::wait_in_flight(engine &e)
+{
+    const uint16_t q = e.queue;
+    while (in_flight_[q] > 0) {
+        e.qk.sync();
+        if (in_flight_[q] > 0)
+            wait(finished_[q]);
+    }
+}
+
+void virtio_device_tlm::run_engine(engine &e, sc_core::sc_event &more_work)
 {
     const uint16_t q = e.queue;
     for (;;) {
+        if (e.holds_take)
+            take_unlock(e);
         if (!vdev_queue_live(&dev_, q)) {
             e.qk.sync();
             wait(state_change_);
             continue;
         }
-        coal_hook(e);
+        // The coalescing decision reads the queue's ring: with several engines it could
+        // overlap another engine's finish, so it waits for the queue-level path below
+        // (the queue dry, no buffer in flight) and for the engines' sleep.
+        if (engines(q) == 1)
+            coal_hook(e);
         vdev_work w = {};
-        const enum vdev_step s = step(&dev_, &e.ops, &w);
+        const enum vdev_step s = engine_step(e, w);
         charge(e, w);
         if (s == VDEV_STEP_DONE) {
             if (q == VDEV_QUEUE_TX && w.frames)
@@ -408,6 +502,7 @@ void virtio_device_tlm::run_engine(engine &e,
             send_msis(e);
             continue;
         }
+        wait_in_flight(e);
         vdev_complete(&dev_, q, &e.ops);
         coal_hook(e);
         send_msis(e);
@@ -446,20 +541,31 @@ void virtio_device_tlm::run_engine(engine &e,
     }
 }
 
+sc_core::sc_event &virtio_device_tlm::more_work(uint16_t q)
+{
+    return q == VDEV_QUEUE_TX ? fifo_space_ : q == VDEV_QUEUE_RX ? fifo_frames_ : state_change_;
+}
+
 void virtio_device_tlm::tx_engine()
 {
-    engines_[VDEV_QUEUE_TX].qk.reset();
-    run_engine(engines_[VDEV_QUEUE_TX], vdev_tx_step, fifo_space_);
+    engines_[VDEV_QUEUE_TX][0].qk.reset();
+    run_engine(engines_[VDEV_QUEUE_TX][0], more_work(VDEV_QUEUE_TX));
 }
 
 void virtio_device_tlm::rx_engine()
 {
-    engines_[VDEV_QUEUE_RX].qk.reset();
-    run_engine(engines_[VDEV_QUEUE_RX], vdev_rx_step, fifo_frames_);
+    engines_[VDEV_QUEUE_RX][0].qk.reset();
+    run_engine(engines_[VDEV_QUEUE_RX][0], more_work(VDEV_QUEUE_RX));
 }
 
 void virtio_device_tlm::ctrl_engine()
 {
-    engines_[VDEV_QUEUE_CTRL].qk.reset();
-    run_engine(engines_[VDEV_QUEUE_CTRL], vdev_ctrl_step, state_change_);
+    engines_[VDEV_QUEUE_CTRL][0].qk.reset();
+    run_engine(engines_[VDEV_QUEUE_CTRL][0], more_work(VDEV_QUEUE_CTRL));
+}
+
+void virtio_device_tlm::extra_engine(uint16_t q, unsigned k)
+{
+    engines_[q][k].qk.reset();
+    run_engine(engines_[q][k], more_work(q));
 }

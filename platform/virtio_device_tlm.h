@@ -1,8 +1,8 @@
 // virtio_device_tlm.h -- the virtio-net PCI function as a SystemC module.
 //
 // Wraps the untimed kernel (model/vdev): a target socket for configuration and BAR
-// accesses, an initiator socket for DMA and MSI-X messages, and one processing
-// engine (an SC_THREAD) per queue. Engines charge device clock cycles per descriptor
+// accesses, an initiator socket for DMA and MSI-X messages, and processing engines
+// (SC_THREADs): device.queue_engines per receive and transmit queue, one for control. Engines charge device clock cycles per descriptor
 // and per frame; DMA time comes from the link and memory behind the initiator socket.
 #ifndef VIOSIM_VIRTIO_DEVICE_TLM_H
 #define VIOSIM_VIRTIO_DEVICE_TLM_H
@@ -34,6 +34,7 @@ struct device_timing {
     pcie_cfg link;               // how the DMA engine splits requests
     unsigned read_tags;
     bool completions_in_order;
+    unsigned queue_engines = 1;  // engines (buffers in flight) per RX and TX queue
     uint32_t queue_pasid[VDEV_QUEUES]; // address space each queue's DMA is tagged with
     // Software-device profile: the store barrier a CPU needs before publishing used
     // descriptors (hardware orders its posted writes for free).
@@ -94,7 +95,11 @@ public:
     uint64_t msi_sent = 0;
     uint64_t msi_per_vector[MSIX_VECTORS_MAX] = {};
     uint64_t engine_wakeups[VDEV_QUEUES] = {};
-    sc_core::sc_time engine_busy[VDEV_QUEUES];
+    sc_core::sc_time engine_busy[VDEV_QUEUES];  // summed over the queue's engines
+    // Buffers of a queue between take and finish: time integral (buffer-ps), largest.
+    double in_flight_area_ps[VDEV_QUEUES] = {};
+    unsigned in_flight_max[VDEV_QUEUES] = {};
+    unsigned engines(uint16_t q) const { return q == VDEV_QUEUE_CTRL ? 1u : t_.queue_engines; }
     // Notification coalescing timers ("Notifications Coalescing"), per queue: counting
     // windows a max_usecs timer was started for, and timers that ended with the window
     // still open (each then takes the notification decision).
@@ -109,6 +114,8 @@ private:
     struct engine {
         virtio_device_tlm *dev;
         uint16_t queue;
+        unsigned slot = 0;  // the kernel slot (vdev_slot) this engine's buffer uses
+        bool holds_take = false; // this engine is the queue's one taking from the ring
         tlm_utils::tlm_quantumkeeper qk;
         vs_guest_ops ops;
         // When the engine's last used-ring write left (the publication an MSI-X
@@ -136,8 +143,14 @@ private:
     void tx_engine();
     void rx_engine();
     void ctrl_engine();
-    void run_engine(engine &e, enum vdev_step (*step)(vdev *, const vs_guest_ops *, vdev_work *),
-                    sc_core::sc_event &more_work);
+    void extra_engine(uint16_t q, unsigned k);
+    sc_core::sc_event &more_work(uint16_t q);
+    void run_engine(engine &e, sc_core::sc_event &more_work);
+    enum vdev_step engine_step(engine &e, vdev_work &w);
+    void wait_in_flight(engine &e);
+    void take_lock(engine &e);
+    void take_unlock(engine &e);
+    void in_flight_add(uint16_t q, int delta);
     void charge(engine &e, const vdev_work &w);
     void coal_hook(engine &e);
     void engine_wait(engine &e, const sc_core::sc_event &a, const sc_core::sc_event &b,
@@ -160,7 +173,7 @@ private:
     dma_bench_params bench_;
     std::unique_ptr<dma_engine> dma_engine_;
     dma_arbiter arbiter_;
-    engine engines_[VDEV_QUEUES];
+    engine engines_[VDEV_QUEUES][VDEV_ENGINES_MAX];
     engine msi_engine_;
     sc_core::sc_event kick_[VDEV_QUEUES];
     bool kicked_[VDEV_QUEUES] = {};   // a kick arrived since the engine last looked
@@ -180,6 +193,13 @@ private:
     sc_core::sc_event coal_due_[VDEV_QUEUES];
     std::deque<devmem_write> devmem_writes_; // in arrival order (one CPU, posted, in order)
     sc_core::sc_event devmem_arrival_;       // the first of devmem_writes_ arrives
+    // A queue's engines: one takes buffers from the ring at a time (taking_), buffers
+    // finish in take order (finished_ wakes the next), in_flight_ counts taken buffers.
+    bool taking_[VDEV_QUEUES] = {};
+    sc_core::sc_event take_done_[VDEV_QUEUES];
+    sc_core::sc_event finished_[VDEV_QUEUES];
+    unsigned in_flight_[VDEV_QUEUES] = {};
+    sc_core::sc_time in_flight_since_[VDEV_QUEUES];
 };
 
 #endif

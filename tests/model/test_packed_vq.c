@@ -1312,3 +1312,295 @@ Test(packed_vq, max_segs_zero_never_writes_segments)
     cr_assert_eq(pvq_pop(&E.q, &E.ops, &e, NULL, 0), VQ_BROKEN);
     expect_broken_silent(VS_REASON_CHAIN_TOO_LONG);
 }
+
+/* ==== fetch unit: descriptor batches and the descriptor cache ==== */
+
+static void env_setup_fetch(uint16_t size, bool indirect, uint16_t batch, enum vq_fetch_source src)
+{
+    struct vq_config cfg = {
+        .size = size,
+        .desc_addr = DESC_RING,
+        .driver_addr = DRIVER_AREA,
+        .device_addr = DEVICE_AREA,
+        .indirect_desc = indirect,
+        .fetch_batch = batch,
+        .fetch_source = src,
+    };
+    env_setup_cfg(&cfg);
+}
+
+static uint64_t desc_reads(void) { return E.g.reads[VS_DMA_DESC_READ]; }
+
+/* Pop one available single-descriptor buffer and give it back as used. */
+static uint16_t pop_push_one(void)
+{
+    struct vq_elem e;
+    cr_assert_eq(pop(&e), VQ_OK);
+    cr_assert_eq(pvq_push(&E.q, &E.ops, &e, 0), VQ_OK);
+    cr_assert_eq(pvq_flush(&E.q, &E.ops), VQ_OK);
+    uint16_t id;
+    uint32_t len;
+    uint16_t flags;
+    drv_take_used(&id, &len, &flags);
+    return id;
+}
+
+/* Default source (one): exactly today's access pattern, one 16-byte read per descriptor
+ * whatever the batch. */
+Test(packed_vq, fetch_one_reads_one_descriptor_per_read)
+{
+    env_setup_fetch(8, false, 16, VQ_FETCH_ONE);
+    for (uint16_t i = 0; i < 4; i++)
+        drv_add1(BUFS + 64u * i, 64, false, i);
+    for (uint16_t i = 0; i < 4; i++) {
+        cr_assert_eq(pop_push_one(), i);
+        const struct fake_guest_access *a = fake_guest_recent(&E.g, 2); /* before push+flush */
+        cr_assert_eq(a->len, 16u);
+        cr_assert_eq(a->addr, slot(i));
+    }
+    cr_assert_eq(E.q.stats.fetch_reads, 4);
+    cr_assert_eq(E.q.stats.fetch_entries, 4);
+    cr_assert_eq(E.q.stats.fetch_wasted, 0);
+}
+
+/* "Driver Notifications": the hint's next offset/wrap is where the driver's next buffer
+ * will go; the device reads exactly the descriptors before it in one read. */
+Test(packed_vq, fetch_hint_reads_the_hinted_count_in_one_read)
+{
+    env_setup_fetch(16, false, 8, VQ_FETCH_HINT);
+    for (uint16_t i = 0; i < 5; i++)
+        drv_add1(BUFS + 64u * i, 64, false, i);
+    pvq_set_avail_hint(&E.q, E.next_avail, E.avail_wrap);
+    uint64_t before = desc_reads();
+    for (uint16_t i = 0; i < 5; i++)
+        cr_assert_eq(pop_push_one(), i);
+    cr_assert_eq(desc_reads() - before, 1, "five buffers from one read");
+    cr_assert_eq(E.q.stats.fetch_entries, 5);
+    cr_assert_eq(E.q.stats.fetch_hint_reads, 1);
+    /* the hint is used up: the next look is one descriptor, not wasted */
+    struct vq_elem e;
+    cr_assert_eq(pop(&e), VQ_EMPTY);
+    cr_assert_eq(E.q.stats.fetch_entries, 6);
+    cr_assert_eq(E.q.stats.fetch_wasted, 0);
+}
+
+/* The hint never lets the batch exceed the configured size; the rest comes in the
+ * next read. */
+Test(packed_vq, fetch_hint_capped_at_batch)
+{
+    env_setup_fetch(16, false, 4, VQ_FETCH_HINT);
+    for (uint16_t i = 0; i < 10; i++)
+        drv_add1(BUFS + 64u * i, 64, false, i);
+    pvq_set_avail_hint(&E.q, E.next_avail, E.avail_wrap);
+    for (uint16_t i = 0; i < 10; i++)
+        cr_assert_eq(pop_push_one(), i);
+    cr_assert_eq(E.q.stats.fetch_reads, 3, "4 + 4 + 2");
+    cr_assert_eq(E.q.stats.fetch_entries, 10);
+    cr_assert_eq(E.q.stats.fetch_wasted, 0);
+}
+
+/* A batch that passes the ring's end is two reads: to the last slot, then from slot 0;
+ * the descriptors after the end are checked against the flipped wrap counter
+ * ("Driver and Device Ring Wrap Counters"). Ring sizes 4 and 9. */
+static void batch_across_end(uint16_t size)
+{
+    env_setup_fetch(size, false, 64, VQ_FETCH_HINT);
+    uint16_t id = 0;
+    for (unsigned lap = 0; lap < 5; lap++) {
+        unsigned n = size - 1u - lap % 2u;
+        for (unsigned i = 0; i < n; i++, id = (uint16_t)((id + 1u) % size))
+            drv_add1(BUFS + 64u * id, 64, false, id);
+        pvq_set_avail_hint(&E.q, E.next_avail, E.avail_wrap);
+        uint64_t before = E.q.stats.fetch_reads;
+        uint16_t start = E.q.next_avail;
+        for (unsigned i = 0; i < n; i++)
+            pop_push_one();
+        uint64_t reads = E.q.stats.fetch_reads - before;
+        cr_assert_eq(reads, start + n > size ? 2u : 1u, "lap %u: start %u n %u", lap, start, n);
+    }
+    cr_assert_eq(E.q.stats.fetch_wasted, 0);
+}
+Test(packed_vq, fetch_batch_across_ring_end_size_4) { batch_across_end(4); }
+Test(packed_vq, fetch_batch_across_ring_end_size_9) { batch_across_end(9); }
+
+/* Stale and impossible hints: an offset outside the ring, a hint behind the device, and
+ * a hint claiming more than the driver made available. None makes the device use a
+ * descriptor that is not available for its wrap counter ("The Virtqueue Descriptor
+ * Table"): the surplus is read, found unavailable, and discarded as waste. */
+Test(packed_vq, fetch_hint_hostile_values_never_make_buffers)
+{
+    env_setup_fetch(8, false, 8, VQ_FETCH_HINT);
+    drv_add1(BUFS, 64, false, 0);
+    pvq_set_avail_hint(&E.q, 200, true); /* outside the ring: ignored, one read of one */
+    cr_assert_eq(pop_push_one(), 0);
+    cr_assert_eq(E.q.stats.fetch_entries, 1);
+    cr_assert_eq(E.q.stats.fetch_hint_reads, 0);
+
+    drv_add1(BUFS, 64, false, 1);
+    pvq_set_avail_hint(&E.q, 7, true); /* claims 6, only 1 is there */
+    cr_assert_eq(pop_push_one(), 1);
+    struct vq_elem e;
+    cr_assert_eq(pop(&e), VQ_EMPTY, "descriptors beyond the real ones are not buffers");
+    /* slots 1..6 read; 1 used, 2 looked at, 3..6 wasted */
+    cr_assert_eq(E.q.stats.fetch_wasted, 4);
+    cr_assert_eq(E.q.stats.fetch_wasted_bytes, 4u * 16u);
+    cr_assert_eq(E.q.stats.buffers_popped, 2);
+
+    /* behind the device: counts nothing */
+    pvq_set_avail_hint(&E.q, 0, true);
+    cr_assert_eq(pvq_hint_count(&E.q), 0);
+    cr_assert_eq(E.q.broken, VS_REASON_NONE);
+}
+
+/* Read-ahead reads the whole batch; what is not available yet is wasted, and read again
+ * (with its new contents) once the driver has made it available. */
+Test(packed_vq, fetch_read_ahead_counts_waste_and_rereads)
+{
+    env_setup_fetch(16, false, 8, VQ_FETCH_READ_AHEAD);
+    drv_add1(BUFS, 64, false, 0);
+    drv_add1(BUFS + 64, 64, false, 1);
+    cr_assert_eq(pop_push_one(), 0);
+    cr_assert_eq(pop_push_one(), 1);
+    struct vq_elem e;
+    cr_assert_eq(pop(&e), VQ_EMPTY);
+    cr_assert_eq(E.q.stats.fetch_reads, 1);
+    cr_assert_eq(E.q.stats.fetch_entries, 8);
+    cr_assert_eq(E.q.stats.fetch_wasted, 5, "8 read, 2 used, 1 looked at, 5 wasted");
+    cr_assert_eq(E.q.stats.fetch_wasted_bytes, 80);
+    /* the driver now fills slot 2: the stale copy is not used, the slot is re-read */
+    drv_add1(BUFS + 128, 100, false, 2);
+    cr_assert_eq(pop(&e), VQ_OK);
+    cr_assert_eq(e.id, 2);
+    cr_assert_eq(e.readable_bytes, 100);
+    cr_assert_eq(E.q.stats.fetch_reads, 2);
+}
+
+/* Peek answers from the cache when the descriptor there is available, and drops a stale
+ * cached copy instead of trusting it. */
+Test(packed_vq, fetch_peek_uses_cache_and_drops_stale)
+{
+    env_setup_fetch(16, false, 4, VQ_FETCH_READ_AHEAD);
+    drv_add1(BUFS, 64, false, 0);
+    drv_add1(BUFS, 64, false, 1);
+    cr_assert_eq(pop_push_one(), 0);
+    uint64_t before = fake_guest_accesses(&E.g);
+    bool avail = false;
+    cr_assert_eq(pvq_peek(&E.q, &E.ops, &avail), VQ_OK);
+    cr_assert(avail);
+    cr_assert_eq(fake_guest_accesses(&E.g), before, "answered from the cache");
+    cr_assert_eq(pop_push_one(), 1);
+    /* slot 2 cached as not available; the driver fills it; peek must see it */
+    drv_add1(BUFS, 64, false, 2);
+    cr_assert_eq(pvq_peek(&E.q, &E.ops, &avail), VQ_OK);
+    cr_assert(avail, "a stale unavailable copy must not hide a new buffer");
+    cr_assert_eq(pop_push_one(), 2);
+}
+
+/* Chains and indirect tables across batch boundaries: a chain whose descriptors come
+ * from two reads, and indirect buffers mixed in, pop exactly as with one per read. */
+Test(packed_vq, fetch_chains_and_indirect_across_batches)
+{
+    env_setup_fetch(16, true, 3, VQ_FETCH_READ_AHEAD);
+    struct tseg c[4] = {{BUFS, 10, false}, {BUFS + 100, 20, false}, {BUFS + 200, 30, true},
+                        {BUFS + 300, 40, true}};
+    drv_add1(BUFS, 12, false, 0);              /* slot 0 */
+    drv_add_chain(c, 4, 1);                    /* slots 1..4: reads 0-2 and 3-5 */
+    drv_add_indirect(TABLES, c, 3, 2, 0);      /* slot 5 */
+    drv_add_chain(c, 2, 3);                    /* slots 6, 7 */
+    struct vq_elem e;
+    cr_assert_eq(pop(&e), VQ_OK);
+    cr_assert_eq(e.id, 0);
+    cr_assert_eq(pop(&e), VQ_OK);
+    cr_assert_eq(e.id, 1);
+    cr_assert_eq(e.nsegs, 4);
+    cr_assert_eq(e.slots, 4);
+    cr_assert_eq(e.readable_bytes, 30);
+    cr_assert_eq(e.writable_bytes, 70);
+    cr_assert_eq(E.segs[3].addr, BUFS + 300);
+    cr_assert_eq(pop(&e), VQ_OK);
+    cr_assert_eq(e.id, 2);
+    cr_assert(e.indirect);
+    cr_assert_eq(e.nsegs, 3);
+    cr_assert_eq(pop(&e), VQ_OK);
+    cr_assert_eq(e.id, 3);
+    cr_assert_eq(e.nsegs, 2);
+    cr_assert_eq(pop(&e), VQ_EMPTY);
+    cr_assert_eq(E.q.next_avail, 8);
+}
+
+/* Queue reset (pvq_init again, as the device does on reset or re-enable) drops the
+ * cache: nothing read under the old configuration is used under the new one. */
+Test(packed_vq, fetch_cache_dropped_on_reset)
+{
+    env_setup_fetch(8, false, 8, VQ_FETCH_READ_AHEAD);
+    for (uint16_t i = 0; i < 4; i++)
+        drv_add1(BUFS, 64, false, i);
+    struct vq_elem e;
+    cr_assert_eq(pop(&e), VQ_OK);
+    cr_assert_gt(E.q.cache_count, 0);
+    /* the driver resets the queue, clears the ring and offers one new buffer */
+    pvq_init(&E.q, &E.cfg);
+    cr_assert_eq(E.q.cache_count, 0);
+    for (uint16_t i = 0; i < 8; i++)
+        put_desc(i, 0, 0, 0, 0);
+    E.next_avail = 0;
+    E.avail_wrap = true;
+    drv_add1(BUFS + 512, 77, false, 5);
+    cr_assert_eq(pop(&e), VQ_OK);
+    cr_assert_eq(e.id, 5);
+    cr_assert_eq(e.readable_bytes, 77);
+    cr_assert_eq(pop(&e), VQ_EMPTY, "old cached buffers are gone");
+}
+
+/* Hostile input through the cache ends in a broken queue with a named reason: a chain
+ * member read ahead as not available, and an id out of range in a batched read. */
+Test(packed_vq, fetch_hostile_chain_member_not_available_in_batch)
+{
+    env_setup_fetch(8, false, 8, VQ_FETCH_READ_AHEAD);
+    put_desc(0, BUFS, 10, 0xffff, (uint16_t)(av(true) | VIRTQ_DESC_F_NEXT_MASK));
+    put_desc(1, BUFS, 10, 0, 0); /* never made available */
+    expect_pop_breaks(VS_REASON_CHAIN_DESC_NOT_AVAIL);
+}
+
+Test(packed_vq, fetch_hostile_id_out_of_range_in_batch)
+{
+    env_setup_fetch(8, false, 8, VQ_FETCH_HINT);
+    drv_add1(BUFS, 10, false, 0);
+    put_desc(1, BUFS, 10, 9, av(true));
+    E.next_avail = 2;
+    pvq_set_avail_hint(&E.q, 2, true);
+    struct vq_elem e;
+    cr_assert_eq(pop(&e), VQ_OK);
+    expect_pop_breaks(VS_REASON_DESC_ID_OUT_OF_RANGE);
+}
+
+/* Random rings with every source and batch: never a crash, never an access outside
+ * guest memory, and either buffers or a named breakage. */
+Test(packed_vq, fetch_hostile_random_rings_never_escape)
+{
+    uint64_t x = 0x9e3779b97f4a7c15ull;
+    for (unsigned round = 0; round < 300; round++) {
+        uint16_t size = (uint16_t)(1u + round % 13u);
+        env_setup_fetch(size, round % 2u == 0, (uint16_t)(1u + round % 9u),
+                        (enum vq_fetch_source)(round % 3u));
+        for (uint16_t i = 0; i < size; i++) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            put_desc(i, G_BASE + (x % G_SIZE), (uint32_t)(x >> 40) % 300u, (uint16_t)(x >> 20),
+                     (uint16_t)(x >> 48));
+        }
+        pvq_set_avail_hint(&E.q, (uint16_t)(x % 20u), (x >> 5) & 1u);
+        struct vq_elem e;
+        for (unsigned k = 0; k < 3u * size; k++) {
+            enum vq_status s = pop(&e);
+            if (s == VQ_BROKEN) {
+                cr_assert_neq(E.q.broken, VS_REASON_NONE);
+                break;
+            }
+            if (s == VQ_EMPTY)
+                break;
+        }
+        cr_assert_eq(E.g.faults, 0, "round %u: an access left guest memory", round);
+    }
+}

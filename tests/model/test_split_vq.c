@@ -1623,3 +1623,191 @@ Test(split_vq, ops_table_round_trip)
     cr_assert_eq(id, 0);
     cr_assert_eq(len, 60);
 }
+
+/* ==== fetch unit: available ring entries in batches, descriptor runs with IN_ORDER ==== */
+
+static void env_setup_fetch(uint16_t size, bool in_order, uint16_t batch, enum vq_fetch_source src)
+{
+    struct vq_config cfg = {
+        .size = size,
+        .desc_addr = DESC_TABLE,
+        .driver_addr = AVAIL_RING,
+        .device_addr = USED_RING,
+        .indirect_desc = true,
+        .in_order = in_order,
+        .fetch_batch = batch,
+        .fetch_source = src,
+    };
+    cr_assert_eq(svq_check_config(&cfg, 1024), VS_REASON_NONE);
+    env_setup_cfg(&cfg);
+}
+
+/* The default source reads one available ring entry and one descriptor per read. */
+Test(split_vq, fetch_one_is_one_entry_per_read)
+{
+    env_setup_fetch(8, true, 16, VQ_FETCH_ONE);
+    for (unsigned i = 0; i < 3; i++)
+        drv_add1(BUFS, 8, true);
+    struct vq_elem e;
+    for (unsigned i = 0; i < 3; i++)
+        cr_assert_eq(pop(&e), VQ_OK);
+    cr_assert_eq(E.q.stats.fetch_reads, 3);
+    cr_assert_eq(E.q.stats.fetch_entries, 3);
+    /* 1 idx read + per buffer: 1 entry + 1 descriptor */
+    cr_assert_eq(E.g.reads[VS_DMA_DESC_READ], 7);
+}
+
+/* Read-ahead reads the batch of available ring entries at once; those at or beyond
+ * avail->idx are never used ("Updating idx") and count as wasted. With IN_ORDER the
+ * descriptors of the cached heads come in one run ("In-order use of descriptors"). */
+Test(split_vq, fetch_read_ahead_batches_entries_and_descriptors)
+{
+    env_setup_fetch(16, true, 8, VQ_FETCH_READ_AHEAD);
+    for (unsigned i = 0; i < 5; i++)
+        drv_add1(BUFS + 64u * i, 8 + i, true);
+    struct vq_elem e;
+    for (unsigned i = 0; i < 5; i++) {
+        cr_assert_eq(pop(&e), VQ_OK);
+        cr_assert_eq(e.id, i);
+        cr_assert_eq(e.writable_bytes, 8 + i);
+    }
+    cr_assert_eq(pop(&e), VQ_EMPTY);
+    cr_assert_eq(E.q.stats.fetch_reads, 1);
+    cr_assert_eq(E.q.stats.fetch_entries, 8);
+    cr_assert_eq(E.q.stats.fetch_wasted, 3);
+    cr_assert_eq(E.q.stats.fetch_wasted_bytes, 6);
+    /* idx (1) + entries (1) + one descriptor run (1) + idx again when empty (1) */
+    cr_assert_eq(E.g.reads[VS_DMA_DESC_READ], 4);
+    cr_assert_eq(E.q.stats.descs_read, 5);
+}
+
+/* Without IN_ORDER the descriptors' places are unknown: one read per descriptor. */
+Test(split_vq, fetch_without_in_order_reads_descriptors_one_by_one)
+{
+    env_setup_fetch(16, false, 8, VQ_FETCH_READ_AHEAD);
+    for (unsigned i = 0; i < 4; i++)
+        drv_add1(BUFS, 8, true);
+    struct vq_elem e;
+    for (unsigned i = 0; i < 4; i++)
+        cr_assert_eq(pop(&e), VQ_OK);
+    cr_assert_eq(E.g.reads[VS_DMA_DESC_READ], 1 + 1 + 4);
+}
+
+/* Hint: the count is the hinted idx minus the device's, at most the batch, never
+ * beyond avail->idx as read; a hint ahead of it makes the device read idx again. */
+Test(split_vq, fetch_hint_count_and_hostile_hints)
+{
+    env_setup_fetch(16, true, 4, VQ_FETCH_HINT);
+    for (unsigned i = 0; i < 6; i++)
+        drv_add1(BUFS, 8, true);
+    svq_set_avail_hint(&E.q, 6, false);
+    struct vq_elem e;
+    for (unsigned i = 0; i < 6; i++)
+        cr_assert_eq(pop(&e), VQ_OK);
+    cr_assert_eq(E.q.stats.fetch_reads, 2, "4 + 2 entries");
+    cr_assert_eq(E.q.stats.fetch_hint_reads, 2);
+    cr_assert_eq(E.q.stats.fetch_wasted, 0);
+
+    /* a hint claiming 10 more than exist: only what avail->idx covers is used */
+    drv_add1(BUFS, 8, true);
+    svq_set_avail_hint(&E.q, 16, false);
+    cr_assert_eq(pop(&e), VQ_OK);
+    cr_assert_eq(pop(&e), VQ_EMPTY, "entries beyond avail->idx are not buffers");
+    cr_assert_eq(E.q.stats.buffers_popped, 7);
+    cr_assert_eq(E.q.broken, VS_REASON_NONE);
+    /* stale (behind the device) and out of range: count 0 */
+    svq_set_avail_hint(&E.q, 3, false);
+    cr_assert_eq(svq_hint_count(&E.q), 0);
+    svq_set_avail_hint(&E.q, 0x7fff, true);
+    cr_assert_eq(svq_hint_count(&E.q), 0);
+}
+
+/* Entry batches across the ring end: two reads (to the end, then from entry 0). Ring
+ * sizes 4 and 8 over many laps of the 16-bit index. */
+static void split_batch_across_end(uint16_t size)
+{
+    env_setup_fetch(size, true, 64, VQ_FETCH_READ_AHEAD);
+    for (unsigned lap = 0; lap < 40; lap++) {
+        unsigned n = size - lap % 2u;
+        for (unsigned i = 0; i < n; i++)
+            drv_add1(BUFS + i, 8, true);
+        uint64_t before = E.q.stats.fetch_reads;
+        unsigned start = E.q.last_avail_idx % size;
+        struct vq_elem e;
+        for (unsigned i = 0; i < n; i++) {
+            cr_assert_eq(pop(&e), VQ_OK);
+            cr_assert_eq(svq_push(&E.q, &E.ops, &e, 8), VQ_OK);
+        }
+        cr_assert_eq(svq_flush(&E.q, &E.ops), VQ_OK);
+        cr_assert_eq(E.q.stats.fetch_reads - before, start == 0 ? 1u : 2u, "lap %u", lap);
+    }
+}
+Test(split_vq, fetch_batch_across_ring_end_size_4) { split_batch_across_end(4); }
+Test(split_vq, fetch_batch_across_ring_end_size_8) { split_batch_across_end(8); }
+
+/* Chains and indirect tables across the descriptor runs: a chain whose tail is beyond
+ * the run, and an indirect buffer, pop exactly as with one per read. */
+Test(split_vq, fetch_chains_and_indirect_across_runs)
+{
+    env_setup_fetch(16, true, 3, VQ_FETCH_READ_AHEAD);
+    struct tseg c[3] = {{BUFS, 10, false}, {BUFS + 100, 20, true}, {BUFS + 200, 30, true}};
+    drv_add1(BUFS, 5, false);          /* desc 0 */
+    drv_add_chain(c, 3);               /* descs 1..3 */
+    drv_add_indirect(TABLES, c, 3, 0); /* desc 4 */
+    drv_add_chain(c, 2);               /* descs 5, 6 */
+    struct vq_elem e;
+    cr_assert_eq(pop(&e), VQ_OK);
+    cr_assert_eq(e.id, 0);
+    cr_assert_eq(pop(&e), VQ_OK);
+    cr_assert_eq(e.id, 1);
+    cr_assert_eq(e.nsegs, 3);
+    cr_assert_eq(e.writable_bytes, 50);
+    cr_assert_eq(pop(&e), VQ_OK);
+    cr_assert_eq(e.id, 4);
+    cr_assert(e.indirect);
+    cr_assert_eq(pop(&e), VQ_OK);
+    cr_assert_eq(e.id, 5);
+    cr_assert_eq(e.nsegs, 2);
+    cr_assert_eq(pop(&e), VQ_EMPTY);
+}
+
+/* Reset (svq_init again) drops both caches. */
+Test(split_vq, fetch_cache_dropped_on_reset)
+{
+    env_setup_fetch(8, true, 8, VQ_FETCH_READ_AHEAD);
+    for (unsigned i = 0; i < 4; i++)
+        drv_add1(BUFS, 8, true);
+    struct vq_elem e;
+    cr_assert_eq(pop(&e), VQ_OK);
+    cr_assert_gt(E.q.head_count, 0);
+    svq_init(&E.q, &E.cfg);
+    cr_assert_eq(E.q.head_count, 0);
+    cr_assert_eq(E.q.desc_count, 0);
+    fake_guest_put16(&E.g, AVAIL_RING + 2, 0); /* the driver's new ring is empty */
+    cr_assert_eq(pop(&e), VQ_EMPTY);
+}
+
+/* Hostile input through the caches still ends broken with a named reason: a head out
+ * of range in a batch of entries, and avail->idx jumping by more than the ring. */
+Test(split_vq, fetch_hostile_head_out_of_range_in_batch)
+{
+    env_setup_fetch(8, true, 8, VQ_FETCH_READ_AHEAD);
+    drv_add1(BUFS, 8, true);
+    drv_expose(200);
+    struct vq_elem e;
+    cr_assert_eq(pop(&e), VQ_OK);
+    cr_assert_eq(pop(&e), VQ_BROKEN);
+    expect_broken_silent(VS_REASON_DESC_ID_OUT_OF_RANGE);
+}
+
+Test(split_vq, fetch_hostile_idx_jump_with_hint)
+{
+    env_setup_fetch(8, true, 8, VQ_FETCH_HINT);
+    drv_add1(BUFS, 8, true);
+    struct vq_elem e;
+    cr_assert_eq(pop(&e), VQ_OK); /* the one real buffer */
+    fake_guest_put16(&E.g, AVAIL_RING + 2, 100);
+    svq_set_avail_hint(&E.q, 100, false);
+    cr_assert_eq(pop(&e), VQ_BROKEN);
+    expect_broken_silent(VS_REASON_AVAIL_IDX_JUMP);
+}

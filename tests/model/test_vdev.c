@@ -1394,3 +1394,155 @@ Test(vdev, coal_reset_ends_windows)
     cr_expect_neq(now, old);
     cr_expect_eq(vdev_coal_expire(&dev, VDEV_QUEUE_TX, old, &ops), VDEV_STEP_IDLE, "stale");
 }
+
+/* ==== several buffers of one queue in flight (vdev_take / vdev_move / vdev_finish) ==== */
+
+static void setup_engines(uint32_t engines, uint32_t fifo_frames)
+{
+    vdev_fini(&dev);
+    struct vdev_params p = default_params();
+    p.queue_engines = engines;
+    p.rx_fifo_frames = fifo_frames;
+    cr_assert(vdev_init(&dev, &p));
+    bring_up();
+}
+
+Test(vdev, engines_params_checked)
+{
+    struct vdev_params p = default_params();
+    p.queue_engines = VDEV_ENGINES_MAX + 1;
+    cr_expect_not_null(vdev_check_params(&p));
+    p = default_params();
+    p.fetch_batch = VQ_FETCH_BATCH_MAX + 1;
+    cr_expect_not_null(vdev_check_params(&p));
+    p = default_params();
+    p.queue_engines = VDEV_ENGINES_MAX;
+    p.fetch_batch = VQ_FETCH_BATCH_MAX;
+    p.fetch_source = VQ_FETCH_READ_AHEAD;
+    cr_expect_null(vdev_check_params(&p));
+}
+
+/* Buffers whose data moves out of order still complete in the order they were taken:
+ * a later one waits (VDEV_STEP_WAIT) and touches nothing; used descriptors and the
+ * loopback FIFO keep ring order. */
+Test(vdev, engines_finish_in_take_order)
+{
+    setup_engines(3, 8);
+    const uint32_t hdr = sizeof(struct virtio_net_hdr);
+    for (unsigned i = 0; i < 3; i++)
+        post(VDEV_QUEUE_TX, i, GUEST_BASE + 0x10000 + 0x100 * i, hdr + 60 + i, (uint16_t)(5 + i), false);
+    struct vdev_work w = {0};
+    for (unsigned k = 0; k < 3; k++) {
+        enum vdev_step st = vdev_take(&dev, VDEV_QUEUE_TX, k, &ops, &w);
+        cr_assert_eq(st, VDEV_STEP_DONE, "take %u: %d (%s)", k, st, vs_reason_name(dev.error));
+    }
+    cr_expect_eq(w.descs, 3);
+    for (int k = 2; k >= 0; k--)
+        cr_assert_eq(vdev_move(&dev, VDEV_QUEUE_TX, (unsigned)k, &w), VDEV_STEP_DONE);
+    uint64_t before = fake_guest_accesses(&g);
+    cr_expect_eq(vdev_finish(&dev, VDEV_QUEUE_TX, 2, &w), VDEV_STEP_WAIT);
+    cr_expect_eq(vdev_finish(&dev, VDEV_QUEUE_TX, 1, &w), VDEV_STEP_WAIT);
+    cr_expect_eq(fake_guest_accesses(&g), before, "a waiting finish touched memory");
+    cr_expect_eq(vdev_fifo_frames(&dev), 0);
+    cr_assert_eq(vdev_finish(&dev, VDEV_QUEUE_TX, 0, &w), VDEV_STEP_DONE);
+    cr_expect_eq(vdev_finish(&dev, VDEV_QUEUE_TX, 2, &w), VDEV_STEP_WAIT);
+    cr_assert_eq(vdev_finish(&dev, VDEV_QUEUE_TX, 1, &w), VDEV_STEP_DONE);
+    cr_assert_eq(vdev_finish(&dev, VDEV_QUEUE_TX, 2, &w), VDEV_STEP_DONE);
+    for (unsigned i = 0; i < 3; i++) {
+        cr_expect_eq(fake_guest_get16(&g, ring_desc(VDEV_QUEUE_TX) + 16u * i + 12), 5 + i);
+        cr_expect_eq(dev.fifo[i].len, 60 + i, "FIFO keeps ring order");
+    }
+    cr_expect_eq(vdev_fifo_frames(&dev), 3);
+    cr_expect_eq(dev.error, VS_REASON_NONE);
+}
+
+/* Loopback back-pressure counts the FIFO places buffers in flight will fill. */
+Test(vdev, engines_fifo_places_reserved_at_take)
+{
+    setup_engines(4, 2);
+    const uint32_t hdr = sizeof(struct virtio_net_hdr);
+    for (unsigned i = 0; i < 3; i++)
+        post(VDEV_QUEUE_TX, i, GUEST_BASE + 0x10000 + 0x100 * i, hdr + 60, (uint16_t)i, false);
+    struct vdev_work w = {0};
+    cr_assert_eq(vdev_take(&dev, VDEV_QUEUE_TX, 0, &ops, &w), VDEV_STEP_DONE);
+    cr_assert_eq(vdev_take(&dev, VDEV_QUEUE_TX, 1, &ops, &w), VDEV_STEP_DONE);
+    cr_expect_eq(vdev_take(&dev, VDEV_QUEUE_TX, 2, &ops, &w), VDEV_STEP_BLOCKED);
+    cr_expect_eq(vdev_fifo_frames(&dev), 0);
+}
+
+/* Several receive buffers in flight take frames from the FIFO in order and write each
+ * into its own buffer. */
+Test(vdev, engines_rx_in_flight)
+{
+    setup_engines(2, 8);
+    const uint32_t hdr = sizeof(struct virtio_net_hdr);
+    for (unsigned i = 0; i < 2; i++) {
+        uint8_t *p = fake_guest_ptr(&g, GUEST_BASE + 0x10000 + 0x100 * i, hdr + 60);
+        memset(p, 0, hdr);
+        memset(p + hdr, 0xa0 + (int)i, 60);
+        post(VDEV_QUEUE_TX, i, GUEST_BASE + 0x10000 + 0x100 * i, hdr + 60, (uint16_t)i, false);
+        post(VDEV_QUEUE_RX, i, GUEST_BASE + 0x20000 + 0x1000 * i, 2048, (uint16_t)(4 + i), true);
+    }
+    struct vdev_work w = {0};
+    cr_assert_eq(vdev_tx_step(&dev, &ops, &w), VDEV_STEP_DONE);
+    cr_assert_eq(vdev_tx_step(&dev, &ops, &w), VDEV_STEP_DONE);
+    cr_assert_eq(vdev_take(&dev, VDEV_QUEUE_RX, 0, &ops, &w), VDEV_STEP_DONE);
+    cr_assert_eq(vdev_take(&dev, VDEV_QUEUE_RX, 1, &ops, &w), VDEV_STEP_DONE);
+    cr_expect_eq(vdev_fifo_frames(&dev), 0);
+    cr_assert_eq(vdev_move(&dev, VDEV_QUEUE_RX, 1, &w), VDEV_STEP_DONE);
+    cr_assert_eq(vdev_move(&dev, VDEV_QUEUE_RX, 0, &w), VDEV_STEP_DONE);
+    cr_assert_eq(vdev_finish(&dev, VDEV_QUEUE_RX, 0, &w), VDEV_STEP_DONE);
+    cr_assert_eq(vdev_finish(&dev, VDEV_QUEUE_RX, 1, &w), VDEV_STEP_DONE);
+    for (unsigned i = 0; i < 2; i++) {
+        const uint8_t *q = fake_guest_ptr(&g, GUEST_BASE + 0x20000 + 0x1000 * i + hdr, 60);
+        cr_expect_eq(q[0], 0xa0 + i);
+        cr_expect_eq(fake_guest_get16(&g, ring_desc(VDEV_QUEUE_RX) + 16u * i + 12), 4 + i);
+    }
+}
+
+/* A reset while buffers are in flight: their move and finish stop at once (IDLE) and
+ * touch no memory; the re-initialised queue numbers its buffers afresh. */
+Test(vdev, engines_reset_with_buffers_in_flight)
+{
+    setup_engines(2, 8);
+    const uint32_t hdr = sizeof(struct virtio_net_hdr);
+    for (unsigned i = 0; i < 2; i++)
+        post(VDEV_QUEUE_TX, i, GUEST_BASE + 0x10000 + 0x100 * i, hdr + 60, (uint16_t)i, false);
+    struct vdev_work w = {0};
+    cr_assert_eq(vdev_take(&dev, VDEV_QUEUE_TX, 0, &ops, &w), VDEV_STEP_DONE);
+    cr_assert_eq(vdev_take(&dev, VDEV_QUEUE_TX, 1, &ops, &w), VDEV_STEP_DONE);
+    cr_assert_eq(vdev_move(&dev, VDEV_QUEUE_TX, 0, &w), VDEV_STEP_DONE);
+    bring_up(); /* resets the device and enables the queues again */
+    uint64_t before = fake_guest_accesses(&g);
+    cr_expect_eq(vdev_finish(&dev, VDEV_QUEUE_TX, 0, &w), VDEV_STEP_IDLE);
+    cr_expect_eq(vdev_move(&dev, VDEV_QUEUE_TX, 1, &w), VDEV_STEP_IDLE);
+    cr_expect_eq(vdev_finish(&dev, VDEV_QUEUE_TX, 1, &w), VDEV_STEP_IDLE);
+    cr_expect_eq(fake_guest_accesses(&g), before, "a stale buffer touched memory");
+    cr_expect_eq(vdev_fifo_frames(&dev), 0);
+    /* the new queue: a fresh buffer at slot 0 of the ring goes through on slot 1 */
+    for (unsigned i = 0; i < RING_SIZE; i++)
+        fake_guest_put16(&g, ring_desc(VDEV_QUEUE_TX) + 16u * i + 14, 0);
+    post(VDEV_QUEUE_TX, 0, GUEST_BASE + 0x10000, hdr + 60, 3, false);
+    cr_assert_eq(vdev_take(&dev, VDEV_QUEUE_TX, 1, &ops, &w), VDEV_STEP_DONE);
+    cr_assert_eq(vdev_move(&dev, VDEV_QUEUE_TX, 1, &w), VDEV_STEP_DONE);
+    cr_assert_eq(vdev_finish(&dev, VDEV_QUEUE_TX, 1, &w), VDEV_STEP_DONE);
+    cr_expect_eq(vdev_fifo_frames(&dev), 1);
+    cr_expect_eq(dev.error, VS_REASON_NONE);
+}
+
+/* Hostile input on one slot while another is in flight: the device needs a reset with
+ * the named reason, and the other slot's later phases report the failure. */
+Test(vdev, engines_hostile_buffer_fails_the_device)
+{
+    setup_engines(2, 8);
+    const uint32_t hdr = sizeof(struct virtio_net_hdr);
+    post(VDEV_QUEUE_TX, 0, GUEST_BASE + 0x10000, hdr + 60, 0, false);
+    post(VDEV_QUEUE_TX, 1, GUEST_BASE + 0x10000, hdr + 60, 1, true); /* writable: not TX */
+    struct vdev_work w = {0};
+    cr_assert_eq(vdev_take(&dev, VDEV_QUEUE_TX, 0, &ops, &w), VDEV_STEP_DONE);
+    cr_expect_eq(vdev_take(&dev, VDEV_QUEUE_TX, 1, &ops, &w), VDEV_STEP_FAILED);
+    cr_expect_eq(dev.error, VS_REASON_TX_HAS_WRITABLE);
+    cr_expect_eq(vdev_move(&dev, VDEV_QUEUE_TX, 0, &w), VDEV_STEP_FAILED);
+    cr_expect_eq(vdev_finish(&dev, VDEV_QUEUE_TX, 0, &w), VDEV_STEP_FAILED);
+    cr_expect(rd(VIRTIO_PCI_COMMON_STATUS, 1) & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
+}
