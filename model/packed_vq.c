@@ -508,6 +508,30 @@ enum vq_status pvq_flush(struct pvq *q, const struct vs_guest_ops *ops)
  * Event suppression ("Driver and Device Event Suppression")
  * ------------------------------------------------------------------------------ */
 
+
+/* Does the driver's event suppression structure (raw, 4 bytes) ask for a notification
+ * of `slots` used slots published from (from, from_wrap) on ("Driver and Device Event
+ * Suppression")? DISABLE: no; DESC (with EVENT_IDX): only if the descriptor at
+ * (off, wrap) was used in that range, counted modulo 2 * size so that ranges crossing
+ * the end of the ring compare correctly; ENABLE (or DESC without EVENT_IDX): yes. */
+static bool driver_wants_event(const struct pvq *q, const uint8_t *raw, uint16_t from,
+                               bool from_wrap, uint32_t slots)
+{
+    const uint16_t off_wrap = vs_le16(raw + offsetof(struct pvirtq_event_suppress, off_wrap));
+    const uint16_t ev_flags = vs_le16(raw + offsetof(struct pvirtq_event_suppress, flags)) & 0x3u;
+    const uint16_t size = q->cfg.size;
+    if (ev_flags == RING_EVENT_FLAGS_DISABLE)
+        return false;
+    if (ev_flags != RING_EVENT_FLAGS_DESC || !q->cfg.event_idx)
+        return true;
+    const uint16_t off = off_wrap & RING_EVENT_OFF_WRAP_OFF_MASK;
+    const bool wrap = (off_wrap >> RING_EVENT_OFF_WRAP_WRAP_BIT) & 1u;
+    if (off >= size)
+        return false;
+    return slots >= 2u * size ||
+           ring_lin_dist(size, ring_lin(size, from, from_wrap), ring_lin(size, off, wrap)) < slots;
+}
+
 /* Decision for what was published since the last call. Policy where the spec
  * leaves room:
  *  - nothing published since the last decision: no interrupt, and no read;
@@ -535,30 +559,8 @@ enum vq_status pvq_should_interrupt(struct pvq *q, const struct vs_guest_ops *op
             return VQ_BROKEN;
         q->stats.event_reads++;
     }
-    uint16_t off_wrap = vs_le16(raw + offsetof(struct pvirtq_event_suppress, off_wrap));
-    uint16_t ev_flags = vs_le16(raw + offsetof(struct pvirtq_event_suppress, flags)) & 0x3u;
-
-    const uint16_t size = q->cfg.size;
-    bool want;
-    if (ev_flags == RING_EVENT_FLAGS_DISABLE) {
-        want = false;
-    } else if (ev_flags == RING_EVENT_FLAGS_DESC && q->cfg.event_idx) {
-        /* Notify only if the descriptor at (off, wrap) was used in the range
-         * [signalled, signalled + unsignalled_slots), counted modulo 2 * size so
-         * that ranges crossing the end of the ring compare correctly. */
-        uint16_t off = off_wrap & RING_EVENT_OFF_WRAP_OFF_MASK;
-        bool wrap = (off_wrap >> RING_EVENT_OFF_WRAP_WRAP_BIT) & 1u;
-        if (off >= size) {
-            want = false;
-        } else {
-            uint32_t from = ring_lin(size, q->signalled_used, q->signalled_wrap);
-            uint32_t ev = ring_lin(size, off, wrap);
-            want = q->unsignalled_slots >= 2u * size ||
-                   ring_lin_dist(size, from, ev) < q->unsignalled_slots;
-        }
-    } else {
-        want = true;
-    }
+    bool want = driver_wants_event(q, raw, q->signalled_used, q->signalled_wrap,
+                                   q->unsignalled_slots);
 
     /* Next decision starts where the driver can see used descriptors up to: the
      * open batch's head if one is pending, else the device's used position. */
@@ -589,25 +591,10 @@ enum vq_status pvq_recheck_driver_event(struct pvq *q, bool whole_slot, bool *in
         return VQ_BROKEN;
     if (!q->cfg.driver_event_local || q->unnotified_slots == 0)
         return VQ_OK;
-    const uint8_t *raw = q->cfg.driver_event_local;
-    uint16_t off_wrap = vs_le16(raw + offsetof(struct pvirtq_event_suppress, off_wrap));
-    uint16_t ev_flags = vs_le16(raw + offsetof(struct pvirtq_event_suppress, flags)) & 0x3u;
-    const uint16_t size = q->cfg.size;
-    bool want;
     /* The same policy as pvq_should_interrupt, over what was published since the last
      * notification instead of since the last decision. */
-    if (ev_flags == RING_EVENT_FLAGS_DISABLE) {
-        want = false;
-    } else if (ev_flags == RING_EVENT_FLAGS_DESC && q->cfg.event_idx) {
-        uint16_t off = off_wrap & RING_EVENT_OFF_WRAP_OFF_MASK;
-        bool wrap = (off_wrap >> RING_EVENT_OFF_WRAP_WRAP_BIT) & 1u;
-        want = off < size &&
-               (q->unnotified_slots >= 2u * size ||
-                ring_lin_dist(size, ring_lin(size, q->notified_used, q->notified_wrap),
-                              ring_lin(size, off, wrap)) < q->unnotified_slots);
-    } else {
-        want = true;
-    }
+    const bool want = driver_wants_event(q, q->cfg.driver_event_local, q->notified_used,
+                                         q->notified_wrap, q->unnotified_slots);
     if (want) {
         if (q->batch_count != 0) {
             q->notified_used = q->batch_head;
