@@ -1608,6 +1608,14 @@ bool config_validate(const vs_config &cfg, param_error &err)
             needs = coal ? "driver.coal_policy=off (a control queue the driver leaves disabled)"
                          : nullptr;
             break;
+        case REFDRV_INJECT_TX_HAS_WRITABLE: // the ring modules refuse it in a chain or table
+        case REFDRV_INJECT_TX_FRAME_TOO_SHORT: // a chain's frame part makes it long enough
+            needs = cfg.drv.tx_layout == REFDRV_TX_ONE_DESC ? nullptr : "driver.tx_layout=one_desc";
+            break;
+        case REFDRV_INJECT_DESC_ZERO_LENGTH: // patched in the ring, not an indirect table
+            needs = cfg.drv.tx_layout == REFDRV_TX_INDIRECT ? "driver.tx_layout one_desc or chain"
+                                                             : nullptr;
+            break;
         case REFDRV_INJECT_CTRL_COAL_NOT_NEGOTIATED:
         case REFDRV_INJECT_CTRL_COAL_VQ_INDEX:
             needs = coal ? nullptr : "driver.coal_policy static or adaptive (a control queue)";

@@ -58,7 +58,8 @@ enum refdrv_coal_policy {
  * reason (model/vs_reason.h) the mistake must produce. NONE: a clean driver. Some need
  * a configuration: QUEUE_SIZE_ZERO packed rings, QUEUE_SIZE_NOT_POWER_OF_2 split rings,
  * NOTIFY_QUEUE_NOT_ENABLED no control queue (coal_policy off), CTRL_COAL_* a control
- * queue (coal_policy static or adaptive). */
+ * queue (coal_policy static or adaptive), TX_HAS_WRITABLE and TX_FRAME_TOO_SHORT the
+ * one_desc layout, DESC_ZERO_LENGTH no indirect table (docs/conformance.md). */
 #define REFDRV_INJECTIONS(X) \
     X(NONE) \
     X(STATUS_BIT_CLEARED) X(STATUS_RESERVED_BIT) X(INIT_ORDER) X(INIT_AFTER_FAILED) \

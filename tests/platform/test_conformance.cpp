@@ -175,6 +175,11 @@ Test(conformance_inject, invalid_values_refused)
             "driver.decline_features=RING_PACKED"});
     cr_expect_eq(q.status, 2);
     cr_expect(q.err.find("driver.inject_violation") != std::string::npos, "%s", q.err.c_str());
+
+    run_out t;
+    run(t, {"--set", "driver.inject_violation=tx_has_writable", "--set", "driver.tx_layout=chain"});
+    cr_expect_eq(t.status, 2);
+    cr_expect(t.err.find("driver.tx_layout") != std::string::npos, "%s", t.err.c_str());
 }
 
 // The clean driver breaks no rule in any ring format: packed and split, with and without
