@@ -1743,15 +1743,15 @@ static int first_feature(const vs_features *in, const vs_features *out)
 }
 
 /* Break the rule driver.inject_violation names, once, when `at` is its point (q: the
- * queue of a queue point; seg: the element of an RX_SEG / TX_SEG point, altered in
- * place). Each mistake is the kind a real driver makes, and the driver otherwise goes
+ * queue of a queue, notify or segment point; seg: the element of an INJ_RX_SEG /
+ * INJ_TX_SEG point, altered in place, or the one INJ_TX_ADDED has just added). Each mistake is the kind a real driver makes, and the driver otherwise goes
  * on as usual (a register-file violation is ignored by the device; a ring one ends in
  * DEVICE_NEEDS_RESET, which the driver reports as device_error). Returns true when it
  * acted (INJ_RESET: the reset was done, without its read-back). */
 static bool inject(struct refdrv *d, enum inj_point at, struct drv_queue *q, struct ring_seg *seg)
 {
     const bool width4 = d->f_notif_data;
-    vs_features none;
+    vs_features not_offered;
     uint32_t v;
     int bit;
 
@@ -1790,11 +1790,12 @@ static bool inject(struct refdrv *d, enum inj_point at, struct drv_queue *q, str
         common_wr(d, VIRTIO_PCI_COMMON_STATUS, 1, d->status | VIRTIO_STATUS_DEVICE_NEEDS_RESET);
         break;
     case REFDRV_INJECT_FEATURE_NOT_OFFERED: /* accept the lowest bit not offered */
-        memset(&none, 0, sizeof none);
+        if (at != INJ_FEATURES)
+            return false;
         for (uint32_t w = 0; w < VS_FEATURE_WORDS; w++)
-            none.w[w] = ~d->offered.w[w];
-        bit = first_feature(&none, &d->accepted);
-        if (at != INJ_FEATURES || bit < 0)
+            not_offered.w[w] = ~d->offered.w[w];
+        bit = first_feature(&not_offered, &d->accepted);
+        if (bit < 0)
             return false;
         vs_feature_set(&d->accepted, (unsigned)bit);
         break;
@@ -1810,8 +1811,10 @@ static bool inject(struct refdrv *d, enum inj_point at, struct drv_queue *q, str
         vs_feature_clear(&d->accepted, VIRTIO_NET_F_CTRL_VQ_BIT);
         break;
     case REFDRV_INJECT_FEATURE_AFTER_FEATURES_OK: /* accept one more offered bit, too late */
+        if (at != INJ_FEATURES_OK)
+            return false;
         bit = first_feature(&d->offered, &d->accepted);
-        if (at != INJ_FEATURES_OK || bit < 0)
+        if (bit < 0)
             return false;
         common_wr(d, VIRTIO_PCI_COMMON_GFSELECT, 4, (uint32_t)bit / 32u);
         common_wr(d, VIRTIO_PCI_COMMON_GF, 4, d->accepted.w[bit / 32] | 1u << (bit % 32));
