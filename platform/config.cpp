@@ -21,6 +21,7 @@
 #include <cstring>
 #include <set>
 
+#include <strings.h>
 #include <sys/stat.h>
 
 namespace {
@@ -55,6 +56,7 @@ struct param_type {
     double real_min = 0, real_max = 0;  // real: real_min..real_max
     bool real_min_open = false;         // real: real_min itself is not allowed
     std::vector<const char *> choices;  // choice: the names; the value is the index
+    bool choice_any_case = false;       // choice: names match case-insensitively
     unsigned list_max = 0;              // size_list: most elements
 };
 
@@ -116,6 +118,28 @@ param_type choice(std::vector<const char *> names)
     param_type t;
     t.kind = param_kind::choice;
     t.choices = std::move(names);
+    return t;
+}
+
+// driver.inject_violation: "" (none), then each injection's name in lower case; any
+// case is accepted.
+param_type injection_choice()
+{
+    static const std::vector<std::string> names = [] {
+        std::vector<std::string> n;
+        for (unsigned i = 0; i < REFDRV_INJECT_COUNT; i++) {
+            std::string s = i == REFDRV_INJECT_NONE ? "" : refdrv_inject_name(refdrv_inject(i));
+            for (char &ch : s)
+                ch = char(std::tolower(static_cast<unsigned char>(ch)));
+            n.push_back(s);
+        }
+        return n;
+    }();
+    std::vector<const char *> ptrs;
+    for (const std::string &n : names)
+        ptrs.push_back(n.c_str());
+    param_type t = choice(std::move(ptrs));
+    t.choice_any_case = true;
     return t;
 }
 
@@ -638,6 +662,12 @@ const std::vector<param_def> &param_table()
          "driver.coal_policy adaptive: how often the driver measures each queue's packet "
          "rate and moves its profile one step",
          integer(1, 1000000000), INT_FIELD(drv.coal_adaptive_interval_us)},
+        {"driver.inject_violation", "", "",
+         "fault injection: the driver breaks this driver-conformance rule once (a rule name of "
+         "docs/conformance.md, or a ring rule's device reason); empty = a clean driver",
+         injection_choice(),
+         [](vs_config &c, const param_value &v) { c.drv.inject = refdrv_inject(v.u); },
+         [](const vs_config &c) { return int_value(unsigned(c.drv.inject)); }},
         {"driver.idle_timeout_us", "us", "1000",
          "the driver gives up (result TIMEOUT) after this long without progress",
          integer(1, 1000000000),
@@ -903,7 +933,9 @@ std::string allowed_text(const param_type &t)
     case param_kind::choice: {
         std::string s = "one of ";
         for (size_t i = 0; i < t.choices.size(); i++)
-            s += (i ? ", " : "") + std::string(t.choices[i]);
+            s += (i ? ", " : "") + (*t.choices[i] ? std::string(t.choices[i]) : "\"\"");
+        if (t.choice_any_case)
+            s += " (any case)";
         return s;
     }
     case param_kind::mac:
@@ -1110,7 +1142,10 @@ std::string parse_value(const param_type &t, const std::string &raw, param_value
         break;
     case param_kind::choice: {
         auto it = std::find_if(t.choices.begin(), t.choices.end(),
-                               [&](const char *name) { return s == name; });
+                               [&](const char *name) {
+                                   return t.choice_any_case ? strcasecmp(s.c_str(), name) == 0
+                                                            : s == name;
+                               });
         if (it == t.choices.end())
             return quoted(s) + " is not " + allowed_text(t);
         v.u = static_cast<uint64_t>(it - t.choices.begin());
@@ -1580,6 +1615,45 @@ bool config_validate(const vs_config &cfg, param_error &err)
                                 "its own values; off sends none)"};
             return false;
         }
+    // An injection the configuration gives no chance to happen would pass unnoticed.
+    {
+        const bool packed = !vs_feature_has(&cfg.drv.decline, VIRTIO_F_RING_PACKED_BIT) &&
+                            !vs_feature_has(&cfg.dev.withdraw, VIRTIO_F_RING_PACKED_BIT);
+        const bool coal = cfg.drv.coal_policy != REFDRV_COAL_OFF;
+        const char *needs = nullptr;
+        switch (cfg.drv.inject) {
+        case REFDRV_INJECT_QUEUE_SIZE_ZERO:
+            needs = packed ? nullptr : "packed rings (RING_PACKED neither declined nor withdrawn)";
+            break;
+        case REFDRV_INJECT_QUEUE_SIZE_NOT_POWER_OF_2:
+            needs = packed ? "split rings (driver.decline_features=RING_PACKED)" : nullptr;
+            break;
+        case REFDRV_INJECT_NOTIFY_QUEUE_NOT_ENABLED:
+            needs = coal ? "driver.coal_policy=off (a control queue the driver leaves disabled)"
+                         : nullptr;
+            break;
+        case REFDRV_INJECT_TX_HAS_WRITABLE: // the ring modules refuse it in a chain or table
+        case REFDRV_INJECT_TX_FRAME_TOO_SHORT: // a chain's frame part makes it long enough
+            needs = cfg.drv.tx_layout == REFDRV_TX_ONE_DESC ? nullptr : "driver.tx_layout=one_desc";
+            break;
+        case REFDRV_INJECT_DESC_ZERO_LENGTH: // patched in the ring, not an indirect table
+            needs = cfg.drv.tx_layout == REFDRV_TX_INDIRECT ? "driver.tx_layout one_desc or chain"
+                                                             : nullptr;
+            break;
+        case REFDRV_INJECT_CTRL_COAL_NOT_NEGOTIATED:
+        case REFDRV_INJECT_CTRL_COAL_VQ_INDEX:
+            needs = coal ? nullptr : "driver.coal_policy static or adaptive (a control queue)";
+            break;
+        default:
+            break;
+        }
+        if (needs) {
+            err = {"driver.inject_violation",
+                   std::string("parameter 'driver.inject_violation': ") +
+                       refdrv_inject_name(cfg.drv.inject) + " needs " + needs};
+            return false;
+        }
+    }
     if (cfg.drv.arrival == TRAFFIC_ARRIVAL_CLOSED) {
         if (cfg.dev.backend != VDEV_BACKEND_LOOPBACK) {
             err = {"driver.arrival", "parameter 'driver.arrival': closed needs device.backend "

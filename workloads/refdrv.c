@@ -207,6 +207,7 @@ struct drv_queue {
     uint32_t slot_bytes;
     uint64_t table_gpa;     /* TX indirect table of id i: table_gpa + i * 32 */
     uint8_t *table;
+    uint8_t *desc_area;     /* the descriptor ring (packed) or table (split) */
     bool armed;             /* driver event suppression currently asks for interrupts */
 };
 
@@ -294,6 +295,8 @@ struct refdrv {
     uint64_t coal_mark_frames[DATA_QUEUES];
     uint64_t coal_mark_ps, coal_interval_ps;
 
+    bool injected;           /* driver.inject_violation done (it happens once) */
+
     uint32_t tx_len[PVIRTQ_SIZE_MAX]; /* frame length per TX buffer id */
     union {
         struct dpq packed;
@@ -304,6 +307,29 @@ struct refdrv {
 VS_STATIC_ASSERT(DSQ_SIZE_MAX == PVIRTQ_SIZE_MAX, "both formats reach 32768 entries");
 VS_STATIC_ASSERT(DESC_BYTES == sizeof(struct pvirtq_desc) && DESC_BYTES == DSQ_DESC_BYTES,
                  "descriptors are 16 bytes in both formats");
+
+/* Fault injection (driver.inject_violation): the points of the driver's work where
+ * inject() may break the chosen rule. Everything else about it is in one place,
+ * inject() under "fault injection" below. */
+enum inj_point {
+    INJ_RESET,            /* the initial reset: replaced when inject() returns true */
+    INJ_INIT_START,       /* after that reset, before ACKNOWLEDGE */
+    INJ_INIT_DRIVER,      /* ACKNOWLEDGE and DRIVER set */
+    INJ_FEATURES,         /* d->accepted decided, not yet written */
+    INJ_FEATURES_OK,      /* FEATURES_OK set and kept */
+    INJ_DEVICE_SETUP,     /* num_queues read, before the queues are set up */
+    INJ_QUEUE_CONFIGURED, /* queue selected, sized and addressed, not yet enabled */
+    INJ_QUEUE_ENABLED,    /* just enabled */
+    INJ_BEFORE_DRIVER_OK, /* receive buffers published, DRIVER_OK not yet set */
+    INJ_NOTIFY,           /* a notification is about to be written for q */
+    INJ_AFTER_DRIVER_OK,  /* DRIVER_OK set, coalescing started */
+    INJ_RX_SEG,           /* a receive buffer's element, before it is added (seg) */
+    INJ_TX_SEG,           /* a transmit buffer's first element, before it is added (seg) */
+    INJ_TX_ADDED,         /* ... and after it was added, before it is published (seg) */
+    INJ_MSIX,             /* MSI-X table entries programmed */
+};
+
+static bool inject(struct refdrv *d, enum inj_point at, struct drv_queue *q, struct ring_seg *seg);
 
 /* ---- host access, counted ---- */
 
@@ -1006,6 +1032,7 @@ static void msix_setup(struct refdrv *d)
         mmio_wr(d, e + MSIX_ENTRY_DATA, 4, v);
         mmio_wr(d, e + MSIX_ENTRY_CTRL, 4, 0); /* unmask */
     }
+    inject(d, INJ_MSIX, NULL, NULL);
     ctl = cfg_rd(d, d->msix_cap + MSIX_CAP_MSGCTL, 2);
     ctl = (ctl | MSIX_MSGCTL_ENABLE_MASK) & ~(uint32_t)MSIX_MSGCTL_FMASK_MASK;
     cfg_wr(d, d->msix_cap + MSIX_CAP_MSGCTL, 2, ctl);
@@ -1112,6 +1139,7 @@ static enum refdrv_result negotiate(struct refdrv *d)
     if (!vs_feature_has(&d->accepted, VIRTIO_F_VERSION_1_BIT))
         return give_up(d, REFDRV_FEATURES_REFUSED);
 
+    inject(d, INJ_FEATURES, NULL, NULL);
     for (uint32_t w = 0; w < VS_FEATURE_WORDS; w++) {
         common_wr(d, VIRTIO_PCI_COMMON_GFSELECT, 4, w);
         common_wr(d, VIRTIO_PCI_COMMON_GF, 4, d->accepted.w[w]);
@@ -1122,8 +1150,13 @@ static enum refdrv_result negotiate(struct refdrv *d)
     s = status_read(d);
     if (s & VIRTIO_STATUS_DEVICE_NEEDS_RESET)
         return give_up(d, REFDRV_DEVICE_ERROR);
-    if (!(s & VIRTIO_STATUS_FEATURES_OK))
+    if (!(s & VIRTIO_STATUS_FEATURES_OK)) {
+        /* The device did not keep it: FAILED must not set it again (which would ask
+         * for the same refused subset once more). */
+        d->status &= (uint8_t)~VIRTIO_STATUS_FEATURES_OK;
         return give_up(d, REFDRV_FEATURES_REFUSED);
+    }
+    inject(d, INJ_FEATURES_OK, NULL, NULL);
 
     d->f_event_idx = vs_feature_has(&d->accepted, VIRTIO_F_EVENT_IDX_BIT);
     d->f_in_order = vs_feature_has(&d->accepted, VIRTIO_F_IN_ORDER_BIT);
@@ -1356,6 +1389,7 @@ static enum refdrv_result iommu_setup(struct refdrv *d)
 
 static void notify_queue(struct refdrv *d, struct drv_queue *q)
 {
+    inject(d, INJ_NOTIFY, q, NULL);
     /* "If VIRTIO_F_NOTIFICATION_DATA is negotiated, the driver notification MUST be a
      * 32-bit notification", otherwise 16-bit with the queue index. */
     if (d->f_notif_data)
@@ -1442,6 +1476,7 @@ static enum refdrv_result queue_setup(struct refdrv *d, uint16_t index, uint16_t
         return give_up(d, REFDRV_BAD_CAPS);
 
     q->ops = ops;
+    q->desc_area = area[0];
     q->ring = &d->rings[index];
     q->index = index;
     q->size = (uint16_t)size;
@@ -1460,9 +1495,11 @@ static enum refdrv_result queue_setup(struct refdrv *d, uint16_t index, uint16_t
     ops->events_off(q->ring);
     q->armed = false;
 
+    inject(d, INJ_QUEUE_CONFIGURED, q, NULL);
     /* "The driver MUST configure the other virtqueue fields before enabling the
      * virtqueue with queue_enable." */
     common_wr(d, VIRTIO_PCI_COMMON_Q_ENABLE, 2, 1);
+    inject(d, INJ_QUEUE_ENABLED, q, NULL);
     return REFDRV_OK;
 }
 
@@ -1694,6 +1731,221 @@ static enum refdrv_result coal_start(struct refdrv *d)
     return REFDRV_OK;
 }
 
+/* ---- fault injection (driver.inject_violation) ---- */
+
+/* The lowest feature bit set in `in` and clear in `out`, or -1. */
+static int first_feature(const vs_features *in, const vs_features *out)
+{
+    for (uint32_t b = 0; b < 32u * VS_FEATURE_WORDS; b++)
+        if (vs_feature_has(in, b) && !vs_feature_has(out, b))
+            return (int)b;
+    return -1;
+}
+
+/* Break the rule driver.inject_violation names, once, when `at` is its point (q: the
+ * queue of a queue, notify or segment point; seg: the element of an INJ_RX_SEG /
+ * INJ_TX_SEG point, altered in place, or the one INJ_TX_ADDED has just added). Each mistake is the kind a real driver makes, and the driver otherwise goes
+ * on as usual (a register-file violation is ignored by the device; a ring one ends in
+ * DEVICE_NEEDS_RESET, which the driver reports as device_error). Returns true when it
+ * acted (INJ_RESET: the reset was done, without its read-back). */
+static bool inject(struct refdrv *d, enum inj_point at, struct drv_queue *q, struct ring_seg *seg)
+{
+    const bool width4 = d->f_notif_data;
+    vs_features not_offered;
+    uint32_t v;
+    int bit;
+
+    if (d->injected)
+        return false;
+    switch (d->p->inject) {
+    case REFDRV_INJECT_NONE:
+        return false;
+    case REFDRV_INJECT_RESET_NOT_AWAITED: /* reset, then go on without reading back 0 */
+        if (at != INJ_RESET)
+            return false;
+        common_wr(d, VIRTIO_PCI_COMMON_STATUS, 1, 0);
+        d->status = 0;
+        d->status_written = true;
+        break;
+    case REFDRV_INJECT_INIT_ORDER: /* DRIVER before ACKNOWLEDGE */
+        if (at != INJ_INIT_START)
+            return false;
+        status_set(d, VIRTIO_STATUS_DRIVER);
+        break;
+    case REFDRV_INJECT_INIT_AFTER_FAILED: /* FAILED, then ACKNOWLEDGE with no reset between */
+        if (at != INJ_INIT_START)
+            return false;
+        status_set(d, VIRTIO_STATUS_FAILED);
+        status_set(d, VIRTIO_STATUS_ACKNOWLEDGE);
+        (void)device_reset(d); /* and then the proper way */
+        break;
+    case REFDRV_INJECT_STATUS_BIT_CLEARED: /* a status write that drops ACKNOWLEDGE */
+        if (at != INJ_INIT_DRIVER)
+            return false;
+        common_wr(d, VIRTIO_PCI_COMMON_STATUS, 1, d->status & ~VIRTIO_STATUS_ACKNOWLEDGE);
+        break;
+    case REFDRV_INJECT_STATUS_RESERVED_BIT: /* the driver sets DEVICE_NEEDS_RESET itself */
+        if (at != INJ_INIT_DRIVER)
+            return false;
+        common_wr(d, VIRTIO_PCI_COMMON_STATUS, 1, d->status | VIRTIO_STATUS_DEVICE_NEEDS_RESET);
+        break;
+    case REFDRV_INJECT_FEATURE_NOT_OFFERED: /* accept the lowest bit not offered */
+        if (at != INJ_FEATURES)
+            return false;
+        for (uint32_t w = 0; w < VS_FEATURE_WORDS; w++)
+            not_offered.w[w] = ~d->offered.w[w];
+        bit = first_feature(&not_offered, &d->accepted);
+        if (bit < 0)
+            return false;
+        vs_feature_set(&d->accepted, (unsigned)bit);
+        break;
+    case REFDRV_INJECT_FEATURE_VERSION_1_DECLINED:
+        if (at != INJ_FEATURES)
+            return false;
+        vs_feature_clear(&d->accepted, VIRTIO_F_VERSION_1_BIT);
+        break;
+    case REFDRV_INJECT_FEATURE_DEPENDENCY: /* NOTF_COAL without the CTRL_VQ it needs */
+        if (at != INJ_FEATURES)
+            return false;
+        vs_feature_set(&d->accepted, VIRTIO_NET_F_NOTF_COAL_BIT);
+        vs_feature_clear(&d->accepted, VIRTIO_NET_F_CTRL_VQ_BIT);
+        break;
+    case REFDRV_INJECT_FEATURE_AFTER_FEATURES_OK: /* accept one more offered bit, too late */
+        if (at != INJ_FEATURES_OK)
+            return false;
+        bit = first_feature(&d->offered, &d->accepted);
+        if (bit < 0)
+            return false;
+        common_wr(d, VIRTIO_PCI_COMMON_GFSELECT, 4, (uint32_t)bit / 32u);
+        common_wr(d, VIRTIO_PCI_COMMON_GF, 4, d->accepted.w[bit / 32] | 1u << (bit % 32));
+        break;
+    case REFDRV_INJECT_READ_ONLY_FIELD_WRITTEN: /* write num_queues back */
+        if (at != INJ_DEVICE_SETUP)
+            return false;
+        common_wr(d, VIRTIO_PCI_COMMON_NUMQ, 2, common_rd(d, VIRTIO_PCI_COMMON_NUMQ, 2));
+        break;
+    case REFDRV_INJECT_QUEUE_SIZE_ZERO: /* 0, then the real size (packed rings) */
+    case REFDRV_INJECT_QUEUE_SIZE_NOT_POWER_OF_2: /* size | 3, then the real size (split) */
+        if (at != INJ_QUEUE_CONFIGURED)
+            return false;
+        common_wr(d, VIRTIO_PCI_COMMON_Q_SIZE, 2,
+                  d->p->inject == REFDRV_INJECT_QUEUE_SIZE_ZERO ? 0u : q->size | 3u);
+        common_wr(d, VIRTIO_PCI_COMMON_Q_SIZE, 2, q->size);
+        break;
+    case REFDRV_INJECT_QUEUE_ENABLE_ZERO: /* "disable" the queue before enabling it */
+        if (at != INJ_QUEUE_CONFIGURED)
+            return false;
+        common_wr(d, VIRTIO_PCI_COMMON_Q_ENABLE, 2, 0);
+        break;
+    case REFDRV_INJECT_QUEUE_RESET_NOT_NEGOTIATED: /* this driver never accepts RING_RESET */
+        if (at != INJ_QUEUE_CONFIGURED)
+            return false;
+        common_wr(d, VIRTIO_PCI_COMMON_Q_RESET, 2, 1);
+        break;
+    case REFDRV_INJECT_RING_MISALIGNED: /* descriptor area 8 bytes off its alignment */
+        if (at != INJ_QUEUE_CONFIGURED)
+            return false;
+        v = common_rd(d, VIRTIO_PCI_COMMON_Q_DESCLO, 4);
+        common_wr(d, VIRTIO_PCI_COMMON_Q_DESCLO, 4, v + DESC_BYTES / 2u);
+        break;
+    case REFDRV_INJECT_QUEUE_CONFIG_AFTER_ENABLE: /* rewrite queue_desc (low half) */
+        if (at != INJ_QUEUE_ENABLED)
+            return false;
+        v = common_rd(d, VIRTIO_PCI_COMMON_Q_DESCLO, 4);
+        common_wr(d, VIRTIO_PCI_COMMON_Q_DESCLO, 4, v);
+        break;
+    case REFDRV_INJECT_NOTIFY_BEFORE_DRIVER_OK: /* kick the filled receive queue too early */
+        if (at != INJ_BEFORE_DRIVER_OK)
+            return false;
+        d->injected = true;
+        notify_queue(d, q);
+        break;
+    case REFDRV_INJECT_NOTIFY_WIDTH: /* the other width, before the right notification */
+        if (at != INJ_NOTIFY)
+            return false;
+        mmio_wr(d, q->notify_addr, width4 ? 2 : 4, q->index);
+        break;
+    case REFDRV_INJECT_NOTIFY_WRONG_QUEUE: /* the other data queue's index in the value */
+        if (at != INJ_NOTIFY)
+            return false;
+        v = q->index == RX_QUEUE ? TX_QUEUE : RX_QUEUE;
+        mmio_wr(d, q->notify_addr, width4 ? 4 : 2,
+                width4 ? q->ops->notify_data(q->ring, (uint16_t)v) : v);
+        break;
+    case REFDRV_INJECT_NOTIFY_QUEUE_NOT_ENABLED: { /* the control queue it never set up */
+        uint64_t rel;
+        if (at != INJ_AFTER_DRIVER_OK || d->f_ctrl_vq)
+            return false;
+        common_wr(d, VIRTIO_PCI_COMMON_Q_SELECT, 2, CTRL_QUEUE);
+        if (common_rd(d, VIRTIO_PCI_COMMON_Q_SIZE, 2) == 0)
+            return false;
+        rel = (uint64_t)common_rd(d, VIRTIO_PCI_COMMON_Q_NOFF, 2) * d->notify_off_multiplier;
+        if (rel > d->notify.length || (width4 ? 4u : 2u) > d->notify.length - rel)
+            return false;
+        mmio_wr(d, d->notify.addr + rel, width4 ? 4 : 2, CTRL_QUEUE);
+        break;
+    }
+    case REFDRV_INJECT_CTRL_COAL_NOT_NEGOTIATED: /* decline VQ_NOTF_COAL, then VQ_SET anyway */
+        if (at == INJ_FEATURES) {
+            vs_feature_clear(&d->accepted, VIRTIO_NET_F_VQ_NOTF_COAL_BIT);
+            return false;
+        }
+        if (at != INJ_AFTER_DRIVER_OK || !d->f_ctrl_vq)
+            return false;
+        (void)coal_vq_set(d, RX_QUEUE, &d->p->coal_rx);
+        break;
+    case REFDRV_INJECT_CTRL_COAL_VQ_INDEX: /* VQ_SET naming the control queue */
+        if (at != INJ_AFTER_DRIVER_OK || !d->f_vq_notf_coal)
+            return false;
+        (void)coal_vq_set(d, CTRL_QUEUE, &d->p->coal_rx);
+        break;
+    case REFDRV_INJECT_TX_HAS_WRITABLE: /* RING_RULE TX_HAS_WRITABLE */
+        if (at != INJ_TX_SEG)
+            return false;
+        seg->device_writable = true;
+        break;
+    case REFDRV_INJECT_DESC_ZERO_LENGTH: { /* RING_RULE DESC_ZERO_LENGTH, on TX */
+        /* The ring modules refuse a zero length, so the driver "forgets" the length in
+         * the descriptor it just wrote: the one holding the element's address (same
+         * layout of addr and len in both formats; the ring, not an indirect table). */
+        uint8_t *desc = NULL;
+        if (at != INJ_TX_ADDED)
+            return false;
+        for (uint32_t i = 0; i < q->size && desc == NULL; i++)
+            if (vs_le64(q->desc_area + (size_t)i * DESC_BYTES) == seg->addr)
+                desc = q->desc_area + (size_t)i * DESC_BYTES;
+        if (desc == NULL)
+            return false;
+        vs_put_le32(desc + offsetof(struct pvirtq_desc, len), 0);
+        break;
+    }
+    case REFDRV_INJECT_TX_FRAME_TOO_SHORT: /* RING_RULE TX_FRAME_TOO_SHORT (one_desc layout) */
+        if (at != INJ_TX_SEG)
+            return false;
+        seg->len = NET_HDR_BYTES - 1u;
+        break;
+    case REFDRV_INJECT_RX_HAS_READABLE: /* RING_RULE RX_HAS_READABLE */
+        if (at != INJ_RX_SEG)
+            return false;
+        seg->device_writable = false;
+        break;
+    case REFDRV_INJECT_RX_BUFFER_TOO_SMALL: /* RING_RULE RX_BUFFER_TOO_SMALL */
+        if (at != INJ_RX_SEG)
+            return false;
+        seg->len = NET_HDR_BYTES - 1u;
+        break;
+    case REFDRV_INJECT_MSIX_RESERVED_BITS: /* RING_RULE MSIX_RESERVED_BITS: bit 1 of vector control */
+        if (at != INJ_MSIX || d->msix_nvec == 0)
+            return false;
+        mmio_wr(d, d->msix_table + MSIX_ENTRY_CTRL, 4, 2u);
+        break;
+    case REFDRV_INJECT_COUNT:
+        return false;
+    }
+    d->injected = true;
+    return true;
+}
+
 /* ---- traffic ---- */
 
 /* Post one empty receive buffer: one device-writable descriptor. */
@@ -1708,6 +1960,7 @@ static bool post_rx(struct refdrv *d)
     seg.addr = dev_addr(d, rx->buf_gpa + (uint64_t)id * rx->slot_bytes);
     seg.len = d->rx_buf_bytes;
     seg.device_writable = true;
+    inject(d, INJ_RX_SEG, rx, &seg);
     if (rx->ops->add(rx->ring, &seg, 1) != RING_OK)
         return false;
     d->h->cpu_work(d->h->ctx, VS_HOST_WORK_RX_REFILL, 1);
@@ -1756,22 +2009,26 @@ static bool post_tx(struct refdrv *d)
     case REFDRV_TX_CHAIN:
         segs[0] = (struct ring_seg){ addr, NET_HDR_BYTES, false };
         segs[1] = (struct ring_seg){ addr + NET_HDR_BYTES, len, false };
+        inject(d, INJ_TX_SEG, tx, &segs[0]);
         st = tx->ops->add(tx->ring, segs, 2);
         break;
     case REFDRV_TX_INDIRECT:
         segs[0] = (struct ring_seg){ addr, NET_HDR_BYTES, false };
         segs[1] = (struct ring_seg){ addr + NET_HDR_BYTES, len, false };
+        inject(d, INJ_TX_SEG, tx, &segs[0]);
         st = tx->ops->add_indirect(tx->ring, tx->table + (size_t)id * INDIRECT_ENTRIES * DESC_BYTES,
                                    dev_addr(d, tx->table_gpa + (uint64_t)id * INDIRECT_ENTRIES * DESC_BYTES),
                                    segs, 2);
         break;
     default:
         segs[0] = (struct ring_seg){ addr, NET_HDR_BYTES + len, false };
+        inject(d, INJ_TX_SEG, tx, &segs[0]);
         st = tx->ops->add(tx->ring, segs, 1);
         break;
     }
     if (st != RING_OK)
         return false;
+    inject(d, INJ_TX_ADDED, tx, &segs[0]);
     d->tx_len[id] = len;
     d->tx_posted++;
     traffic_arrival_advance(&d->arrival);
@@ -2133,10 +2390,12 @@ static enum refdrv_result bring_up(struct refdrv *d)
 
     /* "Device Initialization": reset, ACKNOWLEDGE, DRIVER, features, FEATURES_OK,
      * re-read, device-specific setup, DRIVER_OK. */
-    if (!device_reset(d))
+    if (!inject(d, INJ_RESET, NULL, NULL) && !device_reset(d))
         return REFDRV_DEVICE_ERROR;
+    inject(d, INJ_INIT_START, NULL, NULL);
     status_set(d, VIRTIO_STATUS_ACKNOWLEDGE);
     status_set(d, VIRTIO_STATUS_DRIVER);
+    inject(d, INJ_INIT_DRIVER, NULL, NULL);
     r = negotiate(d);
     if (r != REFDRV_OK)
         return r;
@@ -2153,6 +2412,7 @@ static enum refdrv_result bring_up(struct refdrv *d)
     /* receiveq1 and transmitq1 must exist, and controlq with CTRL_VQ. */
     if (common_rd(d, VIRTIO_PCI_COMMON_NUMQ, 2) < (d->f_ctrl_vq ? DRV_QUEUES : DATA_QUEUES))
         return give_up(d, REFDRV_DEVICE_ERROR);
+    inject(d, INJ_DEVICE_SETUP, NULL, NULL);
     r = queue_setup(d, RX_QUEUE, d->vec_rx);
     if (r != REFDRV_OK)
         return r;
@@ -2179,11 +2439,15 @@ static enum refdrv_result bring_up(struct refdrv *d)
         ;
     d->q[RX_QUEUE].ops->publish(d->q[RX_QUEUE].ring);
 
+    inject(d, INJ_BEFORE_DRIVER_OK, &d->q[RX_QUEUE], NULL);
     status_set(d, VIRTIO_STATUS_DRIVER_OK);
     if (status_read(d) & VIRTIO_STATUS_DEVICE_NEEDS_RESET)
         return REFDRV_DEVICE_ERROR;
     kick(d, &d->q[RX_QUEUE]);
-    return coal_start(d);
+    r = coal_start(d);
+    if (r == REFDRV_OK)
+        inject(d, INJ_AFTER_DRIVER_OK, NULL, NULL);
+    return r;
 }
 
 static bool host_ops_usable(const struct vs_host_ops *h)
@@ -2233,6 +2497,16 @@ enum refdrv_result refdrv_run(const struct vs_host_ops *host, const struct refdr
         device_reset(d);
     free(d);
     return r;
+}
+
+const char *refdrv_inject_name(enum refdrv_inject i)
+{
+    static const char *const names[REFDRV_INJECT_COUNT] = {
+#define REFDRV_INJECT_NAME(name) #name,
+        REFDRV_INJECTIONS(REFDRV_INJECT_NAME)
+#undef REFDRV_INJECT_NAME
+    };
+    return (unsigned)i < REFDRV_INJECT_COUNT ? names[i] : "unknown";
 }
 
 const char *refdrv_result_name(enum refdrv_result r)

@@ -52,6 +52,37 @@ enum refdrv_coal_policy {
     REFDRV_COAL_ADAPTIVE, /* VQ_SET per queue, a profile step per interval (refdrv.c) */
 };
 
+/* Fault injection (driver.inject_violation, docs/conformance.md): the driver breaks one
+ * driver-conformance rule (model/conformance.h) once, at a natural point of its work,
+ * and otherwise behaves as usual. X(name): the rule's name, or for RING_RULE the device
+ * reason (model/vs_reason.h) the mistake must produce. NONE: a clean driver. Some need
+ * a configuration: QUEUE_SIZE_ZERO packed rings, QUEUE_SIZE_NOT_POWER_OF_2 split rings,
+ * NOTIFY_QUEUE_NOT_ENABLED no control queue (coal_policy off), CTRL_COAL_* a control
+ * queue (coal_policy static or adaptive), TX_HAS_WRITABLE and TX_FRAME_TOO_SHORT the
+ * one_desc layout, DESC_ZERO_LENGTH no indirect table (docs/conformance.md). */
+#define REFDRV_INJECTIONS(X) \
+    X(NONE) \
+    X(STATUS_BIT_CLEARED) X(STATUS_RESERVED_BIT) X(INIT_ORDER) X(INIT_AFTER_FAILED) \
+    X(RESET_NOT_AWAITED) X(FEATURE_NOT_OFFERED) X(FEATURE_VERSION_1_DECLINED) \
+    X(FEATURE_DEPENDENCY) X(FEATURE_AFTER_FEATURES_OK) X(READ_ONLY_FIELD_WRITTEN) \
+    X(QUEUE_SIZE_ZERO) X(QUEUE_SIZE_NOT_POWER_OF_2) X(QUEUE_CONFIG_AFTER_ENABLE) \
+    X(QUEUE_ENABLE_ZERO) X(QUEUE_RESET_NOT_NEGOTIATED) X(NOTIFY_BEFORE_DRIVER_OK) \
+    X(NOTIFY_WIDTH) X(NOTIFY_WRONG_QUEUE) X(NOTIFY_QUEUE_NOT_ENABLED) \
+    X(CTRL_COAL_NOT_NEGOTIATED) X(CTRL_COAL_VQ_INDEX) \
+    /* RING_RULE, by device reason */ \
+    X(TX_HAS_WRITABLE) X(RX_HAS_READABLE) X(DESC_ZERO_LENGTH) X(TX_FRAME_TOO_SHORT) \
+    X(RX_BUFFER_TOO_SMALL) X(RING_MISALIGNED) X(MSIX_RESERVED_BITS)
+
+enum refdrv_inject {
+#define REFDRV_INJECT_ENUM(name) REFDRV_INJECT_##name,
+    REFDRV_INJECTIONS(REFDRV_INJECT_ENUM)
+#undef REFDRV_INJECT_ENUM
+    REFDRV_INJECT_COUNT
+};
+
+/* The injection's name as in the list above ("NONE" for none). */
+const char *refdrv_inject_name(enum refdrv_inject i);
+
 struct refdrv_coal {
     uint32_t max_packets;
     uint32_t max_usecs;
@@ -93,6 +124,7 @@ struct refdrv_params {
      * the rings are re-checked. UNSAFE (notifications can be lost); for studying that
      * race only. */
     bool devmem_event_no_flush;
+    enum refdrv_inject inject;      /* the rule to break once; NONE: a clean driver */
 };
 
 struct refdrv_stats {
