@@ -40,6 +40,7 @@ static void kernel_teardown(void)
 
 static struct vq_config ring_cfg(uint16_t size, bool event_idx, bool local)
 {
+    fake_guest_free(&g); /* a test may set up a second ring */
     fake_guest_init(&g, G_BASE, G_SIZE);
     ops = fake_guest_ops(&g);
     memset(slot, 0, sizeof slot);
