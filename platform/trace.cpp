@@ -178,10 +178,11 @@ int trace_counters::add(const std::string &name, const std::string &signal)
 {
     names_.push_back(name);
     signals_.push_back(signal);
-    value_.push_back(0);
     target_.push_back(0);
-    max_.push_back(0);
-    shown_.push_back(-1);
+    for (lane *l : {&json_lane_, &vcd_lane_}) {
+        l->value.push_back(0);
+        l->shown.push_back(-1);
+    }
     return int(names_.size() - 1);
 }
 
@@ -190,7 +191,7 @@ void trace_counters::end_of_elaboration()
     if (!vcd_)
         return;
     for (size_t i = 0; i < names_.size(); i++)
-        sc_core::sc_trace(vcd_, value_[i], signals_[i]);
+        sc_core::sc_trace(vcd_, vcd_lane_.value[i], signals_[i]);
 }
 
 void trace_counters::change(int id, sc_core::sc_time at, int delta)
@@ -198,45 +199,48 @@ void trace_counters::change(int id, sc_core::sc_time at, int delta)
     if (delta == 0)
         return;
     target_[size_t(id)] += delta;
-    queue_.push(pending{at, seq_++, id, delta});
+    const pending p{at, seq_++, id, delta};
     const sc_core::sc_time now = sc_core::sc_time_stamp();
-    if (vcd_)
+    if (json_) {
+        json_lane_.queue.push(p);
+        if (json_lane_.queue.top().at < now)
+            flush(json_lane_, now, false, true); // nothing can change before now any more
+    }
+    if (vcd_) {
+        vcd_lane_.queue.push(p);
         due_.notify(at > now ? at - now : sc_core::SC_ZERO_TIME); // an earlier one stays
-    else if (queue_.top().at < now)
-        flush(now, false); // nothing can change before now any more
+    }
 }
 
 void trace_counters::apply_due()
 {
     const sc_core::sc_time now = sc_core::sc_time_stamp();
-    flush(now, true);
-    if (!queue_.empty())
-        due_.notify(queue_.top().at - now);
+    flush(vcd_lane_, now, true, false);
+    if (!vcd_lane_.queue.empty())
+        due_.notify(vcd_lane_.queue.top().at - now);
 }
 
 void trace_counters::finish()
 {
-    flush(sc_core::sc_max_time(), true);
+    flush(json_lane_, sc_core::sc_max_time(), true, true);
 }
 
-void trace_counters::flush(sc_core::sc_time upto, bool inclusive)
+void trace_counters::flush(lane &l, sc_core::sc_time upto, bool inclusive, bool to_json)
 {
-    while (!queue_.empty() && (queue_.top().at < upto || (inclusive && queue_.top().at == upto))) {
-        const sc_core::sc_time at = queue_.top().at;
+    while (!l.queue.empty() && (l.queue.top().at < upto || (inclusive && l.queue.top().at == upto))) {
+        const sc_core::sc_time at = l.queue.top().at;
         // Every change at the same time, then one sample per counter that moved.
-        while (!queue_.empty() && queue_.top().at == at) {
-            const pending p = queue_.top();
-            queue_.pop();
-            value_[size_t(p.id)] = unsigned(int64_t(value_[size_t(p.id)]) + p.delta);
+        while (!l.queue.empty() && l.queue.top().at == at) {
+            const pending p = l.queue.top();
+            l.queue.pop();
+            l.value[size_t(p.id)] = unsigned(int64_t(l.value[size_t(p.id)]) + p.delta);
             dirty_.push_back(p.id);
         }
         for (int id : dirty_) {
-            const unsigned v = value_[size_t(id)];
-            if (v > max_[size_t(id)])
-                max_[size_t(id)] = v;
-            if (json_ && int64_t(v) != shown_[size_t(id)])
+            const unsigned v = l.value[size_t(id)];
+            if (to_json && int64_t(v) != l.shown[size_t(id)])
                 json_->counter(names_[size_t(id)].c_str(), at, v);
-            shown_[size_t(id)] = v;
+            l.shown[size_t(id)] = v;
         }
         dirty_.clear();
     }

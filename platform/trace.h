@@ -104,8 +104,6 @@ public:
     }
     // End of run: applies every change still queued.
     void finish();
-    // Largest value each counter reached (tests check the bounds through the file).
-    uint64_t max(int id) const { return max_[size_t(id)]; }
 
 private:
     struct pending {
@@ -115,20 +113,25 @@ private:
         int delta;
         bool operator>(const pending &o) const { return at != o.at ? at > o.at : seq > o.seq; }
     };
+    // The timeline and the waveform apply the same changes on their own schedules: the
+    // timeline once time has passed them (a counter's changes at one time give one
+    // sample), the waveform at their time (SystemC samples it then).
+    struct lane {
+        std::priority_queue<pending, std::vector<pending>, std::greater<pending>> queue;
+        std::deque<unsigned> value; // stable addresses: sc_trace keeps references
+        std::vector<int64_t> shown; // last value written (-1: none)
+    };
     void end_of_elaboration() override;
     void apply_due();
-    // Applies queued changes before `upto` (or at it too, when inclusive).
-    void flush(sc_core::sc_time upto, bool inclusive);
+    // Applies the lane's queued changes before `upto` (or at it too, when inclusive).
+    void flush(lane &l, sc_core::sc_time upto, bool inclusive, bool to_json);
 
     trace_recorder *json_;
     std::string vcd_path_;
     sc_core::sc_trace_file *vcd_ = nullptr;
     std::vector<std::string> names_, signals_;
-    std::deque<unsigned> value_;      // what the VCD samples (stable addresses)
-    std::vector<int64_t> target_;     // value once every queued change is applied
-    std::vector<uint64_t> max_;
-    std::vector<int64_t> shown_;      // last value written to the timeline (-1: none)
-    std::priority_queue<pending, std::vector<pending>, std::greater<pending>> queue_;
+    std::vector<int64_t> target_; // value once every queued change is applied
+    lane json_lane_, vcd_lane_;
     uint64_t seq_ = 0;
     sc_core::sc_event due_;
     std::vector<int> dirty_;
