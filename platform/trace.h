@@ -3,7 +3,10 @@
 //
 // One track per queue engine (its DMA accesses as spans named by purpose), one per
 // link direction (each TLP as a span), one for doorbells the device received and one
-// for the MSI-X messages it sent. Events are written as they come (each one encoded by
+// for the MSI-X messages it sent, one per IOMMU page walker (each walk a span) and one
+// for ATS Translation Requests; counters (trace_counters) for read tags in flight and,
+// per queue, buffers in flight and ring occupancy, also written as VCD waveforms
+// (`--vcd FILE.vcd`). Events are written as they come (each one encoded by
 // jansson), so a long run costs disk, not memory. A window (`--trace-window`) keeps only
 // the events that reach into a stretch of simulated time, so a long run can be traced
 // around the moment of interest without writing the rest.

@@ -230,6 +230,14 @@ Test(platform_trace, vcd_waveforms)
     cr_expect_eq(double(largest_value["dma_read_tags_in_flight"]), r.stat("dma.tags.max_in_flight"));
     cr_expect_leq(largest_value["transmitq1_buffers_in_flight"], 1u); // one engine per queue
 
+    // The timeline is the same with and without the waveform beside it.
+    const std::string c = temp_dir(), d = temp_dir();
+    run_out traced, both;
+    run(traced, {"--set", "driver.frames_count=100", "--trace", c + "/t.json"}, c);
+    run(both, {"--set", "driver.frames_count=100", "--trace", d + "/t.json", "--vcd", d + "/w.vcd"}, d);
+    cr_expect(slurp(c + "/t.json") == slurp(d + "/t.json"), "--vcd changed the --trace timeline");
+    cr_expect(slurp(c + "/stats.json") == slurp(d + "/stats.json"));
+
     // A name SystemC would not write as given is refused before anything runs.
     run_out bad;
     run(bad, {"--vcd", b + "/w.txt"});
