@@ -36,6 +36,18 @@ void dma_engine::enable_device_iommu(const iommu_config &cfg, sc_time hit)
     walk_ops_ = {walk_read, walk_write, this};
 }
 
+void dma_engine::set_trace(trace_recorder *trace, trace_counters *counters)
+{
+    trace_ = trace;
+    counters_ = counters;
+    if (trace_ && mmu_)
+        trace_->name_track(TRACE_DEVICE_WALKS, "device IOMMU: page walker");
+    if (trace_ && atc_ && !mmu_)
+        trace_->name_track(TRACE_ATS_REQUESTS, "device: ATS translation requests");
+    if (counters_)
+        tags_counter_ = counters_->add("DMA read tags in flight", "dma_read_tags_in_flight");
+}
+
 bool dma_engine::device_iommu_set_root(uint32_t pasid, uint64_t root)
 {
     return mmu_ && iommu_set_root(mmu_.get(), pasid, root) == VS_REASON_NONE;
@@ -73,8 +85,12 @@ bool dma_engine::device_translate(const attr &a, uint64_t iova, bool write, sc_t
     iommu_result r;
     walk_at_ = at + mmu_hit_;
     const iommu_status st = iommu_translate(mmu_.get(), &walk_ops_, a.pasid, iova, write, &r);
-    if (r.walk_reads > 0)
+    if (r.walk_reads > 0) {
         device_walk_time += walk_at_ - (at + mmu_hit_);
+        if (trace_)
+            trace_->span_args(TRACE_DEVICE_WALKS, st == IOMMU_OK ? "walk" : "walk_fault",
+                              at + mmu_hit_, walk_at_, "iova", iova, "reads", r.walk_reads);
+    }
     at = walk_at_;
     if (st != IOMMU_OK) {
         fault = true;
@@ -111,6 +127,9 @@ bool dma_engine::ats_translate(const attr &a, uint64_t iova, bool write, sc_time
     socket_->b_transport(tx, delay);
     tx.clear_extension(&dattr);
     ats_translation_requests++;
+    if (trace_)
+        trace_->span_args(TRACE_ATS_REQUESTS, tx.is_response_ok() ? "ats_translation" : "ats_fault",
+                          at, now + delay, "iova", iova, "pasid", a.pasid);
     at = now + delay;
     if (!tx.is_response_ok()) {
         fault = dattr.iommu_fault;
@@ -188,6 +207,10 @@ dma_engine::timing dma_engine::read(uint64_t addr, void *dst, unsigned len, sc_t
         last_release_ = std::max(last_release_, release);
         *tag = release;
         tag_busy += release - start;
+        if (counters_) {
+            counters_->change(tags_counter_, start, +1);
+            counters_->change(tags_counter_, release, -1);
+        }
         r.data_ready = std::max(r.data_ready, release);
         at = std::max(ext.request_sent, issue);
         r.issued = at;

@@ -17,6 +17,7 @@
 #include <tlm>
 
 #include "pcie_tlp.h"
+#include "trace.h"
 
 extern "C" {
 #include "iommu.h"
@@ -69,6 +70,10 @@ public:
     uint64_t ats_translation_requests = 0, ats_invalidations = 0;
     const iotlb *atc() const { return atc_.get(); }
 
+    // Optional timeline and counters: the device's page walks and ATS Translation
+    // Requests as spans, read tags in flight as a counter (tags_counter).
+    void set_trace(trace_recorder *trace, trace_counters *counters);
+
 private:
     // ATS: the physical address of iova (translated at `at`, which a Translation
     // Request round trip moves on); false on a fault.
@@ -91,6 +96,9 @@ private:
     static enum vs_dma_status walk_write(void *ctx, uint64_t addr, const void *src, uint32_t len,
                                          enum vs_dma_kind kind);
     std::unique_ptr<iommu> mmu_;
+    trace_recorder *trace_ = nullptr;
+    trace_counters *counters_ = nullptr;
+    int tags_counter_ = -1;
     sc_core::sc_time mmu_hit_;
     sc_core::sc_time walk_at_; // time of the walk in progress
     vs_guest_ops walk_ops_;

@@ -39,7 +39,7 @@ constexpr int EXIT_VIOLATION = 3; // --strict: the driver broke a conformance ru
 
 const char USAGE[] =
     "usage: viosim run [CONFIG] [--set key=value]... [--out DIR] [--seed N] [--trace FILE]\n"
-    "                  [--trace-window START_US:END_US]\n"
+    "                  [--trace-window START_US:END_US] [--vcd FILE.vcd]\n"
     "       viosim sweep STUDY [--jobs N] [--out DIR] [--emit slurm|parallel] [--merge]\n"
     "       viosim params [--markdown | --json]\n"
     "       viosim help | --help\n"
@@ -66,6 +66,8 @@ const char HELP[] =
     "  --trace-window START_US:END_US\n"
     "                   keep only the trace events reaching into that stretch of simulated\n"
     "                   time (microseconds; either side may be empty; needs --trace)\n"
+    "  --vcd FILE.vcd   write the run's counters (buffers in flight, ring occupancy, read\n"
+    "                   tags in flight) as VCD waveforms, e.g. for GTKWave; whole run\n"
     "\n"
     "exit status: 0 the run completed and the driver reported OK; 1 the run failed (see\n"
     "DIR/stats.json); 2 usage or configuration error (nothing was run); 3 with --strict,\n"
@@ -201,6 +203,11 @@ int cmd_run(int argc, char **argv)
             if (missing || value.empty())
                 return usage_error("--trace needs a file name");
             opt.trace_path = value;
+        } else if (take_option(argc, argv, i, "--vcd", value, missing)) {
+            // SystemC names the file NAME.vcd itself: ask for that name.
+            if (missing || value.size() <= 4 || value.compare(value.size() - 4, 4, ".vcd") != 0)
+                return usage_error("--vcd needs a file name ending in .vcd (e.g. out/run.vcd)");
+            opt.vcd_path = value;
         } else if (std::strcmp(arg, "--strict") == 0) {
             opt.strict = true;
         } else if (take_option(argc, argv, i, "--trace-window", value, missing)) {

@@ -17,6 +17,15 @@ root_complex::root_complex(sc_core::sc_module_name name, const iommu_config &cfg
     walk_ops_ = {walk_read, no_write, this};
 }
 
+void root_complex::set_trace(trace_recorder *trace)
+{
+    trace_ = trace;
+    if (trace_)
+        for (size_t w = 0; w < walker_free_.size(); w++)
+            trace_->name_track(TRACE_RC_WALKER + int(w),
+                               "root complex IOMMU: page walker " + std::to_string(w + 1));
+}
+
 bool root_complex::iommu_set_root(uint32_t pasid, uint64_t root)
 {
     if (::iommu_set_root(iommu_.get(), pasid, root) != VS_REASON_NONE)
@@ -69,6 +78,10 @@ iommu_status root_complex::translate(uint32_t pasid, uint64_t iova, bool write, 
         }
         *w = start + walk_delay_;
         walk_time += walk_delay_;
+        if (trace_)
+            trace_->span_args(TRACE_RC_WALKER + int(w - walker_free_.begin()),
+                              st == IOMMU_OK ? "walk" : "walk_fault", start, *w, "iova", iova,
+                              "reads", r.walk_reads);
         delay = *w - now;
     }
     if (st != IOMMU_OK)

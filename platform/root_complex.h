@@ -20,6 +20,8 @@
 #include <tlm_utils/simple_initiator_socket.h>
 #include <tlm_utils/simple_target_socket.h>
 
+#include "trace.h"
+
 extern "C" {
 #include "iommu.h"
 }
@@ -48,6 +50,8 @@ public:
     uint64_t translation_requests = 0; // ATS
     sc_core::sc_time walk_time;   // sum of page-walk durations
     sc_core::sc_time walker_wait; // sum of time walks waited for a walker
+    // Optional timeline: each page walk as a span on its walker's track.
+    void set_trace(trace_recorder *trace);
 
 private:
     void b_transport(tlm::tlm_generic_payload &tx, sc_core::sc_time &delay);
@@ -65,6 +69,7 @@ private:
     std::vector<sc_core::sc_time> walker_free_;
     sc_core::sc_time walk_delay_; // memory time of the walk in progress
     vs_guest_ops walk_ops_;
+    trace_recorder *trace_ = nullptr;
 };
 
 #endif

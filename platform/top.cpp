@@ -434,19 +434,29 @@ run_result vs_run(const vs_config &cfg, const run_options &opt)
         return r;
     }
     std::unique_ptr<trace_recorder> trace;
+    std::unique_ptr<trace_counters> counters;
     if (!opt.trace_path.empty()) {
         trace.reset(new trace_recorder(opt.trace_path, opt.trace_span));
         if (!trace->ok())
             throw std::runtime_error("cannot write the trace file " + opt.trace_path);
-        p->dev.trace = trace.get();
+        p->rc.set_trace(trace.get());
         if (p->link) {
             p->link->up.trace = p->link->down.trace = trace.get();
             p->link->up.track = TRACE_LINK_UP;
             p->link->down.track = TRACE_LINK_DOWN;
         }
     }
+    if (trace || !opt.vcd_path.empty()) {
+        counters.reset(new trace_counters("counters", trace.get(), opt.vcd_path));
+        if (!counters->ok())
+            throw std::runtime_error("cannot write the VCD file " + opt.vcd_path);
+    }
+    if (counters)
+        p->dev.set_trace(trace.get(), counters.get());
     p->dev.stop_on_violation = opt.strict;
     sc_core::sc_start(sc_time(cfg.plat.sim_time_limit_us * 1000.0, SC_NS));
+    if (counters)
+        counters->finish();
     if (bench.enabled)
         return collect_bench(*p, cfg);
 

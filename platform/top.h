@@ -36,6 +36,7 @@ struct run_options {
     std::string trace_path; // non-empty: write a Chrome/Perfetto timeline there
     bool strict = false;    // stop the simulation at the first conformance violation
     trace_window trace_span; // the stretch of simulated time the timeline keeps
+    std::string vcd_path;    // non-empty (ends in .vcd): write the counters as VCD waveforms
 };
 
 // Runs one simulation. SystemC allows one elaboration per process, so call once.

@@ -74,12 +74,13 @@ trace_recorder::trace_recorder(const std::string &path, const trace_window &wind
         json_decref(w);
     }
     std::fputs("\"traceEvents\": [\n", f_);
+    // The queue engines' tracks are named by the device (their number depends on
+    // device.queue_engines), the IOMMU walkers' by whoever walks.
     static const struct {
         int track;
         const char *name;
     } tracks[] = {
-        {TRACE_QUEUE_RX, "device: receiveq1 engine"},  {TRACE_QUEUE_TX, "device: transmitq1 engine"},
-        {TRACE_QUEUE_CTRL, "device: controlq engine"}, {TRACE_LINK_UP, "PCIe link: device to host"},
+        {TRACE_LINK_UP, "PCIe link: device to host"},
         {TRACE_LINK_DOWN, "PCIe link: host to device"}, {TRACE_DOORBELLS, "device: doorbells received"},
         {TRACE_INTERRUPTS, "device: MSI-X messages sent"},
     };
@@ -122,4 +123,130 @@ void trace_recorder::instant(int track, const char *name, sc_core::sc_time at)
     if (f_ && us(at) >= window_.from_us && us(at) < window_.to_us)
         emit(json_pack("{s:s, s:s, s:s, s:f, s:i, s:i}", "name", name, "ph", "i", "s", "t", "ts",
                        us(at), "pid", 1, "tid", track));
+}
+
+void trace_recorder::name_track(int track, const std::string &name)
+{
+    if (f_)
+        emit(thread_name(track, name.c_str()));
+}
+
+void trace_recorder::span_args(int track, const char *name, sc_core::sc_time start,
+                               sc_core::sc_time end, const char *k1, uint64_t v1, const char *k2,
+                               uint64_t v2)
+{
+    if (f_ && !(us(end > start ? end : start) < window_.from_us || us(start) >= window_.to_us))
+        emit(json_pack("{s:s, s:s, s:f, s:f, s:i, s:i, s:{s:I, s:I}}", "name", name, "ph", "X",
+                       "ts", us(start), "dur", end > start ? us(end - start) : 0.0, "pid", 1,
+                       "tid", track, "args", k1, json_int_t(v1), k2, json_int_t(v2)));
+}
+
+void trace_recorder::counter(const char *name, sc_core::sc_time at, uint64_t value)
+{
+    // Counters are the most frequent events: written directly (their names are ours,
+    // plain ASCII with nothing to escape), not through jansson.
+    if (f_ && us(at) >= window_.from_us && us(at) < window_.to_us) {
+        std::fprintf(f_, "%s{\"name\":\"%s\",\"ph\":\"C\",\"ts\":%.12g,\"pid\":1,"
+                         "\"args\":{\"value\":%llu}}",
+                     events_ ? ",\n" : "", name, us(at), (unsigned long long)value);
+        events_++;
+    }
+}
+
+trace_counters::trace_counters(sc_core::sc_module_name name, trace_recorder *json,
+                               const std::string &vcd_path)
+    : sc_module(name), json_(json), vcd_path_(vcd_path)
+{
+    // SystemC appends ".vcd" to the name it is given (viosim run checks the suffix).
+    if (vcd_path_.size() <= 4 || vcd_path_.compare(vcd_path_.size() - 4, 4, ".vcd") != 0)
+        return;
+    std::FILE *probe = std::fopen(vcd_path_.c_str(), "w"); // fail early, with our message
+    if (!probe)
+        return;
+    std::fclose(probe);
+    const std::string base = vcd_path_.substr(0, vcd_path_.size() - 4);
+    vcd_ = sc_core::sc_create_vcd_trace_file(base.c_str());
+    if (vcd_)
+        vcd_->set_time_unit(1, sc_core::SC_PS); // viosim's resolution
+    SC_METHOD(apply_due);
+    sensitive << due_;
+    dont_initialize();
+}
+
+trace_counters::~trace_counters()
+{
+    if (vcd_)
+        sc_core::sc_close_vcd_trace_file(vcd_);
+}
+
+int trace_counters::add(const std::string &name, const std::string &signal)
+{
+    names_.push_back(name);
+    signals_.push_back(signal);
+    target_.push_back(0);
+    for (lane *l : {&json_lane_, &vcd_lane_}) {
+        l->value.push_back(0);
+        l->shown.push_back(-1);
+    }
+    return int(names_.size() - 1);
+}
+
+void trace_counters::end_of_elaboration()
+{
+    if (!vcd_)
+        return;
+    for (size_t i = 0; i < names_.size(); i++)
+        sc_core::sc_trace(vcd_, vcd_lane_.value[i], signals_[i]);
+}
+
+void trace_counters::change(int id, sc_core::sc_time at, int delta)
+{
+    if (delta == 0)
+        return;
+    target_[size_t(id)] += delta;
+    const pending p{at, seq_++, id, delta};
+    const sc_core::sc_time now = sc_core::sc_time_stamp();
+    if (json_) {
+        json_lane_.queue.push(p);
+        if (json_lane_.queue.top().at < now)
+            flush(json_lane_, now, false, true); // nothing can change before now any more
+    }
+    if (vcd_) {
+        vcd_lane_.queue.push(p);
+        due_.notify(at > now ? at - now : sc_core::SC_ZERO_TIME); // an earlier one stays
+    }
+}
+
+void trace_counters::apply_due()
+{
+    const sc_core::sc_time now = sc_core::sc_time_stamp();
+    flush(vcd_lane_, now, true, false);
+    if (!vcd_lane_.queue.empty())
+        due_.notify(vcd_lane_.queue.top().at - now);
+}
+
+void trace_counters::finish()
+{
+    flush(json_lane_, sc_core::sc_max_time(), true, true);
+}
+
+void trace_counters::flush(lane &l, sc_core::sc_time upto, bool inclusive, bool to_json)
+{
+    while (!l.queue.empty() && (l.queue.top().at < upto || (inclusive && l.queue.top().at == upto))) {
+        const sc_core::sc_time at = l.queue.top().at;
+        // Every change at the same time, then one sample per counter that moved.
+        while (!l.queue.empty() && l.queue.top().at == at) {
+            const pending p = l.queue.top();
+            l.queue.pop();
+            l.value[size_t(p.id)] = unsigned(int64_t(l.value[size_t(p.id)]) + p.delta);
+            dirty_.push_back(p.id);
+        }
+        for (int id : dirty_) {
+            const unsigned v = l.value[size_t(id)];
+            if (to_json && int64_t(v) != l.shown[size_t(id)])
+                json_->counter(names_[size_t(id)].c_str(), at, v);
+            l.shown[size_t(id)] = v;
+        }
+        dirty_.clear();
+    }
 }

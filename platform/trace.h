@@ -3,7 +3,10 @@
 //
 // One track per queue engine (its DMA accesses as spans named by purpose), one per
 // link direction (each TLP as a span), one for doorbells the device received and one
-// for the MSI-X messages it sent. Events are written as they come (each one encoded by
+// for the MSI-X messages it sent, one per IOMMU page walker (each walk a span) and one
+// for ATS Translation Requests; counters (trace_counters) for read tags in flight and,
+// per queue, buffers in flight and ring occupancy, also written as VCD waveforms
+// (`--vcd FILE.vcd`). Events are written as they come (each one encoded by
 // jansson), so a long run costs disk, not memory. A window (`--trace-window`) keeps only
 // the events that reach into a stretch of simulated time, so a long run can be traced
 // around the moment of interest without writing the rest.
@@ -13,7 +16,10 @@
 #include <cstdint>
 #include <cmath>
 #include <cstdio>
+#include <deque>
+#include <queue>
 #include <string>
+#include <vector>
 
 #include <systemc>
 
@@ -25,6 +31,10 @@ enum trace_track : int {
     TRACE_LINK_DOWN = 11,
     TRACE_DOORBELLS = 20,
     TRACE_INTERRUPTS = 21,
+    TRACE_DEVICE_WALKS = 30,  // the device's own IOMMU walker (iommu.walk_location=device)
+    TRACE_ATS_REQUESTS = 31,  // ATS Translation Requests the device sent
+    TRACE_RC_WALKER = 40,     // + walker index: the root complex's IOMMU page walkers
+    TRACE_QUEUE_ENGINE = 200, // + queue * 64 + engine: one track per engine (queue_engines > 1)
 };
 
 // The stretch of simulated time a trace keeps, [from_us, to_us) in microseconds: a span
@@ -51,6 +61,14 @@ public:
     bool ok() const { return f_ != nullptr; }
     void span(int track, const char *name, sc_core::sc_time start, sc_core::sc_time end);
     void instant(int track, const char *name, sc_core::sc_time at);
+    // A span with integer arguments (shown when the span is selected).
+    void span_args(int track, const char *name, sc_core::sc_time start, sc_core::sc_time end,
+                   const char *k1, uint64_t v1, const char *k2, uint64_t v2);
+    // A counter sample ("C" phase): the counter `name` has `value` from `at` on. Kept,
+    // like an instant, when `at` lies inside the window.
+    void counter(const char *name, sc_core::sc_time at, uint64_t value);
+    // Names a track (written whatever the window, so kept events always have a name).
+    void name_track(int track, const std::string &name);
     uint64_t events() const { return events_; }
 
 private:
@@ -59,6 +77,67 @@ private:
     std::FILE *f_;
     trace_window window_;
     uint64_t events_ = 0;
+};
+
+// Counters of the timeline (--trace, "C" events) and of the waveform (--vcd, SystemC VCD).
+// Some counters change at times known ahead of simulated time (a read tag's hold is known
+// when the loosely timed DMA engine issues the read, a quantum ahead), and callers do not
+// report changes in time order; so changes are queued and applied in time order: for the
+// timeline when simulated time has passed them (and at finish()), for the waveform by a
+// method woken at each change's time (only with --vcd: it adds events to the simulation,
+// never to its results). A counter's value is written when it changes.
+class trace_counters : public sc_core::sc_module {
+public:
+    SC_HAS_PROCESS(trace_counters);
+    // json may be null; vcd_path empty: no waveform, else a name ending in ".vcd" (SystemC
+    // adds the suffix itself). ok() says whether the VCD opened.
+    trace_counters(sc_core::sc_module_name name, trace_recorder *json, const std::string &vcd_path);
+    ~trace_counters() override;
+    bool ok() const { return vcd_path_.empty() || vcd_ != nullptr; }
+
+    // Declares a counter (before the simulation starts): `name` on the timeline,
+    // `signal` (no spaces) in the VCD. Returns its id.
+    int add(const std::string &name, const std::string &signal);
+    // The counter moves by delta at `at` (at >= the current simulated time).
+    void change(int id, sc_core::sc_time at, int delta);
+    // The counter is `value` from `at` on; for counters sampled in time order.
+    void set(int id, sc_core::sc_time at, uint64_t value)
+    {
+        change(id, at, int(int64_t(value) - target_[size_t(id)]));
+    }
+    // End of run: applies every change still queued.
+    void finish();
+
+private:
+    struct pending {
+        sc_core::sc_time at;
+        uint64_t seq;
+        int id;
+        int delta;
+        bool operator>(const pending &o) const { return at != o.at ? at > o.at : seq > o.seq; }
+    };
+    // The timeline and the waveform apply the same changes on their own schedules: the
+    // timeline once time has passed them (a counter's changes at one time give one
+    // sample), the waveform at their time (SystemC samples it then).
+    struct lane {
+        std::priority_queue<pending, std::vector<pending>, std::greater<pending>> queue;
+        std::deque<unsigned> value; // stable addresses: sc_trace keeps references
+        std::vector<int64_t> shown; // last value written (-1: none)
+    };
+    void end_of_elaboration() override;
+    void apply_due();
+    // Applies the lane's queued changes before `upto` (or at it too, when inclusive).
+    void flush(lane &l, sc_core::sc_time upto, bool inclusive, bool to_json);
+
+    trace_recorder *json_;
+    std::string vcd_path_;
+    sc_core::sc_trace_file *vcd_ = nullptr;
+    std::vector<std::string> names_, signals_;
+    std::vector<int64_t> target_; // value once every queued change is applied
+    lane json_lane_, vcd_lane_;
+    uint64_t seq_ = 0;
+    sc_core::sc_event due_;
+    std::vector<int> dirty_;
 };
 
 #endif

@@ -2,8 +2,10 @@
 #define SC_INCLUDE_DYNAMIC_PROCESSES
 #include "virtio_device_tlm.h"
 
+#include <cstring>
 #include <new>
 #include <stdexcept>
+#include <string>
 
 #include "address_map.h"
 
@@ -54,6 +56,51 @@ virtio_device_tlm::virtio_device_tlm(sc_core::sc_module_name name, const vdev_pa
 }
 
 virtio_device_tlm::~virtio_device_tlm() { vdev_fini(&dev_); }
+
+void virtio_device_tlm::set_trace(trace_recorder *t, trace_counters *c)
+{
+    static const char *const names[VDEV_QUEUES] = {"receiveq1", "transmitq1", "controlq"};
+    trace = t;
+    counters_ = c;
+    dma_engine_->set_trace(t, c);
+    for (uint16_t q = 0; q < VDEV_QUEUES; q++) {
+        const std::string queue = names[q];
+        if (engines(q) == 1) {
+            engines_[q][0].track = TRACE_QUEUE_RX + q;
+            if (t)
+                t->name_track(TRACE_QUEUE_RX + q, "device: " + queue + " engine");
+        } else {
+            // The queue's own track keeps what the queue does as a whole (coalescing
+            // windows); each engine's DMA goes on its own.
+            if (t)
+                t->name_track(TRACE_QUEUE_RX + q, "device: " + queue);
+            for (unsigned k = 0; k < engines(q); k++) {
+                engines_[q][k].track = TRACE_QUEUE_ENGINE + q * 64 + int(k);
+                if (t)
+                    t->name_track(engines_[q][k].track,
+                                  "device: " + queue + " engine " + std::to_string(k + 1));
+            }
+        }
+        if (c) {
+            in_flight_counter_[q] = c->add(queue + " buffers in flight", queue + "_buffers_in_flight");
+            ring_counter_[q] = c->add(queue + " ring occupancy", queue + "_ring_occupancy");
+        }
+    }
+}
+
+// Ring occupancy as the device knows it: buffers the driver made available (up to the
+// available index the device last read) that the device has not yet published as used.
+// Split rings only: a packed ring has no available index to read (the device sees one
+// descriptor's flags at a time).
+void virtio_device_tlm::sample_ring(uint16_t q)
+{
+    const vdev_queue &vq = dev_.q[q];
+    if (!vq.enabled || !vq.ops || std::strcmp(vq.ops->name, "split") != 0)
+        return;
+    const svq &r = vq.ring.split;
+    counters_->set(ring_counter_[q], sc_core::sc_time_stamp(),
+                   uint16_t(r.shadow_avail_idx - r.published_used_idx));
+}
 
 // Configuration and BAR accesses from the host. Register accesses take no device
 // time beyond what the link charges; their effects (kicks, resets, enables) wake the
@@ -176,7 +223,7 @@ enum vs_dma_status virtio_device_tlm::do_dma(engine &e, tlm::tlm_command cmd, ui
     if (arbitrated)
         arbiter_.release(channel, t.data_ready);
     if (trace && e.queue < VDEV_QUEUES)
-        trace->span(TRACE_QUEUE_RX + e.queue, what, at, t.data_ready);
+        trace->span(e.track, what, at, t.data_ready);
     e.qk.set(t.data_ready - now);
     e.qk.sync(); // see "Synchronisation" in docs/timing.md
     if (t.ok)
@@ -430,6 +477,10 @@ void virtio_device_tlm::in_flight_add(uint16_t q, int delta)
     in_flight_[q] = unsigned(int(in_flight_[q]) + delta);
     if (in_flight_[q] > in_flight_max[q])
         in_flight_max[q] = in_flight_[q];
+    if (counters_) {
+        counters_->set(in_flight_counter_[q], now, in_flight_[q]);
+        sample_ring(q);
+    }
 }
 
 // One buffer on engine e: take it (holding the take), move its data, finish it in take
@@ -504,6 +555,8 @@ void virtio_device_tlm::run_engine(engine &e, sc_core::sc_event &more_work)
         }
         wait_in_flight(e);
         vdev_complete(&dev_, q, &e.ops);
+        if (counters_)
+            sample_ring(q);
         coal_hook(e);
         send_msis(e);
         const bool waits_for_driver = s == VDEV_STEP_IDLE ? q != VDEV_QUEUE_RX
@@ -530,6 +583,8 @@ void virtio_device_tlm::run_engine(engine &e, sc_core::sc_event &more_work)
         // see the request ("Driver and Device Event Suppression").
         kicked_[q] = false;
         const enum vdev_step armed = vdev_arm_notifications(&dev_, q, &e.ops);
+        if (counters_)
+            sample_ring(q);
         send_msis(e);
         e.qk.sync();
         if (armed != VDEV_STEP_DONE && !kicked_[q]) {

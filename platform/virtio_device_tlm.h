@@ -78,7 +78,11 @@ public:
     const vdev &kernel() const { return dev_; }
     const dma_engine &dma_stats() const { return *dma_engine_; }
     const dma_arbiter &arbiter() const { return arbiter_; }
-    trace_recorder *trace = nullptr; // optional timeline
+    trace_recorder *trace = nullptr; // optional timeline (set with set_trace)
+    // Timeline and counters (either may be null): names the queue engines' tracks (one
+    // per engine when device.queue_engines > 1), and declares the counters of buffers in
+    // flight and ring occupancy per queue and of read tags in flight.
+    void set_trace(trace_recorder *t, trace_counters *c);
     bool stop_on_violation = false;  // viosim run --strict: sc_stop at the first violation
     // Host software changed address space `pasid` (ATS Invalidate Request).
     void ats_invalidate(uint32_t pasid) { dma_engine_->ats_invalidate(pasid); }
@@ -116,6 +120,7 @@ private:
         uint16_t queue;
         unsigned slot = 0;  // the kernel slot (vdev_slot) this engine's buffer uses
         bool holds_take = false; // this engine is the queue's one taking from the ring
+        int track = 0;           // its timeline track
         tlm_utils::tlm_quantumkeeper qk;
         vs_guest_ops ops;
         // When the engine's last used-ring write left (the publication an MSI-X
@@ -151,6 +156,7 @@ private:
     void take_lock(engine &e);
     void take_unlock(engine &e);
     void in_flight_add(uint16_t q, int delta);
+    void sample_ring(uint16_t q);
     void charge(engine &e, const vdev_work &w);
     void coal_hook(engine &e);
     void engine_wait(engine &e, const sc_core::sc_event &a, const sc_core::sc_event &b,
@@ -200,6 +206,9 @@ private:
     sc_core::sc_event finished_[VDEV_QUEUES];
     unsigned in_flight_[VDEV_QUEUES] = {};
     sc_core::sc_time in_flight_since_[VDEV_QUEUES];
+    trace_counters *counters_ = nullptr;
+    int in_flight_counter_[VDEV_QUEUES] = {};
+    int ring_counter_[VDEV_QUEUES] = {};
 };
 
 #endif
