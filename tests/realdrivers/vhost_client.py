@@ -1,0 +1,134 @@
+#!/usr/bin/env python3
+"""A minimal, deliberately misbehaving vhost-user front end for tests/realdrivers.
+
+Each case opens a fresh connection to `viosim serve --vhost-user SOCKET` and sends input
+the back end must refuse (the connection is then closed by viosim, which keeps
+listening), or a well-formed start whose ring points outside the shared memory. The
+checks of what viosim logged and counted are in run-testpmd; this script only asserts
+what a front end can see: replies, and the connection being closed.
+
+Message layout (vhost-user, "Message specification"): u32 request, u32 flags (version 1),
+u32 payload size, then the payload; file descriptors as SCM_RIGHTS.
+"""
+import mmap
+import os
+import socket
+import struct
+import sys
+import time
+
+GET_FEATURES, SET_FEATURES, SET_OWNER, SET_MEM_TABLE = 1, 2, 3, 5
+SET_VRING_NUM, SET_VRING_ADDR, SET_VRING_BASE, SET_VRING_KICK, SET_VRING_CALL = 8, 9, 10, 12, 13
+VERSION_1 = 1 << 32
+
+
+def connect(path):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(path)
+    s.settimeout(5)
+    return s
+
+
+def send(s, req, payload=b"", fds=()):
+    msg = struct.pack("<III", req, 1, len(payload)) + payload
+    if fds:
+        socket.send_fds(s, [msg], list(fds))
+    else:
+        s.sendall(msg)
+
+
+def closed_by_peer(s):
+    try:
+        return s.recv(1) == b""
+    except (ConnectionResetError, BrokenPipeError):
+        return True
+
+
+def case_unknown_request(path):
+    s = connect(path)
+    send(s, 999, b"\0" * 8)
+    assert closed_by_peer(s), "unknown request: connection not closed"
+
+
+def case_short_payload(path):
+    s = connect(path)
+    s.sendall(struct.pack("<III", SET_FEATURES, 1, 8) + b"\0\0\0")  # 3 of 8 bytes
+    s.shutdown(socket.SHUT_WR)
+    assert closed_by_peer(s), "short payload: connection not closed"
+
+
+def case_mem_table_without_fd(path):
+    s = connect(path)
+    send(s, GET_FEATURES)
+    hdr = s.recv(12 + 8)
+    req, flags, size = struct.unpack("<III", hdr[:12])
+    assert req == GET_FEATURES and flags & 4 and size == 8, (req, flags, size)
+    feats = struct.unpack("<Q", hdr[12:])[0]
+    assert feats & VERSION_1, hex(feats)
+    send(s, SET_MEM_TABLE, struct.pack("<II", 1, 0) + struct.pack("<QQQQ", 0, 4096, 0, 0))
+    assert closed_by_peer(s), "memory table without its fd: connection not closed"
+
+
+def start_split_ring(path, mem, desc_ua):
+    """A split ring (size 4) with the driver's structures in mem, the descriptor table
+    at front-end address desc_ua; returns (socket, kick eventfd)."""
+    s = connect(path)
+    send(s, SET_OWNER)
+    send(s, SET_FEATURES, struct.pack("<Q", VERSION_1))
+    gpa, ua, size = 0x100000, 0x7000_0000_0000, len(mem)
+    send(s, SET_MEM_TABLE, struct.pack("<II", 1, 0) + struct.pack("<QQQQ", gpa, size, ua, 0),
+         [mem.fileno()])
+    send(s, SET_VRING_NUM, struct.pack("<II", 1, 4))
+    send(s, SET_VRING_BASE, struct.pack("<II", 1, 0))
+    # desc, used, avail, log (front-end addresses)
+    send(s, SET_VRING_ADDR, struct.pack("<IIQQQQ", 1, 0, desc_ua, ua + 0x2000, ua + 0x1000, 0))
+    kick = os.eventfd(0)
+    send(s, SET_VRING_KICK, struct.pack("<Q", 1), [kick])
+    return s, kick, ua
+
+
+class Memory:
+    def __init__(self, size=64 * 1024):
+        self.fd = os.memfd_create("vhost-client")
+        os.ftruncate(self.fd, size)
+        self.map = mmap.mmap(self.fd, size)
+        self.size = size
+
+    def fileno(self):
+        return self.fd
+
+    def __len__(self):
+        return self.size
+
+
+def case_ring_outside_memory(path):
+    mem = Memory()
+    s, _, _ = start_split_ring(path, mem, 0x10)  # far below the region
+    assert closed_by_peer(s), "ring outside memory: connection not closed"
+
+
+def case_buffer_outside_memory(path):
+    mem = Memory()
+    ua = 0x7000_0000_0000
+    s, kick, _ = start_split_ring(path, mem, ua)
+    # descriptor 0: 76 device-readable bytes at a guest address no region backs
+    mem.map[0:16] = struct.pack("<QIHH", 0xdead_0000, 76, 0, 0)
+    mem.map[0x1000 + 4:0x1000 + 6] = struct.pack("<H", 0)  # avail ring[0] = 0
+    mem.map[0x1000 + 2:0x1000 + 4] = struct.pack("<H", 1)  # avail idx = 1
+    os.eventfd_write(kick, 1)
+    time.sleep(0.5)
+    # The ring stops (DMA error); the used ring stays untouched and the connection stays.
+    used_idx = struct.unpack("<H", mem.map[0x2002:0x2004])[0]
+    assert used_idx == 0, used_idx
+    s.close()
+
+
+CASES = [case_unknown_request, case_short_payload, case_mem_table_without_fd,
+         case_ring_outside_memory, case_buffer_outside_memory]
+
+if __name__ == "__main__":
+    path = sys.argv[1]
+    for case in CASES:
+        case(path)
+        print("ok", case.__name__)
+        time.sleep(0.2)
