@@ -123,8 +123,85 @@ def case_buffer_outside_memory(path):
     s.close()
 
 
+def case_loopback_payload(path):
+    """A well-behaved split-ring front end with EVENT_IDX and REPLY_ACK: three frames
+    with a known pattern go out on transmitq1 and must come back intact on receiveq1
+    (loopback backend), each with a 12-byte header whose num_buffers is 1. EVENT_IDX
+    ("Used Buffer Notification Suppression"): receiveq1's used_event 0 asks for a
+    notification at the first used buffer, transmitq1's used_event 100 asks for none
+    yet, so only the receive call eventfd fires."""
+    EVENT_IDX, PROTOCOL_FEATURES = 1 << 29, 1 << 30
+    mem = Memory()
+    m = mem.map
+    gpa, ua = 0x100000, 0x7000_0000_0000
+    s = connect(path)
+    send(s, SET_OWNER)
+    send(s, GET_FEATURES)
+    feats = struct.unpack("<Q", s.recv(20)[12:])[0]
+    assert feats & EVENT_IDX and feats & PROTOCOL_FEATURES, hex(feats)
+    send(s, SET_FEATURES, struct.pack("<Q", VERSION_1 | EVENT_IDX | PROTOCOL_FEATURES))
+    send(s, 15)  # GET_PROTOCOL_FEATURES
+    proto = struct.unpack("<Q", s.recv(20)[12:])[0]
+    assert proto & (1 << 3), hex(proto)  # REPLY_ACK
+    send(s, 16, struct.pack("<Q", 1 << 3))  # SET_PROTOCOL_FEATURES
+    # SET_MEM_TABLE with the need-reply flag: REPLY_ACK answers 0 (success)
+    table = struct.pack("<II", 1, 0) + struct.pack("<QQQQ", gpa, len(mem), ua, 0)
+    socket.send_fds(s, [struct.pack("<III", SET_MEM_TABLE, 1 | 8, len(table)) + table], [mem.fileno()])
+    ackmsg = s.recv(20)
+    assert struct.unpack("<IIIQ", ackmsg) == (SET_MEM_TABLE, 1 | 4, 8, 0), ackmsg
+    calls, kicks = [], []
+    for q, base in ((0, 0x0000), (1, 0x3000)):
+        send(s, SET_VRING_NUM, struct.pack("<II", q, 4))
+        send(s, SET_VRING_BASE, struct.pack("<II", q, 0))
+        send(s, SET_VRING_ADDR, struct.pack("<IIQQQQ", q, 0, ua + base, ua + base + 0x2000,
+                                            ua + base + 0x1000, 0))
+        call = os.eventfd(0, os.EFD_NONBLOCK)
+        send(s, SET_VRING_CALL, struct.pack("<Q", q), [call])
+        kick = os.eventfd(0)
+        send(s, SET_VRING_KICK, struct.pack("<Q", q), [kick])
+        send(s, 18, struct.pack("<II", q, 1))  # SET_VRING_ENABLE
+        calls.append(call)
+        kicks.append(kick)
+    # receive buffers: 4 x 2 KiB, device-writable (VIRTQ_DESC_F_WRITE)
+    for i in range(4):
+        m[16 * i:16 * i + 16] = struct.pack("<QIHH", gpa + 0x8000 + 0x800 * i, 0x800, 2, 0)
+        m[0x1004 + 2 * i:0x1006 + 2 * i] = struct.pack("<H", i)
+    m[0x1004 + 8:0x1006 + 8] = struct.pack("<H", 0)      # used_event
+    m[0x1002:0x1004] = struct.pack("<H", 4)              # avail idx
+    os.eventfd_write(kicks[0], 1)
+    frames = [bytes((7 * k + j) & 0xFF for j in range(60 + 20 * k)) for k in range(3)]
+    for k, f in enumerate(frames):
+        buf = 0xC000 + 0x100 * k
+        m[buf:buf + 12 + len(f)] = bytes(12) + f
+        m[0x3000 + 16 * k:0x3010 + 16 * k] = struct.pack("<QIHH", gpa + buf, 12 + len(f), 0, 0)
+        m[0x4004 + 2 * k:0x4006 + 2 * k] = struct.pack("<H", k)
+    m[0x4004 + 8:0x4006 + 8] = struct.pack("<H", 100)    # used_event far ahead
+    m[0x4002:0x4004] = struct.pack("<H", 3)
+    os.eventfd_write(kicks[1], 1)
+    for _ in range(100):
+        if struct.unpack("<H", m[0x2002:0x2004])[0] == 3:
+            break
+        time.sleep(0.02)
+    assert struct.unpack("<H", m[0x5002:0x5004])[0] == 3, "transmit used idx"
+    assert struct.unpack("<H", m[0x2002:0x2004])[0] == 3, "receive used idx"
+    for k, f in enumerate(frames):
+        uid, ulen = struct.unpack("<II", m[0x2004 + 8 * k:0x200C + 8 * k])
+        assert uid == k and ulen == 12 + len(f), (k, uid, ulen)
+        buf = 0x8000 + 0x800 * k
+        hdr = bytes(m[buf:buf + 12])
+        assert hdr == bytes(10) + struct.pack("<H", 1), hdr
+        assert bytes(m[buf + 12:buf + 12 + len(f)]) == f, f"frame {k} corrupted"
+    assert os.eventfd_read(calls[0]) >= 1, "no receive notification"
+    try:
+        os.eventfd_read(calls[1])
+        raise AssertionError("transmit notification despite used_event 100")
+    except BlockingIOError:
+        pass
+    s.close()
+
+
 CASES = [case_unknown_request, case_short_payload, case_mem_table_without_fd,
-         case_ring_outside_memory, case_buffer_outside_memory]
+         case_ring_outside_memory, case_buffer_outside_memory, case_loopback_payload]
 
 if __name__ == "__main__":
     path = sys.argv[1]
