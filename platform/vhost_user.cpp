@@ -24,6 +24,7 @@
 #include <cerrno>
 #include <chrono>
 #include <csignal>
+#include <cstddef>
 #include <cstdarg>
 #include <cstdio>
 #include <cstring>
@@ -139,6 +140,7 @@ struct serve_counters {
     uint64_t loopback_dropped_fifo_full = 0; // TX frames dropped: the loopback FIFO was full
     uint64_t rx_dropped_too_big = 0;         // frame larger than the receive buffer
     uint64_t rx_no_buffer = 0;               // RX found a frame but no receive buffer
+    uint64_t rx_merged_frames = 0;           // frames spread over several buffers (MRG_RXBUF)
     uint64_t kicks = 0;                      // eventfd reads that found notifications
     uint64_t kick_events = 0;                // notifications those reads carried (eventfd count)
     uint64_t calls = 0;                      // used buffer notifications sent (call eventfd writes)
@@ -330,9 +332,10 @@ public:
         loop_.init(cfg.dev.rx_fifo_frames, cfg.dev.max_frame_bytes);
         segs_.resize(cfg.dev.queue_size_max);
         frame_.resize(NET_HDR + cfg.dev.max_frame_bytes);
+        rx_frame_.resize(NET_HDR + cfg.dev.max_frame_bytes);
         offered_ = (1ull << VIRTIO_F_VERSION_1_BIT) | (1ull << VIRTIO_F_RING_PACKED_BIT) |
                    (1ull << VIRTIO_F_IN_ORDER_BIT) | (1ull << VIRTIO_F_INDIRECT_DESC_BIT) |
-                   (1ull << VIRTIO_F_EVENT_IDX_BIT);
+                   (1ull << VIRTIO_F_EVENT_IDX_BIT) | (1ull << VIRTIO_NET_F_MRG_RXBUF_BIT);
         offered_ &= ~(uint64_t(cfg.dev.withdraw.w[0]) | uint64_t(cfg.dev.withdraw.w[1]) << 32);
     }
     int run();
@@ -368,6 +371,19 @@ private:
     fifo loop_;
     std::vector<struct vq_seg> segs_;
     std::vector<uint8_t> frame_;
+    // Receive side: the frame being written (header + payload) and, with
+    // VIRTIO_NET_F_MRG_RXBUF, the buffers it already filled: the frame stays at the FIFO
+    // head until enough receive buffers have come (a later pass goes on where this one
+    // stopped); the first buffer's segments are kept to write num_buffers at the end.
+    std::vector<uint8_t> rx_frame_;
+    struct rx_merge {
+        bool active = false;
+        uint32_t total = 0, done = 0;
+        std::vector<struct vq_seg> first_segs;
+        std::vector<std::pair<struct vq_elem, uint32_t>> used;
+    } mrg_;
+    bool rx_write(const struct vq_seg *segs, uint32_t nsegs, uint32_t at, const uint8_t *src,
+                  uint32_t n);
     uint64_t offered_;
     serve_counters ctr_;
     struct vs_conformance conf_;
@@ -465,6 +481,7 @@ void server::teardown(bool failed)
     conn_.features = conn_.protocol_features = 0;
     conn_.features_set = conn_.owner = false;
     loop_.head = loop_.count = 0;
+    mrg_ = rx_merge();
     if (failed)
         ctr_.connections_failed++;
 }
@@ -635,13 +652,49 @@ bool server::service_tx()
     return true;
 }
 
-// Receive ("Receiving Packets"): without VIRTIO_NET_F_MRG_RXBUF a frame must fit in one
-// buffer and num_buffers is 1.
+// Write n bytes of src at byte `at` of a buffer given by its segments (writable only).
+bool server::rx_write(const struct vq_seg *segs, uint32_t nsegs, uint32_t at, const uint8_t *src,
+                      uint32_t n)
+{
+    for (uint32_t k = 0; k < nsegs && n; k++) {
+        if (at >= segs[k].len) {
+            at -= segs[k].len;
+            continue;
+        }
+        uint32_t c = std::min(segs[k].len - at, n);
+        if (ops_.write(ops_.ctx, segs[k].addr + at, src, c, VS_DMA_BUF_WRITE) != VS_DMA_OK)
+            return false;
+        src += c;
+        n -= c;
+        at = 0;
+    }
+    return n == 0;
+}
+
+// Receive ("Network Device / Device Operation / Receiving Packets"). Without
+// VIRTIO_NET_F_MRG_RXBUF a frame must fit in one buffer (else it is dropped and the
+// buffer returned unused) and num_buffers is 1. With it, the frame fills as many
+// buffers as it needs, in ring order, the header in the first one with num_buffers
+// set to their count; every buffer must hold at least the header (driver normative).
 bool server::service_rx()
 {
     ring &r = conn_.r[RING_RX];
+    const bool merge = conn_.features & (1ull << VIRTIO_NET_F_MRG_RXBUF_BIT);
     unsigned done = 0;
     while (done < SERVICE_BUDGET && loop_.count) {
+        const uint32_t len = loop_.len[loop_.head];
+        if (!mrg_.active) {
+            struct virtio_net_hdr h;
+            std::memset(&h, 0, sizeof h);
+            h.num_buffers = 1;
+            std::memcpy(rx_frame_.data(), &h, NET_HDR);
+            std::memcpy(rx_frame_.data() + NET_HDR,
+                        &loop_.data[size_t(loop_.head) * loop_.slot_bytes], len);
+            mrg_.active = true;
+            mrg_.total = NET_HDR + len;
+            mrg_.done = 0;
+            mrg_.used.clear();
+        }
         struct vq_elem e;
         enum vq_status s = r.ops->pop(&r.q, &ops_, &e, segs_.data(), uint32_t(segs_.size()));
         if (s == VQ_EMPTY) {
@@ -654,36 +707,44 @@ bool server::service_rx()
             return ring_break(RING_RX, VS_REASON_RX_HAS_READABLE);
         if (e.writable_bytes < NET_HDR)
             return ring_break(RING_RX, VS_REASON_RX_BUFFER_TOO_SMALL);
-        const uint32_t len = loop_.len[loop_.head];
-        const uint8_t *payload = &loop_.data[size_t(loop_.head) * loop_.slot_bytes];
+        done++;
+        if (!merge && len > e.writable_bytes - NET_HDR) {
+            ctr_.rx_dropped_too_big++;
+            mrg_.active = false;
+            loop_.head = (loop_.head + 1) % loop_.slots;
+            loop_.count--;
+            if (r.ops->push(&r.q, &ops_, &e, 0) != VQ_OK)
+                return ring_break(RING_RX, r.ops->broken(&r.q));
+            continue;
+        }
+        const uint32_t n = std::min(e.writable_bytes, mrg_.total - mrg_.done);
+        if (!rx_write(segs_.data(), e.nsegs, 0, rx_frame_.data() + mrg_.done, n))
+            return ring_break(RING_RX, VS_REASON_DMA_OUT_OF_RANGE);
+        if (mrg_.done == 0)
+            mrg_.first_segs.assign(segs_.begin(), segs_.begin() + e.nsegs);
+        mrg_.done += n;
+        mrg_.used.emplace_back(e, n);
+        if (mrg_.done < mrg_.total)
+            continue; // needs another buffer
+        if (mrg_.used.size() > 1) {
+            const uint16_t nb = uint16_t(mrg_.used.size());
+            if (!rx_write(mrg_.first_segs.data(), uint32_t(mrg_.first_segs.size()),
+                          offsetof(struct virtio_net_hdr, num_buffers),
+                          reinterpret_cast<const uint8_t *>(&nb), sizeof nb))
+                return ring_break(RING_RX, VS_REASON_DMA_OUT_OF_RANGE);
+            ctr_.rx_merged_frames++;
+        }
+        for (const auto &u : mrg_.used)
+            if (r.ops->push(&r.q, &ops_, &u.first, u.second) != VQ_OK)
+                return ring_break(RING_RX, r.ops->broken(&r.q));
+        mrg_.active = false;
         loop_.head = (loop_.head + 1) % loop_.slots;
         loop_.count--;
-        uint32_t written = 0;
-        if (len > e.writable_bytes - NET_HDR) {
-            ctr_.rx_dropped_too_big++;
-        } else {
-            struct virtio_net_hdr h;
-            std::memset(&h, 0, sizeof h);
-            h.num_buffers = 1;
-            std::memcpy(frame_.data(), &h, NET_HDR);
-            std::memcpy(frame_.data() + NET_HDR, payload, len);
-            const uint32_t total = NET_HDR + len;
-            for (uint32_t k = 0; k < e.nsegs && written < total; k++) {
-                uint32_t n = std::min(segs_[k].len, total - written);
-                if (ops_.write(ops_.ctx, segs_[k].addr, frame_.data() + written, n,
-                               VS_DMA_BUF_WRITE) != VS_DMA_OK)
-                    return ring_break(RING_RX, VS_REASON_DMA_OUT_OF_RANGE);
-                written += n;
-            }
-            ctr_.rx_frames++;
-            ctr_.rx_bytes += len;
-        }
-        if (r.ops->push(&r.q, &ops_, &e, written) != VQ_OK)
-            return ring_break(RING_RX, r.ops->broken(&r.q));
-        done++;
+        ctr_.rx_frames++;
+        ctr_.rx_bytes += len;
     }
-    if (done == 0)
-        return false;
+    if (done == 0 || r.ops->pending(&r.q) == 0)
+        return done != 0;
     note_frame();
     if (r.ops->flush(&r.q, &ops_) != VQ_OK)
         return ring_break(RING_RX, r.ops->broken(&r.q));
@@ -1097,6 +1158,9 @@ bool server::write_stats(std::string &err)
                ctr_.rx_dropped_too_big);
     st.add_u64("net.rx.no_buffer", "count", "receive attempts that found no receive buffer",
                ctr_.rx_no_buffer);
+    st.add_u64("net.rx.merged_frames", "count",
+               "frames written over several receive buffers (VIRTIO_NET_F_MRG_RXBUF)",
+               ctr_.rx_merged_frames);
     st.add_u64("notify.kicks", "count", "kick eventfd reads that carried notifications", ctr_.kicks);
     st.add_u64("notify.kick_events", "count", "available buffer notifications those reads counted",
                ctr_.kick_events);
