@@ -974,6 +974,14 @@ bool server::handle_message()
             if (g.size == 0 || off > UINT64_MAX - g.size || g.gpa > UINT64_MAX - g.size)
                 return fail("%s: region %u has size %llu at offset %llu", name, k,
                             (unsigned long long)g.size, (unsigned long long)off);
+            // Touching a mapping past the end of its file is SIGBUS, not an error return:
+            // the file must hold the whole region (memfd and hugetlbfs files report
+            // their size).
+            struct stat st;
+            if (fstat(fds[k], &st) != 0 || uint64_t(st.st_size) < off + g.size)
+                return fail("%s: region %u (%llu bytes at file offset %llu) is larger than "
+                            "its file (%lld bytes)", name, k, (unsigned long long)g.size,
+                            (unsigned long long)off, (long long)st.st_size);
             g.map_len = size_t((off + g.size + uint64_t(page) - 1) / uint64_t(page) * uint64_t(page));
             void *m = mmap(nullptr, g.map_len, PROT_READ | PROT_WRITE, MAP_SHARED, fds[k], 0);
             if (m == MAP_FAILED)

@@ -69,6 +69,16 @@ def case_mem_table_without_fd(path):
     assert closed_by_peer(s), "memory table without its fd: connection not closed"
 
 
+def case_region_beyond_file(path):
+    """A memory region larger than the file passed for it would fault (SIGBUS) when
+    touched: refused at SET_MEM_TABLE."""
+    mem = Memory(4096)
+    s = connect(path)
+    send(s, SET_MEM_TABLE, struct.pack("<II", 1, 0) + struct.pack("<QQQQ", 0, 1 << 20, 0, 0),
+         [mem.fileno()])
+    assert closed_by_peer(s), "region beyond its file: connection not closed"
+
+
 def start_split_ring(path, mem, desc_ua):
     """A split ring (size 4) with the driver's structures in mem, the descriptor table
     at front-end address desc_ua; returns (socket, kick eventfd)."""
@@ -265,7 +275,7 @@ def case_merge_rx(path):
     s.close()
 
 
-CASES = [case_unknown_request, case_short_payload, case_mem_table_without_fd,
+CASES = [case_unknown_request, case_short_payload, case_mem_table_without_fd, case_region_beyond_file,
          case_ring_outside_memory, case_buffer_outside_memory, case_loopback_payload,
          case_merge_rx]
 
