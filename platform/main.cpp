@@ -21,6 +21,7 @@
 #include "stats.h"
 #include "sweep.h"
 #include "top.h"
+#include "vhost_user.h"
 
 // libsystemc's own main() calls sc_main(); viosim has its own main() (arguments are
 // parsed and checked before any elaboration), but the library still needs the symbol
@@ -41,6 +42,8 @@ const char USAGE[] =
     "usage: viosim run [CONFIG] [--set key=value]... [--out DIR] [--seed N] [--trace FILE]\n"
     "                  [--trace-window START_US:END_US] [--vcd FILE.vcd]\n"
     "       viosim sweep STUDY [--jobs N] [--out DIR] [--emit slurm|parallel] [--merge]\n"
+    "       viosim serve --vhost-user PATH [CONFIG] [--set key=value]... [--out DIR]\n"
+    "                    [--duration-s S]\n"
     "       viosim params [--markdown | --json]\n"
     "       viosim help | --help\n"
     "       viosim --version\n";
@@ -53,6 +56,9 @@ const char HELP[] =
     "  run      run one simulation; print a summary table and write DIR/stats.json\n"
     "  sweep    run a study's parameter grid in parallel, one `run` per point; write\n"
     "           DIR/results.csv (see 'viosim sweep --help' and docs/sweeps.md)\n"
+    "  serve    be a vhost-user back end on the unix socket PATH: a front end (DPDK's\n"
+    "           virtio-user, QEMU -netdev vhost-user) drives the model's rings in wall-clock\n"
+    "           time; SIGINT/SIGTERM (or --duration-s) writes DIR/stats.json (docs/bring-up.md)\n"
     "  params   list every parameter: name, unit, default, meaning [allowed values]\n"
     "           --markdown: as docs/parameters.md; --json: every default, as a config file\n"
     "\n"
@@ -308,6 +314,67 @@ int cmd_run(int argc, char **argv)
     return 0;
 }
 
+// viosim serve --vhost-user PATH [CONFIG] [--set ...] [--out DIR] [--duration-s S]
+int cmd_serve(int argc, char **argv)
+{
+    serve_options opt;
+    opt.out_dir = "out";
+    std::string config_path;
+    bool have_config = false;
+    std::vector<std::string> sets;
+    for (int i = 2; i < argc; i++) {
+        std::string value;
+        bool missing = false;
+        const char *arg = argv[i];
+        if (take_option(argc, argv, i, "--vhost-user", value, missing)) {
+            if (missing || value.empty())
+                return usage_error("--vhost-user needs a socket path");
+            opt.socket_path = value;
+        } else if (take_option(argc, argv, i, "--set", value, missing)) {
+            if (missing)
+                return usage_error("--set needs key=value");
+            sets.push_back(value);
+        } else if (take_option(argc, argv, i, "--out", value, missing)) {
+            if (missing || value.empty())
+                return usage_error("--out needs a directory");
+            opt.out_dir = value;
+        } else if (take_option(argc, argv, i, "--duration-s", value, missing)) {
+            char *end = nullptr;
+            opt.duration_s = missing ? -1 : std::strtod(value.c_str(), &end);
+            if (missing || end == value.c_str() || *end != '\0' || !(opt.duration_s > 0))
+                return usage_error("--duration-s needs a number of seconds > 0");
+        } else if (std::strcmp(arg, "--help") == 0 || std::strcmp(arg, "-h") == 0) {
+            std::fputs(USAGE, stdout);
+            std::fputs(HELP, stdout);
+            return 0;
+        } else if (arg[0] == '-' && arg[1] != '\0') {
+            return usage_error(std::string("unknown option '") + arg + "' (see 'viosim --help')");
+        } else if (have_config) {
+            return usage_error(std::string("more than one config file ('") + config_path +
+                               "', '" + arg + "')");
+        } else {
+            config_path = arg;
+            have_config = true;
+        }
+    }
+    if (opt.socket_path.empty())
+        return usage_error("serve needs --vhost-user PATH (the only transport viosim serves)");
+    vs_config cfg = config_defaults();
+    param_error err;
+    if (have_config && !config_apply_file(cfg, config_path, err))
+        return usage_error(err.message);
+    for (const std::string &assignment : sets)
+        if (!config_apply_set(cfg, assignment, err))
+            return usage_error(err.message);
+    if (!config_validate(cfg, err))
+        return usage_error(err.message);
+    std::error_code ec;
+    std::filesystem::create_directories(opt.out_dir, ec);
+    if (ec || access(opt.out_dir.c_str(), W_OK) != 0)
+        return usage_error("output directory '" + opt.out_dir + "' cannot be created or written");
+    return vhost_user_serve(cfg, opt) == 0 ? 0 : EXIT_RUN_FAILED;
+}
+
 } // namespace
 
 int main(int argc, char **argv)
@@ -321,6 +388,8 @@ int main(int argc, char **argv)
         return cmd_run(argc, argv);
     if (cmd == "sweep")
         return sweep_main(argc, argv);
+    if (cmd == "serve")
+        return cmd_serve(argc, argv);
     if (cmd == "params")
         return cmd_params(argc, argv);
     if (cmd == "help" || cmd == "--help" || cmd == "-h") {

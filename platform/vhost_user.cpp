@@ -1,0 +1,1319 @@
+// vhost_user.cpp -- the vhost-user back end (see vhost_user.h).
+//
+// Protocol (written from the public description of vhost-user, QEMU's
+// docs/interop/vhost-user.rst): every message is a 12-byte header (request code,
+// flags with the version 1 in bits 0-1, bit 2 "reply", bit 3 "need reply"; payload
+// size) and a payload; file descriptors travel beside the header as SCM_RIGHTS
+// ancillary data. The front end owns the driver; viosim plays the device. Rings are
+// processed by the same kernels as in simulation (model/vq.h); guest memory is the
+// front end's shared memory, mapped from the descriptors it passes with the memory
+// table, and every access goes through a struct vs_guest_ops that checks it against
+// the regions (an address outside every region is a DMA error that breaks the ring
+// with a named reason, never a crash).
+//
+// One thread serves everything: the listening socket, one connection at a time, its
+// kick eventfds and the rings, in one poll loop, so control messages and ring
+// processing never race. A ring with work is processed with the front end's
+// notifications suppressed (the kernels write the device event suppression), polled
+// while it keeps yielding buffers, and re-armed when it runs dry.
+#include "vhost_user.h"
+
+#include <jansson.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <csignal>
+#include <cstddef>
+#include <cstdarg>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "stats.h"
+
+extern "C" {
+#include "conformance.h"
+#include "packed_vq.h"
+#include "split_vq.h"
+#include "virtio_wire.h"
+#include "vq.h"
+}
+
+namespace {
+
+// ---- Protocol constants (vhost-user.rst, "Message types" and "Protocol features") ----
+
+enum vu_request : uint32_t {
+    VU_GET_FEATURES = 1,
+    VU_SET_FEATURES = 2,
+    VU_SET_OWNER = 3,
+    VU_RESET_OWNER = 4,
+    VU_SET_MEM_TABLE = 5,
+    VU_SET_VRING_NUM = 8,
+    VU_SET_VRING_ADDR = 9,
+    VU_SET_VRING_BASE = 10,
+    VU_GET_VRING_BASE = 11,
+    VU_SET_VRING_KICK = 12,
+    VU_SET_VRING_CALL = 13,
+    VU_SET_VRING_ERR = 14,
+    VU_GET_PROTOCOL_FEATURES = 15,
+    VU_SET_PROTOCOL_FEATURES = 16,
+    VU_GET_QUEUE_NUM = 17,
+    VU_SET_VRING_ENABLE = 18,
+};
+
+constexpr uint32_t VU_FLAG_VERSION = 0x1;     // bits 0-1: protocol version 1
+constexpr uint32_t VU_FLAG_VERSION_MASK = 0x3;
+constexpr uint32_t VU_FLAG_REPLY = 1u << 2;
+constexpr uint32_t VU_FLAG_NEED_REPLY = 1u << 3;
+constexpr unsigned VU_HEADER_BYTES = 12;
+constexpr unsigned VU_PAYLOAD_MAX = 4096;     // larger than any message viosim accepts
+constexpr unsigned VU_MAX_REGIONS = 8;        // memory table entries (and fds) at most
+constexpr uint64_t VU_VRING_INDEX_MASK = 0xff; // kick/call/err payload: ring index ...
+constexpr uint64_t VU_VRING_NOFD = 1u << 8;    // ... and "no descriptor passed"
+// Feature bit 30 (transport-level): the front end may use the protocol-feature messages.
+constexpr unsigned VU_F_PROTOCOL_FEATURES_BIT = 30;
+// Protocol features viosim implements: REPLY_ACK (bit 3) only. MQ is not offered (one
+// queue pair), nor CONFIG, STATUS, backend requests or logging.
+constexpr unsigned VU_PROTOCOL_F_REPLY_ACK_BIT = 3;
+constexpr uint64_t VU_PROTOCOL_OFFERED = 1ull << VU_PROTOCOL_F_REPLY_ACK_BIT;
+
+constexpr unsigned RING_COUNT = 2; // receiveq1 (0), transmitq1 (1): "Virtqueues"
+constexpr uint16_t RING_RX = 0, RING_TX = 1;
+constexpr uint32_t NET_HDR = sizeof(struct virtio_net_hdr); // 12 with VERSION_1
+constexpr unsigned SERVICE_BUDGET = 256; // buffers per ring per loop pass
+
+const char *request_name(uint32_t r)
+{
+    switch (r) {
+    case VU_GET_FEATURES: return "GET_FEATURES";
+    case VU_SET_FEATURES: return "SET_FEATURES";
+    case VU_SET_OWNER: return "SET_OWNER";
+    case VU_RESET_OWNER: return "RESET_OWNER";
+    case VU_SET_MEM_TABLE: return "SET_MEM_TABLE";
+    case VU_SET_VRING_NUM: return "SET_VRING_NUM";
+    case VU_SET_VRING_ADDR: return "SET_VRING_ADDR";
+    case VU_SET_VRING_BASE: return "SET_VRING_BASE";
+    case VU_GET_VRING_BASE: return "GET_VRING_BASE";
+    case VU_SET_VRING_KICK: return "SET_VRING_KICK";
+    case VU_SET_VRING_CALL: return "SET_VRING_CALL";
+    case VU_SET_VRING_ERR: return "SET_VRING_ERR";
+    case VU_GET_PROTOCOL_FEATURES: return "GET_PROTOCOL_FEATURES";
+    case VU_SET_PROTOCOL_FEATURES: return "SET_PROTOCOL_FEATURES";
+    case VU_GET_QUEUE_NUM: return "GET_QUEUE_NUM";
+    case VU_SET_VRING_ENABLE: return "SET_VRING_ENABLE";
+    default: return nullptr;
+    }
+}
+
+volatile std::sig_atomic_t g_stop = 0;
+void on_signal(int) { g_stop = 1; }
+
+void logf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void logf(const char *fmt, ...)
+{
+    std::va_list ap;
+    va_start(ap, fmt);
+    std::fputs("viosim serve: ", stderr);
+    std::vfprintf(stderr, fmt, ap);
+    std::fputc('\n', stderr);
+    va_end(ap);
+}
+
+// ---- Counters over the server's life (all connections) ----
+
+struct serve_counters {
+    uint64_t connections = 0, connections_failed = 0, messages = 0;
+    uint64_t tx_frames = 0, tx_bytes = 0, rx_frames = 0, rx_bytes = 0, sink_frames = 0;
+    uint64_t loopback_dropped_fifo_full = 0; // TX frames dropped: the loopback FIFO was full
+    uint64_t rx_dropped_too_big = 0;         // frame larger than the receive buffer
+    uint64_t rx_no_buffer = 0;               // RX found a frame but no receive buffer
+    uint64_t rx_merged_frames = 0;           // frames spread over several buffers (MRG_RXBUF)
+    uint64_t kicks = 0;                      // eventfd reads that found notifications
+    uint64_t kick_events = 0;                // notifications those reads carried (eventfd count)
+    uint64_t calls = 0;                      // used buffer notifications sent (call eventfd writes)
+    uint64_t calls_no_fd = 0;                // decided, but the front end gave no call fd
+    uint64_t dma_reads[VS_DMA_KIND_COUNT] = {}, dma_writes[VS_DMA_KIND_COUNT] = {};
+    uint64_t dma_read_bytes = 0, dma_write_bytes = 0, dma_errors = 0;
+    uint64_t rings_broken = 0;
+    struct vq_stats ring[RING_COUNT] = {};
+    double busy_s = 0; // wall-clock time from the first to the last frame of each connection
+    uint64_t last_features = 0;
+    bool have_features = false;
+    std::string last_format;
+};
+
+void add_ring_stats(struct vq_stats &to, const struct vq_stats &s)
+{
+    to.buffers_popped += s.buffers_popped;
+    to.descs_read += s.descs_read;
+    to.indirect_tables += s.indirect_tables;
+    to.used_pushed += s.used_pushed;
+    to.flushes += s.flushes;
+    to.event_reads += s.event_reads;
+    to.event_reads_local += s.event_reads_local;
+    to.event_writes += s.event_writes;
+    to.interrupts_suppressed += s.interrupts_suppressed;
+    to.interrupts_rechecked += s.interrupts_rechecked;
+    to.fetch_reads += s.fetch_reads;
+    to.fetch_entries += s.fetch_entries;
+    to.fetch_wasted += s.fetch_wasted;
+    to.fetch_wasted_bytes += s.fetch_wasted_bytes;
+    to.fetch_hint_reads += s.fetch_hint_reads;
+}
+
+// ---- Guest memory: the front end's regions ----
+
+struct region {
+    uint64_t gpa = 0, size = 0, uaddr = 0; // guest physical, length, front end's virtual
+    uint8_t *host = nullptr;               // where gpa maps here
+    void *map = nullptr;                   // the mmap (from file offset 0)
+    size_t map_len = 0;
+};
+
+struct guest_mem {
+    std::vector<region> regions;
+    serve_counters *ctr = nullptr;
+
+    // The host pointer for [gpa, gpa + len) when one region covers it, else nullptr.
+    uint8_t *at(uint64_t gpa, uint64_t len) const
+    {
+        for (const region &r : regions)
+            if (gpa >= r.gpa && len <= r.size && gpa - r.gpa <= r.size - len)
+                return r.host + (gpa - r.gpa);
+        return nullptr;
+    }
+    // The guest physical address of a front-end virtual address range (ring addresses
+    // are given in the front end's address space), or false if no region covers it.
+    bool uaddr_to_gpa(uint64_t ua, uint64_t len, uint64_t &gpa) const
+    {
+        for (const region &r : regions)
+            if (ua >= r.uaddr && len <= r.size && ua - r.uaddr <= r.size - len) {
+                gpa = r.gpa + (ua - r.uaddr);
+                return true;
+            }
+        return false;
+    }
+    void unmap()
+    {
+        for (region &r : regions)
+            if (r.map)
+                munmap(r.map, r.map_len);
+        regions.clear();
+    }
+};
+
+// Copy from shared memory that the front end writes concurrently. Descriptor fetches
+// go from the highest address down, 8 bytes at a time when aligned: a packed
+// descriptor's flags (its last bytes) are then read before its address and length, and
+// on x86 (loads not reordered with older loads) a descriptor seen available is read
+// whole as the driver wrote it before flipping the flags. Each aligned 8-byte load is
+// single-copy atomic, so the 16-bit flags are never torn.
+void copy_in(void *dst, const uint8_t *src, uint32_t len, bool descending)
+{
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+    if (!descending) {
+        std::memcpy(dst, src, len);
+    } else if ((reinterpret_cast<uintptr_t>(src) | len) % 8 == 0) {
+        auto *d = static_cast<uint64_t *>(dst);
+        const volatile uint64_t *s = reinterpret_cast<const volatile uint64_t *>(src);
+        for (uint32_t i = len / 8; i-- > 0;)
+            d[i] = s[i];
+    } else {
+        auto *d = static_cast<uint8_t *>(dst);
+        const volatile uint8_t *s = src;
+        for (uint32_t i = len; i-- > 0;)
+            d[i] = s[i];
+    }
+    std::atomic_thread_fence(std::memory_order_acquire);
+}
+
+enum vs_dma_status mem_read(void *ctx, uint64_t addr, void *dst, uint32_t len, enum vs_dma_kind kind)
+{
+    auto *m = static_cast<guest_mem *>(ctx);
+    const uint8_t *p = m->at(addr, len);
+    if (!p) {
+        m->ctr->dma_errors++;
+        return VS_DMA_OUT_OF_RANGE;
+    }
+    copy_in(dst, p, len, kind == VS_DMA_DESC_READ);
+    m->ctr->dma_reads[kind]++;
+    m->ctr->dma_read_bytes += len;
+    return VS_DMA_OK;
+}
+
+enum vs_dma_status mem_write(void *ctx, uint64_t addr, const void *src, uint32_t len,
+                             enum vs_dma_kind kind)
+{
+    auto *m = static_cast<guest_mem *>(ctx);
+    uint8_t *p = m->at(addr, len);
+    if (!p) {
+        m->ctr->dma_errors++;
+        return VS_DMA_OUT_OF_RANGE;
+    }
+    // Earlier writes (buffer data, used entries) become visible before this one: x86
+    // keeps stores in order; the fence keeps the compiler from moving them.
+    std::atomic_thread_fence(std::memory_order_release);
+    std::memcpy(p, src, len);
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+    m->ctr->dma_writes[kind]++;
+    m->ctr->dma_write_bytes += len;
+    return VS_DMA_OK;
+}
+
+// ---- One ring ----
+
+struct ring {
+    // As the front end configured it.
+    uint16_t num = 0;
+    uint64_t desc_ua = 0, used_ua = 0, avail_ua = 0; // front-end virtual addresses
+    uint32_t base = 0;                               // SET_VRING_BASE value
+    bool have_addr = false;
+    int kick_fd = -1, call_fd = -1, err_fd = -1;
+    bool enabled = false; // SET_VRING_ENABLE (starts enabled without PROTOCOL_FEATURES)
+    bool started = false; // kick fd received, kernel state initialised
+    bool active = false;  // has (or may have) work: processed with notifications off
+    // The kernel.
+    const struct vq_ops *ops = nullptr;
+    struct vq_config cfg = {};
+    union {
+        struct pvq packed;
+        struct svq split;
+    } q;
+    bool broken = false;
+};
+
+// Loopback FIFO of frames between TX and RX.
+struct fifo {
+    std::vector<uint8_t> data;
+    std::vector<uint32_t> len;
+    uint32_t head = 0, count = 0, slots = 0, slot_bytes = 0;
+    void init(uint32_t n, uint32_t bytes)
+    {
+        slots = n;
+        slot_bytes = bytes;
+        data.assign(size_t(n) * bytes, 0);
+        len.assign(n, 0);
+        head = count = 0;
+    }
+};
+
+struct connection {
+    int fd = -1;
+    guest_mem mem;
+    ring r[RING_COUNT];
+    uint64_t features = 0;
+    uint64_t protocol_features = 0;
+    bool features_set = false;
+    bool owner = false;
+    std::chrono::steady_clock::time_point first_frame, last_frame;
+    bool had_frame = false;
+};
+
+class server {
+public:
+    server(const vs_config &cfg, const serve_options &opt) : cfg_(cfg), opt_(opt)
+    {
+        vs_conf_init(&conf_);
+        conn_.mem.ctr = &ctr_;
+        ops_ = {mem_read, mem_write, &conn_.mem};
+        loop_.init(cfg.dev.rx_fifo_frames, cfg.dev.max_frame_bytes);
+        segs_.resize(cfg.dev.queue_size_max);
+        frame_.resize(NET_HDR + cfg.dev.max_frame_bytes);
+        rx_frame_.resize(NET_HDR + cfg.dev.max_frame_bytes);
+        offered_ = (1ull << VIRTIO_F_VERSION_1_BIT) | (1ull << VIRTIO_F_RING_PACKED_BIT) |
+                   (1ull << VIRTIO_F_IN_ORDER_BIT) | (1ull << VIRTIO_F_INDIRECT_DESC_BIT) |
+                   (1ull << VIRTIO_F_EVENT_IDX_BIT) | (1ull << VIRTIO_NET_F_MRG_RXBUF_BIT);
+        offered_ &= ~(uint64_t(cfg.dev.withdraw.w[0]) | uint64_t(cfg.dev.withdraw.w[1]) << 32);
+    }
+    int run();
+
+private:
+    bool listen_socket(std::string &err);
+    void serve_connection_pass();
+    bool handle_message();
+    bool fail(const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+    void teardown(bool failed);
+    bool reply(uint32_t request, const void *payload, uint32_t size);
+    bool ring_start(uint16_t i);
+    void ring_stop(uint16_t i);
+    bool ring_break(uint16_t i, enum vs_reason why);
+    bool service_tx();
+    bool service_rx();
+    void interrupt(uint16_t i);
+    bool arm(uint16_t i);
+    void note_frame();
+    bool write_stats(std::string &err);
+    uint64_t now_ns() const
+    {
+        return uint64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                            std::chrono::steady_clock::now() - start_)
+                            .count());
+    }
+
+    const vs_config &cfg_;
+    const serve_options &opt_;
+    int listen_fd_ = -1;
+    connection conn_;
+    struct vs_guest_ops ops_;
+    fifo loop_;
+    std::vector<struct vq_seg> segs_;
+    std::vector<uint8_t> frame_;
+    // Receive side: the frame being written (header + payload) and, with
+    // VIRTIO_NET_F_MRG_RXBUF, the buffers it already filled: the frame stays at the FIFO
+    // head until enough receive buffers have come (a later pass goes on where this one
+    // stopped); the first buffer's segments are kept to write num_buffers at the end.
+    std::vector<uint8_t> rx_frame_;
+    struct rx_merge {
+        bool active = false;
+        uint32_t total = 0, done = 0;
+        std::vector<struct vq_seg> first_segs;
+        std::vector<std::pair<struct vq_elem, uint32_t>> used;
+    } mrg_;
+    bool rx_write(const struct vq_seg *segs, uint32_t nsegs, uint32_t at, const uint8_t *src,
+                  uint32_t n);
+    uint64_t offered_;
+    serve_counters ctr_;
+    struct vs_conformance conf_;
+    std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+};
+
+bool server::fail(const char *fmt, ...)
+{
+    char msg[512];
+    std::va_list ap;
+    va_start(ap, fmt);
+    std::vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    logf("connection closed: %s", msg);
+    teardown(true);
+    return false;
+}
+
+bool server::listen_socket(std::string &err)
+{
+    listen_fd_ = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (listen_fd_ < 0) {
+        err = std::string("socket: ") + std::strerror(errno);
+        return false;
+    }
+    struct sockaddr_un sa;
+    std::memset(&sa, 0, sizeof sa);
+    sa.sun_family = AF_UNIX;
+    if (opt_.socket_path.size() >= sizeof sa.sun_path) {
+        err = "socket path '" + opt_.socket_path + "' is too long for a unix socket";
+        return false;
+    }
+    std::memcpy(sa.sun_path, opt_.socket_path.c_str(), opt_.socket_path.size() + 1);
+    struct stat st;
+    if (lstat(opt_.socket_path.c_str(), &st) == 0) {
+        if (!S_ISSOCK(st.st_mode)) {
+            err = "'" + opt_.socket_path + "' exists and is not a socket";
+            return false;
+        }
+        unlink(opt_.socket_path.c_str());
+    }
+    if (bind(listen_fd_, reinterpret_cast<struct sockaddr *>(&sa), sizeof sa) != 0 ||
+        listen(listen_fd_, 1) != 0) {
+        err = "cannot listen on '" + opt_.socket_path + "': " + std::strerror(errno);
+        return false;
+    }
+    return true;
+}
+
+bool server::reply(uint32_t request, const void *payload, uint32_t size)
+{
+    uint8_t buf[VU_HEADER_BYTES + 64];
+    uint32_t hdr[3] = {request, VU_FLAG_VERSION | VU_FLAG_REPLY, size};
+    std::memcpy(buf, hdr, VU_HEADER_BYTES);
+    std::memcpy(buf + VU_HEADER_BYTES, payload, size);
+    ssize_t n = send(conn_.fd, buf, VU_HEADER_BYTES + size, MSG_NOSIGNAL);
+    if (n != ssize_t(VU_HEADER_BYTES + size))
+        return fail("cannot send the reply to %s: %s", request_name(request),
+                    n < 0 ? std::strerror(errno) : "short write");
+    return true;
+}
+
+void close_fd(int &fd)
+{
+    if (fd >= 0)
+        close(fd);
+    fd = -1;
+}
+
+void server::ring_stop(uint16_t i)
+{
+    ring &r = conn_.r[i];
+    if (r.started) {
+        if (!r.broken && r.ops->pending(&r.q) != 0)
+            r.ops->flush(&r.q, &ops_);
+        add_ring_stats(ctr_.ring[i], *r.ops->stats(&r.q));
+    }
+    r.started = r.active = false;
+}
+
+void server::teardown(bool failed)
+{
+    for (uint16_t i = 0; i < RING_COUNT; i++) {
+        ring_stop(i);
+        close_fd(conn_.r[i].kick_fd);
+        close_fd(conn_.r[i].call_fd);
+        close_fd(conn_.r[i].err_fd);
+        conn_.r[i] = ring();
+    }
+    conn_.mem.unmap();
+    close_fd(conn_.fd);
+    if (conn_.had_frame)
+        ctr_.busy_s += std::chrono::duration<double>(conn_.last_frame - conn_.first_frame).count();
+    conn_.had_frame = false;
+    conn_.features = conn_.protocol_features = 0;
+    conn_.features_set = conn_.owner = false;
+    loop_.head = loop_.count = 0;
+    mrg_ = rx_merge();
+    if (failed)
+        ctr_.connections_failed++;
+}
+
+// A ring broke (driver input the device cannot accept): record it, stop processing the
+// ring. vhost-user has no DEVICE_NEEDS_RESET to raise without the STATUS protocol
+// feature; the front end sees the ring stall and GET_VRING_BASE reports where it stopped.
+bool server::ring_break(uint16_t i, enum vs_reason why)
+{
+    ring &r = conn_.r[i];
+    if (!r.broken) {
+        conf_.now = now_ns() * 1000; // ps, as the simulation stamps violations
+        if (vs_reason_is_driver_violation(why))
+            vs_conf_report_reason(&conf_, why, i);
+        logf("ring %u (%s) stopped: %s", i, i == RING_RX ? "receiveq1" : "transmitq1",
+             vs_reason_name(why));
+        ctr_.rings_broken++;
+    }
+    r.broken = true;
+    r.active = false;
+    return false;
+}
+
+bool server::ring_start(uint16_t i)
+{
+    ring &r = conn_.r[i];
+    if (!conn_.features_set)
+        return fail("ring %u started (kick fd) before SET_FEATURES", i);
+    if (!r.have_addr || r.num == 0)
+        return fail("ring %u started without SET_VRING_NUM and SET_VRING_ADDR", i);
+    const bool packed = conn_.features & (1ull << VIRTIO_F_RING_PACKED_BIT);
+    r.ops = packed ? &packed_vq_ops : &split_vq_ops;
+    struct vq_config &c = r.cfg;
+    c = vq_config();
+    c.size = r.num;
+    // Areas: packed rings (descriptor ring, driver and device event suppression) or split
+    // rings (descriptor table, available ring, used ring); the vring-address message
+    // names them desc, avail (driver area) and used (device area).
+    const uint64_t desc_len = uint64_t(r.num) * 16;
+    const uint64_t driver_len = packed ? 4 : 6 + 2 * uint64_t(r.num);
+    const uint64_t device_len = packed ? 4 : 6 + 8 * uint64_t(r.num);
+    if (!conn_.mem.uaddr_to_gpa(r.desc_ua, desc_len, c.desc_addr))
+        return fail("ring %u: no memory region covers the descriptor area 0x%llx + %llu", i,
+                    (unsigned long long)r.desc_ua, (unsigned long long)desc_len);
+    if (!conn_.mem.uaddr_to_gpa(r.avail_ua, driver_len, c.driver_addr))
+        return fail("ring %u: no memory region covers the driver area 0x%llx + %llu", i,
+                    (unsigned long long)r.avail_ua, (unsigned long long)driver_len);
+    if (!conn_.mem.uaddr_to_gpa(r.used_ua, device_len, c.device_addr))
+        return fail("ring %u: no memory region covers the device area 0x%llx + %llu", i,
+                    (unsigned long long)r.used_ua, (unsigned long long)device_len);
+    c.indirect_desc = conn_.features & (1ull << VIRTIO_F_INDIRECT_DESC_BIT);
+    c.event_idx = conn_.features & (1ull << VIRTIO_F_EVENT_IDX_BIT);
+    c.in_order = conn_.features & (1ull << VIRTIO_F_IN_ORDER_BIT);
+    c.fetch_batch = cfg_.dev.fetch_batch;
+    c.fetch_source = cfg_.dev.fetch_source == VQ_FETCH_HINT ? VQ_FETCH_ONE : cfg_.dev.fetch_source;
+    enum vs_reason why = r.ops->check_config(&c, cfg_.dev.queue_size_max);
+    if (why != VS_REASON_NONE)
+        return fail("ring %u: configuration refused: %s", i, vs_reason_name(why));
+    r.ops->init(&r.q, &c);
+    // Where the front end says the device resumes (SET_VRING_BASE): split, the next
+    // available index (the used index resumes with it: nothing is in flight across a
+    // stop); packed, the next descriptor in bits 0-14 and the wrap counter in bit 15.
+    if (packed) {
+        const uint16_t off = r.base & 0x7fff;
+        const bool wrap = (r.base >> 15) & 1;
+        if (off >= r.num)
+            return fail("ring %u: SET_VRING_BASE offset %u beyond the ring (%u)", i, off, r.num);
+        r.q.packed.next_avail = r.q.packed.next_used = r.q.packed.signalled_used =
+            r.q.packed.notified_used = off;
+        r.q.packed.avail_wrap = r.q.packed.used_wrap = r.q.packed.signalled_wrap =
+            r.q.packed.notified_wrap = wrap;
+    } else {
+        const uint16_t idx = uint16_t(r.base);
+        r.q.split.last_avail_idx = r.q.split.shadow_avail_idx = idx;
+        r.q.split.used_idx = r.q.split.published_used_idx = idx;
+        r.q.split.signalled_used_idx = r.q.split.notified_used_idx = idx;
+    }
+    r.started = true;
+    r.broken = false;
+    r.active = true; // look once: buffers may already be there
+    return true;
+}
+
+void server::interrupt(uint16_t i)
+{
+    ring &r = conn_.r[i];
+    bool want = false;
+    if (r.ops->should_interrupt(&r.q, &ops_, &want) != VQ_OK) {
+        ring_break(i, r.ops->broken(&r.q));
+        return;
+    }
+    if (!want)
+        return;
+    if (r.call_fd < 0) {
+        ctr_.calls_no_fd++;
+        return;
+    }
+    uint64_t one = 1;
+    if (write(r.call_fd, &one, sizeof one) == sizeof one)
+        ctr_.calls++;
+}
+
+void server::note_frame()
+{
+    conn_.last_frame = std::chrono::steady_clock::now();
+    if (!conn_.had_frame) {
+        conn_.first_frame = conn_.last_frame;
+        conn_.had_frame = true;
+    }
+}
+
+// Transmit ("Network Device / Device Operation / Sending Packets"): each buffer is a
+// virtio-net header and one frame, device-readable only.
+bool server::service_tx()
+{
+    ring &r = conn_.r[RING_TX];
+    unsigned done = 0;
+    while (done < SERVICE_BUDGET) {
+        struct vq_elem e;
+        enum vq_status s = r.ops->pop(&r.q, &ops_, &e, segs_.data(), uint32_t(segs_.size()));
+        if (s == VQ_EMPTY)
+            break;
+        if (s != VQ_OK)
+            return ring_break(RING_TX, r.ops->broken(&r.q));
+        if (e.writable_bytes != 0)
+            return ring_break(RING_TX, VS_REASON_TX_HAS_WRITABLE);
+        if (e.readable_bytes < NET_HDR)
+            return ring_break(RING_TX, VS_REASON_TX_FRAME_TOO_SHORT);
+        if (e.readable_bytes - NET_HDR > cfg_.dev.max_frame_bytes)
+            return ring_break(RING_TX, VS_REASON_TX_FRAME_TOO_LONG);
+        uint32_t at = 0;
+        for (uint32_t k = 0; k < e.nsegs; k++) {
+            if (ops_.read(ops_.ctx, segs_[k].addr, frame_.data() + at, segs_[k].len,
+                          VS_DMA_BUF_READ) != VS_DMA_OK)
+                return ring_break(RING_TX, VS_REASON_DMA_OUT_OF_RANGE);
+            at += segs_[k].len;
+        }
+        const uint32_t frame_len = at - NET_HDR;
+        ctr_.tx_frames++;
+        ctr_.tx_bytes += frame_len;
+        if (cfg_.dev.backend == VDEV_BACKEND_LOOPBACK) {
+            if (loop_.count < loop_.slots) {
+                uint32_t slot = (loop_.head + loop_.count) % loop_.slots;
+                std::memcpy(&loop_.data[size_t(slot) * loop_.slot_bytes], frame_.data() + NET_HDR,
+                            frame_len);
+                loop_.len[slot] = frame_len;
+                loop_.count++;
+            } else {
+                // A host port drops what it cannot hold; the simulation's back-pressure
+                // would stall a front end that never receives (testpmd txonly).
+                ctr_.loopback_dropped_fifo_full++;
+            }
+        } else {
+            ctr_.sink_frames++;
+        }
+        if (r.ops->push(&r.q, &ops_, &e, 0) != VQ_OK)
+            return ring_break(RING_TX, r.ops->broken(&r.q));
+        done++;
+    }
+    if (done == 0)
+        return false;
+    note_frame();
+    if (r.ops->flush(&r.q, &ops_) != VQ_OK)
+        return ring_break(RING_TX, r.ops->broken(&r.q));
+    interrupt(RING_TX);
+    if (loop_.count)
+        conn_.r[RING_RX].active = true;
+    return true;
+}
+
+// Write n bytes of src at byte `at` of a buffer given by its segments (writable only).
+bool server::rx_write(const struct vq_seg *segs, uint32_t nsegs, uint32_t at, const uint8_t *src,
+                      uint32_t n)
+{
+    for (uint32_t k = 0; k < nsegs && n; k++) {
+        if (at >= segs[k].len) {
+            at -= segs[k].len;
+            continue;
+        }
+        uint32_t c = std::min(segs[k].len - at, n);
+        if (ops_.write(ops_.ctx, segs[k].addr + at, src, c, VS_DMA_BUF_WRITE) != VS_DMA_OK)
+            return false;
+        src += c;
+        n -= c;
+        at = 0;
+    }
+    return n == 0;
+}
+
+// Receive ("Network Device / Device Operation / Receiving Packets"). Without
+// VIRTIO_NET_F_MRG_RXBUF a frame must fit in one buffer (else it is dropped and the
+// buffer returned unused) and num_buffers is 1. With it, the frame fills as many
+// buffers as it needs, in ring order, the header in the first one with num_buffers
+// set to their count; every buffer must hold at least the header (driver normative).
+bool server::service_rx()
+{
+    ring &r = conn_.r[RING_RX];
+    const bool merge = conn_.features & (1ull << VIRTIO_NET_F_MRG_RXBUF_BIT);
+    unsigned done = 0;
+    while (done < SERVICE_BUDGET && loop_.count) {
+        const uint32_t len = loop_.len[loop_.head];
+        if (!mrg_.active) {
+            struct virtio_net_hdr h;
+            std::memset(&h, 0, sizeof h);
+            h.num_buffers = 1;
+            std::memcpy(rx_frame_.data(), &h, NET_HDR);
+            std::memcpy(rx_frame_.data() + NET_HDR,
+                        &loop_.data[size_t(loop_.head) * loop_.slot_bytes], len);
+            mrg_.active = true;
+            mrg_.total = NET_HDR + len;
+            mrg_.done = 0;
+            mrg_.used.clear();
+        }
+        struct vq_elem e;
+        enum vq_status s = r.ops->pop(&r.q, &ops_, &e, segs_.data(), uint32_t(segs_.size()));
+        if (s == VQ_EMPTY) {
+            ctr_.rx_no_buffer++;
+            break;
+        }
+        if (s != VQ_OK)
+            return ring_break(RING_RX, r.ops->broken(&r.q));
+        if (e.readable_bytes != 0)
+            return ring_break(RING_RX, VS_REASON_RX_HAS_READABLE);
+        if (e.writable_bytes < NET_HDR)
+            return ring_break(RING_RX, VS_REASON_RX_BUFFER_TOO_SMALL);
+        done++;
+        if (!merge && len > e.writable_bytes - NET_HDR) {
+            ctr_.rx_dropped_too_big++;
+            mrg_.active = false;
+            loop_.head = (loop_.head + 1) % loop_.slots;
+            loop_.count--;
+            if (r.ops->push(&r.q, &ops_, &e, 0) != VQ_OK)
+                return ring_break(RING_RX, r.ops->broken(&r.q));
+            continue;
+        }
+        const uint32_t n = std::min(e.writable_bytes, mrg_.total - mrg_.done);
+        if (!rx_write(segs_.data(), e.nsegs, 0, rx_frame_.data() + mrg_.done, n))
+            return ring_break(RING_RX, VS_REASON_DMA_OUT_OF_RANGE);
+        if (mrg_.done == 0)
+            mrg_.first_segs.assign(segs_.begin(), segs_.begin() + e.nsegs);
+        mrg_.done += n;
+        mrg_.used.emplace_back(e, n);
+        if (mrg_.done < mrg_.total)
+            continue; // needs another buffer
+        if (mrg_.used.size() > 1) {
+            const uint16_t nb = uint16_t(mrg_.used.size());
+            if (!rx_write(mrg_.first_segs.data(), uint32_t(mrg_.first_segs.size()),
+                          offsetof(struct virtio_net_hdr, num_buffers),
+                          reinterpret_cast<const uint8_t *>(&nb), sizeof nb))
+                return ring_break(RING_RX, VS_REASON_DMA_OUT_OF_RANGE);
+            ctr_.rx_merged_frames++;
+        }
+        for (const auto &u : mrg_.used)
+            if (r.ops->push(&r.q, &ops_, &u.first, u.second) != VQ_OK)
+                return ring_break(RING_RX, r.ops->broken(&r.q));
+        mrg_.active = false;
+        loop_.head = (loop_.head + 1) % loop_.slots;
+        loop_.count--;
+        ctr_.rx_frames++;
+        ctr_.rx_bytes += len;
+    }
+    if (done == 0 || r.ops->pending(&r.q) == 0)
+        return done != 0;
+    note_frame();
+    if (r.ops->flush(&r.q, &ops_) != VQ_OK)
+        return ring_break(RING_RX, r.ops->broken(&r.q));
+    interrupt(RING_RX);
+    return true;
+}
+
+// The ring ran dry: ask the front end for notifications again, then look once more (a
+// buffer made available before the request was seen would otherwise wait for a kick
+// that never comes). True if work turned up (stay active, notifications off again).
+bool server::arm(uint16_t i)
+{
+    ring &r = conn_.r[i];
+    if (r.ops->set_notifications(&r.q, &ops_, true) != VQ_OK)
+        return ring_break(i, r.ops->broken(&r.q));
+    bool avail = false;
+    if (r.ops->peek(&r.q, &ops_, &avail) != VQ_OK)
+        return ring_break(i, r.ops->broken(&r.q));
+    if (avail && (i == RING_TX || loop_.count)) {
+        if (r.ops->set_notifications(&r.q, &ops_, false) != VQ_OK)
+            return ring_break(i, r.ops->broken(&r.q));
+        return true;
+    }
+    return false;
+}
+
+bool recv_exact(int fd, void *buf, size_t len)
+{
+    auto *p = static_cast<uint8_t *>(buf);
+    while (len) {
+        ssize_t n = recv(fd, p, len, MSG_WAITALL);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return false;
+        p += n;
+        len -= size_t(n);
+    }
+    return true;
+}
+
+// Reads one message and acts on it. False when the connection was torn down.
+bool server::handle_message()
+{
+    uint32_t hdr[3];
+    int fds[VU_MAX_REGIONS];
+    unsigned nfds = 0;
+    {
+        struct iovec iov = {hdr, VU_HEADER_BYTES};
+        alignas(struct cmsghdr) char cbuf[CMSG_SPACE(sizeof(int) * VU_MAX_REGIONS)];
+        struct msghdr mh;
+        std::memset(&mh, 0, sizeof mh);
+        mh.msg_iov = &iov;
+        mh.msg_iovlen = 1;
+        mh.msg_control = cbuf;
+        mh.msg_controllen = sizeof cbuf;
+        ssize_t n;
+        do
+            n = recvmsg(conn_.fd, &mh, MSG_CMSG_CLOEXEC | MSG_WAITALL);
+        while (n < 0 && errno == EINTR);
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
+            if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+                unsigned k = unsigned((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+                for (unsigned j = 0; j < k && nfds < VU_MAX_REGIONS; j++)
+                    std::memcpy(&fds[nfds++], CMSG_DATA(c) + j * sizeof(int), sizeof(int));
+            }
+        if (n == 0 && nfds == 0) {
+            logf("front end disconnected");
+            teardown(false);
+            return false;
+        }
+        if (n != ssize_t(VU_HEADER_BYTES) || (mh.msg_flags & MSG_CTRUNC)) {
+            for (unsigned j = 0; j < nfds; j++)
+                close(fds[j]);
+            return fail("short read of a message header (%zd of %u bytes%s)", n, VU_HEADER_BYTES,
+                        (mh.msg_flags & MSG_CTRUNC) ? ", too many file descriptors" : "");
+        }
+    }
+    // From here on every fd is either kept or closed.
+    struct fd_guard {
+        int *fds;
+        unsigned n;
+        ~fd_guard()
+        {
+            for (unsigned j = 0; j < n; j++)
+                if (fds[j] >= 0)
+                    close(fds[j]);
+        }
+    } guard{fds, nfds};
+
+    const uint32_t request = hdr[0], flags = hdr[1], size = hdr[2];
+    const char *name = request_name(request);
+    ctr_.messages++;
+    if (!name)
+        return fail("unknown or unsupported request %u (size %u)", request, size);
+    if ((flags & VU_FLAG_VERSION_MASK) != VU_FLAG_VERSION)
+        return fail("%s: protocol version %u, expected 1", name, flags & VU_FLAG_VERSION_MASK);
+    if (size > VU_PAYLOAD_MAX)
+        return fail("%s: payload of %u bytes (at most %u accepted)", name, size, VU_PAYLOAD_MAX);
+    uint8_t payload[VU_PAYLOAD_MAX];
+    if (size && !recv_exact(conn_.fd, payload, size))
+        return fail("%s: short read of the %u-byte payload", name, size);
+
+    auto need_size = [&](uint32_t want) {
+        if (size < want)
+            return fail("%s: payload of %u bytes, expected %u", name, size, want);
+        return true;
+    };
+    auto need_fds = [&](unsigned want) {
+        if (nfds != want)
+            return fail("%s: %u file descriptors passed, expected %u", name, nfds, want);
+        return true;
+    };
+    auto ring_index = [&](uint32_t idx) {
+        if (idx >= RING_COUNT)
+            return fail("%s: ring %u does not exist (the device has %u)", name, idx, RING_COUNT);
+        return true;
+    };
+    auto get_u64 = [&](unsigned off) {
+        uint64_t v;
+        std::memcpy(&v, payload + off, 8);
+        return v;
+    };
+    auto get_u32 = [&](unsigned off) {
+        uint32_t v;
+        std::memcpy(&v, payload + off, 4);
+        return v;
+    };
+    bool replied = false; // the request has its own reply (then no REPLY_ACK)
+    const bool ack = (conn_.protocol_features & (1ull << VU_PROTOCOL_F_REPLY_ACK_BIT)) &&
+                     (flags & VU_FLAG_NEED_REPLY);
+
+    switch (request) {
+    case VU_GET_FEATURES: {
+        if (!need_fds(0))
+            return false;
+        uint64_t f = offered_ | (1ull << VU_F_PROTOCOL_FEATURES_BIT);
+        if (!reply(request, &f, 8))
+            return false;
+        replied = true;
+        break;
+    }
+    case VU_SET_FEATURES: {
+        if (!need_size(8) || !need_fds(0))
+            return false;
+        uint64_t f = get_u64(0) & ~(1ull << VU_F_PROTOCOL_FEATURES_BIT);
+        conf_.now = now_ns() * 1000;
+        if (f & ~offered_)
+            vs_conf_report(&conf_, VS_RULE_FEATURE_NOT_OFFERED, 0xffff, f & ~offered_, offered_);
+        if (!(f & (1ull << VIRTIO_F_VERSION_1_BIT)))
+            vs_conf_report(&conf_, VS_RULE_FEATURE_VERSION_1_DECLINED, 0xffff, f, offered_);
+        conn_.features = f & offered_;
+        conn_.features_set = true;
+        ctr_.last_features = conn_.features;
+        ctr_.have_features = true;
+        ctr_.last_format =
+            (conn_.features & (1ull << VIRTIO_F_RING_PACKED_BIT)) ? "packed" : "split";
+        std::string names;
+        for (const auto &fn : config_feature_names())
+            if (fn.second < 64 && (conn_.features >> fn.second) & 1)
+                names += (names.empty() ? "" : " ") + fn.first;
+        logf("features negotiated: 0x%llx (%s)", (unsigned long long)conn_.features, names.c_str());
+        // Without PROTOCOL_FEATURES rings start enabled (vhost-user.rst, "Ring states").
+        if (!(get_u64(0) & (1ull << VU_F_PROTOCOL_FEATURES_BIT)))
+            for (ring &r : conn_.r)
+                r.enabled = true;
+        break;
+    }
+    case VU_GET_PROTOCOL_FEATURES: {
+        if (!need_fds(0))
+            return false;
+        uint64_t f = VU_PROTOCOL_OFFERED;
+        if (!reply(request, &f, 8))
+            return false;
+        replied = true;
+        break;
+    }
+    case VU_SET_PROTOCOL_FEATURES:
+        if (!need_size(8) || !need_fds(0))
+            return false;
+        if (get_u64(0) & ~VU_PROTOCOL_OFFERED)
+            return fail("%s: protocol features 0x%llx not offered (offered 0x%llx)", name,
+                        (unsigned long long)get_u64(0), (unsigned long long)VU_PROTOCOL_OFFERED);
+        conn_.protocol_features = get_u64(0);
+        break;
+    case VU_SET_OWNER:
+        if (!need_fds(0))
+            return false;
+        conn_.owner = true;
+        break;
+    case VU_RESET_OWNER:
+        if (!need_fds(0))
+            return false;
+        for (uint16_t i = 0; i < RING_COUNT; i++)
+            ring_stop(i);
+        conn_.owner = false;
+        conn_.features_set = false;
+        break;
+    case VU_GET_QUEUE_NUM: {
+        if (!need_fds(0))
+            return false;
+        uint64_t n = RING_COUNT / 2; // queue pairs
+        if (!reply(request, &n, 8))
+            return false;
+        replied = true;
+        break;
+    }
+    case VU_SET_MEM_TABLE: {
+        if (!need_size(8))
+            return false;
+        const uint32_t nregions = get_u32(0);
+        if (nregions == 0 || nregions > VU_MAX_REGIONS)
+            return fail("%s: %u regions (1..%u accepted)", name, nregions, VU_MAX_REGIONS);
+        if (!need_size(8 + 32 * nregions) || !need_fds(nregions))
+            return false;
+        for (uint16_t i = 0; i < RING_COUNT; i++)
+            if (conn_.r[i].started)
+                return fail("%s while ring %u is running", name, i);
+        conn_.mem.unmap();
+        const long page = sysconf(_SC_PAGESIZE);
+        for (uint32_t k = 0; k < nregions; k++) {
+            region g;
+            g.gpa = get_u64(8 + 32 * k);
+            g.size = get_u64(16 + 32 * k);
+            g.uaddr = get_u64(24 + 32 * k);
+            const uint64_t off = get_u64(32 + 32 * k);
+            if (g.size == 0 || off > UINT64_MAX - g.size || g.gpa > UINT64_MAX - g.size)
+                return fail("%s: region %u has size %llu at offset %llu", name, k,
+                            (unsigned long long)g.size, (unsigned long long)off);
+            // Touching a mapping past the end of its file is SIGBUS, not an error return:
+            // the file must hold the whole region (memfd and hugetlbfs files report
+            // their size).
+            struct stat st;
+            if (fstat(fds[k], &st) != 0 || uint64_t(st.st_size) < off + g.size)
+                return fail("%s: region %u (%llu bytes at file offset %llu) is larger than "
+                            "its file (%lld bytes)", name, k, (unsigned long long)g.size,
+                            (unsigned long long)off, (long long)st.st_size);
+            g.map_len = size_t((off + g.size + uint64_t(page) - 1) / uint64_t(page) * uint64_t(page));
+            void *m = mmap(nullptr, g.map_len, PROT_READ | PROT_WRITE, MAP_SHARED, fds[k], 0);
+            if (m == MAP_FAILED)
+                return fail("%s: cannot map region %u (%llu bytes): %s", name, k,
+                            (unsigned long long)g.map_len, std::strerror(errno));
+            g.map = m;
+            g.host = static_cast<uint8_t *>(m) + off;
+            conn_.mem.regions.push_back(g);
+            logf("region %u: guest 0x%llx, front end 0x%llx, %llu bytes", k,
+                 (unsigned long long)g.gpa, (unsigned long long)g.uaddr, (unsigned long long)g.size);
+        }
+        break;
+    }
+    case VU_SET_VRING_NUM: {
+        if (!need_size(8) || !need_fds(0) || !ring_index(get_u32(0)))
+            return false;
+        const uint32_t num = get_u32(4);
+        if (num == 0 || num > cfg_.dev.queue_size_max)
+            return fail("%s: ring %u size %u (1..device.queue_size_max_entries = %u)", name,
+                        get_u32(0), num, cfg_.dev.queue_size_max);
+        conn_.r[get_u32(0)].num = uint16_t(num);
+        break;
+    }
+    case VU_SET_VRING_ADDR: {
+        if (!need_size(40) || !need_fds(0) || !ring_index(get_u32(0)))
+            return false;
+        ring &r = conn_.r[get_u32(0)];
+        r.desc_ua = get_u64(8);
+        r.used_ua = get_u64(16);
+        r.avail_ua = get_u64(24);
+        r.have_addr = true;
+        break;
+    }
+    case VU_SET_VRING_BASE:
+        if (!need_size(8) || !need_fds(0) || !ring_index(get_u32(0)))
+            return false;
+        conn_.r[get_u32(0)].base = get_u32(4);
+        break;
+    case VU_GET_VRING_BASE: {
+        if (!need_size(8) || !need_fds(0) || !ring_index(get_u32(0)))
+            return false;
+        const uint16_t i = uint16_t(get_u32(0));
+        ring &r = conn_.r[i];
+        uint32_t out[2] = {i, r.base};
+        if (r.started) {
+            if (r.ops == &packed_vq_ops)
+                out[1] = r.q.packed.next_avail | (uint32_t(r.q.packed.avail_wrap) << 15);
+            else
+                out[1] = r.q.split.last_avail_idx;
+        }
+        ring_stop(i);
+        close_fd(r.kick_fd);
+        r.base = out[1];
+        if (!reply(request, out, 8))
+            return false;
+        replied = true;
+        break;
+    }
+    case VU_SET_VRING_KICK:
+    case VU_SET_VRING_CALL:
+    case VU_SET_VRING_ERR: {
+        if (!need_size(8))
+            return false;
+        const uint64_t v = get_u64(0);
+        const bool nofd = v & VU_VRING_NOFD;
+        if (!need_fds(nofd ? 0 : 1) || !ring_index(uint32_t(v & VU_VRING_INDEX_MASK)))
+            return false;
+        const uint16_t i = uint16_t(v & VU_VRING_INDEX_MASK);
+        ring &r = conn_.r[i];
+        int &slot = request == VU_SET_VRING_KICK ? r.kick_fd
+                    : request == VU_SET_VRING_CALL ? r.call_fd
+                                                   : r.err_fd;
+        close_fd(slot);
+        if (!nofd) {
+            slot = fds[0];
+            fds[0] = -1; // kept
+        }
+        if (request == VU_SET_VRING_KICK) {
+            if (nofd)
+                return fail("%s: ring %u without a kick fd (polling front ends are not supported)",
+                            name, i);
+            fcntl(r.kick_fd, F_SETFL, fcntl(r.kick_fd, F_GETFL) | O_NONBLOCK);
+            ring_stop(i);
+            if (!ring_start(i))
+                return false;
+        }
+        break;
+    }
+    case VU_SET_VRING_ENABLE:
+        if (!need_size(8) || !need_fds(0) || !ring_index(get_u32(0)))
+            return false;
+        conn_.r[get_u32(0)].enabled = get_u32(4) != 0;
+        conn_.r[get_u32(0)].active = conn_.r[get_u32(0)].enabled;
+        break;
+    default:
+        return fail("unhandled request %s", name);
+    }
+    if (ack && !replied) {
+        uint64_t zero = 0;
+        if (!reply(request, &zero, 8))
+            return false;
+    }
+    return true;
+}
+
+// One pass over a connection: wait for a message or a kick (not at all while a ring
+// has work), then process.
+void server::serve_connection_pass()
+{
+    struct pollfd pfd[1 + RING_COUNT];
+    int ring_of[1 + RING_COUNT];
+    nfds_t n = 0;
+    pfd[n] = {conn_.fd, POLLIN, 0};
+    ring_of[n++] = -1;
+    bool busy = false;
+    for (uint16_t i = 0; i < RING_COUNT; i++) {
+        ring &r = conn_.r[i];
+        if (!r.started || r.broken)
+            continue;
+        pfd[n] = {r.kick_fd, POLLIN, 0};
+        ring_of[n++] = i;
+        busy |= r.active && r.enabled;
+    }
+    int rc = poll(pfd, n, busy ? 0 : 200);
+    if (rc < 0)
+        return; // EINTR: the caller checks for a stop
+    if (pfd[0].revents) {
+        if (!handle_message())
+            return;
+    }
+    for (nfds_t k = 1; k < n; k++) {
+        if (!(pfd[k].revents & POLLIN))
+            continue;
+        ring &r = conn_.r[ring_of[k]];
+        if (r.kick_fd < 0)
+            continue;
+        uint64_t v = 0;
+        if (read(r.kick_fd, &v, sizeof v) == sizeof v) {
+            ctr_.kicks++;
+            ctr_.kick_events += v;
+        }
+        if (r.started && !r.broken && !r.active) {
+            r.active = true;
+            if (r.ops->set_notifications(&r.q, &ops_, false) != VQ_OK)
+                ring_break(uint16_t(ring_of[k]), r.ops->broken(&r.q));
+        }
+    }
+    for (uint16_t i : {RING_TX, RING_RX}) {
+        ring &r = conn_.r[i];
+        if (!r.started || r.broken || !r.enabled || !r.active)
+            continue;
+        bool did = i == RING_TX ? service_tx() : service_rx();
+        if (r.broken || conn_.fd < 0)
+            continue;
+        if (!did)
+            r.active = arm(i);
+    }
+}
+
+bool server::write_stats(std::string &err)
+{
+    const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+    stats_table st;
+    st.add_u64("vhost.connections", "count", "front ends that connected", ctr_.connections);
+    st.add_u64("vhost.connections_failed", "count",
+               "connections closed for bad input (one log line each)", ctr_.connections_failed);
+    st.add_u64("vhost.messages", "count", "vhost-user messages received", ctr_.messages);
+    st.add_u64("vhost.rings_broken", "count", "rings stopped for driver input the device refused",
+               ctr_.rings_broken);
+    st.add_u64("net.tx.frames", "count", "frames transmitted by the front end", ctr_.tx_frames);
+    st.add_u64("net.tx.bytes", "bytes", "frame bytes transmitted (without virtio-net header)",
+               ctr_.tx_bytes);
+    st.add_u64("net.rx.frames", "count", "frames written into receive buffers", ctr_.rx_frames);
+    st.add_u64("net.rx.bytes", "bytes", "frame bytes received (without virtio-net header)",
+               ctr_.rx_bytes);
+    st.add_u64("net.sink.frames", "count", "transmitted frames dropped by the sink backend",
+               ctr_.sink_frames);
+    st.add_u64("net.loopback.dropped_fifo_full", "count",
+               "transmitted frames dropped because the loopback FIFO was full",
+               ctr_.loopback_dropped_fifo_full);
+    st.add_u64("net.rx.dropped_too_big", "count", "frames larger than the receive buffer",
+               ctr_.rx_dropped_too_big);
+    st.add_u64("net.rx.no_buffer", "count", "receive attempts that found no receive buffer",
+               ctr_.rx_no_buffer);
+    st.add_u64("net.rx.merged_frames", "count",
+               "frames written over several receive buffers (VIRTIO_NET_F_MRG_RXBUF)",
+               ctr_.rx_merged_frames);
+    st.add_u64("notify.kicks", "count", "kick eventfd reads that carried notifications", ctr_.kicks);
+    st.add_u64("notify.kick_events", "count", "available buffer notifications those reads counted",
+               ctr_.kick_events);
+    st.add_u64("irq.calls", "count", "used buffer notifications sent (call eventfd writes)", ctr_.calls);
+    st.add_u64("irq.calls_no_fd", "count", "notifications decided without a call eventfd",
+               ctr_.calls_no_fd);
+    for (unsigned i = 0; i < RING_COUNT; i++) {
+        const struct vq_stats &s = ctr_.ring[i];
+        std::string p = std::string("ring.") + (i == RING_RX ? "rx" : "tx") + ".";
+        st.add_u64(p + "buffers", "count", "buffers popped", s.buffers_popped);
+        st.add_u64(p + "descs_read", "count", "descriptors fetched (ring and indirect)", s.descs_read);
+        st.add_u64(p + "indirect_tables", "count", "indirect tables fetched", s.indirect_tables);
+        st.add_u64(p + "used_pushed", "count", "used buffers returned", s.used_pushed);
+        st.add_u64(p + "flushes", "count", "used publications", s.flushes);
+        st.add_u64(p + "fetch_reads", "count", "descriptor fetch reads", s.fetch_reads);
+        st.add_u64(p + "event_reads", "count", "reads of the driver's event suppression",
+                   s.event_reads);
+        st.add_u64(p + "event_writes", "count", "writes of the device event suppression",
+                   s.event_writes);
+        st.add_u64(p + "interrupts_suppressed", "count",
+                   "used buffer notifications the driver's event suppression spared",
+                   s.interrupts_suppressed);
+    }
+    uint64_t reads = 0, writes = 0;
+    for (unsigned k = 0; k < VS_DMA_KIND_COUNT; k++) {
+        reads += ctr_.dma_reads[k];
+        writes += ctr_.dma_writes[k];
+        std::string kind = vs_dma_kind_name(static_cast<enum vs_dma_kind>(k));
+        st.add_u64("dma.reads." + kind, "count", "guest memory reads of this kind", ctr_.dma_reads[k]);
+        st.add_u64("dma.writes." + kind, "count", "guest memory writes of this kind",
+                   ctr_.dma_writes[k]);
+    }
+    st.add_u64("dma.read_bytes", "bytes", "guest memory bytes read", ctr_.dma_read_bytes);
+    st.add_u64("dma.write_bytes", "bytes", "guest memory bytes written", ctr_.dma_write_bytes);
+    st.add_u64("dma.errors", "count", "accesses outside every memory region", ctr_.dma_errors);
+    const uint64_t frames = ctr_.tx_frames + ctr_.rx_frames;
+    st.add_f64("dma.transactions_per_frame", "count",
+               "guest memory reads and writes per frame moved (TX + RX)",
+               frames ? double(reads + writes) / double(frames) : 0.0);
+    st.add_f64("wall.seconds", "s", "wall-clock time the server ran", wall);
+    st.add_f64("wall.busy_seconds", "s",
+               "wall-clock time from each connection's first to last frame, summed", ctr_.busy_s);
+    st.add_f64("wall.tx_mpps", "Mpps", "transmitted frames per busy second (millions)",
+               ctr_.busy_s > 0 ? double(ctr_.tx_frames) / ctr_.busy_s / 1e6 : 0.0);
+    st.add_f64("wall.rx_mpps", "Mpps", "received frames per busy second (millions)",
+               ctr_.busy_s > 0 ? double(ctr_.rx_frames) / ctr_.busy_s / 1e6 : 0.0);
+
+    json_t *result = json_object();
+    json_object_set_new(result, "mode", json_string("vhost-user"));
+    json_object_set_new(result, "socket", json_string(opt_.socket_path.c_str()));
+    json_t *feat = json_array();
+    for (const auto &fn : config_feature_names())
+        if (fn.second < 64 && (ctr_.last_features >> fn.second) & 1)
+            json_array_append_new(feat, json_string(fn.first.c_str()));
+    json_object_set_new(result, "negotiated_features", feat);
+    json_object_set_new(result, "ring_format", json_string(ctr_.last_format.c_str()));
+    json_t *c = json_object();
+    json_object_set_new(c, "violations", json_integer(json_int_t(conf_.total)));
+    json_t *by_rule = json_object();
+    for (unsigned r = 0; r < VS_RULE_COUNT; r++)
+        if (conf_.per_rule[r])
+            json_object_set_new(by_rule, vs_rule_name(static_cast<enum vs_rule>(r)),
+                                json_integer(json_int_t(conf_.per_rule[r])));
+    json_object_set_new(c, "by_rule", by_rule);
+    json_t *first = json_array();
+    for (uint32_t k = 0; k < conf_.logged; k++) {
+        const struct vs_violation &v = conf_.log[k];
+        json_t *o = json_object();
+        json_object_set_new(o, "time_ns", json_real(double(v.when) / 1e3));
+        json_object_set_new(o, "queue", v.queue == 0xffff ? json_null() : json_integer(v.queue));
+        json_object_set_new(o, "rule", json_string(vs_rule_name(v.rule)));
+        if (v.reason != VS_REASON_NONE)
+            json_object_set_new(o, "reason", json_string(vs_reason_name(v.reason)));
+        json_object_set_new(o, "section", json_string(vs_rule_section(v.rule)));
+        json_object_set_new(o, "text", json_string(vs_rule_text(v.rule)));
+        json_object_set_new(o, "seen", json_integer(json_int_t(v.seen)));
+        json_object_set_new(o, "expected", json_integer(json_int_t(v.expected)));
+        json_array_append_new(first, o);
+    }
+    json_object_set_new(c, "first", first);
+    json_object_set_new(result, "conformance", c);
+    json_t *config = config_resolved_json(cfg_, false);
+    std::string path = (std::filesystem::path(opt_.out_dir) / "stats.json").string();
+    bool ok = stats_write_json(path, config, result, st, err);
+    json_decref(config);
+    json_decref(result);
+    if (ok)
+        logf("wrote %s (tx %llu frames, rx %llu frames, %llu violations)", path.c_str(),
+             (unsigned long long)ctr_.tx_frames, (unsigned long long)ctr_.rx_frames,
+             (unsigned long long)conf_.total);
+    return ok;
+}
+
+int server::run()
+{
+    std::string err;
+    if (!listen_socket(err)) {
+        logf("error: %s", err.c_str());
+        return 1;
+    }
+    logf("listening on %s (features offered 0x%llx, backend %s)", opt_.socket_path.c_str(),
+         (unsigned long long)offered_,
+         cfg_.dev.backend == VDEV_BACKEND_LOOPBACK ? "loopback" : "sink");
+    std::fflush(stderr);
+    const auto deadline = start_ + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                       std::chrono::duration<double>(opt_.duration_s));
+    while (!g_stop) {
+        if (opt_.duration_s > 0 && std::chrono::steady_clock::now() >= deadline)
+            break;
+        if (conn_.fd < 0) {
+            struct pollfd p = {listen_fd_, POLLIN, 0};
+            if (poll(&p, 1, 200) <= 0)
+                continue;
+            int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+            if (fd < 0)
+                continue;
+            conn_.fd = fd;
+            ctr_.connections++;
+            logf("front end connected");
+            continue;
+        }
+        serve_connection_pass();
+    }
+    if (conn_.fd >= 0)
+        teardown(false);
+    close(listen_fd_);
+    unlink(opt_.socket_path.c_str());
+    if (!write_stats(err)) {
+        logf("error: %s", err.c_str());
+        return 1;
+    }
+    return 0;
+}
+
+} // namespace
+
+int vhost_user_serve(const vs_config &cfg, const serve_options &opt)
+{
+    struct sigaction sa;
+    std::memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, nullptr);
+    sigaction(SIGTERM, &sa, nullptr);
+    std::signal(SIGPIPE, SIG_IGN);
+    server s(cfg, opt);
+    return s.run();
+}

@@ -1,0 +1,287 @@
+#!/usr/bin/env python3
+"""A minimal, deliberately misbehaving vhost-user front end for tests/realdrivers.
+
+Each case opens a fresh connection to `viosim serve --vhost-user SOCKET` and sends input
+the back end must refuse (the connection is then closed by viosim, which keeps
+listening), or a well-formed start whose ring points outside the shared memory. The
+checks of what viosim logged and counted are in run-testpmd; this script only asserts
+what a front end can see: replies, and the connection being closed.
+
+Message layout (vhost-user, "Message specification"): u32 request, u32 flags (version 1),
+u32 payload size, then the payload; file descriptors as SCM_RIGHTS.
+"""
+import mmap
+import os
+import socket
+import struct
+import sys
+import time
+
+GET_FEATURES, SET_FEATURES, SET_OWNER, SET_MEM_TABLE = 1, 2, 3, 5
+SET_VRING_NUM, SET_VRING_ADDR, SET_VRING_BASE, SET_VRING_KICK, SET_VRING_CALL = 8, 9, 10, 12, 13
+VERSION_1 = 1 << 32
+
+
+def connect(path):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(path)
+    s.settimeout(5)
+    return s
+
+
+def send(s, req, payload=b"", fds=()):
+    msg = struct.pack("<III", req, 1, len(payload)) + payload
+    if fds:
+        socket.send_fds(s, [msg], list(fds))
+    else:
+        s.sendall(msg)
+
+
+def closed_by_peer(s):
+    try:
+        return s.recv(1) == b""
+    except (ConnectionResetError, BrokenPipeError):
+        return True
+
+
+def case_unknown_request(path):
+    s = connect(path)
+    send(s, 999, b"\0" * 8)
+    assert closed_by_peer(s), "unknown request: connection not closed"
+
+
+def case_short_payload(path):
+    s = connect(path)
+    s.sendall(struct.pack("<III", SET_FEATURES, 1, 8) + b"\0\0\0")  # 3 of 8 bytes
+    s.shutdown(socket.SHUT_WR)
+    assert closed_by_peer(s), "short payload: connection not closed"
+
+
+def case_mem_table_without_fd(path):
+    s = connect(path)
+    send(s, GET_FEATURES)
+    hdr = s.recv(12 + 8)
+    req, flags, size = struct.unpack("<III", hdr[:12])
+    assert req == GET_FEATURES and flags & 4 and size == 8, (req, flags, size)
+    feats = struct.unpack("<Q", hdr[12:])[0]
+    assert feats & VERSION_1, hex(feats)
+    send(s, SET_MEM_TABLE, struct.pack("<II", 1, 0) + struct.pack("<QQQQ", 0, 4096, 0, 0))
+    assert closed_by_peer(s), "memory table without its fd: connection not closed"
+
+
+def case_region_beyond_file(path):
+    """A memory region larger than the file passed for it would fault (SIGBUS) when
+    touched: refused at SET_MEM_TABLE."""
+    mem = Memory(4096)
+    s = connect(path)
+    send(s, SET_MEM_TABLE, struct.pack("<II", 1, 0) + struct.pack("<QQQQ", 0, 1 << 20, 0, 0),
+         [mem.fileno()])
+    assert closed_by_peer(s), "region beyond its file: connection not closed"
+
+
+def start_split_ring(path, mem, desc_ua):
+    """A split ring (size 4) with the driver's structures in mem, the descriptor table
+    at front-end address desc_ua; returns (socket, kick eventfd)."""
+    s = connect(path)
+    send(s, SET_OWNER)
+    send(s, SET_FEATURES, struct.pack("<Q", VERSION_1))
+    gpa, ua, size = 0x100000, 0x7000_0000_0000, len(mem)
+    send(s, SET_MEM_TABLE, struct.pack("<II", 1, 0) + struct.pack("<QQQQ", gpa, size, ua, 0),
+         [mem.fileno()])
+    send(s, SET_VRING_NUM, struct.pack("<II", 1, 4))
+    send(s, SET_VRING_BASE, struct.pack("<II", 1, 0))
+    # desc, used, avail, log (front-end addresses)
+    send(s, SET_VRING_ADDR, struct.pack("<IIQQQQ", 1, 0, desc_ua, ua + 0x2000, ua + 0x1000, 0))
+    kick = os.eventfd(0)
+    send(s, SET_VRING_KICK, struct.pack("<Q", 1), [kick])
+    return s, kick, ua
+
+
+class Memory:
+    def __init__(self, size=64 * 1024):
+        self.fd = os.memfd_create("vhost-client")
+        os.ftruncate(self.fd, size)
+        self.map = mmap.mmap(self.fd, size)
+        self.size = size
+
+    def fileno(self):
+        return self.fd
+
+    def __len__(self):
+        return self.size
+
+
+def case_ring_outside_memory(path):
+    mem = Memory()
+    s, _, _ = start_split_ring(path, mem, 0x10)  # far below the region
+    assert closed_by_peer(s), "ring outside memory: connection not closed"
+
+
+def case_buffer_outside_memory(path):
+    mem = Memory()
+    ua = 0x7000_0000_0000
+    s, kick, _ = start_split_ring(path, mem, ua)
+    # descriptor 0: 76 device-readable bytes at a guest address no region backs
+    mem.map[0:16] = struct.pack("<QIHH", 0xdead_0000, 76, 0, 0)
+    mem.map[0x1000 + 4:0x1000 + 6] = struct.pack("<H", 0)  # avail ring[0] = 0
+    mem.map[0x1000 + 2:0x1000 + 4] = struct.pack("<H", 1)  # avail idx = 1
+    os.eventfd_write(kick, 1)
+    time.sleep(0.5)
+    # The ring stops (DMA error); the used ring stays untouched and the connection stays.
+    used_idx = struct.unpack("<H", mem.map[0x2002:0x2004])[0]
+    assert used_idx == 0, used_idx
+    s.close()
+
+
+def case_loopback_payload(path):
+    """A well-behaved split-ring front end with EVENT_IDX and REPLY_ACK: three frames
+    with a known pattern go out on transmitq1 and must come back intact on receiveq1
+    (loopback backend), each with a 12-byte header whose num_buffers is 1. EVENT_IDX
+    ("Used Buffer Notification Suppression"): receiveq1's used_event 0 asks for a
+    notification at the first used buffer, transmitq1's used_event 100 asks for none
+    yet, so only the receive call eventfd fires."""
+    EVENT_IDX, PROTOCOL_FEATURES = 1 << 29, 1 << 30
+    mem = Memory()
+    m = mem.map
+    gpa, ua = 0x100000, 0x7000_0000_0000
+    s = connect(path)
+    send(s, SET_OWNER)
+    send(s, GET_FEATURES)
+    feats = struct.unpack("<Q", s.recv(20)[12:])[0]
+    assert feats & EVENT_IDX and feats & PROTOCOL_FEATURES, hex(feats)
+    send(s, SET_FEATURES, struct.pack("<Q", VERSION_1 | EVENT_IDX | PROTOCOL_FEATURES))
+    send(s, 15)  # GET_PROTOCOL_FEATURES
+    proto = struct.unpack("<Q", s.recv(20)[12:])[0]
+    assert proto & (1 << 3), hex(proto)  # REPLY_ACK
+    send(s, 16, struct.pack("<Q", 1 << 3))  # SET_PROTOCOL_FEATURES
+    # SET_MEM_TABLE with the need-reply flag: REPLY_ACK answers 0 (success)
+    table = struct.pack("<II", 1, 0) + struct.pack("<QQQQ", gpa, len(mem), ua, 0)
+    socket.send_fds(s, [struct.pack("<III", SET_MEM_TABLE, 1 | 8, len(table)) + table], [mem.fileno()])
+    ackmsg = s.recv(20)
+    assert struct.unpack("<IIIQ", ackmsg) == (SET_MEM_TABLE, 1 | 4, 8, 0), ackmsg
+    calls, kicks = [], []
+    for q, base in ((0, 0x0000), (1, 0x3000)):
+        send(s, SET_VRING_NUM, struct.pack("<II", q, 4))
+        send(s, SET_VRING_BASE, struct.pack("<II", q, 0))
+        send(s, SET_VRING_ADDR, struct.pack("<IIQQQQ", q, 0, ua + base, ua + base + 0x2000,
+                                            ua + base + 0x1000, 0))
+        call = os.eventfd(0, os.EFD_NONBLOCK)
+        send(s, SET_VRING_CALL, struct.pack("<Q", q), [call])
+        kick = os.eventfd(0)
+        send(s, SET_VRING_KICK, struct.pack("<Q", q), [kick])
+        send(s, 18, struct.pack("<II", q, 1))  # SET_VRING_ENABLE
+        calls.append(call)
+        kicks.append(kick)
+    # receive buffers: 4 x 2 KiB, device-writable (VIRTQ_DESC_F_WRITE)
+    for i in range(4):
+        m[16 * i:16 * i + 16] = struct.pack("<QIHH", gpa + 0x8000 + 0x800 * i, 0x800, 2, 0)
+        m[0x1004 + 2 * i:0x1006 + 2 * i] = struct.pack("<H", i)
+    m[0x1004 + 8:0x1006 + 8] = struct.pack("<H", 0)      # used_event
+    m[0x1002:0x1004] = struct.pack("<H", 4)              # avail idx
+    os.eventfd_write(kicks[0], 1)
+    frames = [bytes((7 * k + j) & 0xFF for j in range(60 + 20 * k)) for k in range(3)]
+    for k, f in enumerate(frames):
+        buf = 0xC000 + 0x100 * k
+        m[buf:buf + 12 + len(f)] = bytes(12) + f
+        m[0x3000 + 16 * k:0x3010 + 16 * k] = struct.pack("<QIHH", gpa + buf, 12 + len(f), 0, 0)
+        m[0x4004 + 2 * k:0x4006 + 2 * k] = struct.pack("<H", k)
+    m[0x4004 + 8:0x4006 + 8] = struct.pack("<H", 100)    # used_event far ahead
+    m[0x4002:0x4004] = struct.pack("<H", 3)
+    os.eventfd_write(kicks[1], 1)
+    for _ in range(100):
+        if struct.unpack("<H", m[0x2002:0x2004])[0] == 3:
+            break
+        time.sleep(0.02)
+    assert struct.unpack("<H", m[0x5002:0x5004])[0] == 3, "transmit used idx"
+    assert struct.unpack("<H", m[0x2002:0x2004])[0] == 3, "receive used idx"
+    for k, f in enumerate(frames):
+        uid, ulen = struct.unpack("<II", m[0x2004 + 8 * k:0x200C + 8 * k])
+        assert uid == k and ulen == 12 + len(f), (k, uid, ulen)
+        buf = 0x8000 + 0x800 * k
+        hdr = bytes(m[buf:buf + 12])
+        assert hdr == bytes(10) + struct.pack("<H", 1), hdr
+        assert bytes(m[buf + 12:buf + 12 + len(f)]) == f, f"frame {k} corrupted"
+    assert os.eventfd_read(calls[0]) >= 1, "no receive notification"
+    try:
+        os.eventfd_read(calls[1])
+        raise AssertionError("transmit notification despite used_event 100")
+    except BlockingIOError:
+        pass
+    s.close()
+
+
+def setup_pair(path, features, mem):
+    """Both split rings (size 4) of one queue pair in mem: receiveq1 at 0x0000 (avail
+    +0x1000, used +0x2000), transmitq1 at 0x3000. Returns socket, call and kick fds."""
+    gpa, ua = 0x100000, 0x7000_0000_0000
+    s = connect(path)
+    send(s, SET_OWNER)
+    send(s, SET_FEATURES, struct.pack("<Q", features))
+    send(s, SET_MEM_TABLE, struct.pack("<II", 1, 0) + struct.pack("<QQQQ", gpa, len(mem), ua, 0),
+         [mem.fileno()])
+    calls, kicks = [], []
+    for q, base in ((0, 0x0000), (1, 0x3000)):
+        send(s, SET_VRING_NUM, struct.pack("<II", q, 4))
+        send(s, SET_VRING_BASE, struct.pack("<II", q, 0))
+        send(s, SET_VRING_ADDR, struct.pack("<IIQQQQ", q, 0, ua + base, ua + base + 0x2000,
+                                            ua + base + 0x1000, 0))
+        calls.append(os.eventfd(0, os.EFD_NONBLOCK))
+        send(s, SET_VRING_CALL, struct.pack("<Q", q), [calls[-1]])
+        kicks.append(os.eventfd(0))
+        send(s, SET_VRING_KICK, struct.pack("<Q", q), [kicks[-1]])
+    return s, calls, kicks
+
+
+def wait_u16(m, off, want):
+    for _ in range(100):
+        if struct.unpack("<H", m[off:off + 2])[0] == want:
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def case_merge_rx(path):
+    """VIRTIO_NET_F_MRG_RXBUF ("Receiving Packets"): a 200-byte frame into 64-byte receive
+    buffers takes 4 of them (64 + 64 + 64 + 20 bytes with the 12-byte header), the
+    header in the first with num_buffers 4. With only 2 buffers posted the device
+    waits (nothing used) and goes on when 2 more come."""
+    MRG_RXBUF = 1 << 15
+    mem = Memory()
+    m = mem.map
+    gpa = 0x100000
+    s, calls, kicks = setup_pair(path, VERSION_1 | MRG_RXBUF, mem)
+    for i in range(4):
+        m[16 * i:16 * i + 16] = struct.pack("<QIHH", gpa + 0x8000 + 0x100 * i, 64, 2, 0)
+        m[0x1004 + 2 * i:0x1006 + 2 * i] = struct.pack("<H", i)
+    m[0x1002:0x1004] = struct.pack("<H", 2)   # only two receive buffers for now
+    os.eventfd_write(kicks[0], 1)
+    frame = bytes((3 * j + 1) & 0xFF for j in range(200))
+    m[0xC000:0xC000 + 212] = bytes(12) + frame
+    m[0x3000:0x3010] = struct.pack("<QIHH", gpa + 0xC000, 212, 0, 0)
+    m[0x4004:0x4006] = struct.pack("<H", 0)
+    m[0x4002:0x4004] = struct.pack("<H", 1)
+    os.eventfd_write(kicks[1], 1)
+    assert wait_u16(m, 0x5002, 1), "transmit used idx"
+    time.sleep(0.2)
+    assert struct.unpack("<H", m[0x2002:0x2004])[0] == 0, "used before the frame was complete"
+    m[0x1002:0x1004] = struct.pack("<H", 4)
+    os.eventfd_write(kicks[0], 1)
+    assert wait_u16(m, 0x2002, 4), "receive used idx"
+    lens = [struct.unpack("<II", m[0x2004 + 8 * k:0x200C + 8 * k]) for k in range(4)]
+    assert lens == [(0, 64), (1, 64), (2, 64), (3, 20)], lens
+    data = b"".join(bytes(m[0x8000 + 0x100 * k:0x8000 + 0x100 * k + n]) for k, (_, n) in enumerate(lens))
+    assert data[:12] == bytes(10) + struct.pack("<H", 4), data[:12]
+    assert data[12:] == frame, "merged frame corrupted"
+    s.close()
+
+
+CASES = [case_unknown_request, case_short_payload, case_mem_table_without_fd, case_region_beyond_file,
+         case_ring_outside_memory, case_buffer_outside_memory, case_loopback_payload,
+         case_merge_rx]
+
+if __name__ == "__main__":
+    path = sys.argv[1]
+    for case in CASES:
+        case(path)
+        print("ok", case.__name__)
+        time.sleep(0.2)
