@@ -39,15 +39,30 @@ void host_cpu::run()
     qk_.reset();
     stats.latency_ps = latencies_ps.data();
     stats.latency_capacity = latencies_ps.size();
-    result = refdrv_run(&ops_, &p_, &stats);
+    driver_state_.assign((refdrv_state_bytes() + sizeof(std::max_align_t) - 1) / sizeof(std::max_align_t),
+                         std::max_align_t());
+    result = refdrv_run_in(driver_state_.data(), &ops_, &p_, &stats);
     qk_.sync();
     finish_time = sc_core::sc_time_stamp();
     done_ = true;
     sc_core::sc_stop();
 }
 
+// viosim run --strict asked to end the run: stop here and never return (nothing but
+// the driver's frames, whose state this module owns, is left on the thread's stack).
+void host_cpu::stop_if_requested()
+{
+    if (!stop_requested)
+        return;
+    qk_.sync();
+    finish_time = sc_core::sc_time_stamp();
+    sc_core::sc_stop();
+    sc_core::wait(never_);
+}
+
 void host_cpu::spend(const sc_time &t)
 {
+    stop_if_requested();
     busy += t;
     qk_.inc(t);
     qk_.sync(); // see "Synchronisation" in docs/timing.md
@@ -55,6 +70,7 @@ void host_cpu::spend(const sc_time &t)
 
 uint64_t host_cpu::access(tlm::tlm_command cmd, uint64_t addr, unsigned size, uint64_t value)
 {
+    stop_if_requested();
     tlm::tlm_generic_payload tx;
     unsigned char buf[8] = {};
     std::memcpy(buf, &value, size);
@@ -120,6 +136,7 @@ int host_cpu::op_wait_interrupt(void *ctx, uint64_t timeout_ns)
         if (!cpu->irqs_.empty() && cpu->irqs_.front().at < wake)
             wake = cpu->irqs_.front().at;
         sc_core::wait(wake - now, cpu->irq_event_);
+        cpu->stop_if_requested();
     }
 }
 

@@ -9,6 +9,7 @@
 #ifndef VIOSIM_HOST_CPU_H
 #define VIOSIM_HOST_CPU_H
 
+#include <cstddef>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -49,6 +50,12 @@ public:
     enum refdrv_result result = REFDRV_OK;
     refdrv_stats stats = {};
     std::vector<uint64_t> latencies_ps;
+    // Set to end the run early (viosim run --strict): the CPU stops the simulation at its
+    // next access or charge, where its thread holds nothing but the driver's own frames.
+    bool stop_requested = false;
+    // The driver's working state, owned here: a run stopped while the driver's thread
+    // waits (time limit, --strict) never returns to free it.
+    std::vector<std::max_align_t> driver_state_;
     sc_core::sc_time finish_time;
     sc_core::sc_time busy;                // CPU time charged (work, MMIO, interrupts)
     uint64_t interrupts = 0, msi_bad = 0;
@@ -59,6 +66,8 @@ private:
     void b_msi(tlm::tlm_generic_payload &tx, sc_core::sc_time &delay);
     uint64_t access(tlm::tlm_command cmd, uint64_t addr, unsigned size, uint64_t value);
     void spend(const sc_core::sc_time &t);
+    void stop_if_requested();
+    sc_core::sc_event never_; // notified by nobody: where a stopped driver thread rests
 
     static uint32_t op_cfg_read(void *ctx, uint32_t off, unsigned size);
     static void op_cfg_write(void *ctx, uint32_t off, unsigned size, uint32_t value);

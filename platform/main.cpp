@@ -186,6 +186,38 @@ std::string failure_reason(const run_result &r, const vs_config &cfg)
     return reason;
 }
 
+// The configuration a command runs with: defaults, then the config file (if any), then
+// each --set in order, then the cross-parameter checks. "" when fine, else the one-line
+// error (it names the key).
+std::string resolve_config(const std::string *config_path, const std::vector<std::string> &sets,
+                           vs_config &cfg)
+{
+    cfg = config_defaults();
+    param_error err;
+    if (config_path && !config_apply_file(cfg, *config_path, err))
+        return err.message;
+    for (const std::string &assignment : sets)
+        if (!config_apply_set(cfg, assignment, err))
+            return err.message;
+    if (!config_validate(cfg, err))
+        return err.message;
+    return "";
+}
+
+// Creates the output directory if missing; "" when it is a writable directory.
+std::string prepare_out_dir(const std::string &dir)
+{
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    if (ec)
+        return "cannot create output directory '" + dir + "': " + ec.message();
+    if (!std::filesystem::is_directory(dir, ec))
+        return "output directory '" + dir + "' is not a directory";
+    if (access(dir.c_str(), W_OK) != 0)
+        return "output directory '" + dir + "' is not writable";
+    return "";
+}
+
 int cmd_run(int argc, char **argv)
 {
     std::string config_path, out_dir = "out", seed;
@@ -247,26 +279,14 @@ int cmd_run(int argc, char **argv)
         return usage_error("--trace-window needs --trace FILE (it limits what the trace keeps)");
 
     // Everything is parsed and checked before anything is created or run.
-    vs_config cfg = config_defaults();
-    param_error err;
-    if (have_config && !config_apply_file(cfg, config_path, err))
-        return usage_error(err.message);
-    for (const std::string &assignment : sets)
-        if (!config_apply_set(cfg, assignment, err))
-            return usage_error(err.message);
-    if (have_seed && !config_apply_set(cfg, "sim.seed=" + seed, err))
-        return usage_error("--seed: " + err.message);
-    if (!config_validate(cfg, err))
-        return usage_error(err.message);
-
-    std::error_code ec;
-    std::filesystem::create_directories(out_dir, ec);
-    if (ec)
-        return usage_error("cannot create output directory '" + out_dir + "': " + ec.message());
-    if (!std::filesystem::is_directory(out_dir, ec))
-        return usage_error("output directory '" + out_dir + "' is not a directory");
-    if (access(out_dir.c_str(), W_OK) != 0)
-        return usage_error("output directory '" + out_dir + "' is not writable");
+    vs_config cfg;
+    if (have_seed)
+        sets.push_back("sim.seed=" + seed); // applied last, as the help says
+    std::string why = resolve_config(have_config ? &config_path : nullptr, sets, cfg);
+    if (why.empty())
+        why = prepare_out_dir(out_dir);
+    if (!why.empty())
+        return usage_error(why);
 
     // The SystemC banner would interleave with the summary; a user's setting wins.
     setenv("SYSTEMC_DISABLE_COPYRIGHT_MESSAGE", "1", 0);
@@ -359,19 +379,12 @@ int cmd_serve(int argc, char **argv)
     }
     if (opt.socket_path.empty())
         return usage_error("serve needs --vhost-user PATH (the only transport viosim serves)");
-    vs_config cfg = config_defaults();
-    param_error err;
-    if (have_config && !config_apply_file(cfg, config_path, err))
-        return usage_error(err.message);
-    for (const std::string &assignment : sets)
-        if (!config_apply_set(cfg, assignment, err))
-            return usage_error(err.message);
-    if (!config_validate(cfg, err))
-        return usage_error(err.message);
-    std::error_code ec;
-    std::filesystem::create_directories(opt.out_dir, ec);
-    if (ec || access(opt.out_dir.c_str(), W_OK) != 0)
-        return usage_error("output directory '" + opt.out_dir + "' cannot be created or written");
+    vs_config cfg;
+    std::string why = resolve_config(have_config ? &config_path : nullptr, sets, cfg);
+    if (why.empty())
+        why = prepare_out_dir(opt.out_dir);
+    if (!why.empty())
+        return usage_error(why);
     return vhost_user_serve(cfg, opt) == 0 ? 0 : EXIT_RUN_FAILED;
 }
 

@@ -453,7 +453,8 @@ run_result vs_run(const vs_config &cfg, const run_options &opt)
     }
     if (counters)
         p->dev.set_trace(trace.get(), counters.get());
-    p->dev.stop_on_violation = opt.strict;
+    if (opt.strict)
+        p->dev.on_violation = [cpu = &p->cpu] { cpu->stop_requested = true; };
     sc_core::sc_start(sc_time(cfg.plat.sim_time_limit_us * 1000.0, SC_NS));
     if (counters)
         counters->finish();

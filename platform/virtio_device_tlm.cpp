@@ -165,8 +165,10 @@ void virtio_device_tlm::conformance_now(const sc_time &at)
 
 void virtio_device_tlm::conformance_check()
 {
-    if (stop_on_violation && dev_.vpci.conf.total != 0)
-        sc_core::sc_stop();
+    if (on_violation && dev_.vpci.conf.total != 0) {
+        on_violation();
+        on_violation = nullptr;
+    }
 }
 
 // Apply the device-memory suppression writes that have arrived (or all of them).

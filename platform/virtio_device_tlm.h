@@ -8,6 +8,7 @@
 #define VIOSIM_VIRTIO_DEVICE_TLM_H
 
 #include <cstdint>
+#include <functional>
 #include <deque>
 #include <memory>
 #include <vector>
@@ -83,7 +84,9 @@ public:
     // per engine when device.queue_engines > 1), and declares the counters of buffers in
     // flight and ring occupancy per queue and of read tags in flight.
     void set_trace(trace_recorder *t, trace_counters *c);
-    bool stop_on_violation = false;  // viosim run --strict: sc_stop at the first violation
+    // viosim run --strict: called once at the first violation (the host stops the run at
+    // its next safe point, so no thread is abandoned in the middle of an access).
+    std::function<void()> on_violation;
     // Host software changed address space `pasid` (ATS Invalidate Request).
     void ats_invalidate(uint32_t pasid) { dma_engine_->ats_invalidate(pasid); }
     // Host software programs the device's own IOMMU (iommu.walk_location = device).

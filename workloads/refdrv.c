@@ -2457,11 +2457,28 @@ static bool host_ops_usable(const struct vs_host_ops *h)
            h->now_ps != NULL;
 }
 
+size_t refdrv_state_bytes(void)
+{
+    return sizeof(struct refdrv);
+}
+
 enum refdrv_result refdrv_run(const struct vs_host_ops *host, const struct refdrv_params *p,
                               struct refdrv_stats *stats)
 {
+    /* The driver's own bookkeeping (rings' id tables): once, off the thread's stack. */
+    void *state = malloc(sizeof(struct refdrv));
+    if (state == NULL)
+        return REFDRV_NO_MEMORY;
+    enum refdrv_result r = refdrv_run_in(state, host, p, stats);
+    free(state);
+    return r;
+}
+
+enum refdrv_result refdrv_run_in(void *state, const struct vs_host_ops *host,
+                                 const struct refdrv_params *p, struct refdrv_stats *stats)
+{
     struct refdrv_stats scratch;
-    struct refdrv *d;
+    struct refdrv *d = state;
     enum refdrv_result r;
 
     if (stats == NULL) {
@@ -2479,10 +2496,7 @@ enum refdrv_result refdrv_run(const struct vs_host_ops *host, const struct refdr
     if (host->mem == NULL || host->mem_size == 0)
         return REFDRV_NO_MEMORY;
 
-    /* The driver's own bookkeeping (rings' id tables): once, off the thread's stack. */
-    d = calloc(1, sizeof(*d));
-    if (d == NULL)
-        return REFDRV_NO_MEMORY;
+    memset(d, 0, sizeof(*d));
     d->h = host;
     d->p = p;
     d->st = stats;
@@ -2495,7 +2509,6 @@ enum refdrv_result refdrv_run(const struct vs_host_ops *host, const struct refdr
     /* Leave the device reset, whatever happened, once we have touched its status. */
     if (d->status_written)
         device_reset(d);
-    free(d);
     return r;
 }
 
