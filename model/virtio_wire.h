@@ -234,8 +234,8 @@ VS_STATIC_ASSERT(sizeof(struct virtio_pci_cfg_cap) == 20, "virtio_pci_cfg_cap is
  * driver ignores ("The driver MUST qualify the vendor_id before interpreting or
  * writing into the Vendor data capability"); its vendor data says where the window is.
  * Present only when the device offers VIOSIM_NET_F_DEVMEM_EVENT. */
-#define VIOSIM_PCI_VNDR_ID 0xfffeu /* placeholder: a real device puts its PCI-SIG vendor
-                                    * ID here (never 0x1AF4, "Vendor data capability") */
+#define VIOSIM_PCI_VNDR_ID 0xfffeu /* viosim has no PCI-SIG vendor ID; a real device puts
+                                    * its own here (never 0x1AF4, "Vendor data capability") */
 #define VIOSIM_VNDR_FMT_DEVMEM_EVENT 1u
 struct viosim_devmem_event_cap {
     uint8_t cap_vndr;    /* PCI_CAP_ID_VNDR */

@@ -233,7 +233,7 @@ struct refdrv {
 
     /* PCI */
     uint64_t bar_base[PCI_NUM_BARS];
-    uint64_t bar_size[PCI_NUM_BARS]; /* 0: not implemented, or the upper half of a 64-bit BAR */
+    uint64_t bar_size[PCI_NUM_BARS]; /* 0: absent (the BAR reads back 0), or the upper half of a 64-bit BAR */
     bool bar_is64[PCI_NUM_BARS];
     bool bar_mapped[PCI_NUM_BARS];
     struct region common, notify, isr, devcfg;
