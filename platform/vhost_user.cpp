@@ -224,9 +224,20 @@ struct guest_mem {
 void copy_in(void *dst, const uint8_t *src, uint32_t len, bool descending)
 {
     std::atomic_signal_fence(std::memory_order_seq_cst);
-    if (!descending) {
+    const uintptr_t at = reinterpret_cast<uintptr_t>(src);
+    if ((len == 2 || len == 4) && at % len == 0) {
+        // A ring index or flags word the front end may be updating right now (split
+        // ring avail->idx, used_event): one aligned load, never torn byte by byte.
+        if (len == 2) {
+            const uint16_t v = *reinterpret_cast<const volatile uint16_t *>(src);
+            std::memcpy(dst, &v, 2);
+        } else {
+            const uint32_t v = *reinterpret_cast<const volatile uint32_t *>(src);
+            std::memcpy(dst, &v, 4);
+        }
+    } else if (!descending) {
         std::memcpy(dst, src, len);
-    } else if ((reinterpret_cast<uintptr_t>(src) | len) % 8 == 0) {
+    } else if ((at | len) % 8 == 0) {
         auto *d = static_cast<uint64_t *>(dst);
         const volatile uint64_t *s = reinterpret_cast<const volatile uint64_t *>(src);
         for (uint32_t i = len / 8; i-- > 0;)
@@ -266,7 +277,18 @@ enum vs_dma_status mem_write(void *ctx, uint64_t addr, const void *src, uint32_t
     // Earlier writes (buffer data, used entries) become visible before this one: x86
     // keeps stores in order; the fence keeps the compiler from moving them.
     std::atomic_thread_fence(std::memory_order_release);
-    std::memcpy(p, src, len);
+    const uintptr_t at = reinterpret_cast<uintptr_t>(p);
+    if (len == 2 && at % 2 == 0) { // used->idx, a packed descriptor's flags: one store
+        uint16_t v;
+        std::memcpy(&v, src, 2);
+        *reinterpret_cast<volatile uint16_t *>(p) = v;
+    } else if (len == 4 && at % 4 == 0) {
+        uint32_t v;
+        std::memcpy(&v, src, 4);
+        *reinterpret_cast<volatile uint32_t *>(p) = v;
+    } else {
+        std::memcpy(p, src, len);
+    }
     std::atomic_signal_fence(std::memory_order_seq_cst);
     m->ctr->dma_writes[kind]++;
     m->ctr->dma_write_bytes += len;
