@@ -252,7 +252,8 @@ bool vdev_init(struct vdev *d, const struct vdev_params *p)
     d->p = *p;
     d->num_queues = VDEV_QUEUES;
 
-    d->fifo_data = calloc(p->rx_fifo_frames, p->max_frame_bytes);
+    d->fifo_bytes = ((size_t)p->rx_fifo_frames + 1u) * p->max_frame_bytes;
+    d->fifo_data = calloc(d->fifo_bytes ? d->fifo_bytes : 1u, 1);
     d->fifo = calloc(p->rx_fifo_frames, sizeof *d->fifo);
     bool ok = d->fifo_data && d->fifo;
     d->engines = p->queue_engines == 0 ? 1u : p->queue_engines;
@@ -966,14 +967,32 @@ static enum vdev_step tx_move(struct vdev *d, struct vdev_slot *sl, struct vdev_
     return VDEV_STEP_DONE;
 }
 
+/* Where a frame of len (<= max_frame_bytes) bytes goes in the FIFO's byte ring: right
+ * after the newest frame, or at the start when it would run past the end (the rest of
+ * the ring is left unused until the reader passes it). Called only with fewer than
+ * n = rx_fifo_frames frames queued, so it never lands on a queued frame: those hold at
+ * most (n - 1) * max bytes, a wrap leaves less than max unused at the end, and the ring
+ * is (n + 1) * max bytes, so more than max bytes are free past the newest frame (or
+ * from the start up to the oldest one, when the newest does not fit before the end). */
+static size_t fifo_place(const struct vdev *d, uint32_t len)
+{
+    if (d->fifo_count == 0)
+        return 0;
+    const struct vdev_frame *newest =
+        &d->fifo[(d->fifo_head + d->fifo_count - 1u) % d->p.rx_fifo_frames];
+    size_t end = (size_t)newest->off + newest->len;
+    return end + len > d->fifo_bytes ? 0 : end;
+}
+
 static void tx_finish(struct vdev *d, struct vdev_slot *sl)
 {
     const uint32_t hdr = sizeof(struct virtio_net_hdr);
     const uint32_t frame_len = sl->len - hdr;
     if (d->p.backend == VDEV_BACKEND_LOOPBACK) {
         uint32_t at = (d->fifo_head + d->fifo_count) % d->p.rx_fifo_frames;
-        memcpy(d->fifo_data + (size_t)at * d->p.max_frame_bytes, sl->frame_buf + hdr, frame_len);
-        d->fifo[at] = (struct vdev_frame){frame_len, d->tx_seq++};
+        size_t off = fifo_place(d, frame_len);
+        memcpy(d->fifo_data + off, sl->frame_buf + hdr, frame_len);
+        d->fifo[at] = (struct vdev_frame){off, frame_len, d->tx_seq++};
         d->fifo_count++;
         d->q[VDEV_QUEUE_TX].fifo_reserved--;
     } else {
@@ -1005,7 +1024,7 @@ static enum vdev_step rx_take(struct vdev *d, struct vdev_slot *sl, struct vdev_
         return vdev_fail(d, qi, VS_REASON_RX_BUFFER_TOO_SMALL);
 
     const struct vdev_frame *f = &d->fifo[d->fifo_head];
-    const uint8_t *payload = d->fifo_data + (size_t)d->fifo_head * d->p.max_frame_bytes;
+    const uint8_t *payload = d->fifo_data + f->off;
     uint32_t len = f->len;
     d->fifo_head = (d->fifo_head + 1) % d->p.rx_fifo_frames;
     d->fifo_count--;

@@ -90,6 +90,7 @@ enum vdev_step {
 };
 
 struct vdev_frame {
+    uint64_t off;            /* where its bytes start in fifo_data */
     uint32_t len;
     uint64_t seq;            /* order of transmission, for tracing */
 };
@@ -212,9 +213,12 @@ struct vdev {
     enum vs_reason error;    /* sticky until reset; VS_REASON_NONE while healthy */
     uint16_t error_queue;    /* queue being processed when it happened (0xffff: none) */
 
-    /* Frames between the TX and RX sides (loopback), stored whole. */
-    uint8_t *fifo_data;      /* rx_fifo_frames slots of max_frame_bytes */
-    struct vdev_frame *fifo;
+    /* Frames between the TX and RX sides (loopback), stored whole and packed end to end
+     * in a byte ring of fifo_bytes = (rx_fifo_frames + 1) * max_frame_bytes (see
+     * fifo_place in vdev.c): a short frame costs its length, not a maximum-size slot. */
+    uint8_t *fifo_data;
+    size_t fifo_bytes;
+    struct vdev_frame *fifo; /* rx_fifo_frames entries, a ring from fifo_head */
     uint32_t fifo_head, fifo_count;
     uint64_t tx_seq;
 

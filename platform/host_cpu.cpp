@@ -39,9 +39,9 @@ void host_cpu::run()
     qk_.reset();
     stats.latency_ps = latencies_ps.data();
     stats.latency_capacity = latencies_ps.size();
-    driver_state_.assign((refdrv_state_bytes() + sizeof(std::max_align_t) - 1) / sizeof(std::max_align_t),
-                         std::max_align_t());
-    result = refdrv_run_in(driver_state_.data(), &ops_, &p_, &stats);
+    driver_state_.reset(std::calloc(1, refdrv_state_bytes()));
+    result = driver_state_ ? refdrv_run_in(driver_state_.get(), &ops_, &p_, &stats)
+                           : REFDRV_NO_MEMORY;
     qk_.sync();
     finish_time = sc_core::sc_time_stamp();
     done_ = true;

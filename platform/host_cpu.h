@@ -11,8 +11,10 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <vector>
 
 #include <systemc>
@@ -54,8 +56,12 @@ public:
     // next access or charge, where its thread holds nothing but the driver's own frames.
     bool stop_requested = false;
     // The driver's working state, owned here: a run stopped while the driver's thread
-    // waits (time limit, --strict) never returns to free it.
-    std::vector<std::max_align_t> driver_state_;
+    // waits (time limit, --strict) never returns to free it. calloc'd: zero pages the
+    // driver never touches are never written.
+    struct free_deleter {
+        void operator()(void *p) const { std::free(p); }
+    };
+    std::unique_ptr<void, free_deleter> driver_state_;
     sc_core::sc_time finish_time;
     sc_core::sc_time busy;                // CPU time charged (work, MMIO, interrupts)
     uint64_t interrupts = 0, msi_bad = 0;

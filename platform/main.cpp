@@ -400,7 +400,7 @@ int main(int argc, char **argv)
     if (cmd == "run")
         return cmd_run(argc, argv);
     if (cmd == "sweep")
-        return sweep_main(argc, argv);
+        return sweep_main(argc, argv, cmd_run);
     if (cmd == "serve")
         return cmd_serve(argc, argv);
     if (cmd == "params")

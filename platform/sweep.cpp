@@ -702,8 +702,11 @@ std::string recorded_status(const study &s, const sweep_dirs &d, size_t i, json_
     const std::string dir = d.point(i);
     if (slurp(dir + "/point.json") != point_json_text(s, i))
         return "missing";
+    // Read whole, then parsed from memory: jansson's file reader takes a character at a
+    // time, and a 100-point sweep reads 100 stats.json files.
+    const std::string text = slurp(dir + "/stats.json");
     json_error_t jerr;
-    json_t *stats = json_load_file((dir + "/stats.json").c_str(), 0, &jerr);
+    json_t *stats = json_loadb(text.data(), text.size(), 0, &jerr);
     if (!stats)
         return "missing";
     *stats_out = stats;
@@ -725,11 +728,46 @@ std::string metric_text(const json_t *stats, const std::string &name, bool &foun
     return "";
 }
 
-// DIR/results.csv from the point directories; statuses[i] overrides a point's recorded
-// status when not empty (a run that exited non-zero is "failed"). Returns the number of
-// points not ok, or -1 (and err) if the file cannot be written.
-long write_results(const study &s, const sweep_dirs &d, const std::vector<std::string> &statuses,
-                   std::string &err)
+// One point's line of results.csv and whether the point is ok.
+struct result_row {
+    std::string line; // empty: not made yet
+    bool ok = false;
+};
+
+// Point i's row from what its directory records. `exit_status` ("ok" or "failed"), when
+// not empty, is how its run ended in this sweep: a run that exited non-zero is "failed"
+// whatever its stats.json says. Warns once per metric an ok point's stats lack.
+result_row make_row(const study &s, const sweep_dirs &d, size_t i, const std::string &exit_status,
+                    std::set<std::string> &warned)
+{
+    json_t *stats;
+    std::string status = recorded_status(s, d, i, &stats);
+    if (!exit_status.empty() && status == "ok")
+        status = exit_status;
+    result_row row;
+    row.ok = status == "ok";
+    row.line = std::to_string(i);
+    for (const assignment &a : s.points[i])
+        row.line += "," + csv_field(a.second);
+    row.line += "," + status;
+    for (const std::string &m : s.metrics) {
+        bool found = false;
+        std::string text = stats ? metric_text(stats, m, found) : "";
+        if (stats && !found && row.ok && warned.insert(m).second)
+            std::fprintf(stderr, "viosim sweep: warning: metric %s is not in %s/stats.json\n",
+                         in_quotes(m).c_str(), d.point(i).c_str());
+        row.line += "," + csv_field(text);
+    }
+    row.line += "\n";
+    json_decref(stats);
+    return row;
+}
+
+// DIR/results.csv, one row per point: rows already made (as each run ended) are used as
+// they are, the others are made from the point directories. Returns the number of points
+// not ok, or -1 (and err) if the file cannot be written.
+long write_results(const study &s, const sweep_dirs &d, std::vector<result_row> &rows,
+                   std::set<std::string> &warned, std::string &err)
 {
     std::string csv = "index";
     for (const std::string &key : s.keys)
@@ -739,28 +777,11 @@ long write_results(const study &s, const sweep_dirs &d, const std::vector<std::s
         csv += "," + csv_field(m);
     csv += "\n";
     long not_ok = 0;
-    std::set<std::string> warned;
     for (size_t i = 0; i < s.points.size(); i++) {
-        json_t *stats;
-        std::string status = recorded_status(s, d, i, &stats);
-        if (!statuses[i].empty() && status == "ok")
-            status = statuses[i];
-        if (status != "ok")
-            not_ok++;
-        csv += std::to_string(i);
-        for (const assignment &a : s.points[i])
-            csv += "," + csv_field(a.second);
-        csv += "," + status;
-        for (const std::string &m : s.metrics) {
-            bool found = false;
-            std::string text = stats ? metric_text(stats, m, found) : "";
-            if (stats && !found && status == "ok" && warned.insert(m).second)
-                std::fprintf(stderr, "viosim sweep: warning: metric %s is not in %s/stats.json\n",
-                             in_quotes(m).c_str(), d.point(i).c_str());
-            csv += "," + csv_field(text);
-        }
-        csv += "\n";
-        json_decref(stats);
+        if (rows[i].line.empty())
+            rows[i] = make_row(s, d, i, "", warned);
+        csv += rows[i].line;
+        not_ok += !rows[i].ok;
     }
     if (!write_file(d.out + "/results.csv", csv, err))
         return -1;
@@ -790,8 +811,10 @@ std::string last_line(const std::string &path)
     return nl == std::string::npos ? text : text.substr(nl + 1);
 }
 
-// Starts `viosim run` for one point with stdout and stderr in DIR/points/<i>/run.log.
-pid_t launch(const std::vector<std::string> &args, const std::string &log)
+// Starts `viosim run` for one point with stdout and stderr in DIR/points/<i>/run.log: a
+// forked child that calls `run` in place. The parent has elaborated no SystemC model, so
+// the child starts from the same state a fresh process would, minus the start-up cost.
+pid_t launch(const std::vector<std::string> &args, const std::string &log, run_command run)
 {
     std::vector<char *> argv;
     for (const std::string &a : args)
@@ -804,9 +827,8 @@ pid_t launch(const std::vector<std::string> &args, const std::string &log)
     int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0 || dup2(fd, STDOUT_FILENO) < 0 || dup2(fd, STDERR_FILENO) < 0)
         _exit(127);
-    execv(argv[0], argv.data());
-    std::fprintf(stderr, "viosim sweep: cannot run %s: %s\n", argv[0], std::strerror(errno));
-    _exit(127);
+    close(fd);
+    std::exit(run(static_cast<int>(args.size()), argv.data()));
 }
 
 struct progress {
@@ -856,7 +878,7 @@ std::string self_exe()
 
 } // namespace
 
-int sweep_main(int argc, char **argv)
+int sweep_main(int argc, char **argv, run_command run)
 {
     std::string study_path, out_dir, emit, jobs_text;
     bool have_study = false, merge = false;
@@ -946,10 +968,11 @@ int sweep_main(int argc, char **argv)
         return usage_error(err);
 
     const size_t n = s.points.size();
-    std::vector<std::string> statuses(n);
+    std::vector<result_row> rows(n);
+    std::set<std::string> warned;
 
     if (merge) {
-        long not_ok = write_results(s, d, statuses, err);
+        long not_ok = write_results(s, d, rows, warned, err);
         if (not_ok < 0)
             return usage_error(err);
         std::fprintf(stderr, "viosim sweep: merged %zu points (%ld not ok) into %s/results.csv\n", n,
@@ -1016,13 +1039,13 @@ int sweep_main(int argc, char **argv)
     std::vector<size_t> pending;
     size_t skipped = 0;
     for (size_t i = 0; i < n; i++) {
-        json_t *stats;
-        std::string status = recorded_status(s, d, i, &stats);
-        json_decref(stats);
-        if (status == "ok")
+        result_row row = make_row(s, d, i, "", warned);
+        if (row.ok) {
+            rows[i] = row;
             skipped++;
-        else
+        } else {
             pending.push_back(i);
+        }
     }
 
     progress prog;
@@ -1045,7 +1068,7 @@ int sweep_main(int argc, char **argv)
             // A stale stats.json must not pass for this point's if the run is cut short.
             std::remove((dir + "/stats.json").c_str());
             if (ec || !write_file(dir + "/point.json", point_json_text(s, i), err)) {
-                statuses[i] = "failed";
+                rows[i] = make_row(s, d, i, "failed", warned);
                 prog.done++;
                 prog.failed++;
                 prog.ran++;
@@ -1053,9 +1076,9 @@ int sweep_main(int argc, char **argv)
                             (ec ? "cannot create " + dir + ": " + ec.message() : err));
                 continue;
             }
-            pid_t pid = launch(point_argv(s, d, exe, i), dir + "/run.log");
+            pid_t pid = launch(point_argv(s, d, exe, i), dir + "/run.log", run);
             if (pid < 0) {
-                statuses[i] = "failed";
+                rows[i] = make_row(s, d, i, "failed", warned);
                 prog.done++;
                 prog.failed++;
                 prog.ran++;
@@ -1083,11 +1106,12 @@ int sweep_main(int argc, char **argv)
         prog.done++;
         prog.ran++;
         const std::string label = "point " + std::to_string(i) + " (" + point_label(s.points[i]) + ")";
-        if (WIFEXITED(st) && WEXITSTATUS(st) == 0) {
-            statuses[i] = "ok";
+        // The row is made now, while other points still run, not in a serial tail.
+        const bool exited_ok = WIFEXITED(st) && WEXITSTATUS(st) == 0;
+        rows[i] = make_row(s, d, i, exited_ok ? "ok" : "failed", warned);
+        if (exited_ok) {
             prog.report(prog.tty ? "" : label + " ok");
         } else {
-            statuses[i] = "failed";
             prog.failed++;
             std::string how = WIFEXITED(st) ? "exit " + std::to_string(WEXITSTATUS(st))
                                             : "signal " + std::to_string(WTERMSIG(st));
@@ -1098,7 +1122,7 @@ int sweep_main(int argc, char **argv)
     if (prog.tty && prog.ran > 0)
         std::fputc('\n', stderr);
 
-    long not_ok = write_results(s, d, statuses, err);
+    long not_ok = write_results(s, d, rows, warned, err);
     if (not_ok < 0) {
         std::fprintf(stderr, "viosim sweep: error: %s\n", err.c_str());
         return EXIT_POINT_FAILED;

@@ -131,7 +131,8 @@ struct dpq {
 
     enum dpq_broken broken;
 
-    /* Per buffer id. */
+    /* Per buffer id. These tables stay last: dpq_init zeroes only their first `size`
+     * entries, and nothing reads beyond them. */
     uint16_t id_slots[PVIRTQ_SIZE_MAX];   /* ring slots of the buffer; 0: id is free */
     uint32_t id_wlen[PVIRTQ_SIZE_MAX];    /* device-writable bytes of the buffer */
     uint16_t id_next_free[PVIRTQ_SIZE_MAX];

@@ -15,6 +15,7 @@
 #include "drv_split.h"
 
 #include <assert.h>
+#include <stddef.h>
 #include <string.h>
 
 /* Largest power of two not above v (v >= 1). */
@@ -62,7 +63,15 @@ void dsq_init(struct dsq *q, uint8_t *desc, uint8_t *avail, uint8_t *used, uint1
     assert(size >= 1 && size <= DSQ_SIZE_MAX && (size & (size - 1u)) == 0);
     size = size == 0 ? 1 : (uint16_t)pow2_floor(size);
 
-    memset(q, 0, sizeof(*q));
+    /* Zero the queue's state, but of the per-descriptor and per-head tables (last in the
+     * struct) only the `size` entries this ring uses (see dpq_init). */
+    memset(q, 0, offsetof(struct dsq, desc_next));
+    memset(q->desc_next, 0, size * sizeof q->desc_next[0]);
+    memset(q->id_descs, 0, size * sizeof q->id_descs[0]);
+    memset(q->id_last, 0, size * sizeof q->id_last[0]);
+    memset(q->id_wlen, 0, size * sizeof q->id_wlen[0]);
+    memset(q->id_owned, 0, size * sizeof q->id_owned[0]);
+    memset(q->avail_head, 0, size * sizeof q->avail_head[0]);
     q->desc = desc;
     q->avail = avail;
     q->used = used;

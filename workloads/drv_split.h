@@ -210,7 +210,9 @@ struct dsq {
 
     enum dsq_broken broken;
 
-    /* Per descriptor. desc_next is the driver's own copy of the links (chains and the
+    /* The tables from here on stay last: dsq_init zeroes only their first `size` entries,
+     * and nothing reads beyond them.
+     * Per descriptor. desc_next is the driver's own copy of the links (chains and the
      * free list); the table in guest memory is never read back. */
     uint16_t desc_next[DSQ_SIZE_MAX];
     /* Per head (buffer id): descriptors in the chain (0: not the head of a buffer), its

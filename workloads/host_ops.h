@@ -45,7 +45,10 @@ struct vs_host_ops {
     void *ctx;
 
     /* Guest memory as the CPU sees it: mem[0 .. mem_size) is guest-physical address
-     * mem_base .. mem_base + mem_size. The driver may use all of it. */
+     * mem_base .. mem_base + mem_size. The driver may use all of it. It is zero-filled
+     * when the driver starts (as calloc gives): the driver hands each byte out once and
+     * relies on that ("The descriptor ring is zero-initialized"), without writing the
+     * zeros again, so pages it never uses are never touched. */
     uint8_t *mem;
     uint64_t mem_base;
     uint64_t mem_size;

@@ -1203,7 +1203,8 @@ static void read_mac(struct refdrv *d)
 
 /* ---- guest memory ---- */
 
-/* Hand out bytes of guest memory aligned (guest-physical) to align. NULL when full. */
+/* Hand out bytes of guest memory aligned (guest-physical) to align. NULL when full. They
+ * are zero: guest memory starts zero-filled (vs_host_ops.mem) and is handed out once. */
 static uint8_t *mem_alloc(struct refdrv *d, uint64_t bytes, uint64_t align, uint64_t *gpa)
 {
     const struct vs_host_ops *h = d->h;
@@ -1213,7 +1214,6 @@ static uint8_t *mem_alloc(struct refdrv *d, uint64_t bytes, uint64_t align, uint
         return NULL;
     d->mem_used = start + bytes;
     *gpa = h->mem_base + start;
-    memset(h->mem + start, 0, bytes);
     return h->mem + start;
 }
 
@@ -2466,7 +2466,7 @@ enum refdrv_result refdrv_run(const struct vs_host_ops *host, const struct refdr
                               struct refdrv_stats *stats)
 {
     /* The driver's own bookkeeping (rings' id tables): once, off the thread's stack. */
-    void *state = malloc(sizeof(struct refdrv));
+    void *state = calloc(1, sizeof(struct refdrv));
     if (state == NULL)
         return REFDRV_NO_MEMORY;
     enum refdrv_result r = refdrv_run_in(state, host, p, stats);
@@ -2496,7 +2496,6 @@ enum refdrv_result refdrv_run_in(void *state, const struct vs_host_ops *host,
     if (host->mem == NULL || host->mem_size == 0)
         return REFDRV_NO_MEMORY;
 
-    memset(d, 0, sizeof(*d));
     d->h = host;
     d->p = p;
     d->st = stats;

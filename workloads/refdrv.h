@@ -170,8 +170,9 @@ const char *refdrv_result_name(enum refdrv_result r);
 /* Run the whole driver: init, traffic, then reset the device. */
 enum refdrv_result refdrv_run(const struct vs_host_ops *host, const struct refdrv_params *p,
                               struct refdrv_stats *stats);
-/* The same in caller-provided state of refdrv_state_bytes() bytes (any contents, suitably
- * aligned for any object, as malloc gives). For a caller that may abandon a run midway,
+/* The same in caller-provided state of refdrv_state_bytes() bytes, zero-filled and
+ * suitably aligned for any object, as calloc gives (calloc's fresh pages are zero
+ * without being written, and most of the state's tables are never touched). For a caller that may abandon a run midway,
  * e.g. a simulation stopped while the driver's thread waits: it still owns, and frees,
  * the state. */
 size_t refdrv_state_bytes(void);

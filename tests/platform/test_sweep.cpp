@@ -131,6 +131,23 @@ Test(platform_sweep, grid_runs_resumes_and_merges)
     cr_expect_neq(rerun.err.find("ran 2, skipped 2"), std::string::npos, "%s", rerun.err.c_str());
 }
 
+// A point runs in a child forked from the sweep, not a new process: its stats.json must
+// be the bytes `viosim run` gives for the same base config and settings.
+Test(platform_sweep, point_matches_a_standalone_run)
+{
+    const std::string dir = temp_dir();
+    sweep_out r;
+    sweep(r, dir, write_study(dir, SMALL_GRID));
+    cr_assert_eq(r.status, 0, "exit %d\n%s", r.status, r.err.c_str());
+    const std::string cmd = std::string(std::getenv("VIOSIM")) + " run " + dir +
+                            "/out/base.json --set driver.frame_sizes_bytes=1500 --set pcie.lanes=8 --out " +
+                            dir + "/alone >/dev/null 2>&1";
+    cr_assert_eq(std::system(cmd.c_str()), 0);
+    const std::string alone = slurp(dir + "/alone/stats.json");
+    cr_assert(!alone.empty());
+    cr_expect(alone == slurp(dir + "/out/points/3/stats.json"), "point 3 differs from viosim run");
+}
+
 // Zipped keys form one axis; a range expands from..to by step, inclusive.
 Test(platform_sweep, zip_and_range)
 {
