@@ -43,6 +43,10 @@ const char *vdev_check_params(const struct vdev_params *p)
         return "notify_off_multiplier must be at most 4096";
     if (p->max_frame_bytes < 14 || p->max_frame_bytes > 65535)
         return "max_frame_bytes must be 14..65535";
+    if (p->backend == VDEV_BACKEND_RESPONDER && p->max_frame_bytes < NET_ANSWER_MIN_FRAME)
+        return "the responder backend needs max_frame_bytes of at least 60 (its replies' size)";
+    if (p->backend > VDEV_BACKEND_RESPONDER)
+        return "backend is not loopback, sink or responder";
     if (p->rx_fifo_frames == 0 || p->rx_fifo_frames > 65536)
         return "rx_fifo_frames must be 1..65536";
     if (p->used_batch_max == 0)
@@ -229,7 +233,7 @@ static void vdev_reset(struct vdev *d)
         queue_clear(d, i);
     d->error = VS_REASON_NONE;
     d->error_queue = 0xffff;
-    d->fifo_head = d->fifo_count = 0;
+    net_fifo_clear(&d->fifo);
     d->outbox_head = d->outbox_count = 0;
     /* "Upon reset, a device MUST initialize all coalescing parameters to 0." Window
      * numbers keep counting, so a platform timer from before the reset stays stale. */
@@ -252,10 +256,7 @@ bool vdev_init(struct vdev *d, const struct vdev_params *p)
     d->p = *p;
     d->num_queues = VDEV_QUEUES;
 
-    d->fifo_bytes = ((size_t)p->rx_fifo_frames + 1u) * p->max_frame_bytes;
-    d->fifo_data = calloc(d->fifo_bytes ? d->fifo_bytes : 1u, 1);
-    d->fifo = calloc(p->rx_fifo_frames, sizeof *d->fifo);
-    bool ok = d->fifo_data && d->fifo;
+    bool ok = net_fifo_init(&d->fifo, p->rx_fifo_frames, p->max_frame_bytes);
     d->engines = p->queue_engines == 0 ? 1u : p->queue_engines;
     if (d->engines > VDEV_ENGINES_MAX)
         d->engines = VDEV_ENGINES_MAX;
@@ -326,10 +327,7 @@ bool vdev_init(struct vdev *d, const struct vdev_params *p)
 
 void vdev_fini(struct vdev *d)
 {
-    free(d->fifo_data);
-    free(d->fifo);
-    d->fifo_data = NULL;
-    d->fifo = NULL;
+    net_fifo_fini(&d->fifo);
     for (unsigned q = 0; q < VDEV_QUEUES; q++) {
         for (unsigned k = 0; k < VDEV_ENGINES_MAX; k++) {
             free(d->slot[q][k].frame_buf);
@@ -851,8 +849,8 @@ bool vdev_queue_live(const struct vdev *d, uint16_t q)
            (d->vpci.status & VIRTIO_STATUS_DRIVER_OK);
 }
 
-uint32_t vdev_fifo_frames(const struct vdev *d) { return d->fifo_count; }
-bool vdev_fifo_full(const struct vdev *d) { return d->fifo_count == d->p.rx_fifo_frames; }
+uint32_t vdev_fifo_frames(const struct vdev *d) { return d->fifo.count; }
+bool vdev_fifo_full(const struct vdev *d) { return net_fifo_full(&d->fifo); }
 
 /* Copy a buffer's device-readable segments into dst (at most cap bytes). */
 static enum vs_dma_status read_segments(const struct vs_guest_ops *ops, const struct vq_seg *segs,
@@ -931,8 +929,8 @@ static enum vdev_step tx_take(struct vdev *d, struct vdev_slot *sl, struct vdev_
     const uint16_t qi = VDEV_QUEUE_TX;
     /* Loopback applies back-pressure instead of dropping; buffers in flight hold the
      * FIFO places they will fill. */
-    if (d->p.backend == VDEV_BACKEND_LOOPBACK &&
-        d->fifo_count + d->q[qi].fifo_reserved >= d->p.rx_fifo_frames)
+    if (d->p.backend != VDEV_BACKEND_SINK &&
+        d->fifo.count + d->q[qi].fifo_reserved >= d->p.rx_fifo_frames)
         return VDEV_STEP_BLOCKED;
     enum vdev_step st = pop(d, qi, sl, &sl->gate.ops, w);
     if (st != VDEV_STEP_DONE)
@@ -944,7 +942,7 @@ static enum vdev_step tx_take(struct vdev *d, struct vdev_slot *sl, struct vdev_
         return vdev_fail(d, qi, VS_REASON_TX_FRAME_TOO_SHORT);
     if (sl->e.readable_bytes - hdr > d->p.max_frame_bytes)
         return vdev_fail(d, qi, VS_REASON_TX_FRAME_TOO_LONG);
-    if (d->p.backend == VDEV_BACKEND_LOOPBACK)
+    if (d->p.backend != VDEV_BACKEND_SINK)
         d->q[qi].fifo_reserved++;
     return VDEV_STEP_DONE;
 }
@@ -967,37 +965,15 @@ static enum vdev_step tx_move(struct vdev *d, struct vdev_slot *sl, struct vdev_
     return VDEV_STEP_DONE;
 }
 
-/* Where a frame of len (<= max_frame_bytes) bytes goes in the FIFO's byte ring: right
- * after the newest frame, or at the start when it would run past the end (the rest of
- * the ring is left unused until the reader passes it). Called only with fewer than
- * n = rx_fifo_frames frames queued, so it never lands on a queued frame: those hold at
- * most (n - 1) * max bytes, a wrap leaves less than max unused at the end, and the ring
- * is (n + 1) * max bytes, so more than max bytes are free past the newest frame (or
- * from the start up to the oldest one, when the newest does not fit before the end). */
-static size_t fifo_place(const struct vdev *d, uint32_t len)
-{
-    if (d->fifo_count == 0)
-        return 0;
-    const struct vdev_frame *newest =
-        &d->fifo[(d->fifo_head + d->fifo_count - 1u) % d->p.rx_fifo_frames];
-    size_t end = (size_t)newest->off + newest->len;
-    return end + len > d->fifo_bytes ? 0 : end;
-}
-
 static void tx_finish(struct vdev *d, struct vdev_slot *sl)
 {
     const uint32_t hdr = sizeof(struct virtio_net_hdr);
     const uint32_t frame_len = sl->len - hdr;
-    if (d->p.backend == VDEV_BACKEND_LOOPBACK) {
-        uint32_t at = (d->fifo_head + d->fifo_count) % d->p.rx_fifo_frames;
-        size_t off = fifo_place(d, frame_len);
-        memcpy(d->fifo_data + off, sl->frame_buf + hdr, frame_len);
-        d->fifo[at] = (struct vdev_frame){off, frame_len, d->tx_seq++};
-        d->fifo_count++;
+    /* Loopback and responder hold the FIFO place reserved when the buffer was taken. */
+    net_backend_transmit(d->p.backend, &d->p.responder, &d->fifo, sl->frame_buf + hdr, frame_len,
+                         &d->stats.backend);
+    if (d->p.backend != VDEV_BACKEND_SINK)
         d->q[VDEV_QUEUE_TX].fifo_reserved--;
-    } else {
-        d->stats.sink_frames++;
-    }
     /* Transmit buffers are returned with a used length of 0: the device wrote nothing. */
     sl->written = 0;
 }
@@ -1008,7 +984,7 @@ static void tx_finish(struct vdev *d, struct vdev_slot *sl)
 static enum vdev_step rx_take(struct vdev *d, struct vdev_slot *sl, struct vdev_work *w)
 {
     const uint16_t qi = VDEV_QUEUE_RX;
-    if (d->fifo_count == 0)
+    if (d->fifo.count == 0)
         return VDEV_STEP_IDLE;
     enum vdev_step st = pop(d, qi, sl, &sl->gate.ops, w);
     if (st == VDEV_STEP_IDLE) {
@@ -1023,11 +999,10 @@ static enum vdev_step rx_take(struct vdev *d, struct vdev_slot *sl, struct vdev_
     if (sl->e.writable_bytes < hdr)
         return vdev_fail(d, qi, VS_REASON_RX_BUFFER_TOO_SMALL);
 
-    const struct vdev_frame *f = &d->fifo[d->fifo_head];
-    const uint8_t *payload = d->fifo_data + f->off;
+    const uint8_t *payload;
+    const struct net_frame *f = net_fifo_head(&d->fifo, &payload);
     uint32_t len = f->len;
-    d->fifo_head = (d->fifo_head + 1) % d->p.rx_fifo_frames;
-    d->fifo_count--;
+    net_fifo_pop(&d->fifo);
     sl->drop = len > sl->e.writable_bytes - hdr;
     if (sl->drop) {
         /* Frame does not fit: it is dropped and the buffer returned unused. */

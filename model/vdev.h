@@ -14,6 +14,7 @@
 
 #include "guest_ops.h"
 #include "msix.h"
+#include "net_backend.h"
 #include "packed_vq.h"
 #include "split_vq.h"
 #include "pci_cfg.h"
@@ -21,10 +22,6 @@
 #include "virtio_wire.h"
 #include "vs_reason.h"
 
-enum vdev_backend {
-    VDEV_BACKEND_LOOPBACK, /* every transmitted frame is received back */
-    VDEV_BACKEND_SINK,     /* transmitted frames are counted and dropped */
-};
 
 struct vdev_params {
     uint8_t revision_id;
@@ -37,6 +34,7 @@ struct vdev_params {
     uint32_t max_frame_bytes;         /* largest frame accepted on TX, without virtio-net header */
     uint32_t rx_fifo_frames;          /* frames the device can hold waiting for RX buffers */
     enum vdev_backend backend;
+    struct net_peer responder;        /* VDEV_BACKEND_RESPONDER: the peer's MAC and IPv4 */
     uint32_t used_batch_max;          /* buffers per used-ring publication, >= 1 */
     /* viosim-specific, NON-STANDARD: offer VIOSIM_NET_F_DEVMEM_EVENT and its window
      * (docs/event-suppression.md). false = a standard device, byte for byte. */
@@ -87,12 +85,6 @@ enum vdev_step {
     VDEV_STEP_IDLE,     /* nothing to do on this queue now */
     VDEV_STEP_BLOCKED,  /* work exists but waits for a resource (RX FIFO full / no RX buffer) */
     VDEV_STEP_FAILED,   /* the device needs a reset (vdev.error says why) */
-};
-
-struct vdev_frame {
-    uint64_t off;            /* where its bytes start in fifo_data */
-    uint32_t len;
-    uint64_t seq;            /* order of transmission, for tracing */
 };
 
 /* One queue: its ring format (picked when the driver enables it) and that format's
@@ -168,7 +160,7 @@ enum vdev_coal_cause {
 struct vdev_stats {
     uint64_t tx_frames, tx_bytes;
     uint64_t rx_frames, rx_bytes;
-    uint64_t sink_frames;
+    struct net_backend_counts backend; /* sink drops, responder answers */
     uint64_t rx_no_buffer;       /* RX step found a frame but no receive buffer */
     uint64_t rx_dropped_too_big; /* frame larger than the receive buffer (no MRG_RXBUF) */
     uint64_t ctrl_commands;
@@ -213,14 +205,9 @@ struct vdev {
     enum vs_reason error;    /* sticky until reset; VS_REASON_NONE while healthy */
     uint16_t error_queue;    /* queue being processed when it happened (0xffff: none) */
 
-    /* Frames between the TX and RX sides (loopback), stored whole and packed end to end
-     * in a byte ring of fifo_bytes = (rx_fifo_frames + 1) * max_frame_bytes (see
-     * fifo_place in vdev.c): a short frame costs its length, not a maximum-size slot. */
-    uint8_t *fifo_data;
-    size_t fifo_bytes;
-    struct vdev_frame *fifo; /* rx_fifo_frames entries, a ring from fifo_head */
-    uint32_t fifo_head, fifo_count;
-    uint64_t tx_seq;
+    /* Frames waiting for receive buffers (loopback, responder answers): rx_fifo_frames
+     * of up to max_frame_bytes (net_backend.h). */
+    struct net_fifo fifo;
 
     /* Per-slot scratch: p.queue_engines slots per queue (vdev_slot). */
     struct vdev_slot slot[VDEV_QUEUES][VDEV_ENGINES_MAX];

@@ -35,9 +35,10 @@ struct param_value {
     std::vector<uint32_t> list;  // size list
     vs_features features{};      // feature list
     uint8_t mac[6] = {};         // MAC address
+    uint8_t ipv4[4] = {};        // IPv4 address, network order
 };
 
-enum class param_kind { integer, real, choice, mac, size_list, feature_list };
+enum class param_kind { integer, real, choice, mac, ipv4, size_list, feature_list };
 
 // Rules on an integer beyond its range.
 enum class int_rule {
@@ -147,6 +148,13 @@ param_type mac_address()
 {
     param_type t;
     t.kind = param_kind::mac;
+    return t;
+}
+
+param_type ipv4_address()
+{
+    param_type t;
+    t.kind = param_kind::ipv4;
     return t;
 }
 
@@ -497,14 +505,36 @@ const std::vector<param_def> &param_table()
          [](const vs_config &c) { return int_value(c.plat.queue_pasid[2]); }},
         {"device.backend", "", "loopback",
          "where transmitted frames go: loopback = received back on the RX queue, "
-         "sink = counted and dropped",
-         choice({"loopback", "sink"}),
+         "sink = counted and dropped, responder = a peer (device.responder_mac, "
+         "device.responder_ipv4) answers ARP and ICMP echo requests into the RX queue and "
+         "drops the rest",
+         choice({"loopback", "sink", "responder"}),
          [](vs_config &c, const param_value &v) {
-             c.dev.backend = v.u == 0 ? VDEV_BACKEND_LOOPBACK : VDEV_BACKEND_SINK;
+             static const vdev_backend by_choice[] = {VDEV_BACKEND_LOOPBACK, VDEV_BACKEND_SINK,
+                                                      VDEV_BACKEND_RESPONDER};
+             c.dev.backend = by_choice[v.u];
              c.drv.expect_loopback = c.dev.backend == VDEV_BACKEND_LOOPBACK;
          },
+         [](const vs_config &c) { return int_value(uint64_t(c.dev.backend)); }},
+        {"device.responder_mac", "", "02:00:00:00:00:02",
+         "MAC address of the peer that device.backend responder plays", mac_address(),
+         [](vs_config &c, const param_value &v) {
+             std::memcpy(c.dev.responder.mac, v.mac, sizeof v.mac);
+         },
          [](const vs_config &c) {
-             return int_value(c.dev.backend == VDEV_BACKEND_LOOPBACK ? 0 : 1);
+             param_value v;
+             std::memcpy(v.mac, c.dev.responder.mac, sizeof v.mac);
+             return v;
+         }},
+        {"device.responder_ipv4", "", "10.0.0.2",
+         "IPv4 address of the peer that device.backend responder plays", ipv4_address(),
+         [](vs_config &c, const param_value &v) {
+             std::memcpy(c.dev.responder.ipv4, v.ipv4, sizeof v.ipv4);
+         },
+         [](const vs_config &c) {
+             param_value v;
+             std::memcpy(v.ipv4, c.dev.responder.ipv4, sizeof v.ipv4);
+             return v;
          }},
 
         // Reference driver
@@ -940,6 +970,8 @@ std::string allowed_text(const param_type &t)
     }
     case param_kind::mac:
         return "a unicast MAC address xx:xx:xx:xx:xx:xx";
+    case param_kind::ipv4:
+        return "an IPv4 address a.b.c.d, not 0.0.0.0, multicast or broadcast";
     case param_kind::size_list:
         return "1 to " + std::to_string(t.list_max) + " comma-separated sizes, each " +
                int_range_text(t);
@@ -972,6 +1004,11 @@ std::string format_value(const param_type &t, const param_value &v)
         char buf[32];
         std::snprintf(buf, sizeof buf, "%02x:%02x:%02x:%02x:%02x:%02x", v.mac[0], v.mac[1],
                       v.mac[2], v.mac[3], v.mac[4], v.mac[5]);
+        return buf;
+    }
+    case param_kind::ipv4: {
+        char buf[20];
+        std::snprintf(buf, sizeof buf, "%u.%u.%u.%u", v.ipv4[0], v.ipv4[1], v.ipv4[2], v.ipv4[3]);
         return buf;
     }
     case param_kind::size_list: {
@@ -1045,6 +1082,13 @@ std::string check_value(const param_type &t, const param_value &v)
                    allowed_text(t);
         return "";
     }
+    case param_kind::ipv4:
+        // A peer's own address: not "this host" (0.0.0.0), not multicast (224/4), not
+        // the limited broadcast.
+        if ((v.ipv4[0] | v.ipv4[1] | v.ipv4[2] | v.ipv4[3]) == 0 || (v.ipv4[0] & 0xf0u) == 0xe0u ||
+            (v.ipv4[0] & v.ipv4[1] & v.ipv4[2] & v.ipv4[3]) == 0xffu)
+            return format_value(t, v) + " is not " + allowed_text(t);
+        return "";
     case param_kind::size_list:
         if (v.list.empty() || v.list.size() > t.list_max)
             return std::to_string(v.list.size()) + " sizes given; allowed: " + allowed_text(t);
@@ -1094,6 +1138,25 @@ bool lookup_feature(const std::string &text, unsigned &bit)
         }
     }
     return false;
+}
+
+// Dotted decimal, four parts of 1 to 3 digits, each 0..255.
+bool parse_ipv4(const std::string &s, uint8_t ip[4])
+{
+    size_t at = 0;
+    for (int i = 0; i < 4; i++) {
+        unsigned v = 0, digits = 0;
+        while (at < s.size() && digits < 4 && s[at] >= '0' && s[at] <= '9') {
+            v = v * 10 + unsigned(s[at++] - '0');
+            digits++;
+        }
+        if (digits == 0 || digits > 3 || v > 255)
+            return false;
+        ip[i] = static_cast<uint8_t>(v);
+        if (i < 3 && (at >= s.size() || s[at++] != '.'))
+            return false;
+    }
+    return at == s.size();
 }
 
 bool parse_mac(const std::string &s, uint8_t mac[6])
@@ -1155,6 +1218,10 @@ std::string parse_value(const param_type &t, const std::string &raw, param_value
         if (!parse_mac(s, v.mac))
             return quoted(s) + " is not " + allowed_text(t);
         break;
+    case param_kind::ipv4:
+        if (!parse_ipv4(s, v.ipv4))
+            return quoted(s) + " is not " + allowed_text(t);
+        break;
     case param_kind::size_list: {
         if (s.empty())
             return "empty list; allowed: " + allowed_text(t);
@@ -1206,6 +1273,7 @@ json_t *value_json(const param_type &t, const param_value &v)
         return std::isfinite(v.d) ? json_real(v.d) : json_null();
     case param_kind::choice:
     case param_kind::mac:
+    case param_kind::ipv4:
         return json_string(format_value(t, v).c_str());
     case param_kind::size_list: {
         json_t *a = json_array();
@@ -1332,6 +1400,7 @@ const char *expected_json(const param_type &t)
         return "a number (JSON number or string)";
     case param_kind::choice:
     case param_kind::mac:
+    case param_kind::ipv4:
         return "a string";
     case param_kind::size_list:
         return "a list (string \"64,1500\" or array [64, 1500])";

@@ -164,3 +164,23 @@ void stats_print_table(FILE *out, const stats_table &stats)
                      e.unit.c_str(), e.description.c_str());
     }
 }
+
+void stats_add_link_direction(stats_table &s, const std::string &n, const char *what,
+                              const uint64_t tlps[4], uint64_t payload_bytes,
+                              uint64_t overhead_bytes, double busy_ns, double sim_ns)
+{
+    static const char *const type_name[] = {"mrd", "mwr", "cpld", "cpl"};
+    static const char *const type_text[] = {"memory read requests", "memory writes",
+                                            "completions with data", "completions without data"};
+    uint64_t all = 0;
+    for (int t = 0; t < 4; t++) {
+        s.add_u64(n + ".tlps." + type_name[t], "count", std::string(type_text[t]) + " " + what, tlps[t]);
+        all += tlps[t];
+    }
+    s.add_u64(n + ".tlps", "count", std::string("TLPs ") + what, all);
+    s.add_u64(n + ".payload_bytes", "bytes", std::string("data bytes carried ") + what, payload_bytes);
+    s.add_u64(n + ".overhead_bytes", "bytes",
+              std::string("TLP framing, header and digest bytes ") + what, overhead_bytes);
+    s.add_f64(n + ".utilisation", "fraction", std::string("time the link was busy ") + what,
+              sim_ns > 0 ? busy_ns / sim_ns : 0.0);
+}

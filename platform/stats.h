@@ -45,6 +45,13 @@ private:
 
 // {"name": {"value": v, "unit": u, "description": d}, ...} in registration order, as a new
 // JSON object (caller owns the reference). A non-finite double is written as null.
+// The rows of one PCIe link direction, prefix n (link.up, link.down): TLPs by type
+// (mrd, mwr, cpld, cpl, in tlp_type order) and in all, payload and overhead bytes, and
+// the fraction of sim_ns the direction was busy. `what` ends each description.
+void stats_add_link_direction(stats_table &s, const std::string &n, const char *what,
+                              const uint64_t tlps[4], uint64_t payload_bytes,
+                              uint64_t overhead_bytes, double busy_ns, double sim_ns);
+
 json_t *stats_to_json(const stats_table &stats);
 
 // The text of a JSON document as every viosim output file has it: two-space indent,

@@ -101,20 +101,8 @@ std::string fixed(double v, int decimals)
 void add_direction(stats_table &s, const std::string &n, const char *what, const link_direction &d,
                    double sim_ns)
 {
-    static const char *const type_name[] = {"mrd", "mwr", "cpld", "cpl"};
-    static const char *const type_text[] = {"memory read requests", "memory writes",
-                                            "completions with data", "completions without data"};
-    uint64_t tlps = 0;
-    for (int t = 0; t < 4; t++) {
-        s.add_u64(n + ".tlps." + type_name[t], "count", std::string(type_text[t]) + " " + what, d.tlps[t]);
-        tlps += d.tlps[t];
-    }
-    s.add_u64(n + ".tlps", "count", std::string("TLPs ") + what, tlps);
-    s.add_u64(n + ".payload_bytes", "bytes", std::string("data bytes carried ") + what, d.payload_bytes);
-    s.add_u64(n + ".overhead_bytes", "bytes",
-              std::string("TLP framing, header and digest bytes ") + what, d.overhead_bytes);
-    s.add_f64(n + ".utilisation", "fraction", std::string("time the link was busy ") + what,
-              sim_ns > 0 ? d.busy.to_seconds() * 1e9 / sim_ns : 0.0);
+    stats_add_link_direction(s, n, what, d.tlps, d.payload_bytes, d.overhead_bytes,
+                             d.busy.to_seconds() * 1e9, sim_ns);
 }
 
 std::vector<uint64_t> sorted(std::vector<uint64_t> v)
@@ -552,7 +540,9 @@ run_result vs_run(const vs_config &cfg, const run_options &opt)
     s.add_u64("device.rx.frames", "frames", "frames the device delivered to receive buffers", d.stats.rx_frames);
     s.add_u64("device.rx.no_buffer", "count", "times a frame waited for a receive buffer", d.stats.rx_no_buffer);
     s.add_u64("device.rx.dropped_too_big", "frames", "frames dropped because the receive buffer was too small", d.stats.rx_dropped_too_big);
-    s.add_u64("device.sink.frames", "frames", "frames dropped by the sink backend", d.stats.sink_frames);
+    s.add_u64("device.sink.frames", "frames", "frames dropped by the sink backend, or left unanswered by the responder", d.stats.backend.sink_frames);
+    s.add_u64("device.responder.arp_replies", "frames", "ARP requests the responder backend answered", d.stats.backend.responder_arp);
+    s.add_u64("device.responder.echo_replies", "frames", "ICMP echo requests the responder backend answered", d.stats.backend.responder_echo);
     s.add_u64("device.ctrl.commands", "count", "control queue commands answered", d.stats.ctrl_commands);
     s.add_u64("device.ctrl.ok", "count", "control queue commands answered VIRTIO_NET_OK", d.stats.ctrl_ok);
     s.add_u64("device.ctrl.err", "count", "control queue commands answered VIRTIO_NET_ERR", d.stats.ctrl_err);

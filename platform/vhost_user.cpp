@@ -29,6 +29,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <new>
 #include <string>
 #include <system_error>
 #include <vector>
@@ -41,10 +42,12 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "link_charge.h"
 #include "stats.h"
 
 extern "C" {
 #include "conformance.h"
+#include "net_backend.h"
 #include "packed_vq.h"
 #include "split_vq.h"
 #include "virtio_wire.h"
@@ -136,8 +139,9 @@ void logf(const char *fmt, ...)
 
 struct serve_counters {
     uint64_t connections = 0, connections_failed = 0, messages = 0;
-    uint64_t tx_frames = 0, tx_bytes = 0, rx_frames = 0, rx_bytes = 0, sink_frames = 0;
-    uint64_t loopback_dropped_fifo_full = 0; // TX frames dropped: the loopback FIFO was full
+    uint64_t tx_frames = 0, tx_bytes = 0, rx_frames = 0, rx_bytes = 0;
+    struct net_backend_counts backend = {}; // sink drops, responder answers
+    uint64_t loopback_dropped_fifo_full = 0; // TX frames dropped: the receive FIFO was full
     uint64_t rx_dropped_too_big = 0;         // frame larger than the receive buffer
     uint64_t rx_no_buffer = 0;               // RX found a frame but no receive buffer
     uint64_t rx_merged_frames = 0;           // frames spread over several buffers (MRG_RXBUF)
@@ -186,6 +190,7 @@ struct region {
 struct guest_mem {
     std::vector<region> regions;
     serve_counters *ctr = nullptr;
+    link_charge *clock = nullptr; // the simulated platform's time for each access
 
     // The host pointer for [gpa, gpa + len) when one region covers it, else nullptr.
     uint8_t *at(uint64_t gpa, uint64_t len) const
@@ -260,6 +265,7 @@ enum vs_dma_status mem_read(void *ctx, uint64_t addr, void *dst, uint32_t len, e
         return VS_DMA_OUT_OF_RANGE;
     }
     copy_in(dst, p, len, kind == VS_DMA_DESC_READ);
+    m->clock->read(addr, len);
     m->ctr->dma_reads[kind]++;
     m->ctr->dma_read_bytes += len;
     return VS_DMA_OK;
@@ -290,6 +296,7 @@ enum vs_dma_status mem_write(void *ctx, uint64_t addr, const void *src, uint32_t
         std::memcpy(p, src, len);
     }
     std::atomic_signal_fence(std::memory_order_seq_cst);
+    m->clock->write(addr, len);
     m->ctr->dma_writes[kind]++;
     m->ctr->dma_write_bytes += len;
     return VS_DMA_OK;
@@ -317,21 +324,6 @@ struct ring {
     bool broken = false;
 };
 
-// Loopback FIFO of frames between TX and RX.
-struct fifo {
-    std::vector<uint8_t> data;
-    std::vector<uint32_t> len;
-    uint32_t head = 0, count = 0, slots = 0, slot_bytes = 0;
-    void init(uint32_t n, uint32_t bytes)
-    {
-        slots = n;
-        slot_bytes = bytes;
-        data.assign(size_t(n) * bytes, 0);
-        len.assign(n, 0);
-        head = count = 0;
-    }
-};
-
 struct connection {
     int fd = -1;
     guest_mem mem;
@@ -346,12 +338,14 @@ struct connection {
 
 class server {
 public:
-    server(const vs_config &cfg, const serve_options &opt) : cfg_(cfg), opt_(opt)
+    server(const vs_config &cfg, const serve_options &opt) : cfg_(cfg), opt_(opt), clock_(cfg)
     {
         vs_conf_init(&conf_);
         conn_.mem.ctr = &ctr_;
+        conn_.mem.clock = &clock_;
         ops_ = {mem_read, mem_write, &conn_.mem};
-        loop_.init(cfg.dev.rx_fifo_frames, cfg.dev.max_frame_bytes);
+        if (!net_fifo_init(&loop_, cfg.dev.rx_fifo_frames, cfg.dev.max_frame_bytes))
+            throw std::bad_alloc();
         segs_.resize(cfg.dev.queue_size_max);
         frame_.resize(NET_HDR + cfg.dev.max_frame_bytes);
         rx_frame_.resize(NET_HDR + cfg.dev.max_frame_bytes);
@@ -360,6 +354,9 @@ public:
                    (1ull << VIRTIO_F_EVENT_IDX_BIT) | (1ull << VIRTIO_NET_F_MRG_RXBUF_BIT);
         offered_ &= ~(uint64_t(cfg.dev.withdraw.w[0]) | uint64_t(cfg.dev.withdraw.w[1]) << 32);
     }
+    ~server() { net_fifo_fini(&loop_); }
+    server(const server &) = delete;
+    server &operator=(const server &) = delete;
     int run();
 
 private:
@@ -390,7 +387,7 @@ private:
     int listen_fd_ = -1;
     connection conn_;
     struct vs_guest_ops ops_;
-    fifo loop_;
+    struct net_fifo loop_; // frames for the receive side (loopback, responder answers)
     std::vector<struct vq_seg> segs_;
     std::vector<uint8_t> frame_;
     // Receive side: the frame being written (header + payload) and, with
@@ -408,6 +405,7 @@ private:
                   uint32_t n);
     uint64_t offered_;
     serve_counters ctr_;
+    link_charge clock_;
     struct vs_conformance conf_;
     std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
 };
@@ -502,7 +500,7 @@ void server::teardown(bool failed)
     conn_.had_frame = false;
     conn_.features = conn_.protocol_features = 0;
     conn_.features_set = conn_.owner = false;
-    loop_.head = loop_.count = 0;
+    net_fifo_clear(&loop_);
     mrg_ = rx_merge();
     if (failed)
         ctr_.connections_failed++;
@@ -597,6 +595,7 @@ void server::interrupt(uint16_t i)
     }
     if (!want)
         return;
+    clock_.interrupt(); // the device's MSI-X write, whether or not the front end listens
     if (r.call_fd < 0) {
         ctr_.calls_no_fd++;
         return;
@@ -644,20 +643,13 @@ bool server::service_tx()
         const uint32_t frame_len = at - NET_HDR;
         ctr_.tx_frames++;
         ctr_.tx_bytes += frame_len;
-        if (cfg_.dev.backend == VDEV_BACKEND_LOOPBACK) {
-            if (loop_.count < loop_.slots) {
-                uint32_t slot = (loop_.head + loop_.count) % loop_.slots;
-                std::memcpy(&loop_.data[size_t(slot) * loop_.slot_bytes], frame_.data() + NET_HDR,
-                            frame_len);
-                loop_.len[slot] = frame_len;
-                loop_.count++;
-            } else {
-                // A host port drops what it cannot hold; the simulation's back-pressure
-                // would stall a front end that never receives (testpmd txonly).
-                ctr_.loopback_dropped_fifo_full++;
-            }
+        if (cfg_.dev.backend != VDEV_BACKEND_SINK && net_fifo_full(&loop_)) {
+            // A host port drops what it cannot hold; the simulation's back-pressure
+            // would stall a front end that never receives (testpmd txonly).
+            ctr_.loopback_dropped_fifo_full++;
         } else {
-            ctr_.sink_frames++;
+            net_backend_transmit(cfg_.dev.backend, &cfg_.dev.responder, &loop_,
+                                 frame_.data() + NET_HDR, frame_len, &ctr_.backend);
         }
         if (r.ops->push(&r.q, &ops_, &e, 0) != VQ_OK)
             return ring_break(RING_TX, r.ops->broken(&r.q));
@@ -704,14 +696,14 @@ bool server::service_rx()
     const bool merge = conn_.features & (1ull << VIRTIO_NET_F_MRG_RXBUF_BIT);
     unsigned done = 0;
     while (done < SERVICE_BUDGET && loop_.count) {
-        const uint32_t len = loop_.len[loop_.head];
+        const uint8_t *payload;
+        const uint32_t len = net_fifo_head(&loop_, &payload)->len;
         if (!mrg_.active) {
             struct virtio_net_hdr h;
             std::memset(&h, 0, sizeof h);
             h.num_buffers = 1;
             std::memcpy(rx_frame_.data(), &h, NET_HDR);
-            std::memcpy(rx_frame_.data() + NET_HDR,
-                        &loop_.data[size_t(loop_.head) * loop_.slot_bytes], len);
+            std::memcpy(rx_frame_.data() + NET_HDR, payload, len);
             mrg_.active = true;
             mrg_.total = NET_HDR + len;
             mrg_.done = 0;
@@ -733,8 +725,7 @@ bool server::service_rx()
         if (!merge && len > e.writable_bytes - NET_HDR) {
             ctr_.rx_dropped_too_big++;
             mrg_.active = false;
-            loop_.head = (loop_.head + 1) % loop_.slots;
-            loop_.count--;
+            net_fifo_pop(&loop_);
             if (r.ops->push(&r.q, &ops_, &e, 0) != VQ_OK)
                 return ring_break(RING_RX, r.ops->broken(&r.q));
             continue;
@@ -760,8 +751,7 @@ bool server::service_rx()
             if (r.ops->push(&r.q, &ops_, &u.first, u.second) != VQ_OK)
                 return ring_break(RING_RX, r.ops->broken(&r.q));
         mrg_.active = false;
-        loop_.head = (loop_.head + 1) % loop_.slots;
-        loop_.count--;
+        net_fifo_pop(&loop_);
         ctr_.rx_frames++;
         ctr_.rx_bytes += len;
     }
@@ -1179,10 +1169,15 @@ bool server::write_stats(std::string &err)
     st.add_u64("net.rx.frames", "count", "frames written into receive buffers", ctr_.rx_frames);
     st.add_u64("net.rx.bytes", "bytes", "frame bytes received (without virtio-net header)",
                ctr_.rx_bytes);
-    st.add_u64("net.sink.frames", "count", "transmitted frames dropped by the sink backend",
-               ctr_.sink_frames);
+    st.add_u64("device.sink.frames", "frames",
+               "frames dropped by the sink backend, or left unanswered by the responder",
+               ctr_.backend.sink_frames);
+    st.add_u64("device.responder.arp_replies", "frames",
+               "ARP requests the responder backend answered", ctr_.backend.responder_arp);
+    st.add_u64("device.responder.echo_replies", "frames",
+               "ICMP echo requests the responder backend answered", ctr_.backend.responder_echo);
     st.add_u64("net.loopback.dropped_fifo_full", "count",
-               "transmitted frames dropped because the loopback FIFO was full",
+               "transmitted frames dropped because the receive FIFO was full (loopback, responder)",
                ctr_.loopback_dropped_fifo_full);
     st.add_u64("net.rx.dropped_too_big", "count", "frames larger than the receive buffer",
                ctr_.rx_dropped_too_big);
@@ -1214,22 +1209,55 @@ bool server::write_stats(std::string &err)
                    "used buffer notifications the driver's event suppression spared",
                    s.interrupts_suppressed);
     }
+    // Guest-memory accesses, named as a simulation names the device's DMA.
     uint64_t reads = 0, writes = 0;
     for (unsigned k = 0; k < VS_DMA_KIND_COUNT; k++) {
         reads += ctr_.dma_reads[k];
         writes += ctr_.dma_writes[k];
-        std::string kind = vs_dma_kind_name(static_cast<enum vs_dma_kind>(k));
-        st.add_u64("dma.reads." + kind, "count", "guest memory reads of this kind", ctr_.dma_reads[k]);
-        st.add_u64("dma.writes." + kind, "count", "guest memory writes of this kind",
+        const std::string n = vs_dma_kind_name(static_cast<enum vs_dma_kind>(k));
+        st.add_u64("device.dma." + n + ".reads", "count", "device DMA reads for " + n, ctr_.dma_reads[k]);
+        st.add_u64("device.dma." + n + ".writes", "count", "device DMA writes for " + n,
                    ctr_.dma_writes[k]);
     }
-    st.add_u64("dma.read_bytes", "bytes", "guest memory bytes read", ctr_.dma_read_bytes);
-    st.add_u64("dma.write_bytes", "bytes", "guest memory bytes written", ctr_.dma_write_bytes);
-    st.add_u64("dma.errors", "count", "accesses outside every memory region", ctr_.dma_errors);
+    st.add_u64("device.dma.read_bytes", "bytes", "bytes the device read from guest memory",
+               ctr_.dma_read_bytes);
+    st.add_u64("device.dma.write_bytes", "bytes", "bytes the device wrote to guest memory",
+               ctr_.dma_write_bytes);
+    st.add_u64("device.dma.errors", "count", "accesses outside every memory region", ctr_.dma_errors);
     const uint64_t frames = ctr_.tx_frames + ctr_.rx_frames;
     st.add_f64("dma.transactions_per_frame", "count",
                "guest memory reads and writes per frame moved (TX + RX)",
                frames ? double(reads + writes) / double(frames) : 0.0);
+
+    // The simulated platform's clock (link_charge.h): every access charged its PCIe
+    // link time, one at a time, and every interrupt its MSI-X write.
+    const double sim_ns = clock_.now_ns();
+    const double tx = double(ctr_.tx_frames);
+    st.add_f64("sim.time_ns", "ns",
+               "simulated device time: each guest-memory access and interrupt charged its PCIe "
+               "link time, one at a time (the driver's own time is not simulated)",
+               sim_ns);
+    st.add_f64("throughput.tx_mpps", "Mpps", "transmitted frames per simulated second (millions)",
+               sim_ns > 0 ? tx / sim_ns * 1e3 : 0.0);
+    st.add_f64("throughput.rx_mpps", "Mpps", "received frames per simulated second (millions)",
+               sim_ns > 0 ? double(ctr_.rx_frames) / sim_ns * 1e3 : 0.0);
+    const uint64_t interrupts = ctr_.calls + ctr_.calls_no_fd;
+    st.add_f64("per_packet.interrupts", "count", "interrupts per transmitted frame",
+               tx > 0 ? double(interrupts) / tx : 0.0);
+    st.add_f64("per_packet.notifications", "count", "driver notifications per transmitted frame",
+               tx > 0 ? double(ctr_.kick_events) / tx : 0.0);
+    st.add_f64("per_packet.dma_reads", "count", "device DMA reads per transmitted frame",
+               tx > 0 ? double(reads) / tx : 0.0);
+    st.add_f64("per_packet.dma_writes", "count", "device DMA writes per transmitted frame",
+               tx > 0 ? double(writes) / tx : 0.0);
+    st.add_f64("per_packet.tlps", "count", "PCIe TLPs in both directions per transmitted frame",
+               tx > 0 ? double(clock_.tlps()) / tx : 0.0);
+    stats_add_link_direction(st, "link.up", "device to host", clock_.up().tlps,
+                             clock_.up().payload_bytes, clock_.up().overhead_bytes,
+                             clock_.up().busy_ns, sim_ns);
+    stats_add_link_direction(st, "link.down", "host to device", clock_.down().tlps,
+                             clock_.down().payload_bytes, clock_.down().overhead_bytes,
+                             clock_.down().busy_ns, sim_ns);
     st.add_f64("wall.seconds", "s", "wall-clock time the server ran", wall);
     st.add_f64("wall.busy_seconds", "s",
                "wall-clock time from each connection's first to last frame, summed", ctr_.busy_s);
@@ -1291,9 +1319,14 @@ int server::run()
         logf("error: %s", err.c_str());
         return 1;
     }
-    logf("listening on %s (features offered 0x%llx, backend %s)", opt_.socket_path.c_str(),
-         (unsigned long long)offered_,
-         cfg_.dev.backend == VDEV_BACKEND_LOOPBACK ? "loopback" : "sink");
+    static const char *const backend_names[] = {"loopback", "sink", "responder"};
+    const uint8_t *ip = cfg_.dev.responder.ipv4, *mac = cfg_.dev.responder.mac;
+    char peer[64] = "";
+    if (cfg_.dev.backend == VDEV_BACKEND_RESPONDER)
+        std::snprintf(peer, sizeof peer, " for %u.%u.%u.%u at %02x:%02x:%02x:%02x:%02x:%02x", ip[0],
+                      ip[1], ip[2], ip[3], mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]);
+    logf("listening on %s (features offered 0x%llx, backend %s%s)", opt_.socket_path.c_str(),
+         (unsigned long long)offered_, backend_names[cfg_.dev.backend], peer);
     std::fflush(stderr);
     const auto deadline = start_ + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
                                        std::chrono::duration<double>(opt_.duration_s));

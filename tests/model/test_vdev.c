@@ -313,6 +313,51 @@ Test(vdev, loopback_frame_intact)
     cr_expect_eq(dev.error, VS_REASON_NONE);
 }
 
+/* device.backend responder: an ARP request for the peer's address comes back as the
+ * peer's ARP reply (model/net_answer.h, RFC 826); a frame it does not answer is dropped
+ * and counted, and puts nothing on the receive side. */
+Test(vdev, responder_answers_arp_and_drops_the_rest)
+{
+    vdev_fini(&dev);
+    struct vdev_params p = default_params();
+    p.backend = VDEV_BACKEND_RESPONDER;
+    const struct net_peer peer = {{0x02, 0, 0, 0, 0, 0x02}, {10, 0, 0, 2}};
+    p.responder = peer;
+    cr_assert(vdev_init(&dev, &p));
+    bring_up();
+    const uint32_t hdr = sizeof(struct virtio_net_hdr);
+    const uint64_t txbuf = GUEST_BASE + 0x10000, rxbuf = GUEST_BASE + 0x20000;
+    uint8_t *f = fake_guest_ptr(&g, txbuf, hdr + 60);
+    memset(f, 0, hdr + 60);
+    uint8_t *e = f + hdr;
+    memset(e, 0xff, 6);                                      /* broadcast */
+    memcpy(e + 6, (const uint8_t[6]){0x52, 0x54, 0, 0x12, 0x34, 0x56}, 6);
+    e[12] = 0x08, e[13] = 0x06;                              /* ARP */
+    e[15] = 1, e[16] = 0x08, e[18] = 6, e[19] = 4, e[21] = 1; /* Ethernet/IPv4 request */
+    memcpy(e + 22, e + 6, 6);
+    memcpy(e + 28, (const uint8_t[4]){10, 0, 0, 1}, 4);
+    memcpy(e + 38, peer.ipv4, 4);
+    uint8_t *other = fake_guest_ptr(&g, txbuf + 0x100, hdr + 60);
+    memcpy(other, f, hdr + 60);
+    other[hdr + 12] = 0x86, other[hdr + 13] = 0xdd;          /* IPv6: not answered */
+    post(VDEV_QUEUE_TX, 0, txbuf, hdr + 60, 0, false);
+    post(VDEV_QUEUE_TX, 1, txbuf + 0x100, hdr + 60, 1, false);
+    post(VDEV_QUEUE_RX, 0, rxbuf, 2048, 0, true);
+    struct vdev_work w = {0};
+    cr_assert_eq(vdev_tx_step(&dev, &ops, &w), VDEV_STEP_DONE);
+    cr_assert_eq(vdev_tx_step(&dev, &ops, &w), VDEV_STEP_DONE);
+    cr_expect_eq(dev.stats.backend.responder_arp, 1);
+    cr_expect_eq(dev.stats.backend.sink_frames, 1);
+    cr_expect_eq(vdev_fifo_frames(&dev), 1);
+    cr_assert_eq(vdev_rx_step(&dev, &ops, &w), VDEV_STEP_DONE);
+    const uint8_t *r = fake_guest_ptr(&g, rxbuf + hdr, 60);
+    cr_expect_arr_eq(r, e + 6, 6, "to the requester");
+    cr_expect_arr_eq(r + 6, peer.mac, 6, "from the peer");
+    cr_expect_eq(r[21], 2, "ARP reply");
+    cr_expect_eq(fake_guest_get32(&g, ring_desc(VDEV_QUEUE_RX) + 8), hdr + 60);
+    cr_expect_eq(dev.error, VS_REASON_NONE);
+}
+
 /* Loopback back-pressure: with the FIFO full, TX waits instead of dropping. */
 Test(vdev, loopback_fifo_backpressure)
 {
@@ -762,7 +807,7 @@ static struct tx_counts count_tx(bool packed, bool notification_data, uint32_t b
     vdev_complete(&dev, VDEV_QUEUE_TX, &ops);
     vdev_arm_notifications(&dev, VDEV_QUEUE_TX, &ops);
     cr_assert_eq(dev.error, VS_REASON_NONE, "%s", vs_reason_name(dev.error));
-    cr_assert_eq(dev.stats.sink_frames, n);
+    cr_assert_eq(dev.stats.backend.sink_frames, n);
 
     struct tx_counts c = {0, 0, 0};
     for (int kind = 0; kind < VS_DMA_KIND_COUNT; kind++) {
@@ -1497,7 +1542,7 @@ Test(vdev, engines_finish_in_take_order)
     cr_assert_eq(vdev_finish(&dev, VDEV_QUEUE_TX, 2, &w), VDEV_STEP_DONE);
     for (unsigned i = 0; i < 3; i++) {
         cr_expect_eq(fake_guest_get16(&g, ring_desc(VDEV_QUEUE_TX) + 16u * i + 12), 5 + i);
-        cr_expect_eq(dev.fifo[i].len, 60 + i, "FIFO keeps ring order");
+        cr_expect_eq(dev.fifo.frames[i].len, 60 + i, "FIFO keeps ring order");
     }
     cr_expect_eq(vdev_fifo_frames(&dev), 3);
     cr_expect_eq(dev.error, VS_REASON_NONE);

@@ -275,13 +275,76 @@ def case_merge_rx(path):
     s.close()
 
 
+def inet_checksum(b):
+    if len(b) % 2:
+        b += b"\0"
+    total = sum(struct.unpack(f"!{len(b) // 2}H", b))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+def case_responder(path):
+    """device.backend responder (peer 02:00:00:00:00:02, 10.0.0.2, the defaults): an ARP
+    request for 10.0.0.2 gets the peer's ARP reply (RFC 826), an ICMP echo request gets an
+    echo reply with the same identifier, sequence and data and valid checksums (RFC 792,
+    RFC 791), and an IPv6 frame gets nothing."""
+    peer_mac, peer_ip = bytes.fromhex("020000000002"), bytes([10, 0, 0, 2])
+    my_mac, my_ip = bytes.fromhex("525400123456"), bytes([10, 0, 0, 1])
+    mem = Memory()
+    m = mem.map
+    gpa = 0x100000
+    s, calls, kicks = setup_pair(path, VERSION_1, mem)
+    for i in range(4):
+        m[16 * i:16 * i + 16] = struct.pack("<QIHH", gpa + 0x8000 + 0x800 * i, 0x800, 2, 0)
+        m[0x1004 + 2 * i:0x1006 + 2 * i] = struct.pack("<H", i)
+    m[0x1002:0x1004] = struct.pack("<H", 4)
+    os.eventfd_write(kicks[0], 1)
+    arp = (b"\xff" * 6 + my_mac + b"\x08\x06" + struct.pack("!HHBBH", 1, 0x0800, 6, 4, 1) +
+           my_mac + my_ip + bytes(6) + peer_ip).ljust(60, b"\0")
+    data = bytes((5 * j + 3) & 0xFF for j in range(56))
+    icmp = struct.pack("!BBHHH", 8, 0, 0, 0x4242, 7) + data
+    icmp = icmp[:2] + struct.pack("!H", inet_checksum(icmp)) + icmp[4:]
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(icmp), 1, 0x4000, 64, 1, 0, my_ip, peer_ip)
+    ip = ip[:10] + struct.pack("!H", inet_checksum(ip)) + ip[12:]
+    echo = peer_mac + my_mac + b"\x08\x00" + ip + icmp
+    ipv6 = peer_mac + my_mac + b"\x86\xdd" + bytes(46)
+    for k, f in enumerate((arp, echo, ipv6)):
+        buf = 0xC000 + 0x100 * k
+        m[buf:buf + 12 + len(f)] = bytes(12) + f
+        m[0x3000 + 16 * k:0x3010 + 16 * k] = struct.pack("<QIHH", gpa + buf, 12 + len(f), 0, 0)
+        m[0x4004 + 2 * k:0x4006 + 2 * k] = struct.pack("<H", k)
+    m[0x4002:0x4004] = struct.pack("<H", 3)
+    os.eventfd_write(kicks[1], 1)
+    assert wait_u16(m, 0x5002, 3), "transmit used idx"
+    assert wait_u16(m, 0x2002, 2), "receive used idx (two answers)"
+    time.sleep(0.1)
+    assert struct.unpack("<H", m[0x2002:0x2004])[0] == 2, "the IPv6 frame was answered"
+    (i0, n0), (i1, n1) = (struct.unpack("<II", m[0x2004 + 8 * k:0x200C + 8 * k]) for k in range(2))
+    assert (i0, n0) == (0, 12 + 60), (i0, n0)
+    r = bytes(m[0x8000 + 12:0x8000 + 12 + 60])
+    assert r[:6] == my_mac and r[6:12] == peer_mac and r[12:14] == b"\x08\x06", r[:14].hex()
+    assert struct.unpack("!H", r[20:22])[0] == 2 and r[22:28] == peer_mac and r[28:32] == peer_ip, r.hex()
+    assert r[32:38] == my_mac and r[38:42] == my_ip, r.hex()
+    assert (i1, n1) == (1, 12 + len(echo)), (i1, n1)
+    r = bytes(m[0x8800 + 12:0x8800 + 12 + len(echo)])
+    assert r[:6] == my_mac and r[6:12] == peer_mac, r[:14].hex()
+    rip, ricmp = r[14:34], r[34:]
+    assert rip[12:16] == peer_ip and rip[16:20] == my_ip and inet_checksum(rip) == 0, rip.hex()
+    assert ricmp[0] == 0 and inet_checksum(ricmp) == 0, ricmp[:8].hex()
+    assert ricmp[4:] == icmp[4:], "identifier, sequence or data changed"
+    s.close()
+
+
 CASES = [case_unknown_request, case_short_payload, case_mem_table_without_fd, case_region_beyond_file,
          case_ring_outside_memory, case_buffer_outside_memory, case_loopback_payload,
          case_merge_rx]
 
 if __name__ == "__main__":
     path = sys.argv[1]
-    for case in CASES:
+    # `vhost_client.py SOCKET responder`: only the responder case (a server started
+    # with device.backend=responder); otherwise every other case.
+    for case in [case_responder] if sys.argv[2:] == ["responder"] else CASES:
         case(path)
         print("ok", case.__name__)
         time.sleep(0.2)

@@ -1,0 +1,52 @@
+#include "link_charge.h"
+
+#include <algorithm>
+
+link_charge::link_charge(const vs_config &cfg)
+    : cfg_(cfg), lc_(config_pcie(cfg)), bytes_per_ns_(pcie_tlp_bytes_per_ns(lc_)),
+      read_fixed_ns_(std::max(0.0, pcie_read_fixed_ns(lc_, cfg.plat.pcie_read_latency_ns,
+                                                      config_memory_read_ns(cfg, 64))))
+{
+}
+
+double link_charge::send(direction &d, double at_ns, tlp_type t, unsigned payload)
+{
+    const unsigned overhead = pcie_tlp_overhead_bytes(lc_, t);
+    const double start = std::max(at_ns, d.free_at_ns);
+    const double duration = (payload + overhead) / bytes_per_ns_;
+    d.free_at_ns = start + duration;
+    d.busy_ns += duration;
+    d.tlps[int(t)]++;
+    d.payload_bytes += payload;
+    d.overhead_bytes += overhead;
+    return d.free_at_ns;
+}
+
+void link_charge::read(uint64_t addr, uint32_t len)
+{
+    double t = now_ns_, done = now_ns_;
+    for (const tlp_chunk &r : pcie_split_read_requests(lc_, addr, len)) {
+        t = send(up_, t, tlp_type::mrd, 0);
+        double at = t + read_fixed_ns_ + config_memory_read_ns(cfg_, r.len);
+        for (const tlp_chunk &c : pcie_split_completions(lc_, r.addr, r.len))
+            at = send(down_, at, tlp_type::cpld, c.len);
+        done = std::max(done, at);
+    }
+    now_ns_ = done;
+}
+
+void link_charge::write(uint64_t addr, uint32_t len)
+{
+    double t = now_ns_;
+    for (const tlp_chunk &w : pcie_split_write(lc_, addr, len))
+        t = send(up_, t, tlp_type::mwr, w.len);
+    now_ns_ = t;
+}
+
+uint64_t link_charge::tlps() const
+{
+    uint64_t n = 0;
+    for (unsigned i = 0; i < 4; i++)
+        n += up_.tlps[i] + down_.tlps[i];
+    return n;
+}
