@@ -828,7 +828,12 @@ pid_t launch(const std::vector<std::string> &args, const std::string &log, run_c
     if (fd < 0 || dup2(fd, STDOUT_FILENO) < 0 || dup2(fd, STDERR_FILENO) < 0)
         _exit(127);
     close(fd);
-    std::exit(run(static_cast<int>(args.size()), argv.data()));
+    const int status = run(static_cast<int>(args.size()), argv.data());
+    // _exit, as a forked child should: exit() would also run the parent's atexit work
+    // and static destructors on the child's copy (and LeakSanitizer would report the
+    // parent's sweep state, which the child cannot free, as leaks).
+    std::fflush(nullptr);
+    _exit(status);
 }
 
 struct progress {
