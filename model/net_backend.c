@@ -3,6 +3,28 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "virtio_wire.h"
+
+enum vs_reason net_tx_buffer_check(uint32_t readable, uint32_t writable, uint32_t max_frame_bytes)
+{
+    if (writable != 0)
+        return VS_REASON_TX_HAS_WRITABLE;
+    if (readable < sizeof(struct virtio_net_hdr))
+        return VS_REASON_TX_FRAME_TOO_SHORT;
+    if (readable - sizeof(struct virtio_net_hdr) > max_frame_bytes)
+        return VS_REASON_TX_FRAME_TOO_LONG;
+    return VS_REASON_NONE;
+}
+
+enum vs_reason net_rx_buffer_check(uint32_t readable, uint32_t writable)
+{
+    if (readable != 0)
+        return VS_REASON_RX_HAS_READABLE;
+    if (writable < sizeof(struct virtio_net_hdr))
+        return VS_REASON_RX_BUFFER_TOO_SMALL;
+    return VS_REASON_NONE;
+}
+
 bool net_fifo_init(struct net_fifo *f, uint32_t capacity, uint32_t max_frame_bytes)
 {
     memset(f, 0, sizeof *f);

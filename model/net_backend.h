@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "net_answer.h"
+#include "vs_reason.h"
 
 enum vdev_backend {
     VDEV_BACKEND_LOOPBACK,  /* every transmitted frame is received back */
@@ -46,6 +47,15 @@ static inline bool net_fifo_full(const struct net_fifo *f) { return f->count == 
 /* The oldest frame and its bytes; NULL when empty. */
 const struct net_frame *net_fifo_head(const struct net_fifo *f, const uint8_t **bytes);
 void net_fifo_pop(struct net_fifo *f);
+
+/* The virtio-net buffer rules a device enforces, from a buffer's device-readable and
+ * device-writable byte counts: VS_REASON_NONE, or why the device refuses it (the
+ * simulated device goes to NEEDS_RESET; viosim serve stops the ring).
+ * Transmit ("Transmitting Packets"): all device-readable, a virtio-net header and a
+ * frame of at most max_frame_bytes. Receive ("Receiving Packets"): all device-writable,
+ * room for at least the header. */
+enum vs_reason net_tx_buffer_check(uint32_t readable, uint32_t writable, uint32_t max_frame_bytes);
+enum vs_reason net_rx_buffer_check(uint32_t readable, uint32_t writable);
 
 /* What the backends did, cumulative. */
 struct net_backend_counts {

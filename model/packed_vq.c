@@ -708,6 +708,24 @@ static void packed_set_avail_hint(void *q, uint16_t next_off, bool next_wrap)
 {
     pvq_set_avail_hint(q, next_off, next_wrap);
 }
+uint32_t pvq_position(const struct pvq *q)
+{
+    return (uint32_t)q->next_avail | (uint32_t)q->avail_wrap << 15;
+}
+
+bool pvq_resume_at(struct pvq *q, uint32_t position)
+{
+    const uint16_t off = (uint16_t)(position & 0x7fffu);
+    const bool wrap = (position >> 15) & 1u;
+    if (position > 0xffffu || off >= q->cfg.size)
+        return false;
+    q->next_avail = q->next_used = q->signalled_used = q->notified_used = off;
+    q->avail_wrap = q->used_wrap = q->signalled_wrap = q->notified_wrap = wrap;
+    return true;
+}
+
+static uint32_t packed_position(const void *q) { return pvq_position(q); }
+static bool packed_resume_at(void *q, uint32_t position) { return pvq_resume_at(q, position); }
 static uint32_t packed_pending(const void *q) { return ((const struct pvq *)q)->batch_count; }
 static enum vs_reason packed_broken(const void *q) { return ((const struct pvq *)q)->broken; }
 static const struct vq_stats *packed_stats(const void *q) { return &((const struct pvq *)q)->stats; }
@@ -725,6 +743,8 @@ const struct vq_ops packed_vq_ops = {
     .set_notifications = packed_set_notifications,
     .set_avail_hint = packed_set_avail_hint,
     .pending = packed_pending,
+    .position = packed_position,
+    .resume_at = packed_resume_at,
     .broken = packed_broken,
     .stats = packed_stats,
 };

@@ -122,6 +122,11 @@ enum vq_status pvq_recheck_driver_event(struct pvq *q, bool whole_slot, bool *in
 enum vq_status pvq_set_notifications(struct pvq *q, const struct vs_guest_ops *ops,
                                       bool enable);
 
+/* The device's position (vq_ops.position): next_avail | avail_wrap << 15. */
+uint32_t pvq_position(const struct pvq *q);
+/* After pvq_init, continue at a position (vq_ops.resume_at). */
+bool pvq_resume_at(struct pvq *q, uint32_t position);
+
 /* Record the NOTIFICATION_DATA hint (next_off, next_wrap) sent with a notification. */
 void pvq_set_avail_hint(struct pvq *q, uint16_t next_off, bool next_wrap);
 

@@ -689,6 +689,21 @@ static void split_set_avail_hint(void *q, uint16_t next_off, bool next_wrap)
 {
     svq_set_avail_hint(q, next_off, next_wrap);
 }
+uint32_t svq_position(const struct svq *q) { return q->last_avail_idx; }
+
+bool svq_resume_at(struct svq *q, uint32_t position)
+{
+    if (position > 0xffffu)
+        return false;
+    const uint16_t idx = (uint16_t)position;
+    q->last_avail_idx = q->shadow_avail_idx = idx;
+    q->used_idx = q->published_used_idx = idx;
+    q->signalled_used_idx = q->notified_used_idx = idx;
+    return true;
+}
+
+static uint32_t split_position(const void *q) { return svq_position(q); }
+static bool split_resume_at(void *q, uint32_t position) { return svq_resume_at(q, position); }
 static uint32_t split_pending(const void *q) { return ((const struct svq *)q)->pending; }
 static enum vs_reason split_broken(const void *q) { return ((const struct svq *)q)->broken; }
 static const struct vq_stats *split_stats(const void *q) { return &((const struct svq *)q)->stats; }
@@ -706,6 +721,8 @@ const struct vq_ops split_vq_ops = {
     .set_notifications = split_set_notifications,
     .set_avail_hint = split_set_avail_hint,
     .pending = split_pending,
+    .position = split_position,
+    .resume_at = split_resume_at,
     .broken = split_broken,
     .stats = split_stats,
 };

@@ -207,6 +207,11 @@ enum vq_status svq_set_notifications(struct svq *q, const struct vs_guest_ops *o
 /* Record the NOTIFICATION_DATA hint sent with a notification. */
 void svq_set_avail_hint(struct svq *q, uint16_t next_off, bool next_wrap);
 
+/* The device's position (vq_ops.position): the next available index. */
+uint32_t svq_position(const struct svq *q);
+/* After svq_init, continue at a position (vq_ops.resume_at): any 16-bit index. */
+bool svq_resume_at(struct svq *q, uint32_t position);
+
 /* Number of buffers the hint says are available beyond the device's position (0 if
  * no hint, or if the hint is stale or impossible). Only for batching decisions. */
 uint32_t svq_hint_count(const struct svq *q);

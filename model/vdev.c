@@ -935,13 +935,10 @@ static enum vdev_step tx_take(struct vdev *d, struct vdev_slot *sl, struct vdev_
     enum vdev_step st = pop(d, qi, sl, &sl->gate.ops, w);
     if (st != VDEV_STEP_DONE)
         return st;
-    if (sl->e.writable_bytes != 0)
-        return vdev_fail(d, qi, VS_REASON_TX_HAS_WRITABLE);
-    const uint32_t hdr = sizeof(struct virtio_net_hdr);
-    if (sl->e.readable_bytes < hdr)
-        return vdev_fail(d, qi, VS_REASON_TX_FRAME_TOO_SHORT);
-    if (sl->e.readable_bytes - hdr > d->p.max_frame_bytes)
-        return vdev_fail(d, qi, VS_REASON_TX_FRAME_TOO_LONG);
+    enum vs_reason bad = net_tx_buffer_check(sl->e.readable_bytes, sl->e.writable_bytes,
+                                             d->p.max_frame_bytes);
+    if (bad != VS_REASON_NONE)
+        return vdev_fail(d, qi, bad);
     if (d->p.backend != VDEV_BACKEND_SINK)
         d->q[qi].fifo_reserved++;
     return VDEV_STEP_DONE;
@@ -993,11 +990,10 @@ static enum vdev_step rx_take(struct vdev *d, struct vdev_slot *sl, struct vdev_
     }
     if (st != VDEV_STEP_DONE)
         return st;
-    if (sl->e.readable_bytes != 0)
-        return vdev_fail(d, qi, VS_REASON_RX_HAS_READABLE);
+    enum vs_reason bad = net_rx_buffer_check(sl->e.readable_bytes, sl->e.writable_bytes);
+    if (bad != VS_REASON_NONE)
+        return vdev_fail(d, qi, bad);
     const uint32_t hdr = sizeof(struct virtio_net_hdr);
-    if (sl->e.writable_bytes < hdr)
-        return vdev_fail(d, qi, VS_REASON_RX_BUFFER_TOO_SMALL);
 
     const uint8_t *payload;
     const struct net_frame *f = net_fifo_head(&d->fifo, &payload);

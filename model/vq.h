@@ -166,6 +166,15 @@ struct vq_ops {
     void (*set_avail_hint)(void *q, uint16_t next_off, bool next_wrap);
     /* Buffers pushed but not yet published. */
     uint32_t (*pending)(const void *q);
+    /* The device's place in the ring as one number: split, the next available index;
+     * packed, the next descriptor offset (bits 0-14) and the Driver Ring Wrap Counter
+     * (bit 15). With nothing in flight, the used side is at the same place. This is the
+     * number vhost-user's GET_VRING_BASE reports and SET_VRING_BASE gives back. */
+    uint32_t (*position)(const void *q);
+    /* Right after init: continue from a position (both sides, every suppression
+     * decision as if made there). False, and nothing changed, when it is not a place in
+     * this ring (packed: an offset at or beyond the size). */
+    bool (*resume_at)(void *q, uint32_t position);
     /* VS_REASON_NONE while healthy, else why the ring broke (sticky). */
     enum vs_reason (*broken)(const void *q);
     const struct vq_stats *(*stats)(const void *q);

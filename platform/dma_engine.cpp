@@ -149,7 +149,8 @@ dma_engine::timing dma_engine::read(uint64_t addr, void *dst, unsigned len, sc_t
     reads++;
     read_bytes += len;
     unsigned char *data = static_cast<unsigned char *>(dst);
-    for (const tlp_chunk &req : pcie_split_read_requests(cfg_, addr, len)) {
+    tlp_chunk req;
+    for (tlp_splitter requests = pcie_read_request_splitter(cfg_, addr, len); requests.next(req);) {
         // Take the tag that frees first.
         auto tag = std::min_element(tag_free_.begin(), tag_free_.end());
         const sc_time start = std::max(at, *tag);

@@ -25,10 +25,11 @@ double link_charge::send(direction &d, double at_ns, tlp_type t, unsigned payloa
 void link_charge::read(uint64_t addr, uint32_t len)
 {
     double t = now_ns_, done = now_ns_;
-    for (const tlp_chunk &r : pcie_split_read_requests(lc_, addr, len)) {
+    tlp_chunk r, c;
+    for (tlp_splitter requests = pcie_read_request_splitter(lc_, addr, len); requests.next(r);) {
         t = send(up_, t, tlp_type::mrd, 0);
         double at = t + read_fixed_ns_ + config_memory_read_ns(cfg_, r.len);
-        for (const tlp_chunk &c : pcie_split_completions(lc_, r.addr, r.len))
+        for (tlp_splitter cpl = pcie_completion_splitter(lc_, r.addr, r.len); cpl.next(c);)
             at = send(down_, at, tlp_type::cpld, c.len);
         done = std::max(done, at);
     }
@@ -38,7 +39,8 @@ void link_charge::read(uint64_t addr, uint32_t len)
 void link_charge::write(uint64_t addr, uint32_t len)
 {
     double t = now_ns_;
-    for (const tlp_chunk &w : pcie_split_write(lc_, addr, len))
+    tlp_chunk w;
+    for (tlp_splitter s = pcie_write_splitter(lc_, addr, len); s.next(w);)
         t = send(up_, t, tlp_type::mwr, w.len);
     now_ns_ = t;
 }

@@ -218,14 +218,17 @@ std::string prepare_out_dir(const std::string &dir)
     return "";
 }
 
-int cmd_run(int argc, char **argv)
-{
-    std::string config_path, out_dir = "out", seed;
-    run_options opt;
-    bool have_config = false, have_seed = false, have_window = false;
+// What `run` and `serve` both take: CONFIG, --set (repeatable), --out DIR, --help.
+struct config_args {
+    std::string config_path, out_dir = "out";
+    bool have_config = false;
     std::vector<std::string> sets;
 
-    for (int i = 2; i < argc; i++) {
+    // argv[i], which the command's own options did not take: one of ours, --help, an
+    // unknown option or a second config file. Returns -1 to go on, or the exit status
+    // the command returns now (help printed, or a usage error).
+    int take(int argc, char **argv, int &i)
+    {
         std::string value;
         bool missing = false;
         const char *arg = argv[i];
@@ -237,7 +240,42 @@ int cmd_run(int argc, char **argv)
             if (missing || value.empty())
                 return usage_error("--out needs a directory");
             out_dir = value;
-        } else if (take_option(argc, argv, i, "--trace", value, missing)) {
+        } else if (std::strcmp(arg, "--help") == 0 || std::strcmp(arg, "-h") == 0) {
+            std::fputs(USAGE, stdout);
+            std::fputs(HELP, stdout);
+            return 0;
+        } else if (arg[0] == '-' && arg[1] != '\0') {
+            return usage_error(std::string("unknown option '") + arg + "' (see 'viosim --help')");
+        } else if (have_config) {
+            return usage_error(std::string("more than one config file ('") + config_path +
+                               "', '" + arg + "')");
+        } else {
+            config_path = arg;
+            have_config = true;
+        }
+        return -1;
+    }
+    // The configuration (file, then the --set assignments in order) and a writable
+    // output directory, checked before anything runs: "" or the problem.
+    std::string resolve(vs_config &cfg) const
+    {
+        std::string why = resolve_config(have_config ? &config_path : nullptr, sets, cfg);
+        return why.empty() ? prepare_out_dir(out_dir) : why;
+    }
+};
+
+int cmd_run(int argc, char **argv)
+{
+    std::string seed;
+    run_options opt;
+    bool have_seed = false, have_window = false;
+    config_args args;
+
+    for (int i = 2; i < argc; i++) {
+        std::string value;
+        bool missing = false;
+        const char *arg = argv[i];
+        if (take_option(argc, argv, i, "--trace", value, missing)) {
             if (missing || value.empty())
                 return usage_error("--trace needs a file name");
             opt.trace_path = value;
@@ -260,18 +298,8 @@ int cmd_run(int argc, char **argv)
                 return usage_error("--seed needs a number");
             seed = value;
             have_seed = true;
-        } else if (std::strcmp(arg, "--help") == 0 || std::strcmp(arg, "-h") == 0) {
-            std::fputs(USAGE, stdout);
-            std::fputs(HELP, stdout);
-            return 0;
-        } else if (arg[0] == '-' && arg[1] != '\0') {
-            return usage_error(std::string("unknown option '") + arg + "' (see 'viosim --help')");
-        } else if (have_config) {
-            return usage_error(std::string("more than one config file ('") + config_path +
-                               "', '" + arg + "')");
-        } else {
-            config_path = arg;
-            have_config = true;
+        } else if (int done = args.take(argc, argv, i); done >= 0) {
+            return done;
         }
     }
 
@@ -281,10 +309,8 @@ int cmd_run(int argc, char **argv)
     // Everything is parsed and checked before anything is created or run.
     vs_config cfg;
     if (have_seed)
-        sets.push_back("sim.seed=" + seed); // applied last, as the help says
-    std::string why = resolve_config(have_config ? &config_path : nullptr, sets, cfg);
-    if (why.empty())
-        why = prepare_out_dir(out_dir);
+        args.sets.push_back("sim.seed=" + seed); // applied last, as the help says
+    std::string why = args.resolve(cfg);
     if (!why.empty())
         return usage_error(why);
 
@@ -311,7 +337,7 @@ int cmd_run(int argc, char **argv)
     json_object_set_new(result, "device_error", json_string(r.device_error.c_str()));
     json_object_set_new(result, "reason", json_string(reason.c_str()));
     json_object_set_new(result, "conformance", violations_json(r));
-    std::string path = (std::filesystem::path(out_dir) / "stats.json").string(), write_err;
+    std::string path = (std::filesystem::path(args.out_dir) / "stats.json").string(), write_err;
     bool written = stats_write_json(path, config, result, r.stats, write_err);
     json_decref(config);
     json_decref(result);
@@ -338,53 +364,30 @@ int cmd_run(int argc, char **argv)
 int cmd_serve(int argc, char **argv)
 {
     serve_options opt;
-    opt.out_dir = "out";
-    std::string config_path;
-    bool have_config = false;
-    std::vector<std::string> sets;
+    config_args args;
     for (int i = 2; i < argc; i++) {
         std::string value;
         bool missing = false;
-        const char *arg = argv[i];
         if (take_option(argc, argv, i, "--vhost-user", value, missing)) {
             if (missing || value.empty())
                 return usage_error("--vhost-user needs a socket path");
             opt.socket_path = value;
-        } else if (take_option(argc, argv, i, "--set", value, missing)) {
-            if (missing)
-                return usage_error("--set needs key=value");
-            sets.push_back(value);
-        } else if (take_option(argc, argv, i, "--out", value, missing)) {
-            if (missing || value.empty())
-                return usage_error("--out needs a directory");
-            opt.out_dir = value;
         } else if (take_option(argc, argv, i, "--duration-s", value, missing)) {
             char *end = nullptr;
             opt.duration_s = missing ? -1 : std::strtod(value.c_str(), &end);
             if (missing || end == value.c_str() || *end != '\0' || !(opt.duration_s > 0))
                 return usage_error("--duration-s needs a number of seconds > 0");
-        } else if (std::strcmp(arg, "--help") == 0 || std::strcmp(arg, "-h") == 0) {
-            std::fputs(USAGE, stdout);
-            std::fputs(HELP, stdout);
-            return 0;
-        } else if (arg[0] == '-' && arg[1] != '\0') {
-            return usage_error(std::string("unknown option '") + arg + "' (see 'viosim --help')");
-        } else if (have_config) {
-            return usage_error(std::string("more than one config file ('") + config_path +
-                               "', '" + arg + "')");
-        } else {
-            config_path = arg;
-            have_config = true;
+        } else if (int done = args.take(argc, argv, i); done >= 0) {
+            return done;
         }
     }
     if (opt.socket_path.empty())
         return usage_error("serve needs --vhost-user PATH (the only transport viosim serves)");
     vs_config cfg;
-    std::string why = resolve_config(have_config ? &config_path : nullptr, sets, cfg);
-    if (why.empty())
-        why = prepare_out_dir(opt.out_dir);
+    std::string why = args.resolve(cfg);
     if (!why.empty())
         return usage_error(why);
+    opt.out_dir = args.out_dir;
     return vhost_user_serve(cfg, opt) == 0 ? 0 : EXIT_RUN_FAILED;
 }
 

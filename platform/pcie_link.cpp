@@ -43,7 +43,9 @@ void pcie_link::read(tlm::tlm_generic_payload &tx, sc_time &delay, link_directio
     unsigned char *data = tx.get_data_ptr();
     const uint64_t base = tx.get_address();
     sc_time t = now + delay, done = t;
-    for (const tlp_chunk &r : pcie_split_read_requests(cfg_, base, tx.get_data_length())) {
+    tlp_chunk r;
+    for (tlp_splitter requests = pcie_read_request_splitter(cfg_, base, tx.get_data_length());
+         requests.next(r);) {
         t = req.send(t, tlp_type::mrd, 0, pcie_tlp_overhead_bytes(cfg_, tlp_type::mrd));
         tlm::tlm_generic_payload sub;
         sub.set_command(tlm::TLM_READ_COMMAND);
@@ -69,7 +71,8 @@ void pcie_link::read(tlm::tlm_generic_payload &tx, sc_time &delay, link_directio
             return;
         }
         sc_time at = t + read_fixed_ + completer;
-        for (const tlp_chunk &c : pcie_split_completions(cfg_, r.addr, r.len))
+        tlp_chunk c;
+        for (tlp_splitter s = pcie_completion_splitter(cfg_, r.addr, r.len); s.next(c);)
             at = cpl.send(at, tlp_type::cpld, c.len, pcie_tlp_overhead_bytes(cfg_, tlp_type::cpld));
         done = std::max(done, at);
     }
@@ -82,7 +85,8 @@ void pcie_link::read(tlm::tlm_generic_payload &tx, sc_time &delay, link_directio
 // A posted write: returns when its last TLP has left.
 sc_time pcie_link::write(tlm::tlm_generic_payload &tx, sc_time at, link_direction &dir)
 {
-    for (const tlp_chunk &w : pcie_split_write(cfg_, tx.get_address(), tx.get_data_length()))
+    tlp_chunk w;
+    for (tlp_splitter s = pcie_write_splitter(cfg_, tx.get_address(), tx.get_data_length()); s.next(w);)
         at = dir.send(at, tlp_type::mwr, w.len, pcie_tlp_overhead_bytes(cfg_, tlp_type::mwr));
     return at;
 }

@@ -95,43 +95,44 @@ double pcie_read_fixed_ns(const pcie_cfg &c, double total_64b_ns, double complet
 
 namespace {
 
-// Split [addr, addr+len) into pieces of at most `max` bytes that never cross a
-// `boundary`-aligned address (boundary a power of two).
-std::vector<tlp_chunk> split(uint64_t addr, unsigned len, unsigned max, uint64_t boundary)
-{
-    std::vector<tlp_chunk> out;
-    if (len == 0) {
-        out.push_back({addr, 0});
-        return out;
-    }
-    while (len > 0) {
-        uint64_t room = boundary - (addr & (boundary - 1));
-        unsigned n = unsigned(std::min<uint64_t>({len, max, room}));
-        out.push_back({addr, n});
-        addr += n;
-        len -= n;
-    }
-    return out;
-}
-
 } // namespace
 
-std::vector<tlp_chunk> pcie_split_write(const pcie_cfg &c, uint64_t addr, unsigned len)
+// Pieces of at most `max` bytes that never cross a `boundary`-aligned address (boundary
+// a power of two).
+bool tlp_splitter::next(tlp_chunk &out)
 {
-    return split(addr, len, c.max_payload_bytes, 4096);
+    if (empty_) {
+        empty_ = false;
+        out = {addr_, 0};
+        return true;
+    }
+    if (len_ == 0)
+        return false;
+    uint64_t room = boundary_ - (addr_ & (boundary_ - 1));
+    unsigned n = unsigned(std::min<uint64_t>({len_, max_, room}));
+    out = {addr_, n};
+    addr_ += n;
+    len_ -= n;
+    return true;
 }
 
-std::vector<tlp_chunk> pcie_split_read_requests(const pcie_cfg &c, uint64_t addr, unsigned len)
+tlp_splitter pcie_write_splitter(const pcie_cfg &c, uint64_t addr, unsigned len)
 {
-    return split(addr, len, c.max_read_request_bytes, 4096);
+    return tlp_splitter(addr, len, c.max_payload_bytes, 4096);
 }
 
-std::vector<tlp_chunk> pcie_split_completions(const pcie_cfg &c, uint64_t addr, unsigned len)
+tlp_splitter pcie_read_request_splitter(const pcie_cfg &c, uint64_t addr, unsigned len)
+{
+    return tlp_splitter(addr, len, c.max_read_request_bytes, 4096);
+}
+
+tlp_splitter pcie_completion_splitter(const pcie_cfg &c, uint64_t addr, unsigned len)
 {
     // A completer ends completions at RCB-aligned addresses; with completions_at_rcb each
     // completion is one RCB block, otherwise they are as large as the MPS allows.
     if (c.completions_at_rcb)
-        return split(addr, len, c.read_completion_boundary_bytes,
-                     c.read_completion_boundary_bytes);
-    return split(addr, len, c.max_payload_bytes, 4096);
+        return tlp_splitter(addr, len, c.read_completion_boundary_bytes,
+                            c.read_completion_boundary_bytes);
+    return tlp_splitter(addr, len, c.max_payload_bytes, 4096);
 }
+

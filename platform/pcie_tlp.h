@@ -17,7 +17,6 @@
 #define VIOSIM_PCIE_TLP_H
 
 #include <cstdint>
-#include <vector>
 
 struct pcie_cfg {
     unsigned gen = 3;                 // 1..5
@@ -49,13 +48,30 @@ double pcie_read_fixed_ns(const pcie_cfg &c, double total_64b_ns, double complet
 
 // How a transfer of len bytes at addr splits: write TLPs at the MPS and 4 KiB
 // boundaries; read requests at the MRRS and 4 KiB boundaries; completions of one read
-// request at the MPS (or at RCB-aligned boundaries when completions_at_rcb).
+// request at the MPS (or at RCB-aligned boundaries when completions_at_rcb). One piece
+// at a time, without allocating (this is on every simulated access's path):
+// `for (tlp_splitter s = pcie_write_splitter(c, a, n); s.next(chunk);) ...`. A
+// zero-length transfer gives one empty piece.
 struct tlp_chunk {
     uint64_t addr;
     unsigned len;
 };
-std::vector<tlp_chunk> pcie_split_write(const pcie_cfg &c, uint64_t addr, unsigned len);
-std::vector<tlp_chunk> pcie_split_read_requests(const pcie_cfg &c, uint64_t addr, unsigned len);
-std::vector<tlp_chunk> pcie_split_completions(const pcie_cfg &c, uint64_t addr, unsigned len);
+class tlp_splitter {
+  public:
+    tlp_splitter(uint64_t addr, unsigned len, unsigned max, uint64_t boundary)
+        : addr_(addr), len_(len), max_(max), boundary_(boundary), empty_(len == 0)
+    {
+    }
+    bool next(tlp_chunk &out);
+
+  private:
+    uint64_t addr_;
+    unsigned len_, max_;
+    uint64_t boundary_;
+    bool empty_;
+};
+tlp_splitter pcie_write_splitter(const pcie_cfg &c, uint64_t addr, unsigned len);
+tlp_splitter pcie_read_request_splitter(const pcie_cfg &c, uint64_t addr, unsigned len);
+tlp_splitter pcie_completion_splitter(const pcie_cfg &c, uint64_t addr, unsigned len);
 
 #endif

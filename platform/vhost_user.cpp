@@ -561,24 +561,11 @@ bool server::ring_start(uint16_t i)
     if (why != VS_REASON_NONE)
         return fail("ring %u: configuration refused: %s", i, vs_reason_name(why));
     r.ops->init(&r.q, &c);
-    // Where the front end says the device resumes (SET_VRING_BASE): split, the next
-    // available index (the used index resumes with it: nothing is in flight across a
-    // stop); packed, the next descriptor in bits 0-14 and the wrap counter in bit 15.
-    if (packed) {
-        const uint16_t off = r.base & 0x7fff;
-        const bool wrap = (r.base >> 15) & 1;
-        if (off >= r.num)
-            return fail("ring %u: SET_VRING_BASE offset %u beyond the ring (%u)", i, off, r.num);
-        r.q.packed.next_avail = r.q.packed.next_used = r.q.packed.signalled_used =
-            r.q.packed.notified_used = off;
-        r.q.packed.avail_wrap = r.q.packed.used_wrap = r.q.packed.signalled_wrap =
-            r.q.packed.notified_wrap = wrap;
-    } else {
-        const uint16_t idx = uint16_t(r.base);
-        r.q.split.last_avail_idx = r.q.split.shadow_avail_idx = idx;
-        r.q.split.used_idx = r.q.split.published_used_idx = idx;
-        r.q.split.signalled_used_idx = r.q.split.notified_used_idx = idx;
-    }
+    // Where the front end says the device resumes (SET_VRING_BASE): the kernels' own
+    // position format is vhost-user's (vq_ops.position).
+    if (!r.ops->resume_at(&r.q, r.base))
+        return fail("ring %u: SET_VRING_BASE 0x%x is not a position in the %s ring of %u", i,
+                    r.base, r.ops->name, r.num);
     r.started = true;
     r.broken = false;
     r.active = true; // look once: buffers may already be there
@@ -627,12 +614,10 @@ bool server::service_tx()
             break;
         if (s != VQ_OK)
             return ring_break(RING_TX, r.ops->broken(&r.q));
-        if (e.writable_bytes != 0)
-            return ring_break(RING_TX, VS_REASON_TX_HAS_WRITABLE);
-        if (e.readable_bytes < NET_HDR)
-            return ring_break(RING_TX, VS_REASON_TX_FRAME_TOO_SHORT);
-        if (e.readable_bytes - NET_HDR > cfg_.dev.max_frame_bytes)
-            return ring_break(RING_TX, VS_REASON_TX_FRAME_TOO_LONG);
+        enum vs_reason bad = net_tx_buffer_check(e.readable_bytes, e.writable_bytes,
+                                                 cfg_.dev.max_frame_bytes);
+        if (bad != VS_REASON_NONE)
+            return ring_break(RING_TX, bad);
         uint32_t at = 0;
         for (uint32_t k = 0; k < e.nsegs; k++) {
             if (ops_.read(ops_.ctx, segs_[k].addr, frame_.data() + at, segs_[k].len,
@@ -717,10 +702,9 @@ bool server::service_rx()
         }
         if (s != VQ_OK)
             return ring_break(RING_RX, r.ops->broken(&r.q));
-        if (e.readable_bytes != 0)
-            return ring_break(RING_RX, VS_REASON_RX_HAS_READABLE);
-        if (e.writable_bytes < NET_HDR)
-            return ring_break(RING_RX, VS_REASON_RX_BUFFER_TOO_SMALL);
+        enum vs_reason bad = net_rx_buffer_check(e.readable_bytes, e.writable_bytes);
+        if (bad != VS_REASON_NONE)
+            return ring_break(RING_RX, bad);
         done++;
         if (!merge && len > e.writable_bytes - NET_HDR) {
             ctr_.rx_dropped_too_big++;
@@ -1038,12 +1022,8 @@ bool server::handle_message()
         const uint16_t i = uint16_t(get_u32(0));
         ring &r = conn_.r[i];
         uint32_t out[2] = {i, r.base};
-        if (r.started) {
-            if (r.ops == &packed_vq_ops)
-                out[1] = r.q.packed.next_avail | (uint32_t(r.q.packed.avail_wrap) << 15);
-            else
-                out[1] = r.q.split.last_avail_idx;
-        }
+        if (r.started)
+            out[1] = r.ops->position(&r.q);
         ring_stop(i);
         close_fd(r.kick_fd);
         r.base = out[1];

@@ -1604,3 +1604,37 @@ Test(packed_vq, fetch_hostile_random_rings_never_escape)
         cr_assert_eq(E.g.faults, 0, "round %u: an access left guest memory", round);
     }
 }
+
+/* vhost-user's GET_VRING_BASE / SET_VRING_BASE (vq_ops.position, resume_at) over
+ * "Driver and Device Ring Wrap Counters": a ring resumed at offset 6 of a lap whose
+ * wrap counters are 0 takes the buffers made available there, returns them there with
+ * the Device Ring Wrap Counter 0, crosses the end into the next lap (counters back to
+ * 1), and reports where it is. Positions outside the ring change nothing. */
+Test(packed_vq, resume_at_a_position)
+{
+    env_setup(8, false, false);
+    cr_expect_not(pvq_resume_at(&E.q, 8), "offset at the ring size");
+    cr_expect_not(pvq_resume_at(&E.q, 0x10000));
+    cr_expect_eq(pvq_position(&E.q), 0x8000u, "offset 0, wrap 1, as initialised");
+    cr_assert(pvq_resume_at(&E.q, 6));
+    cr_expect_eq(packed_vq_ops.position(&E.q), 6u);
+    E.next_avail = E.next_used = 6;
+    E.avail_wrap = E.used_wrap = false;
+    for (uint16_t id = 1; id <= 3; id++)
+        drv_add1(BUFS + 0x100u * id, 100, false, id);
+    struct vq_elem e;
+    for (uint16_t id = 1; id <= 3; id++) {
+        cr_assert_eq(pop(&e), VQ_OK);
+        cr_expect_eq(e.id, id);
+        cr_assert_eq(pvq_push(&E.q, &E.ops, &e, 0), VQ_OK);
+    }
+    cr_assert_eq(pvq_flush(&E.q, &E.ops), VQ_OK);
+    for (uint16_t want = 1; want <= 3; want++) {
+        uint16_t id, flags;
+        uint32_t len;
+        drv_take_used(&id, &len, &flags);
+        cr_expect_eq(id, want);
+    }
+    cr_expect_eq(pvq_position(&E.q), 1u | 0x8000u, "slot 1 of the next lap");
+    cr_expect_eq(E.q.broken, VS_REASON_NONE);
+}

@@ -1811,3 +1811,21 @@ Test(split_vq, fetch_hostile_idx_jump_with_hint)
     cr_assert_eq(pop(&e), VQ_BROKEN);
     expect_broken_silent(VS_REASON_AVAIL_IDX_JUMP);
 }
+
+/* vhost-user's GET_VRING_BASE / SET_VRING_BASE (vq_ops.position, resume_at): a ring
+ * resumed at available index 65534 takes the entries from there ("idx ... wraps
+ * naturally at 65536"), returns them at used index 65534 on, and reports where it is. */
+Test(split_vq, resume_at_a_position)
+{
+    env_setup(8, false, false);
+    cr_expect_not(svq_resume_at(&E.q, 0x10000));
+    cr_expect_eq(svq_position(&E.q), 0u);
+    cr_assert(svq_resume_at(&E.q, 65534));
+    cr_expect_eq(split_vq_ops.position(&E.q), 65534u);
+    E.avail_idx = E.last_used = 65534;
+    fake_guest_put16(&E.g, USED_RING + 2, 65534);
+    publish(3);
+    cr_expect_eq(fake_guest_get16(&E.g, USED_RING + 2), 1, "used idx wrapped to 1");
+    cr_expect_eq(svq_position(&E.q), 1u);
+    cr_expect_eq(E.q.broken, VS_REASON_NONE);
+}
