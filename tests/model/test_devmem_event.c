@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "common/fake_guest.h"
+#include "common/vdev_rig.h"
 #include "drv_packed.h"
 #include "drv_split.h"
 #include "packed_vq.h"
@@ -297,8 +298,7 @@ Test(devmem_ring, split_recheck_after_late_enable)
 
 #define GUEST_BASE 0x100000ull
 #define GUEST_SIZE (1u << 20)
-#define BAR0_BASE 0xC0000000ull
-#define BAR2_BASE 0xC0100000ull
+#define BAR0_BASE VDEV_RIG_BAR0
 #define RING_SIZE 8u
 
 static struct vdev dev;
@@ -307,17 +307,8 @@ static bool recheck_param;
 
 static void dev_setup(bool offer)
 {
-    struct vdev_params p;
-    memset(&p, 0, sizeof p);
-    p.revision_id = 1;
-    p.subsystem_vendor_id = 0x1af4;
-    p.subsystem_id = 0x1100;
-    p.queue_size_max = 256;
-    p.notify_off_multiplier = 4;
-    p.max_frame_bytes = 1514;
-    p.rx_fifo_frames = 4;
+    struct vdev_params p = vdev_rig_default_params();
     p.backend = VDEV_BACKEND_SINK;
-    p.used_batch_max = 1;
     p.devmem_event = offer;
     p.devmem_event_recheck = recheck_param;
     cr_assert(vdev_init(&dev, &p));
@@ -331,33 +322,17 @@ static void dev_teardown(void)
     fake_guest_free(&g);
 }
 
-static uint8_t find_vcap(uint8_t cfg_type)
-{
-    uint8_t off = (uint8_t)vdev_cfg_read(&dev, PCI_CAPABILITY_LIST, 1);
-    for (int n = 0; off && n < 48; n++) {
-        if (vdev_cfg_read(&dev, off, 1) == PCI_CAP_ID_VNDR && vdev_cfg_read(&dev, off + 3u, 1) == cfg_type)
-            return off;
-        off = (uint8_t)vdev_cfg_read(&dev, off + 1u, 1);
-    }
-    return 0;
-}
-
-static uint64_t common_addr(uint32_t field)
-{
-    uint8_t cap = find_vcap(VIRTIO_PCI_CAP_COMMON_CFG);
-    return BAR0_BASE + vdev_cfg_read(&dev, cap + 8u, 4) + field;
-}
+static uint8_t find_vcap(uint8_t cfg_type) { return vdev_rig_find_vcap(&dev, cfg_type); }
 
 static void wr(uint32_t field, unsigned size, uint64_t v)
 {
-    uint16_t kicked;
-    cr_assert(vdev_mmio_write(&dev, common_addr(field), size, v, &kicked));
+    cr_assert(vdev_rig_wr(&dev, field, size, v));
 }
 
 static uint64_t rd(uint32_t field, unsigned size)
 {
     uint64_t v = 0;
-    cr_assert(vdev_mmio_read(&dev, common_addr(field), size, &v));
+    cr_assert(vdev_mmio_read(&dev, vdev_rig_common(&dev, field), size, &v));
     return v;
 }
 
@@ -386,11 +361,7 @@ static void bring_up(bool packed, bool accept_devmem)
 
 static void bring_up_features(bool packed, uint32_t word3)
 {
-    vdev_cfg_write(&dev, PCI_BAR0, 4, (uint32_t)BAR0_BASE);
-    vdev_cfg_write(&dev, PCI_BAR0 + 4, 4, 0);
-    vdev_cfg_write(&dev, PCI_BAR0 + 8, 4, (uint32_t)BAR2_BASE);
-    vdev_cfg_write(&dev, PCI_BAR0 + 12, 4, 0);
-    vdev_cfg_write(&dev, PCI_COMMAND, 2, PCI_COMMAND_MEMORY_MASK | PCI_COMMAND_MASTER_MASK);
+    vdev_rig_map_bars(&dev);
     wr(VIRTIO_PCI_COMMON_STATUS, 1, 0);
     wr(VIRTIO_PCI_COMMON_STATUS, 1, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
     uint32_t hi = 1u << (VIRTIO_F_VERSION_1_BIT - 32);
