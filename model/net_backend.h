@@ -5,7 +5,7 @@
  * The FIFO keeps frames whole, packed end to end in a byte ring of
  * (capacity + 1) * max_frame_bytes: a short frame costs its length, not a
  * maximum-size slot, and a frame always fits while fewer than `capacity` are queued
- * (see net_fifo_room). Pure C: no I/O, no globals. */
+ * (see fifo_room in net_backend.c). Pure C: no I/O, no globals. */
 #ifndef VIOSIM_NET_BACKEND_H
 #define VIOSIM_NET_BACKEND_H
 
