@@ -145,6 +145,7 @@ struct serve_counters {
     uint64_t rx_dropped_too_big = 0;         // frame larger than the receive buffer
     uint64_t rx_no_buffer = 0;               // RX found a frame but no receive buffer
     uint64_t rx_merged_frames = 0;           // frames spread over several buffers (MRG_RXBUF)
+    uint64_t rx_merge_returned = 0;          // buffers of a merged frame returned unused at a stop
     uint64_t kicks = 0;                      // eventfd reads that found notifications
     uint64_t kick_events = 0;                // notifications those reads carried (eventfd count)
     uint64_t calls = 0;                      // used buffer notifications sent (call eventfd writes)
@@ -476,6 +477,18 @@ void close_fd(int &fd)
 void server::ring_stop(uint16_t i)
 {
     ring &r = conn_.r[i];
+    if (i == RING_RX && mrg_.active) {
+        // Stopped in the middle of a merged frame: the buffers it already took go back
+        // unused (written length 0), so every buffer before the position GET_VRING_BASE
+        // reports has been used; the frame stays at the FIFO's head and starts over in
+        // the ring's next buffers.
+        if (r.started && !r.broken)
+            for (const auto &u : mrg_.used)
+                if (r.ops->push(&r.q, &ops_, &u.first, 0) != VQ_OK)
+                    break;
+        ctr_.rx_merge_returned += mrg_.used.size();
+        mrg_ = rx_merge();
+    }
     if (r.started) {
         if (!r.broken && r.ops->pending(&r.q) != 0)
             r.ops->flush(&r.q, &ops_);
@@ -1166,6 +1179,9 @@ bool server::write_stats(std::string &err)
     st.add_u64("net.rx.merged_frames", "count",
                "frames written over several receive buffers (VIRTIO_NET_F_MRG_RXBUF)",
                ctr_.rx_merged_frames);
+    st.add_u64("net.rx.merge_returned", "count",
+               "buffers of a merged frame returned unused because the ring stopped mid-frame",
+               ctr_.rx_merge_returned);
     st.add_u64("notify.kicks", "count", "kick eventfd reads that carried notifications", ctr_.kicks);
     st.add_u64("notify.kick_events", "count", "available buffer notifications those reads counted",
                ctr_.kick_events);

@@ -275,6 +275,51 @@ def case_merge_rx(path):
     s.close()
 
 
+def case_merge_stopped(path):
+    """GET_VRING_BASE on receiveq1 in the middle of a merged frame (MRG_RXBUF): a
+    200-byte frame needs four 64-byte buffers and only two are posted. Stopping the ring
+    returns those two unused (length 0), so every buffer before the position it reports
+    (2) is used. After SET_VRING_BASE 2 and a new kick fd the frame arrives whole in the
+    next four buffers, num_buffers 4: nothing lost, nothing left taken."""
+    MRG_RXBUF = 1 << 15
+    mem = Memory()
+    m = mem.map
+    gpa = 0x100000
+    s, calls, kicks = setup_pair(path, VERSION_1 | MRG_RXBUF, mem)
+    for i in range(4):
+        m[16 * i:16 * i + 16] = struct.pack("<QIHH", gpa + 0x8000 + 0x100 * i, 64, 2, 0)
+        m[0x1004 + 2 * i:0x1006 + 2 * i] = struct.pack("<H", i)
+    m[0x1002:0x1004] = struct.pack("<H", 2)
+    os.eventfd_write(kicks[0], 1)
+    frame = bytes((11 * j + 5) & 0xFF for j in range(200))
+    m[0xC000:0xC000 + 212] = bytes(12) + frame
+    m[0x3000:0x3010] = struct.pack("<QIHH", gpa + 0xC000, 212, 0, 0)
+    m[0x4004:0x4006] = struct.pack("<H", 0)
+    m[0x4002:0x4004] = struct.pack("<H", 1)
+    os.eventfd_write(kicks[1], 1)
+    assert wait_u16(m, 0x5002, 1), "transmit used idx"
+    time.sleep(0.2)
+    assert struct.unpack("<H", m[0x2002:0x2004])[0] == 0, "used before the frame was complete"
+    send(s, 11, struct.pack("<II", 0, 0))  # GET_VRING_BASE
+    req, _, size, index, base = struct.unpack("<IIIII", s.recv(20))
+    assert (req, size, index, base) == (11, 8, 0, 2), (req, size, index, base)
+    assert struct.unpack("<H", m[0x2002:0x2004])[0] == 2, "the taken buffers were not returned"
+    lens = [struct.unpack("<II", m[0x2004 + 8 * k:0x200C + 8 * k]) for k in range(2)]
+    assert lens == [(0, 0), (1, 0)], lens
+    send(s, SET_VRING_BASE, struct.pack("<II", 0, 2))
+    kick = os.eventfd(0)
+    send(s, SET_VRING_KICK, struct.pack("<Q", 0), [kick])
+    m[0x1002:0x1004] = struct.pack("<H", 6)  # entries 2, 3, then 0 and 1 again
+    os.eventfd_write(kick, 1)
+    assert wait_u16(m, 0x2002, 6), "receive used idx after the restart"
+    used = [struct.unpack("<II", m[0x2004 + 8 * (k % 4):0x200C + 8 * (k % 4)]) for k in range(2, 6)]
+    assert used == [(2, 64), (3, 64), (0, 64), (1, 20)], used
+    data = b"".join(bytes(m[0x8000 + 0x100 * i:0x8000 + 0x100 * i + n]) for i, n in used)
+    assert data[:12] == bytes(10) + struct.pack("<H", 4), data[:12]
+    assert data[12:] == frame, "frame corrupted after the restart"
+    s.close()
+
+
 def inet_checksum(b):
     if len(b) % 2:
         b += b"\0"
@@ -342,9 +387,10 @@ CASES = [case_unknown_request, case_short_payload, case_mem_table_without_fd, ca
 
 if __name__ == "__main__":
     path = sys.argv[1]
-    # `vhost_client.py SOCKET responder`: only the responder case (a server started
-    # with device.backend=responder); otherwise every other case.
-    for case in [case_responder] if sys.argv[2:] == ["responder"] else CASES:
+    # `vhost_client.py SOCKET responder` (a server with device.backend=responder) or
+    # `... merge-stopped`: that case alone, on a server of its own; otherwise CASES.
+    only = {"responder": case_responder, "merge-stopped": case_merge_stopped}
+    for case in [only[sys.argv[2]]] if sys.argv[2:] else CASES:
         case(path)
         print("ok", case.__name__)
         time.sleep(0.2)
