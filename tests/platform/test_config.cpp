@@ -414,6 +414,52 @@ Test(config, set_rejects_bad_values_naming_the_key)
     set_fails("device.withdraw_features=MAC,,STATUS", "device.withdraw_features", "empty feature name");
 }
 
+// device.backend=responder and its peer's addresses (model/net_answer.h): an IPv4
+// address in dotted decimal, not 0.0.0.0, multicast or the limited broadcast, from
+// --set or a config file (a string there).
+Test(config, responder_addresses)
+{
+    vs_config c = config_defaults();
+    const uint8_t ip0[4] = {10, 0, 0, 2}, mac0[6] = {0x02, 0, 0, 0, 0, 0x02};
+    cr_expect(std::memcmp(c.dev.responder.ipv4, ip0, 4) == 0);
+    cr_expect(std::memcmp(c.dev.responder.mac, mac0, 6) == 0);
+    set_ok(c, "device.backend=responder");
+    set_ok(c, "device.responder_ipv4= 192.168.1.20 ");
+    set_ok(c, "device.responder_mac=02:00:00:00:00:09");
+    cr_expect_eq(c.dev.backend, VDEV_BACKEND_RESPONDER);
+    cr_expect(!c.drv.expect_loopback, "the driver gets no echo of its own frames");
+    const uint8_t ip[4] = {192, 168, 1, 20};
+    cr_expect(std::memcmp(c.dev.responder.ipv4, ip, 4) == 0);
+    cr_expect_eq(c.dev.responder.mac[5], 9);
+    auto resolved = config_resolved(c);
+    bool found = false;
+    for (const auto &kv : resolved)
+        if (kv.first == "device.responder_ipv4") {
+            cr_expect_eq(kv.second, "192.168.1.20");
+            found = true;
+        }
+    cr_expect(found);
+    param_error err;
+    cr_expect(validate(c, err), "%s", err.message.c_str());
+    for (const char *bad : {"10.0.0", "10.0.0.256", "10.0.0.1.5", "1..2.3", "a.b.c.d", "1234.0.0.1",
+                            "10.0.0.-1", ""})
+        set_fails(std::string("device.responder_ipv4=") + bad, "device.responder_ipv4",
+                  "IPv4 address");
+    for (const char *bad : {"0.0.0.0", "224.0.0.1", "239.1.2.3", "255.255.255.255"})
+        set_fails(std::string("device.responder_ipv4=") + bad, "device.responder_ipv4",
+                  "not 0.0.0.0, multicast or broadcast");
+
+    vs_config f = config_defaults();
+    cr_assert(apply_file_text(R"({"device": {"backend": "responder", "responder_ipv4": "10.1.1.1"}})",
+                              f, err),
+              "%s", err.message.c_str());
+    cr_expect_eq(f.dev.responder.ipv4[1], 1);
+    vs_config g = config_defaults();
+    cr_expect(!apply_file_text(R"({"device": {"responder_ipv4": 167837953}})", g, err));
+    cr_expect(err.message.find("device.responder_ipv4") != std::string::npos, "%s",
+              err.message.c_str());
+}
+
 Test(config, set_accepts_list_of_sixteen)
 {
     vs_config c = config_defaults();
