@@ -240,11 +240,10 @@ def wait_u16(m, off, want):
     return False
 
 
-def case_merge_rx(path):
-    """VIRTIO_NET_F_MRG_RXBUF ("Receiving Packets"): a 200-byte frame into 64-byte receive
-    buffers takes 4 of them (64 + 64 + 64 + 20 bytes with the 12-byte header), the
-    header in the first with num_buffers 4. With only 2 buffers posted the device
-    waits (nothing used) and goes on when 2 more come."""
+def start_merged_frame(path, frame):
+    """MRG_RXBUF: four 64-byte receive buffers described, only the first two posted;
+    `frame` (200 bytes: it needs all four) sent on transmitq1. Returns when the device
+    has used the transmit buffer and, lacking buffers, used none on receive."""
     MRG_RXBUF = 1 << 15
     mem = Memory()
     m = mem.map
@@ -255,21 +254,36 @@ def case_merge_rx(path):
         m[0x1004 + 2 * i:0x1006 + 2 * i] = struct.pack("<H", i)
     m[0x1002:0x1004] = struct.pack("<H", 2)   # only two receive buffers for now
     os.eventfd_write(kicks[0], 1)
-    frame = bytes((3 * j + 1) & 0xFF for j in range(200))
-    m[0xC000:0xC000 + 212] = bytes(12) + frame
-    m[0x3000:0x3010] = struct.pack("<QIHH", gpa + 0xC000, 212, 0, 0)
+    m[0xC000:0xC000 + 12 + len(frame)] = bytes(12) + frame
+    m[0x3000:0x3010] = struct.pack("<QIHH", gpa + 0xC000, 12 + len(frame), 0, 0)
     m[0x4004:0x4006] = struct.pack("<H", 0)
     m[0x4002:0x4004] = struct.pack("<H", 1)
     os.eventfd_write(kicks[1], 1)
     assert wait_u16(m, 0x5002, 1), "transmit used idx"
     time.sleep(0.2)
     assert struct.unpack("<H", m[0x2002:0x2004])[0] == 0, "used before the frame was complete"
+    return s, mem, kicks
+
+
+def merged_frame_data(m, used):
+    """The bytes of receive buffers (id, length) in order, from buffer i at 0x8000 + 0x100 i."""
+    return b"".join(bytes(m[0x8000 + 0x100 * i:0x8000 + 0x100 * i + n]) for i, n in used)
+
+
+def case_merge_rx(path):
+    """VIRTIO_NET_F_MRG_RXBUF ("Receiving Packets"): a 200-byte frame into 64-byte receive
+    buffers takes 4 of them (64 + 64 + 64 + 20 bytes with the 12-byte header), the
+    header in the first with num_buffers 4. With only 2 buffers posted the device
+    waits (nothing used) and goes on when 2 more come."""
+    frame = bytes((3 * j + 1) & 0xFF for j in range(200))
+    s, mem, kicks = start_merged_frame(path, frame)
+    m = mem.map
     m[0x1002:0x1004] = struct.pack("<H", 4)
     os.eventfd_write(kicks[0], 1)
     assert wait_u16(m, 0x2002, 4), "receive used idx"
-    lens = [struct.unpack("<II", m[0x2004 + 8 * k:0x200C + 8 * k]) for k in range(4)]
-    assert lens == [(0, 64), (1, 64), (2, 64), (3, 20)], lens
-    data = b"".join(bytes(m[0x8000 + 0x100 * k:0x8000 + 0x100 * k + n]) for k, (_, n) in enumerate(lens))
+    used = [struct.unpack("<II", m[0x2004 + 8 * k:0x200C + 8 * k]) for k in range(4)]
+    assert used == [(0, 64), (1, 64), (2, 64), (3, 20)], used
+    data = merged_frame_data(m, used)
     assert data[:12] == bytes(10) + struct.pack("<H", 4), data[:12]
     assert data[12:] == frame, "merged frame corrupted"
     s.close()
@@ -281,25 +295,9 @@ def case_merge_stopped(path):
     returns those two unused (length 0), so every buffer before the position it reports
     (2) is used. After SET_VRING_BASE 2 and a new kick fd the frame arrives whole in the
     next four buffers, num_buffers 4: nothing lost, nothing left taken."""
-    MRG_RXBUF = 1 << 15
-    mem = Memory()
-    m = mem.map
-    gpa = 0x100000
-    s, calls, kicks = setup_pair(path, VERSION_1 | MRG_RXBUF, mem)
-    for i in range(4):
-        m[16 * i:16 * i + 16] = struct.pack("<QIHH", gpa + 0x8000 + 0x100 * i, 64, 2, 0)
-        m[0x1004 + 2 * i:0x1006 + 2 * i] = struct.pack("<H", i)
-    m[0x1002:0x1004] = struct.pack("<H", 2)
-    os.eventfd_write(kicks[0], 1)
     frame = bytes((11 * j + 5) & 0xFF for j in range(200))
-    m[0xC000:0xC000 + 212] = bytes(12) + frame
-    m[0x3000:0x3010] = struct.pack("<QIHH", gpa + 0xC000, 212, 0, 0)
-    m[0x4004:0x4006] = struct.pack("<H", 0)
-    m[0x4002:0x4004] = struct.pack("<H", 1)
-    os.eventfd_write(kicks[1], 1)
-    assert wait_u16(m, 0x5002, 1), "transmit used idx"
-    time.sleep(0.2)
-    assert struct.unpack("<H", m[0x2002:0x2004])[0] == 0, "used before the frame was complete"
+    s, mem, kicks = start_merged_frame(path, frame)
+    m = mem.map
     send(s, 11, struct.pack("<II", 0, 0))  # GET_VRING_BASE
     req, _, size, index, base = struct.unpack("<IIIII", s.recv(20))
     assert (req, size, index, base) == (11, 8, 0, 2), (req, size, index, base)
@@ -314,7 +312,7 @@ def case_merge_stopped(path):
     assert wait_u16(m, 0x2002, 6), "receive used idx after the restart"
     used = [struct.unpack("<II", m[0x2004 + 8 * (k % 4):0x200C + 8 * (k % 4)]) for k in range(2, 6)]
     assert used == [(2, 64), (3, 64), (0, 64), (1, 20)], used
-    data = b"".join(bytes(m[0x8000 + 0x100 * i:0x8000 + 0x100 * i + n]) for i, n in used)
+    data = merged_frame_data(m, used)
     assert data[:12] == bytes(10) + struct.pack("<H", 4), data[:12]
     assert data[12:] == frame, "frame corrupted after the restart"
     s.close()
