@@ -184,3 +184,14 @@ void stats_add_link_direction(stats_table &s, const std::string &n, const char *
     s.add_f64(n + ".utilisation", "fraction", std::string("time the link was busy ") + what,
               sim_ns > 0 ? busy_ns / sim_ns : 0.0);
 }
+
+void stats_add_backend(stats_table &s, const struct net_backend_counts &c)
+{
+    s.add_u64("device.sink.frames", "frames",
+              "frames dropped by the sink backend, or left unanswered by the responder",
+              c.sink_frames);
+    s.add_u64("device.responder.arp_replies", "frames",
+              "ARP requests the responder backend answered", c.responder_arp);
+    s.add_u64("device.responder.echo_replies", "frames",
+              "ICMP echo requests the responder backend answered", c.responder_echo);
+}

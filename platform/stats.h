@@ -10,6 +10,10 @@
 #include <utility>
 #include <vector>
 
+extern "C" {
+#include "net_backend.h"
+}
+
 struct json_t; // jansson
 
 // The version recorded in stats.json and printed by `viosim --version`.
@@ -51,6 +55,10 @@ private:
 void stats_add_link_direction(stats_table &s, const std::string &n, const char *what,
                               const uint64_t tlps[4], uint64_t payload_bytes,
                               uint64_t overhead_bytes, double busy_ns, double sim_ns);
+
+// The rows of the device's backend (device.backend): sink drops and responder answers,
+// named alike by a simulation and by viosim serve.
+void stats_add_backend(stats_table &s, const struct net_backend_counts &c);
 
 json_t *stats_to_json(const stats_table &stats);
 

@@ -540,9 +540,7 @@ run_result vs_run(const vs_config &cfg, const run_options &opt)
     s.add_u64("device.rx.frames", "frames", "frames the device delivered to receive buffers", d.stats.rx_frames);
     s.add_u64("device.rx.no_buffer", "count", "times a frame waited for a receive buffer", d.stats.rx_no_buffer);
     s.add_u64("device.rx.dropped_too_big", "frames", "frames dropped because the receive buffer was too small", d.stats.rx_dropped_too_big);
-    s.add_u64("device.sink.frames", "frames", "frames dropped by the sink backend, or left unanswered by the responder", d.stats.backend.sink_frames);
-    s.add_u64("device.responder.arp_replies", "frames", "ARP requests the responder backend answered", d.stats.backend.responder_arp);
-    s.add_u64("device.responder.echo_replies", "frames", "ICMP echo requests the responder backend answered", d.stats.backend.responder_echo);
+    stats_add_backend(s, d.stats.backend);
     s.add_u64("device.ctrl.commands", "count", "control queue commands answered", d.stats.ctrl_commands);
     s.add_u64("device.ctrl.ok", "count", "control queue commands answered VIRTIO_NET_OK", d.stats.ctrl_ok);
     s.add_u64("device.ctrl.err", "count", "control queue commands answered VIRTIO_NET_ERR", d.stats.ctrl_err);

@@ -1162,13 +1162,7 @@ bool server::write_stats(std::string &err)
     st.add_u64("net.rx.frames", "count", "frames written into receive buffers", ctr_.rx_frames);
     st.add_u64("net.rx.bytes", "bytes", "frame bytes received (without virtio-net header)",
                ctr_.rx_bytes);
-    st.add_u64("device.sink.frames", "frames",
-               "frames dropped by the sink backend, or left unanswered by the responder",
-               ctr_.backend.sink_frames);
-    st.add_u64("device.responder.arp_replies", "frames",
-               "ARP requests the responder backend answered", ctr_.backend.responder_arp);
-    st.add_u64("device.responder.echo_replies", "frames",
-               "ICMP echo requests the responder backend answered", ctr_.backend.responder_echo);
+    stats_add_backend(st, ctr_.backend);
     st.add_u64("net.loopback.dropped_fifo_full", "count",
                "transmitted frames dropped because the receive FIFO was full (loopback, responder)",
                ctr_.loopback_dropped_fifo_full);
