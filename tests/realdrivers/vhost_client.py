@@ -79,17 +79,18 @@ def case_region_beyond_file(path):
     assert closed_by_peer(s), "region beyond its file: connection not closed"
 
 
-def start_split_ring(path, mem, desc_ua):
-    """A split ring (size 4) with the driver's structures in mem, the descriptor table
-    at front-end address desc_ua; returns (socket, kick eventfd)."""
+def start_split_ring(path, mem, desc_ua, features=VERSION_1, base=0):
+    """A ring (size 4; split unless features say RING_PACKED) with the driver's
+    structures in mem, the descriptor table at front-end address desc_ua, resuming at
+    SET_VRING_BASE `base`; returns (socket, kick eventfd)."""
     s = connect(path)
     send(s, SET_OWNER)
-    send(s, SET_FEATURES, struct.pack("<Q", VERSION_1))
+    send(s, SET_FEATURES, struct.pack("<Q", features))
     gpa, ua, size = 0x100000, 0x7000_0000_0000, len(mem)
     send(s, SET_MEM_TABLE, struct.pack("<II", 1, 0) + struct.pack("<QQQQ", gpa, size, ua, 0),
          [mem.fileno()])
     send(s, SET_VRING_NUM, struct.pack("<II", 1, 4))
-    send(s, SET_VRING_BASE, struct.pack("<II", 1, 0))
+    send(s, SET_VRING_BASE, struct.pack("<II", 1, base))
     # desc, used, avail, log (front-end addresses)
     send(s, SET_VRING_ADDR, struct.pack("<IIQQQQ", 1, 0, desc_ua, ua + 0x2000, ua + 0x1000, 0))
     kick = os.eventfd(0)
@@ -115,6 +116,15 @@ def case_ring_outside_memory(path):
     mem = Memory()
     s, _, _ = start_split_ring(path, mem, 0x10)  # far below the region
     assert closed_by_peer(s), "ring outside memory: connection not closed"
+
+
+def case_base_outside_ring(path):
+    """SET_VRING_BASE for a packed ring of 4 entries naming offset 5 (wrap counter 0):
+    not a place in the ring, so starting it closes the connection."""
+    RING_PACKED = 1 << 34
+    mem = Memory()
+    s, _, _ = start_split_ring(path, mem, 0x7000_0000_0000, VERSION_1 | RING_PACKED, base=5)
+    assert closed_by_peer(s), "base outside the ring: connection not closed"
 
 
 def case_buffer_outside_memory(path):
@@ -380,7 +390,7 @@ def case_responder(path):
 
 
 CASES = [case_unknown_request, case_short_payload, case_mem_table_without_fd, case_region_beyond_file,
-         case_ring_outside_memory, case_buffer_outside_memory, case_loopback_payload,
+         case_ring_outside_memory, case_base_outside_ring, case_buffer_outside_memory, case_loopback_payload,
          case_merge_rx]
 
 if __name__ == "__main__":
