@@ -710,14 +710,20 @@ static void packed_set_avail_hint(void *q, uint16_t next_off, bool next_wrap)
 }
 uint32_t pvq_position(const struct pvq *q)
 {
-    return (uint32_t)q->next_avail | (uint32_t)q->avail_wrap << 15;
+    return (uint32_t)q->next_avail | (uint32_t)q->avail_wrap << 15 |
+           (uint32_t)q->next_used << 16 | (uint32_t)q->used_wrap << 31;
 }
 
 bool pvq_resume_at(struct pvq *q, uint32_t position)
 {
-    const uint16_t off = (uint16_t)(position & 0x7fffu);
-    const bool wrap = (position >> 15) & 1u;
-    if (position > 0xffffu || off >= q->cfg.size)
+    const uint16_t avail = (uint16_t)(position & 0xffffu);
+    const uint16_t used = (uint16_t)(position >> 16);
+    const uint16_t off = (uint16_t)(avail & 0x7fffu);
+    const bool wrap = (avail >> 15) & 1u;
+    /* An absent used half (0) means "where the available side is"; a different used
+     * half would mean buffers taken before the stop and never returned, which a ring
+     * restarted from scratch cannot return. */
+    if (off >= q->cfg.size || (used != 0 && used != avail))
         return false;
     q->next_avail = q->next_used = q->signalled_used = q->notified_used = off;
     q->avail_wrap = q->used_wrap = q->signalled_wrap = q->notified_wrap = wrap;

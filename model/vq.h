@@ -166,14 +166,17 @@ struct vq_ops {
     void (*set_avail_hint)(void *q, uint16_t next_off, bool next_wrap);
     /* Buffers pushed but not yet published. */
     uint32_t (*pending)(const void *q);
-    /* The device's place in the ring as one number: split, the next available index;
-     * packed, the next descriptor offset (bits 0-14) and the Driver Ring Wrap Counter
-     * (bit 15). With nothing in flight, the used side is at the same place. This is the
-     * number vhost-user's GET_VRING_BASE reports and SET_VRING_BASE gives back. */
+    /* The device's place in the ring as one number, in vhost-user's format for
+     * GET_VRING_BASE and SET_VRING_BASE: split, the next available index (free-running,
+     * 16 bits); packed, the next descriptor offset (bits 0-14) and the Driver Ring Wrap
+     * Counter (bit 15), then the next used offset (bits 16-30) and the Device Ring Wrap
+     * Counter (bit 31). With nothing in flight both halves are the same place. */
     uint32_t (*position)(const void *q);
     /* Right after init: continue from a position (both sides, every suppression
      * decision as if made there). False, and nothing changed, when it is not a place in
-     * this ring (packed: an offset at or beyond the size). */
+     * this ring: packed, an offset at or beyond the size, or a used half that is neither
+     * absent (0: front ends that send only the available half) nor the available half
+     * (buffers in flight across a stop cannot be resumed). */
     bool (*resume_at)(void *q, uint32_t position);
     /* VS_REASON_NONE while healthy, else why the ring broke (sticky). */
     enum vs_reason (*broken)(const void *q);

@@ -1034,10 +1034,10 @@ bool server::handle_message()
             return false;
         const uint16_t i = uint16_t(get_u32(0));
         ring &r = conn_.r[i];
-        uint32_t out[2] = {i, r.base};
-        if (r.started)
-            out[1] = r.ops->position(&r.q);
-        ring_stop(i);
+        const bool was_started = r.started;
+        ring_stop(i); // publishes what was pushed, returns a merged frame's buffers
+        // The position after the stop, so its used half covers every buffer taken.
+        uint32_t out[2] = {i, was_started ? r.ops->position(&r.q) : r.base};
         close_fd(r.kick_fd);
         r.base = out[1];
         if (!reply(request, out, 8))

@@ -1609,15 +1609,22 @@ Test(packed_vq, fetch_hostile_random_rings_never_escape)
  * "Driver and Device Ring Wrap Counters": a ring resumed at offset 6 of a lap whose
  * wrap counters are 0 takes the buffers made available there, returns them there with
  * the Device Ring Wrap Counter 0, crosses the end into the next lap (counters back to
- * 1), and reports where it is. Positions outside the ring change nothing. */
+ * 1), and reports where it is, available half (bits 0-15) and used half (bits 16-31).
+ * Positions outside the ring, and a used half that is neither absent nor the available
+ * half (buffers in flight across the stop), change nothing. */
 Test(packed_vq, resume_at_a_position)
 {
     env_setup(8, false, false);
     cr_expect_not(pvq_resume_at(&E.q, 8), "offset at the ring size");
-    cr_expect_not(pvq_resume_at(&E.q, 0x10000));
-    cr_expect_eq(pvq_position(&E.q), 0x8000u, "offset 0, wrap 1, as initialised");
+    cr_expect_not(pvq_resume_at(&E.q, 0x00088008u), "both halves at the ring size");
+    cr_expect_not(pvq_resume_at(&E.q, 0x10000), "used half at offset 1, available at 0");
+    cr_expect_not(pvq_resume_at(&E.q, 0x00040006u), "used half behind: buffers in flight");
+    cr_expect_eq(pvq_position(&E.q), 0x80008000u, "offset 0, wrap 1, as initialised");
+    cr_assert(pvq_resume_at(&E.q, 0x80008000u), "QEMU's first SET_VRING_BASE, both halves");
+    cr_assert(pvq_resume_at(&E.q, 0x8000u), "DPDK virtio-user's, the available half only");
+    cr_expect_eq(pvq_position(&E.q), 0x80008000u);
     cr_assert(pvq_resume_at(&E.q, 6));
-    cr_expect_eq(packed_vq_ops.position(&E.q), 6u);
+    cr_expect_eq(packed_vq_ops.position(&E.q), 0x00060006u, "used half as the available half");
     E.next_avail = E.next_used = 6;
     E.avail_wrap = E.used_wrap = false;
     for (uint16_t id = 1; id <= 3; id++)
@@ -1635,6 +1642,6 @@ Test(packed_vq, resume_at_a_position)
         drv_take_used(&id, &len, &flags);
         cr_expect_eq(id, want);
     }
-    cr_expect_eq(pvq_position(&E.q), 1u | 0x8000u, "slot 1 of the next lap");
+    cr_expect_eq(pvq_position(&E.q), 0x80018001u, "slot 1 of the next lap, both sides");
     cr_expect_eq(E.q.broken, VS_REASON_NONE);
 }
