@@ -737,6 +737,13 @@ const std::vector<param_def> &param_table()
          real_positive(1e7),
          [](vs_config &c, const param_value &v) { c.plat.sim_time_limit_us = v.d * US_PER_MS; },
          [](const vs_config &c) { return real_value(c.plat.sim_time_limit_us / US_PER_MS); }},
+
+        // viosim serve
+        {"serve.queue_pairs", "pairs", "1",
+         "viosim serve only: receive/transmit ring pairs the vhost-user back end offers "
+         "(GET_QUEUE_NUM; with more than 1, VIRTIO_NET_F_MQ and the MQ protocol feature; the "
+         "control queue stays the front end's); viosim run models one pair",
+         integer(1, 8), INT_FIELD(plat.serve_queue_pairs)},
     };
     return table;
 }
@@ -1836,6 +1843,7 @@ std::string config_params_markdown()
         {"device.", "Device"},
         {"driver.", "Reference driver and traffic"},
         {"sim.", "Simulation"},
+        {"serve.", "vhost-user back end (viosim serve only; docs/bring-up.md)"},
     };
     std::string md =
         "# viosim parameters\n"
@@ -1843,8 +1851,8 @@ std::string config_params_markdown()
         "<!-- Generated from the parameter table in platform/config.cpp; do not edit by hand.\n"
         "     Regenerate with: build/viosim params --markdown > docs/parameters.md -->\n"
         "\n"
-        "Every parameter of `viosim run`: its name (which carries its unit), unit, default,\n"
-        "allowed values and meaning. `viosim params` prints the same list.\n"
+        "Every parameter of `viosim run` and `viosim serve`: its name (which carries its unit),\n"
+        "unit, default, allowed values and meaning. `viosim params` prints the same list.\n"
         "\n"
         "- Set parameters in a JSON config file (`viosim run CONFIG`), nested\n"
         "  (`{\"pcie\": {\"gen\": 4}}`) or with flat dotted keys (`{\"pcie.gen\": 4}`), and one at a\n"

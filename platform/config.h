@@ -80,6 +80,8 @@ struct platform_params {
     // Simulation
     double sim_quantum_ns;
     double sim_time_limit_us;          // stop a run that has not finished by then
+    // viosim serve (vhost-user) only
+    uint64_t serve_queue_pairs;        // receive/transmit ring pairs offered (MQ when > 1)
 };
 
 struct vs_config {

@@ -88,13 +88,20 @@ constexpr uint64_t VU_VRING_INDEX_MASK = 0xff; // kick/call/err payload: ring in
 constexpr uint64_t VU_VRING_NOFD = 1u << 8;    // ... and "no descriptor passed"
 // Feature bit 30 (transport-level): the front end may use the protocol-feature messages.
 constexpr unsigned VU_F_PROTOCOL_FEATURES_BIT = 30;
-// Protocol features viosim implements: REPLY_ACK (bit 3) only. MQ is not offered (one
-// queue pair), nor CONFIG, STATUS, backend requests or logging.
+// Protocol features viosim implements: MQ (bit 0: GET_QUEUE_NUM answers
+// serve.queue_pairs) and REPLY_ACK (bit 3); not CONFIG, STATUS, backend requests or
+// logging.
+constexpr unsigned VU_PROTOCOL_F_MQ_BIT = 0;
 constexpr unsigned VU_PROTOCOL_F_REPLY_ACK_BIT = 3;
-constexpr uint64_t VU_PROTOCOL_OFFERED = 1ull << VU_PROTOCOL_F_REPLY_ACK_BIT;
+constexpr uint64_t VU_PROTOCOL_OFFERED =
+    1ull << VU_PROTOCOL_F_MQ_BIT | 1ull << VU_PROTOCOL_F_REPLY_ACK_BIT;
 
-constexpr unsigned RING_COUNT = 2; // receiveq1 (0), transmitq1 (1): "Virtqueues"
-constexpr uint16_t RING_RX = 0, RING_TX = 1;
+// Rings ("Network Device / Virtqueues"): receiveqN is ring 2(N-1), transmitqN ring
+// 2(N-1)+1. The control queue, when negotiated, is the front end's own (vhost-user
+// passes only the data rings).
+constexpr unsigned PAIRS_MAX = 8; // serve.queue_pairs at most
+constexpr unsigned RINGS_MAX = 2 * PAIRS_MAX;
+bool is_tx(unsigned ring) { return ring & 1; }
 constexpr uint32_t NET_HDR = sizeof(struct virtio_net_hdr); // 12 with VERSION_1
 constexpr unsigned SERVICE_BUDGET = 256; // buffers per ring per loop pass
 
@@ -153,7 +160,8 @@ struct serve_counters {
     uint64_t dma_reads[VS_DMA_KIND_COUNT] = {}, dma_writes[VS_DMA_KIND_COUNT] = {};
     uint64_t dma_read_bytes = 0, dma_write_bytes = 0, dma_errors = 0;
     uint64_t rings_broken = 0;
-    struct vq_stats ring[RING_COUNT] = {};
+    struct vq_stats ring[2] = {};            // receive rings (0), transmit rings (1), summed
+    uint64_t pair_tx_frames[PAIRS_MAX] = {}; // frames transmitted on each pair's ring
     double busy_s = 0; // wall-clock time from the first to the last frame of each connection
     uint64_t last_features = 0;
     bool have_features = false;
@@ -328,7 +336,7 @@ struct ring {
 struct connection {
     int fd = -1;
     guest_mem mem;
-    ring r[RING_COUNT];
+    ring r[RINGS_MAX];
     uint64_t features = 0;
     uint64_t protocol_features = 0;
     bool features_set = false;
@@ -339,23 +347,33 @@ struct connection {
 
 class server {
 public:
-    server(const vs_config &cfg, const serve_options &opt) : cfg_(cfg), opt_(opt), clock_(cfg)
+    server(const vs_config &cfg, const serve_options &opt)
+        : cfg_(cfg), opt_(opt), pairs_(unsigned(cfg.plat.serve_queue_pairs)), pair_(pairs_),
+          clock_(cfg)
     {
         vs_conf_init(&conf_);
         conn_.mem.ctr = &ctr_;
         conn_.mem.clock = &clock_;
         ops_ = {mem_read, mem_write, &conn_.mem};
-        if (!net_fifo_init(&loop_, cfg.dev.rx_fifo_frames, cfg.dev.max_frame_bytes))
-            throw std::bad_alloc();
+        for (pair_state &p : pair_) {
+            if (!net_fifo_init(&p.loop, cfg.dev.rx_fifo_frames, cfg.dev.max_frame_bytes))
+                throw std::bad_alloc();
+            p.rx_frame.resize(NET_HDR + cfg.dev.max_frame_bytes);
+        }
         segs_.resize(cfg.dev.queue_size_max);
         frame_.resize(NET_HDR + cfg.dev.max_frame_bytes);
-        rx_frame_.resize(NET_HDR + cfg.dev.max_frame_bytes);
         offered_ = (1ull << VIRTIO_F_VERSION_1_BIT) | (1ull << VIRTIO_F_RING_PACKED_BIT) |
                    (1ull << VIRTIO_F_IN_ORDER_BIT) | (1ull << VIRTIO_F_INDIRECT_DESC_BIT) |
                    (1ull << VIRTIO_F_EVENT_IDX_BIT) | (1ull << VIRTIO_NET_F_MRG_RXBUF_BIT);
+        if (pairs_ > 1)
+            offered_ |= 1ull << VIRTIO_NET_F_MQ_BIT;
         offered_ &= ~(uint64_t(cfg.dev.withdraw.w[0]) | uint64_t(cfg.dev.withdraw.w[1]) << 32);
     }
-    ~server() { net_fifo_fini(&loop_); }
+    ~server()
+    {
+        for (pair_state &p : pair_)
+            net_fifo_fini(&p.loop);
+    }
     server(const server &) = delete;
     server &operator=(const server &) = delete;
     int run();
@@ -370,8 +388,9 @@ private:
     bool ring_start(uint16_t i);
     void ring_stop(uint16_t i);
     bool ring_break(uint16_t i, enum vs_reason why);
-    bool service_tx();
-    bool service_rx();
+    bool service_tx(unsigned pair);
+    bool service_rx(unsigned pair);
+    unsigned rings() const { return 2 * pairs_; }
     void interrupt(uint16_t i);
     bool arm(uint16_t i);
     void note_frame();
@@ -388,20 +407,28 @@ private:
     int listen_fd_ = -1;
     connection conn_;
     struct vs_guest_ops ops_;
-    struct net_fifo loop_; // frames for the receive side (loopback, responder answers)
+    const unsigned pairs_; // serve.queue_pairs
     std::vector<struct vq_seg> segs_;
     std::vector<uint8_t> frame_;
-    // Receive side: the frame being written (header + payload) and, with
-    // VIRTIO_NET_F_MRG_RXBUF, the buffers it already filled: the frame stays at the FIFO
-    // head until enough receive buffers have come (a later pass goes on where this one
-    // stopped); the first buffer's segments are kept to write num_buffers at the end.
-    std::vector<uint8_t> rx_frame_;
+    // A receive ring's frame in progress: with VIRTIO_NET_F_MRG_RXBUF, the buffers it
+    // already filled; the frame stays at the FIFO head until enough receive buffers have
+    // come (a later pass goes on where this one stopped); the first buffer's segments are
+    // kept to write num_buffers at the end.
     struct rx_merge {
         bool active = false;
         uint32_t total = 0, done = 0;
         std::vector<struct vq_seg> first_segs;
         std::vector<std::pair<struct vq_elem, uint32_t>> used;
-    } mrg_;
+    };
+    // Per queue pair: what a transmit ring's frames produce for the same pair's receive
+    // ring (loopback, responder answers), and the frame being received (header +
+    // payload, as written into the receive buffers) with its merge state.
+    struct pair_state {
+        struct net_fifo loop = {};
+        std::vector<uint8_t> rx_frame;
+        rx_merge mrg;
+    };
+    std::vector<pair_state> pair_; // pairs_ of them, never resized
     bool rx_write(const struct vq_seg *segs, uint32_t nsegs, uint32_t at, const uint8_t *src,
                   uint32_t n);
     uint64_t offered_;
@@ -477,29 +504,30 @@ void close_fd(int &fd)
 void server::ring_stop(uint16_t i)
 {
     ring &r = conn_.r[i];
-    if (i == RING_RX && mrg_.active) {
+    rx_merge &mrg = pair_[i / 2].mrg;
+    if (!is_tx(i) && mrg.active) {
         // Stopped in the middle of a merged frame: the buffers it already took go back
         // unused (written length 0), so every buffer before the position GET_VRING_BASE
         // reports has been used; the frame stays at the FIFO's head and starts over in
         // the ring's next buffers.
         if (r.started && !r.broken)
-            for (const auto &u : mrg_.used)
+            for (const auto &u : mrg.used)
                 if (r.ops->push(&r.q, &ops_, &u.first, 0) != VQ_OK)
                     break;
-        ctr_.rx_merge_returned += mrg_.used.size();
-        mrg_ = rx_merge();
+        ctr_.rx_merge_returned += mrg.used.size();
+        mrg = rx_merge();
     }
     if (r.started) {
         if (!r.broken && r.ops->pending(&r.q) != 0)
             r.ops->flush(&r.q, &ops_);
-        add_ring_stats(ctr_.ring[i], *r.ops->stats(&r.q));
+        add_ring_stats(ctr_.ring[is_tx(i)], *r.ops->stats(&r.q));
     }
     r.started = r.active = false;
 }
 
 void server::teardown(bool failed)
 {
-    for (uint16_t i = 0; i < RING_COUNT; i++) {
+    for (uint16_t i = 0; i < rings(); i++) {
         ring_stop(i);
         close_fd(conn_.r[i].kick_fd);
         close_fd(conn_.r[i].call_fd);
@@ -513,8 +541,10 @@ void server::teardown(bool failed)
     conn_.had_frame = false;
     conn_.features = conn_.protocol_features = 0;
     conn_.features_set = conn_.owner = false;
-    net_fifo_clear(&loop_);
-    mrg_ = rx_merge();
+    for (pair_state &p : pair_) {
+        net_fifo_clear(&p.loop);
+        p.mrg = rx_merge();
+    }
     if (failed)
         ctr_.connections_failed++;
 }
@@ -529,7 +559,7 @@ bool server::ring_break(uint16_t i, enum vs_reason why)
         conf_.now = now_ns() * 1000; // ps, as the simulation stamps violations
         if (vs_reason_is_driver_violation(why))
             vs_conf_report_reason(&conf_, why, i);
-        logf("ring %u (%s) stopped: %s", i, i == RING_RX ? "receiveq1" : "transmitq1",
+        logf("ring %u (%s%u) stopped: %s", i, is_tx(i) ? "transmitq" : "receiveq", i / 2 + 1,
              vs_reason_name(why));
         ctr_.rings_broken++;
     }
@@ -616,9 +646,11 @@ void server::note_frame()
 
 // Transmit ("Network Device / Device Operation / Sending Packets"): each buffer is a
 // virtio-net header and one frame, device-readable only.
-bool server::service_tx()
+bool server::service_tx(unsigned pair)
 {
-    ring &r = conn_.r[RING_TX];
+    const uint16_t tx = uint16_t(2 * pair + 1);
+    ring &r = conn_.r[tx];
+    struct net_fifo &loop = pair_[pair].loop;
     unsigned done = 0;
     while (done < SERVICE_BUDGET) {
         struct vq_elem e;
@@ -626,41 +658,42 @@ bool server::service_tx()
         if (s == VQ_EMPTY)
             break;
         if (s != VQ_OK)
-            return ring_break(RING_TX, r.ops->broken(&r.q));
+            return ring_break(tx, r.ops->broken(&r.q));
         enum vs_reason bad = net_tx_buffer_check(e.readable_bytes, e.writable_bytes,
                                                  cfg_.dev.max_frame_bytes);
         if (bad != VS_REASON_NONE)
-            return ring_break(RING_TX, bad);
+            return ring_break(tx, bad);
         uint32_t at = 0;
         for (uint32_t k = 0; k < e.nsegs; k++) {
             if (ops_.read(ops_.ctx, segs_[k].addr, frame_.data() + at, segs_[k].len,
                           VS_DMA_BUF_READ) != VS_DMA_OK)
-                return ring_break(RING_TX, VS_REASON_DMA_OUT_OF_RANGE);
+                return ring_break(tx, VS_REASON_DMA_OUT_OF_RANGE);
             at += segs_[k].len;
         }
         const uint32_t frame_len = at - NET_HDR;
         ctr_.tx_frames++;
+        ctr_.pair_tx_frames[pair]++;
         ctr_.tx_bytes += frame_len;
-        if (cfg_.dev.backend != VDEV_BACKEND_SINK && net_fifo_full(&loop_)) {
+        if (cfg_.dev.backend != VDEV_BACKEND_SINK && net_fifo_full(&loop)) {
             // A host port drops what it cannot hold; the simulation's back-pressure
             // would stall a front end that never receives (testpmd txonly).
             ctr_.loopback_dropped_fifo_full++;
         } else {
-            net_backend_transmit(cfg_.dev.backend, &cfg_.dev.responder, &loop_,
+            net_backend_transmit(cfg_.dev.backend, &cfg_.dev.responder, &loop,
                                  frame_.data() + NET_HDR, frame_len, &ctr_.backend);
         }
         if (r.ops->push(&r.q, &ops_, &e, 0) != VQ_OK)
-            return ring_break(RING_TX, r.ops->broken(&r.q));
+            return ring_break(tx, r.ops->broken(&r.q));
         done++;
     }
     if (done == 0)
         return false;
     note_frame();
     if (r.ops->flush(&r.q, &ops_) != VQ_OK)
-        return ring_break(RING_TX, r.ops->broken(&r.q));
-    interrupt(RING_TX);
-    if (loop_.count)
-        conn_.r[RING_RX].active = true;
+        return ring_break(tx, r.ops->broken(&r.q));
+    interrupt(tx);
+    if (loop.count)
+        conn_.r[tx - 1].active = true;
     return true;
 }
 
@@ -688,24 +721,28 @@ bool server::rx_write(const struct vq_seg *segs, uint32_t nsegs, uint32_t at, co
 // buffer returned unused) and num_buffers is 1. With it, the frame fills as many
 // buffers as it needs, in ring order, the header in the first one with num_buffers
 // set to their count; every buffer must hold at least the header (driver normative).
-bool server::service_rx()
+bool server::service_rx(unsigned pair)
 {
-    ring &r = conn_.r[RING_RX];
+    const uint16_t rx = uint16_t(2 * pair);
+    ring &r = conn_.r[rx];
+    struct net_fifo &loop = pair_[pair].loop;
+    rx_merge &mrg = pair_[pair].mrg;
+    uint8_t *const rx_frame = pair_[pair].rx_frame.data();
     const bool merge = conn_.features & (1ull << VIRTIO_NET_F_MRG_RXBUF_BIT);
     unsigned done = 0;
-    while (done < SERVICE_BUDGET && loop_.count) {
+    while (done < SERVICE_BUDGET && loop.count) {
         const uint8_t *payload;
-        const uint32_t len = net_fifo_head(&loop_, &payload)->len;
-        if (!mrg_.active) {
+        const uint32_t len = net_fifo_head(&loop, &payload)->len;
+        if (!mrg.active) {
             struct virtio_net_hdr h;
             std::memset(&h, 0, sizeof h);
             h.num_buffers = 1;
-            std::memcpy(rx_frame_.data(), &h, NET_HDR);
-            std::memcpy(rx_frame_.data() + NET_HDR, payload, len);
-            mrg_.active = true;
-            mrg_.total = NET_HDR + len;
-            mrg_.done = 0;
-            mrg_.used.clear();
+            std::memcpy(rx_frame, &h, NET_HDR);
+            std::memcpy(rx_frame + NET_HDR, payload, len);
+            mrg.active = true;
+            mrg.total = NET_HDR + len;
+            mrg.done = 0;
+            mrg.used.clear();
         }
         struct vq_elem e;
         enum vq_status s = r.ops->pop(&r.q, &ops_, &e, segs_.data(), uint32_t(segs_.size()));
@@ -714,41 +751,41 @@ bool server::service_rx()
             break;
         }
         if (s != VQ_OK)
-            return ring_break(RING_RX, r.ops->broken(&r.q));
+            return ring_break(rx, r.ops->broken(&r.q));
         enum vs_reason bad = net_rx_buffer_check(e.readable_bytes, e.writable_bytes);
         if (bad != VS_REASON_NONE)
-            return ring_break(RING_RX, bad);
+            return ring_break(rx, bad);
         done++;
         if (!merge && len > e.writable_bytes - NET_HDR) {
             ctr_.rx_dropped_too_big++;
-            mrg_.active = false;
-            net_fifo_pop(&loop_);
+            mrg.active = false;
+            net_fifo_pop(&loop);
             if (r.ops->push(&r.q, &ops_, &e, 0) != VQ_OK)
-                return ring_break(RING_RX, r.ops->broken(&r.q));
+                return ring_break(rx, r.ops->broken(&r.q));
             continue;
         }
-        const uint32_t n = std::min(e.writable_bytes, mrg_.total - mrg_.done);
-        if (!rx_write(segs_.data(), e.nsegs, 0, rx_frame_.data() + mrg_.done, n))
-            return ring_break(RING_RX, VS_REASON_DMA_OUT_OF_RANGE);
-        if (mrg_.done == 0)
-            mrg_.first_segs.assign(segs_.begin(), segs_.begin() + e.nsegs);
-        mrg_.done += n;
-        mrg_.used.emplace_back(e, n);
-        if (mrg_.done < mrg_.total)
+        const uint32_t n = std::min(e.writable_bytes, mrg.total - mrg.done);
+        if (!rx_write(segs_.data(), e.nsegs, 0, rx_frame + mrg.done, n))
+            return ring_break(rx, VS_REASON_DMA_OUT_OF_RANGE);
+        if (mrg.done == 0)
+            mrg.first_segs.assign(segs_.begin(), segs_.begin() + e.nsegs);
+        mrg.done += n;
+        mrg.used.emplace_back(e, n);
+        if (mrg.done < mrg.total)
             continue; // needs another buffer
-        if (mrg_.used.size() > 1) {
-            const uint16_t nb = uint16_t(mrg_.used.size());
-            if (!rx_write(mrg_.first_segs.data(), uint32_t(mrg_.first_segs.size()),
+        if (mrg.used.size() > 1) {
+            const uint16_t nb = uint16_t(mrg.used.size());
+            if (!rx_write(mrg.first_segs.data(), uint32_t(mrg.first_segs.size()),
                           offsetof(struct virtio_net_hdr, num_buffers),
                           reinterpret_cast<const uint8_t *>(&nb), sizeof nb))
-                return ring_break(RING_RX, VS_REASON_DMA_OUT_OF_RANGE);
+                return ring_break(rx, VS_REASON_DMA_OUT_OF_RANGE);
             ctr_.rx_merged_frames++;
         }
-        for (const auto &u : mrg_.used)
+        for (const auto &u : mrg.used)
             if (r.ops->push(&r.q, &ops_, &u.first, u.second) != VQ_OK)
-                return ring_break(RING_RX, r.ops->broken(&r.q));
-        mrg_.active = false;
-        net_fifo_pop(&loop_);
+                return ring_break(rx, r.ops->broken(&r.q));
+        mrg.active = false;
+        net_fifo_pop(&loop);
         ctr_.rx_frames++;
         ctr_.rx_bytes += len;
     }
@@ -756,8 +793,8 @@ bool server::service_rx()
         return done != 0;
     note_frame();
     if (r.ops->flush(&r.q, &ops_) != VQ_OK)
-        return ring_break(RING_RX, r.ops->broken(&r.q));
-    interrupt(RING_RX);
+        return ring_break(rx, r.ops->broken(&r.q));
+    interrupt(rx);
     return true;
 }
 
@@ -772,7 +809,7 @@ bool server::arm(uint16_t i)
     bool avail = false;
     if (r.ops->peek(&r.q, &ops_, &avail) != VQ_OK)
         return ring_break(i, r.ops->broken(&r.q));
-    if (avail && (i == RING_TX || loop_.count)) {
+    if (avail && (is_tx(i) || pair_[i / 2].loop.count)) {
         if (r.ops->set_notifications(&r.q, &ops_, false) != VQ_OK)
             return ring_break(i, r.ops->broken(&r.q));
         return true;
@@ -868,8 +905,8 @@ bool server::handle_message()
         return true;
     };
     auto ring_index = [&](uint32_t idx) {
-        if (idx >= RING_COUNT)
-            return fail("%s: ring %u does not exist (the device has %u)", name, idx, RING_COUNT);
+        if (idx >= rings())
+            return fail("%s: ring %u does not exist (the device has %u)", name, idx, rings());
         return true;
     };
     auto get_u64 = [&](unsigned off) {
@@ -947,7 +984,7 @@ bool server::handle_message()
     case VU_RESET_OWNER:
         if (!need_fds(0))
             return false;
-        for (uint16_t i = 0; i < RING_COUNT; i++)
+        for (uint16_t i = 0; i < rings(); i++)
             ring_stop(i);
         conn_.owner = false;
         conn_.features_set = false;
@@ -955,7 +992,7 @@ bool server::handle_message()
     case VU_GET_QUEUE_NUM: {
         if (!need_fds(0))
             return false;
-        uint64_t n = RING_COUNT / 2; // queue pairs
+        uint64_t n = pairs_;
         if (!reply(request, &n, 8))
             return false;
         replied = true;
@@ -969,7 +1006,7 @@ bool server::handle_message()
             return fail("%s: %u regions (1..%u accepted)", name, nregions, VU_MAX_REGIONS);
         if (!need_size(8 + 32 * nregions) || !need_fds(nregions))
             return false;
-        for (uint16_t i = 0; i < RING_COUNT; i++)
+        for (uint16_t i = 0; i < rings(); i++)
             if (conn_.r[i].started)
                 return fail("%s while ring %u is running", name, i);
         conn_.mem.unmap();
@@ -1096,13 +1133,13 @@ bool server::handle_message()
 // has work), then process.
 void server::serve_connection_pass()
 {
-    struct pollfd pfd[1 + RING_COUNT];
-    int ring_of[1 + RING_COUNT];
+    struct pollfd pfd[1 + RINGS_MAX];
+    int ring_of[1 + RINGS_MAX];
     nfds_t n = 0;
     pfd[n] = {conn_.fd, POLLIN, 0};
     ring_of[n++] = -1;
     bool busy = false;
-    for (uint16_t i = 0; i < RING_COUNT; i++) {
+    for (uint16_t i = 0; i < rings(); i++) {
         ring &r = conn_.r[i];
         if (!r.started || r.broken)
             continue;
@@ -1134,15 +1171,16 @@ void server::serve_connection_pass()
                 ring_break(uint16_t(ring_of[k]), r.ops->broken(&r.q));
         }
     }
-    for (uint16_t i : {RING_TX, RING_RX}) {
-        ring &r = conn_.r[i];
+    for (uint16_t i = 0; i < rings(); i++) {
+        const uint16_t k = i ^ 1; // each pair's transmit ring first, then its receive ring
+        ring &r = conn_.r[k];
         if (!r.started || r.broken || !r.enabled || !r.active)
             continue;
-        bool did = i == RING_TX ? service_tx() : service_rx();
+        bool did = is_tx(k) ? service_tx(k / 2) : service_rx(k / 2);
         if (r.broken || conn_.fd < 0)
             continue;
         if (!did)
-            r.active = arm(i);
+            r.active = arm(k);
     }
 }
 
@@ -1182,9 +1220,13 @@ bool server::write_stats(std::string &err)
     st.add_u64("irq.calls", "count", "used buffer notifications sent (call eventfd writes)", ctr_.calls);
     st.add_u64("irq.calls_no_fd", "count", "notifications decided without a call eventfd",
                ctr_.calls_no_fd);
-    for (unsigned i = 0; i < RING_COUNT; i++) {
+    st.add_u64("vhost.queue_pairs", "pairs", "queue pairs offered (serve.queue_pairs)", pairs_);
+    for (unsigned k = 0; k < pairs_; k++)
+        st.add_u64("net.pair" + std::to_string(k + 1) + ".tx_frames", "count",
+                   "frames transmitted on transmitq" + std::to_string(k + 1), ctr_.pair_tx_frames[k]);
+    for (unsigned i = 0; i < 2; i++) {
         const struct vq_stats &s = ctr_.ring[i];
-        std::string p = std::string("ring.") + (i == RING_RX ? "rx" : "tx") + ".";
+        std::string p = std::string("ring.") + (is_tx(i) ? "tx" : "rx") + ".";
         st.add_u64(p + "buffers", "count", "buffers popped", s.buffers_popped);
         st.add_u64(p + "descs_read", "count", "descriptors fetched (ring and indirect)", s.descs_read);
         st.add_u64(p + "indirect_tables", "count", "indirect tables fetched", s.indirect_tables);
@@ -1315,8 +1357,9 @@ int server::run()
     if (cfg_.dev.backend == VDEV_BACKEND_RESPONDER)
         std::snprintf(peer, sizeof peer, " for %u.%u.%u.%u at %02x:%02x:%02x:%02x:%02x:%02x", ip[0],
                       ip[1], ip[2], ip[3], mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]);
-    logf("listening on %s (features offered 0x%llx, backend %s%s)", opt_.socket_path.c_str(),
-         (unsigned long long)offered_, backend_names[cfg_.dev.backend], peer);
+    logf("listening on %s (features offered 0x%llx, %u queue pair%s, backend %s%s)",
+         opt_.socket_path.c_str(), (unsigned long long)offered_, pairs_, pairs_ > 1 ? "s" : "",
+         backend_names[cfg_.dev.backend], peer);
     std::fflush(stderr);
     const auto deadline = start_ + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
                                        std::chrono::duration<double>(opt_.duration_s));

@@ -265,7 +265,7 @@ Test(config, defaults_reach_the_structs)
 
 Test(config, every_name_is_section_key_with_its_unit)
 {
-    static const std::set<std::string> sections = {"pcie", "dma", "iommu", "software", "bench", "host", "device", "driver", "sim"};
+    static const std::set<std::string> sections = {"pcie", "dma", "iommu", "software", "bench", "host", "device", "driver", "sim", "serve"};
     std::set<std::string> seen;
     for (const param_info &p : config_params()) {
         size_t dot = p.name.find('.');

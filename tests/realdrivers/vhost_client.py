@@ -220,9 +220,10 @@ def case_loopback_payload(path):
     s.close()
 
 
-def setup_pair(path, features, mem):
-    """Both split rings (size 4) of one queue pair in mem: receiveq1 at 0x0000 (avail
-    +0x1000, used +0x2000), transmitq1 at 0x3000. Returns socket, call and kick fds."""
+def setup_pair(path, features, mem, pairs=1):
+    """Both split rings (size 4) of each queue pair in mem: receiveq1 at 0x0000 (avail
+    +0x1000, used +0x2000), transmitq1 at 0x3000; pair p's at 0x10000 p further on.
+    Returns socket, call and kick fds (ring 2p is receiveq(p+1), 2p+1 transmitq(p+1))."""
     gpa, ua = 0x100000, 0x7000_0000_0000
     s = connect(path)
     send(s, SET_OWNER)
@@ -230,7 +231,8 @@ def setup_pair(path, features, mem):
     send(s, SET_MEM_TABLE, struct.pack("<II", 1, 0) + struct.pack("<QQQQ", gpa, len(mem), ua, 0),
          [mem.fileno()])
     calls, kicks = [], []
-    for q, base in ((0, 0x0000), (1, 0x3000)):
+    for q in range(2 * pairs):
+        base = 0x10000 * (q // 2) + 0x3000 * (q % 2)
         send(s, SET_VRING_NUM, struct.pack("<II", q, 4))
         send(s, SET_VRING_BASE, struct.pack("<II", q, 0))
         send(s, SET_VRING_ADDR, struct.pack("<IIQQQQ", q, 0, ua + base, ua + base + 0x2000,
@@ -389,15 +391,71 @@ def case_responder(path):
     s.close()
 
 
+def case_mq(path):
+    """serve.queue_pairs 2 (a server of its own): the MQ protocol feature, GET_QUEUE_NUM 2
+    and VIRTIO_NET_F_MQ are offered; a frame sent on each pair's transmit ring comes back
+    through the loopback on the same pair's receive ring ("Network Device / Virtqueues":
+    receiveqN is ring 2(N-1), transmitqN ring 2(N-1)+1). With MRG_RXBUF, pair 1's
+    200-byte frame waits for receive buffers (two of the four 64-byte buffers it needs
+    posted) while pair 2 receives its own frame; then it arrives whole: one pair's frame
+    in progress is not another's."""
+    MQ, MRG_RXBUF = 1 << 22, 1 << 15
+    s = connect(path)
+    send(s, GET_FEATURES)
+    feats = struct.unpack("<Q", s.recv(20)[12:])[0]
+    assert feats & MQ, hex(feats)
+    send(s, 15)  # GET_PROTOCOL_FEATURES
+    proto = struct.unpack("<Q", s.recv(20)[12:])[0]
+    assert proto & 1, hex(proto)  # MQ
+    send(s, 17)  # GET_QUEUE_NUM
+    assert struct.unpack("<Q", s.recv(20)[12:])[0] == 2
+    s.close()
+    mem = Memory(0x20000)
+    m = mem.map
+    gpa = 0x100000
+    s, calls, kicks = setup_pair(path, VERSION_1 | MQ | MRG_RXBUF, mem, pairs=2)
+    frames = [bytes((13 * j + 17 * p) & 0xFF for j in range(200 + 100 * p)) for p in range(2)]
+    bufsize = (64, 0x800)
+    for p, f in enumerate(frames):
+        o = 0x10000 * p
+        for i in range(4):
+            m[o + 16 * i:o + 16 * i + 16] = struct.pack("<QIHH", gpa + o + 0x8000 + 0x800 * i, bufsize[p], 2, 0)
+            m[o + 0x1004 + 2 * i:o + 0x1006 + 2 * i] = struct.pack("<H", i)
+        m[o + 0x1002:o + 0x1004] = struct.pack("<H", 2 if p == 0 else 4)
+        os.eventfd_write(kicks[2 * p], 1)
+        m[o + 0xC000:o + 0xC000 + 12 + len(f)] = bytes(12) + f
+        m[o + 0x3000:o + 0x3010] = struct.pack("<QIHH", gpa + o + 0xC000, 12 + len(f), 0, 0)
+        m[o + 0x4004:o + 0x4006] = struct.pack("<H", 0)
+        m[o + 0x4002:o + 0x4004] = struct.pack("<H", 1)
+        os.eventfd_write(kicks[2 * p + 1], 1)
+        assert wait_u16(m, o + 0x5002, 1), f"transmitq{p + 1} used idx"
+    o = 0x10000
+    assert wait_u16(m, o + 0x2002, 1), "receiveq2 used idx"
+    assert struct.unpack("<II", m[o + 0x2004:o + 0x200C]) == (0, 12 + len(frames[1]))
+    assert bytes(m[o + 0x8000:o + 0x8000 + 12]) == bytes(10) + struct.pack("<H", 1)
+    assert bytes(m[o + 0x8000 + 12:o + 0x8000 + 12 + len(frames[1])]) == frames[1], "pair 2: wrong frame"
+    assert struct.unpack("<H", m[0x2002:0x2004])[0] == 0, "receiveq1 used before its frame was complete"
+    m[0x1002:0x1004] = struct.pack("<H", 4)
+    os.eventfd_write(kicks[0], 1)
+    assert wait_u16(m, 0x2002, 4), "receiveq1 used idx"
+    used = [struct.unpack("<II", m[0x2004 + 8 * k:0x200C + 8 * k]) for k in range(4)]
+    assert used == [(0, 64), (1, 64), (2, 64), (3, 20)], used
+    data = b"".join(bytes(m[0x8000 + 0x800 * i:0x8000 + 0x800 * i + n]) for i, n in used)
+    assert data[:12] == bytes(10) + struct.pack("<H", 4), data[:12]
+    assert data[12:] == frames[0], "pair 1: merged frame corrupted"
+    s.close()
+
+
 CASES = [case_unknown_request, case_short_payload, case_mem_table_without_fd, case_region_beyond_file,
          case_ring_outside_memory, case_base_outside_ring, case_buffer_outside_memory, case_loopback_payload,
          case_merge_rx]
 
 if __name__ == "__main__":
     path = sys.argv[1]
-    # `vhost_client.py SOCKET responder` (a server with device.backend=responder) or
-    # `... merge-stopped`: that case alone, on a server of its own; otherwise CASES.
-    only = {"responder": case_responder, "merge-stopped": case_merge_stopped}
+    # `vhost_client.py SOCKET responder` (a server with device.backend=responder),
+    # `... merge-stopped` or `... mq` (serve.queue_pairs=2): that case alone, on a server
+    # of its own; otherwise CASES.
+    only = {"responder": case_responder, "merge-stopped": case_merge_stopped, "mq": case_mq}
     for case in [only[sys.argv[2]]] if sys.argv[2:] else CASES:
         case(path)
         print("ok", case.__name__)
