@@ -618,6 +618,11 @@ bool server::ring_start(uint16_t i)
 void server::interrupt(uint16_t i)
 {
     ring &r = conn_.r[i];
+    // The used index just published must be visible before the driver's suppression
+    // (flags or used_event) is read: a driver that re-enables interrupts and then looks
+    // at the used index would otherwise miss the update while the device reads its old
+    // "no interrupt" and stays silent. Store then load needs a full fence, even on x86.
+    std::atomic_thread_fence(std::memory_order_seq_cst);
     bool want = false;
     if (r.ops->should_interrupt(&r.q, &ops_, &want) != VQ_OK) {
         ring_break(i, r.ops->broken(&r.q));
@@ -806,6 +811,10 @@ bool server::arm(uint16_t i)
     ring &r = conn_.r[i];
     if (r.ops->set_notifications(&r.q, &ops_, true) != VQ_OK)
         return ring_break(i, r.ops->broken(&r.q));
+    // The mirror of the above: the request for notifications must be visible before the
+    // ring is looked at again, or a driver that checks it right then sees the old
+    // suppression, does not kick, and both sides wait.
+    std::atomic_thread_fence(std::memory_order_seq_cst);
     bool avail = false;
     if (r.ops->peek(&r.q, &ops_, &avail) != VQ_OK)
         return ring_break(i, r.ops->broken(&r.q));
