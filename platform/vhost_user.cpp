@@ -377,6 +377,7 @@ public:
     server(const server &) = delete;
     server &operator=(const server &) = delete;
     int run();
+    void serve_connection(int fd);
 
 private:
     bool listen_socket(std::string &err);
@@ -1400,6 +1401,14 @@ int server::run()
     return 0;
 }
 
+void server::serve_connection(int fd)
+{
+    conn_.fd = fd;
+    ctr_.connections++;
+    while (conn_.fd >= 0)
+        serve_connection_pass();
+}
+
 } // namespace
 
 int vhost_user_serve(const vs_config &cfg, const serve_options &opt)
@@ -1413,4 +1422,11 @@ int vhost_user_serve(const vs_config &cfg, const serve_options &opt)
     std::signal(SIGPIPE, SIG_IGN);
     server s(cfg, opt);
     return s.run();
+}
+
+void vhost_user_serve_connection(const vs_config &cfg, int fd)
+{
+    const serve_options opt;
+    server s(cfg, opt);
+    s.serve_connection(fd);
 }

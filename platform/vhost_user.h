@@ -20,4 +20,10 @@ struct serve_options {
 // cannot be set up or stats.json cannot be written.
 int vhost_user_serve(const vs_config &cfg, const serve_options &opt);
 
+// Serves one front end already connected on fd (a unix stream socket; the function takes
+// it over and closes it) until it disconnects or is refused, with the same message
+// handling and ring processing as vhost_user_serve but no listening socket, no signal
+// handling and no stats.json. For the fuzz target tests/fuzz/fuzz_vhost.cpp.
+void vhost_user_serve_connection(const vs_config &cfg, int fd);
+
 #endif
