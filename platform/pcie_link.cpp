@@ -58,8 +58,14 @@ void pcie_link::read(tlm::tlm_generic_payload &tx, sc_time &delay, link_directio
         dma_attr_ext *attr = tx.get_extension<dma_attr_ext>();
         if (attr)
             sub.set_extension(attr);
-        sc_time completer = sc_core::SC_ZERO_TIME;
+        // The request reaches the completer half a round trip after it left. The
+        // completer is handed that moment as its delay, so anything it times itself
+        // (the IOMMU's page walkers, a register read's effects) sees the request's own
+        // time, not the simulation's current time, which depends on the quantum.
+        const sc_time arrival = t + read_fixed_ / 2;
+        sc_time completer = arrival - now;
         out->b_transport(sub, completer);
+        completer = now + completer - arrival; // what the completer itself took
         if (attr)
             sub.clear_extension(attr);
         if (sub.get_response_status() != tlm::TLM_OK_RESPONSE) {
