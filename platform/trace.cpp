@@ -3,6 +3,8 @@
 #include <jansson.h>
 
 #include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <cstdlib>
 
 namespace {
@@ -173,10 +175,34 @@ trace_counters::trace_counters(sc_core::sc_module_name name, trace_recorder *jso
     dont_initialize();
 }
 
+// SystemC writes the wall clock into the VCD header ("$date", then a line such as
+// "     Dec 02, 2026       05:46:23"), so two runs of one configuration would differ.
+// Overwrite it in place with a fixed date of the same width: the file is then a
+// function of the configuration and seed alone, like stats.json.
+static void vcd_fix_date(const std::string &path)
+{
+    std::FILE *f = std::fopen(path.c_str(), "r+b");
+    if (!f)
+        return;
+    char head[256];
+    const size_t n = std::fread(head, 1, sizeof head - 1, f);
+    head[n] = '\0';
+    static const char tag[] = "$date\n     ";
+    static const char fixed[] = "Jan 01, 1970       00:00:00";
+    const char *at = std::strstr(head, tag);
+    const char *end = at ? std::strchr(at + sizeof tag - 1, '\n') : nullptr;
+    const long start = at ? long(at - head) + long(sizeof tag - 1) : 0;
+    if (end && end - (head + start) == long(sizeof fixed - 1) && std::fseek(f, start, SEEK_SET) == 0)
+        std::fwrite(fixed, 1, sizeof fixed - 1, f);
+    std::fclose(f);
+}
+
 trace_counters::~trace_counters()
 {
-    if (vcd_)
+    if (vcd_) {
         sc_core::sc_close_vcd_trace_file(vcd_);
+        vcd_fix_date(vcd_path_);
+    }
 }
 
 int trace_counters::add(const std::string &name, const std::string &signal)

@@ -230,6 +230,15 @@ Test(platform_trace, vcd_waveforms)
     cr_expect_eq(double(largest_value["dma_read_tags_in_flight"]), r.stat("dma.tags.max_in_flight"));
     cr_expect_leq(largest_value["transmitq1_buffers_in_flight"], 1u); // one engine per queue
 
+    // The waveform is reproducible: no wall-clock date in its header.
+    const std::string e = temp_dir();
+    run_out again;
+    run(again, {"--set", "driver.frames_count=200", "--set", "dma.read_tags_count=4", "--vcd",
+                e + "/w.vcd"}, e);
+    cr_expect(slurp(a + "/w.vcd") == slurp(e + "/w.vcd"), "two runs wrote different VCD files");
+    cr_expect_neq(slurp(a + "/w.vcd").find("$date\n     Jan 01, 1970       00:00:00\n$end"),
+                  std::string::npos, "the VCD header carries the wall clock");
+
     // The timeline is the same with and without the waveform beside it.
     const std::string c = temp_dir(), d = temp_dir();
     run_out traced, both;
