@@ -90,6 +90,7 @@ bool vs_reason_is_driver_violation(enum vs_reason reason)
     case VS_REASON_RX_BUFFER_TOO_SMALL:
     case VS_REASON_MSIX_RESERVED_BITS:
     case VS_REASON_AVAIL_IDX_JUMP:
+    case VS_REASON_NOTIFY_DATA_AHEAD:
     case VS_REASON_DESC_NEXT_OUT_OF_RANGE:
     case VS_REASON_CTRL_NO_ACK_BYTE:
     case VS_REASON_DEVMEM_EVENT_QUEUE_INVALID:

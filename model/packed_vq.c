@@ -175,7 +175,16 @@ static bool fetch(struct pvq *q, const struct vs_guest_ops *ops, uint16_t pos, b
             hinted = true;
         }
     } else if (q->cfg.fetch_source == VQ_FETCH_READ_AHEAD) {
+        /* Speculation sized by what the device knows: where it last found the driver's
+         * end of the ring and no hint says more is there, the ring was empty a moment
+         * ago, and a whole batch would most likely come back unavailable; one
+         * descriptor (or what a NOTIFICATION_DATA hint promises) is read instead. Past
+         * that point the ring was busy when last seen: the whole batch. */
         n = vq_fetch_batch(&q->cfg);
+        if (q->end_seen && q->end_pos == pos && q->end_wrap == wrap) {
+            uint32_t h = hint_count_from(q, pos, wrap);
+            n = h == 0 ? 1u : h < n ? h : n;
+        }
     }
     if (n > size)
         n = size;
@@ -211,6 +220,15 @@ static void cache_take(struct pvq *q)
         q->cache_first = 0;
 }
 
+/* The device found the descriptor at its read position not available: the driver's
+ * end of the ring was there when it looked (see fetch). */
+static void note_driver_end(struct pvq *q)
+{
+    q->end_seen = true;
+    q->end_pos = q->next_avail;
+    q->end_wrap = q->avail_wrap;
+}
+
 /* The front entry is not available: it and everything after it were read before the
  * driver made them available, so their contents are stale and must be read again
  * ("The Virtqueue Descriptor Table": a descriptor is used only once its flags say so).
@@ -218,6 +236,7 @@ static void cache_take(struct pvq *q)
  * read ahead in vain. */
 static void cache_drop_unavailable(struct pvq *q)
 {
+    note_driver_end(q);
     if (q->cache_count > 1) {
         q->stats.fetch_wasted += q->cache_count - 1u;
         q->stats.fetch_wasted_bytes += (uint64_t)(q->cache_count - 1u) * sizeof(struct pvirtq_desc);
@@ -288,6 +307,8 @@ enum vq_status pvq_peek(struct pvq *q, const struct vs_guest_ops *ops, bool *ava
         !guest_read(q, ops, addr + PVIRTQ_DESC_OFF_FLAGS, raw, sizeof raw, VS_DMA_DESC_READ))
         return VQ_BROKEN;
     *available = desc_is_avail(vs_le16(raw), q->avail_wrap);
+    if (!*available)
+        note_driver_end(q);
     return VQ_OK;
 }
 
@@ -424,8 +445,10 @@ enum vq_status pvq_pop(struct pvq *q, const struct vs_guest_ops *ops, struct vq_
     elem->nsegs = w.nsegs;
     elem->readable_bytes = (uint32_t)w.readable;
     elem->writable_bytes = (uint32_t)w.writable;
-    /* The device skips forward by the number of ring slots the list occupied. */
+    /* The device skips forward by the number of ring slots the list occupied, past
+     * any end of the ring it saw before. */
     ring_advance(q->cfg.size, &q->next_avail, &q->avail_wrap, slots);
+    q->end_seen = false;
     /* A hint the device has reached says nothing more; kept, it would read as a full
      * ring once the device is a lap further on (equal offsets, opposite wrap). */
     if (q->hint_valid && q->next_avail == q->hint_next_off && q->avail_wrap == q->hint_next_wrap)
@@ -438,6 +461,21 @@ enum vq_status pvq_pop(struct pvq *q, const struct vs_guest_ops *ops, struct vq_
  * Used side
  * ------------------------------------------------------------------------------ */
 
+/* Write a used descriptor's len, id and flags (bytes 8..15 of slot pos) in one write.
+ * The three fields are one naturally aligned 8-byte block, carried by one posted write
+ * and applied whole, so the driver never sees these flags with an older len or id. */
+static bool write_used_desc(struct pvq *q, const struct vs_guest_ops *ops, uint16_t pos,
+                            uint32_t len, uint16_t id, uint16_t flags)
+{
+    uint8_t raw[8];
+    vs_put_le32(raw, len);
+    vs_put_le16(raw + PVIRTQ_DESC_OFF_ID - PVIRTQ_DESC_OFF_LEN, id);
+    vs_put_le16(raw + PVIRTQ_DESC_OFF_FLAGS - PVIRTQ_DESC_OFF_LEN, flags);
+    uint64_t addr;
+    return slot_addr(q, pos, &addr) &&
+           guest_write(q, ops, addr + PVIRTQ_DESC_OFF_LEN, raw, sizeof raw, VS_DMA_USED_WRITE);
+}
+
 enum vq_status pvq_push(struct pvq *q, const struct vs_guest_ops *ops,
                          const struct vq_elem *elem, uint32_t written_len)
 {
@@ -445,31 +483,57 @@ enum vq_status pvq_push(struct pvq *q, const struct vs_guest_ops *ops,
         return VQ_BROKEN;
     assert(elem->slots >= 1 && elem->slots <= q->cfg.size);
 
-    /* "Element Address and Length": addr is unused in a used descriptor; len is
-     * the number of bytes written. len (offset 8) and id (offset 12) are adjacent,
-     * and flags (offset 14) follow, so one write covers what is needed. */
-    uint8_t raw[8];
-    uint16_t flags = used_flags(q->used_wrap, written_len);
-    vs_put_le32(raw, written_len);
-    vs_put_le16(raw + 4, elem->id);
-    vs_put_le16(raw + 6, flags);
-
-    uint64_t addr;
-    if (!slot_addr(q, q->next_used, &addr))
-        return VQ_BROKEN;
-    addr += PVIRTQ_DESC_OFF_LEN;
-    /* The first descriptor of a batch is the one the driver polls: its flags are
-     * held back until pvq_flush, so the driver sees the batch whole ("Multi-buffer
-     * requests", "Receiving Used Buffers From The Device"). The others are written
-     * complete now: the driver does not look at them before it sees the first. */
-    bool first = q->batch_count == 0;
-    if (!guest_write(q, ops, addr, raw, first ? 6u : 8u, VS_DMA_USED_WRITE))
-        return VQ_BROKEN;
-    if (first) {
+    /* "Element Address and Length": addr is unused in a used descriptor; len is the
+     * number of bytes written; WRITE says whether any were ("Write Flag"). */
+    const uint16_t flags = used_flags(q->used_wrap, written_len);
+    if (q->batch_count == 0) {
+        /* The first descriptor of a batch is the one the driver polls: it is held back
+         * whole until pvq_flush, so the driver sees the batch at once ("Multi-buffer
+         * requests", "Receiving Used Buffers From The Device"). */
         q->batch_head = q->next_used;
         q->batch_head_flags = flags;
+        q->batch_head_id = elem->id;
+        q->batch_head_len = written_len;
         q->batch_slots = 0;
+    } else if (q->run_extends) {
+        /* "In-order use of descriptors": the open run's one descriptor now names this
+         * buffer, the run's last; it stays at the run's first slot (and that slot's
+         * wrap counter), so only len, id and WRITE change. */
+        const uint16_t keep = (uint16_t)~VIRTQ_DESC_F_WRITE_MASK;
+        const uint16_t wr = flags & VIRTQ_DESC_F_WRITE_MASK;
+        if (q->run_held) {
+            q->run_id = elem->id;
+            q->run_len = written_len;
+            q->run_flags = (uint16_t)((q->run_flags & keep) | wr);
+        } else {
+            q->batch_head_id = elem->id;
+            q->batch_head_len = written_len;
+            q->batch_head_flags = (uint16_t)((q->batch_head_flags & keep) | wr);
+        }
+    } else if (q->cfg.in_order) {
+        /* A new run: the previous one (if not the head) has ended and is written; this
+         * one's descriptor waits until it ends too. The driver does not look past the
+         * batch head before pvq_flush writes it. */
+        if (q->run_held &&
+            !write_used_desc(q, ops, q->run_pos, q->run_len, q->run_id, q->run_flags))
+            return VQ_BROKEN;
+        q->run_held = true;
+        q->run_pos = q->next_used;
+        q->run_flags = flags;
+        q->run_id = elem->id;
+        q->run_len = written_len;
+    } else if (!write_used_desc(q, ops, q->next_used, written_len, elem->id, flags)) {
+        /* Not the head: written complete now; the driver does not look at it before
+         * it sees the head. */
+        return VQ_BROKEN;
     }
+    /* A buffer the device only read was used completely and has no length to report:
+     * with IN_ORDER the spec lets it go without a descriptor of its own ("The skipped
+     * buffers ... are assumed to have been used (read or written) by the device
+     * completely"). A buffer the device wrote keeps its own, so its len reaches the
+     * driver (and so drivers that read every receive descriptor, as DPDK's packed
+     * receive path does, keep working). */
+    q->run_extends = q->cfg.in_order && elem->writable_bytes == 0;
     q->batch_count++;
     q->batch_slots += elem->slots;
     /* "Driver and Device Ring Wrap Counters": the Device Ring Wrap Counter flips
@@ -485,11 +549,14 @@ enum vq_status pvq_flush(struct pvq *q, const struct vs_guest_ops *ops)
         return VQ_BROKEN;
     if (q->batch_count == 0)
         return VQ_OK;
-    uint64_t addr;
-    uint8_t raw[2];
-    vs_put_le16(raw, q->batch_head_flags);
-    if (!slot_addr(q, q->batch_head, &addr) ||
-        !guest_write(q, ops, addr + PVIRTQ_DESC_OFF_FLAGS, raw, sizeof raw, VS_DMA_USED_WRITE))
+    /* Every other descriptor of the batch first, the head last ("Multi-buffer
+     * requests"): posted writes stay in order, so when the driver sees the head's
+     * flags the rest of the batch is in memory. */
+    if (q->run_held &&
+        !write_used_desc(q, ops, q->run_pos, q->run_len, q->run_id, q->run_flags))
+        return VQ_BROKEN;
+    if (!write_used_desc(q, ops, q->batch_head, q->batch_head_len, q->batch_head_id,
+                         q->batch_head_flags))
         return VQ_BROKEN;
     /* Remember how far the used side moved since the last interrupt decision;
      * saturates at two laps, beyond which every offset has been passed. */
@@ -500,6 +567,8 @@ enum vq_status pvq_flush(struct pvq *q, const struct vs_guest_ops *ops)
     q->unnotified_slots = pending < cap ? pending : cap;
     q->batch_count = 0;
     q->batch_slots = 0;
+    q->run_held = false;
+    q->run_extends = false;
     q->stats.flushes++;
     return VQ_OK;
 }

@@ -4,11 +4,12 @@
  *   pvq_pop()     -> one available buffer (a chain, possibly through an indirect table),
  *                    its segments in the caller's array, the ring slots it used;
  *   ...the personality moves the data through the same guest ops...
- *   pvq_push()    -> queue the used descriptor of that buffer (everything but the
- *                    head's flags is written now);
- *   pvq_flush()   -> publish the batch: the first pending used descriptor's flags are
- *                    written last, so the driver sees the whole batch at once
- *                    ("Receiving Used Buffers From The Device");
+ *   pvq_push()    -> queue the used descriptor of that buffer (the batch's first is
+ *                    held back; the others are written now, or with IN_ORDER, once
+ *                    the run of buffers they stand for ends);
+ *   pvq_flush()   -> publish the batch: the first used descriptor is written last, in
+ *                    one write with its flags, so the driver sees the whole batch at
+ *                    once ("Receiving Used Buffers From The Device");
  *   pvq_should_interrupt() -> read the driver's event suppression structure and decide.
  *
  * All guest memory goes through struct vs_guest_ops. Every violation found in guest
@@ -35,11 +36,27 @@ struct pvq {
     uint16_t next_used;
     bool used_wrap;
 
-    /* The open batch: first pending used descriptor (flags not yet written). */
+    /* The open batch: its first used descriptor, the one the driver polls, held back
+     * whole (len, id, flags) until pvq_flush writes it last. */
     uint16_t batch_head;
     uint16_t batch_head_flags;
+    uint16_t batch_head_id;
+    uint32_t batch_head_len;
     uint32_t batch_count;
     uint32_t batch_slots;       /* ring slots covered by the open batch */
+
+    /* IN_ORDER ("In-order use of descriptors"): one used descriptor stands for a run of
+     * buffers, at the run's first slot with the id of its last buffer. run_extends: the
+     * last buffer pushed had no device-writable part, so it was used completely with
+     * nothing to report and the next buffer may take over the run's descriptor. The
+     * batch's first run is the batch head; a later run's descriptor is held in run_*
+     * (run_held) until the run ends. */
+    bool run_extends;
+    bool run_held;
+    uint16_t run_pos;
+    uint16_t run_flags;
+    uint16_t run_id;
+    uint32_t run_len;
 
     /* Used position (with wrap) when the device last decided about an interrupt;
      * the EVENT_IDX (RING_EVENT_FLAGS_DESC) test asks whether the driver's
@@ -67,6 +84,12 @@ struct pvq {
      * is available for its wrap counter; the first that is not ends the cache. */
     uint8_t cache[VQ_FETCH_BATCH_MAX][16];
     uint16_t cache_first, cache_count;
+    /* Where the device last found the descriptor at its read position not available
+     * (the driver's end of the ring then); forgotten when the device moves on. Sizes
+     * READ_AHEAD's speculative reads. */
+    bool end_seen;
+    uint16_t end_pos;
+    bool end_wrap;
 
     enum vs_reason broken; /* VS_REASON_NONE while healthy; sticky otherwise */
     struct vq_stats stats;
@@ -95,11 +118,15 @@ enum vq_status pvq_pop(struct pvq *q, const struct vs_guest_ops *ops, struct vq_
 
 /* Queue the used descriptor for elem with written_len bytes written by the device.
  * Used descriptors are written in the order pushed, each advancing the device's
- * used position by elem->slots. */
+ * used position by elem->slots. With IN_ORDER, buffers with no device-writable part
+ * share the descriptor of the buffer pushed after them (the spec lets one used
+ * descriptor with the last buffer's id stand for a batch; a skipped buffer counts as
+ * used completely, true of a buffer the device only reads). */
 enum vq_status pvq_push(struct pvq *q, const struct vs_guest_ops *ops,
                          const struct vq_elem *elem, uint32_t written_len);
 
-/* Publish the open batch: write the first pending descriptor's flags. No-op if empty. */
+/* Publish the open batch: write a held run's descriptor, then the batch's first
+ * descriptor (len, id and flags in one aligned 8-byte write). No-op if empty. */
 enum vq_status pvq_flush(struct pvq *q, const struct vs_guest_ops *ops);
 
 /* After a flush: read the driver event suppression structure (by DMA, or from the

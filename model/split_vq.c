@@ -229,18 +229,39 @@ enum vs_reason svq_check_config(const struct vq_config *cfg, uint16_t size_max)
 /* Read avail->idx into the cache and check it. "The Virtqueue Available Ring"
  * (driver normative): the driver MUST NOT decrement idx; and since the ring has
  * size entries, it can never be more than size ahead of the device. Either
- * violation shows as a forward distance above size. */
+ * violation shows as a forward distance above size. When the device had gone beyond
+ * the idx it last read on the word of a NOTIFICATION_DATA hint and the idx now read is
+ * not behind that earlier read, the hint named entries the driver had not made
+ * available: the notification lied ("Driver Notifications": next_off and next_wrap are
+ * where the driver writes its next entry, and the driver updates idx before it
+ * notifies), not the idx. */
 static bool refresh_avail_idx(struct svq *q, const struct vs_guest_ops *ops)
 {
     uint16_t idx;
     if (!read_le16(q, ops, q->cfg.driver_addr, SVIRTQ_AVAIL_OFF_IDX, VS_DMA_DESC_READ, &idx))
         return false;
     if ((uint16_t)(idx - q->last_avail_idx) > q->cfg.size) {
-        svq_break(q, VS_REASON_AVAIL_IDX_JUMP);
+        const uint16_t beyond_read = (uint16_t)(q->last_avail_idx - q->read_avail_idx);
+        const bool hint_lied = beyond_read != 0 && (uint16_t)(idx - q->read_avail_idx) < beyond_read;
+        svq_break(q, hint_lied ? VS_REASON_NOTIFY_DATA_AHEAD : VS_REASON_AVAIL_IDX_JUMP);
         return false;
     }
     q->shadow_avail_idx = idx;
+    q->read_avail_idx = idx;
     return true;
+}
+
+/* NOTIFICATION_DATA ("Driver Notifications"): a notification carries the driver's
+ * available idx as it was when the driver notified, and the driver wrote idx (and the
+ * entries below it) before notifying. So a hint ahead of what the device knows is a
+ * value of avail->idx the device may use without reading it: the entries below it are
+ * available. Which hints are kept is svq_set_avail_hint's business; one that names
+ * entries the driver had not made available is caught at the next read of avail->idx
+ * (refresh_avail_idx). */
+static void take_hint(struct svq *q)
+{
+    if (svq_hint_count(q) > (uint16_t)(q->shadow_avail_idx - q->last_avail_idx))
+        q->shadow_avail_idx = q->hint_avail_idx;
 }
 
 enum vq_status svq_peek(struct svq *q, const struct vs_guest_ops *ops, bool *available)
@@ -248,6 +269,11 @@ enum vq_status svq_peek(struct svq *q, const struct vs_guest_ops *ops, bool *ava
     *available = false;
     if (q->broken != VS_REASON_NONE)
         return VQ_BROKEN;
+    /* After enabling notifications the device re-checks before it sleeps ("Driver and
+     * Device Event Suppression"): a hint ahead of the device is as good as a read that
+     * finds buffers; without one, avail->idx is read, since the driver may have added
+     * buffers without notifying while notifications were off. */
+    take_hint(q);
     if (q->shadow_avail_idx == q->last_avail_idx && !refresh_avail_idx(q, ops))
         return VQ_BROKEN;
     *available = q->shadow_avail_idx != q->last_avail_idx;
@@ -336,32 +362,29 @@ static bool fetch_head_range(struct svq *q, const struct vs_guest_ops *ops, uint
 }
 
 /* Fill the (empty) head cache from last_avail_idx; at least one entry is available
- * (shadow_avail_idx is ahead). How many entries to read depends on the fetch source
- * (vq.h); with HINT, a hint beyond the idx last read makes the device read avail->idx
- * again first (the driver wrote it before notifying). Entries at or beyond avail->idx
- * are never kept ("Updating idx": they are not available): READ_AHEAD's surplus is
- * counted as wasted. Cached descriptors are dropped, so none predates this idx. */
+ * (shadow_avail_idx is ahead, from a read of avail->idx or a NOTIFICATION_DATA hint).
+ * How many entries to read depends on the fetch source (vq.h): HINT, what the hint
+ * gave (at most the batch; one without a hint); READ_AHEAD, every entry known to be
+ * available (at most the batch). Entries at or beyond avail->idx as known are never
+ * read: they could not be used ("Updating idx": an entry read before idx covered it may
+ * be stale), so reading them would only be waste. Cached descriptors are dropped, so
+ * none predates this idx. */
 static bool fetch_heads(struct svq *q, const struct vs_guest_ops *ops)
 {
     const uint32_t batch = vq_fetch_batch(&q->cfg);
+    const uint32_t avail = (uint16_t)(q->shadow_avail_idx - q->last_avail_idx);
     uint32_t n = 1;
     bool hinted = false;
-    if (q->cfg.fetch_source == VQ_FETCH_HINT) {
-        uint32_t h = svq_hint_count(q);
-        if (h > (uint16_t)(q->shadow_avail_idx - q->last_avail_idx) && !refresh_avail_idx(q, ops))
-            return false;
-        if (h > 0) {
-            n = h < batch ? h : batch;
-            hinted = true;
-        }
+    if (q->cfg.fetch_source == VQ_FETCH_HINT && svq_hint_count(q) > 0) {
+        n = svq_hint_count(q);
+        hinted = true;
     } else if (q->cfg.fetch_source == VQ_FETCH_READ_AHEAD) {
-        n = batch;
+        n = avail;
     }
-    if (n > q->cfg.size)
-        n = q->cfg.size;
-    uint32_t avail = (uint16_t)(q->shadow_avail_idx - q->last_avail_idx);
-    if (q->cfg.fetch_source != VQ_FETCH_READ_AHEAD && n > avail)
-        n = avail; /* a hint ahead of avail->idx as read is not trusted */
+    if (n > batch)
+        n = batch;
+    if (n > avail)
+        n = avail;
     const uint16_t at = ring_entry(q, q->last_avail_idx);
     uint32_t first = n < (uint32_t)(q->cfg.size - at) ? n : (uint32_t)(q->cfg.size - at);
     uint64_t reads_before = q->stats.fetch_reads;
@@ -371,13 +394,8 @@ static bool fetch_heads(struct svq *q, const struct vs_guest_ops *ops)
         return false;
     if (hinted)
         q->stats.fetch_hint_reads += q->stats.fetch_reads - reads_before;
-    uint32_t keep = n < avail ? n : avail;
-    if (n > keep) {
-        q->stats.fetch_wasted += n - keep;
-        q->stats.fetch_wasted_bytes += (uint64_t)(n - keep) * SVIRTQ_AVAIL_ENTRY_BYTES;
-    }
     q->head_first = 0;
-    q->head_count = (uint16_t)keep;
+    q->head_count = (uint16_t)n;
     q->desc_count = 0;
     return true;
 }
@@ -387,7 +405,11 @@ enum vq_status svq_pop(struct svq *q, const struct vs_guest_ops *ops, struct vq_
 {
     if (q->broken != VS_REASON_NONE)
         return VQ_BROKEN;
-    /* "Updating idx": entries become available when avail->idx moves past them. */
+    /* "Updating idx": entries become available when avail->idx moves past them; a
+     * NOTIFICATION_DATA hint says how far it moved without a read (take_hint). Once
+     * the device has used every entry it knows of, it reads avail->idx: while it works
+     * notifications are off, so the driver may have added entries without a hint. */
+    take_hint(q);
     if (q->shadow_avail_idx == q->last_avail_idx) {
         if (!refresh_avail_idx(q, ops))
             return VQ_BROKEN;
@@ -458,6 +480,9 @@ enum vq_status svq_pop(struct svq *q, const struct vs_guest_ops *ops, struct vq_
     elem->readable_bytes = (uint32_t)w.readable;
     elem->writable_bytes = (uint32_t)w.writable;
     q->last_avail_idx++;
+    /* A hint the device has reached says nothing more (svq_set_avail_hint). */
+    if (q->hint_valid && q->hint_avail_idx == q->last_avail_idx)
+        q->hint_valid = false;
     q->stats.buffers_popped++;
     return VQ_OK;
 }
@@ -466,6 +491,31 @@ enum vq_status svq_pop(struct svq *q, const struct vs_guest_ops *ops, struct vq_
  * Used side
  * ------------------------------------------------------------------------------ */
 
+/* Write the held used elements (used_buf) to their ring entries: one DMA write of
+ * the contiguous range, two when it passes the ring's end. "The Virtqueue Used Ring":
+ * the device fills entries from used->idx on and only then moves idx, so the entries
+ * may go out in any grouping as long as every one is written before svq_flush's idx
+ * write (posted writes stay in order on the link). */
+static bool write_used_buf(struct svq *q, const struct vs_guest_ops *ops)
+{
+    const uint32_t n = q->used_buf_count;
+    if (n == 0)
+        return true;
+    const uint16_t at = ring_entry(q, (uint16_t)(q->used_idx - n));
+    const uint32_t first = n < (uint32_t)(q->cfg.size - at) ? n : (uint32_t)(q->cfg.size - at);
+    const uint32_t elem = sizeof(struct svirtq_used_elem);
+    uint64_t addr;
+    if (!area_addr(q, q->cfg.device_addr, SVIRTQ_USED_OFF_RING + (uint64_t)at * elem, &addr) ||
+        !guest_write(q, ops, addr, q->used_buf[0], first * elem, VS_DMA_USED_WRITE))
+        return false;
+    if (n > first &&
+        (!area_addr(q, q->cfg.device_addr, SVIRTQ_USED_OFF_RING, &addr) ||
+         !guest_write(q, ops, addr, q->used_buf[first], (n - first) * elem, VS_DMA_USED_WRITE)))
+        return false;
+    q->used_buf_count = 0;
+    return true;
+}
+
 enum vq_status svq_push(struct svq *q, const struct vs_guest_ops *ops,
                         const struct vq_elem *elem, uint32_t written_len)
 {
@@ -473,17 +523,15 @@ enum vq_status svq_push(struct svq *q, const struct vs_guest_ops *ops,
         return VQ_BROKEN;
     assert(elem->id < q->cfg.size);
 
-    /* The element is written whole now; the driver reads it only after used->idx
-     * covers it, which svq_flush writes last. */
-    uint8_t raw[sizeof(struct svirtq_used_elem)];
+    /* A full buffer is written out first; at most a queue's worth is held, so the held
+     * range never covers an entry twice and is at most two writes. */
+    const uint32_t cap = q->cfg.size < SVQ_USED_BUF_ELEMS ? q->cfg.size : SVQ_USED_BUF_ELEMS;
+    if (q->used_buf_count >= cap && !write_used_buf(q, ops))
+        return VQ_BROKEN;
+    uint8_t *raw = q->used_buf[q->used_buf_count];
     vs_put_le32(raw + offsetof(struct svirtq_used_elem, id), elem->id);
     vs_put_le32(raw + offsetof(struct svirtq_used_elem, len), written_len);
-    uint64_t addr;
-    uint64_t off = SVIRTQ_USED_OFF_RING +
-                   (uint64_t)ring_entry(q, q->used_idx) * sizeof(struct svirtq_used_elem);
-    if (!area_addr(q, q->cfg.device_addr, off, &addr) ||
-        !guest_write(q, ops, addr, raw, sizeof raw, VS_DMA_USED_WRITE))
-        return VQ_BROKEN;
+    q->used_buf_count++;
     q->used_idx++;
     q->pending++;
     q->stats.used_pushed++;
@@ -497,9 +545,11 @@ enum vq_status svq_flush(struct svq *q, const struct vs_guest_ops *ops)
     if (q->pending == 0)
         return VQ_OK;
     /* "The Virtqueue Used Ring" (device normative): len is set prior to updating
-     * used idx. The elements were written by svq_push; this 2-byte write comes
+     * used idx. The elements go out first (write_used_buf); this 2-byte write comes
      * after them and publishes the whole batch (the platform orders posted writes,
      * which is the write barrier). */
+    if (!write_used_buf(q, ops))
+        return VQ_BROKEN;
     if (!write_le16(q, ops, q->cfg.device_addr, SVIRTQ_USED_OFF_IDX, VS_DMA_USED_WRITE,
                     q->used_idx))
         return VQ_BROKEN;
@@ -633,22 +683,27 @@ enum vq_status svq_set_notifications(struct svq *q, const struct vs_guest_ops *o
  * ------------------------------------------------------------------------------ */
 
 /* "Driver Notifications": without RING_PACKED, next_off is the 15 low bits of the
- * available idx and next_wrap its bit 15; together they are the whole idx. */
+ * available idx and next_wrap its bit 15; together they are the whole idx. The hint is
+ * kept only while it is ahead of the device by at most the queue size: the driver never
+ * has more than size entries out, so a hint further ahead is impossible, and one at or
+ * behind the device's position (a repeated or late notification, which the device
+ * "MUST handle", "Available Buffer Notification Suppression") says nothing new. Either
+ * is ignored: the device reads avail->idx as it would without the feature. Kept
+ * longer, an old hint would read as new again 65536 entries later; the device drops it
+ * when it reaches it (svq_pop), which it does before that since it moves one entry at a
+ * time. */
 void svq_set_avail_hint(struct svq *q, uint16_t next_off, bool next_wrap)
 {
     q->hint_avail_idx = (uint16_t)((next_off & SVIRTQ_HINT_OFF_MASK) |
                                    (next_wrap ? 1u << SVIRTQ_HINT_WRAP_BIT : 0u));
-    q->hint_valid = true;
+    const uint16_t dist = (uint16_t)(q->hint_avail_idx - q->last_avail_idx);
+    q->hint_valid = size_is_usable(q->cfg.size) && dist != 0 && dist <= q->cfg.size;
 }
 
-/* Forward distance from the device's index to the hinted idx; a hint more than a
- * ring ahead is stale (the device has passed it) or impossible, and counts 0. */
+/* Forward distance from the device's index to the hinted idx (0 without a kept hint). */
 uint32_t svq_hint_count(const struct svq *q)
 {
-    if (!q->hint_valid || !size_is_usable(q->cfg.size))
-        return 0;
-    uint16_t dist = (uint16_t)(q->hint_avail_idx - q->last_avail_idx);
-    return dist <= q->cfg.size ? dist : 0;
+    return q->hint_valid ? (uint16_t)(q->hint_avail_idx - q->last_avail_idx) : 0u;
 }
 
 /* ---- The split format's entry in the ring-format table (vq.h) ---- */
@@ -696,7 +751,8 @@ bool svq_resume_at(struct svq *q, uint32_t position)
     if (position > 0xffffu)
         return false;
     const uint16_t idx = (uint16_t)position;
-    q->last_avail_idx = q->shadow_avail_idx = idx;
+    q->last_avail_idx = q->shadow_avail_idx = q->read_avail_idx = idx;
+    q->hint_valid = false;
     q->used_idx = q->published_used_idx = idx;
     q->signalled_used_idx = q->notified_used_idx = idx;
     return true;

@@ -7,8 +7,9 @@
  *                    then the chain through the descriptor table (and at most one
  *                    indirect table at its end), its segments in the caller's array;
  *   ...the personality moves the data through the same guest ops...
- *   svq_push()    -> write the used ring element {id, len} of that buffer now;
- *   svq_flush()   -> publish the batch: used->idx is written last, so the driver sees
+ *   svq_push()    -> queue the used ring element {id, len} of that buffer;
+ *   svq_flush()   -> publish the batch: the queued elements in one contiguous DMA
+ *                    write (two at the ring's end), then used->idx, so the driver sees
  *                    every element (and its len) of the batch at once ("The Virtqueue
  *                    Used Ring": the device MUST set len prior to updating used idx);
  *   svq_should_interrupt() -> read the driver's suppression field and decide.
@@ -94,6 +95,11 @@ VS_STATIC_ASSERT(sizeof(struct svirtq_used_elem) == 8, "used ring element is 8 b
 #define SVIRTQ_HINT_WRAP_BIT 15
 #define SVIRTQ_HINT_OFF_MASK 0x7fffu
 
+/* Used elements the device holds before writing them out (512 bytes: two TLPs at a
+ * 256-byte max payload). A publication of more buffers than this, or than the queue
+ * size, is written in several pieces, all before used->idx. */
+#define SVQ_USED_BUF_ELEMS 64u
+
 /* ---- Device state ----
  * Indices named *_idx are free-running 16-bit counters, exactly as the driver sees
  * avail->idx and used->idx; the ring entry is idx % size (size is a power of two,
@@ -112,6 +118,12 @@ struct svq {
     uint16_t used_idx;
     uint16_t published_used_idx;
     uint32_t pending;           /* pushed since the last flush */
+    /* Used elements pushed but not written yet, for indices used_idx - used_buf_count
+     * .. used_idx - 1: the device's write-combining buffer, written to the used ring in
+     * one DMA write per contiguous range (two at the ring's end) at flush, or when it
+     * fills. */
+    uint8_t used_buf[SVQ_USED_BUF_ELEMS][sizeof(struct svirtq_used_elem)];
+    uint16_t used_buf_count;
 
     /* used->idx as of the last interrupt decision ("old" of the EVENT_IDX rule) and
      * how many elements were published since (saturates at 65536, beyond which
@@ -124,9 +136,12 @@ struct svq {
     uint32_t unnotified;
 
     /* NOTIFICATION_DATA: the driver's available idx as the last notification carried
-     * it (next_off | next_wrap << 15). */
+     * it (next_off | next_wrap << 15), kept while 1..size entries ahead of
+     * last_avail_idx; and the last avail->idx read from memory (shadow_avail_idx may
+     * be ahead of it on the word of a hint). */
     uint16_t hint_avail_idx;
     bool hint_valid;
+    uint16_t read_avail_idx;
 
     /* Fetch unit (cfg.fetch_batch, cfg.fetch_source). Heads: available ring entries
      * read ahead of use, head_cache[head_first ..] for indices last_avail_idx, ...;
@@ -156,12 +171,13 @@ void svq_init(struct svq *q, const struct vq_config *cfg);
 enum vs_reason svq_check_config(const struct vq_config *cfg, uint16_t size_max);
 
 /* Is a buffer available at the device's position? Reads avail->idx unless the
- * cached value already says so. */
+ * cached value or a NOTIFICATION_DATA hint already says so. */
 enum vq_status svq_peek(struct svq *q, const struct vs_guest_ops *ops, bool *available);
 
-/* Take the next available buffer. Heads come from the available ring in reads of up
- * to cfg.fetch_batch entries (two when the range passes the ring's end), never used
- * beyond avail->idx; with IN_ORDER and a batch above one, descriptors come in runs of
+/* Take the next available buffer. avail->idx is read only when the device has used
+ * every entry it knows of (from an earlier read or a NOTIFICATION_DATA hint). Heads
+ * come from the available ring in reads of up to cfg.fetch_batch entries (two when the
+ * range passes the ring's end), never beyond avail->idx as known; with IN_ORDER and a batch above one, descriptors come in runs of
  * consecutive table entries up to the last head known available. segs/max_segs is the caller's array; a buffer with
  * more elements than min(max_segs, queue size) breaks the queue (CHAIN_TOO_LONG).
  * elem->id and elem->head are the head index; elem->slots is always 1 (a split
@@ -171,15 +187,19 @@ enum vq_status svq_peek(struct svq *q, const struct vs_guest_ops *ops, bool *ava
 enum vq_status svq_pop(struct svq *q, const struct vs_guest_ops *ops, struct vq_elem *elem,
                        struct vq_seg *segs, uint32_t max_segs);
 
-/* Write the used element {elem->id, written_len} at the next used ring entry. The
- * driver does not look at it before used->idx moves (svq_flush). Elements are
- * written in the order pushed, one per buffer, also with IN_ORDER (writing only the
- * last of a batch is an optimisation the spec allows, not one it requires).
+/* Queue the used element {elem->id, written_len} for the next used ring entry. It is
+ * held in the device (used_buf) and written with the rest of the batch by svq_flush;
+ * only when the buffer is full (SVQ_USED_BUF_ELEMS, or the queue size) does push write
+ * what it holds first. The driver does not look at an entry before used->idx covers it.
+ * One element per buffer, also with IN_ORDER: writing only the last of a batch is an
+ * optimisation the spec allows, but some in-order drivers (DPDK's split receive path)
+ * read every entry's len, and the contiguous write costs the same TLPs here.
  * Contract: elem is one svq_pop returned (elem->id < queue size; asserted). */
 enum vq_status svq_push(struct svq *q, const struct vs_guest_ops *ops,
                         const struct vq_elem *elem, uint32_t written_len);
 
-/* Publish what was pushed: write used->idx. No-op (no access) if nothing pending. */
+/* Publish what was pushed: write the held elements as one DMA write (two when they
+ * pass the ring's end), then used->idx. No-op (no access) if nothing pending. */
 enum vq_status svq_flush(struct svq *q, const struct vs_guest_ops *ops);
 
 /* After a flush: read avail->flags (or used_event with EVENT_IDX; both from the
@@ -204,7 +224,10 @@ enum vq_status svq_recheck_driver_event(struct svq *q, bool whole_slot, bool *in
 enum vq_status svq_set_notifications(struct svq *q, const struct vs_guest_ops *ops,
                                      bool enable);
 
-/* Record the NOTIFICATION_DATA hint sent with a notification. */
+/* Record the NOTIFICATION_DATA hint sent with a notification: the driver's available
+ * idx, which pop and peek then use instead of reading avail->idx while it is ahead
+ * ("Driver Notifications"). A hint more than a ring ahead of the device, or not ahead,
+ * is ignored. */
 void svq_set_avail_hint(struct svq *q, uint16_t next_off, bool next_wrap);
 
 /* The device's position (vq_ops.position): the next available index. */
@@ -213,7 +236,7 @@ uint32_t svq_position(const struct svq *q);
 bool svq_resume_at(struct svq *q, uint32_t position);
 
 /* Number of buffers the hint says are available beyond the device's position (0 if
- * no hint, or if the hint is stale or impossible). Only for batching decisions. */
+ * no hint is kept). */
 uint32_t svq_hint_count(const struct svq *q);
 
 /* The split format's entry in the ring-format table (vq.h). */

@@ -28,8 +28,12 @@ enum vq_status {
  *  - HINT: as many as the last VIRTIO_F_NOTIFICATION_DATA hint says the driver has
  *    made available beyond the fetch position, at most the batch; one without a
  *    usable hint;
- *  - READ_AHEAD: the whole batch, whether available yet or not; what turns out not
- *    to be available is discarded (counted as wasted) and read again later. */
+ *  - READ_AHEAD: speculative, sized by what the device knows. Packed: the whole
+ *    batch, available yet or not (what is not is discarded, counted as wasted, and
+ *    read again later), except where the device last found the driver's end of the
+ *    ring: there one descriptor, or what a NOTIFICATION_DATA hint promises. Split:
+ *    every entry known available (from avail->idx as read or a hint), at most the
+ *    batch; entries beyond idx could never be used, so none is read. */
 enum vq_fetch_source {
     VQ_FETCH_ONE = 0,
     VQ_FETCH_HINT,

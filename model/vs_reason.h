@@ -48,7 +48,8 @@
     X(DESC_NEXT_OUT_OF_RANGE, "descriptor next index is not below the queue size (or the indirect table's entry count)") \
     X(CTRL_NO_ACK_BYTE,      "control queue command buffer has no device-writable byte for the ack") \
     X(DEVMEM_EVENT_QUEUE_INVALID, "device-memory event suppression write to the slot of a queue that does not exist (viosim extension)") \
-    X(DEVMEM_EVENT_ACCESS_INVALID, "device-memory event suppression write that is not an aligned 2-byte field or 4-byte slot (viosim extension)")
+    X(DEVMEM_EVENT_ACCESS_INVALID, "device-memory event suppression write that is not an aligned 2-byte field or 4-byte slot (viosim extension)") \
+    X(NOTIFY_DATA_AHEAD,     "NOTIFICATION_DATA named available ring entries beyond the idx the driver had written")
 
 enum vs_reason {
 #define VS_REASON_ENUM(name, text) VS_REASON_##name,

@@ -481,8 +481,10 @@ const std::vector<param_def> &param_table()
         {"device.fetch_source", "", "one",
          "where the fetch unit gets how many descriptors to read: one = one per read; hint = "
          "the count the VIRTIO_F_NOTIFICATION_DATA hint gives (at most the batch; one "
-         "without a hint); read_ahead = the whole batch, discarding (and counting as "
-         "wasted) what is not available yet",
+         "without a hint); read_ahead = packed ring: the whole batch, discarding (and "
+         "counting as wasted) what is not available yet, but one (or the hint's count) "
+         "where the device last found the ring's end; split ring: every entry known "
+         "available (avail->idx as read, or the hint), at most the batch",
          choice({"one", "hint", "read_ahead"}),
          [](vs_config &c, const param_value &v) { c.dev.fetch_source = vq_fetch_source(v.u); },
          [](const vs_config &c) { return int_value(c.dev.fetch_source); }},

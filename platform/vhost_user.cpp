@@ -301,6 +301,12 @@ enum vs_dma_status mem_write(void *ctx, uint64_t addr, const void *src, uint32_t
         uint32_t v;
         std::memcpy(&v, src, 4);
         *reinterpret_cast<volatile uint32_t *>(p) = v;
+    } else if (len == 8 && at % 8 == 0) {
+        // A packed used descriptor's len, id and flags written together (pvq_flush):
+        // one store, so the driver never sees the flags without the len and id.
+        uint64_t v;
+        std::memcpy(&v, src, 8);
+        *reinterpret_cast<volatile uint64_t *>(p) = v;
     } else {
         std::memcpy(p, src, len);
     }

@@ -529,7 +529,9 @@ Test(packed_vq, used_descriptor_fields)
 }
 
 /* Packed Virtqueues / Multi-buffer requests ; Receiving Used Buffers From The Device
- * (the first used descriptor's flags are written last) */
+ * (the first used descriptor's flags are written last): the batch's first descriptor
+ * is held back whole and written at flush, len, id and flags in one aligned 8-byte
+ * write, after every other descriptor of the batch. */
 Test(packed_vq, head_flags_written_last)
 {
     env_setup(8, false, false);
@@ -548,12 +550,13 @@ Test(packed_vq, head_flags_written_last)
     /* Before the flush the driver sees nothing: the head still reads as available. */
     cr_assert_eq(fake_guest_get16(&E.g, slot(0) + 14), avail_flags_head);
     cr_assert_not(drv_used_ready());
-    /* ...although id and len of the head, and the later descriptors whole, are written. */
-    cr_assert_eq(fake_guest_get16(&E.g, slot(0) + 12), 0);
-    cr_assert_eq(fake_guest_get32(&E.g, slot(0) + 8), 5);
+    /* ...the head is untouched (the driver's len is still there), the later
+     * descriptors are written whole. */
+    cr_assert_eq(fake_guest_get32(&E.g, slot(0) + 8), 10);
     cr_assert_eq(fake_guest_get16(&E.g, slot(2) + 12), 1);
     cr_assert_eq(fake_guest_get16(&E.g, slot(2) + 14),
                  VIRTQ_DESC_F_AVAIL_MASK | VIRTQ_DESC_F_USED_MASK | VIRTQ_DESC_F_WRITE_MASK);
+    cr_assert_eq(E.g.writes[VS_DMA_USED_WRITE], 2, "one write per later descriptor");
 
     uint64_t writes_before = E.g.writes[VS_DMA_USED_WRITE];
     cr_assert_eq(pvq_flush(&E.q, &E.ops), VQ_OK);
@@ -562,8 +565,10 @@ Test(packed_vq, head_flags_written_last)
     cr_assert_not_null(last);
     cr_assert(last->write);
     cr_assert_eq(last->kind, VS_DMA_USED_WRITE);
-    cr_assert_eq(last->addr, slot(0) + 14);
-    cr_assert_eq(last->len, 2);
+    cr_assert_eq(last->addr, slot(0) + 8);
+    cr_assert_eq(last->len, 8);
+    cr_assert_eq(fake_guest_get32(&E.g, slot(0) + 8), 5);
+    cr_assert_eq(fake_guest_get16(&E.g, slot(0) + 12), 0);
 
     cr_assert(drv_used_ready());
     uint16_t id, fl;
@@ -1213,7 +1218,21 @@ Test(packed_vq, bus_master_off_breaks_push_flush_and_events)
     drv_add1(BUFS, 1, false, 0);
     cr_assert_eq(pop(&e), VQ_OK);
     E.g.bus_master_off = true;
-    cr_assert_eq(pvq_push(&E.q, &E.ops, &e, 0), VQ_BROKEN);
+    /* the batch's first descriptor is held: its write, and the failure, come at flush */
+    cr_assert_eq(pvq_push(&E.q, &E.ops, &e, 0), VQ_OK);
+    cr_assert_eq(pvq_flush(&E.q, &E.ops), VQ_BROKEN);
+    expect_broken_silent(VS_REASON_DMA_BUS_MASTER_OFF);
+
+    /* a later descriptor is written at push */
+    env_setup(4, false, false);
+    drv_add1(BUFS, 1, false, 0);
+    drv_add1(BUFS, 1, false, 1);
+    struct vq_elem e2;
+    cr_assert_eq(pop(&e), VQ_OK);
+    cr_assert_eq(pop(&e2), VQ_OK);
+    cr_assert_eq(pvq_push(&E.q, &E.ops, &e, 0), VQ_OK);
+    E.g.bus_master_off = true;
+    cr_assert_eq(pvq_push(&E.q, &E.ops, &e2, 0), VQ_BROKEN);
     expect_broken_silent(VS_REASON_DMA_BUS_MASTER_OFF);
 
     env_setup(4, false, false);
@@ -1354,7 +1373,7 @@ Test(packed_vq, fetch_one_reads_one_descriptor_per_read)
         drv_add1(BUFS + 64u * i, 64, false, i);
     for (uint16_t i = 0; i < 4; i++) {
         cr_assert_eq(pop_push_one(), i);
-        const struct fake_guest_access *a = fake_guest_recent(&E.g, 2); /* before push+flush */
+        const struct fake_guest_access *a = fake_guest_recent(&E.g, 1); /* before the flush */
         cr_assert_eq(a->len, 16u);
         cr_assert_eq(a->addr, slot(i));
     }
@@ -1644,4 +1663,212 @@ Test(packed_vq, resume_at_a_position)
     }
     cr_expect_eq(pvq_position(&E.q), 0x80018001u, "slot 1 of the next lap, both sides");
     cr_expect_eq(E.q.broken, VS_REASON_NONE);
+}
+
+/* ==== IN_ORDER used descriptors and read-ahead sizing (issue 12, item 4) ==== */
+
+static void env_setup_in_order(uint16_t size, bool in_order)
+{
+    env_setup(size, false, false);
+    E.cfg.in_order = in_order;
+    pvq_init(&E.q, &E.cfg);
+}
+
+/* The used descriptor at ring slot s: len, id, flags. */
+static void used_at(uint16_t s, uint32_t *len, uint16_t *id, uint16_t *flags)
+{
+    *len = fake_guest_get32(&E.g, slot(s) + 8);
+    *id = fake_guest_get16(&E.g, slot(s) + 12);
+    *flags = fake_guest_get16(&E.g, slot(s) + 14);
+}
+
+/* Packed Virtqueues / In-order use of descriptors: with IN_ORDER a batch of buffers the
+ * device only read is returned by one used descriptor, at the batch's first slot, with
+ * the id of its last buffer; the device skips forward by the batch's slots (chains
+ * count each of theirs). The one write carries len, id and flags together. */
+Test(packed_vq, in_order_one_used_descriptor_per_batch)
+{
+    env_setup_in_order(16, true);
+    struct tseg two[2] = {{BUFS, 10, false}, {BUFS + 64, 20, false}};
+    drv_add1(BUFS, 30, false, 3);   /* slot 0 */
+    drv_add_chain(two, 2, 7);       /* slots 1-2 */
+    drv_add1(BUFS, 40, false, 5);   /* slot 3 */
+    struct vq_elem e[3];
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(pop(&e[i]), VQ_OK);
+    fake_guest_reset_counters(&E.g);
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(pvq_push(&E.q, &E.ops, &e[i], 0), VQ_OK);
+    cr_assert_eq(E.g.writes[VS_DMA_USED_WRITE], 0);
+    cr_assert_eq(pvq_flush(&E.q, &E.ops), VQ_OK);
+    cr_assert_eq(E.g.writes[VS_DMA_USED_WRITE], 1, "one used descriptor for the batch");
+    const struct fake_guest_access *w = fake_guest_recent(&E.g, 0);
+    cr_assert_eq(w->addr, slot(0) + 8);
+    cr_assert_eq(w->len, 8);
+    uint32_t len;
+    uint16_t id, fl;
+    used_at(0, &len, &id, &fl);
+    cr_assert_eq(id, 5, "the last buffer's id");
+    cr_assert_eq(len, 0);
+    cr_assert_eq(fl, VIRTQ_DESC_F_AVAIL_MASK | VIRTQ_DESC_F_USED_MASK);
+    /* the skipped slots are left as the driver wrote them */
+    used_at(1, &len, &id, &fl);
+    cr_assert_eq(fl & (VIRTQ_DESC_F_AVAIL_MASK | VIRTQ_DESC_F_USED_MASK), VIRTQ_DESC_F_AVAIL_MASK);
+    cr_assert_eq(E.q.next_used, 4);
+    cr_assert_eq(E.q.stats.used_pushed, 3);
+
+    /* without IN_ORDER the same batch has a descriptor per buffer */
+    env_setup_in_order(16, false);
+    drv_add1(BUFS, 30, false, 3);
+    drv_add_chain(two, 2, 7);
+    drv_add1(BUFS, 40, false, 5);
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(pop(&e[i]), VQ_OK);
+    fake_guest_reset_counters(&E.g);
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(pvq_push(&E.q, &E.ops, &e[i], 0), VQ_OK);
+    cr_assert_eq(pvq_flush(&E.q, &E.ops), VQ_OK);
+    cr_assert_eq(E.g.writes[VS_DMA_USED_WRITE], 3);
+    cr_assert_eq(fake_guest_recent(&E.g, 0)->addr, slot(0) + 8, "the head last");
+    const uint16_t at[3] = {0, 1, 3}, ids[3] = {3, 7, 5};
+    for (int i = 0; i < 3; i++) {
+        used_at(at[i], &len, &id, &fl);
+        cr_assert_eq(id, ids[i]);
+        cr_assert_eq(fl, VIRTQ_DESC_F_AVAIL_MASK | VIRTQ_DESC_F_USED_MASK);
+    }
+}
+
+/* In-order use of descriptors ("The skipped buffers ... are assumed to have been used
+ * (read or written) by the device completely"): a buffer the device wrote keeps a used
+ * descriptor of its own, since its len must reach the driver; read-only buffers before
+ * it share it. [R, R, W] [R, W]: two descriptors, the second run's written before the
+ * batch head ("Multi-buffer requests": the first descriptor of the batch last). */
+Test(packed_vq, in_order_written_buffers_end_a_run)
+{
+    env_setup_in_order(16, true);
+    const bool w[5] = {false, false, true, false, true};
+    struct vq_elem e[5];
+    for (uint16_t i = 0; i < 5; i++)
+        drv_add1(BUFS + 64u * i, 64, w[i], (uint16_t)(10 + i));
+    for (int i = 0; i < 5; i++)
+        cr_assert_eq(pop(&e[i]), VQ_OK);
+    fake_guest_reset_counters(&E.g);
+    for (int i = 0; i < 5; i++)
+        cr_assert_eq(pvq_push(&E.q, &E.ops, &e[i], w[i] ? 50u + (unsigned)i : 0u), VQ_OK);
+    cr_assert_eq(E.g.writes[VS_DMA_USED_WRITE], 0, "both runs held until they end");
+    cr_assert_eq(pvq_flush(&E.q, &E.ops), VQ_OK);
+    cr_assert_eq(E.g.writes[VS_DMA_USED_WRITE], 2);
+    cr_assert_eq(fake_guest_recent(&E.g, 1)->addr, slot(3) + 8);
+    cr_assert_eq(fake_guest_recent(&E.g, 0)->addr, slot(0) + 8);
+    uint32_t len;
+    uint16_t id, fl;
+    const uint16_t used_w = VIRTQ_DESC_F_AVAIL_MASK | VIRTQ_DESC_F_USED_MASK | VIRTQ_DESC_F_WRITE_MASK;
+    used_at(0, &len, &id, &fl);
+    cr_assert_eq(id, 12);
+    cr_assert_eq(len, 52);
+    cr_assert_eq(fl, used_w);
+    used_at(3, &len, &id, &fl);
+    cr_assert_eq(id, 14);
+    cr_assert_eq(len, 54);
+    cr_assert_eq(fl, used_w);
+
+    /* R, then W (joins the head run and ends it), W (a run of its own, held), W (a new
+     * run: the one before it has ended and is written at this push). */
+    for (uint16_t i = 0; i < 4; i++)
+        drv_add1(BUFS, 64, i > 0, i);
+    for (int i = 0; i < 4; i++)
+        cr_assert_eq(pop(&e[i]), VQ_OK);
+    fake_guest_reset_counters(&E.g);
+    cr_assert_eq(pvq_push(&E.q, &E.ops, &e[0], 0), VQ_OK);
+    cr_assert_eq(pvq_push(&E.q, &E.ops, &e[1], 9), VQ_OK);
+    cr_assert_eq(pvq_push(&E.q, &E.ops, &e[2], 8), VQ_OK);
+    cr_assert_eq(E.g.writes[VS_DMA_USED_WRITE], 0);
+    cr_assert_eq(pvq_push(&E.q, &E.ops, &e[3], 7), VQ_OK);
+    cr_assert_eq(E.g.writes[VS_DMA_USED_WRITE], 1);
+    cr_assert_eq(fake_guest_recent(&E.g, 0)->addr, slot(7) + 8);
+    cr_assert_eq(pvq_flush(&E.q, &E.ops), VQ_OK);
+    cr_assert_eq(E.g.writes[VS_DMA_USED_WRITE], 3);
+    cr_assert_eq(fake_guest_recent(&E.g, 1)->addr, slot(8) + 8);
+    cr_assert_eq(fake_guest_recent(&E.g, 0)->addr, slot(5) + 8, "the head last");
+    used_at(5, &len, &id, &fl);
+    cr_assert_eq(id, 1);
+    cr_assert_eq(len, 9);
+    used_at(7, &len, &id, &fl);
+    cr_assert_eq(id, 2);
+    cr_assert_eq(len, 8);
+    used_at(8, &len, &id, &fl);
+    cr_assert_eq(id, 3);
+    cr_assert_eq(len, 7);
+}
+
+/* In-order use of descriptors across the ring's end (ring of 4, many laps): the one
+ * used descriptor carries the Device Ring Wrap Counter of the slot it is written at
+ * ("Driver and Device Ring Wrap Counters"), even when the batch it stands for ends in
+ * the next lap; the device's used position and wrap follow the batch. */
+Test(packed_vq, in_order_batches_across_the_ring_end)
+{
+    env_setup_in_order(4, true);
+    uint16_t pos = 0;
+    bool wrap = true;
+    for (unsigned lap = 0; lap < 40; lap++) {
+        const unsigned n = 1u + lap % 4u;
+        struct vq_elem e[4];
+        for (unsigned i = 0; i < n; i++) {
+            drv_add1(BUFS, 64, false, (uint16_t)i);
+            cr_assert_eq(pop(&e[i]), VQ_OK);
+        }
+        fake_guest_reset_counters(&E.g);
+        for (unsigned i = 0; i < n; i++)
+            cr_assert_eq(pvq_push(&E.q, &E.ops, &e[i], 0), VQ_OK);
+        cr_assert_eq(pvq_flush(&E.q, &E.ops), VQ_OK);
+        cr_assert_eq(E.g.writes[VS_DMA_USED_WRITE], 1, "lap %u", lap);
+        uint32_t len;
+        uint16_t id, fl;
+        used_at(pos, &len, &id, &fl);
+        cr_assert_eq(id, n - 1u, "lap %u", lap);
+        cr_assert_eq(fl, wrap ? VIRTQ_DESC_F_AVAIL_MASK | VIRTQ_DESC_F_USED_MASK : 0, "lap %u", lap);
+        pos = (uint16_t)(pos + n);
+        if (pos >= 4) {
+            pos = (uint16_t)(pos - 4);
+            wrap = !wrap;
+        }
+        cr_assert_eq(E.q.next_used, pos);
+        cr_assert_eq(E.q.used_wrap, wrap);
+    }
+}
+
+/* Read-ahead sized by what the device knows: where it last found the driver's end of
+ * the ring, a speculative batch would come back unavailable; it reads one descriptor
+ * there (or the count a NOTIFICATION_DATA hint gives), and the whole batch again once
+ * it is past that point. */
+Test(packed_vq, fetch_read_ahead_reads_one_where_the_ring_ended)
+{
+    env_setup_fetch(32, false, 8, VQ_FETCH_READ_AHEAD);
+    drv_add1(BUFS, 64, false, 0);
+    cr_assert_eq(pop_push_one(), 0);
+    struct vq_elem e;
+    cr_assert_eq(pop(&e), VQ_EMPTY);                 /* the end is at slot 1 */
+    cr_assert_eq(E.q.stats.fetch_entries, 8);
+    cr_assert_eq(pop(&e), VQ_EMPTY);                 /* looks again: one descriptor */
+    cr_assert_eq(E.q.stats.fetch_entries, 9);
+    cr_assert_eq(fake_guest_recent(&E.g, 0)->len, 16);
+    for (uint16_t i = 1; i < 12; i++)
+        drv_add1(BUFS, 64, false, i);
+    cr_assert_eq(pop_push_one(), 1);                 /* one read at the old end */
+    cr_assert_eq(E.q.stats.fetch_entries, 10);
+    cr_assert_eq(pop_push_one(), 2);                 /* then a whole batch */
+    cr_assert_eq(E.q.stats.fetch_entries, 18);
+    for (uint16_t i = 3; i < 10; i++)
+        cr_assert_eq(pop_push_one(), i);
+    /* with a hint at the end: its count */
+    for (uint16_t i = 10; i < 12; i++)
+        cr_assert_eq(pop_push_one(), i);
+    cr_assert_eq(pop(&e), VQ_EMPTY);                 /* end at slot 12 */
+    const uint64_t before = E.q.stats.fetch_entries;
+    for (uint16_t i = 12; i < 17; i++)
+        drv_add1(BUFS, 64, false, i);
+    pvq_set_avail_hint(&E.q, 17, true);
+    cr_assert_eq(pop_push_one(), 12);
+    cr_assert_eq(E.q.stats.fetch_entries - before, 5);
+    cr_assert_eq(E.q.broken, VS_REASON_NONE);
 }

@@ -652,7 +652,8 @@ Test(split_vq, used_elements_in_completion_order)
 }
 
 /* Split Virtqueues / The Virtqueue Used Ring (device normative: len set prior to
- * updating used idx; idx written last, publishing the batch) */
+ * updating used idx; idx written last, publishing the batch). The elements of one
+ * publication go out as one contiguous write, before idx. */
 Test(split_vq, used_idx_written_last)
 {
     env_setup(8, false, false);
@@ -666,20 +667,20 @@ Test(split_vq, used_idx_written_last)
         cr_assert_eq(svq_push(&E.q, &E.ops, &e[i], (uint32_t)(10 + i)), VQ_OK);
     cr_assert_eq(E.q.pending, 3);
     cr_assert_eq(split_vq_ops.pending(&E.q), 3);
-    /* the elements are written, idx is not: the driver sees nothing yet */
+    /* nothing is written before the flush: the device holds the elements */
     cr_assert_eq(drv_used_ready(), 0);
-    cr_assert_eq(fake_guest_get32(&E.g, used_entry(1)), 1);
-    cr_assert_eq(fake_guest_get32(&E.g, used_entry(1) + 4), 11);
-    cr_assert_eq(E.g.writes[VS_DMA_USED_WRITE], 3);
-    for (uint64_t i = 0; i < 3; i++) {
-        const struct fake_guest_access *a = fake_guest_recent(&E.g, 2 - i);
-        cr_assert_eq(a->addr, used_entry((uint16_t)i));
-        cr_assert_eq(a->len, 8);
-        cr_assert_eq(a->kind, VS_DMA_USED_WRITE);
-    }
+    cr_assert_eq(E.g.writes[VS_DMA_USED_WRITE], 0);
 
     cr_assert_eq(svq_flush(&E.q, &E.ops), VQ_OK);
-    cr_assert_eq(E.g.writes[VS_DMA_USED_WRITE], 4, "one write publishes the batch");
+    cr_assert_eq(E.g.writes[VS_DMA_USED_WRITE], 2, "one write of the elements, one of idx");
+    const struct fake_guest_access *elems = fake_guest_recent(&E.g, 1);
+    cr_assert_eq(elems->addr, used_entry(0));
+    cr_assert_eq(elems->len, 3 * 8);
+    cr_assert_eq(elems->kind, VS_DMA_USED_WRITE);
+    for (uint16_t i = 0; i < 3; i++) {
+        cr_assert_eq(fake_guest_get32(&E.g, used_entry(i)), i);
+        cr_assert_eq(fake_guest_get32(&E.g, used_entry(i) + 4), 10u + i);
+    }
     const struct fake_guest_access *last = fake_guest_recent(&E.g, 0);
     cr_assert_not_null(last);
     cr_assert(last->write);
@@ -1382,13 +1383,14 @@ Test(split_vq, hostile_rings_outside_memory)
     drv_expose(2);
     expect_pop_breaks(VS_REASON_DMA_OUT_OF_RANGE);
 
-    /* the used ring outside memory: found by the first push */
+    /* the used ring outside memory: found by the flush that writes the element */
     c.desc_addr = DESC_TABLE;
     c.device_addr = G_BASE + G_SIZE - 4;
     env_setup_cfg(&c);
     drv_add1(BUFS, 8, true);
     cr_assert_eq(pop(&e), VQ_OK);
-    cr_assert_eq(svq_push(&E.q, &E.ops, &e, 8), VQ_BROKEN);
+    cr_assert_eq(svq_push(&E.q, &E.ops, &e, 8), VQ_OK);
+    cr_assert_eq(svq_flush(&E.q, &E.ops), VQ_BROKEN);
     expect_broken_silent(VS_REASON_DMA_OUT_OF_RANGE);
 }
 
@@ -1455,8 +1457,10 @@ Test(split_vq, bus_master_off_breaks_push_flush_and_events)
     drv_add1(BUFS, 1, false);
     cr_assert_eq(pop(&e), VQ_OK);
     E.g.bus_master_off = true;
-    cr_assert_eq(svq_push(&E.q, &E.ops, &e, 0), VQ_BROKEN);
-    cr_assert_eq(E.q.pending, 0);
+    /* the element is held in the device: the write, and the failure, come at flush */
+    cr_assert_eq(svq_push(&E.q, &E.ops, &e, 0), VQ_OK);
+    cr_assert_eq(E.q.pending, 1);
+    cr_assert_eq(svq_flush(&E.q, &E.ops), VQ_BROKEN);
     expect_broken_silent(VS_REASON_DMA_BUS_MASTER_OFF);
 
     env_setup(4, false, false);
@@ -1657,9 +1661,10 @@ Test(split_vq, fetch_one_is_one_entry_per_read)
     cr_assert_eq(E.g.reads[VS_DMA_DESC_READ], 7);
 }
 
-/* Read-ahead reads the batch of available ring entries at once; those at or beyond
- * avail->idx are never used ("Updating idx") and count as wasted. With IN_ORDER the
- * descriptors of the cached heads come in one run ("In-order use of descriptors"). */
+/* Read-ahead reads every available ring entry the device knows of at once (at most
+ * the batch); entries at or beyond avail->idx could never be used ("Updating idx"), so
+ * none is read and nothing is wasted. With IN_ORDER the descriptors of the cached heads
+ * come in one run ("In-order use of descriptors"). */
 Test(split_vq, fetch_read_ahead_batches_entries_and_descriptors)
 {
     env_setup_fetch(16, true, 8, VQ_FETCH_READ_AHEAD);
@@ -1673,9 +1678,9 @@ Test(split_vq, fetch_read_ahead_batches_entries_and_descriptors)
     }
     cr_assert_eq(pop(&e), VQ_EMPTY);
     cr_assert_eq(E.q.stats.fetch_reads, 1);
-    cr_assert_eq(E.q.stats.fetch_entries, 8);
-    cr_assert_eq(E.q.stats.fetch_wasted, 3);
-    cr_assert_eq(E.q.stats.fetch_wasted_bytes, 6);
+    cr_assert_eq(E.q.stats.fetch_entries, 5);
+    cr_assert_eq(E.q.stats.fetch_wasted, 0);
+    cr_assert_eq(E.q.stats.fetch_wasted_bytes, 0);
     /* idx (1) + entries (1) + one descriptor run (1) + idx again when empty (1) */
     cr_assert_eq(E.g.reads[VS_DMA_DESC_READ], 4);
     cr_assert_eq(E.q.stats.descs_read, 5);
@@ -1693,8 +1698,9 @@ Test(split_vq, fetch_without_in_order_reads_descriptors_one_by_one)
     cr_assert_eq(E.g.reads[VS_DMA_DESC_READ], 1 + 1 + 4);
 }
 
-/* Hint: the count is the hinted idx minus the device's, at most the batch, never
- * beyond avail->idx as read; a hint ahead of it makes the device read idx again. */
+/* Hint: the count is the hinted idx minus the device's, at most the batch. The hint
+ * is the driver's avail->idx ("Driver Notifications"), so the device takes it without
+ * reading idx. */
 Test(split_vq, fetch_hint_count_and_hostile_hints)
 {
     env_setup_fetch(16, true, 4, VQ_FETCH_HINT);
@@ -1707,19 +1713,18 @@ Test(split_vq, fetch_hint_count_and_hostile_hints)
     cr_assert_eq(E.q.stats.fetch_reads, 2, "4 + 2 entries");
     cr_assert_eq(E.q.stats.fetch_hint_reads, 2);
     cr_assert_eq(E.q.stats.fetch_wasted, 0);
+    cr_assert_eq(log_count_at(AVAIL_RING + 2, false), 0, "avail->idx never read");
+    cr_assert_eq(svq_hint_count(&E.q), 0, "a hint the device reached is forgotten");
 
-    /* a hint claiming 10 more than exist: only what avail->idx covers is used */
-    drv_add1(BUFS, 8, true);
-    svq_set_avail_hint(&E.q, 16, false);
-    cr_assert_eq(pop(&e), VQ_OK);
-    cr_assert_eq(pop(&e), VQ_EMPTY, "entries beyond avail->idx are not buffers");
-    cr_assert_eq(E.q.stats.buffers_popped, 7);
-    cr_assert_eq(E.q.broken, VS_REASON_NONE);
-    /* stale (behind the device) and out of range: count 0 */
+    /* stale (behind the device) and out of range: not kept */
     svq_set_avail_hint(&E.q, 3, false);
     cr_assert_eq(svq_hint_count(&E.q), 0);
     svq_set_avail_hint(&E.q, 0x7fff, true);
     cr_assert_eq(svq_hint_count(&E.q), 0);
+    svq_set_avail_hint(&E.q, 6, false); /* a repeated notification: nothing new */
+    cr_assert_eq(svq_hint_count(&E.q), 0);
+    cr_assert_eq(pop(&e), VQ_EMPTY, "without a hint the device reads avail->idx");
+    cr_assert_eq(log_count_at(AVAIL_RING + 2, false), 1);
 }
 
 /* Entry batches across the ring end: two reads (to the end, then from entry 0). Ring
@@ -1739,7 +1744,7 @@ static void split_batch_across_end(uint16_t size)
             cr_assert_eq(svq_push(&E.q, &E.ops, &e, 8), VQ_OK);
         }
         cr_assert_eq(svq_flush(&E.q, &E.ops), VQ_OK);
-        cr_assert_eq(E.q.stats.fetch_reads - before, start == 0 ? 1u : 2u, "lap %u", lap);
+        cr_assert_eq(E.q.stats.fetch_reads - before, start + n > size ? 2u : 1u, "lap %u", lap);
     }
 }
 Test(split_vq, fetch_batch_across_ring_end_size_4) { split_batch_across_end(4); }
@@ -1828,4 +1833,166 @@ Test(split_vq, resume_at_a_position)
     cr_expect_eq(fake_guest_get16(&E.g, USED_RING + 2), 1, "used idx wrapped to 1");
     cr_expect_eq(svq_position(&E.q), 1u);
     cr_expect_eq(E.q.broken, VS_REASON_NONE);
+}
+
+/* ==== batched used writes and NOTIFICATION_DATA (issue 12, item 4) ==== */
+
+/* The Virtqueue Used Ring (device normative: len set prior to updating used idx):
+ * the elements of one publication go out as one contiguous write, two when they pass
+ * the ring's end (to the last entry, then from entry 0), and used->idx after them. */
+Test(split_vq, used_elements_one_write_two_at_wrap)
+{
+    env_setup(8, false, false);
+    publish(6);
+    fake_guest_reset_counters(&E.g);
+    struct vq_elem e[4];
+    for (unsigned i = 0; i < 4; i++) {
+        drv_add1(BUFS, 100, true);
+        cr_assert_eq(pop(&e[i]), VQ_OK);
+    }
+    for (unsigned i = 0; i < 4; i++)
+        cr_assert_eq(svq_push(&E.q, &E.ops, &e[i], 20u + i), VQ_OK);
+    cr_assert_eq(E.g.writes[VS_DMA_USED_WRITE], 0);
+    cr_assert_eq(svq_flush(&E.q, &E.ops), VQ_OK);
+    cr_assert_eq(E.g.writes[VS_DMA_USED_WRITE], 3, "entries 6-7, entries 0-1, idx");
+    const struct fake_guest_access *w0 = fake_guest_recent(&E.g, 2);
+    const struct fake_guest_access *w1 = fake_guest_recent(&E.g, 1);
+    const struct fake_guest_access *w2 = fake_guest_recent(&E.g, 0);
+    cr_assert_eq(w0->addr, used_entry(6));
+    cr_assert_eq(w0->len, 16);
+    cr_assert_eq(w1->addr, used_entry(0));
+    cr_assert_eq(w1->len, 16);
+    cr_assert_eq(w2->addr, USED_RING + 2);
+    cr_assert_eq(fake_guest_get16(&E.g, USED_RING + 2), 10);
+    for (unsigned i = 0; i < 4; i++) {
+        uint32_t id, len;
+        drv_take_used(&id, &len);
+        cr_assert_eq(id, e[i].id);
+        cr_assert_eq(len, 20u + i);
+    }
+}
+
+/* More elements than the device holds (SVQ_USED_BUF_ELEMS): a full buffer is written
+ * out at the next push, the rest at flush, and used->idx only after all of them. */
+Test(split_vq, used_elements_beyond_the_buffer_are_written_before_idx)
+{
+    env_setup(128, false, false);
+    const unsigned n = SVQ_USED_BUF_ELEMS + 6u;
+    struct vq_elem e;
+    fake_guest_reset_counters(&E.g);
+    for (unsigned i = 0; i < n; i++) {
+        drv_add1(BUFS, 100, true);
+        cr_assert_eq(pop(&e), VQ_OK);
+        cr_assert_eq(svq_push(&E.q, &E.ops, &e, i), VQ_OK);
+        cr_assert_eq(E.g.writes[VS_DMA_USED_WRITE], i < SVQ_USED_BUF_ELEMS ? 0u : 1u);
+        if (i == SVQ_USED_BUF_ELEMS) {
+            cr_assert_eq(fake_guest_recent(&E.g, 0)->len, 8u * SVQ_USED_BUF_ELEMS);
+            cr_assert_eq(fake_guest_recent(&E.g, 0)->addr, used_entry(0));
+        }
+    }
+    cr_assert_eq(fake_guest_get16(&E.g, USED_RING + 2), 0, "not published yet");
+    cr_assert_eq(svq_flush(&E.q, &E.ops), VQ_OK);
+    cr_assert_eq(E.g.writes[VS_DMA_USED_WRITE], 3);
+    cr_assert_eq(fake_guest_recent(&E.g, 1)->len, 8u * 6u);
+    cr_assert_eq(fake_guest_recent(&E.g, 0)->addr, USED_RING + 2);
+    for (unsigned i = 0; i < n; i++) {
+        uint32_t id, len;
+        drv_take_used(&id, &len);
+        cr_assert_eq(len, i);
+    }
+}
+
+/* Driver Notifications (NOTIFICATION_DATA): the notification carries the driver's
+ * avail->idx, written before it notified, so the device takes the entries below it
+ * without reading idx. Once it has used them it reads idx: while it works
+ * notifications are off and the driver may add entries without one. After enabling
+ * notifications it re-checks by reading idx before it sleeps ("Available Buffer
+ * Notification Suppression"; without that read a buffer added between its last look
+ * and the enable would never be noticed). */
+Test(split_vq, notification_data_replaces_the_avail_idx_read)
+{
+    env_setup(8, false, false);
+    for (unsigned i = 0; i < 3; i++)
+        drv_add1(BUFS, 8, true);
+    svq_set_avail_hint(&E.q, 3, false);
+    fake_guest_reset_counters(&E.g);
+    struct vq_elem e;
+    for (unsigned i = 0; i < 3; i++)
+        cr_assert_eq(pop(&e), VQ_OK);
+    cr_assert_eq(log_count_at(AVAIL_RING + 2, false), 0, "idx not read while the hint covers");
+    /* the driver adds one more while notifications are off: no hint for it */
+    drv_add1(BUFS, 8, true);
+    cr_assert_eq(pop(&e), VQ_OK, "caught up: idx is read and shows the new entry");
+    cr_assert_eq(log_count_at(AVAIL_RING + 2, false), 1);
+    cr_assert_eq(pop(&e), VQ_EMPTY);
+    cr_assert_eq(log_count_at(AVAIL_RING + 2, false), 2);
+    /* going idle: enable, then the re-check reads idx again and finds the late one */
+    cr_assert_eq(svq_set_notifications(&E.q, &E.ops, true), VQ_OK);
+    drv_add1(BUFS, 8, true);
+    bool avail = false;
+    cr_assert_eq(svq_peek(&E.q, &E.ops, &avail), VQ_OK);
+    cr_assert(avail);
+    cr_assert_eq(log_count_at(AVAIL_RING + 2, false), 3);
+    /* a hint for it too: the peek answers from the hint, no read */
+    cr_assert_eq(pop(&e), VQ_OK);
+    drv_add1(BUFS, 8, true);
+    svq_set_avail_hint(&E.q, 6, false);
+    cr_assert_eq(svq_peek(&E.q, &E.ops, &avail), VQ_OK);
+    cr_assert(avail);
+    cr_assert_eq(log_count_at(AVAIL_RING + 2, false), 3);
+    cr_assert_eq(E.q.broken, VS_REASON_NONE);
+}
+
+/* Driver Notifications (hostile): a hint more than a ring ahead of the device is no
+ * place the driver can reach (it never has more than size entries out); the device
+ * ignores it and reads avail->idx, as without the feature, so it never takes entries
+ * the driver did not expose. Over the whole 16-bit range and from several positions. */
+Test(split_vq, hostile_notification_data_beyond_the_ring_is_ignored)
+{
+    for (uint16_t start = 0; start < 3; start++) {
+        env_setup(8, false, false);
+        publish(start * 5u);
+        drv_add1(BUFS, 8, true);
+        for (uint32_t v = 0; v < 0x10000u; v += 7) {
+            svq_set_avail_hint(&E.q, (uint16_t)(v & 0x7fff), (v >> 15) & 1u);
+            uint16_t dist = (uint16_t)(v - E.q.last_avail_idx);
+            cr_assert_eq(svq_hint_count(&E.q), dist >= 1 && dist <= 8 ? dist : 0u, "hint %u", v);
+        }
+        svq_set_avail_hint(&E.q, (uint16_t)(E.q.last_avail_idx + 9u), false);
+        struct vq_elem e;
+        cr_assert_eq(pop(&e), VQ_OK);
+        cr_assert_eq(pop(&e), VQ_EMPTY, "only the one exposed buffer");
+        cr_assert_eq(E.q.broken, VS_REASON_NONE);
+    }
+}
+
+/* Driver Notifications (hostile): a hint within reach that names entries the driver
+ * never exposed (it lies about idx, which it MUST have written before notifying). The
+ * device cannot tell before it reads idx: it takes what the ring holds there (every
+ * access stays in the ring's areas, every head is checked), and the next read of idx,
+ * behind the entries it took, ends in NEEDS_RESET with the hint named. */
+Test(split_vq, hostile_notification_data_ahead_of_idx_breaks_named)
+{
+    env_setup(8, false, false);
+    drv_add1(BUFS, 8, true);
+    for (unsigned i = 1; i < 4; i++) /* stale entries the driver never exposed */
+        fake_guest_put16(&E.g, avail_entry((uint16_t)i), 0);
+    svq_set_avail_hint(&E.q, 4, false);
+    struct vq_elem e;
+    for (unsigned i = 0; i < 4; i++)
+        cr_assert_eq(pop(&e), VQ_OK);
+    cr_assert_eq(E.g.faults, 0);
+    cr_assert_eq(pop(&e), VQ_BROKEN);
+    expect_broken_silent(VS_REASON_NOTIFY_DATA_AHEAD);
+
+    /* a driver that moves idx backwards is still AVAIL_IDX_JUMP, hint or not */
+    env_setup(8, false, false);
+    for (unsigned i = 0; i < 2; i++)
+        drv_add1(BUFS, 8, true);
+    svq_set_avail_hint(&E.q, 2, false);
+    for (unsigned i = 0; i < 2; i++)
+        cr_assert_eq(pop(&e), VQ_OK);
+    fake_guest_put16(&E.g, AVAIL_RING + 2, 0xfff0);
+    cr_assert_eq(pop(&e), VQ_BROKEN);
+    expect_broken_silent(VS_REASON_AVAIL_IDX_JUMP);
 }

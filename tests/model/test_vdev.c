@@ -740,16 +740,19 @@ Test(vdev, reset_during_a_dma_stops_the_step_cleanly)
 }
 
 /* ---- PCIe transactions per packet (docs/validation.md, regime 3) ----
- * N frames of 64 B posted at once on the TX queue (sink backend), one notification,
- * the driver's event suppression in host RAM at "enable", used buffers published in
- * batches of B. Every access here is at most 76 bytes, so each DMA read is one memory
- * read request plus one completion with data and each write one posted write TLP. */
+ * N frames of 64 B posted at once on the TX queue (sink backend), one notification
+ * (with NOTIFICATION_DATA: carrying the driver's next position), the driver's event
+ * suppression in host RAM at "enable", used buffers published in batches of B. Every
+ * access here is at most 76 bytes but the split ring's batch of used elements (B x 8,
+ * at most 256 bytes, one max payload, not crossing 4 KiB), so each DMA read is one
+ * memory read request plus one completion with data and each write one posted write
+ * TLP. */
 struct tx_counts {
     uint64_t reads, writes, msis;
 };
 
-static struct tx_counts count_tx(bool packed, bool notification_data, uint32_t batch, unsigned n,
-                                 bool order_platform)
+static struct tx_counts count_tx_with(bool packed, bool notification_data, bool in_order,
+                                      uint32_t batch, unsigned n, bool order_platform)
 {
     teardown();
     struct vdev_params p = default_params();
@@ -767,6 +770,8 @@ static struct tx_counts count_tx(bool packed, bool notification_data, uint32_t b
         hi |= 1u << (VIRTIO_F_NOTIFICATION_DATA_BIT - 32);
     if (order_platform)
         hi |= 1u << (VIRTIO_F_ORDER_PLATFORM_BIT - 32);
+    if (in_order)
+        hi |= 1u << (VIRTIO_F_IN_ORDER_BIT - 32);
     write_features(0, hi);
     wr(VIRTIO_PCI_COMMON_STATUS, 1,
        VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
@@ -800,6 +805,22 @@ static struct tx_counts count_tx(bool packed, bool notification_data, uint32_t b
     if (!packed)
         fake_guest_put16(&g, ring_drv(VDEV_QUEUE_TX) + 2, (uint16_t)n);
 
+    /* "Driver Notifications": the queue index, and with NOTIFICATION_DATA the driver's
+     * next position (split: its avail idx; packed: the next slot and wrap counter). */
+    wr(VIRTIO_PCI_COMMON_Q_SELECT, 2, VDEV_QUEUE_TX);
+    const uint8_t ncap = find_vcap(VIRTIO_PCI_CAP_NOTIFY_CFG);
+    const uint64_t notify = BAR0_BASE + vdev_cfg_read(&dev, ncap + 8u, 4) +
+                            rd(VIRTIO_PCI_COMMON_Q_NOFF, 2) * vdev_cfg_read(&dev, ncap + 16u, 4);
+    const bool next_wrap = packed ? (n / 64u) % 2u == 0 : ((n >> 15) & 1u) != 0;
+    const uint32_t next_off = packed ? n % 64u : n & VIRTIO_NOTIFY_DATA_OFF_MASK;
+    if (notification_data)
+        vdev_mmio_write(&dev, notify, 4,
+                        VDEV_QUEUE_TX | next_off << VIRTIO_NOTIFY_DATA_OFF_SHIFT |
+                            (uint32_t)next_wrap << VIRTIO_NOTIFY_DATA_WRAP_BIT, &k);
+    else
+        vdev_mmio_write(&dev, notify, 2, VDEV_QUEUE_TX, &k);
+    cr_assert_eq(dev.q[VDEV_QUEUE_TX].kicks, 1);
+
     fake_guest_reset_counters(&g);
     struct vdev_work w = {0};
     while (vdev_tx_step(&dev, &ops, &w) == VDEV_STEP_DONE)
@@ -820,35 +841,53 @@ static struct tx_counts count_tx(bool packed, bool notification_data, uint32_t b
     return c;
 }
 
+static struct tx_counts count_tx(bool packed, bool notification_data, uint32_t batch, unsigned n,
+                                 bool order_platform)
+{
+    return count_tx_with(packed, notification_data, false, batch, n, order_platform);
+}
+
 /* With VIRTIO_F_ORDER_PLATFORM negotiated (as a hardware device expects).
- * Packed ("Packed Virtqueues"), per packet: the descriptor and the buffer (2 reads),
- * one used descriptor write; per batch of B: the head flags write, one read of the
- * driver's event suppression structure, one MSI-X message. Once per run: the pop that
- * finds the next descriptor not available (1 read), and going idle: the device's event
- * suppression write plus a re-check of the next descriptor's flags (1 write, 1 read).
+ * Packed ("Packed Virtqueues"), per packet: the descriptor and the buffer (2 reads);
+ * per batch of B: one read of the driver's event suppression structure, one MSI-X
+ * message. Used descriptors: one write per buffer, the batch's first held back and
+ * written last with its flags in the same 8-byte write ("Multi-buffer requests"), so
+ * N writes; with IN_ORDER one per batch ("In-order use of descriptors": one used
+ * descriptor with the last buffer's id stands for the batch of read-only buffers),
+ * so N/B. Once per run: the pop that finds the next descriptor not available (1 read),
+ * and going idle: the device's event suppression write plus a re-check of the next
+ * descriptor's flags (1 write, 1 read).
  * Split ("Split Virtqueues"), per packet: the available ring entry, the descriptor and
- * the buffer (3 reads), one used element write; per batch: the used->idx write, one
- * read of the available ring's flags, one MSI-X message. Once per run: avail->idx read
- * when the device starts, again when it has caught up (finding no more) and again
- * when it re-checks after going idle (3 reads), and the used->flags write (1 write).
- * NOTIFICATION_DATA changes nothing here: this device does not use the hint yet. */
+ * the buffer (3 reads); per batch: the used elements in one write ("The Virtqueue Used
+ * Ring": any grouping, before idx), the used->idx write, one read of the available
+ * ring's flags, one MSI-X message. Once per run: avail->idx read when the device
+ * starts, again when it has caught up (finding no more) and again when it re-checks
+ * after going idle (3 reads), and the used->flags write (1 write). With
+ * NOTIFICATION_DATA the first of those reads is the notification's idx ("Driver
+ * Notifications"), so 2 reads; the other two stay, since while the device works
+ * notifications are off and the driver may add buffers without one. IN_ORDER changes
+ * nothing on the split ring (every used element is written: some in-order drivers read
+ * each one's len). */
 Test(vdev, pcie_transactions_per_packet)
 {
     const unsigned n = 64;
     for (int packed = 0; packed <= 1; packed++)
         for (int nd = 0; nd <= 1; nd++)
-            for (uint32_t b = 1; b <= 32; b *= 32) {
-                struct tx_counts c = count_tx(packed, nd, b, n, true);
-                const uint64_t batches = n / b;
-                const uint64_t reads = packed ? 2u * n + batches + 2 : 3u * n + batches + 3;
-                const uint64_t writes = n + batches + 1;
-                cr_expect_eq(c.reads, reads, "%s, batch %u, notification data %d: reads",
-                             packed ? "packed" : "split", b, nd);
-                cr_expect_eq(c.writes, writes, "%s, batch %u, notification data %d: writes",
-                             packed ? "packed" : "split", b, nd);
-                cr_expect_eq(c.msis, batches, "%s, batch %u: MSI-X messages",
-                             packed ? "packed" : "split", b);
-            }
+            for (int io = 0; io <= 1; io++)
+                for (uint32_t b = 1; b <= 32; b *= 32) {
+                    struct tx_counts c = count_tx_with(packed, nd, io, b, n, true);
+                    const uint64_t batches = n / b;
+                    const uint64_t reads = packed ? 2u * n + batches + 2
+                                                  : 3u * n + batches + (nd ? 2u : 3u);
+                    const uint64_t writes = packed ? (io ? batches : n) + 1 : 2u * batches + 1;
+                    cr_expect_eq(c.reads, reads, "%s, batch %u, notification data %d, in order %d: reads",
+                                 packed ? "packed" : "split", b, nd, io);
+                    cr_expect_eq(c.writes, writes,
+                                 "%s, batch %u, notification data %d, in order %d: writes",
+                                 packed ? "packed" : "split", b, nd, io);
+                    cr_expect_eq(c.msis, batches, "%s, batch %u: MSI-X messages",
+                                 packed ? "packed" : "split", b);
+                }
 }
 
 /* "Reserved Feature Bits": without VIRTIO_F_ORDER_PLATFORM the device runs in its
