@@ -253,7 +253,7 @@ static bool refresh_avail_idx(struct svq *q, const struct vs_guest_ops *ops)
 
 /* NOTIFICATION_DATA ("Driver Notifications"): a notification carries the driver's
  * available idx as it was when the driver notified, and the driver wrote idx (and the
- * entries below it) before notifying. So a hint ahead of what the device knows is a
+ * entries below it) before notifying ("Updating idx", "Notifying The Device"). So a hint ahead of what the device knows is a
  * value of avail->idx the device may use without reading it: the entries below it are
  * available. Which hints are kept is svq_set_avail_hint's business; one that names
  * entries the driver had not made available is caught at the next read of avail->idx
@@ -269,8 +269,11 @@ enum vq_status svq_peek(struct svq *q, const struct vs_guest_ops *ops, bool *ava
     *available = false;
     if (q->broken != VS_REASON_NONE)
         return VQ_BROKEN;
-    /* After enabling notifications the device re-checks before it sleeps ("Driver and
-     * Device Event Suppression"): a hint ahead of the device is as good as a read that
+    /* After enabling notifications the device re-checks before it sleeps ("Available
+     * Buffer Notification Suppression"). The driver exposes idx before it looks whether
+     * notifications are wanted ("Notifying The Device"), so either this read sees the
+     * driver's new idx or the driver sees notifications enabled and notifies: no
+     * buffer is left unnoticed. A hint ahead of the device is as good as a read that
      * finds buffers; without one, avail->idx is read, since the driver may have added
      * buffers without notifying while notifications were off. */
     take_hint(q);
