@@ -365,10 +365,11 @@ const std::vector<param_def> &param_table()
         {"host.memory_latency_ns", "ns", "80",
          "latency of host memory answering a DMA read (part of pcie.read_latency_ns)",
          real(0, 1e9), REAL_FIELD(plat.host_memory_latency_ns)},
-        {"host.memory_read_per_byte_ps", "ps", "164",
-         "extra host latency per byte of a DMA read (root complex and memory streaming); "
-         "with the link's serialisation it makes read latency rise with size as pcie-bench "
-         "measured (about 626 ns at 256 B, 706 ns at 512 B, 990 ns at 1520 B)",
+        {"host.memory_read_per_byte_ps", "ps", "243",
+         "time per byte for the host to stream a DMA read's data out (memory and root "
+         "complex), in order across one transfer's requests; with the link's serialisation "
+         "it makes read latency rise with size as pcie-bench measured (626 ns at 256 B, "
+         "706 ns at 512 B, about 990 ns at 1520 B)",
          real(0, 1e6), REAL_FIELD(plat.host_memory_read_ps_per_byte)},
         {"host.cpu_clock_mhz", "MHz", "3000", "host CPU clock; converts host.*_cycles to time",
          real_positive(1e5), REAL_FIELD(plat.cpu_clock_mhz)},

@@ -1,5 +1,6 @@
 #include "host_memory.h"
 
+#include <algorithm>
 #include <cstring>
 #include <new>
 
@@ -31,7 +32,15 @@ void host_memory::b_transport(tlm::tlm_generic_payload &tx, sc_core::sc_time &de
         std::memcpy(tx.get_data_ptr(), p, len);
         reads++;
         read_bytes += len;
-        delay += read_latency_ + read_per_byte_ * double(len);
+        const sc_core::sc_time stream = read_per_byte_ * double(len);
+        if (read_stream_ext *ext = tx.get_extension<read_stream_ext>()) {
+            // Absolute times: the transfer's earlier data was timed by earlier calls.
+            const sc_core::sc_time now = sc_core::sc_time_stamp();
+            ext->streamed = std::max(now + delay + read_latency_, ext->after) + stream;
+            delay = ext->streamed - now;
+        } else {
+            delay += read_latency_ + stream;
+        }
     } else if (tx.is_write()) {
         std::memcpy(p, tx.get_data_ptr(), len);
         writes++;

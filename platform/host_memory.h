@@ -1,4 +1,10 @@
 // host_memory.h -- guest RAM as a TLM target: a byte array with a read latency.
+//
+// A read of n bytes is ready read_latency + n * read_per_byte after it arrives. The
+// per-byte part is the host streaming the data out (memory and root complex): one DMA
+// transfer's data streams in order, so a read that carries a read_stream_ext cannot
+// start streaming before the transfer's earlier data has (the root complex says which
+// reads continue a transfer).
 #ifndef VIOSIM_HOST_MEMORY_H
 #define VIOSIM_HOST_MEMORY_H
 
@@ -10,11 +16,22 @@
 #include <tlm>
 #include <tlm_utils/simple_target_socket.h>
 
+// On a read that continues a DMA transfer. in: when the transfer's earlier data has
+// finished streaming (absolute simulated time); out: when this read's data has.
+struct read_stream_ext : tlm::tlm_extension<read_stream_ext> {
+    sc_core::sc_time after;
+    sc_core::sc_time streamed;
+    tlm::tlm_extension_base *clone() const override { return new read_stream_ext(*this); }
+    void copy_from(const tlm::tlm_extension_base &other) override
+    {
+        *this = static_cast<const read_stream_ext &>(other);
+    }
+};
+
 class host_memory : public sc_core::sc_module {
 public:
     tlm_utils::simple_target_socket<host_memory> socket;
 
-    // A read of n bytes costs read_latency + n * read_per_byte.
     host_memory(sc_core::sc_module_name name, uint64_t base, uint64_t size_bytes,
                 sc_core::sc_time read_latency, sc_core::sc_time read_per_byte);
 

@@ -4,6 +4,7 @@
 
 #include "address_map.h"
 #include "dma_attr.h"
+#include "host_memory.h"
 
 using sc_core::sc_time;
 
@@ -107,6 +108,24 @@ void root_complex::translation_request(tlm::tlm_generic_payload &tx, dma_attr_ex
     tx.set_response_status(tlm::TLM_OK_RESPONSE);
 }
 
+root_complex::read_stream *root_complex::continued_stream(uint64_t addr, const unsigned char *data)
+{
+    for (read_stream &s : streams_)
+        if (s.next_data == data && s.next_page_offset == (addr & 4095))
+            return &s;
+    return nullptr;
+}
+
+void root_complex::end_stream(read_stream *s, uint64_t next_addr, const unsigned char *next_data,
+                              sc_time streamed)
+{
+    if (!s) {
+        s = &streams_[stream_victim_];
+        stream_victim_ = (stream_victim_ + 1) % streams_.size();
+    }
+    *s = {next_addr & 4095, next_data, streamed};
+}
+
 void root_complex::b_transport(tlm::tlm_generic_payload &tx, sc_time &delay)
 {
     const uint64_t addr = tx.get_address();
@@ -127,20 +146,41 @@ void root_complex::b_transport(tlm::tlm_generic_payload &tx, sc_time &delay)
         translation_request(tx, *attr, delay);
         return;
     }
+    // A read's data streams after the data of the transfer it continues.
+    unsigned char *data = tx.get_data_ptr();
+    read_stream *stream = nullptr;
+    read_stream_ext order;
+    if (tx.is_read()) {
+        stream = continued_stream(addr, data);
+        order.after = stream ? stream->streamed : sc_core::SC_ZERO_TIME;
+        tx.set_extension(&order);
+    }
     if (!attr || !attr->translate) {
         // Untranslated (no ACCESS_PLATFORM): the address is physical. Anything outside
         // guest RAM ends in the memory target's address-error response.
         to_memory->b_transport(tx, delay);
-        return;
+    } else {
+        translated(tx, *attr, delay, tx.is_read() ? &order : nullptr);
     }
+    if (tx.is_read()) {
+        tx.clear_extension(&order);
+        if (tx.is_response_ok())
+            end_stream(stream, addr + len, data + len, order.streamed);
+    }
+}
 
-    // Translate page by page; each piece goes to memory at its physical address.
+// Translate page by page; each piece goes to memory at its physical address.
+void root_complex::translated(tlm::tlm_generic_payload &tx, dma_attr_ext &attr, sc_time &delay,
+                              read_stream_ext *order)
+{
+    const uint64_t addr = tx.get_address();
+    const unsigned len = tx.get_data_length();
     unsigned char *data = tx.get_data_ptr();
     sc_time t = delay, done = delay;
     for (unsigned off = 0; off < len || (len == 0 && off == 0);) {
         iommu_result r;
-        if (translate(attr->pasid, addr + off, tx.is_write(), r, t) != IOMMU_OK) {
-            attr->iommu_fault = true;
+        if (translate(attr.pasid, addr + off, tx.is_write(), r, t) != IOMMU_OK) {
+            attr.iommu_fault = true;
             tx.set_response_status(tlm::TLM_ADDRESS_ERROR_RESPONSE);
             delay = t;
             return;
@@ -153,8 +193,14 @@ void root_complex::b_transport(tlm::tlm_generic_payload &tx, sc_time &delay)
         sub.set_data_length(piece);
         sub.set_streaming_width(piece);
         sub.set_response_status(tlm::TLM_INCOMPLETE_RESPONSE);
+        if (order)
+            sub.set_extension(order);
         sc_time d = t;
         to_memory->b_transport(sub, d);
+        if (order) {
+            sub.clear_extension(order);
+            order->after = order->streamed; // the next piece streams after this one
+        }
         if (!sub.is_response_ok()) {
             tx.set_response_status(sub.get_response_status());
             delay = d;

@@ -7,9 +7,17 @@
 // (each costs the memory's latency) on one of `walkers` page walkers, the next walk
 // waiting for a free one. A fault aborts the request with an address error and marks
 // it in the extension; the IOMMU's fault log keeps the IOVA, PASID and reason.
+//
+// The device splits a DMA read into requests of at most the max read request size,
+// sent one after another; the host streams one transfer's data out in order, so a
+// request's data is ready no earlier than the previous request's has streamed
+// (read_stream_ext, host_memory.h). A request continues a transfer when its bytes go
+// right after the previous request's in the requester's buffer, at the next page
+// offset (the address itself may jump at a page boundary when the device translated).
 #ifndef VIOSIM_ROOT_COMPLEX_H
 #define VIOSIM_ROOT_COMPLEX_H
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -57,12 +65,28 @@ private:
     void b_transport(tlm::tlm_generic_payload &tx, sc_core::sc_time &delay);
     iommu_status translate(uint32_t pasid, uint64_t iova, bool write, iommu_result &r,
                            sc_core::sc_time &delay);
+    void translated(tlm::tlm_generic_payload &tx, struct dma_attr_ext &attr,
+                    sc_core::sc_time &delay, struct read_stream_ext *order);
     void translation_request(tlm::tlm_generic_payload &tx, struct dma_attr_ext &attr,
                              sc_core::sc_time &delay);
     static enum vs_dma_status walk_read(void *ctx, uint64_t addr, void *dst, uint32_t len,
                                         enum vs_dma_kind kind);
     static enum vs_dma_status no_write(void *ctx, uint64_t addr, const void *src, uint32_t len,
                                        enum vs_dma_kind kind);
+
+    // The last few transfers' reads: where the next request of each would go and when
+    // its data has streamed. Requests of one transfer arrive back to back, with at most
+    // a device page walk's reads between them, so a few entries suffice.
+    struct read_stream {
+        uint64_t next_page_offset = 0;
+        const unsigned char *next_data = nullptr;
+        sc_core::sc_time streamed;
+    };
+    read_stream *continued_stream(uint64_t addr, const unsigned char *data);
+    void end_stream(read_stream *s, uint64_t next_addr, const unsigned char *next_data,
+                    sc_core::sc_time streamed);
+    std::array<read_stream, 8> streams_;
+    unsigned stream_victim_ = 0;
 
     std::unique_ptr<iommu> iommu_;
     iommu_timing t_;
