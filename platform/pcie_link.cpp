@@ -47,13 +47,9 @@ void pcie_link::read(tlm::tlm_generic_payload &tx, sc_time &delay, link_directio
     for (tlp_splitter requests = pcie_read_request_splitter(cfg_, base, tx.get_data_length());
          requests.next(r);) {
         t = req.send(t, tlp_type::mrd, 0, pcie_tlp_overhead_bytes(cfg_, tlp_type::mrd));
-        tlm::tlm_generic_payload sub;
-        sub.set_command(tlm::TLM_READ_COMMAND);
-        sub.set_address(r.addr);
-        sub.set_data_ptr(data + (r.addr - base));
-        sub.set_data_length(r.len);
-        sub.set_streaming_width(r.len);
-        sub.set_response_status(tlm::TLM_INCOMPLETE_RESPONSE);
+        reused_payload::lease payload(&req == &up ? up_request_ : down_request_);
+        tlm::tlm_generic_payload &sub =
+            payload.prepare(tlm::TLM_READ_COMMAND, r.addr, data + (r.addr - base), r.len);
         // The request's attributes (PASID, translation) travel with each request TLP.
         dma_attr_ext *attr = tx.get_extension<dma_attr_ext>();
         if (attr)

@@ -17,6 +17,7 @@
 #include <tlm_utils/simple_target_socket.h>
 
 #include "pcie_tlp.h"
+#include "reused_payload.h"
 #include "trace.h"
 
 // Filled in by the link on read transactions that carry it: when the last request
@@ -70,6 +71,7 @@ private:
 
     pcie_cfg cfg_;
     sc_core::sc_time read_fixed_;
+    reused_payload up_request_, down_request_; // a read's requests to the completer
 };
 
 #endif

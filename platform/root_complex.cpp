@@ -43,13 +43,9 @@ enum vs_dma_status root_complex::walk_read(void *ctx, uint64_t addr, void *dst, 
                                            enum vs_dma_kind)
 {
     auto *rc = static_cast<root_complex *>(ctx);
-    tlm::tlm_generic_payload tx;
-    tx.set_command(tlm::TLM_READ_COMMAND);
-    tx.set_address(addr);
-    tx.set_data_ptr(static_cast<unsigned char *>(dst));
-    tx.set_data_length(len);
-    tx.set_streaming_width(len);
-    tx.set_response_status(tlm::TLM_INCOMPLETE_RESPONSE);
+    reused_payload::lease payload(rc->walk_payload_);
+    tlm::tlm_generic_payload &tx =
+        payload.prepare(tlm::TLM_READ_COMMAND, addr, static_cast<unsigned char *>(dst), len);
     sc_time d = sc_core::SC_ZERO_TIME;
     rc->to_memory->b_transport(tx, d);
     rc->walk_delay_ += d; // the walk's reads depend on each other: they add up
@@ -186,13 +182,8 @@ void root_complex::translated(tlm::tlm_generic_payload &tx, dma_attr_ext &attr, 
             return;
         }
         const unsigned piece = unsigned(std::min<uint64_t>(len - off, r.span));
-        tlm::tlm_generic_payload sub;
-        sub.set_command(tx.get_command());
-        sub.set_address(r.pa);
-        sub.set_data_ptr(data + off);
-        sub.set_data_length(piece);
-        sub.set_streaming_width(piece);
-        sub.set_response_status(tlm::TLM_INCOMPLETE_RESPONSE);
+        reused_payload::lease payload(piece_payload_);
+        tlm::tlm_generic_payload &sub = payload.prepare(tx.get_command(), r.pa, data + off, piece);
         if (order)
             sub.set_extension(order);
         sc_time d = t;

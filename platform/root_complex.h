@@ -28,6 +28,7 @@
 #include <tlm_utils/simple_initiator_socket.h>
 #include <tlm_utils/simple_target_socket.h>
 
+#include "reused_payload.h"
 #include "trace.h"
 
 extern "C" {
@@ -88,6 +89,8 @@ private:
     std::array<read_stream, 8> streams_;
     unsigned stream_victim_ = 0;
 
+    reused_payload walk_payload_;  // page-table reads
+    reused_payload piece_payload_; // a translated request's pieces to memory
     std::unique_ptr<iommu> iommu_;
     iommu_timing t_;
     std::vector<sc_core::sc_time> walker_free_;
