@@ -24,11 +24,16 @@ double link_charge::send(direction &d, double at_ns, tlp_type t, unsigned payloa
 
 void link_charge::read(uint64_t addr, uint32_t len)
 {
-    double t = now_ns_, done = now_ns_;
+    // As the simulation's host (root_complex.h): the requests' data streams out in
+    // order, request k's bytes after request k-1's.
+    double t = now_ns_, done = now_ns_, streamed = 0;
+    const double per_byte_ns = cfg_.plat.host_memory_read_ps_per_byte / 1000.0;
     tlp_chunk r, c;
     for (tlp_splitter requests = pcie_read_request_splitter(lc_, addr, len); requests.next(r);) {
         t = send(up_, t, tlp_type::mrd, 0);
-        double at = t + read_fixed_ns_ + config_memory_read_ns(cfg_, r.len);
+        streamed = std::max(t + read_fixed_ns_ / 2 + cfg_.plat.host_memory_latency_ns, streamed) +
+                   r.len * per_byte_ns;
+        double at = streamed + read_fixed_ns_ / 2;
         for (tlp_splitter cpl = pcie_completion_splitter(lc_, r.addr, r.len); cpl.next(c);)
             at = send(down_, at, tlp_type::cpld, c.len);
         done = std::max(done, at);

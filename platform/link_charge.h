@@ -4,7 +4,8 @@
 // Each guest-memory access the device kernels make is charged, in the order made and
 // one at a time, what the simulated PCIe link gives it: a read sends its request TLPs
 // upstream and waits for the last completion (the calibrated round trip, the host
-// memory's own latency for its bytes, completions serialised downstream); a write is
+// memory's own latency, its bytes streamed in order across the requests, completions
+// serialised downstream); a write is
 // posted, done once its last TLP has left; an interrupt is a 4-byte MSI-X write. The
 // TLP arithmetic is pcie_tlp's, as in the simulation's link module; unlike the
 // simulation, nothing overlaps (one access at a time, no read tags in parallel) and the
