@@ -280,7 +280,7 @@ int cmd_run(int argc, char **argv)
                 return usage_error("--trace needs a file name");
             opt.trace_path = value;
         } else if (take_option(argc, argv, i, "--vcd", value, missing)) {
-            // SystemC names the file NAME.vcd itself: ask for that name.
+            // Waveform files are named *.vcd (viewers look for the suffix).
             if (missing || value.size() <= 4 || value.compare(value.size() - 4, 4, ".vcd") != 0)
                 return usage_error("--vcd needs a file name ending in .vcd (e.g. out/run.vcd)");
             opt.vcd_path = value;

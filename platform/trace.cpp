@@ -159,50 +159,15 @@ trace_counters::trace_counters(sc_core::sc_module_name name, trace_recorder *jso
                                const std::string &vcd_path)
     : sc_module(name), json_(json), vcd_path_(vcd_path)
 {
-    // SystemC appends ".vcd" to the name it is given (viosim run checks the suffix).
     if (vcd_path_.size() <= 4 || vcd_path_.compare(vcd_path_.size() - 4, 4, ".vcd") != 0)
         return;
-    std::FILE *probe = std::fopen(vcd_path_.c_str(), "w"); // fail early, with our message
-    if (!probe)
-        return;
-    std::fclose(probe);
-    const std::string base = vcd_path_.substr(0, vcd_path_.size() - 4);
-    vcd_ = sc_core::sc_create_vcd_trace_file(base.c_str());
-    if (vcd_)
-        vcd_->set_time_unit(1, sc_core::SC_PS); // viosim's resolution
-    SC_METHOD(apply_due);
-    sensitive << due_;
-    dont_initialize();
-}
-
-// SystemC writes the wall clock into the VCD header ("$date", then a line such as
-// "     Dec 02, 2026       05:46:23"), so two runs of one configuration would differ.
-// Overwrite it in place with a fixed date of the same width: the file is then a
-// function of the configuration and seed alone, like stats.json.
-static void vcd_fix_date(const std::string &path)
-{
-    std::FILE *f = std::fopen(path.c_str(), "r+b");
-    if (!f)
-        return;
-    char head[256];
-    const size_t n = std::fread(head, 1, sizeof head - 1, f);
-    head[n] = '\0';
-    static const char tag[] = "$date\n     ";
-    static const char fixed[] = "Jan 01, 1970       00:00:00";
-    const char *at = std::strstr(head, tag);
-    const char *end = at ? std::strchr(at + sizeof tag - 1, '\n') : nullptr;
-    const long start = at ? long(at - head) + long(sizeof tag - 1) : 0;
-    if (end && end - (head + start) == long(sizeof fixed - 1) && std::fseek(f, start, SEEK_SET) == 0)
-        std::fwrite(fixed, 1, sizeof fixed - 1, f);
-    std::fclose(f);
+    vcd_ = std::fopen(vcd_path_.c_str(), "w");
 }
 
 trace_counters::~trace_counters()
 {
-    if (vcd_) {
-        sc_core::sc_close_vcd_trace_file(vcd_);
-        vcd_fix_date(vcd_path_);
-    }
+    if (vcd_)
+        std::fclose(vcd_);
 }
 
 int trace_counters::add(const std::string &name, const std::string &signal)
@@ -210,19 +175,50 @@ int trace_counters::add(const std::string &name, const std::string &signal)
     names_.push_back(name);
     signals_.push_back(signal);
     target_.push_back(0);
-    for (lane *l : {&json_lane_, &vcd_lane_}) {
-        l->value.push_back(0);
-        l->shown.push_back(-1);
-    }
+    value_.push_back(0);
+    shown_.push_back(-1);
     return int(names_.size() - 1);
 }
 
+// SystemC's identifiers: five letters counting up from "aaaaa".
+std::string trace_counters::vcd_id(size_t i) const
+{
+    std::string id(5, 'a');
+    for (size_t k = 5; k-- > 0 && i; i /= 26)
+        id[k] = char('a' + i % 26);
+    return id;
+}
+
+static std::string vcd_bits(unsigned v)
+{
+    std::string b;
+    do {
+        b.insert(b.begin(), char('0' + (v & 1)));
+        v >>= 1;
+    } while (v);
+    return b;
+}
+
+// The header and the initial values as SystemC's VCD writer lays them out (one 32-bit
+// wire per counter in scope SystemC, time unit 1 ps), with a fixed date so the file is a
+// function of the configuration and seed alone, like stats.json.
 void trace_counters::end_of_elaboration()
 {
     if (!vcd_)
         return;
-    for (size_t i = 0; i < names_.size(); i++)
-        sc_core::sc_trace(vcd_, vcd_lane_.value[i], signals_[i]);
+    std::fprintf(vcd_, "$date\n     Jan 01, 1970       00:00:00\n$end\n\n"
+                       "$version\n viosim (SystemC %s VCD layout)\n$end\n\n"
+                       "$timescale\n     1 ps\n$end\n\n$scope module SystemC $end\n",
+                 sc_core::sc_release());
+    for (size_t i = 0; i < signals_.size(); i++)
+        std::fprintf(vcd_, "$var wire   32  %s  %s [31:0]  $end\n", vcd_id(i).c_str(), signals_[i].c_str());
+    std::fprintf(vcd_, "$upscope $end\n$enddefinitions  $end\n\n$comment\nAll initial values are "
+                       "dumped below at time 0 sec = 0 timescale units.\n$end\n\n$dumpvars\n");
+    for (size_t i = 0; i < signals_.size(); i++) {
+        std::fprintf(vcd_, "b0 %s\n", vcd_id(i).c_str());
+        shown_[i] = 0;
+    }
+    std::fprintf(vcd_, "$end\n");
 }
 
 void trace_counters::change(int id, sc_core::sc_time at, int delta)
@@ -230,48 +226,42 @@ void trace_counters::change(int id, sc_core::sc_time at, int delta)
     if (delta == 0)
         return;
     target_[size_t(id)] += delta;
-    const pending p{at, seq_++, id, delta};
+    queue_.push({at, seq_++, id, delta});
     const sc_core::sc_time now = sc_core::sc_time_stamp();
-    if (json_) {
-        json_lane_.queue.push(p);
-        if (json_lane_.queue.top().at < now)
-            flush(json_lane_, now, false, true); // nothing can change before now any more
-    }
-    if (vcd_) {
-        vcd_lane_.queue.push(p);
-        due_.notify(at > now ? at - now : sc_core::SC_ZERO_TIME); // an earlier one stays
-    }
-}
-
-void trace_counters::apply_due()
-{
-    const sc_core::sc_time now = sc_core::sc_time_stamp();
-    flush(vcd_lane_, now, true, false);
-    if (!vcd_lane_.queue.empty())
-        due_.notify(vcd_lane_.queue.top().at - now);
+    if (queue_.top().at < now)
+        flush(now, false); // nothing can change before now any more
 }
 
 void trace_counters::finish()
 {
-    flush(json_lane_, sc_core::sc_max_time(), true, true);
+    flush(sc_core::sc_max_time(), true);
 }
 
-void trace_counters::flush(lane &l, sc_core::sc_time upto, bool inclusive, bool to_json)
+void trace_counters::flush(sc_core::sc_time upto, bool inclusive)
 {
-    while (!l.queue.empty() && (l.queue.top().at < upto || (inclusive && l.queue.top().at == upto))) {
-        const sc_core::sc_time at = l.queue.top().at;
+    while (!queue_.empty() && (queue_.top().at < upto || (inclusive && queue_.top().at == upto))) {
+        const sc_core::sc_time at = queue_.top().at;
         // Every change at the same time, then one sample per counter that moved.
-        while (!l.queue.empty() && l.queue.top().at == at) {
-            const pending p = l.queue.top();
-            l.queue.pop();
-            l.value[size_t(p.id)] = unsigned(int64_t(l.value[size_t(p.id)]) + p.delta);
+        while (!queue_.empty() && queue_.top().at == at) {
+            const pending p = queue_.top();
+            queue_.pop();
+            value_[size_t(p.id)] = unsigned(int64_t(value_[size_t(p.id)]) + p.delta);
             dirty_.push_back(p.id);
         }
+        bool stamped = false;
         for (int id : dirty_) {
-            const unsigned v = l.value[size_t(id)];
-            if (to_json && int64_t(v) != l.shown[size_t(id)])
+            const unsigned v = value_[size_t(id)];
+            if (int64_t(v) == shown_[size_t(id)])
+                continue;
+            shown_[size_t(id)] = v;
+            if (json_)
                 json_->counter(names_[size_t(id)].c_str(), at, v);
-            l.shown[size_t(id)] = v;
+            if (vcd_) {
+                if (!stamped)
+                    std::fprintf(vcd_, "\n#%llu\n", (unsigned long long)at.value());
+                stamped = true;
+                std::fprintf(vcd_, "b%s %s\n", vcd_bits(v).c_str(), vcd_id(size_t(id)).c_str());
+            }
         }
         dirty_.clear();
     }

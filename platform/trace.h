@@ -16,7 +16,6 @@
 #include <cstdint>
 #include <cmath>
 #include <cstdio>
-#include <deque>
 #include <queue>
 #include <string>
 #include <vector>
@@ -79,18 +78,19 @@ private:
     uint64_t events_ = 0;
 };
 
-// Counters of the timeline (--trace, "C" events) and of the waveform (--vcd, SystemC VCD).
-// Some counters change at times known ahead of simulated time (a read tag's hold is known
-// when the loosely timed DMA engine issues the read, a quantum ahead), and callers do not
-// report changes in time order; so changes are queued and applied in time order: for the
-// timeline when simulated time has passed them (and at finish()), for the waveform by a
-// method woken at each change's time (only with --vcd: it adds events to the simulation,
-// never to its results). A counter's value is written when it changes.
+// Counters of the timeline (--trace, "C" events) and of the waveform (--vcd, a VCD file in
+// the layout SystemC's VCD writer uses). Some counters change at times known ahead of
+// simulated time (a read tag's hold is known when the loosely timed DMA engine issues the
+// read, a quantum ahead), and callers do not report changes in time order; so changes
+// are queued and applied in time order once simulated time has passed them (and at
+// finish()), and written to both files then. Neither file schedules anything in the
+// simulation: a waveform woken at each change's time would reorder SystemC's same-time
+// wake-ups (its timed-event queue breaks ties by its own layout), and results that
+// depend on the order of simultaneous engine actions would change with --vcd.
 class trace_counters : public sc_core::sc_module {
 public:
-    SC_HAS_PROCESS(trace_counters);
-    // json may be null; vcd_path empty: no waveform, else a name ending in ".vcd" (SystemC
-    // adds the suffix itself). ok() says whether the VCD opened.
+    // json may be null; vcd_path empty: no waveform, else a name ending in ".vcd". ok()
+    // says whether the VCD opened.
     trace_counters(sc_core::sc_module_name name, trace_recorder *json, const std::string &vcd_path);
     ~trace_counters() override;
     bool ok() const { return vcd_path_.empty() || vcd_ != nullptr; }
@@ -116,27 +116,21 @@ private:
         int delta;
         bool operator>(const pending &o) const { return at != o.at ? at > o.at : seq > o.seq; }
     };
-    // The timeline and the waveform apply the same changes on their own schedules: the
-    // timeline once time has passed them (a counter's changes at one time give one
-    // sample), the waveform at their time (SystemC samples it then).
-    struct lane {
-        std::priority_queue<pending, std::vector<pending>, std::greater<pending>> queue;
-        std::deque<unsigned> value; // stable addresses: sc_trace keeps references
-        std::vector<int64_t> shown; // last value written (-1: none)
-    };
     void end_of_elaboration() override;
-    void apply_due();
-    // Applies the lane's queued changes before `upto` (or at it too, when inclusive).
-    void flush(lane &l, sc_core::sc_time upto, bool inclusive, bool to_json);
+    // Applies the queued changes before `upto` (or at it too, when inclusive): a
+    // counter's changes at one time give one sample in each file.
+    void flush(sc_core::sc_time upto, bool inclusive);
+    std::string vcd_id(size_t i) const;
 
     trace_recorder *json_;
     std::string vcd_path_;
-    sc_core::sc_trace_file *vcd_ = nullptr;
+    std::FILE *vcd_ = nullptr;
     std::vector<std::string> names_, signals_;
     std::vector<int64_t> target_; // value once every queued change is applied
-    lane json_lane_, vcd_lane_;
+    std::priority_queue<pending, std::vector<pending>, std::greater<pending>> queue_;
+    std::vector<unsigned> value_;
+    std::vector<int64_t> shown_; // last value written (-1: none)
     uint64_t seq_ = 0;
-    sc_core::sc_event due_;
     std::vector<int> dirty_;
 };
 
