@@ -1,6 +1,8 @@
 #include "pcie_link.h"
 
 #include <algorithm>
+#include <iterator>
+#include <utility>
 
 #include "address_map.h"
 #include "dma_attr.h"
@@ -8,20 +10,45 @@
 using sc_core::sc_time;
 using sc_core::SC_NS;
 
-sc_time link_direction::send(sc_time at, tlp_type type, unsigned payload, unsigned overhead)
+sc_time link_direction::send(sc_time now, sc_time at, tlp_type type, unsigned payload,
+                             unsigned overhead)
 {
-    const sc_time start = std::max(at, next_free);
+    // Intervals are sorted by start and by end alike.
+    const auto busy_after = [&](const sc_time &t) {
+        return std::upper_bound(booked.begin(), booked.end(), t,
+                                [](const sc_time &x, const interval &b) { return x < b.second; });
+    };
+    booked.erase(booked.begin(), busy_after(now));
     const sc_time duration((payload + overhead) / bytes_per_ns, SC_NS);
-    next_free = start + duration;
+    // The first gap at or after `at` that holds the TLP: from the first interval still
+    // busy at `at`, skip every interval the TLP would overlap.
+    sc_time start = at;
+    auto next = busy_after(at);
+    for (; next != booked.end() && next->first < start + duration; ++next)
+        start = std::max(start, next->second);
+    const sc_time end = start + duration;
+    // Book [start, end) before `next`, merged with the neighbours it touches.
+    const bool joins_prev = next != booked.begin() && std::prev(next)->second == start;
+    const bool joins_next = next != booked.end() && next->first == end;
+    if (joins_prev && joins_next) {
+        std::prev(next)->second = next->second;
+        booked.erase(next);
+    } else if (joins_prev) {
+        std::prev(next)->second = end;
+    } else if (joins_next) {
+        next->first = start;
+    } else {
+        booked.insert(next, {start, end});
+    }
     busy += duration;
     tlps[int(type)]++;
     payload_bytes += payload;
     overhead_bytes += overhead;
     if (trace) {
         static const char *const names[] = {"MRd", "MWr", "CplD", "Cpl"};
-        trace->span(track, names[int(type)], start, next_free);
+        trace->span(track, names[int(type)], start, end);
     }
-    return next_free;
+    return end;
 }
 
 pcie_link::pcie_link(sc_core::sc_module_name name, const pcie_cfg &cfg, sc_time read_fixed)
@@ -46,7 +73,7 @@ void pcie_link::read(tlm::tlm_generic_payload &tx, sc_time &delay, link_directio
     tlp_chunk r;
     for (tlp_splitter requests = pcie_read_request_splitter(cfg_, base, tx.get_data_length());
          requests.next(r);) {
-        t = req.send(t, tlp_type::mrd, 0, pcie_tlp_overhead_bytes(cfg_, tlp_type::mrd));
+        t = req.send(now, t, tlp_type::mrd, 0, pcie_tlp_overhead_bytes(cfg_, tlp_type::mrd));
         reused_payload::lease payload(&req == &up ? up_request_ : down_request_);
         tlm::tlm_generic_payload &sub =
             payload.prepare(tlm::TLM_READ_COMMAND, r.addr, data + (r.addr - base), r.len);
@@ -68,14 +95,14 @@ void pcie_link::read(tlm::tlm_generic_payload &tx, sc_time &delay, link_directio
             // An unsupported request comes back as a completion without data.
             errors++;
             tx.set_response_status(sub.get_response_status());
-            delay = cpl.send(t + read_fixed_, tlp_type::cpl, 0,
+            delay = cpl.send(now, t + read_fixed_, tlp_type::cpl, 0,
                              pcie_tlp_overhead_bytes(cfg_, tlp_type::cpl)) - now;
             return;
         }
         sc_time at = t + read_fixed_ + completer;
         tlp_chunk c;
         for (tlp_splitter s = pcie_completion_splitter(cfg_, r.addr, r.len); s.next(c);)
-            at = cpl.send(at, tlp_type::cpld, c.len, pcie_tlp_overhead_bytes(cfg_, tlp_type::cpld));
+            at = cpl.send(now, at, tlp_type::cpld, c.len, pcie_tlp_overhead_bytes(cfg_, tlp_type::cpld));
         done = std::max(done, at);
     }
     if (link_timing_ext *ext = tx.get_extension<link_timing_ext>())
@@ -85,11 +112,12 @@ void pcie_link::read(tlm::tlm_generic_payload &tx, sc_time &delay, link_directio
 }
 
 // A posted write: returns when its last TLP has left.
-sc_time pcie_link::write(tlm::tlm_generic_payload &tx, sc_time at, link_direction &dir)
+sc_time pcie_link::write(tlm::tlm_generic_payload &tx, sc_time now, sc_time at,
+                         link_direction &dir)
 {
     tlp_chunk w;
     for (tlp_splitter s = pcie_write_splitter(cfg_, tx.get_address(), tx.get_data_length()); s.next(w);)
-        at = dir.send(at, tlp_type::mwr, w.len, pcie_tlp_overhead_bytes(cfg_, tlp_type::mwr));
+        at = dir.send(now, at, tlp_type::mwr, w.len, pcie_tlp_overhead_bytes(cfg_, tlp_type::mwr));
     return at;
 }
 
@@ -101,7 +129,7 @@ void pcie_link::b_upstream(tlm::tlm_generic_payload &tx, sc_time &delay)
         return;
     }
     const sc_time now = sc_core::sc_time_stamp();
-    const sc_time sent = write(tx, now + delay, up);
+    const sc_time sent = write(tx, now, now + delay, up);
     // The write reaches the host half a round trip after its last byte left.
     sc_time arrival = sent + read_fixed_ / 2 - now;
     up_out->b_transport(tx, arrival);
@@ -122,14 +150,14 @@ void pcie_link::b_downstream(tlm::tlm_generic_payload &tx, sc_time &delay)
     const sc_time now = sc_core::sc_time_stamp();
     const uint64_t addr = tx.get_address();
     const bool config = amap::in(addr, tx.get_data_length(), amap::ecam_base, amap::ecam_size);
-    const sc_time sent = write(tx, now + delay, down);
+    const sc_time sent = write(tx, now, now + delay, down);
     sc_time arrival = sent + read_fixed_ / 2 - now;
     down_out->b_transport(tx, arrival);
     if (tx.get_response_status() != tlm::TLM_OK_RESPONSE)
         errors++;
     if (config) {
         // Configuration writes are non-posted: the CPU waits for the completion.
-        delay = up.send(sent + read_fixed_, tlp_type::cpl, 0,
+        delay = up.send(now, sent + read_fixed_, tlp_type::cpl, 0,
                         pcie_tlp_overhead_bytes(cfg_, tlp_type::cpl)) - now;
     }
     // Posted MMIO write: the CPU does not wait for the link (its own store cost is

@@ -10,6 +10,8 @@
 #define VIOSIM_PCIE_LINK_H
 
 #include <cstdint>
+#include <utility>
+#include <vector>
 
 #include <systemc>
 #include <tlm>
@@ -31,18 +33,27 @@ struct link_timing_ext : tlm::tlm_extension<link_timing_ext> {
     }
 };
 
-// One direction's serialiser.
+// One direction's serialiser. TLPs are booked in the order their senders are simulated,
+// which is not the order of their times (a read's completions are booked when the read
+// is issued, hundreds of ns ahead), so the direction keeps the intervals it is booked
+// and a TLP takes the first gap at or after its time that is long enough.
 struct link_direction {
     double bytes_per_ns = 1.0;
-    sc_core::sc_time next_free = sc_core::SC_ZERO_TIME;
+    // Booked intervals [start, end), sorted, disjoint, touching ones merged; those over
+    // before the current simulated time are dropped (no TLP can start before it), so
+    // the list holds only what is booked ahead.
+    using interval = std::pair<sc_core::sc_time, sc_core::sc_time>;
+    std::vector<interval> booked;
     sc_core::sc_time busy = sc_core::SC_ZERO_TIME;
     uint64_t tlps[4] = {};          // by tlp_type
     uint64_t payload_bytes = 0, overhead_bytes = 0;
     trace_recorder *trace = nullptr; // optional timeline
     int track = 0;
 
-    // Send one TLP no earlier than `at`; returns when its last byte has left.
-    sc_core::sc_time send(sc_core::sc_time at, tlp_type type, unsigned payload, unsigned overhead);
+    // Send one TLP no earlier than `at` (>= now, the current simulated time); returns
+    // when its last byte has left.
+    sc_core::sc_time send(sc_core::sc_time now, sc_core::sc_time at, tlp_type type,
+                          unsigned payload, unsigned overhead);
 };
 
 class pcie_link : public sc_core::sc_module {
@@ -67,7 +78,8 @@ private:
     void b_downstream(tlm::tlm_generic_payload &tx, sc_core::sc_time &delay);
     void read(tlm::tlm_generic_payload &tx, sc_core::sc_time &delay, link_direction &req,
               link_direction &cpl, tlm_utils::simple_initiator_socket<pcie_link> &out);
-    sc_core::sc_time write(tlm::tlm_generic_payload &tx, sc_core::sc_time at, link_direction &dir);
+    sc_core::sc_time write(tlm::tlm_generic_payload &tx, sc_core::sc_time now, sc_core::sc_time at,
+                           link_direction &dir);
 
     pcie_cfg cfg_;
     sc_core::sc_time read_fixed_;
