@@ -38,17 +38,41 @@ void iotlb_init(struct iotlb *t, const struct iotlb_config *cfg)
     memset(t, 0, sizeof *t);
     t->cfg = *cfg;
     t->sets = cfg->entries ? cfg->entries / cfg->ways : 0;
+    for (uint32_t s = t->sets; s > 1u; s >>= 1)
+        t->index_bits++;
     t->rng = cfg->seed ? cfg->seed : IOTLB_DEFAULT_SEED;
 }
 
-uint32_t iotlb_set_index(const struct iotlb *t, uint64_t vpn)
+/* The PASID's contribution to the set index: its bits reversed within the index
+ * width, so that small PASIDs, which differ in their low bits, land in sets far
+ * apart (address spaces with the same small layout then use disjoint sets). Bits of
+ * the PASID above the width are folded in first, so every bit counts. */
+static uint32_t pasid_spread(uint32_t pasid, unsigned bits)
 {
-    return t->sets ? (uint32_t)(vpn & (t->sets - 1u)) : 0;
+    if (bits == 0)
+        return 0;
+    const uint32_t mask = (1u << bits) - 1u;
+    uint32_t folded = 0;
+    for (uint32_t p = pasid; p != 0; p >>= bits)
+        folded ^= p & mask;
+    uint32_t reversed = 0;
+    for (unsigned i = 0; folded != 0; i++, folded >>= 1) {
+        if (folded & 1u)
+            reversed |= 1u << (bits - 1u - i);
+    }
+    return reversed;
 }
 
-static struct iotlb_entry *set_ways(struct iotlb *t, uint64_t vpn)
+uint32_t iotlb_set_index(const struct iotlb *t, uint32_t pasid, uint64_t vpn)
 {
-    return &t->e[(size_t)iotlb_set_index(t, vpn) * t->cfg.ways];
+    if (t->sets == 0)
+        return 0;
+    return ((uint32_t)vpn ^ pasid_spread(pasid, t->index_bits)) & (t->sets - 1u);
+}
+
+static struct iotlb_entry *set_ways(struct iotlb *t, uint32_t pasid, uint64_t vpn)
+{
+    return &t->e[(size_t)iotlb_set_index(t, pasid, vpn) * t->cfg.ways];
 }
 
 static bool entry_matches(const struct iotlb_entry *e, uint32_t pasid, uint64_t vpn,
@@ -62,7 +86,7 @@ static struct iotlb_entry *find(struct iotlb *t, uint32_t pasid, uint64_t iova,
                                 unsigned page_shift)
 {
     const uint64_t vpn = iova >> page_shift;
-    struct iotlb_entry *ways = set_ways(t, vpn);
+    struct iotlb_entry *ways = set_ways(t, pasid, vpn);
     for (uint32_t w = 0; w < t->cfg.ways; w++) {
         if (entry_matches(&ways[w], pasid, vpn, page_shift))
             return &ways[w];
@@ -121,7 +145,7 @@ void iotlb_insert(struct iotlb *t, uint32_t pasid, uint64_t iova, unsigned page_
     if (t->sets == 0)
         return;
     const uint64_t vpn = iova >> page_shift;
-    struct iotlb_entry *ways = set_ways(t, vpn);
+    struct iotlb_entry *ways = set_ways(t, pasid, vpn);
     struct iotlb_entry *slot = find(t, pasid, iova, page_shift);
     if (slot == NULL) {
         for (uint32_t w = 0; w < t->cfg.ways && slot == NULL; w++) {
@@ -173,6 +197,12 @@ static uint32_t invalidate(struct iotlb *t, enum inval_scope scope, uint32_t pas
     return dropped;
 }
 
+/* Last byte of [iova, iova + len), len > 0, clipped at 2^64 - 1. */
+static uint64_t range_last(uint64_t iova, uint64_t len)
+{
+    return len - 1u > UINT64_MAX - iova ? UINT64_MAX : iova + (len - 1u);
+}
+
 uint32_t iotlb_invalidate_all(struct iotlb *t)
 {
     return invalidate(t, INVAL_ALL, 0, 0, 0);
@@ -189,8 +219,7 @@ uint32_t iotlb_invalidate_range(struct iotlb *t, uint32_t pasid, uint64_t iova, 
         t->stats.invalidations++;
         return 0;
     }
-    const uint64_t last = len - 1u > UINT64_MAX - iova ? UINT64_MAX : iova + (len - 1u);
-    return invalidate(t, INVAL_RANGE, pasid, iova, last);
+    return invalidate(t, INVAL_RANGE, pasid, iova, range_last(iova, len));
 }
 
 /* ======================================================================
@@ -199,6 +228,10 @@ uint32_t iotlb_invalidate_range(struct iotlb *t, uint32_t pasid, uint64_t iova, 
 
 const char *iommu_check_config(const struct iommu_config *cfg)
 {
+    for (unsigned i = 0; i < IOMMU_PSC_LEVELS; i++) {
+        if (cfg->psc_entries[i] > IOMMU_PSC_ENTRIES_MAX)
+            return "paging-structure cache entries exceed the model's maximum of 256";
+    }
     return iotlb_check_config(&cfg->iotlb);
 }
 
@@ -208,12 +241,115 @@ void iommu_init(struct iommu *m, const struct iommu_config *cfg)
     memset(m, 0, sizeof *m);
     m->cfg = *cfg;
     iotlb_init(&m->tlb, &cfg->iotlb);
+    for (unsigned i = 0; i < IOMMU_PSC_LEVELS; i++)
+        m->psc[i].entries = cfg->psc_entries[i];
+}
+
+/* ---- paging-structure caches ---- */
+
+/* The valid entry of level's cache tagged (pasid, iova's bits above the level), or
+ * NULL. */
+static struct iommu_psc_entry *psc_find(struct iommu *m, unsigned level, uint32_t pasid,
+                                        uint64_t iova)
+{
+    struct iommu_psc *c = &m->psc[iommu_psc_slot(level)];
+    const uint64_t tag = iova >> iommu_level_shift(level);
+    for (uint32_t i = 0; i < c->entries; i++) {
+        struct iommu_psc_entry *e = &c->e[i];
+        if (e->valid && e->pasid == pasid && e->tag == tag)
+            return e;
+    }
+    return NULL;
+}
+
+/* Where iova's walk can start: probe the caches from level 2 up, stopping at the
+ * first usable entry (a write needs a writable one). On a hit, *level is the first
+ * level still to read, *table its table and *writable the permission so far. */
+static void psc_start(struct iommu *m, uint32_t pasid, uint64_t iova, bool write,
+                      unsigned *level, uint64_t *table, bool *writable, struct iommu_result *r)
+{
+    for (unsigned l = IOMMU_PSC_LOWEST_LEVEL; l <= IOMMU_LEVELS; l++) {
+        const unsigned slot = iommu_psc_slot(l);
+        if (m->psc[slot].entries == 0)
+            continue;
+        struct iommu_psc_entry *e = psc_find(m, l, pasid, iova);
+        if (e == NULL || (write && !e->writable)) {
+            m->stats.psc[slot].misses++;
+            continue;
+        }
+        m->stats.psc[slot].hits++;
+        e->stamp = ++m->psc_clock;
+        *level = l - 1u;
+        *table = e->table;
+        *writable = e->writable;
+        r->psc_hit_level = (uint8_t)l;
+        return;
+    }
+}
+
+/* Cache iova's entry of level, which points to the table at `table`. */
+static void psc_insert(struct iommu *m, unsigned level, uint32_t pasid, uint64_t iova,
+                       uint64_t table, bool writable)
+{
+    struct iommu_psc *c = &m->psc[iommu_psc_slot(level)];
+    struct iommu_psc_counts *st = &m->stats.psc[iommu_psc_slot(level)];
+    if (c->entries == 0)
+        return;
+    struct iommu_psc_entry *slot = psc_find(m, level, pasid, iova);
+    if (slot == NULL) {
+        for (uint32_t i = 0; i < c->entries && slot == NULL; i++) {
+            if (!c->e[i].valid)
+                slot = &c->e[i];
+        }
+        if (slot == NULL) {
+            slot = &c->e[0];
+            for (uint32_t i = 1; i < c->entries; i++) {
+                if (c->e[i].stamp < slot->stamp)
+                    slot = &c->e[i];
+            }
+            st->evictions++;
+        }
+        st->inserts++;
+    }
+    *slot = (struct iommu_psc_entry){
+        .tag = iova >> iommu_level_shift(level),
+        .table = table,
+        .stamp = ++m->psc_clock,
+        .pasid = pasid,
+        .writable = writable,
+        .valid = true,
+    };
+}
+
+/* Drop the entries in scope: all, pasid's, or pasid's whose region (the IOVAs that
+ * share the entry's tag) overlaps [first, last]. */
+static void psc_invalidate(struct iommu *m, enum inval_scope scope, uint32_t pasid,
+                           uint64_t first, uint64_t last)
+{
+    for (unsigned l = IOMMU_PSC_LOWEST_LEVEL; l <= IOMMU_LEVELS; l++) {
+        struct iommu_psc *c = &m->psc[iommu_psc_slot(l)];
+        const unsigned shift = iommu_level_shift(l);
+        for (uint32_t i = 0; i < c->entries; i++) {
+            struct iommu_psc_entry *e = &c->e[i];
+            if (!e->valid || (scope != INVAL_ALL && e->pasid != pasid))
+                continue;
+            if (scope == INVAL_RANGE) {
+                const uint64_t region_first = e->tag << shift;
+                const uint64_t region_last = region_first + ((1ull << shift) - 1u);
+                if (region_last < first || region_first > last)
+                    continue;
+            }
+            e->valid = false;
+            m->stats.psc[iommu_psc_slot(l)].entries_invalidated++;
+        }
+    }
 }
 
 void iommu_set_enabled(struct iommu *m, bool enabled)
 {
     m->cfg.enabled = enabled;
     iotlb_invalidate_all(&m->tlb);
+    psc_invalidate(m, INVAL_ALL, 0, 0, 0);
 }
 
 enum vs_reason iommu_set_root(struct iommu *m, uint32_t pasid, uint64_t root)
@@ -224,21 +360,26 @@ enum vs_reason iommu_set_root(struct iommu *m, uint32_t pasid, uint64_t root)
         return VS_REASON_IOMMU_ROOT_INVALID;
     m->root[pasid] = root;
     iotlb_invalidate_pasid(&m->tlb, pasid);
+    psc_invalidate(m, INVAL_PASID, pasid, 0, 0);
     return VS_REASON_NONE;
 }
 
 uint32_t iommu_invalidate_all(struct iommu *m)
 {
+    psc_invalidate(m, INVAL_ALL, 0, 0, 0);
     return iotlb_invalidate_all(&m->tlb);
 }
 
 uint32_t iommu_invalidate_pasid(struct iommu *m, uint32_t pasid)
 {
+    psc_invalidate(m, INVAL_PASID, pasid, 0, 0);
     return iotlb_invalidate_pasid(&m->tlb, pasid);
 }
 
 uint32_t iommu_invalidate_range(struct iommu *m, uint32_t pasid, uint64_t iova, uint64_t len)
 {
+    if (len != 0)
+        psc_invalidate(m, INVAL_RANGE, pasid, iova, range_last(iova, len));
     return iotlb_invalidate_range(&m->tlb, pasid, iova, len);
 }
 
@@ -272,17 +413,27 @@ static enum vs_reason walk_read_reason(enum vs_dma_status st)
                                        : VS_REASON_IOMMU_FAULT_WALK_RANGE;
 }
 
-/* Walk pasid's table for iova: at most IOMMU_LEVELS reads, counted in r->walk_reads.
- * On success fills r->pa, r->page_size, r->writable (and *page_shift, *pa_base); on a
- * fault returns the reason and the level whose entry faulted in *level. The
- * write-permission check is the caller's (it needs the whole walk's writable bit). */
-static enum vs_reason walk(const struct vs_guest_ops *ops, uint64_t root, uint64_t iova,
-                           struct iommu_result *r, unsigned *page_shift, uint64_t *pa_base,
-                           unsigned *level_out)
+/* What a walk learnt about the table entries it read that point to a table: for each
+ * level, the next table and the writable bit so far (what the level's paging-structure
+ * cache keeps). */
+struct walk_path {
+    uint64_t next[IOMMU_LEVELS + 1];
+    bool writable[IOMMU_LEVELS + 1];
+};
+
+/* Walk iova's table from `top` (IOMMU_LEVELS..1) down, the table of that level at
+ * `table` and the permission so far `writable` (the root and true, or what a
+ * paging-structure cache gave): at most `top` reads, counted in r->walk_reads. On
+ * success fills r->pa, r->page_size, r->writable, *page_shift, *pa_base and the path
+ * of the levels read above the leaf; on a fault returns the reason and the level
+ * whose entry faulted in *level. The write-permission check is the caller's (it needs
+ * the whole walk's writable bit). */
+static enum vs_reason walk(const struct vs_guest_ops *ops, unsigned top, uint64_t table,
+                           bool writable, uint64_t iova, struct iommu_result *r,
+                           unsigned *page_shift, uint64_t *pa_base, unsigned *level_out,
+                           struct walk_path *path)
 {
-    uint64_t table = root;
-    bool writable = true;
-    for (unsigned level = IOMMU_LEVELS; level > 0; level--) {
+    for (unsigned level = top; level > 0; level--) {
         *level_out = level;
         const uint64_t addr = table + (uint64_t)iommu_pte_index(iova, level) * IOMMU_PTE_SIZE;
         uint8_t raw[IOMMU_PTE_SIZE];
@@ -304,6 +455,8 @@ static enum vs_reason walk(const struct vs_guest_ops *ops, uint64_t root, uint64
         else if (level == 2 && (pte & IOMMU_PTE_LEAF_MASK))
             shift = IOMMU_PAGE_SHIFT_2M;
         if (shift == 0) {
+            path->next[level] = next;
+            path->writable[level] = writable;
             table = next;
             continue;
         }
@@ -393,9 +546,13 @@ enum iommu_status iommu_translate(struct iommu *m, const struct vs_guest_ops *wa
     assert(walk_ops != NULL && walk_ops->read != NULL);
     m->stats.total.walks++;
     pc->walks++;
-    unsigned page_shift = 0, level = 0;
-    uint64_t pa_base = 0;
-    const enum vs_reason why = walk(walk_ops, root, iova, r, &page_shift, &pa_base, &level);
+    unsigned top = IOMMU_LEVELS, page_shift = 0, level = 0;
+    uint64_t table = root, pa_base = 0;
+    bool writable = true;
+    psc_start(m, pasid, iova, write, &top, &table, &writable, r);
+    struct walk_path path;
+    const enum vs_reason why = walk(walk_ops, top, table, writable, iova, r, &page_shift,
+                                    &pa_base, &level, &path);
     m->stats.total.walk_reads += r->walk_reads;
     pc->walk_reads += r->walk_reads;
     if (why != VS_REASON_NONE)
@@ -403,7 +560,12 @@ enum iommu_status iommu_translate(struct iommu *m, const struct vs_guest_ops *wa
     if (write && !r->writable)
         return fault(m, pc, pasid, iova, write, VS_REASON_IOMMU_FAULT_READ_ONLY, level, r);
 
+    /* The walk ended in a translation: cache it, and the entries it read above the
+     * leaf that point to a table (levels top..leaf + 1, those of 2 and up). */
     iotlb_insert(&m->tlb, pasid, iova, page_shift, pa_base, r->writable);
+    const unsigned leaf = page_shift == IOMMU_PAGE_SHIFT_2M ? 2u : 1u;
+    for (unsigned l = top; l > leaf && l >= IOMMU_PSC_LOWEST_LEVEL; l--)
+        psc_insert(m, l, pasid, iova, path.next[l], path.writable[l]);
     r->span = r->page_size - (iova & (r->page_size - 1u));
     return IOMMU_OK;
 }

@@ -45,19 +45,43 @@
  *   struct iotlb is a set-associative translation cache usable on its own (the device's
  *   ATS translation cache is a second instance). Entries are tagged by (PASID, virtual
  *   page number, page size); a 2 MiB page is one entry. The set of an entry is its
- *   page number (IOVA >> page shift) modulo the number of sets, so a lookup, which does
- *   not know the page size, probes the set of the 4 KiB page number and then the set of
- *   the 2 MiB page number. Replacement is LRU (exact, by use stamps) or random (seeded
+ *   page number (IOVA >> page shift) XOR the PASID's spread (the PASID's bits reversed
+ *   into the top bits of the set index, see iotlb_set_index), modulo the number of
+ *   sets: without the PASID, two address spaces with the same layout would compete
+ *   for the same sets while the others stay empty. A lookup, which does not know the
+ *   page size, probes the set of the 4 KiB page number and then the set of the 2 MiB
+ *   page number. Replacement is LRU (exact, by use stamps) or random (seeded
  *   xorshift64 kept in the struct). Faults are never cached. An entry caches the
  *   page's write permission; a write that finds only a read-only entry is a miss (the
  *   IOMMU walks again, so a permission upgrade needs no invalidation, as on x86).
+ *
+ * ---- Paging-structure caches ----
+ *
+ *   Beside the IOTLB the IOMMU caches entries of the upper levels that point to a
+ *   next-level table, one fully associative LRU cache per level (4, 3 and 2), as the
+ *   paging-structure caches of Intel VT-d and x86 do (PML4, PDPT and PDE caches). An
+ *   entry of level L is tagged by (PASID, IOVA >> iommu_level_shift(L)): the IOVA bits
+ *   that select it and every entry above it. It holds the next table's address and
+ *   the AND of the writable bits from the root down to it. A walk probes the level-2
+ *   cache first, then level 3, then level 4, stopping at the first hit, and reads only
+ *   the levels below the hit: a level-2 hit leaves one read (the leaf), a level-3 hit
+ *   two, a level-4 hit three. A cache of 0 entries does not exist (is not probed). As
+ *   in the IOTLB, a write treats an entry without write permission as a miss.
+ *   Only a walk that ends in a translation fills the caches (its table entries of
+ *   levels 4..2 that point to a table; a 2 MiB leaf is the IOTLB's): a walk that
+ *   faults caches nothing. Invalidation drops them with the IOTLB's entries: all, a
+ *   PASID's, or (range) every entry of the PASID whose region (2 MiB, 1 GiB, 512 GiB)
+ *   overlaps the range, which is conservative as hardware's page-selective
+ *   invalidation is. A cached table address is only ever read through the walk ops,
+ *   so a stale or hostile one faults like any other table pointer.
  *
  * Calling contract: the driver changes a mapping and then invalidates (all, a PASID,
  * or a range); until then the IOTLB may keep serving the old translation, exactly as
  * hardware does. Changing a PASID's root, or enabling/disabling the IOMMU, drops
  * the cached translations concerned (a context change, not a page-table change).
  *
- * Both structs hold their IOTLB storage inline (IOTLB_ENTRIES_MAX entries, ~128 KiB):
+ * Both structs hold their IOTLB storage inline (IOTLB_ENTRIES_MAX entries, ~128 KiB;
+ * struct iommu also its paging-structure caches, 3 x IOMMU_PSC_ENTRIES_MAX entries):
  * allocate them once, not on a thread stack. Nothing here allocates or prints.
  */
 #ifndef VIOSIM_IOMMU_H
@@ -143,6 +167,7 @@ struct iotlb_stats {
 struct iotlb {
     struct iotlb_config cfg;
     uint32_t sets;       /* entries / ways (0 when entries is 0) */
+    uint32_t index_bits; /* log2(sets) */
     uint64_t clock;      /* LRU use counter */
     uint64_t rng;        /* xorshift64 state for IOTLB_RANDOM */
     struct iotlb_stats stats;
@@ -157,8 +182,10 @@ const char *iotlb_check_config(const struct iotlb_config *cfg);
  * iotlb_check_config. */
 void iotlb_init(struct iotlb *t, const struct iotlb_config *cfg);
 
-/* Set that holds page number vpn (of either page size). */
-uint32_t iotlb_set_index(const struct iotlb *t, uint64_t vpn);
+/* Set that holds pasid's page number vpn (of either page size): the low bits of vpn
+ * XOR the PASID's bits reversed into the index's width (bits above the width folded
+ * in first), so PASIDs 0, 1, 2, 3 start at sets 0, sets/2, sets/4, 3*sets/4. */
+uint32_t iotlb_set_index(const struct iotlb *t, uint32_t pasid, uint64_t vpn);
 
 /* Look iova up in pasid's translations. A hit needs a valid entry with the same tag
  * and, if `write`, a writable one; it becomes the most recently used of its set and
@@ -195,9 +222,49 @@ enum iommu_status {
     IOMMU_FAULT, /* the translation faulted; see iommu_result.fault and the fault log */
 };
 
+/* Paging-structure caches: one for each level whose entries point to a table. */
+#define IOMMU_PSC_LOWEST_LEVEL 2
+#define IOMMU_PSC_LEVELS       (IOMMU_LEVELS - IOMMU_PSC_LOWEST_LEVEL + 1) /* 4, 3, 2 */
+#define IOMMU_PSC_ENTRIES_MAX  256u
+
+/* Index of level (2..4) in the per-level arrays below. */
+static inline unsigned iommu_psc_slot(unsigned level)
+{
+    return level - IOMMU_PSC_LOWEST_LEVEL;
+}
+
 struct iommu_config {
     bool enabled;              /* false: bypass, every IOVA is its physical address */
     struct iotlb_config iotlb;
+    /* Entries of the paging-structure cache of each level, by iommu_psc_slot(level);
+     * 0 = no cache for that level, at most IOMMU_PSC_ENTRIES_MAX. */
+    uint32_t psc_entries[IOMMU_PSC_LEVELS];
+};
+
+struct iommu_psc_entry {
+    uint64_t tag;        /* IOVA >> iommu_level_shift(level) */
+    uint64_t table;      /* guest-physical address of the next-level table */
+    uint64_t stamp;      /* LRU: the IOMMU's PSC clock at the last use */
+    uint32_t pasid;
+    bool writable;       /* AND of the writable bits from the root to this entry */
+    bool valid;
+};
+
+/* One level's paging-structure cache: fully associative, LRU. */
+struct iommu_psc {
+    uint32_t entries;    /* from the config; 0 = the level has no cache */
+    struct iommu_psc_entry e[IOMMU_PSC_ENTRIES_MAX];
+};
+
+/* Work of one level's paging-structure cache. A walk probes the caches from level 2
+ * up and stops at the first hit, so a level's lookups are the walks that missed every
+ * cache below it: hits + misses. */
+struct iommu_psc_counts {
+    uint64_t hits;                /* walks that started below this level */
+    uint64_t misses;
+    uint64_t inserts;
+    uint64_t evictions;           /* valid entries replaced by an insert */
+    uint64_t entries_invalidated; /* valid entries dropped by invalidation or a root change */
 };
 
 /* One translation, as the caller uses it and the platform charges it. */
@@ -206,7 +273,10 @@ struct iommu_result {
     uint64_t page_size;   /* 4 KiB or 2 MiB; 0 in bypass (no pages) */
     uint64_t span;        /* bytes from the IOVA to the end of its page: a DMA longer
                            * than this must be split (bypass: to 2^64, saturated) */
-    uint32_t walk_reads;  /* page-table entries read (0 on an IOTLB hit or in bypass) */
+    uint32_t walk_reads;  /* page-table entries read (0 on an IOTLB hit or in bypass;
+                           * a paging-structure cache hit leaves out the levels above) */
+    uint8_t psc_hit_level;/* level whose cached entry the walk started from (2..4), 0 =
+                           * no paging-structure cache hit (or no walk) */
     bool tlb_hit;
     bool writable;        /* the page may be written (what an ATS cache would keep) */
     bool bypass;
@@ -238,12 +308,15 @@ struct iommu_stats {
     uint64_t bypassed;    /* requests served as identity (IOMMU disabled) */
     struct iommu_counts total;
     struct iommu_counts pasid[IOMMU_PASIDS_MAX]; /* a PASID out of range counts in total only */
+    struct iommu_psc_counts psc[IOMMU_PSC_LEVELS]; /* by iommu_psc_slot(level) */
 };
 
 struct iommu {
     struct iommu_config cfg;
     uint64_t root[IOMMU_PASIDS_MAX]; /* level-4 table of each PASID; 0 = no address space */
     struct iotlb tlb;
+    struct iommu_psc psc[IOMMU_PSC_LEVELS]; /* by iommu_psc_slot(level) */
+    uint64_t psc_clock;                      /* LRU use counter of the caches */
 
     /* Fault log: the first IOMMU_FAULT_LOG_LEN faults since the last clear are kept;
      * fault_count counts them all (fault_count - fault_logged were not recorded). */
@@ -261,26 +334,30 @@ const char *iommu_check_config(const struct iommu_config *cfg);
  * and take cfg, which must pass iommu_check_config. */
 void iommu_init(struct iommu *m, const struct iommu_config *cfg);
 
-/* Turn translation on (ACCESS_PLATFORM negotiated) or off (bypass). Drops the IOTLB. */
+/* Turn translation on (ACCESS_PLATFORM negotiated) or off (bypass). Drops the IOTLB
+ * and the paging-structure caches. */
 void iommu_set_enabled(struct iommu *m, bool enabled);
 
 /* Give pasid the page table rooted at root (0 removes the address space). Refuses a
  * PASID out of range (IOMMU_FAULT_PASID_RANGE) or a root that is not 4 KiB aligned
  * or lies above 52 bits (IOMMU_ROOT_INVALID), changing nothing. Drops the PASID's
- * cached translations. */
+ * cached translations and paging-structure cache entries. */
 enum vs_reason iommu_set_root(struct iommu *m, uint32_t pasid, uint64_t root);
 
 /* Translate iova for a read (write false) or a write by the device in address space
  * pasid. walk_ops reads the page table on a miss (kind VS_DMA_PT_READ, 8 bytes per
  * entry) and must not be NULL while the IOMMU is enabled; it is not called in bypass
- * or on a hit. Fills *r. On a fault, records it in the log and returns IOMMU_FAULT
- * with r->fault saying why; nothing is cached. */
+ * or on a hit, and not for the levels a paging-structure cache hit skips. Fills *r.
+ * On a fault, records it in the log and returns IOMMU_FAULT with r->fault saying
+ * why; nothing is cached. */
 enum iommu_status iommu_translate(struct iommu *m, const struct vs_guest_ops *walk_ops,
                                   uint32_t pasid, uint64_t iova, bool write,
                                   struct iommu_result *r);
 
-/* IOTLB invalidation commands (see the iotlb_invalidate_* contracts). Return the
- * number of entries dropped. */
+/* Invalidation commands: drop the IOTLB's entries (see the iotlb_invalidate_*
+ * contracts) and the paging-structure caches' entries in the same scope (a range
+ * drops those whose region overlaps it). Return the number of IOTLB entries dropped;
+ * the caches' drops are counted in stats.psc[].entries_invalidated. */
 uint32_t iommu_invalidate_all(struct iommu *m);
 uint32_t iommu_invalidate_pasid(struct iommu *m, uint32_t pasid);
 uint32_t iommu_invalidate_range(struct iommu *m, uint32_t pasid, uint64_t iova, uint64_t len);

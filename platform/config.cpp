@@ -293,6 +293,23 @@ const std::vector<param_def> &param_table()
          "page walks the IOMMU runs at once; a miss waits for a free walker. A walk reads "
          "one 8-byte entry per level from host memory, one after another",
          integer(1, 64), INT_FIELD(plat.iommu_walkers_count)},
+        {"iommu.walk_read_overhead_ns", "ns", "0",
+         "time the root complex's IOMMU adds to each page-table read on top of host "
+         "memory's latency (its own path to memory); not charged with "
+         "iommu.walk_location=device, whose reads cross the link",
+         real(0, 1e6), REAL_FIELD(plat.iommu_walk_read_overhead_ns)},
+        {"iommu.psc_level4_entries", "entries", "0",
+         "paging-structure cache of level-4 (PML4) entries: a hit skips the walk's level-4 "
+         "read; fully associative, LRU; 0 = no such cache",
+         integer(0, 256), INT_FIELD(plat.iommu_psc_level4_entries)},
+        {"iommu.psc_level3_entries", "entries", "0",
+         "paging-structure cache of level-3 (PDPT) entries: a hit skips the reads of levels 4 "
+         "and 3; fully associative, LRU; 0 = no such cache",
+         integer(0, 256), INT_FIELD(plat.iommu_psc_level3_entries)},
+        {"iommu.psc_level2_entries", "entries", "0",
+         "paging-structure cache of level-2 (page directory) entries that point to a table: a "
+         "hit leaves only the leaf's read; fully associative, LRU; 0 = no such cache",
+         integer(0, 256), INT_FIELD(plat.iommu_psc_level2_entries)},
         {"iommu.ats", "", "off",
          "on = Address Translation Services: the device keeps its own translation cache, "
          "filled by Translation Requests that cross the link, and sends physical "

@@ -38,6 +38,10 @@ struct platform_params {
     bool iommu_random_replacement;
     double iommu_iotlb_hit_ns;
     unsigned iommu_walkers_count;
+    double iommu_walk_read_overhead_ns;   // added to each root-complex page-table read
+    unsigned iommu_psc_level4_entries;    // paging-structure caches (0 = none)
+    unsigned iommu_psc_level3_entries;
+    unsigned iommu_psc_level2_entries;
     bool iommu_ats;                    // translate in the device (ATS) instead of the RC
     bool iommu_in_device;              // the IOMMU (IOTLB + walker) is in the device
     unsigned iommu_atc_entries;

@@ -48,7 +48,8 @@ enum vs_dma_status root_complex::walk_read(void *ctx, uint64_t addr, void *dst, 
         payload.prepare(tlm::TLM_READ_COMMAND, addr, static_cast<unsigned char *>(dst), len);
     sc_time d = sc_core::SC_ZERO_TIME;
     rc->to_memory->b_transport(tx, d);
-    rc->walk_delay_ += d; // the walk's reads depend on each other: they add up
+    // The walk's reads depend on each other: they add up.
+    rc->walk_delay_ += d + rc->t_.walk_read_overhead;
     return tx.is_response_ok() ? VS_DMA_OK : VS_DMA_OUT_OF_RANGE;
 }
 

@@ -4,8 +4,9 @@
 // The IOMMU (model/iommu) translates requests that ask for it (dma_attr_ext: the
 // device negotiated VIRTIO_F_ACCESS_PLATFORM) in the request's PASID. A lookup costs
 // iommu_timing::iotlb_hit; a miss walks the page table with real reads of host memory
-// (each costs the memory's latency) on one of `walkers` page walkers, the next walk
-// waiting for a free one. A fault aborts the request with an address error and marks
+// (each costs the memory's latency plus walk_read_overhead; a paging-structure cache
+// hit leaves out the upper levels' reads) on one of `walkers` page walkers, the next
+// walk waiting for a free one. A fault aborts the request with an address error and marks
 // it in the extension; the IOMMU's fault log keeps the IOVA, PASID and reason.
 //
 // The device splits a DMA read into requests of at most the max read request size,
@@ -38,6 +39,7 @@ extern "C" {
 struct iommu_timing {
     sc_core::sc_time iotlb_hit;  // every lookup
     unsigned walkers = 1;        // page walks in flight at most
+    sc_core::sc_time walk_read_overhead; // added to each page-table read's memory time
 };
 
 class root_complex : public sc_core::sc_module {

@@ -246,6 +246,24 @@ void add_iommu_stats(stats_table &s, const platform &p)
     s.add_u64("iommu.walker_waits", "count", "walks that waited for a free walker", rc.walker_waits);
     s.add_f64("iommu.walker_wait_ns", "ns", "total time walks waited for a walker", rc.walker_wait.to_seconds() * 1e9);
     s.add_u64("iommu.faults", "count", "translations that faulted (the access was aborted)", t.faults);
+    // Paging-structure caches, probed from level 2 up until one hits: a level's hits
+    // and misses add up to the walks that missed every cache below it.
+    for (unsigned level = IOMMU_LEVELS; level >= IOMMU_PSC_LOWEST_LEVEL; level--) {
+        const iommu_psc_counts &c = m.stats.psc[iommu_psc_slot(level)];
+        const std::string n = "iommu.psc.level" + std::to_string(level);
+        s.add_u64(n + ".hits", "count",
+                  "walks that started below this level from its paging-structure cache", c.hits);
+        s.add_u64(n + ".misses", "count",
+                  "walks that found no usable entry in this level's paging-structure cache",
+                  c.misses);
+        s.add_u64(n + ".evictions", "count",
+                  "entries of this level's paging-structure cache replaced (LRU) by a walk",
+                  c.evictions);
+        s.add_u64(n + ".invalidated", "count",
+                  "entries of this level's paging-structure cache dropped by invalidation or "
+                  "a root change",
+                  c.entries_invalidated);
+    }
     const dma_engine &e = p.dev.dma_stats();
     s.add_u64("iommu.ats.translation_requests", "count",
               "ATS Translation Requests the device sent (its translation cache missed)",
@@ -367,9 +385,13 @@ run_result vs_run(const vs_config &cfg, const run_options &opt)
     ic.iotlb.ways = cfg.plat.iommu_iotlb_ways;
     ic.iotlb.policy = cfg.plat.iommu_random_replacement ? IOTLB_RANDOM : IOTLB_LRU;
     ic.iotlb.seed = cfg.seed;
+    ic.psc_entries[iommu_psc_slot(4)] = cfg.plat.iommu_psc_level4_entries;
+    ic.psc_entries[iommu_psc_slot(3)] = cfg.plat.iommu_psc_level3_entries;
+    ic.psc_entries[iommu_psc_slot(2)] = cfg.plat.iommu_psc_level2_entries;
     iommu_timing it;
     it.iotlb_hit = sc_time(cfg.plat.iommu_iotlb_hit_ns, SC_NS);
     it.walkers = cfg.plat.iommu_walkers_count;
+    it.walk_read_overhead = sc_time(cfg.plat.iommu_walk_read_overhead_ns, SC_NS);
 
     device_timing dt;
     dt.cycle = sc_time(1000.0 / cfg.plat.device_clock_mhz, SC_NS);

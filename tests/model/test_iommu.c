@@ -33,7 +33,13 @@ static struct {
     struct iotlb t;    /* a stand-alone cache (the ATS one) */
 } E;
 
-static void env_setup_tlb(uint32_t entries, uint32_t ways, enum iotlb_policy policy)
+/* Paging-structure cache sizes of levels 4, 3, 2 (0 = none). */
+struct psc_sizes {
+    uint32_t l4, l3, l2;
+};
+
+static void env_setup_full(uint32_t entries, uint32_t ways, enum iotlb_policy policy,
+                           struct psc_sizes psc)
 {
     if (E.g.mem)
         fake_guest_free(&E.g);
@@ -47,10 +53,18 @@ static void env_setup_tlb(uint32_t entries, uint32_t ways, enum iotlb_policy pol
         .enabled = true,
         .iotlb = {.entries = entries, .ways = ways, .policy = policy, .seed = 42},
     };
+    cfg.psc_entries[iommu_psc_slot(4)] = psc.l4;
+    cfg.psc_entries[iommu_psc_slot(3)] = psc.l3;
+    cfg.psc_entries[iommu_psc_slot(2)] = psc.l2;
     cr_assert_null(iommu_check_config(&cfg));
     iommu_init(&E.m, &cfg);
     for (unsigned i = 0; i < 3; i++)
         cr_assert_eq(iommu_set_root(&E.m, i, E.pt[i].root), VS_REASON_NONE);
+}
+
+static void env_setup_tlb(uint32_t entries, uint32_t ways, enum iotlb_policy policy)
+{
+    env_setup_full(entries, ways, policy, (struct psc_sizes){0, 0, 0});
 }
 
 static void env_setup(void)
@@ -66,6 +80,7 @@ static void env_teardown(void)
 TestSuite(iommu, .init = env_setup, .fini = env_teardown);
 TestSuite(iotlb, .fini = env_teardown);
 TestSuite(iopt, .init = env_setup, .fini = env_teardown);
+TestSuite(iommu_psc, .fini = env_teardown);
 
 static enum iommu_status xl(uint32_t pasid, uint64_t iova, bool write, struct iommu_result *r)
 {
@@ -307,10 +322,10 @@ Test(iotlb, lru_evicts_least_recently_used_of_the_set)
 Test(iotlb, set_indexing_by_page_number)
 {
     tlb_init(16, 2, IOTLB_LRU, 0); /* 8 sets */
-    cr_expect_eq(iotlb_set_index(&E.t, 0), 0);
-    cr_expect_eq(iotlb_set_index(&E.t, 7), 7);
-    cr_expect_eq(iotlb_set_index(&E.t, 8), 0);
-    cr_expect_eq(iotlb_set_index(&E.t, 13), 5);
+    cr_expect_eq(iotlb_set_index(&E.t, 0, 0), 0);
+    cr_expect_eq(iotlb_set_index(&E.t, 0, 7), 7);
+    cr_expect_eq(iotlb_set_index(&E.t, 0, 8), 0);
+    cr_expect_eq(iotlb_set_index(&E.t, 0, 13), 5);
     /* Fill set 3 beyond its ways with pages 3, 11, 19: only set 3 loses an entry. */
     for (uint64_t v = 0; v < 8; v++)
         tlb_put(v);
@@ -801,7 +816,8 @@ Test(iommu, hit_rate_oracle_random)
  * Hostile tables: garbage never crashes, hangs, or walks more than 4 levels
  * ====================================================================== */
 
-Test(iommu, garbage_tables_are_survived)
+/* Translate 20000 random IOVAs (bits within iova_mask) through random tables. */
+static void survive_garbage(uint64_t iova_mask)
 {
     uint64_t s = 99;
     /* Random bytes everywhere; present entries point mostly inside the pool so the
@@ -814,7 +830,7 @@ Test(iommu, garbage_tables_are_survived)
     }
     unsigned ok = 0, faults = 0;
     for (unsigned i = 0; i < 20000; i++) {
-        const uint64_t iova = test_rng(&s) & ((1ull << 48) - 1u);
+        const uint64_t iova = test_rng(&s) & iova_mask;
         struct iommu_result r;
         enum iommu_status st = xl(0, iova, test_rng(&s) & 1, &r);
         cr_assert_leq(r.walk_reads, 4);
@@ -831,6 +847,465 @@ Test(iommu, garbage_tables_are_survived)
     cr_expect_eq(ok + faults, 20000);
     cr_expect_eq(E.m.fault_count, faults);
     cr_expect_eq(E.m.fault_logged, faults < IOMMU_FAULT_LOG_LEN ? faults : IOMMU_FAULT_LOG_LEN);
+}
+
+Test(iommu, garbage_tables_are_survived)
+{
+    survive_garbage((1ull << 48) - 1u);
+}
+
+/* Paging-structure caches keep table pointers that the guest may overwrite at any
+ * time: walks that start from them must stay as bounded and clean as any other. A
+ * valid table is mapped, then the guest keeps scribbling over its table pages while
+ * the device translates. */
+Test(iommu, scribbled_tables_under_paging_structure_caches)
+{
+    env_setup_full(16, 4, IOTLB_LRU, (struct psc_sizes){2, 4, 8});
+    /* 32 MiB mapped across the boundary of two 1 GiB regions, 16 MiB unmapped after. */
+    const uint64_t base = 0x3f000000ull, mapped = 32ull << 20, span = 48ull << 20;
+    cr_assert_eq(iopt_map(&E.pt[0], base, 0x100000000ull, mapped, K4, true), IOPT_OK);
+    uint64_t s = 7;
+    unsigned ok = 0, faults = 0;
+    for (unsigned i = 0; i < 20000; i++) {
+        const uint64_t v = test_rng(&s);
+        if ((v & 7) == 0) {
+            /* Any word of any table page: a pointer into the pool or plain noise. */
+            const uint64_t at = POOL + (test_rng(&s) % (POOL_SZ / 8)) * 8;
+            const uint64_t w = test_rng(&s);
+            fake_guest_put64(&E.g, at, (w & 1) ? (w & 0x83u) | (POOL + (w % (POOL_SZ / K4)) * K4) : w);
+        }
+        if ((v & 0x3f) == 1)
+            iommu_invalidate_range(&E.m, 0, base + test_rng(&s) % span, K4);
+        const uint64_t iova = base + test_rng(&s) % span;
+        struct iommu_result r;
+        const enum iommu_status st = xl(0, iova, (v >> 8) & 1, &r);
+        cr_assert_leq(r.walk_reads, r.psc_hit_level ? r.psc_hit_level - 1u : 4u);
+        if (st == IOMMU_OK) {
+            ok++;
+            cr_assert(r.page_size == K4 || r.page_size == M2);
+        } else {
+            faults++;
+            cr_assert(r.fault >= VS_REASON_IOMMU_FAULT_PASID_RANGE &&
+                      r.fault <= VS_REASON_IOMMU_FAULT_WALK_RANGE);
+        }
+    }
+    cr_expect_eq(E.m.fault_count, faults);
+    cr_expect_gt(ok, 0);
+    cr_expect_gt(faults, 0);
+    for (unsigned l = 2; l <= 4; l++)
+        cr_expect_gt(E.m.stats.psc[iommu_psc_slot(l)].hits, 0, "level %u's cache took part", l);
+}
+
+/* ======================================================================
+ * Paging-structure caches (iommu.h, "Paging-structure caches")
+ * ====================================================================== */
+
+/* Regions that share ever fewer upper-level entries with A: B shares A's level-4 and
+ * level-3 entries (same 1 GiB), C only the level-4 entry (same 512 GiB), D none. */
+#define PSC_A 0x40000000ull
+#define PSC_B (PSC_A + M2)
+#define PSC_C (PSC_A + (1ull << 30))
+#define PSC_D (PSC_A + (1ull << 39))
+
+static void psc_setup(struct psc_sizes psc)
+{
+    /* No IOTLB: every translation walks, so the walk alone is under test. */
+    env_setup_full(0, 0, IOTLB_LRU, psc);
+}
+
+/* Map two 4 KiB pages at each of A, B, C, D in pasid's table. */
+static void psc_map_regions(uint32_t pasid)
+{
+    const uint64_t at[] = {PSC_A, PSC_B, PSC_C, PSC_D};
+    for (unsigned i = 0; i < 4; i++)
+        cr_assert_eq(iopt_map(&E.pt[pasid], at[i], DATA + i * 2 * K4, 2 * K4, K4, true), IOPT_OK);
+}
+
+/* Translate (must succeed) and return the page-table reads it did; checks that they
+ * were exactly the entries of levels walk_reads..1, in that order, and that the
+ * counters agree. */
+static unsigned reads_of(uint32_t pasid, uint64_t iova, bool write)
+{
+    const uint64_t before = fake_guest_accesses(&E.g);
+    const uint64_t total_before = E.m.stats.total.walk_reads;
+    struct iommu_result r;
+    cr_assert_eq(xl(pasid, iova, write, &r), IOMMU_OK, "iova 0x%llx: %s",
+                 (unsigned long long)iova, vs_reason_name(r.fault));
+    const unsigned n = r.walk_reads;
+    cr_assert_eq(fake_guest_accesses(&E.g) - before, n, "walk_reads counts the reads done");
+    cr_assert_eq(E.m.stats.total.walk_reads - total_before, n);
+    for (unsigned k = 0; k < n; k++) {
+        /* The k-th most recent read is of level k + 1 (4 KiB pages: the leaf last). */
+        const struct fake_guest_access *a = fake_guest_recent(&E.g, k);
+        cr_assert_eq(a->addr, pte_addr(&E.pt[pasid], iova, k + 1), "read of level %u", k + 1);
+        cr_assert_eq(a->kind, VS_DMA_PT_READ);
+    }
+    cr_assert_eq(r.psc_hit_level, n == 4 ? 0 : n + 1, "the walk started below the hit");
+    return n;
+}
+
+static const struct iommu_psc_counts *psc_stats(unsigned level)
+{
+    return &E.m.stats.psc[iommu_psc_slot(level)];
+}
+
+Test(iommu_psc, hits_skip_exactly_the_cached_levels)
+{
+    psc_setup((struct psc_sizes){4, 4, 4});
+    psc_map_regions(0);
+    cr_expect_eq(reads_of(0, PSC_A, false), 4, "cold: the whole walk");
+    cr_expect_eq(reads_of(0, PSC_A + K4, false), 1, "level-2 hit: only the leaf");
+    cr_expect_eq(reads_of(0, PSC_B, false), 2, "level-3 hit: levels 2 and 1");
+    cr_expect_eq(reads_of(0, PSC_C, false), 3, "level-4 hit: levels 3, 2, 1");
+    cr_expect_eq(reads_of(0, PSC_D, false), 4, "nothing shared: the whole walk");
+    cr_expect_eq(reads_of(0, PSC_D + K4 + 7, true), 1);
+    cr_expect_eq(xl_ok(0, PSC_C + K4 + 3, false), DATA + 4 * K4 + K4 + 3);
+
+    /* Probed from level 2 up, stopping at the first hit. */
+    cr_expect_eq(psc_stats(2)->hits, 3);   /* A + K4, D + K4, C + K4 */
+    cr_expect_eq(psc_stats(2)->misses, 4); /* A, B, C, D */
+    cr_expect_eq(psc_stats(3)->hits, 1);   /* B */
+    cr_expect_eq(psc_stats(3)->misses, 3); /* A, C, D */
+    cr_expect_eq(psc_stats(4)->hits, 1);   /* C */
+    cr_expect_eq(psc_stats(4)->misses, 2); /* A, D */
+    cr_expect_eq(psc_stats(2)->inserts, 4);
+    cr_expect_eq(psc_stats(3)->inserts, 3);
+    cr_expect_eq(psc_stats(4)->inserts, 2);
+    cr_expect_eq(E.m.stats.total.walks, 7);
+    cr_expect_eq(E.m.stats.total.walk_reads, 4 + 1 + 2 + 3 + 4 + 1 + 1);
+}
+
+Test(iommu_psc, each_level_alone)
+{
+    /* One cache at a time; the reads of A, A + 4 KiB, B, C, D in that order. */
+    static const struct {
+        struct psc_sizes sizes;
+        unsigned reads[5];
+    } cases[] = {
+        {{0, 0, 8}, {4, 1, 4, 4, 4}}, /* level 2: only the same 2 MiB hits */
+        {{0, 8, 0}, {4, 2, 2, 4, 4}}, /* level 3: the same 1 GiB reads two levels */
+        {{8, 0, 0}, {4, 3, 3, 3, 4}}, /* level 4: the same 512 GiB reads three */
+    };
+    const uint64_t at[5] = {PSC_A, PSC_A + K4, PSC_B, PSC_C, PSC_D};
+    for (unsigned c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        psc_setup(cases[c].sizes);
+        psc_map_regions(0);
+        for (unsigned i = 0; i < 5; i++)
+            cr_expect_eq(reads_of(0, at[i], false), cases[c].reads[i], "case %u, address %u", c, i);
+        unsigned probed = 0;
+        for (unsigned l = 2; l <= 4; l++) {
+            if (E.m.psc[iommu_psc_slot(l)].entries == 0)
+                probed += psc_stats(l)->hits + psc_stats(l)->misses;
+        }
+        cr_expect_eq(probed, 0, "absent caches are not probed");
+    }
+}
+
+Test(iommu_psc, zero_entries_is_todays_walk)
+{
+    psc_setup((struct psc_sizes){0, 0, 0});
+    psc_map_regions(0);
+    for (unsigned i = 0; i < 3; i++)
+        cr_expect_eq(reads_of(0, PSC_A + (i & 1) * K4, false), 4);
+    for (unsigned l = 2; l <= 4; l++) {
+        const struct iommu_psc_counts *c = psc_stats(l);
+        cr_expect_eq(c->hits + c->misses + c->inserts + c->evictions, 0, "level %u", l);
+    }
+}
+
+Test(iommu_psc, two_mib_leaf_is_not_a_pde_cache_entry)
+{
+    psc_setup((struct psc_sizes){4, 4, 4});
+    const uint64_t pa = 0x100000000ull;
+    cr_assert_eq(iopt_map(&E.pt[0], PSC_A, pa, 2 * M2, M2, true), IOPT_OK);
+    struct iommu_result r;
+    cr_assert_eq(xl(0, PSC_A + 5, false, &r), IOMMU_OK);
+    cr_expect_eq(r.walk_reads, 3, "levels 4, 3 and the 2 MiB leaf");
+    cr_expect_eq(psc_stats(2)->inserts, 0, "a leaf belongs to the IOTLB");
+    cr_expect_eq(psc_stats(3)->inserts, 1);
+    cr_expect_eq(psc_stats(4)->inserts, 1);
+    /* The next 2 MiB page: level 2 misses, level 3 hits, the leaf is the one read. */
+    cr_assert_eq(xl(0, PSC_A + M2 + 9, false, &r), IOMMU_OK);
+    cr_expect_eq(r.pa, pa + M2 + 9);
+    cr_expect_eq(r.page_size, M2);
+    cr_expect_eq(r.walk_reads, 1);
+    cr_expect_eq(r.psc_hit_level, 3);
+    cr_expect_eq(fake_guest_recent(&E.g, 0)->addr, pte_addr(&E.pt[0], PSC_A + M2, 2));
+    cr_expect_eq(psc_stats(2)->misses, 2);
+}
+
+Test(iommu_psc, faults_are_never_cached)
+{
+    psc_setup((struct psc_sizes){4, 4, 4});
+    cr_assert_eq(iopt_map(&E.pt[0], PSC_A, DATA, K4, K4, false), IOPT_OK);
+    struct iommu_result r;
+    /* The leaf of A + K4 is not present: four reads, then the fault; twice. */
+    for (unsigned i = 0; i < 2; i++) {
+        cr_assert_eq(xl(0, PSC_A + K4, false, &r), IOMMU_FAULT);
+        cr_expect_eq(r.fault, VS_REASON_IOMMU_FAULT_UNMAPPED);
+        cr_expect_eq(r.walk_reads, 4);
+    }
+    /* A write to the read-only page: the walk succeeds, the access faults. */
+    cr_assert_eq(xl(0, PSC_A, true, &r), IOMMU_FAULT);
+    cr_expect_eq(r.fault, VS_REASON_IOMMU_FAULT_READ_ONLY);
+    cr_expect_eq(r.walk_reads, 4);
+    for (unsigned l = 2; l <= 4; l++)
+        cr_expect_eq(psc_stats(l)->inserts, 0, "level %u: nothing cached by a fault", l);
+
+    /* A read succeeds and fills the caches; the write still faults, now after one read. */
+    cr_expect_eq(reads_of(0, PSC_A, false), 4);
+    cr_assert_eq(xl(0, PSC_A, true, &r), IOMMU_FAULT);
+    cr_expect_eq(r.fault, VS_REASON_IOMMU_FAULT_READ_ONLY);
+    cr_expect_eq(r.walk_reads, 1);
+    for (unsigned l = 2; l <= 4; l++)
+        cr_expect_eq(psc_stats(l)->inserts, 1, "level %u", l);
+}
+
+Test(iommu_psc, stale_and_hostile_tables_fault_cleanly)
+{
+    psc_setup((struct psc_sizes){4, 4, 4});
+    psc_map_regions(0);
+    cr_expect_eq(reads_of(0, PSC_A, false), 4);
+    /* The driver writes reserved bits into A's leaf table: the cached level-2 entry
+     * leads straight to it, and the walk faults on the one read it does. */
+    const uint64_t leaf = pte_addr(&E.pt[0], PSC_A, 1);
+    fake_guest_put64(&E.g, leaf, fake_guest_get64(&E.g, leaf) | (1ull << 9));
+    xl_fault(0, PSC_A, false, VS_REASON_IOMMU_FAULT_RESERVED_BITS);
+    cr_expect_eq(E.m.fault_log[0].level, 1);
+    cr_expect_eq(E.m.stats.total.walk_reads, 5);
+
+    /* It points A's level-2 entry outside guest memory: until it invalidates, the
+     * cache keeps the old table (as hardware may); after, the walk reads the new
+     * pointer and faults on the read it cannot do, caching nothing. */
+    const uint64_t pde = pte_addr(&E.pt[0], PSC_A, 2);
+    fake_guest_put64(&E.g, pde, (G_BASE + G_SIZE) | TABLE_FLAGS_FOR_TEST);
+    fake_guest_put64(&E.g, leaf, fake_guest_get64(&E.g, leaf) & ~(1ull << 9));
+    struct iommu_result r;
+    cr_assert_eq(xl(0, PSC_A, false, &r), IOMMU_OK);
+    cr_expect_eq(r.walk_reads, 1);
+    cr_expect_eq(fake_guest_recent(&E.g, 0)->addr, leaf, "stale: the old table, as cached");
+    iommu_invalidate_range(&E.m, 0, PSC_A, K4);
+    const uint64_t inserts = psc_stats(2)->inserts + psc_stats(3)->inserts + psc_stats(4)->inserts;
+    xl_fault(0, PSC_A, false, VS_REASON_IOMMU_FAULT_WALK_RANGE);
+    cr_expect_eq(E.m.fault_log[1].level, 1);
+    cr_expect_eq(psc_stats(2)->inserts + psc_stats(3)->inserts + psc_stats(4)->inserts, inserts);
+    xl_fault(0, PSC_A, false, VS_REASON_IOMMU_FAULT_WALK_RANGE);
+    cr_expect_eq(fake_guest_recent(&E.g, 3)->addr, E.pt[0].root + 8u * iommu_pte_index(PSC_A, 4),
+                 "the faulting walk was not cached: the next one starts at the root");
+}
+
+Test(iommu_psc, invalidate_all_pasid_and_root_change)
+{
+    psc_setup((struct psc_sizes){4, 4, 4});
+    psc_map_regions(0);
+    psc_map_regions(1);
+    for (uint32_t p = 0; p < 2; p++) {
+        reads_of(p, PSC_A, false);
+        reads_of(p, PSC_B, false);
+    }
+    cr_expect_eq(reads_of(0, PSC_A, false), 1);
+    cr_expect_eq(reads_of(1, PSC_A, false), 1);
+
+    /* PASID 1's entries go (two of level 2, one each of levels 3 and 4); 0's stay. */
+    cr_expect_eq(iommu_invalidate_pasid(&E.m, 1), 0, "no IOTLB entries to drop");
+    cr_expect_eq(psc_stats(2)->entries_invalidated, 2);
+    cr_expect_eq(psc_stats(3)->entries_invalidated, 1);
+    cr_expect_eq(psc_stats(4)->entries_invalidated, 1);
+    cr_expect_eq(reads_of(0, PSC_B, false), 1);
+    cr_expect_eq(reads_of(1, PSC_B, false), 4);
+
+    /* A new root for PASID 0 (the same table: still a context change). */
+    cr_assert_eq(iommu_set_root(&E.m, 0, E.pt[0].root), VS_REASON_NONE);
+    cr_expect_eq(reads_of(0, PSC_B, false), 4);
+    cr_expect_eq(reads_of(1, PSC_B + K4, false), 1, "PASID 1 kept its entries");
+
+    iommu_invalidate_all(&E.m);
+    cr_expect_eq(reads_of(0, PSC_B, false), 4);
+    cr_expect_eq(reads_of(1, PSC_B, false), 4);
+
+    /* Turning translation off and on is a context change too. */
+    iommu_set_enabled(&E.m, false);
+    iommu_set_enabled(&E.m, true);
+    cr_expect_eq(reads_of(1, PSC_B, false), 4);
+}
+
+Test(iommu_psc, invalidate_range_drops_the_entries_covering_it)
+{
+    psc_setup((struct psc_sizes){4, 4, 4});
+    psc_map_regions(0);
+    psc_map_regions(1);
+    reads_of(0, PSC_A, false);
+    reads_of(0, PSC_B, false);
+    reads_of(1, PSC_A, false);
+
+    /* Nothing: an empty range, another PASID's range elsewhere. */
+    iommu_invalidate_range(&E.m, 0, PSC_A, 0);
+    iommu_invalidate_range(&E.m, 2, 0, UINT64_MAX);
+    cr_expect_eq(psc_stats(2)->entries_invalidated + psc_stats(3)->entries_invalidated +
+                     psc_stats(4)->entries_invalidated, 0);
+
+    /* One byte of A: A's level-2 entry and the level-3 and level-4 entries above it
+     * (they cover it); B's level-2 entry and PASID 1's stay. */
+    iommu_invalidate_range(&E.m, 0, PSC_A + 5, 1);
+    cr_expect_eq(psc_stats(2)->entries_invalidated, 1);
+    cr_expect_eq(psc_stats(3)->entries_invalidated, 1);
+    cr_expect_eq(psc_stats(4)->entries_invalidated, 1);
+    cr_expect_eq(reads_of(0, PSC_B + K4, false), 1);
+    cr_expect_eq(reads_of(1, PSC_A + K4, false), 1);
+    cr_expect_eq(reads_of(0, PSC_A + K4, false), 4);
+
+    /* Two bytes across the 2 MiB boundary between A and B drop both level-2 entries. */
+    iommu_invalidate_range(&E.m, 0, PSC_B - 1, 2);
+    cr_expect_eq(psc_stats(2)->entries_invalidated, 3);
+    cr_expect_eq(reads_of(0, PSC_A, false), 4);
+    cr_expect_eq(reads_of(0, PSC_B, false), 2);
+
+    /* A range in C touches neither A's nor B's level-2 or level-3 entries, only the
+     * level-4 entry they share with C. */
+    iommu_invalidate_range(&E.m, 0, PSC_C, K4);
+    cr_expect_eq(psc_stats(2)->entries_invalidated, 3);
+    cr_expect_eq(psc_stats(3)->entries_invalidated, 2);
+    cr_expect_eq(psc_stats(4)->entries_invalidated, 3);
+    cr_expect_eq(reads_of(0, PSC_B + K4, false), 1);
+    cr_expect_eq(reads_of(0, PSC_C, false), 4);
+}
+
+Test(iommu_psc, one_entry_and_lru_in_a_full_cache)
+{
+    /* Level 2 only; regions R(k) = A + k * 2 MiB, each its own level-2 entry. */
+#define R(k) (PSC_A + (uint64_t)(k) * M2)
+    psc_setup((struct psc_sizes){0, 0, 1});
+    for (unsigned k = 0; k < 6; k++)
+        cr_assert_eq(iopt_map(&E.pt[0], R(k), DATA + k * 2 * K4, 2 * K4, K4, true), IOPT_OK);
+    cr_expect_eq(reads_of(0, R(0), false), 4);
+    cr_expect_eq(reads_of(0, R(0) + K4, false), 1);
+    cr_expect_eq(reads_of(0, R(1), false), 4, "one entry: R(1) replaces R(0)");
+    cr_expect_eq(reads_of(0, R(0), false), 4);
+    cr_expect_eq(psc_stats(2)->evictions, 2);
+
+    psc_setup((struct psc_sizes){0, 0, 4});
+    for (unsigned k = 0; k < 6; k++)
+        cr_assert_eq(iopt_map(&E.pt[0], R(k), DATA + k * 2 * K4, 2 * K4, K4, true), IOPT_OK);
+    for (unsigned k = 0; k < 4; k++)
+        cr_expect_eq(reads_of(0, R(k), false), 4);
+    cr_expect_eq(psc_stats(2)->evictions, 0, "four entries fill the cache without a victim");
+    cr_expect_eq(reads_of(0, R(0) + K4, false), 1); /* R(1) is now the least recent */
+    cr_expect_eq(reads_of(0, R(4), false), 4);
+    cr_expect_eq(psc_stats(2)->evictions, 1);
+    cr_expect_eq(reads_of(0, R(0), false), 1);
+    cr_expect_eq(reads_of(0, R(2), false), 1);
+    cr_expect_eq(reads_of(0, R(3), false), 1);
+    cr_expect_eq(reads_of(0, R(4), false), 1);
+    cr_expect_eq(reads_of(0, R(1), false), 4, "R(1) was the victim");
+    cr_expect_eq(reads_of(0, R(0), false), 4, "and R(0), least recent after it, went for R(1)");
+    cr_expect_eq(psc_stats(2)->evictions, 3);
+    cr_expect_eq(psc_stats(2)->inserts, 7);
+#undef R
+}
+
+Test(iommu_psc, config_bounds)
+{
+    struct iommu_config c = {.iotlb = {.entries = 64, .ways = 4}};
+    for (unsigned l = 2; l <= 4; l++) {
+        c.psc_entries[iommu_psc_slot(l)] = IOMMU_PSC_ENTRIES_MAX;
+        cr_expect_null(iommu_check_config(&c));
+        c.psc_entries[iommu_psc_slot(l)] = IOMMU_PSC_ENTRIES_MAX + 1;
+        cr_expect_not_null(iommu_check_config(&c), "level %u", l);
+        c.psc_entries[iommu_psc_slot(l)] = 0;
+    }
+    /* A full cache of the largest size keeps every entry: 256 regions of 2 MiB. */
+    psc_setup((struct psc_sizes){0, 0, IOMMU_PSC_ENTRIES_MAX});
+    const uint64_t base = 0x4000000000ull; /* 256 GiB: the regions span one 512 MiB */
+    for (unsigned k = 0; k < IOMMU_PSC_ENTRIES_MAX; k++)
+        cr_assert_eq(iopt_map(&E.pt[0], base + k * M2, DATA, K4, K4, true), IOPT_OK);
+    for (unsigned k = 0; k < IOMMU_PSC_ENTRIES_MAX; k++)
+        reads_of(0, base + k * M2, false);
+    for (unsigned k = 0; k < IOMMU_PSC_ENTRIES_MAX; k++)
+        cr_expect_eq(reads_of(0, base + k * M2, false), 1);
+    cr_expect_eq(psc_stats(2)->evictions, 0);
+}
+
+Test(iommu_psc, write_needs_a_writable_cached_path)
+{
+    psc_setup((struct psc_sizes){4, 4, 4});
+    psc_map_regions(0);
+    const uint64_t pde = pte_addr(&E.pt[0], PSC_A, 2);
+    fake_guest_put64(&E.g, pde, fake_guest_get64(&E.g, pde) & ~IOMMU_PTE_WRITABLE_MASK);
+    struct iommu_result r;
+    cr_assert_eq(xl(0, PSC_A, false, &r), IOMMU_OK);
+    cr_expect_not(r.writable);
+    /* The level-2 entry is cached read-only: a write cannot use it, the level-3 entry
+     * serves, and the walk re-reads levels 2 and 1 and faults. */
+    cr_assert_eq(xl(0, PSC_A, true, &r), IOMMU_FAULT);
+    cr_expect_eq(r.fault, VS_REASON_IOMMU_FAULT_READ_ONLY);
+    cr_expect_eq(r.walk_reads, 2);
+    cr_expect_eq(r.psc_hit_level, 3);
+    /* The driver grants write access (no invalidation needed for an upgrade). */
+    fake_guest_put64(&E.g, pde, fake_guest_get64(&E.g, pde) | IOMMU_PTE_WRITABLE_MASK);
+    cr_expect_eq(reads_of(0, PSC_A, true), 2);
+    cr_expect_eq(reads_of(0, PSC_A + K4, true), 1, "the entry was refreshed as writable");
+    cr_expect_eq(reads_of(0, PSC_A + K4, false), 1);
+}
+
+Test(iommu_psc, caches_and_iotlb_together)
+{
+    /* With the IOTLB a hit reads nothing; a miss walks from the deepest cached level. */
+    env_setup_full(4, 4, IOTLB_LRU, (struct psc_sizes){2, 4, 8});
+    psc_map_regions(0);
+    cr_expect_eq(reads_of(0, PSC_A, false), 4);
+    struct iommu_result r;
+    cr_assert_eq(xl(0, PSC_A + 8, false, &r), IOMMU_OK);
+    cr_expect(r.tlb_hit);
+    cr_expect_eq(r.walk_reads, 0);
+    cr_expect_eq(r.psc_hit_level, 0);
+    cr_expect_eq(reads_of(0, PSC_A + K4, false), 1);
+    cr_expect_eq(psc_stats(2)->hits + psc_stats(2)->misses, E.m.stats.total.walks,
+                 "every walk probes the level-2 cache");
+}
+
+/* ======================================================================
+ * IOTLB: the PASID in the set index
+ * ====================================================================== */
+
+Test(iotlb, pasid_spreads_the_set_index)
+{
+    tlb_init(8, 1, IOTLB_LRU, 0); /* 8 sets: 3 index bits */
+    cr_expect_eq(iotlb_set_index(&E.t, 0, 5), 5);
+    cr_expect_eq(iotlb_set_index(&E.t, 1, 0), 4, "PASID bits reversed into the index");
+    cr_expect_eq(iotlb_set_index(&E.t, 2, 0), 2);
+    cr_expect_eq(iotlb_set_index(&E.t, 3, 0), 6);
+    cr_expect_eq(iotlb_set_index(&E.t, 1, 5), 1);
+    cr_expect_eq(iotlb_set_index(&E.t, 8, 0), 4, "bits above the width are folded in");
+    cr_expect_eq(iotlb_set_index(&E.t, 9, 0), 0);
+    tlb_init(4, 4, IOTLB_LRU, 0); /* one set */
+    cr_expect_eq(iotlb_set_index(&E.t, 63, 12345), 0);
+}
+
+Test(iommu, identical_layouts_in_two_pasids_share_the_iotlb)
+{
+    /* Direct mapped, 8 sets; PASIDs 0 and 1 map the same four IOVA pages. Indexed by
+     * page number alone both would use sets 0..3 and evict each other on every access;
+     * with the PASID in the index they use disjoint sets and all 8 pages stay. */
+    env_setup_tlb(8, 1, IOTLB_LRU);
+    for (uint32_t p = 0; p < 2; p++)
+        cr_assert_eq(iopt_map(&E.pt[p], 0, DATA + p * 4 * K4, 4 * K4, K4, true), IOPT_OK);
+    for (unsigned round = 0; round < 3; round++) {
+        for (uint64_t v = 0; v < 4; v++) {
+            for (uint32_t p = 0; p < 2; p++) {
+                struct iommu_result r;
+                cr_assert_eq(xl(p, v * K4 + 1, false, &r), IOMMU_OK);
+                cr_expect_eq(r.pa, DATA + (p * 4 + v) * K4 + 1);
+                cr_expect_eq(r.tlb_hit, round > 0, "round %u page %llu pasid %u", round,
+                             (unsigned long long)v, p);
+            }
+        }
+    }
+    cr_expect_eq(E.m.tlb.stats.evictions, 0);
+    /* Capacity still binds: a third identical PASID needs 4 more entries of 8. */
+    cr_assert_eq(iopt_map(&E.pt[2], 0, DATA, 4 * K4, K4, true), IOPT_OK);
+    for (uint64_t v = 0; v < 4; v++)
+        xl_ok(2, v * K4, false);
+    cr_expect_eq(E.m.tlb.stats.evictions, 4);
 }
 
 /* ======================================================================
