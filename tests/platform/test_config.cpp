@@ -772,6 +772,24 @@ Test(config, default_json_holds_every_default)
     cr_expect(config_resolved(c) == config_resolved(config_defaults()));
 }
 
+// The shipped IOMMU preset (docs/timing.md) loads, changes only iommu.* keys, and
+// turns the paging-structure caches on.
+Test(config, pcie_bench_vtd_preset_loads)
+{
+    vs_config c = config_defaults();
+    param_error err;
+    cr_assert(config_apply_file(c, source_dir() + "/configs/pcie-bench-vtd.json", err), "%s",
+              err.message.c_str());
+    const auto got = config_resolved(c), defaults = config_resolved(config_defaults());
+    cr_assert_eq(got.size(), defaults.size());
+    for (size_t i = 0; i < got.size(); i++) {
+        if (got[i].second != defaults[i].second)
+            cr_expect_eq(got[i].first.rfind("iommu.", 0), 0u, "%s", got[i].first.c_str());
+    }
+    cr_expect_gt(c.plat.iommu_psc_level2_entries, 0u);
+    cr_expect_gt(c.plat.iommu_walk_read_overhead_ns, 0.0);
+}
+
 Test(config, parameters_md_is_up_to_date)
 {
     std::string path = source_dir() + "/docs/parameters.md";
