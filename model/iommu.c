@@ -47,9 +47,9 @@ void iotlb_init(struct iotlb *t, const struct iotlb_config *cfg)
  * width, so that small PASIDs, which differ in their low bits, land in sets far
  * apart (address spaces with the same small layout then use disjoint sets). Bits of
  * the PASID above the width are folded in first, so every bit counts. */
-static uint32_t pasid_spread(uint32_t pasid, unsigned bits)
+static inline uint32_t pasid_spread(uint32_t pasid, unsigned bits)
 {
-    if (bits == 0)
+    if (pasid == 0 || bits == 0)
         return 0;
     const uint32_t mask = (1u << bits) - 1u;
     uint32_t folded = 0;
@@ -63,16 +63,21 @@ static uint32_t pasid_spread(uint32_t pasid, unsigned bits)
     return reversed;
 }
 
-uint32_t iotlb_set_index(const struct iotlb *t, uint32_t pasid, uint64_t vpn)
+/* Set of vpn in a cache with sets (> 0). */
+static inline uint32_t set_of(const struct iotlb *t, uint32_t pasid, uint64_t vpn)
 {
-    if (t->sets == 0)
-        return 0;
     return ((uint32_t)vpn ^ pasid_spread(pasid, t->index_bits)) & (t->sets - 1u);
 }
 
+uint32_t iotlb_set_index(const struct iotlb *t, uint32_t pasid, uint64_t vpn)
+{
+    return t->sets ? set_of(t, pasid, vpn) : 0;
+}
+
+/* The ways of vpn's set; the cache must have sets. */
 static struct iotlb_entry *set_ways(struct iotlb *t, uint32_t pasid, uint64_t vpn)
 {
-    return &t->e[(size_t)iotlb_set_index(t, pasid, vpn) * t->cfg.ways];
+    return &t->e[(size_t)set_of(t, pasid, vpn) * t->cfg.ways];
 }
 
 static bool entry_matches(const struct iotlb_entry *e, uint32_t pasid, uint64_t vpn,
@@ -241,8 +246,10 @@ void iommu_init(struct iommu *m, const struct iommu_config *cfg)
     memset(m, 0, sizeof *m);
     m->cfg = *cfg;
     iotlb_init(&m->tlb, &cfg->iotlb);
-    for (unsigned i = 0; i < IOMMU_PSC_LEVELS; i++)
+    for (unsigned i = 0; i < IOMMU_PSC_LEVELS; i++) {
         m->psc[i].entries = cfg->psc_entries[i];
+        m->psc_any = m->psc_any || cfg->psc_entries[i] != 0;
+    }
 }
 
 /* ---- paging-structure caches ---- */
@@ -549,7 +556,8 @@ enum iommu_status iommu_translate(struct iommu *m, const struct vs_guest_ops *wa
     unsigned top = IOMMU_LEVELS, page_shift = 0, level = 0;
     uint64_t table = root, pa_base = 0;
     bool writable = true;
-    psc_start(m, pasid, iova, write, &top, &table, &writable, r);
+    if (m->psc_any)
+        psc_start(m, pasid, iova, write, &top, &table, &writable, r);
     struct walk_path path;
     const enum vs_reason why = walk(walk_ops, top, table, writable, iova, r, &page_shift,
                                     &pa_base, &level, &path);
@@ -564,7 +572,7 @@ enum iommu_status iommu_translate(struct iommu *m, const struct vs_guest_ops *wa
      * leaf that point to a table (levels top..leaf + 1, those of 2 and up). */
     iotlb_insert(&m->tlb, pasid, iova, page_shift, pa_base, r->writable);
     const unsigned leaf = page_shift == IOMMU_PAGE_SHIFT_2M ? 2u : 1u;
-    for (unsigned l = top; l > leaf && l >= IOMMU_PSC_LOWEST_LEVEL; l--)
+    for (unsigned l = top; m->psc_any && l > leaf && l >= IOMMU_PSC_LOWEST_LEVEL; l--)
         psc_insert(m, l, pasid, iova, path.next[l], path.writable[l]);
     r->span = r->page_size - (iova & (r->page_size - 1u));
     return IOMMU_OK;

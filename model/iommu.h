@@ -317,6 +317,7 @@ struct iommu {
     struct iotlb tlb;
     struct iommu_psc psc[IOMMU_PSC_LEVELS]; /* by iommu_psc_slot(level) */
     uint64_t psc_clock;                      /* LRU use counter of the caches */
+    bool psc_any;                            /* some level has a cache */
 
     /* Fault log: the first IOMMU_FAULT_LOG_LEN faults since the last clear are kept;
      * fault_count counts them all (fault_count - fault_logged were not recorded). */
