@@ -222,7 +222,7 @@ dma_engine::timing dma_engine::read(uint64_t addr, void *dst, unsigned len, sc_t
         }
     }
     // Latency from the moment the first request could go (a tag was free) to the data.
-    read_latency_ps.push_back(uint64_t((r.data_ready - first_start).value()));
+    hist_record(read_latency.get(), uint64_t((r.data_ready - first_start).value()));
     return r;
 }
 

@@ -17,6 +17,7 @@
 #include <tlm>
 
 #include "pcie_tlp.h"
+#include "stats.h"
 #include "trace.h"
 
 extern "C" {
@@ -66,7 +67,7 @@ public:
     uint64_t max_tags_in_flight = 0;
     sc_core::sc_time tag_busy;              // sum over requests of tag hold time
     sc_core::sc_time tag_wait;              // sum of time requests waited for a tag
-    std::vector<uint64_t> read_latency_ps;  // per transfer: data_ready - first request start
+    hist_ptr read_latency = hist_make();   // per transfer, ps: data_ready - first request start
     uint64_t ats_translation_requests = 0, ats_invalidations = 0;
     const iotlb *atc() const { return atc_.get(); }
 

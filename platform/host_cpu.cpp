@@ -13,7 +13,6 @@ host_cpu::host_cpu(sc_core::sc_module_name name, const cpu_costs &c, const refdr
     : sc_module(name), mmio("mmio"), msi_in("msi_in"), c_(c), p_(p)
 {
     msi_in.register_b_transport(this, &host_cpu::b_msi);
-    latencies_ps.resize(run_driver ? p.frames_count : 0);
     std::memset(&ops_, 0, sizeof ops_);
     ops_.cfg_read = op_cfg_read;
     ops_.cfg_write = op_cfg_write;
@@ -37,8 +36,7 @@ host_cpu::host_cpu(sc_core::sc_module_name name, const cpu_costs &c, const refdr
 void host_cpu::run()
 {
     qk_.reset();
-    stats.latency_ps = latencies_ps.data();
-    stats.latency_capacity = latencies_ps.size();
+    stats.latency = latency.get();
     driver_state_.reset(std::calloc(1, refdrv_state_bytes()));
     result = driver_state_ ? refdrv_run_in(driver_state_.get(), &ops_, &p_, &stats)
                            : REFDRV_NO_MEMORY;

@@ -26,6 +26,7 @@
 extern "C" {
 #include "refdrv.h"
 }
+#include "stats.h"
 
 struct cpu_costs {
     sc_core::sc_time cycle;
@@ -51,7 +52,7 @@ public:
     bool done() const { return done_; }
     enum refdrv_result result = REFDRV_OK;
     refdrv_stats stats = {};
-    std::vector<uint64_t> latencies_ps;
+    hist_ptr latency = hist_make(); // the driver's TX-post to RX-reap latencies, ps
     // Set to end the run early (viosim run --strict): the CPU stops the simulation at its
     // next access or charge, where its thread holds nothing but the driver's own frames.
     bool stop_requested = false;

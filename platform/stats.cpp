@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <new>
 
 // ---- stats_table ----
 
@@ -41,6 +42,37 @@ const stat_entry *stats_table::find(const std::string &name) const
 {
     auto it = index_.find(name);
     return it == index_.end() ? nullptr : &entries_[it->second];
+}
+
+// ---- histograms ----
+
+hist_ptr hist_make()
+{
+    hist_ptr h(hist_new());
+    if (!h)
+        throw std::bad_alloc();
+    return h;
+}
+
+double hist_percentile_ns(const hist &h, double q)
+{
+    return hist_percentile(&h, q) / 1000.0;
+}
+
+void stats_add_coarse_hist(stats_table &s, const std::string &n, const hist &h, unsigned k_first,
+                           unsigned k_last, const char *row_description, const char *rest_description)
+{
+    uint64_t below_previous = 0;
+    for (unsigned k = k_first; k <= k_last; k++) {
+        const uint64_t bound_ps = (uint64_t(1) << k) * 1000;
+        assert(hist_is_boundary(bound_ps));
+        const uint64_t below = hist_count_below(&h, bound_ps);
+        s.add_u64(n + ".hist.lt_" + std::to_string(uint64_t(1) << k) + "_ns", "count", row_description,
+                  below - below_previous);
+        below_previous = below;
+    }
+    s.add_u64(n + ".hist.ge_" + std::to_string(uint64_t(1) << k_last) + "_ns", "count",
+              rest_description, h.count - below_previous);
 }
 
 // ---- JSON ----

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <memory>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -13,6 +14,7 @@
 extern "C" {
 #include "net_backend.h"
 }
+#include "hist.h"
 
 struct json_t; // jansson
 
@@ -59,6 +61,24 @@ void stats_add_link_direction(stats_table &s, const std::string &n, const char *
 // The rows of the device's backend (device.backend): sink drops and responder answers,
 // named alike by a simulation and by viosim serve.
 void stats_add_backend(stats_table &s, const struct net_backend_counts &c);
+
+// A latency histogram (util/hist.h) owned by a module: fixed memory whatever the run's
+// length. hist_make throws std::bad_alloc when out of memory.
+struct hist_deleter {
+    void operator()(hist *h) const { hist_free(h); }
+};
+using hist_ptr = std::unique_ptr<hist, hist_deleter>;
+hist_ptr hist_make();
+
+// h's q-quantile (picoseconds) in nanoseconds, to the histogram's resolution.
+double hist_percentile_ns(const hist &h, double q);
+
+// The coarse histogram rows of h (picoseconds), prefix n: n.hist.lt_<2^k>_ns for k from
+// k_first to k_last (samples below 2^k ns and not below the previous bound; the first
+// row holds everything below 2^k_first ns), then n.hist.ge_<2^k_last>_ns. Each bound is
+// a bucket boundary of h, so the counts are exact.
+void stats_add_coarse_hist(stats_table &s, const std::string &n, const hist &h, unsigned k_first,
+                           unsigned k_last, const char *row_description, const char *rest_description);
 
 json_t *stats_to_json(const stats_table &stats);
 

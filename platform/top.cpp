@@ -80,16 +80,6 @@ struct platform {
     }
 };
 
-uint64_t percentile(std::vector<uint64_t> &sorted, double q)
-{
-    if (sorted.empty())
-        return 0;
-    // Nearest-rank percentile.
-    size_t rank = size_t(q * double(sorted.size()) + 0.999999);
-    rank = std::clamp<size_t>(rank, 1, sorted.size());
-    return sorted[rank - 1];
-}
-
 // v with `decimals` digits after the point.
 std::string fixed(double v, int decimals)
 {
@@ -103,12 +93,6 @@ void add_direction(stats_table &s, const std::string &n, const char *what, const
 {
     stats_add_link_direction(s, n, what, d.tlps, d.payload_bytes, d.overhead_bytes,
                              d.busy.to_seconds() * 1e9, sim_ns);
-}
-
-std::vector<uint64_t> sorted(std::vector<uint64_t> v)
-{
-    std::sort(v.begin(), v.end());
-    return v;
 }
 
 void add_link_dma_stats(stats_table &s, platform &p, double sim_ns)
@@ -140,34 +124,18 @@ void add_link_dma_stats(stats_table &s, platform &p, double sim_ns)
     }
     s.add_f64("dma.channel.wait_ns", "ns", "total time transfers waited for a DMA channel",
               arb.wait_time.to_seconds() * 1e9);
-    std::vector<uint64_t> lat = sorted(e.read_latency_ps);
+    const hist &lat = *e.read_latency;
     s.add_f64("dma.read_latency.p50_ns", "ns", "median time from issuing a DMA read to all its data",
-              percentile(lat, 0.50) / 1000.0);
+              hist_percentile_ns(lat, 0.50));
     s.add_f64("dma.read_latency.p99_ns", "ns", "99th percentile DMA read latency",
-              percentile(lat, 0.99) / 1000.0);
-    double sum = 0;
-    for (uint64_t v : lat)
-        sum += double(v);
-    s.add_f64("dma.read_latency.mean_ns", "ns", "mean DMA read latency",
-              lat.empty() ? 0.0 : sum / double(lat.size()) / 1000.0);
+              hist_percentile_ns(lat, 0.99));
+    s.add_f64("dma.read_latency.mean_ns", "ns", "mean DMA read latency", hist_mean(&lat) / 1000.0);
     s.add_f64("dma.read_latency.max_ns", "ns", "largest DMA read latency",
-              lat.empty() ? 0.0 : lat.back() / 1000.0);
+              lat.count == 0 ? 0.0 : lat.max / 1000.0);
     // Histogram: reads whose latency is below 2^k ns, for k = 8 .. 16, and the rest.
-    uint64_t bound_ns = 256;
-    size_t i = 0;
-    for (int k = 8; k <= 17; k++, bound_ns *= 2) {
-        size_t n = 0;
-        while (i < lat.size() && (k == 17 || lat[i] < bound_ns * 1000)) {
-            i++;
-            n++;
-        }
-        const std::string name = k == 17 ? "dma.read_latency.hist.ge_65536_ns"
-                                         : "dma.read_latency.hist.lt_" + std::to_string(bound_ns) + "_ns";
-        s.add_u64(name, "count",
-                  k == 17 ? "DMA reads taking 65536 ns or more"
-                          : "DMA reads faster than this bound and not faster than the previous one",
-                  n);
-    }
+    stats_add_coarse_hist(s, "dma.read_latency", lat, 8, 16,
+                          "DMA reads faster than this bound and not faster than the previous one",
+                          "DMA reads taking 65536 ns or more");
 }
 
 // As host software would for the benchmark: map the window [0, W) at the driver's
@@ -195,34 +163,19 @@ bool map_bench_window(platform &p, const vs_config &cfg)
 // suppression fields; with the viosim extension VIOSIM_NET_F_DEVMEM_EVENT it does not.
 void add_time_to_interrupt_stats(stats_table &s, const virtio_device_tlm &dev)
 {
-    std::vector<uint64_t> t = sorted(dev.time_to_interrupt_ps);
-    double sum = 0;
-    for (uint64_t v : t)
-        sum += double(v);
+    const hist &t = *dev.time_to_interrupt;
     const std::string n = "device.time_to_interrupt";
     s.add_u64(n + ".samples", "count", "used buffer notifications with a time-to-interrupt sample",
-              t.size());
+              t.count);
     s.add_f64(n + ".mean_ns", "ns",
               "mean time from a used-ring publication leaving the device to its MSI-X message",
-              t.empty() ? 0.0 : sum / double(t.size()) / 1000.0);
-    s.add_f64(n + ".p50_ns", "ns", "median time to interrupt", percentile(t, 0.50) / 1000.0);
-    s.add_f64(n + ".p99_ns", "ns", "99th percentile time to interrupt", percentile(t, 0.99) / 1000.0);
-    s.add_f64(n + ".max_ns", "ns", "largest time to interrupt", t.empty() ? 0.0 : t.back() / 1000.0);
+              hist_mean(&t) / 1000.0);
+    s.add_f64(n + ".p50_ns", "ns", "median time to interrupt", hist_percentile_ns(t, 0.50));
+    s.add_f64(n + ".p99_ns", "ns", "99th percentile time to interrupt", hist_percentile_ns(t, 0.99));
+    s.add_f64(n + ".max_ns", "ns", "largest time to interrupt", t.count == 0 ? 0.0 : t.max / 1000.0);
     // Histogram: samples below 2^k ns, for k = 4 .. 12, and the rest.
-    uint64_t bound_ns = 16;
-    size_t i = 0;
-    for (int k = 4; k <= 13; k++, bound_ns *= 2) {
-        size_t c = 0;
-        while (i < t.size() && (k == 13 || t[i] < bound_ns * 1000)) {
-            i++;
-            c++;
-        }
-        s.add_u64(k == 13 ? n + ".hist.ge_4096_ns" : n + ".hist.lt_" + std::to_string(bound_ns) + "_ns",
-                  "count",
-                  k == 13 ? "times to interrupt of 4096 ns or more"
-                          : "times to interrupt below this bound and not below the previous one",
-                  c);
-    }
+    stats_add_coarse_hist(s, n, t, 4, 12, "times to interrupt below this bound and not below the previous one",
+                          "times to interrupt of 4096 ns or more");
 }
 
 void add_iommu_stats(stats_table &s, const platform &p)
@@ -485,12 +438,9 @@ run_result vs_run(const vs_config &cfg, const run_options &opt)
     const double sim_s = end.to_seconds();
     const uint64_t frames = std::max<uint64_t>(ds.tx_frames, 1);
 
-    std::vector<uint64_t> lat(cpu.latencies_ps.begin(),
-                              cpu.latencies_ps.begin() + std::min<uint64_t>(ds.latency_count,
-                                                                            cpu.latencies_ps.size()));
-    std::sort(lat.begin(), lat.end());
-    const double p50 = percentile(lat, 0.50) / 1000.0, p99 = percentile(lat, 0.99) / 1000.0;
-    const double pmax = lat.empty() ? 0.0 : lat.back() / 1000.0;
+    const hist &lat = *cpu.latency;
+    const double p50 = hist_percentile_ns(lat, 0.50), p99 = hist_percentile_ns(lat, 0.99);
+    const double pmax = lat.count == 0 ? 0.0 : lat.max / 1000.0;
 
     uint64_t dma_reads = 0, dma_writes = 0;
     for (int k = 0; k < VS_DMA_KIND_COUNT; k++) {
@@ -513,7 +463,7 @@ run_result vs_run(const vs_config &cfg, const run_options &opt)
               sim_s > 0 ? ds.rx_frames / sim_s / 1e6 : 0.0);
     s.add_f64("throughput.rx_gbps", "Gb/s", "received frame bits per simulated nanosecond",
               sim_ns > 0 ? ds.rx_bytes * 8.0 / sim_ns : 0.0);
-    s.add_u64("latency.samples", "frames", "frames with a TX-post to RX-reap latency sample", lat.size());
+    s.add_u64("latency.samples", "frames", "frames with a TX-post to RX-reap latency sample", lat.count);
     s.add_f64("latency.p50_ns", "ns", "median TX-post to RX-reap latency", p50);
     s.add_f64("latency.p99_ns", "ns", "99th percentile TX-post to RX-reap latency", p99);
     s.add_f64("latency.max_ns", "ns", "largest TX-post to RX-reap latency", pmax);

@@ -330,7 +330,7 @@ void virtio_device_tlm::send_msis(engine &e)
         // Time to interrupt: this queue engine's last publication to this message.
         if (e.published && e.queue < VDEV_QUEUES && m.vector == dev_.vpci.q[e.queue].msix_vector) {
             const sc_time at = sc_core::sc_time_stamp() + e.qk.get_local_time();
-            time_to_interrupt_ps.push_back(uint64_t((at - e.published_at).to_seconds() * 1e12 + 0.5));
+            hist_record(time_to_interrupt.get(), uint64_t((at - e.published_at).to_seconds() * 1e12 + 0.5));
             e.published = false;
         }
         // An interrupt message is never translated (it targets the interrupt controller).

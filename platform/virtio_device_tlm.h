@@ -114,7 +114,7 @@ public:
     uint64_t coal_timer_expiries[VDEV_QUEUES] = {};
     // Per used buffer notification: from the moment the write publishing the used
     // buffers left the device to the moment its MSI-X message was issued, ps.
-    std::vector<uint64_t> time_to_interrupt_ps;
+    hist_ptr time_to_interrupt = hist_make(); // picoseconds
 
 private:
     // Per-engine context for the guest-memory ops.
@@ -127,7 +127,7 @@ private:
         tlm_utils::tlm_quantumkeeper qk;
         vs_guest_ops ops;
         // When the engine's last used-ring write left (the publication an MSI-X
-        // message it sends next is for); time_to_interrupt_ps.
+        // message it sends next is for); time_to_interrupt.
         sc_core::sc_time published_at;
         bool published = false;
     };

@@ -2121,9 +2121,8 @@ static void rx_consume(struct refdrv *d, const struct ring_used *u)
     } else {
         uint64_t now = now_ps(d);
         d->rx_next_seq = info.seq + 1u;
-        if (d->p->expect_loopback && d->st->latency_ps != NULL &&
-            d->st->latency_count < d->st->latency_capacity)
-            d->st->latency_ps[d->st->latency_count++] = now >= info.tx_time_ps ? now - info.tx_time_ps : 0;
+        if (d->p->expect_loopback && d->st->latency != NULL)
+            hist_record(d->st->latency, now >= info.tx_time_ps ? now - info.tx_time_ps : 0);
     }
     d->h->cpu_work(d->h->ctx, VS_HOST_WORK_RX_PACKET, 1);
 }
@@ -2485,11 +2484,9 @@ enum refdrv_result refdrv_run_in(void *state, const struct vs_host_ops *host,
         memset(&scratch, 0, sizeof(scratch));
         stats = &scratch;
     } else {
-        uint64_t *lat = stats->latency_ps;
-        uint64_t cap = stats->latency_capacity;
+        struct hist *lat = stats->latency;
         memset(stats, 0, sizeof(*stats));
-        stats->latency_ps = lat;
-        stats->latency_capacity = cap;
+        stats->latency = lat;
     }
     if (!host_ops_usable(host) || p == NULL)
         return REFDRV_NO_DEVICE;

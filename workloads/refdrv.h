@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "hist.h"
 #include "host_ops.h"
 #include "traffic.h"
 #include "virtio_wire.h"
@@ -148,11 +149,9 @@ struct refdrv_stats {
     uint64_t devmem_event_negotiated;
     uint64_t devmem_event_recheck_negotiated; /* VIOSIM_NET_F_DEVMEM_EVENT_RECHECK too */
     uint64_t devmem_event_writes, devmem_event_flush_reads;
-    /* Latency of each frame from posting on TX to reaping on RX, picoseconds.
-     * Filled only in loopback; owned by the caller (may be NULL). */
-    uint64_t *latency_ps;
-    uint64_t latency_capacity;
-    uint64_t latency_count;
+    /* Latency of each frame from posting on TX to reaping on RX, picoseconds, recorded
+     * only in loopback; owned by the caller (may be NULL). */
+    struct hist *latency;
 };
 
 enum refdrv_result {
