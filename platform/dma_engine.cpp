@@ -7,6 +7,28 @@
 
 using sc_core::sc_time;
 
+namespace {
+
+// Readies a reused payload for a new transaction, as a newly constructed one would be.
+// Extensions are attached by the caller and removed after b_transport.
+tlm::tlm_generic_payload &prepare(tlm::tlm_generic_payload &tx, tlm::tlm_command cmd, uint64_t addr,
+                                  unsigned char *data, unsigned len)
+{
+    tx.set_command(cmd);
+    tx.set_address(addr);
+    tx.set_data_ptr(data);
+    tx.set_data_length(len);
+    tx.set_streaming_width(len);
+    tx.set_byte_enable_ptr(nullptr);
+    tx.set_byte_enable_length(0);
+    tx.set_dmi_allowed(false);
+    tx.set_gp_option(tlm::TLM_MIN_PAYLOAD);
+    tx.set_response_status(tlm::TLM_INCOMPLETE_RESPONSE);
+    return tx;
+}
+
+} // namespace
+
 dma_engine::dma_engine(tlm::tlm_initiator_socket<> &socket, const pcie_cfg &cfg,
                        unsigned read_tags, bool completions_in_order)
     : socket_(socket), cfg_(cfg), in_order_(completions_in_order),
@@ -60,13 +82,8 @@ enum vs_dma_status dma_engine::walk_read(void *ctx, uint64_t addr, void *dst, ui
 {
     auto *e = static_cast<dma_engine *>(ctx);
     const sc_time now = sc_core::sc_time_stamp();
-    tlm::tlm_generic_payload tx;
-    tx.set_command(tlm::TLM_READ_COMMAND);
-    tx.set_address(addr);
-    tx.set_data_ptr(static_cast<unsigned char *>(dst));
-    tx.set_data_length(len);
-    tx.set_streaming_width(len);
-    tx.set_response_status(tlm::TLM_INCOMPLETE_RESPONSE);
+    tlm::tlm_generic_payload &tx =
+        prepare(e->walk_tx_, tlm::TLM_READ_COMMAND, addr, static_cast<unsigned char *>(dst), len);
     sc_time delay = e->walk_at_ - now;
     e->socket_->b_transport(tx, delay);
     e->read_requests++;
@@ -111,18 +128,13 @@ bool dma_engine::ats_translate(const attr &a, uint64_t iova, bool write, sc_time
     // Translation Request: a read-like request answered with the translation (8 bytes).
     const sc_time now = sc_core::sc_time_stamp();
     uint64_t answer = 0;
-    tlm::tlm_generic_payload tx;
+    tlm::tlm_generic_payload &tx = prepare(ats_tx_, tlm::TLM_READ_COMMAND, iova,
+                                           reinterpret_cast<unsigned char *>(&answer), sizeof answer);
     dma_attr_ext dattr;
     dattr.pasid = a.pasid;
     dattr.translation_request = true;
     dattr.write = write;
     tx.set_extension(&dattr);
-    tx.set_command(tlm::TLM_READ_COMMAND);
-    tx.set_address(iova);
-    tx.set_data_ptr(reinterpret_cast<unsigned char *>(&answer));
-    tx.set_data_length(sizeof answer);
-    tx.set_streaming_width(sizeof answer);
-    tx.set_response_status(tlm::TLM_INCOMPLETE_RESPONSE);
     sc_time delay = at - now;
     socket_->b_transport(tx, delay);
     tx.clear_extension(&dattr);
@@ -183,18 +195,13 @@ dma_engine::timing dma_engine::read(uint64_t addr, void *dst, unsigned len, sc_t
             translate = false;
         }
 
-        tlm::tlm_generic_payload tx;
+        tlm::tlm_generic_payload &tx =
+            prepare(read_tx_, tlm::TLM_READ_COMMAND, bus_addr, data + (req.addr - addr), req.len);
         link_timing_ext ext;
         dma_attr_ext dattr;
         dattr.pasid = a.pasid;
         dattr.translate = translate;
         tx.set_extension(&dattr);
-        tx.set_command(tlm::TLM_READ_COMMAND);
-        tx.set_address(bus_addr);
-        tx.set_data_ptr(data + (req.addr - addr));
-        tx.set_data_length(req.len);
-        tx.set_streaming_width(req.len);
-        tx.set_response_status(tlm::TLM_INCOMPLETE_RESPONSE);
         tx.set_extension(&ext);
         ext.request_sent = issue;
         sc_time delay = issue - now;
@@ -268,17 +275,13 @@ dma_engine::timing dma_engine::write_bus(uint64_t addr, const void *src, unsigne
                                          attr a)
 {
     const sc_time now = sc_core::sc_time_stamp();
-    tlm::tlm_generic_payload tx;
+    tlm::tlm_generic_payload &tx =
+        prepare(write_tx_, tlm::TLM_WRITE_COMMAND, addr,
+                const_cast<unsigned char *>(static_cast<const unsigned char *>(src)), len);
     dma_attr_ext dattr;
     dattr.pasid = a.pasid;
     dattr.translate = a.translate;
     tx.set_extension(&dattr);
-    tx.set_command(tlm::TLM_WRITE_COMMAND);
-    tx.set_address(addr);
-    tx.set_data_ptr(const_cast<unsigned char *>(static_cast<const unsigned char *>(src)));
-    tx.set_data_length(len);
-    tx.set_streaming_width(len);
-    tx.set_response_status(tlm::TLM_INCOMPLETE_RESPONSE);
     sc_time delay = at - now;
     socket_->b_transport(tx, delay);
     tx.clear_extension(&dattr);
