@@ -164,18 +164,18 @@ dma_engine::timing dma_engine::read(uint64_t addr, void *dst, unsigned len, sc_t
     tlp_chunk req;
     for (tlp_splitter requests = pcie_read_request_splitter(cfg_, addr, len); requests.next(req);) {
         // Take the tag that frees first.
-        auto tag = std::min_element(tag_free_.begin(), tag_free_.end());
-        const sc_time start = std::max(at, *tag);
+        const sc_time tag = tag_free_.front();
+        const sc_time start = std::max(at, tag);
         if (first) {
             first_start = start;
             first = false;
         }
-        if (*tag > at) {
+        if (tag > at) {
             tag_waits++;
-            tag_wait += *tag - at;
+            tag_wait += tag - at;
         }
-        const uint64_t busy = uint64_t(std::count_if(tag_free_.begin(), tag_free_.end(),
-                                                     [&](const sc_time &f) { return f > start; }));
+        const uint64_t busy =
+            uint64_t(tag_free_.end() - std::upper_bound(tag_free_.begin(), tag_free_.end(), start));
         max_tags_in_flight = std::max(max_tags_in_flight, busy + 1);
 
         // When the device translates (ATS, or its own IOMMU) it sends the physical
@@ -213,7 +213,8 @@ dma_engine::timing dma_engine::read(uint64_t addr, void *dst, unsigned len, sc_t
         const sc_time completed = now + delay;
         const sc_time release = in_order_ ? std::max(completed, last_release_) : completed;
         last_release_ = std::max(last_release_, release);
-        *tag = release;
+        tag_free_.erase(tag_free_.begin());
+        tag_free_.insert(std::upper_bound(tag_free_.begin(), tag_free_.end(), release), release);
         tag_busy += release - start;
         if (counters_) {
             counters_->change(tags_counter_, start, +1);

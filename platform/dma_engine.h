@@ -115,7 +115,11 @@ private:
     tlm::tlm_initiator_socket<> &socket_;
     pcie_cfg cfg_;
     bool in_order_;
-    std::vector<sc_core::sc_time> tag_free_; // when each tag is free again
+    // When each tag is free again, in ascending order: tags are interchangeable, so only
+    // these times matter, and sorted the one that frees first is the front and the tags
+    // still busy at t are those after upper_bound(t). In order, a release is never
+    // earlier than any other, so it goes back at the end.
+    std::vector<sc_core::sc_time> tag_free_;
     sc_core::sc_time last_release_;           // in-order: release of the latest read
 };
 
