@@ -298,15 +298,17 @@ enum vdev_step vdev_complete(struct vdev *d, uint16_t q, const struct vs_guest_o
 bool vdev_coal_timer(const struct vdev *d, uint16_t q, uint32_t *usecs, uint32_t *window);
 /* max_usecs of `window` elapsed: take the notification decision (event suppression
  * still applies). IDLE when that window already ended (a stale timer), DONE when the
- * decision was taken, FAILED when the device needs a reset. Call from the context that
- * processes queue q (it reads q's ring). */
+ * decision was taken, FAILED when the device needs a reset. It reads and writes q's
+ * used-side ring state through q's queue-level DMA gate: never call it while a
+ * vdev_finish, vdev_complete, vdev_arm_notifications or vdev_quiet_notifications of q
+ * is suspended in a DMA (nor they while it is). */
 enum vdev_step vdev_coal_expire(struct vdev *d, uint16_t q, uint32_t window,
                                 const struct vs_guest_ops *ops);
 /* A control command changed q's coalescing parameters ("Notifications When Coalescing
  * Parameters Change"): vdev_coal_recheck checks the conditions at once and decides
  * if they are met (DONE), else IDLE. The packet condition only: the platform, which
- * owns time, re-arms its timer with the new max_usecs from the window's start. Call
- * from the context that processes queue q. */
+ * owns time, re-arms its timer with the new max_usecs from the window's start. The
+ * same calling rule as vdev_coal_expire. */
 bool vdev_coal_recheck_needed(const struct vdev *d, uint16_t q);
 enum vdev_step vdev_coal_recheck(struct vdev *d, uint16_t q, const struct vs_guest_ops *ops);
 

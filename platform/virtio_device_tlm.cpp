@@ -41,6 +41,15 @@ virtio_device_tlm::virtio_device_tlm(sc_core::sc_module_name name, const vdev_pa
     msi_engine_.dev = this;
     msi_engine_.queue = 0xffff;
     msi_engine_.ops = {dma_read, dma_write, &msi_engine_};
+    for (uint16_t q : {uint16_t(VDEV_QUEUE_RX), uint16_t(VDEV_QUEUE_TX)}) {
+        engine &c = coal_ctx_[q];
+        c.dev = this;
+        c.queue = q;
+        c.ops = {dma_read, dma_write, &c};
+        c.track = TRACE_QUEUE_ENGINE + q * 64 + int(VDEV_ENGINES_MAX);
+        c.no_wait = true;
+        sc_core::sc_spawn(sc_bind(&virtio_device_tlm::coal_timer_thread, this, q));
+    }
     SC_THREAD(tx_engine);
     SC_THREAD(rx_engine);
     SC_THREAD(ctrl_engine);
@@ -211,7 +220,9 @@ enum vs_dma_status virtio_device_tlm::do_dma(engine &e, tlm::tlm_command cmd, ui
                                              const char *what)
 {
     // Queue engines share the DMA channels (when limited): wait for one first.
-    const bool arbitrated = arbiter_.enabled() && e.queue < VDEV_QUEUES;
+    // (The coalescing timer's decision read is the notification unit's own: it does not
+    // compete for the data channels, and it does not wait; see coal_timer_thread.)
+    const bool arbitrated = arbiter_.enabled() && e.queue < VDEV_QUEUES && !e.no_wait;
     unsigned channel = 0;
     if (arbitrated) {
         e.qk.sync();
@@ -227,7 +238,8 @@ enum vs_dma_status virtio_device_tlm::do_dma(engine &e, tlm::tlm_command cmd, ui
     if (trace && e.queue < VDEV_QUEUES)
         trace->span(e.track, what, at, t.data_ready);
     e.qk.set(t.data_ready - now);
-    e.qk.sync(); // see "Synchronisation" in docs/timing.md
+    if (!e.no_wait)
+        e.qk.sync(); // see "Synchronisation" in docs/timing.md
     if (t.ok)
         return VS_DMA_OK;
     return t.iommu_fault ? VS_DMA_IOMMU_FAULT : VS_DMA_OUT_OF_RANGE;
@@ -324,6 +336,12 @@ void virtio_device_tlm::charge(engine &e, const vdev_work &w)
 void virtio_device_tlm::send_msis(engine &e)
 {
     conformance_check(); // a step that just failed on a driver's ring violation
+    if (dev_.outbox_count == 0)
+        return;
+    const sc_time from = sc_core::sc_time_stamp() + e.qk.get_local_time();
+    for (const sc_time &held : msi_held_until_)
+        if (held > from)
+            return; // a timer decision's message goes first (coal_timer_thread)
     msix_message m;
     while (vdev_take_msi(&dev_, &m)) {
         uint32_t data = m.data;
@@ -354,13 +372,49 @@ void virtio_device_tlm::msi_sender()
 }
 
 // Notification coalescing ("Notifications Coalescing"): the kernel counts used buffers
-// and decides at max_packets; the platform owns time, so it starts each counting
-// window's max_usecs timer and ends it. Called by the queue's own engine (the decision
-// reads the queue's ring, which only that engine touches) at the top of its loop, after
-// publishing, and when coal_due_ wakes it. The window is taken to start when the engine
-// first sees it, after the step that published its first buffer (up to one step late).
-// The control engine only wakes the data queues whose parameters a command changed.
-void virtio_device_tlm::coal_hook(engine &e)
+// and decides at max_packets; the platform owns time, so it runs each counting window's
+// max_usecs timer. A window starts when the buffer that opens it is published: the
+// engine that published follows the kernel's window right then (coal_arm, inside the
+// used side), and the queue's timer process (coal_timer_thread) takes the decision at
+// the deadline, whatever the engines are doing meanwhile.
+
+// Follow queue q's counting window at time `now`: a window that ended (max_packets, a
+// parameter change, a reset) stops its timer; a new one starts it; the deadline is
+// max_usecs after the window's start (moved, from the same start, when max_usecs
+// changes). Called inside the used side (by its holder).
+void virtio_device_tlm::coal_follow(uint16_t q, const sc_time &now)
+{
+    coal_timer &t = coal_[q];
+    uint32_t usecs = 0, window = 0;
+    const bool open = vdev_coal_timer(&dev_, q, &usecs, &window);
+    if (t.armed && (!open || t.window != window)) { // ended by max_packets or a change
+        if (trace)
+            trace->span(TRACE_QUEUE_RX + q, "coal_window", t.start, now);
+        t.armed = false;
+    }
+    if (!open)
+        return;
+    if (!t.armed) {
+        t.armed = true;
+        t.window = window;
+        t.start = now;
+        t.usecs = 0;
+        coal_timer_arms[q]++;
+    }
+    if (t.usecs != usecs) { // new window, or max_usecs changed: same start
+        t.usecs = usecs;
+        t.deadline = t.start + sc_time(double(usecs), sc_core::SC_US);
+        // An earlier pending notification wins (the timer then sleeps again until this
+        // deadline); a later one is replaced by this.
+        const sc_time stamp = sc_core::sc_time_stamp();
+        coal_due_[q].notify(t.deadline > stamp ? t.deadline - stamp : SC_ZERO_TIME);
+    }
+}
+
+// Called by an engine after a step of its queue that may have published used buffers
+// (inside the used side). The control engine instead wakes the timers of the data
+// queues whose parameters a command changed, to re-check them at once.
+void virtio_device_tlm::coal_arm(engine &e)
 {
     const uint16_t q = e.queue;
     if (q == VDEV_QUEUE_CTRL) {
@@ -369,77 +423,117 @@ void virtio_device_tlm::coal_hook(engine &e)
                 coal_due_[d].notify(e.qk.get_local_time());
         return;
     }
-    bool decided = false;
-    if (vdev_coal_recheck_needed(&dev_, q))
-        decided = vdev_coal_recheck(&dev_, q, &e.ops) == VDEV_STEP_DONE;
-    coal_timer &t = coal_[q];
     uint32_t usecs = 0, window = 0;
-    const sc_time now = sc_core::sc_time_stamp() + e.qk.get_local_time();
-    const bool open = vdev_coal_timer(&dev_, q, &usecs, &window);
-    if (t.armed && (!open || t.window != window)) { // ended by max_packets or a change
-        if (trace)
-            trace->span(TRACE_QUEUE_RX + q, "coal_window", t.start, now);
-        t.armed = false;
+    if (!coal_[q].armed && !vdev_coal_timer(&dev_, q, &usecs, &window))
+        return; // no window open nor timed (the common case without coalescing)
+    coal_follow(q, sc_core::sc_time_stamp() + e.qk.get_local_time());
+}
+
+// The used side of queue q: publishing used buffers and taking the notification
+// decision read and write the same ring state and share the kernel's queue-level DMA
+// gate, and a publication may be suspended in a DMA. So the timer takes its decision
+// only when no engine is inside a used-side call (SystemC is cooperative: this orders
+// whole kernel calls, not instructions), and takes it whole, without suspending (see
+// coal_timer_thread), so an engine never waits for the timer. Without coalescing the
+// timer never runs.
+void virtio_device_tlm::used_enter(uint16_t q)
+{
+    used_busy_[q]++;
+}
+
+void virtio_device_tlm::used_leave(uint16_t q)
+{
+    used_busy_[q]--;
+    if (used_busy_[q] == 0 && timer_waits_[q])
+        used_free_[q].notify(SC_ZERO_TIME);
+}
+
+// MSI-X messages a timer decision queued. The time to interrupt counts from the queue's
+// last publication, whichever engine made it.
+void virtio_device_tlm::coal_send_msis(engine &c)
+{
+    const uint16_t q = c.queue;
+    engine *last = nullptr;
+    for (unsigned k = 0; k < engines(q); k++) {
+        engine &o = engines_[q][k];
+        if (o.published && (!last || o.published_at > last->published_at))
+            last = &o;
     }
-    if (open) {
-        if (!t.armed) {
-            t.armed = true;
-            t.window = window;
-            t.start = now;
-            t.usecs = 0;
-            coal_timer_arms[q]++;
+    c.published = last != nullptr;
+    if (last)
+        c.published_at = last->published_at;
+    send_msis(c);
+    if (last && !c.published) // its interrupt went: the publications are served
+        for (unsigned k = 0; k < engines(q); k++)
+            engines_[q][k].published = false;
+}
+
+// Queue q's max_usecs timer: sleeps until the deadline of the window in force (or a
+// parameter change), then, as soon as no engine is inside the used side, takes the
+// decision at once: its DMA context issues the read of the driver's event suppression
+// without waiting for it (the data is taken when a read is issued, docs/timing.md), so
+// the window ends at the deadline and buffers published from then on count in the
+// next one. The decision's MSI-X message leaves when the read's completion is back;
+// until then no other context sends messages (they leave in the order decided).
+void virtio_device_tlm::coal_timer_thread(uint16_t q)
+{
+    engine &c = coal_ctx_[q];
+    coal_timer &t = coal_[q];
+    for (;;) {
+        wait(coal_due_[q]);
+        const sc_time woke = sc_core::sc_time_stamp();
+        if (!vdev_coal_recheck_needed(&dev_, q) && (!t.armed || woke < t.deadline)) {
+            if (t.armed) // woken for a window that has since ended
+                coal_due_[q].notify(t.deadline - woke);
+            continue;
         }
-        if (t.usecs != usecs) { // new window, or max_usecs changed: same start
-            t.usecs = usecs;
-            t.deadline = t.start + sc_time(double(usecs), sc_core::SC_US);
+        timer_waits_[q] = true;
+        while (used_busy_[q])
+            wait(used_free_[q]);
+        timer_waits_[q] = false;
+        if (trace && !coal_track_named_[q]) {
+            static const char *const names[VDEV_QUEUES] = {"receiveq1", "transmitq1", "controlq"};
+            trace->name_track(c.track, std::string("device: ") + names[q] + " coalescing timer");
+            coal_track_named_[q] = true;
         }
-        if (now >= t.deadline) {
+        c.qk.reset();
+        if (vdev_coal_recheck_needed(&dev_, q))
+            vdev_coal_recheck(&dev_, q, &c.ops);
+        const sc_time now = sc_core::sc_time_stamp();
+        coal_follow(q, now);
+        if (t.armed && now >= t.deadline) {
             coal_timer_expiries[q]++;
             t.armed = false;
             if (trace)
                 trace->span(TRACE_QUEUE_RX + q, "coal_window_timer", t.start, now);
-            decided = vdev_coal_expire(&dev_, q, window, &e.ops) == VDEV_STEP_DONE || decided;
-        } else {
-            // An earlier pending notification wins; a later one is replaced by this.
-            coal_due_[q].notify(t.deadline - sc_core::sc_time_stamp());
+            vdev_coal_expire(&dev_, q, t.window, &c.ops);
         }
+        if (dev_.outbox_count == 0) {
+            c.qk.sync();
+            continue;
+        }
+        msi_held_until_[q] = now + c.qk.get_local_time();
+        c.qk.sync();
+        msi_held_until_[q] = SC_ZERO_TIME;
+        coal_send_msis(c);
+        c.qk.sync();
     }
-    if (decided)
-        send_msis(e);
 }
 
-// Can the engine stop waiting for the other side of the device? (RX: frames in the
-// loopback FIFO; TX: FIFO space.)
-bool virtio_device_tlm::other_side_ready(uint16_t q) const
-{
-    return q == VDEV_QUEUE_RX ? vdev_fifo_frames(&dev_) != 0 : !vdev_fifo_full(&dev_);
-}
-
-// wait(a | b), serving the queue's coalescing timer meanwhile without waking the
-// engine's loop. Serving it may wait for DMA; if what the engine waits for happened
-// then (ready), or the queue changed, the wait ends too.
+// wait(a | b). The control queue (live only when a driver uses coalescing) would
+// otherwise wake on every register write of the data path and re-read its ring: it
+// keeps waiting unless a kick came or the queue itself changed.
 void virtio_device_tlm::engine_wait(engine &e, const sc_core::sc_event &a,
-                                    const sc_core::sc_event &b,
-                                    bool (virtio_device_tlm::*ready)(uint16_t) const)
+                                    const sc_core::sc_event &b)
 {
     const uint16_t q = e.queue;
     for (;;) {
         const uint32_t before = dev_.generation[q];
-        wait(a | b | coal_due_[q]);
-        // The control queue (live only when a driver uses coalescing) would otherwise
-        // wake on every register write of the data path and re-read its ring: it keeps
-        // waiting unless a kick came or the queue itself changed.
+        wait(a | b);
         if (q == VDEV_QUEUE_CTRL && !a.triggered() && !kicked_[q] &&
             dev_.generation[q] == before && vdev_queue_live(&dev_, q))
             continue;
-        if (a.triggered() || b.triggered() || !coal_due_[q].triggered())
-            return;
-        const uint32_t gen = dev_.generation[q];
-        e.qk.reset();
-        coal_hook(e);
-        e.qk.sync();
-        if ((this->*ready)(q) || dev_.generation[q] != gen || !vdev_queue_live(&dev_, q))
-            return;
+        return;
     }
 }
 
@@ -503,9 +597,14 @@ enum vdev_step virtio_device_tlm::engine_step(engine &e, vdev_work &w)
     while (s == VDEV_STEP_DONE) {
         if (e.qk.get_local_time() != SC_ZERO_TIME)
             e.qk.sync();
+        used_enter(q);
         s = vdev_finish(&dev_, q, e.slot, &w);
-        if (s != VDEV_STEP_WAIT)
+        if (s != VDEV_STEP_WAIT) {
+            coal_arm(e); // a full batch publishes
+            used_leave(q);
             break;
+        }
+        used_leave(q);
         wait(finished_[q]);
         s = VDEV_STEP_DONE;
     }
@@ -539,11 +638,6 @@ void virtio_device_tlm::run_engine(engine &e, sc_core::sc_event &more_work)
             wait(state_change_);
             continue;
         }
-        // The coalescing decision reads the queue's ring: with several engines it could
-        // overlap another engine's finish, so it waits for the queue-level path below
-        // (the queue dry, no buffer in flight) and for the engines' sleep.
-        if (engines(q) == 1)
-            coal_hook(e);
         vdev_work w = {};
         const enum vdev_step s = engine_step(e, w);
         charge(e, w);
@@ -556,10 +650,12 @@ void virtio_device_tlm::run_engine(engine &e, sc_core::sc_event &more_work)
             continue;
         }
         wait_in_flight(e);
+        used_enter(q);
         vdev_complete(&dev_, q, &e.ops);
+        coal_arm(e);
+        used_leave(q);
         if (counters_)
             sample_ring(q);
-        coal_hook(e);
         send_msis(e);
         const bool waits_for_driver = s == VDEV_STEP_IDLE ? q != VDEV_QUEUE_RX
                                                           : q == VDEV_QUEUE_RX;
@@ -575,7 +671,7 @@ void virtio_device_tlm::run_engine(engine &e, sc_core::sc_event &more_work)
             const bool still = q == VDEV_QUEUE_RX ? vdev_fifo_frames(&dev_) == 0
                                                   : vdev_fifo_full(&dev_);
             if (still) {
-                engine_wait(e, more_work, state_change_, &virtio_device_tlm::other_side_ready);
+                engine_wait(e, more_work, state_change_);
                 engine_wakeups[q]++;
             }
             continue;
@@ -584,17 +680,21 @@ void virtio_device_tlm::run_engine(engine &e, sc_core::sc_event &more_work)
         // re-check the ring, since the driver may have added buffers before it could
         // see the request ("Driver and Device Event Suppression").
         kicked_[q] = false;
+        used_enter(q);
         const enum vdev_step armed = vdev_arm_notifications(&dev_, q, &e.ops);
+        used_leave(q);
         if (counters_)
             sample_ring(q);
         send_msis(e);
         e.qk.sync();
         if (armed != VDEV_STEP_DONE && !kicked_[q]) {
-            engine_wait(e, kick_[q], state_change_, &virtio_device_tlm::kick_seen);
+            engine_wait(e, kick_[q], state_change_);
             engine_wakeups[q]++;
         }
         kicked_[q] = false;
+        used_enter(q);
         vdev_quiet_notifications(&dev_, q, &e.ops);
+        used_leave(q);
     }
 }
 

@@ -123,6 +123,7 @@ private:
         uint16_t queue;
         unsigned slot = 0;  // the kernel slot (vdev_slot) this engine's buffer uses
         bool holds_take = false; // this engine is the queue's one taking from the ring
+        bool no_wait = false;    // DMA returns at once, the time left in qk (coal timer)
         int track = 0;           // its timeline track
         tlm_utils::tlm_quantumkeeper qk;
         vs_guest_ops ops;
@@ -161,11 +162,13 @@ private:
     void in_flight_add(uint16_t q, int delta);
     void sample_ring(uint16_t q);
     void charge(engine &e, const vdev_work &w);
-    void coal_hook(engine &e);
-    void engine_wait(engine &e, const sc_core::sc_event &a, const sc_core::sc_event &b,
-                     bool (virtio_device_tlm::*ready)(uint16_t) const);
-    bool kick_seen(uint16_t q) const { return kicked_[q]; }
-    bool other_side_ready(uint16_t q) const;
+    void coal_follow(uint16_t q, const sc_core::sc_time &now);
+    void coal_arm(engine &e);
+    void coal_timer_thread(uint16_t q);
+    void coal_send_msis(engine &c);
+    void used_enter(uint16_t q);
+    void used_leave(uint16_t q);
+    void engine_wait(engine &e, const sc_core::sc_event &a, const sc_core::sc_event &b);
     void send_msis(engine &e);
     void msi_sender();
     void bench_thread();
@@ -191,7 +194,9 @@ private:
     sc_core::sc_event state_change_;  // a register write may have enabled or reset queues
     sc_core::sc_event msi_pending_;   // a register access left MSI-X messages to send
     // Coalescing: the kernel counts buffers, the platform keeps each queue's max_usecs
-    // timer. coal_due_ fires at a timer's end or when new parameters need a re-check.
+    // timer, served by a process per data queue (coal_timer_thread) with its own DMA
+    // context (coal_ctx_). coal_due_ fires at a timer's end or when new parameters need
+    // a re-check.
     struct coal_timer {
         bool armed = false;
         uint32_t window = 0;          // the kernel's counting window it times
@@ -200,6 +205,15 @@ private:
     };
     coal_timer coal_[VDEV_QUEUES];
     sc_core::sc_event coal_due_[VDEV_QUEUES];
+    engine coal_ctx_[VDEV_QUEUES];
+    bool coal_track_named_[VDEV_QUEUES] = {};
+    // The used side of each queue (used_enter): engines inside a used-side call, whether
+    // the timer waits for them to leave, and its wake-up.
+    unsigned used_busy_[VDEV_QUEUES] = {};
+    bool timer_waits_[VDEV_QUEUES] = {};
+    sc_core::sc_event used_free_[VDEV_QUEUES];
+    // A timer decision's MSI-X message waits for its event-suppression read until then.
+    sc_core::sc_time msi_held_until_[VDEV_QUEUES];
     std::deque<devmem_write> devmem_writes_; // in arrival order (one CPU, posted, in order)
     sc_core::sc_event devmem_arrival_;       // the first of devmem_writes_ arrives
     // A queue's engines: one takes buffers from the ring at a time (taking_), buffers
