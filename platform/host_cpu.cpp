@@ -1,5 +1,6 @@
 #include "host_cpu.h"
 
+#include <cmath>
 #include <cstring>
 
 #include "address_map.h"
@@ -21,6 +22,7 @@ host_cpu::host_cpu(sc_core::sc_module_name name, const cpu_costs &c, const refdr
     ops_.wait_interrupt = op_wait_interrupt;
     ops_.cpu_work = op_cpu_work;
     ops_.now_ps = op_now_ps;
+    ops_.poll_idle = c.poll_sleep ? op_poll_idle : nullptr; // sim.poll_sleep
     ops_.iommu_set_root = op_iommu_set_root;
     ops_.ctx = this;
     ops_.mem = mem;
@@ -44,6 +46,13 @@ void host_cpu::run()
     finish_time = sc_core::sc_time_stamp();
     done_ = true;
     sc_core::sc_stop();
+}
+
+void host_cpu::request_stop()
+{
+    stop_requested = true;
+    if (polling_) // the next poll stops it, as it would have without op_poll_idle
+        wake_at_next_poll();
 }
 
 // viosim run --strict asked to end the run: stop here and never return (nothing but
@@ -152,6 +161,69 @@ uint64_t host_cpu::op_now_ps(void *ctx)
     auto *cpu = static_cast<host_cpu *>(ctx);
     const sc_time t = sc_core::sc_time_stamp() + cpu->qk_.get_local_time();
     return uint64_t(t.to_seconds() * 1e12 + 0.5);
+}
+
+// Empty polls, back to back. The driver's loop would charge one poll, synchronise and
+// look at the rings again, each `poll` apart (t + poll, t + 2 poll, ...). Instead the
+// thread sleeps until the poll before the one at or after until_ps and takes the last
+// hop as the loop would (so a device action at the very instant of that poll is
+// ordered against it as before); a device write to guest memory meanwhile wakes it at
+// the first poll at or after the write (at the write's instant: that poll; at t, after
+// the look the driver just took: the next), scheduled from within the write, before
+// the writer goes on, as the loop's pending wake-up would have been. Same charges, same
+// times, two waits instead of one per poll.
+uint64_t host_cpu::op_poll_idle(void *ctx, uint64_t until_ps)
+{
+    auto *cpu = static_cast<host_cpu *>(ctx);
+    const sc_time poll = cpu->c_.cycle * double(cpu->c_.work_cycles[VS_HOST_WORK_POLL]);
+    if (poll == SC_ZERO_TIME || !cpu->memory)
+        return 0;
+    cpu->stop_if_requested();
+    if (cpu->qk_.get_local_time() != SC_ZERO_TIME)
+        cpu->qk_.sync();
+    const sc_time t = sc_core::sc_time_stamp();
+    const uint64_t t_ps = op_now_ps(ctx);
+    const uint64_t poll_ps = uint64_t(poll.to_seconds() * 1e12 + 0.5);
+    uint64_t polls = until_ps > t_ps ? (until_ps - t_ps + poll_ps - 1) / poll_ps : 1;
+    if (polls > 1) {
+        cpu->poll_from_ = t;
+        cpu->poll_ = poll;
+        cpu->polling_ = true;
+        cpu->poll_woken_ = false;
+        cpu->memory->watcher = cpu;
+        cpu->poll_wake_.notify(poll * double(polls - 1));
+        sc_core::wait(cpu->poll_wake_);
+        cpu->polling_ = false;
+        cpu->memory->watcher = nullptr;
+        if (cpu->poll_woken_) // a write or a stop: this poll is the one that may see it
+            polls = uint64_t(std::round((sc_core::sc_time_stamp() - t) / poll));
+        else
+            sc_core::wait(poll); // the last hop, as the loop takes it
+    } else {
+        sc_core::wait(poll);
+    }
+    cpu->busy += poll * double(polls);
+    cpu->work_count[VS_HOST_WORK_POLL] += polls;
+    return polls;
+}
+
+// The first poll at or after now (one after the sleep's start at least), from the
+// process that wrote guest memory or asked to stop.
+void host_cpu::wake_at_next_poll()
+{
+    const sc_time now = sc_core::sc_time_stamp();
+    const double since = (now - poll_from_) / poll_;
+    double k = std::ceil(since);
+    if (k < 1)
+        k = 1;
+    poll_wake_.notify(poll_from_ + poll_ * k - now); // an earlier notification wins
+    poll_woken_ = true;
+}
+
+void host_cpu::device_wrote()
+{
+    if (polling_)
+        wake_at_next_poll();
 }
 
 int host_cpu::op_iommu_set_root(void *ctx, uint32_t pasid, uint64_t root_pa)

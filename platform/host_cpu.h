@@ -28,14 +28,17 @@ extern "C" {
 }
 #include "stats.h"
 
+#include "host_memory.h"
+
 struct cpu_costs {
     sc_core::sc_time cycle;
     uint64_t work_cycles[VS_HOST_WORK_COUNT];
     uint64_t irq_entry_cycles;
     sc_core::sc_time mmio_write;
+    bool poll_sleep = false; // sleep through empty polls (sim.poll_sleep)
 };
 
-class host_cpu : public sc_core::sc_module {
+class host_cpu : public sc_core::sc_module, private host_memory::write_watcher {
 public:
     tlm_utils::simple_initiator_socket<host_cpu> mmio;   // towards the link
     tlm_utils::simple_target_socket<host_cpu> msi_in;    // interrupt controller
@@ -45,6 +48,9 @@ public:
     host_cpu(sc_core::sc_module_name name, const cpu_costs &c, const refdrv_params &p,
              uint8_t *mem, uint64_t mem_base, uint64_t mem_size, bool run_driver = true);
 
+    // Guest memory's target, watched while the driver sleeps through empty polls (set by
+    // the top level; without it every poll is charged on its own).
+    host_memory *memory = nullptr;
     // How host software programs the platform IOMMU (set by the top level).
     std::function<bool(uint32_t pasid, uint64_t root)> iommu_set_root;
 
@@ -56,6 +62,7 @@ public:
     // Set to end the run early (viosim run --strict): the CPU stops the simulation at its
     // next access or charge, where its thread holds nothing but the driver's own frames.
     bool stop_requested = false;
+    void request_stop(); // sets stop_requested, and ends a sleep through empty polls
     // The driver's working state, owned here: a run stopped while the driver's thread
     // waits (time limit, --strict) never returns to free it. calloc'd: zero pages the
     // driver never touches are never written.
@@ -75,6 +82,13 @@ private:
     void spend(const sc_core::sc_time &t);
     void stop_if_requested();
     sc_core::sc_event never_; // notified by nobody: where a stopped driver thread rests
+    // Sleeping through empty polls (op_poll_idle): since when, one poll's time, and the
+    // wake-up at the poll that comes next after a device write or a stop request.
+    bool polling_ = false, poll_woken_ = false;
+    sc_core::sc_time poll_from_, poll_;
+    sc_core::sc_event poll_wake_;
+    void device_wrote() override;
+    void wake_at_next_poll();
 
     static uint32_t op_cfg_read(void *ctx, uint32_t off, unsigned size);
     static void op_cfg_write(void *ctx, uint32_t off, unsigned size, uint32_t value);
@@ -83,6 +97,7 @@ private:
     static int op_wait_interrupt(void *ctx, uint64_t timeout_ns);
     static void op_cpu_work(void *ctx, enum vs_host_work kind, uint64_t count);
     static uint64_t op_now_ps(void *ctx);
+    static uint64_t op_poll_idle(void *ctx, uint64_t until_ps);
     static int op_iommu_set_root(void *ctx, uint32_t pasid, uint64_t root_pa);
 
     cpu_costs c_;

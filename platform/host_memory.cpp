@@ -45,6 +45,11 @@ void host_memory::b_transport(tlm::tlm_generic_payload &tx, sc_core::sc_time &de
         std::memcpy(p, tx.get_data_ptr(), len);
         writes++;
         write_bytes += len;
+        if (watcher) {
+            write_watcher *w = watcher;
+            watcher = nullptr;
+            w->device_wrote();
+        }
     }
     tx.set_response_status(tlm::TLM_OK_RESPONSE);
 }

@@ -41,6 +41,16 @@ public:
 
     uint64_t reads = 0, writes = 0, read_bytes = 0, write_bytes = 0, errors = 0;
 
+    // A CPU that polls the rings sleeps until the device next writes guest memory
+    // (host_cpu::op_poll_idle): it sets `watcher`, which the next write clears and calls,
+    // from the writer's process (the CPU's own stores do not come through here).
+    struct write_watcher {
+        virtual void device_wrote() = 0;
+    protected:
+        ~write_watcher() = default;
+    };
+    write_watcher *watcher = nullptr;
+
 private:
     void b_transport(tlm::tlm_generic_payload &tx, sc_core::sc_time &delay);
 

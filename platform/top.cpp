@@ -52,6 +52,7 @@ struct platform {
           rc("root_complex", ic, it), dev("device", cfg.dev, dt, bench),
           cpu("cpu", cc, cfg.drv, mem.data(), mem.base(), mem.size(), !bench.enabled)
     {
+        cpu.memory = &mem;
         if (software) {
             smp.reset(new smp_interconnect("smp", *software, amap::msi_base, amap::msi_size));
             cpu.mmio.bind(smp->down_in);
@@ -379,6 +380,7 @@ run_result vs_run(const vs_config &cfg, const run_options &opt)
     cc.work_cycles[VS_HOST_WORK_CTRL_COMMAND] = cfg.plat.cpu_ctrl_command_cycles;
     cc.irq_entry_cycles = cfg.plat.cpu_irq_entry_cycles;
     cc.mmio_write = sc_time(cfg.plat.cpu_mmio_write_ns, SC_NS);
+    cc.poll_sleep = cfg.plat.sim_poll_sleep;
 
     smp_timing st;
     st.access = sc_time(cfg.plat.software_access_ns, SC_NS);
@@ -417,7 +419,7 @@ run_result vs_run(const vs_config &cfg, const run_options &opt)
     if (counters)
         p->dev.set_trace(trace.get(), counters.get());
     if (opt.strict)
-        p->dev.on_violation = [cpu = &p->cpu] { cpu->stop_requested = true; };
+        p->dev.on_violation = [cpu = &p->cpu] { cpu->request_stop(); };
     sc_core::sc_start(sc_time(cfg.plat.sim_time_limit_us * 1000.0, SC_NS));
     if (counters)
         counters->finish();

@@ -37,6 +37,13 @@ struct vs_host_ops {
     void (*cpu_work)(void *ctx, enum vs_host_work kind, uint64_t count);
     /* Current simulated time, picoseconds. */
     uint64_t (*now_ps)(void *ctx);
+    /* Optional (may be NULL). Charge empty polls of the rings one after the other, each
+     * costing VS_HOST_WORK_POLL as cpu_work would, up to the first poll at or after
+     * until_ps, or the first poll that may see something the device wrote to guest
+     * memory since the call, whichever comes first. Returns the polls charged (at least
+     * one), or 0 when a poll costs no time (nothing is charged then). Lets a polling
+     * driver sleep through polls that find nothing, with the same results. */
+    uint64_t (*poll_idle)(void *ctx, uint64_t until_ps);
     /* Point the platform IOMMU's address space `pasid` at a page table the driver built
      * in guest memory (workloads/iopt.h format; root_pa 0 detaches it) and drop its
      * cached translations. Returns 0, or -1 if the platform refuses (bad PASID/root).

@@ -2233,13 +2233,54 @@ static int sleep_until_work(struct refdrv *d, uint64_t now)
     return v;
 }
 
+/* How often a stalled driver reads the device status (a few times per idle timeout). */
+static uint64_t status_interval_ps(const struct refdrv *d)
+{
+    uint64_t interval = d->idle_timeout_ps / STATUS_CHECKS_PER_IDLE;
+    return interval != 0 ? interval : 1;
+}
+
+/* A polling driver that found nothing: the earliest time at which a poll could find
+ * something to do without the device writing guest memory meanwhile (the next frame due,
+ * a status check, the idle timeout, an adaptive coalescing interval); UINT64_MAX if
+ * none. Everything else the loop looks at changes only with the rings or with what the
+ * loop itself does. Each is a "now >= deadline" test of run_traffic or what it calls. */
+static uint64_t next_poll_deadline(const struct refdrv *d)
+{
+    const struct drv_queue *tx = &d->q[TX_QUEUE];
+    uint64_t deadline = UINT64_MAX;
+    uint64_t at;
+
+    if (d->tx_posted < d->p->frames_count && !closed_window_full(d) &&
+        tx->ops->can_add(tx->ring, tx_slots_per_frame(d), NULL)) {
+        at = tx_due_ps(d);
+        if (at != 0 && at < deadline)
+            deadline = at;
+    }
+    if (waiting_on_device(d)) {
+        /* Otherwise the loop moves last_progress_ps along with the clock. */
+        uint64_t interval = status_interval_ps(d);
+        at = d->last_progress_ps + d->idle_timeout_ps;
+        if (at >= d->last_progress_ps && at < deadline)
+            deadline = at;
+        at = (d->last_status_check_ps > d->last_progress_ps ? d->last_status_check_ps
+                                                             : d->last_progress_ps) + interval;
+        if (at < deadline)
+            deadline = at;
+    }
+    if (d->p->coal_policy == REFDRV_COAL_ADAPTIVE && d->f_vq_notf_coal) {
+        at = d->coal_mark_ps + d->coal_interval_ps;
+        if (at < deadline)
+            deadline = at;
+    }
+    return deadline;
+}
+
 static enum refdrv_result run_traffic(struct refdrv *d)
 {
-    uint64_t status_interval_ps = d->idle_timeout_ps / STATUS_CHECKS_PER_IDLE;
+    const uint64_t status_interval = status_interval_ps(d);
     uint32_t frozen_polls = 0;
 
-    if (status_interval_ps == 0)
-        status_interval_ps = 1;
     d->tx_start_ps = now_ps(d);
     traffic_arrival_init(&d->arrival, d->p->arrival, d->tx_interval_ps, d->p->onoff_periods,
                          d->p->onoff_on_us * PS_PER_US, d->p->onoff_off_us * PS_PER_US,
@@ -2282,8 +2323,8 @@ static enum refdrv_result run_traffic(struct refdrv *d)
             enum refdrv_result r = check_status(d);
             return r != REFDRV_OK ? r : REFDRV_TIMEOUT;
         }
-        if (elapsed_ps(now, d->last_status_check_ps) >= status_interval_ps &&
-            elapsed_ps(now, d->last_progress_ps) >= status_interval_ps) {
+        if (elapsed_ps(now, d->last_status_check_ps) >= status_interval &&
+            elapsed_ps(now, d->last_progress_ps) >= status_interval) {
             if (check_status(d) != REFDRV_OK)
                 return REFDRV_DEVICE_ERROR;
         }
@@ -2295,6 +2336,14 @@ static enum refdrv_result run_traffic(struct refdrv *d)
         if (d->napi_left > 0 && !waiting_on_device(d))
             d->napi_left = 0;
         if (d->p->mode == REFDRV_MODE_POLL || d->napi_left > 0) {
+            uint64_t polls = d->h->poll_idle != NULL ? d->h->poll_idle(d->h->ctx, next_poll_deadline(d))
+                                                      : 0;
+            if (polls > 0) {
+                /* Slept through polls that could only find the rings as they are. */
+                d->st->polls_empty += polls;
+                frozen_polls = 0;
+                continue;
+            }
             d->st->polls_empty++;
             d->h->cpu_work(d->h->ctx, VS_HOST_WORK_POLL, 1);
             /* Liveness guard for a cost model that charges nothing for a poll: simulated

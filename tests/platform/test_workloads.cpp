@@ -173,3 +173,48 @@ Test(workloads, same_seed_identical_results)
     cr_assert_eq(slurp(d1 + "/stats.json"), slurp(d2 + "/stats.json"));
     cr_expect_neq(a.stat("sim.time_ns"), c.stat("sim.time_ns"));
 }
+
+// A polling driver's thread sleeps through the polls that find nothing (sim.poll_sleep,
+// host_cpu::op_poll_idle): every statistic must be what one wait per poll gives, in
+// poll mode and in NAPI's polling, with frames due at a rate (deadlines) and as fast as
+// the rings allow (device writes), packed and split rings, zero per-frame CPU costs.
+Test(workloads, poll_sleep_keeps_results)
+{
+    const std::vector<std::vector<std::string>> cases = {
+        {"--set", "driver.mode=poll"},
+        {"--set", "driver.mode=poll", "--set", "driver.tx_rate_mpps=0.3"},
+        {"--set", "driver.mode=poll", "--set", "driver.decline_features=RING_PACKED", "--set",
+         "driver.tx_rate_mpps=2"},
+        {"--set", "driver.mode=poll", "--set", "device.fetch_source=read_ahead", "--set",
+         "device.fetch_batch_descriptors=32", "--set", "host.tx_packet_cycles=0", "--set",
+         "host.rx_packet_cycles=0", "--set", "host.tx_reap_cycles=0", "--set",
+         "host.rx_refill_cycles=0"},
+        {"--set", "driver.mode=napi"},
+    };
+    for (const auto &c : cases) {
+        std::vector<std::string> on = {"--set", "driver.frames_count=1000", "--set", "sim.poll_sleep=on"};
+        std::vector<std::string> off = {"--set", "driver.frames_count=1000", "--set", "sim.poll_sleep=off"};
+        on.insert(on.end(), c.begin(), c.end());
+        off.insert(off.end(), c.begin(), c.end());
+        run_out a, b;
+        run(a, on);
+        run(b, off);
+        expect_clean_loopback(a, 1000);
+        cr_expect_gt(a.stat("driver.polls_empty"), 0);
+        char *sa = json_dumps(json_object_get(a.stats, "stats"), JSON_SORT_KEYS);
+        char *sb = json_dumps(json_object_get(b.stats, "stats"), JSON_SORT_KEYS);
+        cr_expect_str_eq(sa, sb, "%s: statistics differ with sim.poll_sleep on and off", c.back().c_str());
+        free(sa);
+        free(sb);
+    }
+}
+
+// Several engines per queue are refused: ties between them are ordered by SystemC's event
+// queue, which the sleeping CPU no longer fills the same way.
+Test(workloads, poll_sleep_needs_one_engine)
+{
+    run_out r;
+    run(r, {"--set", "sim.poll_sleep=on", "--set", "device.queue_engines=4"});
+    cr_expect_eq(r.status, 2);
+    cr_expect(r.err.find("sim.poll_sleep") != std::string::npos, "%s", r.err.c_str());
+}
