@@ -1,7 +1,8 @@
 // dma_attr.h -- what a device memory request carries besides its address: the address
 // space it belongs to (PASID) and whether the IOMMU translates it (the device
-// negotiated VIRTIO_F_ACCESS_PLATFORM). The root complex answers with whether the
-// IOMMU faulted. Attached by the DMA engine, read by the root complex.
+// negotiated VIRTIO_F_ACCESS_PLATFORM), and which DMA read transfer a read request
+// belongs to. The root complex answers with whether the IOMMU faulted. Attached by the
+// DMA engine, read by the root complex.
 #ifndef VIOSIM_DMA_ATTR_H
 #define VIOSIM_DMA_ATTR_H
 
@@ -13,6 +14,12 @@ struct dma_attr_ext : tlm::tlm_extension<dma_attr_ext> {
     uint32_t pasid = 0;
     bool translate = false;
     bool iommu_fault = false; // out: the IOMMU refused the access
+
+    // A read request's transfer: the DMA engine numbers its read transfers 1, 2, ...
+    // and every request of one transfer carries the same number, so the host streams
+    // the transfer's data in order (read_stream_ext, host_memory.h). 0: a read on its
+    // own (a page-table read by the device's walker), or not a read.
+    uint64_t read_transfer = 0;
 
     // ATS: a Translation Request (a non-posted read answered with a translation, not
     // with memory data). `write` asks for write permission.

@@ -161,6 +161,7 @@ dma_engine::timing dma_engine::read(uint64_t addr, void *dst, unsigned len, sc_t
     reads++;
     read_bytes += len;
     unsigned char *data = static_cast<unsigned char *>(dst);
+    const uint64_t transfer = ++read_transfers_;
     tlp_chunk req;
     for (tlp_splitter requests = pcie_read_request_splitter(cfg_, addr, len); requests.next(req);) {
         // Take the tag that frees first.
@@ -201,6 +202,7 @@ dma_engine::timing dma_engine::read(uint64_t addr, void *dst, unsigned len, sc_t
         dma_attr_ext dattr;
         dattr.pasid = a.pasid;
         dattr.translate = translate;
+        dattr.read_transfer = transfer;
         tx.set_extension(&dattr);
         tx.set_extension(&ext);
         ext.request_sent = issue;

@@ -121,6 +121,7 @@ private:
     // earlier than any other, so it goes back at the end.
     std::vector<sc_core::sc_time> tag_free_;
     sc_core::sc_time last_release_;           // in-order: release of the latest read
+    uint64_t read_transfers_ = 0;             // the last read transfer's number (dma_attr_ext)
 };
 
 #endif

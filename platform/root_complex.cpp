@@ -105,24 +105,6 @@ void root_complex::translation_request(tlm::tlm_generic_payload &tx, dma_attr_ex
     tx.set_response_status(tlm::TLM_OK_RESPONSE);
 }
 
-root_complex::read_stream *root_complex::continued_stream(uint64_t addr, const unsigned char *data)
-{
-    for (read_stream &s : streams_)
-        if (s.next_data == data && s.next_page_offset == (addr & 4095))
-            return &s;
-    return nullptr;
-}
-
-void root_complex::end_stream(read_stream *s, uint64_t next_addr, const unsigned char *next_data,
-                              sc_time streamed)
-{
-    if (!s) {
-        s = &streams_[stream_victim_];
-        stream_victim_ = (stream_victim_ + 1) % streams_.size();
-    }
-    *s = {next_addr & 4095, next_data, streamed};
-}
-
 void root_complex::b_transport(tlm::tlm_generic_payload &tx, sc_time &delay)
 {
     const uint64_t addr = tx.get_address();
@@ -143,13 +125,12 @@ void root_complex::b_transport(tlm::tlm_generic_payload &tx, sc_time &delay)
         translation_request(tx, *attr, delay);
         return;
     }
-    // A read's data streams after the data of the transfer it continues.
-    unsigned char *data = tx.get_data_ptr();
-    read_stream *stream = nullptr;
+    // A read's data streams after the data of the transfer's earlier requests.
+    const uint64_t transfer = tx.is_read() && attr ? attr->read_transfer : 0;
     read_stream_ext order;
     if (tx.is_read()) {
-        stream = continued_stream(addr, data);
-        order.after = stream ? stream->streamed : sc_core::SC_ZERO_TIME;
+        order.after = transfer != 0 && transfer == stream_transfer_ ? stream_streamed_
+                                                                    : sc_core::SC_ZERO_TIME;
         tx.set_extension(&order);
     }
     if (!attr || !attr->translate) {
@@ -161,8 +142,10 @@ void root_complex::b_transport(tlm::tlm_generic_payload &tx, sc_time &delay)
     }
     if (tx.is_read()) {
         tx.clear_extension(&order);
-        if (tx.is_response_ok())
-            end_stream(stream, addr + len, data + len, order.streamed);
+        if (tx.is_response_ok() && transfer != 0) {
+            stream_transfer_ = transfer;
+            stream_streamed_ = order.streamed;
+        }
     }
 }
 

@@ -12,13 +12,12 @@
 // The device splits a DMA read into requests of at most the max read request size,
 // sent one after another; the host streams one transfer's data out in order, so a
 // request's data is ready no earlier than the previous request's has streamed
-// (read_stream_ext, host_memory.h). A request continues a transfer when its bytes go
-// right after the previous request's in the requester's buffer, at the next page
-// offset (the address itself may jump at a page boundary when the device translated).
+// (read_stream_ext, host_memory.h). The DMA engine numbers its read transfers and
+// every request carries its transfer's number (dma_attr_ext::read_transfer); a request
+// continues the transfer of the request before it when the numbers match.
 #ifndef VIOSIM_ROOT_COMPLEX_H
 #define VIOSIM_ROOT_COMPLEX_H
 
-#include <array>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -77,19 +76,14 @@ private:
     static enum vs_dma_status no_write(void *ctx, uint64_t addr, const void *src, uint32_t len,
                                        enum vs_dma_kind kind);
 
-    // The last few transfers' reads: where the next request of each would go and when
-    // its data has streamed. Requests of one transfer arrive back to back, with at most
-    // a device page walk's reads between them, so a few entries suffice.
-    struct read_stream {
-        uint64_t next_page_offset = 0;
-        const unsigned char *next_data = nullptr;
-        sc_core::sc_time streamed;
-    };
-    read_stream *continued_stream(uint64_t addr, const unsigned char *data);
-    void end_stream(read_stream *s, uint64_t next_addr, const unsigned char *next_data,
-                    sc_core::sc_time streamed);
-    std::array<read_stream, 8> streams_;
-    unsigned stream_victim_ = 0;
+    // The transfer of the last read request that completed and when its data had
+    // streamed. The DMA engine sends all of a transfer's requests in one call (nothing
+    // on the way waits), so they arrive back to back, with at most untagged reads (the
+    // device walker's page-table reads) and ATS Translation Requests between them:
+    // remembering the last transfer suffices. The numbers are the one requester's (the
+    // device); a second requester would need its Requester ID beside them.
+    uint64_t stream_transfer_ = 0; // 0: none
+    sc_core::sc_time stream_streamed_;
 
     reused_payload walk_payload_;  // page-table reads
     reused_payload piece_payload_; // a translated request's pieces to memory
