@@ -62,10 +62,6 @@ void dma_engine::set_trace(trace_recorder *trace, trace_counters *counters)
 {
     trace_ = trace;
     counters_ = counters;
-    if (trace_ && mmu_)
-        trace_->name_track(TRACE_DEVICE_WALKS, "device IOMMU: page walker");
-    if (trace_ && atc_ && !mmu_)
-        trace_->name_track(TRACE_ATS_REQUESTS, "device: ATS translation requests");
     if (counters_)
         tags_counter_ = counters_->add("DMA read tags in flight", "dma_read_tags_in_flight");
 }
@@ -105,8 +101,9 @@ bool dma_engine::device_translate(const attr &a, uint64_t iova, bool write, sc_t
     if (r.walk_reads > 0) {
         device_walk_time += walk_at_ - (at + mmu_hit_);
         if (trace_)
-            trace_->span_args(TRACE_DEVICE_WALKS, st == IOMMU_OK ? "walk" : "walk_fault",
-                              at + mmu_hit_, walk_at_, "iova", iova, "reads", r.walk_reads);
+            trace_->span_args(walk_lanes_.track(*trace_, at + mmu_hit_, walk_at_),
+                              st == IOMMU_OK ? "walk" : "walk_fault", at + mmu_hit_, walk_at_,
+                              "iova", iova, "reads", r.walk_reads);
     }
     at = walk_at_;
     if (st != IOMMU_OK) {
@@ -140,8 +137,9 @@ bool dma_engine::ats_translate(const attr &a, uint64_t iova, bool write, sc_time
     tx.clear_extension(&dattr);
     ats_translation_requests++;
     if (trace_)
-        trace_->span_args(TRACE_ATS_REQUESTS, tx.is_response_ok() ? "ats_translation" : "ats_fault",
-                          at, now + delay, "iova", iova, "pasid", a.pasid);
+        trace_->span_args(ats_lanes_.track(*trace_, at, now + delay),
+                          tx.is_response_ok() ? "ats_translation" : "ats_fault", at, now + delay,
+                          "iova", iova, "pasid", a.pasid);
     at = now + delay;
     if (!tx.is_response_ok()) {
         fault = dattr.iommu_fault;

@@ -98,6 +98,8 @@ private:
                                          enum vs_dma_kind kind);
     std::unique_ptr<iommu> mmu_;
     trace_recorder *trace_ = nullptr;
+    trace_lanes walk_lanes_{TRACE_DEVICE_WALKS, "device IOMMU: page walker"};
+    trace_lanes ats_lanes_{TRACE_ATS_REQUESTS, "device: ATS translation requests"};
     trace_counters *counters_ = nullptr;
     int tags_counter_ = -1;
     sc_core::sc_time mmu_hit_;

@@ -2,6 +2,7 @@
 
 #include <jansson.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -265,4 +266,26 @@ void trace_counters::flush(sc_core::sc_time upto, bool inclusive)
         }
         dirty_.clear();
     }
+}
+
+int trace_lanes::track(trace_recorder &trace, sc_core::sc_time start, sc_core::sc_time end)
+{
+    end = std::max(start, end);
+    size_t lane = 0;
+    while (lane < end_.size() && end_[lane] > start)
+        lane++;
+    if (lane == end_.size()) {
+        if (end_.size() == size_t(TRACE_LANES_MAX)) {
+            // Out of tracks (never seen: lanes number the spans in flight at once, plus
+            // those an engine issued a quantum ahead): the lane that frees first, where
+            // this span overlaps the latest one.
+            lane = size_t(std::min_element(end_.begin(), end_.end()) - end_.begin());
+        } else {
+            end_.push_back(end);
+            trace.name_track(first_ + int(lane),
+                             lane == 0 ? name_ : name_ + " (lane " + std::to_string(lane + 1) + ")");
+        }
+    }
+    end_[lane] = std::max(end_[lane], end);
+    return first_ + int(lane);
 }

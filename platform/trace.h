@@ -18,6 +18,7 @@
 #include <cstdio>
 #include <queue>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <systemc>
@@ -30,10 +31,11 @@ enum trace_track : int {
     TRACE_LINK_DOWN = 11,
     TRACE_DOORBELLS = 20,
     TRACE_INTERRUPTS = 21,
-    TRACE_DEVICE_WALKS = 30,  // the device's own IOMMU walker (iommu.walk_location=device)
-    TRACE_ATS_REQUESTS = 31,  // ATS Translation Requests the device sent
     TRACE_RC_WALKER = 40,     // + walker index: the root complex's IOMMU page walkers
     TRACE_QUEUE_ENGINE = 200, // + queue * 64 + engine: one track per engine (queue_engines > 1)
+    // + lane (trace_lanes, below; at most TRACE_LANES_MAX lanes each):
+    TRACE_DEVICE_WALKS = 5000, // the device's own IOMMU walks (iommu.walk_location=device)
+    TRACE_ATS_REQUESTS = 6000, // ATS Translation Requests the device sent
 };
 
 // The stretch of simulated time a trace keeps, [from_us, to_us) in microseconds: a span
@@ -76,6 +78,26 @@ private:
     std::FILE *f_;
     trace_window window_;
     uint64_t events_ = 0;
+};
+
+// Spans of one kind that may overlap in time (the device's page walks and ATS
+// Translation Requests: each queue engine translates for itself), spread over lanes,
+// tracks first_track, first_track + 1, ...: a span goes on the first lane whose spans
+// have all ended when it starts, so no two spans on one track overlap (Perfetto expects
+// a track's spans to nest). Spans come in the order the loosely timed engines issue
+// them, not in time order; a span that starts before a lane's latest end takes the
+// next lane. A lane's track is named when first used: `name`, then `name (lane N)`.
+constexpr int TRACE_LANES_MAX = 1000;
+class trace_lanes {
+public:
+    trace_lanes(int first_track, std::string name) : first_(first_track), name_(std::move(name)) {}
+    // The track for a span [start, end); names the track if it is a new lane's.
+    int track(trace_recorder &trace, sc_core::sc_time start, sc_core::sc_time end);
+
+private:
+    int first_;
+    std::string name_;
+    std::vector<sc_core::sc_time> end_; // per lane: when its latest span ends
 };
 
 // Counters of the timeline (--trace, "C" events) and of the waveform (--vcd, a VCD file in

@@ -5,6 +5,7 @@
 
 #include <jansson.h>
 
+#include <algorithm>
 #include <map>
 #include <set>
 #include <sstream>
@@ -37,6 +38,43 @@ size_t spans_on(json_t *events, const std::string &name, json_int_t tid_lo, json
             n++;
     }
     return n;
+}
+
+// Spans on one track that overlap another partially (neither holds the other), over
+// the tracks [tid_lo, tid_hi]: Perfetto expects a track's spans to nest. Times are in
+// microseconds with 12 significant digits, so ends within a picosecond count as equal.
+size_t partial_overlaps(json_t *events, json_int_t tid_lo, json_int_t tid_hi)
+{
+    std::map<json_int_t, std::vector<std::pair<double, double>>> tracks;
+    size_t i;
+    json_t *ev;
+    json_array_foreach(events, i, ev)
+    {
+        const json_int_t tid = json_integer_value(json_object_get(ev, "tid"));
+        if (std::string(json_string_value(json_object_get(ev, "ph"))) == "X" && tid >= tid_lo &&
+            tid <= tid_hi) {
+            const double ts = json_number_value(json_object_get(ev, "ts"));
+            tracks[tid].push_back({ts, ts + json_number_value(json_object_get(ev, "dur"))});
+        }
+    }
+    const double eps = 1e-6;
+    size_t partial = 0;
+    for (auto &kv : tracks) {
+        // By start, the longer first; the ends of the spans still open form a stack in
+        // which each lies within the one below, as long as the spans nest.
+        std::sort(kv.second.begin(), kv.second.end(), [](const auto &a, const auto &b) {
+            return a.first != b.first ? a.first < b.first : a.second > b.second;
+        });
+        std::vector<double> open;
+        for (const auto &sp : kv.second) {
+            while (!open.empty() && open.back() <= sp.first + eps)
+                open.pop_back();
+            if (!open.empty() && sp.second > open.back() + eps)
+                partial++;
+            open.push_back(sp.second);
+        }
+    }
+    return partial;
 }
 
 // Track names by tid.
@@ -88,18 +126,22 @@ json_int_t largest(const counter_series &s)
 // not; walks by the device's own IOMMU and ATS Translation Requests have their own tracks.
 Test(platform_trace, iommu_walks_and_ats_requests)
 {
-    const std::string a = temp_dir(), b = temp_dir(), c = temp_dir(), d = temp_dir();
-    run_out on, off, dev, ats;
+    const std::string a = temp_dir(), b = temp_dir(), c = temp_dir(), d = temp_dir(),
+                      e = temp_dir();
+    run_out on, off, dev, ats, ats4;
     run(on, {"--set", "driver.frames_count=100", "--trace", a + "/t.json"}, a);
     run(off, {"--set", "driver.frames_count=100", "--set", "driver.decline_features=ACCESS_PLATFORM",
               "--trace", b + "/t.json"}, b);
     run(dev, {"--set", "driver.frames_count=100", "--set", "iommu.walk_location=device", "--trace",
               c + "/t.json"}, c);
     run(ats, {"--set", "driver.frames_count=100", "--set", "iommu.ats=on", "--trace", d + "/t.json"}, d);
+    run(ats4, {"--set", "driver.frames_count=100", "--set", "iommu.ats=on", "--set",
+               "device.queue_engines=4", "--set", "dma.read_tags_count=8", "--trace", e + "/t.json"}, e);
     expect_clean_loopback(on, 100);
     expect_clean_loopback(off, 100);
     expect_clean_loopback(dev, 100);
     expect_clean_loopback(ats, 100);
+    expect_clean_loopback(ats4, 100);
 
     json_t *doc;
     json_t *ev = load_events(a + "/t.json", doc);
@@ -114,17 +156,30 @@ Test(platform_trace, iommu_walks_and_ats_requests)
     cr_expect_eq(spans_on(ev, "walk", 0, 1000), 0u);
     json_decref(doc);
 
+    // The device's walks (and below its ATS requests) overlap in time, as each engine
+    // translates for itself: they spread over lanes 5000, 5001, ..., and no span
+    // anywhere overlaps another on its track partially.
     ev = load_events(c + "/t.json", doc);
     cr_expect_gt(dev.stat("iommu.walks"), 0);
-    cr_expect_eq(double(spans_on(ev, "walk", 30, 30)), dev.stat("iommu.walks"));
+    cr_expect_eq(double(spans_on(ev, "walk", 5000, 5999)), dev.stat("iommu.walks"));
+    cr_expect_gt(spans_on(ev, "walk", 5001, 5999), 0u, "the walks overlap: a second lane");
     cr_expect_eq(spans_on(ev, "walk", 40, 103), 0u);
+    cr_expect_eq(track_names(ev)[5000], "device IOMMU: page walker");
+    cr_expect_eq(track_names(ev)[5001], "device IOMMU: page walker (lane 2)");
+    cr_expect_eq(partial_overlaps(ev, 0, 1 << 30), 0u);
     json_decref(doc);
 
-    ev = load_events(d + "/t.json", doc);
-    cr_expect_gt(ats.stat("iommu.ats.translation_requests"), 0);
-    cr_expect_eq(double(spans_on(ev, "ats_translation", 31, 31)),
-                 ats.stat("iommu.ats.translation_requests"));
-    json_decref(doc);
+    for (const auto &[dir, r] : {std::pair<std::string, run_out *>{d, &ats}, {e, &ats4}}) {
+        ev = load_events(dir + "/t.json", doc);
+        cr_expect_gt(r->stat("iommu.ats.translation_requests"), 0);
+        cr_expect_eq(double(spans_on(ev, "ats_translation", 6000, 6999)),
+                     r->stat("iommu.ats.translation_requests"));
+        cr_expect_gt(spans_on(ev, "ats_translation", 6001, 6999), 0u,
+                     "the requests overlap: a second lane");
+        cr_expect_eq(track_names(ev)[6000], "device: ATS translation requests");
+        cr_expect_eq(partial_overlaps(ev, 0, 1 << 30), 0u);
+        json_decref(doc);
+    }
 }
 
 // Counters: read tags in flight never exceed dma.read_tags_count and peak where the
