@@ -78,15 +78,10 @@ void host_cpu::spend(const sc_time &t)
 uint64_t host_cpu::access(tlm::tlm_command cmd, uint64_t addr, unsigned size, uint64_t value)
 {
     stop_if_requested();
-    tlm::tlm_generic_payload tx;
     unsigned char buf[8] = {};
     std::memcpy(buf, &value, size);
-    tx.set_command(cmd);
-    tx.set_address(addr);
-    tx.set_data_ptr(buf);
-    tx.set_data_length(size);
-    tx.set_streaming_width(size);
-    tx.set_response_status(tlm::TLM_INCOMPLETE_RESPONSE);
+    reused_payload::lease payload(access_payload_);
+    tlm::tlm_generic_payload &tx = payload.prepare(cmd, addr, buf, size);
     sc_time delay = qk_.get_local_time();
     mmio->b_transport(tx, delay);
     // Reads (and configuration writes) stall the CPU until the completion is back.

@@ -29,6 +29,7 @@ extern "C" {
 #include "stats.h"
 
 #include "host_memory.h"
+#include "reused_payload.h"
 
 struct cpu_costs {
     sc_core::sc_time cycle;
@@ -79,6 +80,7 @@ private:
     void run();
     void b_msi(tlm::tlm_generic_payload &tx, sc_core::sc_time &delay);
     uint64_t access(tlm::tlm_command cmd, uint64_t addr, unsigned size, uint64_t value);
+    reused_payload access_payload_; // each register access's (reused_payload.h)
     void spend(const sc_core::sc_time &t);
     void stop_if_requested();
     sc_core::sc_event never_; // notified by nobody: where a stopped driver thread rests
