@@ -62,7 +62,7 @@ void stats_add_link_direction(stats_table &s, const std::string &n, const char *
 // named alike by a simulation and by viosim serve.
 void stats_add_backend(stats_table &s, const struct net_backend_counts &c);
 
-// A latency histogram (util/hist.h) owned by a module: fixed memory whatever the run's
+// A latency histogram (model/hist.h) owned by a module: fixed memory whatever the run's
 // length. hist_make throws std::bad_alloc when out of memory.
 struct hist_deleter {
     void operator()(hist *h) const { hist_free(h); }

@@ -1,4 +1,4 @@
-/* test_hist.c -- the streaming histogram (util/hist.h): bucket boundaries, exactness to
+/* test_hist.c -- the streaming histogram (model/hist.h): bucket boundaries, exactness to
  * the stated resolution (1/1024), count/sum/min/max, empty, and values up to 2^64 - 1. */
 #include <criterion/criterion.h>
 
