@@ -140,7 +140,8 @@ void add_link_dma_stats(stats_table &s, platform &p, double sim_ns)
 }
 
 // As host software would for the benchmark: map the window [0, W) at the driver's
-// IOVA offset in PASID 0, page tables in memory right after the window.
+// IOVA offset in PASID 0, page tables in memory right after the window, and point
+// whichever IOMMU translates (iommu.walk_location) at them.
 bool map_bench_window(platform &p, const vs_config &cfg)
 {
     const uint64_t page = cfg.drv.iommu_page_bytes;
@@ -155,7 +156,8 @@ bool map_bench_window(platform &p, const vs_config &cfg)
         return false;
     if (iopt_map(&pt, p.mem.base() + cfg.drv.iova_offset, p.mem.base(), window, page, true) != IOPT_OK)
         return false;
-    return p.rc.iommu_set_root(0, pt.root);
+    return cfg.plat.iommu_in_device ? p.dev.iommu_set_root(0, pt.root)
+                                    : p.rc.iommu_set_root(0, pt.root);
 }
 
 // Time to interrupt: from the moment the write publishing used buffers has left the
