@@ -294,8 +294,10 @@ const std::vector<param_def> &param_table()
         {"iommu.iotlb_hit_ns", "ns", "2", "time of every IOTLB lookup (the whole cost of a hit)",
          real(0, 1e6), REAL_FIELD(plat.iommu_iotlb_hit_ns)},
         {"iommu.walkers_count", "count", "2",
-         "page walks the IOMMU runs at once; a miss waits for a free walker. A walk reads "
-         "one 8-byte entry per level from host memory, one after another",
+         "page walks the IOMMU runs at once, at either iommu.walk_location; a miss waits for "
+         "the walker that frees first. A walk reads one 8-byte entry per level, one after "
+         "another: from host memory at the root complex, by DMA reads across the link in "
+         "the device",
          integer(1, 64), INT_FIELD(plat.iommu_walkers_count)},
         {"iommu.walk_read_overhead_ns", "ns", "0",
          "time the root complex's IOMMU adds to each page-table read on top of host "

@@ -50,11 +50,12 @@ void dma_engine::ats_invalidate(uint32_t pasid)
     iotlb_invalidate_pasid(atc_.get(), pasid);
 }
 
-void dma_engine::enable_device_iommu(const iommu_config &cfg, sc_time hit)
+void dma_engine::enable_device_iommu(const iommu_config &cfg, sc_time hit, unsigned walkers)
 {
     mmu_.reset(new iommu());
     iommu_init(mmu_.get(), &cfg);
     mmu_hit_ = hit;
+    walker_free_.assign(std::max(1u, walkers), sc_core::SC_ZERO_TIME);
     walk_ops_ = {walk_read, walk_write, this};
 }
 
@@ -64,6 +65,10 @@ void dma_engine::set_trace(trace_recorder *trace, trace_counters *counters)
     counters_ = counters;
     if (counters_)
         tags_counter_ = counters_->add("DMA read tags in flight", "dma_read_tags_in_flight");
+    if (trace_)
+        for (size_t w = 0; w < walker_free_.size(); w++)
+            trace_->name_track(TRACE_DEVICE_WALKER + int(w),
+                               "device IOMMU: page walker " + std::to_string(w + 1));
 }
 
 bool dma_engine::device_iommu_set_root(uint32_t pasid, uint64_t root)
@@ -95,17 +100,30 @@ enum vs_dma_status dma_engine::walk_write(void *, uint64_t, const void *, uint32
 bool dma_engine::device_translate(const attr &a, uint64_t iova, bool write, sc_time &at,
                                   uint64_t &pa, bool &fault)
 {
+    // A miss walks on the walker that frees first, once the lookup is done; the walk's
+    // reads start from there (walk_read), so the walker is chosen before the kernel
+    // says whether it misses. A hit leaves the walkers alone.
+    const sc_time looked_up = at + mmu_hit_;
+    auto w = std::min_element(walker_free_.begin(), walker_free_.end());
+    const sc_time start = std::max(looked_up, *w);
+    walk_at_ = start;
     iommu_result r;
-    walk_at_ = at + mmu_hit_;
     const iommu_status st = iommu_translate(mmu_.get(), &walk_ops_, a.pasid, iova, write, &r);
     if (r.walk_reads > 0) {
-        device_walk_time += walk_at_ - (at + mmu_hit_);
+        if (*w > looked_up) {
+            device_walker_waits++;
+            device_walker_wait += *w - looked_up;
+        }
+        *w = walk_at_;
+        device_walk_time += walk_at_ - start;
         if (trace_)
-            trace_->span_args(walk_lanes_.track(*trace_, at + mmu_hit_, walk_at_),
-                              st == IOMMU_OK ? "walk" : "walk_fault", at + mmu_hit_, walk_at_,
-                              "iova", iova, "reads", r.walk_reads);
+            trace_->span_args(TRACE_DEVICE_WALKER + int(w - walker_free_.begin()),
+                              st == IOMMU_OK ? "walk" : "walk_fault", start, walk_at_, "iova",
+                              iova, "reads", r.walk_reads);
+        at = walk_at_;
+    } else {
+        at = looked_up;
     }
-    at = walk_at_;
     if (st != IOMMU_OK) {
         fault = true;
         return false;

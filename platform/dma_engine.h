@@ -50,12 +50,15 @@ public:
     void ats_invalidate(uint32_t pasid);
     // The IOMMU in the device (iommu.walk_location = device): the device translates
     // with its own IOTLB and walks the page tables itself, each table read a DMA read
-    // across the link. `hit` is the cost of a lookup.
-    void enable_device_iommu(const iommu_config &cfg, sc_core::sc_time hit);
+    // across the link. `hit` is the cost of a lookup; `walkers` walks run at once at
+    // most (iommu.walkers_count), a miss waiting for the walker that frees first.
+    void enable_device_iommu(const iommu_config &cfg, sc_core::sc_time hit, unsigned walkers);
     // Host software points address space `pasid` at a page table (device IOMMU).
     bool device_iommu_set_root(uint32_t pasid, uint64_t root);
     const iommu *device_iommu() const { return mmu_.get(); }
     sc_core::sc_time device_walk_time; // sum of device page-walk durations
+    uint64_t device_walker_waits = 0;  // device walks that found every walker busy
+    sc_core::sc_time device_walker_wait; // sum of time device walks waited for a walker
 
     timing read(uint64_t addr, void *dst, unsigned len, sc_core::sc_time at, attr a = attr());
     timing write(uint64_t addr, const void *src, unsigned len, sc_core::sc_time at,
@@ -98,12 +101,15 @@ private:
                                          enum vs_dma_kind kind);
     std::unique_ptr<iommu> mmu_;
     trace_recorder *trace_ = nullptr;
-    trace_lanes walk_lanes_{TRACE_DEVICE_WALKS, "device IOMMU: page walker"};
     trace_lanes ats_lanes_{TRACE_ATS_REQUESTS, "device: ATS translation requests"};
     trace_counters *counters_ = nullptr;
     int tags_counter_ = -1;
     sc_core::sc_time mmu_hit_;
     sc_core::sc_time walk_at_; // time of the walk in progress
+    // When each of the device IOMMU's walkers is free again (request time, not
+    // sc_time_stamp(): a walk is placed by the time its request asks for it). A walker
+    // keeps its index, and with it its trace track.
+    std::vector<sc_core::sc_time> walker_free_;
     vs_guest_ops walk_ops_;
     timing write_bus(uint64_t addr, const void *src, unsigned len, sc_core::sc_time at, attr a);
 

@@ -199,8 +199,11 @@ void add_iommu_stats(stats_table &s, const platform &p)
     s.add_u64("iommu.walk_reads", "count", "page-table entries read by walks", t.walk_reads);
     s.add_f64("iommu.walk_time_ns", "ns", "total duration of page walks",
               (rc.walk_time + p.dev.dma_stats().device_walk_time).to_seconds() * 1e9);
-    s.add_u64("iommu.walker_waits", "count", "walks that waited for a free walker", rc.walker_waits);
-    s.add_f64("iommu.walker_wait_ns", "ns", "total time walks waited for a walker", rc.walker_wait.to_seconds() * 1e9);
+    // Walker contention at either location: one of the two sums is always zero.
+    s.add_u64("iommu.walker_waits", "count", "walks that waited for a free walker",
+              rc.walker_waits + p.dev.dma_stats().device_walker_waits);
+    s.add_f64("iommu.walker_wait_ns", "ns", "total time walks waited for a walker",
+              (rc.walker_wait + p.dev.dma_stats().device_walker_wait).to_seconds() * 1e9);
     s.add_u64("iommu.faults", "count", "translations that faulted (the access was aborted)", t.faults);
     // Paging-structure caches, probed from level 2 up until one hits: a level's hits
     // and misses add up to the walks that missed every cache below it.
@@ -366,6 +369,7 @@ run_result vs_run(const vs_config &cfg, const run_options &opt)
     dt.device_iommu = cfg.plat.iommu_in_device;
     dt.mmu = ic;
     dt.mmu_hit = it.iotlb_hit;
+    dt.mmu_walkers = it.walkers;
     dt.atc.entries = cfg.plat.iommu_atc_entries;
     dt.atc.ways = cfg.plat.iommu_atc_ways;
     dt.atc.policy = IOTLB_LRU;

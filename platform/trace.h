@@ -33,8 +33,9 @@ enum trace_track : int {
     TRACE_INTERRUPTS = 21,
     TRACE_RC_WALKER = 40,     // + walker index: the root complex's IOMMU page walkers
     TRACE_QUEUE_ENGINE = 200, // + queue * 64 + engine: one track per engine (queue_engines > 1)
-    // + lane (trace_lanes, below; at most TRACE_LANES_MAX lanes each):
-    TRACE_DEVICE_WALKS = 5000, // the device's own IOMMU walks (iommu.walk_location=device)
+    // + walker index: the device's own IOMMU page walkers (iommu.walk_location=device)
+    TRACE_DEVICE_WALKER = 5000,
+    // + lane (trace_lanes, below; at most TRACE_LANES_MAX lanes):
     TRACE_ATS_REQUESTS = 6000, // ATS Translation Requests the device sent
 };
 

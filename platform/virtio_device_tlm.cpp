@@ -23,7 +23,7 @@ virtio_device_tlm::virtio_device_tlm(sc_core::sc_module_name name, const vdev_pa
     if (t.ats)
         dma_engine_->enable_ats(t.atc);
     if (t.device_iommu)
-        dma_engine_->enable_device_iommu(t.mmu, t.mmu_hit);
+        dma_engine_->enable_device_iommu(t.mmu, t.mmu_hit, t.mmu_walkers);
     target.register_b_transport(this, &virtio_device_tlm::b_transport);
     if (t_.queue_engines == 0)
         t_.queue_engines = 1;

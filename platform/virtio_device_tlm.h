@@ -50,6 +50,7 @@ struct device_timing {
     bool device_iommu = false;
     iommu_config mmu = {};
     sc_core::sc_time mmu_hit = sc_core::SC_ZERO_TIME;
+    unsigned mmu_walkers = 1; // page walks in flight at most (iommu.walkers_count)
 };
 
 // The DMA microbenchmark (sim.workload = dma_bench): the DMA engine streams transfers
