@@ -7,28 +7,6 @@
 
 using sc_core::sc_time;
 
-namespace {
-
-// Readies a reused payload for a new transaction, as a newly constructed one would be.
-// Extensions are attached by the caller and removed after b_transport.
-tlm::tlm_generic_payload &prepare(tlm::tlm_generic_payload &tx, tlm::tlm_command cmd, uint64_t addr,
-                                  unsigned char *data, unsigned len)
-{
-    tx.set_command(cmd);
-    tx.set_address(addr);
-    tx.set_data_ptr(data);
-    tx.set_data_length(len);
-    tx.set_streaming_width(len);
-    tx.set_byte_enable_ptr(nullptr);
-    tx.set_byte_enable_length(0);
-    tx.set_dmi_allowed(false);
-    tx.set_gp_option(tlm::TLM_MIN_PAYLOAD);
-    tx.set_response_status(tlm::TLM_INCOMPLETE_RESPONSE);
-    return tx;
-}
-
-} // namespace
-
 dma_engine::dma_engine(tlm::tlm_initiator_socket<> &socket, const pcie_cfg &cfg,
                        unsigned read_tags, bool completions_in_order)
     : socket_(socket), cfg_(cfg), in_order_(completions_in_order),
@@ -83,8 +61,9 @@ enum vs_dma_status dma_engine::walk_read(void *ctx, uint64_t addr, void *dst, ui
 {
     auto *e = static_cast<dma_engine *>(ctx);
     const sc_time now = sc_core::sc_time_stamp();
+    reused_payload::lease payload(e->walk_payload_);
     tlm::tlm_generic_payload &tx =
-        prepare(e->walk_tx_, tlm::TLM_READ_COMMAND, addr, static_cast<unsigned char *>(dst), len);
+        payload.prepare(tlm::TLM_READ_COMMAND, addr, static_cast<unsigned char *>(dst), len);
     sc_time delay = e->walk_at_ - now;
     e->socket_->b_transport(tx, delay);
     e->read_requests++;
@@ -143,8 +122,9 @@ bool dma_engine::ats_translate(const attr &a, uint64_t iova, bool write, sc_time
     // Translation Request: a read-like request answered with the translation (8 bytes).
     const sc_time now = sc_core::sc_time_stamp();
     uint64_t answer = 0;
-    tlm::tlm_generic_payload &tx = prepare(ats_tx_, tlm::TLM_READ_COMMAND, iova,
-                                           reinterpret_cast<unsigned char *>(&answer), sizeof answer);
+    reused_payload::lease payload(ats_payload_);
+    tlm::tlm_generic_payload &tx = payload.prepare(
+        tlm::TLM_READ_COMMAND, iova, reinterpret_cast<unsigned char *>(&answer), sizeof answer);
     dma_attr_ext dattr;
     dattr.pasid = a.pasid;
     dattr.translation_request = true;
@@ -212,8 +192,9 @@ dma_engine::timing dma_engine::read(uint64_t addr, void *dst, unsigned len, sc_t
             translate = false;
         }
 
+        reused_payload::lease payload(read_payload_);
         tlm::tlm_generic_payload &tx =
-            prepare(read_tx_, tlm::TLM_READ_COMMAND, bus_addr, data + (req.addr - addr), req.len);
+            payload.prepare(tlm::TLM_READ_COMMAND, bus_addr, data + (req.addr - addr), req.len);
         link_timing_ext ext;
         dma_attr_ext dattr;
         dattr.pasid = a.pasid;
@@ -294,9 +275,10 @@ dma_engine::timing dma_engine::write_bus(uint64_t addr, const void *src, unsigne
                                          attr a)
 {
     const sc_time now = sc_core::sc_time_stamp();
+    reused_payload::lease payload(write_payload_);
     tlm::tlm_generic_payload &tx =
-        prepare(write_tx_, tlm::TLM_WRITE_COMMAND, addr,
-                const_cast<unsigned char *>(static_cast<const unsigned char *>(src)), len);
+        payload.prepare(tlm::TLM_WRITE_COMMAND, addr,
+                        const_cast<unsigned char *>(static_cast<const unsigned char *>(src)), len);
     dma_attr_ext dattr;
     dattr.pasid = a.pasid;
     dattr.translate = a.translate;

@@ -17,6 +17,7 @@
 #include <tlm>
 
 #include "pcie_tlp.h"
+#include "reused_payload.h"
 #include "stats.h"
 #include "trace.h"
 
@@ -113,12 +114,10 @@ private:
     vs_guest_ops walk_ops_;
     timing write_bus(uint64_t addr, const void *src, unsigned len, sc_core::sc_time at, attr a);
 
-    // One payload per call site, reused: constructing a payload allocates its extension
-    // array, which cost more than the rest of a request (issue 12). A site's payload is
-    // never in use twice at once: a read's translation (an ATS Translation Request, or
-    // the device IOMMU's walk reads, each with its own payload) ends before the read's
-    // own request is built, and no target calls back into the engine.
-    tlm::tlm_generic_payload read_tx_, write_tx_, walk_tx_, ats_tx_;
+    // One payload per call site (reused_payload.h): a read's translation (an ATS
+    // Translation Request, or the device IOMMU's walk reads) uses its own site's
+    // payload, and ends before the read's own request is built.
+    reused_payload read_payload_, write_payload_, walk_payload_, ats_payload_;
 
     tlm::tlm_initiator_socket<> &socket_;
     pcie_cfg cfg_;

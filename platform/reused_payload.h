@@ -47,6 +47,7 @@ public:
             p.set_byte_enable_ptr(nullptr);
             p.set_byte_enable_length(0);
             p.set_dmi_allowed(false);
+            p.set_gp_option(tlm::TLM_MIN_PAYLOAD);
             p.set_response_status(tlm::TLM_INCOMPLETE_RESPONSE);
             return p;
         }
