@@ -10,6 +10,18 @@
 using sc_core::sc_time;
 using sc_core::SC_NS;
 
+sc_time link_direction::tlp_time_first(unsigned bytes)
+{
+    if (durations_rate != bytes_per_ns) {
+        durations.clear();
+        durations_rate = bytes_per_ns;
+    }
+    if (bytes >= durations.size())
+        durations.resize(bytes + 1u, sc_core::SC_ZERO_TIME);
+    durations[bytes] = sc_time(bytes / bytes_per_ns, SC_NS);
+    return durations[bytes];
+}
+
 sc_time link_direction::send(sc_time now, sc_time at, tlp_type type, unsigned payload,
                              unsigned overhead)
 {
@@ -19,7 +31,7 @@ sc_time link_direction::send(sc_time now, sc_time at, tlp_type type, unsigned pa
                                 [](const sc_time &x, const interval &b) { return x < b.second; });
     };
     booked.erase(booked.begin(), busy_after(now));
-    const sc_time duration((payload + overhead) / bytes_per_ns, SC_NS);
+    const sc_time duration = tlp_time(payload + overhead);
     // The first gap at or after `at` that holds the TLP: from the first interval still
     // busy at `at`, skip every interval the TLP would overlap.
     sc_time start = at;

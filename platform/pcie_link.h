@@ -49,6 +49,19 @@ struct link_direction {
     uint64_t payload_bytes = 0, overhead_bytes = 0;
     trace_recorder *trace = nullptr; // optional timeline
     int track = 0;
+    // A TLP's serialisation time by its size in bytes, each computed once with the same
+    // expression (a double converted to sc_time costs a division and SystemC's rounding
+    // on every TLP); SC_ZERO_TIME = not yet computed. Dropped if bytes_per_ns changes.
+    std::vector<sc_core::sc_time> durations;
+    double durations_rate = 0.0;
+    sc_core::sc_time tlp_time(unsigned bytes)
+    {
+        if (bytes < durations.size() && durations[bytes].value() != 0 &&
+            durations_rate == bytes_per_ns)
+            return durations[bytes];
+        return tlp_time_first(bytes);
+    }
+    sc_core::sc_time tlp_time_first(unsigned bytes);
 
     // Send one TLP no earlier than `at` (>= now, the current simulated time); returns
     // when its last byte has left.
