@@ -273,6 +273,17 @@ enum vdev_step vdev_take(struct vdev *d, uint16_t q, unsigned slot, const struct
                          struct vdev_work *w);
 enum vdev_step vdev_move(struct vdev *d, uint16_t q, unsigned slot, struct vdev_work *w);
 enum vdev_step vdev_finish(struct vdev *d, uint16_t q, unsigned slot, struct vdev_work *w);
+/* Would vdev_finish(d, q, slot) return VDEV_STEP_WAIT (and touch nothing)? True when
+ * the slot holds a live buffer of q whose turn has not come. vdev_finish itself decides
+ * WAIT with it; inline so that a platform whose engines wake to find it is not yet their
+ * turn (most wake-ups, with many engines per queue) need not make the call. */
+static inline bool vdev_finish_waits(const struct vdev *d, uint16_t q, unsigned slot)
+{
+    if (q >= VDEV_QUEUES || slot >= d->engines || d->error != VS_REASON_NONE)
+        return false;
+    const struct vdev_slot *sl = &d->slot[q][slot];
+    return sl->busy && sl->generation == d->generation[q] && sl->seq != d->q[q].finish_seq;
+}
 
 /* Processing, one buffer per call (take, move and finish on slot 0), on a queue that is
  * enabled after DRIVER_OK. ops: the platform's guest memory. */

@@ -1571,11 +1571,21 @@ Test(vdev, engines_finish_in_take_order)
     for (int k = 2; k >= 0; k--)
         cr_assert_eq(vdev_move(&dev, VDEV_QUEUE_TX, (unsigned)k, &w), VDEV_STEP_DONE);
     uint64_t before = fake_guest_accesses(&g);
+    /* vdev_finish_waits answers as vdev_finish will, before the call */
+    cr_expect(vdev_finish_waits(&dev, VDEV_QUEUE_TX, 2));
+    cr_expect(vdev_finish_waits(&dev, VDEV_QUEUE_TX, 1));
+    cr_expect_not(vdev_finish_waits(&dev, VDEV_QUEUE_TX, 0), "slot 0's turn");
+    cr_expect_not(vdev_finish_waits(&dev, VDEV_QUEUE_TX, 3), "beyond the engines in use");
+    cr_expect_not(vdev_finish_waits(&dev, VDEV_QUEUES, 0), "no such queue");
+    cr_expect_not(vdev_finish_waits(&dev, VDEV_QUEUE_RX, 1), "no buffer taken");
     cr_expect_eq(vdev_finish(&dev, VDEV_QUEUE_TX, 2, &w), VDEV_STEP_WAIT);
     cr_expect_eq(vdev_finish(&dev, VDEV_QUEUE_TX, 1, &w), VDEV_STEP_WAIT);
     cr_expect_eq(fake_guest_accesses(&g), before, "a waiting finish touched memory");
     cr_expect_eq(vdev_fifo_frames(&dev), 0);
     cr_assert_eq(vdev_finish(&dev, VDEV_QUEUE_TX, 0, &w), VDEV_STEP_DONE);
+    cr_expect(vdev_finish_waits(&dev, VDEV_QUEUE_TX, 2));
+    cr_expect_not(vdev_finish_waits(&dev, VDEV_QUEUE_TX, 1), "slot 1's turn");
+    cr_expect_not(vdev_finish_waits(&dev, VDEV_QUEUE_TX, 0), "finished");
     cr_expect_eq(vdev_finish(&dev, VDEV_QUEUE_TX, 2, &w), VDEV_STEP_WAIT);
     cr_assert_eq(vdev_finish(&dev, VDEV_QUEUE_TX, 1, &w), VDEV_STEP_DONE);
     cr_assert_eq(vdev_finish(&dev, VDEV_QUEUE_TX, 2, &w), VDEV_STEP_DONE);
@@ -1643,7 +1653,9 @@ Test(vdev, engines_reset_with_buffers_in_flight)
     cr_assert_eq(vdev_take(&dev, VDEV_QUEUE_TX, 0, &ops, &w), VDEV_STEP_DONE);
     cr_assert_eq(vdev_take(&dev, VDEV_QUEUE_TX, 1, &ops, &w), VDEV_STEP_DONE);
     cr_assert_eq(vdev_move(&dev, VDEV_QUEUE_TX, 0, &w), VDEV_STEP_DONE);
+    cr_expect(vdev_finish_waits(&dev, VDEV_QUEUE_TX, 1));
     bring_up(); /* resets the device and enables the queues again */
+    cr_expect_not(vdev_finish_waits(&dev, VDEV_QUEUE_TX, 1), "stale: finish says IDLE");
     uint64_t before = fake_guest_accesses(&g);
     cr_expect_eq(vdev_finish(&dev, VDEV_QUEUE_TX, 0, &w), VDEV_STEP_IDLE);
     cr_expect_eq(vdev_move(&dev, VDEV_QUEUE_TX, 1, &w), VDEV_STEP_IDLE);
@@ -1672,6 +1684,7 @@ Test(vdev, engines_hostile_buffer_fails_the_device)
     struct vdev_work w = {0};
     cr_assert_eq(vdev_take(&dev, VDEV_QUEUE_TX, 0, &ops, &w), VDEV_STEP_DONE);
     cr_expect_eq(vdev_take(&dev, VDEV_QUEUE_TX, 1, &ops, &w), VDEV_STEP_FAILED);
+    cr_expect_not(vdev_finish_waits(&dev, VDEV_QUEUE_TX, 0), "failed: finish says FAILED");
     cr_expect_eq(dev.error, VS_REASON_TX_HAS_WRITABLE);
     cr_expect_eq(vdev_move(&dev, VDEV_QUEUE_TX, 0, &w), VDEV_STEP_FAILED);
     cr_expect_eq(vdev_finish(&dev, VDEV_QUEUE_TX, 0, &w), VDEV_STEP_FAILED);
