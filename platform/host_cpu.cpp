@@ -155,6 +155,15 @@ uint64_t host_cpu::op_now_ps(void *ctx)
 {
     auto *cpu = static_cast<host_cpu *>(ctx);
     const sc_time t = sc_core::sc_time_stamp() + cpu->qk_.get_local_time();
+    // The driver asks the time on every poll. With a 1 ps resolution the time's value is
+    // already the answer: to_seconds() * 1e12 + 0.5 is the value times (1 + e) plus a
+    // half, with |e| a few units of 2^-53 from its roundings, which truncates back to
+    // the value below 2^50 ps (1126 s), so the library call is needed only beyond that.
+    // The resolution is final once the simulation runs: asked on the first call.
+    if (cpu->ps_resolution_ < 0)
+        cpu->ps_resolution_ = sc_core::sc_get_time_resolution() == sc_time(1, sc_core::SC_PS);
+    if (cpu->ps_resolution_ && t.value() < (uint64_t(1) << 50))
+        return t.value();
     return uint64_t(t.to_seconds() * 1e12 + 0.5);
 }
 

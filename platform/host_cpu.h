@@ -106,6 +106,7 @@ private:
     refdrv_params p_;
     vs_host_ops ops_;
     tlm_utils::tlm_quantumkeeper qk_;
+    int ps_resolution_ = -1; // is SystemC's time resolution 1 ps? (-1: not yet asked)
     struct pending_irq {
         sc_core::sc_time at;
         uint32_t vector;
