@@ -211,6 +211,10 @@ dma_engine::timing dma_engine::read(uint64_t addr, void *dst, unsigned len, sc_t
 
         const sc_time completed = now + delay;
         const sc_time release = in_order_ ? std::max(completed, last_release_) : completed;
+        if (release > completed) {
+            in_order_holds++;
+            in_order_hold += release - completed;
+        }
         last_release_ = std::max(last_release_, release);
         tag_free_.erase(tag_free_.begin());
         tag_free_.insert(std::upper_bound(tag_free_.begin(), tag_free_.end(), release), release);

@@ -71,6 +71,10 @@ public:
     uint64_t max_tags_in_flight = 0;
     sc_core::sc_time tag_busy;              // sum over requests of tag hold time
     sc_core::sc_time tag_wait;              // sum of time requests waited for a tag
+    // In order: requests whose completion arrived before an earlier read's, so their tag
+    // (and their data) waited for it, and the sum of those waits.
+    uint64_t in_order_holds = 0;
+    sc_core::sc_time in_order_hold;
     hist_ptr read_latency = hist_make();   // per transfer, ps: data_ready - first request start
     uint64_t ats_translation_requests = 0, ats_invalidations = 0;
     const iotlb *atc() const { return atc_.get(); }

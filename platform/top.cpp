@@ -111,6 +111,13 @@ void add_link_dma_stats(stats_table &s, platform &p, double sim_ns)
     s.add_u64("dma.tag_waits", "count", "read requests that found every tag busy", e.tag_waits);
     s.add_f64("dma.tag_wait_ns", "ns", "total time read requests waited for a tag",
               e.tag_wait.to_seconds() * 1e9);
+    s.add_u64("dma.in_order_holds", "count",
+              "read requests (dma.completion_order=in_order) whose completion arrived before an "
+              "earlier read's, so their tag and data waited for it",
+              e.in_order_holds);
+    s.add_f64("dma.in_order_hold_ns", "ns",
+              "total time completed read requests waited for earlier reads to complete",
+              e.in_order_hold.to_seconds() * 1e9);
     s.add_u64("dma.tags.max_in_flight", "count", "most read tags held at once", e.max_tags_in_flight);
     s.add_f64("dma.tags.mean_in_flight", "count", "read tags held on average over the run",
               sim_ns > 0 ? e.tag_busy.to_seconds() * 1e9 / sim_ns : 0.0);
