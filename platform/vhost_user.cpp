@@ -252,10 +252,14 @@ void copy_in(void *dst, const uint8_t *src, uint32_t len, bool descending)
     } else if (!descending) {
         std::memcpy(dst, src, len);
     } else if ((at | len) % 8 == 0) {
-        auto *d = static_cast<uint64_t *>(dst);
+        // Aligned loads from guest memory; the kernel's buffer (dst) may sit at any
+        // offset (a descriptor cache filled from the middle), so it is written bytewise.
+        auto *d = static_cast<uint8_t *>(dst);
         const volatile uint64_t *s = reinterpret_cast<const volatile uint64_t *>(src);
-        for (uint32_t i = len / 8; i-- > 0;)
-            d[i] = s[i];
+        for (uint32_t i = len / 8; i-- > 0;) {
+            const uint64_t v = s[i];
+            std::memcpy(d + 8 * size_t(i), &v, 8);
+        }
     } else {
         auto *d = static_cast<uint8_t *>(dst);
         const volatile uint8_t *s = src;
