@@ -469,8 +469,8 @@ static bool write_used_desc(struct pvq *q, const struct vs_guest_ops *ops, uint1
 {
     uint8_t raw[8];
     vs_put_le32(raw, len);
-    vs_put_le16(raw + PVIRTQ_DESC_OFF_ID - PVIRTQ_DESC_OFF_LEN, id);
-    vs_put_le16(raw + PVIRTQ_DESC_OFF_FLAGS - PVIRTQ_DESC_OFF_LEN, flags);
+    vs_put_le16(raw + (PVIRTQ_DESC_OFF_ID - PVIRTQ_DESC_OFF_LEN), id);
+    vs_put_le16(raw + (PVIRTQ_DESC_OFF_FLAGS - PVIRTQ_DESC_OFF_LEN), flags);
     uint64_t addr;
     return slot_addr(q, pos, &addr) &&
            guest_write(q, ops, addr + PVIRTQ_DESC_OFF_LEN, raw, sizeof raw, VS_DMA_USED_WRITE);
