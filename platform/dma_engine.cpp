@@ -33,7 +33,7 @@ void dma_engine::enable_device_iommu(const iommu_config &cfg, sc_time hit, unsig
     mmu_.reset(new iommu());
     iommu_init(mmu_.get(), &cfg);
     mmu_hit_ = hit;
-    walker_free_.assign(std::max(1u, walkers), sc_core::SC_ZERO_TIME);
+    walkers_.resize(walkers);
     walk_ops_ = {walk_read, walk_write, this};
 }
 
@@ -44,7 +44,7 @@ void dma_engine::set_trace(trace_recorder *trace, trace_counters *counters)
     if (counters_)
         tags_counter_ = counters_->add("DMA read tags in flight", "dma_read_tags_in_flight");
     if (trace_)
-        for (size_t w = 0; w < walker_free_.size(); w++)
+        for (size_t w = 0; w < walkers_.size(); w++)
             trace_->name_track(TRACE_DEVICE_WALKER + int(w),
                                "device IOMMU: page walker " + std::to_string(w + 1));
 }
@@ -83,21 +83,15 @@ bool dma_engine::device_translate(const attr &a, uint64_t iova, bool write, sc_t
     // reads start from there (walk_read), so the walker is chosen before the kernel
     // says whether it misses. A hit leaves the walkers alone.
     const sc_time looked_up = at + mmu_hit_;
-    auto w = std::min_element(walker_free_.begin(), walker_free_.end());
-    const sc_time start = std::max(looked_up, *w);
-    walk_at_ = start;
+    const walker_pool::slot w = walkers_.take(looked_up);
+    walk_at_ = w.start;
     iommu_result r;
     const iommu_status st = iommu_translate(mmu_.get(), &walk_ops_, a.pasid, iova, write, &r);
     if (r.walk_reads > 0) {
-        if (*w > looked_up) {
-            device_walker_waits++;
-            device_walker_wait += *w - looked_up;
-        }
-        *w = walk_at_;
-        device_walk_time += walk_at_ - start;
+        walkers_.book(w, looked_up, walk_at_);
         if (trace_)
-            trace_->span_args(TRACE_DEVICE_WALKER + int(w - walker_free_.begin()),
-                              st == IOMMU_OK ? "walk" : "walk_fault", start, walk_at_, "iova",
+            trace_->span_args(TRACE_DEVICE_WALKER + int(w.walker),
+                              st == IOMMU_OK ? "walk" : "walk_fault", w.start, walk_at_, "iova",
                               iova, "reads", r.walk_reads);
         at = walk_at_;
     } else {

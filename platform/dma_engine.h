@@ -20,6 +20,7 @@
 #include "reused_payload.h"
 #include "stats.h"
 #include "trace.h"
+#include "walker_pool.h"
 
 extern "C" {
 #include "iommu.h"
@@ -57,9 +58,8 @@ public:
     // Host software points address space `pasid` at a page table (device IOMMU).
     bool device_iommu_set_root(uint32_t pasid, uint64_t root);
     const iommu *device_iommu() const { return mmu_.get(); }
-    sc_core::sc_time device_walk_time; // sum of device page-walk durations
-    uint64_t device_walker_waits = 0;  // device walks that found every walker busy
-    sc_core::sc_time device_walker_wait; // sum of time device walks waited for a walker
+    // The device IOMMU's walkers: waits, wait and walk time.
+    const walker_pool &device_walkers() const { return walkers_; }
 
     timing read(uint64_t addr, void *dst, unsigned len, sc_core::sc_time at, attr a = attr());
     timing write(uint64_t addr, const void *src, unsigned len, sc_core::sc_time at,
@@ -111,10 +111,7 @@ private:
     int tags_counter_ = -1;
     sc_core::sc_time mmu_hit_;
     sc_core::sc_time walk_at_; // time of the walk in progress
-    // When each of the device IOMMU's walkers is free again (request time, not
-    // sc_time_stamp(): a walk is placed by the time its request asks for it). A walker
-    // keeps its index, and with it its trace track.
-    std::vector<sc_core::sc_time> walker_free_;
+    walker_pool walkers_; // a walker keeps its index, and with it its trace track
     vs_guest_ops walk_ops_;
     timing write_bus(uint64_t addr, const void *src, unsigned len, sc_core::sc_time at, attr a);
 

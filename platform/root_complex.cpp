@@ -11,7 +11,7 @@ using sc_core::sc_time;
 root_complex::root_complex(sc_core::sc_module_name name, const iommu_config &cfg,
                            const iommu_timing &t)
     : sc_module(name), from_link("from_link"), to_memory("to_memory"), to_intc("to_intc"),
-      iommu_(new iommu()), t_(t), walker_free_(std::max(1u, t.walkers), sc_core::SC_ZERO_TIME)
+      iommu_(new iommu()), t_(t), walkers_(t.walkers)
 {
     from_link.register_b_transport(this, &root_complex::b_transport);
     iommu_init(iommu_.get(), &cfg);
@@ -22,7 +22,7 @@ void root_complex::set_trace(trace_recorder *trace)
 {
     trace_ = trace;
     if (trace_)
-        for (size_t w = 0; w < walker_free_.size(); w++)
+        for (size_t w = 0; w < walkers_.size(); w++)
             trace_->name_track(TRACE_RC_WALKER + int(w),
                                "root complex IOMMU: page walker " + std::to_string(w + 1));
 }
@@ -68,19 +68,15 @@ iommu_status root_complex::translate(uint32_t pasid, uint64_t iova, bool write, 
     const iommu_status st = iommu_translate(iommu_.get(), &walk_ops_, pasid, iova, write, &r);
     delay += t_.iotlb_hit;
     if (r.walk_reads > 0) {
-        auto w = std::min_element(walker_free_.begin(), walker_free_.end());
-        const sc_time start = std::max(now + delay, *w);
-        if (*w > now + delay) {
-            walker_waits++;
-            walker_wait += *w - (now + delay);
-        }
-        *w = start + walk_delay_;
-        walk_time += walk_delay_;
+        const sc_time ready = now + delay;
+        const walker_pool::slot w = walkers_.take(ready);
+        const sc_time end = w.start + walk_delay_;
+        walkers_.book(w, ready, end);
         if (trace_)
-            trace_->span_args(TRACE_RC_WALKER + int(w - walker_free_.begin()),
-                              st == IOMMU_OK ? "walk" : "walk_fault", start, *w, "iova", iova,
+            trace_->span_args(TRACE_RC_WALKER + int(w.walker),
+                              st == IOMMU_OK ? "walk" : "walk_fault", w.start, end, "iova", iova,
                               "reads", r.walk_reads);
-        delay = *w - now;
+        delay = end - now;
     }
     if (st != IOMMU_OK)
         iommu_faults++;

@@ -29,6 +29,7 @@
 #include <tlm_utils/simple_target_socket.h>
 
 #include "reused_payload.h"
+#include "walker_pool.h"
 #include "trace.h"
 
 extern "C" {
@@ -56,10 +57,9 @@ public:
     // Called when host software changes an address space (ATS invalidation).
     std::function<void(uint32_t pasid)> on_invalidate;
 
-    uint64_t msi_writes = 0, unsupported = 0, iommu_faults = 0, walker_waits = 0;
+    uint64_t msi_writes = 0, unsupported = 0, iommu_faults = 0;
     uint64_t translation_requests = 0; // ATS
-    sc_core::sc_time walk_time;   // sum of page-walk durations
-    sc_core::sc_time walker_wait; // sum of time walks waited for a walker
+    const walker_pool &walkers() const { return walkers_; } // waits, wait and walk time
     // Optional timeline: each page walk as a span on its walker's track.
     void set_trace(trace_recorder *trace);
 
@@ -89,7 +89,7 @@ private:
     reused_payload piece_payload_; // a translated request's pieces to memory
     std::unique_ptr<iommu> iommu_;
     iommu_timing t_;
-    std::vector<sc_core::sc_time> walker_free_;
+    walker_pool walkers_;
     sc_core::sc_time walk_delay_; // memory time of the walk in progress
     vs_guest_ops walk_ops_;
     trace_recorder *trace_ = nullptr;

@@ -205,12 +205,12 @@ void add_iommu_stats(stats_table &s, const platform &p)
     s.add_u64("iommu.walks", "count", "page walks", t.walks);
     s.add_u64("iommu.walk_reads", "count", "page-table entries read by walks", t.walk_reads);
     s.add_f64("iommu.walk_time_ns", "ns", "total duration of page walks",
-              (rc.walk_time + p.dev.dma_stats().device_walk_time).to_seconds() * 1e9);
+              (rc.walkers().busy + p.dev.dma_stats().device_walkers().busy).to_seconds() * 1e9);
     // Walker contention at either location: one of the two sums is always zero.
     s.add_u64("iommu.walker_waits", "count", "walks that waited for a free walker",
-              rc.walker_waits + p.dev.dma_stats().device_walker_waits);
+              rc.walkers().waits + p.dev.dma_stats().device_walkers().waits);
     s.add_f64("iommu.walker_wait_ns", "ns", "total time walks waited for a walker",
-              (rc.walker_wait + p.dev.dma_stats().device_walker_wait).to_seconds() * 1e9);
+              (rc.walkers().wait + p.dev.dma_stats().device_walkers().wait).to_seconds() * 1e9);
     s.add_u64("iommu.faults", "count", "translations that faulted (the access was aborted)", t.faults);
     // Paging-structure caches, probed from level 2 up until one hits: a level's hits
     // and misses add up to the walks that missed every cache below it.
