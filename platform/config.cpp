@@ -55,7 +55,7 @@ struct param_type {
     std::vector<uint64_t> one_of;       // integer with int_rule::one_of
     unsigned hex_digits = 0;            // integer shown as 0x hex with this many digits
     double real_min = 0, real_max = 0;  // real: real_min..real_max
-    bool real_min_open = false;         // real: real_min itself is not allowed
+    bool real_or_zero = false;          // real: 0 is allowed too (an "off" value)
     std::vector<const char *> choices;  // choice: the names; the value is the index
     bool choice_any_case = false;       // choice: names match case-insensitively
     unsigned list_max = 0;              // size_list: most elements
@@ -107,10 +107,11 @@ param_type real(double lo, double hi)
     return t;
 }
 
-param_type real_positive(double hi)
+// 0 (off), or real_min..real_max.
+param_type real_zero_or(double lo, double hi)
 {
-    param_type t = real(0, hi);
-    t.real_min_open = true;
+    param_type t = real(lo, hi);
+    t.real_or_zero = true;
     return t;
 }
 
@@ -216,6 +217,18 @@ param_value real_value(double d)
 constexpr uint32_t NET_HDR_BYTES = sizeof(struct virtio_net_hdr);
 constexpr double NS_PER_US = 1e3;
 constexpr double US_PER_MS = 1e3;
+
+// Time ranges. The platform turns every time into an sc_time at a 1 ps resolution
+// (top.cpp), a 64-bit count of picoseconds that SystemC converts from a double without
+// a range check: a value that does not fit is undefined behaviour, one below 1 ps is 0.
+// So a period or rate (a clock, the quantum, the time limit, a copy bandwidth, an
+// arrival rate, an on period) has a range whose derived time is at least 1 ps, and no
+// single time comes near 2^63 ps (106 days): latencies are at most 1e9 ns, a clock's
+// cycle at most 1 us, and one operation's cycles at their clock at most
+// MAX_OPERATION_PS (config_validate), so even a batch of 2^20 operations fits.
+constexpr double CLOCK_MHZ_MIN = 1;   // a cycle of 1 us
+constexpr double CLOCK_MHZ_MAX = 1e5; // a cycle of 10 ps
+constexpr double MAX_OPERATION_PS = 1e12; // 1 s
 
 // ---- The table ----
 
@@ -343,7 +356,7 @@ const std::vector<param_def> &param_table()
          real(0, 1e6), REAL_FIELD(plat.software_access_ns)},
         {"software.copy_bytes_per_ns", "bytes_per_ns", "10",
          "software profile: the device thread's copy bandwidth (10 bytes/ns = 10 GB/s)",
-         real_positive(1e4), REAL_FIELD(plat.software_copy_bytes_per_ns)},
+         real(1e-3, 1e3), REAL_FIELD(plat.software_copy_bytes_per_ns)},
         {"software.notify_ns", "ns", "2000",
          "software profile: from the driver's notification (an eventfd write / IPI) until "
          "the device thread runs",
@@ -395,7 +408,7 @@ const std::vector<param_def> &param_table()
          "706 ns at 512 B, about 990 ns at 1520 B)",
          real(0, 1e6), REAL_FIELD(plat.host_memory_read_ps_per_byte)},
         {"host.cpu_clock_mhz", "MHz", "3000", "host CPU clock; converts host.*_cycles to time",
-         real_positive(1e5), REAL_FIELD(plat.cpu_clock_mhz)},
+         real(CLOCK_MHZ_MIN, CLOCK_MHZ_MAX), REAL_FIELD(plat.cpu_clock_mhz)},
         {"host.tx_packet_cycles", "cycles", "400",
          "CPU cycles to build and post one frame for transmission", integer(0, 1000000000),
          INT_FIELD(plat.cpu_tx_packet_cycles)},
@@ -429,7 +442,7 @@ const std::vector<param_def> &param_table()
 
         // Device
         {"device.clock_mhz", "MHz", "1000", "device core clock; converts device.*_cycles to time",
-         real_positive(1e5), REAL_FIELD(plat.device_clock_mhz)},
+         real(CLOCK_MHZ_MIN, CLOCK_MHZ_MAX), REAL_FIELD(plat.device_clock_mhz)},
         {"device.desc_cycles", "cycles", "4", "device cycles to process one descriptor",
          integer(0, 1000000000), INT_FIELD(plat.device_desc_cycles)},
         {"device.packet_cycles", "cycles", "20", "device cycles to process one frame",
@@ -586,7 +599,7 @@ const std::vector<param_def> &param_table()
          integer(1, PVIRTQ_SIZE_MAX), INT_FIELD(drv.queue_size_entries)},
         {"driver.tx_rate_mpps", "Mpps", "0",
          "offered transmit rate in million frames per second; 0 = as fast as the rings allow",
-         real(0, 1e6), REAL_FIELD(drv.tx_rate_mpps)},
+         real_zero_or(1e-6, 1e6), REAL_FIELD(drv.tx_rate_mpps)},
         {"driver.arrival", "", "constant",
          "arrival process of the transmit load: constant = one frame every "
          "1/driver.tx_rate_mpps; poisson = exponential gaps with that mean; onoff = "
@@ -608,7 +621,7 @@ const std::vector<param_def> &param_table()
          integer(1, 65536), INT_FIELD(drv.closed_loop_requests)},
         {"driver.onoff_on_us", "us", "10",
          "driver.arrival onoff: length (mean, with exponential periods) of each on period",
-         real_positive(1e9), REAL_FIELD(drv.onoff_on_us)},
+         real(1e-6, 1e9), REAL_FIELD(drv.onoff_on_us)},
         {"driver.onoff_off_us", "us", "10",
          "driver.arrival onoff: length (mean, with exponential periods) of each off period",
          real(0, 1e9), REAL_FIELD(drv.onoff_off_us)},
@@ -757,7 +770,7 @@ const std::vector<param_def> &param_table()
          [](const vs_config &c) { return int_value(c.seed); }},
         {"sim.quantum_ns", "ns", "1000",
          "TLM-2.0 global quantum: how far an initiator may run ahead of simulated time",
-         real_positive(1e9), REAL_FIELD(plat.sim_quantum_ns)},
+         real(1e-3, 1e9), REAL_FIELD(plat.sim_quantum_ns)},
         {"sim.poll_sleep", "", "off",
          "on = a polling driver (driver.mode=poll, NAPI's polling) sleeps through the polls "
          "that find nothing, until the device writes guest memory or the driver's next "
@@ -768,7 +781,7 @@ const std::vector<param_def> &param_table()
          ON_OFF_FIELD(plat.sim_poll_sleep)},
         {"sim.time_limit_ms", "ms", "1000",
          "simulated time after which an unfinished run is stopped (reported as not completed)",
-         real_positive(1e7),
+         real(1e-9, 1e7),
          [](vs_config &c, const param_value &v) { c.plat.sim_time_limit_us = v.d * US_PER_MS; },
          [](const vs_config &c) { return real_value(c.plat.sim_time_limit_us / US_PER_MS); }},
 
@@ -846,9 +859,10 @@ std::vector<std::string> split_commas(const std::string &s)
     }
 }
 
+// Input echoed in a message, in quotes and with its control characters escaped.
 std::string quoted(const std::string &s)
 {
-    return "'" + s + "'";
+    return "'" + config_escaped(s) + "'";
 }
 
 std::string format_u64(uint64_t u)
@@ -998,9 +1012,8 @@ std::string allowed_text(const param_type &t)
         }
         break;
     case param_kind::real:
-        if (t.real_min_open)
-            return "> " + format_real(t.real_min) + " and <= " + format_real(t.real_max);
-        return format_real(t.real_min) + ".." + format_real(t.real_max);
+        return std::string(t.real_or_zero ? "0 or " : "") + format_real(t.real_min) + ".." +
+               format_real(t.real_max);
     case param_kind::choice: {
         std::string s = "one of ";
         for (size_t i = 0; i < t.choices.size(); i++)
@@ -1025,7 +1038,7 @@ std::string allowed_text(const param_type &t)
 // "<value> is out of range <range>" for integers (each element of a size list) and reals.
 std::string out_of_range(const param_type &t, const std::string &value)
 {
-    if (t.kind == param_kind::real && t.real_min_open)
+    if (t.kind == param_kind::real && t.real_or_zero)
         return value + " is out of range: must be " + allowed_text(t);
     if (t.kind == param_kind::real)
         return value + " is out of range " + allowed_text(t);
@@ -1102,10 +1115,9 @@ std::string check_value(const param_type &t, const param_value &v)
     case param_kind::integer:
         return check_int(t, v.u);
     case param_kind::real: {
-        bool low = t.real_min_open ? !(v.d > t.real_min) : !(v.d >= t.real_min);
         if (!std::isfinite(v.d))
             return format_real(v.d) + " is not a finite number";
-        if (low || v.d > t.real_max)
+        if (!(t.real_or_zero && v.d == 0) && (v.d < t.real_min || v.d > t.real_max))
             return out_of_range(t, format_real(v.d));
         return "";
     }
@@ -1380,6 +1392,16 @@ std::string suggest(const std::string &key)
     return best;
 }
 
+// Whether key is a section of the table (a prefix of parameter names up to a dot).
+bool is_section(const std::string &key)
+{
+    const std::string prefix = key + ".";
+    for (const param_def &p : param_table())
+        if (std::strncmp(p.name, prefix.c_str(), prefix.size()) == 0)
+            return true;
+    return false;
+}
+
 param_error unknown_param(const std::string &key, const std::string &where)
 {
     std::string msg = where + "unknown parameter " + quoted(key) + " (see 'viosim params')";
@@ -1514,6 +1536,12 @@ bool apply_json_object(vs_config &cfg, const json_t *obj, const std::string &pre
         std::string key = prefix + k;
         const param_def *p = find_param(key);
         if (!p && json_is_object(value)) {
+            // A section: some parameter's name starts with it. Anything else is unknown,
+            // even empty ({"foo": {}} sets nothing, but is not what the user meant).
+            if (!is_section(key)) {
+                err = unknown_param(key, where);
+                return false;
+            }
             if (!apply_json_object(cfg, value, key + ".", where, seen, err))
                 return false;
             continue;
@@ -1546,6 +1574,28 @@ std::string md_escape(const std::string &s)
 } // namespace
 
 // ---- Public interface ----
+
+std::string config_escaped(const std::string &s)
+{
+    std::string out;
+    for (char ch : s) {
+        const unsigned char c = static_cast<unsigned char>(ch);
+        if (c >= 0x20 && c != 0x7f) {
+            out += ch;
+        } else if (ch == '\n') {
+            out += "\\n";
+        } else if (ch == '\r') {
+            out += "\\r";
+        } else if (ch == '\t') {
+            out += "\\t";
+        } else {
+            char buf[8];
+            std::snprintf(buf, sizeof buf, "\\x%02x", c);
+            out += buf;
+        }
+    }
+    return out;
+}
 
 vs_config config_defaults()
 {
@@ -1599,11 +1649,12 @@ bool config_apply_file(vs_config &cfg, const std::string &path, param_error &err
     json_t *root = json_loadf(f, JSON_REJECT_DUPLICATES, &jerr);
     std::fclose(f);
     if (!root) {
-        err = {"", path + ":" + std::to_string(jerr.line) + ":" + std::to_string(jerr.column) +
-                       ": JSON syntax error: " + jerr.text};
+        err = {"", config_escaped(path) + ":" + std::to_string(jerr.line) + ":" +
+                       std::to_string(jerr.column) + ": JSON syntax error: " +
+                       config_escaped(jerr.text)};
         return false;
     }
-    std::string where = path + ": ";
+    std::string where = config_escaped(path) + ": ";
     bool ok;
     if (!json_is_object(root)) {
         err = {"", where + "expected a JSON object ({\"pcie\": {\"gen\": 4}} or {\"pcie.gen\": 4}), got " +
@@ -1704,6 +1755,48 @@ bool config_validate(const vs_config &cfg, param_error &err)
                                       "needs no translation service)"};
         return false;
     }
+    // One operation's cycles at its clock: at most MAX_OPERATION_PS (see the time ranges).
+    const struct {
+        const char *key;
+        uint64_t cycles;
+        double clock_mhz;
+        const char *clock_key;
+    } operations[] = {
+        {"host.tx_packet_cycles", cfg.plat.cpu_tx_packet_cycles, cfg.plat.cpu_clock_mhz, "host.cpu_clock_mhz"},
+        {"host.rx_packet_cycles", cfg.plat.cpu_rx_packet_cycles, cfg.plat.cpu_clock_mhz, "host.cpu_clock_mhz"},
+        {"host.tx_reap_cycles", cfg.plat.cpu_tx_reap_cycles, cfg.plat.cpu_clock_mhz, "host.cpu_clock_mhz"},
+        {"host.rx_refill_cycles", cfg.plat.cpu_rx_refill_cycles, cfg.plat.cpu_clock_mhz, "host.cpu_clock_mhz"},
+        {"host.poll_cycles", cfg.plat.cpu_poll_cycles, cfg.plat.cpu_clock_mhz, "host.cpu_clock_mhz"},
+        {"host.irq_entry_cycles", cfg.plat.cpu_irq_entry_cycles, cfg.plat.cpu_clock_mhz, "host.cpu_clock_mhz"},
+        {"host.device_barrier_cycles", cfg.plat.cpu_device_barrier_cycles, cfg.plat.cpu_clock_mhz, "host.cpu_clock_mhz"},
+        {"host.smp_barrier_cycles", cfg.plat.cpu_smp_barrier_cycles, cfg.plat.cpu_clock_mhz, "host.cpu_clock_mhz"},
+        {"host.ctrl_command_cycles", cfg.plat.cpu_ctrl_command_cycles, cfg.plat.cpu_clock_mhz, "host.cpu_clock_mhz"},
+        {"device.desc_cycles", cfg.plat.device_desc_cycles, cfg.plat.device_clock_mhz, "device.clock_mhz"},
+        {"device.packet_cycles", cfg.plat.device_packet_cycles, cfg.plat.device_clock_mhz, "device.clock_mhz"},
+    };
+    for (const auto &op : operations)
+        if (double(op.cycles) * 1e6 / op.clock_mhz > MAX_OPERATION_PS) {
+            err = {op.key, std::string("parameter '") + op.key + "': " + format_u64(op.cycles) +
+                               " cycles at " + op.clock_key + "=" + format_real(op.clock_mhz) +
+                               " take more than 1 s (at most " +
+                               format_real(std::floor(op.clock_mhz * MAX_OPERATION_PS / 1e6)) +
+                               " cycles)"};
+            return false;
+        }
+    // Split virtqueues: "Queue Size value is always a power of 2" ("Split Virtqueues");
+    // a packed one's "does not have to be a power of 2" ("Packed Virtqueues / Structure
+    // Size and Alignment"). The driver would round a split size down, and stats.json
+    // would record a size the run did not use.
+    const bool packed = !vs_feature_has(&cfg.drv.decline, VIRTIO_F_RING_PACKED_BIT) &&
+                        !vs_feature_has(&cfg.dev.withdraw, VIRTIO_F_RING_PACKED_BIT);
+    const uint32_t qsize = cfg.drv.queue_size_entries;
+    if (!packed && (qsize & (qsize - 1)) != 0) {
+        err = {"driver.queue_size_entries",
+               "parameter 'driver.queue_size_entries': " + std::to_string(qsize) +
+                   " is not a power of two, which a split ring needs (RING_PACKED is declined "
+                   "or withdrawn)"};
+        return false;
+    }
     if (cfg.drv.queue_size_entries > cfg.dev.queue_size_max) {
         err = {"driver.queue_size_entries",
                "parameter 'driver.queue_size_entries': " + std::to_string(cfg.drv.queue_size_entries) +
@@ -1727,8 +1820,6 @@ bool config_validate(const vs_config &cfg, param_error &err)
         }
     // An injection the configuration gives no chance to happen would pass unnoticed.
     {
-        const bool packed = !vs_feature_has(&cfg.drv.decline, VIRTIO_F_RING_PACKED_BIT) &&
-                            !vs_feature_has(&cfg.dev.withdraw, VIRTIO_F_RING_PACKED_BIT);
         const bool coal = cfg.drv.coal_policy != REFDRV_COAL_OFF;
         const char *needs = nullptr;
         switch (cfg.drv.inject) {

@@ -120,6 +120,10 @@ double config_memory_read_ns(const vs_config &cfg, unsigned len);
 // written exactly); false if the value is neither. Config files and studies use it.
 bool config_scalar_text(const json_t *j, std::string &text);
 
+// s with its control characters escaped (\n, \r, \t, \xHH): input echoed in an error
+// message (a key, a value, a file name) keeps the message on one line.
+std::string config_escaped(const std::string &s);
+
 // Defaults for every parameter.
 vs_config config_defaults();
 // Apply a JSON config file (flat dotted keys or nested objects); false + err on error.

@@ -79,9 +79,10 @@ const char HELP[] =
     "DIR/stats.json); 2 usage or configuration error (nothing was run); 3 with --strict,\n"
     "the driver broke a conformance rule (docs/conformance.md; DIR/stats.json lists it).\n";
 
+// One line whatever the message echoes (a path, an option, a key from the input).
 int usage_error(const std::string &message)
 {
-    std::fprintf(stderr, "viosim: error: %s\n", message.c_str());
+    std::fprintf(stderr, "viosim: error: %s\n", config_escaped(message).c_str());
     return EXIT_USAGE;
 }
 
@@ -204,7 +205,9 @@ std::string resolve_config(const std::string *config_path, const std::vector<std
     return "";
 }
 
-// Creates the output directory if missing; "" when it is a writable directory.
+// Creates the output directory if missing; "" when it is a writable directory where
+// stats.json can be written (it is written through a rename, which a directory of that
+// name would refuse only after the run).
 std::string prepare_out_dir(const std::string &dir)
 {
     std::error_code ec;
@@ -215,6 +218,30 @@ std::string prepare_out_dir(const std::string &dir)
         return "output directory '" + dir + "' is not a directory";
     if (access(dir.c_str(), W_OK) != 0)
         return "output directory '" + dir + "' is not writable";
+    const std::filesystem::path stats = std::filesystem::path(dir) / "stats.json";
+    if (std::filesystem::is_directory(stats, ec))
+        return "cannot write '" + stats.string() + "': it is a directory";
+    return "";
+}
+
+// A file the run creates or overwrites (--trace, --vcd), checked before the run, which
+// would otherwise fail only once the file is opened: "" when it can be written.
+std::string check_output_file(const char *option, const std::string &path)
+{
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    const std::string at = std::string(option) + ": cannot write '" + path + "': ";
+    if (fs::is_directory(path, ec))
+        return at + "it is a directory";
+    if (fs::exists(path, ec))
+        return access(path.c_str(), W_OK) == 0 ? "" : at + "it is not writable";
+    fs::path dir = fs::path(path).parent_path();
+    if (dir.empty())
+        dir = ".";
+    if (!fs::is_directory(dir, ec))
+        return at + "directory '" + dir.string() + "' does not exist";
+    if (access(dir.c_str(), W_OK) != 0)
+        return at + "directory '" + dir.string() + "' is not writable";
     return "";
 }
 
@@ -311,6 +338,10 @@ int cmd_run(int argc, char **argv)
     if (have_seed)
         args.sets.push_back("sim.seed=" + seed); // applied last, as the help says
     std::string why = args.resolve(cfg);
+    if (why.empty() && !opt.trace_path.empty())
+        why = check_output_file("--trace", opt.trace_path);
+    if (why.empty() && !opt.vcd_path.empty())
+        why = check_output_file("--vcd", opt.vcd_path);
     if (!why.empty())
         return usage_error(why);
 

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cinttypes>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -107,7 +108,8 @@ struct study {
     }
 };
 
-std::string in_quotes(const std::string &s) { return "'" + s + "'"; }
+// Input echoed in a message: quoted, control characters escaped (one line).
+std::string in_quotes(const std::string &s) { return "'" + config_escaped(s) + "'"; }
 
 // Quoting for a POSIX shell command line.
 std::string shell_quoted(const std::string &s)
@@ -208,12 +210,17 @@ std::vector<std::string> expand_range(const json_t *range, const std::string &wh
                    s = json_integer_value(step);
         if (s == 0 || (s > 0 && b < a) || (s < 0 && b > a))
             throw study_error{where + "empty range (step 0 or pointing away from \"to\")"};
-        for (json_int_t x = a; s > 0 ? x <= b : x >= b; x += s) {
-            if (out.size() >= MAX_RANGE_VALUES)
-                throw study_error{where + "range has more than " +
-                                  std::to_string(MAX_RANGE_VALUES) + " values"};
-            out.push_back(std::to_string(static_cast<long long>(x)));
-        }
+        // Counted in unsigned arithmetic, where the distance and the step's magnitude
+        // are exact for any int64 ends (a loop adding the step would overflow past
+        // INT64_MAX); value i is a + i * step, inside [a, b].
+        const uint64_t distance = s > 0 ? uint64_t(b) - uint64_t(a) : uint64_t(a) - uint64_t(b);
+        const uint64_t magnitude = s > 0 ? uint64_t(s) : uint64_t(-(s + 1)) + 1;
+        const uint64_t steps = distance / magnitude; // values: steps + 1
+        if (steps >= MAX_RANGE_VALUES)
+            throw study_error{where + "range has more than " + std::to_string(MAX_RANGE_VALUES) +
+                              " values"};
+        for (uint64_t i = 0; i <= steps; i++)
+            out.push_back(std::to_string(static_cast<long long>(uint64_t(a) + i * uint64_t(s))));
         return out;
     }
     double a = json_number_value(from), b = json_number_value(to), s = json_number_value(step);
@@ -620,8 +627,9 @@ struct sweep_dirs {
     std::string point(size_t i) const { return out + "/points/" + std::to_string(i); }
 };
 
-// DIR/points/<i>/point.json: what the point is, so a rerun can tell it is the same.
-std::string point_json_text(const study &s, size_t i)
+// DIR/points/<i>/point.json: what the point is, so a rerun can tell it is the same, and
+// once its run has written stats.json, that file's checksum (stats_checksum).
+std::string point_json_text(const study &s, size_t i, const std::string &stats_checksum = "")
 {
     json_t *doc = json_object();
     json_object_set_new(doc, "index", json_integer(static_cast<json_int_t>(i)));
@@ -630,9 +638,59 @@ std::string point_json_text(const study &s, size_t i)
         json_object_set_new(set, a.first.c_str(), json_string(a.second.c_str()));
     json_object_set_new(doc, "set", set);
     json_object_set(doc, "base", s.base);
+    if (!stats_checksum.empty())
+        json_object_set_new(doc, "stats_checksum", json_string(stats_checksum.c_str()));
     std::string text = stats_json_text(doc);
     json_decref(doc);
     return text;
+}
+
+// A stored stats.json's checksum as point.json records it: 64-bit FNV-1a (Fowler, Noll,
+// Vo; offset basis 14695981039346656037, prime 2^40 + 2^8 + 0xb3) of its bytes. It
+// guards against a file edited, truncated or replaced after its run, not against malice.
+std::string stats_checksum(const std::string &bytes)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (const char ch : bytes) {
+        h ^= static_cast<unsigned char>(ch);
+        h *= 0x100000001b3ull;
+    }
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "fnv1a64:%016" PRIx64, h);
+    return buf;
+}
+
+// What point.json says: whether it is this point with these settings, and the checksum
+// it records for stats.json ("" if none).
+struct point_record {
+    bool same = false;
+    std::string checksum;
+};
+
+point_record read_point_record(const study &s, const sweep_dirs &d, size_t i)
+{
+    point_record r;
+    const std::string text = slurp(d.point(i) + "/point.json");
+    json_error_t jerr;
+    json_t *doc = json_loadb(text.data(), text.size(), 0, &jerr);
+    if (!doc)
+        return r;
+    if (const char *c = json_string_value(json_object_get(doc, "stats_checksum")))
+        r.checksum = c;
+    json_decref(doc);
+    r.same = text == point_json_text(s, i, r.checksum);
+    return r;
+}
+
+// Records the checksum of point i's stats.json, as its run left it, in its point.json.
+// Nothing to record if the run wrote no stats.json.
+bool record_stats_checksum(const study &s, const sweep_dirs &d, size_t i, std::string &err)
+{
+    const std::string path = d.point(i) + "/stats.json";
+    if (access(path.c_str(), F_OK) != 0)
+        return true;
+    return write_file(d.point(i) + "/point.json", point_json_text(s, i, stats_checksum(slurp(path))),
+                      err);
 }
 
 std::string study_json_text(const study &s)
@@ -694,17 +752,31 @@ std::string shell_line(const std::vector<std::string> &args)
     return line;
 }
 
+// Why a stored stats.json is not trusted.
+const char UNTRUSTED_CHANGED[] = "its stats.json changed after its run wrote it";
+const char UNTRUSTED_UNRECORDED[] = "no checksum of its stats.json was recorded";
+
 // A point's outcome as recorded in its directory: "ok", "failed", or "missing" (not run,
-// or run with other settings).
-std::string recorded_status(const study &s, const sweep_dirs &d, size_t i, json_t **stats_out)
+// run with other settings, or a stats.json that is not the one its run wrote: then
+// `untrusted` says why).
+std::string recorded_status(const study &s, const sweep_dirs &d, size_t i, json_t **stats_out,
+                            const char **untrusted)
 {
     *stats_out = nullptr;
+    *untrusted = nullptr;
     const std::string dir = d.point(i);
-    if (slurp(dir + "/point.json") != point_json_text(s, i))
+    const point_record rec = read_point_record(s, d, i);
+    if (!rec.same)
         return "missing";
     // Read whole, then parsed from memory: jansson's file reader takes a character at a
     // time, and a 100-point sweep reads 100 stats.json files.
     const std::string text = slurp(dir + "/stats.json");
+    if (text.empty() && access((dir + "/stats.json").c_str(), F_OK) != 0)
+        return "missing";
+    if (rec.checksum != stats_checksum(text)) {
+        *untrusted = rec.checksum.empty() ? UNTRUSTED_UNRECORDED : UNTRUSTED_CHANGED;
+        return "missing";
+    }
     json_error_t jerr;
     json_t *stats = json_loadb(text.data(), text.size(), 0, &jerr);
     if (!stats)
@@ -732,6 +804,7 @@ std::string metric_text(const json_t *stats, const std::string &name, bool &foun
 struct result_row {
     std::string line; // empty: not made yet
     bool ok = false;
+    const char *untrusted = nullptr; // why its stored stats.json was not used, if so
 };
 
 // Point i's row from what its directory records. `exit_status` ("ok" or "failed"), when
@@ -741,10 +814,10 @@ result_row make_row(const study &s, const sweep_dirs &d, size_t i, const std::st
                     std::set<std::string> &warned)
 {
     json_t *stats;
-    std::string status = recorded_status(s, d, i, &stats);
+    result_row row;
+    std::string status = recorded_status(s, d, i, &stats, &row.untrusted);
     if (!exit_status.empty() && status == "ok")
         status = exit_status;
-    result_row row;
     row.ok = status == "ok";
     row.line = std::to_string(i);
     for (const assignment &a : s.points[i])
@@ -786,6 +859,27 @@ long write_results(const study &s, const sweep_dirs &d, std::vector<result_row> 
     if (!write_file(d.out + "/results.csv", csv, err))
         return -1;
     return not_ok;
+}
+
+// One line per reason some points' stored stats.json were not trusted: how many, which,
+// and what happens to them (`consequence`).
+void report_untrusted(const std::vector<result_row> &rows, const char *consequence)
+{
+    for (const char *why : {UNTRUSTED_CHANGED, UNTRUSTED_UNRECORDED}) {
+        size_t count = 0;
+        std::string which;
+        for (size_t i = 0; i < rows.size(); i++) {
+            if (rows[i].untrusted != why)
+                continue;
+            if (++count <= 10)
+                which += (which.empty() ? "" : ", ") + std::to_string(i);
+        }
+        if (count > 10)
+            which += ", ...";
+        if (count)
+            std::fprintf(stderr, "viosim sweep: %zu point%s (%s): %s; %s\n", count,
+                         count == 1 ? "" : "s", which.c_str(), why, consequence);
+    }
 }
 
 // ---- Running ----
@@ -868,9 +962,10 @@ struct progress {
     }
 };
 
+// One line whatever the message echoes (a path, an option, a key from the input).
 int usage_error(const std::string &message)
 {
-    std::fprintf(stderr, "viosim sweep: error: %s\n", message.c_str());
+    std::fprintf(stderr, "viosim sweep: error: %s\n", config_escaped(message).c_str());
     return EXIT_USAGE;
 }
 
@@ -977,9 +1072,17 @@ int sweep_main(int argc, char **argv, run_command run)
     std::set<std::string> warned;
 
     if (merge) {
+        // Points run elsewhere (--emit) recorded no checksum: their stats.json is taken
+        // as it is now, and recorded, so a later resume can tell if it changes.
+        for (size_t i = 0; i < n; i++) {
+            const point_record rec = read_point_record(s, d, i);
+            if (rec.same && rec.checksum.empty() && !record_stats_checksum(s, d, i, err))
+                return usage_error(err);
+        }
         long not_ok = write_results(s, d, rows, warned, err);
         if (not_ok < 0)
             return usage_error(err);
+        report_untrusted(rows, "counted as missing");
         std::fprintf(stderr, "viosim sweep: merged %zu points (%ld not ok) into %s/results.csv\n", n,
                      not_ok, d.out.c_str());
         return not_ok ? EXIT_POINT_FAILED : 0;
@@ -990,7 +1093,7 @@ int sweep_main(int argc, char **argv, run_command run)
         for (size_t i = 0; i < n; i++) {
             const std::string text = point_json_text(s, i), dir = d.point(i);
             fs::create_directories(dir, ec);
-            if (slurp(dir + "/point.json") != text) {
+            if (!read_point_record(s, d, i).same) {
                 std::remove((dir + "/stats.json").c_str());
                 if (!write_file(dir + "/point.json", text, err))
                     return usage_error(err);
@@ -1050,8 +1153,10 @@ int sweep_main(int argc, char **argv, run_command run)
             skipped++;
         } else {
             pending.push_back(i);
+            rows[i].untrusted = row.untrusted;
         }
     }
+    report_untrusted(rows, "rerunning them");
 
     progress prog;
     prog.tty = isatty(STDERR_FILENO) != 0;
@@ -1112,7 +1217,11 @@ int sweep_main(int argc, char **argv, run_command run)
         prog.ran++;
         const std::string label = "point " + std::to_string(i) + " (" + point_label(s.points[i]) + ")";
         // The row is made now, while other points still run, not in a serial tail.
-        const bool exited_ok = WIFEXITED(st) && WEXITSTATUS(st) == 0;
+        bool exited_ok = WIFEXITED(st) && WEXITSTATUS(st) == 0;
+        if (!record_stats_checksum(s, d, i, err)) {
+            std::fprintf(stderr, "viosim sweep: error: %s\n", err.c_str());
+            exited_ok = false;
+        }
         rows[i] = make_row(s, d, i, exited_ok ? "ok" : "failed", warned);
         if (exited_ok) {
             prog.report(prog.tty ? "" : label + " ok");

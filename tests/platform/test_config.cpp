@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -371,9 +372,9 @@ Test(config, set_rejects_bad_values_naming_the_key)
     set_fails("device.rx_fifo_frames=65537", "device.rx_fifo_frames", "1..65536");
     set_fails("driver.frames_count=0", "driver.frames_count", "1..1000000000");
     set_fails("driver.queue_size_entries=40000", "driver.queue_size_entries", "1..32768");
-    set_fails("sim.quantum_ns=0", "sim.quantum_ns", "> 0");
-    set_fails("sim.time_limit_ms=0", "sim.time_limit_ms", "> 0");
-    set_fails("host.cpu_clock_mhz=0", "host.cpu_clock_mhz", "> 0");
+    set_fails("sim.quantum_ns=0", "sim.quantum_ns", "0 is out of range 0.001..");
+    set_fails("sim.time_limit_ms=0", "sim.time_limit_ms", "0 is out of range 1e-09..");
+    set_fails("host.cpu_clock_mhz=0", "host.cpu_clock_mhz", "0 is out of range 1..100000");
     // negatives
     set_fails("pcie.gen=-1", "pcie.gen", "-1 is out of range 1..5");
     set_fails("pcie.read_latency_ns=-1", "pcie.read_latency_ns", "-1 is out of range 0..");
@@ -977,6 +978,209 @@ Test(cli, help_and_version)
     r = run_viosim({"run", "--help"});
     cr_expect_eq(r.status, 0);
     cr_expect(contains(r.out, "--seed N"));
+}
+
+// Every time becomes an sc_time: a 64-bit count of picoseconds (top.cpp sets a 1 ps
+// resolution), converted from a double without a range check. A positive value that
+// rounds to 0 ps, or one beyond the range, would be undefined behaviour or a silent 0
+// (UBSan: host.cpu_clock_mhz=1e-300 overflowed; sim.quantum_ns=4.9e-324 was a 0 quantum).
+// So for every time and frequency parameter: a tiny positive value is refused unless 0
+// itself is allowed (a latency of 0), and a value whose time passes 1e16 ps (the largest
+// time limit) or whose period falls below 1 ps is refused.
+Test(config, times_fit_the_picosecond_resolution)
+{
+    // Picoseconds per unit of a time; for a frequency or rate, picoseconds of its
+    // period times the value (period_ps = per / value).
+    const struct {
+        const char *unit;
+        double ps_per_unit; // time units
+        double period_ps_times_value; // frequencies and rates
+    } units[] = {
+        {"ps", 1, 0}, {"ns", 1e3, 0}, {"us", 1e6, 0}, {"ms", 1e9, 0},
+        {"MHz", 0, 1e6}, {"Mpps", 0, 1e6}, {"bytes_per_ns", 0, 1e3 /* one byte */},
+    };
+    const vs_config defaults = config_defaults();
+    size_t checked = 0;
+    for (const param_info &p : config_params()) {
+        const auto *u = std::find_if(std::begin(units), std::end(units),
+                                     [&](const auto &x) { return p.unit == x.unit; });
+        if (u == std::end(units))
+            continue;
+        checked++;
+        param_error err;
+        for (const char *tiny : {"4.9e-324", "1e-300", "1e-13"}) {
+            vs_config c = defaults;
+            if (config_apply_set(c, p.name + "=" + tiny, err)) {
+                vs_config zero = defaults;
+                cr_expect(config_apply_set(zero, p.name + "=0", err),
+                          "%s=%s is accepted but 0 is not: a period that rounds to 0 ps",
+                          p.name.c_str(), tiny);
+            }
+        }
+        char big[64];
+        if (u->ps_per_unit > 0)
+            std::snprintf(big, sizeof big, "%.17g", 1.001e16 / u->ps_per_unit);
+        else
+            std::snprintf(big, sizeof big, "%.17g", u->period_ps_times_value * 1.001);
+        vs_config c = defaults;
+        cr_expect(!config_apply_set(c, p.name + "=" + big, err),
+                  "%s=%s accepted: %s", p.name.c_str(), big,
+                  u->ps_per_unit > 0 ? "more than 1e16 ps" : "a period below 1 ps");
+    }
+    cr_expect_geq(checked, 20u, "only %zu time and frequency parameters found", checked);
+
+    // The boundaries, at the value and just past it.
+    set_fails("host.cpu_clock_mhz=0.999", "host.cpu_clock_mhz", "out of range 1..100000");
+    set_fails("device.clock_mhz=1e-300", "device.clock_mhz", "out of range 1..100000");
+    set_fails("sim.quantum_ns=0.0009", "sim.quantum_ns", "out of range 0.001..");
+    set_fails("sim.quantum_ns=4.9e-324", "sim.quantum_ns", "out of range 0.001..");
+    set_fails("driver.tx_rate_mpps=1e-7", "driver.tx_rate_mpps", "must be 0 or 1e-06..1000000");
+    set_fails("driver.onoff_on_us=1e-7", "driver.onoff_on_us", "out of range 1e-06..");
+    set_fails("software.copy_bytes_per_ns=0.0009", "software.copy_bytes_per_ns", "out of range 0.001..");
+    vs_config c = defaults;
+    for (const char *ok : {"host.cpu_clock_mhz=1", "device.clock_mhz=100000", "sim.quantum_ns=0.001",
+                           "sim.time_limit_ms=1e-09", "driver.tx_rate_mpps=1e-6",
+                           "driver.tx_rate_mpps=0", "driver.onoff_on_us=1e-6",
+                           "software.copy_bytes_per_ns=0.001"})
+        set_ok(c, ok);
+}
+
+// One operation's cycles at its clock take at most 1 s, so a batch of them still fits
+// an sc_time: at 1 MHz, 1e6 cycles pass and one more is refused, naming the cycles key.
+Test(config, cycles_at_their_clock_fit)
+{
+    param_error err;
+    vs_config c = config_defaults();
+    cr_expect(validate(c, err), "%s", err.message.c_str());
+    set_ok(c, "host.cpu_clock_mhz=1");
+    set_ok(c, "host.irq_entry_cycles=1000000");
+    cr_expect(validate(c, err), "%s", err.message.c_str());
+    set_ok(c, "host.irq_entry_cycles=1000001");
+    validate_fails(c, "host.irq_entry_cycles", "take more than 1 s (at most 1000000 cycles)");
+
+    c = config_defaults();
+    set_ok(c, "device.clock_mhz=1");
+    set_ok(c, "device.desc_cycles=1000001");
+    validate_fails(c, "device.desc_cycles", "device.clock_mhz=1");
+
+    // At the default clocks every value in the cycles' own range passes.
+    c = config_defaults();
+    for (const param_info &p : config_params())
+        if (p.unit == "cycles")
+            set_ok(c, p.name + "=1000000000");
+    cr_expect(validate(c, err), "%s", err.message.c_str());
+}
+
+// "Split Virtqueues": "Queue Size value is always a power of 2"; "Packed Virtqueues /
+// Structure Size and Alignment": "The Queue Size value does not have to be a power of
+// 2". A split ring of 3 used to be rounded down to 2 by the driver while stats.json said 3.
+Test(config, split_ring_size_must_be_a_power_of_two)
+{
+    param_error err;
+    vs_config c = config_defaults();
+    set_ok(c, "driver.queue_size_entries=3");
+    cr_expect(validate(c, err), "packed ring of 3: %s", err.message.c_str());
+    set_ok(c, "driver.decline_features=RING_PACKED");
+    validate_fails(c, "driver.queue_size_entries", "3 is not a power of two");
+    set_ok(c, "driver.queue_size_entries=4");
+    cr_expect(validate(c, err), "split ring of 4: %s", err.message.c_str());
+
+    c = config_defaults();
+    set_ok(c, "device.withdraw_features=RING_PACKED");
+    set_ok(c, "driver.queue_size_entries=255");
+    validate_fails(c, "driver.queue_size_entries", "split ring");
+
+    exec_result r = run_viosim({"run", "--set", "driver.decline_features=RING_PACKED", "--set",
+                                "driver.queue_size_entries=3", "--out", temp_dir() + "/out"});
+    expect_usage_error(r, "driver.queue_size_entries");
+}
+
+// A section no parameter belongs to is an unknown key even when it sets nothing:
+// {"foo": {}} was accepted silently, top-level and nested.
+Test(config, unknown_empty_section_is_refused)
+{
+    file_fails(R"({"foo": {}})", "foo", "unknown parameter 'foo'");
+    file_fails(R"({"pcie": {"foo": {}}})", "pcie.foo", "unknown parameter 'pcie.foo'");
+    file_fails(R"({"foo": {"bar": {}}})", "foo", "unknown parameter 'foo'");
+    file_fails(R"({"pcie": {"gen": {}}})", "pcie.gen", "expected an integer");
+    // A known section with nothing in it sets nothing, and is fine.
+    vs_config c = config_defaults();
+    param_error err;
+    cr_expect(apply_file_text(R"({"pcie": {}, "driver": {"frames_count": 5}})", c, err), "%s",
+              err.message.c_str());
+    cr_expect_eq(c.drv.frames_count, 5u);
+}
+
+// Control characters in echoed input are escaped: a key holding a newline made a
+// two-line message (the config fuzz target aborted on it).
+Test(config, echoed_input_stays_on_one_line)
+{
+    // The key is named escaped; err.key stays the key as given.
+    const struct {
+        const char *text, *key, *fragment;
+    } files[] = {
+        {"{\"a\\nb\": 1}", "a\nb", "unknown parameter 'a\\nb'"},
+        {"{\"\\t\": {}}", "\t", "unknown parameter '\\t'"},
+        {"{\"pcie\": {\"gen\": \"4\\r\\u0001\"}}", "pcie.gen", "'4\\r\\x01' is not an integer"},
+    };
+    param_error err;
+    vs_config c = config_defaults();
+    for (const auto &f : files) {
+        std::string path;
+        cr_expect(!apply_file_text(f.text, c, err, &path), "accepted: %s", f.text);
+        std::remove(path.c_str());
+        cr_expect_eq(err.key, f.key);
+        cr_expect(contains(err.message, f.fragment), "lacks %s: %s", f.fragment, err.message.c_str());
+        cr_expect_eq(err.message.find_first_of("\n\r\t\x01"), std::string::npos, "%s",
+                     err.message.c_str());
+    }
+    cr_expect(!config_apply_set(c, "x\ny=1", err));
+    cr_expect(contains(err.message, "'x\\ny'"), "%s", err.message.c_str());
+    cr_expect(!config_apply_set(c, "no equals\n", err));
+    cr_expect_eq(err.message.find('\n'), std::string::npos, "%s", err.message.c_str());
+    cr_expect(!config_apply_file(c, "/nonexistent/a\nb.json", err));
+    cr_expect(contains(err.message, "a\\nb.json"), "%s", err.message.c_str());
+    cr_expect_eq(config_escaped(std::string("a\x7f\x1b\tz\\", 6)), "a\\x7f\\x1b\\tz\\");
+
+    // Through the command line: paths and keys, one line on stderr.
+    expect_usage_error(run_viosim({"run", "--set", "bad\nkey=1"}), "'bad\\nkey'");
+    expect_usage_error(run_viosim({"run", "/nonexistent/x\ny.json"}), "x\\ny.json");
+    expect_usage_error(run_viosim({"run", "--bogus\nopt"}), "--bogus\\nopt");
+}
+
+// An output file the run cannot write is refused before the run, naming the path (it
+// used to fail with exit 1 after the whole run): --trace and --vcd into a missing
+// directory or onto a directory, and a directory where --out's stats.json goes.
+Test(cli, unwritable_output_paths_refused_before_the_run)
+{
+    const std::string dir = temp_dir(), out = dir + "/out";
+    mkdir((dir + "/d.vcd").c_str(), 0755);
+    const std::vector<std::string> quick = {"run", "--set", "driver.frames_count=10", "--out", out};
+    const struct {
+        std::vector<std::string> args;
+        std::string named;
+    } cases[] = {
+        {{"--trace", dir + "/missing/t.json"}, "--trace: cannot write '" + dir + "/missing/t.json'"},
+        {{"--trace", dir}, "it is a directory"},
+        {{"--vcd", dir + "/missing/w.vcd"}, "directory '" + dir + "/missing' does not exist"},
+        {{"--vcd", dir + "/d.vcd"}, "--vcd: cannot write '" + dir + "/d.vcd': it is a directory"},
+    };
+    for (const auto &c : cases) {
+        std::vector<std::string> args = quick;
+        args.insert(args.end(), c.args.begin(), c.args.end());
+        expect_usage_error(run_viosim(args), c.named);
+        struct stat st;
+        cr_expect(stat((out + "/stats.json").c_str(), &st) != 0, "%s: the run ran",
+                  c.named.c_str());
+    }
+    mkdir((dir + "/o2").c_str(), 0755);
+    mkdir((dir + "/o2/stats.json").c_str(), 0755);
+    expect_usage_error(run_viosim({"run", "--set", "driver.frames_count=10", "--out", dir + "/o2"}),
+                       "cannot write '" + dir + "/o2/stats.json': it is a directory");
+    // A trace into the output directory it creates is fine.
+    exec_result ok = run_viosim({"run", "--set", "driver.frames_count=10", "--out", dir + "/o3",
+                                 "--trace", dir + "/o3/t.json"});
+    cr_expect_eq(ok.status, 0, "%s", ok.err.c_str());
 }
 
 // Cross-parameter checks of the timing-fidelity parameters.
