@@ -3,7 +3,7 @@
 // Input: a config file's text, optionally followed by a NUL byte and `--set`
 // assignments, one per line. Promises checked:
 //   - every rejection carries a one-line message (no crash, no silent acceptance of
-//     garbage, no multi-line error);
+//     garbage, no multi-line error, no control character from the input);
 //   - a configuration that is accepted and passes the cross-parameter checks resolves to
 //     a JSON document that is itself a valid config file giving the same configuration
 //     (what `stats.json` records is enough to rerun the point).
@@ -43,7 +43,8 @@ static bool write_file(const std::string &path, const std::string &text)
 static void check_error(const param_error &err)
 {
     CHECK(!err.message.empty(), std::string("empty error message"));
-    CHECK(err.message.find('\n') == std::string::npos, err.message);
+    for (const char ch : err.message) // echoed input is escaped (config_escaped)
+        CHECK(static_cast<unsigned char>(ch) >= 0x20 && ch != 0x7f, err.message);
 }
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -315,3 +315,129 @@ Test(platform_sweep, report_section_checked_and_preserved)
         cr_expect_not(exists(bad_dir + "/out"), "%s", b.report);
     }
 }
+
+// An integer range is counted without overflow: near INT64_MAX a loop adding the step
+// overflowed (UBSan), and a range of two values was refused as "more than 100000".
+// sim.seed takes any of them; the sweep is only emitted, nothing runs.
+Test(platform_sweep, integer_range_near_int64_max)
+{
+    const std::string dir = temp_dir();
+    sweep_out r;
+    sweep(r, dir, write_study(dir, R"({
+      "grid": {"sim.seed": {"from": 9223372036854775806, "to": 9223372036854775807, "step": 1}}
+    })"), {"--emit", "parallel"});
+    cr_assert_eq(r.status, 0, "exit %d\n%s", r.status, r.err.c_str());
+    std::vector<std::string> jobs = lines(slurp(dir + "/out/jobs.txt"));
+    cr_assert_eq(jobs.size(), 2u);
+    cr_expect_neq(jobs[0].find("'sim.seed=9223372036854775806'"), std::string::npos, "%s", jobs[0].c_str());
+    cr_expect_neq(jobs[1].find("'sim.seed=9223372036854775807'"), std::string::npos, "%s", jobs[1].c_str());
+
+    // Descending to INT64_MIN's neighbourhood, and the whole int64 line in three steps.
+    const std::string down = temp_dir();
+    sweep_out d;
+    sweep(d, down, write_study(down, R"({
+      "grid": {"pcie.gen": [3],
+               "sim.seed": {"from": 9223372036854775807, "to": -9223372036854775808,
+                            "step": 9223372036854775807}}
+    })"), {"--emit", "parallel"});
+    // The values are -1 and below: sim.seed refuses them, naming the key (not a range
+    // error): the range itself expanded.
+    cr_expect_eq(d.status, 2, "%s", d.err.c_str());
+    cr_expect_neq(d.err.find("sim.seed"), std::string::npos, "%s", d.err.c_str());
+    cr_expect_eq(d.err.find("more than"), std::string::npos, "%s", d.err.c_str());
+
+    const std::string wide = temp_dir();
+    sweep_out w;
+    sweep(w, wide, write_study(wide, R"({
+      "grid": {"sim.seed": {"from": -9223372036854775808, "to": 9223372036854775807, "step": 1}}
+    })"), {"--emit", "parallel"});
+    cr_expect_eq(w.status, 2, "%s", w.err.c_str());
+    cr_expect_neq(w.err.find("more than 100000 values"), std::string::npos, "%s", w.err.c_str());
+}
+
+// A base with an unknown section that sets nothing is refused like any unknown key.
+Test(platform_sweep, unknown_empty_section_in_base)
+{
+    const std::string dir = temp_dir();
+    sweep_out r;
+    sweep(r, dir, write_study(dir, R"({"base": {"driver": {"frames_count": 50}, "foo": {}},
+                                        "grid": {"pcie.lanes": [4]}})"));
+    cr_expect_eq(r.status, 2, "%s", r.err.c_str());
+    cr_expect_neq(r.err.find("unknown parameter 'foo'"), std::string::npos, "%s", r.err.c_str());
+    cr_expect_not(exists(dir + "/out"));
+
+    std::ofstream(dir + "/base.json") << R"({"pcie": {"bar": {}}})";
+    sweep_out f;
+    sweep(f, dir, write_study(dir, R"({"base": "base.json", "grid": {"pcie.lanes": [4]}})"));
+    cr_expect_eq(f.status, 2, "%s", f.err.c_str());
+    cr_expect_neq(f.err.find("unknown parameter 'pcie.bar'"), std::string::npos, "%s", f.err.c_str());
+}
+
+// A grid key holding a newline is named escaped, on one line.
+Test(platform_sweep, echoed_key_stays_on_one_line)
+{
+    const std::string dir = temp_dir();
+    sweep_out r;
+    sweep(r, dir, write_study(dir, "{\"grid\": {\"pcie.\\nlanes\": [4]}}"));
+    cr_expect_eq(r.status, 2, "%s", r.err.c_str());
+    cr_expect_neq(r.err.find("'pcie.\\nlanes'"), std::string::npos, "%s", r.err.c_str());
+    cr_expect_eq(r.err.find('\n'), r.err.size() - 1, "not one line: %s", r.err.c_str());
+}
+
+// A stored result is trusted only while its stats.json is the file its run wrote:
+// point.json records the file's checksum. A stats.json that says "ok": true and holds
+// no statistics, or whose numbers were edited, was trusted on resume (empty or edited
+// cells, exit 0); now those points run again, and the sweep says how many and why.
+Test(platform_sweep, edited_results_are_rerun)
+{
+    const std::string dir = temp_dir();
+    sweep_out r;
+    sweep(r, dir, write_study(dir, SMALL_GRID));
+    cr_assert_eq(r.status, 0, "exit %d\n%s", r.status, r.err.c_str());
+    const std::string csv = slurp(dir + "/out/results.csv");
+    const std::string point1 = slurp(dir + "/out/points/1/point.json");
+    cr_expect_neq(point1.find("\"stats_checksum\": \"fnv1a64:"), std::string::npos, "%s",
+                  point1.c_str());
+
+    // Point 1: ok but empty. Point 2: one number edited, same length.
+    std::ofstream(dir + "/out/points/1/stats.json") << "{\"result\": {\"ok\": true}}\n";
+    std::string two = slurp(dir + "/out/points/2/stats.json");
+    const size_t at = two.find("\"driver.tx.frames\"");
+    cr_assert_neq(at, std::string::npos);
+    const size_t value = two.find("\"value\": 50", at);
+    cr_assert_neq(value, std::string::npos);
+    two.replace(value + 10, 2, "51");
+    std::ofstream(dir + "/out/points/2/stats.json") << two;
+
+    sweep_out again;
+    sweep(again, dir, write_study(dir, SMALL_GRID));
+    cr_assert_eq(again.status, 0, "%s", again.err.c_str());
+    cr_expect_neq(again.err.find("2 points (1, 2): its stats.json changed after its run wrote it; "
+                                 "rerunning them"),
+                  std::string::npos, "%s", again.err.c_str());
+    cr_expect_neq(again.err.find("ran 2, skipped 2"), std::string::npos, "%s", again.err.c_str());
+    cr_expect_eq(slurp(dir + "/out/results.csv"), csv);
+
+    // A point without a recorded checksum (its run ended, the sweep did not record it)
+    // runs again too; --merge records what it finds (points run by --emit record none).
+    const std::string point3 = slurp(dir + "/out/points/3/point.json");
+    const size_t checksum = point3.find(",\n  \"stats_checksum\"");
+    cr_assert_neq(checksum, std::string::npos, "%s", point3.c_str());
+    std::ofstream(dir + "/out/points/3/point.json") << point3.substr(0, checksum) + "\n}\n";
+    sweep_out unrecorded;
+    sweep(unrecorded, dir, write_study(dir, SMALL_GRID));
+    cr_expect_neq(unrecorded.err.find("1 point (3): no checksum of its stats.json was recorded"),
+                  std::string::npos, "%s", unrecorded.err.c_str());
+    cr_expect_neq(unrecorded.err.find("ran 1, skipped 3"), std::string::npos, "%s",
+                  unrecorded.err.c_str());
+
+    // --merge counts a changed file as missing.
+    std::ofstream(dir + "/out/points/0/stats.json") << "{}\n";
+    sweep_out merged;
+    sweep(merged, dir, write_study(dir, SMALL_GRID), {"--merge"});
+    cr_expect_eq(merged.status, 1, "%s", merged.err.c_str());
+    cr_expect_neq(merged.err.find("1 point (0): its stats.json changed"), std::string::npos, "%s",
+                  merged.err.c_str());
+    cr_assert_eq(merged.rows.size(), 5u);
+    cr_expect_eq(merged.rows[1].rfind("0,64,4,missing,", 0), 0u, "%s", merged.rows[1].c_str());
+}
