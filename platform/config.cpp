@@ -1994,8 +1994,17 @@ std::string config_params_markdown()
         "- Numbers may be JSON numbers or strings; integers accept decimal or `0x` hex (give\n"
         "  integers above 2^63-1 as strings). Lists are comma-separated strings\n"
         "  (`\"64,512,1500\"`) or JSON arrays.\n"
-        "- An unknown key, a bad value or an impossible combination stops `viosim run` before\n"
-        "  anything runs, with exit status 2 and a message naming the key.\n"
+        "- An unknown key (a section no parameter belongs to, even an empty one, is one), a\n"
+        "  bad value or an impossible combination stops `viosim run` before anything runs,\n"
+        "  with exit status 2 and a one-line message naming the key (control characters in\n"
+        "  echoed input are escaped: `\\n`, `\\xHH`).\n"
+        "- Times are simulated in whole picoseconds (a 64-bit count): each time is rounded to\n"
+        "  1 ps. The range of every period or rate keeps the time it gives at 1 ps or more\n"
+        "  (a clock's cycle 10 ps to 1 us; `sim.quantum_ns` >= 0.001; `sim.time_limit_ms`\n"
+        "  >= 1e-9; `driver.onoff_on_us` >= 1e-6; `driver.tx_rate_mpps` 0 or >= 1e-6, a frame\n"
+        "  at most every second; `software.copy_bytes_per_ns` 0.001..1000, a byte in 1 ps to\n"
+        "  1 us), and no single time near the 2^63 ps the counter holds (latencies up to\n"
+        "  1e9 ns, the time limit up to 1e4 s).\n"
         "- `configs/default.json` holds every parameter at its default\n"
         "  (`viosim params --json`); `stats.json` records the resolved configuration of a run.\n"
         "\n"
@@ -2005,7 +2014,12 @@ std::string config_params_markdown()
         "`driver.frame_size_mix` imix: 60, 566 and 1514); `driver.arrival` poisson or onoff needs\n"
         "`driver.tx_rate_mpps` > 0; a non-zero `driver.coal_rx_*` / `driver.coal_tx_*` needs\n"
         "`driver.coal_policy` static;\n"
-        "`sim.quantum_ns` <= `sim.time_limit_ms`.\n";
+        "`sim.quantum_ns` <= `sim.time_limit_ms`; each `host.*_cycles` at `host.cpu_clock_mhz`\n"
+        "and each `device.*_cycles` at `device.clock_mhz` take at most 1 s; with split rings\n"
+        "(`RING_PACKED` in `driver.decline_features` or `device.withdraw_features`)\n"
+        "`driver.queue_size_entries` is a power of two (\"Split Virtqueues\": \"Queue Size value\n"
+        "is always a power of 2\"; packed rings take any size, \"Packed Virtqueues / Structure\n"
+        "Size and Alignment\").\n";
     for (const auto &section : sections) {
         md += "\n## " + std::string(section.title) + "\n\n";
         md += "| Name | Unit | Default | Allowed | Meaning |\n";

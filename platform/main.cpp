@@ -1,8 +1,8 @@
 // main.cpp -- the viosim command line: run, sweep, params, help, version.
 //
 // Exit status: 0 the run completed and the driver reported REFDRV_OK; 1 the run failed (a
-// simulation result: stats.json is still written); 2 a usage or configuration error,
-// reported before anything is created or run.
+// simulation result: stats.json is still written); 2 a usage or configuration error, or
+// an output path that cannot be written, reported before anything runs.
 #include <jansson.h>
 
 #include <cstdio>
@@ -76,8 +76,9 @@ const char HELP[] =
     "                   tags in flight) as VCD waveforms, e.g. for GTKWave; whole run\n"
     "\n"
     "exit status: 0 the run completed and the driver reported OK; 1 the run failed (see\n"
-    "DIR/stats.json); 2 usage or configuration error (nothing was run); 3 with --strict,\n"
-    "the driver broke a conformance rule (docs/conformance.md; DIR/stats.json lists it).\n";
+    "DIR/stats.json); 2 usage or configuration error, or an output path (--out, --trace,\n"
+    "--vcd) that cannot be written (nothing was run); 3 with --strict, the driver broke a\n"
+    "conformance rule (docs/conformance.md; DIR/stats.json lists it).\n";
 
 // One line whatever the message echoes (a path, an option, a key from the input).
 int usage_error(const std::string &message)
