@@ -1,5 +1,6 @@
 #include "host_cpu.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -188,7 +189,11 @@ uint64_t host_cpu::op_poll_idle(void *ctx, uint64_t until_ps)
     const sc_time t = sc_core::sc_time_stamp();
     const uint64_t t_ps = op_now_ps(ctx);
     const uint64_t poll_ps = uint64_t(poll.to_seconds() * 1e12 + 0.5);
-    uint64_t polls = until_ps > t_ps ? (until_ps - t_ps + poll_ps - 1) / poll_ps : 1;
+    // until_ps may be UINT64_MAX (no deadline): sleep until a write then, with the
+    // sleep's end kept inside sc_time's range (t_ps is far below 2^62: the time limit).
+    const uint64_t horizon_ps = (uint64_t(1) << 62) - t_ps;
+    const uint64_t span_ps = until_ps > t_ps ? std::min(until_ps - t_ps, horizon_ps) : 0;
+    uint64_t polls = span_ps > 0 ? (span_ps - 1) / poll_ps + 1 : 1;
     if (polls > 1) {
         cpu->poll_from_ = t;
         cpu->poll_ = poll;
