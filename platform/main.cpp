@@ -5,6 +5,8 @@
 // an output path that cannot be written, reported before anything runs.
 #include <jansson.h>
 
+#include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -43,7 +45,8 @@ const char USAGE[] =
     "                  [--trace-window START_US:END_US] [--vcd FILE.vcd]\n"
     "       viosim sweep STUDY [--jobs N] [--out DIR] [--emit slurm|parallel] [--merge]\n"
     "       viosim serve --vhost-user PATH [CONFIG] [--set key=value]... [--out DIR]\n"
-    "                    [--duration-s S]\n"
+    "                    [--duration-s S] [--socket-mode MODE] [--message-timeout-s S]\n"
+    "                    [--require-sealed-memory]\n"
     "       viosim params [--markdown | --json]\n"
     "       viosim help | --help\n"
     "       viosim --version\n";
@@ -74,6 +77,19 @@ const char HELP[] =
     "                   time (microseconds; either side may be empty; needs --trace)\n"
     "  --vcd FILE.vcd   write the run's counters (buffers in flight, ring occupancy, read\n"
     "                   tags in flight) as VCD waveforms, e.g. for GTKWave; whole run\n"
+    "\n"
+    "options of serve (and CONFIG, --set, --out as for run):\n"
+    "  --vhost-user PATH     the unix socket to listen on; a stale socket there is replaced,\n"
+    "                        one where a server answers is refused\n"
+    "  --duration-s S        stop after S seconds (0 < S <= 1e6); default: until SIGINT/SIGTERM\n"
+    "  --socket-mode MODE    the socket's permissions, octal (default 0600; 0660 lets the\n"
+    "                        file's group in); must include 0600\n"
+    "  --message-timeout-s S a message begun must be whole within S seconds or the\n"
+    "                        connection is closed (0.001 <= S <= 3600, default 5)\n"
+    "  --require-sealed-memory\n"
+    "                        refuse memory regions whose file can shrink (no F_SEAL_SHRINK)\n"
+    "  exit status: 0 stopped by a signal or --duration-s, DIR/stats.json written; 1 a\n"
+    "  system call failed; 2 usage, configuration or socket path error (nothing was served)\n"
     "\n"
     "exit status: 0 the run completed and the driver reported OK; 1 the run failed (see\n"
     "DIR/stats.json); 2 usage or configuration error, or an output path (--out, --trace,\n"
@@ -392,7 +408,20 @@ int cmd_run(int argc, char **argv)
     return 0;
 }
 
+// A number of seconds: finite, the whole argument a decimal number.
+bool parse_seconds(const std::string &text, double &out)
+{
+    char *end = nullptr;
+    errno = 0;
+    const double v = std::strtod(text.c_str(), &end);
+    if (text.empty() || end == text.c_str() || *end != '\0' || errno == ERANGE || !std::isfinite(v))
+        return false;
+    out = v;
+    return true;
+}
+
 // viosim serve --vhost-user PATH [CONFIG] [--set ...] [--out DIR] [--duration-s S]
+//              [--socket-mode MODE] [--message-timeout-s S] [--require-sealed-memory]
 int cmd_serve(int argc, char **argv)
 {
     serve_options opt;
@@ -405,10 +434,28 @@ int cmd_serve(int argc, char **argv)
                 return usage_error("--vhost-user needs a socket path");
             opt.socket_path = value;
         } else if (take_option(argc, argv, i, "--duration-s", value, missing)) {
+            // Bounded so that the deadline fits the clock's integer nanoseconds.
+            if (missing || !parse_seconds(value, opt.duration_s) || !(opt.duration_s > 0) ||
+                opt.duration_s > SERVE_DURATION_S_MAX)
+                return usage_error("--duration-s needs a number of seconds, 0 < S <= 1e6");
+        } else if (take_option(argc, argv, i, "--message-timeout-s", value, missing)) {
+            if (missing || !parse_seconds(value, opt.message_timeout_s) ||
+                !(opt.message_timeout_s >= SERVE_MESSAGE_TIMEOUT_S_MIN) ||
+                opt.message_timeout_s > SERVE_MESSAGE_TIMEOUT_S_MAX)
+                return usage_error("--message-timeout-s needs a number of seconds, 0.001 <= S <= 3600");
+        } else if (take_option(argc, argv, i, "--socket-mode", value, missing)) {
+            // Octal permission bits; the owner must keep read and write (connecting to a
+            // unix socket needs write permission).
             char *end = nullptr;
-            opt.duration_s = missing ? -1 : std::strtod(value.c_str(), &end);
-            if (missing || end == value.c_str() || *end != '\0' || !(opt.duration_s > 0))
-                return usage_error("--duration-s needs a number of seconds > 0");
+            errno = 0;
+            const unsigned long m = missing ? 0 : std::strtoul(value.c_str(), &end, 8);
+            if (missing || value.empty() || value[0] == '-' || value[0] == '+' || *end != '\0' ||
+                errno != 0 || m > 0777 || (m & 0600) != 0600)
+                return usage_error("--socket-mode needs octal permission bits from 0600 to 0777 "
+                                   "that include 0600 (e.g. 0660)");
+            opt.socket_mode = unsigned(m);
+        } else if (std::strcmp(argv[i], "--require-sealed-memory") == 0) {
+            opt.require_sealed_memory = true;
         } else if (int done = args.take(argc, argv, i); done >= 0) {
             return done;
         }
@@ -420,7 +467,8 @@ int cmd_serve(int argc, char **argv)
     if (!why.empty())
         return usage_error(why);
     opt.out_dir = args.out_dir;
-    return vhost_user_serve(cfg, opt) == 0 ? 0 : EXIT_RUN_FAILED;
+    const int rc = vhost_user_serve(cfg, opt);
+    return rc == 0 ? 0 : rc == SERVE_EXIT_PATH ? EXIT_USAGE : EXIT_RUN_FAILED;
 }
 
 } // namespace

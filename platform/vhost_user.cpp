@@ -20,9 +20,11 @@
 
 #include <jansson.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <csetjmp>
 #include <csignal>
 #include <cstddef>
 #include <cstdarg>
@@ -160,6 +162,7 @@ struct serve_counters {
     uint64_t dma_reads[VS_DMA_KIND_COUNT] = {}, dma_writes[VS_DMA_KIND_COUNT] = {};
     uint64_t dma_read_bytes = 0, dma_write_bytes = 0, dma_errors = 0;
     uint64_t rings_broken = 0;
+    uint64_t memory_faults = 0;              // guest-memory accesses that raised SIGBUS
     struct vq_stats ring[2] = {};            // receive rings (0), transmit rings (1), summed
     uint64_t pair_tx_frames[PAIRS_MAX] = {}; // frames transmitted on each pair's ring
     double busy_s = 0; // wall-clock time from the first to the last frame of each connection
@@ -187,6 +190,67 @@ void add_ring_stats(struct vq_stats &to, const struct vq_stats &s)
     to.fetch_hint_reads += s.fetch_hint_reads;
 }
 
+// ---- Guest memory that vanishes under the device ----
+//
+// A region is the front end's file mapped MAP_SHARED. A front end that truncates the file
+// afterwards (possible unless the file carries F_SEAL_SHRINK) turns every access to the
+// pages past the new end into SIGBUS, which would kill the server. DPDK's --no-huge memfd
+// cannot be sealed, so unsealed regions are accepted by default and the fault is caught
+// instead: every guest-memory copy (mem_read, mem_write below, the only code that touches
+// the mappings) runs inside touch_guest(), which sets a jump point with sigsetjmp and
+// publishes it in t_guest_jmp for the copy's duration only. The SIGBUS handler jumps back
+// there, so the copy reports a failed access like any out-of-range one; the connection
+// is then closed (server::check_memory) and the server goes on. Why this is sound:
+// - the jump leaves only the copy (memcpy or volatile loads and stores, which take no
+//   lock and own no resource), never the ring kernels: they see an access error, as for
+//   an address outside the regions, and keep their state consistent;
+// - the handler is installed with SA_NODEFER, so SIGBUS is not left blocked after the
+//   jump (sigsetjmp without the signal mask avoids a system call per access);
+// - a SIGBUS while no copy is under way is not ours: the previous disposition is put
+//   back and the fault, re-executed on return, is handled (or kills) as before.
+thread_local sigjmp_buf *volatile t_guest_jmp = nullptr;
+struct sigaction g_prev_sigbus;
+
+void on_sigbus(int sig, siginfo_t *info, void *)
+{
+    sigjmp_buf *j = t_guest_jmp;
+    if (j) {
+        t_guest_jmp = nullptr;
+        siglongjmp(*j, 1);
+    }
+    sigaction(SIGBUS, &g_prev_sigbus, nullptr);
+    if (info->si_code <= 0) // sent by a process (kill), not a fault: deliver it again
+        raise(sig);
+}
+
+void install_sigbus_handler()
+{
+    static bool installed = false;
+    if (installed)
+        return;
+    struct sigaction sa;
+    std::memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_sigbus;
+    sa.sa_flags = SA_SIGINFO | SA_NODEFER;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGBUS, &sa, &g_prev_sigbus);
+    installed = true;
+}
+
+// Runs copy() (a copy to or from guest memory); false if it faulted with SIGBUS.
+template <class F> bool touch_guest(F &&copy)
+{
+    sigjmp_buf jb;
+    if (sigsetjmp(jb, 0) != 0)
+        return false; // the handler cleared t_guest_jmp
+    t_guest_jmp = &jb;
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+    copy();
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+    t_guest_jmp = nullptr;
+    return true;
+}
+
 // ---- Guest memory: the front end's regions ----
 
 struct region {
@@ -198,6 +262,8 @@ struct region {
 
 struct guest_mem {
     std::vector<region> regions;
+    bool faulted = false;    // an access raised SIGBUS: the front end shrank a region
+    uint64_t fault_addr = 0; // the first such access (guest physical)
     serve_counters *ctr = nullptr;
     link_charge *clock = nullptr; // the simulated platform's time for each access
 
@@ -226,6 +292,7 @@ struct guest_mem {
             if (r.map)
                 munmap(r.map, r.map_len);
         regions.clear();
+        faulted = false;
     }
 };
 
@@ -269,6 +336,17 @@ void copy_in(void *dst, const uint8_t *src, uint32_t len, bool descending)
     std::atomic_thread_fence(std::memory_order_acquire);
 }
 
+// An access that faulted (see touch_guest): refused like an address outside the regions;
+// the server closes the connection once the kernel call returns.
+enum vs_dma_status mem_fault(guest_mem *m, uint64_t addr)
+{
+    if (!m->faulted)
+        m->fault_addr = addr;
+    m->faulted = true;
+    m->ctr->memory_faults++;
+    return VS_DMA_OUT_OF_RANGE;
+}
+
 enum vs_dma_status mem_read(void *ctx, uint64_t addr, void *dst, uint32_t len, enum vs_dma_kind kind)
 {
     auto *m = static_cast<guest_mem *>(ctx);
@@ -277,7 +355,8 @@ enum vs_dma_status mem_read(void *ctx, uint64_t addr, void *dst, uint32_t len, e
         m->ctr->dma_errors++;
         return VS_DMA_OUT_OF_RANGE;
     }
-    copy_in(dst, p, len, kind == VS_DMA_DESC_READ);
+    if (!touch_guest([&] { copy_in(dst, p, len, kind == VS_DMA_DESC_READ); }))
+        return mem_fault(m, addr);
     m->clock->read(addr, len);
     m->ctr->dma_reads[kind]++;
     m->ctr->dma_read_bytes += len;
@@ -297,23 +376,27 @@ enum vs_dma_status mem_write(void *ctx, uint64_t addr, const void *src, uint32_t
     // keeps stores in order; the fence keeps the compiler from moving them.
     std::atomic_thread_fence(std::memory_order_release);
     const uintptr_t at = reinterpret_cast<uintptr_t>(p);
-    if (len == 2 && at % 2 == 0) { // used->idx, a packed descriptor's flags: one store
-        uint16_t v;
-        std::memcpy(&v, src, 2);
-        *reinterpret_cast<volatile uint16_t *>(p) = v;
-    } else if (len == 4 && at % 4 == 0) {
-        uint32_t v;
-        std::memcpy(&v, src, 4);
-        *reinterpret_cast<volatile uint32_t *>(p) = v;
-    } else if (len == 8 && at % 8 == 0) {
-        // A packed used descriptor's len, id and flags written together (pvq_flush):
-        // one store, so the driver never sees the flags without the len and id.
-        uint64_t v;
-        std::memcpy(&v, src, 8);
-        *reinterpret_cast<volatile uint64_t *>(p) = v;
-    } else {
-        std::memcpy(p, src, len);
-    }
+    const bool ok = touch_guest([&] {
+        if (len == 2 && at % 2 == 0) { // used->idx, a packed descriptor's flags: one store
+            uint16_t v;
+            std::memcpy(&v, src, 2);
+            *reinterpret_cast<volatile uint16_t *>(p) = v;
+        } else if (len == 4 && at % 4 == 0) {
+            uint32_t v;
+            std::memcpy(&v, src, 4);
+            *reinterpret_cast<volatile uint32_t *>(p) = v;
+        } else if (len == 8 && at % 8 == 0) {
+            // A packed used descriptor's len, id and flags written together (pvq_flush):
+            // one store, so the driver never sees the flags without the len and id.
+            uint64_t v;
+            std::memcpy(&v, src, 8);
+            *reinterpret_cast<volatile uint64_t *>(p) = v;
+        } else {
+            std::memcpy(p, src, len);
+        }
+    });
+    if (!ok)
+        return mem_fault(m, addr);
     std::atomic_signal_fence(std::memory_order_seq_cst);
     m->clock->write(addr, len);
     m->ctr->dma_writes[kind]++;
@@ -343,8 +426,34 @@ struct ring {
     bool broken = false;
 };
 
+// The message being received: the socket is read without blocking, so a message may
+// arrive in pieces over several loop passes; its file descriptors come with its bytes.
+struct inbox {
+    uint8_t buf[VU_HEADER_BYTES + VU_PAYLOAD_MAX];
+    uint32_t have = 0; // bytes of buf received
+    int fds[VU_MAX_REGIONS];
+    unsigned nfds = 0;
+    std::chrono::steady_clock::time_point began; // when its first byte (or fd) came
+    bool pending() const { return have != 0 || nfds != 0; }
+    uint32_t payload_size() const
+    {
+        uint32_t v;
+        std::memcpy(&v, buf + 8, 4);
+        return v;
+    }
+    void clear()
+    {
+        for (unsigned j = 0; j < nfds; j++)
+            if (fds[j] >= 0)
+                close(fds[j]);
+        nfds = 0;
+        have = 0;
+    }
+};
+
 struct connection {
     int fd = -1;
+    inbox in;
     guest_mem mem;
     ring r[RINGS_MAX];
     uint64_t features = 0;
@@ -392,7 +501,9 @@ public:
 private:
     bool listen_socket(std::string &err);
     void serve_connection_pass();
-    bool handle_message();
+    bool receive();
+    bool handle_message(int *fds, unsigned nfds);
+    bool check_memory();
     bool fail(const char *fmt, ...) __attribute__((format(printf, 2, 3)));
     void teardown(bool failed);
     bool reply(uint32_t request, const void *payload, uint32_t size);
@@ -461,32 +572,69 @@ bool server::fail(const char *fmt, ...)
     return false;
 }
 
+// Binds and listens on the socket path with the socket file's mode set explicitly.
+// False with err naming the path if the path cannot be used.
 bool server::listen_socket(std::string &err)
 {
+    const std::string &path = opt_.socket_path;
+    struct sockaddr_un sa;
+    std::memset(&sa, 0, sizeof sa);
+    sa.sun_family = AF_UNIX;
+    if (path.size() >= sizeof sa.sun_path) {
+        err = "socket path '" + path + "' is too long for a unix socket (" +
+              std::to_string(path.size()) + " bytes, at most " +
+              std::to_string(sizeof sa.sun_path - 1) + ")";
+        return false;
+    }
+    std::memcpy(sa.sun_path, path.c_str(), path.size() + 1);
+    const auto *addr = reinterpret_cast<const struct sockaddr *>(&sa);
+    struct stat st;
+    if (lstat(path.c_str(), &st) == 0) {
+        if (!S_ISSOCK(st.st_mode)) {
+            err = "socket path '" + path + "' exists and is not a socket";
+            return false;
+        }
+        // Another server may be listening there: replacing its socket would leave it
+        // running but unreachable. Only a stale socket (nobody listens: ECONNREFUSED) is
+        // removed. The probe does not block: a server whose backlog is full (EAGAIN) is
+        // alive too.
+        int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (probe < 0) {
+            err = std::string("socket: ") + std::strerror(errno);
+            return false;
+        }
+        const int rc = connect(probe, addr, sizeof sa);
+        const int e = errno;
+        close(probe);
+        if (rc == 0 || e == EAGAIN || e == EINPROGRESS) {
+            err = "socket path '" + path + "': a server is already listening there";
+            return false;
+        }
+        if (e != ECONNREFUSED) {
+            err = "socket path '" + path + "': cannot tell whether a server listens there: " +
+                  std::strerror(e);
+            return false;
+        }
+        unlink(path.c_str());
+    }
     listen_fd_ = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (listen_fd_ < 0) {
         err = std::string("socket: ") + std::strerror(errno);
         return false;
     }
-    struct sockaddr_un sa;
-    std::memset(&sa, 0, sizeof sa);
-    sa.sun_family = AF_UNIX;
-    if (opt_.socket_path.size() >= sizeof sa.sun_path) {
-        err = "socket path '" + opt_.socket_path + "' is too long for a unix socket";
+    // bind() creates the file with the umask's mode; a restrictive umask around it keeps
+    // the file private until chmod gives it the mode asked for.
+    const mode_t old_mask = umask(0177);
+    const int bound = bind(listen_fd_, addr, sizeof sa);
+    const int bind_errno = errno;
+    umask(old_mask);
+    if (bound != 0) {
+        err = "cannot bind socket path '" + path + "': " + std::strerror(bind_errno);
         return false;
     }
-    std::memcpy(sa.sun_path, opt_.socket_path.c_str(), opt_.socket_path.size() + 1);
-    struct stat st;
-    if (lstat(opt_.socket_path.c_str(), &st) == 0) {
-        if (!S_ISSOCK(st.st_mode)) {
-            err = "'" + opt_.socket_path + "' exists and is not a socket";
-            return false;
-        }
-        unlink(opt_.socket_path.c_str());
-    }
-    if (bind(listen_fd_, reinterpret_cast<struct sockaddr *>(&sa), sizeof sa) != 0 ||
-        listen(listen_fd_, 1) != 0) {
-        err = "cannot listen on '" + opt_.socket_path + "': " + std::strerror(errno);
+    if (chmod(path.c_str(), mode_t(opt_.socket_mode)) != 0 || listen(listen_fd_, 1) != 0) {
+        err = "cannot listen on socket path '" + path + "': " + std::strerror(errno);
+        unlink(path.c_str());
         return false;
     }
     return true;
@@ -498,7 +646,9 @@ bool server::reply(uint32_t request, const void *payload, uint32_t size)
     uint32_t hdr[3] = {request, VU_FLAG_VERSION | VU_FLAG_REPLY, size};
     std::memcpy(buf, hdr, VU_HEADER_BYTES);
     std::memcpy(buf + VU_HEADER_BYTES, payload, size);
-    ssize_t n = send(conn_.fd, buf, VU_HEADER_BYTES + size, MSG_NOSIGNAL);
+    // Never blocks: a front end that does not read its replies fills the socket, and
+    // the connection is closed rather than the server stalled.
+    ssize_t n = send(conn_.fd, buf, VU_HEADER_BYTES + size, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n != ssize_t(VU_HEADER_BYTES + size))
         return fail("cannot send the reply to %s: %s", request_name(request),
                     n < 0 ? std::strerror(errno) : "short write");
@@ -546,6 +696,7 @@ void server::teardown(bool failed)
         conn_.r[i] = ring();
     }
     conn_.mem.unmap();
+    conn_.in.clear();
     close_fd(conn_.fd);
     if (conn_.had_frame)
         ctr_.busy_s += std::chrono::duration<double>(conn_.last_frame - conn_.first_frame).count();
@@ -566,7 +717,9 @@ void server::teardown(bool failed)
 bool server::ring_break(uint16_t i, enum vs_reason why)
 {
     ring &r = conn_.r[i];
-    if (!r.broken) {
+    // A fault of shrunk memory is not the ring's doing: the connection is closed with
+    // its own log line (check_memory).
+    if (!r.broken && !conn_.mem.faulted) {
         conf_.now = now_ns() * 1000; // ps, as the simulation stamps violations
         if (vs_reason_is_driver_violation(why))
             vs_conf_report_reason(&conf_, why, i);
@@ -837,29 +990,19 @@ bool server::arm(uint16_t i)
     return false;
 }
 
-bool recv_exact(int fd, void *buf, size_t len)
+// Reads what has arrived of the current message without blocking (a front end that
+// stops mid-message cannot hold the loop: serve_connection_pass gives it
+// message_timeout_s) and handles the message once it is whole. False when the
+// connection was closed.
+bool server::receive()
 {
-    auto *p = static_cast<uint8_t *>(buf);
-    while (len) {
-        ssize_t n = recv(fd, p, len, MSG_WAITALL);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return false;
-        p += n;
-        len -= size_t(n);
-    }
-    return true;
-}
-
-// Reads one message and acts on it. False when the connection was torn down.
-bool server::handle_message()
-{
-    uint32_t hdr[3];
-    int fds[VU_MAX_REGIONS];
-    unsigned nfds = 0;
-    {
-        struct iovec iov = {hdr, VU_HEADER_BYTES};
+    inbox &in = conn_.in;
+    for (;;) {
+        const uint32_t total = in.have < VU_HEADER_BYTES ? VU_HEADER_BYTES
+                                                         : VU_HEADER_BYTES + in.payload_size();
+        if (in.have == total)
+            break;
+        struct iovec iov = {in.buf + in.have, total - in.have};
         alignas(struct cmsghdr) char cbuf[CMSG_SPACE(sizeof(int) * VU_MAX_REGIONS)];
         struct msghdr mh;
         std::memset(&mh, 0, sizeof mh);
@@ -867,28 +1010,88 @@ bool server::handle_message()
         mh.msg_iovlen = 1;
         mh.msg_control = cbuf;
         mh.msg_controllen = sizeof cbuf;
-        ssize_t n;
-        do
-            n = recvmsg(conn_.fd, &mh, MSG_CMSG_CLOEXEC | MSG_WAITALL);
-        while (n < 0 && errno == EINTR);
+        const ssize_t n = recvmsg(conn_.fd, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+            return true; // the rest comes later
+        if (n < 0)
+            return fail("cannot read from the front end: %s", std::strerror(errno));
+        const bool was_pending = in.pending();
+        bool too_many = mh.msg_flags & MSG_CTRUNC;
         for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
             if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
                 unsigned k = unsigned((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
-                for (unsigned j = 0; j < k && nfds < VU_MAX_REGIONS; j++)
-                    std::memcpy(&fds[nfds++], CMSG_DATA(c) + j * sizeof(int), sizeof(int));
+                for (unsigned j = 0; j < k; j++) {
+                    int fd;
+                    std::memcpy(&fd, CMSG_DATA(c) + j * sizeof(int), sizeof(int));
+                    if (in.nfds < VU_MAX_REGIONS) {
+                        in.fds[in.nfds++] = fd;
+                    } else {
+                        close(fd);
+                        too_many = true;
+                    }
+                }
             }
-        if (n == 0 && nfds == 0) {
-            logf("front end disconnected");
-            teardown(false);
-            return false;
+        in.have += uint32_t(n);
+        if (!was_pending && in.pending())
+            in.began = std::chrono::steady_clock::now();
+        if (too_many)
+            return fail("a message with more than %u file descriptors", VU_MAX_REGIONS);
+        if (n == 0) {
+            if (!in.pending()) {
+                logf("front end disconnected");
+                teardown(false);
+                return false;
+            }
+            if (in.have < VU_HEADER_BYTES)
+                return fail("short read of a message header (%u of %u bytes)", in.have,
+                            VU_HEADER_BYTES);
+            const uint32_t request = [&] {
+                uint32_t v;
+                std::memcpy(&v, in.buf, 4);
+                return v;
+            }();
+            return fail("%s: short read of the %u-byte payload (%u bytes came)",
+                        request_name(request), in.payload_size(), in.have - VU_HEADER_BYTES);
         }
-        if (n != ssize_t(VU_HEADER_BYTES) || (mh.msg_flags & MSG_CTRUNC)) {
-            for (unsigned j = 0; j < nfds; j++)
-                close(fds[j]);
-            return fail("short read of a message header (%zd of %u bytes%s)", n, VU_HEADER_BYTES,
-                        (mh.msg_flags & MSG_CTRUNC) ? ", too many file descriptors" : "");
+        if (in.have == VU_HEADER_BYTES) {
+            // The header is whole: refuse what no payload can mend before waiting for it.
+            uint32_t hdr[3];
+            std::memcpy(hdr, in.buf, VU_HEADER_BYTES);
+            const char *name = request_name(hdr[0]);
+            ctr_.messages++;
+            if (!name)
+                return fail("unknown or unsupported request %u (size %u)", hdr[0], hdr[2]);
+            if ((hdr[1] & VU_FLAG_VERSION_MASK) != VU_FLAG_VERSION)
+                return fail("%s: protocol version %u, expected 1", name,
+                            hdr[1] & VU_FLAG_VERSION_MASK);
+            if (hdr[2] > VU_PAYLOAD_MAX)
+                return fail("%s: payload of %u bytes (at most %u accepted)", name, hdr[2],
+                            VU_PAYLOAD_MAX);
         }
     }
+    // Whole: the message's descriptors go to handle_message, which keeps or closes them.
+    int fds[VU_MAX_REGIONS];
+    const unsigned nfds = in.nfds;
+    std::copy(in.fds, in.fds + nfds, fds);
+    in.nfds = 0;
+    in.have = 0; // in.buf stays as it is until the next read
+    return handle_message(fds, nfds);
+}
+
+// A guest-memory access faulted (touch_guest): the front end shrank a region. The
+// connection is closed with one log line; the server keeps serving.
+bool server::check_memory()
+{
+    if (conn_.fd < 0 || !conn_.mem.faulted)
+        return true;
+    return fail("guest memory at 0x%llx vanished (SIGBUS): the front end shrank a region's "
+                "file under the mapping", (unsigned long long)conn_.mem.fault_addr);
+}
+
+// Acts on the message in conn_.in.buf with its file descriptors. False when the
+// connection was torn down.
+bool server::handle_message(int *fds, unsigned nfds)
+{
     // From here on every fd is either kept or closed.
     struct fd_guard {
         int *fds;
@@ -901,18 +1104,11 @@ bool server::handle_message()
         }
     } guard{fds, nfds};
 
+    uint32_t hdr[3];
+    std::memcpy(hdr, conn_.in.buf, VU_HEADER_BYTES);
     const uint32_t request = hdr[0], flags = hdr[1], size = hdr[2];
     const char *name = request_name(request);
-    ctr_.messages++;
-    if (!name)
-        return fail("unknown or unsupported request %u (size %u)", request, size);
-    if ((flags & VU_FLAG_VERSION_MASK) != VU_FLAG_VERSION)
-        return fail("%s: protocol version %u, expected 1", name, flags & VU_FLAG_VERSION_MASK);
-    if (size > VU_PAYLOAD_MAX)
-        return fail("%s: payload of %u bytes (at most %u accepted)", name, size, VU_PAYLOAD_MAX);
-    uint8_t payload[VU_PAYLOAD_MAX];
-    if (size && !recv_exact(conn_.fd, payload, size))
-        return fail("%s: short read of the %u-byte payload", name, size);
+    const uint8_t *const payload = conn_.in.buf + VU_HEADER_BYTES;
 
     auto need_size = [&](uint32_t want) {
         if (size < want)
@@ -1048,6 +1244,15 @@ bool server::handle_message()
                 return fail("%s: region %u (%llu bytes at file offset %llu) is larger than "
                             "its file (%lld bytes)", name, k, (unsigned long long)g.size,
                             (unsigned long long)off, (long long)st.st_size);
+            // Whether the front end can still shrink the file (and fault the mapping
+            // afterwards): not if it is sealed against shrinking (memfd with seals, as
+            // QEMU's memory-backend-memfd makes by default). Unsealed regions are refused
+            // with --require-sealed-memory; otherwise a shrink is caught (touch_guest).
+            const int seals = fcntl(fds[k], F_GET_SEALS);
+            const bool sealed = seals >= 0 && (seals & F_SEAL_SHRINK);
+            if (opt_.require_sealed_memory && !sealed)
+                return fail("%s: region %u's file is not sealed against shrinking "
+                            "(F_SEAL_SHRINK; --require-sealed-memory)", name, k);
             g.map_len = size_t((off + g.size + uint64_t(page) - 1) / uint64_t(page) * uint64_t(page));
             void *m = mmap(nullptr, g.map_len, PROT_READ | PROT_WRITE, MAP_SHARED, fds[k], 0);
             if (m == MAP_FAILED)
@@ -1056,8 +1261,9 @@ bool server::handle_message()
             g.map = m;
             g.host = static_cast<uint8_t *>(m) + off;
             conn_.mem.regions.push_back(g);
-            logf("region %u: guest 0x%llx, front end 0x%llx, %llu bytes", k,
-                 (unsigned long long)g.gpa, (unsigned long long)g.uaddr, (unsigned long long)g.size);
+            logf("region %u: guest 0x%llx, front end 0x%llx, %llu bytes%s", k,
+                 (unsigned long long)g.gpa, (unsigned long long)g.uaddr, (unsigned long long)g.size,
+                 sealed ? ", sealed against shrinking" : "");
         }
         break;
     }
@@ -1120,6 +1326,10 @@ bool server::handle_message()
         if (!nofd) {
             slot = fds[0];
             fds[0] = -1; // kept
+            // Never block on it: a call fd that cannot take a write (a full pipe, an
+            // eventfd at its maximum) loses that notification, not the server's loop.
+            if (request == VU_SET_VRING_CALL)
+                fcntl(slot, F_SETFL, fcntl(slot, F_GETFL) | O_NONBLOCK);
         }
         if (request == VU_SET_VRING_KICK) {
             if (nofd)
@@ -1167,11 +1377,34 @@ void server::serve_connection_pass()
         ring_of[n++] = i;
         busy |= r.active && r.enabled;
     }
-    int rc = poll(pfd, n, busy ? 0 : 200);
+    int timeout_ms = busy ? 0 : 200;
+    if (conn_.in.pending()) {
+        // A message has begun: it must be whole within message_timeout_s.
+        const auto left = conn_.in.began +
+                          std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                              std::chrono::duration<double>(opt_.message_timeout_s)) -
+                          std::chrono::steady_clock::now();
+        if (left <= std::chrono::steady_clock::duration::zero()) {
+            const inbox &in = conn_.in;
+            uint32_t request = 0;
+            std::memcpy(&request, in.buf, 4);
+            if (in.have < VU_HEADER_BYTES)
+                fail("message incomplete after %g s: %u of %u header bytes came",
+                     opt_.message_timeout_s, in.have, VU_HEADER_BYTES);
+            else
+                fail("%s: message incomplete after %g s: %u of %u payload bytes came",
+                     request_name(request), opt_.message_timeout_s, in.have - VU_HEADER_BYTES,
+                     in.payload_size());
+            return;
+        }
+        const auto left_ms = std::chrono::duration_cast<std::chrono::milliseconds>(left).count() + 1;
+        timeout_ms = int(std::min<long long>(timeout_ms, left_ms));
+    }
+    int rc = poll(pfd, n, timeout_ms);
     if (rc < 0)
         return; // EINTR: the caller checks for a stop
     if (pfd[0].revents) {
-        if (!handle_message())
+        if (!receive() || !check_memory())
             return;
     }
     for (nfds_t k = 1; k < n; k++) {
@@ -1202,6 +1435,7 @@ void server::serve_connection_pass()
         if (!did)
             r.active = arm(k);
     }
+    check_memory();
 }
 
 bool server::write_stats(std::string &err)
@@ -1214,6 +1448,10 @@ bool server::write_stats(std::string &err)
     st.add_u64("vhost.messages", "count", "vhost-user messages received", ctr_.messages);
     st.add_u64("vhost.rings_broken", "count", "rings stopped for driver input the device refused",
                ctr_.rings_broken);
+    st.add_u64("vhost.memory_faults", "count",
+               "guest-memory accesses that faulted because the front end shrank a region's file "
+               "(SIGBUS caught; the connection was closed)",
+               ctr_.memory_faults);
     st.add_u64("net.tx.frames", "count", "frames transmitted by the front end", ctr_.tx_frames);
     st.add_u64("net.tx.bytes", "bytes", "frame bytes transmitted (without virtio-net header)",
                ctr_.tx_bytes);
@@ -1369,7 +1607,9 @@ int server::run()
     std::string err;
     if (!listen_socket(err)) {
         logf("error: %s", err.c_str());
-        return 1;
+        if (listen_fd_ >= 0)
+            close(listen_fd_);
+        return SERVE_EXIT_PATH;
     }
     static const char *const backend_names[] = {"loopback", "sink", "responder"};
     const uint8_t *ip = cfg_.dev.responder.ipv4, *mac = cfg_.dev.responder.mac;
@@ -1390,7 +1630,7 @@ int server::run()
             struct pollfd p = {listen_fd_, POLLIN, 0};
             if (poll(&p, 1, 200) <= 0)
                 continue;
-            int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+            int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
             if (fd < 0)
                 continue;
             conn_.fd = fd;
@@ -1406,13 +1646,14 @@ int server::run()
     unlink(opt_.socket_path.c_str());
     if (!write_stats(err)) {
         logf("error: %s", err.c_str());
-        return 1;
+        return SERVE_EXIT_FAILED;
     }
     return 0;
 }
 
 void server::serve_connection(int fd)
 {
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
     conn_.fd = fd;
     ctr_.connections++;
     while (conn_.fd >= 0)
@@ -1430,13 +1671,14 @@ int vhost_user_serve(const vs_config &cfg, const serve_options &opt)
     sigaction(SIGINT, &sa, nullptr);
     sigaction(SIGTERM, &sa, nullptr);
     std::signal(SIGPIPE, SIG_IGN);
+    install_sigbus_handler();
     server s(cfg, opt);
     return s.run();
 }
 
-void vhost_user_serve_connection(const vs_config &cfg, int fd)
+void vhost_user_serve_connection(const vs_config &cfg, const serve_options &opt, int fd)
 {
-    const serve_options opt;
+    install_sigbus_handler();
     server s(cfg, opt);
     s.serve_connection(fd);
 }

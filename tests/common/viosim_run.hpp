@@ -40,7 +40,7 @@ struct run_out {
     }
 };
 
-std::string slurp(const std::string &path)
+inline std::string slurp(const std::string &path)
 {
     std::ifstream f(path, std::ios::binary);
     std::stringstream ss;
@@ -48,7 +48,7 @@ std::string slurp(const std::string &path)
     return ss.str();
 }
 
-std::string temp_dir()
+inline std::string temp_dir()
 {
     char tmpl[] = "/tmp/viosim-test-XXXXXX";
     const char *d = mkdtemp(tmpl);
@@ -57,7 +57,7 @@ std::string temp_dir()
 }
 
 // Runs `viosim run --out DIR args...`; loads DIR/stats.json when it exists.
-void run(run_out &r, const std::vector<std::string> &args, const std::string &dir = temp_dir())
+inline void run(run_out &r, const std::vector<std::string> &args, const std::string &dir = temp_dir())
 {
     const char *bin = std::getenv("VIOSIM");
     if (!bin)
@@ -74,7 +74,7 @@ void run(run_out &r, const std::vector<std::string> &args, const std::string &di
     r.stats = json_load_file((dir + "/stats.json").c_str(), 0, &e);
 }
 
-void expect_clean_loopback(const run_out &r, double frames)
+inline void expect_clean_loopback(const run_out &r, double frames)
 {
     cr_assert_eq(r.status, 0, "exit %d\nstdout:\n%s\nstderr:\n%s", r.status, r.out.c_str(),
                  r.err.c_str());

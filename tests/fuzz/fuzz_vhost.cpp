@@ -108,7 +108,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         p += len;
     }
     shutdown(sv[0], SHUT_WR);
-    vhost_user_serve_connection(cfg, sv[1]); // closes sv[1]
+    const serve_options opt;
+    vhost_user_serve_connection(cfg, opt, sv[1]); // closes sv[1]
     close(sv[0]);
     for (int e : owned)
         close(e);

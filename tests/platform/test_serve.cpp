@@ -1,0 +1,513 @@
+// test_serve.cpp -- `viosim serve --vhost-user` against a hostile local peer
+// (docs/bring-up.md, "A hostile front end"). Each test starts the viosim binary as a
+// subprocess and plays the front end over the unix socket: a peer that shrinks its
+// shared memory under the mapping, stops in the middle of a message, starts a second
+// server on a live socket, or passes values out of range. Message layout: vhost-user's
+// 12-byte header (request, flags with version 1, payload size), payload, file
+// descriptors as SCM_RIGHTS. Every wait is bounded (WAIT_S); nothing depends on speed.
+#include <criterion/criterion.h>
+#include <jansson.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <linux/sockios.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/viosim_run.hpp"
+
+namespace {
+
+constexpr int WAIT_S = 30; // bound on every wait: generous, never reached when it works
+
+enum : uint32_t {
+    GET_FEATURES = 1, SET_FEATURES = 2, SET_OWNER = 3, SET_MEM_TABLE = 5, SET_VRING_NUM = 8,
+    SET_VRING_ADDR = 9, SET_VRING_BASE = 10, SET_VRING_KICK = 12,
+};
+constexpr uint64_t VERSION_1 = 1ull << 32;
+constexpr size_t MEM_BYTES = 64 * 1024;
+
+double now_s()
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return double(ts.tv_sec) + double(ts.tv_nsec) / 1e9;
+}
+
+void nap() { usleep(10 * 1000); }
+
+struct serve_proc {
+    pid_t pid = -1;
+    std::string dir, sock;
+    ~serve_proc()
+    {
+        if (pid > 0) { // a test that failed midway: never leave the server running
+            kill(pid, SIGKILL);
+            waitpid(pid, nullptr, 0);
+        }
+    }
+    std::string log() const { return slurp(dir + "/serve.log"); }
+};
+
+const char *viosim_bin()
+{
+    const char *bin = std::getenv("VIOSIM");
+    if (!bin)
+        cr_skip_test("VIOSIM is not set (run through ctest)");
+    return bin;
+}
+
+// Starts `viosim serve ARGS...` with stdout and stderr into dir/serve.log.
+pid_t spawn(const std::string &dir, const std::vector<std::string> &args)
+{
+    const char *bin = viosim_bin();
+    std::vector<std::string> all = {bin, "serve"};
+    all.insert(all.end(), args.begin(), args.end());
+    const std::string log = dir + "/serve.log";
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0644);
+        if (fd < 0)
+            _exit(127);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        std::vector<char *> argv;
+        for (auto &a : all)
+            argv.push_back(const_cast<char *>(a.c_str()));
+        argv.push_back(nullptr);
+        execv(bin, argv.data());
+        _exit(127);
+    }
+    return pid;
+}
+
+// The exit status of pid, waiting at most WAIT_S; -1 (and the process killed) if it did
+// not exit, 128 + signal if a signal ended it.
+int wait_exit(pid_t &pid)
+{
+    const double until = now_s() + WAIT_S;
+    int st = 0;
+    while (waitpid(pid, &st, WNOHANG) == 0) {
+        if (now_s() > until) {
+            kill(pid, SIGKILL);
+            waitpid(pid, nullptr, 0);
+            pid = -1;
+            return -1;
+        }
+        nap();
+    }
+    pid = -1;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+// `viosim serve ARGS...` run to its end (bounded): exit status and its log.
+int serve_once(const std::vector<std::string> &args, std::string &log)
+{
+    const std::string dir = temp_dir();
+    pid_t pid = spawn(dir, args);
+    const int rc = wait_exit(pid);
+    log = slurp(dir + "/serve.log");
+    return rc;
+}
+
+int try_connect(const std::string &path)
+{
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    cr_assert_geq(fd, 0);
+    struct sockaddr_un sa;
+    std::memset(&sa, 0, sizeof sa);
+    sa.sun_family = AF_UNIX;
+    std::snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path.c_str());
+    if (connect(fd, reinterpret_cast<struct sockaddr *>(&sa), sizeof sa) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+// Connects to the server's socket, waiting (bounded) for it to listen.
+int connect_wait(const serve_proc &s)
+{
+    const double until = now_s() + WAIT_S;
+    for (;;) {
+        int fd = try_connect(s.sock);
+        if (fd >= 0)
+            return fd;
+        int st;
+        cr_assert_eq(waitpid(s.pid, &st, WNOHANG), 0, "viosim serve exited early:\n%s",
+                     s.log().c_str());
+        cr_assert_lt(now_s(), until, "viosim serve never listened on %s:\n%s", s.sock.c_str(),
+                     s.log().c_str());
+        nap();
+    }
+}
+
+void start(serve_proc &s, const std::vector<std::string> &extra = {})
+{
+    s.dir = temp_dir();
+    s.sock = s.dir + "/sock";
+    std::vector<std::string> args = {"--vhost-user", s.sock, "--out", s.dir};
+    args.insert(args.end(), extra.begin(), extra.end());
+    s.pid = spawn(s.dir, args);
+}
+
+// SIGTERM, then the exit status (bounded) and stats.json.
+int stop(serve_proc &s, run_out &r)
+{
+    kill(s.pid, SIGTERM);
+    const int rc = wait_exit(s.pid);
+    json_error_t e;
+    r.stats = json_load_file((s.dir + "/stats.json").c_str(), 0, &e);
+    r.err = s.log();
+    return rc;
+}
+
+void send_msg(int fd, uint32_t req, const void *payload, uint32_t size, const std::vector<int> &fds = {})
+{
+    std::vector<uint8_t> buf(12 + size);
+    const uint32_t hdr[3] = {req, 1, size};
+    std::memcpy(buf.data(), hdr, 12);
+    if (size)
+        std::memcpy(buf.data() + 12, payload, size);
+    struct iovec iov = {buf.data(), buf.size()};
+    struct msghdr mh;
+    std::memset(&mh, 0, sizeof mh);
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    alignas(struct cmsghdr) char cbuf[CMSG_SPACE(sizeof(int) * 8)];
+    if (!fds.empty()) {
+        mh.msg_control = cbuf;
+        mh.msg_controllen = CMSG_SPACE(sizeof(int) * fds.size());
+        struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
+        std::memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
+    }
+    cr_assert_eq(sendmsg(fd, &mh, MSG_NOSIGNAL), ssize_t(buf.size()), "sendmsg: %s",
+                 std::strerror(errno));
+}
+
+void send_u64(int fd, uint32_t req, uint64_t v, const std::vector<int> &fds = {})
+{
+    send_msg(fd, req, &v, 8, fds);
+}
+
+void send_u32_pair(int fd, uint32_t req, uint32_t a, uint32_t b)
+{
+    const uint32_t p[2] = {a, b};
+    send_msg(fd, req, p, 8);
+}
+
+// Waits (bounded) for something to read: true if the peer closed the connection.
+bool closed_by_peer(int fd)
+{
+    struct pollfd p = {fd, POLLIN, 0};
+    if (poll(&p, 1, WAIT_S * 1000) <= 0)
+        return false;
+    char c;
+    ssize_t n = recv(fd, &c, 1, 0);
+    return n == 0 || (n < 0 && errno == ECONNRESET);
+}
+
+// A well-formed GET_FEATURES answered: the server serves this connection.
+void expect_served(int fd)
+{
+    send_msg(fd, GET_FEATURES, nullptr, 0);
+    struct pollfd p = {fd, POLLIN, 0};
+    cr_assert_eq(poll(&p, 1, WAIT_S * 1000), 1, "no reply to GET_FEATURES");
+    uint8_t reply[20];
+    cr_assert_eq(recv(fd, reply, sizeof reply, MSG_WAITALL), 20);
+    uint32_t hdr[3];
+    std::memcpy(hdr, reply, 12);
+    cr_assert_eq(hdr[0], GET_FEATURES);
+    cr_assert(hdr[1] & 4, "not a reply");
+    uint64_t f;
+    std::memcpy(&f, reply + 12, 8);
+    cr_assert(f & VERSION_1);
+}
+
+// SET_MEM_TABLE: one region of MEM_BYTES at guest address 0 (front end address 0).
+void send_mem_table(int fd, int mem)
+{
+    uint8_t p[8 + 32] = {};
+    const uint32_t n = 1;
+    const uint64_t region[4] = {0, MEM_BYTES, 0, 0}; // gpa, size, uaddr, mmap offset
+    std::memcpy(p, &n, 4);
+    std::memcpy(p + 8, region, 32);
+    send_msg(fd, SET_MEM_TABLE, p, sizeof p, {mem});
+}
+
+// transmitq1 (ring 1, split: only VERSION_1 negotiated) set up in the memory table's
+// region and started by its kick fd, which holds one notification.
+void start_split_tx(int fd)
+{
+    send_u32_pair(fd, SET_VRING_NUM, 1, 8);
+    const uint64_t addr[5] = {1, 0x0, 0x2000, 0x1000, 0}; // index, flags; desc, used, avail
+    uint8_t p[40];
+    std::memcpy(p, addr, 40);
+    send_msg(fd, SET_VRING_ADDR, p, 40);
+    send_u32_pair(fd, SET_VRING_BASE, 1, 0);
+    int kick = eventfd(1, EFD_CLOEXEC | EFD_NONBLOCK);
+    cr_assert_geq(kick, 0);
+    send_u64(fd, SET_VRING_KICK, 1, {kick});
+    close(kick);
+}
+
+int memfd(unsigned flags = 0)
+{
+    int mem = memfd_create("test-serve", MFD_CLOEXEC | flags);
+    cr_assert_geq(mem, 0);
+    cr_assert_eq(ftruncate(mem, MEM_BYTES), 0);
+    return mem;
+}
+
+bool contains(const std::string &hay, const std::string &needle)
+{
+    return hay.find(needle) != std::string::npos;
+}
+
+size_t count_lines_with(const std::string &hay, const std::string &needle)
+{
+    size_t n = 0;
+    for (size_t at = hay.find(needle); at != std::string::npos; at = hay.find(needle, at + 1))
+        n++;
+    return n;
+}
+
+} // namespace
+
+// 1. The front end shrinks its shared memory after the device mapped it: the device's
+// first access to the ring (virtio spec 2.7 "Split Virtqueues": the device reads the
+// available ring, writes the used ring's flags) meets no page. Served on: the connection
+// ends with one log line, the next front end is served, stats.json keeps the counts.
+Test(serve, shrunk_memory_ends_only_that_connection)
+{
+    serve_proc s;
+    start(s);
+    int a = connect_wait(s);
+    int mem = memfd();
+    send_u64(a, SET_FEATURES, VERSION_1);
+    send_msg(a, SET_OWNER, nullptr, 0);
+    send_mem_table(a, mem);
+    expect_served(a); // the memory table was mapped
+    cr_assert_eq(ftruncate(mem, 0), 0);
+    start_split_tx(a);
+    close(mem);
+    cr_assert(closed_by_peer(a), "the connection was not closed:\n%s", s.log().c_str());
+    close(a);
+    int b = connect_wait(s);
+    expect_served(b);
+    close(b);
+    run_out r;
+    cr_assert_eq(stop(s, r), 0, "serve did not survive:\n%s", r.err.c_str());
+    cr_assert_not_null(r.stats, "no stats.json:\n%s", r.err.c_str());
+    cr_expect_geq(r.stat("vhost.memory_faults"), 1);
+    cr_expect_eq(r.stat("vhost.connections"), 2);
+    cr_expect_eq(r.stat("vhost.connections_failed"), 1);
+    cr_expect_eq(count_lines_with(r.err, "connection closed:"), 1, "%s", r.err.c_str());
+    cr_expect(contains(r.err, "vanished (SIGBUS)"), "%s", r.err.c_str());
+    struct stat st;
+    cr_expect_neq(lstat(s.sock.c_str(), &st), 0, "socket file left behind");
+}
+
+// --require-sealed-memory: a region whose file can still shrink is refused at
+// SET_MEM_TABLE; one sealed with F_SEAL_SHRINK (as QEMU's memory-backend-memfd seals) is
+// taken.
+Test(serve, require_sealed_memory_refuses_unsealed_regions)
+{
+    serve_proc s;
+    start(s, {"--require-sealed-memory"});
+    int a = connect_wait(s);
+    int loose = memfd();
+    send_u64(a, SET_FEATURES, VERSION_1);
+    send_mem_table(a, loose);
+    close(loose);
+    cr_assert(closed_by_peer(a), "an unsealed region was taken:\n%s", s.log().c_str());
+    close(a);
+    int b = connect_wait(s);
+    int sealed = memfd(MFD_ALLOW_SEALING);
+    cr_assert_eq(fcntl(sealed, F_ADD_SEALS, F_SEAL_SHRINK), 0);
+    send_u64(b, SET_FEATURES, VERSION_1);
+    send_mem_table(b, sealed);
+    close(sealed);
+    expect_served(b);
+    close(b);
+    run_out r;
+    cr_assert_eq(stop(s, r), 0, "%s", r.err.c_str());
+    cr_expect_eq(r.stat("vhost.connections_failed"), 1);
+    cr_expect(contains(r.err, "not sealed against shrinking"), "%s", r.err.c_str());
+    cr_expect(contains(r.err, "sealed against shrinking\n"), "%s", r.err.c_str());
+}
+
+// A front end sends a header and 3 of its 8 payload bytes and keeps the socket open: the
+// message is given --message-timeout-s, then the connection is closed and the next
+// front end (already waiting in the backlog) is served.
+Test(serve, partial_message_times_out)
+{
+    serve_proc s;
+    start(s, {"--message-timeout-s", "0.2"});
+    int a = connect_wait(s);
+    const uint32_t hdr[3] = {SET_FEATURES, 1, 8};
+    cr_assert_eq(send(a, hdr, 12, MSG_NOSIGNAL), 12);
+    cr_assert_eq(send(a, "\0\0\0", 3, MSG_NOSIGNAL), 3);
+    int b = connect_wait(s); // queued while a holds the server
+    cr_assert(closed_by_peer(a), "the partial message held the connection:\n%s", s.log().c_str());
+    expect_served(b);
+    close(a);
+    close(b);
+    run_out r;
+    cr_assert_eq(stop(s, r), 0, "%s", r.err.c_str());
+    cr_assert_not_null(r.stats);
+    cr_expect_eq(r.stat("vhost.connections_failed"), 1);
+    cr_expect(contains(r.err, "SET_FEATURES: message incomplete after 0.2 s: 3 of 8 payload bytes came"),
+              "%s", r.err.c_str());
+}
+
+// Waits (bounded) until the server has read everything sent on fd: the bytes still
+// queued for the peer (SIOCOUTQ on a unix socket) drop to 0.
+void wait_read_by_server(int fd)
+{
+    const double until = now_s() + WAIT_S;
+    int queued = -1;
+    while (ioctl(fd, SIOCOUTQ, &queued) == 0 && queued > 0 && now_s() < until)
+        nap();
+    cr_assert_eq(queued, 0, "the server did not read what was sent");
+}
+
+// The same partial message with an hour to complete, read by the server: a signal (and
+// --duration-s) still stops the server at once, with stats.json written.
+void stop_during_partial_message(int sig, const std::vector<std::string> &extra)
+{
+    serve_proc s;
+    std::vector<std::string> args = {"--message-timeout-s", "3600"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    start(s, args);
+    int a = connect_wait(s);
+    expect_served(a); // the server is in the connection's loop
+    const uint32_t hdr[3] = {SET_FEATURES, 1, 8};
+    cr_assert_eq(send(a, hdr, 12, MSG_NOSIGNAL), 12);
+    cr_assert_eq(send(a, "\0\0\0", 3, MSG_NOSIGNAL), 3);
+    wait_read_by_server(a);
+    if (sig)
+        kill(s.pid, sig);
+    const int rc = wait_exit(s.pid);
+    cr_assert_eq(rc, 0, "serve did not stop (status %d):\n%s", rc, s.log().c_str());
+    json_error_t e;
+    json_t *stats = json_load_file((s.dir + "/stats.json").c_str(), 0, &e);
+    cr_assert_not_null(stats, "no stats.json:\n%s", s.log().c_str());
+    json_decref(stats);
+    close(a);
+}
+
+Test(serve, sigterm_during_partial_message) { stop_during_partial_message(SIGTERM, {}); }
+Test(serve, sigint_during_partial_message) { stop_during_partial_message(SIGINT, {}); }
+Test(serve, duration_during_partial_message)
+{
+    stop_during_partial_message(0, {"--duration-s", "0.5"});
+}
+
+// A second server on a live socket is refused (exit 2, the path named) and the first
+// keeps serving; a stale socket (its server killed) is replaced.
+Test(serve, live_socket_is_not_taken_over)
+{
+    serve_proc s;
+    start(s);
+    close(connect_wait(s));
+    std::string log;
+    const int rc = serve_once({"--vhost-user", s.sock, "--out", s.dir + "/second"}, log);
+    cr_assert_eq(rc, 2, "second server: status %d\n%s", rc, log.c_str());
+    cr_expect(contains(log, s.sock) && contains(log, "a server is already listening"), "%s",
+              log.c_str());
+    cr_expect_eq(count_lines_with(log, "\n"), 1, "%s", log.c_str());
+    int a = connect_wait(s);
+    expect_served(a);
+    close(a);
+    kill(s.pid, SIGKILL); // leaves its socket file behind
+    wait_exit(s.pid);
+    struct stat st;
+    cr_assert_eq(lstat(s.sock.c_str(), &st), 0);
+    serve_proc t;
+    t.dir = s.dir;
+    t.sock = s.sock;
+    t.pid = spawn(t.dir, {"--vhost-user", t.sock, "--out", t.dir, "--duration-s", "60"});
+    int b = connect_wait(t);
+    expect_served(b);
+    close(b);
+    run_out r;
+    cr_expect_eq(stop(t, r), 0, "%s", r.err.c_str());
+}
+
+// The socket's mode is 0600 whatever the umask, or what --socket-mode says.
+static void expect_socket_mode(const std::vector<std::string> &extra, unsigned want)
+{
+    const mode_t old = umask(0);
+    serve_proc s;
+    start(s, extra);
+    umask(old);
+    close(connect_wait(s));
+    struct stat st;
+    cr_assert_eq(lstat(s.sock.c_str(), &st), 0);
+    cr_expect_eq(st.st_mode & 07777, want, "mode %o, expected %o", st.st_mode & 07777, want);
+    run_out r;
+    cr_expect_eq(stop(s, r), 0, "%s", r.err.c_str());
+}
+
+Test(serve, socket_mode_default_0600) { expect_socket_mode({}, 0600); }
+Test(serve, socket_mode_option) { expect_socket_mode({"--socket-mode", "0660"}, 0660); }
+
+// Values refused before anything runs: exit 2, one line naming the option or the path.
+static void expect_refused(const std::vector<std::string> &args, const std::string &named)
+{
+    std::string log;
+    const int rc = serve_once(args, log);
+    std::string all;
+    for (const auto &a : args)
+        all += a + " ";
+    cr_expect_eq(rc, 2, "serve %s: status %d\n%s", all.c_str(), rc, log.c_str());
+    cr_expect_eq(count_lines_with(log, "\n"), 1, "serve %s: not one line:\n%s", all.c_str(),
+                 log.c_str());
+    cr_expect(contains(log, named), "serve %s: '%s' not named:\n%s", all.c_str(), named.c_str(),
+              log.c_str());
+}
+
+Test(serve, bad_values_refused)
+{
+    const std::string dir = temp_dir(), sock = dir + "/sock";
+    for (const char *v : {"inf", "1e300", "9.3e9", "nan", "-1", "0", "1e-400", "5x", ""})
+        expect_refused({"--vhost-user", sock, "--out", dir, "--duration-s", v}, "--duration-s");
+    for (const char *v : {"0", "-1", "inf", "nan", "3601"})
+        expect_refused({"--vhost-user", sock, "--out", dir, "--message-timeout-s", v},
+                       "--message-timeout-s");
+    for (const char *v : {"0400", "0500", "1777", "0x1ff", "9", "-0600", ""})
+        expect_refused({"--vhost-user", sock, "--out", dir, "--socket-mode", v}, "--socket-mode");
+}
+
+Test(serve, bad_socket_paths_refused)
+{
+    const std::string dir = temp_dir();
+    const std::string too_long = dir + "/" + std::string(120, 's');
+    expect_refused({"--vhost-user", too_long, "--out", dir}, too_long);
+    const std::string file = dir + "/file";
+    std::fclose(std::fopen(file.c_str(), "w"));
+    expect_refused({"--vhost-user", file, "--out", dir}, file);
+    const std::string missing = dir + "/missing/sock";
+    expect_refused({"--vhost-user", missing, "--out", dir}, missing);
+}
