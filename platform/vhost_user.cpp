@@ -24,7 +24,6 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
-#include <csetjmp>
 #include <csignal>
 #include <cstddef>
 #include <cstdarg>
@@ -162,7 +161,7 @@ struct serve_counters {
     uint64_t dma_reads[VS_DMA_KIND_COUNT] = {}, dma_writes[VS_DMA_KIND_COUNT] = {};
     uint64_t dma_read_bytes = 0, dma_write_bytes = 0, dma_errors = 0;
     uint64_t rings_broken = 0;
-    uint64_t memory_faults = 0;              // guest-memory accesses that raised SIGBUS
+    uint64_t memory_faults = 0;              // accesses refused after a SIGBUS (shrunk memory)
     struct vq_stats ring[2] = {};            // receive rings (0), transmit rings (1), summed
     uint64_t pair_tx_frames[PAIRS_MAX] = {}; // frames transmitted on each pair's ring
     double busy_s = 0; // wall-clock time from the first to the last frame of each connection
@@ -195,31 +194,51 @@ void add_ring_stats(struct vq_stats &to, const struct vq_stats &s)
 // A region is the front end's file mapped MAP_SHARED. A front end that truncates the file
 // afterwards (possible unless the file carries F_SEAL_SHRINK) turns every access to the
 // pages past the new end into SIGBUS, which would kill the server. DPDK's --no-huge memfd
-// cannot be sealed, so unsealed regions are accepted by default and the fault is caught
-// instead: every guest-memory copy (mem_read, mem_write below, the only code that touches
-// the mappings) runs inside touch_guest(), which sets a jump point with sigsetjmp and
-// publishes it in t_guest_jmp for the copy's duration only. The SIGBUS handler jumps back
-// there, so the copy reports a failed access like any out-of-range one; the connection
-// is then closed (server::check_memory) and the server goes on. Why this is sound:
-// - the jump leaves only the copy (memcpy or volatile loads and stores, which take no
-//   lock and own no resource), never the ring kernels: they see an access error, as for
-//   an address outside the regions, and keep their state consistent;
-// - the handler is installed with SA_NODEFER, so SIGBUS is not left blocked after the
-//   jump (sigsetjmp without the signal mask avoids a system call per access);
-// - a SIGBUS while no copy is under way is not ours: the previous disposition is put
-//   back and the fault, re-executed on return, is handled (or kills) as before.
-thread_local sigjmp_buf *volatile t_guest_jmp = nullptr;
+// cannot be sealed, so unsealed regions are accepted by default and the fault is
+// survived instead, without a jump and without a cost per access beyond one flag test:
+// - every mapping of guest memory is listed in t_maps (this thread's; the handler runs
+//   on the thread that faulted);
+// - the SIGBUS handler, for a fault inside a listed mapping, maps anonymous memory over
+//   that whole mapping (MAP_FIXED: the same addresses, now private zero pages), sets
+//   t_guest_faulted and returns; the faulting load or store runs again and completes on
+//   the new pages. Nothing is interrupted halfway, no lock is held, no stack unwound:
+//   the copy just saw zeros (or wrote to memory nobody reads), which is what a driver
+//   writing zeros would show, and everything read from guest memory is checked as
+//   hostile input anyway;
+// - mem_read and mem_write test t_guest_faulted after each copy and report the access
+//   as failed (as one outside every region), so the ring stops at once, and the server
+//   closes the connection when the kernel call returns (server::check_memory) and goes
+//   on serving;
+// - a SIGBUS outside the listed mappings (or sent with kill) is not ours: the previous
+//   disposition is put back and the signal handled (or fatal) as before.
+// mmap is a plain system call here, safe in a handler although POSIX does not list it.
+struct guest_map {
+    uintptr_t lo, hi;
+};
+constexpr unsigned MAPS_MAX = 8; // VU_MAX_REGIONS
+thread_local guest_map t_maps[MAPS_MAX];
+thread_local volatile std::sig_atomic_t t_nmaps = 0;
+thread_local volatile std::sig_atomic_t t_guest_faulted = 0;
 struct sigaction g_prev_sigbus;
 
 void on_sigbus(int sig, siginfo_t *info, void *)
 {
-    sigjmp_buf *j = t_guest_jmp;
-    if (j) {
-        t_guest_jmp = nullptr;
-        siglongjmp(*j, 1);
+    const uintptr_t a = reinterpret_cast<uintptr_t>(info->si_addr);
+    if (info->si_code > 0) { // a fault, not a signal sent by a process
+        for (int k = 0; k < t_nmaps; k++) {
+            const guest_map &m = t_maps[k];
+            if (a < m.lo || a >= m.hi)
+                continue;
+            void *p = mmap(reinterpret_cast<void *>(m.lo), m.hi - m.lo, PROT_READ | PROT_WRITE,
+                           MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+            if (p == MAP_FAILED)
+                break;
+            t_guest_faulted = 1;
+            return;
+        }
     }
     sigaction(SIGBUS, &g_prev_sigbus, nullptr);
-    if (info->si_code <= 0) // sent by a process (kill), not a fault: deliver it again
+    if (info->si_code <= 0)
         raise(sig);
 }
 
@@ -231,24 +250,10 @@ void install_sigbus_handler()
     struct sigaction sa;
     std::memset(&sa, 0, sizeof sa);
     sa.sa_sigaction = on_sigbus;
-    sa.sa_flags = SA_SIGINFO | SA_NODEFER;
+    sa.sa_flags = SA_SIGINFO;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGBUS, &sa, &g_prev_sigbus);
     installed = true;
-}
-
-// Runs copy() (a copy to or from guest memory); false if it faulted with SIGBUS.
-template <class F> bool touch_guest(F &&copy)
-{
-    sigjmp_buf jb;
-    if (sigsetjmp(jb, 0) != 0)
-        return false; // the handler cleared t_guest_jmp
-    t_guest_jmp = &jb;
-    std::atomic_signal_fence(std::memory_order_seq_cst);
-    copy();
-    std::atomic_signal_fence(std::memory_order_seq_cst);
-    t_guest_jmp = nullptr;
-    return true;
 }
 
 // ---- Guest memory: the front end's regions ----
@@ -262,7 +267,7 @@ struct region {
 
 struct guest_mem {
     std::vector<region> regions;
-    bool faulted = false;    // an access raised SIGBUS: the front end shrank a region
+    bool faulted = false;    // an access met t_guest_faulted: the front end shrank a region
     uint64_t fault_addr = 0; // the first such access (guest physical)
     serve_counters *ctr = nullptr;
     link_charge *clock = nullptr; // the simulated platform's time for each access
@@ -286,8 +291,20 @@ struct guest_mem {
             }
         return false;
     }
+    // Lists a new mapping for the SIGBUS handler.
+    void add(const region &g)
+    {
+        regions.push_back(g);
+        const uintptr_t lo = reinterpret_cast<uintptr_t>(g.map);
+        t_maps[t_nmaps] = {lo, lo + g.map_len};
+        std::atomic_signal_fence(std::memory_order_seq_cst);
+        t_nmaps = t_nmaps + 1;
+    }
     void unmap()
     {
+        t_nmaps = 0;
+        std::atomic_signal_fence(std::memory_order_seq_cst);
+        t_guest_faulted = 0;
         for (region &r : regions)
             if (r.map)
                 munmap(r.map, r.map_len);
@@ -336,8 +353,9 @@ void copy_in(void *dst, const uint8_t *src, uint32_t len, bool descending)
     std::atomic_thread_fence(std::memory_order_acquire);
 }
 
-// An access that faulted (see touch_guest): refused like an address outside the regions;
-// the server closes the connection once the kernel call returns.
+// An access during or after a fault of shrunk memory (see on_sigbus): refused like an
+// address outside the regions; the server closes the connection once the kernel call
+// returns.
 enum vs_dma_status mem_fault(guest_mem *m, uint64_t addr)
 {
     if (!m->faulted)
@@ -355,7 +373,8 @@ enum vs_dma_status mem_read(void *ctx, uint64_t addr, void *dst, uint32_t len, e
         m->ctr->dma_errors++;
         return VS_DMA_OUT_OF_RANGE;
     }
-    if (!touch_guest([&] { copy_in(dst, p, len, kind == VS_DMA_DESC_READ); }))
+    copy_in(dst, p, len, kind == VS_DMA_DESC_READ);
+    if (t_guest_faulted)
         return mem_fault(m, addr);
     m->clock->read(addr, len);
     m->ctr->dma_reads[kind]++;
@@ -376,26 +395,24 @@ enum vs_dma_status mem_write(void *ctx, uint64_t addr, const void *src, uint32_t
     // keeps stores in order; the fence keeps the compiler from moving them.
     std::atomic_thread_fence(std::memory_order_release);
     const uintptr_t at = reinterpret_cast<uintptr_t>(p);
-    const bool ok = touch_guest([&] {
-        if (len == 2 && at % 2 == 0) { // used->idx, a packed descriptor's flags: one store
-            uint16_t v;
-            std::memcpy(&v, src, 2);
-            *reinterpret_cast<volatile uint16_t *>(p) = v;
-        } else if (len == 4 && at % 4 == 0) {
-            uint32_t v;
-            std::memcpy(&v, src, 4);
-            *reinterpret_cast<volatile uint32_t *>(p) = v;
-        } else if (len == 8 && at % 8 == 0) {
-            // A packed used descriptor's len, id and flags written together (pvq_flush):
-            // one store, so the driver never sees the flags without the len and id.
-            uint64_t v;
-            std::memcpy(&v, src, 8);
-            *reinterpret_cast<volatile uint64_t *>(p) = v;
-        } else {
-            std::memcpy(p, src, len);
-        }
-    });
-    if (!ok)
+    if (len == 2 && at % 2 == 0) { // used->idx, a packed descriptor's flags: one store
+        uint16_t v;
+        std::memcpy(&v, src, 2);
+        *reinterpret_cast<volatile uint16_t *>(p) = v;
+    } else if (len == 4 && at % 4 == 0) {
+        uint32_t v;
+        std::memcpy(&v, src, 4);
+        *reinterpret_cast<volatile uint32_t *>(p) = v;
+    } else if (len == 8 && at % 8 == 0) {
+        // A packed used descriptor's len, id and flags written together (pvq_flush):
+        // one store, so the driver never sees the flags without the len and id.
+        uint64_t v;
+        std::memcpy(&v, src, 8);
+        *reinterpret_cast<volatile uint64_t *>(p) = v;
+    } else {
+        std::memcpy(p, src, len);
+    }
+    if (t_guest_faulted)
         return mem_fault(m, addr);
     std::atomic_signal_fence(std::memory_order_seq_cst);
     m->clock->write(addr, len);
@@ -1078,7 +1095,7 @@ bool server::receive()
     return handle_message(fds, nfds);
 }
 
-// A guest-memory access faulted (touch_guest): the front end shrank a region. The
+// A guest-memory access faulted (on_sigbus): the front end shrank a region. The
 // connection is closed with one log line; the server keeps serving.
 bool server::check_memory()
 {
@@ -1247,7 +1264,7 @@ bool server::handle_message(int *fds, unsigned nfds)
             // Whether the front end can still shrink the file (and fault the mapping
             // afterwards): not if it is sealed against shrinking (memfd with seals, as
             // QEMU's memory-backend-memfd makes by default). Unsealed regions are refused
-            // with --require-sealed-memory; otherwise a shrink is caught (touch_guest).
+            // with --require-sealed-memory; otherwise a shrink is survived (on_sigbus).
             const int seals = fcntl(fds[k], F_GET_SEALS);
             const bool sealed = seals >= 0 && (seals & F_SEAL_SHRINK);
             if (opt_.require_sealed_memory && !sealed)
@@ -1260,7 +1277,7 @@ bool server::handle_message(int *fds, unsigned nfds)
                             (unsigned long long)g.map_len, std::strerror(errno));
             g.map = m;
             g.host = static_cast<uint8_t *>(m) + off;
-            conn_.mem.regions.push_back(g);
+            conn_.mem.add(g);
             logf("region %u: guest 0x%llx, front end 0x%llx, %llu bytes%s", k,
                  (unsigned long long)g.gpa, (unsigned long long)g.uaddr, (unsigned long long)g.size,
                  sealed ? ", sealed against shrinking" : "");
@@ -1449,7 +1466,7 @@ bool server::write_stats(std::string &err)
     st.add_u64("vhost.rings_broken", "count", "rings stopped for driver input the device refused",
                ctr_.rings_broken);
     st.add_u64("vhost.memory_faults", "count",
-               "guest-memory accesses that faulted because the front end shrank a region's file "
+               "guest-memory accesses refused because the front end shrank a region's file "
                "(SIGBUS caught; the connection was closed)",
                ctr_.memory_faults);
     st.add_u64("net.tx.frames", "count", "frames transmitted by the front end", ctr_.tx_frames);

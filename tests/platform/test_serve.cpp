@@ -234,7 +234,7 @@ void expect_served(int fd)
     struct pollfd p = {fd, POLLIN, 0};
     cr_assert_eq(poll(&p, 1, WAIT_S * 1000), 1, "no reply to GET_FEATURES");
     uint8_t reply[20];
-    cr_assert_eq(recv(fd, reply, sizeof reply, MSG_WAITALL), 20);
+    cr_assert_eq(recv(fd, reply, sizeof reply, MSG_WAITALL), 20, "no reply to GET_FEATURES: the connection was closed");
     uint32_t hdr[3];
     std::memcpy(hdr, reply, 12);
     cr_assert_eq(hdr[0], GET_FEATURES);
