@@ -24,12 +24,11 @@
 #include <cstring>
 #include <vector>
 
-#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "config.h"
+#include "fuzz_vhost.h"
 #include "vhost_user.h"
 
 namespace {
@@ -37,35 +36,6 @@ namespace {
 constexpr size_t MEM_BYTES = 64 * 1024;
 constexpr size_t MEM_INIT_MAX = 16 * 1024;
 constexpr unsigned MESSAGES_MAX = 128;
-constexpr unsigned FDS_MAX = 8;
-
-uint32_t u32_at(const uint8_t *p)
-{
-    uint32_t v;
-    std::memcpy(&v, p, 4);
-    return v;
-}
-
-// Sends one message with fds; false when the socket would block (the input is cut there).
-bool send_message(int sock, const uint8_t *msg, size_t len, const std::vector<int> &fds)
-{
-    struct iovec iov = {const_cast<uint8_t *>(msg), len};
-    struct msghdr mh;
-    std::memset(&mh, 0, sizeof mh);
-    mh.msg_iov = &iov;
-    mh.msg_iovlen = 1;
-    alignas(struct cmsghdr) char cbuf[CMSG_SPACE(sizeof(int) * FDS_MAX)];
-    if (!fds.empty()) {
-        mh.msg_control = cbuf;
-        mh.msg_controllen = CMSG_SPACE(sizeof(int) * fds.size());
-        struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-        c->cmsg_level = SOL_SOCKET;
-        c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
-        std::memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
-    }
-    return sendmsg(sock, &mh, MSG_DONTWAIT | MSG_NOSIGNAL) == ssize_t(len);
-}
 
 } // namespace
 
@@ -73,11 +43,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 3)
         return 0;
-    vs_config cfg = config_defaults();
-    static const vdev_backend backends[] = {VDEV_BACKEND_LOOPBACK, VDEV_BACKEND_SINK,
-                                            VDEV_BACKEND_RESPONDER, VDEV_BACKEND_LOOPBACK};
-    cfg.dev.backend = backends[data[0] & 3];
-    cfg.plat.serve_queue_pairs = (data[0] & 4) ? 2 : 1;
+    const vs_config cfg = vhost_fuzz_config(data[0]);
     const size_t mem_init = std::min<size_t>({size_t(data[1] | data[2] << 8), MEM_INIT_MAX, size - 3});
     const uint8_t *p = data + 3 + mem_init;
     const uint8_t *const end = data + size;
@@ -91,19 +57,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     std::vector<int> owned; // eventfds the harness made (closed at the end)
     for (unsigned n = 0; n < MESSAGES_MAX && end - p >= 12; n++) {
-        const uint32_t request = u32_at(p), payload = u32_at(p + 8);
-        const size_t len = 12 + std::min<size_t>(payload, size_t(end - p) - 12);
-        std::vector<int> fds;
-        if (request == 5 && len >= 16) { // SET_MEM_TABLE: one fd per region
-            fds.assign(std::min<uint32_t>(u32_at(p + 12), FDS_MAX), mem);
-        } else if (request >= 12 && request <= 14 && len >= 20 && !(u32_at(p + 12) & 0x100)) {
-            int e = eventfd(request == 12 ? 1 : 0, EFD_CLOEXEC | EFD_NONBLOCK);
-            if (e < 0)
-                __builtin_trap();
-            owned.push_back(e);
-            fds.push_back(e);
-        }
-        if (!send_message(sv[0], p, len, fds))
+        const size_t len = 12 + std::min<size_t>(vhost_fuzz_u32(p + 8), size_t(end - p) - 12);
+        // Cut where the socket would block.
+        if (vhost_sendmsg(sv[0], p, len, vhost_fuzz_fds(p, len, mem, owned), MSG_DONTWAIT) != ssize_t(len))
             break;
         p += len;
     }

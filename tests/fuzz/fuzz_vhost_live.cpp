@@ -36,12 +36,11 @@
 
 #include <fcntl.h>
 #include <poll.h>
-#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "config.h"
+#include "fuzz_vhost.h"
 #include "vhost_user.h"
 
 namespace {
@@ -49,40 +48,16 @@ namespace {
 constexpr size_t MEM_BYTES = 64 * 1024;
 constexpr size_t MEM_INIT_MAX = 16 * 1024;
 constexpr unsigned MESSAGES_MAX = 128;
-constexpr unsigned FDS_MAX = 8;
 constexpr uint32_t HARNESS_SHRINK = 0xffffff01, HARNESS_SYNC = 0xffffff02, HARNESS_KICK = 0xffffff03;
 constexpr uint32_t GET_QUEUE_NUM = 17;
 constexpr int WAIT_MS = 2000; // a live server answers far sooner; a dead one closed the socket
-
-uint32_t u32_at(const uint8_t *p)
-{
-    uint32_t v;
-    std::memcpy(&v, p, 4);
-    return v;
-}
 
 // Sends one message with fds, waiting (bounded) for room; false if the server is gone.
 bool send_message(int sock, const uint8_t *msg, size_t len, const std::vector<int> &fds)
 {
     struct pollfd p = {sock, POLLOUT, 0};
-    if (poll(&p, 1, WAIT_MS) != 1 || !(p.revents & POLLOUT))
-        return false;
-    struct iovec iov = {const_cast<uint8_t *>(msg), len};
-    struct msghdr mh;
-    std::memset(&mh, 0, sizeof mh);
-    mh.msg_iov = &iov;
-    mh.msg_iovlen = 1;
-    alignas(struct cmsghdr) char cbuf[CMSG_SPACE(sizeof(int) * FDS_MAX)];
-    if (!fds.empty()) {
-        mh.msg_control = cbuf;
-        mh.msg_controllen = CMSG_SPACE(sizeof(int) * fds.size());
-        struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-        c->cmsg_level = SOL_SOCKET;
-        c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
-        std::memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
-    }
-    return sendmsg(sock, &mh, MSG_DONTWAIT | MSG_NOSIGNAL) == ssize_t(len);
+    return poll(&p, 1, WAIT_MS) == 1 && (p.revents & POLLOUT) &&
+           vhost_sendmsg(sock, msg, len, fds, MSG_DONTWAIT) == ssize_t(len);
 }
 
 // Reads len bytes, waiting (bounded); false at the end of the stream or the bound.
@@ -125,11 +100,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 3)
         return 0;
-    vs_config cfg = config_defaults();
-    static const vdev_backend backends[] = {VDEV_BACKEND_LOOPBACK, VDEV_BACKEND_SINK,
-                                            VDEV_BACKEND_RESPONDER, VDEV_BACKEND_LOOPBACK};
-    cfg.dev.backend = backends[data[0] & 3];
-    cfg.plat.serve_queue_pairs = (data[0] & 4) ? 2 : 1;
+    const vs_config cfg = vhost_fuzz_config(data[0]);
     serve_options opt;
     opt.message_timeout_s = 0.02;
     opt.require_sealed_memory = data[0] & 8;
@@ -152,7 +123,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     std::map<unsigned, int> kick_of;   // ring -> its last kick eventfd
     bool cut = false;                  // the last message sent was cut short
     for (unsigned n = 0; n < MESSAGES_MAX && end - p >= 12; n++) {
-        const uint32_t request = u32_at(p), payload = u32_at(p + 8);
+        const uint32_t request = vhost_fuzz_u32(p), payload = vhost_fuzz_u32(p + 8);
         if (request == HARNESS_SHRINK || request == HARNESS_SYNC) {
             p += 12;
             if (!sync_with_server(sv[0]))
@@ -174,18 +145,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             continue;
         }
         const size_t len = 12 + std::min<size_t>(payload, size_t(end - p) - 12);
-        std::vector<int> fds;
-        if (request == 5 && len >= 16) { // SET_MEM_TABLE: one fd per region
-            fds.assign(std::min<uint32_t>(u32_at(p + 12), FDS_MAX), mem);
-        } else if (request >= 12 && request <= 14 && len >= 20 && !(u32_at(p + 12) & 0x100)) {
-            int e = eventfd(request == 12 ? 1 : 0, EFD_CLOEXEC | EFD_NONBLOCK);
-            if (e < 0)
-                __builtin_trap();
-            owned.push_back(e);
-            fds.push_back(e);
-            if (request == 12)
-                kick_of[u32_at(p + 12) & 0xff] = e;
-        }
+        const std::vector<int> fds = vhost_fuzz_fds(p, len, mem, owned);
+        if (request == 12 && !fds.empty())
+            kick_of[vhost_fuzz_u32(p + 12) & 0xff] = fds[0];
         if (!send_message(sv[0], p, len, fds))
             break;
         cut = len < 12 + size_t(payload);

@@ -30,6 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/vhost_msg.h"
 #include "common/viosim_run.hpp"
 
 namespace {
@@ -186,23 +187,8 @@ void send_msg(int fd, uint32_t req, const void *payload, uint32_t size, const st
     std::memcpy(buf.data(), hdr, 12);
     if (size)
         std::memcpy(buf.data() + 12, payload, size);
-    struct iovec iov = {buf.data(), buf.size()};
-    struct msghdr mh;
-    std::memset(&mh, 0, sizeof mh);
-    mh.msg_iov = &iov;
-    mh.msg_iovlen = 1;
-    alignas(struct cmsghdr) char cbuf[CMSG_SPACE(sizeof(int) * 8)];
-    if (!fds.empty()) {
-        mh.msg_control = cbuf;
-        mh.msg_controllen = CMSG_SPACE(sizeof(int) * fds.size());
-        struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-        c->cmsg_level = SOL_SOCKET;
-        c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
-        std::memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
-    }
-    cr_assert_eq(sendmsg(fd, &mh, MSG_NOSIGNAL), ssize_t(buf.size()), "sendmsg: %s",
-                 std::strerror(errno));
+    cr_assert_eq(vhost_sendmsg(fd, buf.data(), buf.size(), fds, 0), ssize_t(buf.size()),
+                 "sendmsg: %s", std::strerror(errno));
 }
 
 void send_u64(int fd, uint32_t req, uint64_t v, const std::vector<int> &fds = {})
