@@ -215,7 +215,7 @@ void add_ring_stats(struct vq_stats &to, const struct vq_stats &s)
 struct guest_map {
     uintptr_t lo, hi;
 };
-constexpr unsigned MAPS_MAX = 8; // VU_MAX_REGIONS
+constexpr unsigned MAPS_MAX = VU_MAX_REGIONS;
 thread_local guest_map t_maps[MAPS_MAX];
 thread_local volatile std::sig_atomic_t t_nmaps = 0;
 thread_local volatile std::sig_atomic_t t_guest_faulted = 0;
@@ -295,6 +295,8 @@ struct guest_mem {
     void add(const region &g)
     {
         regions.push_back(g);
+        if (t_nmaps >= int(MAPS_MAX)) // SET_MEM_TABLE takes at most 8 regions
+            return;
         const uintptr_t lo = reinterpret_cast<uintptr_t>(g.map);
         t_maps[t_nmaps] = {lo, lo + g.map_len};
         std::atomic_signal_fence(std::memory_order_seq_cst);
@@ -614,7 +616,8 @@ bool server::listen_socket(std::string &err)
         // Another server may be listening there: replacing its socket would leave it
         // running but unreachable. Only a stale socket (nobody listens: ECONNREFUSED) is
         // removed. The probe does not block: a server whose backlog is full (EAGAIN) is
-        // alive too.
+        // alive too. (It protects a running server; two servers started at the same
+        // instant can still race between the probe and bind.)
         int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (probe < 0) {
             err = std::string("socket: ") + std::strerror(errno);
