@@ -1626,7 +1626,7 @@ int server::run()
 {
     std::string err;
     if (!listen_socket(err)) {
-        logf("error: %s", err.c_str());
+        logf("error: %s", config_escaped(err).c_str()); // one line whatever the path holds
         if (listen_fd_ >= 0)
             close(listen_fd_);
         return SERVE_EXIT_PATH;
@@ -1638,7 +1638,7 @@ int server::run()
         std::snprintf(peer, sizeof peer, " for %u.%u.%u.%u at %02x:%02x:%02x:%02x:%02x:%02x", ip[0],
                       ip[1], ip[2], ip[3], mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]);
     logf("listening on %s (features offered 0x%llx, %u queue pair%s, backend %s%s)",
-         opt_.socket_path.c_str(), (unsigned long long)offered_, pairs_, pairs_ > 1 ? "s" : "",
+         config_escaped(opt_.socket_path).c_str(), (unsigned long long)offered_, pairs_, pairs_ > 1 ? "s" : "",
          backend_names[cfg_.dev.backend], peer);
     std::fflush(stderr);
     const auto deadline = start_ + std::chrono::duration_cast<std::chrono::steady_clock::duration>(

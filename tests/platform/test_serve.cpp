@@ -499,4 +499,6 @@ Test(serve, bad_socket_paths_refused)
     expect_refused({"--vhost-user", file, "--out", dir}, file);
     const std::string missing = dir + "/missing/sock";
     expect_refused({"--vhost-user", missing, "--out", dir}, missing);
+    // A path holding a newline is still one line (escaped).
+    expect_refused({"--vhost-user", dir + "/missing\n/sock", "--out", dir}, "missing\\n/sock");
 }
