@@ -20,6 +20,7 @@
 
 #include "cli.h"
 #include "config.h"
+#include "provenance.h"
 #include "stats.h"
 #include "sweep.h"
 #include "top.h"
@@ -49,7 +50,7 @@ const char USAGE[] =
     "                    [--require-sealed-memory]\n"
     "       viosim params [--markdown | --json]\n"
     "       viosim help | --help\n"
-    "       viosim --version\n";
+    "       viosim version | --version\n";
 
 const char HELP[] =
     "\n"
@@ -387,7 +388,9 @@ int cmd_run(int argc, char **argv)
     json_object_set_new(result, "reason", json_string(reason.c_str()));
     json_object_set_new(result, "conformance", violations_json(r));
     std::string path = (std::filesystem::path(args.out_dir) / "stats.json").string(), write_err;
-    bool written = stats_write_json(path, config, result, r.stats, write_err);
+    json_t *provenance = provenance_json(cfg);
+    bool written = stats_write_json(path, provenance, config, result, r.stats, write_err);
+    json_decref(provenance);
     json_decref(config);
     json_decref(result);
 
@@ -495,7 +498,9 @@ int main(int argc, char **argv)
         return 0;
     }
     if (cmd == "--version" || cmd == "version") {
-        std::printf("viosim %s\n", VIOSIM_VERSION);
+        // The version, then what it is made of: the commit and the state of the tree.
+        std::printf("viosim %s\ncommit %s\ntree %s\n", viosim_build_version, viosim_git_commit,
+                    viosim_git_tree);
         return 0;
     }
     return usage_error("unknown command '" + cmd + "' (see 'viosim --help')");

@@ -127,11 +127,12 @@ std::string stats_json_text(const json_t *doc)
     return s + "\n";
 }
 
-bool stats_write_json(const std::string &path, json_t *config, json_t *result,
-                      const stats_table &stats, std::string &err)
+bool stats_write_json(const std::string &path, json_t *provenance, json_t *config,
+                      json_t *result, const stats_table &stats, std::string &err)
 {
     json_t *doc = json_object();
     json_object_set_new(doc, "viosim_version", json_string(VIOSIM_VERSION));
+    json_object_set_new(doc, "provenance", provenance ? json_incref(provenance) : json_object());
     json_object_set_new(doc, "config", config ? json_incref(config) : json_object());
     json_object_set_new(doc, "result", result ? json_incref(result) : json_object());
     json_object_set_new(doc, "stats", stats_to_json(stats));

@@ -87,12 +87,13 @@ json_t *stats_to_json(const stats_table &stats);
 // Identical documents give identical bytes.
 std::string stats_json_text(const json_t *doc);
 
-// Writes path as {"viosim_version": VIOSIM_VERSION, "config": config, "result": result,
-// "stats": stats_to_json(stats)}. config and result are borrowed (NULL: {}). Written to
+// Writes path as {"viosim_version": VIOSIM_VERSION, "provenance": provenance, "config":
+// config, "result": result, "stats": stats_to_json(stats)}. provenance (provenance.h: which
+// build, which configuration), config and result are borrowed (NULL: {}). Written to
 // path.tmp and renamed, so path is either the old file or the complete new one.
 // False and a one-line err (naming the file) on failure.
-bool stats_write_json(const std::string &path, json_t *config, json_t *result,
-                      const stats_table &stats, std::string &err);
+bool stats_write_json(const std::string &path, json_t *provenance, json_t *config,
+                      json_t *result, const stats_table &stats, std::string &err);
 
 // Prints rows as two aligned columns (label, value), e.g. a run's summary.
 void stats_print_pairs(FILE *out, const std::vector<std::pair<std::string, std::string>> &rows);

@@ -16,6 +16,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <set>
 #include <sstream>
 #include <string>
@@ -30,6 +31,7 @@
 
 #include "cli.h"
 #include "config.h"
+#include "provenance.h"
 #include "stats.h"
 
 namespace fs = std::filesystem;
@@ -42,7 +44,7 @@ constexpr size_t MAX_RANGE_VALUES = 100000;
 constexpr size_t MAX_POINTS = 1000000;
 
 const char USAGE[] =
-    "usage: viosim sweep STUDY [--jobs N] [--out DIR] [--emit slurm|parallel] [--merge]\n";
+    "usage: viosim sweep STUDY [--jobs N] [--out DIR] [--force] [--emit slurm|parallel] [--merge]\n";
 
 const char HELP[] =
     "\n"
@@ -50,8 +52,9 @@ const char HELP[] =
     "and writes DIR/results.csv (one row per point), DIR/study.json, DIR/study-file.json\n"
     "(the study file as given) and DIR/command.txt.\n"
     "Points already done with the same settings are skipped (resumable), unless their\n"
-    "stats.json changed since their run wrote it (a checksum in point.json). See\n"
-    "docs/sweeps.md.\n"
+    "stats.json changed since their run wrote it (a checksum in point.json), or their run\n"
+    "was by another viosim version or of another resolved configuration (the provenance\n"
+    "in point.json). See docs/sweeps.md.\n"
     "\n"
     "  STUDY            JSON: {\"base\": FILE or {...}, \"grid\": {\"key\": [v, ...] or\n"
     "                   {\"from\": a, \"to\": b, \"step\": s}}, \"zip\": [[\"k1\", \"k2\"]],\n"
@@ -60,6 +63,7 @@ const char HELP[] =
     "                   scripts/report)\n"
     "  --jobs N         points run at once (default: the number of CPUs)\n"
     "  --out DIR        output directory (default: out/<study name>)\n"
+    "  --force          run every point again, done or not (with --emit: emit them all)\n"
     "  --emit slurm     write DIR/sweep.slurm (a job array) and DIR/merge.sh; run nothing\n"
     "  --emit parallel  write DIR/jobs.txt (for GNU parallel) and DIR/merge.sh; run nothing\n"
     "  --merge          build DIR/results.csv from the point directories; run nothing\n"
@@ -99,6 +103,7 @@ struct study {
     std::vector<std::string> metrics;
     json_t *report = nullptr; // owned: the "report" section (scripts/report), or null
     std::vector<std::vector<assignment>> points;   // per point, in key order
+    std::vector<std::string> point_hashes;         // per point, its config_hash
 
     study() = default;
     study(const study &) = delete;
@@ -618,6 +623,7 @@ void load_study(study &s, const std::string &path)
             throw study_error{where + "point " + std::to_string(p) + " (" + point_label(point) +
                               "): " + err.message};
         s.points.push_back(point);
+        s.point_hashes.push_back(config_hash(cfg));
     }
 }
 
@@ -630,8 +636,11 @@ struct sweep_dirs {
 };
 
 // DIR/points/<i>/point.json: what the point is, so a rerun can tell it is the same, and
-// once its run has written stats.json, that file's checksum (stats_checksum).
-std::string point_json_text(const study &s, size_t i, const std::string &stats_checksum = "")
+// once its run has written stats.json, the provenance that file records (which viosim
+// ran it, the hash of its resolved configuration, its seed) and its checksum
+// (stats_checksum).
+std::string point_json_text(const study &s, size_t i, const json_t *provenance = nullptr,
+                            const std::string &stats_checksum = "")
 {
     json_t *doc = json_object();
     json_object_set_new(doc, "index", json_integer(static_cast<json_int_t>(i)));
@@ -640,6 +649,8 @@ std::string point_json_text(const study &s, size_t i, const std::string &stats_c
         json_object_set_new(set, a.first.c_str(), json_string(a.second.c_str()));
     json_object_set_new(doc, "set", set);
     json_object_set(doc, "base", s.base);
+    if (provenance)
+        json_object_set(doc, "provenance", const_cast<json_t *>(provenance));
     if (!stats_checksum.empty())
         json_object_set_new(doc, "stats_checksum", json_string(stats_checksum.c_str()));
     std::string text = stats_json_text(doc);
@@ -647,25 +658,16 @@ std::string point_json_text(const study &s, size_t i, const std::string &stats_c
     return text;
 }
 
-// A stored stats.json's checksum as point.json records it: 64-bit FNV-1a (Fowler, Noll,
-// Vo; offset basis 14695981039346656037, prime 2^40 + 2^8 + 0xb3) of its bytes. It
-// guards against a file edited, truncated or replaced after its run, not against malice.
-std::string stats_checksum(const std::string &bytes)
-{
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (const char ch : bytes) {
-        h ^= static_cast<unsigned char>(ch);
-        h *= 0x100000001b3ull;
-    }
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "fnv1a64:%016" PRIx64, h);
-    return buf;
-}
+struct json_deleter {
+    void operator()(json_t *j) const { json_decref(j); }
+};
+using json_ptr = std::unique_ptr<json_t, json_deleter>;
 
-// What point.json says: whether it is this point with these settings, and the checksum
-// it records for stats.json ("" if none).
+// What point.json says: whether it is this point with these settings, the provenance its
+// run recorded (null if none) and the checksum it records for stats.json ("" if none).
 struct point_record {
     bool same = false;
+    json_ptr provenance;
     std::string checksum;
 };
 
@@ -679,19 +681,28 @@ point_record read_point_record(const study &s, const sweep_dirs &d, size_t i)
         return r;
     if (const char *c = json_string_value(json_object_get(doc, "stats_checksum")))
         r.checksum = c;
+    if (json_t *p = json_object_get(doc, "provenance"))
+        r.provenance.reset(json_incref(p));
     json_decref(doc);
-    r.same = text == point_json_text(s, i, r.checksum);
+    r.same = text == point_json_text(s, i, r.provenance.get(), r.checksum);
     return r;
 }
 
-// Records the checksum of point i's stats.json, as its run left it, in its point.json.
-// Nothing to record if the run wrote no stats.json.
+// Records in point i's point.json the provenance its stats.json holds (so the record says
+// what the run itself reported, wherever it ran) and the file's checksum, as its run left
+// it. Nothing to record if the run wrote no stats.json.
 bool record_stats_checksum(const study &s, const sweep_dirs &d, size_t i, std::string &err)
 {
     const std::string path = d.point(i) + "/stats.json";
     if (access(path.c_str(), F_OK) != 0)
         return true;
-    return write_file(d.point(i) + "/point.json", point_json_text(s, i, stats_checksum(slurp(path))),
+    const std::string text = slurp(path);
+    json_error_t jerr;
+    json_ptr stats(json_loadb(text.data(), text.size(), 0, &jerr));
+    const json_t *provenance = json_object_get(stats.get(), "provenance");
+    return write_file(d.point(i) + "/point.json",
+                      point_json_text(s, i, json_is_object(provenance) ? provenance : nullptr,
+                                      fnv1a64_text(text)),
                       err);
 }
 
@@ -754,13 +765,42 @@ std::string shell_line(const std::vector<std::string> &args)
     return line;
 }
 
-// Why a stored stats.json is not trusted.
+// Why a stored stats.json is not trusted (it is not the file its run wrote) ...
 const char UNTRUSTED_CHANGED[] = "its stats.json changed after its run wrote it";
 const char UNTRUSTED_UNRECORDED[] = "no checksum of its stats.json was recorded";
+// ... or not current: the run it records is not the one this viosim would do.
+const char STALE_UNRECORDED[] = "its run recorded no viosim version or configuration hash";
+const char STALE_CONFIG[] = "its resolved configuration changed since its run (another config_hash)";
+const char STALE_VERSION[] = "it was run by another viosim version";
+const char STALE_UNKNOWN[] =
+    "this viosim was built outside a git checkout (version unknown), so it cannot tell its "
+    "code from the one that ran it";
+const char *const NOT_REUSED[] = {UNTRUSTED_CHANGED, UNTRUSTED_UNRECORDED, STALE_UNRECORDED,
+                                  STALE_CONFIG, STALE_VERSION, STALE_UNKNOWN};
+
+// Why point i's recorded run is not the one this viosim would do for it, or null: its
+// configuration hash differs from the point's, or its version from this build's. A build
+// of unknown version (no git) cannot show it is the same code, so it reuses nothing. A
+// dirty tree's version carries a fingerprint of its uncommitted changes: the same
+// changes are the same version, any other edit is another (docs/sweeps.md).
+const char *stale_reason(const study &s, size_t i, const json_t *provenance)
+{
+    const char *version = json_string_value(json_object_get(provenance, "version"));
+    const char *hash = json_string_value(json_object_get(provenance, "config_hash"));
+    if (!version || !hash)
+        return STALE_UNRECORDED;
+    if (s.point_hashes[i] != hash)
+        return STALE_CONFIG;
+    if (!viosim_version_known())
+        return STALE_UNKNOWN;
+    if (std::strcmp(version, viosim_build_version) != 0)
+        return STALE_VERSION;
+    return nullptr;
+}
 
 // A point's outcome as recorded in its directory: "ok", "failed", or "missing" (not run,
-// run with other settings, or a stats.json that is not the one its run wrote: then
-// `untrusted` says why).
+// run with other settings, a stats.json that is not the one its run wrote, or a run by
+// another viosim or of another resolved configuration: then `untrusted` says why).
 std::string recorded_status(const study &s, const sweep_dirs &d, size_t i, json_t **stats_out,
                             const char **untrusted)
 {
@@ -775,10 +815,14 @@ std::string recorded_status(const study &s, const sweep_dirs &d, size_t i, json_
     const std::string text = slurp(dir + "/stats.json");
     if (text.empty() && access((dir + "/stats.json").c_str(), F_OK) != 0)
         return "missing";
-    if (rec.checksum != stats_checksum(text)) {
+    // The checksum: FNV-1a 64 of the bytes; it guards against a file edited, truncated or
+    // replaced after its run, not against malice.
+    if (rec.checksum != fnv1a64_text(text)) {
         *untrusted = rec.checksum.empty() ? UNTRUSTED_UNRECORDED : UNTRUSTED_CHANGED;
         return "missing";
     }
+    if ((*untrusted = stale_reason(s, i, rec.provenance.get())))
+        return "missing";
     json_error_t jerr;
     json_t *stats = json_loadb(text.data(), text.size(), 0, &jerr);
     if (!stats)
@@ -806,7 +850,7 @@ std::string metric_text(const json_t *stats, const std::string &name, bool &foun
 struct result_row {
     std::string line; // empty: not made yet
     bool ok = false;
-    const char *untrusted = nullptr; // why its stored stats.json was not used, if so
+    const char *untrusted = nullptr; // why its stored stats.json was not used, if so (NOT_REUSED)
 };
 
 // Point i's row from what its directory records. `exit_status` ("ok" or "failed"), when
@@ -863,11 +907,11 @@ long write_results(const study &s, const sweep_dirs &d, std::vector<result_row> 
     return not_ok;
 }
 
-// One line per reason some points' stored stats.json were not trusted: how many, which,
-// and what happens to them (`consequence`).
+// One line per reason some points' stored stats.json were not used: how many, which, and
+// what happens to them (`consequence`).
 void report_untrusted(const std::vector<result_row> &rows, const char *consequence)
 {
-    for (const char *why : {UNTRUSTED_CHANGED, UNTRUSTED_UNRECORDED}) {
+    for (const char *why : NOT_REUSED) {
         size_t count = 0;
         std::string which;
         for (size_t i = 0; i < rows.size(); i++) {
@@ -983,7 +1027,7 @@ std::string self_exe()
 int sweep_main(int argc, char **argv, run_command run)
 {
     std::string study_path, out_dir, emit, jobs_text;
-    bool have_study = false, merge = false;
+    bool have_study = false, merge = false, force = false;
     for (int i = 2; i < argc; i++) {
         std::string value;
         bool missing = false;
@@ -1002,6 +1046,8 @@ int sweep_main(int argc, char **argv, run_command run)
             emit = value;
         } else if (std::strcmp(arg, "--merge") == 0) {
             merge = true;
+        } else if (std::strcmp(arg, "--force") == 0) {
+            force = true;
         } else if (std::strcmp(arg, "--help") == 0 || std::strcmp(arg, "-h") == 0) {
             std::fputs(USAGE, stdout);
             std::fputs(HELP, stdout);
@@ -1023,6 +1069,8 @@ int sweep_main(int argc, char **argv, run_command run)
     }
     if (merge && !emit.empty())
         return usage_error("--merge and --emit exclude each other");
+    if (merge && force)
+        return usage_error("--merge and --force exclude each other (--merge runs nothing)");
     long jobs = sysconf(_SC_NPROCESSORS_ONLN);
     if (!jobs_text.empty()) {
         char *end = nullptr;
@@ -1095,7 +1143,7 @@ int sweep_main(int argc, char **argv, run_command run)
         for (size_t i = 0; i < n; i++) {
             const std::string text = point_json_text(s, i), dir = d.point(i);
             fs::create_directories(dir, ec);
-            if (!read_point_record(s, d, i).same) {
+            if (force || !read_point_record(s, d, i).same) {
                 std::remove((dir + "/stats.json").c_str());
                 if (!write_file(dir + "/point.json", text, err))
                     return usage_error(err);
@@ -1149,6 +1197,10 @@ int sweep_main(int argc, char **argv, run_command run)
     std::vector<size_t> pending;
     size_t skipped = 0;
     for (size_t i = 0; i < n; i++) {
+        if (force) {
+            pending.push_back(i);
+            continue;
+        }
         result_row row = make_row(s, d, i, "", warned);
         if (row.ok) {
             rows[i] = row;
@@ -1167,6 +1219,8 @@ int sweep_main(int argc, char **argv, run_command run)
     prog.to_run = pending.size();
     if (skipped)
         std::fprintf(stderr, "viosim sweep: %zu points, skipped %zu already done\n", n, skipped);
+    if (force)
+        std::fprintf(stderr, "viosim sweep: --force: running all %zu points again\n", n);
 
     if (prog.tty && !pending.empty())
         prog.report("");

@@ -44,6 +44,7 @@
 #include <unistd.h>
 
 #include "link_charge.h"
+#include "provenance.h"
 #include "stats.h"
 
 extern "C" {
@@ -1612,7 +1613,9 @@ bool server::write_stats(std::string &err)
     json_object_set_new(result, "conformance", c);
     json_t *config = config_resolved_json(cfg_, false);
     std::string path = (std::filesystem::path(opt_.out_dir) / "stats.json").string();
-    bool ok = stats_write_json(path, config, result, st, err);
+    json_t *provenance = provenance_json(cfg_);
+    bool ok = stats_write_json(path, provenance, config, result, st, err);
+    json_decref(provenance);
     json_decref(config);
     json_decref(result);
     if (ok)

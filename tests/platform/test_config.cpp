@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "config.h"
+#include "provenance.h"
 #include "stats.h"
 
 namespace {
@@ -841,16 +842,20 @@ Test(stats, stats_json_is_deterministic_and_ordered)
     for (const std::string &p : {p1, p2}) {
         json_t *config = config_resolved_json(config_defaults(), false);
         json_t *result = json_pack("{s:b, s:s}", "completed", 1, "driver_result", "OK");
-        cr_assert(stats_write_json(p, config, result, sample_stats(), err), "%s", err.c_str());
+        json_t *provenance = provenance_json(config_defaults());
+        cr_assert(stats_write_json(p, provenance, config, result, sample_stats(), err), "%s",
+                  err.c_str());
+        json_decref(provenance);
         json_decref(config);
         json_decref(result);
     }
     std::string a = read_file(p1), b = read_file(p2);
     cr_expect(!a.empty() && a == b, "two writes differ");
     cr_expect_eq(a.back(), '\n');
-    size_t version = a.find("\"viosim_version\""), config = a.find("\"config\""),
-           result = a.find("\"result\""), stats = a.find("\"stats\"");
-    cr_expect(version < config && config < result && result < stats, "top-level key order");
+    size_t version = a.find("\"viosim_version\""), provenance = a.find("\"provenance\""),
+           config = a.find("\"config\""), result = a.find("\"result\""), stats = a.find("\"stats\"");
+    cr_expect(version < provenance && provenance < config && config < result && result < stats,
+              "top-level key order");
     size_t zeta = a.find("\"zeta.frames\""), alpha = a.find("\"alpha.throughput\"");
     cr_expect(zeta < alpha, "stats are not in registration order");
     cr_expect(a.find("\"pcie.gen\"") < a.find("\"sim.time_limit_ms\""), "config not in table order");
@@ -861,6 +866,12 @@ Test(stats, stats_json_is_deterministic_and_ordered)
     json_t *doc = json_loads(a.c_str(), 0, &jerr);
     cr_assert(doc != nullptr, "not JSON: %s", jerr.text);
     cr_expect_str_eq(json_string_value(json_object_get(doc, "viosim_version")), VIOSIM_VERSION);
+    json_t *prov = json_object_get(doc, "provenance");
+    cr_expect_str_eq(json_string_value(json_object_get(prov, "version")), viosim_build_version);
+    cr_expect_str_eq(json_string_value(json_object_get(prov, "commit")), viosim_git_commit);
+    const std::string hash = config_hash(config_defaults());
+    cr_expect_str_eq(json_string_value(json_object_get(prov, "config_hash")), hash.c_str());
+    cr_expect_eq(json_integer_value(json_object_get(prov, "seed")), 1);
     json_t *s = json_object_get(doc, "stats");
     json_t *frames = json_object_get(s, "zeta.frames");
     cr_expect_eq(json_integer_value(json_object_get(frames, "value")), 12345);
@@ -875,10 +886,36 @@ Test(stats, stats_json_is_deterministic_and_ordered)
     rmdir(dir.c_str());
 }
 
+// The configuration hash is FNV-1a 64 of the "config" object's text: it follows every
+// setting, the seed included, and only the settings.
+Test(stats, config_hash_follows_the_resolved_configuration)
+{
+    cr_expect_eq(fnv1a64_text(""), "fnv1a64:cbf29ce484222325"); // FNV-1a's offset basis
+    cr_expect_eq(fnv1a64_text("a"), "fnv1a64:af63dc4c8601ec8c");
+    const vs_config base = config_defaults();
+    cr_expect_eq(config_hash(base), config_hash(config_defaults()));
+    json_t *config = config_resolved_json(base, false);
+    cr_expect_eq(config_hash(base), fnv1a64_text(stats_json_text(config)));
+    json_decref(config);
+    for (const char *set : {"sim.seed=2", "pcie.lanes=4", "driver.frames_count=7"}) {
+        vs_config c = config_defaults();
+        param_error err;
+        cr_assert(config_apply_set(c, set, err), "%s", err.message.c_str());
+        cr_expect_neq(config_hash(c), config_hash(base), "%s", set);
+    }
+    vs_config big = config_defaults();
+    param_error err;
+    cr_assert(config_apply_set(big, "sim.seed=18446744073709551615", err));
+    json_t *prov = provenance_json(big);
+    cr_expect_str_eq(json_string_value(json_object_get(prov, "seed")), "18446744073709551615");
+    json_decref(prov);
+}
+
 Test(stats, write_fails_cleanly)
 {
     std::string err;
-    cr_expect(!stats_write_json("/nonexistent/dir/stats.json", nullptr, nullptr, sample_stats(), err));
+    cr_expect(!stats_write_json("/nonexistent/dir/stats.json", nullptr, nullptr, nullptr,
+                                sample_stats(), err));
     cr_expect(contains(err, "/nonexistent/dir/stats.json"), "%s", err.c_str());
 }
 
@@ -967,9 +1004,18 @@ Test(cli, run_usage_errors)
 
 Test(cli, help_and_version)
 {
+    // The build's version (the commit and the state of its tree, embedded at build time),
+    // from both spellings.
+    const std::string version = std::string("viosim ") + viosim_build_version + "\ncommit " +
+                                viosim_git_commit + "\ntree " + viosim_git_tree + "\n";
+    cr_expect_eq(std::string(viosim_build_version).rfind(std::string(VIOSIM_VERSION) + "+", 0), 0u,
+                 "%s", viosim_build_version);
     exec_result r = run_viosim({"--version"});
     cr_expect_eq(r.status, 0);
-    cr_expect_eq(r.out, std::string("viosim ") + VIOSIM_VERSION + "\n");
+    cr_expect_eq(r.out, version);
+    r = run_viosim({"version"});
+    cr_expect_eq(r.status, 0);
+    cr_expect_eq(r.out, version);
     for (const char *h : {"--help", "help", "-h"}) {
         r = run_viosim({h});
         cr_expect_eq(r.status, 0);
