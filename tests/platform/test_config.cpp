@@ -1005,17 +1005,29 @@ Test(cli, run_usage_errors)
 Test(cli, help_and_version)
 {
     // The build's version (the commit and the state of its tree, embedded at build time),
-    // from both spellings.
-    const std::string version = std::string("viosim ") + viosim_build_version + "\ncommit " +
-                                viosim_git_commit + "\ntree " + viosim_git_tree + "\n";
-    cr_expect_eq(std::string(viosim_build_version).rfind(std::string(VIOSIM_VERSION) + "+", 0), 0u,
-                 "%s", viosim_build_version);
+    // from both spellings: "viosim 0.1+<12 hex>[.dirty.<16 hex>]" or "viosim 0.1+unknown",
+    // then the commit (40 hex or unknown) and the tree (clean, dirty or unknown).
     exec_result r = run_viosim({"--version"});
     cr_expect_eq(r.status, 0);
-    cr_expect_eq(r.out, version);
-    r = run_viosim({"version"});
-    cr_expect_eq(r.status, 0);
-    cr_expect_eq(r.out, version);
+    char version[128] = "", commit[64] = "", tree[16] = "";
+    cr_assert_eq(std::sscanf(r.out.c_str(), "viosim %127s\ncommit %63s\ntree %15s", version, commit,
+                             tree), 3, "%s", r.out.c_str());
+    const std::string v = version, c = commit, t = tree;
+    cr_expect_eq(r.out, "viosim " + v + "\ncommit " + c + "\ntree " + t + "\n");
+    if (c == "unknown") {
+        cr_expect_eq(v, std::string(VIOSIM_VERSION) + "+unknown");
+        cr_expect_eq(t, "unknown");
+    } else {
+        cr_expect_eq(c.size(), 40u, "%s", commit);
+        cr_expect_eq(c.find_first_not_of("0123456789abcdef"), std::string::npos, "%s", commit);
+        cr_expect(t == "clean" || t == "dirty", "%s", tree);
+        const std::string want = std::string(VIOSIM_VERSION) + "+" + c.substr(0, 12);
+        cr_expect_eq(v.substr(0, want.size()), want, "%s", version);
+        cr_expect_eq(v.size(), t == "dirty" ? want.size() + 23 : want.size(), "%s", version);
+    }
+    exec_result word = run_viosim({"version"});
+    cr_expect_eq(word.status, 0);
+    cr_expect_eq(word.out, r.out);
     for (const char *h : {"--help", "help", "-h"}) {
         r = run_viosim({h});
         cr_expect_eq(r.status, 0);

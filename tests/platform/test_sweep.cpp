@@ -1,6 +1,7 @@
 // test_sweep.cpp -- `viosim sweep` through the binary: grid expansion (lists, ranges,
 // zipped keys), up-front validation, failed points, resuming, cluster emission, merging.
 #include <criterion/criterion.h>
+#include <jansson.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -440,4 +441,112 @@ Test(platform_sweep, edited_results_are_rerun)
                   merged.err.c_str());
     cr_assert_eq(merged.rows.size(), 5u);
     cr_expect_eq(merged.rows[1].rfind("0,64,4,missing,", 0), 0u, "%s", merged.rows[1].c_str());
+}
+
+// The object `key` of the JSON file at path, as compact text ("" if absent).
+static std::string json_member_text(const std::string &path, const char *key)
+{
+    json_error_t jerr;
+    json_t *doc = json_load_file(path.c_str(), 0, &jerr);
+    char *text = json_dumps(json_object_get(doc, key), JSON_COMPACT | JSON_PRESERVE_ORDER);
+    std::string out = text ? text : "";
+    std::free(text);
+    json_decref(doc);
+    return out;
+}
+
+// Replaces the first `from` in the file at path (after `after`) by `to`.
+static void edit_file(const std::string &path, const std::string &after, const std::string &from,
+                      const std::string &to)
+{
+    std::string text = slurp(path);
+    const size_t at = text.find(from, text.find(after));
+    cr_assert_neq(at, std::string::npos, "%s: no %s in\n%s", path.c_str(), from.c_str(), text.c_str());
+    text.replace(at, from.size(), to);
+    std::ofstream(path) << text;
+}
+
+// Every stats.json and point.json records which viosim ran the point (the build's version:
+// commit and tree state), the hash of its resolved configuration and its seed, apart from
+// the results. A sweep reruns exactly the points whose recorded configuration hash or
+// version is not this build's, and says how many and why; --force reruns every point.
+// Before, a rebuilt viosim reused every stored point without a word.
+Test(platform_sweep, provenance_recorded_and_changed_points_rerun)
+{
+    const std::string dir = temp_dir();
+    sweep_out r;
+    sweep(r, dir, write_study(dir, SMALL_GRID));
+    cr_assert_eq(r.status, 0, "exit %d\n%s", r.status, r.err.c_str());
+    const std::string csv = slurp(dir + "/out/results.csv");
+    // The binary's version, as it prints it ("viosim V\ncommit C\ntree T\n").
+    const std::string cmd = std::string(std::getenv("VIOSIM")) + " --version >" + dir + "/version";
+    cr_assert_eq(std::system(cmd.c_str()), 0);
+    char version[128] = "", commit[64] = "";
+    cr_assert_eq(std::sscanf(slurp(dir + "/version").c_str(), "viosim %127s\ncommit %63s", version,
+                             commit), 2);
+    const bool version_known = std::string(commit) != "unknown";
+    for (int i = 0; i < 4; i++) {
+        const std::string point = dir + "/out/points/" + std::to_string(i);
+        const std::string prov = json_member_text(point + "/stats.json", "provenance");
+        cr_expect_eq(prov, json_member_text(point + "/point.json", "provenance"), "point %d", i);
+        cr_expect_neq(prov.find(std::string("{\"version\":\"") + version + "\",\"commit\":\"" + commit +
+                                "\",\"dirty\":"),
+                      std::string::npos, "%s", prov.c_str());
+        cr_expect_neq(prov.find("\"config_hash\":\"fnv1a64:"), std::string::npos, "%s", prov.c_str());
+        cr_expect_neq(prov.find("\"seed\":1}"), std::string::npos, "%s", prov.c_str());
+    }
+    // Each point's configuration has its own hash.
+    cr_expect_neq(json_member_text(dir + "/out/points/0/stats.json", "provenance"),
+                  json_member_text(dir + "/out/points/1/stats.json", "provenance"));
+
+    // Point 1's record says another configuration, point 2's another viosim version.
+    std::string p1 = slurp(dir + "/out/points/1/point.json");
+    const std::string hash_key = "\"config_hash\": \"fnv1a64:";
+    const size_t hash_at = p1.find(hash_key);
+    cr_assert_neq(hash_at, std::string::npos, "%s", p1.c_str());
+    p1.replace(hash_at + hash_key.size(), 16, "0123456789abcdef");
+    std::ofstream(dir + "/out/points/1/point.json") << p1;
+    edit_file(dir + "/out/points/2/point.json", "\"provenance\"",
+              std::string("\"version\": \"") + version + "\"",
+              "\"version\": \"0.1+000000000000\"");
+    sweep_out again;
+    sweep(again, dir, write_study(dir, SMALL_GRID));
+    cr_assert_eq(again.status, 0, "%s", again.err.c_str());
+    cr_expect_neq(again.err.find("viosim sweep: 1 point (1): its resolved configuration changed since "
+                                 "its run (another config_hash); rerunning them\n"),
+                  std::string::npos, "%s", again.err.c_str());
+    if (version_known) {
+        cr_expect_neq(again.err.find("viosim sweep: 1 point (2): it was run by another viosim version; "
+                                     "rerunning them\n"),
+                      std::string::npos, "%s", again.err.c_str());
+        cr_expect_neq(again.err.find("ran 2, skipped 2"), std::string::npos, "%s", again.err.c_str());
+    } else { // built outside git: nothing shows the stored runs are this code's
+        cr_expect_neq(again.err.find("3 points (0, 2, 3): this viosim was built outside a git checkout"),
+                      std::string::npos, "%s", again.err.c_str());
+    }
+    cr_expect_eq(slurp(dir + "/out/results.csv"), csv);
+    cr_expect_eq(json_member_text(dir + "/out/points/2/point.json", "provenance"),
+                 json_member_text(dir + "/out/points/2/stats.json", "provenance"));
+
+    // A record from before provenance (the object removed) is not taken as current.
+    std::string p3 = slurp(dir + "/out/points/3/point.json");
+    const size_t from = p3.find("  \"provenance\""), to = p3.find("  \"stats_checksum\"");
+    cr_assert(from != std::string::npos && to != std::string::npos && from < to, "%s", p3.c_str());
+    p3.erase(from, to - from);
+    std::ofstream(dir + "/out/points/3/point.json") << p3;
+    sweep_out old;
+    sweep(old, dir, write_study(dir, SMALL_GRID));
+    cr_expect_neq(old.err.find("1 point (3): its run recorded no viosim version or configuration hash; "
+                               "rerunning them"),
+                  std::string::npos, "%s", old.err.c_str());
+
+    // --force runs every point again, with the same results.
+    sweep_out forced;
+    sweep(forced, dir, write_study(dir, SMALL_GRID), {"--force"});
+    cr_assert_eq(forced.status, 0, "%s", forced.err.c_str());
+    cr_expect_neq(forced.err.find("ran 4, skipped 0"), std::string::npos, "%s", forced.err.c_str());
+    cr_expect_eq(slurp(dir + "/out/results.csv"), csv);
+    sweep_out both;
+    sweep(both, dir, write_study(dir, SMALL_GRID), {"--force", "--merge"});
+    cr_expect_eq(both.status, 2, "%s", both.err.c_str());
 }
