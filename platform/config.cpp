@@ -1372,24 +1372,12 @@ size_t edit_distance(const std::string &a, const std::string &b)
     return row[b.size()];
 }
 
-// A likely intended name: the key plus its missing unit, or a near miss.
 std::string suggest(const std::string &key)
 {
-    for (const param_def &p : param_table()) {
-        std::string name = p.name;
-        if (name.compare(0, key.size() + 1, key + "_") == 0)
-            return name;
-    }
-    std::string best;
-    size_t best_distance = 3;
-    for (const param_def &p : param_table()) {
-        size_t d = edit_distance(key, p.name);
-        if (d < best_distance) {
-            best_distance = d;
-            best = p.name;
-        }
-    }
-    return best;
+    std::vector<std::string> names;
+    for (const param_def &p : param_table())
+        names.push_back(p.name);
+    return config_closest_name(key, names);
 }
 
 // Whether key is a section of the table (a prefix of parameter names up to a dot).
@@ -2039,4 +2027,21 @@ std::string config_params_markdown()
     for (const feature_name &f : feature_names)
         md += "| `" + std::string(f.name) + "` | " + std::to_string(f.bit) + " |\n";
     return md;
+}
+
+std::string config_closest_name(const std::string &name, const std::vector<std::string> &names)
+{
+    for (const std::string &candidate : names)
+        if (candidate.compare(0, name.size() + 1, name + "_") == 0)
+            return candidate;
+    std::string best;
+    size_t best_distance = 3;
+    for (const std::string &candidate : names) {
+        size_t d = edit_distance(name, candidate);
+        if (d < best_distance) {
+            best_distance = d;
+            best = candidate;
+        }
+    }
+    return best;
 }

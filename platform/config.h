@@ -124,6 +124,11 @@ bool config_scalar_text(const json_t *j, std::string &text);
 // message (a key, a value, a file name) keeps the message on one line.
 std::string config_escaped(const std::string &s);
 
+// A likely intended name among names for a name that is not one of them: the name plus
+// its missing unit ("latency.p50" -> "latency.p50_ns"), or a near miss (fewer than three
+// edits); "" if none. Unknown parameters and unknown statistics are answered with it.
+std::string config_closest_name(const std::string &name, const std::vector<std::string> &names);
+
 // Defaults for every parameter.
 vs_config config_defaults();
 // Apply a JSON config file (flat dotted keys or nested objects); false + err on error.

@@ -117,6 +117,66 @@ json_t *stats_to_json(const stats_table &stats)
     return obj;
 }
 
+std::vector<std::string> stats_known_names()
+{
+    std::vector<std::string> names;
+    for (const char *const *n = viosim_documented_stats; *n; n++)
+        names.push_back(*n);
+    for (const char *family : {"device.dma.<kind>.reads", "device.dma.<kind>.writes",
+                               "iommu.first_fault.<field>", "device.error.<field>"})
+        if (std::find(names.begin(), names.end(), family) == names.end())
+            names.push_back(family);
+    return names;
+}
+
+namespace {
+
+bool all_digits(const std::string &s)
+{
+    return !s.empty() && s.find_first_not_of("0123456789") == std::string::npos;
+}
+
+std::vector<std::string> components(const std::string &name)
+{
+    std::vector<std::string> out;
+    size_t start = 0;
+    for (;;) {
+        const size_t dot = name.find('.', start);
+        out.push_back(name.substr(start, dot - start));
+        if (dot == std::string::npos)
+            return out;
+        start = dot + 1;
+    }
+}
+
+bool matches(const std::vector<std::string> &name, const std::vector<std::string> &pattern)
+{
+    if (name.size() != pattern.size())
+        return false;
+    for (size_t i = 0; i < name.size(); i++) {
+        const std::string &p = pattern[i], &c = name[i];
+        if (p == c)
+            continue;
+        if ((p == "<n>" || all_digits(p)) && all_digits(c))
+            continue;
+        if (p.size() > 2 && p.front() == '<' && p.back() == '>' && p != "<n>" && !c.empty())
+            continue;
+        return false;
+    }
+    return true;
+}
+
+} // namespace
+
+bool stats_name_known(const std::string &name)
+{
+    const std::vector<std::string> c = components(name);
+    for (const std::string &known : stats_known_names())
+        if (matches(c, components(known)))
+            return true;
+    return false;
+}
+
 std::string stats_json_text(const json_t *doc)
 {
     char *text = json_dumps(doc, JSON_DUMP_FLAGS);

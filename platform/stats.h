@@ -82,6 +82,20 @@ void stats_add_coarse_hist(stats_table &s, const std::string &n, const hist &h, 
 
 json_t *stats_to_json(const stats_table &stats);
 
+// Every statistic docs/statistics.md lists, in its order, null-terminated: built in from
+// the document at configure time (CMakeLists.txt). "<n>" in a name stands for a number.
+extern const char *const viosim_documented_stats[];
+
+// The names a run can write: the documented ones, and the families whose rows appear only
+// when something occurred (docs/statistics.md): device.dma.<kind>.reads and .writes,
+// iommu.first_fault.<field>, device.error.<field>. In a pattern, "<n>" stands for a
+// number and another <...> for any one name component; a number in a documented name
+// stands for any number (device.msix.vector.0.messages: every vector).
+std::vector<std::string> stats_known_names();
+
+// Whether name matches one of stats_known_names().
+bool stats_name_known(const std::string &name);
+
 // The text of a JSON document as every viosim output file has it: two-space indent,
 // keys in insertion order, reals with 15 significant digits, a final newline.
 // Identical documents give identical bytes.

@@ -551,6 +551,15 @@ void load_study(study &s, const std::string &path)
             std::string m = json_string_value(name);
             if (std::find(s.metrics.begin(), s.metrics.end(), m) != s.metrics.end())
                 throw study_error{where + "metric " + in_quotes(m) + " is listed twice"};
+            // Named like an unknown parameter: before any point runs, with a guess.
+            if (!stats_name_known(m)) {
+                std::string message = where + "unknown metric " + in_quotes(m) +
+                                      " (see docs/statistics.md)";
+                const std::string guess = config_closest_name(m, stats_known_names());
+                if (!guess.empty())
+                    message += "; did you mean " + in_quotes(guess) + "?";
+                throw study_error{message};
+            }
             s.metrics.push_back(m);
         }
     }

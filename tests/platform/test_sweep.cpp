@@ -11,7 +11,10 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <utility>
 #include <vector>
+
+#include "stats.h"
 
 namespace {
 
@@ -549,4 +552,67 @@ Test(platform_sweep, provenance_recorded_and_changed_points_rerun)
     sweep_out both;
     sweep(both, dir, write_study(dir, SMALL_GRID), {"--force", "--merge"});
     cr_expect_eq(both.status, 2, "%s", both.err.c_str());
+}
+
+// A study's metric must be a statistic a run can write: a misspelt one is refused before
+// any point runs (exit 2, one line naming it, with the closest known name), as an unknown
+// parameter is. Before, the sweep ran every point and left the column empty.
+Test(platform_sweep, unknown_metric_rejected_before_running)
+{
+    const std::string dir = temp_dir();
+    const std::string study = dir + "/study.json.in";
+    for (const auto &[metric, guess] : std::vector<std::pair<std::string, std::string>>{
+             {"throughput.tx_mps", "throughput.tx_mpps"},
+             {"latency.p50", "latency.p50_ns"},
+             {"no.such.statistic", ""}}) {
+        sweep_out r;
+        sweep(r, dir, write_study(dir, R"({"base": {"driver.frames_count": 50},
+          "grid": {"pcie.lanes": [4, 8]},
+          "metrics": ["throughput.tx_gbps", ")" + metric + R"("]})"));
+        cr_expect_eq(r.status, 2, "%s", r.err.c_str());
+        std::string want = "viosim sweep: error: " + study + ": unknown metric '" + metric +
+                           "' (see docs/statistics.md)";
+        want += guess.empty() ? "\n" : "; did you mean '" + guess + "'?\n";
+        cr_expect_eq(r.err, want);
+        cr_expect_not(exists(dir + "/out"));
+    }
+
+    // Statistics of the families whose rows appear only when something occurred, and
+    // numbered rows beyond those the documentation shows, are known.
+    sweep_out ok;
+    sweep(ok, dir, write_study(dir, R"({"base": {"driver.frames_count": 50},
+      "grid": {"pcie.lanes": [4]},
+      "metrics": ["device.msix.vector.7.messages", "device.dma.pt_read.reads",
+                  "iommu.pasid.3.hits", "device.error.reason", "throughput.tx_mpps"]})"));
+    cr_expect_eq(ok.status, 0, "%s", ok.err.c_str());
+    cr_assert_eq(ok.rows.size(), 2u, "%s", ok.err.c_str());
+}
+
+// Every statistic a run writes is a known metric name (the list is built in from
+// docs/statistics.md, which test_run checks is complete).
+Test(platform_sweep, every_written_statistic_is_a_known_metric)
+{
+    const std::string dir = temp_dir();
+    for (const char *workload : {"virtio_net", "dma_bench"}) {
+        const std::string cmd = std::string(std::getenv("VIOSIM")) + " run --set sim.workload=" +
+                                workload + " --set driver.frames_count=20 --set bench.transfers_count=20" +
+                                " --set bench.iommu=on --out " + dir + "/" + workload + " >/dev/null";
+        cr_assert_eq(std::system(cmd.c_str()), 0, "%s", cmd.c_str());
+        json_error_t jerr;
+        json_t *doc = json_load_file((dir + "/" + workload + "/stats.json").c_str(), 0, &jerr);
+        cr_assert_not_null(doc, "%s", jerr.text);
+        const char *key;
+        json_t *v;
+        size_t n = 0;
+        json_object_foreach(json_object_get(doc, "stats"), key, v) {
+            (void)v;
+            n++;
+            cr_expect(stats_name_known(key), "%s: %s", workload, key);
+        }
+        cr_expect_gt(n, 50u);
+        json_decref(doc);
+    }
+    cr_expect_not(stats_name_known("device.dma.read_byte"));
+    cr_expect_not(stats_name_known("device.msix.vector.x.messages"));
+    cr_expect_not(stats_name_known("throughput"));
 }
