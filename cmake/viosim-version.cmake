@@ -59,10 +59,5 @@ extern const char viosim_build_version[] = \"${version}\";
 extern const char viosim_git_commit[] = \"${commit}\";
 extern const char viosim_git_tree[] = \"${tree}\";
 ")
-set(old "")
-if(EXISTS ${OUT})
-  file(READ ${OUT} old)
-endif()
-if(NOT old STREQUAL text)
-  file(WRITE ${OUT} "${text}")
-endif()
+include(${CMAKE_CURRENT_LIST_DIR}/write-if-changed.cmake)
+viosim_write_if_changed(${OUT} "${text}")
