@@ -32,6 +32,8 @@
 
 #include "common/vhost_msg.h"
 #include "common/viosim_run.hpp"
+#include "provenance.h"
+#include "stats.h"
 
 namespace {
 
@@ -307,6 +309,13 @@ Test(serve, shrunk_memory_ends_only_that_connection)
     cr_assert_not_null(r.stats, "no stats.json:\n%s", r.err.c_str());
     cr_expect_geq(r.stat("vhost.memory_faults"), 1);
     cr_expect_eq(r.stat("vhost.connections"), 2);
+    // Its provenance, as a run's: the build, and the hash of the "config" object's text.
+    const json_t *prov = json_object_get(r.stats, "provenance");
+    const char *version = json_string_value(json_object_get(prov, "version"));
+    cr_expect(version && std::strncmp(version, VIOSIM_VERSION "+", 4) == 0, "%s", version);
+    const std::string hash = fnv1a64_text(stats_json_text(json_object_get(r.stats, "config")));
+    cr_expect_str_eq(json_string_value(json_object_get(prov, "config_hash")), hash.c_str());
+    cr_expect_eq(json_integer_value(json_object_get(prov, "seed")), 1);
     cr_expect_eq(r.stat("vhost.connections_failed"), 1);
     cr_expect_eq(count_lines_with(r.err, "connection closed:"), 1, "%s", r.err.c_str());
     cr_expect(contains(r.err, "vanished (SIGBUS)"), "%s", r.err.c_str());
