@@ -63,7 +63,7 @@ const char HELP[] =
     "                   scripts/report)\n"
     "  --jobs N         points run at once (default: the number of CPUs)\n"
     "  --out DIR        output directory (default: out/<study name>)\n"
-    "  --force          run every point again, done or not (with --emit: emit them all)\n"
+    "  --force          run every point again, done or not (with --emit: clear their results)\n"
     "  --emit slurm     write DIR/sweep.slurm (a job array) and DIR/merge.sh; run nothing\n"
     "  --emit parallel  write DIR/jobs.txt (for GNU parallel) and DIR/merge.sh; run nothing\n"
     "  --merge          build DIR/results.csv from the point directories; run nothing\n"
