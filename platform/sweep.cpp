@@ -330,7 +330,8 @@ std::vector<std::string> report_columns(const json_t *j, const std::string &at, 
 
 // The "report" section, read by scripts/report (docs/sweeps.md): {"title": "...",
 // "plots": [{"x": COLUMN, "y": METRIC or [METRIC...], "series": KEY or [KEY...],
-// "logx": bool, "logy": bool, "title": "..."}]}. Needs the grid keys and metrics.
+// "logx": bool, "logy": bool, "title": "..."}], "labels": {...}}. Needs the grid keys
+// and metrics.
 void check_report(const study &s, const json_t *report, const std::string &where)
 {
     if (!json_is_object(report))
@@ -338,21 +339,47 @@ void check_report(const study &s, const json_t *report, const std::string &where
     const char *k;
     json_t *v;
     json_object_foreach(const_cast<json_t *>(report), k, v) {
-        if (std::strcmp(k, "title") != 0 && std::strcmp(k, "plots") != 0)
+        if (std::strcmp(k, "title") != 0 && std::strcmp(k, "plots") != 0 &&
+            std::strcmp(k, "labels") != 0)
             throw study_error{where + "report: unknown field " + in_quotes(k) +
-                              " (expected title, plots)"};
+                              " (expected title, plots, labels)"};
     }
     const json_t *title = json_object_get(report, "title");
     if (title && !json_is_string(title))
         throw study_error{where + "report: \"title\" must be a string"};
+    std::vector<std::string> columns = {"index"};
+    columns.insert(columns.end(), s.keys.begin(), s.keys.end());
+    columns.insert(columns.end(), s.metrics.begin(), s.metrics.end());
+    // "labels": {COLUMN or "KEY=VALUE": text}, what the plots show instead of a column's
+    // name or one value of a grid key. The value is not checked against the grid: a
+    // study cut to fewer values (tests/studies/run-studies) keeps its labels.
+    if (const json_t *labels = json_object_get(report, "labels")) {
+        if (!json_is_object(labels))
+            throw study_error{where + "report: \"labels\" must be an object "
+                                      "{column or \"key=value\": text}"};
+        json_object_foreach(const_cast<json_t *>(labels), k, v) {
+            const std::string name = k;
+            const size_t eq = name.find('=');
+            if (!json_is_string(v))
+                throw study_error{where + "report: \"labels\": the label of " + in_quotes(name) +
+                                  " must be a string"};
+            if (eq != std::string::npos &&
+                std::find(s.keys.begin(), s.keys.end(), name.substr(0, eq)) == s.keys.end())
+                throw study_error{where + "report: \"labels\": " + in_quotes(name) +
+                                  " names " + in_quotes(name.substr(0, eq)) +
+                                  ", which is not a grid key"};
+            if (eq == std::string::npos &&
+                std::find(columns.begin(), columns.end(), name) == columns.end())
+                throw study_error{where + "report: \"labels\": unknown column " + in_quotes(name) +
+                                  " (expected a grid key, a metric, index, or key=value)"};
+        }
+    }
     const json_t *plots = json_object_get(report, "plots");
     if (!plots)
         return;
     if (!json_is_array(plots) || json_array_size(plots) == 0)
         throw study_error{where + "report: \"plots\" must be a non-empty list of plots"};
-    std::vector<std::string> x_allowed = {"index"};
-    x_allowed.insert(x_allowed.end(), s.keys.begin(), s.keys.end());
-    x_allowed.insert(x_allowed.end(), s.metrics.begin(), s.metrics.end());
+    const std::vector<std::string> &x_allowed = columns;
     size_t pi;
     json_t *plot;
     json_array_foreach(plots, pi, plot) {

@@ -271,7 +271,8 @@ Test(platform_sweep, failed_point_does_not_stop_others)
 }
 
 // The optional "report" section (for scripts/report) is checked before anything runs:
-// its columns must be grid keys, metrics or index; a valid one is kept in study.json, and
+// its columns must be grid keys, metrics or index (a label's key=value names a grid key);
+// a valid one is kept in study.json, and
 // the study file itself is copied verbatim to study-file.json.
 Test(platform_sweep, report_section_checked_and_preserved)
 {
@@ -281,7 +282,8 @@ Test(platform_sweep, report_section_checked_and_preserved)
       "grid": {"pcie.lanes": [4, 8], "driver.frame_sizes_bytes": [64]},
       "metrics": ["throughput.tx_mpps", "latency.p99_ns"],
       "report": {"title": "lanes", "plots": [{"x": "pcie.lanes", "y": ["throughput.tx_mpps"],
-                 "series": "driver.frame_sizes_bytes", "logy": true, "title": "t"}]}
+                 "series": "driver.frame_sizes_bytes", "logy": true, "title": "t"}],
+                 "labels": {"pcie.lanes": "link width", "driver.frame_sizes_bytes=1500": "MTU"}}
     })";
     sweep_out r;
     sweep(r, dir, write_study(dir, good));
@@ -289,6 +291,7 @@ Test(platform_sweep, report_section_checked_and_preserved)
     const std::string recorded = slurp(dir + "/out/study.json");
     cr_expect_neq(recorded.find("\"report\""), std::string::npos, "%s", recorded.c_str());
     cr_expect_neq(recorded.find("\"logy\": true"), std::string::npos, "%s", recorded.c_str());
+    cr_expect_neq(recorded.find("\"MTU\""), std::string::npos, "%s", recorded.c_str());
     cr_expect_neq(recorded.find("\"viosim_version\""), std::string::npos, "%s", recorded.c_str());
     cr_expect_eq(slurp(dir + "/out/study-file.json"), good);
 
@@ -305,6 +308,10 @@ Test(platform_sweep, report_section_checked_and_preserved)
         {R"({"plots": [{"x": "index", "y": "latency.p99_ns", "colour": "red"}]})", "'colour'"},
         {R"({"plot": []})", "'plot'"},
         {R"([1])", "\"report\" must be an object"},
+        {R"({"labels": ["pcie.lanes"]})", "\"labels\" must be an object"},
+        {R"({"labels": {"pcie.lane": "width"}})", "'pcie.lane'"},
+        {R"({"labels": {"pcie.gen=3": "Gen3"}})", "'pcie.gen'"},
+        {R"({"labels": {"pcie.lanes": 8}})", "must be a string"},
     };
     for (const auto &b : bad) {
         const std::string bad_dir = temp_dir();
