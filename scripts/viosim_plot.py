@@ -184,7 +184,9 @@ def name_without_unit(name, unit):
 
 def axis_label(name, unit, shown_unit, labels):
     text = labels.get(name) or name_without_unit(name, unit)
-    return f"{text} ({shown_unit})" if shown_unit else text
+    if not shown_unit or (shown_unit == unit and text.split()[-1:] == [unit]):
+        return text  # "queue engines", not "queue engines (engines)"
+    return f"{text} ({shown_unit})"
 
 
 def value_label(key, value, labels):
@@ -217,6 +219,56 @@ def _sorted_values(values):
 
 def _wrap(text, width=56):
     return "\n".join(textwrap.wrap(text, width)) if len(text) > width else text
+
+
+def _log_plain():
+    import matplotlib.ticker as ticker
+
+    class LogPlain(ticker.LogFormatter):
+        """Log-axis tick labels as plain numbers (0.1, 20), not 10^-1 or 2x10^1."""
+
+        def _num_to_string(self, x, vmin, vmax):
+            return sig4(x)
+    return LogPlain
+
+
+def _LogPlain(**kw):
+    return _log_plain()(**kw)
+
+
+def _x_labels_overlap(ax, renderer):
+    boxes = sorted((t.get_window_extent(renderer) for t in ax.get_xticklabels()
+                    if t.get_visible() and t.get_text()), key=lambda b: b.x0)
+    return any(a.x1 + 3 > b.x0 for a, b in zip(boxes, boxes[1:]))
+
+
+def _untangle_x_ticks(fig, axes, numeric_x):
+    """Tick labels that would overlap: categories turn 30 (then 90) degrees, numeric
+    ticks keep every k-th value."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    for ax in axes:
+        if not _x_labels_overlap(ax, renderer):
+            continue
+        if not numeric_x:
+            for angle in (30, 90):
+                for t in ax.get_xticklabels():
+                    t.set_rotation(angle)
+                    t.set_ha("right" if angle == 30 else "center")
+                fig.canvas.draw()
+                if not _x_labels_overlap(ax, renderer):
+                    break
+        else:
+            ticks = list(ax.get_xticks())
+            lo, hi = ax.get_xlim()
+            ticks = [t for t in ticks if min(lo, hi) <= t <= max(lo, hi)]
+            for k in range(2, max(3, len(ticks))):
+                ax.set_xticks(ticks[::k])
+                ax.set_xticklabels([sig4(t) for t in ticks[::k]])
+                fig.canvas.draw()
+                if not _x_labels_overlap(ax, renderer):
+                    break
+    fig.tight_layout()
 
 
 def draw(plt, rows, plot, units, labels, base_path, salt):
@@ -259,7 +311,7 @@ def draw(plt, rows, plot, units, labels, base_path, salt):
         if max((len(v) for v in per_panel.values()), default=0) <= MAX_LINES:
             break
         split += 1
-    panels = _first_seen(ident[:split] for ident in present)
+    panels = _first_seen(ident[:split] for ident in present) or [()]
     lines = _first_seen(ident[split:] for ident in present)
     y_per_panel = split >= 1 and dims[0] == "\0y"
 
@@ -271,7 +323,7 @@ def draw(plt, rows, plot, units, labels, base_path, salt):
                 parts.append(labels.get(v) or name_without_unit(v, u))
             else:
                 parts.append(value_label(d, v, labels))
-        return ", ".join(parts)
+        return ", ".join(p for p in parts if p)  # a label "" leaves its key out
 
     # Scales: per metric when metrics have their own panels, else one for all.
     def values_of(metrics):
@@ -351,9 +403,11 @@ def draw(plt, rows, plot, units, labels, base_path, salt):
         elif not numeric_x:
             names = [category_label(x, c, labels) for c in categories]
             ax.set_xticks(range(len(categories)))
-            long = sum(len(t) for t in names) > (60 if n == 1 else 24)
-            ax.set_xticklabels(names, rotation=30 if long else 0, ha="right" if long else "center")
-        if not plot.get("logy"):
+            ax.set_xticklabels(names)
+        if plot.get("logy"):
+            ax.yaxis.set_major_formatter(_LogPlain())
+            ax.yaxis.set_minor_formatter(_LogPlain(labelOnlyBase=False))
+        else:
             fmt = ticker.ScalarFormatter(useOffset=False)
             fmt.set_scientific(False)
             ax.yaxis.set_major_formatter(fmt)
@@ -376,6 +430,7 @@ def draw(plt, rows, plot, units, labels, base_path, salt):
     else:
         fig.suptitle(_wrap(plot["title"], 90))
     fig.tight_layout()
+    _untangle_x_ticks(fig, flat[:n], numeric_x)
 
     # The legend: below everything, as many columns as fit the figure's width.
     entries = [(line, h) for line, h in ((ln, handles.get(ln)) for ln in lines) if h is not None]
@@ -383,11 +438,13 @@ def draw(plt, rows, plot, units, labels, base_path, salt):
     if entries and any(texts):
         renderer = fig.canvas.get_renderer()
         limit = fig.bbox.width
-        for ncol in range(min(len(entries), 3), 0, -1):
+        for most in range(min(len(entries), 3), 0, -1):
+            rows_needed = -(-len(entries) // most)
+            ncol = -(-len(entries) // rows_needed)  # as many rows, no ragged last column
             legend = fig.legend([h for _, h in entries], texts, loc="upper center",
                                 bbox_to_anchor=(0.5, 0.0), ncol=ncol, fontsize="small",
                                 frameon=False)
-            if ncol == 1 or legend.get_window_extent(renderer).width <= limit:
+            if most == 1 or legend.get_window_extent(renderer).width <= limit:
                 break
             legend.remove()
 
