@@ -383,7 +383,16 @@ def draw(plt, rows, plot, units, labels, base_path, salt):
                            color=colour, hatch=HATCHES[li % len(HATCHES)],
                            edgecolor="white" if HATCHES[li % len(HATCHES)] else colour,
                            linewidth=0.0, log=plot.get("logy", False))
+            # Ids name what each element is (also for tests): <salt>-panel-<p>-series-<l>
+            # (a line), with -bar-<k> for each bar.
+            gid = f"{salt}-panel-{p + 1}-series-{li + 1}"
+            if numeric_x:
+                h.set_gid(gid)
+            else:
+                for k, patch in enumerate(h.patches, 1):
+                    patch.set_gid(f"{gid}-bar-{k}")
             handles.setdefault(line, h)
+        ax.set_gid(f"{salt}-panel-{p + 1}")
         if n > 1:
             ax.set_title(_wrap(describe(panel, 0), 40), fontsize="medium")
         ax.grid(True, alpha=0.3, axis="both" if numeric_x else "y")
