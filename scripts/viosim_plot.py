@@ -489,8 +489,7 @@ body { font-family: sans-serif; margin: 2em auto; padding: 0 1em; max-width: 80e
 .table-wrap { max-width: 100%; overflow-x: auto; margin: 1em 0; }
 table { border-collapse: collapse; font-size: 0.85em; }
 th, td { border: 1px solid #ccc; padding: 0.2em 0.5em; text-align: right; }
-th { background: #f0f0f0; vertical-align: bottom; min-width: 4em; max-width: 12em;
-     overflow-wrap: break-word; }
+th { background: #f0f0f0; vertical-align: bottom; max-width: 12em; }
 td { white-space: nowrap; font-variant-numeric: tabular-nums; }
 td.text { text-align: left; }
 td.failed, td.missing { color: #b00; font-weight: bold; }
@@ -503,11 +502,14 @@ figure svg { max-width: 100%; height: auto; }
 def table_html(header, rows, status_column=None):
     """An HTML table of text rows: numbers to 4 significant digits (integers exact; the
     exact text of a rounded cell in its title), inside a container that scrolls when
-    the table is wider than the page. Column names may break after their dots."""
+    the table is wider than the page. Column names may break after a dot or an
+    underscore."""
     e = html.escape
+
+    def breakable(name):
+        return re.sub(r"([._])", r"\1<wbr>", e(name))
     out = ["<div class=\"table-wrap\">", "<table>",
-           "<tr>" + "".join(f"<th>{e(c).replace('.', '.<wbr>')}</th>" for c in header) +
-           "</tr>"]
+           "<tr>" + "".join(f"<th>{breakable(c)}</th>" for c in header) + "</tr>"]
     for r in rows:
         cells = []
         for i, v in enumerate(r):
