@@ -502,12 +502,12 @@ figure svg { max-width: 100%; height: auto; }
 def table_html(header, rows, status_column=None):
     """An HTML table of text rows: numbers to 4 significant digits (integers exact; the
     exact text of a rounded cell in its title), inside a container that scrolls when
-    the table is wider than the page. Column names may break after a dot or an
-    underscore."""
+    the table is wider than the page. Column names may break after a dot (not
+    inside a word)."""
     e = html.escape
 
     def breakable(name):
-        return re.sub(r"([._])", r"\1<wbr>", e(name))
+        return e(name).replace(".", ".<wbr>")
     out = ["<div class=\"table-wrap\">", "<table>",
            "<tr>" + "".join(f"<th>{breakable(c)}</th>" for c in header) + "</tr>"]
     for r in rows:
