@@ -55,24 +55,17 @@ check "the report title in the HTML" grep -qF "<h1>Lanes and frame sizes</h1>" "
 check "the SVG inline in the HTML" grep -q "<svg" "$html"
 check "no external assets" test -z "$(grep -oE '(src|href)="https?:[^"]*"|<script|<link' "$html")"
 # Every results.csv row is a table row, field by field: integers and words as they are,
-# other numbers rounded with the exact text in the cell's title.
-tail -n +2 "$sweep/results.csv" >"$tmp/rows"
-check "four result rows" test "$(wc -l <"$tmp/rows")" -eq 4
-while IFS= read -r row; do
-  cells=$(python3 -c '
-import sys
-out = []
-for f in sys.argv[1].split(","):
-    out.append("<td>%s</td>" % f if f.lstrip("-").isdigit() or f == "ok" else
-               "<td title=\"%s\">" % f)
-print("<tr>" + "".join(out))' "$row")
-  check "table row for $row" test -n "$(python3 -c '
-import re, sys
-parts = sys.argv[1].split("<td")[1:]
-pat = "<tr>" + "".join(re.escape("<td" + p) + ("[^<]*</td>" if p.startswith(" title") else "")
-                       for p in parts) + "</tr>"
-print("y" if re.search(pat, open(sys.argv[2]).read()) else "")' "$cells" "$html")"
-done <"$tmp/rows"
+# other numbers rounded, with the exact text in the cell's title.
+check "four result rows" test "$(tail -n +2 "$sweep/results.csv" | wc -l)" -eq 4
+check "every results.csv row is a table row" python3 - "$sweep/results.csv" "$html" <<'PY'
+import csv, re, sys
+html = open(sys.argv[2]).read()
+for row in list(csv.reader(open(sys.argv[1])))[1:]:
+    cells = [re.escape(f"<td>{f}</td>") if re.fullmatch(r"-?[0-9]+|ok", f) else
+             re.escape(f'<td title="{f}">') + r"[0-9.e-]+</td>" for f in row]
+    if not re.search("<tr>" + "".join(cells) + "</tr>", html):
+        sys.exit(f"no table row for {row}")
+PY
 check "the sweep's reproduce command" grep -qF "viosim sweep &#x27;$tmp/study.json&#x27; --out &#x27;$sweep&#x27;" "$html"
 check "the report's reproduce command" grep -qF "$report $sweep --out $tmp/r1" "$html"
 check "the study file as given" grep -qF "report test" "$html"
@@ -147,7 +140,11 @@ study = {"grid": {}, "metrics": ["latency.p50_ns", "throughput.tx_mpps", "link.u
     {"x": "driver.tx_layout", "y": "throughput.tx_mpps", "series": "driver.decline_features",
      "where": {"pcie.lanes": 1, "dma.read_tags_count": 4}, "title": "categorical x"},
     {"x": "dma.read_tags_count", "y": "link.up.utilisation", "series": "driver.decline_features",
-     "where": {"pcie.lanes": 1, "driver.tx_layout": "chain"}, "title": "two series"}]}}
+     "where": {"pcie.lanes": 1, "driver.tx_layout": "chain"}, "title": "two series"},
+    {"x": "dma.read_tags_count", "y": "latency.p50_ns",
+     "series": ["pcie.lanes", "driver.tx_layout", "driver.decline_features"],
+     "where": {"pcie.lanes": [1, 2], "driver.decline_features": "RING_PACKED"},
+     "title": "long legend"}]}}
 json.dump(study, open(f"{d}/study.json", "w"), indent=2)
 PY
 "$report" "$fake" --out "$tmp/f1" 2>"$tmp/err"
@@ -178,6 +175,13 @@ for n in (1, 2):
 print(len(styles))
 PY
 )" -eq 2
+# The legend fits under the plot: the 7 x 4.2 in figure (504 pt) stays as wide.
+check "a long legend does not widen the figure" python3 - "$tmp/f1/plot-4.svg" <<'PY'
+import re, sys
+width = float(re.search(r'<svg[^>]* width="([0-9.]+)pt"', open(sys.argv[1]).read()).group(1))
+sys.exit(0 if width <= 504 else f"plot-4.svg is {width} pt wide")
+PY
+check "every series of the long legend named" test "$(grep -c '>pcie.lanes=[12], .*, split ring<' "$tmp/f1/plot-4.svg")" -eq 4
 # Categorical x: grouped bars (2 categories x 2 series), tick labels aliased.
 bars=$(grep -cE 'id="viosim-report-2-panel-1-series-[0-9]+-bar-[0-9]+"' "$svg2")
 check "categorical x drawn as 4 bars (got $bars)" test "$bars" -eq 4
@@ -193,9 +197,9 @@ check "table: integers as they are" grep -qF '<tr><td>0</td><td>4</td>' "$fhtml"
 check "table inside a scrolling container" grep -qF '<div class="table-wrap">' "$fhtml"
 check "the container scrolls" grep -qF 'overflow-x: auto' "$fhtml"
 # Same input, same bytes, plot after plot.
-for f in index.html plot-1.svg plot-2.svg plot-3.svg; do cp "$tmp/f1/$f" "$tmp/first-$f"; done
+for f in index.html plot-1.svg plot-2.svg plot-3.svg plot-4.svg; do cp "$tmp/f1/$f" "$tmp/first-$f"; done
 "$report" "$fake" --out "$tmp/f1" 2>/dev/null
-for f in index.html plot-1.svg plot-2.svg plot-3.svg; do
+for f in index.html plot-1.svg plot-2.svg plot-3.svg plot-4.svg; do
   check "$f byte-identical on a rerun" cmp -s "$tmp/f1/$f" "$tmp/first-$f"
 done
 # sig4 itself, at the edges.
