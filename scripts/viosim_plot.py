@@ -415,7 +415,9 @@ def draw(plt, rows, plot, units, labels, base_path, salt):
             ax.set_xticklabels(names)
         if plot.get("logy"):
             ax.yaxis.set_major_formatter(_LogPlain())
-            ax.yaxis.set_minor_formatter(_LogPlain(labelOnlyBase=False))
+            # Up to two decades, label some ticks between powers of ten too.
+            ax.yaxis.set_minor_formatter(_LogPlain(labelOnlyBase=False,
+                                                   minor_thresholds=(2, 0.5)))
         else:
             fmt = ticker.ScalarFormatter(useOffset=False)
             fmt.set_scientific(False)
@@ -437,7 +439,9 @@ def draw(plt, rows, plot, units, labels, base_path, salt):
     if n == 1:
         flat[0].set_title(_wrap(plot["title"], 70))
     else:
-        fig.suptitle(_wrap(plot["title"], 90))
+        # At a fixed distance from the top (the default is a fraction of the height,
+        # far down a tall grid); tight_layout keeps its room.
+        fig.suptitle(_wrap(plot["title"], 90), y=1 - 0.08 / size[1], va="top")
     fig.tight_layout()
     _untangle_x_ticks(fig, flat[:n], numeric_x)
 
