@@ -26,6 +26,16 @@ docs/sweeps.md ("How plots are drawn") describes what a reader sees; in short:
 
 Output is deterministic: the same input gives the same SVG bytes (fixed id salt, no
 dates, text kept as text).
+
+Use from another script (e.g. before/after plots: a made-up series key such as "build"
+with values "base" and "current" gives one series each, same units and styles):
+
+    units = viosim_plot.load_units(ROOT, [stats_json_doc, ...])
+    plt = viosim_plot.load_matplotlib(install_function)
+    svg = viosim_plot.draw(plt, rows, {"x": "pcie.lanes", "y": ["throughput.tx_mpps"],
+                                       "series": ["build"], "title": "..."},
+                           units, labels, "out/plot-1", "page-plot-1")
+    table = viosim_plot.table_html(header, rows_as_lists)  # and viosim_plot.CSS
 """
 import html
 import math
