@@ -33,7 +33,7 @@ std::string config_hash(const vs_config &cfg)
     return fnv1a64_text(text);
 }
 
-json_t *provenance_json(const vs_config &cfg)
+json_t *build_provenance_json()
 {
     json_t *p = json_object();
     json_object_set_new(p, "version", json_string(viosim_build_version));
@@ -41,6 +41,12 @@ json_t *provenance_json(const vs_config &cfg)
     const bool clean = std::strcmp(viosim_git_tree, "clean") == 0,
                dirty = std::strcmp(viosim_git_tree, "dirty") == 0;
     json_object_set_new(p, "dirty", clean || dirty ? json_boolean(dirty) : json_null());
+    return p;
+}
+
+json_t *provenance_json(const vs_config &cfg)
+{
+    json_t *p = build_provenance_json();
     json_object_set_new(p, "config_hash", json_string(config_hash(cfg).c_str()));
     // As the "config" object writes sim.seed: a number, or its decimal text past INT64_MAX.
     if (cfg.seed > static_cast<uint64_t>(INT64_MAX))

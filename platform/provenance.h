@@ -29,6 +29,11 @@ std::string fnv1a64_text(const std::string &bytes);
 // stats.json writes it (config_resolved_json, flat, through stats_json_text).
 std::string config_hash(const vs_config &cfg);
 
+// {"version": viosim_build_version, "commit": viosim_git_commit, "dirty": true, false or
+// null (unknown)}: which build, as a new object (caller owns the reference).
+json_t *build_provenance_json();
+
+// build_provenance_json() + {"config_hash"...}: the "provenance" object of stats.json.
 // {"version": viosim_build_version, "commit": viosim_git_commit, "dirty": true, false
 // or null (unknown), "config_hash": config_hash(cfg), "seed": sim.seed as the "config" object writes it}
 // as a new object (caller owns the reference).

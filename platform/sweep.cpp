@@ -776,6 +776,7 @@ std::string study_json_text(const study &s)
         json_object_set(doc, "report", s.report);
     json_object_set_new(doc, "points", json_integer(static_cast<json_int_t>(s.points.size())));
     json_object_set_new(doc, "viosim_version", json_string(VIOSIM_VERSION));
+    json_object_set_new(doc, "provenance", build_provenance_json());
     std::string text = stats_json_text(doc);
     json_decref(doc);
     return text;

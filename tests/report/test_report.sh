@@ -69,7 +69,8 @@ PY
 check "the sweep's reproduce command" grep -qF "viosim sweep &#x27;$tmp/study.json&#x27; --out &#x27;$sweep&#x27;" "$html"
 check "the report's reproduce command" grep -qF "$report $sweep --out $tmp/r1" "$html"
 check "the study file as given" grep -qF "report test" "$html"
-check "the version" grep -qF "viosim version: 0.1" "$html"
+version=$("$viosim" --version | awk '{print $2}')
+check "the build that ran the points ($version)" grep -qF "viosim version that ran the points: $version<" "$html"
 
 # Determinism: the same directory gives the same bytes.
 "$report" "$sweep" --out "$tmp/r1" 2>/dev/null
