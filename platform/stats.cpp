@@ -26,16 +26,29 @@ void stats_table::add(stat_entry e)
     entries_.push_back(std::move(e));
 }
 
-void stats_table::add_u64(const std::string &name, const std::string &unit,
+void stats_table::add_u64(const std::string &name, const std::string &unit, stat_better better,
                           const std::string &description, uint64_t value)
 {
-    add({name, unit, description, false, value, 0.0});
+    add({name, unit, better, description, false, value, 0.0});
 }
 
-void stats_table::add_f64(const std::string &name, const std::string &unit,
+void stats_table::add_f64(const std::string &name, const std::string &unit, stat_better better,
                           const std::string &description, double value)
 {
-    add({name, unit, description, true, 0, value});
+    add({name, unit, better, description, true, 0, value});
+}
+
+const char *stat_better_name(stat_better b)
+{
+    switch (b) {
+    case stat_better::higher:
+        return "higher";
+    case stat_better::lower:
+        return "lower";
+    case stat_better::neutral:
+        break;
+    }
+    return "neutral";
 }
 
 const stat_entry *stats_table::find(const std::string &name) const
@@ -67,11 +80,11 @@ void stats_add_coarse_hist(stats_table &s, const std::string &n, const hist &h, 
         const uint64_t bound_ps = (uint64_t(1) << k) * 1000;
         assert(hist_is_boundary(bound_ps));
         const uint64_t below = hist_count_below(&h, bound_ps);
-        s.add_u64(n + ".hist.lt_" + std::to_string(uint64_t(1) << k) + "_ns", "count", row_description,
+        s.add_u64(n + ".hist.lt_" + std::to_string(uint64_t(1) << k) + "_ns", "count", stat_better::neutral, row_description,
                   below - below_previous);
         below_previous = below;
     }
-    s.add_u64(n + ".hist.ge_" + std::to_string(uint64_t(1) << k_last) + "_ns", "count",
+    s.add_u64(n + ".hist.ge_" + std::to_string(uint64_t(1) << k_last) + "_ns", "count", stat_better::neutral,
               rest_description, h.count - below_previous);
 }
 
@@ -111,25 +124,31 @@ json_t *stats_to_json(const stats_table &stats)
         json_t *item = json_object();
         json_object_set_new(item, "value", stat_value_json(e));
         json_object_set_new(item, "unit", json_string(e.unit.c_str()));
+        json_object_set_new(item, "better", json_string(stat_better_name(e.better)));
         json_object_set_new(item, "description", json_string(e.description.c_str()));
         json_object_set_new(obj, e.name.c_str(), item);
     }
     return obj;
 }
 
-std::vector<std::string> stats_known_names()
-{
-    std::vector<std::string> names;
-    for (const char *const *n = viosim_documented_stats; *n; n++)
-        names.push_back(*n);
-    for (const char *family : {"device.dma.<kind>.reads", "device.dma.<kind>.writes",
-                               "iommu.first_fault.<field>", "device.error.<field>"})
-        if (std::find(names.begin(), names.end(), family) == names.end())
-            names.push_back(family);
-    return names;
-}
-
 namespace {
+
+// The documented statistics, then the families docs/statistics.md describes in words.
+std::vector<documented_stat> known_stats()
+{
+    std::vector<documented_stat> known;
+    for (const documented_stat *d = viosim_documented_stats; d->name; d++)
+        known.push_back(*d);
+    static const documented_stat families[] = {
+        {"device.dma.<kind>.reads", stat_better::lower},
+        {"device.dma.<kind>.writes", stat_better::lower},
+        {"iommu.first_fault.<field>", stat_better::neutral},
+        {"device.error.<field>", stat_better::neutral},
+    };
+    for (const documented_stat &f : families)
+        known.push_back(f);
+    return known;
+}
 
 bool all_digits(const std::string &s)
 {
@@ -168,13 +187,30 @@ bool matches(const std::vector<std::string> &name, const std::vector<std::string
 
 } // namespace
 
-bool stats_name_known(const std::string &name)
+std::vector<std::string> stats_known_names()
+{
+    std::vector<std::string> names;
+    for (const documented_stat &k : known_stats())
+        if (std::find(names.begin(), names.end(), k.name) == names.end())
+            names.push_back(k.name);
+    return names;
+}
+
+bool stats_known_direction(const std::string &name, stat_better &better)
 {
     const std::vector<std::string> c = components(name);
-    for (const std::string &known : stats_known_names())
-        if (matches(c, components(known)))
+    for (const documented_stat &k : known_stats())
+        if (matches(c, components(k.name))) {
+            better = k.better;
             return true;
+        }
     return false;
+}
+
+bool stats_name_known(const std::string &name)
+{
+    stat_better ignored;
+    return stats_known_direction(name, ignored);
 }
 
 std::string stats_json_text(const json_t *doc)
@@ -250,11 +286,12 @@ void stats_print_table(FILE *out, const stats_table &stats)
         value_w = std::max(value_w, values.back().size());
         unit_w = std::max(unit_w, e.unit.size());
     }
+    const int better_w = 7; // "neutral", the longest direction
     for (size_t i = 0; i < values.size(); i++) {
         const stat_entry &e = stats.entries()[i];
-        std::fprintf(out, "%-*s  %*s  %-*s  %s\n", static_cast<int>(name_w), e.name.c_str(),
+        std::fprintf(out, "%-*s  %*s  %-*s  %-*s  %s\n", static_cast<int>(name_w), e.name.c_str(),
                      static_cast<int>(value_w), values[i].c_str(), static_cast<int>(unit_w),
-                     e.unit.c_str(), e.description.c_str());
+                     e.unit.c_str(), better_w, stat_better_name(e.better), e.description.c_str());
     }
 }
 
@@ -267,24 +304,24 @@ void stats_add_link_direction(stats_table &s, const std::string &n, const char *
                                             "completions with data", "completions without data"};
     uint64_t all = 0;
     for (int t = 0; t < 4; t++) {
-        s.add_u64(n + ".tlps." + type_name[t], "count", std::string(type_text[t]) + " " + what, tlps[t]);
+        s.add_u64(n + ".tlps." + type_name[t], "count", stat_better::lower, std::string(type_text[t]) + " " + what, tlps[t]);
         all += tlps[t];
     }
-    s.add_u64(n + ".tlps", "count", std::string("TLPs ") + what, all);
-    s.add_u64(n + ".payload_bytes", "bytes", std::string("data bytes carried ") + what, payload_bytes);
-    s.add_u64(n + ".overhead_bytes", "bytes",
+    s.add_u64(n + ".tlps", "count", stat_better::lower, std::string("TLPs ") + what, all);
+    s.add_u64(n + ".payload_bytes", "bytes", stat_better::lower, std::string("data bytes carried ") + what, payload_bytes);
+    s.add_u64(n + ".overhead_bytes", "bytes", stat_better::lower,
               std::string("TLP framing, header and digest bytes ") + what, overhead_bytes);
-    s.add_f64(n + ".utilisation", "fraction", std::string("time the link was busy ") + what,
+    s.add_f64(n + ".utilisation", "fraction", stat_better::neutral, std::string("time the link was busy ") + what,
               sim_ns > 0 ? busy_ns / sim_ns : 0.0);
 }
 
 void stats_add_backend(stats_table &s, const struct net_backend_counts &c)
 {
-    s.add_u64("device.sink.frames", "frames",
+    s.add_u64("device.sink.frames", "frames", stat_better::neutral,
               "frames dropped by the sink backend, or left unanswered by the responder",
               c.sink_frames);
-    s.add_u64("device.responder.arp_replies", "frames",
+    s.add_u64("device.responder.arp_replies", "frames", stat_better::neutral,
               "ARP requests the responder backend answered", c.responder_arp);
-    s.add_u64("device.responder.echo_replies", "frames",
+    s.add_u64("device.responder.echo_replies", "frames", stat_better::neutral,
               "ICMP echo requests the responder backend answered", c.responder_echo);
 }

@@ -23,9 +23,20 @@ struct json_t; // jansson
 #define VIOSIM_VERSION "0.1"
 #endif
 
+// Which way a statistic is better, for tools comparing two results: more of it
+// (throughput, bandwidth, hits), less of it (latency, time, drops, errors, and the work
+// done for a run's fixed amount of frames or transfers: DMA accesses, TLPs, interrupts),
+// or neither (a count that describes the workload or configuration, a utilisation).
+// Written to stats.json as "better": "higher", "lower" or "neutral" (docs/statistics.md).
+enum class stat_better { higher, lower, neutral };
+
+// "higher", "lower" or "neutral".
+const char *stat_better_name(stat_better b);
+
 struct stat_entry {
     std::string name;        // dotted, e.g. "link.up.bytes"
     std::string unit;        // e.g. "bytes", "count", "ns", "Gb/s"
+    stat_better better;
     std::string description; // one line
     bool is_float;
     uint64_t u64;
@@ -33,13 +44,14 @@ struct stat_entry {
 };
 
 // Statistics in registration order. Names are unique: registering a name again
-// replaces its entry in place (and asserts in debug builds).
+// replaces its entry in place (and asserts in debug builds). Every registration says
+// which way the statistic is better: there is no default, so none is forgotten.
 class stats_table {
 public:
-    void add_u64(const std::string &name, const std::string &unit, const std::string &description,
-                 uint64_t value);
-    void add_f64(const std::string &name, const std::string &unit, const std::string &description,
-                 double value);
+    void add_u64(const std::string &name, const std::string &unit, stat_better better,
+                 const std::string &description, uint64_t value);
+    void add_f64(const std::string &name, const std::string &unit, stat_better better,
+                 const std::string &description, double value);
     const std::vector<stat_entry> &entries() const { return entries_; }
     const stat_entry *find(const std::string &name) const;
 
@@ -49,7 +61,8 @@ private:
     std::unordered_map<std::string, size_t> index_; // name -> position in entries_
 };
 
-// {"name": {"value": v, "unit": u, "description": d}, ...} in registration order, as a new
+// {"name": {"value": v, "unit": u, "better": b, "description": d}, ...} in registration
+// order, as a new
 // JSON object (caller owns the reference). A non-finite double is written as null.
 // The rows of one PCIe link direction, prefix n (link.up, link.down): TLPs by type
 // (mrd, mwr, cpld, cpl, in tlp_type order) and in all, payload and overhead bytes, and
@@ -82,9 +95,14 @@ void stats_add_coarse_hist(stats_table &s, const std::string &n, const hist &h, 
 
 json_t *stats_to_json(const stats_table &stats);
 
-// Every statistic docs/statistics.md lists, in its order, null-terminated: built in from
-// the document at configure time (CMakeLists.txt). "<n>" in a name stands for a number.
-extern const char *const viosim_documented_stats[];
+// Every statistic docs/statistics.md lists, with its "better" column, in its order, ended
+// by a null name: built in from the document at configure time (CMakeLists.txt). "<n>"
+// in a name stands for a number.
+struct documented_stat {
+    const char *name;
+    stat_better better;
+};
+extern const documented_stat viosim_documented_stats[];
 
 // The names a run can write: the documented ones, and the families whose rows appear only
 // when something occurred (docs/statistics.md): device.dma.<kind>.reads and .writes,
@@ -95,6 +113,12 @@ std::vector<std::string> stats_known_names();
 
 // Whether name matches one of stats_known_names().
 bool stats_name_known(const std::string &name);
+
+// Which way the statistic name is better, from the first of stats_known_names() it
+// matches (docs/statistics.md; the families: device.dma.<kind>.* lower, the others
+// neutral); false if it matches none. For results written before stats.json carried
+// "better".
+bool stats_known_direction(const std::string &name, stat_better &better);
 
 // The text of a JSON document as every viosim output file has it: two-space indent,
 // keys in insertion order, reals with 15 significant digits, a final newline.
@@ -112,7 +136,7 @@ bool stats_write_json(const std::string &path, json_t *provenance, json_t *confi
 // Prints rows as two aligned columns (label, value), e.g. a run's summary.
 void stats_print_pairs(FILE *out, const std::vector<std::pair<std::string, std::string>> &rows);
 
-// Prints every statistic as aligned columns: name, value, unit, description.
+// Prints every statistic as aligned columns: name, value, unit, better, description.
 void stats_print_table(FILE *out, const stats_table &stats);
 
 #endif

@@ -103,42 +103,42 @@ void add_link_dma_stats(stats_table &s, platform &p, double sim_ns)
     add_direction(s, "link.up", "device to host", p.link ? p.link->up : none, sim_ns);
     add_direction(s, "link.down", "host to device", p.link ? p.link->down : none, sim_ns);
     const dma_engine &e = p.dev.dma_stats();
-    s.add_u64("dma.reads", "count", "DMA read transfers", e.reads);
-    s.add_u64("dma.read_requests", "count", "read request TLPs (one tag each)", e.read_requests);
-    s.add_u64("dma.writes", "count", "DMA write transfers", e.writes);
-    s.add_u64("dma.read_bytes", "bytes", "bytes read by DMA", e.read_bytes);
-    s.add_u64("dma.write_bytes", "bytes", "bytes written by DMA", e.write_bytes);
-    s.add_u64("dma.tag_waits", "count", "read requests that found every tag busy", e.tag_waits);
-    s.add_f64("dma.tag_wait_ns", "ns", "total time read requests waited for a tag",
+    s.add_u64("dma.reads", "count", stat_better::lower, "DMA read transfers", e.reads);
+    s.add_u64("dma.read_requests", "count", stat_better::lower, "read request TLPs (one tag each)", e.read_requests);
+    s.add_u64("dma.writes", "count", stat_better::lower, "DMA write transfers", e.writes);
+    s.add_u64("dma.read_bytes", "bytes", stat_better::lower, "bytes read by DMA", e.read_bytes);
+    s.add_u64("dma.write_bytes", "bytes", stat_better::lower, "bytes written by DMA", e.write_bytes);
+    s.add_u64("dma.tag_waits", "count", stat_better::lower, "read requests that found every tag busy", e.tag_waits);
+    s.add_f64("dma.tag_wait_ns", "ns", stat_better::lower, "total time read requests waited for a tag",
               e.tag_wait.to_seconds() * 1e9);
-    s.add_u64("dma.in_order_holds", "count",
+    s.add_u64("dma.in_order_holds", "count", stat_better::lower,
               "read requests (dma.completion_order=in_order) whose completion arrived before an "
               "earlier read's, so their tag and data waited for it",
               e.in_order_holds);
-    s.add_f64("dma.in_order_hold_ns", "ns",
+    s.add_f64("dma.in_order_hold_ns", "ns", stat_better::lower,
               "total time completed read requests waited for earlier reads to complete",
               e.in_order_hold.to_seconds() * 1e9);
-    s.add_u64("dma.tags.max_in_flight", "count", "most read tags held at once", e.max_tags_in_flight);
-    s.add_f64("dma.tags.mean_in_flight", "count", "read tags held on average over the run",
+    s.add_u64("dma.tags.max_in_flight", "count", stat_better::neutral, "most read tags held at once", e.max_tags_in_flight);
+    s.add_f64("dma.tags.mean_in_flight", "count", stat_better::neutral, "read tags held on average over the run",
               sim_ns > 0 ? e.tag_busy.to_seconds() * 1e9 / sim_ns : 0.0);
     const dma_arbiter &arb = p.dev.arbiter();
     static const char *const qname[] = {"rx", "tx", "ctrl"};
     for (unsigned q = 0; q < arb.grants.size(); q++) {
         const std::string n = std::string("dma.channel.") + qname[q];
-        s.add_u64(n + ".grants", "count", "DMA channel grants to this queue's engine (dma.channels_count > 0)",
+        s.add_u64(n + ".grants", "count", stat_better::lower, "DMA channel grants to this queue's engine (dma.channels_count > 0)",
                   arb.grants[q]);
-        s.add_u64(n + ".waits", "count", "transfers of this queue that waited for a DMA channel",
+        s.add_u64(n + ".waits", "count", stat_better::lower, "transfers of this queue that waited for a DMA channel",
                   arb.waits[q]);
     }
-    s.add_f64("dma.channel.wait_ns", "ns", "total time transfers waited for a DMA channel",
+    s.add_f64("dma.channel.wait_ns", "ns", stat_better::lower, "total time transfers waited for a DMA channel",
               arb.wait_time.to_seconds() * 1e9);
     const hist &lat = *e.read_latency;
-    s.add_f64("dma.read_latency.p50_ns", "ns", "median time from issuing a DMA read to all its data",
+    s.add_f64("dma.read_latency.p50_ns", "ns", stat_better::lower, "median time from issuing a DMA read to all its data",
               hist_percentile_ns(lat, 0.50));
-    s.add_f64("dma.read_latency.p99_ns", "ns", "99th percentile DMA read latency",
+    s.add_f64("dma.read_latency.p99_ns", "ns", stat_better::lower, "99th percentile DMA read latency",
               hist_percentile_ns(lat, 0.99));
-    s.add_f64("dma.read_latency.mean_ns", "ns", "mean DMA read latency", hist_mean(&lat) / 1000.0);
-    s.add_f64("dma.read_latency.max_ns", "ns", "largest DMA read latency",
+    s.add_f64("dma.read_latency.mean_ns", "ns", stat_better::lower, "mean DMA read latency", hist_mean(&lat) / 1000.0);
+    s.add_f64("dma.read_latency.max_ns", "ns", stat_better::lower, "largest DMA read latency",
               lat.count == 0 ? 0.0 : lat.max / 1000.0);
     // Histogram: reads whose latency is below 2^k ns, for k = 8 .. 16, and the rest.
     stats_add_coarse_hist(s, "dma.read_latency", lat, 8, 16,
@@ -175,14 +175,14 @@ void add_time_to_interrupt_stats(stats_table &s, const virtio_device_tlm &dev)
 {
     const hist &t = *dev.time_to_interrupt;
     const std::string n = "device.time_to_interrupt";
-    s.add_u64(n + ".samples", "count", "used buffer notifications with a time-to-interrupt sample",
+    s.add_u64(n + ".samples", "count", stat_better::neutral, "used buffer notifications with a time-to-interrupt sample",
               t.count);
-    s.add_f64(n + ".mean_ns", "ns",
+    s.add_f64(n + ".mean_ns", "ns", stat_better::lower,
               "mean time from a used-ring publication leaving the device to its MSI-X message",
               hist_mean(&t) / 1000.0);
-    s.add_f64(n + ".p50_ns", "ns", "median time to interrupt", hist_percentile_ns(t, 0.50));
-    s.add_f64(n + ".p99_ns", "ns", "99th percentile time to interrupt", hist_percentile_ns(t, 0.99));
-    s.add_f64(n + ".max_ns", "ns", "largest time to interrupt", t.count == 0 ? 0.0 : t.max / 1000.0);
+    s.add_f64(n + ".p50_ns", "ns", stat_better::lower, "median time to interrupt", hist_percentile_ns(t, 0.50));
+    s.add_f64(n + ".p99_ns", "ns", stat_better::lower, "99th percentile time to interrupt", hist_percentile_ns(t, 0.99));
+    s.add_f64(n + ".max_ns", "ns", stat_better::lower, "largest time to interrupt", t.count == 0 ? 0.0 : t.max / 1000.0);
     // Histogram: samples below 2^k ns, for k = 4 .. 12, and the rest.
     stats_add_coarse_hist(s, n, t, 4, 12, "times to interrupt below this bound and not below the previous one",
                           "times to interrupt of 4096 ns or more");
@@ -196,59 +196,59 @@ void add_iommu_stats(stats_table &s, const platform &p)
     const iommu &m = p.dev.dma_stats().device_iommu() ? *p.dev.dma_stats().device_iommu()
                                                        : rc.iommu_state();
     const iommu_counts &t = m.stats.total;
-    s.add_u64("iommu.requests", "count", "translation requests (pieces of device DMA asking for it)", m.stats.requests);
-    s.add_u64("iommu.iotlb.lookups", "count", "IOTLB lookups", t.lookups);
-    s.add_u64("iommu.iotlb.hits", "count", "IOTLB hits", t.hits);
-    s.add_u64("iommu.iotlb.misses", "count", "IOTLB misses", t.misses);
-    s.add_f64("iommu.iotlb.hit_rate", "fraction", "IOTLB hits over lookups",
+    s.add_u64("iommu.requests", "count", stat_better::lower, "translation requests (pieces of device DMA asking for it)", m.stats.requests);
+    s.add_u64("iommu.iotlb.lookups", "count", stat_better::lower, "IOTLB lookups", t.lookups);
+    s.add_u64("iommu.iotlb.hits", "count", stat_better::higher, "IOTLB hits", t.hits);
+    s.add_u64("iommu.iotlb.misses", "count", stat_better::lower, "IOTLB misses", t.misses);
+    s.add_f64("iommu.iotlb.hit_rate", "fraction", stat_better::higher, "IOTLB hits over lookups",
               t.lookups ? double(t.hits) / double(t.lookups) : 0.0);
-    s.add_u64("iommu.walks", "count", "page walks", t.walks);
-    s.add_u64("iommu.walk_reads", "count", "page-table entries read by walks", t.walk_reads);
-    s.add_f64("iommu.walk_time_ns", "ns", "total duration of page walks",
+    s.add_u64("iommu.walks", "count", stat_better::lower, "page walks", t.walks);
+    s.add_u64("iommu.walk_reads", "count", stat_better::lower, "page-table entries read by walks", t.walk_reads);
+    s.add_f64("iommu.walk_time_ns", "ns", stat_better::lower, "total duration of page walks",
               (rc.walkers().busy + p.dev.dma_stats().device_walkers().busy).to_seconds() * 1e9);
     // Walker contention at either location: one of the two sums is always zero.
-    s.add_u64("iommu.walker_waits", "count", "walks that waited for a free walker",
+    s.add_u64("iommu.walker_waits", "count", stat_better::lower, "walks that waited for a free walker",
               rc.walkers().waits + p.dev.dma_stats().device_walkers().waits);
-    s.add_f64("iommu.walker_wait_ns", "ns", "total time walks waited for a walker",
+    s.add_f64("iommu.walker_wait_ns", "ns", stat_better::lower, "total time walks waited for a walker",
               (rc.walkers().wait + p.dev.dma_stats().device_walkers().wait).to_seconds() * 1e9);
-    s.add_u64("iommu.faults", "count", "translations that faulted (the access was aborted)", t.faults);
+    s.add_u64("iommu.faults", "count", stat_better::lower, "translations that faulted (the access was aborted)", t.faults);
     // Paging-structure caches, probed from level 2 up until one hits: a level's hits
     // and misses add up to the walks that missed every cache below it.
     for (unsigned level = IOMMU_LEVELS; level >= IOMMU_PSC_LOWEST_LEVEL; level--) {
         const iommu_psc_counts &c = m.stats.psc[iommu_psc_slot(level)];
         const std::string n = "iommu.psc.level" + std::to_string(level);
-        s.add_u64(n + ".hits", "count",
+        s.add_u64(n + ".hits", "count", stat_better::higher,
                   "walks that started below this level from its paging-structure cache", c.hits);
-        s.add_u64(n + ".misses", "count",
+        s.add_u64(n + ".misses", "count", stat_better::lower,
                   "walks that found no usable entry in this level's paging-structure cache",
                   c.misses);
-        s.add_u64(n + ".evictions", "count",
+        s.add_u64(n + ".evictions", "count", stat_better::lower,
                   "entries of this level's paging-structure cache replaced (LRU) by a walk",
                   c.evictions);
-        s.add_u64(n + ".invalidated", "count",
+        s.add_u64(n + ".invalidated", "count", stat_better::neutral,
                   "entries of this level's paging-structure cache dropped by invalidation or "
                   "a root change",
                   c.entries_invalidated);
     }
     const dma_engine &e = p.dev.dma_stats();
-    s.add_u64("iommu.ats.translation_requests", "count",
+    s.add_u64("iommu.ats.translation_requests", "count", stat_better::lower,
               "ATS Translation Requests the device sent (its translation cache missed)",
               e.ats_translation_requests);
-    s.add_u64("iommu.ats.requests_at_root_complex", "count",
+    s.add_u64("iommu.ats.requests_at_root_complex", "count", stat_better::lower,
               "ATS Translation Requests the root complex answered", rc.translation_requests);
-    s.add_u64("iommu.ats.atc_hits", "count", "device translation cache hits (ATS)",
+    s.add_u64("iommu.ats.atc_hits", "count", stat_better::higher, "device translation cache hits (ATS)",
               e.atc() ? e.atc()->stats.hits : 0);
-    s.add_u64("iommu.ats.atc_misses", "count", "device translation cache misses (ATS)",
+    s.add_u64("iommu.ats.atc_misses", "count", stat_better::lower, "device translation cache misses (ATS)",
               e.atc() ? e.atc()->stats.misses : 0);
-    s.add_u64("iommu.ats.invalidations", "count",
+    s.add_u64("iommu.ats.invalidations", "count", stat_better::neutral,
               "ATS invalidations of the device's translation cache by host software",
               e.ats_invalidations);
     if (m.fault_logged > 0) {
         const iommu_fault &f = m.fault_log[0];
-        s.add_u64("iommu.first_fault.iova", "address", "IOVA of the first fault", f.iova);
-        s.add_u64("iommu.first_fault.pasid", "pasid", "PASID of the first fault", f.pasid);
-        s.add_u64("iommu.first_fault.write", "bool", "the first fault was a write", f.write);
-        s.add_u64("iommu.first_fault.reason", "code",
+        s.add_u64("iommu.first_fault.iova", "address", stat_better::neutral, "IOVA of the first fault", f.iova);
+        s.add_u64("iommu.first_fault.pasid", "pasid", stat_better::neutral, "PASID of the first fault", f.pasid);
+        s.add_u64("iommu.first_fault.write", "bool", stat_better::neutral, "the first fault was a write", f.write);
+        s.add_u64("iommu.first_fault.reason", "code", stat_better::neutral,
                   std::string("vs_reason code of the first fault: ") + vs_reason_name(f.reason), f.reason);
     }
     for (uint32_t pasid = 0; pasid < IOMMU_PASIDS_MAX; pasid++) {
@@ -256,10 +256,10 @@ void add_iommu_stats(stats_table &s, const platform &p)
         if (c.lookups == 0 && c.faults == 0)
             continue;
         const std::string n = "iommu.pasid." + std::to_string(pasid);
-        s.add_u64(n + ".lookups", "count", "IOTLB lookups in this address space", c.lookups);
-        s.add_u64(n + ".hits", "count", "IOTLB hits in this address space", c.hits);
-        s.add_u64(n + ".walks", "count", "page walks in this address space", c.walks);
-        s.add_u64(n + ".faults", "count", "faults in this address space", c.faults);
+        s.add_u64(n + ".lookups", "count", stat_better::lower, "IOTLB lookups in this address space", c.lookups);
+        s.add_u64(n + ".hits", "count", stat_better::higher, "IOTLB hits in this address space", c.hits);
+        s.add_u64(n + ".walks", "count", stat_better::lower, "page walks in this address space", c.walks);
+        s.add_u64(n + ".faults", "count", stat_better::lower, "faults in this address space", c.faults);
     }
 }
 
@@ -289,17 +289,17 @@ run_result collect_bench(platform &p, const vs_config &cfg)
     const sc_time elapsed = dev.bench_done ? dev.bench_end - dev.bench_start : sc_core::sc_time_stamp();
     const double ns = elapsed.to_seconds() * 1e9;
     stats_table &s = r.stats;
-    s.add_f64("sim.time_ns", "ns", "simulated time from the first transfer to the last data", ns);
-    s.add_u64("bench.transfers", "count", "benchmark transfers done", cfg.plat.bench_transfers_count);
-    s.add_u64("bench.bytes", "bytes", "payload bytes moved (each way for read_write)", dev.bench_bytes);
+    s.add_f64("sim.time_ns", "ns", stat_better::lower, "simulated time from the first transfer to the last data", ns);
+    s.add_u64("bench.transfers", "count", stat_better::neutral, "benchmark transfers done", cfg.plat.bench_transfers_count);
+    s.add_u64("bench.bytes", "bytes", stat_better::neutral, "payload bytes moved (each way for read_write)", dev.bench_bytes);
     const double gbps = ns > 0 ? dev.bench_bytes * 8.0 / ns : 0.0;
-    s.add_f64("bench.bandwidth_gbps", "Gb/s", "effective payload bandwidth (per direction for read_write)", gbps);
+    s.add_f64("bench.bandwidth_gbps", "Gb/s", stat_better::higher, "effective payload bandwidth (per direction for read_write)", gbps);
     const double steady_ns = (dev.bench_end - dev.bench_first_done).to_seconds() * 1e9;
-    s.add_f64("bench.steady_bandwidth_gbps", "Gb/s",
+    s.add_f64("bench.steady_bandwidth_gbps", "Gb/s", stat_better::higher,
               "payload bandwidth from the first transfer's completion to the last's (start-up "
               "latency excluded)",
               steady_ns > 0 ? (dev.bench_bytes - cfg.plat.bench_transfer_bytes) * 8.0 / steady_ns : gbps);
-    s.add_f64("bench.transfers_per_us", "count", "transfers completed per simulated microsecond",
+    s.add_f64("bench.transfers_per_us", "count", stat_better::higher, "transfers completed per simulated microsecond",
               ns > 0 ? cfg.plat.bench_transfers_count * 1000.0 / ns : 0.0);
     add_link_dma_stats(s, p, ns);
     add_iommu_stats(s, p);
@@ -464,79 +464,79 @@ run_result vs_run(const vs_config &cfg, const run_options &opt)
     }
 
     stats_table &s = r.stats;
-    s.add_f64("sim.time_ns", "ns", "simulated time until the driver finished", sim_ns);
-    s.add_u64("driver.tx.frames", "frames", "frames transmitted by the driver", ds.tx_frames);
-    s.add_u64("driver.tx.bytes", "bytes", "frame bytes transmitted (without virtio-net header)", ds.tx_bytes);
-    s.add_u64("driver.rx.frames", "frames", "frames received by the driver", ds.rx_frames);
-    s.add_u64("driver.rx.bytes", "bytes", "frame bytes received", ds.rx_bytes);
-    s.add_u64("driver.rx.bad_payload", "frames", "received frames whose payload did not match", ds.rx_bad_payload);
-    s.add_f64("throughput.tx_mpps", "Mpps", "transmitted frames per simulated microsecond",
+    s.add_f64("sim.time_ns", "ns", stat_better::lower, "simulated time until the driver finished", sim_ns);
+    s.add_u64("driver.tx.frames", "frames", stat_better::neutral, "frames transmitted by the driver", ds.tx_frames);
+    s.add_u64("driver.tx.bytes", "bytes", stat_better::neutral, "frame bytes transmitted (without virtio-net header)", ds.tx_bytes);
+    s.add_u64("driver.rx.frames", "frames", stat_better::higher, "frames received by the driver", ds.rx_frames);
+    s.add_u64("driver.rx.bytes", "bytes", stat_better::higher, "frame bytes received", ds.rx_bytes);
+    s.add_u64("driver.rx.bad_payload", "frames", stat_better::lower, "received frames whose payload did not match", ds.rx_bad_payload);
+    s.add_f64("throughput.tx_mpps", "Mpps", stat_better::higher, "transmitted frames per simulated microsecond",
               sim_s > 0 ? ds.tx_frames / sim_s / 1e6 : 0.0);
-    s.add_f64("throughput.tx_gbps", "Gb/s", "transmitted frame bits per simulated nanosecond",
+    s.add_f64("throughput.tx_gbps", "Gb/s", stat_better::higher, "transmitted frame bits per simulated nanosecond",
               sim_ns > 0 ? ds.tx_bytes * 8.0 / sim_ns : 0.0);
-    s.add_f64("throughput.rx_mpps", "Mpps", "received frames per simulated microsecond",
+    s.add_f64("throughput.rx_mpps", "Mpps", stat_better::higher, "received frames per simulated microsecond",
               sim_s > 0 ? ds.rx_frames / sim_s / 1e6 : 0.0);
-    s.add_f64("throughput.rx_gbps", "Gb/s", "received frame bits per simulated nanosecond",
+    s.add_f64("throughput.rx_gbps", "Gb/s", stat_better::higher, "received frame bits per simulated nanosecond",
               sim_ns > 0 ? ds.rx_bytes * 8.0 / sim_ns : 0.0);
-    s.add_u64("latency.samples", "frames", "frames with a TX-post to RX-reap latency sample", lat.count);
-    s.add_f64("latency.p50_ns", "ns", "median TX-post to RX-reap latency", p50);
-    s.add_f64("latency.p99_ns", "ns", "99th percentile TX-post to RX-reap latency", p99);
-    s.add_f64("latency.max_ns", "ns", "largest TX-post to RX-reap latency", pmax);
-    s.add_u64("driver.notifications", "count", "available buffer notifications written by the driver", ds.notifications);
-    s.add_u64("driver.notifications_suppressed", "count", "notifications skipped because the device's event suppression said so", ds.notifications_suppressed);
-    s.add_u64("driver.interrupts", "count", "interrupts taken by the driver", ds.interrupts);
-    s.add_u64("driver.polls_empty", "count", "ring polls that found nothing", ds.polls_empty);
-    s.add_u64("driver.ctrl.commands", "count", "control queue commands the driver sent (coalescing only)", ds.ctrl_commands);
-    s.add_u64("driver.ctrl.errors", "count",
+    s.add_u64("latency.samples", "frames", stat_better::neutral, "frames with a TX-post to RX-reap latency sample", lat.count);
+    s.add_f64("latency.p50_ns", "ns", stat_better::lower, "median TX-post to RX-reap latency", p50);
+    s.add_f64("latency.p99_ns", "ns", stat_better::lower, "99th percentile TX-post to RX-reap latency", p99);
+    s.add_f64("latency.max_ns", "ns", stat_better::lower, "largest TX-post to RX-reap latency", pmax);
+    s.add_u64("driver.notifications", "count", stat_better::lower, "available buffer notifications written by the driver", ds.notifications);
+    s.add_u64("driver.notifications_suppressed", "count", stat_better::higher, "notifications skipped because the device's event suppression said so", ds.notifications_suppressed);
+    s.add_u64("driver.interrupts", "count", stat_better::lower, "interrupts taken by the driver", ds.interrupts);
+    s.add_u64("driver.polls_empty", "count", stat_better::lower, "ring polls that found nothing", ds.polls_empty);
+    s.add_u64("driver.ctrl.commands", "count", stat_better::neutral, "control queue commands the driver sent (coalescing only)", ds.ctrl_commands);
+    s.add_u64("driver.ctrl.errors", "count", stat_better::lower,
               "control commands not answered VIRTIO_NET_OK, or whose VQ_GET read-back differed", ds.ctrl_errors);
-    s.add_u64("driver.coal.retunes", "count",
+    s.add_u64("driver.coal.retunes", "count", stat_better::neutral,
               "driver.coal_policy adaptive: profile changes (one VQ_SET each)", ds.coal_retunes);
-    s.add_u64("driver.mmio_reads", "count", "MMIO reads by the driver", ds.mmio_reads);
-    s.add_u64("driver.mmio_writes", "count", "MMIO writes by the driver", ds.mmio_writes);
-    s.add_u64("driver.cfg_reads", "count", "configuration reads by the driver", ds.cfg_reads);
-    s.add_u64("driver.cfg_writes", "count", "configuration writes by the driver", ds.cfg_writes);
-    s.add_u64("driver.event_suppression.devmem_negotiated", "flag",
+    s.add_u64("driver.mmio_reads", "count", stat_better::lower, "MMIO reads by the driver", ds.mmio_reads);
+    s.add_u64("driver.mmio_writes", "count", stat_better::lower, "MMIO writes by the driver", ds.mmio_writes);
+    s.add_u64("driver.cfg_reads", "count", stat_better::lower, "configuration reads by the driver", ds.cfg_reads);
+    s.add_u64("driver.cfg_writes", "count", stat_better::lower, "configuration writes by the driver", ds.cfg_writes);
+    s.add_u64("driver.event_suppression.devmem_negotiated", "flag", stat_better::neutral,
               "1 if the viosim extension VIOSIM_NET_F_DEVMEM_EVENT was negotiated (driver "
               "suppression fields in device memory), else 0", ds.devmem_event_negotiated);
-    s.add_u64("driver.event_suppression.recheck_negotiated", "flag",
+    s.add_u64("driver.event_suppression.recheck_negotiated", "flag", stat_better::neutral,
               "1 if VIOSIM_NET_F_DEVMEM_EVENT_RECHECK was negotiated too (the device re-decides "
               "on slot writes; the driver does no flushing reads), else 0",
               ds.devmem_event_recheck_negotiated);
-    s.add_u64("driver.event_suppression.mmio_writes", "count",
+    s.add_u64("driver.event_suppression.mmio_writes", "count", stat_better::lower,
               "MMIO writes of the driver's event suppression fields to device memory (part "
               "of driver.mmio_writes)", ds.devmem_event_writes);
-    s.add_u64("driver.event_suppression.flush_reads", "count",
+    s.add_u64("driver.event_suppression.flush_reads", "count", stat_better::lower,
               "MMIO reads flushing those writes before the driver re-checks its rings (part "
               "of driver.mmio_reads)", ds.devmem_event_flush_reads);
-    s.add_f64("per_packet.interrupts", "count", "interrupts per transmitted frame", double(ds.interrupts) / frames);
-    s.add_f64("per_packet.notifications", "count", "driver notifications per transmitted frame", double(ds.notifications) / frames);
-    s.add_f64("per_packet.dma_reads", "count", "device DMA reads per transmitted frame", double(dma_reads) / frames);
-    s.add_f64("per_packet.dma_writes", "count", "device DMA writes per transmitted frame", double(dma_writes) / frames);
+    s.add_f64("per_packet.interrupts", "count", stat_better::lower, "interrupts per transmitted frame", double(ds.interrupts) / frames);
+    s.add_f64("per_packet.notifications", "count", stat_better::lower, "driver notifications per transmitted frame", double(ds.notifications) / frames);
+    s.add_f64("per_packet.dma_reads", "count", stat_better::lower, "device DMA reads per transmitted frame", double(dma_reads) / frames);
+    s.add_f64("per_packet.dma_writes", "count", stat_better::lower, "device DMA writes per transmitted frame", double(dma_writes) / frames);
     {
         uint64_t tlps = 0;
         if (p->link)
             for (int t = 0; t < 4; t++)
                 tlps += p->link->up.tlps[t] + p->link->down.tlps[t];
-        s.add_f64("per_packet.tlps", "count",
+        s.add_f64("per_packet.tlps", "count", stat_better::lower,
                   "PCIe TLPs in both directions per transmitted frame (0 without a link: "
                   "software device profile)", double(tlps) / frames);
     }
-    s.add_f64("per_packet.cpu_ns", "ns", "CPU time charged to the driver per transmitted frame",
+    s.add_f64("per_packet.cpu_ns", "ns", stat_better::lower, "CPU time charged to the driver per transmitted frame",
               cpu.busy.to_seconds() * 1e9 / frames);
-    s.add_u64("device.tx.frames", "frames", "frames the device transmitted", d.stats.tx_frames);
-    s.add_u64("device.rx.frames", "frames", "frames the device delivered to receive buffers", d.stats.rx_frames);
-    s.add_u64("device.rx.no_buffer", "count", "times a frame waited for a receive buffer", d.stats.rx_no_buffer);
-    s.add_u64("device.rx.dropped_too_big", "frames", "frames dropped because the receive buffer was too small", d.stats.rx_dropped_too_big);
+    s.add_u64("device.tx.frames", "frames", stat_better::higher, "frames the device transmitted", d.stats.tx_frames);
+    s.add_u64("device.rx.frames", "frames", stat_better::higher, "frames the device delivered to receive buffers", d.stats.rx_frames);
+    s.add_u64("device.rx.no_buffer", "count", stat_better::lower, "times a frame waited for a receive buffer", d.stats.rx_no_buffer);
+    s.add_u64("device.rx.dropped_too_big", "frames", stat_better::lower, "frames dropped because the receive buffer was too small", d.stats.rx_dropped_too_big);
     stats_add_backend(s, d.stats.backend);
-    s.add_u64("device.ctrl.commands", "count", "control queue commands answered", d.stats.ctrl_commands);
-    s.add_u64("device.ctrl.ok", "count", "control queue commands answered VIRTIO_NET_OK", d.stats.ctrl_ok);
-    s.add_u64("device.ctrl.err", "count", "control queue commands answered VIRTIO_NET_ERR", d.stats.ctrl_err);
-    s.add_u64("device.interrupts_raised", "count", "used buffer notifications the device decided to send", d.stats.interrupts_raised);
-    s.add_u64("device.config_interrupts", "count", "configuration change notifications", d.stats.config_interrupts);
-    s.add_u64("device.msix_sent", "count", "MSI-X messages written", p->dev.msi_sent);
-    s.add_u64("device.msix_pended", "count", "MSI-X messages held pending by a mask", d.msix.stats.pended);
+    s.add_u64("device.ctrl.commands", "count", stat_better::neutral, "control queue commands answered", d.stats.ctrl_commands);
+    s.add_u64("device.ctrl.ok", "count", stat_better::higher, "control queue commands answered VIRTIO_NET_OK", d.stats.ctrl_ok);
+    s.add_u64("device.ctrl.err", "count", stat_better::lower, "control queue commands answered VIRTIO_NET_ERR", d.stats.ctrl_err);
+    s.add_u64("device.interrupts_raised", "count", stat_better::lower, "used buffer notifications the device decided to send", d.stats.interrupts_raised);
+    s.add_u64("device.config_interrupts", "count", stat_better::neutral, "configuration change notifications", d.stats.config_interrupts);
+    s.add_u64("device.msix_sent", "count", stat_better::lower, "MSI-X messages written", p->dev.msi_sent);
+    s.add_u64("device.msix_pended", "count", stat_better::lower, "MSI-X messages held pending by a mask", d.msix.stats.pended);
     for (unsigned v = 0; v < d.msix.nvec; v++)
-        s.add_u64("device.msix.vector." + std::to_string(v) + ".messages", "count",
+        s.add_u64("device.msix.vector." + std::to_string(v) + ".messages", "count", stat_better::lower,
                   v == 0 ? "MSI-X messages on vector 0 (the reference driver's configuration vector)"
                          : "MSI-X messages on this vector (the reference driver uses 1 + queue index)",
                   p->dev.msi_per_vector[v]);
@@ -544,91 +544,91 @@ run_result vs_run(const vs_config &cfg, const run_options &opt)
         const std::string n = vs_dma_kind_name(static_cast<vs_dma_kind>(k));
         if (d.stats.dma_reads[k] || k == VS_DMA_DESC_READ || k == VS_DMA_BUF_READ ||
             k == VS_DMA_EVENT_READ || k == VS_DMA_FLUSH_READ)
-            s.add_u64("device.dma." + n + ".reads", "count", "device DMA reads for " + n, d.stats.dma_reads[k]);
+            s.add_u64("device.dma." + n + ".reads", "count", stat_better::lower, "device DMA reads for " + n, d.stats.dma_reads[k]);
         if (d.stats.dma_writes[k] || k == VS_DMA_BUF_WRITE || k == VS_DMA_USED_WRITE || k == VS_DMA_EVENT_WRITE)
-            s.add_u64("device.dma." + n + ".writes", "count", "device DMA writes for " + n, d.stats.dma_writes[k]);
+            s.add_u64("device.dma." + n + ".writes", "count", stat_better::lower, "device DMA writes for " + n, d.stats.dma_writes[k]);
     }
-    s.add_u64("device.dma.read_bytes", "bytes", "bytes the device read from guest memory", d.stats.dma_read_bytes);
-    s.add_u64("device.dma.write_bytes", "bytes", "bytes the device wrote to guest memory", d.stats.dma_write_bytes);
-    s.add_u64("device.dma.blocked", "count", "DMA refused because bus mastering was off", d.stats.dma_blocked);
-    s.add_u64("device.resets", "count", "device resets by the driver", d.stats.resets);
+    s.add_u64("device.dma.read_bytes", "bytes", stat_better::lower, "bytes the device read from guest memory", d.stats.dma_read_bytes);
+    s.add_u64("device.dma.write_bytes", "bytes", stat_better::lower, "bytes the device wrote to guest memory", d.stats.dma_write_bytes);
+    s.add_u64("device.dma.blocked", "count", stat_better::lower, "DMA refused because bus mastering was off", d.stats.dma_blocked);
+    s.add_u64("device.resets", "count", stat_better::lower, "device resets by the driver", d.stats.resets);
     if (d.error != VS_REASON_NONE) {
-        s.add_u64("device.error.reason", "code",
+        s.add_u64("device.error.reason", "code", stat_better::neutral,
                   std::string("vs_reason code of DEVICE_NEEDS_RESET: ") + vs_reason_name(d.error) +
                       " (" + vs_reason_text(d.error) + ")",
                   d.error);
-        s.add_u64("device.error.queue", "queue",
+        s.add_u64("device.error.queue", "queue", stat_better::neutral,
                   "queue being processed when the device needed a reset (65535: none)", d.error_queue);
     }
     static const char *const qname[VDEV_QUEUES] = {"rx", "tx", "ctrl"};
     for (unsigned q = 0; q < VDEV_QUEUES; q++) {
         const std::string n = std::string("device.queue.") + qname[q];
-        s.add_u64(n + ".kicks", "count", "notifications received for this queue", d.q[q].kicks);
-        s.add_u64(n + ".wakeups", "count", "times the queue's engine woke from sleep", p->dev.engine_wakeups[q]);
-        s.add_f64(n + ".busy_ns", "ns", "device clock time the engine spent on this queue",
+        s.add_u64(n + ".kicks", "count", stat_better::lower, "notifications received for this queue", d.q[q].kicks);
+        s.add_u64(n + ".wakeups", "count", stat_better::neutral, "times the queue's engine woke from sleep", p->dev.engine_wakeups[q]);
+        s.add_f64(n + ".busy_ns", "ns", stat_better::lower, "device clock time the engine spent on this queue",
                   p->dev.engine_busy[q].to_seconds() * 1e9);
-        s.add_u64(n + ".event_reads_link", "count",
+        s.add_u64(n + ".event_reads_link", "count", stat_better::lower,
                   "interrupt decisions that read the driver's event suppression fields by DMA "
                   "across the link", d.stats.event_reads_link[q]);
-        s.add_u64(n + ".event_reads_local", "count",
+        s.add_u64(n + ".event_reads_local", "count", stat_better::lower,
                   "interrupt decisions that read them from device memory (viosim extension "
                   "VIOSIM_NET_F_DEVMEM_EVENT; no link traffic)", d.stats.event_reads_local[q]);
         const vq_stats ring = vdev_ring_stats(&d, uint16_t(q));
         const vq_stats *vs = &ring;
-        s.add_u64(n + ".fetch.reads", "count",
+        s.add_u64(n + ".fetch.reads", "count", stat_better::lower,
                   "fetch-unit DMA reads (packed: ring descriptors; split: available ring entries)",
                   vs->fetch_reads);
-        s.add_u64(n + ".fetch.entries", "count", "descriptors (split: available ring entries) those reads carried",
+        s.add_u64(n + ".fetch.entries", "count", stat_better::lower, "descriptors (split: available ring entries) those reads carried",
                   vs->fetch_entries);
-        s.add_f64(n + ".fetch.entries_per_read", "count", "mean entries per fetch read",
+        s.add_f64(n + ".fetch.entries_per_read", "count", stat_better::higher, "mean entries per fetch read",
                   vs->fetch_reads ? double(vs->fetch_entries) / vs->fetch_reads : 0.0);
-        s.add_u64(n + ".fetch.wasted_entries", "count",
+        s.add_u64(n + ".fetch.wasted_entries", "count", stat_better::lower,
                   "entries read ahead that were not available yet and were discarded",
                   vs->fetch_wasted);
-        s.add_u64(n + ".fetch.wasted_bytes", "bytes", "bytes of those discarded entries",
+        s.add_u64(n + ".fetch.wasted_bytes", "bytes", stat_better::lower, "bytes of those discarded entries",
                   vs->fetch_wasted_bytes);
-        s.add_u64(n + ".fetch.hint_reads", "count",
+        s.add_u64(n + ".fetch.hint_reads", "count", stat_better::neutral,
                   "fetch reads whose size the NOTIFICATION_DATA hint decided", vs->fetch_hint_reads);
-        s.add_f64(n + ".in_flight_mean", "buffers",
+        s.add_f64(n + ".in_flight_mean", "buffers", stat_better::neutral,
                   "buffers of this queue between take and finish, time-averaged over the run",
                   sim_ns > 0 ? p->dev.in_flight_area_ps[q] / (sim_ns * 1000.0) : 0.0);
-        s.add_u64(n + ".in_flight_max", "buffers", "most buffers of this queue in flight at once",
+        s.add_u64(n + ".in_flight_max", "buffers", stat_better::neutral, "most buffers of this queue in flight at once",
                   p->dev.in_flight_max[q]);
         if (q == VDEV_QUEUE_CTRL)
             continue; // coalescing applies to transmit and receive queues only
-        s.add_u64(n + ".coal.notify_by_packets", "count",
+        s.add_u64(n + ".coal.notify_by_packets", "count", stat_better::lower,
                   "used buffer notifications sent under coalescing because max_packets buffers were counted",
                   d.stats.coal_notify[q][VDEV_COAL_BY_PACKETS]);
-        s.add_u64(n + ".coal.notify_by_timer", "count",
+        s.add_u64(n + ".coal.notify_by_timer", "count", stat_better::lower,
                   "used buffer notifications sent under coalescing because max_usecs elapsed",
                   d.stats.coal_notify[q][VDEV_COAL_BY_TIMER]);
-        s.add_u64(n + ".coal.notify_by_change", "count",
+        s.add_u64(n + ".coal.notify_by_change", "count", stat_better::lower,
                   "used buffer notifications sent at once because new coalescing parameters met the conditions",
                   d.stats.coal_notify[q][VDEV_COAL_BY_CHANGE]);
-        s.add_u64(n + ".coal.suppressed", "count",
+        s.add_u64(n + ".coal.suppressed", "count", stat_better::higher,
                   "coalescing conditions met but the driver's event suppression declined the notification",
                   d.stats.coal_suppressed[q]);
-        s.add_u64(n + ".coal.timer_arms", "count",
+        s.add_u64(n + ".coal.timer_arms", "count", stat_better::neutral,
                   "counting windows a max_usecs timer was started for", p->dev.coal_timer_arms[q]);
-        s.add_u64(n + ".coal.timer_expiries", "count",
+        s.add_u64(n + ".coal.timer_expiries", "count", stat_better::neutral,
                   "max_usecs timers that ended before max_packets was reached", p->dev.coal_timer_expiries[q]);
     }
-    s.add_u64("device.event_suppression.slot_writes", "count",
+    s.add_u64("device.event_suppression.slot_writes", "count", stat_better::lower,
               "driver writes taken into the device-memory suppression slots", d.stats.devmem_event_writes);
-    s.add_u64("device.event_suppression.slot_writes_ignored", "count",
+    s.add_u64("device.event_suppression.slot_writes_ignored", "count", stat_better::lower,
               "writes to the device-memory suppression window while the extension was not "
               "negotiated (ignored)", d.stats.devmem_event_writes_ignored);
-    s.add_u64("device.event_suppression.recheck_interrupts", "count",
+    s.add_u64("device.event_suppression.recheck_interrupts", "count", stat_better::lower,
               "used buffer notifications decided when a slot write arrived "
               "(VIOSIM_NET_F_DEVMEM_EVENT_RECHECK; part of device.interrupts_raised)",
               d.stats.devmem_event_recheck_interrupts);
     add_time_to_interrupt_stats(s, p->dev);
     add_link_dma_stats(s, *p, sim_ns);
     add_iommu_stats(s, *p);
-    s.add_u64("conformance.violations", "count",
+    s.add_u64("conformance.violations", "count", stat_better::lower,
               "driver-conformance violations the device observed (docs/conformance.md)", r.violations_total);
-    s.add_f64("cpu.busy_ns", "ns", "CPU time charged to the driver", cpu.busy.to_seconds() * 1e9);
-    s.add_f64("cpu.utilisation", "fraction", "CPU busy time over simulated time",
+    s.add_f64("cpu.busy_ns", "ns", stat_better::lower, "CPU time charged to the driver", cpu.busy.to_seconds() * 1e9);
+    s.add_f64("cpu.utilisation", "fraction", stat_better::neutral, "CPU busy time over simulated time",
               sim_ns > 0 ? cpu.busy.to_seconds() * 1e9 / sim_ns : 0.0);
 
     auto &sum = r.summary;

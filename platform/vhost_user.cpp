@@ -1463,60 +1463,60 @@ bool server::write_stats(std::string &err)
 {
     const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
     stats_table st;
-    st.add_u64("vhost.connections", "count", "front ends that connected", ctr_.connections);
-    st.add_u64("vhost.connections_failed", "count",
+    st.add_u64("vhost.connections", "count", stat_better::neutral, "front ends that connected", ctr_.connections);
+    st.add_u64("vhost.connections_failed", "count", stat_better::lower,
                "connections closed for bad input (one log line each)", ctr_.connections_failed);
-    st.add_u64("vhost.messages", "count", "vhost-user messages received", ctr_.messages);
-    st.add_u64("vhost.rings_broken", "count", "rings stopped for driver input the device refused",
+    st.add_u64("vhost.messages", "count", stat_better::neutral, "vhost-user messages received", ctr_.messages);
+    st.add_u64("vhost.rings_broken", "count", stat_better::lower, "rings stopped for driver input the device refused",
                ctr_.rings_broken);
-    st.add_u64("vhost.memory_faults", "count",
+    st.add_u64("vhost.memory_faults", "count", stat_better::lower,
                "guest-memory accesses refused because the front end shrank a region's file "
                "(SIGBUS caught; the connection was closed)",
                ctr_.memory_faults);
-    st.add_u64("net.tx.frames", "count", "frames transmitted by the front end", ctr_.tx_frames);
-    st.add_u64("net.tx.bytes", "bytes", "frame bytes transmitted (without virtio-net header)",
+    st.add_u64("net.tx.frames", "count", stat_better::neutral, "frames transmitted by the front end", ctr_.tx_frames);
+    st.add_u64("net.tx.bytes", "bytes", stat_better::neutral, "frame bytes transmitted (without virtio-net header)",
                ctr_.tx_bytes);
-    st.add_u64("net.rx.frames", "count", "frames written into receive buffers", ctr_.rx_frames);
-    st.add_u64("net.rx.bytes", "bytes", "frame bytes received (without virtio-net header)",
+    st.add_u64("net.rx.frames", "count", stat_better::higher, "frames written into receive buffers", ctr_.rx_frames);
+    st.add_u64("net.rx.bytes", "bytes", stat_better::higher, "frame bytes received (without virtio-net header)",
                ctr_.rx_bytes);
     stats_add_backend(st, ctr_.backend);
-    st.add_u64("net.loopback.dropped_fifo_full", "count",
+    st.add_u64("net.loopback.dropped_fifo_full", "count", stat_better::lower,
                "transmitted frames dropped because the receive FIFO was full (loopback, responder)",
                ctr_.loopback_dropped_fifo_full);
-    st.add_u64("net.rx.dropped_too_big", "count", "frames larger than the receive buffer",
+    st.add_u64("net.rx.dropped_too_big", "count", stat_better::lower, "frames larger than the receive buffer",
                ctr_.rx_dropped_too_big);
-    st.add_u64("net.rx.no_buffer", "count", "receive attempts that found no receive buffer",
+    st.add_u64("net.rx.no_buffer", "count", stat_better::lower, "receive attempts that found no receive buffer",
                ctr_.rx_no_buffer);
-    st.add_u64("net.rx.merged_frames", "count",
+    st.add_u64("net.rx.merged_frames", "count", stat_better::neutral,
                "frames written over several receive buffers (VIRTIO_NET_F_MRG_RXBUF)",
                ctr_.rx_merged_frames);
-    st.add_u64("net.rx.merge_returned", "count",
+    st.add_u64("net.rx.merge_returned", "count", stat_better::lower,
                "buffers of a merged frame returned unused because the ring stopped mid-frame",
                ctr_.rx_merge_returned);
-    st.add_u64("notify.kicks", "count", "kick eventfd reads that carried notifications", ctr_.kicks);
-    st.add_u64("notify.kick_events", "count", "available buffer notifications those reads counted",
+    st.add_u64("notify.kicks", "count", stat_better::lower, "kick eventfd reads that carried notifications", ctr_.kicks);
+    st.add_u64("notify.kick_events", "count", stat_better::lower, "available buffer notifications those reads counted",
                ctr_.kick_events);
-    st.add_u64("irq.calls", "count", "used buffer notifications sent (call eventfd writes)", ctr_.calls);
-    st.add_u64("irq.calls_no_fd", "count", "notifications decided without a call eventfd",
+    st.add_u64("irq.calls", "count", stat_better::lower, "used buffer notifications sent (call eventfd writes)", ctr_.calls);
+    st.add_u64("irq.calls_no_fd", "count", stat_better::lower, "notifications decided without a call eventfd",
                ctr_.calls_no_fd);
-    st.add_u64("vhost.queue_pairs", "pairs", "queue pairs offered (serve.queue_pairs)", pairs_);
+    st.add_u64("vhost.queue_pairs", "pairs", stat_better::neutral, "queue pairs offered (serve.queue_pairs)", pairs_);
     for (unsigned k = 0; k < pairs_; k++)
-        st.add_u64("net.pair" + std::to_string(k + 1) + ".tx_frames", "count",
+        st.add_u64("net.pair" + std::to_string(k + 1) + ".tx_frames", "count", stat_better::neutral,
                    "frames transmitted on transmitq" + std::to_string(k + 1), ctr_.pair_tx_frames[k]);
     for (unsigned i = 0; i < 2; i++) {
         const struct vq_stats &s = ctr_.ring[i];
         std::string p = std::string("ring.") + (is_tx(i) ? "tx" : "rx") + ".";
-        st.add_u64(p + "buffers", "count", "buffers popped", s.buffers_popped);
-        st.add_u64(p + "descs_read", "count", "descriptors fetched (ring and indirect)", s.descs_read);
-        st.add_u64(p + "indirect_tables", "count", "indirect tables fetched", s.indirect_tables);
-        st.add_u64(p + "used_pushed", "count", "used buffers returned", s.used_pushed);
-        st.add_u64(p + "flushes", "count", "used publications", s.flushes);
-        st.add_u64(p + "fetch_reads", "count", "descriptor fetch reads", s.fetch_reads);
-        st.add_u64(p + "event_reads", "count", "reads of the driver's event suppression",
+        st.add_u64(p + "buffers", "count", stat_better::neutral, "buffers popped", s.buffers_popped);
+        st.add_u64(p + "descs_read", "count", stat_better::neutral, "descriptors fetched (ring and indirect)", s.descs_read);
+        st.add_u64(p + "indirect_tables", "count", stat_better::neutral, "indirect tables fetched", s.indirect_tables);
+        st.add_u64(p + "used_pushed", "count", stat_better::neutral, "used buffers returned", s.used_pushed);
+        st.add_u64(p + "flushes", "count", stat_better::lower, "used publications", s.flushes);
+        st.add_u64(p + "fetch_reads", "count", stat_better::lower, "descriptor fetch reads", s.fetch_reads);
+        st.add_u64(p + "event_reads", "count", stat_better::lower, "reads of the driver's event suppression",
                    s.event_reads);
-        st.add_u64(p + "event_writes", "count", "writes of the device event suppression",
+        st.add_u64(p + "event_writes", "count", stat_better::lower, "writes of the device event suppression",
                    s.event_writes);
-        st.add_u64(p + "interrupts_suppressed", "count",
+        st.add_u64(p + "interrupts_suppressed", "count", stat_better::higher,
                    "used buffer notifications the driver's event suppression spared",
                    s.interrupts_suppressed);
     }
@@ -1526,17 +1526,17 @@ bool server::write_stats(std::string &err)
         reads += ctr_.dma_reads[k];
         writes += ctr_.dma_writes[k];
         const std::string n = vs_dma_kind_name(static_cast<enum vs_dma_kind>(k));
-        st.add_u64("device.dma." + n + ".reads", "count", "device DMA reads for " + n, ctr_.dma_reads[k]);
-        st.add_u64("device.dma." + n + ".writes", "count", "device DMA writes for " + n,
+        st.add_u64("device.dma." + n + ".reads", "count", stat_better::lower, "device DMA reads for " + n, ctr_.dma_reads[k]);
+        st.add_u64("device.dma." + n + ".writes", "count", stat_better::lower, "device DMA writes for " + n,
                    ctr_.dma_writes[k]);
     }
-    st.add_u64("device.dma.read_bytes", "bytes", "bytes the device read from guest memory",
+    st.add_u64("device.dma.read_bytes", "bytes", stat_better::lower, "bytes the device read from guest memory",
                ctr_.dma_read_bytes);
-    st.add_u64("device.dma.write_bytes", "bytes", "bytes the device wrote to guest memory",
+    st.add_u64("device.dma.write_bytes", "bytes", stat_better::lower, "bytes the device wrote to guest memory",
                ctr_.dma_write_bytes);
-    st.add_u64("device.dma.errors", "count", "accesses outside every memory region", ctr_.dma_errors);
+    st.add_u64("device.dma.errors", "count", stat_better::lower, "accesses outside every memory region", ctr_.dma_errors);
     const uint64_t frames = ctr_.tx_frames + ctr_.rx_frames;
-    st.add_f64("dma.transactions_per_frame", "count",
+    st.add_f64("dma.transactions_per_frame", "count", stat_better::lower,
                "guest memory reads and writes per frame moved (TX + RX)",
                frames ? double(reads + writes) / double(frames) : 0.0);
 
@@ -1544,24 +1544,24 @@ bool server::write_stats(std::string &err)
     // link time, one at a time, and every interrupt its MSI-X write.
     const double sim_ns = clock_.now_ns();
     const double tx = double(ctr_.tx_frames);
-    st.add_f64("sim.time_ns", "ns",
+    st.add_f64("sim.time_ns", "ns", stat_better::lower,
                "simulated device time: each guest-memory access and interrupt charged its PCIe "
                "link time, one at a time (the driver's own time is not simulated)",
                sim_ns);
-    st.add_f64("throughput.tx_mpps", "Mpps", "transmitted frames per simulated second (millions)",
+    st.add_f64("throughput.tx_mpps", "Mpps", stat_better::higher, "transmitted frames per simulated second (millions)",
                sim_ns > 0 ? tx / sim_ns * 1e3 : 0.0);
-    st.add_f64("throughput.rx_mpps", "Mpps", "received frames per simulated second (millions)",
+    st.add_f64("throughput.rx_mpps", "Mpps", stat_better::higher, "received frames per simulated second (millions)",
                sim_ns > 0 ? double(ctr_.rx_frames) / sim_ns * 1e3 : 0.0);
     const uint64_t interrupts = ctr_.calls + ctr_.calls_no_fd;
-    st.add_f64("per_packet.interrupts", "count", "interrupts per transmitted frame",
+    st.add_f64("per_packet.interrupts", "count", stat_better::lower, "interrupts per transmitted frame",
                tx > 0 ? double(interrupts) / tx : 0.0);
-    st.add_f64("per_packet.notifications", "count", "driver notifications per transmitted frame",
+    st.add_f64("per_packet.notifications", "count", stat_better::lower, "driver notifications per transmitted frame",
                tx > 0 ? double(ctr_.kick_events) / tx : 0.0);
-    st.add_f64("per_packet.dma_reads", "count", "device DMA reads per transmitted frame",
+    st.add_f64("per_packet.dma_reads", "count", stat_better::lower, "device DMA reads per transmitted frame",
                tx > 0 ? double(reads) / tx : 0.0);
-    st.add_f64("per_packet.dma_writes", "count", "device DMA writes per transmitted frame",
+    st.add_f64("per_packet.dma_writes", "count", stat_better::lower, "device DMA writes per transmitted frame",
                tx > 0 ? double(writes) / tx : 0.0);
-    st.add_f64("per_packet.tlps", "count", "PCIe TLPs in both directions per transmitted frame",
+    st.add_f64("per_packet.tlps", "count", stat_better::lower, "PCIe TLPs in both directions per transmitted frame",
                tx > 0 ? double(clock_.tlps()) / tx : 0.0);
     stats_add_link_direction(st, "link.up", "device to host", clock_.up().tlps,
                              clock_.up().payload_bytes, clock_.up().overhead_bytes,
@@ -1569,12 +1569,12 @@ bool server::write_stats(std::string &err)
     stats_add_link_direction(st, "link.down", "host to device", clock_.down().tlps,
                              clock_.down().payload_bytes, clock_.down().overhead_bytes,
                              clock_.down().busy_ns, sim_ns);
-    st.add_f64("wall.seconds", "s", "wall-clock time the server ran", wall);
-    st.add_f64("wall.busy_seconds", "s",
+    st.add_f64("wall.seconds", "s", stat_better::neutral, "wall-clock time the server ran", wall);
+    st.add_f64("wall.busy_seconds", "s", stat_better::neutral,
                "wall-clock time from each connection's first to last frame, summed", ctr_.busy_s);
-    st.add_f64("wall.tx_mpps", "Mpps", "transmitted frames per busy second (millions)",
+    st.add_f64("wall.tx_mpps", "Mpps", stat_better::higher, "transmitted frames per busy second (millions)",
                ctr_.busy_s > 0 ? double(ctr_.tx_frames) / ctr_.busy_s / 1e6 : 0.0);
-    st.add_f64("wall.rx_mpps", "Mpps", "received frames per busy second (millions)",
+    st.add_f64("wall.rx_mpps", "Mpps", stat_better::higher, "received frames per busy second (millions)",
                ctr_.busy_s > 0 ? double(ctr_.rx_frames) / ctr_.busy_s / 1e6 : 0.0);
 
     json_t *result = json_object();

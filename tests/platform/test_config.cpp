@@ -808,8 +808,8 @@ Test(config, parameters_md_is_up_to_date)
 Test(stats, add_and_find_in_registration_order)
 {
     stats_table t;
-    t.add_u64("b.count", "count", "second letter first", 7);
-    t.add_f64("a.rate", "Gb/s", "a rate", 2.5);
+    t.add_u64("b.count", "count", stat_better::neutral, "second letter first", 7);
+    t.add_f64("a.rate", "Gb/s", stat_better::higher, "a rate", 2.5);
     cr_assert_eq(t.entries().size(), 2u);
     cr_expect_eq(t.entries()[0].name, "b.count");
     cr_expect_eq(t.entries()[1].name, "a.rate");
@@ -828,10 +828,10 @@ Test(stats, add_and_find_in_registration_order)
 static stats_table sample_stats()
 {
     stats_table t;
-    t.add_u64("zeta.frames", "count", "frames", 12345);
-    t.add_f64("alpha.throughput", "Gb/s", "throughput", 1.0 / 3.0);
-    t.add_f64("mid.undefined", "ns", "0/0", NAN);
-    t.add_u64("big", "ps", "beyond int64", UINT64_MAX);
+    t.add_u64("zeta.frames", "count", stat_better::neutral, "frames", 12345);
+    t.add_f64("alpha.throughput", "Gb/s", stat_better::higher, "throughput", 1.0 / 3.0);
+    t.add_f64("mid.undefined", "ns", stat_better::lower, "0/0", NAN);
+    t.add_u64("big", "ps", stat_better::neutral, "beyond int64", UINT64_MAX);
     return t;
 }
 
