@@ -8,12 +8,15 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 #include <string>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <vector>
+
+#include "stats.h"
 
 namespace {
 
@@ -33,12 +36,55 @@ struct run_out {
         cr_assert_not_null(s, "stat %s missing", name);
         return json_number_value(json_object_get(s, "value"));
     }
+    // The statistic's "better" ("higher", "lower", "neutral"), "" if it has none.
+    std::string better(const char *name) const
+    {
+        json_t *s = json_object_get(json_object_get(stats, "stats"), name);
+        cr_assert_not_null(s, "stat %s missing", name);
+        const char *b = json_string_value(json_object_get(s, "better"));
+        return b ? b : "";
+    }
     std::string result(const char *key) const
     {
         json_t *v = json_object_get(json_object_get(stats, "result"), key);
         return json_is_string(v) ? json_string_value(v) : "";
     }
 };
+
+// Every statistic of r's stats.json says which way is better, as its keys "value",
+// "unit", "better", "description" in this order; a documented one (docs/statistics.md,
+// built in) as the document's better column says. Returns how many statistics it saw.
+inline size_t expect_every_better(const run_out &r, const char *what)
+{
+    size_t n = 0;
+    const char *key;
+    json_t *row;
+    json_object_foreach(json_object_get(r.stats, "stats"), key, row)
+    {
+        n++;
+        std::string keys;
+        const char *k;
+        json_t *v;
+        json_object_foreach(row, k, v)
+        {
+            (void)v;
+            keys += std::string(keys.empty() ? "" : ",") + k;
+        }
+        cr_expect(keys == "value,unit,better,description", "%s: %s has keys %s", what, key,
+                  keys.c_str());
+        const char *b = json_string_value(json_object_get(row, "better"));
+        stat_better known;
+        if (stats_known_direction(key, known))
+            cr_expect(b && std::strcmp(b, stat_better_name(known)) == 0,
+                      "%s: %s is better %s, docs/statistics.md says %s", what, key, b ? b : "(none)",
+                      stat_better_name(known));
+        else
+            cr_expect(b && (std::strcmp(b, "higher") == 0 || std::strcmp(b, "lower") == 0 ||
+                            std::strcmp(b, "neutral") == 0),
+                      "%s: %s is better %s", what, key, b ? b : "(none)");
+    }
+    return n;
+}
 
 inline std::string slurp(const std::string &path)
 {

@@ -858,6 +858,8 @@ Test(stats, stats_json_is_deterministic_and_ordered)
               "top-level key order");
     size_t zeta = a.find("\"zeta.frames\""), alpha = a.find("\"alpha.throughput\"");
     cr_expect(zeta < alpha, "stats are not in registration order");
+    cr_expect(contains(a, "\"unit\": \"count\",\n      \"better\": \"neutral\",\n      \"description\""),
+              "\"better\" not between \"unit\" and \"description\"");
     cr_expect(a.find("\"pcie.gen\"") < a.find("\"sim.time_limit_ms\""), "config not in table order");
     cr_expect(contains(a, "0.333333333333333"), "15 significant digits");
     cr_expect(!contains(a, ".tmp"));
@@ -876,6 +878,10 @@ Test(stats, stats_json_is_deterministic_and_ordered)
     json_t *frames = json_object_get(s, "zeta.frames");
     cr_expect_eq(json_integer_value(json_object_get(frames, "value")), 12345);
     cr_expect_str_eq(json_string_value(json_object_get(frames, "unit")), "count");
+    cr_expect_str_eq(json_string_value(json_object_get(frames, "better")), "neutral");
+    cr_expect_str_eq(json_string_value(
+                         json_object_get(json_object_get(s, "alpha.throughput"), "better")),
+                     "higher");
     cr_expect_str_eq(json_string_value(json_object_get(frames, "description")), "frames");
     cr_expect(json_is_null(json_object_get(json_object_get(s, "mid.undefined"), "value")));
     cr_expect(json_is_number(json_object_get(json_object_get(s, "big"), "value")));
@@ -932,6 +938,8 @@ Test(stats, text_tables_are_aligned)
     cr_expect(contains(text, "frames         10\n"), "%s", text.c_str());
     cr_expect(contains(text, "throughput up  1.5 Gb/s\n"), "%s", text.c_str());
     cr_expect(contains(text, "zeta.frames     "), "%s", text.c_str());
+    cr_expect(contains(text, "  count  neutral  frames\n"), "%s", text.c_str());
+    cr_expect(contains(text, "  Gb/s   higher   throughput\n"), "%s", text.c_str());
 }
 
 // ---- The viosim command line ----

@@ -316,6 +316,14 @@ Test(serve, shrunk_memory_ends_only_that_connection)
     const std::string hash = fnv1a64_text(stats_json_text(json_object_get(r.stats, "config")));
     cr_expect_str_eq(json_string_value(json_object_get(prov, "config_hash")), hash.c_str());
     cr_expect_eq(json_integer_value(json_object_get(prov, "seed")), 1);
+    // Every statistic says which way is better; one a run writes too, the same way.
+    cr_expect_gt(expect_every_better(r, "serve"), 50u);
+    cr_expect_eq(r.better("vhost.memory_faults"), "lower");
+    cr_expect_eq(r.better("vhost.connections"), "neutral");
+    cr_expect_eq(r.better("throughput.tx_mpps"), "higher");
+    cr_expect_eq(r.better("wall.rx_mpps"), "higher");
+    cr_expect_eq(r.better("per_packet.dma_reads"), "lower");
+    cr_expect_eq(r.better("ring.tx.interrupts_suppressed"), "higher");
     cr_expect_eq(r.stat("vhost.connections_failed"), 1);
     cr_expect_eq(count_lines_with(r.err, "connection closed:"), 1, "%s", r.err.c_str());
     cr_expect(contains(r.err, "vanished (SIGBUS)"), "%s", r.err.c_str());

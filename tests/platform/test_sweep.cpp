@@ -623,3 +623,37 @@ Test(platform_sweep, every_written_statistic_is_a_known_metric)
     cr_expect_not(stats_name_known("device.msix.vector.x.messages"));
     cr_expect_not(stats_name_known("throughput"));
 }
+
+// Which way a statistic is better, for a result written before stats.json said so
+// (viosim compare): from docs/statistics.md's better column, numbered rows and the
+// families included.
+Test(platform_sweep, known_direction_of_documented_statistics)
+{
+    const struct {
+        const char *name;
+        stat_better better;
+    } known[] = {
+        {"throughput.tx_mpps", stat_better::higher},
+        {"latency.p99_ns", stat_better::lower},
+        {"driver.tx.frames", stat_better::neutral},
+        {"bench.bandwidth_gbps", stat_better::higher},
+        {"iommu.pasid.3.hits", stat_better::higher},           // <n>
+        {"device.msix.vector.7.messages", stat_better::lower}, // any vector
+        {"device.dma.pt_read.writes", stat_better::lower},     // a family
+        {"device.error.reason", stat_better::neutral},
+        {"iommu.first_fault.iova", stat_better::neutral},
+    };
+    for (const auto &k : known) {
+        stat_better b = stat_better::neutral;
+        cr_expect(stats_known_direction(k.name, b), "%s unknown", k.name);
+        cr_expect(b == k.better, "%s: %s, not %s", k.name, stat_better_name(b),
+                  stat_better_name(k.better));
+    }
+    stat_better b = stat_better::higher;
+    cr_expect_not(stats_known_direction("throughput", b));
+    cr_expect_not(stats_known_direction("vhost.connections", b)); // serve's own (bring-up.md)
+    cr_expect(b == stat_better::higher, "left alone when unknown");
+    cr_expect_str_eq(stat_better_name(stat_better::higher), "higher");
+    cr_expect_str_eq(stat_better_name(stat_better::lower), "lower");
+    cr_expect_str_eq(stat_better_name(stat_better::neutral), "neutral");
+}
