@@ -210,47 +210,41 @@ Test(platform_run, every_statistic_says_which_way_is_better)
     cr_expect_gt(expect_every_better(net, "virtio_net"), 100u);
     cr_expect_gt(expect_every_better(bench, "dma_bench"), 50u);
     const struct {
+        const run_out *run;
         const char *name, *better;
-    } net_rows[] = {
-        {"sim.time_ns", "lower"},          // a fixed number of frames
-        {"throughput.tx_mpps", "higher"},
-        {"latency.p99_ns", "lower"},
-        {"per_packet.interrupts", "lower"},
-        {"per_packet.dma_reads", "lower"},
-        {"per_packet.tlps", "lower"},
-        {"driver.tx.frames", "neutral"},   // the workload
-        {"latency.samples", "neutral"},
-        {"driver.rx.bad_payload", "lower"},
-        {"device.rx.dropped_too_big", "lower"},
-        {"conformance.violations", "lower"},
-        {"link.up.utilisation", "neutral"},
-        {"cpu.utilisation", "neutral"},
-        {"device.time_to_interrupt.hist.lt_16_ns", "neutral"},
-        {"device.queue.tx.fetch.entries_per_read", "higher"},
-        {"iommu.iotlb.hits", "higher"},
-        {"iommu.iotlb.misses", "lower"},
-        {"iommu.iotlb.hit_rate", "higher"},
-        {"iommu.faults", "lower"},
+    } rows[] = {
+        {&net, "sim.time_ns", "lower"}, // for a fixed number of frames
+        {&net, "throughput.tx_mpps", "higher"},
+        {&net, "latency.p99_ns", "lower"},
+        {&net, "per_packet.interrupts", "lower"},
+        {&net, "per_packet.dma_reads", "lower"},
+        {&net, "per_packet.tlps", "lower"},
+        {&net, "driver.tx.frames", "neutral"}, // the workload
+        {&net, "latency.samples", "neutral"},
+        {&net, "driver.rx.bad_payload", "lower"},
+        {&net, "device.rx.dropped_too_big", "lower"},
+        {&net, "conformance.violations", "lower"},
+        {&net, "link.up.utilisation", "neutral"},
+        {&net, "cpu.utilisation", "neutral"},
+        {&net, "device.time_to_interrupt.hist.lt_16_ns", "neutral"},
+        {&net, "device.queue.tx.fetch.entries_per_read", "higher"},
+        {&net, "iommu.iotlb.hits", "higher"},
+        {&net, "iommu.iotlb.misses", "lower"},
+        {&net, "iommu.iotlb.hit_rate", "higher"},
+        {&net, "iommu.faults", "lower"},
+        {&bench, "sim.time_ns", "lower"},
+        {&bench, "bench.bandwidth_gbps", "higher"},
+        {&bench, "bench.transfers_per_us", "higher"},
+        {&bench, "bench.bytes", "neutral"},
+        {&bench, "dma.read_latency.p50_ns", "lower"},
+        {&bench, "dma.tag_waits", "lower"},
+        {&bench, "dma.tags.mean_in_flight", "neutral"},
+        {&bench, "iommu.psc.level2.hits", "higher"},
+        {&bench, "iommu.walker_wait_ns", "lower"},
     };
-    for (const auto &row : net_rows)
-        cr_expect_eq(net.better(row.name), row.better, "%s is better %s, not %s", row.name,
-                     net.better(row.name).c_str(), row.better);
-    const struct {
-        const char *name, *better;
-    } bench_rows[] = {
-        {"sim.time_ns", "lower"},
-        {"bench.bandwidth_gbps", "higher"},
-        {"bench.transfers_per_us", "higher"},
-        {"bench.bytes", "neutral"},
-        {"dma.read_latency.p50_ns", "lower"},
-        {"dma.tag_waits", "lower"},
-        {"dma.tags.mean_in_flight", "neutral"},
-        {"iommu.psc.level2.hits", "higher"},
-        {"iommu.walker_wait_ns", "lower"},
-    };
-    for (const auto &row : bench_rows)
-        cr_expect_eq(bench.better(row.name), row.better, "%s is better %s, not %s", row.name,
-                     bench.better(row.name).c_str(), row.better);
+    for (const auto &row : rows)
+        cr_expect_eq(row.run->better(row.name), row.better, "%s is better %s, not %s", row.name,
+                     row.run->better(row.name).c_str(), row.better);
 }
 
 // "Reserved Feature Bits" (VIRTIO_F_ACCESS_PLATFORM): negotiated by default, so every
