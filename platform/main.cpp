@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "compare.h"
 #include "config.h"
 #include "provenance.h"
 #include "stats.h"
@@ -48,6 +49,9 @@ const char USAGE[] =
     "       viosim serve --vhost-user PATH [CONFIG] [--set key=value]... [--out DIR]\n"
     "                    [--duration-s S] [--socket-mode MODE] [--message-timeout-s S]\n"
     "                    [--require-sealed-memory]\n"
+    "       viosim compare BASE CUR [--metrics a,b,...] [--threshold NAME=VALUE]...\n"
+    "                      [--thresholds FILE] [--markdown FILE] [--junit FILE] [--json FILE]\n"
+    "                      [--html DIR]\n"
     "       viosim params [--markdown | --json]\n"
     "       viosim help | --help\n"
     "       viosim version | --version\n";
@@ -63,6 +67,9 @@ const char HELP[] =
     "  serve    be a vhost-user back end on the unix socket PATH: a front end (DPDK's\n"
     "           virtio-user, QEMU -netdev vhost-user) drives the model's rings in wall-clock\n"
     "           time; SIGINT/SIGTERM (or --duration-s) writes DIR/stats.json (docs/bring-up.md)\n"
+    "  compare  compare two sweeps (or two stats.json files) point by point; regressions\n"
+    "           first; exit 1 if any statistic regressed (see 'viosim compare --help' and\n"
+    "           docs/regression.md)\n"
     "  params   list every parameter: name, unit, default, meaning [allowed values]\n"
     "           --markdown: as docs/parameters.md; --json: every default, as a config file\n"
     "\n"
@@ -490,6 +497,8 @@ int main(int argc, char **argv)
         return sweep_main(argc, argv, cmd_run);
     if (cmd == "serve")
         return cmd_serve(argc, argv);
+    if (cmd == "compare")
+        return compare_main(argc, argv);
     if (cmd == "params")
         return cmd_params(argc, argv);
     if (cmd == "help" || cmd == "--help" || cmd == "-h") {
