@@ -102,6 +102,8 @@ def cell_number_text(text):
     if v is None:
         return text, None
     shown = sig4(v)
+    if text.startswith("+") and v > 0:
+        shown = "+" + shown  # a change keeps its sign
     return shown, (text if shown != text else None)
 
 

@@ -509,3 +509,30 @@ Test(platform_compare, hostile_inputs)
     cr_expect_eq(r.status, 2);
     cr_expect(has(r.err, "\"points\" must be a number of points"), "%s", r.err.c_str());
 }
+
+// --html DIR: compare.json and index.html with the verdict, the regression's row and a
+// before/after plot (a line per build: base and current) of the statistic that moved.
+Test(platform_compare, html_page)
+{
+    const std::string dir = temp_dir();
+    if (access("/usr/bin/python3", X_OK) != 0)
+        cr_skip_test("no /usr/bin/python3 to draw the page");
+    const std::string a1 = stats_text({{"latency.p50_ns", {"100.0", "ns", "lower"}}}),
+                      a2 = stats_text({{"latency.p50_ns", {"150.0", "ns", "lower"}}}),
+                      b2 = stats_text({{"latency.p50_ns", {"300.0", "ns", "lower"}}});
+    fake_sweep(dir + "/a", {"pcie.lanes"}, {{"4"}, {"8"}}, {a1, a2});
+    fake_sweep(dir + "/b", {"pcie.lanes"}, {{"4"}, {"8"}}, {a1, b2});
+    cmd_out r = compare(dir, {dir + "/a", dir + "/b", "--html", dir + "/page"});
+    cr_assert_eq(r.status, 1, "%s%s", r.out.c_str(), r.err.c_str());
+    const std::string page = slurp(dir + "/page/index.html");
+    cr_expect(has(page, "viosim compare: 1 regressed"), "%s", page.c_str());
+    cr_expect(has(page, "<td class=\"regressed\">regressed</td>"), "%s", page.c_str());
+    cr_expect(has(page, "<td>+100%</td>") || has(page, "+100%"), "%s", page.c_str());
+    cr_expect(has(page, "id=\"viosim-compare-1-panel-1-series-1\""), "base line");
+    cr_expect(has(page, "id=\"viosim-compare-1-panel-1-series-2\""), "current line");
+    cr_expect(!has(page, "id=\"viosim-compare-2-"), "only the statistic that moved is drawn");
+    json_error_t e;
+    json_t *doc = json_load_file((dir + "/page/compare.json").c_str(), 0, &e);
+    cr_expect_not_null(doc, "%s", e.text);
+    json_decref(doc);
+}
