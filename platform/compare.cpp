@@ -40,6 +40,7 @@ namespace {
 constexpr int EXIT_REGRESSED = 1;
 constexpr int EXIT_USAGE = 2;
 constexpr json_int_t MAX_POINTS = 1000000; // as viosim sweep allows
+constexpr size_t MARKDOWN_MAX_OTHER_ROWS = 500;
 
 const char USAGE[] =
     "usage: viosim compare BASE CUR [--metrics a,b,...] [--threshold NAME=VALUE]...\n"
@@ -782,13 +783,20 @@ std::pair<std::string, std::string> shown_values(const row &r)
 
 std::string signed_sig4(double v) { return (v > 0 ? "+" : "") + sig4(v); }
 
-std::string change_text(const row &r)
+// The change with its sign: rounded as the values are, or (exact) to 15 significant digits.
+std::string change_text(const row &r, bool exact = false)
 {
     if (!r.has_delta)
         return r.status == "unchanged" ? "0" : "n/a";
     if (r.delta_integer)
         return (r.delta_i > 0 ? "+" : "") + std::to_string(static_cast<long long>(r.delta_i));
-    return r.delta == 0 ? "0" : signed_sig4(r.delta);
+    if (r.delta == 0)
+        return "0";
+    if (!exact)
+        return signed_sig4(r.delta);
+    char buf[40];
+    std::snprintf(buf, sizeof buf, "%+.15g", r.delta);
+    return buf;
 }
 
 std::string percent_text(const row &r)
@@ -981,10 +989,17 @@ std::string markdown_text(const comparison &c)
     }
     if (!headline.empty())
         out += md_table(c, headline, true) + "\n";
+    // A merge-request comment has a size limit (GitLab: 1,000,000 characters): the other
+    // changes of a large sweep are cut, and the JSON output has them all.
+    const size_t cut = std::min(rest.size(), MARKDOWN_MAX_OTHER_ROWS);
     if (!rest.empty())
         out += "<details><summary>" + std::to_string(rest.size()) +
                " other changes (within threshold, or neutral)</summary>\n\n" +
-               md_table(c, rest, false) + "\n</details>\n\n";
+               md_table(c, std::vector<const row *>(rest.begin(), rest.begin() + static_cast<long>(cut)), false) +
+               (cut < rest.size() ? "\nand " + std::to_string(rest.size() - cut) +
+                                        " more (see `viosim compare --json`)\n"
+                                  : std::string()) +
+               "\n</details>\n\n";
     for (const std::string &n : notes(c))
         out += "- " + md_cell(n) + "\n";
     return out;
@@ -1039,7 +1054,7 @@ std::string junit_text(const comparison &c)
                    "\" time=\"0\">\n";
         const auto v = shown_values(r);
         const std::string detail = "base " + exact_text(r.base) + ", current " + exact_text(r.cur) +
-                                   ", change " + change_text(r) + " (" + percent_text(r) +
+                                   ", change " + change_text(r, true) + " (" + percent_text(r) +
                                    "), unit " + unit_text(r) + ", threshold " + threshold_text(r) +
                                    (r.better == "neutral" ? "" : " (" + r.th.from + ")") +
                                    ", better " + better_text(r);
@@ -1052,7 +1067,10 @@ std::string junit_text(const comparison &c)
             s.cases += "      <skipped message=\"no finite value on both sides (" +
                        xml_text(v.first + " -> " + v.second) + ")\"/>\n";
         }
-        s.cases += "      <system-out>" + xml_text(r.status + ": " + detail) + "</system-out>\n";
+        // What moved, for a reader of the dashboard; an unchanged statistic says nothing
+        // (a large sweep has hundreds of thousands of them).
+        if (r.status != "unchanged")
+            s.cases += "      <system-out>" + xml_text(r.status + ": " + detail) + "</system-out>\n";
         s.cases += "    </testcase>\n";
     }
     size_t tests = 0, failures = 0, skipped = 0;
