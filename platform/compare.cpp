@@ -483,6 +483,7 @@ struct comparison {
     size_t counts[4] = {}; // in that order
     size_t undirected = 0; // compared statistics that declared no direction
     std::vector<std::string> undirected_names;
+    std::vector<std::string> tabled_names; // declared none, judged by the built-in table
     std::vector<std::string> only_base, only_cur; // "label: name"
     size_t metrics = 0;                           // distinct statistics compared
 };
@@ -633,7 +634,7 @@ comparison compare(const side &base, const side &cur, const options &o)
     }
     const std::map<std::string, threshold> thresholds = read_thresholds(o, names);
 
-    std::set<std::string> metric_names, undirected;
+    std::set<std::string> metric_names, undirected, tabled;
     for (size_t pi = 0; pi < c.pairs.size(); pi++) {
         const point &bp = *c.pairs[pi].first, &cp = *c.pairs[pi].second;
         const run_stats &bs = bp.stats, &cs = cp.stats;
@@ -674,6 +675,8 @@ comparison compare(const side &base, const side &cur, const options &o)
             apply_threshold_sign(r);
             if (r.better_from == "none" && undirected.insert(m).second)
                 c.undirected_names.push_back(m);
+            if (r.better_from == "table" && tabled.insert(m).second)
+                c.tabled_names.push_back(m);
             metric_names.insert(m);
             judge(r);
             c.rows.push_back(std::move(r));
@@ -810,6 +813,8 @@ std::string better_text(const row &r)
 {
     if (r.better_from == "none")
         return "neutral (not recorded)";
+    if (r.better_from == "table")
+        return r.better + " (table)";
     return r.better;
 }
 
@@ -866,6 +871,11 @@ std::string summary_line(const comparison &c)
 std::vector<std::string> notes(const comparison &c)
 {
     std::vector<std::string> out;
+    if (!c.tabled_names.empty())
+        out.push_back(std::to_string(c.tabled_names.size()) +
+                      " statistics declare no direction (\"better\") in either file (files "
+                      "written before statistics declared one): judged in the direction "
+                      "docs/statistics.md gives them, shown as \"(table)\"");
     if (c.undirected) {
         std::string names;
         for (size_t i = 0; i < c.undirected_names.size() && i < 5; i++)
