@@ -578,9 +578,10 @@ std::map<std::string, threshold> read_thresholds(const options &o, const std::ve
     return out;
 }
 
-// The direction a statistic is judged in: its row in CUR, else in BASE. Files written
-// before statistics declared one leave it neutral (counted and said in the report),
-// unless a signed threshold names the worse direction.
+// The direction a statistic is judged in: its row in CUR, else in BASE, else (files
+// written before statistics declared one) docs/statistics.md's table; a name in none is
+// neutral (counted and said in the report), unless a signed threshold names the worse
+// direction.
 void set_direction(row &r, const stat_value &b, const stat_value &c)
 {
     if (!c.better.empty()) {
@@ -589,6 +590,9 @@ void set_direction(row &r, const stat_value &b, const stat_value &c)
     } else if (!b.better.empty()) {
         r.better = b.better;
         r.better_from = "base";
+    } else if (stat_better known; stats_known_direction(r.metric, known)) {
+        r.better = stat_better_name(known);
+        r.better_from = "table";
     } else {
         r.better = "neutral";
         r.better_from = "none";
@@ -883,9 +887,9 @@ std::vector<std::string> notes(const comparison &c)
         if (c.undirected_names.size() > 5)
             names += ", ...";
         out.push_back(std::to_string(c.undirected) +
-                      " statistics declare no direction (\"better\") in either file (files "
-                      "written before statistics declared one): treated as neutral, they never "
-                      "regress (" + names + ")");
+                      " statistics declare no direction (\"better\") in either file and are "
+                      "not in docs/statistics.md: treated as neutral, they never regress (" +
+                      names + ")");
     }
     for (const auto *list : {&c.only_base, &c.only_cur})
         if (!list->empty())

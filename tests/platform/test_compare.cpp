@@ -321,8 +321,9 @@ Test(platform_compare, directions_and_default_thresholds)
     cr_expect(has(r.out, "result.ok"), "%s", r.out.c_str());
 }
 
-// CUR's declared direction wins over BASE's; without either the statistic is neutral and
-// the report says so; values that look equal at 4 significant digits are shown exactly.
+// CUR's declared direction wins over BASE's; without either, a statistic viosim knows is
+// judged by its table, another is neutral, and the report says so; values that look
+// equal at 4 significant digits are shown exactly.
 Test(platform_compare, direction_source_and_exact_values)
 {
     const std::string dir = temp_dir();
@@ -334,6 +335,15 @@ Test(platform_compare, direction_source_and_exact_values)
     cr_expect_eq(r.status, 1, "CUR says lower is better:\n%s%s", r.out.c_str(), r.err.c_str());
     cr_expect(has(r.out, "declare no direction"), "%s", r.out.c_str());
     cr_expect(has(r.out, "neutral (not recorded)"), "%s", r.out.c_str());
+
+    // A file that declares no direction for a statistic viosim knows (written before
+    // stats.json said "better") is judged by docs/statistics.md's table.
+    spit(dir + "/old-a.json", stats_text({{"latency.p50_ns", {"1000.0", "ns", ""}}}));
+    spit(dir + "/old-b.json", stats_text({{"latency.p50_ns", {"1020.0", "ns", ""}}}));
+    r = compare(dir, {dir + "/old-a.json", dir + "/old-b.json"});
+    cr_expect_eq(r.status, 1, "%s%s", r.out.c_str(), r.err.c_str());
+    cr_expect(has(r.out, "lower (table)"), "%s", r.out.c_str());
+    cr_expect(has(r.out, "judged in the direction docs/statistics.md gives them"), "%s", r.out.c_str());
 
     spit(dir + "/c.json", stats_text({{"x.time_ns", {"1.00001", "ns", "lower"}}}));
     spit(dir + "/d.json", stats_text({{"x.time_ns", {"1.00002", "ns", "lower"}}}));
