@@ -1283,6 +1283,28 @@ std::vector<std::string> split_commas(const std::string &s)
     }
 }
 
+// The options that name a file or a directory to read or write.
+struct path_option {
+    const char *name;
+    std::string options::*field;
+    const char *needs;
+};
+const path_option PATH_OPTIONS[] = {
+    {"--thresholds", &options::thresholds_file, "a JSON file"},
+    {"--markdown", &options::markdown, "a file name"},
+    {"--junit", &options::junit, "a file name"},
+    {"--json", &options::json, "a file name"},
+    {"--html", &options::html, "a directory"},
+};
+
+const path_option *take_path_option(int argc, char **argv, int &i, std::string &value, bool &missing)
+{
+    for (const path_option &p : PATH_OPTIONS)
+        if (take_option(argc, argv, i, p.name, value, missing))
+            return &p;
+    return nullptr;
+}
+
 } // namespace
 
 int compare_main(int argc, char **argv)
@@ -1308,26 +1330,10 @@ int compare_main(int argc, char **argv)
             if (missing || eq == std::string::npos || eq == 0)
                 return usage_error("--threshold needs NAME=VALUE (e.g. throughput.tx_mpps=-2%)");
             o.thresholds.emplace_back(value.substr(0, eq), value.substr(eq + 1));
-        } else if (take_option(argc, argv, i, "--thresholds", value, missing)) {
+        } else if (const path_option *p = take_path_option(argc, argv, i, value, missing)) {
             if (missing || value.empty())
-                return usage_error("--thresholds needs a JSON file");
-            o.thresholds_file = value;
-        } else if (take_option(argc, argv, i, "--markdown", value, missing)) {
-            if (missing || value.empty())
-                return usage_error("--markdown needs a file name");
-            o.markdown = value;
-        } else if (take_option(argc, argv, i, "--junit", value, missing)) {
-            if (missing || value.empty())
-                return usage_error("--junit needs a file name");
-            o.junit = value;
-        } else if (take_option(argc, argv, i, "--json", value, missing)) {
-            if (missing || value.empty())
-                return usage_error("--json needs a file name");
-            o.json = value;
-        } else if (take_option(argc, argv, i, "--html", value, missing)) {
-            if (missing || value.empty())
-                return usage_error("--html needs a directory");
-            o.html = value;
+                return usage_error(std::string(p->name) + " needs " + p->needs);
+            o.*(p->field) = value;
         } else if (std::strcmp(arg, "--help") == 0 || std::strcmp(arg, "-h") == 0) {
             std::fputs(USAGE, stdout);
             std::fputs(HELP, stdout);

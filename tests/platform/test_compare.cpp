@@ -313,6 +313,22 @@ Test(platform_compare, directions_and_default_thresholds)
     r = compare(dir, {dir + "/a.json", dir + "/b.json", "--threshold", "latency.p50_ns=+19",
                       "--threshold", "device.rx.dropped_too_big=1"});
     cr_expect_eq(r.status, 1, "%s%s", r.out.c_str(), r.err.c_str());
+    // --metrics: only those (and the run's outcome); a metric one side lacks is named.
+    r = compare(dir, {dir + "/a.json", dir + "/b.json", "--metrics", "latency.p99_ns,throughput.tx_mpps"});
+    cr_expect_eq(r.status, 0, "%s%s", r.out.c_str(), r.err.c_str());
+    cr_expect(has(r.out, "1 point, 2 statistics, 3 comparisons: 0 regressed, 1 improved, 1 changed"),
+              "%s", r.out.c_str());
+    spit(dir + "/fewer.json", stats_text({{"latency.p50_ns", {"1000.0", "ns", "lower"}}}));
+    r = compare(dir, {dir + "/a.json", dir + "/fewer.json", "--metrics", "latency.p99_ns"});
+    cr_expect_eq(r.status, 2, "%s%s", r.out.c_str(), r.err.c_str());
+    cr_expect(has(r.err, "'latency.p99_ns' is not in CUR point run (" + dir + "/fewer.json)"), "%s",
+              r.err.c_str());
+    // Without --metrics, statistics on one side only are listed, not compared.
+    r = compare(dir, {dir + "/a.json", dir + "/fewer.json"});
+    cr_expect_eq(r.status, 0, "%s%s", r.out.c_str(), r.err.c_str());
+    cr_expect(has(r.out, "4 statistics only in BASE, not compared: run: device.rx.dropped_too_big"),
+              "%s", r.out.c_str());
+
     // A run that worked in BASE and failed in CUR is a regression of result.ok.
     spit(dir + "/c.json", stats_text({{"latency.p50_ns", {"1000.0", "ns", "lower"}}}, true));
     spit(dir + "/d.json", stats_text({{"latency.p50_ns", {"1000.0", "ns", "lower"}}}, false));
