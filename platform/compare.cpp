@@ -973,8 +973,9 @@ std::string md_table(const comparison &c, const std::vector<const row *> &rows, 
     for (const std::string &h : header)
         out += " " + md_cell(h) + " |";
     out += "\n|";
-    for (size_t i = 0; i < header.size(); i++)
-        out += i < (status ? 2u : 1u) + 1 ? " --- |" : " ---: |";
+    static const std::set<std::string> numbers = {"base", "current", "change", "change %", "threshold"};
+    for (const std::string &h : header)
+        out += numbers.count(h) ? " ---: |" : " --- |";
     out += "\n";
     for (const row *r : rows) {
         std::vector<std::string> cells = table_cells(c, *r, true);
