@@ -21,6 +21,7 @@
 #include <sstream>
 #include <string>
 #include <system_error>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -44,7 +45,9 @@ constexpr size_t MAX_RANGE_VALUES = 100000;
 constexpr size_t MAX_POINTS = 1000000;
 
 const char USAGE[] =
-    "usage: viosim sweep STUDY [--jobs N] [--out DIR] [--force] [--emit slurm|parallel] [--merge]\n";
+    "usage: viosim sweep STUDY [--jobs N] [--out DIR] [--force] [--merge]\n"
+    "       viosim sweep STUDY --emit slurm|parallel [--out DIR] [--force | --only-missing]\n"
+    "                    [--points-per-task N] [--max-array-size N] [--sbatch-option OPT]...\n";
 
 const char HELP[] =
     "\n"
@@ -64,9 +67,18 @@ const char HELP[] =
     "  --jobs N         points run at once (default: the number of CPUs)\n"
     "  --out DIR        output directory (default: out/<study name>)\n"
     "  --force          run every point again, done or not (with --emit: clear their results)\n"
-    "  --emit slurm     write DIR/sweep.slurm (a job array) and DIR/merge.sh; run nothing\n"
+    "  --emit slurm     write DIR/jobs.txt, job arrays DIR/slurm/array-<k>.slurm, DIR/submit.sh\n"
+    "                   (submits them, then the merge as a dependent job) and DIR/merge.sh;\n"
+    "                   run nothing\n"
     "  --emit parallel  write DIR/jobs.txt (for GNU parallel) and DIR/merge.sh; run nothing\n"
-    "  --merge          build DIR/results.csv from the point directories; run nothing\n"
+    "  --only-missing   with --emit: only the points a resume would run (missing or failed)\n"
+    "  --points-per-task N  points one array task runs (default: about a minute's worth,\n"
+    "                   from each point's estimated cost)\n"
+    "  --max-array-size N   tasks per job array at most (default 1000); more make more arrays\n"
+    "  --sbatch-option OPT  an option for every sbatch of submit.sh, as one word\n"
+    "                   (--partition=short); repeatable\n"
+    "  --merge          build DIR/results.csv from the point directories, name the failed\n"
+    "                   and missing points (and their array tasks); run nothing\n"
     "\n"
     "exit status: 0 every point ok; 1 a point failed or (with --merge) is missing;\n"
     "2 usage or study error (nothing was run).\n";
@@ -104,6 +116,7 @@ struct study {
     json_t *report = nullptr; // owned: the "report" section (scripts/report), or null
     std::vector<std::vector<assignment>> points;   // per point, in key order
     std::vector<std::string> point_hashes;         // per point, its config_hash
+    std::vector<double> point_costs;               // per point, point_cost_seconds
 
     study() = default;
     study(const study &) = delete;
@@ -424,6 +437,27 @@ void check_report(const study &s, const json_t *report, const std::string &where
     }
 }
 
+// Estimated wall-clock seconds of one point's `viosim run` on one core, from its
+// configuration alone, to size cluster tasks (--emit slurm): a start-up cost, plus the
+// work -- the frames the reference driver sends, or the dma_bench transfers -- at a cost
+// per unit, but no more than the simulated time limit at a cost per simulated ms, where
+// a run stops. Rough on purpose (docs/sweeps.md, "Sizing the tasks", has the rule and
+// the measurements behind the constants): it aims tasks at about a minute.
+constexpr double COST_START_S = 0.25;
+constexpr double COST_PER_FRAME_S = 20e-6;
+constexpr double COST_PER_TRANSFER_S = 2e-6;
+constexpr double COST_PER_SIMULATED_MS_S = 0.025;
+constexpr double TASK_TARGET_S = 60;
+
+double point_cost_seconds(const vs_config &cfg)
+{
+    const double work = cfg.plat.workload_dma_bench
+                            ? static_cast<double>(cfg.plat.bench_transfers_count) * COST_PER_TRANSFER_S
+                            : static_cast<double>(cfg.drv.frames_count) * COST_PER_FRAME_S;
+    const double limit = cfg.plat.sim_time_limit_us / 1000.0 * COST_PER_SIMULATED_MS_S;
+    return COST_START_S + std::min(work, limit);
+}
+
 // Parses and checks the whole study: every point must be a valid `viosim run`.
 void load_study(study &s, const std::string &path)
 {
@@ -660,6 +694,7 @@ void load_study(study &s, const std::string &path)
                               "): " + err.message};
         s.points.push_back(point);
         s.point_hashes.push_back(config_hash(cfg));
+        s.point_costs.push_back(point_cost_seconds(cfg));
     }
 }
 
@@ -887,6 +922,7 @@ std::string metric_text(const json_t *stats, const std::string &name, bool &foun
 struct result_row {
     std::string line; // empty: not made yet
     bool ok = false;
+    std::string status; // "ok", "failed" or "missing"
     const char *untrusted = nullptr; // why its stored stats.json was not used, if so (NOT_REUSED)
 };
 
@@ -902,6 +938,7 @@ result_row make_row(const study &s, const sweep_dirs &d, size_t i, const std::st
     if (!exit_status.empty() && status == "ok")
         status = exit_status;
     row.ok = status == "ok";
+    row.status = status;
     row.line = std::to_string(i);
     for (const assignment &a : s.points[i])
         row.line += "," + csv_field(a.second);
@@ -1059,11 +1096,376 @@ std::string self_exe()
     return ec ? std::string() : p.string();
 }
 
+// ---- Points run elsewhere: --emit and --merge ----
+
+// Points run by emitted jobs record no checksum (`viosim run` does not know it is a
+// point): each stats.json found without one is taken as it is now, and recorded, so a
+// later resume can tell if it changes.
+bool adopt_emitted_results(const study &s, const sweep_dirs &d, std::string &err)
+{
+    for (size_t i = 0; i < s.points.size(); i++) {
+        const point_record rec = read_point_record(s, d, i);
+        if (rec.same && rec.checksum.empty() && !record_stats_checksum(s, d, i, err))
+            return false;
+    }
+    return true;
+}
+
+// Ascending indices as ranges joined by sep ("0-3, 7, 9-12"): the first `limit` ranges,
+// then how many indices the rest hold.
+std::string index_ranges(const std::vector<size_t> &v, const char *sep = ", ", size_t limit = 20)
+{
+    std::string out;
+    size_t shown = 0, ranges = 0;
+    for (size_t a = 0; a < v.size();) {
+        size_t b = a;
+        while (b + 1 < v.size() && v[b + 1] == v[b] + 1)
+            b++;
+        if (ranges++ == limit)
+            return out + sep + "... (" + std::to_string(v.size() - shown) + " more)";
+        out += (out.empty() ? "" : sep) + std::to_string(v[a]) +
+               (b > a ? "-" + std::to_string(v[b]) : "");
+        shown += b - a + 1;
+        a = b + 1;
+    }
+    return out;
+}
+
+// What --emit wrote, so --merge can say where a point ran (DIR/emit.json).
+struct emit_layout {
+    std::string kind;          // "slurm" or "parallel"
+    std::vector<size_t> points; // the emitted points, in jobs.txt order
+    size_t points_per_task = 1; // slurm: jobs.txt lines per array task
+    size_t max_array_size = 1;  // slurm: tasks per array (the last one may have fewer)
+};
+
+// Identifies the study's points (their order and resolved configurations), so a layout
+// emitted for another grid is not applied to this one.
+std::string points_fingerprint(const study &s)
+{
+    std::string all;
+    for (const std::string &h : s.point_hashes)
+        all += h + "\n";
+    return fnv1a64_text(all);
+}
+
+std::string emit_layout_text(const study &s, const emit_layout &l)
+{
+    json_t *doc = json_object();
+    json_object_set_new(doc, "kind", json_string(l.kind.c_str()));
+    json_object_set_new(doc, "points_fingerprint", json_string(points_fingerprint(s).c_str()));
+    json_t *points = json_array();
+    for (size_t i : l.points)
+        json_array_append_new(points, json_integer(static_cast<json_int_t>(i)));
+    json_object_set_new(doc, "points", points);
+    json_object_set_new(doc, "points_per_task", json_integer(static_cast<json_int_t>(l.points_per_task)));
+    json_object_set_new(doc, "max_array_size", json_integer(static_cast<json_int_t>(l.max_array_size)));
+    std::string text = stats_json_text(doc);
+    json_decref(doc);
+    return text;
+}
+
+// DIR/emit.json, if it is of this study's points and well formed.
+bool read_emit_layout(const study &s, const sweep_dirs &d, emit_layout &l)
+{
+    json_error_t jerr;
+    json_ptr doc(json_load_file((d.out + "/emit.json").c_str(), 0, &jerr));
+    const char *kind = json_string_value(json_object_get(doc.get(), "kind"));
+    const char *fp = json_string_value(json_object_get(doc.get(), "points_fingerprint"));
+    const json_t *points = json_object_get(doc.get(), "points");
+    const json_int_t ppt = json_integer_value(json_object_get(doc.get(), "points_per_task"));
+    const json_int_t max = json_integer_value(json_object_get(doc.get(), "max_array_size"));
+    if (!kind || !fp || fp != points_fingerprint(s) || !json_is_array(points) || ppt < 1 || max < 1)
+        return false;
+    l.kind = kind;
+    l.points_per_task = static_cast<size_t>(ppt);
+    l.max_array_size = static_cast<size_t>(max);
+    size_t k;
+    const json_t *p;
+    json_array_foreach(points, k, p) {
+        const json_int_t i = json_integer_value(p);
+        if (!json_is_integer(p) || i < 0 || static_cast<size_t>(i) >= s.points.size())
+            return false;
+        l.points.push_back(static_cast<size_t>(i));
+    }
+    return true;
+}
+
+// --merge: names the points that failed and those missing, and where the last --emit put
+// them (array and task, or jobs.txt line), with the command that runs them again.
+void report_not_ok(const study &s, const sweep_dirs &d, const std::vector<result_row> &rows,
+                   const std::string &study_abs)
+{
+    std::vector<size_t> bad;
+    for (const char *status : {"failed", "missing"}) {
+        std::vector<size_t> these;
+        for (size_t i = 0; i < rows.size(); i++)
+            if (rows[i].status == status)
+                these.push_back(i);
+        if (!these.empty())
+            std::fprintf(stderr, "viosim sweep: %s: %zu point%s: %s\n", status, these.size(),
+                         these.size() == 1 ? "" : "s", index_ranges(these).c_str());
+        bad.insert(bad.end(), these.begin(), these.end());
+    }
+    std::sort(bad.begin(), bad.end());
+    emit_layout l;
+    if (bad.empty() || !read_emit_layout(s, d, l))
+        return;
+    std::map<size_t, size_t> line_of; // point -> its position in jobs.txt
+    for (size_t k = 0; k < l.points.size(); k++)
+        line_of[l.points[k]] = k;
+    std::map<size_t, std::vector<size_t>> tasks; // array -> its tasks that hold a bad point
+    std::vector<size_t> lines, not_emitted;
+    for (size_t i : bad) {
+        auto it = line_of.find(i);
+        if (it == line_of.end()) {
+            not_emitted.push_back(i);
+            continue;
+        }
+        lines.push_back(it->second + 1);
+        const size_t task = it->second / l.points_per_task;
+        std::vector<size_t> &t = tasks[task / l.max_array_size];
+        if (t.empty() || t.back() != task % l.max_array_size)
+            t.push_back(task % l.max_array_size);
+    }
+    std::string where;
+    if (l.kind == "slurm") {
+        for (const auto &a : tasks)
+            where += std::string(where.empty() ? "" : "; ") + "array " + std::to_string(a.first) +
+                     " (" + d.out + "/slurm/array-" + std::to_string(a.first) + ".slurm) tasks " +
+                     index_ranges(a.second, ",");
+    } else if (!lines.empty()) {
+        where = "lines " + index_ranges(lines) + " of " + d.out + "/jobs.txt";
+    }
+    if (!where.empty())
+        std::fprintf(stderr, "viosim sweep: the last --emit %s ran them as %s\n", l.kind.c_str(),
+                     where.c_str());
+    if (!not_emitted.empty())
+        std::fprintf(stderr, "viosim sweep: not in the last --emit %s: %s\n", l.kind.c_str(),
+                     index_ranges(not_emitted).c_str());
+    std::fprintf(stderr, "viosim sweep: to run them again: viosim sweep %s --out %s --emit %s --only-missing\n",
+                 shell_quoted(study_abs).c_str(), shell_quoted(d.out).c_str(), l.kind.c_str());
+}
+
+struct emit_options {
+    std::string kind;             // "slurm" or "parallel"
+    size_t points_per_task = 0;   // slurm; 0: sized so a task runs about TASK_TARGET_S
+    size_t max_array_size = 1000; // slurm: tasks per job array
+    bool only_missing = false;
+    std::vector<std::string> sbatch_options;
+};
+
+// Why an --sbatch-option is refused, or "". Each goes, quoted, on the command lines of
+// submit.sh, so it must be one sbatch option ("--name=value" or "-Xvalue"): a word that
+// is not an option would be taken by sbatch as the batch script. The options submit.sh
+// sets itself for the chain (--array, --dependency, --parsable) or that replace the script
+// (--wrap) are refused, and so are control characters.
+std::string sbatch_option_problem(const std::string &o)
+{
+    for (unsigned char ch : o)
+        if (ch < 0x20 || ch == 0x7f)
+            return "contains a control character";
+    if (o.size() < 2 || o[0] != '-')
+        return "is not an sbatch option (give it as one word: --name=value or -Xvalue)";
+    if (o[1] != '-')
+        return o[1] == 'a' || o[1] == 'd' ? "sets what submit.sh sets itself (-a/-d)" : "";
+    const std::string name = o.substr(0, o.find('='));
+    // sbatch takes an unambiguous prefix of a long option too.
+    for (const char *own : {"--array", "--dependency", "--parsable", "--wrap"})
+        if (name.size() > 2 && std::string(own).compare(0, name.size(), name) == 0)
+            return std::string("sets what submit.sh sets itself (") + own + ")";
+    return "";
+}
+
+// DIR/slurm/array-<k>.slurm: job array k runs sweep tasks k*max .. ; task t runs lines
+// t*ppt+1 .. (t+1)*ppt of jobs.txt one after another, whatever each ends with, and
+// exits 1 if one failed (--merge reports which points).
+std::string array_script(const std::string &study_abs, const sweep_dirs &d, size_t k,
+                         size_t arrays, size_t first_task, size_t tasks, size_t ppt,
+                         size_t lines)
+{
+    const std::string task_last = std::to_string(tasks - 1);
+    return "#!/bin/bash\n"
+           "# viosim sweep of " + config_escaped(study_abs) + "\n"
+           "# Job array " + std::to_string(k + 1) + " of " + std::to_string(arrays) +
+           ": sweep tasks " + std::to_string(first_task) + "-" +
+           std::to_string(first_task + tasks - 1) + ", " + std::to_string(ppt) +
+           " point(s) each, the commands in jobs.txt.\n"
+           "# Submitted by submit.sh, which also chains the merge.\n"
+           "#SBATCH --job-name=viosim-sweep\n"
+           "#SBATCH --array=0-" + task_last + "\n"
+           "#SBATCH --ntasks=1\n"
+           "#SBATCH --cpus-per-task=1\n"
+           "set -u\n"
+           "jobs=" + shell_quoted(d.out + "/jobs.txt") + "\n"
+           "id=${SLURM_ARRAY_TASK_ID-}\n"
+           "case $id in\n"
+           "''|*[!0-9]*) echo \"viosim sweep: SLURM_ARRAY_TASK_ID is '$id', not a task of 0-" +
+           task_last + "\" >&2; exit 2 ;;\n"
+           "esac\n"
+           "if [ \"$id\" -gt " + task_last + " ]; then\n"
+           "    echo \"viosim sweep: no task $id in this array (0-" + task_last + ")\" >&2; exit 2\n"
+           "fi\n"
+           "first=$(( (" + std::to_string(first_task) + " + id) * " + std::to_string(ppt) + " + 1 ))\n"
+           "last=$(( first + " + std::to_string(ppt - 1) + " ))\n"
+           "[ \"$last\" -le " + std::to_string(lines) + " ] || last=" + std::to_string(lines) + "\n"
+           "failed=0\n"
+           "line=$first\n"
+           "while IFS= read -r command; do\n"
+           "    eval \"$command\" || { echo \"viosim sweep: jobs.txt line $line failed (exit $?)\" >&2; failed=$((failed + 1)); }\n"
+           "    line=$((line + 1))\n"
+           "done < <(sed -n \"${first},${last}p\" \"$jobs\")\n"
+           "[ \"$failed\" -eq 0 ]\n";
+}
+
+// DIR/submit.sh: sbatch's every array with --parsable, collects the job ids and submits
+// merge.sh with --dependency=afterany on all of them. afterany, not afterok: a point that
+// fails makes its task fail, and afterok would then never start the merge (Slurm leaves
+// it pending, DependencyNeverSatisfied) -- yet the merge is what names the failed points
+// and where they ran. Its own arguments go to every sbatch after the --sbatch-option ones.
+std::string submit_script(const std::string &study_abs, const sweep_dirs &d, size_t arrays,
+                          size_t tasks, size_t points, const std::vector<std::string> &options)
+{
+    std::string text = "#!/bin/bash\n"
+                       "# viosim sweep of " + config_escaped(study_abs) + ": submits " +
+                       std::to_string(arrays) + " job array(s) (" + std::to_string(tasks) +
+                       " tasks, " + std::to_string(points) + " points), then the merge,\n"
+                       "# which starts once every task has ended, however it ended\n"
+                       "# (afterany: it is the merge that reports failed points).\n"
+                       "# Usage: submit.sh [SBATCH_OPTION...] (each goes to every sbatch)\n"
+                       "set -euo pipefail\n"
+                       "cd " + shell_quoted(d.out) + "\n"
+                       "options=(";
+    for (size_t k = 0; k < options.size(); k++)
+        text += (k ? " " : "") + shell_quoted(options[k]);
+    text += ")\n"
+            "options+=(\"$@\")\n";
+    if (arrays == 0)
+        return text + "echo 'viosim sweep: nothing to submit: no point was emitted' >&2\n";
+    text += "ids=\n";
+    for (size_t k = 0; k < arrays; k++) {
+        const std::string a = std::to_string(k);
+        text += "id=$(sbatch --parsable --output=slurm/logs/array-" + a +
+                "-%a.out ${options[@]+\"${options[@]}\"} slurm/array-" + a + ".slurm)\n"
+                "ids=$ids:${id%%;*}\n";
+    }
+    text += "merge=$(sbatch --parsable --job-name=viosim-merge --output=slurm/logs/merge.out "
+            "${options[@]+\"${options[@]}\"} --dependency=afterany$ids merge.sh)\n"
+            "echo \"viosim sweep: submitted job arrays ${ids#:}; merge job ${merge%%;*} "
+            "runs when they have ended\"\n";
+    return text;
+}
+
+int emit_jobs(const study &s, const sweep_dirs &d, const std::string &exe,
+              const std::string &study_abs, const emit_options &o, bool force,
+              std::vector<result_row> &rows, std::set<std::string> &warned)
+{
+    std::string err;
+    std::error_code ec;
+    const size_t n = s.points.size();
+    // Every point, or with --only-missing those a resume would run: first what earlier
+    // emitted jobs left is taken in, as --merge does.
+    if (!adopt_emitted_results(s, d, err))
+        return usage_error(err);
+    emit_layout l;
+    l.kind = o.kind;
+    for (size_t i = 0; i < n; i++) {
+        rows[i] = make_row(s, d, i, "", warned);
+        if (!o.only_missing || !rows[i].ok)
+            l.points.push_back(i);
+    }
+    if (o.only_missing)
+        report_untrusted(rows, "emitting them");
+    // Each emitted point's directory with a fresh point.json (no checksum) and no
+    // stats.json, unless it holds a current ok result (the run gives the same bytes
+    // again); --merge then takes in what the jobs write.
+    for (size_t i : l.points) {
+        const std::string dir = d.point(i);
+        fs::create_directories(dir, ec);
+        if (force || !rows[i].ok) {
+            std::remove((dir + "/stats.json").c_str());
+            if (!write_file(dir + "/point.json", point_json_text(s, i), err))
+                return usage_error(err);
+        }
+    }
+    std::string jobs;
+    for (size_t i : l.points)
+        jobs += shell_line(point_argv(s, d, exe, i)) + " >" +
+                shell_quoted(d.point(i) + "/run.log") + " 2>&1\n";
+    const std::string jobs_path = d.out + "/jobs.txt", merge_path = d.out + "/merge.sh";
+    const std::string merge_script =
+        "#!/bin/sh\n"
+        "# Builds results.csv from the point directories once the jobs have finished.\n"
+        "exec " + shell_quoted(exe) + " sweep " + shell_quoted(study_abs) + " --out " +
+        shell_quoted(d.out) + " --merge\n";
+    if (!write_file(jobs_path, jobs, err) || !write_file(merge_path, merge_script, err))
+        return usage_error(err);
+    chmod(merge_path.c_str(), 0755);
+    std::remove((d.out + "/sweep.slurm").c_str()); // an earlier viosim's single array
+
+    if (o.kind == "slurm") {
+        double cost = 0;
+        for (size_t i : l.points)
+            cost += s.point_costs[i];
+        const double mean = l.points.empty() ? COST_START_S : cost / static_cast<double>(l.points.size());
+        size_t ppt = o.points_per_task;
+        if (!ppt)
+            ppt = static_cast<size_t>(std::max(1.0, std::floor(TASK_TARGET_S / mean)));
+        ppt = std::max<size_t>(1, std::min(ppt, l.points.size()));
+        l.points_per_task = ppt;
+        l.max_array_size = o.max_array_size;
+        const size_t tasks = (l.points.size() + ppt - 1) / ppt;
+        const size_t arrays = (tasks + o.max_array_size - 1) / o.max_array_size;
+        const std::string slurm_dir = d.out + "/slurm";
+        fs::create_directories(slurm_dir + "/logs", ec);
+        if (ec)
+            return usage_error("cannot create " + slurm_dir + "/logs: " + ec.message());
+        // Arrays of an earlier emit that this one does not rewrite.
+        for (size_t k = arrays;; k++)
+            if (std::remove((slurm_dir + "/array-" + std::to_string(k) + ".slurm").c_str()) != 0)
+                break;
+        for (size_t k = 0; k < arrays; k++) {
+            const size_t first = k * o.max_array_size;
+            const std::string path = slurm_dir + "/array-" + std::to_string(k) + ".slurm";
+            if (!write_file(path, array_script(study_abs, d, k, arrays, first,
+                                               std::min(o.max_array_size, tasks - first), ppt,
+                                               l.points.size()),
+                            err))
+                return usage_error(err);
+            chmod(path.c_str(), 0755);
+        }
+        const std::string submit_path = d.out + "/submit.sh";
+        if (!write_file(submit_path,
+                        submit_script(study_abs, d, arrays, tasks, l.points.size(), o.sbatch_options),
+                        err))
+            return usage_error(err);
+        chmod(submit_path.c_str(), 0755);
+        std::fprintf(stderr,
+                     "viosim sweep: %zu points in %zu task%s of %zu point%s (estimated %.2g s a "
+                     "point, %.2g s a task), %zu job array%s of at most %zu tasks in %s/\n",
+                     l.points.size(), tasks, tasks == 1 ? "" : "s", ppt, ppt == 1 ? "" : "s",
+                     mean, mean * static_cast<double>(ppt), arrays, arrays == 1 ? "" : "s",
+                     o.max_array_size, slurm_dir.c_str());
+        std::fprintf(stderr, "viosim sweep: submit with: %s (the merge follows as a dependent job)\n",
+                     shell_quoted(submit_path).c_str());
+    } else {
+        std::fprintf(stderr, "viosim sweep: wrote %s (%zu points) and %s\n", jobs_path.c_str(),
+                     l.points.size(), merge_path.c_str());
+        std::fprintf(stderr, "viosim sweep: run with: parallel < %s; %s\n",
+                     shell_quoted(jobs_path).c_str(), shell_quoted(merge_path).c_str());
+    }
+    if (!write_file(d.out + "/emit.json", emit_layout_text(s, l), err))
+        return usage_error(err);
+    return 0;
+}
+
 } // namespace
 
 int sweep_main(int argc, char **argv, run_command run)
 {
-    std::string study_path, out_dir, emit, jobs_text;
+    std::string study_path, out_dir, jobs_text, ppt_text, max_array_text;
+    emit_options eo;
+    std::string &emit = eo.kind;
     bool have_study = false, merge = false, force = false;
     for (int i = 2; i < argc; i++) {
         std::string value;
@@ -1081,6 +1483,23 @@ int sweep_main(int argc, char **argv, run_command run)
             if (missing || (value != "slurm" && value != "parallel"))
                 return usage_error("--emit needs 'slurm' or 'parallel'");
             emit = value;
+        } else if (take_option(argc, argv, i, "--points-per-task", value, missing)) {
+            if (missing)
+                return usage_error("--points-per-task needs a number");
+            ppt_text = value;
+        } else if (take_option(argc, argv, i, "--max-array-size", value, missing)) {
+            if (missing)
+                return usage_error("--max-array-size needs a number");
+            max_array_text = value;
+        } else if (take_option(argc, argv, i, "--sbatch-option", value, missing)) {
+            if (missing)
+                return usage_error("--sbatch-option needs an sbatch option (--name=value)");
+            const std::string problem = sbatch_option_problem(value);
+            if (!problem.empty())
+                return usage_error("--sbatch-option " + in_quotes(value) + " " + problem);
+            eo.sbatch_options.push_back(value);
+        } else if (std::strcmp(arg, "--only-missing") == 0) {
+            eo.only_missing = true;
         } else if (std::strcmp(arg, "--merge") == 0) {
             merge = true;
         } else if (std::strcmp(arg, "--force") == 0) {
@@ -1108,6 +1527,30 @@ int sweep_main(int argc, char **argv, run_command run)
         return usage_error("--merge and --emit exclude each other");
     if (merge && force)
         return usage_error("--merge and --force exclude each other (--merge runs nothing)");
+    if (eo.only_missing && emit.empty())
+        return usage_error("--only-missing needs --emit (a sweep without --emit runs only the "
+                           "missing points anyway)");
+    if (eo.only_missing && force)
+        return usage_error("--only-missing and --force exclude each other");
+    if (emit != "slurm" && (!ppt_text.empty() || !max_array_text.empty() ||
+                            !eo.sbatch_options.empty()))
+        return usage_error("--points-per-task, --max-array-size and --sbatch-option need "
+                           "--emit slurm");
+    // Slurm's MaxArraySize is at most 4000001 (task ids up to 4000000).
+    for (auto [text, target, top] : {std::make_tuple(&ppt_text, &eo.points_per_task, 1000000L),
+                                     std::make_tuple(&max_array_text, &eo.max_array_size, 4000000L)}) {
+        if (text->empty())
+            continue;
+        char *end = nullptr;
+        errno = 0;
+        const long v = std::strtol(text->c_str(), &end, 10);
+        if (errno || end == text->c_str() || *end || v < 1 || v > top)
+            return usage_error(std::string(target == &eo.points_per_task ? "--points-per-task"
+                                                                         : "--max-array-size") +
+                               " needs a number from 1 to " + std::to_string(top) + ", got " +
+                               in_quotes(*text));
+        *target = static_cast<size_t>(v);
+    }
     long jobs = sysconf(_SC_NPROCESSORS_ONLN);
     if (!jobs_text.empty()) {
         char *end = nullptr;
@@ -1159,76 +1602,20 @@ int sweep_main(int argc, char **argv, run_command run)
     std::set<std::string> warned;
 
     if (merge) {
-        // Points run elsewhere (--emit) recorded no checksum: their stats.json is taken
-        // as it is now, and recorded, so a later resume can tell if it changes.
-        for (size_t i = 0; i < n; i++) {
-            const point_record rec = read_point_record(s, d, i);
-            if (rec.same && rec.checksum.empty() && !record_stats_checksum(s, d, i, err))
-                return usage_error(err);
-        }
+        if (!adopt_emitted_results(s, d, err))
+            return usage_error(err);
         long not_ok = write_results(s, d, rows, warned, err);
         if (not_ok < 0)
             return usage_error(err);
         report_untrusted(rows, "counted as missing");
+        report_not_ok(s, d, rows, study_abs);
         std::fprintf(stderr, "viosim sweep: merged %zu points (%ld not ok) into %s/results.csv\n", n,
                      not_ok, d.out.c_str());
         return not_ok ? EXIT_POINT_FAILED : 0;
     }
 
-    if (!emit.empty()) {
-        // Point directories with their point.json, so --merge recognises the results.
-        for (size_t i = 0; i < n; i++) {
-            const std::string text = point_json_text(s, i), dir = d.point(i);
-            fs::create_directories(dir, ec);
-            if (force || !read_point_record(s, d, i).same) {
-                std::remove((dir + "/stats.json").c_str());
-                if (!write_file(dir + "/point.json", text, err))
-                    return usage_error(err);
-            }
-        }
-        std::string script;
-        std::string path;
-        if (emit == "slurm") {
-            path = d.out + "/sweep.slurm";
-            script = "#!/bin/bash\n"
-                     "# viosim sweep of " + study_abs + ": one array task per point.\n"
-                     "# Submit with: sbatch " + shell_quoted(path) + "\n"
-                     "# then merge the results with: " + d.out + "/merge.sh\n"
-                     "#SBATCH --job-name=viosim-sweep\n"
-                     "#SBATCH --array=0-" + std::to_string(n - 1) + "\n"
-                     "#SBATCH --ntasks=1\n"
-                     "#SBATCH --cpus-per-task=1\n"
-                     "#SBATCH --output=" + d.out + "/points/%a/run.log\n"
-                     "set -u\n"
-                     "case \"$SLURM_ARRAY_TASK_ID\" in\n";
-            for (size_t i = 0; i < n; i++)
-                script += std::to_string(i) + ") exec " + shell_line(point_argv(s, d, exe, i)) +
-                          " ;;\n";
-            script += "*) echo \"no point $SLURM_ARRAY_TASK_ID\" >&2; exit 2 ;;\nesac\n";
-        } else {
-            path = d.out + "/jobs.txt";
-            for (size_t i = 0; i < n; i++)
-                script += shell_line(point_argv(s, d, exe, i)) + " >" +
-                          shell_quoted(d.point(i) + "/run.log") + " 2>&1\n";
-        }
-        const std::string merge_path = d.out + "/merge.sh";
-        const std::string merge_script =
-            "#!/bin/sh\n"
-            "# Builds results.csv from the point directories once the jobs have finished.\n"
-            "exec " + shell_quoted(exe) + " sweep " + shell_quoted(study_abs) + " --out " +
-            shell_quoted(d.out) + " --merge\n";
-        if (!write_file(path, script, err) || !write_file(merge_path, merge_script, err))
-            return usage_error(err);
-        chmod(merge_path.c_str(), 0755);
-        if (emit == "slurm")
-            chmod(path.c_str(), 0755);
-        std::fprintf(stderr, "viosim sweep: wrote %s (%zu points) and %s\n", path.c_str(), n,
-                     merge_path.c_str());
-        if (emit == "parallel")
-            std::fprintf(stderr, "viosim sweep: run with: parallel < %s && %s\n",
-                         shell_quoted(path).c_str(), shell_quoted(merge_path).c_str());
-        return 0;
-    }
+    if (!emit.empty())
+        return emit_jobs(s, d, exe, study_abs, eo, force, rows, warned);
 
     // Which points are already done with the same settings.
     std::vector<size_t> pending;
