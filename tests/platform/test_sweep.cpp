@@ -58,6 +58,15 @@ std::string write_study(const std::string &dir, const std::string &json)
     return path;
 }
 
+// Quoting for a POSIX shell command line.
+std::string sh_quoted(const std::string &s)
+{
+    std::string out = "'";
+    for (char ch : s)
+        out += ch == '\'' ? std::string("'\\''") : std::string(1, ch);
+    return out + "'";
+}
+
 // Runs `viosim sweep STUDY --out DIR/out --jobs 2 args...`.
 void sweep(sweep_out &r, const std::string &dir, const std::string &study,
            const std::vector<std::string> &args = {})
@@ -67,7 +76,7 @@ void sweep(sweep_out &r, const std::string &dir, const std::string &study,
         cr_skip_test("VIOSIM is not set (run through ctest)");
     std::string cmd = std::string(bin) + " sweep '" + study + "' --out " + dir + "/out --jobs 2";
     for (const auto &a : args)
-        cmd += " '" + a + "'";
+        cmd += " " + sh_quoted(a);
     cmd += " >" + dir + "/stdout 2>" + dir + "/stderr";
     const int st = std::system(cmd.c_str());
     r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
@@ -203,17 +212,274 @@ Test(platform_sweep, real_range_and_emit_parallel)
     cr_expect_neq(merged.rows[1].find(",missing,"), std::string::npos, "%s", merged.rows[1].c_str());
 }
 
-// --emit slurm: a job array over every point.
+namespace {
+
+// Runs a shell command line in dir; returns its exit status, stderr in `err`.
+int shell(const std::string &dir, const std::string &command, std::string &err)
+{
+    const int st = std::system((command + " >" + dir + "/sh.out 2>" + dir + "/sh.err").c_str());
+    err = slurp(dir + "/sh.err");
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+// A fake sbatch first on PATH: it logs each call's arguments (one per line, "call N"
+// first) to DIR/sbatch.log and answers as `sbatch --parsable` does, "<job id>;<cluster>",
+// with job ids 101, 102, ...
+std::string fake_sbatch_path(const std::string &dir)
+{
+    const std::string bin = dir + "/bin";
+    mkdir(bin.c_str(), 0755);
+    std::ofstream(bin + "/sbatch") << "#!/bin/bash\n"
+                                      "log=" << sh_quoted(dir + "/sbatch.log") << "\n"
+                                      "n=$(( $(grep -c '^call ' \"$log\" 2>/dev/null) + 101 ))\n"
+                                      "{ echo \"call $n\"; printf 'arg %s\\n' \"$@\"; } >>\"$log\"\n"
+                                      "echo \"$n;cluster\"\n";
+    chmod((bin + "/sbatch").c_str(), 0755);
+    return "PATH=" + sh_quoted(bin) + ":\"$PATH\" ";
+}
+
+// The arguments of each logged sbatch call.
+std::vector<std::vector<std::string>> sbatch_calls(const std::string &dir)
+{
+    std::vector<std::vector<std::string>> calls;
+    for (const std::string &line : lines(slurp(dir + "/sbatch.log"))) {
+        if (line.rfind("call ", 0) == 0)
+            calls.emplace_back();
+        else if (!calls.empty() && line.rfind("arg ", 0) == 0)
+            calls.back().push_back(line.substr(4));
+    }
+    return calls;
+}
+
+bool contains(const std::string &text, const std::string &part)
+{
+    return text.find(part) != std::string::npos;
+}
+
+// A 2,500-point study; each point sends `frames` frames.
+std::string big_study(const std::string &dir, int frames)
+{
+    return write_study(dir, R"({"base": {"driver": {"frames_count": )" + std::to_string(frames) +
+                                R"(}}, "grid": {"sim.seed": {"from": 1, "to": 2500, "step": 1}}})");
+}
+
+} // namespace
+
+// --emit slurm on a tiny study: jobs.txt has one command per point, the array script
+// one task per --points-per-task points, and submit.sh chains the merge.
 Test(platform_sweep, emit_slurm)
 {
     const std::string dir = temp_dir();
     sweep_out r;
-    sweep(r, dir, write_study(dir, SMALL_GRID), {"--emit", "slurm"});
+    sweep(r, dir, write_study(dir, SMALL_GRID), {"--emit", "slurm", "--points-per-task", "3"});
     cr_assert_eq(r.status, 0, "exit %d\n%s", r.status, r.err.c_str());
-    const std::string script = slurp(dir + "/out/sweep.slurm");
-    cr_expect_neq(script.find("#SBATCH --array=0-3"), std::string::npos, "%s", script.c_str());
-    cr_expect_neq(script.find("3) exec "), std::string::npos, "%s", script.c_str());
+    cr_expect_eq(lines(slurp(dir + "/out/jobs.txt")).size(), 4u);
+    const std::string script = slurp(dir + "/out/slurm/array-0.slurm");
+    cr_expect(contains(script, "#SBATCH --array=0-1\n"), "%s", script.c_str());
+    cr_expect(contains(script, "first=$(( (0 + id) * 3 + 1 ))"), "%s", script.c_str());
+    cr_expect_not(exists(dir + "/out/slurm/array-1.slurm"));
     cr_expect(exists(dir + "/out/merge.sh"));
+    cr_expect(exists(dir + "/out/submit.sh"));
+    cr_expect(contains(r.err, "4 points in 2 tasks of 3 points"), "%s", r.err.c_str());
+    cr_expect_not(exists(dir + "/out/results.csv"));
+}
+
+// The Slurm scripts of a 2,500-point study, as text and through a fake sbatch: tasks
+// sized from the points' estimated cost (docs/sweeps.md, "Sizing the tasks"), no array
+// over --max-array-size, the merge submitted with afterany on every array, and the
+// --sbatch-option values reaching sbatch unchanged however hostile to a shell.
+Test(platform_sweep, emit_slurm_2500_points)
+{
+    const std::string dir = temp_dir();
+    // 100,000 frames: 0.25 s + 100000 * 20 us = 2.25 s a point, 26 points to a minute's
+    // task: 97 tasks, one array.
+    sweep_out r;
+    sweep(r, dir, big_study(dir, 100000), {"--emit", "slurm"});
+    cr_assert_eq(r.status, 0, "exit %d\n%s", r.status, r.err.c_str());
+    cr_expect(contains(r.err, "2500 points in 97 tasks of 26 points"), "%s", r.err.c_str());
+    std::string a0 = slurp(dir + "/out/slurm/array-0.slurm");
+    cr_expect(contains(a0, "#SBATCH --array=0-96\n"), "%s", a0.c_str());
+    cr_expect(contains(a0, "* 26 + 1 ))"), "%s", a0.c_str());
+    cr_expect_not(exists(dir + "/out/slurm/array-1.slurm"));
+
+    // 1,000,000 frames: capped by the 1000 ms simulated time limit at 25 s, 2 points a
+    // task: 1,250 tasks in two arrays, 1000 and 250.
+    sweep(r, dir, big_study(dir, 1000000), {"--emit", "slurm"});
+    cr_assert_eq(r.status, 0, "exit %d\n%s", r.status, r.err.c_str());
+    cr_expect(contains(r.err, "2500 points in 1250 tasks of 2 points"), "%s", r.err.c_str());
+    cr_expect(contains(slurp(dir + "/out/slurm/array-0.slurm"), "#SBATCH --array=0-999\n"));
+    a0 = slurp(dir + "/out/slurm/array-1.slurm");
+    cr_expect(contains(a0, "#SBATCH --array=0-249\n"), "%s", a0.c_str());
+    cr_expect(contains(a0, "first=$(( (1000 + id) * 2 + 1 ))"), "%s", a0.c_str());
+
+    // One point a task, hostile options: three arrays (1000, 1000, 500).
+    const std::string hostile = "--comment=it's $(touch " + dir + "/X) `touch " + dir + "/Y` \"; a\\b";
+    sweep(r, dir, big_study(dir, 50),
+          {"--emit", "slurm", "--points-per-task", "1", "--sbatch-option", hostile,
+           "--sbatch-option=--partition=short"});
+    cr_assert_eq(r.status, 0, "exit %d\n%s", r.status, r.err.c_str());
+    const char *const ranges[] = {"0-999", "0-999", "0-499"};
+    for (int k = 0; k < 3; k++) {
+        const std::string path = dir + "/out/slurm/array-" + std::to_string(k) + ".slurm";
+        const std::string text = slurp(path);
+        cr_expect(contains(text, std::string("#SBATCH --array=") + ranges[k] + "\n"), "%d: %s", k,
+                  text.c_str());
+        cr_expect(contains(text, "first=$(( (" + std::to_string(k * 1000) + " + id) * 1 + 1 ))"),
+                  "%d: %s", k, text.c_str());
+        std::string err;
+        cr_expect_eq(shell(dir, "bash -n " + sh_quoted(path), err), 0, "%s", err.c_str());
+    }
+    cr_expect_not(exists(dir + "/out/slurm/array-3.slurm"));
+    const std::string submit = slurp(dir + "/out/submit.sh");
+    cr_expect(contains(submit, "--dependency=afterany$ids merge.sh"), "%s", submit.c_str());
+    std::string err;
+    cr_expect_eq(shell(dir, "bash -n " + sh_quoted(dir + "/out/submit.sh"), err), 0, "%s", err.c_str());
+
+    // submit.sh through the fake sbatch, with an option of its own.
+    cr_assert_eq(shell(dir, fake_sbatch_path(dir) + sh_quoted(dir + "/out/submit.sh") + " --time=5", err),
+                 0, "%s", err.c_str());
+    const auto calls = sbatch_calls(dir);
+    cr_assert_eq(calls.size(), 4u);
+    for (size_t k = 0; k < 4; k++) {
+        const std::vector<std::string> &c = calls[k];
+        cr_assert_geq(c.size(), 5u);
+        cr_expect_eq(c[0], "--parsable");
+        // ..., the --sbatch-options, submit.sh's own arguments, [--dependency,] script.
+        const size_t tail = k < 3 ? 1 : 2;
+        cr_expect_eq(c[c.size() - tail - 3], hostile, "call %zu: %s", k, c[c.size() - tail - 3].c_str());
+        cr_expect_eq(c[c.size() - tail - 2], "--partition=short");
+        cr_expect_eq(c[c.size() - tail - 1], "--time=5");
+        cr_expect_eq(c.back(), k < 3 ? "slurm/array-" + std::to_string(k) + ".slurm" : "merge.sh");
+    }
+    cr_expect_eq(calls[3][calls[3].size() - 2], "--dependency=afterany:101:102:103");
+    cr_expect_not(exists(dir + "/X"));
+    cr_expect_not(exists(dir + "/Y"));
+
+    // Two points a task, at most 600 tasks an array: 1,250 tasks in 600, 600 and 50.
+    sweep(r, dir, big_study(dir, 50),
+          {"--emit", "slurm", "--points-per-task", "2", "--max-array-size", "600"});
+    cr_assert_eq(r.status, 0, "exit %d\n%s", r.status, r.err.c_str());
+    cr_expect(contains(slurp(dir + "/out/slurm/array-1.slurm"), "#SBATCH --array=0-599\n"));
+    cr_expect(contains(slurp(dir + "/out/slurm/array-2.slurm"), "#SBATCH --array=0-49\n"));
+    cr_expect(contains(slurp(dir + "/out/slurm/array-2.slurm"), "(1200 + id) * 2 + 1"));
+    cr_expect(contains(slurp(dir + "/out/submit.sh"), "slurm/array-2.slurm"));
+}
+
+// One task of the emitted array, run here as Slurm would (SLURM_ARRAY_TASK_ID set), runs
+// its points and no others; --merge names the missing points and their tasks, and
+// --only-missing emits just those.
+Test(platform_sweep, emitted_task_runs_its_points)
+{
+    const std::string dir = temp_dir();
+    sweep_out r;
+    sweep(r, dir, write_study(dir, SMALL_GRID), {"--emit", "slurm", "--points-per-task", "2"});
+    cr_assert_eq(r.status, 0, "exit %d\n%s", r.status, r.err.c_str());
+    const std::string array = sh_quoted(dir + "/out/slurm/array-0.slurm");
+    std::string err;
+    cr_expect_eq(shell(dir, "SLURM_ARRAY_TASK_ID=1 bash " + array, err), 0, "%s", err.c_str());
+    for (int i = 0; i < 4; i++)
+        cr_expect_eq(exists(dir + "/out/points/" + std::to_string(i) + "/stats.json"), i >= 2,
+                     "point %d", i);
+    // A task the array does not have, and no task id at all.
+    cr_expect_eq(shell(dir, "SLURM_ARRAY_TASK_ID=2 bash " + array, err), 2);
+    cr_expect(contains(err, "no task 2"), "%s", err.c_str());
+    cr_expect_eq(shell(dir, "env -u SLURM_ARRAY_TASK_ID bash " + array, err), 2);
+
+    sweep_out merged;
+    sweep(merged, dir, write_study(dir, SMALL_GRID), {"--merge"});
+    cr_expect_eq(merged.status, 1, "%s", merged.err.c_str());
+    cr_expect(contains(merged.err, "missing: 2 points: 0-1\n"), "%s", merged.err.c_str());
+    cr_expect(contains(merged.err, "slurm/array-0.slurm) tasks 0\n"), "%s", merged.err.c_str());
+    cr_expect(contains(merged.err, "--emit slurm --only-missing"), "%s", merged.err.c_str());
+    cr_assert_eq(merged.rows.size(), 5u);
+    cr_expect_eq(merged.rows[3].rfind("2,1500,4,ok,", 0), 0u, "%s", merged.rows[3].c_str());
+
+    sweep(r, dir, write_study(dir, SMALL_GRID), {"--emit", "slurm", "--only-missing"});
+    cr_assert_eq(r.status, 0, "exit %d\n%s", r.status, r.err.c_str());
+    const std::vector<std::string> jobs = lines(slurp(dir + "/out/jobs.txt"));
+    cr_assert_eq(jobs.size(), 2u);
+    cr_expect(contains(jobs[0], "/points/0'"), "%s", jobs[0].c_str());
+    cr_expect(contains(jobs[1], "/points/1'"), "%s", jobs[1].c_str());
+    cr_expect_eq(shell(dir, "SLURM_ARRAY_TASK_ID=0 bash " + array, err), 0, "%s", err.c_str());
+    sweep(merged, dir, write_study(dir, SMALL_GRID), {"--merge"});
+    cr_expect_eq(merged.status, 0, "%s", merged.err.c_str());
+    // Nothing left: --only-missing emits no point, and submit.sh submits nothing.
+    sweep(r, dir, write_study(dir, SMALL_GRID), {"--emit", "slurm", "--only-missing"});
+    cr_assert_eq(r.status, 0, "exit %d\n%s", r.status, r.err.c_str());
+    cr_expect_eq(slurp(dir + "/out/jobs.txt"), "");
+    cr_expect_not(exists(dir + "/out/slurm/array-0.slurm"));
+    cr_expect_eq(shell(dir, fake_sbatch_path(dir) + sh_quoted(dir + "/out/submit.sh"), err), 0,
+                 "%s", err.c_str());
+    cr_expect_not(exists(dir + "/sbatch.log"));
+}
+
+// A point that fails: its task exits 1 after running its other points, and --merge names
+// it as failed with the array task that ran it; the same with --emit parallel and its
+// jobs.txt line.
+Test(platform_sweep, merge_names_failed_points)
+{
+    const std::string dir = temp_dir();
+    const std::string study = write_study(dir, R"({
+      "base": {"driver.frames_count": 50},
+      "grid": {"device.withdraw_features": ["", "VERSION_1", "", "VERSION_1", ""]},
+      "metrics": ["driver.tx.frames"]
+    })");
+    sweep_out r;
+    sweep(r, dir, study, {"--emit", "slurm", "--points-per-task", "2", "--max-array-size", "2"});
+    cr_assert_eq(r.status, 0, "exit %d\n%s", r.status, r.err.c_str());
+    std::string err;
+    cr_expect_eq(shell(dir, "SLURM_ARRAY_TASK_ID=0 bash " + sh_quoted(dir + "/out/slurm/array-0.slurm"), err), 1);
+    cr_expect(contains(err, "jobs.txt line 2 failed"), "%s", err.c_str());
+    cr_expect(exists(dir + "/out/points/0/stats.json"));
+    cr_expect_eq(shell(dir, "SLURM_ARRAY_TASK_ID=1 bash " + sh_quoted(dir + "/out/slurm/array-0.slurm"), err), 1);
+    sweep_out merged;
+    sweep(merged, dir, study, {"--merge"});
+    cr_expect_eq(merged.status, 1, "%s", merged.err.c_str());
+    cr_expect(contains(merged.err, "failed: 2 points: 1, 3\n"), "%s", merged.err.c_str());
+    cr_expect(contains(merged.err, "missing: 1 point: 4\n"), "%s", merged.err.c_str());
+    cr_expect(contains(merged.err, "array 0 (" + dir + "/out/slurm/array-0.slurm) tasks 0-1; array 1 (" +
+                                       dir + "/out/slurm/array-1.slurm) tasks 0\n"),
+              "%s", merged.err.c_str());
+
+    sweep(r, dir, study, {"--emit", "parallel", "--only-missing"});
+    cr_assert_eq(r.status, 0, "exit %d\n%s", r.status, r.err.c_str());
+    cr_expect_eq(lines(slurp(dir + "/out/jobs.txt")).size(), 3u);
+    sweep(merged, dir, study, {"--merge"});
+    cr_expect_eq(merged.status, 1, "%s", merged.err.c_str());
+    cr_expect(contains(merged.err, "missing: 3 points: 1, 3-4\n"), "%s", merged.err.c_str());
+    cr_expect(contains(merged.err, "ran them as lines 1-3 of " + dir + "/out/jobs.txt\n"), "%s",
+              merged.err.c_str());
+}
+
+// Options that cannot go to sbatch as given, and emit options without --emit slurm, are
+// refused before anything is written (exit 2, one line naming the value).
+Test(platform_sweep, hostile_emit_options_refused)
+{
+    const std::string dir = temp_dir();
+    const std::vector<std::vector<std::string>> bad = {
+        {"--emit", "slurm", "--sbatch-option", "partition=short"},
+        {"--emit", "slurm", "--sbatch-option", "--comment=a\nb"},
+        {"--emit", "slurm", "--sbatch-option", ""},
+        {"--emit", "slurm", "--sbatch-option", "--array=0-3"},
+        {"--emit", "slurm", "--sbatch-option", "--dep=afterok:1"},
+        {"--emit", "slurm", "--sbatch-option", "-d", "afterok:1"},
+        {"--emit", "slurm", "--sbatch-option", "--wrap=rm -rf /"},
+        {"--emit", "slurm", "--points-per-task", "0"},
+        {"--emit", "slurm", "--points-per-task", "2x"},
+        {"--emit", "slurm", "--max-array-size", "-1"},
+        {"--emit", "slurm", "--max-array-size", "4000001"},
+        {"--emit", "parallel", "--points-per-task", "2"},
+        {"--emit", "parallel", "--sbatch-option", "--partition=short"},
+        {"--only-missing"},
+        {"--emit", "slurm", "--only-missing", "--force"},
+    };
+    for (const auto &args : bad) {
+        sweep_out r;
+        sweep(r, dir, write_study(dir, SMALL_GRID), args);
+        cr_expect_eq(r.status, 2, "%s: exit %d\n%s", args.back().c_str(), r.status, r.err.c_str());
+        cr_expect_eq(lines(r.err).size(), 1u, "%s", r.err.c_str());
+        cr_expect_not(exists(dir + "/out"), "%s", args.back().c_str());
+    }
 }
 
 // An unknown key is rejected up front, named as `viosim run --set` names it; nothing runs.
