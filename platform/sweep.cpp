@@ -21,7 +21,6 @@
 #include <sstream>
 #include <string>
 #include <system_error>
-#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -1089,6 +1088,18 @@ int usage_error(const std::string &message)
     return EXIT_USAGE;
 }
 
+// A whole decimal number from 1 to max, the whole text; false if it is not.
+bool parse_count(const std::string &text, long max, size_t &out)
+{
+    char *end = nullptr;
+    errno = 0;
+    const long v = std::strtol(text.c_str(), &end, 10);
+    if (errno || end == text.c_str() || *end || v < 1 || v > max)
+        return false;
+    out = static_cast<size_t>(v);
+    return true;
+}
+
 std::string self_exe()
 {
     std::error_code ec;
@@ -1537,30 +1548,15 @@ int sweep_main(int argc, char **argv, run_command run)
         return usage_error("--points-per-task, --max-array-size and --sbatch-option need "
                            "--emit slurm");
     // Slurm's MaxArraySize is at most 4000001 (task ids up to 4000000).
-    for (auto [text, target, top] : {std::make_tuple(&ppt_text, &eo.points_per_task, 1000000L),
-                                     std::make_tuple(&max_array_text, &eo.max_array_size, 4000000L)}) {
-        if (text->empty())
-            continue;
-        char *end = nullptr;
-        errno = 0;
-        const long v = std::strtol(text->c_str(), &end, 10);
-        if (errno || end == text->c_str() || *end || v < 1 || v > top)
-            return usage_error(std::string(target == &eo.points_per_task ? "--points-per-task"
-                                                                         : "--max-array-size") +
-                               " needs a number from 1 to " + std::to_string(top) + ", got " +
-                               in_quotes(*text));
-        *target = static_cast<size_t>(v);
-    }
-    long jobs = sysconf(_SC_NPROCESSORS_ONLN);
-    if (!jobs_text.empty()) {
-        char *end = nullptr;
-        errno = 0;
-        jobs = std::strtol(jobs_text.c_str(), &end, 10);
-        if (errno || end == jobs_text.c_str() || *end || jobs < 1 || jobs > 4096)
-            return usage_error("--jobs needs a number from 1 to 4096, got '" + jobs_text + "'");
-    }
-    if (jobs < 1)
-        jobs = 1;
+    if (!ppt_text.empty() && !parse_count(ppt_text, 1000000, eo.points_per_task))
+        return usage_error("--points-per-task needs a number from 1 to 1000000, got " +
+                           in_quotes(ppt_text));
+    if (!max_array_text.empty() && !parse_count(max_array_text, 4000000, eo.max_array_size))
+        return usage_error("--max-array-size needs a number from 1 to 4000000, got " +
+                           in_quotes(max_array_text));
+    size_t jobs = static_cast<size_t>(std::max(1L, sysconf(_SC_NPROCESSORS_ONLN)));
+    if (!jobs_text.empty() && !parse_count(jobs_text, 4096, jobs))
+        return usage_error("--jobs needs a number from 1 to 4096, got '" + jobs_text + "'");
 
     // Everything is parsed and checked before anything is created or run.
     study s;
@@ -1651,7 +1647,7 @@ int sweep_main(int argc, char **argv, run_command run)
     std::map<pid_t, size_t> running;
     size_t next = 0;
     while (next < pending.size() || !running.empty()) {
-        while (next < pending.size() && running.size() < static_cast<size_t>(jobs)) {
+        while (next < pending.size() && running.size() < jobs) {
             size_t i = pending[next++];
             const std::string dir = d.point(i);
             fs::create_directories(dir, ec);
