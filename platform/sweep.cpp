@@ -1258,6 +1258,24 @@ void report_not_ok(const study &s, const sweep_dirs &d, const std::vector<result
                  shell_quoted(study_abs).c_str(), shell_quoted(d.out).c_str(), l.kind.c_str());
 }
 
+// What would break a point's command across lines of jobs.txt, or "": a line break in
+// DIR, in the viosim binary's path or in a grid value (shell quoting keeps it, but a
+// line-per-command reader splits the command there).
+std::string emit_line_break(const study &s, const sweep_dirs &d, const std::string &exe)
+{
+    auto broken = [](const std::string &t) { return t.find_first_of("\n\r") != std::string::npos; };
+    if (broken(d.out))
+        return "the output directory " + in_quotes(d.out) + " has a line break";
+    if (broken(exe))
+        return "the viosim binary's path " + in_quotes(exe) + " has a line break";
+    for (size_t i = 0; i < s.points.size(); i++)
+        for (const assignment &a : s.points[i])
+            if (broken(a.second))
+                return "point " + std::to_string(i) + "'s value of " + in_quotes(a.first) +
+                       " has a line break";
+    return "";
+}
+
 struct emit_options {
     std::string kind;             // "slurm" or "parallel"
     size_t points_per_task = 0;   // slurm; 0: sized so a task runs about TASK_TARGET_S
@@ -1577,6 +1595,12 @@ int sweep_main(int argc, char **argv, run_command run)
     while (d.out.size() > 1 && d.out.back() == '/')
         d.out.pop_back();
     d.base_json = d.out + "/base.json";
+    if (!emit.empty()) {
+        const std::string problem = emit_line_break(s, d, exe);
+        if (!problem.empty())
+            return usage_error("cannot emit: " + problem +
+                               ": jobs.txt holds one command a line (GNU parallel and the Slurm tasks read it so)");
+    }
     fs::create_directories(d.out + "/points", ec);
     if (ec)
         return usage_error("cannot create output directory '" + out_dir + "': " + ec.message());

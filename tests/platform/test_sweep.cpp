@@ -480,6 +480,12 @@ Test(platform_sweep, hostile_emit_options_refused)
         cr_expect_eq(lines(r.err).size(), 1u, "%s", r.err.c_str());
         cr_expect_not(exists(dir + "/out"), "%s", args.back().c_str());
     }
+    // A line break in DIR would split each command of jobs.txt in two.
+    sweep_out r;
+    sweep(r, dir, write_study(dir, SMALL_GRID), {"--emit", "parallel", "--out", dir + "/a\nb"});
+    cr_expect_eq(r.status, 2, "exit %d\n%s", r.status, r.err.c_str());
+    cr_expect(contains(r.err, "line break"), "%s", r.err.c_str());
+    cr_expect_not(exists(dir + "/a\nb"));
 }
 
 // An unknown key is rejected up front, named as `viosim run --set` names it; nothing runs.
