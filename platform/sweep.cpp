@@ -1327,6 +1327,7 @@ std::string array_script(const std::string &study_abs, const sweep_dirs &d, size
            "#SBATCH --cpus-per-task=1\n"
            "set -u\n"
            "jobs=" + shell_quoted(d.out + "/jobs.txt") + "\n"
+           "points=" + shell_quoted(d.out + "/points") + "\n"
            "id=${SLURM_ARRAY_TASK_ID-}\n"
            "case $id in\n"
            "''|*[!0-9]*) echo \"viosim sweep: SLURM_ARRAY_TASK_ID is '$id', not a task of 0-" +
@@ -1339,10 +1340,12 @@ std::string array_script(const std::string &study_abs, const sweep_dirs &d, size
            "last=$(( first + " + std::to_string(ppt - 1) + " ))\n"
            "[ \"$last\" -le " + std::to_string(lines) + " ] || last=" + std::to_string(lines) + "\n"
            "failed=0\n"
-           "line=$first\n"
            "while IFS= read -r command; do\n"
-           "    eval \"$command\" || { echo \"viosim sweep: jobs.txt line $line failed (exit $?)\" >&2; failed=$((failed + 1)); }\n"
-           "    line=$((line + 1))\n"
+           "    eval \"$command\" </dev/null && continue\n"
+           "    status=$?\n"
+           "    point=${command##*# point }\n"
+           "    echo \"viosim sweep: point $point failed (exit $status); its log: $points/$point/run.log\" >&2\n"
+           "    failed=$((failed + 1))\n"
            "done < <(sed -n \"${first},${last}p\" \"$jobs\")\n"
            "[ \"$failed\" -eq 0 ]\n";
 }
@@ -1420,7 +1423,7 @@ int emit_jobs(const study &s, const sweep_dirs &d, const std::string &exe,
     std::string jobs;
     for (size_t i : l.points)
         jobs += shell_line(point_argv(s, d, exe, i)) + " >" +
-                shell_quoted(d.point(i) + "/run.log") + " 2>&1\n";
+                shell_quoted(d.point(i) + "/run.log") + " 2>&1 # point " + std::to_string(i) + "\n";
     const std::string jobs_path = d.out + "/jobs.txt", merge_path = d.out + "/merge.sh";
     const std::string merge_script =
         "#!/bin/sh\n"

@@ -429,7 +429,7 @@ Test(platform_sweep, merge_names_failed_points)
     cr_assert_eq(r.status, 0, "exit %d\n%s", r.status, r.err.c_str());
     std::string err;
     cr_expect_eq(shell(dir, "SLURM_ARRAY_TASK_ID=0 bash " + sh_quoted(dir + "/out/slurm/array-0.slurm"), err), 1);
-    cr_expect(contains(err, "jobs.txt line 2 failed"), "%s", err.c_str());
+    cr_expect(contains(err, "point 1 failed (exit 1); its log: " + dir + "/out/points/1/run.log\n"), "%s", err.c_str());
     cr_expect(exists(dir + "/out/points/0/stats.json"));
     cr_expect_eq(shell(dir, "SLURM_ARRAY_TASK_ID=1 bash " + sh_quoted(dir + "/out/slurm/array-0.slurm"), err), 1);
     sweep_out merged;
