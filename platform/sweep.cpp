@@ -1382,7 +1382,7 @@ std::string submit_script(const std::string &study_abs, const sweep_dirs &d, siz
                 "ids=$ids:${id%%;*}\n";
     }
     text += "merge=$(sbatch --parsable --job-name=viosim-merge --output=slurm/logs/merge.out "
-            "${options[@]+\"${options[@]}\"} --dependency=afterany$ids merge.sh)\n"
+            "${options[@]+\"${options[@]}\"} \"--dependency=afterany$ids\" merge.sh)\n"
             "echo \"viosim sweep: submitted job arrays ${ids#:}; merge job ${merge%%;*} "
             "runs when they have ended\"\n";
     return text;

@@ -331,7 +331,7 @@ Test(platform_sweep, emit_slurm_2500_points)
     }
     cr_expect_not(exists(dir + "/out/slurm/array-3.slurm"));
     const std::string submit = slurp(dir + "/out/submit.sh");
-    cr_expect(contains(submit, "--dependency=afterany$ids merge.sh"), "%s", submit.c_str());
+    cr_expect(contains(submit, "\"--dependency=afterany$ids\" merge.sh"), "%s", submit.c_str());
     std::string err;
     cr_expect_eq(shell(dir, "bash -n " + sh_quoted(dir + "/out/submit.sh"), err), 0, "%s", err.c_str());
 
