@@ -1142,12 +1142,43 @@ std::string index_ranges(const std::vector<size_t> &v, const char *sep = ", ", s
     return out;
 }
 
+// Why an --sbatch-option is refused, or "". Each goes, quoted, on the command lines of
+// submit.sh, so it must be one sbatch option ("--name=value" or "-Xvalue"): a word that
+// is not an option would be taken by sbatch as the batch script. The options submit.sh
+// sets itself for the chain (--array, --dependency, --parsable) or that replace the script
+// (--wrap) are refused, and so are control characters.
+std::string sbatch_option_problem(const std::string &o)
+{
+    for (unsigned char ch : o)
+        if (ch < 0x20 || ch == 0x7f)
+            return "contains a control character";
+    if (o.size() < 2 || o[0] != '-')
+        return "is not an sbatch option (give it as one word: --name=value or -Xvalue)";
+    if (o[1] != '-')
+        return o[1] == 'a' || o[1] == 'd' ? "sets what submit.sh sets itself (-a/-d)" : "";
+    const std::string name = o.substr(0, o.find('='));
+    // sbatch takes an unambiguous prefix of a long option too.
+    for (const char *own : {"--array", "--dependency", "--parsable", "--wrap"})
+        if (name.size() > 2 && std::string(own).compare(0, name.size(), name) == 0)
+            return std::string("sets what submit.sh sets itself (") + own + ")";
+    return "";
+}
+
+struct emit_options {
+    std::string kind;             // "slurm" or "parallel"
+    size_t points_per_task = 0;   // slurm; 0: sized so a task runs about TASK_TARGET_S
+    size_t max_array_size = 1000; // slurm: tasks per job array
+    bool only_missing = false;
+    std::vector<std::string> sbatch_options;
+};
+
 // What --emit wrote, so --merge can say where a point ran (DIR/emit.json).
 struct emit_layout {
     std::string kind;          // "slurm" or "parallel"
     std::vector<size_t> points; // the emitted points, in jobs.txt order
     size_t points_per_task = 1; // slurm: jobs.txt lines per array task
     size_t max_array_size = 1;  // slurm: tasks per array (the last one may have fewer)
+    std::vector<std::string> sbatch_options; // slurm: --sbatch-option, for --merge's hint
 };
 
 // Identifies the study's points (their order and resolved configurations), so a layout
@@ -1171,12 +1202,17 @@ std::string emit_layout_text(const study &s, const emit_layout &l)
     json_object_set_new(doc, "points", points);
     json_object_set_new(doc, "points_per_task", json_integer(static_cast<json_int_t>(l.points_per_task)));
     json_object_set_new(doc, "max_array_size", json_integer(static_cast<json_int_t>(l.max_array_size)));
+    json_t *options = json_array();
+    for (const std::string &o : l.sbatch_options)
+        json_array_append_new(options, json_string(o.c_str()));
+    json_object_set_new(doc, "sbatch_options", options);
     std::string text = stats_json_text(doc);
     json_decref(doc);
     return text;
 }
 
-// DIR/emit.json, if it is of this study's points and well formed.
+// DIR/emit.json, if it is of this study's points and well formed (the emitted points
+// ascending, sbatch options that --sbatch-option takes).
 bool read_emit_layout(const study &s, const sweep_dirs &d, emit_layout &l)
 {
     json_error_t jerr;
@@ -1186,7 +1222,10 @@ bool read_emit_layout(const study &s, const sweep_dirs &d, emit_layout &l)
     const json_t *points = json_object_get(doc.get(), "points");
     const json_int_t ppt = json_integer_value(json_object_get(doc.get(), "points_per_task"));
     const json_int_t max = json_integer_value(json_object_get(doc.get(), "max_array_size"));
-    if (!kind || !fp || fp != points_fingerprint(s) || !json_is_array(points) || ppt < 1 || max < 1)
+    const json_t *options = json_object_get(doc.get(), "sbatch_options");
+    if (!kind || (std::strcmp(kind, "slurm") != 0 && std::strcmp(kind, "parallel") != 0) || !fp ||
+        fp != points_fingerprint(s) || !json_is_array(points) || ppt < 1 || max < 1 ||
+        !json_is_array(options))
         return false;
     l.kind = kind;
     l.points_per_task = static_cast<size_t>(ppt);
@@ -1195,9 +1234,16 @@ bool read_emit_layout(const study &s, const sweep_dirs &d, emit_layout &l)
     const json_t *p;
     json_array_foreach(points, k, p) {
         const json_int_t i = json_integer_value(p);
-        if (!json_is_integer(p) || i < 0 || static_cast<size_t>(i) >= s.points.size())
+        if (!json_is_integer(p) || i < 0 || static_cast<size_t>(i) >= s.points.size() ||
+            (!l.points.empty() && static_cast<size_t>(i) <= l.points.back()))
             return false;
         l.points.push_back(static_cast<size_t>(i));
+    }
+    json_array_foreach(options, k, p) {
+        const char *o = json_string_value(p);
+        if (!o || !sbatch_option_problem(o).empty())
+            return false;
+        l.sbatch_options.push_back(o);
     }
     return true;
 }
@@ -1254,8 +1300,13 @@ void report_not_ok(const study &s, const sweep_dirs &d, const std::vector<result
     if (!not_emitted.empty())
         std::fprintf(stderr, "viosim sweep: not in the last --emit %s: %s\n", l.kind.c_str(),
                      index_ranges(not_emitted).c_str());
-    std::fprintf(stderr, "viosim sweep: to run them again: viosim sweep %s --out %s --emit %s --only-missing\n",
-                 shell_quoted(study_abs).c_str(), shell_quoted(d.out).c_str(), l.kind.c_str());
+    std::string again = "viosim sweep " + shell_quoted(study_abs) + " --out " + shell_quoted(d.out) +
+                        " --emit " + l.kind + " --only-missing";
+    if (l.kind == "slurm" && l.max_array_size != emit_options().max_array_size)
+        again += " --max-array-size " + std::to_string(l.max_array_size);
+    for (const std::string &o : l.sbatch_options)
+        again += " --sbatch-option " + shell_quoted(o);
+    std::fprintf(stderr, "viosim sweep: to run them again: %s\n", config_escaped(again).c_str());
 }
 
 // What would break a point's command across lines of jobs.txt, or "": a line break in
@@ -1276,35 +1327,6 @@ std::string emit_line_break(const study &s, const sweep_dirs &d, const std::stri
     return "";
 }
 
-struct emit_options {
-    std::string kind;             // "slurm" or "parallel"
-    size_t points_per_task = 0;   // slurm; 0: sized so a task runs about TASK_TARGET_S
-    size_t max_array_size = 1000; // slurm: tasks per job array
-    bool only_missing = false;
-    std::vector<std::string> sbatch_options;
-};
-
-// Why an --sbatch-option is refused, or "". Each goes, quoted, on the command lines of
-// submit.sh, so it must be one sbatch option ("--name=value" or "-Xvalue"): a word that
-// is not an option would be taken by sbatch as the batch script. The options submit.sh
-// sets itself for the chain (--array, --dependency, --parsable) or that replace the script
-// (--wrap) are refused, and so are control characters.
-std::string sbatch_option_problem(const std::string &o)
-{
-    for (unsigned char ch : o)
-        if (ch < 0x20 || ch == 0x7f)
-            return "contains a control character";
-    if (o.size() < 2 || o[0] != '-')
-        return "is not an sbatch option (give it as one word: --name=value or -Xvalue)";
-    if (o[1] != '-')
-        return o[1] == 'a' || o[1] == 'd' ? "sets what submit.sh sets itself (-a/-d)" : "";
-    const std::string name = o.substr(0, o.find('='));
-    // sbatch takes an unambiguous prefix of a long option too.
-    for (const char *own : {"--array", "--dependency", "--parsable", "--wrap"})
-        if (name.size() > 2 && std::string(own).compare(0, name.size(), name) == 0)
-            return std::string("sets what submit.sh sets itself (") + own + ")";
-    return "";
-}
 
 // DIR/slurm/array-<k>.slurm: job array k runs sweep tasks k*max .. ; task t runs lines
 // t*ppt+1 .. (t+1)*ppt of jobs.txt one after another, whatever each ends with, and
@@ -1446,6 +1468,7 @@ int emit_jobs(const study &s, const sweep_dirs &d, const std::string &exe,
         ppt = std::max<size_t>(1, std::min(ppt, l.points.size()));
         l.points_per_task = ppt;
         l.max_array_size = o.max_array_size;
+        l.sbatch_options = o.sbatch_options;
         const size_t tasks = (l.points.size() + ppt - 1) / ppt;
         const size_t arrays = (tasks + o.max_array_size - 1) / o.max_array_size;
         const std::string slurm_dir = d.out + "/slurm";

@@ -425,7 +425,8 @@ Test(platform_sweep, merge_names_failed_points)
       "metrics": ["driver.tx.frames"]
     })");
     sweep_out r;
-    sweep(r, dir, study, {"--emit", "slurm", "--points-per-task", "2", "--max-array-size", "2"});
+    sweep(r, dir, study, {"--emit", "slurm", "--points-per-task", "2", "--max-array-size", "2",
+                          "--sbatch-option", "--comment=it's"});
     cr_assert_eq(r.status, 0, "exit %d\n%s", r.status, r.err.c_str());
     std::string err;
     cr_expect_eq(shell(dir, "SLURM_ARRAY_TASK_ID=0 bash " + sh_quoted(dir + "/out/slurm/array-0.slurm"), err), 1);
@@ -439,6 +440,10 @@ Test(platform_sweep, merge_names_failed_points)
     cr_expect(contains(merged.err, "missing: 1 point: 4\n"), "%s", merged.err.c_str());
     cr_expect(contains(merged.err, "array 0 (" + dir + "/out/slurm/array-0.slurm) tasks 0-1; array 1 (" +
                                        dir + "/out/slurm/array-1.slurm) tasks 0\n"),
+              "%s", merged.err.c_str());
+    // The command that emits them again keeps the array size and the sbatch options.
+    cr_expect(contains(merged.err, "--out " + sh_quoted(dir + "/out") + " --emit slurm --only-missing "
+                                   "--max-array-size 2 --sbatch-option '--comment=it'\\''s'\n"),
               "%s", merged.err.c_str());
 
     sweep(r, dir, study, {"--emit", "parallel", "--only-missing"});
