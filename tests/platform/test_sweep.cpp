@@ -934,3 +934,24 @@ Test(platform_sweep, known_direction_of_documented_statistics)
     cr_expect_str_eq(stat_better_name(stat_better::lower), "lower");
     cr_expect_str_eq(stat_better_name(stat_better::neutral), "neutral");
 }
+
+// --merge lists at most 20 ranges of indices, then how many more there are.
+Test(platform_sweep, merge_truncates_long_index_lists)
+{
+    const std::string dir = temp_dir();
+    std::string features;
+    for (int i = 0; i < 44; i++)
+        features += std::string(i ? ", " : "") + (i % 2 ? "\"VERSION_1\"" : "\"\"");
+    const std::string study = write_study(dir, R"({"base": {"driver.frames_count": 1},
+      "grid": {"device.withdraw_features": [)" + features + "]}}");
+    sweep_out r;
+    sweep(r, dir, study);
+    cr_expect_eq(r.status, 1, "%s", r.err.c_str());
+    sweep_out merged;
+    sweep(merged, dir, study, {"--merge"});
+    cr_expect_eq(merged.status, 1, "%s", merged.err.c_str());
+    cr_expect(contains(merged.err, "failed: 22 points: 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, "
+                                   "25, 27, 29, 31, 33, 35, 37, 39, ... (2 more)\n"),
+              "%s", merged.err.c_str());
+    cr_expect_not(contains(merged.err, "missing:"), "%s", merged.err.c_str());
+}
