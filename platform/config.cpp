@@ -779,6 +779,16 @@ const std::vector<param_def> &param_table()
          "per queue; needs device.queue_engines = 1 (docs/timing.md). off = one SystemC "
          "wait per poll",
          ON_OFF_FIELD(plat.sim_poll_sleep)},
+        {"sim.engine_wakeup", "", "all",
+         "with device.queue_engines > 1, which engines a finished buffer wakes: all = every "
+         "engine waiting for its turn to finish (exact, the default); next = only the one "
+         "whose turn it now is. next runs the fastest parallel-fetch points about 1.3x "
+         "faster, but engines acting at the same picosecond may run in another order, so "
+         "its figures differ slightly from all's (bounds in docs/speed.md, checked by "
+         "scripts/validate). Same results with one engine per queue",
+         choice({"all", "next"}),
+         [](vs_config &c, const param_value &v) { c.plat.sim_engine_wakeup_next = v.u == 1; },
+         [](const vs_config &c) { return int_value(c.plat.sim_engine_wakeup_next ? 1 : 0); }},
         {"sim.time_limit_ms", "ms", "1000",
          "simulated time after which an unfinished run is stopped (reported as not completed)",
          real(1e-9, 1e7),

@@ -367,6 +367,7 @@ run_result vs_run(const vs_config &cfg, const run_options &opt)
     dt.read_tags = cfg.plat.dma_read_tags_count;
     dt.completions_in_order = cfg.plat.dma_completions_in_order;
     dt.queue_engines = cfg.dev.queue_engines;
+    dt.engine_wakeup_next = cfg.plat.sim_engine_wakeup_next;
     for (unsigned q = 0; q < VDEV_QUEUES; q++)
         dt.queue_pasid[q] = cfg.plat.queue_pasid[q];
     dt.dma_channels = cfg.plat.dma_channels_count;

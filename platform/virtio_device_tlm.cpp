@@ -609,14 +609,42 @@ enum vdev_step virtio_device_tlm::engine_step(engine &e, vdev_work &w)
             break;
         }
         used_leave(q);
-        wait(finished_[q]);
+        if (t_.engine_wakeup_next) {
+            e.awaits_turn = true;
+            wait(e.turn);
+            e.awaits_turn = false;
+        } else {
+            wait(finished_[q]);
+        }
         s = VDEV_STEP_DONE;
     }
     in_flight_add(q, -1);
-    finished_[q].notify(SC_ZERO_TIME);
+    wake_finishers(q);
     if (s != VDEV_STEP_DONE)
         take_lock(e); // the buffer failed or its queue was reset
     return s;
+}
+
+// A buffer of queue q has finished (or failed): wake the engines that may now go on.
+// sim.engine_wakeup = all wakes every waiting engine and each re-checks its turn; which
+// of those woken at the same picosecond SystemC runs first follows its event lists, so
+// this is the order the exact results depend on. next wakes, in slot order, only the
+// engines whose finish would no longer wait (the next buffer in take order, and any
+// whose buffer went stale or whose device failed), and wakes the engine draining the
+// queue (wait_in_flight) only once nothing is in flight.
+void virtio_device_tlm::wake_finishers(uint16_t q)
+{
+    if (!t_.engine_wakeup_next) {
+        finished_[q].notify(SC_ZERO_TIME);
+        return;
+    }
+    for (unsigned k = 0; k < engines(q); k++) {
+        engine &o = engines_[q][k];
+        if (o.awaits_turn && !vdev_finish_waits(&dev_, q, o.slot))
+            o.turn.notify(SC_ZERO_TIME);
+    }
+    if (in_flight_[q] == 0)
+        finished_[q].notify(SC_ZERO_TIME);
 }
 
 // The queue ran dry (or a buffer failed): before publishing, wait for the queue's

@@ -36,6 +36,9 @@ struct device_timing {
     unsigned read_tags;
     bool completions_in_order;
     unsigned queue_engines = 1;  // engines (buffers in flight) per RX and TX queue
+    // sim.engine_wakeup = next: a finished buffer wakes only the engines that can go on
+    // (the next in take order, and any whose buffer went stale), not every waiting one.
+    bool engine_wakeup_next = false;
     uint32_t queue_pasid[VDEV_QUEUES]; // address space each queue's DMA is tagged with
     // Software-device profile: the store barrier a CPU needs before publishing used
     // descriptors (hardware orders its posted writes for free).
@@ -132,6 +135,10 @@ private:
         // message it sends next is for); time_to_interrupt.
         sc_core::sc_time published_at;
         bool published = false;
+        // Waiting for its buffer's turn to finish, woken by `turn` (sim.engine_wakeup =
+        // next; with all, by the queue's finished_).
+        bool awaits_turn = false;
+        sc_core::sc_event turn;
     };
     // viosim extension (VIOSIM_NET_F_DEVMEM_EVENT): the driver's posted MMIO writes
     // to the device-memory suppression window take effect when they arrive, not when
@@ -158,6 +165,7 @@ private:
     void run_engine(engine &e, sc_core::sc_event &more_work);
     enum vdev_step engine_step(engine &e, vdev_work &w);
     void wait_in_flight(engine &e);
+    void wake_finishers(uint16_t q);
     void take_lock(engine &e);
     void take_unlock(engine &e);
     void in_flight_add(uint16_t q, int delta);
@@ -218,7 +226,8 @@ private:
     std::deque<devmem_write> devmem_writes_; // in arrival order (one CPU, posted, in order)
     sc_core::sc_event devmem_arrival_;       // the first of devmem_writes_ arrives
     // A queue's engines: one takes buffers from the ring at a time (taking_), buffers
-    // finish in take order (finished_ wakes the next), in_flight_ counts taken buffers.
+    // finish in take order (finished_ wakes the next, or wake_finishers), in_flight_
+    // counts taken buffers.
     bool taking_[VDEV_QUEUES] = {};
     sc_core::sc_event take_done_[VDEV_QUEUES];
     sc_core::sc_event finished_[VDEV_QUEUES];
