@@ -780,12 +780,13 @@ const std::vector<param_def> &param_table()
          "wait per poll",
          ON_OFF_FIELD(plat.sim_poll_sleep)},
         {"sim.engine_wakeup", "", "all",
-         "with device.queue_engines > 1, which engines a finished buffer wakes: all = every "
-         "engine waiting for its turn to finish (exact, the default); next = only the one "
-         "whose turn it now is. next runs the fastest parallel-fetch points about 1.3x "
-         "faster, but engines acting at the same picosecond may run in another order, so "
-         "its figures differ slightly from all's (bounds in docs/speed.md, checked by "
-         "scripts/validate). Same results with one engine per queue",
+         "with device.queue_engines > 1, which waiting engines a queue's engines wake: all = "
+         "every engine waiting to take from the ring or for its buffer's turn to finish, "
+         "each re-checking (exact: the results every study was made with); next = only the "
+         "one whose turn it is, takes in the order asked. next costs fewer SystemC "
+         "wake-ups but orders engines acting at the same picosecond otherwise, so its "
+         "figures differ from all's on some multi-engine points (docs/speed.md; checked by "
+         "scripts/validate, regime 10). The same results with one engine per queue",
          choice({"all", "next"}),
          [](vs_config &c, const param_value &v) { c.plat.sim_engine_wakeup_next = v.u == 1; },
          [](const vs_config &c) { return int_value(c.plat.sim_engine_wakeup_next ? 1 : 0); }},

@@ -2,6 +2,7 @@
 #define SC_INCLUDE_DYNAMIC_PROCESSES
 #include "virtio_device_tlm.h"
 
+#include <algorithm>
 #include <cstring>
 #include <new>
 #include <stdexcept>
@@ -549,10 +550,23 @@ void virtio_device_tlm::engine_wait(engine &e, const sc_core::sc_event &a,
 void virtio_device_tlm::take_lock(engine &e)
 {
     const uint16_t q = e.queue;
-    while (taking_[q]) {
-        e.qk.sync();
-        if (taking_[q])
-            wait(take_done_[q]);
+    if (t_.engine_wakeup_next) {
+        // The take goes to the engines in the order they asked for it.
+        if (taking_[q] || !take_queue_[q].empty()) {
+            take_queue_[q].push_back(&e);
+            while (taking_[q] || take_queue_[q].front() != &e) {
+                e.qk.sync();
+                if (taking_[q] || take_queue_[q].front() != &e)
+                    wait(e.turn);
+            }
+            take_queue_[q].pop_front();
+        }
+    } else {
+        while (taking_[q]) {
+            e.qk.sync();
+            if (taking_[q])
+                wait(take_done_[q]);
+        }
     }
     taking_[q] = true;
     e.holds_take = true;
@@ -560,9 +574,13 @@ void virtio_device_tlm::take_lock(engine &e)
 
 void virtio_device_tlm::take_unlock(engine &e)
 {
-    taking_[e.queue] = false;
+    const uint16_t q = e.queue;
+    taking_[q] = false;
     e.holds_take = false;
-    take_done_[e.queue].notify(SC_ZERO_TIME);
+    if (!t_.engine_wakeup_next)
+        take_done_[q].notify(SC_ZERO_TIME);
+    else if (!take_queue_[q].empty())
+        take_queue_[q].front()->turn.notify(SC_ZERO_TIME);
 }
 
 void virtio_device_tlm::in_flight_add(uint16_t q, int delta)
@@ -589,6 +607,8 @@ enum vdev_step virtio_device_tlm::engine_step(engine &e, vdev_work &w)
     enum vdev_step s = vdev_take(&dev_, q, e.slot, &e.ops, &w);
     if (s != VDEV_STEP_DONE)
         return s;
+    if (t_.engine_wakeup_next)
+        in_take_order_[q].push_back(&e);
     take_unlock(e);
     in_flight_add(q, +1);
     s = vdev_move(&dev_, q, e.slot, &w);
@@ -619,6 +639,10 @@ enum vdev_step virtio_device_tlm::engine_step(engine &e, vdev_work &w)
         s = VDEV_STEP_DONE;
     }
     in_flight_add(q, -1);
+    if (t_.engine_wakeup_next) {
+        auto &order = in_take_order_[q];
+        order.erase(std::find(order.begin(), order.end(), &e)); // the front but on a failure
+    }
     wake_finishers(q);
     if (s != VDEV_STEP_DONE)
         take_lock(e); // the buffer failed or its queue was reset
@@ -628,20 +652,22 @@ enum vdev_step virtio_device_tlm::engine_step(engine &e, vdev_work &w)
 // A buffer of queue q has finished (or failed): wake the engines that may now go on.
 // sim.engine_wakeup = all wakes every waiting engine and each re-checks its turn; which
 // of those woken at the same picosecond SystemC runs first follows its event lists, so
-// this is the order the exact results depend on. next wakes, in slot order, only the
-// engines whose finish would no longer wait (the next buffer in take order, and any
-// whose buffer went stale or whose device failed), and wakes the engine draining the
-// queue (wait_in_flight) only once nothing is in flight.
+// this is the order the exact results depend on. next walks the buffers in flight in
+// take order and wakes those whose finish would no longer wait (the next in take order;
+// after a queue reset or a device failure, the stale or failed ones before it), up to
+// the first that must still wait; it wakes the engine draining the queue
+// (wait_in_flight) only once nothing is in flight.
 void virtio_device_tlm::wake_finishers(uint16_t q)
 {
     if (!t_.engine_wakeup_next) {
         finished_[q].notify(SC_ZERO_TIME);
         return;
     }
-    for (unsigned k = 0; k < engines(q); k++) {
-        engine &o = engines_[q][k];
-        if (o.awaits_turn && !vdev_finish_waits(&dev_, q, o.slot))
-            o.turn.notify(SC_ZERO_TIME);
+    for (engine *o : in_take_order_[q]) {
+        if (vdev_finish_waits(&dev_, q, o->slot))
+            break;
+        if (o->awaits_turn)
+            o->turn.notify(SC_ZERO_TIME);
     }
     if (in_flight_[q] == 0)
         finished_[q].notify(SC_ZERO_TIME);

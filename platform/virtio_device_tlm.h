@@ -230,6 +230,10 @@ private:
     // counts taken buffers.
     bool taking_[VDEV_QUEUES] = {};
     sc_core::sc_event take_done_[VDEV_QUEUES];
+    // sim.engine_wakeup = next: the engines waiting to take, and those with a buffer in
+    // flight, each in the order they came.
+    std::deque<engine *> take_queue_[VDEV_QUEUES];
+    std::deque<engine *> in_take_order_[VDEV_QUEUES];
     sc_core::sc_event finished_[VDEV_QUEUES];
     unsigned in_flight_[VDEV_QUEUES] = {};
     sc_core::sc_time in_flight_since_[VDEV_QUEUES];
