@@ -138,7 +138,10 @@ int host_cpu::op_wait_interrupt(void *ctx, uint64_t timeout_ns)
         sc_time wake = deadline;
         if (!cpu->irqs_.empty() && cpu->irqs_.front().at < wake)
             wake = cpu->irqs_.front().at;
-        sc_core::wait(wake - now, cpu->irq_event_);
+        // A notification already due earlier is kept (notify's rule): this loop then
+        // wakes at it, finds nothing and waits again.
+        cpu->wait_deadline_.notify(wake - now);
+        sc_core::wait(cpu->wait_deadline_ | cpu->irq_event_);
         cpu->stop_if_requested();
     }
 }

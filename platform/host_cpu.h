@@ -113,6 +113,11 @@ private:
     };
     std::deque<pending_irq> irqs_;
     sc_core::sc_event irq_event_;
+    // op_wait_interrupt's timeout. One event kept across calls instead of a wait with a
+    // timeout each: SystemC leaves a timeout that an interrupt beat in its timed-event
+    // queue until its time, and the driver's idle timeouts (about 0.5 ms) left about 300
+    // there, which every later timed event paid for in the queue's depth.
+    sc_core::sc_event wait_deadline_;
     bool done_ = false;
 };
 
