@@ -37,6 +37,8 @@ virtio_device_tlm::virtio_device_tlm(sc_core::sc_module_name name, const vdev_pa
             e.queue = q;
             e.slot = k;
             e.ops = {dma_read, dma_write, &e};
+            if (t_.engine_wakeup_next && k < engines(q))
+                e.turn.reset(new sc_core::sc_event);
         }
     }
     msi_engine_.dev = this;
@@ -557,7 +559,7 @@ void virtio_device_tlm::take_lock(engine &e)
             while (taking_[q] || take_queue_[q].front() != &e) {
                 e.qk.sync();
                 if (taking_[q] || take_queue_[q].front() != &e)
-                    wait(e.turn);
+                    wait(*e.turn);
             }
             take_queue_[q].pop_front();
         }
@@ -580,7 +582,7 @@ void virtio_device_tlm::take_unlock(engine &e)
     if (!t_.engine_wakeup_next)
         take_done_[q].notify(SC_ZERO_TIME);
     else if (!take_queue_[q].empty())
-        take_queue_[q].front()->turn.notify(SC_ZERO_TIME);
+        take_queue_[q].front()->turn->notify(SC_ZERO_TIME);
 }
 
 void virtio_device_tlm::in_flight_add(uint16_t q, int delta)
@@ -631,7 +633,7 @@ enum vdev_step virtio_device_tlm::engine_step(engine &e, vdev_work &w)
         used_leave(q);
         if (t_.engine_wakeup_next) {
             e.awaits_turn = true;
-            wait(e.turn);
+            wait(*e.turn);
             e.awaits_turn = false;
         } else {
             wait(finished_[q]);
@@ -667,7 +669,7 @@ void virtio_device_tlm::wake_finishers(uint16_t q)
         if (vdev_finish_waits(&dev_, q, o->slot))
             break;
         if (o->awaits_turn)
-            o->turn.notify(SC_ZERO_TIME);
+            o->turn->notify(SC_ZERO_TIME);
     }
     if (in_flight_[q] == 0)
         finished_[q].notify(SC_ZERO_TIME);

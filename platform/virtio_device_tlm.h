@@ -136,9 +136,10 @@ private:
         sc_core::sc_time published_at;
         bool published = false;
         // Waiting for its buffer's turn to finish, woken by `turn` (sim.engine_wakeup =
-        // next; with all, by the queue's finished_).
+        // next, which also wakes a waiting take through it; with all, by the queue's
+        // finished_ and take_done_, and `turn` is not made).
         bool awaits_turn = false;
-        sc_core::sc_event turn;
+        std::unique_ptr<sc_core::sc_event> turn;
     };
     // viosim extension (VIOSIM_NET_F_DEVMEM_EVENT): the driver's posted MMIO writes
     // to the device-memory suppression window take effect when they arrive, not when
