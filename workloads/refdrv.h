@@ -51,7 +51,7 @@ enum refdrv_tx_layout {
 enum refdrv_coal_policy {
     REFDRV_COAL_OFF = 0,  /* CTRL_VQ and the coalescing features are not negotiated */
     REFDRV_COAL_STATIC,   /* RX_SET and TX_SET once, after DRIVER_OK */
-    REFDRV_COAL_ADAPTIVE, /* VQ_SET per queue, a profile step per interval (refdrv.c) */
+    REFDRV_COAL_ADAPTIVE, /* VQ_SET per queue, a profile step per interval (refdrv/queues.c) */
 };
 
 /* Fault injection (driver.inject_violation, docs/conformance.md): the driver breaks one

@@ -1,0 +1,475 @@
+#include "refdrv_int.h"
+
+/* ---- traffic ---- */
+
+/* Post one empty receive buffer: one device-writable descriptor. */
+bool rd_post_rx(struct refdrv *d)
+{
+    struct drv_queue *rx = &d->q[RX_QUEUE];
+    uint16_t id;
+    struct ring_seg seg;
+
+    if (!rx->ops->can_add(rx->ring, 1, &id))
+        return false;
+    seg.addr = rd_dev_addr(d, rx->buf_gpa + (uint64_t)id * rx->slot_bytes);
+    seg.len = d->rx_buf_bytes;
+    seg.device_writable = true;
+    rd_inject(d, INJ_RX_SEG, rx, &seg);
+    if (rx->ops->add(rx->ring, &seg, 1) != RING_OK)
+        return false;
+    d->h->cpu_work(d->h->ctx, VS_HOST_WORK_RX_REFILL, 1);
+    return true;
+}
+
+static uint32_t tx_slots_per_frame(const struct refdrv *d)
+{
+    return d->tx_layout == REFDRV_TX_CHAIN ? 2u : 1u;
+}
+
+/* Length of the next frame to post, by driver.frame_size_mix. */
+static uint32_t next_frame_len(struct refdrv *d)
+{
+    switch (d->p->frame_size_mix) {
+    case REFDRV_SIZES_RANDOM:
+        return d->frame_len[traffic_rng_below(&d->size_rng, d->frame_kinds)];
+    case REFDRV_SIZES_IMIX:
+        return traffic_imix_len(d->tx_posted);
+    default:
+        return d->frame_len[d->tx_posted % d->frame_kinds];
+    }
+}
+
+/* Build and post the next frame: virtio_net_hdr (all zero: no offloads, "The driver
+ * MUST set num_buffers to zero") followed by the test frame. */
+static bool post_tx(struct refdrv *d)
+{
+    struct drv_queue *tx = &d->q[TX_QUEUE];
+    uint16_t id;
+    uint32_t len;
+    uint64_t addr; /* the slot's address for the device */
+    uint8_t *slot;
+    struct ring_seg segs[2];
+    enum ring_status st;
+
+    if (!tx->ops->can_add(tx->ring, tx_slots_per_frame(d), &id))
+        return false;
+    len = next_frame_len(d);
+    addr = rd_dev_addr(d, tx->buf_gpa + (uint64_t)id * tx->slot_bytes);
+    slot = tx->buf + (size_t)id * tx->slot_bytes;
+    memset(slot, 0, NET_HDR_BYTES);
+    traffic_build(slot + NET_HDR_BYTES, len, d->mac, d->p->seed, d->tx_posted, now_ps(d));
+
+    switch (d->tx_layout) {
+    case REFDRV_TX_CHAIN:
+        segs[0] = (struct ring_seg){ addr, NET_HDR_BYTES, false };
+        segs[1] = (struct ring_seg){ addr + NET_HDR_BYTES, len, false };
+        rd_inject(d, INJ_TX_SEG, tx, &segs[0]);
+        st = tx->ops->add(tx->ring, segs, 2);
+        break;
+    case REFDRV_TX_INDIRECT:
+        segs[0] = (struct ring_seg){ addr, NET_HDR_BYTES, false };
+        segs[1] = (struct ring_seg){ addr + NET_HDR_BYTES, len, false };
+        rd_inject(d, INJ_TX_SEG, tx, &segs[0]);
+        st = tx->ops->add_indirect(tx->ring, tx->table + (size_t)id * INDIRECT_ENTRIES * DESC_BYTES,
+                                   rd_dev_addr(d, tx->table_gpa
+                                                     + (uint64_t)id * INDIRECT_ENTRIES * DESC_BYTES),
+                                   segs, 2);
+        break;
+    default:
+        segs[0] = (struct ring_seg){ addr, NET_HDR_BYTES + len, false };
+        rd_inject(d, INJ_TX_SEG, tx, &segs[0]);
+        st = tx->ops->add(tx->ring, segs, 1);
+        break;
+    }
+    if (st != RING_OK)
+        return false;
+    rd_inject(d, INJ_TX_ADDED, tx, &segs[0]);
+    d->tx_len[id] = len;
+    d->tx_posted++;
+    traffic_arrival_advance(&d->arrival);
+    d->h->cpu_work(d->h->ctx, VS_HOST_WORK_TX_PACKET, 1);
+    return true;
+}
+
+static uint64_t tx_due_ps(const struct refdrv *d)
+{
+    double due = traffic_arrival_due(&d->arrival);
+
+    if (due <= 0.0)
+        return 0;
+    return due >= 18446744073709549568.0 ? UINT64_MAX : (uint64_t)due;
+}
+
+/* Closed loop: each frame is a request whose response is the frame coming back on RX;
+ * at most closed_loop_requests are outstanding, and the next leaves when one returns. */
+static bool closed_window_full(const struct refdrv *d)
+{
+    return d->p->arrival == TRAFFIC_ARRIVAL_CLOSED &&
+           d->tx_posted - d->st->rx_frames >= (d->p->closed_loop_requests ? d->p->closed_loop_requests : 1u);
+}
+
+/* Post the frames that are due, up to a burst, then publish + notify once. */
+static uint32_t tx_send(struct refdrv *d)
+{
+    uint32_t n = 0;
+
+    while (d->tx_posted < d->p->frames_count && n < TX_BURST_MAX && !closed_window_full(d)) {
+        uint64_t due = tx_due_ps(d);
+        if (due != 0 && now_ps(d) < due)
+            break;
+        if (!post_tx(d))
+            break;
+        n++;
+    }
+    if (n > 0)
+        rd_kick(d, &d->q[TX_QUEUE]);
+    return n;
+}
+
+/* Reclaim transmitted buffers. Returns how many, or -1 when the queue broke. */
+static int64_t tx_reap(struct refdrv *d)
+{
+    struct drv_queue *tx = &d->q[TX_QUEUE];
+    struct ring_used u;
+    enum ring_status st;
+    int64_t n = 0;
+
+    while ((st = tx->ops->get_used(tx->ring, &u)) == RING_OK) {
+        d->st->tx_frames++;
+        d->st->tx_bytes += d->tx_len[u.id];
+        d->tx_reaped++;
+        d->h->cpu_work(d->h->ctx, VS_HOST_WORK_TX_REAP, 1);
+        n++;
+    }
+    return st == RING_BROKEN ? -1 : n;
+}
+
+/* Check one received buffer: header, then the frame against what the sender wrote. */
+static void rx_consume(struct refdrv *d, const struct ring_used *u)
+{
+    struct drv_queue *rx = &d->q[RX_QUEUE];
+    const uint8_t *slot = rx->buf + (size_t)u->id * rx->slot_bytes;
+    struct traffic_info info = { 0, 0, 0 };
+    uint32_t flen = 0;
+    bool good = false;
+
+    /* Without VIRTIO_NET_F_MRG_RXBUF "the device MUST set num_buffers to 1". */
+    if (u->written && u->len >= NET_HDR_BYTES && u->len <= d->rx_buf_bytes &&
+        vs_le16(slot + NET_HDR_NUM_BUFFERS) == 1u) {
+        flen = u->len - NET_HDR_BYTES;
+        /* A skipped IN_ORDER buffer counts as completely written: the frame's own
+         * length field says where it ends. */
+        good = traffic_check(slot + NET_HDR_BYTES, flen, !u->skipped, d->mac, d->p->seed,
+                             &info) == TRAFFIC_GOOD;
+        if (good)
+            flen = info.len;
+    }
+    /* Loopback keeps order: a sequence number never sent, or one at or below what was
+     * already received (duplicate, reordering), is a bad frame. */
+    if (good && (info.seq >= d->tx_posted || info.seq < d->rx_next_seq))
+        good = false;
+
+    d->st->rx_frames++;
+    d->st->rx_bytes += flen;
+    if (!good) {
+        d->st->rx_bad_payload++;
+    } else {
+        uint64_t now = now_ps(d);
+        d->rx_next_seq = info.seq + 1u;
+        if (d->p->expect_loopback && d->st->latency != NULL)
+            hist_record(d->st->latency, now >= info.tx_time_ps ? now - info.tx_time_ps : 0);
+    }
+    d->h->cpu_work(d->h->ctx, VS_HOST_WORK_RX_PACKET, 1);
+}
+
+/* Take received frames. Their buffers go back in batches, once half the ring (at most
+ * RX_REFILL_BATCH_MAX) is free, so one publish + notification covers many buffers; the
+ * device is never left without buffers, since at least half the ring stays posted.
+ * Returns how many frames, or -1 when the queue broke. */
+static int64_t rx_reap(struct refdrv *d)
+{
+    struct drv_queue *rx = &d->q[RX_QUEUE];
+    uint32_t batch = rx->size / 2u;
+    struct ring_used u;
+    enum ring_status st;
+    int64_t n = 0;
+
+    while ((st = rx->ops->get_used(rx->ring, &u)) == RING_OK) {
+        rx_consume(d, &u);
+        n++;
+    }
+    if (batch > RX_REFILL_BATCH_MAX)
+        batch = RX_REFILL_BATCH_MAX;
+    if (batch == 0)
+        batch = 1;
+    if ((uint32_t)(rx->size - rx->ops->descs_in_flight(rx->ring)) >= batch) {
+        while (rd_post_rx(d))
+            ;
+        rd_kick(d, rx);
+    }
+    return st == RING_BROKEN ? -1 : n;
+}
+
+/* Is anything the device still has to finish outstanding? If not, an idle driver is
+ * only waiting for the next frame's departure time, which is not a stall. */
+static bool waiting_on_device(const struct refdrv *d)
+{
+    return d->tx_reaped < d->tx_posted ||
+           (d->p->expect_loopback && d->st->rx_frames < d->tx_posted);
+}
+
+static bool traffic_done(const struct refdrv *d)
+{
+    return d->tx_reaped >= d->p->frames_count &&
+           (!d->p->expect_loopback || d->st->rx_frames >= d->p->frames_count);
+}
+
+/* Ask for an interrupt once the device has used `ahead` more units (ring_ops.event_span)
+ * beyond the next one (EVENT_IDX; otherwise at the next), or stop asking. */
+static void arm(struct drv_queue *q, uint16_t ahead)
+{
+    q->ops->events_after(q->ring, ahead);
+    q->armed = true;
+}
+
+static void disarm(struct drv_queue *q)
+{
+    if (!q->armed)
+        return;
+    q->ops->events_off(q->ring);
+    q->armed = false;
+}
+
+/* Interrupt mode, nothing to do now: ask for the interrupts worth waking up for, re-check
+ * the rings (a buffer used before the request took effect raises no interrupt: "beware
+ * the problem of missing notifications"), then sleep until an interrupt, the next frame
+ * due, or the idle deadline. Returns the vector, -1 on timeout, -2 when the re-check
+ * found work.
+ * RX asks to hear about the next frame (latency). TX, waiting for ring space or for the
+ * last completions, asks to hear only when about 3/4 of what is in flight is done
+ * (with EVENT_IDX): one interrupt then frees a batch of slots instead of one. */
+static int sleep_until_work(struct refdrv *d, uint64_t now)
+{
+    struct drv_queue *rx = &d->q[RX_QUEUE];
+    struct drv_queue *tx = &d->q[TX_QUEUE];
+    bool tx_blocked = d->tx_posted < d->p->frames_count &&
+                      !tx->ops->can_add(tx->ring, tx_slots_per_frame(d), NULL);
+    bool want_rx = d->p->expect_loopback && d->st->rx_frames < d->p->frames_count;
+    bool want_tx = d->tx_reaped < d->tx_posted && (tx_blocked || d->tx_posted >= d->p->frames_count);
+    uint64_t deadline = d->last_progress_ps + d->idle_timeout_ps;
+    uint64_t timeout_ns;
+    int v;
+
+    if (deadline < d->last_progress_ps)
+        deadline = UINT64_MAX; /* overflow: no deadline */
+    if (d->tx_posted < d->p->frames_count && !tx_blocked && !closed_window_full(d)) {
+        uint64_t due = tx_due_ps(d);
+        if (due < deadline)
+            deadline = due;
+    }
+    if (want_rx)
+        arm(rx, 0);
+    if (want_tx)
+        arm(tx, (uint16_t)(tx->ops->event_span(tx->ring) * 3u / 4u));
+    if (want_rx || want_tx)
+        devmem_event_flush(d, want_tx ? tx : rx); /* one read flushes both queues' writes */
+    if ((want_rx && rx->ops->has_used(rx->ring)) || (want_tx && tx->ops->has_used(tx->ring))) {
+        disarm(rx);
+        disarm(tx);
+        return -2;
+    }
+
+    timeout_ns = deadline > now ? (deadline - now + PS_PER_NS - 1u) / PS_PER_NS : 1u;
+    if (timeout_ns == 0)
+        timeout_ns = 1;
+    v = d->h->wait_interrupt(d->h->ctx, timeout_ns);
+    disarm(rx);
+    disarm(tx);
+    return v;
+}
+
+/* How often a stalled driver reads the device status (a few times per idle timeout). */
+static uint64_t status_interval_ps(const struct refdrv *d)
+{
+    uint64_t interval = d->idle_timeout_ps / STATUS_CHECKS_PER_IDLE;
+    return interval != 0 ? interval : 1;
+}
+
+/* A polling driver that found nothing: the earliest time at which a poll could find
+ * something to do without the device writing guest memory meanwhile (the next frame due,
+ * a status check, the idle timeout, an adaptive coalescing interval); UINT64_MAX if
+ * none. Everything else the loop looks at changes only with the rings or with what the
+ * loop itself does. Each is a "now >= deadline" test of rd_run_traffic or what it calls. */
+static uint64_t next_poll_deadline(const struct refdrv *d)
+{
+    const struct drv_queue *tx = &d->q[TX_QUEUE];
+    uint64_t deadline = UINT64_MAX;
+    uint64_t at;
+
+    if (d->tx_posted < d->p->frames_count && !closed_window_full(d) &&
+        tx->ops->can_add(tx->ring, tx_slots_per_frame(d), NULL)) {
+        at = tx_due_ps(d);
+        if (at != 0 && at < deadline)
+            deadline = at;
+    }
+    if (waiting_on_device(d)) {
+        /* Otherwise the loop moves last_progress_ps along with the clock. */
+        uint64_t interval = status_interval_ps(d);
+        at = d->last_progress_ps + d->idle_timeout_ps;
+        if (at >= d->last_progress_ps && at < deadline)
+            deadline = at;
+        at = (d->last_status_check_ps > d->last_progress_ps ? d->last_status_check_ps
+                                                             : d->last_progress_ps) + interval;
+        if (at < deadline)
+            deadline = at;
+    }
+    if (d->p->coal_policy == REFDRV_COAL_ADAPTIVE && d->f_vq_notf_coal) {
+        at = d->coal_mark_ps + d->coal_interval_ps;
+        if (at < deadline)
+            deadline = at;
+    }
+    return deadline;
+}
+
+enum refdrv_result rd_run_traffic(struct refdrv *d)
+{
+    const uint64_t status_interval = status_interval_ps(d);
+    uint32_t frozen_polls = 0;
+
+    d->tx_start_ps = now_ps(d);
+    traffic_arrival_init(&d->arrival, d->p->arrival, d->tx_interval_ps, d->p->onoff_periods,
+                         d->p->onoff_on_us * PS_PER_US, d->p->onoff_off_us * PS_PER_US,
+                         d->p->seed, (double)d->tx_start_ps);
+    d->napi_left = 0;
+    d->last_progress_ps = d->tx_start_ps;
+    d->last_status_check_ps = d->tx_start_ps;
+
+    for (;;) {
+        int64_t got_tx, got_rx;
+        uint32_t sent;
+        uint64_t now;
+        int v;
+
+        got_tx = tx_reap(d);
+        got_rx = rx_reap(d);
+        if (got_tx < 0 || got_rx < 0)
+            return REFDRV_DEVICE_ERROR; /* the device returned an impossible buffer id */
+        sent = tx_send(d);
+        if (traffic_done(d))
+            return REFDRV_OK;
+        if (d->p->coal_policy == REFDRV_COAL_ADAPTIVE && !rd_coal_adapt(d, now_ps(d)))
+            return REFDRV_DEVICE_ERROR;
+        if (d->napi_left > 0) {
+            /* NAPI's budget counts received frames (completions without loopback). */
+            uint64_t done = (uint64_t)(d->p->expect_loopback ? got_rx : got_tx);
+            d->napi_left = done >= d->napi_left ? 0 : d->napi_left - (uint32_t)done;
+        }
+
+        now = now_ps(d);
+        if (got_tx > 0 || got_rx > 0 || sent > 0) {
+            d->last_progress_ps = now;
+            continue;
+        }
+        if (!waiting_on_device(d))
+            d->last_progress_ps = now; /* only waiting for the next departure time */
+
+        /* Stalled: has the device given up? Checked a few times per idle timeout. */
+        if (elapsed_ps(now, d->last_progress_ps) >= d->idle_timeout_ps) {
+            enum refdrv_result r = rd_check_status(d);
+            return r != REFDRV_OK ? r : REFDRV_TIMEOUT;
+        }
+        if (elapsed_ps(now, d->last_status_check_ps) >= status_interval &&
+            elapsed_ps(now, d->last_progress_ps) >= status_interval) {
+            if (rd_check_status(d) != REFDRV_OK)
+                return REFDRV_DEVICE_ERROR;
+        }
+
+        /* NAPI: after an interrupt, keep polling (interrupts still off) through idle gaps
+         * while the device has work outstanding, until the budget is spent; with nothing
+         * outstanding the poll phase completes at once ("napi_complete") and the driver
+         * sleeps with interrupts asked for. */
+        if (d->napi_left > 0 && !waiting_on_device(d))
+            d->napi_left = 0;
+        if (d->p->mode == REFDRV_MODE_POLL || d->napi_left > 0) {
+            uint64_t polls = d->h->poll_idle != NULL ? d->h->poll_idle(d->h->ctx, next_poll_deadline(d))
+                                                      : 0;
+            if (polls > 0) {
+                /* Slept through polls that could only find the rings as they are. */
+                d->st->polls_empty += polls;
+                frozen_polls = 0;
+                continue;
+            }
+            d->st->polls_empty++;
+            d->h->cpu_work(d->h->ctx, VS_HOST_WORK_POLL, 1);
+            /* Liveness guard for a cost model that charges nothing for a poll: simulated
+             * time must move or the device never runs. Not an interrupt wait in spirit:
+             * queue interrupts stay suppressed. */
+            if (now_ps(d) == now) {
+                if (++frozen_polls >= FROZEN_POLLS_MAX) {
+                    frozen_polls = 0;
+                    v = d->h->wait_interrupt(d->h->ctx, 1);
+                    if (v >= 0)
+                        d->st->interrupts++;
+                    if (v == (int)VEC_CONFIG && rd_check_status(d) != REFDRV_OK)
+                        return REFDRV_DEVICE_ERROR;
+                }
+            } else {
+                frozen_polls = 0;
+            }
+            continue;
+        }
+
+        v = sleep_until_work(d, now);
+        if (v >= 0) {
+            d->st->interrupts++;
+            if (d->p->mode == REFDRV_MODE_NAPI)
+                d->napi_left = d->napi_budget;
+            /* Vector 0 is configuration changes only (or shared by everything when the
+             * table has one entry): the device sets NEEDS_RESET and then "MUST send a
+             * device configuration change notification". */
+            if (v == (int)VEC_CONFIG && rd_check_status(d) != REFDRV_OK)
+                return REFDRV_DEVICE_ERROR;
+        }
+    }
+}
+
+/* ---- parameters ---- */
+
+void rd_traffic_setup(struct refdrv *d)
+{
+    const struct refdrv_params *p = d->p;
+    uint32_t kinds = p->frame_sizes_count;
+
+    if (kinds > REFDRV_FRAME_SIZES_MAX)
+        kinds = REFDRV_FRAME_SIZES_MAX;
+    d->frame_kinds = 0;
+    d->max_frame = 0;
+    for (uint32_t i = 0; i < kinds; i++) {
+        uint32_t len = traffic_frame_len(p->frame_sizes_bytes[i]);
+        d->frame_len[d->frame_kinds++] = len;
+        if (len > d->max_frame)
+            d->max_frame = len;
+    }
+    if (d->frame_kinds == 0) {
+        d->frame_len[0] = traffic_frame_len(DEFAULT_FRAME_BYTES);
+        d->frame_kinds = 1;
+        d->max_frame = d->frame_len[0];
+    }
+    d->rx_buf_bytes = p->rx_buffer_bytes == 0 ? DEFAULT_RX_BUFFER_BYTES : p->rx_buffer_bytes;
+    if (d->rx_buf_bytes < NET_HDR_BYTES)
+        d->rx_buf_bytes = NET_HDR_BYTES; /* the device always writes the header */
+    /* rate in frames per microsecond: one frame every 1e6 / rate picoseconds. */
+    d->tx_interval_ps = p->tx_rate_mpps > 0.0 ? 1e6 / p->tx_rate_mpps : 0.0;
+    traffic_rng_seed(&d->size_rng, p->seed, 0x73697a65ull /* "size" */);
+    if (p->frame_size_mix == REFDRV_SIZES_IMIX) {
+        d->frame_len[0] = TRAFFIC_IMIX_SMALL_BYTES;
+        d->frame_len[1] = TRAFFIC_IMIX_MEDIUM_BYTES;
+        d->frame_len[2] = TRAFFIC_IMIX_LARGE_BYTES;
+        d->frame_kinds = 3;
+        d->max_frame = TRAFFIC_IMIX_LARGE_BYTES;
+    }
+    d->napi_budget = p->napi_budget_frames != 0 ? p->napi_budget_frames : DEFAULT_NAPI_BUDGET_FRAMES;
+    d->idle_timeout_ps = (p->idle_timeout_ns != 0 ? p->idle_timeout_ns : DEFAULT_IDLE_TIMEOUT_NS);
+    d->idle_timeout_ps = d->idle_timeout_ps > UINT64_MAX / PS_PER_NS ? UINT64_MAX
+                                                                     : d->idle_timeout_ps * PS_PER_NS;
+}
