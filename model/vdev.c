@@ -237,11 +237,8 @@ static void vdev_reset(struct vdev *d)
     d->outbox_head = d->outbox_count = 0;
     /* "Upon reset, a device MUST initialize all coalescing parameters to 0." Window
      * numbers keep counting, so a platform timer from before the reset stays stale. */
-    for (uint16_t i = 0; i < VDEV_QUEUES; i++) {
-        const uint32_t window = d->coal[i].window;
-        memset(&d->coal[i], 0, sizeof d->coal[i]);
-        d->coal[i].window = window + 1u;
-    }
+    for (uint16_t i = 0; i < VDEV_QUEUES; i++)
+        coal_reset(&d->coal[i]);
     memset(&d->coal_tx_set, 0, sizeof d->coal_tx_set);
     memset(&d->coal_rx_set, 0, sizeof d->coal_rx_set);
     memset(&d->netcfg, 0, sizeof d->netcfg);
@@ -544,15 +541,10 @@ static void queue_enable(struct vdev *d, uint16_t qi)
      * the coalescing parameters of the virtqueue to those configured through the
      * VIRTIO_NET_CTRL_NOTF_COAL_TX_SET [RX_SET] command, or ... to 0": the class values
      * are zero until a TX_SET / RX_SET and after a reset. */
-    struct vdev_coal *c = &d->coal[qi];
-    c->counted = 0;
-    c->recheck = false;
-    c->window++;
-    memset(&c->p, 0, sizeof c->p);
-    if (qi == VDEV_QUEUE_TX)
-        c->p = d->coal_tx_set;
-    else if (qi == VDEV_QUEUE_RX)
-        c->p = d->coal_rx_set;
+    static const struct virtio_net_ctrl_coal none;
+    coal_enable(&d->coal[qi], qi == VDEV_QUEUE_TX   ? &d->coal_tx_set
+                              : qi == VDEV_QUEUE_RX ? &d->coal_rx_set
+                                                    : &none);
 }
 
 static void apply_event(struct vdev *d, struct vpci_event ev, uint16_t *kicked)
@@ -1042,14 +1034,6 @@ static bool net_data_queue_enabled(const struct vdev *d, uint16_t vq)
     return (vq == VDEV_QUEUE_RX || vq == VDEV_QUEUE_TX) && d->q[vq].enabled;
 }
 
-/* New parameters for queue vq: in force at once, checked at once by the queue's own
- * context ("Notifications When Coalescing Parameters Change"). */
-static void coal_set(struct vdev *d, uint16_t vq, const struct virtio_net_ctrl_coal *c)
-{
-    d->coal[vq].p = *c;
-    d->coal[vq].recheck = true;
-}
-
 /* The VIRTIO_NET_CTRL_NOTF_COAL class. `data` holds the command-specific data the
  * driver wrote (len bytes; longer data than the command's structure is ignored past
  * it); `writable` is the size of the device-writable part. Returns the ack; a VQ_GET
@@ -1078,10 +1062,10 @@ static uint8_t net_ctrl_notf_coal(struct vdev *d, uint8_t command, const uint8_t
         memcpy(&c, data, sizeof c);
         if (command == VIRTIO_NET_CTRL_NOTF_COAL_TX_SET) {
             d->coal_tx_set = c;
-            coal_set(d, VDEV_QUEUE_TX, &c);
+            coal_set(&d->coal[VDEV_QUEUE_TX], &c);
         } else {
             d->coal_rx_set = c;
-            coal_set(d, VDEV_QUEUE_RX, &c);
+            coal_set(&d->coal[VDEV_QUEUE_RX], &c);
         }
         return VIRTIO_NET_OK;
     case VIRTIO_NET_CTRL_NOTF_COAL_VQ_SET:
@@ -1100,7 +1084,7 @@ static uint8_t net_ctrl_notf_coal(struct vdev *d, uint8_t command, const uint8_t
                            cv.vq_index, 0);
             return VIRTIO_NET_ERR;
         }
-        coal_set(d, cv.vq_index, &cv.coal);
+        coal_set(&d->coal[cv.vq_index], &cv.coal);
         return VIRTIO_NET_OK;
     case VIRTIO_NET_CTRL_NOTF_COAL_VQ_GET:
         /* vq_index and reserved come from the driver; the device writes the
@@ -1326,34 +1310,29 @@ enum vdev_step vdev_ctrl_step(struct vdev *d, const struct vs_guest_ops *ops, st
 
 /* ---- Used buffer notifications and coalescing ---- */
 
-/* Is notification coalescing in force on queue q? Only transmit and receive queues
- * have parameters; "When the device has max_usecs = 0 or max_packets = 0, the
- * notification conditions are met after every packet received/sent." */
-static bool coal_active(const struct vdev *d, uint16_t qi)
-{
-    const struct vdev_coal *c = &d->coal[qi];
-    return (qi == VDEV_QUEUE_RX || qi == VDEV_QUEUE_TX) && c->p.max_packets != 0 &&
-           c->p.max_usecs != 0;
-}
+/* The window and count rules are model/coalesce.c's; the device takes the decisions
+ * they call for. Only transmit and receive queues have parameters (the control
+ * queue's stay 0: coalescing never in force there). */
 
-/* The notification conditions are met (or no coalescing): read the driver's event
- * suppression for everything published since the last decision and send the queue's
- * message if it wants one ("Used Buffer Notification Suppression"; coalescing: "A
- * device SHOULD NOT send used buffer notifications to the driver if the notifications
- * are suppressed, even if the notification conditions are met"). Counting starts
- * again at the next buffer. */
+/* The notification conditions are met (decision, from model/coalesce.c): read the
+ * driver's event suppression for everything published since the last decision and
+ * send the queue's message if it wants one ("Used Buffer Notification Suppression";
+ * coalescing: "A device SHOULD NOT send used buffer notifications to the driver if the
+ * notifications are suppressed, even if the notification conditions are met"). */
 static enum vdev_step notify_decision(struct vdev *d, uint16_t qi, const struct vs_guest_ops *g,
-                                      bool coalesced, enum vdev_coal_cause cause)
+                                      enum coal_decision decision)
 {
     struct vdev_queue *q = &d->q[qi];
-    d->coal[qi].counted = 0;
     bool interrupt = false;
     const uint64_t local_before = q->ops->stats(&q->ring)->event_reads_local;
     if (q->ops->should_interrupt(&q->ring, g, &interrupt) != VQ_OK)
         return ring_failed(d, qi);
     /* (Reads across the link are counted in the DMA gate, aborted ones included.) */
     d->stats.event_reads_local[qi] += q->ops->stats(&q->ring)->event_reads_local - local_before;
-    if (coalesced) {
+    if (decision != COAL_NOTIFY_EVERY) {
+        const enum vdev_coal_cause cause = decision == COAL_NOTIFY_TIMER    ? VDEV_COAL_BY_TIMER
+                                           : decision == COAL_NOTIFY_CHANGE ? VDEV_COAL_BY_CHANGE
+                                                                            : VDEV_COAL_BY_PACKETS;
         if (interrupt)
             d->stats.coal_notify[qi][cause]++;
         else
@@ -1388,23 +1367,16 @@ enum vdev_step vdev_complete(struct vdev *d, uint16_t qi, const struct vs_guest_
     }
     if (q->ops->flush(&q->ring, g) != VQ_OK)
         return ring_failed(d, qi);
-    if (!coal_active(d, qi))
-        return notify_decision(d, qi, g, false, VDEV_COAL_BY_PACKETS);
-    /* "Operation": counting starts upon the first packet after the last notification;
-     * the conditions are met upon max_packets packets (or max_usecs, the platform's
-     * timer). A packet is a used buffer here (no MRG_RXBUF: one frame per buffer). */
-    struct vdev_coal *c = &d->coal[qi];
-    if (c->counted == 0)
-        c->window++;
-    c->counted = published > UINT32_MAX - c->counted ? UINT32_MAX : c->counted + published;
-    if (c->counted < c->p.max_packets)
+    /* A packet is a used buffer here (no MRG_RXBUF: one frame per buffer). */
+    const enum coal_decision decision = coal_published(&d->coal[qi], published);
+    if (decision == COAL_NOTHING)
         return VDEV_STEP_DONE;
-    return notify_decision(d, qi, g, true, VDEV_COAL_BY_PACKETS);
+    return notify_decision(d, qi, g, decision);
 }
 
 bool vdev_coal_timer(const struct vdev *d, uint16_t qi, uint32_t *usecs, uint32_t *window)
 {
-    if (!vdev_queue_live(d, qi) || !coal_active(d, qi) || d->coal[qi].counted == 0)
+    if (!vdev_queue_live(d, qi) || !coal_window_open(&d->coal[qi]))
         return false;
     *usecs = d->coal[qi].p.max_usecs;
     *window = d->coal[qi].window;
@@ -1416,10 +1388,10 @@ enum vdev_step vdev_coal_expire(struct vdev *d, uint16_t qi, uint32_t window,
 {
     if (!vdev_queue_live(d, qi))
         return d->error != VS_REASON_NONE ? VDEV_STEP_FAILED : VDEV_STEP_IDLE;
-    const struct vdev_coal *c = &d->coal[qi];
-    if (c->counted == 0 || c->window != window)
+    const enum coal_decision decision = coal_expired(&d->coal[qi], window);
+    if (decision == COAL_NOTHING)
         return VDEV_STEP_IDLE;
-    return notify_decision(d, qi, gate(d, qi, ops), true, VDEV_COAL_BY_TIMER);
+    return notify_decision(d, qi, gate(d, qi, ops), decision);
 }
 
 bool vdev_coal_recheck_needed(const struct vdev *d, uint16_t qi)
@@ -1431,16 +1403,10 @@ enum vdev_step vdev_coal_recheck(struct vdev *d, uint16_t qi, const struct vs_gu
 {
     if (!vdev_queue_live(d, qi))
         return d->error != VS_REASON_NONE ? VDEV_STEP_FAILED : VDEV_STEP_IDLE;
-    struct vdev_coal *c = &d->coal[qi];
-    if (!c->recheck)
+    const enum coal_decision decision = coal_changed(&d->coal[qi]);
+    if (decision == COAL_NOTHING)
         return VDEV_STEP_IDLE;
-    c->recheck = false;
-    /* Example of the spec: 10 packets counted, then max_packets = 8: "the notification
-     * condition is immediately considered to be met". Coalescing switched off with
-     * packets counted meets it too (every packet meets it then). */
-    if (c->counted == 0 || (coal_active(d, qi) && c->counted < c->p.max_packets))
-        return VDEV_STEP_IDLE;
-    return notify_decision(d, qi, gate(d, qi, ops), true, VDEV_COAL_BY_CHANGE);
+    return notify_decision(d, qi, gate(d, qi, ops), decision);
 }
 
 enum vdev_step vdev_arm_notifications(struct vdev *d, uint16_t qi, const struct vs_guest_ops *ops)

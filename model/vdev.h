@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "guest_ops.h"
+#include "coalesce.h"
 #include "msix.h"
 #include "net_backend.h"
 #include "packed_vq.h"
@@ -136,19 +137,6 @@ struct vdev_slot {
     struct vdev_gate gate;
 };
 
-/* Notification coalescing of one transmit or receive queue ("Notifications
- * Coalescing"). Counting starts at the first used buffer published after the last
- * notification decision; the conditions are met at max_packets buffers or max_usecs
- * after that first one, whichever comes first. The kernel has no time: it opens a
- * counting window (a new `window` number) and the platform runs the max_usecs timer
- * for it (vdev_coal_timer, vdev_coal_expire). */
-struct vdev_coal {
-    struct virtio_net_ctrl_coal p; /* parameters in force on this queue */
-    uint32_t counted;  /* used buffers published since the last notification decision */
-    uint32_t window;   /* counting windows opened so far: names the current one */
-    bool recheck;      /* parameters changed: check the conditions at once */
-};
-
 /* Why a used buffer notification decision was taken under coalescing. */
 enum vdev_coal_cause {
     VDEV_COAL_BY_PACKETS, /* max_packets buffers counted */
@@ -228,7 +216,7 @@ struct vdev {
 
     /* Notification coalescing: per queue, and the values of the last TX_SET / RX_SET
      * that a re-enabled queue takes ("Notifications Coalescing", device normative). */
-    struct vdev_coal coal[VDEV_QUEUES];
+    struct coal_queue coal[VDEV_QUEUES]; /* model/coalesce.h */
     struct virtio_net_ctrl_coal coal_tx_set, coal_rx_set;
     /* viosim extension (VIOSIM_NET_F_DEVMEM_EVENT): the driver's suppression fields of
      * each queue as it last wrote them by MMIO; cleared by device and queue reset. */

@@ -374,44 +374,42 @@ void virtio_device_tlm::msi_sender()
     }
 }
 
-// Notification coalescing ("Notifications Coalescing"): the kernel counts used buffers
-// and decides at max_packets; the platform owns time, so it runs each counting window's
-// max_usecs timer. A window starts when the buffer that opens it is published: the
-// engine that published follows the kernel's window right then (coal_arm, inside the
-// used side), and the queue's timer process (coal_timer_thread) takes the decision at
-// the deadline, whatever the engines are doing meanwhile.
+// Notification coalescing ("Notifications Coalescing"): the rules of the counting
+// window and of its max_usecs timer are the kernel's (model/coalesce.h); the platform
+// owns time, so it gives the kernel the time (in ps: the resolution is 1 ps, top.cpp)
+// and schedules the one timer event per queue as the kernel says. A window starts when
+// the buffer that opens it is published: the engine that published follows the
+// kernel's window right then (coal_arm, inside the used side), and the queue's timer
+// process (coal_timer_thread) takes the decision at the deadline, whatever the engines
+// are doing meanwhile.
 
-// Follow queue q's counting window at time `now`: a window that ended (max_packets, a
-// parameter change, a reset) stops its timer; a new one starts it; the deadline is
-// max_usecs after the window's start (moved, from the same start, when max_usecs
-// changes). Called inside the used side (by its holder).
+// A time of the kernel's (ps) as a delay from the current time, never negative.
+static sc_time coal_delay(uint64_t at_ps)
+{
+    const sc_time stamp = sc_core::sc_time_stamp();
+    const sc_time at = sc_time::from_value(at_ps);
+    return at > stamp ? at - stamp : SC_ZERO_TIME;
+}
+
+// Follow queue q's counting window at time `now` (coal_timer_follow). A window that
+// ended leaves its event pending: the timer, woken early, sleeps again
+// (coal_timer_wake); cancelling would also drop a parameter change's wake-up, which
+// shares the event. Called inside the used side (by its holder).
 void virtio_device_tlm::coal_follow(uint16_t q, const sc_time &now)
 {
-    coal_timer &t = coal_[q];
     uint32_t usecs = 0, window = 0;
     const bool open = vdev_coal_timer(&dev_, q, &usecs, &window);
-    if (t.armed && (!open || t.window != window)) { // ended by max_packets or a change
-        if (trace)
-            trace->span(TRACE_QUEUE_RX + q, "coal_window", t.start, now);
-        t.armed = false;
-    }
-    if (!open)
-        return;
-    if (!t.armed) {
-        t.armed = true;
-        t.window = window;
-        t.start = now;
-        t.usecs = 0;
+    coal_timer_step s;
+    coal_timer_follow(&coal_[q], open, window, usecs, now.value(), &s);
+    if (s.ended && trace)
+        trace->span(TRACE_QUEUE_RX + q, "coal_window", sc_time::from_value(s.ended_start_ps),
+                    now);
+    if (s.started)
         coal_timer_arms[q]++;
-    }
-    if (t.usecs != usecs) { // new window, or max_usecs changed: same start
-        t.usecs = usecs;
-        t.deadline = t.start + sc_time(double(usecs), sc_core::SC_US);
-        // An earlier pending notification wins (the timer then sleeps again until this
-        // deadline); a later one is replaced by this.
-        const sc_time stamp = sc_core::sc_time_stamp();
-        coal_due_[q].notify(t.deadline > stamp ? t.deadline - stamp : SC_ZERO_TIME);
-    }
+    // An earlier pending notification wins (the timer then sleeps again until this
+    // deadline); a later one is replaced by this.
+    if (s.arm)
+        coal_due_[q].notify(coal_delay(s.at_ps));
 }
 
 // Called by an engine after a step of its queue that may have published used buffers
@@ -484,10 +482,12 @@ void virtio_device_tlm::coal_timer_thread(uint16_t q)
     coal_timer &t = coal_[q];
     for (;;) {
         wait(coal_due_[q]);
-        const sc_time woke = sc_core::sc_time_stamp();
-        if (!vdev_coal_recheck_needed(&dev_, q) && (!t.armed || woke < t.deadline)) {
-            if (t.armed) // woken for a window that has since ended
-                coal_due_[q].notify(t.deadline - woke);
+        bool rearm = false;
+        uint64_t at_ps = 0;
+        if (!coal_timer_wake(&t, vdev_coal_recheck_needed(&dev_, q),
+                             sc_core::sc_time_stamp().value(), &rearm, &at_ps)) {
+            if (rearm) // woken for a window that has since ended
+                coal_due_[q].notify(coal_delay(at_ps));
             continue;
         }
         timer_waits_[q] = true;
@@ -504,11 +504,11 @@ void virtio_device_tlm::coal_timer_thread(uint16_t q)
             vdev_coal_recheck(&dev_, q, &c.ops);
         const sc_time now = sc_core::sc_time_stamp();
         coal_follow(q, now);
-        if (t.armed && now >= t.deadline) {
+        if (coal_timer_due(&t, now.value())) {
             coal_timer_expiries[q]++;
-            t.armed = false;
             if (trace)
-                trace->span(TRACE_QUEUE_RX + q, "coal_window_timer", t.start, now);
+                trace->span(TRACE_QUEUE_RX + q, "coal_window_timer",
+                            sc_time::from_value(t.start_ps), now);
             vdev_coal_expire(&dev_, q, t.window, &c.ops);
         }
         if (dev_.outbox_count == 0) {

@@ -203,17 +203,11 @@ private:
     sc_core::sc_event fifo_space_;    // RX took frames out of the FIFO
     sc_core::sc_event state_change_;  // a register write may have enabled or reset queues
     sc_core::sc_event msi_pending_;   // a register access left MSI-X messages to send
-    // Coalescing: the kernel counts buffers, the platform keeps each queue's max_usecs
-    // timer, served by a process per data queue (coal_timer_thread) with its own DMA
-    // context (coal_ctx_). coal_due_ fires at a timer's end or when new parameters need
-    // a re-check.
-    struct coal_timer {
-        bool armed = false;
-        uint32_t window = 0;          // the kernel's counting window it times
-        uint32_t usecs = 0;           // max_usecs it was set with
-        sc_core::sc_time start, deadline;
-    };
-    coal_timer coal_[VDEV_QUEUES];
+    // Coalescing: the kernel counts buffers and keeps each queue's max_usecs timer
+    // (model/coalesce.h); a process per data queue (coal_timer_thread) with its own DMA
+    // context (coal_ctx_) serves it. coal_due_ fires at a timer's end or when new
+    // parameters need a re-check.
+    coal_timer coal_[VDEV_QUEUES] = {};
     sc_core::sc_event coal_due_[VDEV_QUEUES];
     engine coal_ctx_[VDEV_QUEUES];
     bool coal_track_named_[VDEV_QUEUES] = {};
