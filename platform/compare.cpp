@@ -1271,19 +1271,6 @@ int usage_error(const std::string &message)
     return EXIT_USAGE;
 }
 
-std::vector<std::string> split_commas(const std::string &s)
-{
-    std::vector<std::string> out;
-    size_t start = 0;
-    for (;;) {
-        const size_t comma = s.find(',', start);
-        out.push_back(s.substr(start, comma - start));
-        if (comma == std::string::npos)
-            return out;
-        start = comma + 1;
-    }
-}
-
 // The options that name a file or a directory to read or write.
 struct path_option {
     const char *name;
@@ -1319,7 +1306,7 @@ int compare_main(int argc, char **argv)
         if (take_option(argc, argv, i, "--metrics", value, missing)) {
             if (missing || value.empty())
                 return usage_error("--metrics needs a comma-separated list of statistics");
-            for (const std::string &m : split_commas(value)) {
+            for (const std::string &m : config_split_list(value)) {
                 if (m.empty())
                     return usage_error("--metrics: an empty name in " + in_quotes(value));
                 if (std::find(o.metrics.begin(), o.metrics.end(), m) == o.metrics.end())

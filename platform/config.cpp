@@ -857,19 +857,6 @@ std::string trim(const std::string &s)
     return s.substr(b, e - b + 1);
 }
 
-std::vector<std::string> split_commas(const std::string &s)
-{
-    std::vector<std::string> parts;
-    size_t start = 0;
-    for (;;) {
-        size_t comma = s.find(',', start);
-        parts.push_back(trim(s.substr(start, comma - start)));
-        if (comma == std::string::npos)
-            return parts;
-        start = comma + 1;
-    }
-}
-
 // Input echoed in a message, in quotes and with its control characters escaped.
 std::string quoted(const std::string &s)
 {
@@ -1289,7 +1276,7 @@ std::string parse_value(const param_type &t, const std::string &raw, param_value
     case param_kind::size_list: {
         if (s.empty())
             return "empty list; allowed: " + allowed_text(t);
-        std::vector<std::string> parts = split_commas(s);
+        std::vector<std::string> parts = config_split_list(s);
         if (parts.size() > t.list_max)
             return std::to_string(parts.size()) + " sizes given; allowed: " + allowed_text(t);
         v.list.clear();
@@ -1313,7 +1300,7 @@ std::string parse_value(const param_type &t, const std::string &raw, param_value
         v.features = vs_features{};
         if (s.empty())
             break;
-        for (const std::string &part : split_commas(s)) {
+        for (const std::string &part : config_split_list(s)) {
             unsigned bit = 0;
             if (part.empty())
                 return "empty feature name in " + quoted(s);
@@ -1473,6 +1460,19 @@ const char *expected_json(const param_type &t)
 }
 
 } // namespace
+
+std::vector<std::string> config_split_list(const std::string &s)
+{
+    std::vector<std::string> parts;
+    size_t start = 0;
+    for (;;) {
+        size_t comma = s.find(',', start);
+        parts.push_back(trim(s.substr(start, comma - start)));
+        if (comma == std::string::npos)
+            return parts;
+        start = comma + 1;
+    }
+}
 
 // The text form of a scalar JSON value (string, or number written exactly); false if
 // the value is not a string or number.

@@ -121,6 +121,10 @@ double config_memory_read_ns(const vs_config &cfg, unsigned len);
 // written exactly); false if the value is neither. Config files and studies use it.
 bool config_scalar_text(const json_t *j, std::string &text);
 
+// A comma-separated list, each item trimmed of spaces and tabs ("a, b" -> {"a", "b"};
+// "" -> {""}). List values of parameters and of command-line options use it.
+std::vector<std::string> config_split_list(const std::string &s);
+
 // s with its control characters escaped (\n, \r, \t, \xHH): input echoed in an error
 // message (a key, a value, a file name) keeps the message on one line.
 std::string config_escaped(const std::string &s);
