@@ -52,6 +52,20 @@ static void release_flags(uint8_t *d, uint16_t flags)
     vs_put_le16(d + PVIRTQ_DESC_OFF_FLAGS, flags);
 }
 
+uint16_t dpq_fit_size(uint32_t want, uint32_t max)
+{
+    uint32_t n = want < max ? want : max;
+
+    return (uint16_t)(n > PVIRTQ_SIZE_MAX ? PVIRTQ_SIZE_MAX : n);
+}
+
+void dpq_area_bytes(uint16_t size, uint64_t bytes[DRV_RING_AREAS])
+{
+    bytes[0] = (uint64_t)size * sizeof(struct pvirtq_desc);
+    bytes[1] = sizeof(struct pvirtq_event_suppress);
+    bytes[2] = sizeof(struct pvirtq_event_suppress);
+}
+
 void dpq_init(struct dpq *q, uint8_t *desc, uint8_t *driver_event, const uint8_t *device_event,
               uint16_t size, bool event_idx, bool in_order)
 {
@@ -83,16 +97,16 @@ void dpq_init(struct dpq *q, uint8_t *desc, uint8_t *driver_event, const uint8_t
     q->used_wrap = true;
     q->free_slots = size;
     q->free_ids = size;
-    q->broken = DPQ_HEALTHY;
+    q->broken = DRV_HEALTHY;
 
     for (uint32_t i = 0; i < size; i++)
-        q->id_next_free[i] = (uint16_t)(i + 1u < size ? i + 1u : DPQ_NO_ID);
+        q->id_next_free[i] = (uint16_t)(i + 1u < size ? i + 1u : DRV_NO_ID);
     q->free_head = 0;
 }
 
 bool dpq_can_add(const struct dpq *q, uint32_t nslots, uint16_t *id)
 {
-    if (q->broken != DPQ_HEALTHY || nslots == 0 || nslots > q->free_slots || q->free_ids == 0)
+    if (q->broken != DRV_HEALTHY || nslots == 0 || nslots > q->free_slots || q->free_ids == 0)
         return false;
     if (id != NULL)
         *id = q->free_head;
@@ -100,35 +114,35 @@ bool dpq_can_add(const struct dpq *q, uint32_t nslots, uint16_t *id)
 }
 
 /* Validate elements; returns the device-writable byte count through *wlen. */
-static enum dpq_status check_segs(const struct dpq *q, const struct dpq_seg *segs, uint16_t nsegs,
+static enum drv_status check_segs(const struct dpq *q, const struct drv_seg *segs, uint16_t nsegs,
                                   uint32_t *wlen)
 {
     uint64_t writable = 0;
     bool seen_writable = false;
 
     if (segs == NULL || nsegs == 0 || nsegs > q->size)
-        return DPQ_INVALID;
+        return DRV_INVALID;
     for (uint16_t i = 0; i < nsegs; i++) {
         if (segs[i].len == 0)
-            return DPQ_INVALID;
+            return DRV_INVALID;
         if (segs[i].device_writable) {
             seen_writable = true;
             writable += segs[i].len;
         } else if (seen_writable) {
-            return DPQ_INVALID;
+            return DRV_INVALID;
         }
     }
     if (writable > UINT32_MAX)
-        return DPQ_INVALID;
+        return DRV_INVALID;
     *wlen = (uint32_t)writable;
-    return DPQ_OK;
+    return DRV_OK;
 }
 
 static uint16_t take_id(struct dpq *q)
 {
     uint16_t id = q->free_head;
 
-    assert(id != DPQ_NO_ID && q->free_ids > 0);
+    assert(id != DRV_NO_ID && q->free_ids > 0);
     q->free_head = q->id_next_free[id];
     q->free_ids--;
     return id;
@@ -164,19 +178,19 @@ static void place_head(struct dpq *q, uint16_t id, uint16_t head, uint16_t head_
     q->batch_slots += nslots;
 }
 
-enum dpq_status dpq_add(struct dpq *q, const struct dpq_seg *segs, uint16_t nsegs, uint16_t *id)
+enum drv_status dpq_add(struct dpq *q, const struct drv_seg *segs, uint16_t nsegs, uint16_t *id)
 {
     uint32_t wlen;
-    enum dpq_status st;
+    enum drv_status st;
     uint16_t buf_id, head, head_flags = 0;
 
-    if (q->broken != DPQ_HEALTHY)
-        return DPQ_BROKEN;
+    if (q->broken != DRV_HEALTHY)
+        return DRV_BROKEN;
     st = check_segs(q, segs, nsegs, &wlen);
-    if (st != DPQ_OK)
+    if (st != DRV_OK)
         return st;
     if (!dpq_can_add(q, nsegs, NULL))
-        return DPQ_FULL;
+        return DRV_FULL;
 
     buf_id = take_id(q);
     head = q->next_avail;
@@ -200,25 +214,25 @@ enum dpq_status dpq_add(struct dpq *q, const struct dpq_seg *segs, uint16_t nseg
     place_head(q, buf_id, head, head_flags, nsegs, wlen);
     if (id != NULL)
         *id = buf_id;
-    return DPQ_OK;
+    return DRV_OK;
 }
 
-enum dpq_status dpq_add_indirect(struct dpq *q, uint8_t *table, uint64_t table_addr,
-                                 const struct dpq_seg *segs, uint16_t nsegs, uint16_t *id)
+enum drv_status dpq_add_indirect(struct dpq *q, uint8_t *table, uint64_t table_addr,
+                                 const struct drv_seg *segs, uint16_t nsegs, uint16_t *id)
 {
     uint32_t wlen;
-    enum dpq_status st;
+    enum drv_status st;
     uint16_t buf_id, head, flags;
 
-    if (q->broken != DPQ_HEALTHY)
-        return DPQ_BROKEN;
+    if (q->broken != DRV_HEALTHY)
+        return DRV_BROKEN;
     if (table == NULL)
-        return DPQ_INVALID;
+        return DRV_INVALID;
     st = check_segs(q, segs, nsegs, &wlen);
-    if (st != DPQ_OK)
+    if (st != DRV_OK)
         return st;
     if (!dpq_can_add(q, 1, NULL))
-        return DPQ_FULL;
+        return DRV_FULL;
 
     /* The table is complete before the ring descriptor that points to it. Its entries
      * carry only VIRTQ_DESC_F_WRITE; their ids are reserved (written as 0). */
@@ -239,7 +253,7 @@ enum dpq_status dpq_add_indirect(struct dpq *q, uint8_t *table, uint64_t table_a
     place_head(q, buf_id, head, flags, 1, wlen);
     if (id != NULL)
         *id = buf_id;
-    return DPQ_OK;
+    return DRV_OK;
 }
 
 uint32_t dpq_publish(struct dpq *q)
@@ -345,7 +359,7 @@ uint32_t dpq_notify_data(const struct dpq *q, uint16_t vq_index)
 
 bool dpq_has_used(const struct dpq *q)
 {
-    if (q->broken != DPQ_HEALTHY)
+    if (q->broken != DRV_HEALTHY)
         return false;
     if (q->inorder_batch)
         return true;
@@ -372,20 +386,20 @@ static void release_buffer(struct dpq *q, uint16_t id)
     q->free_ids++;
 }
 
-static enum dpq_status set_broken(struct dpq *q, enum dpq_broken why)
+static enum drv_status set_broken(struct dpq *q, enum drv_broken why)
 {
     q->broken = why;
-    return DPQ_BROKEN;
+    return DRV_BROKEN;
 }
 
 /* IN_ORDER: the buffer at next_used is the oldest the device owns; hand it out, as the
  * batch's end (with the used descriptor's length) or as a skipped member. */
-static enum dpq_status take_inorder(struct dpq *q, struct dpq_used *u)
+static enum drv_status take_inorder(struct dpq *q, struct drv_used *u)
 {
     uint16_t b = q->slot_id[q->next_used];
 
     if (b >= q->size || !q->id_owned[b])
-        return set_broken(q, DPQ_BROKEN_ID_NOT_OWNED);
+        return set_broken(q, DRV_BROKEN_ID_NOT_OWNED);
     u->id = b;
     if (b == q->inorder_last_id) {
         u->len = q->inorder_written ? q->inorder_len : 0;
@@ -398,32 +412,32 @@ static enum dpq_status take_inorder(struct dpq *q, struct dpq_used *u)
         u->skipped = true;
     }
     release_buffer(q, b);
-    return DPQ_OK;
+    return DRV_OK;
 }
 
-enum dpq_status dpq_get_used(struct dpq *q, struct dpq_used *u)
+enum drv_status dpq_get_used(struct dpq *q, struct drv_used *u)
 {
     const uint8_t *d;
     uint16_t flags, id;
     uint32_t len;
 
-    if (q->broken != DPQ_HEALTHY)
-        return DPQ_BROKEN;
+    if (q->broken != DRV_HEALTHY)
+        return DRV_BROKEN;
     if (q->inorder_batch)
         return take_inorder(q, u);
 
     d = desc_at(q, q->next_used);
     flags = vs_le16(d + PVIRTQ_DESC_OFF_FLAGS);
     if (!flags_used(flags, q->used_wrap))
-        return DPQ_EMPTY;
+        return DRV_EMPTY;
     __atomic_thread_fence(__ATOMIC_ACQUIRE);
     id = vs_le16(d + PVIRTQ_DESC_OFF_ID);
     len = vs_le32(d + PVIRTQ_DESC_OFF_LEN);
 
     if (id >= q->size)
-        return set_broken(q, DPQ_BROKEN_ID_RANGE);
+        return set_broken(q, DRV_BROKEN_ID_RANGE);
     if (!q->id_owned[id])
-        return set_broken(q, DPQ_BROKEN_ID_NOT_OWNED);
+        return set_broken(q, DRV_BROKEN_ID_NOT_OWNED);
 
     if (q->in_order) {
         /* One used descriptor may stand for every buffer up to and including id
@@ -440,7 +454,7 @@ enum dpq_status dpq_get_used(struct dpq *q, struct dpq_used *u)
     u->len = u->written ? len : 0;
     u->skipped = false;
     release_buffer(q, id);
-    return DPQ_OK;
+    return DRV_OK;
 }
 
 /* off_wrap first, then the flags that may name it; then a full barrier so the caller's
@@ -470,7 +484,7 @@ static void write_driver_event(struct dpq *q, uint16_t flags, bool with_off, uin
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
 }
 
-void dpq_set_event_mmio(struct dpq *q, const struct dpq_event_mmio *w)
+void dpq_set_event_mmio(struct dpq *q, const struct drv_event_mmio *w)
 {
     if (w)
         q->event_mmio = *w;
@@ -478,9 +492,9 @@ void dpq_set_event_mmio(struct dpq *q, const struct dpq_event_mmio *w)
         memset(&q->event_mmio, 0, sizeof q->event_mmio);
 }
 
-void dpq_set_driver_events(struct dpq *q, enum dpq_events ev)
+void dpq_set_driver_events(struct dpq *q, enum drv_events ev)
 {
-    if (ev == DPQ_EVENTS_ENABLE)
+    if (ev == DRV_EVENTS_ENABLE)
         dpq_enable_driver_events_after(q, 0);
     else
         write_driver_event(q, RING_EVENT_FLAGS_DISABLE, false, 0, false);
@@ -514,3 +528,8 @@ uint16_t dpq_slots_in_flight(const struct dpq *q)
 {
     return (uint16_t)(q->size - q->free_slots);
 }
+
+/* ---- the format-neutral table (drv_ring.h) ---- */
+
+/* Driver event offsets count ring slots; so do the descriptors in flight. */
+DRV_RING_OPS_DEFINE(dpq, "packed", dpq_slots_in_flight, dpq_slots_in_flight);

@@ -22,7 +22,7 @@
  * Buffer ids are handed out by the queue from a free list; an id stays owned by the
  * device from dpq_add until dpq_get_used returns it. Everything the device writes is
  * hostile: a used descriptor naming an id that is out of range or not owned by the
- * device breaks the queue (sticky; every later call returns DPQ_BROKEN).
+ * device breaks the queue (sticky; every later call returns DRV_BROKEN).
  *
  * The struct holds per-id tables for the largest ring (32768 entries, ~330 KiB):
  * allocate it once (calloc) rather than on a thread stack.
@@ -33,62 +33,20 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "drv_ring.h"
 #include "virtio_wire.h"
 
-#define DPQ_NO_ID 0xffffu
+/* The format-neutral table over the functions below (drv_ring.h). The viosim
+ * extension's slot (struct drv_event_mmio) holds off_wrap at 0 and flags at 2. */
+extern const struct drv_ring_ops dpq_ring_ops;
 
-enum dpq_status {
-    DPQ_OK = 0,
-    DPQ_FULL,    /* not enough free ring slots or no free buffer id */
-    DPQ_EMPTY,   /* dpq_get_used: no used buffer at the driver's position */
-    DPQ_INVALID, /* the caller's request breaks a driver rule (nothing written) */
-    DPQ_BROKEN,  /* the device wrote something impossible; see dpq.broken */
-};
+/* The queue size for a driver that wants `want` entries of a device allowing `max`: the
+ * smaller, at most 32768 (a packed ring needs no power of two); 0 when either is 0. */
+uint16_t dpq_fit_size(uint32_t want, uint32_t max);
 
-/* Why the queue stopped trusting the device. */
-enum dpq_broken {
-    DPQ_HEALTHY = 0,
-    DPQ_BROKEN_ID_RANGE,     /* used descriptor's id is not below the queue size */
-    DPQ_BROKEN_ID_NOT_OWNED, /* used descriptor's id is not a buffer the device owns */
-};
-
-/* One element of a buffer. Device-readable elements come before device-writable ones
- * ("Scatter-Gather Support": the driver MUST place any device-writable descriptor
- * elements after any device-readable descriptor elements). */
-struct dpq_seg {
-    uint64_t addr;
-    uint32_t len;
-    bool device_writable;
-};
-
-/* One buffer given back by the device. */
-struct dpq_used {
-    uint16_t id;
-    /* Bytes the device wrote. Only meaningful when `written`: the spec reserves the
-     * length of a used descriptor without VIRTQ_DESC_F_WRITE ("Element Address and
-     * Length"), so it is reported as 0 then. */
-    uint32_t len;
-    bool written;
-    /* IN_ORDER batch member that had no used descriptor of its own: "assumed to have
-     * been used (read or written) by the device completely", so len is the buffer's
-     * whole device-writable length. */
-    bool skipped;
-};
-
-/* viosim-specific, NON-STANDARD (VIOSIM_NET_F_DEVMEM_EVENT, docs/event-suppression.md):
- * the driver event suppression structure lives in a device-memory slot that the driver
- * writes by MMIO. write(ctx, off, size, value) is one posted MMIO write of size bytes at
- * offset off of the queue's slot (off_wrap at 0, flags at 2). */
-struct dpq_event_mmio {
-    void (*write)(void *ctx, uint32_t off, unsigned size, uint32_t value);
-    void *ctx;
-};
-
-enum dpq_events {
-    DPQ_EVENTS_DISABLE, /* RING_EVENT_FLAGS_DISABLE */
-    DPQ_EVENTS_ENABLE,  /* RING_EVENT_FLAGS_ENABLE, or with EVENT_IDX RING_EVENT_FLAGS_DESC
-                           at the driver's next used position (the next buffer used) */
-};
+/* Bytes of the three areas: the descriptor ring (16 * size), the driver and the device
+ * event suppression structures (4 each). */
+void dpq_area_bytes(uint16_t size, uint64_t bytes[DRV_RING_AREAS]);
 
 struct dpq {
     /* Guest memory, as the driver's CPU sees it. */
@@ -100,14 +58,14 @@ struct dpq {
     bool in_order;               /* VIRTIO_F_IN_ORDER negotiated */
     /* Driver event suppression in device memory (viosim extension); write NULL: the
      * spec's placement, driver_event in guest memory. */
-    struct dpq_event_mmio event_mmio;
+    struct drv_event_mmio event_mmio;
 
     /* Making buffers available: next slot and the Driver Ring Wrap Counter. */
     uint16_t next_avail;
     bool avail_wrap;
     uint16_t free_slots;         /* ring slots not owned by the device */
     uint16_t free_ids;           /* buffer ids not owned by the device */
-    uint16_t free_head;          /* free-id list (DPQ_NO_ID when empty) */
+    uint16_t free_head;          /* free-id list (DRV_NO_ID when empty) */
 
     /* The open batch: its first descriptor's flags are not written yet. */
     bool batch_open;
@@ -129,7 +87,7 @@ struct dpq {
     uint32_t inorder_len;
     bool inorder_written;
 
-    enum dpq_broken broken;
+    enum drv_broken broken;
 
     /* Per buffer id. These tables stay last: dpq_init zeroes only their first `size`
      * entries, and nothing reads beyond them. */
@@ -156,17 +114,17 @@ bool dpq_can_add(const struct dpq *q, uint32_t nslots, uint16_t *id);
 
 /* Write a buffer of nsegs elements as a chain of nsegs descriptors (NEXT on all but the
  * last; the id on every descriptor, the spec needs it on the last). Returns the id.
- * DPQ_INVALID: nsegs 0 or above the queue size, a zero length, a readable element after
- * a writable one, writable bytes above 4 GiB. DPQ_FULL: no room (nothing written). */
-enum dpq_status dpq_add(struct dpq *q, const struct dpq_seg *segs, uint16_t nsegs, uint16_t *id);
+ * DRV_INVALID: nsegs 0 or above the queue size, a zero length, a readable element after
+ * a writable one, writable bytes above 4 GiB. DRV_FULL: no room (nothing written). */
+enum drv_status dpq_add(struct dpq *q, const struct drv_seg *segs, uint16_t nsegs, uint16_t *id);
 
 /* Write a buffer as one descriptor with VIRTQ_DESC_F_INDIRECT pointing to a table of
  * nsegs descriptors that this call writes at `table` (host pointer of guest address
  * table_addr, 16-byte entries; only VIRTQ_DESC_F_WRITE is set in them: "The driver MUST
  * NOT set any flags except DESC_F_WRITE within an indirect descriptor"). Only with
  * VIRTIO_F_INDIRECT_DESC negotiated (the caller's business). Errors as dpq_add. */
-enum dpq_status dpq_add_indirect(struct dpq *q, uint8_t *table, uint64_t table_addr,
-                                 const struct dpq_seg *segs, uint16_t nsegs, uint16_t *id);
+enum drv_status dpq_add_indirect(struct dpq *q, uint8_t *table, uint64_t table_addr,
+                                 const struct drv_seg *segs, uint16_t nsegs, uint16_t *id);
 
 /* Make the open batch visible: a release barrier, then the first descriptor's flags.
  * No-op without an open batch. Returns the number of descriptors published. */
@@ -196,15 +154,17 @@ uint32_t dpq_notify_data(const struct dpq *q, uint16_t vq_index);
 /* Is a used descriptor (or the rest of an IN_ORDER batch) waiting? Reads one flags word. */
 bool dpq_has_used(const struct dpq *q);
 
-/* Reap one used buffer into *u. DPQ_EMPTY when none; DPQ_BROKEN if the device named an
+/* Reap one used buffer into *u. DRV_EMPTY when none; DRV_BROKEN if the device named an
  * impossible id (sticky). */
-enum dpq_status dpq_get_used(struct dpq *q, struct dpq_used *u);
+enum drv_status dpq_get_used(struct dpq *q, struct drv_used *u);
 
-/* Write the driver event suppression structure (off_wrap first, then flags, with a
+/* Write the driver event suppression structure: DISABLE is RING_EVENT_FLAGS_DISABLE;
+ * ENABLE is RING_EVENT_FLAGS_ENABLE, or with EVENT_IDX RING_EVENT_FLAGS_DESC at the
+ * driver's next used position (the next buffer used). Off_wrap first, then flags, with a
  * barrier between; then a full barrier, so a later dpq_has_used re-check cannot be
- * ordered before the write: "beware the problem of missing notifications between
+ * ordered before the write ("beware the problem of missing notifications between
  * emptying the ring and reenabling used buffer notifications"). */
-void dpq_set_driver_events(struct dpq *q, enum dpq_events ev);
+void dpq_set_driver_events(struct dpq *q, enum drv_events ev);
 
 /* viosim extension: from now on write the driver event suppression structure to the
  * device-memory slot through w (NULL write: back to guest memory). ENABLE with
@@ -212,16 +172,16 @@ void dpq_set_driver_events(struct dpq *q, enum dpq_events ev);
  * DESC with a stale offset); every other change is a 2-byte write of flags. The
  * writes are posted: before re-checking the ring after enabling, the caller makes sure
  * they reached the device (an MMIO read), or a buffer used meanwhile may go unnoticed. */
-void dpq_set_event_mmio(struct dpq *q, const struct dpq_event_mmio *w);
+void dpq_set_event_mmio(struct dpq *q, const struct drv_event_mmio *w);
 
 /* Ask for a used buffer notification only once the device has used the slot that lies
  * slots_ahead slots past the driver's next used position (with EVENT_IDX: flags DESC at
  * that slot; clamped to the ring). Lets a driver waiting for ring space sleep through
  * most completions, e.g. slots_ahead = 3/4 of the slots in flight. Without EVENT_IDX
- * this is plain ENABLE. dpq_set_driver_events(q, DPQ_EVENTS_ENABLE) is slots_ahead 0. */
+ * this is plain ENABLE. dpq_set_driver_events(q, DRV_EVENTS_ENABLE) is slots_ahead 0. */
 void dpq_enable_driver_events_after(struct dpq *q, uint16_t slots_ahead);
 
-/* Buffers and ring slots currently owned by the device. */
+/* Buffers and ring slots not free (added, published or not, and not yet reaped). */
 uint16_t dpq_in_flight(const struct dpq *q);
 uint16_t dpq_slots_in_flight(const struct dpq *q);
 

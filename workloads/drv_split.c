@@ -37,6 +37,13 @@ uint16_t dsq_fit_size(uint32_t want, uint32_t max)
     return n == 0 ? 0 : (uint16_t)pow2_floor(n);
 }
 
+void dsq_area_bytes(uint16_t size, uint64_t bytes[DRV_RING_AREAS])
+{
+    bytes[0] = dsq_desc_bytes(size);
+    bytes[1] = dsq_avail_bytes(size);
+    bytes[2] = dsq_used_bytes(size);
+}
+
 /* Ring positions: sizes are powers of two, so a free-running 16-bit index reduces with
  * a mask (and 65536 is a multiple of every size: the index wraps with the ring). */
 static uint16_t ring_pos(const struct dsq *q, uint16_t idx)
@@ -78,7 +85,7 @@ void dsq_init(struct dsq *q, uint8_t *desc, uint8_t *avail, uint8_t *used, uint1
     q->size = size;
     q->event_idx = event_idx;
     q->in_order = in_order;
-    q->broken = DSQ_HEALTHY;
+    q->broken = DRV_HEALTHY;
     q->events_enabled = true; /* what a zeroed available ring says */
 
     /* Every descriptor free, listed in table order (IN_ORDER: "starting from offset 0
@@ -96,7 +103,7 @@ void dsq_init(struct dsq *q, uint8_t *desc, uint8_t *avail, uint8_t *used, uint1
 
 bool dsq_can_add(const struct dsq *q, uint32_t ndescs, uint16_t *id)
 {
-    if (q->broken != DSQ_HEALTHY || ndescs == 0 || ndescs > q->free_descs)
+    if (q->broken != DRV_HEALTHY || ndescs == 0 || ndescs > q->free_descs)
         return false;
     if (id != NULL)
         *id = q->free_head;
@@ -104,30 +111,30 @@ bool dsq_can_add(const struct dsq *q, uint32_t ndescs, uint16_t *id)
 }
 
 /* Validate elements; returns the device-writable byte count through *wlen. */
-static enum dsq_status check_segs(const struct dsq *q, const struct dsq_seg *segs, uint16_t nsegs,
+static enum drv_status check_segs(const struct dsq *q, const struct drv_seg *segs, uint16_t nsegs,
                                   uint32_t *wlen)
 {
     uint64_t total = 0, writable = 0;
     bool seen_writable = false;
 
     if (segs == NULL || nsegs == 0 || nsegs > q->size)
-        return DSQ_INVALID;
+        return DRV_INVALID;
     for (uint16_t i = 0; i < nsegs; i++) {
         if (segs[i].len == 0)
-            return DSQ_INVALID;
+            return DRV_INVALID;
         total += segs[i].len;
         if (segs[i].device_writable) {
             seen_writable = true;
             writable += segs[i].len;
         } else if (seen_writable) {
-            return DSQ_INVALID;
+            return DRV_INVALID;
         }
     }
     /* "Drivers MUST NOT add a descriptor chain longer than 2^32 bytes in total". */
     if (total > (1ull << 32) || writable > UINT32_MAX)
-        return DSQ_INVALID;
+        return DRV_INVALID;
     *wlen = (uint32_t)writable;
-    return DSQ_OK;
+    return DRV_OK;
 }
 
 /* Take ndescs descriptors from the front of the free list: they are already linked in
@@ -142,7 +149,7 @@ static uint16_t take_descs(struct dsq *q, uint16_t ndescs, uint16_t *last)
         d = q->desc_next[d];
     *last = d;
     q->free_descs = (uint16_t)(q->free_descs - ndescs);
-    q->free_head = q->free_descs > 0 ? q->desc_next[d] : (uint16_t)DSQ_NO_ID;
+    q->free_head = q->free_descs > 0 ? q->desc_next[d] : (uint16_t)DRV_NO_ID;
     return head;
 }
 
@@ -162,19 +169,19 @@ static void place_head(struct dsq *q, uint16_t head, uint16_t last, uint16_t nde
     q->added++;
 }
 
-enum dsq_status dsq_add(struct dsq *q, const struct dsq_seg *segs, uint16_t nsegs, uint16_t *id)
+enum drv_status dsq_add(struct dsq *q, const struct drv_seg *segs, uint16_t nsegs, uint16_t *id)
 {
     uint32_t wlen;
-    enum dsq_status st;
+    enum drv_status st;
     uint16_t head, last, d;
 
-    if (q->broken != DSQ_HEALTHY)
-        return DSQ_BROKEN;
+    if (q->broken != DRV_HEALTHY)
+        return DRV_BROKEN;
     st = check_segs(q, segs, nsegs, &wlen);
-    if (st != DSQ_OK)
+    if (st != DRV_OK)
         return st;
     if (!dsq_can_add(q, nsegs, NULL))
-        return DSQ_FULL;
+        return DRV_FULL;
 
     head = take_descs(q, nsegs, &last);
     /* "Placing Buffers Into The Descriptor Table": WRITE for device-writable elements;
@@ -194,25 +201,25 @@ enum dsq_status dsq_add(struct dsq *q, const struct dsq_seg *segs, uint16_t nseg
     place_head(q, head, last, nsegs, wlen);
     if (id != NULL)
         *id = head;
-    return DSQ_OK;
+    return DRV_OK;
 }
 
-enum dsq_status dsq_add_indirect(struct dsq *q, uint8_t *table, uint64_t table_addr,
-                                 const struct dsq_seg *segs, uint16_t nsegs, uint16_t *id)
+enum drv_status dsq_add_indirect(struct dsq *q, uint8_t *table, uint64_t table_addr,
+                                 const struct drv_seg *segs, uint16_t nsegs, uint16_t *id)
 {
     uint32_t wlen;
-    enum dsq_status st;
+    enum drv_status st;
     uint16_t head, last;
 
-    if (q->broken != DSQ_HEALTHY)
-        return DSQ_BROKEN;
+    if (q->broken != DRV_HEALTHY)
+        return DRV_BROKEN;
     if (table == NULL)
-        return DSQ_INVALID;
+        return DRV_INVALID;
     st = check_segs(q, segs, nsegs, &wlen);
-    if (st != DSQ_OK)
+    if (st != DRV_OK)
         return st;
     if (!dsq_can_add(q, 1, NULL))
-        return DSQ_FULL;
+        return DRV_FULL;
 
     /* The table is complete before the ring descriptor that points to it. Entries are
      * chained in table order, next = i + 1 ("indirect descriptors MUST appear
@@ -234,7 +241,7 @@ enum dsq_status dsq_add_indirect(struct dsq *q, uint8_t *table, uint64_t table_a
     place_head(q, head, last, 1, wlen);
     if (id != NULL)
         *id = head;
-    return DSQ_OK;
+    return DRV_OK;
 }
 
 uint32_t dsq_publish(struct dsq *q)
@@ -302,17 +309,17 @@ uint32_t dsq_notify_data(const struct dsq *q, uint16_t vq_index)
 
 bool dsq_has_used(const struct dsq *q)
 {
-    if (q->broken != DSQ_HEALTHY)
+    if (q->broken != DRV_HEALTHY)
         return false;
     if (q->inorder_batch || q->last_used != q->used_idx_seen)
         return true;
     return vs_le16(q->used + DSQ_USED_OFF_IDX) != q->last_used;
 }
 
-static enum dsq_status set_broken(struct dsq *q, enum dsq_broken why)
+static enum drv_status set_broken(struct dsq *q, enum drv_broken why)
 {
     q->broken = why;
-    return DSQ_BROKEN;
+    return DRV_BROKEN;
 }
 
 /* With EVENT_IDX and notifications off, keep used_event out of the device's reach: it
@@ -353,12 +360,12 @@ static void release_buffer(struct dsq *q, uint16_t id)
 
 /* IN_ORDER: the buffer made available at last_used is the oldest the device owns; hand
  * it out as a skipped batch member or as the batch's end (with the entry's length). */
-static enum dsq_status take_inorder(struct dsq *q, struct dsq_used *u)
+static enum drv_status take_inorder(struct dsq *q, struct drv_used *u)
 {
     uint16_t b = q->avail_head[ring_pos(q, q->last_used)];
 
     if (b >= q->size || !q->id_owned[b])
-        return set_broken(q, DSQ_BROKEN_ID_NOT_OWNED); /* not reached: checked when found */
+        return set_broken(q, DRV_BROKEN_ID_NOT_OWNED); /* not reached: checked when found */
     u->id = b;
     u->written = q->id_wlen[b] > 0;
     if (b == q->inorder_last_id) {
@@ -370,12 +377,12 @@ static enum dsq_status take_inorder(struct dsq *q, struct dsq_used *u)
         u->skipped = true;
     }
     release_buffer(q, b);
-    return DSQ_OK;
+    return DRV_OK;
 }
 
 /* IN_ORDER: the used entry names the last buffer of a batch that starts at the
  * driver's position; it must lie within what used->idx covers. */
-static enum dsq_status start_inorder_batch(struct dsq *q, uint16_t id, uint32_t len)
+static enum drv_status start_inorder_batch(struct dsq *q, uint16_t id, uint32_t len)
 {
     uint16_t covered = (uint16_t)(q->used_idx_seen - q->last_used);
     uint16_t k = 0;
@@ -383,23 +390,23 @@ static enum dsq_status start_inorder_batch(struct dsq *q, uint16_t id, uint32_t 
     while (k < q->owned && q->avail_head[ring_pos(q, (uint16_t)(q->last_used + k))] != id)
         k++;
     if (k >= q->owned)
-        return set_broken(q, DSQ_BROKEN_ID_NOT_OWNED); /* owned, yet not in ring order */
+        return set_broken(q, DRV_BROKEN_ID_NOT_OWNED); /* owned, yet not in ring order */
     if ((uint32_t)k + 1u > covered)
-        return set_broken(q, DSQ_BROKEN_BATCH_LONG);
+        return set_broken(q, DRV_BROKEN_BATCH_LONG);
     q->inorder_batch = true;
     q->inorder_last_id = id;
     q->inorder_len = len;
-    return DSQ_OK;
+    return DRV_OK;
 }
 
-enum dsq_status dsq_get_used(struct dsq *q, struct dsq_used *u)
+enum drv_status dsq_get_used(struct dsq *q, struct drv_used *u)
 {
     const uint8_t *e;
     uint32_t id, len;
-    enum dsq_status st;
+    enum drv_status st;
 
-    if (q->broken != DSQ_HEALTHY)
-        return DSQ_BROKEN;
+    if (q->broken != DRV_HEALTHY)
+        return DRV_BROKEN;
     if (q->inorder_batch)
         return take_inorder(q, u);
 
@@ -407,11 +414,11 @@ enum dsq_status dsq_get_used(struct dsq *q, struct dsq_used *u)
         uint16_t idx = vs_le16(q->used + DSQ_USED_OFF_IDX);
 
         if (idx == q->last_used)
-            return DSQ_EMPTY;
+            return DRV_EMPTY;
         /* The device adds one per used buffer (a batch's size with IN_ORDER) and can
          * have used at most what it owns; anything else, backwards included, is a lie. */
         if ((uint16_t)(idx - q->last_used) > q->owned)
-            return set_broken(q, DSQ_BROKEN_IDX_JUMP);
+            return set_broken(q, DRV_BROKEN_IDX_JUMP);
         q->used_idx_seen = idx;
         __atomic_thread_fence(__ATOMIC_ACQUIRE);
     }
@@ -420,13 +427,13 @@ enum dsq_status dsq_get_used(struct dsq *q, struct dsq_used *u)
     id = vs_le32(e + DSQ_USED_ELEM_OFF_ID);
     len = vs_le32(e + DSQ_USED_ELEM_OFF_LEN);
     if (id >= q->size)
-        return set_broken(q, DSQ_BROKEN_ID_RANGE);
+        return set_broken(q, DRV_BROKEN_ID_RANGE);
     if (!q->id_owned[id])
-        return set_broken(q, DSQ_BROKEN_ID_NOT_OWNED);
+        return set_broken(q, DRV_BROKEN_ID_NOT_OWNED);
 
     if (q->in_order) {
         st = start_inorder_batch(q, (uint16_t)id, len);
-        return st == DSQ_OK ? take_inorder(q, u) : st;
+        return st == DRV_OK ? take_inorder(q, u) : st;
     }
 
     u->id = (uint16_t)id;
@@ -434,7 +441,7 @@ enum dsq_status dsq_get_used(struct dsq *q, struct dsq_used *u)
     u->len = u->written ? len : 0;
     u->skipped = false;
     release_buffer(q, (uint16_t)id);
-    return DSQ_OK;
+    return DRV_OK;
 }
 
 /* The store, then a full barrier so the caller's re-check of used->idx is not ordered
@@ -453,7 +460,7 @@ static void write_avail_field(struct dsq *q, size_t off, uint16_t v)
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
 }
 
-void dsq_set_event_mmio(struct dsq *q, const struct dsq_event_mmio *w)
+void dsq_set_event_mmio(struct dsq *q, const struct drv_event_mmio *w)
 {
     if (w)
         q->event_mmio = *w;
@@ -461,9 +468,9 @@ void dsq_set_event_mmio(struct dsq *q, const struct dsq_event_mmio *w)
         memset(&q->event_mmio, 0, sizeof q->event_mmio);
 }
 
-void dsq_set_driver_events(struct dsq *q, enum dsq_events ev)
+void dsq_set_driver_events(struct dsq *q, enum drv_events ev)
 {
-    if (ev == DSQ_EVENTS_ENABLE) {
+    if (ev == DRV_EVENTS_ENABLE) {
         dsq_enable_driver_events_after(q, 0);
         return;
     }
@@ -509,3 +516,8 @@ uint16_t dsq_descs_in_flight(const struct dsq *q)
 {
     return (uint16_t)(q->size - q->free_descs);
 }
+
+/* ---- the format-neutral table (drv_ring.h) ---- */
+
+/* used_event counts used entries: one per buffer. */
+DRV_RING_OPS_DEFINE(dsq, "split", dsq_in_flight, dsq_descs_in_flight);

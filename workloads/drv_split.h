@@ -37,7 +37,7 @@
  * Everything the device writes is hostile: a used entry naming an id that is out of
  * range or not a buffer the device owns, or a used->idx that moved by more than the
  * number of buffers the device owns, breaks the queue (sticky; every later call
- * returns DSQ_BROKEN).
+ * returns DRV_BROKEN).
  *
  * The struct holds per-descriptor tables for the largest ring (32768 entries, ~420 KiB):
  * allocate it once (calloc) rather than on a thread stack.
@@ -48,6 +48,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "drv_ring.h"
 #include "virtio_wire.h"
 
 /* ---- The split ring's wire layout ("Split Virtqueues") ----
@@ -111,64 +112,13 @@ uint16_t dsq_fit_size(uint32_t want, uint32_t max);
 
 /* ---- The queue ---- */
 
-#define DSQ_NO_ID 0xffffu
+/* The format-neutral table over the functions below (drv_ring.h). A buffer's id is its
+ * head descriptor's index. The viosim extension's slot (struct drv_event_mmio) holds
+ * flags at 0 and used_event at 2. */
+extern const struct drv_ring_ops dsq_ring_ops;
 
-enum dsq_status {
-    DSQ_OK = 0,
-    DSQ_FULL,    /* not enough free descriptors */
-    DSQ_EMPTY,   /* dsq_get_used: no used buffer past the driver's position */
-    DSQ_INVALID, /* the caller's request breaks a driver rule (nothing written) */
-    DSQ_BROKEN,  /* the device wrote something impossible; see dsq.broken */
-};
-
-/* Why the queue stopped trusting the device. */
-enum dsq_broken {
-    DSQ_HEALTHY = 0,
-    DSQ_BROKEN_ID_RANGE,     /* used entry's id is not below the queue size */
-    DSQ_BROKEN_ID_NOT_OWNED, /* used entry's id is not the head of a buffer the device owns */
-    DSQ_BROKEN_IDX_JUMP,     /* used->idx moved by more than the buffers the device owns
-                                (or backwards) */
-    DSQ_BROKEN_BATCH_LONG,   /* IN_ORDER: the used entry's buffer lies further ahead
-                                than used->idx moved */
-};
-
-/* One element of a buffer. Device-readable elements come before device-writable ones
- * ("Message Framing": the driver MUST place any device-writable descriptor elements
- * after any device-readable descriptor elements). */
-struct dsq_seg {
-    uint64_t addr;
-    uint32_t len;
-    bool device_writable;
-};
-
-/* One buffer given back by the device. */
-struct dsq_used {
-    uint16_t id;      /* head descriptor index */
-    /* Bytes the device wrote into the device-writable part, as the used entry says (the
-     * caller checks it against its buffer). Reported as 0 for a buffer with no
-     * device-writable element. */
-    uint32_t len;
-    bool written;     /* the buffer has a device-writable part */
-    /* IN_ORDER batch member that had no used entry of its own: "assumed to have been
-     * used (read or written) by the device completely", so len is the buffer's whole
-     * device-writable length. */
-    bool skipped;
-};
-
-/* viosim-specific, NON-STANDARD (VIOSIM_NET_F_DEVMEM_EVENT, docs/event-suppression.md):
- * the driver's suppression fields (avail->flags, used_event) live in a device-memory
- * slot that the driver writes by MMIO. write(ctx, off, size, value) is one posted MMIO
- * write of size bytes at offset off of the queue's slot (flags at 0, used_event at 2). */
-struct dsq_event_mmio {
-    void (*write)(void *ctx, uint32_t off, unsigned size, uint32_t value);
-    void *ctx;
-};
-
-enum dsq_events {
-    DSQ_EVENTS_DISABLE, /* avail->flags NO_INTERRUPT; with EVENT_IDX used_event out of reach */
-    DSQ_EVENTS_ENABLE,  /* avail->flags 0; with EVENT_IDX used_event at the driver's next
-                           used position (the next buffer used) */
-};
+/* dsq_desc_bytes, dsq_avail_bytes and dsq_used_bytes of a queue of `size`. */
+void dsq_area_bytes(uint16_t size, uint64_t bytes[DRV_RING_AREAS]);
 
 struct dsq {
     /* Guest memory, as the driver's CPU sees it. */
@@ -202,13 +152,13 @@ struct dsq {
 
     /* Driver event suppression in device memory (viosim extension); write NULL: the
      * spec's placement in the available ring. */
-    struct dsq_event_mmio event_mmio;
+    struct drv_event_mmio event_mmio;
 
     /* Driver event suppression as last written. */
     bool events_enabled;
     uint16_t used_event;         /* EVENT_IDX: the used_event value written */
 
-    enum dsq_broken broken;
+    enum drv_broken broken;
 
     /* The tables from here on stay last: dsq_init zeroes only their first `size` entries,
      * and nothing reads beyond them.
@@ -240,10 +190,10 @@ bool dsq_can_add(const struct dsq *q, uint32_t ndescs, uint16_t *id);
 
 /* Write a buffer of nsegs elements as a chain of nsegs descriptors (NEXT and `next` on
  * all but the last) and its head into the next available ring entry. Returns the id.
- * DSQ_INVALID: nsegs 0 or above the queue size ("A driver MUST NOT create a descriptor
+ * DRV_INVALID: nsegs 0 or above the queue size ("A driver MUST NOT create a descriptor
  * chain longer than the Queue Size"), a zero length, a readable element after a
- * writable one, a chain above 4 GiB in total. DSQ_FULL: no room (nothing written). */
-enum dsq_status dsq_add(struct dsq *q, const struct dsq_seg *segs, uint16_t nsegs, uint16_t *id);
+ * writable one, a chain above 4 GiB in total. DRV_FULL: no room (nothing written). */
+enum drv_status dsq_add(struct dsq *q, const struct drv_seg *segs, uint16_t nsegs, uint16_t *id);
 
 /* Write a buffer as one descriptor with VIRTQ_DESC_F_INDIRECT (and nothing else: "The
  * driver MUST NOT set both VIRTQ_DESC_F_INDIRECT and VIRTQ_DESC_F_NEXT") pointing to a
@@ -251,8 +201,8 @@ enum dsq_status dsq_add(struct dsq *q, const struct dsq_seg *segs, uint16_t nseg
  * address table_addr, 16-byte entries chained by NEXT with next = 1, 2, ... as IN_ORDER
  * requires; never INDIRECT inside). Only with VIRTIO_F_INDIRECT_DESC negotiated (the
  * caller's business). Errors as dsq_add. */
-enum dsq_status dsq_add_indirect(struct dsq *q, uint8_t *table, uint64_t table_addr,
-                                 const struct dsq_seg *segs, uint16_t nsegs, uint16_t *id);
+enum drv_status dsq_add_indirect(struct dsq *q, uint8_t *table, uint64_t table_addr,
+                                 const struct drv_seg *segs, uint16_t nsegs, uint16_t *id);
 
 /* Make the batch visible: a release barrier, then avail->idx ("The driver MUST perform
  * a suitable memory barrier before the idx update"). No-op without one. Returns the
@@ -279,17 +229,18 @@ uint32_t dsq_notify_data(const struct dsq *q, uint16_t vq_index);
 bool dsq_has_used(const struct dsq *q);
 
 /* Reap one used buffer into *u: an acquire barrier after used->idx, then the entry;
- * the buffer's descriptors go back to the free list. DSQ_EMPTY when none; DSQ_BROKEN if
+ * the buffer's descriptors go back to the free list. DRV_EMPTY when none; DRV_BROKEN if
  * the device wrote something impossible (sticky). */
-enum dsq_status dsq_get_used(struct dsq *q, struct dsq_used *u);
+enum drv_status dsq_get_used(struct dsq *q, struct drv_used *u);
 
-/* Write the driver's used buffer notification suppression, then a full barrier, so a
- * later dsq_has_used re-check cannot be ordered before the write ("beware the problem
- * of missing notifications between emptying the ring and reenabling notifications").
- * With EVENT_IDX, DISABLE sets used_event one short of the driver's position: the
+/* Write the driver's used buffer notification suppression -- without EVENT_IDX
+ * avail->flags (NO_INTERRUPT or 0), with it used_event (ENABLE: the driver's next used
+ * position) -- then a full barrier, so a later dsq_has_used re-check cannot be ordered
+ * before the write ("beware the problem of missing notifications between emptying the
+ * ring and reenabling notifications"). With EVENT_IDX, DISABLE sets used_event one short of the driver's position: the
  * device can reach it only after a whole lap of the 16-bit index, and dsq_get_used moves
  * it along while reaping so it never does ("The driver MUST set flags to 0" then). */
-void dsq_set_driver_events(struct dsq *q, enum dsq_events ev);
+void dsq_set_driver_events(struct dsq *q, enum drv_events ev);
 
 /* viosim extension: from now on write flags and used_event to the device-memory slot
  * through w (2-byte writes, except that asking for notifications with EVENT_IDX writes
@@ -297,12 +248,12 @@ void dsq_set_driver_events(struct dsq *q, enum dsq_events ev);
  * available ring, which then no
  * longer carries them for the device). The writes are posted: before re-checking the
  * ring after enabling, the caller makes sure they reached the device (an MMIO read). */
-void dsq_set_event_mmio(struct dsq *q, const struct dsq_event_mmio *w);
+void dsq_set_event_mmio(struct dsq *q, const struct drv_event_mmio *w);
 
 /* Ask for a used buffer notification only once the device has written the used entry
  * `ahead` entries past the driver's next used position (with EVENT_IDX: used_event;
  * clamped to size - 1). Without EVENT_IDX this is plain ENABLE.
- * dsq_set_driver_events(q, DSQ_EVENTS_ENABLE) is ahead 0. */
+ * dsq_set_driver_events(q, DRV_EVENTS_ENABLE) is ahead 0. */
 void dsq_enable_driver_events_after(struct dsq *q, uint16_t ahead);
 
 /* Buffers and descriptors currently not free (added, published or not, and not yet

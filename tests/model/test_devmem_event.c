@@ -609,9 +609,9 @@ Test(devmem_driver, packed_writes_slot_not_ram)
     _Alignas(4) uint8_t drv_ev[4] = {0xaa, 0xaa, 0xaa, 0xaa}, dev_ev[4] = {0};
     struct mmio_log l = {0};
     dpq_init(&q, ring, drv_ev, dev_ev, 8, true, false);
-    struct dpq_event_mmio w = {log_write, &l};
+    struct drv_event_mmio w = {log_write, &l};
     dpq_set_event_mmio(&q, &w);
-    dpq_set_driver_events(&q, DPQ_EVENTS_DISABLE);
+    dpq_set_driver_events(&q, DRV_EVENTS_DISABLE);
     cr_assert_eq(l.n, 1);
     cr_expect_eq(l.off[0], 2);
     cr_expect_eq(l.size[0], 2);
@@ -626,7 +626,7 @@ Test(devmem_driver, packed_writes_slot_not_ram)
         cr_expect_eq(drv_ev[i], 0xaa, "RAM copy untouched");
     /* Back to the spec's placement. */
     dpq_set_event_mmio(&q, NULL);
-    dpq_set_driver_events(&q, DPQ_EVENTS_DISABLE);
+    dpq_set_driver_events(&q, DRV_EVENTS_DISABLE);
     cr_expect_eq(l.n, 2);
     cr_expect_eq(vs_le16(drv_ev + 2), RING_EVENT_FLAGS_DISABLE);
 }
@@ -640,11 +640,11 @@ Test(devmem_driver, split_writes_slot_not_ram)
     _Alignas(2) static uint8_t avail[6 + 2 * 8];
     _Alignas(4) static uint8_t used[6 + 8 * 8];
     struct mmio_log l = {0};
-    struct dsq_event_mmio w = {log_write, &l};
+    struct drv_event_mmio w = {log_write, &l};
 
     dsq_init(&q, desc, avail, used, 8, false, false);
     dsq_set_event_mmio(&q, &w);
-    dsq_set_driver_events(&q, DSQ_EVENTS_DISABLE);
+    dsq_set_driver_events(&q, DRV_EVENTS_DISABLE);
     cr_assert_eq(l.n, 1);
     cr_expect_eq(l.off[0], VIOSIM_DEVMEM_SPLIT_OFF_FLAGS);
     cr_expect_eq(l.size[0], 2);
@@ -660,7 +660,7 @@ Test(devmem_driver, split_writes_slot_not_ram)
     cr_expect_eq(l.size[0], 4);
     cr_expect_eq(vs_le16(l.slot + VIOSIM_DEVMEM_SPLIT_OFF_FLAGS), 0);
     cr_expect_eq(vs_le16(l.slot + VIOSIM_DEVMEM_SPLIT_OFF_USED_EVENT), 5);
-    dsq_set_driver_events(&q, DSQ_EVENTS_DISABLE); /* used_event just behind: 2 bytes */
+    dsq_set_driver_events(&q, DRV_EVENTS_DISABLE); /* used_event just behind: 2 bytes */
     cr_assert_eq(l.n, 2);
     cr_expect_eq(l.off[1], VIOSIM_DEVMEM_SPLIT_OFF_USED_EVENT);
     cr_expect_eq(l.size[1], 2);

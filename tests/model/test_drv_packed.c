@@ -1,9 +1,14 @@
-/* test_drv_packed.c -- the driver side of a packed virtqueue, on its own.
+/* test_drv_packed.c -- what only the packed ring's driver side has.
  *
- * The ring is a plain array; the tests play the device by reading the descriptors the
- * driver wrote and writing used descriptors by hand, as "Packed Virtqueues" says a
- * device does (AVAIL and USED both set to the Device Ring Wrap Counter, the id of the
- * buffer, the written length, VIRTQ_DESC_F_WRITE when data was written).
+ * The behaviour both formats share (drv_ring.h's contract: publishing, reaping, chains,
+ * indirect tables, IN_ORDER batches, a hostile device, the caller's mistakes,
+ * notifications) is tested once for both in test_drv_ring.c. Here: the exact descriptor
+ * words, the wrap counters and ring positions, the event suppression structures and
+ * NOTIFICATION_DATA. The ring is a plain array; the tests play the device by reading
+ * the descriptors the driver wrote and writing used descriptors by hand, as "Packed
+ * Virtqueues" says a device does (AVAIL and USED both set to the Device Ring Wrap
+ * Counter, the id of the buffer, the written length, VIRTQ_DESC_F_WRITE when data was
+ * written).
  */
 #include <criterion/criterion.h>
 #include <stdlib.h>
@@ -80,9 +85,9 @@ static uint16_t avail_flags(bool wrap)
 
 static uint16_t add1(struct rig *r, uint64_t addr, uint32_t len, bool writable)
 {
-    struct dpq_seg s = { addr, len, writable };
-    uint16_t id = DPQ_NO_ID;
-    cr_assert_eq(dpq_add(r->q, &s, 1, &id), DPQ_OK);
+    struct drv_seg s = { addr, len, writable };
+    uint16_t id = DRV_NO_ID;
+    cr_assert_eq(dpq_add(r->q, &s, 1, &id), DRV_OK);
     return id;
 }
 
@@ -95,19 +100,14 @@ Test(drv_packed, init_state)
     cr_expect(r->q->avail_wrap, "Driver Ring Wrap Counter starts at 1");
     cr_expect(r->q->used_wrap);
     cr_expect_eq(r->q->free_slots, 8);
-    cr_expect_eq(dpq_in_flight(r->q), 0);
-    cr_expect_not(dpq_has_used(r->q), "a zeroed ring holds no used descriptor");
+    cr_expect_eq(r->q->free_ids, 8);
     rig_free(r);
 }
 
 Test(drv_packed, single_buffer_layout_and_head_flags_last)
 {
     struct rig *r = rig_new(8, false, false);
-    uint16_t want_id = DPQ_NO_ID, id;
-
-    cr_assert(dpq_can_add(r->q, 1, &want_id));
-    id = add1(r, 0x1000, 64, false);
-    cr_expect_eq(id, want_id, "dpq_can_add announces the id dpq_add uses");
+    uint16_t id = add1(r, 0x1000, 64, false);
 
     struct desc d = rd(r, 0);
     cr_expect_eq(d.addr, 0x1000);
@@ -115,10 +115,9 @@ Test(drv_packed, single_buffer_layout_and_head_flags_last)
     cr_expect_eq(d.id, id);
     cr_expect_eq(d.flags, 0, "flags stay unwritten until the batch is published");
 
-    cr_expect_eq(dpq_publish(r->q), 1);
+    dpq_publish(r->q);
     d = rd(r, 0);
     cr_expect_eq(d.flags, VIRTQ_DESC_F_AVAIL_MASK, "AVAIL=1 USED=0 on the first lap");
-    cr_expect_eq(dpq_publish(r->q), 0, "nothing left to publish");
     rig_free(r);
 }
 
@@ -134,12 +133,12 @@ Test(drv_packed, writable_element_sets_write_flag)
 Test(drv_packed, chain_written_before_its_head)
 {
     struct rig *r = rig_new(8, false, false);
-    struct dpq_seg segs[3] = {
+    struct drv_seg segs[3] = {
         { 0x1000, 12, false }, { 0x2000, 100, false }, { 0x3000, 200, true },
     };
     uint16_t id;
 
-    cr_assert_eq(dpq_add(r->q, segs, 3, &id), DPQ_OK);
+    cr_assert_eq(dpq_add(r->q, segs, 3, &id), DRV_OK);
     cr_expect_eq(rd(r, 0).flags, 0, "head hidden while the chain is written");
     cr_expect_eq(rd(r, 1).flags, VIRTQ_DESC_F_AVAIL_MASK | VIRTQ_DESC_F_NEXT_MASK);
     cr_expect_eq(rd(r, 2).flags, VIRTQ_DESC_F_AVAIL_MASK | VIRTQ_DESC_F_WRITE_MASK,
@@ -148,11 +147,9 @@ Test(drv_packed, chain_written_before_its_head)
     cr_expect_eq(rd(r, 1).addr, 0x2000);
     cr_expect_eq(rd(r, 2).len, 200);
 
-    cr_expect_eq(dpq_publish(r->q), 3);
+    cr_expect_eq(dpq_publish(r->q), 3, "publish counts descriptors");
     cr_expect_eq(rd(r, 0).flags, VIRTQ_DESC_F_AVAIL_MASK | VIRTQ_DESC_F_NEXT_MASK);
     cr_expect_eq(r->q->next_avail, 3);
-    cr_expect_eq(dpq_slots_in_flight(r->q), 3);
-    cr_expect_eq(dpq_in_flight(r->q), 1);
     rig_free(r);
 }
 
@@ -188,11 +185,11 @@ Test(drv_packed, wrap_size4_over_three_laps)
 
         dev_use(r, slot, id, 0, false, wrap);
         cr_assert(dpq_has_used(r->q));
-        struct dpq_used u;
-        cr_assert_eq(dpq_get_used(r->q, &u), DPQ_OK);
+        struct drv_used u;
+        cr_assert_eq(dpq_get_used(r->q, &u), DRV_OK);
         cr_assert_eq(u.id, id);
         cr_assert_not(u.written);
-        cr_assert_eq(dpq_get_used(r->q, &u), DPQ_EMPTY);
+        cr_assert_eq(dpq_get_used(r->q, &u), DRV_EMPTY);
 
         if (++slot == 4) {
             slot = 0;
@@ -202,38 +199,6 @@ Test(drv_packed, wrap_size4_over_three_laps)
         cr_assert_eq(r->q->avail_wrap, wrap);
         cr_assert_eq(r->q->next_used, slot);
         cr_assert_eq(r->q->used_wrap, wrap);
-    }
-    rig_free(r);
-}
-
-Test(drv_packed, wrap_size4_full_ring_then_drain)
-{
-    struct rig *r = rig_new(4, false, false);
-    uint16_t ids[4];
-    struct dpq_used u;
-
-    for (unsigned lap = 0; lap < 3; lap++) {
-        bool wrap = (lap % 2) == 0;
-        for (unsigned i = 0; i < 4; i++)
-            ids[i] = add1(r, 0x100 * i, 8, true);
-        cr_expect_not(dpq_can_add(r->q, 1, NULL), "ring full");
-        struct dpq_seg s = { 0x9000, 8, true };
-        cr_expect_eq(dpq_add(r->q, &s, 1, NULL), DPQ_FULL);
-        dpq_publish(r->q);
-        for (unsigned i = 0; i < 4; i++)
-            cr_assert_eq(rd(r, (uint16_t)i).flags,
-                         avail_flags(wrap) | VIRTQ_DESC_F_WRITE_MASK, "lap %u", lap);
-        /* The device returns them in reverse order (no IN_ORDER). */
-        for (unsigned i = 0; i < 4; i++)
-            dev_use(r, (uint16_t)i, ids[3 - i], 5, true, wrap);
-        for (unsigned i = 0; i < 4; i++) {
-            cr_assert_eq(dpq_get_used(r->q, &u), DPQ_OK);
-            cr_assert_eq(u.id, ids[3 - i]);
-            cr_assert_eq(u.len, 5);
-            cr_assert(u.written);
-        }
-        cr_assert_eq(dpq_get_used(r->q, &u), DPQ_EMPTY);
-        cr_assert_eq(dpq_in_flight(r->q), 0);
     }
     rig_free(r);
 }
@@ -248,9 +213,9 @@ Test(drv_packed, wrap_size9_chains_cross_the_end)
     bool crossed = false;
 
     for (unsigned n = 0; n < 20; n++) { /* 40 slots: more than four laps */
-        struct dpq_seg segs[2] = { { 0x1000, 12, false }, { 0x2000 + n, 60, false } };
+        struct drv_seg segs[2] = { { 0x1000, 12, false }, { 0x2000 + n, 60, false } };
         uint16_t id;
-        cr_assert_eq(dpq_add(r->q, segs, 2, &id), DPQ_OK);
+        cr_assert_eq(dpq_add(r->q, segs, 2, &id), DRV_OK);
         dpq_publish(r->q);
 
         uint16_t second = (uint16_t)((slot + 1) % 9);
@@ -262,8 +227,8 @@ Test(drv_packed, wrap_size9_chains_cross_the_end)
             crossed = true;
 
         dev_use(r, slot, id, 0, false, wrap);
-        struct dpq_used u;
-        cr_assert_eq(dpq_get_used(r->q, &u), DPQ_OK);
+        struct drv_used u;
+        cr_assert_eq(dpq_get_used(r->q, &u), DRV_OK);
         cr_assert_eq(u.id, id);
 
         slot = (uint16_t)(slot + 2);
@@ -280,22 +245,21 @@ Test(drv_packed, wrap_size9_chains_cross_the_end)
     rig_free(r);
 }
 
-/* ---- reaping ---- */
+/* ---- reaping: the driver's used position ---- */
 
 Test(drv_packed, out_of_order_used_skips_by_chain_length)
 {
     struct rig *r = rig_new(8, false, false);
-    struct dpq_seg a[2] = { { 0x1000, 10, false }, { 0x1100, 10, false } };
-    struct dpq_seg b[1] = { { 0x2000, 10, false } };
-    struct dpq_seg c[3] = { { 0x3000, 10, false }, { 0x3100, 10, true }, { 0x3200, 10, true } };
+    struct drv_seg a[2] = { { 0x1000, 10, false }, { 0x1100, 10, false } };
+    struct drv_seg b[1] = { { 0x2000, 10, false } };
+    struct drv_seg c[3] = { { 0x3000, 10, false }, { 0x3100, 10, true }, { 0x3200, 10, true } };
     uint16_t ia, ib, ic;
-    struct dpq_used u;
+    struct drv_used u;
 
-    cr_assert_eq(dpq_add(r->q, a, 2, &ia), DPQ_OK);
-    cr_assert_eq(dpq_add(r->q, b, 1, &ib), DPQ_OK);
-    cr_assert_eq(dpq_add(r->q, c, 3, &ic), DPQ_OK);
+    cr_assert_eq(dpq_add(r->q, a, 2, &ia), DRV_OK);
+    cr_assert_eq(dpq_add(r->q, b, 1, &ib), DRV_OK);
+    cr_assert_eq(dpq_add(r->q, c, 3, &ic), DRV_OK);
     dpq_publish(r->q);
-    cr_assert_eq(dpq_slots_in_flight(r->q), 6);
 
     /* The device finishes B, then A, then C, writing used descriptors one after the
      * other at its own position, each skipping the buffer's slot count. */
@@ -303,84 +267,61 @@ Test(drv_packed, out_of_order_used_skips_by_chain_length)
     dev_use(r, 1, ia, 0, false, true);
     dev_use(r, 3, ic, 20, true, true);
 
-    cr_assert_eq(dpq_get_used(r->q, &u), DPQ_OK);
+    cr_assert_eq(dpq_get_used(r->q, &u), DRV_OK);
     cr_expect_eq(u.id, ib);
     cr_expect_eq(r->q->next_used, 1);
-    cr_assert_eq(dpq_get_used(r->q, &u), DPQ_OK);
+    cr_assert_eq(dpq_get_used(r->q, &u), DRV_OK);
     cr_expect_eq(u.id, ia);
     cr_expect_eq(r->q->next_used, 3);
-    cr_assert_eq(dpq_get_used(r->q, &u), DPQ_OK);
+    cr_assert_eq(dpq_get_used(r->q, &u), DRV_OK);
     cr_expect_eq(u.id, ic);
-    cr_expect_eq(u.len, 20);
     cr_expect_eq(r->q->next_used, 6);
-    cr_expect_eq(dpq_get_used(r->q, &u), DPQ_EMPTY);
-    cr_expect_eq(dpq_slots_in_flight(r->q), 0);
     cr_expect_eq(r->q->free_ids, 8);
     rig_free(r);
 }
 
-Test(drv_packed, used_length_reserved_without_write_flag)
-{
-    struct rig *r = rig_new(8, false, false);
-    uint16_t id = add1(r, 0x1000, 64, false);
-    struct dpq_used u;
-    dpq_publish(r->q);
-    dev_use(r, 0, id, 1234, false, true);
-    cr_assert_eq(dpq_get_used(r->q, &u), DPQ_OK);
-    cr_expect_not(u.written);
-    cr_expect_eq(u.len, 0, "length of a used descriptor without WRITE is ignored");
-    rig_free(r);
-}
-
-Test(drv_packed, in_order_one_used_descriptor_for_a_batch)
+/* IN_ORDER: one used descriptor for a batch moves the used position past the whole
+ * batch; one per buffer moves it buffer by buffer, across the end of the ring. */
+Test(drv_packed, in_order_used_position)
 {
     struct rig *r = rig_new(8, false, true);
-    struct dpq_seg b1[1] = { { 0x1000, 100, true } };
-    struct dpq_seg b2[2] = { { 0x2000, 150, true }, { 0x2100, 50, true } };
-    struct dpq_seg b3[1] = { { 0x3000, 300, true } };
+    struct drv_seg b1[1] = { { 0x1000, 100, true } };
+    struct drv_seg b2[2] = { { 0x2000, 150, true }, { 0x2100, 50, true } };
+    struct drv_seg b3[1] = { { 0x3000, 300, true } };
     uint16_t i1, i2, i3;
-    struct dpq_used u;
+    struct drv_used u;
 
-    cr_assert_eq(dpq_add(r->q, b1, 1, &i1), DPQ_OK);
-    cr_assert_eq(dpq_add(r->q, b2, 2, &i2), DPQ_OK);
-    cr_assert_eq(dpq_add(r->q, b3, 1, &i3), DPQ_OK);
+    cr_assert_eq(dpq_add(r->q, b1, 1, &i1), DRV_OK);
+    cr_assert_eq(dpq_add(r->q, b2, 2, &i2), DRV_OK);
+    cr_assert_eq(dpq_add(r->q, b3, 1, &i3), DRV_OK);
     dpq_publish(r->q);
 
     /* One used descriptor, in the first slot of the batch, with the last buffer's id. */
     dev_use(r, 0, i3, 77, true, true);
 
-    cr_assert_eq(dpq_get_used(r->q, &u), DPQ_OK);
+    cr_assert_eq(dpq_get_used(r->q, &u), DRV_OK);
     cr_expect_eq(u.id, i1);
-    cr_expect(u.skipped);
-    cr_expect_eq(u.len, 100, "skipped buffers count as completely used");
-    cr_expect(dpq_has_used(r->q), "rest of the batch is pending");
-    cr_assert_eq(dpq_get_used(r->q, &u), DPQ_OK);
+    cr_expect_eq(r->q->next_used, 1, "each member moves the position by its slots");
+    cr_assert_eq(dpq_get_used(r->q, &u), DRV_OK);
     cr_expect_eq(u.id, i2);
-    cr_expect(u.skipped);
-    cr_expect_eq(u.len, 200);
-    cr_assert_eq(dpq_get_used(r->q, &u), DPQ_OK);
+    cr_expect_eq(r->q->next_used, 3);
+    cr_assert_eq(dpq_get_used(r->q, &u), DRV_OK);
     cr_expect_eq(u.id, i3);
-    cr_expect_not(u.skipped);
-    cr_expect_eq(u.len, 77);
     cr_expect_eq(r->q->next_used, 4);
-    cr_expect_eq(dpq_get_used(r->q, &u), DPQ_EMPTY);
-    cr_expect_eq(dpq_in_flight(r->q), 0);
 
     /* The next batch, written as one used descriptor per buffer, crossing the end. */
     uint16_t ids[3];
     for (unsigned i = 0; i < 3; i++) {
-        struct dpq_seg s[2] = { { 0x4000, 8, true }, { 0x4100, 8, true } };
-        cr_assert_eq(dpq_add(r->q, s, 2, &ids[i]), DPQ_OK); /* slots 4-5, 6-7, 0-1 */
+        struct drv_seg s[2] = { { 0x4000, 8, true }, { 0x4100, 8, true } };
+        cr_assert_eq(dpq_add(r->q, s, 2, &ids[i]), DRV_OK); /* slots 4-5, 6-7, 0-1 */
     }
     dpq_publish(r->q);
     dev_use(r, 4, ids[0], 1, true, true);
     dev_use(r, 6, ids[1], 2, true, true);
     dev_use(r, 0, ids[2], 3, true, false);
     for (unsigned i = 0; i < 3; i++) {
-        cr_assert_eq(dpq_get_used(r->q, &u), DPQ_OK);
+        cr_assert_eq(dpq_get_used(r->q, &u), DRV_OK);
         cr_expect_eq(u.id, ids[i]);
-        cr_expect_not(u.skipped);
-        cr_expect_eq(u.len, i + 1);
     }
     cr_expect_eq(r->q->next_used, 2);
     cr_expect_not(r->q->used_wrap);
@@ -390,119 +331,22 @@ Test(drv_packed, in_order_one_used_descriptor_for_a_batch)
 Test(drv_packed, stale_used_descriptor_of_previous_lap_is_not_used)
 {
     struct rig *r = rig_new(2, false, false);
-    struct dpq_used u;
+    struct drv_used u;
     uint16_t a = add1(r, 0x10, 4, false);
     uint16_t b = add1(r, 0x20, 4, false);
     dpq_publish(r->q);
     dev_use(r, 0, a, 0, false, true);
     dev_use(r, 1, b, 0, false, true);
-    cr_assert_eq(dpq_get_used(r->q, &u), DPQ_OK);
-    cr_assert_eq(dpq_get_used(r->q, &u), DPQ_OK);
+    cr_assert_eq(dpq_get_used(r->q, &u), DRV_OK);
+    cr_assert_eq(dpq_get_used(r->q, &u), DRV_OK);
     /* Slot 0 still holds a used descriptor with wrap 1; the driver now expects 0. */
     cr_expect_not(dpq_has_used(r->q));
-    cr_expect_eq(dpq_get_used(r->q, &u), DPQ_EMPTY);
+    cr_expect_eq(dpq_get_used(r->q, &u), DRV_EMPTY);
     /* Our own available descriptor (AVAIL != USED) is not used either. */
     add1(r, 0x30, 4, false);
     dpq_publish(r->q);
     cr_expect_eq(rd(r, 0).flags, VIRTQ_DESC_F_USED_MASK);
-    cr_expect_eq(dpq_get_used(r->q, &u), DPQ_EMPTY);
-    rig_free(r);
-}
-
-/* ---- hostile device ---- */
-
-Test(drv_packed, used_id_out_of_range_breaks_the_queue)
-{
-    struct rig *r = rig_new(8, false, false);
-    struct dpq_used u;
-    add1(r, 0x1000, 64, false);
-    dpq_publish(r->q);
-    dev_use(r, 0, 8, 0, false, true);
-    cr_expect_eq(dpq_get_used(r->q, &u), DPQ_BROKEN);
-    cr_expect_eq(r->q->broken, DPQ_BROKEN_ID_RANGE);
-    /* Sticky. */
-    struct dpq_seg s = { 0x2000, 8, false };
-    cr_expect_eq(dpq_add(r->q, &s, 1, NULL), DPQ_BROKEN);
-    cr_expect_eq(dpq_get_used(r->q, &u), DPQ_BROKEN);
-    cr_expect_not(dpq_has_used(r->q));
-    cr_expect_not(dpq_can_add(r->q, 1, NULL));
-    rig_free(r);
-}
-
-Test(drv_packed, used_id_not_owned_breaks_the_queue)
-{
-    struct rig *r = rig_new(8, false, false);
-    struct dpq_used u;
-    uint16_t id = add1(r, 0x1000, 64, false);
-    dpq_publish(r->q);
-    dev_use(r, 0, (uint16_t)(id + 1), 0, false, true); /* a free id */
-    cr_expect_eq(dpq_get_used(r->q, &u), DPQ_BROKEN);
-    cr_expect_eq(r->q->broken, DPQ_BROKEN_ID_NOT_OWNED);
-    rig_free(r);
-}
-
-Test(drv_packed, used_id_of_unpublished_buffer_breaks_the_queue)
-{
-    struct rig *r = rig_new(8, false, false);
-    struct dpq_used u;
-    uint16_t a = add1(r, 0x1000, 64, false);
-    dpq_publish(r->q);
-    uint16_t b = add1(r, 0x2000, 64, false); /* written, not published */
-    (void)a;
-    dev_use(r, 0, b, 0, false, true);
-    cr_expect_eq(dpq_get_used(r->q, &u), DPQ_BROKEN);
-    cr_expect_eq(r->q->broken, DPQ_BROKEN_ID_NOT_OWNED);
-    rig_free(r);
-}
-
-Test(drv_packed, used_id_returned_twice_breaks_the_queue)
-{
-    struct rig *r = rig_new(8, false, false);
-    struct dpq_used u;
-    uint16_t a = add1(r, 0x1000, 64, false);
-    add1(r, 0x2000, 64, false);
-    dpq_publish(r->q);
-    dev_use(r, 0, a, 0, false, true);
-    dev_use(r, 1, a, 0, false, true);
-    cr_assert_eq(dpq_get_used(r->q, &u), DPQ_OK);
-    cr_expect_eq(dpq_get_used(r->q, &u), DPQ_BROKEN);
-    rig_free(r);
-}
-
-/* ---- the caller's mistakes ---- */
-
-Test(drv_packed, invalid_requests_write_nothing)
-{
-    struct rig *r = rig_new(4, false, false);
-    struct dpq_seg five[5] = {
-        { 1, 1, false }, { 2, 1, false }, { 3, 1, false }, { 4, 1, false }, { 5, 1, false },
-    };
-    struct dpq_seg zero[1] = { { 0x1000, 0, false } };
-    struct dpq_seg rw_order[2] = { { 0x1000, 8, true }, { 0x2000, 8, false } };
-
-    cr_expect_eq(dpq_add(r->q, five, 0, NULL), DPQ_INVALID);
-    cr_expect_eq(dpq_add(r->q, five, 5, NULL), DPQ_INVALID, "longer than the queue size");
-    cr_expect_eq(dpq_add(r->q, zero, 1, NULL), DPQ_INVALID);
-    cr_expect_eq(dpq_add(r->q, rw_order, 2, NULL), DPQ_INVALID, "readable after writable");
-    cr_expect_eq(dpq_add(r->q, NULL, 1, NULL), DPQ_INVALID);
-    cr_expect_eq(r->q->next_avail, 0);
-    cr_expect_eq(r->q->free_slots, 4);
-    cr_expect_eq(r->q->free_ids, 4);
-    for (unsigned i = 0; i < 4 * 16; i++)
-        cr_assert_eq(r->ring[i], 0);
-    rig_free(r);
-}
-
-Test(drv_packed, chain_needs_room_for_all_its_descriptors)
-{
-    struct rig *r = rig_new(4, false, false);
-    struct dpq_seg three[3] = { { 1, 1, false }, { 2, 1, false }, { 3, 1, false } };
-    add1(r, 0x1000, 8, false);
-    add1(r, 0x2000, 8, false);
-    cr_expect_not(dpq_can_add(r->q, 3, NULL));
-    cr_expect(dpq_can_add(r->q, 2, NULL));
-    cr_expect_eq(dpq_add(r->q, three, 3, NULL), DPQ_FULL);
-    cr_expect_eq(r->q->next_avail, 2, "nothing written");
+    cr_expect_eq(dpq_get_used(r->q, &u), DRV_EMPTY);
     rig_free(r);
 }
 
@@ -512,56 +356,39 @@ Test(drv_packed, indirect_buffer_takes_one_slot)
 {
     struct rig *r = rig_new(4, false, false);
     _Alignas(16) uint8_t table[3 * 16];
-    struct dpq_seg segs[3] = { { 0x1000, 12, false }, { 0x2000, 100, false }, { 0x3000, 64, true } };
+    struct drv_seg segs[3] = { { 0x1000, 12, false }, { 0x2000, 100, false }, { 0x3000, 64, true } };
     uint16_t id;
-    struct dpq_used u;
+    struct drv_used u;
 
     memset(table, 0xee, sizeof(table));
-    cr_assert_eq(dpq_add_indirect(r->q, table, 0xabc0, segs, 3, &id), DPQ_OK);
+    cr_assert_eq(dpq_add_indirect(r->q, table, 0xabc0, segs, 3, &id), DRV_OK);
     dpq_publish(r->q);
 
     struct desc d = rd(r, 0);
-    cr_expect_eq(d.addr, 0xabc0);
-    cr_expect_eq(d.len, 48);
     cr_expect_eq(d.id, id);
     cr_expect_eq(d.flags, VIRTQ_DESC_F_AVAIL_MASK | VIRTQ_DESC_F_INDIRECT_MASK,
                  "no WRITE or NEXT on the indirect descriptor");
     for (unsigned i = 0; i < 3; i++) {
         const uint8_t *t = table + 16 * i;
-        cr_expect_eq(vs_le64(t), segs[i].addr);
-        cr_expect_eq(vs_le32(t + 8), segs[i].len);
-        cr_expect_eq(vs_le16(t + 12), 0);
+        cr_expect_eq(vs_le16(t + 12), 0, "table entries carry no id");
         cr_expect_eq(vs_le16(t + 14), segs[i].device_writable ? VIRTQ_DESC_F_WRITE_MASK : 0,
                      "only WRITE inside an indirect table");
     }
-    cr_expect_eq(dpq_slots_in_flight(r->q), 1);
     cr_expect_eq(r->q->next_avail, 1);
 
     dev_use(r, 0, id, 64, true, true);
-    cr_assert_eq(dpq_get_used(r->q, &u), DPQ_OK);
-    cr_expect_eq(u.len, 64);
+    cr_assert_eq(dpq_get_used(r->q, &u), DRV_OK);
     cr_expect_eq(r->q->next_used, 1);
-    cr_expect_eq(dpq_slots_in_flight(r->q), 0);
     rig_free(r);
 }
 
 /* ---- available buffer notifications ---- */
 
-Test(drv_packed, notify_enable_disable)
+/* A malformed device event suppression structure gets a notification: a spurious one
+ * is harmless, a missing one stalls the queue. */
+Test(drv_packed, notify_on_a_malformed_device_event)
 {
     struct rig *r = rig_new(8, false, false);
-
-    cr_expect_not(dpq_needs_notify(r->q), "nothing published, nothing to say");
-    add1(r, 0x1000, 8, false);
-    dpq_publish(r->q);
-    dev_event(r, RING_EVENT_FLAGS_ENABLE, 0, false);
-    cr_expect(dpq_needs_notify(r->q));
-    cr_expect_not(dpq_needs_notify(r->q), "decision covers what was published since the last one");
-
-    add1(r, 0x1000, 8, false);
-    dpq_publish(r->q);
-    dev_event(r, RING_EVENT_FLAGS_DISABLE, 0, false);
-    cr_expect_not(dpq_needs_notify(r->q));
 
     add1(r, 0x1000, 8, false);
     dpq_publish(r->q);
@@ -575,40 +402,10 @@ Test(drv_packed, notify_enable_disable)
     rig_free(r);
 }
 
-Test(drv_packed, notify_desc_event_within_batch)
-{
-    struct rig *r = rig_new(8, true, false);
-
-    /* Publish slots 0..2; the device wants to hear about slot 1 (wrap 1). */
-    for (unsigned i = 0; i < 3; i++)
-        add1(r, 0x1000, 8, false);
-    dpq_publish(r->q);
-    dev_event(r, RING_EVENT_FLAGS_DESC, 1, true);
-    cr_expect(dpq_needs_notify(r->q));
-
-    /* Publish slots 3..4; the device still names slot 1: already passed. */
-    add1(r, 0x1000, 8, false);
-    add1(r, 0x1000, 8, false);
-    dpq_publish(r->q);
-    cr_expect_not(dpq_needs_notify(r->q));
-
-    /* Slot 5 published; the device names slot 6: not yet. */
-    add1(r, 0x1000, 8, false);
-    dpq_publish(r->q);
-    dev_event(r, RING_EVENT_FLAGS_DESC, 6, true);
-    cr_expect_not(dpq_needs_notify(r->q));
-
-    /* Slot 6 published: hit exactly. */
-    add1(r, 0x1000, 8, false);
-    dpq_publish(r->q);
-    cr_expect(dpq_needs_notify(r->q));
-    rig_free(r);
-}
-
 Test(drv_packed, notify_desc_event_across_the_wrap)
 {
     struct rig *r = rig_new(4, true, false);
-    struct dpq_used u;
+    struct drv_used u;
     uint16_t ids[3];
 
     /* Fill slots 0..2, let the device use them, so the next batch crosses the end. */
@@ -619,7 +416,7 @@ Test(drv_packed, notify_desc_event_across_the_wrap)
     for (unsigned i = 0; i < 3; i++)
         dev_use(r, (uint16_t)i, ids[i], 0, false, true);
     for (unsigned i = 0; i < 3; i++)
-        cr_assert_eq(dpq_get_used(r->q, &u), DPQ_OK);
+        cr_assert_eq(dpq_get_used(r->q, &u), DRV_OK);
 
     /* Batch: slot 3 (wrap 1), slot 0 (wrap 0), slot 1 (wrap 0). */
     for (unsigned i = 0; i < 3; i++)
@@ -669,7 +466,7 @@ Test(drv_packed, event_hit_table)
 Test(drv_packed, notification_data_names_the_next_unavailable_descriptor)
 {
     struct rig *r = rig_new(4, false, false);
-    struct dpq_used u;
+    struct drv_used u;
     uint16_t ids[3];
 
     cr_expect_eq(dpq_notify_data(r->q, 1), 1u | (0u << 16) | (1u << 31));
@@ -680,7 +477,7 @@ Test(drv_packed, notification_data_names_the_next_unavailable_descriptor)
     for (unsigned i = 0; i < 3; i++)
         dev_use(r, (uint16_t)i, ids[i], 0, false, true);
     for (unsigned i = 0; i < 3; i++)
-        cr_assert_eq(dpq_get_used(r->q, &u), DPQ_OK);
+        cr_assert_eq(dpq_get_used(r->q, &u), DRV_OK);
     add1(r, 0x1000, 8, false);  /* slot 3, wrap 1 -> next is (0, wrap 0) */
     dpq_publish(r->q);
     cr_expect_eq(dpq_notify_data(r->q, 0), 0u | (0u << 16));
@@ -696,9 +493,9 @@ Test(drv_packed, notification_data_names_the_next_unavailable_descriptor)
 Test(drv_packed, driver_events_without_event_idx)
 {
     struct rig *r = rig_new(8, false, false);
-    dpq_set_driver_events(r->q, DPQ_EVENTS_DISABLE);
+    dpq_set_driver_events(r->q, DRV_EVENTS_DISABLE);
     cr_expect_eq(vs_le16(r->drv_ev + 2), RING_EVENT_FLAGS_DISABLE);
-    dpq_set_driver_events(r->q, DPQ_EVENTS_ENABLE);
+    dpq_set_driver_events(r->q, DRV_EVENTS_ENABLE);
     cr_expect_eq(vs_le16(r->drv_ev + 2), RING_EVENT_FLAGS_ENABLE);
     rig_free(r);
 }
@@ -706,9 +503,9 @@ Test(drv_packed, driver_events_without_event_idx)
 Test(drv_packed, driver_events_with_event_idx_name_the_next_used_slot)
 {
     struct rig *r = rig_new(4, true, false);
-    struct dpq_used u;
+    struct drv_used u;
 
-    dpq_set_driver_events(r->q, DPQ_EVENTS_ENABLE);
+    dpq_set_driver_events(r->q, DRV_EVENTS_ENABLE);
     cr_expect_eq(vs_le16(r->drv_ev + 2), RING_EVENT_FLAGS_DESC);
     cr_expect_eq(vs_le16(r->drv_ev), 0x8000, "slot 0, wrap 1");
 
@@ -716,11 +513,11 @@ Test(drv_packed, driver_events_with_event_idx_name_the_next_used_slot)
         uint16_t id = add1(r, 0x1000, 8, false);
         dpq_publish(r->q);
         dev_use(r, (uint16_t)i, id, 0, false, true);
-        cr_assert_eq(dpq_get_used(r->q, &u), DPQ_OK);
+        cr_assert_eq(dpq_get_used(r->q, &u), DRV_OK);
     }
-    dpq_set_driver_events(r->q, DPQ_EVENTS_ENABLE);
+    dpq_set_driver_events(r->q, DRV_EVENTS_ENABLE);
     cr_expect_eq(vs_le16(r->drv_ev), 0x0000, "slot 0, wrap 0 after one lap");
-    dpq_set_driver_events(r->q, DPQ_EVENTS_DISABLE);
+    dpq_set_driver_events(r->q, DRV_EVENTS_DISABLE);
     cr_expect_eq(vs_le16(r->drv_ev + 2), RING_EVENT_FLAGS_DISABLE);
     rig_free(r);
 }
@@ -728,13 +525,13 @@ Test(drv_packed, driver_events_with_event_idx_name_the_next_used_slot)
 Test(drv_packed, driver_events_later_slot_wraps_and_clamps)
 {
     struct rig *r = rig_new(8, true, false);
-    struct dpq_used u;
+    struct drv_used u;
 
     for (unsigned i = 0; i < 6; i++) { /* next used: slot 6, wrap 1 */
         uint16_t id = add1(r, 0x1000, 8, false);
         dpq_publish(r->q);
         dev_use(r, (uint16_t)i, id, 0, false, true);
-        cr_assert_eq(dpq_get_used(r->q, &u), DPQ_OK);
+        cr_assert_eq(dpq_get_used(r->q, &u), DRV_OK);
     }
     dpq_enable_driver_events_after(r->q, 1);
     cr_expect_eq(vs_le16(r->drv_ev + 2), RING_EVENT_FLAGS_DESC);
@@ -746,28 +543,28 @@ Test(drv_packed, driver_events_later_slot_wraps_and_clamps)
     rig_free(r);
 
     r = rig_new(8, false, false);
-    dpq_set_driver_events(r->q, DPQ_EVENTS_DISABLE);
+    dpq_set_driver_events(r->q, DRV_EVENTS_DISABLE);
     dpq_enable_driver_events_after(r->q, 3);
     cr_expect_eq(vs_le16(r->drv_ev + 2), RING_EVENT_FLAGS_ENABLE, "no EVENT_IDX: plain ENABLE");
     rig_free(r);
 }
 
-Test(drv_packed, largest_ring)
+/* A full lap of the largest ring: both wrap counters flip. */
+Test(drv_packed, largest_ring_flips_the_wrap_counters)
 {
     struct dpq *q = calloc(1, sizeof(*q));
     uint8_t *ring = calloc(PVIRTQ_SIZE_MAX, 16);
     uint8_t ev[8] = { 0 };
-    struct dpq_used u;
+    struct drv_used u;
 
     cr_assert_not_null(q);
     cr_assert_not_null(ring);
     dpq_init(q, ring, ev, ev + 4, PVIRTQ_SIZE_MAX, true, false);
     for (uint32_t i = 0; i < PVIRTQ_SIZE_MAX; i++) {
-        struct dpq_seg s = { 0x1000, 8, true };
-        cr_assert_eq(dpq_add(q, &s, 1, NULL), DPQ_OK);
+        struct drv_seg s = { 0x1000, 8, true };
+        cr_assert_eq(dpq_add(q, &s, 1, NULL), DRV_OK);
     }
-    cr_expect_not(dpq_can_add(q, 1, NULL));
-    cr_expect_eq(dpq_publish(q), PVIRTQ_SIZE_MAX);
+    dpq_publish(q);
     cr_expect_eq(q->next_avail, 0);
     cr_expect_not(q->avail_wrap);
     cr_expect_eq(dpq_notify_data(q, 0), 0u, "offset 0, wrap 0");
@@ -778,8 +575,8 @@ Test(drv_packed, largest_ring)
         vs_put_le16(d + 14, VIRTQ_DESC_F_AVAIL_MASK | VIRTQ_DESC_F_USED_MASK | VIRTQ_DESC_F_WRITE_MASK);
     }
     for (uint32_t i = 0; i < PVIRTQ_SIZE_MAX; i++)
-        cr_assert_eq(dpq_get_used(q, &u), DPQ_OK);
-    cr_expect_eq(dpq_in_flight(q), 0);
+        cr_assert_eq(dpq_get_used(q, &u), DRV_OK);
+    cr_expect_eq(q->next_used, 0);
     cr_expect_not(q->used_wrap);
     free(ring);
     free(q);

@@ -464,7 +464,7 @@ static enum refdrv_result negotiate(struct refdrv *d)
     d->st->devmem_event_negotiated = d->f_devmem_event ? 1u : 0u;
     d->f_devmem_recheck = vs_feature_has(&d->accepted, VIOSIM_NET_F_DEVMEM_EVENT_RECHECK_BIT);
     d->st->devmem_event_recheck_negotiated = d->f_devmem_recheck ? 1u : 0u;
-    d->ring_ops = d->f_packed ? &rd_packed_ring_ops : &rd_split_ring_ops;
+    d->ring_ops = d->f_packed ? &dpq_ring_ops : &dsq_ring_ops;
     if (d->f_access_platform) {
         d->iova_offset = d->p->iova_offset;
         d->io_page = io_page_bytes(d->p);

@@ -17,7 +17,7 @@ static int first_feature(const vs_features *in, const vs_features *out)
  * on as usual (a register-file violation is ignored by the device; a ring one ends in
  * DEVICE_NEEDS_RESET, which the driver reports as device_error). Returns true when it
  * acted (INJ_RESET: the reset was done, without its read-back). */
-bool rd_inject(struct refdrv *d, enum inj_point at, struct drv_queue *q, struct ring_seg *seg)
+bool rd_inject(struct refdrv *d, enum inj_point at, struct drv_queue *q, struct drv_seg *seg)
 {
     const bool width4 = d->f_notif_data;
     vs_features not_offered;

@@ -38,16 +38,16 @@ enum refdrv_result rd_queue_setup(struct refdrv *d, uint16_t index, uint16_t vec
     /* The descriptor area first, 4 KiB aligned; the driver and device areas on cache
      * lines of their own. Both exceed each format's minimum (packed: 16 and 4; split:
      * 16, 2 and 4). */
-    static const uint64_t area_align[RING_AREAS] = { RING_ALIGN_BYTES, AREA_ALIGN_BYTES,
+    static const uint64_t area_align[DRV_RING_AREAS] = { RING_ALIGN_BYTES, AREA_ALIGN_BYTES,
                                                      AREA_ALIGN_BYTES };
-    static const uint32_t area_reg[RING_AREAS] = { VIRTIO_PCI_COMMON_Q_DESCLO,
+    static const uint32_t area_reg[DRV_RING_AREAS] = { VIRTIO_PCI_COMMON_Q_DESCLO,
                                                    VIRTIO_PCI_COMMON_Q_AVAILLO,
                                                    VIRTIO_PCI_COMMON_Q_USEDLO };
     struct drv_queue *q = &d->q[index];
-    const struct ring_ops *ops = d->ring_ops;
+    const struct drv_ring_ops *ops = d->ring_ops;
     uint32_t max, want, size, noff, width;
-    uint64_t bytes[RING_AREAS], gpa[RING_AREAS], notify_rel;
-    uint8_t *area[RING_AREAS];
+    uint64_t bytes[DRV_RING_AREAS], gpa[DRV_RING_AREAS], notify_rel;
+    uint8_t *area[DRV_RING_AREAS];
 
     common_wr(d, VIRTIO_PCI_COMMON_Q_SELECT, 2, index);
     max = common_rd(d, VIRTIO_PCI_COMMON_Q_SIZE, 2);
@@ -67,12 +67,12 @@ enum refdrv_result rd_queue_setup(struct refdrv *d, uint16_t index, uint16_t vec
      * used ring) and its own event suppression; it only reads the driver area, which
      * shares their page(s) and so is mapped writable with them. */
     ops->area_bytes((uint16_t)size, bytes);
-    for (uint32_t i = 0; i < RING_AREAS; i++) {
+    for (uint32_t i = 0; i < DRV_RING_AREAS; i++) {
         area[i] = rd_dev_alloc(d, bytes[i], area_align[i], index, true, &gpa[i]);
         if (area[i] == NULL)
             return rd_give_up(d, REFDRV_NO_MEMORY);
     }
-    for (uint32_t i = 0; i < RING_AREAS; i++)
+    for (uint32_t i = 0; i < DRV_RING_AREAS; i++)
         common_wr64(d, area_reg[i], rd_dev_addr(d, gpa[i]));
 
     /* "After mapping an event to vector, the driver MUST verify success by reading the
@@ -104,10 +104,11 @@ enum refdrv_result rd_queue_setup(struct refdrv *d, uint16_t index, uint16_t vec
         /* viosim extension: the driver's suppression fields go to the queue's slot in
          * device memory from here on, the first write (below) included. */
         q->event_slot = d->devmem_event.addr + (uint64_t)index * d->devmem_slot_bytes;
-        ops->set_event_mmio(q->ring, devmem_event_write, q);
+        const struct drv_event_mmio w = { devmem_event_write, q };
+        ops->set_event_mmio(q->ring, &w);
     }
     /* Interrupts are asked for only while the driver sleeps (and never when polling). */
-    ops->events_off(q->ring);
+    ops->set_driver_events(q->ring, DRV_EVENTS_DISABLE);
     q->armed = false;
 
     rd_inject(d, INJ_QUEUE_CONFIGURED, q, NULL);
@@ -176,9 +177,9 @@ static int ctrl_command(struct refdrv *d, uint8_t cls, uint8_t cmd, const void *
                         uint32_t len, void *result, uint32_t result_len)
 {
     struct drv_queue *cq = &d->q[CTRL_QUEUE];
-    struct ring_seg segs[2];
-    struct ring_used u;
-    enum ring_status st;
+    struct drv_seg segs[2];
+    struct drv_used u;
+    enum drv_status st;
     uint64_t start = now_ps(d);
     int v;
 
@@ -188,20 +189,20 @@ static int ctrl_command(struct refdrv *d, uint8_t cls, uint8_t cmd, const void *
     cq->buf[1] = cmd;
     memcpy(cq->buf + VIRTIO_NET_CTRL_HDR_BYTES, data, len);
     memset(cq->buf + CTRL_REPLY_OFF, 0xff, result_len + 1u);
-    segs[0] = (struct ring_seg){ rd_dev_addr(d, cq->buf_gpa), VIRTIO_NET_CTRL_HDR_BYTES + len,
+    segs[0] = (struct drv_seg){ rd_dev_addr(d, cq->buf_gpa), VIRTIO_NET_CTRL_HDR_BYTES + len,
                                  false };
-    segs[1] = (struct ring_seg){ rd_dev_addr(d, cq->buf_gpa + CTRL_REPLY_OFF), result_len + 1u,
+    segs[1] = (struct drv_seg){ rd_dev_addr(d, cq->buf_gpa + CTRL_REPLY_OFF), result_len + 1u,
                                  true };
-    if (!cq->ops->can_add(cq->ring, 2, NULL) || cq->ops->add(cq->ring, segs, 2) != RING_OK)
+    if (!cq->ops->can_add(cq->ring, 2, NULL) || cq->ops->add(cq->ring, segs, 2, NULL) != DRV_OK)
         return -1;
     d->h->cpu_work(d->h->ctx, VS_HOST_WORK_CTRL_COMMAND, 1);
     d->st->ctrl_commands++;
     rd_kick(d, cq);
     for (;;) {
         st = cq->ops->get_used(cq->ring, &u);
-        if (st == RING_OK)
+        if (st == DRV_OK)
             break;
-        if (st == RING_BROKEN || elapsed_ps(now_ps(d), start) >= d->idle_timeout_ps)
+        if (st == DRV_BROKEN || elapsed_ps(now_ps(d), start) >= d->idle_timeout_ps)
             return -1;
         d->h->cpu_work(d->h->ctx, VS_HOST_WORK_POLL, 1);
         v = d->h->wait_interrupt(d->h->ctx, CTRL_POLL_NS);

@@ -6,7 +6,6 @@
  *   bringup.c  device status, PCI (identity, BARs, capabilities), MSI-X, feature
  *              negotiation, the order of bring-up and the entry points refdrv_run*
  *   memory.c   guest memory (bump allocator) and the IOMMU tables (ACCESS_PLATFORM)
- *   rings.c    packed and split rings behind one table of functions (struct ring_ops)
  *   queues.c   queue set-up, notifications, the control queue and coalescing
  *   inject.c   fault injection (driver.inject_violation)
  *   txrx.c     transmit, receive, interrupts, polling and NAPI; traffic parameters
@@ -21,8 +20,9 @@
  *
  * Ring format: packed when VIRTIO_F_RING_PACKED is negotiated, split otherwise (the
  * device did not offer it, or the parameters decline it). The choice is made once,
- * after FEATURES_OK, as a table of functions (struct ring_ops) every queue uses; the
- * traffic code never asks which format it drives. Split queues have a power-of-two
+ * after FEATURES_OK, as a table of functions (struct drv_ring_ops, drv_ring.h: drv_packed's
+ * dpq_ring_ops or drv_split's dsq_ring_ops) every queue uses; the traffic code never
+ * asks which format it drives. Split queues have a power-of-two
  * size ("Queue Size value is always a power of 2"): the requested size is rounded down.
  *
  * MSI-X vectors: 0 = configuration changes, 1 = receiveq1 (queue 0), 2 = transmitq1
@@ -126,7 +126,6 @@
 #define AREA_ALIGN_BYTES      64u
 #define INDIRECT_ENTRIES      2u
 #define DESC_BYTES            16u     /* a descriptor, in either format's tables */
-#define RING_AREAS            3u      /* descriptor, driver and device areas */
 #define RESET_READS_MAX       100000u
 #define MAC_READ_TRIES        8u
 #define STATUS_CHECKS_PER_IDLE 16u
@@ -153,67 +152,12 @@ struct region {
     uint64_t length; /* cap.length, clipped to the BAR */
 };
 
-/* ---- ring formats: the driver side of packed and split queues behind one table ---- */
-
-/* A buffer element, a used buffer and a status, in terms both formats share. */
-struct ring_seg {
-    uint64_t addr;
-    uint32_t len;
-    bool device_writable;
-};
-
-struct ring_used {
-    uint16_t id;
-    uint32_t len;       /* bytes the device wrote (0 when the buffer has none to write) */
-    bool written;
-    bool skipped;       /* IN_ORDER batch member without a used entry of its own */
-};
-
-enum ring_status { RING_OK, RING_FULL, RING_EMPTY, RING_INVALID, RING_BROKEN };
-
-/* One format's functions, on its state (the void *). Sizes are that format's rules. */
-struct ring_ops {
-    const char *name;
-    /* The queue size to use when the driver wants `want` entries and the device allows
-     * `max` (0: unusable). */
-    uint16_t (*fit_size)(uint32_t want, uint32_t max);
-    /* Bytes of the descriptor, driver and device areas for a queue of `size`. */
-    void (*area_bytes)(uint16_t size, uint64_t bytes[RING_AREAS]);
-    void (*init)(void *ring, uint8_t *area[RING_AREAS], uint16_t size, bool event_idx,
-                 bool in_order);
-    bool (*can_add)(const void *ring, uint32_t descs, uint16_t *id);
-    enum ring_status (*add)(void *ring, const struct ring_seg *segs, uint16_t nsegs);
-    enum ring_status (*add_indirect)(void *ring, uint8_t *table, uint64_t table_addr,
-                                     const struct ring_seg *segs, uint16_t nsegs);
-    void (*publish)(void *ring);
-    /* Published since the last needs_notify decision. */
-    uint32_t (*unnotified)(const void *ring);
-    bool (*needs_notify)(void *ring);
-    uint32_t (*notify_data)(const void *ring, uint16_t vq_index);
-    bool (*has_used)(const void *ring);
-    enum ring_status (*get_used)(void *ring, struct ring_used *u);
-    void (*events_off)(void *ring);
-    /* Ask for a used buffer notification `ahead` units past the next one; the unit is
-     * what event_span counts (packed: ring slots; split: used entries, one per buffer). */
-    void (*events_after)(void *ring, uint16_t ahead);
-    /* viosim extension: write the suppression fields by MMIO through write(ctx, ...). */
-    void (*set_event_mmio)(void *ring, void (*write)(void *ctx, uint32_t off, unsigned size,
-                                                     uint32_t value),
-                           void *ctx);
-    uint16_t (*event_span)(const void *ring);
-    /* Descriptors not free (ring slots for packed, table entries for split). */
-    uint16_t (*descs_in_flight)(const void *ring);
-};
-
-/* Both formats take at most this many elements per buffer from this driver. */
-#define RING_SEGS_MAX INDIRECT_ENTRIES
-
 struct refdrv;
 
 struct drv_queue {
     struct refdrv *drv;
     uint64_t event_slot;    /* VIOSIM_NET_F_DEVMEM_EVENT: the queue's slot (else 0) */
-    const struct ring_ops *ops;
+    const struct drv_ring_ops *ops;
     void *ring;
     uint16_t index;
     uint16_t size;
@@ -273,7 +217,7 @@ struct refdrv {
     bool f_devmem_recheck;   /* ... and VIOSIM_NET_F_DEVMEM_EVENT_RECHECK: no flushing read */
     bool f_packed;           /* RING_PACKED negotiated: packed rings, else split */
     bool f_ctrl_vq, f_notf_coal, f_vq_notf_coal; /* control queue and coalescing */
-    const struct ring_ops *ring_ops; /* the format every queue uses, chosen once */
+    const struct drv_ring_ops *ring_ops; /* the format every queue uses, chosen once */
     uint8_t mac[6];
     struct drv_queue q[DRV_QUEUES];
     uint64_t mem_used;       /* bump allocator: bytes of guest memory handed out */
@@ -452,11 +396,6 @@ uint8_t *rd_dev_alloc(struct refdrv *d, uint64_t bytes, uint64_t align, uint16_t
 uint64_t rd_dev_addr(const struct refdrv *d, uint64_t gpa);
 enum refdrv_result rd_iommu_setup(struct refdrv *d);
 
-/* ---- rings.c ---- */
-
-extern const struct ring_ops rd_packed_ring_ops;
-extern const struct ring_ops rd_split_ring_ops;
-
 /* ---- queues.c ---- */
 
 void rd_notify_queue(struct refdrv *d, struct drv_queue *q);
@@ -470,7 +409,7 @@ enum refdrv_result rd_coal_start(struct refdrv *d);
 
 /* ---- inject.c ---- */
 
-bool rd_inject(struct refdrv *d, enum inj_point at, struct drv_queue *q, struct ring_seg *seg);
+bool rd_inject(struct refdrv *d, enum inj_point at, struct drv_queue *q, struct drv_seg *seg);
 
 /* ---- txrx.c ---- */
 

@@ -7,7 +7,7 @@ bool rd_post_rx(struct refdrv *d)
 {
     struct drv_queue *rx = &d->q[RX_QUEUE];
     uint16_t id;
-    struct ring_seg seg;
+    struct drv_seg seg;
 
     if (!rx->ops->can_add(rx->ring, 1, &id))
         return false;
@@ -15,7 +15,7 @@ bool rd_post_rx(struct refdrv *d)
     seg.len = d->rx_buf_bytes;
     seg.device_writable = true;
     rd_inject(d, INJ_RX_SEG, rx, &seg);
-    if (rx->ops->add(rx->ring, &seg, 1) != RING_OK)
+    if (rx->ops->add(rx->ring, &seg, 1, NULL) != DRV_OK)
         return false;
     d->h->cpu_work(d->h->ctx, VS_HOST_WORK_RX_REFILL, 1);
     return true;
@@ -48,8 +48,8 @@ static bool post_tx(struct refdrv *d)
     uint32_t len;
     uint64_t addr; /* the slot's address for the device */
     uint8_t *slot;
-    struct ring_seg segs[2];
-    enum ring_status st;
+    struct drv_seg segs[2];
+    enum drv_status st;
 
     if (!tx->ops->can_add(tx->ring, tx_slots_per_frame(d), &id))
         return false;
@@ -61,27 +61,27 @@ static bool post_tx(struct refdrv *d)
 
     switch (d->tx_layout) {
     case REFDRV_TX_CHAIN:
-        segs[0] = (struct ring_seg){ addr, NET_HDR_BYTES, false };
-        segs[1] = (struct ring_seg){ addr + NET_HDR_BYTES, len, false };
+        segs[0] = (struct drv_seg){ addr, NET_HDR_BYTES, false };
+        segs[1] = (struct drv_seg){ addr + NET_HDR_BYTES, len, false };
         rd_inject(d, INJ_TX_SEG, tx, &segs[0]);
-        st = tx->ops->add(tx->ring, segs, 2);
+        st = tx->ops->add(tx->ring, segs, 2, NULL);
         break;
     case REFDRV_TX_INDIRECT:
-        segs[0] = (struct ring_seg){ addr, NET_HDR_BYTES, false };
-        segs[1] = (struct ring_seg){ addr + NET_HDR_BYTES, len, false };
+        segs[0] = (struct drv_seg){ addr, NET_HDR_BYTES, false };
+        segs[1] = (struct drv_seg){ addr + NET_HDR_BYTES, len, false };
         rd_inject(d, INJ_TX_SEG, tx, &segs[0]);
         st = tx->ops->add_indirect(tx->ring, tx->table + (size_t)id * INDIRECT_ENTRIES * DESC_BYTES,
                                    rd_dev_addr(d, tx->table_gpa
                                                      + (uint64_t)id * INDIRECT_ENTRIES * DESC_BYTES),
-                                   segs, 2);
+                                   segs, 2, NULL);
         break;
     default:
-        segs[0] = (struct ring_seg){ addr, NET_HDR_BYTES + len, false };
+        segs[0] = (struct drv_seg){ addr, NET_HDR_BYTES + len, false };
         rd_inject(d, INJ_TX_SEG, tx, &segs[0]);
-        st = tx->ops->add(tx->ring, segs, 1);
+        st = tx->ops->add(tx->ring, segs, 1, NULL);
         break;
     }
-    if (st != RING_OK)
+    if (st != DRV_OK)
         return false;
     rd_inject(d, INJ_TX_ADDED, tx, &segs[0]);
     d->tx_len[id] = len;
@@ -130,22 +130,22 @@ static uint32_t tx_send(struct refdrv *d)
 static int64_t tx_reap(struct refdrv *d)
 {
     struct drv_queue *tx = &d->q[TX_QUEUE];
-    struct ring_used u;
-    enum ring_status st;
+    struct drv_used u;
+    enum drv_status st;
     int64_t n = 0;
 
-    while ((st = tx->ops->get_used(tx->ring, &u)) == RING_OK) {
+    while ((st = tx->ops->get_used(tx->ring, &u)) == DRV_OK) {
         d->st->tx_frames++;
         d->st->tx_bytes += d->tx_len[u.id];
         d->tx_reaped++;
         d->h->cpu_work(d->h->ctx, VS_HOST_WORK_TX_REAP, 1);
         n++;
     }
-    return st == RING_BROKEN ? -1 : n;
+    return st == DRV_BROKEN ? -1 : n;
 }
 
 /* Check one received buffer: header, then the frame against what the sender wrote. */
-static void rx_consume(struct refdrv *d, const struct ring_used *u)
+static void rx_consume(struct refdrv *d, const struct drv_used *u)
 {
     struct drv_queue *rx = &d->q[RX_QUEUE];
     const uint8_t *slot = rx->buf + (size_t)u->id * rx->slot_bytes;
@@ -190,11 +190,11 @@ static int64_t rx_reap(struct refdrv *d)
 {
     struct drv_queue *rx = &d->q[RX_QUEUE];
     uint32_t batch = rx->size / 2u;
-    struct ring_used u;
-    enum ring_status st;
+    struct drv_used u;
+    enum drv_status st;
     int64_t n = 0;
 
-    while ((st = rx->ops->get_used(rx->ring, &u)) == RING_OK) {
+    while ((st = rx->ops->get_used(rx->ring, &u)) == DRV_OK) {
         rx_consume(d, &u);
         n++;
     }
@@ -207,7 +207,7 @@ static int64_t rx_reap(struct refdrv *d)
             ;
         rd_kick(d, rx);
     }
-    return st == RING_BROKEN ? -1 : n;
+    return st == DRV_BROKEN ? -1 : n;
 }
 
 /* Is anything the device still has to finish outstanding? If not, an idle driver is
@@ -224,11 +224,11 @@ static bool traffic_done(const struct refdrv *d)
            (!d->p->expect_loopback || d->st->rx_frames >= d->p->frames_count);
 }
 
-/* Ask for an interrupt once the device has used `ahead` more units (ring_ops.event_span)
+/* Ask for an interrupt once the device has used `ahead` more units (drv_ring_ops.event_span)
  * beyond the next one (EVENT_IDX; otherwise at the next), or stop asking. */
 static void arm(struct drv_queue *q, uint16_t ahead)
 {
-    q->ops->events_after(q->ring, ahead);
+    q->ops->enable_driver_events_after(q->ring, ahead);
     q->armed = true;
 }
 
@@ -236,7 +236,7 @@ static void disarm(struct drv_queue *q)
 {
     if (!q->armed)
         return;
-    q->ops->events_off(q->ring);
+    q->ops->set_driver_events(q->ring, DRV_EVENTS_DISABLE);
     q->armed = false;
 }
 
