@@ -93,6 +93,8 @@ static struct {
     uint16_t p_slots[MAX_SIZE]; /* slots of the buffer whose id (head slot) is i */
     /* split driver */
     uint16_t s_avail_idx, s_last_used, s_next_desc;
+    /* env_setup_fetch's VIRTIO_F_IN_ORDER (set before the call; setup clears it) */
+    bool fetch_in_order;
 } E;
 
 static void *Q(void)
@@ -148,6 +150,7 @@ static void env_setup_fetch(const struct fmt *f, uint16_t size, uint16_t batch,
 {
     struct vq_config cfg = base_cfg(size);
     cfg.indirect_desc = true;
+    cfg.in_order = E.fetch_in_order;
     cfg.fetch_batch = batch;
     cfg.fetch_source = src;
     env_setup_cfg(f, &cfg);
@@ -1218,9 +1221,11 @@ CONTRACT(fetch_batch_across_ring_end_size_8)
 }
 
 /* vq.h fetch sources: chains and indirect tables whose descriptors come from more
- * than one read pop exactly as with one per read */
+ * than one read (packed: descriptor batches; split: entry batches and, with IN_ORDER,
+ * descriptor runs) pop exactly as with one per read */
 CONTRACT(fetch_chains_and_indirect_across_batches)
 {
+    E.fetch_in_order = true; /* split: descriptor runs too ("In-order use of descriptors") */
     env_setup_fetch(F, 16, 3, VQ_FETCH_READ_AHEAD);
     struct tseg c[4] = {{BUFS, 10, false}, {BUFS + 100, 20, false}, {BUFS + 200, 30, true},
                         {BUFS + 300, 40, true}};
@@ -1603,6 +1608,11 @@ CONTRACT(bus_master_off_breaks_every_step)
         cr_assert_eq(F->ops->set_notifications(Q(), &E.ops, true), VQ_BROKEN);
         expect_broken_silent(VS_REASON_DMA_BUS_MASTER_OFF);
     }
+    /* disabling writes too without EVENT_IDX (with it, split writes nothing) */
+    env_setup(F, 4, false, false);
+    E.g.bus_master_off = true;
+    cr_assert_eq(F->ops->set_notifications(Q(), &E.ops, false), VQ_BROKEN);
+    expect_broken_silent(VS_REASON_DMA_BUS_MASTER_OFF);
 }
 
 /* Driver Notifications (hostile): a hint far beyond anything the driver made available
