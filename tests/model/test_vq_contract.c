@@ -359,7 +359,9 @@ static uint16_t s_add_indirect(uint64_t table, const struct tseg *s, unsigned n,
                               (i + 1 < n ? VIRTQ_DESC_F_NEXT_MASK : 0)),
                    (uint16_t)(i + 1 < n ? i + 1 : 0));
     uint16_t head = s_alloc();
-    uint16_t next = (extra_flags & VIRTQ_DESC_F_NEXT_MASK) ? (uint16_t)((head + 1u) % E.cfg.size) : 0;
+    uint16_t next = 0;
+    if (extra_flags & VIRTQ_DESC_F_NEXT_MASK)
+        next = (uint16_t)((head + 1u) % E.cfg.size);
     put_desc16(s_desc(head), table, table_len ? table_len : 16u * n,
                (uint16_t)(VIRTQ_DESC_F_INDIRECT_MASK | extra_flags), next);
     s_expose(head);
