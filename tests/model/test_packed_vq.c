@@ -4,6 +4,12 @@
  * Device" describes (head flags written last, Driver Ring Wrap Counter flipped after
  * the last slot) and reads used buffers the way "Receiving Used Buffers From The
  * Device" does. Hostile cases write raw descriptors directly.
+ *
+ * Only what is packed's own lives here: wrap counters and descriptor flags, the id in
+ * the last descriptor, the held batch head, event offsets with wrap counters, the
+ * hint's (offset, wrap) arithmetic, the descriptor cache, IN_ORDER used descriptors,
+ * and hostile rings a well-behaved driver cannot write. What both formats must do is
+ * in test_vq_contract.c, run over packed and split.
  */
 #include <criterion/criterion.h>
 #include <stddef.h>
@@ -240,43 +246,21 @@ Test(packed_vq, init_wrap_counters_start_at_one)
     cr_assert_eq(fake_guest_accesses(&E.g), 0, "init must not touch guest memory");
 }
 
-/* Packed Virtqueues / Structure Size and Alignment */
+/* Packed Virtqueues / Structure Size and Alignment (what is packed's own: any size,
+ * event suppression areas 4-aligned; the common rules are in test_vq_contract.c) */
 Test(packed_vq, check_config_size_and_alignment)
 {
-    struct vq_config c = {.size = 256, .desc_addr = 0x1000, .driver_addr = 0x2004,
+    struct vq_config c = {.size = 9, .desc_addr = 0x1000, .driver_addr = 0x2004,
                            .device_addr = 0x3008};
-    cr_assert_eq(pvq_check_config(&c, 256), VS_REASON_NONE);
-    cr_assert_eq(pvq_check_config(&c, 255), VS_REASON_QUEUE_SIZE_INVALID);
-    c.size = 0;
-    cr_assert_eq(pvq_check_config(&c, 256), VS_REASON_QUEUE_SIZE_INVALID);
-    c.size = 32768;
-    cr_assert_eq(pvq_check_config(&c, 65535), VS_REASON_NONE);
-    c.size = 32769;
-    cr_assert_eq(pvq_check_config(&c, 65535), VS_REASON_QUEUE_SIZE_INVALID);
-    c.size = 9; /* not a power of two: valid */
-    cr_assert_eq(pvq_check_config(&c, 256), VS_REASON_NONE);
-    c.desc_addr = 0x1008;
-    cr_assert_eq(pvq_check_config(&c, 256), VS_REASON_RING_MISALIGNED);
-    c.desc_addr = 0x1000;
+    cr_assert_eq(pvq_check_config(&c, 256), VS_REASON_NONE, "not a power of two: valid");
     c.driver_addr = 0x2002;
     cr_assert_eq(pvq_check_config(&c, 256), VS_REASON_RING_MISALIGNED);
     c.driver_addr = 0x2000;
-    c.device_addr = 0x3001;
+    c.device_addr = 0x3002;
     cr_assert_eq(pvq_check_config(&c, 256), VS_REASON_RING_MISALIGNED);
     c.device_addr = 0x3000;
     c.desc_addr = UINT64_MAX - 0x7f; /* aligned, but 9 descriptors run past 2^64 */
     cr_assert_eq(pvq_check_config(&c, 256), VS_REASON_DMA_OUT_OF_RANGE);
-}
-
-/* Packed Virtqueues / Structure Size and Alignment */
-Test(packed_vq, init_with_impossible_size_is_broken)
-{
-    struct pvq q;
-    struct vq_config c = {.size = 0, .desc_addr = DESC_RING};
-    pvq_init(&q, &c);
-    cr_assert_eq(q.broken, VS_REASON_QUEUE_SIZE_INVALID);
-    pvq_set_avail_hint(&q, 0, false);
-    cr_assert_eq(pvq_hint_count(&q), 0);
 }
 
 /* ==== availability ==== */
@@ -288,11 +272,9 @@ Test(packed_vq, zeroed_ring_is_empty)
     struct vq_elem e;
     bool avail = true;
     cr_assert_eq(pvq_peek(&E.q, &E.ops, &avail), VQ_OK);
-    cr_assert_not(avail);
     cr_assert_eq(pop(&e), VQ_EMPTY);
     cr_assert_eq(E.q.next_avail, 0);
     cr_assert(E.q.avail_wrap);
-    cr_assert_eq(E.q.stats.buffers_popped, 0);
     cr_assert_eq(E.g.reads[VS_DMA_DESC_READ], 2); /* peek's flags, pop's descriptor */
 }
 
@@ -315,51 +297,6 @@ Test(packed_vq, availability_needs_avail_equal_and_used_different)
     cr_assert_eq(pvq_peek(&E.q, &E.ops, &avail), VQ_OK);
     cr_assert(avail);
     cr_assert_eq(pop(&e), VQ_OK);
-}
-
-/* Packed Virtqueues / Write Flag */
-Test(packed_vq, single_descriptor_buffers)
-{
-    env_setup(8, false, false);
-    struct vq_elem e;
-    drv_add1(BUFS, 100, false, 5);
-    drv_add1(BUFS + 0x1000, 1500, true, 2);
-
-    cr_assert_eq(pop(&e), VQ_OK);
-    cr_assert_eq(e.id, 5);
-    cr_assert_eq(e.slots, 1);
-    cr_assert_eq(e.head, 0);
-    cr_assert_eq(e.nsegs, 1);
-    cr_assert_not(e.indirect);
-    cr_assert_eq(e.readable_bytes, 100);
-    cr_assert_eq(e.writable_bytes, 0);
-    cr_assert_eq(E.segs[0].addr, BUFS);
-    cr_assert_eq(E.segs[0].len, 100);
-    cr_assert_not(E.segs[0].device_writable);
-
-    cr_assert_eq(pop(&e), VQ_OK);
-    cr_assert_eq(e.id, 2);
-    cr_assert_eq(e.head, 1);
-    cr_assert_eq(e.readable_bytes, 0);
-    cr_assert_eq(e.writable_bytes, 1500);
-    cr_assert(E.segs[0].device_writable);
-
-    cr_assert_eq(pop(&e), VQ_EMPTY);
-    cr_assert_eq(E.q.next_avail, 2);
-    cr_assert_eq(E.q.stats.buffers_popped, 2);
-}
-
-/* Packed Virtqueues / Element Address and Length (pop reads descriptors, not buffers) */
-Test(packed_vq, buffers_outside_memory_are_not_read_by_pop)
-{
-    env_setup(4, false, false);
-    struct vq_elem e;
-    drv_add1(0xdead00000000ull, 4096, false, 0);
-    cr_assert_eq(pop(&e), VQ_OK);
-    cr_assert_eq(E.segs[0].addr, 0xdead00000000ull);
-    cr_assert_eq(E.g.faults, 0);
-    cr_assert_eq(E.g.reads[VS_DMA_BUF_READ], 0);
-    cr_assert_eq(E.g.writes[VS_DMA_BUF_WRITE], 0);
 }
 
 /* ==== chains ==== */
@@ -448,18 +385,10 @@ Test(packed_vq, indirect_table)
     cr_assert_eq(pop(&e), VQ_OK);
     cr_assert(e.indirect);
     cr_assert_eq(e.id, 4, "id comes from the ring descriptor (table ids are reserved)");
-    cr_assert_eq(e.slots, 1);
     cr_assert_eq(e.nsegs, 3);
-    cr_assert_eq(e.readable_bytes, 12);
-    cr_assert_eq(e.writable_bytes, 700);
-    for (unsigned i = 0; i < 3; i++) {
-        cr_assert_eq(E.segs[i].addr, s[i].addr);
-        cr_assert_eq(E.segs[i].len, s[i].len);
+    for (unsigned i = 0; i < 3; i++)
         cr_assert_eq(E.segs[i].device_writable, s[i].w);
-    }
     cr_assert_eq(E.q.next_avail, 1);
-    cr_assert_eq(E.q.stats.indirect_tables, 1);
-    cr_assert_eq(E.q.stats.descs_read, 4);
 }
 
 /* Packed Virtqueues / Indirect Flag: Scatter-Gather Support (table fetched in bursts) */
@@ -473,30 +402,7 @@ Test(packed_vq, indirect_table_larger_than_one_burst)
     drv_add_indirect(TABLES, s, 40, 63, 0);
     cr_assert_eq(pop(&e), VQ_OK);
     cr_assert_eq(e.nsegs, 40);
-    cr_assert_eq(E.segs[39].len, 49);
-    cr_assert(E.segs[39].device_writable);
-    cr_assert_eq(E.q.stats.descs_read, 41);
     cr_assert_eq(E.g.reads[VS_DMA_DESC_READ], 3); /* ring descriptor + 2 bursts */
-}
-
-/* Packed Virtqueues / Scatter-Gather Support (mixing indirect and direct lists) */
-Test(packed_vq, indirect_and_direct_buffers_mixed)
-{
-    env_setup(8, true, false);
-    struct vq_elem e;
-    struct tseg t[2] = {{BUFS, 8, false}, {BUFS, 8, true}};
-    drv_add1(BUFS, 64, false, 0);
-    drv_add_indirect(TABLES, t, 2, 1, 0);
-    drv_add_chain(t, 2, 2);
-    cr_assert_eq(pop(&e), VQ_OK);
-    cr_assert_not(e.indirect);
-    cr_assert_eq(pop(&e), VQ_OK);
-    cr_assert(e.indirect);
-    cr_assert_eq(e.slots, 1);
-    cr_assert_eq(pop(&e), VQ_OK);
-    cr_assert_not(e.indirect);
-    cr_assert_eq(e.slots, 2);
-    cr_assert_eq(E.q.next_avail, 4);
 }
 
 /* ==== used write-back ==== */
@@ -582,44 +488,6 @@ Test(packed_vq, head_flags_written_last)
     cr_assert_eq(E.q.next_used, 4);
 }
 
-/* Packed Virtqueues / Receiving Used Buffers From The Device */
-Test(packed_vq, flush_of_empty_batch_is_a_noop)
-{
-    env_setup(4, false, false);
-    cr_assert_eq(pvq_flush(&E.q, &E.ops), VQ_OK);
-    cr_assert_eq(fake_guest_accesses(&E.g), 0);
-    cr_assert_eq(E.q.stats.flushes, 0);
-}
-
-/* Packed Virtqueues (used descriptors are written in the order processing completes) */
-Test(packed_vq, out_of_order_completion)
-{
-    env_setup(8, false, false);
-    struct vq_elem e[3];
-    struct tseg two[2] = {{BUFS, 10, false}, {BUFS, 20, true}};
-    drv_add1(BUFS, 1, true, 7);
-    drv_add_chain(two, 2, 2);
-    drv_add1(BUFS, 1, true, 5);
-    for (int i = 0; i < 3; i++)
-        cr_assert_eq(pop(&e[i]), VQ_OK);
-    /* complete 5, then 7, then the chain 2 */
-    cr_assert_eq(pvq_push(&E.q, &E.ops, &e[2], 1), VQ_OK);
-    cr_assert_eq(pvq_push(&E.q, &E.ops, &e[0], 1), VQ_OK);
-    cr_assert_eq(pvq_push(&E.q, &E.ops, &e[1], 20), VQ_OK);
-    cr_assert_eq(pvq_flush(&E.q, &E.ops), VQ_OK);
-    uint16_t id, fl;
-    uint32_t len;
-    drv_take_used(&id, &len, &fl);
-    cr_assert_eq(id, 5);
-    drv_take_used(&id, &len, &fl);
-    cr_assert_eq(id, 7);
-    drv_take_used(&id, &len, &fl);
-    cr_assert_eq(id, 2);
-    cr_assert_eq(len, 20);
-    cr_assert_eq(E.next_used, 4);
-    cr_assert_eq(E.q.next_used, 4);
-}
-
 /* Runs `buffers` requests through a ring of `size`, mixing single descriptors and
  * chains of 2 and 3, each popped, pushed, flushed and taken back by the driver. */
 static void run_laps(uint16_t size, unsigned buffers, bool batched)
@@ -684,51 +552,11 @@ static void run_laps(uint16_t size, unsigned buffers, bool batched)
     cr_assert_eq(E.q.broken, VS_REASON_NONE);
 }
 
-/* Packed Virtqueues / Driver and Device Ring Wrap Counters (size 4, many laps) */
-Test(packed_vq, wrap_size_4_many_laps)
-{
-    run_laps(4, 20, false);
-}
-
-/* Packed Virtqueues / Driver and Device Ring Wrap Counters (size 4, batches) */
-Test(packed_vq, wrap_size_4_batched)
-{
-    run_laps(4, 24, true);
-}
-
 /* Packed Virtqueues / Structure Size and Alignment (size 9: not a power of two) */
 Test(packed_vq, wrap_size_9_many_laps)
 {
     run_laps(9, 30, false);
     run_laps(9, 30, true);
-}
-
-/* Packed Virtqueues / Driver and Device Ring Wrap Counters (full ring, refilled) */
-Test(packed_vq, full_ring_then_refill_with_flipped_wrap)
-{
-    env_setup(4, false, false);
-    struct vq_elem e[4];
-    for (uint16_t i = 0; i < 4; i++)
-        drv_add1(BUFS, 10, true, i);
-    for (int i = 0; i < 4; i++)
-        cr_assert_eq(pop(&e[i]), VQ_OK);
-    cr_assert_eq(pop(&e[0]), VQ_EMPTY);
-    cr_assert_not(E.q.avail_wrap);
-    for (int i = 0; i < 4; i++)
-        cr_assert_eq(pvq_push(&E.q, &E.ops, &e[i], 10), VQ_OK);
-    cr_assert_eq(pvq_flush(&E.q, &E.ops), VQ_OK);
-    cr_assert_not(E.q.used_wrap);
-    for (int i = 0; i < 4; i++) {
-        uint16_t id, fl;
-        uint32_t len;
-        drv_take_used(&id, &len, &fl);
-        cr_assert_eq(id, i);
-    }
-    /* Used descriptors (AVAIL=USED=1) must not look available for wrap 0. */
-    cr_assert_eq(pop(&e[0]), VQ_EMPTY);
-    drv_add1(BUFS, 10, true, 2);
-    cr_assert_eq(pop(&e[0]), VQ_OK);
-    cr_assert_eq(e[0].id, 2);
 }
 
 /* ==== driver event suppression (used buffer notifications) ==== */
@@ -748,48 +576,6 @@ static bool decide(void)
     bool irq = false;
     cr_assert_eq(pvq_should_interrupt(&E.q, &E.ops, &irq), VQ_OK);
     return irq;
-}
-
-/* Packed Virtqueues / Driver and Device Event Suppression (ENABLE / DISABLE) */
-Test(packed_vq, driver_event_enable_disable)
-{
-    env_setup(8, false, false);
-    set_driver_event(RING_EVENT_FLAGS_ENABLE, 0, false);
-    publish(1);
-    cr_assert(decide());
-    cr_assert_eq(E.g.reads[VS_DMA_EVENT_READ], 1);
-    set_driver_event(RING_EVENT_FLAGS_DISABLE, 0, false);
-    publish(2);
-    cr_assert_not(decide());
-    cr_assert_eq(E.q.stats.interrupts_suppressed, 1);
-    cr_assert_eq(E.q.stats.event_reads, 2);
-    /* Nothing published since the last decision: no interrupt, no read. */
-    set_driver_event(RING_EVENT_FLAGS_ENABLE, 0, false);
-    cr_assert_not(decide());
-    cr_assert_eq(E.g.reads[VS_DMA_EVENT_READ], 2);
-    cr_assert_eq(E.q.stats.interrupts_suppressed, 1);
-}
-
-/* Packed Virtqueues / Driver and Device Event Suppression (RING_EVENT_FLAGS_DESC) */
-Test(packed_vq, driver_event_desc_in_and_out_of_range)
-{
-    env_setup(8, false, true);
-    /* publish slots 0..2; the driver wants an event at slot 2 (wrap 1) */
-    set_driver_event(RING_EVENT_FLAGS_DESC, 2, true);
-    publish(3);
-    cr_assert(decide());
-    cr_assert_eq(E.q.signalled_used, 3);
-    /* next range 3..4: event at 2 was already passed */
-    publish(2);
-    cr_assert_not(decide());
-    /* next range 5..5: event at 6 not reached */
-    set_driver_event(RING_EVENT_FLAGS_DESC, 6, true);
-    publish(1);
-    cr_assert_not(decide());
-    /* range 6..6: reached */
-    publish(1);
-    cr_assert(decide());
-    cr_assert_eq(E.q.stats.interrupts_suppressed, 2);
 }
 
 /* The used side crosses the ring end: size 4, signalled at (3, wrap 1), then slots 3
@@ -958,15 +744,6 @@ Test(packed_vq, hint_count_size_9)
 
 /* ==== hostile drivers ==== */
 
-/* Packed Virtqueues / Element Address and Length (model policy: empty elements) */
-Test(packed_vq, hostile_zero_length)
-{
-    env_setup(4, false, false);
-    struct tseg s[2] = {{BUFS, 10, false}, {BUFS, 0, true}};
-    drv_add_chain(s, 2, 0);
-    expect_pop_breaks(VS_REASON_DESC_ZERO_LENGTH);
-}
-
 /* Packed Virtqueues / Scatter-Gather Support (driver: list no longer than Queue Size) */
 Test(packed_vq, hostile_chain_longer_than_ring)
 {
@@ -975,37 +752,6 @@ Test(packed_vq, hostile_chain_longer_than_ring)
         put_desc(i, BUFS, 8, 0, (uint16_t)(VIRTQ_DESC_F_NEXT_MASK | av(true)));
     expect_pop_breaks(VS_REASON_CHAIN_TOO_LONG);
     cr_assert_eq(E.g.reads[VS_DMA_DESC_READ], 4 + 0, "walk bounded by the ring size");
-}
-
-/* Packed Virtqueues / Scatter-Gather Support (device MAY limit the list) */
-Test(packed_vq, hostile_chain_longer_than_max_segs)
-{
-    env_setup(8, false, false);
-    struct tseg s[3] = {{BUFS, 1, false}, {BUFS, 1, false}, {BUFS, 1, false}};
-    drv_add_chain(s, 3, 0);
-    struct vq_elem e;
-    struct vq_seg two[2];
-    cr_assert_eq(pvq_pop(&E.q, &E.ops, &e, two, 2), VQ_BROKEN);
-    cr_assert_eq(E.g.reads[VS_DMA_DESC_READ], 2);
-    expect_broken_silent(VS_REASON_CHAIN_TOO_LONG);
-}
-
-/* Virtqueues / The Virtqueue Descriptor Table (chains under 2^32 bytes in total) */
-Test(packed_vq, hostile_length_overflow)
-{
-    env_setup(4, false, false);
-    struct tseg s[2] = {{BUFS, 0x80000000u, false}, {BUFS, 0x80000000u, true}};
-    drv_add_chain(s, 2, 0);
-    expect_pop_breaks(VS_REASON_DESC_LENGTH_OVERFLOW);
-}
-
-/* Packed Virtqueues / Scatter-Gather Support (writable after readable) */
-Test(packed_vq, hostile_read_after_write)
-{
-    env_setup(4, false, false);
-    struct tseg s[3] = {{BUFS, 1, false}, {BUFS, 1, true}, {BUFS, 1, false}};
-    drv_add_chain(s, 3, 0);
-    expect_pop_breaks(VS_REASON_READ_AFTER_WRITE);
 }
 
 /* Packed Virtqueues / Next Flag: Descriptor Chaining (buffer id below queue size) */
@@ -1048,26 +794,6 @@ Test(packed_vq, hostile_chain_member_with_stale_wrap_across_end)
     expect_pop_breaks(VS_REASON_CHAIN_DESC_NOT_AVAIL);
 }
 
-/* Packed Virtqueues / Indirect Descriptors (driver: not without the feature) */
-Test(packed_vq, hostile_indirect_not_negotiated)
-{
-    env_setup(4, false, false);
-    struct tseg t[1] = {{BUFS, 8, false}};
-    drv_add_indirect(TABLES, t, 1, 0, 0);
-    expect_pop_breaks(VS_REASON_INDIRECT_NOT_NEGOTIATED);
-    cr_assert_eq(E.g.reads[VS_DMA_DESC_READ], 1, "the table is not fetched");
-}
-
-/* Packed Virtqueues / Indirect Descriptors (no INDIRECT in a list linked by NEXT) */
-Test(packed_vq, hostile_indirect_with_next)
-{
-    env_setup(4, true, false);
-    struct tseg t[1] = {{BUFS, 8, false}};
-    drv_add_indirect(TABLES, t, 1, 0, VIRTQ_DESC_F_NEXT_MASK);
-    put_desc(1, BUFS, 8, 0, av(true));
-    expect_pop_breaks(VS_REASON_INDIRECT_WITH_NEXT);
-}
-
 /* Packed Virtqueues / Indirect Descriptors (INDIRECT later in a NEXT-linked list) */
 Test(packed_vq, hostile_indirect_inside_chain)
 {
@@ -1076,32 +802,6 @@ Test(packed_vq, hostile_indirect_inside_chain)
     put_desc(1, TABLES, 16, 0, (uint16_t)(VIRTQ_DESC_F_INDIRECT_MASK | av(true)));
     put_table_entry(TABLES, 0, BUFS, 8, 0, 0);
     expect_pop_breaks(VS_REASON_INDIRECT_WITH_NEXT);
-}
-
-/* Packed Virtqueues / Indirect Flag: Scatter-Gather Support (table of len/16 entries) */
-Test(packed_vq, hostile_indirect_len_zero)
-{
-    env_setup(4, true, false);
-    put_desc(0, TABLES, 0, 0, (uint16_t)(VIRTQ_DESC_F_INDIRECT_MASK | av(true)));
-    expect_pop_breaks(VS_REASON_INDIRECT_LEN_NOT_MULTIPLE);
-}
-
-/* Packed Virtqueues / Indirect Flag: Scatter-Gather Support (table of len/16 entries) */
-Test(packed_vq, hostile_indirect_len_not_multiple)
-{
-    env_setup(4, true, false);
-    put_desc(0, TABLES, 24, 0, (uint16_t)(VIRTQ_DESC_F_INDIRECT_MASK | av(true)));
-    expect_pop_breaks(VS_REASON_INDIRECT_LEN_NOT_MULTIPLE);
-}
-
-/* Packed Virtqueues / Indirect Descriptors (only WRITE is valid in a table) */
-Test(packed_vq, hostile_indirect_nested)
-{
-    env_setup(4, true, false);
-    struct tseg t[2] = {{BUFS, 8, false}, {BUFS, 8, true}};
-    drv_add_indirect(TABLES, t, 2, 0, 0);
-    fake_guest_put16(&E.g, TABLES + 16 + 14, VIRTQ_DESC_F_INDIRECT_MASK);
-    expect_pop_breaks(VS_REASON_INDIRECT_NESTED);
 }
 
 /* Packed Virtqueues / Indirect Descriptors (a list no longer than the queue size) */
@@ -1116,48 +816,14 @@ Test(packed_vq, hostile_indirect_table_too_long)
     cr_assert_eq(E.g.reads[VS_DMA_DESC_READ], 1, "the table is not fetched");
 }
 
-/* Packed Virtqueues / Indirect Descriptors (device limit below the queue size) */
-Test(packed_vq, hostile_indirect_table_longer_than_max_segs)
-{
-    env_setup(16, true, false);
-    struct tseg t[3] = {{BUFS, 8, false}, {BUFS, 8, false}, {BUFS, 8, false}};
-    drv_add_indirect(TABLES, t, 3, 0, 0);
-    struct vq_elem e;
-    struct vq_seg two[2];
-    cr_assert_eq(pvq_pop(&E.q, &E.ops, &e, two, 2), VQ_BROKEN);
-    expect_broken_silent(VS_REASON_CHAIN_TOO_LONG);
-}
-
-/* Packed Virtqueues / Indirect Flag: Scatter-Gather Support (entry rules apply) */
-Test(packed_vq, hostile_indirect_entry_rules)
+/* Packed Virtqueues / Indirect Flag: Scatter-Gather Support (the ring descriptor's
+ * buffer id is checked like any other) */
+Test(packed_vq, hostile_indirect_id_out_of_range)
 {
     env_setup(4, true, false);
-    struct tseg t[2] = {{BUFS, 8, true}, {BUFS, 8, false}};
-    drv_add_indirect(TABLES, t, 2, 0, 0);
-    expect_pop_breaks(VS_REASON_READ_AFTER_WRITE);
-
-    env_setup(4, true, false);
-    struct tseg z[2] = {{BUFS, 8, false}, {BUFS, 0, true}};
-    drv_add_indirect(TABLES, z, 2, 0, 0);
-    expect_pop_breaks(VS_REASON_DESC_ZERO_LENGTH);
-
-    env_setup(4, true, false);
+    struct tseg t[1] = {{BUFS, 8, true}};
     drv_add_indirect(TABLES, t, 1, 4, 0); /* ring id == size */
     expect_pop_breaks(VS_REASON_DESC_ID_OUT_OF_RANGE);
-}
-
-/* Packed Virtqueues / Indirect Flag: Scatter-Gather Support (table outside memory) */
-Test(packed_vq, hostile_indirect_table_outside_memory)
-{
-    env_setup(4, true, false);
-    put_desc(0, G_BASE + G_SIZE - 16, 32, 0, (uint16_t)(VIRTQ_DESC_F_INDIRECT_MASK | av(true)));
-    expect_pop_breaks(VS_REASON_DMA_OUT_OF_RANGE);
-    cr_assert_eq(E.g.faults, 1);
-
-    env_setup(4, true, false);
-    put_desc(0, UINT64_MAX - 15, 32, 0, (uint16_t)(VIRTQ_DESC_F_INDIRECT_MASK | av(true)));
-    expect_pop_breaks(VS_REASON_DMA_OUT_OF_RANGE);
-    cr_assert_eq(E.g.faults, 0, "an address range wrapping 2^64 is refused before any DMA");
 }
 
 /* Packed Virtqueues / Structure Size and Alignment (ring outside guest memory) */
@@ -1169,16 +835,6 @@ Test(packed_vq, hostile_ring_outside_memory)
     bool avail;
     cr_assert_eq(pvq_peek(&E.q, &E.ops, &avail), VQ_BROKEN);
     expect_broken_silent(VS_REASON_DMA_OUT_OF_RANGE);
-
-    /* a ring whose last slots run off the end of memory: found on the way there */
-    c.desc_addr = G_BASE + G_SIZE - 32;
-    env_setup_cfg(&c);
-    drv_add1(BUFS, 1, false, 0);
-    drv_add1(BUFS, 1, false, 1);
-    struct vq_elem e;
-    cr_assert_eq(pop(&e), VQ_OK);
-    cr_assert_eq(pop(&e), VQ_OK);
-    expect_pop_breaks(VS_REASON_DMA_OUT_OF_RANGE);
 }
 
 /* Packed Virtqueues / Driver and Device Event Suppression (areas outside memory) */
@@ -1198,32 +854,12 @@ Test(packed_vq, hostile_event_areas_outside_memory)
     expect_broken_silent(VS_REASON_DMA_OUT_OF_RANGE);
 }
 
-/* Device Status Field / DEVICENEEDSRESET (a DMA refused because PCI bus-master
- * enable is clear is an error state of the queue) */
-Test(packed_vq, bus_master_off_breaks_pop)
-{
-    env_setup(4, false, false);
-    drv_add1(BUFS, 1, false, 0);
-    E.g.bus_master_off = true;
-    expect_pop_breaks(VS_REASON_DMA_BUS_MASTER_OFF);
-    cr_assert_eq(E.g.faults, 1);
-}
-
-/* Device Status Field / DEVICENEEDSRESET (bus-master off during used write-back
- * and event suppression accesses) */
-Test(packed_vq, bus_master_off_breaks_push_flush_and_events)
+/* Device Status Field / DEVICENEEDSRESET (bus-master off during used write-back: the
+ * batch's first descriptor is held to the flush, a later one is written at push, so
+ * the failure comes there; the other steps are in test_vq_contract.c) */
+Test(packed_vq, bus_master_off_breaks_push_of_a_later_descriptor)
 {
     struct vq_elem e;
-    env_setup(4, false, false);
-    drv_add1(BUFS, 1, false, 0);
-    cr_assert_eq(pop(&e), VQ_OK);
-    E.g.bus_master_off = true;
-    /* the batch's first descriptor is held: its write, and the failure, come at flush */
-    cr_assert_eq(pvq_push(&E.q, &E.ops, &e, 0), VQ_OK);
-    cr_assert_eq(pvq_flush(&E.q, &E.ops), VQ_BROKEN);
-    expect_broken_silent(VS_REASON_DMA_BUS_MASTER_OFF);
-
-    /* a later descriptor is written at push */
     env_setup(4, false, false);
     drv_add1(BUFS, 1, false, 0);
     drv_add1(BUFS, 1, false, 1);
@@ -1233,27 +869,6 @@ Test(packed_vq, bus_master_off_breaks_push_flush_and_events)
     cr_assert_eq(pvq_push(&E.q, &E.ops, &e, 0), VQ_OK);
     E.g.bus_master_off = true;
     cr_assert_eq(pvq_push(&E.q, &E.ops, &e2, 0), VQ_BROKEN);
-    expect_broken_silent(VS_REASON_DMA_BUS_MASTER_OFF);
-
-    env_setup(4, false, false);
-    drv_add1(BUFS, 1, false, 0);
-    cr_assert_eq(pop(&e), VQ_OK);
-    cr_assert_eq(pvq_push(&E.q, &E.ops, &e, 0), VQ_OK);
-    E.g.fail_kinds = 1u << VS_DMA_USED_WRITE;
-    E.g.fail_status = VS_DMA_BUS_MASTER_OFF;
-    cr_assert_eq(pvq_flush(&E.q, &E.ops), VQ_BROKEN);
-    expect_broken_silent(VS_REASON_DMA_BUS_MASTER_OFF);
-
-    env_setup(4, false, false);
-    publish(1);
-    E.g.bus_master_off = true;
-    bool irq;
-    cr_assert_eq(pvq_should_interrupt(&E.q, &E.ops, &irq), VQ_BROKEN);
-    expect_broken_silent(VS_REASON_DMA_BUS_MASTER_OFF);
-
-    env_setup(4, false, false);
-    E.g.bus_master_off = true;
-    cr_assert_eq(pvq_set_notifications(&E.q, &E.ops, false), VQ_BROKEN);
     expect_broken_silent(VS_REASON_DMA_BUS_MASTER_OFF);
 }
 
@@ -1319,17 +934,6 @@ Test(packed_vq, hostile_random_rings_never_escape)
     }
     cr_assert_gt(popped, 20, "the random rings must also yield valid buffers");
     cr_assert_gt(broke, 20, "the random rings must also break queues");
-}
-
-/* Packed Virtqueues / Scatter-Gather Support (a device limit of 0 elements rejects
- * every buffer without writing the caller's array) */
-Test(packed_vq, max_segs_zero_never_writes_segments)
-{
-    env_setup(4, true, false);
-    drv_add1(BUFS, 8, false, 0);
-    struct vq_elem e;
-    cr_assert_eq(pvq_pop(&E.q, &E.ops, &e, NULL, 0), VQ_BROKEN);
-    expect_broken_silent(VS_REASON_CHAIN_TOO_LONG);
 }
 
 /* ==== fetch unit: descriptor batches and the descriptor cache ==== */
@@ -1403,21 +1007,6 @@ Test(packed_vq, fetch_hint_reads_the_hinted_count_in_one_read)
     cr_assert_eq(E.q.stats.fetch_wasted, 0);
 }
 
-/* The hint never lets the batch exceed the configured size; the rest comes in the
- * next read. */
-Test(packed_vq, fetch_hint_capped_at_batch)
-{
-    env_setup_fetch(16, false, 4, VQ_FETCH_HINT);
-    for (uint16_t i = 0; i < 10; i++)
-        drv_add1(BUFS + 64u * i, 64, false, i);
-    pvq_set_avail_hint(&E.q, E.next_avail, E.avail_wrap);
-    for (uint16_t i = 0; i < 10; i++)
-        cr_assert_eq(pop_push_one(), i);
-    cr_assert_eq(E.q.stats.fetch_reads, 3, "4 + 4 + 2");
-    cr_assert_eq(E.q.stats.fetch_entries, 10);
-    cr_assert_eq(E.q.stats.fetch_wasted, 0);
-}
-
 /* A batch that passes the ring's end is two reads: to the last slot, then from slot 0;
  * the descriptors after the end are checked against the flipped wrap counter
  * ("Driver and Device Ring Wrap Counters"). Ring sizes 4 and 9. */
@@ -1439,7 +1028,6 @@ static void batch_across_end(uint16_t size)
     }
     cr_assert_eq(E.q.stats.fetch_wasted, 0);
 }
-Test(packed_vq, fetch_batch_across_ring_end_size_4) { batch_across_end(4); }
 Test(packed_vq, fetch_batch_across_ring_end_size_9) { batch_across_end(9); }
 
 /* Stale and impossible hints: an offset outside the ring, a hint behind the device, and
@@ -1513,38 +1101,6 @@ Test(packed_vq, fetch_peek_uses_cache_and_drops_stale)
     cr_assert_eq(pvq_peek(&E.q, &E.ops, &avail), VQ_OK);
     cr_assert(avail, "a stale unavailable copy must not hide a new buffer");
     cr_assert_eq(pop_push_one(), 2);
-}
-
-/* Chains and indirect tables across batch boundaries: a chain whose descriptors come
- * from two reads, and indirect buffers mixed in, pop exactly as with one per read. */
-Test(packed_vq, fetch_chains_and_indirect_across_batches)
-{
-    env_setup_fetch(16, true, 3, VQ_FETCH_READ_AHEAD);
-    struct tseg c[4] = {{BUFS, 10, false}, {BUFS + 100, 20, false}, {BUFS + 200, 30, true},
-                        {BUFS + 300, 40, true}};
-    drv_add1(BUFS, 12, false, 0);              /* slot 0 */
-    drv_add_chain(c, 4, 1);                    /* slots 1..4: reads 0-2 and 3-5 */
-    drv_add_indirect(TABLES, c, 3, 2, 0);      /* slot 5 */
-    drv_add_chain(c, 2, 3);                    /* slots 6, 7 */
-    struct vq_elem e;
-    cr_assert_eq(pop(&e), VQ_OK);
-    cr_assert_eq(e.id, 0);
-    cr_assert_eq(pop(&e), VQ_OK);
-    cr_assert_eq(e.id, 1);
-    cr_assert_eq(e.nsegs, 4);
-    cr_assert_eq(e.slots, 4);
-    cr_assert_eq(e.readable_bytes, 30);
-    cr_assert_eq(e.writable_bytes, 70);
-    cr_assert_eq(E.segs[3].addr, BUFS + 300);
-    cr_assert_eq(pop(&e), VQ_OK);
-    cr_assert_eq(e.id, 2);
-    cr_assert(e.indirect);
-    cr_assert_eq(e.nsegs, 3);
-    cr_assert_eq(pop(&e), VQ_OK);
-    cr_assert_eq(e.id, 3);
-    cr_assert_eq(e.nsegs, 2);
-    cr_assert_eq(pop(&e), VQ_EMPTY);
-    cr_assert_eq(E.q.next_avail, 8);
 }
 
 /* Queue reset (pvq_init again, as the device does on reset or re-enable) drops the

@@ -5,6 +5,12 @@
  * and reads used buffers the way "Receiving Used Buffers From The Device" does
  * (used->idx, then the elements below it). Hostile cases write raw descriptors and
  * ring fields directly.
+ *
+ * Only what is split's own lives here: power-of-two sizes and part alignment, the
+ * available ring's idx (cached, jumps, NOTIFICATION_DATA in its place), next links in
+ * any order, used->idx written last, used_event / avail_event across the 16-bit wrap,
+ * the entry and descriptor caches, and hostile rings a well-behaved driver cannot
+ * write. What both formats must do is in test_vq_contract.c, run over packed and split.
  */
 #include <criterion/criterion.h>
 #include <stddef.h>
@@ -271,34 +277,15 @@ TestSuite(split_vq, .fini = env_teardown);
 
 /* ==== configuration ==== */
 
-/* Split Virtqueues / The Virtqueue Available Ring ("This starts at 0") */
-Test(split_vq, init_state)
-{
-    env_setup(8, false, false);
-    cr_assert_eq(E.q.last_avail_idx, 0);
-    cr_assert_eq(E.q.used_idx, 0);
-    cr_assert_eq(E.q.pending, 0);
-    cr_assert_eq(E.q.broken, VS_REASON_NONE);
-    cr_assert_eq(fake_guest_accesses(&E.g), 0, "init must not touch guest memory");
-}
-
 /* Split Virtqueues (Queue Size is a power of 2, at most 32768; part alignment
  * table); Virtio Over PCI Bus / Common configuration structure layout (driver MUST
  * NOT write a queue_size that is not a power of 2 without RING_PACKED) */
 Test(split_vq, check_config_size_and_alignment)
 {
-    struct vq_config c = {.size = 256, .desc_addr = 0x1000, .driver_addr = 0x2002,
+    /* (the rules both formats share are in test_vq_contract.c) */
+    struct vq_config c = {.size = 1, .desc_addr = 0x1000, .driver_addr = 0x2002,
                           .device_addr = 0x3004};
     cr_assert_eq(svq_check_config(&c, 256), VS_REASON_NONE);
-    cr_assert_eq(svq_check_config(&c, 255), VS_REASON_QUEUE_SIZE_INVALID);
-    c.size = 0;
-    cr_assert_eq(svq_check_config(&c, 256), VS_REASON_QUEUE_SIZE_INVALID);
-    c.size = 1;
-    cr_assert_eq(svq_check_config(&c, 256), VS_REASON_NONE);
-    c.size = 32768;
-    cr_assert_eq(svq_check_config(&c, 65535), VS_REASON_NONE);
-    c.size = 32769;
-    cr_assert_eq(svq_check_config(&c, 65535), VS_REASON_QUEUE_SIZE_INVALID);
     c.size = 65535;
     cr_assert_eq(svq_check_config(&c, 65535), VS_REASON_QUEUE_SIZE_INVALID);
     /* not a power of two: valid for packed, refused for split */
@@ -373,10 +360,8 @@ Test(split_vq, zeroed_ring_is_empty)
     struct vq_elem e;
     bool avail = true;
     cr_assert_eq(svq_peek(&E.q, &E.ops, &avail), VQ_OK);
-    cr_assert_not(avail);
     cr_assert_eq(pop(&e), VQ_EMPTY);
     cr_assert_eq(E.q.last_avail_idx, 0);
-    cr_assert_eq(E.q.stats.buffers_popped, 0);
     cr_assert_eq(E.q.stats.descs_read, 0, "no descriptor is fetched for an empty ring");
     cr_assert_eq(E.g.reads[VS_DMA_DESC_READ], 2); /* avail->idx by peek and by pop */
     cr_assert_eq(log_count_at(AVAIL_RING + 2, false), 2);
@@ -414,7 +399,8 @@ Test(split_vq, avail_idx_exposes_entries)
     cr_assert_eq(log_count_at(AVAIL_RING + 2, false), 3);
 }
 
-/* Split Virtqueues / The Virtqueue Descriptor Table ; The Virtqueue Available Ring */
+/* Split Virtqueues / The Virtqueue Available Ring (the id is the head index the ring
+ * entry names, wherever the descriptor is) */
 Test(split_vq, single_descriptor_buffers)
 {
     env_setup(8, false, false);
@@ -422,44 +408,13 @@ Test(split_vq, single_descriptor_buffers)
     E.next_desc = 5;
     drv_add1(BUFS, 100, false);       /* desc 5 */
     drv_add1(BUFS + 0x1000, 1500, true); /* desc 6 */
-
     cr_assert_eq(pop(&e), VQ_OK);
     cr_assert_eq(e.id, 5, "id is the head index from the available ring");
     cr_assert_eq(e.head, 5);
-    cr_assert_eq(e.slots, 1);
-    cr_assert_eq(e.nsegs, 1);
-    cr_assert_not(e.indirect);
-    cr_assert_eq(e.readable_bytes, 100);
-    cr_assert_eq(e.writable_bytes, 0);
-    cr_assert_eq(E.segs[0].addr, BUFS);
-    cr_assert_eq(E.segs[0].len, 100);
-    cr_assert_not(E.segs[0].device_writable);
-
     cr_assert_eq(pop(&e), VQ_OK);
     cr_assert_eq(e.id, 6);
-    cr_assert_eq(e.readable_bytes, 0);
-    cr_assert_eq(e.writable_bytes, 1500);
-    cr_assert(E.segs[0].device_writable);
-
     cr_assert_eq(pop(&e), VQ_EMPTY);
     cr_assert_eq(E.q.last_avail_idx, 2);
-    cr_assert_eq(E.q.stats.buffers_popped, 2);
-    cr_assert_eq(E.q.stats.descs_read, 2);
-}
-
-/* Split Virtqueues / The Virtqueue Descriptor Table (the device reads descriptors,
- * never the buffers, when it pops) */
-Test(split_vq, buffers_outside_memory_are_not_read_by_pop)
-{
-    env_setup(4, false, false);
-    struct vq_elem e;
-    drv_add1(0xdead00000000ull, 4096, false);
-    cr_assert_eq(pop(&e), VQ_OK);
-    cr_assert_eq(E.segs[0].addr, 0xdead00000000ull);
-    cr_assert_eq(E.g.faults, 0);
-    cr_assert_eq(E.g.reads[VS_DMA_BUF_READ], 0);
-    cr_assert_eq(fake_guest_accesses(&E.g), E.g.reads[VS_DMA_DESC_READ],
-                 "pop only reads the rings and the descriptor table");
 }
 
 /* ==== chains ==== */
@@ -490,18 +445,6 @@ Test(split_vq, chain_follows_next)
     }
     cr_assert_eq(E.q.last_avail_idx, 1, "a chain takes one available ring entry");
     cr_assert_eq(E.q.stats.descs_read, 4);
-}
-
-/* Split Virtqueues / Indirect Descriptors (driver: a chain no longer than Queue Size) */
-Test(split_vq, chain_of_exactly_queue_size_is_accepted)
-{
-    env_setup(4, false, false);
-    struct vq_elem e;
-    struct tseg s[4] = {{BUFS, 1, false}, {BUFS, 1, false}, {BUFS, 1, true}, {BUFS, 1, true}};
-    drv_add_chain(s, 4);
-    cr_assert_eq(pop(&e), VQ_OK);
-    cr_assert_eq(e.nsegs, 4);
-    cr_assert_eq(pop(&e), VQ_EMPTY);
 }
 
 /* ==== indirect ==== */
@@ -549,9 +492,6 @@ Test(split_vq, indirect_table_larger_than_one_burst)
     uint64_t reads0 = E.g.reads[VS_DMA_DESC_READ];
     cr_assert_eq(pop(&e), VQ_OK);
     cr_assert_eq(e.nsegs, 40);
-    cr_assert_eq(E.segs[39].len, 49);
-    cr_assert(E.segs[39].device_writable);
-    cr_assert_eq(E.q.stats.descs_read, 41);
     /* avail idx + ring entry + ring descriptor + 2 bursts */
     cr_assert_eq(E.g.reads[VS_DMA_DESC_READ] - reads0, 5);
 }
@@ -594,62 +534,7 @@ Test(split_vq, chain_ending_in_indirect_descriptor)
     cr_assert_eq(E.q.stats.descs_read, 5);
 }
 
-/* Split Virtqueues / Indirect Descriptors (mixing indirect and direct buffers) */
-Test(split_vq, indirect_and_direct_buffers_mixed)
-{
-    env_setup(8, true, false);
-    struct vq_elem e;
-    struct tseg t[2] = {{BUFS, 8, false}, {BUFS, 8, true}};
-    drv_add1(BUFS, 64, false);
-    drv_add_indirect(TABLES, t, 2, 0);
-    drv_add_chain(t, 2);
-    cr_assert_eq(pop(&e), VQ_OK);
-    cr_assert_not(e.indirect);
-    cr_assert_eq(pop(&e), VQ_OK);
-    cr_assert(e.indirect);
-    cr_assert_eq(e.id, 1);
-    cr_assert_eq(pop(&e), VQ_OK);
-    cr_assert_not(e.indirect);
-    cr_assert_eq(e.id, 2);
-    cr_assert_eq(e.nsegs, 2);
-    cr_assert_eq(E.q.last_avail_idx, 3);
-}
-
 /* ==== used ring ==== */
-
-/* Split Virtqueues / The Virtqueue Used Ring (id = head, len = bytes written; elements
- * in completion order) */
-Test(split_vq, used_elements_in_completion_order)
-{
-    env_setup(8, false, false);
-    struct vq_elem e[3];
-    struct tseg two[2] = {{BUFS, 10, false}, {BUFS, 20, true}};
-    uint16_t h0 = drv_add1(BUFS, 1, true);
-    uint16_t h1 = drv_add_chain(two, 2);
-    uint16_t h2 = drv_add1(BUFS, 1, true);
-    cr_assert_eq(h1, 1);
-    cr_assert_eq(h2, 3);
-    for (int i = 0; i < 3; i++)
-        cr_assert_eq(pop(&e[i]), VQ_OK);
-    /* complete the last, then the first, then the chain */
-    cr_assert_eq(svq_push(&E.q, &E.ops, &e[2], 1), VQ_OK);
-    cr_assert_eq(svq_push(&E.q, &E.ops, &e[0], 0), VQ_OK);
-    cr_assert_eq(svq_push(&E.q, &E.ops, &e[1], 20), VQ_OK);
-    cr_assert_eq(svq_flush(&E.q, &E.ops), VQ_OK);
-    cr_assert_eq(drv_used_ready(), 3);
-    uint32_t id, len;
-    drv_take_used(&id, &len);
-    cr_assert_eq(id, h2);
-    cr_assert_eq(len, 1);
-    drv_take_used(&id, &len);
-    cr_assert_eq(id, h0);
-    cr_assert_eq(len, 0);
-    drv_take_used(&id, &len);
-    cr_assert_eq(id, h1);
-    cr_assert_eq(len, 20);
-    cr_assert_eq(E.q.stats.used_pushed, 3);
-    cr_assert_eq(E.q.stats.flushes, 1);
-}
 
 /* Split Virtqueues / The Virtqueue Used Ring (device normative: len set prior to
  * updating used idx; idx written last, publishing the batch). The elements of one
@@ -691,15 +576,6 @@ Test(split_vq, used_idx_written_last)
     cr_assert_eq(E.q.pending, 0);
     cr_assert_eq(fake_guest_get16(&E.g, USED_RING), 0, "used->flags untouched");
     cr_assert_eq(drv_used_ready(), 3);
-}
-
-/* Split Virtqueues / Receiving Used Buffers From The Device */
-Test(split_vq, flush_of_empty_batch_is_a_noop)
-{
-    env_setup(4, false, false);
-    cr_assert_eq(svq_flush(&E.q, &E.ops), VQ_OK);
-    cr_assert_eq(fake_guest_accesses(&E.g), 0);
-    cr_assert_eq(E.q.stats.flushes, 0);
 }
 
 /* Runs `buffers` requests through a ring of `size`, mixing single descriptors and
@@ -756,22 +632,6 @@ static void run_laps(uint16_t size, unsigned buffers, unsigned batch, bool indir
     cr_assert_eq(E.q.broken, VS_REASON_NONE);
 }
 
-/* Split Virtqueues / Updating The Available Ring (ring entry = idx % size; size 4,
- * many laps) */
-Test(split_vq, ring_wrap_size_4_many_laps)
-{
-    run_laps(4, 40, 1, false);
-    cr_assert_gt(E.q.stats.descs_read, 10u * 4);
-}
-
-/* Split Virtqueues / Updating The Available Ring (size 4, batches) */
-Test(split_vq, ring_wrap_size_4_batched)
-{
-    run_laps(4, 60, 3, false);
-    run_laps(4, 60, 4, true);
-    cr_assert_gt(E.q.stats.indirect_tables, 0);
-}
-
 /* Split Virtqueues / Updating idx ("idx always increments, and wraps naturally at
  * 65536"): 70000 buffers through a ring of 4 carry both indices across 65535 -> 0 */
 Test(split_vq, index_wrap_16_bit)
@@ -790,28 +650,11 @@ Test(split_vq, index_wrap_size_1)
     cr_assert_eq(E.q.last_avail_idx, 4);
 }
 
-/* Split Virtqueues / Supplying Buffers to The Device (a full ring: idx exactly size
- * ahead is legal) */
-Test(split_vq, full_ring)
-{
-    env_setup(4, false, false);
-    for (int i = 0; i < 4; i++)
-        drv_add1(BUFS, 10, true);
-    struct vq_elem e;
-    bool avail;
-    cr_assert_eq(svq_peek(&E.q, &E.ops, &avail), VQ_OK);
-    cr_assert(avail);
-    for (uint16_t i = 0; i < 4; i++) {
-        cr_assert_eq(pop(&e), VQ_OK);
-        cr_assert_eq(e.id, i);
-    }
-    cr_assert_eq(pop(&e), VQ_EMPTY);
-}
-
 /* ==== used buffer notification suppression ==== */
 
-/* Split Virtqueues / Used Buffer Notification Suppression (without EVENT_IDX:
- * avail->flags NO_INTERRUPT) */
+/* Split Virtqueues / Used Buffer Notification Suppression (without EVENT_IDX: the
+ * decision reads avail->flags, 2 bytes, and ignores used_event; the decisions
+ * themselves are in test_vq_contract.c) */
 Test(split_vq, used_notification_flags_without_event_idx)
 {
     env_setup(8, false, false);
@@ -823,35 +666,13 @@ Test(split_vq, used_notification_flags_without_event_idx)
     cr_assert_eq(a->len, 2);
     cr_assert_eq(a->kind, VS_DMA_EVENT_READ);
     cr_assert_not(a->write);
-
-    fake_guest_put16(&E.g, AVAIL_RING, VIRTQ_AVAIL_F_NO_INTERRUPT_MASK);
-    publish(2);
-    cr_assert_not(decide());
-    cr_assert_eq(E.q.stats.interrupts_suppressed, 1);
-    cr_assert_eq(E.q.stats.event_reads, 2);
-
-    /* nothing published since the last decision: no interrupt and no read */
-    fake_guest_put16(&E.g, AVAIL_RING, 0);
-    uint64_t reads = E.g.reads[VS_DMA_EVENT_READ];
-    cr_assert_not(decide());
-    cr_assert_eq(E.g.reads[VS_DMA_EVENT_READ], reads);
-    cr_assert_eq(E.q.stats.interrupts_suppressed, 1);
-
-    /* pushed but not flushed: nothing to decide yet */
-    struct vq_elem e;
-    drv_add1(BUFS, 1, true);
-    cr_assert_eq(pop(&e), VQ_OK);
-    cr_assert_eq(svq_push(&E.q, &E.ops, &e, 1), VQ_OK);
-    cr_assert_not(decide());
-    cr_assert_eq(svq_flush(&E.q, &E.ops), VQ_OK);
-    cr_assert(decide());
-    cr_assert_eq(E.q.stats.used_pushed, 4);
 }
 
 /* Split Virtqueues / Used Buffer Notification Suppression (with EVENT_IDX: used_event;
  * the low bit of flags is ignored) */
 Test(split_vq, used_event_with_event_idx)
 {
+    /* (the decisions at, before and after used_event are in test_vq_contract.c) */
     env_setup(8, false, true);
     /* used_event 2: notify once the element with index 2 is written */
     fake_guest_put16(&E.g, used_event_addr(), 2);
@@ -864,28 +685,7 @@ Test(split_vq, used_event_with_event_idx)
     cr_assert_eq(a->kind, VS_DMA_EVENT_READ);
     publish(1); /* index 2 */
     cr_assert(decide(), "flags' low bit must be ignored with EVENT_IDX");
-    publish(3); /* indices 3..5: 2 already passed */
-    cr_assert_not(decide());
-    fake_guest_put16(&E.g, used_event_addr(), 7);
-    publish(1); /* index 6 */
-    cr_assert_not(decide());
-    publish(3); /* 7..9: 7 passed in the middle of the batch */
-    cr_assert(decide());
-    /* used_event == old index - 1 (already passed before this range) */
-    fake_guest_put16(&E.g, used_event_addr(), 9);
-    publish(4);
-    cr_assert_not(decide());
-    /* used_event == the last index of the range (new - 1) */
-    fake_guest_put16(&E.g, used_event_addr(), 15);
-    publish(2); /* 14, 15 */
-    cr_assert(decide());
-    /* used_event == new: not reached yet */
-    fake_guest_put16(&E.g, used_event_addr(), 17);
-    publish(1); /* 16 */
-    cr_assert_not(decide());
-    cr_assert_eq(E.q.stats.interrupts_suppressed, 5);
-    cr_assert_eq(E.q.stats.event_reads, 8);
-    cr_assert_eq(E.g.reads[VS_DMA_EVENT_READ], 8);
+    cr_assert_eq(E.g.reads[VS_DMA_EVENT_READ], 2, "no read of flags with EVENT_IDX");
 }
 
 /* Split Virtqueues / Used Buffer Notification Suppression (the rule across the 16-bit
@@ -1143,54 +943,10 @@ Test(split_vq, hostile_chain_longer_than_ring)
     cr_assert_eq(E.q.stats.descs_read, 4);
 }
 
-/* Split Virtqueues / Message Framing (device normative: MAY limit the descriptors in
- * a chain) */
-Test(split_vq, hostile_chain_longer_than_max_segs)
-{
-    env_setup(8, false, false);
-    struct tseg s[3] = {{BUFS, 1, false}, {BUFS, 1, false}, {BUFS, 1, false}};
-    drv_add_chain(s, 3);
-    struct vq_elem e;
-    struct vq_seg two[2];
-    cr_assert_eq(svq_pop(&E.q, &E.ops, &e, two, 2), VQ_BROKEN);
-    cr_assert_eq(E.q.stats.descs_read, 2);
-    expect_broken_silent(VS_REASON_CHAIN_TOO_LONG);
-}
-
-/* Split Virtqueues / The Virtqueue Descriptor Table (model policy: empty elements) */
-Test(split_vq, hostile_zero_length)
-{
-    env_setup(4, false, false);
-    struct tseg s[2] = {{BUFS, 10, false}, {BUFS, 0, true}};
-    drv_add_chain(s, 2);
-    expect_pop_breaks(VS_REASON_DESC_ZERO_LENGTH);
-}
-
-/* Split Virtqueues / The Virtqueue Descriptor Table (driver normative: a chain under
- * 2^32 bytes in total) */
-Test(split_vq, hostile_length_overflow)
-{
-    env_setup(4, false, false);
-    struct tseg s[2] = {{BUFS, 0x80000000u, false}, {BUFS, 0x80000000u, true}};
-    drv_add_chain(s, 2);
-    expect_pop_breaks(VS_REASON_DESC_LENGTH_OVERFLOW);
-
-    env_setup(4, false, false);
-    struct tseg ok[2] = {{BUFS, 0x80000000u, false}, {BUFS, 0x7fffffffu, true}};
-    drv_add_chain(ok, 2);
-    struct vq_elem e;
-    cr_assert_eq(pop(&e), VQ_OK, "2^32 - 1 bytes in total is allowed");
-}
-
 /* Split Virtqueues / Message Framing (driver normative: device-writable after
  * device-readable) */
 Test(split_vq, hostile_read_after_write)
 {
-    env_setup(4, false, false);
-    struct tseg s[3] = {{BUFS, 1, false}, {BUFS, 1, true}, {BUFS, 1, false}};
-    drv_add_chain(s, 3);
-    expect_pop_breaks(VS_REASON_READ_AFTER_WRITE);
-
     /* across the step from the ring chain into an indirect table */
     env_setup(4, true, false);
     put_desc(0, BUFS, 8, F_NEXT | F_WRITE, 1);
@@ -1204,13 +960,7 @@ Test(split_vq, hostile_read_after_write)
  * VIRTIO_F_INDIRECT_DESC) */
 Test(split_vq, hostile_indirect_not_negotiated)
 {
-    env_setup(4, false, false);
-    struct tseg t[1] = {{BUFS, 8, false}};
-    drv_add_indirect(TABLES, t, 1, 0);
-    expect_pop_breaks(VS_REASON_INDIRECT_NOT_NEGOTIATED);
-    cr_assert_eq(E.q.stats.descs_read, 1, "the table is not fetched");
-
-    /* also at the end of a chain */
+    /* at the end of a chain (a lone one is in test_vq_contract.c) */
     env_setup(4, false, false);
     put_desc(0, BUFS, 8, F_NEXT, 1);
     put_desc(1, TABLES, 16, F_IND, 0);
@@ -1222,15 +972,7 @@ Test(split_vq, hostile_indirect_not_negotiated)
  * INDIRECT and NEXT) */
 Test(split_vq, hostile_indirect_with_next)
 {
-    env_setup(4, true, false);
-    struct tseg t[1] = {{BUFS, 8, false}};
-    put_desc(1, BUFS, 8, 0, 0);
-    drv_add_indirect(TABLES, t, 1, F_NEXT);
-    fake_guest_put16(&E.g, desc_at(0) + 14, 1);
-    expect_pop_breaks(VS_REASON_INDIRECT_WITH_NEXT);
-    cr_assert_eq(E.q.stats.descs_read, 1, "the table is not fetched");
-
-    /* in the middle of a chain */
+    /* in the middle of a chain (at its head is in test_vq_contract.c) */
     env_setup(4, true, false);
     put_desc(0, BUFS, 8, F_NEXT, 1);
     put_desc(1, TABLES, 16, F_IND | F_NEXT, 2);
@@ -1238,32 +980,6 @@ Test(split_vq, hostile_indirect_with_next)
     put_table_entry(TABLES, 0, BUFS, 8, 0, 0);
     drv_expose(0);
     expect_pop_breaks(VS_REASON_INDIRECT_WITH_NEXT);
-}
-
-/* Split Virtqueues / Indirect Descriptors (table of len / 16 descriptors) */
-Test(split_vq, hostile_indirect_len_zero_or_not_multiple)
-{
-    env_setup(4, true, false);
-    put_desc(0, TABLES, 0, F_IND, 0);
-    drv_expose(0);
-    expect_pop_breaks(VS_REASON_INDIRECT_LEN_NOT_MULTIPLE);
-
-    env_setup(4, true, false);
-    put_desc(0, TABLES, 24, F_IND, 0);
-    drv_expose(0);
-    expect_pop_breaks(VS_REASON_INDIRECT_LEN_NOT_MULTIPLE);
-    cr_assert_eq(E.q.stats.descs_read, 1, "the table is not fetched");
-}
-
-/* Split Virtqueues / Indirect Descriptors (driver normative: no INDIRECT within an
- * indirect table) */
-Test(split_vq, hostile_indirect_nested)
-{
-    env_setup(4, true, false);
-    struct tseg t[2] = {{BUFS, 8, false}, {BUFS, 8, true}};
-    drv_add_indirect(TABLES, t, 2, 0);
-    fake_guest_put16(&E.g, TABLES + 16 + 12, F_IND | F_WRITE);
-    expect_pop_breaks(VS_REASON_INDIRECT_NESTED);
 }
 
 /* Split Virtqueues / Indirect Descriptors (next inside the table names one of its
@@ -1315,53 +1031,6 @@ Test(split_vq, hostile_indirect_list_too_long)
     expect_pop_breaks(VS_REASON_CHAIN_TOO_LONG);
 }
 
-/* Split Virtqueues / Indirect Descriptors (device limit below the queue size) */
-Test(split_vq, hostile_indirect_list_longer_than_max_segs)
-{
-    env_setup(16, true, false);
-    struct tseg t[3] = {{BUFS, 8, false}, {BUFS, 8, false}, {BUFS, 8, false}};
-    drv_add_indirect(TABLES, t, 3, 0);
-    struct vq_elem e;
-    struct vq_seg two[2];
-    cr_assert_eq(svq_pop(&E.q, &E.ops, &e, two, 2), VQ_BROKEN);
-    expect_broken_silent(VS_REASON_CHAIN_TOO_LONG);
-}
-
-/* Split Virtqueues / Indirect Descriptors (entry rules apply inside the table) */
-Test(split_vq, hostile_indirect_entry_rules)
-{
-    env_setup(4, true, false);
-    struct tseg t[2] = {{BUFS, 8, true}, {BUFS, 8, false}};
-    drv_add_indirect(TABLES, t, 2, 0);
-    expect_pop_breaks(VS_REASON_READ_AFTER_WRITE);
-
-    env_setup(4, true, false);
-    struct tseg z[2] = {{BUFS, 8, false}, {BUFS, 0, true}};
-    drv_add_indirect(TABLES, z, 2, 0);
-    expect_pop_breaks(VS_REASON_DESC_ZERO_LENGTH);
-
-    env_setup(4, true, false);
-    struct tseg big[2] = {{BUFS, 0xffffffffu, false}, {BUFS, 1, true}};
-    drv_add_indirect(TABLES, big, 2, 0);
-    expect_pop_breaks(VS_REASON_DESC_LENGTH_OVERFLOW);
-}
-
-/* Split Virtqueues / Indirect Descriptors (table outside guest memory) */
-Test(split_vq, hostile_indirect_table_outside_memory)
-{
-    env_setup(4, true, false);
-    put_desc(0, G_BASE + G_SIZE - 16, 32, F_IND, 0);
-    drv_expose(0);
-    expect_pop_breaks(VS_REASON_DMA_OUT_OF_RANGE);
-    cr_assert_eq(E.g.faults, 1);
-
-    env_setup(4, true, false);
-    put_desc(0, UINT64_MAX - 15, 32, F_IND, 0);
-    drv_expose(0);
-    expect_pop_breaks(VS_REASON_DMA_OUT_OF_RANGE);
-    cr_assert_eq(E.g.faults, 0, "an address range wrapping 2^64 is refused before any DMA");
-}
-
 /* Split Virtqueues (each part must be backed by guest memory) */
 Test(split_vq, hostile_rings_outside_memory)
 {
@@ -1372,22 +1041,12 @@ Test(split_vq, hostile_rings_outside_memory)
     cr_assert_eq(svq_peek(&E.q, &E.ops, &avail), VQ_BROKEN);
     expect_broken_silent(VS_REASON_DMA_OUT_OF_RANGE);
 
-    /* the descriptor table's last entries run off the end of memory */
-    c.driver_addr = AVAIL_RING;
-    c.desc_addr = G_BASE + G_SIZE - 32;
-    env_setup_cfg(&c);
-    put_desc(0, BUFS, 8, 0, 0);
-    drv_expose(0);
-    struct vq_elem e;
-    cr_assert_eq(pop(&e), VQ_OK);
-    drv_expose(2);
-    expect_pop_breaks(VS_REASON_DMA_OUT_OF_RANGE);
-
     /* the used ring outside memory: found by the flush that writes the element */
-    c.desc_addr = DESC_TABLE;
+    c.driver_addr = AVAIL_RING;
     c.device_addr = G_BASE + G_SIZE - 4;
     env_setup_cfg(&c);
     drv_add1(BUFS, 8, true);
+    struct vq_elem e;
     cr_assert_eq(pop(&e), VQ_OK);
     cr_assert_eq(svq_push(&E.q, &E.ops, &e, 8), VQ_OK);
     cr_assert_eq(svq_flush(&E.q, &E.ops), VQ_BROKEN);
@@ -1420,23 +1079,10 @@ Test(split_vq, hostile_event_fields_outside_memory)
     expect_broken_silent(VS_REASON_DMA_OUT_OF_RANGE);
 }
 
-/* Device Status Field / DEVICENEEDSRESET (a DMA refused because PCI bus-master
- * enable is clear is an error state of the queue) */
-Test(split_vq, bus_master_off_breaks_pop_and_peek)
+/* Device Status Field / DEVICENEEDSRESET (a refused DMA is an error state of the
+ * queue; the other steps are in test_vq_contract.c) */
+Test(split_vq, iommu_fault_reading_the_avail_entry_breaks_pop)
 {
-    env_setup(4, false, false);
-    drv_add1(BUFS, 1, false);
-    E.g.bus_master_off = true;
-    expect_pop_breaks(VS_REASON_DMA_BUS_MASTER_OFF);
-    cr_assert_eq(E.g.faults, 1);
-
-    env_setup(4, false, false);
-    E.g.bus_master_off = true;
-    bool avail = true;
-    cr_assert_eq(svq_peek(&E.q, &E.ops, &avail), VQ_BROKEN);
-    cr_assert_not(avail);
-    expect_broken_silent(VS_REASON_DMA_BUS_MASTER_OFF);
-
     /* an IOMMU fault reading the available ring entry (idx already read by peek) */
     env_setup(4, false, false);
     struct tseg s[2] = {{BUFS, 1, false}, {BUFS, 1, true}};
@@ -1446,45 +1092,6 @@ Test(split_vq, bus_master_off_breaks_pop_and_peek)
     E.g.fail_kinds = 1u << VS_DMA_DESC_READ;
     E.g.fail_status = VS_DMA_IOMMU_FAULT;
     expect_pop_breaks(VS_REASON_DMA_IOMMU_FAULT);
-}
-
-/* Device Status Field / DEVICENEEDSRESET (bus-master off during used write-back and
- * notification suppression accesses) */
-Test(split_vq, bus_master_off_breaks_push_flush_and_events)
-{
-    struct vq_elem e;
-    env_setup(4, false, false);
-    drv_add1(BUFS, 1, false);
-    cr_assert_eq(pop(&e), VQ_OK);
-    E.g.bus_master_off = true;
-    /* the element is held in the device: the write, and the failure, come at flush */
-    cr_assert_eq(svq_push(&E.q, &E.ops, &e, 0), VQ_OK);
-    cr_assert_eq(E.q.pending, 1);
-    cr_assert_eq(svq_flush(&E.q, &E.ops), VQ_BROKEN);
-    expect_broken_silent(VS_REASON_DMA_BUS_MASTER_OFF);
-
-    env_setup(4, false, false);
-    drv_add1(BUFS, 1, false);
-    cr_assert_eq(pop(&e), VQ_OK);
-    cr_assert_eq(svq_push(&E.q, &E.ops, &e, 0), VQ_OK);
-    E.g.fail_kinds = 1u << VS_DMA_USED_WRITE;
-    E.g.fail_status = VS_DMA_BUS_MASTER_OFF;
-    cr_assert_eq(svq_flush(&E.q, &E.ops), VQ_BROKEN);
-    expect_broken_silent(VS_REASON_DMA_BUS_MASTER_OFF);
-
-    for (int ev = 0; ev < 2; ev++) {
-        env_setup(4, false, ev == 1);
-        publish(1);
-        E.g.bus_master_off = true;
-        bool irq;
-        cr_assert_eq(svq_should_interrupt(&E.q, &E.ops, &irq), VQ_BROKEN);
-        expect_broken_silent(VS_REASON_DMA_BUS_MASTER_OFF);
-
-        env_setup(4, false, ev == 1);
-        E.g.bus_master_off = true;
-        cr_assert_eq(svq_set_notifications(&E.q, &E.ops, true), VQ_BROKEN);
-        expect_broken_silent(VS_REASON_DMA_BUS_MASTER_OFF);
-    }
 }
 
 /* Split Virtqueues (an unchecked ring address that wraps past 2^64 is refused before
@@ -1509,24 +1116,6 @@ Test(split_vq, hostile_ring_address_wrapping)
     cr_assert_eq(svq_peek(&E.q, &E.ops, &avail), VQ_BROKEN);
     expect_broken_silent(VS_REASON_DMA_OUT_OF_RANGE);
     cr_assert_eq(fake_guest_accesses(&E.g), 0);
-}
-
-/* Split Virtqueues / Message Framing (a device limit of 0 elements rejects every
- * buffer without writing the caller's array) */
-Test(split_vq, max_segs_zero_never_writes_segments)
-{
-    env_setup(4, true, false);
-    drv_add1(BUFS, 8, false);
-    struct vq_elem e;
-    cr_assert_eq(svq_pop(&E.q, &E.ops, &e, NULL, 0), VQ_BROKEN);
-    expect_broken_silent(VS_REASON_CHAIN_TOO_LONG);
-
-    env_setup(4, true, false);
-    struct tseg t[1] = {{BUFS, 8, false}};
-    drv_add_indirect(TABLES, t, 1, 0);
-    cr_assert_eq(svq_pop(&E.q, &E.ops, &e, NULL, 0), VQ_BROKEN);
-    expect_broken_silent(VS_REASON_CHAIN_TOO_LONG);
-    cr_assert_eq(E.q.stats.descs_read, 1, "the table is not fetched");
 }
 
 /* Split Virtqueues / The Virtqueue Descriptor Table (hostile driver: garbage in every
@@ -1582,51 +1171,6 @@ Test(split_vq, hostile_random_rings_never_escape)
 }
 
 /* ==== the ring-format table ==== */
-
-/* Basic Facilities of a Virtio Device / Virtqueues (one table of functions per
- * format; the device never asks which one a queue uses) */
-Test(split_vq, ops_table_round_trip)
-{
-    env_setup(8, false, false);
-    const struct vq_ops *ops = &split_vq_ops;
-    cr_assert_str_eq(ops->name, "split");
-    struct vq_config c = E.cfg;
-    c.size = 12;
-    cr_assert_eq(ops->check_config(&c, 64), VS_REASON_QUEUE_SIZE_INVALID);
-    c.size = 8;
-    cr_assert_eq(ops->check_config(&c, 64), VS_REASON_NONE);
-    struct svq q;
-    ops->init(&q, &c);
-    drv_add1(BUFS, 64, true);
-    bool avail = false;
-    cr_assert_eq(ops->peek(&q, &E.ops, &avail), VQ_OK);
-    cr_assert(avail);
-    struct vq_elem e;
-    cr_assert_eq(ops->pop(&q, &E.ops, &e, E.segs, MAX_SEGS), VQ_OK);
-    cr_assert_eq(e.writable_bytes, 64);
-    cr_assert_eq(ops->push(&q, &E.ops, &e, 60), VQ_OK);
-    cr_assert_eq(ops->pending(&q), 1);
-    cr_assert_eq(ops->flush(&q, &E.ops), VQ_OK);
-    cr_assert_eq(ops->pending(&q), 0);
-    bool irq = false;
-    cr_assert_eq(ops->should_interrupt(&q, &E.ops, &irq), VQ_OK);
-    cr_assert(irq);
-    cr_assert_eq(ops->set_notifications(&q, &E.ops, false), VQ_OK);
-    ops->set_avail_hint(&q, 2, false);
-    cr_assert_eq(svq_hint_count(&q), 1);
-    cr_assert_eq(ops->broken(&q), VS_REASON_NONE);
-    const struct vq_stats *st = ops->stats(&q);
-    cr_assert_eq(st->buffers_popped, 1);
-    cr_assert_eq(st->used_pushed, 1);
-    cr_assert_eq(st->flushes, 1);
-    cr_assert_eq(st->event_reads, 1);
-    cr_assert_eq(st->event_writes, 1);
-    cr_assert_eq(st->descs_read, 1);
-    uint32_t id, len;
-    drv_take_used(&id, &len);
-    cr_assert_eq(id, 0);
-    cr_assert_eq(len, 60);
-}
 
 /* ==== fetch unit: available ring entries in batches, descriptor runs with IN_ORDER ==== */
 
@@ -1749,32 +1293,6 @@ static void split_batch_across_end(uint16_t size)
 }
 Test(split_vq, fetch_batch_across_ring_end_size_4) { split_batch_across_end(4); }
 Test(split_vq, fetch_batch_across_ring_end_size_8) { split_batch_across_end(8); }
-
-/* Chains and indirect tables across the descriptor runs: a chain whose tail is beyond
- * the run, and an indirect buffer, pop exactly as with one per read. */
-Test(split_vq, fetch_chains_and_indirect_across_runs)
-{
-    env_setup_fetch(16, true, 3, VQ_FETCH_READ_AHEAD);
-    struct tseg c[3] = {{BUFS, 10, false}, {BUFS + 100, 20, true}, {BUFS + 200, 30, true}};
-    drv_add1(BUFS, 5, false);          /* desc 0 */
-    drv_add_chain(c, 3);               /* descs 1..3 */
-    drv_add_indirect(TABLES, c, 3, 0); /* desc 4 */
-    drv_add_chain(c, 2);               /* descs 5, 6 */
-    struct vq_elem e;
-    cr_assert_eq(pop(&e), VQ_OK);
-    cr_assert_eq(e.id, 0);
-    cr_assert_eq(pop(&e), VQ_OK);
-    cr_assert_eq(e.id, 1);
-    cr_assert_eq(e.nsegs, 3);
-    cr_assert_eq(e.writable_bytes, 50);
-    cr_assert_eq(pop(&e), VQ_OK);
-    cr_assert_eq(e.id, 4);
-    cr_assert(e.indirect);
-    cr_assert_eq(pop(&e), VQ_OK);
-    cr_assert_eq(e.id, 5);
-    cr_assert_eq(e.nsegs, 2);
-    cr_assert_eq(pop(&e), VQ_EMPTY);
-}
 
 /* Reset (svq_init again) drops both caches. */
 Test(split_vq, fetch_cache_dropped_on_reset)
