@@ -180,6 +180,54 @@ enum rss_error rss_config_set(struct rss_state *s, const struct rss_limits *lim,
     return RSS_ERR_OK;
 }
 
+void rss_hash_config_reset(struct rss_hash_config *h)
+{
+    memset(h, 0, sizeof *h);
+}
+
+enum rss_error rss_hash_config_check(const struct rss_limits *lim, bool hash_report_negotiated,
+                                     const uint8_t *data, size_t len, struct rss_fault *f)
+{
+    fault(f, RSS_ERR_OK, 0, 0);
+    /* The command configures "reported hash parameters": without VIRTIO_NET_F_HASH_REPORT
+     * there is nothing it could configure. */
+    if (!hash_report_negotiated)
+        return fault(f, RSS_ERR_HASH_REPORT_NOT_NEGOTIATED, VIRTIO_NET_CTRL_MQ_HASH_CONFIG,
+                     VIRTIO_NET_F_HASH_REPORT_BIT);
+    const size_t head = VIRTIO_NET_HASH_CONFIG_OFF_KEY;
+    if (len < head)
+        return fault(f, RSS_ERR_TRUNCATED, (uint32_t)len, (uint32_t)head);
+    const uint32_t hash_types = vs_le32(data);
+    if (hash_types & ~lim->supported_hash_types)
+        return fault(f, RSS_ERR_HASH_TYPE_UNSUPPORTED, hash_types, lim->supported_hash_types);
+    /* "Field reserved MUST contain zeroes." */
+    for (unsigned k = 0; k < VIRTIO_NET_HASH_CONFIG_RESERVED_BYTES; k++)
+        if (data[VIRTIO_NET_HASH_CONFIG_OFF_RESERVED + k] != 0)
+            return fault(f, RSS_ERR_RESERVED_NOT_ZERO, k, 0);
+    const uint8_t key_len = data[VIRTIO_NET_HASH_CONFIG_OFF_KEY_LENGTH];
+    if (key_len > lim->max_key_bytes)
+        return fault(f, RSS_ERR_KEY_TOO_LONG, key_len, lim->max_key_bytes);
+    if (len < head + key_len)
+        return fault(f, RSS_ERR_TRUNCATED, (uint32_t)len, (uint32_t)(head + key_len));
+    if (key_len == 0 && hash_types != 0)
+        return fault(f, RSS_ERR_KEY_EMPTY, 0, 1);
+    return RSS_ERR_OK;
+}
+
+enum rss_error rss_hash_config_set(struct rss_hash_config *h, const struct rss_limits *lim,
+                                   bool hash_report_negotiated, const uint8_t *data, size_t len,
+                                   struct rss_fault *f)
+{
+    const enum rss_error e = rss_hash_config_check(lim, hash_report_negotiated, data, len, f);
+    if (e != RSS_ERR_OK)
+        return e;
+    rss_hash_config_reset(h);
+    h->hash_types = vs_le32(data);
+    h->key_len = data[VIRTIO_NET_HASH_CONFIG_OFF_KEY_LENGTH];
+    memcpy(h->key, data + VIRTIO_NET_HASH_CONFIG_OFF_KEY, h->key_len);
+    return RSS_ERR_OK;
+}
+
 /* ---- The hash ---- */
 
 uint32_t rss_toeplitz(const uint8_t *key, size_t key_len, const uint8_t *in, size_t n)
@@ -405,6 +453,14 @@ uint8_t rss_hash_packet(const struct rss_packet *p, uint32_t hash_types, const u
     }
     *hash = rss_toeplitz(key, key_len, p->tuple, n);
     return report;
+}
+
+uint8_t rss_hash_report(const struct rss_hash_config *h, const uint8_t *frame, size_t len,
+                        uint32_t *hash)
+{
+    struct rss_packet p;
+    rss_parse(frame, len, &p);
+    return rss_hash_packet(&p, h->hash_types, h->key, h->key_len, hash);
 }
 
 void rss_steer(const struct rss_state *s, const uint8_t *frame, size_t len,

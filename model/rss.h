@@ -1,6 +1,7 @@
 /* rss.h -- virtio-net receive-side scaling as a kernel of its own: the Toeplitz hash,
  * the classification of a received frame, the RSS configuration a driver sets with
- * VIRTIO_NET_CTRL_MQ_RSS_CONFIG, and the steering of a frame to a receive queue.
+ * VIRTIO_NET_CTRL_MQ_RSS_CONFIG, the steering of a frame to a receive queue, and the
+ * hash-report parameters of VIRTIO_NET_CTRL_MQ_HASH_CONFIG (HASH_REPORT without RSS).
  *
  * Spec sections (device-types/net/description.tex): "Hash calculation for incoming
  * packets" and its subparagraphs "Supported/enabled hash types", "IPv4 packets", "IPv6
@@ -86,7 +87,11 @@ const char *rss_limits_problem(const struct rss_limits *l);
     X(KEY_TOO_LONG, "Device Types / Network Device / Device configuration layout", \
       "hash_key_length is more than the device's rss_max_key_size") \
     X(KEY_EMPTY, "Device Types / Network Device / Device Operation / Control Virtqueue / Receive-side scaling (RSS) / Setting RSS parameters", \
-      "hash_key_length is 0 while hash types are enabled (no key to hash with; viosim refuses it)")
+      "hash_key_length is 0 while hash types are enabled (no key to hash with; viosim refuses it)") \
+    X(HASH_REPORT_NOT_NEGOTIATED, "Device Types / Network Device / Device Operation / Control Virtqueue / Automatic receive steering in multiqueue mode / Hash calculation", \
+      "VIRTIO_NET_CTRL_MQ_HASH_CONFIG sent without VIRTIO_NET_F_HASH_REPORT negotiated (there is no hash to report)") \
+    X(RESERVED_NOT_ZERO, "Device Types / Network Device / Device Operation / Control Virtqueue / Automatic receive steering in multiqueue mode / Hash calculation", \
+      "struct virtio_net_hash_config's reserved field is not zero")
 
 enum rss_error {
 #define RSS_ERROR_ENUM(name, section, text) RSS_ERR_##name,
@@ -140,6 +145,33 @@ enum rss_error rss_config_check(const struct rss_limits *lim, bool rss_negotiate
 enum rss_error rss_config_set(struct rss_state *s, const struct rss_limits *lim,
                               bool rss_negotiated, uint16_t queue_pairs, const uint8_t *data,
                               size_t len, struct rss_fault *f);
+
+/* The hash reported without RSS: VIRTIO_NET_F_HASH_REPORT negotiated, VIRTIO_NET_F_RSS
+ * not ("Hash calculation for incoming packets": then the device uses hash_types and the
+ * key of struct virtio_net_hash_config). Reset: every type disabled, so only
+ * VIRTIO_NET_HASH_REPORT_NONE is reported ("Initially the device has all hash types
+ * disabled"). */
+struct rss_hash_config {
+    uint32_t hash_types;
+    uint8_t key_len;
+    uint8_t key[RSS_KEY_BYTES_MAX];
+};
+
+void rss_hash_config_reset(struct rss_hash_config *h);
+/* Check the command-specific data of VIRTIO_NET_CTRL_MQ_HASH_CONFIG as rss_config_check
+ * does its command's: HASH_REPORT_NOT_NEGOTIATED, TRUNCATED, HASH_TYPE_UNSUPPORTED,
+ * RESERVED_NOT_ZERO ("Field reserved MUST contain zeroes"), KEY_TOO_LONG, KEY_EMPTY, in
+ * the buffer's order. */
+enum rss_error rss_hash_config_check(const struct rss_limits *lim, bool hash_report_negotiated,
+                                     const uint8_t *data, size_t len, struct rss_fault *f);
+/* Check, and when OK put in force; on an error *h is left as it was. */
+enum rss_error rss_hash_config_set(struct rss_hash_config *h, const struct rss_limits *lim,
+                                   bool hash_report_negotiated, const uint8_t *data, size_t len,
+                                   struct rss_fault *f);
+/* The hash of a received frame under these parameters: the report type
+ * (VIRTIO_NET_HASH_REPORT_*, NONE with *hash 0 when no enabled type applies). */
+uint8_t rss_hash_report(const struct rss_hash_config *h, const uint8_t *frame, size_t len,
+                        uint32_t *hash);
 
 /* The Toeplitz hash of n input bytes under a key of key_len bytes: for every set bit of
  * the input, from the first byte's most significant bit on, the 32 key bits starting at

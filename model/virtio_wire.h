@@ -252,6 +252,15 @@ struct virtio_net_rss_config_head {
 VS_STATIC_ASSERT(sizeof(struct virtio_net_rss_config_head) == 8, "rss_config head is 8 bytes");
 #define VIRTIO_NET_RSS_CONFIG_TAIL_BYTES 3u /* le16 max_tx_vq + u8 hash_key_length */
 
+/* struct virtio_net_hash_config (VIRTIO_NET_CTRL_MQ_HASH_CONFIG, "Automatic receive
+ * steering in multiqueue mode / Hash calculation"): the hash reported without RSS. Laid
+ * out as struct virtio_net_rss_config with no table: le32 hash_types at 0, le16
+ * reserved[4] at 4 (zeroes), u8 hash_key_length at 12, the key from 13. */
+#define VIRTIO_NET_HASH_CONFIG_OFF_RESERVED   4u
+#define VIRTIO_NET_HASH_CONFIG_RESERVED_BYTES 8u
+#define VIRTIO_NET_HASH_CONFIG_OFF_KEY_LENGTH 12u
+#define VIRTIO_NET_HASH_CONFIG_OFF_KEY        13u
+
 /* struct rss_rq_id: le16 whose bits 0..14 are bits 1..16 of a receive virtqueue's index
  * (so the value is the receive queue's number from 0: value 3 is virtqueue 6, receiveq4)
  * and bit 15 is reserved, set to zero. */

@@ -13,8 +13,10 @@
  * Input: a limits byte (bit 0: the device's table limit is 65535 instead of 128, bit 1:
  * key limit 255 instead of 40, bit 2: VIRTIO_NET_F_RSS not negotiated, bits 3..5: drop
  * one supported hash type), a queue-pairs byte (1 + byte % 16), then records until the
- * input ends (at most 64): a kind byte (even: a configuration, odd: a frame), a u16
- * length, that many bytes (fewer if the input ends).
+ * input ends (at most 64): a kind byte (odd: a frame; even with bit 1 clear: an
+ * RSS_CONFIG's data; even with bit 1 set: a HASH_CONFIG's data, with HASH_REPORT
+ * negotiated unless bit 2 is set), a u16 length, that many bytes (fewer if the input
+ * ends). A frame is steered and, under the HASH_CONFIG in force, reported.
  */
 #include "fuzz_common.h"
 #include "rss.h"
@@ -40,6 +42,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static struct rss_state st, before;
+    static struct rss_hash_config hc, hc_before;
     struct fuzz_in in = {data, size};
     const uint8_t lb = fuzz_u8(&in);
     struct rss_limits lim = rss_limits_default();
@@ -54,6 +57,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_CHECK(rss_limits_problem(&lim) == NULL, "limits");
     const uint16_t pairs = (uint16_t)(1u + fuzz_u8(&in) % 16u);
     rss_reset(&st);
+    rss_hash_config_reset(&hc);
 
     for (unsigned r = 0; r < RECORDS_MAX && in.left > 0; r++) {
         const uint8_t kind = fuzz_u8(&in);
@@ -67,7 +71,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         in.p += len;
         in.left -= len;
 
-        if ((kind & 1u) == 0) {
+        if ((kind & 3u) == 2u) {
+            const bool report = !(kind & 4u);
+            memcpy(&hc_before, &hc, sizeof hc);
+            struct rss_fault f;
+            const enum rss_error e = rss_hash_config_set(&hc, &lim, report, copy, len, &f);
+            FUZZ_CHECK((unsigned)e < RSS_ERR_COUNT && f.error == e, "error %d", (int)e);
+            FUZZ_CHECK(rss_hash_config_check(&lim, report, copy, len, NULL) == e,
+                       "hash config check and set disagree");
+            if (e != RSS_ERR_OK)
+                FUZZ_CHECK(memcmp(&hc_before, &hc, sizeof hc) == 0, "%s changed the hash config",
+                           rss_error_name(e));
+            else
+                FUZZ_CHECK(report && (hc.hash_types & ~lim.supported_hash_types) == 0 &&
+                               hc.key_len <= lim.max_key_bytes,
+                           "accepted hash config out of limits");
+        } else if ((kind & 1u) == 0) {
             memcpy(&before, &st, sizeof st);
             struct rss_fault f;
             const enum rss_error e = rss_config_set(&st, &lim, negotiated, pairs, copy, len, &f);
@@ -97,6 +116,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 FUZZ_CHECK(s.rx_queue == st.table[s.hash & (st.table_len - 1u)], "queue %u",
                       s.rx_queue);
             }
+            uint32_t hash;
+            const uint8_t rep = rss_hash_report(&hc, copy, len, &hash);
+            FUZZ_CHECK(rep == VIRTIO_NET_HASH_REPORT_NONE
+                           ? hash == 0
+                           : rep <= VIRTIO_NET_HASH_REPORT_UDPV6 &&
+                                 (hc.hash_types & (1u << (rep - 1u))),
+                       "report %u not enabled (0x%x)", rep, hc.hash_types);
         }
         free(copy);
     }

@@ -908,3 +908,90 @@ Test(rss, random_configuration_buffers)
     }
     cr_expect_gt(ok, 0u, "some random configurations are good ones");
 }
+
+/* ---- VIRTIO_NET_CTRL_MQ_HASH_CONFIG: the hash reported without RSS ("Automatic receive
+ * steering in multiqueue mode / Hash calculation", "Hash reporting for incoming
+ * packets") ---- */
+
+static struct rss_hash_config hc, hc_saved;
+
+/* struct virtio_net_hash_config: hash_types, reserved[4], key length, key. */
+static size_t build_hash(uint32_t types, uint8_t key_len)
+{
+    memset(cfg_buf, 0, VIRTIO_NET_HASH_CONFIG_OFF_KEY);
+    vs_put_le32(cfg_buf, types);
+    cfg_buf[VIRTIO_NET_HASH_CONFIG_OFF_KEY_LENGTH] = key_len;
+    for (unsigned k = 0; k < key_len; k++)
+        cfg_buf[VIRTIO_NET_HASH_CONFIG_OFF_KEY + k] = ms_key[k % sizeof ms_key];
+    return VIRTIO_NET_HASH_CONFIG_OFF_KEY + key_len;
+}
+
+static enum rss_error try_hash(size_t n, const struct rss_limits *lim, bool negotiated,
+                               struct rss_fault *f)
+{
+    rss_hash_config_reset(&hc);
+    hc.hash_types = VIRTIO_NET_HASH_TYPE_IPV4_MASK;
+    hc.key_len = 1;
+    memcpy(&hc_saved, &hc, sizeof hc);
+    const enum rss_error e = rss_hash_config_set(&hc, lim, negotiated, cfg_buf, n, f);
+    if (e != RSS_ERR_OK)
+        cr_expect_eq(memcmp(&hc, &hc_saved, sizeof hc), 0, "%s changed the state", rss_error_name(e));
+    return e;
+}
+
+Test(rss, hash_config_reports_the_known_answers)
+{
+    const struct rss_limits lim = rss_limits_default();
+    uint8_t f[FRAME_MAX];
+    rss_hash_config_reset(&hc);
+    uint32_t hash = 1;
+    cr_expect_eq(rss_hash_report(&hc, f, frame4(f, 0, PROTO_TCP, 0, 0), &hash),
+                 VIRTIO_NET_HASH_REPORT_NONE, "initially every hash type is disabled");
+    cr_expect_eq(hash, 0u);
+    cr_assert_eq(try_hash(build_hash(ALL_TYPES, 40), &lim, true, NULL), RSS_ERR_OK);
+    cr_expect_eq(hc.hash_types, ALL_TYPES);
+    for (unsigned i = 0; i < NV4; i++) {
+        cr_expect_eq(rss_hash_report(&hc, f, frame4(f, i, PROTO_TCP, 0, 0), &hash),
+                     VIRTIO_NET_HASH_REPORT_TCPV4);
+        cr_expect_eq(hash, v4[i].tcp, "row %u", i);
+    }
+    for (unsigned i = 0; i < NV6; i++) {
+        cr_expect_eq(rss_hash_report(&hc, f, frame6(f, i, PROTO_UDP, NULL, 0, NULL), &hash),
+                     VIRTIO_NET_HASH_REPORT_UDPV6);
+        cr_expect_eq(hash, v6[i].tcp, "row %u", i);
+    }
+}
+
+Test(rss, hash_config_refusals)
+{
+    struct rss_limits lim = rss_limits_default();
+    struct rss_fault f;
+    cr_expect_eq(try_hash(build_hash(ALL_TYPES, 40), &lim, false, &f),
+                 RSS_ERR_HASH_REPORT_NOT_NEGOTIATED);
+    cr_expect_eq(f.expected, VIRTIO_NET_F_HASH_REPORT_BIT);
+    cr_expect_eq(try_hash(build_hash(VIRTIO_NET_HASH_TYPE_UDP_EX_MASK, 40), &lim, true, NULL),
+                 RSS_ERR_HASH_TYPE_UNSUPPORTED);
+    /* "Field reserved MUST contain zeroes": each of its 8 bytes. */
+    for (unsigned k = 0; k < VIRTIO_NET_HASH_CONFIG_RESERVED_BYTES; k++) {
+        const size_t n = build_hash(ALL_TYPES, 40);
+        cfg_buf[VIRTIO_NET_HASH_CONFIG_OFF_RESERVED + k] = 0x01;
+        cr_expect_eq(try_hash(n, &lim, true, &f), RSS_ERR_RESERVED_NOT_ZERO, "byte %u", k);
+        cr_expect_eq(f.seen, k);
+    }
+    cr_expect_eq(try_hash(build_hash(ALL_TYPES, 41), &lim, true, NULL), RSS_ERR_KEY_TOO_LONG);
+    cr_expect_eq(try_hash(build_hash(ALL_TYPES, 0), &lim, true, NULL), RSS_ERR_KEY_EMPTY);
+    cr_expect_eq(try_hash(build_hash(0, 0), &lim, true, NULL), RSS_ERR_OK);
+    lim.max_key_bytes = 255;
+    cr_expect_eq(try_hash(build_hash(ALL_TYPES, 255), &lim, true, NULL), RSS_ERR_OK);
+    lim = rss_limits_default();
+    /* Every truncation of a good command's data. */
+    const size_t n = build_hash(ALL_TYPES, 40);
+    for (size_t len = 0; len < n; len++) {
+        uint8_t *copy = malloc(len ? len : 1);
+        cr_assert_not_null(copy);
+        memcpy(copy, cfg_buf, len);
+        cr_expect_eq(rss_hash_config_check(&lim, true, copy, len, &f), RSS_ERR_TRUNCATED, "len %zu", len);
+        cr_expect_eq(f.seen, len);
+        free(copy);
+    }
+}
