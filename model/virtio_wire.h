@@ -189,6 +189,84 @@ VS_STATIC_ASSERT(sizeof(struct virtio_net_ctrl_coal_vq) == 12, "virtio_net_ctrl_
 /* VQ_GET: the driver writes vq_index and reserved, the device writes coal. */
 #define VIRTIO_NET_CTRL_COAL_VQ_IN_BYTES 4u
 
+/* ---- Multiqueue, receive-side scaling and hash reporting ("Device operation in
+ * multiqueue mode", "Automatic receive steering in multiqueue mode", "Receive-side
+ * scaling (RSS)", "Hash calculation for incoming packets", "Hash reporting for incoming
+ * packets"). The kernel that reads these is model/rss.{h,c}. ---- */
+#define VIRTIO_NET_F_HASH_REPORT_BIT   57 /* per-packet hash value and type reported */
+#define VIRTIO_NET_F_RSS_BIT           60 /* Toeplitz hash, key and indirection table */
+/* (VIRTIO_NET_F_MQ_BIT is with the other net feature bits above.) */
+
+/* Class 4 and its commands. */
+#define VIRTIO_NET_CTRL_MQ               4u
+#define VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET  0u /* struct virtio_net_ctrl_mq_pairs_set */
+#define VIRTIO_NET_CTRL_MQ_RSS_CONFIG    1u /* struct virtio_net_rss_config (variable) */
+#define VIRTIO_NET_CTRL_MQ_HASH_CONFIG   2u /* struct virtio_net_hash_config (variable) */
+#define VIRTIO_NET_CTRL_MQ_VQ_PAIRS_MIN  1u
+#define VIRTIO_NET_CTRL_MQ_VQ_PAIRS_MAX  0x8000u
+
+struct virtio_net_ctrl_mq_pairs_set {
+    uint16_t virtqueue_pairs; /* 1 .. max_virtqueue_pairs */
+};
+VS_STATIC_ASSERT(sizeof(struct virtio_net_ctrl_mq_pairs_set) == 2, "mq_pairs_set is 2 bytes");
+
+/* Hash types ("Supported/enabled hash types"): masks for supported_hash_types and
+ * hash_types. A type's report value is one more than its bit position:
+ * VIRTIO_NET_HASH_TYPE_X_MASK == 1 << (VIRTIO_NET_HASH_REPORT_X - 1). */
+#define VIRTIO_NET_HASH_TYPE_IPV4_MASK    (1u << 0)
+#define VIRTIO_NET_HASH_TYPE_TCPV4_MASK   (1u << 1)
+#define VIRTIO_NET_HASH_TYPE_UDPV4_MASK   (1u << 2)
+#define VIRTIO_NET_HASH_TYPE_IPV6_MASK    (1u << 3)
+#define VIRTIO_NET_HASH_TYPE_TCPV6_MASK   (1u << 4)
+#define VIRTIO_NET_HASH_TYPE_UDPV6_MASK   (1u << 5)
+#define VIRTIO_NET_HASH_TYPE_IP_EX_MASK   (1u << 6) /* IPv6 with extension headers */
+#define VIRTIO_NET_HASH_TYPE_TCP_EX_MASK  (1u << 7)
+#define VIRTIO_NET_HASH_TYPE_UDP_EX_MASK  (1u << 8)
+
+/* hash_report values (a value, not a mask). */
+#define VIRTIO_NET_HASH_REPORT_NONE     0u
+#define VIRTIO_NET_HASH_REPORT_IPV4     1u
+#define VIRTIO_NET_HASH_REPORT_TCPV4    2u
+#define VIRTIO_NET_HASH_REPORT_UDPV4    3u
+#define VIRTIO_NET_HASH_REPORT_IPV6     4u
+#define VIRTIO_NET_HASH_REPORT_TCPV6    5u
+#define VIRTIO_NET_HASH_REPORT_UDPV6    6u
+#define VIRTIO_NET_HASH_REPORT_IPV6_EX  7u
+#define VIRTIO_NET_HASH_REPORT_TCPV6_EX 8u
+#define VIRTIO_NET_HASH_REPORT_UDPV6_EX 9u
+
+/* struct virtio_net_rss_config ("Setting RSS parameters") has two variable parts, so it
+ * is read field by field at these offsets (N = indirection_table_mask + 1):
+ *   le32 hash_types;                      at 0
+ *   le16 indirection_table_mask;          at 4
+ *   struct rss_rq_id unclassified_queue;  at 6
+ *   struct rss_rq_id indirection_table[N]; at 8
+ *   le16 max_tx_vq;                       at 8 + 2N
+ *   u8 hash_key_length;                   at 10 + 2N
+ *   u8 hash_key_data[hash_key_length];    at 11 + 2N */
+struct virtio_net_rss_config_head {
+    uint32_t hash_types;             /* VIRTIO_NET_HASH_TYPE_*_MASK enabled */
+    uint16_t indirection_table_mask; /* table entries - 1 */
+    uint16_t unclassified_queue;     /* struct rss_rq_id: queue for packets without a hash */
+};
+VS_STATIC_ASSERT(sizeof(struct virtio_net_rss_config_head) == 8, "rss_config head is 8 bytes");
+#define VIRTIO_NET_RSS_CONFIG_TAIL_BYTES 3u /* le16 max_tx_vq + u8 hash_key_length */
+
+/* struct virtio_net_hash_config (VIRTIO_NET_CTRL_MQ_HASH_CONFIG, "Automatic receive
+ * steering in multiqueue mode / Hash calculation"): the hash reported without RSS. Laid
+ * out as struct virtio_net_rss_config with no table: le32 hash_types at 0, le16
+ * reserved[4] at 4 (zeroes), u8 hash_key_length at 12, the key from 13. */
+#define VIRTIO_NET_HASH_CONFIG_OFF_RESERVED   4u
+#define VIRTIO_NET_HASH_CONFIG_RESERVED_BYTES 8u
+#define VIRTIO_NET_HASH_CONFIG_OFF_KEY_LENGTH 12u
+#define VIRTIO_NET_HASH_CONFIG_OFF_KEY        13u
+
+/* struct rss_rq_id: le16 whose bits 0..14 are bits 1..16 of a receive virtqueue's index
+ * (so the value is the receive queue's number from 0: value 3 is virtqueue 6, receiveq4)
+ * and bit 15 is reserved, set to zero. */
+#define VIRTIO_NET_RSS_RQ_ID_QUEUE_MASK   0x7fffu
+#define VIRTIO_NET_RSS_RQ_ID_RESERVED_BIT 15
+
 /* ---- PCI ("PCI Device Discovery", "Virtio Structure PCI Capabilities") ---- */
 #define VIRTIO_PCI_VENDOR_ID       0x1af4u
 #define VIRTIO_PCI_DEVICE_ID_BASE  0x1040u /* + virtio device id */
