@@ -172,16 +172,6 @@ static bool read_table_desc(struct svq *q, const struct vs_guest_ops *ops, uint1
     return true;
 }
 
-/* Offsets of the EVENT_IDX fields, after the ring arrays. */
-static uint64_t used_event_off(const struct svq *q)
-{
-    return SVIRTQ_AVAIL_OFF_RING + (uint64_t)q->cfg.size * SVIRTQ_AVAIL_ENTRY_BYTES;
-}
-
-static uint64_t avail_event_off(const struct svq *q)
-{
-    return SVIRTQ_USED_OFF_RING + (uint64_t)q->cfg.size * sizeof(struct svirtq_used_elem);
-}
 
 /* ------------------------------------------------------------------------------
  * Configuration
@@ -594,7 +584,7 @@ enum vq_status svq_should_interrupt(struct svq *q, const struct vs_guest_ops *op
             /* viosim extension (VIOSIM_NET_F_DEVMEM_EVENT): used_event from the
              * device's own copy, which the driver writes by MMIO; no DMA. */
             used_event = vs_le16(local + VIOSIM_DEVMEM_SPLIT_OFF_USED_EVENT);
-        } else if (!read_le16(q, ops, q->cfg.driver_addr, used_event_off(q), VS_DMA_EVENT_READ,
+        } else if (!read_le16(q, ops, q->cfg.driver_addr, SVIRTQ_USED_EVENT_OFF(q->cfg.size), VS_DMA_EVENT_READ,
                               &used_event)) {
             return VQ_BROKEN;
         }
@@ -669,7 +659,7 @@ enum vq_status svq_set_notifications(struct svq *q, const struct vs_guest_ops *o
     if (q->cfg.event_idx) {
         if (!enable)
             return VQ_OK;
-        ok = write_le16(q, ops, q->cfg.device_addr, avail_event_off(q), VS_DMA_EVENT_WRITE,
+        ok = write_le16(q, ops, q->cfg.device_addr, SVIRTQ_AVAIL_EVENT_OFF(q->cfg.size), VS_DMA_EVENT_WRITE,
                         q->last_avail_idx);
     } else {
         ok = write_le16(q, ops, q->cfg.device_addr, SVIRTQ_USED_OFF_FLAGS, VS_DMA_EVENT_WRITE,

@@ -126,6 +126,83 @@ VS_STATIC_ASSERT(sizeof(struct pvirtq_event_suppress) == 4, "event suppression i
 #define PVIRTQ_EVENT_ALIGN 4u
 #define PVIRTQ_SIZE_MAX    32768u
 
+/* ---- Split virtqueue ("Split Virtqueues"); all fields little-endian ----
+ * The descriptor flags (VIRTQ_DESC_F_NEXT/WRITE/INDIRECT_MASK) are the packed
+ * format's, below; split descriptors carry `next` where packed ones
+ * carry the buffer id. */
+
+/* "The Virtqueue Descriptor Table": one entry of the Descriptor Area (or of an
+ * indirect table). */
+struct svirtq_desc {
+    uint64_t addr;  /* buffer address (IOVA when ACCESS_PLATFORM is negotiated) */
+    uint32_t len;   /* buffer length in bytes */
+    uint16_t flags; /* VIRTQ_DESC_F_* */
+    uint16_t next;  /* index of the next descriptor when flags has NEXT */
+};
+VS_STATIC_ASSERT(sizeof(struct svirtq_desc) == 16, "split descriptor is 16 bytes");
+#define SVIRTQ_DESC_BYTES     16u
+#define SVIRTQ_DESC_OFF_ADDR  0
+#define SVIRTQ_DESC_OFF_LEN   8
+#define SVIRTQ_DESC_OFF_FLAGS 12
+#define SVIRTQ_DESC_OFF_NEXT  14
+
+/* "The Virtqueue Available Ring" (Driver Area): flags, idx, ring[size], then
+ * used_event (only with VIRTIO_F_EVENT_IDX). */
+struct svirtq_avail_hdr {
+    uint16_t flags; /* VIRTQ_AVAIL_F_* */
+    uint16_t idx;   /* where the driver puts the next entry (free-running, mod 2^16) */
+};
+VS_STATIC_ASSERT(sizeof(struct svirtq_avail_hdr) == 4, "available ring header is 4 bytes");
+#define VIRTQ_AVAIL_F_NO_INTERRUPT_BIT  0
+#define VIRTQ_AVAIL_F_NO_INTERRUPT_MASK (1u << VIRTQ_AVAIL_F_NO_INTERRUPT_BIT)
+#define SVIRTQ_AVAIL_OFF_FLAGS 0
+#define SVIRTQ_AVAIL_OFF_IDX   2
+#define SVIRTQ_AVAIL_OFF_RING  4
+#define SVIRTQ_AVAIL_ENTRY_BYTES 2u /* le16 head index per ring entry */
+
+/* "The Virtqueue Used Ring" (Device Area): flags, idx, ring[size] of used elements,
+ * then avail_event (only with VIRTIO_F_EVENT_IDX). */
+struct svirtq_used_hdr {
+    uint16_t flags; /* VIRTQ_USED_F_* */
+    uint16_t idx;   /* where the device puts the next element (free-running, mod 2^16) */
+};
+VS_STATIC_ASSERT(sizeof(struct svirtq_used_hdr) == 4, "used ring header is 4 bytes");
+
+struct svirtq_used_elem {
+    uint32_t id;  /* head index of the used descriptor chain (le32 for padding) */
+    uint32_t len; /* bytes written into the device-writable part of the buffer */
+};
+VS_STATIC_ASSERT(sizeof(struct svirtq_used_elem) == 8, "used ring element is 8 bytes");
+#define VIRTQ_USED_F_NO_NOTIFY_BIT  0
+#define VIRTQ_USED_F_NO_NOTIFY_MASK (1u << VIRTQ_USED_F_NO_NOTIFY_BIT)
+#define SVIRTQ_USED_OFF_FLAGS 0
+#define SVIRTQ_USED_OFF_IDX   2
+#define SVIRTQ_USED_OFF_RING  4
+#define SVIRTQ_USED_ENTRY_BYTES 8u
+#define SVIRTQ_USED_ELEM_OFF_ID  0
+#define SVIRTQ_USED_ELEM_OFF_LEN 4
+
+/* "Split Virtqueues" table of part alignment and size; Queue Size is a power of 2
+ * no larger than 32768. Sizes include the EVENT_IDX field at the end of each ring. */
+#define SVIRTQ_DESC_ALIGN  16u
+#define SVIRTQ_AVAIL_ALIGN 2u
+#define SVIRTQ_USED_ALIGN  4u
+#define SVIRTQ_SIZE_MAX    32768u /* "Queue Size value is always a power of 2. The maximum
+                                   * Queue Size value is 32768." */
+#define SVIRTQ_DESC_TABLE_BYTES(size) (16u * (uint32_t)(size))
+#define SVIRTQ_AVAIL_RING_BYTES(size) (6u + 2u * (uint32_t)(size))
+#define SVIRTQ_USED_RING_BYTES(size)  (6u + 8u * (uint32_t)(size))
+/* Where the EVENT_IDX fields sit: after the last ring entry. */
+#define SVIRTQ_USED_EVENT_OFF(size) \
+    (SVIRTQ_AVAIL_OFF_RING + SVIRTQ_AVAIL_ENTRY_BYTES * (uint32_t)(size))
+#define SVIRTQ_AVAIL_EVENT_OFF(size) \
+    (SVIRTQ_USED_OFF_RING + SVIRTQ_USED_ENTRY_BYTES * (uint32_t)(size))
+
+/* NOTIFICATION_DATA on a split ring ("Driver Notifications"): next_off is the 15
+ * low bits of the driver's available idx and next_wrap its bit 15. */
+#define SVIRTQ_HINT_WRAP_BIT 15
+#define SVIRTQ_HINT_OFF_MASK 0x7fffu
+
 /* ---- Notification data ("Available Buffer Notifications", NOTIFICATION_DATA) ----
  * bits 0..15: vq index; packed: bits 16..30 next_off, bit 31 next_wrap. */
 #define VIRTIO_NOTIFY_DATA_VQN_MASK     0x0000ffffu

@@ -32,16 +32,16 @@ uint16_t dsq_fit_size(uint32_t want, uint32_t max)
 {
     uint32_t n = want < max ? want : max;
 
-    if (n > DSQ_SIZE_MAX)
-        n = DSQ_SIZE_MAX;
+    if (n > SVIRTQ_SIZE_MAX)
+        n = SVIRTQ_SIZE_MAX;
     return n == 0 ? 0 : (uint16_t)pow2_floor(n);
 }
 
 void dsq_area_bytes(uint16_t size, uint64_t bytes[DRV_RING_AREAS])
 {
-    bytes[0] = dsq_desc_bytes(size);
-    bytes[1] = dsq_avail_bytes(size);
-    bytes[2] = dsq_used_bytes(size);
+    bytes[0] = SVIRTQ_DESC_TABLE_BYTES(size);
+    bytes[1] = SVIRTQ_AVAIL_RING_BYTES(size);
+    bytes[2] = SVIRTQ_USED_RING_BYTES(size);
 }
 
 /* Ring positions: sizes are powers of two, so a free-running 16-bit index reduces with
@@ -53,21 +53,21 @@ static uint16_t ring_pos(const struct dsq *q, uint16_t idx)
 
 static uint8_t *desc_at(const struct dsq *q, uint16_t i)
 {
-    return q->desc + (size_t)i * DSQ_DESC_BYTES;
+    return q->desc + (size_t)i * SVIRTQ_DESC_BYTES;
 }
 
 static void write_desc(uint8_t *d, uint64_t addr, uint32_t len, uint16_t flags, uint16_t next)
 {
-    vs_put_le64(d + DSQ_DESC_OFF_ADDR, addr);
-    vs_put_le32(d + DSQ_DESC_OFF_LEN, len);
-    vs_put_le16(d + DSQ_DESC_OFF_FLAGS, flags);
-    vs_put_le16(d + DSQ_DESC_OFF_NEXT, next);
+    vs_put_le64(d + SVIRTQ_DESC_OFF_ADDR, addr);
+    vs_put_le32(d + SVIRTQ_DESC_OFF_LEN, len);
+    vs_put_le16(d + SVIRTQ_DESC_OFF_FLAGS, flags);
+    vs_put_le16(d + SVIRTQ_DESC_OFF_NEXT, next);
 }
 
 void dsq_init(struct dsq *q, uint8_t *desc, uint8_t *avail, uint8_t *used, uint16_t size,
               bool event_idx, bool in_order)
 {
-    assert(size >= 1 && size <= DSQ_SIZE_MAX && (size & (size - 1u)) == 0);
+    assert(size >= 1 && size <= SVIRTQ_SIZE_MAX && (size & (size - 1u)) == 0);
     size = size == 0 ? 1 : (uint16_t)pow2_floor(size);
 
     /* Zero the queue's state, but of the per-descriptor and per-head tables (last in the
@@ -96,9 +96,9 @@ void dsq_init(struct dsq *q, uint8_t *desc, uint8_t *avail, uint8_t *used, uint1
     q->free_tail = (uint16_t)(size - 1u);
     q->free_descs = size;
 
-    vs_put_le16(avail + DSQ_AVAIL_OFF_FLAGS, 0);
-    vs_put_le16(avail + DSQ_AVAIL_OFF_IDX, 0);
-    vs_put_le16(used + DSQ_USED_OFF_FLAGS, 0);
+    vs_put_le16(avail + SVIRTQ_AVAIL_OFF_FLAGS, 0);
+    vs_put_le16(avail + SVIRTQ_AVAIL_OFF_IDX, 0);
+    vs_put_le16(used + SVIRTQ_USED_OFF_FLAGS, 0);
 }
 
 bool dsq_can_add(const struct dsq *q, uint32_t ndescs, uint16_t *id)
@@ -165,7 +165,7 @@ static void place_head(struct dsq *q, uint16_t head, uint16_t last, uint16_t nde
     q->id_wlen[head] = wlen;
     q->id_owned[head] = false;
     q->avail_head[pos] = head;
-    vs_put_le16(q->avail + DSQ_AVAIL_OFF_RING + (size_t)pos * DSQ_AVAIL_ENTRY_BYTES, head);
+    vs_put_le16(q->avail + SVIRTQ_AVAIL_OFF_RING + (size_t)pos * SVIRTQ_AVAIL_ENTRY_BYTES, head);
     q->added++;
 }
 
@@ -230,13 +230,13 @@ enum drv_status dsq_add_indirect(struct dsq *q, uint8_t *table, uint64_t table_a
 
         if (more)
             flags |= VIRTQ_DESC_F_NEXT_MASK;
-        write_desc(table + (size_t)i * DSQ_DESC_BYTES, segs[i].addr, segs[i].len, flags,
+        write_desc(table + (size_t)i * SVIRTQ_DESC_BYTES, segs[i].addr, segs[i].len, flags,
                    more ? (uint16_t)(i + 1u) : 0);
     }
 
     head = take_descs(q, 1, &last);
     /* INDIRECT alone: not with NEXT (forbidden), not with WRITE (the device ignores it). */
-    write_desc(desc_at(q, head), table_addr, (uint32_t)nsegs * DSQ_DESC_BYTES,
+    write_desc(desc_at(q, head), table_addr, (uint32_t)nsegs * SVIRTQ_DESC_BYTES,
                VIRTQ_DESC_F_INDIRECT_MASK, 0);
     place_head(q, head, last, 1, wlen);
     if (id != NULL)
@@ -260,7 +260,7 @@ uint32_t dsq_publish(struct dsq *q)
     /* Descriptors and ring entries first, then the index that exposes them. */
     __atomic_thread_fence(__ATOMIC_RELEASE);
     q->avail_idx = (uint16_t)(q->avail_idx + n);
-    vs_put_le16(q->avail + DSQ_AVAIL_OFF_IDX, q->avail_idx);
+    vs_put_le16(q->avail + SVIRTQ_AVAIL_OFF_IDX, q->avail_idx);
     q->added = 0;
     q->unnotified += n;
     return n;
@@ -287,13 +287,13 @@ bool dsq_needs_notify(struct dsq *q)
         /* "If flags is 1, the driver SHOULD NOT send a notification. If flags is 0, the
          * driver MUST send a notification." Other bits are not the device's to set;
          * only NO_NOTIFY suppresses. */
-        return (vs_le16(q->used + DSQ_USED_OFF_FLAGS) & DSQ_USED_F_NO_NOTIFY_MASK) == 0;
+        return (vs_le16(q->used + SVIRTQ_USED_OFF_FLAGS) & VIRTQ_USED_F_NO_NOTIFY_MASK) == 0;
     }
     /* "The driver MUST ignore the lower bit of flags"; notify iff an entry was written
      * at index avail_event. A whole 16-bit lap since the last decision passed it. */
     if (count > UINT16_MAX)
         return true;
-    event = vs_le16(q->used + dsq_avail_event_off(q->size));
+    event = vs_le16(q->used + SVIRTQ_AVAIL_EVENT_OFF(q->size));
     return dsq_need_event(event, q->avail_idx, (uint16_t)(q->avail_idx - count));
 }
 
@@ -313,7 +313,7 @@ bool dsq_has_used(const struct dsq *q)
         return false;
     if (q->inorder_batch || q->last_used != q->used_idx_seen)
         return true;
-    return vs_le16(q->used + DSQ_USED_OFF_IDX) != q->last_used;
+    return vs_le16(q->used + SVIRTQ_USED_OFF_IDX) != q->last_used;
 }
 
 static enum drv_status set_broken(struct dsq *q, enum drv_broken why)
@@ -335,7 +335,7 @@ static void keep_events_off(struct dsq *q)
     if (q->event_mmio.write)
         q->event_mmio.write(q->event_mmio.ctx, VIOSIM_DEVMEM_SPLIT_OFF_USED_EVENT, 2, q->used_event);
     else
-        vs_put_le16(q->avail + dsq_used_event_off(q->size), q->used_event);
+        vs_put_le16(q->avail + SVIRTQ_USED_EVENT_OFF(q->size), q->used_event);
 }
 
 /* Give the buffer's descriptors back (appended to the free list, so IN_ORDER keeps
@@ -411,7 +411,7 @@ enum drv_status dsq_get_used(struct dsq *q, struct drv_used *u)
         return take_inorder(q, u);
 
     if (q->last_used == q->used_idx_seen) {
-        uint16_t idx = vs_le16(q->used + DSQ_USED_OFF_IDX);
+        uint16_t idx = vs_le16(q->used + SVIRTQ_USED_OFF_IDX);
 
         if (idx == q->last_used)
             return DRV_EMPTY;
@@ -423,9 +423,9 @@ enum drv_status dsq_get_used(struct dsq *q, struct drv_used *u)
         __atomic_thread_fence(__ATOMIC_ACQUIRE);
     }
 
-    e = q->used + DSQ_USED_OFF_RING + (size_t)ring_pos(q, q->last_used) * DSQ_USED_ENTRY_BYTES;
-    id = vs_le32(e + DSQ_USED_ELEM_OFF_ID);
-    len = vs_le32(e + DSQ_USED_ELEM_OFF_LEN);
+    e = q->used + SVIRTQ_USED_OFF_RING + (size_t)ring_pos(q, q->last_used) * SVIRTQ_USED_ENTRY_BYTES;
+    id = vs_le32(e + SVIRTQ_USED_ELEM_OFF_ID);
+    len = vs_le32(e + SVIRTQ_USED_ELEM_OFF_LEN);
     if (id >= q->size)
         return set_broken(q, DRV_BROKEN_ID_RANGE);
     if (!q->id_owned[id])
@@ -451,7 +451,7 @@ static void write_avail_field(struct dsq *q, size_t off, uint16_t v)
     if (q->event_mmio.write) {
         /* viosim extension: the field is in the device-memory slot (dsq_set_event_mmio). */
         q->event_mmio.write(q->event_mmio.ctx,
-                            off == DSQ_AVAIL_OFF_FLAGS ? VIOSIM_DEVMEM_SPLIT_OFF_FLAGS
+                            off == SVIRTQ_AVAIL_OFF_FLAGS ? VIOSIM_DEVMEM_SPLIT_OFF_FLAGS
                                                        : VIOSIM_DEVMEM_SPLIT_OFF_USED_EVENT,
                             2, v);
         return;
@@ -476,20 +476,20 @@ void dsq_set_driver_events(struct dsq *q, enum drv_events ev)
     }
     q->events_enabled = false;
     if (!q->event_idx) {
-        write_avail_field(q, DSQ_AVAIL_OFF_FLAGS, DSQ_AVAIL_F_NO_INTERRUPT_MASK);
+        write_avail_field(q, SVIRTQ_AVAIL_OFF_FLAGS, VIRTQ_AVAIL_F_NO_INTERRUPT_MASK);
         return;
     }
     /* flags stay 0 ("The driver MUST set flags to 0" with EVENT_IDX): the entry just
      * behind the driver is a whole lap of the index away for the device. */
     q->used_event = (uint16_t)(q->last_used - 1u);
-    write_avail_field(q, dsq_used_event_off(q->size), q->used_event);
+    write_avail_field(q, SVIRTQ_USED_EVENT_OFF(q->size), q->used_event);
 }
 
 void dsq_enable_driver_events_after(struct dsq *q, uint16_t ahead)
 {
     q->events_enabled = true;
     if (!q->event_idx) {
-        write_avail_field(q, DSQ_AVAIL_OFF_FLAGS, 0);
+        write_avail_field(q, SVIRTQ_AVAIL_OFF_FLAGS, 0);
         return;
     }
     if (ahead >= q->size)
@@ -504,7 +504,7 @@ void dsq_enable_driver_events_after(struct dsq *q, uint16_t ahead)
         q->event_mmio.write(q->event_mmio.ctx, 0, 4, (uint32_t)q->used_event << 16);
         return;
     }
-    write_avail_field(q, dsq_used_event_off(q->size), q->used_event);
+    write_avail_field(q, SVIRTQ_USED_EVENT_OFF(q->size), q->used_event);
 }
 
 uint16_t dsq_in_flight(const struct dsq *q)

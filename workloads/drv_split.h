@@ -51,63 +51,12 @@
 #include "drv_ring.h"
 #include "virtio_wire.h"
 
-/* ---- The split ring's wire layout ("Split Virtqueues") ----
- * Descriptor flags are the VIRTQ_DESC_F_*_MASK values of virtio_wire.h (NEXT, WRITE,
- * INDIRECT), which both formats share. Sizes include used_event / avail_event, which
- * exist only with VIRTIO_F_EVENT_IDX but are always allocated (the spec's sizes). */
-
-/* struct virtq_desc: le64 addr, le32 len, le16 flags, le16 next. */
-#define DSQ_DESC_BYTES      16u
-#define DSQ_DESC_OFF_ADDR   0u
-#define DSQ_DESC_OFF_LEN    8u
-#define DSQ_DESC_OFF_FLAGS  12u
-#define DSQ_DESC_OFF_NEXT   14u
-
-/* struct virtq_avail: le16 flags, le16 idx, le16 ring[size], le16 used_event. */
-#define DSQ_AVAIL_OFF_FLAGS 0u
-#define DSQ_AVAIL_OFF_IDX   2u
-#define DSQ_AVAIL_OFF_RING  4u
-#define DSQ_AVAIL_ENTRY_BYTES 2u
-#define DSQ_AVAIL_F_NO_INTERRUPT_MASK 0x1u /* driver: no used buffer notifications, please */
-
-/* struct virtq_used: le16 flags, le16 idx, struct virtq_used_elem ring[size],
- * le16 avail_event; virtq_used_elem: le32 id, le32 len. */
-#define DSQ_USED_OFF_FLAGS  0u
-#define DSQ_USED_OFF_IDX    2u
-#define DSQ_USED_OFF_RING   4u
-#define DSQ_USED_ENTRY_BYTES 8u
-#define DSQ_USED_ELEM_OFF_ID  0u
-#define DSQ_USED_ELEM_OFF_LEN 4u
-#define DSQ_USED_F_NO_NOTIFY_MASK 0x1u /* device: no available buffer notifications, please */
-
-/* Minimum alignment of each part ("Virtqueue Part / Alignment"). */
-#define DSQ_DESC_ALIGN  16u
-#define DSQ_AVAIL_ALIGN 2u
-#define DSQ_USED_ALIGN  4u
-/* "Queue Size value is always a power of 2. The maximum Queue Size value is 32768." */
-#define DSQ_SIZE_MAX    32768u
-
-VS_STATIC_ASSERT(DSQ_DESC_BYTES == sizeof(struct pvirtq_desc),
-                 "split and packed descriptors are both 16 bytes");
-
-/* Bytes of each part for a queue of `size` entries: 16 * size, 6 + 2 * size and
- * 6 + 8 * size. */
-static inline uint32_t dsq_desc_bytes(uint32_t size) { return DSQ_DESC_BYTES * size; }
-static inline uint32_t dsq_avail_bytes(uint32_t size) { return 6u + DSQ_AVAIL_ENTRY_BYTES * size; }
-static inline uint32_t dsq_used_bytes(uint32_t size) { return 6u + DSQ_USED_ENTRY_BYTES * size; }
-/* Where the EVENT_IDX fields sit: after the last ring entry. */
-static inline uint32_t dsq_used_event_off(uint32_t size)
-{
-    return DSQ_AVAIL_OFF_RING + DSQ_AVAIL_ENTRY_BYTES * size;
-}
-static inline uint32_t dsq_avail_event_off(uint32_t size)
-{
-    return DSQ_USED_OFF_RING + DSQ_USED_ENTRY_BYTES * size;
-}
+/* The split ring's wire layout (SVIRTQ_* offsets, sizes and alignment, the
+ * VIRTQ_AVAIL_F_ / VIRTQ_USED_F_ flags) is the device's, from virtio_wire.h. */
 
 /* The queue size a driver can use for split rings when it wants `want` entries and the
  * device allows `max`: the largest power of two not above either (and not above
- * DSQ_SIZE_MAX); 0 when max or want is 0. */
+ * SVIRTQ_SIZE_MAX); 0 when max or want is 0. */
 uint16_t dsq_fit_size(uint32_t want, uint32_t max);
 
 /* ---- The queue ---- */
@@ -117,14 +66,14 @@ uint16_t dsq_fit_size(uint32_t want, uint32_t max);
  * flags at 0 and used_event at 2. */
 extern const struct drv_ring_ops dsq_ring_ops;
 
-/* dsq_desc_bytes, dsq_avail_bytes and dsq_used_bytes of a queue of `size`. */
+/* SVIRTQ_DESC_TABLE_BYTES, SVIRTQ_AVAIL_RING_BYTES and SVIRTQ_USED_RING_BYTES of `size`. */
 void dsq_area_bytes(uint16_t size, uint64_t bytes[DRV_RING_AREAS]);
 
 struct dsq {
     /* Guest memory, as the driver's CPU sees it. */
-    uint8_t *desc;               /* descriptor table: dsq_desc_bytes(size) */
-    uint8_t *avail;              /* available ring: dsq_avail_bytes(size) */
-    const uint8_t *used;         /* used ring: dsq_used_bytes(size) */
+    uint8_t *desc;               /* descriptor table: SVIRTQ_DESC_TABLE_BYTES(size) */
+    uint8_t *avail;              /* available ring: SVIRTQ_AVAIL_RING_BYTES(size) */
+    const uint8_t *used;         /* used ring: SVIRTQ_USED_RING_BYTES(size) */
     uint16_t size;               /* a power of two */
     bool event_idx;              /* VIRTIO_F_EVENT_IDX negotiated */
     bool in_order;               /* VIRTIO_F_IN_ORDER negotiated */
@@ -164,22 +113,22 @@ struct dsq {
      * and nothing reads beyond them.
      * Per descriptor. desc_next is the driver's own copy of the links (chains and the
      * free list); the table in guest memory is never read back. */
-    uint16_t desc_next[DSQ_SIZE_MAX];
+    uint16_t desc_next[SVIRTQ_SIZE_MAX];
     /* Per head (buffer id): descriptors in the chain (0: not the head of a buffer), its
      * last descriptor, its device-writable bytes, and whether the device owns it
      * (published and not yet reaped: the only ids a used entry may name). */
-    uint16_t id_descs[DSQ_SIZE_MAX];
-    uint16_t id_last[DSQ_SIZE_MAX];
-    uint32_t id_wlen[DSQ_SIZE_MAX];
-    bool id_owned[DSQ_SIZE_MAX];
+    uint16_t id_descs[SVIRTQ_SIZE_MAX];
+    uint16_t id_last[SVIRTQ_SIZE_MAX];
+    uint32_t id_wlen[SVIRTQ_SIZE_MAX];
+    bool id_owned[SVIRTQ_SIZE_MAX];
     /* Per available ring entry: the head written there (IN_ORDER reaping walks buffers
      * in the order they were made available; publishing walks the batch). */
-    uint16_t avail_head[DSQ_SIZE_MAX];
+    uint16_t avail_head[SVIRTQ_SIZE_MAX];
 };
 
 /* Start a queue: every descriptor free, indices at 0, used->flags written 0 ("The
  * driver MUST initialize flags in the used ring to 0 when allocating the used ring").
- * The caller has zeroed the three areas and aligned them (DSQ_*_ALIGN). size: a power of
+ * The caller has zeroed the three areas and aligned them (SVIRTQ_*_ALIGN). size: a power of
  * two, 1..32768; anything else is rounded down (assert in debug). */
 void dsq_init(struct dsq *q, uint8_t *desc, uint8_t *avail, uint8_t *used, uint16_t size,
               bool event_idx, bool in_order);

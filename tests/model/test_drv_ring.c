@@ -115,7 +115,7 @@ static void read_elements(const struct rig *r, const uint8_t *d, uint16_t flags,
         cr_assert(p->table_len % 16u == 0 && p->table_len / 16u <= SEGS_MAX);
         for (uint32_t i = 0; i < p->table_len / 16u; i++) {
             const uint8_t *t = r->table + 16u * i;
-            uint16_t tf = vs_le16(t + (r->packed ? PVIRTQ_DESC_OFF_FLAGS : DSQ_DESC_OFF_FLAGS));
+            uint16_t tf = vs_le16(t + (r->packed ? PVIRTQ_DESC_OFF_FLAGS : SVIRTQ_DESC_OFF_FLAGS));
             p->segs[p->nsegs++] = (struct drv_seg){ vs_le64(t), vs_le32(t + 8),
                                                     (tf & VIRTQ_DESC_F_WRITE_MASK) != 0 };
         }
@@ -152,19 +152,19 @@ static bool dev_pop(struct rig *r, struct popped *p)
     } else {
         uint16_t i;
 
-        if (r->avail_pos == vs_le16(r->area[1] + DSQ_AVAIL_OFF_IDX))
+        if (r->avail_pos == vs_le16(r->area[1] + SVIRTQ_AVAIL_OFF_IDX))
             return false;
-        i = vs_le16(r->area[1] + DSQ_AVAIL_OFF_RING + 2u * (r->avail_pos % r->size));
+        i = vs_le16(r->area[1] + SVIRTQ_AVAIL_OFF_RING + 2u * (r->avail_pos % r->size));
         r->avail_pos++;
         p->id = i;
         do {
             const uint8_t *d = desc_at(r, i);
 
             cr_assert_lt(i, r->size);
-            flags = vs_le16(d + DSQ_DESC_OFF_FLAGS);
+            flags = vs_le16(d + SVIRTQ_DESC_OFF_FLAGS);
             read_elements(r, d, flags, p);
             p->descs++;
-            i = vs_le16(d + DSQ_DESC_OFF_NEXT);
+            i = vs_le16(d + SVIRTQ_DESC_OFF_NEXT);
         } while (flags & VIRTQ_DESC_F_NEXT_MASK);
     }
     cr_assert_lt(p->id, r->size);
@@ -199,10 +199,10 @@ static void dev_put_raw(struct rig *r, uint32_t id, uint32_t len, bool written, 
                        (written ? VIRTQ_DESC_F_WRITE_MASK : 0u));
         advance(r, &r->used_pos, &r->used_wrap, descs);
     } else {
-        uint8_t *e = r->area[2] + DSQ_USED_OFF_RING + 8u * (r->used_pos % r->size);
+        uint8_t *e = r->area[2] + SVIRTQ_USED_OFF_RING + 8u * (r->used_pos % r->size);
 
-        vs_put_le32(e + DSQ_USED_ELEM_OFF_ID, id);
-        vs_put_le32(e + DSQ_USED_ELEM_OFF_LEN, len);
+        vs_put_le32(e + SVIRTQ_USED_ELEM_OFF_ID, id);
+        vs_put_le32(e + SVIRTQ_USED_ELEM_OFF_LEN, len);
         r->used_pos++;
     }
 }
@@ -220,7 +220,7 @@ static void dev_publish(struct rig *r, uint16_t buffers)
          * goes where the index now points. */
         r->used_idx = (uint16_t)(r->used_idx + buffers);
         r->used_pos = r->used_idx;
-        vs_put_le16(r->area[2] + DSQ_USED_OFF_IDX, r->used_idx);
+        vs_put_le16(r->area[2] + SVIRTQ_USED_OFF_IDX, r->used_idx);
     }
 }
 
@@ -252,7 +252,7 @@ static void dev_want_notifications(struct rig *r, bool want)
     if (r->packed)
         vs_put_le16(r->area[2] + 2, want ? RING_EVENT_FLAGS_ENABLE : RING_EVENT_FLAGS_DISABLE);
     else
-        vs_put_le16(r->area[2] + DSQ_USED_OFF_FLAGS, want ? 0 : DSQ_USED_F_NO_NOTIFY_MASK);
+        vs_put_le16(r->area[2] + SVIRTQ_USED_OFF_FLAGS, want ? 0 : VIRTQ_USED_F_NO_NOTIFY_MASK);
 }
 
 /* With EVENT_IDX: notify once the n-th buffer since the start (single descriptors) is
@@ -267,7 +267,7 @@ static void dev_notify_at(struct rig *r, uint32_t n)
         vs_put_le16(r->area[2], (uint16_t)(off | (wrap ? 0x8000u : 0u)));
         vs_put_le16(r->area[2] + 2, RING_EVENT_FLAGS_DESC);
     } else {
-        vs_put_le16(r->area[2] + dsq_avail_event_off(r->size), (uint16_t)n);
+        vs_put_le16(r->area[2] + SVIRTQ_AVAIL_EVENT_OFF(r->size), (uint16_t)n);
     }
 }
 
@@ -856,8 +856,8 @@ static bool dev_interrupts(const struct rig *r, bool event_idx, uint16_t slot, b
         }
     }
     if (!event_idx)
-        return (vs_le16(r->area[1] + DSQ_AVAIL_OFF_FLAGS) & DSQ_AVAIL_F_NO_INTERRUPT_MASK) == 0;
-    uint16_t ev = vs_le16(r->area[1] + dsq_used_event_off(r->size));
+        return (vs_le16(r->area[1] + SVIRTQ_AVAIL_OFF_FLAGS) & VIRTQ_AVAIL_F_NO_INTERRUPT_MASK) == 0;
+    uint16_t ev = vs_le16(r->area[1] + SVIRTQ_USED_EVENT_OFF(r->size));
     return (uint16_t)(new_idx - ev - 1u) < (uint16_t)(new_idx - old_idx);
 }
 

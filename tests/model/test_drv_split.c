@@ -138,20 +138,20 @@ Test(drv_split, part_sizes_and_offsets)
 {
     /* "Descriptor Table 16 * (Queue Size); Available Ring 6 + 2 * (Queue Size); Used
      * Ring 6 + 8 * (Queue Size)". */
-    cr_expect_eq(dsq_desc_bytes(256), 4096);
-    cr_expect_eq(dsq_avail_bytes(256), 518);
-    cr_expect_eq(dsq_used_bytes(256), 2054);
-    cr_expect_eq(dsq_desc_bytes(1), 16);
-    cr_expect_eq(dsq_avail_bytes(1), 8);
-    cr_expect_eq(dsq_used_bytes(1), 14);
-    cr_expect_eq(dsq_used_event_off(256), 516, "used_event after avail ring[256]");
-    cr_expect_eq(dsq_avail_event_off(256), 2052, "avail_event after used ring[256]");
-    cr_expect_eq(dsq_used_event_off(8) + 2u, dsq_avail_bytes(8));
-    cr_expect_eq(dsq_avail_event_off(8) + 2u, dsq_used_bytes(8));
-    cr_expect_eq(dsq_desc_bytes(DSQ_SIZE_MAX), 512u * 1024u);
-    cr_expect_eq(DSQ_DESC_ALIGN, 16);
-    cr_expect_eq(DSQ_AVAIL_ALIGN, 2);
-    cr_expect_eq(DSQ_USED_ALIGN, 4);
+    cr_expect_eq(SVIRTQ_DESC_TABLE_BYTES(256), 4096);
+    cr_expect_eq(SVIRTQ_AVAIL_RING_BYTES(256), 518);
+    cr_expect_eq(SVIRTQ_USED_RING_BYTES(256), 2054);
+    cr_expect_eq(SVIRTQ_DESC_TABLE_BYTES(1), 16);
+    cr_expect_eq(SVIRTQ_AVAIL_RING_BYTES(1), 8);
+    cr_expect_eq(SVIRTQ_USED_RING_BYTES(1), 14);
+    cr_expect_eq(SVIRTQ_USED_EVENT_OFF(256), 516, "used_event after avail ring[256]");
+    cr_expect_eq(SVIRTQ_AVAIL_EVENT_OFF(256), 2052, "avail_event after used ring[256]");
+    cr_expect_eq(SVIRTQ_USED_EVENT_OFF(8) + 2u, SVIRTQ_AVAIL_RING_BYTES(8));
+    cr_expect_eq(SVIRTQ_AVAIL_EVENT_OFF(8) + 2u, SVIRTQ_USED_RING_BYTES(8));
+    cr_expect_eq(SVIRTQ_DESC_TABLE_BYTES(SVIRTQ_SIZE_MAX), 512u * 1024u);
+    cr_expect_eq(SVIRTQ_DESC_ALIGN, 16);
+    cr_expect_eq(SVIRTQ_AVAIL_ALIGN, 2);
+    cr_expect_eq(SVIRTQ_USED_ALIGN, 4);
 }
 
 Test(drv_split, queue_size_is_a_power_of_two)
@@ -623,7 +623,7 @@ Test(drv_split, notify_with_event_idx_ignores_used_flags)
         add1(r, 0x1000, 8, false);
     dsq_publish(r->q);
     set_avail_event(r, 1);
-    vs_put_le16(r->used, DSQ_USED_F_NO_NOTIFY_MASK);
+    vs_put_le16(r->used, VIRTQ_USED_F_NO_NOTIFY_MASK);
     cr_expect(dsq_needs_notify(r->q), "NO_NOTIFY ignored: avail_event was passed");
 
     /* Entry 3; the device names 6, flags 0: not yet. */
@@ -726,7 +726,7 @@ Test(drv_split, driver_events_without_event_idx_use_avail_flags)
 {
     struct rig *r = rig_new(8, false, false);
     dsq_set_driver_events(r->q, DRV_EVENTS_DISABLE);
-    cr_expect_eq(vs_le16(r->avail), DSQ_AVAIL_F_NO_INTERRUPT_MASK);
+    cr_expect_eq(vs_le16(r->avail), VIRTQ_AVAIL_F_NO_INTERRUPT_MASK);
     cr_expect_eq(used_event(r), 0, "used_event untouched");
     dsq_set_driver_events(r->q, DRV_EVENTS_ENABLE);
     cr_expect_eq(vs_le16(r->avail), 0);
@@ -806,17 +806,17 @@ Test(drv_split, disabled_event_idx_stays_out_of_reach)
 Test(drv_split, largest_ring_index_and_one_idx_store)
 {
     struct dsq *q = calloc(1, sizeof(*q));
-    uint8_t *desc = calloc(DSQ_SIZE_MAX, 16);
-    uint8_t *avail = calloc(1, dsq_avail_bytes(DSQ_SIZE_MAX));
-    uint8_t *used = calloc(1, dsq_used_bytes(DSQ_SIZE_MAX));
+    uint8_t *desc = calloc(SVIRTQ_SIZE_MAX, 16);
+    uint8_t *avail = calloc(1, SVIRTQ_AVAIL_RING_BYTES(SVIRTQ_SIZE_MAX));
+    uint8_t *used = calloc(1, SVIRTQ_USED_RING_BYTES(SVIRTQ_SIZE_MAX));
     struct drv_used u;
 
     cr_assert_not_null(q);
     cr_assert_not_null(desc);
     cr_assert_not_null(avail);
     cr_assert_not_null(used);
-    dsq_init(q, desc, avail, used, DSQ_SIZE_MAX, true, false);
-    for (uint32_t i = 0; i < DSQ_SIZE_MAX; i++) {
+    dsq_init(q, desc, avail, used, SVIRTQ_SIZE_MAX, true, false);
+    for (uint32_t i = 0; i < SVIRTQ_SIZE_MAX; i++) {
         struct drv_seg s = { 0x1000, 8, true };
         cr_assert_eq(dsq_add(q, &s, 1, NULL), DRV_OK);
     }
@@ -824,15 +824,15 @@ Test(drv_split, largest_ring_index_and_one_idx_store)
     cr_expect_eq(vs_le16(avail + 2), 0x8000);
     cr_expect_eq(dsq_notify_data(q, 0), 1u << 31, "offset 0, bit 15 set");
     /* The device uses all of them, in reverse, with one idx store. */
-    for (uint32_t i = 0; i < DSQ_SIZE_MAX; i++) {
+    for (uint32_t i = 0; i < SVIRTQ_SIZE_MAX; i++) {
         uint8_t *e = used + 4 + 8u * i;
-        vs_put_le32(e, vs_le16(avail + 4 + 2u * (DSQ_SIZE_MAX - 1u - i)));
+        vs_put_le32(e, vs_le16(avail + 4 + 2u * (SVIRTQ_SIZE_MAX - 1u - i)));
         vs_put_le32(e + 4, 8);
     }
     vs_put_le16(used + 2, 0x8000);
-    for (uint32_t i = 0; i < DSQ_SIZE_MAX; i++)
+    for (uint32_t i = 0; i < SVIRTQ_SIZE_MAX; i++)
         cr_assert_eq(dsq_get_used(q, &u), DRV_OK);
-    cr_expect_eq(q->free_descs, DSQ_SIZE_MAX);
+    cr_expect_eq(q->free_descs, SVIRTQ_SIZE_MAX);
     free(used);
     free(avail);
     free(desc);

@@ -265,8 +265,8 @@ struct refdrv {
     } rings[DRV_QUEUES];
 };
 
-VS_STATIC_ASSERT(DSQ_SIZE_MAX == PVIRTQ_SIZE_MAX, "both formats reach 32768 entries");
-VS_STATIC_ASSERT(DESC_BYTES == sizeof(struct pvirtq_desc) && DESC_BYTES == DSQ_DESC_BYTES,
+VS_STATIC_ASSERT(SVIRTQ_SIZE_MAX == PVIRTQ_SIZE_MAX, "both formats reach 32768 entries");
+VS_STATIC_ASSERT(DESC_BYTES == sizeof(struct pvirtq_desc) && DESC_BYTES == SVIRTQ_DESC_BYTES,
                  "descriptors are 16 bytes in both formats");
 
 /* Fault injection (driver.inject_violation): the points of the driver's work where
