@@ -18,7 +18,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define NET_ANSWER_MIN_FRAME 60u
+#include "net_wire.h"
+
+#define NET_ANSWER_MIN_FRAME ETH_MIN_FRAME_BYTES
 
 struct net_peer {
     uint8_t mac[6];

@@ -4,6 +4,8 @@
 
 #include <string.h>
 
+#include "net_wire.h"
+
 /* ---- Names ---- */
 
 static const struct {
@@ -251,47 +253,8 @@ uint32_t rss_toeplitz(const uint8_t *key, size_t key_len, const uint8_t *in, siz
 
 /* ---- Parsing a received frame ---- */
 
-#define ETH_HDR_BYTES   14u
-#define ETH_OFF_TYPE    12u
-#define VLAN_TAG_BYTES  4u
 #define VLAN_TAGS_MAX   2u
-#define ETHERTYPE_IPV4  0x0800u
-#define ETHERTYPE_IPV6  0x86ddu
-#define ETHERTYPE_8021Q 0x8100u
-#define ETHERTYPE_8021AD 0x88a8u
-
-#define IPV4_MIN_BYTES     20u
-#define IPV4_OFF_TOTAL_LEN 2u
-#define IPV4_OFF_FRAG      6u  /* flags (3 bits) and fragment offset (13 bits) */
-#define IPV4_FRAG_MF_MASK  0x2000u
-#define IPV4_FRAG_OFF_MASK 0x1fffu
-#define IPV4_OFF_PROTO     9u
-#define IPV4_OFF_SRC       12u
-
-#define IPV6_HDR_BYTES     40u
-#define IPV6_OFF_PAYLOAD   4u
-#define IPV6_OFF_NEXT      6u
-#define IPV6_OFF_SRC       8u
-#define IPV6_EXT_MAX       8u  /* extension headers walked before giving up on L4 */
-#define IPV6_FRAG_BYTES    8u
-#define IPV6_FRAG_OFF_MASK 0xfff8u /* fragment offset in 8-byte units, bits 3..15 */
-#define IPV6_FRAG_M_MASK   0x0001u
-
-#define IPPROTO_HOPOPTS_   0u
-#define IPPROTO_TCP_       6u
-#define IPPROTO_UDP_       17u
-#define IPPROTO_ROUTING_   43u
-#define IPPROTO_FRAGMENT_  44u
-#define IPPROTO_AH_        51u
-#define IPPROTO_DSTOPTS_   60u
-
-#define TCP_MIN_BYTES 20u
-#define UDP_BYTES     8u
-
-static uint16_t be16(const uint8_t *p)
-{
-    return (uint16_t)((p[0] << 8) | p[1]);
-}
+#define IPV6_EXT_MAX    8u  /* extension headers walked before giving up on L4 */
 
 /* The transport header at [off, end) of a packet whose addresses are in p->tuple: is it
  * a whole TCP or UDP header? If so its ports join the tuple. */
@@ -313,7 +276,7 @@ static void parse_ipv4(const uint8_t *frame, size_t off, size_t len, struct rss_
         return;
     const uint8_t *ip = frame + off;
     const size_t ihl = (size_t)(ip[0] & 0x0fu) * 4u;
-    const size_t total = be16(ip + IPV4_OFF_TOTAL_LEN);
+    const size_t total = vs_be16(ip + IPV4_OFF_TOTAL_LEN);
     if ((ip[0] >> 4) != 4u || ihl < IPV4_MIN_BYTES || ihl > len - off || total < ihl)
         return;
     p->l3 = RSS_L3_IPV4;
@@ -325,7 +288,7 @@ static void parse_ipv4(const uint8_t *frame, size_t off, size_t len, struct rss_
     /* Only the first fragment carries the transport header; hashing its ports would
      * put the fragments of one datagram on different queues, so a fragment (first or
      * not) is hashed as an IP packet without a TCP or UDP header. */
-    const uint16_t frag = be16(ip + IPV4_OFF_FRAG);
+    const uint16_t frag = vs_be16(ip + IPV4_OFF_FRAG);
     if (frag & (IPV4_FRAG_MF_MASK | IPV4_FRAG_OFF_MASK))
         return;
     parse_l4(frame, off + ihl, end, ip[IPV4_OFF_PROTO], p);
@@ -341,7 +304,7 @@ static void parse_ipv6(const uint8_t *frame, size_t off, size_t len, struct rss_
     p->l3 = RSS_L3_IPV6;
     p->addr_bytes = 16;
     memcpy(p->tuple, ip + IPV6_OFF_SRC, 32); /* source, destination */
-    const size_t payload = be16(ip + IPV6_OFF_PAYLOAD);
+    const size_t payload = vs_be16(ip + IPV6_OFF_PAYLOAD);
     const size_t end = off + IPV6_HDR_BYTES + (payload < len - off - IPV6_HDR_BYTES
                                                    ? payload
                                                    : len - off - IPV6_HDR_BYTES);
@@ -374,7 +337,7 @@ static void parse_ipv6(const uint8_t *frame, size_t off, size_t len, struct rss_
                 return;
             /* A fragment: no transport header to hash (as for IPv4 above). */
             p->ipv6_ext = true;
-            if (be16(frame + at + 2) & (IPV6_FRAG_OFF_MASK | IPV6_FRAG_M_MASK))
+            if (vs_be16(frame + at + 2) & (IPV6_FRAG_OFF_MASK | IPV6_FRAG_M_MASK))
                 return;
             break;
         default:
@@ -394,13 +357,13 @@ void rss_parse(const uint8_t *frame, size_t len, struct rss_packet *p)
     if (len < ETH_HDR_BYTES)
         return;
     size_t off = ETH_OFF_TYPE;
-    uint16_t type = be16(frame + off);
+    uint16_t type = vs_be16(frame + off);
     for (unsigned tags = 0; tags < VLAN_TAGS_MAX &&
                             (type == ETHERTYPE_8021Q || type == ETHERTYPE_8021AD); tags++) {
         off += VLAN_TAG_BYTES;
         if (len < off + 2u)
             return;
-        type = be16(frame + off);
+        type = vs_be16(frame + off);
     }
     off += 2u; /* past the EtherType: the network header */
     if (type == ETHERTYPE_IPV4)
