@@ -22,17 +22,61 @@
 #define TRAFFIC_MAX_FRAME_BYTES 65535u
 #define TRAFFIC_ETHERTYPE   0x88b5u
 
+/* ---- Flow frames: the same test frame carried in IPv4 and UDP ----
+ * Receive-side scaling steers by the addresses and ports of IP packets, so traffic
+ * meant to spread over queue pairs is sent as flows, each its own UDP 4-tuple:
+ *
+ *   0..13   Ethernet: destination MAC, source MAC, EtherType 0x0800 (IPv4)
+ *   14..33  IPv4: version 4, IHL 5, total length len - 14, identification = low 16 bits
+ *           of the sequence, DF, TTL 64, protocol UDP, header checksum, the flow's
+ *           source and destination addresses
+ *   34..41  UDP: the flow's ports, length len - 34, checksum 0 (none, allowed over IPv4)
+ *   42..47  sequence number, low 48 bits (le48)
+ *   48..55  time the sender posted the frame, picoseconds (le64)
+ *   56..59  check word over seed, sequence (48 bits), length, time and the 4-tuple (le32)
+ *   60..    pattern bytes, as in a plain frame
+ *
+ * The frame's length is the IPv4 total length plus 14; the smallest flow frame is the
+ * 60-byte Ethernet minimum (64 bytes on the wire with the FCS). */
+#define TRAFFIC_FLOW_HDR_BYTES 60u
+#define TRAFFIC_FLOWS_MAX      65536u
+#define TRAFFIC_FLOW_SEQ_MASK  0xffffffffffffull
+
+/* One flow's UDP 4-tuple; addresses as on the wire, ports in host order. */
+struct traffic_flow {
+    uint8_t src_ip[4], dst_ip[4];
+    uint16_t src_port, dst_port;
+};
+
+/* Flow `index` (below TRAFFIC_FLOWS_MAX; others wrap): source 10.1.hi.lo (the index's
+ * two bytes), source port 49152 + index mod 16384 (the dynamic range), destination
+ * 10.2.0.1 port 9 (discard). Distinct indices give distinct tuples; the same index the
+ * same tuple, whatever the seed. */
+void traffic_flow_of(uint32_t index, struct traffic_flow *f);
+
+/* Frame length used for a requested size in a flow: at least TRAFFIC_FLOW_HDR_BYTES, at
+ * most TRAFFIC_MAX_FRAME_BYTES. */
+uint32_t traffic_flow_frame_len(uint32_t requested);
+
+/* Write a flow frame of len bytes (len >= TRAFFIC_FLOW_HDR_BYTES) at frame, from mac to
+ * mac as traffic_build does. */
+void traffic_build_flow(uint8_t *frame, uint32_t len, const uint8_t mac[6], uint64_t seed,
+                        uint64_t seq, uint64_t tx_time_ps, const struct traffic_flow *flow);
+
 struct traffic_info {
-    uint64_t seq;
+    uint64_t seq;          /* a flow frame's: its low 48 bits */
     uint32_t len;
     uint64_t tx_time_ps;
+    int is_flow;           /* an IPv4/UDP flow frame; then flow holds its tuple */
+    struct traffic_flow flow;
 };
 
 enum traffic_verdict {
     TRAFFIC_GOOD = 0,
     TRAFFIC_TOO_SHORT,     /* fewer bytes than the test header */
     TRAFFIC_BAD_ETHERNET,  /* addresses or EtherType differ from what was sent */
-    TRAFFIC_BAD_HEADER,    /* check word does not match: header corrupted */
+    TRAFFIC_BAD_HEADER,    /* check word does not match, or (flow) the IPv4 or UDP header is
+                              not the one sent: header corrupted */
     TRAFFIC_BAD_LENGTH,    /* length field disagrees with the received length */
     TRAFFIC_BAD_PAYLOAD,   /* a pattern byte differs */
 };
@@ -46,7 +90,7 @@ uint32_t traffic_frame_len(uint32_t requested);
 void traffic_build(uint8_t *frame, uint32_t len, const uint8_t mac[6], uint64_t seed,
                    uint64_t seq, uint64_t tx_time_ps);
 
-/* Check a received frame of len bytes. *info is filled from the header whenever the
+/* Check a received frame of len bytes, plain or flow (by its EtherType). *info is filled from the header whenever the
  * verdict is not TRAFFIC_TOO_SHORT. With exact_len 0, the frame may be followed by
  * padding (len is only an upper bound): the header's length is checked to fit. */
 enum traffic_verdict traffic_check(const uint8_t *frame, uint32_t len, int exact_len,

@@ -1,12 +1,14 @@
 /* test_traffic.c -- the pure parts of the traffic generators: the seeded generator,
  * arrival processes and frame-size mixes (workloads/traffic.h). Statistical checks use
  * a fixed seed, so they are deterministic; their tolerances are several standard errors
- * wide. */
+ * wide. Test frames, plain and flow. */
 #include <criterion/criterion.h>
 #include <math.h> /* fabs, isfinite: builtins, no libm */
 #include <stdint.h>
 #include <string.h>
 
+#include "net_wire.h"
+#include "rss.h"
 #include "traffic.h"
 
 #define SAMPLES 100000u
@@ -249,4 +251,112 @@ Test(traffic_frame, built_frames_check_and_every_flipped_byte_is_caught)
         }
         cr_expect_eq(traffic_check(frame, len, 1, mac, 8, &info), TRAFFIC_BAD_HEADER, "other seed");
     }
+}
+
+/* Flow frames (traffic.h): IPv4 + UDP around the test header. A built frame checks good
+ * at every length around the pattern's words and the 60-byte minimum, carries a valid
+ * IPv4 header checksum (RFC 791: the header sums to 0xffff) and the lengths RFC 791 and
+ * RFC 768 define, and hands its tuple back to the checker. */
+Test(traffic_flow, built_frames_check_with_valid_ipv4_and_udp_headers)
+{
+    static const uint8_t mac[6] = {2, 0, 0, 0, 0, 1};
+    static const uint32_t lens[] = {TRAFFIC_FLOW_HDR_BYTES, 61, 67, 68, 69, 128, 1514, 9014};
+    static uint8_t frame[9014], again[9014];
+    struct traffic_flow f;
+    traffic_flow_of(300, &f);
+    for (size_t k = 0; k < sizeof(lens) / sizeof(lens[0]); k++) {
+        const uint32_t len = lens[k];
+        struct traffic_info info;
+        traffic_build_flow(frame, len, mac, 7, 5000 + k, 99, &f);
+        traffic_build_flow(again, len, mac, 7, 5000 + k, 99, &f);
+        cr_assert_eq(memcmp(frame, again, len), 0, "len %u: deterministic", len);
+        cr_assert_eq(traffic_check(frame, len, 1, mac, 7, &info), TRAFFIC_GOOD, "len %u", len);
+        cr_expect(info.is_flow);
+        cr_expect_eq(info.seq, 5000 + k);
+        cr_expect_eq(info.len, len);
+        cr_expect_eq(info.tx_time_ps, 99u);
+        cr_expect_eq(memcmp(&info.flow, &f, sizeof(f)), 0, "the tuple comes back");
+        cr_expect_eq(inet_sum(frame + ETH_HDR_BYTES, IPV4_MIN_BYTES), 0xffffu, "IPv4 checksum");
+        cr_expect_eq(vs_be16(frame + ETH_OFF_TYPE), ETHERTYPE_IPV4);
+        cr_expect_eq(vs_be16(frame + ETH_HDR_BYTES + IPV4_OFF_TOTAL_LEN), len - ETH_HDR_BYTES);
+        cr_expect_eq(frame[ETH_HDR_BYTES + IPV4_OFF_PROTO], IPPROTO_UDP_);
+        cr_expect_eq(vs_be16(frame + ETH_HDR_BYTES + IPV4_MIN_BYTES + UDP_OFF_LEN),
+                     len - ETH_HDR_BYTES - IPV4_MIN_BYTES);
+        for (uint32_t off = TRAFFIC_FLOW_HDR_BYTES; off < len; off += 7) {
+            frame[off] ^= 0x10;
+            cr_expect_eq(traffic_check(frame, len, 1, mac, 7, &info), TRAFFIC_BAD_PAYLOAD,
+                         "len %u, byte %u flipped", len, off);
+            frame[off] ^= 0x10;
+        }
+        cr_expect_eq(traffic_check(frame, len, 1, mac, 8, &info), TRAFFIC_BAD_HEADER, "other seed");
+    }
+    cr_expect_eq(traffic_flow_frame_len(0), TRAFFIC_FLOW_HDR_BYTES);
+    cr_expect_eq(traffic_flow_frame_len(64), 64u);
+    cr_expect_eq(traffic_flow_frame_len(1u << 20), TRAFFIC_MAX_FRAME_BYTES);
+}
+
+/* Every header byte of a flow frame is checked: a flipped byte in the MACs is a bad
+ * Ethernet header, anywhere in IPv4, UDP or the test header a bad header (or, in the
+ * total length, a length that no longer fits). Padding after the packet is allowed only
+ * when the length is not exact. */
+Test(traffic_flow, every_header_byte_is_checked)
+{
+    static const uint8_t mac[6] = {2, 0, 0, 0, 0, 1};
+    uint8_t frame[128];
+    struct traffic_flow f;
+    struct traffic_info info;
+    traffic_flow_of(1, &f);
+    traffic_build_flow(frame, 100, mac, 3, 77, 1234, &f);
+    for (uint32_t off = 0; off < TRAFFIC_FLOW_HDR_BYTES; off++) {
+        frame[off] ^= 0x01;
+        const enum traffic_verdict v = traffic_check(frame, 100, 1, mac, 3, &info);
+        if (off < ETH_OFF_TYPE)
+            cr_expect_eq(v, TRAFFIC_BAD_ETHERNET, "byte %u", off);
+        else
+            cr_expect(v == TRAFFIC_BAD_HEADER || v == TRAFFIC_BAD_ETHERNET ||
+                      v == TRAFFIC_BAD_LENGTH, "byte %u: verdict %d", off, v);
+        cr_expect_neq(v, TRAFFIC_GOOD, "byte %u", off);
+        frame[off] ^= 0x01;
+    }
+    cr_expect_eq(traffic_check(frame, 100, 1, mac, 3, &info), TRAFFIC_GOOD);
+    cr_expect_eq(traffic_check(frame, 128, 1, mac, 3, &info), TRAFFIC_BAD_LENGTH, "padding, exact");
+    cr_expect_eq(traffic_check(frame, 128, 0, mac, 3, &info), TRAFFIC_GOOD, "padding allowed");
+    cr_expect_eq(traffic_check(frame, 59, 0, mac, 3, &info), TRAFFIC_TOO_SHORT);
+}
+
+/* Flows are distinct 4-tuples (up to TRAFFIC_FLOWS_MAX), in the address and port ranges
+ * traffic.h names, and the RSS parser (model/rss.h) reads back the tuple a flow frame
+ * carries, as a UDP over IPv4 packet: the hash the device steers by has the flow's
+ * addresses and ports as input. */
+Test(traffic_flow, tuples_are_distinct_and_parse_as_udp_over_ipv4)
+{
+    static const uint8_t mac[6] = {2, 0, 0, 0, 0, 1};
+    static uint8_t seen[TRAFFIC_FLOWS_MAX / 8];
+    memset(seen, 0, sizeof(seen));
+    for (uint32_t i = 0; i < TRAFFIC_FLOWS_MAX; i++) {
+        struct traffic_flow f;
+        traffic_flow_of(i, &f);
+        cr_assert_eq(f.src_ip[0], 10);
+        cr_assert_geq(f.src_port, 49152u);
+        cr_assert_eq(f.dst_port, 9u);
+        const uint32_t key = (uint32_t)f.src_ip[2] << 8 | f.src_ip[3];
+        cr_assert_eq(seen[key / 8] & (1u << (key % 8)), 0, "flow %u repeats a source", i);
+        seen[key / 8] |= (uint8_t)(1u << (key % 8));
+    }
+    struct traffic_flow f, again;
+    traffic_flow_of(TRAFFIC_FLOWS_MAX + 5, &f);
+    traffic_flow_of(5, &again);
+    cr_expect_eq(memcmp(&f, &again, sizeof(f)), 0, "indices wrap");
+
+    uint8_t frame[64];
+    traffic_flow_of(4242, &f);
+    traffic_build_flow(frame, 64, mac, 1, 2, 3, &f);
+    struct rss_packet p;
+    rss_parse(frame, 64, &p);
+    cr_assert_eq(p.l3, RSS_L3_IPV4);
+    cr_assert_eq(p.l4, RSS_L4_UDP);
+    cr_expect_eq(memcmp(p.tuple, f.src_ip, 4), 0);
+    cr_expect_eq(memcmp(p.tuple + 4, f.dst_ip, 4), 0);
+    cr_expect_eq(vs_be16(p.tuple + 8), f.src_port);
+    cr_expect_eq(vs_be16(p.tuple + 10), f.dst_port);
 }

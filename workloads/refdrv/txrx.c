@@ -149,7 +149,7 @@ static void rx_consume(struct refdrv *d, const struct drv_used *u)
 {
     struct drv_queue *rx = &d->q[RX_QUEUE];
     const uint8_t *slot = rx->buf + (size_t)u->id * rx->slot_bytes;
-    struct traffic_info info = { 0, 0, 0 };
+    struct traffic_info info = {0};
     uint32_t flen = 0;
     bool good = false;
 
