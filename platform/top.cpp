@@ -368,7 +368,7 @@ run_result vs_run(const vs_config &cfg, const run_options &opt)
     dt.completions_in_order = cfg.plat.dma_completions_in_order;
     dt.queue_engines = cfg.dev.queue_engines;
     dt.engine_wakeup_next = cfg.plat.sim_engine_wakeup_next;
-    for (unsigned q = 0; q < VDEV_QUEUES; q++)
+    for (unsigned q = 0; q < VNET_QUEUES; q++)
         dt.queue_pasid[q] = cfg.plat.queue_pasid[q];
     dt.dma_channels = cfg.plat.dma_channels_count;
     dt.arbitration = cfg.plat.dma_fixed_priority ? dma_arbiter::policy::fixed_priority
@@ -443,11 +443,11 @@ run_result vs_run(const vs_config &cfg, const run_options &opt)
     run_result r;
     const host_cpu &cpu = p->cpu;
     const vdev &d = p->dev.kernel();
-    collect_violations(r, d.vpci.conf);
+    collect_violations(r, d.tp.vpci.conf);
     const refdrv_stats &ds = cpu.stats;
     r.completed = cpu.done();
     r.driver_result = cpu.done() ? refdrv_result_name(cpu.result) : "TIME_LIMIT";
-    r.device_error = d.error != VS_REASON_NONE ? vs_reason_name(d.error) : "";
+    r.device_error = d.tp.error != VS_REASON_NONE ? vs_reason_name(d.tp.error) : "";
 
     const sc_time end = cpu.done() ? cpu.finish_time : sc_core::sc_time_stamp();
     const double sim_ns = end.to_seconds() * 1e9;
@@ -460,8 +460,8 @@ run_result vs_run(const vs_config &cfg, const run_options &opt)
 
     uint64_t dma_reads = 0, dma_writes = 0;
     for (int k = 0; k < VS_DMA_KIND_COUNT; k++) {
-        dma_reads += d.stats.dma_reads[k];
-        dma_writes += d.stats.dma_writes[k];
+        dma_reads += d.tp.stats.dma_reads[k];
+        dma_writes += d.tp.stats.dma_writes[k];
     }
 
     stats_table &s = r.stats;
@@ -524,57 +524,57 @@ run_result vs_run(const vs_config &cfg, const run_options &opt)
     }
     s.add_f64("per_packet.cpu_ns", "ns", stat_better::lower, "CPU time charged to the driver per transmitted frame",
               cpu.busy.to_seconds() * 1e9 / frames);
-    s.add_u64("device.tx.frames", "frames", stat_better::higher, "frames the device transmitted", d.stats.tx_frames);
-    s.add_u64("device.rx.frames", "frames", stat_better::higher, "frames the device delivered to receive buffers", d.stats.rx_frames);
-    s.add_u64("device.rx.no_buffer", "count", stat_better::lower, "times a frame waited for a receive buffer", d.stats.rx_no_buffer);
-    s.add_u64("device.rx.dropped_too_big", "frames", stat_better::lower, "frames dropped because the receive buffer was too small", d.stats.rx_dropped_too_big);
-    stats_add_backend(s, d.stats.backend);
-    s.add_u64("device.ctrl.commands", "count", stat_better::neutral, "control queue commands answered", d.stats.ctrl_commands);
-    s.add_u64("device.ctrl.ok", "count", stat_better::higher, "control queue commands answered VIRTIO_NET_OK", d.stats.ctrl_ok);
-    s.add_u64("device.ctrl.err", "count", stat_better::lower, "control queue commands answered VIRTIO_NET_ERR", d.stats.ctrl_err);
-    s.add_u64("device.interrupts_raised", "count", stat_better::lower, "used buffer notifications the device decided to send", d.stats.interrupts_raised);
-    s.add_u64("device.config_interrupts", "count", stat_better::neutral, "configuration change notifications", d.stats.config_interrupts);
+    s.add_u64("device.tx.frames", "frames", stat_better::higher, "frames the device transmitted", d.net.stats.tx_frames);
+    s.add_u64("device.rx.frames", "frames", stat_better::higher, "frames the device delivered to receive buffers", d.net.stats.rx_frames);
+    s.add_u64("device.rx.no_buffer", "count", stat_better::lower, "times a frame waited for a receive buffer", d.net.stats.rx_no_buffer);
+    s.add_u64("device.rx.dropped_too_big", "frames", stat_better::lower, "frames dropped because the receive buffer was too small", d.net.stats.rx_dropped_too_big);
+    stats_add_backend(s, d.net.stats.backend);
+    s.add_u64("device.ctrl.commands", "count", stat_better::neutral, "control queue commands answered", d.net.stats.ctrl_commands);
+    s.add_u64("device.ctrl.ok", "count", stat_better::higher, "control queue commands answered VIRTIO_NET_OK", d.net.stats.ctrl_ok);
+    s.add_u64("device.ctrl.err", "count", stat_better::lower, "control queue commands answered VIRTIO_NET_ERR", d.net.stats.ctrl_err);
+    s.add_u64("device.interrupts_raised", "count", stat_better::lower, "used buffer notifications the device decided to send", d.tp.stats.interrupts_raised);
+    s.add_u64("device.config_interrupts", "count", stat_better::neutral, "configuration change notifications", d.tp.stats.config_interrupts);
     s.add_u64("device.msix_sent", "count", stat_better::lower, "MSI-X messages written", p->dev.msi_sent);
-    s.add_u64("device.msix_pended", "count", stat_better::lower, "MSI-X messages held pending by a mask", d.msix.stats.pended);
-    for (unsigned v = 0; v < d.msix.nvec; v++)
+    s.add_u64("device.msix_pended", "count", stat_better::lower, "MSI-X messages held pending by a mask", d.tp.msix.stats.pended);
+    for (unsigned v = 0; v < d.tp.msix.nvec; v++)
         s.add_u64("device.msix.vector." + std::to_string(v) + ".messages", "count", stat_better::lower,
                   v == 0 ? "MSI-X messages on vector 0 (the reference driver's configuration vector)"
                          : "MSI-X messages on this vector (the reference driver uses 1 + queue index)",
                   p->dev.msi_per_vector[v]);
     for (int k = 0; k < VS_DMA_KIND_COUNT; k++) {
         const std::string n = vs_dma_kind_name(static_cast<vs_dma_kind>(k));
-        if (d.stats.dma_reads[k] || k == VS_DMA_DESC_READ || k == VS_DMA_BUF_READ ||
+        if (d.tp.stats.dma_reads[k] || k == VS_DMA_DESC_READ || k == VS_DMA_BUF_READ ||
             k == VS_DMA_EVENT_READ || k == VS_DMA_FLUSH_READ)
-            s.add_u64("device.dma." + n + ".reads", "count", stat_better::lower, "device DMA reads for " + n, d.stats.dma_reads[k]);
-        if (d.stats.dma_writes[k] || k == VS_DMA_BUF_WRITE || k == VS_DMA_USED_WRITE || k == VS_DMA_EVENT_WRITE)
-            s.add_u64("device.dma." + n + ".writes", "count", stat_better::lower, "device DMA writes for " + n, d.stats.dma_writes[k]);
+            s.add_u64("device.dma." + n + ".reads", "count", stat_better::lower, "device DMA reads for " + n, d.tp.stats.dma_reads[k]);
+        if (d.tp.stats.dma_writes[k] || k == VS_DMA_BUF_WRITE || k == VS_DMA_USED_WRITE || k == VS_DMA_EVENT_WRITE)
+            s.add_u64("device.dma." + n + ".writes", "count", stat_better::lower, "device DMA writes for " + n, d.tp.stats.dma_writes[k]);
     }
-    s.add_u64("device.dma.read_bytes", "bytes", stat_better::lower, "bytes the device read from guest memory", d.stats.dma_read_bytes);
-    s.add_u64("device.dma.write_bytes", "bytes", stat_better::lower, "bytes the device wrote to guest memory", d.stats.dma_write_bytes);
-    s.add_u64("device.dma.blocked", "count", stat_better::lower, "DMA refused because bus mastering was off", d.stats.dma_blocked);
-    s.add_u64("device.resets", "count", stat_better::lower, "device resets by the driver", d.stats.resets);
-    if (d.error != VS_REASON_NONE) {
+    s.add_u64("device.dma.read_bytes", "bytes", stat_better::lower, "bytes the device read from guest memory", d.tp.stats.dma_read_bytes);
+    s.add_u64("device.dma.write_bytes", "bytes", stat_better::lower, "bytes the device wrote to guest memory", d.tp.stats.dma_write_bytes);
+    s.add_u64("device.dma.blocked", "count", stat_better::lower, "DMA refused because bus mastering was off", d.tp.stats.dma_blocked);
+    s.add_u64("device.resets", "count", stat_better::lower, "device resets by the driver", d.tp.stats.resets);
+    if (d.tp.error != VS_REASON_NONE) {
         s.add_u64("device.error.reason", "code", stat_better::neutral,
-                  std::string("vs_reason code of DEVICE_NEEDS_RESET: ") + vs_reason_name(d.error) +
-                      " (" + vs_reason_text(d.error) + ")",
-                  d.error);
+                  std::string("vs_reason code of DEVICE_NEEDS_RESET: ") + vs_reason_name(d.tp.error) +
+                      " (" + vs_reason_text(d.tp.error) + ")",
+                  d.tp.error);
         s.add_u64("device.error.queue", "queue", stat_better::neutral,
-                  "queue being processed when the device needed a reset (65535: none)", d.error_queue);
+                  "queue being processed when the device needed a reset (65535: none)", d.tp.error_queue);
     }
-    static const char *const qname[VDEV_QUEUES] = {"rx", "tx", "ctrl"};
-    for (unsigned q = 0; q < VDEV_QUEUES; q++) {
+    static const char *const qname[VNET_QUEUES] = {"rx", "tx", "ctrl"};
+    for (unsigned q = 0; q < VNET_QUEUES; q++) {
         const std::string n = std::string("device.queue.") + qname[q];
-        s.add_u64(n + ".kicks", "count", stat_better::lower, "notifications received for this queue", d.q[q].kicks);
+        s.add_u64(n + ".kicks", "count", stat_better::lower, "notifications received for this queue", d.tp.q[q].kicks);
         s.add_u64(n + ".wakeups", "count", stat_better::neutral, "times the queue's engine woke from sleep", p->dev.engine_wakeups[q]);
         s.add_f64(n + ".busy_ns", "ns", stat_better::lower, "device clock time the engine spent on this queue",
                   p->dev.engine_busy[q].to_seconds() * 1e9);
         s.add_u64(n + ".event_reads_link", "count", stat_better::lower,
                   "interrupt decisions that read the driver's event suppression fields by DMA "
-                  "across the link", d.stats.event_reads_link[q]);
+                  "across the link", d.tp.stats.event_reads_link[q]);
         s.add_u64(n + ".event_reads_local", "count", stat_better::lower,
                   "interrupt decisions that read them from device memory (viosim extension "
-                  "VIOSIM_NET_F_DEVMEM_EVENT; no link traffic)", d.stats.event_reads_local[q]);
-        const vq_stats ring = vdev_ring_stats(&d, uint16_t(q));
+                  "VIOSIM_NET_F_DEVMEM_EVENT; no link traffic)", d.tp.stats.event_reads_local[q]);
+        const vq_stats ring = pt_ring_stats(&d.tp, uint16_t(q));
         const vq_stats *vs = &ring;
         s.add_u64(n + ".fetch.reads", "count", stat_better::lower,
                   "fetch-unit DMA reads (packed: ring descriptors; split: available ring entries)",
@@ -595,34 +595,34 @@ run_result vs_run(const vs_config &cfg, const run_options &opt)
                   sim_ns > 0 ? p->dev.in_flight_area_ps[q] / (sim_ns * 1000.0) : 0.0);
         s.add_u64(n + ".in_flight_max", "buffers", stat_better::neutral, "most buffers of this queue in flight at once",
                   p->dev.in_flight_max[q]);
-        if (q == VDEV_QUEUE_CTRL)
+        if (q == VNET_QUEUE_CTRL)
             continue; // coalescing applies to transmit and receive queues only
         s.add_u64(n + ".coal.notify_by_packets", "count", stat_better::lower,
                   "used buffer notifications sent under coalescing because max_packets buffers were counted",
-                  d.stats.coal_notify[q][VDEV_COAL_BY_PACKETS]);
+                  d.net.stats.coal_notify[q][VNET_COAL_BY_PACKETS]);
         s.add_u64(n + ".coal.notify_by_timer", "count", stat_better::lower,
                   "used buffer notifications sent under coalescing because max_usecs elapsed",
-                  d.stats.coal_notify[q][VDEV_COAL_BY_TIMER]);
+                  d.net.stats.coal_notify[q][VNET_COAL_BY_TIMER]);
         s.add_u64(n + ".coal.notify_by_change", "count", stat_better::lower,
                   "used buffer notifications sent at once because new coalescing parameters met the conditions",
-                  d.stats.coal_notify[q][VDEV_COAL_BY_CHANGE]);
+                  d.net.stats.coal_notify[q][VNET_COAL_BY_CHANGE]);
         s.add_u64(n + ".coal.suppressed", "count", stat_better::higher,
                   "coalescing conditions met but the driver's event suppression declined the notification",
-                  d.stats.coal_suppressed[q]);
+                  d.net.stats.coal_suppressed[q]);
         s.add_u64(n + ".coal.timer_arms", "count", stat_better::neutral,
                   "counting windows a max_usecs timer was started for", p->dev.coal_timer_arms[q]);
         s.add_u64(n + ".coal.timer_expiries", "count", stat_better::neutral,
                   "max_usecs timers that ended before max_packets was reached", p->dev.coal_timer_expiries[q]);
     }
     s.add_u64("device.event_suppression.slot_writes", "count", stat_better::lower,
-              "driver writes taken into the device-memory suppression slots", d.stats.devmem_event_writes);
+              "driver writes taken into the device-memory suppression slots", d.tp.stats.devmem_event_writes);
     s.add_u64("device.event_suppression.slot_writes_ignored", "count", stat_better::lower,
               "writes to the device-memory suppression window while the extension was not "
-              "negotiated (ignored)", d.stats.devmem_event_writes_ignored);
+              "negotiated (ignored)", d.tp.stats.devmem_event_writes_ignored);
     s.add_u64("device.event_suppression.recheck_interrupts", "count", stat_better::lower,
               "used buffer notifications decided when a slot write arrived "
               "(VIOSIM_NET_F_DEVMEM_EVENT_RECHECK; part of device.interrupts_raised)",
-              d.stats.devmem_event_recheck_interrupts);
+              d.tp.stats.devmem_event_recheck_interrupts);
     add_time_to_interrupt_stats(s, p->dev);
     add_link_dma_stats(s, *p, sim_ns);
     add_iommu_stats(s, *p);

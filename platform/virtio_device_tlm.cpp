@@ -17,7 +17,7 @@ virtio_device_tlm::virtio_device_tlm(sc_core::sc_module_name name, const vdev_pa
                                      const device_timing &t, const dma_bench_params &bench)
     : sc_module(name), target("target"), dma("dma"), t_(t), bench_(bench),
       dma_engine_(new dma_engine(dma, t.link, t.read_tags, t.completions_in_order)),
-      arbiter_("arbiter", t.dma_channels, VDEV_QUEUES, t.arbitration)
+      arbiter_("arbiter", t.dma_channels, VNET_QUEUES, t.arbitration)
 {
     if (!vdev_init(&dev_, &p))
         throw std::bad_alloc();
@@ -28,9 +28,9 @@ virtio_device_tlm::virtio_device_tlm(sc_core::sc_module_name name, const vdev_pa
     target.register_b_transport(this, &virtio_device_tlm::b_transport);
     if (t_.queue_engines == 0)
         t_.queue_engines = 1;
-    if (t_.queue_engines > VDEV_ENGINES_MAX || t_.queue_engines > dev_.engines)
+    if (t_.queue_engines > VDEV_ENGINES_MAX || t_.queue_engines > dev_.tp.engines)
         throw std::invalid_argument("device.queue_engines exceeds the kernel's slots");
-    for (uint16_t q = 0; q < VDEV_QUEUES; q++) {
+    for (uint16_t q = 0; q < VNET_QUEUES; q++) {
         for (unsigned k = 0; k < VDEV_ENGINES_MAX; k++) {
             engine &e = engines_[q][k];
             e.dev = this;
@@ -44,7 +44,7 @@ virtio_device_tlm::virtio_device_tlm(sc_core::sc_module_name name, const vdev_pa
     msi_engine_.dev = this;
     msi_engine_.queue = 0xffff;
     msi_engine_.ops = {dma_read, dma_write, &msi_engine_};
-    for (uint16_t q : {uint16_t(VDEV_QUEUE_RX), uint16_t(VDEV_QUEUE_TX)}) {
+    for (uint16_t q : {uint16_t(VNET_QUEUE_RX), uint16_t(VNET_QUEUE_TX)}) {
         engine &c = coal_ctx_[q];
         c.dev = this;
         c.queue = q;
@@ -60,7 +60,7 @@ virtio_device_tlm::virtio_device_tlm(sc_core::sc_module_name name, const vdev_pa
     SC_METHOD(devmem_arrivals);
     sensitive << devmem_arrival_;
     dont_initialize();
-    for (uint16_t q = 0; q < VDEV_QUEUES; q++)
+    for (uint16_t q = 0; q < VNET_QUEUES; q++)
         for (unsigned k = 1; k < engines(q); k++)
             sc_core::sc_spawn(sc_bind(&virtio_device_tlm::extra_engine, this, q, k));
     if (bench_.enabled)
@@ -71,11 +71,11 @@ virtio_device_tlm::~virtio_device_tlm() { vdev_fini(&dev_); }
 
 void virtio_device_tlm::set_trace(trace_recorder *t, trace_counters *c)
 {
-    static const char *const names[VDEV_QUEUES] = {"receiveq1", "transmitq1", "controlq"};
+    static const char *const names[VNET_QUEUES] = {"receiveq1", "transmitq1", "controlq"};
     trace = t;
     counters_ = c;
     dma_engine_->set_trace(t, c);
-    for (uint16_t q = 0; q < VDEV_QUEUES; q++) {
+    for (uint16_t q = 0; q < VNET_QUEUES; q++) {
         const std::string queue = names[q];
         if (engines(q) == 1) {
             engines_[q][0].track = TRACE_QUEUE_RX + q;
@@ -106,7 +106,7 @@ void virtio_device_tlm::set_trace(trace_recorder *t, trace_counters *c)
 // descriptor's flags at a time).
 void virtio_device_tlm::sample_ring(uint16_t q)
 {
-    const vdev_queue &vq = dev_.q[q];
+    const pt_queue &vq = dev_.tp.q[q];
     if (!vq.enabled || !vq.ops || std::strcmp(vq.ops->name, "split") != 0)
         return;
     const svq &r = vq.ring.split;
@@ -131,14 +131,14 @@ void virtio_device_tlm::b_transport(tlm::tlm_generic_payload &tx, sc_time &delay
     if (amap::in(addr, len, amap::ecam_base, amap::ecam_size)) {
         const uint32_t off = uint32_t(addr - amap::ecam_base);
         if (tx.is_read()) {
-            value = vdev_cfg_read(&dev_, off, len);
+            value = pt_cfg_read(&dev_.tp, off, len);
             memcpy(data, &value, len);
         } else {
             memcpy(&value, data, len);
-            vdev_cfg_write(&dev_, off, len, uint32_t(value));
+            pt_cfg_write(&dev_.tp, off, len, uint32_t(value));
             state_change_.notify(delay);
         }
-    } else if (vdev_is_devmem_event_write(&dev_, addr, len) && tx.is_write()) {
+    } else if (pt_is_devmem_event_write(&dev_.tp, addr, len) && tx.is_write()) {
         // viosim extension: applied on arrival (devmem_arrivals).
         memcpy(&value, data, len);
         devmem_writes_.push_back({sc_core::sc_time_stamp() + delay, addr, len, value});
@@ -148,14 +148,14 @@ void virtio_device_tlm::b_transport(tlm::tlm_generic_payload &tx, sc_time &delay
         // A read cannot pass the posted writes sent before it (PCIe ordering): writes
         // to the suppression window still on their way are applied first.
         apply_devmem_writes(true);
-        vdev_mmio_read(&dev_, addr, len, &value); // unclaimed reads return all-ones
+        pt_mmio_read(&dev_.tp, addr, len, &value); // unclaimed reads return all-ones
         memcpy(data, &value, len);
     } else {
         memcpy(&value, data, len);
         uint16_t kicked = 0xffff;
-        vdev_mmio_write(&dev_, addr, len, value, &kicked);
-        if (kicked < VDEV_QUEUES) {
-            static const char *const names[VDEV_QUEUES] = {"notify receiveq1", "notify transmitq1",
+        pt_mmio_write(&dev_.tp, addr, len, value, &kicked);
+        if (kicked < VNET_QUEUES) {
+            static const char *const names[VNET_QUEUES] = {"notify receiveq1", "notify transmitq1",
                                                            "notify controlq"};
             if (trace)
                 trace->instant(TRACE_DOORBELLS, names[kicked], sc_core::sc_time_stamp() + delay);
@@ -164,7 +164,7 @@ void virtio_device_tlm::b_transport(tlm::tlm_generic_payload &tx, sc_time &delay
         }
         state_change_.notify(delay);
     }
-    if (dev_.outbox_count)
+    if (dev_.tp.outbox_count)
         msi_pending_.notify(delay);
     tx.set_response_status(tlm::TLM_OK_RESPONSE);
     conformance_check();
@@ -172,12 +172,12 @@ void virtio_device_tlm::b_transport(tlm::tlm_generic_payload &tx, sc_time &delay
 
 void virtio_device_tlm::conformance_now(const sc_time &at)
 {
-    dev_.vpci.conf.now = uint64_t(at.to_seconds() * 1e12 + 0.5);
+    dev_.tp.vpci.conf.now = uint64_t(at.to_seconds() * 1e12 + 0.5);
 }
 
 void virtio_device_tlm::conformance_check()
 {
-    if (on_violation && dev_.vpci.conf.total != 0) {
+    if (on_violation && dev_.tp.vpci.conf.total != 0) {
         on_violation();
         on_violation = nullptr;
     }
@@ -191,9 +191,9 @@ void virtio_device_tlm::apply_devmem_writes(bool all)
         const devmem_write w = devmem_writes_.front();
         devmem_writes_.pop_front();
         uint16_t kicked = 0xffff;
-        vdev_mmio_write(&dev_, w.addr, w.len, w.value, &kicked);
+        pt_mmio_write(&dev_.tp, w.addr, w.len, w.value, &kicked);
     }
-    if (dev_.outbox_count)
+    if (dev_.tp.outbox_count)
         msi_pending_.notify(SC_ZERO_TIME); // e.g. NEEDS_RESET after a malformed write
 }
 
@@ -211,9 +211,9 @@ void virtio_device_tlm::devmem_arrivals()
 dma_request_attr virtio_device_tlm::queue_attr(const engine &e) const
 {
     dma_request_attr a;
-    if (e.queue < VDEV_QUEUES) {
+    if (e.queue < VNET_QUEUES) {
         a.pasid = t_.queue_pasid[e.queue];
-        a.translate = vpci_negotiated(&dev_.vpci, VIRTIO_F_ACCESS_PLATFORM_BIT);
+        a.translate = vpci_negotiated(&dev_.tp.vpci, VIRTIO_F_ACCESS_PLATFORM_BIT);
     }
     return a;
 }
@@ -225,7 +225,7 @@ enum vs_dma_status virtio_device_tlm::do_dma(engine &e, tlm::tlm_command cmd, ui
     // Queue engines share the DMA channels (when limited): wait for one first.
     // (The coalescing timer's decision read is the notification unit's own: it does not
     // compete for the data channels, and it does not wait; see coal_timer_thread.)
-    const bool arbitrated = arbiter_.enabled() && e.queue < VDEV_QUEUES && !e.no_wait;
+    const bool arbitrated = arbiter_.enabled() && e.queue < VNET_QUEUES && !e.no_wait;
     unsigned channel = 0;
     if (arbitrated) {
         e.qk.sync();
@@ -238,7 +238,7 @@ enum vs_dma_status virtio_device_tlm::do_dma(engine &e, tlm::tlm_command cmd, ui
                                      : dma_engine_->write(addr, buf, len, at, a);
     if (arbitrated)
         arbiter_.release(channel, t.data_ready);
-    if (trace && e.queue < VDEV_QUEUES)
+    if (trace && e.queue < VNET_QUEUES)
         trace->span(e.track, what, at, t.data_ready);
     e.qk.set(t.data_ready - now);
     if (!e.no_wait)
@@ -326,7 +326,7 @@ enum vs_dma_status virtio_device_tlm::dma_write(void *ctx, uint64_t addr, const 
     return s;
 }
 
-void virtio_device_tlm::charge(engine &e, const vdev_work &w)
+void virtio_device_tlm::charge(engine &e, const pt_work &w)
 {
     const uint64_t cycles = w.descs * t_.desc_cycles + w.buffers * t_.packet_cycles;
     const sc_time busy = t_.cycle * double(cycles);
@@ -339,17 +339,17 @@ void virtio_device_tlm::charge(engine &e, const vdev_work &w)
 void virtio_device_tlm::send_msis(engine &e)
 {
     conformance_check(); // a step that just failed on a driver's ring violation
-    if (dev_.outbox_count == 0)
+    if (dev_.tp.outbox_count == 0)
         return;
     const sc_time from = sc_core::sc_time_stamp() + e.qk.get_local_time();
     for (const sc_time &held : msi_held_until_)
         if (held > from)
             return; // a timer decision's message goes first (coal_timer_thread)
     msix_message m;
-    while (vdev_take_msi(&dev_, &m)) {
+    while (pt_take_msi(&dev_.tp, &m)) {
         uint32_t data = m.data;
         // Time to interrupt: this queue engine's last publication to this message.
-        if (e.published && e.queue < VDEV_QUEUES && m.vector == dev_.vpci.q[e.queue].msix_vector) {
+        if (e.published && e.queue < VNET_QUEUES && m.vector == dev_.tp.vpci.q[e.queue].msix_vector) {
             const sc_time at = sc_core::sc_time_stamp() + e.qk.get_local_time();
             hist_record(time_to_interrupt.get(), uint64_t((at - e.published_at).to_seconds() * 1e12 + 0.5));
             e.published = false;
@@ -398,7 +398,7 @@ static sc_time coal_delay(uint64_t at_ps)
 void virtio_device_tlm::coal_follow(uint16_t q, const sc_time &now)
 {
     uint32_t usecs = 0, window = 0;
-    const bool open = vdev_coal_timer(&dev_, q, &usecs, &window);
+    const bool open = vnet_coal_timer(&dev_.net, q, &usecs, &window);
     coal_timer_step s;
     coal_timer_follow(&coal_[q], open, window, usecs, now.value(), &s);
     if (s.ended && trace)
@@ -418,14 +418,14 @@ void virtio_device_tlm::coal_follow(uint16_t q, const sc_time &now)
 void virtio_device_tlm::coal_arm(engine &e)
 {
     const uint16_t q = e.queue;
-    if (q == VDEV_QUEUE_CTRL) {
-        for (uint16_t d : {uint16_t(VDEV_QUEUE_RX), uint16_t(VDEV_QUEUE_TX)})
-            if (vdev_coal_recheck_needed(&dev_, d))
+    if (q == VNET_QUEUE_CTRL) {
+        for (uint16_t d : {uint16_t(VNET_QUEUE_RX), uint16_t(VNET_QUEUE_TX)})
+            if (vnet_coal_recheck_needed(&dev_.net, d))
                 coal_due_[d].notify(e.qk.get_local_time());
         return;
     }
     uint32_t usecs = 0, window = 0;
-    if (!coal_[q].armed && !vdev_coal_timer(&dev_, q, &usecs, &window))
+    if (!coal_[q].armed && !vnet_coal_timer(&dev_.net, q, &usecs, &window))
         return; // no window open nor timed (the common case without coalescing)
     coal_follow(q, sc_core::sc_time_stamp() + e.qk.get_local_time());
 }
@@ -484,7 +484,7 @@ void virtio_device_tlm::coal_timer_thread(uint16_t q)
         wait(coal_due_[q]);
         bool rearm = false;
         uint64_t at_ps = 0;
-        if (!coal_timer_wake(&t, vdev_coal_recheck_needed(&dev_, q),
+        if (!coal_timer_wake(&t, vnet_coal_recheck_needed(&dev_.net, q),
                              sc_core::sc_time_stamp().value(), &rearm, &at_ps)) {
             if (rearm) // woken for a window that has since ended
                 coal_due_[q].notify(coal_delay(at_ps));
@@ -495,13 +495,13 @@ void virtio_device_tlm::coal_timer_thread(uint16_t q)
             wait(used_free_[q]);
         timer_waits_[q] = false;
         if (trace && !coal_track_named_[q]) {
-            static const char *const names[VDEV_QUEUES] = {"receiveq1", "transmitq1", "controlq"};
+            static const char *const names[VNET_QUEUES] = {"receiveq1", "transmitq1", "controlq"};
             trace->name_track(c.track, std::string("device: ") + names[q] + " coalescing timer");
             coal_track_named_[q] = true;
         }
         c.qk.reset();
-        if (vdev_coal_recheck_needed(&dev_, q))
-            vdev_coal_recheck(&dev_, q, &c.ops);
+        if (vnet_coal_recheck_needed(&dev_.net, q))
+            vnet_coal_recheck(&dev_.net, q, &c.ops);
         const sc_time now = sc_core::sc_time_stamp();
         coal_follow(q, now);
         if (coal_timer_due(&t, now.value())) {
@@ -509,9 +509,9 @@ void virtio_device_tlm::coal_timer_thread(uint16_t q)
             if (trace)
                 trace->span(TRACE_QUEUE_RX + q, "coal_window_timer",
                             sc_time::from_value(t.start_ps), now);
-            vdev_coal_expire(&dev_, q, t.window, &c.ops);
+            vnet_coal_expire(&dev_.net, q, t.window, &c.ops);
         }
-        if (dev_.outbox_count == 0) {
+        if (dev_.tp.outbox_count == 0) {
             c.qk.sync();
             continue;
         }
@@ -531,10 +531,10 @@ void virtio_device_tlm::engine_wait(engine &e, const sc_core::sc_event &a,
 {
     const uint16_t q = e.queue;
     for (;;) {
-        const uint32_t before = dev_.generation[q];
+        const uint32_t before = dev_.tp.generation[q];
         wait(a | b);
-        if (q == VDEV_QUEUE_CTRL && !a.triggered() && !kicked_[q] &&
-            dev_.generation[q] == before && vdev_queue_live(&dev_, q))
+        if (q == VNET_QUEUE_CTRL && !a.triggered() && !kicked_[q] &&
+            dev_.tp.generation[q] == before && pt_queue_live(&dev_.tp, q))
             continue;
         return;
     }
@@ -602,30 +602,30 @@ void virtio_device_tlm::in_flight_add(uint16_t q, int delta)
 // One buffer on engine e: take it (holding the take), move its data, finish it in take
 // order. Returns with the take held unless the buffer is done, so that the queue-level
 // path (publish, notifications, sleep) runs with no other engine taking.
-enum vdev_step virtio_device_tlm::engine_step(engine &e, vdev_work &w)
+enum pt_step virtio_device_tlm::engine_step(engine &e, pt_work &w)
 {
     const uint16_t q = e.queue;
     take_lock(e);
-    enum vdev_step s = vdev_take(&dev_, q, e.slot, &e.ops, &w);
-    if (s != VDEV_STEP_DONE)
+    enum pt_step s = pt_take(&dev_.tp, q, e.slot, &e.ops, &w);
+    if (s != PT_STEP_DONE)
         return s;
     if (t_.engine_wakeup_next)
         in_take_order_[q].push_back(&e);
     take_unlock(e);
     in_flight_add(q, +1);
-    s = vdev_move(&dev_, q, e.slot, &w);
+    s = pt_move(&dev_.tp, q, e.slot, &w);
     // Finish in take order. Nothing here has advanced local time since the last DMA
     // synchronised, so no yield comes between the check and the wait.
-    while (s == VDEV_STEP_DONE) {
+    while (s == PT_STEP_DONE) {
         if (e.qk.get_local_time() != SC_ZERO_TIME)
             e.qk.sync();
         used_enter(q);
         // With several engines most wake-ups find it is not yet this buffer's turn: that
         // answer without the call (vdev_finish would give the same, touching nothing).
-        s = dev_.engines > 1 && vdev_finish_waits(&dev_, q, e.slot)
-                ? VDEV_STEP_WAIT
-                : vdev_finish(&dev_, q, e.slot, &w);
-        if (s != VDEV_STEP_WAIT) {
+        s = dev_.tp.engines > 1 && pt_finish_waits(&dev_.tp, q, e.slot)
+                ? PT_STEP_WAIT
+                : pt_finish(&dev_.tp, q, e.slot, &w);
+        if (s != PT_STEP_WAIT) {
             coal_arm(e); // a full batch publishes
             used_leave(q);
             break;
@@ -638,7 +638,7 @@ enum vdev_step virtio_device_tlm::engine_step(engine &e, vdev_work &w)
         } else {
             wait(finished_[q]);
         }
-        s = VDEV_STEP_DONE;
+        s = PT_STEP_DONE;
     }
     in_flight_add(q, -1);
     if (t_.engine_wakeup_next) {
@@ -646,7 +646,7 @@ enum vdev_step virtio_device_tlm::engine_step(engine &e, vdev_work &w)
         order.erase(std::find(order.begin(), order.end(), &e)); // the front but on a failure
     }
     wake_finishers(q);
-    if (s != VDEV_STEP_DONE)
+    if (s != PT_STEP_DONE)
         take_lock(e); // the buffer failed or its queue was reset
     return s;
 }
@@ -666,7 +666,7 @@ void virtio_device_tlm::wake_finishers(uint16_t q)
         return;
     }
     for (engine *o : in_take_order_[q]) {
-        if (vdev_finish_waits(&dev_, q, o->slot))
+        if (pt_finish_waits(&dev_.tp, q, o->slot))
             break;
         if (o->awaits_turn)
             o->turn->notify(SC_ZERO_TIME);
@@ -693,33 +693,33 @@ void virtio_device_tlm::run_engine(engine &e, sc_core::sc_event &more_work)
     for (;;) {
         if (e.holds_take)
             take_unlock(e);
-        if (!vdev_queue_live(&dev_, q)) {
+        if (!pt_queue_live(&dev_.tp, q)) {
             e.qk.sync();
             wait(state_change_);
             continue;
         }
-        vdev_work w = {};
-        const enum vdev_step s = engine_step(e, w);
+        pt_work w = {};
+        const enum pt_step s = engine_step(e, w);
         charge(e, w);
-        if (s == VDEV_STEP_DONE) {
-            if (q == VDEV_QUEUE_TX && w.frames)
+        if (s == PT_STEP_DONE) {
+            if (q == VNET_QUEUE_TX && w.frames)
                 fifo_frames_.notify(e.qk.get_local_time());
-            if (q == VDEV_QUEUE_RX && w.buffers)
+            if (q == VNET_QUEUE_RX && w.buffers)
                 fifo_space_.notify(e.qk.get_local_time());
             send_msis(e);
             continue;
         }
         wait_in_flight(e);
         used_enter(q);
-        vdev_complete(&dev_, q, &e.ops);
+        pt_complete(&dev_.tp, q, &e.ops);
         coal_arm(e);
         used_leave(q);
         if (counters_)
             sample_ring(q);
         send_msis(e);
-        const bool waits_for_driver = s == VDEV_STEP_IDLE ? q != VDEV_QUEUE_RX
-                                                          : q == VDEV_QUEUE_RX;
-        if (s == VDEV_STEP_FAILED) {
+        const bool waits_for_driver = s == PT_STEP_IDLE ? q != VNET_QUEUE_RX
+                                                          : q == VNET_QUEUE_RX;
+        if (s == PT_STEP_FAILED) {
             e.qk.sync();
             wait(state_change_);
             continue;
@@ -728,8 +728,8 @@ void virtio_device_tlm::run_engine(engine &e, sc_core::sc_event &more_work)
             // Waiting for the other side of the device (RX: frames; TX: FIFO space).
             // Synchronise first, then check and wait with no yield in between.
             e.qk.sync();
-            const bool still = q == VDEV_QUEUE_RX ? vdev_fifo_frames(&dev_) == 0
-                                                  : vdev_fifo_full(&dev_);
+            const bool still = q == VNET_QUEUE_RX ? vnet_fifo_frames(&dev_.net) == 0
+                                                  : vnet_fifo_full(&dev_.net);
             if (still) {
                 engine_wait(e, more_work, state_change_);
                 engine_wakeups[q]++;
@@ -741,44 +741,44 @@ void virtio_device_tlm::run_engine(engine &e, sc_core::sc_event &more_work)
         // see the request ("Driver and Device Event Suppression").
         kicked_[q] = false;
         used_enter(q);
-        const enum vdev_step armed = vdev_arm_notifications(&dev_, q, &e.ops);
+        const enum pt_step armed = pt_arm_notifications(&dev_.tp, q, &e.ops);
         used_leave(q);
         if (counters_)
             sample_ring(q);
         send_msis(e);
         e.qk.sync();
-        if (armed != VDEV_STEP_DONE && !kicked_[q]) {
+        if (armed != PT_STEP_DONE && !kicked_[q]) {
             engine_wait(e, kick_[q], state_change_);
             engine_wakeups[q]++;
         }
         kicked_[q] = false;
         used_enter(q);
-        vdev_quiet_notifications(&dev_, q, &e.ops);
+        pt_quiet_notifications(&dev_.tp, q, &e.ops);
         used_leave(q);
     }
 }
 
 sc_core::sc_event &virtio_device_tlm::more_work(uint16_t q)
 {
-    return q == VDEV_QUEUE_TX ? fifo_space_ : q == VDEV_QUEUE_RX ? fifo_frames_ : state_change_;
+    return q == VNET_QUEUE_TX ? fifo_space_ : q == VNET_QUEUE_RX ? fifo_frames_ : state_change_;
 }
 
 void virtio_device_tlm::tx_engine()
 {
-    engines_[VDEV_QUEUE_TX][0].qk.reset();
-    run_engine(engines_[VDEV_QUEUE_TX][0], more_work(VDEV_QUEUE_TX));
+    engines_[VNET_QUEUE_TX][0].qk.reset();
+    run_engine(engines_[VNET_QUEUE_TX][0], more_work(VNET_QUEUE_TX));
 }
 
 void virtio_device_tlm::rx_engine()
 {
-    engines_[VDEV_QUEUE_RX][0].qk.reset();
-    run_engine(engines_[VDEV_QUEUE_RX][0], more_work(VDEV_QUEUE_RX));
+    engines_[VNET_QUEUE_RX][0].qk.reset();
+    run_engine(engines_[VNET_QUEUE_RX][0], more_work(VNET_QUEUE_RX));
 }
 
 void virtio_device_tlm::ctrl_engine()
 {
-    engines_[VDEV_QUEUE_CTRL][0].qk.reset();
-    run_engine(engines_[VDEV_QUEUE_CTRL][0], more_work(VDEV_QUEUE_CTRL));
+    engines_[VNET_QUEUE_CTRL][0].qk.reset();
+    run_engine(engines_[VNET_QUEUE_CTRL][0], more_work(VNET_QUEUE_CTRL));
 }
 
 void virtio_device_tlm::extra_engine(uint16_t q, unsigned k)

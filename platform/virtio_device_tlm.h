@@ -39,7 +39,7 @@ struct device_timing {
     // sim.engine_wakeup = next: a finished buffer wakes only the engines that can go on
     // (the next in take order, and any whose buffer went stale), not every waiting one.
     bool engine_wakeup_next = false;
-    uint32_t queue_pasid[VDEV_QUEUES]; // address space each queue's DMA is tagged with
+    uint32_t queue_pasid[VNET_QUEUES]; // address space each queue's DMA is tagged with
     // Software-device profile: the store barrier a CPU needs before publishing used
     // descriptors (hardware orders its posted writes for free).
     sc_core::sc_time used_write_barrier = sc_core::SC_ZERO_TIME;
@@ -105,17 +105,17 @@ public:
     uint64_t bench_bytes = 0;
     uint64_t msi_sent = 0;
     uint64_t msi_per_vector[MSIX_VECTORS_MAX] = {};
-    uint64_t engine_wakeups[VDEV_QUEUES] = {};
-    sc_core::sc_time engine_busy[VDEV_QUEUES];  // summed over the queue's engines
+    uint64_t engine_wakeups[VNET_QUEUES] = {};
+    sc_core::sc_time engine_busy[VNET_QUEUES];  // summed over the queue's engines
     // Buffers of a queue between take and finish: time integral (buffer-ps), largest.
-    double in_flight_area_ps[VDEV_QUEUES] = {};
-    unsigned in_flight_max[VDEV_QUEUES] = {};
-    unsigned engines(uint16_t q) const { return q == VDEV_QUEUE_CTRL ? 1u : t_.queue_engines; }
+    double in_flight_area_ps[VNET_QUEUES] = {};
+    unsigned in_flight_max[VNET_QUEUES] = {};
+    unsigned engines(uint16_t q) const { return q == VNET_QUEUE_CTRL ? 1u : t_.queue_engines; }
     // Notification coalescing timers ("Notifications Coalescing"), per queue: counting
     // windows a max_usecs timer was started for, and timers that ended with the window
     // still open (each then takes the notification decision).
-    uint64_t coal_timer_arms[VDEV_QUEUES] = {};
-    uint64_t coal_timer_expiries[VDEV_QUEUES] = {};
+    uint64_t coal_timer_arms[VNET_QUEUES] = {};
+    uint64_t coal_timer_expiries[VNET_QUEUES] = {};
     // Per used buffer notification: from the moment the write publishing the used
     // buffers left the device to the moment its MSI-X message was issued, ps.
     hist_ptr time_to_interrupt = hist_make(); // picoseconds
@@ -164,14 +164,14 @@ private:
     void extra_engine(uint16_t q, unsigned k);
     sc_core::sc_event &more_work(uint16_t q);
     void run_engine(engine &e, sc_core::sc_event &more_work);
-    enum vdev_step engine_step(engine &e, vdev_work &w);
+    enum pt_step engine_step(engine &e, pt_work &w);
     void wait_in_flight(engine &e);
     void wake_finishers(uint16_t q);
     void take_lock(engine &e);
     void take_unlock(engine &e);
     void in_flight_add(uint16_t q, int delta);
     void sample_ring(uint16_t q);
-    void charge(engine &e, const vdev_work &w);
+    void charge(engine &e, const pt_work &w);
     void coal_follow(uint16_t q, const sc_core::sc_time &now);
     void coal_arm(engine &e);
     void coal_timer_thread(uint16_t q);
@@ -195,10 +195,10 @@ private:
     dma_bench_params bench_;
     std::unique_ptr<dma_engine> dma_engine_;
     dma_arbiter arbiter_;
-    engine engines_[VDEV_QUEUES][VDEV_ENGINES_MAX];
+    engine engines_[VNET_QUEUES][VDEV_ENGINES_MAX];
     engine msi_engine_;
-    sc_core::sc_event kick_[VDEV_QUEUES];
-    bool kicked_[VDEV_QUEUES] = {};   // a kick arrived since the engine last looked
+    sc_core::sc_event kick_[VNET_QUEUES];
+    bool kicked_[VNET_QUEUES] = {};   // a kick arrived since the engine last looked
     sc_core::sc_event fifo_frames_;   // TX put frames in the loopback FIFO
     sc_core::sc_event fifo_space_;    // RX took frames out of the FIFO
     sc_core::sc_event state_change_;  // a register write may have enabled or reset queues
@@ -207,34 +207,34 @@ private:
     // (model/coalesce.h); a process per data queue (coal_timer_thread) with its own DMA
     // context (coal_ctx_) serves it. coal_due_ fires at a timer's end or when new
     // parameters need a re-check.
-    coal_timer coal_[VDEV_QUEUES] = {};
-    sc_core::sc_event coal_due_[VDEV_QUEUES];
-    engine coal_ctx_[VDEV_QUEUES];
-    bool coal_track_named_[VDEV_QUEUES] = {};
+    coal_timer coal_[VNET_QUEUES] = {};
+    sc_core::sc_event coal_due_[VNET_QUEUES];
+    engine coal_ctx_[VNET_QUEUES];
+    bool coal_track_named_[VNET_QUEUES] = {};
     // The used side of each queue (used_enter): engines inside a used-side call, whether
     // the timer waits for them to leave, and its wake-up.
-    unsigned used_busy_[VDEV_QUEUES] = {};
-    bool timer_waits_[VDEV_QUEUES] = {};
-    sc_core::sc_event used_free_[VDEV_QUEUES];
+    unsigned used_busy_[VNET_QUEUES] = {};
+    bool timer_waits_[VNET_QUEUES] = {};
+    sc_core::sc_event used_free_[VNET_QUEUES];
     // A timer decision's MSI-X message waits for its event-suppression read until then.
-    sc_core::sc_time msi_held_until_[VDEV_QUEUES];
+    sc_core::sc_time msi_held_until_[VNET_QUEUES];
     std::deque<devmem_write> devmem_writes_; // in arrival order (one CPU, posted, in order)
     sc_core::sc_event devmem_arrival_;       // the first of devmem_writes_ arrives
     // A queue's engines: one takes buffers from the ring at a time (taking_), buffers
     // finish in take order (finished_ wakes the next, or wake_finishers), in_flight_
     // counts taken buffers.
-    bool taking_[VDEV_QUEUES] = {};
-    sc_core::sc_event take_done_[VDEV_QUEUES];
+    bool taking_[VNET_QUEUES] = {};
+    sc_core::sc_event take_done_[VNET_QUEUES];
     // sim.engine_wakeup = next: the engines waiting to take, and those with a buffer in
     // flight, each in the order they came.
-    std::deque<engine *> take_queue_[VDEV_QUEUES];
-    std::deque<engine *> in_take_order_[VDEV_QUEUES];
-    sc_core::sc_event finished_[VDEV_QUEUES];
-    unsigned in_flight_[VDEV_QUEUES] = {};
-    sc_core::sc_time in_flight_since_[VDEV_QUEUES];
+    std::deque<engine *> take_queue_[VNET_QUEUES];
+    std::deque<engine *> in_take_order_[VNET_QUEUES];
+    sc_core::sc_event finished_[VNET_QUEUES];
+    unsigned in_flight_[VNET_QUEUES] = {};
+    sc_core::sc_time in_flight_since_[VNET_QUEUES];
     trace_counters *counters_ = nullptr;
-    int in_flight_counter_[VDEV_QUEUES] = {};
-    int ring_counter_[VDEV_QUEUES] = {};
+    int in_flight_counter_[VNET_QUEUES] = {};
+    int ring_counter_[VNET_QUEUES] = {};
 };
 
 #endif

@@ -28,9 +28,9 @@
  * for the test to check, since an assert inside the pump would need Criterion here.
  *
  *     struct host_rig *r = host_rig_new(0x40000000, 16ull << 20, NULL); // default device
- *     r->pasid[VDEV_QUEUE_TX] = 5;                                       // optional
+ *     r->pasid[VNET_QUEUE_TX] = 5;                                       // optional
  *     enum refdrv_result res = refdrv_run(&r->host, &params, &stats);
- *     ... r->translated, r->first_addr[VDEV_QUEUE_RX][VS_DMA_DESC_READ] ...
+ *     ... r->translated, r->first_addr[VNET_QUEUE_RX][VS_DMA_DESC_READ] ...
  *     host_rig_free(r);
  *
  * host_rig_refdrv_params fills the driver parameters both loopback suites share.
@@ -70,8 +70,8 @@ struct host_rig {
     struct iommu mmu;
     uint8_t *mem;
     uint64_t mem_base, mem_size;
-    uint32_t pasid[VDEV_QUEUES]; /* what the platform tags each queue's DMA with */
-    struct host_rig_port port[VDEV_QUEUES];
+    uint32_t pasid[VNET_QUEUES]; /* what the platform tags each queue's DMA with */
+    struct host_rig_port port[VNET_QUEUES];
     struct vs_guest_ops walk_ops;
     struct vs_host_ops host;
     uint64_t now_ps;
@@ -82,8 +82,8 @@ struct host_rig {
     bool lazy;
 
     /* What happened. */
-    const char *format[VDEV_QUEUES]; /* ring format of each queue while it was live */
-    uint16_t size[VDEV_QUEUES];      /* queue size the driver configured */
+    const char *format[VNET_QUEUES]; /* ring format of each queue while it was live */
+    uint16_t size[VNET_QUEUES];      /* queue size the driver configured */
     vs_features negotiated;          /* features, as seen while the queues were live */
     uint64_t translated, physical, faults, out_of_range;
     uint64_t msi_misaddressed;
@@ -91,8 +91,8 @@ struct host_rig {
     uint32_t nroots;
     /* Addresses the device used, per queue and kind (0: none): the first, the lowest
      * and the end of the highest access. */
-    uint64_t first_addr[VDEV_QUEUES][VS_DMA_KIND_COUNT];
-    uint64_t lo[VDEV_QUEUES][VS_DMA_KIND_COUNT], hi[VDEV_QUEUES][VS_DMA_KIND_COUNT];
+    uint64_t first_addr[VNET_QUEUES][VS_DMA_KIND_COUNT];
+    uint64_t lo[VNET_QUEUES][VS_DMA_KIND_COUNT], hi[VNET_QUEUES][VS_DMA_KIND_COUNT];
 };
 
 /* The device the rig builds when given no parameters: vdev_rig's, with queues of up to
@@ -115,7 +115,7 @@ static inline bool host_rig_in_mem(const struct host_rig *r, uint64_t pa, uint64
 static inline uint64_t host_rig_lo(const struct host_rig *r, enum vs_dma_kind kind)
 {
     uint64_t lo = 0;
-    for (unsigned q = 0; q < VDEV_QUEUES; q++)
+    for (unsigned q = 0; q < VNET_QUEUES; q++)
         if (r->lo[q][kind] != 0 && (lo == 0 || r->lo[q][kind] < lo))
             lo = r->lo[q][kind];
     return lo;
@@ -124,7 +124,7 @@ static inline uint64_t host_rig_lo(const struct host_rig *r, enum vs_dma_kind ki
 static inline uint64_t host_rig_hi(const struct host_rig *r, enum vs_dma_kind kind)
 {
     uint64_t hi = 0;
-    for (unsigned q = 0; q < VDEV_QUEUES; q++)
+    for (unsigned q = 0; q < VNET_QUEUES; q++)
         if (r->hi[q][kind] > hi)
             hi = r->hi[q][kind];
     return hi;
@@ -156,7 +156,7 @@ static inline enum vs_dma_status host_rig_access(struct host_rig_port *pt, uint6
                                                  enum vs_dma_kind kind)
 {
     struct host_rig *r = pt->rig;
-    const bool translate = vpci_negotiated(&r->dev.vpci, VIRTIO_F_ACCESS_PLATFORM_BIT);
+    const bool translate = vpci_negotiated(&r->dev.tp.vpci, VIRTIO_F_ACCESS_PLATFORM_BIT);
     const uint16_t q = pt->queue;
     uint32_t done = 0;
 
@@ -212,7 +212,7 @@ static inline enum vs_dma_status host_rig_port_write(void *ctx, uint64_t addr, c
 
 static inline void host_rig_pump(struct host_rig *r)
 {
-    static const uint16_t queues[] = {VDEV_QUEUE_TX, VDEV_QUEUE_RX};
+    static const uint16_t queues[] = {VNET_QUEUE_TX, VNET_QUEUE_RX};
     bool progress = true;
     struct msix_message msg;
 
@@ -221,28 +221,28 @@ static inline void host_rig_pump(struct host_rig *r)
         for (unsigned i = 0; i < 2; i++) {
             const uint16_t q = queues[i];
             const struct vs_guest_ops *ops = &r->port[q].ops;
-            if (!vdev_queue_live(&r->dev, q))
+            if (!pt_queue_live(&r->dev.tp, q))
                 continue;
-            r->format[q] = r->dev.q[q].ops->name;
-            r->negotiated = r->dev.vpci.driver_features;
-            r->size[q] = r->dev.q[q].cfg.size;
-            vdev_quiet_notifications(&r->dev, q, ops);
+            r->format[q] = r->dev.tp.q[q].ops->name;
+            r->negotiated = r->dev.tp.vpci.driver_features;
+            r->size[q] = r->dev.tp.q[q].cfg.size;
+            pt_quiet_notifications(&r->dev.tp, q, ops);
             for (uint32_t n = 0; n < HOST_RIG_PUMP_MAX; n++) {
-                struct vdev_work w;
+                struct pt_work w;
                 memset(&w, 0, sizeof w);
-                enum vdev_step st = q == VDEV_QUEUE_TX ? vdev_tx_step(&r->dev, ops, &w)
-                                                       : vdev_rx_step(&r->dev, ops, &w);
-                if (st != VDEV_STEP_DONE)
+                enum pt_step st = q == VNET_QUEUE_TX ? vnet_tx_step(&r->dev.net, ops, &w)
+                                                       : vnet_rx_step(&r->dev.net, ops, &w);
+                if (st != PT_STEP_DONE)
                     break;
                 progress = true;
             }
-            vdev_complete(&r->dev, q, ops);
+            pt_complete(&r->dev.tp, q, ops);
             /* Before the device "sleeps": ask for notifications, then re-check. */
-            if (vdev_arm_notifications(&r->dev, q, ops) == VDEV_STEP_DONE)
+            if (pt_arm_notifications(&r->dev.tp, q, ops) == PT_STEP_DONE)
                 progress = true;
         }
     }
-    while (vdev_take_msi(&r->dev, &msg)) {
+    while (pt_take_msi(&r->dev.tp, &msg)) {
         if (msg.addr != HOST_RIG_MSI_BASE)
             r->msi_misaddressed++;
         else if (msg.data < HOST_RIG_VECTORS)
@@ -256,14 +256,14 @@ static inline uint32_t host_rig_cfg_read(void *ctx, uint32_t off, unsigned size)
 {
     struct host_rig *r = (struct host_rig *)ctx;
     r->now_ps += 200000;
-    return vdev_cfg_read(&r->dev, off, size);
+    return pt_cfg_read(&r->dev.tp, off, size);
 }
 
 static inline void host_rig_cfg_write(void *ctx, uint32_t off, unsigned size, uint32_t value)
 {
     struct host_rig *r = (struct host_rig *)ctx;
     r->now_ps += 100000;
-    vdev_cfg_write(&r->dev, off, size, value);
+    pt_cfg_write(&r->dev.tp, off, size, value);
 }
 
 static inline uint64_t host_rig_mmio_read(void *ctx, uint64_t addr, unsigned size)
@@ -271,7 +271,7 @@ static inline uint64_t host_rig_mmio_read(void *ctx, uint64_t addr, unsigned siz
     struct host_rig *r = (struct host_rig *)ctx;
     uint64_t v = ~0ull;
     r->now_ps += 500000;
-    vdev_mmio_read(&r->dev, addr, size, &v);
+    pt_mmio_read(&r->dev.tp, addr, size, &v);
     return v;
 }
 
@@ -280,7 +280,7 @@ static inline void host_rig_mmio_write(void *ctx, uint64_t addr, unsigned size, 
     struct host_rig *r = (struct host_rig *)ctx;
     uint16_t kicked = 0xffff;
     r->now_ps += 100000;
-    vdev_mmio_write(&r->dev, addr, size, value, &kicked);
+    pt_mmio_write(&r->dev.tp, addr, size, value, &kicked);
     if (!r->lazy)
         host_rig_pump(r);
 }
@@ -372,7 +372,7 @@ static inline struct host_rig *host_rig_new(uint64_t mem_base, uint64_t mem_size
     }
     iommu_init(&r->mmu, &mc);
     r->walk_ops = (struct vs_guest_ops){host_rig_walk_read, host_rig_walk_write, r};
-    for (uint16_t q = 0; q < VDEV_QUEUES; q++) {
+    for (uint16_t q = 0; q < VNET_QUEUES; q++) {
         r->port[q].rig = r;
         r->port[q].queue = q;
         r->port[q].ops = (struct vs_guest_ops){host_rig_port_read, host_rig_port_write, &r->port[q]};

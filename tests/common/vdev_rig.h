@@ -9,7 +9,7 @@
  *     struct vdev_rig r;
  *     vdev_rig_init(&r, NULL, 0x100000, 1 << 20);       // default params
  *     vdev_rig_bring_up(&r, &features, 3, 64);           // RX, TX, ctrl: 64 entries
- *     vdev_tx_step(&r.dev, &r.ops, &w);
+ *     vnet_tx_step(&r.dev.net, &r.ops, &w);
  *     vdev_rig_fini(&r);
  */
 #ifndef VIOSIM_TESTS_VDEV_RIG_H
@@ -28,7 +28,7 @@
  * descriptors at +0, driver area at +0x8000, device area at +0xC000 (large enough for
  * 1024-entry split rings). Buffers live above VDEV_RIG_BUFFERS. */
 #define VDEV_RIG_QUEUE_WINDOW 0x10000ull
-#define VDEV_RIG_BUFFERS(r) ((r)->g.base + VDEV_QUEUES * VDEV_RIG_QUEUE_WINDOW)
+#define VDEV_RIG_BUFFERS(r) ((r)->g.base + VNET_QUEUES * VDEV_RIG_QUEUE_WINDOW)
 
 struct vdev_rig {
     struct vdev dev;
@@ -100,11 +100,11 @@ static inline uint64_t vdev_rig_device_area(const struct vdev_rig *r, unsigned q
 /* Configuration-space offset of the first vendor capability of cfg_type, or 0. */
 static inline uint8_t vdev_rig_find_vcap(struct vdev *d, uint8_t cfg_type)
 {
-    uint8_t off = (uint8_t)vdev_cfg_read(d, PCI_CAPABILITY_LIST, 1);
+    uint8_t off = (uint8_t)pt_cfg_read(&d->tp, PCI_CAPABILITY_LIST, 1);
     for (int n = 0; off && n < 48; n++) {
-        if (vdev_cfg_read(d, off, 1) == PCI_CAP_ID_VNDR && vdev_cfg_read(d, off + 3u, 1) == cfg_type)
+        if (pt_cfg_read(&d->tp, off, 1) == PCI_CAP_ID_VNDR && pt_cfg_read(&d->tp, off + 3u, 1) == cfg_type)
             return off;
-        off = (uint8_t)vdev_cfg_read(d, off + 1u, 1);
+        off = (uint8_t)pt_cfg_read(&d->tp, off + 1u, 1);
     }
     return 0;
 }
@@ -112,30 +112,30 @@ static inline uint8_t vdev_rig_find_vcap(struct vdev *d, uint8_t cfg_type)
 /* Assign BAR0 and BAR2 and enable memory decoding and bus mastering. */
 static inline void vdev_rig_map_bars(struct vdev *d)
 {
-    vdev_cfg_write(d, PCI_BAR0, 4, (uint32_t)VDEV_RIG_BAR0);
-    vdev_cfg_write(d, PCI_BAR0 + 4, 4, 0);
-    vdev_cfg_write(d, PCI_BAR0 + 8, 4, (uint32_t)VDEV_RIG_BAR2);
-    vdev_cfg_write(d, PCI_BAR0 + 12, 4, 0);
-    vdev_cfg_write(d, PCI_COMMAND, 2, PCI_COMMAND_MEMORY_MASK | PCI_COMMAND_MASTER_MASK);
+    pt_cfg_write(&d->tp, PCI_BAR0, 4, (uint32_t)VDEV_RIG_BAR0);
+    pt_cfg_write(&d->tp, PCI_BAR0 + 4, 4, 0);
+    pt_cfg_write(&d->tp, PCI_BAR0 + 8, 4, (uint32_t)VDEV_RIG_BAR2);
+    pt_cfg_write(&d->tp, PCI_BAR0 + 12, 4, 0);
+    pt_cfg_write(&d->tp, PCI_COMMAND, 2, PCI_COMMAND_MEMORY_MASK | PCI_COMMAND_MASTER_MASK);
 }
 
 /* Bus address of a common-configuration field (after vdev_rig_map_bars). */
 static inline uint64_t vdev_rig_common(struct vdev *d, uint32_t field)
 {
     uint8_t cap = vdev_rig_find_vcap(d, VIRTIO_PCI_CAP_COMMON_CFG);
-    return VDEV_RIG_BAR0 + vdev_cfg_read(d, cap + 8u, 4) + field;
+    return VDEV_RIG_BAR0 + pt_cfg_read(&d->tp, cap + 8u, 4) + field;
 }
 
 static inline bool vdev_rig_wr(struct vdev *d, uint32_t field, unsigned size, uint64_t v)
 {
     uint16_t kicked;
-    return vdev_mmio_write(d, vdev_rig_common(d, field), size, v, &kicked);
+    return pt_mmio_write(&d->tp, vdev_rig_common(d, field), size, v, &kicked);
 }
 
 static inline uint64_t vdev_rig_rd(struct vdev *d, uint32_t field, unsigned size)
 {
     uint64_t v = 0;
-    vdev_mmio_read(d, vdev_rig_common(d, field), size, &v);
+    pt_mmio_read(&d->tp, vdev_rig_common(d, field), size, &v);
     return v;
 }
 
@@ -143,10 +143,10 @@ static inline uint64_t vdev_rig_rd(struct vdev *d, uint32_t field, unsigned size
 static inline uint64_t vdev_rig_notify_addr(struct vdev *d, uint16_t q)
 {
     uint8_t cap = vdev_rig_find_vcap(d, VIRTIO_PCI_CAP_NOTIFY_CFG);
-    uint32_t mult = vdev_cfg_read(d, cap + 16u, 4);
+    uint32_t mult = pt_cfg_read(&d->tp, cap + 16u, 4);
     vdev_rig_wr(d, VIRTIO_PCI_COMMON_Q_SELECT, 2, q);
     uint32_t off = (uint32_t)vdev_rig_rd(d, VIRTIO_PCI_COMMON_Q_NOFF, 2);
-    return VDEV_RIG_BAR0 + vdev_cfg_read(d, cap + 8u, 4) + (uint64_t)off * mult;
+    return VDEV_RIG_BAR0 + pt_cfg_read(&d->tp, cap + 8u, 4) + (uint64_t)off * mult;
 }
 
 /* The initialisation sequence with `features`, then queues 0..nqueues-1 of `size`
@@ -185,7 +185,7 @@ static inline bool vdev_rig_bring_up(struct vdev_rig *r, const vs_features *feat
     vdev_rig_wr(d, VIRTIO_PCI_COMMON_STATUS, 1,
                 ack_drv | VIRTIO_STATUS_FEATURES_OK | VIRTIO_STATUS_DRIVER_OK);
     return (vdev_rig_rd(d, VIRTIO_PCI_COMMON_STATUS, 1) & VIRTIO_STATUS_DRIVER_OK) != 0 &&
-           d->error == VS_REASON_NONE;
+           d->tp.error == VS_REASON_NONE;
 }
 
 #endif

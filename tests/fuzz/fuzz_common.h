@@ -55,19 +55,19 @@ static inline uint32_t fuzz_u32(struct fuzz_in *in)
 /* The device's error state is the spec's and is named. */
 static inline void fuzz_check_error_state(struct vdev *d)
 {
-    if (d->error == VS_REASON_NONE)
+    if (d->tp.error == VS_REASON_NONE)
         return;
-    FUZZ_CHECK(d->vpci.status & VIRTIO_STATUS_DEVICE_NEEDS_RESET, "error %s without NEEDS_RESET",
-               vs_reason_name(d->error));
-    const char *name = vs_reason_name(d->error);
-    FUZZ_CHECK(name != NULL && name[0] != '\0', "error %d has no name", (int)d->error);
+    FUZZ_CHECK(d->tp.vpci.status & VIRTIO_STATUS_DEVICE_NEEDS_RESET, "error %s without NEEDS_RESET",
+               vs_reason_name(d->tp.error));
+    const char *name = vs_reason_name(d->tp.error);
+    FUZZ_CHECK(name != NULL && name[0] != '\0', "error %d has no name", (int)d->tp.error);
 }
 
 /* A step's result agrees with the device's state. */
-static inline void fuzz_check_step(struct vdev *d, enum vdev_step s)
+static inline void fuzz_check_step(struct vdev *d, enum pt_step s)
 {
-    if (s == VDEV_STEP_FAILED)
-        FUZZ_CHECK(d->error != VS_REASON_NONE, "a step failed with no reason recorded");
+    if (s == PT_STEP_FAILED)
+        FUZZ_CHECK(d->tp.error != VS_REASON_NONE, "a step failed with no reason recorded");
     fuzz_check_error_state(d);
 }
 

@@ -21,7 +21,7 @@
 
 #define GUEST_BASE   0x100000ull
 #define BUFFER_BYTES 0x10000u
-#define GUEST_BYTES  (VDEV_QUEUES * VDEV_RIG_QUEUE_WINDOW + BUFFER_BYTES)
+#define GUEST_BYTES  (VNET_QUEUES * VDEV_RIG_QUEUE_WINDOW + BUFFER_BYTES)
 #define RING_SIZE    16u
 #define COMMANDS_MAX 64u
 #define FRAME_BYTES  (12u + 60u)
@@ -52,25 +52,25 @@ static void put_desc(struct vdev_rig *r, unsigned q, struct ring_side *s, uint64
 static void frame(struct vdev_rig *r, struct ring_side *tx, struct ring_side *rx)
 {
     const uint64_t buf = VDEV_RIG_BUFFERS(r);
-    put_desc(r, VDEV_QUEUE_RX, rx, buf + 0x8000, 1526, rx->pos, VIRTQ_DESC_F_WRITE_MASK);
-    put_desc(r, VDEV_QUEUE_TX, tx, buf + 0x4000, FRAME_BYTES, tx->pos, 0);
-    struct vdev_work w;
+    put_desc(r, VNET_QUEUE_RX, rx, buf + 0x8000, 1526, rx->pos, VIRTQ_DESC_F_WRITE_MASK);
+    put_desc(r, VNET_QUEUE_TX, tx, buf + 0x4000, FRAME_BYTES, tx->pos, 0);
+    struct pt_work w;
     memset(&w, 0, sizeof w);
-    fuzz_check_step(&r->dev, vdev_tx_step(&r->dev, &r->ops, &w));
+    fuzz_check_step(&r->dev, vnet_tx_step(&r->dev.net, &r->ops, &w));
     memset(&w, 0, sizeof w);
-    fuzz_check_step(&r->dev, vdev_rx_step(&r->dev, &r->ops, &w));
+    fuzz_check_step(&r->dev, vnet_rx_step(&r->dev.net, &r->ops, &w));
 }
 
 /* The platform's side of coalescing: publish, then end the window or re-check. */
 static void timers(struct vdev_rig *r, uint8_t action)
 {
-    for (uint16_t q = VDEV_QUEUE_RX; q <= VDEV_QUEUE_TX; q++) {
-        fuzz_check_step(&r->dev, vdev_complete(&r->dev, q, &r->ops));
+    for (uint16_t q = VNET_QUEUE_RX; q <= VNET_QUEUE_TX; q++) {
+        fuzz_check_step(&r->dev, pt_complete(&r->dev.tp, q, &r->ops));
         uint32_t usecs, window;
-        if ((action & 1u) && vdev_coal_timer(&r->dev, q, &usecs, &window))
-            fuzz_check_step(&r->dev, vdev_coal_expire(&r->dev, q, window - (action >> 7), &r->ops));
-        if ((action & 2u) && vdev_coal_recheck_needed(&r->dev, q))
-            fuzz_check_step(&r->dev, vdev_coal_recheck(&r->dev, q, &r->ops));
+        if ((action & 1u) && vnet_coal_timer(&r->dev.net, q, &usecs, &window))
+            fuzz_check_step(&r->dev, vnet_coal_expire(&r->dev.net, q, window - (action >> 7), &r->ops));
+        if ((action & 2u) && vnet_coal_recheck_needed(&r->dev.net, q))
+            fuzz_check_step(&r->dev, vnet_coal_recheck(&r->dev.net, q, &r->ops));
     }
 }
 
@@ -98,7 +98,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         vs_feature_set(&f, VIRTIO_NET_F_VQ_NOTF_COAL_BIT);
     if (fb & 4u)
         vs_feature_set(&f, VIRTIO_F_EVENT_IDX_BIT);
-    if (!vdev_rig_bring_up(&r, &f, VDEV_QUEUES, RING_SIZE)) {
+    if (!vdev_rig_bring_up(&r, &f, VNET_QUEUES, RING_SIZE)) {
         fuzz_check_error_state(&r.dev);
         vdev_rig_fini(&r);
         return 0;
@@ -106,7 +106,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     struct ring_side ctrl = {0, true}, tx = {0, true}, rx = {0, true};
     const uint64_t cmd_area = VDEV_RIG_BUFFERS(&r);
-    for (unsigned c = 0; c < COMMANDS_MAX && in.left > 0 && r.dev.error == VS_REASON_NONE; c++) {
+    for (unsigned c = 0; c < COMMANDS_MAX && in.left > 0 && r.dev.tp.error == VS_REASON_NONE; c++) {
         const unsigned nread = 1u + fuzz_u8(&in) % 3u, nwrite = fuzz_u8(&in) % 4u;
         uint8_t rlen[3], wlen[3];
         for (unsigned i = 0; i < nread; i++)
@@ -144,7 +144,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 first = false;
                 (void)flags;
             } else {
-                put_desc(&r, VDEV_QUEUE_CTRL, &ctrl, at, len, id, flags);
+                put_desc(&r, VNET_QUEUE_CTRL, &ctrl, at, len, id, flags);
             }
             if (writable) {
                 last_w_addr = at;
@@ -154,38 +154,38 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             at += (len + 15u) & ~15u;
         }
         const uint16_t head_flags = (uint16_t)((nread + nwrite > 1 ? VIRTQ_DESC_F_NEXT_MASK : 0));
-        put_desc(&r, VDEV_QUEUE_CTRL, &start, first_addr, first_len, id, head_flags);
+        put_desc(&r, VNET_QUEUE_CTRL, &start, first_addr, first_len, id, head_flags);
 
-        struct vdev_work w;
+        struct pt_work w;
         memset(&w, 0, sizeof w);
-        const uint64_t done_before = r.dev.stats.ctrl_commands;
-        const enum vdev_step st = vdev_ctrl_step(&r.dev, &r.ops, &w);
+        const uint64_t done_before = r.dev.net.stats.ctrl_commands;
+        const enum pt_step st = vnet_ctrl_step(&r.dev.net, &r.ops, &w);
         fuzz_check_step(&r.dev, st);
         if (nwrite == 0)
-            FUZZ_CHECK(st == VDEV_STEP_FAILED && r.dev.error == VS_REASON_CTRL_NO_ACK_BYTE,
+            FUZZ_CHECK(st == PT_STEP_FAILED && r.dev.tp.error == VS_REASON_CTRL_NO_ACK_BYTE,
                        "a command without an ack byte did not end in CTRL_NO_ACK_BYTE");
-        if (st == VDEV_STEP_DONE && r.dev.stats.ctrl_commands != done_before) {
+        if (st == PT_STEP_DONE && r.dev.net.stats.ctrl_commands != done_before) {
             const uint8_t ack = fake_guest_ptr(&r.g, last_w_addr + last_w_len - 1u, 1)[0];
             FUZZ_CHECK(ack == 0 || ack == 1, "ack byte %u is neither OK nor ERR", ack);
             FUZZ_CHECK(w.bytes_written >= 1 && w.bytes_written <= wtotal,
                        "used length %u outside the writable part (%u)", w.bytes_written, wtotal);
         }
         const uint8_t action = fuzz_u8(&in);
-        for (unsigned n = 0; n < (action >> 2) % 4u && r.dev.error == VS_REASON_NONE; n++)
+        for (unsigned n = 0; n < (action >> 2) % 4u && r.dev.tp.error == VS_REASON_NONE; n++)
             frame(&r, &tx, &rx);
-        if (r.dev.error == VS_REASON_NONE)
+        if (r.dev.tp.error == VS_REASON_NONE)
             timers(&r, action);
         struct msix_message m;
-        while (vdev_take_msi(&r.dev, &m))
+        while (pt_take_msi(&r.dev.tp, &m))
             ;
     }
     fuzz_check_error_state(&r.dev);
     if (getenv("VIOSIM_FUZZ_VERBOSE"))
         fprintf(stderr, "ctrl: %llu ok, %llu err; coalescing rx %u/%u tx %u/%u; error %s\n",
-                (unsigned long long)r.dev.stats.ctrl_ok, (unsigned long long)r.dev.stats.ctrl_err,
-                r.dev.coal[VDEV_QUEUE_RX].p.max_packets, r.dev.coal[VDEV_QUEUE_RX].p.max_usecs,
-                r.dev.coal[VDEV_QUEUE_TX].p.max_packets, r.dev.coal[VDEV_QUEUE_TX].p.max_usecs,
-                vs_reason_name(r.dev.error));
+                (unsigned long long)r.dev.net.stats.ctrl_ok, (unsigned long long)r.dev.net.stats.ctrl_err,
+                r.dev.net.coal[VNET_QUEUE_RX].p.max_packets, r.dev.net.coal[VNET_QUEUE_RX].p.max_usecs,
+                r.dev.net.coal[VNET_QUEUE_TX].p.max_packets, r.dev.net.coal[VNET_QUEUE_TX].p.max_usecs,
+                vs_reason_name(r.dev.tp.error));
     vdev_rig_fini(&r);
     return 0;
 }

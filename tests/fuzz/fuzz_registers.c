@@ -14,7 +14,7 @@
 #include "fuzz_common.h"
 
 #define GUEST_BASE  0x100000ull
-#define GUEST_BYTES (VDEV_QUEUES * VDEV_RIG_QUEUE_WINDOW + 0x10000u)
+#define GUEST_BYTES (VNET_QUEUES * VDEV_RIG_QUEUE_WINDOW + 0x10000u)
 #define RECORDS_MAX 512
 
 static unsigned access_size(uint8_t code)
@@ -43,50 +43,50 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         const uint32_t value = fuzz_u32(&in);
         uint64_t v64 = value;
         uint16_t kicked;
-        struct vdev_work w;
+        struct pt_work w;
         memset(&w, 0, sizeof w);
         switch (op % 12u) {
         case 0:
-            (void)vdev_cfg_read(&r.dev, off & 0xFFFu, sz > 4 ? 4 : sz);
+            (void)pt_cfg_read(&r.dev.tp, off & 0xFFFu, sz > 4 ? 4 : sz);
             break;
         case 1:
-            vdev_cfg_write(&r.dev, off & 0xFFFu, sz > 4 ? 4 : sz, value);
+            pt_cfg_write(&r.dev.tp, off & 0xFFFu, sz > 4 ? 4 : sz, value);
             break;
         case 2: /* BAR0: the virtio structures */
-            vdev_mmio_read(&r.dev, VDEV_RIG_BAR0 + (off & 0x3FFFu), sz, &v64);
+            pt_mmio_read(&r.dev.tp, VDEV_RIG_BAR0 + (off & 0x3FFFu), sz, &v64);
             break;
         case 3:
-            vdev_mmio_write(&r.dev, VDEV_RIG_BAR0 + (off & 0x3FFFu), sz, v64, &kicked);
+            pt_mmio_write(&r.dev.tp, VDEV_RIG_BAR0 + (off & 0x3FFFu), sz, v64, &kicked);
             break;
         case 4: /* BAR2: MSI-X table and PBA */
-            vdev_mmio_read(&r.dev, VDEV_RIG_BAR2 + (off & 0xFFFu), sz, &v64);
+            pt_mmio_read(&r.dev.tp, VDEV_RIG_BAR2 + (off & 0xFFFu), sz, &v64);
             break;
         case 5:
-            vdev_mmio_write(&r.dev, VDEV_RIG_BAR2 + (off & 0xFFFu), sz, v64, &kicked);
+            pt_mmio_write(&r.dev.tp, VDEV_RIG_BAR2 + (off & 0xFFFu), sz, v64, &kicked);
             break;
         case 6: /* anywhere at all */
-            vdev_mmio_write(&r.dev, ((uint64_t)off << 32) | value, sz, v64, &kicked);
+            pt_mmio_write(&r.dev.tp, ((uint64_t)off << 32) | value, sz, v64, &kicked);
             break;
         case 7:
-            fuzz_check_step(&r.dev, vdev_tx_step(&r.dev, &r.ops, &w));
+            fuzz_check_step(&r.dev, vnet_tx_step(&r.dev.net, &r.ops, &w));
             break;
         case 8:
-            fuzz_check_step(&r.dev, vdev_rx_step(&r.dev, &r.ops, &w));
+            fuzz_check_step(&r.dev, vnet_rx_step(&r.dev.net, &r.ops, &w));
             break;
         case 9:
-            fuzz_check_step(&r.dev, vdev_ctrl_step(&r.dev, &r.ops, &w));
+            fuzz_check_step(&r.dev, vnet_ctrl_step(&r.dev.net, &r.ops, &w));
             break;
         case 10:
-            fuzz_check_step(&r.dev, vdev_complete(&r.dev, off % VDEV_QUEUES, &r.ops));
+            fuzz_check_step(&r.dev, pt_complete(&r.dev.tp, off % VNET_QUEUES, &r.ops));
             break;
         case 11:
-            fuzz_check_step(&r.dev, vdev_arm_notifications(&r.dev, off % VDEV_QUEUES, &r.ops));
+            fuzz_check_step(&r.dev, pt_arm_notifications(&r.dev.tp, off % VNET_QUEUES, &r.ops));
             break;
         }
         fuzz_check_error_state(&r.dev);
-        FUZZ_CHECK(r.dev.outbox_count <= VDEV_MSI_OUTBOX, "MSI-X outbox overflow");
+        FUZZ_CHECK(r.dev.tp.outbox_count <= PT_MSI_OUTBOX, "MSI-X outbox overflow");
         struct msix_message m;
-        while (vdev_take_msi(&r.dev, &m))
+        while (pt_take_msi(&r.dev.tp, &m))
             ;
     }
     vdev_rig_fini(&r);

@@ -22,15 +22,15 @@
 
 #define GUEST_BASE   0x100000ull
 #define BUFFER_BYTES 0x10000u
-#define GUEST_BYTES  (VDEV_QUEUES * VDEV_RIG_QUEUE_WINDOW + BUFFER_BYTES)
+#define GUEST_BYTES  (VNET_QUEUES * VDEV_RIG_QUEUE_WINDOW + BUFFER_BYTES)
 #define ACTIONS_MAX  256
 #define STEPS_MAX    64
 
 struct driver_side {
     uint16_t size;
-    uint16_t pos[VDEV_QUEUES];      /* next descriptor slot */
-    bool wrap[VDEV_QUEUES];         /* packed: driver wrap counter */
-    uint16_t avail_idx[VDEV_QUEUES];/* split: next avail->idx */
+    uint16_t pos[VNET_QUEUES];      /* next descriptor slot */
+    bool wrap[VNET_QUEUES];         /* packed: driver wrap counter */
+    uint16_t avail_idx[VNET_QUEUES];/* split: next avail->idx */
 };
 
 /* A descriptor address: inside the buffer area unless the input asks for a hostile one
@@ -58,7 +58,7 @@ static void post(struct vdev_rig *r, struct driver_side *drv, unsigned q, struct
         uint16_t flags = raw_flags & (VIRTQ_DESC_F_NEXT_MASK | VIRTQ_DESC_F_WRITE_MASK |
                                       VIRTQ_DESC_F_INDIRECT_MASK);
         /* RX buffers are device-writable unless the input flips it. */
-        if (q == VDEV_QUEUE_RX)
+        if (q == VNET_QUEUE_RX)
             flags ^= VIRTQ_DESC_F_WRITE_MASK;
         fake_guest_put64(&r->g, at, buffer_addr(r, off));
         fake_guest_put32(&r->g, at + 8, len);
@@ -106,15 +106,15 @@ static void run_engines(struct vdev_rig *r, struct fuzz_in *in)
 {
     const unsigned steps = 1u + fuzz_u8(in) % STEPS_MAX;
     for (unsigned i = 0; i < steps; i++) {
-        struct vdev_work w;
+        struct pt_work w;
         memset(&w, 0, sizeof w);
-        enum vdev_step t = vdev_tx_step(&r->dev, &r->ops, &w);
+        enum pt_step t = vnet_tx_step(&r->dev.net, &r->ops, &w);
         fuzz_check_step(&r->dev, t);
         memset(&w, 0, sizeof w);
-        enum vdev_step x = vdev_rx_step(&r->dev, &r->ops, &w);
+        enum pt_step x = vnet_rx_step(&r->dev.net, &r->ops, &w);
         fuzz_check_step(&r->dev, x);
-        FUZZ_CHECK(r->dev.stats.rx_frames <= r->dev.stats.tx_frames, "received more than sent");
-        if (t != VDEV_STEP_DONE && x != VDEV_STEP_DONE)
+        FUZZ_CHECK(r->dev.net.stats.rx_frames <= r->dev.net.stats.tx_frames, "received more than sent");
+        if (t != PT_STEP_DONE && x != PT_STEP_DONE)
             break;
     }
 }
@@ -123,18 +123,18 @@ static void run_engines(struct vdev_rig *r, struct fuzz_in *in)
 static void check_gave_up_cleanly(struct vdev_rig *r)
 {
     const uint64_t before = fake_guest_accesses(&r->g);
-    struct vdev_work w;
+    struct pt_work w;
     memset(&w, 0, sizeof w);
-    for (uint16_t q = 0; q < VDEV_QUEUES; q++) {
-        vdev_complete(&r->dev, q, &r->ops);
-        vdev_arm_notifications(&r->dev, q, &r->ops);
+    for (uint16_t q = 0; q < VNET_QUEUES; q++) {
+        pt_complete(&r->dev.tp, q, &r->ops);
+        pt_arm_notifications(&r->dev.tp, q, &r->ops);
     }
-    FUZZ_CHECK(vdev_tx_step(&r->dev, &r->ops, &w) == VDEV_STEP_FAILED, "TX step after the error");
-    FUZZ_CHECK(vdev_rx_step(&r->dev, &r->ops, &w) == VDEV_STEP_FAILED, "RX step after the error");
+    FUZZ_CHECK(vnet_tx_step(&r->dev.net, &r->ops, &w) == PT_STEP_FAILED, "TX step after the error");
+    FUZZ_CHECK(vnet_rx_step(&r->dev.net, &r->ops, &w) == PT_STEP_FAILED, "RX step after the error");
     FUZZ_CHECK(fake_guest_accesses(&r->g) == before, "guest memory touched after giving up (%s)",
-               vs_reason_name(r->dev.error));
+               vs_reason_name(r->dev.tp.error));
     vdev_rig_wr(&r->dev, VIRTIO_PCI_COMMON_STATUS, 1, 0);
-    FUZZ_CHECK(r->dev.error == VS_REASON_NONE && vdev_rig_rd(&r->dev, VIRTIO_PCI_COMMON_STATUS, 1) == 0,
+    FUZZ_CHECK(r->dev.tp.error == VS_REASON_NONE && vdev_rig_rd(&r->dev, VIRTIO_PCI_COMMON_STATUS, 1) == 0,
                "reset did not clear the error state");
 }
 
@@ -163,7 +163,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if ((fb >> i) & 1u)
             vs_feature_set(&f, optional[i]);
     for (unsigned w = 0; w < VS_FEATURE_WORDS; w++)
-        f.w[w] &= r.dev.vpci.p.device_features.w[w];
+        f.w[w] &= r.dev.tp.vpci.p.device_features.w[w];
 
     /* Ring size: a valid one (packed: 1..64; split: a power of two up to 64), or with the
      * top bit the raw byte, which the device may refuse. */
@@ -174,7 +174,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         drv.size = sb & 0x7Fu;
     else
         drv.size = FUZZ_RING_PACKED ? (uint16_t)(1u + sb % 64u) : (uint16_t)(1u << (sb % 7u));
-    for (unsigned q = 0; q < VDEV_QUEUES; q++)
+    for (unsigned q = 0; q < VNET_QUEUES; q++)
         drv.wrap[q] = true; /* the driver's wrap counter starts at 1 ("Driver and Device Ring
                                Wrap Counters") */
 
@@ -190,9 +190,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     vdev_rig_bring_up(&r, &f, 2, drv.size);
     fuzz_check_error_state(&r.dev);
 
-    for (unsigned a = 0; a < ACTIONS_MAX && in.left > 0 && r.dev.error == VS_REASON_NONE; a++) {
+    for (unsigned a = 0; a < ACTIONS_MAX && in.left > 0 && r.dev.tp.error == VS_REASON_NONE; a++) {
         const uint8_t op = fuzz_u8(&in);
-        const uint16_t q = (op >> 4) & 1u ? VDEV_QUEUE_TX : VDEV_QUEUE_RX;
+        const uint16_t q = (op >> 4) & 1u ? VNET_QUEUE_TX : VNET_QUEUE_RX;
         switch (op % 7u) {
         case 0:
         case 1:
@@ -202,11 +202,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             run_engines(&r, &in);
             break;
         case 3:
-            fuzz_check_step(&r.dev, vdev_complete(&r.dev, q, &r.ops));
+            fuzz_check_step(&r.dev, pt_complete(&r.dev.tp, q, &r.ops));
             break;
         case 4:
-            fuzz_check_step(&r.dev, (op & 0x20u) ? vdev_arm_notifications(&r.dev, q, &r.ops)
-                                                 : vdev_quiet_notifications(&r.dev, q, &r.ops));
+            fuzz_check_step(&r.dev, (op & 0x20u) ? pt_arm_notifications(&r.dev.tp, q, &r.ops)
+                                                 : pt_quiet_notifications(&r.dev.tp, q, &r.ops));
             break;
         case 5: /* the driver area (packed: event suppression; split: flags and idx) */
             fake_guest_put32(&r.g, vdev_rig_driver_area(&r, q), fuzz_u32(&in));
@@ -214,20 +214,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         case 6: { /* a notification, with NOTIFICATION_DATA as the input says */
             uint16_t kicked;
             const uint32_t data32 = (fuzz_u32(&in) & 0xFFFF0000u) | q;
-            vdev_mmio_write(&r.dev, vdev_rig_notify_addr(&r.dev, q), 4, data32, &kicked);
+            pt_mmio_write(&r.dev.tp, vdev_rig_notify_addr(&r.dev, q), 4, data32, &kicked);
             fuzz_check_error_state(&r.dev);
             break;
         }
         }
         struct msix_message m;
-        while (vdev_take_msi(&r.dev, &m))
+        while (pt_take_msi(&r.dev.tp, &m))
             ;
     }
     if (getenv("VIOSIM_FUZZ_VERBOSE"))
         fprintf(stderr, "size %u: tx %llu rx %llu frames, error %s on queue %u\n", drv.size,
-                (unsigned long long)r.dev.stats.tx_frames, (unsigned long long)r.dev.stats.rx_frames,
-                vs_reason_name(r.dev.error), r.dev.error_queue);
-    if (r.dev.error != VS_REASON_NONE)
+                (unsigned long long)r.dev.net.stats.tx_frames, (unsigned long long)r.dev.net.stats.rx_frames,
+                vs_reason_name(r.dev.tp.error), r.dev.tp.error_queue);
+    if (r.dev.tp.error != VS_REASON_NONE)
         check_gave_up_cleanly(&r);
     vdev_rig_fini(&r);
     return 0;

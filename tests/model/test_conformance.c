@@ -340,21 +340,21 @@ Test(conformance, ring_violation_logged_with_reason)
     vs_feature_set(&f, VIRTIO_F_VERSION_1_BIT);
     vs_feature_set(&f, VIRTIO_F_RING_PACKED_BIT);
     cr_assert(vdev_rig_bring_up(&r, &f, 2, 8));
-    cr_assert_eq(r.dev.vpci.conf.total, 0, "bring-up is clean");
-    const uint64_t d = vdev_rig_desc(&r, VDEV_QUEUE_TX);
+    cr_assert_eq(r.dev.tp.vpci.conf.total, 0, "bring-up is clean");
+    const uint64_t d = vdev_rig_desc(&r, VNET_QUEUE_TX);
     fake_guest_put64(&r.g, d, VDEV_RIG_BUFFERS(&r));
     fake_guest_put32(&r.g, d + 8, 72);
     fake_guest_put16(&r.g, d + 12, 0);
     fake_guest_put16(&r.g, d + 14, (uint16_t)(VIRTQ_DESC_F_AVAIL_MASK | VIRTQ_DESC_F_WRITE_MASK));
-    struct vdev_work w;
+    struct pt_work w;
     memset(&w, 0, sizeof w);
-    r.dev.vpci.conf.now = 1234;
-    cr_assert_eq(vdev_tx_step(&r.dev, &r.ops, &w), VDEV_STEP_FAILED);
-    const struct vs_conformance *c = &r.dev.vpci.conf;
+    r.dev.tp.vpci.conf.now = 1234;
+    cr_assert_eq(vnet_tx_step(&r.dev.net, &r.ops, &w), PT_STEP_FAILED);
+    const struct vs_conformance *c = &r.dev.tp.vpci.conf;
     cr_assert_eq(c->total, 1);
     cr_expect_eq(c->log[0].rule, VS_RULE_RING_RULE);
     cr_expect_eq(c->log[0].reason, VS_REASON_TX_HAS_WRITABLE);
-    cr_expect_eq(c->log[0].queue, VDEV_QUEUE_TX);
+    cr_expect_eq(c->log[0].queue, VNET_QUEUE_TX);
     cr_expect_eq(c->log[0].when, 1234);
     vdev_rig_fini(&r);
 }

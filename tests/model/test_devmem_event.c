@@ -332,7 +332,7 @@ static void wr(uint32_t field, unsigned size, uint64_t v)
 static uint64_t rd(uint32_t field, unsigned size)
 {
     uint64_t v = 0;
-    cr_assert(vdev_mmio_read(&dev, vdev_rig_common(&dev, field), size, &v));
+    cr_assert(pt_mmio_read(&dev.tp, vdev_rig_common(&dev, field), size, &v));
     return v;
 }
 
@@ -345,9 +345,9 @@ static uint64_t slot_addr(unsigned q)
 {
     uint8_t cap = find_vcap(VIRTIO_PCI_CAP_VENDOR_CFG);
     cr_assert_neq(cap, 0);
-    cr_assert_eq(vdev_cfg_read(&dev, cap + 7u, 1), 0, "window in BAR0");
-    return BAR0_BASE + vdev_cfg_read(&dev, cap + 8u, 4) +
-           (uint64_t)q * vdev_cfg_read(&dev, cap + 16u, 2);
+    cr_assert_eq(pt_cfg_read(&dev.tp, cap + 7u, 1), 0, "window in BAR0");
+    return BAR0_BASE + pt_cfg_read(&dev.tp, cap + 8u, 4) +
+           (uint64_t)q * pt_cfg_read(&dev.tp, cap + 16u, 2);
 }
 
 /* The spec's initialisation with the driver's features (word 3 holds bit 100); TX
@@ -374,11 +374,11 @@ static void bring_up_features(bool packed, uint32_t word3)
     wr(VIRTIO_PCI_COMMON_STATUS, 1,
        VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
     cr_assert(rd(VIRTIO_PCI_COMMON_STATUS, 1) & VIRTIO_STATUS_FEATURES_OK);
-    wr(VIRTIO_PCI_COMMON_Q_SELECT, 2, VDEV_QUEUE_TX);
+    wr(VIRTIO_PCI_COMMON_Q_SELECT, 2, VNET_QUEUE_TX);
     wr(VIRTIO_PCI_COMMON_Q_SIZE, 2, RING_SIZE);
-    wr(VIRTIO_PCI_COMMON_Q_DESCLO, 4, (uint32_t)ring_desc(VDEV_QUEUE_TX));
-    wr(VIRTIO_PCI_COMMON_Q_AVAILLO, 4, (uint32_t)ring_drv(VDEV_QUEUE_TX));
-    wr(VIRTIO_PCI_COMMON_Q_USEDLO, 4, (uint32_t)ring_dev(VDEV_QUEUE_TX));
+    wr(VIRTIO_PCI_COMMON_Q_DESCLO, 4, (uint32_t)ring_desc(VNET_QUEUE_TX));
+    wr(VIRTIO_PCI_COMMON_Q_AVAILLO, 4, (uint32_t)ring_drv(VNET_QUEUE_TX));
+    wr(VIRTIO_PCI_COMMON_Q_USEDLO, 4, (uint32_t)ring_dev(VNET_QUEUE_TX));
     wr(VIRTIO_PCI_COMMON_Q_ENABLE, 2, 1);
     wr(VIRTIO_PCI_COMMON_STATUS, 1,
        VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK |
@@ -389,19 +389,19 @@ static void bring_up_features(bool packed, uint32_t word3)
  * (batch of 1: the step publishes it and decides about the interrupt). */
 static void tx_one(unsigned i)
 {
-    uint64_t d = ring_desc(VDEV_QUEUE_TX) + 16u * i;
+    uint64_t d = ring_desc(VNET_QUEUE_TX) + 16u * i;
     fake_guest_put64(&g, d, GUEST_BASE + 0x10000);
     fake_guest_put32(&g, d + 8, 12 + 60);
     fake_guest_put16(&g, d + 12, (uint16_t)i);
     fake_guest_put16(&g, d + 14, VIRTQ_DESC_F_AVAIL_MASK);
-    struct vdev_work w = {0};
-    cr_assert_eq(vdev_tx_step(&dev, &ops, &w), VDEV_STEP_DONE);
+    struct pt_work w = {0};
+    cr_assert_eq(vnet_tx_step(&dev.net, &ops, &w), PT_STEP_DONE);
 }
 
 static void slot_write(unsigned q, uint32_t off, unsigned size, uint64_t v)
 {
     uint16_t k;
-    cr_assert(vdev_mmio_write(&dev, slot_addr(q) + off, size, v, &k));
+    cr_assert(pt_mmio_write(&dev.tp, slot_addr(q) + off, size, v, &k));
 }
 
 static bool offered(unsigned bit)
@@ -418,11 +418,11 @@ Test(devmem_vdev, absent_unless_configured)
 {
     dev_setup(false);
     cr_expect_eq(find_vcap(VIRTIO_PCI_CAP_VENDOR_CFG), 0);
-    vdev_cfg_write(&dev, PCI_BAR0, 4, (uint32_t)BAR0_BASE);
-    vdev_cfg_write(&dev, PCI_COMMAND, 2, PCI_COMMAND_MEMORY_MASK);
+    pt_cfg_write(&dev.tp, PCI_BAR0, 4, (uint32_t)BAR0_BASE);
+    pt_cfg_write(&dev.tp, PCI_COMMAND, 2, PCI_COMMAND_MEMORY_MASK);
     cr_expect_not(offered(VIOSIM_NET_F_DEVMEM_EVENT_BIT));
-    cr_expect_eq(dev.pci.bar_size[0], 0x4000);
-    cr_expect_eq(dev.region[VDEV_REGION_DEVMEM_EVENT].length, 0);
+    cr_expect_eq(dev.tp.pci.bar_size[0], 0x4000);
+    cr_expect_eq(dev.tp.region[PT_REGION_DEVMEM_EVENT].length, 0);
 }
 
 /* Configured: the bit is offered and a Vendor data capability ("Vendor data
@@ -433,19 +433,19 @@ Test(devmem_vdev, capability_and_bit_when_configured)
     dev_setup(true);
     uint8_t cap = find_vcap(VIRTIO_PCI_CAP_VENDOR_CFG);
     cr_assert_neq(cap, 0);
-    cr_expect_eq(vdev_cfg_read(&dev, cap + 2u, 1), sizeof(struct viosim_devmem_event_cap));
-    cr_expect_eq(vdev_cfg_read(&dev, cap + 2u, 1) % 4, 0);
-    cr_expect_eq(vdev_cfg_read(&dev, cap + 4u, 2), VIOSIM_PCI_VNDR_ID);
-    cr_expect_neq(vdev_cfg_read(&dev, cap + 4u, 2), VIRTIO_PCI_VENDOR_ID);
-    cr_expect_eq(vdev_cfg_read(&dev, cap + 6u, 1), VIOSIM_VNDR_FMT_DEVMEM_EVENT);
-    uint32_t off = vdev_cfg_read(&dev, cap + 8u, 4), len = vdev_cfg_read(&dev, cap + 12u, 4);
-    cr_expect_eq(vdev_cfg_read(&dev, cap + 16u, 2), VIOSIM_DEVMEM_SLOT_BYTES);
-    cr_expect_eq(vdev_cfg_read(&dev, cap + 18u, 2), VDEV_QUEUES);
-    cr_expect_leq((uint64_t)off + len, dev.pci.bar_size[0]);
-    const struct vdev_region *n = &dev.region[VDEV_REGION_NOTIFY];
+    cr_expect_eq(pt_cfg_read(&dev.tp, cap + 2u, 1), sizeof(struct viosim_devmem_event_cap));
+    cr_expect_eq(pt_cfg_read(&dev.tp, cap + 2u, 1) % 4, 0);
+    cr_expect_eq(pt_cfg_read(&dev.tp, cap + 4u, 2), VIOSIM_PCI_VNDR_ID);
+    cr_expect_neq(pt_cfg_read(&dev.tp, cap + 4u, 2), VIRTIO_PCI_VENDOR_ID);
+    cr_expect_eq(pt_cfg_read(&dev.tp, cap + 6u, 1), VIOSIM_VNDR_FMT_DEVMEM_EVENT);
+    uint32_t off = pt_cfg_read(&dev.tp, cap + 8u, 4), len = pt_cfg_read(&dev.tp, cap + 12u, 4);
+    cr_expect_eq(pt_cfg_read(&dev.tp, cap + 16u, 2), VIOSIM_DEVMEM_SLOT_BYTES);
+    cr_expect_eq(pt_cfg_read(&dev.tp, cap + 18u, 2), VNET_QUEUES);
+    cr_expect_leq((uint64_t)off + len, dev.tp.pci.bar_size[0]);
+    const struct pt_region *n = &dev.tp.region[PT_REGION_NOTIFY];
     cr_expect_geq(off, n->offset + n->length, "after the notification region");
-    vdev_cfg_write(&dev, PCI_BAR0, 4, (uint32_t)BAR0_BASE);
-    vdev_cfg_write(&dev, PCI_COMMAND, 2, PCI_COMMAND_MEMORY_MASK);
+    pt_cfg_write(&dev.tp, PCI_BAR0, 4, (uint32_t)BAR0_BASE);
+    pt_cfg_write(&dev.tp, PCI_COMMAND, 2, PCI_COMMAND_MEMORY_MASK);
     cr_expect(offered(VIOSIM_NET_F_DEVMEM_EVENT_BIT));
 }
 
@@ -456,15 +456,15 @@ Test(devmem_vdev, standard_driver_gets_ram_placement)
 {
     dev_setup(true);
     bring_up(true, false);
-    cr_expect_null(dev.q[VDEV_QUEUE_TX].cfg.driver_event_local);
-    slot_write(VDEV_QUEUE_TX, 2, 2, RING_EVENT_FLAGS_DISABLE);
-    cr_expect_eq(dev.stats.devmem_event_writes_ignored, 1);
-    cr_expect_eq(dev.error, VS_REASON_NONE);
+    cr_expect_null(dev.tp.q[VNET_QUEUE_TX].cfg.driver_event_local);
+    slot_write(VNET_QUEUE_TX, 2, 2, RING_EVENT_FLAGS_DISABLE);
+    cr_expect_eq(dev.tp.stats.devmem_event_writes_ignored, 1);
+    cr_expect_eq(dev.tp.error, VS_REASON_NONE);
     tx_one(0); /* Driver Area is zero: ENABLE */
-    cr_expect_eq(dev.stats.interrupts_raised, 1);
-    cr_expect_eq(dev.stats.dma_reads[VS_DMA_EVENT_READ], 1);
-    cr_expect_eq(dev.stats.event_reads_link[VDEV_QUEUE_TX], 1);
-    cr_expect_eq(dev.stats.event_reads_local[VDEV_QUEUE_TX], 0);
+    cr_expect_eq(dev.tp.stats.interrupts_raised, 1);
+    cr_expect_eq(dev.tp.stats.dma_reads[VS_DMA_EVENT_READ], 1);
+    cr_expect_eq(dev.tp.stats.event_reads_link[VNET_QUEUE_TX], 1);
+    cr_expect_eq(dev.tp.stats.event_reads_local[VNET_QUEUE_TX], 0);
 }
 
 /* Negotiated, packed: the driver's MMIO writes to the slot decide (flags, then the
@@ -473,26 +473,26 @@ Test(devmem_vdev, negotiated_packed_reads_slot)
 {
     dev_setup(true);
     bring_up(true, true);
-    cr_expect_eq(dev.q[VDEV_QUEUE_TX].cfg.driver_event_local, dev.devmem_event[VDEV_QUEUE_TX]);
-    fake_guest_put16(&g, ring_drv(VDEV_QUEUE_TX) + 2, RING_EVENT_FLAGS_ENABLE);
-    slot_write(VDEV_QUEUE_TX, 2, 2, RING_EVENT_FLAGS_DISABLE);
+    cr_expect_eq(dev.tp.q[VNET_QUEUE_TX].cfg.driver_event_local, dev.tp.devmem_event[VNET_QUEUE_TX]);
+    fake_guest_put16(&g, ring_drv(VNET_QUEUE_TX) + 2, RING_EVENT_FLAGS_ENABLE);
+    slot_write(VNET_QUEUE_TX, 2, 2, RING_EVENT_FLAGS_DISABLE);
     tx_one(0);
-    cr_expect_eq(dev.stats.interrupts_raised, 0, "DISABLE in the slot, not RAM, decides");
+    cr_expect_eq(dev.tp.stats.interrupts_raised, 0, "DISABLE in the slot, not RAM, decides");
     /* ENABLE with EVENT_IDX not negotiated; then DESC treated as ENABLE, as in RAM. */
-    slot_write(VDEV_QUEUE_TX, 0, 4, (uint32_t)RING_EVENT_FLAGS_ENABLE << 16);
+    slot_write(VNET_QUEUE_TX, 0, 4, (uint32_t)RING_EVENT_FLAGS_ENABLE << 16);
     tx_one(1);
-    cr_expect_eq(dev.stats.interrupts_raised, 1);
-    cr_expect_eq(dev.stats.dma_reads[VS_DMA_EVENT_READ], 0);
-    cr_expect_eq(dev.stats.event_reads_link[VDEV_QUEUE_TX], 0);
-    cr_expect_eq(dev.stats.event_reads_local[VDEV_QUEUE_TX], 2);
-    cr_expect_eq(dev.stats.devmem_event_writes, 2);
+    cr_expect_eq(dev.tp.stats.interrupts_raised, 1);
+    cr_expect_eq(dev.tp.stats.dma_reads[VS_DMA_EVENT_READ], 0);
+    cr_expect_eq(dev.tp.stats.event_reads_link[VNET_QUEUE_TX], 0);
+    cr_expect_eq(dev.tp.stats.event_reads_local[VNET_QUEUE_TX], 2);
+    cr_expect_eq(dev.tp.stats.devmem_event_writes, 2);
     /* Reads of a field or the slot return it, without side effects. */
     uint64_t v = 0;
-    cr_assert(vdev_mmio_read(&dev, slot_addr(VDEV_QUEUE_TX), 4, &v));
+    cr_assert(pt_mmio_read(&dev.tp, slot_addr(VNET_QUEUE_TX), 4, &v));
     cr_expect_eq(v, (uint64_t)RING_EVENT_FLAGS_ENABLE << 16);
-    cr_assert(vdev_mmio_read(&dev, slot_addr(VDEV_QUEUE_TX) + 2, 2, &v));
+    cr_assert(pt_mmio_read(&dev.tp, slot_addr(VNET_QUEUE_TX) + 2, 2, &v));
     cr_expect_eq(v, RING_EVENT_FLAGS_ENABLE);
-    cr_expect_eq(dev.stats.devmem_event_writes, 2);
+    cr_expect_eq(dev.tp.stats.devmem_event_writes, 2);
 }
 
 /* Negotiated, split ring: the queue reads the slot (flags at 0, used_event at 2). */
@@ -500,12 +500,12 @@ Test(devmem_vdev, negotiated_split_uses_slot)
 {
     dev_setup(true);
     bring_up(false, true);
-    cr_expect_str_eq(dev.q[VDEV_QUEUE_TX].ops->name, "split");
-    cr_expect_eq(dev.q[VDEV_QUEUE_TX].cfg.driver_event_local, dev.devmem_event[VDEV_QUEUE_TX]);
-    slot_write(VDEV_QUEUE_TX, VIOSIM_DEVMEM_SPLIT_OFF_FLAGS, 2, VIRTQ_AVAIL_F_NO_INTERRUPT_MASK);
-    cr_expect_eq(vs_le16(dev.devmem_event[VDEV_QUEUE_TX]), VIRTQ_AVAIL_F_NO_INTERRUPT_MASK);
-    slot_write(VDEV_QUEUE_TX, VIOSIM_DEVMEM_SPLIT_OFF_USED_EVENT, 2, 7);
-    cr_expect_eq(vs_le16(dev.devmem_event[VDEV_QUEUE_TX] + 2), 7);
+    cr_expect_str_eq(dev.tp.q[VNET_QUEUE_TX].ops->name, "split");
+    cr_expect_eq(dev.tp.q[VNET_QUEUE_TX].cfg.driver_event_local, dev.tp.devmem_event[VNET_QUEUE_TX]);
+    slot_write(VNET_QUEUE_TX, VIOSIM_DEVMEM_SPLIT_OFF_FLAGS, 2, VIRTQ_AVAIL_F_NO_INTERRUPT_MASK);
+    cr_expect_eq(vs_le16(dev.tp.devmem_event[VNET_QUEUE_TX]), VIRTQ_AVAIL_F_NO_INTERRUPT_MASK);
+    slot_write(VNET_QUEUE_TX, VIOSIM_DEVMEM_SPLIT_OFF_USED_EVENT, 2, 7);
+    cr_expect_eq(vs_le16(dev.tp.devmem_event[VNET_QUEUE_TX] + 2), 7);
 }
 
 /* Writes before FEATURES_OK: the extension is not negotiated yet, so they are ignored
@@ -513,12 +513,12 @@ Test(devmem_vdev, negotiated_split_uses_slot)
 Test(devmem_vdev, writes_before_features_ok_ignored)
 {
     dev_setup(true);
-    vdev_cfg_write(&dev, PCI_BAR0, 4, (uint32_t)BAR0_BASE);
-    vdev_cfg_write(&dev, PCI_COMMAND, 2, PCI_COMMAND_MEMORY_MASK);
-    slot_write(VDEV_QUEUE_RX, 0, 4, 0x12345678);
-    cr_expect_eq(dev.stats.devmem_event_writes_ignored, 1);
-    cr_expect_eq(vs_le32(dev.devmem_event[VDEV_QUEUE_RX]), 0);
-    cr_expect_eq(dev.error, VS_REASON_NONE);
+    pt_cfg_write(&dev.tp, PCI_BAR0, 4, (uint32_t)BAR0_BASE);
+    pt_cfg_write(&dev.tp, PCI_COMMAND, 2, PCI_COMMAND_MEMORY_MASK);
+    slot_write(VNET_QUEUE_RX, 0, 4, 0x12345678);
+    cr_expect_eq(dev.tp.stats.devmem_event_writes_ignored, 1);
+    cr_expect_eq(vs_le32(dev.tp.devmem_event[VNET_QUEUE_RX]), 0);
+    cr_expect_eq(dev.tp.error, VS_REASON_NONE);
 }
 
 /* Device reset ("Device Reset") clears every slot: flags 0, notifications enabled, as a
@@ -527,10 +527,10 @@ Test(devmem_vdev, reset_clears_slots)
 {
     dev_setup(true);
     bring_up(true, true);
-    slot_write(VDEV_QUEUE_TX, 2, 2, RING_EVENT_FLAGS_DISABLE);
-    cr_expect_eq(vs_le16(dev.devmem_event[VDEV_QUEUE_TX] + 2), RING_EVENT_FLAGS_DISABLE);
+    slot_write(VNET_QUEUE_TX, 2, 2, RING_EVENT_FLAGS_DISABLE);
+    cr_expect_eq(vs_le16(dev.tp.devmem_event[VNET_QUEUE_TX] + 2), RING_EVENT_FLAGS_DISABLE);
     wr(VIRTIO_PCI_COMMON_STATUS, 1, 0);
-    cr_expect_eq(vs_le32(dev.devmem_event[VDEV_QUEUE_TX]), 0);
+    cr_expect_eq(vs_le32(dev.tp.devmem_event[VNET_QUEUE_TX]), 0);
 }
 
 /* Hostile: the slot of a queue that does not exist -- past num_queues, or the control
@@ -539,18 +539,18 @@ Test(devmem_vdev, hostile_slot_of_missing_queue)
 {
     dev_setup(true);
     bring_up(true, true);
-    slot_write(VDEV_QUEUES, 2, 2, RING_EVENT_FLAGS_DISABLE);
-    cr_expect_eq(dev.error, VS_REASON_DEVMEM_EVENT_QUEUE_INVALID);
+    slot_write(VNET_QUEUES, 2, 2, RING_EVENT_FLAGS_DISABLE);
+    cr_expect_eq(dev.tp.error, VS_REASON_DEVMEM_EVENT_QUEUE_INVALID);
     cr_expect(rd(VIRTIO_PCI_COMMON_STATUS, 1) & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
-    cr_expect_eq(dev.stats.config_interrupts, 1);
+    cr_expect_eq(dev.tp.stats.config_interrupts, 1);
 }
 
 Test(devmem_vdev, hostile_slot_of_control_queue_without_ctrl_vq)
 {
     dev_setup(true);
     bring_up(true, true);
-    slot_write(VDEV_QUEUE_CTRL, 0, 4, 0);
-    cr_expect_eq(dev.error, VS_REASON_DEVMEM_EVENT_QUEUE_INVALID);
+    slot_write(VNET_QUEUE_CTRL, 0, 4, 0);
+    cr_expect_eq(dev.tp.error, VS_REASON_DEVMEM_EVENT_QUEUE_INVALID);
 }
 
 /* Hostile: accesses that do not map onto the fields -- 1 byte, 8 bytes, a 2-byte
@@ -559,9 +559,9 @@ static void expect_access_invalid(uint32_t off, unsigned size)
 {
     dev_setup(true);
     bring_up(true, true);
-    slot_write(VDEV_QUEUE_TX, off, size, 0);
-    cr_expect_eq(dev.error, VS_REASON_DEVMEM_EVENT_ACCESS_INVALID, "off %u size %u", off, size);
-    cr_expect_eq(dev.stats.devmem_event_writes, 0);
+    slot_write(VNET_QUEUE_TX, off, size, 0);
+    cr_expect_eq(dev.tp.error, VS_REASON_DEVMEM_EVENT_ACCESS_INVALID, "off %u size %u", off, size);
+    cr_expect_eq(dev.tp.stats.devmem_event_writes, 0);
     dev_teardown();
 }
 
@@ -674,15 +674,15 @@ Test(devmem_driver, split_writes_slot_not_ram)
 Test(devmem_vdev, recheck_bit_needs_devmem_bit)
 {
     dev_setup(true);
-    vdev_cfg_write(&dev, PCI_BAR0, 4, (uint32_t)BAR0_BASE);
-    vdev_cfg_write(&dev, PCI_COMMAND, 2, PCI_COMMAND_MEMORY_MASK);
+    pt_cfg_write(&dev.tp, PCI_BAR0, 4, (uint32_t)BAR0_BASE);
+    pt_cfg_write(&dev.tp, PCI_COMMAND, 2, PCI_COMMAND_MEMORY_MASK);
     cr_expect_not(offered(VIOSIM_NET_F_DEVMEM_EVENT_RECHECK_BIT));
     dev_teardown();
     recheck_param = true;
     dev_setup(true);
     recheck_param = false;
-    vdev_cfg_write(&dev, PCI_BAR0, 4, (uint32_t)BAR0_BASE);
-    vdev_cfg_write(&dev, PCI_COMMAND, 2, PCI_COMMAND_MEMORY_MASK);
+    pt_cfg_write(&dev.tp, PCI_BAR0, 4, (uint32_t)BAR0_BASE);
+    pt_cfg_write(&dev.tp, PCI_COMMAND, 2, PCI_COMMAND_MEMORY_MASK);
     cr_expect(offered(VIOSIM_NET_F_DEVMEM_EVENT_RECHECK_BIT));
     wr(VIRTIO_PCI_COMMON_STATUS, 1, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
     wr(VIRTIO_PCI_COMMON_GFSELECT, 4, 1);
@@ -703,15 +703,15 @@ Test(devmem_vdev, recheck_notifies_on_enabling_write)
     recheck_param = false;
     bring_up_features(true, (1u << (VIOSIM_NET_F_DEVMEM_EVENT_BIT % 32)) |
                                 (1u << (VIOSIM_NET_F_DEVMEM_EVENT_RECHECK_BIT % 32)));
-    slot_write(VDEV_QUEUE_TX, 2, 2, RING_EVENT_FLAGS_DISABLE);
+    slot_write(VNET_QUEUE_TX, 2, 2, RING_EVENT_FLAGS_DISABLE);
     tx_one(0);
-    cr_expect_eq(dev.stats.interrupts_raised, 0);
-    slot_write(VDEV_QUEUE_TX, 2, 2, RING_EVENT_FLAGS_ENABLE);
-    cr_expect_eq(dev.stats.interrupts_raised, 1);
-    cr_expect_eq(dev.stats.devmem_event_recheck_interrupts, 1);
-    slot_write(VDEV_QUEUE_TX, 2, 2, RING_EVENT_FLAGS_ENABLE);
-    cr_expect_eq(dev.stats.interrupts_raised, 1, "nothing new to notify");
-    cr_expect_eq(dev.stats.dma_reads[VS_DMA_EVENT_READ], 0);
+    cr_expect_eq(dev.tp.stats.interrupts_raised, 0);
+    slot_write(VNET_QUEUE_TX, 2, 2, RING_EVENT_FLAGS_ENABLE);
+    cr_expect_eq(dev.tp.stats.interrupts_raised, 1);
+    cr_expect_eq(dev.tp.stats.devmem_event_recheck_interrupts, 1);
+    slot_write(VNET_QUEUE_TX, 2, 2, RING_EVENT_FLAGS_ENABLE);
+    cr_expect_eq(dev.tp.stats.interrupts_raised, 1, "nothing new to notify");
+    cr_expect_eq(dev.tp.stats.dma_reads[VS_DMA_EVENT_READ], 0);
 }
 
 /* Without the re-check bit the same late write notifies nothing (the driver's
@@ -722,8 +722,8 @@ Test(devmem_vdev, no_recheck_without_bit)
     dev_setup(true);
     recheck_param = false;
     bring_up(true, true);
-    slot_write(VDEV_QUEUE_TX, 2, 2, RING_EVENT_FLAGS_DISABLE);
+    slot_write(VNET_QUEUE_TX, 2, 2, RING_EVENT_FLAGS_DISABLE);
     tx_one(0);
-    slot_write(VDEV_QUEUE_TX, 2, 2, RING_EVENT_FLAGS_ENABLE);
-    cr_expect_eq(dev.stats.interrupts_raised, 0);
+    slot_write(VNET_QUEUE_TX, 2, 2, RING_EVENT_FLAGS_ENABLE);
+    cr_expect_eq(dev.tp.stats.interrupts_raised, 0);
 }

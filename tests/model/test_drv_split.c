@@ -900,7 +900,7 @@ static void run_split(struct host_rig *r, const struct refdrv_params *p, struct 
     enum refdrv_result res = refdrv_run(&r->host, p, st);
 
     cr_assert_eq(res, REFDRV_OK, "result %s (device error %s)", refdrv_result_name(res),
-                 vs_reason_name(r->dev.error));
+                 vs_reason_name(r->dev.tp.error));
     cr_expect_eq(st->tx_frames, DEV_FRAMES);
     cr_expect_eq(st->rx_frames, DEV_FRAMES);
     cr_expect_eq(st->rx_bad_payload, 0);
@@ -911,7 +911,7 @@ static void run_split(struct host_rig *r, const struct refdrv_params *p, struct 
         cr_assert_not_null(r->format[q], "queue %u never went live", q);
         cr_expect_str_eq(r->format[q], "split", "queue %u", q);
     }
-    cr_expect_eq(r->dev.vpci.status, 0, "the driver left the device reset");
+    cr_expect_eq(r->dev.tp.vpci.status, 0, "the driver left the device reset");
 }
 
 TestSuite(refdrv_split);
@@ -933,7 +933,7 @@ Test(refdrv_split, declined_packed_every_layout_and_mode)
             cr_expect(had(r, VIRTIO_F_EVENT_IDX_BIT));
             cr_expect(had(r, VIRTIO_F_IN_ORDER_BIT));
             cr_expect(had(r, VIRTIO_F_NOTIFICATION_DATA_BIT));
-            cr_expect_eq(r->size[VDEV_QUEUE_RX], 64);
+            cr_expect_eq(r->size[VNET_QUEUE_RX], 64);
             cr_expect_gt(r->physical, 0);
             cr_expect_eq(r->translated, 0);
             dev_rig_free(r);
@@ -1002,7 +1002,7 @@ Test(refdrv_split, device_without_packed)
     memset(&p.decline, 0, sizeof p.decline); /* the driver would take packed */
     struct refdrv_stats st;
     run_split(r, &p, &st);
-    cr_expect_eq(r->size[VDEV_QUEUE_TX], 128);
+    cr_expect_eq(r->size[VNET_QUEUE_TX], 128);
     dev_rig_free(r);
 }
 
@@ -1014,14 +1014,14 @@ Test(refdrv_split, queue_size_rounds_down_to_a_power_of_two)
     struct refdrv_params p = drv_params(REFDRV_TX_CHAIN, REFDRV_MODE_INTERRUPT, 100);
     struct refdrv_stats st;
     run_split(r, &p, &st);
-    cr_expect_eq(r->size[VDEV_QUEUE_RX], 64);
-    cr_expect_eq(r->size[VDEV_QUEUE_TX], 64);
+    cr_expect_eq(r->size[VNET_QUEUE_RX], 64);
+    cr_expect_eq(r->size[VNET_QUEUE_TX], 64);
     dev_rig_free(r);
 
     r = dev_rig_new(NULL, 200);
     p = drv_params(REFDRV_TX_ONE_DESC, REFDRV_MODE_INTERRUPT, 0);
     run_split(r, &p, &st);
-    cr_expect_eq(r->size[VDEV_QUEUE_RX], 128);
+    cr_expect_eq(r->size[VNET_QUEUE_RX], 128);
     dev_rig_free(r);
 
     r = dev_rig_new(NULL, 256);
@@ -1029,8 +1029,8 @@ Test(refdrv_split, queue_size_rounds_down_to_a_power_of_two)
     memset(&p.decline, 0, sizeof p.decline);
     memset(&st, 0, sizeof st);
     cr_assert_eq(refdrv_run(&r->host, &p, &st), REFDRV_OK);
-    cr_expect_str_eq(r->format[VDEV_QUEUE_RX], "packed");
-    cr_expect_eq(r->size[VDEV_QUEUE_RX], 100);
+    cr_expect_str_eq(r->format[VNET_QUEUE_RX], "packed");
+    cr_expect_eq(r->size[VNET_QUEUE_RX], 100);
     dev_rig_free(r);
 }
 

@@ -33,8 +33,8 @@ static struct host_rig *rig_new(uint64_t mem_base, uint64_t mem_size, uint32_t r
 {
     struct host_rig *r = host_rig_new(mem_base, mem_size, NULL);
     cr_assert_not_null(r);
-    r->pasid[VDEV_QUEUE_RX] = rx_pasid;
-    r->pasid[VDEV_QUEUE_TX] = tx_pasid;
+    r->pasid[VNET_QUEUE_RX] = rx_pasid;
+    r->pasid[VNET_QUEUE_TX] = tx_pasid;
     return r;
 }
 
@@ -94,7 +94,7 @@ static void expect_all_frames_back(const struct host_rig *r, enum refdrv_result 
     cr_expect_eq(st->rx_bad_payload, 0);
     cr_expect_eq(r->out_of_range, 0);
     /* The driver left the device reset. */
-    cr_expect_eq(r->dev.vpci.status, 0);
+    cr_expect_eq(r->dev.tp.vpci.status, 0);
 }
 
 /* Every device access was translated, and the IOMMU walked, hit and never faulted. */
@@ -118,10 +118,10 @@ static void expect_iovas(const struct host_rig *r)
 {
     const uint64_t lo = r->mem_base + IOVA_OFFSET, hi = lo + r->mem_size;
     const uint64_t seen[] = {
-        r->first_addr[VDEV_QUEUE_RX][VS_DMA_DESC_READ], r->first_addr[VDEV_QUEUE_RX][VS_DMA_BUF_WRITE],
-        r->first_addr[VDEV_QUEUE_RX][VS_DMA_USED_WRITE], r->first_addr[VDEV_QUEUE_RX][VS_DMA_EVENT_READ],
-        r->first_addr[VDEV_QUEUE_TX][VS_DMA_DESC_READ], r->first_addr[VDEV_QUEUE_TX][VS_DMA_BUF_READ],
-        r->first_addr[VDEV_QUEUE_TX][VS_DMA_USED_WRITE], r->first_addr[VDEV_QUEUE_TX][VS_DMA_EVENT_READ],
+        r->first_addr[VNET_QUEUE_RX][VS_DMA_DESC_READ], r->first_addr[VNET_QUEUE_RX][VS_DMA_BUF_WRITE],
+        r->first_addr[VNET_QUEUE_RX][VS_DMA_USED_WRITE], r->first_addr[VNET_QUEUE_RX][VS_DMA_EVENT_READ],
+        r->first_addr[VNET_QUEUE_TX][VS_DMA_DESC_READ], r->first_addr[VNET_QUEUE_TX][VS_DMA_BUF_READ],
+        r->first_addr[VNET_QUEUE_TX][VS_DMA_USED_WRITE], r->first_addr[VNET_QUEUE_TX][VS_DMA_EVENT_READ],
     };
     for (size_t i = 0; i < sizeof seen / sizeof seen[0]; i++)
         cr_expect(seen[i] >= lo && seen[i] < hi, "access %zu at %#llx is not an IOVA of guest memory",
@@ -136,13 +136,13 @@ static void expect_mappings(const struct host_rig *r, uint64_t rx_root, uint64_t
     uint64_t pa, size;
     bool w;
 
-    const uint64_t txbuf = r->first_addr[VDEV_QUEUE_TX][VS_DMA_BUF_READ];
+    const uint64_t txbuf = r->first_addr[VNET_QUEUE_TX][VS_DMA_BUF_READ];
     cr_assert(iopt_resolve(&tx, txbuf, &pa, &size, &w));
     cr_expect_eq(pa, txbuf - IOVA_OFFSET);
     cr_expect_eq(size, page);
     cr_expect_not(w, "TX buffers are mapped read-only");
 
-    const uint64_t rxbuf = r->first_addr[VDEV_QUEUE_RX][VS_DMA_BUF_WRITE];
+    const uint64_t rxbuf = r->first_addr[VNET_QUEUE_RX][VS_DMA_BUF_WRITE];
     cr_assert(iopt_resolve(&rx, rxbuf, &pa, &size, &w));
     cr_expect_eq(pa, rxbuf - IOVA_OFFSET);
     cr_expect_eq(size, page);
@@ -150,7 +150,7 @@ static void expect_mappings(const struct host_rig *r, uint64_t rx_root, uint64_t
 
     for (unsigned q = 0; q < 2; q++) {
         const uint64_t ring = r->first_addr[q][VS_DMA_USED_WRITE];
-        cr_assert(iopt_resolve(q == VDEV_QUEUE_RX ? &rx : &tx, ring, &pa, NULL, &w));
+        cr_assert(iopt_resolve(q == VNET_QUEUE_RX ? &rx : &tx, ring, &pa, NULL, &w));
         cr_expect_eq(pa, ring - IOVA_OFFSET);
         cr_expect(w, "rings are mapped writable");
     }
@@ -220,7 +220,7 @@ Test(refdrv_iommu, layout_page_and_table_counts)
         cr_expect_eq(st.iommu_table_pages, want_tables[i], "page %llu: %llu tables",
                      (unsigned long long)pages[i], (unsigned long long)st.iommu_table_pages);
         /* The first region (RX ring) starts at the bottom of guest memory. */
-        cr_expect_eq(ring_base(r, VDEV_QUEUE_RX), MEM_BASE + IOVA_OFFSET);
+        cr_expect_eq(ring_base(r, VNET_QUEUE_RX), MEM_BASE + IOVA_OFFSET);
         rig_free(r);
     }
 }
@@ -249,10 +249,10 @@ static void run_two_spaces(uint64_t mem_base, uint64_t page, enum refdrv_tx_layo
     expect_mappings(r, r->roots[0].root, r->roots[1].root, page);
 
     struct iopt rx = view(r, r->roots[0].root), tx = view(r, r->roots[1].root);
-    const uint64_t tx_addrs[] = {r->first_addr[VDEV_QUEUE_TX][VS_DMA_DESC_READ],
-                                 r->first_addr[VDEV_QUEUE_TX][VS_DMA_BUF_READ]};
-    const uint64_t rx_addrs[] = {r->first_addr[VDEV_QUEUE_RX][VS_DMA_DESC_READ],
-                                 r->first_addr[VDEV_QUEUE_RX][VS_DMA_BUF_WRITE]};
+    const uint64_t tx_addrs[] = {r->first_addr[VNET_QUEUE_TX][VS_DMA_DESC_READ],
+                                 r->first_addr[VNET_QUEUE_TX][VS_DMA_BUF_READ]};
+    const uint64_t rx_addrs[] = {r->first_addr[VNET_QUEUE_RX][VS_DMA_DESC_READ],
+                                 r->first_addr[VNET_QUEUE_RX][VS_DMA_BUF_WRITE]};
     for (unsigned i = 0; i < 2; i++) {
         cr_expect_not(iopt_resolve(&rx, tx_addrs[i], NULL, NULL, NULL), "RX space maps TX memory");
         cr_expect_not(iopt_resolve(&tx, rx_addrs[i], NULL, NULL, NULL), "TX space maps RX memory");
@@ -291,9 +291,9 @@ Test(refdrv_iommu, declined_no_translation)
     cr_expect_eq(r->mmu.stats.requests, 0);
     cr_expect_eq(st.iommu_pages_mapped, 0);
     cr_expect_eq(st.iommu_table_pages, 0);
-    cr_expect_eq(ring_base(r, VDEV_QUEUE_RX), MEM_BASE);
-    cr_expect(host_rig_in_mem(r, r->first_addr[VDEV_QUEUE_TX][VS_DMA_BUF_READ], 1));
-    cr_expect(host_rig_in_mem(r, r->first_addr[VDEV_QUEUE_RX][VS_DMA_BUF_WRITE], 1));
+    cr_expect_eq(ring_base(r, VNET_QUEUE_RX), MEM_BASE);
+    cr_expect(host_rig_in_mem(r, r->first_addr[VNET_QUEUE_TX][VS_DMA_BUF_READ], 1));
+    cr_expect(host_rig_in_mem(r, r->first_addr[VNET_QUEUE_RX][VS_DMA_BUF_WRITE], 1));
     rig_free(r);
 }
 
@@ -311,7 +311,7 @@ Test(refdrv_iommu, no_hook_declines_feature)
     expect_all_frames_back(r, res, &st);
     cr_expect_eq(r->translated, 0);
     cr_expect_gt(r->physical, 0);
-    cr_expect_eq(ring_base(r, VDEV_QUEUE_RX), MEM_BASE);
+    cr_expect_eq(ring_base(r, VNET_QUEUE_RX), MEM_BASE);
     rig_free(r);
 }
 
@@ -366,7 +366,7 @@ Test(refdrv_iommu, refused_root_is_device_error)
     cr_expect_eq(r->nroots, 2);
     cr_expect_eq(r->translated + r->physical, 0);
     cr_expect_eq(st.tx_frames, 0);
-    cr_expect_eq(r->dev.vpci.status, 0);
+    cr_expect_eq(r->dev.tp.vpci.status, 0);
     rig_free(r);
 }
 

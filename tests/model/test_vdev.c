@@ -50,40 +50,40 @@ static void teardown(void)
 
 static uint8_t find_vcap(uint8_t cfg_type)
 {
-    uint8_t off = (uint8_t)vdev_cfg_read(&dev, PCI_CAPABILITY_LIST, 1);
+    uint8_t off = (uint8_t)pt_cfg_read(&dev.tp, PCI_CAPABILITY_LIST, 1);
     for (int n = 0; off && n < 48; n++) {
-        if (vdev_cfg_read(&dev, off, 1) == PCI_CAP_ID_VNDR && vdev_cfg_read(&dev, off + 3u, 1) == cfg_type)
+        if (pt_cfg_read(&dev.tp, off, 1) == PCI_CAP_ID_VNDR && pt_cfg_read(&dev.tp, off + 3u, 1) == cfg_type)
             return off;
-        off = (uint8_t)vdev_cfg_read(&dev, off + 1u, 1);
+        off = (uint8_t)pt_cfg_read(&dev.tp, off + 1u, 1);
     }
     return 0;
 }
 
 static void map_bars(void)
 {
-    vdev_cfg_write(&dev, PCI_BAR0, 4, (uint32_t)BAR0_BASE);
-    vdev_cfg_write(&dev, PCI_BAR0 + 4, 4, 0);
-    vdev_cfg_write(&dev, PCI_BAR0 + 8, 4, (uint32_t)BAR2_BASE);
-    vdev_cfg_write(&dev, PCI_BAR0 + 12, 4, 0);
-    vdev_cfg_write(&dev, PCI_COMMAND, 2, PCI_COMMAND_MEMORY_MASK | PCI_COMMAND_MASTER_MASK);
+    pt_cfg_write(&dev.tp, PCI_BAR0, 4, (uint32_t)BAR0_BASE);
+    pt_cfg_write(&dev.tp, PCI_BAR0 + 4, 4, 0);
+    pt_cfg_write(&dev.tp, PCI_BAR0 + 8, 4, (uint32_t)BAR2_BASE);
+    pt_cfg_write(&dev.tp, PCI_BAR0 + 12, 4, 0);
+    pt_cfg_write(&dev.tp, PCI_COMMAND, 2, PCI_COMMAND_MEMORY_MASK | PCI_COMMAND_MASTER_MASK);
 }
 
 static uint64_t common_addr(uint32_t field)
 {
     uint8_t cap = find_vcap(VIRTIO_PCI_CAP_COMMON_CFG);
-    return BAR0_BASE + vdev_cfg_read(&dev, cap + 8u, 4) + field;
+    return BAR0_BASE + pt_cfg_read(&dev.tp, cap + 8u, 4) + field;
 }
 
 static void wr(uint32_t field, unsigned size, uint64_t v)
 {
     uint16_t kicked;
-    cr_assert(vdev_mmio_write(&dev, common_addr(field), size, v, &kicked));
+    cr_assert(pt_mmio_write(&dev.tp, common_addr(field), size, v, &kicked));
 }
 
 static uint64_t rd(uint32_t field, unsigned size)
 {
     uint64_t v = 0;
-    cr_assert(vdev_mmio_read(&dev, common_addr(field), size, &v));
+    cr_assert(pt_mmio_read(&dev.tp, common_addr(field), size, &v));
     return v;
 }
 
@@ -123,8 +123,8 @@ static void bring_up(void)
        VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
     cr_assert(rd(VIRTIO_PCI_COMMON_STATUS, 1) & VIRTIO_STATUS_FEATURES_OK);
     wr(VIRTIO_PCI_COMMON_MSIX, 2, 0);
-    setup_queue(VDEV_QUEUE_RX);
-    setup_queue(VDEV_QUEUE_TX);
+    setup_queue(VNET_QUEUE_RX);
+    setup_queue(VNET_QUEUE_TX);
     wr(VIRTIO_PCI_COMMON_STATUS, 1,
        VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK |
            VIRTIO_STATUS_DRIVER_OK);
@@ -146,14 +146,14 @@ TestSuite(vdev, .init = setup, .fini = teardown);
  * for a non-transitional device; class code of an Ethernet controller. */
 Test(vdev, discovery_ids)
 {
-    cr_expect_eq(vdev_cfg_read(&dev, PCI_VENDOR_ID, 2), 0x1af4);
-    cr_expect_eq(vdev_cfg_read(&dev, PCI_DEVICE_ID, 2), 0x1041);
-    cr_expect_geq(vdev_cfg_read(&dev, PCI_REVISION_ID, 1), 1);
-    cr_expect_eq(vdev_cfg_read(&dev, PCI_CLASS_PROG, 1), 0x00);
-    cr_expect_eq(vdev_cfg_read(&dev, PCI_CLASS_DEVICE, 2), 0x0200);
-    cr_expect_eq(vdev_cfg_read(&dev, PCI_SUBSYSTEM_VENDOR_ID, 2), 0x1af4);
-    cr_expect_eq(vdev_cfg_read(&dev, PCI_SUBSYSTEM_ID, 2), 0x1100);
-    cr_expect_eq(vdev_cfg_read(&dev, PCI_HEADER_TYPE, 1) & 0x7f, 0);
+    cr_expect_eq(pt_cfg_read(&dev.tp, PCI_VENDOR_ID, 2), 0x1af4);
+    cr_expect_eq(pt_cfg_read(&dev.tp, PCI_DEVICE_ID, 2), 0x1041);
+    cr_expect_geq(pt_cfg_read(&dev.tp, PCI_REVISION_ID, 1), 1);
+    cr_expect_eq(pt_cfg_read(&dev.tp, PCI_CLASS_PROG, 1), 0x00);
+    cr_expect_eq(pt_cfg_read(&dev.tp, PCI_CLASS_DEVICE, 2), 0x0200);
+    cr_expect_eq(pt_cfg_read(&dev.tp, PCI_SUBSYSTEM_VENDOR_ID, 2), 0x1af4);
+    cr_expect_eq(pt_cfg_read(&dev.tp, PCI_SUBSYSTEM_ID, 2), 0x1100);
+    cr_expect_eq(pt_cfg_read(&dev.tp, PCI_HEADER_TYPE, 1) & 0x7f, 0);
 }
 
 /* "Virtio Structure PCI Capabilities": common, notify, ISR, device and PCI-cfg access
@@ -165,13 +165,13 @@ Test(vdev, capabilities_present_and_inside_bars)
                              VIRTIO_PCI_CAP_PCI_CFG};
     for (unsigned i = 0; i < sizeof types; i++)
         cr_expect_neq(find_vcap(types[i]), 0, "cfg_type %u missing", types[i]);
-    cr_expect_neq(pci_cfg_find_cap(&dev.pci, PCI_CAP_ID_MSIX, -1), 0);
+    cr_expect_neq(pci_cfg_find_cap(&dev.tp.pci, PCI_CAP_ID_MSIX, -1), 0);
     for (unsigned i = 0; i < 4; i++) {
         uint8_t cap = find_vcap(types[i]);
-        uint8_t bar = (uint8_t)vdev_cfg_read(&dev, cap + 4u, 1);
-        uint32_t off = vdev_cfg_read(&dev, cap + 8u, 4), len = vdev_cfg_read(&dev, cap + 12u, 4);
+        uint8_t bar = (uint8_t)pt_cfg_read(&dev.tp, cap + 4u, 1);
+        uint32_t off = pt_cfg_read(&dev.tp, cap + 8u, 4), len = pt_cfg_read(&dev.tp, cap + 12u, 4);
         cr_assert_lt(bar, PCI_NUM_BARS);
-        cr_expect_leq((uint64_t)off + len, dev.pci.bar_size[bar]);
+        cr_expect_leq((uint64_t)off + len, dev.tp.pci.bar_size[bar]);
         cr_expect_eq(off % 4, 0, "structures are 4-byte aligned");
     }
 }
@@ -183,22 +183,22 @@ Test(vdev, notify_capability_multiplier_and_length)
 {
     uint8_t cap = find_vcap(VIRTIO_PCI_CAP_NOTIFY_CFG);
     cr_assert_neq(cap, 0);
-    cr_expect_eq(vdev_cfg_read(&dev, cap + 2u, 1), sizeof(struct virtio_pci_notify_cap));
-    uint32_t mult = vdev_cfg_read(&dev, cap + 16u, 4);
+    cr_expect_eq(pt_cfg_read(&dev.tp, cap + 2u, 1), sizeof(struct virtio_pci_notify_cap));
+    uint32_t mult = pt_cfg_read(&dev.tp, cap + 16u, 4);
     cr_expect_eq(mult, 4);
-    uint32_t len = vdev_cfg_read(&dev, cap + 12u, 4);
-    cr_expect_geq(len, (VDEV_QUEUES - 1) * mult + 4);
+    uint32_t len = pt_cfg_read(&dev.tp, cap + 12u, 4);
+    cr_expect_geq(len, (VNET_QUEUES - 1) * mult + 4);
 }
 
 /* PCI BAR sizing through the composed function: 64-bit memory BARs report their size. */
 Test(vdev, bar_sizing)
 {
-    vdev_cfg_write(&dev, PCI_BAR0, 4, 0xffffffffu);
-    vdev_cfg_write(&dev, PCI_BAR0 + 4, 4, 0xffffffffu);
-    uint32_t lo = vdev_cfg_read(&dev, PCI_BAR0, 4);
+    pt_cfg_write(&dev.tp, PCI_BAR0, 4, 0xffffffffu);
+    pt_cfg_write(&dev.tp, PCI_BAR0 + 4, 4, 0xffffffffu);
+    uint32_t lo = pt_cfg_read(&dev.tp, PCI_BAR0, 4);
     cr_expect_eq(lo & 0x7, PCI_BAR_MEM_TYPE_64_MASK);
-    uint64_t mask = ((uint64_t)vdev_cfg_read(&dev, PCI_BAR0 + 4, 4) << 32) | (lo & ~0xfu);
-    cr_expect_eq(~mask + 1, dev.pci.bar_size[0]);
+    uint64_t mask = ((uint64_t)pt_cfg_read(&dev.tp, PCI_BAR0 + 4, 4) << 32) | (lo & ~0xfu);
+    cr_expect_eq(~mask + 1, dev.tp.pci.bar_size[0]);
 }
 
 /* Memory-space enable gates BAR decode (PCI command register bit 1). */
@@ -206,10 +206,10 @@ Test(vdev, memory_enable_gates_bars)
 {
     map_bars();
     uint64_t v;
-    cr_expect(vdev_mmio_read(&dev, common_addr(VIRTIO_PCI_COMMON_NUMQ), 2, &v));
-    cr_expect_eq(v, VDEV_QUEUES);
-    vdev_cfg_write(&dev, PCI_COMMAND, 2, 0);
-    cr_expect_not(vdev_mmio_read(&dev, BAR0_BASE + VIRTIO_PCI_COMMON_NUMQ, 2, &v));
+    cr_expect(pt_mmio_read(&dev.tp, common_addr(VIRTIO_PCI_COMMON_NUMQ), 2, &v));
+    cr_expect_eq(v, VNET_QUEUES);
+    pt_cfg_write(&dev.tp, PCI_COMMAND, 2, 0);
+    cr_expect_not(pt_mmio_read(&dev.tp, BAR0_BASE + VIRTIO_PCI_COMMON_NUMQ, 2, &v));
     cr_expect_eq(v, 0xffff, "unclaimed reads return all-ones");
 }
 
@@ -220,15 +220,15 @@ Test(vdev, pci_cfg_access_window)
     map_bars();
     uint8_t cap = find_vcap(VIRTIO_PCI_CAP_PCI_CFG);
     uint8_t ccap = find_vcap(VIRTIO_PCI_CAP_COMMON_CFG);
-    uint32_t common = vdev_cfg_read(&dev, ccap + 8u, 4);
-    vdev_cfg_write(&dev, cap + 4u, 1, 0);
-    vdev_cfg_write(&dev, cap + 8u, 4, common + VIRTIO_PCI_COMMON_NUMQ);
-    vdev_cfg_write(&dev, cap + 12u, 4, 2);
-    cr_expect_eq(vdev_cfg_read(&dev, cap + 16u, 4) & 0xffff, VDEV_QUEUES);
+    uint32_t common = pt_cfg_read(&dev.tp, ccap + 8u, 4);
+    pt_cfg_write(&dev.tp, cap + 4u, 1, 0);
+    pt_cfg_write(&dev.tp, cap + 8u, 4, common + VIRTIO_PCI_COMMON_NUMQ);
+    pt_cfg_write(&dev.tp, cap + 12u, 4, 2);
+    cr_expect_eq(pt_cfg_read(&dev.tp, cap + 16u, 4) & 0xffff, VNET_QUEUES);
     /* Write device_status = ACKNOWLEDGE through the window. */
-    vdev_cfg_write(&dev, cap + 8u, 4, common + VIRTIO_PCI_COMMON_STATUS);
-    vdev_cfg_write(&dev, cap + 12u, 4, 1);
-    vdev_cfg_write(&dev, cap + 16u, 4, VIRTIO_STATUS_ACKNOWLEDGE);
+    pt_cfg_write(&dev.tp, cap + 8u, 4, common + VIRTIO_PCI_COMMON_STATUS);
+    pt_cfg_write(&dev.tp, cap + 12u, 4, 1);
+    pt_cfg_write(&dev.tp, cap + 16u, 4, VIRTIO_STATUS_ACKNOWLEDGE);
     cr_expect_eq(rd(VIRTIO_PCI_COMMON_STATUS, 1), VIRTIO_STATUS_ACKNOWLEDGE);
 }
 
@@ -238,15 +238,15 @@ Test(vdev, net_config_mac)
 {
     map_bars();
     uint8_t cap = find_vcap(VIRTIO_PCI_CAP_DEVICE_CFG);
-    uint64_t base = BAR0_BASE + vdev_cfg_read(&dev, cap + 8u, 4);
+    uint64_t base = BAR0_BASE + pt_cfg_read(&dev.tp, cap + 8u, 4);
     uint64_t v;
     uint8_t mac[6];
     for (unsigned i = 0; i < 6; i++) {
-        cr_assert(vdev_mmio_read(&dev, base + i, 1, &v));
+        cr_assert(pt_mmio_read(&dev.tp, base + i, 1, &v));
         mac[i] = (uint8_t)v;
     }
     cr_expect_eq(memcmp(mac, dev.p.mac, 6), 0);
-    cr_assert(vdev_mmio_read(&dev, base + 6, 2, &v));
+    cr_assert(pt_mmio_read(&dev.tp, base + 6, 2, &v));
     cr_expect_eq(v & VIRTIO_NET_S_LINK_UP_MASK, VIRTIO_NET_S_LINK_UP_MASK);
 }
 
@@ -291,26 +291,26 @@ Test(vdev, loopback_frame_intact)
     memset(p, 0, hdr);
     for (uint32_t i = 0; i < len; i++)
         p[hdr + i] = (uint8_t)(i * 7 + 3);
-    post(VDEV_QUEUE_TX, 0, txbuf, hdr + len, 5, false);
-    post(VDEV_QUEUE_RX, 0, rxbuf, 2048, 3, true);
+    post(VNET_QUEUE_TX, 0, txbuf, hdr + len, 5, false);
+    post(VNET_QUEUE_RX, 0, rxbuf, 2048, 3, true);
 
-    struct vdev_work w = {0};
-    cr_assert_eq(vdev_tx_step(&dev, &ops, &w), VDEV_STEP_DONE);
+    struct pt_work w = {0};
+    cr_assert_eq(vnet_tx_step(&dev.net, &ops, &w), PT_STEP_DONE);
     cr_expect_eq(w.frames, 1);
-    cr_expect_eq(vdev_fifo_frames(&dev), 1);
-    cr_assert_eq(vdev_rx_step(&dev, &ops, &w), VDEV_STEP_DONE);
-    cr_expect_eq(vdev_fifo_frames(&dev), 0);
+    cr_expect_eq(vnet_fifo_frames(&dev.net), 1);
+    cr_assert_eq(vnet_rx_step(&dev.net, &ops, &w), PT_STEP_DONE);
+    cr_expect_eq(vnet_fifo_frames(&dev.net), 0);
     const uint8_t *q = fake_guest_ptr(&g, rxbuf, hdr + len);
     struct virtio_net_hdr h;
     memcpy(&h, q, hdr);
     cr_expect_eq(h.num_buffers, 1);
     cr_expect_eq(memcmp(q + hdr, p + hdr, len), 0);
     /* Used descriptors (batch of 1 is published at once): ids and lengths. */
-    cr_expect_eq(fake_guest_get16(&g, ring_desc(VDEV_QUEUE_TX) + 12), 5);
-    cr_expect_eq(fake_guest_get32(&g, ring_desc(VDEV_QUEUE_TX) + 8), 0);
-    cr_expect_eq(fake_guest_get16(&g, ring_desc(VDEV_QUEUE_RX) + 12), 3);
-    cr_expect_eq(fake_guest_get32(&g, ring_desc(VDEV_QUEUE_RX) + 8), hdr + len);
-    cr_expect_eq(dev.error, VS_REASON_NONE);
+    cr_expect_eq(fake_guest_get16(&g, ring_desc(VNET_QUEUE_TX) + 12), 5);
+    cr_expect_eq(fake_guest_get32(&g, ring_desc(VNET_QUEUE_TX) + 8), 0);
+    cr_expect_eq(fake_guest_get16(&g, ring_desc(VNET_QUEUE_RX) + 12), 3);
+    cr_expect_eq(fake_guest_get32(&g, ring_desc(VNET_QUEUE_RX) + 8), hdr + len);
+    cr_expect_eq(dev.tp.error, VS_REASON_NONE);
 }
 
 /* device.backend responder: an ARP request for the peer's address comes back as the
@@ -340,22 +340,22 @@ Test(vdev, responder_answers_arp_and_drops_the_rest)
     uint8_t *other = fake_guest_ptr(&g, txbuf + 0x100, hdr + 60);
     memcpy(other, f, hdr + 60);
     other[hdr + 12] = 0x86, other[hdr + 13] = 0xdd;          /* IPv6: not answered */
-    post(VDEV_QUEUE_TX, 0, txbuf, hdr + 60, 0, false);
-    post(VDEV_QUEUE_TX, 1, txbuf + 0x100, hdr + 60, 1, false);
-    post(VDEV_QUEUE_RX, 0, rxbuf, 2048, 0, true);
-    struct vdev_work w = {0};
-    cr_assert_eq(vdev_tx_step(&dev, &ops, &w), VDEV_STEP_DONE);
-    cr_assert_eq(vdev_tx_step(&dev, &ops, &w), VDEV_STEP_DONE);
-    cr_expect_eq(dev.stats.backend.responder_arp, 1);
-    cr_expect_eq(dev.stats.backend.sink_frames, 1);
-    cr_expect_eq(vdev_fifo_frames(&dev), 1);
-    cr_assert_eq(vdev_rx_step(&dev, &ops, &w), VDEV_STEP_DONE);
+    post(VNET_QUEUE_TX, 0, txbuf, hdr + 60, 0, false);
+    post(VNET_QUEUE_TX, 1, txbuf + 0x100, hdr + 60, 1, false);
+    post(VNET_QUEUE_RX, 0, rxbuf, 2048, 0, true);
+    struct pt_work w = {0};
+    cr_assert_eq(vnet_tx_step(&dev.net, &ops, &w), PT_STEP_DONE);
+    cr_assert_eq(vnet_tx_step(&dev.net, &ops, &w), PT_STEP_DONE);
+    cr_expect_eq(dev.net.stats.backend.responder_arp, 1);
+    cr_expect_eq(dev.net.stats.backend.sink_frames, 1);
+    cr_expect_eq(vnet_fifo_frames(&dev.net), 1);
+    cr_assert_eq(vnet_rx_step(&dev.net, &ops, &w), PT_STEP_DONE);
     const uint8_t *r = fake_guest_ptr(&g, rxbuf + hdr, 60);
     cr_expect_arr_eq(r, e + 6, 6, "to the requester");
     cr_expect_arr_eq(r + 6, peer.mac, 6, "from the peer");
     cr_expect_eq(r[21], 2, "ARP reply");
-    cr_expect_eq(fake_guest_get32(&g, ring_desc(VDEV_QUEUE_RX) + 8), hdr + 60);
-    cr_expect_eq(dev.error, VS_REASON_NONE);
+    cr_expect_eq(fake_guest_get32(&g, ring_desc(VNET_QUEUE_RX) + 8), hdr + 60);
+    cr_expect_eq(dev.tp.error, VS_REASON_NONE);
 }
 
 /* Loopback back-pressure: with the FIFO full, TX waits instead of dropping. */
@@ -364,13 +364,13 @@ Test(vdev, loopback_fifo_backpressure)
     bring_up();
     const uint32_t hdr = sizeof(struct virtio_net_hdr);
     for (unsigned i = 0; i < 5; i++)
-        post(VDEV_QUEUE_TX, i, GUEST_BASE + 0x10000 + 0x100 * i, hdr + 60, (uint16_t)i, false);
-    struct vdev_work w = {0};
+        post(VNET_QUEUE_TX, i, GUEST_BASE + 0x10000 + 0x100 * i, hdr + 60, (uint16_t)i, false);
+    struct pt_work w = {0};
     for (unsigned i = 0; i < 4; i++)
-        cr_assert_eq(vdev_tx_step(&dev, &ops, &w), VDEV_STEP_DONE);
-    cr_expect(vdev_fifo_full(&dev));
-    cr_expect_eq(vdev_tx_step(&dev, &ops, &w), VDEV_STEP_BLOCKED);
-    cr_expect_eq(dev.stats.tx_frames, 4);
+        cr_assert_eq(vnet_tx_step(&dev.net, &ops, &w), PT_STEP_DONE);
+    cr_expect(vnet_fifo_full(&dev.net));
+    cr_expect_eq(vnet_tx_step(&dev.net, &ops, &w), PT_STEP_BLOCKED);
+    cr_expect_eq(dev.net.stats.tx_frames, 4);
 }
 
 /* "Notifications": a used buffer notification goes out as the queue's MSI-X message
@@ -379,20 +379,20 @@ Test(vdev, loopback_fifo_backpressure)
 Test(vdev, used_notification_through_msix)
 {
     bring_up();
-    uint8_t mcap = pci_cfg_find_cap(&dev.pci, PCI_CAP_ID_MSIX, -1);
-    vdev_cfg_write(&dev, mcap + 2u, 2, MSIX_MSGCTL_ENABLE_MASK);
+    uint8_t mcap = pci_cfg_find_cap(&dev.tp.pci, PCI_CAP_ID_MSIX, -1);
+    pt_cfg_write(&dev.tp, mcap + 2u, 2, MSIX_MSGCTL_ENABLE_MASK);
     uint16_t k;
-    const uint64_t entry = BAR2_BASE + (1 + VDEV_QUEUE_TX) * MSIX_ENTRY_SIZE;
-    cr_assert(vdev_mmio_write(&dev, entry + MSIX_ENTRY_ADDR_LO, 4, 0xfee00000u, &k));
-    cr_assert(vdev_mmio_write(&dev, entry + MSIX_ENTRY_DATA, 4, 2, &k));
-    post(VDEV_QUEUE_TX, 0, GUEST_BASE + 0x10000, 12 + 60, 0, false);
-    struct vdev_work w = {0};
-    cr_assert_eq(vdev_tx_step(&dev, &ops, &w), VDEV_STEP_DONE); /* batch of 1: completes */
+    const uint64_t entry = BAR2_BASE + (1 + VNET_QUEUE_TX) * MSIX_ENTRY_SIZE;
+    cr_assert(pt_mmio_write(&dev.tp, entry + MSIX_ENTRY_ADDR_LO, 4, 0xfee00000u, &k));
+    cr_assert(pt_mmio_write(&dev.tp, entry + MSIX_ENTRY_DATA, 4, 2, &k));
+    post(VNET_QUEUE_TX, 0, GUEST_BASE + 0x10000, 12 + 60, 0, false);
+    struct pt_work w = {0};
+    cr_assert_eq(vnet_tx_step(&dev.net, &ops, &w), PT_STEP_DONE); /* batch of 1: completes */
     struct msix_message m;
-    cr_expect_not(vdev_take_msi(&dev, &m), "vector still masked");
-    cr_expect_eq(dev.msix.stats.pended, 1);
-    cr_assert(vdev_mmio_write(&dev, entry + MSIX_ENTRY_CTRL, 4, 0, &k));
-    cr_assert(vdev_take_msi(&dev, &m));
+    cr_expect_not(pt_take_msi(&dev.tp, &m), "vector still masked");
+    cr_expect_eq(dev.tp.msix.stats.pended, 1);
+    cr_assert(pt_mmio_write(&dev.tp, entry + MSIX_ENTRY_CTRL, 4, 0, &k));
+    cr_assert(pt_take_msi(&dev.tp, &m));
     cr_expect_eq(m.addr, 0xfee00000u);
     cr_expect_eq(m.data, 2);
 }
@@ -402,11 +402,11 @@ Test(vdev, used_notification_through_msix)
 Test(vdev, driver_suppression_disable)
 {
     bring_up();
-    fake_guest_put16(&g, ring_drv(VDEV_QUEUE_TX) + 2, RING_EVENT_FLAGS_DISABLE);
-    post(VDEV_QUEUE_TX, 0, GUEST_BASE + 0x10000, 12 + 60, 0, false);
-    struct vdev_work w = {0};
-    cr_assert_eq(vdev_tx_step(&dev, &ops, &w), VDEV_STEP_DONE);
-    cr_expect_eq(dev.stats.interrupts_raised, 0);
+    fake_guest_put16(&g, ring_drv(VNET_QUEUE_TX) + 2, RING_EVENT_FLAGS_DISABLE);
+    post(VNET_QUEUE_TX, 0, GUEST_BASE + 0x10000, 12 + 60, 0, false);
+    struct pt_work w = {0};
+    cr_assert_eq(vnet_tx_step(&dev.net, &ops, &w), PT_STEP_DONE);
+    cr_expect_eq(dev.tp.stats.interrupts_raised, 0);
 }
 
 /* Hostile input: DMA with bus mastering off ends in DEVICE_NEEDS_RESET with a named
@@ -415,19 +415,19 @@ Test(vdev, driver_suppression_disable)
 Test(vdev, bus_master_off_needs_reset)
 {
     bring_up();
-    post(VDEV_QUEUE_TX, 0, GUEST_BASE + 0x10000, 12 + 60, 0, false);
-    vdev_cfg_write(&dev, PCI_COMMAND, 2, PCI_COMMAND_MEMORY_MASK);
-    struct vdev_work w = {0};
+    post(VNET_QUEUE_TX, 0, GUEST_BASE + 0x10000, 12 + 60, 0, false);
+    pt_cfg_write(&dev.tp, PCI_COMMAND, 2, PCI_COMMAND_MEMORY_MASK);
+    struct pt_work w = {0};
     uint64_t before = fake_guest_accesses(&g);
-    cr_expect_eq(vdev_tx_step(&dev, &ops, &w), VDEV_STEP_FAILED);
+    cr_expect_eq(vnet_tx_step(&dev.net, &ops, &w), PT_STEP_FAILED);
     cr_expect_eq(fake_guest_accesses(&g), before, "no DMA reached memory");
-    cr_expect_eq(dev.error, VS_REASON_DMA_BUS_MASTER_OFF);
+    cr_expect_eq(dev.tp.error, VS_REASON_DMA_BUS_MASTER_OFF);
     cr_expect(rd(VIRTIO_PCI_COMMON_STATUS, 1) & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
-    cr_expect_eq(dev.stats.config_interrupts, 1);
-    cr_expect_eq(vdev_rx_step(&dev, &ops, &w), VDEV_STEP_FAILED);
+    cr_expect_eq(dev.tp.stats.config_interrupts, 1);
+    cr_expect_eq(vnet_rx_step(&dev.net, &ops, &w), PT_STEP_FAILED);
     wr(VIRTIO_PCI_COMMON_STATUS, 1, 0);
     cr_expect_eq(rd(VIRTIO_PCI_COMMON_STATUS, 1), 0);
-    cr_expect_eq(dev.error, VS_REASON_NONE);
+    cr_expect_eq(dev.tp.error, VS_REASON_NONE);
 }
 
 /* Hostile input: a notification for a queue that does not exist. With a notify
@@ -443,15 +443,15 @@ Test(vdev, notify_nonexistent_queue_needs_reset)
     ops = fake_guest_ops(&g);
     bring_up();
     uint8_t cap = find_vcap(VIRTIO_PCI_CAP_NOTIFY_CFG);
-    uint64_t base = BAR0_BASE + vdev_cfg_read(&dev, cap + 8u, 4);
+    uint64_t base = BAR0_BASE + pt_cfg_read(&dev.tp, cap + 8u, 4);
     uint16_t k;
-    cr_assert(vdev_mmio_write(&dev, base, 2, VDEV_QUEUE_TX, &k));
-    cr_expect_eq(k, VDEV_QUEUE_TX);
-    cr_expect_eq(dev.q[VDEV_QUEUE_TX].kicks, 1);
-    cr_expect_eq(dev.error, VS_REASON_NONE);
-    vdev_mmio_write(&dev, base, 2, 7, &k);
+    cr_assert(pt_mmio_write(&dev.tp, base, 2, VNET_QUEUE_TX, &k));
+    cr_expect_eq(k, VNET_QUEUE_TX);
+    cr_expect_eq(dev.tp.q[VNET_QUEUE_TX].kicks, 1);
+    cr_expect_eq(dev.tp.error, VS_REASON_NONE);
+    pt_mmio_write(&dev.tp, base, 2, 7, &k);
     cr_expect_eq(k, 0xffff);
-    cr_expect_eq(dev.error, VS_REASON_NOTIFY_QUEUE_INVALID);
+    cr_expect_eq(dev.tp.error, VS_REASON_NOTIFY_QUEUE_INVALID);
     cr_expect(rd(VIRTIO_PCI_COMMON_STATUS, 1) & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
 }
 
@@ -463,40 +463,40 @@ Test(vdev, misaligned_ring_needs_reset)
     write_features(0, (1u << (VIRTIO_F_VERSION_1_BIT - 32)) | (1u << (VIRTIO_F_RING_PACKED_BIT - 32)));
     wr(VIRTIO_PCI_COMMON_STATUS, 1,
        VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
-    wr(VIRTIO_PCI_COMMON_Q_SELECT, 2, VDEV_QUEUE_TX);
+    wr(VIRTIO_PCI_COMMON_Q_SELECT, 2, VNET_QUEUE_TX);
     wr(VIRTIO_PCI_COMMON_Q_DESCLO, 4, (uint32_t)ring_desc(1) + 8);
     wr(VIRTIO_PCI_COMMON_Q_ENABLE, 2, 1);
-    cr_expect_eq(dev.error, VS_REASON_RING_MISALIGNED);
+    cr_expect_eq(dev.tp.error, VS_REASON_RING_MISALIGNED);
 }
 
 /* Hostile input: a transmit buffer with a device-writable descriptor. */
 Test(vdev, tx_writable_buffer_needs_reset)
 {
     bring_up();
-    post(VDEV_QUEUE_TX, 0, GUEST_BASE + 0x10000, 12 + 60, 0, true);
-    struct vdev_work w = {0};
-    cr_expect_eq(vdev_tx_step(&dev, &ops, &w), VDEV_STEP_FAILED);
-    cr_expect_eq(dev.error, VS_REASON_TX_HAS_WRITABLE);
+    post(VNET_QUEUE_TX, 0, GUEST_BASE + 0x10000, 12 + 60, 0, true);
+    struct pt_work w = {0};
+    cr_expect_eq(vnet_tx_step(&dev.net, &ops, &w), PT_STEP_FAILED);
+    cr_expect_eq(dev.tp.error, VS_REASON_TX_HAS_WRITABLE);
 }
 
 /* Hostile input: a transmit buffer pointing outside guest memory. */
 Test(vdev, tx_buffer_outside_memory_needs_reset)
 {
     bring_up();
-    post(VDEV_QUEUE_TX, 0, GUEST_BASE + GUEST_SIZE - 16, 12 + 60, 0, false);
-    struct vdev_work w = {0};
-    cr_expect_eq(vdev_tx_step(&dev, &ops, &w), VDEV_STEP_FAILED);
-    cr_expect_eq(dev.error, VS_REASON_DMA_OUT_OF_RANGE);
+    post(VNET_QUEUE_TX, 0, GUEST_BASE + GUEST_SIZE - 16, 12 + 60, 0, false);
+    struct pt_work w = {0};
+    cr_expect_eq(vnet_tx_step(&dev.net, &ops, &w), PT_STEP_FAILED);
+    cr_expect_eq(dev.tp.error, VS_REASON_DMA_OUT_OF_RANGE);
 }
 
 /* Hostile input: an oversized frame (beyond max_frame_bytes). */
 Test(vdev, tx_frame_too_long_needs_reset)
 {
     bring_up();
-    post(VDEV_QUEUE_TX, 0, GUEST_BASE + 0x10000, 12 + 1515, 0, false);
-    struct vdev_work w = {0};
-    cr_expect_eq(vdev_tx_step(&dev, &ops, &w), VDEV_STEP_FAILED);
-    cr_expect_eq(dev.error, VS_REASON_TX_FRAME_TOO_LONG);
+    post(VNET_QUEUE_TX, 0, GUEST_BASE + 0x10000, 12 + 1515, 0, false);
+    struct pt_work w = {0};
+    cr_expect_eq(vnet_tx_step(&dev.net, &ops, &w), PT_STEP_FAILED);
+    cr_expect_eq(dev.tp.error, VS_REASON_TX_FRAME_TOO_LONG);
 }
 
 /* Hostile input: MSI-X vector control with reserved bits. */
@@ -504,8 +504,8 @@ Test(vdev, msix_reserved_bits_needs_reset)
 {
     bring_up();
     uint16_t k;
-    vdev_mmio_write(&dev, BAR2_BASE + MSIX_ENTRY_CTRL, 4, 0x2, &k);
-    cr_expect_eq(dev.error, VS_REASON_MSIX_RESERVED_BITS);
+    pt_mmio_write(&dev.tp, BAR2_BASE + MSIX_ENTRY_CTRL, 4, 0x2, &k);
+    cr_expect_eq(dev.tp.error, VS_REASON_MSIX_RESERVED_BITS);
 }
 
 /* "Feature Bits": without VERSION_1 (this device has no legacy interface) FEATURES_OK
@@ -523,8 +523,8 @@ Test(vdev, features_ok_needs_version_1_and_picks_ring_format)
     wr(VIRTIO_PCI_COMMON_STATUS, 1,
        VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
     cr_expect(rd(VIRTIO_PCI_COMMON_STATUS, 1) & VIRTIO_STATUS_FEATURES_OK);
-    setup_queue(VDEV_QUEUE_TX);
-    cr_expect_str_eq(dev.q[VDEV_QUEUE_TX].ops->name, "split");
+    setup_queue(VNET_QUEUE_TX);
+    cr_expect_str_eq(dev.tp.q[VNET_QUEUE_TX].ops->name, "split");
 }
 
 /* "Split Virtqueues": a frame goes out and comes back through split rings. */
@@ -535,8 +535,8 @@ Test(vdev, loopback_over_split_rings)
     write_features(0, 1u << (VIRTIO_F_VERSION_1_BIT - 32));
     wr(VIRTIO_PCI_COMMON_STATUS, 1,
        VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
-    setup_queue(VDEV_QUEUE_RX);
-    setup_queue(VDEV_QUEUE_TX);
+    setup_queue(VNET_QUEUE_RX);
+    setup_queue(VNET_QUEUE_TX);
     wr(VIRTIO_PCI_COMMON_STATUS, 1,
        VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK |
            VIRTIO_STATUS_DRIVER_OK);
@@ -547,23 +547,23 @@ Test(vdev, loopback_over_split_rings)
     for (uint32_t i = 0; i < len; i++)
         p[hdr + i] = (uint8_t)(i ^ 0x5a);
     /* Descriptor 0 of each queue, avail ring entry 0 = 0, avail->idx = 1. */
-    const uint64_t td = ring_desc(VDEV_QUEUE_TX), rd_ = ring_desc(VDEV_QUEUE_RX);
+    const uint64_t td = ring_desc(VNET_QUEUE_TX), rd_ = ring_desc(VNET_QUEUE_RX);
     fake_guest_put64(&g, td, txbuf);
     fake_guest_put32(&g, td + 8, hdr + len);
     fake_guest_put64(&g, rd_, rxbuf);
     fake_guest_put32(&g, rd_ + 8, 2048);
     fake_guest_put16(&g, rd_ + 12, VIRTQ_DESC_F_WRITE_MASK);
-    fake_guest_put16(&g, ring_drv(VDEV_QUEUE_TX) + 2, 1);
-    fake_guest_put16(&g, ring_drv(VDEV_QUEUE_RX) + 2, 1);
-    struct vdev_work w = {0};
-    cr_assert_eq(vdev_tx_step(&dev, &ops, &w), VDEV_STEP_DONE);
-    cr_assert_eq(vdev_rx_step(&dev, &ops, &w), VDEV_STEP_DONE);
+    fake_guest_put16(&g, ring_drv(VNET_QUEUE_TX) + 2, 1);
+    fake_guest_put16(&g, ring_drv(VNET_QUEUE_RX) + 2, 1);
+    struct pt_work w = {0};
+    cr_assert_eq(vnet_tx_step(&dev.net, &ops, &w), PT_STEP_DONE);
+    cr_assert_eq(vnet_rx_step(&dev.net, &ops, &w), PT_STEP_DONE);
     cr_expect_eq(memcmp(fake_guest_ptr(&g, rxbuf + hdr, len), p + hdr, len), 0);
     /* used->idx of both queues is 1; the RX used element says hdr + len bytes. */
-    cr_expect_eq(fake_guest_get16(&g, ring_dev(VDEV_QUEUE_TX) + 2), 1);
-    cr_expect_eq(fake_guest_get16(&g, ring_dev(VDEV_QUEUE_RX) + 2), 1);
-    cr_expect_eq(fake_guest_get32(&g, ring_dev(VDEV_QUEUE_RX) + 8), hdr + len);
-    cr_expect_eq(dev.error, VS_REASON_NONE);
+    cr_expect_eq(fake_guest_get16(&g, ring_dev(VNET_QUEUE_TX) + 2), 1);
+    cr_expect_eq(fake_guest_get16(&g, ring_dev(VNET_QUEUE_RX) + 2), 1);
+    cr_expect_eq(fake_guest_get32(&g, ring_dev(VNET_QUEUE_RX) + 8), hdr + len);
+    cr_expect_eq(dev.tp.error, VS_REASON_NONE);
 }
 
 /* Parameter validation names what is wrong. */
@@ -582,14 +582,14 @@ Test(vdev, check_params)
  * with the named reason and a configuration change notification. */
 static void expect_needs_reset(enum vs_reason why)
 {
-    struct vdev_work w = {0};
-    cr_expect_eq(vdev_tx_step(&dev, &ops, &w), VDEV_STEP_FAILED);
-    cr_expect_eq(dev.error, why, "got %s", vs_reason_name(dev.error));
-    cr_expect_eq(dev.error_queue, VDEV_QUEUE_TX);
+    struct pt_work w = {0};
+    cr_expect_eq(vnet_tx_step(&dev.net, &ops, &w), PT_STEP_FAILED);
+    cr_expect_eq(dev.tp.error, why, "got %s", vs_reason_name(dev.tp.error));
+    cr_expect_eq(dev.tp.error_queue, VNET_QUEUE_TX);
     cr_expect(rd(VIRTIO_PCI_COMMON_STATUS, 1) & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
-    cr_expect_eq(dev.stats.config_interrupts, 1);
+    cr_expect_eq(dev.tp.stats.config_interrupts, 1);
     uint64_t before = fake_guest_accesses(&g);
-    cr_expect_eq(vdev_tx_step(&dev, &ops, &w), VDEV_STEP_FAILED);
+    cr_expect_eq(vnet_tx_step(&dev.net, &ops, &w), PT_STEP_FAILED);
     cr_expect_eq(fake_guest_accesses(&g), before, "a broken device touches no memory");
 }
 
@@ -597,7 +597,7 @@ static void expect_needs_reset(enum vs_reason why)
 Test(vdev, hostile_desc_id_out_of_range)
 {
     bring_up();
-    post(VDEV_QUEUE_TX, 0, GUEST_BASE + 0x10000, 12 + 60, RING_SIZE, false);
+    post(VNET_QUEUE_TX, 0, GUEST_BASE + 0x10000, 12 + 60, RING_SIZE, false);
     expect_needs_reset(VS_REASON_DESC_ID_OUT_OF_RANGE);
 }
 
@@ -606,8 +606,8 @@ Test(vdev, hostile_chain_longer_than_ring)
 {
     bring_up();
     for (unsigned i = 0; i < RING_SIZE; i++) {
-        post(VDEV_QUEUE_TX, i, GUEST_BASE + 0x10000, 12 + 60, 0, false);
-        uint64_t f = ring_desc(VDEV_QUEUE_TX) + 16u * i + 14;
+        post(VNET_QUEUE_TX, i, GUEST_BASE + 0x10000, 12 + 60, 0, false);
+        uint64_t f = ring_desc(VNET_QUEUE_TX) + 16u * i + 14;
         fake_guest_put16(&g, f, (uint16_t)(fake_guest_get16(&g, f) | VIRTQ_DESC_F_NEXT_MASK));
     }
     expect_needs_reset(VS_REASON_CHAIN_TOO_LONG);
@@ -622,12 +622,12 @@ Test(vdev, hostile_indirect_len_not_multiple_of_16)
                    (1u << (VIRTIO_F_VERSION_1_BIT - 32)) | (1u << (VIRTIO_F_RING_PACKED_BIT - 32)));
     wr(VIRTIO_PCI_COMMON_STATUS, 1,
        VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
-    setup_queue(VDEV_QUEUE_TX);
+    setup_queue(VNET_QUEUE_TX);
     wr(VIRTIO_PCI_COMMON_STATUS, 1,
        VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK |
            VIRTIO_STATUS_DRIVER_OK);
-    post(VDEV_QUEUE_TX, 0, GUEST_BASE + 0x10000, 24, 0, false);
-    uint64_t f = ring_desc(VDEV_QUEUE_TX) + 14;
+    post(VNET_QUEUE_TX, 0, GUEST_BASE + 0x10000, 24, 0, false);
+    uint64_t f = ring_desc(VNET_QUEUE_TX) + 14;
     fake_guest_put16(&g, f, (uint16_t)(fake_guest_get16(&g, f) | VIRTQ_DESC_F_INDIRECT_MASK));
     expect_needs_reset(VS_REASON_INDIRECT_LEN_NOT_MULTIPLE);
 }
@@ -636,8 +636,8 @@ Test(vdev, hostile_indirect_len_not_multiple_of_16)
 Test(vdev, hostile_indirect_not_negotiated)
 {
     bring_up();
-    post(VDEV_QUEUE_TX, 0, GUEST_BASE + 0x10000, 32, 0, false);
-    uint64_t f = ring_desc(VDEV_QUEUE_TX) + 14;
+    post(VNET_QUEUE_TX, 0, GUEST_BASE + 0x10000, 32, 0, false);
+    uint64_t f = ring_desc(VNET_QUEUE_TX) + 14;
     fake_guest_put16(&g, f, (uint16_t)(fake_guest_get16(&g, f) | VIRTQ_DESC_F_INDIRECT_MASK));
     expect_needs_reset(VS_REASON_INDIRECT_NOT_NEGOTIATED);
 }
@@ -646,20 +646,20 @@ Test(vdev, hostile_indirect_not_negotiated)
 Test(vdev, msix_waits_for_bus_master)
 {
     bring_up();
-    uint8_t mcap = pci_cfg_find_cap(&dev.pci, PCI_CAP_ID_MSIX, -1);
-    vdev_cfg_write(&dev, mcap + 2u, 2, MSIX_MSGCTL_ENABLE_MASK);
+    uint8_t mcap = pci_cfg_find_cap(&dev.tp.pci, PCI_CAP_ID_MSIX, -1);
+    pt_cfg_write(&dev.tp, mcap + 2u, 2, MSIX_MSGCTL_ENABLE_MASK);
     uint16_t k;
-    const uint64_t entry = BAR2_BASE + (1 + VDEV_QUEUE_TX) * MSIX_ENTRY_SIZE;
-    cr_assert(vdev_mmio_write(&dev, entry + MSIX_ENTRY_ADDR_LO, 4, 0xfee00000u, &k));
-    cr_assert(vdev_mmio_write(&dev, entry + MSIX_ENTRY_CTRL, 4, 0, &k));
-    post(VDEV_QUEUE_TX, 0, GUEST_BASE + 0x10000, 12 + 60, 0, false);
-    struct vdev_work w = {0};
-    cr_assert_eq(vdev_tx_step(&dev, &ops, &w), VDEV_STEP_DONE);
-    vdev_cfg_write(&dev, PCI_COMMAND, 2, PCI_COMMAND_MEMORY_MASK);
+    const uint64_t entry = BAR2_BASE + (1 + VNET_QUEUE_TX) * MSIX_ENTRY_SIZE;
+    cr_assert(pt_mmio_write(&dev.tp, entry + MSIX_ENTRY_ADDR_LO, 4, 0xfee00000u, &k));
+    cr_assert(pt_mmio_write(&dev.tp, entry + MSIX_ENTRY_CTRL, 4, 0, &k));
+    post(VNET_QUEUE_TX, 0, GUEST_BASE + 0x10000, 12 + 60, 0, false);
+    struct pt_work w = {0};
+    cr_assert_eq(vnet_tx_step(&dev.net, &ops, &w), PT_STEP_DONE);
+    pt_cfg_write(&dev.tp, PCI_COMMAND, 2, PCI_COMMAND_MEMORY_MASK);
     struct msix_message m;
-    cr_expect_not(vdev_take_msi(&dev, &m));
-    vdev_cfg_write(&dev, PCI_COMMAND, 2, PCI_COMMAND_MEMORY_MASK | PCI_COMMAND_MASTER_MASK);
-    cr_expect(vdev_take_msi(&dev, &m));
+    cr_expect_not(pt_take_msi(&dev.tp, &m));
+    pt_cfg_write(&dev.tp, PCI_COMMAND, 2, PCI_COMMAND_MEMORY_MASK | PCI_COMMAND_MASTER_MASK);
+    cr_expect(pt_take_msi(&dev.tp, &m));
 }
 
 /* "Device Status Field" after a reset the device works again: NEEDS_RESET is gone and
@@ -667,27 +667,27 @@ Test(vdev, msix_waits_for_bus_master)
 Test(vdev, reset_recovers_after_error)
 {
     bring_up();
-    post(VDEV_QUEUE_TX, 0, GUEST_BASE + 0x10000, 12 + 60, RING_SIZE + 3, false);
-    struct vdev_work w = {0};
-    cr_assert_eq(vdev_tx_step(&dev, &ops, &w), VDEV_STEP_FAILED);
-    memset(fake_guest_ptr(&g, ring_desc(VDEV_QUEUE_TX), 16u * RING_SIZE), 0, 16u * RING_SIZE);
+    post(VNET_QUEUE_TX, 0, GUEST_BASE + 0x10000, 12 + 60, RING_SIZE + 3, false);
+    struct pt_work w = {0};
+    cr_assert_eq(vnet_tx_step(&dev.net, &ops, &w), PT_STEP_FAILED);
+    memset(fake_guest_ptr(&g, ring_desc(VNET_QUEUE_TX), 16u * RING_SIZE), 0, 16u * RING_SIZE);
     bring_up(); /* writes 0 to device_status first */
-    cr_expect_eq(dev.error, VS_REASON_NONE);
-    post(VDEV_QUEUE_TX, 0, GUEST_BASE + 0x10000, 12 + 60, 1, false);
-    cr_expect_eq(vdev_tx_step(&dev, &ops, &w), VDEV_STEP_DONE);
-    cr_expect_eq(dev.stats.resets, 2);
+    cr_expect_eq(dev.tp.error, VS_REASON_NONE);
+    post(VNET_QUEUE_TX, 0, GUEST_BASE + 0x10000, 12 + 60, 1, false);
+    cr_expect_eq(vnet_tx_step(&dev.net, &ops, &w), PT_STEP_DONE);
+    cr_expect_eq(dev.tp.stats.resets, 2);
 }
 
 /* A DMA the platform's IOMMU refuses ends in NEEDS_RESET with DMA_IOMMU_FAULT. */
 Test(vdev, iommu_fault_needs_reset)
 {
     bring_up();
-    post(VDEV_QUEUE_TX, 0, GUEST_BASE + 0x10000, 12 + 60, 0, false);
+    post(VNET_QUEUE_TX, 0, GUEST_BASE + 0x10000, 12 + 60, 0, false);
     g.fail_kinds = 1u << VS_DMA_BUF_READ;
     g.fail_status = VS_DMA_IOMMU_FAULT;
-    struct vdev_work w = {0};
-    cr_expect_eq(vdev_tx_step(&dev, &ops, &w), VDEV_STEP_FAILED);
-    cr_expect_eq(dev.error, VS_REASON_DMA_IOMMU_FAULT);
+    struct pt_work w = {0};
+    cr_expect_eq(vnet_tx_step(&dev.net, &ops, &w), PT_STEP_FAILED);
+    cr_expect_eq(dev.tp.error, VS_REASON_DMA_IOMMU_FAULT);
     cr_expect(rd(VIRTIO_PCI_COMMON_STATUS, 1) & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
 }
 
@@ -721,21 +721,21 @@ Test(vdev, reset_during_a_dma_stops_the_step_cleanly)
 {
     for (unsigned at = 1; at <= 6; at++) {
         bring_up();
-        memset(fake_guest_ptr(&g, ring_desc(VDEV_QUEUE_TX), 16u * RING_SIZE), 0, 16u * RING_SIZE);
-        post(VDEV_QUEUE_TX, 0, GUEST_BASE + 0x10000, 12 + 60, 0, false);
+        memset(fake_guest_ptr(&g, ring_desc(VNET_QUEUE_TX), 16u * RING_SIZE), 0, 16u * RING_SIZE);
+        post(VNET_QUEUE_TX, 0, GUEST_BASE + 0x10000, 12 + 60, 0, false);
         struct reentrant_ops r = {ops, at};
         struct vs_guest_ops rops = {reentrant_read, reentrant_write, &r};
-        struct vdev_work w = {0};
-        enum vdev_step st = vdev_tx_step(&dev, &rops, &w);
+        struct pt_work w = {0};
+        enum pt_step st = vnet_tx_step(&dev.net, &rops, &w);
         if (r.countdown == 0) { /* the reset happened inside the step */
-            cr_expect_eq(st, VDEV_STEP_IDLE, "reset at access %u", at);
-            cr_expect_eq(dev.error, VS_REASON_NONE, "reset at access %u: %s", at,
-                         vs_reason_name(dev.error));
+            cr_expect_eq(st, PT_STEP_IDLE, "reset at access %u", at);
+            cr_expect_eq(dev.tp.error, VS_REASON_NONE, "reset at access %u: %s", at,
+                         vs_reason_name(dev.tp.error));
             cr_expect_eq(rd(VIRTIO_PCI_COMMON_STATUS, 1), 0);
-            cr_expect_not(dev.q[VDEV_QUEUE_TX].enabled);
+            cr_expect_not(dev.tp.q[VNET_QUEUE_TX].enabled);
         }
-        vdev_complete(&dev, VDEV_QUEUE_TX, &rops);
-        vdev_arm_notifications(&dev, VDEV_QUEUE_TX, &rops);
+        pt_complete(&dev.tp, VNET_QUEUE_TX, &rops);
+        pt_arm_notifications(&dev.tp, VNET_QUEUE_TX, &rops);
     }
 }
 
@@ -775,23 +775,23 @@ static struct tx_counts count_tx_with(bool packed, bool notification_data, bool 
     write_features(0, hi);
     wr(VIRTIO_PCI_COMMON_STATUS, 1,
        VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
-    wr(VIRTIO_PCI_COMMON_Q_SELECT, 2, VDEV_QUEUE_TX);
+    wr(VIRTIO_PCI_COMMON_Q_SELECT, 2, VNET_QUEUE_TX);
     wr(VIRTIO_PCI_COMMON_Q_SIZE, 2, 64);
-    wr(VIRTIO_PCI_COMMON_Q_DESCLO, 4, (uint32_t)ring_desc(VDEV_QUEUE_TX));
-    wr(VIRTIO_PCI_COMMON_Q_AVAILLO, 4, (uint32_t)ring_drv(VDEV_QUEUE_TX));
-    wr(VIRTIO_PCI_COMMON_Q_USEDLO, 4, (uint32_t)ring_dev(VDEV_QUEUE_TX));
+    wr(VIRTIO_PCI_COMMON_Q_DESCLO, 4, (uint32_t)ring_desc(VNET_QUEUE_TX));
+    wr(VIRTIO_PCI_COMMON_Q_AVAILLO, 4, (uint32_t)ring_drv(VNET_QUEUE_TX));
+    wr(VIRTIO_PCI_COMMON_Q_USEDLO, 4, (uint32_t)ring_dev(VNET_QUEUE_TX));
     wr(VIRTIO_PCI_COMMON_Q_MSIX, 2, 2);
     wr(VIRTIO_PCI_COMMON_Q_ENABLE, 2, 1);
     wr(VIRTIO_PCI_COMMON_STATUS, 1,
        VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK |
            VIRTIO_STATUS_DRIVER_OK);
-    uint8_t mcap = pci_cfg_find_cap(&dev.pci, PCI_CAP_ID_MSIX, -1);
-    vdev_cfg_write(&dev, mcap + 2u, 2, MSIX_MSGCTL_ENABLE_MASK);
+    uint8_t mcap = pci_cfg_find_cap(&dev.tp.pci, PCI_CAP_ID_MSIX, -1);
+    pt_cfg_write(&dev.tp, mcap + 2u, 2, MSIX_MSGCTL_ENABLE_MASK);
     uint16_t k;
-    vdev_mmio_write(&dev, BAR2_BASE + 2 * MSIX_ENTRY_SIZE + MSIX_ENTRY_ADDR_LO, 4, 0xfee00000u, &k);
-    vdev_mmio_write(&dev, BAR2_BASE + 2 * MSIX_ENTRY_SIZE + MSIX_ENTRY_CTRL, 4, 0, &k);
+    pt_mmio_write(&dev.tp, BAR2_BASE + 2 * MSIX_ENTRY_SIZE + MSIX_ENTRY_ADDR_LO, 4, 0xfee00000u, &k);
+    pt_mmio_write(&dev.tp, BAR2_BASE + 2 * MSIX_ENTRY_SIZE + MSIX_ENTRY_CTRL, 4, 0, &k);
 
-    const uint64_t d = ring_desc(VDEV_QUEUE_TX);
+    const uint64_t d = ring_desc(VNET_QUEUE_TX);
     for (unsigned i = 0; i < n; i++) {
         fake_guest_put64(&g, d + 16u * i, GUEST_BASE + 0x10000 + 0x80u * i);
         fake_guest_put32(&g, d + 16u * i + 8, 12 + 64);
@@ -799,36 +799,36 @@ static struct tx_counts count_tx_with(bool packed, bool notification_data, bool 
             fake_guest_put16(&g, d + 16u * i + 12, (uint16_t)i);
             fake_guest_put16(&g, d + 16u * i + 14, VIRTQ_DESC_F_AVAIL_MASK);
         } else {
-            fake_guest_put16(&g, ring_drv(VDEV_QUEUE_TX) + 4 + 2u * i, (uint16_t)i);
+            fake_guest_put16(&g, ring_drv(VNET_QUEUE_TX) + 4 + 2u * i, (uint16_t)i);
         }
     }
     if (!packed)
-        fake_guest_put16(&g, ring_drv(VDEV_QUEUE_TX) + 2, (uint16_t)n);
+        fake_guest_put16(&g, ring_drv(VNET_QUEUE_TX) + 2, (uint16_t)n);
 
     /* "Driver Notifications": the queue index, and with NOTIFICATION_DATA the driver's
      * next position (split: its avail idx; packed: the next slot and wrap counter). */
-    wr(VIRTIO_PCI_COMMON_Q_SELECT, 2, VDEV_QUEUE_TX);
+    wr(VIRTIO_PCI_COMMON_Q_SELECT, 2, VNET_QUEUE_TX);
     const uint8_t ncap = find_vcap(VIRTIO_PCI_CAP_NOTIFY_CFG);
-    const uint64_t notify = BAR0_BASE + vdev_cfg_read(&dev, ncap + 8u, 4) +
-                            rd(VIRTIO_PCI_COMMON_Q_NOFF, 2) * vdev_cfg_read(&dev, ncap + 16u, 4);
+    const uint64_t notify = BAR0_BASE + pt_cfg_read(&dev.tp, ncap + 8u, 4) +
+                            rd(VIRTIO_PCI_COMMON_Q_NOFF, 2) * pt_cfg_read(&dev.tp, ncap + 16u, 4);
     const bool next_wrap = packed ? (n / 64u) % 2u == 0 : ((n >> 15) & 1u) != 0;
     const uint32_t next_off = packed ? n % 64u : n & VIRTIO_NOTIFY_DATA_OFF_MASK;
     if (notification_data)
-        vdev_mmio_write(&dev, notify, 4,
-                        VDEV_QUEUE_TX | next_off << VIRTIO_NOTIFY_DATA_OFF_SHIFT |
+        pt_mmio_write(&dev.tp, notify, 4,
+                        VNET_QUEUE_TX | next_off << VIRTIO_NOTIFY_DATA_OFF_SHIFT |
                             (uint32_t)next_wrap << VIRTIO_NOTIFY_DATA_WRAP_BIT, &k);
     else
-        vdev_mmio_write(&dev, notify, 2, VDEV_QUEUE_TX, &k);
-    cr_assert_eq(dev.q[VDEV_QUEUE_TX].kicks, 1);
+        pt_mmio_write(&dev.tp, notify, 2, VNET_QUEUE_TX, &k);
+    cr_assert_eq(dev.tp.q[VNET_QUEUE_TX].kicks, 1);
 
     fake_guest_reset_counters(&g);
-    struct vdev_work w = {0};
-    while (vdev_tx_step(&dev, &ops, &w) == VDEV_STEP_DONE)
+    struct pt_work w = {0};
+    while (vnet_tx_step(&dev.net, &ops, &w) == PT_STEP_DONE)
         ;
-    vdev_complete(&dev, VDEV_QUEUE_TX, &ops);
-    vdev_arm_notifications(&dev, VDEV_QUEUE_TX, &ops);
-    cr_assert_eq(dev.error, VS_REASON_NONE, "%s", vs_reason_name(dev.error));
-    cr_assert_eq(dev.stats.backend.sink_frames, n);
+    pt_complete(&dev.tp, VNET_QUEUE_TX, &ops);
+    pt_arm_notifications(&dev.tp, VNET_QUEUE_TX, &ops);
+    cr_assert_eq(dev.tp.error, VS_REASON_NONE, "%s", vs_reason_name(dev.tp.error));
+    cr_assert_eq(dev.net.stats.backend.sink_frames, n);
 
     struct tx_counts c = {0, 0, 0};
     for (int kind = 0; kind < VS_DMA_KIND_COUNT; kind++) {
@@ -836,7 +836,7 @@ static struct tx_counts count_tx_with(bool packed, bool notification_data, bool 
         c.writes += g.writes[kind];
     }
     struct msix_message m;
-    while (vdev_take_msi(&dev, &m))
+    while (pt_take_msi(&dev.tp, &m))
         c.msis++;
     return c;
 }
@@ -947,12 +947,12 @@ static bool coal_bring_up_with(const struct vdev_params *p, uint32_t lo, uint32_
     if (!(rd(VIRTIO_PCI_COMMON_STATUS, 1) & VIRTIO_STATUS_FEATURES_OK))
         return false;
     wr(VIRTIO_PCI_COMMON_MSIX, 2, 0);
-    setup_queue(VDEV_QUEUE_RX);
-    setup_queue(VDEV_QUEUE_TX);
+    setup_queue(VNET_QUEUE_RX);
+    setup_queue(VNET_QUEUE_TX);
     if (lo & (1u << VIRTIO_NET_F_CTRL_VQ_BIT)) {
-        setup_queue(VDEV_QUEUE_CTRL);
+        setup_queue(VNET_QUEUE_CTRL);
         /* The driver polls for acks: interrupts_raised then counts TX and RX only. */
-        fake_guest_put16(&g, ring_drv(VDEV_QUEUE_CTRL) + 2, RING_EVENT_FLAGS_DISABLE);
+        fake_guest_put16(&g, ring_drv(VNET_QUEUE_CTRL) + 2, RING_EVENT_FLAGS_DISABLE);
     }
     wr(VIRTIO_PCI_COMMON_STATUS, 1,
        VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK |
@@ -975,11 +975,11 @@ static bool coal_bring_up_all_again(void)
        VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
     if (!(rd(VIRTIO_PCI_COMMON_STATUS, 1) & VIRTIO_STATUS_FEATURES_OK))
         return false;
-    for (unsigned q = 0; q < VDEV_QUEUES; q++)
+    for (unsigned q = 0; q < VNET_QUEUES; q++)
         setup_queue(q);
-    fake_guest_put16(&g, ring_drv(VDEV_QUEUE_CTRL) + 2, RING_EVENT_FLAGS_DISABLE);
-    memset(fake_guest_ptr(&g, ring_desc(VDEV_QUEUE_TX), 16u * RING_SIZE), 0, 16u * RING_SIZE);
-    memset(fake_guest_ptr(&g, ring_desc(VDEV_QUEUE_CTRL), 16u * RING_SIZE), 0, 16u * RING_SIZE);
+    fake_guest_put16(&g, ring_drv(VNET_QUEUE_CTRL) + 2, RING_EVENT_FLAGS_DISABLE);
+    memset(fake_guest_ptr(&g, ring_desc(VNET_QUEUE_TX), 16u * RING_SIZE), 0, 16u * RING_SIZE);
+    memset(fake_guest_ptr(&g, ring_desc(VNET_QUEUE_CTRL), 16u * RING_SIZE), 0, 16u * RING_SIZE);
     wr(VIRTIO_PCI_COMMON_STATUS, 1,
        VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK |
            VIRTIO_STATUS_DRIVER_OK);
@@ -1032,7 +1032,7 @@ Test(vdev, loopback_fifo_packs_and_wraps)
     bring_up();
     unsigned txs = 0, rxs = 0, sent = 0, received = 0;
     bool txw = true, rxw = true;
-    struct vdev_work w = {0};
+    struct pt_work w = {0};
     while (received < frames) {
         /* Fill the FIFO (4 frames), then take out one or two. */
         while (sent < frames && sent - received < 4) {
@@ -1042,28 +1042,28 @@ Test(vdev, loopback_fifo_packs_and_wraps)
             memset(p, 0, hdr);
             for (uint32_t i = 0; i < len; i++)
                 p[hdr + i] = fifo_pattern(sent, i);
-            post_next(VDEV_QUEUE_TX, &txs, &txw, buf, hdr + len, (uint16_t)(sent % RING_SIZE), 0);
-            cr_assert_eq(vdev_tx_step(&dev, &ops, &w), VDEV_STEP_DONE, "frame %u: %s", sent,
-                         vs_reason_name(dev.error));
+            post_next(VNET_QUEUE_TX, &txs, &txw, buf, hdr + len, (uint16_t)(sent % RING_SIZE), 0);
+            cr_assert_eq(vnet_tx_step(&dev.net, &ops, &w), PT_STEP_DONE, "frame %u: %s", sent,
+                         vs_reason_name(dev.tp.error));
             sent++;
         }
-        cr_assert_leq(vdev_fifo_frames(&dev), 4);
+        cr_assert_leq(vnet_fifo_frames(&dev.net), 4);
         for (unsigned k = 0; k < 1u + (received % 7u == 0) && received < sent; k++) {
             const uint32_t len = sizes[received % 10];
             const uint64_t buf = GUEST_BASE + 0x40000 + 0x800u * (received % RING_SIZE);
-            post_next(VDEV_QUEUE_RX, &rxs, &rxw, buf, 2048, (uint16_t)(received % RING_SIZE),
+            post_next(VNET_QUEUE_RX, &rxs, &rxw, buf, 2048, (uint16_t)(received % RING_SIZE),
                       VIRTQ_DESC_F_WRITE_MASK);
-            cr_assert_eq(vdev_rx_step(&dev, &ops, &w), VDEV_STEP_DONE);
+            cr_assert_eq(vnet_rx_step(&dev.net, &ops, &w), PT_STEP_DONE);
             const uint8_t *q = fake_guest_ptr(&g, buf + hdr, len);
             for (uint32_t i = 0; i < len; i++)
                 cr_assert_eq(q[i], fifo_pattern(received, i), "frame %u byte %u", received, i);
-            cr_assert_eq(fake_guest_get32(&g, ring_desc(VDEV_QUEUE_RX) + 16u * ((rxs + RING_SIZE - 1u) % RING_SIZE) + 8),
+            cr_assert_eq(fake_guest_get32(&g, ring_desc(VNET_QUEUE_RX) + 16u * ((rxs + RING_SIZE - 1u) % RING_SIZE) + 8),
                          hdr + len, "frame %u length", received);
             received++;
         }
     }
-    cr_expect_eq(vdev_fifo_frames(&dev), 0);
-    cr_expect_eq(dev.error, VS_REASON_NONE);
+    cr_expect_eq(vnet_fifo_frames(&dev.net), 0);
+    cr_expect_eq(dev.tp.error, VS_REASON_NONE);
 }
 
 /* Send one control command: `in` (class, command, data; rlen bytes) device-readable,
@@ -1077,14 +1077,14 @@ static uint8_t ctrl_send(const uint8_t *in, uint32_t rlen, uint32_t wlen, uint8_
     memcpy(fake_guest_ptr(&g, rbuf, rlen), in, rlen);
     memset(fake_guest_ptr(&g, wbuf, 16), 0xff, 16);
     if (wlen == 0) {
-        post_next(VDEV_QUEUE_CTRL, &ctrl_slot, &ctrl_wrap, rbuf, rlen, id, 0);
+        post_next(VNET_QUEUE_CTRL, &ctrl_slot, &ctrl_wrap, rbuf, rlen, id, 0);
     } else {
-        post_next(VDEV_QUEUE_CTRL, &ctrl_slot, &ctrl_wrap, rbuf, rlen, id, VIRTQ_DESC_F_NEXT_MASK);
-        post_next(VDEV_QUEUE_CTRL, &ctrl_slot, &ctrl_wrap, wbuf, wlen, id, VIRTQ_DESC_F_WRITE_MASK);
+        post_next(VNET_QUEUE_CTRL, &ctrl_slot, &ctrl_wrap, rbuf, rlen, id, VIRTQ_DESC_F_NEXT_MASK);
+        post_next(VNET_QUEUE_CTRL, &ctrl_slot, &ctrl_wrap, wbuf, wlen, id, VIRTQ_DESC_F_WRITE_MASK);
     }
-    struct vdev_work w = {0};
-    enum vdev_step st = vdev_ctrl_step(&dev, &ops, &w);
-    if (st != VDEV_STEP_DONE)
+    struct pt_work w = {0};
+    enum pt_step st = vnet_ctrl_step(&dev.net, &ops, &w);
+    if (st != PT_STEP_DONE)
         return 0xfe;
     if (out)
         memcpy(out, fake_guest_ptr(&g, wbuf, wlen), wlen);
@@ -1129,9 +1129,9 @@ static uint8_t coal_vq_get(uint16_t vq, uint32_t wlen, struct virtio_net_ctrl_co
 static void tx_frame(void)
 {
     const uint16_t id = (uint16_t)(tx_slot);
-    post_next(VDEV_QUEUE_TX, &tx_slot, &tx_wrap, TXF_BUF + 0x100u * id, 12 + 60, id, 0);
-    struct vdev_work w = {0};
-    cr_assert_eq(vdev_tx_step(&dev, &ops, &w), VDEV_STEP_DONE);
+    post_next(VNET_QUEUE_TX, &tx_slot, &tx_wrap, TXF_BUF + 0x100u * id, 12 + 60, id, 0);
+    struct pt_work w = {0};
+    cr_assert_eq(vnet_tx_step(&dev.net, &ops, &w), PT_STEP_DONE);
 }
 
 /* "Feature bit requirements": NOTF_COAL and VQ_NOTF_COAL require CTRL_VQ; both are
@@ -1156,29 +1156,29 @@ Test(vdev, coal_every_command_and_vq_get_round_trip)
 {
     coal_bring_up_all();
     struct virtio_net_ctrl_coal c;
-    cr_expect_eq(coal_vq_get(VDEV_QUEUE_RX, 9, &c), VIRTIO_NET_OK);
+    cr_expect_eq(coal_vq_get(VNET_QUEUE_RX, 9, &c), VIRTIO_NET_OK);
     cr_expect_eq(c.max_packets, 0, "zero after reset");
     cr_expect_eq(c.max_usecs, 0);
     cr_expect_eq(coal_cmd(VIRTIO_NET_CTRL_NOTF_COAL_TX_SET, 15, 10), VIRTIO_NET_OK);
     cr_expect_eq(coal_cmd(VIRTIO_NET_CTRL_NOTF_COAL_RX_SET, 32, 64), VIRTIO_NET_OK);
-    cr_expect_eq(coal_vq_get(VDEV_QUEUE_TX, 9, &c), VIRTIO_NET_OK);
+    cr_expect_eq(coal_vq_get(VNET_QUEUE_TX, 9, &c), VIRTIO_NET_OK);
     cr_expect_eq(c.max_packets, 15);
     cr_expect_eq(c.max_usecs, 10);
-    cr_expect_eq(coal_vq_get(VDEV_QUEUE_RX, 9, &c), VIRTIO_NET_OK);
+    cr_expect_eq(coal_vq_get(VNET_QUEUE_RX, 9, &c), VIRTIO_NET_OK);
     cr_expect_eq(c.max_packets, 32);
     cr_expect_eq(c.max_usecs, 64);
-    cr_expect_eq(coal_vq_set(VDEV_QUEUE_RX, 0, 7, 3), VIRTIO_NET_OK);
-    cr_expect_eq(coal_vq_get(VDEV_QUEUE_RX, 9, &c), VIRTIO_NET_OK);
+    cr_expect_eq(coal_vq_set(VNET_QUEUE_RX, 0, 7, 3), VIRTIO_NET_OK);
+    cr_expect_eq(coal_vq_get(VNET_QUEUE_RX, 9, &c), VIRTIO_NET_OK);
     cr_expect_eq(c.max_packets, 7);
     cr_expect_eq(c.max_usecs, 3);
     /* A larger writable part: the result still sits just before the ack (the last
      * writable byte); the used length says 9 bytes were written. */
-    cr_expect_eq(coal_vq_get(VDEV_QUEUE_TX, 13, &c), VIRTIO_NET_OK);
+    cr_expect_eq(coal_vq_get(VNET_QUEUE_TX, 13, &c), VIRTIO_NET_OK);
     cr_expect_eq(c.max_packets, 15);
     cr_expect_eq(c.max_usecs, 10);
-    cr_expect_eq(dev.stats.ctrl_ok, 8);
-    cr_expect_eq(dev.stats.ctrl_err, 0);
-    cr_expect_eq(dev.error, VS_REASON_NONE);
+    cr_expect_eq(dev.net.stats.ctrl_ok, 8);
+    cr_expect_eq(dev.net.stats.ctrl_err, 0);
+    cr_expect_eq(dev.tp.error, VS_REASON_NONE);
 }
 
 /* The spec's command sequence, on this device's one queue pair (queues 0 and 1): the
@@ -1188,24 +1188,24 @@ Test(vdev, coal_spec_example_sequence)
 {
     coal_bring_up_all();
     struct virtio_net_ctrl_coal c;
-    cr_assert_eq(coal_vq_set(VDEV_QUEUE_TX, 0, 2, 2), VIRTIO_NET_OK); /* "previous" TX */
+    cr_assert_eq(coal_vq_set(VNET_QUEUE_TX, 0, 2, 2), VIRTIO_NET_OK); /* "previous" TX */
     /* Command1: RX_SET sets the receive queue; the transmit queue keeps its own. */
     cr_assert_eq(coal_cmd(VIRTIO_NET_CTRL_NOTF_COAL_RX_SET, 10, 11), VIRTIO_NET_OK);
-    cr_assert_eq(coal_vq_get(VDEV_QUEUE_TX, 9, &c), VIRTIO_NET_OK);
+    cr_assert_eq(coal_vq_get(VNET_QUEUE_TX, 9, &c), VIRTIO_NET_OK);
     cr_expect_eq(c.max_packets, 2);
     /* Command2: VQ_SET vq 0. Command3: VQ_GET vq 0 answers command2's values. */
-    cr_assert_eq(coal_vq_set(VDEV_QUEUE_RX, 0, 20, 21), VIRTIO_NET_OK);
-    cr_assert_eq(coal_vq_get(VDEV_QUEUE_RX, 9, &c), VIRTIO_NET_OK);
+    cr_assert_eq(coal_vq_set(VNET_QUEUE_RX, 0, 20, 21), VIRTIO_NET_OK);
+    cr_assert_eq(coal_vq_get(VNET_QUEUE_RX, 9, &c), VIRTIO_NET_OK);
     cr_expect_eq(c.max_packets, 20);
     cr_expect_eq(c.max_usecs, 21);
     /* Command4: VQ_SET vq 1. Command5: TX_SET overrides it. Command6: VQ_GET vq 1
      * answers command5's values. */
-    cr_assert_eq(coal_vq_set(VDEV_QUEUE_TX, 0, 40, 41), VIRTIO_NET_OK);
+    cr_assert_eq(coal_vq_set(VNET_QUEUE_TX, 0, 40, 41), VIRTIO_NET_OK);
     cr_assert_eq(coal_cmd(VIRTIO_NET_CTRL_NOTF_COAL_TX_SET, 50, 51), VIRTIO_NET_OK);
-    cr_assert_eq(coal_vq_get(VDEV_QUEUE_TX, 9, &c), VIRTIO_NET_OK);
+    cr_assert_eq(coal_vq_get(VNET_QUEUE_TX, 9, &c), VIRTIO_NET_OK);
     cr_expect_eq(c.max_packets, 50);
     cr_expect_eq(c.max_usecs, 51);
-    cr_assert_eq(coal_vq_get(VDEV_QUEUE_RX, 9, &c), VIRTIO_NET_OK);
+    cr_assert_eq(coal_vq_get(VNET_QUEUE_RX, 9, &c), VIRTIO_NET_OK);
     cr_expect_eq(c.max_packets, 20, "RX keeps command2's values");
 }
 
@@ -1216,13 +1216,13 @@ Test(vdev, coal_err_cases)
 {
     coal_bring_up_all();
     struct virtio_net_ctrl_coal c;
-    cr_expect_eq(coal_vq_set(VDEV_QUEUE_CTRL, 0, 1, 1), VIRTIO_NET_ERR, "control queue");
+    cr_expect_eq(coal_vq_set(VNET_QUEUE_CTRL, 0, 1, 1), VIRTIO_NET_ERR, "control queue");
     cr_expect_eq(coal_vq_set(5, 0, 1, 1), VIRTIO_NET_ERR, "no such queue");
-    cr_expect_eq(coal_vq_get(VDEV_QUEUE_CTRL, 9, &c), VIRTIO_NET_ERR);
+    cr_expect_eq(coal_vq_get(VNET_QUEUE_CTRL, 9, &c), VIRTIO_NET_ERR);
     cr_expect_eq(coal_vq_get(7, 9, &c), VIRTIO_NET_ERR);
-    cr_expect_eq(coal_vq_set(VDEV_QUEUE_TX, 0xbeef, 3, 4), VIRTIO_NET_OK, "reserved ignored");
-    cr_expect_eq(coal_vq_get(VDEV_QUEUE_TX, 1, &c), VIRTIO_NET_ERR, "no room for the result");
-    cr_expect_eq(coal_vq_get(VDEV_QUEUE_TX, 8, &c), VIRTIO_NET_ERR, "no room for the result");
+    cr_expect_eq(coal_vq_set(VNET_QUEUE_TX, 0xbeef, 3, 4), VIRTIO_NET_OK, "reserved ignored");
+    cr_expect_eq(coal_vq_get(VNET_QUEUE_TX, 1, &c), VIRTIO_NET_ERR, "no room for the result");
+    cr_expect_eq(coal_vq_get(VNET_QUEUE_TX, 8, &c), VIRTIO_NET_ERR, "no room for the result");
     cr_expect_eq(coal_cmd(4, 1, 1), VIRTIO_NET_ERR, "unknown command");
     uint8_t short_set[2 + 7] = {VIRTIO_NET_CTRL_NOTF_COAL, VIRTIO_NET_CTRL_NOTF_COAL_TX_SET};
     cr_expect_eq(ctrl_send(short_set, sizeof short_set, 1, NULL), VIRTIO_NET_ERR, "short data");
@@ -1232,10 +1232,10 @@ Test(vdev, coal_err_cases)
     cr_expect_eq(ctrl_send(other_class, sizeof other_class, 1, NULL), VIRTIO_NET_ERR);
     uint8_t lone[1] = {VIRTIO_NET_CTRL_NOTF_COAL};
     cr_expect_eq(ctrl_send(lone, sizeof lone, 1, NULL), VIRTIO_NET_ERR, "no command byte");
-    cr_expect_eq(coal_vq_get(VDEV_QUEUE_TX, 9, &c), VIRTIO_NET_OK);
+    cr_expect_eq(coal_vq_get(VNET_QUEUE_TX, 9, &c), VIRTIO_NET_OK);
     cr_expect_eq(c.max_packets, 3, "failed commands changed nothing");
     cr_expect_eq(c.max_usecs, 4);
-    cr_expect_eq(dev.error, VS_REASON_NONE);
+    cr_expect_eq(dev.tp.error, VS_REASON_NONE);
 }
 
 /* "The driver MUST have negotiated the VIRTIO_NET_F_NOTF_COAL feature when issuing
@@ -1246,20 +1246,20 @@ Test(vdev, coal_commands_need_their_feature)
     struct virtio_net_ctrl_coal c;
     cr_assert(coal_bring_up(1u << VIRTIO_NET_F_CTRL_VQ_BIT, HI(VIRTIO_NET_F_NOTF_COAL_BIT)));
     cr_expect_eq(coal_cmd(VIRTIO_NET_CTRL_NOTF_COAL_TX_SET, 4, 4), VIRTIO_NET_OK);
-    cr_expect_eq(coal_vq_set(VDEV_QUEUE_TX, 0, 1, 1), VIRTIO_NET_ERR);
-    cr_expect_eq(coal_vq_get(VDEV_QUEUE_TX, 9, &c), VIRTIO_NET_ERR);
-    cr_expect_eq(dev.coal[VDEV_QUEUE_TX].p.max_packets, 4);
+    cr_expect_eq(coal_vq_set(VNET_QUEUE_TX, 0, 1, 1), VIRTIO_NET_ERR);
+    cr_expect_eq(coal_vq_get(VNET_QUEUE_TX, 9, &c), VIRTIO_NET_ERR);
+    cr_expect_eq(dev.net.coal[VNET_QUEUE_TX].p.max_packets, 4);
 
     cr_assert(coal_bring_up(1u << VIRTIO_NET_F_CTRL_VQ_BIT, HI(VIRTIO_NET_F_VQ_NOTF_COAL_BIT)));
     cr_expect_eq(coal_cmd(VIRTIO_NET_CTRL_NOTF_COAL_TX_SET, 4, 4), VIRTIO_NET_ERR);
     cr_expect_eq(coal_cmd(VIRTIO_NET_CTRL_NOTF_COAL_RX_SET, 4, 4), VIRTIO_NET_ERR);
-    cr_expect_eq(coal_vq_set(VDEV_QUEUE_TX, 0, 6, 6), VIRTIO_NET_OK);
-    cr_expect_eq(coal_vq_get(VDEV_QUEUE_TX, 9, &c), VIRTIO_NET_OK);
+    cr_expect_eq(coal_vq_set(VNET_QUEUE_TX, 0, 6, 6), VIRTIO_NET_OK);
+    cr_expect_eq(coal_vq_get(VNET_QUEUE_TX, 9, &c), VIRTIO_NET_OK);
     cr_expect_eq(c.max_packets, 6);
 
     cr_assert(coal_bring_up(1u << VIRTIO_NET_F_CTRL_VQ_BIT, 0));
     cr_expect_eq(coal_cmd(VIRTIO_NET_CTRL_NOTF_COAL_RX_SET, 4, 4), VIRTIO_NET_ERR);
-    cr_expect_eq(dev.coal[VDEV_QUEUE_RX].p.max_packets, 0);
+    cr_expect_eq(dev.net.coal[VNET_QUEUE_RX].p.max_packets, 0);
 }
 
 /* "Upon disabling and re-enabling a transmit virtqueue, the device MUST set the
@@ -1272,27 +1272,27 @@ Test(vdev, coal_reenable_takes_class_values_and_reset_clears)
                             HI(VIRTIO_NET_F_NOTF_COAL_BIT) | HI(VIRTIO_NET_F_VQ_NOTF_COAL_BIT) |
                                 HI(VIRTIO_F_RING_RESET_BIT)));
     cr_assert_eq(coal_cmd(VIRTIO_NET_CTRL_NOTF_COAL_TX_SET, 8, 50), VIRTIO_NET_OK);
-    cr_assert_eq(coal_vq_set(VDEV_QUEUE_TX, 0, 3, 5), VIRTIO_NET_OK);
-    cr_assert_eq(coal_vq_set(VDEV_QUEUE_RX, 0, 9, 9), VIRTIO_NET_OK);
-    for (unsigned q = VDEV_QUEUE_RX; q <= VDEV_QUEUE_TX; q++) {
+    cr_assert_eq(coal_vq_set(VNET_QUEUE_TX, 0, 3, 5), VIRTIO_NET_OK);
+    cr_assert_eq(coal_vq_set(VNET_QUEUE_RX, 0, 9, 9), VIRTIO_NET_OK);
+    for (unsigned q = VNET_QUEUE_RX; q <= VNET_QUEUE_TX; q++) {
         wr(VIRTIO_PCI_COMMON_Q_SELECT, 2, q);
         wr(VIRTIO_PCI_COMMON_Q_RESET, 2, 1);
     }
     struct virtio_net_ctrl_coal c;
-    cr_expect_eq(coal_vq_get(VDEV_QUEUE_TX, 9, &c), VIRTIO_NET_ERR, "disabled queue");
-    setup_queue(VDEV_QUEUE_TX);
-    setup_queue(VDEV_QUEUE_RX);
-    cr_assert_eq(coal_vq_get(VDEV_QUEUE_TX, 9, &c), VIRTIO_NET_OK);
+    cr_expect_eq(coal_vq_get(VNET_QUEUE_TX, 9, &c), VIRTIO_NET_ERR, "disabled queue");
+    setup_queue(VNET_QUEUE_TX);
+    setup_queue(VNET_QUEUE_RX);
+    cr_assert_eq(coal_vq_get(VNET_QUEUE_TX, 9, &c), VIRTIO_NET_OK);
     cr_expect_eq(c.max_packets, 8);
     cr_expect_eq(c.max_usecs, 50);
-    cr_assert_eq(coal_vq_get(VDEV_QUEUE_RX, 9, &c), VIRTIO_NET_OK);
+    cr_assert_eq(coal_vq_get(VNET_QUEUE_RX, 9, &c), VIRTIO_NET_OK);
     cr_expect_eq(c.max_packets, 0, "no RX_SET: 0");
     cr_expect_eq(c.max_usecs, 0);
 
     wr(VIRTIO_PCI_COMMON_STATUS, 1, 0);
-    cr_expect_eq(dev.coal_tx_set.max_packets, 0);
-    cr_expect_eq(dev.coal[VDEV_QUEUE_TX].p.max_packets, 0);
-    cr_expect_eq(dev.coal[VDEV_QUEUE_TX].p.max_usecs, 0);
+    cr_expect_eq(dev.net.coal_tx_set.max_packets, 0);
+    cr_expect_eq(dev.net.coal[VNET_QUEUE_TX].p.max_packets, 0);
+    cr_expect_eq(dev.net.coal[VNET_QUEUE_TX].p.max_usecs, 0);
 }
 
 /* "Operation": the conditions are met upon max_packets packets; before that no
@@ -1302,28 +1302,28 @@ Test(vdev, coal_packet_count_threshold)
     coal_bring_up_all();
     cr_assert_eq(coal_cmd(VIRTIO_NET_CTRL_NOTF_COAL_TX_SET, 3, 100), VIRTIO_NET_OK);
     uint32_t usecs = 0, window = 0, first = 0;
-    cr_expect_not(vdev_coal_timer(&dev, VDEV_QUEUE_TX, &usecs, &window), "nothing counted");
+    cr_expect_not(vnet_coal_timer(&dev.net, VNET_QUEUE_TX, &usecs, &window), "nothing counted");
     tx_frame();
-    cr_assert(vdev_coal_timer(&dev, VDEV_QUEUE_TX, &usecs, &first));
+    cr_assert(vnet_coal_timer(&dev.net, VNET_QUEUE_TX, &usecs, &first));
     cr_expect_eq(usecs, 100);
     tx_frame();
-    cr_assert(vdev_coal_timer(&dev, VDEV_QUEUE_TX, &usecs, &window));
+    cr_assert(vnet_coal_timer(&dev.net, VNET_QUEUE_TX, &usecs, &window));
     cr_expect_eq(window, first, "same window until a decision");
-    cr_expect_eq(dev.stats.interrupts_raised, 0);
+    cr_expect_eq(dev.tp.stats.interrupts_raised, 0);
     tx_frame();
-    cr_expect_eq(dev.stats.interrupts_raised, 1);
-    cr_expect_eq(dev.stats.coal_notify[VDEV_QUEUE_TX][VDEV_COAL_BY_PACKETS], 1);
-    cr_expect_not(vdev_coal_timer(&dev, VDEV_QUEUE_TX, &usecs, &window));
+    cr_expect_eq(dev.tp.stats.interrupts_raised, 1);
+    cr_expect_eq(dev.net.stats.coal_notify[VNET_QUEUE_TX][VNET_COAL_BY_PACKETS], 1);
+    cr_expect_not(vnet_coal_timer(&dev.net, VNET_QUEUE_TX, &usecs, &window));
     /* Counting starts again at the next packet, in a new window. */
     tx_frame();
-    cr_assert(vdev_coal_timer(&dev, VDEV_QUEUE_TX, &usecs, &window));
+    cr_assert(vnet_coal_timer(&dev.net, VNET_QUEUE_TX, &usecs, &window));
     cr_expect_neq(window, first);
-    cr_expect_eq(dev.stats.interrupts_raised, 1);
+    cr_expect_eq(dev.tp.stats.interrupts_raised, 1);
     /* max_packets = 1 is a boundary: every packet meets it. */
     cr_assert_eq(coal_cmd(VIRTIO_NET_CTRL_NOTF_COAL_TX_SET, 1, 100), VIRTIO_NET_OK);
-    cr_expect_eq(vdev_coal_recheck(&dev, VDEV_QUEUE_TX, &ops), VDEV_STEP_DONE);
+    cr_expect_eq(vnet_coal_recheck(&dev.net, VNET_QUEUE_TX, &ops), PT_STEP_DONE);
     tx_frame();
-    cr_expect_eq(dev.stats.interrupts_raised, 3);
+    cr_expect_eq(dev.tp.stats.interrupts_raised, 3);
 }
 
 /* max_usecs elapsed (the platform's timer): the notification goes out; a timer for a
@@ -1335,22 +1335,22 @@ Test(vdev, coal_timer_expiry_and_zero_parameters)
     uint32_t usecs, window;
     tx_frame();
     tx_frame();
-    cr_assert(vdev_coal_timer(&dev, VDEV_QUEUE_TX, &usecs, &window));
-    cr_expect_eq(vdev_coal_expire(&dev, VDEV_QUEUE_TX, window + 1, &ops), VDEV_STEP_IDLE);
-    cr_expect_eq(dev.stats.interrupts_raised, 0);
-    cr_expect_eq(vdev_coal_expire(&dev, VDEV_QUEUE_TX, window, &ops), VDEV_STEP_DONE);
-    cr_expect_eq(dev.stats.interrupts_raised, 1);
-    cr_expect_eq(dev.stats.coal_notify[VDEV_QUEUE_TX][VDEV_COAL_BY_TIMER], 1);
-    cr_expect_eq(vdev_coal_expire(&dev, VDEV_QUEUE_TX, window, &ops), VDEV_STEP_IDLE, "stale");
-    cr_expect_eq(dev.stats.interrupts_raised, 1);
+    cr_assert(vnet_coal_timer(&dev.net, VNET_QUEUE_TX, &usecs, &window));
+    cr_expect_eq(vnet_coal_expire(&dev.net, VNET_QUEUE_TX, window + 1, &ops), PT_STEP_IDLE);
+    cr_expect_eq(dev.tp.stats.interrupts_raised, 0);
+    cr_expect_eq(vnet_coal_expire(&dev.net, VNET_QUEUE_TX, window, &ops), PT_STEP_DONE);
+    cr_expect_eq(dev.tp.stats.interrupts_raised, 1);
+    cr_expect_eq(dev.net.stats.coal_notify[VNET_QUEUE_TX][VNET_COAL_BY_TIMER], 1);
+    cr_expect_eq(vnet_coal_expire(&dev.net, VNET_QUEUE_TX, window, &ops), PT_STEP_IDLE, "stale");
+    cr_expect_eq(dev.tp.stats.interrupts_raised, 1);
 
     cr_assert_eq(coal_cmd(VIRTIO_NET_CTRL_NOTF_COAL_TX_SET, 8, 0), VIRTIO_NET_OK);
     tx_frame();
-    cr_expect_eq(dev.stats.interrupts_raised, 2, "max_usecs 0: every packet");
-    cr_expect_not(vdev_coal_timer(&dev, VDEV_QUEUE_TX, &usecs, &window));
+    cr_expect_eq(dev.tp.stats.interrupts_raised, 2, "max_usecs 0: every packet");
+    cr_expect_not(vnet_coal_timer(&dev.net, VNET_QUEUE_TX, &usecs, &window));
     cr_assert_eq(coal_cmd(VIRTIO_NET_CTRL_NOTF_COAL_TX_SET, 0, 20), VIRTIO_NET_OK);
     tx_frame();
-    cr_expect_eq(dev.stats.interrupts_raised, 3, "max_packets 0: every packet");
+    cr_expect_eq(dev.tp.stats.interrupts_raised, 3, "max_packets 0: every packet");
 }
 
 /* "Notifications When Coalescing Parameters Change": 5 packets counted under
@@ -1361,24 +1361,24 @@ Test(vdev, coal_parameter_change_rechecks_at_once)
 {
     coal_bring_up_all();
     cr_assert_eq(coal_cmd(VIRTIO_NET_CTRL_NOTF_COAL_TX_SET, 6, 100), VIRTIO_NET_OK);
-    cr_expect_eq(vdev_coal_recheck(&dev, VDEV_QUEUE_TX, &ops), VDEV_STEP_IDLE, "nothing counted");
+    cr_expect_eq(vnet_coal_recheck(&dev.net, VNET_QUEUE_TX, &ops), PT_STEP_IDLE, "nothing counted");
     for (int i = 0; i < 5; i++)
         tx_frame();
-    cr_expect_eq(dev.stats.interrupts_raised, 0);
+    cr_expect_eq(dev.tp.stats.interrupts_raised, 0);
     cr_assert_eq(coal_cmd(VIRTIO_NET_CTRL_NOTF_COAL_TX_SET, 12, 100), VIRTIO_NET_OK);
-    cr_assert(vdev_coal_recheck_needed(&dev, VDEV_QUEUE_TX));
-    cr_expect_eq(vdev_coal_recheck(&dev, VDEV_QUEUE_TX, &ops), VDEV_STEP_IDLE);
-    cr_expect_not(vdev_coal_recheck_needed(&dev, VDEV_QUEUE_TX));
-    cr_assert_eq(coal_vq_set(VDEV_QUEUE_TX, 0, 4, 100), VIRTIO_NET_OK);
-    cr_expect_eq(vdev_coal_recheck(&dev, VDEV_QUEUE_TX, &ops), VDEV_STEP_DONE);
-    cr_expect_eq(dev.stats.interrupts_raised, 1);
-    cr_expect_eq(dev.stats.coal_notify[VDEV_QUEUE_TX][VDEV_COAL_BY_CHANGE], 1);
+    cr_assert(vnet_coal_recheck_needed(&dev.net, VNET_QUEUE_TX));
+    cr_expect_eq(vnet_coal_recheck(&dev.net, VNET_QUEUE_TX, &ops), PT_STEP_IDLE);
+    cr_expect_not(vnet_coal_recheck_needed(&dev.net, VNET_QUEUE_TX));
+    cr_assert_eq(coal_vq_set(VNET_QUEUE_TX, 0, 4, 100), VIRTIO_NET_OK);
+    cr_expect_eq(vnet_coal_recheck(&dev.net, VNET_QUEUE_TX, &ops), PT_STEP_DONE);
+    cr_expect_eq(dev.tp.stats.interrupts_raised, 1);
+    cr_expect_eq(dev.net.stats.coal_notify[VNET_QUEUE_TX][VNET_COAL_BY_CHANGE], 1);
 
     tx_frame();
-    cr_expect_eq(dev.stats.interrupts_raised, 1);
+    cr_expect_eq(dev.tp.stats.interrupts_raised, 1);
     cr_assert_eq(coal_cmd(VIRTIO_NET_CTRL_NOTF_COAL_TX_SET, 0, 0), VIRTIO_NET_OK);
-    cr_expect_eq(vdev_coal_recheck(&dev, VDEV_QUEUE_TX, &ops), VDEV_STEP_DONE);
-    cr_expect_eq(dev.stats.interrupts_raised, 2);
+    cr_expect_eq(vnet_coal_recheck(&dev.net, VNET_QUEUE_TX, &ops), PT_STEP_DONE);
+    cr_expect_eq(dev.tp.stats.interrupts_raised, 2);
 }
 
 /* "A device SHOULD NOT send used buffer notifications to the driver if the
@@ -1387,22 +1387,22 @@ Test(vdev, coal_suppression_still_applies)
 {
     coal_bring_up_all();
     cr_assert_eq(coal_cmd(VIRTIO_NET_CTRL_NOTF_COAL_TX_SET, 2, 100), VIRTIO_NET_OK);
-    fake_guest_put16(&g, ring_drv(VDEV_QUEUE_TX) + 2, RING_EVENT_FLAGS_DISABLE);
+    fake_guest_put16(&g, ring_drv(VNET_QUEUE_TX) + 2, RING_EVENT_FLAGS_DISABLE);
     tx_frame();
     tx_frame();
-    cr_expect_eq(dev.stats.interrupts_raised, 0);
-    cr_expect_eq(dev.stats.coal_suppressed[VDEV_QUEUE_TX], 1);
+    cr_expect_eq(dev.tp.stats.interrupts_raised, 0);
+    cr_expect_eq(dev.net.stats.coal_suppressed[VNET_QUEUE_TX], 1);
     uint32_t usecs, window;
-    cr_expect_not(vdev_coal_timer(&dev, VDEV_QUEUE_TX, &usecs, &window), "window closed");
+    cr_expect_not(vnet_coal_timer(&dev.net, VNET_QUEUE_TX, &usecs, &window), "window closed");
     tx_frame();
-    cr_assert(vdev_coal_timer(&dev, VDEV_QUEUE_TX, &usecs, &window));
-    cr_expect_eq(vdev_coal_expire(&dev, VDEV_QUEUE_TX, window, &ops), VDEV_STEP_DONE);
-    cr_expect_eq(dev.stats.interrupts_raised, 0, "timer: still suppressed");
-    cr_expect_eq(dev.stats.coal_suppressed[VDEV_QUEUE_TX], 2);
-    fake_guest_put16(&g, ring_drv(VDEV_QUEUE_TX) + 2, RING_EVENT_FLAGS_ENABLE);
+    cr_assert(vnet_coal_timer(&dev.net, VNET_QUEUE_TX, &usecs, &window));
+    cr_expect_eq(vnet_coal_expire(&dev.net, VNET_QUEUE_TX, window, &ops), PT_STEP_DONE);
+    cr_expect_eq(dev.tp.stats.interrupts_raised, 0, "timer: still suppressed");
+    cr_expect_eq(dev.net.stats.coal_suppressed[VNET_QUEUE_TX], 2);
+    fake_guest_put16(&g, ring_drv(VNET_QUEUE_TX) + 2, RING_EVENT_FLAGS_ENABLE);
     tx_frame();
     tx_frame();
-    cr_expect_eq(dev.stats.interrupts_raised, 1);
+    cr_expect_eq(dev.tp.stats.interrupts_raised, 1);
 }
 
 /* Malformed control buffers. No device-writable byte: the device cannot answer, so it
@@ -1415,20 +1415,20 @@ Test(vdev, coal_malformed_control_buffers)
     /* Only the ack byte, no readable part: a single writable descriptor. */
     const uint64_t wbuf = CTRL_BUF + 0xf80;
     fake_guest_put16(&g, wbuf, 0xffff);
-    post_next(VDEV_QUEUE_CTRL, &ctrl_slot, &ctrl_wrap, wbuf, 1, 0, VIRTQ_DESC_F_WRITE_MASK);
+    post_next(VNET_QUEUE_CTRL, &ctrl_slot, &ctrl_wrap, wbuf, 1, 0, VIRTQ_DESC_F_WRITE_MASK);
     ctrl_sent++;
-    struct vdev_work w = {0};
-    cr_expect_eq(vdev_ctrl_step(&dev, &ops, &w), VDEV_STEP_DONE);
+    struct pt_work w = {0};
+    cr_expect_eq(vnet_ctrl_step(&dev.net, &ops, &w), PT_STEP_DONE);
     cr_expect_eq(*fake_guest_ptr(&g, wbuf, 1), VIRTIO_NET_ERR);
-    cr_expect_eq(dev.error, VS_REASON_NONE);
+    cr_expect_eq(dev.tp.error, VS_REASON_NONE);
 
     cr_expect_eq(ctrl_send(in, sizeof in, 0, NULL), 0xfe, "step failed");
-    cr_expect_eq(dev.error, VS_REASON_CTRL_NO_ACK_BYTE, "got %s", vs_reason_name(dev.error));
-    cr_expect_eq(dev.error_queue, VDEV_QUEUE_CTRL);
+    cr_expect_eq(dev.tp.error, VS_REASON_CTRL_NO_ACK_BYTE, "got %s", vs_reason_name(dev.tp.error));
+    cr_expect_eq(dev.tp.error_queue, VNET_QUEUE_CTRL);
     cr_expect(rd(VIRTIO_PCI_COMMON_STATUS, 1) & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
-    cr_expect_eq(dev.coal[VDEV_QUEUE_TX].p.max_packets, 0, "command not applied");
+    cr_expect_eq(dev.net.coal[VNET_QUEUE_TX].p.max_packets, 0, "command not applied");
     uint64_t before = fake_guest_accesses(&g);
-    cr_expect_eq(vdev_ctrl_step(&dev, &ops, &w), VDEV_STEP_FAILED);
+    cr_expect_eq(vnet_ctrl_step(&dev.net, &ops, &w), PT_STEP_FAILED);
     cr_expect_eq(fake_guest_accesses(&g), before, "a broken device touches no memory");
 }
 
@@ -1439,25 +1439,25 @@ Test(vdev, coal_rx_queue_counts_received_packets)
     struct vdev_params p = default_params(); /* loopback */
     coal_bring_up_all_with(&p);
     cr_assert_eq(coal_cmd(VIRTIO_NET_CTRL_NOTF_COAL_RX_SET, 3, 10), VIRTIO_NET_OK);
-    fake_guest_put16(&g, ring_drv(VDEV_QUEUE_TX) + 2, RING_EVENT_FLAGS_DISABLE);
+    fake_guest_put16(&g, ring_drv(VNET_QUEUE_TX) + 2, RING_EVENT_FLAGS_DISABLE);
     unsigned rx_slot = 0;
     bool rx_wrap = true;
-    struct vdev_work w = {0};
+    struct pt_work w = {0};
     uint32_t usecs, window;
     for (unsigned i = 0; i < 3; i++) {
-        post_next(VDEV_QUEUE_RX, &rx_slot, &rx_wrap, GUEST_BASE + 0x60000 + 0x800u * i, 2048,
+        post_next(VNET_QUEUE_RX, &rx_slot, &rx_wrap, GUEST_BASE + 0x60000 + 0x800u * i, 2048,
                   (uint16_t)i, VIRTQ_DESC_F_WRITE_MASK);
         tx_frame();
-        cr_assert_eq(vdev_rx_step(&dev, &ops, &w), VDEV_STEP_DONE);
+        cr_assert_eq(vnet_rx_step(&dev.net, &ops, &w), PT_STEP_DONE);
         if (i < 2) {
-            cr_expect_eq(dev.stats.interrupts_raised, 0, "frame %u", i);
-            cr_expect(vdev_coal_timer(&dev, VDEV_QUEUE_RX, &usecs, &window));
+            cr_expect_eq(dev.tp.stats.interrupts_raised, 0, "frame %u", i);
+            cr_expect(vnet_coal_timer(&dev.net, VNET_QUEUE_RX, &usecs, &window));
             cr_expect_eq(usecs, 10);
         }
     }
-    cr_expect_eq(dev.stats.interrupts_raised, 1);
-    cr_expect_eq(dev.stats.coal_notify[VDEV_QUEUE_RX][VDEV_COAL_BY_PACKETS], 1);
-    cr_expect_eq(dev.stats.coal_notify[VDEV_QUEUE_TX][VDEV_COAL_BY_PACKETS], 0);
+    cr_expect_eq(dev.tp.stats.interrupts_raised, 1);
+    cr_expect_eq(dev.net.stats.coal_notify[VNET_QUEUE_RX][VNET_COAL_BY_PACKETS], 1);
+    cr_expect_eq(dev.net.stats.coal_notify[VNET_QUEUE_TX][VNET_COAL_BY_PACKETS], 0);
 }
 
 /* Buffers are counted when published: with used_batch_max 2 the count moves two at a
@@ -1470,13 +1470,13 @@ Test(vdev, coal_counts_published_batches)
     cr_assert_eq(coal_cmd(VIRTIO_NET_CTRL_NOTF_COAL_TX_SET, 3, 100), VIRTIO_NET_OK);
     uint32_t usecs, window;
     tx_frame();
-    cr_expect_not(vdev_coal_timer(&dev, VDEV_QUEUE_TX, &usecs, &window), "nothing published");
+    cr_expect_not(vnet_coal_timer(&dev.net, VNET_QUEUE_TX, &usecs, &window), "nothing published");
     tx_frame();
-    cr_expect(vdev_coal_timer(&dev, VDEV_QUEUE_TX, &usecs, &window));
+    cr_expect(vnet_coal_timer(&dev.net, VNET_QUEUE_TX, &usecs, &window));
     tx_frame();
-    cr_expect_eq(dev.stats.interrupts_raised, 0);
+    cr_expect_eq(dev.tp.stats.interrupts_raised, 0);
     tx_frame();
-    cr_expect_eq(dev.stats.interrupts_raised, 1);
+    cr_expect_eq(dev.tp.stats.interrupts_raised, 1);
 }
 
 /* VQ_GET's result may straddle device-writable descriptors: it fills the 8 bytes
@@ -1484,20 +1484,20 @@ Test(vdev, coal_counts_published_batches)
 Test(vdev, coal_vq_get_result_across_descriptors)
 {
     coal_bring_up_all();
-    cr_assert_eq(coal_vq_set(VDEV_QUEUE_TX, 0, 0x01020304u, 0x0a0b0c0du), VIRTIO_NET_OK);
+    cr_assert_eq(coal_vq_set(VNET_QUEUE_TX, 0, 0x01020304u, 0x0a0b0c0du), VIRTIO_NET_OK);
     uint8_t in[2 + VIRTIO_NET_CTRL_COAL_VQ_IN_BYTES] = {VIRTIO_NET_CTRL_NOTF_COAL,
                                                        VIRTIO_NET_CTRL_NOTF_COAL_VQ_GET,
-                                                       VDEV_QUEUE_TX, 0};
+                                                       VNET_QUEUE_TX, 0};
     const uint64_t rbuf = CTRL_BUF + 0xc00, w1 = CTRL_BUF + 0xd00, w2 = CTRL_BUF + 0xe00;
     memcpy(fake_guest_ptr(&g, rbuf, sizeof in), in, sizeof in);
     memset(fake_guest_ptr(&g, w1, 3), 0xff, 3);
     memset(fake_guest_ptr(&g, w2, 6), 0xff, 6);
-    post_next(VDEV_QUEUE_CTRL, &ctrl_slot, &ctrl_wrap, rbuf, sizeof in, 7, VIRTQ_DESC_F_NEXT_MASK);
-    post_next(VDEV_QUEUE_CTRL, &ctrl_slot, &ctrl_wrap, w1, 3, 7,
+    post_next(VNET_QUEUE_CTRL, &ctrl_slot, &ctrl_wrap, rbuf, sizeof in, 7, VIRTQ_DESC_F_NEXT_MASK);
+    post_next(VNET_QUEUE_CTRL, &ctrl_slot, &ctrl_wrap, w1, 3, 7,
               VIRTQ_DESC_F_NEXT_MASK | VIRTQ_DESC_F_WRITE_MASK);
-    post_next(VDEV_QUEUE_CTRL, &ctrl_slot, &ctrl_wrap, w2, 6, 7, VIRTQ_DESC_F_WRITE_MASK);
-    struct vdev_work w = {0};
-    cr_assert_eq(vdev_ctrl_step(&dev, &ops, &w), VDEV_STEP_DONE);
+    post_next(VNET_QUEUE_CTRL, &ctrl_slot, &ctrl_wrap, w2, 6, 7, VIRTQ_DESC_F_WRITE_MASK);
+    struct pt_work w = {0};
+    cr_assert_eq(vnet_ctrl_step(&dev.net, &ops, &w), PT_STEP_DONE);
     uint8_t out[9];
     memcpy(out, fake_guest_ptr(&g, w1, 3), 3);
     memcpy(out + 3, fake_guest_ptr(&g, w2, 6), 6);
@@ -1514,16 +1514,16 @@ Test(vdev, coal_reset_ends_windows)
     cr_assert_eq(coal_cmd(VIRTIO_NET_CTRL_NOTF_COAL_TX_SET, 8, 100), VIRTIO_NET_OK);
     tx_frame();
     uint32_t usecs, old, now;
-    cr_assert(vdev_coal_timer(&dev, VDEV_QUEUE_TX, &usecs, &old));
+    cr_assert(vnet_coal_timer(&dev.net, VNET_QUEUE_TX, &usecs, &old));
     wr(VIRTIO_PCI_COMMON_STATUS, 1, 0);
-    cr_expect_not(vdev_coal_timer(&dev, VDEV_QUEUE_TX, &usecs, &now));
-    cr_expect_eq(dev.coal[VDEV_QUEUE_TX].counted, 0);
+    cr_expect_not(vnet_coal_timer(&dev.net, VNET_QUEUE_TX, &usecs, &now));
+    cr_expect_eq(dev.net.coal[VNET_QUEUE_TX].counted, 0);
     cr_assert(coal_bring_up_all_again());
     cr_assert_eq(coal_cmd(VIRTIO_NET_CTRL_NOTF_COAL_TX_SET, 8, 100), VIRTIO_NET_OK);
     tx_frame();
-    cr_assert(vdev_coal_timer(&dev, VDEV_QUEUE_TX, &usecs, &now));
+    cr_assert(vnet_coal_timer(&dev.net, VNET_QUEUE_TX, &usecs, &now));
     cr_expect_neq(now, old);
-    cr_expect_eq(vdev_coal_expire(&dev, VDEV_QUEUE_TX, old, &ops), VDEV_STEP_IDLE, "stale");
+    cr_expect_eq(vnet_coal_expire(&dev.net, VNET_QUEUE_TX, old, &ops), PT_STEP_IDLE, "stale");
 }
 
 /* ==== several buffers of one queue in flight (vdev_take / vdev_move / vdev_finish) ==== */
@@ -1554,47 +1554,47 @@ Test(vdev, engines_params_checked)
 }
 
 /* Buffers whose data moves out of order still complete in the order they were taken:
- * a later one waits (VDEV_STEP_WAIT) and touches nothing; used descriptors and the
+ * a later one waits (PT_STEP_WAIT) and touches nothing; used descriptors and the
  * loopback FIFO keep ring order. */
 Test(vdev, engines_finish_in_take_order)
 {
     setup_engines(3, 8);
     const uint32_t hdr = sizeof(struct virtio_net_hdr);
     for (unsigned i = 0; i < 3; i++)
-        post(VDEV_QUEUE_TX, i, GUEST_BASE + 0x10000 + 0x100 * i, hdr + 60 + i, (uint16_t)(5 + i), false);
-    struct vdev_work w = {0};
+        post(VNET_QUEUE_TX, i, GUEST_BASE + 0x10000 + 0x100 * i, hdr + 60 + i, (uint16_t)(5 + i), false);
+    struct pt_work w = {0};
     for (unsigned k = 0; k < 3; k++) {
-        enum vdev_step st = vdev_take(&dev, VDEV_QUEUE_TX, k, &ops, &w);
-        cr_assert_eq(st, VDEV_STEP_DONE, "take %u: %d (%s)", k, st, vs_reason_name(dev.error));
+        enum pt_step st = pt_take(&dev.tp, VNET_QUEUE_TX, k, &ops, &w);
+        cr_assert_eq(st, PT_STEP_DONE, "take %u: %d (%s)", k, st, vs_reason_name(dev.tp.error));
     }
     cr_expect_eq(w.descs, 3);
     for (int k = 2; k >= 0; k--)
-        cr_assert_eq(vdev_move(&dev, VDEV_QUEUE_TX, (unsigned)k, &w), VDEV_STEP_DONE);
+        cr_assert_eq(pt_move(&dev.tp, VNET_QUEUE_TX, (unsigned)k, &w), PT_STEP_DONE);
     uint64_t before = fake_guest_accesses(&g);
     /* vdev_finish_waits answers as vdev_finish will, before the call */
-    cr_expect(vdev_finish_waits(&dev, VDEV_QUEUE_TX, 2));
-    cr_expect(vdev_finish_waits(&dev, VDEV_QUEUE_TX, 1));
-    cr_expect_not(vdev_finish_waits(&dev, VDEV_QUEUE_TX, 0), "slot 0's turn");
-    cr_expect_not(vdev_finish_waits(&dev, VDEV_QUEUE_TX, 3), "beyond the engines in use");
-    cr_expect_not(vdev_finish_waits(&dev, VDEV_QUEUES, 0), "no such queue");
-    cr_expect_not(vdev_finish_waits(&dev, VDEV_QUEUE_RX, 1), "no buffer taken");
-    cr_expect_eq(vdev_finish(&dev, VDEV_QUEUE_TX, 2, &w), VDEV_STEP_WAIT);
-    cr_expect_eq(vdev_finish(&dev, VDEV_QUEUE_TX, 1, &w), VDEV_STEP_WAIT);
+    cr_expect(pt_finish_waits(&dev.tp, VNET_QUEUE_TX, 2));
+    cr_expect(pt_finish_waits(&dev.tp, VNET_QUEUE_TX, 1));
+    cr_expect_not(pt_finish_waits(&dev.tp, VNET_QUEUE_TX, 0), "slot 0's turn");
+    cr_expect_not(pt_finish_waits(&dev.tp, VNET_QUEUE_TX, 3), "beyond the engines in use");
+    cr_expect_not(pt_finish_waits(&dev.tp, VNET_QUEUES, 0), "no such queue");
+    cr_expect_not(pt_finish_waits(&dev.tp, VNET_QUEUE_RX, 1), "no buffer taken");
+    cr_expect_eq(pt_finish(&dev.tp, VNET_QUEUE_TX, 2, &w), PT_STEP_WAIT);
+    cr_expect_eq(pt_finish(&dev.tp, VNET_QUEUE_TX, 1, &w), PT_STEP_WAIT);
     cr_expect_eq(fake_guest_accesses(&g), before, "a waiting finish touched memory");
-    cr_expect_eq(vdev_fifo_frames(&dev), 0);
-    cr_assert_eq(vdev_finish(&dev, VDEV_QUEUE_TX, 0, &w), VDEV_STEP_DONE);
-    cr_expect(vdev_finish_waits(&dev, VDEV_QUEUE_TX, 2));
-    cr_expect_not(vdev_finish_waits(&dev, VDEV_QUEUE_TX, 1), "slot 1's turn");
-    cr_expect_not(vdev_finish_waits(&dev, VDEV_QUEUE_TX, 0), "finished");
-    cr_expect_eq(vdev_finish(&dev, VDEV_QUEUE_TX, 2, &w), VDEV_STEP_WAIT);
-    cr_assert_eq(vdev_finish(&dev, VDEV_QUEUE_TX, 1, &w), VDEV_STEP_DONE);
-    cr_assert_eq(vdev_finish(&dev, VDEV_QUEUE_TX, 2, &w), VDEV_STEP_DONE);
+    cr_expect_eq(vnet_fifo_frames(&dev.net), 0);
+    cr_assert_eq(pt_finish(&dev.tp, VNET_QUEUE_TX, 0, &w), PT_STEP_DONE);
+    cr_expect(pt_finish_waits(&dev.tp, VNET_QUEUE_TX, 2));
+    cr_expect_not(pt_finish_waits(&dev.tp, VNET_QUEUE_TX, 1), "slot 1's turn");
+    cr_expect_not(pt_finish_waits(&dev.tp, VNET_QUEUE_TX, 0), "finished");
+    cr_expect_eq(pt_finish(&dev.tp, VNET_QUEUE_TX, 2, &w), PT_STEP_WAIT);
+    cr_assert_eq(pt_finish(&dev.tp, VNET_QUEUE_TX, 1, &w), PT_STEP_DONE);
+    cr_assert_eq(pt_finish(&dev.tp, VNET_QUEUE_TX, 2, &w), PT_STEP_DONE);
     for (unsigned i = 0; i < 3; i++) {
-        cr_expect_eq(fake_guest_get16(&g, ring_desc(VDEV_QUEUE_TX) + 16u * i + 12), 5 + i);
-        cr_expect_eq(dev.fifo.frames[i].len, 60 + i, "FIFO keeps ring order");
+        cr_expect_eq(fake_guest_get16(&g, ring_desc(VNET_QUEUE_TX) + 16u * i + 12), 5 + i);
+        cr_expect_eq(dev.net.fifo.frames[i].len, 60 + i, "FIFO keeps ring order");
     }
-    cr_expect_eq(vdev_fifo_frames(&dev), 3);
-    cr_expect_eq(dev.error, VS_REASON_NONE);
+    cr_expect_eq(vnet_fifo_frames(&dev.net), 3);
+    cr_expect_eq(dev.tp.error, VS_REASON_NONE);
 }
 
 /* Loopback back-pressure counts the FIFO places buffers in flight will fill. */
@@ -1603,12 +1603,12 @@ Test(vdev, engines_fifo_places_reserved_at_take)
     setup_engines(4, 2);
     const uint32_t hdr = sizeof(struct virtio_net_hdr);
     for (unsigned i = 0; i < 3; i++)
-        post(VDEV_QUEUE_TX, i, GUEST_BASE + 0x10000 + 0x100 * i, hdr + 60, (uint16_t)i, false);
-    struct vdev_work w = {0};
-    cr_assert_eq(vdev_take(&dev, VDEV_QUEUE_TX, 0, &ops, &w), VDEV_STEP_DONE);
-    cr_assert_eq(vdev_take(&dev, VDEV_QUEUE_TX, 1, &ops, &w), VDEV_STEP_DONE);
-    cr_expect_eq(vdev_take(&dev, VDEV_QUEUE_TX, 2, &ops, &w), VDEV_STEP_BLOCKED);
-    cr_expect_eq(vdev_fifo_frames(&dev), 0);
+        post(VNET_QUEUE_TX, i, GUEST_BASE + 0x10000 + 0x100 * i, hdr + 60, (uint16_t)i, false);
+    struct pt_work w = {0};
+    cr_assert_eq(pt_take(&dev.tp, VNET_QUEUE_TX, 0, &ops, &w), PT_STEP_DONE);
+    cr_assert_eq(pt_take(&dev.tp, VNET_QUEUE_TX, 1, &ops, &w), PT_STEP_DONE);
+    cr_expect_eq(pt_take(&dev.tp, VNET_QUEUE_TX, 2, &ops, &w), PT_STEP_BLOCKED);
+    cr_expect_eq(vnet_fifo_frames(&dev.net), 0);
 }
 
 /* Several receive buffers in flight take frames from the FIFO in order and write each
@@ -1621,23 +1621,23 @@ Test(vdev, engines_rx_in_flight)
         uint8_t *p = fake_guest_ptr(&g, GUEST_BASE + 0x10000 + 0x100 * i, hdr + 60);
         memset(p, 0, hdr);
         memset(p + hdr, 0xa0 + (int)i, 60);
-        post(VDEV_QUEUE_TX, i, GUEST_BASE + 0x10000 + 0x100 * i, hdr + 60, (uint16_t)i, false);
-        post(VDEV_QUEUE_RX, i, GUEST_BASE + 0x20000 + 0x1000 * i, 2048, (uint16_t)(4 + i), true);
+        post(VNET_QUEUE_TX, i, GUEST_BASE + 0x10000 + 0x100 * i, hdr + 60, (uint16_t)i, false);
+        post(VNET_QUEUE_RX, i, GUEST_BASE + 0x20000 + 0x1000 * i, 2048, (uint16_t)(4 + i), true);
     }
-    struct vdev_work w = {0};
-    cr_assert_eq(vdev_tx_step(&dev, &ops, &w), VDEV_STEP_DONE);
-    cr_assert_eq(vdev_tx_step(&dev, &ops, &w), VDEV_STEP_DONE);
-    cr_assert_eq(vdev_take(&dev, VDEV_QUEUE_RX, 0, &ops, &w), VDEV_STEP_DONE);
-    cr_assert_eq(vdev_take(&dev, VDEV_QUEUE_RX, 1, &ops, &w), VDEV_STEP_DONE);
-    cr_expect_eq(vdev_fifo_frames(&dev), 0);
-    cr_assert_eq(vdev_move(&dev, VDEV_QUEUE_RX, 1, &w), VDEV_STEP_DONE);
-    cr_assert_eq(vdev_move(&dev, VDEV_QUEUE_RX, 0, &w), VDEV_STEP_DONE);
-    cr_assert_eq(vdev_finish(&dev, VDEV_QUEUE_RX, 0, &w), VDEV_STEP_DONE);
-    cr_assert_eq(vdev_finish(&dev, VDEV_QUEUE_RX, 1, &w), VDEV_STEP_DONE);
+    struct pt_work w = {0};
+    cr_assert_eq(vnet_tx_step(&dev.net, &ops, &w), PT_STEP_DONE);
+    cr_assert_eq(vnet_tx_step(&dev.net, &ops, &w), PT_STEP_DONE);
+    cr_assert_eq(pt_take(&dev.tp, VNET_QUEUE_RX, 0, &ops, &w), PT_STEP_DONE);
+    cr_assert_eq(pt_take(&dev.tp, VNET_QUEUE_RX, 1, &ops, &w), PT_STEP_DONE);
+    cr_expect_eq(vnet_fifo_frames(&dev.net), 0);
+    cr_assert_eq(pt_move(&dev.tp, VNET_QUEUE_RX, 1, &w), PT_STEP_DONE);
+    cr_assert_eq(pt_move(&dev.tp, VNET_QUEUE_RX, 0, &w), PT_STEP_DONE);
+    cr_assert_eq(pt_finish(&dev.tp, VNET_QUEUE_RX, 0, &w), PT_STEP_DONE);
+    cr_assert_eq(pt_finish(&dev.tp, VNET_QUEUE_RX, 1, &w), PT_STEP_DONE);
     for (unsigned i = 0; i < 2; i++) {
         const uint8_t *q = fake_guest_ptr(&g, GUEST_BASE + 0x20000 + 0x1000 * i + hdr, 60);
         cr_expect_eq(q[0], 0xa0 + i);
-        cr_expect_eq(fake_guest_get16(&g, ring_desc(VDEV_QUEUE_RX) + 16u * i + 12), 4 + i);
+        cr_expect_eq(fake_guest_get16(&g, ring_desc(VNET_QUEUE_RX) + 16u * i + 12), 4 + i);
     }
 }
 
@@ -1648,29 +1648,29 @@ Test(vdev, engines_reset_with_buffers_in_flight)
     setup_engines(2, 8);
     const uint32_t hdr = sizeof(struct virtio_net_hdr);
     for (unsigned i = 0; i < 2; i++)
-        post(VDEV_QUEUE_TX, i, GUEST_BASE + 0x10000 + 0x100 * i, hdr + 60, (uint16_t)i, false);
-    struct vdev_work w = {0};
-    cr_assert_eq(vdev_take(&dev, VDEV_QUEUE_TX, 0, &ops, &w), VDEV_STEP_DONE);
-    cr_assert_eq(vdev_take(&dev, VDEV_QUEUE_TX, 1, &ops, &w), VDEV_STEP_DONE);
-    cr_assert_eq(vdev_move(&dev, VDEV_QUEUE_TX, 0, &w), VDEV_STEP_DONE);
-    cr_expect(vdev_finish_waits(&dev, VDEV_QUEUE_TX, 1));
+        post(VNET_QUEUE_TX, i, GUEST_BASE + 0x10000 + 0x100 * i, hdr + 60, (uint16_t)i, false);
+    struct pt_work w = {0};
+    cr_assert_eq(pt_take(&dev.tp, VNET_QUEUE_TX, 0, &ops, &w), PT_STEP_DONE);
+    cr_assert_eq(pt_take(&dev.tp, VNET_QUEUE_TX, 1, &ops, &w), PT_STEP_DONE);
+    cr_assert_eq(pt_move(&dev.tp, VNET_QUEUE_TX, 0, &w), PT_STEP_DONE);
+    cr_expect(pt_finish_waits(&dev.tp, VNET_QUEUE_TX, 1));
     bring_up(); /* resets the device and enables the queues again */
-    cr_expect_not(vdev_finish_waits(&dev, VDEV_QUEUE_TX, 1), "stale: finish says IDLE");
+    cr_expect_not(pt_finish_waits(&dev.tp, VNET_QUEUE_TX, 1), "stale: finish says IDLE");
     uint64_t before = fake_guest_accesses(&g);
-    cr_expect_eq(vdev_finish(&dev, VDEV_QUEUE_TX, 0, &w), VDEV_STEP_IDLE);
-    cr_expect_eq(vdev_move(&dev, VDEV_QUEUE_TX, 1, &w), VDEV_STEP_IDLE);
-    cr_expect_eq(vdev_finish(&dev, VDEV_QUEUE_TX, 1, &w), VDEV_STEP_IDLE);
+    cr_expect_eq(pt_finish(&dev.tp, VNET_QUEUE_TX, 0, &w), PT_STEP_IDLE);
+    cr_expect_eq(pt_move(&dev.tp, VNET_QUEUE_TX, 1, &w), PT_STEP_IDLE);
+    cr_expect_eq(pt_finish(&dev.tp, VNET_QUEUE_TX, 1, &w), PT_STEP_IDLE);
     cr_expect_eq(fake_guest_accesses(&g), before, "a stale buffer touched memory");
-    cr_expect_eq(vdev_fifo_frames(&dev), 0);
+    cr_expect_eq(vnet_fifo_frames(&dev.net), 0);
     /* the new queue: a fresh buffer at slot 0 of the ring goes through on slot 1 */
     for (unsigned i = 0; i < RING_SIZE; i++)
-        fake_guest_put16(&g, ring_desc(VDEV_QUEUE_TX) + 16u * i + 14, 0);
-    post(VDEV_QUEUE_TX, 0, GUEST_BASE + 0x10000, hdr + 60, 3, false);
-    cr_assert_eq(vdev_take(&dev, VDEV_QUEUE_TX, 1, &ops, &w), VDEV_STEP_DONE);
-    cr_assert_eq(vdev_move(&dev, VDEV_QUEUE_TX, 1, &w), VDEV_STEP_DONE);
-    cr_assert_eq(vdev_finish(&dev, VDEV_QUEUE_TX, 1, &w), VDEV_STEP_DONE);
-    cr_expect_eq(vdev_fifo_frames(&dev), 1);
-    cr_expect_eq(dev.error, VS_REASON_NONE);
+        fake_guest_put16(&g, ring_desc(VNET_QUEUE_TX) + 16u * i + 14, 0);
+    post(VNET_QUEUE_TX, 0, GUEST_BASE + 0x10000, hdr + 60, 3, false);
+    cr_assert_eq(pt_take(&dev.tp, VNET_QUEUE_TX, 1, &ops, &w), PT_STEP_DONE);
+    cr_assert_eq(pt_move(&dev.tp, VNET_QUEUE_TX, 1, &w), PT_STEP_DONE);
+    cr_assert_eq(pt_finish(&dev.tp, VNET_QUEUE_TX, 1, &w), PT_STEP_DONE);
+    cr_expect_eq(vnet_fifo_frames(&dev.net), 1);
+    cr_expect_eq(dev.tp.error, VS_REASON_NONE);
 }
 
 /* Hostile input on one slot while another is in flight: the device needs a reset with
@@ -1679,14 +1679,14 @@ Test(vdev, engines_hostile_buffer_fails_the_device)
 {
     setup_engines(2, 8);
     const uint32_t hdr = sizeof(struct virtio_net_hdr);
-    post(VDEV_QUEUE_TX, 0, GUEST_BASE + 0x10000, hdr + 60, 0, false);
-    post(VDEV_QUEUE_TX, 1, GUEST_BASE + 0x10000, hdr + 60, 1, true); /* writable: not TX */
-    struct vdev_work w = {0};
-    cr_assert_eq(vdev_take(&dev, VDEV_QUEUE_TX, 0, &ops, &w), VDEV_STEP_DONE);
-    cr_expect_eq(vdev_take(&dev, VDEV_QUEUE_TX, 1, &ops, &w), VDEV_STEP_FAILED);
-    cr_expect_not(vdev_finish_waits(&dev, VDEV_QUEUE_TX, 0), "failed: finish says FAILED");
-    cr_expect_eq(dev.error, VS_REASON_TX_HAS_WRITABLE);
-    cr_expect_eq(vdev_move(&dev, VDEV_QUEUE_TX, 0, &w), VDEV_STEP_FAILED);
-    cr_expect_eq(vdev_finish(&dev, VDEV_QUEUE_TX, 0, &w), VDEV_STEP_FAILED);
+    post(VNET_QUEUE_TX, 0, GUEST_BASE + 0x10000, hdr + 60, 0, false);
+    post(VNET_QUEUE_TX, 1, GUEST_BASE + 0x10000, hdr + 60, 1, true); /* writable: not TX */
+    struct pt_work w = {0};
+    cr_assert_eq(pt_take(&dev.tp, VNET_QUEUE_TX, 0, &ops, &w), PT_STEP_DONE);
+    cr_expect_eq(pt_take(&dev.tp, VNET_QUEUE_TX, 1, &ops, &w), PT_STEP_FAILED);
+    cr_expect_not(pt_finish_waits(&dev.tp, VNET_QUEUE_TX, 0), "failed: finish says FAILED");
+    cr_expect_eq(dev.tp.error, VS_REASON_TX_HAS_WRITABLE);
+    cr_expect_eq(pt_move(&dev.tp, VNET_QUEUE_TX, 0, &w), PT_STEP_FAILED);
+    cr_expect_eq(pt_finish(&dev.tp, VNET_QUEUE_TX, 0, &w), PT_STEP_FAILED);
     cr_expect(rd(VIRTIO_PCI_COMMON_STATUS, 1) & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
 }

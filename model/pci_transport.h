@@ -1,0 +1,367 @@
+/* pci_transport.h -- the virtio PCI transport of one function: what every virtio
+ * device over PCI has, whatever its type ("Virtio Over PCI Bus").
+ *
+ * Owns the configuration space and its capabilities, the BAR layout (one table of
+ * regions), the common configuration, notifications, ISR, MSI-X and the outbox of
+ * messages, the DMA gate (bus-master enable, per-queue generation), the queues' ring
+ * state, the order in which buffers of a queue are taken and finished, publishing used
+ * buffers and the notification decision, and the NEEDS_RESET path (pt_fail, with a
+ * named reason). It knows nothing of the device type: a personality (virtio_net.h, or
+ * the toy block device in tests/model/test_transport.c) plugs in through two tables:
+ *  - struct pt_device: what the transport asks the personality (feature dependencies,
+ *    device configuration, queue existence, queue enable/reset, device reset);
+ *  - struct pt_role, one per queue: how a buffer of that queue is taken, moved and
+ *    finished, how a publication is counted (coalescing), and the flags the platform's
+ *    engine loop needs to know how the queue waits.
+ * Untimed: the platform calls in and charges for what was done.
+ */
+#ifndef VIOSIM_PCI_TRANSPORT_H
+#define VIOSIM_PCI_TRANSPORT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "guest_ops.h"
+#include "msix.h"
+#include "packed_vq.h"
+#include "split_vq.h"
+#include "pci_cfg.h"
+#include "virtio_pci.h"
+#include "virtio_wire.h"
+#include "vs_reason.h"
+
+/* Queues of one function at most (virtio-net with one queue pair: 3). */
+#define PT_QUEUES_MAX 3u
+/* Most buffers of one queue in flight at once (slots per queue). */
+#define PT_ENGINES_MAX 32u
+/* "No queue": a failure or a kick that names none. */
+#define PT_NO_QUEUE 0xffffu
+
+/* What the composition tells the transport. */
+struct pt_params {
+    uint16_t device_id;               /* PCI device ID: 0x1040 + the virtio device ID */
+    uint32_t class_code;
+    uint8_t revision_id;
+    uint16_t subsystem_vendor_id;
+    uint16_t subsystem_id;
+    uint16_t queue_size_max;          /* entries, 1..32768 */
+    uint32_t notify_off_multiplier;
+    uint16_t num_queues;              /* 1..PT_QUEUES_MAX */
+    vs_features device_features;      /* the personality's offered bits */
+    vs_features withdraw;             /* offered features removed (quirk), both parts */
+    uint32_t device_cfg_bytes;        /* length of the device-specific configuration */
+    uint32_t used_batch_max;          /* buffers per used-ring publication, >= 1 */
+    bool devmem_event;                /* offer the device-memory event window (viosim) */
+    bool devmem_event_recheck;
+    uint32_t engines;                 /* slots per queue, 1..PT_ENGINES_MAX (0: 1) */
+    uint16_t fetch_batch;
+    enum vq_fetch_source fetch_source;
+};
+
+/* Where each virtio structure lives: BAR and offset, computed once at init. */
+enum pt_region_kind {
+    PT_REGION_COMMON, PT_REGION_ISR, PT_REGION_DEVICE, PT_REGION_NOTIFY,
+    PT_REGION_MSIX_TABLE, PT_REGION_MSIX_PBA,
+    PT_REGION_DEVMEM_EVENT, /* viosim extension; length 0 (absent) unless offered */
+    PT_REGION_COUNT
+};
+struct pt_region {
+    uint8_t bar;
+    uint32_t offset;
+    uint32_t length;
+};
+
+/* What one processing step did, for the platform to charge. */
+struct pt_work {
+    uint32_t buffers;        /* buffers (chains) completed */
+    uint32_t descs;          /* descriptors fetched */
+    uint32_t bytes_read;     /* buffer bytes read from guest memory */
+    uint32_t bytes_written;  /* buffer bytes written to guest memory */
+    uint32_t frames;         /* frames transmitted or received (requests, for others) */
+};
+
+enum pt_step {
+    PT_STEP_DONE,     /* did one unit of work; call again */
+    PT_STEP_WAIT,     /* pt_finish: an earlier-taken buffer of the queue is not finished */
+    PT_STEP_IDLE,     /* nothing to do on this queue now */
+    PT_STEP_BLOCKED,  /* work exists but waits for a resource (the role says which) */
+    PT_STEP_FAILED,   /* the device needs a reset (pt.error says why) */
+};
+
+/* One queue: its ring format (picked when the driver enables it) and that format's
+ * state. */
+struct pt_queue {
+    const struct vq_ops *ops;
+    struct vq_config cfg;
+    union {
+        struct pvq packed;
+        struct svq split;
+    } ring;
+    bool enabled;
+    uint64_t kicks;
+    /* Buffers in flight (pt_take .. pt_finish): the next take's number and the number
+     * of the buffer whose turn it is to finish. Cleared with the queue. */
+    uint32_t take_seq, finish_seq;
+};
+
+struct pt;
+
+/* A DMA gate: the platform's ops wrapped with the bus-master check, the counters and
+ * the queue-generation check. */
+struct pt_gate {
+    struct pt *tp;
+    uint16_t queue;
+    const struct vs_guest_ops *platform;
+    struct vs_guest_ops ops;
+    bool aborted;        /* an access saw the queue reset */
+    bool pinned;         /* compare against `gen` (a slot's take) instead of the current */
+    uint32_t gen;
+};
+
+/* One buffer of a queue in flight: the element pt_take found, the chain it spans, and
+ * its place in the queue's completion order. The personality keeps what its data moves
+ * through in its own per-slot scratch, indexed by the same (queue, slot). */
+struct pt_slot {
+    struct vq_elem e;
+    struct vq_seg *segs;     /* one chain, queue_size_max entries */
+    uint32_t written;        /* used length to return (the role's finish sets it) */
+    bool busy;               /* taken and not yet finished */
+    uint32_t seq;            /* take order within the queue's generation */
+    uint32_t generation;     /* the queue's generation at take */
+    struct pt_gate gate;
+};
+
+/* The cause a role's published hook returns: hold the decision (0), or decide now
+ * because every publication is decided on (no coalescing in force); other non-zero
+ * causes are the personality's own, passed back to its decided hook. */
+#define PT_DECIDE_HOLD  0u
+#define PT_DECIDE_EVERY 1u
+
+/* A queue's role: how the personality handles a buffer of it, and how it waits.
+ * ctx is pt.dev_ctx. Hooks run inside pt_take / pt_move / pt_finish / pt_complete,
+ * after the transport's checks (queue live, slot fresh, turn come). */
+struct pt_role {
+    /* Take the next buffer into sl: usually pt_pop plus the personality's checks. */
+    enum pt_step (*take)(void *ctx, uint16_t q, unsigned k, struct pt_slot *sl, struct pt_work *w);
+    /* The buffer's data DMA only, through sl->gate.ops. */
+    enum pt_step (*move)(void *ctx, uint16_t q, unsigned k, struct pt_slot *sl, struct pt_work *w);
+    /* In take order, before the used buffer is pushed: set sl->written. NULL: keep
+     * what move left. */
+    void (*finish)(void *ctx, uint16_t q, unsigned k, struct pt_slot *sl);
+    /* n used buffers were published: 0 to hold the notification decision (coalescing
+     * counts on), else a non-zero cause to decide now. NULL: decide every time. */
+    unsigned (*published)(void *ctx, uint16_t q, uint32_t n);
+    /* A decision taken with `cause` (from published, or pt_decide's caller): whether
+     * the driver's event suppression let the notification through. May be NULL. */
+    void (*decided)(void *ctx, uint16_t q, unsigned cause, bool interrupt);
+
+    /* For the platform's engine loop (it never asks which queue it runs):
+     * IDLE from take means "wait for the driver" (arm notifications, sleep until a
+     * kick); BLOCKED means "wait for the device's other side" (the role's waits_on).
+     * idle_waits_for_driver false turns that round (RX: IDLE is "no frame yet", the
+     * device's side; BLOCKED is "no buffer", the driver's). */
+    bool idle_waits_for_driver;
+    /* Woken by a kick of its own queue only, not by every register write. */
+    bool wakes_on_kick_only;
+    /* One engine whatever device.queue_engines says (a queue of rare commands). */
+    bool single_engine;
+    /* Cross-queue wake-ups (0: none): a completed step of a queue whose role signals
+     * S (when it did `signals_on`: frames or buffers) wakes the engines of queues
+     * whose role waits_on S; the platform tests still_blocked before sleeping. */
+    unsigned waits_on, signals;
+    bool signals_on_frames;   /* signal when the step moved frames (else: buffers) */
+    bool (*still_blocked)(const void *ctx);
+    /* Has coalescing parameters (the platform runs a max_usecs timer for it). */
+    bool coalesces;
+    /* A completed step may have changed other queues' coalescing parameters. */
+    bool changes_coalescing;
+    const char *name_prefix;  /* "receiveq", "transmitq", "controlq" */
+};
+
+/* What the transport asks the device type. ctx is pt.dev_ctx. */
+struct pt_device {
+    /* FEATURES_OK: the device type's feature dependencies hold ("Feature Bits"). */
+    bool (*features_ok)(void *ctx, const vs_features *drv);
+    /* Device-specific configuration: an access within device_cfg_bytes. */
+    uint64_t (*config_read)(void *ctx, uint32_t off, unsigned size);
+    void (*config_write)(void *ctx, uint32_t off, unsigned size, uint64_t value);
+    /* Does queue q (< num_queues) exist with the features negotiated? */
+    bool (*queue_exists)(void *ctx, uint16_t q);
+    /* The driver enabled queue q (after the transport set up its ring). */
+    void (*queue_enabled)(void *ctx, uint16_t q);
+    /* Queue q's state is being cleared (queue reset, device reset). */
+    void (*queue_reset)(void *ctx, uint16_t q);
+    /* Device reset, after the transport's own state is cleared. */
+    void (*reset)(void *ctx);
+};
+
+struct pt_stats {
+    uint64_t interrupts_raised;  /* used buffer notifications decided */
+    uint64_t config_interrupts;
+    uint64_t dma_reads[VS_DMA_KIND_COUNT], dma_writes[VS_DMA_KIND_COUNT];
+    uint64_t dma_read_bytes, dma_write_bytes;
+    uint64_t dma_blocked;        /* DMA refused: bus mastering off */
+    uint64_t mmio_reads, mmio_writes, mmio_unclaimed;
+    uint64_t cfg_reads, cfg_writes;
+    uint64_t resets;
+    /* Event suppression decisions per queue: the driver's fields read by DMA (across the
+     * link) or from the device-local copy (VIOSIM_NET_F_DEVMEM_EVENT). */
+    uint64_t event_reads_link[PT_QUEUES_MAX], event_reads_local[PT_QUEUES_MAX];
+    uint64_t devmem_event_writes;         /* slot writes taken */
+    uint64_t devmem_event_writes_ignored; /* slot writes while the extension is not negotiated */
+    uint64_t devmem_event_recheck_interrupts; /* notifications decided on a slot write */
+    /* Ring statistics of queues since reset or re-enabled (a queue's own are cleared
+     * with it); pt_ring_stats adds the live queue's. */
+    struct vq_stats ring_retired[PT_QUEUES_MAX];
+};
+
+#define PT_MSI_OUTBOX 128u
+
+struct pt {
+    struct pt_params p;
+    const struct pt_device *dev;
+    void *dev_ctx;
+    const struct pt_role *role[PT_QUEUES_MAX];
+
+    struct pci_cfg pci;
+    struct vpci vpci;
+    struct msix msix;
+    struct pt_region region[PT_REGION_COUNT];
+    uint8_t cap_pci_cfg;     /* config-space offset of the PCI-cfg access capability */
+    uint8_t cap_msix;        /* config-space offset of the MSI-X capability */
+    uint16_t num_queues;
+    struct pt_queue q[PT_QUEUES_MAX];
+
+    enum vs_reason error;    /* sticky until reset; VS_REASON_NONE while healthy */
+    uint16_t error_queue;    /* queue being processed when it happened (PT_NO_QUEUE: none) */
+
+    /* Per-slot state: `engines` slots per queue (pt_slot). */
+    struct pt_slot slot[PT_QUEUES_MAX][PT_ENGINES_MAX];
+    uint32_t engines;        /* slots per queue in use: p.engines, at least 1 */
+
+    struct msix_message outbox[PT_MSI_OUTBOX];
+    uint32_t outbox_head, outbox_count;
+
+    /* DMA gate per queue for the queue-level operations (pt_complete, notifications);
+     * the buffer phases use their slot's gate. */
+    struct pt_gate gate[PT_QUEUES_MAX];
+
+    /* Per-queue generation, bumped whenever the driver resets the device or the queue
+     * or enables it. The platform may suspend a step inside a DMA (the access takes
+     * simulated time) and run a register write meanwhile: a step whose queue changed
+     * generation under it stops at once, without touching the new queue state. */
+    uint32_t generation[PT_QUEUES_MAX];
+
+    /* viosim extension (VIOSIM_NET_F_DEVMEM_EVENT): the driver's suppression fields of
+     * each queue as it last wrote them by MMIO; cleared by device and queue reset. */
+    uint8_t devmem_event[PT_QUEUES_MAX][VIOSIM_DEVMEM_SLOT_BYTES];
+
+    struct pt_stats stats;
+};
+
+/* Build the function. roles[q] for q < p->num_queues; dev and its ctx stay the
+ * caller's. Allocates the slots' chains; false if allocation failed (then pt_fini has
+ * run). The device is left reset (dev->reset called). */
+bool pt_init(struct pt *tp, const struct pt_params *p, const struct pt_device *dev, void *ctx,
+             const struct pt_role *const *roles);
+void pt_fini(struct pt *tp);
+
+/* Configuration space (ECAM-style: off 0..4095, size 1/2/4). */
+uint32_t pt_cfg_read(struct pt *tp, uint32_t off, unsigned size);
+void pt_cfg_write(struct pt *tp, uint32_t off, unsigned size, uint32_t value);
+
+/* Memory space. Returns false when no BAR claims the address (unsupported request:
+ * reads then return all-ones). A notify write sets *kicked_queue (else PT_NO_QUEUE). */
+bool pt_mmio_read(struct pt *tp, uint64_t addr, unsigned size, uint64_t *value);
+bool pt_mmio_write(struct pt *tp, uint64_t addr, unsigned size, uint64_t value,
+                   uint16_t *kicked_queue);
+
+/* Processing in phases, so that up to `engines` buffers of one queue can be in flight,
+ * each in its own slot (0 .. engines - 1), issuing its own DMA:
+ *   pt_take   -> ring state: the role takes the next buffer (descriptor fetch) into the
+ *                slot and checks it. DONE (slot busy), or IDLE / BLOCKED / FAILED;
+ *   pt_move   -> the buffer's data DMA only (no ring state);
+ *   pt_finish -> ring state: in take order (WAIT if an earlier buffer of the queue is
+ *                not finished yet; call again after it is), the role's finish, then the
+ *                used buffer is pushed (and published when the batch is full).
+ * A caller must not run two pt_take, or two pt_finish, of one queue at the same time
+ * (they share the ring); move runs alongside anything. A slot whose queue was reset
+ * after its take gets IDLE from move and finish and touches nothing.
+ * ops: the platform's guest memory for this slot's DMA. */
+enum pt_step pt_take(struct pt *tp, uint16_t q, unsigned slot, const struct vs_guest_ops *ops,
+                     struct pt_work *w);
+enum pt_step pt_move(struct pt *tp, uint16_t q, unsigned slot, struct pt_work *w);
+enum pt_step pt_finish(struct pt *tp, uint16_t q, unsigned slot, struct pt_work *w);
+/* Would pt_finish(tp, q, slot) return PT_STEP_WAIT (and touch nothing)? True when the
+ * slot holds a live buffer of q whose turn has not come. pt_finish itself decides WAIT
+ * with it; inline so that a platform whose engines wake to find it is not yet their
+ * turn (most wake-ups, with many engines per queue) need not make the call. */
+static inline bool pt_finish_waits(const struct pt *tp, uint16_t q, unsigned slot)
+{
+    if (q >= PT_QUEUES_MAX || q >= tp->num_queues || slot >= tp->engines ||
+        tp->error != VS_REASON_NONE)
+        return false;
+    const struct pt_slot *sl = &tp->slot[q][slot];
+    return sl->busy && sl->generation == tp->generation[q] && sl->seq != tp->q[q].finish_seq;
+}
+/* take, move and finish on slot 0: one buffer start to end. */
+enum pt_step pt_step_one(struct pt *tp, uint16_t q, const struct vs_guest_ops *ops,
+                         struct pt_work *w);
+
+/* For the roles' take: pop the next available buffer of q into sl (IDLE when none). */
+enum pt_step pt_pop(struct pt *tp, uint16_t q, struct pt_slot *sl, struct pt_work *w);
+/* A buffer DMA of the slot failed with s: IDLE if the queue was reset meanwhile, else
+ * the device needs a reset. */
+enum pt_step pt_dma_failed(struct pt *tp, uint16_t q, const struct pt_slot *sl,
+                           enum vs_dma_status s);
+/* Buffer data helpers: copy the device-readable segments into dst (at most cap bytes),
+ * write src across the device-writable ones, or at byte `off` of the writable part. */
+enum vs_dma_status pt_read_segments(const struct vs_guest_ops *ops, const struct vq_seg *segs,
+                                    uint32_t nsegs, uint8_t *dst, uint32_t cap,
+                                    uint32_t *copied);
+enum vs_dma_status pt_write_segments(const struct vs_guest_ops *ops, const struct vq_seg *segs,
+                                     uint32_t nsegs, const uint8_t *src, uint32_t len);
+enum vs_dma_status pt_write_writable_at(const struct vs_guest_ops *ops,
+                                        const struct vq_seg *segs, uint32_t nsegs,
+                                        uint32_t off, const void *src, uint32_t len);
+
+/* Publish queue q's pending used buffers (head flags last); then, unless the role's
+ * published hook holds the decision (coalescing), read the driver's event suppression
+ * and queue the MSI-X message in the outbox if it wants one. */
+enum pt_step pt_complete(struct pt *tp, uint16_t q, const struct vs_guest_ops *ops);
+/* Take the notification decision for q now, with `cause` (the personality's, passed to
+ * its decided hook), through q's queue-level DMA gate. The calling rule of
+ * pt_complete: never while a pt_finish, pt_complete or notification call of q is
+ * suspended in a DMA. */
+enum pt_step pt_decide(struct pt *tp, uint16_t q, const struct vs_guest_ops *ops, unsigned cause);
+
+/* Before sleeping: ask the driver for notifications on q, then re-check. Returns
+ * PT_STEP_DONE if buffers became available meanwhile (do not sleep), IDLE otherwise. */
+enum pt_step pt_arm_notifications(struct pt *tp, uint16_t q, const struct vs_guest_ops *ops);
+/* After waking: tell the driver notifications are not needed while we process. */
+enum pt_step pt_quiet_notifications(struct pt *tp, uint16_t q, const struct vs_guest_ops *ops);
+
+/* Enter the error state: DEVICE_NEEDS_RESET plus a configuration change notification,
+ * naming `why` and the queue (PT_NO_QUEUE: none). Returns PT_STEP_FAILED. */
+enum pt_step pt_fail(struct pt *tp, uint16_t q, enum vs_reason why);
+
+/* Does [addr, addr + size) fall in the device-memory event suppression window (a
+ * viosim extension; never true when the device does not offer it)? The platform uses
+ * it to apply these posted writes when they arrive rather than when they are sent. */
+bool pt_is_devmem_event_write(const struct pt *tp, uint64_t addr, unsigned size);
+/* Ring statistics of queue q over the device's life (every generation). */
+struct vq_stats pt_ring_stats(const struct pt *tp, uint16_t q);
+
+/* Is queue q enabled, DRIVER_OK set, and the device healthy? */
+bool pt_queue_live(const struct pt *tp, uint16_t q);
+/* Is feature `bit` negotiated? */
+static inline bool pt_negotiated(const struct pt *tp, unsigned bit)
+{
+    return vpci_negotiated(&tp->vpci, bit);
+}
+
+/* Take the next MSI-X message to send (posted write), oldest first. Messages wait
+ * while the command register's bus-master enable is clear. */
+bool pt_take_msi(struct pt *tp, struct msix_message *msg);
+
+#endif

@@ -1,0 +1,545 @@
+/* virtio_net.c -- the virtio-net personality: queue roles, the RX FIFO and backend,
+ * the control queue, coalescing parameters, the device configuration. */
+#include "virtio_net.h"
+
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The transport's decision causes are coalesce.h's decisions (0: hold). */
+_Static_assert(COAL_NOTHING == PT_DECIDE_HOLD, "hold is coal's nothing");
+_Static_assert(COAL_NOTIFY_EVERY == PT_DECIDE_EVERY, "every is coal's every");
+
+/* ---- Features ("Network Device / Feature bits") ---- */
+vs_features vnet_features(void)
+{
+    static const unsigned bits[] = {
+        VIRTIO_NET_F_MAC_BIT,       VIRTIO_NET_F_CTRL_VQ_BIT,      VIRTIO_NET_F_STATUS_BIT,
+        VIRTIO_NET_F_NOTF_COAL_BIT, VIRTIO_NET_F_VQ_NOTF_COAL_BIT,
+    };
+    vs_features f;
+    memset(&f, 0, sizeof f);
+    for (size_t i = 0; i < sizeof bits / sizeof bits[0]; i++)
+        vs_feature_set(&f, bits[i]);
+    return f;
+}
+
+/* Device-specific feature dependencies checked at FEATURES_OK ("Network Device /
+ * Feature bits / Feature bit requirements"): of the features this device offers,
+ * VIRTIO_NET_F_NOTF_COAL and VIRTIO_NET_F_VQ_NOTF_COAL require VIRTIO_NET_F_CTRL_VQ
+ * (their commands travel on the control queue); a driver that accepts either without
+ * it does not get FEATURES_OK. */
+static bool net_features_ok(void *ctx, const vs_features *drv)
+{
+    (void)ctx;
+    const bool ctrl_vq = vs_feature_has(drv, VIRTIO_NET_F_CTRL_VQ_BIT);
+    return ctrl_vq || (!vs_feature_has(drv, VIRTIO_NET_F_NOTF_COAL_BIT) &&
+                       !vs_feature_has(drv, VIRTIO_NET_F_VQ_NOTF_COAL_BIT));
+}
+
+/* ---- Device configuration ("Device configuration layout"): read-only ---- */
+static uint64_t net_config_read(void *ctx, uint32_t off, unsigned size)
+{
+    const struct vnet *n = ctx;
+    uint64_t v = 0;
+    if (size <= 8 && off + size <= sizeof n->netcfg)
+        memcpy(&v, (const uint8_t *)&n->netcfg + off, size);
+    return v;
+}
+
+/* The control queue exists only with VIRTIO_NET_F_CTRL_VQ ("Virtqueues"). */
+static bool net_queue_exists(void *ctx, uint16_t q)
+{
+    const struct vnet *n = ctx;
+    return q != VNET_QUEUE_CTRL || pt_negotiated(n->tp, VIRTIO_NET_F_CTRL_VQ_BIT);
+}
+
+static void net_queue_enabled(void *ctx, uint16_t qi)
+{
+    struct vnet *n = ctx;
+    n->fifo_reserved[qi] = 0;
+    /* "Upon disabling and re-enabling a transmit [receive] virtqueue, the device MUST set
+     * the coalescing parameters of the virtqueue to those configured through the
+     * VIRTIO_NET_CTRL_NOTF_COAL_TX_SET [RX_SET] command, or ... to 0": the class values
+     * are zero until a TX_SET / RX_SET and after a reset. */
+    static const struct virtio_net_ctrl_coal none;
+    coal_enable(&n->coal[qi], qi == VNET_QUEUE_TX   ? &n->coal_tx_set
+                              : qi == VNET_QUEUE_RX ? &n->coal_rx_set
+                                                    : &none);
+}
+
+static void net_queue_reset(void *ctx, uint16_t qi)
+{
+    struct vnet *n = ctx;
+    n->fifo_reserved[qi] = 0;
+}
+
+static void net_reset(void *ctx)
+{
+    struct vnet *n = ctx;
+    net_fifo_clear(&n->fifo);
+    /* "Upon reset, a device MUST initialize all coalescing parameters to 0." Window
+     * numbers keep counting, so a platform timer from before the reset stays stale. */
+    for (uint16_t i = 0; i < VNET_QUEUES; i++)
+        coal_reset(&n->coal[i]);
+    memset(&n->coal_tx_set, 0, sizeof n->coal_tx_set);
+    memset(&n->coal_rx_set, 0, sizeof n->coal_rx_set);
+    memset(&n->netcfg, 0, sizeof n->netcfg);
+    memcpy(n->netcfg.mac, n->p.mac, sizeof n->netcfg.mac);
+    n->netcfg.status = VIRTIO_NET_S_LINK_UP_MASK;
+    n->netcfg.max_virtqueue_pairs = 1;
+}
+
+const struct pt_device vnet_device = {
+    .features_ok = net_features_ok,
+    .config_read = net_config_read,
+    .config_write = NULL, /* virtio-net's configuration is read-only for the driver */
+    .queue_exists = net_queue_exists,
+    .queue_enabled = net_queue_enabled,
+    .queue_reset = net_queue_reset,
+    .reset = net_reset,
+};
+
+bool vnet_init(struct vnet *n, const struct vnet_params *p, struct pt *tp, uint32_t engines)
+{
+    memset(n, 0, sizeof *n);
+    n->p = *p;
+    n->tp = tp;
+    bool ok = net_fifo_init(&n->fifo, p->rx_fifo_frames, p->max_frame_bytes);
+    for (unsigned q = 0; q < VNET_QUEUES; q++) {
+        for (unsigned k = 0; k < engines && k < PT_ENGINES_MAX; k++) {
+            n->slot[q][k].frame_buf = malloc(sizeof(struct virtio_net_hdr) + p->max_frame_bytes);
+            ok = ok && n->slot[q][k].frame_buf;
+        }
+    }
+    if (!ok)
+        vnet_fini(n);
+    return ok;
+}
+
+void vnet_fini(struct vnet *n)
+{
+    net_fifo_fini(&n->fifo);
+    for (unsigned q = 0; q < VNET_QUEUES; q++) {
+        for (unsigned k = 0; k < PT_ENGINES_MAX; k++) {
+            free(n->slot[q][k].frame_buf);
+            n->slot[q][k].frame_buf = NULL;
+        }
+    }
+}
+
+uint32_t vnet_fifo_frames(const struct vnet *n) { return n->fifo.count; }
+bool vnet_fifo_full(const struct vnet *n) { return net_fifo_full(&n->fifo); }
+
+/* Transmit ("Network Device / Device Operation / Transmitting Packets"): the buffer is
+ * a virtio-net header followed by the frame, all device-readable. */
+static enum pt_step tx_take(void *ctx, uint16_t qi, unsigned k, struct pt_slot *sl, struct pt_work *w)
+{
+    struct vnet *n = ctx;
+    struct vnet_slot *ns = &n->slot[qi][k];
+    ns->drop = false;
+    ns->len = 0;
+    /* Loopback applies back-pressure instead of dropping; buffers in flight hold the
+     * FIFO places they will fill. */
+    if (n->p.backend != VDEV_BACKEND_SINK &&
+        n->fifo.count + n->fifo_reserved[qi] >= n->p.rx_fifo_frames)
+        return PT_STEP_BLOCKED;
+    enum pt_step st = pt_pop(n->tp, qi, sl, w);
+    if (st != PT_STEP_DONE)
+        return st;
+    enum vs_reason bad = net_tx_buffer_check(sl->e.readable_bytes, sl->e.writable_bytes,
+                                             n->p.max_frame_bytes);
+    if (bad != VS_REASON_NONE)
+        return pt_fail(n->tp, qi, bad);
+    if (n->p.backend != VDEV_BACKEND_SINK)
+        n->fifo_reserved[qi]++;
+    return PT_STEP_DONE;
+}
+
+static enum pt_step tx_move(void *ctx, uint16_t qi, unsigned k, struct pt_slot *sl, struct pt_work *w)
+{
+    struct vnet *n = ctx;
+    struct vnet_slot *ns = &n->slot[qi][k];
+    const uint32_t hdr = sizeof(struct virtio_net_hdr);
+    uint32_t copied = 0;
+    enum vs_dma_status s = pt_read_segments(&sl->gate.ops, sl->segs, sl->e.nsegs, ns->frame_buf,
+                                         hdr + n->p.max_frame_bytes, &copied);
+    if (s != VS_DMA_OK)
+        return pt_dma_failed(n->tp, qi, sl, s);
+    ns->len = copied;
+    w->bytes_read += copied;
+    w->buffers++;
+    w->frames++;
+    n->stats.tx_frames++;
+    n->stats.tx_bytes += copied - hdr;
+    return PT_STEP_DONE;
+}
+
+static void tx_finish(void *ctx, uint16_t qi, unsigned k, struct pt_slot *sl)
+{
+    struct vnet *n = ctx;
+    const struct vnet_slot *ns = &n->slot[qi][k];
+    const uint32_t hdr = sizeof(struct virtio_net_hdr);
+    const uint32_t frame_len = ns->len - hdr;
+    /* Loopback and responder hold the FIFO place reserved when the buffer was taken. */
+    net_backend_transmit(n->p.backend, &n->p.responder, &n->fifo, ns->frame_buf + hdr, frame_len,
+                         &n->stats.backend);
+    if (n->p.backend != VDEV_BACKEND_SINK)
+        n->fifo_reserved[qi]--;
+    /* Transmit buffers are returned with a used length of 0: the device wrote nothing. */
+    sl->written = 0;
+}
+
+/* Receive the next frame from the FIFO into the next receive buffer ("Network Device /
+ * Device Operation / Receiving Packets"). Without VIRTIO_NET_F_MRG_RXBUF the frame
+ * must fit in one buffer and num_buffers is 1. */
+static enum pt_step rx_take(void *ctx, uint16_t qi, unsigned k, struct pt_slot *sl, struct pt_work *w)
+{
+    struct vnet *n = ctx;
+    struct vnet_slot *ns = &n->slot[qi][k];
+    ns->drop = false;
+    ns->len = 0;
+    if (n->fifo.count == 0)
+        return PT_STEP_IDLE;
+    enum pt_step st = pt_pop(n->tp, qi, sl, w);
+    if (st == PT_STEP_IDLE) {
+        n->stats.rx_no_buffer++;
+        return PT_STEP_BLOCKED;
+    }
+    if (st != PT_STEP_DONE)
+        return st;
+    enum vs_reason bad = net_rx_buffer_check(sl->e.readable_bytes, sl->e.writable_bytes);
+    if (bad != VS_REASON_NONE)
+        return pt_fail(n->tp, qi, bad);
+    const uint32_t hdr = sizeof(struct virtio_net_hdr);
+
+    const uint8_t *payload;
+    const struct net_frame *f = net_fifo_head(&n->fifo, &payload);
+    uint32_t len = f->len;
+    net_fifo_pop(&n->fifo);
+    ns->drop = len > sl->e.writable_bytes - hdr;
+    if (ns->drop) {
+        /* Frame does not fit: it is dropped and the buffer returned unused. */
+        n->stats.rx_dropped_too_big++;
+        ns->len = 0;
+        return PT_STEP_DONE;
+    }
+    struct virtio_net_hdr h;
+    memset(&h, 0, sizeof h);
+    h.num_buffers = 1;
+    memcpy(ns->frame_buf, &h, hdr);
+    memcpy(ns->frame_buf + hdr, payload, len);
+    ns->len = hdr + len;
+    return PT_STEP_DONE;
+}
+
+static enum pt_step rx_move(void *ctx, uint16_t qi, unsigned k, struct pt_slot *sl, struct pt_work *w)
+{
+    struct vnet *n = ctx;
+    struct vnet_slot *ns = &n->slot[qi][k];
+    w->buffers++;
+    if (ns->drop)
+        return PT_STEP_DONE;
+    enum vs_dma_status s = pt_write_segments(&sl->gate.ops, sl->segs, sl->e.nsegs, ns->frame_buf,
+                                          ns->len);
+    if (s != VS_DMA_OK)
+        return pt_dma_failed(n->tp, qi, sl, s);
+    const uint32_t hdr = sizeof(struct virtio_net_hdr);
+    w->bytes_written += ns->len;
+    w->frames++;
+    n->stats.rx_frames++;
+    n->stats.rx_bytes += ns->len - hdr;
+    return PT_STEP_DONE;
+}
+
+static void rx_finish(void *ctx, uint16_t qi, unsigned k, struct pt_slot *sl)
+{
+    const struct vnet *n = ctx;
+    const struct vnet_slot *ns = &n->slot[qi][k];
+    sl->written = ns->drop ? 0 : ns->len;
+}
+
+/* ---- Control queue ("Network Device / Device Operation / Control Virtqueue") ---- */
+
+/* With one queue pair: receiveq1 is 0, transmitq1 is 1 ("Virtqueues"). Is vq an
+ * enabled transmit or receive queue ("Notifications Coalescing": vq_index names one)? */
+static bool net_data_queue_enabled(const struct vnet *n, uint16_t vq)
+{
+    return (vq == VNET_QUEUE_RX || vq == VNET_QUEUE_TX) && n->tp->q[vq].enabled;
+}
+
+/* The VIRTIO_NET_CTRL_NOTF_COAL class. `data` holds the command-specific data the
+ * driver wrote (len bytes; longer data than the command's structure is ignored past
+ * it); `writable` is the size of the device-writable part. Returns the ack; a VQ_GET
+ * answered OK leaves its structure in *result (*result_len = 8). "The device applies
+ * the last coalescing parameters set for a virtqueue, regardless of the command used":
+ * TX_SET / RX_SET and VQ_SET all write the queue's parameters in force. */
+static uint8_t net_ctrl_notf_coal(struct vnet *n, uint8_t command, const uint8_t *data,
+                                  uint32_t len, uint32_t writable,
+                                  struct virtio_net_ctrl_coal *result, uint32_t *result_len)
+{
+    const bool coal = pt_negotiated(n->tp, VIRTIO_NET_F_NOTF_COAL_BIT);
+    const bool vq_coal = pt_negotiated(n->tp, VIRTIO_NET_F_VQ_NOTF_COAL_BIT);
+    struct virtio_net_ctrl_coal c;
+    struct virtio_net_ctrl_coal_vq cv;
+
+    switch (command) {
+    case VIRTIO_NET_CTRL_NOTF_COAL_TX_SET:
+    case VIRTIO_NET_CTRL_NOTF_COAL_RX_SET:
+        /* The driver "MUST have negotiated the VIRTIO_NET_F_NOTF_COAL feature when
+         * issuing" these; a command the device cannot apply gets VIRTIO_NET_ERR. */
+        if (!coal)
+            vs_conf_report(&n->tp->vpci.conf, VS_RULE_CTRL_COAL_NOT_NEGOTIATED, VNET_QUEUE_CTRL,
+                           command, VIRTIO_NET_F_NOTF_COAL_BIT);
+        if (!coal || len < sizeof c)
+            return VIRTIO_NET_ERR;
+        memcpy(&c, data, sizeof c);
+        if (command == VIRTIO_NET_CTRL_NOTF_COAL_TX_SET) {
+            n->coal_tx_set = c;
+            coal_set(&n->coal[VNET_QUEUE_TX], &c);
+        } else {
+            n->coal_rx_set = c;
+            coal_set(&n->coal[VNET_QUEUE_RX], &c);
+        }
+        return VIRTIO_NET_OK;
+    case VIRTIO_NET_CTRL_NOTF_COAL_VQ_SET:
+        /* "The device MUST respond to VIRTIO_NET_CTRL_NOTF_COAL_VQ_SET and
+         * VIRTIO_NET_CTRL_NOTF_COAL_VQ_GET commands with VIRTIO_NET_ERR if the
+         * designated virtqueue is not an enabled transmit or receive virtqueue";
+         * "The device MUST ignore reserved". */
+        if (!vq_coal)
+            vs_conf_report(&n->tp->vpci.conf, VS_RULE_CTRL_COAL_NOT_NEGOTIATED, VNET_QUEUE_CTRL,
+                           command, VIRTIO_NET_F_VQ_NOTF_COAL_BIT);
+        if (!vq_coal || len < sizeof cv)
+            return VIRTIO_NET_ERR;
+        memcpy(&cv, data, sizeof cv);
+        if (!net_data_queue_enabled(n, cv.vq_index)) {
+            vs_conf_report(&n->tp->vpci.conf, VS_RULE_CTRL_COAL_VQ_INDEX, VNET_QUEUE_CTRL,
+                           cv.vq_index, 0);
+            return VIRTIO_NET_ERR;
+        }
+        coal_set(&n->coal[cv.vq_index], &cv.coal);
+        return VIRTIO_NET_OK;
+    case VIRTIO_NET_CTRL_NOTF_COAL_VQ_GET:
+        /* vq_index and reserved come from the driver; the device writes the
+         * struct virtio_net_ctrl_coal, which needs 8 writable bytes before the ack. */
+        if (!vq_coal)
+            vs_conf_report(&n->tp->vpci.conf, VS_RULE_CTRL_COAL_NOT_NEGOTIATED, VNET_QUEUE_CTRL,
+                           command, VIRTIO_NET_F_VQ_NOTF_COAL_BIT);
+        if (!vq_coal || len < VIRTIO_NET_CTRL_COAL_VQ_IN_BYTES ||
+            writable < sizeof *result + 1u)
+            return VIRTIO_NET_ERR;
+        memcpy(&cv, data, VIRTIO_NET_CTRL_COAL_VQ_IN_BYTES);
+        if (!net_data_queue_enabled(n, cv.vq_index)) {
+            vs_conf_report(&n->tp->vpci.conf, VS_RULE_CTRL_COAL_VQ_INDEX, VNET_QUEUE_CTRL,
+                           cv.vq_index, 0);
+            return VIRTIO_NET_ERR;
+        }
+        *result = n->coal[cv.vq_index].p;
+        *result_len = sizeof *result;
+        return VIRTIO_NET_OK;
+    default:
+        return VIRTIO_NET_ERR;
+    }
+}
+
+/* One command: u8 class, u8 command and the command-specific data in the
+ * device-readable part; the ack is the last device-writable byte, and a result
+ * (VQ_GET's struct virtio_net_ctrl_coal) fills the bytes just before it. The used
+ * length is the bytes written: 1, or 9 with a result.
+ * What the device answers:
+ *  - class VIRTIO_NET_CTRL_NOTF_COAL with its feature negotiated: per command, see
+ *    net_ctrl_notf_coal (OK, or ERR for data shorter than the command's structure, a
+ *    designated queue that is not an enabled TX/RX queue, or no room for a result);
+ *  - any other class, an unknown command, or fewer than 2 readable bytes (no class and
+ *    command to read): VIRTIO_NET_ERR. The device can answer, so it does.
+ * Malformed beyond answering: a buffer with no device-writable byte leaves the device
+ * no way to say anything, and "There is little the driver can do except issue a
+ * diagnostic if ack is not VIRTIO_NET_OK" means a driver never sends one on purpose:
+ * the device needs a reset (CTRL_NO_ACK_BYTE). */
+static enum pt_step ctrl_take(void *ctx, uint16_t qi, unsigned k, struct pt_slot *sl,
+                              struct pt_work *w)
+{
+    (void)k;
+    const struct vnet *n = ctx;
+    return pt_pop(n->tp, qi, sl, w);
+}
+
+static enum pt_step ctrl_move(void *ctx, uint16_t qi, unsigned k, struct pt_slot *sl,
+                              struct pt_work *w)
+{
+    (void)k;
+    struct vnet *n = ctx;
+    const struct vs_guest_ops *g = &sl->gate.ops;
+    sl->written = 0;
+    if (sl->e.writable_bytes == 0)
+        return pt_fail(n->tp, qi, VS_REASON_CTRL_NO_ACK_BYTE);
+
+    uint8_t cmd[VIRTIO_NET_CTRL_HDR_BYTES + sizeof(struct virtio_net_ctrl_coal_vq)];
+    uint32_t got = 0;
+    enum vs_dma_status s = pt_read_segments(g, sl->segs, sl->e.nsegs, cmd, sizeof cmd, &got);
+    if (s != VS_DMA_OK)
+        return pt_dma_failed(n->tp, qi, sl, s);
+    w->bytes_read += got;
+
+    uint8_t ack = VIRTIO_NET_ERR;
+    struct virtio_net_ctrl_coal result;
+    uint32_t result_len = 0;
+    if (got >= VIRTIO_NET_CTRL_HDR_BYTES && cmd[0] == VIRTIO_NET_CTRL_NOTF_COAL)
+        ack = net_ctrl_notf_coal(n, cmd[1], cmd + VIRTIO_NET_CTRL_HDR_BYTES,
+                                 got - VIRTIO_NET_CTRL_HDR_BYTES, sl->e.writable_bytes, &result,
+                                 &result_len);
+    if (result_len != 0) {
+        s = pt_write_writable_at(g, sl->segs, sl->e.nsegs, sl->e.writable_bytes - 1u - result_len,
+                              &result, result_len);
+        if (s != VS_DMA_OK)
+            return pt_dma_failed(n->tp, qi, sl, s);
+    }
+    s = pt_write_writable_at(g, sl->segs, sl->e.nsegs, sl->e.writable_bytes - 1u, &ack, 1);
+    if (s != VS_DMA_OK)
+        return pt_dma_failed(n->tp, qi, sl, s);
+    w->bytes_written += 1u + result_len;
+    n->stats.ctrl_commands++;
+    if (ack == VIRTIO_NET_OK)
+        n->stats.ctrl_ok++;
+    else
+        n->stats.ctrl_err++;
+    w->buffers++;
+    sl->written = 1u + result_len;
+    return PT_STEP_DONE;
+}
+
+/* ---- Used buffer notifications under coalescing ----
+ * The window and count rules are model/coalesce.c's; the transport takes the decisions
+ * they call for. Only transmit and receive queues have parameters (the control
+ * queue's stay 0: coalescing never in force there, every publication decided). */
+
+/* The transport published n used buffers of qi: a packet is a used buffer here (no
+ * MRG_RXBUF: one frame per buffer). Returns the coal_decision (0: hold). */
+static unsigned net_published(void *ctx, uint16_t qi, uint32_t published)
+{
+    struct vnet *n = ctx;
+    return coal_published(&n->coal[qi], published);
+}
+
+static void net_decided(void *ctx, uint16_t qi, unsigned decision, bool interrupt)
+{
+    struct vnet *n = ctx;
+    if (decision == COAL_NOTIFY_EVERY)
+        return;
+    const enum vnet_coal_cause cause = decision == COAL_NOTIFY_TIMER    ? VNET_COAL_BY_TIMER
+                                       : decision == COAL_NOTIFY_CHANGE ? VNET_COAL_BY_CHANGE
+                                                                        : VNET_COAL_BY_PACKETS;
+    if (interrupt)
+        n->stats.coal_notify[qi][cause]++;
+    else
+        n->stats.coal_suppressed[qi]++;
+}
+
+bool vnet_coal_timer(const struct vnet *n, uint16_t qi, uint32_t *usecs, uint32_t *window)
+{
+    if (!pt_queue_live(n->tp, qi) || !coal_window_open(&n->coal[qi]))
+        return false;
+    *usecs = n->coal[qi].p.max_usecs;
+    *window = n->coal[qi].window;
+    return true;
+}
+
+enum pt_step vnet_coal_expire(struct vnet *n, uint16_t qi, uint32_t window,
+                                const struct vs_guest_ops *ops)
+{
+    if (!pt_queue_live(n->tp, qi))
+        return n->tp->error != VS_REASON_NONE ? PT_STEP_FAILED : PT_STEP_IDLE;
+    const enum coal_decision decision = coal_expired(&n->coal[qi], window);
+    if (decision == COAL_NOTHING)
+        return PT_STEP_IDLE;
+    return pt_decide(n->tp, qi, ops, decision);
+}
+
+bool vnet_coal_recheck_needed(const struct vnet *n, uint16_t qi)
+{
+    return qi < VNET_QUEUES && n->coal[qi].recheck;
+}
+
+enum pt_step vnet_coal_recheck(struct vnet *n, uint16_t qi, const struct vs_guest_ops *ops)
+{
+    if (!pt_queue_live(n->tp, qi))
+        return n->tp->error != VS_REASON_NONE ? PT_STEP_FAILED : PT_STEP_IDLE;
+    const enum coal_decision decision = coal_changed(&n->coal[qi]);
+    if (decision == COAL_NOTHING)
+        return PT_STEP_IDLE;
+    return pt_decide(n->tp, qi, ops, decision);
+}
+
+
+/* ---- Queue roles ---- */
+static bool rx_still_blocked(const void *ctx)
+{
+    return vnet_fifo_frames(ctx) == 0;
+}
+
+static bool tx_still_blocked(const void *ctx)
+{
+    return vnet_fifo_full(ctx);
+}
+
+/* Receive: IDLE is "no frame in the FIFO" (the device's side, woken by TX frames);
+ * BLOCKED is "a frame but no receive buffer" (the driver's side). */
+static const struct pt_role rx_role = {
+    .take = rx_take, .move = rx_move, .finish = rx_finish,
+    .published = net_published, .decided = net_decided,
+    .idle_waits_for_driver = false,
+    .waits_on = VNET_SIGNAL_FRAMES, .signals = VNET_SIGNAL_SPACE, .signals_on_frames = false,
+    .still_blocked = rx_still_blocked,
+    .coalesces = true,
+    .name_prefix = "receiveq",
+};
+
+/* Transmit: IDLE is "no buffer" (the driver's side); BLOCKED is "no FIFO space"
+ * (loopback back-pressure, woken when RX takes frames). */
+static const struct pt_role tx_role = {
+    .take = tx_take, .move = tx_move, .finish = tx_finish,
+    .published = net_published, .decided = net_decided,
+    .idle_waits_for_driver = true,
+    .waits_on = VNET_SIGNAL_SPACE, .signals = VNET_SIGNAL_FRAMES, .signals_on_frames = true,
+    .still_blocked = tx_still_blocked,
+    .coalesces = true,
+    .name_prefix = "transmitq",
+};
+
+/* Control: one command at a time; its commands may change the data queues'
+ * coalescing parameters. */
+static const struct pt_role ctrl_role = {
+    .take = ctrl_take, .move = ctrl_move, .finish = NULL,
+    .published = net_published, .decided = net_decided,
+    .idle_waits_for_driver = true,
+    .wakes_on_kick_only = true,
+    .single_engine = true,
+    .changes_coalescing = true,
+    .name_prefix = "controlq",
+};
+
+const struct pt_role *vnet_queue_role(uint16_t q, uint16_t n)
+{
+    if (q >= n)
+        return NULL;
+    if (n % 2 == 1 && q == n - 1)
+        return &ctrl_role;
+    return q % 2 == 0 ? &rx_role : &tx_role;
+}
+
+/* ---- One buffer per call ---- */
+enum pt_step vnet_tx_step(struct vnet *n, const struct vs_guest_ops *ops, struct pt_work *w)
+{
+    return pt_step_one(n->tp, VNET_QUEUE_TX, ops, w);
+}
+
+enum pt_step vnet_rx_step(struct vnet *n, const struct vs_guest_ops *ops, struct pt_work *w)
+{
+    return pt_step_one(n->tp, VNET_QUEUE_RX, ops, w);
+}
+
+enum pt_step vnet_ctrl_step(struct vnet *n, const struct vs_guest_ops *ops, struct pt_work *w)
+{
+    return pt_step_one(n->tp, VNET_QUEUE_CTRL, ops, w);
+}

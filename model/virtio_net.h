@@ -1,0 +1,140 @@
+/* virtio_net.h -- the virtio-net personality ("Network Device"), on the PCI transport
+ * (pci_transport.h).
+ *
+ * Owns what makes the function a network device: the queue roles (receive, transmit,
+ * control), the frames waiting for receive buffers (the RX FIFO) and the backend that
+ * fills it, the control queue's commands, notification coalescing (the window and
+ * count rules are model/coalesce.c's; this file keeps the parameters per queue and the
+ * commands that set them), the device configuration (struct virtio_net_config), the
+ * feature dependencies and the net statistics. It reaches guest memory, interrupts and
+ * the NEEDS_RESET path only through the transport.
+ */
+#ifndef VIOSIM_VIRTIO_NET_H
+#define VIOSIM_VIRTIO_NET_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "coalesce.h"
+#include "net_backend.h"
+#include "pci_transport.h"
+
+/* Queue numbering of a virtio-net device with one queue pair ("Virtqueues"):
+ * receiveqN is 2(N-1), transmitqN is 2(N-1)+1, the control queue comes last. */
+#define VNET_QUEUE_RX   0u
+#define VNET_QUEUE_TX   1u
+#define VNET_QUEUE_CTRL 2u
+#define VNET_QUEUES     3u
+
+/* The role of queue q of a virtio-net function with n queues (2k RX, 2k+1 TX, the
+ * control queue last when n is odd). */
+const struct pt_role *vnet_queue_role(uint16_t q, uint16_t n);
+
+/* Cross-queue wake-ups of the roles (pt_role.waits_on / signals). */
+#define VNET_SIGNAL_FRAMES 1u  /* TX put frames in the RX FIFO */
+#define VNET_SIGNAL_SPACE  2u  /* RX took frames out of the RX FIFO */
+
+struct vnet_params {
+    uint8_t mac[6];
+    uint32_t max_frame_bytes;         /* largest frame accepted on TX, without virtio-net header */
+    uint32_t rx_fifo_frames;          /* frames the device can hold waiting for RX buffers */
+    enum vdev_backend backend;
+    struct net_peer responder;        /* VDEV_BACKEND_RESPONDER: the peer's MAC and IPv4 */
+};
+
+/* Why a used buffer notification decision was taken under coalescing. */
+enum vnet_coal_cause {
+    VNET_COAL_BY_PACKETS, /* max_packets buffers counted */
+    VNET_COAL_BY_TIMER,   /* max_usecs elapsed since the first counted buffer */
+    VNET_COAL_BY_CHANGE,  /* new parameters met the conditions at once */
+    VNET_COAL_CAUSES
+};
+
+struct vnet_stats {
+    uint64_t tx_frames, tx_bytes;
+    uint64_t rx_frames, rx_bytes;
+    struct net_backend_counts backend; /* sink drops, responder answers */
+    uint64_t rx_no_buffer;       /* RX step found a frame but no receive buffer */
+    uint64_t rx_dropped_too_big; /* frame larger than the receive buffer (no MRG_RXBUF) */
+    uint64_t ctrl_commands;
+    uint64_t ctrl_ok, ctrl_err;  /* control commands answered VIRTIO_NET_OK / _ERR */
+    /* Notifications sent under coalescing, per queue and cause (enum vnet_coal_cause),
+     * and decisions whose conditions were met but the driver suppressed. */
+    uint64_t coal_notify[VNET_QUEUES][VNET_COAL_CAUSES];
+    uint64_t coal_suppressed[VNET_QUEUES];
+};
+
+/* A buffer's data as it moves through the device (per transport slot). */
+struct vnet_slot {
+    uint8_t *frame_buf;      /* one frame with its virtio-net header (TX, RX) */
+    uint32_t len;            /* RX: header + frame bytes to write; TX: bytes read */
+    bool drop;               /* RX: the frame did not fit; the buffer goes back unused */
+};
+
+struct vnet {
+    struct vnet_params p;
+    struct pt *tp;           /* the transport it runs on */
+    struct virtio_net_config netcfg;
+
+    /* Frames waiting for receive buffers (loopback, responder answers): rx_fifo_frames
+     * of up to max_frame_bytes (net_backend.h). */
+    struct net_fifo fifo;
+    /* FIFO places taken TX buffers hold (loopback back-pressure); cleared with the queue. */
+    uint32_t fifo_reserved[VNET_QUEUES];
+    struct vnet_slot slot[VNET_QUEUES][PT_ENGINES_MAX];
+
+    /* Notification coalescing: per queue, and the values of the last TX_SET / RX_SET
+     * that a re-enabled queue takes ("Notifications Coalescing", device normative). */
+    struct coal_queue coal[VNET_QUEUES]; /* model/coalesce.h */
+    struct virtio_net_ctrl_coal coal_tx_set, coal_rx_set;
+
+    struct vnet_stats stats;
+};
+
+/* The features this personality offers ("Network Device / Feature bits"). */
+vs_features vnet_features(void);
+/* What the transport calls (ctx: the struct vnet). */
+extern const struct pt_device vnet_device;
+
+/* Set up the personality on transport tp (which pt_init builds afterwards, with
+ * vnet_device and this as its context): allocates the FIFO and `engines` slots of
+ * scratch per queue. False if allocation failed (then vnet_fini has run). */
+bool vnet_init(struct vnet *n, const struct vnet_params *p, struct pt *tp, uint32_t engines);
+void vnet_fini(struct vnet *n);
+
+/* Processing, one buffer per call (take, move and finish on slot 0), on a queue that is
+ * enabled after DRIVER_OK. ops: the platform's guest memory. */
+enum pt_step vnet_tx_step(struct vnet *n, const struct vs_guest_ops *ops, struct pt_work *w);
+enum pt_step vnet_rx_step(struct vnet *n, const struct vs_guest_ops *ops, struct pt_work *w);
+/* One control command ("Control Virtqueue"): see virtio_net.c for what the device
+ * answers and what makes a buffer malformed. */
+enum pt_step vnet_ctrl_step(struct vnet *n, const struct vs_guest_ops *ops, struct pt_work *w);
+
+/* Coalescing timer of queue q: true while published buffers wait for a notification
+ * decision and max_usecs is in force; then *usecs is max_usecs and *window names the
+ * counting window, which started with its first buffer. A later call that returns a
+ * different window means the old one ended (a decision was taken) and a new one began.
+ * The platform starts max_usecs at the window's first buffer and calls
+ * vnet_coal_expire when it ends. */
+bool vnet_coal_timer(const struct vnet *n, uint16_t q, uint32_t *usecs, uint32_t *window);
+/* max_usecs of `window` elapsed: take the notification decision (event suppression
+ * still applies). IDLE when that window already ended (a stale timer), DONE when the
+ * decision was taken, FAILED when the device needs a reset. It reads and writes q's
+ * used-side ring state through q's queue-level DMA gate: never call it while a
+ * pt_finish, pt_complete, pt_arm_notifications or pt_quiet_notifications of q is
+ * suspended in a DMA (nor they while it is). */
+enum pt_step vnet_coal_expire(struct vnet *n, uint16_t q, uint32_t window,
+                              const struct vs_guest_ops *ops);
+/* A control command changed q's coalescing parameters ("Notifications When Coalescing
+ * Parameters Change"): vnet_coal_recheck checks the conditions at once and decides
+ * if they are met (DONE), else IDLE. The packet condition only: the platform, which
+ * owns time, re-arms its timer with the new max_usecs from the window's start. The
+ * same calling rule as vnet_coal_expire. */
+bool vnet_coal_recheck_needed(const struct vnet *n, uint16_t q);
+enum pt_step vnet_coal_recheck(struct vnet *n, uint16_t q, const struct vs_guest_ops *ops);
+
+/* Frames waiting in the device for RX buffers. */
+uint32_t vnet_fifo_frames(const struct vnet *n);
+bool vnet_fifo_full(const struct vnet *n);
+
+#endif
