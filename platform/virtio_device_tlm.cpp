@@ -30,6 +30,10 @@ virtio_device_tlm::virtio_device_tlm(sc_core::sc_module_name name, const vdev_pa
         t_.queue_engines = 1;
     if (t_.queue_engines > VDEV_ENGINES_MAX || t_.queue_engines > dev_.tp.engines)
         throw std::invalid_argument("device.queue_engines exceeds the kernel's slots");
+    for (uint16_t q = 0; q < VNET_QUEUES; q++)
+        if (role(q).signals >= sizeof signal_ / sizeof signal_[0] ||
+            role(q).waits_on >= sizeof signal_ / sizeof signal_[0])
+            throw std::invalid_argument("a queue role names a signal the platform does not have");
     for (uint16_t q = 0; q < VNET_QUEUES; q++) {
         for (unsigned k = 0; k < VDEV_ENGINES_MAX; k++) {
             engine &e = engines_[q][k];
@@ -44,7 +48,9 @@ virtio_device_tlm::virtio_device_tlm(sc_core::sc_module_name name, const vdev_pa
     msi_engine_.dev = this;
     msi_engine_.queue = 0xffff;
     msi_engine_.ops = {dma_read, dma_write, &msi_engine_};
-    for (uint16_t q : {uint16_t(VNET_QUEUE_RX), uint16_t(VNET_QUEUE_TX)}) {
+    for (uint16_t q = 0; q < VNET_QUEUES; q++) {
+        if (!role(q).coalesces)
+            continue;
         engine &c = coal_ctx_[q];
         c.dev = this;
         c.queue = q;
@@ -53,16 +59,18 @@ virtio_device_tlm::virtio_device_tlm(sc_core::sc_module_name name, const vdev_pa
         c.no_wait = true;
         sc_core::sc_spawn(sc_bind(&virtio_device_tlm::coal_timer_thread, this, q));
     }
-    SC_THREAD(tx_engine);
-    SC_THREAD(rx_engine);
-    SC_THREAD(ctrl_engine);
+    // Each queue's first engine, in the order the one-pair platform always started them
+    // (transmit, receive, control): SystemC runs processes made runnable at the same
+    // time in creation order, and the exact results depend on it.
+    for (uint16_t q : {uint16_t(VNET_QUEUE_TX), uint16_t(VNET_QUEUE_RX), uint16_t(VNET_QUEUE_CTRL)})
+        sc_core::sc_spawn(sc_bind(&virtio_device_tlm::queue_engine, this, q, 0u));
     SC_THREAD(msi_sender);
     SC_METHOD(devmem_arrivals);
     sensitive << devmem_arrival_;
     dont_initialize();
     for (uint16_t q = 0; q < VNET_QUEUES; q++)
         for (unsigned k = 1; k < engines(q); k++)
-            sc_core::sc_spawn(sc_bind(&virtio_device_tlm::extra_engine, this, q, k));
+            sc_core::sc_spawn(sc_bind(&virtio_device_tlm::queue_engine, this, q, k));
     if (bench_.enabled)
         SC_THREAD(bench_thread);
 }
@@ -418,12 +426,14 @@ void virtio_device_tlm::coal_follow(uint16_t q, const sc_time &now)
 void virtio_device_tlm::coal_arm(engine &e)
 {
     const uint16_t q = e.queue;
-    if (q == VNET_QUEUE_CTRL) {
-        for (uint16_t d : {uint16_t(VNET_QUEUE_RX), uint16_t(VNET_QUEUE_TX)})
-            if (vnet_coal_recheck_needed(&dev_.net, d))
+    if (role(q).changes_coalescing) {
+        for (uint16_t d = 0; d < VNET_QUEUES; d++)
+            if (role(d).coalesces && vnet_coal_recheck_needed(&dev_.net, d))
                 coal_due_[d].notify(e.qk.get_local_time());
         return;
     }
+    if (!role(q).coalesces)
+        return;
     uint32_t usecs = 0, window = 0;
     if (!coal_[q].armed && !vnet_coal_timer(&dev_.net, q, &usecs, &window))
         return; // no window open nor timed (the common case without coalescing)
@@ -523,8 +533,8 @@ void virtio_device_tlm::coal_timer_thread(uint16_t q)
     }
 }
 
-// wait(a | b). The control queue (live only when a driver uses coalescing) would
-// otherwise wake on every register write of the data path and re-read its ring: it
+// wait(a | b). A queue whose role wakes on kicks only (the control queue, live only
+// when a driver uses coalescing) would otherwise wake on every register write of the data path and re-read its ring: it
 // keeps waiting unless a kick came or the queue itself changed.
 void virtio_device_tlm::engine_wait(engine &e, const sc_core::sc_event &a,
                                     const sc_core::sc_event &b)
@@ -533,7 +543,7 @@ void virtio_device_tlm::engine_wait(engine &e, const sc_core::sc_event &a,
     for (;;) {
         const uint32_t before = dev_.tp.generation[q];
         wait(a | b);
-        if (q == VNET_QUEUE_CTRL && !a.triggered() && !kicked_[q] &&
+        if (role(q).wakes_on_kick_only && !a.triggered() && !kicked_[q] &&
             dev_.tp.generation[q] == before && pt_queue_live(&dev_.tp, q))
             continue;
         return;
@@ -690,6 +700,7 @@ void virtio_device_tlm::wait_in_flight(engine &e)
 void virtio_device_tlm::run_engine(engine &e, sc_core::sc_event &more_work)
 {
     const uint16_t q = e.queue;
+    const pt_role &r = role(q);
     for (;;) {
         if (e.holds_take)
             take_unlock(e);
@@ -702,10 +713,8 @@ void virtio_device_tlm::run_engine(engine &e, sc_core::sc_event &more_work)
         const enum pt_step s = engine_step(e, w);
         charge(e, w);
         if (s == PT_STEP_DONE) {
-            if (q == VNET_QUEUE_TX && w.frames)
-                fifo_frames_.notify(e.qk.get_local_time());
-            if (q == VNET_QUEUE_RX && w.buffers)
-                fifo_space_.notify(e.qk.get_local_time());
+            if (r.signals && (r.signals_on_frames ? w.frames : w.buffers))
+                signal_[r.signals].notify(e.qk.get_local_time());
             send_msis(e);
             continue;
         }
@@ -717,19 +726,19 @@ void virtio_device_tlm::run_engine(engine &e, sc_core::sc_event &more_work)
         if (counters_)
             sample_ring(q);
         send_msis(e);
-        const bool waits_for_driver = s == PT_STEP_IDLE ? q != VNET_QUEUE_RX
-                                                          : q == VNET_QUEUE_RX;
+        const bool waits_for_driver = s == PT_STEP_IDLE ? r.idle_waits_for_driver
+                                                        : !r.idle_waits_for_driver;
         if (s == PT_STEP_FAILED) {
             e.qk.sync();
             wait(state_change_);
             continue;
         }
         if (!waits_for_driver) {
-            // Waiting for the other side of the device (RX: frames; TX: FIFO space).
-            // Synchronise first, then check and wait with no yield in between.
+            // Waiting for the other side of the device (the role's waits_on: RX frames,
+            // TX FIFO space). Synchronise first, then check and wait with no yield in
+            // between.
             e.qk.sync();
-            const bool still = q == VNET_QUEUE_RX ? vnet_fifo_frames(&dev_.net) == 0
-                                                  : vnet_fifo_full(&dev_.net);
+            const bool still = r.still_blocked && r.still_blocked(dev_.tp.dev_ctx);
             if (still) {
                 engine_wait(e, more_work, state_change_);
                 engine_wakeups[q]++;
@@ -758,30 +767,16 @@ void virtio_device_tlm::run_engine(engine &e, sc_core::sc_event &more_work)
     }
 }
 
+// What wakes a blocked engine of q besides register writes: the signal its role waits
+// on (RX: frames in the FIFO; TX: FIFO space), else any register write.
 sc_core::sc_event &virtio_device_tlm::more_work(uint16_t q)
 {
-    return q == VNET_QUEUE_TX ? fifo_space_ : q == VNET_QUEUE_RX ? fifo_frames_ : state_change_;
+    const unsigned w = role(q).waits_on;
+    return w ? signal_[w] : state_change_;
 }
 
-void virtio_device_tlm::tx_engine()
-{
-    engines_[VNET_QUEUE_TX][0].qk.reset();
-    run_engine(engines_[VNET_QUEUE_TX][0], more_work(VNET_QUEUE_TX));
-}
-
-void virtio_device_tlm::rx_engine()
-{
-    engines_[VNET_QUEUE_RX][0].qk.reset();
-    run_engine(engines_[VNET_QUEUE_RX][0], more_work(VNET_QUEUE_RX));
-}
-
-void virtio_device_tlm::ctrl_engine()
-{
-    engines_[VNET_QUEUE_CTRL][0].qk.reset();
-    run_engine(engines_[VNET_QUEUE_CTRL][0], more_work(VNET_QUEUE_CTRL));
-}
-
-void virtio_device_tlm::extra_engine(uint16_t q, unsigned k)
+// Engine k of queue q, whatever the queue's role.
+void virtio_device_tlm::queue_engine(uint16_t q, unsigned k)
 {
     engines_[q][k].qk.reset();
     run_engine(engines_[q][k], more_work(q));

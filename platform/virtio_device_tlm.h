@@ -110,7 +110,8 @@ public:
     // Buffers of a queue between take and finish: time integral (buffer-ps), largest.
     double in_flight_area_ps[VNET_QUEUES] = {};
     unsigned in_flight_max[VNET_QUEUES] = {};
-    unsigned engines(uint16_t q) const { return q == VNET_QUEUE_CTRL ? 1u : t_.queue_engines; }
+    unsigned engines(uint16_t q) const { return role(q).single_engine ? 1u : t_.queue_engines; }
+    const pt_role &role(uint16_t q) const { return *dev_.tp.role[q]; }
     // Notification coalescing timers ("Notifications Coalescing"), per queue: counting
     // windows a max_usecs timer was started for, and timers that ended with the window
     // still open (each then takes the notification decision).
@@ -158,10 +159,7 @@ private:
     // at the first violation when asked to.
     void conformance_now(const sc_core::sc_time &at);
     void conformance_check();
-    void tx_engine();
-    void rx_engine();
-    void ctrl_engine();
-    void extra_engine(uint16_t q, unsigned k);
+    void queue_engine(uint16_t q, unsigned k);
     sc_core::sc_event &more_work(uint16_t q);
     void run_engine(engine &e, sc_core::sc_event &more_work);
     enum pt_step engine_step(engine &e, pt_work &w);
@@ -199,8 +197,9 @@ private:
     engine msi_engine_;
     sc_core::sc_event kick_[VNET_QUEUES];
     bool kicked_[VNET_QUEUES] = {};   // a kick arrived since the engine last looked
-    sc_core::sc_event fifo_frames_;   // TX put frames in the loopback FIFO
-    sc_core::sc_event fifo_space_;    // RX took frames out of the FIFO
+    // Cross-queue wake-ups, by the roles' signal number (pt_role.signals / waits_on;
+    // virtio-net: TX put frames in the loopback FIFO, RX took frames out of it).
+    sc_core::sc_event signal_[4];
     sc_core::sc_event state_change_;  // a register write may have enabled or reset queues
     sc_core::sc_event msi_pending_;   // a register access left MSI-X messages to send
     // Coalescing: the kernel counts buffers and keeps each queue's max_usecs timer
