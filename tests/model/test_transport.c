@@ -1,0 +1,471 @@
+/* test_transport.c -- the PCI transport (model/pci_transport.h) on its own, driven
+ * through a toy second personality defined here: a block-like device with one request
+ * queue ("Device Types / Block Device": struct virtio_blk_req, VIRTIO_BLK_T_IN/OUT, a
+ * 512-byte sector store, le64 capacity as its device configuration). It uses only
+ * struct pt_device, one struct pt_role and the pt_* calls, which shows a device type
+ * is addable without touching the transport (issue 15). The net personality's own
+ * behaviour is tested in test_vdev.c. */
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "common/fake_guest.h"
+#include "pci_transport.h"
+
+#define GUEST_BASE 0x100000ull
+#define GUEST_SIZE (1u << 20)
+#define BAR0_BASE 0xC0000000ull
+#define BAR2_BASE 0xC0100000ull
+#define RING_SIZE 8u
+#define RING_DESC (GUEST_BASE + 0x1000u)
+#define RING_DRV  (GUEST_BASE + 0x1800u)
+#define RING_DEV  (GUEST_BASE + 0x1900u)
+#define BUFS      (GUEST_BASE + 0x10000u)
+
+/* ---- The toy personality ("Block Device", only what the test needs) ---- */
+#define TOY_ID_BLOCK       2u     /* "Block Device / Device ID" */
+#define TOY_BLK_F_RO_BIT   5u     /* "Block Device / Feature bits": device is read-only */
+#define TOY_BLK_T_IN       0u
+#define TOY_BLK_T_OUT      1u
+#define TOY_BLK_S_OK       0u
+#define TOY_BLK_S_IOERR    1u
+#define TOY_BLK_S_UNSUPP   2u
+#define TOY_SECTORS        8u
+#define TOY_REQ_HDR        16u    /* le32 type, le32 reserved, le64 sector */
+
+struct toy_blk {
+    struct pt tp;
+    uint8_t store[TOY_SECTORS * 512u];
+    uint64_t capacity;            /* device configuration: le64 capacity, sectors */
+    bool refuse_features;         /* features_ok answers false */
+    unsigned features_checked, resets, queue_resets, queue_enables, decided;
+    /* per slot: the request as read at take */
+    struct { uint32_t type; uint64_t sector; uint32_t data_len; uint8_t status; } req[PT_ENGINES_MAX];
+};
+
+static bool toy_features_ok(void *ctx, const vs_features *drv)
+{
+    (void)drv;
+    struct toy_blk *b = ctx;
+    b->features_checked++;
+    return !b->refuse_features;
+}
+
+static uint64_t toy_config_read(void *ctx, uint32_t off, unsigned size)
+{
+    const struct toy_blk *b = ctx;
+    uint64_t v = 0;
+    if (off + size <= sizeof b->capacity)
+        memcpy(&v, (const uint8_t *)&b->capacity + off, size);
+    return v;
+}
+
+static void toy_queue_enabled(void *ctx, uint16_t q) { (void)q; ((struct toy_blk *)ctx)->queue_enables++; }
+static void toy_queue_reset(void *ctx, uint16_t q) { (void)q; ((struct toy_blk *)ctx)->queue_resets++; }
+static void toy_reset(void *ctx) { ((struct toy_blk *)ctx)->resets++; }
+
+static const struct pt_device toy_device = {
+    .features_ok = toy_features_ok,
+    .config_read = toy_config_read,
+    .queue_enabled = toy_queue_enabled,
+    .queue_reset = toy_queue_reset,
+    .reset = toy_reset,
+};
+
+/* Take: pop the request and read its header (device-readable, 16 bytes). */
+static enum pt_step toy_take(void *ctx, uint16_t q, unsigned k, struct pt_slot *sl, struct pt_work *w)
+{
+    struct toy_blk *b = ctx;
+    enum pt_step st = pt_pop(&b->tp, q, sl, w);
+    if (st != PT_STEP_DONE)
+        return st;
+    uint8_t hdr[TOY_REQ_HDR];
+    uint32_t got = 0;
+    enum vs_dma_status s = pt_read_segments(&sl->gate.ops, sl->segs, sl->e.nsegs, hdr, sizeof hdr, &got);
+    if (s != VS_DMA_OK)
+        return pt_dma_failed(&b->tp, q, sl, s);
+    memset(&b->req[k], 0, sizeof b->req[k]);
+    memcpy(&b->req[k].type, hdr, 4);
+    memcpy(&b->req[k].sector, hdr + 8, 8);
+    b->req[k].status = got < TOY_REQ_HDR ? TOY_BLK_S_IOERR : TOY_BLK_S_OK;
+    return PT_STEP_DONE;
+}
+
+/* Move: the data between the store and the buffer, then the status byte (the last
+ * device-writable byte). */
+static enum pt_step toy_move(void *ctx, uint16_t q, unsigned k, struct pt_slot *sl, struct pt_work *w)
+{
+    struct toy_blk *b = ctx;
+    uint8_t *at = b->store + b->req[k].sector * 512u;
+    uint32_t written = 0;
+    if (b->req[k].status == TOY_BLK_S_OK && b->req[k].type == TOY_BLK_T_OUT) {
+        uint8_t buf[TOY_REQ_HDR + 512u];
+        uint32_t got = 0;
+        enum vs_dma_status s = pt_read_segments(&sl->gate.ops, sl->segs, sl->e.nsegs, buf, sizeof buf, &got);
+        if (s != VS_DMA_OK)
+            return pt_dma_failed(&b->tp, q, sl, s);
+        if (b->req[k].sector >= TOY_SECTORS || got != sizeof buf) {
+            b->req[k].status = TOY_BLK_S_IOERR;
+        } else {
+            memcpy(at, buf + TOY_REQ_HDR, 512u);
+            w->bytes_read += got;
+        }
+    } else if (b->req[k].status == TOY_BLK_S_OK && b->req[k].type == TOY_BLK_T_IN) {
+        if (b->req[k].sector >= TOY_SECTORS || sl->e.writable_bytes != 512u + 1u) {
+            b->req[k].status = TOY_BLK_S_IOERR;
+        } else {
+            enum vs_dma_status s = pt_write_segments(&sl->gate.ops, sl->segs, sl->e.nsegs, at, 512u);
+            if (s != VS_DMA_OK)
+                return pt_dma_failed(&b->tp, q, sl, s);
+            written = 512u;
+        }
+    } else if (b->req[k].status == TOY_BLK_S_OK) {
+        b->req[k].status = TOY_BLK_S_UNSUPP;
+    }
+    if (sl->e.writable_bytes == 0) { /* toy: no room for a status; returned unanswered */
+        b->req[k].data_len = 0;
+        return PT_STEP_DONE;
+    }
+    enum vs_dma_status s = pt_write_writable_at(&sl->gate.ops, sl->segs, sl->e.nsegs,
+                                                sl->e.writable_bytes - 1u, &b->req[k].status, 1);
+    if (s != VS_DMA_OK)
+        return pt_dma_failed(&b->tp, q, sl, s);
+    b->req[k].data_len = written + 1u;
+    w->bytes_written += written + 1u;
+    w->buffers++;
+    return PT_STEP_DONE;
+}
+
+static void toy_finish(void *ctx, uint16_t q, unsigned k, struct pt_slot *sl)
+{
+    (void)q;
+    sl->written = ((struct toy_blk *)ctx)->req[k].data_len;
+}
+
+static void toy_decided(void *ctx, uint16_t q, unsigned cause, bool interrupt)
+{
+    (void)q;
+    (void)interrupt;
+    cr_assert_eq(cause, PT_DECIDE_EVERY); /* no published hook: every publication decided */
+    ((struct toy_blk *)ctx)->decided++;
+}
+
+static const struct pt_role toy_request_role = {
+    .take = toy_take, .move = toy_move, .finish = toy_finish,
+    .published = NULL, .decided = toy_decided,
+    .idle_waits_for_driver = true,
+    .name_prefix = "requestq",
+};
+
+/* ---- The rig ---- */
+static struct toy_blk blk;
+static struct fake_guest g;
+static struct vs_guest_ops ops;
+
+static void init_toy(uint32_t engines)
+{
+    memset(&blk, 0, sizeof blk);
+    blk.capacity = TOY_SECTORS;
+    struct pt_params p;
+    memset(&p, 0, sizeof p);
+    p.device_id = (uint16_t)(VIRTIO_PCI_DEVICE_ID_BASE + TOY_ID_BLOCK);
+    p.class_code = 0x018000u; /* mass storage, other */
+    p.revision_id = 1;
+    p.queue_size_max = 64;
+    p.notify_off_multiplier = 0; /* every queue notified at one address, the index in the data */
+    p.num_queues = 1;
+    vs_feature_set(&p.device_features, TOY_BLK_F_RO_BIT);
+    p.device_cfg_bytes = sizeof blk.capacity;
+    p.used_batch_max = 1;
+    p.engines = engines;
+    const struct pt_role *roles[1] = {&toy_request_role};
+    cr_assert(pt_init(&blk.tp, &p, &toy_device, &blk, roles));
+}
+
+static void setup(void)
+{
+    init_toy(1);
+    fake_guest_init(&g, GUEST_BASE, GUEST_SIZE);
+    ops = fake_guest_ops(&g);
+}
+
+static void teardown(void)
+{
+    pt_fini(&blk.tp);
+    fake_guest_free(&g);
+}
+
+static uint8_t find_vcap(uint8_t cfg_type)
+{
+    uint8_t off = (uint8_t)pt_cfg_read(&blk.tp, PCI_CAPABILITY_LIST, 1);
+    for (int n = 0; off && n < 48; n++) {
+        if (pt_cfg_read(&blk.tp, off, 1) == PCI_CAP_ID_VNDR && pt_cfg_read(&blk.tp, off + 3u, 1) == cfg_type)
+            return off;
+        off = (uint8_t)pt_cfg_read(&blk.tp, off + 1u, 1);
+    }
+    return 0;
+}
+
+static uint64_t cap_addr(uint8_t cfg_type, uint32_t field)
+{
+    uint8_t cap = find_vcap(cfg_type);
+    cr_assert(cap != 0);
+    return BAR0_BASE + pt_cfg_read(&blk.tp, cap + 8u, 4) + field;
+}
+
+static void wr(uint32_t field, unsigned size, uint64_t v)
+{
+    uint16_t kicked;
+    cr_assert(pt_mmio_write(&blk.tp, cap_addr(VIRTIO_PCI_CAP_COMMON_CFG, field), size, v, &kicked));
+}
+
+static uint64_t rd(uint32_t field, unsigned size)
+{
+    uint64_t v = 0;
+    cr_assert(pt_mmio_read(&blk.tp, cap_addr(VIRTIO_PCI_CAP_COMMON_CFG, field), size, &v));
+    return v;
+}
+
+static void map_bars(void)
+{
+    pt_cfg_write(&blk.tp, PCI_BAR0, 4, (uint32_t)BAR0_BASE);
+    pt_cfg_write(&blk.tp, PCI_BAR0 + 4, 4, 0);
+    pt_cfg_write(&blk.tp, PCI_BAR0 + 8, 4, (uint32_t)BAR2_BASE);
+    pt_cfg_write(&blk.tp, PCI_BAR0 + 12, 4, 0);
+    pt_cfg_write(&blk.tp, PCI_COMMAND, 2, PCI_COMMAND_MEMORY_MASK | PCI_COMMAND_MASTER_MASK);
+}
+
+/* "Device Initialization" up to FEATURES_OK; returns whether it stuck. */
+static bool negotiate(void)
+{
+    map_bars();
+    wr(VIRTIO_PCI_COMMON_STATUS, 1, 0);
+    wr(VIRTIO_PCI_COMMON_STATUS, 1, VIRTIO_STATUS_ACKNOWLEDGE);
+    wr(VIRTIO_PCI_COMMON_STATUS, 1, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
+    wr(VIRTIO_PCI_COMMON_GFSELECT, 4, 0);
+    wr(VIRTIO_PCI_COMMON_GF, 4, 0);
+    wr(VIRTIO_PCI_COMMON_GFSELECT, 4, 1);
+    wr(VIRTIO_PCI_COMMON_GF, 4, (1u << (VIRTIO_F_VERSION_1_BIT - 32)) | (1u << (VIRTIO_F_RING_PACKED_BIT - 32)));
+    wr(VIRTIO_PCI_COMMON_STATUS, 1,
+       VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
+    return (rd(VIRTIO_PCI_COMMON_STATUS, 1) & VIRTIO_STATUS_FEATURES_OK) != 0;
+}
+
+static void enable_queue(void)
+{
+    wr(VIRTIO_PCI_COMMON_Q_SELECT, 2, 0);
+    wr(VIRTIO_PCI_COMMON_Q_SIZE, 2, RING_SIZE);
+    wr(VIRTIO_PCI_COMMON_Q_DESCLO, 4, (uint32_t)RING_DESC);
+    wr(VIRTIO_PCI_COMMON_Q_AVAILLO, 4, (uint32_t)RING_DRV);
+    wr(VIRTIO_PCI_COMMON_Q_USEDLO, 4, (uint32_t)RING_DEV);
+    wr(VIRTIO_PCI_COMMON_Q_ENABLE, 2, 1);
+}
+
+static void bring_up(void)
+{
+    cr_assert(negotiate());
+    enable_queue();
+    wr(VIRTIO_PCI_COMMON_STATUS, 1,
+       VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK |
+           VIRTIO_STATUS_DRIVER_OK);
+}
+
+/* Put a packed-ring descriptor at ring slot `slot` (first lap: AVAIL set, USED clear). */
+static void put_desc(unsigned slot, uint64_t addr, uint32_t len, uint16_t id, uint16_t flags)
+{
+    uint64_t d = RING_DESC + 16u * slot;
+    fake_guest_put64(&g, d, addr);
+    fake_guest_put32(&g, d + 8, len);
+    fake_guest_put16(&g, d + 12, id);
+    fake_guest_put16(&g, d + 14, (uint16_t)(VIRTQ_DESC_F_AVAIL_MASK | flags));
+}
+
+/* A request at ring slots slot..slot+2: header, 512 data bytes (device-writable for
+ * IN), status byte. Buffers at BUFS + 0x1000 * id. */
+static void post_request(unsigned slot, uint16_t id, uint32_t type, uint64_t sector)
+{
+    const uint64_t at = BUFS + 0x1000u * id;
+    fake_guest_put32(&g, at, type);
+    fake_guest_put32(&g, at + 4, 0);
+    fake_guest_put64(&g, at + 8, sector);
+    const uint16_t data_w = type == TOY_BLK_T_IN ? VIRTQ_DESC_F_WRITE_MASK : 0;
+    put_desc(slot + 2, at + 0x800, 1, id, VIRTQ_DESC_F_WRITE_MASK);
+    put_desc(slot + 1, at + 0x100, 512, id, (uint16_t)(VIRTQ_DESC_F_NEXT_MASK | data_w));
+    put_desc(slot, at, TOY_REQ_HDR, id, VIRTQ_DESC_F_NEXT_MASK);
+}
+
+static uint8_t status_of(uint16_t id) { return fake_guest_ptr(&g, BUFS + 0x1000u * id + 0x800, 1)[0]; }
+
+TestSuite(transport, .init = setup, .fini = teardown);
+
+/* "Virtio Over PCI Bus / PCI Device Discovery": device ID 0x1040 + the device type's
+ * ID; the class code and the common, notify, ISR and device capabilities come from the
+ * transport whatever the type ("Virtio Structure PCI Capabilities"). */
+Test(transport, toy_identity_and_capabilities_come_from_the_transport)
+{
+    cr_assert_eq(pt_cfg_read(&blk.tp, PCI_VENDOR_ID, 2), VIRTIO_PCI_VENDOR_ID);
+    cr_assert_eq(pt_cfg_read(&blk.tp, PCI_DEVICE_ID, 2), 0x1042u);
+    cr_assert_eq(pt_cfg_read(&blk.tp, PCI_CLASS_PROG, 1) | (pt_cfg_read(&blk.tp, PCI_CLASS_DEVICE, 2) << 8),
+                 0x018000u);
+    cr_assert(find_vcap(VIRTIO_PCI_CAP_COMMON_CFG) != 0);
+    cr_assert(find_vcap(VIRTIO_PCI_CAP_NOTIFY_CFG) != 0);
+    cr_assert(find_vcap(VIRTIO_PCI_CAP_ISR_CFG) != 0);
+    uint8_t dev = find_vcap(VIRTIO_PCI_CAP_DEVICE_CFG);
+    cr_assert(dev != 0);
+    cr_assert_eq(pt_cfg_read(&blk.tp, dev + 12u, 4), sizeof blk.capacity); /* cap.length */
+    map_bars();
+    cr_assert_eq(rd(VIRTIO_PCI_COMMON_NUMQ, 2), 1u);
+    /* The toy's offered bit next to the transport's own. */
+    wr(VIRTIO_PCI_COMMON_DFSELECT, 4, 0);
+    cr_assert(rd(VIRTIO_PCI_COMMON_DF, 4) & (1u << TOY_BLK_F_RO_BIT));
+    wr(VIRTIO_PCI_COMMON_DFSELECT, 4, 1);
+    cr_assert(rd(VIRTIO_PCI_COMMON_DF, 4) & (1u << (VIRTIO_F_VERSION_1_BIT - 32)));
+}
+
+/* "Device Configuration Space": the transport routes the device region to the
+ * personality's config_read ("Block Device / Device configuration layout": capacity). */
+Test(transport, device_configuration_reads_reach_the_personality)
+{
+    map_bars();
+    uint64_t v = 0;
+    cr_assert(pt_mmio_read(&blk.tp, cap_addr(VIRTIO_PCI_CAP_DEVICE_CFG, 0), 8, &v));
+    cr_assert_eq(v, TOY_SECTORS);
+    cr_assert(pt_mmio_read(&blk.tp, cap_addr(VIRTIO_PCI_CAP_DEVICE_CFG, 0), 4, &v));
+    cr_assert_eq(v, TOY_SECTORS);
+}
+
+/* "Device Initialization" / "Feature Bits": the device type's dependencies are asked at
+ * FEATURES_OK; a refusal leaves FEATURES_OK clear for the driver's re-read. */
+Test(transport, features_ok_asks_the_personality)
+{
+    blk.refuse_features = true;
+    cr_assert_not(negotiate());
+    cr_assert_geq(blk.features_checked, 1u);
+    blk.refuse_features = false;
+    cr_assert(negotiate());
+}
+
+/* "Block Device / Device Operation" through the transport: a write then a read of one
+ * sector; each used buffer is published and, with nothing suppressed, decided on and
+ * signalled by the ISR's queue bit without MSI-X ("Used Buffer Notifications",
+ * "ISR status capability"). */
+Test(transport, a_request_queue_moves_data_through_the_roles)
+{
+    bring_up();
+    cr_assert_eq(blk.queue_enables, 1u);
+    uint8_t *src = fake_guest_ptr(&g, BUFS + 0x1000u * 0 + 0x100, 512);
+    for (unsigned i = 0; i < 512; i++)
+        src[i] = (uint8_t)(i * 7u);
+    post_request(0, 0, TOY_BLK_T_OUT, 3);
+    struct pt_work w = {0};
+    cr_assert_eq(pt_step_one(&blk.tp, 0, &ops, &w), PT_STEP_DONE);
+    cr_assert_eq(status_of(0), TOY_BLK_S_OK);
+    cr_assert_eq(memcmp(blk.store + 3 * 512, src, 512), 0);
+    cr_assert_eq(w.descs, 3u);
+
+    post_request(3, 1, TOY_BLK_T_IN, 3);
+    memset(&w, 0, sizeof w);
+    cr_assert_eq(pt_step_one(&blk.tp, 0, &ops, &w), PT_STEP_DONE);
+    cr_assert_eq(status_of(1), TOY_BLK_S_OK);
+    cr_assert_eq(memcmp(fake_guest_ptr(&g, BUFS + 0x1000u + 0x100, 512), src, 512), 0);
+    /* Used element of the second request, at its head slot: id 1, 513 bytes written. */
+    cr_assert_eq(fake_guest_get16(&g, RING_DESC + 16u * 3 + 12), 1u);
+    cr_assert_eq(fake_guest_get32(&g, RING_DESC + 16u * 3 + 8), 513u);
+
+    cr_assert_eq(blk.decided, 2u);
+    cr_assert_eq(blk.tp.stats.interrupts_raised, 2u);
+    uint64_t isr = 0;
+    cr_assert(pt_mmio_read(&blk.tp, cap_addr(VIRTIO_PCI_CAP_ISR_CFG, 0), 1, &isr));
+    cr_assert(isr & VIRTIO_PCI_ISR_QUEUE_MASK);
+    cr_assert_eq(pt_step_one(&blk.tp, 0, &ops, &w), PT_STEP_IDLE); /* ring empty */
+}
+
+/* Buffers of one queue complete in the order they were taken, whatever order their
+ * engines finish in (valid with and without "In-order use of descriptors"). */
+Test(transport, buffers_finish_in_take_order)
+{
+    pt_fini(&blk.tp);
+    init_toy(2);
+    bring_up();
+    post_request(0, 0, TOY_BLK_T_IN, 0);
+    post_request(3, 1, TOY_BLK_T_IN, 1);
+    struct pt_work w = {0};
+    cr_assert_eq(pt_take(&blk.tp, 0, 0, &ops, &w), PT_STEP_DONE);
+    cr_assert_eq(pt_take(&blk.tp, 0, 1, &ops, &w), PT_STEP_DONE);
+    cr_assert_eq(pt_move(&blk.tp, 0, 1, &w), PT_STEP_DONE);
+    cr_assert(pt_finish_waits(&blk.tp, 0, 1));
+    cr_assert_eq(pt_finish(&blk.tp, 0, 1, &w), PT_STEP_WAIT);
+    cr_assert_eq(pt_move(&blk.tp, 0, 0, &w), PT_STEP_DONE);
+    cr_assert_eq(pt_finish(&blk.tp, 0, 0, &w), PT_STEP_DONE);
+    cr_assert_not(pt_finish_waits(&blk.tp, 0, 1));
+    cr_assert_eq(pt_finish(&blk.tp, 0, 1, &w), PT_STEP_DONE);
+    cr_assert_eq(fake_guest_get16(&g, RING_DESC + 12), 0u);     /* first used: id 0 */
+    cr_assert_eq(fake_guest_get16(&g, RING_DESC + 16u * 3 + 12), 1u); /* then id 1, past the 3 slots of the first */
+}
+
+/* "Device Status Field": guest input the ring kernels reject (a buffer id at or above
+ * the queue size) sets DEVICE_NEEDS_RESET with a named reason, whatever the device
+ * type; later steps fail cleanly; "Device Reset" clears it and calls the
+ * personality's reset. */
+Test(transport, ring_violation_needs_reset_then_device_reset_recovers)
+{
+    bring_up();
+    const unsigned resets_before = blk.resets;
+    put_desc(0, BUFS, TOY_REQ_HDR, RING_SIZE, 0); /* id == queue size */
+    struct pt_work w = {0};
+    cr_assert_eq(pt_step_one(&blk.tp, 0, &ops, &w), PT_STEP_FAILED);
+    cr_assert_eq(blk.tp.error, VS_REASON_DESC_ID_OUT_OF_RANGE);
+    cr_assert_eq(blk.tp.error_queue, 0u);
+    cr_assert(rd(VIRTIO_PCI_COMMON_STATUS, 1) & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
+    cr_assert_eq(pt_step_one(&blk.tp, 0, &ops, &w), PT_STEP_FAILED);
+    wr(VIRTIO_PCI_COMMON_STATUS, 1, 0);
+    cr_assert_eq(blk.tp.error, VS_REASON_NONE);
+    cr_assert_eq(blk.resets, resets_before + 1u);
+    cr_assert_not(pt_queue_live(&blk.tp, 0));
+}
+
+/* "Virtqueue Reset": queue_reset clears the queue and tells the personality; a
+ * re-enabled queue starts from the ring's beginning ("Virtqueue Re-enable"). */
+Test(transport, queue_reset_reaches_the_personality)
+{
+    map_bars();
+    wr(VIRTIO_PCI_COMMON_STATUS, 1, 0);
+    wr(VIRTIO_PCI_COMMON_STATUS, 1, VIRTIO_STATUS_ACKNOWLEDGE);
+    wr(VIRTIO_PCI_COMMON_STATUS, 1, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
+    wr(VIRTIO_PCI_COMMON_GFSELECT, 4, 1);
+    wr(VIRTIO_PCI_COMMON_GF, 4, (1u << (VIRTIO_F_VERSION_1_BIT - 32)) | (1u << (VIRTIO_F_RING_PACKED_BIT - 32)) |
+                                    (1u << (VIRTIO_F_RING_RESET_BIT - 32)));
+    wr(VIRTIO_PCI_COMMON_STATUS, 1,
+       VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
+    cr_assert(rd(VIRTIO_PCI_COMMON_STATUS, 1) & VIRTIO_STATUS_FEATURES_OK);
+    enable_queue();
+    wr(VIRTIO_PCI_COMMON_STATUS, 1,
+       VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK |
+           VIRTIO_STATUS_DRIVER_OK);
+    post_request(0, 0, TOY_BLK_T_IN, 0);
+    struct pt_work w = {0};
+    cr_assert_eq(pt_step_one(&blk.tp, 0, &ops, &w), PT_STEP_DONE);
+    const unsigned before = blk.queue_resets;
+    wr(VIRTIO_PCI_COMMON_Q_SELECT, 2, 0);
+    wr(VIRTIO_PCI_COMMON_Q_RESET, 2, 1);
+    cr_assert_eq(blk.queue_resets, before + 1u);
+    cr_assert_not(pt_queue_live(&blk.tp, 0));
+    memset(fake_guest_ptr(&g, RING_DESC, 16u * RING_SIZE), 0, 16u * RING_SIZE);
+    enable_queue();
+    post_request(0, 2, TOY_BLK_T_IN, 1);
+    cr_assert_eq(pt_step_one(&blk.tp, 0, &ops, &w), PT_STEP_DONE);
+    cr_assert_eq(status_of(2), TOY_BLK_S_OK);
+}
+
+/* "Notification structure layout" (notify_off_multiplier 0: the queue index is the data
+ * written): a notification naming a queue the function does not have is a named
+ * violation, whatever the device type. */
+Test(transport, notify_of_a_missing_queue_needs_reset)
+{
+    bring_up();
+    uint8_t ncap = find_vcap(VIRTIO_PCI_CAP_NOTIFY_CFG);
+    uint64_t at = BAR0_BASE + pt_cfg_read(&blk.tp, ncap + 8u, 4);
+    uint16_t kicked = 0;
+    cr_assert(pt_mmio_write(&blk.tp, at, 2, 1, &kicked)); /* queue 1: none */
+    cr_assert_eq(kicked, PT_NO_QUEUE);
+    cr_assert_eq(blk.tp.error, VS_REASON_NOTIFY_QUEUE_INVALID);
+}
