@@ -1,6 +1,6 @@
 /* net_backend.h -- where a virtio-net device's transmitted frames go (device.backend),
  * and the FIFO of frames waiting for receive buffers. One implementation for the
- * simulated device (vdev.c) and for viosim serve (platform/vhost_user.cpp).
+ * simulated device (virtio_net.c) and for viosim serve (platform/vhost_user.cpp).
  *
  * The FIFO keeps frames whole, packed end to end in a byte ring of
  * (capacity + 1) * max_frame_bytes: a short frame costs its length, not a

@@ -631,7 +631,7 @@ enum pt_step virtio_device_tlm::engine_step(engine &e, pt_work &w)
             e.qk.sync();
         used_enter(q);
         // With several engines most wake-ups find it is not yet this buffer's turn: that
-        // answer without the call (vdev_finish would give the same, touching nothing).
+        // answer without the call (pt_finish would give the same, touching nothing).
         s = dev_.tp.engines > 1 && pt_finish_waits(&dev_.tp, q, e.slot)
                 ? PT_STEP_WAIT
                 : pt_finish(&dev_.tp, q, e.slot, &w);

@@ -1526,7 +1526,7 @@ Test(vdev, coal_reset_ends_windows)
     cr_expect_eq(vnet_coal_expire(&dev.net, VNET_QUEUE_TX, old, &ops), PT_STEP_IDLE, "stale");
 }
 
-/* ==== several buffers of one queue in flight (vdev_take / vdev_move / vdev_finish) ==== */
+/* ==== several buffers of one queue in flight (pt_take / pt_move / pt_finish) ==== */
 
 static void setup_engines(uint32_t engines, uint32_t fifo_frames)
 {
@@ -1571,7 +1571,7 @@ Test(vdev, engines_finish_in_take_order)
     for (int k = 2; k >= 0; k--)
         cr_assert_eq(pt_move(&dev.tp, VNET_QUEUE_TX, (unsigned)k, &w), PT_STEP_DONE);
     uint64_t before = fake_guest_accesses(&g);
-    /* vdev_finish_waits answers as vdev_finish will, before the call */
+    /* pt_finish_waits answers as pt_finish will, before the call */
     cr_expect(pt_finish_waits(&dev.tp, VNET_QUEUE_TX, 2));
     cr_expect(pt_finish_waits(&dev.tp, VNET_QUEUE_TX, 1));
     cr_expect_not(pt_finish_waits(&dev.tp, VNET_QUEUE_TX, 0), "slot 0's turn");
