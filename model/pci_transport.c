@@ -368,23 +368,35 @@ static enum vs_dma_status gate_check(struct pt_gate *gt, uint32_t gen, enum vs_d
     return s;
 }
 
-static enum vs_dma_status gated_read(void *ctx, uint64_t addr, void *dst, uint32_t len,
-                                     enum vs_dma_kind kind)
+/* Before an access: bus mastering must be on and the queue's generation the one the
+ * gate checks against (*gen). VS_DMA_OK to go on. */
+static enum vs_dma_status gate_enter(struct pt_gate *gt, uint32_t *gen)
 {
-    struct pt_gate *gt = ctx;
     struct pt *tp = gt->tp;
     if (!pci_cfg_bus_master(&tp->pci)) {
         tp->stats.dma_blocked++;
         return VS_DMA_BUS_MASTER_OFF;
     }
-    const uint32_t gen = gt->pinned ? gt->gen : tp->generation[gt->queue];
-    if (tp->generation[gt->queue] != gen)
-        return gate_check(gt, gen, VS_DMA_ABORTED);
+    *gen = gt->pinned ? gt->gen : tp->generation[gt->queue];
+    if (tp->generation[gt->queue] != *gen)
+        return gate_check(gt, *gen, VS_DMA_ABORTED);
+    return VS_DMA_OK;
+}
+
+static enum vs_dma_status gated_read(void *ctx, uint64_t addr, void *dst, uint32_t len,
+                                     enum vs_dma_kind kind)
+{
+    struct pt_gate *gt = ctx;
+    struct pt *tp = gt->tp;
+    uint32_t gen = 0;
+    enum vs_dma_status s = gate_enter(gt, &gen);
+    if (s != VS_DMA_OK)
+        return s;
     tp->stats.dma_reads[kind]++;
     tp->stats.dma_read_bytes += len;
     if (kind == VS_DMA_EVENT_READ)
         tp->stats.event_reads_link[gt->queue]++;
-    enum vs_dma_status s = gt->platform->read(gt->platform->ctx, addr, dst, len, kind);
+    s = gt->platform->read(gt->platform->ctx, addr, dst, len, kind);
     return gate_check(gt, gen, s);
 }
 
@@ -393,16 +405,13 @@ static enum vs_dma_status gated_write(void *ctx, uint64_t addr, const void *src,
 {
     struct pt_gate *gt = ctx;
     struct pt *tp = gt->tp;
-    if (!pci_cfg_bus_master(&tp->pci)) {
-        tp->stats.dma_blocked++;
-        return VS_DMA_BUS_MASTER_OFF;
-    }
-    const uint32_t gen = gt->pinned ? gt->gen : tp->generation[gt->queue];
-    if (tp->generation[gt->queue] != gen)
-        return gate_check(gt, gen, VS_DMA_ABORTED);
+    uint32_t gen = 0;
+    enum vs_dma_status s = gate_enter(gt, &gen);
+    if (s != VS_DMA_OK)
+        return s;
     tp->stats.dma_writes[kind]++;
     tp->stats.dma_write_bytes += len;
-    enum vs_dma_status s = gt->platform->write(gt->platform->ctx, addr, src, len, kind);
+    s = gt->platform->write(gt->platform->ctx, addr, src, len, kind);
     return gate_check(gt, gen, s);
 }
 

@@ -166,8 +166,9 @@ struct pt_role {
     /* One engine whatever device.queue_engines says (a queue of rare commands). */
     bool single_engine;
     /* Cross-queue wake-ups (0: none): a completed step of a queue whose role signals
-     * S (when it did `signals_on`: frames or buffers) wakes the engines of queues
-     * whose role waits_on S; the platform tests still_blocked before sleeping. */
+     * S (a step that moved frames if signals_on_frames, else one that completed
+     * buffers) wakes the engines of queues whose role waits_on S; a BLOCKED engine
+     * asks still_blocked(ctx) before it sleeps on its waits_on. */
     unsigned waits_on, signals;
     bool signals_on_frames;   /* signal when the step moved frames (else: buffers) */
     bool (*still_blocked)(const void *ctx);
@@ -175,7 +176,6 @@ struct pt_role {
     bool coalesces;
     /* A completed step may have changed other queues' coalescing parameters. */
     bool changes_coalescing;
-    const char *name_prefix;  /* "receiveq", "transmitq", "controlq" */
 };
 
 /* What the transport asks the device type. ctx is pt.dev_ctx. */

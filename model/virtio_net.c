@@ -492,7 +492,6 @@ static const struct pt_role rx_role = {
     .waits_on = VNET_SIGNAL_FRAMES, .signals = VNET_SIGNAL_SPACE, .signals_on_frames = false,
     .still_blocked = rx_still_blocked,
     .coalesces = true,
-    .name_prefix = "receiveq",
 };
 
 /* Transmit: IDLE is "no buffer" (the driver's side); BLOCKED is "no FIFO space"
@@ -504,7 +503,6 @@ static const struct pt_role tx_role = {
     .waits_on = VNET_SIGNAL_SPACE, .signals = VNET_SIGNAL_FRAMES, .signals_on_frames = true,
     .still_blocked = tx_still_blocked,
     .coalesces = true,
-    .name_prefix = "transmitq",
 };
 
 /* Control: one command at a time; its commands may change the data queues'
@@ -516,7 +514,6 @@ static const struct pt_role ctrl_role = {
     .wakes_on_kick_only = true,
     .single_engine = true,
     .changes_coalescing = true,
-    .name_prefix = "controlq",
 };
 
 const struct pt_role *vnet_queue_role(uint16_t q, uint16_t n)

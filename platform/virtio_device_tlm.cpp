@@ -534,8 +534,9 @@ void virtio_device_tlm::coal_timer_thread(uint16_t q)
 }
 
 // wait(a | b). A queue whose role wakes on kicks only (the control queue, live only
-// when a driver uses coalescing) would otherwise wake on every register write of the data path and re-read its ring: it
-// keeps waiting unless a kick came or the queue itself changed.
+// when a driver uses coalescing) would otherwise wake on every register write of the
+// data path and re-read its ring: it keeps waiting unless a kick came or the queue
+// itself changed.
 void virtio_device_tlm::engine_wait(engine &e, const sc_core::sc_event &a,
                                     const sc_core::sc_event &b)
 {

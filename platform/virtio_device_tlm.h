@@ -1,9 +1,12 @@
 // virtio_device_tlm.h -- the virtio-net PCI function as a SystemC module.
 //
-// Wraps the untimed kernel (model/vdev): a target socket for configuration and BAR
-// accesses, an initiator socket for DMA and MSI-X messages, and processing engines
-// (SC_THREADs): device.queue_engines per receive and transmit queue, one for control. Engines charge device clock cycles per descriptor
-// and per frame; DMA time comes from the link and memory behind the initiator socket.
+// Wraps the untimed kernel (model/vdev: the PCI transport with the virtio-net
+// personality): a target socket for configuration and BAR accesses, an initiator socket
+// for DMA and MSI-X messages, and processing engines (threads): device.queue_engines
+// per queue, one for a queue whose role is single_engine (control); how each waits
+// comes from its queue's role (struct pt_role). Engines charge device clock cycles per
+// descriptor and per frame; DMA time comes from the link and memory behind the
+// initiator socket.
 #ifndef VIOSIM_VIRTIO_DEVICE_TLM_H
 #define VIOSIM_VIRTIO_DEVICE_TLM_H
 

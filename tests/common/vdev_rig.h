@@ -20,10 +20,11 @@
 #include <string.h>
 
 #include "common/fake_guest.h"
+#include "common/pt_rig.h"
 #include "vdev.h"
 
-#define VDEV_RIG_BAR0 0xC0000000ull
-#define VDEV_RIG_BAR2 0xC0100000ull
+#define VDEV_RIG_BAR0 PT_RIG_BAR0
+#define VDEV_RIG_BAR2 PT_RIG_BAR2
 /* Each queue's areas: a 64 KiB window per queue from the start of guest memory;
  * descriptors at +0, driver area at +0x8000, device area at +0xC000 (large enough for
  * 1024-entry split rings). Buffers live above VDEV_RIG_BUFFERS. */
@@ -97,94 +98,42 @@ static inline uint64_t vdev_rig_device_area(const struct vdev_rig *r, unsigned q
     return vdev_rig_desc(r, q) + 0xC000u;
 }
 
-/* Configuration-space offset of the first vendor capability of cfg_type, or 0. */
-static inline uint8_t vdev_rig_find_vcap(struct vdev *d, uint8_t cfg_type)
-{
-    uint8_t off = (uint8_t)pt_cfg_read(&d->tp, PCI_CAPABILITY_LIST, 1);
-    for (int n = 0; off && n < 48; n++) {
-        if (pt_cfg_read(&d->tp, off, 1) == PCI_CAP_ID_VNDR && pt_cfg_read(&d->tp, off + 3u, 1) == cfg_type)
-            return off;
-        off = (uint8_t)pt_cfg_read(&d->tp, off + 1u, 1);
-    }
-    return 0;
-}
-
-/* Assign BAR0 and BAR2 and enable memory decoding and bus mastering. */
-static inline void vdev_rig_map_bars(struct vdev *d)
-{
-    pt_cfg_write(&d->tp, PCI_BAR0, 4, (uint32_t)VDEV_RIG_BAR0);
-    pt_cfg_write(&d->tp, PCI_BAR0 + 4, 4, 0);
-    pt_cfg_write(&d->tp, PCI_BAR0 + 8, 4, (uint32_t)VDEV_RIG_BAR2);
-    pt_cfg_write(&d->tp, PCI_BAR0 + 12, 4, 0);
-    pt_cfg_write(&d->tp, PCI_COMMAND, 2, PCI_COMMAND_MEMORY_MASK | PCI_COMMAND_MASTER_MASK);
-}
-
-/* Bus address of a common-configuration field (after vdev_rig_map_bars). */
-static inline uint64_t vdev_rig_common(struct vdev *d, uint32_t field)
-{
-    uint8_t cap = vdev_rig_find_vcap(d, VIRTIO_PCI_CAP_COMMON_CFG);
-    return VDEV_RIG_BAR0 + pt_cfg_read(&d->tp, cap + 8u, 4) + field;
-}
-
-static inline bool vdev_rig_wr(struct vdev *d, uint32_t field, unsigned size, uint64_t v)
-{
-    uint16_t kicked;
-    return pt_mmio_write(&d->tp, vdev_rig_common(d, field), size, v, &kicked);
-}
-
-static inline uint64_t vdev_rig_rd(struct vdev *d, uint32_t field, unsigned size)
-{
-    uint64_t v = 0;
-    pt_mmio_read(&d->tp, vdev_rig_common(d, field), size, &v);
-    return v;
-}
-
-/* Bus address of queue q's notification register. */
-static inline uint64_t vdev_rig_notify_addr(struct vdev *d, uint16_t q)
-{
-    uint8_t cap = vdev_rig_find_vcap(d, VIRTIO_PCI_CAP_NOTIFY_CFG);
-    uint32_t mult = pt_cfg_read(&d->tp, cap + 16u, 4);
-    vdev_rig_wr(d, VIRTIO_PCI_COMMON_Q_SELECT, 2, q);
-    uint32_t off = (uint32_t)vdev_rig_rd(d, VIRTIO_PCI_COMMON_Q_NOFF, 2);
-    return VDEV_RIG_BAR0 + pt_cfg_read(&d->tp, cap + 8u, 4) + (uint64_t)off * mult;
-}
-
 /* The initialisation sequence with `features`, then queues 0..nqueues-1 of `size`
  * entries (MSI-X vector 1 + q) and DRIVER_OK. False if the device refused anything. */
 static inline bool vdev_rig_bring_up(struct vdev_rig *r, const vs_features *features,
                                      unsigned nqueues, uint16_t size)
 {
     struct vdev *d = &r->dev;
-    vdev_rig_map_bars(d);
+    pt_rig_map_bars(&d->tp);
     const uint8_t ack_drv = VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER;
-    vdev_rig_wr(d, VIRTIO_PCI_COMMON_STATUS, 1, 0);
-    if (vdev_rig_rd(d, VIRTIO_PCI_COMMON_STATUS, 1) != 0) /* the reset has completed */
+    pt_rig_wr(&d->tp, VIRTIO_PCI_COMMON_STATUS, 1, 0);
+    if (pt_rig_rd(&d->tp, VIRTIO_PCI_COMMON_STATUS, 1) != 0) /* the reset has completed */
         return false;
-    vdev_rig_wr(d, VIRTIO_PCI_COMMON_STATUS, 1, VIRTIO_STATUS_ACKNOWLEDGE);
-    vdev_rig_wr(d, VIRTIO_PCI_COMMON_STATUS, 1, ack_drv);
+    pt_rig_wr(&d->tp, VIRTIO_PCI_COMMON_STATUS, 1, VIRTIO_STATUS_ACKNOWLEDGE);
+    pt_rig_wr(&d->tp, VIRTIO_PCI_COMMON_STATUS, 1, ack_drv);
     for (uint32_t w = 0; w < VS_FEATURE_WORDS; w++) {
-        vdev_rig_wr(d, VIRTIO_PCI_COMMON_GFSELECT, 4, w);
-        vdev_rig_wr(d, VIRTIO_PCI_COMMON_GF, 4, features->w[w]);
+        pt_rig_wr(&d->tp, VIRTIO_PCI_COMMON_GFSELECT, 4, w);
+        pt_rig_wr(&d->tp, VIRTIO_PCI_COMMON_GF, 4, features->w[w]);
     }
-    vdev_rig_wr(d, VIRTIO_PCI_COMMON_STATUS, 1, ack_drv | VIRTIO_STATUS_FEATURES_OK);
-    if (!(vdev_rig_rd(d, VIRTIO_PCI_COMMON_STATUS, 1) & VIRTIO_STATUS_FEATURES_OK))
+    pt_rig_wr(&d->tp, VIRTIO_PCI_COMMON_STATUS, 1, ack_drv | VIRTIO_STATUS_FEATURES_OK);
+    if (!(pt_rig_rd(&d->tp, VIRTIO_PCI_COMMON_STATUS, 1) & VIRTIO_STATUS_FEATURES_OK))
         return false;
-    vdev_rig_wr(d, VIRTIO_PCI_COMMON_MSIX, 2, 0);
+    pt_rig_wr(&d->tp, VIRTIO_PCI_COMMON_MSIX, 2, 0);
     for (unsigned q = 0; q < nqueues; q++) {
-        vdev_rig_wr(d, VIRTIO_PCI_COMMON_Q_SELECT, 2, q);
-        vdev_rig_wr(d, VIRTIO_PCI_COMMON_Q_SIZE, 2, size);
-        vdev_rig_wr(d, VIRTIO_PCI_COMMON_Q_DESCLO, 4, (uint32_t)vdev_rig_desc(r, q));
-        vdev_rig_wr(d, VIRTIO_PCI_COMMON_Q_DESCHI, 4, (uint32_t)(vdev_rig_desc(r, q) >> 32));
-        vdev_rig_wr(d, VIRTIO_PCI_COMMON_Q_AVAILLO, 4, (uint32_t)vdev_rig_driver_area(r, q));
-        vdev_rig_wr(d, VIRTIO_PCI_COMMON_Q_AVAILHI, 4, (uint32_t)(vdev_rig_driver_area(r, q) >> 32));
-        vdev_rig_wr(d, VIRTIO_PCI_COMMON_Q_USEDLO, 4, (uint32_t)vdev_rig_device_area(r, q));
-        vdev_rig_wr(d, VIRTIO_PCI_COMMON_Q_USEDHI, 4, (uint32_t)(vdev_rig_device_area(r, q) >> 32));
-        vdev_rig_wr(d, VIRTIO_PCI_COMMON_Q_MSIX, 2, 1 + q);
-        vdev_rig_wr(d, VIRTIO_PCI_COMMON_Q_ENABLE, 2, 1);
+        pt_rig_wr(&d->tp, VIRTIO_PCI_COMMON_Q_SELECT, 2, q);
+        pt_rig_wr(&d->tp, VIRTIO_PCI_COMMON_Q_SIZE, 2, size);
+        pt_rig_wr(&d->tp, VIRTIO_PCI_COMMON_Q_DESCLO, 4, (uint32_t)vdev_rig_desc(r, q));
+        pt_rig_wr(&d->tp, VIRTIO_PCI_COMMON_Q_DESCHI, 4, (uint32_t)(vdev_rig_desc(r, q) >> 32));
+        pt_rig_wr(&d->tp, VIRTIO_PCI_COMMON_Q_AVAILLO, 4, (uint32_t)vdev_rig_driver_area(r, q));
+        pt_rig_wr(&d->tp, VIRTIO_PCI_COMMON_Q_AVAILHI, 4, (uint32_t)(vdev_rig_driver_area(r, q) >> 32));
+        pt_rig_wr(&d->tp, VIRTIO_PCI_COMMON_Q_USEDLO, 4, (uint32_t)vdev_rig_device_area(r, q));
+        pt_rig_wr(&d->tp, VIRTIO_PCI_COMMON_Q_USEDHI, 4, (uint32_t)(vdev_rig_device_area(r, q) >> 32));
+        pt_rig_wr(&d->tp, VIRTIO_PCI_COMMON_Q_MSIX, 2, 1 + q);
+        pt_rig_wr(&d->tp, VIRTIO_PCI_COMMON_Q_ENABLE, 2, 1);
     }
-    vdev_rig_wr(d, VIRTIO_PCI_COMMON_STATUS, 1,
+    pt_rig_wr(&d->tp, VIRTIO_PCI_COMMON_STATUS, 1,
                 ack_drv | VIRTIO_STATUS_FEATURES_OK | VIRTIO_STATUS_DRIVER_OK);
-    return (vdev_rig_rd(d, VIRTIO_PCI_COMMON_STATUS, 1) & VIRTIO_STATUS_DRIVER_OK) != 0 &&
+    return (pt_rig_rd(&d->tp, VIRTIO_PCI_COMMON_STATUS, 1) & VIRTIO_STATUS_DRIVER_OK) != 0 &&
            d->tp.error == VS_REASON_NONE;
 }
 

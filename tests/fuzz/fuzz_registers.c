@@ -34,7 +34,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     const size_t tail = size > 2048 ? 2048 : size;
     memcpy(fake_guest_ptr(&r.g, GUEST_BASE, tail), data + size - tail, tail);
-    vdev_rig_map_bars(&r.dev);
+    pt_rig_map_bars(&r.dev.tp);
 
     for (unsigned i = 0; i < RECORDS_MAX && in.left > 0; i++) {
         const uint8_t op = fuzz_u8(&in);

@@ -133,8 +133,8 @@ static void check_gave_up_cleanly(struct vdev_rig *r)
     FUZZ_CHECK(vnet_rx_step(&r->dev.net, &r->ops, &w) == PT_STEP_FAILED, "RX step after the error");
     FUZZ_CHECK(fake_guest_accesses(&r->g) == before, "guest memory touched after giving up (%s)",
                vs_reason_name(r->dev.tp.error));
-    vdev_rig_wr(&r->dev, VIRTIO_PCI_COMMON_STATUS, 1, 0);
-    FUZZ_CHECK(r->dev.tp.error == VS_REASON_NONE && vdev_rig_rd(&r->dev, VIRTIO_PCI_COMMON_STATUS, 1) == 0,
+    pt_rig_wr(&r->dev.tp, VIRTIO_PCI_COMMON_STATUS, 1, 0);
+    FUZZ_CHECK(r->dev.tp.error == VS_REASON_NONE && pt_rig_rd(&r->dev.tp, VIRTIO_PCI_COMMON_STATUS, 1) == 0,
                "reset did not clear the error state");
 }
 
@@ -214,7 +214,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         case 6: { /* a notification, with NOTIFICATION_DATA as the input says */
             uint16_t kicked;
             const uint32_t data32 = (fuzz_u32(&in) & 0xFFFF0000u) | q;
-            pt_mmio_write(&r.dev.tp, vdev_rig_notify_addr(&r.dev, q), 4, data32, &kicked);
+            pt_mmio_write(&r.dev.tp, pt_rig_notify_addr(&r.dev.tp, q), 4, data32, &kicked);
             fuzz_check_error_state(&r.dev);
             break;
         }

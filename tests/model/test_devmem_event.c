@@ -322,17 +322,17 @@ static void dev_teardown(void)
     fake_guest_free(&g);
 }
 
-static uint8_t find_vcap(uint8_t cfg_type) { return vdev_rig_find_vcap(&dev, cfg_type); }
+static uint8_t find_vcap(uint8_t cfg_type) { return pt_rig_find_vcap(&dev.tp, cfg_type); }
 
 static void wr(uint32_t field, unsigned size, uint64_t v)
 {
-    cr_assert(vdev_rig_wr(&dev, field, size, v));
+    cr_assert(pt_rig_wr(&dev.tp, field, size, v));
 }
 
 static uint64_t rd(uint32_t field, unsigned size)
 {
     uint64_t v = 0;
-    cr_assert(pt_mmio_read(&dev.tp, vdev_rig_common(&dev, field), size, &v));
+    cr_assert(pt_mmio_read(&dev.tp, pt_rig_common(&dev.tp, field), size, &v));
     return v;
 }
 
@@ -361,7 +361,7 @@ static void bring_up(bool packed, bool accept_devmem)
 
 static void bring_up_features(bool packed, uint32_t word3)
 {
-    vdev_rig_map_bars(&dev);
+    pt_rig_map_bars(&dev.tp);
     wr(VIRTIO_PCI_COMMON_STATUS, 1, 0);
     wr(VIRTIO_PCI_COMMON_STATUS, 1, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
     uint32_t hi = 1u << (VIRTIO_F_VERSION_1_BIT - 32);

@@ -9,12 +9,12 @@
 #include <string.h>
 
 #include "common/fake_guest.h"
+#include "common/pt_rig.h"
 #include "pci_transport.h"
 
 #define GUEST_BASE 0x100000ull
 #define GUEST_SIZE (1u << 20)
-#define BAR0_BASE 0xC0000000ull
-#define BAR2_BASE 0xC0100000ull
+#define BAR0_BASE PT_RIG_BAR0
 #define RING_SIZE 8u
 #define RING_DESC (GUEST_BASE + 0x1000u)
 #define RING_DRV  (GUEST_BASE + 0x1800u)
@@ -153,7 +153,6 @@ static const struct pt_role toy_request_role = {
     .take = toy_take, .move = toy_move, .finish = toy_finish,
     .published = NULL, .decided = toy_decided,
     .idle_waits_for_driver = true,
-    .name_prefix = "requestq",
 };
 
 /* ---- The rig ---- */
@@ -194,16 +193,7 @@ static void teardown(void)
     fake_guest_free(&g);
 }
 
-static uint8_t find_vcap(uint8_t cfg_type)
-{
-    uint8_t off = (uint8_t)pt_cfg_read(&blk.tp, PCI_CAPABILITY_LIST, 1);
-    for (int n = 0; off && n < 48; n++) {
-        if (pt_cfg_read(&blk.tp, off, 1) == PCI_CAP_ID_VNDR && pt_cfg_read(&blk.tp, off + 3u, 1) == cfg_type)
-            return off;
-        off = (uint8_t)pt_cfg_read(&blk.tp, off + 1u, 1);
-    }
-    return 0;
-}
+static uint8_t find_vcap(uint8_t cfg_type) { return pt_rig_find_vcap(&blk.tp, cfg_type); }
 
 static uint64_t cap_addr(uint8_t cfg_type, uint32_t field)
 {
@@ -212,27 +202,9 @@ static uint64_t cap_addr(uint8_t cfg_type, uint32_t field)
     return BAR0_BASE + pt_cfg_read(&blk.tp, cap + 8u, 4) + field;
 }
 
-static void wr(uint32_t field, unsigned size, uint64_t v)
-{
-    uint16_t kicked;
-    cr_assert(pt_mmio_write(&blk.tp, cap_addr(VIRTIO_PCI_CAP_COMMON_CFG, field), size, v, &kicked));
-}
-
-static uint64_t rd(uint32_t field, unsigned size)
-{
-    uint64_t v = 0;
-    cr_assert(pt_mmio_read(&blk.tp, cap_addr(VIRTIO_PCI_CAP_COMMON_CFG, field), size, &v));
-    return v;
-}
-
-static void map_bars(void)
-{
-    pt_cfg_write(&blk.tp, PCI_BAR0, 4, (uint32_t)BAR0_BASE);
-    pt_cfg_write(&blk.tp, PCI_BAR0 + 4, 4, 0);
-    pt_cfg_write(&blk.tp, PCI_BAR0 + 8, 4, (uint32_t)BAR2_BASE);
-    pt_cfg_write(&blk.tp, PCI_BAR0 + 12, 4, 0);
-    pt_cfg_write(&blk.tp, PCI_COMMAND, 2, PCI_COMMAND_MEMORY_MASK | PCI_COMMAND_MASTER_MASK);
-}
+static void wr(uint32_t field, unsigned size, uint64_t v) { cr_assert(pt_rig_wr(&blk.tp, field, size, v)); }
+static uint64_t rd(uint32_t field, unsigned size) { return pt_rig_rd(&blk.tp, field, size); }
+static void map_bars(void) { pt_rig_map_bars(&blk.tp); }
 
 /* "Device Initialization" up to FEATURES_OK; returns whether it stuck. */
 static bool negotiate(void)
@@ -319,6 +291,82 @@ Test(transport, toy_identity_and_capabilities_come_from_the_transport)
     cr_assert(rd(VIRTIO_PCI_COMMON_DF, 4) & (1u << TOY_BLK_F_RO_BIT));
     wr(VIRTIO_PCI_COMMON_DFSELECT, 4, 1);
     cr_assert(rd(VIRTIO_PCI_COMMON_DF, 4) & (1u << (VIRTIO_F_VERSION_1_BIT - 32)));
+}
+
+/* "Virtio Structure PCI Capabilities": common, notify, ISR, device and PCI-cfg access
+ * capabilities are all present; MSI-X too; every structure lies inside its BAR. */
+Test(transport, capabilities_present_and_inside_bars)
+{
+    const uint8_t types[] = {VIRTIO_PCI_CAP_COMMON_CFG, VIRTIO_PCI_CAP_NOTIFY_CFG,
+                             VIRTIO_PCI_CAP_ISR_CFG, VIRTIO_PCI_CAP_DEVICE_CFG,
+                             VIRTIO_PCI_CAP_PCI_CFG};
+    for (unsigned i = 0; i < sizeof types; i++)
+        cr_expect_neq(find_vcap(types[i]), 0, "cfg_type %u missing", types[i]);
+    cr_expect_neq(pci_cfg_find_cap(&blk.tp.pci, PCI_CAP_ID_MSIX, -1), 0);
+    for (unsigned i = 0; i < 4; i++) {
+        uint8_t cap = find_vcap(types[i]);
+        uint8_t bar = (uint8_t)pt_cfg_read(&blk.tp, cap + 4u, 1);
+        uint32_t off = pt_cfg_read(&blk.tp, cap + 8u, 4), len = pt_cfg_read(&blk.tp, cap + 12u, 4);
+        cr_assert_lt(bar, PCI_NUM_BARS);
+        cr_expect_leq((uint64_t)off + len, blk.tp.pci.bar_size[bar]);
+        cr_expect_eq(off % 4, 0, "structures are 4-byte aligned");
+    }
+}
+
+/* "Notification capability": the notify capability carries notify_off_multiplier,
+ * and with NOTIFICATION_DATA offered it is 0 or a power of two multiple of 4 and
+ * cap.length covers every queue's notify address + 4. */
+Test(transport, notify_capability_multiplier_and_length)
+{
+    uint8_t cap = find_vcap(VIRTIO_PCI_CAP_NOTIFY_CFG);
+    cr_assert_neq(cap, 0);
+    cr_expect_eq(pt_cfg_read(&blk.tp, cap + 2u, 1), sizeof(struct virtio_pci_notify_cap));
+    uint32_t mult = pt_cfg_read(&blk.tp, cap + 16u, 4);
+    cr_expect_eq(mult, 0); /* the toy's: one address for every queue */
+    uint32_t len = pt_cfg_read(&blk.tp, cap + 12u, 4);
+    cr_expect_geq(len, 4u);
+}
+
+/* PCI BAR sizing: 64-bit memory BARs report their size. */
+Test(transport, bar_sizing)
+{
+    pt_cfg_write(&blk.tp, PCI_BAR0, 4, 0xffffffffu);
+    pt_cfg_write(&blk.tp, PCI_BAR0 + 4, 4, 0xffffffffu);
+    uint32_t lo = pt_cfg_read(&blk.tp, PCI_BAR0, 4);
+    cr_expect_eq(lo & 0x7, PCI_BAR_MEM_TYPE_64_MASK);
+    uint64_t mask = ((uint64_t)pt_cfg_read(&blk.tp, PCI_BAR0 + 4, 4) << 32) | (lo & ~0xfu);
+    cr_expect_eq(~mask + 1, blk.tp.pci.bar_size[0]);
+}
+
+/* Memory-space enable gates BAR decode (PCI command register bit 1). */
+Test(transport, memory_enable_gates_bars)
+{
+    map_bars();
+    uint64_t v;
+    cr_expect(pt_mmio_read(&blk.tp, cap_addr(VIRTIO_PCI_CAP_COMMON_CFG, VIRTIO_PCI_COMMON_NUMQ), 2, &v));
+    cr_expect_eq(v, 1u);
+    pt_cfg_write(&blk.tp, PCI_COMMAND, 2, 0);
+    cr_expect_not(pt_mmio_read(&blk.tp, BAR0_BASE + VIRTIO_PCI_COMMON_NUMQ, 2, &v));
+    cr_expect_eq(v, 0xffff, "unclaimed reads return all-ones");
+}
+
+/* "PCI configuration access capability": a read of pci_cfg_data performs a read of
+ * cap.length bytes at cap.offset in cap.bar; a write performs the write. */
+Test(transport, pci_cfg_access_window)
+{
+    map_bars();
+    uint8_t cap = find_vcap(VIRTIO_PCI_CAP_PCI_CFG);
+    uint8_t ccap = find_vcap(VIRTIO_PCI_CAP_COMMON_CFG);
+    uint32_t common = pt_cfg_read(&blk.tp, ccap + 8u, 4);
+    pt_cfg_write(&blk.tp, cap + 4u, 1, 0);
+    pt_cfg_write(&blk.tp, cap + 8u, 4, common + VIRTIO_PCI_COMMON_NUMQ);
+    pt_cfg_write(&blk.tp, cap + 12u, 4, 2);
+    cr_expect_eq(pt_cfg_read(&blk.tp, cap + 16u, 4) & 0xffff, 1u);
+    /* Write device_status = ACKNOWLEDGE through the window. */
+    pt_cfg_write(&blk.tp, cap + 8u, 4, common + VIRTIO_PCI_COMMON_STATUS);
+    pt_cfg_write(&blk.tp, cap + 12u, 4, 1);
+    pt_cfg_write(&blk.tp, cap + 16u, 4, VIRTIO_STATUS_ACKNOWLEDGE);
+    cr_expect_eq(rd(VIRTIO_PCI_COMMON_STATUS, 1), VIRTIO_STATUS_ACKNOWLEDGE);
 }
 
 /* "Device Configuration Space": the transport routes the device region to the
