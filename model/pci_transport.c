@@ -557,21 +557,30 @@ static uint64_t bar_read(struct pt *tp, int bar, uint64_t off, unsigned size);
 static void bar_write(struct pt *tp, int bar, uint64_t off, unsigned size, uint64_t value,
                       uint16_t *kicked);
 
+/* PCI configuration access capability ("PCI configuration access capability"): does
+ * [off, off + size) touch pci_cfg_data, and is the BAR access the driver set up in
+ * cap.bar/offset/length one the device performs (a BAR, 1, 2 or 4 bytes, aligned)?
+ * Then *data is pci_cfg_data's offset and *bar, *boff, *blen the access. */
+static bool cfg_window_access(struct pt *tp, uint32_t off, unsigned size, uint32_t *data,
+                              uint8_t *bar, uint32_t *boff, uint32_t *blen)
+{
+    *data = tp->cap_pci_cfg + (uint32_t)offsetof(struct virtio_pci_cfg_cap, pci_cfg_data);
+    if (!tp->cap_pci_cfg || !in_window(off, size, *data, 4))
+        return false;
+    *bar = (uint8_t)pci_cfg_read(&tp->pci, tp->cap_pci_cfg + 4, 1);
+    *boff = pci_cfg_read(&tp->pci, tp->cap_pci_cfg + 8, 4);
+    *blen = pci_cfg_read(&tp->pci, tp->cap_pci_cfg + 12, 4);
+    return *bar < PCI_NUM_BARS && (*blen == 1 || *blen == 2 || *blen == 4) && *boff % *blen == 0;
+}
+
 uint32_t pt_cfg_read(struct pt *tp, uint32_t off, unsigned size)
 {
     tp->stats.cfg_reads++;
-    /* PCI-cfg access capability: a read of pci_cfg_data performs the BAR read the
-     * driver set up in cap.bar/offset/length ("PCI configuration access capability"). */
-    uint32_t data = tp->cap_pci_cfg + (uint32_t)offsetof(struct virtio_pci_cfg_cap, pci_cfg_data);
-    if (tp->cap_pci_cfg && in_window(off, size, data, 4)) {
-        uint8_t bar = (uint8_t)pci_cfg_read(&tp->pci, tp->cap_pci_cfg + 4, 1);
-        uint32_t boff = pci_cfg_read(&tp->pci, tp->cap_pci_cfg + 8, 4);
-        uint32_t blen = pci_cfg_read(&tp->pci, tp->cap_pci_cfg + 12, 4);
-        if (bar < PCI_NUM_BARS && (blen == 1 || blen == 2 || blen == 4) && boff % blen == 0) {
-            uint32_t v = (uint32_t)bar_read(tp, bar, boff, blen);
-            pci_cfg_poke(&tp->pci, data, 4, v);
-        }
-    }
+    /* A read of pci_cfg_data performs the BAR read first. */
+    uint32_t data, boff, blen;
+    uint8_t bar;
+    if (cfg_window_access(tp, off, size, &data, &bar, &boff, &blen))
+        pci_cfg_poke(&tp->pci, data, 4, (uint32_t)bar_read(tp, bar, boff, blen));
     return pci_cfg_read(&tp->pci, off, size);
 }
 
@@ -585,17 +594,14 @@ void pt_cfg_write(struct pt *tp, uint32_t off, unsigned size, uint32_t value)
         msix_set_control(&tp->msix, ctl & MSIX_MSGCTL_ENABLE_MASK, ctl & MSIX_MSGCTL_FMASK_MASK);
         drain_pending_msix(tp);
     }
-    uint32_t data = tp->cap_pci_cfg + (uint32_t)offsetof(struct virtio_pci_cfg_cap, pci_cfg_data);
-    if (tp->cap_pci_cfg && in_window(off, size, data, 4)) {
-        uint8_t bar = (uint8_t)pci_cfg_read(&tp->pci, tp->cap_pci_cfg + 4, 1);
-        uint32_t boff = pci_cfg_read(&tp->pci, tp->cap_pci_cfg + 8, 4);
-        uint32_t blen = pci_cfg_read(&tp->pci, tp->cap_pci_cfg + 12, 4);
-        if (bar < PCI_NUM_BARS && (blen == 1 || blen == 2 || blen == 4) && boff % blen == 0) {
-            uint32_t v = pci_cfg_read(&tp->pci, data, 4);
-            if (blen < 4)
-                v &= (1u << (8 * blen)) - 1;
-            bar_write(tp, bar, boff, blen, v, NULL);
-        }
+    /* A write of pci_cfg_data performs the BAR write with the bytes written. */
+    uint32_t data, boff, blen;
+    uint8_t bar;
+    if (cfg_window_access(tp, off, size, &data, &bar, &boff, &blen)) {
+        uint32_t v = pci_cfg_read(&tp->pci, data, 4);
+        if (blen < 4)
+            v &= (1u << (8 * blen)) - 1;
+        bar_write(tp, bar, boff, blen, v, NULL);
     }
 }
 
