@@ -790,6 +790,17 @@ const std::vector<param_def> &param_table()
          choice({"all", "next"}),
          [](vs_config &c, const param_value &v) { c.plat.sim_engine_wakeup_next = v.u == 1; },
          [](const vs_config &c) { return int_value(c.plat.sim_engine_wakeup_next ? 1 : 0); }},
+        {"sim.timing", "", "exact",
+         "when the CPU and the device's queue engines synchronise with simulated time: "
+         "exact = after every timed action (each DMA, MMIO access, charge), the results "
+         "every study was made with; decoupled = only when another process has activity "
+         "before the caller's local time (or at it), else it runs ahead: fewer SystemC "
+         "waits, and processes woken at the same picosecond are ordered otherwise, so some "
+         "multi-engine figures differ from exact's (docs/timing.md, docs/speed.md; checked "
+         "by scripts/validate, regime 11). Not with sim.poll_sleep = on",
+         choice({"exact", "decoupled"}),
+         [](vs_config &c, const param_value &v) { c.plat.sim_timing_decoupled = v.u == 1; },
+         [](const vs_config &c) { return int_value(c.plat.sim_timing_decoupled ? 1 : 0); }},
         {"sim.time_limit_ms", "ms", "1000",
          "simulated time after which an unfinished run is stopped (reported as not completed)",
          real(1e-9, 1e7),
@@ -1903,6 +1914,13 @@ bool config_validate(const vs_config &cfg, param_error &err)
         // which the sleeping CPU no longer fills the same way (docs/timing.md).
         err = {"sim.poll_sleep", "parameter 'sim.poll_sleep': on needs device.queue_engines = 1 "
                                  "(got " + std::to_string(cfg.dev.queue_engines) + ")"};
+        return false;
+    }
+    if (cfg.plat.sim_timing_decoupled && cfg.plat.sim_poll_sleep) {
+        // The sleeping CPU is woken by a write at the writer's sc_time_stamp(), which a
+        // queue engine running ahead has left behind (docs/timing.md).
+        err = {"sim.timing", "parameter 'sim.timing': decoupled cannot be combined with "
+                             "sim.poll_sleep = on"};
         return false;
     }
     if (cfg.plat.sim_quantum_ns > cfg.plat.sim_time_limit_us * NS_PER_US) {

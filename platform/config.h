@@ -85,6 +85,7 @@ struct platform_params {
     double sim_quantum_ns;
     bool sim_poll_sleep;   // a polling driver sleeps through empty polls (host_cpu)
     bool sim_engine_wakeup_next; // a finished buffer wakes only the engines it lets go on
+    bool sim_timing_decoupled;   // initiators skip synchronisations no process would see
     double sim_time_limit_us;          // stop a run that has not finished by then
     // viosim serve (vhost-user) only
     uint64_t serve_queue_pairs;        // receive/transmit ring pairs offered (MQ when > 1)

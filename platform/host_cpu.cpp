@@ -73,7 +73,7 @@ void host_cpu::spend(const sc_time &t)
     stop_if_requested();
     busy += t;
     qk_.inc(t);
-    qk_.sync(); // see "Synchronisation" in docs/timing.md
+    c_.timing.sync(qk_); // see "Synchronisation" in docs/timing.md
 }
 
 uint64_t host_cpu::access(tlm::tlm_command cmd, uint64_t addr, unsigned size, uint64_t value)
@@ -88,7 +88,7 @@ uint64_t host_cpu::access(tlm::tlm_command cmd, uint64_t addr, unsigned size, ui
     // Reads (and configuration writes) stall the CPU until the completion is back.
     busy += delay - qk_.get_local_time();
     qk_.set(delay);
-    qk_.sync(); // see "Synchronisation" in docs/timing.md
+    c_.timing.sync(qk_); // see "Synchronisation" in docs/timing.md
     uint64_t out = 0;
     std::memcpy(&out, buf, size);
     return out;

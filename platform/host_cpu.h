@@ -30,6 +30,7 @@ extern "C" {
 
 #include "host_memory.h"
 #include "reused_payload.h"
+#include "run_ahead.h"
 
 struct cpu_costs {
     sc_core::sc_time cycle;
@@ -37,6 +38,7 @@ struct cpu_costs {
     uint64_t irq_entry_cycles;
     sc_core::sc_time mmio_write;
     bool poll_sleep = false; // sleep through empty polls (sim.poll_sleep)
+    run_ahead timing;        // sim.timing: when the CPU synchronises
 };
 
 class host_cpu : public sc_core::sc_module, private host_memory::write_watcher {

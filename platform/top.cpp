@@ -368,6 +368,8 @@ run_result vs_run(const vs_config &cfg, const run_options &opt)
     dt.completions_in_order = cfg.plat.dma_completions_in_order;
     dt.queue_engines = cfg.dev.queue_engines;
     dt.engine_wakeup_next = cfg.plat.sim_engine_wakeup_next;
+    dt.timing.decoupled = cfg.plat.sim_timing_decoupled;
+    dt.timing.horizon = sc_time(cfg.plat.sim_time_limit_us * 1000.0, SC_NS);
     for (unsigned q = 0; q < VNET_QUEUES; q++)
         dt.queue_pasid[q] = cfg.plat.queue_pasid[q];
     dt.dma_channels = cfg.plat.dma_channels_count;
@@ -395,6 +397,7 @@ run_result vs_run(const vs_config &cfg, const run_options &opt)
     cc.irq_entry_cycles = cfg.plat.cpu_irq_entry_cycles;
     cc.mmio_write = sc_time(cfg.plat.cpu_mmio_write_ns, SC_NS);
     cc.poll_sleep = cfg.plat.sim_poll_sleep;
+    cc.timing = dt.timing;
 
     smp_timing st;
     st.access = sc_time(cfg.plat.software_access_ns, SC_NS);

@@ -250,7 +250,7 @@ enum vs_dma_status virtio_device_tlm::do_dma(engine &e, tlm::tlm_command cmd, ui
         trace->span(e.track, what, at, t.data_ready);
     e.qk.set(t.data_ready - now);
     if (!e.no_wait)
-        e.qk.sync(); // see "Synchronisation" in docs/timing.md
+        t_.timing.sync(e.qk); // see "Synchronisation" in docs/timing.md
     if (t.ok)
         return VS_DMA_OK;
     return t.iommu_fault ? VS_DMA_IOMMU_FAULT : VS_DMA_OUT_OF_RANGE;
@@ -340,7 +340,7 @@ void virtio_device_tlm::charge(engine &e, const pt_work &w)
     const sc_time busy = t_.cycle * double(cycles);
     engine_busy[e.queue] += busy;
     e.qk.inc(busy);
-    e.qk.sync(); // see "Synchronisation" in docs/timing.md
+    t_.timing.sync(e.qk); // see "Synchronisation" in docs/timing.md
 }
 
 // MSI-X: a posted 4-byte write of the message data to the message address.
@@ -452,11 +452,12 @@ void virtio_device_tlm::used_enter(uint16_t q)
     used_busy_[q]++;
 }
 
-void virtio_device_tlm::used_leave(uint16_t q)
+void virtio_device_tlm::used_leave(engine &e)
 {
+    const uint16_t q = e.queue;
     used_busy_[q]--;
     if (used_busy_[q] == 0 && timer_waits_[q])
-        used_free_[q].notify(SC_ZERO_TIME);
+        t_.timing.notify_here(used_free_[q], e.qk);
 }
 
 // MSI-X messages a timer decision queued. The time to interrupt counts from the queue's
@@ -591,14 +592,15 @@ void virtio_device_tlm::take_unlock(engine &e)
     taking_[q] = false;
     e.holds_take = false;
     if (!t_.engine_wakeup_next)
-        take_done_[q].notify(SC_ZERO_TIME);
+        t_.timing.notify_here(take_done_[q], e.qk);
     else if (!take_queue_[q].empty())
-        take_queue_[q].front()->turn->notify(SC_ZERO_TIME);
+        t_.timing.notify_here(*take_queue_[q].front()->turn, e.qk);
 }
 
-void virtio_device_tlm::in_flight_add(uint16_t q, int delta)
+void virtio_device_tlm::in_flight_add(const engine &e, int delta)
 {
-    const sc_time now = sc_core::sc_time_stamp();
+    const uint16_t q = e.queue;
+    const sc_time now = sc_core::sc_time_stamp() + e.qk.get_local_time();
     in_flight_area_ps[q] += double(in_flight_[q]) * (now - in_flight_since_[q]).to_seconds() * 1e12;
     in_flight_since_[q] = now;
     in_flight_[q] = unsigned(int(in_flight_[q]) + delta);
@@ -623,7 +625,7 @@ enum pt_step virtio_device_tlm::engine_step(engine &e, pt_work &w)
     if (t_.engine_wakeup_next)
         in_take_order_[q].push_back(&e);
     take_unlock(e);
-    in_flight_add(q, +1);
+    in_flight_add(e, +1);
     s = pt_move(&dev_.tp, q, e.slot, &w);
     // Finish in take order. Nothing here has advanced local time since the last DMA
     // synchronised, so no yield comes between the check and the wait.
@@ -638,10 +640,10 @@ enum pt_step virtio_device_tlm::engine_step(engine &e, pt_work &w)
                 : pt_finish(&dev_.tp, q, e.slot, &w);
         if (s != PT_STEP_WAIT) {
             coal_arm(e); // a full batch publishes
-            used_leave(q);
+            used_leave(e);
             break;
         }
-        used_leave(q);
+        used_leave(e);
         if (t_.engine_wakeup_next) {
             e.awaits_turn = true;
             wait(*e.turn);
@@ -651,12 +653,12 @@ enum pt_step virtio_device_tlm::engine_step(engine &e, pt_work &w)
         }
         s = PT_STEP_DONE;
     }
-    in_flight_add(q, -1);
+    in_flight_add(e, -1);
     if (t_.engine_wakeup_next) {
         auto &order = in_take_order_[q];
         order.erase(std::find(order.begin(), order.end(), &e)); // the front but on a failure
     }
-    wake_finishers(q);
+    wake_finishers(e);
     if (s != PT_STEP_DONE)
         take_lock(e); // the buffer failed or its queue was reset
     return s;
@@ -670,20 +672,21 @@ enum pt_step virtio_device_tlm::engine_step(engine &e, pt_work &w)
 // after a queue reset or a device failure, the stale or failed ones before it), up to
 // the first that must still wait; it wakes the engine draining the queue
 // (wait_in_flight) only once nothing is in flight.
-void virtio_device_tlm::wake_finishers(uint16_t q)
+void virtio_device_tlm::wake_finishers(const engine &e)
 {
+    const uint16_t q = e.queue;
     if (!t_.engine_wakeup_next) {
-        finished_[q].notify(SC_ZERO_TIME);
+        t_.timing.notify_here(finished_[q], e.qk);
         return;
     }
     for (engine *o : in_take_order_[q]) {
         if (pt_finish_waits(&dev_.tp, q, o->slot))
             break;
         if (o->awaits_turn)
-            o->turn->notify(SC_ZERO_TIME);
+            t_.timing.notify_here(*o->turn, e.qk);
     }
     if (in_flight_[q] == 0)
-        finished_[q].notify(SC_ZERO_TIME);
+        t_.timing.notify_here(finished_[q], e.qk);
 }
 
 // The queue ran dry (or a buffer failed): before publishing, wait for the queue's
@@ -723,7 +726,7 @@ void virtio_device_tlm::run_engine(engine &e, sc_core::sc_event &more_work)
         used_enter(q);
         pt_complete(&dev_.tp, q, &e.ops);
         coal_arm(e);
-        used_leave(q);
+        used_leave(e);
         if (counters_)
             sample_ring(q);
         send_msis(e);
@@ -752,7 +755,7 @@ void virtio_device_tlm::run_engine(engine &e, sc_core::sc_event &more_work)
         kicked_[q] = false;
         used_enter(q);
         const enum pt_step armed = pt_arm_notifications(&dev_.tp, q, &e.ops);
-        used_leave(q);
+        used_leave(e);
         if (counters_)
             sample_ring(q);
         send_msis(e);
@@ -764,7 +767,7 @@ void virtio_device_tlm::run_engine(engine &e, sc_core::sc_event &more_work)
         kicked_[q] = false;
         used_enter(q);
         pt_quiet_notifications(&dev_.tp, q, &e.ops);
-        used_leave(q);
+        used_leave(e);
     }
 }
 

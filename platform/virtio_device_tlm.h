@@ -25,6 +25,7 @@
 #include "dma_arbiter.h"
 #include "dma_engine.h"
 #include "pcie_tlp.h"
+#include "run_ahead.h"
 #include "trace.h"
 
 extern "C" {
@@ -42,6 +43,7 @@ struct device_timing {
     // sim.engine_wakeup = next: a finished buffer wakes only the engines that can go on
     // (the next in take order, and any whose buffer went stale), not every waiting one.
     bool engine_wakeup_next = false;
+    run_ahead timing;            // sim.timing: when the engines synchronise
     uint32_t queue_pasid[VNET_QUEUES]; // address space each queue's DMA is tagged with
     // Software-device profile: the store barrier a CPU needs before publishing used
     // descriptors (hardware orders its posted writes for free).
@@ -167,10 +169,10 @@ private:
     void run_engine(engine &e, sc_core::sc_event &more_work);
     enum pt_step engine_step(engine &e, pt_work &w);
     void wait_in_flight(engine &e);
-    void wake_finishers(uint16_t q);
+    void wake_finishers(const engine &e);
     void take_lock(engine &e);
     void take_unlock(engine &e);
-    void in_flight_add(uint16_t q, int delta);
+    void in_flight_add(const engine &e, int delta);
     void sample_ring(uint16_t q);
     void charge(engine &e, const pt_work &w);
     void coal_follow(uint16_t q, const sc_core::sc_time &now);
@@ -178,7 +180,7 @@ private:
     void coal_timer_thread(uint16_t q);
     void coal_send_msis(engine &c);
     void used_enter(uint16_t q);
-    void used_leave(uint16_t q);
+    void used_leave(engine &e);
     void engine_wait(engine &e, const sc_core::sc_event &a, const sc_core::sc_event &b);
     void send_msis(engine &e);
     void msi_sender();
