@@ -208,10 +208,13 @@ param_value real_value(double d)
 #define REAL_FIELD(field)                                                                 \
     [](vs_config &c, const param_value &v) { c.field = v.d; },                          \
     [](const vs_config &c) { return real_value(c.field); }
+// A bool set by a choice of two names, false first.
+#define BOOL_CHOICE_FIELD(false_name, true_name, field)                                   \
+    choice({false_name, true_name}),                                                      \
+        [](vs_config &c, const param_value &v) { c.field = v.u == 1; },                   \
+        [](const vs_config &c) { return int_value(c.field ? 1 : 0); }
 // A bool set by an off/on choice.
-#define ON_OFF_FIELD(field)                                                               \
-    choice({"off", "on"}), [](vs_config &c, const param_value &v) { c.field = v.u == 1; }, \
-    [](const vs_config &c) { return int_value(c.field ? 1 : 0); }
+#define ON_OFF_FIELD(field) BOOL_CHOICE_FIELD("off", "on", field)
 
 // The virtio-net header in front of every frame in a receive buffer.
 constexpr uint32_t NET_HDR_BYTES = sizeof(struct virtio_net_hdr);
@@ -798,9 +801,7 @@ const std::vector<param_def> &param_table()
          "waits, and processes woken at the same picosecond are ordered otherwise, so some "
          "multi-engine figures differ from exact's (docs/timing.md, docs/speed.md; checked "
          "by scripts/validate, regime 11). Not with sim.poll_sleep = on",
-         choice({"exact", "decoupled"}),
-         [](vs_config &c, const param_value &v) { c.plat.sim_timing_decoupled = v.u == 1; },
-         [](const vs_config &c) { return int_value(c.plat.sim_timing_decoupled ? 1 : 0); }},
+         BOOL_CHOICE_FIELD("exact", "decoupled", plat.sim_timing_decoupled)},
         {"sim.time_limit_ms", "ms", "1000",
          "simulated time after which an unfinished run is stopped (reported as not completed)",
          real(1e-9, 1e7),
