@@ -240,216 +240,216 @@ const std::vector<param_def> &param_table()
     static const std::vector<param_def> table = {
         // PCIe link
         {"pcie.gen", "", "3", "PCIe generation of the link (per-lane rate and encoding)",
-         integer(1, 5), INT_FIELD(plat.pcie_gen)},
+         integer(1, 5), INT_FIELD(pcie.gen)},
         {"pcie.lanes", "", "8", "PCIe link width", integer_one_of({1, 2, 4, 8, 16}),
-         INT_FIELD(plat.pcie_lanes)},
+         INT_FIELD(pcie.lanes)},
         {"pcie.read_latency_ns", "ns", "550",
          "unloaded round trip of a lone 64-byte DMA read, everything included (pcie-bench, "
          "SIGCOMM 2018: median 546-560 ns on Xeon E5); must exceed its known parts "
          "(serialisation, host memory)",
-         real(0, 1e9), REAL_FIELD(plat.pcie_read_latency_ns)},
+         real(0, 1e9), REAL_FIELD(pcie.read_latency_ns)},
         {"pcie.max_payload_bytes", "bytes", "256",
          "Max Payload Size: largest data payload of one write or completion TLP",
-         integer_pow2(128, 4096), INT_FIELD(plat.pcie_max_payload_bytes)},
+         integer_pow2(128, 4096), INT_FIELD(pcie.max_payload_bytes)},
         {"pcie.max_read_request_bytes", "bytes", "512",
          "Max Read Request Size: largest single DMA read request", integer_pow2(128, 4096),
-         INT_FIELD(plat.pcie_max_read_request_bytes)},
+         INT_FIELD(pcie.max_read_request_bytes)},
         {"pcie.read_completion_boundary_bytes", "bytes", "64",
          "Read Completion Boundary: completions end on multiples of it when "
          "pcie.completion_split = rcb",
-         integer_one_of({64, 128}), INT_FIELD(plat.pcie_read_completion_boundary_bytes)},
+         integer_one_of({64, 128}), INT_FIELD(pcie.read_completion_boundary_bytes)},
         {"pcie.completion_split", "", "mps",
          "how a completer splits read data: mps = completions as large as the max payload "
          "size; rcb = one completion per RCB block (seen on some older chipsets)",
          choice({"mps", "rcb"}),
-         [](vs_config &c, const param_value &v) { c.plat.pcie_completions_at_rcb = v.u == 1; },
-         [](const vs_config &c) { return int_value(c.plat.pcie_completions_at_rcb ? 1 : 0); }},
+         [](vs_config &c, const param_value &v) { c.pcie.completions_at_rcb = v.u == 1; },
+         [](const vs_config &c) { return int_value(c.pcie.completions_at_rcb ? 1 : 0); }},
         {"pcie.address_bits", "bits", "64",
          "address width of memory requests: 64 = 4DW headers, 32 = 3DW headers",
-         integer_one_of({32, 64}), INT_FIELD(plat.pcie_address_bits)},
+         integer_one_of({32, 64}), INT_FIELD(pcie.address_bits)},
         {"pcie.ecrc", "", "off", "end-to-end CRC: on adds a 4-byte digest to every TLP",
          choice({"off", "on"}),
-         [](vs_config &c, const param_value &v) { c.plat.pcie_ecrc = v.u == 1; },
-         [](const vs_config &c) { return int_value(c.plat.pcie_ecrc ? 1 : 0); }},
+         [](vs_config &c, const param_value &v) { c.pcie.ecrc = v.u == 1; },
+         [](const vs_config &c) { return int_value(c.pcie.ecrc ? 1 : 0); }},
 
         // Device DMA engine
         {"dma.read_tags_count", "count", "32",
          "read requests the device's DMA engine may have outstanding (PCIe tags); the next "
          "read waits for a free tag",
-         integer(1, 1024), INT_FIELD(plat.dma_read_tags_count)},
+         integer(1, 1024), INT_FIELD(dma.read_tags_count)},
         {"dma.completion_order", "", "in_order",
          "in_order = a read's tag is freed only once every earlier read has completed "
          "(completions consumed in order); out_of_order = each tag is freed on its own "
          "completion",
          choice({"in_order", "out_of_order"}),
-         [](vs_config &c, const param_value &v) { c.plat.dma_completions_in_order = v.u == 0; },
-         [](const vs_config &c) { return int_value(c.plat.dma_completions_in_order ? 0 : 1); }},
+         [](vs_config &c, const param_value &v) { c.dma.completions_in_order = v.u == 0; },
+         [](const vs_config &c) { return int_value(c.dma.completions_in_order ? 0 : 1); }},
 
         {"dma.channels_count", "count", "0",
          "DMA channels shared by the queue engines: a transfer holds one from its start "
          "until its data is there; 0 = every queue engine has its own",
-         integer(0, 64), INT_FIELD(plat.dma_channels_count)},
+         integer(0, 64), INT_FIELD(dma.channels_count)},
         {"dma.arbitration", "", "round_robin",
          "which waiting queue gets a freed channel: round_robin, or fixed_priority (receive "
          "queue, then transmit, then control)",
          choice({"round_robin", "fixed_priority"}),
-         [](vs_config &c, const param_value &v) { c.plat.dma_fixed_priority = v.u == 1; },
-         [](const vs_config &c) { return int_value(c.plat.dma_fixed_priority ? 1 : 0); }},
+         [](vs_config &c, const param_value &v) { c.dma.fixed_priority = v.u == 1; },
+         [](const vs_config &c) { return int_value(c.dma.fixed_priority ? 1 : 0); }},
 
         // IOMMU
         {"iommu.iotlb_entries", "entries", "64",
          "IOTLB entries (translations cached by the IOMMU); 0 = no IOTLB",
-         integer(0, 4096), INT_FIELD(plat.iommu_iotlb_entries)},
+         integer(0, 4096), INT_FIELD(iommu.iotlb_entries)},
         {"iommu.iotlb_ways", "ways", "4",
          "IOTLB associativity; entries / ways must be a power of two", integer(1, 4096),
-         INT_FIELD(plat.iommu_iotlb_ways)},
+         INT_FIELD(iommu.iotlb_ways)},
         {"iommu.replacement", "", "lru", "IOTLB replacement: lru or random (seeded by sim.seed)",
          choice({"lru", "random"}),
-         [](vs_config &c, const param_value &v) { c.plat.iommu_random_replacement = v.u == 1; },
-         [](const vs_config &c) { return int_value(c.plat.iommu_random_replacement ? 1 : 0); }},
+         [](vs_config &c, const param_value &v) { c.iommu.random_replacement = v.u == 1; },
+         [](const vs_config &c) { return int_value(c.iommu.random_replacement ? 1 : 0); }},
         {"iommu.iotlb_hit_ns", "ns", "2", "time of every IOTLB lookup (the whole cost of a hit)",
-         real(0, 1e6), REAL_FIELD(plat.iommu_iotlb_hit_ns)},
+         real(0, 1e6), REAL_FIELD(iommu.iotlb_hit_ns)},
         {"iommu.walkers_count", "count", "2",
          "page walks the IOMMU runs at once, at either iommu.walk_location; a miss waits for "
          "the walker that frees first. A walk reads one 8-byte entry per level, one after "
          "another: from host memory at the root complex, by DMA reads across the link in "
          "the device",
-         integer(1, 64), INT_FIELD(plat.iommu_walkers_count)},
+         integer(1, 64), INT_FIELD(iommu.walkers_count)},
         {"iommu.walk_read_overhead_ns", "ns", "0",
          "time the root complex's IOMMU adds to each page-table read on top of host "
          "memory's latency (its own path to memory); not charged with "
          "iommu.walk_location=device, whose reads cross the link",
-         real(0, 1e6), REAL_FIELD(plat.iommu_walk_read_overhead_ns)},
+         real(0, 1e6), REAL_FIELD(iommu.walk_read_overhead_ns)},
         {"iommu.psc_level4_entries", "entries", "0",
          "paging-structure cache of level-4 (PML4) entries: a hit skips the walk's level-4 "
          "read; fully associative, LRU; 0 = no such cache",
-         integer(0, 256), INT_FIELD(plat.iommu_psc_level4_entries)},
+         integer(0, 256), INT_FIELD(iommu.psc_level4_entries)},
         {"iommu.psc_level3_entries", "entries", "0",
          "paging-structure cache of level-3 (PDPT) entries: a hit skips the reads of levels 4 "
          "and 3; fully associative, LRU; 0 = no such cache",
-         integer(0, 256), INT_FIELD(plat.iommu_psc_level3_entries)},
+         integer(0, 256), INT_FIELD(iommu.psc_level3_entries)},
         {"iommu.psc_level2_entries", "entries", "0",
          "paging-structure cache of level-2 (page directory) entries that point to a table: a "
          "hit leaves only the leaf's read; fully associative, LRU; 0 = no such cache",
-         integer(0, 256), INT_FIELD(plat.iommu_psc_level2_entries)},
+         integer(0, 256), INT_FIELD(iommu.psc_level2_entries)},
         {"iommu.ats", "", "off",
          "on = Address Translation Services: the device keeps its own translation cache, "
          "filled by Translation Requests that cross the link, and sends physical "
          "addresses; the root complex then does not translate its requests",
          choice({"off", "on"}),
-         [](vs_config &c, const param_value &v) { c.plat.iommu_ats = v.u == 1; },
-         [](const vs_config &c) { return int_value(c.plat.iommu_ats ? 1 : 0); }},
+         [](vs_config &c, const param_value &v) { c.iommu.ats = v.u == 1; },
+         [](const vs_config &c) { return int_value(c.iommu.ats ? 1 : 0); }},
         {"iommu.walk_location", "", "root_complex",
          "where translation happens: root_complex = the host's IOMMU (walks read host memory "
          "directly); device = the device holds the IOMMU, its IOTLB (iommu.iotlb_*) and its "
          "walker, and every page-table read is a DMA read across the link",
          choice({"root_complex", "device"}),
-         [](vs_config &c, const param_value &v) { c.plat.iommu_in_device = v.u == 1; },
-         [](const vs_config &c) { return int_value(c.plat.iommu_in_device ? 1 : 0); }},
+         [](vs_config &c, const param_value &v) { c.iommu.in_device = v.u == 1; },
+         [](const vs_config &c) { return int_value(c.iommu.in_device ? 1 : 0); }},
         {"iommu.atc_entries", "entries", "64", "entries of the device's ATS translation cache",
-         integer(1, 4096), INT_FIELD(plat.iommu_atc_entries)},
+         integer(1, 4096), INT_FIELD(iommu.atc_entries)},
         {"iommu.atc_ways", "ways", "4",
          "associativity of the device's translation cache; entries / ways a power of two",
-         integer(1, 4096), INT_FIELD(plat.iommu_atc_ways)},
+         integer(1, 4096), INT_FIELD(iommu.atc_ways)},
 
         // Software-device profile
         {"software.access_ns", "ns", "90",
          "software profile: one dependent access of the device thread to guest memory "
          "(a load that misses its caches)",
-         real(0, 1e6), REAL_FIELD(plat.software_access_ns)},
+         real(0, 1e6), REAL_FIELD(software.access_ns)},
         {"software.copy_bytes_per_ns", "bytes_per_ns", "10",
          "software profile: the device thread's copy bandwidth (10 bytes/ns = 10 GB/s)",
-         real(1e-3, 1e3), REAL_FIELD(plat.software_copy_bytes_per_ns)},
+         real(1e-3, 1e3), REAL_FIELD(software.copy_bytes_per_ns)},
         {"software.notify_ns", "ns", "2000",
          "software profile: from the driver's notification (an eventfd write / IPI) until "
          "the device thread runs",
-         real(0, 1e9), REAL_FIELD(plat.software_notify_ns)},
+         real(0, 1e9), REAL_FIELD(software.notify_ns)},
         {"software.interrupt_ns", "ns", "1500",
          "software profile: from the device thread's interrupt (an IPI) until the driver's "
          "handler runs (host.irq_entry_cycles is charged on top)",
-         real(0, 1e9), REAL_FIELD(plat.software_interrupt_ns)},
+         real(0, 1e9), REAL_FIELD(software.interrupt_ns)},
         {"software.barrier_ns", "ns", "20",
          "software profile: the SMP store barrier before each used-descriptor write",
-         real(0, 1e6), REAL_FIELD(plat.software_barrier_ns)},
+         real(0, 1e6), REAL_FIELD(software.barrier_ns)},
 
         // DMA microbenchmark (sim.workload = dma_bench)
         {"bench.op", "", "read",
          "DMA benchmark operation: read, write, or read_write (one read and one write per "
          "transfer), back to back from the device to host memory",
-         choice({"read", "write", "read_write"}), INT_FIELD(plat.bench_op)},
+         choice({"read", "write", "read_write"}), INT_FIELD(bench.op)},
         {"bench.transfer_bytes", "bytes", "64", "size of each benchmark DMA transfer",
-         integer(1, 65536), INT_FIELD(plat.bench_transfer_bytes)},
+         integer(1, 65536), INT_FIELD(bench.transfer_bytes)},
         {"bench.transfers_count", "count", "20000", "benchmark DMA transfers to issue",
-         integer(1, 1000000000), INT_FIELD(plat.bench_transfers_count)},
+         integer(1, 1000000000), INT_FIELD(bench.transfers_count)},
         {"bench.iommu", "", "off",
          "on = benchmark requests are translated by the IOMMU: the window is mapped at "
          "driver.iova_offset_bytes with driver.iommu_page_bytes pages, PASID 0",
          choice({"off", "on"}),
-         [](vs_config &c, const param_value &v) { c.plat.bench_iommu = v.u == 1; },
-         [](const vs_config &c) { return int_value(c.plat.bench_iommu ? 1 : 0); }},
+         [](vs_config &c, const param_value &v) { c.bench.iommu = v.u == 1; },
+         [](const vs_config &c) { return int_value(c.bench.iommu ? 1 : 0); }},
         {"bench.access_pattern", "", "sequential",
          "sequential = consecutive slots of the window; random = uniformly random slots "
          "(seeded by sim.seed)",
          choice({"sequential", "random"}),
-         [](vs_config &c, const param_value &v) { c.plat.bench_random = v.u == 1; },
-         [](const vs_config &c) { return int_value(c.plat.bench_random ? 1 : 0); }},
+         [](vs_config &c, const param_value &v) { c.bench.random = v.u == 1; },
+         [](const vs_config &c) { return int_value(c.bench.random ? 1 : 0); }},
         {"bench.window_bytes", "bytes", "1048576",
          "host buffer the benchmark cycles through; transfers start at consecutive "
          "multiples of the transfer size rounded up to a power of two (at least 64)",
-         integer(4096, 1ull << 32), INT_FIELD(plat.bench_window_bytes)},
+         integer(4096, 1ull << 32), INT_FIELD(bench.window_bytes)},
 
         // Host
         {"host.memory_mib", "MiB", "64", "guest memory size", integer(4, 4096),
-         INT_FIELD(plat.host_memory_mib)},
+         INT_FIELD(memory.size_mib)},
         {"host.memory_latency_ns", "ns", "80",
          "latency of host memory answering a DMA read (part of pcie.read_latency_ns)",
-         real(0, 1e9), REAL_FIELD(plat.host_memory_latency_ns)},
+         real(0, 1e9), REAL_FIELD(memory.latency_ns)},
         {"host.memory_read_per_byte_ps", "ps", "243",
          "time per byte for the host to stream a DMA read's data out (memory and root "
          "complex), in order across one transfer's requests; with the link's serialisation "
          "it makes read latency rise with size as pcie-bench measured (626 ns at 256 B, "
          "706 ns at 512 B, about 990 ns at 1520 B)",
-         real(0, 1e6), REAL_FIELD(plat.host_memory_read_ps_per_byte)},
+         real(0, 1e6), REAL_FIELD(memory.read_ps_per_byte)},
         {"host.cpu_clock_mhz", "MHz", "3000", "host CPU clock; converts host.*_cycles to time",
-         real(CLOCK_MHZ_MIN, CLOCK_MHZ_MAX), REAL_FIELD(plat.cpu_clock_mhz)},
+         real(CLOCK_MHZ_MIN, CLOCK_MHZ_MAX), REAL_FIELD(cpu.clock_mhz)},
         {"host.tx_packet_cycles", "cycles", "400",
          "CPU cycles to build and post one frame for transmission", integer(0, 1000000000),
-         INT_FIELD(plat.cpu_tx_packet_cycles)},
+         INT_FIELD(cpu.tx_packet_cycles)},
         {"host.rx_packet_cycles", "cycles", "400",
          "CPU cycles to reap and consume one received frame", integer(0, 1000000000),
-         INT_FIELD(plat.cpu_rx_packet_cycles)},
+         INT_FIELD(cpu.rx_packet_cycles)},
         {"host.tx_reap_cycles", "cycles", "100", "CPU cycles to reclaim one transmitted buffer",
-         integer(0, 1000000000), INT_FIELD(plat.cpu_tx_reap_cycles)},
+         integer(0, 1000000000), INT_FIELD(cpu.tx_reap_cycles)},
         {"host.rx_refill_cycles", "cycles", "100", "CPU cycles to post one empty receive buffer",
-         integer(0, 1000000000), INT_FIELD(plat.cpu_rx_refill_cycles)},
+         integer(0, 1000000000), INT_FIELD(cpu.rx_refill_cycles)},
         {"host.poll_cycles", "cycles", "50", "CPU cycles of one poll of the rings that finds nothing",
-         integer(0, 1000000000), INT_FIELD(plat.cpu_poll_cycles)},
+         integer(0, 1000000000), INT_FIELD(cpu.poll_cycles)},
         {"host.irq_entry_cycles", "cycles", "1500",
          "CPU cycles from interrupt delivery to the driver's handler", integer(0, 1000000000),
-         INT_FIELD(plat.cpu_irq_entry_cycles)},
+         INT_FIELD(cpu.irq_entry_cycles)},
         {"host.device_barrier_cycles", "cycles", "30",
          "CPU cycles of the write barrier before each publish when VIRTIO_F_ORDER_PLATFORM "
          "is negotiated (barriers suitable for hardware devices)",
-         integer(0, 1000000000), INT_FIELD(plat.cpu_device_barrier_cycles)},
+         integer(0, 1000000000), INT_FIELD(cpu.device_barrier_cycles)},
         {"host.smp_barrier_cycles", "cycles", "5",
          "CPU cycles of the write barrier before each publish without ORDER_PLATFORM "
          "(CPU-to-CPU ordering only)",
-         integer(0, 1000000000), INT_FIELD(plat.cpu_smp_barrier_cycles)},
+         integer(0, 1000000000), INT_FIELD(cpu.smp_barrier_cycles)},
         {"host.ctrl_command_cycles", "cycles", "500",
          "CPU cycles to build one control queue command and check its ack (the driver's "
          "coalescing commands; the polls while it waits are host.poll_cycles each)",
-         integer(0, 1000000000), INT_FIELD(plat.cpu_ctrl_command_cycles)},
+         integer(0, 1000000000), INT_FIELD(cpu.ctrl_command_cycles)},
         {"host.mmio_write_ns", "ns", "100",
          "CPU time to issue one posted MMIO write (e.g. a notification)", real(0, 1e9),
-         REAL_FIELD(plat.cpu_mmio_write_ns)},
+         REAL_FIELD(cpu.mmio_write_ns)},
 
         // Device
         {"device.clock_mhz", "MHz", "1000", "device core clock; converts device.*_cycles to time",
-         real(CLOCK_MHZ_MIN, CLOCK_MHZ_MAX), REAL_FIELD(plat.device_clock_mhz)},
+         real(CLOCK_MHZ_MIN, CLOCK_MHZ_MAX), REAL_FIELD(device_tlm.clock_mhz)},
         {"device.desc_cycles", "cycles", "4", "device cycles to process one descriptor",
-         integer(0, 1000000000), INT_FIELD(plat.device_desc_cycles)},
+         integer(0, 1000000000), INT_FIELD(device_tlm.desc_cycles)},
         {"device.packet_cycles", "cycles", "20", "device cycles to process one frame",
-         integer(0, 1000000000), INT_FIELD(plat.device_packet_cycles)},
+         integer(0, 1000000000), INT_FIELD(device_tlm.packet_cycles)},
         {"device.queue_size_max_entries", "entries", "256",
          "largest queue size the device offers (queue_size after reset)",
          integer(1, PVIRTQ_SIZE_MAX), INT_FIELD(dev.queue_size_max)},
@@ -532,19 +532,19 @@ const std::vector<param_def> &param_table()
          "PASID (IOMMU address space) the RX queue's DMA is tagged with; the driver maps "
          "that queue's memory in the same address space",
          integer(0, 63), [](vs_config &c, const param_value &v) {
-             c.plat.queue_pasid[0] = c.drv.queue_pasid[0] = uint32_t(v.u);
+             c.device_tlm.queue_pasid[0] = c.drv.queue_pasid[0] = uint32_t(v.u);
          },
-         [](const vs_config &c) { return int_value(c.plat.queue_pasid[0]); }},
+         [](const vs_config &c) { return int_value(c.device_tlm.queue_pasid[0]); }},
         {"device.tx_pasid", "", "0", "PASID the TX queue's DMA is tagged with",
          integer(0, 63), [](vs_config &c, const param_value &v) {
-             c.plat.queue_pasid[1] = c.drv.queue_pasid[1] = uint32_t(v.u);
+             c.device_tlm.queue_pasid[1] = c.drv.queue_pasid[1] = uint32_t(v.u);
          },
-         [](const vs_config &c) { return int_value(c.plat.queue_pasid[1]); }},
+         [](const vs_config &c) { return int_value(c.device_tlm.queue_pasid[1]); }},
         {"device.ctrl_pasid", "", "0", "PASID the control queue's DMA is tagged with",
          integer(0, 63), [](vs_config &c, const param_value &v) {
-             c.plat.queue_pasid[2] = c.drv.queue_pasid[2] = uint32_t(v.u);
+             c.device_tlm.queue_pasid[2] = c.drv.queue_pasid[2] = uint32_t(v.u);
          },
-         [](const vs_config &c) { return int_value(c.plat.queue_pasid[2]); }},
+         [](const vs_config &c) { return int_value(c.device_tlm.queue_pasid[2]); }},
         {"device.backend", "", "loopback",
          "where transmitted frames go: loopback = received back on the RX queue, "
          "sink = counted and dropped, responder = a peer (device.responder_mac, "
@@ -752,15 +752,15 @@ const std::vector<param_def> &param_table()
          "dma_bench = the device's DMA engine streams bench.* transfers to host memory "
          "(a pcie-bench style microbenchmark, no driver)",
          choice({"virtio_net", "dma_bench"}),
-         [](vs_config &c, const param_value &v) { c.plat.workload_dma_bench = v.u == 1; },
-         [](const vs_config &c) { return int_value(c.plat.workload_dma_bench ? 1 : 0); }},
+         [](vs_config &c, const param_value &v) { c.bench.enabled = v.u == 1; },
+         [](const vs_config &c) { return int_value(c.bench.enabled ? 1 : 0); }},
         {"sim.device_profile", "", "hardware",
          "hardware = a PCIe device behind the link; software = the same device model run "
          "as a thread on another CPU (no PCIe: software.* costs instead), for "
          "hardware-versus-software comparisons",
          choice({"hardware", "software"}),
-         [](vs_config &c, const param_value &v) { c.plat.software_profile = v.u == 1; },
-         [](const vs_config &c) { return int_value(c.plat.software_profile ? 1 : 0); }},
+         [](vs_config &c, const param_value &v) { c.software.enabled = v.u == 1; },
+         [](const vs_config &c) { return int_value(c.software.enabled ? 1 : 0); }},
         {"sim.seed", "", "1",
          "seed of every pseudo-random choice (payload pattern, arrivals, frame sizes, random IOTLB "
          "replacement, benchmark addresses); same config and seed give "
@@ -773,7 +773,7 @@ const std::vector<param_def> &param_table()
          [](const vs_config &c) { return int_value(c.seed); }},
         {"sim.quantum_ns", "ns", "1000",
          "TLM-2.0 global quantum: how far an initiator may run ahead of simulated time",
-         real(1e-3, 1e9), REAL_FIELD(plat.sim_quantum_ns)},
+         real(1e-3, 1e9), REAL_FIELD(sim.quantum_ns)},
         {"sim.poll_sleep", "", "off",
          "on = a polling driver (driver.mode=poll, NAPI's polling) sleeps through the polls "
          "that find nothing, until the device writes guest memory or the driver's next "
@@ -781,7 +781,7 @@ const std::vector<param_def> &param_table()
          "poll-mode run, the same statistics on every shipped study point with one engine "
          "per queue; needs device.queue_engines = 1 (docs/timing.md). off = one SystemC "
          "wait per poll",
-         ON_OFF_FIELD(plat.sim_poll_sleep)},
+         ON_OFF_FIELD(sim.poll_sleep)},
         {"sim.engine_wakeup", "", "all",
          "with device.queue_engines > 1, which waiting engines a queue's engines wake: all = "
          "every engine waiting to take from the ring or for its buffer's turn to finish, "
@@ -791,8 +791,8 @@ const std::vector<param_def> &param_table()
          "figures differ from all's on some multi-engine points (docs/speed.md; checked by "
          "scripts/validate, regime 10). The same results with one engine per queue",
          choice({"all", "next"}),
-         [](vs_config &c, const param_value &v) { c.plat.sim_engine_wakeup_next = v.u == 1; },
-         [](const vs_config &c) { return int_value(c.plat.sim_engine_wakeup_next ? 1 : 0); }},
+         [](vs_config &c, const param_value &v) { c.sim.engine_wakeup_next = v.u == 1; },
+         [](const vs_config &c) { return int_value(c.sim.engine_wakeup_next ? 1 : 0); }},
         {"sim.timing", "", "exact",
          "when the CPU and the device's queue engines synchronise with simulated time: "
          "exact = after every timed action (each DMA, MMIO access, charge), the results "
@@ -801,19 +801,19 @@ const std::vector<param_def> &param_table()
          "waits, and processes woken at the same picosecond are ordered otherwise, so some "
          "multi-engine figures differ from exact's (docs/timing.md, docs/speed.md; checked "
          "by scripts/validate, regime 11). Not with sim.poll_sleep = on",
-         BOOL_CHOICE_FIELD("exact", "decoupled", plat.sim_timing_decoupled)},
+         BOOL_CHOICE_FIELD("exact", "decoupled", sim.timing_decoupled)},
         {"sim.time_limit_ms", "ms", "1000",
          "simulated time after which an unfinished run is stopped (reported as not completed)",
          real(1e-9, 1e7),
-         [](vs_config &c, const param_value &v) { c.plat.sim_time_limit_us = v.d * US_PER_MS; },
-         [](const vs_config &c) { return real_value(c.plat.sim_time_limit_us / US_PER_MS); }},
+         [](vs_config &c, const param_value &v) { c.sim.time_limit_us = v.d * US_PER_MS; },
+         [](const vs_config &c) { return real_value(c.sim.time_limit_us / US_PER_MS); }},
 
         // viosim serve
         {"serve.queue_pairs", "pairs", "1",
          "viosim serve only: receive/transmit ring pairs the vhost-user back end offers "
          "(GET_QUEUE_NUM; with more than 1, VIRTIO_NET_F_MQ and the MQ protocol feature; the "
          "control queue stays the front end's); viosim run models one pair",
-         integer(1, 8), INT_FIELD(plat.serve_queue_pairs)},
+         integer(1, 8), INT_FIELD(serve.queue_pairs)},
     };
     return table;
 }
@@ -1682,25 +1682,6 @@ bool config_apply_file(vs_config &cfg, const std::string &path, param_error &err
     return ok;
 }
 
-pcie_cfg config_pcie(const vs_config &cfg)
-{
-    pcie_cfg lc;
-    lc.gen = cfg.plat.pcie_gen;
-    lc.lanes = cfg.plat.pcie_lanes;
-    lc.max_payload_bytes = cfg.plat.pcie_max_payload_bytes;
-    lc.max_read_request_bytes = cfg.plat.pcie_max_read_request_bytes;
-    lc.read_completion_boundary_bytes = cfg.plat.pcie_read_completion_boundary_bytes;
-    lc.completions_at_rcb = cfg.plat.pcie_completions_at_rcb;
-    lc.addr64 = cfg.plat.pcie_address_bits == 64;
-    lc.ecrc = cfg.plat.pcie_ecrc;
-    return lc;
-}
-
-double config_memory_read_ns(const vs_config &cfg, unsigned len)
-{
-    return cfg.plat.host_memory_latency_ns + len * cfg.plat.host_memory_read_ps_per_byte / 1000.0;
-}
-
 bool config_validate(const vs_config &cfg, param_error &err)
 {
     // Every value within its own limits: a vs_config may also be built in code.
@@ -1712,13 +1693,12 @@ bool config_validate(const vs_config &cfg, param_error &err)
         }
     }
 
-    const double fixed = pcie_read_fixed_ns(config_pcie(cfg), cfg.plat.pcie_read_latency_ns,
-                                            config_memory_read_ns(cfg, 64));
+    const double fixed = pcie_link_timing_of(cfg.pcie, cfg.memory).read_fixed_ns;
     if (fixed < 0) {
         err = {"pcie.read_latency_ns",
-               "parameter 'pcie.read_latency_ns': " + format_real(cfg.plat.pcie_read_latency_ns) +
+               "parameter 'pcie.read_latency_ns': " + format_real(cfg.pcie.read_latency_ns) +
                    " ns is shorter than a 64-byte read's serialisation plus host memory latency (" +
-                   format_real(cfg.plat.pcie_read_latency_ns - fixed) + " ns)"};
+                   format_real(cfg.pcie.read_latency_ns - fixed) + " ns)"};
         return false;
     }
     if (cfg.dev.devmem_event_recheck && !cfg.dev.devmem_event) {
@@ -1727,9 +1707,9 @@ bool config_validate(const vs_config &cfg, param_error &err)
                "device.event_suppression_devmem=on"};
         return false;
     }
-    if (cfg.plat.workload_dma_bench && cfg.plat.bench_window_bytes > (cfg.plat.host_memory_mib << 20)) {
+    if (cfg.bench.enabled && cfg.bench.window_bytes > (cfg.memory.size_mib << 20)) {
         err = {"bench.window_bytes", "parameter 'bench.window_bytes': " +
-                                         std::to_string(cfg.plat.bench_window_bytes) +
+                                         std::to_string(cfg.bench.window_bytes) +
                                          " exceeds host memory (host.memory_mib)"};
         return false;
     }
@@ -1739,28 +1719,28 @@ bool config_validate(const vs_config &cfg, param_error &err)
                    std::to_string(cfg.drv.iommu_page_bytes) + ")"};
         return false;
     }
-    if (cfg.plat.iommu_iotlb_entries &&
-        (cfg.plat.iommu_iotlb_entries % cfg.plat.iommu_iotlb_ways != 0 ||
-         ((cfg.plat.iommu_iotlb_entries / cfg.plat.iommu_iotlb_ways) &
-          (cfg.plat.iommu_iotlb_entries / cfg.plat.iommu_iotlb_ways - 1)) != 0)) {
+    if (cfg.iommu.iotlb_entries &&
+        (cfg.iommu.iotlb_entries % cfg.iommu.iotlb_ways != 0 ||
+         ((cfg.iommu.iotlb_entries / cfg.iommu.iotlb_ways) &
+          (cfg.iommu.iotlb_entries / cfg.iommu.iotlb_ways - 1)) != 0)) {
         err = {"iommu.iotlb_ways", "parameter 'iommu.iotlb_ways': iommu.iotlb_entries / iommu.iotlb_ways "
                                    "must be a whole power of two"};
         return false;
     }
-    if (cfg.plat.iommu_atc_entries % cfg.plat.iommu_atc_ways != 0 ||
-        ((cfg.plat.iommu_atc_entries / cfg.plat.iommu_atc_ways) &
-         (cfg.plat.iommu_atc_entries / cfg.plat.iommu_atc_ways - 1)) != 0) {
+    if (cfg.iommu.atc_entries % cfg.iommu.atc_ways != 0 ||
+        ((cfg.iommu.atc_entries / cfg.iommu.atc_ways) &
+         (cfg.iommu.atc_entries / cfg.iommu.atc_ways - 1)) != 0) {
         err = {"iommu.atc_ways", "parameter 'iommu.atc_ways': iommu.atc_entries / iommu.atc_ways "
                                  "must be a whole power of two"};
         return false;
     }
-    if (cfg.dev.queue_engines > 1 && cfg.plat.dma_channels_count > 0) {
+    if (cfg.dev.queue_engines > 1 && cfg.dma.channels_count > 0) {
         err = {"device.queue_engines",
                "parameter 'device.queue_engines': more than one engine per queue needs "
                "dma.channels_count=0 (the channel arbiter serves one engine per queue)"};
         return false;
     }
-    if (cfg.plat.iommu_ats && cfg.plat.iommu_in_device) {
+    if (cfg.iommu.ats && cfg.iommu.in_device) {
         err = {"iommu.walk_location", "parameter 'iommu.walk_location': device cannot be combined "
                                       "with iommu.ats=on (a device that walks its own page tables "
                                       "needs no translation service)"};
@@ -1773,17 +1753,17 @@ bool config_validate(const vs_config &cfg, param_error &err)
         double clock_mhz;
         const char *clock_key;
     } operations[] = {
-        {"host.tx_packet_cycles", cfg.plat.cpu_tx_packet_cycles, cfg.plat.cpu_clock_mhz, "host.cpu_clock_mhz"},
-        {"host.rx_packet_cycles", cfg.plat.cpu_rx_packet_cycles, cfg.plat.cpu_clock_mhz, "host.cpu_clock_mhz"},
-        {"host.tx_reap_cycles", cfg.plat.cpu_tx_reap_cycles, cfg.plat.cpu_clock_mhz, "host.cpu_clock_mhz"},
-        {"host.rx_refill_cycles", cfg.plat.cpu_rx_refill_cycles, cfg.plat.cpu_clock_mhz, "host.cpu_clock_mhz"},
-        {"host.poll_cycles", cfg.plat.cpu_poll_cycles, cfg.plat.cpu_clock_mhz, "host.cpu_clock_mhz"},
-        {"host.irq_entry_cycles", cfg.plat.cpu_irq_entry_cycles, cfg.plat.cpu_clock_mhz, "host.cpu_clock_mhz"},
-        {"host.device_barrier_cycles", cfg.plat.cpu_device_barrier_cycles, cfg.plat.cpu_clock_mhz, "host.cpu_clock_mhz"},
-        {"host.smp_barrier_cycles", cfg.plat.cpu_smp_barrier_cycles, cfg.plat.cpu_clock_mhz, "host.cpu_clock_mhz"},
-        {"host.ctrl_command_cycles", cfg.plat.cpu_ctrl_command_cycles, cfg.plat.cpu_clock_mhz, "host.cpu_clock_mhz"},
-        {"device.desc_cycles", cfg.plat.device_desc_cycles, cfg.plat.device_clock_mhz, "device.clock_mhz"},
-        {"device.packet_cycles", cfg.plat.device_packet_cycles, cfg.plat.device_clock_mhz, "device.clock_mhz"},
+        {"host.tx_packet_cycles", cfg.cpu.tx_packet_cycles, cfg.cpu.clock_mhz, "host.cpu_clock_mhz"},
+        {"host.rx_packet_cycles", cfg.cpu.rx_packet_cycles, cfg.cpu.clock_mhz, "host.cpu_clock_mhz"},
+        {"host.tx_reap_cycles", cfg.cpu.tx_reap_cycles, cfg.cpu.clock_mhz, "host.cpu_clock_mhz"},
+        {"host.rx_refill_cycles", cfg.cpu.rx_refill_cycles, cfg.cpu.clock_mhz, "host.cpu_clock_mhz"},
+        {"host.poll_cycles", cfg.cpu.poll_cycles, cfg.cpu.clock_mhz, "host.cpu_clock_mhz"},
+        {"host.irq_entry_cycles", cfg.cpu.irq_entry_cycles, cfg.cpu.clock_mhz, "host.cpu_clock_mhz"},
+        {"host.device_barrier_cycles", cfg.cpu.device_barrier_cycles, cfg.cpu.clock_mhz, "host.cpu_clock_mhz"},
+        {"host.smp_barrier_cycles", cfg.cpu.smp_barrier_cycles, cfg.cpu.clock_mhz, "host.cpu_clock_mhz"},
+        {"host.ctrl_command_cycles", cfg.cpu.ctrl_command_cycles, cfg.cpu.clock_mhz, "host.cpu_clock_mhz"},
+        {"device.desc_cycles", cfg.device_tlm.desc_cycles, cfg.device_tlm.clock_mhz, "device.clock_mhz"},
+        {"device.packet_cycles", cfg.device_tlm.packet_cycles, cfg.device_tlm.clock_mhz, "device.clock_mhz"},
     };
     for (const auto &op : operations)
         if (double(op.cycles) * 1e6 / op.clock_mhz > MAX_OPERATION_PS) {
@@ -1909,7 +1889,7 @@ bool config_validate(const vs_config &cfg, param_error &err)
             return false;
         }
     }
-    if (cfg.plat.sim_poll_sleep && cfg.dev.queue_engines > 1) {
+    if (cfg.sim.poll_sleep && cfg.dev.queue_engines > 1) {
         // Checked identical to one wait per poll with one engine per queue only; several
         // engines acting at the same picosecond are ordered by SystemC's event queue,
         // which the sleeping CPU no longer fills the same way (docs/timing.md).
@@ -1917,17 +1897,17 @@ bool config_validate(const vs_config &cfg, param_error &err)
                                  "(got " + std::to_string(cfg.dev.queue_engines) + ")"};
         return false;
     }
-    if (cfg.plat.sim_timing_decoupled && cfg.plat.sim_poll_sleep) {
+    if (cfg.sim.timing_decoupled && cfg.sim.poll_sleep) {
         // The sleeping CPU is woken by a write at the writer's sc_time_stamp(), which a
         // queue engine running ahead has left behind (docs/timing.md).
         err = {"sim.timing", "parameter 'sim.timing': decoupled cannot be combined with "
                              "sim.poll_sleep = on"};
         return false;
     }
-    if (cfg.plat.sim_quantum_ns > cfg.plat.sim_time_limit_us * NS_PER_US) {
-        err = {"sim.quantum_ns", "parameter 'sim.quantum_ns': " + format_real(cfg.plat.sim_quantum_ns) +
+    if (cfg.sim.quantum_ns > cfg.sim.time_limit_us * NS_PER_US) {
+        err = {"sim.quantum_ns", "parameter 'sim.quantum_ns': " + format_real(cfg.sim.quantum_ns) +
                                      " ns exceeds sim.time_limit_ms (" +
-                                     format_real(cfg.plat.sim_time_limit_us / US_PER_MS) + " ms)"};
+                                     format_real(cfg.sim.time_limit_us / US_PER_MS) + " ms)"};
         return false;
     }
     return true;

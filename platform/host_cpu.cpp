@@ -10,6 +10,25 @@ using sc_core::sc_time;
 using sc_core::SC_NS;
 using sc_core::SC_ZERO_TIME;
 
+cpu_costs cpu_costs_of(const host_cpu_params &p, const sim_params &sim)
+{
+    cpu_costs cc = {};
+    cc.cycle = sc_core::sc_time(1000.0 / p.clock_mhz, sc_core::SC_NS);
+    cc.work_cycles[VS_HOST_WORK_TX_PACKET] = p.tx_packet_cycles;
+    cc.work_cycles[VS_HOST_WORK_RX_PACKET] = p.rx_packet_cycles;
+    cc.work_cycles[VS_HOST_WORK_TX_REAP] = p.tx_reap_cycles;
+    cc.work_cycles[VS_HOST_WORK_RX_REFILL] = p.rx_refill_cycles;
+    cc.work_cycles[VS_HOST_WORK_POLL] = p.poll_cycles;
+    cc.work_cycles[VS_HOST_WORK_BARRIER_DEVICE] = p.device_barrier_cycles;
+    cc.work_cycles[VS_HOST_WORK_BARRIER_SMP] = p.smp_barrier_cycles;
+    cc.work_cycles[VS_HOST_WORK_CTRL_COMMAND] = p.ctrl_command_cycles;
+    cc.irq_entry_cycles = p.irq_entry_cycles;
+    cc.mmio_write = sc_core::sc_time(p.mmio_write_ns, sc_core::SC_NS);
+    cc.poll_sleep = sim.poll_sleep;
+    cc.timing = run_ahead_of(sim);
+    return cc;
+}
+
 host_cpu::host_cpu(sc_core::sc_module_name name, const cpu_costs &c, const refdrv_params &p,
                    uint8_t *mem, uint64_t mem_base, uint64_t mem_size, bool run_driver)
     : sc_module(name), mmio("mmio"), msi_in("msi_in"), c_(c), p_(p)

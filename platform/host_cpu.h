@@ -29,6 +29,7 @@ extern "C" {
 #include "stats.h"
 
 #include "host_memory.h"
+#include "module_params.h"
 #include "reused_payload.h"
 #include "run_ahead.h"
 
@@ -40,6 +41,9 @@ struct cpu_costs {
     bool poll_sleep = false; // sleep through empty polls (sim.poll_sleep)
     run_ahead timing;        // sim.timing: when the CPU synchronises
 };
+
+// The cost model from the host.* group (and sim.poll_sleep), derived once.
+cpu_costs cpu_costs_of(const host_cpu_params &p, const sim_params &sim);
 
 class host_cpu : public sc_core::sc_module, private host_memory::write_watcher {
 public:

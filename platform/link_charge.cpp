@@ -3,9 +3,13 @@
 #include <algorithm>
 
 link_charge::link_charge(const vs_config &cfg)
-    : cfg_(cfg), lc_(config_pcie(cfg)), bytes_per_ns_(pcie_tlp_bytes_per_ns(lc_)),
-      read_fixed_ns_(std::max(0.0, pcie_read_fixed_ns(lc_, cfg.plat.pcie_read_latency_ns,
-                                                      config_memory_read_ns(cfg, 64))))
+    : link_charge(pcie_link_timing_of(cfg.pcie, cfg.memory), cfg.memory)
+{
+}
+
+link_charge::link_charge(const pcie_link_timing &t, const host_memory_params &m)
+    : memory_(m), lc_(t.link), bytes_per_ns_(pcie_tlp_bytes_per_ns(lc_)),
+      read_fixed_ns_(std::max(0.0, t.read_fixed_ns))
 {
 }
 
@@ -27,11 +31,11 @@ void link_charge::read(uint64_t addr, uint32_t len)
     // As the simulation's host (root_complex.h): the requests' data streams out in
     // order, request k's bytes after request k-1's.
     double t = now_ns_, done = now_ns_, streamed = 0;
-    const double per_byte_ns = cfg_.plat.host_memory_read_ps_per_byte / 1000.0;
+    const double per_byte_ns = memory_.read_ps_per_byte / 1000.0;
     tlp_chunk r, c;
     for (tlp_splitter requests = pcie_read_request_splitter(lc_, addr, len); requests.next(r);) {
         t = send(up_, t, tlp_type::mrd, 0);
-        streamed = std::max(t + read_fixed_ns_ / 2 + cfg_.plat.host_memory_latency_ns, streamed) +
+        streamed = std::max(t + read_fixed_ns_ / 2 + memory_.latency_ns, streamed) +
                    r.len * per_byte_ns;
         double at = streamed + read_fixed_ns_ / 2;
         for (tlp_splitter cpl = pcie_completion_splitter(lc_, r.addr, r.len); cpl.next(c);)

@@ -30,6 +30,7 @@ class link_charge {
     };
 
     explicit link_charge(const vs_config &cfg);
+    link_charge(const pcie_link_timing &t, const host_memory_params &m);
 
     void read(uint64_t addr, uint32_t len);
     void write(uint64_t addr, uint32_t len);
@@ -46,7 +47,7 @@ class link_charge {
     // Sends a TLP no earlier than at_ns; returns when its last byte has left.
     double send(direction &d, double at_ns, tlp_type t, unsigned payload);
 
-    vs_config cfg_;
+    host_memory_params memory_;
     pcie_cfg lc_;
     double bytes_per_ns_;
     double read_fixed_ns_;

@@ -199,7 +199,7 @@ std::string failure_reason(const run_result &r, const vs_config &cfg)
     std::string reason;
     if (!r.completed) {
         char limit[64];
-        std::snprintf(limit, sizeof limit, "%g", cfg.plat.sim_time_limit_us / 1e3);
+        std::snprintf(limit, sizeof limit, "%g", cfg.sim.time_limit_us / 1e3);
         reason = std::string("stopped at sim.time_limit_ms (") + limit +
                  " ms) before the workload finished";
     }

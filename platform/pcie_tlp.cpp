@@ -93,9 +93,20 @@ double pcie_read_fixed_ns(const pcie_cfg &c, double total_64b_ns, double complet
     return total_64b_ns - completer_64b_ns - wire;
 }
 
-namespace {
-
-} // namespace
+pcie_link_timing pcie_link_timing_of(const pcie_link_params &p, const host_memory_params &m)
+{
+    pcie_link_timing t;
+    t.link.gen = p.gen;
+    t.link.lanes = p.lanes;
+    t.link.max_payload_bytes = p.max_payload_bytes;
+    t.link.max_read_request_bytes = p.max_read_request_bytes;
+    t.link.read_completion_boundary_bytes = p.read_completion_boundary_bytes;
+    t.link.completions_at_rcb = p.completions_at_rcb;
+    t.link.addr64 = p.address_bits == 64;
+    t.link.ecrc = p.ecrc;
+    t.read_fixed_ns = pcie_read_fixed_ns(t.link, p.read_latency_ns, host_memory_read_ns(m, 64));
+    return t;
+}
 
 // Pieces of at most `max` bytes that never cross a `boundary`-aligned address (boundary
 // a power of two).

@@ -18,6 +18,8 @@
 
 #include <cstdint>
 
+#include "module_params.h"
+
 struct pcie_cfg {
     unsigned gen = 3;                 // 1..5
     unsigned lanes = 8;               // 1, 2, 4, 8, 16
@@ -45,6 +47,15 @@ unsigned pcie_tlp_overhead_bytes(const pcie_cfg &c, tlp_type t);
 // (total_64b_ns) and the completer's latency for those 64 bytes. Negative when the
 // measurement is shorter than its known parts (a configuration error).
 double pcie_read_fixed_ns(const pcie_cfg &c, double total_64b_ns, double completer_64b_ns);
+
+// The link's timing, derived once from its parameter group and host memory's (the
+// completer of its reads): the simulation's link module, serve's link_charge and
+// config_validate all take it from here.
+struct pcie_link_timing {
+    pcie_cfg link;        // how transfers split into TLPs
+    double read_fixed_ns; // pcie_read_fixed_ns of pcie.read_latency_ns; < 0: a config error
+};
+pcie_link_timing pcie_link_timing_of(const pcie_link_params &p, const host_memory_params &m);
 
 // How a transfer of len bytes at addr splits: write TLPs at the MPS and 4 KiB
 // boundaries; read requests at the MRRS and 4 KiB boundaries; completions of one read

@@ -6,6 +6,29 @@
 #include "dma_attr.h"
 #include "host_memory.h"
 
+iommu_config iommu_config_of(const iommu_params &p, uint64_t seed)
+{
+    iommu_config ic = {};
+    ic.enabled = true; // requests say whether they want translation (ACCESS_PLATFORM)
+    ic.iotlb.entries = p.iotlb_entries;
+    ic.iotlb.ways = p.iotlb_ways;
+    ic.iotlb.policy = p.random_replacement ? IOTLB_RANDOM : IOTLB_LRU;
+    ic.iotlb.seed = seed;
+    ic.psc_entries[iommu_psc_slot(4)] = p.psc_level4_entries;
+    ic.psc_entries[iommu_psc_slot(3)] = p.psc_level3_entries;
+    ic.psc_entries[iommu_psc_slot(2)] = p.psc_level2_entries;
+    return ic;
+}
+
+iommu_timing iommu_timing_of(const iommu_params &p)
+{
+    iommu_timing it;
+    it.iotlb_hit = sc_core::sc_time(p.iotlb_hit_ns, sc_core::SC_NS);
+    it.walkers = p.walkers_count;
+    it.walk_read_overhead = sc_core::sc_time(p.walk_read_overhead_ns, sc_core::SC_NS);
+    return it;
+}
+
 using sc_core::sc_time;
 
 root_complex::root_complex(sc_core::sc_module_name name, const iommu_config &cfg,

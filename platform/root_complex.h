@@ -28,6 +28,7 @@
 #include <tlm_utils/simple_initiator_socket.h>
 #include <tlm_utils/simple_target_socket.h>
 
+#include "module_params.h"
 #include "reused_payload.h"
 #include "walker_pool.h"
 #include "trace.h"
@@ -41,6 +42,11 @@ struct iommu_timing {
     unsigned walkers = 1;        // page walks in flight at most
     sc_core::sc_time walk_read_overhead; // added to each page-table read's memory time
 };
+
+// The IOMMU's geometry and timing from the iommu.* group, derived once (the device's
+// own IOMMU, iommu.walk_location = device, takes the same).
+iommu_config iommu_config_of(const iommu_params &p, uint64_t seed);
+iommu_timing iommu_timing_of(const iommu_params &p);
 
 class root_complex : public sc_core::sc_module {
 public:

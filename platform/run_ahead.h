@@ -20,6 +20,8 @@
 #include <systemc>
 #include <tlm_utils/tlm_quantumkeeper.h>
 
+#include "module_params.h"
+
 struct run_ahead {
     bool decoupled = false;               // sim.timing = decoupled
     sc_core::sc_time horizon = sc_core::SC_ZERO_TIME; // the run's time limit (absolute)
@@ -53,5 +55,14 @@ struct run_ahead {
             ev.notify(sc_core::SC_ZERO_TIME);
     }
 };
+
+// The CPU's and the engines' synchronisation rule from the sim.* group, derived once.
+inline run_ahead run_ahead_of(const sim_params &sim)
+{
+    run_ahead r;
+    r.decoupled = sim.timing_decoupled;
+    r.horizon = sc_core::sc_time(sim.time_limit_us * 1000.0, sc_core::SC_NS);
+    return r;
+}
 
 #endif

@@ -2,6 +2,16 @@
 
 #include "address_map.h"
 
+smp_timing smp_timing_of(const software_params &p)
+{
+    smp_timing st;
+    st.access = sc_core::sc_time(p.access_ns, sc_core::SC_NS);
+    st.copy_bytes_per_ns = p.copy_bytes_per_ns;
+    st.notify = sc_core::sc_time(p.notify_ns, sc_core::SC_NS);
+    st.interrupt = sc_core::sc_time(p.interrupt_ns, sc_core::SC_NS);
+    return st;
+}
+
 using sc_core::sc_time;
 using sc_core::SC_NS;
 

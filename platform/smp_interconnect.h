@@ -23,12 +23,17 @@
 #include <tlm_utils/simple_initiator_socket.h>
 #include <tlm_utils/simple_target_socket.h>
 
+#include "module_params.h"
+
 struct smp_timing {
     sc_core::sc_time access;       // one dependent load that misses the local cache
     double copy_bytes_per_ns = 10; // streaming copy bandwidth of the device thread
     sc_core::sc_time notify;       // driver notification until the device thread runs
     sc_core::sc_time interrupt;    // device interrupt until the driver's handler runs
 };
+
+// The interconnect's timing from the software.* group.
+smp_timing smp_timing_of(const software_params &p);
 
 class smp_interconnect : public sc_core::sc_module {
 public:

@@ -450,10 +450,10 @@ constexpr double TASK_TARGET_S = 60;
 
 double point_cost_seconds(const vs_config &cfg)
 {
-    const double work = cfg.plat.workload_dma_bench
-                            ? static_cast<double>(cfg.plat.bench_transfers_count) * COST_PER_TRANSFER_S
+    const double work = cfg.bench.enabled
+                            ? static_cast<double>(cfg.bench.transfers_count) * COST_PER_TRANSFER_S
                             : static_cast<double>(cfg.drv.frames_count) * COST_PER_FRAME_S;
-    const double limit = cfg.plat.sim_time_limit_us / 1000.0 * COST_PER_SIMULATED_MS_S;
+    const double limit = cfg.sim.time_limit_us / 1000.0 * COST_PER_SIMULATED_MS_S;
     return COST_START_S + std::min(work, limit);
 }
 

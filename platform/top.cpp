@@ -43,27 +43,26 @@ struct platform {
     virtio_device_tlm dev;
     host_cpu cpu;
 
-    platform(const vs_config &cfg, const pcie_cfg &lc, const device_timing &dt,
-             const dma_bench_params &bench, const cpu_costs &cc, const iommu_config &ic,
-             const iommu_timing &it, const smp_timing *software)
-        : mem("memory", amap::memory_base, cfg.plat.host_memory_mib << 20,
-              sc_time(cfg.plat.host_memory_latency_ns, SC_NS),
-              sc_time(cfg.plat.host_memory_read_ps_per_byte, SC_PS)),
-          rc("root_complex", ic, it), dev("device", cfg.dev, dt, bench),
-          cpu("cpu", cc, cfg.drv, mem.data(), mem.base(), mem.size(), !bench.enabled)
+    // Each module from its own parameter group and the timing derived from it.
+    explicit platform(const vs_config &cfg)
+        : mem("memory", amap::memory_base, cfg.memory.size_mib << 20,
+              sc_time(cfg.memory.latency_ns, SC_NS), sc_time(cfg.memory.read_ps_per_byte, SC_PS)),
+          rc("root_complex", iommu_config_of(cfg.iommu, cfg.seed), iommu_timing_of(cfg.iommu)),
+          dev("device", cfg.dev, device_timing_of(cfg), dma_bench_setup_of(cfg)),
+          cpu("cpu", cpu_costs_of(cfg.cpu, cfg.sim), cfg.drv, mem.data(), mem.base(), mem.size(),
+              !cfg.bench.enabled)
     {
         cpu.memory = &mem;
-        if (software) {
-            smp.reset(new smp_interconnect("smp", *software, amap::msi_base, amap::msi_size));
+        if (cfg.software.enabled) {
+            smp.reset(new smp_interconnect("smp", smp_timing_of(cfg.software), amap::msi_base,
+                                           amap::msi_size));
             cpu.mmio.bind(smp->down_in);
             smp->down_out.bind(dev.target);
             dev.dma.bind(smp->up_in);
             smp->up_out.bind(rc.from_link);
         } else {
-            link.reset(new pcie_link("link", lc,
-                                     sc_time(pcie_read_fixed_ns(lc, cfg.plat.pcie_read_latency_ns,
-                                                                config_memory_read_ns(cfg, 64)),
-                                             SC_NS)));
+            const pcie_link_timing lt = pcie_link_timing_of(cfg.pcie, cfg.memory);
+            link.reset(new pcie_link("link", lt.link, sc_time(lt.read_fixed_ns, SC_NS)));
             cpu.mmio.bind(link->down_in);
             link->down_out.bind(dev.target);
             dev.dma.bind(link->up_in);
@@ -73,7 +72,7 @@ struct platform {
         rc.to_intc.bind(cpu.msi_in);
         // Host software programs whichever IOMMU translates (the root complex's, or the
         // device's own with iommu.walk_location = device).
-        const bool in_device = dt.device_iommu;
+        const bool in_device = cfg.iommu.in_device;
         cpu.iommu_set_root = [this, in_device](uint32_t pasid, uint64_t root) {
             return in_device ? dev.iommu_set_root(pasid, root) : rc.iommu_set_root(pasid, root);
         };
@@ -152,7 +151,7 @@ void add_link_dma_stats(stats_table &s, platform &p, double sim_ns)
 bool map_bench_window(platform &p, const vs_config &cfg)
 {
     const uint64_t page = cfg.drv.iommu_page_bytes;
-    const uint64_t window = (cfg.plat.bench_window_bytes + page - 1) / page * page;
+    const uint64_t window = (cfg.bench.window_bytes + page - 1) / page * page;
     const uint64_t tables = (window / 4096 / 512 + 8) * 4096; // leaf tables + upper levels
     if (window + tables > p.mem.size())
         return false;
@@ -163,7 +162,7 @@ bool map_bench_window(platform &p, const vs_config &cfg)
         return false;
     if (iopt_map(&pt, p.mem.base() + cfg.drv.iova_offset, p.mem.base(), window, page, true) != IOPT_OK)
         return false;
-    return cfg.plat.iommu_in_device ? p.dev.iommu_set_root(0, pt.root)
+    return cfg.iommu.in_device ? p.dev.iommu_set_root(0, pt.root)
                                     : p.rc.iommu_set_root(0, pt.root);
 }
 
@@ -290,7 +289,7 @@ run_result collect_bench(platform &p, const vs_config &cfg)
     const double ns = elapsed.to_seconds() * 1e9;
     stats_table &s = r.stats;
     s.add_f64("sim.time_ns", "ns", stat_better::lower, "simulated time from the first transfer to the last data", ns);
-    s.add_u64("bench.transfers", "count", stat_better::neutral, "benchmark transfers done", cfg.plat.bench_transfers_count);
+    s.add_u64("bench.transfers", "count", stat_better::neutral, "benchmark transfers done", cfg.bench.transfers_count);
     s.add_u64("bench.bytes", "bytes", stat_better::neutral, "payload bytes moved (each way for read_write)", dev.bench_bytes);
     const double gbps = ns > 0 ? dev.bench_bytes * 8.0 / ns : 0.0;
     s.add_f64("bench.bandwidth_gbps", "Gb/s", stat_better::higher, "effective payload bandwidth (per direction for read_write)", gbps);
@@ -298,16 +297,16 @@ run_result collect_bench(platform &p, const vs_config &cfg)
     s.add_f64("bench.steady_bandwidth_gbps", "Gb/s", stat_better::higher,
               "payload bandwidth from the first transfer's completion to the last's (start-up "
               "latency excluded)",
-              steady_ns > 0 ? (dev.bench_bytes - cfg.plat.bench_transfer_bytes) * 8.0 / steady_ns : gbps);
+              steady_ns > 0 ? (dev.bench_bytes - cfg.bench.transfer_bytes) * 8.0 / steady_ns : gbps);
     s.add_f64("bench.transfers_per_us", "count", stat_better::higher, "transfers completed per simulated microsecond",
-              ns > 0 ? cfg.plat.bench_transfers_count * 1000.0 / ns : 0.0);
+              ns > 0 ? cfg.bench.transfers_count * 1000.0 / ns : 0.0);
     add_link_dma_stats(s, p, ns);
     add_iommu_stats(s, p);
 
     static const char *const ops[] = {"read", "write", "read_write"};
     auto &sum = r.summary;
-    sum.emplace_back("workload", std::string("dma_bench ") + ops[cfg.plat.bench_op % 3] + " of " +
-                                     std::to_string(cfg.plat.bench_transfer_bytes) + " B");
+    sum.emplace_back("workload", std::string("dma_bench ") + ops[cfg.bench.op % 3] + " of " +
+                                     std::to_string(cfg.bench.transfer_bytes) + " B");
     sum.emplace_back("result", r.driver_result);
     sum.emplace_back("simulated time", fixed(ns / 1000.0, 3) + " us");
     sum.emplace_back("effective bandwidth", fixed(gbps, 3) + " Gb/s");
@@ -321,128 +320,9 @@ run_result collect_bench(platform &p, const vs_config &cfg)
     return r;
 }
 
-} // namespace
-
-run_result vs_run(const vs_config &cfg, const run_options &opt)
+// The virtio-net workload's results: every module's statistics and the summary table.
+run_result collect_run(platform *p)
 {
-    sc_core::sc_set_time_resolution(1, SC_PS);
-    // The driver ends the run with sc_stop(); that is not news to the user.
-    sc_core::sc_report_handler::set_actions("/OSCI/SystemC", sc_core::SC_INFO, sc_core::SC_DO_NOTHING);
-    tlm_utils::tlm_quantumkeeper::set_global_quantum(sc_time(cfg.plat.sim_quantum_ns, SC_NS));
-
-    const pcie_cfg lc = config_pcie(cfg);
-
-    dma_bench_params bench;
-    bench.enabled = cfg.plat.workload_dma_bench;
-    bench.op = cfg.plat.bench_op;
-    bench.transfer_bytes = cfg.plat.bench_transfer_bytes;
-    bench.transfers = cfg.plat.bench_transfers_count;
-    bench.window_bytes = cfg.plat.bench_window_bytes;
-    bench.base = amap::memory_base;
-    bench.translate = cfg.plat.bench_iommu;
-    bench.random = cfg.plat.bench_random;
-    bench.seed = cfg.seed;
-    if (bench.translate)
-        bench.base = amap::memory_base + cfg.drv.iova_offset;
-
-    iommu_config ic = {};
-    ic.enabled = true; // requests say whether they want translation (ACCESS_PLATFORM)
-    ic.iotlb.entries = cfg.plat.iommu_iotlb_entries;
-    ic.iotlb.ways = cfg.plat.iommu_iotlb_ways;
-    ic.iotlb.policy = cfg.plat.iommu_random_replacement ? IOTLB_RANDOM : IOTLB_LRU;
-    ic.iotlb.seed = cfg.seed;
-    ic.psc_entries[iommu_psc_slot(4)] = cfg.plat.iommu_psc_level4_entries;
-    ic.psc_entries[iommu_psc_slot(3)] = cfg.plat.iommu_psc_level3_entries;
-    ic.psc_entries[iommu_psc_slot(2)] = cfg.plat.iommu_psc_level2_entries;
-    iommu_timing it;
-    it.iotlb_hit = sc_time(cfg.plat.iommu_iotlb_hit_ns, SC_NS);
-    it.walkers = cfg.plat.iommu_walkers_count;
-    it.walk_read_overhead = sc_time(cfg.plat.iommu_walk_read_overhead_ns, SC_NS);
-
-    device_timing dt;
-    dt.cycle = sc_time(1000.0 / cfg.plat.device_clock_mhz, SC_NS);
-    dt.desc_cycles = cfg.plat.device_desc_cycles;
-    dt.packet_cycles = cfg.plat.device_packet_cycles;
-    dt.link = lc;
-    dt.read_tags = cfg.plat.dma_read_tags_count;
-    dt.completions_in_order = cfg.plat.dma_completions_in_order;
-    dt.queue_engines = cfg.dev.queue_engines;
-    dt.engine_wakeup_next = cfg.plat.sim_engine_wakeup_next;
-    dt.timing.decoupled = cfg.plat.sim_timing_decoupled;
-    dt.timing.horizon = sc_time(cfg.plat.sim_time_limit_us * 1000.0, SC_NS);
-    for (unsigned q = 0; q < VNET_QUEUES; q++)
-        dt.queue_pasid[q] = cfg.plat.queue_pasid[q];
-    dt.dma_channels = cfg.plat.dma_channels_count;
-    dt.arbitration = cfg.plat.dma_fixed_priority ? dma_arbiter::policy::fixed_priority
-                                                 : dma_arbiter::policy::round_robin;
-    dt.ats = cfg.plat.iommu_ats;
-    dt.device_iommu = cfg.plat.iommu_in_device;
-    dt.mmu = ic;
-    dt.mmu_hit = it.iotlb_hit;
-    dt.mmu_walkers = it.walkers;
-    dt.atc.entries = cfg.plat.iommu_atc_entries;
-    dt.atc.ways = cfg.plat.iommu_atc_ways;
-    dt.atc.policy = IOTLB_LRU;
-
-    cpu_costs cc = {};
-    cc.cycle = sc_time(1000.0 / cfg.plat.cpu_clock_mhz, SC_NS);
-    cc.work_cycles[VS_HOST_WORK_TX_PACKET] = cfg.plat.cpu_tx_packet_cycles;
-    cc.work_cycles[VS_HOST_WORK_RX_PACKET] = cfg.plat.cpu_rx_packet_cycles;
-    cc.work_cycles[VS_HOST_WORK_TX_REAP] = cfg.plat.cpu_tx_reap_cycles;
-    cc.work_cycles[VS_HOST_WORK_RX_REFILL] = cfg.plat.cpu_rx_refill_cycles;
-    cc.work_cycles[VS_HOST_WORK_POLL] = cfg.plat.cpu_poll_cycles;
-    cc.work_cycles[VS_HOST_WORK_BARRIER_DEVICE] = cfg.plat.cpu_device_barrier_cycles;
-    cc.work_cycles[VS_HOST_WORK_BARRIER_SMP] = cfg.plat.cpu_smp_barrier_cycles;
-    cc.work_cycles[VS_HOST_WORK_CTRL_COMMAND] = cfg.plat.cpu_ctrl_command_cycles;
-    cc.irq_entry_cycles = cfg.plat.cpu_irq_entry_cycles;
-    cc.mmio_write = sc_time(cfg.plat.cpu_mmio_write_ns, SC_NS);
-    cc.poll_sleep = cfg.plat.sim_poll_sleep;
-    cc.timing = dt.timing;
-
-    smp_timing st;
-    st.access = sc_time(cfg.plat.software_access_ns, SC_NS);
-    st.copy_bytes_per_ns = cfg.plat.software_copy_bytes_per_ns;
-    st.notify = sc_time(cfg.plat.software_notify_ns, SC_NS);
-    st.interrupt = sc_time(cfg.plat.software_interrupt_ns, SC_NS);
-    if (cfg.plat.software_profile)
-        dt.used_write_barrier = sc_time(cfg.plat.software_barrier_ns, SC_NS);
-    auto p = std::make_unique<platform>(cfg, lc, dt, bench, cc, ic, it,
-                                        cfg.plat.software_profile ? &st : nullptr);
-    if (bench.translate && !map_bench_window(*p, cfg)) {
-        run_result r;
-        r.completed = false;
-        r.driver_result = refdrv_result_name(REFDRV_NO_MEMORY);
-        r.summary.emplace_back("result", "host memory too small for the benchmark's page tables");
-        return r;
-    }
-    std::unique_ptr<trace_recorder> trace;
-    std::unique_ptr<trace_counters> counters;
-    if (!opt.trace_path.empty()) {
-        trace.reset(new trace_recorder(opt.trace_path, opt.trace_span));
-        if (!trace->ok())
-            throw std::runtime_error("cannot write the trace file " + opt.trace_path);
-        p->rc.set_trace(trace.get());
-        if (p->link) {
-            p->link->up.trace = p->link->down.trace = trace.get();
-            p->link->up.track = TRACE_LINK_UP;
-            p->link->down.track = TRACE_LINK_DOWN;
-        }
-    }
-    if (trace || !opt.vcd_path.empty()) {
-        counters.reset(new trace_counters("counters", trace.get(), opt.vcd_path));
-        if (!counters->ok())
-            throw std::runtime_error("cannot write the VCD file " + opt.vcd_path);
-    }
-    if (counters)
-        p->dev.set_trace(trace.get(), counters.get());
-    if (opt.strict)
-        p->dev.on_violation = [cpu = &p->cpu] { cpu->request_stop(); };
-    sc_core::sc_start(sc_time(cfg.plat.sim_time_limit_us * 1000.0, SC_NS));
-    if (counters)
-        counters->finish();
-    if (bench.enabled)
-        return collect_bench(*p, cfg);
-
     run_result r;
     const host_cpu &cpu = p->cpu;
     const vdev &d = p->dev.kernel();
@@ -659,3 +539,54 @@ run_result vs_run(const vs_config &cfg, const run_options &opt)
                          fixed(s.find("link.down.utilisation")->f64 * 100, 1) + " %");
     return r;
 }
+
+} // namespace
+
+run_result vs_run(const vs_config &cfg, const run_options &opt)
+{
+    sc_core::sc_set_time_resolution(1, SC_PS);
+    // The driver ends the run with sc_stop(); that is not news to the user.
+    sc_core::sc_report_handler::set_actions("/OSCI/SystemC", sc_core::SC_INFO, sc_core::SC_DO_NOTHING);
+    tlm_utils::tlm_quantumkeeper::set_global_quantum(sc_time(cfg.sim.quantum_ns, SC_NS));
+
+    // Build.
+    auto p = std::make_unique<platform>(cfg);
+    if (cfg.bench.enabled && cfg.bench.iommu && !map_bench_window(*p, cfg)) {
+        run_result r;
+        r.completed = false;
+        r.driver_result = refdrv_result_name(REFDRV_NO_MEMORY);
+        r.summary.emplace_back("result", "host memory too small for the benchmark's page tables");
+        return r;
+    }
+    std::unique_ptr<trace_recorder> trace;
+    std::unique_ptr<trace_counters> counters;
+    if (!opt.trace_path.empty()) {
+        trace.reset(new trace_recorder(opt.trace_path, opt.trace_span));
+        if (!trace->ok())
+            throw std::runtime_error("cannot write the trace file " + opt.trace_path);
+        p->rc.set_trace(trace.get());
+        if (p->link) {
+            p->link->up.trace = p->link->down.trace = trace.get();
+            p->link->up.track = TRACE_LINK_UP;
+            p->link->down.track = TRACE_LINK_DOWN;
+        }
+    }
+    if (trace || !opt.vcd_path.empty()) {
+        counters.reset(new trace_counters("counters", trace.get(), opt.vcd_path));
+        if (!counters->ok())
+            throw std::runtime_error("cannot write the VCD file " + opt.vcd_path);
+    }
+    if (counters)
+        p->dev.set_trace(trace.get(), counters.get());
+    if (opt.strict)
+        p->dev.on_violation = [cpu = &p->cpu] { cpu->request_stop(); };
+
+    // Run.
+    sc_core::sc_start(sc_time(cfg.sim.time_limit_us * 1000.0, SC_NS));
+    if (counters)
+        counters->finish();
+
+    // Collect.
+    return cfg.bench.enabled ? collect_bench(*p, cfg) : collect_run(p.get());
+}
+

@@ -487,7 +487,7 @@ struct connection {
 class server {
 public:
     server(const vs_config &cfg, const serve_options &opt)
-        : cfg_(cfg), opt_(opt), pairs_(unsigned(cfg.plat.serve_queue_pairs)), pair_(pairs_),
+        : cfg_(cfg), opt_(opt), pairs_(unsigned(cfg.serve.queue_pairs)), pair_(pairs_),
           clock_(cfg)
     {
         vs_conf_init(&conf_);

@@ -9,12 +9,61 @@
 #include <string>
 
 #include "address_map.h"
+#include "config.h"
+#include "root_complex.h"
+
+device_timing device_timing_of(const vs_config &cfg)
+{
+    device_timing dt;
+    dt.cycle = sc_core::sc_time(1000.0 / cfg.device_tlm.clock_mhz, sc_core::SC_NS);
+    dt.desc_cycles = cfg.device_tlm.desc_cycles;
+    dt.packet_cycles = cfg.device_tlm.packet_cycles;
+    dt.link = pcie_link_timing_of(cfg.pcie, cfg.memory).link;
+    dt.read_tags = cfg.dma.read_tags_count;
+    dt.completions_in_order = cfg.dma.completions_in_order;
+    dt.queue_engines = cfg.dev.queue_engines;
+    dt.engine_wakeup_next = cfg.sim.engine_wakeup_next;
+    dt.timing = run_ahead_of(cfg.sim);
+    for (unsigned q = 0; q < VNET_QUEUES; q++)
+        dt.queue_pasid[q] = cfg.device_tlm.queue_pasid[q];
+    if (cfg.software.enabled)
+        dt.used_write_barrier = sc_core::sc_time(cfg.software.barrier_ns, sc_core::SC_NS);
+    dt.dma_channels = cfg.dma.channels_count;
+    dt.arbitration = cfg.dma.fixed_priority ? dma_arbiter::policy::fixed_priority
+                                            : dma_arbiter::policy::round_robin;
+    dt.ats = cfg.iommu.ats;
+    dt.device_iommu = cfg.iommu.in_device;
+    dt.mmu = iommu_config_of(cfg.iommu, cfg.seed);
+    const iommu_timing it = iommu_timing_of(cfg.iommu);
+    dt.mmu_hit = it.iotlb_hit;
+    dt.mmu_walkers = it.walkers;
+    dt.atc.entries = cfg.iommu.atc_entries;
+    dt.atc.ways = cfg.iommu.atc_ways;
+    dt.atc.policy = IOTLB_LRU;
+    return dt;
+}
+
+dma_bench_setup dma_bench_setup_of(const vs_config &cfg)
+{
+    dma_bench_setup b;
+    b.enabled = cfg.bench.enabled;
+    b.op = cfg.bench.op;
+    b.transfer_bytes = cfg.bench.transfer_bytes;
+    b.transfers = cfg.bench.transfers_count;
+    b.window_bytes = cfg.bench.window_bytes;
+    b.translate = cfg.bench.iommu;
+    b.random = cfg.bench.random;
+    b.seed = cfg.seed;
+    // The window at the driver's IOVA offset when translated (map_bench_window).
+    b.base = amap::memory_base + (b.translate ? cfg.drv.iova_offset : 0);
+    return b;
+}
 
 using sc_core::sc_time;
 using sc_core::SC_ZERO_TIME;
 
 virtio_device_tlm::virtio_device_tlm(sc_core::sc_module_name name, const vdev_params &p,
-                                     const device_timing &t, const dma_bench_params &bench)
+                                     const device_timing &t, const dma_bench_setup &bench)
     : sc_module(name), target("target"), dma("dma"), t_(t), bench_(bench),
       dma_engine_(new dma_engine(dma, t.link, t.read_tags, t.completions_in_order)),
       arbiter_("arbiter", t.dma_channels, VNET_QUEUES, t.arbitration)

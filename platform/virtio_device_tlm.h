@@ -63,7 +63,7 @@ struct device_timing {
 
 // The DMA microbenchmark (sim.workload = dma_bench): the DMA engine streams transfers
 // to host memory back to back, as pcie-bench's firmware does; no driver, no virtio.
-struct dma_bench_params {
+struct dma_bench_setup {
     bool enabled = false;
     unsigned op = 0;              // 0 read, 1 write, 2 read + write per transfer
     unsigned transfer_bytes = 64;
@@ -75,6 +75,12 @@ struct dma_bench_params {
     uint64_t seed = 1;
 };
 
+struct vs_config;
+// The device's timing and the benchmark's setup, derived once from the configuration's
+// groups (device.*, dma.*, iommu.*, pcie.*, sim.*, software.*, bench.*).
+device_timing device_timing_of(const vs_config &cfg);
+dma_bench_setup dma_bench_setup_of(const vs_config &cfg);
+
 class virtio_device_tlm : public sc_core::sc_module {
 public:
     tlm_utils::simple_target_socket<virtio_device_tlm> target;
@@ -82,7 +88,7 @@ public:
 
     SC_HAS_PROCESS(virtio_device_tlm);
     virtio_device_tlm(sc_core::sc_module_name name, const vdev_params &p, const device_timing &t,
-                      const dma_bench_params &bench = dma_bench_params());
+                      const dma_bench_setup &bench = dma_bench_setup());
     ~virtio_device_tlm() override;
 
     const vdev &kernel() const { return dev_; }
@@ -195,7 +201,7 @@ private:
 
     vdev dev_;
     device_timing t_;
-    dma_bench_params bench_;
+    dma_bench_setup bench_;
     std::unique_ptr<dma_engine> dma_engine_;
     dma_arbiter arbiter_;
     engine engines_[VNET_QUEUES][VDEV_ENGINES_MAX];

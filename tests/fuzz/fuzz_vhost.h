@@ -29,7 +29,7 @@ inline vs_config vhost_fuzz_config(uint8_t b)
     static const vdev_backend backends[] = {VDEV_BACKEND_LOOPBACK, VDEV_BACKEND_SINK,
                                             VDEV_BACKEND_RESPONDER, VDEV_BACKEND_LOOPBACK};
     cfg.dev.backend = backends[b & 3];
-    cfg.plat.serve_queue_pairs = (b & 4) ? 2 : 1;
+    cfg.serve.queue_pairs = (b & 4) ? 2 : 1;
     return cfg;
 }
 

@@ -211,29 +211,52 @@ Test(config, defaults_validate)
     cr_assert(validate(config_defaults(), err), "defaults rejected: %s", err.message.c_str());
 }
 
+// The module groups' member initialisers (module_params.h) are the table's defaults:
+// a group built in code without the table starts where config_defaults() does.
+Test(config, module_group_initialisers_are_the_defaults)
+{
+    const vs_config table = config_defaults();
+    vs_config groups = table;
+    groups.pcie = pcie_link_params();
+    groups.dma = dma_engine_params();
+    groups.iommu = iommu_params();
+    groups.software = software_params();
+    groups.bench = dma_bench_params();
+    groups.memory = host_memory_params();
+    groups.cpu = host_cpu_params();
+    groups.device_tlm = device_tlm_params();
+    groups.sim = sim_params();
+    groups.serve = serve_params();
+    const auto want = config_resolved(table), got = config_resolved(groups);
+    cr_assert_eq(want.size(), got.size());
+    for (size_t i = 0; i < want.size(); i++)
+        cr_expect_eq(want[i].second, got[i].second, "%s: table default %s, group initialiser %s",
+                     want[i].first.c_str(), want[i].second.c_str(), got[i].second.c_str());
+}
+
 Test(config, defaults_reach_the_structs)
 {
     vs_config c = config_defaults();
-    cr_expect_eq(c.plat.pcie_gen, 3u);
-    cr_expect_eq(c.plat.pcie_lanes, 8u);
-    cr_expect_eq(c.plat.pcie_read_latency_ns, 550.0);
-    cr_expect_eq(c.plat.pcie_max_payload_bytes, 256u);
-    cr_expect_eq(c.plat.pcie_max_read_request_bytes, 512u);
-    cr_expect_eq(c.plat.host_memory_mib, 64u);
-    cr_expect_eq(c.plat.host_memory_latency_ns, 80.0);
-    cr_expect_eq(c.plat.cpu_clock_mhz, 3000.0);
-    cr_expect_eq(c.plat.cpu_tx_packet_cycles, 400u);
-    cr_expect_eq(c.plat.cpu_rx_packet_cycles, 400u);
-    cr_expect_eq(c.plat.cpu_tx_reap_cycles, 100u);
-    cr_expect_eq(c.plat.cpu_rx_refill_cycles, 100u);
-    cr_expect_eq(c.plat.cpu_poll_cycles, 50u);
-    cr_expect_eq(c.plat.cpu_irq_entry_cycles, 1500u);
-    cr_expect_eq(c.plat.cpu_mmio_write_ns, 100.0);
-    cr_expect_eq(c.plat.device_clock_mhz, 1000.0);
-    cr_expect_eq(c.plat.device_desc_cycles, 4u);
-    cr_expect_eq(c.plat.device_packet_cycles, 20u);
-    cr_expect_eq(c.plat.sim_quantum_ns, 1000.0);
-    cr_expect_eq(c.plat.sim_time_limit_us, 1e6);
+    cr_expect_eq(c.pcie.gen, 3u);
+    cr_expect_eq(c.pcie.lanes, 8u);
+    cr_expect_eq(c.pcie.read_latency_ns, 550.0);
+    cr_expect_eq(c.pcie.max_payload_bytes, 256u);
+    cr_expect_eq(c.pcie.max_read_request_bytes, 512u);
+    cr_expect_eq(c.memory.size_mib, 64u);
+    cr_expect_eq(c.memory.latency_ns, 80.0);
+    cr_expect_eq(c.cpu.clock_mhz, 3000.0);
+    cr_expect_eq(c.cpu.tx_packet_cycles, 400u);
+    cr_expect_eq(c.cpu.rx_packet_cycles, 400u);
+    cr_expect_eq(c.cpu.tx_reap_cycles, 100u);
+    cr_expect_eq(c.cpu.rx_refill_cycles, 100u);
+    cr_expect_eq(c.cpu.poll_cycles, 50u);
+    cr_expect_eq(c.cpu.irq_entry_cycles, 1500u);
+    cr_expect_eq(c.cpu.mmio_write_ns, 100.0);
+    cr_expect_eq(c.device_tlm.clock_mhz, 1000.0);
+    cr_expect_eq(c.device_tlm.desc_cycles, 4u);
+    cr_expect_eq(c.device_tlm.packet_cycles, 20u);
+    cr_expect_eq(c.sim.quantum_ns, 1000.0);
+    cr_expect_eq(c.sim.time_limit_us, 1e6);
 
     cr_expect_eq(c.dev.revision_id, 1);
     cr_expect_eq(c.dev.subsystem_vendor_id, 0x1af4);
@@ -314,9 +337,9 @@ Test(config, set_accepts_every_form)
     set_ok(c, "sim.time_limit_ms=2.5");
     set_ok(c, "host.tx_packet_cycles=0");
 
-    cr_expect_eq(c.plat.pcie_lanes, 16u);
-    cr_expect_eq(c.plat.pcie_gen, 5u);
-    cr_expect_eq(c.plat.pcie_max_payload_bytes, 4096u);
+    cr_expect_eq(c.pcie.lanes, 16u);
+    cr_expect_eq(c.pcie.gen, 5u);
+    cr_expect_eq(c.pcie.max_payload_bytes, 4096u);
     cr_expect_eq(c.dev.subsystem_id, 0x1234);
     cr_expect_eq(c.dev.subsystem_vendor_id, 0x1234);
     cr_expect_eq(c.dev.revision_id, 255);
@@ -332,8 +355,8 @@ Test(config, set_accepts_every_form)
     cr_expect_eq(c.drv.idle_timeout_ns, 250000u);
     cr_expect_eq(c.seed, UINT64_MAX);
     cr_expect_eq(c.drv.seed, UINT64_MAX);
-    cr_expect_eq(c.plat.sim_time_limit_us, 2500.0);
-    cr_expect_eq(c.plat.host_memory_mib, 64u);
+    cr_expect_eq(c.sim.time_limit_us, 2500.0);
+    cr_expect_eq(c.memory.size_mib, 64u);
 
     auto resolved = config_resolved(c);
     auto text_of = [&](const std::string &key) {
@@ -560,8 +583,8 @@ Test(config, file_nested)
                                   "sim": {"time_limit_ms": 5}})",
                               c, err),
               "%s", err.message.c_str());
-    cr_expect_eq(c.plat.pcie_gen, 4u);
-    cr_expect_eq(c.plat.pcie_lanes, 16u);
+    cr_expect_eq(c.pcie.gen, 4u);
+    cr_expect_eq(c.pcie.lanes, 16u);
     cr_expect_eq(c.dev.subsystem_id, 0x1234);
     cr_expect_eq(c.dev.backend, VDEV_BACKEND_SINK);
     cr_expect_eq(c.drv.frame_sizes_count, 2u);
@@ -569,8 +592,8 @@ Test(config, file_nested)
     cr_expect_eq(c.drv.tx_rate_mpps, 2.5);
     cr_expect(vs_feature_has(&c.drv.decline, VIRTIO_F_EVENT_IDX_BIT));
     cr_expect(vs_feature_has(&c.drv.decline, VIRTIO_F_IN_ORDER_BIT));
-    cr_expect_eq(c.plat.sim_time_limit_us, 5000.0);
-    cr_expect_eq(c.plat.pcie_max_payload_bytes, 256u, "untouched keys keep their values");
+    cr_expect_eq(c.sim.time_limit_us, 5000.0);
+    cr_expect_eq(c.pcie.max_payload_bytes, 256u, "untouched keys keep their values");
 }
 
 Test(config, file_flat_and_mixed)
@@ -582,9 +605,9 @@ Test(config, file_flat_and_mixed)
                                   "device.withdraw_features": "RING_RESET"})",
                               c, err),
               "%s", err.message.c_str());
-    cr_expect_eq(c.plat.pcie_gen, 2u);
+    cr_expect_eq(c.pcie.gen, 2u);
     cr_expect_eq(c.drv.frame_sizes_count, 2u);
-    cr_expect_eq(c.plat.host_memory_mib, 128u);
+    cr_expect_eq(c.memory.size_mib, 128u);
     cr_expect_eq(c.drv.frames_count, 1000u);
     cr_expect(vs_feature_has(&c.dev.withdraw, VIRTIO_F_RING_RESET_BIT));
 }
@@ -679,9 +702,9 @@ Test(config, decoupled_timing_without_poll_sleep)
 {
     vs_config c = config_defaults();
     param_error err;
-    cr_expect(!c.plat.sim_timing_decoupled);
+    cr_expect(!c.sim.timing_decoupled);
     set_ok(c, "sim.timing=decoupled");
-    cr_expect(c.plat.sim_timing_decoupled);
+    cr_expect(c.sim.timing_decoupled);
     cr_expect(validate(c, err), "%s", err.message.c_str());
     set_ok(c, "sim.poll_sleep=on");
     validate_fails(c, "sim.timing", "sim.poll_sleep");
@@ -692,7 +715,7 @@ Test(config, decoupled_timing_without_poll_sleep)
 Test(config, validate_checks_configs_built_in_code)
 {
     vs_config c = config_defaults();
-    c.plat.pcie_lanes = 3;
+    c.pcie.lanes = 3;
     validate_fails(c, "pcie.lanes", "not one of 1, 2, 4, 8, 16");
 
     c = config_defaults();
@@ -713,7 +736,7 @@ Test(config, validate_checks_configs_built_in_code)
     validate_fails(c, "driver.frame_sizes_bytes", "0 sizes given");
 
     c = config_defaults();
-    c.plat.sim_quantum_ns = NAN;
+    c.sim.quantum_ns = NAN;
     validate_fails(c, "sim.quantum_ns", "not a finite number");
 
     c = config_defaults();
@@ -804,8 +827,8 @@ Test(config, pcie_bench_vtd_preset_loads)
         if (got[i].second != defaults[i].second)
             cr_expect_eq(got[i].first.rfind("iommu.", 0), 0u, "%s", got[i].first.c_str());
     }
-    cr_expect_gt(c.plat.iommu_psc_level2_entries, 0u);
-    cr_expect_gt(c.plat.iommu_walk_read_overhead_ns, 0.0);
+    cr_expect_gt(c.iommu.psc_level2_entries, 0u);
+    cr_expect_gt(c.iommu.walk_read_overhead_ns, 0.0);
 }
 
 Test(config, parameters_md_is_up_to_date)
@@ -1269,17 +1292,17 @@ Test(cli, unwritable_output_paths_refused_before_the_run)
 Test(config, timing_cross_checks_name_the_key)
 {
     vs_config c = config_defaults();
-    c.plat.pcie_read_latency_ns = 100; // below a 64-byte read's known parts
+    c.pcie.read_latency_ns = 100; // below a 64-byte read's known parts
     validate_fails(c, "pcie.read_latency_ns", "shorter than");
 
     c = config_defaults();
-    c.plat.iommu_iotlb_entries = 64;
-    c.plat.iommu_iotlb_ways = 3;
+    c.iommu.iotlb_entries = 64;
+    c.iommu.iotlb_ways = 3;
     validate_fails(c, "iommu.iotlb_ways", "power of two");
 
     c = config_defaults();
-    c.plat.iommu_atc_entries = 48;
-    c.plat.iommu_atc_ways = 4; // 12 sets
+    c.iommu.atc_entries = 48;
+    c.iommu.atc_ways = 4; // 12 sets
     validate_fails(c, "iommu.atc_ways", "power of two");
 
     c = config_defaults();
@@ -1288,8 +1311,8 @@ Test(config, timing_cross_checks_name_the_key)
     validate_fails(c, "driver.iova_offset_bytes", "multiple");
 
     c = config_defaults();
-    c.plat.workload_dma_bench = true;
-    c.plat.bench_window_bytes = (c.plat.host_memory_mib << 20) + 4096;
+    c.bench.enabled = true;
+    c.bench.window_bytes = (c.memory.size_mib << 20) + 4096;
     validate_fails(c, "bench.window_bytes", "host memory");
 
     param_error err;
