@@ -146,23 +146,6 @@ static void build_caps(struct pt *tp)
     tp->cap_pci_cfg = pci_cfg_add_cap(c, &pcap, sizeof pcap, &pmask);
 }
 
-static void vq_stats_add(struct vq_stats *to, const struct vq_stats *s)
-{
-    to->buffers_popped += s->buffers_popped;
-    to->descs_read += s->descs_read;
-    to->indirect_tables += s->indirect_tables;
-    to->used_pushed += s->used_pushed;
-    to->flushes += s->flushes;
-    to->event_reads += s->event_reads;
-    to->event_writes += s->event_writes;
-    to->interrupts_suppressed += s->interrupts_suppressed;
-    to->fetch_reads += s->fetch_reads;
-    to->fetch_entries += s->fetch_entries;
-    to->fetch_wasted += s->fetch_wasted;
-    to->fetch_wasted_bytes += s->fetch_wasted_bytes;
-    to->fetch_hint_reads += s->fetch_hint_reads;
-}
-
 /* The queue's ring state is about to be cleared: keep its statistics. */
 static void ring_stats_retire(struct pt *tp, uint16_t qi)
 {

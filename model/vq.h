@@ -106,6 +106,11 @@ struct vq_stats {
     uint64_t fetch_hint_reads;
 };
 
+/* to += s, counter by counter: the one sum of queue counters (a queue's retired rings,
+ * serve's rings of one kind). Every field is a uint64_t counter; vq.c asserts that its
+ * table of them covers the struct. */
+void vq_stats_add(struct vq_stats *to, const struct vq_stats *s);
+
 /* The batch a configuration asks for, clamped to 1..VQ_FETCH_BATCH_MAX. */
 static inline uint32_t vq_fetch_batch(const struct vq_config *cfg)
 {

@@ -171,25 +171,6 @@ struct serve_counters {
     std::string last_format;
 };
 
-void add_ring_stats(struct vq_stats &to, const struct vq_stats &s)
-{
-    to.buffers_popped += s.buffers_popped;
-    to.descs_read += s.descs_read;
-    to.indirect_tables += s.indirect_tables;
-    to.used_pushed += s.used_pushed;
-    to.flushes += s.flushes;
-    to.event_reads += s.event_reads;
-    to.event_reads_local += s.event_reads_local;
-    to.event_writes += s.event_writes;
-    to.interrupts_suppressed += s.interrupts_suppressed;
-    to.interrupts_rechecked += s.interrupts_rechecked;
-    to.fetch_reads += s.fetch_reads;
-    to.fetch_entries += s.fetch_entries;
-    to.fetch_wasted += s.fetch_wasted;
-    to.fetch_wasted_bytes += s.fetch_wasted_bytes;
-    to.fetch_hint_reads += s.fetch_hint_reads;
-}
-
 // ---- Guest memory that vanishes under the device ----
 //
 // A region is the front end's file mapped MAP_SHARED. A front end that truncates the file
@@ -702,7 +683,7 @@ void server::ring_stop(uint16_t i)
     if (r.started) {
         if (!r.broken && r.ops->pending(&r.q) != 0)
             r.ops->flush(&r.q, &ops_);
-        add_ring_stats(ctr_.ring[is_tx(i)], *r.ops->stats(&r.q));
+        vq_stats_add(&ctr_.ring[is_tx(i)], r.ops->stats(&r.q));
     }
     r.started = r.active = false;
 }
