@@ -315,6 +315,84 @@ void stats_add_link_direction(stats_table &s, const std::string &n, const char *
               sim_ns > 0 ? busy_ns / sim_ns : 0.0);
 }
 
+void stats_add_ring(stats_table &s, const std::string &n, const struct vq_stats &v)
+{
+    static const stat_row<vq_stats> fetch[] = {
+        {".fetch.reads", "count", stat_better::lower,
+         "fetch-unit DMA reads (packed: ring descriptors; split: available ring entries)",
+         &vq_stats::fetch_reads},
+        {".fetch.entries", "count", stat_better::lower,
+         "descriptors (split: available ring entries) those reads carried", &vq_stats::fetch_entries},
+    };
+    static const stat_row<vq_stats> rest[] = {
+        {".fetch.wasted_entries", "count", stat_better::lower,
+         "entries read ahead that were not available yet and were discarded", &vq_stats::fetch_wasted},
+        {".fetch.wasted_bytes", "bytes", stat_better::lower, "bytes of those discarded entries",
+         &vq_stats::fetch_wasted_bytes},
+        {".fetch.hint_reads", "count", stat_better::neutral,
+         "fetch reads whose size the NOTIFICATION_DATA hint decided", &vq_stats::fetch_hint_reads},
+        {".buffers", "count", stat_better::neutral, "buffers taken from the ring",
+         &vq_stats::buffers_popped},
+        {".descriptors_read", "count", stat_better::neutral,
+         "descriptors fetched (ring descriptors and indirect table entries)", &vq_stats::descs_read},
+        {".indirect_tables", "count", stat_better::neutral, "indirect tables fetched",
+         &vq_stats::indirect_tables},
+        {".used_returned", "count", stat_better::neutral, "used buffers returned", &vq_stats::used_pushed},
+        {".used_publications", "count", stat_better::lower,
+         "used-ring publications (each a batch of used buffers made visible)", &vq_stats::flushes},
+        {".event_writes", "count", stat_better::lower,
+         "writes of the device's event suppression structure", &vq_stats::event_writes},
+        {".interrupts_suppressed", "count", stat_better::higher,
+         "used buffer notifications the driver's event suppression spared",
+         &vq_stats::interrupts_suppressed},
+    };
+    stats_add_rows(s, n, fetch, v);
+    s.add_f64(n + ".fetch.entries_per_read", "count", stat_better::higher, "mean entries per fetch read",
+              v.fetch_reads ? double(v.fetch_entries) / v.fetch_reads : 0.0);
+    stats_add_rows(s, n, rest, v);
+}
+
+void stats_add_event_reads(stats_table &s, const std::string &n, uint64_t link, uint64_t local)
+{
+    s.add_u64(n + ".event_reads_link", "count", stat_better::lower,
+              "interrupt decisions that read the driver's event suppression fields by DMA "
+              "across the link", link);
+    s.add_u64(n + ".event_reads_local", "count", stat_better::lower,
+              "interrupt decisions that read them from device memory (viosim extension "
+              "VIOSIM_NET_F_DEVMEM_EVENT; no link traffic)", local);
+}
+
+void stats_add_device_frames(stats_table &s, const device_frame_counts &c)
+{
+    static const stat_row<device_frame_counts> rows[] = {
+        {"device.tx.frames", "frames", stat_better::higher, "frames the device transmitted",
+         &device_frame_counts::tx_frames},
+        {"device.rx.frames", "frames", stat_better::higher, "frames the device delivered to receive buffers",
+         &device_frame_counts::rx_frames},
+        {"device.rx.no_buffer", "count", stat_better::lower, "times a frame waited for a receive buffer",
+         &device_frame_counts::rx_no_buffer},
+        {"device.rx.dropped_too_big", "frames", stat_better::lower,
+         "frames dropped because the receive buffer was too small", &device_frame_counts::rx_dropped_too_big},
+    };
+    stats_add_rows(s, "", rows, c);
+}
+
+void stats_add_device_dma(stats_table &s, const uint64_t reads[VS_DMA_KIND_COUNT],
+                          const uint64_t writes[VS_DMA_KIND_COUNT], uint64_t read_bytes,
+                          uint64_t write_bytes)
+{
+    for (int k = 0; k < VS_DMA_KIND_COUNT; k++) {
+        const std::string n = vs_dma_kind_name(static_cast<vs_dma_kind>(k));
+        if (reads[k] || k == VS_DMA_DESC_READ || k == VS_DMA_BUF_READ || k == VS_DMA_EVENT_READ ||
+            k == VS_DMA_FLUSH_READ)
+            s.add_u64("device.dma." + n + ".reads", "count", stat_better::lower, "device DMA reads for " + n, reads[k]);
+        if (writes[k] || k == VS_DMA_BUF_WRITE || k == VS_DMA_USED_WRITE || k == VS_DMA_EVENT_WRITE)
+            s.add_u64("device.dma." + n + ".writes", "count", stat_better::lower, "device DMA writes for " + n, writes[k]);
+    }
+    s.add_u64("device.dma.read_bytes", "bytes", stat_better::lower, "bytes the device read from guest memory", read_bytes);
+    s.add_u64("device.dma.write_bytes", "bytes", stat_better::lower, "bytes the device wrote to guest memory", write_bytes);
+}
+
 void stats_add_backend(stats_table &s, const struct net_backend_counts &c)
 {
     s.add_u64("device.sink.frames", "frames", stat_better::neutral,

@@ -13,6 +13,8 @@
 
 extern "C" {
 #include "net_backend.h"
+#include "guest_ops.h"
+#include "vq.h"
 }
 #include "hist.h"
 
@@ -74,6 +76,47 @@ void stats_add_link_direction(stats_table &s, const std::string &n, const char *
 // The rows of the device's backend (device.backend): sink drops and responder answers,
 // named alike by a simulation and by viosim serve.
 void stats_add_backend(stats_table &s, const struct net_backend_counts &c);
+
+// One counter of a module's statistics table: its name after the module's prefix, unit,
+// which way is better, description, and the counter in the module's struct T. A module
+// lists its counters once in such a table; stats_add_rows registers them.
+template <class T> struct stat_row {
+    const char *name;
+    const char *unit;
+    stat_better better;
+    const char *description;
+    uint64_t T::*counter;
+};
+
+template <class T, size_t N>
+void stats_add_rows(stats_table &s, const std::string &prefix, const stat_row<T> (&rows)[N], const T &c)
+{
+    for (const stat_row<T> &r : rows)
+        s.add_u64(prefix + r.name, r.unit, r.better, r.description, c.*(r.counter));
+}
+
+// The rows of one queue's rings (model/vq.h vq_stats), prefix n (device.queue.rx): the
+// fetch unit's reads, then buffers, descriptors, used buffers and event suppression.
+// A simulation writes them per queue, viosim serve per kind of ring (pairs summed).
+void stats_add_ring(stats_table &s, const std::string &n, const struct vq_stats &v);
+
+// The rows of one queue's interrupt decisions that read the driver's event suppression
+// fields, prefix n: by DMA across the link, or from device memory.
+void stats_add_event_reads(stats_table &s, const std::string &n, uint64_t link, uint64_t local);
+
+// The device's frames (device.tx.frames, device.rx.*), named alike by a simulation and
+// by viosim serve.
+struct device_frame_counts {
+    uint64_t tx_frames, rx_frames, rx_no_buffer, rx_dropped_too_big;
+};
+void stats_add_device_frames(stats_table &s, const device_frame_counts &c);
+
+// The device's guest-memory accesses by kind (device.dma.<kind>.reads and .writes, a
+// kind's rows when it occurred or is one every run has) and bytes, named alike by a
+// simulation and by viosim serve.
+void stats_add_device_dma(stats_table &s, const uint64_t reads[VS_DMA_KIND_COUNT],
+                          const uint64_t writes[VS_DMA_KIND_COUNT], uint64_t read_bytes,
+                          uint64_t write_bytes);
 
 // A latency histogram (model/hist.h) owned by a module: fixed memory whatever the run's
 // length. hist_make throws std::bad_alloc when out of memory.

@@ -407,10 +407,8 @@ run_result collect_run(platform *p)
     }
     s.add_f64("per_packet.cpu_ns", "ns", stat_better::lower, "CPU time charged to the driver per transmitted frame",
               cpu.busy.to_seconds() * 1e9 / frames);
-    s.add_u64("device.tx.frames", "frames", stat_better::higher, "frames the device transmitted", d.net.stats.tx_frames);
-    s.add_u64("device.rx.frames", "frames", stat_better::higher, "frames the device delivered to receive buffers", d.net.stats.rx_frames);
-    s.add_u64("device.rx.no_buffer", "count", stat_better::lower, "times a frame waited for a receive buffer", d.net.stats.rx_no_buffer);
-    s.add_u64("device.rx.dropped_too_big", "frames", stat_better::lower, "frames dropped because the receive buffer was too small", d.net.stats.rx_dropped_too_big);
+    stats_add_device_frames(s, {d.net.stats.tx_frames, d.net.stats.rx_frames, d.net.stats.rx_no_buffer,
+                                d.net.stats.rx_dropped_too_big});
     stats_add_backend(s, d.net.stats.backend);
     s.add_u64("device.ctrl.commands", "count", stat_better::neutral, "control queue commands answered", d.net.stats.ctrl_commands);
     s.add_u64("device.ctrl.ok", "count", stat_better::higher, "control queue commands answered VIRTIO_NET_OK", d.net.stats.ctrl_ok);
@@ -424,16 +422,8 @@ run_result collect_run(platform *p)
                   v == 0 ? "MSI-X messages on vector 0 (the reference driver's configuration vector)"
                          : "MSI-X messages on this vector (the reference driver uses 1 + queue index)",
                   p->dev.msi_per_vector[v]);
-    for (int k = 0; k < VS_DMA_KIND_COUNT; k++) {
-        const std::string n = vs_dma_kind_name(static_cast<vs_dma_kind>(k));
-        if (d.tp.stats.dma_reads[k] || k == VS_DMA_DESC_READ || k == VS_DMA_BUF_READ ||
-            k == VS_DMA_EVENT_READ || k == VS_DMA_FLUSH_READ)
-            s.add_u64("device.dma." + n + ".reads", "count", stat_better::lower, "device DMA reads for " + n, d.tp.stats.dma_reads[k]);
-        if (d.tp.stats.dma_writes[k] || k == VS_DMA_BUF_WRITE || k == VS_DMA_USED_WRITE || k == VS_DMA_EVENT_WRITE)
-            s.add_u64("device.dma." + n + ".writes", "count", stat_better::lower, "device DMA writes for " + n, d.tp.stats.dma_writes[k]);
-    }
-    s.add_u64("device.dma.read_bytes", "bytes", stat_better::lower, "bytes the device read from guest memory", d.tp.stats.dma_read_bytes);
-    s.add_u64("device.dma.write_bytes", "bytes", stat_better::lower, "bytes the device wrote to guest memory", d.tp.stats.dma_write_bytes);
+    stats_add_device_dma(s, d.tp.stats.dma_reads, d.tp.stats.dma_writes, d.tp.stats.dma_read_bytes,
+                         d.tp.stats.dma_write_bytes);
     s.add_u64("device.dma.blocked", "count", stat_better::lower, "DMA refused because bus mastering was off", d.tp.stats.dma_blocked);
     s.add_u64("device.resets", "count", stat_better::lower, "device resets by the driver", d.tp.stats.resets);
     if (d.tp.error != VS_REASON_NONE) {
@@ -451,28 +441,8 @@ run_result collect_run(platform *p)
         s.add_u64(n + ".wakeups", "count", stat_better::neutral, "times the queue's engine woke from sleep", p->dev.engine_wakeups[q]);
         s.add_f64(n + ".busy_ns", "ns", stat_better::lower, "device clock time the engine spent on this queue",
                   p->dev.engine_busy[q].to_seconds() * 1e9);
-        s.add_u64(n + ".event_reads_link", "count", stat_better::lower,
-                  "interrupt decisions that read the driver's event suppression fields by DMA "
-                  "across the link", d.tp.stats.event_reads_link[q]);
-        s.add_u64(n + ".event_reads_local", "count", stat_better::lower,
-                  "interrupt decisions that read them from device memory (viosim extension "
-                  "VIOSIM_NET_F_DEVMEM_EVENT; no link traffic)", d.tp.stats.event_reads_local[q]);
-        const vq_stats ring = pt_ring_stats(&d.tp, uint16_t(q));
-        const vq_stats *vs = &ring;
-        s.add_u64(n + ".fetch.reads", "count", stat_better::lower,
-                  "fetch-unit DMA reads (packed: ring descriptors; split: available ring entries)",
-                  vs->fetch_reads);
-        s.add_u64(n + ".fetch.entries", "count", stat_better::lower, "descriptors (split: available ring entries) those reads carried",
-                  vs->fetch_entries);
-        s.add_f64(n + ".fetch.entries_per_read", "count", stat_better::higher, "mean entries per fetch read",
-                  vs->fetch_reads ? double(vs->fetch_entries) / vs->fetch_reads : 0.0);
-        s.add_u64(n + ".fetch.wasted_entries", "count", stat_better::lower,
-                  "entries read ahead that were not available yet and were discarded",
-                  vs->fetch_wasted);
-        s.add_u64(n + ".fetch.wasted_bytes", "bytes", stat_better::lower, "bytes of those discarded entries",
-                  vs->fetch_wasted_bytes);
-        s.add_u64(n + ".fetch.hint_reads", "count", stat_better::neutral,
-                  "fetch reads whose size the NOTIFICATION_DATA hint decided", vs->fetch_hint_reads);
+        stats_add_event_reads(s, n, d.tp.stats.event_reads_link[q], d.tp.stats.event_reads_local[q]);
+        stats_add_ring(s, n, pt_ring_stats(&d.tp, uint16_t(q)));
         s.add_f64(n + ".in_flight_mean", "buffers", stat_better::neutral,
                   "buffers of this queue between take and finish, time-averaged over the run",
                   sim_ns > 0 ? p->dev.in_flight_area_ps[q] / (sim_ns * 1000.0) : 0.0);
