@@ -1959,6 +1959,15 @@ std::vector<std::pair<std::string, unsigned>> config_feature_names()
     return out;
 }
 
+json_t *config_features_json(const vs_features &f)
+{
+    json_t *o = json_object();
+    for (const feature_name &n : feature_names)
+        if (vs_feature_has(&f, n.bit))
+            json_object_set_new(o, n.name, json_integer(n.bit));
+    return o;
+}
+
 std::string config_params_markdown()
 {
     static const struct {

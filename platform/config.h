@@ -86,6 +86,10 @@ json_t *config_resolved_json(const vs_config &cfg, bool nested);
 // Feature names accepted by device.withdraw_features and driver.decline_features, with
 // their bit positions, in bit order.
 std::vector<std::pair<std::string, unsigned>> config_feature_names();
+// The features of f that have a name, as a new JSON object {"NAME": bit, ...} in bit
+// order (caller owns the reference): stats.json's result.negotiated_features, in run and
+// serve alike.
+json_t *config_features_json(const vs_features &f);
 // docs/parameters.md: every parameter by section with unit, default, allowed values and
 // meaning, and the feature names (`viosim params --markdown` prints it).
 std::string config_params_markdown();

@@ -394,6 +394,7 @@ int cmd_run(int argc, char **argv)
     json_object_set_new(result, "device_error", json_string(r.device_error.c_str()));
     json_object_set_new(result, "reason", json_string(reason.c_str()));
     json_object_set_new(result, "conformance", violations_json(r));
+    json_object_set_new(result, "negotiated_features", config_features_json(r.negotiated_features));
     std::string path = (std::filesystem::path(args.out_dir) / "stats.json").string(), write_err;
     json_t *provenance = provenance_json(cfg);
     bool written = stats_write_json(path, provenance, config, result, r.stats, write_err);

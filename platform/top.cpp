@@ -331,6 +331,7 @@ run_result collect_run(platform *p)
     r.completed = cpu.done();
     r.driver_result = cpu.done() ? refdrv_result_name(cpu.result) : "TIME_LIMIT";
     r.device_error = d.tp.error != VS_REASON_NONE ? vs_reason_name(d.tp.error) : "";
+    r.negotiated_features = p->dev.negotiated_features;
 
     const sc_time end = cpu.done() ? cpu.finish_time : sc_core::sc_time_stamp();
     const double sim_ns = end.to_seconds() * 1e9;

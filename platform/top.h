@@ -24,6 +24,7 @@ struct run_result {
     bool completed;              // the workload finished (not stopped by the time limit)
     std::string driver_result;   // refdrv_result_name()
     std::string device_error;    // vs_reason_name() if the device needed a reset, else ""
+    vs_features negotiated_features{}; // the driver's features once FEATURES_OK was accepted
     stats_table stats;           // every counter, in registration order
     std::vector<std::pair<std::string, std::string>> summary; // label -> formatted value, for the table
     uint64_t violations_total = 0;             // driver-conformance violations seen

@@ -1454,24 +1454,21 @@ bool server::write_stats(std::string &err)
                "guest-memory accesses refused because the front end shrank a region's file "
                "(SIGBUS caught; the connection was closed)",
                ctr_.memory_faults);
-    st.add_u64("net.tx.frames", "count", stat_better::neutral, "frames transmitted by the front end", ctr_.tx_frames);
-    st.add_u64("net.tx.bytes", "bytes", stat_better::neutral, "frame bytes transmitted (without virtio-net header)",
-               ctr_.tx_bytes);
-    st.add_u64("net.rx.frames", "count", stat_better::higher, "frames written into receive buffers", ctr_.rx_frames);
-    st.add_u64("net.rx.bytes", "bytes", stat_better::higher, "frame bytes received (without virtio-net header)",
+    // The device's rows under the names a simulation gives them (stats.h), then serve's own.
+    stats_add_device_frames(st, {ctr_.tx_frames, ctr_.rx_frames, ctr_.rx_no_buffer, ctr_.rx_dropped_too_big});
+    st.add_u64("device.tx.bytes", "bytes", stat_better::neutral,
+               "frame bytes the device transmitted (without virtio-net header)", ctr_.tx_bytes);
+    st.add_u64("device.rx.bytes", "bytes", stat_better::higher,
+               "frame bytes the device delivered to receive buffers (without virtio-net header)",
                ctr_.rx_bytes);
     stats_add_backend(st, ctr_.backend);
-    st.add_u64("net.loopback.dropped_fifo_full", "count", stat_better::lower,
+    st.add_u64("device.loopback.dropped_fifo_full", "count", stat_better::lower,
                "transmitted frames dropped because the receive FIFO was full (loopback, responder)",
                ctr_.loopback_dropped_fifo_full);
-    st.add_u64("net.rx.dropped_too_big", "count", stat_better::lower, "frames larger than the receive buffer",
-               ctr_.rx_dropped_too_big);
-    st.add_u64("net.rx.no_buffer", "count", stat_better::lower, "receive attempts that found no receive buffer",
-               ctr_.rx_no_buffer);
-    st.add_u64("net.rx.merged_frames", "count", stat_better::neutral,
+    st.add_u64("device.rx.merged_frames", "count", stat_better::neutral,
                "frames written over several receive buffers (VIRTIO_NET_F_MRG_RXBUF)",
                ctr_.rx_merged_frames);
-    st.add_u64("net.rx.merge_returned", "count", stat_better::lower,
+    st.add_u64("device.rx.merge_returned", "count", stat_better::lower,
                "buffers of a merged frame returned unused because the ring stopped mid-frame",
                ctr_.rx_merge_returned);
     st.add_u64("notify.kicks", "count", stat_better::lower, "kick eventfd reads that carried notifications", ctr_.kicks);
@@ -1482,39 +1479,22 @@ bool server::write_stats(std::string &err)
                ctr_.calls_no_fd);
     st.add_u64("vhost.queue_pairs", "pairs", stat_better::neutral, "queue pairs offered (serve.queue_pairs)", pairs_);
     for (unsigned k = 0; k < pairs_; k++)
-        st.add_u64("net.pair" + std::to_string(k + 1) + ".tx_frames", "count", stat_better::neutral,
+        st.add_u64("device.pair" + std::to_string(k + 1) + ".tx_frames", "count", stat_better::neutral,
                    "frames transmitted on transmitq" + std::to_string(k + 1), ctr_.pair_tx_frames[k]);
     for (unsigned i = 0; i < 2; i++) {
+        // Each kind of ring, its pairs summed, as a simulation names its queues.
         const struct vq_stats &s = ctr_.ring[i];
-        std::string p = std::string("ring.") + (is_tx(i) ? "tx" : "rx") + ".";
-        st.add_u64(p + "buffers", "count", stat_better::neutral, "buffers popped", s.buffers_popped);
-        st.add_u64(p + "descs_read", "count", stat_better::neutral, "descriptors fetched (ring and indirect)", s.descs_read);
-        st.add_u64(p + "indirect_tables", "count", stat_better::neutral, "indirect tables fetched", s.indirect_tables);
-        st.add_u64(p + "used_pushed", "count", stat_better::neutral, "used buffers returned", s.used_pushed);
-        st.add_u64(p + "flushes", "count", stat_better::lower, "used publications", s.flushes);
-        st.add_u64(p + "fetch_reads", "count", stat_better::lower, "descriptor fetch reads", s.fetch_reads);
-        st.add_u64(p + "event_reads", "count", stat_better::lower, "reads of the driver's event suppression",
-                   s.event_reads);
-        st.add_u64(p + "event_writes", "count", stat_better::lower, "writes of the device event suppression",
-                   s.event_writes);
-        st.add_u64(p + "interrupts_suppressed", "count", stat_better::higher,
-                   "used buffer notifications the driver's event suppression spared",
-                   s.interrupts_suppressed);
+        const std::string n = std::string("device.queue.") + (is_tx(i) ? "tx" : "rx");
+        stats_add_event_reads(st, n, s.event_reads, s.event_reads_local);
+        stats_add_ring(st, n, s);
     }
     // Guest-memory accesses, named as a simulation names the device's DMA.
     uint64_t reads = 0, writes = 0;
     for (unsigned k = 0; k < VS_DMA_KIND_COUNT; k++) {
         reads += ctr_.dma_reads[k];
         writes += ctr_.dma_writes[k];
-        const std::string n = vs_dma_kind_name(static_cast<enum vs_dma_kind>(k));
-        st.add_u64("device.dma." + n + ".reads", "count", stat_better::lower, "device DMA reads for " + n, ctr_.dma_reads[k]);
-        st.add_u64("device.dma." + n + ".writes", "count", stat_better::lower, "device DMA writes for " + n,
-                   ctr_.dma_writes[k]);
     }
-    st.add_u64("device.dma.read_bytes", "bytes", stat_better::lower, "bytes the device read from guest memory",
-               ctr_.dma_read_bytes);
-    st.add_u64("device.dma.write_bytes", "bytes", stat_better::lower, "bytes the device wrote to guest memory",
-               ctr_.dma_write_bytes);
+    stats_add_device_dma(st, ctr_.dma_reads, ctr_.dma_writes, ctr_.dma_read_bytes, ctr_.dma_write_bytes);
     st.add_u64("device.dma.errors", "count", stat_better::lower, "accesses outside every memory region", ctr_.dma_errors);
     const uint64_t frames = ctr_.tx_frames + ctr_.rx_frames;
     st.add_f64("dma.transactions_per_frame", "count", stat_better::lower,
@@ -1561,11 +1541,11 @@ bool server::write_stats(std::string &err)
     json_t *result = json_object();
     json_object_set_new(result, "mode", json_string("vhost-user"));
     json_object_set_new(result, "socket", json_string(opt_.socket_path.c_str()));
-    json_t *feat = json_array();
-    for (const auto &fn : config_feature_names())
-        if (fn.second < 64 && (ctr_.last_features >> fn.second) & 1)
-            json_array_append_new(feat, json_string(fn.first.c_str()));
-    json_object_set_new(result, "negotiated_features", feat);
+    vs_features negotiated = {};
+    for (unsigned bit = 0; bit < 64; bit++)
+        if ((ctr_.last_features >> bit) & 1)
+            vs_feature_set(&negotiated, bit);
+    json_object_set_new(result, "negotiated_features", config_features_json(negotiated));
     json_object_set_new(result, "ring_format", json_string(ctr_.last_format.c_str()));
     json_t *c = json_object();
     json_object_set_new(c, "violations", json_integer(json_int_t(conf_.total)));

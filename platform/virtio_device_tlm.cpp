@@ -223,6 +223,8 @@ void virtio_device_tlm::b_transport(tlm::tlm_generic_payload &tx, sc_time &delay
     }
     if (dev_.tp.outbox_count)
         msi_pending_.notify(delay);
+    if (dev_.tp.vpci.status & VIRTIO_STATUS_FEATURES_OK)
+        negotiated_features = dev_.tp.vpci.driver_features;
     tx.set_response_status(tlm::TLM_OK_RESPONSE);
     conformance_check();
 }

@@ -115,6 +115,9 @@ public:
     sc_core::sc_time bench_first_done;  // when the first transfer had completed
     uint64_t bench_bytes = 0;
     uint64_t msi_sent = 0;
+    // The driver's features while FEATURES_OK was set, kept past its final reset
+    // (stats.json result.negotiated_features).
+    vs_features negotiated_features{};
     uint64_t msi_per_vector[MSIX_VECTORS_MAX] = {};
     uint64_t engine_wakeups[VNET_QUEUES] = {};
     sc_core::sc_time engine_busy[VNET_QUEUES];  // summed over the queue's engines

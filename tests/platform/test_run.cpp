@@ -102,6 +102,13 @@ Test(platform_run, withdrawn_features)
     cr_assert_not_null(refused.stats);
     cr_expect_eq(refused.result("driver_result"), "features_refused");
     cr_expect_eq(refused.stat("driver.tx.frames"), 0);
+    // stats.json records what was negotiated, {"NAME": bit}: nothing when refused.
+    const json_t *none = json_object_get(json_object_get(refused.stats, "result"), "negotiated_features");
+    cr_assert(json_is_object(none));
+    cr_expect_eq(json_object_size(none), 0u);
+    const json_t *f = json_object_get(json_object_get(split.stats, "result"), "negotiated_features");
+    cr_expect_eq(json_integer_value(json_object_get(f, "VERSION_1")), 32);
+    cr_expect_null(json_object_get(f, "RING_PACKED"), "withdrawn, so not negotiated");
 }
 
 // Split rings through the whole platform: small ring (many laps of the 16-bit index is
