@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "dma_arbiter.h"
 #include "dma_attr.h"
 #include "pcie_link.h"
 
@@ -288,4 +289,53 @@ dma_engine::timing dma_engine::write_bus(uint64_t addr, const void *src, unsigne
     write_bytes += len;
     const sc_time sent = now + delay;
     return timing{sent, sent, tx.is_response_ok(), dattr.iommu_fault};
+}
+
+void stats_add_dma_engine(stats_table &s, const dma_engine &e, const dma_arbiter &arb, double sim_ns)
+{
+    static const stat_row<dma_engine> transfers[] = {
+        {"reads", "count", stat_better::lower, "DMA read transfers", &dma_engine::reads},
+        {"read_requests", "count", stat_better::lower, "read request TLPs (one tag each)",
+         &dma_engine::read_requests},
+        {"writes", "count", stat_better::lower, "DMA write transfers", &dma_engine::writes},
+        {"read_bytes", "bytes", stat_better::lower, "bytes read by DMA", &dma_engine::read_bytes},
+        {"write_bytes", "bytes", stat_better::lower, "bytes written by DMA", &dma_engine::write_bytes},
+        {"tag_waits", "count", stat_better::lower, "read requests that found every tag busy",
+         &dma_engine::tag_waits},
+    };
+    stats_add_rows(s, "dma.", transfers, e);
+    s.add_f64("dma.tag_wait_ns", "ns", stat_better::lower, "total time read requests waited for a tag",
+              e.tag_wait.to_seconds() * 1e9);
+    s.add_u64("dma.in_order_holds", "count", stat_better::lower,
+              "read requests (dma.completion_order=in_order) whose completion arrived before an "
+              "earlier read's, so their tag and data waited for it",
+              e.in_order_holds);
+    s.add_f64("dma.in_order_hold_ns", "ns", stat_better::lower,
+              "total time completed read requests waited for earlier reads to complete",
+              e.in_order_hold.to_seconds() * 1e9);
+    s.add_u64("dma.tags.max_in_flight", "count", stat_better::neutral, "most read tags held at once", e.max_tags_in_flight);
+    s.add_f64("dma.tags.mean_in_flight", "count", stat_better::neutral, "read tags held on average over the run",
+              sim_ns > 0 ? e.tag_busy.to_seconds() * 1e9 / sim_ns : 0.0);
+    static const char *const qname[] = {"rx", "tx", "ctrl"};
+    for (unsigned q = 0; q < arb.grants.size(); q++) {
+        const std::string n = std::string("dma.channel.") + qname[q];
+        s.add_u64(n + ".grants", "count", stat_better::lower, "DMA channel grants to this queue's engine (dma.channels_count > 0)",
+                  arb.grants[q]);
+        s.add_u64(n + ".waits", "count", stat_better::lower, "transfers of this queue that waited for a DMA channel",
+                  arb.waits[q]);
+    }
+    s.add_f64("dma.channel.wait_ns", "ns", stat_better::lower, "total time transfers waited for a DMA channel",
+              arb.wait_time.to_seconds() * 1e9);
+    const hist &lat = *e.read_latency;
+    s.add_f64("dma.read_latency.p50_ns", "ns", stat_better::lower, "median time from issuing a DMA read to all its data",
+              hist_percentile_ns(lat, 0.50));
+    s.add_f64("dma.read_latency.p99_ns", "ns", stat_better::lower, "99th percentile DMA read latency",
+              hist_percentile_ns(lat, 0.99));
+    s.add_f64("dma.read_latency.mean_ns", "ns", stat_better::lower, "mean DMA read latency", hist_mean(&lat) / 1000.0);
+    s.add_f64("dma.read_latency.max_ns", "ns", stat_better::lower, "largest DMA read latency",
+              lat.count == 0 ? 0.0 : lat.max / 1000.0);
+    // Histogram: reads whose latency is below 2^k ns, for k = 8 .. 16, and the rest.
+    stats_add_coarse_hist(s, "dma.read_latency", lat, 8, 16,
+                          "DMA reads faster than this bound and not faster than the previous one",
+                          "DMA reads taking 65536 ns or more");
 }

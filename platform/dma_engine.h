@@ -132,4 +132,9 @@ private:
     uint64_t read_transfers_ = 0;             // the last read transfer's number (dma_attr_ext)
 };
 
+class dma_arbiter;
+// The DMA engine's statistics (dma.*) from its table: transfers, read tags, in-order
+// holds, the channel arbiter's grants and waits (arb), read latency; sim_ns for the means.
+void stats_add_dma_engine(stats_table &s, const dma_engine &e, const dma_arbiter &arb, double sim_ns);
+
 #endif

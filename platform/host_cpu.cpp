@@ -29,6 +29,62 @@ cpu_costs cpu_costs_of(const host_cpu_params &p, const sim_params &sim)
     return cc;
 }
 
+// The driver's statistics (refdrv_stats), prefix driver.: the frames it moved, then the
+// work it did for them.
+void stats_add_driver_frames(stats_table &s, const refdrv_stats &d)
+{
+    static const stat_row<refdrv_stats> rows[] = {
+        {"tx.frames", "frames", stat_better::neutral,
+         "frames transmitted by the driver", &refdrv_stats::tx_frames},
+        {"tx.bytes", "bytes", stat_better::neutral,
+         "frame bytes transmitted (without virtio-net header)", &refdrv_stats::tx_bytes},
+        {"rx.frames", "frames", stat_better::higher,
+         "frames received by the driver", &refdrv_stats::rx_frames},
+        {"rx.bytes", "bytes", stat_better::higher,
+         "frame bytes received", &refdrv_stats::rx_bytes},
+        {"rx.bad_payload", "frames", stat_better::lower,
+         "received frames whose payload did not match", &refdrv_stats::rx_bad_payload},
+    };
+    stats_add_rows(s, "driver.", rows, d);
+}
+
+void stats_add_driver_work(stats_table &s, const refdrv_stats &d)
+{
+    static const stat_row<refdrv_stats> rows[] = {
+        {"notifications", "count", stat_better::lower,
+         "available buffer notifications written by the driver", &refdrv_stats::notifications},
+        {"notifications_suppressed", "count", stat_better::higher,
+         "notifications skipped because the device's event suppression said so", &refdrv_stats::notifications_suppressed},
+        {"interrupts", "count", stat_better::lower,
+         "interrupts taken by the driver", &refdrv_stats::interrupts},
+        {"polls_empty", "count", stat_better::lower,
+         "ring polls that found nothing", &refdrv_stats::polls_empty},
+        {"ctrl.commands", "count", stat_better::neutral,
+         "control queue commands the driver sent (coalescing only)", &refdrv_stats::ctrl_commands},
+        {"ctrl.errors", "count", stat_better::lower,
+         "control commands not answered VIRTIO_NET_OK, or whose VQ_GET read-back differed", &refdrv_stats::ctrl_errors},
+        {"coal.retunes", "count", stat_better::neutral,
+         "driver.coal_policy adaptive: profile changes (one VQ_SET each)", &refdrv_stats::coal_retunes},
+        {"mmio_reads", "count", stat_better::lower,
+         "MMIO reads by the driver", &refdrv_stats::mmio_reads},
+        {"mmio_writes", "count", stat_better::lower,
+         "MMIO writes by the driver", &refdrv_stats::mmio_writes},
+        {"cfg_reads", "count", stat_better::lower,
+         "configuration reads by the driver", &refdrv_stats::cfg_reads},
+        {"cfg_writes", "count", stat_better::lower,
+         "configuration writes by the driver", &refdrv_stats::cfg_writes},
+        {"event_suppression.devmem_negotiated", "flag", stat_better::neutral,
+         "1 if the viosim extension VIOSIM_NET_F_DEVMEM_EVENT was negotiated (driver suppression fields in device memory), else 0", &refdrv_stats::devmem_event_negotiated},
+        {"event_suppression.recheck_negotiated", "flag", stat_better::neutral,
+         "1 if VIOSIM_NET_F_DEVMEM_EVENT_RECHECK was negotiated too (the device re-decides on slot writes; the driver does no flushing reads), else 0", &refdrv_stats::devmem_event_recheck_negotiated},
+        {"event_suppression.mmio_writes", "count", stat_better::lower,
+         "MMIO writes of the driver's event suppression fields to device memory (part of driver.mmio_writes)", &refdrv_stats::devmem_event_writes},
+        {"event_suppression.flush_reads", "count", stat_better::lower,
+         "MMIO reads flushing those writes before the driver re-checks its rings (part of driver.mmio_reads)", &refdrv_stats::devmem_event_flush_reads},
+    };
+    stats_add_rows(s, "driver.", rows, d);
+}
+
 host_cpu::host_cpu(sc_core::sc_module_name name, const cpu_costs &c, const refdrv_params &p,
                    uint8_t *mem, uint64_t mem_base, uint64_t mem_size, bool run_driver)
     : sc_module(name), mmio("mmio"), msi_in("msi_in"), c_(c), p_(p)

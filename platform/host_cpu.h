@@ -45,6 +45,12 @@ struct cpu_costs {
 // The cost model from the host.* group (and sim.poll_sleep), derived once.
 cpu_costs cpu_costs_of(const host_cpu_params &p, const sim_params &sim);
 
+// The reference driver's statistics (driver.*), registered from its tables: the frames
+// it moved, and the work it did (notifications, interrupts, polls, control commands,
+// MMIO and configuration accesses, event suppression).
+void stats_add_driver_frames(stats_table &s, const refdrv_stats &d);
+void stats_add_driver_work(stats_table &s, const refdrv_stats &d);
+
 class host_cpu : public sc_core::sc_module, private host_memory::write_watcher {
 public:
     tlm_utils::simple_initiator_socket<host_cpu> mmio;   // towards the link

@@ -101,48 +101,7 @@ void add_link_dma_stats(stats_table &s, platform &p, double sim_ns)
     const link_direction none;
     add_direction(s, "link.up", "device to host", p.link ? p.link->up : none, sim_ns);
     add_direction(s, "link.down", "host to device", p.link ? p.link->down : none, sim_ns);
-    const dma_engine &e = p.dev.dma_stats();
-    s.add_u64("dma.reads", "count", stat_better::lower, "DMA read transfers", e.reads);
-    s.add_u64("dma.read_requests", "count", stat_better::lower, "read request TLPs (one tag each)", e.read_requests);
-    s.add_u64("dma.writes", "count", stat_better::lower, "DMA write transfers", e.writes);
-    s.add_u64("dma.read_bytes", "bytes", stat_better::lower, "bytes read by DMA", e.read_bytes);
-    s.add_u64("dma.write_bytes", "bytes", stat_better::lower, "bytes written by DMA", e.write_bytes);
-    s.add_u64("dma.tag_waits", "count", stat_better::lower, "read requests that found every tag busy", e.tag_waits);
-    s.add_f64("dma.tag_wait_ns", "ns", stat_better::lower, "total time read requests waited for a tag",
-              e.tag_wait.to_seconds() * 1e9);
-    s.add_u64("dma.in_order_holds", "count", stat_better::lower,
-              "read requests (dma.completion_order=in_order) whose completion arrived before an "
-              "earlier read's, so their tag and data waited for it",
-              e.in_order_holds);
-    s.add_f64("dma.in_order_hold_ns", "ns", stat_better::lower,
-              "total time completed read requests waited for earlier reads to complete",
-              e.in_order_hold.to_seconds() * 1e9);
-    s.add_u64("dma.tags.max_in_flight", "count", stat_better::neutral, "most read tags held at once", e.max_tags_in_flight);
-    s.add_f64("dma.tags.mean_in_flight", "count", stat_better::neutral, "read tags held on average over the run",
-              sim_ns > 0 ? e.tag_busy.to_seconds() * 1e9 / sim_ns : 0.0);
-    const dma_arbiter &arb = p.dev.arbiter();
-    static const char *const qname[] = {"rx", "tx", "ctrl"};
-    for (unsigned q = 0; q < arb.grants.size(); q++) {
-        const std::string n = std::string("dma.channel.") + qname[q];
-        s.add_u64(n + ".grants", "count", stat_better::lower, "DMA channel grants to this queue's engine (dma.channels_count > 0)",
-                  arb.grants[q]);
-        s.add_u64(n + ".waits", "count", stat_better::lower, "transfers of this queue that waited for a DMA channel",
-                  arb.waits[q]);
-    }
-    s.add_f64("dma.channel.wait_ns", "ns", stat_better::lower, "total time transfers waited for a DMA channel",
-              arb.wait_time.to_seconds() * 1e9);
-    const hist &lat = *e.read_latency;
-    s.add_f64("dma.read_latency.p50_ns", "ns", stat_better::lower, "median time from issuing a DMA read to all its data",
-              hist_percentile_ns(lat, 0.50));
-    s.add_f64("dma.read_latency.p99_ns", "ns", stat_better::lower, "99th percentile DMA read latency",
-              hist_percentile_ns(lat, 0.99));
-    s.add_f64("dma.read_latency.mean_ns", "ns", stat_better::lower, "mean DMA read latency", hist_mean(&lat) / 1000.0);
-    s.add_f64("dma.read_latency.max_ns", "ns", stat_better::lower, "largest DMA read latency",
-              lat.count == 0 ? 0.0 : lat.max / 1000.0);
-    // Histogram: reads whose latency is below 2^k ns, for k = 8 .. 16, and the rest.
-    stats_add_coarse_hist(s, "dma.read_latency", lat, 8, 16,
-                          "DMA reads faster than this bound and not faster than the previous one",
-                          "DMA reads taking 65536 ns or more");
+    stats_add_dma_engine(s, p.dev.dma_stats(), p.dev.arbiter(), sim_ns);
 }
 
 // As host software would for the benchmark: map the window [0, W) at the driver's
@@ -350,11 +309,7 @@ run_result collect_run(platform *p)
 
     stats_table &s = r.stats;
     s.add_f64("sim.time_ns", "ns", stat_better::lower, "simulated time until the driver finished", sim_ns);
-    s.add_u64("driver.tx.frames", "frames", stat_better::neutral, "frames transmitted by the driver", ds.tx_frames);
-    s.add_u64("driver.tx.bytes", "bytes", stat_better::neutral, "frame bytes transmitted (without virtio-net header)", ds.tx_bytes);
-    s.add_u64("driver.rx.frames", "frames", stat_better::higher, "frames received by the driver", ds.rx_frames);
-    s.add_u64("driver.rx.bytes", "bytes", stat_better::higher, "frame bytes received", ds.rx_bytes);
-    s.add_u64("driver.rx.bad_payload", "frames", stat_better::lower, "received frames whose payload did not match", ds.rx_bad_payload);
+    stats_add_driver_frames(s, ds);
     s.add_f64("throughput.tx_mpps", "Mpps", stat_better::higher, "transmitted frames per simulated microsecond",
               sim_s > 0 ? ds.tx_frames / sim_s / 1e6 : 0.0);
     s.add_f64("throughput.tx_gbps", "Gb/s", stat_better::higher, "transmitted frame bits per simulated nanosecond",
@@ -367,32 +322,7 @@ run_result collect_run(platform *p)
     s.add_f64("latency.p50_ns", "ns", stat_better::lower, "median TX-post to RX-reap latency", p50);
     s.add_f64("latency.p99_ns", "ns", stat_better::lower, "99th percentile TX-post to RX-reap latency", p99);
     s.add_f64("latency.max_ns", "ns", stat_better::lower, "largest TX-post to RX-reap latency", pmax);
-    s.add_u64("driver.notifications", "count", stat_better::lower, "available buffer notifications written by the driver", ds.notifications);
-    s.add_u64("driver.notifications_suppressed", "count", stat_better::higher, "notifications skipped because the device's event suppression said so", ds.notifications_suppressed);
-    s.add_u64("driver.interrupts", "count", stat_better::lower, "interrupts taken by the driver", ds.interrupts);
-    s.add_u64("driver.polls_empty", "count", stat_better::lower, "ring polls that found nothing", ds.polls_empty);
-    s.add_u64("driver.ctrl.commands", "count", stat_better::neutral, "control queue commands the driver sent (coalescing only)", ds.ctrl_commands);
-    s.add_u64("driver.ctrl.errors", "count", stat_better::lower,
-              "control commands not answered VIRTIO_NET_OK, or whose VQ_GET read-back differed", ds.ctrl_errors);
-    s.add_u64("driver.coal.retunes", "count", stat_better::neutral,
-              "driver.coal_policy adaptive: profile changes (one VQ_SET each)", ds.coal_retunes);
-    s.add_u64("driver.mmio_reads", "count", stat_better::lower, "MMIO reads by the driver", ds.mmio_reads);
-    s.add_u64("driver.mmio_writes", "count", stat_better::lower, "MMIO writes by the driver", ds.mmio_writes);
-    s.add_u64("driver.cfg_reads", "count", stat_better::lower, "configuration reads by the driver", ds.cfg_reads);
-    s.add_u64("driver.cfg_writes", "count", stat_better::lower, "configuration writes by the driver", ds.cfg_writes);
-    s.add_u64("driver.event_suppression.devmem_negotiated", "flag", stat_better::neutral,
-              "1 if the viosim extension VIOSIM_NET_F_DEVMEM_EVENT was negotiated (driver "
-              "suppression fields in device memory), else 0", ds.devmem_event_negotiated);
-    s.add_u64("driver.event_suppression.recheck_negotiated", "flag", stat_better::neutral,
-              "1 if VIOSIM_NET_F_DEVMEM_EVENT_RECHECK was negotiated too (the device re-decides "
-              "on slot writes; the driver does no flushing reads), else 0",
-              ds.devmem_event_recheck_negotiated);
-    s.add_u64("driver.event_suppression.mmio_writes", "count", stat_better::lower,
-              "MMIO writes of the driver's event suppression fields to device memory (part "
-              "of driver.mmio_writes)", ds.devmem_event_writes);
-    s.add_u64("driver.event_suppression.flush_reads", "count", stat_better::lower,
-              "MMIO reads flushing those writes before the driver re-checks its rings (part "
-              "of driver.mmio_reads)", ds.devmem_event_flush_reads);
+    stats_add_driver_work(s, ds);
     s.add_f64("per_packet.interrupts", "count", stat_better::lower, "interrupts per transmitted frame", double(ds.interrupts) / frames);
     s.add_f64("per_packet.notifications", "count", stat_better::lower, "driver notifications per transmitted frame", double(ds.notifications) / frames);
     s.add_f64("per_packet.dma_reads", "count", stat_better::lower, "device DMA reads per transmitted frame", double(dma_reads) / frames);
