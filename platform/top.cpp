@@ -122,7 +122,7 @@ bool map_bench_window(platform &p, const vs_config &cfg)
     if (iopt_map(&pt, p.mem.base() + cfg.drv.iova_offset, p.mem.base(), window, page, true) != IOPT_OK)
         return false;
     return cfg.iommu.in_device ? p.dev.iommu_set_root(0, pt.root)
-                                    : p.rc.iommu_set_root(0, pt.root);
+                                 : p.rc.iommu_set_root(0, pt.root);
 }
 
 // Time to interrupt: from the moment the write publishing used buffers has left the
