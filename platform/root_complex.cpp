@@ -4,6 +4,7 @@
 
 #include "address_map.h"
 #include "dma_attr.h"
+#include "dma_engine.h"
 #include "host_memory.h"
 
 iommu_config iommu_config_of(const iommu_params &p, uint64_t seed)
@@ -207,4 +208,83 @@ void root_complex::translated(tlm::tlm_generic_payload &tx, dma_attr_ext &attr, 
     }
     delay = done;
     tx.set_response_status(tlm::TLM_OK_RESPONSE);
+}
+
+void stats_add_iommu(stats_table &s, const root_complex &rc, const dma_engine &e)
+{
+    // The iommu.* rows describe whichever IOMMU translated: the device's own, or the
+    // root complex's.
+    const iommu &m = e.device_iommu() ? *e.device_iommu()
+                                                       : rc.iommu_state();
+    const iommu_counts &t = m.stats.total;
+    s.add_u64("iommu.requests", "count", stat_better::lower, "translation requests (pieces of device DMA asking for it)", m.stats.requests);
+    static const stat_row<iommu_counts> iotlb[] = {
+        {"lookups", "count", stat_better::lower, "IOTLB lookups", &iommu_counts::lookups},
+        {"hits", "count", stat_better::higher, "IOTLB hits", &iommu_counts::hits},
+        {"misses", "count", stat_better::lower, "IOTLB misses", &iommu_counts::misses},
+    };
+    stats_add_rows(s, "iommu.iotlb.", iotlb, t);
+    s.add_f64("iommu.iotlb.hit_rate", "fraction", stat_better::higher, "IOTLB hits over lookups",
+              t.lookups ? double(t.hits) / double(t.lookups) : 0.0);
+    s.add_u64("iommu.walks", "count", stat_better::lower, "page walks", t.walks);
+    s.add_u64("iommu.walk_reads", "count", stat_better::lower, "page-table entries read by walks", t.walk_reads);
+    s.add_f64("iommu.walk_time_ns", "ns", stat_better::lower, "total duration of page walks",
+              (rc.walkers().busy + e.device_walkers().busy).to_seconds() * 1e9);
+    // Walker contention at either location: one of the two sums is always zero.
+    s.add_u64("iommu.walker_waits", "count", stat_better::lower, "walks that waited for a free walker",
+              rc.walkers().waits + e.device_walkers().waits);
+    s.add_f64("iommu.walker_wait_ns", "ns", stat_better::lower, "total time walks waited for a walker",
+              (rc.walkers().wait + e.device_walkers().wait).to_seconds() * 1e9);
+    s.add_u64("iommu.faults", "count", stat_better::lower, "translations that faulted (the access was aborted)", t.faults);
+    // Paging-structure caches, probed from level 2 up until one hits: a level's hits
+    // and misses add up to the walks that missed every cache below it.
+    static const stat_row<iommu_psc_counts> psc[] = {
+        {"hits", "count", stat_better::higher,
+         "walks that started below this level from its paging-structure cache", &iommu_psc_counts::hits},
+        {"misses", "count", stat_better::lower,
+         "walks that found no usable entry in this level's paging-structure cache",
+         &iommu_psc_counts::misses},
+        {"evictions", "count", stat_better::lower,
+         "entries of this level's paging-structure cache replaced (LRU) by a walk",
+         &iommu_psc_counts::evictions},
+        {"invalidated", "count", stat_better::neutral,
+         "entries of this level's paging-structure cache dropped by invalidation or a root change",
+         &iommu_psc_counts::entries_invalidated},
+    };
+    for (unsigned level = IOMMU_LEVELS; level >= IOMMU_PSC_LOWEST_LEVEL; level--) {
+        const iommu_psc_counts &c = m.stats.psc[iommu_psc_slot(level)];
+        stats_add_rows(s, "iommu.psc.level" + std::to_string(level) + ".", psc, c);
+    }
+    s.add_u64("iommu.ats.translation_requests", "count", stat_better::lower,
+              "ATS Translation Requests the device sent (its translation cache missed)",
+              e.ats_translation_requests);
+    s.add_u64("iommu.ats.requests_at_root_complex", "count", stat_better::lower,
+              "ATS Translation Requests the root complex answered", rc.translation_requests);
+    s.add_u64("iommu.ats.atc_hits", "count", stat_better::higher, "device translation cache hits (ATS)",
+              e.atc() ? e.atc()->stats.hits : 0);
+    s.add_u64("iommu.ats.atc_misses", "count", stat_better::lower, "device translation cache misses (ATS)",
+              e.atc() ? e.atc()->stats.misses : 0);
+    s.add_u64("iommu.ats.invalidations", "count", stat_better::neutral,
+              "ATS invalidations of the device's translation cache by host software",
+              e.ats_invalidations);
+    if (m.fault_logged > 0) {
+        const iommu_fault &f = m.fault_log[0];
+        s.add_u64("iommu.first_fault.iova", "address", stat_better::neutral, "IOVA of the first fault", f.iova);
+        s.add_u64("iommu.first_fault.pasid", "pasid", stat_better::neutral, "PASID of the first fault", f.pasid);
+        s.add_u64("iommu.first_fault.write", "bool", stat_better::neutral, "the first fault was a write", f.write);
+        s.add_u64("iommu.first_fault.reason", "code", stat_better::neutral,
+                  std::string("vs_reason code of the first fault: ") + vs_reason_name(f.reason), f.reason);
+    }
+    static const stat_row<iommu_counts> per_pasid[] = {
+        {"lookups", "count", stat_better::lower, "IOTLB lookups in this address space", &iommu_counts::lookups},
+        {"hits", "count", stat_better::higher, "IOTLB hits in this address space", &iommu_counts::hits},
+        {"walks", "count", stat_better::lower, "page walks in this address space", &iommu_counts::walks},
+        {"faults", "count", stat_better::lower, "faults in this address space", &iommu_counts::faults},
+    };
+    for (uint32_t pasid = 0; pasid < IOMMU_PASIDS_MAX; pasid++) {
+        const iommu_counts &c = m.stats.pasid[pasid];
+        if (c.lookups == 0 && c.faults == 0)
+            continue;
+        stats_add_rows(s, "iommu.pasid." + std::to_string(pasid) + ".", per_pasid, c);
+    }
 }

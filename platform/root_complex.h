@@ -30,6 +30,7 @@
 
 #include "module_params.h"
 #include "reused_payload.h"
+#include "stats.h"
 #include "walker_pool.h"
 #include "trace.h"
 
@@ -100,5 +101,11 @@ private:
     vs_guest_ops walk_ops_;
     trace_recorder *trace_ = nullptr;
 };
+
+class dma_engine;
+// The IOMMU's statistics (iommu.*) from its tables, for whichever IOMMU translated (the
+// root complex's, or the device's own in e with iommu.walk_location = device): IOTLB,
+// walks and walkers, paging-structure caches, ATS, faults, and each address space used.
+void stats_add_iommu(stats_table &s, const root_complex &rc, const dma_engine &e);
 
 #endif

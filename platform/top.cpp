@@ -146,80 +146,6 @@ void add_time_to_interrupt_stats(stats_table &s, const virtio_device_tlm &dev)
                           "times to interrupt of 4096 ns or more");
 }
 
-void add_iommu_stats(stats_table &s, const platform &p)
-{
-    const root_complex &rc = p.rc;
-    // The iommu.* rows describe whichever IOMMU translated: the device's own, or the
-    // root complex's.
-    const iommu &m = p.dev.dma_stats().device_iommu() ? *p.dev.dma_stats().device_iommu()
-                                                       : rc.iommu_state();
-    const iommu_counts &t = m.stats.total;
-    s.add_u64("iommu.requests", "count", stat_better::lower, "translation requests (pieces of device DMA asking for it)", m.stats.requests);
-    s.add_u64("iommu.iotlb.lookups", "count", stat_better::lower, "IOTLB lookups", t.lookups);
-    s.add_u64("iommu.iotlb.hits", "count", stat_better::higher, "IOTLB hits", t.hits);
-    s.add_u64("iommu.iotlb.misses", "count", stat_better::lower, "IOTLB misses", t.misses);
-    s.add_f64("iommu.iotlb.hit_rate", "fraction", stat_better::higher, "IOTLB hits over lookups",
-              t.lookups ? double(t.hits) / double(t.lookups) : 0.0);
-    s.add_u64("iommu.walks", "count", stat_better::lower, "page walks", t.walks);
-    s.add_u64("iommu.walk_reads", "count", stat_better::lower, "page-table entries read by walks", t.walk_reads);
-    s.add_f64("iommu.walk_time_ns", "ns", stat_better::lower, "total duration of page walks",
-              (rc.walkers().busy + p.dev.dma_stats().device_walkers().busy).to_seconds() * 1e9);
-    // Walker contention at either location: one of the two sums is always zero.
-    s.add_u64("iommu.walker_waits", "count", stat_better::lower, "walks that waited for a free walker",
-              rc.walkers().waits + p.dev.dma_stats().device_walkers().waits);
-    s.add_f64("iommu.walker_wait_ns", "ns", stat_better::lower, "total time walks waited for a walker",
-              (rc.walkers().wait + p.dev.dma_stats().device_walkers().wait).to_seconds() * 1e9);
-    s.add_u64("iommu.faults", "count", stat_better::lower, "translations that faulted (the access was aborted)", t.faults);
-    // Paging-structure caches, probed from level 2 up until one hits: a level's hits
-    // and misses add up to the walks that missed every cache below it.
-    for (unsigned level = IOMMU_LEVELS; level >= IOMMU_PSC_LOWEST_LEVEL; level--) {
-        const iommu_psc_counts &c = m.stats.psc[iommu_psc_slot(level)];
-        const std::string n = "iommu.psc.level" + std::to_string(level);
-        s.add_u64(n + ".hits", "count", stat_better::higher,
-                  "walks that started below this level from its paging-structure cache", c.hits);
-        s.add_u64(n + ".misses", "count", stat_better::lower,
-                  "walks that found no usable entry in this level's paging-structure cache",
-                  c.misses);
-        s.add_u64(n + ".evictions", "count", stat_better::lower,
-                  "entries of this level's paging-structure cache replaced (LRU) by a walk",
-                  c.evictions);
-        s.add_u64(n + ".invalidated", "count", stat_better::neutral,
-                  "entries of this level's paging-structure cache dropped by invalidation or "
-                  "a root change",
-                  c.entries_invalidated);
-    }
-    const dma_engine &e = p.dev.dma_stats();
-    s.add_u64("iommu.ats.translation_requests", "count", stat_better::lower,
-              "ATS Translation Requests the device sent (its translation cache missed)",
-              e.ats_translation_requests);
-    s.add_u64("iommu.ats.requests_at_root_complex", "count", stat_better::lower,
-              "ATS Translation Requests the root complex answered", rc.translation_requests);
-    s.add_u64("iommu.ats.atc_hits", "count", stat_better::higher, "device translation cache hits (ATS)",
-              e.atc() ? e.atc()->stats.hits : 0);
-    s.add_u64("iommu.ats.atc_misses", "count", stat_better::lower, "device translation cache misses (ATS)",
-              e.atc() ? e.atc()->stats.misses : 0);
-    s.add_u64("iommu.ats.invalidations", "count", stat_better::neutral,
-              "ATS invalidations of the device's translation cache by host software",
-              e.ats_invalidations);
-    if (m.fault_logged > 0) {
-        const iommu_fault &f = m.fault_log[0];
-        s.add_u64("iommu.first_fault.iova", "address", stat_better::neutral, "IOVA of the first fault", f.iova);
-        s.add_u64("iommu.first_fault.pasid", "pasid", stat_better::neutral, "PASID of the first fault", f.pasid);
-        s.add_u64("iommu.first_fault.write", "bool", stat_better::neutral, "the first fault was a write", f.write);
-        s.add_u64("iommu.first_fault.reason", "code", stat_better::neutral,
-                  std::string("vs_reason code of the first fault: ") + vs_reason_name(f.reason), f.reason);
-    }
-    for (uint32_t pasid = 0; pasid < IOMMU_PASIDS_MAX; pasid++) {
-        const iommu_counts &c = m.stats.pasid[pasid];
-        if (c.lookups == 0 && c.faults == 0)
-            continue;
-        const std::string n = "iommu.pasid." + std::to_string(pasid);
-        s.add_u64(n + ".lookups", "count", stat_better::lower, "IOTLB lookups in this address space", c.lookups);
-        s.add_u64(n + ".hits", "count", stat_better::higher, "IOTLB hits in this address space", c.hits);
-        s.add_u64(n + ".walks", "count", stat_better::lower, "page walks in this address space", c.walks);
-        s.add_u64(n + ".faults", "count", stat_better::lower, "faults in this address space", c.faults);
-    }
-}
 
 // The driver-conformance record: the first violations in order, and counts per rule.
 void collect_violations(run_result &r, const vs_conformance &c)
@@ -260,7 +186,7 @@ run_result collect_bench(platform &p, const vs_config &cfg)
     s.add_f64("bench.transfers_per_us", "count", stat_better::higher, "transfers completed per simulated microsecond",
               ns > 0 ? cfg.bench.transfers_count * 1000.0 / ns : 0.0);
     add_link_dma_stats(s, p, ns);
-    add_iommu_stats(s, p);
+    stats_add_iommu(s, p.rc, p.dev.dma_stats());
 
     static const char *const ops[] = {"read", "write", "read_write"};
     auto &sum = r.summary;
@@ -409,7 +335,7 @@ run_result collect_run(platform *p)
               d.tp.stats.devmem_event_recheck_interrupts);
     add_time_to_interrupt_stats(s, p->dev);
     add_link_dma_stats(s, *p, sim_ns);
-    add_iommu_stats(s, *p);
+    stats_add_iommu(s, p->rc, p->dev.dma_stats());
     s.add_u64("conformance.violations", "count", stat_better::lower,
               "driver-conformance violations the device observed (docs/conformance.md)", r.violations_total);
     s.add_f64("cpu.busy_ns", "ns", stat_better::lower, "CPU time charged to the driver", cpu.busy.to_seconds() * 1e9);
