@@ -11,18 +11,17 @@ static const struct net_peer peer = {{0x02, 0, 0, 0, 0, 0x02}, {10, 0, 0, 2}};
 static const uint8_t host_mac[6] = {0x52, 0x54, 0, 0x12, 0x34, 0x56};
 static const uint8_t host_ip[4] = {10, 0, 0, 1};
 
-static uint16_t be16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
+/* The header checksum field's value: the one's complement of the sum (net_wire.h). */
+static uint16_t checksum(const uint8_t *p, size_t len) { return (uint16_t)~inet_sum(p, len); }
 
-static uint16_t checksum(const uint8_t *p, size_t len)
+/* RFC 1071's worked example ("Numerical Examples"): the bytes 00 01 f2 03 f4 f5 f6 f7
+ * sum to ddf2 (one's complement, carries folded); an odd length pads with a zero byte. */
+Test(inet_sum, rfc1071_example_and_odd_length)
 {
-    uint32_t s = 0;
-    for (size_t i = 0; i + 1 < len; i += 2)
-        s += be16(p + i);
-    if (len & 1u)
-        s += (uint32_t)p[len - 1] << 8;
-    while (s >> 16)
-        s = (s & 0xffffu) + (s >> 16);
-    return (uint16_t)~s;
+    static const uint8_t b[8] = {0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7};
+    cr_expect_eq(inet_sum(b, 8), 0xddf2);
+    cr_expect_eq(inet_sum(b, 7), (uint16_t)(0xddf2 - 0xf7), "odd: last byte as the high half");
+    cr_expect_eq(inet_sum(b, 0), 0);
 }
 
 static size_t arp_request(uint8_t *f, const uint8_t *dst_mac, const uint8_t target_ip[4])
@@ -85,11 +84,11 @@ Test(net_answer, arp_request_broadcast_is_answered)
     cr_expect_eq(n, NET_ANSWER_MIN_FRAME);
     cr_expect_arr_eq(out, host_mac, 6);
     cr_expect_arr_eq(out + 6, peer.mac, 6);
-    cr_expect_eq(be16(out + 12), 0x0806);
+    cr_expect_eq(vs_be16(out + 12), 0x0806);
     const uint8_t *a = out + 14;
-    cr_expect_eq(be16(a), 1);
-    cr_expect_eq(be16(a + 2), 0x0800);
-    cr_expect_eq(be16(a + 6), 2, "opcode reply");
+    cr_expect_eq(vs_be16(a), 1);
+    cr_expect_eq(vs_be16(a + 2), 0x0800);
+    cr_expect_eq(vs_be16(a + 6), 2, "opcode reply");
     cr_expect_arr_eq(a + 8, peer.mac, 6);
     cr_expect_arr_eq(a + 14, peer.ipv4, 4);
     cr_expect_arr_eq(a + 18, host_mac, 6);
