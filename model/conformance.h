@@ -66,6 +66,10 @@ enum vs_obligation { VS_OBLIGATION_DRIVER, VS_OBLIGATION_DEVICE };
       "TX_SET and RX_SET need VIRTIO_NET_F_NOTF_COAL negotiated, VQ_SET and VQ_GET need VIRTIO_NET_F_VQ_NOTF_COAL") \
     X(CTRL_COAL_VQ_INDEX, "Device Types / Network Device / Device Operation / Control Virtqueue / Notifications Coalescing", \
       "vq_index must name an enabled transmit or receive virtqueue") \
+    X(CTRL_MQ_NOT_NEGOTIATED, "Device Types / Network Device / Device Operation / Control Virtqueue / Automatic receive steering in multiqueue mode", \
+      "VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET needs VIRTIO_NET_F_MQ negotiated") \
+    X(CTRL_MQ_PAIRS, "Device Types / Network Device / Device Operation / Control Virtqueue / Automatic receive steering in multiqueue mode", \
+      "virtqueue_pairs must be 1 .. max_virtqueue_pairs") \
     X(RING_RULE, "Basic Facilities of a Virtio Device / Virtqueues", \
       "the driver must make buffers available as the ring format's rules say (the device reason names which)")
 

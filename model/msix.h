@@ -17,7 +17,9 @@
 
 #include "vs_reason.h"
 
-#define MSIX_VECTORS_MAX     64u
+/* The capability's Table Size field allows 2048; one per queue of a 256-pair
+ * virtio-net function plus configuration changes is 514. */
+#define MSIX_VECTORS_MAX     514u
 #define MSIX_ENTRY_SIZE      16u
 #define MSIX_ENTRY_ADDR_LO   0x0
 #define MSIX_ENTRY_ADDR_HI   0x4

@@ -21,8 +21,8 @@
  * the notification region, and is absent unless offered (pt_params.devmem_event). */
 #define PT_DEVMEM_EVENT_LENGTH 0x1000u
 #define PT_MSIX_TABLE_OFFSET 0x0000u
-#define PT_MSIX_PBA_OFFSET   0x0800u
-#define PT_MSIX_BAR_SIZE     0x1000u
+#define PT_MSIX_PBA_OFFSET   0x0800u  /* after a table of up to 128 vectors; else after the table */
+#define PT_MSIX_BAR_SIZE     0x1000u  /* at least */
 
 static uint64_t pow2_at_least(uint64_t v)
 {
@@ -198,11 +198,12 @@ bool pt_init(struct pt *tp, const struct pt_params *p, const struct pt_device *d
     for (uint16_t q = 0; q < tp->num_queues; q++)
         tp->role[q] = roles[q];
 
-    bool ok = true;
+    tp->slot = calloc(tp->num_queues, sizeof *tp->slot);
+    bool ok = tp->slot != NULL;
     tp->engines = p->engines == 0 ? 1u : p->engines;
     if (tp->engines > PT_ENGINES_MAX)
         tp->engines = PT_ENGINES_MAX;
-    for (unsigned q = 0; q < tp->num_queues; q++) {
+    for (unsigned q = 0; ok && q < tp->num_queues; q++) {
         for (unsigned k = 0; k < tp->engines; k++) {
             struct pt_slot *sl = &tp->slot[q][k];
             sl->segs = calloc(p->queue_size_max, sizeof *sl->segs);
@@ -237,8 +238,10 @@ bool pt_init(struct pt *tp, const struct pt_params *p, const struct pt_device *d
                                              vpci_notify_length(&vp)};
     r[PT_REGION_MSIX_TABLE] = (struct pt_region){PT_MSIX_BAR, PT_MSIX_TABLE_OFFSET,
                                                  msix_table_bytes(&tp->msix)};
-    r[PT_REGION_MSIX_PBA] = (struct pt_region){PT_MSIX_BAR, PT_MSIX_PBA_OFFSET,
-                                               msix_pba_bytes(&tp->msix)};
+    const uint32_t table_end = PT_MSIX_TABLE_OFFSET + msix_table_bytes(&tp->msix);
+    const uint32_t pba = table_end <= PT_MSIX_PBA_OFFSET ? PT_MSIX_PBA_OFFSET
+                                                         : (table_end + 0x7ffu) & ~0x7ffu;
+    r[PT_REGION_MSIX_PBA] = (struct pt_region){PT_MSIX_BAR, pba, msix_pba_bytes(&tp->msix)};
 
     struct pci_cfg_params pp;
     memset(&pp, 0, sizeof pp);
@@ -256,7 +259,9 @@ bool pt_init(struct pt *tp, const struct pt_params *p, const struct pt_device *d
     }
     pp.bars[PT_VIRTIO_BAR] = (struct pci_bar_params){pow2_at_least(bar0 < 0x4000 ? 0x4000 : bar0),
                                                      true, false};
-    pp.bars[PT_MSIX_BAR] = (struct pci_bar_params){PT_MSIX_BAR_SIZE, true, false};
+    const uint64_t msix_end = (uint64_t)pba + r[PT_REGION_MSIX_PBA].length;
+    pp.bars[PT_MSIX_BAR] = (struct pci_bar_params){
+        pow2_at_least(msix_end < PT_MSIX_BAR_SIZE ? PT_MSIX_BAR_SIZE : msix_end), true, false};
     pci_cfg_init(&tp->pci, &pp);
     build_caps(tp);
 
@@ -266,12 +271,11 @@ bool pt_init(struct pt *tp, const struct pt_params *p, const struct pt_device *d
 
 void pt_fini(struct pt *tp)
 {
-    for (unsigned q = 0; q < PT_QUEUES_MAX; q++) {
-        for (unsigned k = 0; k < PT_ENGINES_MAX; k++) {
+    for (unsigned q = 0; tp->slot && q < tp->num_queues; q++)
+        for (unsigned k = 0; k < PT_ENGINES_MAX; k++)
             free(tp->slot[q][k].segs);
-            tp->slot[q][k].segs = NULL;
-        }
-    }
+    free(tp->slot);
+    tp->slot = NULL;
 }
 
 /* ---- Interrupts ---- */

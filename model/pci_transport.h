@@ -30,8 +30,9 @@
 #include "virtio_wire.h"
 #include "vs_reason.h"
 
-/* Queues of one function at most (virtio-net with one queue pair: 3). */
-#define PT_QUEUES_MAX 3u
+/* Queues of one function at most (virtio-net with 256 queue pairs and the control
+ * queue: 513). */
+#define PT_QUEUES_MAX 513u
 /* Most buffers of one queue in flight at once (slots per queue). */
 #define PT_ENGINES_MAX 32u
 /* "No queue": a failure or a kick that names none. */
@@ -215,7 +216,8 @@ struct pt_stats {
     struct vq_stats ring_retired[PT_QUEUES_MAX];
 };
 
-#define PT_MSI_OUTBOX 128u
+/* At most one message per vector is outstanding. */
+#define PT_MSI_OUTBOX MSIX_VECTORS_MAX
 
 struct pt {
     struct pt_params p;
@@ -235,8 +237,9 @@ struct pt {
     enum vs_reason error;    /* sticky until reset; VS_REASON_NONE while healthy */
     uint16_t error_queue;    /* queue being processed when it happened (PT_NO_QUEUE: none) */
 
-    /* Per-slot state: `engines` slots per queue (pt_slot). */
-    struct pt_slot slot[PT_QUEUES_MAX][PT_ENGINES_MAX];
+    /* Per-slot state: `engines` slots per queue (pt_slot), for num_queues queues
+     * (allocated by pt_init). */
+    struct pt_slot (*slot)[PT_ENGINES_MAX];
     uint32_t engines;        /* slots per queue in use: p.engines, at least 1 */
 
     struct msix_message outbox[PT_MSI_OUTBOX];

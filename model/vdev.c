@@ -14,6 +14,8 @@ const char *vdev_check_params(const struct vdev_params *p)
         return "notify_off_multiplier must be 0 or a power of two that is a multiple of 4";
     if (p->notify_off_multiplier > 4096)
         return "notify_off_multiplier must be at most 4096";
+    if (p->queue_pairs > VNET_PAIRS_MAX)
+        return "queue_pairs must be 1..256";
     if (p->max_frame_bytes < 14 || p->max_frame_bytes > 65535)
         return "max_frame_bytes must be 14..65535";
     if (p->backend == VDEV_BACKEND_RESPONDER && p->max_frame_bytes < NET_ANSWER_MIN_FRAME)
@@ -43,6 +45,7 @@ bool vdev_init(struct vdev *d, const struct vdev_params *p)
 
     struct vnet_params np;
     memset(&np, 0, sizeof np);
+    np.queue_pairs = p->queue_pairs;
     memcpy(np.mac, p->mac, sizeof np.mac);
     np.max_frame_bytes = p->max_frame_bytes;
     np.rx_fifo_frames = p->rx_fifo_frames;
@@ -60,8 +63,8 @@ bool vdev_init(struct vdev *d, const struct vdev_params *p)
     tp.subsystem_id = p->subsystem_id;
     tp.queue_size_max = p->queue_size_max;
     tp.notify_off_multiplier = p->notify_off_multiplier;
-    tp.num_queues = VNET_QUEUES;
-    tp.device_features = vnet_features();
+    tp.num_queues = d->net.num_queues;
+    tp.device_features = vnet_features(d->net.pairs_max);
     tp.withdraw = p->withdraw;
     tp.device_cfg_bytes = sizeof(struct virtio_net_config);
     tp.used_batch_max = p->used_batch_max;
@@ -70,9 +73,9 @@ bool vdev_init(struct vdev *d, const struct vdev_params *p)
     tp.engines = engines;
     tp.fetch_batch = p->fetch_batch;
     tp.fetch_source = p->fetch_source;
-    const struct pt_role *roles[VNET_QUEUES];
-    for (uint16_t q = 0; q < VNET_QUEUES; q++)
-        roles[q] = vnet_queue_role(q, VNET_QUEUES);
+    const struct pt_role *roles[VNET_QUEUES_MAX];
+    for (uint16_t q = 0; q < tp.num_queues; q++)
+        roles[q] = vnet_queue_role(q, tp.num_queues);
     if (!pt_init(&d->tp, &tp, &vnet_device, &d->net, roles)) {
         vnet_fini(&d->net);
         return false;

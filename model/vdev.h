@@ -20,6 +20,8 @@ struct vdev_params {
     uint16_t queue_size_max;          /* entries, 1..32768 */
     uint32_t notify_off_multiplier;   /* bytes; 0 or a power of two that is a multiple of 4 */
     vs_features withdraw;             /* offered features removed (quirk) */
+    uint16_t queue_pairs;             /* 1..VNET_PAIRS_MAX (0 counts as 1): RX/TX queue pairs;
+                                       * more than one offers VIRTIO_NET_F_MQ */
     uint8_t mac[6];
     uint32_t max_frame_bytes;         /* largest frame accepted on TX, without virtio-net header */
     uint32_t rx_fifo_frames;          /* frames the device can hold waiting for RX buffers */

@@ -11,7 +11,7 @@ _Static_assert(COAL_NOTHING == PT_DECIDE_HOLD, "hold is coal's nothing");
 _Static_assert(COAL_NOTIFY_EVERY == PT_DECIDE_EVERY, "every is coal's every");
 
 /* ---- Features ("Network Device / Feature bits") ---- */
-vs_features vnet_features(void)
+vs_features vnet_features(uint16_t pairs)
 {
     static const unsigned bits[] = {
         VIRTIO_NET_F_MAC_BIT,       VIRTIO_NET_F_CTRL_VQ_BIT,      VIRTIO_NET_F_STATUS_BIT,
@@ -21,20 +21,23 @@ vs_features vnet_features(void)
     memset(&f, 0, sizeof f);
     for (size_t i = 0; i < sizeof bits / sizeof bits[0]; i++)
         vs_feature_set(&f, bits[i]);
+    if (pairs > 1)
+        vs_feature_set(&f, VIRTIO_NET_F_MQ_BIT);
     return f;
 }
 
 /* Device-specific feature dependencies checked at FEATURES_OK ("Network Device /
  * Feature bits / Feature bit requirements"): of the features this device offers,
- * VIRTIO_NET_F_NOTF_COAL and VIRTIO_NET_F_VQ_NOTF_COAL require VIRTIO_NET_F_CTRL_VQ
- * (their commands travel on the control queue); a driver that accepts either without
- * it does not get FEATURES_OK. */
+ * VIRTIO_NET_F_NOTF_COAL, VIRTIO_NET_F_VQ_NOTF_COAL and VIRTIO_NET_F_MQ require
+ * VIRTIO_NET_F_CTRL_VQ (their commands travel on the control queue); a driver that
+ * accepts one without it does not get FEATURES_OK. */
 static bool net_features_ok(void *ctx, const vs_features *drv)
 {
     (void)ctx;
     const bool ctrl_vq = vs_feature_has(drv, VIRTIO_NET_F_CTRL_VQ_BIT);
     return ctrl_vq || (!vs_feature_has(drv, VIRTIO_NET_F_NOTF_COAL_BIT) &&
-                       !vs_feature_has(drv, VIRTIO_NET_F_VQ_NOTF_COAL_BIT));
+                       !vs_feature_has(drv, VIRTIO_NET_F_VQ_NOTF_COAL_BIT) &&
+                       !vs_feature_has(drv, VIRTIO_NET_F_MQ_BIT));
 }
 
 /* ---- Device configuration ("Device configuration layout"): read-only ---- */
@@ -51,7 +54,18 @@ static uint64_t net_config_read(void *ctx, uint32_t off, unsigned size)
 static bool net_queue_exists(void *ctx, uint16_t q)
 {
     const struct vnet *n = ctx;
-    return q != VNET_QUEUE_CTRL || pt_negotiated(n->tp, VIRTIO_NET_F_CTRL_VQ_BIT);
+    return q != vnet_ctrl_queue(n) || pt_negotiated(n->tp, VIRTIO_NET_F_CTRL_VQ_BIT);
+}
+
+/* Queue roles by index: receiveqN at 2(N-1), transmitqN at 2(N-1)+1. */
+static bool is_tx_queue(const struct vnet *n, uint16_t qi)
+{
+    return qi < vnet_ctrl_queue(n) && qi % 2u == 1u;
+}
+
+static bool is_rx_queue(const struct vnet *n, uint16_t qi)
+{
+    return qi < vnet_ctrl_queue(n) && qi % 2u == 0u;
 }
 
 static void net_queue_enabled(void *ctx, uint16_t qi)
@@ -63,9 +77,9 @@ static void net_queue_enabled(void *ctx, uint16_t qi)
      * VIRTIO_NET_CTRL_NOTF_COAL_TX_SET [RX_SET] command, or ... to 0": the class values
      * are zero until a TX_SET / RX_SET and after a reset. */
     static const struct virtio_net_ctrl_coal none;
-    coal_enable(&n->coal[qi], qi == VNET_QUEUE_TX   ? &n->coal_tx_set
-                              : qi == VNET_QUEUE_RX ? &n->coal_rx_set
-                                                    : &none);
+    coal_enable(&n->coal[qi], is_tx_queue(n, qi)   ? &n->coal_tx_set
+                              : is_rx_queue(n, qi) ? &n->coal_rx_set
+                                                   : &none);
 }
 
 static void net_queue_reset(void *ctx, uint16_t qi)
@@ -80,14 +94,17 @@ static void net_reset(void *ctx)
     net_fifo_clear(&n->fifo);
     /* "Upon reset, a device MUST initialize all coalescing parameters to 0." Window
      * numbers keep counting, so a platform timer from before the reset stays stale. */
-    for (uint16_t i = 0; i < VNET_QUEUES; i++)
+    for (uint16_t i = 0; i < n->num_queues; i++)
         coal_reset(&n->coal[i]);
     memset(&n->coal_tx_set, 0, sizeof n->coal_tx_set);
     memset(&n->coal_rx_set, 0, sizeof n->coal_rx_set);
     memset(&n->netcfg, 0, sizeof n->netcfg);
     memcpy(n->netcfg.mac, n->p.mac, sizeof n->netcfg.mac);
     n->netcfg.status = VIRTIO_NET_S_LINK_UP_MASK;
-    n->netcfg.max_virtqueue_pairs = 1;
+    n->netcfg.max_virtqueue_pairs = n->pairs_max;
+    /* "Device Initialization": only receiveq1 and transmitq1 are used until the driver
+     * sends VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET. */
+    n->pairs = 1;
 }
 
 const struct pt_device vnet_device = {
@@ -105,8 +122,13 @@ bool vnet_init(struct vnet *n, const struct vnet_params *p, struct pt *tp, uint3
     memset(n, 0, sizeof *n);
     n->p = *p;
     n->tp = tp;
+    n->pairs_max = p->queue_pairs == 0 ? 1u : p->queue_pairs;
+    n->num_queues = vnet_queues(n->pairs_max);
+    n->pairs = 1;
     bool ok = net_fifo_init(&n->fifo, p->rx_fifo_frames, p->max_frame_bytes);
-    for (unsigned q = 0; q < VNET_QUEUES; q++) {
+    n->slot = calloc(n->num_queues, sizeof *n->slot);
+    ok = ok && n->slot;
+    for (unsigned q = 0; ok && q < n->num_queues; q++) {
         for (unsigned k = 0; k < engines && k < PT_ENGINES_MAX; k++) {
             n->slot[q][k].frame_buf = malloc(sizeof(struct virtio_net_hdr) + p->max_frame_bytes);
             ok = ok && n->slot[q][k].frame_buf;
@@ -120,16 +142,24 @@ bool vnet_init(struct vnet *n, const struct vnet_params *p, struct pt *tp, uint3
 void vnet_fini(struct vnet *n)
 {
     net_fifo_fini(&n->fifo);
-    for (unsigned q = 0; q < VNET_QUEUES; q++) {
-        for (unsigned k = 0; k < PT_ENGINES_MAX; k++) {
+    for (unsigned q = 0; n->slot && q < n->num_queues; q++)
+        for (unsigned k = 0; k < PT_ENGINES_MAX; k++)
             free(n->slot[q][k].frame_buf);
-            n->slot[q][k].frame_buf = NULL;
-        }
-    }
+    free(n->slot);
+    n->slot = NULL;
 }
 
 uint32_t vnet_fifo_frames(const struct vnet *n) { return n->fifo.count; }
 bool vnet_fifo_full(const struct vnet *n) { return net_fifo_full(&n->fifo); }
+
+/* Is qi's queue pair among those the driver enabled ("Automatic receive steering in
+ * multiqueue mode": "The device MUST NOT queue packets on receive queues greater than
+ * virtqueue_pairs"; the transmit queues of those pairs are not used either)? A queue
+ * of a pair not in use takes no buffer: IDLE, as if its ring were empty. */
+static bool pair_in_use(const struct vnet *n, uint16_t qi)
+{
+    return qi / 2u < n->pairs;
+}
 
 /* Transmit ("Network Device / Device Operation / Transmitting Packets"): the buffer is
  * a virtio-net header followed by the frame, all device-readable. */
@@ -139,6 +169,8 @@ static enum pt_step tx_take(void *ctx, uint16_t qi, unsigned k, struct pt_slot *
     struct vnet_slot *ns = &n->slot[qi][k];
     ns->drop = false;
     ns->len = 0;
+    if (!pair_in_use(n, qi))
+        return PT_STEP_IDLE;
     /* Loopback applies back-pressure instead of dropping; buffers in flight hold the
      * FIFO places they will fill. */
     if (n->p.backend != VDEV_BACKEND_SINK &&
@@ -199,7 +231,7 @@ static enum pt_step rx_take(void *ctx, uint16_t qi, unsigned k, struct pt_slot *
     struct vnet_slot *ns = &n->slot[qi][k];
     ns->drop = false;
     ns->len = 0;
-    if (n->fifo.count == 0)
+    if (n->fifo.count == 0 || !pair_in_use(n, qi))
         return PT_STEP_IDLE;
     enum pt_step st = pt_pop(n->tp, qi, sl, w);
     if (st == PT_STEP_IDLE) {
@@ -261,11 +293,11 @@ static void rx_finish(void *ctx, uint16_t qi, unsigned k, struct pt_slot *sl)
 
 /* ---- Control queue ("Network Device / Device Operation / Control Virtqueue") ---- */
 
-/* With one queue pair: receiveq1 is 0, transmitq1 is 1 ("Virtqueues"). Is vq an
- * enabled transmit or receive queue ("Notifications Coalescing": vq_index names one)? */
+/* Is vq an enabled transmit or receive queue ("Notifications Coalescing": vq_index
+ * names one)? */
 static bool net_data_queue_enabled(const struct vnet *n, uint16_t vq)
 {
-    return (vq == VNET_QUEUE_RX || vq == VNET_QUEUE_TX) && n->tp->q[vq].enabled;
+    return vq < vnet_ctrl_queue(n) && n->tp->q[vq].enabled;
 }
 
 /* The VIRTIO_NET_CTRL_NOTF_COAL class. `data` holds the command-specific data the
@@ -289,18 +321,19 @@ static uint8_t net_ctrl_notf_coal(struct vnet *n, uint8_t command, const uint8_t
         /* The driver "MUST have negotiated the VIRTIO_NET_F_NOTF_COAL feature when
          * issuing" these; a command the device cannot apply gets VIRTIO_NET_ERR. */
         if (!coal)
-            vs_conf_report(&n->tp->vpci.conf, VS_RULE_CTRL_COAL_NOT_NEGOTIATED, VNET_QUEUE_CTRL,
+            vs_conf_report(&n->tp->vpci.conf, VS_RULE_CTRL_COAL_NOT_NEGOTIATED, vnet_ctrl_queue(n),
                            command, VIRTIO_NET_F_NOTF_COAL_BIT);
         if (!coal || len < sizeof c)
             return VIRTIO_NET_ERR;
         memcpy(&c, data, sizeof c);
-        if (command == VIRTIO_NET_CTRL_NOTF_COAL_TX_SET) {
+        /* TX_SET applies to every transmit queue, RX_SET to every receive queue. */
+        if (command == VIRTIO_NET_CTRL_NOTF_COAL_TX_SET)
             n->coal_tx_set = c;
-            coal_set(&n->coal[VNET_QUEUE_TX], &c);
-        } else {
+        else
             n->coal_rx_set = c;
-            coal_set(&n->coal[VNET_QUEUE_RX], &c);
-        }
+        for (uint16_t q = command == VIRTIO_NET_CTRL_NOTF_COAL_TX_SET ? 1u : 0u;
+             q < vnet_ctrl_queue(n); q += 2u)
+            coal_set(&n->coal[q], &c);
         return VIRTIO_NET_OK;
     case VIRTIO_NET_CTRL_NOTF_COAL_VQ_SET:
         /* "The device MUST respond to VIRTIO_NET_CTRL_NOTF_COAL_VQ_SET and
@@ -308,13 +341,13 @@ static uint8_t net_ctrl_notf_coal(struct vnet *n, uint8_t command, const uint8_t
          * designated virtqueue is not an enabled transmit or receive virtqueue";
          * "The device MUST ignore reserved". */
         if (!vq_coal)
-            vs_conf_report(&n->tp->vpci.conf, VS_RULE_CTRL_COAL_NOT_NEGOTIATED, VNET_QUEUE_CTRL,
+            vs_conf_report(&n->tp->vpci.conf, VS_RULE_CTRL_COAL_NOT_NEGOTIATED, vnet_ctrl_queue(n),
                            command, VIRTIO_NET_F_VQ_NOTF_COAL_BIT);
         if (!vq_coal || len < sizeof cv)
             return VIRTIO_NET_ERR;
         memcpy(&cv, data, sizeof cv);
         if (!net_data_queue_enabled(n, cv.vq_index)) {
-            vs_conf_report(&n->tp->vpci.conf, VS_RULE_CTRL_COAL_VQ_INDEX, VNET_QUEUE_CTRL,
+            vs_conf_report(&n->tp->vpci.conf, VS_RULE_CTRL_COAL_VQ_INDEX, vnet_ctrl_queue(n),
                            cv.vq_index, 0);
             return VIRTIO_NET_ERR;
         }
@@ -324,14 +357,14 @@ static uint8_t net_ctrl_notf_coal(struct vnet *n, uint8_t command, const uint8_t
         /* vq_index and reserved come from the driver; the device writes the
          * struct virtio_net_ctrl_coal, which needs 8 writable bytes before the ack. */
         if (!vq_coal)
-            vs_conf_report(&n->tp->vpci.conf, VS_RULE_CTRL_COAL_NOT_NEGOTIATED, VNET_QUEUE_CTRL,
+            vs_conf_report(&n->tp->vpci.conf, VS_RULE_CTRL_COAL_NOT_NEGOTIATED, vnet_ctrl_queue(n),
                            command, VIRTIO_NET_F_VQ_NOTF_COAL_BIT);
         if (!vq_coal || len < VIRTIO_NET_CTRL_COAL_VQ_IN_BYTES ||
             writable < sizeof *result + 1u)
             return VIRTIO_NET_ERR;
         memcpy(&cv, data, VIRTIO_NET_CTRL_COAL_VQ_IN_BYTES);
         if (!net_data_queue_enabled(n, cv.vq_index)) {
-            vs_conf_report(&n->tp->vpci.conf, VS_RULE_CTRL_COAL_VQ_INDEX, VNET_QUEUE_CTRL,
+            vs_conf_report(&n->tp->vpci.conf, VS_RULE_CTRL_COAL_VQ_INDEX, vnet_ctrl_queue(n),
                            cv.vq_index, 0);
             return VIRTIO_NET_ERR;
         }
@@ -343,6 +376,34 @@ static uint8_t net_ctrl_notf_coal(struct vnet *n, uint8_t command, const uint8_t
     }
 }
 
+/* The VIRTIO_NET_CTRL_MQ class ("Automatic receive steering in multiqueue mode").
+ * VQ_PAIRS_SET's le16 virtqueue_pairs sets the pairs in use: "The driver MUST NOT
+ * request a virtqueue_pairs of 0 or greater than max_virtqueue_pairs", so any other
+ * value is refused with VIRTIO_NET_ERR (CTRL_MQ_PAIRS), the pairs in use unchanged; so
+ * is the class without VIRTIO_NET_F_MQ negotiated (CTRL_MQ_NOT_NEGOTIATED), and data
+ * shorter than the 2-byte structure. RSS_CONFIG and HASH_CONFIG are not offered: ERR. */
+static uint8_t net_ctrl_mq(struct vnet *n, uint8_t command, const uint8_t *data, uint32_t len)
+{
+    if (command != VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET)
+        return VIRTIO_NET_ERR;
+    if (!pt_negotiated(n->tp, VIRTIO_NET_F_MQ_BIT)) {
+        vs_conf_report(&n->tp->vpci.conf, VS_RULE_CTRL_MQ_NOT_NEGOTIATED, vnet_ctrl_queue(n),
+                       command, VIRTIO_NET_F_MQ_BIT);
+        return VIRTIO_NET_ERR;
+    }
+    if (len < sizeof(struct virtio_net_ctrl_mq_pairs_set))
+        return VIRTIO_NET_ERR;
+    const uint16_t pairs = vs_le16(data); /* virtqueue_pairs */
+    if (pairs < VIRTIO_NET_CTRL_MQ_VQ_PAIRS_MIN || pairs > n->pairs_max) {
+        vs_conf_report(&n->tp->vpci.conf, VS_RULE_CTRL_MQ_PAIRS, vnet_ctrl_queue(n), pairs,
+                       n->pairs_max);
+        return VIRTIO_NET_ERR;
+    }
+    n->pairs = pairs;
+    n->stats.mq_pairs_set++;
+    return VIRTIO_NET_OK;
+}
+
 /* One command: u8 class, u8 command and the command-specific data in the
  * device-readable part; the ack is the last device-writable byte, and a result
  * (VQ_GET's struct virtio_net_ctrl_coal) fills the bytes just before it. The used
@@ -351,6 +412,7 @@ static uint8_t net_ctrl_notf_coal(struct vnet *n, uint8_t command, const uint8_t
  *  - class VIRTIO_NET_CTRL_NOTF_COAL with its feature negotiated: per command, see
  *    net_ctrl_notf_coal (OK, or ERR for data shorter than the command's structure, a
  *    designated queue that is not an enabled TX/RX queue, or no room for a result);
+ *  - class VIRTIO_NET_CTRL_MQ: see net_ctrl_mq;
  *  - any other class, an unknown command, or fewer than 2 readable bytes (no class and
  *    command to read): VIRTIO_NET_ERR. The device can answer, so it does.
  * Malformed beyond answering: a buffer with no device-writable byte leaves the device
@@ -389,6 +451,9 @@ static enum pt_step ctrl_move(void *ctx, uint16_t qi, unsigned k, struct pt_slot
         ack = net_ctrl_notf_coal(n, cmd[1], cmd + VIRTIO_NET_CTRL_HDR_BYTES,
                                  got - VIRTIO_NET_CTRL_HDR_BYTES, sl->e.writable_bytes, &result,
                                  &result_len);
+    else if (got >= VIRTIO_NET_CTRL_HDR_BYTES && cmd[0] == VIRTIO_NET_CTRL_MQ)
+        ack = net_ctrl_mq(n, cmd[1], cmd + VIRTIO_NET_CTRL_HDR_BYTES,
+                          got - VIRTIO_NET_CTRL_HDR_BYTES);
     if (result_len != 0) {
         s = pt_write_writable_at(g, sl->segs, sl->e.nsegs, sl->e.writable_bytes - 1u - result_len,
                               &result, result_len);
@@ -458,7 +523,7 @@ enum pt_step vnet_coal_expire(struct vnet *n, uint16_t qi, uint32_t window,
 
 bool vnet_coal_recheck_needed(const struct vnet *n, uint16_t qi)
 {
-    return qi < VNET_QUEUES && n->coal[qi].recheck;
+    return qi < n->num_queues && n->coal[qi].recheck;
 }
 
 enum pt_step vnet_coal_recheck(struct vnet *n, uint16_t qi, const struct vs_guest_ops *ops)
@@ -538,5 +603,5 @@ enum pt_step vnet_rx_step(struct vnet *n, const struct vs_guest_ops *ops, struct
 
 enum pt_step vnet_ctrl_step(struct vnet *n, const struct vs_guest_ops *ops, struct pt_work *w)
 {
-    return pt_step_one(n->tp, VNET_QUEUE_CTRL, ops, w);
+    return pt_step_one(n->tp, vnet_ctrl_queue(n), ops, w);
 }

@@ -19,12 +19,21 @@
 #include "net_backend.h"
 #include "pci_transport.h"
 
-/* Queue numbering of a virtio-net device with one queue pair ("Virtqueues"):
- * receiveqN is 2(N-1), transmitqN is 2(N-1)+1, the control queue comes last. */
+/* Queue numbering ("Virtqueues"): receiveqN is 2(N-1), transmitqN is 2(N-1)+1, the
+ * control queue comes last, at 2 * max_virtqueue_pairs. With one queue pair: */
 #define VNET_QUEUE_RX   0u
 #define VNET_QUEUE_TX   1u
 #define VNET_QUEUE_CTRL 2u
 #define VNET_QUEUES     3u
+/* Queue pairs at most (device.queue_pairs_count), and the queues they make. */
+#define VNET_PAIRS_MAX  256u
+#define VNET_QUEUES_MAX (2u * VNET_PAIRS_MAX + 1u)
+
+/* Queues of a function with `pairs` queue pairs (0 counts as 1), control included. */
+static inline uint16_t vnet_queues(uint16_t pairs)
+{
+    return (uint16_t)(2u * (pairs == 0 ? 1u : pairs) + 1u);
+}
 
 /* The role of queue q of a virtio-net function with n queues (2k RX, 2k+1 TX, the
  * control queue last when n is odd). */
@@ -35,6 +44,8 @@ const struct pt_role *vnet_queue_role(uint16_t q, uint16_t n);
 #define VNET_SIGNAL_SPACE  2u  /* RX took frames out of the RX FIFO */
 
 struct vnet_params {
+    uint16_t queue_pairs;             /* 1..VNET_PAIRS_MAX (0 counts as 1); more than one
+                                       * offers VIRTIO_NET_F_MQ */
     uint8_t mac[6];
     uint32_t max_frame_bytes;         /* largest frame accepted on TX, without virtio-net header */
     uint32_t rx_fifo_frames;          /* frames the device can hold waiting for RX buffers */
@@ -58,10 +69,11 @@ struct vnet_stats {
     uint64_t rx_dropped_too_big; /* frame larger than the receive buffer (no MRG_RXBUF) */
     uint64_t ctrl_commands;
     uint64_t ctrl_ok, ctrl_err;  /* control commands answered VIRTIO_NET_OK / _ERR */
+    uint64_t mq_pairs_set;       /* VQ_PAIRS_SET commands answered VIRTIO_NET_OK */
     /* Notifications sent under coalescing, per queue and cause (enum vnet_coal_cause),
      * and decisions whose conditions were met but the driver suppressed. */
-    uint64_t coal_notify[VNET_QUEUES][VNET_COAL_CAUSES];
-    uint64_t coal_suppressed[VNET_QUEUES];
+    uint64_t coal_notify[VNET_QUEUES_MAX][VNET_COAL_CAUSES];
+    uint64_t coal_suppressed[VNET_QUEUES_MAX];
 };
 
 /* A buffer's data as it moves through the device (per transport slot). */
@@ -75,24 +87,36 @@ struct vnet {
     struct vnet_params p;
     struct pt *tp;           /* the transport it runs on */
     struct virtio_net_config netcfg;
+    uint16_t pairs_max;      /* queue pairs offered: p.queue_pairs, at least 1 */
+    uint16_t num_queues;     /* 2 * pairs_max + 1 */
+    /* Queue pairs in use: 1 after reset and feature negotiation, then what the last
+     * VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET answered OK set ("Automatic receive steering in
+     * multiqueue mode"). Queues of the pairs past it take no buffers. */
+    uint16_t pairs;
 
     /* Frames waiting for receive buffers (loopback, responder answers): rx_fifo_frames
      * of up to max_frame_bytes (net_backend.h). */
     struct net_fifo fifo;
     /* FIFO places taken TX buffers hold (loopback back-pressure); cleared with the queue. */
-    uint32_t fifo_reserved[VNET_QUEUES];
-    struct vnet_slot slot[VNET_QUEUES][PT_ENGINES_MAX];
+    uint32_t fifo_reserved[VNET_QUEUES_MAX];
+    struct vnet_slot (*slot)[PT_ENGINES_MAX]; /* num_queues of them (vnet_init) */
 
     /* Notification coalescing: per queue, and the values of the last TX_SET / RX_SET
      * that a re-enabled queue takes ("Notifications Coalescing", device normative). */
-    struct coal_queue coal[VNET_QUEUES]; /* model/coalesce.h */
+    struct coal_queue coal[VNET_QUEUES_MAX]; /* model/coalesce.h */
     struct virtio_net_ctrl_coal coal_tx_set, coal_rx_set;
 
     struct vnet_stats stats;
 };
 
-/* The features this personality offers ("Network Device / Feature bits"). */
-vs_features vnet_features(void);
+/* The features this personality offers ("Network Device / Feature bits") with `pairs`
+ * queue pairs: VIRTIO_NET_F_MQ when more than one. */
+vs_features vnet_features(uint16_t pairs);
+/* The control queue's index: 2 * max_virtqueue_pairs. */
+static inline uint16_t vnet_ctrl_queue(const struct vnet *n)
+{
+    return (uint16_t)(n->num_queues - 1u);
+}
 /* What the transport calls (ctx: the struct vnet). */
 extern const struct pt_device vnet_device;
 

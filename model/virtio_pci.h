@@ -18,7 +18,7 @@
 #include "virtio_wire.h"
 #include "vs_reason.h"
 
-#define VPCI_QUEUES_MAX 64u
+#define VPCI_QUEUES_MAX 513u /* virtio-net with 256 queue pairs and the control queue */
 
 enum vpci_event_kind {
     VPCI_EV_NONE = 0,

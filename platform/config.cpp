@@ -473,6 +473,11 @@ const std::vector<param_def> &param_table()
              v.features = c.dev.withdraw;
              return v;
          }},
+        {"device.queue_pairs_count", "count", "1",
+         "receive/transmit queue pairs the device offers (max_virtqueue_pairs); more than one "
+         "offers VIRTIO_NET_F_MQ, with 2N+1 queues (control last) and one MSI-X vector per "
+         "queue. The timed platform runs one pair so far: `run` accepts only 1",
+         integer(1, VNET_PAIRS_MAX), INT_FIELD(dev.queue_pairs)},
         {"device.mac", "", "52:54:00:12:34:56", "MAC address in the device configuration space",
          mac_address(),
          [](vs_config &c, const param_value &v) { std::memcpy(c.dev.mac, v.mac, sizeof v.mac); },
@@ -1732,6 +1737,13 @@ bool config_validate(const vs_config &cfg, param_error &err)
          (cfg.iommu.atc_entries / cfg.iommu.atc_ways - 1)) != 0) {
         err = {"iommu.atc_ways", "parameter 'iommu.atc_ways': iommu.atc_entries / iommu.atc_ways "
                                  "must be a whole power of two"};
+        return false;
+    }
+    if (cfg.dev.queue_pairs > 1) {
+        err = {"device.queue_pairs_count",
+               "parameter 'device.queue_pairs_count': " + std::to_string(cfg.dev.queue_pairs) +
+                   " pairs: the device model offers them, but the timed platform runs one "
+                   "queue pair so far (issue 15)"};
         return false;
     }
     if (cfg.dev.queue_engines > 1 && cfg.dma.channels_count > 0) {
