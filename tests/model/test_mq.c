@@ -62,8 +62,9 @@ static vs_features driver_features(bool mq, bool ctrl_vq)
     return f;
 }
 
-/* The initialisation sequence on every queue of the function (rings cleared). */
-static bool bring_up(bool mq, bool ctrl_vq)
+/* The initialisation sequence with features f on every queue of the function (the
+ * control queue only with CTRL_VQ; rings cleared). */
+static bool bring_up_with(const vs_features *f)
 {
     const uint16_t nq = rig.dev.net.num_queues;
     memset(fake_guest_ptr(&rig.g, GUEST_BASE, nq * VDEV_RIG_QUEUE_WINDOW), 0,
@@ -72,8 +73,14 @@ static bool bring_up(bool mq, bool ctrl_vq)
         side[q].pos = 0;
         side[q].wrap = true;
     }
+    const bool ctrl_vq = vs_feature_has(f, VIRTIO_NET_F_CTRL_VQ_BIT);
+    return vdev_rig_bring_up(&rig, f, ctrl_vq ? nq : nq - 1u, RING_SIZE);
+}
+
+static bool bring_up(bool mq, bool ctrl_vq)
+{
     const vs_features f = driver_features(mq, ctrl_vq);
-    return vdev_rig_bring_up(&rig, &f, ctrl_vq ? nq : nq - 1u, RING_SIZE);
+    return bring_up_with(&f);
 }
 
 /* Make one packed descriptor available on queue q. */
@@ -351,12 +358,7 @@ Test(mq, coalescing_classes_cover_every_pair)
     vs_features f = driver_features(true, true);
     vs_feature_set(&f, VIRTIO_NET_F_NOTF_COAL_BIT);
     vs_feature_set(&f, VIRTIO_NET_F_VQ_NOTF_COAL_BIT);
-    const uint16_t nq = rig.dev.net.num_queues;
-    for (unsigned q = 0; q < nq; q++) {
-        side[q].pos = 0;
-        side[q].wrap = true;
-    }
-    cr_assert(vdev_rig_bring_up(&rig, &f, nq, RING_SIZE));
+    cr_assert(bring_up_with(&f));
     uint8_t tx[10] = {VIRTIO_NET_CTRL_NOTF_COAL, VIRTIO_NET_CTRL_NOTF_COAL_TX_SET};
     vs_put_le32(tx + 2, 7);
     vs_put_le32(tx + 6, 0);
