@@ -198,8 +198,9 @@ bool pt_init(struct pt *tp, const struct pt_params *p, const struct pt_device *d
     for (uint16_t q = 0; q < tp->num_queues; q++)
         tp->role[q] = roles[q];
 
+    tp->q = calloc(tp->num_queues, sizeof *tp->q);
     tp->slot = calloc(tp->num_queues, sizeof *tp->slot);
-    bool ok = tp->slot != NULL;
+    bool ok = tp->q && tp->slot;
     tp->engines = p->engines == 0 ? 1u : p->engines;
     if (tp->engines > PT_ENGINES_MAX)
         tp->engines = PT_ENGINES_MAX;
@@ -276,6 +277,8 @@ void pt_fini(struct pt *tp)
             free(tp->slot[q][k].segs);
     free(tp->slot);
     tp->slot = NULL;
+    free(tp->q);
+    tp->q = NULL;
 }
 
 /* ---- Interrupts ---- */

@@ -232,7 +232,7 @@ struct pt {
     uint8_t cap_pci_cfg;     /* config-space offset of the PCI-cfg access capability */
     uint8_t cap_msix;        /* config-space offset of the MSI-X capability */
     uint16_t num_queues;
-    struct pt_queue q[PT_QUEUES_MAX];
+    struct pt_queue *q;      /* num_queues of them (allocated by pt_init) */
 
     enum vs_reason error;    /* sticky until reset; VS_REASON_NONE while healthy */
     uint16_t error_queue;    /* queue being processed when it happened (PT_NO_QUEUE: none) */
