@@ -2,7 +2,9 @@
  * Virtqueue"), with the notification-coalescing state they drive.
  *
  * The harness negotiates CTRL_VQ with or without NOTF_COAL / VQ_NOTF_COAL (input bits),
- * brings up RX, TX and the control queue (packed ring), then plays the input as commands:
+ * on a function with one queue pair or, with input bit 3, MQ_PAIRS pairs and
+ * VIRTIO_NET_F_MQ ("Automatic receive steering in multiqueue mode"), brings up every
+ * queue (packed ring), then plays the input as commands:
  * each one a chain whose device-readable part holds the input's class, command and data
  * (split over one to three descriptors) and whose device-writable part has the input's
  * sizes (possibly none). Between commands it moves frames through TX and RX, publishes,
@@ -11,7 +13,8 @@
  *
  * Checked beyond fuzz_common.h: a command the device completes is answered with
  * VIRTIO_NET_OK or VIRTIO_NET_ERR in its last writable byte, and its used length covers
- * that byte; a command with no writable byte ends in NEEDS_RESET (CTRL_NO_ACK_BYTE).
+ * that byte; a command with no writable byte ends in NEEDS_RESET (CTRL_NO_ACK_BYTE); the
+ * pairs in use stay within 1 .. max_virtqueue_pairs.
  *
  * Input: features byte, then commands {nread (1..3), nwrite (0..3), read lengths (u8
  * each), write lengths (u8 each), read bytes...} and an action byte after each, until the
@@ -21,7 +24,8 @@
 
 #define GUEST_BASE   0x100000ull
 #define BUFFER_BYTES 0x10000u
-#define GUEST_BYTES  (VNET_QUEUES * VDEV_RIG_QUEUE_WINDOW + BUFFER_BYTES)
+#define MQ_PAIRS     4u
+#define GUEST_BYTES  ((2u * MQ_PAIRS + 1u) * VDEV_RIG_QUEUE_WINDOW + BUFFER_BYTES)
 #define RING_SIZE    16u
 #define COMMANDS_MAX 64u
 #define FRAME_BYTES  (12u + 60u)
@@ -48,10 +52,16 @@ static void put_desc(struct vdev_rig *r, unsigned q, struct ring_side *s, uint64
     }
 }
 
+/* Buffers above the queue windows of every queue of the function. */
+static uint64_t buffers(const struct vdev_rig *r)
+{
+    return r->g.base + (uint64_t)r->dev.net.num_queues * VDEV_RIG_QUEUE_WINDOW;
+}
+
 /* One frame through TX (and back through RX: one receive buffer per frame). */
 static void frame(struct vdev_rig *r, struct ring_side *tx, struct ring_side *rx)
 {
-    const uint64_t buf = VDEV_RIG_BUFFERS(r);
+    const uint64_t buf = buffers(r);
     put_desc(r, VNET_QUEUE_RX, rx, buf + 0x8000, 1526, rx->pos, VIRTQ_DESC_F_WRITE_MASK);
     put_desc(r, VNET_QUEUE_TX, tx, buf + 0x4000, FRAME_BYTES, tx->pos, 0);
     struct pt_work w;
@@ -83,10 +93,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memset(guest, 0, sizeof guest);
     struct vdev_params p = vdev_rig_default_params();
     p.backend = VDEV_BACKEND_LOOPBACK;
+    const uint8_t fb = fuzz_u8(&in);
+    if (fb & 8u)
+        p.queue_pairs = MQ_PAIRS;
     if (!vdev_rig_init_with(&r, &p, guest, GUEST_BASE, GUEST_BYTES))
         return 0;
 
-    const uint8_t fb = fuzz_u8(&in);
     vs_features f;
     memset(&f, 0, sizeof f);
     vs_feature_set(&f, VIRTIO_F_VERSION_1_BIT);
@@ -98,14 +110,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         vs_feature_set(&f, VIRTIO_NET_F_VQ_NOTF_COAL_BIT);
     if (fb & 4u)
         vs_feature_set(&f, VIRTIO_F_EVENT_IDX_BIT);
-    if (!vdev_rig_bring_up(&r, &f, VNET_QUEUES, RING_SIZE)) {
+    if (fb & 8u)
+        vs_feature_set(&f, VIRTIO_NET_F_MQ_BIT);
+    const uint16_t cq = vnet_ctrl_queue(&r.dev.net);
+    if (!vdev_rig_bring_up(&r, &f, r.dev.net.num_queues, RING_SIZE)) {
         fuzz_check_error_state(&r.dev);
         vdev_rig_fini(&r);
         return 0;
     }
 
     struct ring_side ctrl = {0, true}, tx = {0, true}, rx = {0, true};
-    const uint64_t cmd_area = VDEV_RIG_BUFFERS(&r);
+    const uint64_t cmd_area = buffers(&r);
     for (unsigned c = 0; c < COMMANDS_MAX && in.left > 0 && r.dev.tp.error == VS_REASON_NONE; c++) {
         const unsigned nread = 1u + fuzz_u8(&in) % 3u, nwrite = fuzz_u8(&in) % 4u;
         uint8_t rlen[3], wlen[3];
@@ -144,7 +159,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 first = false;
                 (void)flags;
             } else {
-                put_desc(&r, VNET_QUEUE_CTRL, &ctrl, at, len, id, flags);
+                put_desc(&r, cq, &ctrl, at, len, id, flags);
             }
             if (writable) {
                 last_w_addr = at;
@@ -154,7 +169,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             at += (len + 15u) & ~15u;
         }
         const uint16_t head_flags = (uint16_t)((nread + nwrite > 1 ? VIRTQ_DESC_F_NEXT_MASK : 0));
-        put_desc(&r, VNET_QUEUE_CTRL, &start, first_addr, first_len, id, head_flags);
+        put_desc(&r, cq, &start, first_addr, first_len, id, head_flags);
 
         struct pt_work w;
         memset(&w, 0, sizeof w);
@@ -170,6 +185,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             FUZZ_CHECK(w.bytes_written >= 1 && w.bytes_written <= wtotal,
                        "used length %u outside the writable part (%u)", w.bytes_written, wtotal);
         }
+        FUZZ_CHECK(r.dev.net.pairs >= 1 && r.dev.net.pairs <= r.dev.net.pairs_max,
+                   "%u pairs in use of %u", r.dev.net.pairs, r.dev.net.pairs_max);
         const uint8_t action = fuzz_u8(&in);
         for (unsigned n = 0; n < (action >> 2) % 4u && r.dev.tp.error == VS_REASON_NONE; n++)
             frame(&r, &tx, &rx);
