@@ -712,6 +712,21 @@ Test(config, decoupled_timing_without_poll_sleep)
     cr_expect(validate(c, err), "%s", err.message.c_str());
 }
 
+// device.queue_pairs_count: 1..256 for the device model; the timed platform runs one
+// pair so far, so a run refuses more, naming the key (exit 2).
+Test(config, queue_pairs_count)
+{
+    set_fails("device.queue_pairs_count=0", "device.queue_pairs_count", "out of range 1..256");
+    set_fails("device.queue_pairs_count=257", "device.queue_pairs_count", "out of range 1..256");
+    vs_config c = config_defaults();
+    param_error err;
+    cr_expect_eq(c.dev.queue_pairs, 1);
+    cr_expect(validate(c, err), "%s", err.message.c_str());
+    set_ok(c, "device.queue_pairs_count=256");
+    cr_expect_eq(c.dev.queue_pairs, 256);
+    validate_fails(c, "device.queue_pairs_count", "one queue pair");
+}
+
 Test(config, validate_checks_configs_built_in_code)
 {
     vs_config c = config_defaults();
