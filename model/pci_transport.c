@@ -880,12 +880,17 @@ enum pt_step pt_pop(struct pt *tp, uint16_t qi, struct pt_slot *sl, struct pt_wo
     return PT_STEP_DONE;
 }
 
+static bool held(const struct pt *tp, uint16_t qi)
+{
+    return tp->role[qi]->holds_publication && tp->role[qi]->holds_publication(tp->dev_ctx, qi);
+}
+
 static enum pt_step push(struct pt *tp, uint16_t qi, struct pt_slot *sl)
 {
     struct pt_queue *q = &tp->q[qi];
     if (q->ops->push(&q->ring, &sl->gate.ops, &sl->e, sl->written) != VQ_OK)
         return ring_failed_at(tp, qi, &sl->gate);
-    if (q->ops->pending(&q->ring) >= tp->p.used_batch_max)
+    if (q->ops->pending(&q->ring) >= tp->p.used_batch_max && !held(tp, qi))
         return pt_complete(tp, qi, sl->gate.platform);
     return PT_STEP_DONE;
 }
@@ -1017,7 +1022,7 @@ enum pt_step pt_complete(struct pt *tp, uint16_t qi, const struct vs_guest_ops *
     const struct vs_guest_ops *g = gate(tp, qi, ops);
     struct pt_queue *q = &tp->q[qi];
     const uint32_t published = q->ops->pending(&q->ring);
-    if (published == 0)
+    if (published == 0 || held(tp, qi))
         return PT_STEP_IDLE;
     /* Without VIRTIO_F_ORDER_PLATFORM the driver only promises CPU-to-CPU ordering, and
      * a device "MAY operate in a slower emulation mode" ("Reserved Feature Bits"): this

@@ -149,6 +149,9 @@ struct pt_role {
     /* In take order, before the used buffer is pushed: set sl->written. NULL: keep
      * what move left. */
     void (*finish)(void *ctx, uint16_t q, unsigned k, struct pt_slot *sl);
+    /* While true, pushed used buffers are not published (a group the driver must see
+     * whole: a merged receive frame). NULL: never. */
+    bool (*holds_publication)(const void *ctx, uint16_t q);
     /* n used buffers were published: 0 to hold the notification decision (coalescing
      * counts on), else a non-zero cause to decide now. NULL: decide every time. */
     unsigned (*published)(void *ctx, uint16_t q, uint32_t n);

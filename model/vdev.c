@@ -51,6 +51,7 @@ bool vdev_init(struct vdev *d, const struct vdev_params *p)
     np.rx_fifo_frames = p->rx_fifo_frames;
     np.backend = p->backend;
     np.responder = p->responder;
+    np.mrg_rxbuf = p->mrg_rxbuf;
     if (!vnet_init(&d->net, &np, &d->tp, engines))
         return false;
 
@@ -64,7 +65,7 @@ bool vdev_init(struct vdev *d, const struct vdev_params *p)
     tp.queue_size_max = p->queue_size_max;
     tp.notify_off_multiplier = p->notify_off_multiplier;
     tp.num_queues = d->net.num_queues;
-    tp.device_features = vnet_features(d->net.pairs_max);
+    tp.device_features = vnet_features(&np);
     tp.withdraw = p->withdraw;
     tp.device_cfg_bytes = sizeof(struct virtio_net_config);
     tp.used_batch_max = p->used_batch_max;

@@ -11,7 +11,7 @@ _Static_assert(COAL_NOTHING == PT_DECIDE_HOLD, "hold is coal's nothing");
 _Static_assert(COAL_NOTIFY_EVERY == PT_DECIDE_EVERY, "every is coal's every");
 
 /* ---- Features ("Network Device / Feature bits") ---- */
-vs_features vnet_features(uint16_t pairs)
+vs_features vnet_features(const struct vnet_params *p)
 {
     static const unsigned bits[] = {
         VIRTIO_NET_F_MAC_BIT,       VIRTIO_NET_F_CTRL_VQ_BIT,      VIRTIO_NET_F_STATUS_BIT,
@@ -21,8 +21,10 @@ vs_features vnet_features(uint16_t pairs)
     memset(&f, 0, sizeof f);
     for (size_t i = 0; i < sizeof bits / sizeof bits[0]; i++)
         vs_feature_set(&f, bits[i]);
-    if (pairs > 1)
+    if (p->queue_pairs > 1)
         vs_feature_set(&f, VIRTIO_NET_F_MQ_BIT);
+    if (p->mrg_rxbuf)
+        vs_feature_set(&f, VIRTIO_NET_F_MRG_RXBUF_BIT);
     return f;
 }
 
@@ -68,10 +70,19 @@ static bool is_rx_queue(const struct vnet *n, uint16_t qi)
     return qi < vnet_ctrl_queue(n) && qi % 2u == 0u;
 }
 
+/* A frame being spread over buffers of qi loses them with the queue: it stays at the
+ * head of the FIFO and starts again in the next buffers. */
+static void rx_merge_clear(struct vnet *n, uint16_t qi)
+{
+    memset(&n->rx_merge[qi], 0, sizeof n->rx_merge[qi]);
+    n->rx_group_open[qi] = false;
+}
+
 static void net_queue_enabled(void *ctx, uint16_t qi)
 {
     struct vnet *n = ctx;
     n->fifo_reserved[qi] = 0;
+    rx_merge_clear(n, qi);
     /* "Upon disabling and re-enabling a transmit [receive] virtqueue, the device MUST set
      * the coalescing parameters of the virtqueue to those configured through the
      * VIRTIO_NET_CTRL_NOTF_COAL_TX_SET [RX_SET] command, or ... to 0": the class values
@@ -86,12 +97,15 @@ static void net_queue_reset(void *ctx, uint16_t qi)
 {
     struct vnet *n = ctx;
     n->fifo_reserved[qi] = 0;
+    rx_merge_clear(n, qi);
 }
 
 static void net_reset(void *ctx)
 {
     struct vnet *n = ctx;
     net_fifo_clear(&n->fifo);
+    for (uint16_t i = 0; i < n->num_queues; i++)
+        rx_merge_clear(n, i);
     /* "Upon reset, a device MUST initialize all coalescing parameters to 0." Window
      * numbers keep counting, so a platform timer from before the reset stays stale. */
     for (uint16_t i = 0; i < n->num_queues; i++)
@@ -224,13 +238,22 @@ static void tx_finish(void *ctx, uint16_t qi, unsigned k, struct pt_slot *sl)
 
 /* Receive the next frame from the FIFO into the next receive buffer ("Network Device /
  * Device Operation / Receiving Packets"). Without VIRTIO_NET_F_MRG_RXBUF the frame
- * must fit in one buffer and num_buffers is 1. */
+ * must fit in one buffer and num_buffers is 1 ("Processing of Incoming Packets":
+ * "If VIRTIO_NET_F_MRG_RXBUF has not been negotiated, the device MUST set num_buffers
+ * to 1"); a larger one is dropped. With it, see rx_take_merged. */
+static enum pt_step rx_take_merged(struct vnet *n, uint16_t qi, struct vnet_slot *ns,
+                                   struct pt_slot *sl, const uint8_t *payload, uint32_t len);
+
 static enum pt_step rx_take(void *ctx, uint16_t qi, unsigned k, struct pt_slot *sl, struct pt_work *w)
 {
     struct vnet *n = ctx;
     struct vnet_slot *ns = &n->slot[qi][k];
     ns->drop = false;
     ns->len = 0;
+    ns->merged = false;
+    ns->off = 0;
+    ns->group_open = false;
+    ns->num_buffers = 0;
     if (n->fifo.count == 0 || !pair_in_use(n, qi))
         return PT_STEP_IDLE;
     enum pt_step st = pt_pop(n->tp, qi, sl, w);
@@ -240,6 +263,9 @@ static enum pt_step rx_take(void *ctx, uint16_t qi, unsigned k, struct pt_slot *
     }
     if (st != PT_STEP_DONE)
         return st;
+    /* With VIRTIO_NET_F_MRG_RXBUF "each buffer MUST be at least size of struct
+     * virtio_net_hdr" ("Setting Up Receive Buffers"), and without it a smaller one
+     * cannot hold the header either: RX_BUFFER_TOO_SMALL. */
     enum vs_reason bad = net_rx_buffer_check(sl->e.readable_bytes, sl->e.writable_bytes);
     if (bad != VS_REASON_NONE)
         return pt_fail(n->tp, qi, bad);
@@ -248,6 +274,9 @@ static enum pt_step rx_take(void *ctx, uint16_t qi, unsigned k, struct pt_slot *
     const uint8_t *payload;
     const struct net_frame *f = net_fifo_head(&n->fifo, &payload);
     uint32_t len = f->len;
+    if (pt_negotiated(n->tp, VIRTIO_NET_F_MRG_RXBUF_BIT) &&
+        (n->rx_merge[qi].active || len > sl->e.writable_bytes - hdr))
+        return rx_take_merged(n, qi, ns, sl, payload, len);
     net_fifo_pop(&n->fifo);
     ns->drop = len > sl->e.writable_bytes - hdr;
     if (ns->drop) {
@@ -265,6 +294,66 @@ static enum pt_step rx_take(void *ctx, uint16_t qi, unsigned k, struct pt_slot *
     return PT_STEP_DONE;
 }
 
+/* VIRTIO_NET_F_MRG_RXBUF, a frame larger than its first buffer ("Processing of
+ * Incoming Packets"): it takes as many buffers as it needs, one per take, in ring
+ * order; every buffer but the last is filled "completely up to the full length of each
+ * buffer", each is its own used element with the bytes written, and the header in the
+ * first counts them in num_buffers. The count is known only at the last buffer, so the
+ * first buffer's move writes the bytes after the header's place and the last buffer's
+ * move writes the header (disjoint bytes: moves may run in any order). "The device
+ * MUST use all buffers used by a single receive packet together": the queue holds
+ * publication (holds_publication) until the last buffer is pushed. The frame leaves
+ * the FIFO at its last buffer; running out of buffers in between, it waits (BLOCKED,
+ * as a frame with no buffer at all does). */
+static enum pt_step rx_take_merged(struct vnet *n, uint16_t qi, struct vnet_slot *ns,
+                                   struct pt_slot *sl, const uint8_t *payload, uint32_t len)
+{
+    const uint32_t hdr = sizeof(struct virtio_net_hdr);
+    struct vnet_rx_merge *m = &n->rx_merge[qi];
+    const uint32_t total = hdr + len;
+    if (!m->active) {
+        memset(m, 0, sizeof *m);
+        m->active = true;
+        /* The header's place: the first writable bytes of this buffer (it has at
+         * least hdr of them). */
+        uint32_t covered = 0;
+        for (uint32_t i = 0; i < sl->e.nsegs && covered < hdr; i++) {
+            if (!sl->segs[i].device_writable || sl->segs[i].len == 0)
+                continue;
+            m->hdr_segs[m->hdr_nsegs++] = sl->segs[i];
+            covered += sl->segs[i].len;
+        }
+    }
+    const uint32_t n_bytes = total - m->done < sl->e.writable_bytes ? total - m->done
+                                                                     : sl->e.writable_bytes;
+    /* frame_buf holds what goes at offset `off` of the buffer: the first buffer's
+     * frame bytes after the header's place, a later buffer's from its start. */
+    if (m->done == 0) {
+        ns->off = hdr;
+        memcpy(ns->frame_buf, payload, n_bytes - hdr);
+        ns->len = n_bytes - hdr;
+    } else {
+        ns->off = 0;
+        memcpy(ns->frame_buf, payload + (m->done - hdr), n_bytes);
+        ns->len = n_bytes;
+    }
+    ns->merged = true;
+    m->done += n_bytes;
+    m->count++;
+    if (m->done < total) {
+        ns->group_open = true;
+        return PT_STEP_DONE;
+    }
+    /* The last buffer: it carries the count and the header's place. */
+    ns->num_buffers = m->count;
+    ns->hdr_nsegs = m->hdr_nsegs;
+    memcpy(ns->hdr_segs, m->hdr_segs, sizeof ns->hdr_segs);
+    n->stats.rx_merged_frames++;
+    memset(m, 0, sizeof *m);
+    net_fifo_pop(&n->fifo);
+    return PT_STEP_DONE;
+}
+
 static enum pt_step rx_move(void *ctx, uint16_t qi, unsigned k, struct pt_slot *sl, struct pt_work *w)
 {
     struct vnet *n = ctx;
@@ -272,23 +361,58 @@ static enum pt_step rx_move(void *ctx, uint16_t qi, unsigned k, struct pt_slot *
     w->buffers++;
     if (ns->drop)
         return PT_STEP_DONE;
-    enum vs_dma_status s = pt_write_segments(&sl->gate.ops, sl->segs, sl->e.nsegs, ns->frame_buf,
-                                          ns->len);
+    const uint32_t hdr = sizeof(struct virtio_net_hdr);
+    enum vs_dma_status s;
+    if (!ns->merged) {
+        /* One frame in one buffer (with or without VIRTIO_NET_F_MRG_RXBUF). */
+        s = pt_write_segments(&sl->gate.ops, sl->segs, sl->e.nsegs, ns->frame_buf, ns->len);
+        if (s != VS_DMA_OK)
+            return pt_dma_failed(n->tp, qi, sl, s);
+        w->bytes_written += ns->len;
+        w->frames++;
+        n->stats.rx_frames++;
+        n->stats.rx_bytes += ns->len - hdr;
+        return PT_STEP_DONE;
+    }
+    /* A buffer of a frame spread over several (rx_take_merged). */
+    s = pt_write_writable_at(&sl->gate.ops, sl->segs, sl->e.nsegs, ns->off, ns->frame_buf,
+                             ns->len);
     if (s != VS_DMA_OK)
         return pt_dma_failed(n->tp, qi, sl, s);
-    const uint32_t hdr = sizeof(struct virtio_net_hdr);
     w->bytes_written += ns->len;
+    n->stats.rx_bytes += ns->len;
+    if (ns->num_buffers == 0)
+        return PT_STEP_DONE;
+    struct virtio_net_hdr h;
+    memset(&h, 0, sizeof h);
+    h.num_buffers = ns->num_buffers;
+    s = pt_write_segments(&sl->gate.ops, ns->hdr_segs, ns->hdr_nsegs, (const uint8_t *)&h, hdr);
+    if (s != VS_DMA_OK)
+        return pt_dma_failed(n->tp, qi, sl, s);
+    w->bytes_written += hdr;
     w->frames++;
     n->stats.rx_frames++;
-    n->stats.rx_bytes += ns->len - hdr;
     return PT_STEP_DONE;
 }
 
 static void rx_finish(void *ctx, uint16_t qi, unsigned k, struct pt_slot *sl)
 {
-    const struct vnet *n = ctx;
+    struct vnet *n = ctx;
     const struct vnet_slot *ns = &n->slot[qi][k];
-    sl->written = ns->drop ? 0 : ns->len;
+    /* Used length: the bytes written into this buffer ("each used element's length"). */
+    if (ns->drop)
+        sl->written = 0;
+    else if (!ns->merged)
+        sl->written = ns->len;
+    else
+        sl->written = ns->off + ns->len;
+    n->rx_group_open[qi] = ns->group_open;
+}
+
+static bool rx_holds_publication(const void *ctx, uint16_t qi)
+{
+    const struct vnet *n = ctx;
+    return n->rx_group_open[qi];
 }
 
 /* ---- Control queue ("Network Device / Device Operation / Control Virtqueue") ---- */
@@ -552,6 +676,7 @@ static bool tx_still_blocked(const void *ctx)
  * BLOCKED is "a frame but no receive buffer" (the driver's side). */
 static const struct pt_role rx_role = {
     .take = rx_take, .move = rx_move, .finish = rx_finish,
+    .holds_publication = rx_holds_publication,
     .published = net_published, .decided = net_decided,
     .idle_waits_for_driver = false,
     .waits_on = VNET_SIGNAL_FRAMES, .signals = VNET_SIGNAL_SPACE, .signals_on_frames = false,

@@ -51,6 +51,7 @@ struct vnet_params {
     uint32_t rx_fifo_frames;          /* frames the device can hold waiting for RX buffers */
     enum vdev_backend backend;
     struct net_peer responder;        /* VDEV_BACKEND_RESPONDER: the peer's MAC and IPv4 */
+    bool mrg_rxbuf;                   /* offer VIRTIO_NET_F_MRG_RXBUF */
 };
 
 /* Why a used buffer notification decision was taken under coalescing. */
@@ -67,6 +68,7 @@ struct vnet_stats {
     struct net_backend_counts backend; /* sink drops, responder answers */
     uint64_t rx_no_buffer;       /* RX step found a frame but no receive buffer */
     uint64_t rx_dropped_too_big; /* frame larger than the receive buffer (no MRG_RXBUF) */
+    uint64_t rx_merged_frames;   /* frames spread over several receive buffers (MRG_RXBUF) */
     uint64_t ctrl_commands;
     uint64_t ctrl_ok, ctrl_err;  /* control commands answered VIRTIO_NET_OK / _ERR */
     uint64_t mq_pairs_set;       /* VQ_PAIRS_SET commands answered VIRTIO_NET_OK */
@@ -76,11 +78,33 @@ struct vnet_stats {
     uint64_t coal_suppressed[VNET_QUEUES_MAX];
 };
 
+/* Segments of a receive buffer that hold its virtio-net header: at most one per
+ * header byte (zero-length segments are left out). */
+#define VNET_HDR_SEGS_MAX 12u
+
 /* A buffer's data as it moves through the device (per transport slot). */
 struct vnet_slot {
     uint8_t *frame_buf;      /* one frame with its virtio-net header (TX, RX) */
     uint32_t len;            /* RX: header + frame bytes to write; TX: bytes read */
     bool drop;               /* RX: the frame did not fit; the buffer goes back unused */
+    /* RX with VIRTIO_NET_F_MRG_RXBUF, a frame spread over several buffers: this buffer
+     * holds frame bytes after the header's place (`off`: where frame_buf's bytes go in
+     * the buffer; the first buffer's header is written by the last one's move). */
+    bool merged;             /* one of several buffers of a frame */
+    uint32_t off;
+    bool group_open;         /* more buffers of this frame follow: hold publication */
+    uint16_t num_buffers;    /* the last buffer: its frame's count, for the header */
+    uint32_t hdr_nsegs;      /* the last buffer: the first buffer's segments holding the header */
+    struct vq_seg hdr_segs[VNET_HDR_SEGS_MAX];
+};
+
+/* A receive frame being spread over buffers (take side, per queue). */
+struct vnet_rx_merge {
+    bool active;
+    uint32_t done;           /* header + frame bytes placed so far */
+    uint16_t count;          /* buffers taken for it */
+    uint32_t hdr_nsegs;
+    struct vq_seg hdr_segs[VNET_HDR_SEGS_MAX];
 };
 
 struct vnet {
@@ -100,6 +124,8 @@ struct vnet {
     /* FIFO places taken TX buffers hold (loopback back-pressure); cleared with the queue. */
     uint32_t fifo_reserved[VNET_QUEUES_MAX];
     struct vnet_slot (*slot)[PT_ENGINES_MAX]; /* num_queues of them (vnet_init) */
+    struct vnet_rx_merge rx_merge[VNET_QUEUES_MAX];
+    bool rx_group_open[VNET_QUEUES_MAX]; /* finish side: a merged frame's buffers are not all pushed */
 
     /* Notification coalescing: per queue, and the values of the last TX_SET / RX_SET
      * that a re-enabled queue takes ("Notifications Coalescing", device normative). */
@@ -109,9 +135,9 @@ struct vnet {
     struct vnet_stats stats;
 };
 
-/* The features this personality offers ("Network Device / Feature bits") with `pairs`
- * queue pairs: VIRTIO_NET_F_MQ when more than one. */
-vs_features vnet_features(uint16_t pairs);
+/* The features this personality offers ("Network Device / Feature bits"): VIRTIO_NET_F_MQ
+ * with more than one queue pair, VIRTIO_NET_F_MRG_RXBUF when p->mrg_rxbuf. */
+vs_features vnet_features(const struct vnet_params *p);
 /* The control queue's index: 2 * max_virtqueue_pairs. */
 static inline uint16_t vnet_ctrl_queue(const struct vnet *n)
 {

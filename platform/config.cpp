@@ -497,6 +497,13 @@ const std::vector<param_def> &param_table()
          "used buffers the device publishes at once at most (one head-flags write and one "
          "interrupt decision per batch); a batch is also published when the queue runs dry",
          integer(1, 32768), INT_FIELD(dev.used_batch_max)},
+        {"device.mrg_rxbuf", "", "off",
+         "on = offer VIRTIO_NET_F_MRG_RXBUF (bit 15): a received frame larger than one "
+         "receive buffer spreads over several, num_buffers in the header counting them. "
+         "off = frames larger than the buffer are dropped",
+         choice({"off", "on"}),
+         [](vs_config &c, const param_value &v) { c.dev.mrg_rxbuf = v.u == 1; },
+         [](const vs_config &c) { return int_value(c.dev.mrg_rxbuf ? 1 : 0); }},
         {"device.event_suppression_devmem", "", "off",
          "viosim-specific, NON-STANDARD: on = offer VIOSIM_NET_F_DEVMEM_EVENT (feature bit "
          "100) and a BAR0 window, described by a vendor data capability, where a driver that "
