@@ -1614,3 +1614,239 @@ Test(vdev, engines_hostile_buffer_fails_the_device)
     cr_expect_eq(pt_finish(&dev.tp, VNET_QUEUE_TX, 0, &w), PT_STEP_FAILED);
     cr_expect(rd(VIRTIO_PCI_COMMON_STATUS, 1) & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
 }
+
+/* ---- VIRTIO_NET_F_MRG_RXBUF ("Network Device / Device Operation / Setting Up Receive
+ * Buffers", "Processing of Incoming Packets") ---- */
+
+static void mrg_setup(void)
+{
+    struct vdev_params p = default_params();
+    p.mrg_rxbuf = true;
+    cr_assert(vdev_init(&dev, &p));
+    fake_guest_init(&g, GUEST_BASE, GUEST_SIZE);
+    ops = fake_guest_ops(&g);
+}
+
+TestSuite(mrg, .init = mrg_setup, .fini = teardown);
+
+/* The initialisation sequence accepting MRG_RXBUF, packed or split rings. */
+static void mrg_bring_up(bool packed)
+{
+    map_bars();
+    wr(VIRTIO_PCI_COMMON_STATUS, 1, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
+    write_features(1u << VIRTIO_NET_F_MRG_RXBUF_BIT,
+                   (1u << (VIRTIO_F_VERSION_1_BIT - 32)) |
+                       (packed ? 1u << (VIRTIO_F_RING_PACKED_BIT - 32) : 0));
+    wr(VIRTIO_PCI_COMMON_STATUS, 1,
+       VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
+    cr_assert(rd(VIRTIO_PCI_COMMON_STATUS, 1) & VIRTIO_STATUS_FEATURES_OK);
+    setup_queue(VNET_QUEUE_RX);
+    setup_queue(VNET_QUEUE_TX);
+    wr(VIRTIO_PCI_COMMON_STATUS, 1,
+       VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK |
+           VIRTIO_STATUS_DRIVER_OK);
+    cr_assert(pt_negotiated(&dev.tp, VIRTIO_NET_F_MRG_RXBUF_BIT));
+}
+
+#define MRG_TXBUF (GUEST_BASE + 0x10000)
+#define MRG_RXBUF(i) (GUEST_BASE + 0x20000 + 0x1000u * (i))
+
+/* Transmit a frame of len bytes (byte i: i * 5 + seed) in loopback from packed TX
+ * slot `slot`, so it waits in the FIFO. */
+static void mrg_send_packed(unsigned slot, uint32_t len, uint8_t seed)
+{
+    const uint32_t hdr = sizeof(struct virtio_net_hdr);
+    uint8_t *p = fake_guest_ptr(&g, MRG_TXBUF + 0x800u * slot, hdr + len);
+    memset(p, 0, hdr);
+    for (uint32_t i = 0; i < len; i++)
+        p[hdr + i] = (uint8_t)(i * 5 + seed);
+    post(VNET_QUEUE_TX, slot, MRG_TXBUF + 0x800u * slot, hdr + len, (uint16_t)slot, false);
+    struct pt_work w = {0};
+    cr_assert_eq(vnet_tx_step(&dev.net, &ops, &w), PT_STEP_DONE);
+}
+
+/* Receive buffers of sizes[0..n) hold, in ring order, the header then the frame: check
+ * num_buffers in the first, every byte, and each used element's id and length (every
+ * buffer but the last used "completely up to the full length"). Packed ring. */
+static void mrg_expect_packed(const uint32_t *sizes, unsigned n, uint32_t len, uint8_t seed)
+{
+    const uint32_t hdr = sizeof(struct virtio_net_hdr);
+    struct virtio_net_hdr h;
+    memcpy(&h, fake_guest_ptr(&g, MRG_RXBUF(0), hdr), hdr);
+    cr_expect_eq(h.num_buffers, n, "num_buffers %u, want %u", h.num_buffers, n);
+    cr_expect_eq(h.flags, 0);
+    cr_expect_eq(h.gso_type, 0);
+    uint32_t at = 0; /* header + frame bytes checked */
+    for (unsigned b = 0; b < n; b++) {
+        const uint32_t used = hdr + len - at < sizes[b] ? hdr + len - at : sizes[b];
+        const uint8_t *q = fake_guest_ptr(&g, MRG_RXBUF(b), sizes[b]);
+        for (uint32_t i = 0; i < used; i++, at++)
+            if (at >= hdr)
+                cr_assert_eq(q[i], (uint8_t)((at - hdr) * 5 + seed), "buffer %u byte %u", b, i);
+        cr_expect_eq(fake_guest_get16(&g, ring_desc(VNET_QUEUE_RX) + 16u * b + 12), 2 + b);
+        cr_expect_eq(fake_guest_get32(&g, ring_desc(VNET_QUEUE_RX) + 16u * b + 8), used,
+                     "buffer %u used length", b);
+    }
+    cr_expect_eq(at, hdr + len);
+}
+
+static void mrg_post_rx_packed(const uint32_t *sizes, unsigned n)
+{
+    for (unsigned b = 0; b < n; b++)
+        post(VNET_QUEUE_RX, b, MRG_RXBUF(b), sizes[b], (uint16_t)(2 + b), true);
+}
+
+/* The feature is offered only under device.mrg_rxbuf (default off: every shipped
+ * study keeps its device). */
+Test(mrg, offered_only_when_asked)
+{
+    map_bars();
+    wr(VIRTIO_PCI_COMMON_DFSELECT, 4, 0);
+    cr_expect(rd(VIRTIO_PCI_COMMON_DF, 4) & (1u << VIRTIO_NET_F_MRG_RXBUF_BIT));
+    struct vdev other;
+    struct vdev_params p = default_params();
+    cr_assert(vdev_init(&other, &p));
+    cr_expect_not(vs_feature_has(&other.tp.p.device_features, VIRTIO_NET_F_MRG_RXBUF_BIT));
+    vdev_fini(&other);
+}
+
+/* "num_buffers indicates how many descriptors": a frame that fits takes one buffer,
+ * num_buffers 1, used length header + frame. */
+Test(mrg, frame_in_one_buffer)
+{
+    mrg_bring_up(true);
+    const uint32_t sizes[] = {2048};
+    mrg_send_packed(0, 100, 1);
+    mrg_post_rx_packed(sizes, 1);
+    struct pt_work w = {0};
+    enum pt_step st = vnet_rx_step(&dev.net, &ops, &w);
+    cr_assert_eq(st, PT_STEP_DONE, "step %d error %d fifo %u", st, dev.tp.error, vnet_fifo_frames(&dev.net));
+    mrg_expect_packed(sizes, 1, 100, 1);
+    cr_expect_eq(dev.net.stats.rx_merged_frames, 0);
+    cr_expect_eq(dev.net.stats.rx_frames, 1);
+    cr_expect_eq(dev.net.stats.rx_bytes, 100);
+}
+
+/* A frame over two buffers: the first full, num_buffers 2, publication held until the
+ * second is pushed ("use all buffers used by a single receive packet together"). */
+Test(mrg, frame_in_two_buffers)
+{
+    mrg_bring_up(true);
+    const uint32_t sizes[] = {64, 64};
+    mrg_send_packed(0, 100, 2);
+    mrg_post_rx_packed(sizes, 2);
+    struct pt_work w = {0};
+    cr_assert_eq(vnet_rx_step(&dev.net, &ops, &w), PT_STEP_DONE);
+    /* The first buffer is pushed but not published: its descriptor is still available
+     * to the device (packed: the used flags are written at publication). */
+    const uint16_t flags0 = fake_guest_get16(&g, ring_desc(VNET_QUEUE_RX) + 14);
+    cr_expect_eq(flags0 & VIRTQ_DESC_F_USED_MASK, 0, "published before the frame's last buffer");
+    cr_expect_eq(vnet_fifo_frames(&dev.net), 1);
+    cr_assert_eq(vnet_rx_step(&dev.net, &ops, &w), PT_STEP_DONE);
+    cr_expect_eq(vnet_fifo_frames(&dev.net), 0);
+    mrg_expect_packed(sizes, 2, 100, 2);
+    cr_expect_eq(dev.net.stats.rx_merged_frames, 1);
+    cr_expect_eq(dev.net.stats.rx_frames, 1);
+    cr_expect_eq(dev.net.stats.rx_bytes, 100);
+    cr_expect_eq(dev.tp.error, VS_REASON_NONE);
+}
+
+/* k buffers of different sizes, the smallest the header's size: each but the last
+ * used to its full length. */
+Test(mrg, frame_in_k_buffers_of_different_sizes)
+{
+    mrg_bring_up(true);
+    const uint32_t sizes[] = {12, 40, 30, 17, 200};
+    const uint32_t len = 12 + 40 + 30 + 17 + 5 - 12; /* the last buffer takes 5 bytes */
+    mrg_send_packed(0, len, 3);
+    mrg_post_rx_packed(sizes, 5);
+    struct pt_work w = {0};
+    for (unsigned b = 0; b < 5; b++)
+        cr_assert_eq(vnet_rx_step(&dev.net, &ops, &w), PT_STEP_DONE);
+    mrg_expect_packed(sizes, 5, len, 3);
+    cr_expect_eq(dev.net.stats.rx_frames, 1);
+    cr_expect_eq(dev.tp.error, VS_REASON_NONE);
+}
+
+/* "each buffer MUST be at least size of struct virtio_net_hdr": a smaller one is a
+ * driver bug the device cannot work around: NEEDS_RESET, RX_BUFFER_TOO_SMALL. */
+Test(mrg, buffer_smaller_than_header_needs_reset)
+{
+    mrg_bring_up(true);
+    const uint32_t sizes[] = {64, 11};
+    mrg_send_packed(0, 100, 4);
+    mrg_post_rx_packed(sizes, 2);
+    struct pt_work w = {0};
+    cr_assert_eq(vnet_rx_step(&dev.net, &ops, &w), PT_STEP_DONE);
+    cr_expect_eq(vnet_rx_step(&dev.net, &ops, &w), PT_STEP_FAILED);
+    cr_expect_eq(dev.tp.error, VS_REASON_RX_BUFFER_TOO_SMALL);
+}
+
+/* Not enough buffers: the frame waits (BLOCKED, as with no buffer at all) with what it
+ * took, nothing published, and goes on in the next buffer the driver makes available. */
+Test(mrg, frame_waits_for_its_next_buffer)
+{
+    mrg_bring_up(true);
+    const uint32_t sizes[] = {64, 64};
+    mrg_send_packed(0, 100, 5);
+    mrg_post_rx_packed(sizes, 1);
+    struct pt_work w = {0};
+    cr_assert_eq(vnet_rx_step(&dev.net, &ops, &w), PT_STEP_DONE);
+    cr_expect_eq(vnet_rx_step(&dev.net, &ops, &w), PT_STEP_BLOCKED);
+    cr_expect_eq(pt_complete(&dev.tp, VNET_QUEUE_RX, &ops), PT_STEP_IDLE);
+    cr_expect_eq(fake_guest_get16(&g, ring_desc(VNET_QUEUE_RX) + 14) & VIRTQ_DESC_F_USED_MASK, 0);
+    mrg_post_rx_packed(sizes, 2);
+    cr_assert_eq(vnet_rx_step(&dev.net, &ops, &w), PT_STEP_DONE);
+    mrg_expect_packed(sizes, 2, 100, 5);
+    cr_expect_eq(dev.tp.error, VS_REASON_NONE);
+}
+
+/* Split ring, 8 entries: three frames of three buffers each (48 + 48 + 16 bytes), the
+ * third over descriptors 6, 7 and 0 (reused) and avail / used entries 6, 7, 8 % 8: the
+ * frame spans the wrap. Header with num_buffers 3 in each frame's first buffer. */
+Test(mrg, split_ring_wrap_while_a_frame_spans_buffers)
+{
+    mrg_bring_up(false);
+    const uint32_t hdr = sizeof(struct virtio_net_hdr), len = 100, bsz = 48;
+    const uint64_t td = ring_desc(VNET_QUEUE_TX), rd_ = ring_desc(VNET_QUEUE_RX);
+    struct pt_work w = {0};
+    for (unsigned f = 0; f < 3; f++) {
+        uint8_t *p = fake_guest_ptr(&g, MRG_TXBUF, hdr + len);
+        memset(p, 0, hdr);
+        for (uint32_t i = 0; i < len; i++)
+            p[hdr + i] = (uint8_t)(i * 5 + 10 * f);
+        fake_guest_put64(&g, td + 16u * f, MRG_TXBUF);
+        fake_guest_put32(&g, td + 16u * f + 8, hdr + len);
+        fake_guest_put16(&g, ring_drv(VNET_QUEUE_TX) + 4 + 2u * f, (uint16_t)f);
+        fake_guest_put16(&g, ring_drv(VNET_QUEUE_TX) + 2, (uint16_t)(f + 1));
+        cr_assert_eq(vnet_tx_step(&dev.net, &ops, &w), PT_STEP_DONE);
+        for (unsigned b = 0; b < 3; b++) {
+            const unsigned a = 3 * f + b, d = a % RING_SIZE;
+            fake_guest_put64(&g, rd_ + 16u * d, MRG_RXBUF(a));
+            fake_guest_put32(&g, rd_ + 16u * d + 8, bsz);
+            fake_guest_put16(&g, rd_ + 16u * d + 12, VIRTQ_DESC_F_WRITE_MASK);
+            fake_guest_put16(&g, ring_drv(VNET_QUEUE_RX) + 4 + 2u * d, (uint16_t)d);
+            fake_guest_put16(&g, ring_drv(VNET_QUEUE_RX) + 2, (uint16_t)(a + 1));
+            cr_assert_eq(vnet_rx_step(&dev.net, &ops, &w), PT_STEP_DONE);
+            /* Published only at the frame's last buffer. */
+            cr_expect_eq(fake_guest_get16(&g, ring_dev(VNET_QUEUE_RX) + 2),
+                         b == 2 ? a + 1 : 3 * f, "used idx after buffer %u", a);
+        }
+        struct virtio_net_hdr h;
+        memcpy(&h, fake_guest_ptr(&g, MRG_RXBUF(3 * f), hdr), hdr);
+        cr_expect_eq(h.num_buffers, 3);
+        uint32_t at = 0;
+        for (unsigned b = 0; b < 3; b++) {
+            const unsigned a = 3 * f + b, u = a % RING_SIZE;
+            const uint32_t used = b < 2 ? bsz : hdr + len - 2 * bsz;
+            const uint8_t *q = fake_guest_ptr(&g, MRG_RXBUF(a), bsz);
+            for (uint32_t i = 0; i < used; i++, at++)
+                if (at >= hdr)
+                    cr_assert_eq(q[i], (uint8_t)((at - hdr) * 5 + 10 * f), "frame %u buffer %u", f, b);
+            cr_expect_eq(fake_guest_get32(&g, ring_dev(VNET_QUEUE_RX) + 4 + 8u * u), u);
+            cr_expect_eq(fake_guest_get32(&g, ring_dev(VNET_QUEUE_RX) + 8 + 8u * u), used);
+        }
+    }
+    cr_expect_eq(dev.net.stats.rx_merged_frames, 3);
+    cr_expect_eq(dev.tp.error, VS_REASON_NONE);
+}
