@@ -603,8 +603,9 @@ static enum pt_step ctrl_move(void *ctx, uint16_t qi, unsigned k, struct pt_slot
  * they call for. Only transmit and receive queues have parameters (the control
  * queue's stay 0: coalescing never in force there, every publication decided). */
 
-/* The transport published n used buffers of qi: a packet is a used buffer here (no
- * MRG_RXBUF: one frame per buffer). Returns the coal_decision (0: hold). */
+/* The transport published n used buffers of qi: a packet is a used buffer here (one
+ * frame per buffer; with VIRTIO_NET_F_MRG_RXBUF a frame spread over k buffers counts
+ * k, not the spec's one packet). Returns the coal_decision (0: hold). */
 static unsigned net_published(void *ctx, uint16_t qi, uint32_t published)
 {
     struct vnet *n = ctx;
