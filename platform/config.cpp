@@ -671,6 +671,12 @@ const std::vector<param_def> &param_table()
              c.drv.mode = modes[v.u];
          },
          [](const vs_config &c) { return int_value(unsigned(c.drv.mode)); }},
+        {"driver.flows_count", "count", "0",
+         "0 = the reference driver sends plain test frames (an experimental EtherType); N = "
+         "flow frames, the same test frame in IPv4/UDP, of N flows (flow f: source 10.1.x.y "
+         "port 49152 + f mod 16384, to 10.2.0.1 port 9), frame k in flow k mod N, at least 60 "
+         "bytes (docs/rss.md)",
+         integer(0, 65536), INT_FIELD(drv.flows_count)},
         {"driver.napi_budget_frames", "frames", "64",
          "driver.mode napi: frames received (completed, without loopback) per interrupt "
          "before the driver asks for interrupts again",

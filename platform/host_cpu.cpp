@@ -44,6 +44,9 @@ void stats_add_driver_frames(stats_table &s, const refdrv_stats &d)
          "frame bytes received", &refdrv_stats::rx_bytes},
         {"rx.bad_payload", "frames", stat_better::lower,
          "received frames whose payload did not match", &refdrv_stats::rx_bad_payload},
+        {"rx.flow_frames", "frames", stat_better::neutral,
+         "received good frames that were flow frames (IPv4/UDP, driver.flows_count)",
+         &refdrv_stats::rx_flow_frames},
     };
     stats_add_rows(s, "driver.", rows, d);
 }

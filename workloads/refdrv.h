@@ -102,6 +102,9 @@ struct refdrv_params {
     enum traffic_period_kind onoff_periods;
     double onoff_on_us, onoff_off_us; /* onoff: (mean) length of on and off periods */
     enum refdrv_size_mix frame_size_mix;
+    /* 0: plain test frames (traffic_build); N: flow frames (IPv4/UDP, traffic_build_flow)
+     * of N flows, frame k in flow k mod N; at least TRAFFIC_FLOW_HDR_BYTES long. */
+    uint32_t flows_count;
     enum refdrv_mode mode;
     uint32_t napi_budget_frames;    /* napi: frames per interrupt; 0 = 64 */
     bool expect_loopback;           /* every frame sent must come back intact */
@@ -133,6 +136,7 @@ struct refdrv_stats {
     uint64_t tx_frames, tx_bytes;
     uint64_t rx_frames, rx_bytes;
     uint64_t rx_bad_payload;        /* frames whose payload did not match what was sent */
+    uint64_t rx_flow_frames;        /* good frames that were flow frames (IPv4/UDP) */
     uint64_t notifications;         /* notify writes to the device */
     uint64_t notifications_suppressed; /* kicks skipped because the device asked so */
     uint64_t interrupts;

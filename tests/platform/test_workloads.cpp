@@ -218,3 +218,19 @@ Test(workloads, poll_sleep_needs_one_engine)
     cr_expect_eq(r.status, 2);
     cr_expect(r.err.find("sim.poll_sleep") != std::string::npos, "%s", r.err.c_str());
 }
+
+// driver.flows_count: the frames are flow frames (IPv4/UDP) of several flows, checked
+// byte for byte when they come back like plain ones, of the lengths asked for (the
+// smallest size the configuration takes, 60 bytes, is the flow frame's minimum).
+Test(workloads, flow_frames_come_back_intact)
+{
+    run_out r, plain;
+    run(r, {"--set", "driver.flows_count=8", "--set", "driver.frames_count=400", "--set",
+            "driver.frame_sizes_bytes=60,64,1500"});
+    run(plain, {"--set", "driver.frames_count=400", "--set", "driver.frame_sizes_bytes=60,64,1500"});
+    expect_clean_loopback(r, 400);
+    expect_clean_loopback(plain, 400);
+    cr_expect_eq(r.stat("driver.tx.bytes"), plain.stat("driver.tx.bytes"));
+    cr_expect_eq(r.stat("driver.rx.flow_frames"), 400);
+    cr_expect_eq(plain.stat("driver.rx.flow_frames"), 0);
+}

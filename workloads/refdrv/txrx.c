@@ -57,7 +57,14 @@ static bool post_tx(struct refdrv *d)
     addr = rd_dev_addr(d, tx->buf_gpa + (uint64_t)id * tx->slot_bytes);
     slot = tx->buf + (size_t)id * tx->slot_bytes;
     memset(slot, 0, NET_HDR_BYTES);
-    traffic_build(slot + NET_HDR_BYTES, len, d->mac, d->p->seed, d->tx_posted, now_ps(d));
+    if (d->p->flows_count != 0) {
+        struct traffic_flow flow;
+        traffic_flow_of((uint32_t)(d->tx_posted % d->p->flows_count), &flow);
+        traffic_build_flow(slot + NET_HDR_BYTES, len, d->mac, d->p->seed, d->tx_posted,
+                           now_ps(d), &flow);
+    } else {
+        traffic_build(slot + NET_HDR_BYTES, len, d->mac, d->p->seed, d->tx_posted, now_ps(d));
+    }
 
     switch (d->tx_layout) {
     case REFDRV_TX_CHAIN:
@@ -176,6 +183,7 @@ static void rx_consume(struct refdrv *d, const struct drv_used *u)
     } else {
         uint64_t now = now_ps(d);
         d->rx_next_seq = info.seq + 1u;
+        d->st->rx_flow_frames += info.is_flow != 0;
         if (d->p->expect_loopback && d->st->latency != NULL)
             hist_record(d->st->latency, now >= info.tx_time_ps ? now - info.tx_time_ps : 0);
     }
@@ -435,6 +443,12 @@ enum refdrv_result rd_run_traffic(struct refdrv *d)
 
 /* ---- parameters ---- */
 
+/* The length sent for a requested frame size: plain or flow frame limits. */
+static uint32_t frame_len_of(const struct refdrv_params *p, uint32_t requested)
+{
+    return p->flows_count != 0 ? traffic_flow_frame_len(requested) : traffic_frame_len(requested);
+}
+
 void rd_traffic_setup(struct refdrv *d)
 {
     const struct refdrv_params *p = d->p;
@@ -445,13 +459,13 @@ void rd_traffic_setup(struct refdrv *d)
     d->frame_kinds = 0;
     d->max_frame = 0;
     for (uint32_t i = 0; i < kinds; i++) {
-        uint32_t len = traffic_frame_len(p->frame_sizes_bytes[i]);
+        uint32_t len = frame_len_of(p, p->frame_sizes_bytes[i]);
         d->frame_len[d->frame_kinds++] = len;
         if (len > d->max_frame)
             d->max_frame = len;
     }
     if (d->frame_kinds == 0) {
-        d->frame_len[0] = traffic_frame_len(DEFAULT_FRAME_BYTES);
+        d->frame_len[0] = frame_len_of(p, DEFAULT_FRAME_BYTES);
         d->frame_kinds = 1;
         d->max_frame = d->frame_len[0];
     }
