@@ -221,6 +221,23 @@ static uint16_t command(const struct pci_cfg *c)
     return (uint16_t)get_le(c->image, PCI_COMMAND, 2);
 }
 
+void pci_cfg_set_intx_pending(struct pci_cfg *c, bool pending)
+{
+    uint16_t status = (uint16_t)get_le(c->image, PCI_STATUS, 2);
+    status = pending ? (uint16_t)(status | PCI_STATUS_INTERRUPT_MASK)
+                     : (uint16_t)(status & ~PCI_STATUS_INTERRUPT_MASK);
+    put_le(c->image, PCI_STATUS, 2, status);
+}
+
+/* "Only when the Interrupt Disable bit in the command register is a 0 and this
+ * Interrupt Status bit is a 1, will the function's INTx# signal be asserted"
+ * (PCI Local Bus 3.0 §6.2.3, in our words). */
+bool pci_cfg_intx_asserted(const struct pci_cfg *c)
+{
+    const uint16_t status = (uint16_t)get_le(c->image, PCI_STATUS, 2);
+    return (status & PCI_STATUS_INTERRUPT_MASK) && !(command(c) & PCI_COMMAND_INTX_DISABLE_MASK);
+}
+
 bool pci_cfg_memory_enabled(const struct pci_cfg *c)
 {
     return (command(c) & PCI_COMMAND_MEMORY_MASK) != 0;

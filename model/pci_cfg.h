@@ -48,6 +48,8 @@
 #define PCI_STATUS_CAP_LIST_MASK     0x0010u /* RO: capability list present */
 #define PCI_STATUS_W1C_MASK          0xf900u /* parity/abort/SERR error bits: write 1 to clear */
 
+/* Memory BAR type bits (PCI Local Bus 3.0 §6.2.5.1): bits 2:1 are the type, 00b a
+ * 32-bit BAR anywhere below 4 GiB, 10b a 64-bit BAR spanning this slot and the next. */
 #define PCI_BAR_MEM_TYPE_64_MASK     0x4u
 #define PCI_BAR_MEM_PREFETCH_MASK    0x8u
 
@@ -98,6 +100,15 @@ void pci_cfg_write(struct pci_cfg *c, uint32_t off, unsigned size, uint32_t valu
 
 /* Direct image access for the device composition (no masks applied). */
 void pci_cfg_poke(struct pci_cfg *c, uint32_t off, unsigned size, uint32_t value);
+
+/* Legacy INTx (PCI Local Bus 3.0 §6.2.2, §6.2.3, §6.2.4): the Interrupt Pin reads
+ * INTA (01h), the Interrupt Line is scratch for software. The function sets its
+ * pending state with pci_cfg_set_intx_pending (Status bit 3, Interrupt Status: read
+ * only to software, and it reflects the pending state whatever Command bit 10 says);
+ * the pin is driven only while pending and Command bit 10 (Interrupt Disable) is clear:
+ * pci_cfg_intx_asserted. */
+void pci_cfg_set_intx_pending(struct pci_cfg *c, bool pending);
+bool pci_cfg_intx_asserted(const struct pci_cfg *c);
 
 bool pci_cfg_memory_enabled(const struct pci_cfg *c);
 bool pci_cfg_bus_master(const struct pci_cfg *c);

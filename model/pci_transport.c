@@ -9,10 +9,15 @@
 #include <string.h>
 
 /* ---- BAR layout: the one table ----
- * BAR0 (64-bit memory): the virtio structures, each page-aligned so a driver can map
- * them separately. BAR2 (64-bit memory): the MSI-X table and PBA. */
+ * BAR0 (64-bit memory, slots 0-1): the virtio structures, each page-aligned so a driver
+ * can map them separately. BAR2 (64-bit memory, slots 2-3): the MSI-X table and PBA.
+ * With pt_params.bars_32bit both are 32-bit memory BARs (type 00b, PCI Local Bus 3.0
+ * §6.2.5.1) in consecutive slots, BAR0 and BAR1, with the same offsets and sizes
+ * (for a host such as QEMU's proxy that assigns only 32-bit BARs). Without MSI-X
+ * (pt_params.no_msix) the MSI-X BAR is absent. */
 #define PT_VIRTIO_BAR     0
-#define PT_MSIX_BAR       2
+#define PT_MSIX_BAR_64    2
+#define PT_MSIX_BAR_32    1
 #define PT_COMMON_OFFSET  0x0000u
 #define PT_ISR_OFFSET     0x1000u
 #define PT_DEVICE_OFFSET  0x2000u
@@ -87,14 +92,17 @@ static void build_caps(struct pt *tp)
     const struct pt_region *r = tp->region;
 
     /* MSI-X capability (PCI Local Bus 3.0 §6.8.2): message control, table and PBA
-     * offset/BIR. Writable: function mask and enable only. */
-    uint8_t msix_cap[12] = {PCI_CAP_ID_MSIX, 0};
-    vs_put_le16(&msix_cap[2], (uint16_t)(tp->msix.nvec - 1));
-    vs_put_le32(&msix_cap[4], r[PT_REGION_MSIX_TABLE].offset | r[PT_REGION_MSIX_TABLE].bar);
-    vs_put_le32(&msix_cap[8], r[PT_REGION_MSIX_PBA].offset | r[PT_REGION_MSIX_PBA].bar);
-    uint8_t msix_wmask[12] = {0};
-    vs_put_le16(&msix_wmask[2], MSIX_MSGCTL_FMASK_MASK | MSIX_MSGCTL_ENABLE_MASK);
-    tp->cap_msix = pci_cfg_add_cap(c, msix_cap, sizeof msix_cap, msix_wmask);
+     * offset/BIR. Writable: function mask and enable only. Left out of the list
+     * altogether without MSI-X: the function then interrupts by INTx only. */
+    if (!tp->p.no_msix) {
+        uint8_t msix_cap[12] = {PCI_CAP_ID_MSIX, 0};
+        vs_put_le16(&msix_cap[2], (uint16_t)(tp->msix.nvec - 1));
+        vs_put_le32(&msix_cap[4], r[PT_REGION_MSIX_TABLE].offset | r[PT_REGION_MSIX_TABLE].bar);
+        vs_put_le32(&msix_cap[8], r[PT_REGION_MSIX_PBA].offset | r[PT_REGION_MSIX_PBA].bar);
+        uint8_t msix_wmask[12] = {0};
+        vs_put_le16(&msix_wmask[2], MSIX_MSGCTL_FMASK_MASK | MSIX_MSGCTL_ENABLE_MASK);
+        tp->cap_msix = pci_cfg_add_cap(c, msix_cap, sizeof msix_cap, msix_wmask);
+    }
 
     /* Virtio structures, in order of preference ("Virtio Structure PCI Capabilities"). */
     add_virtio_cap(c, VIRTIO_PCI_CAP_COMMON_CFG, &r[PT_REGION_COMMON]);
@@ -175,6 +183,8 @@ static void queue_clear(struct pt *tp, uint16_t qi)
         tp->dev->queue_reset(tp->dev_ctx, qi);
 }
 
+static void intx_update(struct pt *tp);
+
 static void device_reset(struct pt *tp)
 {
     for (uint16_t i = 0; i < tp->num_queues; i++)
@@ -182,6 +192,7 @@ static void device_reset(struct pt *tp)
     tp->error = VS_REASON_NONE;
     tp->error_queue = PT_NO_QUEUE;
     tp->outbox_head = tp->outbox_count = 0;
+    intx_update(tp); /* the reset cleared ISR status: the pin falls */
     if (tp->dev->reset)
         tp->dev->reset(tp->dev_ctx);
 }
@@ -228,6 +239,7 @@ bool pt_init(struct pt *tp, const struct pt_params *p, const struct pt_device *d
     vp.validate_features = validate_features;
     vp.validate_ctx = tp;
     vp.msix_vectors = tp->msix.nvec;
+    vp.no_msix = p->no_msix;
     vpci_init(&tp->vpci, &vp);
 
     struct pt_region *r = tp->region;
@@ -237,12 +249,13 @@ bool pt_init(struct pt *tp, const struct pt_params *p, const struct pt_device *d
     r[PT_REGION_DEVICE] = (struct pt_region){PT_VIRTIO_BAR, PT_DEVICE_OFFSET, p->device_cfg_bytes};
     r[PT_REGION_NOTIFY] = (struct pt_region){PT_VIRTIO_BAR, PT_NOTIFY_OFFSET,
                                              vpci_notify_length(&vp)};
-    r[PT_REGION_MSIX_TABLE] = (struct pt_region){PT_MSIX_BAR, PT_MSIX_TABLE_OFFSET,
+    const uint8_t msix_bar = p->bars_32bit ? PT_MSIX_BAR_32 : PT_MSIX_BAR_64;
+    r[PT_REGION_MSIX_TABLE] = (struct pt_region){msix_bar, PT_MSIX_TABLE_OFFSET,
                                                  msix_table_bytes(&tp->msix)};
     const uint32_t table_end = PT_MSIX_TABLE_OFFSET + msix_table_bytes(&tp->msix);
     const uint32_t pba = table_end <= PT_MSIX_PBA_OFFSET ? PT_MSIX_PBA_OFFSET
                                                          : (table_end + 0x7ffu) & ~0x7ffu;
-    r[PT_REGION_MSIX_PBA] = (struct pt_region){PT_MSIX_BAR, pba, msix_pba_bytes(&tp->msix)};
+    r[PT_REGION_MSIX_PBA] = (struct pt_region){msix_bar, pba, msix_pba_bytes(&tp->msix)};
 
     struct pci_cfg_params pp;
     memset(&pp, 0, sizeof pp);
@@ -258,11 +271,18 @@ bool pt_init(struct pt *tp, const struct pt_params *p, const struct pt_device *d
         r[PT_REGION_DEVMEM_EVENT] = (struct pt_region){PT_VIRTIO_BAR, at, PT_DEVMEM_EVENT_LENGTH};
         bar0 = (uint64_t)at + PT_DEVMEM_EVENT_LENGTH;
     }
+    const bool is64 = !p->bars_32bit;
     pp.bars[PT_VIRTIO_BAR] = (struct pci_bar_params){pow2_at_least(bar0 < 0x4000 ? 0x4000 : bar0),
-                                                     true, false};
+                                                     is64, false};
     const uint64_t msix_end = (uint64_t)pba + r[PT_REGION_MSIX_PBA].length;
-    pp.bars[PT_MSIX_BAR] = (struct pci_bar_params){
-        pow2_at_least(msix_end < PT_MSIX_BAR_SIZE ? PT_MSIX_BAR_SIZE : msix_end), true, false};
+    if (p->no_msix) {
+        /* No table, no PBA: their regions decode nothing (length 0). */
+        r[PT_REGION_MSIX_TABLE].length = 0;
+        r[PT_REGION_MSIX_PBA].length = 0;
+    } else {
+        pp.bars[msix_bar] = (struct pci_bar_params){
+            pow2_at_least(msix_end < PT_MSIX_BAR_SIZE ? PT_MSIX_BAR_SIZE : msix_end), is64, false};
+    }
     pci_cfg_init(&tp->pci, &pp);
     build_caps(tp);
 
@@ -282,6 +302,37 @@ void pt_fini(struct pt *tp)
 }
 
 /* ---- Interrupts ---- */
+
+/* Legacy INTx. "If MSI-X capability is disabled, the device MUST set the Interrupt
+ * Status bit in the PCI Status register ... to the logical OR of all bits in ISR
+ * status ... The device then asserts/deasserts INT#x interrupts unless masked according
+ * to standard PCI rules" ("ISR status capability"). Absent counts as disabled. While
+ * MSI-X is enabled the function must not use INTx (PCI Local Bus 3.0 §6.8.2, MSI-X
+ * Enable), so the status bit reads 0 and the pin stays deasserted; an ISR bit left set
+ * (the configuration bit is set whatever the mode) shows again if MSI-X is disabled.
+ * Called after everything that can change ISR status, the MSI-X enable bit or the
+ * Command register. */
+static void intx_update(struct pt *tp)
+{
+    const bool pending = !tp->msix.enabled && tp->vpci.isr != 0;
+    pci_cfg_set_intx_pending(&tp->pci, pending);
+    const bool line = pci_cfg_intx_asserted(&tp->pci);
+    if (line == tp->intx_line)
+        return;
+    tp->intx_line = line;
+    if (line)
+        tp->stats.intx_asserts++;
+    else
+        tp->stats.intx_deasserts++;
+}
+
+/* Set ISR bits; the INTx pin follows. */
+static void isr_raise(struct pt *tp, uint8_t mask)
+{
+    vpci_isr_set(&tp->vpci, mask);
+    intx_update(tp);
+}
+
 static void outbox_put(struct pt *tp, const struct msix_message *m)
 {
     if (tp->outbox_count == PT_MSI_OUTBOX)
@@ -303,7 +354,7 @@ static void raise_used_interrupt(struct pt *tp, uint16_t qi)
 {
     tp->stats.interrupts_raised++;
     if (!tp->msix.enabled)
-        vpci_isr_set(&tp->vpci, VIRTIO_PCI_ISR_QUEUE_MASK);
+        isr_raise(tp, VIRTIO_PCI_ISR_QUEUE_MASK);
     signal_vector(tp, tp->vpci.q[qi].msix_vector);
 }
 
@@ -338,7 +389,7 @@ enum pt_step pt_fail(struct pt *tp, uint16_t queue, enum vs_reason why)
     vs_conf_report_reason(&tp->vpci.conf, why, queue);
     vpci_set_needs_reset(&tp->vpci);
     if (tp->vpci.status & VIRTIO_STATUS_DRIVER_OK) {
-        vpci_isr_set(&tp->vpci, VIRTIO_PCI_ISR_CONFIG_MASK);
+        isr_raise(tp, VIRTIO_PCI_ISR_CONFIG_MASK);
         tp->stats.config_interrupts++;
         signal_vector(tp, tp->vpci.config_msix_vector);
     }
@@ -584,6 +635,8 @@ void pt_cfg_write(struct pt *tp, uint32_t off, unsigned size, uint32_t value)
         msix_set_control(&tp->msix, ctl & MSIX_MSGCTL_ENABLE_MASK, ctl & MSIX_MSGCTL_FMASK_MASK);
         drain_pending_msix(tp);
     }
+    /* Interrupt Disable (Command bit 10) or MSI-X Enable may have changed. */
+    intx_update(tp);
     /* A write of pci_cfg_data performs the BAR write with the bytes written. */
     uint32_t data, boff, blen;
     uint8_t bar;
@@ -706,8 +759,15 @@ static uint64_t bar_read(struct pt *tp, int bar, uint64_t off, unsigned size)
     switch (kind) {
     case PT_REGION_COMMON:
         return common_read(tp, roff, size);
-    case PT_REGION_ISR:
-        return roff == 0 ? vpci_isr_read(&tp->vpci) : 0;
+    case PT_REGION_ISR: {
+        /* "Simply reading this register resets it to 0 and causes the device to
+         * de-assert the interrupt" ("ISR status capability"). */
+        if (roff != 0)
+            return 0;
+        const uint8_t isr = vpci_isr_read(&tp->vpci);
+        intx_update(tp);
+        return isr;
+    }
     case PT_REGION_DEVICE: /* the device type's configuration ("Device Configuration Space") */
         return tp->dev->config_read ? tp->dev->config_read(tp->dev_ctx, roff, size) : 0;
     case PT_REGION_NOTIFY:

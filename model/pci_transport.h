@@ -57,6 +57,10 @@ struct pt_params {
     uint32_t engines;                 /* slots per queue, 1..PT_ENGINES_MAX (0: 1) */
     uint16_t fetch_batch;
     enum vq_fetch_source fetch_source;
+    /* PCI presentation (false, false: 64-bit BARs 0 and 2, an MSI-X capability). */
+    bool bars_32bit;                  /* 32-bit memory BARs: virtio structures in BAR0,
+                                       * MSI-X table and PBA in BAR1 */
+    bool no_msix;                     /* no MSI-X capability, table or PBA: INTx only */
 };
 
 /* Where each virtio structure lives: BAR and offset, computed once at init. */
@@ -208,6 +212,7 @@ struct pt_stats {
     uint64_t mmio_reads, mmio_writes, mmio_unclaimed;
     uint64_t cfg_reads, cfg_writes;
     uint64_t resets;
+    uint64_t intx_asserts, intx_deasserts; /* INTx pin transitions */
     /* Event suppression decisions per queue: the driver's fields read by DMA (across the
      * link) or from the device-local copy (VIOSIM_NET_F_DEVMEM_EVENT). */
     uint64_t event_reads_link[PT_QUEUES_MAX], event_reads_local[PT_QUEUES_MAX];
@@ -247,6 +252,8 @@ struct pt {
 
     struct msix_message outbox[PT_MSI_OUTBOX];
     uint32_t outbox_head, outbox_count;
+    /* Legacy INTx: whether the function drives its INTA# pin now (pt_intx_asserted). */
+    bool intx_line;
 
     /* DMA gate per queue for the queue-level operations (pt_complete, notifications);
      * the buffer phases use their slot's gate. */
@@ -369,5 +376,18 @@ static inline bool pt_negotiated(const struct pt *tp, unsigned bit)
 /* Take the next MSI-X message to send (posted write), oldest first. Messages wait
  * while the command register's bus-master enable is clear. */
 bool pt_take_msi(struct pt *tp, struct msix_message *msg);
+
+/* The level of the function's INTA# pin (legacy INTx), the other half of the interrupt
+ * outbox. Used when MSI-X is absent or disabled ("ISR status capability": the Status
+ * register's Interrupt Status bit is the OR of the ISR bits, the pin follows it unless
+ * the Command register's Interrupt Disable masks it). It changes only inside pt_* calls
+ * (an interrupt raised, an ISR read, a configuration write, a reset): a platform reads
+ * it after each call and compares with what it last delivered; stats.intx_asserts
+ * counts the rising edges, so a deassert and re-assert between two reads is seen too.
+ * Not gated by bus-master enable (INTx is not a memory write). */
+static inline bool pt_intx_asserted(const struct pt *tp)
+{
+    return tp->intx_line;
+}
 
 #endif

@@ -74,6 +74,8 @@ bool vdev_init(struct vdev *d, const struct vdev_params *p)
     tp.engines = engines;
     tp.fetch_batch = p->fetch_batch;
     tp.fetch_source = p->fetch_source;
+    tp.bars_32bit = p->bars_32bit;
+    tp.no_msix = p->no_msix;
     const struct pt_role *roles[VNET_QUEUES_MAX];
     for (uint16_t q = 0; q < tp.num_queues; q++)
         roles[q] = vnet_queue_role(q, tp.num_queues);

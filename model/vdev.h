@@ -39,6 +39,8 @@ struct vdev_params {
                                        * (0 counts as 1): the per-slot scratch vdev_init allocates */
     uint16_t fetch_batch;             /* descriptors per fetch read at most, 1..VQ_FETCH_BATCH_MAX (0: 1) */
     enum vq_fetch_source fetch_source; /* where the fetch count comes from (vq.h) */
+    bool bars_32bit;                  /* 32-bit memory BARs (BAR0, BAR1) instead of 64-bit */
+    bool no_msix;                     /* present no MSI-X capability: legacy INTx only */
 };
 
 /* Most buffers of one queue in flight at once (device.queue_engines). */

@@ -144,11 +144,14 @@ static struct vpci_queue *configurable_queue(struct vpci *v)
 }
 
 /* "MSI-X Vector Configuration": a mapping the device cannot satisfy reads back
- * NO_VECTOR; NO_VECTOR itself unmaps. */
+ * NO_VECTOR ("Devices MUST report mapping failures by returning the NO_VECTOR value");
+ * NO_VECTOR itself unmaps. Without an MSI-X capability no mapping can be satisfied. */
 static uint16_t accept_msix_vector(struct vpci *v, uint32_t value)
 {
     uint32_t limit = VPCI_MSIX_ENTRIES_MAX;
-    if (v->p.msix_vectors && v->p.msix_vectors < limit)
+    if (v->p.no_msix)
+        limit = 0;
+    else if (v->p.msix_vectors && v->p.msix_vectors < limit)
         limit = v->p.msix_vectors;
     if (value == VIRTIO_MSI_NO_VECTOR || value < limit)
         return (uint16_t)value;

@@ -52,6 +52,8 @@ struct vpci_params {
     uint32_t notify_off_multiplier;/* bytes between queues' notify addresses (0: shared) */
     uint16_t msix_vectors;         /* MSI-X table size; a vector >= this reads back
                                     * NO_VECTOR. 0: only the spec's 0..0x7ff is checked */
+    bool no_msix;                  /* the function has no MSI-X capability: every mapping
+                                    * fails and the vector fields read NO_VECTOR */
     /* Device-specific feature validation at FEATURES_OK (e.g. net dependencies).
      * Returns true if the driver's feature set is acceptable. May be NULL. */
     bool (*validate_features)(void *ctx, const vs_features *driver);

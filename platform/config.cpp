@@ -520,6 +520,21 @@ const std::vector<param_def> &param_table()
          choice({"off", "on"}),
          [](vs_config &c, const param_value &v) { c.dev.devmem_event_recheck = v.u == 1; },
          [](const vs_config &c) { return int_value(c.dev.devmem_event_recheck ? 1 : 0); }},
+        {"device.bar_width_bits", "bits", "64",
+         "width of the function's memory BARs (PCI Local Bus 3.0 BAR type bits): 64 = the "
+         "virtio structures in BAR0 and the MSI-X table in BAR2, both 64-bit; 32 = the same "
+         "regions in 32-bit BARs 0 and 1, for hosts that assign 32-bit BARs only",
+         choice({"64", "32"}),
+         [](vs_config &c, const param_value &v) { c.dev.bars_32bit = v.u == 1; },
+         [](const vs_config &c) { return int_value(c.dev.bars_32bit ? 1 : 0); }},
+        {"device.msix", "", "on",
+         "on = present an MSI-X capability (one vector for configuration changes plus one per "
+         "queue); off = no MSI-X capability: the device interrupts by legacy INTx (INTA#, the "
+         "ISR status read-to-clear). The timed platform delivers only MSI-X so far: `run` "
+         "accepts only on",
+         choice({"on", "off"}),
+         [](vs_config &c, const param_value &v) { c.dev.no_msix = v.u == 1; },
+         [](const vs_config &c) { return int_value(c.dev.no_msix ? 1 : 0); }},
         {"device.queue_engines", "engines", "1",
          "processing engines per receive and transmit queue: buffers of one queue in flight "
          "at once, each with its own data DMA (one takes from the ring at a time; buffers "
@@ -1757,6 +1772,12 @@ bool config_validate(const vs_config &cfg, param_error &err)
                "parameter 'device.queue_pairs_count': " + std::to_string(cfg.dev.queue_pairs) +
                    " pairs: the device model offers them, but the timed platform runs one "
                    "queue pair so far (issue 15)"};
+        return false;
+    }
+    if (cfg.dev.no_msix) {
+        err = {"device.msix",
+               "parameter 'device.msix': off (legacy INTx only): the device model supports it, "
+               "but the timed platform delivers only MSI-X interrupts so far (issue 16)"};
         return false;
     }
     if (cfg.dev.queue_engines > 1 && cfg.dma.channels_count > 0) {

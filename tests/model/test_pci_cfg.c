@@ -145,6 +145,75 @@ Test(pci_cfg, status_read_only_bits)
     cr_assert_eq(pci_cfg_read(&c, PCI_STATUS, 2), 0);
 }
 
+/* Legacy INTx, PCI Local Bus 3.0 §6.2.2 (Command bit 10, Interrupt Disable) and §6.2.3
+ * (Status bit 3, Interrupt Status): the pin is driven only while the function has an
+ * interrupt pending and Interrupt Disable is clear; the status bit shows the pending
+ * state whatever the disable bit says, and software can neither set nor clear it
+ * (not even with the write-1-to-clear error bits in the same write). */
+Test(pci_cfg, intx_pending_disable_and_status)
+{
+    struct pci_cfg c;
+    init_cfg(&c);
+    cr_assert_not(pci_cfg_intx_asserted(&c));
+    pci_cfg_set_intx_pending(&c, true);
+    cr_assert(pci_cfg_intx_asserted(&c));
+    cr_assert(pci_cfg_read(&c, PCI_STATUS, 2) & PCI_STATUS_INTERRUPT_MASK);
+
+    pci_cfg_write(&c, PCI_COMMAND, 2, PCI_COMMAND_INTX_DISABLE_MASK);
+    cr_assert_not(pci_cfg_intx_asserted(&c), "Interrupt Disable masks the pin");
+    cr_assert(pci_cfg_read(&c, PCI_STATUS, 2) & PCI_STATUS_INTERRUPT_MASK,
+              "but not the status bit");
+    pci_cfg_write(&c, PCI_COMMAND, 2, 0);
+    cr_assert(pci_cfg_intx_asserted(&c), "clearing it drives the pending interrupt again");
+
+    pci_cfg_write(&c, PCI_STATUS, 2, 0xffff); /* every W1C bit and bit 3 written as 1 */
+    cr_assert(pci_cfg_read(&c, PCI_STATUS, 2) & PCI_STATUS_INTERRUPT_MASK);
+    pci_cfg_write(&c, PCI_STATUS, 1, 0x00);
+    cr_assert(pci_cfg_read(&c, PCI_STATUS, 2) & PCI_STATUS_INTERRUPT_MASK);
+
+    pci_cfg_set_intx_pending(&c, false);
+    cr_assert_not(pci_cfg_intx_asserted(&c));
+    cr_assert_eq(pci_cfg_read(&c, PCI_STATUS, 2) & PCI_STATUS_INTERRUPT_MASK, 0);
+    pci_cfg_write(&c, PCI_STATUS, 2, PCI_STATUS_INTERRUPT_MASK);
+    cr_assert_eq(pci_cfg_read(&c, PCI_STATUS, 2) & PCI_STATUS_INTERRUPT_MASK, 0);
+    cr_assert_not(pci_cfg_intx_asserted(&c));
+}
+
+/* PCI Local Bus 3.0 §6.2.5.1: a function with only 32-bit BARs in consecutive slots
+ * (type 00b in each): sizing either one leaves the other alone, and a write of the
+ * type bits is ignored. */
+Test(pci_cfg, two_32bit_bars_side_by_side)
+{
+    struct pci_cfg c;
+    struct pci_cfg_params p = test_params();
+    memset(p.bars, 0, sizeof p.bars);
+    p.bars[0] = (struct pci_bar_params){ .size_bytes = 16384, .is64 = false };
+    p.bars[1] = (struct pci_bar_params){ .size_bytes = 4096, .is64 = false };
+    pci_cfg_init(&c, &p);
+    cr_assert_eq(pci_cfg_read(&c, PCI_BAR0, 4), 0);
+    cr_assert_eq(pci_cfg_read(&c, PCI_BAR0 + 4, 4), 0);
+    pci_cfg_write(&c, PCI_BAR0, 4, 0xffffffffu);
+    cr_assert_eq(pci_cfg_read(&c, PCI_BAR0, 4), 0xffffc000u);
+    cr_assert_eq(pci_cfg_read(&c, PCI_BAR0 + 4, 4), 0, "BAR1 untouched by BAR0's sizing");
+    pci_cfg_write(&c, PCI_BAR0 + 4, 4, 0xffffffffu);
+    cr_assert_eq(pci_cfg_read(&c, PCI_BAR0 + 4, 4), 0xfffff000u);
+    pci_cfg_write(&c, PCI_BAR0, 4, 0xc0000000u | 0xfu); /* type bits written as 1 */
+    pci_cfg_write(&c, PCI_BAR0 + 4, 4, 0xc0010000u);
+    cr_assert_eq(pci_cfg_read(&c, PCI_BAR0, 4), 0xc0000000u);
+    cr_assert_eq(pci_cfg_bar_base(&c, 0), 0xc0000000u);
+    cr_assert_eq(pci_cfg_bar_base(&c, 1), 0xc0010000u);
+    for (int bar = 2; bar < PCI_NUM_BARS; bar++) {
+        pci_cfg_write(&c, PCI_BAR0 + 4u * (uint32_t)bar, 4, 0xffffffffu);
+        cr_assert_eq(pci_cfg_read(&c, PCI_BAR0 + 4u * (uint32_t)bar, 4), 0, "BAR%d unimplemented", bar);
+    }
+    pci_cfg_write(&c, PCI_COMMAND, 2, PCI_COMMAND_MEMORY_MASK);
+    uint64_t off;
+    cr_assert_eq(pci_cfg_decode(&c, 0xc0010ffcu, 4, &off), 1);
+    cr_assert_eq(off, 0xffcu);
+    cr_assert_eq(pci_cfg_decode(&c, 0xc0003ffcu, 4, &off), 0);
+    cr_assert_eq(pci_cfg_decode(&c, 0xc0011000u, 4, &off), -1);
+}
+
 /* PCI Local Bus 3.0 §6.2.3 Device Status: error bits are cleared by writing 1;
  * writing 0 has no effect. */
 Test(pci_cfg, status_error_bits_write_one_to_clear)

@@ -160,7 +160,8 @@ static struct toy_blk blk;
 static struct fake_guest g;
 static struct vs_guest_ops ops;
 
-static void init_toy(uint32_t engines)
+/* The toy's function: 64-bit BARs and MSI-X unless bars_32bit / no_msix. */
+static void init_toy_pci(uint32_t engines, bool bars_32bit, bool no_msix)
 {
     memset(&blk, 0, sizeof blk);
     blk.capacity = TOY_SECTORS;
@@ -176,8 +177,15 @@ static void init_toy(uint32_t engines)
     p.device_cfg_bytes = sizeof blk.capacity;
     p.used_batch_max = 1;
     p.engines = engines;
+    p.bars_32bit = bars_32bit;
+    p.no_msix = no_msix;
     const struct pt_role *roles[1] = {&toy_request_role};
     cr_assert(pt_init(&blk.tp, &p, &toy_device, &blk, roles));
+}
+
+static void init_toy(uint32_t engines)
+{
+    init_toy_pci(engines, false, false);
 }
 
 static void setup(void)
@@ -516,4 +524,320 @@ Test(transport, notify_of_a_missing_queue_needs_reset)
     cr_assert(pt_mmio_write(&blk.tp, at, 2, 1, &kicked)); /* queue 1: none */
     cr_assert_eq(kicked, PT_NO_QUEUE);
     cr_assert_eq(blk.tp.error, VS_REASON_NOTIFY_QUEUE_INVALID);
+}
+
+/* ---- Legacy PCI presentation: 32-bit BARs, no MSI-X, INTx (issue 16) ---- */
+
+#define BAR1_BASE 0xC0100000ull
+
+static void reinit_toy(bool bars_32bit, bool no_msix)
+{
+    pt_fini(&blk.tp);
+    init_toy_pci(1, bars_32bit, no_msix);
+}
+
+static uint32_t cfg16(uint32_t off) { return pt_cfg_read(&blk.tp, off, 2); }
+static bool intx_status(void) { return (cfg16(PCI_STATUS) & PCI_STATUS_INTERRUPT_MASK) != 0; }
+
+static uint8_t read_isr(void)
+{
+    uint64_t v = 0xff;
+    cr_assert(pt_mmio_read(&blk.tp, cap_addr(VIRTIO_PCI_CAP_ISR_CFG, 0), 1, &v));
+    return (uint8_t)v;
+}
+
+/* One buffer through the queue, a header alone in ring slot `slot` (the toy returns it
+ * unanswered): a used buffer notification is decided. */
+static void one_request(unsigned slot, uint16_t id)
+{
+    const uint64_t at = BUFS + 0x1000u * id;
+    fake_guest_put32(&g, at, TOY_BLK_T_OUT);
+    put_desc(slot, at, TOY_REQ_HDR, id, 0);
+    struct pt_work w = {0};
+    cr_assert_eq(pt_step_one(&blk.tp, 0, &ops, &w), PT_STEP_DONE);
+}
+
+/* The capability list is well formed: every pointer dword-aligned in 0x40..0xFF, no
+ * loop, ends with 0 ("PCI Local Bus 3.0 §6.7"). Returns whether ID `id` is on it. */
+static bool cap_list_has(uint8_t id)
+{
+    bool seen[64] = {false}, found = false;
+    cr_assert(cfg16(PCI_STATUS) & PCI_STATUS_CAP_LIST_MASK);
+    uint32_t at = pt_cfg_read(&blk.tp, PCI_CAPABILITY_LIST, 1);
+    while (at != 0) {
+        cr_assert(at >= 0x40 && at < 0x100 && at % 4 == 0, "pointer %#x", at);
+        cr_assert_not(seen[at / 4], "loop at %#x", at);
+        seen[at / 4] = true;
+        found = found || pt_cfg_read(&blk.tp, at, 1) == id;
+        at = pt_cfg_read(&blk.tp, at + 1u, 1);
+    }
+    return found;
+}
+
+/* PCI Local Bus 3.0 §6.2.5.1 (32-bit memory BARs, type 00b; written from that spec's
+ * rules) and "Virtio Structure PCI Capabilities" ("the driver ... MUST ignore any
+ * structure ... BAR ... reserved"; every structure lies inside its BAR): with 32-bit
+ * BARs the virtio structures are in BAR0 and the MSI-X table and PBA in BAR1, each BAR
+ * sizes as a 32-bit BAR, slots 2..5 are unimplemented, and every capability still
+ * points inside its BAR. */
+Test(transport, bars_32bit_layout_and_sizing)
+{
+    reinit_toy(true, false);
+    cr_assert_eq(pt_cfg_read(&blk.tp, PCI_BAR0, 4) & 0xf, 0, "BAR0: memory, 32-bit, not prefetchable");
+    cr_assert_eq(pt_cfg_read(&blk.tp, PCI_BAR0 + 4, 4) & 0xf, 0, "BAR1: memory, 32-bit");
+    cr_assert_neq(blk.tp.pci.bar_size[0], 0);
+    cr_assert_neq(blk.tp.pci.bar_size[1], 0);
+    for (int bar = 0; bar < PCI_NUM_BARS; bar++) {
+        const uint32_t off = PCI_BAR0 + 4u * (uint32_t)bar;
+        pt_cfg_write(&blk.tp, off, 4, 0xffffffffu);
+        const uint32_t back = pt_cfg_read(&blk.tp, off, 4);
+        if (bar >= 2) {
+            cr_expect_eq(back, 0, "BAR%d unimplemented", bar);
+            continue;
+        }
+        cr_expect_eq(back & 0xf, 0, "type bits read-only 00b");
+        cr_expect_eq((uint64_t)(~(back & ~0xfu)) + 1u, blk.tp.pci.bar_size[bar], "BAR%d size", bar);
+    }
+    /* Every virtio structure in BAR0 and inside it; MSI-X table and PBA in BAR1. */
+    const uint8_t types[] = {VIRTIO_PCI_CAP_COMMON_CFG, VIRTIO_PCI_CAP_NOTIFY_CFG,
+                             VIRTIO_PCI_CAP_ISR_CFG, VIRTIO_PCI_CAP_DEVICE_CFG};
+    for (unsigned i = 0; i < sizeof types; i++) {
+        uint8_t cap = find_vcap(types[i]);
+        cr_assert_neq(cap, 0);
+        cr_expect_eq(pt_cfg_read(&blk.tp, cap + 4u, 1), 0);
+        cr_expect_leq((uint64_t)pt_cfg_read(&blk.tp, cap + 8u, 4) + pt_cfg_read(&blk.tp, cap + 12u, 4),
+                      blk.tp.pci.bar_size[0]);
+    }
+    uint8_t mcap = pci_cfg_find_cap(&blk.tp.pci, PCI_CAP_ID_MSIX, -1);
+    cr_assert_neq(mcap, 0);
+    cr_expect_eq(pt_cfg_read(&blk.tp, mcap + 4u, 4) & 0x7, 1, "table BIR = BAR1");
+    cr_expect_eq(pt_cfg_read(&blk.tp, mcap + 8u, 4) & 0x7, 1, "PBA BIR = BAR1");
+    cr_expect_leq((uint64_t)(pt_cfg_read(&blk.tp, mcap + 8u, 4) & ~0x7u) + 8u, blk.tp.pci.bar_size[1]);
+
+    /* Programmed below 4 GiB, both decode; the MSI-X table answers in BAR1. */
+    pt_cfg_write(&blk.tp, PCI_BAR0, 4, (uint32_t)BAR0_BASE);
+    pt_cfg_write(&blk.tp, PCI_BAR0 + 4, 4, (uint32_t)BAR1_BASE);
+    pt_cfg_write(&blk.tp, PCI_BAR0 + 8, 4, 0xdead0000u); /* hostile: an unimplemented BAR */
+    pt_cfg_write(&blk.tp, PCI_COMMAND, 2, PCI_COMMAND_MEMORY_MASK | PCI_COMMAND_MASTER_MASK);
+    cr_assert_eq(pci_cfg_bar_base(&blk.tp.pci, 0), BAR0_BASE);
+    cr_assert_eq(pci_cfg_bar_base(&blk.tp.pci, 1), BAR1_BASE);
+    cr_assert_eq(rd(VIRTIO_PCI_COMMON_NUMQ, 2), 1u);
+    uint16_t kicked;
+    cr_assert(pt_mmio_write(&blk.tp, BAR1_BASE + MSIX_ENTRY_DATA, 4, 0x1234, &kicked));
+    uint64_t v = 0;
+    cr_assert(pt_mmio_read(&blk.tp, BAR1_BASE + MSIX_ENTRY_DATA, 4, &v));
+    cr_assert_eq(v, 0x1234u);
+    cr_assert_not(pt_mmio_read(&blk.tp, 0xdead0000u, 4, &v));
+}
+
+/* An option to present no MSI-X capability: the capability is left out of a list that
+ * stays well formed, the BAR that held the table is gone, and the vector fields read
+ * NO_VECTOR whatever is written ("MSI-X Vector Configuration": a mapping the device
+ * cannot satisfy reads back NO_VECTOR). The ISR capability is still there ("The device
+ * MUST present at least one VIRTIO_PCI_CAP_ISR_CFG capability"). */
+Test(transport, no_msix_capability_left_out)
+{
+    cr_assert(cap_list_has(PCI_CAP_ID_MSIX), "the default function has MSI-X");
+    reinit_toy(false, true);
+    cr_assert_not(cap_list_has(PCI_CAP_ID_MSIX));
+    cr_assert(cap_list_has(PCI_CAP_ID_VNDR));
+    cr_assert_neq(find_vcap(VIRTIO_PCI_CAP_ISR_CFG), 0);
+    cr_assert_neq(find_vcap(VIRTIO_PCI_CAP_PCI_CFG), 0);
+    cr_assert_eq(blk.tp.pci.bar_size[2], 0, "no MSI-X BAR");
+    pt_cfg_write(&blk.tp, PCI_BAR0 + 8, 4, 0xffffffffu);
+    cr_assert_eq(pt_cfg_read(&blk.tp, PCI_BAR0 + 8, 4), 0);
+    map_bars();
+    wr(VIRTIO_PCI_COMMON_MSIX, 2, 0);
+    cr_assert_eq(rd(VIRTIO_PCI_COMMON_MSIX, 2), VIRTIO_MSI_NO_VECTOR);
+    wr(VIRTIO_PCI_COMMON_Q_SELECT, 2, 0);
+    wr(VIRTIO_PCI_COMMON_Q_MSIX, 2, 1);
+    cr_assert_eq(rd(VIRTIO_PCI_COMMON_Q_MSIX, 2), VIRTIO_MSI_NO_VECTOR);
+    /* Where the table was, nothing answers (BAR2 is not programmed: it is gone). */
+    uint64_t v;
+    cr_assert_not(pt_mmio_read(&blk.tp, PT_RIG_BAR2, 4, &v));
+    /* 32-bit BARs and no MSI-X together: BAR0 only. */
+    reinit_toy(true, true);
+    cr_assert_not(cap_list_has(PCI_CAP_ID_MSIX));
+    cr_assert_neq(blk.tp.pci.bar_size[0], 0);
+    for (int bar = 1; bar < PCI_NUM_BARS; bar++)
+        cr_assert_eq(blk.tp.pci.bar_size[bar], 0, "BAR%d", bar);
+}
+
+/* PCI Local Bus 3.0 §6.2.4 (Interrupt Pin 01h = INTA#, read-only; Interrupt Line
+ * read-write for software), whatever the presentation; hostile writes of the pin and
+ * of Status bit 3 change nothing. */
+Test(transport, intx_pin_and_line)
+{
+    for (int variant = 0; variant < 2; variant++) {
+        reinit_toy(variant == 1, variant == 1);
+        cr_assert_eq(pt_cfg_read(&blk.tp, PCI_INTERRUPT_PIN, 1), 0x01);
+        pt_cfg_write(&blk.tp, PCI_INTERRUPT_PIN, 1, 0x04);
+        cr_assert_eq(pt_cfg_read(&blk.tp, PCI_INTERRUPT_PIN, 1), 0x01);
+        pt_cfg_write(&blk.tp, PCI_INTERRUPT_LINE, 1, 0x0b);
+        cr_assert_eq(pt_cfg_read(&blk.tp, PCI_INTERRUPT_LINE, 1), 0x0b);
+        pt_cfg_write(&blk.tp, PCI_STATUS, 2, PCI_STATUS_INTERRUPT_MASK);
+        cr_assert_not(intx_status(), "software cannot set Interrupt Status");
+        cr_assert_not(pt_intx_asserted(&blk.tp));
+    }
+}
+
+/* "ISR status capability" and "Used Buffer Notifications" without MSI-X: the device
+ * sets the Queue Interrupt bit, the Status register's Interrupt Status bit follows the
+ * OR of the ISR bits and INTA# is asserted (a level); reading ISR returns the bits,
+ * clears them and deasserts the pin ("simply reading this register resets it to 0 and
+ * causes the device to de-assert the interrupt"). */
+Test(transport, intx_queue_interrupt_and_isr_read_to_clear)
+{
+    reinit_toy(false, true);
+    bring_up();
+    cr_assert_not(pt_intx_asserted(&blk.tp));
+    cr_assert_not(intx_status());
+    one_request(0, 0);
+    cr_assert(pt_intx_asserted(&blk.tp));
+    cr_assert(intx_status());
+    cr_assert_eq(blk.tp.stats.intx_asserts, 1u);
+    struct msix_message m;
+    cr_assert_not(pt_take_msi(&blk.tp, &m), "no MSI-X message without MSI-X");
+
+    cr_assert_eq(read_isr(), VIRTIO_PCI_ISR_QUEUE_MASK);
+    cr_assert_not(pt_intx_asserted(&blk.tp));
+    cr_assert_not(intx_status());
+    cr_assert_eq(blk.tp.stats.intx_deasserts, 1u);
+    cr_assert_eq(read_isr(), 0, "read-to-clear");
+
+    /* A second interrupt with the first still unread is the same level: one edge. */
+    one_request(1, 1);
+    one_request(2, 2);
+    cr_assert_eq(blk.tp.stats.intx_asserts, 2u);
+    cr_assert_eq(read_isr(), VIRTIO_PCI_ISR_QUEUE_MASK);
+    cr_assert_not(pt_intx_asserted(&blk.tp));
+}
+
+/* Hostile timing: ISR reads racing new interrupts. An interrupt raised right after the
+ * read that cleared ISR asserts the pin again and is seen by the next read (nothing is
+ * lost between the read and the handler's return); ISR is read-only, so a write of it
+ * neither clears nor sets bits; reads of the ISR region's other bytes have no side
+ * effect. */
+Test(transport, intx_isr_reads_racing_new_interrupts)
+{
+    reinit_toy(false, true);
+    bring_up();
+    one_request(0, 0);
+    cr_assert_eq(read_isr(), VIRTIO_PCI_ISR_QUEUE_MASK);
+    one_request(1, 1); /* arrives while the driver handles the first */
+    cr_assert(pt_intx_asserted(&blk.tp));
+
+    uint16_t kicked;
+    pt_mmio_write(&blk.tp, cap_addr(VIRTIO_PCI_CAP_ISR_CFG, 0), 1, 0, &kicked);
+    cr_assert(pt_intx_asserted(&blk.tp), "a write of ISR clears nothing");
+    uint64_t v = 0;
+    cr_assert(pt_mmio_read(&blk.tp, cap_addr(VIRTIO_PCI_CAP_ISR_CFG, 1), 1, &v));
+    cr_assert_eq(v, 0);
+    cr_assert(pt_intx_asserted(&blk.tp), "only the ISR byte clears");
+    cr_assert_eq(read_isr(), VIRTIO_PCI_ISR_QUEUE_MASK);
+    cr_assert_not(pt_intx_asserted(&blk.tp));
+    cr_assert_eq(blk.tp.stats.intx_asserts, 2u);
+    cr_assert_eq(blk.tp.stats.intx_deasserts, 2u);
+
+    /* The ISR read through the PCI configuration access capability counts the same. */
+    one_request(2, 2);
+    uint8_t cap = find_vcap(VIRTIO_PCI_CAP_PCI_CFG);
+    uint32_t isr_off = pt_cfg_read(&blk.tp, find_vcap(VIRTIO_PCI_CAP_ISR_CFG) + 8u, 4);
+    pt_cfg_write(&blk.tp, cap + 4u, 1, 0);
+    pt_cfg_write(&blk.tp, cap + 8u, 4, isr_off);
+    pt_cfg_write(&blk.tp, cap + 12u, 4, 1);
+    cr_assert_eq(pt_cfg_read(&blk.tp, cap + 16u, 1), VIRTIO_PCI_ISR_QUEUE_MASK);
+    cr_assert_not(pt_intx_asserted(&blk.tp));
+}
+
+/* PCI Local Bus 3.0 §6.2.2/§6.2.3 with "ISR status capability" ("asserts/deasserts
+ * INT#x interrupts unless masked according to standard PCI rules"): toggling Interrupt
+ * Disable with an interrupt pending drops and re-raises the pin while Interrupt Status
+ * keeps showing the pending interrupt; an interrupt raised while disabled is pending,
+ * not lost; reading ISR while disabled clears it. */
+Test(transport, intx_disable_toggled_with_interrupt_pending)
+{
+    reinit_toy(false, true);
+    bring_up();
+    const uint16_t cmd = PCI_COMMAND_MEMORY_MASK | PCI_COMMAND_MASTER_MASK;
+    one_request(0, 0);
+    cr_assert(pt_intx_asserted(&blk.tp));
+    pt_cfg_write(&blk.tp, PCI_COMMAND, 2, cmd | PCI_COMMAND_INTX_DISABLE_MASK);
+    cr_assert_not(pt_intx_asserted(&blk.tp));
+    cr_assert(intx_status(), "Interrupt Status ignores Interrupt Disable");
+    pt_cfg_write(&blk.tp, PCI_COMMAND, 2, cmd);
+    cr_assert(pt_intx_asserted(&blk.tp));
+    cr_assert_eq(blk.tp.stats.intx_asserts, 2u);
+
+    /* Raised while disabled: pending, shown in Status, driven once enabled. */
+    cr_assert_eq(read_isr(), VIRTIO_PCI_ISR_QUEUE_MASK);
+    pt_cfg_write(&blk.tp, PCI_COMMAND, 2, cmd | PCI_COMMAND_INTX_DISABLE_MASK);
+    one_request(1, 1);
+    cr_assert_not(pt_intx_asserted(&blk.tp));
+    cr_assert(intx_status());
+    /* A polling driver may read ISR with the pin masked: it clears. */
+    cr_assert_eq(read_isr(), VIRTIO_PCI_ISR_QUEUE_MASK);
+    cr_assert_not(intx_status());
+    pt_cfg_write(&blk.tp, PCI_COMMAND, 2, cmd);
+    cr_assert_not(pt_intx_asserted(&blk.tp), "nothing pending any more");
+}
+
+/* "Notification of Device Configuration Changes" without MSI-X: the device sets the
+ * Device Configuration Interrupt bit (bit 1) and asserts INTx; here the change is
+ * DEVICE_NEEDS_RESET after a ring violation ("Device Status Field"). A device reset
+ * clears ISR and drops the pin. */
+Test(transport, intx_configuration_change_and_reset)
+{
+    reinit_toy(true, true);
+    bring_up(); /* pt_rig_map_bars: BAR0 programmed; its writes of absent BARs are ignored */
+    put_desc(0, BUFS, TOY_REQ_HDR, RING_SIZE, 0); /* id == queue size */
+    struct pt_work w = {0};
+    cr_assert_eq(pt_step_one(&blk.tp, 0, &ops, &w), PT_STEP_FAILED);
+    cr_assert(pt_intx_asserted(&blk.tp));
+    cr_assert(intx_status());
+    cr_assert_eq(blk.tp.vpci.isr & VIRTIO_PCI_ISR_CONFIG_MASK, VIRTIO_PCI_ISR_CONFIG_MASK);
+    wr(VIRTIO_PCI_COMMON_STATUS, 1, 0); /* reset without reading ISR */
+    cr_assert_not(pt_intx_asserted(&blk.tp));
+    cr_assert_not(intx_status());
+    cr_assert_eq(read_isr(), 0);
+}
+
+/* MSI-X present but its Enable bit clear: "If MSI-X capability is disabled" the device
+ * uses the ISR and INTx ("Used Buffer Notifications"); once the driver sets MSI-X Enable
+ * the function stops using INTx (PCI Local Bus 3.0 §6.8.2: with MSI-X enabled the
+ * function must not use INTx), the pin drops and interrupts become MSI-X messages
+ * without the ISR's queue bit. */
+Test(transport, msix_present_but_disabled_uses_intx)
+{
+    bring_up();
+    one_request(0, 0);
+    cr_assert(pt_intx_asserted(&blk.tp));
+    struct msix_message m;
+    cr_assert_not(pt_take_msi(&blk.tp, &m));
+
+    /* Program vector 1 for the queue, then enable MSI-X with the pin still up. */
+    uint16_t kicked;
+    cr_assert(pt_mmio_write(&blk.tp, PT_RIG_BAR2 + 16 + MSIX_ENTRY_ADDR_LO, 4, 0xfee00000u, &kicked));
+    cr_assert(pt_mmio_write(&blk.tp, PT_RIG_BAR2 + 16 + MSIX_ENTRY_DATA, 4, 7, &kicked));
+    cr_assert(pt_mmio_write(&blk.tp, PT_RIG_BAR2 + 16 + MSIX_ENTRY_CTRL, 4, 0, &kicked));
+    wr(VIRTIO_PCI_COMMON_Q_SELECT, 2, 0);
+    wr(VIRTIO_PCI_COMMON_Q_MSIX, 2, 1);
+    cr_assert_eq(rd(VIRTIO_PCI_COMMON_Q_MSIX, 2), 1u);
+    uint8_t mcap = pci_cfg_find_cap(&blk.tp.pci, PCI_CAP_ID_MSIX, -1);
+    pt_cfg_write(&blk.tp, mcap + 2u, 2, MSIX_MSGCTL_ENABLE_MASK);
+    cr_assert_not(pt_intx_asserted(&blk.tp), "MSI-X enabled: INTx not used");
+    cr_assert_not(intx_status());
+
+    cr_assert_eq(read_isr(), VIRTIO_PCI_ISR_QUEUE_MASK, "the earlier bit is still there to read");
+    one_request(1, 1);
+    cr_assert_not(pt_intx_asserted(&blk.tp));
+    cr_assert(pt_take_msi(&blk.tp, &m));
+    cr_assert_eq(m.data, 7u);
+    cr_assert_eq(read_isr(), 0, "no queue bit with MSI-X enabled");
+
+    /* MSI-X disabled again: back to INTx. */
+    pt_cfg_write(&blk.tp, mcap + 2u, 2, 0);
+    one_request(2, 2);
+    cr_assert(pt_intx_asserted(&blk.tp));
+    cr_assert_not(pt_take_msi(&blk.tp, &m));
 }

@@ -775,6 +775,38 @@ Test(virtio_pci, msix_vector_beyond_table_reads_no_vector)
     cr_assert_eq(rd(&v, VIRTIO_PCI_COMMON_MSIX, 2), VIRTIO_MSI_NO_VECTOR);
 }
 
+/* MSI-X Vector Configuration, with no MSI-X capability (the legacy INTx device): no
+ * mapping can be satisfied, so every vector write but NO_VECTOR is a mapping failure
+ * and the field reads NO_VECTOR ("Devices MUST report mapping failures by returning
+ * the NO_VECTOR value"), for configuration changes and every queue alike, and the
+ * reset values stay NO_VECTOR ("all queue and configuration change events are
+ * unmapped upon reset"). */
+Test(virtio_pci, no_msix_every_vector_reads_no_vector)
+{
+    struct vpci v;
+    struct vpci_params p = base_params();
+    p.no_msix = true;
+    vpci_init(&v, &p);
+
+    cr_assert_eq(rd(&v, VIRTIO_PCI_COMMON_MSIX, 2), VIRTIO_MSI_NO_VECTOR);
+    static const uint32_t tries[] = {0, 1, 3, 0x7ff, 0x800, 0xfffe};
+    for (unsigned i = 0; i < sizeof tries / sizeof tries[0]; i++) {
+        wr(&v, VIRTIO_PCI_COMMON_MSIX, 2, tries[i]);
+        cr_assert_eq(rd(&v, VIRTIO_PCI_COMMON_MSIX, 2), VIRTIO_MSI_NO_VECTOR, "vector %#x", tries[i]);
+    }
+    for (uint16_t q = 0; q < NQ; q++) {
+        select_queue(&v, q);
+        cr_assert_eq(rd(&v, VIRTIO_PCI_COMMON_Q_MSIX, 2), VIRTIO_MSI_NO_VECTOR);
+        wr(&v, VIRTIO_PCI_COMMON_Q_MSIX, 2, 0);
+        cr_assert_eq(rd(&v, VIRTIO_PCI_COMMON_Q_MSIX, 2), VIRTIO_MSI_NO_VECTOR);
+    }
+    cr_assert_eq(v.stats.msix_vectors_refused, 6 + NQ);
+    /* Unmapping is always possible and is no failure. */
+    wr(&v, VIRTIO_PCI_COMMON_MSIX, 2, VIRTIO_MSI_NO_VECTOR);
+    cr_assert_eq(rd(&v, VIRTIO_PCI_COMMON_MSIX, 2), VIRTIO_MSI_NO_VECTOR);
+    cr_assert_eq(v.stats.msix_vectors_refused, 6 + NQ);
+}
+
 /* Virtio Over PCI Bus / PCI Device Layout / PCI Device Layout (driver requirement):
  * "8-bit wide accesses for 8-bit wide fields, 16-bit wide and aligned accesses for
  * 16-bit wide fields and 32-bit wide and aligned accesses for 32-bit and 64-bit

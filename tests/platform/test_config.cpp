@@ -727,6 +727,26 @@ Test(config, queue_pairs_count)
     validate_fails(c, "device.queue_pairs_count", "one queue pair");
 }
 
+// device.bar_width_bits: 64 (today's layout) or 32; device.msix: on or off, and the timed
+// platform delivers only MSI-X so far, so a run refuses off, naming the key (exit 2).
+Test(config, bar_width_and_msix)
+{
+    set_fails("device.bar_width_bits=48", "device.bar_width_bits", "64");
+    set_fails("device.msix=maybe", "device.msix", "on");
+    vs_config c = config_defaults();
+    param_error err;
+    cr_expect(!c.dev.bars_32bit);
+    cr_expect(!c.dev.no_msix);
+    set_ok(c, "device.bar_width_bits=32");
+    cr_expect(c.dev.bars_32bit);
+    cr_expect(validate(c, err), "%s", err.message.c_str());
+    set_ok(c, "device.msix=off");
+    cr_expect(c.dev.no_msix);
+    validate_fails(c, "device.msix", "delivers only MSI-X");
+    set_ok(c, "device.msix=on");
+    cr_expect(validate(c, err), "%s", err.message.c_str());
+}
+
 Test(config, validate_checks_configs_built_in_code)
 {
     vs_config c = config_defaults();
