@@ -25,13 +25,18 @@ enum vs_host_work {
     VS_HOST_WORK_COUNT
 };
 
+/* What wait_interrupt returns for legacy INTx: above every MSI-X vector (0..0x7ff). */
+#define VS_HOST_IRQ_INTX 0x10000
+
 struct vs_host_ops {
     uint32_t (*cfg_read)(void *ctx, uint32_t off, unsigned size);
     void (*cfg_write)(void *ctx, uint32_t off, unsigned size, uint32_t value);
     uint64_t (*mmio_read)(void *ctx, uint64_t addr, unsigned size);
     void (*mmio_write)(void *ctx, uint64_t addr, unsigned size, uint64_t value);
-    /* Wait for an MSI-X interrupt (returns its vector) or until timeout_ns of simulated
-     * time passed (returns -1). Interrupt entry cost is charged by the platform. */
+    /* Wait for an MSI-X interrupt (returns its vector), for the function's INTx line
+     * (returns VS_HOST_IRQ_INTX while it is asserted: a level, which stays asserted until
+     * the driver reads ISR status) or until timeout_ns of simulated time passed (returns
+     * -1). Interrupt entry cost is charged by the platform. */
     int (*wait_interrupt)(void *ctx, uint64_t timeout_ns);
     /* Charge CPU work (count units of kind). */
     void (*cpu_work)(void *ctx, enum vs_host_work kind, uint64_t count);

@@ -12,7 +12,8 @@
  *
  * The device runs until idle (TX, then RX, repeated while anything moved) after every
  * MMIO write (unless `lazy`), every empty poll and whenever the driver waits for an
- * interrupt; then its MSI-X messages are latched by vector. Time is a counter each host
+ * interrupt; then its MSI-X messages are latched by vector, and its INTx line (a level:
+ * pt_intx_asserted) is read whenever the driver waits. Time is a counter each host
  * op advances by a fixed cost, so runs are deterministic.
  *
  * What it records, for the tests to assert on:
@@ -87,6 +88,7 @@ struct host_rig {
     vs_features negotiated;          /* features, as seen while the queues were live */
     uint64_t translated, physical, faults, out_of_range;
     uint64_t msi_misaddressed;
+    uint64_t intx_taken;             /* waits answered by the asserted INTx line */
     struct { uint32_t pasid; uint64_t root; } roots[HOST_RIG_ROOTS_LOG];
     uint32_t nroots;
     /* Addresses the device used, per queue and kind (0: none): the first, the lowest
@@ -285,7 +287,9 @@ static inline void host_rig_mmio_write(void *ctx, uint64_t addr, unsigned size, 
         host_rig_pump(r);
 }
 
-/* The lowest latched vector (cleared), or -1 after `timeout_ns` without one. */
+/* The lowest latched vector (cleared); else VS_HOST_IRQ_INTX while the function's INTx
+ * line is asserted (a level: it stays so until the driver reads ISR status, so the rig
+ * keeps answering it); else -1 after `timeout_ns`. */
 static inline int host_rig_wait_interrupt(void *ctx, uint64_t timeout_ns)
 {
     struct host_rig *r = (struct host_rig *)ctx;
@@ -296,6 +300,11 @@ static inline int host_rig_wait_interrupt(void *ctx, uint64_t timeout_ns)
             r->now_ps += 1000000;
             return v;
         }
+    }
+    if (pt_intx_asserted(&r->dev.tp)) {
+        r->intx_taken++;
+        r->now_ps += 1000000;
+        return VS_HOST_IRQ_INTX;
     }
     r->now_ps += timeout_ns * 1000u;
     return -1;

@@ -47,6 +47,18 @@ enum refdrv_result rd_check_status(struct refdrv *d)
     return REFDRV_OK;
 }
 
+/* Did interrupt v (from wait_interrupt, >= 0) say the configuration changed? With MSI-X,
+ * vector 0 is configuration changes only (or shared by everything when the table has one
+ * entry). With INTx, "Driver Handling Interrupts": read ISR status, which resets it and
+ * deasserts the line; bit 1 is a configuration change (bit 0, queues, needs nothing
+ * more: the caller services every queue after any interrupt). */
+bool rd_interrupt_is_config(struct refdrv *d, int v)
+{
+    if (d->intx)
+        return v == VS_HOST_IRQ_INTX && (mmio_rd(d, d->isr.addr, 1) & VIRTIO_PCI_ISR_CONFIG_MASK);
+    return v == (int)VEC_CONFIG;
+}
+
 /* ---- PCI: identity, BARs ---- */
 
 static enum refdrv_result pci_identify(struct refdrv *d)
@@ -300,9 +312,9 @@ static enum refdrv_result pci_walk_caps(struct refdrv *d)
             parse_msix_cap(d, at);
         at = cfg_rd(d, at + 1u, 1) & PCI_CAP_PTR_MASK;
     }
-    /* Common and notify are required to drive the device; this driver also needs MSI-X
-     * (the platform offers no INTx). ISR and device config are optional here. */
-    if (!d->common.found || !d->notify.found || d->msix_cap == 0)
+    /* Common and notify are required to drive the device; interrupts need MSI-X or,
+     * without it, the ISR for INTx. Device config is optional here. */
+    if (!d->common.found || !d->notify.found || (d->msix_cap == 0 && !d->isr.found))
         return REFDRV_BAD_CAPS;
     return REFDRV_OK;
 }
@@ -327,6 +339,16 @@ static void msix_setup(struct refdrv *d)
     ctl = cfg_rd(d, d->msix_cap + MSIX_CAP_MSGCTL, 2);
     ctl = (ctl | MSIX_MSGCTL_ENABLE_MASK) & ~(uint32_t)MSIX_MSGCTL_FMASK_MASK;
     cfg_wr(d, d->msix_cap + MSIX_CAP_MSGCTL, 2, ctl);
+}
+
+/* No MSI-X capability: legacy INTx. Interrupt Disable (set while the BARs were
+ * placed) is cleared so the pin can reach the host, and no event is mapped to a vector
+ * ("if MSI-X capability is present and enabled ... select a vector"). */
+static void intx_setup(struct refdrv *d)
+{
+    d->intx = true;
+    d->vec_rx = d->vec_tx = VIRTIO_MSI_NO_VECTOR;
+    cfg_wr(d, PCI_COMMAND, 2, cfg_rd(d, PCI_COMMAND, 2) & ~(uint32_t)PCI_COMMAND_INTX_DISABLE_MASK);
 }
 
 /* ---- feature negotiation ---- */
@@ -507,7 +529,10 @@ static enum refdrv_result bring_up(struct refdrv *d)
     r = pci_walk_caps(d);
     if (r != REFDRV_OK)
         return r;
-    msix_setup(d);
+    if (d->msix_cap != 0)
+        msix_setup(d);
+    else
+        intx_setup(d);
 
     /* "Device Initialization": reset, ACKNOWLEDGE, DRIVER, features, FEATURES_OK,
      * re-read, device-specific setup, DRIVER_OK. */
@@ -527,9 +552,11 @@ static enum refdrv_result bring_up(struct refdrv *d)
         d->tx_layout = REFDRV_TX_ONE_DESC;
     read_mac(d);
 
-    common_wr(d, VIRTIO_PCI_COMMON_MSIX, 2, VEC_CONFIG);
-    if (common_rd(d, VIRTIO_PCI_COMMON_MSIX, 2) != VEC_CONFIG)
-        return rd_give_up(d, REFDRV_DEVICE_ERROR);
+    if (!d->intx) {
+        common_wr(d, VIRTIO_PCI_COMMON_MSIX, 2, VEC_CONFIG);
+        if (common_rd(d, VIRTIO_PCI_COMMON_MSIX, 2) != VEC_CONFIG)
+            return rd_give_up(d, REFDRV_DEVICE_ERROR);
+    }
     /* receiveq1 and transmitq1 must exist, and controlq with CTRL_VQ. */
     if (common_rd(d, VIRTIO_PCI_COMMON_NUMQ, 2) < (d->f_ctrl_vq ? DRV_QUEUES : DATA_QUEUES))
         return rd_give_up(d, REFDRV_DEVICE_ERROR);

@@ -77,9 +77,11 @@ enum refdrv_result rd_queue_setup(struct refdrv *d, uint16_t index, uint16_t vec
 
     /* "After mapping an event to vector, the driver MUST verify success by reading the
      * Vector field value." */
-    common_wr(d, VIRTIO_PCI_COMMON_Q_MSIX, 2, vector);
-    if (common_rd(d, VIRTIO_PCI_COMMON_Q_MSIX, 2) != vector)
-        return rd_give_up(d, REFDRV_DEVICE_ERROR);
+    if (vector != VIRTIO_MSI_NO_VECTOR) { /* NO_VECTOR: INTx, nothing to map */
+        common_wr(d, VIRTIO_PCI_COMMON_Q_MSIX, 2, vector);
+        if (common_rd(d, VIRTIO_PCI_COMMON_Q_MSIX, 2) != vector)
+            return rd_give_up(d, REFDRV_DEVICE_ERROR);
+    }
 
     /* Queue Notify address: cap.offset + queue_notify_off * notify_off_multiplier, which
      * must leave room for the notification inside the structure. */
@@ -208,7 +210,7 @@ static int ctrl_command(struct refdrv *d, uint8_t cls, uint8_t cmd, const void *
         v = d->h->wait_interrupt(d->h->ctx, CTRL_POLL_NS);
         if (v >= 0) {
             d->st->interrupts++;
-            if (v == (int)VEC_CONFIG && rd_check_status(d) != REFDRV_OK)
+            if (rd_interrupt_is_config(d, v) && rd_check_status(d) != REFDRV_OK)
                 return -1;
         }
     }

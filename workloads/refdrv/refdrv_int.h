@@ -205,6 +205,7 @@ struct refdrv {
     uint32_t msix_nvec;
     uint64_t msix_table;
     uint16_t vec_rx, vec_tx;
+    bool intx;               /* no MSI-X capability: interrupts by INTx, read ISR on each */
 
     /* virtio */
     uint8_t status;          /* bits this driver has set */
@@ -387,6 +388,7 @@ void rd_status_set(struct refdrv *d, uint8_t bit);
 enum refdrv_result rd_give_up(struct refdrv *d, enum refdrv_result r);
 bool rd_device_reset(struct refdrv *d);
 enum refdrv_result rd_check_status(struct refdrv *d);
+bool rd_interrupt_is_config(struct refdrv *d, int v);
 bool rd_iommu_possible(const struct refdrv *d);
 
 /* ---- memory.c ---- */

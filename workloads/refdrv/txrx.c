@@ -418,7 +418,7 @@ enum refdrv_result rd_run_traffic(struct refdrv *d)
                     v = d->h->wait_interrupt(d->h->ctx, 1);
                     if (v >= 0)
                         d->st->interrupts++;
-                    if (v == (int)VEC_CONFIG && rd_check_status(d) != REFDRV_OK)
+                    if (rd_interrupt_is_config(d, v) && rd_check_status(d) != REFDRV_OK)
                         return REFDRV_DEVICE_ERROR;
                 }
             } else {
@@ -432,10 +432,10 @@ enum refdrv_result rd_run_traffic(struct refdrv *d)
             d->st->interrupts++;
             if (d->p->mode == REFDRV_MODE_NAPI)
                 d->napi_left = d->napi_budget;
-            /* Vector 0 is configuration changes only (or shared by everything when the
-             * table has one entry): the device sets NEEDS_RESET and then "MUST send a
-             * device configuration change notification". */
-            if (v == (int)VEC_CONFIG && rd_check_status(d) != REFDRV_OK)
+            /* A configuration change (rd_interrupt_is_config): the device sets
+             * NEEDS_RESET and then "MUST send a device configuration change
+             * notification". */
+            if (rd_interrupt_is_config(d, v) && rd_check_status(d) != REFDRV_OK)
                 return REFDRV_DEVICE_ERROR;
         }
     }
