@@ -2,8 +2,8 @@
  * device over PCI has, whatever its type ("Virtio Over PCI Bus").
  *
  * Owns the configuration space and its capabilities, the BAR layout (one table of
- * regions), the common configuration, notifications, ISR, MSI-X and the outbox of
- * messages, the DMA gate (bus-master enable, per-queue generation), the queues' ring
+ * regions; 64- or 32-bit BARs), the common configuration, notifications, ISR, MSI-X
+ * (or none) and the outbox of messages, the legacy INTx pin, the DMA gate (bus-master enable, per-queue generation), the queues' ring
  * state, the order in which buffers of a queue are taken and finished, publishing used
  * buffers and the notification decision, and the NEEDS_RESET path (pt_fail, with a
  * named reason). It knows nothing of the device type: a personality (virtio_net.h, or
