@@ -10,7 +10,8 @@
  * at IOMMU page boundaries; otherwise addresses are physical. `iommu_set_root`, the
  * platform's hook, installs the driver's tables in the IOMMU.
  *
- * The device runs until idle (TX, then RX, repeated while anything moved) after every
+ * The device runs until idle (TX, RX, then the control queue when it is live, repeated
+ * while anything moved) after every
  * MMIO write (unless `lazy`), every empty poll and whenever the driver waits for an
  * interrupt; then its MSI-X messages are latched by vector, and its INTx line (a level:
  * pt_intx_asserted) is read whenever the driver waits. Time is a counter each host
@@ -214,13 +215,13 @@ static inline enum vs_dma_status host_rig_port_write(void *ctx, uint64_t addr, c
 
 static inline void host_rig_pump(struct host_rig *r)
 {
-    static const uint16_t queues[] = {VNET_QUEUE_TX, VNET_QUEUE_RX};
+    static const uint16_t queues[] = {VNET_QUEUE_TX, VNET_QUEUE_RX, VNET_QUEUE_CTRL};
     bool progress = true;
     struct msix_message msg;
 
     for (uint32_t round = 0; progress && round < HOST_RIG_PUMP_MAX; round++) {
         progress = false;
-        for (unsigned i = 0; i < 2; i++) {
+        for (unsigned i = 0; i < sizeof queues / sizeof queues[0]; i++) {
             const uint16_t q = queues[i];
             const struct vs_guest_ops *ops = &r->port[q].ops;
             if (!pt_queue_live(&r->dev.tp, q))
@@ -232,8 +233,9 @@ static inline void host_rig_pump(struct host_rig *r)
             for (uint32_t n = 0; n < HOST_RIG_PUMP_MAX; n++) {
                 struct pt_work w;
                 memset(&w, 0, sizeof w);
-                enum pt_step st = q == VNET_QUEUE_TX ? vnet_tx_step(&r->dev.net, ops, &w)
-                                                       : vnet_rx_step(&r->dev.net, ops, &w);
+                enum pt_step st = q == VNET_QUEUE_TX     ? vnet_tx_step(&r->dev.net, ops, &w)
+                                  : q == VNET_QUEUE_RX   ? vnet_rx_step(&r->dev.net, ops, &w)
+                                                         : vnet_ctrl_step(&r->dev.net, ops, &w);
                 if (st != PT_STEP_DONE)
                     break;
                 progress = true;

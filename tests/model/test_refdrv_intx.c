@@ -44,6 +44,11 @@ static struct refdrv_params drv_params(enum refdrv_mode mode, bool split)
     return p;
 }
 
+static bool had_ctrl_vq(const struct host_rig *r)
+{
+    return vs_feature_has(&r->negotiated, VIRTIO_NET_F_CTRL_VQ_BIT);
+}
+
 /* Run; every frame must come back intact in the ring format asked for. */
 static void run_ok(struct host_rig *r, const struct refdrv_params *p, bool split, struct refdrv_stats *st)
 {
@@ -102,6 +107,29 @@ Test(refdrv_intx, no_msix_napi_and_poll)
             cr_expect_not(pt_intx_asserted(&r->dev.tp));
             host_rig_free(r);
         }
+    }
+}
+
+/* The control queue over INTx: static notification coalescing ("Notifications
+ * Coalescing"), whose commands the driver sends and whose acks it polls for (the
+ * control queue has no vector) while the data queues' INTx interrupts come and go; it
+ * reads back what it set. Also a lazy device, so frames still arrive by interrupt. */
+Test(refdrv_intx, no_msix_control_queue_static_coalescing)
+{
+    for (int lazy = 0; lazy < 2; lazy++) {
+        struct host_rig *r = rig_new(false, true);
+        r->lazy = lazy;
+        struct refdrv_params p = drv_params(REFDRV_MODE_INTERRUPT, false);
+        p.coal_policy = REFDRV_COAL_STATIC;
+        p.coal_rx = (struct refdrv_coal){8, 50};
+        p.coal_tx = (struct refdrv_coal){8, 50};
+        struct refdrv_stats st;
+        run_ok(r, &p, false, &st);
+        cr_expect_geq(st.ctrl_commands, 2, "RX_SET and TX_SET at least");
+        cr_expect_eq(st.ctrl_errors, 0);
+        cr_expect(had_ctrl_vq(r));
+        cr_expect_not(pt_intx_asserted(&r->dev.tp));
+        host_rig_free(r);
     }
 }
 

@@ -77,7 +77,7 @@ enum refdrv_result rd_queue_setup(struct refdrv *d, uint16_t index, uint16_t vec
 
     /* "After mapping an event to vector, the driver MUST verify success by reading the
      * Vector field value." */
-    if (vector != VIRTIO_MSI_NO_VECTOR) { /* NO_VECTOR: INTx, nothing to map */
+    if (!d->intx) { /* INTx: no MSI-X capability, nothing to map */
         common_wr(d, VIRTIO_PCI_COMMON_Q_MSIX, 2, vector);
         if (common_rd(d, VIRTIO_PCI_COMMON_Q_MSIX, 2) != vector)
             return rd_give_up(d, REFDRV_DEVICE_ERROR);
