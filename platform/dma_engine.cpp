@@ -316,9 +316,13 @@ void stats_add_dma_engine(stats_table &s, const dma_engine &e, const dma_arbiter
     s.add_u64("dma.tags.max_in_flight", "count", stat_better::neutral, "most read tags held at once", e.max_tags_in_flight);
     s.add_f64("dma.tags.mean_in_flight", "count", stat_better::neutral, "read tags held on average over the run",
               sim_ns > 0 ? e.tag_busy.to_seconds() * 1e9 / sim_ns : 0.0);
-    static const char *const qname[] = {"rx", "tx", "ctrl"};
-    for (unsigned q = 0; q < arb.grants.size(); q++) {
-        const std::string n = std::string("dma.channel.") + qname[q];
+    // Per queue (the arbiter's requesters): pair 1 and the control queue always, the
+    // queues of pairs 2..N when they were granted a channel.
+    const unsigned nq = unsigned(arb.grants.size());
+    for (unsigned q : stats_queue_order(nq)) {
+        if (q >= 2 && q + 1 != nq && arb.grants[q] == 0 && arb.waits[q] == 0)
+            continue;
+        const std::string n = "dma.channel." + stats_queue_label(q, nq);
         s.add_u64(n + ".grants", "count", stat_better::lower, "DMA channel grants to this queue's engine (dma.channels_count > 0)",
                   arb.grants[q]);
         s.add_u64(n + ".waits", "count", stat_better::lower, "transfers of this queue that waited for a DMA channel",

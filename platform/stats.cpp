@@ -180,12 +180,37 @@ bool matches(const std::vector<std::string> &name, const std::vector<std::string
             continue;
         if (p.size() > 2 && p.front() == '<' && p.back() == '>' && p != "<n>" && !c.empty())
             continue;
+        // "rx<k>": rx followed by a number (the queues of pair k, stats_queue_label).
+        const size_t k = p.size() > 3 ? p.size() - 3 : std::string::npos;
+        if (k != std::string::npos && p.compare(k, 3, "<k>") == 0 && c.size() > k &&
+            c.compare(0, k, p, 0, k) == 0 && all_digits(c.substr(k)))
+            continue;
         return false;
     }
     return true;
 }
 
 } // namespace
+
+std::string stats_queue_label(unsigned q, unsigned num_queues)
+{
+    if (q + 1 == num_queues)
+        return "ctrl";
+    const unsigned pair = q / 2 + 1;
+    return std::string(q % 2 ? "tx" : "rx") + (pair > 1 ? std::to_string(pair) : "");
+}
+
+std::vector<unsigned> stats_queue_order(unsigned num_queues)
+{
+    std::vector<unsigned> order;
+    for (unsigned q = 0; q < num_queues && q < 2; q++)
+        order.push_back(q);
+    if (num_queues > 0)
+        order.push_back(num_queues - 1);
+    for (unsigned q = 2; q + 1 < num_queues; q++)
+        order.push_back(q);
+    return order;
+}
 
 std::vector<std::string> stats_known_names()
 {

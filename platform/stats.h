@@ -154,6 +154,15 @@ extern const documented_stat viosim_documented_stats[];
 // stands for any number (device.msix.vector.0.messages: every vector).
 std::vector<std::string> stats_known_names();
 
+// The name a virtio-net queue's rows carry (device.queue.<label>.*, dma.channel.<label>.*)
+// among num_queues = 2N + 1: pair 1's receiveq1 and transmitq1 are "rx" and "tx", the
+// control queue (the last) "ctrl", pair k >= 2's "rx<k>" and "tx<k>" (rx2, tx2, ...).
+// In a documented name, a component "rx<k>" stands for rx followed by a number.
+std::string stats_queue_label(unsigned q, unsigned num_queues);
+// The order queues' rows are written in: pair 1, the control queue, then pairs 2..N (so a
+// one-pair device's rows come where they always did).
+std::vector<unsigned> stats_queue_order(unsigned num_queues);
+
 // Whether name matches one of stats_known_names().
 bool stats_name_known(const std::string &name);
 

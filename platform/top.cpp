@@ -291,9 +291,16 @@ run_result collect_run(platform *p)
         s.add_u64("device.error.queue", "queue", stat_better::neutral,
                   "queue being processed when the device needed a reset (65535: none)", d.tp.error_queue);
     }
-    static const char *const qname[VNET_QUEUES] = {"rx", "tx", "ctrl"};
-    for (unsigned q = 0; q < VNET_QUEUES; q++) {
-        const std::string n = std::string("device.queue.") + qname[q];
+    // Pair 1 and the control queue always; pairs 2..N (device.queue.rx2.*, tx2.*, ...)
+    // only when the driver put one of their queues in service, so stats.json grows with
+    // the pairs used, not the pairs offered.
+    const unsigned nq = d.tp.num_queues;
+    const unsigned ctrl = nq - 1;
+    for (unsigned q : stats_queue_order(nq)) {
+        if (q >= 2 && q != ctrl && !p->dev.queue_started(uint16_t(q & ~1u)) &&
+            !p->dev.queue_started(uint16_t(q | 1u)))
+            continue;
+        const std::string n = "device.queue." + stats_queue_label(q, nq);
         s.add_u64(n + ".kicks", "count", stat_better::lower, "notifications received for this queue", d.tp.q[q].kicks);
         s.add_u64(n + ".wakeups", "count", stat_better::neutral, "times the queue's engine woke from sleep", p->dev.engine_wakeups[q]);
         s.add_f64(n + ".busy_ns", "ns", stat_better::lower, "device clock time the engine spent on this queue",
@@ -305,7 +312,7 @@ run_result collect_run(platform *p)
                   sim_ns > 0 ? p->dev.in_flight_area_ps[q] / (sim_ns * 1000.0) : 0.0);
         s.add_u64(n + ".in_flight_max", "buffers", stat_better::neutral, "most buffers of this queue in flight at once",
                   p->dev.in_flight_max[q]);
-        if (q == VNET_QUEUE_CTRL)
+        if (q == ctrl)
             continue; // coalescing applies to transmit and receive queues only
         s.add_u64(n + ".coal.notify_by_packets", "count", stat_better::lower,
                   "used buffer notifications sent under coalescing because max_packets buffers were counted",

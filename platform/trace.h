@@ -37,6 +37,10 @@ enum trace_track : int {
     TRACE_DEVICE_WALKER = 5000,
     // + lane (trace_lanes, below; at most TRACE_LANES_MAX lanes):
     TRACE_ATS_REQUESTS = 6000, // ATS Translation Requests the device sent
+    // Queues of pairs 2..N (device.queue_pairs_count > 1; pair 1 and the control queue
+    // keep TRACE_QUEUE_RX .. TRACE_QUEUE_CTRL and TRACE_QUEUE_ENGINE):
+    TRACE_QUEUE_PAIRS = 7000,         // + queue index: the queue's track
+    TRACE_QUEUE_PAIRS_ENGINE = 10000, // + queue * 64 + engine: one track per engine
 };
 
 // The stretch of simulated time a trace keeps, [from_us, to_us) in microseconds: a span

@@ -66,10 +66,18 @@ virtio_device_tlm::virtio_device_tlm(sc_core::sc_module_name name, const vdev_pa
                                      const device_timing &t, const dma_bench_setup &bench)
     : sc_module(name), target("target"), dma("dma"), t_(t), bench_(bench),
       dma_engine_(new dma_engine(dma, t.link, t.read_tags, t.completions_in_order)),
-      arbiter_("arbiter", t.dma_channels, VNET_QUEUES, t.arbitration)
+      arbiter_("arbiter", t.dma_channels, vnet_queues(p.queue_pairs ? p.queue_pairs : 1), t.arbitration)
 {
     if (!vdev_init(&dev_, &p))
         throw std::bad_alloc();
+    const uint16_t nq = num_queues();
+    q_.reset(new queue_rt[nq]);
+    engine_wakeups.assign(nq, 0);
+    engine_busy.assign(nq, SC_ZERO_TIME);
+    in_flight_area_ps.assign(nq, 0.0);
+    in_flight_max.assign(nq, 0);
+    coal_timer_arms.assign(nq, 0);
+    coal_timer_expiries.assign(nq, 0);
     if (t.ats)
         dma_engine_->enable_ats(t.atc);
     if (t.device_iommu)
@@ -79,80 +87,144 @@ virtio_device_tlm::virtio_device_tlm(sc_core::sc_module_name name, const vdev_pa
         t_.queue_engines = 1;
     if (t_.queue_engines > VDEV_ENGINES_MAX || t_.queue_engines > dev_.tp.engines)
         throw std::invalid_argument("device.queue_engines exceeds the kernel's slots");
-    for (uint16_t q = 0; q < VNET_QUEUES; q++)
+    for (uint16_t q = 0; q < nq; q++)
         if (role(q).signals >= sizeof signal_ / sizeof signal_[0] ||
             role(q).waits_on >= sizeof signal_ / sizeof signal_[0])
             throw std::invalid_argument("a queue role names a signal the platform does not have");
-    for (uint16_t q = 0; q < VNET_QUEUES; q++) {
-        for (unsigned k = 0; k < VDEV_ENGINES_MAX; k++) {
-            engine &e = engines_[q][k];
-            e.dev = this;
-            e.queue = q;
-            e.slot = k;
-            e.ops = {dma_read, dma_write, &e};
-            if (t_.engine_wakeup_next && k < engines(q))
-                e.turn.reset(new sc_core::sc_event);
-        }
-    }
     msi_engine_.dev = this;
-    msi_engine_.queue = 0xffff;
+    msi_engine_.queue = PT_NO_QUEUE;
     msi_engine_.ops = {dma_read, dma_write, &msi_engine_};
-    for (uint16_t q = 0; q < VNET_QUEUES; q++) {
-        if (!role(q).coalesces)
-            continue;
-        engine &c = coal_ctx_[q];
-        c.dev = this;
-        c.queue = q;
-        c.ops = {dma_read, dma_write, &c};
-        c.track = TRACE_QUEUE_ENGINE + q * 64 + int(VDEV_ENGINES_MAX);
-        c.no_wait = true;
-        sc_core::sc_spawn(sc_bind(&virtio_device_tlm::coal_timer_thread, this, q));
-    }
-    // Each queue's first engine, in the order the one-pair platform always started them
-    // (transmit, receive, control): SystemC runs processes made runnable at the same
-    // time in creation order, and the exact results depend on it.
-    for (uint16_t q : {uint16_t(VNET_QUEUE_TX), uint16_t(VNET_QUEUE_RX), uint16_t(VNET_QUEUE_CTRL)})
-        sc_core::sc_spawn(sc_bind(&virtio_device_tlm::queue_engine, this, q, 0u));
+    // Pair 1 and the control queue, in the order the one-pair platform always started
+    // their processes (coalescing timers; each queue's first engine: transmit, receive,
+    // control; the MSI-X sender; the other engines): SystemC runs processes made
+    // runnable at the same time in creation order, and the exact results depend on it.
+    // The other pairs' queues start when the driver first puts them in service.
+    const uint16_t ctrl = vnet_ctrl_queue(&dev_.net);
+    const uint16_t first[] = {uint16_t(VNET_QUEUE_RX), uint16_t(VNET_QUEUE_TX), ctrl};
+    for (uint16_t q : first)
+        start_queue(q, false, SC_ZERO_TIME);
+    for (uint16_t q : {uint16_t(VNET_QUEUE_TX), uint16_t(VNET_QUEUE_RX), ctrl})
+        sc_core::sc_spawn(sc_bind(&virtio_device_tlm::queue_engine, this, q, 0u, SC_ZERO_TIME));
     SC_THREAD(msi_sender);
+    processes_++;
     SC_METHOD(devmem_arrivals);
     sensitive << devmem_arrival_;
     dont_initialize();
-    for (uint16_t q = 0; q < VNET_QUEUES; q++)
+    for (uint16_t q : first)
         for (unsigned k = 1; k < engines(q); k++)
-            sc_core::sc_spawn(sc_bind(&virtio_device_tlm::queue_engine, this, q, k));
+            sc_core::sc_spawn(sc_bind(&virtio_device_tlm::queue_engine, this, q, k, SC_ZERO_TIME));
     if (bench_.enabled)
         SC_THREAD(bench_thread);
+}
+
+// Queue q's engines' contexts and its coalescing timer; with spawn_engines, its engines'
+// processes too, starting after `start`.
+void virtio_device_tlm::start_queue(uint16_t q, bool spawn_engines, const sc_time &start)
+{
+    queue_rt &qr = q_[q];
+    qr.started = true;
+    qr.engines.reset(new engine[engines(q)]);
+    for (unsigned k = 0; k < engines(q); k++) {
+        engine &e = qr.engines[k];
+        e.dev = this;
+        e.queue = q;
+        e.slot = k;
+        e.ops = {dma_read, dma_write, &e};
+        e.track = engines(q) == 1 ? queue_track(q) : engine_track(q, k);
+        if (t_.engine_wakeup_next)
+            e.turn.reset(new sc_core::sc_event);
+    }
+    processes_ += engines(q);
+    if (role(q).coalesces) {
+        engine &c = qr.coal_ctx;
+        c.dev = this;
+        c.queue = q;
+        c.ops = {dma_read, dma_write, &c};
+        c.track = engine_track(q, VDEV_ENGINES_MAX);
+        c.no_wait = true;
+        sc_core::sc_spawn(sc_bind(&virtio_device_tlm::coal_timer_thread, this, q));
+        processes_++;
+        if (spawn_engines && vnet_coal_recheck_needed(&dev_.net, q))
+            qr.coal_due.notify(start); // parameters set before the queue was in service
+    }
+    for (unsigned k = 0; spawn_engines && k < engines(q); k++)
+        sc_core::sc_spawn(sc_bind(&virtio_device_tlm::queue_engine, this, q, k, start));
+}
+
+// Is queue q in service: live (enabled, DRIVER_OK, no failure) and, for a data queue,
+// of a pair the driver asked for ("Automatic receive steering in multiqueue mode": only
+// receiveq1 and transmitq1 until VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET)?
+bool virtio_device_tlm::in_service(uint16_t q) const
+{
+    return pt_queue_live(&dev_.tp, q) &&
+           (q == vnet_ctrl_queue(&dev_.net) || q / 2u < dev_.net.pairs);
+}
+
+// After a register write that was not a notification (delay: when it arrives), or a
+// control command that changed the pairs in use: start the queues that came into
+// service for the first time, and wake the engines asleep on a queue that is back.
+void virtio_device_tlm::queues_changed(const sc_time &delay)
+{
+    bool wake = false;
+    for (uint16_t q = 0; q < num_queues(); q++) {
+        if (!q_[q].started) {
+            if (in_service(q))
+                start_queue(q, true, delay);
+        } else if (q_[q].dormant && in_service(q)) {
+            wake = true;
+        }
+    }
+    if (wake)
+        revive_.notify(delay);
+}
+
+// Names and timeline tracks. Pair 1 and the control queue keep the tracks of the
+// one-pair platform (TRACE_QUEUE_RX + 0, 1, 2; TRACE_QUEUE_ENGINE + q * 64 + k with q
+// the one-pair index); the queues of pairs 2..N have tracks of their own ranges.
+std::string virtio_device_tlm::queue_name(uint16_t q) const
+{
+    if (q == vnet_ctrl_queue(&dev_.net))
+        return "controlq";
+    return std::string(q % 2u ? "transmitq" : "receiveq") + std::to_string(q / 2u + 1u);
+}
+
+int virtio_device_tlm::queue_track(uint16_t q) const
+{
+    if (q == vnet_ctrl_queue(&dev_.net))
+        return TRACE_QUEUE_CTRL;
+    return q < VNET_QUEUE_CTRL ? TRACE_QUEUE_RX + q : TRACE_QUEUE_PAIRS + q;
+}
+
+int virtio_device_tlm::engine_track(uint16_t q, unsigned k) const
+{
+    if (q == vnet_ctrl_queue(&dev_.net))
+        return TRACE_QUEUE_ENGINE + int(VNET_QUEUE_CTRL) * 64 + int(k);
+    return q < VNET_QUEUE_CTRL ? TRACE_QUEUE_ENGINE + q * 64 + int(k)
+                               : TRACE_QUEUE_PAIRS_ENGINE + q * 64 + int(k);
 }
 
 virtio_device_tlm::~virtio_device_tlm() { vdev_fini(&dev_); }
 
 void virtio_device_tlm::set_trace(trace_recorder *t, trace_counters *c)
 {
-    static const char *const names[VNET_QUEUES] = {"receiveq1", "transmitq1", "controlq"};
     trace = t;
     counters_ = c;
     dma_engine_->set_trace(t, c);
-    for (uint16_t q = 0; q < VNET_QUEUES; q++) {
-        const std::string queue = names[q];
-        if (engines(q) == 1) {
-            engines_[q][0].track = TRACE_QUEUE_RX + q;
-            if (t)
-                t->name_track(TRACE_QUEUE_RX + q, "device: " + queue + " engine");
-        } else {
+    for (uint16_t q = 0; q < num_queues(); q++) {
+        const std::string queue = queue_name(q);
+        if (t && engines(q) == 1) {
+            t->name_track(queue_track(q), "device: " + queue + " engine");
+        } else if (t) {
             // The queue's own track keeps what the queue does as a whole (coalescing
             // windows); each engine's DMA goes on its own.
-            if (t)
-                t->name_track(TRACE_QUEUE_RX + q, "device: " + queue);
-            for (unsigned k = 0; k < engines(q); k++) {
-                engines_[q][k].track = TRACE_QUEUE_ENGINE + q * 64 + int(k);
-                if (t)
-                    t->name_track(engines_[q][k].track,
-                                  "device: " + queue + " engine " + std::to_string(k + 1));
-            }
+            t->name_track(queue_track(q), "device: " + queue);
+            for (unsigned k = 0; k < engines(q); k++)
+                t->name_track(engine_track(q, k),
+                              "device: " + queue + " engine " + std::to_string(k + 1));
         }
         if (c) {
-            in_flight_counter_[q] = c->add(queue + " buffers in flight", queue + "_buffers_in_flight");
-            ring_counter_[q] = c->add(queue + " ring occupancy", queue + "_ring_occupancy");
+            q_[q].in_flight_counter = c->add(queue + " buffers in flight", queue + "_buffers_in_flight");
+            q_[q].ring_counter = c->add(queue + " ring occupancy", queue + "_ring_occupancy");
         }
     }
 }
@@ -167,7 +239,7 @@ void virtio_device_tlm::sample_ring(uint16_t q)
     if (!vq.enabled || !vq.ops || std::strcmp(vq.ops->name, "split") != 0)
         return;
     const svq &r = vq.ring.split;
-    counters_->set(ring_counter_[q], sc_core::sc_time_stamp(),
+    counters_->set(q_[q].ring_counter, sc_core::sc_time_stamp(),
                    uint16_t(r.shadow_avail_idx - r.published_used_idx));
 }
 
@@ -193,6 +265,7 @@ void virtio_device_tlm::b_transport(tlm::tlm_generic_payload &tx, sc_time &delay
         } else {
             memcpy(&value, data, len);
             pt_cfg_write(&dev_.tp, off, len, uint32_t(value));
+            queues_changed(delay);
             state_change_.notify(delay);
         }
     } else if (pt_is_devmem_event_write(&dev_.tp, addr, len) && tx.is_write()) {
@@ -209,15 +282,16 @@ void virtio_device_tlm::b_transport(tlm::tlm_generic_payload &tx, sc_time &delay
         memcpy(data, &value, len);
     } else {
         memcpy(&value, data, len);
-        uint16_t kicked = 0xffff;
+        uint16_t kicked = PT_NO_QUEUE;
         pt_mmio_write(&dev_.tp, addr, len, value, &kicked);
-        if (kicked < VNET_QUEUES) {
-            static const char *const names[VNET_QUEUES] = {"notify receiveq1", "notify transmitq1",
-                                                           "notify controlq"};
+        if (kicked < num_queues()) {
             if (trace)
-                trace->instant(TRACE_DOORBELLS, names[kicked], sc_core::sc_time_stamp() + delay);
-            kicked_[kicked] = true;
-            kick_[kicked].notify(delay);
+                trace->instant(TRACE_DOORBELLS, ("notify " + queue_name(kicked)).c_str(),
+                               sc_core::sc_time_stamp() + delay);
+            q_[kicked].kicked = true;
+            q_[kicked].kick.notify(delay);
+        } else {
+            queues_changed(delay);
         }
         state_change_.notify(delay);
     }
@@ -270,8 +344,11 @@ void virtio_device_tlm::devmem_arrivals()
 dma_request_attr virtio_device_tlm::queue_attr(const engine &e) const
 {
     dma_request_attr a;
-    if (e.queue < VNET_QUEUES) {
-        a.pasid = t_.queue_pasid[e.queue];
+    if (e.queue < num_queues()) {
+        const uint16_t q = e.queue;
+        a.pasid = t_.queue_pasid[q == vnet_ctrl_queue(&dev_.net) ? VNET_QUEUE_CTRL
+                                 : q % 2u                        ? VNET_QUEUE_TX
+                                                                 : VNET_QUEUE_RX];
         a.translate = vpci_negotiated(&dev_.tp.vpci, VIRTIO_F_ACCESS_PLATFORM_BIT);
     }
     return a;
@@ -284,7 +361,7 @@ enum vs_dma_status virtio_device_tlm::do_dma(engine &e, tlm::tlm_command cmd, ui
     // Queue engines share the DMA channels (when limited): wait for one first.
     // (The coalescing timer's decision read is the notification unit's own: it does not
     // compete for the data channels, and it does not wait; see coal_timer_thread.)
-    const bool arbitrated = arbiter_.enabled() && e.queue < VNET_QUEUES && !e.no_wait;
+    const bool arbitrated = arbiter_.enabled() && e.queue < num_queues() && !e.no_wait;
     unsigned channel = 0;
     if (arbitrated) {
         e.qk.sync();
@@ -297,7 +374,7 @@ enum vs_dma_status virtio_device_tlm::do_dma(engine &e, tlm::tlm_command cmd, ui
                                      : dma_engine_->write(addr, buf, len, at, a);
     if (arbitrated)
         arbiter_.release(channel, t.data_ready);
-    if (trace && e.queue < VNET_QUEUES)
+    if (trace && e.queue < num_queues())
         trace->span(e.track, what, at, t.data_ready);
     e.qk.set(t.data_ready - now);
     if (!e.no_wait)
@@ -401,14 +478,14 @@ void virtio_device_tlm::send_msis(engine &e)
     if (dev_.tp.outbox_count == 0)
         return;
     const sc_time from = sc_core::sc_time_stamp() + e.qk.get_local_time();
-    for (const sc_time &held : msi_held_until_)
-        if (held > from)
+    for (uint16_t q = 0; msi_holds_ && q < num_queues(); q++)
+        if (q_[q].msi_held_until > from)
             return; // a timer decision's message goes first (coal_timer_thread)
     msix_message m;
     while (pt_take_msi(&dev_.tp, &m)) {
         uint32_t data = m.data;
         // Time to interrupt: this queue engine's last publication to this message.
-        if (e.published && e.queue < VNET_QUEUES && m.vector == dev_.tp.vpci.q[e.queue].msix_vector) {
+        if (e.published && e.queue < num_queues() && m.vector == dev_.tp.vpci.q[e.queue].msix_vector) {
             const sc_time at = sc_core::sc_time_stamp() + e.qk.get_local_time();
             hist_record(time_to_interrupt.get(), uint64_t((at - e.published_at).to_seconds() * 1e12 + 0.5));
             e.published = false;
@@ -459,7 +536,7 @@ void virtio_device_tlm::coal_follow(uint16_t q, const sc_time &now)
     uint32_t usecs = 0, window = 0;
     const bool open = vnet_coal_timer(&dev_.net, q, &usecs, &window);
     coal_timer_step s;
-    coal_timer_follow(&coal_[q], open, window, usecs, now.value(), &s);
+    coal_timer_follow(&q_[q].coal, open, window, usecs, now.value(), &s);
     if (s.ended && trace)
         trace->span(TRACE_QUEUE_RX + q, "coal_window", sc_time::from_value(s.ended_start_ps),
                     now);
@@ -468,7 +545,7 @@ void virtio_device_tlm::coal_follow(uint16_t q, const sc_time &now)
     // An earlier pending notification wins (the timer then sleeps again until this
     // deadline); a later one is replaced by this.
     if (s.arm)
-        coal_due_[q].notify(coal_delay(s.at_ps));
+        q_[q].coal_due.notify(coal_delay(s.at_ps));
 }
 
 // Called by an engine after a step of its queue that may have published used buffers
@@ -478,15 +555,15 @@ void virtio_device_tlm::coal_arm(engine &e)
 {
     const uint16_t q = e.queue;
     if (role(q).changes_coalescing) {
-        for (uint16_t d = 0; d < VNET_QUEUES; d++)
-            if (role(d).coalesces && vnet_coal_recheck_needed(&dev_.net, d))
-                coal_due_[d].notify(e.qk.get_local_time());
+        for (uint16_t d = 0; d < num_queues(); d++)
+            if (q_[d].started && role(d).coalesces && vnet_coal_recheck_needed(&dev_.net, d))
+                q_[d].coal_due.notify(e.qk.get_local_time());
         return;
     }
     if (!role(q).coalesces)
         return;
     uint32_t usecs = 0, window = 0;
-    if (!coal_[q].armed && !vnet_coal_timer(&dev_.net, q, &usecs, &window))
+    if (!q_[q].coal.armed && !vnet_coal_timer(&dev_.net, q, &usecs, &window))
         return; // no window open nor timed (the common case without coalescing)
     coal_follow(q, sc_core::sc_time_stamp() + e.qk.get_local_time());
 }
@@ -500,15 +577,15 @@ void virtio_device_tlm::coal_arm(engine &e)
 // timer never runs.
 void virtio_device_tlm::used_enter(uint16_t q)
 {
-    used_busy_[q]++;
+    q_[q].used_busy++;
 }
 
 void virtio_device_tlm::used_leave(engine &e)
 {
     const uint16_t q = e.queue;
-    used_busy_[q]--;
-    if (used_busy_[q] == 0 && timer_waits_[q])
-        t_.timing.notify_here(used_free_[q], e.qk);
+    q_[q].used_busy--;
+    if (q_[q].used_busy == 0 && q_[q].timer_waits)
+        t_.timing.notify_here(q_[q].used_free, e.qk);
 }
 
 // MSI-X messages a timer decision queued. The time to interrupt counts from the queue's
@@ -518,7 +595,7 @@ void virtio_device_tlm::coal_send_msis(engine &c)
     const uint16_t q = c.queue;
     engine *last = nullptr;
     for (unsigned k = 0; k < engines(q); k++) {
-        engine &o = engines_[q][k];
+        engine &o = q_[q].engines[k];
         if (o.published && (!last || o.published_at > last->published_at))
             last = &o;
     }
@@ -528,7 +605,7 @@ void virtio_device_tlm::coal_send_msis(engine &c)
     send_msis(c);
     if (last && !c.published) // its interrupt went: the publications are served
         for (unsigned k = 0; k < engines(q); k++)
-            engines_[q][k].published = false;
+            q_[q].engines[k].published = false;
 }
 
 // Queue q's max_usecs timer: sleeps until the deadline of the window in force (or a
@@ -540,26 +617,25 @@ void virtio_device_tlm::coal_send_msis(engine &c)
 // until then no other context sends messages (they leave in the order decided).
 void virtio_device_tlm::coal_timer_thread(uint16_t q)
 {
-    engine &c = coal_ctx_[q];
-    coal_timer &t = coal_[q];
+    engine &c = q_[q].coal_ctx;
+    coal_timer &t = q_[q].coal;
     for (;;) {
-        wait(coal_due_[q]);
+        wait(q_[q].coal_due);
         bool rearm = false;
         uint64_t at_ps = 0;
         if (!coal_timer_wake(&t, vnet_coal_recheck_needed(&dev_.net, q),
                              sc_core::sc_time_stamp().value(), &rearm, &at_ps)) {
             if (rearm) // woken for a window that has since ended
-                coal_due_[q].notify(coal_delay(at_ps));
+                q_[q].coal_due.notify(coal_delay(at_ps));
             continue;
         }
-        timer_waits_[q] = true;
-        while (used_busy_[q])
-            wait(used_free_[q]);
-        timer_waits_[q] = false;
-        if (trace && !coal_track_named_[q]) {
-            static const char *const names[VNET_QUEUES] = {"receiveq1", "transmitq1", "controlq"};
-            trace->name_track(c.track, std::string("device: ") + names[q] + " coalescing timer");
-            coal_track_named_[q] = true;
+        q_[q].timer_waits = true;
+        while (q_[q].used_busy)
+            wait(q_[q].used_free);
+        q_[q].timer_waits = false;
+        if (trace && !q_[q].coal_track_named) {
+            trace->name_track(c.track, "device: " + queue_name(q) + " coalescing timer");
+            q_[q].coal_track_named = true;
         }
         c.qk.reset();
         if (vnet_coal_recheck_needed(&dev_.net, q))
@@ -577,9 +653,11 @@ void virtio_device_tlm::coal_timer_thread(uint16_t q)
             c.qk.sync();
             continue;
         }
-        msi_held_until_[q] = now + c.qk.get_local_time();
+        q_[q].msi_held_until = now + c.qk.get_local_time();
+        msi_holds_++;
         c.qk.sync();
-        msi_held_until_[q] = SC_ZERO_TIME;
+        q_[q].msi_held_until = SC_ZERO_TIME;
+        msi_holds_--;
         coal_send_msis(c);
         c.qk.sync();
     }
@@ -596,7 +674,7 @@ void virtio_device_tlm::engine_wait(engine &e, const sc_core::sc_event &a,
     for (;;) {
         const uint32_t before = dev_.tp.generation[q];
         wait(a | b);
-        if (role(q).wakes_on_kick_only && !a.triggered() && !kicked_[q] &&
+        if (role(q).wakes_on_kick_only && !a.triggered() && !q_[q].kicked &&
             dev_.tp.generation[q] == before && pt_queue_live(&dev_.tp, q))
             continue;
         return;
@@ -617,48 +695,48 @@ void virtio_device_tlm::take_lock(engine &e)
     const uint16_t q = e.queue;
     if (t_.engine_wakeup_next) {
         // The take goes to the engines in the order they asked for it.
-        if (taking_[q] || !take_queue_[q].empty()) {
-            take_queue_[q].push_back(&e);
-            while (taking_[q] || take_queue_[q].front() != &e) {
+        if (q_[q].taking || !q_[q].take_queue.empty()) {
+            q_[q].take_queue.push_back(&e);
+            while (q_[q].taking || q_[q].take_queue.front() != &e) {
                 e.qk.sync();
-                if (taking_[q] || take_queue_[q].front() != &e)
+                if (q_[q].taking || q_[q].take_queue.front() != &e)
                     wait(*e.turn);
             }
-            take_queue_[q].pop_front();
+            q_[q].take_queue.pop_front();
         }
     } else {
-        while (taking_[q]) {
+        while (q_[q].taking) {
             e.qk.sync();
-            if (taking_[q])
-                wait(take_done_[q]);
+            if (q_[q].taking)
+                wait(q_[q].take_done);
         }
     }
-    taking_[q] = true;
+    q_[q].taking = true;
     e.holds_take = true;
 }
 
 void virtio_device_tlm::take_unlock(engine &e)
 {
     const uint16_t q = e.queue;
-    taking_[q] = false;
+    q_[q].taking = false;
     e.holds_take = false;
     if (!t_.engine_wakeup_next)
-        t_.timing.notify_here(take_done_[q], e.qk);
-    else if (!take_queue_[q].empty())
-        t_.timing.notify_here(*take_queue_[q].front()->turn, e.qk);
+        t_.timing.notify_here(q_[q].take_done, e.qk);
+    else if (!q_[q].take_queue.empty())
+        t_.timing.notify_here(*q_[q].take_queue.front()->turn, e.qk);
 }
 
 void virtio_device_tlm::in_flight_add(const engine &e, int delta)
 {
     const uint16_t q = e.queue;
     const sc_time now = sc_core::sc_time_stamp() + e.qk.get_local_time();
-    in_flight_area_ps[q] += double(in_flight_[q]) * (now - in_flight_since_[q]).to_seconds() * 1e12;
-    in_flight_since_[q] = now;
-    in_flight_[q] = unsigned(int(in_flight_[q]) + delta);
-    if (in_flight_[q] > in_flight_max[q])
-        in_flight_max[q] = in_flight_[q];
+    in_flight_area_ps[q] += double(q_[q].in_flight) * (now - q_[q].in_flight_since).to_seconds() * 1e12;
+    q_[q].in_flight_since = now;
+    q_[q].in_flight = unsigned(int(q_[q].in_flight) + delta);
+    if (q_[q].in_flight > in_flight_max[q])
+        in_flight_max[q] = q_[q].in_flight;
     if (counters_) {
-        counters_->set(in_flight_counter_[q], now, in_flight_[q]);
+        counters_->set(q_[q].in_flight_counter, now, q_[q].in_flight);
         sample_ring(q);
     }
 }
@@ -674,7 +752,7 @@ enum pt_step virtio_device_tlm::engine_step(engine &e, pt_work &w)
     if (s != PT_STEP_DONE)
         return s;
     if (t_.engine_wakeup_next)
-        in_take_order_[q].push_back(&e);
+        q_[q].in_take_order.push_back(&e);
     take_unlock(e);
     in_flight_add(e, +1);
     s = pt_move(&dev_.tp, q, e.slot, &w);
@@ -700,13 +778,13 @@ enum pt_step virtio_device_tlm::engine_step(engine &e, pt_work &w)
             wait(*e.turn);
             e.awaits_turn = false;
         } else {
-            wait(finished_[q]);
+            wait(q_[q].finished);
         }
         s = PT_STEP_DONE;
     }
     in_flight_add(e, -1);
     if (t_.engine_wakeup_next) {
-        auto &order = in_take_order_[q];
+        auto &order = q_[q].in_take_order;
         order.erase(std::find(order.begin(), order.end(), &e)); // the front but on a failure
     }
     wake_finishers(e);
@@ -727,17 +805,17 @@ void virtio_device_tlm::wake_finishers(const engine &e)
 {
     const uint16_t q = e.queue;
     if (!t_.engine_wakeup_next) {
-        t_.timing.notify_here(finished_[q], e.qk);
+        t_.timing.notify_here(q_[q].finished, e.qk);
         return;
     }
-    for (engine *o : in_take_order_[q]) {
+    for (engine *o : q_[q].in_take_order) {
         if (pt_finish_waits(&dev_.tp, q, o->slot))
             break;
         if (o->awaits_turn)
             t_.timing.notify_here(*o->turn, e.qk);
     }
-    if (in_flight_[q] == 0)
-        t_.timing.notify_here(finished_[q], e.qk);
+    if (q_[q].in_flight == 0)
+        t_.timing.notify_here(q_[q].finished, e.qk);
 }
 
 // The queue ran dry (or a buffer failed): before publishing, wait for the queue's
@@ -745,10 +823,10 @@ void virtio_device_tlm::wake_finishers(const engine &e)
 void virtio_device_tlm::wait_in_flight(engine &e)
 {
     const uint16_t q = e.queue;
-    while (in_flight_[q] > 0) {
+    while (q_[q].in_flight > 0) {
         e.qk.sync();
-        if (in_flight_[q] > 0)
-            wait(finished_[q]);
+        if (q_[q].in_flight > 0)
+            wait(q_[q].finished);
     }
 }
 
@@ -759,14 +837,28 @@ void virtio_device_tlm::run_engine(engine &e, sc_core::sc_event &more_work)
     for (;;) {
         if (e.holds_take)
             take_unlock(e);
-        if (!pt_queue_live(&dev_.tp, q)) {
+        if (!in_service(q)) {
+            // Disabled, reset, before DRIVER_OK, or of a pair the driver does not use:
+            // sleep until a register write or a VQ_PAIRS_SET brings the queue back
+            // (queues_changed), not woken by the data path's notifications.
             e.qk.sync();
-            wait(state_change_);
+            q_[q].dormant++;
+            dormant_++;
+            while (!in_service(q))
+                wait(revive_);
+            q_[q].dormant--;
+            dormant_--;
             continue;
         }
         pt_work w = {};
         const enum pt_step s = engine_step(e, w);
         charge(e, w);
+        if (dev_.net.pairs != pairs_seen_) {
+            // A VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET took effect: start or wake the queues of
+            // the pairs now in use (the others go to sleep when they next look).
+            pairs_seen_ = dev_.net.pairs;
+            queues_changed(e.qk.get_local_time());
+        }
         if (s == PT_STEP_DONE) {
             if (r.signals && (r.signals_on_frames ? w.frames : w.buffers))
                 signal_[r.signals].notify(e.qk.get_local_time());
@@ -803,7 +895,7 @@ void virtio_device_tlm::run_engine(engine &e, sc_core::sc_event &more_work)
         // Waiting for the driver to make buffers available: ask for notifications and
         // re-check the ring, since the driver may have added buffers before it could
         // see the request ("Driver and Device Event Suppression").
-        kicked_[q] = false;
+        q_[q].kicked = false;
         used_enter(q);
         const enum pt_step armed = pt_arm_notifications(&dev_.tp, q, &e.ops);
         used_leave(e);
@@ -811,11 +903,11 @@ void virtio_device_tlm::run_engine(engine &e, sc_core::sc_event &more_work)
             sample_ring(q);
         send_msis(e);
         e.qk.sync();
-        if (armed != PT_STEP_DONE && !kicked_[q]) {
-            engine_wait(e, kick_[q], state_change_);
+        if (armed != PT_STEP_DONE && !q_[q].kicked) {
+            engine_wait(e, q_[q].kick, state_change_);
             engine_wakeups[q]++;
         }
-        kicked_[q] = false;
+        q_[q].kicked = false;
         used_enter(q);
         pt_quiet_notifications(&dev_.tp, q, &e.ops);
         used_leave(e);
@@ -831,8 +923,10 @@ sc_core::sc_event &virtio_device_tlm::more_work(uint16_t q)
 }
 
 // Engine k of queue q, whatever the queue's role.
-void virtio_device_tlm::queue_engine(uint16_t q, unsigned k)
+void virtio_device_tlm::queue_engine(uint16_t q, unsigned k, sc_time start)
 {
-    engines_[q][k].qk.reset();
-    run_engine(engines_[q][k], more_work(q));
+    if (start != SC_ZERO_TIME)
+        wait(start); // started by a register write, which takes effect on arrival
+    q_[q].engines[k].qk.reset();
+    run_engine(q_[q].engines[k], more_work(q));
 }

@@ -7,6 +7,15 @@
 // comes from its queue's role (struct pt_role). Engines charge device clock cycles per
 // descriptor and per frame; DMA time comes from the link and memory behind the
 // initiator socket.
+//
+// The function has as many queues as its personality says (virtio-net: 2N+1 for
+// device.queue_pairs_count = N). Per-queue state is allocated for that count; all
+// queues share the one DMA engine (its read tags), the channel arbiter, the link and
+// the IOTLB, so contention between queues emerges. Queues of pair 1 and the control
+// queue start their processes at elaboration; the queues of pairs 2..N when the driver
+// first puts them in service (enabled, DRIVER_OK, within the pairs the driver asked
+// for), so queues a driver never uses cost no process, and a queue out of service
+// sleeps until a register write or a VQ_PAIRS_SET brings it back.
 #ifndef VIOSIM_VIRTIO_DEVICE_TLM_H
 #define VIOSIM_VIRTIO_DEVICE_TLM_H
 
@@ -14,6 +23,7 @@
 #include <functional>
 #include <deque>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include <systemc>
@@ -44,7 +54,9 @@ struct device_timing {
     // (the next in take order, and any whose buffer went stale), not every waiting one.
     bool engine_wakeup_next = false;
     run_ahead timing;            // sim.timing: when the engines synchronise
-    uint32_t queue_pasid[VNET_QUEUES]; // address space each queue's DMA is tagged with
+    // Address space each class of queue's DMA is tagged with: every receive queue,
+    // every transmit queue, the control queue (indexed as VNET_QUEUE_RX/TX/CTRL).
+    uint32_t queue_pasid[VNET_QUEUES];
     // Software-device profile: the store barrier a CPU needs before publishing used
     // descriptors (hardware orders its posted writes for free).
     sc_core::sc_time used_write_barrier = sc_core::SC_ZERO_TIME;
@@ -119,18 +131,28 @@ public:
     // (stats.json result.negotiated_features).
     vs_features negotiated_features{};
     uint64_t msi_per_vector[MSIX_VECTORS_MAX] = {};
-    uint64_t engine_wakeups[VNET_QUEUES] = {};
-    sc_core::sc_time engine_busy[VNET_QUEUES];  // summed over the queue's engines
+    // Per queue (num_queues() of each):
+    std::vector<uint64_t> engine_wakeups;
+    std::vector<sc_core::sc_time> engine_busy;  // summed over the queue's engines
     // Buffers of a queue between take and finish: time integral (buffer-ps), largest.
-    double in_flight_area_ps[VNET_QUEUES] = {};
-    unsigned in_flight_max[VNET_QUEUES] = {};
-    unsigned engines(uint16_t q) const { return role(q).single_engine ? 1u : t_.queue_engines; }
-    const pt_role &role(uint16_t q) const { return *dev_.tp.role[q]; }
+    std::vector<double> in_flight_area_ps;
+    std::vector<unsigned> in_flight_max;
     // Notification coalescing timers ("Notifications Coalescing"), per queue: counting
     // windows a max_usecs timer was started for, and timers that ended with the window
     // still open (each then takes the notification decision).
-    uint64_t coal_timer_arms[VNET_QUEUES] = {};
-    uint64_t coal_timer_expiries[VNET_QUEUES] = {};
+    std::vector<uint64_t> coal_timer_arms;
+    std::vector<uint64_t> coal_timer_expiries;
+    uint16_t num_queues() const { return dev_.tp.num_queues; }
+    unsigned engines(uint16_t q) const { return role(q).single_engine ? 1u : t_.queue_engines; }
+    const pt_role &role(uint16_t q) const { return *dev_.tp.role[q]; }
+    // The queue's name as the spec gives it (receiveqK, transmitqK, controlq).
+    std::string queue_name(uint16_t q) const;
+    // Whether queue q's processes were started (pair 1 and the control queue always;
+    // another pair's once the driver first put its queues in service).
+    bool queue_started(uint16_t q) const { return q_[q].started; }
+    // SystemC processes this device started: one per engine, per coalescing timer, the
+    // MSI-X sender.
+    unsigned processes() const { return processes_; }
     // Per used buffer notification: from the moment the write publishing the used
     // buffers left the device to the moment its MSI-X message was issued, ps.
     hist_ptr time_to_interrupt = hist_make(); // picoseconds
@@ -173,7 +195,7 @@ private:
     // at the first violation when asked to.
     void conformance_now(const sc_core::sc_time &at);
     void conformance_check();
-    void queue_engine(uint16_t q, unsigned k);
+    void queue_engine(uint16_t q, unsigned k, sc_core::sc_time start);
     sc_core::sc_event &more_work(uint16_t q);
     void run_engine(engine &e, sc_core::sc_event &more_work);
     enum pt_step engine_step(engine &e, pt_work &w);
@@ -202,52 +224,68 @@ private:
                               uint32_t len, dma_request_attr a, const char *what);
     dma_request_attr queue_attr(const engine &e) const;
 
+    // A queue's runtime state (one per queue of the function, q_).
+    struct queue_rt {
+        bool started = false;   // its processes exist (start_queue)
+        std::unique_ptr<engine[]> engines; // engines(q) of them, once started
+        sc_core::sc_event kick;
+        bool kicked = false;    // a kick arrived since the engine last looked
+        unsigned dormant = 0;   // engines asleep because the queue is out of service
+        // Coalescing: the kernel counts buffers and keeps the queue's max_usecs timer
+        // (model/coalesce.h); a process per data queue (coal_timer_thread) with its own
+        // DMA context (coal_ctx) serves it. coal_due fires at a timer's end or when new
+        // parameters need a re-check.
+        coal_timer coal = {};
+        sc_core::sc_event coal_due;
+        engine coal_ctx;
+        bool coal_track_named = false;
+        // The used side (used_enter): engines inside a used-side call, whether the timer
+        // waits for them to leave, and its wake-up.
+        unsigned used_busy = 0;
+        bool timer_waits = false;
+        sc_core::sc_event used_free;
+        // A timer decision's MSI-X message waits for its event-suppression read until then.
+        sc_core::sc_time msi_held_until;
+        // The engines: one takes buffers from the ring at a time (taking), buffers finish
+        // in take order (finished wakes the next, or wake_finishers), in_flight counts
+        // taken buffers. sim.engine_wakeup = next: the engines waiting to take, and those
+        // with a buffer in flight, each in the order they came.
+        bool taking = false;
+        sc_core::sc_event take_done;
+        std::deque<engine *> take_queue;
+        std::deque<engine *> in_take_order;
+        sc_core::sc_event finished;
+        unsigned in_flight = 0;
+        sc_core::sc_time in_flight_since;
+        int in_flight_counter = 0;
+        int ring_counter = 0;
+    };
+    bool in_service(uint16_t q) const;
+    void start_queue(uint16_t q, bool spawn_engines, const sc_core::sc_time &start);
+    void queues_changed(const sc_core::sc_time &delay);
+    int queue_track(uint16_t q) const;
+    int engine_track(uint16_t q, unsigned k) const;
+
     vdev dev_;
     device_timing t_;
     dma_bench_setup bench_;
     std::unique_ptr<dma_engine> dma_engine_;
     dma_arbiter arbiter_;
-    engine engines_[VNET_QUEUES][VDEV_ENGINES_MAX];
+    std::unique_ptr<queue_rt[]> q_;   // num_queues() of them
     engine msi_engine_;
-    sc_core::sc_event kick_[VNET_QUEUES];
-    bool kicked_[VNET_QUEUES] = {};   // a kick arrived since the engine last looked
+    unsigned processes_ = 0;
+    unsigned msi_holds_ = 0;          // queues whose msi_held_until is set
+    uint16_t pairs_seen_ = 1;         // the personality's pairs in use when last looked
+    unsigned dormant_ = 0;            // engines asleep out of service, over all queues
+    sc_core::sc_event revive_;        // a queue an engine sleeps on came into service
     // Cross-queue wake-ups, by the roles' signal number (pt_role.signals / waits_on;
     // virtio-net: TX put frames in the loopback FIFO, RX took frames out of it).
     sc_core::sc_event signal_[4];
     sc_core::sc_event state_change_;  // a register write may have enabled or reset queues
     sc_core::sc_event msi_pending_;   // a register access left MSI-X messages to send
-    // Coalescing: the kernel counts buffers and keeps each queue's max_usecs timer
-    // (model/coalesce.h); a process per data queue (coal_timer_thread) with its own DMA
-    // context (coal_ctx_) serves it. coal_due_ fires at a timer's end or when new
-    // parameters need a re-check.
-    coal_timer coal_[VNET_QUEUES] = {};
-    sc_core::sc_event coal_due_[VNET_QUEUES];
-    engine coal_ctx_[VNET_QUEUES];
-    bool coal_track_named_[VNET_QUEUES] = {};
-    // The used side of each queue (used_enter): engines inside a used-side call, whether
-    // the timer waits for them to leave, and its wake-up.
-    unsigned used_busy_[VNET_QUEUES] = {};
-    bool timer_waits_[VNET_QUEUES] = {};
-    sc_core::sc_event used_free_[VNET_QUEUES];
-    // A timer decision's MSI-X message waits for its event-suppression read until then.
-    sc_core::sc_time msi_held_until_[VNET_QUEUES];
     std::deque<devmem_write> devmem_writes_; // in arrival order (one CPU, posted, in order)
     sc_core::sc_event devmem_arrival_;       // the first of devmem_writes_ arrives
-    // A queue's engines: one takes buffers from the ring at a time (taking_), buffers
-    // finish in take order (finished_ wakes the next, or wake_finishers), in_flight_
-    // counts taken buffers.
-    bool taking_[VNET_QUEUES] = {};
-    sc_core::sc_event take_done_[VNET_QUEUES];
-    // sim.engine_wakeup = next: the engines waiting to take, and those with a buffer in
-    // flight, each in the order they came.
-    std::deque<engine *> take_queue_[VNET_QUEUES];
-    std::deque<engine *> in_take_order_[VNET_QUEUES];
-    sc_core::sc_event finished_[VNET_QUEUES];
-    unsigned in_flight_[VNET_QUEUES] = {};
-    sc_core::sc_time in_flight_since_[VNET_QUEUES];
     trace_counters *counters_ = nullptr;
-    int in_flight_counter_[VNET_QUEUES] = {};
-    int ring_counter_[VNET_QUEUES] = {};
 };
 
 #endif
