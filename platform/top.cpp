@@ -274,11 +274,14 @@ run_result collect_run(platform *p)
     s.add_u64("device.config_interrupts", "count", stat_better::neutral, "configuration change notifications", d.tp.stats.config_interrupts);
     s.add_u64("device.msix_sent", "count", stat_better::lower, "MSI-X messages written", p->dev.msi_sent);
     s.add_u64("device.msix_pended", "count", stat_better::lower, "MSI-X messages held pending by a mask", d.tp.msix.stats.pended);
+    // Every vector of a one-pair device's table; of a larger table (one vector per queue
+    // of 2N + 1), the vectors that carried messages.
     for (unsigned v = 0; v < d.tp.msix.nvec; v++)
-        s.add_u64("device.msix.vector." + std::to_string(v) + ".messages", "count", stat_better::lower,
-                  v == 0 ? "MSI-X messages on vector 0 (the reference driver's configuration vector)"
-                         : "MSI-X messages on this vector (the reference driver uses 1 + queue index)",
-                  p->dev.msi_per_vector[v]);
+        if (v <= VNET_QUEUES || p->dev.msi_per_vector[v] != 0)
+            s.add_u64("device.msix.vector." + std::to_string(v) + ".messages", "count", stat_better::lower,
+                      v == 0 ? "MSI-X messages on vector 0 (the reference driver's configuration vector)"
+                             : "MSI-X messages on this vector (the reference driver uses 1 + queue index)",
+                      p->dev.msi_per_vector[v]);
     stats_add_device_dma(s, d.tp.stats.dma_reads, d.tp.stats.dma_writes, d.tp.stats.dma_read_bytes,
                          d.tp.stats.dma_write_bytes);
     s.add_u64("device.dma.blocked", "count", stat_better::lower, "DMA refused because bus mastering was off", d.tp.stats.dma_blocked);
@@ -330,6 +333,23 @@ run_result collect_run(platform *p)
                   "counting windows a max_usecs timer was started for", p->dev.coal_timer_arms[q]);
         s.add_u64(n + ".coal.timer_expiries", "count", stat_better::neutral,
                   "max_usecs timers that ended before max_packets was reached", p->dev.coal_timer_expiries[q]);
+    }
+    if (nq > VNET_QUEUES) {
+        // Several pairs offered (device.queue_pairs_count > 1): how many the driver used,
+        // and what the device ran for them.
+        unsigned started = 0;
+        for (unsigned q = 0; q + 1 < nq; q += 2)
+            started += p->dev.queue_started(uint16_t(q)) || p->dev.queue_started(uint16_t(q + 1));
+        s.add_u64("device.queue_pairs.offered", "pairs", stat_better::neutral,
+                  "queue pairs the device offered (max_virtqueue_pairs)", d.net.pairs_max);
+        s.add_u64("device.queue_pairs.used", "pairs", stat_better::neutral,
+                  "queue pairs the driver put a queue of in service during the run (pair 1 "
+                  "counts always); their rows are device.queue.rx<k>.* and tx<k>.*",
+                  started);
+        s.add_u64("device.processes", "count", stat_better::neutral,
+                  "SystemC processes the device started: queue engines, coalescing timers, "
+                  "the MSI-X sender (pairs 2..N only once used)",
+                  p->dev.processes());
     }
     s.add_u64("device.event_suppression.slot_writes", "count", stat_better::lower,
               "driver writes taken into the device-memory suppression slots", d.tp.stats.devmem_event_writes);

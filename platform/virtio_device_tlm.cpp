@@ -147,6 +147,8 @@ void virtio_device_tlm::start_queue(uint16_t q, bool spawn_engines, const sc_tim
         if (spawn_engines && vnet_coal_recheck_needed(&dev_.net, q))
             qr.coal_due.notify(start); // parameters set before the queue was in service
     }
+    if (spawn_engines)
+        name_tracks(q);
     for (unsigned k = 0; spawn_engines && k < engines(q); k++)
         sc_core::sc_spawn(sc_bind(&virtio_device_tlm::queue_engine, this, q, k, start));
 }
@@ -212,21 +214,30 @@ void virtio_device_tlm::set_trace(trace_recorder *t, trace_counters *c)
     dma_engine_->set_trace(t, c);
     for (uint16_t q = 0; q < num_queues(); q++) {
         const std::string queue = queue_name(q);
-        if (t && engines(q) == 1) {
-            t->name_track(queue_track(q), "device: " + queue + " engine");
-        } else if (t) {
-            // The queue's own track keeps what the queue does as a whole (coalescing
-            // windows); each engine's DMA goes on its own.
-            t->name_track(queue_track(q), "device: " + queue);
-            for (unsigned k = 0; k < engines(q); k++)
-                t->name_track(engine_track(q, k),
-                              "device: " + queue + " engine " + std::to_string(k + 1));
-        }
+        if (q_[q].started)
+            name_tracks(q); // the others' when they start
         if (c) {
             q_[q].in_flight_counter = c->add(queue + " buffers in flight", queue + "_buffers_in_flight");
             q_[q].ring_counter = c->add(queue + " ring occupancy", queue + "_ring_occupancy");
         }
     }
+}
+
+// Queue q's timeline tracks: one for the queue, and one per engine when it has several.
+void virtio_device_tlm::name_tracks(uint16_t q)
+{
+    if (!trace)
+        return;
+    const std::string queue = queue_name(q);
+    if (engines(q) == 1) {
+        trace->name_track(queue_track(q), "device: " + queue + " engine");
+        return;
+    }
+    // The queue's own track keeps what the queue does as a whole (coalescing windows);
+    // each engine's DMA goes on its own.
+    trace->name_track(queue_track(q), "device: " + queue);
+    for (unsigned k = 0; k < engines(q); k++)
+        trace->name_track(engine_track(q, k), "device: " + queue + " engine " + std::to_string(k + 1));
 }
 
 // Ring occupancy as the device knows it: buffers the driver made available (up to the
@@ -840,14 +851,16 @@ void virtio_device_tlm::run_engine(engine &e, sc_core::sc_event &more_work)
         if (!in_service(q)) {
             // Disabled, reset, before DRIVER_OK, or of a pair the driver does not use:
             // sleep until a register write or a VQ_PAIRS_SET brings the queue back
-            // (queues_changed), not woken by the data path's notifications.
+            // (queues_changed), not woken by the data path's notifications. Pair 1 and
+            // the control queue look at every register write instead, as the one-pair
+            // platform always did: the order in which SystemC runs engines woken
+            // together, and so which engine of a queue takes first, depends on it.
+            const bool first_pair = q < VNET_QUEUE_CTRL || q == vnet_ctrl_queue(&dev_.net);
             e.qk.sync();
             q_[q].dormant++;
-            dormant_++;
             while (!in_service(q))
-                wait(revive_);
+                wait(first_pair ? state_change_ : revive_);
             q_[q].dormant--;
-            dormant_--;
             continue;
         }
         pt_work w = {};

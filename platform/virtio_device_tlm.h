@@ -264,6 +264,7 @@ private:
     void start_queue(uint16_t q, bool spawn_engines, const sc_core::sc_time &start);
     void queues_changed(const sc_core::sc_time &delay);
     int queue_track(uint16_t q) const;
+    void name_tracks(uint16_t q);
     int engine_track(uint16_t q, unsigned k) const;
 
     vdev dev_;
@@ -276,7 +277,6 @@ private:
     unsigned processes_ = 0;
     unsigned msi_holds_ = 0;          // queues whose msi_held_until is set
     uint16_t pairs_seen_ = 1;         // the personality's pairs in use when last looked
-    unsigned dormant_ = 0;            // engines asleep out of service, over all queues
     sc_core::sc_event revive_;        // a queue an engine sleeps on came into service
     // Cross-queue wake-ups, by the roles' signal number (pt_role.signals / waits_on;
     // virtio-net: TX put frames in the loopback FIFO, RX took frames out of it).
