@@ -158,3 +158,31 @@ Test(mq_platform, trace_names_queues_in_use)
     cr_expect(t.find("receiveq2") == std::string::npos);
     cr_expect(t.find("notify transmitq1") != std::string::npos);
 }
+
+// A notification of a queue of a pair the driver never set up (a violation of "Basic
+// Facilities of a Virtio Device / Virtqueues": the driver notifies only queues that
+// exist and are enabled): with 4 pairs offered, index 2 is receiveq2, not the control
+// queue. The device records the violation against queue 2, names the
+// notification by the queue it hit, and starts nothing for it.
+Test(mq_platform, kick_of_an_unused_pair_starts_nothing)
+{
+    const std::string dir = temp_dir();
+    run_out r;
+    run(r, offered(4, with(small, {"--set", "driver.inject_violation=notify_queue_not_enabled",
+                                   "--trace", dir + "/trace.json"})),
+        dir);
+    cr_assert_eq(r.status, 0, "%s", r.err.c_str());
+    cr_expect_eq(r.result("driver_result"), "ok");
+    json_t *first = json_array_get(
+        json_object_get(json_object_get(json_object_get(r.stats, "result"), "conformance"), "first"), 0);
+    cr_assert_not_null(first);
+    cr_expect_str_eq(json_string_value(json_object_get(first, "rule")), "NOTIFY_QUEUE_NOT_ENABLED");
+    cr_expect_eq(json_integer_value(json_object_get(first, "queue")), 2);
+    const std::string t = slurp(dir + "/trace.json");
+    cr_expect(t.find("\"notify receiveq2\"") != std::string::npos);
+    cr_expect(t.find("\"notify controlq\"") == std::string::npos);
+    cr_expect_eq(r.stat("device.processes"), 6);
+    cr_expect_eq(r.stat("device.queue_pairs.used"), 1);
+    cr_expect(!has_stat(r, "device.queue.rx2.kicks"));
+    cr_expect_eq(r.stat("device.queue.ctrl.kicks"), 0);
+}
