@@ -71,7 +71,21 @@ enum vs_obligation { VS_OBLIGATION_DRIVER, VS_OBLIGATION_DEVICE };
     X(CTRL_MQ_PAIRS, "Device Types / Network Device / Device Operation / Control Virtqueue / Automatic receive steering in multiqueue mode", \
       "virtqueue_pairs must be 1 .. max_virtqueue_pairs") \
     X(RING_RULE, "Basic Facilities of a Virtio Device / Virtqueues", \
-      "the driver must make buffers available as the ring format's rules say (the device reason names which)")
+      "the driver must make buffers available as the ring format's rules say (the device reason names which)") \
+    X(CTRL_RSS_NOT_NEGOTIATED, "Device Types / Network Device / Device Operation / Control Virtqueue / Receive-side scaling (RSS) / Setting RSS parameters", \
+      "VIRTIO_NET_CTRL_MQ_RSS_CONFIG needs VIRTIO_NET_F_RSS negotiated, VIRTIO_NET_CTRL_MQ_HASH_CONFIG needs VIRTIO_NET_F_HASH_REPORT") \
+    X(CTRL_RSS_TRUNCATED, "Device Types / Network Device / Device Operation / Control Virtqueue / Receive-side scaling (RSS) / Setting RSS parameters", \
+      "the command-specific data must hold the whole structure its indirection_table_mask and hash_key_length describe") \
+    X(CTRL_RSS_HASH_TYPES, "Device Types / Network Device / Device Operation / Control Virtqueue / Receive-side scaling (RSS) / Setting RSS parameters", \
+      "hash_types must enable only hash types the device offers in supported_hash_types") \
+    X(CTRL_RSS_TABLE_LENGTH, "Device Types / Network Device / Device Operation / Control Virtqueue / Receive-side scaling (RSS) / Setting RSS parameters", \
+      "indirection_table_mask + 1 must be a power of two, and indirection_table_mask less than rss_max_indirection_table_length") \
+    X(CTRL_RSS_RESERVED, "Device Types / Network Device / Device Operation / Control Virtqueue / Receive-side scaling (RSS) / Setting RSS parameters", \
+      "reserved fields must be zero: bit 15 of a receive queue id, the reserved bytes of struct virtio_net_hash_config") \
+    X(CTRL_RSS_QUEUE, "Device Types / Network Device / Device Operation / Control Virtqueue / Receive-side scaling (RSS) / Setting RSS parameters", \
+      "indirection_table entries and unclassified_queue must name enabled receive queues, max_tx_vq 1 .. the transmit queues enabled") \
+    X(CTRL_RSS_KEY_LENGTH, "Device Types / Network Device / Device configuration layout", \
+      "hash_key_length must be at most rss_max_key_size (and, viosim's choice, not 0 with hash types enabled)")
 
 enum vs_rule {
 #define VS_RULE_ENUM(name, section, text) VS_RULE_##name,

@@ -91,6 +91,40 @@ static void fifo_commit(struct net_fifo *f, size_t off, uint32_t len)
     f->count++;
 }
 
+/* The backend's part of one transmitted frame: loopback receives it back whole (its
+ * bytes copied to out); the responder writes its answer to out, if any; the sink drops
+ * it. out has room for max(len, NET_ANSWER_MIN_FRAME) bytes when that is within
+ * max_frame. Counts what the backend did; returns the bytes of the frame received (0:
+ * none). */
+static uint32_t backend_frame(enum vdev_backend b, const struct net_peer *peer,
+                              const uint8_t *frame, uint32_t len, uint32_t max_frame,
+                              uint8_t *out, struct net_backend_counts *c)
+{
+    if (b == VDEV_BACKEND_LOOPBACK) {
+        memcpy(out, frame, len);
+        return len;
+    }
+    /* Responder: a reply is no longer than the request or the 60-byte minimum; room for
+     * that much (when it is within max_frame) is room for the reply. */
+    const uint32_t room = len > NET_ANSWER_MIN_FRAME ? len : NET_ANSWER_MIN_FRAME;
+    size_t n = 0;
+    enum net_answer_kind k = NET_ANSWER_NONE;
+    if (room <= max_frame)
+        k = net_answer(peer, frame, len, out, room, &n);
+    switch (k) {
+    case NET_ANSWER_ARP:
+        c->responder_arp++;
+        break;
+    case NET_ANSWER_ICMP_ECHO:
+        c->responder_echo++;
+        break;
+    case NET_ANSWER_NONE:
+        c->sink_frames++;
+        break;
+    }
+    return (uint32_t)n;
+}
+
 bool net_backend_transmit(enum vdev_backend b, const struct net_peer *peer, struct net_fifo *f,
                           const uint8_t *frame, uint32_t len, struct net_backend_counts *c)
 {
@@ -104,33 +138,37 @@ bool net_backend_transmit(enum vdev_backend b, const struct net_peer *peer, stru
         c->sink_frames++;
         return false;
     }
-    if (b == VDEV_BACKEND_LOOPBACK) {
-        size_t off = fifo_room(f, len);
-        memcpy(f->data + off, frame, len);
-        fifo_commit(f, off, len);
-        return true;
-    }
-    /* Responder: a reply is no longer than the request or the 60-byte minimum; room for
-     * that much (when it is within max_frame) is room for the reply. */
-    const uint32_t room = len > NET_ANSWER_MIN_FRAME ? len : NET_ANSWER_MIN_FRAME;
-    size_t n = 0;
-    enum net_answer_kind k = NET_ANSWER_NONE;
-    if (room <= f->max_frame) {
-        size_t off = fifo_room(f, room);
-        k = net_answer(peer, frame, len, f->data + off, room, &n);
-        if (n != 0)
-            fifo_commit(f, off, (uint32_t)n);
-    }
-    switch (k) {
-    case NET_ANSWER_ARP:
-        c->responder_arp++;
-        break;
-    case NET_ANSWER_ICMP_ECHO:
-        c->responder_echo++;
-        break;
-    case NET_ANSWER_NONE:
-        c->sink_frames++;
-        break;
-    }
+    /* The frame (or the answer) is built in its place, with room for as many bytes as
+     * backend_frame may write (capped at max_frame: a responder with less room answers
+     * nothing). */
+    const uint32_t room = b == VDEV_BACKEND_LOOPBACK || len >= NET_ANSWER_MIN_FRAME
+                              ? len
+                          : NET_ANSWER_MIN_FRAME <= f->max_frame ? NET_ANSWER_MIN_FRAME
+                                                                 : len;
+    const size_t off = fifo_room(f, room);
+    const uint32_t n = backend_frame(b, peer, frame, len, f->max_frame, f->data + off, c);
+    if (n != 0)
+        fifo_commit(f, off, n);
     return n != 0;
+}
+
+uint32_t net_backend_receive(enum vdev_backend b, const struct net_peer *peer,
+                             const uint8_t *frame, uint32_t len, uint32_t max_frame,
+                             uint8_t *out, struct net_backend_counts *c)
+{
+    if (b == VDEV_BACKEND_SINK || len > max_frame) {
+        c->sink_frames++;
+        return 0;
+    }
+    return backend_frame(b, peer, frame, len, max_frame, out, c);
+}
+
+bool net_fifo_push(struct net_fifo *f, const uint8_t *bytes, uint32_t len)
+{
+    if (net_fifo_full(f) || len == 0 || len > f->max_frame)
+        return false;
+    const size_t off = fifo_room(f, len);
+    memcpy(f->data + off, bytes, len);
+    fifo_commit(f, off, len);
+    return true;
 }

@@ -193,6 +193,7 @@ static void device_reset(struct pt *tp)
     tp->error_queue = PT_NO_QUEUE;
     tp->outbox_head = tp->outbox_count = 0;
     intx_update(tp); /* the reset cleared ISR status: the pin falls */
+    memset(tp->wake, 0, sizeof tp->wake);
     if (tp->dev->reset)
         tp->dev->reset(tp->dev_ctx);
 }
@@ -374,6 +375,25 @@ bool pt_take_msi(struct pt *tp, struct msix_message *msg)
     tp->outbox_head = (tp->outbox_head + 1) % PT_MSI_OUTBOX;
     tp->outbox_count--;
     return true;
+}
+
+void pt_wake(struct pt *tp, uint16_t q)
+{
+    if (q < tp->num_queues)
+        tp->wake[q / 64u] |= 1ull << (q % 64u);
+}
+
+bool pt_take_wake(struct pt *tp, uint16_t *q)
+{
+    for (uint32_t i = 0; i < sizeof tp->wake / sizeof tp->wake[0]; i++) {
+        if (tp->wake[i] == 0)
+            continue;
+        const unsigned b = (unsigned)__builtin_ctzll(tp->wake[i]);
+        tp->wake[i] &= tp->wake[i] - 1u;
+        *q = (uint16_t)(i * 64u + b);
+        return true;
+    }
+    return false;
 }
 
 /* Enter the error state: DEVICE_NEEDS_RESET plus a configuration change notification

@@ -175,11 +175,13 @@ struct pt_role {
     bool single_engine;
     /* Cross-queue wake-ups (0: none): a completed step of a queue whose role signals
      * S (a step that moved frames if signals_on_frames, else one that completed
-     * buffers) wakes the engines of queues whose role waits_on S; a BLOCKED engine
-     * asks still_blocked(ctx) before it sleeps on its waits_on. */
+     * buffers) wakes the engines of queues whose role waits_on S; a BLOCKED engine of
+     * queue q asks still_blocked(ctx, q) before it sleeps on its waits_on. Which
+     * queues a step gave work to, the personality says with pt_wake (pt_take_wake):
+     * a platform may wake only those instead of every queue waiting on S. */
     unsigned waits_on, signals;
     bool signals_on_frames;   /* signal when the step moved frames (else: buffers) */
-    bool (*still_blocked)(const void *ctx);
+    bool (*still_blocked)(const void *ctx, uint16_t q);
     /* Has coalescing parameters (the platform runs a max_usecs timer for it). */
     bool coalesces;
     /* A completed step may have changed other queues' coalescing parameters. */
@@ -254,6 +256,10 @@ struct pt {
     uint32_t outbox_head, outbox_count;
     /* Legacy INTx: whether the function drives its INTA# pin now (pt_intx_asserted). */
     bool intx_line;
+
+    /* Queues a step gave work to across the device (pt_wake), one bit per queue, until
+     * the platform takes them (pt_take_wake); cleared by device reset. */
+    uint64_t wake[(PT_QUEUES_MAX + 63u) / 64u];
 
     /* DMA gate per queue for the queue-level operations (pt_complete, notifications);
      * the buffer phases use their slot's gate. */
@@ -372,6 +378,12 @@ static inline bool pt_negotiated(const struct pt *tp, unsigned bit)
 {
     return vpci_negotiated(&tp->vpci, bit);
 }
+
+/* The personality gave queue q work from another queue's step (frames to receive,
+ * FIFO space to transmit into): mark q for the platform to wake. */
+void pt_wake(struct pt *tp, uint16_t q);
+/* The lowest-numbered queue marked by pt_wake, unmarked; false when none is. */
+bool pt_take_wake(struct pt *tp, uint16_t *q);
 
 /* Take the next MSI-X message to send (posted write), oldest first. Messages wait
  * while the command register's bus-master enable is clear. */

@@ -427,7 +427,7 @@ uint8_t rss_hash_report(const struct rss_hash_config *h, const uint8_t *frame, s
 }
 
 void rss_steer(const struct rss_state *s, const uint8_t *frame, size_t len,
-               struct rss_steer *out)
+               struct rss_steering *out)
 {
     memset(out, 0, sizeof *out);
     if (!s->configured)

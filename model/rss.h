@@ -208,7 +208,7 @@ uint8_t rss_hash_packet(const struct rss_packet *p, uint32_t hash_types, const u
                         size_t key_len, uint32_t *hash);
 
 /* Where a received frame goes ("RSS processing", device normative). */
-struct rss_steer {
+struct rss_steering {
     uint32_t hash;     /* the hash computed; 0 when report is NONE */
     uint8_t report;    /* VIRTIO_NET_HASH_REPORT_* (for VIRTIO_NET_F_HASH_REPORT) */
     uint16_t rx_queue; /* receive queue number: table[hash & mask], or unclassified_queue */
@@ -218,6 +218,6 @@ struct rss_steer {
  * any configuration: queue 0, no hash. If the queue chosen is being reset the device
  * must drop the frame ("RSS processing"): that is the caller's, which knows the queues. */
 void rss_steer(const struct rss_state *s, const uint8_t *frame, size_t len,
-               struct rss_steer *out);
+               struct rss_steering *out);
 
 #endif

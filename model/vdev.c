@@ -52,6 +52,7 @@ bool vdev_init(struct vdev *d, const struct vdev_params *p)
     np.backend = p->backend;
     np.responder = p->responder;
     np.mrg_rxbuf = p->mrg_rxbuf;
+    np.rss = p->rss;
     if (!vnet_init(&d->net, &np, &d->tp, engines))
         return false;
 

@@ -29,6 +29,7 @@ struct vdev_params {
     struct net_peer responder;        /* VDEV_BACKEND_RESPONDER: the peer's MAC and IPv4 */
     uint32_t used_batch_max;          /* buffers per used-ring publication, >= 1 */
     bool mrg_rxbuf;                   /* offer VIRTIO_NET_F_MRG_RXBUF */
+    bool rss;                         /* offer VIRTIO_NET_F_RSS */
     /* viosim-specific, NON-STANDARD: offer VIOSIM_NET_F_DEVMEM_EVENT and its window
      * (docs/event-suppression.md). false = a standard device, byte for byte. */
     bool devmem_event;

@@ -25,21 +25,24 @@ vs_features vnet_features(const struct vnet_params *p)
         vs_feature_set(&f, VIRTIO_NET_F_MQ_BIT);
     if (p->mrg_rxbuf)
         vs_feature_set(&f, VIRTIO_NET_F_MRG_RXBUF_BIT);
+    if (p->rss)
+        vs_feature_set(&f, VIRTIO_NET_F_RSS_BIT);
     return f;
 }
 
 /* Device-specific feature dependencies checked at FEATURES_OK ("Network Device /
  * Feature bits / Feature bit requirements"): of the features this device offers,
- * VIRTIO_NET_F_NOTF_COAL, VIRTIO_NET_F_VQ_NOTF_COAL and VIRTIO_NET_F_MQ require
- * VIRTIO_NET_F_CTRL_VQ (their commands travel on the control queue); a driver that
- * accepts one without it does not get FEATURES_OK. */
+ * VIRTIO_NET_F_NOTF_COAL, VIRTIO_NET_F_VQ_NOTF_COAL, VIRTIO_NET_F_MQ and
+ * VIRTIO_NET_F_RSS require VIRTIO_NET_F_CTRL_VQ (their commands travel on the control
+ * queue); a driver that accepts one without it does not get FEATURES_OK. */
 static bool net_features_ok(void *ctx, const vs_features *drv)
 {
     (void)ctx;
     const bool ctrl_vq = vs_feature_has(drv, VIRTIO_NET_F_CTRL_VQ_BIT);
     return ctrl_vq || (!vs_feature_has(drv, VIRTIO_NET_F_NOTF_COAL_BIT) &&
                        !vs_feature_has(drv, VIRTIO_NET_F_VQ_NOTF_COAL_BIT) &&
-                       !vs_feature_has(drv, VIRTIO_NET_F_MQ_BIT));
+                       !vs_feature_has(drv, VIRTIO_NET_F_MQ_BIT) &&
+                       !vs_feature_has(drv, VIRTIO_NET_F_RSS_BIT));
 }
 
 /* ---- Device configuration ("Device configuration layout"): read-only ---- */
@@ -103,7 +106,8 @@ static void net_queue_reset(void *ctx, uint16_t qi)
 static void net_reset(void *ctx)
 {
     struct vnet *n = ctx;
-    net_fifo_clear(&n->fifo);
+    for (uint16_t i = 0; i < n->pairs_max; i++)
+        net_fifo_clear(&n->fifo[i]);
     for (uint16_t i = 0; i < n->num_queues; i++)
         rx_merge_clear(n, i);
     /* "Upon reset, a device MUST initialize all coalescing parameters to 0." Window
@@ -116,6 +120,15 @@ static void net_reset(void *ctx)
     memcpy(n->netcfg.mac, n->p.mac, sizeof n->netcfg.mac);
     n->netcfg.status = VIRTIO_NET_S_LINK_UP_MASK;
     n->netcfg.max_virtqueue_pairs = n->pairs_max;
+    /* rss_max_key_size, rss_max_indirection_table_length and supported_hash_types exist
+     * with VIRTIO_NET_F_RSS offered ("Device configuration layout"); "Initially the
+     * device has all hash types disabled" and no configuration in force. */
+    if (n->rss != NULL) {
+        n->netcfg.rss_max_key_size = n->rss_lim.max_key_bytes;
+        n->netcfg.rss_max_indirection_table_length = n->rss_lim.max_table_len;
+        n->netcfg.supported_hash_types = n->rss_lim.supported_hash_types;
+        rss_reset(n->rss);
+    }
     /* "Device Initialization": only receiveq1 and transmitq1 are used until the driver
      * sends VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET. */
     n->pairs = 1;
@@ -139,7 +152,30 @@ bool vnet_init(struct vnet *n, const struct vnet_params *p, struct pt *tp, uint3
     n->pairs_max = p->queue_pairs == 0 ? 1u : p->queue_pairs;
     n->num_queues = vnet_queues(n->pairs_max);
     n->pairs = 1;
-    bool ok = net_fifo_init(&n->fifo, p->rx_fifo_frames, p->max_frame_bytes);
+    n->rss_lim = rss_limits_default();
+    /* The longest command the device can accept: COAL_VQ_SET's, or RSS_CONFIG's with
+     * the longest table and key it offers (a longer one breaks a limit, which
+     * rss_config_check finds before it needs the bytes past these). */
+    n->ctrl_cap = VIRTIO_NET_CTRL_HDR_BYTES + (uint32_t)sizeof(struct virtio_net_ctrl_coal_vq);
+    if (p->rss) {
+        const uint32_t rss_cap = VIRTIO_NET_CTRL_HDR_BYTES +
+                                 (uint32_t)sizeof(struct virtio_net_rss_config_head) +
+                                 2u * n->rss_lim.max_table_len + VIRTIO_NET_RSS_CONFIG_TAIL_BYTES +
+                                 n->rss_lim.max_key_bytes;
+        if (rss_cap > n->ctrl_cap)
+            n->ctrl_cap = rss_cap;
+    }
+    const uint32_t rx_frame_bytes = p->max_frame_bytes > NET_ANSWER_MIN_FRAME ? p->max_frame_bytes
+                                                                            : NET_ANSWER_MIN_FRAME;
+    n->fifo = calloc(n->pairs_max, sizeof *n->fifo);
+    n->rx_frame = malloc(rx_frame_bytes);
+    n->ctrl_buf = malloc(n->ctrl_cap);
+    n->rss = p->rss ? malloc(sizeof *n->rss) : NULL;
+    bool ok = n->fifo && n->rx_frame && n->ctrl_buf && (!p->rss || n->rss);
+    for (uint16_t i = 0; ok && i < n->pairs_max; i++)
+        ok = net_fifo_init(&n->fifo[i], p->rx_fifo_frames, p->max_frame_bytes);
+    if (n->rss)
+        rss_reset(n->rss);
     n->slot = calloc(n->num_queues, sizeof *n->slot);
     ok = ok && n->slot;
     for (unsigned q = 0; ok && q < n->num_queues; q++) {
@@ -155,16 +191,44 @@ bool vnet_init(struct vnet *n, const struct vnet_params *p, struct pt *tp, uint3
 
 void vnet_fini(struct vnet *n)
 {
-    net_fifo_fini(&n->fifo);
+    for (uint16_t i = 0; n->fifo && i < n->pairs_max; i++)
+        net_fifo_fini(&n->fifo[i]);
+    free(n->fifo);
+    n->fifo = NULL;
     for (unsigned q = 0; n->slot && q < n->num_queues; q++)
         for (unsigned k = 0; k < PT_ENGINES_MAX; k++)
             free(n->slot[q][k].frame_buf);
     free(n->slot);
     n->slot = NULL;
+    free(n->rx_frame);
+    free(n->ctrl_buf);
+    free(n->rss);
+    n->rx_frame = n->ctrl_buf = NULL;
+    n->rss = NULL;
 }
 
-uint32_t vnet_fifo_frames(const struct vnet *n) { return n->fifo.count; }
-bool vnet_fifo_full(const struct vnet *n) { return net_fifo_full(&n->fifo); }
+uint32_t vnet_fifo_frames(const struct vnet *n)
+{
+    uint32_t frames = 0;
+    for (uint16_t i = 0; i < n->pairs_max; i++)
+        frames += n->fifo[i].count;
+    return frames;
+}
+
+uint32_t vnet_pair_fifo_frames(const struct vnet *n, uint16_t pair)
+{
+    return pair < n->pairs_max ? n->fifo[pair].count : 0;
+}
+
+bool vnet_pair_fifo_full(const struct vnet *n, uint16_t pair)
+{
+    return pair < n->pairs_max && net_fifo_full(&n->fifo[pair]);
+}
+
+/* Queue pair K (0-based) is receiveq(K+1) at virtqueue 2K and transmitq(K+1) at 2K+1. */
+static uint16_t pair_of(uint16_t qi) { return (uint16_t)(qi / 2u); }
+static uint16_t rx_queue_of(uint16_t pair) { return (uint16_t)(2u * pair); }
+static uint16_t tx_queue_of(uint16_t pair) { return (uint16_t)(2u * pair + 1u); }
 
 /* Is qi's queue pair among those the driver enabled ("Automatic receive steering in
  * multiqueue mode": "The device MUST NOT queue packets on receive queues greater than
@@ -172,7 +236,67 @@ bool vnet_fifo_full(const struct vnet *n) { return net_fifo_full(&n->fifo); }
  * of a pair not in use takes no buffer: IDLE, as if its ring were empty. */
 static bool pair_in_use(const struct vnet *n, uint16_t qi)
 {
-    return qi / 2u < n->pairs;
+    return pair_of(qi) < n->pairs;
+}
+
+/* "No pair": vnet_steer drops the frame. */
+#define VNET_NO_PAIR 0xffffu
+
+/* Which pair's FIFO a frame the device receives goes to: the one steering decision for
+ * every frame (loopback's, the responder's answers). tx_qi is the transmit queue the
+ * frame (or the request it answers) came from.
+ *  - RSS configured ("RSS processing"): the receive queue rss_steer names, by the
+ *    Toeplitz hash over the enabled hash types (indirection_table[hash & mask]) or
+ *    unclassified_queue; "If the destination receive queue is being reset", here not
+ *    enabled, "the device MUST drop the packet".
+ *  - Otherwise ("Automatic receive steering in multiqueue mode"): "when a packet is
+ *    transmitted on transmitqX, the device [queues] the reply on receiveqX", and
+ *    nothing on the queues of pairs not in use ("The device MUST NOT queue packets on
+ *    receive queues greater than virtqueue_pairs"): a transmit buffer taken before
+ *    VQ_PAIRS_SET took its pair out of use is dropped.
+ * Returns the pair (0-based) or VNET_NO_PAIR. */
+static uint16_t vnet_steer(struct vnet *n, uint16_t tx_qi, const uint8_t *frame, uint32_t len)
+{
+    if (n->rss != NULL && n->rss->configured) {
+        struct rss_steering st;
+        rss_steer(n->rss, frame, len, &st);
+        if (st.report != VIRTIO_NET_HASH_REPORT_NONE)
+            n->stats.rx_steered_hash++;
+        else
+            n->stats.rx_steered_unclassified++;
+        /* The configuration named only enabled queues of pairs in use; a queue reset
+         * since then is "being reset". */
+        if (st.rx_queue >= n->pairs || !n->tp->q[rx_queue_of(st.rx_queue)].enabled)
+            return VNET_NO_PAIR;
+        return st.rx_queue;
+    }
+    return pair_in_use(n, tx_qi) ? pair_of(tx_qi) : (uint16_t)VNET_NO_PAIR;
+}
+
+/* The backend's frame for one transmitted frame of tx_qi (loopback: the frame itself;
+ * responder: its answer), steered to a pair's FIFO; that pair's receive queue is
+ * marked for a wake-up. A frame with no pair, or whose FIFO is full (only under RSS:
+ * the transmit side reserves places in its own pair's FIFO), is dropped. */
+static void vnet_receive(struct vnet *n, uint16_t tx_qi, const uint8_t *frame, uint32_t len)
+{
+    const uint32_t got = net_backend_receive(n->p.backend, &n->p.responder, frame, len,
+                                             n->p.max_frame_bytes, n->rx_frame, &n->stats.backend);
+    if (got == 0)
+        return;
+    const uint16_t pair = vnet_steer(n, tx_qi, n->rx_frame, got);
+    if (pair == VNET_NO_PAIR || !net_fifo_push(&n->fifo[pair], n->rx_frame, got)) {
+        n->stats.rx_steer_dropped++;
+        return;
+    }
+    pt_wake(n->tp, rx_queue_of(pair));
+}
+
+/* Receive queue rx_qi took the frame at the head of its pair's FIFO: the place is free
+ * for the pair's transmit queue. */
+static void rx_fifo_pop(struct vnet *n, uint16_t rx_qi)
+{
+    net_fifo_pop(&n->fifo[pair_of(rx_qi)]);
+    pt_wake(n->tp, tx_queue_of(pair_of(rx_qi)));
 }
 
 /* Transmit ("Network Device / Device Operation / Transmitting Packets"): the buffer is
@@ -188,7 +312,7 @@ static enum pt_step tx_take(void *ctx, uint16_t qi, unsigned k, struct pt_slot *
     /* Loopback applies back-pressure instead of dropping; buffers in flight hold the
      * FIFO places they will fill. */
     if (n->p.backend != VDEV_BACKEND_SINK &&
-        n->fifo.count + n->fifo_reserved[qi] >= n->p.rx_fifo_frames)
+        n->fifo[pair_of(qi)].count + n->fifo_reserved[qi] >= n->p.rx_fifo_frames)
         return PT_STEP_BLOCKED;
     enum pt_step st = pt_pop(n->tp, qi, sl, w);
     if (st != PT_STEP_DONE)
@@ -228,10 +352,12 @@ static void tx_finish(void *ctx, uint16_t qi, unsigned k, struct pt_slot *sl)
     const uint32_t hdr = sizeof(struct virtio_net_hdr);
     const uint32_t frame_len = ns->len - hdr;
     /* Loopback and responder hold the FIFO place reserved when the buffer was taken. */
-    net_backend_transmit(n->p.backend, &n->p.responder, &n->fifo, ns->frame_buf + hdr, frame_len,
-                         &n->stats.backend);
-    if (n->p.backend != VDEV_BACKEND_SINK)
+    if (n->p.backend == VDEV_BACKEND_SINK) {
+        n->stats.backend.sink_frames++;
+    } else {
         n->fifo_reserved[qi]--;
+        vnet_receive(n, qi, ns->frame_buf + hdr, frame_len);
+    }
     /* Transmit buffers are returned with a used length of 0: the device wrote nothing. */
     sl->written = 0;
 }
@@ -254,7 +380,7 @@ static enum pt_step rx_take(void *ctx, uint16_t qi, unsigned k, struct pt_slot *
     ns->off = 0;
     ns->group_open = false;
     ns->num_buffers = 0;
-    if (n->fifo.count == 0 || !pair_in_use(n, qi))
+    if (!pair_in_use(n, qi) || n->fifo[pair_of(qi)].count == 0)
         return PT_STEP_IDLE;
     enum pt_step st = pt_pop(n->tp, qi, sl, w);
     if (st == PT_STEP_IDLE) {
@@ -272,12 +398,12 @@ static enum pt_step rx_take(void *ctx, uint16_t qi, unsigned k, struct pt_slot *
     const uint32_t hdr = sizeof(struct virtio_net_hdr);
 
     const uint8_t *payload;
-    const struct net_frame *f = net_fifo_head(&n->fifo, &payload);
+    const struct net_frame *f = net_fifo_head(&n->fifo[pair_of(qi)], &payload);
     uint32_t len = f->len;
     if (pt_negotiated(n->tp, VIRTIO_NET_F_MRG_RXBUF_BIT) &&
         (n->rx_merge[qi].active || len > sl->e.writable_bytes - hdr))
         return rx_take_merged(n, qi, ns, sl, payload, len);
-    net_fifo_pop(&n->fifo);
+    rx_fifo_pop(n, qi);
     ns->drop = len > sl->e.writable_bytes - hdr;
     if (ns->drop) {
         /* Frame does not fit: it is dropped and the buffer returned unused. */
@@ -350,7 +476,7 @@ static enum pt_step rx_take_merged(struct vnet *n, uint16_t qi, struct vnet_slot
     memcpy(ns->hdr_segs, m->hdr_segs, sizeof ns->hdr_segs);
     n->stats.rx_merged_frames++;
     memset(m, 0, sizeof *m);
-    net_fifo_pop(&n->fifo);
+    rx_fifo_pop(n, qi);
     return PT_STEP_DONE;
 }
 
@@ -500,14 +626,102 @@ static uint8_t net_ctrl_notf_coal(struct vnet *n, uint8_t command, const uint8_t
     }
 }
 
+/* The conformance rule an RSS_CONFIG / HASH_CONFIG refusal breaks (rss.h names the
+ * exact error; the record carries its values). */
+static enum vs_rule rss_rule(enum rss_error e)
+{
+    switch (e) {
+    case RSS_ERR_NOT_NEGOTIATED:
+    case RSS_ERR_HASH_REPORT_NOT_NEGOTIATED:
+        return VS_RULE_CTRL_RSS_NOT_NEGOTIATED;
+    case RSS_ERR_TRUNCATED:
+        return VS_RULE_CTRL_RSS_TRUNCATED;
+    case RSS_ERR_HASH_TYPE_UNSUPPORTED:
+        return VS_RULE_CTRL_RSS_HASH_TYPES;
+    case RSS_ERR_TABLE_NOT_POWER_OF_2:
+    case RSS_ERR_TABLE_TOO_LONG:
+        return VS_RULE_CTRL_RSS_TABLE_LENGTH;
+    case RSS_ERR_RQ_ID_RESERVED_BIT:
+    case RSS_ERR_RESERVED_NOT_ZERO:
+        return VS_RULE_CTRL_RSS_RESERVED;
+    case RSS_ERR_UNCLASSIFIED_QUEUE_INVALID:
+    case RSS_ERR_TABLE_QUEUE_INVALID:
+    case RSS_ERR_MAX_TX_VQ_INVALID:
+        return VS_RULE_CTRL_RSS_QUEUE;
+    case RSS_ERR_KEY_TOO_LONG:
+    case RSS_ERR_KEY_EMPTY:
+    case RSS_ERR_OK:
+    case RSS_ERR_COUNT:
+        break;
+    }
+    return VS_RULE_CTRL_RSS_KEY_LENGTH;
+}
+
+/* The queue pairs the driver has enabled, for RSS_CONFIG ("A driver MUST fill the
+ * indirection_table array only with enabled receive virtqueues ids"; max_tx_vq): the
+ * leading pairs whose receive and transmit queues are both enabled. */
+static uint16_t enabled_pairs(const struct vnet *n)
+{
+    uint16_t k = 0;
+    while (k < n->pairs_max && n->tp->q[rx_queue_of(k)].enabled && n->tp->q[tx_queue_of(k)].enabled)
+        k++;
+    return k;
+}
+
+/* The pairs an RSS configuration uses: its receive queues (table entries,
+ * unclassified_queue) and its transmit queues (max_tx_vq). */
+static uint16_t rss_pairs_used(const struct rss_state *r)
+{
+    uint16_t pairs = r->max_tx_vq;
+    if (r->unclassified_queue >= pairs)
+        pairs = (uint16_t)(r->unclassified_queue + 1u);
+    for (uint32_t i = 0; i < r->table_len; i++)
+        if (r->table[i] >= pairs)
+            pairs = (uint16_t)(r->table[i] + 1u);
+    return pairs;
+}
+
+/* VIRTIO_NET_CTRL_MQ_RSS_CONFIG ("Receive-side scaling (RSS) / Setting RSS
+ * parameters") and VIRTIO_NET_CTRL_MQ_HASH_CONFIG. RSS_CONFIG is checked and applied by
+ * rss_config_set against the pairs enabled; an accepted one puts RSS steering in force
+ * and makes its queues the pairs in use ("the resulting device configuration is defined
+ * by the last command sent by the driver"). HASH_CONFIG configures the hash reported
+ * with VIRTIO_NET_F_HASH_REPORT, which this device does not offer: always refused
+ * (rss_hash_config_check's HASH_REPORT_NOT_NEGOTIATED). A refusal is VIRTIO_NET_ERR, a
+ * conformance record naming the rule (rss_rule) with the values rss.h gives, and
+ * nothing changed. */
+static uint8_t net_ctrl_rss(struct vnet *n, uint8_t command, const uint8_t *data, uint32_t len)
+{
+    struct rss_fault f;
+    enum rss_error e;
+    if (command == VIRTIO_NET_CTRL_MQ_HASH_CONFIG)
+        e = rss_hash_config_check(&n->rss_lim, false, data, len, &f);
+    else if (n->rss == NULL)
+        e = rss_config_check(&n->rss_lim, false, enabled_pairs(n), data, len, &f);
+    else
+        e = rss_config_set(n->rss, &n->rss_lim, pt_negotiated(n->tp, VIRTIO_NET_F_RSS_BIT),
+                           enabled_pairs(n), data, len, &f);
+    if (e != RSS_ERR_OK) {
+        vs_conf_report(&n->tp->vpci.conf, rss_rule(e), vnet_ctrl_queue(n), f.seen, f.expected);
+        return VIRTIO_NET_ERR;
+    }
+    n->pairs = rss_pairs_used(n->rss);
+    n->stats.rss_config_set++;
+    return VIRTIO_NET_OK;
+}
+
 /* The VIRTIO_NET_CTRL_MQ class ("Automatic receive steering in multiqueue mode").
  * VQ_PAIRS_SET's le16 virtqueue_pairs sets the pairs in use: "The driver MUST NOT
  * request a virtqueue_pairs of 0 or greater than max_virtqueue_pairs", so any other
  * value is refused with VIRTIO_NET_ERR (CTRL_MQ_PAIRS), the pairs in use unchanged; so
  * is the class without VIRTIO_NET_F_MQ negotiated (CTRL_MQ_NOT_NEGOTIATED), and data
- * shorter than the 2-byte structure. RSS_CONFIG and HASH_CONFIG are not offered: ERR. */
+ * shorter than the 2-byte structure. An accepted one turns RSS steering off (the last
+ * command decides the mode). RSS_CONFIG and HASH_CONFIG: net_ctrl_rss. Frames already
+ * waiting in the FIFO of a pair taken out of use stay there until it is in use again. */
 static uint8_t net_ctrl_mq(struct vnet *n, uint8_t command, const uint8_t *data, uint32_t len)
 {
+    if (command == VIRTIO_NET_CTRL_MQ_RSS_CONFIG || command == VIRTIO_NET_CTRL_MQ_HASH_CONFIG)
+        return net_ctrl_rss(n, command, data, len);
     if (command != VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET)
         return VIRTIO_NET_ERR;
     if (!pt_negotiated(n->tp, VIRTIO_NET_F_MQ_BIT)) {
@@ -524,6 +738,8 @@ static uint8_t net_ctrl_mq(struct vnet *n, uint8_t command, const uint8_t *data,
         return VIRTIO_NET_ERR;
     }
     n->pairs = pairs;
+    if (n->rss != NULL)
+        rss_reset(n->rss);
     n->stats.mq_pairs_set++;
     return VIRTIO_NET_OK;
 }
@@ -561,9 +777,11 @@ static enum pt_step ctrl_move(void *ctx, uint16_t qi, unsigned k, struct pt_slot
     if (sl->e.writable_bytes == 0)
         return pt_fail(n->tp, qi, VS_REASON_CTRL_NO_ACK_BYTE);
 
-    uint8_t cmd[VIRTIO_NET_CTRL_HDR_BYTES + sizeof(struct virtio_net_ctrl_coal_vq)];
+    /* The command as far as the device can use it: at most ctrl_cap bytes, however many
+     * descriptors carry them (a longer one is read no further). */
+    uint8_t *cmd = n->ctrl_buf;
     uint32_t got = 0;
-    enum vs_dma_status s = pt_read_segments(g, sl->segs, sl->e.nsegs, cmd, sizeof cmd, &got);
+    enum vs_dma_status s = pt_read_segments(g, sl->segs, sl->e.nsegs, cmd, n->ctrl_cap, &got);
     if (s != VS_DMA_OK)
         return pt_dma_failed(n->tp, qi, sl, s);
     w->bytes_read += got;
@@ -663,14 +881,16 @@ enum pt_step vnet_coal_recheck(struct vnet *n, uint16_t qi, const struct vs_gues
 
 
 /* ---- Queue roles ---- */
-static bool rx_still_blocked(const void *ctx)
+/* Receive queue q waits while its pair's FIFO is empty; transmit queue q while its
+ * pair's FIFO is full. */
+static bool rx_still_blocked(const void *ctx, uint16_t q)
 {
-    return vnet_fifo_frames(ctx) == 0;
+    return vnet_pair_fifo_frames(ctx, pair_of(q)) == 0;
 }
 
-static bool tx_still_blocked(const void *ctx)
+static bool tx_still_blocked(const void *ctx, uint16_t q)
 {
-    return vnet_fifo_full(ctx);
+    return vnet_pair_fifo_full(ctx, pair_of(q));
 }
 
 /* Receive: IDLE is "no frame in the FIFO" (the device's side, woken by TX frames);

@@ -18,6 +18,7 @@
 #include "coalesce.h"
 #include "net_backend.h"
 #include "pci_transport.h"
+#include "rss.h"
 
 /* Queue numbering ("Virtqueues"): receiveqN is 2(N-1), transmitqN is 2(N-1)+1, the
  * control queue comes last, at 2 * max_virtqueue_pairs. With one queue pair: */
@@ -39,19 +40,23 @@ static inline uint16_t vnet_queues(uint16_t pairs)
  * control queue last when n is odd). */
 const struct pt_role *vnet_queue_role(uint16_t q, uint16_t n);
 
-/* Cross-queue wake-ups of the roles (pt_role.waits_on / signals). */
-#define VNET_SIGNAL_FRAMES 1u  /* TX put frames in the RX FIFO */
-#define VNET_SIGNAL_SPACE  2u  /* RX took frames out of the RX FIFO */
+/* Cross-queue wake-ups of the roles (pt_role.waits_on / signals); the queues given
+ * work are marked with pt_wake: the receive queue whose pair's FIFO got a frame, the
+ * transmit queue whose pair's FIFO got space. */
+#define VNET_SIGNAL_FRAMES 1u  /* TX put frames in an RX FIFO */
+#define VNET_SIGNAL_SPACE  2u  /* RX took frames out of an RX FIFO */
 
 struct vnet_params {
     uint16_t queue_pairs;             /* 1..VNET_PAIRS_MAX (0 counts as 1); more than one
                                        * offers VIRTIO_NET_F_MQ */
     uint8_t mac[6];
     uint32_t max_frame_bytes;         /* largest frame accepted on TX, without virtio-net header */
-    uint32_t rx_fifo_frames;          /* frames the device can hold waiting for RX buffers */
+    uint32_t rx_fifo_frames;          /* frames the device can hold waiting for RX buffers,
+                                       * per queue pair (each pair has its own FIFO) */
     enum vdev_backend backend;
     struct net_peer responder;        /* VDEV_BACKEND_RESPONDER: the peer's MAC and IPv4 */
     bool mrg_rxbuf;                   /* offer VIRTIO_NET_F_MRG_RXBUF */
+    bool rss;                         /* offer VIRTIO_NET_F_RSS (rss_limits_default()) */
 };
 
 /* Why a used buffer notification decision was taken under coalescing. */
@@ -72,6 +77,13 @@ struct vnet_stats {
     uint64_t ctrl_commands;
     uint64_t ctrl_ok, ctrl_err;  /* control commands answered VIRTIO_NET_OK / _ERR */
     uint64_t mq_pairs_set;       /* VQ_PAIRS_SET commands answered VIRTIO_NET_OK */
+    uint64_t rss_config_set;     /* RSS_CONFIG commands answered VIRTIO_NET_OK */
+    /* Frames the device received under RSS ("RSS processing"): steered by their hash
+     * (an indirection table entry), or to unclassified_queue (no hash type applied). */
+    uint64_t rx_steered_hash, rx_steered_unclassified;
+    /* Frames dropped by steering: the pair chosen is not in use, or (RSS) its receive
+     * queue is not enabled or its FIFO is full. */
+    uint64_t rx_steer_dropped;
     /* Notifications sent under coalescing, per queue and cause (enum vnet_coal_cause),
      * and decisions whose conditions were met but the driver suppressed. */
     uint64_t coal_notify[VNET_QUEUES_MAX][VNET_COAL_CAUSES];
@@ -118,11 +130,23 @@ struct vnet {
      * multiqueue mode"). Queues of the pairs past it take no buffers. */
     uint16_t pairs;
 
-    /* Frames waiting for receive buffers (loopback, responder answers): rx_fifo_frames
-     * of up to max_frame_bytes (net_backend.h). */
-    struct net_fifo fifo;
-    /* FIFO places taken TX buffers hold (loopback back-pressure); cleared with the queue. */
+    /* Frames waiting for receive buffers (loopback, responder answers), one FIFO per
+     * queue pair (pairs_max of them): frames for receiveqK wait in fifo[K-1], each
+     * holding rx_fifo_frames of up to max_frame_bytes (net_backend.h). vnet_steer
+     * picks the FIFO of every frame the device receives. */
+    struct net_fifo *fifo;
+    /* FIFO places taken TX buffers hold in their own pair's FIFO (loopback
+     * back-pressure); cleared with the queue. */
     uint32_t fifo_reserved[VNET_QUEUES_MAX];
+    uint8_t *rx_frame;       /* the frame being steered (max(max_frame_bytes, 60) bytes) */
+    /* The control command being answered: class, command and data up to ctrl_cap
+     * bytes (the longest command the device can accept; bytes past it are ignored). */
+    uint8_t *ctrl_buf;
+    uint32_t ctrl_cap;
+    /* VIRTIO_NET_F_RSS (p.rss): the limits offered and the configuration in force
+     * (NULL when not offered). */
+    struct rss_limits rss_lim;
+    struct rss_state *rss;
     struct vnet_slot (*slot)[PT_ENGINES_MAX]; /* num_queues of them (vnet_init) */
     struct vnet_rx_merge rx_merge[VNET_QUEUES_MAX];
     bool rx_group_open[VNET_QUEUES_MAX]; /* finish side: a merged frame's buffers are not all pushed */
@@ -136,7 +160,8 @@ struct vnet {
 };
 
 /* The features this personality offers ("Network Device / Feature bits"): VIRTIO_NET_F_MQ
- * with more than one queue pair, VIRTIO_NET_F_MRG_RXBUF when p->mrg_rxbuf. */
+ * with more than one queue pair, VIRTIO_NET_F_MRG_RXBUF when p->mrg_rxbuf,
+ * VIRTIO_NET_F_RSS when p->rss. */
 vs_features vnet_features(const struct vnet_params *p);
 /* The control queue's index: 2 * max_virtqueue_pairs. */
 static inline uint16_t vnet_ctrl_queue(const struct vnet *n)
@@ -183,8 +208,10 @@ enum pt_step vnet_coal_expire(struct vnet *n, uint16_t q, uint32_t window,
 bool vnet_coal_recheck_needed(const struct vnet *n, uint16_t q);
 enum pt_step vnet_coal_recheck(struct vnet *n, uint16_t q, const struct vs_guest_ops *ops);
 
-/* Frames waiting in the device for RX buffers. */
+/* Frames waiting in the device for RX buffers: in every pair's FIFO, in pair's
+ * (0-based: receiveq pair+1), and whether pair's FIFO is full. */
 uint32_t vnet_fifo_frames(const struct vnet *n);
-bool vnet_fifo_full(const struct vnet *n);
+uint32_t vnet_pair_fifo_frames(const struct vnet *n, uint16_t pair);
+bool vnet_pair_fifo_full(const struct vnet *n, uint16_t pair);
 
 #endif

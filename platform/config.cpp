@@ -490,8 +490,9 @@ const std::vector<param_def> &param_table()
          "largest frame the device accepts on TX, without the virtio-net header",
          integer(64, 65535), INT_FIELD(dev.max_frame_bytes)},
         {"device.rx_fifo_frames", "frames", "256",
-         "loopback frames the device holds while waiting for receive buffers; when full, "
-         "transmission waits (back-pressure, nothing is dropped)",
+         "loopback frames the device holds while waiting for receive buffers, per queue pair "
+         "(each pair has its own FIFO); when full, the pair's transmission waits "
+         "(back-pressure, nothing is dropped; under RSS a frame steered to a full FIFO is)",
          integer(1, 65536), INT_FIELD(dev.rx_fifo_frames)},
         {"device.used_batch_max_buffers", "buffers", "16",
          "used buffers the device publishes at once at most (one head-flags write and one "
@@ -504,6 +505,12 @@ const std::vector<param_def> &param_table()
          choice({"off", "on"}),
          [](vs_config &c, const param_value &v) { c.dev.mrg_rxbuf = v.u == 1; },
          [](const vs_config &c) { return int_value(c.dev.mrg_rxbuf ? 1 : 0); }},
+        {"device.rss", "", "off",
+         "on = offer VIRTIO_NET_F_RSS (bit 60): receive-side scaling set by "
+         "VIRTIO_NET_CTRL_MQ_RSS_CONFIG, frames steered to receive queues by the Toeplitz hash "
+         "over IPv4/IPv6 and TCP/UDP (40-byte key, 128-entry indirection table, the six "
+         "IPv4/IPv6 hash types; docs/rss.md). The reference driver does not use it",
+         ON_OFF_FIELD(dev.rss)},
         {"device.event_suppression_devmem", "", "off",
          "viosim-specific, NON-STANDARD: on = offer VIOSIM_NET_F_DEVMEM_EVENT (feature bit "
          "100) and a BAR0 window, described by a vendor data capability, where a driver that "

@@ -1,6 +1,8 @@
 // stats.cpp -- the statistics table and its JSON and text forms.
 #include "stats.h"
 
+#include "virtio_net.h"
+
 #include <jansson.h>
 
 #include <algorithm>
@@ -416,6 +418,30 @@ void stats_add_device_dma(stats_table &s, const uint64_t reads[VS_DMA_KIND_COUNT
     }
     s.add_u64("device.dma.read_bytes", "bytes", stat_better::lower, "bytes the device read from guest memory", read_bytes);
     s.add_u64("device.dma.write_bytes", "bytes", stat_better::lower, "bytes the device wrote to guest memory", write_bytes);
+}
+
+void stats_add_net(stats_table &s, const struct vnet_stats &n)
+{
+    static const stat_row<vnet_stats> rows[] = {
+        {"device.rx.merged_frames", "frames", stat_better::neutral,
+         "frames spread over several receive buffers (VIRTIO_NET_F_MRG_RXBUF)",
+         &vnet_stats::rx_merged_frames},
+        {"device.ctrl.mq_pairs_set", "count", stat_better::neutral,
+         "VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET commands answered VIRTIO_NET_OK", &vnet_stats::mq_pairs_set},
+        {"device.ctrl.rss_config_set", "count", stat_better::neutral,
+         "VIRTIO_NET_CTRL_MQ_RSS_CONFIG commands answered VIRTIO_NET_OK", &vnet_stats::rss_config_set},
+        {"device.rx.steered_hash", "frames", stat_better::neutral,
+         "received frames steered by their RSS hash (an indirection table entry)",
+         &vnet_stats::rx_steered_hash},
+        {"device.rx.steered_unclassified", "frames", stat_better::neutral,
+         "received frames RSS could not hash, sent to unclassified_queue",
+         &vnet_stats::rx_steered_unclassified},
+        {"device.rx.steer_dropped", "frames", stat_better::lower,
+         "received frames dropped by steering: their pair not in use, or (RSS) their receive "
+         "queue not enabled or its FIFO full",
+         &vnet_stats::rx_steer_dropped},
+    };
+    stats_add_rows(s, "", rows, n);
 }
 
 void stats_add_backend(stats_table &s, const struct net_backend_counts &c)

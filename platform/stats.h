@@ -77,6 +77,11 @@ void stats_add_link_direction(stats_table &s, const std::string &n, const char *
 // named alike by a simulation and by viosim serve.
 void stats_add_backend(stats_table &s, const struct net_backend_counts &c);
 
+// The virtio-net personality's own counters a simulation keeps (model/virtio_net.h:
+// merged receive, multiqueue and receive steering), under device.rx.* and device.ctrl.*.
+struct vnet_stats;
+void stats_add_net(stats_table &s, const struct vnet_stats &n);
+
 // One counter of a module's statistics table: its name after the module's prefix, unit,
 // which way is better, description, and the counter in the module's struct T. A module
 // lists its counters once in such a table; stats_add_rows registers them.

@@ -267,6 +267,7 @@ run_result collect_run(platform *p)
     stats_add_device_frames(s, {d.net.stats.tx_frames, d.net.stats.rx_frames, d.net.stats.rx_no_buffer,
                                 d.net.stats.rx_dropped_too_big});
     stats_add_backend(s, d.net.stats.backend);
+    stats_add_net(s, d.net.stats);
     s.add_u64("device.ctrl.commands", "count", stat_better::neutral, "control queue commands answered", d.net.stats.ctrl_commands);
     s.add_u64("device.ctrl.ok", "count", stat_better::higher, "control queue commands answered VIRTIO_NET_OK", d.net.stats.ctrl_ok);
     s.add_u64("device.ctrl.err", "count", stat_better::lower, "control queue commands answered VIRTIO_NET_ERR", d.net.stats.ctrl_err);

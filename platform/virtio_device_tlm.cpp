@@ -898,7 +898,7 @@ void virtio_device_tlm::run_engine(engine &e, sc_core::sc_event &more_work)
             // TX FIFO space). Synchronise first, then check and wait with no yield in
             // between.
             e.qk.sync();
-            const bool still = r.still_blocked && r.still_blocked(dev_.tp.dev_ctx);
+            const bool still = r.still_blocked && r.still_blocked(dev_.tp.dev_ctx, q);
             if (still) {
                 engine_wait(e, more_work, state_change_);
                 engine_wakeups[q]++;

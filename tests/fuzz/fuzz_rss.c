@@ -101,7 +101,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 FUZZ_CHECK(negotiated && st.configured, "accepted without the feature");
             check_state(&st, &lim, pairs);
         } else {
-            struct rss_steer s;
+            struct rss_steering s;
             rss_steer(&st, copy, len, &s);
             if (!st.configured) {
                 FUZZ_CHECK(s.rx_queue == 0 && s.report == VIRTIO_NET_HASH_REPORT_NONE,

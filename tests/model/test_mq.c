@@ -8,13 +8,24 @@
  *  - "Control Virtqueue / Automatic receive steering in multiqueue mode"
  *    (VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET: 1 .. max_virtqueue_pairs, only receiveq1 and
  *    transmitq1 after initialisation, none of the pairs past the ones set in use);
- *  - "Device Reset" (one pair again).
+ *  - "Device Reset" (one pair again);
+ *  - "Automatic receive steering in multiqueue mode" again for where frames go: the
+ *    answer to a frame transmitted on transmitqX is received on receiveqX, each pair
+ *    with its own FIFO of device.rx_fifo_frames;
+ *  - "Receive-side scaling (RSS)" ("Setting RSS parameters", "RSS processing") and
+ *    VIRTIO_NET_F_RSS's configuration fields and feature requirement: RSS_CONFIG read
+ *    whole over several descriptors, frames steered by the Toeplitz hash to the queue
+ *    the indirection table names (checked against the published hash values of
+ *    tests/common/rss_vectors.h), hostile commands refused with VIRTIO_NET_ERR and a
+ *    named CTRL_RSS_* violation.
  */
 #include <criterion/criterion.h>
 #include <stddef.h>
 #include <string.h>
 
+#include "common/rss_vectors.h"
 #include "common/vdev_rig.h"
+#include "net_wire.h"
 
 #define GUEST_BASE 0x100000ull
 #define RING_SIZE  16u
@@ -34,13 +45,19 @@ static uint64_t buffers(uint16_t pairs)
     return GUEST_BASE + (uint64_t)vnet_queues(pairs) * VDEV_RIG_QUEUE_WINDOW;
 }
 
-static void rig_up(uint16_t pairs)
+static void rig_up_rss(uint16_t pairs, bool rss)
 {
     struct vdev_params p = vdev_rig_default_params();
     p.queue_pairs = pairs;
+    p.rss = rss;
     cr_assert(vdev_rig_init(&rig, &p, GUEST_BASE,
                             (uint64_t)vnet_queues(pairs) * VDEV_RIG_QUEUE_WINDOW + 0x100000u));
     pt_rig_map_bars(&rig.dev.tp);
+}
+
+static void rig_up(uint16_t pairs)
+{
+    rig_up_rss(pairs, false);
 }
 
 static void rig_down(void)
@@ -247,9 +264,10 @@ Test(mq, vq_pairs_set_values)
     const uint8_t bare[2] = {VIRTIO_NET_CTRL_MQ, VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET};
     cr_expect_eq(ctrl(bare, sizeof bare), VIRTIO_NET_ERR);
     cr_expect_eq(rig.dev.net.pairs, 1);
-    /* RSS_CONFIG and HASH_CONFIG: not offered. */
+    /* RSS_CONFIG and HASH_CONFIG: not offered, so not negotiated. */
     const uint8_t rss[4] = {VIRTIO_NET_CTRL_MQ, VIRTIO_NET_CTRL_MQ_RSS_CONFIG, 0, 0};
     cr_expect_eq(ctrl(rss, sizeof rss), VIRTIO_NET_ERR);
+    cr_expect_eq(violations(VS_RULE_CTRL_RSS_NOT_NEGOTIATED), 1);
     cr_expect_eq(violations(VS_RULE_CTRL_MQ_PAIRS), 3);
     cr_expect_eq(violations(VS_RULE_CTRL_MQ_NOT_NEGOTIATED), 0);
     cr_expect_eq(rig.dev.net.stats.mq_pairs_set, 2);
@@ -289,13 +307,33 @@ Test(mq, vq_pairs_set_without_mq)
     rig_down();
 }
 
-/* A 60-byte frame on transmit queue q (loopback), a receive buffer on receive queue q. */
-static void post_tx(uint16_t q)
+/* A frame on transmit queue q (loopback) after a zeroed virtio-net header; a receive
+ * buffer on receive queue q. */
+static void post_tx_frame(uint16_t q, const uint8_t *frame, uint32_t len)
 {
     const uint64_t buf = buffers(rig.dev.net.pairs_max) + 0x10000u + 0x100u * q;
-    memset(fake_guest_ptr(&rig.g, buf, HDR + 60u), 0x5a, HDR + 60u);
     memset(fake_guest_ptr(&rig.g, buf, HDR), 0, HDR);
-    post(q, buf, HDR + 60u, 0);
+    memcpy(fake_guest_ptr(&rig.g, buf + HDR, len), frame, len);
+    post(q, buf, HDR + len, 0);
+}
+
+/* A 60-byte frame of byte `fill` (EtherType 0xXXXX of the same bytes: not IP). */
+static void post_tx_fill(uint16_t q, uint8_t fill)
+{
+    uint8_t f[60];
+    memset(f, fill, sizeof f);
+    post_tx_frame(q, f, sizeof f);
+}
+
+static void post_tx(uint16_t q)
+{
+    post_tx_fill(q, 0x5a);
+}
+
+/* The frame receive queue q's buffer holds (after the header). */
+static const uint8_t *rx_frame(uint16_t q)
+{
+    return fake_guest_ptr(&rig.g, buffers(rig.dev.net.pairs_max) + 0x20000u + 0x800u * q + HDR, 60);
 }
 
 static void post_rx(uint16_t q)
@@ -311,7 +349,8 @@ static enum pt_step step(uint16_t q)
 }
 
 /* Queues of pairs not in use take no buffer: transmitq2 leaves its frame, receiveq2
- * leaves the FIFO's frame; both go once VQ_PAIRS_SET enables pair 2. */
+ * takes nothing; both work once VQ_PAIRS_SET enables pair 2, and transmitq1's frame
+ * stays receiveq1's ("Automatic receive steering in multiqueue mode"). */
 Test(mq, queues_of_pairs_not_in_use_are_not_processed)
 {
     rig_up(2);
@@ -327,10 +366,13 @@ Test(mq, queues_of_pairs_not_in_use_are_not_processed)
     cr_expect_eq(vnet_fifo_frames(&rig.dev.net), 1, "the frame stays for an enabled queue");
 
     cr_expect_eq(pairs_set(2), VIRTIO_NET_OK);
-    cr_expect_eq(step(2), PT_STEP_DONE, "receiveq2 in use");
-    cr_expect_eq(rig.dev.net.stats.rx_frames, 1);
+    cr_expect_eq(step(2), PT_STEP_IDLE, "receiveq2 in use: transmitq1's frame is not its");
     cr_expect_eq(step(3), PT_STEP_DONE, "transmitq2 in use");
     cr_expect_eq(rig.dev.net.stats.tx_frames, 2);
+    cr_expect_eq(vnet_pair_fifo_frames(&rig.dev.net, 1), 1);
+    cr_expect_eq(step(2), PT_STEP_DONE, "receiveq2 takes transmitq2's frame");
+    cr_expect_eq(rig.dev.net.stats.rx_frames, 1);
+    cr_expect_eq(vnet_pair_fifo_frames(&rig.dev.net, 0), 1, "transmitq1's waits for receiveq1");
     cr_expect_eq(rig.dev.tp.error, VS_REASON_NONE);
     rig_down();
 }
@@ -373,5 +415,407 @@ Test(mq, coalescing_classes_cover_every_pair)
     vs_put_le16(vq + 2, 6); /* the control queue */
     cr_expect_eq(ctrl(vq, sizeof vq), VIRTIO_NET_ERR);
     cr_expect_eq(violations(VS_RULE_CTRL_COAL_VQ_INDEX), 1);
+    rig_down();
+}
+
+/* ---- Where received frames go ---- */
+
+/* "Automatic receive steering in multiqueue mode": with VQ_PAIRS_SET in force and no
+ * RSS, the answer to a frame transmitted on transmitqX waits in pair X's FIFO and is
+ * received on receiveqX only; the queues given work are marked for a wake-up
+ * (pt_take_wake): each frame's receive queue, then each receive's transmit queue. */
+Test(mq, automatic_steering_answers_on_the_pair_of_the_transmit_queue)
+{
+    rig_up(4);
+    cr_assert(bring_up(true, true));
+    cr_expect_eq(pairs_set(4), VIRTIO_NET_OK);
+    uint16_t q;
+    while (pt_take_wake(&rig.dev.tp, &q))
+        ;
+    for (uint16_t k = 0; k < 4; k++) {
+        post_tx_fill((uint16_t)(2u * k + 1u), (uint8_t)(0x10 + k));
+        cr_expect_eq(step((uint16_t)(2u * k + 1u)), PT_STEP_DONE, "transmitq%u", k + 1u);
+    }
+    for (uint16_t k = 0; k < 4; k++) {
+        cr_expect_eq(vnet_pair_fifo_frames(&rig.dev.net, k), 1, "pair %u's FIFO", k);
+        cr_expect(pt_take_wake(&rig.dev.tp, &q));
+        cr_expect_eq(q, 2u * k, "receiveq%u marked", k + 1u);
+    }
+    cr_expect_not(pt_take_wake(&rig.dev.tp, &q));
+    /* Each receive queue takes its own pair's frame, in any order. */
+    for (int k = 3; k >= 0; k--) {
+        post_rx((uint16_t)(2 * k));
+        cr_expect_eq(step((uint16_t)(2 * k)), PT_STEP_DONE, "receiveq%d", k + 1);
+        cr_expect_eq(rx_frame((uint16_t)(2 * k))[0], 0x10 + k, "receiveq%d got transmitq%d's frame",
+                     k + 1, k + 1);
+        cr_expect_eq(step((uint16_t)(2 * k)), PT_STEP_IDLE, "and nothing else");
+    }
+    for (uint16_t k = 0; k < 4; k++) {
+        cr_expect(pt_take_wake(&rig.dev.tp, &q));
+        cr_expect_eq(q, 2u * k + 1u, "transmitq%u marked: FIFO space", k + 1u);
+    }
+    cr_expect_eq(rig.dev.net.stats.rx_frames, 4);
+    cr_expect_eq(rig.dev.net.stats.rx_steer_dropped, 0);
+    cr_expect_eq(rig.dev.net.stats.rx_steered_hash + rig.dev.net.stats.rx_steered_unclassified, 0);
+    rig_down();
+}
+
+/* device.rx_fifo_frames is per pair: a pair whose FIFO is full holds its transmit
+ * queue back (BLOCKED, the role's still_blocked true for it) while another pair's
+ * transmits; the roles' still_blocked hooks answer for the queue they are asked about. */
+Test(mq, each_pair_has_its_own_fifo)
+{
+    rig_up(2);
+    cr_assert(bring_up(true, true));
+    cr_expect_eq(pairs_set(2), VIRTIO_NET_OK);
+    const struct pt_role *rx = rig.dev.tp.role[0], *tx = rig.dev.tp.role[1];
+    const void *ctx = rig.dev.tp.dev_ctx;
+    cr_expect(rx->still_blocked(ctx, 0), "receiveq1: no frame yet");
+    for (unsigned i = 0; i < rig.dev.net.p.rx_fifo_frames; i++) {
+        post_tx(1);
+        cr_assert_eq(step(1), PT_STEP_DONE, "frame %u", i);
+    }
+    post_tx(1);
+    cr_expect_eq(step(1), PT_STEP_BLOCKED, "pair 1's FIFO is full");
+    cr_expect(tx->still_blocked(ctx, 1));
+    cr_expect_not(tx->still_blocked(ctx, 3), "pair 2's FIFO is not");
+    cr_expect_not(rx->still_blocked(ctx, 0));
+    cr_expect(rx->still_blocked(ctx, 2));
+    post_tx(3);
+    cr_expect_eq(step(3), PT_STEP_DONE, "transmitq2 goes on");
+    cr_expect_not(rx->still_blocked(ctx, 2));
+    post_rx(0);
+    cr_expect_eq(step(0), PT_STEP_DONE);
+    cr_expect_not(tx->still_blocked(ctx, 1), "one place free");
+    cr_expect_eq(step(1), PT_STEP_DONE, "the held frame goes");
+    cr_expect_eq(vnet_fifo_frames(&rig.dev.net), rig.dev.net.p.rx_fifo_frames + 1u);
+    cr_expect_eq(rig.dev.tp.error, VS_REASON_NONE);
+    rig_down();
+}
+
+/* ---- Receive-side scaling ---- */
+
+#define RSS_KEY_BYTES 40u
+#define RSS_TABLE_LEN 128u
+
+static vs_features rss_features(void)
+{
+    vs_features f = driver_features(true, true);
+    vs_feature_set(&f, VIRTIO_NET_F_RSS_BIT);
+    return f;
+}
+
+/* A VIRTIO_NET_CTRL_MQ_RSS_CONFIG command ("Setting RSS parameters"): class, command,
+ * then struct virtio_net_rss_config with `entries` table entries, entry i naming
+ * receive queue i % spread, and a key of key_len bytes of the published key (repeated
+ * past its 40 bytes). Returns its length. */
+static uint8_t cmd_buf[0x20000];
+static uint32_t rss_cmd(uint32_t types, uint32_t entries, uint16_t spread, uint16_t unclassified,
+                        uint16_t max_tx_vq, uint8_t key_len)
+{
+    uint8_t *b = cmd_buf;
+    b[0] = VIRTIO_NET_CTRL_MQ;
+    b[1] = VIRTIO_NET_CTRL_MQ_RSS_CONFIG;
+    vs_put_le32(b + 2, types);
+    vs_put_le16(b + 6, (uint16_t)(entries - 1u));
+    vs_put_le16(b + 8, unclassified);
+    uint32_t off = 10;
+    for (uint32_t i = 0; i < entries; i++, off += 2)
+        vs_put_le16(b + off, (uint16_t)(i % spread));
+    vs_put_le16(b + off, max_tx_vq);
+    b[off + 2] = key_len;
+    off += 3;
+    for (uint32_t k = 0; k < key_len; k++)
+        b[off++] = ms_key[k % sizeof ms_key];
+    return off;
+}
+
+/* One control command of rlen readable bytes spread over descriptors of `chunk` bytes
+ * (the last may be shorter), then the ack byte. Returns the ack (0xfe: the step did not
+ * complete) and the bytes the device read in *read. */
+static uint8_t ctrl_chunks(const uint8_t *in, uint32_t rlen, uint32_t chunk, uint32_t *read)
+{
+    const uint16_t cq = vnet_ctrl_queue(&rig.dev.net);
+    const uint64_t rbuf = buffers(rig.dev.net.pairs_max) + 0x80000u;
+    const uint64_t ack = rbuf + rlen + 16u;
+    memcpy(fake_guest_ptr(&rig.g, rbuf, rlen), in, rlen);
+    *fake_guest_ptr(&rig.g, ack, 1) = 0xff;
+    for (uint32_t off = 0; off < rlen; off += chunk)
+        post(cq, rbuf + off, rlen - off < chunk ? rlen - off : chunk, VIRTQ_DESC_F_NEXT_MASK);
+    post(cq, ack, 1, VIRTQ_DESC_F_WRITE_MASK);
+    struct pt_work w = {0};
+    const enum pt_step st = vnet_ctrl_step(&rig.dev.net, &rig.ops, &w);
+    if (read)
+        *read = w.bytes_read;
+    return st == PT_STEP_DONE ? *fake_guest_ptr(&rig.g, ack, 1) : 0xfe;
+}
+
+/* A 60-byte Ethernet frame carrying row i of the published IPv4 suite as TCP (tcp) or
+ * as a protocol with no ports (then the hash covers the addresses only). */
+static void frame_v4(uint8_t *f, unsigned i, bool tcp)
+{
+    memset(f, 0, 60);
+    f[12] = 0x08; /* EtherType IPv4 */
+    uint8_t *ip = f + 14;
+    ip[0] = 0x45;
+    vs_put_be16(ip + 2, 40);
+    ip[8] = 64;
+    ip[9] = tcp ? 6 : 47; /* TCP, or GRE */
+    memcpy(ip + 12, ms_v4[i].src, 4);
+    memcpy(ip + 16, ms_v4[i].dst, 4);
+    vs_put_be16(ip + 20, ms_v4[i].sport);
+    vs_put_be16(ip + 22, ms_v4[i].dport);
+    ip[32] = 0x50; /* TCP data offset: 5 words */
+}
+
+/* Row i of the published IPv6 suite as TCP: 74 bytes. */
+static uint32_t frame_v6(uint8_t *f, unsigned i)
+{
+    memset(f, 0, 74);
+    f[12] = 0x86, f[13] = 0xdd;
+    uint8_t *ip = f + 14;
+    ip[0] = 0x60;
+    vs_put_be16(ip + 4, 20);
+    ip[6] = 6;
+    ip[7] = 64;
+    memcpy(ip + 8, ms_v6[i].src, 16);
+    memcpy(ip + 24, ms_v6[i].dst, 16);
+    vs_put_be16(ip + 40, ms_v6[i].sport);
+    vs_put_be16(ip + 42, ms_v6[i].dport);
+    ip[52] = 0x50;
+    return 74;
+}
+
+static uint64_t cfg_read(uint32_t off, unsigned size)
+{
+    uint64_t v = 0;
+    cr_assert(pt_mmio_read(&rig.dev.tp, bar0(VIRTIO_PCI_CAP_DEVICE_CFG) + off, size, &v));
+    return v;
+}
+
+/* "Device configuration layout": with VIRTIO_NET_F_RSS offered, rss_max_key_size (at
+ * least 40), rss_max_indirection_table_length (at least 128) and supported_hash_types;
+ * without it the bit is not offered and the fields read 0. "Feature bit requirements":
+ * VIRTIO_NET_F_RSS requires VIRTIO_NET_F_CTRL_VQ. */
+Test(mq, rss_offer_and_configuration_fields)
+{
+    for (int on = 0; on < 2; on++) {
+        rig_up_rss(4, on);
+        pt_rig_wr(&rig.dev.tp, VIRTIO_PCI_COMMON_DFSELECT, 4, 1);
+        const uint32_t hi = (uint32_t)pt_rig_rd(&rig.dev.tp, VIRTIO_PCI_COMMON_DF, 4);
+        cr_expect_eq((hi >> (VIRTIO_NET_F_RSS_BIT - 32)) & 1u, (unsigned)on);
+        cr_expect_eq(cfg_read(offsetof(struct virtio_net_config, rss_max_key_size), 1),
+                     on ? RSS_KEY_BYTES : 0u);
+        cr_expect_eq(cfg_read(offsetof(struct virtio_net_config, rss_max_indirection_table_length), 2),
+                     on ? RSS_TABLE_LEN : 0u);
+        cr_expect_eq(cfg_read(offsetof(struct virtio_net_config, supported_hash_types), 4),
+                     on ? RSS_HASH_TYPES_IMPLEMENTED : 0u);
+        rig_down();
+    }
+    rig_up_rss(4, true);
+    vs_features f = rss_features();
+    vs_feature_clear(&f, VIRTIO_NET_F_CTRL_VQ_BIT);
+    vs_feature_clear(&f, VIRTIO_NET_F_MQ_BIT);
+    cr_expect_not(bring_up_with(&f), "RSS without CTRL_VQ");
+    f = rss_features();
+    cr_expect(bring_up_with(&f));
+    rig_down();
+}
+
+/* "RSS processing": a frame goes to indirection_table[hash & mask], the hash the
+ * Toeplitz function over the fields of the enabled hash types ("Hash calculation for
+ * incoming packets"); a frame no enabled type applies to goes to unclassified_queue.
+ * The expected queues come from the published hash values, not from the model. The
+ * command arrives in 37-byte descriptors ("read whole over several descriptors"). */
+Test(mq, rss_steers_by_the_toeplitz_hash)
+{
+    rig_up_rss(4, true);
+    vs_features f = rss_features();
+    cr_assert(bring_up_with(&f));
+    const uint32_t types = VIRTIO_NET_HASH_TYPE_IPV4_MASK | VIRTIO_NET_HASH_TYPE_TCPV4_MASK |
+                           VIRTIO_NET_HASH_TYPE_TCPV6_MASK;
+    const uint32_t len = rss_cmd(types, RSS_TABLE_LEN, 4, 3, 4, RSS_KEY_BYTES);
+    uint32_t read = 0;
+    cr_assert_eq(ctrl_chunks(cmd_buf, len, 37, &read), VIRTIO_NET_OK);
+    cr_expect_eq(read, len, "the whole command read");
+    cr_expect_eq(rig.dev.net.pairs, 4, "the configuration's queues are in use");
+    cr_expect_eq(rig.dev.net.stats.rss_config_set, 1);
+
+    uint8_t fr[80];
+    uint32_t expect[4] = {0};
+    for (unsigned i = 0; i < sizeof ms_v4 / sizeof ms_v4[0]; i++) {
+        for (int tcp = 0; tcp < 2; tcp++) {
+            frame_v4(fr, i, tcp);
+            const uint32_t hash = tcp ? ms_v4[i].tcp : ms_v4[i].ip;
+            const uint16_t want = (uint16_t)((hash & (RSS_TABLE_LEN - 1u)) % 4u);
+            post_tx_frame(1, fr, 60);
+            cr_assert_eq(step(1), PT_STEP_DONE);
+            expect[want]++;
+            cr_expect_eq(vnet_pair_fifo_frames(&rig.dev.net, want), expect[want],
+                         "row %u %s: receiveq%u", i, tcp ? "TCPv4" : "IPv4", want + 1u);
+        }
+    }
+    for (unsigned i = 0; i < sizeof ms_v6 / sizeof ms_v6[0]; i++) {
+        const uint32_t n = frame_v6(fr, i);
+        const uint16_t want = (uint16_t)((ms_v6[i].tcp & (RSS_TABLE_LEN - 1u)) % 4u);
+        post_tx_frame(3, fr, n);
+        cr_assert_eq(step(3), PT_STEP_DONE);
+        expect[want]++;
+        cr_expect_eq(vnet_pair_fifo_frames(&rig.dev.net, want), expect[want], "IPv6 row %u", i);
+    }
+    cr_expect_eq(rig.dev.net.stats.rx_steered_hash, 2u * 5u + 3u);
+    /* Not IP: unclassified_queue (3). */
+    post_tx(5);
+    cr_assert_eq(step(5), PT_STEP_DONE);
+    cr_expect_eq(vnet_pair_fifo_frames(&rig.dev.net, 3), expect[3] + 1u);
+    cr_expect_eq(rig.dev.net.stats.rx_steered_unclassified, 1);
+    cr_expect_eq(rig.dev.net.stats.rx_steer_dropped, 0);
+    /* And a receive queue takes what its FIFO holds. */
+    post_rx(6);
+    cr_expect_eq(step(6), PT_STEP_DONE);
+    cr_expect_eq(rig.dev.net.stats.rx_frames, 1);
+
+    /* "If more than one multiqueue mode is negotiated, the resulting device
+     * configuration is defined by the last command sent by the driver": VQ_PAIRS_SET
+     * turns hashing off, frames go back to their transmit queue's pair. */
+    cr_expect_eq(pairs_set(2), VIRTIO_NET_OK);
+    const uint32_t before = vnet_pair_fifo_frames(&rig.dev.net, 1);
+    frame_v4(fr, 0, true);
+    post_tx_frame(3, fr, 60);
+    cr_assert_eq(step(3), PT_STEP_DONE);
+    cr_expect_eq(vnet_pair_fifo_frames(&rig.dev.net, 1), before + 1u);
+    cr_expect_eq(rig.dev.net.stats.rx_steered_hash, 2u * 5u + 3u);
+    cr_expect_eq(rig.dev.tp.error, VS_REASON_NONE);
+    rig_down();
+}
+
+/* The command is read no further than the longest one the device can accept: a
+ * readable part of 70,000 bytes (a valid configuration, then noise) is read up to that
+ * bound and taken ("Setting RSS parameters": bytes past the structure mean nothing). */
+Test(mq, rss_config_read_is_bounded)
+{
+    rig_up_rss(2, true);
+    vs_features f = rss_features();
+    cr_assert(bring_up_with(&f));
+    const uint32_t len = rss_cmd(VIRTIO_NET_HASH_TYPE_IPV4_MASK, 4, 2, 0, 2, RSS_KEY_BYTES);
+    memset(cmd_buf + len, 0xee, 70000u - len);
+    uint32_t read = 0;
+    cr_expect_eq(ctrl_chunks(cmd_buf, 70000u, 17500u, &read), VIRTIO_NET_OK);
+    cr_expect_eq(read, rig.dev.net.ctrl_cap);
+    cr_expect_eq(rig.dev.net.ctrl_cap, 2u + 8u + 2u * RSS_TABLE_LEN + 3u + RSS_KEY_BYTES);
+    cr_expect_eq(rig.dev.tp.error, VS_REASON_NONE);
+    rig_down();
+}
+
+/* One hostile command: ERR, one violation of `rule`, the configuration in force and
+ * the device unchanged. */
+static void refused(uint32_t len, enum vs_rule rule, uint64_t seen, uint64_t expected)
+{
+    const uint64_t before = violations(rule), total = rig.dev.tp.vpci.conf.total;
+    const struct rss_state saved = *rig.dev.net.rss;
+    const uint16_t pairs = rig.dev.net.pairs;
+    cr_expect_eq(ctrl_chunks(cmd_buf, len, 64, NULL), VIRTIO_NET_ERR, "%s", vs_rule_name(rule));
+    cr_expect_eq(violations(rule), before + 1u, "%s", vs_rule_name(rule));
+    cr_expect_eq(rig.dev.tp.vpci.conf.total, total + 1u);
+    cr_assert_lt(total, VS_CONF_LOG, "the record is in the log");
+    const struct vs_violation *v = &rig.dev.tp.vpci.conf.log[rig.dev.tp.vpci.conf.logged - 1u];
+    cr_expect_eq(v->rule, rule);
+    cr_expect_eq(v->queue, vnet_ctrl_queue(&rig.dev.net));
+    cr_expect_eq(v->seen, seen, "%s seen", vs_rule_name(rule));
+    cr_expect_eq(v->expected, expected, "%s expected", vs_rule_name(rule));
+    cr_expect_eq(memcmp(&saved, rig.dev.net.rss, sizeof saved), 0, "configuration unchanged");
+    cr_expect_eq(rig.dev.net.pairs, pairs);
+    cr_expect_eq(rig.dev.tp.error, VS_REASON_NONE, "never a reset");
+}
+
+/* "Setting RSS parameters", every driver MUST the device can see broken: an
+ * indirection table naming a queue that does not exist (or is not enabled), a table
+ * length that is not a power of two or is too long, a key longer than rss_max_key_size,
+ * hash types not offered, a reserved queue-id bit, max_tx_vq 0 or too large, the data
+ * cut short at every length; HASH_CONFIG without VIRTIO_NET_F_HASH_REPORT. */
+Test(mq, rss_hostile_commands_are_refused_and_named)
+{
+    rig_up_rss(4, true);
+    vs_features f = rss_features();
+    cr_assert(bring_up_with(&f));
+    const uint32_t all = RSS_HASH_TYPES_IMPLEMENTED;
+    cr_assert_eq(ctrl_chunks(cmd_buf, rss_cmd(all, 8, 4, 0, 4, 40), 64, NULL), VIRTIO_NET_OK);
+
+    refused(rss_cmd(all, 8, 5, 0, 4, 40), VS_RULE_CTRL_RSS_QUEUE, 4, 4); /* entry 4 */
+    refused(rss_cmd(all, 8, 4, 4, 4, 40), VS_RULE_CTRL_RSS_QUEUE, 4, 4); /* unclassified */
+    refused(rss_cmd(all, 8, 4, 0, 0, 40), VS_RULE_CTRL_RSS_QUEUE, 0, 4); /* max_tx_vq 0 */
+    refused(rss_cmd(all, 8, 4, 0, 5, 40), VS_RULE_CTRL_RSS_QUEUE, 5, 4);
+    refused(rss_cmd(all, 8, 4, 0x8000u, 4, 40), VS_RULE_CTRL_RSS_RESERVED, 0x8000u, 0);
+    refused(rss_cmd(all, 6, 4, 0, 4, 40), VS_RULE_CTRL_RSS_TABLE_LENGTH, 6, 0);
+    refused(rss_cmd(all, 256, 4, 0, 4, 40), VS_RULE_CTRL_RSS_TABLE_LENGTH, 255, RSS_TABLE_LEN);
+    refused(rss_cmd(all, 8, 4, 0, 4, 41), VS_RULE_CTRL_RSS_KEY_LENGTH, 41, RSS_KEY_BYTES);
+    refused(rss_cmd(all, 8, 4, 0, 4, 0), VS_RULE_CTRL_RSS_KEY_LENGTH, 0, 1);
+    refused(rss_cmd(VIRTIO_NET_HASH_TYPE_IP_EX_MASK, 8, 4, 0, 4, 40), VS_RULE_CTRL_RSS_HASH_TYPES,
+            VIRTIO_NET_HASH_TYPE_IP_EX_MASK, all);
+    /* HASH_CONFIG: VIRTIO_NET_F_HASH_REPORT is not offered. */
+    uint8_t hc[2 + 13] = {VIRTIO_NET_CTRL_MQ, VIRTIO_NET_CTRL_MQ_HASH_CONFIG};
+    memcpy(cmd_buf, hc, sizeof hc);
+    refused(sizeof hc, VS_RULE_CTRL_RSS_NOT_NEGOTIATED, VIRTIO_NET_CTRL_MQ_HASH_CONFIG,
+            VIRTIO_NET_F_HASH_REPORT_BIT);
+    /* Cut at every length: the class and command are there, the structure is not. */
+    const uint32_t full = rss_cmd(all, 8, 4, 0, 4, 40);
+    for (uint32_t len = 2; len < full; len++) {
+        const uint64_t before = violations(VS_RULE_CTRL_RSS_TRUNCATED);
+        cr_expect_eq(ctrl_chunks(cmd_buf, len, 64, NULL), VIRTIO_NET_ERR, "cut at %u", len);
+        cr_expect_eq(violations(VS_RULE_CTRL_RSS_TRUNCATED), before + 1u, "cut at %u", len);
+    }
+    /* The configuration accepted first is still the one in force. */
+    cr_expect(rig.dev.net.rss->configured);
+    cr_expect_eq(rig.dev.net.rss->table_len, 8);
+    rig_down();
+}
+
+/* RSS_CONFIG without VIRTIO_NET_F_RSS negotiated (offered or not): ERR and
+ * CTRL_RSS_NOT_NEGOTIATED ("A driver MUST NOT send the VIRTIO_NET_CTRL_MQ_RSS_CONFIG
+ * command if the feature VIRTIO_NET_F_RSS has not been negotiated"); frames keep
+ * automatic steering. */
+Test(mq, rss_config_without_the_feature)
+{
+    for (int offered = 0; offered < 2; offered++) {
+        rig_up_rss(2, offered);
+        cr_assert(bring_up(true, true));
+        const uint32_t len = rss_cmd(VIRTIO_NET_HASH_TYPE_IPV4_MASK, 4, 2, 1, 2, 40);
+        cr_expect_eq(ctrl_chunks(cmd_buf, len, 64, NULL), VIRTIO_NET_ERR);
+        cr_expect_eq(violations(VS_RULE_CTRL_RSS_NOT_NEGOTIATED), 1);
+        const struct vs_violation *v = &rig.dev.tp.vpci.conf.log[rig.dev.tp.vpci.conf.logged - 1u];
+        cr_expect_eq(v->seen, VIRTIO_NET_CTRL_MQ_RSS_CONFIG);
+        cr_expect_eq(v->expected, VIRTIO_NET_F_RSS_BIT);
+        cr_expect_eq(rig.dev.net.pairs, 1);
+        post_tx(1);
+        cr_expect_eq(step(1), PT_STEP_DONE);
+        cr_expect_eq(vnet_pair_fifo_frames(&rig.dev.net, 0), 1);
+        cr_expect_eq(rig.dev.tp.error, VS_REASON_NONE);
+        rig_down();
+    }
+}
+
+/* "RSS processing": "If the destination receive queue is being reset ..., the device
+ * MUST drop the packet": a frame whose queue the driver has since disabled by a reset
+ * of that queue goes nowhere (rx_steer_dropped), the others still arrive. */
+Test(mq, rss_drops_frames_for_a_queue_being_reset)
+{
+    rig_up_rss(2, true);
+    vs_features f = rss_features();
+    vs_feature_set(&f, VIRTIO_F_RING_RESET_BIT);
+    cr_assert(bring_up_with(&f));
+    /* Every frame to receiveq2: a one-entry table naming it, and unclassified_queue 1. */
+    const uint32_t len = rss_cmd(RSS_HASH_TYPES_IMPLEMENTED, 1, 1, 1, 2, 40);
+    vs_put_le16(cmd_buf + 10, 1);
+    cr_assert_eq(ctrl_chunks(cmd_buf, len, 64, NULL), VIRTIO_NET_OK);
+    post_tx(1);
+    cr_assert_eq(step(1), PT_STEP_DONE);
+    cr_expect_eq(vnet_pair_fifo_frames(&rig.dev.net, 1), 1);
+    pt_rig_wr(&rig.dev.tp, VIRTIO_PCI_COMMON_Q_SELECT, 2, 2);
+    pt_rig_wr(&rig.dev.tp, VIRTIO_PCI_COMMON_Q_RESET, 2, 1);
+    post_tx(1);
+    cr_assert_eq(step(1), PT_STEP_DONE);
+    cr_expect_eq(rig.dev.net.stats.rx_steer_dropped, 1);
+    cr_expect_eq(vnet_pair_fifo_frames(&rig.dev.net, 1), 1);
+    cr_expect_eq(rig.dev.tp.error, VS_REASON_NONE);
     rig_down();
 }

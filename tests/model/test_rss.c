@@ -22,50 +22,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/rss_vectors.h"
 #include "rss.h"
 
-static const uint8_t ms_key[40] = {
-    0x6d, 0x5a, 0x56, 0xda, 0x25, 0x5b, 0x0e, 0xc2, 0x41, 0x67, 0x25, 0x3d, 0x43, 0xa3,
-    0x8f, 0xb0, 0xd0, 0xca, 0x2b, 0xcb, 0xae, 0x7b, 0x30, 0xb4, 0x77, 0xcb, 0x2d, 0xa3,
-    0x80, 0x30, 0xf2, 0x0c, 0x6a, 0x42, 0xb7, 0x3b, 0xbe, 0xac, 0x01, 0xfa,
-};
-
-/* The suite's IPv4 rows: destination and source address:port, hash over the addresses
- * ("IPv4") and over addresses and ports ("IPv4 with TCP"). */
-static const struct {
-    uint8_t dst[4], src[4];
-    uint16_t dport, sport;
-    uint32_t ip, tcp;
-} v4[] = {
-    {{161, 142, 100, 80}, {66, 9, 149, 187}, 1766, 2794, 0x323e8fc2, 0x51ccc178},
-    {{65, 69, 140, 83}, {199, 92, 111, 2}, 4739, 14230, 0xd718262a, 0xc626b0ea},
-    {{12, 22, 207, 184}, {24, 19, 198, 95}, 38024, 12898, 0xd2d0a5de, 0x5c2b394a},
-    {{209, 142, 163, 6}, {38, 27, 205, 30}, 2217, 48228, 0x82989176, 0xafc7327f},
-    {{202, 188, 127, 2}, {153, 39, 163, 191}, 1303, 44251, 0x5d1809c5, 0x10e828a2},
-};
-
-/* The suite's IPv6 rows. */
-static const struct {
-    uint8_t dst[16], src[16];
-    uint16_t dport, sport;
-    uint32_t ip, tcp;
-} v6[] = {
-    {/* 3ffe:2501:200:3::1 */ {0x3f, 0xfe, 0x25, 0x01, 0x02, 0x00, 0x00, 0x03, 0, 0, 0, 0, 0, 0, 0, 1},
-     /* 3ffe:2501:200:1fff::7 */ {0x3f, 0xfe, 0x25, 0x01, 0x02, 0x00, 0x1f, 0xff, 0, 0, 0, 0, 0, 0, 0, 7},
-     1766, 2794, 0x2cc18cd5, 0x40207d3d},
-    {/* ff02::1 */ {0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1},
-     /* 3ffe:501:8::260:97ff:fe40:efab */
-     {0x3f, 0xfe, 0x05, 0x01, 0x00, 0x08, 0, 0, 0x02, 0x60, 0x97, 0xff, 0xfe, 0x40, 0xef, 0xab},
-     4739, 14230, 0x0f0c461c, 0xdde51bbf},
-    {/* fe80::200:f8ff:fe21:67cf */
-     {0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0x02, 0x00, 0xf8, 0xff, 0xfe, 0x21, 0x67, 0xcf},
-     /* 3ffe:1900:4545:3:200:f8ff:fe21:67cf */
-     {0x3f, 0xfe, 0x19, 0x00, 0x45, 0x45, 0x00, 0x03, 0x02, 0x00, 0xf8, 0xff, 0xfe, 0x21, 0x67, 0xcf},
-     38024, 44251, 0x4b61e985, 0x02d1feef},
-};
-
-#define NV4 (sizeof v4 / sizeof v4[0])
-#define NV6 (sizeof v6 / sizeof v6[0])
+#define NV4 (sizeof ms_v4 / sizeof ms_v4[0])
+#define NV6 (sizeof ms_v6 / sizeof ms_v6[0])
 #define ALL_TYPES RSS_HASH_TYPES_IMPLEMENTED
 #define PROTO_TCP 6u
 #define PROTO_UDP 17u
@@ -113,13 +74,13 @@ static size_t frame4(uint8_t *f, unsigned i, uint8_t proto, unsigned tags, uint1
     uint8_t *ip = f + off;
     memset(ip, 0, 20);
     ip[0] = 0x45;
-    const size_t n4 = l4(ip + 20, proto, v4[i].sport, v4[i].dport);
+    const size_t n4 = l4(ip + 20, proto, ms_v4[i].sport, ms_v4[i].dport);
     put16(ip + 2, (uint16_t)(20 + n4));
     put16(ip + 6, frag);
     ip[8] = 64;
     ip[9] = proto;
-    memcpy(ip + 12, v4[i].src, 4);
-    memcpy(ip + 16, v4[i].dst, 4);
+    memcpy(ip + 12, ms_v4[i].src, 4);
+    memcpy(ip + 16, ms_v4[i].dst, 4);
     return off + 20 + n4;
 }
 
@@ -133,8 +94,8 @@ static size_t frame6(uint8_t *f, unsigned i, uint8_t proto, const uint8_t *ext, 
     memset(ip, 0, 40);
     ip[0] = 0x60;
     ip[7] = 64;
-    memcpy(ip + 8, v6[i].src, 16);
-    memcpy(ip + 24, v6[i].dst, 16);
+    memcpy(ip + 8, ms_v6[i].src, 16);
+    memcpy(ip + 24, ms_v6[i].dst, 16);
     size_t at = 40;
     uint8_t *next = ip + 6;
     for (unsigned k = 0; k < next_ext; k++) {
@@ -146,7 +107,7 @@ static size_t frame6(uint8_t *f, unsigned i, uint8_t proto, const uint8_t *ext, 
         at += 8; /* hdr ext len 0: 8 bytes (and a fragment header is 8 bytes) */
     }
     *next = proto;
-    at += l4(ip + at, proto, v6[i].sport, v6[i].dport);
+    at += l4(ip + at, proto, ms_v6[i].sport, ms_v6[i].dport);
     put16(ip + 4, (uint16_t)(at - 40));
     return off + at;
 }
@@ -198,12 +159,12 @@ static void configure(uint32_t types, uint16_t mask, const uint16_t *table, uint
 }
 
 /* Steer a frame held in a heap block of exactly its length. */
-static struct rss_steer steer(const uint8_t *f, size_t len)
+static struct rss_steering steer(const uint8_t *f, size_t len)
 {
     uint8_t *copy = malloc(len ? len : 1);
     cr_assert_not_null(copy);
     memcpy(copy, f, len);
-    struct rss_steer s;
+    struct rss_steering s;
     rss_steer(&st, copy, len, &s);
     free(copy);
     return s;
@@ -229,9 +190,9 @@ static void known_answer(const uint8_t *src, const uint8_t *dst, size_t addr_byt
 Test(rss, toeplitz_known_answers)
 {
     for (unsigned i = 0; i < NV4; i++)
-        known_answer(v4[i].src, v4[i].dst, 4, v4[i].sport, v4[i].dport, v4[i].ip, v4[i].tcp, i);
+        known_answer(ms_v4[i].src, ms_v4[i].dst, 4, ms_v4[i].sport, ms_v4[i].dport, ms_v4[i].ip, ms_v4[i].tcp, i);
     for (unsigned i = 0; i < NV6; i++)
-        known_answer(v6[i].src, v6[i].dst, 16, v6[i].sport, v6[i].dport, v6[i].ip, v6[i].tcp, i);
+        known_answer(ms_v6[i].src, ms_v6[i].dst, 16, ms_v6[i].sport, ms_v6[i].dport, ms_v6[i].ip, ms_v6[i].tcp, i);
 }
 
 /* Key bits past the key count as 0: a key of 4 bytes hashes one input byte with only the
@@ -260,32 +221,32 @@ Test(rss, frames_hash_to_the_known_answers)
     uint8_t f[FRAME_MAX];
     configure(ALL_TYPES, 0, (const uint16_t[]){0}, 1, 0);
     for (unsigned i = 0; i < NV4; i++) {
-        struct rss_steer s = steer(f, frame4(f, i, PROTO_TCP, 0, 0));
+        struct rss_steering s = steer(f, frame4(f, i, PROTO_TCP, 0, 0));
         cr_expect_eq(s.report, VIRTIO_NET_HASH_REPORT_TCPV4);
-        cr_expect_eq(s.hash, v4[i].tcp, "row %u", i);
+        cr_expect_eq(s.hash, ms_v4[i].tcp, "row %u", i);
         s = steer(f, frame4(f, i, PROTO_UDP, 0, 0));
         cr_expect_eq(s.report, VIRTIO_NET_HASH_REPORT_UDPV4);
-        cr_expect_eq(s.hash, v4[i].tcp, "row %u", i);
+        cr_expect_eq(s.hash, ms_v4[i].tcp, "row %u", i);
     }
     for (unsigned i = 0; i < NV6; i++) {
-        struct rss_steer s = steer(f, frame6(f, i, PROTO_TCP, NULL, 0, NULL));
+        struct rss_steering s = steer(f, frame6(f, i, PROTO_TCP, NULL, 0, NULL));
         cr_expect_eq(s.report, VIRTIO_NET_HASH_REPORT_TCPV6);
-        cr_expect_eq(s.hash, v6[i].tcp, "row %u", i);
+        cr_expect_eq(s.hash, ms_v6[i].tcp, "row %u", i);
         s = steer(f, frame6(f, i, PROTO_UDP, NULL, 0, NULL));
         cr_expect_eq(s.report, VIRTIO_NET_HASH_REPORT_UDPV6);
-        cr_expect_eq(s.hash, v6[i].tcp, "row %u", i);
+        cr_expect_eq(s.hash, ms_v6[i].tcp, "row %u", i);
     }
     configure(VIRTIO_NET_HASH_TYPE_IPV4_MASK | VIRTIO_NET_HASH_TYPE_IPV6_MASK, 0,
               (const uint16_t[]){0}, 1, 0);
     for (unsigned i = 0; i < NV4; i++) {
-        const struct rss_steer s = steer(f, frame4(f, i, PROTO_TCP, 0, 0));
+        const struct rss_steering s = steer(f, frame4(f, i, PROTO_TCP, 0, 0));
         cr_expect_eq(s.report, VIRTIO_NET_HASH_REPORT_IPV4);
-        cr_expect_eq(s.hash, v4[i].ip, "row %u", i);
+        cr_expect_eq(s.hash, ms_v4[i].ip, "row %u", i);
     }
     for (unsigned i = 0; i < NV6; i++) {
-        const struct rss_steer s = steer(f, frame6(f, i, PROTO_UDP, NULL, 0, NULL));
+        const struct rss_steering s = steer(f, frame6(f, i, PROTO_UDP, NULL, 0, NULL));
         cr_expect_eq(s.report, VIRTIO_NET_HASH_REPORT_IPV6);
-        cr_expect_eq(s.hash, v6[i].ip, "row %u", i);
+        cr_expect_eq(s.hash, ms_v6[i].ip, "row %u", i);
     }
 }
 
@@ -297,9 +258,9 @@ Test(rss, ipv4_hash_type_order)
     const size_t tcp = frame4(f, 0, PROTO_TCP, 0, 0);
     configure(VIRTIO_NET_HASH_TYPE_UDPV4_MASK | VIRTIO_NET_HASH_TYPE_IPV4_MASK, 0,
               (const uint16_t[]){0}, 1, 0);
-    struct rss_steer s = steer(f, tcp);
+    struct rss_steering s = steer(f, tcp);
     cr_expect_eq(s.report, VIRTIO_NET_HASH_REPORT_IPV4, "TCP packet without TCPv4: addresses");
-    cr_expect_eq(s.hash, v4[0].ip);
+    cr_expect_eq(s.hash, ms_v4[0].ip);
     configure(VIRTIO_NET_HASH_TYPE_TCPV4_MASK, 0, (const uint16_t[]){0}, 1, 0);
     const size_t udp = frame4(f, 0, PROTO_UDP, 0, 0);
     s = steer(f, udp);
@@ -316,9 +277,9 @@ Test(rss, ipv6_hash_type_order)
     uint8_t f[FRAME_MAX];
     configure(VIRTIO_NET_HASH_TYPE_UDPV6_MASK | VIRTIO_NET_HASH_TYPE_IPV6_MASK, 0,
               (const uint16_t[]){0}, 1, 0);
-    struct rss_steer s = steer(f, frame6(f, 1, PROTO_TCP, NULL, 0, NULL));
+    struct rss_steering s = steer(f, frame6(f, 1, PROTO_TCP, NULL, 0, NULL));
     cr_expect_eq(s.report, VIRTIO_NET_HASH_REPORT_IPV6);
-    cr_expect_eq(s.hash, v6[1].ip);
+    cr_expect_eq(s.hash, ms_v6[1].ip);
     configure(VIRTIO_NET_HASH_TYPE_TCPV6_MASK | ALL_TYPES, 0, (const uint16_t[]){0}, 1, 0);
     s = steer(f, frame6(f, 1, PROTO_TCP, NULL, 0, NULL));
     cr_expect_eq(s.report, VIRTIO_NET_HASH_REPORT_TCPV6);
@@ -342,17 +303,17 @@ Test(rss, ipv6_extension_headers_are_skipped)
         rss_parse(f, len, &p);
         cr_expect(p.ipv6_ext);
         cr_expect_eq(p.l4, RSS_L4_TCP);
-        const struct rss_steer s = steer(f, len);
+        const struct rss_steering s = steer(f, len);
         cr_expect_eq(s.report, VIRTIO_NET_HASH_REPORT_TCPV6, "%u extension headers", n);
-        cr_expect_eq(s.hash, v6[0].tcp);
+        cr_expect_eq(s.hash, ms_v6[0].tcp);
     }
     /* A first fragment (M set) and a later one: no transport header to hash. */
     const uint8_t first[8] = {0, 0, 0x00, 0x01, 0, 0, 0, 1};
     const uint8_t later[8] = {0, 0, 0x00, 0x08, 0, 0, 0, 1};
     const uint8_t frag[] = {44};
-    struct rss_steer s = steer(f, frame6(f, 0, PROTO_TCP, frag, 1, first));
+    struct rss_steering s = steer(f, frame6(f, 0, PROTO_TCP, frag, 1, first));
     cr_expect_eq(s.report, VIRTIO_NET_HASH_REPORT_IPV6);
-    cr_expect_eq(s.hash, v6[0].ip);
+    cr_expect_eq(s.hash, ms_v6[0].ip);
     s = steer(f, frame6(f, 0, PROTO_TCP, frag, 1, later));
     cr_expect_eq(s.report, VIRTIO_NET_HASH_REPORT_IPV6);
     /* An unfragmented packet with a fragment header (offset 0, M clear) has its ports. */
@@ -379,11 +340,11 @@ Test(rss, ipv4_fragments_hash_addresses_only)
     configure(ALL_TYPES, 0, (const uint16_t[]){0}, 1, 0);
     const uint16_t frags[] = {0x2000 /* MF */, 0x0001 /* offset 8 */, 0x2100};
     for (unsigned k = 0; k < 3; k++) {
-        const struct rss_steer s = steer(f, frame4(f, 2, PROTO_TCP, 0, frags[k]));
+        const struct rss_steering s = steer(f, frame4(f, 2, PROTO_TCP, 0, frags[k]));
         cr_expect_eq(s.report, VIRTIO_NET_HASH_REPORT_IPV4);
-        cr_expect_eq(s.hash, v4[2].ip);
+        cr_expect_eq(s.hash, ms_v4[2].ip);
     }
-    const struct rss_steer s = steer(f, frame4(f, 2, PROTO_TCP, 0, 0x4000 /* DF */));
+    const struct rss_steering s = steer(f, frame4(f, 2, PROTO_TCP, 0, 0x4000 /* DF */));
     cr_expect_eq(s.report, VIRTIO_NET_HASH_REPORT_TCPV4, "DF alone is not a fragment");
 }
 
@@ -394,11 +355,11 @@ Test(rss, vlan_tags_are_looked_through)
     uint8_t f[FRAME_MAX];
     configure(ALL_TYPES, 0, (const uint16_t[]){0}, 1, 0);
     for (unsigned tags = 0; tags <= 2; tags++) {
-        const struct rss_steer s = steer(f, frame4(f, 3, PROTO_UDP, tags, 0));
+        const struct rss_steering s = steer(f, frame4(f, 3, PROTO_UDP, tags, 0));
         cr_expect_eq(s.report, VIRTIO_NET_HASH_REPORT_UDPV4, "%u tags", tags);
-        cr_expect_eq(s.hash, v4[3].tcp);
+        cr_expect_eq(s.hash, ms_v4[3].tcp);
     }
-    const struct rss_steer s = steer(f, frame4(f, 3, PROTO_UDP, 3, 0));
+    const struct rss_steering s = steer(f, frame4(f, 3, PROTO_UDP, 3, 0));
     cr_expect_eq(s.report, VIRTIO_NET_HASH_REPORT_NONE);
 }
 
@@ -413,7 +374,7 @@ Test(rss, unclassified_frames_go_to_the_unclassified_queue)
     uint8_t arp[60];
     memset(arp, 0, sizeof arp);
     eth(arp, 0, 0x0806);
-    struct rss_steer s = steer(arp, sizeof arp);
+    struct rss_steering s = steer(arp, sizeof arp);
     cr_expect_eq(s.report, VIRTIO_NET_HASH_REPORT_NONE);
     cr_expect_eq(s.rx_queue, 2);
     cr_expect_eq(s.hash, 0u);
@@ -451,7 +412,7 @@ Test(rss, unclassified_frames_go_to_the_unclassified_queue)
     memset(padded + n, 0xee, 20);
     s = steer(padded, n + 20);
     cr_expect_eq(s.report, VIRTIO_NET_HASH_REPORT_UDPV4);
-    cr_expect_eq(s.hash, v4[0].tcp);
+    cr_expect_eq(s.hash, ms_v4[0].tcp);
 }
 
 /* "Apply indirection_table_mask to the calculated hash and use the result as the index
@@ -464,12 +425,12 @@ Test(rss, steering_indexes_the_table_with_the_masked_hash)
         table[k] = (uint16_t)((k * 7u) % 5u);
     configure(ALL_TYPES, 127, table, 5, 4);
     for (unsigned i = 0; i < NV4; i++) {
-        const struct rss_steer s = steer(f, frame4(f, i, PROTO_TCP, 0, 0));
-        cr_expect_eq(s.rx_queue, table[v4[i].tcp & 127u], "row %u", i);
+        const struct rss_steering s = steer(f, frame4(f, i, PROTO_TCP, 0, 0));
+        cr_expect_eq(s.rx_queue, table[ms_v4[i].tcp & 127u], "row %u", i);
     }
     for (unsigned i = 0; i < NV6; i++) {
-        const struct rss_steer s = steer(f, frame6(f, i, PROTO_TCP, NULL, 0, NULL));
-        cr_expect_eq(s.rx_queue, table[v6[i].tcp & 127u], "row %u", i);
+        const struct rss_steering s = steer(f, frame6(f, i, PROTO_TCP, NULL, 0, NULL));
+        cr_expect_eq(s.rx_queue, table[ms_v6[i].tcp & 127u], "row %u", i);
     }
     /* A table of one entry: everything hashed goes there. */
     configure(ALL_TYPES, 0, (const uint16_t[]){3}, 5, 1);
@@ -484,7 +445,7 @@ Test(rss, before_any_configuration_and_after_reset_queue_0_no_hash)
 {
     uint8_t f[FRAME_MAX];
     rss_reset(&st);
-    struct rss_steer s = steer(f, frame4(f, 0, PROTO_TCP, 0, 0));
+    struct rss_steering s = steer(f, frame4(f, 0, PROTO_TCP, 0, 0));
     cr_expect_eq(s.rx_queue, 0);
     cr_expect_eq(s.report, VIRTIO_NET_HASH_REPORT_NONE);
     configure(ALL_TYPES, 0, (const uint16_t[]){1}, 2, 1);
@@ -790,23 +751,23 @@ Test(rss, frames_truncated_at_every_byte)
     const size_t n4 = frame4(f, 1, PROTO_TCP, 0, 0);
     cr_assert_eq(n4, 54u);
     for (size_t len = 0; len <= n4; len++) {
-        const struct rss_steer s = steer(f, len);
+        const struct rss_steering s = steer(f, len);
         if (len < 34) {
             cr_expect_eq(s.report, VIRTIO_NET_HASH_REPORT_NONE, "len %zu", len);
             cr_expect_eq(s.rx_queue, 0);
         } else if (len < 54) {
             cr_expect_eq(s.report, VIRTIO_NET_HASH_REPORT_IPV4, "len %zu", len);
-            cr_expect_eq(s.hash, v4[1].ip);
+            cr_expect_eq(s.hash, ms_v4[1].ip);
             cr_expect_eq(s.rx_queue, 1);
         } else {
             cr_expect_eq(s.report, VIRTIO_NET_HASH_REPORT_TCPV4);
-            cr_expect_eq(s.hash, v4[1].tcp);
+            cr_expect_eq(s.hash, ms_v4[1].tcp);
         }
     }
     const size_t n6 = frame6(f, 2, PROTO_TCP, NULL, 0, NULL);
     cr_assert_eq(n6, 74u);
     for (size_t len = 0; len <= n6; len++) {
-        const struct rss_steer s = steer(f, len);
+        const struct rss_steering s = steer(f, len);
         const unsigned want = len < 54   ? VIRTIO_NET_HASH_REPORT_NONE
                               : len < 74 ? VIRTIO_NET_HASH_REPORT_IPV6
                                          : VIRTIO_NET_HASH_REPORT_TCPV6;
@@ -851,7 +812,7 @@ Test(rss, random_frames)
             put16(f + 12, 0x86dd), f[14 < len ? 14 : 13] = 0x60;
         else if (shape == 3 && len >= 18)
             put16(f + 12, 0x8100), put16(f + 16, 0x86dd);
-        const struct rss_steer s = steer(f, len);
+        const struct rss_steering s = steer(f, len);
         switch (s.report) {
         case VIRTIO_NET_HASH_REPORT_NONE:
             cr_assert_eq(s.rx_queue, 6);
@@ -953,12 +914,12 @@ Test(rss, hash_config_reports_the_known_answers)
     for (unsigned i = 0; i < NV4; i++) {
         cr_expect_eq(rss_hash_report(&hc, f, frame4(f, i, PROTO_TCP, 0, 0), &hash),
                      VIRTIO_NET_HASH_REPORT_TCPV4);
-        cr_expect_eq(hash, v4[i].tcp, "row %u", i);
+        cr_expect_eq(hash, ms_v4[i].tcp, "row %u", i);
     }
     for (unsigned i = 0; i < NV6; i++) {
         cr_expect_eq(rss_hash_report(&hc, f, frame6(f, i, PROTO_UDP, NULL, 0, NULL), &hash),
                      VIRTIO_NET_HASH_REPORT_UDPV6);
-        cr_expect_eq(hash, v6[i].tcp, "row %u", i);
+        cr_expect_eq(hash, ms_v6[i].tcp, "row %u", i);
     }
 }
 

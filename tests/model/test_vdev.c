@@ -292,7 +292,7 @@ Test(vdev, loopback_fifo_backpressure)
     struct pt_work w = {0};
     for (unsigned i = 0; i < 4; i++)
         cr_assert_eq(vnet_tx_step(&dev.net, &ops, &w), PT_STEP_DONE);
-    cr_expect(vnet_fifo_full(&dev.net));
+    cr_expect(vnet_pair_fifo_full(&dev.net, 0));
     cr_expect_eq(vnet_tx_step(&dev.net, &ops, &w), PT_STEP_BLOCKED);
     cr_expect_eq(dev.net.stats.tx_frames, 4);
 }
@@ -1515,7 +1515,7 @@ Test(vdev, engines_finish_in_take_order)
     cr_assert_eq(pt_finish(&dev.tp, VNET_QUEUE_TX, 2, &w), PT_STEP_DONE);
     for (unsigned i = 0; i < 3; i++) {
         cr_expect_eq(fake_guest_get16(&g, ring_desc(VNET_QUEUE_TX) + 16u * i + 12), 5 + i);
-        cr_expect_eq(dev.net.fifo.frames[i].len, 60 + i, "FIFO keeps ring order");
+        cr_expect_eq(dev.net.fifo[0].frames[i].len, 60 + i, "FIFO keeps ring order");
     }
     cr_expect_eq(vnet_fifo_frames(&dev.net), 3);
     cr_expect_eq(dev.tp.error, VS_REASON_NONE);
