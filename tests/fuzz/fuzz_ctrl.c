@@ -3,7 +3,9 @@
  *
  * The harness negotiates CTRL_VQ with or without NOTF_COAL / VQ_NOTF_COAL (input bits),
  * on a function with one queue pair or, with input bit 3, MQ_PAIRS pairs and
- * VIRTIO_NET_F_MQ ("Automatic receive steering in multiqueue mode"), brings up every
+ * VIRTIO_NET_F_MQ ("Automatic receive steering in multiqueue mode"), with input bit 4
+ * VIRTIO_NET_F_RSS offered and negotiated, with bit 5 offered only ("Receive-side
+ * scaling (RSS)": RSS_CONFIG up to 765 bytes over three descriptors), brings up every
  * queue (packed ring), then plays the input as commands:
  * each one a chain whose device-readable part holds the input's class, command and data
  * (split over one to three descriptors) and whose device-writable part has the input's
@@ -14,7 +16,8 @@
  * Checked beyond fuzz_common.h: a command the device completes is answered with
  * VIRTIO_NET_OK or VIRTIO_NET_ERR in its last writable byte, and its used length covers
  * that byte; a command with no writable byte ends in NEEDS_RESET (CTRL_NO_ACK_BYTE); the
- * pairs in use stay within 1 .. max_virtqueue_pairs.
+ * pairs in use stay within 1 .. max_virtqueue_pairs; an RSS configuration in force names
+ * only queues of pairs in use; no pair's FIFO holds more than its places.
  *
  * Input: features byte, then commands {nread (1..3), nwrite (0..3), read lengths (u8
  * each), write lengths (u8 each), read bytes...} and an action byte after each, until the
@@ -96,6 +99,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const uint8_t fb = fuzz_u8(&in);
     if (fb & 8u)
         p.queue_pairs = MQ_PAIRS;
+    p.rss = (fb & 0x30u) != 0;
     if (!vdev_rig_init_with(&r, &p, guest, GUEST_BASE, GUEST_BYTES))
         return 0;
 
@@ -112,6 +116,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         vs_feature_set(&f, VIRTIO_F_EVENT_IDX_BIT);
     if (fb & 8u)
         vs_feature_set(&f, VIRTIO_NET_F_MQ_BIT);
+    if (fb & 0x10u)
+        vs_feature_set(&f, VIRTIO_NET_F_RSS_BIT);
     const uint16_t cq = vnet_ctrl_queue(&r.dev.net);
     if (!vdev_rig_bring_up(&r, &f, r.dev.net.num_queues, RING_SIZE)) {
         fuzz_check_error_state(&r.dev);
@@ -187,6 +193,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         FUZZ_CHECK(r.dev.net.pairs >= 1 && r.dev.net.pairs <= r.dev.net.pairs_max,
                    "%u pairs in use of %u", r.dev.net.pairs, r.dev.net.pairs_max);
+        const struct rss_state *rs = r.dev.net.rss;
+        if (rs != NULL && rs->configured) {
+            FUZZ_CHECK(rs->unclassified_queue < r.dev.net.pairs, "unclassified_queue %u of %u pairs",
+                       rs->unclassified_queue, r.dev.net.pairs);
+            for (uint32_t i = 0; i < rs->table_len; i++)
+                FUZZ_CHECK(rs->table[i] < r.dev.net.pairs, "table entry %u names queue %u of %u pairs",
+                           i, rs->table[i], r.dev.net.pairs);
+        }
+        for (uint16_t k = 0; k < r.dev.net.pairs_max; k++)
+            FUZZ_CHECK(vnet_pair_fifo_frames(&r.dev.net, k) <= p.rx_fifo_frames,
+                       "pair %u's FIFO holds %u frames", k, vnet_pair_fifo_frames(&r.dev.net, k));
         const uint8_t action = fuzz_u8(&in);
         for (unsigned n = 0; n < (action >> 2) % 4u && r.dev.tp.error == VS_REASON_NONE; n++)
             frame(&r, &tx, &rx);
