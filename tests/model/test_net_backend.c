@@ -17,6 +17,16 @@ static void fill(uint8_t *f, uint32_t len, uint8_t seed)
         f[i] = (uint8_t)(seed + i * 3u);
 }
 
+/* A broadcast ARP request for the peer's address (60 bytes). */
+static void arp_request(uint8_t *arp)
+{
+    memset(arp, 0, 60);
+    memset(arp, 0xff, 6);
+    arp[12] = 0x08, arp[13] = 0x06, arp[15] = 1, arp[16] = 0x08, arp[18] = 6, arp[19] = 4,
+    arp[21] = 1;
+    memcpy(arp + 38, peer.ipv4, 4);
+}
+
 /* Loopback: frames come out whole and in order; a full FIFO or a frame longer than a
  * place is dropped and counted (callers prevent both; this keeps memory safe). */
 Test(net_backend, loopback_order_and_defensive_drops)
@@ -76,11 +86,8 @@ Test(net_backend, sink_and_responder_counts)
     struct net_fifo f;
     struct net_backend_counts c = {0};
     cr_assert(net_fifo_init(&f, 4, 1514));
-    uint8_t arp[60] = {0};
-    memset(arp, 0xff, 6);
-    arp[12] = 0x08, arp[13] = 0x06, arp[15] = 1, arp[16] = 0x08, arp[18] = 6, arp[19] = 4,
-    arp[21] = 1;
-    memcpy(arp + 38, peer.ipv4, 4);
+    uint8_t arp[60];
+    arp_request(arp);
     cr_expect_not(net_backend_transmit(VDEV_BACKEND_SINK, &peer, &f, arp, sizeof arp, &c));
     cr_expect_eq(c.sink_frames, 1);
     cr_expect_eq(f.count, 0);
@@ -96,6 +103,44 @@ Test(net_backend, sink_and_responder_counts)
     arp[13] = 0x06;
     cr_expect_not(net_backend_transmit(VDEV_BACKEND_RESPONDER, &peer, &f, arp, 59, &c));
     cr_expect_eq(c.responder_arp, 1, "no room for a 60-byte reply");
+    net_fifo_fini(&f);
+}
+
+/* The steering device's path: net_backend_receive gives the frame the device receives
+ * (loopback: the frame itself; responder: its answer; sink: none) with the same counts
+ * as net_backend_transmit, and net_fifo_push queues it where the caller steered it,
+ * refusing a full FIFO or a length out of range. */
+Test(net_backend, receive_then_push)
+{
+    struct net_backend_counts c = {0};
+    uint8_t out[1514], fr[80];
+    fill(fr, sizeof fr, 5);
+    cr_expect_eq(net_backend_receive(VDEV_BACKEND_LOOPBACK, &peer, fr, sizeof fr, 1514, out, &c), 80u);
+    cr_expect_arr_eq(out, fr, sizeof fr);
+    cr_expect_eq(net_backend_receive(VDEV_BACKEND_SINK, &peer, fr, sizeof fr, 1514, out, &c), 0u);
+    cr_expect_eq(c.sink_frames, 1);
+    cr_expect_eq(net_backend_receive(VDEV_BACKEND_LOOPBACK, &peer, fr, sizeof fr, 79, out, &c), 0u,
+                 "longer than max_frame_bytes");
+    cr_expect_eq(c.sink_frames, 2);
+    uint8_t arp[60];
+    arp_request(arp);
+    cr_expect_eq(net_backend_receive(VDEV_BACKEND_RESPONDER, &peer, arp, sizeof arp, 1514, out, &c), 60u);
+    cr_expect_eq(c.responder_arp, 1);
+    cr_expect_eq(out[21], 2, "an ARP reply");
+
+    struct net_fifo f;
+    cr_assert(net_fifo_init(&f, 2, 100));
+    cr_expect(net_fifo_push(&f, fr, 80));
+    cr_expect_not(net_fifo_push(&f, fr, 0), "empty");
+    cr_expect_not(net_fifo_push(&f, out, 101), "longer than a place");
+    cr_expect(net_fifo_push(&f, out, 60));
+    cr_expect_not(net_fifo_push(&f, fr, 10), "full");
+    const uint8_t *bytes;
+    cr_expect_eq(net_fifo_head(&f, &bytes)->len, 80u);
+    cr_expect_arr_eq(bytes, fr, 80);
+    net_fifo_pop(&f);
+    cr_expect_eq(net_fifo_head(&f, &bytes)->len, 60u);
+    cr_expect_arr_eq(bytes, out, 60);
     net_fifo_fini(&f);
 }
 
