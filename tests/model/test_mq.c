@@ -819,3 +819,23 @@ Test(mq, rss_drops_frames_for_a_queue_being_reset)
     cr_expect_eq(rig.dev.tp.error, VS_REASON_NONE);
     rig_down();
 }
+
+/* The wake marks cover all 513 queues of 256 pairs, lowest first across words. */
+Test(mq, wake_marks_cover_every_queue)
+{
+    rig_up(256);
+    uint16_t q;
+    while (pt_take_wake(&rig.dev.tp, &q))
+        ;
+    const uint16_t marked[] = {512, 64, 3, 63, 511};
+    for (unsigned i = 0; i < sizeof marked / sizeof marked[0]; i++)
+        pt_wake(&rig.dev.tp, marked[i]);
+    pt_wake(&rig.dev.tp, 513); /* no such queue */
+    const uint16_t order[] = {3, 63, 64, 511, 512};
+    for (unsigned i = 0; i < sizeof order / sizeof order[0]; i++) {
+        cr_expect(pt_take_wake(&rig.dev.tp, &q));
+        cr_expect_eq(q, order[i]);
+    }
+    cr_expect_not(pt_take_wake(&rig.dev.tp, &q));
+    rig_down();
+}

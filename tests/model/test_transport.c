@@ -841,3 +841,23 @@ Test(transport, msix_present_but_disabled_uses_intx)
     cr_assert(pt_intx_asserted(&blk.tp));
     cr_assert_not(pt_take_msi(&blk.tp, &m));
 }
+
+/* pt_wake / pt_take_wake: the queues a personality marks as given work come out lowest
+ * first, once each however often marked; a queue the function does not have is never
+ * marked; a device reset (writing 0 to device_status, "Device Reset") clears the marks. */
+Test(transport, wake_marks_queues_once_until_taken)
+{
+    uint16_t q = 0xbeef;
+    cr_expect_not(pt_take_wake(&blk.tp, &q));
+    pt_wake(&blk.tp, 0);
+    pt_wake(&blk.tp, 0);
+    pt_wake(&blk.tp, 1); /* the toy has one queue */
+    pt_wake(&blk.tp, PT_NO_QUEUE);
+    cr_expect(pt_take_wake(&blk.tp, &q));
+    cr_expect_eq(q, 0);
+    cr_expect_not(pt_take_wake(&blk.tp, &q));
+    map_bars();
+    pt_wake(&blk.tp, 0);
+    wr(VIRTIO_PCI_COMMON_STATUS, 1, 0);
+    cr_expect_not(pt_take_wake(&blk.tp, &q), "reset clears the marks");
+}
