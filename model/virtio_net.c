@@ -1,5 +1,6 @@
-/* virtio_net.c -- the virtio-net personality: queue roles, the RX FIFO and backend,
- * the control queue, coalescing parameters, the device configuration. */
+/* virtio_net.c -- the virtio-net personality: queue roles, the RX FIFOs (one per pair),
+ * receive steering (automatic or RSS) and the backend, the control queue, coalescing
+ * parameters, the device configuration. */
 #include "virtio_net.h"
 
 #include <stddef.h>

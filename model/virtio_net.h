@@ -2,8 +2,9 @@
  * (pci_transport.h).
  *
  * Owns what makes the function a network device: the queue roles (receive, transmit,
- * control), the frames waiting for receive buffers (the RX FIFO) and the backend that
- * fills it, the control queue's commands, notification coalescing (the window and
+ * control), the frames waiting for receive buffers (an RX FIFO per queue pair), the
+ * backend that fills them and where each frame goes (automatic steering, or RSS through
+ * model/rss.h), the control queue's commands, notification coalescing (the window and
  * count rules are model/coalesce.c's; this file keeps the parameters per queue and the
  * commands that set them), the device configuration (struct virtio_net_config), the
  * feature dependencies and the net statistics. It reaches guest memory, interrupts and
