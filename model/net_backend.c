@@ -91,11 +91,11 @@ static void fifo_commit(struct net_fifo *f, size_t off, uint32_t len)
     f->count++;
 }
 
-/* The backend's part of one transmitted frame: loopback receives it back whole (its
- * bytes copied to out); the responder writes its answer to out, if any; the sink drops
- * it. out has room for max(len, NET_ANSWER_MIN_FRAME) bytes when that is within
- * max_frame. Counts what the backend did; returns the bytes of the frame received (0:
- * none). */
+/* The backend's part of one transmitted frame (len <= max_frame), loopback or
+ * responder: loopback receives it back whole (its bytes copied to out); the responder
+ * writes its answer to out, if any (only when max(len, NET_ANSWER_MIN_FRAME) is within
+ * max_frame). out has room for max_frame bytes. Counts what the responder did; returns
+ * the bytes of the frame received (0: none). */
 static uint32_t backend_frame(enum vdev_backend b, const struct net_peer *peer,
                               const uint8_t *frame, uint32_t len, uint32_t max_frame,
                               uint8_t *out, struct net_backend_counts *c)

@@ -75,9 +75,9 @@ bool net_backend_transmit(enum vdev_backend b, const struct net_peer *peer, stru
 /* The frame the device receives for one transmitted frame (len bytes, Ethernet header
  * first) under backend b, for a device that steers it to one of several FIFOs itself:
  * loopback, the frame; responder, its answer, if any; sink, none. Writes it to out
- * (room for max(len, NET_ANSWER_MIN_FRAME) bytes, or max_frame_bytes) and returns its
- * length, 0 when there is none. Counts as net_backend_transmit does (a frame longer
- * than max_frame_bytes is dropped as the sink would). */
+ * (max_frame_bytes of room: nothing longer is written) and returns its length, 0 when
+ * there is none. Counts as net_backend_transmit does (a frame longer than
+ * max_frame_bytes is dropped as the sink would). */
 uint32_t net_backend_receive(enum vdev_backend b, const struct net_peer *peer,
                              const uint8_t *frame, uint32_t len, uint32_t max_frame_bytes,
                              uint8_t *out, struct net_backend_counts *c);
