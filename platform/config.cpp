@@ -442,6 +442,13 @@ const std::vector<param_def> &param_table()
         {"host.mmio_write_ns", "ns", "100",
          "CPU time to issue one posted MMIO write (e.g. a notification)", real(0, 1e9),
          REAL_FIELD(cpu.mmio_write_ns)},
+        {"host.intx_latency_ns", "ns", "1000",
+         "legacy INTx only (device.msix = off): from the device changing its INTA# pin to the "
+         "interrupt controller seeing the new level (the Assert_INTx / Deassert_INTx message "
+         "upstream and the I/O APIC's redirection; not charged on the link). A read's "
+         "completion never passes a pin change the device made before answering it "
+         "(docs/timing.md)",
+         real(0, 1e9), REAL_FIELD(cpu.intx_latency_ns)},
 
         // Device
         {"device.clock_mhz", "MHz", "1000", "device core clock; converts device.*_cycles to time",
@@ -537,8 +544,7 @@ const std::vector<param_def> &param_table()
         {"device.msix", "", "on",
          "on = present an MSI-X capability (one vector for configuration changes plus one per "
          "queue); off = no MSI-X capability: the device interrupts by legacy INTx (INTA#, the "
-         "ISR status read-to-clear). The timed platform delivers only MSI-X so far: `run` "
-         "accepts only on",
+         "ISR status read-to-clear; host.intx_latency_ns). `serve` accepts only on",
          choice({"on", "off"}),
          [](vs_config &c, const param_value &v) { c.dev.no_msix = v.u == 1; },
          [](const vs_config &c) { return int_value(c.dev.no_msix ? 1 : 0); }},
@@ -1780,12 +1786,6 @@ bool config_validate(const vs_config &cfg, param_error &err, bool unused_pairs)
                    " pairs: the device and the timed platform offer them, but the reference "
                    "driver uses one queue pair so far (issue 15; viosim run "
                    "--offer-unused-pairs runs them unused)"};
-        return false;
-    }
-    if (cfg.dev.no_msix) {
-        err = {"device.msix",
-               "parameter 'device.msix': off (legacy INTx only): the device model supports it, "
-               "but the timed platform delivers only MSI-X interrupts so far (issue 16)"};
         return false;
     }
     if (cfg.dev.queue_engines > 1 && cfg.dma.channels_count > 0) {

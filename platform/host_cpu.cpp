@@ -24,6 +24,7 @@ cpu_costs cpu_costs_of(const host_cpu_params &p, const sim_params &sim)
     cc.work_cycles[VS_HOST_WORK_CTRL_COMMAND] = p.ctrl_command_cycles;
     cc.irq_entry_cycles = p.irq_entry_cycles;
     cc.mmio_write = sc_core::sc_time(p.mmio_write_ns, sc_core::SC_NS);
+    cc.intx_latency = sc_core::sc_time(p.intx_latency_ns, sc_core::SC_NS);
     cc.poll_sleep = sim.poll_sleep;
     cc.timing = run_ahead_of(sim);
     return cc;
@@ -162,7 +163,22 @@ uint64_t host_cpu::access(tlm::tlm_command cmd, uint64_t addr, unsigned size, ui
     reused_payload::lease payload(access_payload_);
     tlm::tlm_generic_payload &tx = payload.prepare(cmd, addr, buf, size);
     sc_time delay = qk_.get_local_time();
+    in_read_ = cmd == tlm::TLM_READ_COMMAND;
     mmio->b_transport(tx, delay);
+    if (in_read_) {
+        // PCIe ordering: a completion does not pass the posted messages sent before it,
+        // so pin changes the device made by the time it answered are seen by now.
+        in_read_ = false;
+        const sc_time completion = sc_core::sc_time_stamp() + delay;
+        auto last = intx_changes_.end();
+        for (auto it = intx_changes_.begin(); it != intx_changes_.end(); ++it)
+            if (it->before_completion)
+                last = std::next(it);
+        for (auto it = intx_changes_.begin(); it != last; ++it) {
+            it->at = std::max(it->sent, std::min(it->at, completion));
+            it->before_completion = false;
+        }
+    }
     // Reads (and configuration writes) stall the CPU until the completion is back.
     busy += delay - qk_.get_local_time();
     qk_.set(delay);
@@ -211,11 +227,21 @@ int host_cpu::op_wait_interrupt(void *ctx, uint64_t timeout_ns)
             cpu->spend(cpu->c_.cycle * double(cpu->c_.irq_entry_cycles));
             return int(v);
         }
+        // INTx is a level: taken as long as the line is asserted (the driver's ISR read
+        // lowers it at the device).
+        if (cpu->intx_asserted_now()) {
+            cpu->interrupts++;
+            cpu->intx_taken++;
+            cpu->spend(cpu->c_.cycle * double(cpu->c_.irq_entry_cycles));
+            return VS_HOST_IRQ_INTX;
+        }
         if (now >= deadline)
             return -1;
         sc_time wake = deadline;
         if (!cpu->irqs_.empty() && cpu->irqs_.front().at < wake)
             wake = cpu->irqs_.front().at;
+        if (!cpu->intx_changes_.empty() && cpu->intx_changes_.front().at < wake)
+            wake = cpu->intx_changes_.front().at;
         // A notification already due earlier is kept (notify's rule): this loop then
         // wakes at it, finds nothing and waits again.
         cpu->wait_deadline_.notify(wake - now);
@@ -341,4 +367,28 @@ void host_cpu::b_msi(tlm::tlm_generic_payload &tx, sc_time &delay)
     irqs_.insert(it, pending_irq{at, data});
     irq_event_.notify(delay);
     tx.set_response_status(tlm::TLM_OK_RESPONSE);
+}
+
+// Legacy INTx: the device's pin change reaches the interrupt controller
+// host.intx_latency_ns after the device made it, never before an earlier change (one
+// path, in order), and, when it happened while a read of this CPU was at the device,
+// no later than that read's completion (access).
+void host_cpu::intx_changed(bool level, const sc_time &at)
+{
+    sc_time arrive = at + c_.intx_latency;
+    if (!intx_changes_.empty() && intx_changes_.back().at > arrive)
+        arrive = intx_changes_.back().at;
+    intx_changes_.push_back(intx_change{at, arrive, level, in_read_});
+    irq_event_.notify(arrive - sc_core::sc_time_stamp());
+}
+
+// The level the interrupt controller sees now, after the changes that have arrived.
+bool host_cpu::intx_asserted_now()
+{
+    const sc_time now = sc_core::sc_time_stamp();
+    while (!intx_changes_.empty() && intx_changes_.front().at <= now) {
+        intx_line_ = intx_changes_.front().level;
+        intx_changes_.pop_front();
+    }
+    return intx_line_;
 }

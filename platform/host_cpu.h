@@ -38,6 +38,7 @@ struct cpu_costs {
     uint64_t work_cycles[VS_HOST_WORK_COUNT];
     uint64_t irq_entry_cycles;
     sc_core::sc_time mmio_write;
+    sc_core::sc_time intx_latency; // host.intx_latency_ns
     bool poll_sleep = false; // sleep through empty polls (sim.poll_sleep)
     run_ahead timing;        // sim.timing: when the CPU synchronises
 };
@@ -67,6 +68,10 @@ public:
     // How host software programs the platform IOMMU (set by the top level).
     std::function<bool(uint32_t pasid, uint64_t root)> iommu_set_root;
 
+    // Legacy INTx: the device's INTA# pin went to `level` at `at` (the device's
+    // on_intx). The interrupt controller sees it host.intx_latency_ns later.
+    void intx_changed(bool level, const sc_core::sc_time &at);
+
     // Results, valid once done() is true.
     bool done() const { return done_; }
     enum refdrv_result result = REFDRV_OK;
@@ -86,6 +91,7 @@ public:
     sc_core::sc_time finish_time;
     sc_core::sc_time busy;                // CPU time charged (work, MMIO, interrupts)
     uint64_t interrupts = 0, msi_bad = 0;
+    uint64_t intx_taken = 0; // interrupts taken on the asserted INTx line (part of interrupts)
     uint64_t work_count[VS_HOST_WORK_COUNT] = {};
 
 private:
@@ -124,6 +130,19 @@ private:
         uint32_t vector;
     };
     std::deque<pending_irq> irqs_;
+    // INTx: pin changes on their way to the interrupt controller, in the order the
+    // device made them (posted messages on one path arrive in order), and the level it
+    // sees. in_read_: a read of this CPU is at the device; changes reported meanwhile
+    // (its ISR read's deassert) cannot arrive after its completion.
+    struct intx_change {
+        sc_core::sc_time sent, at; // when the device changed the pin, when it is seen
+        bool level;
+        bool before_completion;
+    };
+    std::deque<intx_change> intx_changes_;
+    bool intx_line_ = false;
+    bool in_read_ = false;
+    bool intx_asserted_now();
     sc_core::sc_event irq_event_;
     // op_wait_interrupt's timeout. One event kept across calls instead of a wait with a
     // timeout each: SystemC leaves a timeout that an interrupt beat in its timed-event

@@ -484,6 +484,11 @@ int cmd_serve(int argc, char **argv)
     std::string why = args.resolve(cfg);
     if (!why.empty())
         return usage_error(why);
+    // A vhost-user back end is no PCI function: the front end's interrupts are call
+    // eventfds, and there is no INTx pin, ISR status or Command register to offer.
+    if (cfg.dev.no_msix)
+        return usage_error("parameter 'device.msix': off (legacy INTx) needs a PCI function; "
+                           "serve is a vhost-user back end, whose interrupts are call eventfds");
     opt.out_dir = args.out_dir;
     const int rc = vhost_user_serve(cfg, opt);
     return rc == 0 ? 0 : rc == SERVE_EXIT_PATH ? EXIT_USAGE : EXIT_RUN_FAILED;

@@ -96,6 +96,7 @@ struct host_cpu_params {
     uint64_t smp_barrier_cycles = 5;
     uint64_t ctrl_command_cycles = 500;
     double mmio_write_ns = 100;               // CPU time to issue a posted MMIO write
+    double intx_latency_ns = 1000;            // INTx pin change to the interrupt controller
 };
 
 // device.clock_mhz, device.*_cycles, device.*_pasid: the timed device around the kernel.

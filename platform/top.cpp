@@ -77,6 +77,9 @@ struct platform {
             return in_device ? dev.iommu_set_root(pasid, root) : rc.iommu_set_root(pasid, root);
         };
         rc.on_invalidate = [this](uint32_t pasid) { dev.ats_invalidate(pasid); };
+        // Legacy INTx (device.msix = off): the function's INTA# pin, wired to the CPU's
+        // interrupt controller.
+        dev.on_intx = [this](bool level, const sc_time &at) { cpu.intx_changed(level, at); };
     }
 };
 
@@ -275,6 +278,12 @@ run_result collect_run(platform *p)
     s.add_u64("device.config_interrupts", "count", stat_better::neutral, "configuration change notifications", d.tp.stats.config_interrupts);
     s.add_u64("device.msix_sent", "count", stat_better::lower, "MSI-X messages written", p->dev.msi_sent);
     s.add_u64("device.msix_pended", "count", stat_better::lower, "MSI-X messages held pending by a mask", d.tp.msix.stats.pended);
+    s.add_u64("device.intx_asserts", "count", stat_better::lower,
+              "times the function asserted its legacy INTx pin (INTA#; 0 while MSI-X is enabled)",
+              d.tp.stats.intx_asserts);
+    s.add_u64("device.intx_deasserts", "count", stat_better::neutral,
+              "times the function deasserted its INTx pin (an ISR status read, Interrupt Disable, "
+              "MSI-X Enable or a reset)", d.tp.stats.intx_deasserts);
     // Every vector of a one-pair device's table; of a larger table (one vector per queue
     // of 2N + 1), the vectors that carried messages.
     for (unsigned v = 0; v < d.tp.msix.nvec; v++)
@@ -366,6 +375,9 @@ run_result collect_run(platform *p)
     stats_add_iommu(s, p->rc, p->dev.dma_stats());
     s.add_u64("conformance.violations", "count", stat_better::lower,
               "driver-conformance violations the device observed (docs/conformance.md)", r.violations_total);
+    s.add_u64("cpu.intx_interrupts", "count", stat_better::lower,
+              "interrupts the CPU took on the asserted INTx line (part of driver.interrupts' waits)",
+              cpu.intx_taken);
     s.add_f64("cpu.busy_ns", "ns", stat_better::lower, "CPU time charged to the driver", cpu.busy.to_seconds() * 1e9);
     s.add_f64("cpu.utilisation", "fraction", stat_better::neutral, "CPU busy time over simulated time",
               sim_ns > 0 ? cpu.busy.to_seconds() * 1e9 / sim_ns : 0.0);

@@ -308,6 +308,7 @@ void virtio_device_tlm::b_transport(tlm::tlm_generic_payload &tx, sc_time &delay
     }
     if (dev_.tp.outbox_count)
         msi_pending_.notify(delay);
+    intx_follow(sc_core::sc_time_stamp() + delay);
     if (dev_.tp.vpci.status & VIRTIO_STATUS_FEATURES_OK)
         negotiated_features = dev_.tp.vpci.driver_features;
     tx.set_response_status(tlm::TLM_OK_RESPONSE);
@@ -339,6 +340,7 @@ void virtio_device_tlm::apply_devmem_writes(bool all)
     }
     if (dev_.tp.outbox_count)
         msi_pending_.notify(SC_ZERO_TIME); // e.g. NEEDS_RESET after a malformed write
+    intx_follow(now);
 }
 
 void virtio_device_tlm::devmem_arrivals()
@@ -482,10 +484,28 @@ void virtio_device_tlm::charge(engine &e, const pt_work &w)
     t_.timing.sync(e.qk); // see "Synchronisation" in docs/timing.md
 }
 
-// MSI-X: a posted 4-byte write of the message data to the message address.
+// Legacy INTx: the pin is a level, not a message the device sends on its DMA path; the
+// transport keeps it (pt_intx_asserted), and every change is handed to the interrupt
+// controller with the time it happened (on_intx). Called after every kernel call that
+// may raise an interrupt or change ISR status, the Command register or MSI-X Enable.
+void virtio_device_tlm::intx_follow(const sc_time &at)
+{
+    const bool level = pt_intx_asserted(&dev_.tp);
+    if (level == intx_level_)
+        return;
+    intx_level_ = level;
+    if (trace)
+        trace->instant(TRACE_INTERRUPTS, level ? "INTx assert" : "INTx deassert", at);
+    if (on_intx)
+        on_intx(level, at);
+}
+
+// MSI-X: a posted 4-byte write of the message data to the message address. The INTx
+// pin, when MSI-X is absent or disabled, follows here too (after every engine step).
 void virtio_device_tlm::send_msis(engine &e)
 {
     conformance_check(); // a step that just failed on a driver's ring violation
+    intx_follow(sc_core::sc_time_stamp() + e.qk.get_local_time());
     if (dev_.tp.outbox_count == 0)
         return;
     const sc_time from = sc_core::sc_time_stamp() + e.qk.get_local_time();
@@ -661,6 +681,7 @@ void virtio_device_tlm::coal_timer_thread(uint16_t q)
             vnet_coal_expire(&dev_.net, q, t.window, &c.ops);
         }
         if (dev_.tp.outbox_count == 0) {
+            intx_follow(now + c.qk.get_local_time()); // a decision raised INTx, if anything
             c.qk.sync();
             continue;
         }

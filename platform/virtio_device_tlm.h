@@ -127,6 +127,13 @@ public:
     sc_core::sc_time bench_first_done;  // when the first transfer had completed
     uint64_t bench_bytes = 0;
     uint64_t msi_sent = 0;
+    // Legacy INTx (device.msix = off, or MSI-X disabled): called whenever the function's
+    // INTA# pin (pt_intx_asserted) changes, with the new level and the simulated time the
+    // device changed it; the interrupt controller adds the message's flight
+    // (host.intx_latency_ns, docs/timing.md). A change a register access caused (an ISR
+    // read, a Command or MSI-X Control write, a reset) is reported from within that
+    // access's b_transport, before it returns.
+    std::function<void(bool level, const sc_core::sc_time &at)> on_intx;
     // The driver's features while FEATURES_OK was set, kept past its final reset
     // (stats.json result.negotiated_features).
     vs_features negotiated_features{};
@@ -214,6 +221,7 @@ private:
     void used_leave(engine &e);
     void engine_wait(engine &e, const sc_core::sc_event &a, const sc_core::sc_event &b);
     void send_msis(engine &e);
+    void intx_follow(const sc_core::sc_time &at);
     void msi_sender();
     void bench_thread();
     static enum vs_dma_status dma_read(void *ctx, uint64_t addr, void *dst, uint32_t len,
@@ -286,6 +294,7 @@ private:
     std::deque<devmem_write> devmem_writes_; // in arrival order (one CPU, posted, in order)
     sc_core::sc_event devmem_arrival_;       // the first of devmem_writes_ arrives
     trace_counters *counters_ = nullptr;
+    bool intx_level_ = false;         // the INTA# level last reported (on_intx)
 };
 
 #endif

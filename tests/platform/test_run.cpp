@@ -68,6 +68,11 @@ Test(platform_run, interrupt_mode_bounded_by_suppression)
     // was sent (a message decided just before the driver's final reset may be dropped).
     cr_expect_leq(r.stat("device.msix_sent"), r.stat("device.interrupts_raised"));
     cr_expect_geq(r.stat("device.msix_sent"), r.stat("driver.interrupts"));
+    // With MSI-X enabled the INTx pin never moves (PCI Local Bus 3.0 §6.8.2, and the
+    // driver sets Interrupt Disable): every interrupt is a message.
+    cr_expect_eq(r.stat("device.intx_asserts"), 0);
+    cr_expect_eq(r.stat("device.intx_deasserts"), 0);
+    cr_expect_eq(r.stat("cpu.intx_interrupts"), 0);
 }
 
 // Without EVENT_IDX (declined by the driver) the flag-based suppression is used.
@@ -671,14 +676,68 @@ Test(platform_run, bar_width_32)
     }
 }
 
-// device.msix=off: the model presents no MSI-X capability and interrupts by INTx, but
-// the timed platform delivers only MSI-X so far, so a run refuses it before anything
-// runs: exit 2, the key named.
-Test(platform_run, msix_off_refused)
+// device.msix=off: no MSI-X capability, so the function interrupts by legacy INTx
+// ("ISR status capability": with MSI-X absent the device asserts INT#x while ISR status
+// is non-zero, and reading ISR status deasserts it). The timed platform carries the
+// pin's level to the CPU (host.intx_latency_ns); every frame comes back on either ring
+// format, in each driver mode, and the interrupts the driver took are the line's.
+namespace {
+void expect_intx_run(const char *mode, bool split, const char *bar_width = "64")
 {
     run_out r;
-    run(r, {"--set", "device.msix=off"});
-    cr_expect_eq(r.status, 2, "exit %d", r.status);
-    cr_expect_neq(r.err.find("device.msix"), std::string::npos, "%s", r.err.c_str());
-    cr_expect_neq(r.err.find("only MSI-X"), std::string::npos, "%s", r.err.c_str());
+    std::vector<std::string> args = {"--set", "device.msix=off", "--set",
+                                     std::string("driver.mode=") + mode, "--set",
+                                     "driver.frames_count=400", "--set",
+                                     std::string("device.bar_width_bits=") + bar_width};
+    if (split)
+        args.insert(args.end(), {"--set", "driver.decline_features=RING_PACKED"});
+    run(r, args);
+    expect_clean_loopback(r, 400);
+    cr_expect_eq(r.stat("device.msix_sent"), 0, "%s: no MSI-X capability, no message", mode);
+    const double asserts = r.stat("device.intx_asserts");
+    const double taken = r.stat("cpu.intx_interrupts");
+    // Each interrupt taken was an asserted line the driver then read ISR status for:
+    // at most one per assertion, and every assertion but a last one pending at the final
+    // reset was deasserted by the driver's read.
+    cr_expect_eq(r.stat("driver.interrupts"), taken, "%s", mode);
+    cr_expect_leq(taken, asserts, "%s", mode);
+    cr_expect_leq(asserts, r.stat("device.interrupts_raised") + r.stat("device.config_interrupts"),
+                  "%s", mode);
+    cr_expect_leq(asserts - r.stat("device.intx_deasserts"), 1, "%s", mode);
+    if (std::string(mode) == "poll") {
+        cr_expect_eq(taken, 0, "poll mode suppresses used buffer notifications");
+    } else {
+        cr_expect_gt(taken, 0, "%s: interrupts were taken on INTx", mode);
+        cr_expect_geq(taken + 1, asserts, "%s: an assertion not taken", mode);
+    }
+    const json_t *f = json_object_get(json_object_get(r.stats, "result"), "negotiated_features");
+    cr_assert(json_is_object(f));
+    cr_expect_eq(split, json_object_get(f, "RING_PACKED") == nullptr, "%s: ring format", mode);
+}
+} // namespace
+
+Test(platform_run, intx_packed_interrupt) { expect_intx_run("interrupt", false); }
+Test(platform_run, intx_split_interrupt) { expect_intx_run("interrupt", true); }
+Test(platform_run, intx_packed_napi) { expect_intx_run("napi", false); }
+Test(platform_run, intx_split_napi) { expect_intx_run("napi", true); }
+Test(platform_run, intx_packed_poll) { expect_intx_run("poll", false); }
+Test(platform_run, intx_split_poll) { expect_intx_run("poll", true); }
+// What QEMU's proxy device will present: 32-bit BARs and no MSI-X.
+Test(platform_run, intx_32bit_bars) { expect_intx_run("interrupt", false, "32"); }
+Test(platform_run, intx_32bit_bars_split_napi) { expect_intx_run("napi", true, "32"); }
+
+// host.intx_latency_ns is the pin's flight to the interrupt controller: a longer one
+// delays every interrupt, so the same frames take longer in interrupt mode.
+Test(platform_run, intx_latency_slows_interrupt_mode)
+{
+    run_out fast, slow;
+    run(fast, {"--set", "device.msix=off", "--set", "driver.frames_count=300", "--set",
+               "host.intx_latency_ns=0"});
+    run(slow, {"--set", "device.msix=off", "--set", "driver.frames_count=300", "--set",
+               "host.intx_latency_ns=20000"});
+    expect_clean_loopback(fast, 300);
+    expect_clean_loopback(slow, 300);
+    cr_expect_gt(slow.stat("sim.time_ns"), fast.stat("sim.time_ns"));
+    cr_expect_gt(fast.stat("cpu.intx_interrupts"), 0);
+    cr_expect_gt(slow.stat("cpu.intx_interrupts"), 0);
 }

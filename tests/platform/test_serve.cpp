@@ -516,6 +516,14 @@ Test(serve, bad_values_refused)
         expect_refused({"--vhost-user", sock, "--out", dir, "--socket-mode", v}, "--socket-mode");
 }
 
+// A vhost-user back end is no PCI function: it has no INTx pin or ISR status to offer
+// (the front end's interrupts are call eventfds), so serve refuses device.msix=off.
+Test(serve, msix_off_refused)
+{
+    const std::string dir = temp_dir(), sock = dir + "/sock";
+    expect_refused({"--vhost-user", sock, "--out", dir, "--set", "device.msix=off"}, "device.msix");
+}
+
 Test(serve, bad_socket_paths_refused)
 {
     const std::string dir = temp_dir();
