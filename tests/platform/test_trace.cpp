@@ -312,3 +312,52 @@ Test(platform_trace, vcd_waveforms)
     cr_expect_eq(missing.status, 2);
     cr_expect_neq(missing.err.find("--vcd"), std::string::npos, "%s", missing.err.c_str());
 }
+
+namespace {
+// Instants (ph i) named `name`, their times in order.
+std::vector<double> instants(json_t *events, const std::string &name)
+{
+    std::vector<double> ts;
+    size_t i;
+    json_t *ev;
+    json_array_foreach(events, i, ev)
+        if (std::string(json_string_value(json_object_get(ev, "ph"))) == "i" &&
+            std::string(json_string_value(json_object_get(ev, "name"))) == name)
+            ts.push_back(json_number_value(json_object_get(ev, "ts")));
+    std::sort(ts.begin(), ts.end());
+    return ts;
+}
+} // namespace
+
+// Interrupts on the timeline: MSI-X messages as instants when the function has MSI-X;
+// with device.msix=off ("ISR status capability": legacy INTx) the pin's assertions and
+// deassertions instead, as many as the statistics count, each assertion followed by its
+// deassertion (the driver's ISR read) before the next.
+Test(platform_trace, intx_assert_and_deassert)
+{
+    const std::string a = temp_dir(), b = temp_dir();
+    run_out intx, msix;
+    run(intx, {"--set", "device.msix=off", "--set", "driver.frames_count=100", "--trace",
+               a + "/t.json"}, a);
+    run(msix, {"--set", "driver.frames_count=100", "--trace", b + "/t.json"}, b);
+    cr_assert_eq(intx.status, 0, "%s", intx.err.c_str());
+    cr_assert_eq(msix.status, 0, "%s", msix.err.c_str());
+    json_t *doc = nullptr;
+    json_t *ev = load_events(a + "/t.json", doc);
+    const std::vector<double> up = instants(ev, "INTx assert"), down = instants(ev, "INTx deassert");
+    cr_expect_eq(instants(ev, "MSI-X").size(), 0u);
+    json_decref(doc);
+    cr_expect_gt(up.size(), 0u);
+    cr_expect_eq(double(up.size()), intx.stat("device.intx_asserts"));
+    cr_expect_eq(double(down.size()), intx.stat("device.intx_deasserts"));
+    for (size_t k = 0; k < up.size(); k++) {
+        if (k < down.size())
+            cr_expect_leq(up[k], down[k], "deassertion %zu before its assertion", k);
+        if (k + 1 < up.size() && k < down.size())
+            cr_expect_leq(down[k], up[k + 1], "assertion %zu while still asserted", k + 1);
+    }
+    ev = load_events(b + "/t.json", doc);
+    cr_expect_eq(double(instants(ev, "MSI-X").size()), msix.stat("device.msix_sent"));
+    cr_expect_eq(instants(ev, "INTx assert").size(), 0u);
+    json_decref(doc);
+}
