@@ -1788,6 +1788,11 @@ bool config_validate(const vs_config &cfg, param_error &err, bool unused_pairs)
                    "--offer-unused-pairs runs them unused)"};
         return false;
     }
+    if (cfg.dev.no_msix && cfg.software.enabled) {
+        err = {"device.msix", "parameter 'device.msix': off (legacy INTx) needs "
+                              "sim.device_profile=hardware: a software device has no INTx pin"};
+        return false;
+    }
     if (cfg.dev.queue_engines > 1 && cfg.dma.channels_count > 0) {
         err = {"device.queue_engines",
                "parameter 'device.queue_engines': more than one engine per queue needs "

@@ -743,6 +743,9 @@ Test(config, bar_width_and_msix)
     set_ok(c, "device.msix=off");
     cr_expect(c.dev.no_msix);
     cr_expect(validate(c, err), "%s", err.message.c_str());
+    set_ok(c, "sim.device_profile=software");
+    validate_fails(c, "device.msix", "no INTx pin");
+    set_ok(c, "sim.device_profile=hardware");
     set_ok(c, "device.msix=on");
     cr_expect(validate(c, err), "%s", err.message.c_str());
 }
