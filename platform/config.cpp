@@ -635,7 +635,8 @@ const std::vector<param_def> &param_table()
              return v;
          }},
         {"driver.rx_buffer_bytes", "bytes", "2048",
-         "size of each receive buffer the driver posts (virtio-net header + frame)",
+         "size of each receive buffer the driver posts (virtio-net header + frame; with "
+         "VIRTIO_NET_F_MRG_RXBUF negotiated a frame may take several)",
          integer(64, 1048576), INT_FIELD(drv.rx_buffer_bytes)},
         {"driver.queue_size_entries", "entries", "256",
          "queue size the driver programs (at most device.queue_size_max_entries)",
@@ -705,6 +706,18 @@ const std::vector<param_def> &param_table()
          "port 49152 + f mod 16384, to 10.2.0.1 port 9), frame k in flow k mod N, at least 60 "
          "bytes (docs/rss.md)",
          integer(0, 65536), INT_FIELD(drv.flows_count)},
+        {"driver.queue_pairs_count", "count", "1",
+         "queue pairs the reference driver wants: 1 = receiveq1/transmitq1 only; N > 1 = "
+         "accept VIRTIO_NET_F_MQ (and CTRL_VQ) when offered, use min(N, max_virtqueue_pairs) "
+         "pairs, enable them with VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET; frames go to transmitq "
+         "(flow mod pairs) + 1 with driver.flows_count, round robin without "
+         "(docs/workloads.md)",
+         integer(1, REFDRV_PAIRS_MAX), INT_FIELD(drv.queue_pairs_count)},
+        {"driver.mrg_rxbuf", "", "off",
+         "on = accept VIRTIO_NET_F_MRG_RXBUF when the device offers it (device.mrg_rxbuf): a "
+         "received frame may fill several driver.rx_buffer_bytes buffers, which the driver "
+         "puts back together and checks",
+         ON_OFF_FIELD(drv.mrg_rxbuf)},
         {"driver.napi_budget_frames", "frames", "64",
          "driver.mode napi: frames received (completed, without loopback) per interrupt "
          "before the driver asks for interrupts again",
@@ -1895,6 +1908,11 @@ bool config_validate(const vs_config &cfg, param_error &err, bool unused_pairs)
         case REFDRV_INJECT_CTRL_COAL_VQ_INDEX:
             needs = coal ? nullptr : "driver.coal_policy static or adaptive (a control queue)";
             break;
+        case REFDRV_INJECT_CTRL_MQ_PAIRS: // sent where VQ_PAIRS_SET is, only with several pairs
+            needs = cfg.drv.queue_pairs_count > 1 && cfg.dev.queue_pairs > 1
+                        ? nullptr
+                        : "driver.queue_pairs_count and device.queue_pairs_count above 1";
+            break;
         default:
             break;
         }
@@ -1938,7 +1956,8 @@ bool config_validate(const vs_config &cfg, param_error &err, bool unused_pairs)
             return false;
         }
         // Without mergeable buffers a received frame and its header fill one buffer.
-        if (cfg.dev.backend == VDEV_BACKEND_LOOPBACK && size + NET_HDR_BYTES > cfg.drv.rx_buffer_bytes) {
+        if (cfg.dev.backend == VDEV_BACKEND_LOOPBACK && !(cfg.drv.mrg_rxbuf && cfg.dev.mrg_rxbuf) &&
+            size + NET_HDR_BYTES > cfg.drv.rx_buffer_bytes) {
             err = {size_key,
                    "parameter '" + std::string(size_key) + "': frame size " + std::to_string(size) +
                        " plus the " + std::to_string(NET_HDR_BYTES) +

@@ -48,8 +48,29 @@ void stats_add_driver_frames(stats_table &s, const refdrv_stats &d)
         {"rx.flow_frames", "frames", stat_better::neutral,
          "received good frames that were flow frames (IPv4/UDP, driver.flows_count)",
          &refdrv_stats::rx_flow_frames},
+        {"rx.buffers", "buffers", stat_better::neutral,
+         "receive buffers the driver took back (one per frame without VIRTIO_NET_F_MRG_RXBUF)",
+         &refdrv_stats::rx_buffers},
+        {"rx.merged_frames", "frames", stat_better::neutral,
+         "received frames that came in more than one buffer (VIRTIO_NET_F_MRG_RXBUF)",
+         &refdrv_stats::rx_merged_frames},
+        {"mrg_rxbuf_negotiated", "flag", stat_better::neutral,
+         "1 if VIRTIO_NET_F_MRG_RXBUF was negotiated (driver.mrg_rxbuf), else 0",
+         &refdrv_stats::mrg_rxbuf_negotiated},
+        {"mq.pairs", "pairs", stat_better::neutral,
+         "queue pairs the driver used (1 without VIRTIO_NET_F_MQ; driver.queue_pairs_count)",
+         &refdrv_stats::mq_pairs},
     };
     stats_add_rows(s, "driver.", rows, d);
+    // Per pair, only when several are in use: driver.pair.K.{tx,rx}.frames, K from 1.
+    for (uint64_t k = 0; d.mq_pairs > 1 && k < d.mq_pairs && k < REFDRV_PAIRS_MAX; k++) {
+        const std::string n = "driver.pair." + std::to_string(k + 1) + ".";
+        s.add_u64(n + "tx.frames", "frames", stat_better::neutral,
+                  "frames whose transmission completed on this pair's transmitq",
+                  d.tx_frames_pair[k]);
+        s.add_u64(n + "rx.frames", "frames", stat_better::neutral,
+                  "frames the driver received on this pair's receiveq", d.rx_frames_pair[k]);
+    }
 }
 
 void stats_add_driver_work(stats_table &s, const refdrv_stats &d)

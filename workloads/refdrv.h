@@ -21,6 +21,10 @@
 #include "virtio_wire.h"
 
 #define REFDRV_FRAME_SIZES_MAX 16
+/* Queue pairs the driver can drive (driver.queue_pairs_count): as many as a virtio-net
+ * device can have ("max_virtqueue_pairs", 1 .. 0x8000) is more than this model offers
+ * (VNET_PAIRS_MAX), so the driver stops at the model's 256. */
+#define REFDRV_PAIRS_MAX 256u
 
 enum refdrv_mode {
     REFDRV_MODE_INTERRUPT, /* sleep until an interrupt when there is nothing to do */
@@ -70,7 +74,7 @@ enum refdrv_coal_policy {
     X(QUEUE_SIZE_ZERO) X(QUEUE_SIZE_NOT_POWER_OF_2) X(QUEUE_CONFIG_AFTER_ENABLE) \
     X(QUEUE_ENABLE_ZERO) X(QUEUE_RESET_NOT_NEGOTIATED) X(NOTIFY_BEFORE_DRIVER_OK) \
     X(NOTIFY_WIDTH) X(NOTIFY_WRONG_QUEUE) X(NOTIFY_QUEUE_NOT_ENABLED) \
-    X(CTRL_COAL_NOT_NEGOTIATED) X(CTRL_COAL_VQ_INDEX) \
+    X(CTRL_COAL_NOT_NEGOTIATED) X(CTRL_COAL_VQ_INDEX) X(CTRL_MQ_PAIRS) \
     /* RING_RULE, by device reason */ \
     X(TX_HAS_WRITABLE) X(RX_HAS_READABLE) X(DESC_ZERO_LENGTH) X(TX_FRAME_TOO_SHORT) \
     X(RX_BUFFER_TOO_SMALL) X(RING_MISALIGNED) X(MSIX_RESERVED_BITS)
@@ -94,7 +98,8 @@ struct refdrv_params {
     uint64_t frames_count;          /* frames to transmit (and expect back in loopback) */
     uint32_t frame_sizes_bytes[REFDRV_FRAME_SIZES_MAX]; /* cycled in order */
     uint32_t frame_sizes_count;
-    uint32_t rx_buffer_bytes;       /* size of each posted receive buffer */
+    uint32_t rx_buffer_bytes;       /* size of each posted receive buffer; 0: 1526, or with
+                                       mrg_rxbuf negotiated 2048 */
     uint16_t queue_size_entries;    /* driver's queue size (<= device maximum) */
     double tx_rate_mpps;            /* offered load; 0 = as fast as the rings allow */
     enum traffic_arrival_kind arrival; /* poisson, onoff need tx_rate_mpps > 0 */
@@ -105,6 +110,15 @@ struct refdrv_params {
     /* 0: plain test frames (traffic_build); N: flow frames (IPv4/UDP, traffic_build_flow)
      * of N flows, frame k in flow k mod N; at least TRAFFIC_FLOW_HDR_BYTES long. */
     uint32_t flows_count;
+    /* Queue pairs wanted (0 or 1: one, VIRTIO_NET_F_MQ not accepted). More than one:
+     * VIRTIO_NET_F_MQ and VIRTIO_NET_F_CTRL_VQ accepted when offered, min(this,
+     * max_virtqueue_pairs) pairs set up and enabled with VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET.
+     * Frame k leaves on transmitq (flow mod pairs) + 1 with flows, (k mod pairs) + 1
+     * without (refdrv/txrx.c). At most REFDRV_PAIRS_MAX. */
+    uint16_t queue_pairs_count;
+    /* Accept VIRTIO_NET_F_MRG_RXBUF when offered: receive buffers of rx_buffer_bytes,
+     * a frame spread over num_buffers of them is put back together and checked. */
+    bool mrg_rxbuf;
     enum refdrv_mode mode;
     uint32_t napi_budget_frames;    /* napi: frames per interrupt; 0 = 64 */
     bool expect_loopback;           /* every frame sent must come back intact */
@@ -137,6 +151,14 @@ struct refdrv_stats {
     uint64_t rx_frames, rx_bytes;
     uint64_t rx_bad_payload;        /* frames whose payload did not match what was sent */
     uint64_t rx_flow_frames;        /* good frames that were flow frames (IPv4/UDP) */
+    /* Multiqueue: pairs in use (1 without VIRTIO_NET_F_MQ), and per pair (index 0 is
+     * receiveq1/transmitq1) the frames whose transmission completed on its transmitq and
+     * the frames received on its receiveq (good or bad). */
+    uint64_t mq_pairs;
+    uint64_t tx_frames_pair[REFDRV_PAIRS_MAX], rx_frames_pair[REFDRV_PAIRS_MAX];
+    /* VIRTIO_NET_F_MRG_RXBUF: negotiated (0/1), receive buffers used, and frames that
+     * came in more than one buffer. */
+    uint64_t mrg_rxbuf_negotiated, rx_buffers, rx_merged_frames;
     uint64_t notifications;         /* notify writes to the device */
     uint64_t notifications_suppressed; /* kicks skipped because the device asked so */
     uint64_t interrupts;
@@ -166,6 +188,7 @@ enum refdrv_result {
     REFDRV_NO_MEMORY,         /* guest memory too small for rings and buffers */
     REFDRV_DEVICE_ERROR,      /* device set DEVICE_NEEDS_RESET */
     REFDRV_TIMEOUT,           /* traffic stalled for idle_timeout_ns */
+    REFDRV_MQ_REFUSED,        /* VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET not answered VIRTIO_NET_OK */
 };
 
 const char *refdrv_result_name(enum refdrv_result r);

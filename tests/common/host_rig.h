@@ -10,8 +10,8 @@
  * at IOMMU page boundaries; otherwise addresses are physical. `iommu_set_root`, the
  * platform's hook, installs the driver's tables in the IOMMU.
  *
- * The device runs until idle (TX, RX, then the control queue when it is live, repeated
- * while anything moved) after every
+ * The device runs until idle (every TX queue, then every RX queue, then the control
+ * queue, repeated while anything moved; `used` counts each queue's buffers) after every
  * MMIO write (unless `lazy`), every empty poll and whenever the driver waits for an
  * interrupt; then its MSI-X messages are latched by vector, and its INTx line (a level:
  * pt_intx_asserted) is read whenever the driver waits. Time is a counter each host
@@ -54,7 +54,7 @@
 #define HOST_RIG_MMIO_BASE 0xC0000000ull
 #define HOST_RIG_MMIO_SIZE 0x10000000ull
 #define HOST_RIG_MSI_BASE  0xFEE00000ull
-#define HOST_RIG_VECTORS   8u      /* MSI-X vectors latched; higher ones are dropped */
+#define HOST_RIG_VECTORS   (VNET_QUEUES_MAX + 1u) /* MSI-X vectors latched: one per queue + config */
 #define HOST_RIG_ROOTS_LOG 8u
 #define HOST_RIG_PUMP_MAX  100000u /* bound on the pump's rounds and on steps per queue */
 
@@ -72,8 +72,8 @@ struct host_rig {
     struct iommu mmu;
     uint8_t *mem;
     uint64_t mem_base, mem_size;
-    uint32_t pasid[VNET_QUEUES]; /* what the platform tags each queue's DMA with */
-    struct host_rig_port port[VNET_QUEUES];
+    uint32_t pasid[VNET_QUEUES_MAX]; /* what the platform tags each queue's DMA with */
+    struct host_rig_port port[VNET_QUEUES_MAX];
     struct vs_guest_ops walk_ops;
     struct vs_host_ops host;
     uint64_t now_ps;
@@ -84,8 +84,9 @@ struct host_rig {
     bool lazy;
 
     /* What happened. */
-    const char *format[VNET_QUEUES]; /* ring format of each queue while it was live */
-    uint16_t size[VNET_QUEUES];      /* queue size the driver configured */
+    const char *format[VNET_QUEUES_MAX]; /* ring format of each queue while it was live */
+    uint16_t size[VNET_QUEUES_MAX];      /* queue size the driver configured */
+    uint16_t vector[VNET_QUEUES_MAX];    /* its MSI-X vector */
     vs_features negotiated;          /* features, as seen while the queues were live */
     uint64_t translated, physical, faults, out_of_range;
     uint64_t msi_misaddressed;
@@ -94,8 +95,10 @@ struct host_rig {
     uint32_t nroots;
     /* Addresses the device used, per queue and kind (0: none): the first, the lowest
      * and the end of the highest access. */
-    uint64_t first_addr[VNET_QUEUES][VS_DMA_KIND_COUNT];
-    uint64_t lo[VNET_QUEUES][VS_DMA_KIND_COUNT], hi[VNET_QUEUES][VS_DMA_KIND_COUNT];
+    uint64_t first_addr[VNET_QUEUES_MAX][VS_DMA_KIND_COUNT];
+    uint64_t lo[VNET_QUEUES_MAX][VS_DMA_KIND_COUNT], hi[VNET_QUEUES_MAX][VS_DMA_KIND_COUNT];
+    /* Buffers the device used per queue (pt_step_one answered DONE). */
+    uint64_t used[VNET_QUEUES_MAX];
 };
 
 /* The device the rig builds when given no parameters: vdev_rig's, with queues of up to
@@ -118,7 +121,7 @@ static inline bool host_rig_in_mem(const struct host_rig *r, uint64_t pa, uint64
 static inline uint64_t host_rig_lo(const struct host_rig *r, enum vs_dma_kind kind)
 {
     uint64_t lo = 0;
-    for (unsigned q = 0; q < VNET_QUEUES; q++)
+    for (unsigned q = 0; q < VNET_QUEUES_MAX; q++)
         if (r->lo[q][kind] != 0 && (lo == 0 || r->lo[q][kind] < lo))
             lo = r->lo[q][kind];
     return lo;
@@ -127,7 +130,7 @@ static inline uint64_t host_rig_lo(const struct host_rig *r, enum vs_dma_kind ki
 static inline uint64_t host_rig_hi(const struct host_rig *r, enum vs_dma_kind kind)
 {
     uint64_t hi = 0;
-    for (unsigned q = 0; q < VNET_QUEUES; q++)
+    for (unsigned q = 0; q < VNET_QUEUES_MAX; q++)
         if (r->hi[q][kind] > hi)
             hi = r->hi[q][kind];
     return hi;
@@ -213,31 +216,43 @@ static inline enum vs_dma_status host_rig_port_write(void *ctx, uint64_t addr, c
 
 /* ---- the device, run to idle ---- */
 
+/* The i-th queue the pump visits of n: every transmit queue, then every receive queue,
+ * then the control queue (with one pair: TX, RX, control). */
+static inline uint16_t host_rig_pump_order(uint16_t i, uint16_t n)
+{
+    const uint16_t pairs = (uint16_t)(n / 2u);
+    if (i < pairs)
+        return (uint16_t)(2u * i + 1u);
+    if (i < 2u * pairs)
+        return (uint16_t)(2u * (i - pairs));
+    return i;
+}
+
 static inline void host_rig_pump(struct host_rig *r)
 {
-    static const uint16_t queues[] = {VNET_QUEUE_TX, VNET_QUEUE_RX, VNET_QUEUE_CTRL};
+    const uint16_t nq = r->dev.tp.num_queues;
     bool progress = true;
     struct msix_message msg;
 
     for (uint32_t round = 0; progress && round < HOST_RIG_PUMP_MAX; round++) {
         progress = false;
-        for (unsigned i = 0; i < sizeof queues / sizeof queues[0]; i++) {
-            const uint16_t q = queues[i];
+        for (uint16_t i = 0; i < nq; i++) {
+            const uint16_t q = host_rig_pump_order(i, nq);
             const struct vs_guest_ops *ops = &r->port[q].ops;
             if (!pt_queue_live(&r->dev.tp, q))
                 continue;
             r->format[q] = r->dev.tp.q[q].ops->name;
             r->negotiated = r->dev.tp.vpci.driver_features;
             r->size[q] = r->dev.tp.q[q].cfg.size;
+            r->vector[q] = r->dev.tp.vpci.q[q].msix_vector;
             pt_quiet_notifications(&r->dev.tp, q, ops);
             for (uint32_t n = 0; n < HOST_RIG_PUMP_MAX; n++) {
                 struct pt_work w;
                 memset(&w, 0, sizeof w);
-                enum pt_step st = q == VNET_QUEUE_TX     ? vnet_tx_step(&r->dev.net, ops, &w)
-                                  : q == VNET_QUEUE_RX   ? vnet_rx_step(&r->dev.net, ops, &w)
-                                                         : vnet_ctrl_step(&r->dev.net, ops, &w);
+                enum pt_step st = pt_step_one(&r->dev.tp, q, ops, &w);
                 if (st != PT_STEP_DONE)
                     break;
+                r->used[q]++;
                 progress = true;
             }
             pt_complete(&r->dev.tp, q, ops);
@@ -383,7 +398,7 @@ static inline struct host_rig *host_rig_new(uint64_t mem_base, uint64_t mem_size
     }
     iommu_init(&r->mmu, &mc);
     r->walk_ops = (struct vs_guest_ops){host_rig_walk_read, host_rig_walk_write, r};
-    for (uint16_t q = 0; q < VNET_QUEUES; q++) {
+    for (uint16_t q = 0; q < VNET_QUEUES_MAX; q++) {
         r->port[q].rig = r;
         r->port[q].queue = q;
         r->port[q].ops = (struct vs_guest_ops){host_rig_port_read, host_rig_port_write, &r->port[q]};

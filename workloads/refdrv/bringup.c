@@ -236,6 +236,23 @@ static void parse_virtio_cap(struct refdrv *d, uint32_t at)
         d->notify_off_multiplier = cfg_rd(d, at + VIRTIO_PCI_CAP_MULT_OFF, 4);
 }
 
+/* Queue pairs the parameters ask for, 1 .. REFDRV_PAIRS_MAX. */
+static uint16_t pairs_wanted(const struct refdrv_params *p)
+{
+    if (p->queue_pairs_count <= 1u)
+        return 1u;
+    return p->queue_pairs_count > REFDRV_PAIRS_MAX ? (uint16_t)REFDRV_PAIRS_MAX : p->queue_pairs_count;
+}
+
+/* MSI-X entries the driver programs of a table of nvec: configuration changes and one
+ * per data queue of the pairs wanted (the pairs used are not known before the features
+ * are; they are never more). */
+static uint32_t msix_entries_used(const struct refdrv *d, uint32_t nvec)
+{
+    uint32_t want = 1u + 2u * pairs_wanted(d->p);
+    return nvec < want ? nvec : want;
+}
+
 /* The MSI-X capability: table size and where the table is. The first usable one wins. */
 static void parse_msix_cap(struct refdrv *d, uint32_t at)
 {
@@ -249,7 +266,7 @@ static void parse_msix_cap(struct refdrv *d, uint32_t at)
     bir = table & MSIX_BIR_MASK;
     offset = table & ~MSIX_BIR_MASK;
     /* Only the entries this driver programs have to be inside the BAR. */
-    if (!bar_range_ok(d, bir, offset, (uint64_t)(nvec < 3u ? nvec : 3u) * MSIX_ENTRY_SIZE))
+    if (!bar_range_ok(d, bir, offset, (uint64_t)msix_entries_used(d, nvec) * MSIX_ENTRY_SIZE))
         return;
     d->msix_cap = (uint8_t)at;
     d->msix_nvec = nvec;
@@ -321,13 +338,24 @@ static enum refdrv_result pci_walk_caps(struct refdrv *d)
 
 /* ---- MSI-X ---- */
 
+/* The vector of data queue `slot` (its queue index) once the pairs in use are known:
+ * one per queue when the table has room for them all and configuration changes, else
+ * one shared by the data queues, else the configuration vector (refdrv_int.h); none
+ * with INTx. */
+static uint16_t queue_vector(const struct refdrv *d, uint16_t slot)
+{
+    if (d->intx)
+        return VIRTIO_MSI_NO_VECTOR; /* INTx: no event is mapped */
+    if (d->msix_nvec >= 1u + 2u * (uint32_t)d->pairs)
+        return (uint16_t)(slot + 1u);
+    return d->msix_nvec >= 2u ? 1u : 0u;
+}
+
 static void msix_setup(struct refdrv *d)
 {
-    uint32_t used = d->msix_nvec < 3u ? d->msix_nvec : 3u;
+    uint32_t used = msix_entries_used(d, d->msix_nvec);
     uint32_t ctl;
 
-    d->vec_rx = (uint16_t)(used >= 2u ? 1u : 0u);
-    d->vec_tx = (uint16_t)(used >= 3u ? 2u : d->vec_rx);
     for (uint32_t v = 0; v < used; v++) {
         uint64_t e = d->msix_table + (uint64_t)v * MSIX_ENTRY_SIZE;
         mmio_wr(d, e + MSIX_ENTRY_ADDR_LO, 4, (uint32_t)d->h->msi_base);
@@ -347,7 +375,6 @@ static void msix_setup(struct refdrv *d)
 static void intx_setup(struct refdrv *d)
 {
     d->intx = true;
-    d->vec_rx = d->vec_tx = VIRTIO_MSI_NO_VECTOR;
     cfg_wr(d, PCI_COMMAND, 2, cfg_rd(d, PCI_COMMAND, 2) & ~(uint32_t)PCI_COMMAND_INTX_DISABLE_MASK);
 }
 
@@ -378,6 +405,18 @@ static void features_wanted_coal(const struct refdrv_params *p, vs_features *f)
     vs_feature_set(f, VIRTIO_NET_F_CTRL_VQ_BIT);
     vs_feature_set(f, VIRTIO_NET_F_NOTF_COAL_BIT);
     vs_feature_set(f, VIRTIO_NET_F_VQ_NOTF_COAL_BIT);
+}
+
+/* Several queue pairs: VIRTIO_NET_F_MQ and the control queue it needs ("Feature bit
+ * requirements"); the one-pair driver never asks, so the device runs as without them. */
+static void features_wanted_mq(const struct refdrv_params *p, vs_features *f)
+{
+    if (pairs_wanted(p) > 1u) {
+        vs_feature_set(f, VIRTIO_NET_F_MQ_BIT);
+        vs_feature_set(f, VIRTIO_NET_F_CTRL_VQ_BIT);
+    }
+    if (p->mrg_rxbuf)
+        vs_feature_set(f, VIRTIO_NET_F_MRG_RXBUF_BIT);
 }
 
 /* The IOMMU page size the parameters ask for (0: the 4 KiB default). */
@@ -421,6 +460,7 @@ static enum refdrv_result negotiate(struct refdrv *d)
     }
     features_wanted(&want);
     features_wanted_coal(d->p, &want);
+    features_wanted_mq(d->p, &want);
     /* viosim extension: asked for by the configuration and described by the device. */
     if (d->p->devmem_event && d->devmem_event.found) {
         vs_feature_set(&want, VIOSIM_NET_F_DEVMEM_EVENT_BIT);
@@ -432,6 +472,16 @@ static enum refdrv_result negotiate(struct refdrv *d)
     /* Features this driver could not use with what the device presented. */
     if (!d->devcfg.found || d->devcfg.length < 6u)
         vs_feature_clear(&d->accepted, VIRTIO_NET_F_MAC_BIT);
+    /* max_virtqueue_pairs must be readable ("exists only if VIRTIO_NET_F_MQ or
+     * VIRTIO_NET_F_RSS is set"); MQ needs CTRL_VQ ("Feature bit requirements"). */
+    if (!d->devcfg.found ||
+        d->devcfg.length < offsetof(struct virtio_net_config, max_virtqueue_pairs) + 2u ||
+        !vs_feature_has(&d->accepted, VIRTIO_NET_F_CTRL_VQ_BIT))
+        vs_feature_clear(&d->accepted, VIRTIO_NET_F_MQ_BIT);
+    /* CTRL_VQ asked for MQ only (no coalescing): without MQ no control queue is needed,
+     * and the driver runs as a one-pair driver does. */
+    if (!vs_feature_has(&d->accepted, VIRTIO_NET_F_MQ_BIT) && d->p->coal_policy == REFDRV_COAL_OFF)
+        vs_feature_clear(&d->accepted, VIRTIO_NET_F_CTRL_VQ_BIT);
     if ((d->notify.addr % 4u) != 0 || d->notify.length < 4u)
         vs_feature_clear(&d->accepted, VIRTIO_F_NOTIFICATION_DATA_BIT);
     /* A feature the driver cannot honour is declined, not accepted and ignored: the
@@ -480,6 +530,9 @@ static enum refdrv_result negotiate(struct refdrv *d)
     d->f_ctrl_vq = vs_feature_has(&d->accepted, VIRTIO_NET_F_CTRL_VQ_BIT);
     d->f_notf_coal = vs_feature_has(&d->accepted, VIRTIO_NET_F_NOTF_COAL_BIT);
     d->f_vq_notf_coal = vs_feature_has(&d->accepted, VIRTIO_NET_F_VQ_NOTF_COAL_BIT);
+    d->f_mq = vs_feature_has(&d->accepted, VIRTIO_NET_F_MQ_BIT);
+    d->f_mrg_rxbuf = vs_feature_has(&d->accepted, VIRTIO_NET_F_MRG_RXBUF_BIT);
+    d->st->mrg_rxbuf_negotiated = d->f_mrg_rxbuf ? 1u : 0u;
     /* The ring format, decided once for every queue. */
     d->f_packed = vs_feature_has(&d->accepted, VIRTIO_F_RING_PACKED_BIT);
     d->f_devmem_event = vs_feature_has(&d->accepted, VIOSIM_NET_F_DEVMEM_EVENT_BIT);
@@ -512,6 +565,31 @@ static void read_mac(struct refdrv *d)
         if (common_rd(d, VIRTIO_PCI_COMMON_CFGGENERATION, 1) == before)
             break;
     }
+}
+
+/* With VIRTIO_NET_F_MQ: the device's max_virtqueue_pairs ("between 1 and 0x8000"; any
+ * other value is a broken device) and the pairs to use, min(wanted, max). Without it
+ * one pair ("If VIRTIO_NET_F_MQ feature bit is negotiated, N=max_virtqueue_pairs,
+ * otherwise identify N=1"). The control queue's slot follows the pairs'. */
+static enum refdrv_result mq_pairs_read(struct refdrv *d)
+{
+    const uint16_t wanted = pairs_wanted(d->p);
+
+    d->max_pairs = 1;
+    d->pairs = 1;
+    if (d->f_mq) {
+        uint32_t max = (uint32_t)mmio_rd(d, d->devcfg.addr + offsetof(struct virtio_net_config,
+                                                                      max_virtqueue_pairs), 2);
+        /* The control queue, 2 * max, must have a 16-bit index too. */
+        if (max < VIRTIO_NET_CTRL_MQ_VQ_PAIRS_MIN || max > VIRTIO_NET_CTRL_MQ_VQ_PAIRS_MAX ||
+            2u * max > UINT16_MAX)
+            return rd_give_up(d, REFDRV_DEVICE_ERROR);
+        d->max_pairs = (uint16_t)max;
+        d->pairs = max < wanted ? (uint16_t)max : wanted;
+    }
+    d->cq = &d->q[2u * d->pairs];
+    d->st->mq_pairs = d->pairs;
+    return REFDRV_OK;
 }
 
 /* ---- the whole driver ---- */
@@ -557,41 +635,58 @@ static enum refdrv_result bring_up(struct refdrv *d)
         if (common_rd(d, VIRTIO_PCI_COMMON_MSIX, 2) != VEC_CONFIG)
             return rd_give_up(d, REFDRV_DEVICE_ERROR);
     }
-    /* receiveq1 and transmitq1 must exist, and controlq with CTRL_VQ. */
-    if (common_rd(d, VIRTIO_PCI_COMMON_NUMQ, 2) < (d->f_ctrl_vq ? DRV_QUEUES : DATA_QUEUES))
+    r = mq_pairs_read(d);
+    if (r != REFDRV_OK)
+        return r;
+    /* receiveq1..P and transmitq1..P must exist, and controlq (queue 2 * max_virtqueue_pairs
+     * with MQ, else 2) with CTRL_VQ. */
+    if (common_rd(d, VIRTIO_PCI_COMMON_NUMQ, 2) <
+        (d->f_ctrl_vq ? 2u * (uint32_t)d->max_pairs + 1u : 2u * (uint32_t)d->pairs))
         return rd_give_up(d, REFDRV_DEVICE_ERROR);
     rd_inject(d, INJ_DEVICE_SETUP, NULL, NULL);
-    r = rd_queue_setup(d, RX_QUEUE, d->vec_rx);
-    if (r != REFDRV_OK)
-        return r;
-    r = rd_queue_setup(d, TX_QUEUE, d->vec_tx);
-    if (r != REFDRV_OK)
-        return r;
-    /* A chain of two needs a ring of at least two. */
-    if (d->tx_layout == REFDRV_TX_CHAIN && d->q[TX_QUEUE].size < 2u)
-        d->tx_layout = REFDRV_TX_ONE_DESC;
+    for (uint16_t i = 0; i < 2u * d->pairs; i++) {
+        r = rd_queue_setup(d, i, i, queue_vector(d, i));
+        if (r != REFDRV_OK)
+            return r;
+        /* A chain of two needs a ring of at least two. */
+        if (i % 2u == TX_QUEUE && d->tx_layout == REFDRV_TX_CHAIN && d->q[i].size < 2u)
+            d->tx_layout = REFDRV_TX_ONE_DESC;
+    }
     r = rd_buffers_setup(d);
     if (r != REFDRV_OK)
         return r;
     r = rd_ctrl_setup(d);
     if (r != REFDRV_OK)
         return r;
+    r = rd_mrg_setup(d);
+    if (r != REFDRV_OK)
+        return r;
     r = rd_iommu_setup(d);
     if (r != REFDRV_OK)
         return r;
 
-    /* Populate the receive queue before the device goes live; the notification waits
-     * for DRIVER_OK ("The driver MUST NOT send any buffer available notifications to
-     * the device before setting DRIVER_OK"). */
-    while (rd_post_rx(d))
-        ;
-    d->q[RX_QUEUE].ops->publish(d->q[RX_QUEUE].ring);
+    /* Populate the receive queues before the device goes live ("Fill the receive queues
+     * with buffers"); the notifications wait for DRIVER_OK ("The driver MUST NOT send
+     * any buffer available notifications to the device before setting DRIVER_OK"). */
+    for (uint16_t k = 0; k < d->pairs; k++) {
+        struct drv_queue *rx = &d->q[2u * k + RX_QUEUE];
+        while (rd_post_rx(d, rx))
+            ;
+        rx->ops->publish(rx->ring);
+    }
 
     rd_inject(d, INJ_BEFORE_DRIVER_OK, &d->q[RX_QUEUE], NULL);
     rd_status_set(d, VIRTIO_STATUS_DRIVER_OK);
     if (status_read(d) & VIRTIO_STATUS_DEVICE_NEEDS_RESET)
         return REFDRV_DEVICE_ERROR;
     rd_kick(d, &d->q[RX_QUEUE]);
+    /* Only receiveq1 and transmitq1 are used until VQ_PAIRS_SET; the other receive queues
+     * are announced once the device uses them. */
+    r = rd_mq_start(d);
+    if (r != REFDRV_OK)
+        return r;
+    for (uint16_t k = 1; k < d->pairs; k++)
+        rd_kick(d, &d->q[2u * k + RX_QUEUE]);
     r = rd_coal_start(d);
     if (r == REFDRV_OK)
         rd_inject(d, INJ_AFTER_DRIVER_OK, NULL, NULL);
@@ -677,6 +772,7 @@ const char *refdrv_result_name(enum refdrv_result r)
     case REFDRV_NO_MEMORY: return "no_memory";
     case REFDRV_DEVICE_ERROR: return "device_error";
     case REFDRV_TIMEOUT: return "timeout";
+    case REFDRV_MQ_REFUSED: return "mq_refused";
     }
     return "unknown";
 }

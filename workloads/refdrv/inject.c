@@ -166,7 +166,13 @@ bool rd_inject(struct refdrv *d, enum inj_point at, struct drv_queue *q, struct 
     case REFDRV_INJECT_CTRL_COAL_VQ_INDEX: /* VQ_SET naming the control queue */
         if (at != INJ_AFTER_DRIVER_OK || !d->f_vq_notf_coal)
             return false;
-        (void)rd_coal_vq_set(d, CTRL_QUEUE, &d->p->coal_rx);
+        (void)rd_coal_vq_set(d, d->cq->index, &d->p->coal_rx);
+        break;
+    case REFDRV_INJECT_CTRL_MQ_PAIRS: /* VQ_PAIRS_SET above max_virtqueue_pairs, then the right one */
+        if (at != INJ_MQ_PAIRS)
+            return false;
+        d->injected = true;
+        rd_mq_pairs_too_many(d);
         break;
     case REFDRV_INJECT_TX_HAS_WRITABLE: /* RING_RULE TX_HAS_WRITABLE */
         if (at != INJ_TX_SEG)

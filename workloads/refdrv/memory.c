@@ -16,7 +16,23 @@ static uint8_t *mem_alloc(struct refdrv *d, uint64_t bytes, uint64_t align, uint
     return h->mem + start;
 }
 
-/* Guest memory the device will reach by DMA, for queue `queue`; `writable`: the device
+/* The driver's own memory, which the device never reaches (no IOMMU mapping). */
+uint8_t *rd_host_alloc(struct refdrv *d, uint64_t bytes, uint64_t align)
+{
+    uint64_t gpa;
+
+    return mem_alloc(d, bytes, align, &gpa);
+}
+
+/* The PASID role (driver.queue_pasid) of the queue in driver slot `slot`. */
+static uint32_t slot_pasid(const struct refdrv *d, uint16_t slot)
+{
+    if (slot == 2u * d->pairs)
+        return d->p->queue_pasid[PASID_CTRL];
+    return d->p->queue_pasid[slot % 2u == RX_QUEUE ? PASID_RX : PASID_TX];
+}
+
+/* Guest memory the device will reach by DMA, for the queue in slot `queue`; `writable`: the device
  * writes it. Without ACCESS_PLATFORM this is mem_alloc, nothing more. With it, the
  * region is recorded for the IOMMU tables (rd_iommu_setup), and a region whose address
  * space (the queue's PASID) or access differs from the previous region's starts on a
@@ -25,7 +41,7 @@ static uint8_t *mem_alloc(struct refdrv *d, uint64_t bytes, uint64_t align, uint
 uint8_t *rd_dev_alloc(struct refdrv *d, uint64_t bytes, uint64_t align, uint16_t queue,
                       bool writable, uint64_t *gpa)
 {
-    uint32_t pasid = d->p->queue_pasid[queue];
+    uint32_t pasid;
     const struct dev_region *last;
     struct dev_region *r;
     uint8_t *mem;
@@ -33,7 +49,8 @@ uint8_t *rd_dev_alloc(struct refdrv *d, uint64_t bytes, uint64_t align, uint16_t
     if (!d->f_access_platform)
         return mem_alloc(d, bytes, align, gpa);
 
-    assert(queue < DRV_QUEUES && is_pow2(align));
+    assert(queue < DRV_QUEUES_MAX && is_pow2(align));
+    pasid = slot_pasid(d, queue);
     if (d->nregions >= DEV_REGIONS_MAX)
         return NULL; /* not reached: the driver allocates at most DEV_REGIONS_MAX */
     last = d->nregions > 0 ? &d->region[d->nregions - 1u] : NULL;
@@ -136,16 +153,16 @@ static bool map_region(struct refdrv *d, struct io_space *s, const struct dev_re
  * or a platform that refuses a root, is REFDRV_DEVICE_ERROR. */
 enum refdrv_result rd_iommu_setup(struct refdrv *d)
 {
-    static const uint16_t queues[] = { RX_QUEUE, TX_QUEUE, CTRL_QUEUE };
-    const size_t nqueues = d->f_ctrl_vq ? 3u : 2u;
+    static const uint16_t roles[] = { PASID_RX, PASID_TX, PASID_CTRL };
+    const size_t nroles = d->f_ctrl_vq ? 3u : 2u;
     const struct vs_host_ops *h = d->h;
     uint64_t pages, pool_gpa;
 
     if (!d->f_access_platform)
         return REFDRV_OK;
 
-    for (size_t i = 0; i < nqueues; i++) {
-        uint32_t pasid = d->p->queue_pasid[queues[i]];
+    for (size_t i = 0; i < nroles; i++) {
+        uint32_t pasid = d->p->queue_pasid[roles[i]];
         if (find_space(d, pasid) == NULL)
             d->space[d->nspaces++].pasid = pasid;
     }

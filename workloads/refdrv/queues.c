@@ -32,8 +32,8 @@ void rd_kick(struct refdrv *d, struct drv_queue *q)
 }
 
 /* Select queue index, size it, give it memory, map its vector, enable it
- * ("Virtqueue Configuration"). */
-enum refdrv_result rd_queue_setup(struct refdrv *d, uint16_t index, uint16_t vector)
+ * ("Virtqueue Configuration"), in the driver's slot `slot`. */
+enum refdrv_result rd_queue_setup(struct refdrv *d, uint16_t slot, uint16_t index, uint16_t vector)
 {
     /* The descriptor area first, 4 KiB aligned; the driver and device areas on cache
      * lines of their own. Both exceed each format's minimum (packed: 16 and 4; split:
@@ -43,7 +43,7 @@ enum refdrv_result rd_queue_setup(struct refdrv *d, uint16_t index, uint16_t vec
     static const uint32_t area_reg[DRV_RING_AREAS] = { VIRTIO_PCI_COMMON_Q_DESCLO,
                                                    VIRTIO_PCI_COMMON_Q_AVAILLO,
                                                    VIRTIO_PCI_COMMON_Q_USEDLO };
-    struct drv_queue *q = &d->q[index];
+    struct drv_queue *q = &d->q[slot];
     const struct drv_ring_ops *ops = d->ring_ops;
     uint32_t max, want, size, noff, width;
     uint64_t bytes[DRV_RING_AREAS], gpa[DRV_RING_AREAS], notify_rel;
@@ -54,7 +54,7 @@ enum refdrv_result rd_queue_setup(struct refdrv *d, uint16_t index, uint16_t vec
     if (max == 0) /* "If this field is 0, the virtqueue does not exist." */
         return rd_give_up(d, REFDRV_DEVICE_ERROR);
     want = d->p->queue_size_entries != 0 ? d->p->queue_size_entries : max;
-    if (index == CTRL_QUEUE)
+    if (q == d->cq)
         want = CTRL_QUEUE_ENTRIES;
     /* Packed: up to the maximum; split: also a power of two ("Queue Size value is always
      * a power of 2"), so a request (or a device maximum) that is not one rounds down. */
@@ -68,7 +68,7 @@ enum refdrv_result rd_queue_setup(struct refdrv *d, uint16_t index, uint16_t vec
      * shares their page(s) and so is mapped writable with them. */
     ops->area_bytes((uint16_t)size, bytes);
     for (uint32_t i = 0; i < DRV_RING_AREAS; i++) {
-        area[i] = rd_dev_alloc(d, bytes[i], area_align[i], index, true, &gpa[i]);
+        area[i] = rd_dev_alloc(d, bytes[i], area_align[i], slot, true, &gpa[i]);
         if (area[i] == NULL)
             return rd_give_up(d, REFDRV_NO_MEMORY);
     }
@@ -94,7 +94,7 @@ enum refdrv_result rd_queue_setup(struct refdrv *d, uint16_t index, uint16_t vec
 
     q->ops = ops;
     q->desc_area = area[0];
-    q->ring = &d->rings[index];
+    q->ring = &d->rings[slot];
     q->index = index;
     q->size = (uint16_t)size;
     q->vector = vector;
@@ -123,47 +123,53 @@ enum refdrv_result rd_queue_setup(struct refdrv *d, uint16_t index, uint16_t vec
 
 /* Buffers: one slot per buffer id, so an id names its memory. The device only reads
  * TX indirect tables and TX buffers (read-only mappings with ACCESS_PLATFORM) and
- * writes RX buffers. */
+ * writes RX buffers. Pair by pair. */
 enum refdrv_result rd_buffers_setup(struct refdrv *d)
 {
-    struct drv_queue *rx = &d->q[RX_QUEUE];
-    struct drv_queue *tx = &d->q[TX_QUEUE];
+    for (uint16_t k = 0; k < d->pairs; k++) {
+        const uint16_t rs = (uint16_t)(2u * k + RX_QUEUE), ts = (uint16_t)(2u * k + TX_QUEUE);
+        struct drv_queue *rx = &d->q[rs];
+        struct drv_queue *tx = &d->q[ts];
 
-    if (d->tx_layout == REFDRV_TX_INDIRECT) {
-        tx->table = rd_dev_alloc(d, (uint64_t)tx->size * INDIRECT_ENTRIES * DESC_BYTES,
-                                 PVIRTQ_DESC_ALIGN, TX_QUEUE, false, &tx->table_gpa);
-        if (tx->table == NULL)
+        if (d->tx_layout == REFDRV_TX_INDIRECT) {
+            tx->table = rd_dev_alloc(d, (uint64_t)tx->size * INDIRECT_ENTRIES * DESC_BYTES,
+                                     PVIRTQ_DESC_ALIGN, ts, false, &tx->table_gpa);
+            if (tx->table == NULL)
+                return rd_give_up(d, REFDRV_NO_MEMORY);
+        }
+        rx->slot_bytes = (uint32_t)align_up(d->rx_buf_bytes, AREA_ALIGN_BYTES);
+        rx->buf = rd_dev_alloc(d, (uint64_t)rx->size * rx->slot_bytes, AREA_ALIGN_BYTES,
+                               rs, true, &rx->buf_gpa);
+        tx->slot_bytes = (uint32_t)align_up(NET_HDR_BYTES + d->max_frame, AREA_ALIGN_BYTES);
+        tx->buf = rd_dev_alloc(d, (uint64_t)tx->size * tx->slot_bytes, AREA_ALIGN_BYTES,
+                               ts, false, &tx->buf_gpa);
+        if (rx->buf == NULL || tx->buf == NULL)
             return rd_give_up(d, REFDRV_NO_MEMORY);
     }
-    rx->slot_bytes = (uint32_t)align_up(d->rx_buf_bytes, AREA_ALIGN_BYTES);
-    rx->buf = rd_dev_alloc(d, (uint64_t)rx->size * rx->slot_bytes, AREA_ALIGN_BYTES,
-                           RX_QUEUE, true, &rx->buf_gpa);
-    tx->slot_bytes = (uint32_t)align_up(NET_HDR_BYTES + d->max_frame, AREA_ALIGN_BYTES);
-    tx->buf = rd_dev_alloc(d, (uint64_t)tx->size * tx->slot_bytes, AREA_ALIGN_BYTES,
-                           TX_QUEUE, false, &tx->buf_gpa);
-    if (rx->buf == NULL || tx->buf == NULL)
-        return rd_give_up(d, REFDRV_NO_MEMORY);
     return REFDRV_OK;
 }
 
 /* ---- control queue and notification coalescing ---- */
 
-/* The control queue (CTRL_VQ negotiated, so only with coalescing): a small ring with no
- * MSI-X vector, since the driver polls for each ack, and one command buffer. */
+/* The control queue (CTRL_VQ negotiated: with coalescing or several pairs): a small
+ * ring with no MSI-X vector, since the driver polls for each ack, and one command
+ * buffer. Queue 2 * max_virtqueue_pairs with MQ, else 2; the slot after the pairs'. */
 enum refdrv_result rd_ctrl_setup(struct refdrv *d)
 {
-    struct drv_queue *cq = &d->q[CTRL_QUEUE];
+    struct drv_queue *cq = d->cq;
+    const uint16_t slot = (uint16_t)(2u * d->pairs);
     enum refdrv_result r;
 
     if (!d->f_ctrl_vq)
         return REFDRV_OK;
-    r = rd_queue_setup(d, CTRL_QUEUE, VIRTIO_MSI_NO_VECTOR);
+    r = rd_queue_setup(d, slot, (uint16_t)(d->f_mq ? 2u * d->max_pairs : CTRL_QUEUE),
+                       VIRTIO_MSI_NO_VECTOR);
     if (r != REFDRV_OK)
         return r;
     if (cq->size < 2u) /* a command is a chain of two */
         return rd_give_up(d, REFDRV_DEVICE_ERROR);
     cq->slot_bytes = CTRL_BUF_BYTES;
-    cq->buf = rd_dev_alloc(d, CTRL_BUF_BYTES, AREA_ALIGN_BYTES, CTRL_QUEUE, true, &cq->buf_gpa);
+    cq->buf = rd_dev_alloc(d, CTRL_BUF_BYTES, AREA_ALIGN_BYTES, slot, true, &cq->buf_gpa);
     if (cq->buf == NULL)
         return rd_give_up(d, REFDRV_NO_MEMORY);
     return REFDRV_OK;
@@ -178,7 +184,7 @@ enum refdrv_result rd_ctrl_setup(struct refdrv *d)
 static int ctrl_command(struct refdrv *d, uint8_t cls, uint8_t cmd, const void *data,
                         uint32_t len, void *result, uint32_t result_len)
 {
-    struct drv_queue *cq = &d->q[CTRL_QUEUE];
+    struct drv_queue *cq = d->cq;
     struct drv_seg segs[2];
     struct drv_used u;
     enum drv_status st;
@@ -247,6 +253,57 @@ bool rd_coal_vq_set(struct refdrv *d, uint16_t vq, const struct refdrv_coal *c)
     return coal_command(d, VIRTIO_NET_CTRL_NOTF_COAL_VQ_SET, data, sizeof data, NULL, 0, &ok);
 }
 
+/* ---- multiqueue ---- */
+
+/* VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET(pairs), its ack checked ("Automatic receive steering
+ * in multiqueue mode"). Returns the ack as ctrl_command does. */
+static int mq_pairs_set(struct refdrv *d, uint32_t pairs)
+{
+    uint8_t data[sizeof(struct virtio_net_ctrl_mq_pairs_set)];
+
+    vs_put_le16(data + offsetof(struct virtio_net_ctrl_mq_pairs_set, virtqueue_pairs),
+                (uint16_t)pairs);
+    return ctrl_command(d, VIRTIO_NET_CTRL_MQ, VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET, data,
+                        sizeof data, NULL, 0);
+}
+
+/* After DRIVER_OK, with VIRTIO_NET_F_MQ and more than one pair: enable the pairs. Every
+ * queue is configured and every receive queue filled already ("The driver MUST configure
+ * the virtqueues before enabling them"), and nothing was transmitted yet, on any queue
+ * ("MUST queue packets only on any transmitq1 before the VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET
+ * command"). The driver waits for the device to use the command: anything but
+ * VIRTIO_NET_OK leaves one pair in use, and the run ends (REFDRV_MQ_REFUSED) rather than
+ * send on queues the device does not serve. With one pair nothing is sent: one pair is
+ * what the device uses after initialisation. */
+enum refdrv_result rd_mq_start(struct refdrv *d)
+{
+    int ack;
+
+    if (!d->f_mq || d->pairs <= 1u)
+        return REFDRV_OK;
+    rd_inject(d, INJ_MQ_PAIRS, NULL, NULL);
+    ack = mq_pairs_set(d, d->pairs);
+    if (ack < 0)
+        return rd_give_up(d, REFDRV_DEVICE_ERROR);
+    if (ack != (int)VIRTIO_NET_OK) {
+        d->st->ctrl_errors++;
+        d->st->mq_pairs = 1;
+        return rd_give_up(d, REFDRV_MQ_REFUSED);
+    }
+    return REFDRV_OK;
+}
+
+/* driver.inject_violation CTRL_MQ_PAIRS: ask for one pair more than max_virtqueue_pairs
+ * ("The driver MUST NOT request a virtqueue_pairs of 0 or greater than
+ * max_virtqueue_pairs"); the device answers VIRTIO_NET_ERR, counted in ctrl_errors. */
+void rd_mq_pairs_too_many(struct refdrv *d)
+{
+    int ack = mq_pairs_set(d, (uint32_t)d->max_pairs + 1u);
+
+    if (ack >= 0 && ack != (int)VIRTIO_NET_OK)
+        d->st->ctrl_errors++;
+}
+
 /* Static policy: RX_SET and TX_SET once after DRIVER_OK, then (with VQ_NOTF_COAL) a
  * VQ_GET of each queue to check the device applied them; a read-back that differs
  * counts as an error ("The driver MUST ignore the values ... if the device responds
@@ -299,20 +356,24 @@ static const struct refdrv_coal coal_profiles[] = {
 static const double coal_rate_mpps[COAL_PROFILES - 1u] = { 0.05, 0.15, 0.4, 1.0 };
 #define COAL_HYSTERESIS 0.25
 
+/* With several pairs the rule runs per role (receive, transmit) on the mean rate of
+ * the role's queues, and a profile change is one VQ_SET to each of them. */
 bool rd_coal_adapt(struct refdrv *d, uint64_t now)
 {
-    static const uint16_t queues[DATA_QUEUES] = { RX_QUEUE, TX_QUEUE };
+    static const uint16_t roles[DATA_QUEUES] = { RX_QUEUE, TX_QUEUE };
     uint64_t elapsed = elapsed_ps(now, d->coal_mark_ps);
 
     if (d->p->coal_policy != REFDRV_COAL_ADAPTIVE || !d->f_vq_notf_coal ||
         elapsed < d->coal_interval_ps)
         return true;
     for (uint32_t i = 0; i < DATA_QUEUES; i++) {
-        uint64_t frames = queues[i] == RX_QUEUE ? d->st->rx_frames : d->tx_reaped;
+        uint64_t frames = roles[i] == RX_QUEUE ? d->st->rx_frames : d->tx_reaped;
         double mpps = (double)(frames - d->coal_mark_frames[i]) * PS_PER_US_INT / (double)elapsed;
         uint32_t target = 0, level = d->coal_level[i];
         int trend;
 
+        if (d->pairs > 1u)
+            mpps /= d->pairs;
         /* Hysteresis: leave the current profile only for a rate clearly past a threshold
          * (COAL_HYSTERESIS beyond it either way), so a load that sits on a threshold, or
          * an interval that holds two or three frames at a low rate, does not flap. */
@@ -330,8 +391,9 @@ bool rd_coal_adapt(struct refdrv *d, uint64_t now)
             continue;
         d->coal_level[i] = level;
         d->st->coal_retunes++;
-        if (!rd_coal_vq_set(d, queues[i], &coal_profiles[level]))
-            return false;
+        for (uint16_t k = 0; k < d->pairs; k++)
+            if (!rd_coal_vq_set(d, (uint16_t)(2u * k + roles[i]), &coal_profiles[level]))
+                return false;
     }
     d->coal_mark_ps = now_ps(d); /* after the commands: their time is not measured */
     return true;

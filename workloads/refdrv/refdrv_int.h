@@ -25,10 +25,25 @@
  * asks which format it drives. Split queues have a power-of-two
  * size ("Queue Size value is always a power of 2"): the requested size is rounded down.
  *
- * MSI-X vectors: 0 = configuration changes, 1 = receiveq1 (queue 0), 2 = transmitq1
- * (queue 1). A table with fewer entries shares: with 2 entries both queues use 1,
- * with 1 entry everything uses 0. Every entry sends address host->msi_base, data =
- * its entry number.
+ * MSI-X vectors, as Linux assigns them: 0 = configuration changes, then one per data
+ * queue in queue order (1 = receiveq1, 2 = transmitq1, 3 = receiveq2, ...; queue i
+ * uses i + 1). A table too small for that shares, as Linux falls back: with 2 or more
+ * entries every data queue uses 1, with 1 entry everything uses 0. The control queue
+ * has none (the driver polls for its acks). Every entry sends address host->msi_base,
+ * data = its entry number.
+ *
+ * Multiqueue (driver.queue_pairs_count > 1, VIRTIO_NET_F_MQ and CTRL_VQ negotiated;
+ * "Device Initialization", "Automatic receive steering in multiqueue mode"): the driver
+ * reads max_virtqueue_pairs, uses P = min(wanted, max) pairs, and sets up receiveq1..P
+ * and transmitq1..P (queues 0 .. 2P-1) and the control queue, which is queue
+ * 2 * max_virtqueue_pairs whatever P is; the queues of pairs past P stay disabled. The
+ * driver's own tables hold them compactly: slot 2k is receiveq(k+1), 2k+1 transmitq(k+1),
+ * slot 2P the control queue (q->index is the device's queue index). Every receive queue
+ * is filled before DRIVER_OK; after it the driver sends VQ_PAIRS_SET(P) ("The driver MUST
+ * configure the virtqueues before enabling them") and waits for VIRTIO_NET_OK before it
+ * transmits anything ("MUST queue packets only on any transmitq1 before the
+ * VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET command"): an ERR answer ends the run with
+ * REFDRV_MQ_REFUSED. With one pair nothing of this happens and everything is as before.
  *
  * Guest memory, allocated upwards from host->mem_base:
  *   RX descriptor area (4 KiB aligned), RX driver area, RX device area (64 B aligned
@@ -37,7 +52,9 @@
  *   tables (32 B per buffer id, only with REFDRV_TX_INDIRECT); RX buffers (one per id,
  *   rx_buffer_bytes rounded up to 64 B); TX buffers (one per id: 12-byte virtio_net_hdr
  *   + largest frame, rounded up to 64 B). Buffer id i always uses slot i (a split
- *   ring's id is its head descriptor's index, below the queue size too).
+ *   ring's id is its head descriptor's index, below the queue size too). With several
+ *   pairs: the rings of every data queue in queue order, then each pair's TX tables, RX
+ *   buffers and TX buffers, pair by pair.
  *
  * With VIRTIO_F_ACCESS_PLATFORM ("Reserved Feature Bits") the device's accesses go
  * through the platform IOMMU, and this driver programs it: it builds one I/O page table
@@ -81,12 +98,23 @@
 #include "pci_cfg.h"
 #include "traffic.h"
 
-/* virtio-net queue numbering ("Virtqueues"): receiveq1 = 0, transmitq1 = 1. */
+/* virtio-net queue numbering ("Virtqueues"): receiveq1 = 0, transmitq1 = 1, the control
+ * queue 2 without VIRTIO_NET_F_MQ (2 * max_virtqueue_pairs with it). */
 #define RX_QUEUE 0u
 #define TX_QUEUE 1u
 #define CTRL_QUEUE 2u
 #define DATA_QUEUES 2u /* receiveq1 and transmitq1: what the driver always needs */
 #define DRV_QUEUES 3u
+/* Queue slots of the driver's tables: every pair's two, then the control queue. */
+#define DRV_QUEUES_MAX (2u * REFDRV_PAIRS_MAX + 1u)
+/* The PASID roles of driver.queue_pasid: every receive queue, every transmit queue, the
+ * control queue. */
+#define PASID_RX   0u
+#define PASID_TX   1u
+#define PASID_CTRL 2u
+/* Sequence numbers a multiqueue loopback run tracks past the oldest frame not yet back
+ * (rx_seen): frames come back in any order over the receive queues. */
+#define RX_SEEN_BITS (1u << 20)
 
 #define VEC_CONFIG 0u
 
@@ -117,6 +145,7 @@
 #define NET_HDR_BYTES         ((uint32_t)sizeof(struct virtio_net_hdr))
 #define NET_HDR_NUM_BUFFERS   10u
 #define DEFAULT_RX_BUFFER_BYTES 1526u /* 1514-byte frame + header ("Setting Up Receive Buffers") */
+#define DEFAULT_MRG_RX_BUFFER_BYTES 2048u /* MRG_RXBUF: a page-friendly size, as Linux's */
 #define DEFAULT_FRAME_BYTES   64u
 #define DEFAULT_IDLE_TIMEOUT_NS 1000000u
 #define DEFAULT_NAPI_BUDGET_FRAMES 64u /* Linux's NAPI_POLL_WEIGHT */
@@ -143,7 +172,7 @@
 /* Device-reached regions: per queue the three ring areas (packed: descriptor ring and
  * two event areas; split: descriptor table, available and used rings) and buffers;
  * TX also indirect tables. */
-#define DEV_REGIONS_MAX       (DRV_QUEUES * 5u)
+#define DEV_REGIONS_MAX       (DRV_QUEUES_MAX * 5u)
 
 /* One virtio structure located through a vendor capability. */
 struct region {
@@ -170,6 +199,16 @@ struct drv_queue {
     uint8_t *table;
     uint8_t *desc_area;     /* the descriptor ring (packed) or table (split) */
     bool armed;             /* driver event suppression currently asks for interrupts */
+    bool posted;            /* TX: frames added since the last kick */
+};
+
+/* MRG_RXBUF: a receive frame being put back together from its buffers (one per pair). */
+struct rx_frame {
+    uint8_t *data;          /* header + frame, in the driver's own memory */
+    uint32_t room;          /* bytes at data */
+    uint32_t len;           /* bytes copied so far */
+    uint16_t left;          /* buffers still to come; 0: no frame in progress */
+    bool bad;               /* a buffer did not fit or was not written */
 };
 
 /* A stretch of guest memory the device reaches by DMA (recorded with ACCESS_PLATFORM
@@ -204,7 +243,6 @@ struct refdrv {
     uint8_t msix_cap;
     uint32_t msix_nvec;
     uint64_t msix_table;
-    uint16_t vec_rx, vec_tx;
     bool intx;               /* no MSI-X capability: interrupts by INTx, read ISR on each */
 
     /* virtio */
@@ -218,9 +256,14 @@ struct refdrv {
     bool f_devmem_recheck;   /* ... and VIOSIM_NET_F_DEVMEM_EVENT_RECHECK: no flushing read */
     bool f_packed;           /* RING_PACKED negotiated: packed rings, else split */
     bool f_ctrl_vq, f_notf_coal, f_vq_notf_coal; /* control queue and coalescing */
+    bool f_mq;               /* VIRTIO_NET_F_MQ negotiated */
+    bool f_mrg_rxbuf;        /* VIRTIO_NET_F_MRG_RXBUF negotiated */
+    uint16_t pairs;          /* queue pairs in use: 1, or P with VIRTIO_NET_F_MQ */
+    uint16_t max_pairs;      /* the device's max_virtqueue_pairs (1 without MQ) */
+    struct drv_queue *cq;    /* the control queue's slot, q[2 * pairs] */
     const struct drv_ring_ops *ring_ops; /* the format every queue uses, chosen once */
     uint8_t mac[6];
-    struct drv_queue q[DRV_QUEUES];
+    struct drv_queue q[DRV_QUEUES_MAX];
     uint64_t mem_used;       /* bump allocator: bytes of guest memory handed out */
 
     /* IOMMU (VIRTIO_F_ACCESS_PLATFORM negotiated; otherwise iova_offset is 0 and the
@@ -230,7 +273,7 @@ struct refdrv {
     struct dev_region region[DEV_REGIONS_MAX];
     uint32_t nregions;
     struct iopt_pool pt_pool;
-    struct io_space space[DRV_QUEUES];
+    struct io_space space[DRV_QUEUES];     /* one per distinct PASID of the three roles */
     uint32_t nspaces;
 
     /* traffic */
@@ -240,7 +283,14 @@ struct refdrv {
     uint32_t rx_buf_bytes;
     enum refdrv_tx_layout tx_layout;
     uint64_t tx_posted, tx_reaped;
-    uint64_t rx_next_seq;    /* frames come back in order: the least sequence expected */
+    uint64_t rx_next_seq;    /* frames come back in order: the least sequence expected;
+                                several pairs: the oldest frame not yet back */
+    /* Several pairs: which of the sequence numbers rx_next_seq .. + RX_SEEN_BITS came back
+     * (bit s mod RX_SEEN_BITS), since frames return in any order over the pairs. */
+    uint64_t rx_seen[RX_SEEN_BITS / 64u];
+    uint64_t tx_posted_pair[REFDRV_PAIRS_MAX]; /* frames posted per pair */
+    /* MRG_RXBUF: the frame being put back together, per pair. */
+    struct rx_frame rx_frame[REFDRV_PAIRS_MAX];
     double tx_interval_ps;
     uint64_t tx_start_ps;
     struct traffic_arrival arrival; /* departure schedule, from tx_start_ps */
@@ -259,11 +309,11 @@ struct refdrv {
 
     bool injected;           /* driver.inject_violation done (it happens once) */
 
-    uint32_t tx_len[PVIRTQ_SIZE_MAX]; /* frame length per TX buffer id */
+    uint32_t tx_len[REFDRV_PAIRS_MAX][PVIRTQ_SIZE_MAX]; /* frame length per TX buffer id */
     union {
         struct dpq packed;
         struct dsq split;
-    } rings[DRV_QUEUES];
+    } rings[DRV_QUEUES_MAX];
 };
 
 VS_STATIC_ASSERT(SVIRTQ_SIZE_MAX == PVIRTQ_SIZE_MAX, "both formats reach 32768 entries");
@@ -285,6 +335,7 @@ enum inj_point {
     INJ_BEFORE_DRIVER_OK, /* receive buffers published, DRIVER_OK not yet set */
     INJ_NOTIFY,           /* a notification is about to be written for q */
     INJ_AFTER_DRIVER_OK,  /* DRIVER_OK set, coalescing started */
+    INJ_MQ_PAIRS,         /* DRIVER_OK set, VQ_PAIRS_SET about to be sent (several pairs) */
     INJ_RX_SEG,           /* a receive buffer's element, before it is added (seg) */
     INJ_TX_SEG,           /* a transmit buffer's first element, before it is added (seg) */
     INJ_TX_ADDED,         /* ... and after it was added, before it is published (seg) */
@@ -396,18 +447,21 @@ bool rd_iommu_possible(const struct refdrv *d);
 uint8_t *rd_dev_alloc(struct refdrv *d, uint64_t bytes, uint64_t align, uint16_t queue,
                       bool writable, uint64_t *gpa);
 uint64_t rd_dev_addr(const struct refdrv *d, uint64_t gpa);
+uint8_t *rd_host_alloc(struct refdrv *d, uint64_t bytes, uint64_t align);
 enum refdrv_result rd_iommu_setup(struct refdrv *d);
 
 /* ---- queues.c ---- */
 
 void rd_notify_queue(struct refdrv *d, struct drv_queue *q);
 void rd_kick(struct refdrv *d, struct drv_queue *q);
-enum refdrv_result rd_queue_setup(struct refdrv *d, uint16_t index, uint16_t vector);
+enum refdrv_result rd_queue_setup(struct refdrv *d, uint16_t slot, uint16_t index, uint16_t vector);
 enum refdrv_result rd_buffers_setup(struct refdrv *d);
 enum refdrv_result rd_ctrl_setup(struct refdrv *d);
 bool rd_coal_vq_set(struct refdrv *d, uint16_t vq, const struct refdrv_coal *c);
 bool rd_coal_adapt(struct refdrv *d, uint64_t now);
 enum refdrv_result rd_coal_start(struct refdrv *d);
+enum refdrv_result rd_mq_start(struct refdrv *d);
+void rd_mq_pairs_too_many(struct refdrv *d);
 
 /* ---- inject.c ---- */
 
@@ -415,7 +469,8 @@ bool rd_inject(struct refdrv *d, enum inj_point at, struct drv_queue *q, struct 
 
 /* ---- txrx.c ---- */
 
-bool rd_post_rx(struct refdrv *d);
+bool rd_post_rx(struct refdrv *d, struct drv_queue *rx);
+enum refdrv_result rd_mrg_setup(struct refdrv *d);
 enum refdrv_result rd_run_traffic(struct refdrv *d);
 void rd_traffic_setup(struct refdrv *d);
 

@@ -2,10 +2,9 @@
 
 /* ---- traffic ---- */
 
-/* Post one empty receive buffer: one device-writable descriptor. */
-bool rd_post_rx(struct refdrv *d)
+/* Post one empty receive buffer on rx: one device-writable descriptor. */
+bool rd_post_rx(struct refdrv *d, struct drv_queue *rx)
 {
-    struct drv_queue *rx = &d->q[RX_QUEUE];
     uint16_t id;
     struct drv_seg seg;
 
@@ -39,11 +38,29 @@ static uint32_t next_frame_len(struct refdrv *d)
     }
 }
 
-/* Build and post the next frame: virtio_net_hdr (all zero: no offloads, "The driver
- * MUST set num_buffers to zero") followed by the test frame. */
+/* The pair the next frame leaves on: with flows, flow f on transmitq (f mod pairs) + 1,
+ * so a flow keeps to one queue (and comes back in order on one queue once the device
+ * steers by flow); without, frame k on transmitq (k mod pairs) + 1, round robin. */
+static uint16_t next_tx_pair(const struct refdrv *d)
+{
+    if (d->pairs <= 1u)
+        return 0;
+    if (d->p->flows_count != 0)
+        return (uint16_t)((d->tx_posted % d->p->flows_count) % d->pairs);
+    return (uint16_t)(d->tx_posted % d->pairs);
+}
+
+static struct drv_queue *tx_queue_of(struct refdrv *d, uint16_t pair)
+{
+    return &d->q[2u * pair + TX_QUEUE];
+}
+
+/* Build and post the next frame on its pair's transmit queue: virtio_net_hdr (all zero:
+ * no offloads, "The driver MUST set num_buffers to zero") followed by the test frame. */
 static bool post_tx(struct refdrv *d)
 {
-    struct drv_queue *tx = &d->q[TX_QUEUE];
+    const uint16_t pair = next_tx_pair(d);
+    struct drv_queue *tx = tx_queue_of(d, pair);
     uint16_t id;
     uint32_t len;
     uint64_t addr; /* the slot's address for the device */
@@ -91,7 +108,9 @@ static bool post_tx(struct refdrv *d)
     if (st != DRV_OK)
         return false;
     rd_inject(d, INJ_TX_ADDED, tx, &segs[0]);
-    d->tx_len[id] = len;
+    d->tx_len[pair][id] = len;
+    d->tx_posted_pair[pair]++;
+    tx->posted = true;
     d->tx_posted++;
     traffic_arrival_advance(&d->arrival);
     d->h->cpu_work(d->h->ctx, VS_HOST_WORK_TX_PACKET, 1);
@@ -115,7 +134,9 @@ static bool closed_window_full(const struct refdrv *d)
            d->tx_posted - d->st->rx_frames >= (d->p->closed_loop_requests ? d->p->closed_loop_requests : 1u);
 }
 
-/* Post the frames that are due, up to a burst, then publish + notify once. */
+/* Post the frames that are due, up to a burst, then publish + notify once per transmit
+ * queue that got frames. A frame whose queue is full waits, and the frames after it too
+ * (frames leave in sequence order). */
 static uint32_t tx_send(struct refdrv *d)
 {
     uint32_t n = 0;
@@ -128,61 +149,98 @@ static uint32_t tx_send(struct refdrv *d)
             break;
         n++;
     }
-    if (n > 0)
-        rd_kick(d, &d->q[TX_QUEUE]);
+    if (n == 0)
+        return 0;
+    for (uint16_t k = 0; k < d->pairs; k++) {
+        struct drv_queue *tx = tx_queue_of(d, k);
+        if (tx->posted) {
+            tx->posted = false;
+            rd_kick(d, tx);
+        }
+    }
     return n;
 }
 
-/* Reclaim transmitted buffers. Returns how many, or -1 when the queue broke. */
+/* Reclaim transmitted buffers of every pair. Returns how many, or -1 when a queue broke. */
 static int64_t tx_reap(struct refdrv *d)
 {
-    struct drv_queue *tx = &d->q[TX_QUEUE];
-    struct drv_used u;
-    enum drv_status st;
     int64_t n = 0;
 
-    while ((st = tx->ops->get_used(tx->ring, &u)) == DRV_OK) {
-        d->st->tx_frames++;
-        d->st->tx_bytes += d->tx_len[u.id];
-        d->tx_reaped++;
-        d->h->cpu_work(d->h->ctx, VS_HOST_WORK_TX_REAP, 1);
-        n++;
+    for (uint16_t k = 0; k < d->pairs; k++) {
+        struct drv_queue *tx = tx_queue_of(d, k);
+        struct drv_used u;
+        enum drv_status st;
+
+        while ((st = tx->ops->get_used(tx->ring, &u)) == DRV_OK) {
+            d->st->tx_frames++;
+            d->st->tx_frames_pair[k]++;
+            d->st->tx_bytes += d->tx_len[k][u.id];
+            d->tx_reaped++;
+            d->h->cpu_work(d->h->ctx, VS_HOST_WORK_TX_REAP, 1);
+            n++;
+        }
+        if (st == DRV_BROKEN)
+            return -1;
     }
-    return st == DRV_BROKEN ? -1 : n;
+    return n;
 }
 
-/* Check one received buffer: header, then the frame against what the sender wrote. */
-static void rx_consume(struct refdrv *d, const struct drv_used *u)
+/* Loopback with several pairs: frames come back over any receive queue in any order, so
+ * instead of "in order" the driver checks "sent, and not seen before", over a window of
+ * RX_SEEN_BITS sequence numbers from the oldest frame not yet back. True if seq is new
+ * (and now recorded). */
+static bool rx_seq_new(struct refdrv *d, uint64_t seq)
 {
-    struct drv_queue *rx = &d->q[RX_QUEUE];
-    const uint8_t *slot = rx->buf + (size_t)u->id * rx->slot_bytes;
+    uint64_t bit;
+
+    if (seq >= d->tx_posted || seq < d->rx_next_seq || seq - d->rx_next_seq >= RX_SEEN_BITS)
+        return false;
+    bit = seq % RX_SEEN_BITS;
+    if (d->rx_seen[bit / 64u] & (1ull << (bit % 64u)))
+        return false;
+    d->rx_seen[bit / 64u] |= 1ull << (bit % 64u);
+    for (;;) { /* move the window past the frames back */
+        bit = d->rx_next_seq % RX_SEEN_BITS;
+        if (!(d->rx_seen[bit / 64u] & (1ull << (bit % 64u))))
+            break;
+        d->rx_seen[bit / 64u] &= ~(1ull << (bit % 64u));
+        d->rx_next_seq++;
+    }
+    return true;
+}
+
+/* Check one received frame of flen bytes at frame (after the virtio-net header; exact:
+ * its length is known, not only bounded) and count it for pair k. */
+static void rx_frame_done(struct refdrv *d, uint16_t k, const uint8_t *frame, uint32_t flen,
+                          bool exact, bool ok)
+{
     struct traffic_info info = {0};
-    uint32_t flen = 0;
     bool good = false;
 
-    /* Without VIRTIO_NET_F_MRG_RXBUF "the device MUST set num_buffers to 1". */
-    if (u->written && u->len >= NET_HDR_BYTES && u->len <= d->rx_buf_bytes &&
-        vs_le16(slot + NET_HDR_NUM_BUFFERS) == 1u) {
-        flen = u->len - NET_HDR_BYTES;
-        /* A skipped IN_ORDER buffer counts as completely written: the frame's own
-         * length field says where it ends. */
-        good = traffic_check(slot + NET_HDR_BYTES, flen, !u->skipped, d->mac, d->p->seed,
-                             &info) == TRAFFIC_GOOD;
+    if (ok) {
+        good = traffic_check(frame, flen, exact, d->mac, d->p->seed, &info) == TRAFFIC_GOOD;
         if (good)
             flen = info.len;
     }
-    /* Loopback keeps order: a sequence number never sent, or one at or below what was
-     * already received (duplicate, reordering), is a bad frame. */
-    if (good && (info.seq >= d->tx_posted || info.seq < d->rx_next_seq))
+    if (!ok)
+        flen = 0;
+    /* Loopback keeps order on one pair: a sequence number never sent, or one at or below
+     * what was already received (duplicate, reordering), is a bad frame. Several pairs:
+     * never sent, or seen already. */
+    if (good && d->pairs > 1u)
+        good = rx_seq_new(d, info.seq);
+    else if (good && (info.seq >= d->tx_posted || info.seq < d->rx_next_seq))
         good = false;
 
     d->st->rx_frames++;
+    d->st->rx_frames_pair[k]++;
     d->st->rx_bytes += flen;
     if (!good) {
         d->st->rx_bad_payload++;
     } else {
         uint64_t now = now_ps(d);
-        d->rx_next_seq = info.seq + 1u;
+        if (d->pairs <= 1u)
+            d->rx_next_seq = info.seq + 1u;
         d->st->rx_flow_frames += info.is_flow != 0;
         if (d->p->expect_loopback && d->st->latency != NULL)
             hist_record(d->st->latency, now >= info.tx_time_ps ? now - info.tx_time_ps : 0);
@@ -190,32 +248,87 @@ static void rx_consume(struct refdrv *d, const struct drv_used *u)
     d->h->cpu_work(d->h->ctx, VS_HOST_WORK_RX_PACKET, 1);
 }
 
-/* Take received frames. Their buffers go back in batches, once half the ring (at most
- * RX_REFILL_BATCH_MAX) is free, so one publish + notification covers many buffers; the
- * device is never left without buffers, since at least half the ring stays posted.
- * Returns how many frames, or -1 when the queue broke. */
+/* Check one received buffer of pair k: header, then the frame against what the sender
+ * wrote. Without VIRTIO_NET_F_MRG_RXBUF "the device MUST set num_buffers to 1". With it,
+ * a frame of num_buffers > 1 buffers is copied together in the pair's reassembly area
+ * (rd_mrg_setup): the first buffer holds the header and the frame's start, each next
+ * used buffer of the queue the frame's next bytes ("Processing of Incoming Packets"). */
+static void rx_consume(struct refdrv *d, uint16_t k, const struct drv_used *u)
+{
+    struct drv_queue *rx = &d->q[2u * k + RX_QUEUE];
+    struct rx_frame *f = &d->rx_frame[k];
+    const uint8_t *slot = rx->buf + (size_t)u->id * rx->slot_bytes;
+    const bool fits = u->written && u->len <= d->rx_buf_bytes;
+    uint16_t nbufs;
+
+    d->st->rx_buffers++;
+    if (f->left > 0) { /* the next buffer of a merged frame */
+        if (!fits || u->len > f->room - f->len) {
+            f->bad = true;
+        } else {
+            memcpy(f->data + f->len, slot, u->len);
+            f->len += u->len;
+        }
+        if (--f->left == 0)
+            rx_frame_done(d, k, f->data + NET_HDR_BYTES, f->len - NET_HDR_BYTES,
+                          !u->skipped, !f->bad);
+        return;
+    }
+    if (!fits || u->len < NET_HDR_BYTES) {
+        rx_frame_done(d, k, NULL, 0, false, false);
+        return;
+    }
+    nbufs = vs_le16(slot + NET_HDR_NUM_BUFFERS);
+    if (nbufs == 1u) {
+        /* A skipped IN_ORDER buffer counts as completely written: the frame's own length
+         * field says where it ends. */
+        rx_frame_done(d, k, slot + NET_HDR_BYTES, u->len - NET_HDR_BYTES, !u->skipped, true);
+        return;
+    }
+    if (!d->f_mrg_rxbuf || nbufs == 0) {
+        rx_frame_done(d, k, NULL, 0, false, false);
+        return;
+    }
+    /* The first of nbufs buffers: the rest follow on this queue. */
+    d->st->rx_merged_frames++;
+    f->left = (uint16_t)(nbufs - 1u);
+    f->bad = u->len > f->room;
+    f->len = f->bad ? 0 : u->len;
+    if (!f->bad)
+        memcpy(f->data, slot, u->len);
+}
+
+/* Take received frames from every pair. Each queue's buffers go back in batches, once
+ * half the ring (at most RX_REFILL_BATCH_MAX) is free, so one publish + notification
+ * covers many buffers; the device is never left without buffers, since at least half the
+ * ring stays posted. Returns how many buffers, or -1 when a queue broke. */
 static int64_t rx_reap(struct refdrv *d)
 {
-    struct drv_queue *rx = &d->q[RX_QUEUE];
-    uint32_t batch = rx->size / 2u;
-    struct drv_used u;
-    enum drv_status st;
     int64_t n = 0;
 
-    while ((st = rx->ops->get_used(rx->ring, &u)) == DRV_OK) {
-        rx_consume(d, &u);
-        n++;
+    for (uint16_t k = 0; k < d->pairs; k++) {
+        struct drv_queue *rx = &d->q[2u * k + RX_QUEUE];
+        uint32_t batch = rx->size / 2u;
+        struct drv_used u;
+        enum drv_status st;
+
+        while ((st = rx->ops->get_used(rx->ring, &u)) == DRV_OK) {
+            rx_consume(d, k, &u);
+            n++;
+        }
+        if (batch > RX_REFILL_BATCH_MAX)
+            batch = RX_REFILL_BATCH_MAX;
+        if (batch == 0)
+            batch = 1;
+        if ((uint32_t)(rx->size - rx->ops->descs_in_flight(rx->ring)) >= batch) {
+            while (rd_post_rx(d, rx))
+                ;
+            rd_kick(d, rx);
+        }
+        if (st == DRV_BROKEN)
+            return -1;
     }
-    if (batch > RX_REFILL_BATCH_MAX)
-        batch = RX_REFILL_BATCH_MAX;
-    if (batch == 0)
-        batch = 1;
-    if ((uint32_t)(rx->size - rx->ops->descs_in_flight(rx->ring)) >= batch) {
-        while (rd_post_rx(d))
-            ;
-        rd_kick(d, rx);
-    }
-    return st == DRV_BROKEN ? -1 : n;
+    return n;
 }
 
 /* Is anything the device still has to finish outstanding? If not, an idle driver is
@@ -258,12 +371,13 @@ static void disarm(struct drv_queue *q)
  * (with EVENT_IDX): one interrupt then frees a batch of slots instead of one. */
 static int sleep_until_work(struct refdrv *d, uint64_t now)
 {
-    struct drv_queue *rx = &d->q[RX_QUEUE];
-    struct drv_queue *tx = &d->q[TX_QUEUE];
+    struct drv_queue *next_tx = tx_queue_of(d, next_tx_pair(d));
     bool tx_blocked = d->tx_posted < d->p->frames_count &&
-                      !tx->ops->can_add(tx->ring, tx_slots_per_frame(d), NULL);
+                      !next_tx->ops->can_add(next_tx->ring, tx_slots_per_frame(d), NULL);
     bool want_rx = d->p->expect_loopback && d->st->rx_frames < d->p->frames_count;
-    bool want_tx = d->tx_reaped < d->tx_posted && (tx_blocked || d->tx_posted >= d->p->frames_count);
+    bool tx_waiting = tx_blocked || d->tx_posted >= d->p->frames_count;
+    struct drv_queue *flush_q = NULL;
+    bool found = false;
     uint64_t deadline = d->last_progress_ps + d->idle_timeout_ps;
     uint64_t timeout_ns;
     int v;
@@ -276,14 +390,25 @@ static int sleep_until_work(struct refdrv *d, uint64_t now)
             deadline = due;
     }
     if (want_rx)
-        arm(rx, 0);
-    if (want_tx)
-        arm(tx, (uint16_t)(tx->ops->event_span(tx->ring) * 3u / 4u));
-    if (want_rx || want_tx)
-        devmem_event_flush(d, want_tx ? tx : rx); /* one read flushes both queues' writes */
-    if ((want_rx && rx->ops->has_used(rx->ring)) || (want_tx && tx->ops->has_used(tx->ring))) {
-        disarm(rx);
-        disarm(tx);
+        for (uint16_t k = 0; k < d->pairs; k++)
+            arm(&d->q[2u * k + RX_QUEUE], 0);
+    for (uint16_t k = 0; k < d->pairs; k++) {
+        struct drv_queue *tx = tx_queue_of(d, k);
+        if (tx_waiting && d->tx_posted_pair[k] > d->st->tx_frames_pair[k]) {
+            arm(tx, (uint16_t)(tx->ops->event_span(tx->ring) * 3u / 4u));
+            if (flush_q == NULL)
+                flush_q = tx;
+        }
+    }
+    if (flush_q == NULL && want_rx)
+        flush_q = &d->q[RX_QUEUE];
+    if (flush_q != NULL)
+        devmem_event_flush(d, flush_q); /* one read flushes every queue's writes */
+    for (uint16_t i = 0; i < 2u * d->pairs && !found; i++)
+        found = d->q[i].armed && d->q[i].ops->has_used(d->q[i].ring);
+    if (found) {
+        for (uint16_t i = 0; i < 2u * d->pairs; i++)
+            disarm(&d->q[i]);
         return -2;
     }
 
@@ -291,8 +416,8 @@ static int sleep_until_work(struct refdrv *d, uint64_t now)
     if (timeout_ns == 0)
         timeout_ns = 1;
     v = d->h->wait_interrupt(d->h->ctx, timeout_ns);
-    disarm(rx);
-    disarm(tx);
+    for (uint16_t i = 0; i < 2u * d->pairs; i++)
+        disarm(&d->q[i]);
     return v;
 }
 
@@ -310,7 +435,7 @@ static uint64_t status_interval_ps(const struct refdrv *d)
  * loop itself does. Each is a "now >= deadline" test of rd_run_traffic or what it calls. */
 static uint64_t next_poll_deadline(const struct refdrv *d)
 {
-    const struct drv_queue *tx = &d->q[TX_QUEUE];
+    const struct drv_queue *tx = &d->q[2u * next_tx_pair(d) + TX_QUEUE];
     uint64_t deadline = UINT64_MAX;
     uint64_t at;
 
@@ -441,6 +566,25 @@ enum refdrv_result rd_run_traffic(struct refdrv *d)
     }
 }
 
+/* MRG_RXBUF negotiated: a reassembly area per pair for the largest frame this driver
+ * sends (it only expects its own frames back) and its header, in the driver's own
+ * memory after everything the device reaches. A merged frame longer than that is bad. */
+enum refdrv_result rd_mrg_setup(struct refdrv *d)
+{
+    const uint32_t room = NET_HDR_BYTES + d->max_frame;
+
+    if (!d->f_mrg_rxbuf)
+        return REFDRV_OK;
+    for (uint16_t k = 0; k < d->pairs; k++) {
+        struct rx_frame *f = &d->rx_frame[k];
+        f->data = rd_host_alloc(d, room, AREA_ALIGN_BYTES);
+        if (f->data == NULL)
+            return rd_give_up(d, REFDRV_NO_MEMORY);
+        f->room = room;
+    }
+    return REFDRV_OK;
+}
+
 /* ---- parameters ---- */
 
 /* The length sent for a requested frame size: plain or flow frame limits. */
@@ -469,7 +613,9 @@ void rd_traffic_setup(struct refdrv *d)
         d->frame_kinds = 1;
         d->max_frame = d->frame_len[0];
     }
-    d->rx_buf_bytes = p->rx_buffer_bytes == 0 ? DEFAULT_RX_BUFFER_BYTES : p->rx_buffer_bytes;
+    d->rx_buf_bytes = p->rx_buffer_bytes != 0 ? p->rx_buffer_bytes
+                      : p->mrg_rxbuf          ? DEFAULT_MRG_RX_BUFFER_BYTES
+                                              : DEFAULT_RX_BUFFER_BYTES;
     if (d->rx_buf_bytes < NET_HDR_BYTES)
         d->rx_buf_bytes = NET_HDR_BYTES; /* the device always writes the header */
     /* rate in frames per microsecond: one frame every 1e6 / rate picoseconds. */
