@@ -449,6 +449,13 @@ const std::vector<param_def> &param_table()
          "completion never passes a pin change the device made before answering it "
          "(docs/timing.md)",
          real(0, 1e9), REAL_FIELD(cpu.intx_latency_ns)},
+        {"host.cpus_count", "count", "1",
+         "CPUs the reference driver's queue pairs run on: 1 = one CPU serves every pair, one "
+         "after the other; N = pair k's work (its completions, receptions, departures and "
+         "notifications) on CPU k mod N, the CPUs side by side within each pass over the rings "
+         "and joined at its end (N = driver.queue_pairs_count: a CPU per pair; "
+         "docs/timing.md). Matters only with several pairs",
+         integer(1, REFDRV_PAIRS_MAX), INT_FIELD(cpu.cpus_count)},
 
         // Device
         {"device.clock_mhz", "MHz", "1000", "device core clock; converts device.*_cycles to time",

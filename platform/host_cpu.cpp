@@ -27,6 +27,7 @@ cpu_costs cpu_costs_of(const host_cpu_params &p, const sim_params &sim)
     cc.intx_latency = sc_core::sc_time(p.intx_latency_ns, sc_core::SC_NS);
     cc.poll_sleep = sim.poll_sleep;
     cc.timing = run_ahead_of(sim);
+    cc.cpus = p.cpus_count > 0 ? p.cpus_count : 1;
     return cc;
 }
 
@@ -125,6 +126,7 @@ host_cpu::host_cpu(sc_core::sc_module_name name, const cpu_costs &c, const refdr
     ops_.now_ps = op_now_ps;
     ops_.poll_idle = c.poll_sleep ? op_poll_idle : nullptr; // sim.poll_sleep
     ops_.iommu_set_root = op_iommu_set_root;
+    ops_.cpu_for_pair = c.cpus > 1 ? op_cpu_for_pair : nullptr; // host.cpus_count
     ops_.ctx = this;
     ops_.mem = mem;
     ops_.mem_base = mem_base;
@@ -173,7 +175,13 @@ void host_cpu::spend(const sc_time &t)
     stop_if_requested();
     busy += t;
     qk_.inc(t);
-    c_.timing.sync(qk_); // see "Synchronisation" in docs/timing.md
+    sync_unless_in_pass(); // see "Synchronisation" in docs/timing.md
+}
+
+void host_cpu::sync_unless_in_pass()
+{
+    if (!in_pass_)
+        c_.timing.sync(qk_);
 }
 
 uint64_t host_cpu::access(tlm::tlm_command cmd, uint64_t addr, unsigned size, uint64_t value)
@@ -203,7 +211,7 @@ uint64_t host_cpu::access(tlm::tlm_command cmd, uint64_t addr, unsigned size, ui
     // Reads (and configuration writes) stall the CPU until the completion is back.
     busy += delay - qk_.get_local_time();
     qk_.set(delay);
-    c_.timing.sync(qk_); // see "Synchronisation" in docs/timing.md
+    sync_unless_in_pass(); // see "Synchronisation" in docs/timing.md
     uint64_t out = 0;
     std::memcpy(&out, buf, size);
     return out;
@@ -237,6 +245,7 @@ void host_cpu::op_mmio_write(void *ctx, uint64_t addr, unsigned size, uint64_t v
 int host_cpu::op_wait_interrupt(void *ctx, uint64_t timeout_ns)
 {
     auto *cpu = static_cast<host_cpu *>(ctx);
+    cpu->join_pass();
     cpu->qk_.sync();
     const sc_time deadline = sc_core::sc_time_stamp() + sc_time(double(timeout_ns), SC_NS);
     for (;;) {
@@ -312,6 +321,7 @@ uint64_t host_cpu::op_poll_idle(void *ctx, uint64_t until_ps)
     if (poll == SC_ZERO_TIME || !cpu->memory)
         return 0;
     cpu->stop_if_requested();
+    cpu->join_pass();
     if (cpu->qk_.get_local_time() != SC_ZERO_TIME)
         cpu->qk_.sync();
     const sc_time t = sc_core::sc_time_stamp();
@@ -412,4 +422,41 @@ bool host_cpu::intx_asserted_now()
         intx_changes_.pop_front();
     }
     return intx_line_;
+}
+
+// host.cpus_count > 1: the driver's pass over several pairs as a fork and a join. The
+// pass starts at the time the driver reached; each pair's work is charged on CPU
+// pair mod cpus from where that CPU left off in this pass (its own time: MMIO accesses
+// carry it as their annotated delay, now_ps answers it); shared work (-1) starts at
+// the latest CPU's time. One driver thread does all of it, so the CPUs' pieces reach
+// the device in the driver's order even when their times interleave otherwise (the
+// loosely-timed approximation docs/timing.md describes).
+void host_cpu::op_cpu_for_pair(void *ctx, int32_t pair)
+{
+    auto *cpu = static_cast<host_cpu *>(ctx);
+    if (pair < 0) {
+        cpu->join_pass();
+        return;
+    }
+    const sc_time now = cpu->abs_now();
+    if (!cpu->in_pass_) {
+        cpu->cpu_at_.assign(cpu->c_.cpus, now);
+        cpu->in_pass_ = true;
+    } else {
+        cpu->cpu_at_[cpu->cpu_now_] = now;
+    }
+    cpu->cpu_now_ = unsigned(pair) % cpu->c_.cpus;
+    // No synchronisation inside a pass: every CPU's time is at or after the kernel's.
+    cpu->qk_.set(cpu->cpu_at_[cpu->cpu_now_] - sc_core::sc_time_stamp());
+}
+
+void host_cpu::join_pass()
+{
+    if (!in_pass_)
+        return;
+    cpu_at_[cpu_now_] = abs_now();
+    const sc_time end = *std::max_element(cpu_at_.begin(), cpu_at_.end());
+    in_pass_ = false;
+    qk_.set(end - sc_core::sc_time_stamp());
+    c_.timing.sync(qk_);
 }

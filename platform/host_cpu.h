@@ -41,6 +41,7 @@ struct cpu_costs {
     sc_core::sc_time intx_latency; // host.intx_latency_ns
     bool poll_sleep = false; // sleep through empty polls (sim.poll_sleep)
     run_ahead timing;        // sim.timing: when the CPU synchronises
+    unsigned cpus = 1;       // host.cpus_count: CPUs the driver's queue pairs run on
 };
 
 // The cost model from the host.* group (and sim.poll_sleep), derived once.
@@ -119,6 +120,18 @@ private:
     static uint64_t op_now_ps(void *ctx);
     static uint64_t op_poll_idle(void *ctx, uint64_t until_ps);
     static int op_iommu_set_root(void *ctx, uint32_t pasid, uint64_t root_pa);
+    static void op_cpu_for_pair(void *ctx, int32_t pair);
+
+    // host.cpus_count > 1, a pass over several pairs' rings (op_cpu_for_pair): each CPU's
+    // own time in the pass (absolute), the CPU working now, and whether a pass is open.
+    // Within a pass the CPU does not synchronise (sim.timing), so the times stay ahead of
+    // the kernel's; the join moves the CPU to the latest of them and synchronises.
+    std::vector<sc_core::sc_time> cpu_at_;
+    unsigned cpu_now_ = 0;
+    bool in_pass_ = false;
+    sc_core::sc_time abs_now() const { return sc_core::sc_time_stamp() + qk_.get_local_time(); }
+    void join_pass();
+    void sync_unless_in_pass();
 
     cpu_costs c_;
     refdrv_params p_;

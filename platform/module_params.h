@@ -97,6 +97,7 @@ struct host_cpu_params {
     uint64_t ctrl_command_cycles = 500;
     double mmio_write_ns = 100;               // CPU time to issue a posted MMIO write
     double intx_latency_ns = 1000;            // INTx pin change to the interrupt controller
+    uint32_t cpus_count = 1;                  // CPUs the driver's queue pairs run on
 };
 
 // device.clock_mhz, device.*_cycles, device.*_pasid: the timed device around the kernel.

@@ -54,6 +54,14 @@ struct vs_host_ops {
      * cached translations. Returns 0, or -1 if the platform refuses (bad PASID/root).
      * Used only when VIRTIO_F_ACCESS_PLATFORM is negotiated. */
     int (*iommu_set_root)(void *ctx, uint32_t pasid, uint64_t root_pa);
+    /* Optional (may be NULL). Several queue pairs: the CPU work, MMIO accesses and time
+     * from here on are queue pair `pair`'s (0-based) until the next call; pair -1: the
+     * driver's shared work again, which starts once the work of every pair since the
+     * first call is done (a fork and a join per pass over the rings). A platform with a
+     * CPU per pair (host.cpus_count) runs the pairs' work side by side; without the op,
+     * or with one CPU, it runs one piece after the other as if there were no calls. The
+     * driver calls it only with more than one pair, never while it waits or polls idle. */
+    void (*cpu_for_pair)(void *ctx, int32_t pair);
     void *ctx;
 
     /* Guest memory as the CPU sees it: mem[0 .. mem_size) is guest-physical address

@@ -99,6 +99,14 @@ struct host_rig {
     uint64_t lo[VNET_QUEUES_MAX][VS_DMA_KIND_COUNT], hi[VNET_QUEUES_MAX][VS_DMA_KIND_COUNT];
     /* Buffers the device used per queue (pt_step_one answered DONE). */
     uint64_t used[VNET_QUEUES_MAX];
+    /* host_rig_use_cpus: the driver's pairs on `cpus` CPUs, a fork and a join per pass as
+     * the platform's host CPU does (host.cpus_count): each CPU's time in the open pass,
+     * the CPU working now, and the frames each CPU built (VS_HOST_WORK_TX_PACKET). */
+    uint32_t cpus;
+    uint64_t cpu_at[REFDRV_PAIRS_MAX];
+    uint32_t cpu_now;
+    bool in_pass;
+    uint64_t tx_packets_on_cpu[REFDRV_PAIRS_MAX];
 };
 
 /* The device the rig builds when given no parameters: vdev_rig's, with queues of up to
@@ -331,6 +339,8 @@ static inline void host_rig_cpu_work(void *ctx, enum vs_host_work kind, uint64_t
 {
     struct host_rig *r = (struct host_rig *)ctx;
     r->now_ps += 50000 * count;
+    if (kind == VS_HOST_WORK_TX_PACKET && r->cpus > 0)
+        r->tx_packets_on_cpu[r->in_pass ? r->cpu_now : 0] += count;
     if (kind == VS_HOST_WORK_POLL)
         host_rig_pump(r);
 }
@@ -338,6 +348,38 @@ static inline void host_rig_cpu_work(void *ctx, enum vs_host_work kind, uint64_t
 static inline uint64_t host_rig_now_ps(void *ctx)
 {
     return ((struct host_rig *)ctx)->now_ps;
+}
+
+/* vs_host_ops.cpu_for_pair with r->cpus CPUs: the time is the working CPU's own. */
+static inline void host_rig_cpu_for_pair(void *ctx, int32_t pair)
+{
+    struct host_rig *r = (struct host_rig *)ctx;
+    if (pair < 0) {
+        if (r->in_pass) {
+            r->cpu_at[r->cpu_now] = r->now_ps;
+            for (uint32_t c = 0; c < r->cpus; c++)
+                if (r->cpu_at[c] > r->now_ps)
+                    r->now_ps = r->cpu_at[c];
+            r->in_pass = false;
+        }
+        return;
+    }
+    if (!r->in_pass) {
+        for (uint32_t c = 0; c < r->cpus; c++)
+            r->cpu_at[c] = r->now_ps;
+        r->in_pass = true;
+    } else {
+        r->cpu_at[r->cpu_now] = r->now_ps;
+    }
+    r->cpu_now = (uint32_t)pair % r->cpus;
+    r->now_ps = r->cpu_at[r->cpu_now];
+}
+
+/* Run the driver's pairs on `cpus` CPUs (1 <= cpus <= REFDRV_PAIRS_MAX). */
+static inline void host_rig_use_cpus(struct host_rig *r, uint32_t cpus)
+{
+    r->cpus = cpus;
+    r->host.cpu_for_pair = host_rig_cpu_for_pair;
 }
 
 /* The platform's hook: point the IOMMU's address space at the driver's table. */

@@ -208,6 +208,50 @@ Test(refdrv_mq, small_table_shares_one_vector)
     rig_free(r);
 }
 
+/* A CPU per pair (vs_host_ops.cpu_for_pair, host.cpus_count): the driver tags each
+ * pair's work with its pair, so with four CPUs each builds exactly its pair's frames,
+ * the pairs' work overlaps and the same traffic takes less time than on one CPU; the
+ * frames and what the device did are the same. Two CPUs for four pairs: pairs 0 and 2
+ * on CPU 0, 1 and 3 on CPU 1. */
+static uint64_t run_on_cpus(uint32_t cpus, uint64_t *per_cpu, uint64_t *dev_tx)
+{
+    struct host_rig *r = rig_new(4, false);
+    struct refdrv_params p = params(400, 16, 4, true);
+    struct refdrv_stats st;
+    uint64_t t;
+
+    host_rig_use_cpus(r, cpus);
+    cr_assert_eq(run(r, &p, &st), REFDRV_OK);
+    expect_all_back(r, &p, &st, 4);
+    cr_expect(!r->in_pass, "every pass joined");
+    for (uint32_t c = 0; c < 4; c++)
+        per_cpu[c] = r->tx_packets_on_cpu[c];
+    for (uint16_t k = 0; k < 4; k++)
+        dev_tx[k] = r->used[2u * k + 1u];
+    t = r->now_ps;
+    rig_free(r);
+    return t;
+}
+
+Test(refdrv_mq, cpu_per_pair_overlaps_the_pairs)
+{
+    uint64_t one[4], four[4], two[4], dev1[4], dev4[4], dev2[4];
+    const uint64_t t1 = run_on_cpus(1, one, dev1);
+    const uint64_t t4 = run_on_cpus(4, four, dev4);
+    const uint64_t t2 = run_on_cpus(2, two, dev2);
+
+    cr_expect_eq(one[0], 400, "one CPU builds every frame");
+    for (uint32_t c = 0; c < 4; c++) {
+        cr_expect_eq(four[c], 100, "CPU %u builds its pair's 100 frames", c);
+        cr_expect_eq(dev4[c], dev1[c], "transmitq%u carried the same frames", c + 1u);
+    }
+    cr_expect_eq(two[0], 200);
+    cr_expect_eq(two[1], 200);
+    cr_expect_lt(t4, t1, "four CPUs: %llu ps, one: %llu ps", (unsigned long long)t4,
+                 (unsigned long long)t1);
+    cr_expect_lt(t2, t1);
+}
+
 /* The device offers fewer pairs than wanted: the driver uses max_virtqueue_pairs. More
  * offered than wanted: the control queue is still 2 * max_virtqueue_pairs and the
  * queues of the pairs not used stay disabled. */

@@ -412,6 +412,14 @@ static inline void devmem_event_flush(struct refdrv *d, const struct drv_queue *
     d->st->devmem_event_flush_reads++;
 }
 
+/* Several pairs: what follows is pair k's work (k >= 0), or shared work again after
+ * every pair's is done (-1) -- vs_host_ops.cpu_for_pair. Nothing with one pair. */
+static inline void on_pair(struct refdrv *d, int32_t k)
+{
+    if (d->pairs > 1u && d->h->cpu_for_pair != NULL)
+        d->h->cpu_for_pair(d->h->ctx, k);
+}
+
 static inline uint64_t now_ps(const struct refdrv *d)
 {
     return d->h->now_ps(d->h->ctx);

@@ -142,7 +142,9 @@ static uint32_t tx_send(struct refdrv *d)
     uint32_t n = 0;
 
     while (d->tx_posted < d->p->frames_count && n < TX_BURST_MAX && !closed_window_full(d)) {
-        uint64_t due = tx_due_ps(d);
+        uint64_t due;
+        on_pair(d, next_tx_pair(d)); /* the frame's pair's CPU builds and posts it */
+        due = tx_due_ps(d);
         if (due != 0 && now_ps(d) < due)
             break;
         if (!post_tx(d))
@@ -155,6 +157,7 @@ static uint32_t tx_send(struct refdrv *d)
         struct drv_queue *tx = tx_queue_of(d, k);
         if (tx->posted) {
             tx->posted = false;
+            on_pair(d, k);
             rd_kick(d, tx);
         }
     }
@@ -171,6 +174,7 @@ static int64_t tx_reap(struct refdrv *d)
         struct drv_used u;
         enum drv_status st;
 
+        on_pair(d, k);
         while ((st = tx->ops->get_used(tx->ring, &u)) == DRV_OK) {
             d->st->tx_frames++;
             d->st->tx_frames_pair[k]++;
@@ -312,6 +316,7 @@ static int64_t rx_reap(struct refdrv *d)
         struct drv_used u;
         enum drv_status st;
 
+        on_pair(d, k);
         while ((st = rx->ops->get_used(rx->ring, &u)) == DRV_OK) {
             rx_consume(d, k, &u);
             n++;
@@ -483,11 +488,16 @@ enum refdrv_result rd_run_traffic(struct refdrv *d)
         uint64_t now;
         int v;
 
+        /* One pass: each pair's completions, receptions and departures, on the pair's
+         * CPU (on_pair); the rest once they are all done. */
         got_tx = tx_reap(d);
         got_rx = rx_reap(d);
-        if (got_tx < 0 || got_rx < 0)
+        if (got_tx < 0 || got_rx < 0) {
+            on_pair(d, -1);
             return REFDRV_DEVICE_ERROR; /* the device returned an impossible buffer id */
+        }
         sent = tx_send(d);
+        on_pair(d, -1);
         if (traffic_done(d))
             return REFDRV_OK;
         if (d->p->coal_policy == REFDRV_COAL_ADAPTIVE && !rd_coal_adapt(d, now_ps(d)))
