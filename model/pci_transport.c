@@ -191,6 +191,7 @@ static void device_reset(struct pt *tp)
         queue_clear(tp, i);
     tp->error = VS_REASON_NONE;
     tp->error_queue = PT_NO_QUEUE;
+    tp->fe_attached = false;
     tp->outbox_head = tp->outbox_count = 0;
     intx_update(tp); /* the reset cleared ISR status: the pin falls */
     memset(tp->wake, 0, sizeof tp->wake);
@@ -1154,4 +1155,100 @@ enum pt_step pt_quiet_notifications(struct pt *tp, uint16_t qi, const struct vs_
     if (q->ops->set_notifications(&q->ring, g, false) != VQ_OK)
         return ring_failed(tp, qi);
     return PT_STEP_DONE;
+}
+
+/* ---- A front end without registers (pci_transport.h) ---- */
+void pt_fe_attach(struct pt *tp, const vs_features *features)
+{
+    tp->stats.resets++;
+    vpci_reset(&tp->vpci);
+    device_reset(tp);
+    /* What a driver's configuration writes would have done: memory decoding and bus
+     * mastering (the DMA gate and the outbox check the latter), MSI-X on. */
+    pci_cfg_write(&tp->pci, PCI_COMMAND, 2, PCI_COMMAND_MEMORY_MASK | PCI_COMMAND_MASTER_MASK);
+    for (uint16_t v = 0; v < tp->msix.nvec; v++) {
+        const uint32_t e = (uint32_t)v * MSIX_ENTRY_SIZE;
+        msix_table_write(&tp->msix, e + MSIX_ENTRY_ADDR_LO, 4, (uint32_t)PT_FE_MSI_ADDRESS);
+        msix_table_write(&tp->msix, e + MSIX_ENTRY_ADDR_HI, 4, (uint32_t)(PT_FE_MSI_ADDRESS >> 32));
+        msix_table_write(&tp->msix, e + MSIX_ENTRY_DATA, 4, v);
+        msix_table_write(&tp->msix, e + MSIX_ENTRY_CTRL, 4, 0); /* unmasked */
+    }
+    if (tp->cap_msix) {
+        const uint16_t ctl = (uint16_t)pci_cfg_read(&tp->pci, tp->cap_msix + 2u, 2);
+        pci_cfg_write(&tp->pci, tp->cap_msix + 2u, 2, ctl | MSIX_MSGCTL_ENABLE_MASK);
+    }
+    msix_set_control(&tp->msix, true, false);
+    /* Only what the function offers: a front end cannot negotiate more. */
+    const vs_features offered = offered_features(&tp->p);
+    for (unsigned w = 0; w < sizeof features->w / sizeof features->w[0]; w++)
+        tp->vpci.driver_features.w[w] = features->w[w] & offered.w[w];
+    tp->vpci.status = VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |
+                      VIRTIO_STATUS_FEATURES_OK | VIRTIO_STATUS_DRIVER_OK;
+    tp->vpci.config_msix_vector = 0;
+    for (uint16_t q = 0; q < tp->num_queues; q++)
+        tp->vpci.q[q].msix_vector = (uint16_t)(1u + q);
+    tp->fe_attached = true;
+}
+
+enum pt_fe_start pt_fe_queue_start(struct pt *tp, uint16_t qi, const struct pt_fe_ring *r,
+                                   enum vs_reason *why)
+{
+    *why = VS_REASON_NONE;
+    if (!tp->fe_attached)
+        return PT_FE_NOT_ATTACHED;
+    if (qi >= tp->num_queues || (tp->dev->queue_exists && !tp->dev->queue_exists(tp->dev_ctx, qi)))
+        return PT_FE_NO_QUEUE;
+    if (tp->q[qi].enabled)
+        queue_clear(tp, qi);
+    /* Refuse what queue_enable would break the device for, before it runs: here the
+     * request is the front end's, not a driver's violation. */
+    const struct vq_ops *fmt = vpci_negotiated(&tp->vpci, VIRTIO_F_RING_PACKED_BIT)
+                                   ? &packed_vq_ops : &split_vq_ops;
+    const struct vq_config probe = {.size = r->size, .desc_addr = r->desc,
+                                    .driver_addr = r->driver, .device_addr = r->device};
+    *why = fmt->check_config(&probe, tp->p.queue_size_max);
+    if (*why != VS_REASON_NONE)
+        return PT_FE_CONFIG_REFUSED;
+    struct vpci_queue *vq = &tp->vpci.q[qi];
+    vq->size = r->size;
+    vq->desc = r->desc;
+    vq->driver = r->driver;
+    vq->device = r->device;
+    vq->enable = 1;
+    queue_enable(tp, qi);
+    /* Right after init the ring may continue from the front end's position (vhost-user
+     * SET_VRING_BASE: both sides of the ring resume there, nothing in flight). */
+    struct pt_queue *q = &tp->q[qi];
+    if (!q->enabled || !q->ops->resume_at(&q->ring, r->position)) {
+        queue_clear(tp, qi);
+        vq->enable = 0;
+        return PT_FE_POSITION_REFUSED;
+    }
+    return PT_FE_STARTED;
+}
+
+uint32_t pt_fe_queue_stop(struct pt *tp, uint16_t qi, const struct vs_guest_ops *ops,
+                          uint32_t fallback, uint32_t *held_out)
+{
+    *held_out = 0;
+    if (qi >= tp->num_queues || !tp->q[qi].enabled)
+        return fallback;
+    struct pt_queue *q = &tp->q[qi];
+    if (tp->error == VS_REASON_NONE && q->ops->pending(&q->ring) != 0) {
+        if (held(tp, qi))
+            *held_out = q->ops->pending(&q->ring);
+        else
+            pt_complete(tp, qi, ops); /* a failure is the device's sticky error */
+    }
+    const uint32_t position = q->ops->position(&q->ring);
+    queue_clear(tp, qi);
+    tp->vpci.q[qi].enable = 0;
+    return position;
+}
+
+uint16_t pt_fe_msi_queue(const struct pt *tp, const struct msix_message *m)
+{
+    if (m->addr != PT_FE_MSI_ADDRESS || m->data == 0 || m->data > tp->num_queues)
+        return PT_NO_QUEUE;
+    return (uint16_t)(m->data - 1u);
 }

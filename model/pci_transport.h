@@ -244,6 +244,7 @@ struct pt {
     uint16_t num_queues;
     struct pt_queue *q;      /* num_queues of them (allocated by pt_init) */
 
+    bool fe_attached;        /* pt_fe_attach since the last reset (register-less front end) */
     enum vs_reason error;    /* sticky until reset; VS_REASON_NONE while healthy */
     uint16_t error_queue;    /* queue being processed when it happened (PT_NO_QUEUE: none) */
 
@@ -384,6 +385,76 @@ static inline bool pt_negotiated(const struct pt *tp, unsigned bit)
 void pt_wake(struct pt *tp, uint16_t q);
 /* The lowest-numbered queue marked by pt_wake, unmarked; false when none is. */
 bool pt_take_wake(struct pt *tp, uint16_t *q);
+
+/* ---- A front end without registers (vhost-user) ----
+ * Some front ends own the PCI function themselves and hand the device only what the
+ * driver settled: QEMU or DPDK speaking vhost-user (QEMU's docs/interop/vhost-user.rst)
+ * pass the negotiated feature bits, then per ring its size, the three area addresses,
+ * the position to resume from and an eventfd to signal used buffers on; they ask for
+ * the position back when they stop a ring. No register is read or written. These calls
+ * put the function in the state a driver's register writes would leave it in and leave
+ * everything else (processing, publication, notification decisions, NEEDS_RESET) to the
+ * calls above, so a personality runs the same under either kind of front end. */
+
+/* The message address of every MSI-X vector under a register-less front end. The
+ * message data is the vector, so pt_fe_msi_queue can name the queue it is for. */
+#define PT_FE_MSI_ADDRESS 0xfee00000ull
+
+/* Reset the function, then: memory decoding and bus mastering on; `features` taken as
+ * the driver's (without the device type's features_ok check: the front end negotiated
+ * with its driver and may leave out features the back end never sees, such as
+ * virtio-net's CTRL_VQ, whose queue the front end keeps); status ACKNOWLEDGE | DRIVER
+ * | FEATURES_OK | DRIVER_OK; MSI-X enabled, every vector unmasked with address
+ * PT_FE_MSI_ADDRESS and data = the vector; configuration changes on vector 0 and queue
+ * q's used buffer notifications on vector 1 + q. Features the function does not offer
+ * are dropped (the caller decides what to offer and checks what it gets). */
+void pt_fe_attach(struct pt *tp, const vs_features *features);
+
+/* One ring as the front end describes it. Addresses are the device's (guest physical:
+ * the caller translates a front end's own virtual addresses first). */
+struct pt_fe_ring {
+    uint16_t size;            /* entries */
+    uint64_t desc;            /* descriptor area (table, or packed descriptor ring) */
+    uint64_t driver;          /* driver area (split: available ring; packed: driver event suppression) */
+    uint64_t device;          /* device area (split: used ring; packed: device event suppression) */
+    /* Where the device resumes, in vhost-user's SET_VRING_BASE format (vq_ops.position):
+     * split, the next available index (16 bits, "The Virtqueue Available Ring": idx is
+     * free-running); packed, the next descriptor offset in bits 0-14 and the Driver
+     * Ring Wrap Counter in bit 15 ("Driver and Device Ring Wrap Counters"), optionally
+     * the used half (bits 16-31) equal to it. */
+    uint32_t position;
+};
+
+enum pt_fe_start {
+    PT_FE_STARTED,           /* the queue is enabled and live */
+    PT_FE_NO_QUEUE,          /* q is not a queue of this function with these features */
+    PT_FE_NOT_ATTACHED,      /* no pt_fe_attach since the last reset */
+    PT_FE_CONFIG_REFUSED,    /* size or areas refused: *why names the reason */
+    PT_FE_POSITION_REFUSED,  /* position is not a place in this ring */
+};
+
+/* Start queue q on r (after pt_fe_attach; a queue already running is stopped first,
+ * without publishing: call pt_fe_queue_stop before if it has work). The ring format is
+ * decided here (RING_PACKED negotiated or not), as when a driver enables it. A refusal
+ * leaves q disabled and the device healthy: the front end's request was refused, the
+ * driver broke no rule the device could see. */
+enum pt_fe_start pt_fe_queue_start(struct pt *tp, uint16_t q, const struct pt_fe_ring *r,
+                                   enum vs_reason *why);
+
+/* Stop queue q and return its position (vhost-user's GET_VRING_BASE; the same format
+ * as pt_fe_ring.position, the used half equal to the available half once everything is
+ * published). Used buffers pushed and not yet published are published first (through
+ * ops), unless the role holds them as an unfinished group (a merged receive frame cut
+ * by the stop): those are counted in *held_out and left unpublished; the position still
+ * counts them as taken and used (the driver never saw them: the caller decides what to
+ * tell its front end). The queue is then cleared (its personality's queue_reset runs). A queue not started
+ * returns `fallback` (the front end's own last position). */
+uint32_t pt_fe_queue_stop(struct pt *tp, uint16_t q, const struct vs_guest_ops *ops,
+                          uint32_t fallback, uint32_t *held_out);
+
+/* The queue an outbox message (pt_take_msi) signals under pt_fe_attach, or PT_NO_QUEUE
+ * for a configuration change (or a message not made by pt_fe_attach's table). */
+uint16_t pt_fe_msi_queue(const struct pt *tp, const struct msix_message *m);
 
 /* Take the next MSI-X message to send (posted write), oldest first. Messages wait
  * while the command register's bus-master enable is clear. */

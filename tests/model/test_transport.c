@@ -261,12 +261,18 @@ static void put_desc(unsigned slot, uint64_t addr, uint32_t len, uint16_t id, ui
 
 /* A request at ring slots slot..slot+2: header, 512 data bytes (device-writable for
  * IN), status byte. Buffers at BUFS + 0x1000 * id. */
-static void post_request(unsigned slot, uint16_t id, uint32_t type, uint64_t sector)
+static uint64_t put_request_header(uint16_t id, uint32_t type, uint64_t sector)
 {
     const uint64_t at = BUFS + 0x1000u * id;
     fake_guest_put32(&g, at, type);
     fake_guest_put32(&g, at + 4, 0);
     fake_guest_put64(&g, at + 8, sector);
+    return at;
+}
+
+static void post_request(unsigned slot, uint16_t id, uint32_t type, uint64_t sector)
+{
+    const uint64_t at = put_request_header(id, type, sector);
     const uint16_t data_w = type == TOY_BLK_T_IN ? VIRTQ_DESC_F_WRITE_MASK : 0;
     put_desc(slot + 2, at + 0x800, 1, id, VIRTQ_DESC_F_WRITE_MASK);
     put_desc(slot + 1, at + 0x100, 512, id, (uint16_t)(VIRTQ_DESC_F_NEXT_MASK | data_w));
@@ -860,4 +866,261 @@ Test(transport, wake_marks_queues_once_until_taken)
     pt_wake(&blk.tp, 0);
     wr(VIRTIO_PCI_COMMON_STATUS, 1, 0);
     cr_expect_not(pt_take_wake(&blk.tp, &q), "reset clears the marks");
+}
+
+/* ---- A front end without registers (vhost-user: the front end owns the function and
+ * passes features, ring areas, positions; pt_fe_*) ---- */
+
+static vs_features fe_features(bool packed)
+{
+    vs_features f;
+    memset(&f, 0, sizeof f);
+    vs_feature_set(&f, VIRTIO_F_VERSION_1_BIT);
+    if (packed)
+        vs_feature_set(&f, VIRTIO_F_RING_PACKED_BIT);
+    return f;
+}
+
+static struct pt_fe_ring fe_ring(uint32_t position)
+{
+    return (struct pt_fe_ring){RING_SIZE, RING_DESC, RING_DRV, RING_DEV, position};
+}
+
+/* Attach with VERSION_1 (and RING_PACKED) and start queue 0 at `position`. */
+static void fe_start(bool packed, uint32_t position)
+{
+    const vs_features f = fe_features(packed);
+    pt_fe_attach(&blk.tp, &f);
+    const struct pt_fe_ring r = fe_ring(position);
+    enum vs_reason why;
+    cr_assert_eq(pt_fe_queue_start(&blk.tp, 0, &r, &why), PT_FE_STARTED);
+}
+
+/* A packed descriptor made available in the lap whose Driver Ring Wrap Counter is
+ * `wrap` ("Driver and Device Ring Wrap Counters": AVAIL equal to the counter, USED its
+ * inverse). */
+static void put_desc_lap(unsigned slot, uint64_t addr, uint32_t len, uint16_t id, uint16_t flags,
+                         bool wrap)
+{
+    uint64_t d = RING_DESC + 16u * slot;
+    fake_guest_put64(&g, d, addr);
+    fake_guest_put32(&g, d + 8, len);
+    fake_guest_put16(&g, d + 12, id);
+    const uint16_t lap = wrap ? VIRTQ_DESC_F_AVAIL_MASK : VIRTQ_DESC_F_USED_MASK;
+    fake_guest_put16(&g, d + 14, (uint16_t)(lap | flags));
+}
+
+/* A read request's three descriptors: header, 512 bytes IN, status. */
+struct read_chain {
+    uint64_t addr[3];
+    uint32_t len[3];
+    uint16_t flags[3];
+};
+
+static struct read_chain read_chain_of(uint16_t id, uint64_t sector)
+{
+    const uint64_t at = put_request_header(id, TOY_BLK_T_IN, sector);
+    return (struct read_chain){
+        {at, at + 0x100, at + 0x800},
+        {TOY_REQ_HDR, 512, 1},
+        {VIRTQ_DESC_F_NEXT_MASK, VIRTQ_DESC_F_NEXT_MASK | VIRTQ_DESC_F_WRITE_MASK, VIRTQ_DESC_F_WRITE_MASK}};
+}
+
+/* A read request (header, 512 bytes IN, status) at packed slots slot, slot+1, slot+2
+ * (mod the ring size; the wrap counter flips where the ring wraps). */
+static void post_request_lap(unsigned slot, uint16_t id, uint64_t sector, bool wrap)
+{
+    struct read_chain c = read_chain_of(id, sector);
+    /* The head last, so the chain is whole when it becomes available. */
+    for (int i = 2; i >= 0; i--) {
+        const unsigned s = slot + (unsigned)i;
+        put_desc_lap(s % RING_SIZE, c.addr[i], c.len[i], id, c.flags[i], s >= RING_SIZE ? !wrap : wrap);
+    }
+}
+
+/* A read request in the split ring: descriptors 3*id .. 3*id+2 chained, made available
+ * at available index `avail_idx` ("The Virtqueue Available Ring": ring[idx % size]). */
+static void post_request_split(uint16_t id, uint64_t sector, uint16_t avail_idx)
+{
+    struct read_chain c = read_chain_of(id, sector);
+    for (unsigned i = 0; i < 3; i++) {
+        const uint64_t d = RING_DESC + 16u * (3u * id + i);
+        fake_guest_put64(&g, d, c.addr[i]);
+        fake_guest_put32(&g, d + 8, c.len[i]);
+        fake_guest_put16(&g, d + 12, c.flags[i]);
+        fake_guest_put16(&g, d + 14, (uint16_t)(3u * id + i + 1u));
+    }
+    fake_guest_put16(&g, RING_DRV + 4u + 2u * (avail_idx % RING_SIZE), (uint16_t)(3u * id));
+    fake_guest_put16(&g, RING_DRV + 2u, (uint16_t)(avail_idx + 1u));
+}
+
+/* The function as the driver's register writes would leave it: DRIVER_OK, bus
+ * mastering (DMA passes the gate), MSI-X on with queue q on vector 1 + q; only offered
+ * features are taken, and the device type's FEATURES_OK check is not asked (the front
+ * end negotiated with its driver). */
+Test(transport, fe_attach_sets_the_state_a_driver_would)
+{
+    vs_features f = fe_features(true);
+    vs_feature_set(&f, 60u); /* not offered: dropped */
+    blk.refuse_features = true;
+    const unsigned resets = blk.resets;
+    pt_fe_attach(&blk.tp, &f);
+    cr_assert_eq(blk.resets, resets + 1u, "attaching resets the device type first");
+    cr_assert_eq(blk.features_checked, 0u);
+    cr_assert(pt_negotiated(&blk.tp, VIRTIO_F_VERSION_1_BIT));
+    cr_assert(pt_negotiated(&blk.tp, VIRTIO_F_RING_PACKED_BIT));
+    cr_assert_not(pt_negotiated(&blk.tp, 60u));
+    cr_assert_eq(blk.tp.vpci.status & VIRTIO_STATUS_DRIVER_OK, VIRTIO_STATUS_DRIVER_OK);
+    cr_assert(pci_cfg_bus_master(&blk.tp.pci));
+    cr_assert(blk.tp.msix.enabled);
+    cr_assert_eq(blk.tp.vpci.q[0].msix_vector, 1u);
+    cr_assert_not(pt_queue_live(&blk.tp, 0), "no queue runs before it is started");
+}
+
+/* Packed ring ("Packed Virtqueues"), resumed where the front end says: offset 6 in the
+ * lap with wrap counter 1 (vhost-user's SET_VRING_BASE: bit 15 is the Driver Ring Wrap
+ * Counter). A three-descriptor request from slot 6 wraps the ring ("Driver and Device
+ * Ring Wrap Counters": the counter flips past the last slot), so the position read back
+ * at the stop is offset 1 with both counters 0, in both halves. The used buffer
+ * notification leaves through the outbox on the queue's vector and names the queue. */
+Test(transport, fe_packed_queue_resumes_at_the_position_and_reads_it_back_past_a_wrap)
+{
+    fe_start(true, 6u | 1u << 15);
+    cr_assert_eq(blk.queue_enables, 1u);
+    cr_assert(pt_queue_live(&blk.tp, 0));
+    post_request_lap(6, 5, 2, true);
+    struct pt_work w = {0};
+    cr_assert_eq(pt_step_one(&blk.tp, 0, &ops, &w), PT_STEP_DONE);
+    cr_assert_eq(status_of(5), TOY_BLK_S_OK);
+    /* The used descriptor goes where the request began, with the lap's wrap counter
+     * in both AVAIL and USED ("Receiving Used Buffers From The Device"). */
+    const uint16_t used_flags = fake_guest_get16(&g, RING_DESC + 16u * 6u + 14u);
+    cr_assert_eq(used_flags & (VIRTQ_DESC_F_AVAIL_MASK | VIRTQ_DESC_F_USED_MASK),
+                 VIRTQ_DESC_F_AVAIL_MASK | VIRTQ_DESC_F_USED_MASK);
+    cr_assert_eq(fake_guest_get16(&g, RING_DESC + 16u * 6u + 12u), 5u);
+    struct msix_message m;
+    cr_assert(pt_take_msi(&blk.tp, &m));
+    cr_assert_eq(m.addr, PT_FE_MSI_ADDRESS);
+    cr_assert_eq(pt_fe_msi_queue(&blk.tp, &m), 0u);
+    uint32_t held = 9;
+    const unsigned queue_resets = blk.queue_resets;
+    const uint32_t pos = pt_fe_queue_stop(&blk.tp, 0, &ops, 0xdead, &held);
+    cr_assert_eq(pos, 1u | 1u << 16, "got 0x%x", pos);
+    cr_assert_eq(held, 0u);
+    cr_assert_not(pt_queue_live(&blk.tp, 0));
+    cr_assert_eq(blk.queue_resets, queue_resets + 1u, "the personality hears of the stop");
+    /* A stopped queue gives back the front end's own position. */
+    cr_assert_eq(pt_fe_queue_stop(&blk.tp, 0, &ops, 0x1234, &held), 0x1234u);
+}
+
+/* Split ring ("Split Virtqueues"): the position is the next available index, 16 bits
+ * free-running ("The Virtqueue Available Ring": idx wraps at 65536, not at the ring
+ * size). Resumed at 0xffff, one request is taken from ring[0xffff % 8] and the used
+ * index moves to 0 (it counts the same way: "The Virtqueue Used Ring"). A used buffer
+ * pushed but not yet published (a batch of 4 not full) is published by the stop, so
+ * the front end reads back 0 and finds every taken buffer used. */
+Test(transport, fe_split_queue_wraps_the_free_running_index_and_stop_publishes)
+{
+    blk.tp.p.used_batch_max = 4;
+    fe_start(false, 0xffffu);
+    fake_guest_put16(&g, RING_DEV + 2u, 0xffffu); /* the used index where the front end left it */
+    post_request_split(1, 3, 0xffffu);
+    struct pt_work w = {0};
+    cr_assert_eq(pt_step_one(&blk.tp, 0, &ops, &w), PT_STEP_DONE);
+    cr_assert_eq(fake_guest_get16(&g, RING_DEV + 2u), 0xffffu, "held in the batch");
+    uint32_t held = 9;
+    cr_assert_eq(pt_fe_queue_stop(&blk.tp, 0, &ops, 0, &held), 0u);
+    cr_assert_eq(held, 0u);
+    cr_assert_eq(fake_guest_get16(&g, RING_DEV + 2u), 0u, "published by the stop");
+    cr_assert_eq(fake_guest_get32(&g, RING_DEV + 4u + 8u * 7u), 3u, "used id: the chain's head");
+    cr_assert_eq(fake_guest_get32(&g, RING_DEV + 8u + 8u * 7u), 513u);
+    cr_assert_eq(status_of(1), TOY_BLK_S_OK);
+}
+
+/* What the front end may ask for wrongly is refused without breaking the device: no
+ * attach, a queue the function lacks, a size of 0 or above the maximum ("a queue size
+ * of 0 ... is invalid"; queue_size_max), a packed position whose offset is not in the
+ * ring (bits 0-14 at or past the size) or whose used half is elsewhere, a split
+ * position above 16 bits. */
+Test(transport, fe_bad_rings_and_positions_are_refused_and_the_device_stays_healthy)
+{
+    enum vs_reason why;
+    struct pt_fe_ring r = fe_ring(0);
+    cr_assert_eq(pt_fe_queue_start(&blk.tp, 0, &r, &why), PT_FE_NOT_ATTACHED);
+    const vs_features f = fe_features(true);
+    pt_fe_attach(&blk.tp, &f);
+    cr_assert_eq(pt_fe_queue_start(&blk.tp, 1, &r, &why), PT_FE_NO_QUEUE);
+    r.size = 0;
+    cr_assert_eq(pt_fe_queue_start(&blk.tp, 0, &r, &why), PT_FE_CONFIG_REFUSED);
+    cr_assert_eq(why, VS_REASON_QUEUE_SIZE_INVALID);
+    r.size = 128; /* above queue_size_max (64) */
+    cr_assert_eq(pt_fe_queue_start(&blk.tp, 0, &r, &why), PT_FE_CONFIG_REFUSED);
+    r = fe_ring(RING_SIZE | 1u << 15);
+    cr_assert_eq(pt_fe_queue_start(&blk.tp, 0, &r, &why), PT_FE_POSITION_REFUSED);
+    r = fe_ring(2u | 3u << 16);
+    cr_assert_eq(pt_fe_queue_start(&blk.tp, 0, &r, &why), PT_FE_POSITION_REFUSED);
+    cr_assert_not(pt_queue_live(&blk.tp, 0));
+    cr_assert_eq(blk.tp.error, VS_REASON_NONE);
+    cr_assert_eq(blk.tp.vpci.status & VIRTIO_STATUS_DEVICE_NEEDS_RESET, 0u);
+    /* The same queue then starts fine. */
+    r = fe_ring(2u | 2u << 16);
+    cr_assert_eq(pt_fe_queue_start(&blk.tp, 0, &r, &why), PT_FE_STARTED);
+    const vs_features fs = fe_features(false);
+    pt_fe_attach(&blk.tp, &fs);
+    r = fe_ring(0x10000u);
+    cr_assert_eq(pt_fe_queue_start(&blk.tp, 0, &r, &why), PT_FE_POSITION_REFUSED);
+}
+
+/* A hostile ring under a register-less front end ends as under a driver: NEEDS_RESET
+ * with a named reason ("Device Status Field"), the configuration change notification in
+ * the outbox on vector 0, which names no queue. */
+Test(transport, fe_hostile_descriptor_needs_reset_and_signals_a_configuration_change)
+{
+    fe_start(true, 0u | 1u << 15);
+    put_desc(0, BUFS, TOY_REQ_HDR, RING_SIZE, 0); /* id == queue size */
+    struct pt_work w = {0};
+    cr_assert_eq(pt_step_one(&blk.tp, 0, &ops, &w), PT_STEP_FAILED);
+    cr_assert_eq(blk.tp.error, VS_REASON_DESC_ID_OUT_OF_RANGE);
+    struct msix_message m;
+    cr_assert(pt_take_msi(&blk.tp, &m));
+    cr_assert_eq(m.vector, 0u);
+    cr_assert_eq(pt_fe_msi_queue(&blk.tp, &m), PT_NO_QUEUE);
+    const struct msix_message stray = {PT_FE_MSI_ADDRESS, 7u, 7u};
+    cr_assert_eq(pt_fe_msi_queue(&blk.tp, &stray), PT_NO_QUEUE);
+    /* Attaching again is the front end's reset: healthy, nothing running. */
+    const vs_features f = fe_features(true);
+    pt_fe_attach(&blk.tp, &f);
+    cr_assert_eq(blk.tp.error, VS_REASON_NONE);
+}
+
+static bool toy_hold;
+static bool toy_holds(const void *ctx, uint16_t q)
+{
+    (void)ctx;
+    (void)q;
+    return toy_hold;
+}
+
+/* A role that holds publication (a group the driver must see whole, as a merged
+ * receive frame) keeps its pushed buffers unpublished across a stop; the stop counts
+ * them. The position is the ring's own: it counts them as used, though the driver
+ * never saw them published (the caller decides what to tell its front end). */
+Test(transport, fe_stop_leaves_a_held_group_unpublished)
+{
+    static struct pt_role held_role;
+    held_role = toy_request_role;
+    held_role.holds_publication = toy_holds;
+    blk.tp.role[0] = &held_role;
+    toy_hold = true;
+    fe_start(true, 0u | 1u << 15);
+    post_request_lap(0, 2, 1, true);
+    struct pt_work w = {0};
+    cr_assert_eq(pt_step_one(&blk.tp, 0, &ops, &w), PT_STEP_DONE);
+    uint32_t held = 0;
+    const uint32_t pos = pt_fe_queue_stop(&blk.tp, 0, &ops, 0, &held);
+    cr_assert_eq(held, 1u);
+    cr_assert_eq(pos, (3u | 1u << 15) * 0x10001u, "got 0x%x", pos);
+    cr_assert_eq(fake_guest_get16(&g, RING_DESC + 14u) & VIRTQ_DESC_F_USED_MASK, 0u,
+                 "nothing published");
+    toy_hold = false;
 }
