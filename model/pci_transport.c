@@ -213,7 +213,14 @@ bool pt_init(struct pt *tp, const struct pt_params *p, const struct pt_device *d
 
     tp->q = calloc(tp->num_queues, sizeof *tp->q);
     tp->slot = calloc(tp->num_queues, sizeof *tp->slot);
-    bool ok = tp->q && tp->slot;
+    tp->held = calloc(tp->num_queues, sizeof *tp->held);
+    bool ok = tp->q && tp->slot && tp->held;
+    for (unsigned q = 0; ok && q < tp->num_queues; q++) {
+        if (tp->role[q] && tp->role[q]->holds_publication) {
+            tp->held[q] = calloc(p->queue_size_max, sizeof **tp->held);
+            ok = tp->held[q] != NULL;
+        }
+    }
     tp->engines = p->engines == 0 ? 1u : p->engines;
     if (tp->engines > PT_ENGINES_MAX)
         tp->engines = PT_ENGINES_MAX;
@@ -299,6 +306,10 @@ void pt_fini(struct pt *tp)
             free(tp->slot[q][k].segs);
     free(tp->slot);
     tp->slot = NULL;
+    for (unsigned q = 0; tp->held && q < tp->num_queues; q++)
+        free(tp->held[q]);
+    free(tp->held);
+    tp->held = NULL;
     free(tp->q);
     tp->q = NULL;
 }
@@ -966,10 +977,31 @@ static bool held(const struct pt *tp, uint16_t qi)
     return tp->role[qi]->holds_publication && tp->role[qi]->holds_publication(tp->dev_ctx, qi);
 }
 
+/* Push the held buffers of qi, each with used length `len` (their own if ~0u). */
+static bool push_held(struct pt *tp, uint16_t qi, const struct vs_guest_ops *g, uint32_t len)
+{
+    struct pt_queue *q = &tp->q[qi];
+    for (uint32_t i = 0; i < q->held_count; i++) {
+        const struct pt_held *h = &tp->held[qi][i];
+        if (q->ops->push(&q->ring, g, &h->e, len == ~0u ? h->written : len) != VQ_OK)
+            return false;
+    }
+    q->held_count = 0;
+    return true;
+}
+
+/* A finished buffer: held back while the role holds (so a group cut short can still go
+ * back unused, pt_fe_queue_stop), else pushed after any held before it, and published
+ * when the batch is full. */
 static enum pt_step push(struct pt *tp, uint16_t qi, struct pt_slot *sl)
 {
     struct pt_queue *q = &tp->q[qi];
-    if (q->ops->push(&q->ring, &sl->gate.ops, &sl->e, sl->written) != VQ_OK)
+    if (held(tp, qi) && tp->held[qi] && q->held_count < tp->p.queue_size_max) {
+        tp->held[qi][q->held_count++] = (struct pt_held){sl->e, sl->written};
+        return PT_STEP_DONE;
+    }
+    if (!push_held(tp, qi, &sl->gate.ops, ~0u) ||
+        q->ops->push(&q->ring, &sl->gate.ops, &sl->e, sl->written) != VQ_OK)
         return ring_failed_at(tp, qi, &sl->gate);
     if (q->ops->pending(&q->ring) >= tp->p.used_batch_max && !held(tp, qi))
         return pt_complete(tp, qi, sl->gate.platform);
@@ -1094,7 +1126,10 @@ enum pt_step pt_decide(struct pt *tp, uint16_t qi, const struct vs_guest_ops *op
     return notify_decision(tp, qi, gate(tp, qi, ops), cause);
 }
 
-enum pt_step pt_complete(struct pt *tp, uint16_t qi, const struct vs_guest_ops *ops)
+/* pt_complete; or, for a stop (stopping), publication only: whatever the role holds,
+ * and no notification decision (the front end reads the ring itself). */
+static enum pt_step complete(struct pt *tp, uint16_t qi, const struct vs_guest_ops *ops,
+                             bool stopping)
 {
     if (qi >= tp->num_queues || !tp->q[qi].enabled)
         return PT_STEP_IDLE;
@@ -1103,7 +1138,7 @@ enum pt_step pt_complete(struct pt *tp, uint16_t qi, const struct vs_guest_ops *
     const struct vs_guest_ops *g = gate(tp, qi, ops);
     struct pt_queue *q = &tp->q[qi];
     const uint32_t published = q->ops->pending(&q->ring);
-    if (published == 0 || held(tp, qi))
+    if (published == 0 || (held(tp, qi) && !stopping))
         return PT_STEP_IDLE;
     /* Without VIRTIO_F_ORDER_PLATFORM the driver only promises CPU-to-CPU ordering, and
      * a device "MAY operate in a slower emulation mode" ("Reserved Feature Bits"): this
@@ -1118,12 +1153,19 @@ enum pt_step pt_complete(struct pt *tp, uint16_t qi, const struct vs_guest_ops *
     }
     if (q->ops->flush(&q->ring, g) != VQ_OK)
         return ring_failed(tp, qi);
+    if (stopping)
+        return PT_STEP_DONE;
     const unsigned cause = tp->role[qi]->published
                                ? tp->role[qi]->published(tp->dev_ctx, qi, published)
                                : PT_DECIDE_EVERY;
     if (cause == PT_DECIDE_HOLD)
         return PT_STEP_DONE;
     return notify_decision(tp, qi, g, cause);
+}
+
+enum pt_step pt_complete(struct pt *tp, uint16_t qi, const struct vs_guest_ops *ops)
+{
+    return complete(tp, qi, ops, false);
 }
 
 enum pt_step pt_arm_notifications(struct pt *tp, uint16_t qi, const struct vs_guest_ops *ops)
@@ -1234,11 +1276,15 @@ uint32_t pt_fe_queue_stop(struct pt *tp, uint16_t qi, const struct vs_guest_ops 
     if (qi >= tp->num_queues || !tp->q[qi].enabled)
         return fallback;
     struct pt_queue *q = &tp->q[qi];
-    if (tp->error == VS_REASON_NONE && q->ops->pending(&q->ring) != 0) {
-        if (held(tp, qi))
-            *held_out = q->ops->pending(&q->ring);
+    if (tp->error == VS_REASON_NONE) {
+        /* A group cut short goes back unused: "used length 0" tells the driver nothing
+         * was written, and the group's frame is the personality's to start over. A
+         * failure here is the device's sticky error. */
+        *held_out = q->held_count;
+        if (push_held(tp, qi, gate(tp, qi, ops), 0))
+            complete(tp, qi, ops, true);
         else
-            pt_complete(tp, qi, ops); /* a failure is the device's sticky error */
+            ring_failed(tp, qi);
     }
     const uint32_t position = q->ops->position(&q->ring);
     queue_clear(tp, qi);

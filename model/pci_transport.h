@@ -107,6 +107,15 @@ struct pt_queue {
     /* Buffers in flight (pt_take .. pt_finish): the next take's number and the number
      * of the buffer whose turn it is to finish. Cleared with the queue. */
     uint32_t take_seq, finish_seq;
+    /* Finished buffers of a group the role holds (holds_publication), not yet pushed:
+     * pt.held[q][0 .. held_count - 1]. */
+    uint32_t held_count;
+};
+
+/* A finished buffer waiting for its group's last one before it is pushed. */
+struct pt_held {
+    struct vq_elem e;
+    uint32_t written;
 };
 
 struct pt;
@@ -153,8 +162,9 @@ struct pt_role {
     /* In take order, before the used buffer is pushed: set sl->written. NULL: keep
      * what move left. */
     void (*finish)(void *ctx, uint16_t q, unsigned k, struct pt_slot *sl);
-    /* While true, pushed used buffers are not published (a group the driver must see
-     * whole: a merged receive frame). NULL: never. */
+    /* While true, finished buffers wait, unpushed, for the one that ends the hold; then
+     * all are pushed and published together (a group the driver must see whole: a
+     * merged receive frame). Asked after finish. NULL: never. */
     bool (*holds_publication)(const void *ctx, uint16_t q);
     /* n used buffers were published: 0 to hold the notification decision (coalescing
      * counts on), else a non-zero cause to decide now. NULL: decide every time. */
@@ -243,6 +253,9 @@ struct pt {
     uint8_t cap_msix;        /* config-space offset of the MSI-X capability */
     uint16_t num_queues;
     struct pt_queue *q;      /* num_queues of them (allocated by pt_init) */
+    /* Per queue whose role holds publication: queue_size_max places for its held
+     * buffers (allocated by pt_init; NULL for other queues). */
+    struct pt_held **held;
 
     bool fe_attached;        /* pt_fe_attach since the last reset (register-less front end) */
     enum vs_reason error;    /* sticky until reset; VS_REASON_NONE while healthy */
@@ -442,12 +455,12 @@ enum pt_fe_start pt_fe_queue_start(struct pt *tp, uint16_t q, const struct pt_fe
                                    enum vs_reason *why);
 
 /* Stop queue q and return its position (vhost-user's GET_VRING_BASE; the same format
- * as pt_fe_ring.position, the used half equal to the available half once everything is
- * published). Used buffers pushed and not yet published are published first (through
- * ops), unless the role holds them as an unfinished group (a merged receive frame cut
- * by the stop): those are counted in *held_out and left unpublished; the position still
- * counts them as taken and used (the driver never saw them: the caller decides what to
- * tell its front end). The queue is then cleared (its personality's queue_reset runs). A queue not started
+ * as pt_fe_ring.position, the used half equal to the available half). Used buffers not
+ * yet published are published first (through ops): a group the role still holds (a
+ * merged receive frame cut by the stop) goes back unused, each buffer with a used
+ * length of 0, counted in *held_out; so every buffer before the position is used and
+ * the front end may resume there. No notification is decided: the front end stopping
+ * the ring reads it itself. The queue is then cleared (its personality's queue_reset runs). A queue not started
  * returns `fallback` (the front end's own last position). */
 uint32_t pt_fe_queue_stop(struct pt *tp, uint16_t q, const struct vs_guest_ops *ops,
                           uint32_t fallback, uint32_t *held_out);

@@ -4,12 +4,23 @@
 // docs/interop/vhost-user.rst): every message is a 12-byte header (request code,
 // flags with the version 1 in bits 0-1, bit 2 "reply", bit 3 "need reply"; payload
 // size) and a payload; file descriptors travel beside the header as SCM_RIGHTS
-// ancillary data. The front end owns the driver; viosim plays the device. Rings are
-// processed by the same kernels as in simulation (model/vq.h); guest memory is the
-// front end's shared memory, mapped from the descriptors it passes with the memory
-// table, and every access goes through a struct vs_guest_ops that checks it against
-// the regions (an address outside every region is a DMA error that breaks the ring
-// with a named reason, never a crash).
+// ancillary data. The front end owns the driver and the PCI function; viosim plays the
+// device: the same transport and virtio-net personality as a simulation
+// (model/pci_transport.h, model/virtio_net.h), reached through the transport's calls
+// for a front end without registers (pt_fe_*): SET_FEATURES attaches, SET_VRING_KICK
+// starts a queue at SET_VRING_BASE's position, GET_VRING_BASE stops it and reads the
+// position back, and the transport's interrupt outbox becomes writes to the call
+// eventfds. Guest memory is the front end's shared memory, mapped from the descriptors
+// it passes with the memory table, and every access goes through a struct
+// vs_guest_ops that checks it against the regions (an address outside every region is
+// a DMA error that puts the device in NEEDS_RESET with a named reason, never a crash).
+//
+// Queue pairs (serve.queue_pairs): each pair is a one-pair virtio-net function of its
+// own for now, so a pair's transmitted frames come back on the same pair's receive
+// ring and a merged frame in progress on one pair is not another's. (The personality's
+// several pairs share one receive FIFO until per-pair FIFOs with steering land; serve
+// then runs one function with device.queue_pairs_count pairs: dev_of / queue_of below
+// are the only places that map rings to functions.)
 //
 // One thread serves everything: the listening socket, one connection at a time, its
 // kick eventfds and the rings, in one poll loop, so control messages and ring
@@ -30,6 +41,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <memory>
 #include <new>
 #include <string>
 #include <system_error>
@@ -50,10 +62,8 @@
 extern "C" {
 #include "conformance.h"
 #include "net_backend.h"
-#include "packed_vq.h"
-#include "split_vq.h"
+#include "vdev.h"
 #include "virtio_wire.h"
-#include "vq.h"
 }
 
 namespace {
@@ -104,8 +114,9 @@ constexpr uint64_t VU_PROTOCOL_OFFERED =
 constexpr unsigned PAIRS_MAX = 8; // serve.queue_pairs at most
 constexpr unsigned RINGS_MAX = 2 * PAIRS_MAX;
 bool is_tx(unsigned ring) { return ring & 1; }
-constexpr uint32_t NET_HDR = sizeof(struct virtio_net_hdr); // 12 with VERSION_1
-constexpr unsigned SERVICE_BUDGET = 256; // buffers per ring per loop pass
+// Buffers per ring per loop pass; also the transport's used batch, so a pass publishes
+// its used buffers once, at its end.
+constexpr unsigned SERVICE_BUDGET = 256;
 
 const char *request_name(uint32_t r)
 {
@@ -146,25 +157,18 @@ void logf(const char *fmt, ...)
 
 // ---- Counters over the server's life (all connections) ----
 
+// The device's own counters are the transport's and the personality's (struct pt_stats,
+// struct vnet_stats, the rings'); these are serve's.
 struct serve_counters {
     uint64_t connections = 0, connections_failed = 0, messages = 0;
-    uint64_t tx_frames = 0, tx_bytes = 0, rx_frames = 0, rx_bytes = 0;
-    struct net_backend_counts backend = {}; // sink drops, responder answers
-    uint64_t loopback_dropped_fifo_full = 0; // TX frames dropped: the receive FIFO was full
-    uint64_t rx_dropped_too_big = 0;         // frame larger than the receive buffer
-    uint64_t rx_no_buffer = 0;               // RX found a frame but no receive buffer
-    uint64_t rx_merged_frames = 0;           // frames spread over several buffers (MRG_RXBUF)
-    uint64_t rx_merge_returned = 0;          // buffers of a merged frame returned unused at a stop
+    uint64_t rx_merge_returned = 0;          // buffers of a merged frame left unpublished at a stop
     uint64_t kicks = 0;                      // eventfd reads that found notifications
     uint64_t kick_events = 0;                // notifications those reads carried (eventfd count)
     uint64_t calls = 0;                      // used buffer notifications sent (call eventfd writes)
     uint64_t calls_no_fd = 0;                // decided, but the front end gave no call fd
-    uint64_t dma_reads[VS_DMA_KIND_COUNT] = {}, dma_writes[VS_DMA_KIND_COUNT] = {};
-    uint64_t dma_read_bytes = 0, dma_write_bytes = 0, dma_errors = 0;
+    uint64_t dma_errors = 0;                 // accesses outside every region
     uint64_t rings_broken = 0;
     uint64_t memory_faults = 0;              // accesses refused after a SIGBUS (shrunk memory)
-    struct vq_stats ring[2] = {};            // receive rings (0), transmit rings (1), summed
-    uint64_t pair_tx_frames[PAIRS_MAX] = {}; // frames transmitted on each pair's ring
     double busy_s = 0; // wall-clock time from the first to the last frame of each connection
     uint64_t last_features = 0;
     bool have_features = false;
@@ -253,6 +257,14 @@ struct guest_mem {
     uint64_t fault_addr = 0; // the first such access (guest physical)
     serve_counters *ctr = nullptr;
     link_charge *clock = nullptr; // the simulated platform's time for each access
+    // A write since the last full fence: the next read must not pass it (store then
+    // load needs a full fence, even on x86). The cases that matter: the used index
+    // published, then the driver's event suppression read (a driver that re-enables
+    // notifications and then looks at the used index would otherwise miss the update
+    // while the device reads its old "no notification"); and the device's request for
+    // notifications written, then the ring looked at again (a driver checking it right
+    // then would see the old suppression, not kick, and both sides would wait).
+    bool write_pending = false;
 
     // The host pointer for [gpa, gpa + len) when one region covers it, else nullptr.
     uint8_t *at(uint64_t gpa, uint64_t len) const
@@ -357,17 +369,19 @@ enum vs_dma_status mem_read(void *ctx, uint64_t addr, void *dst, uint32_t len, e
         m->ctr->dma_errors++;
         return VS_DMA_OUT_OF_RANGE;
     }
+    if (m->write_pending) {
+        std::atomic_thread_fence(std::memory_order_seq_cst);
+        m->write_pending = false;
+    }
     copy_in(dst, p, len, kind == VS_DMA_DESC_READ);
     if (t_guest_faulted)
         return mem_fault(m, addr);
     m->clock->read(addr, len);
-    m->ctr->dma_reads[kind]++;
-    m->ctr->dma_read_bytes += len;
     return VS_DMA_OK;
 }
 
 enum vs_dma_status mem_write(void *ctx, uint64_t addr, const void *src, uint32_t len,
-                             enum vs_dma_kind kind)
+                             enum vs_dma_kind)
 {
     auto *m = static_cast<guest_mem *>(ctx);
     uint8_t *p = m->at(addr, len);
@@ -399,9 +413,8 @@ enum vs_dma_status mem_write(void *ctx, uint64_t addr, const void *src, uint32_t
     if (t_guest_faulted)
         return mem_fault(m, addr);
     std::atomic_signal_fence(std::memory_order_seq_cst);
+    m->write_pending = true;
     m->clock->write(addr, len);
-    m->ctr->dma_writes[kind]++;
-    m->ctr->dma_write_bytes += len;
     return VS_DMA_OK;
 }
 
@@ -415,16 +428,11 @@ struct ring {
     bool have_addr = false;
     int kick_fd = -1, call_fd = -1, err_fd = -1;
     bool enabled = false; // SET_VRING_ENABLE (starts enabled without PROTOCOL_FEATURES)
-    bool started = false; // kick fd received, kernel state initialised
+    bool started = false; // kick fd received, the transport's queue started
     bool active = false;  // has (or may have) work: processed with notifications off
-    // The kernel.
-    const struct vq_ops *ops = nullptr;
-    struct vq_config cfg = {};
-    union {
-        struct pvq packed;
-        struct svq split;
-    } q;
-    bool broken = false;
+    // Stopped for the device's other side (no frame to receive, no room in the FIFO),
+    // not for the front end's buffers: the pair's other ring wakes it.
+    bool waits_on_device = false;
 };
 
 // The message being received: the socket is read without blocking, so a message may
@@ -465,23 +473,48 @@ struct connection {
     bool had_frame = false;
 };
 
+// One pair's function: the transport and the personality, as a simulation builds them.
+struct pair_device {
+    struct vdev d;
+    bool attached = false;     // pt_fe_attach since the connection began
+    uint64_t features = 0;     // what it was attached with
+    bool failure_logged = false;
+};
+
 class server {
 public:
     server(const vs_config &cfg, const serve_options &opt)
-        : cfg_(cfg), opt_(opt), pairs_(unsigned(cfg.serve.queue_pairs)), pair_(pairs_),
-          clock_(cfg)
+        : cfg_(cfg), opt_(opt), pairs_(unsigned(cfg.serve.queue_pairs)), clock_(cfg)
     {
         vs_conf_init(&conf_);
         conn_.mem.ctr = &ctr_;
         conn_.mem.clock = &clock_;
         ops_ = {mem_read, mem_write, &conn_.mem};
-        for (pair_state &p : pair_) {
-            if (!net_fifo_init(&p.loop, cfg.dev.rx_fifo_frames, cfg.dev.max_frame_bytes))
+        // The device as `viosim run` builds it (device.*), with what vhost-user decides:
+        // one pair per function (above); merged receive buffers always offered (serve
+        // has always offered VIRTIO_NET_F_MRG_RXBUF, whatever device.mrg_rxbuf says);
+        // one buffer in flight per queue; a pass's buffers published together; no
+        // NOTIFICATION_DATA hint to count from (vhost-user kicks carry none); MSI-X,
+        // whatever the function's PCI presentation (the front end owns it): each
+        // queue's used buffer notifications come out on its own vector, for its ring's
+        // call eventfd.
+        vdev_params p = cfg.dev;
+        p.no_msix = false;
+        p.bars_32bit = false;
+        p.queue_pairs = 1;
+        p.mrg_rxbuf = true;
+        p.queue_engines = 1;
+        p.used_batch_max = SERVICE_BUDGET;
+        p.devmem_event = p.devmem_event_recheck = false;
+        if (p.fetch_source == VQ_FETCH_HINT)
+            p.fetch_source = VQ_FETCH_ONE;
+        for (unsigned k = 0; k < pairs_; k++) {
+            dev_.emplace_back(new pair_device);
+            if (!vdev_init(&dev_.back()->d, &p)) {
+                dev_.pop_back();
                 throw std::bad_alloc();
-            p.rx_frame.resize(NET_HDR + cfg.dev.max_frame_bytes);
+            }
         }
-        segs_.resize(cfg.dev.queue_size_max);
-        frame_.resize(NET_HDR + cfg.dev.max_frame_bytes);
         offered_ = (1ull << VIRTIO_F_VERSION_1_BIT) | (1ull << VIRTIO_F_RING_PACKED_BIT) |
                    (1ull << VIRTIO_F_IN_ORDER_BIT) | (1ull << VIRTIO_F_INDIRECT_DESC_BIT) |
                    (1ull << VIRTIO_F_EVENT_IDX_BIT) | (1ull << VIRTIO_NET_F_MRG_RXBUF_BIT);
@@ -491,8 +524,8 @@ public:
     }
     ~server()
     {
-        for (pair_state &p : pair_)
-            net_fifo_fini(&p.loop);
+        for (auto &p : dev_)
+            vdev_fini(&p->d);
     }
     server(const server &) = delete;
     server &operator=(const server &) = delete;
@@ -510,12 +543,15 @@ private:
     bool reply(uint32_t request, const void *payload, uint32_t size);
     bool ring_start(uint16_t i);
     void ring_stop(uint16_t i);
-    bool ring_break(uint16_t i, enum vs_reason why);
-    bool service_tx(unsigned pair);
-    bool service_rx(unsigned pair);
+    bool device_failed(unsigned pair);
+    bool service(uint16_t i, bool &waits_for_driver);
     unsigned rings() const { return 2 * pairs_; }
-    void interrupt(uint16_t i);
-    bool arm(uint16_t i);
+    // Ring i of the front end: which function, which of its queues.
+    pair_device &dev_of(uint16_t i) { return *dev_[i / 2]; }
+    static uint16_t queue_of(uint16_t i) { return is_tx(i) ? VNET_QUEUE_TX : VNET_QUEUE_RX; }
+    bool broken(uint16_t i) { return dev_of(i).d.tp.error != VS_REASON_NONE; }
+    void deliver_interrupts(unsigned pair);
+    bool arm(uint16_t i, bool waits_for_driver);
     void note_frame();
     bool write_stats(std::string &err);
     uint64_t now_ns() const
@@ -531,29 +567,7 @@ private:
     connection conn_;
     struct vs_guest_ops ops_;
     const unsigned pairs_; // serve.queue_pairs
-    std::vector<struct vq_seg> segs_;
-    std::vector<uint8_t> frame_;
-    // A receive ring's frame in progress: with VIRTIO_NET_F_MRG_RXBUF, the buffers it
-    // already filled; the frame stays at the FIFO head until enough receive buffers have
-    // come (a later pass goes on where this one stopped); the first buffer's segments are
-    // kept to write num_buffers at the end.
-    struct rx_merge {
-        bool active = false;
-        uint32_t total = 0, done = 0;
-        std::vector<struct vq_seg> first_segs;
-        std::vector<std::pair<struct vq_elem, uint32_t>> used;
-    };
-    // Per queue pair: what a transmit ring's frames produce for the same pair's receive
-    // ring (loopback, responder answers), and the frame being received (header +
-    // payload, as written into the receive buffers) with its merge state.
-    struct pair_state {
-        struct net_fifo loop = {};
-        std::vector<uint8_t> rx_frame;
-        rx_merge mrg;
-    };
-    std::vector<pair_state> pair_; // pairs_ of them, never resized
-    bool rx_write(const struct vq_seg *segs, uint32_t nsegs, uint32_t at, const uint8_t *src,
-                  uint32_t n);
+    std::vector<std::unique_ptr<pair_device>> dev_; // pairs_ of them, never resized
     uint64_t offered_;
     serve_counters ctr_;
     link_charge clock_;
@@ -664,26 +678,17 @@ void close_fd(int &fd)
     fd = -1;
 }
 
+// Stops ring i's queue (publishing what was pushed) and keeps its position in r.base for
+// GET_VRING_BASE and a later restart. A merged receive frame cut by the stop keeps its
+// buffers unpublished (the personality holds a frame's buffers until its last one);
+// the frame stays at the head of the receive FIFO and starts over after a restart.
 void server::ring_stop(uint16_t i)
 {
     ring &r = conn_.r[i];
-    rx_merge &mrg = pair_[i / 2].mrg;
-    if (!is_tx(i) && mrg.active) {
-        // Stopped in the middle of a merged frame: the buffers it already took go back
-        // unused (written length 0), so every buffer before the position GET_VRING_BASE
-        // reports has been used; the frame stays at the FIFO's head and starts over in
-        // the ring's next buffers.
-        if (r.started && !r.broken)
-            for (const auto &u : mrg.used)
-                if (r.ops->push(&r.q, &ops_, &u.first, 0) != VQ_OK)
-                    break;
-        ctr_.rx_merge_returned += mrg.used.size();
-        mrg = rx_merge();
-    }
     if (r.started) {
-        if (!r.broken && r.ops->pending(&r.q) != 0)
-            r.ops->flush(&r.q, &ops_);
-        vq_stats_add(&ctr_.ring[is_tx(i)], r.ops->stats(&r.q));
+        uint32_t held = 0;
+        r.base = pt_fe_queue_stop(&dev_of(i).d.tp, queue_of(i), &ops_, r.base, &held);
+        ctr_.rx_merge_returned += held;
     }
     r.started = r.active = false;
 }
@@ -705,32 +710,37 @@ void server::teardown(bool failed)
     conn_.had_frame = false;
     conn_.features = conn_.protocol_features = 0;
     conn_.features_set = conn_.owner = false;
-    for (pair_state &p : pair_) {
-        net_fifo_clear(&p.loop);
-        p.mrg = rx_merge();
-    }
+    // The next connection's first ring start attaches afresh (a reset: frames left in
+    // the receive FIFO go).
+    for (auto &p : dev_)
+        p->attached = false;
     if (failed)
         ctr_.connections_failed++;
 }
 
-// A ring broke (driver input the device cannot accept): record it, stop processing the
-// ring. vhost-user has no DEVICE_NEEDS_RESET to raise without the STATUS protocol
-// feature; the front end sees the ring stall and GET_VRING_BASE reports where it stopped.
-bool server::ring_break(uint16_t i, enum vs_reason why)
+// A pair's function needs a reset (driver input the device cannot accept, pt_fail):
+// record it once, stop processing both its rings. vhost-user has no DEVICE_NEEDS_RESET
+// to raise without the STATUS protocol feature; the front end sees the rings stall and
+// GET_VRING_BASE reports where they stopped. A ring started afterwards resets the
+// function (pt_fe_attach).
+bool server::device_failed(unsigned pair)
 {
-    ring &r = conn_.r[i];
-    // A fault of shrunk memory is not the ring's doing: the connection is closed with
+    pair_device &p = *dev_[pair];
+    const enum vs_reason why = p.d.tp.error;
+    // A fault of shrunk memory is not the driver's doing: the connection is closed with
     // its own log line (check_memory).
-    if (!r.broken && !conn_.mem.faulted) {
+    if (!p.failure_logged && !conn_.mem.faulted) {
+        const uint16_t q = p.d.tp.error_queue;
+        const unsigned i = 2 * pair + (q == VNET_QUEUE_TX ? 1u : 0u);
         conf_.now = now_ns() * 1000; // ps, as the simulation stamps violations
         if (vs_reason_is_driver_violation(why))
-            vs_conf_report_reason(&conf_, why, i);
-        logf("ring %u (%s%u) stopped: %s", i, is_tx(i) ? "transmitq" : "receiveq", i / 2 + 1,
+            vs_conf_report_reason(&conf_, why, uint16_t(i));
+        logf("ring %u (%s%u) stopped: %s", i, is_tx(i) ? "transmitq" : "receiveq", pair + 1,
              vs_reason_name(why));
         ctr_.rings_broken++;
     }
-    r.broken = true;
-    r.active = false;
+    p.failure_logged = true;
+    conn_.r[2 * pair].active = conn_.r[2 * pair + 1].active = false;
     return false;
 }
 
@@ -742,68 +752,79 @@ bool server::ring_start(uint16_t i)
     if (!r.have_addr || r.num == 0)
         return fail("ring %u started without SET_VRING_NUM and SET_VRING_ADDR", i);
     const bool packed = conn_.features & (1ull << VIRTIO_F_RING_PACKED_BIT);
-    r.ops = packed ? &packed_vq_ops : &split_vq_ops;
-    struct vq_config &c = r.cfg;
-    c = vq_config();
-    c.size = r.num;
     // Areas: packed rings (descriptor ring, driver and device event suppression) or split
     // rings (descriptor table, available ring, used ring); the vring-address message
-    // names them desc, avail (driver area) and used (device area).
+    // names them desc, avail (driver area) and used (device area), in the front end's
+    // address space.
     const uint64_t desc_len = uint64_t(r.num) * 16;
     const uint64_t driver_len = packed ? 4 : 6 + 2 * uint64_t(r.num);
     const uint64_t device_len = packed ? 4 : 6 + 8 * uint64_t(r.num);
-    if (!conn_.mem.uaddr_to_gpa(r.desc_ua, desc_len, c.desc_addr))
+    struct pt_fe_ring fr = {r.num, 0, 0, 0, r.base};
+    if (!conn_.mem.uaddr_to_gpa(r.desc_ua, desc_len, fr.desc))
         return fail("ring %u: no memory region covers the descriptor area 0x%llx + %llu", i,
                     (unsigned long long)r.desc_ua, (unsigned long long)desc_len);
-    if (!conn_.mem.uaddr_to_gpa(r.avail_ua, driver_len, c.driver_addr))
+    if (!conn_.mem.uaddr_to_gpa(r.avail_ua, driver_len, fr.driver))
         return fail("ring %u: no memory region covers the driver area 0x%llx + %llu", i,
                     (unsigned long long)r.avail_ua, (unsigned long long)driver_len);
-    if (!conn_.mem.uaddr_to_gpa(r.used_ua, device_len, c.device_addr))
+    if (!conn_.mem.uaddr_to_gpa(r.used_ua, device_len, fr.device))
         return fail("ring %u: no memory region covers the device area 0x%llx + %llu", i,
                     (unsigned long long)r.used_ua, (unsigned long long)device_len);
-    c.indirect_desc = conn_.features & (1ull << VIRTIO_F_INDIRECT_DESC_BIT);
-    c.event_idx = conn_.features & (1ull << VIRTIO_F_EVENT_IDX_BIT);
-    c.in_order = conn_.features & (1ull << VIRTIO_F_IN_ORDER_BIT);
-    c.fetch_batch = cfg_.dev.fetch_batch;
-    c.fetch_source = cfg_.dev.fetch_source == VQ_FETCH_HINT ? VQ_FETCH_ONE : cfg_.dev.fetch_source;
-    enum vs_reason why = r.ops->check_config(&c, cfg_.dev.queue_size_max);
-    if (why != VS_REASON_NONE)
+    pair_device &p = dev_of(i);
+    if (!p.attached || p.features != conn_.features || broken(i)) {
+        // A fresh function with the negotiated features (after a failure: its reset).
+        // VIRTIO_F_ORDER_PLATFORM is the transport's too: serve's accesses are the CPU's
+        // own, ordered by the fences in mem_read and mem_write, so the device needs no
+        // read-back before publishing ("Reserved Feature Bits"); the front end is not
+        // offered it.
+        ring_stop(uint16_t(i ^ 1));
+        vs_features f = {};
+        f.w[0] = uint32_t(conn_.features);
+        f.w[1] = uint32_t(conn_.features >> 32);
+        vs_feature_set(&f, VIRTIO_F_ORDER_PLATFORM_BIT);
+        pt_fe_attach(&p.d.tp, &f);
+        p.attached = true;
+        p.features = conn_.features;
+        p.failure_logged = false;
+    }
+    enum vs_reason why = VS_REASON_NONE;
+    switch (pt_fe_queue_start(&p.d.tp, queue_of(i), &fr, &why)) {
+    case PT_FE_STARTED:
+        break;
+    case PT_FE_CONFIG_REFUSED:
         return fail("ring %u: configuration refused: %s", i, vs_reason_name(why));
-    r.ops->init(&r.q, &c);
-    // Where the front end says the device resumes (SET_VRING_BASE): the kernels' own
-    // position format is vhost-user's (vq_ops.position).
-    if (!r.ops->resume_at(&r.q, r.base))
+    case PT_FE_POSITION_REFUSED:
         return fail("ring %u: SET_VRING_BASE 0x%x is not a position in the %s ring of %u", i,
-                    r.base, r.ops->name, r.num);
+                    r.base, packed ? "packed" : "split", r.num);
+    case PT_FE_NO_QUEUE:
+    case PT_FE_NOT_ATTACHED:
+        return fail("ring %u: the device has no such queue", i);
+    }
     r.started = true;
-    r.broken = false;
     r.active = true; // look once: buffers may already be there
+    r.waits_on_device = false;
     return true;
 }
 
-void server::interrupt(uint16_t i)
+// The transport's outbox: each used buffer notification it decided goes to its ring's
+// call eventfd (configuration changes have nowhere to go without the STATUS protocol
+// feature: device_failed logs them).
+void server::deliver_interrupts(unsigned pair)
 {
-    ring &r = conn_.r[i];
-    // The used index just published must be visible before the driver's suppression
-    // (flags or used_event) is read: a driver that re-enables interrupts and then looks
-    // at the used index would otherwise miss the update while the device reads its old
-    // "no interrupt" and stays silent. Store then load needs a full fence, even on x86.
-    std::atomic_thread_fence(std::memory_order_seq_cst);
-    bool want = false;
-    if (r.ops->should_interrupt(&r.q, &ops_, &want) != VQ_OK) {
-        ring_break(i, r.ops->broken(&r.q));
-        return;
+    struct msix_message m;
+    while (pt_take_msi(&dev_[pair]->d.tp, &m)) {
+        const uint16_t q = pt_fe_msi_queue(&dev_[pair]->d.tp, &m);
+        if (q == PT_NO_QUEUE)
+            continue;
+        clock_.interrupt(); // the device's MSI-X write, whether or not the front end listens
+        ring &r = conn_.r[2 * pair + (q == VNET_QUEUE_TX ? 1u : 0u)];
+        if (r.call_fd < 0) {
+            ctr_.calls_no_fd++;
+            continue;
+        }
+        uint64_t one = 1;
+        if (write(r.call_fd, &one, sizeof one) == sizeof one)
+            ctr_.calls++;
     }
-    if (!want)
-        return;
-    clock_.interrupt(); // the device's MSI-X write, whether or not the front end listens
-    if (r.call_fd < 0) {
-        ctr_.calls_no_fd++;
-        return;
-    }
-    uint64_t one = 1;
-    if (write(r.call_fd, &one, sizeof one) == sizeof one)
-        ctr_.calls++;
 }
 
 void server::note_frame()
@@ -815,181 +836,60 @@ void server::note_frame()
     }
 }
 
-// Transmit ("Network Device / Device Operation / Sending Packets"): each buffer is a
-// virtio-net header and one frame, device-readable only.
-bool server::service_tx(unsigned pair)
+// Up to SERVICE_BUDGET buffers of ring i through the personality (transmit: "Network
+// Device / Device Operation / Transmitting Packets"; receive, with or without
+// VIRTIO_NET_F_MRG_RXBUF: "Receiving Packets"), then what they used published and the
+// notification decided. True if buffers were processed. waits_for_driver: the ring
+// stopped for want of buffers from the front end (not for the device's other side: no
+// frame to receive, or no room in the receive FIFO), as the queue's role tells.
+bool server::service(uint16_t i, bool &waits_for_driver)
 {
-    const uint16_t tx = uint16_t(2 * pair + 1);
-    ring &r = conn_.r[tx];
-    struct net_fifo &loop = pair_[pair].loop;
+    struct pt &tp = dev_of(i).d.tp;
+    const uint16_t q = queue_of(i);
     unsigned done = 0;
+    enum pt_step st = PT_STEP_IDLE;
     while (done < SERVICE_BUDGET) {
-        struct vq_elem e;
-        enum vq_status s = r.ops->pop(&r.q, &ops_, &e, segs_.data(), uint32_t(segs_.size()));
-        if (s == VQ_EMPTY)
+        struct pt_work w = {};
+        st = pt_step_one(&tp, q, &ops_, &w);
+        if (st != PT_STEP_DONE)
             break;
-        if (s != VQ_OK)
-            return ring_break(tx, r.ops->broken(&r.q));
-        enum vs_reason bad = net_tx_buffer_check(e.readable_bytes, e.writable_bytes,
-                                                 cfg_.dev.max_frame_bytes);
-        if (bad != VS_REASON_NONE)
-            return ring_break(tx, bad);
-        uint32_t at = 0;
-        for (uint32_t k = 0; k < e.nsegs; k++) {
-            if (ops_.read(ops_.ctx, segs_[k].addr, frame_.data() + at, segs_[k].len,
-                          VS_DMA_BUF_READ) != VS_DMA_OK)
-                return ring_break(tx, VS_REASON_DMA_OUT_OF_RANGE);
-            at += segs_[k].len;
-        }
-        const uint32_t frame_len = at - NET_HDR;
-        ctr_.tx_frames++;
-        ctr_.pair_tx_frames[pair]++;
-        ctr_.tx_bytes += frame_len;
-        if (cfg_.dev.backend != VDEV_BACKEND_SINK && net_fifo_full(&loop)) {
-            // A host port drops what it cannot hold; the simulation's back-pressure
-            // would stall a front end that never receives (testpmd txonly).
-            ctr_.loopback_dropped_fifo_full++;
-        } else {
-            net_backend_transmit(cfg_.dev.backend, &cfg_.dev.responder, &loop,
-                                 frame_.data() + NET_HDR, frame_len, &ctr_.backend);
-        }
-        if (r.ops->push(&r.q, &ops_, &e, 0) != VQ_OK)
-            return ring_break(tx, r.ops->broken(&r.q));
         done++;
     }
+    waits_for_driver = (st == PT_STEP_IDLE) == tp.role[q]->idle_waits_for_driver;
+    conn_.r[i].waits_on_device = st != PT_STEP_DONE && !waits_for_driver;
+    if (st == PT_STEP_FAILED)
+        return device_failed(i / 2);
     if (done == 0)
         return false;
     note_frame();
-    if (r.ops->flush(&r.q, &ops_) != VQ_OK)
-        return ring_break(tx, r.ops->broken(&r.q));
-    interrupt(tx);
-    if (loop.count)
-        conn_.r[tx - 1].active = true;
-    return true;
-}
-
-// Write n bytes of src at byte `at` of a buffer given by its segments (writable only).
-bool server::rx_write(const struct vq_seg *segs, uint32_t nsegs, uint32_t at, const uint8_t *src,
-                      uint32_t n)
-{
-    for (uint32_t k = 0; k < nsegs && n; k++) {
-        if (at >= segs[k].len) {
-            at -= segs[k].len;
-            continue;
-        }
-        uint32_t c = std::min(segs[k].len - at, n);
-        if (ops_.write(ops_.ctx, segs[k].addr + at, src, c, VS_DMA_BUF_WRITE) != VS_DMA_OK)
-            return false;
-        src += c;
-        n -= c;
-        at = 0;
-    }
-    return n == 0;
-}
-
-// Receive ("Network Device / Device Operation / Receiving Packets"). Without
-// VIRTIO_NET_F_MRG_RXBUF a frame must fit in one buffer (else it is dropped and the
-// buffer returned unused) and num_buffers is 1. With it, the frame fills as many
-// buffers as it needs, in ring order, the header in the first one with num_buffers
-// set to their count; every buffer must hold at least the header (driver normative).
-bool server::service_rx(unsigned pair)
-{
-    const uint16_t rx = uint16_t(2 * pair);
-    ring &r = conn_.r[rx];
-    struct net_fifo &loop = pair_[pair].loop;
-    rx_merge &mrg = pair_[pair].mrg;
-    uint8_t *const rx_frame = pair_[pair].rx_frame.data();
-    const bool merge = conn_.features & (1ull << VIRTIO_NET_F_MRG_RXBUF_BIT);
-    unsigned done = 0;
-    while (done < SERVICE_BUDGET && loop.count) {
-        const uint8_t *payload;
-        const uint32_t len = net_fifo_head(&loop, &payload)->len;
-        if (!mrg.active) {
-            struct virtio_net_hdr h;
-            std::memset(&h, 0, sizeof h);
-            h.num_buffers = 1;
-            std::memcpy(rx_frame, &h, NET_HDR);
-            std::memcpy(rx_frame + NET_HDR, payload, len);
-            mrg.active = true;
-            mrg.total = NET_HDR + len;
-            mrg.done = 0;
-            mrg.used.clear();
-        }
-        struct vq_elem e;
-        enum vq_status s = r.ops->pop(&r.q, &ops_, &e, segs_.data(), uint32_t(segs_.size()));
-        if (s == VQ_EMPTY) {
-            ctr_.rx_no_buffer++;
-            break;
-        }
-        if (s != VQ_OK)
-            return ring_break(rx, r.ops->broken(&r.q));
-        enum vs_reason bad = net_rx_buffer_check(e.readable_bytes, e.writable_bytes);
-        if (bad != VS_REASON_NONE)
-            return ring_break(rx, bad);
-        done++;
-        if (!merge && len > e.writable_bytes - NET_HDR) {
-            ctr_.rx_dropped_too_big++;
-            mrg.active = false;
-            net_fifo_pop(&loop);
-            if (r.ops->push(&r.q, &ops_, &e, 0) != VQ_OK)
-                return ring_break(rx, r.ops->broken(&r.q));
-            continue;
-        }
-        const uint32_t n = std::min(e.writable_bytes, mrg.total - mrg.done);
-        if (!rx_write(segs_.data(), e.nsegs, 0, rx_frame + mrg.done, n))
-            return ring_break(rx, VS_REASON_DMA_OUT_OF_RANGE);
-        if (mrg.done == 0)
-            mrg.first_segs.assign(segs_.begin(), segs_.begin() + e.nsegs);
-        mrg.done += n;
-        mrg.used.emplace_back(e, n);
-        if (mrg.done < mrg.total)
-            continue; // needs another buffer
-        if (mrg.used.size() > 1) {
-            const uint16_t nb = uint16_t(mrg.used.size());
-            if (!rx_write(mrg.first_segs.data(), uint32_t(mrg.first_segs.size()),
-                          offsetof(struct virtio_net_hdr, num_buffers),
-                          reinterpret_cast<const uint8_t *>(&nb), sizeof nb))
-                return ring_break(rx, VS_REASON_DMA_OUT_OF_RANGE);
-            ctr_.rx_merged_frames++;
-        }
-        for (const auto &u : mrg.used)
-            if (r.ops->push(&r.q, &ops_, &u.first, u.second) != VQ_OK)
-                return ring_break(rx, r.ops->broken(&r.q));
-        mrg.active = false;
-        net_fifo_pop(&loop);
-        ctr_.rx_frames++;
-        ctr_.rx_bytes += len;
-    }
-    if (done == 0 || r.ops->pending(&r.q) == 0)
-        return done != 0;
-    note_frame();
-    if (r.ops->flush(&r.q, &ops_) != VQ_OK)
-        return ring_break(rx, r.ops->broken(&r.q));
-    interrupt(rx);
+    if (pt_complete(&tp, q, &ops_) == PT_STEP_FAILED)
+        return device_failed(i / 2);
+    deliver_interrupts(i / 2);
+    // The pair's other ring goes on if it waited for what this one signals (the roles'
+    // waits_on / signals: frames to receive, room in the FIFO) and that is there now.
+    ring &o = conn_.r[i ^ 1];
+    const struct pt_role *other = tp.role[queue_of(uint16_t(i ^ 1))];
+    if (o.waits_on_device && (other->waits_on & tp.role[q]->signals) &&
+        !(other->still_blocked && other->still_blocked(tp.dev_ctx, queue_of(uint16_t(i ^ 1)))))
+        o.active = true;
     return true;
 }
 
 // The ring ran dry: ask the front end for notifications again, then look once more (a
 // buffer made available before the request was seen would otherwise wait for a kick
-// that never comes). True if work turned up (stay active, notifications off again).
-bool server::arm(uint16_t i)
+// that never comes). True if the ring goes on at once: it waited for buffers
+// (waits_for_driver) and they turned up; then notifications are off again.
+bool server::arm(uint16_t i, bool waits_for_driver)
 {
-    ring &r = conn_.r[i];
-    if (r.ops->set_notifications(&r.q, &ops_, true) != VQ_OK)
-        return ring_break(i, r.ops->broken(&r.q));
-    // The mirror of the above: the request for notifications must be visible before the
-    // ring is looked at again, or a driver that checks it right then sees the old
-    // suppression, does not kick, and both sides wait.
-    std::atomic_thread_fence(std::memory_order_seq_cst);
-    bool avail = false;
-    if (r.ops->peek(&r.q, &ops_, &avail) != VQ_OK)
-        return ring_break(i, r.ops->broken(&r.q));
-    if (avail && (is_tx(i) || pair_[i / 2].loop.count)) {
-        if (r.ops->set_notifications(&r.q, &ops_, false) != VQ_OK)
-            return ring_break(i, r.ops->broken(&r.q));
-        return true;
-    }
-    return false;
+    struct pt &tp = dev_of(i).d.tp;
+    enum pt_step st = pt_arm_notifications(&tp, queue_of(i), &ops_);
+    if (st == PT_STEP_DONE && waits_for_driver)
+        st = pt_quiet_notifications(&tp, queue_of(i), &ops_);
+    else if (st == PT_STEP_DONE)
+        return false;
+    if (st == PT_STEP_FAILED)
+        return device_failed(i / 2);
+    return st == PT_STEP_DONE;
 }
 
 // Reads what has arrived of the current message without blocking (a front end that
@@ -1299,12 +1199,11 @@ bool server::handle_message(int *fds, unsigned nfds)
             return false;
         const uint16_t i = uint16_t(get_u32(0));
         ring &r = conn_.r[i];
-        const bool was_started = r.started;
-        ring_stop(i); // publishes what was pushed, returns a merged frame's buffers
-        // The position after the stop, so its used half covers every buffer taken.
-        uint32_t out[2] = {i, was_started ? r.ops->position(&r.q) : r.base};
+        // The position after the stop (publishing what was pushed), so its used half
+        // covers every buffer taken; the front end's own if the ring never started.
+        ring_stop(i);
+        uint32_t out[2] = {i, r.base};
         close_fd(r.kick_fd);
-        r.base = out[1];
         if (!reply(request, out, 8))
             return false;
         replied = true;
@@ -1373,7 +1272,7 @@ void server::serve_connection_pass()
     bool busy = false;
     for (uint16_t i = 0; i < rings(); i++) {
         ring &r = conn_.r[i];
-        if (!r.started || r.broken)
+        if (!r.started || broken(i))
             continue;
         pfd[n] = {r.kick_fd, POLLIN, 0};
         ring_of[n++] = i;
@@ -1420,22 +1319,28 @@ void server::serve_connection_pass()
             ctr_.kicks++;
             ctr_.kick_events += v;
         }
-        if (r.started && !r.broken && !r.active) {
+        const uint16_t i = uint16_t(ring_of[k]);
+        if (r.started && !broken(i) && !r.active) {
             r.active = true;
-            if (r.ops->set_notifications(&r.q, &ops_, false) != VQ_OK)
-                ring_break(uint16_t(ring_of[k]), r.ops->broken(&r.q));
+            if (pt_quiet_notifications(&dev_of(i).d.tp, queue_of(i), &ops_) == PT_STEP_FAILED)
+                device_failed(i / 2);
         }
     }
     for (uint16_t i = 0; i < rings(); i++) {
         const uint16_t k = i ^ 1; // each pair's transmit ring first, then its receive ring
         ring &r = conn_.r[k];
-        if (!r.started || r.broken || !r.enabled || !r.active)
+        if (!r.started || broken(k) || !r.enabled || !r.active)
             continue;
-        bool did = is_tx(k) ? service_tx(k / 2) : service_rx(k / 2);
-        if (r.broken || conn_.fd < 0)
+        bool waits_for_driver = false;
+        bool did = service(k, waits_for_driver);
+        if (broken(k) || conn_.fd < 0)
             continue;
+        // Nothing done: ask for notifications and look once more; go on at once only if
+        // the ring was waiting for the front end's buffers and they are there now (a
+        // ring waiting for the pair's other ring, no frame to receive or no room in
+        // the FIFO, is woken by service when that ring moves).
         if (!did)
-            r.active = arm(k);
+            r.active = arm(k, waits_for_driver);
     }
     check_memory();
 }
@@ -1454,23 +1359,55 @@ bool server::write_stats(std::string &err)
                "guest-memory accesses refused because the front end shrank a region's file "
                "(SIGBUS caught; the connection was closed)",
                ctr_.memory_faults);
-    // The device's rows under the names a simulation gives them (stats.h), then serve's own.
-    stats_add_device_frames(st, {ctr_.tx_frames, ctr_.rx_frames, ctr_.rx_no_buffer, ctr_.rx_dropped_too_big});
+    // The device's rows under the names a simulation gives them (stats.h), from the
+    // transport's and the personality's own counters (every pair's function summed),
+    // then serve's own.
+    struct vnet_stats net = {};
+    struct pt_stats tps = {};
+    struct vq_stats ring_sum[2] = {};
+    uint64_t event_link[2] = {}, event_local[2] = {};
+    for (const auto &p : dev_) {
+        const struct vnet_stats &n = p->d.net.stats;
+        net.tx_frames += n.tx_frames;
+        net.tx_bytes += n.tx_bytes;
+        net.rx_frames += n.rx_frames;
+        net.rx_bytes += n.rx_bytes;
+        net.rx_no_buffer += n.rx_no_buffer;
+        net.rx_dropped_too_big += n.rx_dropped_too_big;
+        net.rx_merged_frames += n.rx_merged_frames;
+        net.backend.sink_frames += n.backend.sink_frames;
+        net.backend.responder_arp += n.backend.responder_arp;
+        net.backend.responder_echo += n.backend.responder_echo;
+        const struct pt_stats &t = p->d.tp.stats;
+        for (unsigned k = 0; k < VS_DMA_KIND_COUNT; k++) {
+            tps.dma_reads[k] += t.dma_reads[k];
+            tps.dma_writes[k] += t.dma_writes[k];
+        }
+        tps.dma_read_bytes += t.dma_read_bytes;
+        tps.dma_write_bytes += t.dma_write_bytes;
+        tps.interrupts_raised += t.interrupts_raised;
+        for (uint16_t q = 0; q < 2; q++) {
+            const struct vq_stats r = pt_ring_stats(&p->d.tp, q);
+            vq_stats_add(&ring_sum[q], &r);
+            event_link[q] += t.event_reads_link[q];
+            event_local[q] += t.event_reads_local[q];
+        }
+    }
+    stats_add_device_frames(st, {net.tx_frames, net.rx_frames, net.rx_no_buffer, net.rx_dropped_too_big});
     st.add_u64("device.tx.bytes", "bytes", stat_better::neutral,
-               "frame bytes the device transmitted (without virtio-net header)", ctr_.tx_bytes);
+               "frame bytes the device transmitted (without virtio-net header)", net.tx_bytes);
     st.add_u64("device.rx.bytes", "bytes", stat_better::higher,
                "frame bytes the device delivered to receive buffers (without virtio-net header)",
-               ctr_.rx_bytes);
-    stats_add_backend(st, ctr_.backend);
-    st.add_u64("device.loopback.dropped_fifo_full", "count", stat_better::lower,
-               "transmitted frames dropped because the receive FIFO was full (loopback, responder)",
-               ctr_.loopback_dropped_fifo_full);
+               net.rx_bytes);
+    stats_add_backend(st, net.backend);
     st.add_u64("device.rx.merged_frames", "count", stat_better::neutral,
                "frames written over several receive buffers (VIRTIO_NET_F_MRG_RXBUF)",
-               ctr_.rx_merged_frames);
+               net.rx_merged_frames);
     st.add_u64("device.rx.merge_returned", "count", stat_better::lower,
-               "buffers of a merged frame returned unused because the ring stopped mid-frame",
+               "buffers of a merged frame left unpublished because the ring stopped mid-frame",
                ctr_.rx_merge_returned);
+    st.add_u64("device.interrupts_raised", "count", stat_better::lower,
+               "used buffer notifications the device decided to send", tps.interrupts_raised);
     st.add_u64("notify.kicks", "count", stat_better::lower, "kick eventfd reads that carried notifications", ctr_.kicks);
     st.add_u64("notify.kick_events", "count", stat_better::lower, "available buffer notifications those reads counted",
                ctr_.kick_events);
@@ -1480,23 +1417,22 @@ bool server::write_stats(std::string &err)
     st.add_u64("vhost.queue_pairs", "pairs", stat_better::neutral, "queue pairs offered (serve.queue_pairs)", pairs_);
     for (unsigned k = 0; k < pairs_; k++)
         st.add_u64("device.pair" + std::to_string(k + 1) + ".tx_frames", "count", stat_better::neutral,
-                   "frames transmitted on transmitq" + std::to_string(k + 1), ctr_.pair_tx_frames[k]);
-    for (unsigned i = 0; i < 2; i++) {
+                   "frames transmitted on transmitq" + std::to_string(k + 1), dev_[k]->d.net.stats.tx_frames);
+    for (unsigned q = 0; q < 2; q++) {
         // Each kind of ring, its pairs summed, as a simulation names its queues.
-        const struct vq_stats &s = ctr_.ring[i];
-        const std::string n = std::string("device.queue.") + (is_tx(i) ? "tx" : "rx");
-        stats_add_event_reads(st, n, s.event_reads, s.event_reads_local);
-        stats_add_ring(st, n, s);
+        const std::string n = std::string("device.queue.") + (q == VNET_QUEUE_TX ? "tx" : "rx");
+        stats_add_event_reads(st, n, event_link[q], event_local[q]);
+        stats_add_ring(st, n, ring_sum[q]);
     }
     // Guest-memory accesses, named as a simulation names the device's DMA.
     uint64_t reads = 0, writes = 0;
     for (unsigned k = 0; k < VS_DMA_KIND_COUNT; k++) {
-        reads += ctr_.dma_reads[k];
-        writes += ctr_.dma_writes[k];
+        reads += tps.dma_reads[k];
+        writes += tps.dma_writes[k];
     }
-    stats_add_device_dma(st, ctr_.dma_reads, ctr_.dma_writes, ctr_.dma_read_bytes, ctr_.dma_write_bytes);
+    stats_add_device_dma(st, tps.dma_reads, tps.dma_writes, tps.dma_read_bytes, tps.dma_write_bytes);
     st.add_u64("device.dma.errors", "count", stat_better::lower, "accesses outside every memory region", ctr_.dma_errors);
-    const uint64_t frames = ctr_.tx_frames + ctr_.rx_frames;
+    const uint64_t frames = net.tx_frames + net.rx_frames;
     st.add_f64("dma.transactions_per_frame", "count", stat_better::lower,
                "guest memory reads and writes per frame moved (TX + RX)",
                frames ? double(reads + writes) / double(frames) : 0.0);
@@ -1504,7 +1440,7 @@ bool server::write_stats(std::string &err)
     // The simulated platform's clock (link_charge.h): every access charged its PCIe
     // link time, one at a time, and every interrupt its MSI-X write.
     const double sim_ns = clock_.now_ns();
-    const double tx = double(ctr_.tx_frames);
+    const double tx = double(net.tx_frames);
     st.add_f64("sim.time_ns", "ns", stat_better::lower,
                "simulated device time: each guest-memory access and interrupt charged its PCIe "
                "link time, one at a time (the driver's own time is not simulated)",
@@ -1512,7 +1448,7 @@ bool server::write_stats(std::string &err)
     st.add_f64("throughput.tx_mpps", "Mpps", stat_better::higher, "transmitted frames per simulated second (millions)",
                sim_ns > 0 ? tx / sim_ns * 1e3 : 0.0);
     st.add_f64("throughput.rx_mpps", "Mpps", stat_better::higher, "received frames per simulated second (millions)",
-               sim_ns > 0 ? double(ctr_.rx_frames) / sim_ns * 1e3 : 0.0);
+               sim_ns > 0 ? double(net.rx_frames) / sim_ns * 1e3 : 0.0);
     const uint64_t interrupts = ctr_.calls + ctr_.calls_no_fd;
     st.add_f64("per_packet.interrupts", "count", stat_better::lower, "interrupts per transmitted frame",
                tx > 0 ? double(interrupts) / tx : 0.0);
@@ -1534,9 +1470,9 @@ bool server::write_stats(std::string &err)
     st.add_f64("wall.busy_seconds", "s", stat_better::neutral,
                "wall-clock time from each connection's first to last frame, summed", ctr_.busy_s);
     st.add_f64("wall.tx_mpps", "Mpps", stat_better::higher, "transmitted frames per busy second (millions)",
-               ctr_.busy_s > 0 ? double(ctr_.tx_frames) / ctr_.busy_s / 1e6 : 0.0);
+               ctr_.busy_s > 0 ? double(net.tx_frames) / ctr_.busy_s / 1e6 : 0.0);
     st.add_f64("wall.rx_mpps", "Mpps", stat_better::higher, "received frames per busy second (millions)",
-               ctr_.busy_s > 0 ? double(ctr_.rx_frames) / ctr_.busy_s / 1e6 : 0.0);
+               ctr_.busy_s > 0 ? double(net.rx_frames) / ctr_.busy_s / 1e6 : 0.0);
 
     json_t *result = json_object();
     json_object_set_new(result, "mode", json_string("vhost-user"));
@@ -1581,7 +1517,7 @@ bool server::write_stats(std::string &err)
     json_decref(result);
     if (ok)
         logf("wrote %s (tx %llu frames, rx %llu frames, %llu violations)", path.c_str(),
-             (unsigned long long)ctr_.tx_frames, (unsigned long long)ctr_.rx_frames,
+             (unsigned long long)net.tx_frames, (unsigned long long)net.rx_frames,
              (unsigned long long)conf_.total);
     return ok;
 }

@@ -1,7 +1,9 @@
 // vhost_user.h -- `viosim serve --vhost-user PATH`: viosim as a vhost-user back end for a
 // virtio-net device, so a third-party front end (DPDK's virtio-user port, a QEMU guest
-// with -netdev vhost-user) drives the model's ring kernels (packed_vq, split_vq) in
-// wall-clock time. docs/bring-up.md describes what it does and how to read its report.
+// with -netdev vhost-user) drives the model's device -- the PCI transport and the
+// virtio-net personality a simulation runs (model/vdev.h), with no registers (pt_fe_*)
+// -- in wall-clock time. docs/bring-up.md describes what it does and how to read its
+// report.
 #ifndef VIOSIM_VHOST_USER_H
 #define VIOSIM_VHOST_USER_H
 

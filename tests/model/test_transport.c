@@ -157,6 +157,7 @@ static const struct pt_role toy_request_role = {
 
 /* ---- The rig ---- */
 static struct toy_blk blk;
+static const struct pt_role *toy_role = &toy_request_role; /* queue 0's role at init_toy */
 static struct fake_guest g;
 static struct vs_guest_ops ops;
 
@@ -179,7 +180,7 @@ static void init_toy_pci(uint32_t engines, bool bars_32bit, bool no_msix)
     p.engines = engines;
     p.bars_32bit = bars_32bit;
     p.no_msix = no_msix;
-    const struct pt_role *roles[1] = {&toy_request_role};
+    const struct pt_role *roles[1] = {toy_role};
     cr_assert(pt_init(&blk.tp, &p, &toy_device, &blk, roles));
 }
 
@@ -1102,25 +1103,35 @@ static bool toy_holds(const void *ctx, uint16_t q)
 }
 
 /* A role that holds publication (a group the driver must see whole, as a merged
- * receive frame) keeps its pushed buffers unpublished across a stop; the stop counts
- * them. The position is the ring's own: it counts them as used, though the driver
- * never saw them published (the caller decides what to tell its front end). */
-Test(transport, fe_stop_leaves_a_held_group_unpublished)
+ * receive frame) keeps its finished buffers back; a stop in the middle of the group
+ * returns them unused ("Element Address and Length": len is the bytes written, here
+ * none, and WRITE clear), so every buffer before the position read back is used and the
+ * two halves of the position agree. */
+Test(transport, fe_stop_returns_a_held_group_unused)
 {
     static struct pt_role held_role;
     held_role = toy_request_role;
     held_role.holds_publication = toy_holds;
-    blk.tp.role[0] = &held_role;
+    pt_fini(&blk.tp);
+    toy_role = &held_role;
+    init_toy(1);
+    toy_role = &toy_request_role;
     toy_hold = true;
     fe_start(true, 0u | 1u << 15);
     post_request_lap(0, 2, 1, true);
     struct pt_work w = {0};
     cr_assert_eq(pt_step_one(&blk.tp, 0, &ops, &w), PT_STEP_DONE);
+    cr_assert_eq(fake_guest_get16(&g, RING_DESC + 14u) & VIRTQ_DESC_F_USED_MASK, 0u,
+                 "nothing published while held");
+    cr_assert_eq(pt_complete(&blk.tp, 0, &ops), PT_STEP_IDLE);
     uint32_t held = 0;
     const uint32_t pos = pt_fe_queue_stop(&blk.tp, 0, &ops, 0, &held);
     cr_assert_eq(held, 1u);
     cr_assert_eq(pos, (3u | 1u << 15) * 0x10001u, "got 0x%x", pos);
-    cr_assert_eq(fake_guest_get16(&g, RING_DESC + 14u) & VIRTQ_DESC_F_USED_MASK, 0u,
-                 "nothing published");
+    const uint16_t flags = fake_guest_get16(&g, RING_DESC + 14u);
+    cr_assert_eq(flags & (VIRTQ_DESC_F_AVAIL_MASK | VIRTQ_DESC_F_USED_MASK | VIRTQ_DESC_F_WRITE_MASK),
+                 VIRTQ_DESC_F_AVAIL_MASK | VIRTQ_DESC_F_USED_MASK, "used, nothing written");
+    cr_assert_eq(fake_guest_get32(&g, RING_DESC + 8u), 0u, "used length 0");
+    cr_assert_eq(fake_guest_get16(&g, RING_DESC + 12u), 2u);
     toy_hold = false;
 }

@@ -537,3 +537,109 @@ Test(serve, bad_socket_paths_refused)
     // A path holding a newline is still one line (escaped).
     expect_refused({"--vhost-user", dir + "/missing\n/sock", "--out", dir}, "missing\\n/sock");
 }
+
+namespace {
+
+// A split ring of 8 at desc/avail/used in the shared memory (front end address = guest
+// address), started at position 0 with a kick fd holding one notification.
+void start_split_ring(int fd, uint32_t ring, uint64_t desc, uint64_t avail, uint64_t used)
+{
+    send_u32_pair(fd, SET_VRING_NUM, ring, 8);
+    const uint64_t addr[5] = {ring, desc, used, avail, 0}; // index, flags; desc, used, avail
+    uint8_t p[40];
+    std::memcpy(p, addr, 40);
+    send_msg(fd, SET_VRING_ADDR, p, 40);
+    send_u32_pair(fd, SET_VRING_BASE, ring, 0);
+    int kick = eventfd(1, EFD_CLOEXEC | EFD_NONBLOCK);
+    cr_assert_geq(kick, 0);
+    send_u64(fd, SET_VRING_KICK, ring, {kick});
+    close(kick);
+}
+
+void put_split_desc(uint8_t *m, uint64_t table, unsigned i, uint64_t addr, uint32_t len, uint16_t flags)
+{
+    std::memcpy(m + table + 16 * i, &addr, 8);
+    std::memcpy(m + table + 16 * i + 8, &len, 4);
+    std::memcpy(m + table + 16 * i + 12, &flags, 2);
+    const uint16_t next = 0;
+    std::memcpy(m + table + 16 * i + 14, &next, 2);
+}
+
+uint16_t get16(const uint8_t *m, uint64_t at)
+{
+    // The server writes it concurrently: one aligned load.
+    return *reinterpret_cast<const volatile uint16_t *>(m + at);
+}
+
+} // namespace
+
+// VIRTIO_NET_F_MRG_RXBUF through serve, as through the simulation (test_vdev.c's
+// merged-receive tests run the same personality): "Processing of Incoming Packets" --
+// a 200-byte frame looped back into 64-byte receive buffers fills four of them in ring
+// order, every one but the last completely, each its own used element with the bytes
+// written, and the first one's header carries num_buffers = 4.
+Test(serve, merged_receive_buffers_come_from_the_personality)
+{
+    constexpr uint64_t MRG_RXBUF = 1ull << 15;
+    constexpr uint16_t WRITE = 2;
+    serve_proc s;
+    start(s);
+    int fd = connect_wait(s);
+    int mem = memfd();
+    auto *m = static_cast<uint8_t *>(mmap(nullptr, MEM_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, mem, 0));
+    cr_assert_neq(m, MAP_FAILED);
+    send_u64(fd, SET_FEATURES, VERSION_1 | MRG_RXBUF);
+    send_msg(fd, SET_OWNER, nullptr, 0);
+    send_mem_table(fd, mem);
+    // receiveq1 (ring 0): four 64-byte buffers at 0xA000 + 0x100 k, all available.
+    for (unsigned k = 0; k < 4; k++) {
+        put_split_desc(m, 0x4000, k, 0xA000 + 0x100 * k, 64, WRITE);
+        const uint16_t id = uint16_t(k);
+        std::memcpy(m + 0x4800 + 4 + 2 * k, &id, 2);
+    }
+    const uint16_t four = 4, one = 1;
+    std::memcpy(m + 0x4800 + 2, &four, 2);
+    // transmitq1 (ring 1): one buffer, a zero header and a 200-byte frame.
+    uint8_t frame[200];
+    for (unsigned j = 0; j < sizeof frame; j++)
+        frame[j] = uint8_t(7 * j + 1);
+    std::memset(m + 0x8000, 0, 12);
+    std::memcpy(m + 0x8000 + 12, frame, sizeof frame);
+    put_split_desc(m, 0x0, 0, 0x8000, 12 + sizeof frame, 0);
+    std::memcpy(m + 0x1000 + 4, "\0\0", 2);
+    std::memcpy(m + 0x1000 + 2, &one, 2);
+    start_split_ring(fd, 0, 0x4000, 0x4800, 0x5000);
+    start_split_ring(fd, 1, 0x0, 0x1000, 0x2000);
+    const double until = now_s() + WAIT_S;
+    while (get16(m, 0x5002) != 4 && now_s() < until)
+        nap();
+    cr_assert_eq(get16(m, 0x5002), 4, "receive used idx:\n%s", s.log().c_str());
+    uint8_t got[12 + sizeof frame];
+    uint32_t at = 0;
+    for (unsigned k = 0; k < 4; k++) {
+        uint32_t id, len;
+        std::memcpy(&id, m + 0x5004 + 8 * k, 4);
+        std::memcpy(&len, m + 0x5008 + 8 * k, 4);
+        cr_expect_eq(id, k);
+        cr_expect_eq(len, k < 3 ? 64u : 12u + sizeof frame - 3 * 64);
+        std::memcpy(got + at, m + 0xA000 + 0x100 * k, len);
+        at += len;
+    }
+    cr_assert_eq(at, sizeof got);
+    uint16_t num_buffers;
+    std::memcpy(&num_buffers, got + 10, 2); // struct virtio_net_hdr's last field
+    cr_expect_eq(num_buffers, 4, "num_buffers");
+    cr_expect_eq(std::memcmp(got + 12, frame, sizeof frame), 0, "frame corrupted");
+    munmap(m, MEM_BYTES);
+    close(mem);
+    close(fd);
+    run_out r;
+    cr_assert_eq(stop(s, r), 0, "%s", r.err.c_str());
+    cr_assert_not_null(r.stats, "no stats.json:\n%s", r.err.c_str());
+    cr_expect_eq(r.stat("device.rx.merged_frames"), 1);
+    cr_expect_eq(r.stat("device.rx.frames"), 1);
+    cr_expect_eq(r.stat("device.tx.frames"), 1);
+    cr_expect_eq(r.stat("device.rx.bytes"), 200);
+    const json_t *f = json_object_get(json_object_get(r.stats, "result"), "negotiated_features");
+    cr_expect_not_null(json_object_get(f, "MRG_RXBUF"));
+}
