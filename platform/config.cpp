@@ -1748,7 +1748,7 @@ bool config_apply_file(vs_config &cfg, const std::string &path, param_error &err
     return ok;
 }
 
-bool config_validate(const vs_config &cfg, param_error &err, bool unused_pairs)
+bool config_validate(const vs_config &cfg, param_error &err, bool unused_pairs, bool qemu_proxy)
 {
     // Every value within its own limits: a vs_config may also be built in code.
     for (const param_def &p : param_table()) {
@@ -1807,6 +1807,17 @@ bool config_validate(const vs_config &cfg, param_error &err, bool unused_pairs)
                    "keeps the reference driver to one queue pair until the device model has "
                    "per-pair receive queues (issue 15; viosim run --offer-unused-pairs runs "
                    "them unused)"};
+        return false;
+    }
+    if (qemu_proxy && !cfg.dev.no_msix) {
+        err = {"device.msix", "parameter 'device.msix': on: serve --qemu-proxy needs off (QEMU's "
+                              "x-pci-proxy-dev delivers no MSI or MSI-X, only INTx)"};
+        return false;
+    }
+    if (qemu_proxy && !cfg.dev.bars_32bit) {
+        err = {"device.bar_width_bits",
+               "parameter 'device.bar_width_bits': 64: serve --qemu-proxy needs 32 (QEMU's "
+               "x-pci-proxy-dev sizes every BAR as a 32-bit memory BAR)"};
         return false;
     }
     // The device model's one receive FIFO, shared by every receive queue, is not safe

@@ -25,6 +25,7 @@
 #include "stats.h"
 #include "sweep.h"
 #include "top.h"
+#include "qemu_proxy.h"
 #include "vhost_user.h"
 
 // libsystemc's own main() calls sc_main(); viosim has its own main() (arguments are
@@ -46,7 +47,8 @@ const char USAGE[] =
     "usage: viosim run [CONFIG] [--set key=value]... [--out DIR] [--seed N] [--trace FILE]\n"
     "                  [--trace-window START_US:END_US] [--vcd FILE.vcd] [--offer-unused-pairs]\n"
     "       viosim sweep STUDY [--jobs N] [--out DIR] [--emit slurm|parallel] [--merge]\n"
-    "       viosim serve --vhost-user PATH [CONFIG] [--set key=value]... [--out DIR]\n"
+    "       viosim serve (--vhost-user PATH | --qemu-proxy PATH) [CONFIG] [--set key=value]...\n"
+    "                    [--out DIR]\n"
     "                    [--duration-s S] [--socket-mode MODE] [--message-timeout-s S]\n"
     "                    [--require-sealed-memory]\n"
     "       viosim compare BASE CUR [--metrics a,b,...] [--threshold NAME=VALUE]...\n"
@@ -66,7 +68,9 @@ const char HELP[] =
     "           DIR/results.csv (see 'viosim sweep --help' and docs/sweeps.md)\n"
     "  serve    be a vhost-user back end on the unix socket PATH: a front end (DPDK's\n"
     "           virtio-user, QEMU -netdev vhost-user) drives the model's rings in wall-clock\n"
-    "           time; SIGINT/SIGTERM (or --duration-s) writes DIR/stats.json (docs/bring-up.md)\n"
+    "           time; SIGINT/SIGTERM (or --duration-s) writes DIR/stats.json (docs/bring-up.md);\n"
+    "           or, with --qemu-proxy, the remote process of QEMU's x-pci-proxy-dev: a guest's\n"
+    "           own driver probes the model's PCI function (untimed so far)\n"
     "  compare  compare two sweeps (or two stats.json files) point by point; regressions\n"
     "           first; exit 1 if any statistic regressed (see 'viosim compare --help' and\n"
     "           docs/regression.md)\n"
@@ -92,6 +96,9 @@ const char HELP[] =
     "options of serve (and CONFIG, --set, --out as for run):\n"
     "  --vhost-user PATH     the unix socket to listen on; a stale socket there is replaced,\n"
     "                        one where a server answers is refused\n"
+    "  --qemu-proxy PATH     instead: the unix socket QEMU's -device x-pci-proxy-dev,fd=N\n"
+    "                        reaches (N a descriptor connected to PATH); implies\n"
+    "                        device.msix=off and device.bar_width_bits=32\n"
     "  --duration-s S        stop after S seconds (0 < S <= 1e6); without it, run until\n"
     "                        SIGINT or SIGTERM\n"
     "  --socket-mode MODE    the socket's permissions, octal (default 0600; 0660 lets the\n"
@@ -220,7 +227,7 @@ std::string failure_reason(const run_result &r, const vs_config &cfg)
 // each --set in order, then the cross-parameter checks. "" when fine, else the one-line
 // error (it names the key).
 std::string resolve_config(const std::string *config_path, const std::vector<std::string> &sets,
-                           vs_config &cfg, bool unused_pairs = false)
+                           vs_config &cfg, bool unused_pairs = false, bool qemu_proxy = false)
 {
     cfg = config_defaults();
     param_error err;
@@ -229,7 +236,7 @@ std::string resolve_config(const std::string *config_path, const std::vector<std
     for (const std::string &assignment : sets)
         if (!config_apply_set(cfg, assignment, err))
             return err.message;
-    if (!config_validate(cfg, err, unused_pairs))
+    if (!config_validate(cfg, err, unused_pairs, qemu_proxy))
         return err.message;
     return "";
 }
@@ -279,6 +286,7 @@ struct config_args {
     std::string config_path, out_dir = "out";
     bool have_config = false;
     bool unused_pairs = false; // run --offer-unused-pairs
+    bool qemu_proxy = false;   // serve --qemu-proxy (config_validate's proxy rules)
     std::vector<std::string> sets;
 
     // argv[i], which the command's own options did not take: one of ours, --help, an
@@ -316,7 +324,8 @@ struct config_args {
     // output directory, checked before anything runs: "" or the problem.
     std::string resolve(vs_config &cfg) const
     {
-        std::string why = resolve_config(have_config ? &config_path : nullptr, sets, cfg, unused_pairs);
+        std::string why =
+            resolve_config(have_config ? &config_path : nullptr, sets, cfg, unused_pairs, qemu_proxy);
         return why.empty() ? prepare_out_dir(out_dir) : why;
     }
 };
@@ -438,7 +447,7 @@ bool parse_seconds(const std::string &text, double &out)
     return true;
 }
 
-// viosim serve --vhost-user PATH [CONFIG] [--set ...] [--out DIR] [--duration-s S]
+// viosim serve (--vhost-user PATH | --qemu-proxy PATH) [CONFIG] [--set ...] [--out DIR] [--duration-s S]
 //              [--socket-mode MODE] [--message-timeout-s S] [--require-sealed-memory]
 int cmd_serve(int argc, char **argv)
 {
@@ -450,7 +459,16 @@ int cmd_serve(int argc, char **argv)
         if (take_option(argc, argv, i, "--vhost-user", value, missing)) {
             if (missing || value.empty())
                 return usage_error("--vhost-user needs a socket path");
+            if (args.qemu_proxy)
+                return usage_error("--vhost-user and --qemu-proxy exclude each other");
             opt.socket_path = value;
+        } else if (take_option(argc, argv, i, "--qemu-proxy", value, missing)) {
+            if (missing || value.empty())
+                return usage_error("--qemu-proxy needs a socket path");
+            if (!opt.socket_path.empty() && !args.qemu_proxy)
+                return usage_error("--vhost-user and --qemu-proxy exclude each other");
+            opt.socket_path = value;
+            args.qemu_proxy = true;
         } else if (take_option(argc, argv, i, "--duration-s", value, missing)) {
             // Bounded so that the deadline fits the clock's integer nanoseconds.
             if (missing || !parse_seconds(value, opt.duration_s) || !(opt.duration_s > 0) ||
@@ -479,18 +497,21 @@ int cmd_serve(int argc, char **argv)
         }
     }
     if (opt.socket_path.empty())
-        return usage_error("serve needs --vhost-user PATH (the only transport viosim serves)");
+        return usage_error("serve needs --vhost-user PATH or --qemu-proxy PATH");
+    if (args.qemu_proxy) // the proxy's defaults, before the user's settings
+        args.sets.insert(args.sets.begin(), {"device.msix=off", "device.bar_width_bits=32"});
     vs_config cfg;
     std::string why = args.resolve(cfg);
     if (!why.empty())
         return usage_error(why);
     // A vhost-user back end is no PCI function: the front end's interrupts are call
-    // eventfds, and there is no INTx pin, ISR status or Command register to offer.
-    if (cfg.dev.no_msix)
+    // eventfds, and there is no INTx pin, ISR status or Command register to offer (the
+    // proxy's function is one, and has INTx only).
+    if (cfg.dev.no_msix && !args.qemu_proxy)
         return usage_error("parameter 'device.msix': off (legacy INTx) needs a PCI function; "
-                           "serve is a vhost-user back end, whose interrupts are call eventfds");
+                           "serve --vhost-user is a back end whose interrupts are call eventfds");
     opt.out_dir = args.out_dir;
-    const int rc = vhost_user_serve(cfg, opt);
+    const int rc = args.qemu_proxy ? qemu_proxy_serve(cfg, opt) : vhost_user_serve(cfg, opt);
     return rc == 0 ? 0 : rc == SERVE_EXIT_PATH ? EXIT_USAGE : EXIT_RUN_FAILED;
 }
 

@@ -57,6 +57,7 @@
 
 #include "link_charge.h"
 #include "provenance.h"
+#include "shared_memory.h"
 #include "stats.h"
 
 extern "C" {
@@ -175,72 +176,13 @@ struct serve_counters {
     std::string last_format;
 };
 
-// ---- Guest memory that vanishes under the device ----
-//
-// A region is the front end's file mapped MAP_SHARED. A front end that truncates the file
-// afterwards (possible unless the file carries F_SEAL_SHRINK) turns every access to the
-// pages past the new end into SIGBUS, which would kill the server. DPDK's --no-huge memfd
-// cannot be sealed, so unsealed regions are accepted by default and the fault is
-// survived instead, without a jump and without a cost per access beyond one flag test:
-// - every mapping of guest memory is listed in t_maps (this thread's; the handler runs
-//   on the thread that faulted);
-// - the SIGBUS handler, for a fault inside a listed mapping, maps anonymous memory over
-//   that whole mapping (MAP_FIXED: the same addresses, now private zero pages), sets
-//   t_guest_faulted and returns; the faulting load or store runs again and completes on
-//   the new pages. Nothing is interrupted halfway, no lock is held, no stack unwound:
-//   the copy just saw zeros (or wrote to memory nobody reads), which is what a driver
-//   writing zeros would show, and everything read from guest memory is checked as
-//   hostile input anyway;
-// - mem_read and mem_write test t_guest_faulted after each copy and report the access
-//   as failed (as one outside every region), so the ring stops at once, and the server
-//   closes the connection when the kernel call returns (server::check_memory) and goes
-//   on serving;
-// - a SIGBUS outside the listed mappings (or sent with kill) is not ours: the previous
-//   disposition is put back and the signal handled (or fatal) as before.
-// mmap is a plain system call here, safe in a handler although POSIX does not list it.
-struct guest_map {
-    uintptr_t lo, hi;
-};
+// Guest memory the front end may shrink under the device: shared_memory.h watches every
+// mapping for SIGBUS; mem_read and mem_write test shared_memory_faulted() after each copy
+// and report the access as failed (as one outside every region), so the ring stops at
+// once, and the server closes the connection when the kernel call returns
+// (server::check_memory) and goes on serving.
 constexpr unsigned MAPS_MAX = VU_MAX_REGIONS;
-thread_local guest_map t_maps[MAPS_MAX];
-thread_local volatile std::sig_atomic_t t_nmaps = 0;
-thread_local volatile std::sig_atomic_t t_guest_faulted = 0;
-struct sigaction g_prev_sigbus;
-
-void on_sigbus(int sig, siginfo_t *info, void *)
-{
-    const uintptr_t a = reinterpret_cast<uintptr_t>(info->si_addr);
-    if (info->si_code > 0) { // a fault, not a signal sent by a process
-        for (int k = 0; k < t_nmaps; k++) {
-            const guest_map &m = t_maps[k];
-            if (a < m.lo || a >= m.hi)
-                continue;
-            void *p = mmap(reinterpret_cast<void *>(m.lo), m.hi - m.lo, PROT_READ | PROT_WRITE,
-                           MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
-            if (p == MAP_FAILED)
-                break;
-            t_guest_faulted = 1;
-            return;
-        }
-    }
-    sigaction(SIGBUS, &g_prev_sigbus, nullptr);
-    if (info->si_code <= 0)
-        raise(sig);
-}
-
-void install_sigbus_handler()
-{
-    static bool installed = false;
-    if (installed)
-        return;
-    struct sigaction sa;
-    std::memset(&sa, 0, sizeof sa);
-    sa.sa_sigaction = on_sigbus;
-    sa.sa_flags = SA_SIGINFO;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGBUS, &sa, &g_prev_sigbus);
-    installed = true;
-}
+static_assert(MAPS_MAX <= SHARED_MEMORY_MAPS_MAX, "every region is watched");
 
 // ---- Guest memory: the front end's regions ----
 
@@ -253,7 +195,7 @@ struct region {
 
 struct guest_mem {
     std::vector<region> regions;
-    bool faulted = false;    // an access met t_guest_faulted: the front end shrank a region
+    bool faulted = false;    // an access met shared_memory_faulted(): the front end shrank a region
     uint64_t fault_addr = 0; // the first such access (guest physical)
     serve_counters *ctr = nullptr;
     link_charge *clock = nullptr; // the simulated platform's time for each access
@@ -289,18 +231,11 @@ struct guest_mem {
     void add(const region &g)
     {
         regions.push_back(g);
-        if (t_nmaps >= int(MAPS_MAX)) // SET_MEM_TABLE takes at most 8 regions
-            return;
-        const uintptr_t lo = reinterpret_cast<uintptr_t>(g.map);
-        t_maps[t_nmaps] = {lo, lo + g.map_len};
-        std::atomic_signal_fence(std::memory_order_seq_cst);
-        t_nmaps = t_nmaps + 1;
+        shared_memory_watch(g.map, g.map_len); // SET_MEM_TABLE takes at most MAPS_MAX regions
     }
     void unmap()
     {
-        t_nmaps = 0;
-        std::atomic_signal_fence(std::memory_order_seq_cst);
-        t_guest_faulted = 0;
+        shared_memory_unwatch_all();
         for (region &r : regions)
             if (r.map)
                 munmap(r.map, r.map_len);
@@ -308,46 +243,6 @@ struct guest_mem {
         faulted = false;
     }
 };
-
-// Copy from shared memory that the front end writes concurrently. Descriptor fetches
-// go from the highest address down, 8 bytes at a time when aligned: a packed
-// descriptor's flags (its last bytes) are then read before its address and length, and
-// on x86 (loads not reordered with older loads) a descriptor seen available is read
-// whole as the driver wrote it before flipping the flags. Each aligned 8-byte load is
-// single-copy atomic, so the 16-bit flags are never torn.
-void copy_in(void *dst, const uint8_t *src, uint32_t len, bool descending)
-{
-    std::atomic_signal_fence(std::memory_order_seq_cst);
-    const uintptr_t at = reinterpret_cast<uintptr_t>(src);
-    if ((len == 2 || len == 4) && at % len == 0) {
-        // A ring index or flags word the front end may be updating right now (split
-        // ring avail->idx, used_event): one aligned load, never torn byte by byte.
-        if (len == 2) {
-            const uint16_t v = *reinterpret_cast<const volatile uint16_t *>(src);
-            std::memcpy(dst, &v, 2);
-        } else {
-            const uint32_t v = *reinterpret_cast<const volatile uint32_t *>(src);
-            std::memcpy(dst, &v, 4);
-        }
-    } else if (!descending) {
-        std::memcpy(dst, src, len);
-    } else if ((at | len) % 8 == 0) {
-        // Aligned loads from guest memory; the kernel's buffer (dst) may sit at any
-        // offset (a descriptor cache filled from the middle), so it is written bytewise.
-        auto *d = static_cast<uint8_t *>(dst);
-        const volatile uint64_t *s = reinterpret_cast<const volatile uint64_t *>(src);
-        for (uint32_t i = len / 8; i-- > 0;) {
-            const uint64_t v = s[i];
-            std::memcpy(d + 8 * size_t(i), &v, 8);
-        }
-    } else {
-        auto *d = static_cast<uint8_t *>(dst);
-        const volatile uint8_t *s = src;
-        for (uint32_t i = len; i-- > 0;)
-            d[i] = s[i];
-    }
-    std::atomic_thread_fence(std::memory_order_acquire);
-}
 
 // An access during or after a fault of shrunk memory (see on_sigbus): refused like an
 // address outside the regions; the server closes the connection once the kernel call
@@ -373,8 +268,8 @@ enum vs_dma_status mem_read(void *ctx, uint64_t addr, void *dst, uint32_t len, e
         std::atomic_thread_fence(std::memory_order_seq_cst);
         m->write_pending = false;
     }
-    copy_in(dst, p, len, kind == VS_DMA_DESC_READ);
-    if (t_guest_faulted)
+    shared_memory_load(dst, p, len, kind == VS_DMA_DESC_READ);
+    if (shared_memory_faulted())
         return mem_fault(m, addr);
     m->clock->read(addr, len);
     return VS_DMA_OK;
@@ -389,28 +284,8 @@ enum vs_dma_status mem_write(void *ctx, uint64_t addr, const void *src, uint32_t
         m->ctr->dma_errors++;
         return VS_DMA_OUT_OF_RANGE;
     }
-    // Earlier writes (buffer data, used entries) become visible before this one: x86
-    // keeps stores in order; the fence keeps the compiler from moving them.
-    std::atomic_thread_fence(std::memory_order_release);
-    const uintptr_t at = reinterpret_cast<uintptr_t>(p);
-    if (len == 2 && at % 2 == 0) { // used->idx, a packed descriptor's flags: one store
-        uint16_t v;
-        std::memcpy(&v, src, 2);
-        *reinterpret_cast<volatile uint16_t *>(p) = v;
-    } else if (len == 4 && at % 4 == 0) {
-        uint32_t v;
-        std::memcpy(&v, src, 4);
-        *reinterpret_cast<volatile uint32_t *>(p) = v;
-    } else if (len == 8 && at % 8 == 0) {
-        // A packed used descriptor's len, id and flags written together (pvq_flush):
-        // one store, so the driver never sees the flags without the len and id.
-        uint64_t v;
-        std::memcpy(&v, src, 8);
-        *reinterpret_cast<volatile uint64_t *>(p) = v;
-    } else {
-        std::memcpy(p, src, len);
-    }
-    if (t_guest_faulted)
+    shared_memory_store(p, src, len);
+    if (shared_memory_faulted())
         return mem_fault(m, addr);
     std::atomic_signal_fence(std::memory_order_seq_cst);
     m->write_pending = true;
@@ -587,73 +462,12 @@ bool server::fail(const char *fmt, ...)
     return false;
 }
 
-// Binds and listens on the socket path with the socket file's mode set explicitly.
-// False with err naming the path if the path cannot be used.
+// Binds and listens on the socket path (shared_listen_unix). False with err naming the
+// path if the path cannot be used.
 bool server::listen_socket(std::string &err)
 {
-    const std::string &path = opt_.socket_path;
-    struct sockaddr_un sa;
-    std::memset(&sa, 0, sizeof sa);
-    sa.sun_family = AF_UNIX;
-    if (path.size() >= sizeof sa.sun_path) {
-        err = "socket path '" + path + "' is too long for a unix socket (" +
-              std::to_string(path.size()) + " bytes, at most " +
-              std::to_string(sizeof sa.sun_path - 1) + ")";
-        return false;
-    }
-    std::memcpy(sa.sun_path, path.c_str(), path.size() + 1);
-    const auto *addr = reinterpret_cast<const struct sockaddr *>(&sa);
-    struct stat st;
-    if (lstat(path.c_str(), &st) == 0) {
-        if (!S_ISSOCK(st.st_mode)) {
-            err = "socket path '" + path + "' exists and is not a socket";
-            return false;
-        }
-        // Another server may be listening there: replacing its socket would leave it
-        // running but unreachable. Only a stale socket (nobody listens: ECONNREFUSED) is
-        // removed. The probe does not block: a server whose backlog is full (EAGAIN) is
-        // alive too. (It protects a running server; two servers started at the same
-        // instant can still race between the probe and bind.)
-        int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-        if (probe < 0) {
-            err = std::string("socket: ") + std::strerror(errno);
-            return false;
-        }
-        const int rc = connect(probe, addr, sizeof sa);
-        const int e = errno;
-        close(probe);
-        if (rc == 0 || e == EAGAIN || e == EINPROGRESS) {
-            err = "socket path '" + path + "': a server is already listening there";
-            return false;
-        }
-        if (e != ECONNREFUSED) {
-            err = "socket path '" + path + "': cannot tell whether a server listens there: " +
-                  std::strerror(e);
-            return false;
-        }
-        unlink(path.c_str());
-    }
-    listen_fd_ = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (listen_fd_ < 0) {
-        err = std::string("socket: ") + std::strerror(errno);
-        return false;
-    }
-    // bind() creates the file with the umask's mode; a restrictive umask around it keeps
-    // the file private until chmod gives it the mode asked for.
-    const mode_t old_mask = umask(0177);
-    const int bound = bind(listen_fd_, addr, sizeof sa);
-    const int bind_errno = errno;
-    umask(old_mask);
-    if (bound != 0) {
-        err = "cannot bind socket path '" + path + "': " + std::strerror(bind_errno);
-        return false;
-    }
-    if (chmod(path.c_str(), mode_t(opt_.socket_mode)) != 0 || listen(listen_fd_, 1) != 0) {
-        err = "cannot listen on socket path '" + path + "': " + std::strerror(errno);
-        unlink(path.c_str());
-        return false;
-    }
-    return true;
+    listen_fd_ = shared_listen_unix(opt_.socket_path, opt_.socket_mode, err);
+    return listen_fd_ >= 0;
 }
 
 bool server::reply(uint32_t request, const void *payload, uint32_t size)
@@ -1591,14 +1405,14 @@ int vhost_user_serve(const vs_config &cfg, const serve_options &opt)
     sigaction(SIGINT, &sa, nullptr);
     sigaction(SIGTERM, &sa, nullptr);
     std::signal(SIGPIPE, SIG_IGN);
-    install_sigbus_handler();
+    shared_memory_install_sigbus_handler();
     server s(cfg, opt);
     return s.run();
 }
 
 void vhost_user_serve_connection(const vs_config &cfg, const serve_options &opt, int fd)
 {
-    install_sigbus_handler();
+    shared_memory_install_sigbus_handler();
     server s(cfg, opt);
     s.serve_connection(fd);
 }

@@ -1,0 +1,493 @@
+// test_proxy.cpp -- `viosim serve --qemu-proxy` (platform/qemu_proxy.cpp) with the test
+// playing QEMU's x-pci-proxy-dev: it shares a memfd as guest RAM (SYNC_SYSMEM), reads
+// the function's identity and capability list through PCI_CFGREAD, sizes and assigns the
+// BAR, brings the device up with a tiny driver through BAR_WRITE / BAR_READ, transmits a
+// frame, sees it come back (the loopback backend) and the INTx irqfd fire; and, as a
+// hostile QEMU, sends what must end the connection. The server runs in a thread on one
+// end of a socketpair (qemu_proxy_serve_connection); one test runs the viosim binary.
+// Every wait is bounded (WAIT_MS).
+#include <criterion/criterion.h>
+#include <jansson.h>
+
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/mpqemu_msg.h"
+#include "common/viosim_run.hpp"
+#include "config.h"
+#include "qemu_proxy.h"
+
+extern "C" {
+#include "pci_cfg.h"
+#include "virtio_wire.h"
+}
+
+namespace {
+
+constexpr int WAIT_MS = 30000;
+constexpr uint64_t RAM_GPA = 0x40000000;   // where the test's guest RAM sits
+constexpr uint64_t RAM_BYTES = 1 << 20;
+constexpr uint64_t RAM_FILE_OFFSET = 0x10000; // its offset in the memfd
+constexpr uint32_t BAR0_GPA = 0xfe000000;  // where the "firmware" puts BAR0
+constexpr uint16_t QSIZE = 8;
+
+vs_config proxy_config()
+{
+    vs_config cfg = config_defaults();
+    cfg.dev.no_msix = true;
+    cfg.dev.bars_32bit = true;
+    param_error err;
+    cr_assert(config_validate(cfg, err, false, true), "%s", err.message.c_str());
+    return cfg;
+}
+
+// QEMU's side of one connection, with the server in a thread on the other end.
+struct qemu_peer {
+    int sock = -1, mem = -1, irq = -1, resample = -1;
+    uint8_t *ram = nullptr; // the guest RAM as the test sees it (RAM_GPA at ram[0])
+    vs_config cfg = proxy_config();
+    serve_options opt;
+    std::thread server;
+
+    qemu_peer()
+    {
+        int sv[2];
+        cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+        sock = sv[0];
+        mem = memfd_create("test-proxy", MFD_CLOEXEC);
+        cr_assert_geq(mem, 0);
+        cr_assert_eq(ftruncate(mem, off_t(RAM_FILE_OFFSET + RAM_BYTES)), 0);
+        void *p = mmap(nullptr, RAM_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, mem, off_t(RAM_FILE_OFFSET));
+        cr_assert_neq(p, MAP_FAILED);
+        ram = static_cast<uint8_t *>(p);
+        opt.message_timeout_s = 1;
+        const int theirs = sv[1];
+        server = std::thread([this, theirs] { qemu_proxy_serve_connection(cfg, opt, theirs); });
+    }
+    ~qemu_peer()
+    {
+        if (sock >= 0)
+            close(sock);
+        if (server.joinable())
+            server.join();
+        munmap(ram, RAM_BYTES);
+        for (int fd : {mem, irq, resample})
+            if (fd >= 0)
+                close(fd);
+    }
+    void send(const std::vector<uint8_t> &m, const std::vector<int> &fds = {})
+    {
+        cr_assert_eq(vhost_sendmsg(sock, m.data(), m.size(), fds, 0), ssize_t(m.size()));
+    }
+    // The RET answer's value; fails the test if none comes.
+    uint64_t ret()
+    {
+        uint8_t b[MPQ_HEADER + 8];
+        size_t have = 0;
+        while (have < sizeof b) {
+            struct pollfd p = {sock, POLLIN, 0};
+            cr_assert_eq(poll(&p, 1, WAIT_MS), 1, "no answer from the server");
+            const ssize_t n = recv(sock, b + have, sizeof b - have, 0);
+            cr_assert_gt(n, 0, "the server closed the connection instead of answering");
+            have += size_t(n);
+        }
+        uint32_t cmd;
+        uint64_t size, v;
+        std::memcpy(&cmd, b, 4);
+        std::memcpy(&size, b + 8, 8);
+        std::memcpy(&v, b + 16, 8);
+        cr_assert_eq(cmd, uint32_t(MPQ_RET));
+        cr_assert_eq(size, 8u);
+        return v;
+    }
+    // The server ended the connection: EOF within WAIT_MS, nothing answered.
+    bool closed_by_server()
+    {
+        uint8_t b[64];
+        struct pollfd p = {sock, POLLIN, 0};
+        if (poll(&p, 1, WAIT_MS) != 1)
+            return false;
+        return recv(sock, b, sizeof b, 0) == 0;
+    }
+    void sync_ram()
+    {
+        send(mpq_sysmem({{RAM_GPA, RAM_BYTES, RAM_FILE_OFFSET}}), {mem});
+    }
+    void set_irqfd()
+    {
+        irq = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        resample = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        send(mpq_header(MPQ_SET_IRQFD, 0), {irq, resample});
+    }
+    uint32_t cfg_rd(uint32_t off, uint32_t len)
+    {
+        send(mpq_conf(MPQ_PCI_CFGREAD, off, 0, len));
+        return uint32_t(ret());
+    }
+    void cfg_wr(uint32_t off, uint32_t len, uint32_t v)
+    {
+        send(mpq_conf(MPQ_PCI_CFGWRITE, off, v, len));
+        cr_assert_eq(ret(), 0u);
+    }
+    uint64_t bar_rd(uint64_t addr, uint32_t len)
+    {
+        send(mpq_bar(MPQ_BAR_READ, addr, 0, len));
+        return ret();
+    }
+    void bar_wr(uint64_t addr, uint32_t len, uint64_t v)
+    {
+        send(mpq_bar(MPQ_BAR_WRITE, addr, v, len));
+        cr_assert_eq(ret(), 0u);
+    }
+    uint64_t irq_count()
+    {
+        uint64_t n = 0;
+        return read(irq, &n, sizeof n) == ssize_t(sizeof n) ? n : 0;
+    }
+    // Configuration-space offset of the vendor capability of cfg_type, or 0.
+    uint8_t find_vcap(uint8_t cfg_type)
+    {
+        uint8_t off = uint8_t(cfg_rd(PCI_CAPABILITY_LIST, 1));
+        for (int n = 0; off && n < 48; n++) {
+            if (cfg_rd(off, 1) == PCI_CAP_ID_VNDR && cfg_rd(off + 3u, 1) == cfg_type)
+                return off;
+            off = uint8_t(cfg_rd(off + 1u, 1));
+        }
+        return 0;
+    }
+    // The guest address of the structure a vendor capability points at (BAR0 assigned).
+    uint64_t vcap_addr(uint8_t cfg_type)
+    {
+        const uint8_t cap = find_vcap(cfg_type);
+        cr_assert_neq(cap, 0, "no virtio capability of type %u", cfg_type);
+        cr_assert_eq(cfg_rd(cap + 4u, 1), 0u, "the structure is in BAR0");
+        return BAR0_GPA + cfg_rd(cap + 8u, 4);
+    }
+    // PCI firmware's part: size BAR0 (all-ones written, the mask read back), assign it,
+    // enable memory decoding and bus mastering. Returns BAR0's size.
+    uint32_t assign_bar0()
+    {
+        cfg_wr(PCI_BAR0, 4, 0xffffffffu);
+        const uint32_t mask = cfg_rd(PCI_BAR0, 4);
+        cfg_wr(PCI_BAR0, 4, BAR0_GPA);
+        cfg_wr(PCI_COMMAND, 2, PCI_COMMAND_MEMORY_MASK | PCI_COMMAND_MASTER_MASK);
+        return ~(mask & ~0xfu) + 1;
+    }
+};
+
+uint64_t gpa(uint64_t off) { return RAM_GPA + off; }
+
+} // namespace
+
+// PCI Local Bus 3.0 "Configuration Space Header"; virtio 1.x "PCI Device Discovery"
+// (vendor 0x1AF4, device 0x1040 + 1 for a network device) and "Virtio Structure PCI
+// Capabilities": all read through the proxy's PCI_CFGREAD, answered by RET.
+Test(proxy, identity_and_capabilities_through_cfgread)
+{
+    qemu_peer q;
+    q.sync_ram();
+    cr_assert_eq(q.cfg_rd(PCI_VENDOR_ID, 2), 0x1af4u);
+    cr_assert_eq(q.cfg_rd(PCI_DEVICE_ID, 2), 0x1041u);
+    cr_assert_eq(q.cfg_rd(PCI_VENDOR_ID, 4), 0x10411af4u, "a 4-byte read covers both IDs");
+    cr_assert(q.cfg_rd(PCI_STATUS, 2) & PCI_STATUS_CAP_LIST_MASK);
+    cr_assert_eq(q.cfg_rd(PCI_INTERRUPT_PIN, 1), 1u, "INTA#: the proxy delivers INTx only");
+    bool seen[6] = {};
+    bool msix = false;
+    uint8_t off = uint8_t(q.cfg_rd(PCI_CAPABILITY_LIST, 1));
+    for (int n = 0; off && n < 48; n++) {
+        const uint32_t id = q.cfg_rd(off, 1);
+        if (id == PCI_CAP_ID_MSIX)
+            msix = true;
+        if (id == PCI_CAP_ID_VNDR) {
+            const uint32_t type = q.cfg_rd(off + 3u, 1);
+            if (type < 6)
+                seen[type] = true;
+        }
+        off = uint8_t(q.cfg_rd(off + 1u, 1));
+    }
+    cr_assert_eq(off, 0, "the capability list ends");
+    for (unsigned t = VIRTIO_PCI_CAP_COMMON_CFG; t <= VIRTIO_PCI_CAP_PCI_CFG; t++)
+        cr_assert(seen[t], "capability type %u is listed", t);
+    cr_assert_not(msix, "device.msix=off: no MSI-X capability");
+}
+
+// PCI Local Bus 3.0 "Base Address Registers": all-ones written, the size mask read back;
+// a 32-bit memory BAR (type bits 00), as the proxy sizes every BAR; BAR0 decodes at the
+// address assigned, and an access outside every BAR ends the connection.
+Test(proxy, bar_sizing_assignment_and_access_outside)
+{
+    qemu_peer q;
+    q.sync_ram();
+    cr_assert_eq(q.cfg_rd(PCI_BAR0, 4) & 0x7u, 0u, "32-bit memory BAR");
+    const uint32_t size = q.assign_bar0();
+    cr_assert_geq(size, 0x1000u);
+    cr_assert_eq(size & (size - 1), 0u, "a power of two");
+    cr_assert_eq(q.cfg_rd(PCI_BAR0, 4) & ~0xfu, BAR0_GPA);
+    const uint64_t common = q.vcap_addr(VIRTIO_PCI_CAP_COMMON_CFG);
+    cr_assert_eq(q.bar_rd(common + VIRTIO_PCI_COMMON_NUMQ, 2), 3u, "RX, TX, control queue");
+    q.send(mpq_bar(MPQ_BAR_READ, BAR0_GPA + size, 0, 4));
+    cr_assert(q.closed_by_server(), "a read past BAR0 ends the connection");
+}
+
+// virtio 1.x "Device Initialization" and "Virtqueue Configuration" through BAR writes;
+// "The Virtqueue Available Ring" / "Used Ring" (split); "ISR status capability": the
+// used buffer notification raises INTA#, which the server writes into the irqfd, and the
+// ISR read clears it.
+Test(proxy, bring_up_transmit_and_receive_with_intx)
+{
+    qemu_peer q;
+    q.sync_ram();
+    q.set_irqfd();
+    q.assign_bar0();
+    const uint64_t common = q.vcap_addr(VIRTIO_PCI_CAP_COMMON_CFG);
+    const uint64_t isr = q.vcap_addr(VIRTIO_PCI_CAP_ISR_CFG);
+    const uint8_t ncap = q.find_vcap(VIRTIO_PCI_CAP_NOTIFY_CFG);
+    const uint64_t notify = q.vcap_addr(VIRTIO_PCI_CAP_NOTIFY_CFG);
+    const uint32_t mult = q.cfg_rd(ncap + 16u, 4);
+    auto c = [&](uint32_t f) { return common + f; };
+
+    q.bar_wr(c(VIRTIO_PCI_COMMON_STATUS), 1, 0);
+    cr_assert_eq(q.bar_rd(c(VIRTIO_PCI_COMMON_STATUS), 1), 0u);
+    q.bar_wr(c(VIRTIO_PCI_COMMON_STATUS), 1, VIRTIO_STATUS_ACKNOWLEDGE);
+    q.bar_wr(c(VIRTIO_PCI_COMMON_STATUS), 1, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
+    q.bar_wr(c(VIRTIO_PCI_COMMON_DFSELECT), 4, 1);
+    cr_assert(q.bar_rd(c(VIRTIO_PCI_COMMON_DF), 4) & 1u, "VIRTIO_F_VERSION_1 offered");
+    q.bar_wr(c(VIRTIO_PCI_COMMON_GFSELECT), 4, 0);
+    q.bar_wr(c(VIRTIO_PCI_COMMON_GF), 4, 0);
+    q.bar_wr(c(VIRTIO_PCI_COMMON_GFSELECT), 4, 1);
+    q.bar_wr(c(VIRTIO_PCI_COMMON_GF), 4, 1); // VERSION_1 only: split rings, no extras
+    const uint8_t drv = VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER;
+    q.bar_wr(c(VIRTIO_PCI_COMMON_STATUS), 1, drv | VIRTIO_STATUS_FEATURES_OK);
+    cr_assert(q.bar_rd(c(VIRTIO_PCI_COMMON_STATUS), 1) & VIRTIO_STATUS_FEATURES_OK);
+    uint64_t notify_at[2];
+    for (uint16_t i = 0; i < 2; i++) { // queue i's rings at 64 KiB * (i + 1)
+        const uint64_t base = gpa(0x10000u * (i + 1u));
+        q.bar_wr(c(VIRTIO_PCI_COMMON_Q_SELECT), 2, i);
+        q.bar_wr(c(VIRTIO_PCI_COMMON_Q_SIZE), 2, QSIZE);
+        q.bar_wr(c(VIRTIO_PCI_COMMON_Q_DESCLO), 4, uint32_t(base));
+        q.bar_wr(c(VIRTIO_PCI_COMMON_Q_DESCHI), 4, 0);
+        q.bar_wr(c(VIRTIO_PCI_COMMON_Q_AVAILLO), 4, uint32_t(base + 0x1000));
+        q.bar_wr(c(VIRTIO_PCI_COMMON_Q_AVAILHI), 4, 0);
+        q.bar_wr(c(VIRTIO_PCI_COMMON_Q_USEDLO), 4, uint32_t(base + 0x2000));
+        q.bar_wr(c(VIRTIO_PCI_COMMON_Q_USEDHI), 4, 0);
+        notify_at[i] = notify + uint64_t(q.bar_rd(c(VIRTIO_PCI_COMMON_Q_NOFF), 2)) * mult;
+        q.bar_wr(c(VIRTIO_PCI_COMMON_Q_ENABLE), 2, 1);
+    }
+    q.bar_wr(c(VIRTIO_PCI_COMMON_STATUS), 1, drv | VIRTIO_STATUS_FEATURES_OK | VIRTIO_STATUS_DRIVER_OK);
+    cr_assert_eq(q.bar_rd(c(VIRTIO_PCI_COMMON_STATUS), 1),
+                 unsigned(drv | VIRTIO_STATUS_FEATURES_OK | VIRTIO_STATUS_DRIVER_OK), "DRIVER_OK, healthy");
+    cr_assert_eq(q.irq_count(), 0u, "no interrupt yet");
+
+    // One 2 KiB receive buffer (queue 0), one 12-byte header + 60-byte frame (queue 1).
+    auto put_desc = [&](uint16_t qi, uint64_t addr, uint32_t len, uint16_t flags) {
+        uint8_t *d = q.ram + 0x10000u * (qi + 1u);
+        std::memcpy(d, &addr, 8);
+        std::memcpy(d + 8, &len, 4);
+        std::memcpy(d + 12, &flags, 2);
+        uint8_t *avail = d + 0x1000;
+        const uint16_t head = 0, idx = 1;
+        std::memcpy(avail + 4, &head, 2);
+        __atomic_thread_fence(__ATOMIC_RELEASE);
+        std::memcpy(avail + 2, &idx, 2);
+    };
+    const uint64_t rx_buf = 0x40000, tx_buf = 0x50000;
+    put_desc(0, gpa(rx_buf), 2048, 2 /* VIRTQ_DESC_F_WRITE */);
+    q.bar_wr(notify_at[0], 2, 0);
+    uint8_t frame[12 + 60] = {};
+    for (unsigned i = 12; i < sizeof frame; i++)
+        frame[i] = uint8_t(i * 7);
+    std::memcpy(q.ram + tx_buf, frame, sizeof frame);
+    put_desc(1, gpa(tx_buf), sizeof frame, 0);
+    q.bar_wr(notify_at[1], 2, 1); // answered once the device has run: untimed
+
+    uint16_t used_idx[2];
+    uint32_t rx_len;
+    for (unsigned i = 0; i < 2; i++)
+        std::memcpy(&used_idx[i], q.ram + 0x10000u * (i + 1u) + 0x2000 + 2, 2);
+    std::memcpy(&rx_len, q.ram + 0x10000u + 0x2000 + 4 + 4, 4);
+    cr_assert_eq(used_idx[1], 1u, "the frame was transmitted");
+    cr_assert_eq(used_idx[0], 1u, "and looped back into the receive buffer");
+    cr_assert_eq(rx_len, sizeof frame);
+    cr_assert_eq(std::memcmp(q.ram + rx_buf + 12, frame + 12, 60), 0, "the same bytes");
+    cr_assert_geq(q.irq_count(), 1u, "INTA# rose: the irqfd was written");
+    cr_assert_eq(q.cfg_rd(PCI_STATUS, 2) & PCI_STATUS_INTERRUPT_MASK, PCI_STATUS_INTERRUPT_MASK);
+    cr_assert_eq(q.bar_rd(isr, 1) & 1u, 1u, "ISR: a used buffer notification");
+    cr_assert_eq(q.cfg_rd(PCI_STATUS, 2) & PCI_STATUS_INTERRUPT_MASK, 0u, "the read cleared it");
+    // A resample with the pin low writes nothing.
+    const uint64_t one = 1;
+    cr_assert_eq(write(q.resample, &one, sizeof one), ssize_t(sizeof one));
+    cr_assert_eq(q.cfg_rd(PCI_VENDOR_ID, 2), 0x1af4u); // a round trip after the resample
+    cr_assert_eq(q.irq_count(), 0u);
+
+    // DEVICE_RESET: the function back to power-on (BAR unassigned, status 0).
+    q.send(mpq_header(MPQ_DEVICE_RESET, 0));
+    cr_assert_eq(q.ret(), 0u);
+    cr_assert_eq(q.cfg_rd(PCI_BAR0, 4) & ~0xfu, 0u);
+}
+
+// Hostile QEMU: each message below ends the connection (EOF on QEMU's side, nothing
+// answered) and the server thread returns.
+namespace {
+void expect_refused(const std::vector<uint8_t> &m, bool with_ram, const std::vector<int> &extra_fds = {},
+                    bool close_after = false)
+{
+    qemu_peer q;
+    if (with_ram)
+        q.sync_ram();
+    q.send(m, extra_fds);
+    if (close_after)
+        shutdown(q.sock, SHUT_WR);
+    cr_assert(q.closed_by_server());
+}
+} // namespace
+
+Test(proxy, hostile_oversized_message) { expect_refused(mpq_header(MPQ_PCI_CFGREAD, 4096), true); }
+Test(proxy, hostile_unknown_command) { expect_refused(mpq_header(42, 0), true); }
+Test(proxy, hostile_ret_from_qemu) { expect_refused(mpq_header(MPQ_RET, 8), true); }
+Test(proxy, hostile_wrong_payload_size) { expect_refused(mpq_header(MPQ_BAR_READ, 12), true); }
+Test(proxy, hostile_short_message_timeout)
+{
+    std::vector<uint8_t> m = mpq_conf(MPQ_PCI_CFGREAD, 0, 0, 4);
+    m.resize(20); // the rest never comes (message_timeout_s = 1)
+    expect_refused(m, true);
+}
+Test(proxy, hostile_short_message_closed)
+{
+    std::vector<uint8_t> m = mpq_conf(MPQ_PCI_CFGREAD, 0, 0, 4);
+    m.resize(10);
+    expect_refused(m, true, {}, true);
+}
+Test(proxy, hostile_cfg_outside_space) { expect_refused(mpq_conf(MPQ_PCI_CFGREAD, 4094, 0, 4), true); }
+Test(proxy, hostile_cfg_bad_length) { expect_refused(mpq_conf(MPQ_PCI_CFGWRITE, 0x40, 0, 3), true); }
+Test(proxy, hostile_bar_io_space) { expect_refused(mpq_bar(MPQ_BAR_READ, 0xc000, 0, 2, false), true); }
+Test(proxy, hostile_bar_unassigned) { expect_refused(mpq_bar(MPQ_BAR_WRITE, 0xfe000000, 1, 4), true); }
+Test(proxy, hostile_bar_bad_size) { expect_refused(mpq_bar(MPQ_BAR_READ, 0xfe000000, 0, 3), true); }
+Test(proxy, hostile_irqfd_without_fds) { expect_refused(mpq_header(MPQ_SET_IRQFD, 0), true); }
+Test(proxy, hostile_sysmem_overlap)
+{
+    qemu_peer q;
+    q.send(mpq_sysmem({{RAM_GPA, 0x10000, 0}, {RAM_GPA + 0x8000, 0x10000, 0x20000}}), {q.mem, q.mem});
+    cr_assert(q.closed_by_server());
+}
+Test(proxy, hostile_sysmem_exceeds_file)
+{
+    qemu_peer q;
+    q.send(mpq_sysmem({{RAM_GPA, RAM_BYTES, RAM_FILE_OFFSET + 0x1000}}), {q.mem});
+    cr_assert(q.closed_by_server());
+}
+Test(proxy, hostile_sysmem_empty_and_wrapping)
+{
+    {
+        qemu_peer q;
+        q.send(mpq_sysmem({{RAM_GPA, 0, 0}}), {q.mem});
+        cr_assert(q.closed_by_server());
+    }
+    qemu_peer q;
+    q.send(mpq_sysmem({{~0ull - 0xfff, 0x2000, 0}}), {q.mem});
+    cr_assert(q.closed_by_server());
+}
+// The device's DMA to an address outside the synchronised RAM is the device's error
+// (NEEDS_RESET with a named reason), not the connection's: a ring outside RAM.
+Test(proxy, dma_outside_ram_needs_reset_connection_stays)
+{
+    qemu_peer q;
+    q.sync_ram();
+    q.assign_bar0();
+    const uint64_t common = q.vcap_addr(VIRTIO_PCI_CAP_COMMON_CFG);
+    const uint8_t drv = VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER;
+    q.bar_wr(common + VIRTIO_PCI_COMMON_STATUS, 1, drv);
+    q.bar_wr(common + VIRTIO_PCI_COMMON_GFSELECT, 4, 1);
+    q.bar_wr(common + VIRTIO_PCI_COMMON_GF, 4, 1);
+    q.bar_wr(common + VIRTIO_PCI_COMMON_STATUS, 1, drv | VIRTIO_STATUS_FEATURES_OK);
+    q.bar_wr(common + VIRTIO_PCI_COMMON_Q_SELECT, 2, 1);
+    q.bar_wr(common + VIRTIO_PCI_COMMON_Q_DESCLO, 4, 0x1000); // below RAM_GPA: not RAM
+    q.bar_wr(common + VIRTIO_PCI_COMMON_Q_AVAILLO, 4, 0x2000);
+    q.bar_wr(common + VIRTIO_PCI_COMMON_Q_USEDLO, 4, 0x3000);
+    q.bar_wr(common + VIRTIO_PCI_COMMON_Q_ENABLE, 2, 1);
+    q.bar_wr(common + VIRTIO_PCI_COMMON_STATUS, 1, drv | VIRTIO_STATUS_FEATURES_OK | VIRTIO_STATUS_DRIVER_OK);
+    const uint8_t ncap = q.find_vcap(VIRTIO_PCI_CAP_NOTIFY_CFG);
+    const uint64_t notify = q.vcap_addr(VIRTIO_PCI_CAP_NOTIFY_CFG) +
+                            q.bar_rd(common + VIRTIO_PCI_COMMON_Q_NOFF, 2) * q.cfg_rd(ncap + 16u, 4);
+    q.bar_wr(notify, 2, 1);
+    cr_assert(q.bar_rd(common + VIRTIO_PCI_COMMON_STATUS, 1) & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
+}
+
+// The binary: `viosim serve --qemu-proxy` refuses MSI-X and 64-bit BARs, serves a peer
+// on the socket and writes stats.json with the proxy's counters.
+Test(proxy, binary_serves_and_writes_stats)
+{
+    const char *bin = std::getenv("VIOSIM");
+    if (!bin)
+        cr_skip_test("VIOSIM is not set (run through ctest)");
+    const std::string dir = temp_dir(), sock = dir + "/proxy.sock";
+    auto run_to_end = [&](const std::vector<std::string> &extra) {
+        std::string cmd = std::string(bin) + " serve --qemu-proxy " + sock + " --out " + dir;
+        for (const std::string &e : extra)
+            cmd += " " + e;
+        return std::system((cmd + " >" + dir + "/refused.log 2>&1").c_str());
+    };
+    cr_assert_neq(run_to_end({"--set", "device.msix=on"}), 0);
+    cr_assert(slurp(dir + "/refused.log").find("device.msix") != std::string::npos);
+    cr_assert_neq(run_to_end({"--set", "device.bar_width_bits=64"}), 0);
+
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        const std::string log = dir + "/serve.log";
+        int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        dup2(fd, 2);
+        execl(bin, bin, "serve", "--qemu-proxy", sock.c_str(), "--out", dir.c_str(), "--duration-s", "60",
+              static_cast<char *>(nullptr));
+        _exit(127);
+    }
+    int s = -1;
+    for (int tries = 0; tries < 3000 && s < 0; tries++) { // the socket appears
+        s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        struct sockaddr_un sa = {};
+        sa.sun_family = AF_UNIX;
+        std::snprintf(sa.sun_path, sizeof sa.sun_path, "%s", sock.c_str());
+        if (connect(s, reinterpret_cast<struct sockaddr *>(&sa), sizeof sa) != 0) {
+            close(s);
+            s = -1;
+            usleep(10000);
+        }
+    }
+    cr_assert_geq(s, 0, "the server listens");
+    const std::vector<uint8_t> m = mpq_conf(MPQ_PCI_CFGREAD, PCI_VENDOR_ID, 0, 2);
+    cr_assert_eq(write(s, m.data(), m.size()), ssize_t(m.size()));
+    uint8_t b[24];
+    size_t have = 0;
+    while (have < sizeof b) {
+        struct pollfd p = {s, POLLIN, 0};
+        cr_assert_eq(poll(&p, 1, WAIT_MS), 1);
+        const ssize_t n = read(s, b + have, sizeof b - have);
+        cr_assert_gt(n, 0);
+        have += size_t(n);
+    }
+    cr_assert_eq(b[16] | b[17] << 8, 0x1af4);
+    close(s);
+    kill(pid, SIGTERM);
+    int st = 0;
+    cr_assert_eq(waitpid(pid, &st, 0), pid);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s", slurp(dir + "/serve.log").c_str());
+    json_error_t e;
+    json_t *j = json_load_file((dir + "/stats.json").c_str(), 0, &e);
+    cr_assert_not_null(j, "%s", e.text);
+    json_t *stats = json_object_get(j, "stats");
+    cr_assert_eq(json_integer_value(json_object_get(json_object_get(stats, "proxy.cfg_reads"), "value")), 1);
+    cr_assert_eq(json_integer_value(json_object_get(json_object_get(stats, "proxy.connections"), "value")), 1);
+    json_decref(j);
+}
