@@ -118,19 +118,9 @@ uint32_t le32(const uint8_t *p)
 constexpr unsigned STEP_BUDGET = 256;
 constexpr unsigned PASS_MAX = 64;
 
-volatile std::sig_atomic_t g_stop = 0;
-void on_signal(int) { g_stop = 1; }
-
-void logf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-void logf(const char *fmt, ...)
-{
-    std::va_list ap;
-    va_start(ap, fmt);
-    std::fputs("viosim serve: ", stderr);
-    std::vfprintf(stderr, fmt, ap);
-    std::fputc('\n', stderr);
-    va_end(ap);
-}
+// Log lines, stop signals and descriptors as both serve front ends handle them.
+constexpr auto &logf = serve_log;
+constexpr auto &close_fd = serve_close_fd;
 
 // ---- Counters over the server's life ----
 
@@ -181,6 +171,17 @@ struct guest_ram {
     }
 };
 
+// After a copy: a fault of shrunk memory (shared_memory.h) refuses the access like one
+// outside the RAM; run_device then ends the connection.
+bool ram_faulted(guest_ram *m)
+{
+    if (!shared_memory_faulted())
+        return false;
+    m->faulted = true;
+    m->ctr->memory_faults++;
+    return true;
+}
+
 enum vs_dma_status ram_read(void *ctx, uint64_t addr, void *dst, uint32_t len, enum vs_dma_kind kind)
 {
     auto *m = static_cast<guest_ram *>(ctx);
@@ -190,11 +191,8 @@ enum vs_dma_status ram_read(void *ctx, uint64_t addr, void *dst, uint32_t len, e
         return VS_DMA_OUT_OF_RANGE;
     }
     shared_memory_load(dst, p, len, kind == VS_DMA_DESC_READ);
-    if (shared_memory_faulted()) {
-        m->faulted = true;
-        m->ctr->memory_faults++;
+    if (ram_faulted(m))
         return VS_DMA_OUT_OF_RANGE;
-    }
     m->ctr->dma_reads[kind]++;
     m->ctr->dma_read_bytes += len;
     return VS_DMA_OK;
@@ -210,21 +208,11 @@ enum vs_dma_status ram_write(void *ctx, uint64_t addr, const void *src, uint32_t
         return VS_DMA_OUT_OF_RANGE;
     }
     shared_memory_store(p, src, len);
-    if (shared_memory_faulted()) {
-        m->faulted = true;
-        m->ctr->memory_faults++;
+    if (ram_faulted(m))
         return VS_DMA_OUT_OF_RANGE;
-    }
     m->ctr->dma_writes[kind]++;
     m->ctr->dma_write_bytes += len;
     return VS_DMA_OK;
-}
-
-void close_fd(int &fd)
-{
-    if (fd >= 0)
-        close(fd);
-    fd = -1;
 }
 
 // ---- The server ----
@@ -383,7 +371,7 @@ bool proxy_server::recv_bytes(uint8_t *dst, size_t len, std::vector<int> &fds, b
         if (errno != EAGAIN && errno != EWOULDBLOCK)
             return fail("cannot read: %s", std::strerror(errno));
         const auto now = std::chrono::steady_clock::now();
-        if (now >= deadline || g_stop)
+        if (now >= deadline || serve_stop_requested())
             return fail("short message: %zu of %zu bytes within %g s", have, len, opt_.message_timeout_s);
         const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now).count();
         struct pollfd p = {fd_, POLLIN, 0};
@@ -735,7 +723,7 @@ int proxy_server::run()
     std::fflush(stderr);
     const auto deadline = start_ + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
                                        std::chrono::duration<double>(opt_.duration_s));
-    while (!g_stop) {
+    while (!serve_stop_requested()) {
         if (opt_.duration_s > 0 && std::chrono::steady_clock::now() >= deadline)
             break;
         if (fd_ < 0) {
@@ -773,14 +761,7 @@ void proxy_server::serve_connection(int fd)
 
 int qemu_proxy_serve(const vs_config &cfg, const serve_options &opt)
 {
-    struct sigaction sa;
-    std::memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, nullptr);
-    sigaction(SIGTERM, &sa, nullptr);
-    std::signal(SIGPIPE, SIG_IGN);
-    shared_memory_install_sigbus_handler();
+    serve_install_signals();
     proxy_server s(cfg, opt);
     return s.run();
 }

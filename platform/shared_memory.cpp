@@ -5,6 +5,8 @@
 #include <atomic>
 #include <cerrno>
 #include <csignal>
+#include <cstdarg>
+#include <cstdio>
 #include <cstring>
 
 #include <sys/mman.h>
@@ -45,6 +47,8 @@ thread_local guest_map t_maps[SHARED_MEMORY_MAPS_MAX];
 thread_local volatile std::sig_atomic_t t_nmaps = 0;
 thread_local volatile std::sig_atomic_t t_guest_faulted = 0;
 struct sigaction g_prev_sigbus;
+volatile std::sig_atomic_t g_stop = 0;
+void on_stop_signal(int) { g_stop = 1; }
 
 void on_sigbus(int sig, siginfo_t *info, void *)
 {
@@ -236,4 +240,38 @@ int shared_listen_unix(const std::string &path, unsigned mode, std::string &err)
         return -1;
     }
     return fd;
+}
+
+void serve_log(const char *fmt, ...)
+{
+    std::va_list ap;
+    va_start(ap, fmt);
+    std::fputs("viosim serve: ", stderr);
+    std::vfprintf(stderr, fmt, ap);
+    std::fputc('\n', stderr);
+    va_end(ap);
+}
+
+void serve_install_signals()
+{
+    struct sigaction sa;
+    std::memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, nullptr);
+    sigaction(SIGTERM, &sa, nullptr);
+    std::signal(SIGPIPE, SIG_IGN);
+    shared_memory_install_sigbus_handler();
+}
+
+bool serve_stop_requested()
+{
+    return g_stop != 0;
+}
+
+void serve_close_fd(int &fd)
+{
+    if (fd >= 0)
+        close(fd);
+    fd = -1;
 }

@@ -32,6 +32,15 @@ void shared_memory_load(void *dst, const uint8_t *src, uint32_t len, bool descen
 // store (a used index, a packed used descriptor), so the peer never sees them torn.
 void shared_memory_store(uint8_t *dst, const void *src, uint32_t len);
 
+// One line on stderr, "viosim serve: " and the message.
+void serve_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+// SIGINT and SIGTERM set the stop flag (serve_stop_requested); SIGPIPE is ignored (a
+// peer that went away is seen as a failed send); the SIGBUS handler is installed.
+void serve_install_signals();
+bool serve_stop_requested();
+// Closes fd if open and sets it to -1.
+void serve_close_fd(int &fd);
+
 // Binds and listens on a unix socket path with the socket file's mode set explicitly
 // (mode bits, not the umask's). A stale socket file (nobody answers) is replaced; a
 // live one is refused. Returns the listening fd, or -1 with err naming the path.

@@ -142,19 +142,9 @@ const char *request_name(uint32_t r)
     }
 }
 
-volatile std::sig_atomic_t g_stop = 0;
-void on_signal(int) { g_stop = 1; }
-
-void logf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-void logf(const char *fmt, ...)
-{
-    std::va_list ap;
-    va_start(ap, fmt);
-    std::fputs("viosim serve: ", stderr);
-    std::vfprintf(stderr, fmt, ap);
-    std::fputc('\n', stderr);
-    va_end(ap);
-}
+// Log lines, stop signals and descriptors as both serve front ends handle them.
+constexpr auto &logf = serve_log;
+constexpr auto &close_fd = serve_close_fd;
 
 // ---- Counters over the server's life (all connections) ----
 
@@ -483,13 +473,6 @@ bool server::reply(uint32_t request, const void *payload, uint32_t size)
         return fail("cannot send the reply to %s: %s", request_name(request),
                     n < 0 ? std::strerror(errno) : "short write");
     return true;
-}
-
-void close_fd(int &fd)
-{
-    if (fd >= 0)
-        close(fd);
-    fd = -1;
 }
 
 // Stops ring i's queue (publishing what was pushed) and keeps its position in r.base for
@@ -1357,7 +1340,7 @@ int server::run()
     std::fflush(stderr);
     const auto deadline = start_ + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
                                        std::chrono::duration<double>(opt_.duration_s));
-    while (!g_stop) {
+    while (!serve_stop_requested()) {
         if (opt_.duration_s > 0 && std::chrono::steady_clock::now() >= deadline)
             break;
         if (conn_.fd < 0) {
@@ -1398,14 +1381,7 @@ void server::serve_connection(int fd)
 
 int vhost_user_serve(const vs_config &cfg, const serve_options &opt)
 {
-    struct sigaction sa;
-    std::memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, nullptr);
-    sigaction(SIGTERM, &sa, nullptr);
-    std::signal(SIGPIPE, SIG_IGN);
-    shared_memory_install_sigbus_handler();
+    serve_install_signals();
     server s(cfg, opt);
     return s.run();
 }

@@ -7,7 +7,9 @@
 #include <cstring>
 #include <vector>
 
+#include <sys/mman.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 constexpr unsigned VHOST_MSG_FDS_MAX = 8; // the most a message carries (SET_MEM_TABLE)
 
@@ -32,6 +34,19 @@ inline ssize_t vhost_sendmsg(int sock, const void *msg, size_t len, const std::v
         std::memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * n);
     }
     return sendmsg(sock, &mh, flags | MSG_NOSIGNAL);
+}
+
+// For the harnesses that play a peer with shared memory: a memfd of `bytes` whose first
+// init_len bytes are init, and a connected socketpair in sv. Traps if the harness itself
+// cannot set up (that is not the server's failure). Returns the memfd.
+inline int peer_setup(const char *name, size_t bytes, const uint8_t *init, size_t init_len, int sv[2])
+{
+    const int mem = memfd_create(name, MFD_CLOEXEC);
+    if (mem < 0 || ftruncate(mem, off_t(bytes)) != 0 || pwrite(mem, init, init_len, 0) != ssize_t(init_len))
+        __builtin_trap();
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+        __builtin_trap();
+    return mem;
 }
 
 #endif

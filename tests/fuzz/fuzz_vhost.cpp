@@ -48,12 +48,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const uint8_t *p = data + 3 + mem_init;
     const uint8_t *const end = data + size;
 
-    int mem = memfd_create("fuzz-vhost", MFD_CLOEXEC);
-    if (mem < 0 || ftruncate(mem, MEM_BYTES) != 0 || pwrite(mem, data + 3, mem_init, 0) != ssize_t(mem_init))
-        __builtin_trap(); // the harness itself failed, not viosim
     int sv[2];
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
-        __builtin_trap();
+    const int mem = peer_setup("fuzz-vhost", MEM_BYTES, data + 3, mem_init, sv); // traps if it cannot
 
     std::vector<int> owned; // eventfds the harness made (closed at the end)
     for (unsigned n = 0; n < MESSAGES_MAX && end - p >= 12; n++) {
