@@ -185,6 +185,16 @@ static void queue_clear(struct pt *tp, uint16_t qi)
 
 static void intx_update(struct pt *tp);
 
+/* The device type's roles for the features negotiated (pt_device.queue_role). */
+static void roles_refresh(struct pt *tp)
+{
+    for (uint16_t q = 0; tp->dev->queue_role && q < tp->num_queues; q++) {
+        const struct pt_role *r = tp->dev->queue_role(tp->dev_ctx, q);
+        if (r)
+            tp->role[q] = r;
+    }
+}
+
 static void device_reset(struct pt *tp)
 {
     for (uint16_t i = 0; i < tp->num_queues; i++)
@@ -197,6 +207,7 @@ static void device_reset(struct pt *tp)
     memset(tp->wake, 0, sizeof tp->wake);
     if (tp->dev->reset)
         tp->dev->reset(tp->dev_ctx);
+    roles_refresh(tp);
 }
 
 bool pt_init(struct pt *tp, const struct pt_params *p, const struct pt_device *dev, void *ctx,
@@ -588,6 +599,9 @@ static void queue_enable(struct pt *tp, uint16_t qi)
 
 static void apply_event(struct pt *tp, struct vpci_event ev, uint16_t *kicked)
 {
+    /* Negotiation completed (possibly in the same write as DRIVER_OK). */
+    if (ev.features_ok)
+        roles_refresh(tp);
     switch (ev.kind) {
     case VPCI_EV_NONE:
     case VPCI_EV_FEATURES_OK:

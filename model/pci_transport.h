@@ -213,6 +213,12 @@ struct pt_device {
     void (*queue_reset)(void *ctx, uint16_t q);
     /* Device reset, after the transport's own state is cleared. */
     void (*reset)(void *ctx);
+    /* The role of queue q as the device type numbers its queues now (optional; NULL
+     * keeps pt_init's). Asked for every queue after a device reset and when the driver
+     * sets FEATURES_OK: a device type whose queue numbering depends on the features
+     * negotiated (virtio-net's control queue) fixes its roles there, before the driver
+     * sets up any queue. */
+    const struct pt_role *(*queue_role)(void *ctx, uint16_t q);
 };
 
 struct pt_stats {

@@ -56,22 +56,46 @@ static uint64_t net_config_read(void *ctx, uint32_t off, unsigned size)
     return v;
 }
 
-/* The control queue exists only with VIRTIO_NET_F_CTRL_VQ ("Virtqueues"). */
+/* Is qi a data queue: receiveqN at 2(N-1), transmitqN at 2(N-1)+1, below
+ * 2 * max_virtqueue_pairs and not the control queue ("Virtqueues")? */
+static bool is_data_queue(const struct vnet *n, uint16_t qi)
+{
+    return qi < 2u * n->pairs_max && qi != vnet_ctrl_queue(n);
+}
+
+/* The control queue exists only with VIRTIO_NET_F_CTRL_VQ ("Virtqueues"); the queue at
+ * 2 * max_virtqueue_pairs is no data queue, so it exists only as the control queue. */
 static bool net_queue_exists(void *ctx, uint16_t q)
 {
     const struct vnet *n = ctx;
-    return q != vnet_ctrl_queue(n) || pt_negotiated(n->tp, VIRTIO_NET_F_CTRL_VQ_BIT);
+    if (q == vnet_ctrl_queue(n))
+        return pt_negotiated(n->tp, VIRTIO_NET_F_CTRL_VQ_BIT);
+    return is_data_queue(n, q);
 }
 
-/* Queue roles by index: receiveqN at 2(N-1), transmitqN at 2(N-1)+1. */
 static bool is_tx_queue(const struct vnet *n, uint16_t qi)
 {
-    return qi < vnet_ctrl_queue(n) && qi % 2u == 1u;
+    return is_data_queue(n, qi) && qi % 2u == 1u;
 }
 
 static bool is_rx_queue(const struct vnet *n, uint16_t qi)
 {
-    return qi < vnet_ctrl_queue(n) && qi % 2u == 0u;
+    return is_data_queue(n, qi) && qi % 2u == 0u;
+}
+
+/* "Virtqueues": N = max_virtqueue_pairs if VIRTIO_NET_F_MQ or VIRTIO_NET_F_RSS is
+ * negotiated, else 1; the control queue is 2N. Fixed when the driver sets FEATURES_OK
+ * (pt_device.queue_role, before the driver sets up its queues), and kept through a reset
+ * until the next FEATURES_OK (the numbering only matters with features negotiated; the
+ * statistics of a run name the queues the driver used). Before the first: the offered
+ * numbering, N = max_virtqueue_pairs. */
+static void net_number_queues(struct vnet *n)
+{
+    if (!(n->tp->vpci.status & VIRTIO_STATUS_FEATURES_OK))
+        return;
+    const bool all_pairs = pt_negotiated(n->tp, VIRTIO_NET_F_MQ_BIT) ||
+                           pt_negotiated(n->tp, VIRTIO_NET_F_RSS_BIT);
+    n->ctrl_q = (uint16_t)(2u * (all_pairs ? n->pairs_max : 1u));
 }
 
 /* A frame being spread over buffers of qi loses them with the queue: it stays at the
@@ -135,6 +159,8 @@ static void net_reset(void *ctx)
     n->pairs = 1;
 }
 
+static const struct pt_role *net_queue_role(void *ctx, uint16_t q);
+
 const struct pt_device vnet_device = {
     .features_ok = net_features_ok,
     .config_read = net_config_read,
@@ -143,6 +169,7 @@ const struct pt_device vnet_device = {
     .queue_enabled = net_queue_enabled,
     .queue_reset = net_queue_reset,
     .reset = net_reset,
+    .queue_role = net_queue_role,
 };
 
 bool vnet_init(struct vnet *n, const struct vnet_params *p, struct pt *tp, uint32_t engines)
@@ -152,6 +179,7 @@ bool vnet_init(struct vnet *n, const struct vnet_params *p, struct pt *tp, uint3
     n->tp = tp;
     n->pairs_max = p->queue_pairs == 0 ? 1u : p->queue_pairs;
     n->num_queues = vnet_queues(n->pairs_max);
+    n->ctrl_q = (uint16_t)(n->num_queues - 1u);
     n->pairs = 1;
     n->rss_lim = rss_limits_default();
     /* The longest command the device can accept: COAL_VQ_SET's, or RSS_CONFIG's with
@@ -548,7 +576,7 @@ static bool rx_holds_publication(const void *ctx, uint16_t qi)
  * names one)? */
 static bool net_data_queue_enabled(const struct vnet *n, uint16_t vq)
 {
-    return vq < vnet_ctrl_queue(n) && n->tp->q[vq].enabled;
+    return is_data_queue(n, vq) && n->tp->q[vq].enabled;
 }
 
 /* The VIRTIO_NET_CTRL_NOTF_COAL class. `data` holds the command-specific data the
@@ -583,8 +611,9 @@ static uint8_t net_ctrl_notf_coal(struct vnet *n, uint8_t command, const uint8_t
         else
             n->coal_rx_set = c;
         for (uint16_t q = command == VIRTIO_NET_CTRL_NOTF_COAL_TX_SET ? 1u : 0u;
-             q < vnet_ctrl_queue(n); q += 2u)
-            coal_set(&n->coal[q], &c);
+             q < 2u * n->pairs_max; q += 2u)
+            if (is_data_queue(n, q))
+                coal_set(&n->coal[q], &c);
         return VIRTIO_NET_OK;
     case VIRTIO_NET_CTRL_NOTF_COAL_VQ_SET:
         /* "The device MUST respond to VIRTIO_NET_CTRL_NOTF_COAL_VQ_SET and
@@ -935,6 +964,24 @@ const struct pt_role *vnet_queue_role(uint16_t q, uint16_t n)
     if (n % 2 == 1 && q == n - 1)
         return &ctrl_role;
     return q % 2 == 0 ? &rx_role : &tx_role;
+}
+
+const struct pt_role *vnet_role(const struct vnet *n, uint16_t q)
+{
+    if (q >= n->num_queues)
+        return NULL;
+    if (q == vnet_ctrl_queue(n))
+        return &ctrl_role;
+    return q % 2 == 0 ? &rx_role : &tx_role;
+}
+
+/* pt_device.queue_role, asked for every queue at FEATURES_OK and after a reset: number
+ * the queues for the features negotiated (idempotent), then q's role. */
+static const struct pt_role *net_queue_role(void *ctx, uint16_t q)
+{
+    struct vnet *n = ctx;
+    net_number_queues(n);
+    return vnet_role(n, q);
 }
 
 /* ---- One buffer per call ---- */

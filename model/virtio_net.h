@@ -22,7 +22,10 @@
 #include "rss.h"
 
 /* Queue numbering ("Virtqueues"): receiveqN is 2(N-1), transmitqN is 2(N-1)+1, the
- * control queue comes last, at 2 * max_virtqueue_pairs. With one queue pair: */
+ * control queue at 2N, where N is max_virtqueue_pairs when VIRTIO_NET_F_MQ or
+ * VIRTIO_NET_F_RSS is negotiated and 1 otherwise (so it is fixed at FEATURES_OK and kept
+ * through a reset until the next; before the first, the device numbers its queues as if
+ * N were max_virtqueue_pairs). With one queue pair: */
 #define VNET_QUEUE_RX   0u
 #define VNET_QUEUE_TX   1u
 #define VNET_QUEUE_CTRL 2u
@@ -37,8 +40,9 @@ static inline uint16_t vnet_queues(uint16_t pairs)
     return (uint16_t)(2u * (pairs == 0 ? 1u : pairs) + 1u);
 }
 
-/* The role of queue q of a virtio-net function with n queues (2k RX, 2k+1 TX, the
- * control queue last when n is odd). */
+/* The role of queue q of a virtio-net function with n queues before feature
+ * negotiation (2k RX, 2k+1 TX, the control queue last when n is odd); vnet_role gives
+ * it with the features negotiated. */
 const struct pt_role *vnet_queue_role(uint16_t q, uint16_t n);
 
 /* Cross-queue wake-ups of the roles (pt_role.waits_on / signals); the queues given
@@ -125,7 +129,11 @@ struct vnet {
     struct pt *tp;           /* the transport it runs on */
     struct virtio_net_config netcfg;
     uint16_t pairs_max;      /* queue pairs offered: p.queue_pairs, at least 1 */
-    uint16_t num_queues;     /* 2 * pairs_max + 1 */
+    uint16_t num_queues;     /* 2 * pairs_max + 1 (common config's num_queues) */
+    /* The control queue's index: 2N ("Virtqueues"), N = pairs_max until the first
+     * FEATURES_OK, then 1 unless VIRTIO_NET_F_MQ or VIRTIO_NET_F_RSS was negotiated at
+     * the last one. */
+    uint16_t ctrl_q;
     /* Queue pairs in use: 1 after reset and feature negotiation, then what the last
      * VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET answered OK set ("Automatic receive steering in
      * multiqueue mode"). Queues of the pairs past it take no buffers. */
@@ -164,11 +172,17 @@ struct vnet {
  * with more than one queue pair, VIRTIO_NET_F_MRG_RXBUF when p->mrg_rxbuf,
  * VIRTIO_NET_F_RSS when p->rss. */
 vs_features vnet_features(const struct vnet_params *p);
-/* The control queue's index: 2 * max_virtqueue_pairs. */
+/* The control queue's index: 2N (struct vnet's ctrl_q). */
 static inline uint16_t vnet_ctrl_queue(const struct vnet *n)
 {
-    return (uint16_t)(n->num_queues - 1u);
+    return n->ctrl_q;
 }
+/* The role of queue q (< num_queues) as the queues are numbered now: the control
+ * queue at vnet_ctrl_queue, 2k receive and 2k+1 transmit below 2 * pairs_max. Data
+ * queues past 2N without VIRTIO_NET_F_MQ keep their role but never carry traffic (their
+ * pair is never in use); queue 2 * pairs_max, when the control queue is not there, does
+ * not exist (enabling it needs a reset, as the control queue without CTRL_VQ). */
+const struct pt_role *vnet_role(const struct vnet *n, uint16_t q);
 /* What the transport calls (ctx: the struct vnet). */
 extern const struct pt_device vnet_device;
 

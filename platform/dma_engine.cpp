@@ -291,7 +291,8 @@ dma_engine::timing dma_engine::write_bus(uint64_t addr, const void *src, unsigne
     return timing{sent, sent, tx.is_response_ok(), dattr.iommu_fault};
 }
 
-void stats_add_dma_engine(stats_table &s, const dma_engine &e, const dma_arbiter &arb, double sim_ns)
+void stats_add_dma_engine(stats_table &s, const dma_engine &e, const dma_arbiter &arb, double sim_ns,
+                          unsigned ctrl_queue)
 {
     static const stat_row<dma_engine> transfers[] = {
         {"reads", "count", stat_better::lower, "DMA read transfers", &dma_engine::reads},
@@ -319,10 +320,10 @@ void stats_add_dma_engine(stats_table &s, const dma_engine &e, const dma_arbiter
     // Per queue (the arbiter's requesters): pair 1 and the control queue always, the
     // queues of pairs 2..N when they were granted a channel.
     const unsigned nq = unsigned(arb.grants.size());
-    for (unsigned q : stats_queue_order(nq)) {
-        if (q >= 2 && q + 1 != nq && arb.grants[q] == 0 && arb.waits[q] == 0)
+    for (unsigned q : stats_queue_order(nq, ctrl_queue)) {
+        if (q >= 2 && q != ctrl_queue && arb.grants[q] == 0 && arb.waits[q] == 0)
             continue;
-        const std::string n = "dma.channel." + stats_queue_label(q, nq);
+        const std::string n = "dma.channel." + stats_queue_label(q, nq, ctrl_queue);
         s.add_u64(n + ".grants", "count", stat_better::lower, "DMA channel grants to this queue's engine (dma.channels_count > 0)",
                   arb.grants[q]);
         s.add_u64(n + ".waits", "count", stat_better::lower, "transfers of this queue that waited for a DMA channel",

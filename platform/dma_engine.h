@@ -135,6 +135,8 @@ private:
 class dma_arbiter;
 // The DMA engine's statistics (dma.*) from its table: transfers, read tags, in-order
 // holds, the channel arbiter's grants and waits (arb), read latency; sim_ns for the means.
-void stats_add_dma_engine(stats_table &s, const dma_engine &e, const dma_arbiter &arb, double sim_ns);
+// ctrl_queue: the control queue's index (stats_queue_label).
+void stats_add_dma_engine(stats_table &s, const dma_engine &e, const dma_arbiter &arb, double sim_ns,
+                          unsigned ctrl_queue);
 
 #endif

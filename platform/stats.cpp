@@ -194,23 +194,26 @@ bool matches(const std::vector<std::string> &name, const std::vector<std::string
 
 } // namespace
 
-std::string stats_queue_label(unsigned q, unsigned num_queues)
+std::string stats_queue_label(unsigned q, unsigned num_queues, unsigned ctrl)
 {
-    if (q + 1 == num_queues)
+    if (q == (ctrl == ~0u ? num_queues - 1 : ctrl))
         return "ctrl";
     const unsigned pair = q / 2 + 1;
     return std::string(q % 2 ? "tx" : "rx") + (pair > 1 ? std::to_string(pair) : "");
 }
 
-std::vector<unsigned> stats_queue_order(unsigned num_queues)
+std::vector<unsigned> stats_queue_order(unsigned num_queues, unsigned ctrl)
 {
+    if (ctrl == ~0u && num_queues > 0)
+        ctrl = num_queues - 1;
     std::vector<unsigned> order;
     for (unsigned q = 0; q < num_queues && q < 2; q++)
         order.push_back(q);
-    if (num_queues > 0)
-        order.push_back(num_queues - 1);
-    for (unsigned q = 2; q + 1 < num_queues; q++)
-        order.push_back(q);
+    if (ctrl < num_queues)
+        order.push_back(ctrl);
+    for (unsigned q = 2; q < num_queues; q++)
+        if (q != ctrl)
+            order.push_back(q);
     return order;
 }
 

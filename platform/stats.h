@@ -161,12 +161,14 @@ std::vector<std::string> stats_known_names();
 
 // The name a virtio-net queue's rows carry (device.queue.<label>.*, dma.channel.<label>.*)
 // among num_queues = 2N + 1: pair 1's receiveq1 and transmitq1 are "rx" and "tx", the
-// control queue (the last) "ctrl", pair k >= 2's "rx<k>" and "tx<k>" (rx2, tx2, ...).
-// In a documented name, a component "rx<k>" stands for rx followed by a number.
-std::string stats_queue_label(unsigned q, unsigned num_queues);
-// The order queues' rows are written in: pair 1, the control queue, then pairs 2..N (so a
-// one-pair device's rows come where they always did).
-std::vector<unsigned> stats_queue_order(unsigned num_queues);
+// control queue "ctrl" (index ctrl: 2 * max_virtqueue_pairs, the last, unless the
+// driver negotiated neither MQ nor RSS, then 2), pair k >= 2's "rx<k>" and "tx<k>"
+// (rx2, tx2, ...). In a documented name, a component "rx<k>" stands for rx followed by a
+// number. ctrl = ~0u: the last queue.
+std::string stats_queue_label(unsigned q, unsigned num_queues, unsigned ctrl = ~0u);
+// The order queues' rows are written in: pair 1, the control queue, then the others in
+// index order (so a one-pair device's rows come where they always did).
+std::vector<unsigned> stats_queue_order(unsigned num_queues, unsigned ctrl = ~0u);
 
 // Whether name matches one of stats_known_names().
 bool stats_name_known(const std::string &name);

@@ -104,7 +104,8 @@ void add_link_dma_stats(stats_table &s, platform &p, double sim_ns)
     const link_direction none;
     add_direction(s, "link.up", "device to host", p.link ? p.link->up : none, sim_ns);
     add_direction(s, "link.down", "host to device", p.link ? p.link->down : none, sim_ns);
-    stats_add_dma_engine(s, p.dev.dma_stats(), p.dev.arbiter(), sim_ns);
+    stats_add_dma_engine(s, p.dev.dma_stats(), p.dev.arbiter(), sim_ns,
+                         vnet_ctrl_queue(&p.dev.kernel().net));
 }
 
 // As host software would for the benchmark: map the window [0, W) at the driver's
@@ -307,13 +308,16 @@ run_result collect_run(platform *p)
     // Pair 1 and the control queue always; pairs 2..N (device.queue.rx2.*, tx2.*, ...)
     // only when the driver put one of their queues in service, so stats.json grows with
     // the pairs used, not the pairs offered.
+    // The control queue where the features negotiated put it ("Network Device /
+    // Virtqueues": 2N); the last queue, when it is not, is no queue of the device.
     const unsigned nq = d.tp.num_queues;
-    const unsigned ctrl = nq - 1;
-    for (unsigned q : stats_queue_order(nq)) {
-        if (q >= 2 && q != ctrl && !p->dev.queue_started(uint16_t(q & ~1u)) &&
-            !p->dev.queue_started(uint16_t(q | 1u)))
+    const unsigned ctrl = vnet_ctrl_queue(&d.net);
+    for (unsigned q : stats_queue_order(nq, ctrl)) {
+        if (q >= 2 && q != ctrl &&
+            (q + 1 == nq || (!p->dev.queue_started(uint16_t(q & ~1u)) &&
+                             !p->dev.queue_started(uint16_t(q | 1u)))))
             continue;
-        const std::string n = "device.queue." + stats_queue_label(q, nq);
+        const std::string n = "device.queue." + stats_queue_label(q, nq, ctrl);
         s.add_u64(n + ".kicks", "count", stat_better::lower, "notifications received for this queue", d.tp.q[q].kicks);
         s.add_u64(n + ".wakeups", "count", stat_better::neutral, "times the queue's engine woke from sleep", p->dev.engine_wakeups[q]);
         s.add_f64(n + ".busy_ns", "ns", stat_better::lower, "device clock time the engine spent on this queue",
@@ -348,8 +352,9 @@ run_result collect_run(platform *p)
         // Several pairs offered (device.queue_pairs_count > 1): how many the driver used,
         // and what the device ran for them.
         unsigned started = 0;
-        for (unsigned q = 0; q + 1 < nq; q += 2)
-            started += p->dev.queue_started(uint16_t(q)) || p->dev.queue_started(uint16_t(q + 1));
+        for (unsigned q = 0; q + 1 < nq; q += 2) // the control queue is no pair's
+            started += (q != ctrl && p->dev.queue_started(uint16_t(q))) ||
+                       p->dev.queue_started(uint16_t(q + 1));
         s.add_u64("device.queue_pairs.offered", "pairs", stat_better::neutral,
                   "queue pairs the device offered (max_virtqueue_pairs)", d.net.pairs_max);
         s.add_u64("device.queue_pairs.used", "pairs", stat_better::neutral,

@@ -111,7 +111,7 @@ virtio_device_tlm::virtio_device_tlm(sc_core::sc_module_name name, const vdev_pa
     sensitive << devmem_arrival_;
     dont_initialize();
     for (uint16_t q : first)
-        for (unsigned k = 1; k < engines(q); k++)
+        for (unsigned k = 1; k < q_[q].n_engines; k++)
             sc_core::sc_spawn(sc_bind(&virtio_device_tlm::queue_engine, this, q, k, SC_ZERO_TIME));
     if (bench_.enabled)
         SC_THREAD(bench_thread);
@@ -123,18 +123,19 @@ void virtio_device_tlm::start_queue(uint16_t q, bool spawn_engines, const sc_tim
 {
     queue_rt &qr = q_[q];
     qr.started = true;
-    qr.engines.reset(new engine[engines(q)]);
-    for (unsigned k = 0; k < engines(q); k++) {
+    qr.n_engines = engines(q);
+    qr.engines.reset(new engine[qr.n_engines]);
+    for (unsigned k = 0; k < qr.n_engines; k++) {
         engine &e = qr.engines[k];
         e.dev = this;
         e.queue = q;
         e.slot = k;
         e.ops = {dma_read, dma_write, &e};
-        e.track = engines(q) == 1 ? queue_track(q) : engine_track(q, k);
+        e.track = qr.n_engines == 1 ? queue_track(q) : engine_track(q, k);
         if (t_.engine_wakeup_next)
             e.turn.reset(new sc_core::sc_event);
     }
-    processes_ += engines(q);
+    processes_ += qr.n_engines;
     if (role(q).coalesces) {
         engine &c = qr.coal_ctx;
         c.dev = this;
@@ -149,7 +150,7 @@ void virtio_device_tlm::start_queue(uint16_t q, bool spawn_engines, const sc_tim
     }
     if (spawn_engines)
         name_tracks(q);
-    for (unsigned k = 0; spawn_engines && k < engines(q); k++)
+    for (unsigned k = 0; spawn_engines && k < qr.n_engines; k++)
         sc_core::sc_spawn(sc_bind(&virtio_device_tlm::queue_engine, this, q, k, start));
 }
 
@@ -229,14 +230,14 @@ void virtio_device_tlm::name_tracks(uint16_t q)
     if (!trace)
         return;
     const std::string queue = queue_name(q);
-    if (engines(q) == 1) {
+    if (q_[q].n_engines == 1) {
         trace->name_track(queue_track(q), "device: " + queue + " engine");
         return;
     }
     // The queue's own track keeps what the queue does as a whole (coalescing windows);
     // each engine's DMA goes on its own.
     trace->name_track(queue_track(q), "device: " + queue);
-    for (unsigned k = 0; k < engines(q); k++)
+    for (unsigned k = 0; k < q_[q].n_engines; k++)
         trace->name_track(engine_track(q, k), "device: " + queue + " engine " + std::to_string(k + 1));
 }
 
@@ -625,7 +626,7 @@ void virtio_device_tlm::coal_send_msis(engine &c)
 {
     const uint16_t q = c.queue;
     engine *last = nullptr;
-    for (unsigned k = 0; k < engines(q); k++) {
+    for (unsigned k = 0; k < q_[q].n_engines; k++) {
         engine &o = q_[q].engines[k];
         if (o.published && (!last || o.published_at > last->published_at))
             last = &o;
@@ -635,7 +636,7 @@ void virtio_device_tlm::coal_send_msis(engine &c)
         c.published_at = last->published_at;
     send_msis(c);
     if (last && !c.published) // its interrupt went: the publications are served
-        for (unsigned k = 0; k < engines(q); k++)
+        for (unsigned k = 0; k < q_[q].n_engines; k++)
             q_[q].engines[k].published = false;
 }
 

@@ -235,7 +235,10 @@ private:
     // A queue's runtime state (one per queue of the function, q_).
     struct queue_rt {
         bool started = false;   // its processes exist (start_queue)
-        std::unique_ptr<engine[]> engines; // engines(q) of them, once started
+        std::unique_ptr<engine[]> engines; // n_engines of them, once started
+        unsigned n_engines = 0; // engines(q) when it started: its role then (the
+                                // features negotiated fix the roles before any queue
+                                // is in service)
         sc_core::sc_event kick;
         bool kicked = false;    // a kick arrived since the engine last looked
         unsigned dormant = 0;   // engines asleep because the queue is out of service

@@ -17,7 +17,9 @@
  *    whole over several descriptors, frames steered by the Toeplitz hash to the queue
  *    the indirection table names (checked against the published hash values of
  *    tests/common/rss_vectors.h), hostile commands refused with VIRTIO_NET_ERR and a
- *    named CTRL_RSS_* violation.
+ *    named CTRL_RSS_* violation;
+ *  - "Virtqueues" again: controlq at 2N with N = 1 unless VIRTIO_NET_F_MQ or
+ *    VIRTIO_NET_F_RSS is negotiated, fixed at FEATURES_OK.
  */
 #include <criterion/criterion.h>
 #include <stddef.h>
@@ -80,7 +82,8 @@ static vs_features driver_features(bool mq, bool ctrl_vq)
 }
 
 /* The initialisation sequence with features f on every queue of the function (the
- * control queue only with CTRL_VQ; rings cleared). */
+ * control queue only with CTRL_VQ, at 2N: without MQ and RSS the queues are receiveq1,
+ * transmitq1 and controlq 2; rings cleared). */
 static bool bring_up_with(const vs_features *f)
 {
     const uint16_t nq = rig.dev.net.num_queues;
@@ -91,7 +94,9 @@ static bool bring_up_with(const vs_features *f)
         side[q].wrap = true;
     }
     const bool ctrl_vq = vs_feature_has(f, VIRTIO_NET_F_CTRL_VQ_BIT);
-    return vdev_rig_bring_up(&rig, f, ctrl_vq ? nq : nq - 1u, RING_SIZE);
+    const bool all_pairs = vs_feature_has(f, VIRTIO_NET_F_MQ_BIT) ||
+                           vs_feature_has(f, VIRTIO_NET_F_RSS_BIT);
+    return vdev_rig_bring_up(&rig, f, !ctrl_vq ? nq - 1u : all_pairs ? nq : 3u, RING_SIZE);
 }
 
 static bool bring_up(bool mq, bool ctrl_vq)
@@ -837,5 +842,125 @@ Test(mq, wake_marks_cover_every_queue)
         cr_expect_eq(q, order[i]);
     }
     cr_expect_not(pt_take_wake(&rig.dev.tp, &q));
+    rig_down();
+}
+
+/* ---- "Network Device / Virtqueues": controlq is 2N, N = max_virtqueue_pairs only
+ * when VIRTIO_NET_F_MQ or VIRTIO_NET_F_RSS is negotiated, else 1 ---- */
+
+static const struct pt_role *role_of(uint16_t q)
+{
+    return rig.dev.tp.role[q];
+}
+
+static const struct pt_role *ctrl_role_(void)
+{
+    return vnet_queue_role(VNET_QUEUE_CTRL, VNET_QUEUES);
+}
+
+/* Set up and enable queue q alone (after FEATURES_OK). */
+static void enable_queue(uint16_t q)
+{
+    struct pt *tp = &rig.dev.tp;
+    pt_rig_wr(tp, VIRTIO_PCI_COMMON_Q_SELECT, 2, q);
+    pt_rig_wr(tp, VIRTIO_PCI_COMMON_Q_SIZE, 2, RING_SIZE);
+    pt_rig_wr(tp, VIRTIO_PCI_COMMON_Q_DESCLO, 4, (uint32_t)vdev_rig_desc(&rig, q));
+    pt_rig_wr(tp, VIRTIO_PCI_COMMON_Q_AVAILLO, 4, (uint32_t)vdev_rig_driver_area(&rig, q));
+    pt_rig_wr(tp, VIRTIO_PCI_COMMON_Q_USEDLO, 4, (uint32_t)vdev_rig_device_area(&rig, q));
+    pt_rig_wr(tp, VIRTIO_PCI_COMMON_Q_ENABLE, 2, 1);
+}
+
+/* 4 pairs offered, CTRL_VQ without MQ: N = 1, the control queue is queue 2 and answers
+ * there; num_queues still reads the offered 9; queue 8 is not the control queue. */
+Test(mq, ctrl_queue_at_2_without_mq)
+{
+    rig_up(4);
+    cr_expect_eq(vnet_ctrl_queue(&rig.dev.net), 8, "before FEATURES_OK: the offered numbering");
+    cr_assert(bring_up(false, true));
+    cr_expect_eq(vnet_ctrl_queue(&rig.dev.net), 2);
+    cr_expect_eq(role_of(2), ctrl_role_(), "queue 2 has the control role");
+    cr_expect_neq(role_of(8), ctrl_role_(), "queue 8 is not the control queue");
+    cr_expect_eq(pt_rig_rd(&rig.dev.tp, VIRTIO_PCI_COMMON_NUMQ, 2), 9u, "num_queues: the offer");
+    const uint64_t before = rig.dev.net.stats.ctrl_commands;
+    cr_expect_eq(pairs_set(2), VIRTIO_NET_ERR, "answered on queue 2 (MQ not negotiated)");
+    cr_expect_eq(rig.dev.net.stats.ctrl_commands, before + 1u);
+    cr_expect_eq(rig.dev.tp.q[2].kicks + rig.dev.tp.q[8].kicks, 0u);
+    cr_expect_eq(rig.dev.tp.error, VS_REASON_NONE);
+    /* Data still flows on pair 1 alongside. */
+    post_tx(1);
+    cr_expect_eq(step(1), PT_STEP_DONE);
+    post_rx(0);
+    cr_expect_eq(step(0), PT_STEP_DONE);
+    cr_expect_eq(rig.dev.net.stats.rx_frames, 1);
+    /* Queue 8 does not exist with these features: enabling it needs a reset, as the
+     * control queue does without CTRL_VQ. */
+    enable_queue(8);
+    cr_expect_eq(rig.dev.tp.error, VS_REASON_QUEUE_SIZE_INVALID);
+    rig_down();
+}
+
+/* Without MQ the queues of pairs 2..4 past the control queue (3..7) may be set up (no
+ * driver requirement forbids it) but never carry traffic: their pair is never in use,
+ * since only VQ_PAIRS_SET, which needs MQ, changes that ("Automatic receive steering
+ * in multiqueue mode"). */
+Test(mq, queues_past_2n_without_mq_carry_nothing)
+{
+    rig_up(4);
+    cr_assert(bring_up(false, true));
+    enable_queue(3);
+    enable_queue(4);
+    cr_expect_eq(rig.dev.tp.error, VS_REASON_NONE);
+    post_tx(3);
+    cr_expect_eq(step(3), PT_STEP_IDLE);
+    post_rx(4);
+    cr_expect_eq(step(4), PT_STEP_IDLE);
+    cr_expect_eq(rig.dev.net.stats.tx_frames, 0);
+    rig_down();
+}
+
+/* With MQ: N = max_virtqueue_pairs, the control queue is 8; queue 2 is receiveq2. A
+ * reset and renegotiation without MQ moves it to 2 again, and back. */
+Test(mq, ctrl_queue_at_2n_with_mq)
+{
+    rig_up(4);
+    cr_assert(bring_up(true, true));
+    cr_expect_eq(vnet_ctrl_queue(&rig.dev.net), 8);
+    cr_expect_eq(role_of(8), ctrl_role_());
+    cr_expect_eq(role_of(2), vnet_queue_role(VNET_QUEUE_RX, VNET_QUEUES), "receiveq2");
+    cr_expect_eq(pairs_set(2), VIRTIO_NET_OK);
+    cr_expect_eq(rig.dev.net.pairs, 2);
+    cr_assert(bring_up(false, true));
+    cr_expect_eq(vnet_ctrl_queue(&rig.dev.net), 2);
+    cr_expect_eq(pairs_set(2), VIRTIO_NET_ERR);
+    cr_assert(bring_up(true, true));
+    cr_expect_eq(vnet_ctrl_queue(&rig.dev.net), 8);
+    cr_expect_eq(role_of(2), vnet_queue_role(VNET_QUEUE_RX, VNET_QUEUES));
+    cr_expect_eq(pairs_set(4), VIRTIO_NET_OK);
+    cr_expect_eq(rig.dev.tp.error, VS_REASON_NONE);
+    rig_down();
+}
+
+/* VIRTIO_NET_F_RSS without MQ also makes N = max_virtqueue_pairs (docs/rss.md). */
+Test(mq, ctrl_queue_at_2n_with_rss_without_mq)
+{
+    rig_up_rss(4, true);
+    vs_features f = driver_features(false, true);
+    vs_feature_set(&f, VIRTIO_NET_F_RSS_BIT);
+    cr_assert(bring_up_with(&f));
+    cr_expect_eq(vnet_ctrl_queue(&rig.dev.net), 8);
+    cr_expect_eq(role_of(8), ctrl_role_());
+    cr_expect_eq(pairs_set(2), VIRTIO_NET_ERR, "answered on queue 8 (MQ not negotiated)");
+    cr_expect_eq(violations(VS_RULE_CTRL_MQ_NOT_NEGOTIATED), 1);
+    cr_expect_eq(rig.dev.tp.error, VS_REASON_NONE);
+    rig_down();
+}
+
+/* One pair: the control queue is 2 whatever is negotiated. */
+Test(mq, ctrl_queue_one_pair_is_2)
+{
+    rig_up(1);
+    cr_assert(bring_up(false, true));
+    cr_expect_eq(vnet_ctrl_queue(&rig.dev.net), VNET_QUEUE_CTRL);
+    cr_expect_eq(role_of(VNET_QUEUE_CTRL), ctrl_role_());
     rig_down();
 }
