@@ -1748,7 +1748,7 @@ bool config_apply_file(vs_config &cfg, const std::string &path, param_error &err
     return ok;
 }
 
-bool config_validate(const vs_config &cfg, param_error &err, bool unused_pairs, bool qemu_proxy)
+bool config_validate(const vs_config &cfg, param_error &err, bool qemu_proxy)
 {
     // Every value within its own limits: a vs_config may also be built in code.
     for (const param_def &p : param_table()) {
@@ -1800,15 +1800,6 @@ bool config_validate(const vs_config &cfg, param_error &err, bool unused_pairs, 
                                  "must be a whole power of two"};
         return false;
     }
-    if (cfg.dev.queue_pairs > 1 && !unused_pairs) {
-        err = {"device.queue_pairs_count",
-               "parameter 'device.queue_pairs_count': " + std::to_string(cfg.dev.queue_pairs) +
-                   " pairs: the device and the timed platform offer them, but the timed run "
-                   "keeps the reference driver to one queue pair until the device model has "
-                   "per-pair receive queues (issue 15; viosim run --offer-unused-pairs runs "
-                   "them unused)"};
-        return false;
-    }
     if (qemu_proxy && !cfg.dev.no_msix) {
         err = {"device.msix", "parameter 'device.msix': on: serve --qemu-proxy needs off (QEMU's "
                               "x-pci-proxy-dev delivers no MSI or MSI-X, only INTx)"};
@@ -1818,18 +1809,6 @@ bool config_validate(const vs_config &cfg, param_error &err, bool unused_pairs, 
         err = {"device.bar_width_bits",
                "parameter 'device.bar_width_bits': 64: serve --qemu-proxy needs 32 (QEMU's "
                "x-pci-proxy-dev sizes every BAR as a 32-bit memory BAR)"};
-        return false;
-    }
-    // The device model's one receive FIFO, shared by every receive queue, is not safe
-    // with several receive engines taking from it at once (an engine suspended in its
-    // buffer's DMA finds the frame gone): until receive queues are per pair, the timed
-    // run keeps the driver to one pair (the untimed rig, tests/model/test_refdrv_mq.c,
-    // runs several).
-    if (cfg.dev.queue_pairs > 1 && cfg.drv.queue_pairs_count > 1) {
-        err = {"driver.queue_pairs_count",
-               "parameter 'driver.queue_pairs_count': " + std::to_string(cfg.drv.queue_pairs_count) +
-                   " pairs in use on the timed platform wait for per-pair receive queues in "
-                   "the device model (one receive FIFO shared by every pair today; issue 15)"};
         return false;
     }
     if (cfg.dev.no_msix && cfg.software.enabled) {

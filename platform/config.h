@@ -72,14 +72,10 @@ vs_config config_defaults();
 bool config_apply_file(vs_config &cfg, const std::string &path, param_error &err);
 // Apply one key=value (as given to --set); false + err on error.
 bool config_apply_set(vs_config &cfg, const std::string &assignment, param_error &err);
-// Cross-parameter checks (impossible combinations); false + err on error. The reference
-// driver drives queue pair 1 only, so device.queue_pairs_count > 1 is refused unless
-// unused_pairs (viosim run --offer-unused-pairs: the device offers the pairs, the driver
-// does not use them; what offering them costs).
+// Cross-parameter checks (impossible combinations); false + err on error.
 // qemu_proxy (viosim serve --qemu-proxy): device.msix=off and 32-bit BARs are required
 // (QEMU's proxy delivers no MSI-X and sizes BARs as 32-bit) and msix=off is accepted.
-bool config_validate(const vs_config &cfg, param_error &err, bool unused_pairs = false,
-                     bool qemu_proxy = false);
+bool config_validate(const vs_config &cfg, param_error &err, bool qemu_proxy = false);
 // The parameter table, in display order.
 std::vector<param_info> config_params();
 // The resolved configuration as text per key, in table order (the same text --set accepts).

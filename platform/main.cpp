@@ -45,7 +45,7 @@ constexpr int EXIT_VIOLATION = 3; // --strict: the driver broke a conformance ru
 
 const char USAGE[] =
     "usage: viosim run [CONFIG] [--set key=value]... [--out DIR] [--seed N] [--trace FILE]\n"
-    "                  [--trace-window START_US:END_US] [--vcd FILE.vcd] [--offer-unused-pairs]\n"
+    "                  [--trace-window START_US:END_US] [--vcd FILE.vcd]\n"
     "       viosim sweep STUDY [--jobs N] [--out DIR] [--emit slurm|parallel] [--merge]\n"
     "       viosim serve (--vhost-user PATH | --qemu-proxy PATH) [CONFIG] [--set key=value]...\n"
     "                    [--out DIR]\n"
@@ -84,9 +84,6 @@ const char HELP[] =
     "  --out DIR        output directory, created if missing (default: out)\n"
     "  --trace FILE     write a timeline (Chrome/Perfetto trace-event JSON) of the run\n"
     "  --strict         stop at the first driver-conformance violation (exit status 3)\n"
-    "  --offer-unused-pairs\n"
-    "                   accept device.queue_pairs_count > 1: the device offers the pairs,\n"
-    "                   the reference driver still uses pair 1 only (what offering costs)\n"
     "  --trace-window START_US:END_US\n"
     "                   keep only the trace events reaching into that stretch of simulated\n"
     "                   time (microseconds; either side may be empty; needs --trace)\n"
@@ -227,7 +224,7 @@ std::string failure_reason(const run_result &r, const vs_config &cfg)
 // each --set in order, then the cross-parameter checks. "" when fine, else the one-line
 // error (it names the key).
 std::string resolve_config(const std::string *config_path, const std::vector<std::string> &sets,
-                           vs_config &cfg, bool unused_pairs = false, bool qemu_proxy = false)
+                           vs_config &cfg, bool qemu_proxy = false)
 {
     cfg = config_defaults();
     param_error err;
@@ -236,7 +233,7 @@ std::string resolve_config(const std::string *config_path, const std::vector<std
     for (const std::string &assignment : sets)
         if (!config_apply_set(cfg, assignment, err))
             return err.message;
-    if (!config_validate(cfg, err, unused_pairs, qemu_proxy))
+    if (!config_validate(cfg, err, qemu_proxy))
         return err.message;
     return "";
 }
@@ -285,7 +282,6 @@ std::string check_output_file(const char *option, const std::string &path)
 struct config_args {
     std::string config_path, out_dir = "out";
     bool have_config = false;
-    bool unused_pairs = false; // run --offer-unused-pairs
     bool qemu_proxy = false;   // serve --qemu-proxy (config_validate's proxy rules)
     std::vector<std::string> sets;
 
@@ -325,7 +321,7 @@ struct config_args {
     std::string resolve(vs_config &cfg) const
     {
         std::string why =
-            resolve_config(have_config ? &config_path : nullptr, sets, cfg, unused_pairs, qemu_proxy);
+            resolve_config(have_config ? &config_path : nullptr, sets, cfg, qemu_proxy);
         return why.empty() ? prepare_out_dir(out_dir) : why;
     }
 };
@@ -352,8 +348,6 @@ int cmd_run(int argc, char **argv)
             opt.vcd_path = value;
         } else if (std::strcmp(arg, "--strict") == 0) {
             opt.strict = true;
-        } else if (std::strcmp(arg, "--offer-unused-pairs") == 0) {
-            args.unused_pairs = true;
         } else if (take_option(argc, argv, i, "--trace-window", value, missing)) {
             std::string why;
             if (missing)

@@ -24,7 +24,7 @@ std::vector<std::string> with(std::vector<std::string> a, const std::vector<std:
 
 std::vector<std::string> offered(unsigned pairs, const std::vector<std::string> &args)
 {
-    return with(args, {"--offer-unused-pairs", "--set",
+    return with(args, {"--set",
                        "device.queue_pairs_count=" + std::to_string(pairs)});
 }
 
@@ -68,14 +68,24 @@ long children_max_rss_kib()
 
 } // namespace
 
-// Without the option, more than one pair is refused, naming the key (exit 2).
-Test(mq_platform, more_pairs_need_the_option)
+// The reference driver on 4 of 4 pairs ("Automatic receive steering in multiqueue
+// mode"): every frame comes back, each pair carries traffic both ways, and the
+// statistics have rows for the pairs in use.
+Test(mq_platform, four_pairs_in_use_move_every_frame)
 {
     run_out r;
-    run(r, with(small, {"--set", "device.queue_pairs_count=4"}));
-    cr_expect_eq(r.status, 2);
-    cr_expect(r.err.find("device.queue_pairs_count") != std::string::npos, "%s", r.err.c_str());
-    cr_expect(r.err.find("--offer-unused-pairs") != std::string::npos, "%s", r.err.c_str());
+    run(r, with(small, {"--set", "device.queue_pairs_count=4", "--set", "driver.queue_pairs_count=4",
+                        "--set", "driver.flows_count=16"}));
+    cr_assert_eq(r.status, 0, "exit %d: %s", r.status, r.err.c_str());
+    cr_expect(r.out.find("driver result                  ok") != std::string::npos, "%s", r.out.c_str());
+    cr_expect_eq(r.stat("driver.rx.frames"), r.stat("driver.tx.frames"));
+    for (unsigned k = 1; k <= 4; k++) {
+        const std::string tx = "driver.pair." + std::to_string(k) + ".tx.frames";
+        const std::string rx = "driver.pair." + std::to_string(k) + ".rx.frames";
+        cr_expect_gt(r.stat(tx.c_str()), 0, "%s", tx.c_str());
+        cr_expect_gt(r.stat(rx.c_str()), 0, "%s", rx.c_str());
+    }
+    cr_expect_gt(r.stat("device.queue.tx4.buffers"), 0);
 }
 
 // 4 and 64 pairs offered, the driver on pair 1: every statistic as with one pair, for

@@ -50,7 +50,7 @@ vs_config proxy_config()
     cfg.dev.no_msix = true;
     cfg.dev.bars_32bit = true;
     param_error err;
-    cr_assert(config_validate(cfg, err, false, true), "%s", err.message.c_str());
+    cr_assert(config_validate(cfg, err, true), "%s", err.message.c_str());
     return cfg;
 }
 
