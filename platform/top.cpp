@@ -383,8 +383,8 @@ run_result collect_run(platform *p)
     s.add_u64("cpu.intx_interrupts", "count", stat_better::lower,
               "interrupts the CPU took on the asserted INTx line (part of driver.interrupts' waits)",
               cpu.intx_taken);
-    s.add_f64("cpu.busy_ns", "ns", stat_better::lower, "CPU time charged to the driver", cpu.busy.to_seconds() * 1e9);
-    s.add_f64("cpu.utilisation", "fraction", stat_better::neutral, "CPU busy time over simulated time",
+    s.add_f64("cpu.busy_ns", "ns", stat_better::lower, "CPU time charged to the driver, summed over the host.cpus_count CPUs", cpu.busy.to_seconds() * 1e9);
+    s.add_f64("cpu.utilisation", "fraction", stat_better::neutral, "CPU busy time over simulated time, summed over the host.cpus_count CPUs (so at most that count)",
               sim_ns > 0 ? cpu.busy.to_seconds() * 1e9 / sim_ns : 0.0);
 
     auto &sum = r.summary;
