@@ -254,18 +254,28 @@ static inline void host_rig_pump(struct host_rig *r)
             r->size[q] = r->dev.tp.q[q].cfg.size;
             r->vector[q] = r->dev.tp.vpci.q[q].msix_vector;
             pt_quiet_notifications(&r->dev.tp, q, ops);
+            enum pt_step st = PT_STEP_IDLE;
             for (uint32_t n = 0; n < HOST_RIG_PUMP_MAX; n++) {
                 struct pt_work w;
                 memset(&w, 0, sizeof w);
-                enum pt_step st = pt_step_one(&r->dev.tp, q, ops, &w);
+                st = pt_step_one(&r->dev.tp, q, ops, &w);
                 if (st != PT_STEP_DONE)
                     break;
                 r->used[q]++;
                 progress = true;
             }
             pt_complete(&r->dev.tp, q, ops);
-            /* Before the device "sleeps": ask for notifications, then re-check. */
-            if (pt_arm_notifications(&r->dev.tp, q, ops) == PT_STEP_DONE)
+            /* Before the device "sleeps" waiting for the driver: ask for notifications,
+             * then re-check. A queue waiting for the device's other side (a receive
+             * queue with buffers but no frame: its role's idle_waits_for_driver) gets
+             * work from another queue's step, which the next round sees; re-checking
+             * its ring would find those buffers again and spin. The platform's engine
+             * loop makes the same choice. */
+            const struct pt_role *role = r->dev.tp.role[q];
+            const bool waits_for_driver = st == PT_STEP_IDLE ? role->idle_waits_for_driver
+                                                             : !role->idle_waits_for_driver;
+            if (st != PT_STEP_FAILED && waits_for_driver &&
+                pt_arm_notifications(&r->dev.tp, q, ops) == PT_STEP_DONE)
                 progress = true;
         }
     }
