@@ -191,6 +191,10 @@ struct pt_role {
      * a platform may wake only those instead of every queue waiting on S. */
     unsigned waits_on, signals;
     bool signals_on_frames;   /* signal when the step moved frames (else: buffers) */
+    /* Every step that gives this queue work on its waits_on marks it (pt_wake): a
+     * platform may wake it alone, when a step signalling waits_on marked it, instead of
+     * with every queue waiting on that signal. false: wake it on every such step. */
+    bool woken_by_mark;
     bool (*still_blocked)(const void *ctx, uint16_t q);
     /* Has coalescing parameters (the platform runs a max_usecs timer for it). */
     bool coalesces;

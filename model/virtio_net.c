@@ -931,6 +931,7 @@ static const struct pt_role rx_role = {
     .published = net_published, .decided = net_decided,
     .idle_waits_for_driver = false,
     .waits_on = VNET_SIGNAL_FRAMES, .signals = VNET_SIGNAL_SPACE, .signals_on_frames = false,
+    .woken_by_mark = true,
     .still_blocked = rx_still_blocked,
     .coalesces = true,
 };
@@ -942,6 +943,7 @@ static const struct pt_role tx_role = {
     .published = net_published, .decided = net_decided,
     .idle_waits_for_driver = true,
     .waits_on = VNET_SIGNAL_SPACE, .signals = VNET_SIGNAL_FRAMES, .signals_on_frames = true,
+    .woken_by_mark = true,
     .still_blocked = tx_still_blocked,
     .coalesces = true,
 };

@@ -896,7 +896,7 @@ void virtio_device_tlm::run_engine(engine &e, sc_core::sc_event &more_work)
         }
         if (s == PT_STEP_DONE) {
             if (r.signals && (r.signals_on_frames ? w.frames : w.buffers))
-                signal_[r.signals].notify(e.qk.get_local_time());
+                signal(r.signals, e);
             send_msis(e);
             continue;
         }
@@ -950,11 +950,50 @@ void virtio_device_tlm::run_engine(engine &e, sc_core::sc_event &more_work)
 }
 
 // What wakes a blocked engine of q besides register writes: the signal its role waits
-// on (RX: frames in the FIFO; TX: FIFO space), else any register write.
+// on (RX: frames in its pair's FIFO; TX: space in it), for q alone when the personality
+// marks the queues a step gives work to (woken_by_mark), else any register write.
 sc_core::sc_event &virtio_device_tlm::more_work(uint16_t q)
 {
-    const unsigned w = role(q).waits_on;
-    return w ? signal_[w] : state_change_;
+    const pt_role &r = role(q);
+    if (!r.waits_on)
+        return state_change_;
+    if (r.woken_by_mark)
+        return q_[q].signalled;
+    signal_waiters_[r.waits_on]++;
+    return signal_[r.waits_on];
+}
+
+// A step of engine e completed with what its role signals (`sig`): wake, at e's own
+// time, the queues waiting on sig that the step -- or an earlier one that did not
+// signal -- gave work to (pt_take_wake: RX, the queue whose pair's FIFO got a frame; TX,
+// the one whose pair's FIFO got space), each on its own event, and the engines of roles
+// without marks all together, as before marks. A queue not waiting when woken finds
+// its work when it next looks (still_blocked before it sleeps), and waking it costs
+// only the notification; a queue given no work stays asleep, so a frame on one pair no
+// longer wakes the receive engines of every other pair to re-check and sleep again.
+void virtio_device_tlm::signal(unsigned sig, const engine &e)
+{
+    const sc_time at = e.qk.get_local_time();
+    if (signal_waiters_[sig])
+        signal_[sig].notify(at);
+    uint16_t mq;
+    while (pt_take_wake(&dev_.tp, &mq)) {
+        const pt_role &r = role(mq);
+        if (r.waits_on && r.woken_by_mark && !q_[mq].marked) {
+            q_[mq].marked = true;
+            marked_.push_back(mq);
+        }
+    }
+    size_t kept = 0;
+    for (uint16_t q : marked_) {
+        if (role(q).waits_on == sig) {
+            q_[q].marked = false;
+            q_[q].signalled.notify(at);
+        } else {
+            marked_[kept++] = q;
+        }
+    }
+    marked_.resize(kept);
 }
 
 // Engine k of queue q, whatever the queue's role.

@@ -220,6 +220,7 @@ private:
     void used_enter(uint16_t q);
     void used_leave(engine &e);
     void engine_wait(engine &e, const sc_core::sc_event &a, const sc_core::sc_event &b);
+    void signal(unsigned sig, const engine &e);
     void send_msis(engine &e);
     void intx_follow(const sc_core::sc_time &at);
     void msi_sender();
@@ -270,6 +271,11 @@ private:
         sc_core::sc_time in_flight_since;
         int in_flight_counter = 0;
         int ring_counter = 0;
+        // A role woken by marks (pt_role.woken_by_mark): its blocked engine waits on
+        // `signalled`, notified when a step that signals its waits_on gave it work
+        // (marked: taken from the kernel's marks, not yet woken).
+        sc_core::sc_event signalled;
+        bool marked = false;
     };
     bool in_service(uint16_t q) const;
     void start_queue(uint16_t q, bool spawn_engines, const sc_core::sc_time &start);
@@ -290,8 +296,13 @@ private:
     uint16_t pairs_seen_ = 1;         // the personality's pairs in use when last looked
     sc_core::sc_event revive_;        // a queue an engine sleeps on came into service
     // Cross-queue wake-ups, by the roles' signal number (pt_role.signals / waits_on;
-    // virtio-net: TX put frames in the loopback FIFO, RX took frames out of it).
+    // virtio-net: TX put frames in a pair's FIFO, RX took frames out of it). A queue
+    // whose role is woken_by_mark has its own event (queue_rt::signalled) instead;
+    // signal_[s] wakes the engines of the other roles waiting on s (signal_waiters_[s]
+    // of them started), and the queues marked but not yet woken wait in marked_.
     sc_core::sc_event signal_[4];
+    unsigned signal_waiters_[4] = {};
+    std::vector<uint16_t> marked_;
     sc_core::sc_event state_change_;  // a register write may have enabled or reset queues
     sc_core::sc_event msi_pending_;   // a register access left MSI-X messages to send
     std::deque<devmem_write> devmem_writes_; // in arrival order (one CPU, posted, in order)
