@@ -950,30 +950,38 @@ void virtio_device_tlm::run_engine(engine &e, sc_core::sc_event &more_work)
 }
 
 // What wakes a blocked engine of q besides register writes: the signal its role waits
-// on (RX: frames in its pair's FIFO; TX: space in it), for q alone when the personality
-// marks the queues a step gives work to (woken_by_mark), else any register write.
+// on (RX: frames in its pair's FIFO; TX: space in it), else any register write. With
+// sim.engine_wakeup = next, for q alone when the personality marks the queues a step
+// gives work to (woken_by_mark); with all, with every queue waiting on that signal.
 sc_core::sc_event &virtio_device_tlm::more_work(uint16_t q)
 {
     const pt_role &r = role(q);
     if (!r.waits_on)
         return state_change_;
-    if (r.woken_by_mark)
+    if (r.woken_by_mark && t_.engine_wakeup_next)
         return q_[q].signalled;
     signal_waiters_[r.waits_on]++;
     return signal_[r.waits_on];
 }
 
-// A step of engine e completed with what its role signals (`sig`): wake, at e's own
-// time, the queues waiting on sig that the step -- or an earlier one that did not
+// A step of engine e completed with what its role signals (`sig`), at e's own time.
+// sim.engine_wakeup = all: wake every engine waiting on sig; each re-checks its queue
+// (still_blocked) and most sleep again -- with N pairs, a frame on one pair wakes the
+// blocked receive engines of all N. Which of those woken at the same picosecond
+// SystemC runs first follows the signal's waiter list, which every such re-check
+// reorders, so this is the order the exact results of several pairs depend on. next:
+// wake only the queues waiting on sig that the step -- or an earlier one that did not
 // signal -- gave work to (pt_take_wake: RX, the queue whose pair's FIFO got a frame; TX,
-// the one whose pair's FIFO got space), each on its own event, and the engines of roles
-// without marks all together, as before marks. A queue not waiting when woken finds
-// its work when it next looks (still_blocked before it sleeps), and waking it costs
-// only the notification; a queue given no work stays asleep, so a frame on one pair no
-// longer wakes the receive engines of every other pair to re-check and sleep again.
+// the one whose pair's FIFO got space), each on its own event, in queue order; the
+// engines of roles without marks all together. A queue not waiting when woken finds
+// its work when it next looks (still_blocked before it sleeps).
 void virtio_device_tlm::signal(unsigned sig, const engine &e)
 {
     const sc_time at = e.qk.get_local_time();
+    if (!t_.engine_wakeup_next) {
+        signal_[sig].notify(at);
+        return;
+    }
     if (signal_waiters_[sig])
         signal_[sig].notify(at);
     uint16_t mq;

@@ -51,7 +51,9 @@ struct device_timing {
     bool completions_in_order;
     unsigned queue_engines = 1;  // engines (buffers in flight) per RX and TX queue
     // sim.engine_wakeup = next: a finished buffer wakes only the engines that can go on
-    // (the next in take order, and any whose buffer went stale), not every waiting one.
+    // (the next in take order, and any whose buffer went stale), not every waiting one;
+    // a step that gives another queue work wakes that queue only (pt_wake marks), not
+    // every queue waiting on the same signal.
     bool engine_wakeup_next = false;
     run_ahead timing;            // sim.timing: when the engines synchronise
     // Address space each class of queue's DMA is tagged with: every receive queue,
@@ -271,9 +273,9 @@ private:
         sc_core::sc_time in_flight_since;
         int in_flight_counter = 0;
         int ring_counter = 0;
-        // A role woken by marks (pt_role.woken_by_mark): its blocked engine waits on
-        // `signalled`, notified when a step that signals its waits_on gave it work
-        // (marked: taken from the kernel's marks, not yet woken).
+        // sim.engine_wakeup = next, a role woken by marks (pt_role.woken_by_mark): its
+        // blocked engine waits on `signalled`, notified when a step that signals its
+        // waits_on gave it work (marked: taken from the kernel's marks, not yet woken).
         sc_core::sc_event signalled;
         bool marked = false;
     };
@@ -296,10 +298,11 @@ private:
     uint16_t pairs_seen_ = 1;         // the personality's pairs in use when last looked
     sc_core::sc_event revive_;        // a queue an engine sleeps on came into service
     // Cross-queue wake-ups, by the roles' signal number (pt_role.signals / waits_on;
-    // virtio-net: TX put frames in a pair's FIFO, RX took frames out of it). A queue
-    // whose role is woken_by_mark has its own event (queue_rt::signalled) instead;
-    // signal_[s] wakes the engines of the other roles waiting on s (signal_waiters_[s]
-    // of them started), and the queues marked but not yet woken wait in marked_.
+    // virtio-net: TX put frames in a pair's FIFO, RX took frames out of it). With
+    // sim.engine_wakeup = next a queue whose role is woken_by_mark has its own event
+    // (queue_rt::signalled) instead; signal_[s] wakes the engines of the other roles
+    // waiting on s (signal_waiters_[s] of them started), and the queues marked but not
+    // yet woken wait in marked_.
     sc_core::sc_event signal_[4];
     unsigned signal_waiters_[4] = {};
     std::vector<uint16_t> marked_;

@@ -825,6 +825,51 @@ Test(mq, rss_drops_frames_for_a_queue_being_reset)
     rig_down();
 }
 
+/* "RSS processing" puts a frame in another pair's FIFO: the step marks that pair's
+ * receive queue for a wake-up (pt_take_wake), not the transmitting pair's; the receive
+ * that takes the frame marks the transmit queue of its own pair (whose FIFO got room,
+ * what that queue's take waits for), and a frame dropped for a queue being reset marks
+ * nothing. Every push into a FIFO and every pop out of one marks, so the data roles say
+ * their wake-ups are all marked (woken_by_mark) and a platform may wake those queues
+ * alone; the control queue waits on no signal. */
+Test(mq, rss_steering_marks_the_queue_it_chose)
+{
+    rig_up_rss(2, true);
+    vs_features f = rss_features();
+    vs_feature_set(&f, VIRTIO_F_RING_RESET_BIT);
+    cr_assert(bring_up_with(&f));
+    /* Every frame to receiveq2: a one-entry table naming it, and unclassified_queue 1. */
+    const uint32_t len = rss_cmd(RSS_HASH_TYPES_IMPLEMENTED, 1, 1, 1, 2, 40);
+    vs_put_le16(cmd_buf + 10, 1);
+    cr_assert_eq(ctrl_chunks(cmd_buf, len, 64, NULL), VIRTIO_NET_OK);
+    uint16_t q;
+    while (pt_take_wake(&rig.dev.tp, &q))
+        ;
+    post_tx(1);
+    cr_assert_eq(step(1), PT_STEP_DONE);
+    cr_expect_eq(vnet_pair_fifo_frames(&rig.dev.net, 1), 1);
+    cr_expect(pt_take_wake(&rig.dev.tp, &q));
+    cr_expect_eq(q, 2, "receiveq2 marked, not receiveq1");
+    cr_expect_not(pt_take_wake(&rig.dev.tp, &q), "and nothing else");
+    post_rx(2);
+    cr_expect_eq(step(2), PT_STEP_DONE);
+    cr_expect(pt_take_wake(&rig.dev.tp, &q));
+    cr_expect_eq(q, 3, "transmitq2 marked: its pair's FIFO has room");
+    cr_expect_not(pt_take_wake(&rig.dev.tp, &q), "and nothing else");
+    pt_rig_wr(&rig.dev.tp, VIRTIO_PCI_COMMON_Q_SELECT, 2, 2);
+    pt_rig_wr(&rig.dev.tp, VIRTIO_PCI_COMMON_Q_RESET, 2, 1);
+    post_tx(1);
+    cr_assert_eq(step(1), PT_STEP_DONE);
+    cr_expect_eq(rig.dev.net.stats.rx_steer_dropped, 1);
+    cr_expect_not(pt_take_wake(&rig.dev.tp, &q), "a dropped frame gives no queue work");
+    for (uint16_t k = 0; k < 4; k++)
+        cr_expect(rig.dev.tp.role[k]->woken_by_mark, "queue %u", k);
+    const struct pt_role *ctrl_r = rig.dev.tp.role[vnet_ctrl_queue(&rig.dev.net)];
+    cr_expect(ctrl_r->waits_on == 0 && !ctrl_r->woken_by_mark);
+    cr_expect_eq(rig.dev.tp.error, VS_REASON_NONE);
+    rig_down();
+}
+
 /* The wake marks cover all 513 queues of 256 pairs, lowest first across words. */
 Test(mq, wake_marks_cover_every_queue)
 {

@@ -68,6 +68,12 @@ struct mq_driver : sc_core::sc_module {
     uint64_t common = 0, notify = 0;
     uint32_t notify_mult = 0;
     std::vector<unsigned> rx_done, tx_done;
+    // Pairs that send frames (the first ones; default: every pair in use), and whether
+    // each frame is notified or only a pair's last.
+    unsigned pairs_sending = ~0u;
+    bool kick_each_frame = true;
+    unsigned writes_after_driver_ok = 0; // register writes from DRIVER_OK on
+    bool driver_ok = false;
     bool done = false, ctrl_ok = false;
     uint8_t ctrl_ack = 0xff;
 
@@ -95,6 +101,8 @@ struct mq_driver : sc_core::sc_module {
         tx.set_response_status(tlm::TLM_INCOMPLETE_RESPONSE);
         mmio->b_transport(tx, delay);
         cr_assert(tx.is_response_ok(), "access at 0x%llx", (unsigned long long)addr);
+        if (write && driver_ok)
+            writes_after_driver_ok++;
         wait(delay + sc_time(10, SC_NS));
         return v;
     }
@@ -196,6 +204,7 @@ struct mq_driver : sc_core::sc_module {
             wr(VIRTIO_PCI_COMMON_Q_MSIX, 2, 0xffff); // VIRTIO_MSI_NO_VECTOR: this driver polls
             wr(VIRTIO_PCI_COMMON_Q_ENABLE, 2, 1);
         }
+        driver_ok = true;
         wr(VIRTIO_PCI_COMMON_STATUS, 1, ack_drv | VIRTIO_STATUS_FEATURES_OK | VIRTIO_STATUS_DRIVER_OK);
 
         // VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET: class, command; virtqueue_pairs; ack.
@@ -217,16 +226,18 @@ struct mq_driver : sc_core::sc_module {
             for (unsigned k = 0; k < QSIZE / 2; k++, buf += 2048)
                 post(uint16_t(2 * p), {{buf, 2048, true}}, k + 1 == QSIZE / 2);
         unsigned sent = 0;
+        const unsigned sending = pairs_sending < pairs_offered ? pairs_sending : pairs_offered;
         for (unsigned f = 0; f < frames_per_pair; f++)
-            for (unsigned p = 0; p < pairs_offered; p++, buf += 2048) {
+            for (unsigned p = 0; p < sending; p++, buf += 2048) {
                 std::memset(at(buf), 0, HDR);
                 std::memset(at(buf + HDR), int(0x10 + p), FRAME);
-                post(uint16_t(2 * p + 1), {{buf, HDR + FRAME, false}});
+                post(uint16_t(2 * p + 1), {{buf, HDR + FRAME, false}},
+                     kick_each_frame || f + 1 == frames_per_pair);
                 sent++;
             }
         // Poll until every frame of the pairs in use came back (the others' stay queued).
         unsigned got = 0;
-        const unsigned expected = frames_per_pair * pairs_used;
+        const unsigned expected = frames_per_pair * (sending < pairs_used ? sending : pairs_used);
         for (int spins = 0; got < expected && spins < 100000; spins++) {
             wait(sc_time(200, SC_NS));
             for (unsigned p = 0; p < pairs_offered; p++) {
@@ -255,13 +266,14 @@ struct rig {
     std::unique_ptr<virtio_device_tlm> dev;
     std::unique_ptr<mq_driver> drv;
 
-    rig(unsigned offered, unsigned used, unsigned frames, unsigned engines)
+    rig(unsigned offered, unsigned used, unsigned frames, unsigned engines, bool wakeup_next = false)
     {
         sc_core::sc_set_time_resolution(1, SC_PS);
         sc_core::sc_report_handler::set_actions("/OSCI/SystemC", sc_core::SC_INFO, sc_core::SC_DO_NOTHING);
         cfg = config_defaults();
         cfg.dev.queue_pairs = offered;
         cfg.dev.queue_engines = engines;
+        cfg.sim.engine_wakeup_next = wakeup_next;
         tlm_utils::tlm_quantumkeeper::set_global_quantum(sc_time(cfg.sim.quantum_ns, SC_NS));
         mem.reset(new host_memory("memory", amap::memory_base, 16u << 20, sc_time(cfg.memory.latency_ns, SC_NS),
                                   sc_time(cfg.memory.read_ps_per_byte, SC_PS)));
@@ -332,6 +344,55 @@ Test(mq_engines, pairs_past_vq_pairs_set_stay_asleep)
     cr_expect_eq(r.drv->rx_done[0] + r.drv->rx_done[1], 32u);
     // Pairs 1 and 2: 2 queues x (engine + timer); the control engine; the MSI-X sender.
     cr_expect_eq(r.dev->processes(), 2u * 2u * 2u + 1u + 1u);
+}
+
+// 4 pairs in use, frames on pair 1 only, one notification for them all; the receive
+// engines of pairs 2-4 find nothing and sleep. Returns what each queue's engine woke
+// for (engine_wakeups) and the driver's register writes from DRIVER_OK on (each wakes
+// every blocked engine to look at its queue's state).
+static std::vector<uint64_t> wakeups_with_pair_one_sending(bool wakeup_next, unsigned frames,
+                                                           unsigned &writes)
+{
+    rig r(4, 4, frames, 1, wakeup_next);
+    r.drv->pairs_sending = 1;
+    r.drv->kick_each_frame = false;
+    r.run();
+    cr_assert(r.drv->done, "the driver did not finish");
+    cr_expect_eq(r.drv->rx_done[0], frames);
+    cr_expect_eq(r.dev->kernel().net.stats.rx_frames, frames);
+    for (unsigned p = 1; p < 4; p++) {
+        cr_expect(r.dev->queue_started(uint16_t(2 * p)), "receiveq%u started", p + 1);
+        cr_expect_eq(r.drv->rx_done[p], 0u);
+    }
+    writes = r.drv->writes_after_driver_ok;
+    cr_expect_lt(writes, 10u, "register writes after DRIVER_OK: %u", writes);
+    return r.dev->engine_wakeups;
+}
+
+// sim.engine_wakeup = next: each frame put in pair 1's FIFO wakes receiveq1's engine,
+// the queue the personality marked (pt_wake), and not the blocked receive engines of
+// pairs 2-4, which wake only for register writes.
+Test(mq_engines, an_idle_pair_is_not_woken_by_another_pairs_frames)
+{
+    const unsigned frames = 32; // as many as receiveq1 has buffers
+    unsigned writes = 0;
+    const std::vector<uint64_t> woke = wakeups_with_pair_one_sending(true, frames, writes);
+    cr_expect_gt(woke[0], 0u, "receiveq1 slept and was woken by its frames");
+    for (unsigned p = 1; p < 4; p++)
+        cr_expect_leq(woke[2 * p], writes, "receiveq%u woke %llu times for %u register writes",
+                      p + 1, (unsigned long long)woke[2 * p], writes);
+}
+
+// sim.engine_wakeup = all (the default, the exact results): every frame wakes every
+// blocked receive engine, each re-checks its pair's FIFO and sleeps again.
+Test(mq_engines, all_wakes_every_pair_for_each_frame)
+{
+    const unsigned frames = 32;
+    unsigned writes = 0;
+    const std::vector<uint64_t> woke = wakeups_with_pair_one_sending(false, frames, writes);
+    for (unsigned p = 1; p < 4; p++)
+        cr_expect_geq(woke[2 * p], frames, "receiveq%u woke %llu times for %u frames", p + 1,
+                      (unsigned long long)woke[2 * p], frames);
 }
 
 // Criterion's own main, here so that neither SystemC's nor Criterion's library main is
