@@ -849,13 +849,16 @@ const std::vector<param_def> &param_table()
          "wait per poll",
          ON_OFF_FIELD(sim.poll_sleep)},
         {"sim.engine_wakeup", "", "all",
-         "with device.queue_engines > 1, which waiting engines a queue's engines wake: all = "
+         "which waiting engines a queue's engines wake (with device.queue_engines > 1) and "
+         "which blocked queues a step wakes (with device.queue_pairs_count > 1): all = "
          "every engine waiting to take from the ring or for its buffer's turn to finish, "
+         "and every queue waiting for what a step signals (frames in a FIFO, room in it), "
          "each re-checking (exact: the results every study was made with); next = only the "
-         "one whose turn it is, takes in the order asked. next costs fewer SystemC "
-         "wake-ups but orders engines acting at the same picosecond otherwise, so its "
-         "figures differ from all's on some multi-engine points (docs/speed.md; checked by "
-         "scripts/validate, regime 10). The same results with one engine per queue",
+         "one whose turn it is, takes in the order asked, and only the queues the step gave "
+         "work to. next costs fewer SystemC wake-ups but orders engines acting at the same "
+         "picosecond otherwise, so its figures differ from all's on some multi-engine and "
+         "multi-pair points (docs/speed.md; checked by scripts/validate, regime 10). The "
+         "same results with one engine per queue and one queue pair",
          choice({"all", "next"}),
          [](vs_config &c, const param_value &v) { c.sim.engine_wakeup_next = v.u == 1; },
          [](const vs_config &c) { return int_value(c.sim.engine_wakeup_next ? 1 : 0); }},

@@ -112,7 +112,7 @@ struct device_tlm_params {
 struct sim_params {
     double quantum_ns = 1000;
     bool poll_sleep = false;                  // a polling driver sleeps through empty polls
-    bool engine_wakeup_next = false;          // a finished buffer wakes only the engines it lets go on
+    bool engine_wakeup_next = false;          // a finished buffer wakes only the engines it lets go on, a step only the queues it gave work
     bool timing_decoupled = false;            // sim.timing = decoupled: initiators skip
                                               // synchronisations no process would see
     double time_limit_us = 1e6;               // stop a run that has not finished by then
