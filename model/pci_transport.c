@@ -1213,6 +1213,87 @@ enum pt_step pt_quiet_notifications(struct pt *tp, uint16_t qi, const struct vs_
     return PT_STEP_DONE;
 }
 
+/* ---- Running the device until idle (pci_transport.h) ---- */
+
+/* The pass of a round that visits a queue of this role: 0 the queues that feed others
+ * and wait for the driver, 1 those that wait for the device's other side, 2 the rest. */
+static unsigned idle_pass(const struct pt_role *role)
+{
+    if (!role->idle_waits_for_driver)
+        return 1;
+    return role->signals ? 0 : 2;
+}
+#define IDLE_PASSES 3u
+
+/* One visit of live queue qi: DONE if it moved, IDLE if not, FAILED. */
+static enum pt_step idle_visit(struct pt *tp, uint16_t qi, struct pt_idle *run)
+{
+    const struct vs_guest_ops *ops = run->queue_ops(run->ctx, qi);
+    const struct pt_role *role = tp->role[qi];
+    if (pt_quiet_notifications(tp, qi, ops) == PT_STEP_FAILED)
+        return PT_STEP_FAILED;
+    enum pt_step stop = PT_STEP_DONE; /* DONE: steps_max reached, the queue did not stop */
+    uint32_t n = 0;
+    while (n < run->steps_max) {
+        struct pt_work w;
+        memset(&w, 0, sizeof w);
+        stop = pt_step_one(tp, qi, ops, &w);
+        if (stop != PT_STEP_DONE)
+            break;
+        n++;
+    }
+    run->done += n;
+    if (run->buffers)
+        run->buffers[qi] += n;
+    if (stop == PT_STEP_FAILED || pt_complete(tp, qi, ops) == PT_STEP_FAILED)
+        return PT_STEP_FAILED;
+    if (stop == PT_STEP_DONE)
+        return n > 0 ? PT_STEP_DONE : PT_STEP_IDLE;
+    /* The queue stopped. Waiting for the driver: ask for notifications, then re-check
+     * (buffers made available before the driver could see the request are work now).
+     * Waiting for the device's other side (no frame for a receive queue's buffers): the
+     * queue that gives it work runs in this loop, and re-checking its ring would only
+     * find the same buffers again. */
+    const bool waits_for_driver = stop == PT_STEP_IDLE ? role->idle_waits_for_driver
+                                                       : !role->idle_waits_for_driver;
+    enum pt_step armed = PT_STEP_IDLE;
+    if (waits_for_driver)
+        armed = pt_arm_notifications(tp, qi, ops);
+    if (armed == PT_STEP_FAILED)
+        return PT_STEP_FAILED;
+    return n > 0 || armed == PT_STEP_DONE ? PT_STEP_DONE : PT_STEP_IDLE;
+}
+
+enum pt_step pt_run_idle(struct pt *tp, struct pt_idle *run)
+{
+    run->rounds = 0;
+    run->done = 0;
+    run->spent = false;
+    bool moved = true, any = false;
+    while (moved && tp->error == VS_REASON_NONE) {
+        if (run->rounds == run->rounds_max) {
+            run->spent = true;
+            break;
+        }
+        run->rounds++;
+        moved = false;
+        for (unsigned pass = 0; pass < IDLE_PASSES; pass++) {
+            for (uint16_t qi = 0; qi < tp->num_queues; qi++) {
+                if (!pt_queue_live(tp, qi) || idle_pass(tp->role[qi]) != pass)
+                    continue;
+                const enum pt_step st = idle_visit(tp, qi, run);
+                if (st == PT_STEP_FAILED)
+                    return PT_STEP_FAILED;
+                moved |= st == PT_STEP_DONE;
+            }
+        }
+        any |= moved;
+    }
+    if (tp->error != VS_REASON_NONE)
+        return PT_STEP_FAILED;
+    return any ? PT_STEP_DONE : PT_STEP_IDLE;
+}
+
 /* ---- A front end without registers (pci_transport.h) ---- */
 void pt_fe_attach(struct pt *tp, const vs_features *features)
 {

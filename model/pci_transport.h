@@ -403,6 +403,48 @@ static inline bool pt_negotiated(const struct pt *tp, unsigned bit)
     return vpci_negotiated(&tp->vpci, bit);
 }
 
+/* ---- Running the device until idle (untimed front ends) ----
+ * A front end without time (the untimed test rig, serve --qemu-proxy) runs the device
+ * after each register access until nothing moves. One call does it for every live
+ * queue, through the queues' roles, never asking which queue is which:
+ *  - a round visits the queues in a fixed order: first those whose role feeds others
+ *    and waits for the driver (signals, idle_waits_for_driver: virtio-net's transmit
+ *    queues), then those that wait for the device's other side (not
+ *    idle_waits_for_driver: the receive queues), then the rest (the control queue);
+ *    within each, by queue number. Work a queue gives another reaches it in the same
+ *    round when the giver comes first;
+ *  - a visit asks the driver not to notify (pt_quiet_notifications), completes up to
+ *    steps_max buffers (pt_step_one), publishes them (pt_complete); when the queue
+ *    stopped waiting for the driver (its role's idle_waits_for_driver says which of IDLE
+ *    and BLOCKED that is: "Driver and Device Event Suppression"), it asks for
+ *    notifications again and re-checks (pt_arm_notifications);
+ *  - a round moved something when a buffer completed or a re-check found buffers; a
+ *    queue waiting for the device's other side is not re-checked, so a receive queue
+ *    with buffers but no frame ends the loop instead of counting as progress;
+ *  - the loop repeats while a round moved something, at most rounds_max rounds; it
+ *    stops at once when the device fails (NEEDS_RESET: tp->error names the reason,
+ *    tp->error_queue the queue).
+ * Decisions the personality holds for a later time (virtio-net's coalescing timer) stay
+ * held: a front end that has no timer takes them itself afterwards. */
+struct pt_idle {
+    /* In. The DMA path of queue q, asked once per visit (a front end may tag each
+     * queue's accesses, with its PASID for example); ctx is the front end's. */
+    const struct vs_guest_ops *(*queue_ops)(void *ctx, uint16_t q);
+    void *ctx;
+    uint32_t rounds_max;   /* rounds over the queues (0: none) */
+    uint32_t steps_max;    /* buffers one queue completes per visit (0: none) */
+    uint64_t *buffers;     /* optional, num_queues counters: += buffers completed per queue */
+    /* Out (set by pt_run_idle). */
+    uint32_t rounds;       /* rounds run */
+    uint64_t done;         /* buffers completed, every queue */
+    bool spent;            /* the last round allowed still moved: work may be left */
+};
+
+/* Run every live queue until a round moves nothing (see above). Returns PT_STEP_DONE if
+ * anything moved, PT_STEP_IDLE if nothing did, PT_STEP_FAILED if the device needs a
+ * reset (before or during the call). */
+enum pt_step pt_run_idle(struct pt *tp, struct pt_idle *run);
+
 /* The personality gave queue q work from another queue's step (frames to receive,
  * FIFO space to transmit into): mark q for the platform to wake. */
 void pt_wake(struct pt *tp, uint16_t q);

@@ -525,28 +525,20 @@ void proxy_server::update_intx()
     intx_edges_seen_ = edges;
 }
 
-// Runs the queues until none moves (or the budget is spent), publishes what a batch
-// holds, and takes the notification decisions coalescing would take later (untimed: a
-// held decision's max_usecs elapses at once). False if the connection ended.
+// Runs every live queue until none moves (pt_run_idle: every pair of a multi-pair
+// device, the control queue, within the budget), and takes the notification decisions
+// coalescing holds for later (untimed: a held decision's max_usecs elapses at once).
+// False if the connection ended.
 bool proxy_server::run_device()
 {
     vdev &d = *dev_;
-    typedef enum pt_step (*step_fn)(struct vnet *, const struct vs_guest_ops *, struct pt_work *);
-    static const step_fn steps[] = {vnet_tx_step, vnet_rx_step, vnet_ctrl_step};
-    for (unsigned pass = 0; pass < PASS_MAX; pass++) {
-        bool moved = false;
-        for (step_fn step : steps)
-            for (unsigned k = 0; k < STEP_BUDGET; k++) {
-                struct pt_work w = {};
-                if (step(&d.net, &ops_, &w) != PT_STEP_DONE)
-                    break;
-                moved = true;
-            }
-        if (!moved || ram_.faulted)
-            break;
-    }
+    struct pt_idle run = {};
+    run.queue_ops = [](void *ctx, uint16_t) { return static_cast<const vs_guest_ops *>(ctx); };
+    run.ctx = &ops_;
+    run.rounds_max = PASS_MAX;
+    run.steps_max = STEP_BUDGET;
+    pt_run_idle(&d.tp, &run);
     for (uint16_t q = 0; q < d.tp.num_queues && !ram_.faulted; q++) {
-        pt_complete(&d.tp, q, &ops_);
         uint32_t usecs, window;
         if (vnet_coal_timer(&d.net, q, &usecs, &window))
             vnet_coal_expire(&d.net, q, window, &ops_);

@@ -10,11 +10,12 @@
  * at IOMMU page boundaries; otherwise addresses are physical. `iommu_set_root`, the
  * platform's hook, installs the driver's tables in the IOMMU.
  *
- * The device runs until idle (every TX queue, then every RX queue, then the control
- * queue, repeated while anything moved; `used` counts each queue's buffers) after every
- * MMIO write (unless `lazy`), every empty poll and whenever the driver waits for an
- * interrupt; then its MSI-X messages are latched by vector, and its INTx line (a level:
- * pt_intx_asserted) is read whenever the driver waits. Time is a counter each host
+ * The device runs until idle (model/pci_transport.h pt_run_idle: every TX queue, then
+ * every RX queue, then the control queue, repeated while anything moved; `used` counts
+ * each queue's buffers) after every MMIO write (unless `lazy`), every empty poll and
+ * whenever the driver waits for an interrupt; then its MSI-X messages are latched by
+ * vector, and its INTx line (a level: pt_intx_asserted) is read whenever the driver
+ * waits. Time is a counter each host
  * op advances by a fixed cost, so runs are deterministic.
  *
  * What it records, for the tests to assert on:
@@ -224,61 +225,34 @@ static inline enum vs_dma_status host_rig_port_write(void *ctx, uint64_t addr, c
 
 /* ---- the device, run to idle ---- */
 
-/* The i-th queue the pump visits of n: every transmit queue, then every receive queue,
- * then the control queue (with one pair: TX, RX, control). */
-static inline uint16_t host_rig_pump_order(uint16_t i, uint16_t n)
+/* pt_idle.queue_ops: queue q's port (its PASID). */
+static inline const struct vs_guest_ops *host_rig_queue_ops(void *ctx, uint16_t q)
 {
-    const uint16_t pairs = (uint16_t)(n / 2u);
-    if (i < pairs)
-        return (uint16_t)(2u * i + 1u);
-    if (i < 2u * pairs)
-        return (uint16_t)(2u * (i - pairs));
-    return i;
+    return &((struct host_rig *)ctx)->port[q].ops;
 }
 
+/* The device run until idle (pt_run_idle: every transmit queue, then every receive
+ * queue, then the control queue, while anything moved), after noting what each live
+ * queue looks like; then its MSI-X messages latched. */
 static inline void host_rig_pump(struct host_rig *r)
 {
-    const uint16_t nq = r->dev.tp.num_queues;
-    bool progress = true;
     struct msix_message msg;
-
-    for (uint32_t round = 0; progress && round < HOST_RIG_PUMP_MAX; round++) {
-        progress = false;
-        for (uint16_t i = 0; i < nq; i++) {
-            const uint16_t q = host_rig_pump_order(i, nq);
-            const struct vs_guest_ops *ops = &r->port[q].ops;
-            if (!pt_queue_live(&r->dev.tp, q))
-                continue;
-            r->format[q] = r->dev.tp.q[q].ops->name;
-            r->negotiated = r->dev.tp.vpci.driver_features;
-            r->size[q] = r->dev.tp.q[q].cfg.size;
-            r->vector[q] = r->dev.tp.vpci.q[q].msix_vector;
-            pt_quiet_notifications(&r->dev.tp, q, ops);
-            enum pt_step st = PT_STEP_IDLE;
-            for (uint32_t n = 0; n < HOST_RIG_PUMP_MAX; n++) {
-                struct pt_work w;
-                memset(&w, 0, sizeof w);
-                st = pt_step_one(&r->dev.tp, q, ops, &w);
-                if (st != PT_STEP_DONE)
-                    break;
-                r->used[q]++;
-                progress = true;
-            }
-            pt_complete(&r->dev.tp, q, ops);
-            /* Before the device "sleeps" waiting for the driver: ask for notifications,
-             * then re-check. A queue waiting for the device's other side (a receive
-             * queue with buffers but no frame: its role's idle_waits_for_driver) gets
-             * work from another queue's step, which the next round sees; re-checking
-             * its ring would find those buffers again and spin. The platform's engine
-             * loop makes the same choice. */
-            const struct pt_role *role = r->dev.tp.role[q];
-            const bool waits_for_driver = st == PT_STEP_IDLE ? role->idle_waits_for_driver
-                                                             : !role->idle_waits_for_driver;
-            if (st != PT_STEP_FAILED && waits_for_driver &&
-                pt_arm_notifications(&r->dev.tp, q, ops) == PT_STEP_DONE)
-                progress = true;
-        }
+    for (uint16_t q = 0; q < r->dev.tp.num_queues; q++) {
+        if (!pt_queue_live(&r->dev.tp, q))
+            continue;
+        r->format[q] = r->dev.tp.q[q].ops->name;
+        r->negotiated = r->dev.tp.vpci.driver_features;
+        r->size[q] = r->dev.tp.q[q].cfg.size;
+        r->vector[q] = r->dev.tp.vpci.q[q].msix_vector;
     }
+    struct pt_idle run;
+    memset(&run, 0, sizeof run);
+    run.queue_ops = host_rig_queue_ops;
+    run.ctx = r;
+    run.rounds_max = HOST_RIG_PUMP_MAX;
+    run.steps_max = HOST_RIG_PUMP_MAX;
+    run.buffers = r->used;
+    pt_run_idle(&r->dev.tp, &run);
     while (pt_take_msi(&r->dev.tp, &msg)) {
         if (msg.addr != HOST_RIG_MSI_BASE)
             r->msi_misaddressed++;
