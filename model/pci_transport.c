@@ -1225,43 +1225,50 @@ static unsigned idle_pass(const struct pt_role *role)
 }
 #define IDLE_PASSES 3u
 
-/* One visit of live queue qi: DONE if it moved, IDLE if not, FAILED. */
+/* One visit of live queue qi: DONE if it completed buffers, IDLE if not, FAILED. */
 static enum pt_step idle_visit(struct pt *tp, uint16_t qi, struct pt_idle *run)
 {
     const struct vs_guest_ops *ops = run->queue_ops(run->ctx, qi);
     const struct pt_role *role = tp->role[qi];
     if (pt_quiet_notifications(tp, qi, ops) == PT_STEP_FAILED)
         return PT_STEP_FAILED;
-    enum pt_step stop = PT_STEP_DONE; /* DONE: steps_max reached, the queue did not stop */
     uint32_t n = 0;
-    while (n < run->steps_max) {
-        struct pt_work w;
-        memset(&w, 0, sizeof w);
-        stop = pt_step_one(tp, qi, ops, &w);
-        if (stop != PT_STEP_DONE)
+    for (bool rechecked = false;; rechecked = true) {
+        const uint32_t before = n;
+        enum pt_step stop = PT_STEP_DONE; /* DONE: steps_max reached before the queue stopped */
+        while (n < run->steps_max) {
+            struct pt_work w;
+            memset(&w, 0, sizeof w);
+            stop = pt_step_one(tp, qi, ops, &w);
+            if (stop != PT_STEP_DONE)
+                break;
+            n++;
+        }
+        run->done += n - before;
+        if (run->buffers)
+            run->buffers[qi] += n - before;
+        if (stop == PT_STEP_FAILED || pt_complete(tp, qi, ops) == PT_STEP_FAILED)
+            return PT_STEP_FAILED;
+        if (stop == PT_STEP_DONE)
             break;
-        n++;
+        /* The queue stopped. Waiting for the device's other side (no frame for a
+         * receive queue's buffers): the queue that gives it work runs in this loop, and
+         * re-checking its ring would only find the same buffers again. Waiting for the
+         * driver: ask for notifications, then re-check, since buffers made available
+         * before the driver could see the request are work now; but buffers the re-check
+         * found that the queue then did not take (a transmit queue of a pair not in use)
+         * wait for the driver like an empty ring, and are no progress. */
+        const bool waits_for_driver = stop == PT_STEP_IDLE ? role->idle_waits_for_driver
+                                                           : !role->idle_waits_for_driver;
+        if (!waits_for_driver || (rechecked && n == before))
+            break;
+        const enum pt_step armed = pt_arm_notifications(tp, qi, ops);
+        if (armed == PT_STEP_FAILED)
+            return PT_STEP_FAILED;
+        if (armed != PT_STEP_DONE)
+            break;
     }
-    run->done += n;
-    if (run->buffers)
-        run->buffers[qi] += n;
-    if (stop == PT_STEP_FAILED || pt_complete(tp, qi, ops) == PT_STEP_FAILED)
-        return PT_STEP_FAILED;
-    if (stop == PT_STEP_DONE)
-        return n > 0 ? PT_STEP_DONE : PT_STEP_IDLE;
-    /* The queue stopped. Waiting for the driver: ask for notifications, then re-check
-     * (buffers made available before the driver could see the request are work now).
-     * Waiting for the device's other side (no frame for a receive queue's buffers): the
-     * queue that gives it work runs in this loop, and re-checking its ring would only
-     * find the same buffers again. */
-    const bool waits_for_driver = stop == PT_STEP_IDLE ? role->idle_waits_for_driver
-                                                       : !role->idle_waits_for_driver;
-    enum pt_step armed = PT_STEP_IDLE;
-    if (waits_for_driver)
-        armed = pt_arm_notifications(tp, qi, ops);
-    if (armed == PT_STEP_FAILED)
-        return PT_STEP_FAILED;
-    return n > 0 || armed == PT_STEP_DONE ? PT_STEP_DONE : PT_STEP_IDLE;
+    return n > 0 ? PT_STEP_DONE : PT_STEP_IDLE;
 }
 
 enum pt_step pt_run_idle(struct pt *tp, struct pt_idle *run)

@@ -418,9 +418,11 @@ static inline bool pt_negotiated(const struct pt *tp, unsigned bit)
  *    stopped waiting for the driver (its role's idle_waits_for_driver says which of IDLE
  *    and BLOCKED that is: "Driver and Device Event Suppression"), it asks for
  *    notifications again and re-checks (pt_arm_notifications);
- *  - a round moved something when a buffer completed or a re-check found buffers; a
- *    queue waiting for the device's other side is not re-checked, so a receive queue
- *    with buffers but no frame ends the loop instead of counting as progress;
+ *  - a re-check that finds buffers is followed by more steps at once; a round moved
+ *    something only when a buffer completed. So neither a receive queue with buffers
+ *    but no frame (waiting for the device's other side: not re-checked) nor buffers a
+ *    queue does not take now (a transmit queue of a pair not in use: re-checked once,
+ *    then left armed) keeps the loop going;
  *  - the loop repeats while a round moved something, at most rounds_max rounds; it
  *    stops at once when the device fails (NEEDS_RESET: tp->error names the reason,
  *    tp->error_queue the queue).

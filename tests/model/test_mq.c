@@ -47,14 +47,20 @@ static uint64_t buffers(uint16_t pairs)
     return GUEST_BASE + (uint64_t)vnet_queues(pairs) * VDEV_RIG_QUEUE_WINDOW;
 }
 
+/* The rig with p (p.queue_pairs pairs). */
+static void rig_up_params(const struct vdev_params *p)
+{
+    cr_assert(vdev_rig_init(&rig, p, GUEST_BASE,
+                            (uint64_t)vnet_queues(p->queue_pairs) * VDEV_RIG_QUEUE_WINDOW + 0x100000u));
+    pt_rig_map_bars(&rig.dev.tp);
+}
+
 static void rig_up_rss(uint16_t pairs, bool rss)
 {
     struct vdev_params p = vdev_rig_default_params();
     p.queue_pairs = pairs;
     p.rss = rss;
-    cr_assert(vdev_rig_init(&rig, &p, GUEST_BASE,
-                            (uint64_t)vnet_queues(pairs) * VDEV_RIG_QUEUE_WINDOW + 0x100000u));
-    pt_rig_map_bars(&rig.dev.tp);
+    rig_up_params(&p);
 }
 
 static void rig_up(uint16_t pairs)
@@ -120,9 +126,9 @@ static void post(uint16_t q, uint64_t addr, uint32_t len, uint16_t flags)
     }
 }
 
-/* One control command (rlen readable bytes, then one writable ack byte). Returns the
- * ack, or 0xfe when the control step did not complete. */
-static uint8_t ctrl(const uint8_t *in, uint32_t rlen)
+/* Make one control command available (rlen readable bytes, then one writable ack
+ * byte, 0xff until the device answers); returns the ack byte's address. */
+static uint64_t post_ctrl(const uint8_t *in, uint32_t rlen)
 {
     const uint16_t cq = vnet_ctrl_queue(&rig.dev.net);
     const uint64_t rbuf = buffers(rig.dev.net.pairs_max) + 0x100u * (commands++ % 16u);
@@ -131,6 +137,14 @@ static uint8_t ctrl(const uint8_t *in, uint32_t rlen)
     *fake_guest_ptr(&rig.g, ack, 1) = 0xff;
     post(cq, rbuf, rlen, VIRTQ_DESC_F_NEXT_MASK);
     post(cq, ack, 1, VIRTQ_DESC_F_WRITE_MASK);
+    return ack;
+}
+
+/* One control command, stepped. Returns the ack, or 0xfe when the control step did not
+ * complete. */
+static uint8_t ctrl(const uint8_t *in, uint32_t rlen)
+{
+    const uint64_t ack = post_ctrl(in, rlen);
     struct pt_work w = {0};
     if (vnet_ctrl_step(&rig.dev.net, &rig.ops, &w) != PT_STEP_DONE)
         return 0xfe;
@@ -1007,5 +1021,230 @@ Test(mq, ctrl_queue_one_pair_is_2)
     cr_assert(bring_up(false, true));
     cr_expect_eq(vnet_ctrl_queue(&rig.dev.net), VNET_QUEUE_CTRL);
     cr_expect_eq(role_of(VNET_QUEUE_CTRL), ctrl_role_());
+    rig_down();
+}
+
+/* ---- pt_run_idle (model/pci_transport.h): the untimed front ends' loop over every
+ * live queue of several pairs, through the queues' roles ---- */
+
+static uint64_t run_used[VNET_QUEUES_MAX];
+
+static const struct vs_guest_ops *ops_of(void *ctx, uint16_t q)
+{
+    (void)q;
+    return ctx;
+}
+
+static enum pt_step run_idle_with(const struct vs_guest_ops *ops, uint32_t rounds_max,
+                                  uint32_t steps_max, struct pt_idle *run)
+{
+    memset(run, 0, sizeof *run);
+    memset(run_used, 0, sizeof run_used);
+    run->queue_ops = ops_of;
+    run->ctx = (void *)(uintptr_t)ops;
+    run->rounds_max = rounds_max;
+    run->steps_max = steps_max;
+    run->buffers = run_used;
+    return pt_run_idle(&rig.dev.tp, run);
+}
+
+static enum pt_step run_idle(struct pt_idle *run)
+{
+    return run_idle_with(&rig.ops, 1000, 1000, run);
+}
+
+/* The flags of queue q's device event suppression structure (packed rings, "Driver and
+ * Device Event Suppression"): RING_EVENT_FLAGS_ENABLE when the device asked the driver
+ * for notifications. */
+static uint16_t device_event_flags(uint16_t q)
+{
+    return fake_guest_get16(&rig.g, vdev_rig_device_area(&rig, q) +
+                                        offsetof(struct pvirtq_event_suppress, flags));
+}
+
+/* Every pair: a VQ_PAIRS_SET command and a frame on each of four transmit queues, one
+ * receive buffer on each receive queue. Round 1 sends transmitq1's frame (the only pair
+ * in use, "Automatic receive steering in multiqueue mode"), receives it on receiveq1 in
+ * the same round (transmit queues come first) and runs the command; round 2 sends the
+ * other pairs' frames and receives each on its own pair; round 3 finds nothing. */
+Test(mq, run_idle_serves_every_pair)
+{
+    rig_up(4);
+    cr_assert(bring_up(true, true));
+    uint8_t set[4] = {VIRTIO_NET_CTRL_MQ, VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET};
+    vs_put_le16(set + 2, 4);
+    const uint64_t ack = post_ctrl(set, sizeof set);
+    for (uint16_t k = 0; k < 4; k++) {
+        post_rx((uint16_t)(2u * k));
+        post_tx_fill((uint16_t)(2u * k + 1u), (uint8_t)(0x10u + k));
+    }
+    struct pt_idle run;
+    cr_expect_eq(run_idle(&run), PT_STEP_DONE);
+    cr_expect_eq(*fake_guest_ptr(&rig.g, ack, 1), VIRTIO_NET_OK);
+    cr_expect_eq(rig.dev.net.pairs, 4);
+    for (uint16_t k = 0; k < 4; k++) {
+        cr_expect_eq(run_used[2u * k + 1u], 1, "transmitq%u", k + 1u);
+        cr_expect_eq(run_used[2u * k], 1, "receiveq%u", k + 1u);
+        cr_expect_eq(rx_frame((uint16_t)(2u * k))[0], 0x10u + k, "receiveq%u has its pair's frame",
+                     k + 1u);
+    }
+    cr_expect_eq(run_used[8], 1, "the control command");
+    cr_expect_eq(run.done, 9);
+    cr_expect_eq(run.rounds, 3);
+    cr_expect_not(run.spent);
+    /* The transmit queues and the control queue stopped on an empty ring, waiting for
+     * the driver: armed. The receive queues stopped with no frame to receive, waiting
+     * for the device's other side: not armed. */
+    for (uint16_t q = 0; q < 9; q++)
+        cr_expect_eq(device_event_flags(q) & 3u,
+                     q % 2u || q == 8 ? RING_EVENT_FLAGS_ENABLE : RING_EVENT_FLAGS_DISABLE,
+                     "queue %u", q);
+
+    cr_expect_eq(run_idle(&run), PT_STEP_IDLE, "nothing left");
+    cr_expect_eq(run.rounds, 1);
+    cr_expect_eq(run.done, 0);
+    cr_expect_eq(rig.dev.tp.error, VS_REASON_NONE);
+    rig_down();
+}
+
+/* Receive buffers and no frame wait for the device's other side: one round, nothing
+ * moved, the receive queues not armed (the driver need not notify them), the loop over.
+ * A frame without a receive buffer is the other way round: the receive queue waits for
+ * the driver and is armed. */
+Test(mq, run_idle_receive_buffers_without_frames_end_the_loop)
+{
+    rig_up(2);
+    cr_assert(bring_up(true, true));
+    cr_expect_eq(pairs_set(2), VIRTIO_NET_OK);
+    for (unsigned i = 0; i < 4; i++) {
+        post_rx(0);
+        post_rx(2);
+    }
+    struct pt_idle run;
+    cr_expect_eq(run_idle(&run), PT_STEP_IDLE);
+    cr_expect_eq(run.rounds, 1);
+    cr_expect_eq(run.done, 0);
+    cr_expect_not(run.spent);
+    cr_expect_eq(device_event_flags(0) & 3u, RING_EVENT_FLAGS_DISABLE, "receiveq1 waits for a frame");
+    cr_expect_eq(device_event_flags(2) & 3u, RING_EVENT_FLAGS_DISABLE, "receiveq2 waits for a frame");
+    cr_expect_eq(device_event_flags(1) & 3u, RING_EVENT_FLAGS_ENABLE, "transmitq1 waits for the driver");
+    cr_expect_eq(rig.dev.net.stats.rx_frames, 0);
+    rig_down();
+
+    rig_up(1);
+    cr_assert(bring_up(false, true));
+    post_tx(1);
+    cr_expect_eq(run_idle(&run), PT_STEP_DONE);
+    cr_expect_eq(run.rounds, 2);
+    cr_expect_eq(run_used[1], 1);
+    cr_expect_eq(run_used[0], 0);
+    cr_expect_eq(vnet_fifo_frames(&rig.dev.net), 1, "the frame waits for a buffer");
+    cr_expect_eq(device_event_flags(0) & 3u, RING_EVENT_FLAGS_ENABLE, "receiveq1 waits for the driver");
+    rig_down();
+}
+
+/* Buffers on the transmit queue of a pair not in use: re-checked once, left armed, no
+ * progress ("The device MUST NOT queue packets on receive queues greater than
+ * virtqueue_pairs"; its transmit queue is not used either). */
+Test(mq, run_idle_queue_of_pair_not_in_use_is_no_progress)
+{
+    rig_up(2);
+    cr_assert(bring_up(true, true));
+    post_tx(3);
+    struct pt_idle run;
+    cr_expect_eq(run_idle(&run), PT_STEP_IDLE);
+    cr_expect_eq(run.rounds, 1);
+    cr_expect_eq(run_used[3], 0);
+    cr_expect_eq(device_event_flags(3) & 3u, RING_EVENT_FLAGS_ENABLE);
+    cr_expect_eq(rig.dev.net.stats.tx_frames, 0);
+    rig_down();
+}
+
+/* A hostile ring: transmitq2's descriptor has length 0 ("Element Address and Length";
+ * the model's policy: an empty element is a driver error). transmitq1 goes first and
+ * sends; transmitq2 puts the device in NEEDS_RESET with the reason named and the queue;
+ * the loop stops there, so neither transmitq3 nor any receive queue is visited; a later
+ * call does nothing. */
+Test(mq, run_idle_hostile_ring_stops_in_needs_reset)
+{
+    rig_up(3);
+    cr_assert(bring_up(true, true));
+    cr_expect_eq(pairs_set(3), VIRTIO_NET_OK);
+    post_tx(1);
+    post(3, buffers(3) + 0x10000u, 0, 0);
+    post_tx(5);
+    post_rx(0);
+    struct pt_idle run;
+    cr_expect_eq(run_idle(&run), PT_STEP_FAILED);
+    cr_expect_eq(rig.dev.tp.error, VS_REASON_DESC_ZERO_LENGTH);
+    cr_expect_eq(rig.dev.tp.error_queue, 3);
+    cr_expect(rig.dev.tp.vpci.status & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
+    cr_expect_eq(run.rounds, 1);
+    cr_expect_eq(run_used[1], 1, "transmitq1 went first");
+    cr_expect_eq(run_used[5], 0, "transmitq3 not visited");
+    cr_expect_eq(run_used[0], 0, "receiveq1 not visited");
+    cr_expect_eq(rig.dev.net.stats.tx_frames, 1);
+
+    cr_expect_eq(run_idle(&run), PT_STEP_FAILED);
+    cr_expect_eq(run.rounds, 0);
+    cr_expect_eq(run.done, 0);
+    rig_down();
+}
+
+/* A driver that keeps its transmit queue full (it makes a buffer available each time
+ * the device writes a used one, as a guest on another CPU would) cannot hold the loop:
+ * it stops after rounds_max rounds of steps_max buffers and says work may be left. */
+static struct {
+    struct vs_guest_ops inner;
+    uint16_t q;
+    uint64_t reposted;
+} refill;
+
+static enum vs_dma_status refill_read(void *ctx, uint64_t addr, void *dst, uint32_t len,
+                                      enum vs_dma_kind kind)
+{
+    (void)ctx;
+    return refill.inner.read(refill.inner.ctx, addr, dst, len, kind);
+}
+
+static enum vs_dma_status refill_write(void *ctx, uint64_t addr, const void *src, uint32_t len,
+                                       enum vs_dma_kind kind)
+{
+    (void)ctx;
+    const enum vs_dma_status s = refill.inner.write(refill.inner.ctx, addr, src, len, kind);
+    if (s == VS_DMA_OK && kind == VS_DMA_USED_WRITE &&
+        addr >= vdev_rig_desc(&rig, refill.q) && addr < vdev_rig_driver_area(&rig, refill.q)) {
+        post_tx(refill.q);
+        refill.reposted++;
+    }
+    return s;
+}
+
+Test(mq, run_idle_bound_holds_against_a_driver_that_keeps_up)
+{
+    struct vdev_params p = vdev_rig_default_params();
+    p.queue_pairs = 1;
+    p.backend = VDEV_BACKEND_SINK;
+    rig_up_params(&p);
+    cr_assert(bring_up(false, true));
+    for (unsigned i = 0; i < 4; i++)
+        post_tx(1);
+    memset(&refill, 0, sizeof refill);
+    refill.inner = rig.ops;
+    refill.q = 1;
+    const struct vs_guest_ops ops = {refill_read, refill_write, NULL};
+    struct pt_idle run;
+    cr_expect_eq(run_idle_with(&ops, 3, 5, &run), PT_STEP_DONE);
+    cr_expect(run.spent, "stopped by the bound");
+    cr_expect_eq(run.rounds, 3);
+    cr_expect_eq(run.done, 15, "3 rounds of 5 buffers");
+    cr_expect_eq(run_used[1], 15);
+    cr_expect_eq(refill.reposted, 15);
+    cr_expect_eq(rig.dev.net.stats.tx_frames, 15);
+    /* The bound is the caller's: the next call goes on from there. */
+    cr_expect_eq(run_idle_with(&ops, 1, 7, &run), PT_STEP_DONE);
+    cr_expect_eq(run.done, 7);
+    cr_expect(run.spent);
+    cr_expect_eq(rig.dev.tp.error, VS_REASON_NONE);
     rig_down();
 }
