@@ -62,7 +62,7 @@ struct qemu_peer {
     serve_options opt;
     std::thread server;
 
-    qemu_peer()
+    explicit qemu_peer(const vs_config &c = proxy_config()) : cfg(c)
     {
         int sv[2];
         cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
@@ -186,9 +186,93 @@ struct qemu_peer {
         cfg_wr(PCI_COMMAND, 2, PCI_COMMAND_MEMORY_MASK | PCI_COMMAND_MASTER_MASK);
         return ~(mask & ~0xfu) + 1;
     }
-};
 
-uint64_t gpa(uint64_t off) { return RAM_GPA + off; }
+    // The driver's part ("Device Initialization"), after assign_bar0: reset, features
+    // f (bits 0-63), queues 0 .. n-1 of QSIZE entries with queue i's split rings at
+    // 64 KiB * (i + 1), DRIVER_OK; notify_at[i] is queue i's notification address.
+    std::vector<uint64_t> notify_at;
+    uint16_t avail_idx[8] = {}, next_desc[8] = {};
+    uint8_t *ring(uint16_t i) { return ram + 0x10000u * (i + 1u); }
+    void bring_up(uint64_t f, uint16_t n)
+    {
+        const uint64_t common = vcap_addr(VIRTIO_PCI_CAP_COMMON_CFG);
+        const uint8_t ncap = find_vcap(VIRTIO_PCI_CAP_NOTIFY_CFG);
+        const uint64_t notify = vcap_addr(VIRTIO_PCI_CAP_NOTIFY_CFG);
+        const uint32_t mult = cfg_rd(ncap + 16u, 4);
+        auto c = [&](uint32_t field) { return common + field; };
+        bar_wr(c(VIRTIO_PCI_COMMON_STATUS), 1, 0);
+        cr_assert_eq(bar_rd(c(VIRTIO_PCI_COMMON_STATUS), 1), 0u);
+        bar_wr(c(VIRTIO_PCI_COMMON_STATUS), 1, VIRTIO_STATUS_ACKNOWLEDGE);
+        bar_wr(c(VIRTIO_PCI_COMMON_STATUS), 1, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
+        bar_wr(c(VIRTIO_PCI_COMMON_DFSELECT), 4, 1);
+        cr_assert(bar_rd(c(VIRTIO_PCI_COMMON_DF), 4) & 1u, "VIRTIO_F_VERSION_1 offered");
+        for (uint32_t w = 0; w < 2; w++) {
+            bar_wr(c(VIRTIO_PCI_COMMON_GFSELECT), 4, w);
+            bar_wr(c(VIRTIO_PCI_COMMON_GF), 4, uint32_t(f >> (32 * w)));
+        }
+        const uint8_t drv = VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER;
+        bar_wr(c(VIRTIO_PCI_COMMON_STATUS), 1, drv | VIRTIO_STATUS_FEATURES_OK);
+        cr_assert(bar_rd(c(VIRTIO_PCI_COMMON_STATUS), 1) & VIRTIO_STATUS_FEATURES_OK);
+        notify_at.assign(n, 0);
+        for (uint16_t i = 0; i < n; i++) {
+            const uint64_t base = RAM_GPA + 0x10000u * (i + 1u);
+            bar_wr(c(VIRTIO_PCI_COMMON_Q_SELECT), 2, i);
+            bar_wr(c(VIRTIO_PCI_COMMON_Q_SIZE), 2, QSIZE);
+            bar_wr(c(VIRTIO_PCI_COMMON_Q_DESCLO), 4, uint32_t(base));
+            bar_wr(c(VIRTIO_PCI_COMMON_Q_DESCHI), 4, 0);
+            bar_wr(c(VIRTIO_PCI_COMMON_Q_AVAILLO), 4, uint32_t(base + 0x1000));
+            bar_wr(c(VIRTIO_PCI_COMMON_Q_AVAILHI), 4, 0);
+            bar_wr(c(VIRTIO_PCI_COMMON_Q_USEDLO), 4, uint32_t(base + 0x2000));
+            bar_wr(c(VIRTIO_PCI_COMMON_Q_USEDHI), 4, 0);
+            notify_at[i] = notify + uint64_t(bar_rd(c(VIRTIO_PCI_COMMON_Q_NOFF), 2)) * mult;
+            bar_wr(c(VIRTIO_PCI_COMMON_Q_ENABLE), 2, 1);
+        }
+        bar_wr(c(VIRTIO_PCI_COMMON_STATUS), 1, drv | VIRTIO_STATUS_FEATURES_OK | VIRTIO_STATUS_DRIVER_OK);
+        cr_assert_eq(bar_rd(c(VIRTIO_PCI_COMMON_STATUS), 1),
+                     unsigned(drv | VIRTIO_STATUS_FEATURES_OK | VIRTIO_STATUS_DRIVER_OK), "DRIVER_OK, healthy");
+    }
+    // Make one chain available on split queue i ({offset in RAM, length, WRITE?} each).
+    struct seg {
+        uint64_t off;
+        uint32_t len;
+        bool write;
+    };
+    void post(uint16_t i, std::initializer_list<seg> chain)
+    {
+        const uint16_t head = next_desc[i];
+        size_t k = 0;
+        for (const seg &sg : chain) {
+            uint8_t *d = ring(i) + 16u * next_desc[i];
+            const uint64_t addr = RAM_GPA + sg.off;
+            const uint16_t more = ++k < chain.size();
+            const uint16_t flags = uint16_t((more ? 1u : 0u) | (sg.write ? 2u : 0u));
+            const uint16_t next = uint16_t((next_desc[i] + 1u) % QSIZE);
+            std::memcpy(d, &addr, 8);
+            std::memcpy(d + 8, &sg.len, 4);
+            std::memcpy(d + 12, &flags, 2);
+            std::memcpy(d + 14, &next, 2);
+            next_desc[i] = next;
+        }
+        uint8_t *avail = ring(i) + 0x1000;
+        std::memcpy(avail + 4 + 2u * (avail_idx[i] % QSIZE), &head, 2);
+        __atomic_thread_fence(__ATOMIC_RELEASE);
+        avail_idx[i]++;
+        std::memcpy(avail + 2, &avail_idx[i], 2);
+    }
+    uint16_t used_idx(uint16_t i)
+    {
+        uint16_t v;
+        std::memcpy(&v, ring(i) + 0x2000 + 2, 2);
+        return v;
+    }
+    // The used length of queue i's used entry n.
+    uint32_t used_len(uint16_t i, uint16_t n)
+    {
+        uint32_t v;
+        std::memcpy(&v, ring(i) + 0x2000 + 4 + 8u * (n % QSIZE) + 4, 4);
+        return v;
+    }
+};
 
 } // namespace
 
@@ -252,75 +336,24 @@ Test(proxy, bring_up_transmit_and_receive_with_intx)
     q.sync_ram();
     q.set_irqfd();
     q.assign_bar0();
-    const uint64_t common = q.vcap_addr(VIRTIO_PCI_CAP_COMMON_CFG);
     const uint64_t isr = q.vcap_addr(VIRTIO_PCI_CAP_ISR_CFG);
-    const uint8_t ncap = q.find_vcap(VIRTIO_PCI_CAP_NOTIFY_CFG);
-    const uint64_t notify = q.vcap_addr(VIRTIO_PCI_CAP_NOTIFY_CFG);
-    const uint32_t mult = q.cfg_rd(ncap + 16u, 4);
-    auto c = [&](uint32_t f) { return common + f; };
-
-    q.bar_wr(c(VIRTIO_PCI_COMMON_STATUS), 1, 0);
-    cr_assert_eq(q.bar_rd(c(VIRTIO_PCI_COMMON_STATUS), 1), 0u);
-    q.bar_wr(c(VIRTIO_PCI_COMMON_STATUS), 1, VIRTIO_STATUS_ACKNOWLEDGE);
-    q.bar_wr(c(VIRTIO_PCI_COMMON_STATUS), 1, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
-    q.bar_wr(c(VIRTIO_PCI_COMMON_DFSELECT), 4, 1);
-    cr_assert(q.bar_rd(c(VIRTIO_PCI_COMMON_DF), 4) & 1u, "VIRTIO_F_VERSION_1 offered");
-    q.bar_wr(c(VIRTIO_PCI_COMMON_GFSELECT), 4, 0);
-    q.bar_wr(c(VIRTIO_PCI_COMMON_GF), 4, 0);
-    q.bar_wr(c(VIRTIO_PCI_COMMON_GFSELECT), 4, 1);
-    q.bar_wr(c(VIRTIO_PCI_COMMON_GF), 4, 1); // VERSION_1 only: split rings, no extras
-    const uint8_t drv = VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER;
-    q.bar_wr(c(VIRTIO_PCI_COMMON_STATUS), 1, drv | VIRTIO_STATUS_FEATURES_OK);
-    cr_assert(q.bar_rd(c(VIRTIO_PCI_COMMON_STATUS), 1) & VIRTIO_STATUS_FEATURES_OK);
-    uint64_t notify_at[2];
-    for (uint16_t i = 0; i < 2; i++) { // queue i's rings at 64 KiB * (i + 1)
-        const uint64_t base = gpa(0x10000u * (i + 1u));
-        q.bar_wr(c(VIRTIO_PCI_COMMON_Q_SELECT), 2, i);
-        q.bar_wr(c(VIRTIO_PCI_COMMON_Q_SIZE), 2, QSIZE);
-        q.bar_wr(c(VIRTIO_PCI_COMMON_Q_DESCLO), 4, uint32_t(base));
-        q.bar_wr(c(VIRTIO_PCI_COMMON_Q_DESCHI), 4, 0);
-        q.bar_wr(c(VIRTIO_PCI_COMMON_Q_AVAILLO), 4, uint32_t(base + 0x1000));
-        q.bar_wr(c(VIRTIO_PCI_COMMON_Q_AVAILHI), 4, 0);
-        q.bar_wr(c(VIRTIO_PCI_COMMON_Q_USEDLO), 4, uint32_t(base + 0x2000));
-        q.bar_wr(c(VIRTIO_PCI_COMMON_Q_USEDHI), 4, 0);
-        notify_at[i] = notify + uint64_t(q.bar_rd(c(VIRTIO_PCI_COMMON_Q_NOFF), 2)) * mult;
-        q.bar_wr(c(VIRTIO_PCI_COMMON_Q_ENABLE), 2, 1);
-    }
-    q.bar_wr(c(VIRTIO_PCI_COMMON_STATUS), 1, drv | VIRTIO_STATUS_FEATURES_OK | VIRTIO_STATUS_DRIVER_OK);
-    cr_assert_eq(q.bar_rd(c(VIRTIO_PCI_COMMON_STATUS), 1),
-                 unsigned(drv | VIRTIO_STATUS_FEATURES_OK | VIRTIO_STATUS_DRIVER_OK), "DRIVER_OK, healthy");
+    q.bring_up(1ull << 32, 2); // VERSION_1 only: split rings, no extras
     cr_assert_eq(q.irq_count(), 0u, "no interrupt yet");
 
     // One 2 KiB receive buffer (queue 0), one 12-byte header + 60-byte frame (queue 1).
-    auto put_desc = [&](uint16_t qi, uint64_t addr, uint32_t len, uint16_t flags) {
-        uint8_t *d = q.ram + 0x10000u * (qi + 1u);
-        std::memcpy(d, &addr, 8);
-        std::memcpy(d + 8, &len, 4);
-        std::memcpy(d + 12, &flags, 2);
-        uint8_t *avail = d + 0x1000;
-        const uint16_t head = 0, idx = 1;
-        std::memcpy(avail + 4, &head, 2);
-        __atomic_thread_fence(__ATOMIC_RELEASE);
-        std::memcpy(avail + 2, &idx, 2);
-    };
     const uint64_t rx_buf = 0x40000, tx_buf = 0x50000;
-    put_desc(0, gpa(rx_buf), 2048, 2 /* VIRTQ_DESC_F_WRITE */);
-    q.bar_wr(notify_at[0], 2, 0);
+    q.post(0, {{rx_buf, 2048, true}});
+    q.bar_wr(q.notify_at[0], 2, 0);
     uint8_t frame[12 + 60] = {};
     for (unsigned i = 12; i < sizeof frame; i++)
         frame[i] = uint8_t(i * 7);
     std::memcpy(q.ram + tx_buf, frame, sizeof frame);
-    put_desc(1, gpa(tx_buf), sizeof frame, 0);
-    q.bar_wr(notify_at[1], 2, 1); // answered once the device has run: untimed
+    q.post(1, {{tx_buf, sizeof frame, false}});
+    q.bar_wr(q.notify_at[1], 2, 1); // answered once the device has run: untimed
 
-    uint16_t used_idx[2];
-    uint32_t rx_len;
-    for (unsigned i = 0; i < 2; i++)
-        std::memcpy(&used_idx[i], q.ram + 0x10000u * (i + 1u) + 0x2000 + 2, 2);
-    std::memcpy(&rx_len, q.ram + 0x10000u + 0x2000 + 4 + 4, 4);
-    cr_assert_eq(used_idx[1], 1u, "the frame was transmitted");
-    cr_assert_eq(used_idx[0], 1u, "and looped back into the receive buffer");
-    cr_assert_eq(rx_len, sizeof frame);
+    cr_assert_eq(q.used_idx(1), 1u, "the frame was transmitted");
+    cr_assert_eq(q.used_idx(0), 1u, "and looped back into the receive buffer");
+    cr_assert_eq(q.used_len(0, 0), sizeof frame);
     cr_assert_eq(std::memcmp(q.ram + rx_buf + 12, frame + 12, 60), 0, "the same bytes");
     cr_assert_geq(q.irq_count(), 1u, "INTA# rose: the irqfd was written");
     cr_assert_eq(q.cfg_rd(PCI_STATUS, 2) & PCI_STATUS_INTERRUPT_MASK, PCI_STATUS_INTERRUPT_MASK);
@@ -336,6 +369,47 @@ Test(proxy, bring_up_transmit_and_receive_with_intx)
     q.send(mpq_header(MPQ_DEVICE_RESET, 0));
     cr_assert_eq(q.ret(), 0u);
     cr_assert_eq(q.cfg_rd(PCI_BAR0, 4) & ~0xfu, 0u);
+}
+
+// Several queue pairs ("Automatic receive steering in multiqueue mode"): with
+// device.queue_pairs_count=2 the driver negotiates VIRTIO_NET_F_MQ and CTRL_VQ, puts
+// both pairs in use with VQ_PAIRS_SET on the control queue (2N = 4), and a frame sent
+// on transmitq2 (queue 3) comes back on receiveq2 (queue 2): the proxy runs every live
+// queue through its role (pt_run_idle), not pair 1 alone.
+Test(proxy, serves_every_queue_pair)
+{
+    vs_config cfg = proxy_config();
+    cfg.dev.queue_pairs = 2;
+    qemu_peer q(cfg);
+    q.sync_ram();
+    q.set_irqfd();
+    q.assign_bar0();
+    q.bring_up(1ull << 32 | 1ull << VIRTIO_NET_F_CTRL_VQ_BIT | 1ull << VIRTIO_NET_F_MQ_BIT, 5);
+
+    const uint64_t cmd = 0x80000, ack = 0x80100, rx_buf = 0x90000, tx_buf = 0xa0000;
+    const uint8_t set[4] = {VIRTIO_NET_CTRL_MQ, VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET, 2, 0};
+    std::memcpy(q.ram + cmd, set, sizeof set);
+    q.ram[ack] = 0xff;
+    q.post(4, {{cmd, sizeof set, false}, {ack, 1, true}});
+    q.bar_wr(q.notify_at[4], 2, 4);
+    cr_assert_eq(q.used_idx(4), 1u, "the control command was answered");
+    cr_assert_eq(q.ram[ack], VIRTIO_NET_OK, "both pairs in use");
+
+    q.post(2, {{rx_buf, 2048, true}});
+    q.bar_wr(q.notify_at[2], 2, 2);
+    uint8_t frame[12 + 60] = {};
+    for (unsigned i = 12; i < sizeof frame; i++)
+        frame[i] = uint8_t(i * 5 + 1);
+    std::memcpy(q.ram + tx_buf, frame, sizeof frame);
+    q.post(3, {{tx_buf, sizeof frame, false}});
+    q.bar_wr(q.notify_at[3], 2, 3);
+    cr_assert_eq(q.used_idx(3), 1u, "transmitq2 was served");
+    cr_assert_eq(q.used_idx(2), 1u, "receiveq2 got the frame back");
+    cr_assert_eq(q.used_len(2, 0), sizeof frame);
+    cr_assert_eq(std::memcmp(q.ram + rx_buf + 12, frame + 12, 60), 0, "the same bytes");
+    cr_assert_eq(q.used_idx(0) + q.used_idx(1), 0u, "pair 1 untouched");
+    cr_assert_eq(q.cfg_rd(PCI_STATUS, 2) & PCI_STATUS_INTERRUPT_MASK, PCI_STATUS_INTERRUPT_MASK,
+                 "used buffer notifications on INTx");
 }
 
 // Hostile QEMU: each message below ends the connection (EOF on QEMU's side, nothing
