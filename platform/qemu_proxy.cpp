@@ -42,6 +42,7 @@
 #include <jansson.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <csignal>
@@ -153,6 +154,14 @@ struct guest_ram {
     std::vector<ram_range> ranges;
     proxy_counters *ctr = nullptr;
     bool faulted = false;
+    // A write since the last full fence: the next read must not pass it (a store then a
+    // load needs a full fence, even on x86), since the guest's vCPUs run while the
+    // device does. Where it matters: the device's request for notifications written,
+    // then the ring re-checked (pt_run_idle's arm: a driver adding a buffer right then
+    // would see the old suppression, not kick, and both sides would wait: a control
+    // command Linux spins on for ever); the used index published, then the driver's
+    // event suppression read.
+    bool write_pending = false;
 
     uint8_t *at(uint64_t gpa, uint64_t len) const
     {
@@ -190,6 +199,10 @@ enum vs_dma_status ram_read(void *ctx, uint64_t addr, void *dst, uint32_t len, e
         m->ctr->dma_errors++;
         return VS_DMA_OUT_OF_RANGE;
     }
+    if (m->write_pending) {
+        std::atomic_thread_fence(std::memory_order_seq_cst);
+        m->write_pending = false;
+    }
     shared_memory_load(dst, p, len, kind == VS_DMA_DESC_READ);
     if (ram_faulted(m))
         return VS_DMA_OUT_OF_RANGE;
@@ -210,6 +223,7 @@ enum vs_dma_status ram_write(void *ctx, uint64_t addr, const void *src, uint32_t
     shared_memory_store(p, src, len);
     if (ram_faulted(m))
         return VS_DMA_OUT_OF_RANGE;
+    m->write_pending = true;
     m->ctr->dma_writes[kind]++;
     m->ctr->dma_write_bytes += len;
     return VS_DMA_OK;
