@@ -15,8 +15,8 @@
  * each queue's buffers) after every MMIO write (unless `lazy`), every empty poll and
  * whenever the driver waits for an interrupt; then its MSI-X messages are latched by
  * vector, and its INTx line (a level: pt_intx_asserted) is read whenever the driver
- * waits. Time is a counter each host
- * op advances by a fixed cost, so runs are deterministic.
+ * waits. Time is a counter each host op advances by a fixed cost, so runs are
+ * deterministic.
  *
  * What it records, for the tests to assert on:
  *   - per queue, while it was live: ring format name, size, and the features negotiated;
