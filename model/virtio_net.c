@@ -740,6 +740,20 @@ static uint8_t net_ctrl_rss(struct vnet *n, uint8_t command, const uint8_t *data
     return VIRTIO_NET_OK;
 }
 
+/* Put pairs 1..pairs in use, as an accepted VQ_PAIRS_SET does: "The driver MUST NOT
+ * request a virtqueue_pairs of 0 or greater than max_virtqueue_pairs", so any other
+ * value is refused (false, nothing changed). Setting the pairs turns RSS steering off
+ * (the last command decides the mode). */
+static bool use_pairs(struct vnet *n, uint16_t pairs)
+{
+    if (pairs < VIRTIO_NET_CTRL_MQ_VQ_PAIRS_MIN || pairs > n->pairs_max)
+        return false;
+    n->pairs = pairs;
+    if (n->rss != NULL)
+        rss_reset(n->rss);
+    return true;
+}
+
 /* The VIRTIO_NET_CTRL_MQ class ("Automatic receive steering in multiqueue mode").
  * VQ_PAIRS_SET's le16 virtqueue_pairs sets the pairs in use: "The driver MUST NOT
  * request a virtqueue_pairs of 0 or greater than max_virtqueue_pairs", so any other
@@ -762,16 +776,22 @@ static uint8_t net_ctrl_mq(struct vnet *n, uint8_t command, const uint8_t *data,
     if (len < sizeof(struct virtio_net_ctrl_mq_pairs_set))
         return VIRTIO_NET_ERR;
     const uint16_t pairs = vs_le16(data); /* virtqueue_pairs */
-    if (pairs < VIRTIO_NET_CTRL_MQ_VQ_PAIRS_MIN || pairs > n->pairs_max) {
+    if (!use_pairs(n, pairs)) {
         vs_conf_report(&n->tp->vpci.conf, VS_RULE_CTRL_MQ_PAIRS, vnet_ctrl_queue(n), pairs,
                        n->pairs_max);
         return VIRTIO_NET_ERR;
     }
-    n->pairs = pairs;
-    if (n->rss != NULL)
-        rss_reset(n->rss);
     n->stats.mq_pairs_set++;
     return VIRTIO_NET_OK;
+}
+
+bool vnet_fe_set_pairs(struct vnet *n, uint16_t pairs)
+{
+    /* Without VIRTIO_NET_F_MQ only receiveq1 and transmitq1 exist for the driver
+     * ("Virtqueues": N = 1), so only one pair can be in use. */
+    if (pairs > 1u && !pt_negotiated(n->tp, VIRTIO_NET_F_MQ_BIT))
+        return false;
+    return use_pairs(n, pairs);
 }
 
 /* One command: u8 class, u8 command and the command-specific data in the

@@ -223,6 +223,16 @@ enum pt_step vnet_coal_expire(struct vnet *n, uint16_t q, uint32_t window,
 bool vnet_coal_recheck_needed(const struct vnet *n, uint16_t q);
 enum pt_step vnet_coal_recheck(struct vnet *n, uint16_t q, const struct vs_guest_ops *ops);
 
+/* A front end without a control queue (vhost-user: QEMU or DPDK's virtio-user answer
+ * the driver's VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET themselves and enable the rings of the
+ * pairs they use) tells the device the queue pairs in use, as an accepted VQ_PAIRS_SET
+ * would: pairs 1..`pairs` ("Automatic receive steering in multiqueue mode"; steering
+ * and the queues of the other pairs follow). 1..max_virtqueue_pairs with
+ * VIRTIO_NET_F_MQ negotiated, only 1 without; any other value is refused: false,
+ * nothing changed (a front end's request, not a driver's violation: no record). A
+ * reset puts one pair in use again. */
+bool vnet_fe_set_pairs(struct vnet *n, uint16_t pairs);
+
 /* Frames waiting in the device for RX buffers: in every pair's FIFO, in pair's
  * (0-based: receiveq pair+1), and whether pair's FIFO is full. */
 uint32_t vnet_fifo_frames(const struct vnet *n);

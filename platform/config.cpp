@@ -490,7 +490,9 @@ const std::vector<param_def> &param_table()
         {"device.queue_pairs_count", "count", "1",
          "receive/transmit queue pairs the device offers (max_virtqueue_pairs); more than one "
          "offers VIRTIO_NET_F_MQ, with 2N+1 queues (control last) and one MSI-X vector per "
-         "queue. The timed platform runs one pair so far: `run` accepts only 1",
+         "queue. `serve --vhost-user` offers the same device: GET_QUEUE_NUM answers N (at most "
+         "128), the front end keeps the control queue and the pairs it enables are the pairs "
+         "in use (docs/bring-up.md)",
          integer(1, VNET_PAIRS_MAX), INT_FIELD(dev.queue_pairs)},
         {"device.mac", "", "52:54:00:12:34:56", "MAC address in the device configuration space",
          mac_address(),
@@ -876,13 +878,6 @@ const std::vector<param_def> &param_table()
          real(1e-9, 1e7),
          [](vs_config &c, const param_value &v) { c.sim.time_limit_us = v.d * US_PER_MS; },
          [](const vs_config &c) { return real_value(c.sim.time_limit_us / US_PER_MS); }},
-
-        // viosim serve
-        {"serve.queue_pairs", "pairs", "1",
-         "viosim serve only: receive/transmit ring pairs the vhost-user back end offers "
-         "(GET_QUEUE_NUM; with more than 1, VIRTIO_NET_F_MQ and the MQ protocol feature; the "
-         "control queue stays the front end's); viosim run models one pair",
-         integer(1, 8), INT_FIELD(serve.queue_pairs)},
     };
     return table;
 }
@@ -1619,7 +1614,15 @@ bool apply_json_object(vs_config &cfg, const json_t *obj, const std::string &pre
             // A section: some parameter's name starts with it. Anything else is unknown,
             // even empty ({"foo": {}} sets nothing, but is not what the user meant).
             if (!is_section(key)) {
-                err = unknown_param(key, where);
+                // Named by the first parameter it holds ({"serve": {"queue_pairs": 2}},
+                // a key an old file may carry, names serve.queue_pairs), or itself.
+                std::string leaf = key;
+                for (const json_t *o = value; json_is_object(o) && json_object_size(o) > 0;) {
+                    void *it = json_object_iter(const_cast<json_t *>(o));
+                    leaf += std::string(".") + json_object_iter_key(it);
+                    o = json_object_iter_value(it);
+                }
+                err = unknown_param(leaf, where);
                 return false;
             }
             if (!apply_json_object(cfg, value, key + ".", where, seen, err))
@@ -2074,7 +2077,6 @@ std::string config_params_markdown()
         {"device.", "Device"},
         {"driver.", "Reference driver and traffic"},
         {"sim.", "Simulation"},
-        {"serve.", "vhost-user back end (viosim serve only; docs/bring-up.md)"},
     };
     std::string md =
         "# viosim parameters\n"

@@ -29,7 +29,6 @@ struct vs_config {
     host_cpu_params cpu;
     device_tlm_params device_tlm;
     sim_params sim;
-    serve_params serve;
     vdev_params dev;
     refdrv_params drv;
     uint64_t seed;

@@ -504,6 +504,11 @@ int cmd_serve(int argc, char **argv)
     if (cfg.dev.no_msix && !args.qemu_proxy)
         return usage_error("parameter 'device.msix': off (legacy INTx) needs a PCI function; "
                            "serve --vhost-user is a back end whose interrupts are call eventfds");
+    if (!args.qemu_proxy && cfg.dev.queue_pairs > SERVE_VHOST_PAIRS_MAX)
+        return usage_error("parameter 'device.queue_pairs_count': " +
+                           std::to_string(cfg.dev.queue_pairs) + " pairs; serve --vhost-user offers at most " +
+                           std::to_string(SERVE_VHOST_PAIRS_MAX) +
+                           " (a ring's index travels in 8 bits of vhost-user's messages)");
     opt.out_dir = args.out_dir;
     const int rc = args.qemu_proxy ? qemu_proxy_serve(cfg, opt) : vhost_user_serve(cfg, opt);
     return rc == 0 ? 0 : rc == SERVE_EXIT_PATH ? EXIT_USAGE : EXIT_RUN_FAILED;

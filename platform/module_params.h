@@ -118,9 +118,4 @@ struct sim_params {
     double time_limit_us = 1e6;               // stop a run that has not finished by then
 };
 
-// serve.*: viosim serve (vhost-user) only.
-struct serve_params {
-    uint64_t queue_pairs = 1;                 // receive/transmit ring pairs offered (MQ when > 1)
-};
-
 #endif

@@ -15,12 +15,17 @@
 // vs_guest_ops that checks it against the regions (an address outside every region is
 // a DMA error that puts the device in NEEDS_RESET with a named reason, never a crash).
 //
-// Queue pairs (serve.queue_pairs): each pair is a one-pair virtio-net function of its
-// own for now, so a pair's transmitted frames come back on the same pair's receive
-// ring and a merged frame in progress on one pair is not another's. (The personality's
-// several pairs share one receive FIFO until per-pair FIFOs with steering land; serve
-// then runs one function with device.queue_pairs_count pairs: dev_of / queue_of below
-// are the only places that map rings to functions.)
+// Queue pairs (device.queue_pairs_count = N, as for `viosim run`): one function with N
+// pairs, offering VIRTIO_NET_F_MQ when N > 1 (GET_QUEUE_NUM answers N). Ring i of the
+// front end is the function's queue i (receiveqK is 2(K-1), transmitqK 2(K-1)+1); the
+// control queue is the front end's own (QEMU and DPDK's virtio-user answer the driver's
+// commands themselves), so the device never sees it. The pairs in use are the ones the
+// front end enabled (update_pairs: the personality is told with vnet_fe_set_pairs, as a
+// VQ_PAIRS_SET would), and the personality steers each frame to its pair's receive FIFO,
+// so a frame transmitted on a pair comes back on that pair and a merged frame in
+// progress on one pair is not another's. A failure is the function's, as NEEDS_RESET is
+// per device: every ring stops (device_failed), and the next ring the front end starts
+// resets the function (ring_start).
 //
 // One thread serves everything: the listening socket, one connection at a time, its
 // kick eventfds and the rings, in one poll loop, so control messages and ring
@@ -43,6 +48,7 @@
 #include <filesystem>
 #include <memory>
 #include <new>
+#include <stdexcept>
 #include <string>
 #include <system_error>
 #include <vector>
@@ -102,18 +108,18 @@ constexpr uint64_t VU_VRING_NOFD = 1u << 8;    // ... and "no descriptor passed"
 // Feature bit 30 (transport-level): the front end may use the protocol-feature messages.
 constexpr unsigned VU_F_PROTOCOL_FEATURES_BIT = 30;
 // Protocol features viosim implements: MQ (bit 0: GET_QUEUE_NUM answers
-// serve.queue_pairs) and REPLY_ACK (bit 3); not CONFIG, STATUS, backend requests or
-// logging.
+// device.queue_pairs_count) and REPLY_ACK (bit 3); not CONFIG, STATUS, backend requests
+// or logging.
 constexpr unsigned VU_PROTOCOL_F_MQ_BIT = 0;
 constexpr unsigned VU_PROTOCOL_F_REPLY_ACK_BIT = 3;
 constexpr uint64_t VU_PROTOCOL_OFFERED =
     1ull << VU_PROTOCOL_F_MQ_BIT | 1ull << VU_PROTOCOL_F_REPLY_ACK_BIT;
 
 // Rings ("Network Device / Virtqueues"): receiveqN is ring 2(N-1), transmitqN ring
-// 2(N-1)+1. The control queue, when negotiated, is the front end's own (vhost-user
-// passes only the data rings).
-constexpr unsigned PAIRS_MAX = 8; // serve.queue_pairs at most
-constexpr unsigned RINGS_MAX = 2 * PAIRS_MAX;
+// 2(N-1)+1, each the function's queue of the same index. The control queue, when
+// negotiated, is the front end's own (vhost-user passes only the data rings).
+constexpr unsigned RINGS_MAX = 2 * SERVE_VHOST_PAIRS_MAX;
+static_assert(RINGS_MAX == VU_VRING_INDEX_MASK + 1, "every ring index a message can name");
 bool is_tx(unsigned ring) { return ring & 1; }
 // Buffers per ring per loop pass; also the transport's used batch, so a pass publishes
 // its used buffers once, at its end.
@@ -338,25 +344,20 @@ struct connection {
     bool had_frame = false;
 };
 
-// One pair's function: the transport and the personality, as a simulation builds them.
-struct pair_device {
-    struct vdev d;
-    bool attached = false;     // pt_fe_attach since the connection began
-    uint64_t features = 0;     // what it was attached with
-    bool failure_logged = false;
-};
-
 class server {
 public:
     server(const vs_config &cfg, const serve_options &opt)
-        : cfg_(cfg), opt_(opt), pairs_(unsigned(cfg.serve.queue_pairs)), clock_(cfg)
+        : cfg_(cfg), opt_(opt), pairs_(unsigned(cfg.dev.queue_pairs ? cfg.dev.queue_pairs : 1)),
+          pair_used_(pairs_, false), clock_(cfg)
     {
+        if (pairs_ > SERVE_VHOST_PAIRS_MAX) // main refuses it first, naming the parameter
+            throw std::invalid_argument("device.queue_pairs_count above what vhost-user can name");
         vs_conf_init(&conf_);
         conn_.mem.ctr = &ctr_;
         conn_.mem.clock = &clock_;
         ops_ = {mem_read, mem_write, &conn_.mem};
-        // The device as `viosim run` builds it (device.*), with what vhost-user decides:
-        // one pair per function (above); merged receive buffers always offered (serve
+        // The device as `viosim run` builds it (device.*, its device.queue_pairs_count
+        // pairs included), with what vhost-user decides: merged receive buffers always offered (serve
         // has always offered VIRTIO_NET_F_MRG_RXBUF, whatever device.mrg_rxbuf says);
         // one buffer in flight per queue; a pass's buffers published together; no
         // NOTIFICATION_DATA hint to count from (vhost-user kicks carry none); MSI-X,
@@ -366,20 +367,15 @@ public:
         vdev_params p = cfg.dev;
         p.no_msix = false;
         p.bars_32bit = false;
-        p.queue_pairs = 1;
+        p.queue_pairs = uint16_t(pairs_);
         p.mrg_rxbuf = true;
         p.queue_engines = 1;
         p.used_batch_max = SERVICE_BUDGET;
         p.devmem_event = p.devmem_event_recheck = false;
         if (p.fetch_source == VQ_FETCH_HINT)
             p.fetch_source = VQ_FETCH_ONE;
-        for (unsigned k = 0; k < pairs_; k++) {
-            dev_.emplace_back(new pair_device);
-            if (!vdev_init(&dev_.back()->d, &p)) {
-                dev_.pop_back();
-                throw std::bad_alloc();
-            }
-        }
+        if (!vdev_init(&d_, &p))
+            throw std::bad_alloc();
         offered_ = (1ull << VIRTIO_F_VERSION_1_BIT) | (1ull << VIRTIO_F_RING_PACKED_BIT) |
                    (1ull << VIRTIO_F_IN_ORDER_BIT) | (1ull << VIRTIO_F_INDIRECT_DESC_BIT) |
                    (1ull << VIRTIO_F_EVENT_IDX_BIT) | (1ull << VIRTIO_NET_F_MRG_RXBUF_BIT);
@@ -387,11 +383,7 @@ public:
             offered_ |= 1ull << VIRTIO_NET_F_MQ_BIT;
         offered_ &= ~(uint64_t(cfg.dev.withdraw.w[0]) | uint64_t(cfg.dev.withdraw.w[1]) << 32);
     }
-    ~server()
-    {
-        for (auto &p : dev_)
-            vdev_fini(&p->d);
-    }
+    ~server() { vdev_fini(&d_); }
     server(const server &) = delete;
     server &operator=(const server &) = delete;
     int run();
@@ -408,14 +400,14 @@ private:
     bool reply(uint32_t request, const void *payload, uint32_t size);
     bool ring_start(uint16_t i);
     void ring_stop(uint16_t i);
-    bool device_failed(unsigned pair);
+    bool device_failed();
+    void update_pairs();
+    void wake_rings();
     bool service(uint16_t i, bool &waits_for_driver);
     unsigned rings() const { return 2 * pairs_; }
-    // Ring i of the front end: which function, which of its queues.
-    pair_device &dev_of(uint16_t i) { return *dev_[i / 2]; }
-    static uint16_t queue_of(uint16_t i) { return is_tx(i) ? VNET_QUEUE_TX : VNET_QUEUE_RX; }
-    bool broken(uint16_t i) { return dev_of(i).d.tp.error != VS_REASON_NONE; }
-    void deliver_interrupts(unsigned pair);
+    // The function needs a reset: every ring stops.
+    bool broken() const { return d_.tp.error != VS_REASON_NONE; }
+    void deliver_interrupts();
     bool arm(uint16_t i, bool waits_for_driver);
     void note_frame();
     bool write_stats(std::string &err);
@@ -431,8 +423,13 @@ private:
     int listen_fd_ = -1;
     connection conn_;
     struct vs_guest_ops ops_;
-    const unsigned pairs_; // serve.queue_pairs
-    std::vector<std::unique_ptr<pair_device>> dev_; // pairs_ of them, never resized
+    const unsigned pairs_; // device.queue_pairs_count
+    // The function: the transport and the personality, as a simulation builds them.
+    struct vdev d_;
+    bool attached_ = false;           // pt_fe_attach since the connection began
+    uint64_t attached_features_ = 0;  // what it was attached with
+    bool failure_logged_ = false;
+    std::vector<bool> pair_used_;     // a ring of pair k+1 started, over the server's life
     uint64_t offered_;
     serve_counters ctr_;
     link_charge clock_;
@@ -484,10 +481,33 @@ void server::ring_stop(uint16_t i)
     ring &r = conn_.r[i];
     if (r.started) {
         uint32_t held = 0;
-        r.base = pt_fe_queue_stop(&dev_of(i).d.tp, queue_of(i), &ops_, r.base, &held);
+        r.base = pt_fe_queue_stop(&d_.tp, i, &ops_, r.base, &held);
         ctr_.rx_merge_returned += held;
     }
     r.started = r.active = false;
+    update_pairs();
+}
+
+// The pairs in use are the pairs the front end uses: the leading pairs whose two rings
+// are started and enabled (QEMU enables the rings of pairs 1..k when its driver's
+// VQ_PAIRS_SET asks for k; DPDK's virtio-user those of the queues it was given), at
+// least pair 1 ("Device Initialization": receiveq1 and transmitq1 are always used). The
+// device's pairs in use are a count, as VQ_PAIRS_SET's virtqueue_pairs: a pair enabled
+// after a gap is not in use (its transmit ring takes no buffer) until the gap closes.
+// Rings that may have work now look again.
+void server::update_pairs()
+{
+    if (!attached_ || broken())
+        return;
+    auto in_use = [&](unsigned i) { return conn_.r[i].started && conn_.r[i].enabled; };
+    unsigned k = 0;
+    while (k < pairs_ && in_use(2 * k) && in_use(2 * k + 1))
+        k++;
+    const uint16_t want = uint16_t(std::max(k, 1u));
+    if (want == d_.net.pairs || !vnet_fe_set_pairs(&d_.net, want))
+        return; // unchanged, or more than one without VIRTIO_NET_F_MQ (ring_start refuses those rings)
+    for (uint16_t i = 0; i < rings(); i++)
+        conn_.r[i].active = conn_.r[i].started;
 }
 
 void server::teardown(bool failed)
@@ -508,36 +528,38 @@ void server::teardown(bool failed)
     conn_.features = conn_.protocol_features = 0;
     conn_.features_set = conn_.owner = false;
     // The next connection's first ring start attaches afresh (a reset: frames left in
-    // the receive FIFO go).
-    for (auto &p : dev_)
-        p->attached = false;
+    // the receive FIFOs go).
+    attached_ = false;
     if (failed)
         ctr_.connections_failed++;
 }
 
-// A pair's function needs a reset (driver input the device cannot accept, pt_fail):
-// record it once, stop processing both its rings. vhost-user has no DEVICE_NEEDS_RESET
-// to raise without the STATUS protocol feature; the front end sees the rings stall and
-// GET_VRING_BASE reports where they stopped. A ring started afterwards resets the
-// function (pt_fe_attach).
-bool server::device_failed(unsigned pair)
+// The function needs a reset (driver input the device cannot accept, pt_fail): record
+// it once and stop processing every ring. NEEDS_RESET is the device's, not a queue's
+// ("Device Status Field"), so one ring's bad input stops all pairs. vhost-user has no
+// DEVICE_NEEDS_RESET to raise without the STATUS protocol feature; the front end sees
+// the rings stall and GET_VRING_BASE reports where they stopped. A ring started
+// afterwards resets the function (ring_start).
+bool server::device_failed()
 {
-    pair_device &p = *dev_[pair];
-    const enum vs_reason why = p.d.tp.error;
+    const enum vs_reason why = d_.tp.error;
     // A fault of shrunk memory is not the driver's doing: the connection is closed with
     // its own log line (check_memory).
-    if (!p.failure_logged && !conn_.mem.faulted) {
-        const uint16_t q = p.d.tp.error_queue;
-        const unsigned i = 2 * pair + (q == VNET_QUEUE_TX ? 1u : 0u);
+    if (!failure_logged_ && !conn_.mem.faulted) {
+        const uint16_t i = d_.tp.error_queue;
         conf_.now = now_ns() * 1000; // ps, as the simulation stamps violations
         if (vs_reason_is_driver_violation(why))
-            vs_conf_report_reason(&conf_, why, uint16_t(i));
-        logf("ring %u (%s%u) stopped: %s", i, is_tx(i) ? "transmitq" : "receiveq", pair + 1,
-             vs_reason_name(why));
+            vs_conf_report_reason(&conf_, why, i);
+        if (i < rings())
+            logf("ring %u (%s%u) stopped: %s; the function needs a reset, so all %u rings stop", i,
+                 is_tx(i) ? "transmitq" : "receiveq", i / 2 + 1, vs_reason_name(why), rings());
+        else
+            logf("the function needs a reset: %s; all %u rings stop", vs_reason_name(why), rings());
         ctr_.rings_broken++;
     }
-    p.failure_logged = true;
-    conn_.r[2 * pair].active = conn_.r[2 * pair + 1].active = false;
+    failure_logged_ = true;
+    for (uint16_t i = 0; i < rings(); i++)
+        conn_.r[i].active = false;
     return false;
 }
 
@@ -566,25 +588,32 @@ bool server::ring_start(uint16_t i)
     if (!conn_.mem.uaddr_to_gpa(r.used_ua, device_len, fr.device))
         return fail("ring %u: no memory region covers the device area 0x%llx + %llu", i,
                     (unsigned long long)r.used_ua, (unsigned long long)device_len);
-    pair_device &p = dev_of(i);
-    if (!p.attached || p.features != conn_.features || broken(i)) {
-        // A fresh function with the negotiated features (after a failure: its reset).
+    // Without VIRTIO_NET_F_MQ the driver has receiveq1 and transmitq1 only ("Virtqueues":
+    // N = 1); ring 2 would be the control queue, which vhost-user never passes.
+    if (i >= 2 && !(conn_.features & (1ull << VIRTIO_NET_F_MQ_BIT)))
+        return fail("ring %u started without VIRTIO_NET_F_MQ negotiated (only rings 0 and 1 exist)", i);
+    if (!attached_ || attached_features_ != conn_.features || broken()) {
+        // A fresh function with the negotiated features (after a failure: its reset,
+        // the whole function's). The other rings stop (GET_VRING_BASE reports where)
+        // and run again when the front end starts them, as it does after a reset.
         // VIRTIO_F_ORDER_PLATFORM is the transport's too: serve's accesses are the CPU's
         // own, ordered by the fences in mem_read and mem_write, so the device needs no
         // read-back before publishing ("Reserved Feature Bits"); the front end is not
         // offered it.
-        ring_stop(uint16_t(i ^ 1));
+        attached_ = false;
+        for (uint16_t j = 0; j < rings(); j++)
+            ring_stop(j);
         vs_features f = {};
         f.w[0] = uint32_t(conn_.features);
         f.w[1] = uint32_t(conn_.features >> 32);
         vs_feature_set(&f, VIRTIO_F_ORDER_PLATFORM_BIT);
-        pt_fe_attach(&p.d.tp, &f);
-        p.attached = true;
-        p.features = conn_.features;
-        p.failure_logged = false;
+        pt_fe_attach(&d_.tp, &f);
+        attached_ = true;
+        attached_features_ = conn_.features;
+        failure_logged_ = false;
     }
     enum vs_reason why = VS_REASON_NONE;
-    switch (pt_fe_queue_start(&p.d.tp, queue_of(i), &fr, &why)) {
+    switch (pt_fe_queue_start(&d_.tp, i, &fr, &why)) {
     case PT_FE_STARTED:
         break;
     case PT_FE_CONFIG_REFUSED:
@@ -599,21 +628,23 @@ bool server::ring_start(uint16_t i)
     r.started = true;
     r.active = true; // look once: buffers may already be there
     r.waits_on_device = false;
+    pair_used_[i / 2] = true;
+    update_pairs();
     return true;
 }
 
 // The transport's outbox: each used buffer notification it decided goes to its ring's
 // call eventfd (configuration changes have nowhere to go without the STATUS protocol
 // feature: device_failed logs them).
-void server::deliver_interrupts(unsigned pair)
+void server::deliver_interrupts()
 {
     struct msix_message m;
-    while (pt_take_msi(&dev_[pair]->d.tp, &m)) {
-        const uint16_t q = pt_fe_msi_queue(&dev_[pair]->d.tp, &m);
-        if (q == PT_NO_QUEUE)
+    while (pt_take_msi(&d_.tp, &m)) {
+        const uint16_t q = pt_fe_msi_queue(&d_.tp, &m);
+        if (q == PT_NO_QUEUE || q >= rings())
             continue;
         clock_.interrupt(); // the device's MSI-X write, whether or not the front end listens
-        ring &r = conn_.r[2 * pair + (q == VNET_QUEUE_TX ? 1u : 0u)];
+        ring &r = conn_.r[q];
         if (r.call_fd < 0) {
             ctr_.calls_no_fd++;
             continue;
@@ -641,8 +672,8 @@ void server::note_frame()
 // frame to receive, or no room in the receive FIFO), as the queue's role tells.
 bool server::service(uint16_t i, bool &waits_for_driver)
 {
-    struct pt &tp = dev_of(i).d.tp;
-    const uint16_t q = queue_of(i);
+    struct pt &tp = d_.tp;
+    const uint16_t q = i;
     unsigned done = 0;
     enum pt_step st = PT_STEP_IDLE;
     while (done < SERVICE_BUDGET) {
@@ -655,21 +686,26 @@ bool server::service(uint16_t i, bool &waits_for_driver)
     waits_for_driver = (st == PT_STEP_IDLE) == tp.role[q]->idle_waits_for_driver;
     conn_.r[i].waits_on_device = st != PT_STEP_DONE && !waits_for_driver;
     if (st == PT_STEP_FAILED)
-        return device_failed(i / 2);
+        return device_failed();
     if (done == 0)
         return false;
     note_frame();
     if (pt_complete(&tp, q, &ops_) == PT_STEP_FAILED)
-        return device_failed(i / 2);
-    deliver_interrupts(i / 2);
-    // The pair's other ring goes on if it waited for what this one signals (the roles'
-    // waits_on / signals: frames to receive, room in the FIFO) and that is there now.
-    ring &o = conn_.r[i ^ 1];
-    const struct pt_role *other = tp.role[queue_of(uint16_t(i ^ 1))];
-    if (o.waits_on_device && (other->waits_on & tp.role[q]->signals) &&
-        !(other->still_blocked && other->still_blocked(tp.dev_ctx, queue_of(uint16_t(i ^ 1)))))
-        o.active = true;
+        return device_failed();
+    deliver_interrupts();
+    wake_rings();
     return true;
+}
+
+// The rings the personality gave work (pt_wake: the receive queue whose pair's FIFO got
+// a frame, wherever steering sent it; the transmit queue whose pair's FIFO got room) go
+// on if they were waiting for it.
+void server::wake_rings()
+{
+    uint16_t q;
+    while (pt_take_wake(&d_.tp, &q))
+        if (q < rings() && conn_.r[q].waits_on_device)
+            conn_.r[q].active = true;
 }
 
 // The ring ran dry: ask the front end for notifications again, then look once more (a
@@ -678,14 +714,14 @@ bool server::service(uint16_t i, bool &waits_for_driver)
 // (waits_for_driver) and they turned up; then notifications are off again.
 bool server::arm(uint16_t i, bool waits_for_driver)
 {
-    struct pt &tp = dev_of(i).d.tp;
-    enum pt_step st = pt_arm_notifications(&tp, queue_of(i), &ops_);
+    struct pt &tp = d_.tp;
+    enum pt_step st = pt_arm_notifications(&tp, i, &ops_);
     if (st == PT_STEP_DONE && waits_for_driver)
-        st = pt_quiet_notifications(&tp, queue_of(i), &ops_);
+        st = pt_quiet_notifications(&tp, i, &ops_);
     else if (st == PT_STEP_DONE)
         return false;
     if (st == PT_STEP_FAILED)
-        return device_failed(i / 2);
+        return device_failed();
     return st == PT_STEP_DONE;
 }
 
@@ -869,9 +905,11 @@ bool server::handle_message(int *fds, unsigned nfds)
                 names += (names.empty() ? "" : " ") + fn.first;
         logf("features negotiated: 0x%llx (%s)", (unsigned long long)conn_.features, names.c_str());
         // Without PROTOCOL_FEATURES rings start enabled (vhost-user.rst, "Ring states").
-        if (!(get_u64(0) & (1ull << VU_F_PROTOCOL_FEATURES_BIT)))
+        if (!(get_u64(0) & (1ull << VU_F_PROTOCOL_FEATURES_BIT))) {
             for (ring &r : conn_.r)
                 r.enabled = true;
+            update_pairs();
+        }
         break;
     }
     case VU_GET_PROTOCOL_FEATURES: {
@@ -1045,6 +1083,7 @@ bool server::handle_message(int *fds, unsigned nfds)
             return false;
         conn_.r[get_u32(0)].enabled = get_u32(4) != 0;
         conn_.r[get_u32(0)].active = conn_.r[get_u32(0)].enabled;
+        update_pairs(); // the pairs the front end enables are the pairs in use
         break;
     default:
         return fail("unhandled request %s", name);
@@ -1069,7 +1108,7 @@ void server::serve_connection_pass()
     bool busy = false;
     for (uint16_t i = 0; i < rings(); i++) {
         ring &r = conn_.r[i];
-        if (!r.started || broken(i))
+        if (!r.started || broken())
             continue;
         pfd[n] = {r.kick_fd, POLLIN, 0};
         ring_of[n++] = i;
@@ -1117,20 +1156,20 @@ void server::serve_connection_pass()
             ctr_.kick_events += v;
         }
         const uint16_t i = uint16_t(ring_of[k]);
-        if (r.started && !broken(i) && !r.active) {
+        if (r.started && !broken() && !r.active) {
             r.active = true;
-            if (pt_quiet_notifications(&dev_of(i).d.tp, queue_of(i), &ops_) == PT_STEP_FAILED)
-                device_failed(i / 2);
+            if (pt_quiet_notifications(&d_.tp, i, &ops_) == PT_STEP_FAILED)
+                device_failed();
         }
     }
     for (uint16_t i = 0; i < rings(); i++) {
         const uint16_t k = i ^ 1; // each pair's transmit ring first, then its receive ring
         ring &r = conn_.r[k];
-        if (!r.started || broken(k) || !r.enabled || !r.active)
+        if (!r.started || broken() || !r.enabled || !r.active)
             continue;
         bool waits_for_driver = false;
         bool did = service(k, waits_for_driver);
-        if (broken(k) || conn_.fd < 0)
+        if (broken() || conn_.fd < 0)
             continue;
         // Nothing done: ask for notifications and look once more; go on at once only if
         // the ring was waiting for the front end's buffers and they are there now (a
@@ -1157,39 +1196,9 @@ bool server::write_stats(std::string &err)
                "(SIGBUS caught; the connection was closed)",
                ctr_.memory_faults);
     // The device's rows under the names a simulation gives them (stats.h), from the
-    // transport's and the personality's own counters (every pair's function summed),
-    // then serve's own.
-    struct vnet_stats net = {};
-    struct pt_stats tps = {};
-    struct vq_stats ring_sum[2] = {};
-    uint64_t event_link[2] = {}, event_local[2] = {};
-    for (const auto &p : dev_) {
-        const struct vnet_stats &n = p->d.net.stats;
-        net.tx_frames += n.tx_frames;
-        net.tx_bytes += n.tx_bytes;
-        net.rx_frames += n.rx_frames;
-        net.rx_bytes += n.rx_bytes;
-        net.rx_no_buffer += n.rx_no_buffer;
-        net.rx_dropped_too_big += n.rx_dropped_too_big;
-        net.rx_merged_frames += n.rx_merged_frames;
-        net.backend.sink_frames += n.backend.sink_frames;
-        net.backend.responder_arp += n.backend.responder_arp;
-        net.backend.responder_echo += n.backend.responder_echo;
-        const struct pt_stats &t = p->d.tp.stats;
-        for (unsigned k = 0; k < VS_DMA_KIND_COUNT; k++) {
-            tps.dma_reads[k] += t.dma_reads[k];
-            tps.dma_writes[k] += t.dma_writes[k];
-        }
-        tps.dma_read_bytes += t.dma_read_bytes;
-        tps.dma_write_bytes += t.dma_write_bytes;
-        tps.interrupts_raised += t.interrupts_raised;
-        for (uint16_t q = 0; q < 2; q++) {
-            const struct vq_stats r = pt_ring_stats(&p->d.tp, q);
-            vq_stats_add(&ring_sum[q], &r);
-            event_link[q] += t.event_reads_link[q];
-            event_local[q] += t.event_reads_local[q];
-        }
-    }
+    // transport's and the personality's own counters, then serve's own.
+    const struct vnet_stats &net = d_.net.stats;
+    const struct pt_stats &tps = d_.tp.stats;
     stats_add_device_frames(st, {net.tx_frames, net.rx_frames, net.rx_no_buffer, net.rx_dropped_too_big});
     st.add_u64("device.tx.bytes", "bytes", stat_better::neutral,
                "frame bytes the device transmitted (without virtio-net header)", net.tx_bytes);
@@ -1211,15 +1220,26 @@ bool server::write_stats(std::string &err)
     st.add_u64("irq.calls", "count", stat_better::lower, "used buffer notifications sent (call eventfd writes)", ctr_.calls);
     st.add_u64("irq.calls_no_fd", "count", stat_better::lower, "notifications decided without a call eventfd",
                ctr_.calls_no_fd);
-    st.add_u64("vhost.queue_pairs", "pairs", stat_better::neutral, "queue pairs offered (serve.queue_pairs)", pairs_);
-    for (unsigned k = 0; k < pairs_; k++)
-        st.add_u64("device.pair" + std::to_string(k + 1) + ".tx_frames", "count", stat_better::neutral,
-                   "frames transmitted on transmitq" + std::to_string(k + 1), dev_[k]->d.net.stats.tx_frames);
-    for (unsigned q = 0; q < 2; q++) {
-        // Each kind of ring, its pairs summed, as a simulation names its queues.
-        const std::string n = std::string("device.queue.") + (q == VNET_QUEUE_TX ? "tx" : "rx");
-        stats_add_event_reads(st, n, event_link[q], event_local[q]);
-        stats_add_ring(st, n, ring_sum[q]);
+    // Each ring as a simulation names its queue (stats_queue_label): pair 1's "rx" and
+    // "tx" always, pair k's "rx<k>" and "tx<k>" once the front end started a ring of it,
+    // so stats.json grows with the pairs used, not the pairs offered.
+    for (uint16_t q = 0; q < rings(); q++) {
+        if (q >= 2 && !pair_used_[q / 2])
+            continue;
+        const std::string n = "device.queue." + stats_queue_label(q, d_.tp.num_queues);
+        stats_add_event_reads(st, n, tps.event_reads_link[q], tps.event_reads_local[q]);
+        stats_add_ring(st, n, pt_ring_stats(&d_.tp, q));
+    }
+    if (pairs_ > 1) {
+        unsigned used = 1; // pair 1 counts always, as in a simulation
+        for (unsigned k = 1; k < pairs_; k++)
+            used += pair_used_[k];
+        st.add_u64("device.queue_pairs.offered", "pairs", stat_better::neutral,
+                   "queue pairs the device offered (max_virtqueue_pairs; serve: GET_QUEUE_NUM)", pairs_);
+        st.add_u64("device.queue_pairs.used", "pairs", stat_better::neutral,
+                   "queue pairs the front end started a ring of (pair 1 counts always); their rows "
+                   "are device.queue.rx<k>.* and tx<k>.*",
+                   used);
     }
     // Guest-memory accesses, named as a simulation names the device's DMA.
     uint64_t reads = 0, writes = 0;

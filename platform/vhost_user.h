@@ -26,6 +26,10 @@ struct serve_options {
     bool require_sealed_memory = false;
 };
 
+// Queue pairs a vhost-user back end can offer (device.queue_pairs_count at most): a
+// ring's index travels in 8 bits of the kick, call and err messages, so 256 rings.
+constexpr unsigned SERVE_VHOST_PAIRS_MAX = 128;
+
 // Ranges cmd_serve checks before anything runs (inclusive).
 constexpr double SERVE_DURATION_S_MAX = 1e6;
 constexpr double SERVE_MESSAGE_TIMEOUT_S_MIN = 0.001, SERVE_MESSAGE_TIMEOUT_S_MAX = 3600;

@@ -3,7 +3,7 @@
 //
 // Input:
 //   byte 0        bits 0-1: device.backend (loopback, sink, responder; 3 = loopback),
-//                 bit 2: serve.queue_pairs 2 instead of 1
+//                 bit 2: device.queue_pairs_count 4 instead of 1
 //   bytes 1-2     n, little-endian (at most 16 KiB): the next n bytes are the first bytes
 //                 of the front end's 64 KiB shared memory (rings, descriptors, frames)
 //   the rest      vhost-user messages as sent: a 12-byte header (request, flags, size)

@@ -22,14 +22,15 @@ inline uint32_t vhost_fuzz_u32(const uint8_t *p)
 }
 
 // Bits 0-1 of the configuration byte: device.backend (loopback, sink, responder;
-// 3 = loopback); bit 2: serve.queue_pairs 2 instead of 1.
+// 3 = loopback); bit 2: device.queue_pairs_count 4 instead of 1 (one function with four
+// pairs: VIRTIO_NET_F_MQ offered, GET_QUEUE_NUM 4, rings 0-7).
 inline vs_config vhost_fuzz_config(uint8_t b)
 {
     vs_config cfg = config_defaults();
     static const vdev_backend backends[] = {VDEV_BACKEND_LOOPBACK, VDEV_BACKEND_SINK,
                                             VDEV_BACKEND_RESPONDER, VDEV_BACKEND_LOOPBACK};
     cfg.dev.backend = backends[b & 3];
-    cfg.serve.queue_pairs = (b & 4) ? 2 : 1;
+    cfg.dev.queue_pairs = (b & 4) ? 4 : 1;
     return cfg;
 }
 

@@ -6,7 +6,7 @@
 //
 // Input (as fuzz_vhost.cpp, plus bits 3-4 and the harness requests):
 //   byte 0        bits 0-1: device.backend (loopback, sink, responder; 3 = loopback),
-//                 bit 2: serve.queue_pairs 2 instead of 1,
+//                 bit 2: device.queue_pairs_count 4 instead of 1,
 //                 bit 3: --require-sealed-memory,
 //                 bit 4: the shared memory is sealed against shrinking (F_SEAL_SHRINK)
 //   bytes 1-2     n, little-endian (at most 16 KiB): the first bytes of the 64 KiB memory

@@ -512,6 +512,73 @@ Test(mq, each_pair_has_its_own_fifo)
     rig_down();
 }
 
+/* A front end without registers (vhost-user: pt_fe_attach, rings started with
+ * pt_fe_queue_start) keeps the control queue itself: it answers the driver's
+ * VQ_PAIRS_SET and tells the device the pairs in use with vnet_fe_set_pairs, which
+ * takes what VQ_PAIRS_SET takes ("Automatic receive steering in multiqueue mode":
+ * 1 .. max_virtqueue_pairs) and only 1 without VIRTIO_NET_F_MQ ("Virtqueues": N = 1).
+ * With 3 of 4 pairs in use transmitq3's frame comes back on receiveq3 only, and pair
+ * 4's queues take nothing; a reset (a new attach) puts one pair in use again. */
+static void fe_start_all(bool mq)
+{
+    vs_features f = driver_features(mq, false);
+    pt_fe_attach(&rig.dev.tp, &f);
+    const uint16_t data_queues = (uint16_t)(mq ? 2u * rig.dev.net.pairs_max : 2u);
+    memset(fake_guest_ptr(&rig.g, GUEST_BASE, data_queues * VDEV_RIG_QUEUE_WINDOW), 0,
+           data_queues * VDEV_RIG_QUEUE_WINDOW);
+    for (uint16_t q = 0; q < data_queues; q++) {
+        side[q].pos = 0;
+        side[q].wrap = true;
+        /* Packed: next offset 0, Driver Ring Wrap Counter 1 (bit 15). */
+        const struct pt_fe_ring r = {RING_SIZE, vdev_rig_desc(&rig, q),
+                                     vdev_rig_driver_area(&rig, q), vdev_rig_device_area(&rig, q),
+                                     0x8000u};
+        enum vs_reason why;
+        cr_assert_eq(pt_fe_queue_start(&rig.dev.tp, q, &r, &why), PT_FE_STARTED, "queue %u: %s",
+                     q, vs_reason_name(why));
+    }
+}
+
+Test(mq, front_end_sets_the_pairs_in_use)
+{
+    rig_up(4);
+    fe_start_all(true);
+    cr_expect_eq(rig.dev.net.pairs, 1, "one pair after the attach (a reset)");
+    cr_expect_not(vnet_fe_set_pairs(&rig.dev.net, 0));
+    cr_expect_not(vnet_fe_set_pairs(&rig.dev.net, 5), "more than max_virtqueue_pairs");
+    cr_expect_eq(rig.dev.net.pairs, 1, "refusals change nothing");
+    cr_assert(vnet_fe_set_pairs(&rig.dev.net, 3));
+    cr_expect_eq(rig.dev.net.pairs, 3);
+    post_tx_fill(5, 0x33);
+    cr_expect_eq(step(5), PT_STEP_DONE, "transmitq3 in use");
+    cr_expect_eq(vnet_pair_fifo_frames(&rig.dev.net, 2), 1, "its frame waits in pair 3's FIFO");
+    post_tx_fill(7, 0x44);
+    cr_expect_eq(step(7), PT_STEP_IDLE, "transmitq4: pair 4 not in use");
+    post_rx(6);
+    cr_expect_eq(step(6), PT_STEP_IDLE, "receiveq4: pair 4 not in use");
+    post_rx(0);
+    cr_expect_eq(step(0), PT_STEP_IDLE, "receiveq1: transmitq3's frame is not its");
+    post_rx(4);
+    cr_expect_eq(step(4), PT_STEP_DONE, "receiveq3");
+    cr_expect_eq(rx_frame(4)[0], 0x33, "receiveq3 got transmitq3's frame");
+    cr_expect_eq(rig.dev.net.stats.tx_frames, 1);
+    cr_expect_eq(rig.dev.net.stats.rx_frames, 1);
+    cr_assert(vnet_fe_set_pairs(&rig.dev.net, 4));
+    cr_expect_eq(step(7), PT_STEP_DONE, "transmitq4 once pair 4 is in use");
+    cr_expect_eq(step(6), PT_STEP_DONE, "receiveq4 takes its frame");
+    cr_expect_eq(rx_frame(6)[0], 0x44);
+    cr_expect_eq(rig.dev.net.stats.mq_pairs_set, 0, "no control command was answered");
+    cr_expect_eq(rig.dev.tp.vpci.conf.total, 0, "a front end's request is no violation");
+    cr_expect_eq(rig.dev.tp.error, VS_REASON_NONE);
+
+    fe_start_all(false);
+    cr_expect_eq(rig.dev.net.pairs, 1);
+    cr_expect_not(vnet_fe_set_pairs(&rig.dev.net, 2), "without VIRTIO_NET_F_MQ");
+    cr_expect(vnet_fe_set_pairs(&rig.dev.net, 1));
+    cr_expect_eq(rig.dev.net.pairs, 1);
+    rig_down();
+}
+
 /* ---- Receive-side scaling ---- */
 
 #define RSS_KEY_BYTES 40u

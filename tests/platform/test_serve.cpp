@@ -643,3 +643,147 @@ Test(serve, merged_receive_buffers_come_from_the_personality)
     const json_t *f = json_object_get(json_object_get(r.stats, "result"), "negotiated_features");
     cr_expect_not_null(json_object_get(f, "MRG_RXBUF"));
 }
+
+namespace {
+
+// The 8-byte answer to a request that has one (GET_FEATURES, GET_PROTOCOL_FEATURES,
+// GET_QUEUE_NUM), waiting at most WAIT_S.
+uint64_t ask_u64(int fd, uint32_t req)
+{
+    send_msg(fd, req, nullptr, 0);
+    struct pollfd p = {fd, POLLIN, 0};
+    cr_assert_eq(poll(&p, 1, WAIT_S * 1000), 1, "no reply to request %u", req);
+    uint8_t reply[20];
+    cr_assert_eq(recv(fd, reply, sizeof reply, MSG_WAITALL), 20, "no reply to request %u", req);
+    uint32_t hdr[3];
+    std::memcpy(hdr, reply, 12);
+    cr_assert_eq(hdr[0], req);
+    cr_assert_eq(hdr[2], 8u);
+    uint64_t v;
+    std::memcpy(&v, reply + 12, 8);
+    return v;
+}
+
+// Ring r's areas in the 4-pair test: descriptors at 0x800 r, available ring + 0x100,
+// used ring + 0x200; receive buffers (0x800 bytes) at 0x8000 + 0x800 pair, transmitted
+// frames at 0xC000 + 0x100 pair.
+uint64_t ring_at(unsigned r) { return 0x800u * r; }
+
+// One buffer made available at entry 0 of ring r's split ring (idx 1).
+void post_one(uint8_t *m, unsigned r, uint64_t addr, uint32_t len, uint16_t flags)
+{
+    put_split_desc(m, ring_at(r), 0, addr, len, flags);
+    const uint16_t zero = 0, one = 1;
+    std::memcpy(m + ring_at(r) + 0x100 + 4, &zero, 2);
+    std::memcpy(m + ring_at(r) + 0x100 + 2, &one, 2);
+}
+
+} // namespace
+
+// One function with device.queue_pairs_count = 4 pairs, as `viosim run` builds it
+// ("Network Device": VIRTIO_NET_F_MQ, max_virtqueue_pairs; vhost-user's GET_QUEUE_NUM
+// and its MQ protocol feature). Ring i is queue i ("Virtqueues": receiveqK 2(K-1),
+// transmitqK 2(K-1)+1). The pairs the front end enables are the pairs in use
+// ("Automatic receive steering in multiqueue mode": a frame transmitted on transmitqX
+// is answered on receiveqX; no packet is queued on the receive queues of the pairs not
+// in use): with pairs 1-3 enabled, transmitq3's frame comes back on receiveq3 alone and
+// pair 4, started but not enabled, moves nothing until the front end enables it.
+Test(serve, four_pairs_one_function)
+{
+    constexpr uint64_t MQ = 1ull << 22, PROTOCOL_FEATURES = 1ull << 30;
+    constexpr uint32_t GET_PROTOCOL_FEATURES = 15, SET_PROTOCOL_FEATURES = 16, GET_QUEUE_NUM = 17,
+                       SET_VRING_ENABLE = 18;
+    constexpr uint16_t WRITE = 2;
+    serve_proc s;
+    start(s, {"--set", "device.queue_pairs_count=4"});
+    int fd = connect_wait(s);
+    const uint64_t offered = ask_u64(fd, GET_FEATURES);
+    cr_expect(offered & MQ, "VIRTIO_NET_F_MQ not offered: 0x%llx", (unsigned long long)offered);
+    cr_expect(offered & PROTOCOL_FEATURES);
+    cr_expect(ask_u64(fd, GET_PROTOCOL_FEATURES) & 1, "the MQ protocol feature");
+    cr_expect_eq(ask_u64(fd, GET_QUEUE_NUM), 4u, "GET_QUEUE_NUM");
+
+    int mem = memfd();
+    auto *m = static_cast<uint8_t *>(mmap(nullptr, MEM_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, mem, 0));
+    cr_assert_neq(m, MAP_FAILED);
+    // With PROTOCOL_FEATURES the rings start disabled ("Ring states").
+    send_u64(fd, SET_FEATURES, VERSION_1 | MQ | PROTOCOL_FEATURES);
+    send_u64(fd, SET_PROTOCOL_FEATURES, 1);
+    send_msg(fd, SET_OWNER, nullptr, 0);
+    send_mem_table(fd, mem);
+    // A receive buffer on every pair, a 60-byte frame (its first byte the pair's number)
+    // on transmitq1, transmitq3 and transmitq4.
+    for (unsigned k = 0; k < 4; k++)
+        post_one(m, 2 * k, 0x8000 + 0x800 * k, 0x800, WRITE);
+    for (unsigned k : {0u, 2u, 3u}) {
+        std::memset(m + 0xC000 + 0x100 * k, 0, 12);
+        std::memset(m + 0xC000 + 0x100 * k + 12, int(0x10 + k), 60);
+        post_one(m, 2 * k + 1, 0xC000 + 0x100 * k, 72, 0);
+    }
+    for (unsigned r = 0; r < 8; r++)
+        start_split_ring(fd, r, ring_at(r), ring_at(r) + 0x100, ring_at(r) + 0x200);
+    for (unsigned r = 0; r < 6; r++)
+        send_u32_pair(fd, SET_VRING_ENABLE, r, 1);
+    auto used_idx = [&](unsigned r) { return get16(m, ring_at(r) + 0x200 + 2); };
+    double until = now_s() + WAIT_S;
+    while ((used_idx(0) != 1 || used_idx(4) != 1) && now_s() < until)
+        nap();
+    cr_assert_eq(used_idx(4), 1, "receiveq3:\n%s", s.log().c_str());
+    cr_assert_eq(used_idx(0), 1, "receiveq1:\n%s", s.log().c_str());
+    cr_expect_eq(m[0x8000 + 0x800 * 2 + 12], 0x12, "receiveq3 holds transmitq3's frame");
+    cr_expect_eq(m[0x8000 + 12], 0x10, "receiveq1 holds transmitq1's frame");
+    expect_served(fd); // everything sent so far has been handled
+    cr_expect_eq(used_idx(2), 0, "receiveq2: no frame is its");
+    cr_expect_eq(used_idx(7), 0, "transmitq4: pair 4 is not enabled");
+    cr_expect_eq(used_idx(6), 0, "receiveq4: pair 4 is not enabled");
+
+    // Enabling pair 4 puts it in use: its frame goes round on it.
+    send_u32_pair(fd, SET_VRING_ENABLE, 6, 1);
+    send_u32_pair(fd, SET_VRING_ENABLE, 7, 1);
+    until = now_s() + WAIT_S;
+    while (used_idx(6) != 1 && now_s() < until)
+        nap();
+    cr_assert_eq(used_idx(6), 1, "receiveq4 once enabled:\n%s", s.log().c_str());
+    cr_expect_eq(m[0x8000 + 0x800 * 3 + 12], 0x13, "receiveq4 holds transmitq4's frame");
+    cr_expect_eq(used_idx(2), 0, "receiveq2 still has nothing");
+    munmap(m, MEM_BYTES);
+    close(mem);
+    close(fd);
+    run_out r;
+    cr_assert_eq(stop(s, r), 0, "%s", r.err.c_str());
+    cr_assert_not_null(r.stats, "no stats.json:\n%s", r.err.c_str());
+    // The names a simulation gives the same device's rows.
+    cr_expect_eq(r.stat("device.queue_pairs.offered"), 4);
+    cr_expect_eq(r.stat("device.queue_pairs.used"), 4);
+    cr_expect_eq(r.stat("device.tx.frames"), 3);
+    cr_expect_eq(r.stat("device.rx.frames"), 3);
+    cr_expect_eq(r.stat("device.queue.tx.buffers"), 1);
+    cr_expect_eq(r.stat("device.queue.rx.buffers"), 1);
+    cr_expect_eq(r.stat("device.queue.tx2.buffers"), 0);
+    cr_expect_eq(r.stat("device.queue.rx2.buffers"), 0);
+    cr_expect_eq(r.stat("device.queue.tx3.buffers"), 1);
+    cr_expect_eq(r.stat("device.queue.rx3.buffers"), 1);
+    cr_expect_eq(r.stat("device.queue.tx4.buffers"), 1);
+    cr_expect_eq(r.stat("device.queue.rx4.buffers"), 1);
+    cr_expect_eq(r.stat("vhost.rings_broken"), 0);
+    const json_t *f = json_object_get(json_object_get(r.stats, "result"), "negotiated_features");
+    cr_expect_not_null(json_object_get(f, "MQ"));
+}
+
+// serve.queue_pairs is gone (device.queue_pairs_count says it for run and serve alike):
+// a configuration that still names it is refused, exit 2, one line naming the key.
+Test(serve, old_serve_queue_pairs_refused)
+{
+    const std::string dir = temp_dir(), sock = dir + "/sock";
+    expect_refused({"--vhost-user", sock, "--out", dir, "--set", "serve.queue_pairs=2"},
+                   "'serve.queue_pairs'");
+    const std::string file = dir + "/old.json";
+    FILE *out = std::fopen(file.c_str(), "w");
+    cr_assert_not_null(out);
+    std::fputs("{\"serve\": {\"queue_pairs\": 2}}\n", out);
+    std::fclose(out);
+    expect_refused({"--vhost-user", sock, "--out", dir, file}, "'serve.queue_pairs'");
+    // More pairs than a vhost-user ring index can name.
+    expect_refused({"--vhost-user", sock, "--out", dir, "--set", "device.queue_pairs_count=129"},
+                   "device.queue_pairs_count");
+}
