@@ -392,8 +392,10 @@ def case_responder(path):
 
 
 def case_mq(path):
-    """serve.queue_pairs 2 (a server of its own): the MQ protocol feature, GET_QUEUE_NUM 2
-    and VIRTIO_NET_F_MQ are offered; a frame sent on each pair's transmit ring comes back
+    """device.queue_pairs_count 4 (a server of its own): the MQ protocol feature,
+    GET_QUEUE_NUM 4 and VIRTIO_NET_F_MQ are offered; the front end uses two of the four
+    pairs (the pairs it starts and enables are the pairs in use); a frame sent on each
+    pair's transmit ring comes back
     through the loopback on the same pair's receive ring ("Network Device / Virtqueues":
     receiveqN is ring 2(N-1), transmitqN ring 2(N-1)+1). With MRG_RXBUF, pair 1's
     200-byte frame waits for receive buffers (two of the four 64-byte buffers it needs
@@ -408,7 +410,7 @@ def case_mq(path):
     proto = struct.unpack("<Q", s.recv(20)[12:])[0]
     assert proto & 1, hex(proto)  # MQ
     send(s, 17)  # GET_QUEUE_NUM
-    assert struct.unpack("<Q", s.recv(20)[12:])[0] == 2
+    assert struct.unpack("<Q", s.recv(20)[12:])[0] == 4
     s.close()
     mem = Memory(0x20000)
     m = mem.map
@@ -453,7 +455,7 @@ CASES = [case_unknown_request, case_short_payload, case_mem_table_without_fd, ca
 if __name__ == "__main__":
     path = sys.argv[1]
     # `vhost_client.py SOCKET responder` (a server with device.backend=responder),
-    # `... merge-stopped` or `... mq` (serve.queue_pairs=2): that case alone, on a server
+    # `... merge-stopped` or `... mq` (device.queue_pairs_count=4): that case alone, on a server
     # of its own; otherwise CASES.
     only = {"responder": case_responder, "merge-stopped": case_merge_stopped, "mq": case_mq}
     for case in [only[sys.argv[2]]] if sys.argv[2:] else CASES:
