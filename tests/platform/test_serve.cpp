@@ -787,3 +787,72 @@ Test(serve, old_serve_queue_pairs_refused)
     expect_refused({"--vhost-user", sock, "--out", dir, "--set", "device.queue_pairs_count=129"},
                    "device.queue_pairs_count");
 }
+
+// NEEDS_RESET is the device's ("Device Status Field"), and serve's pairs are one
+// function: a transmit buffer outside every memory region on transmitq2 ("Network
+// Device / Device Operation / Transmitting Packets": the device reads the frame from
+// it) stops every ring, pair 1's too, with one log line naming the ring. The next ring
+// the front end starts resets the function; the other rings stay stopped until started
+// again, and then pair 1 loops its frame back as before.
+Test(serve, a_failure_stops_every_pair)
+{
+    constexpr uint64_t MQ = 1ull << 22;
+    constexpr uint32_t GET_VRING_BASE = 11;
+    constexpr uint16_t WRITE = 2;
+    serve_proc s;
+    start(s, {"--set", "device.queue_pairs_count=2"});
+    int fd = connect_wait(s);
+    int mem = memfd();
+    auto *m = static_cast<uint8_t *>(mmap(nullptr, MEM_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, mem, 0));
+    cr_assert_neq(m, MAP_FAILED);
+    // Without PROTOCOL_FEATURES every started ring is enabled: both pairs in use.
+    send_u64(fd, SET_FEATURES, VERSION_1 | MQ);
+    send_msg(fd, SET_OWNER, nullptr, 0);
+    send_mem_table(fd, mem);
+    for (unsigned r = 0; r < 4; r++)
+        if (r != 3)
+            start_split_ring(fd, r, ring_at(r), ring_at(r) + 0x100, ring_at(r) + 0x200);
+    // transmitq2's buffer lies past the 64 KiB region.
+    post_one(m, 3, 0x100000, 72, 0);
+    start_split_ring(fd, 3, ring_at(3), ring_at(3) + 0x100, ring_at(3) + 0x200);
+    double until = now_s() + WAIT_S;
+    while (!contains(s.log(), "stopped:") && now_s() < until)
+        nap();
+    const std::string log = s.log();
+    cr_assert(contains(log, "ring 3 (transmitq2) stopped: DMA_OUT_OF_RANGE"), "%s", log.c_str());
+    cr_expect(contains(log, "all 4 rings stop"), "%s", log.c_str());
+
+    // Pair 1 is stopped too: its frame waits.
+    post_one(m, 0, 0x8000, 0x800, WRITE);
+    std::memset(m + 0xC000, 0, 12);
+    std::memset(m + 0xC000 + 12, 0x21, 60);
+    post_one(m, 1, 0xC000, 72, 0);
+    start_split_ring(fd, 2, ring_at(2), ring_at(2) + 0x100, ring_at(2) + 0x200); // resets
+    expect_served(fd);
+    usleep(200 * 1000);
+    auto used_idx = [&](unsigned r) { return get16(m, ring_at(r) + 0x200 + 2); };
+    cr_expect_eq(used_idx(1), 0, "transmitq1 stays stopped until started again");
+    cr_expect_eq(used_idx(0), 0);
+
+    // The front end restarts pair 1's rings: the frame goes round.
+    send_u32_pair(fd, GET_VRING_BASE, 1, 0);
+    uint8_t reply[20];
+    cr_assert_eq(recv(fd, reply, sizeof reply, MSG_WAITALL), 20, "no GET_VRING_BASE reply");
+    start_split_ring(fd, 0, ring_at(0), ring_at(0) + 0x100, ring_at(0) + 0x200);
+    start_split_ring(fd, 1, ring_at(1), ring_at(1) + 0x100, ring_at(1) + 0x200);
+    until = now_s() + WAIT_S;
+    while (used_idx(0) != 1 && now_s() < until)
+        nap();
+    cr_assert_eq(used_idx(0), 1, "receiveq1 after the restart:\n%s", s.log().c_str());
+    cr_expect_eq(m[0x8000 + 12], 0x21);
+    munmap(m, MEM_BYTES);
+    close(mem);
+    close(fd);
+    run_out r;
+    cr_assert_eq(stop(s, r), 0, "%s", r.err.c_str());
+    cr_assert_not_null(r.stats, "no stats.json:\n%s", r.err.c_str());
+    cr_expect_eq(r.stat("vhost.rings_broken"), 1);
+    cr_expect_eq(r.stat("vhost.connections_failed"), 0);
+    cr_expect_eq(r.stat("device.rx.frames"), 1);
+    cr_expect_eq(r.stat("device.queue.tx2.buffers"), 1, "the bad buffer was taken");
+}
