@@ -571,6 +571,45 @@ uint16_t get16(const uint8_t *m, uint64_t at)
     return *reinterpret_cast<const volatile uint16_t *>(m + at);
 }
 
+// A front end with shared memory: `viosim serve` started with extra arguments and
+// connected, a MEM_BYTES memfd (send_mem_table passes it) mapped at m. finish() unmaps
+// it, disconnects, stops the server (status 0) and reads its stats.json into r.
+struct mapped_front_end {
+    serve_proc s;
+    int fd = -1, mem = -1;
+    uint8_t *m = nullptr;
+    explicit mapped_front_end(const std::vector<std::string> &extra = {})
+    {
+        start(s, extra);
+        fd = connect_wait(s);
+        mem = memfd();
+        m = static_cast<uint8_t *>(mmap(nullptr, MEM_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, mem, 0));
+        cr_assert_neq(m, MAP_FAILED);
+    }
+    // SET_OWNER, SET_FEATURES with these features, SET_MEM_TABLE with the memory.
+    void own(uint64_t features)
+    {
+        send_msg(fd, SET_OWNER, nullptr, 0);
+        send_u64(fd, SET_FEATURES, features);
+        send_mem_table(fd, mem);
+    }
+    void finish(run_out &r)
+    {
+        munmap(m, MEM_BYTES);
+        close(mem);
+        close(fd);
+        cr_assert_eq(stop(s, r), 0, "%s", r.err.c_str());
+        cr_assert_not_null(r.stats, "no stats.json:\n%s", r.err.c_str());
+    }
+};
+
+// Each named statistic of r has the value given.
+void expect_stats(const run_out &r, std::initializer_list<std::pair<const char *, double>> want)
+{
+    for (const auto &w : want)
+        cr_expect_eq(r.stat(w.first), w.second, "%s: %g, expected %g", w.first, r.stat(w.first), w.second);
+}
+
 } // namespace
 
 // VIRTIO_NET_F_MRG_RXBUF through serve, as through the simulation (test_vdev.c's
@@ -582,15 +621,9 @@ Test(serve, merged_receive_buffers_come_from_the_personality)
 {
     constexpr uint64_t MRG_RXBUF = 1ull << 15;
     constexpr uint16_t WRITE = 2;
-    serve_proc s;
-    start(s);
-    int fd = connect_wait(s);
-    int mem = memfd();
-    auto *m = static_cast<uint8_t *>(mmap(nullptr, MEM_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, mem, 0));
-    cr_assert_neq(m, MAP_FAILED);
-    send_u64(fd, SET_FEATURES, VERSION_1 | MRG_RXBUF);
-    send_msg(fd, SET_OWNER, nullptr, 0);
-    send_mem_table(fd, mem);
+    mapped_front_end fe;
+    auto &[s, fd, mem, m] = fe;
+    fe.own(VERSION_1 | MRG_RXBUF);
     // receiveq1 (ring 0): four 64-byte buffers at 0xA000 + 0x100 k, all available.
     for (unsigned k = 0; k < 4; k++) {
         put_split_desc(m, 0x4000, k, 0xA000 + 0x100 * k, 64, WRITE);
@@ -630,16 +663,12 @@ Test(serve, merged_receive_buffers_come_from_the_personality)
     std::memcpy(&num_buffers, got + 10, 2); // struct virtio_net_hdr's last field
     cr_expect_eq(num_buffers, 4, "num_buffers");
     cr_expect_eq(std::memcmp(got + 12, frame, sizeof frame), 0, "frame corrupted");
-    munmap(m, MEM_BYTES);
-    close(mem);
-    close(fd);
     run_out r;
-    cr_assert_eq(stop(s, r), 0, "%s", r.err.c_str());
-    cr_assert_not_null(r.stats, "no stats.json:\n%s", r.err.c_str());
-    cr_expect_eq(r.stat("device.rx.merged_frames"), 1);
-    cr_expect_eq(r.stat("device.rx.frames"), 1);
-    cr_expect_eq(r.stat("device.tx.frames"), 1);
-    cr_expect_eq(r.stat("device.rx.bytes"), 200);
+    fe.finish(r);
+    expect_stats(r, {{"device.rx.merged_frames", 1},
+                     {"device.rx.frames", 1},
+                     {"device.tx.frames", 1},
+                     {"device.rx.bytes", 200}});
     const json_t *f = json_object_get(json_object_get(r.stats, "result"), "negotiated_features");
     cr_expect_not_null(json_object_get(f, "MRG_RXBUF"));
 }
@@ -694,23 +723,17 @@ Test(serve, four_pairs_one_function)
     constexpr uint32_t GET_PROTOCOL_FEATURES = 15, SET_PROTOCOL_FEATURES = 16, GET_QUEUE_NUM = 17,
                        SET_VRING_ENABLE = 18;
     constexpr uint16_t WRITE = 2;
-    serve_proc s;
-    start(s, {"--set", "device.queue_pairs_count=4"});
-    int fd = connect_wait(s);
+    mapped_front_end fe({"--set", "device.queue_pairs_count=4"});
+    auto &[s, fd, mem, m] = fe;
     const uint64_t offered = ask_u64(fd, GET_FEATURES);
     cr_expect(offered & MQ, "VIRTIO_NET_F_MQ not offered: 0x%llx", (unsigned long long)offered);
     cr_expect(offered & PROTOCOL_FEATURES);
     cr_expect(ask_u64(fd, GET_PROTOCOL_FEATURES) & 1, "the MQ protocol feature");
     cr_expect_eq(ask_u64(fd, GET_QUEUE_NUM), 4u, "GET_QUEUE_NUM");
 
-    int mem = memfd();
-    auto *m = static_cast<uint8_t *>(mmap(nullptr, MEM_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, mem, 0));
-    cr_assert_neq(m, MAP_FAILED);
     // With PROTOCOL_FEATURES the rings start disabled ("Ring states").
-    send_u64(fd, SET_FEATURES, VERSION_1 | MQ | PROTOCOL_FEATURES);
+    fe.own(VERSION_1 | MQ | PROTOCOL_FEATURES);
     send_u64(fd, SET_PROTOCOL_FEATURES, 1);
-    send_msg(fd, SET_OWNER, nullptr, 0);
-    send_mem_table(fd, mem);
     // A receive buffer on every pair, a 60-byte frame (its first byte the pair's number)
     // on transmitq1, transmitq3 and transmitq4.
     for (unsigned k = 0; k < 4; k++)
@@ -746,26 +769,22 @@ Test(serve, four_pairs_one_function)
     cr_assert_eq(used_idx(6), 1, "receiveq4 once enabled:\n%s", s.log().c_str());
     cr_expect_eq(m[0x8000 + 0x800 * 3 + 12], 0x13, "receiveq4 holds transmitq4's frame");
     cr_expect_eq(used_idx(2), 0, "receiveq2 still has nothing");
-    munmap(m, MEM_BYTES);
-    close(mem);
-    close(fd);
     run_out r;
-    cr_assert_eq(stop(s, r), 0, "%s", r.err.c_str());
-    cr_assert_not_null(r.stats, "no stats.json:\n%s", r.err.c_str());
+    fe.finish(r);
     // The names a simulation gives the same device's rows.
-    cr_expect_eq(r.stat("device.queue_pairs.offered"), 4);
-    cr_expect_eq(r.stat("device.queue_pairs.used"), 4);
-    cr_expect_eq(r.stat("device.tx.frames"), 3);
-    cr_expect_eq(r.stat("device.rx.frames"), 3);
-    cr_expect_eq(r.stat("device.queue.tx.buffers"), 1);
-    cr_expect_eq(r.stat("device.queue.rx.buffers"), 1);
-    cr_expect_eq(r.stat("device.queue.tx2.buffers"), 0);
-    cr_expect_eq(r.stat("device.queue.rx2.buffers"), 0);
-    cr_expect_eq(r.stat("device.queue.tx3.buffers"), 1);
-    cr_expect_eq(r.stat("device.queue.rx3.buffers"), 1);
-    cr_expect_eq(r.stat("device.queue.tx4.buffers"), 1);
-    cr_expect_eq(r.stat("device.queue.rx4.buffers"), 1);
-    cr_expect_eq(r.stat("vhost.rings_broken"), 0);
+    expect_stats(r, {{"device.queue_pairs.offered", 4},
+                     {"device.queue_pairs.used", 4},
+                     {"device.tx.frames", 3},
+                     {"device.rx.frames", 3},
+                     {"device.queue.tx.buffers", 1},
+                     {"device.queue.rx.buffers", 1},
+                     {"device.queue.tx2.buffers", 0},
+                     {"device.queue.rx2.buffers", 0},
+                     {"device.queue.tx3.buffers", 1},
+                     {"device.queue.rx3.buffers", 1},
+                     {"device.queue.tx4.buffers", 1},
+                     {"device.queue.rx4.buffers", 1},
+                     {"vhost.rings_broken", 0}});
     const json_t *f = json_object_get(json_object_get(r.stats, "result"), "negotiated_features");
     cr_expect_not_null(json_object_get(f, "MQ"));
 }
@@ -799,16 +818,10 @@ Test(serve, a_failure_stops_every_pair)
     constexpr uint64_t MQ = 1ull << 22;
     constexpr uint32_t GET_VRING_BASE = 11;
     constexpr uint16_t WRITE = 2;
-    serve_proc s;
-    start(s, {"--set", "device.queue_pairs_count=2"});
-    int fd = connect_wait(s);
-    int mem = memfd();
-    auto *m = static_cast<uint8_t *>(mmap(nullptr, MEM_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, mem, 0));
-    cr_assert_neq(m, MAP_FAILED);
+    mapped_front_end fe({"--set", "device.queue_pairs_count=2"});
+    auto &[s, fd, mem, m] = fe;
     // Without PROTOCOL_FEATURES every started ring is enabled: both pairs in use.
-    send_u64(fd, SET_FEATURES, VERSION_1 | MQ);
-    send_msg(fd, SET_OWNER, nullptr, 0);
-    send_mem_table(fd, mem);
+    fe.own(VERSION_1 | MQ);
     for (unsigned r = 0; r < 4; r++)
         if (r != 3)
             start_split_ring(fd, r, ring_at(r), ring_at(r) + 0x100, ring_at(r) + 0x200);
@@ -845,14 +858,10 @@ Test(serve, a_failure_stops_every_pair)
         nap();
     cr_assert_eq(used_idx(0), 1, "receiveq1 after the restart:\n%s", s.log().c_str());
     cr_expect_eq(m[0x8000 + 12], 0x21);
-    munmap(m, MEM_BYTES);
-    close(mem);
-    close(fd);
     run_out r;
-    cr_assert_eq(stop(s, r), 0, "%s", r.err.c_str());
-    cr_assert_not_null(r.stats, "no stats.json:\n%s", r.err.c_str());
-    cr_expect_eq(r.stat("vhost.rings_broken"), 1);
-    cr_expect_eq(r.stat("vhost.connections_failed"), 0);
-    cr_expect_eq(r.stat("device.rx.frames"), 1);
-    cr_expect_eq(r.stat("device.queue.tx2.buffers"), 1, "the bad buffer was taken");
+    fe.finish(r);
+    expect_stats(r, {{"vhost.rings_broken", 1},
+                     {"vhost.connections_failed", 0},
+                     {"device.rx.frames", 1},
+                     {"device.queue.tx2.buffers", 1}}); // the bad buffer was taken
 }
