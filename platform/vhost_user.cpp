@@ -699,7 +699,8 @@ bool server::service(uint16_t i, bool &waits_for_driver)
 
 // The rings the personality gave work (pt_wake: the receive queue whose pair's FIFO got
 // a frame, wherever steering sent it; the transmit queue whose pair's FIFO got room) go
-// on if they were waiting for it.
+// on if they were waiting for it. Marks alone suffice: virtio-net's receive and transmit
+// roles are woken_by_mark, and vhost-user passes no other queue.
 void server::wake_rings()
 {
     uint16_t q;
