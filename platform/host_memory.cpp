@@ -5,6 +5,7 @@
 #include <new>
 
 #include "address_map.h"
+#include "shared_memory.h"
 
 host_memory::host_memory(sc_core::sc_module_name name, uint64_t base, uint64_t size_bytes,
                          sc_core::sc_time read_latency, sc_core::sc_time read_per_byte)
@@ -33,13 +34,13 @@ void host_memory::set_regions(const std::vector<memory_region> &regions)
     others_.assign(regions.size() > 1 ? regions.begin() + 1 : regions.end(), regions.end());
 }
 
-uint8_t *host_memory::find(uint64_t addr, unsigned len)
+const memory_region *host_memory::find(uint64_t addr, unsigned len) const
 {
     if (amap::in(addr, len, region_.base, region_.size_bytes))
-        return region_.data + (addr - region_.base);
+        return &region_;
     for (const memory_region &r : others_)
         if (amap::in(addr, len, r.base, r.size_bytes))
-            return r.data + (addr - r.base);
+            return &r;
     return nullptr;
 }
 
@@ -48,14 +49,18 @@ void host_memory::b_transport(tlm::tlm_generic_payload &tx, sc_core::sc_time &de
 {
     const uint64_t addr = tx.get_address();
     const unsigned len = tx.get_data_length();
-    uint8_t *p = find(addr, len);
-    if (!p || tx.get_byte_enable_ptr()) {
+    const memory_region *r = find(addr, len);
+    if (!r || tx.get_byte_enable_ptr()) {
         errors++;
         tx.set_response_status(tlm::TLM_ADDRESS_ERROR_RESPONSE);
         return;
     }
+    uint8_t *p = r->data + (addr - r->base);
     if (tx.is_read()) {
-        std::memcpy(tx.get_data_ptr(), p, len);
+        if (r->shared)
+            shared_memory_load(tx.get_data_ptr(), p, len, true);
+        else
+            std::memcpy(tx.get_data_ptr(), p, len);
         reads++;
         read_bytes += len;
         const sc_core::sc_time stream = read_per_byte_ * double(len);
@@ -68,7 +73,10 @@ void host_memory::b_transport(tlm::tlm_generic_payload &tx, sc_core::sc_time &de
             delay += read_latency_ + stream;
         }
     } else if (tx.is_write()) {
-        std::memcpy(p, tx.get_data_ptr(), len);
+        if (r->shared)
+            shared_memory_store(p, tx.get_data_ptr(), len);
+        else
+            std::memcpy(p, tx.get_data_ptr(), len);
         writes++;
         write_bytes += len;
         if (watcher) {

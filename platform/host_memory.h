@@ -38,6 +38,12 @@ struct memory_region {
     uint64_t base;
     uint64_t size_bytes;
     uint8_t *data;
+    // Another process writes it while the device runs (a guest's RAM shared by QEMU or a
+    // vhost-user front end): DMA goes through shared_memory_load / shared_memory_store
+    // (shared_memory.h), so no aligned field is torn, and reads go from the highest
+    // address down (a descriptor's flags before its body). Watching the mapping for
+    // SIGBUS is the caller's (shared_memory_watch).
+    bool shared = false;
 };
 
 class host_memory : public sc_core::sc_module {
@@ -73,8 +79,8 @@ public:
 
 private:
     void b_transport(tlm::tlm_generic_payload &tx, sc_core::sc_time &delay);
-    // Where [addr, addr + len) is held, or null when no one region holds all of it.
-    uint8_t *find(uint64_t addr, unsigned len);
+    // The region holding all of [addr, addr + len), or null.
+    const memory_region *find(uint64_t addr, unsigned len) const;
 
     struct free_bytes {
         void operator()(uint8_t *p) const { std::free(p); }

@@ -54,15 +54,16 @@ vs_config test_config(unsigned frames)
 struct guest_ram {
     std::unique_ptr<uint8_t, void (*)(void *)> bytes{static_cast<uint8_t *>(std::calloc(MEM_BYTES, 1)),
                                                      std::free};
-    std::vector<memory_region> regions() { return {{amap::memory_base, MEM_BYTES, bytes.get()}}; }
+    std::vector<memory_region> regions() { return {{amap::memory_base, MEM_BYTES, bytes.get(), false}}; }
     // The same bytes as three regions, listed out of address order (as a guest's memory
     // map may be): 64 KiB, then 1 MiB, then the rest.
+    // The last two marked shared (tear-free loads and stores).
     std::vector<memory_region> split_regions()
     {
         uint8_t *b = bytes.get();
-        return {{amap::memory_base + 0x100000, MEM_BYTES - 0x100000, b + 0x100000},
-                {amap::memory_base, 0x10000, b},
-                {amap::memory_base + 0x10000, 0x100000 - 0x10000, b + 0x10000}};
+        return {{amap::memory_base + 0x100000, MEM_BYTES - 0x100000, b + 0x100000, false},
+                {amap::memory_base, 0x10000, b, true},
+                {amap::memory_base + 0x10000, 0x100000 - 0x10000, b + 0x10000, true}};
     }
 };
 
@@ -354,8 +355,8 @@ Test(external_host, the_same_sequence_gives_identical_stats)
     cr_expect(a == b, "two runs of one sequence differ");
 }
 
-// Guest memory in several regions (a guest's memory map): where bytes are held changes
-// nothing the device computes.
+// Guest memory in several regions (a guest's memory map), some shared with another
+// process: where and how bytes are held changes nothing the device computes.
 Test(external_host, guest_memory_in_regions_gives_the_same_stats)
 {
     const std::string one = stats_of_a_child_run(false), three = stats_of_a_child_run(true);
