@@ -19,6 +19,7 @@
 #include <cstring>
 #include <deque>
 #include <memory>
+#include <stdexcept>
 #include <string>
 
 #include "address_map.h"
@@ -362,4 +363,21 @@ Test(external_host, guest_memory_in_regions_gives_the_same_stats)
     const std::string one = stats_of_a_child_run(false), three = stats_of_a_child_run(true);
     cr_assert_gt(one.size(), 1000u);
     cr_expect(one == three, "three regions differ from one");
+}
+
+// SystemC elaborates once per process: a second platform is refused, the first goes on.
+Test(external_host, a_second_instance_in_one_process_is_refused)
+{
+    guest_ram ram, other;
+    external_host h(test_config(4), ram.regions());
+    bool refused = false;
+    try {
+        external_host second(test_config(4), other.regions());
+    } catch (const std::runtime_error &) {
+        refused = true;
+    }
+    cr_expect(refused);
+    uint32_t v = 0;
+    cr_expect(h.cfg_read(PCI_VENDOR_ID, 2, v) == external_access::ok);
+    cr_expect_eq(v, VIRTIO_PCI_VENDOR_ID);
 }
