@@ -5,12 +5,17 @@
 // transfer's data streams in order, so a read that carries a read_stream_ext cannot
 // start streaming before the transfer's earlier data has (the root complex says which
 // reads continue a transfer).
+//
+// The memory is either its own (zeroed, `viosim run`) or regions a caller owns (a front
+// end driven from outside, platform/external_host.h: e.g. a guest's RAM mapped from
+// another process), each a range of guest-physical addresses over a caller's buffer.
 #ifndef VIOSIM_HOST_MEMORY_H
 #define VIOSIM_HOST_MEMORY_H
 
 #include <cstdint>
 #include <cstdlib>
 #include <memory>
+#include <vector>
 
 #include <systemc>
 #include <tlm>
@@ -28,16 +33,37 @@ struct read_stream_ext : tlm::tlm_extension<read_stream_ext> {
     }
 };
 
+// Guest-physical [base, base + size_bytes) held at data[0 .. size_bytes).
+struct memory_region {
+    uint64_t base;
+    uint64_t size_bytes;
+    uint8_t *data;
+    // Another process writes it while the device runs (a guest's RAM shared by QEMU or a
+    // vhost-user front end): DMA goes through shared_memory_load / shared_memory_store
+    // (shared_memory.h), so no aligned field is torn, and reads go from the highest
+    // address down (a descriptor's flags before its body). Watching the mapping for
+    // SIGBUS is the caller's (shared_memory_watch).
+    bool shared = false;
+};
+
 class host_memory : public sc_core::sc_module {
 public:
     tlm_utils::simple_target_socket<host_memory> socket;
 
+    // Its own zeroed memory at [base, base + size_bytes).
     host_memory(sc_core::sc_module_name name, uint64_t base, uint64_t size_bytes,
                 sc_core::sc_time read_latency, sc_core::sc_time read_per_byte);
+    // Over the caller's regions (not copied, not freed; they must not overlap): an
+    // access outside every region, or across two, ends in an address error.
+    host_memory(sc_core::sc_module_name name, const std::vector<memory_region> &regions,
+                sc_core::sc_time read_latency, sc_core::sc_time read_per_byte);
+    // Replaces the caller's regions (between two slices of simulation: guest RAM remapped).
+    void set_regions(const std::vector<memory_region> &regions);
 
-    uint8_t *data() { return mem_.get(); }
-    uint64_t base() const { return base_; }
-    uint64_t size() const { return size_; }
+    // The first region (the only one of a memory of its own).
+    uint8_t *data() { return region_.data; }
+    uint64_t base() const { return region_.base; }
+    uint64_t size() const { return region_.size_bytes; }
 
     uint64_t reads = 0, writes = 0, read_bytes = 0, write_bytes = 0, errors = 0;
 
@@ -53,13 +79,15 @@ public:
 
 private:
     void b_transport(tlm::tlm_generic_payload &tx, sc_core::sc_time &delay);
+    // The region holding all of [addr, addr + len), or null.
+    const memory_region *find(uint64_t addr, unsigned len) const;
 
     struct free_bytes {
         void operator()(uint8_t *p) const { std::free(p); }
     };
 
-    uint64_t base_;
-    uint64_t size_;
+    memory_region region_;              // the first region: the one looked at first
+    std::vector<memory_region> others_; // the caller's other regions
     // Zeroed by calloc, which maps fresh pages for a large block: the kernel zeroes each
     // page when it is first touched, so a run pays only for the memory it uses (a
     // zero-filled std::vector wrote all of host.memory_mib at start-up, most of a short

@@ -40,6 +40,10 @@ struct run_options {
     std::string vcd_path;    // non-empty (ends in .vcd): write the counters as VCD waveforms
 };
 
+struct vs_conformance;
+// The driver-conformance record into r: the first violations in order, counts per rule.
+void collect_violations(run_result &r, const struct vs_conformance &c);
+
 // Runs one simulation. SystemC allows one elaboration per process, so call once.
 run_result vs_run(const vs_config &cfg, const run_options &opt = run_options());
 

@@ -268,6 +268,7 @@ void virtio_device_tlm::b_transport(tlm::tlm_generic_payload &tx, sc_time &delay
         return;
     }
     uint64_t value = 0;
+    bool claimed = true;
     conformance_now(sc_core::sc_time_stamp() + delay);
     if (amap::in(addr, len, amap::ecam_base, amap::ecam_size)) {
         const uint32_t off = uint32_t(addr - amap::ecam_base);
@@ -290,12 +291,13 @@ void virtio_device_tlm::b_transport(tlm::tlm_generic_payload &tx, sc_time &delay
         // A read cannot pass the posted writes sent before it (PCIe ordering): writes
         // to the suppression window still on their way are applied first.
         apply_devmem_writes(true);
-        pt_mmio_read(&dev_.tp, addr, len, &value); // unclaimed reads return all-ones
+        // Unclaimed: all-ones, answered as an Unsupported Request (address error).
+        claimed = pt_mmio_read(&dev_.tp, addr, len, &value);
         memcpy(data, &value, len);
     } else {
         memcpy(&value, data, len);
         uint16_t kicked = PT_NO_QUEUE;
-        pt_mmio_write(&dev_.tp, addr, len, value, &kicked);
+        claimed = pt_mmio_write(&dev_.tp, addr, len, value, &kicked);
         if (kicked < num_queues()) {
             if (trace)
                 trace->instant(TRACE_DOORBELLS, ("notify " + queue_name(kicked)).c_str(),
@@ -312,7 +314,7 @@ void virtio_device_tlm::b_transport(tlm::tlm_generic_payload &tx, sc_time &delay
     intx_follow(sc_core::sc_time_stamp() + delay);
     if (dev_.tp.vpci.status & VIRTIO_STATUS_FEATURES_OK)
         negotiated_features = dev_.tp.vpci.driver_features;
-    tx.set_response_status(tlm::TLM_OK_RESPONSE);
+    tx.set_response_status(claimed ? tlm::TLM_OK_RESPONSE : tlm::TLM_ADDRESS_ERROR_RESPONSE);
     conformance_check();
 }
 

@@ -40,8 +40,7 @@ using sc_core::SC_NS;
 using sc_core::SC_PS;
 using sc_core::sc_time;
 
-// SystemC's library wants the symbol; the tests enter through Criterion's main.
-int sc_main(int, char **) { return 0; }
+#include "common/sc_criterion_main.h"
 
 namespace {
 
@@ -393,16 +392,4 @@ Test(mq_engines, all_wakes_every_pair_for_each_frame)
     for (unsigned p = 1; p < 4; p++)
         cr_expect_geq(woke[2 * p], frames, "receiveq%u woke %llu times for %u frames", p + 1,
                       (unsigned long long)woke[2 * p], frames);
-}
-
-// Criterion's own main, here so that neither SystemC's nor Criterion's library main is
-// picked by link order.
-int main(int argc, char *argv[])
-{
-    struct criterion_test_set *tests = criterion_initialize();
-    int result = 0;
-    if (criterion_handle_args(argc, argv, true))
-        result = !criterion_run_all_tests(tests);
-    criterion_finalize(tests);
-    return result;
 }
