@@ -78,9 +78,12 @@ public:
     }
 
 private:
+    // A member, not a local of issue(): that thread never returns, so a local would
+    // never be destroyed.
+    reused_payload slot;
+
     void issue()
     {
-        reused_payload slot;
         for (;;) {
             sc_core::wait(start);
             reused_payload::lease payload(slot);
@@ -155,9 +158,6 @@ bool g_built = false; // SystemC elaborates once per process
 // Before any module or time exists: what vs_run sets up.
 const vs_config &systemc_setup(const vs_config &cfg)
 {
-    if (g_built)
-        throw std::runtime_error("external_host: one platform per process (SystemC elaborates once)");
-    g_built = true;
     sc_core::sc_set_time_resolution(1, SC_PS);
     sc_core::sc_report_handler::set_actions("/OSCI/SystemC", sc_core::SC_INFO, sc_core::SC_DO_NOTHING);
     tlm_utils::tlm_quantumkeeper::set_global_quantum(sc_time(cfg.sim.quantum_ns, SC_NS));
@@ -187,6 +187,18 @@ struct external_host::parts : device_platform {
         };
     }
 };
+
+std::unique_ptr<external_host> external_host::create(const vs_config &cfg,
+                                                     const std::vector<memory_region> &guest_memory,
+                                                     std::string &why)
+{
+    if (g_built) {
+        why = "external_host: one platform per process (SystemC elaborates once)";
+        return nullptr;
+    }
+    g_built = true;
+    return std::unique_ptr<external_host>(new external_host(cfg, guest_memory));
+}
 
 external_host::external_host(const vs_config &cfg, const std::vector<memory_region> &guest_memory)
     : p_(new parts(cfg, guest_memory))

@@ -15,8 +15,8 @@
 // run_until_idle and run_until_interrupt advance it explicitly. Between two calls the
 // simulation is paused: whatever the caller's own time does, the device sees none of it.
 //
-// SystemC elaborates once per process: build at most one external_host per process, and
-// never together with vs_run. Not thread-safe: call from one thread, and never from
+// SystemC elaborates once per process: create refuses a second external_host in one
+// process; never build one together with vs_run. Not thread-safe: call from one thread, and never from
 // within on_msi / on_intx (they run inside the simulation).
 #ifndef VIOSIM_EXTERNAL_HOST_H
 #define VIOSIM_EXTERNAL_HOST_H
@@ -24,6 +24,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include <systemc>
@@ -50,8 +51,11 @@ public:
     // Builds the platform of cfg (which passed config_validate) over the caller's guest
     // memory, guest-physical regions that stay valid (and mapped) as long as this object
     // or until set_guest_memory replaces them; the caller may write them between calls.
-    // Throws std::runtime_error for a second instance in one process.
-    external_host(const vs_config &cfg, const std::vector<memory_region> &guest_memory);
+    // Null, with why set, for a second platform in one process. (No exception: one thrown
+    // after SystemC has switched to its process stacks confuses AddressSanitizer.)
+    static std::unique_ptr<external_host> create(const vs_config &cfg,
+                                                 const std::vector<memory_region> &guest_memory,
+                                                 std::string &why);
     ~external_host();
     external_host(const external_host &) = delete;
     external_host &operator=(const external_host &) = delete;
@@ -97,6 +101,7 @@ public:
     const device_platform &platform() const;
 
 private:
+    external_host(const vs_config &cfg, const std::vector<memory_region> &guest_memory);
     external_access access(bool read, uint64_t addr, unsigned size, uint64_t &value);
     void run(const sc_core::sc_time &bound, bool to_time);
 
