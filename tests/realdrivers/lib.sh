@@ -29,8 +29,8 @@ stop_server() { # SIGINT: viosim writes stats.json and must exit 0
 # linux-image-cloud-amd64, fetched with apt-get download and unpacked in $cache) and
 # $work/initrd.gz, a busybox initramfs with the virtio-net modules and the init script
 # given. Sets vmlinuz.
-linux_guest() { # init script
-  local init=$1
+linux_guest() { # init script [function run with the initramfs root, to add files]
+  local init=$1 add=${2:-}
   kernel_package() {
     apt-cache depends linux-image-cloud-amd64 2>/dev/null |
       awk '/Depends: linux-image-[0-9]/ { print $2; exit }'
@@ -63,5 +63,27 @@ linux_guest() { # init script
   done
   cp "$init" "$root/init"
   chmod +x "$root/init"
+  [ -z "$add" ] || "$add" "$root"
   (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1 >"$work/initrd.gz")
+}
+
+# Boots the guest (linux_guest's $vmlinuz and $work/initrd.gz) under QEMU with the
+# function behind -device x-pci-proxy-dev, connected to serve --qemu-proxy's socket
+# $work/sock. Guest RAM is a shared memfd (QEMU passes it with SYNC_SYSMEM). QEMU's fd=N
+# is a socket already connected to viosim: a small launcher connects and hands its
+# descriptor to QEMU across exec. The serial console goes to the log; at most 300 s.
+# $guest_append, if set, is added to the kernel command line.
+proxy_guest() { # log, RAM in MiB, then QEMU arguments (-accel, -cpu, -smp, ...)
+  local log=$1 mib=$2; shift 2
+  timeout 300 python3 - "$work/sock" qemu-system-x86_64 -nodefaults -machine pc,memory-backend=mem \
+    -m "$mib" -object memory-backend-memfd,id=mem,size="${mib}M",share=on "$@" \
+    -device x-pci-proxy-dev,id=d0,fd=@FD@ -kernel "$vmlinuz" -initrd "$work/initrd.gz" \
+    -append "console=ttyS0 quiet panic=-1 no_timer_check irqpoll nolapic_timer ${guest_append:-}" \
+    -serial stdio -display none -no-reboot >"$log" 2>&1 <<'PY' || true
+import os, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.connect(sys.argv[1])
+os.set_inheritable(s.fileno(), True)
+os.execvp(sys.argv[2], [a.replace("@FD@", str(s.fileno())) for a in sys.argv[2:]])
+PY
 }
