@@ -759,7 +759,8 @@ static bool use_pairs(struct vnet *n, uint16_t pairs)
  * request a virtqueue_pairs of 0 or greater than max_virtqueue_pairs", so any other
  * value is refused with VIRTIO_NET_ERR (CTRL_MQ_PAIRS), the pairs in use unchanged; so
  * is the class without VIRTIO_NET_F_MQ negotiated (CTRL_MQ_NOT_NEGOTIATED), and data
- * shorter than the 2-byte structure. An accepted one turns RSS steering off (the last
+ * shorter than the 2-byte structure. One naming a pair whose queues the driver has not
+ * enabled is taken but reported (CTRL_MQ_PAIRS_NOT_ENABLED). An accepted one turns RSS steering off (the last
  * command decides the mode). RSS_CONFIG and HASH_CONFIG: net_ctrl_rss. Frames already
  * waiting in the FIFO of a pair taken out of use stay there until it is in use again. */
 static uint8_t net_ctrl_mq(struct vnet *n, uint8_t command, const uint8_t *data, uint32_t len)
@@ -781,6 +782,14 @@ static uint8_t net_ctrl_mq(struct vnet *n, uint8_t command, const uint8_t *data,
                        n->pairs_max);
         return VIRTIO_NET_ERR;
     }
+    /* "The driver MUST configure the virtqueues before enabling them with the
+     * VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET command." The command is well formed, so the device
+     * takes it (frames for a pair whose receive queue is not enabled wait in its FIFO, as
+     * for any receive queue without buffers) and reports it. */
+    const uint16_t enabled = enabled_pairs(n);
+    if (pairs > enabled)
+        vs_conf_report(&n->tp->vpci.conf, VS_RULE_CTRL_MQ_PAIRS_NOT_ENABLED, vnet_ctrl_queue(n),
+                       pairs, enabled);
     n->stats.mq_pairs_set++;
     return VIRTIO_NET_OK;
 }

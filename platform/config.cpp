@@ -1929,6 +1929,11 @@ bool config_validate(const vs_config &cfg, param_error &err, bool qemu_proxy)
                         ? nullptr
                         : "driver.queue_pairs_count and device.queue_pairs_count above 1";
             break;
+        case REFDRV_INJECT_CTRL_MQ_PAIRS_NOT_ENABLED: // a pair the device has and the driver leaves out
+            needs = cfg.drv.queue_pairs_count > 1 && cfg.dev.queue_pairs > cfg.drv.queue_pairs_count
+                        ? nullptr
+                        : "driver.queue_pairs_count above 1 and device.queue_pairs_count above it";
+            break;
         default:
             break;
         }

@@ -98,10 +98,11 @@ static inline uint64_t vdev_rig_device_area(const struct vdev_rig *r, unsigned q
     return vdev_rig_desc(r, q) + 0xC000u;
 }
 
-/* The initialisation sequence with `features`, then queues 0..nqueues-1 of `size`
- * entries (MSI-X vector 1 + q) and DRIVER_OK. False if the device refused anything. */
-static inline bool vdev_rig_bring_up(struct vdev_rig *r, const vs_features *features,
-                                     unsigned nqueues, uint16_t size)
+/* The initialisation sequence with `features`, then the `count` queues listed, each of
+ * `size` entries (MSI-X vector 1 + q), and DRIVER_OK. False if the device refused
+ * anything. */
+static inline bool vdev_rig_bring_up_queues(struct vdev_rig *r, const vs_features *features,
+                                            const uint16_t *queues, unsigned count, uint16_t size)
 {
     struct vdev *d = &r->dev;
     pt_rig_map_bars(&d->tp);
@@ -119,7 +120,8 @@ static inline bool vdev_rig_bring_up(struct vdev_rig *r, const vs_features *feat
     if (!(pt_rig_rd(&d->tp, VIRTIO_PCI_COMMON_STATUS, 1) & VIRTIO_STATUS_FEATURES_OK))
         return false;
     pt_rig_wr(&d->tp, VIRTIO_PCI_COMMON_MSIX, 2, 0);
-    for (unsigned q = 0; q < nqueues; q++) {
+    for (unsigned i = 0; i < count; i++) {
+        const uint16_t q = queues[i];
         pt_rig_wr(&d->tp, VIRTIO_PCI_COMMON_Q_SELECT, 2, q);
         pt_rig_wr(&d->tp, VIRTIO_PCI_COMMON_Q_SIZE, 2, size);
         pt_rig_wr(&d->tp, VIRTIO_PCI_COMMON_Q_DESCLO, 4, (uint32_t)vdev_rig_desc(r, q));
@@ -135,6 +137,16 @@ static inline bool vdev_rig_bring_up(struct vdev_rig *r, const vs_features *feat
                 ack_drv | VIRTIO_STATUS_FEATURES_OK | VIRTIO_STATUS_DRIVER_OK);
     return (pt_rig_rd(&d->tp, VIRTIO_PCI_COMMON_STATUS, 1) & VIRTIO_STATUS_DRIVER_OK) != 0 &&
            d->tp.error == VS_REASON_NONE;
+}
+
+/* The same with queues 0..nqueues-1. */
+static inline bool vdev_rig_bring_up(struct vdev_rig *r, const vs_features *features,
+                                     unsigned nqueues, uint16_t size)
+{
+    uint16_t queues[VNET_QUEUES_MAX];
+    for (unsigned q = 0; q < nqueues && q < VNET_QUEUES_MAX; q++)
+        queues[q] = (uint16_t)q;
+    return vdev_rig_bring_up_queues(r, features, queues, nqueues < VNET_QUEUES_MAX ? nqueues : VNET_QUEUES_MAX, size);
 }
 
 #endif

@@ -90,7 +90,7 @@ static vs_features driver_features(bool mq, bool ctrl_vq)
 /* The initialisation sequence with features f on every queue of the function (the
  * control queue only with CTRL_VQ, at 2N: without MQ and RSS the queues are receiveq1,
  * transmitq1 and controlq 2; rings cleared). */
-static bool bring_up_with(const vs_features *f)
+static void clear_rings(void)
 {
     const uint16_t nq = rig.dev.net.num_queues;
     memset(fake_guest_ptr(&rig.g, GUEST_BASE, nq * VDEV_RIG_QUEUE_WINDOW), 0,
@@ -99,6 +99,12 @@ static bool bring_up_with(const vs_features *f)
         side[q].pos = 0;
         side[q].wrap = true;
     }
+}
+
+static bool bring_up_with(const vs_features *f)
+{
+    const uint16_t nq = rig.dev.net.num_queues;
+    clear_rings();
     const bool ctrl_vq = vs_feature_has(f, VIRTIO_NET_F_CTRL_VQ_BIT);
     const bool all_pairs = vs_feature_has(f, VIRTIO_NET_F_MQ_BIT) ||
                            vs_feature_has(f, VIRTIO_NET_F_RSS_BIT);
@@ -254,6 +260,38 @@ Test(mq, params_refused_past_256)
     cr_expect_null(vdev_check_params(&p));
     p.queue_pairs = 257;
     cr_expect_not_null(vdev_check_params(&p));
+}
+
+/* "The driver MUST configure the virtqueues before enabling them with the
+ * VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET command": of 4 pairs the driver enables pairs 1 and 2
+ * and the control queue. VQ_PAIRS_SET 2 breaks no rule; 3 and 4 are taken (well formed)
+ * but named, with the pairs asked for and the pairs enabled; 5 is CTRL_MQ_PAIRS only. */
+Test(mq, vq_pairs_set_of_pairs_not_enabled)
+{
+    rig_up(4);
+    const vs_features f = driver_features(true, true);
+    const uint16_t queues[] = {0, 1, 2, 3, vnet_ctrl_queue(&rig.dev.net)};
+    clear_rings();
+    cr_assert(vdev_rig_bring_up_queues(&rig, &f, queues, 5, RING_SIZE));
+    cr_expect_eq(pairs_set(2), VIRTIO_NET_OK);
+    cr_expect_eq(rig.dev.tp.vpci.conf.total, 0, "pairs 1 and 2 are enabled");
+    cr_expect_eq(pairs_set(3), VIRTIO_NET_OK);
+    cr_expect_eq(rig.dev.net.pairs, 3, "taken");
+    cr_expect_eq(violations(VS_RULE_CTRL_MQ_PAIRS_NOT_ENABLED), 1);
+    const struct vs_violation *v = &rig.dev.tp.vpci.conf.log[0];
+    cr_expect_eq(v->rule, VS_RULE_CTRL_MQ_PAIRS_NOT_ENABLED);
+    cr_expect_eq(v->queue, vnet_ctrl_queue(&rig.dev.net));
+    cr_expect_eq(v->seen, 3);
+    cr_expect_eq(v->expected, 2);
+    cr_expect_eq(pairs_set(4), VIRTIO_NET_OK);
+    cr_expect_eq(violations(VS_RULE_CTRL_MQ_PAIRS_NOT_ENABLED), 2);
+    cr_expect_eq(pairs_set(5), VIRTIO_NET_ERR);
+    cr_expect_eq(violations(VS_RULE_CTRL_MQ_PAIRS_NOT_ENABLED), 2, "refused before");
+    cr_expect_eq(violations(VS_RULE_CTRL_MQ_PAIRS), 1);
+    cr_expect_eq(pairs_set(1), VIRTIO_NET_OK);
+    cr_expect_eq(rig.dev.tp.vpci.conf.total, 3);
+    cr_expect_eq(rig.dev.tp.error, VS_REASON_NONE, "never a reset");
+    rig_down();
 }
 
 /* "Automatic receive steering in multiqueue mode": only pair 1 after initialisation;

@@ -349,6 +349,29 @@ Test(refdrv_mq, inject_pairs_above_max)
     rig_free(r);
 }
 
+/* driver.inject_violation CTRL_MQ_PAIRS_NOT_ENABLED: the driver uses 2 of the device's
+ * 4 pairs and first asks for 3 ("The driver MUST configure the virtqueues before
+ * enabling them with the VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET command"); the device takes it
+ * and records the rule, then the right count; every frame comes back on its pair. */
+Test(refdrv_mq, inject_pairs_not_enabled)
+{
+    struct host_rig *r = rig_new(4, false);
+    struct refdrv_params p = params(200, 8, 2, true);
+    struct refdrv_stats st;
+
+    p.inject = REFDRV_INJECT_CTRL_MQ_PAIRS_NOT_ENABLED;
+    cr_assert_eq(run(r, &p, &st), REFDRV_OK);
+    expect_all_back(r, &p, &st, 2);
+    cr_expect_eq(st.ctrl_commands, 2);
+    cr_expect_eq(st.ctrl_errors, 0, "the device takes it");
+    cr_expect_eq(r->dev.tp.vpci.conf.per_rule[VS_RULE_CTRL_MQ_PAIRS_NOT_ENABLED], 1);
+    cr_expect_eq(r->dev.tp.vpci.conf.log[0].seen, 3);
+    cr_expect_eq(r->dev.tp.vpci.conf.log[0].expected, 2);
+    cr_expect_eq(r->dev.tp.vpci.conf.total, 1);
+    cr_expect_eq(st.mq_pairs, 2);
+    rig_free(r);
+}
+
 /* MRG_RXBUF: 256-byte receive buffers, frames up to 1514 bytes: a frame comes in up to
  * seven buffers, num_buffers in the first one's header; every frame is put back together
  * and checked. */

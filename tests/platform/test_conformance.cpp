@@ -24,6 +24,9 @@ struct injection {
 
 const std::vector<std::string> split = {"--set", "driver.decline_features=RING_PACKED"};
 const std::vector<std::string> coal = {"--set", "driver.coal_policy=static"};
+// Two pairs in use of the device's four.
+const std::vector<std::string> mq = {"--set", "device.queue_pairs_count=4", "--set",
+                                     "driver.queue_pairs_count=2"};
 
 const std::vector<injection> &injections()
 {
@@ -49,6 +52,8 @@ const std::vector<injection> &injections()
         {"notify_queue_not_enabled", "NOTIFY_QUEUE_NOT_ENABLED", "", "ok", {}},
         {"ctrl_coal_not_negotiated", "CTRL_COAL_NOT_NEGOTIATED", "", "ok", coal},
         {"ctrl_coal_vq_index", "CTRL_COAL_VQ_INDEX", "", "ok", coal},
+        {"ctrl_mq_pairs", "CTRL_MQ_PAIRS", "", "ok", mq},
+        {"ctrl_mq_pairs_not_enabled", "CTRL_MQ_PAIRS_NOT_ENABLED", "", "ok", mq},
         {"tx_has_writable", "RING_RULE", "TX_HAS_WRITABLE", "device_error", {}},
         {"rx_has_readable", "RING_RULE", "RX_HAS_READABLE", "device_error", {}},
         {"desc_zero_length", "RING_RULE", "DESC_ZERO_LENGTH", "device_error", {}},

@@ -172,7 +172,13 @@ bool rd_inject(struct refdrv *d, enum inj_point at, struct drv_queue *q, struct 
         if (at != INJ_MQ_PAIRS)
             return false;
         d->injected = true;
-        rd_mq_pairs_too_many(d);
+        rd_mq_pairs_wrong(d, (uint32_t)d->max_pairs + 1u);
+        break;
+    case REFDRV_INJECT_CTRL_MQ_PAIRS_NOT_ENABLED: /* one pair more than set up, then the right count */
+        if (at != INJ_MQ_PAIRS || d->pairs >= d->max_pairs)
+            return false;
+        d->injected = true;
+        rd_mq_pairs_wrong(d, (uint32_t)d->pairs + 1u);
         break;
     case REFDRV_INJECT_TX_HAS_WRITABLE: /* RING_RULE TX_HAS_WRITABLE */
         if (at != INJ_TX_SEG)

@@ -295,10 +295,12 @@ enum refdrv_result rd_mq_start(struct refdrv *d)
 
 /* driver.inject_violation CTRL_MQ_PAIRS: ask for one pair more than max_virtqueue_pairs
  * ("The driver MUST NOT request a virtqueue_pairs of 0 or greater than
- * max_virtqueue_pairs"); the device answers VIRTIO_NET_ERR, counted in ctrl_errors. */
-void rd_mq_pairs_too_many(struct refdrv *d)
+ * max_virtqueue_pairs"), the device answers VIRTIO_NET_ERR, counted in ctrl_errors.
+ * CTRL_MQ_PAIRS_NOT_ENABLED: ask for one pair more than the driver set up ("The driver
+ * MUST configure the virtqueues before enabling them"), which the device takes. */
+void rd_mq_pairs_wrong(struct refdrv *d, uint32_t pairs)
 {
-    int ack = mq_pairs_set(d, (uint32_t)d->max_pairs + 1u);
+    int ack = mq_pairs_set(d, pairs);
 
     if (ack >= 0 && ack != (int)VIRTIO_NET_OK)
         d->st->ctrl_errors++;

@@ -469,7 +469,7 @@ bool rd_coal_vq_set(struct refdrv *d, uint16_t vq, const struct refdrv_coal *c);
 bool rd_coal_adapt(struct refdrv *d, uint64_t now);
 enum refdrv_result rd_coal_start(struct refdrv *d);
 enum refdrv_result rd_mq_start(struct refdrv *d);
-void rd_mq_pairs_too_many(struct refdrv *d);
+void rd_mq_pairs_wrong(struct refdrv *d, uint32_t pairs);
 
 /* ---- inject.c ---- */
 
