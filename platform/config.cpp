@@ -1715,6 +1715,12 @@ bool config_apply_set(vs_config &cfg, const std::string &assignment, param_error
     return apply_text(cfg, *p, assignment.substr(eq + 1), "", err);
 }
 
+namespace {
+// A parsed config (a file's or a string's): an object of flat dotted keys or sections,
+// applied whole or not at all; `where` starts its error messages.
+bool apply_json_root(vs_config &cfg, const json_t *root, const std::string &where, param_error &err);
+} // namespace
+
 bool config_apply_file(vs_config &cfg, const std::string &path, param_error &err)
 {
     FILE *f = std::fopen(path.c_str(), "rb");
@@ -1737,7 +1743,29 @@ bool config_apply_file(vs_config &cfg, const std::string &path, param_error &err
                        config_escaped(jerr.text)};
         return false;
     }
-    std::string where = config_escaped(path) + ": ";
+    const bool ok = apply_json_root(cfg, root, config_escaped(path) + ": ", err);
+    json_decref(root);
+    return ok;
+}
+
+bool config_apply_json(vs_config &cfg, const std::string &text, param_error &err)
+{
+    json_error_t jerr;
+    json_t *root = json_loads(text.c_str(), JSON_REJECT_DUPLICATES, &jerr);
+    if (!root) {
+        err = {"", "JSON:" + std::to_string(jerr.line) + ":" + std::to_string(jerr.column) +
+                       ": JSON syntax error: " + config_escaped(jerr.text)};
+        return false;
+    }
+    const bool ok = apply_json_root(cfg, root, "", err);
+    json_decref(root);
+    return ok;
+}
+
+namespace {
+
+bool apply_json_root(vs_config &cfg, const json_t *root, const std::string &where, param_error &err)
+{
     bool ok;
     if (!json_is_object(root)) {
         err = {"", where + "expected a JSON object ({\"pcie\": {\"gen\": 4}} or {\"pcie.gen\": 4}), got " +
@@ -1750,9 +1778,10 @@ bool config_apply_file(vs_config &cfg, const std::string &path, param_error &err
         if (ok)
             cfg = updated;
     }
-    json_decref(root);
     return ok;
 }
+
+} // namespace
 
 bool config_validate(const vs_config &cfg, param_error &err, bool qemu_proxy)
 {

@@ -69,6 +69,9 @@ std::string config_closest_name(const std::string &name, const std::vector<std::
 vs_config config_defaults();
 // Apply a JSON config file (flat dotted keys or nested objects); false + err on error.
 bool config_apply_file(vs_config &cfg, const std::string &path, param_error &err);
+// Apply a JSON object given as text, as a config file's content would be (flat dotted
+// keys or nested objects), whole or not at all; false + err on error.
+bool config_apply_json(vs_config &cfg, const std::string &text, param_error &err);
 // Apply one key=value (as given to --set); false + err on error.
 bool config_apply_set(vs_config &cfg, const std::string &assignment, param_error &err);
 // Cross-parameter checks (impossible combinations); false + err on error.

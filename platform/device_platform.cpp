@@ -112,10 +112,9 @@ void stats_add_link_dma(stats_table &s, const device_platform &p, double sim_ns)
                          vnet_ctrl_queue(&p.dev.kernel().net));
 }
 
-void stats_add_device_platform(stats_table &s, const device_platform &p, double sim_ns,
-                               uint64_t violations_total)
+void stats_add_device(stats_table &s, const virtio_device_tlm &dev, double sim_ns)
 {
-    const vdev &d = p.dev.kernel();
+    const vdev &d = dev.kernel();
     stats_add_device_frames(s, {d.net.stats.tx_frames, d.net.stats.rx_frames, d.net.stats.rx_no_buffer,
                                 d.net.stats.rx_dropped_too_big});
     stats_add_backend(s, d.net.stats.backend);
@@ -125,7 +124,7 @@ void stats_add_device_platform(stats_table &s, const device_platform &p, double 
     s.add_u64("device.ctrl.err", "count", stat_better::lower, "control queue commands answered VIRTIO_NET_ERR", d.net.stats.ctrl_err);
     s.add_u64("device.interrupts_raised", "count", stat_better::lower, "used buffer notifications the device decided to send", d.tp.stats.interrupts_raised);
     s.add_u64("device.config_interrupts", "count", stat_better::neutral, "configuration change notifications", d.tp.stats.config_interrupts);
-    s.add_u64("device.msix_sent", "count", stat_better::lower, "MSI-X messages written", p.dev.msi_sent);
+    s.add_u64("device.msix_sent", "count", stat_better::lower, "MSI-X messages written", dev.msi_sent);
     s.add_u64("device.msix_pended", "count", stat_better::lower, "MSI-X messages held pending by a mask", d.tp.msix.stats.pended);
     s.add_u64("device.intx_asserts", "count", stat_better::lower,
               "times the function asserted its legacy INTx pin (INTA#; 0 while MSI-X is enabled)",
@@ -136,11 +135,11 @@ void stats_add_device_platform(stats_table &s, const device_platform &p, double 
     // Every vector of a one-pair device's table; of a larger table (one vector per queue
     // of 2N + 1), the vectors that carried messages.
     for (unsigned v = 0; v < d.tp.msix.nvec; v++)
-        if (v <= VNET_QUEUES || p.dev.msi_per_vector[v] != 0)
+        if (v <= VNET_QUEUES || dev.msi_per_vector[v] != 0)
             s.add_u64("device.msix.vector." + std::to_string(v) + ".messages", "count", stat_better::lower,
                       v == 0 ? "MSI-X messages on vector 0 (the reference driver's configuration vector)"
                              : "MSI-X messages on this vector (the reference driver uses 1 + queue index)",
-                      p.dev.msi_per_vector[v]);
+                      dev.msi_per_vector[v]);
     stats_add_device_dma(s, d.tp.stats.dma_reads, d.tp.stats.dma_writes, d.tp.stats.dma_read_bytes,
                          d.tp.stats.dma_write_bytes);
     s.add_u64("device.dma.blocked", "count", stat_better::lower, "DMA refused because bus mastering was off", d.tp.stats.dma_blocked);
@@ -162,21 +161,21 @@ void stats_add_device_platform(stats_table &s, const device_platform &p, double 
     const unsigned ctrl = vnet_ctrl_queue(&d.net);
     for (unsigned q : stats_queue_order(nq, ctrl)) {
         if (q >= 2 && q != ctrl &&
-            (q + 1 == nq || (!p.dev.queue_started(uint16_t(q & ~1u)) &&
-                             !p.dev.queue_started(uint16_t(q | 1u)))))
+            (q + 1 == nq || (!dev.queue_started(uint16_t(q & ~1u)) &&
+                             !dev.queue_started(uint16_t(q | 1u)))))
             continue;
         const std::string n = "device.queue." + stats_queue_label(q, nq, ctrl);
         s.add_u64(n + ".kicks", "count", stat_better::lower, "notifications received for this queue", d.tp.q[q].kicks);
-        s.add_u64(n + ".wakeups", "count", stat_better::neutral, "times the queue's engine woke from sleep", p.dev.engine_wakeups[q]);
+        s.add_u64(n + ".wakeups", "count", stat_better::neutral, "times the queue's engine woke from sleep", dev.engine_wakeups[q]);
         s.add_f64(n + ".busy_ns", "ns", stat_better::lower, "device clock time the engine spent on this queue",
-                  p.dev.engine_busy[q].to_seconds() * 1e9);
+                  dev.engine_busy[q].to_seconds() * 1e9);
         stats_add_event_reads(s, n, d.tp.stats.event_reads_link[q], d.tp.stats.event_reads_local[q]);
         stats_add_ring(s, n, pt_ring_stats(&d.tp, uint16_t(q)));
         s.add_f64(n + ".in_flight_mean", "buffers", stat_better::neutral,
                   "buffers of this queue between take and finish, time-averaged over the run",
-                  sim_ns > 0 ? p.dev.in_flight_area_ps[q] / (sim_ns * 1000.0) : 0.0);
+                  sim_ns > 0 ? dev.in_flight_area_ps[q] / (sim_ns * 1000.0) : 0.0);
         s.add_u64(n + ".in_flight_max", "buffers", stat_better::neutral, "most buffers of this queue in flight at once",
-                  p.dev.in_flight_max[q]);
+                  dev.in_flight_max[q]);
         if (q == ctrl)
             continue; // coalescing applies to transmit and receive queues only
         s.add_u64(n + ".coal.notify_by_packets", "count", stat_better::lower,
@@ -192,17 +191,17 @@ void stats_add_device_platform(stats_table &s, const device_platform &p, double 
                   "coalescing conditions met but the driver's event suppression declined the notification",
                   d.net.stats.coal_suppressed[q]);
         s.add_u64(n + ".coal.timer_arms", "count", stat_better::neutral,
-                  "counting windows a max_usecs timer was started for", p.dev.coal_timer_arms[q]);
+                  "counting windows a max_usecs timer was started for", dev.coal_timer_arms[q]);
         s.add_u64(n + ".coal.timer_expiries", "count", stat_better::neutral,
-                  "max_usecs timers that ended before max_packets was reached", p.dev.coal_timer_expiries[q]);
+                  "max_usecs timers that ended before max_packets was reached", dev.coal_timer_expiries[q]);
     }
     if (nq > VNET_QUEUES) {
         // Several pairs offered (device.queue_pairs_count > 1): how many the driver used,
         // and what the device ran for them.
         unsigned started = 0;
         for (unsigned q = 0; q + 1 < nq; q += 2) // the control queue is no pair's
-            started += (q != ctrl && p.dev.queue_started(uint16_t(q))) ||
-                       p.dev.queue_started(uint16_t(q + 1));
+            started += (q != ctrl && dev.queue_started(uint16_t(q))) ||
+                       dev.queue_started(uint16_t(q + 1));
         s.add_u64("device.queue_pairs.offered", "pairs", stat_better::neutral,
                   "queue pairs the device offered (max_virtqueue_pairs)", d.net.pairs_max);
         s.add_u64("device.queue_pairs.used", "pairs", stat_better::neutral,
@@ -212,7 +211,7 @@ void stats_add_device_platform(stats_table &s, const device_platform &p, double 
         s.add_u64("device.processes", "count", stat_better::neutral,
                   "SystemC processes the device started: queue engines, coalescing timers, "
                   "the MSI-X sender (pairs 2..N only once used)",
-                  p.dev.processes());
+                  dev.processes());
     }
     s.add_u64("device.event_suppression.slot_writes", "count", stat_better::lower,
               "driver writes taken into the device-memory suppression slots", d.tp.stats.devmem_event_writes);
@@ -223,9 +222,20 @@ void stats_add_device_platform(stats_table &s, const device_platform &p, double 
               "used buffer notifications decided when a slot write arrived "
               "(VIOSIM_NET_F_DEVMEM_EVENT_RECHECK; part of device.interrupts_raised)",
               d.tp.stats.devmem_event_recheck_interrupts);
-    add_time_to_interrupt_stats(s, p.dev);
+    add_time_to_interrupt_stats(s, dev);
+}
+
+void stats_add_device_platform(stats_table &s, const device_platform &p, double sim_ns,
+                               uint64_t violations_total)
+{
+    stats_add_device(s, p.dev, sim_ns);
     stats_add_link_dma(s, p, sim_ns);
     stats_add_iommu(s, p.rc, p.dev.dma_stats());
+    stats_add_violations(s, violations_total);
+}
+
+void stats_add_violations(stats_table &s, uint64_t violations_total)
+{
     s.add_u64("conformance.violations", "count", stat_better::lower,
               "driver-conformance violations the device observed (docs/conformance.md)", violations_total);
 }

@@ -63,11 +63,19 @@ private:
 // The link (or zero rows without one) and the DMA engine's statistics, up to sim_ns.
 void stats_add_link_dma(stats_table &s, const device_platform &p, double sim_ns);
 
+// The function's own rows of that table, in that order, from frames and backend to time
+// to interrupt (no link, DMA engine, IOMMU or conformance rows): what any platform
+// holding a virtio_device_tlm writes for it (virtio_net_pci::add_stats).
+void stats_add_device(stats_table &s, const virtio_device_tlm &dev, double sim_ns);
+
 // The device's statistics as a run writes them, in a run's order: frames and backend,
 // net and control queue, interrupts, DMA, resets and error, per queue, event
 // suppression, time to interrupt, link, DMA engine, IOMMU, and conformance.violations
 // (violations_total); sim_ns is the simulated time the rates and means are over.
 void stats_add_device_platform(stats_table &s, const device_platform &p, double sim_ns,
                                uint64_t violations_total);
+
+// conformance.violations: the last row of either table.
+void stats_add_violations(stats_table &s, uint64_t violations_total);
 
 #endif

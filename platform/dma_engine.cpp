@@ -38,12 +38,13 @@ void dma_engine::enable_device_iommu(const iommu_config &cfg, sc_time hit, unsig
     walk_ops_ = {walk_read, walk_write, this};
 }
 
-void dma_engine::set_trace(trace_recorder *trace, trace_counters *counters)
+void dma_engine::set_trace(trace_recorder *trace, trace_counters *counters, const std::string &counter_prefix)
 {
     trace_ = trace;
     counters_ = counters;
     if (counters_)
-        tags_counter_ = counters_->add("DMA read tags in flight", "dma_read_tags_in_flight");
+        tags_counter_ = counters_->add(counter_prefix + "DMA read tags in flight",
+                                       trace_signal_name(counter_prefix) + "dma_read_tags_in_flight");
     if (trace_)
         for (size_t w = 0; w < walkers_.size(); w++)
             trace_->name_track(TRACE_DEVICE_WALKER + int(w),

@@ -81,7 +81,8 @@ public:
 
     // Optional timeline and counters: the device's page walks and ATS Translation
     // Requests as spans, read tags in flight as a counter (tags_counter).
-    void set_trace(trace_recorder *trace, trace_counters *counters);
+    // counter_prefix goes before its counters' names (a platform with several devices).
+    void set_trace(trace_recorder *trace, trace_counters *counters, const std::string &counter_prefix = "");
 
 private:
     // ATS: the physical address of iova (translated at `at`, which a Translation

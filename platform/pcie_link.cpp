@@ -161,7 +161,7 @@ void pcie_link::b_downstream(tlm::tlm_generic_payload &tx, sc_time &delay)
     }
     const sc_time now = sc_core::sc_time_stamp();
     const uint64_t addr = tx.get_address();
-    const bool config = amap::in(addr, tx.get_data_length(), amap::ecam_base, amap::ecam_size);
+    const bool config = amap::in(addr, tx.get_data_length(), config_base, amap::ecam_size);
     const sc_time sent = write(tx, now, now + delay, down);
     sc_time arrival = sent + read_fixed_ / 2 - now;
     down_out->b_transport(tx, arrival);

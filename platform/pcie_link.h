@@ -18,6 +18,7 @@
 #include <tlm_utils/simple_initiator_socket.h>
 #include <tlm_utils/simple_target_socket.h>
 
+#include "address_map.h"
 #include "pcie_tlp.h"
 #include "reused_payload.h"
 #include "trace.h"
@@ -84,6 +85,9 @@ public:
 
     link_direction up, down;  // up = device to host
     uint64_t errors = 0;
+    // The device's configuration window (virtio_device_tlm::set_config_window): writes in
+    // it are non-posted configuration requests, waited for like reads.
+    uint64_t config_base = amap::ecam_base;
     const pcie_cfg &cfg() const { return cfg_; }
 
 private:

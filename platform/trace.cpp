@@ -3,6 +3,7 @@
 #include <jansson.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -13,9 +14,9 @@ namespace {
 // Trace-event times are microseconds; viosim's resolution is the picosecond.
 double us(sc_core::sc_time t) { return double(t.value()) / 1e6; }
 
-json_t *thread_name(int track, const char *name)
+json_t *thread_name(int pid, int track, const char *name)
 {
-    return json_pack("{s:s, s:s, s:i, s:i, s:{s:s}}", "name", "thread_name", "ph", "M", "pid", 1,
+    return json_pack("{s:s, s:s, s:i, s:i, s:{s:s}}", "name", "thread_name", "ph", "M", "pid", pid,
                      "tid", track, "args", "name", name);
 }
 
@@ -88,12 +89,28 @@ trace_recorder::trace_recorder(const std::string &path, const trace_window &wind
         {TRACE_INTERRUPTS, "device: MSI-X messages sent"},
     };
     for (const auto &t : tracks)
-        emit(thread_name(t.track, t.name));
+        emit(thread_name(pid_, t.track, t.name));
+}
+
+trace_recorder::trace_recorder(trace_recorder &root, int pid, const std::string &name)
+    : f_(root.f_), window_(root.window_), root_(&root), pid_(pid)
+{
+    emit(json_pack("{s:s, s:s, s:i, s:{s:s}}", "name", "process_name", "ph", "M", "pid", pid_,
+                   "args", "name", name.c_str()));
+    // The tracks every device has (its engines' are named by the device).
+    emit(thread_name(pid_, TRACE_DOORBELLS, (name + ": doorbells received").c_str()));
+    emit(thread_name(pid_, TRACE_INTERRUPTS, (name + ": MSI-X messages sent").c_str()));
+}
+
+std::unique_ptr<trace_recorder> trace_recorder::instance(const std::string &name)
+{
+    trace_recorder &root = *root_;
+    return std::unique_ptr<trace_recorder>(new trace_recorder(root, ++root.pids_, name));
 }
 
 trace_recorder::~trace_recorder()
 {
-    if (f_) {
+    if (f_ && root_ == this) {
         std::fputs("\n]}\n", f_);
         std::fclose(f_);
     }
@@ -101,6 +118,10 @@ trace_recorder::~trace_recorder()
 
 void trace_recorder::emit(json_t *event)
 {
+    if (root_ != this) {
+        root_->emit(event);
+        return;
+    }
     if (!event)
         return;
     char *text = json_dumps(event, JSON_COMPACT | JSON_REAL_PRECISION(12));
@@ -118,20 +139,20 @@ void trace_recorder::span(int track, const char *name, sc_core::sc_time start, s
     // Outside the window when it ends before the window starts or starts at or after its end.
     if (f_ && !(us(end > start ? end : start) < window_.from_us || us(start) >= window_.to_us))
         emit(json_pack("{s:s, s:s, s:f, s:f, s:i, s:i}", "name", name, "ph", "X", "ts", us(start),
-                       "dur", end > start ? us(end - start) : 0.0, "pid", 1, "tid", track));
+                       "dur", end > start ? us(end - start) : 0.0, "pid", pid_, "tid", track));
 }
 
 void trace_recorder::instant(int track, const char *name, sc_core::sc_time at)
 {
     if (f_ && us(at) >= window_.from_us && us(at) < window_.to_us)
         emit(json_pack("{s:s, s:s, s:s, s:f, s:i, s:i}", "name", name, "ph", "i", "s", "t", "ts",
-                       us(at), "pid", 1, "tid", track));
+                       us(at), "pid", pid_, "tid", track));
 }
 
 void trace_recorder::name_track(int track, const std::string &name)
 {
     if (f_)
-        emit(thread_name(track, name.c_str()));
+        emit(thread_name(pid_, track, name.c_str()));
 }
 
 void trace_recorder::span_args(int track, const char *name, sc_core::sc_time start,
@@ -140,7 +161,7 @@ void trace_recorder::span_args(int track, const char *name, sc_core::sc_time sta
 {
     if (f_ && !(us(end > start ? end : start) < window_.from_us || us(start) >= window_.to_us))
         emit(json_pack("{s:s, s:s, s:f, s:f, s:i, s:i, s:{s:I, s:I}}", "name", name, "ph", "X",
-                       "ts", us(start), "dur", end > start ? us(end - start) : 0.0, "pid", 1,
+                       "ts", us(start), "dur", end > start ? us(end - start) : 0.0, "pid", pid_,
                        "tid", track, "args", k1, json_int_t(v1), k2, json_int_t(v2)));
 }
 
@@ -148,12 +169,25 @@ void trace_recorder::counter(const char *name, sc_core::sc_time at, uint64_t val
 {
     // Counters are the most frequent events: written directly (their names are ours,
     // plain ASCII with nothing to escape), not through jansson.
+    if (root_ != this) {
+        root_->counter(name, at, value);
+        return;
+    }
     if (f_ && us(at) >= window_.from_us && us(at) < window_.to_us) {
         std::fprintf(f_, "%s{\"name\":\"%s\",\"ph\":\"C\",\"ts\":%.12g,\"pid\":1,"
                          "\"args\":{\"value\":%llu}}",
                      events_ ? ",\n" : "", name, us(at), (unsigned long long)value);
         events_++;
     }
+}
+
+std::string trace_signal_name(const std::string &text)
+{
+    std::string s = text;
+    for (char &c : s)
+        if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_')
+            c = '_';
+    return s;
 }
 
 trace_counters::trace_counters(sc_core::sc_module_name name, trace_recorder *json,

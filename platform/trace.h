@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <cmath>
 #include <cstdio>
+#include <memory>
 #include <queue>
 #include <string>
 #include <utility>
@@ -65,6 +66,11 @@ public:
     trace_recorder &operator=(const trace_recorder &) = delete;
 
     bool ok() const { return f_ != nullptr; }
+    // A view of this recorder for one instance of a module (each device of a platform
+    // with several): the same file and window, its tracks under a process id of their
+    // own named `name` (Perfetto shows one group of tracks per instance), so instances
+    // that use the same track ids keep apart. Must not outlive this recorder.
+    std::unique_ptr<trace_recorder> instance(const std::string &name);
     void span(int track, const char *name, sc_core::sc_time start, sc_core::sc_time end);
     void instant(int track, const char *name, sc_core::sc_time at);
     // A span with integer arguments (shown when the span is selected).
@@ -75,14 +81,18 @@ public:
     void counter(const char *name, sc_core::sc_time at, uint64_t value);
     // Names a track (written whatever the window, so kept events always have a name).
     void name_track(int track, const std::string &name);
-    uint64_t events() const { return events_; }
+    uint64_t events() const { return root_->events_; }
 
 private:
+    trace_recorder(trace_recorder &root, int pid, const std::string &name);
     void emit(struct json_t *event);
 
     std::FILE *f_;
     trace_window window_;
-    uint64_t events_ = 0;
+    uint64_t events_ = 0;     // the root's: every view's events
+    trace_recorder *root_ = this; // the recorder that owns the file
+    int pid_ = 1;             // process id of this view's events
+    int pids_ = 1;            // the root's: process ids handed out
 };
 
 // Spans of one kind that may overlap in time (the device's page walks and ATS
@@ -114,6 +124,10 @@ private:
 // simulation: a waveform woken at each change's time would reorder SystemC's same-time
 // wake-ups (its timed-event queue breaks ties by its own layout), and results that
 // depend on the order of simultaneous engine actions would change with --vcd.
+// text as a VCD signal name: every character but letters, digits and '_' becomes '_'
+// ("dev1: " -> "dev1__").
+std::string trace_signal_name(const std::string &text);
+
 class trace_counters : public sc_core::sc_module {
 public:
     // json may be null; vcd_path empty: no waveform, else a name ending in ".vcd". ok()

@@ -208,18 +208,21 @@ int virtio_device_tlm::engine_track(uint16_t q, unsigned k) const
 
 virtio_device_tlm::~virtio_device_tlm() { vdev_fini(&dev_); }
 
-void virtio_device_tlm::set_trace(trace_recorder *t, trace_counters *c)
+void virtio_device_tlm::set_trace(trace_recorder *t, trace_counters *c, const std::string &counter_prefix)
 {
     trace = t;
     counters_ = c;
-    dma_engine_->set_trace(t, c);
+    dma_engine_->set_trace(t, c, counter_prefix);
+    const std::string signal_prefix = trace_signal_name(counter_prefix);
     for (uint16_t q = 0; q < num_queues(); q++) {
         const std::string queue = queue_name(q);
         if (q_[q].started)
             name_tracks(q); // the others' when they start
         if (c) {
-            q_[q].in_flight_counter = c->add(queue + " buffers in flight", queue + "_buffers_in_flight");
-            q_[q].ring_counter = c->add(queue + " ring occupancy", queue + "_ring_occupancy");
+            q_[q].in_flight_counter = c->add(counter_prefix + queue + " buffers in flight",
+                                             signal_prefix + queue + "_buffers_in_flight");
+            q_[q].ring_counter = c->add(counter_prefix + queue + " ring occupancy",
+                                        signal_prefix + queue + "_ring_occupancy");
         }
     }
 }
@@ -270,8 +273,8 @@ void virtio_device_tlm::b_transport(tlm::tlm_generic_payload &tx, sc_time &delay
     uint64_t value = 0;
     bool claimed = true;
     conformance_now(sc_core::sc_time_stamp() + delay);
-    if (amap::in(addr, len, amap::ecam_base, amap::ecam_size)) {
-        const uint32_t off = uint32_t(addr - amap::ecam_base);
+    if (amap::in(addr, len, config_base_, amap::ecam_size)) {
+        const uint32_t off = uint32_t(addr - config_base_);
         if (tx.is_read()) {
             value = pt_cfg_read(&dev_.tp, off, len);
             memcpy(data, &value, len);

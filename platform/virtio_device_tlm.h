@@ -32,6 +32,7 @@
 #include <tlm_utils/simple_target_socket.h>
 #include <tlm_utils/tlm_quantumkeeper.h>
 
+#include "address_map.h"
 #include "dma_arbiter.h"
 #include "dma_engine.h"
 #include "pcie_tlp.h"
@@ -106,13 +107,21 @@ public:
     ~virtio_device_tlm() override;
 
     const vdev &kernel() const { return dev_; }
+    // Configuration space is decoded on `target` in [base, base + amap::ecam_size), at
+    // ECAM offsets (the register's offset from base); amap::ecam_base unless set (before
+    // the first access). BARs decode wherever the host's enumeration placed them
+    // (pci_cfg_decode): the module holds no other address.
+    void set_config_window(uint64_t base) { config_base_ = base; }
+    uint64_t config_base() const { return config_base_; }
     const dma_engine &dma_stats() const { return *dma_engine_; }
     const dma_arbiter &arbiter() const { return arbiter_; }
     trace_recorder *trace = nullptr; // optional timeline (set with set_trace)
     // Timeline and counters (either may be null): names the queue engines' tracks (one
     // per engine when device.queue_engines > 1), and declares the counters of buffers in
-    // flight and ring occupancy per queue and of read tags in flight.
-    void set_trace(trace_recorder *t, trace_counters *c);
+    // flight and ring occupancy per queue and of read tags in flight. counter_prefix goes
+    // before the counters' names ("" in a run; a platform with several devices gives
+    // each its own, and each a trace_recorder::instance view for its tracks).
+    void set_trace(trace_recorder *t, trace_counters *c, const std::string &counter_prefix = "");
     // viosim run --strict: called once at the first violation (the host stops the run at
     // its next safe point, so no thread is abandoned in the middle of an access).
     std::function<void()> on_violation;
@@ -311,6 +320,7 @@ private:
     std::deque<devmem_write> devmem_writes_; // in arrival order (one CPU, posted, in order)
     sc_core::sc_event devmem_arrival_;       // the first of devmem_writes_ arrives
     trace_counters *counters_ = nullptr;
+    uint64_t config_base_ = amap::ecam_base;
     bool intx_level_ = false;         // the INTA# level last reported (on_intx)
 };
 
