@@ -41,6 +41,7 @@ using sc_core::SC_PS;
 using sc_core::sc_time;
 
 #include "common/sc_criterion_main.h"
+#include "common/tlm_access.h"
 
 namespace {
 
@@ -90,16 +91,10 @@ struct mq_driver : sc_core::sc_module {
 
     uint64_t access(bool write, uint64_t addr, unsigned len, uint64_t v)
     {
-        tlm::tlm_generic_payload tx;
         sc_time delay = sc_core::SC_ZERO_TIME;
-        tx.set_command(write ? tlm::TLM_WRITE_COMMAND : tlm::TLM_READ_COMMAND);
-        tx.set_address(addr);
-        tx.set_data_ptr(reinterpret_cast<unsigned char *>(&v));
-        tx.set_data_length(len);
-        tx.set_streaming_width(len);
-        tx.set_response_status(tlm::TLM_INCOMPLETE_RESPONSE);
-        mmio->b_transport(tx, delay);
-        cr_assert(tx.is_response_ok(), "access at 0x%llx", (unsigned long long)addr);
+        tlm::tlm_response_status status;
+        v = tlm_access(mmio, write, addr, len, v, delay, &status);
+        cr_assert(status == tlm::TLM_OK_RESPONSE, "access at 0x%llx", (unsigned long long)addr);
         if (write && driver_ok)
             writes_after_driver_ok++;
         wait(delay + sc_time(10, SC_NS));
