@@ -47,7 +47,7 @@ void object_keys(const json_t *obj, const std::string &prefix, std::vector<std::
 } // namespace
 
 config_error::config_error(const std::string &k, const std::string &m)
-    : std::invalid_argument(k.empty() ? m : k + ": " + m), key(k), message(m)
+    : std::invalid_argument(k.empty() || m.find(k) != std::string::npos ? m : k + ": " + m), key(k), message(m)
 {
 }
 

@@ -34,7 +34,8 @@
 #include "virtio_device_tlm.h"
 
 // A configuration key the module refuses: unknown, a bad value, a key of viosim run's
-// host or driver, or an impossible combination. what() is "KEY: message".
+// host or driver, or an impossible combination. what() is the message, which names the
+// key ("KEY: message" when the message itself does not).
 class config_error : public std::invalid_argument {
 public:
     config_error(const std::string &key, const std::string &message);
