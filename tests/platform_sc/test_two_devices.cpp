@@ -313,6 +313,28 @@ Test(two_devices, configuration_errors_name_the_key)
     refused([&] { dev.configure(R"({"device.desc_cycles": 9, "device.clock_mhz": -1})"); }, "device.clock_mhz",
             "clock_mhz");
     cr_assert_eq(dev.config().device_tlm.desc_cycles, config_defaults().device_tlm.desc_cycles);
+    refused([&] { dev.configure(R"({"device": )"); }, "", "JSON syntax error");
     dev.set("device.desc_cycles", "9");
     cr_assert_eq(dev.config().device_tlm.desc_cycles, 9u);
+}
+
+Test(two_devices, an_impossible_combination_is_refused_when_the_device_is_built)
+{
+    // Each key alone is valid; together they are not (viosim run's cross-parameter rule).
+    virtio_net_pci dev("dev");
+    dev.set("iommu.atc_entries", "64");
+    dev.set("iommu.atc_ways", "3");
+    memory mem("memory");
+    msi_sink msi("msi");
+    cpu host("cpu", 0, mem, msi, 1);
+    host.socket.bind(dev.target);
+    dev.dma.bind(mem.socket);
+    try {
+        sc_core::sc_start(sc_time(1, SC_NS));
+    } catch (const config_error &e) {
+        cr_assert_str_eq(e.key.c_str(), "iommu.atc_ways", "%s", e.what());
+        cr_assert(!dev.elaborated());
+        return;
+    }
+    cr_assert_fail("the device was built");
 }
