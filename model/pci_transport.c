@@ -210,6 +210,56 @@ static void device_reset(struct pt *tp)
     roles_refresh(tp);
 }
 
+/* The configuration space as at power-on: where each region sits in the BARs, the
+ * type-0 header with the BARs sized and unassigned, and the capability list (pt_init,
+ * pt_function_reset). The MSI-X table (msix_init) and vpci come first. */
+static void config_space_init(struct pt *tp)
+{
+    struct pt_region *r = tp->region;
+    r[PT_REGION_COMMON] = (struct pt_region){PT_VIRTIO_BAR, PT_COMMON_OFFSET,
+                                             VIRTIO_PCI_COMMON_CFG_LEN};
+    r[PT_REGION_ISR] = (struct pt_region){PT_VIRTIO_BAR, PT_ISR_OFFSET, 4};
+    r[PT_REGION_DEVICE] = (struct pt_region){PT_VIRTIO_BAR, PT_DEVICE_OFFSET, tp->p.device_cfg_bytes};
+    r[PT_REGION_NOTIFY] = (struct pt_region){PT_VIRTIO_BAR, PT_NOTIFY_OFFSET,
+                                             vpci_notify_length(&tp->vpci.p)};
+    const uint8_t msix_bar = tp->p.bars_32bit ? PT_MSIX_BAR_32 : PT_MSIX_BAR_64;
+    r[PT_REGION_MSIX_TABLE] = (struct pt_region){msix_bar, PT_MSIX_TABLE_OFFSET,
+                                                 msix_table_bytes(&tp->msix)};
+    const uint32_t table_end = PT_MSIX_TABLE_OFFSET + msix_table_bytes(&tp->msix);
+    const uint32_t pba = table_end <= PT_MSIX_PBA_OFFSET ? PT_MSIX_PBA_OFFSET
+                                                         : (table_end + 0x7ffu) & ~0x7ffu;
+    r[PT_REGION_MSIX_PBA] = (struct pt_region){msix_bar, pba, msix_pba_bytes(&tp->msix)};
+
+    struct pci_cfg_params pp;
+    memset(&pp, 0, sizeof pp);
+    pp.vendor_id = VIRTIO_PCI_VENDOR_ID;
+    pp.device_id = tp->p.device_id;
+    pp.revision_id = tp->p.revision_id;
+    pp.class_code = tp->p.class_code;
+    pp.subsystem_vendor_id = tp->p.subsystem_vendor_id;
+    pp.subsystem_id = tp->p.subsystem_id;
+    uint64_t bar0 = (uint64_t)r[PT_REGION_NOTIFY].offset + r[PT_REGION_NOTIFY].length;
+    if (tp->p.devmem_event) {
+        uint32_t at = (uint32_t)((bar0 + 0xfffu) & ~(uint64_t)0xfffu);
+        r[PT_REGION_DEVMEM_EVENT] = (struct pt_region){PT_VIRTIO_BAR, at, PT_DEVMEM_EVENT_LENGTH};
+        bar0 = (uint64_t)at + PT_DEVMEM_EVENT_LENGTH;
+    }
+    const bool is64 = !tp->p.bars_32bit;
+    pp.bars[PT_VIRTIO_BAR] = (struct pci_bar_params){pow2_at_least(bar0 < 0x4000 ? 0x4000 : bar0),
+                                                     is64, false};
+    const uint64_t msix_end = (uint64_t)pba + r[PT_REGION_MSIX_PBA].length;
+    if (tp->p.no_msix) {
+        /* No table, no PBA: their regions decode nothing (length 0). */
+        r[PT_REGION_MSIX_TABLE].length = 0;
+        r[PT_REGION_MSIX_PBA].length = 0;
+    } else {
+        pp.bars[msix_bar] = (struct pci_bar_params){
+            pow2_at_least(msix_end < PT_MSIX_BAR_SIZE ? PT_MSIX_BAR_SIZE : msix_end), is64, false};
+    }
+    pci_cfg_init(&tp->pci, &pp);
+    build_caps(tp);
+}
+
 bool pt_init(struct pt *tp, const struct pt_params *p, const struct pt_device *dev, void *ctx,
              const struct pt_role *const *roles)
 {
@@ -262,52 +312,26 @@ bool pt_init(struct pt *tp, const struct pt_params *p, const struct pt_device *d
     vp.no_msix = p->no_msix;
     vpci_init(&tp->vpci, &vp);
 
-    struct pt_region *r = tp->region;
-    r[PT_REGION_COMMON] = (struct pt_region){PT_VIRTIO_BAR, PT_COMMON_OFFSET,
-                                             VIRTIO_PCI_COMMON_CFG_LEN};
-    r[PT_REGION_ISR] = (struct pt_region){PT_VIRTIO_BAR, PT_ISR_OFFSET, 4};
-    r[PT_REGION_DEVICE] = (struct pt_region){PT_VIRTIO_BAR, PT_DEVICE_OFFSET, p->device_cfg_bytes};
-    r[PT_REGION_NOTIFY] = (struct pt_region){PT_VIRTIO_BAR, PT_NOTIFY_OFFSET,
-                                             vpci_notify_length(&vp)};
-    const uint8_t msix_bar = p->bars_32bit ? PT_MSIX_BAR_32 : PT_MSIX_BAR_64;
-    r[PT_REGION_MSIX_TABLE] = (struct pt_region){msix_bar, PT_MSIX_TABLE_OFFSET,
-                                                 msix_table_bytes(&tp->msix)};
-    const uint32_t table_end = PT_MSIX_TABLE_OFFSET + msix_table_bytes(&tp->msix);
-    const uint32_t pba = table_end <= PT_MSIX_PBA_OFFSET ? PT_MSIX_PBA_OFFSET
-                                                         : (table_end + 0x7ffu) & ~0x7ffu;
-    r[PT_REGION_MSIX_PBA] = (struct pt_region){msix_bar, pba, msix_pba_bytes(&tp->msix)};
-
-    struct pci_cfg_params pp;
-    memset(&pp, 0, sizeof pp);
-    pp.vendor_id = VIRTIO_PCI_VENDOR_ID;
-    pp.device_id = p->device_id;
-    pp.revision_id = p->revision_id;
-    pp.class_code = p->class_code;
-    pp.subsystem_vendor_id = p->subsystem_vendor_id;
-    pp.subsystem_id = p->subsystem_id;
-    uint64_t bar0 = (uint64_t)r[PT_REGION_NOTIFY].offset + r[PT_REGION_NOTIFY].length;
-    if (p->devmem_event) {
-        uint32_t at = (uint32_t)((bar0 + 0xfffu) & ~(uint64_t)0xfffu);
-        r[PT_REGION_DEVMEM_EVENT] = (struct pt_region){PT_VIRTIO_BAR, at, PT_DEVMEM_EVENT_LENGTH};
-        bar0 = (uint64_t)at + PT_DEVMEM_EVENT_LENGTH;
-    }
-    const bool is64 = !p->bars_32bit;
-    pp.bars[PT_VIRTIO_BAR] = (struct pci_bar_params){pow2_at_least(bar0 < 0x4000 ? 0x4000 : bar0),
-                                                     is64, false};
-    const uint64_t msix_end = (uint64_t)pba + r[PT_REGION_MSIX_PBA].length;
-    if (p->no_msix) {
-        /* No table, no PBA: their regions decode nothing (length 0). */
-        r[PT_REGION_MSIX_TABLE].length = 0;
-        r[PT_REGION_MSIX_PBA].length = 0;
-    } else {
-        pp.bars[msix_bar] = (struct pci_bar_params){
-            pow2_at_least(msix_end < PT_MSIX_BAR_SIZE ? PT_MSIX_BAR_SIZE : msix_end), is64, false};
-    }
-    pci_cfg_init(&tp->pci, &pp);
-    build_caps(tp);
+    config_space_init(tp);
 
     device_reset(tp);
     return true;
+}
+
+/* Function Level Reset (PCI Express Base 4.0 §6.6.2), and what a conventional reset
+ * does to the function: the configuration space returns to its power-on state (Command
+ * 0, so memory decoding and bus mastering off; BARs unassigned; Interrupt Line 0; MSI-X
+ * disabled with every vector masked, §6.8.2.9) and the virtio device is reset as if the
+ * driver had written 0 to device_status ("Device Reset"): queues disabled, features and
+ * status cleared, ISR cleared so INTA# deasserts. Kept: what pt_init built from its
+ * parameters, the run's counters and the conformance record. */
+void pt_function_reset(struct pt *tp)
+{
+    tp->stats.function_resets++;
+    msix_init(&tp->msix, tp->msix.nvec);
+    config_space_init(tp);
+    vpci_reset(&tp->vpci);
+    device_reset(tp);
 }
 
 void pt_fini(struct pt *tp)

@@ -234,6 +234,7 @@ struct pt_stats {
     uint64_t mmio_reads, mmio_writes, mmio_unclaimed;
     uint64_t cfg_reads, cfg_writes;
     uint64_t resets;
+    uint64_t function_resets;    /* pt_function_reset calls */
     uint64_t intx_asserts, intx_deasserts; /* INTx pin transitions */
     /* Event suppression decisions per queue: the driver's fields read by DMA (across the
      * link) or from the device-local copy (VIOSIM_NET_F_DEVMEM_EVENT). */
@@ -308,6 +309,10 @@ struct pt {
 bool pt_init(struct pt *tp, const struct pt_params *p, const struct pt_device *dev, void *ctx,
              const struct pt_role *const *roles);
 void pt_fini(struct pt *tp);
+/* Function Level Reset (or a conventional reset of the function, as QEMU's DEVICE_RESET
+ * asks): configuration space and MSI-X as at power-on, then a device reset; counters and
+ * the conformance record kept. The platform's in-flight work sees its queues reset. */
+void pt_function_reset(struct pt *tp);
 
 /* Configuration space (ECAM-style: off 0..4095, size 1/2/4). */
 uint32_t pt_cfg_read(struct pt *tp, uint32_t off, unsigned size);

@@ -288,6 +288,8 @@ external_access external_host::mmio_write(uint64_t addr, unsigned size, uint64_t
     return access(false, addr, size, value);
 }
 
+void external_host::reset_function() { p_->dev.function_reset(); }
+
 void external_host::run(const sc_time &bound, bool to_time)
 {
     if (bound > SC_ZERO_TIME)

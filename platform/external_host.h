@@ -70,6 +70,11 @@ public:
     external_access mmio_read(uint64_t addr, unsigned size, uint64_t &value);
     external_access mmio_write(uint64_t addr, unsigned size, uint64_t value);
 
+    // A function-level reset of the device (virtio_device_tlm::function_reset) at the
+    // current simulated time: configuration space, MSI-X and the virtio device as at
+    // power-on; statistics and the conformance record kept. QEMU's DEVICE_RESET.
+    void reset_function();
+
     // Advances simulated time by exactly d.
     void run_for(const sc_core::sc_time &d);
     // Advances until nothing is left to happen without the caller (every engine waits for

@@ -173,34 +173,6 @@ int cmd_params(int argc, char **argv)
     return std::fflush(stdout) == 0 ? 0 : EXIT_RUN_FAILED;
 }
 
-// result.conformance in stats.json: the count, the rules broken with their counts, and
-// the first violations in order with time, queue, rule, section, text and values.
-json_t *violations_json(const run_result &r)
-{
-    json_t *c = json_object();
-    json_object_set_new(c, "violations", json_integer(json_int_t(r.violations_total)));
-    json_t *by_rule = json_object();
-    for (const auto &rule : r.violations_by_rule)
-        json_object_set_new(by_rule, rule.first.c_str(), json_integer(json_int_t(rule.second)));
-    json_object_set_new(c, "by_rule", by_rule);
-    json_t *first = json_array();
-    for (const violation_record &v : r.violations) {
-        json_t *o = json_object();
-        json_object_set_new(o, "time_ns", json_real(v.time_ns));
-        json_object_set_new(o, "queue", v.queue < 0 ? json_null() : json_integer(v.queue));
-        json_object_set_new(o, "rule", json_string(v.rule.c_str()));
-        if (!v.reason.empty())
-            json_object_set_new(o, "reason", json_string(v.reason.c_str()));
-        json_object_set_new(o, "section", json_string(v.section.c_str()));
-        json_object_set_new(o, "text", json_string(v.text.c_str()));
-        json_object_set_new(o, "seen", json_integer(json_int_t(v.seen)));
-        json_object_set_new(o, "expected", json_integer(json_int_t(v.expected)));
-        json_array_append_new(first, o);
-    }
-    json_object_set_new(c, "first", first);
-    return c;
-}
-
 std::string failure_reason(const run_result &r, const vs_config &cfg)
 {
     std::string reason;
@@ -402,7 +374,8 @@ int cmd_run(int argc, char **argv)
     json_object_set_new(result, "driver_result", json_string(r.driver_result.c_str()));
     json_object_set_new(result, "device_error", json_string(r.device_error.c_str()));
     json_object_set_new(result, "reason", json_string(reason.c_str()));
-    json_object_set_new(result, "conformance", violations_json(r));
+    json_object_set_new(result, "conformance",
+                        conformance_json(r.violations_total, r.violations, r.violations_by_rule));
     json_object_set_new(result, "negotiated_features", config_features_json(r.negotiated_features));
     std::string path = (std::filesystem::path(args.out_dir) / "stats.json").string(), write_err;
     json_t *provenance = provenance_json(cfg);

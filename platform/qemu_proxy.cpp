@@ -20,15 +20,25 @@
 // Each of the accesses and the reset waits for a RET message (8-byte value) from the
 // remote; the guest's vCPU stalls until then.
 //
-// viosim plays QEMU's remote: one function (model/vdev.h: the PCI transport with the
-// virtio-net personality), its configuration space and BARs answered by the transport,
-// its DMA through the guest RAM QEMU shares (mapped MAP_SHARED; shared_memory.h survives
-// a peer that shrinks the file). Untimed: after every write (configuration or BAR) the
-// device's queues are processed until none moves, before the write is answered; then
-// the INTx pin is compared with what was delivered, and a rising edge writes the irqfd.
-// The resample eventfd follows KVM's level-triggered irqfd semantics as QEMU's own remote
-// does (hw/remote/iohub.c): the host deasserts the line at the guest's EOI and signals
-// resample; the device raises it again if its pin is still asserted.
+// viosim plays QEMU's remote with the timed platform of `viosim run` (external_host.h:
+// the device with its engines, DMA engine, link, root complex and IOMMU; model/vdev.h's
+// PCI transport and virtio-net personality inside), its DMA through the guest RAM QEMU
+// shares (mapped MAP_SHARED, given to the platform as shared regions; shared_memory.h
+// survives a peer that shrinks the file). Each configuration or BAR access enters the
+// platform as a TLM transaction at the current simulated time; then the platform runs
+// until idle (at most IDLE_BOUND_US of simulated time), so the device's work for the access
+// -- a kick's buffers, the frames the backend sends back, their interrupt -- is done
+// before the access is answered, as an untimed device's would be. Simulated time moves
+// only there: the guest's own time between two accesses is not simulated
+// (docs/bring-up.md, "Simulated time and the guest's time"). The INTx pin's changes
+// reach the interrupt controller at their simulated time (on_intx); a rising edge writes
+// the irqfd. The resample eventfd follows KVM's level-triggered irqfd semantics as
+// QEMU's own remote does (hw/remote/iohub.c): the host deasserts the line at the guest's
+// EOI and signals resample; the device raises it again if its pin is still asserted.
+//
+// SystemC elaborates once per process: the platform is built at the first connection
+// and serves every later one, each starting with a function-level reset (as does
+// DEVICE_RESET); its statistics cover the server's life.
 //
 // Hostile peers: a message that is short (the peer stops mid-message for
 // message_timeout_s, or closes), oversized, of an unknown command, with the wrong payload
@@ -61,6 +71,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "device_platform.h"
+#include "external_host.h"
 #include "provenance.h"
 #include "shared_memory.h"
 #include "stats.h"
@@ -114,10 +126,11 @@ uint32_t le32(const uint8_t *p)
     return uint32_t(p[0]) | uint32_t(p[1]) << 8 | uint32_t(p[2]) << 16 | uint32_t(p[3]) << 24;
 }
 
-// Processing after a write: steps per queue per pass and passes at most (a driver that
-// keeps a queue full cannot hold the server; the rest waits for its next write).
-constexpr unsigned STEP_BUDGET = 256;
-constexpr unsigned PASS_MAX = 64;
+// After each access the platform runs until idle, but at most this much simulated time:
+// a driver that keeps a queue full, or a coalescing timer set far ahead, cannot hold the
+// server; what is left runs after the next access.
+// (A number, not an sc_time: none may exist before the platform sets the resolution.)
+constexpr double IDLE_BOUND_US = 1000;
 
 // Log lines, stop signals and descriptors as both serve front ends handle them.
 constexpr auto &logf = serve_log;
@@ -132,13 +145,8 @@ struct proxy_counters {
     uint64_t irq_signals = 0;  // irqfd writes (rising edges and resamples still asserted)
     uint64_t irq_no_fd = 0;    // rising edges with no irqfd given yet
     uint64_t resamples = 0;    // resample eventfd reads
-    uint64_t dma_errors = 0, memory_faults = 0;
+    uint64_t memory_faults = 0;
     uint64_t device_failures = 0; // the device entered NEEDS_RESET
-    // Of the device, summed over connections (each gets a new one).
-    uint64_t tx_frames = 0, rx_frames = 0, rx_no_buffer = 0, rx_dropped_too_big = 0;
-    uint64_t intx_asserts = 0;
-    uint64_t dma_reads[VS_DMA_KIND_COUNT] = {}, dma_writes[VS_DMA_KIND_COUNT] = {};
-    uint64_t dma_read_bytes = 0, dma_write_bytes = 0;
 };
 
 // ---- Guest RAM as QEMU shares it ----
@@ -150,95 +158,49 @@ struct ram_range {
     size_t map_len = 0;
 };
 
-struct guest_ram {
-    std::vector<ram_range> ranges;
-    proxy_counters *ctr = nullptr;
-    bool faulted = false;
-    // A write since the last full fence: the next read must not pass it (a store then a
-    // load needs a full fence, even on x86), since the guest's vCPUs run while the
-    // device does. Where it matters: the device's request for notifications written,
-    // then the ring re-checked (pt_run_idle's arm: a driver adding a buffer right then
-    // would see the old suppression, not kick, and both sides would wait: a control
-    // command Linux spins on for ever); the used index published, then the driver's
-    // event suppression read.
-    bool write_pending = false;
+// ---- The platform (one per process) ----
 
-    uint8_t *at(uint64_t gpa, uint64_t len) const
-    {
-        for (const ram_range &r : ranges)
-            if (gpa >= r.gpa && len <= r.size && gpa - r.gpa <= r.size - len)
-                return r.host + (gpa - r.gpa);
+// The platform this process built, and the resolved configuration it was built from.
+// Kept to the process's end on purpose (SystemC's own state outlives any owner here).
+external_host *g_host = nullptr;
+std::string g_host_config;
+
+// The process's platform for cfg: built at the first call; later calls must bring the
+// same configuration. Null, with why set, otherwise.
+external_host *platform_for(const vs_config &cfg, std::string &why)
+{
+    json_t *j = config_resolved_json(cfg, false);
+    const std::string text = stats_json_text(j);
+    json_decref(j);
+    if (g_host) {
+        if (text != g_host_config) {
+            why = "this process's platform was built from another configuration (one per process)";
+            return nullptr;
+        }
+        return g_host;
+    }
+    std::unique_ptr<external_host> h = external_host::create(cfg, {}, why);
+    if (!h)
         return nullptr;
-    }
-    void unmap()
-    {
-        shared_memory_unwatch_all();
-        for (ram_range &r : ranges)
-            munmap(r.map, r.map_len);
-        ranges.clear();
-        faulted = false;
-    }
-};
-
-// After a copy: a fault of shrunk memory (shared_memory.h) refuses the access like one
-// outside the RAM; run_device then ends the connection.
-bool ram_faulted(guest_ram *m)
-{
-    if (!shared_memory_faulted())
-        return false;
-    m->faulted = true;
-    m->ctr->memory_faults++;
-    return true;
-}
-
-enum vs_dma_status ram_read(void *ctx, uint64_t addr, void *dst, uint32_t len, enum vs_dma_kind kind)
-{
-    auto *m = static_cast<guest_ram *>(ctx);
-    const uint8_t *p = m->at(addr, len);
-    if (!p) {
-        m->ctr->dma_errors++;
-        return VS_DMA_OUT_OF_RANGE;
-    }
-    if (m->write_pending) {
-        std::atomic_thread_fence(std::memory_order_seq_cst);
-        m->write_pending = false;
-    }
-    shared_memory_load(dst, p, len, kind == VS_DMA_DESC_READ);
-    if (ram_faulted(m))
-        return VS_DMA_OUT_OF_RANGE;
-    m->ctr->dma_reads[kind]++;
-    m->ctr->dma_read_bytes += len;
-    return VS_DMA_OK;
-}
-
-enum vs_dma_status ram_write(void *ctx, uint64_t addr, const void *src, uint32_t len,
-                             enum vs_dma_kind kind)
-{
-    auto *m = static_cast<guest_ram *>(ctx);
-    uint8_t *p = m->at(addr, len);
-    if (!p) {
-        m->ctr->dma_errors++;
-        return VS_DMA_OUT_OF_RANGE;
-    }
-    shared_memory_store(p, src, len);
-    if (ram_faulted(m))
-        return VS_DMA_OUT_OF_RANGE;
-    m->write_pending = true;
-    m->ctr->dma_writes[kind]++;
-    m->ctr->dma_write_bytes += len;
-    return VS_DMA_OK;
+    g_host = h.release();
+    g_host_config = text;
+    return g_host;
 }
 
 // ---- The server ----
 
 class proxy_server {
 public:
-    proxy_server(const vs_config &cfg, const serve_options &opt) : cfg_(cfg), opt_(opt)
+    proxy_server(const vs_config &cfg, const serve_options &opt, external_host &host)
+        : cfg_(cfg), opt_(opt), host_(host)
     {
-        ram_.ctr = &ctr_;
-        ops_ = {ram_read, ram_write, &ram_};
+        host_.on_intx = [this](bool level) { intx_changed(level); };
     }
-    ~proxy_server() { end_connection(); }
+    ~proxy_server()
+    {
+        end_connection();
+        host_.on_intx = nullptr;
+    }
     proxy_server(const proxy_server &) = delete;
     proxy_server &operator=(const proxy_server &) = delete;
     int run();
@@ -254,25 +216,22 @@ private:
     bool handle(int32_t cmd, std::vector<int> &fds);
     bool sync_sysmem(const std::vector<int> &fds);
     bool answer(uint64_t value);
+    void unmap_ram();
     bool device_reset();
     bool run_device();
-    void update_intx();
+    void intx_changed(bool level);
     void signal_irq();
-    void fold_device_counters();
     bool write_stats(std::string &err);
 
     const vs_config &cfg_;
     const serve_options &opt_;
+    external_host &host_;
     proxy_counters ctr_;
     int fd_ = -1;
-    std::unique_ptr<vdev> dev_;
-    bool dev_live_ = false;
-    guest_ram ram_;
-    struct vs_guest_ops ops_;
+    std::vector<ram_range> ram_; // the guest RAM as mapped here
     uint8_t payload_[MPQ_PAYLOAD_MAX];
     int irq_fd_ = -1, resample_fd_ = -1;
-    bool intx_delivered_ = false;    // the pin's level as last seen
-    uint64_t intx_edges_seen_ = 0;   // stats.intx_asserts as last seen
+    bool intx_level_ = false;    // the pin's level as the interrupt controller last saw it
     bool failure_logged_ = false;
     std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
 };
@@ -295,28 +254,21 @@ bool proxy_server::start_connection(int fd)
     fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
     fd_ = fd;
     ctr_.connections++;
-    dev_ = std::make_unique<vdev>();
-    if (!vdev_init(dev_.get(), &cfg_.dev)) {
-        dev_.reset();
-        return fail("cannot allocate the device");
-    }
-    dev_live_ = true;
-    intx_delivered_ = false;
-    intx_edges_seen_ = 0;
+    // Each peer finds the function as at power-on (the platform, and its simulated time,
+    // go on from the last connection).
+    host_.reset_function();
     failure_logged_ = false;
-    return true;
+    return run_device();
 }
 
-void proxy_server::fold_device_counters()
+// The platform forgets the guest RAM before it is unmapped.
+void proxy_server::unmap_ram()
 {
-    if (!dev_live_)
-        return;
-    const struct vnet_stats &n = dev_->net.stats;
-    ctr_.tx_frames += n.tx_frames;
-    ctr_.rx_frames += n.rx_frames;
-    ctr_.rx_no_buffer += n.rx_no_buffer;
-    ctr_.rx_dropped_too_big += n.rx_dropped_too_big;
-    ctr_.intx_asserts += dev_->tp.stats.intx_asserts;
+    host_.set_guest_memory({});
+    shared_memory_unwatch_all();
+    for (ram_range &r : ram_)
+        munmap(r.map, r.map_len);
+    ram_.clear();
 }
 
 void proxy_server::end_connection()
@@ -324,13 +276,7 @@ void proxy_server::end_connection()
     close_fd(fd_);
     close_fd(irq_fd_);
     close_fd(resample_fd_);
-    ram_.unmap();
-    if (dev_live_) {
-        fold_device_counters();
-        vdev_fini(dev_.get());
-        dev_live_ = false;
-    }
-    dev_.reset();
+    unmap_ram();
 }
 
 // Reads exactly len bytes. The first byte of a message may wait as long as the peer
@@ -457,7 +403,7 @@ bool proxy_server::answer(uint64_t value)
 bool proxy_server::sync_sysmem(const std::vector<int> &fds)
 {
     ctr_.memory_syncs++;
-    ram_.unmap();
+    unmap_ram();
     const long page = sysconf(_SC_PAGESIZE);
     for (size_t i = 0; i < fds.size(); i++) {
         const uint64_t gpa = le64(payload_ + 8 * i);
@@ -467,7 +413,7 @@ bool proxy_server::sync_sysmem(const std::vector<int> &fds)
             return fail("SYNC_SYSMEM range %zu is empty, wraps or has a negative offset "
                         "(gpa 0x%llx size 0x%llx offset 0x%llx)",
                         i, (unsigned long long)gpa, (unsigned long long)size, (unsigned long long)off);
-        for (const ram_range &r : ram_.ranges)
+        for (const ram_range &r : ram_)
             if (gpa < r.gpa + r.size && r.gpa < gpa + size)
                 return fail("SYNC_SYSMEM range %zu [0x%llx, 0x%llx) overlaps [0x%llx, 0x%llx)", i,
                             (unsigned long long)gpa, (unsigned long long)(gpa + size),
@@ -495,25 +441,22 @@ bool proxy_server::sync_sysmem(const std::vector<int> &fds)
             return fail("SYNC_SYSMEM range %zu: cannot map 0x%llx bytes: %s", i,
                         (unsigned long long)size, std::strerror(errno));
         r.host = static_cast<uint8_t *>(r.map) + lead;
-        ram_.ranges.push_back(r);
+        ram_.push_back(r);
         shared_memory_watch(r.map, r.map_len); // at most MPQ_MAX_FDS ranges, all watched
     }
+    std::vector<memory_region> regions;
+    for (const ram_range &r : ram_)
+        regions.push_back({r.gpa, r.size, r.host, true});
+    host_.set_guest_memory(regions);
     return true;
 }
 
 bool proxy_server::device_reset()
 {
     ctr_.device_resets++;
-    fold_device_counters();
-    vdev_fini(dev_.get());
-    dev_live_ = false;
-    if (!vdev_init(dev_.get(), &cfg_.dev))
-        return fail("cannot allocate the device");
-    dev_live_ = true;
-    intx_edges_seen_ = 0;
+    host_.reset_function();
     failure_logged_ = false;
-    update_intx();
-    return true;
+    return run_device();
 }
 
 void proxy_server::signal_irq()
@@ -527,53 +470,38 @@ void proxy_server::signal_irq()
         ctr_.irq_signals++;
 }
 
-// After any call into the device: a rising edge of INTA# (also one that fell and rose
-// again within the call: intx_asserts counts them) writes the irqfd.
-void proxy_server::update_intx()
+// The interrupt controller saw INTA# change (external_host::on_intx, inside the
+// simulation): a rising edge writes the irqfd.
+void proxy_server::intx_changed(bool level)
 {
-    const bool line = pt_intx_asserted(&dev_->tp);
-    const uint64_t edges = dev_->tp.stats.intx_asserts;
-    if (line && (!intx_delivered_ || edges != intx_edges_seen_))
+    if (level && !intx_level_)
         signal_irq();
-    intx_delivered_ = line;
-    intx_edges_seen_ = edges;
+    intx_level_ = level;
 }
 
-// Runs every live queue until none moves (pt_run_idle: every pair of a multi-pair
-// device, the control queue, within the budget), and takes the notification decisions
-// coalescing holds for later (untimed: a held decision's max_usecs elapses at once).
-// False if the connection ended.
+// Runs the platform until idle (at most IDLE_BOUND_US): the device's work for the access
+// just made, and the interrupts it raised. False if the connection ended.
 bool proxy_server::run_device()
 {
-    vdev &d = *dev_;
-    struct pt_idle run = {};
-    run.queue_ops = [](void *ctx, uint16_t) { return static_cast<const vs_guest_ops *>(ctx); };
-    run.ctx = &ops_;
-    run.rounds_max = PASS_MAX;
-    run.steps_max = STEP_BUDGET;
-    pt_run_idle(&d.tp, &run);
-    for (uint16_t q = 0; q < d.tp.num_queues && !ram_.faulted; q++) {
-        uint32_t usecs, window;
-        if (vnet_coal_timer(&d.net, q, &usecs, &window))
-            vnet_coal_expire(&d.net, q, window, &ops_);
-    }
-    if (ram_.faulted)
+    host_.run_until_idle(sc_core::sc_time(IDLE_BOUND_US, sc_core::SC_US));
+    if (shared_memory_faulted()) {
+        ctr_.memory_faults++;
         return fail("guest RAM shrank under the device (SIGBUS caught)");
-    if (d.tp.error != VS_REASON_NONE && !failure_logged_) {
+    }
+    const pt &tp = host_.platform().dev.kernel().tp;
+    if (tp.error != VS_REASON_NONE && !failure_logged_) {
         ctr_.device_failures++;
         failure_logged_ = true;
-        logf("device needs reset: %s (queue %u)", vs_reason_name(d.tp.error), unsigned(d.tp.error_queue));
-    } else if (d.tp.error == VS_REASON_NONE) {
+        logf("device needs reset: %s (queue %u)", vs_reason_name(tp.error), unsigned(tp.error_queue));
+    } else if (tp.error == VS_REASON_NONE) {
         failure_logged_ = false;
     }
-    update_intx();
     return true;
 }
 
 bool proxy_server::handle(int32_t cmd, std::vector<int> &fds)
 {
     ctr_.messages++;
-    pt &tp = dev_->tp;
     switch (cmd) {
     case MPQ_SYNC_SYSMEM:
         return sync_sysmem(fds);
@@ -584,7 +512,7 @@ bool proxy_server::handle(int32_t cmd, std::vector<int> &fds)
         resample_fd_ = fds[1];
         fds.clear(); // kept
         fcntl(resample_fd_, F_SETFL, fcntl(resample_fd_, F_GETFL) | O_NONBLOCK);
-        if (pt_intx_asserted(&tp))
+        if (intx_level_)
             signal_irq();
         return true;
     case MPQ_DEVICE_RESET:
@@ -597,12 +525,12 @@ bool proxy_server::handle(int32_t cmd, std::vector<int> &fds)
                         cmd_name(cmd), int32_t(len), addr);
         if (cmd == MPQ_PCI_CFGREAD) {
             ctr_.cfg_reads++;
-            const uint32_t v = pt_cfg_read(&tp, addr, len);
-            update_intx();
-            return answer(v);
+            uint32_t v = 0;
+            host_.cfg_read(addr, len, v);
+            return run_device() && answer(v);
         }
         ctr_.cfg_writes++;
-        pt_cfg_write(&tp, addr, len, val);
+        host_.cfg_write(addr, len, val);
         return run_device() && answer(0);
     }
     default: { // BAR_READ, BAR_WRITE
@@ -618,15 +546,13 @@ bool proxy_server::handle(int32_t cmd, std::vector<int> &fds)
         if (cmd == MPQ_BAR_READ) {
             ctr_.bar_reads++;
             uint64_t v = 0;
-            if (!pt_mmio_read(&tp, addr, len, &v))
+            if (host_.mmio_read(addr, len, v) != external_access::ok)
                 return fail("BAR_READ of %u bytes at 0x%llx: outside every BAR", len,
                             (unsigned long long)addr);
-            update_intx(); // an ISR read deasserts the pin
-            return answer(v);
+            return run_device() && answer(v);
         }
         ctr_.bar_writes++;
-        uint16_t kicked;
-        if (!pt_mmio_write(&tp, addr, len, val, &kicked))
+        if (host_.mmio_write(addr, len, val) != external_access::ok)
             return fail("BAR_WRITE of %u bytes at 0x%llx: outside every BAR", len,
                         (unsigned long long)addr);
         return run_device() && answer(0);
@@ -645,7 +571,7 @@ void proxy_server::serve_pass(int timeout_ms)
         uint64_t count;
         if (read(resample_fd_, &count, sizeof count) == ssize_t(sizeof count)) {
             ctr_.resamples++;
-            if (pt_intx_asserted(&dev_->tp))
+            if (intx_level_)
                 signal_irq();
         }
     }
@@ -659,10 +585,14 @@ void proxy_server::serve_pass(int timeout_ms)
         close(f);
 }
 
+// stats.json: the platform's statistics as `viosim run` writes them (over the simulated
+// time of every connection), then the proxy's own counters; result.conformance and the
+// negotiated features as a run gives them.
 bool proxy_server::write_stats(std::string &err)
 {
     const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
-    stats_table st;
+    run_result r = host_.collect();
+    stats_table &st = r.stats;
     st.add_u64("proxy.connections", "count", stat_better::neutral, "QEMU proxies that connected",
                ctr_.connections);
     st.add_u64("proxy.connections_failed", "count", stat_better::lower,
@@ -677,8 +607,9 @@ bool proxy_server::write_stats(std::string &err)
                ctr_.cfg_writes);
     st.add_u64("proxy.bar_reads", "count", stat_better::neutral, "BAR reads answered", ctr_.bar_reads);
     st.add_u64("proxy.bar_writes", "count", stat_better::neutral, "BAR writes taken", ctr_.bar_writes);
-    st.add_u64("proxy.device_resets", "count", stat_better::neutral, "DEVICE_RESET messages",
-               ctr_.device_resets);
+    st.add_u64("proxy.device_resets", "count", stat_better::neutral,
+               "function-level resets: DEVICE_RESET messages and the one each connection starts with",
+               ctr_.device_resets + ctr_.connections);
     st.add_u64("proxy.device_failures", "count", stat_better::lower,
                "times the device entered DEVICE_NEEDS_RESET (the log line names the reason)",
                ctr_.device_failures);
@@ -689,19 +620,20 @@ bool proxy_server::write_stats(std::string &err)
                "INTx rising edges before the proxy gave an irqfd (SET_IRQFD)", ctr_.irq_no_fd);
     st.add_u64("proxy.resamples", "count", stat_better::neutral, "resample eventfd notifications read",
                ctr_.resamples);
-    st.add_u64("proxy.intx_asserts", "count", stat_better::neutral, "rising edges of the device's INTA# pin",
-               ctr_.intx_asserts);
     st.add_u64("proxy.dma_errors", "count", stat_better::lower,
-               "device accesses to guest addresses outside the synchronised RAM", ctr_.dma_errors);
+               "device accesses to guest addresses outside the synchronised RAM",
+               host_.platform().mem.errors);
     st.add_u64("proxy.memory_faults", "count", stat_better::lower,
                "guest-RAM accesses refused because the peer shrank a file (SIGBUS caught; the "
                "connection was closed)",
                ctr_.memory_faults);
-    stats_add_device_frames(st, {ctr_.tx_frames, ctr_.rx_frames, ctr_.rx_no_buffer, ctr_.rx_dropped_too_big});
-    stats_add_device_dma(st, ctr_.dma_reads, ctr_.dma_writes, ctr_.dma_read_bytes, ctr_.dma_write_bytes);
     st.add_f64("wall.seconds", "s", stat_better::neutral, "wall-clock time the server ran", wall);
     json_t *result = json_object();
     json_object_set_new(result, "front_end", json_string("qemu-proxy"));
+    json_object_set_new(result, "device_error", json_string(r.device_error.c_str()));
+    json_object_set_new(result, "conformance",
+                        conformance_json(r.violations_total, r.violations, r.violations_by_rule));
+    json_object_set_new(result, "negotiated_features", config_features_json(r.negotiated_features));
     json_t *config = config_resolved_json(cfg_, false);
     json_t *provenance = provenance_json(cfg_);
     const std::string path = (std::filesystem::path(opt_.out_dir) / "stats.json").string();
@@ -709,10 +641,12 @@ bool proxy_server::write_stats(std::string &err)
     json_decref(provenance);
     json_decref(config);
     json_decref(result);
-    if (ok)
-        logf("wrote %s (%llu connections, tx %llu frames, rx %llu frames)", path.c_str(),
-             (unsigned long long)ctr_.connections, (unsigned long long)ctr_.tx_frames,
-             (unsigned long long)ctr_.rx_frames);
+    if (ok) {
+        const vnet_stats &n = host_.platform().dev.kernel().net.stats;
+        logf("wrote %s (%llu connections, tx %llu frames, rx %llu frames, %llu violations)", path.c_str(),
+             (unsigned long long)ctr_.connections, (unsigned long long)n.tx_frames,
+             (unsigned long long)n.rx_frames, (unsigned long long)r.violations_total);
+    }
     return ok;
 }
 
@@ -724,7 +658,7 @@ int proxy_server::run()
         logf("error: %s", config_escaped(err).c_str());
         return SERVE_EXIT_PATH;
     }
-    logf("listening on %s for QEMU's x-pci-proxy-dev (untimed; device.msix=off, %s BARs)",
+    logf("listening on %s for QEMU's x-pci-proxy-dev (timed platform; device.msix=off, %s BARs)",
          config_escaped(opt_.socket_path).c_str(), cfg_.dev.bars_32bit ? "32-bit" : "64-bit");
     std::fflush(stderr);
     const auto deadline = start_ + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
@@ -768,13 +702,26 @@ void proxy_server::serve_connection(int fd)
 int qemu_proxy_serve(const vs_config &cfg, const serve_options &opt)
 {
     serve_install_signals();
-    proxy_server s(cfg, opt);
+    std::string why;
+    external_host *host = platform_for(cfg, why);
+    if (!host) {
+        serve_log("error: %s", why.c_str());
+        return SERVE_EXIT_FAILED;
+    }
+    proxy_server s(cfg, opt, *host);
     return s.run();
 }
 
 void qemu_proxy_serve_connection(const vs_config &cfg, const serve_options &opt, int fd)
 {
     shared_memory_install_sigbus_handler();
-    proxy_server s(cfg, opt);
+    std::string why;
+    external_host *host = platform_for(cfg, why);
+    if (!host) {
+        serve_log("connection closed: %s", why.c_str());
+        close(fd);
+        return;
+    }
+    proxy_server s(cfg, opt, *host);
     s.serve_connection(fd);
 }

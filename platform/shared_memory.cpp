@@ -46,6 +46,13 @@ struct guest_map {
 thread_local guest_map t_maps[SHARED_MEMORY_MAPS_MAX];
 thread_local volatile std::sig_atomic_t t_nmaps = 0;
 thread_local volatile std::sig_atomic_t t_guest_faulted = 0;
+// A store since the last full fence: the next load must not pass it (a store then a load
+// needs a full fence, even on x86), since the peer's CPUs run while the device does.
+// Where it matters: the device's request for notifications written, then the ring
+// re-checked (a driver adding a buffer right then would see the old suppression, not
+// kick, and both sides would wait: a control command Linux spins on for ever); the used
+// index published, then the driver's event suppression read.
+thread_local bool t_store_pending = false;
 struct sigaction g_prev_sigbus;
 volatile std::sig_atomic_t g_stop = 0;
 void on_stop_signal(int) { g_stop = 1; }
@@ -118,6 +125,10 @@ bool shared_memory_faulted()
 // single-copy atomic, so the 16-bit flags are never torn.
 void shared_memory_load(void *dst, const uint8_t *src, uint32_t len, bool descending)
 {
+    if (t_store_pending) {
+        std::atomic_thread_fence(std::memory_order_seq_cst);
+        t_store_pending = false;
+    }
     std::atomic_signal_fence(std::memory_order_seq_cst);
     const uintptr_t at = reinterpret_cast<uintptr_t>(src);
     if ((len == 2 || len == 4) && at % len == 0) {
@@ -174,6 +185,7 @@ void shared_memory_store(uint8_t *p, const void *src, uint32_t len)
         std::memcpy(p, src, len);
     }
     std::atomic_signal_fence(std::memory_order_seq_cst);
+    t_store_pending = true;
 }
 
 int shared_listen_unix(const std::string &path, unsigned mode, std::string &err)

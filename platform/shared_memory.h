@@ -1,7 +1,8 @@
-// shared_memory.h -- what the untimed front ends (`viosim serve --vhost-user`,
+// shared_memory.h -- what the serve front ends (`viosim serve --vhost-user`,
 // `viosim serve --qemu-proxy`) share: guest memory that another process maps
-// MAP_SHARED and may shrink under the device, the loads and stores that touch it, and
-// the listening unix socket. No SystemC: the fuzz targets link it alone.
+// MAP_SHARED and may shrink under the device, the loads and stores that touch it (also
+// host_memory's for shared regions), and the listening unix socket. No SystemC: the
+// fuzz targets link it alone.
 #ifndef VIOSIM_SHARED_MEMORY_H
 #define VIOSIM_SHARED_MEMORY_H
 
@@ -24,7 +25,8 @@ void shared_memory_unwatch_all();
 // Has a watched mapping faulted since shared_memory_unwatch_all?
 bool shared_memory_faulted();
 
-// Copies len bytes the peer may be writing right now: 2- and 4-byte aligned fields in
+// Copies len bytes the peer may be writing right now, after a full fence if this thread
+// stored to shared memory since the last one: 2- and 4-byte aligned fields in
 // one load; `descending` (descriptor fetches) reads from the highest address down, 8
 // aligned bytes at a time, so a descriptor's flags are read before its body.
 void shared_memory_load(void *dst, const uint8_t *src, uint32_t len, bool descending);

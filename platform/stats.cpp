@@ -1,6 +1,9 @@
 // stats.cpp -- the statistics table and its JSON and text forms.
 #include "stats.h"
 
+extern "C" {
+#include "conformance.h"
+}
 #include "virtio_net.h"
 
 #include <jansson.h>
@@ -456,4 +459,57 @@ void stats_add_backend(stats_table &s, const struct net_backend_counts &c)
               "ARP requests the responder backend answered", c.responder_arp);
     s.add_u64("device.responder.echo_replies", "frames", stat_better::neutral,
               "ICMP echo requests the responder backend answered", c.responder_echo);
+}
+
+std::vector<violation_record> conformance_first(const vs_conformance &c)
+{
+    std::vector<violation_record> first;
+    for (uint32_t i = 0; i < c.logged; i++) {
+        const vs_violation &v = c.log[i];
+        first.push_back({double(v.when) / 1e3, vs_rule_name(v.rule), vs_rule_section(v.rule),
+                         vs_rule_text(v.rule), v.reason != VS_REASON_NONE ? vs_reason_name(v.reason) : "",
+                         v.queue == 0xffff ? -1 : int(v.queue), v.seen, v.expected});
+    }
+    return first;
+}
+
+std::vector<std::pair<std::string, uint64_t>> conformance_by_rule(const vs_conformance &c)
+{
+    std::vector<std::pair<std::string, uint64_t>> by_rule;
+    for (unsigned rule = 0; rule < VS_RULE_COUNT; rule++)
+        if (c.per_rule[rule])
+            by_rule.emplace_back(vs_rule_name(vs_rule(rule)), c.per_rule[rule]);
+    return by_rule;
+}
+
+json_t *conformance_json(uint64_t total, const std::vector<violation_record> &first,
+                         const std::vector<std::pair<std::string, uint64_t>> &by_rule)
+{
+    json_t *c = json_object();
+    json_object_set_new(c, "violations", json_integer(json_int_t(total)));
+    json_t *rules = json_object();
+    for (const auto &rule : by_rule)
+        json_object_set_new(rules, rule.first.c_str(), json_integer(json_int_t(rule.second)));
+    json_object_set_new(c, "by_rule", rules);
+    json_t *list = json_array();
+    for (const violation_record &v : first) {
+        json_t *o = json_object();
+        json_object_set_new(o, "time_ns", json_real(v.time_ns));
+        json_object_set_new(o, "queue", v.queue < 0 ? json_null() : json_integer(v.queue));
+        json_object_set_new(o, "rule", json_string(v.rule.c_str()));
+        if (!v.reason.empty())
+            json_object_set_new(o, "reason", json_string(v.reason.c_str()));
+        json_object_set_new(o, "section", json_string(v.section.c_str()));
+        json_object_set_new(o, "text", json_string(v.text.c_str()));
+        json_object_set_new(o, "seen", json_integer(json_int_t(v.seen)));
+        json_object_set_new(o, "expected", json_integer(json_int_t(v.expected)));
+        json_array_append_new(list, o);
+    }
+    json_object_set_new(c, "first", list);
+    return c;
+}
+
+json_t *conformance_json(const vs_conformance &c)
+{
+    return conformance_json(c.total, conformance_first(c), conformance_by_rule(c));
 }

@@ -192,6 +192,31 @@ std::string stats_json_text(const json_t *doc);
 bool stats_write_json(const std::string &path, json_t *provenance, json_t *config,
                       json_t *result, const stats_table &stats, std::string &err);
 
+// One driver-conformance violation (model/conformance.h), as stats.json lists it.
+struct violation_record {
+    double time_ns;
+    std::string rule;     // vs_rule_name
+    std::string section;  // the spec section the rule comes from
+    std::string text;     // the rule in short words
+    std::string reason;   // the device's reason (ring rules), else ""
+    int queue;            // -1: not about one queue
+    uint64_t seen, expected;
+};
+
+struct vs_conformance;
+// The driver-conformance record (model/conformance.h) as stats.json lists it: the first
+// violations in order, and the rules broken with their counts.
+std::vector<violation_record> conformance_first(const vs_conformance &c);
+std::vector<std::pair<std::string, uint64_t>> conformance_by_rule(const vs_conformance &c);
+
+// result.conformance of stats.json, the one writer for `viosim run` and both `viosim
+// serve` front ends: {"violations": total, "by_rule": {rule: count}, "first": [{time_ns,
+// queue (null: no queue), rule, reason (ring rules only), section, text, seen,
+// expected}]}. A new reference.
+json_t *conformance_json(uint64_t total, const std::vector<violation_record> &first,
+                         const std::vector<std::pair<std::string, uint64_t>> &by_rule);
+json_t *conformance_json(const vs_conformance &c);
+
 // Prints rows as two aligned columns (label, value), e.g. a run's summary.
 void stats_print_pairs(FILE *out, const std::vector<std::pair<std::string, std::string>> &rows);
 

@@ -211,16 +211,8 @@ run_result collect_run(platform *p)
 void collect_violations(run_result &r, const vs_conformance &c)
 {
     r.violations_total = c.total;
-    for (uint32_t i = 0; i < c.logged; i++) {
-        const vs_violation &v = c.log[i];
-        r.violations.push_back({double(v.when) / 1e3, vs_rule_name(v.rule), vs_rule_section(v.rule),
-                                vs_rule_text(v.rule),
-                                v.reason != VS_REASON_NONE ? vs_reason_name(v.reason) : "",
-                                v.queue == 0xffff ? -1 : int(v.queue), v.seen, v.expected});
-    }
-    for (unsigned rule = 0; rule < VS_RULE_COUNT; rule++)
-        if (c.per_rule[rule])
-            r.violations_by_rule.emplace_back(vs_rule_name(vs_rule(rule)), c.per_rule[rule]);
+    r.violations = conformance_first(c);
+    r.violations_by_rule = conformance_by_rule(c);
 }
 
 run_result vs_run(const vs_config &cfg, const run_options &opt)

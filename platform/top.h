@@ -9,17 +9,6 @@
 #include "stats.h"
 #include "trace.h"
 
-// One driver-conformance violation (model/conformance.h), as stats.json lists it.
-struct violation_record {
-    double time_ns;
-    std::string rule;     // vs_rule_name
-    std::string section;  // the spec section the rule comes from
-    std::string text;     // the rule in short words
-    std::string reason;   // the device's reason (ring rules), else ""
-    int queue;            // -1: not about one queue
-    uint64_t seen, expected;
-};
-
 struct run_result {
     bool completed;              // the workload finished (not stopped by the time limit)
     std::string driver_result;   // refdrv_result_name()

@@ -1301,31 +1301,7 @@ bool server::write_stats(std::string &err)
             vs_feature_set(&negotiated, bit);
     json_object_set_new(result, "negotiated_features", config_features_json(negotiated));
     json_object_set_new(result, "ring_format", json_string(ctr_.last_format.c_str()));
-    json_t *c = json_object();
-    json_object_set_new(c, "violations", json_integer(json_int_t(conf_.total)));
-    json_t *by_rule = json_object();
-    for (unsigned r = 0; r < VS_RULE_COUNT; r++)
-        if (conf_.per_rule[r])
-            json_object_set_new(by_rule, vs_rule_name(static_cast<enum vs_rule>(r)),
-                                json_integer(json_int_t(conf_.per_rule[r])));
-    json_object_set_new(c, "by_rule", by_rule);
-    json_t *first = json_array();
-    for (uint32_t k = 0; k < conf_.logged; k++) {
-        const struct vs_violation &v = conf_.log[k];
-        json_t *o = json_object();
-        json_object_set_new(o, "time_ns", json_real(double(v.when) / 1e3));
-        json_object_set_new(o, "queue", v.queue == 0xffff ? json_null() : json_integer(v.queue));
-        json_object_set_new(o, "rule", json_string(vs_rule_name(v.rule)));
-        if (v.reason != VS_REASON_NONE)
-            json_object_set_new(o, "reason", json_string(vs_reason_name(v.reason)));
-        json_object_set_new(o, "section", json_string(vs_rule_section(v.rule)));
-        json_object_set_new(o, "text", json_string(vs_rule_text(v.rule)));
-        json_object_set_new(o, "seen", json_integer(json_int_t(v.seen)));
-        json_object_set_new(o, "expected", json_integer(json_int_t(v.expected)));
-        json_array_append_new(first, o);
-    }
-    json_object_set_new(c, "first", first);
-    json_object_set_new(result, "conformance", c);
+    json_object_set_new(result, "conformance", conformance_json(conf_));
     json_t *config = config_resolved_json(cfg_, false);
     std::string path = (std::filesystem::path(opt_.out_dir) / "stats.json").string();
     json_t *provenance = provenance_json(cfg_);

@@ -321,6 +321,17 @@ void virtio_device_tlm::b_transport(tlm::tlm_generic_payload &tx, sc_time &delay
     conformance_check();
 }
 
+void virtio_device_tlm::function_reset()
+{
+    const sc_time now = sc_core::sc_time_stamp();
+    conformance_now(now);
+    devmem_writes_.clear();
+    pt_function_reset(&dev_.tp);
+    queues_changed(SC_ZERO_TIME);
+    state_change_.notify(SC_ZERO_TIME);
+    intx_follow(now);
+}
+
 void virtio_device_tlm::conformance_now(const sc_time &at)
 {
     dev_.tp.vpci.conf.now = uint64_t(at.to_seconds() * 1e12 + 0.5);

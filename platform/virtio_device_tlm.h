@@ -125,6 +125,12 @@ public:
     // viosim run --strict: called once at the first violation (the host stops the run at
     // its next safe point, so no thread is abandoned in the middle of an access).
     std::function<void()> on_violation;
+    // A function-level reset (pt_function_reset: configuration space and MSI-X as at
+    // power-on, then a device reset) at the current simulated time; called between two
+    // slices of simulation (external_host::reset_function). Engines in the middle of a
+    // buffer see their queue reset, as after the driver's; posted writes to the
+    // device-memory suppression window still on their way are dropped.
+    void function_reset();
     // Host software changed address space `pasid` (ATS Invalidate Request).
     void ats_invalidate(uint32_t pasid) { dma_engine_->ats_invalidate(pasid); }
     // Host software programs the device's own IOMMU (iommu.walk_location = device).

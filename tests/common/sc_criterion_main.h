@@ -8,7 +8,7 @@
 
 #include <criterion/criterion.h>
 
-int sc_main(int, char **) { return 0; }
+extern "C" int sc_main(int, char **) { return 0; } // as SystemC declares it
 
 int main(int argc, char *argv[])
 {

@@ -4,7 +4,11 @@
 //
 // Input:
 //   byte 0        bits 0-1: device.backend (loopback, sink, responder; 3 = loopback),
-//                 bit 2: device.mrg_rxbuf on
+//                 bit 2: device.mrg_rxbuf on -- taken from the first input a process
+//                 runs only: the proxy runs the timed SystemC platform, built once per
+//                 process, and every later input is a new connection to it (starting
+//                 with a function-level reset), so state a connection leaves behind in
+//                 the platform is fuzzed too. Each backend: its own fuzzing process.
 //   bytes 1-2     n, little-endian (at most 16 KiB): the next n bytes are the first bytes
 //                 of the 64 KiB memfd QEMU shares as guest RAM (rings, descriptors, frames)
 //   the rest      mpqemu-link messages as sent: a 16-byte header (command, 4 padding
@@ -20,6 +24,8 @@
 //
 // Promise checked: viosim returns (the stream ends, so the connection ends in a
 // disconnect or a refusal) and never crashes or touches memory outside what it mapped.
+//
+// Links SystemC, whose library wants an sc_main: the entry points are the fuzzer's.
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
@@ -60,19 +66,31 @@ std::vector<int> message_fds(const uint8_t *p, int mem, std::vector<int> &owned)
     return fds;
 }
 
+// The configuration of the process's platform, from its first input's byte 0.
+const vs_config &process_config(uint8_t first)
+{
+    static const vs_config cfg = [first] {
+        vs_config c = config_defaults();
+        static const vdev_backend backends[] = {VDEV_BACKEND_LOOPBACK, VDEV_BACKEND_SINK,
+                                                VDEV_BACKEND_RESPONDER, VDEV_BACKEND_LOOPBACK};
+        c.dev.backend = backends[first & 3];
+        c.dev.mrg_rxbuf = (first & 4) != 0;
+        c.dev.no_msix = true;
+        c.dev.bars_32bit = true;
+        return c;
+    }();
+    return cfg;
+}
+
 } // namespace
+
+extern "C" int sc_main(int, char **) { return 0; } // SystemC declares it extern "C"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 3)
         return 0;
-    vs_config cfg = config_defaults();
-    static const vdev_backend backends[] = {VDEV_BACKEND_LOOPBACK, VDEV_BACKEND_SINK,
-                                            VDEV_BACKEND_RESPONDER, VDEV_BACKEND_LOOPBACK};
-    cfg.dev.backend = backends[data[0] & 3];
-    cfg.dev.mrg_rxbuf = (data[0] & 4) != 0;
-    cfg.dev.no_msix = true;
-    cfg.dev.bars_32bit = true;
+    const vs_config &cfg = process_config(data[0]);
     const size_t mem_init = std::min<size_t>({size_t(data[1] | data[2] << 8), MEM_INIT_MAX, size - 3});
     const uint8_t *p = data + 3 + mem_init;
     const uint8_t *const end = data + size;

@@ -1135,3 +1135,68 @@ Test(transport, fe_stop_returns_a_held_group_unused)
     cr_assert_eq(fake_guest_get16(&g, RING_DESC + 12u), 2u);
     toy_hold = false;
 }
+
+/* ---- Function reset (QEMU's DEVICE_RESET over the proxy, issue 16) ---- */
+
+/* PCI Express Base 4.0 §6.6.2 (Function Level Reset) with "Device Reset" (the device
+ * MUST reset when 0 is written to device_status, and present 0 in queue_enable on
+ * reset): after pt_function_reset the Command register is 0, so the BARs decode
+ * nothing, the BARs read unassigned, the device status is 0 and the queue out of
+ * service; the ISR was cleared, so INTA# falls; the personality's reset ran; the
+ * counters are kept. A driver then brings the function up again from scratch. */
+Test(transport, function_reset_returns_the_function_to_power_on)
+{
+    reinit_toy(true, true);
+    bring_up();
+    pt_cfg_write(&blk.tp, PCI_INTERRUPT_LINE, 1, 0x0b);
+    one_request(0, 0);
+    cr_assert(pt_intx_asserted(&blk.tp));
+    const uint64_t asserts = blk.tp.stats.intx_asserts, resets = blk.resets;
+
+    pt_function_reset(&blk.tp);
+    cr_assert_not(pt_intx_asserted(&blk.tp));
+    cr_assert_eq(blk.tp.stats.intx_deasserts, 1u);
+    cr_assert_eq(blk.tp.stats.intx_asserts, asserts, "counters are kept");
+    cr_assert_eq(blk.tp.stats.function_resets, 1u);
+    cr_assert_eq(blk.resets, resets + 1u, "the personality was reset");
+    cr_assert_eq(cfg16(PCI_COMMAND), 0, "memory decoding and bus mastering off");
+    cr_assert_eq(pt_cfg_read(&blk.tp, PCI_BAR0, 4), 0, "BAR0 unassigned");
+    cr_assert_eq(pt_cfg_read(&blk.tp, PCI_INTERRUPT_LINE, 1), 0);
+    cr_assert_eq(pt_cfg_read(&blk.tp, PCI_INTERRUPT_PIN, 1), 0x01, "read-only fields as built");
+    uint64_t v = 0;
+    cr_assert_not(pt_mmio_read(&blk.tp, BAR0_BASE, 1, &v), "no BAR decodes before it is assigned");
+    cr_assert(cap_list_has(PCI_CAP_ID_VNDR));
+
+    map_bars();
+    cr_assert_eq(rd(VIRTIO_PCI_COMMON_STATUS, 1), 0);
+    wr(VIRTIO_PCI_COMMON_Q_SELECT, 2, 0);
+    cr_assert_eq(rd(VIRTIO_PCI_COMMON_Q_ENABLE, 2), 0);
+    cr_assert_eq(rd(VIRTIO_PCI_COMMON_Q_SIZE, 2), 64, "queue size back to the maximum");
+    cr_assert_not(pt_queue_live(&blk.tp, 0));
+
+    bring_up();
+    one_request(0, 0); /* the ring starts again at its first slot */
+    cr_assert(pt_intx_asserted(&blk.tp));
+}
+
+/* PCI Local Bus 3.0 §6.8.2.3 and §6.8.2.9 under a function reset: the MSI-X Enable and
+ * Function Mask bits read 0 again and every vector's Mask bit is set, whatever the
+ * driver had programmed. */
+Test(transport, function_reset_disables_and_masks_msix)
+{
+    map_bars();
+    const uint8_t mcap = pci_cfg_find_cap(&blk.tp.pci, PCI_CAP_ID_MSIX, -1);
+    cr_assert_neq(mcap, 0);
+    pt_cfg_write(&blk.tp, mcap + 2u, 2, MSIX_MSGCTL_ENABLE_MASK);
+    cr_assert(blk.tp.msix.enabled);
+    cr_assert_eq(msix_table_write(&blk.tp.msix, MSIX_ENTRY_CTRL, 4, 0), VS_REASON_NONE);
+    cr_assert_eq(msix_table_read(&blk.tp.msix, MSIX_ENTRY_CTRL, 4) & 1, 0);
+
+    pt_function_reset(&blk.tp);
+    cr_assert_not(blk.tp.msix.enabled);
+    cr_assert_eq(cfg16(mcap + 2u) & (MSIX_MSGCTL_ENABLE_MASK | MSIX_MSGCTL_FMASK_MASK), 0);
+    for (uint16_t vec = 0; vec < blk.tp.msix.nvec; vec++)
+        cr_assert_eq(msix_table_read(&blk.tp.msix, vec * MSIX_ENTRY_SIZE + MSIX_ENTRY_CTRL, 4) & 1, 1,
+                     "vector %u masked", vec);
+    cr_assert_eq(pci_cfg_find_cap(&blk.tp.pci, PCI_CAP_ID_MSIX, -1), mcap, "the capability list as built");
+}

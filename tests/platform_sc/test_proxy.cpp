@@ -6,6 +6,10 @@
 // hostile QEMU, sends what must end the connection. The server runs in a thread on one
 // end of a socketpair (qemu_proxy_serve_connection); one test runs the viosim binary.
 // Every wait is bounded (WAIT_MS).
+//
+// Links SystemC (the proxy runs the timed platform, external_host.h): one platform per
+// test (Criterion runs each test in a process of its own), shared by the connections of
+// a test.
 #include <criterion/criterion.h>
 #include <jansson.h>
 
@@ -34,6 +38,8 @@ extern "C" {
 #include "pci_cfg.h"
 #include "virtio_wire.h"
 }
+
+#include "common/sc_criterion_main.h"
 
 namespace {
 
