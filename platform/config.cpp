@@ -1846,6 +1846,13 @@ bool config_validate(const vs_config &cfg, param_error &err, bool qemu_proxy)
                "x-pci-proxy-dev sizes every BAR as a 32-bit memory BAR)"};
         return false;
     }
+    if (qemu_proxy && !vs_feature_has(&cfg.dev.withdraw, VIRTIO_F_ACCESS_PLATFORM_BIT)) {
+        err = {"device.withdraw_features",
+               "parameter 'device.withdraw_features': serve --qemu-proxy needs ACCESS_PLATFORM "
+               "withdrawn (the guest's DMA addresses are guest-physical: it programs no IOMMU "
+               "of the platform)"};
+        return false;
+    }
     if (cfg.dev.no_msix && cfg.software.enabled) {
         err = {"device.msix", "parameter 'device.msix': off (legacy INTx) needs "
                               "sim.device_profile=hardware: a software device has no INTx pin"};

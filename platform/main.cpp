@@ -466,7 +466,8 @@ int cmd_serve(int argc, char **argv)
     if (opt.socket_path.empty())
         return usage_error("serve needs --vhost-user PATH or --qemu-proxy PATH");
     if (args.qemu_proxy) // the proxy's defaults, before the user's settings
-        args.sets.insert(args.sets.begin(), {"device.msix=off", "device.bar_width_bits=32"});
+        args.sets.insert(args.sets.begin(), {"device.msix=off", "device.bar_width_bits=32",
+                                             "device.withdraw_features=ACCESS_PLATFORM"});
     vs_config cfg;
     std::string why = args.resolve(cfg);
     if (!why.empty())

@@ -77,6 +77,7 @@ const vs_config &process_config(uint8_t first)
         c.dev.mrg_rxbuf = (first & 4) != 0;
         c.dev.no_msix = true;
         c.dev.bars_32bit = true;
+        vs_feature_set(&c.dev.withdraw, VIRTIO_F_ACCESS_PLATFORM_BIT); // as serve's defaults
         return c;
     }();
     return cfg;

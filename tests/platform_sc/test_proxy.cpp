@@ -55,6 +55,7 @@ vs_config proxy_config()
     vs_config cfg = config_defaults();
     cfg.dev.no_msix = true;
     cfg.dev.bars_32bit = true;
+    vs_feature_set(&cfg.dev.withdraw, VIRTIO_F_ACCESS_PLATFORM_BIT);
     param_error err;
     cr_assert(config_validate(cfg, err, true), "%s", err.message.c_str());
     return cfg;
@@ -73,15 +74,36 @@ struct qemu_peer {
         int sv[2];
         cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
         sock = sv[0];
+        make_ram();
+        opt.message_timeout_s = 1;
+        const int theirs = sv[1];
+        server = std::thread([this, theirs] { qemu_proxy_serve_connection(cfg, opt, theirs); });
+    }
+    // A peer of a `viosim serve --qemu-proxy` listening on path (connects within 30 s).
+    explicit qemu_peer(const std::string &path)
+    {
+        for (int tries = 0; tries < 3000 && sock < 0; tries++) {
+            sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+            struct sockaddr_un sa = {};
+            sa.sun_family = AF_UNIX;
+            std::snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path.c_str());
+            if (connect(sock, reinterpret_cast<struct sockaddr *>(&sa), sizeof sa) != 0) {
+                close(sock);
+                sock = -1;
+                usleep(10000);
+            }
+        }
+        cr_assert_geq(sock, 0, "the server listens on %s", path.c_str());
+        make_ram();
+    }
+    void make_ram()
+    {
         mem = memfd_create("test-proxy", MFD_CLOEXEC);
         cr_assert_geq(mem, 0);
         cr_assert_eq(ftruncate(mem, off_t(RAM_FILE_OFFSET + RAM_BYTES)), 0);
         void *p = mmap(nullptr, RAM_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, mem, off_t(RAM_FILE_OFFSET));
         cr_assert_neq(p, MAP_FAILED);
         ram = static_cast<uint8_t *>(p);
-        opt.message_timeout_s = 1;
-        const int theirs = sv[1];
-        server = std::thread([this, theirs] { qemu_proxy_serve_connection(cfg, opt, theirs); });
     }
     ~qemu_peer()
     {
@@ -505,8 +527,49 @@ Test(proxy, dma_outside_ram_needs_reset_connection_stays)
     cr_assert(q.bar_rd(common + VIRTIO_PCI_COMMON_STATUS, 1) & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
 }
 
-// The binary: `viosim serve --qemu-proxy` refuses MSI-X and 64-bit BARs, serves a peer
-// on the socket and writes stats.json with the proxy's counters.
+// The viosim binary as a server.
+namespace {
+// Starts `viosim serve --qemu-proxy DIR/proxy.sock --out DIR` (60 s at most, log in
+// DIR/serve.log); its pid.
+pid_t start_proxy_server(const char *bin, const std::string &dir)
+{
+    const std::string sock = dir + "/proxy.sock";
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        const std::string log = dir + "/serve.log";
+        int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        dup2(fd, 2);
+        execl(bin, bin, "serve", "--qemu-proxy", sock.c_str(), "--out", dir.c_str(), "--duration-s", "60",
+              static_cast<char *>(nullptr));
+        _exit(127);
+    }
+    return pid;
+}
+
+// Stops the server (SIGTERM), which must exit 0; its stats.json.
+json_t *stop_proxy_server(pid_t pid, const std::string &dir)
+{
+    kill(pid, SIGTERM);
+    int st = 0;
+    cr_assert_eq(waitpid(pid, &st, 0), pid);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s", slurp(dir + "/serve.log").c_str());
+    json_error_t e;
+    json_t *j = json_load_file((dir + "/stats.json").c_str(), 0, &e);
+    cr_assert_not_null(j, "%s", e.text);
+    return j;
+}
+
+json_t *stat_of(json_t *doc, const char *name)
+{
+    return json_object_get(json_object_get(json_object_get(doc, "stats"), name), "value");
+}
+} // namespace
+
+// The binary: `viosim serve --qemu-proxy` refuses MSI-X, 64-bit BARs and an offered
+// ACCESS_PLATFORM ("Reserved Feature Bits": the device would translate the guest's DMA
+// addresses through an IOMMU nothing programs), serves a peer on
+// the socket and writes stats.json with the proxy's counters.
 Test(proxy, binary_serves_and_writes_stats)
 {
     const char *bin = std::getenv("VIOSIM");
@@ -522,52 +585,125 @@ Test(proxy, binary_serves_and_writes_stats)
     cr_assert_neq(run_to_end({"--set", "device.msix=on"}), 0);
     cr_assert(slurp(dir + "/refused.log").find("device.msix") != std::string::npos);
     cr_assert_neq(run_to_end({"--set", "device.bar_width_bits=64"}), 0);
+    // The guest programs no IOMMU of the platform: ACCESS_PLATFORM must stay withdrawn.
+    cr_assert_neq(run_to_end({"--set", "device.withdraw_features=EVENT_IDX"}), 0);
+    cr_assert(slurp(dir + "/refused.log").find("ACCESS_PLATFORM") != std::string::npos);
 
-    pid_t pid = fork();
-    cr_assert_geq(pid, 0);
-    if (pid == 0) {
-        const std::string log = dir + "/serve.log";
-        int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        dup2(fd, 2);
-        execl(bin, bin, "serve", "--qemu-proxy", sock.c_str(), "--out", dir.c_str(), "--duration-s", "60",
-              static_cast<char *>(nullptr));
-        _exit(127);
+    const pid_t pid = start_proxy_server(bin, dir);
+    {
+        qemu_peer q(sock);
+        cr_assert_eq(q.cfg_rd(PCI_VENDOR_ID, 2), 0x1af4u);
     }
-    int s = -1;
-    for (int tries = 0; tries < 3000 && s < 0; tries++) { // the socket appears
-        s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        struct sockaddr_un sa = {};
-        sa.sun_family = AF_UNIX;
-        std::snprintf(sa.sun_path, sizeof sa.sun_path, "%s", sock.c_str());
-        if (connect(s, reinterpret_cast<struct sockaddr *>(&sa), sizeof sa) != 0) {
-            close(s);
-            s = -1;
-            usleep(10000);
-        }
-    }
-    cr_assert_geq(s, 0, "the server listens");
-    const std::vector<uint8_t> m = mpq_conf(MPQ_PCI_CFGREAD, PCI_VENDOR_ID, 0, 2);
-    cr_assert_eq(write(s, m.data(), m.size()), ssize_t(m.size()));
-    uint8_t b[24];
-    size_t have = 0;
-    while (have < sizeof b) {
-        struct pollfd p = {s, POLLIN, 0};
-        cr_assert_eq(poll(&p, 1, WAIT_MS), 1);
-        const ssize_t n = read(s, b + have, sizeof b - have);
-        cr_assert_gt(n, 0);
-        have += size_t(n);
-    }
-    cr_assert_eq(b[16] | b[17] << 8, 0x1af4);
-    close(s);
-    kill(pid, SIGTERM);
-    int st = 0;
-    cr_assert_eq(waitpid(pid, &st, 0), pid);
-    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s", slurp(dir + "/serve.log").c_str());
-    json_error_t e;
-    json_t *j = json_load_file((dir + "/stats.json").c_str(), 0, &e);
-    cr_assert_not_null(j, "%s", e.text);
-    json_t *stats = json_object_get(j, "stats");
-    cr_assert_eq(json_integer_value(json_object_get(json_object_get(stats, "proxy.cfg_reads"), "value")), 1);
-    cr_assert_eq(json_integer_value(json_object_get(json_object_get(stats, "proxy.connections"), "value")), 1);
+    json_t *j = stop_proxy_server(pid, dir);
+    cr_assert_eq(json_integer_value(stat_of(j, "proxy.cfg_reads")), 1);
+    cr_assert_eq(json_integer_value(stat_of(j, "proxy.connections")), 1);
     json_decref(j);
+}
+
+// stats.json of a proxy session carries what `viosim run` writes for the platform
+// (external_host::collect over the session's simulated time: sim.time_ns, link.*, dma.*,
+// device.*, conformance.violations), then the proxy's counters, and result.conformance
+// and result.negotiated_features as a run gives them. Two connections to one server: the
+// second starts from a function-level reset (BAR unassigned, status 0) on the same
+// platform, so its simulated time and counters go on; its driver writes num_queues,
+// which "Common configuration structure layout" makes read-only for the driver, and the
+// violation is named with its section.
+Test(proxy, session_stats_are_the_platforms_with_conformance)
+{
+    const char *bin = std::getenv("VIOSIM");
+    if (!bin)
+        cr_skip_test("VIOSIM is not set (run through ctest)");
+    const std::string dir = temp_dir();
+    const pid_t pid = start_proxy_server(bin, dir);
+    uint8_t frame[12 + 60] = {};
+    for (unsigned i = 12; i < sizeof frame; i++)
+        frame[i] = uint8_t(i * 3);
+    {
+        qemu_peer q(dir + "/proxy.sock");
+        q.sync_ram();
+        q.set_irqfd();
+        q.assign_bar0();
+        q.bring_up(1ull << 32, 2);
+        const uint64_t rx_buf = 0x40000, tx_buf = 0x50000;
+        q.post(0, {{rx_buf, 2048, true}});
+        q.bar_wr(q.notify_at[0], 2, 0);
+        std::memcpy(q.ram + tx_buf, frame, sizeof frame);
+        q.post(1, {{tx_buf, sizeof frame, false}});
+        q.bar_wr(q.notify_at[1], 2, 1);
+        cr_assert_eq(q.used_idx(1), 1u, "transmitted before the notification was answered");
+        cr_assert_eq(q.used_idx(0), 1u, "and looped back");
+        cr_assert_eq(std::memcmp(q.ram + rx_buf + 12, frame + 12, 60), 0);
+        cr_assert_geq(q.irq_count(), 1u);
+    }
+    {
+        qemu_peer q(dir + "/proxy.sock");
+        q.sync_ram();
+        cr_assert_eq(q.cfg_rd(PCI_BAR0, 4) & ~0xfu, 0u, "the new connection finds BAR0 unassigned");
+        q.assign_bar0();
+        const uint64_t common = q.vcap_addr(VIRTIO_PCI_CAP_COMMON_CFG);
+        cr_assert_eq(q.bar_rd(common + VIRTIO_PCI_COMMON_STATUS, 1), 0u, "and the device reset");
+        q.bar_wr(common + VIRTIO_PCI_COMMON_NUMQ, 2, 1); // read-only for the driver
+    }
+    json_t *j = stop_proxy_server(pid, dir);
+    for (const char *name : {"sim.time_ns", "link.up.tlps", "link.down.tlps", "link.up.payload_bytes",
+                             "dma.reads", "dma.writes", "device.tx.frames", "device.rx.frames",
+                             "device.intx_asserts", "conformance.violations", "proxy.connections"})
+        cr_assert_not_null(stat_of(j, name), "stats.json has %s", name);
+    cr_assert_gt(json_number_value(stat_of(j, "sim.time_ns")), 0.0, "simulated time passed");
+    cr_assert_gt(json_integer_value(stat_of(j, "link.up.tlps")), 0, "the device's DMA crossed the link");
+    cr_assert_gt(json_integer_value(stat_of(j, "link.down.tlps")), 0, "the accesses crossed the link");
+    cr_assert_gt(json_integer_value(stat_of(j, "dma.reads")), 0);
+    cr_assert_eq(json_integer_value(stat_of(j, "device.tx.frames")), 1);
+    cr_assert_eq(json_integer_value(stat_of(j, "device.rx.frames")), 1);
+    cr_assert_geq(json_integer_value(stat_of(j, "device.intx_asserts")), 1);
+    cr_assert_eq(json_integer_value(stat_of(j, "proxy.connections")), 2);
+    cr_assert_eq(json_integer_value(stat_of(j, "proxy.device_resets")), 2, "one per connection");
+    cr_assert_eq(json_integer_value(stat_of(j, "conformance.violations")), 1);
+    json_t *result = json_object_get(j, "result");
+    json_t *conf = json_object_get(result, "conformance");
+    cr_assert_eq(json_integer_value(json_object_get(conf, "violations")), 1);
+    cr_assert_eq(json_integer_value(json_object_get(json_object_get(conf, "by_rule"), "READ_ONLY_FIELD_WRITTEN")), 1,
+                 "%s", json_dumps(conf, 0));
+    json_t *first = json_array_get(json_object_get(conf, "first"), 0);
+    cr_assert_str_eq(json_string_value(json_object_get(first, "rule")), "READ_ONLY_FIELD_WRITTEN");
+    cr_assert(std::strstr(json_string_value(json_object_get(first, "section")), "Common configuration"));
+    cr_assert_gt(json_number_value(json_object_get(first, "time_ns")), 0.0, "stamped with simulated time");
+    cr_assert_eq(json_integer_value(json_object_get(json_object_get(result, "negotiated_features"), "VERSION_1")),
+                 32, "the first driver's features, kept past the resets");
+    json_decref(j);
+}
+
+// Hostile input does not outlive its connection: after a peer is refused (a BAR access
+// outside every BAR), the next peer of the same process -- on the same platform --
+// brings the device up from a function reset and moves a frame as if nothing happened.
+Test(proxy, refused_connection_leaves_the_platform_serving)
+{
+    {
+        qemu_peer q;
+        q.sync_ram();
+        q.assign_bar0();
+        q.bring_up(1ull << 32, 2);
+        q.post(0, {{0x40000, 2048, true}});
+        q.bar_wr(q.notify_at[0], 2, 0); // a receive buffer left with the device
+        q.send(mpq_bar(MPQ_BAR_WRITE, 0x1000, 1, 4));
+        cr_assert(q.closed_by_server());
+    }
+    qemu_peer q;
+    q.sync_ram();
+    q.set_irqfd();
+    cr_assert_eq(q.cfg_rd(PCI_COMMAND, 2), 0u, "memory decoding and bus mastering off again");
+    q.assign_bar0();
+    q.bring_up(1ull << 32, 2);
+    const uint64_t rx_buf = 0x60000, tx_buf = 0x70000;
+    q.post(0, {{rx_buf, 2048, true}});
+    q.bar_wr(q.notify_at[0], 2, 0);
+    uint8_t frame[12 + 60] = {};
+    frame[20] = 0x5a;
+    std::memcpy(q.ram + tx_buf, frame, sizeof frame);
+    q.post(1, {{tx_buf, sizeof frame, false}});
+    q.bar_wr(q.notify_at[1], 2, 1);
+    cr_assert_eq(q.used_idx(1), 1u);
+    cr_assert_eq(q.used_idx(0), 1u, "the frame came back into this connection's buffer");
+    cr_assert_eq(q.ram[rx_buf + 20], 0x5a);
+    cr_assert_geq(q.irq_count(), 1u);
 }
