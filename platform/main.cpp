@@ -205,6 +205,10 @@ std::string resolve_config(const std::string *config_path, const std::vector<std
     for (const std::string &assignment : sets)
         if (!config_apply_set(cfg, assignment, err))
             return err.message;
+    // Whatever else the user withdraws: the proxy's guest programs no IOMMU of the
+    // platform (config_validate), so its device never offers ACCESS_PLATFORM.
+    if (qemu_proxy)
+        vs_feature_set(&cfg.dev.withdraw, VIRTIO_F_ACCESS_PLATFORM_BIT);
     if (!config_validate(cfg, err, qemu_proxy))
         return err.message;
     return "";
@@ -466,8 +470,7 @@ int cmd_serve(int argc, char **argv)
     if (opt.socket_path.empty())
         return usage_error("serve needs --vhost-user PATH or --qemu-proxy PATH");
     if (args.qemu_proxy) // the proxy's defaults, before the user's settings
-        args.sets.insert(args.sets.begin(), {"device.msix=off", "device.bar_width_bits=32",
-                                             "device.withdraw_features=ACCESS_PLATFORM"});
+        args.sets.insert(args.sets.begin(), {"device.msix=off", "device.bar_width_bits=32"});
     vs_config cfg;
     std::string why = args.resolve(cfg);
     if (!why.empty())

@@ -748,6 +748,28 @@ Test(config, bar_width_and_msix)
     cr_expect(validate(c, err), "%s", err.message.c_str());
 }
 
+// serve --qemu-proxy's rules (config_validate with qemu_proxy): INTx only, 32-bit BARs,
+// and ACCESS_PLATFORM withdrawn ("Reserved Feature Bits": with it negotiated the device
+// translates its DMA through an IOMMU the proxy's guest never programs). Each refusal
+// names its key.
+Test(config, qemu_proxy_rules)
+{
+    vs_config c = config_defaults();
+    param_error err;
+    cr_expect_not(config_validate(c, err, true));
+    cr_expect_eq(err.key, "device.msix");
+    set_ok(c, "device.msix=off");
+    cr_expect_not(config_validate(c, err, true));
+    cr_expect_eq(err.key, "device.bar_width_bits");
+    set_ok(c, "device.bar_width_bits=32");
+    cr_expect_not(config_validate(c, err, true));
+    cr_expect_eq(err.key, "device.withdraw_features");
+    cr_expect(contains(err.message, "ACCESS_PLATFORM"), "%s", err.message.c_str());
+    set_ok(c, "device.withdraw_features=RING_PACKED,ACCESS_PLATFORM");
+    cr_expect(config_validate(c, err, true), "%s", err.message.c_str());
+    cr_expect(validate(c, err), "%s", err.message.c_str());
+}
+
 Test(config, validate_checks_configs_built_in_code)
 {
     vs_config c = config_defaults();
