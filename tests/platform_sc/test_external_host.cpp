@@ -328,6 +328,37 @@ Test(external_host, reference_driver_loopback_on_intx)
                  l.a.intx_changes, "every change of the pin delivered");
 }
 
+// A function-level reset (PCI Express Base 4.0 §6.6.2; QEMU's DEVICE_RESET over
+// --qemu-proxy) through the platform: the configuration space reads as at power-on
+// (Command 0, BAR0 unassigned), the statistics go on, and the reference driver brings
+// the function up from scratch ("Device Initialization") and moves its frames again.
+Test(external_host, function_reset_then_a_second_bring_up)
+{
+    const vs_config cfg = test_config(8);
+    loopback l(cfg);
+    cr_assert_eq(l.result, REFDRV_OK, "driver result %s", refdrv_result_name(l.result));
+    l.h.reset_function();
+    cr_expect(l.h.run_until_idle(sc_time(1, sc_core::SC_MS)), "nothing left to do after the reset");
+    uint32_t v = 0xffff;
+    cr_assert_eq(l.h.cfg_read(PCI_COMMAND, 2, v), external_access::ok);
+    cr_expect_eq(v, 0u, "memory decoding and bus mastering off");
+    cr_assert_eq(l.h.cfg_read(PCI_BAR0, 4, v), external_access::ok);
+    cr_expect_eq(v & ~0xfu, 0u, "BAR0 unassigned");
+    // A new driver: fresh (zeroed) memory for its rings, no interrupt of the old one.
+    std::memset(l.ram.bytes.get(), 0, MEM_BYTES);
+    l.a.msis.clear();
+    refdrv_stats again = {};
+    const refdrv_params p = cfg.drv;
+    const vs_host_ops ops = l.a.ops(l.ram);
+    const enum refdrv_result second = refdrv_run(&ops, &p, &again);
+    cr_assert_eq(second, REFDRV_OK, "driver result %s (%s)", refdrv_result_name(second),
+                 l.h.collect().device_error.c_str());
+    cr_expect_eq(again.rx_frames, 8u);
+    const run_result r = l.h.collect();
+    cr_expect_eq(stat(r, "device.tx.frames").u64, 16u, "counters kept across the reset");
+    cr_expect_eq(r.violations_total, 0u);
+}
+
 namespace {
 // The stats text of one loopback run in a child process of its own.
 std::string stats_of_a_child_run(bool split = false)
