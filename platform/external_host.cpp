@@ -37,6 +37,9 @@ public:
         tlm::tlm_response_status status;
         bool done;
     } req = {};
+    // Instead of an access: work to run inside the simulation at the current time
+    // (external_host::front_end, kick).
+    std::function<void()> op;
     sc_core::sc_event start;
 
     // Interrupts arrived and not yet delivered, in arrival order.
@@ -86,6 +89,13 @@ private:
     {
         for (;;) {
             sc_core::wait(start);
+            if (op) {
+                op();
+                op = nullptr;
+                req.done = true;
+                sc_core::sc_pause();
+                continue;
+            }
             reused_payload::lease payload(slot);
             tlm::tlm_generic_payload &tx = payload.prepare(req.cmd, req.addr, req.data, req.size);
             sc_time delay = SC_ZERO_TIME;
@@ -217,6 +227,50 @@ void external_host::set_guest_memory(const std::vector<memory_region> &guest_mem
     p_->mem.set_regions(guest_memory);
 }
 
+void external_host::in_port()
+{
+    external_host_port::request &r = p_->port.req;
+    r.done = false;
+    p_->port.start.notify(SC_ZERO_TIME);
+    // The port's thread issues it at the current time and pauses the simulation once
+    // done (an access: its completion is back); whatever the device does meanwhile runs too.
+    while (!r.done) {
+        sc_core::sc_start(sc_core::sc_max_time() - sc_core::sc_time_stamp(),
+                          sc_core::SC_EXIT_ON_STARVATION);
+        if (!r.done && !sc_core::sc_pending_activity())
+            throw std::logic_error("external_host: the access never completed");
+    }
+}
+
+namespace {
+// Guest memory reached outside simulated time, for a front end's operations.
+enum vs_dma_status untimed_read(void *ctx, uint64_t addr, void *dst, uint32_t len, enum vs_dma_kind)
+{
+    return static_cast<host_memory *>(ctx)->access_untimed(true, addr, dst, len) ? VS_DMA_OK
+                                                                                 : VS_DMA_OUT_OF_RANGE;
+}
+enum vs_dma_status untimed_write(void *ctx, uint64_t addr, const void *src, uint32_t len,
+                                 enum vs_dma_kind)
+{
+    return static_cast<host_memory *>(ctx)->access_untimed(false, addr, const_cast<void *>(src), len)
+               ? VS_DMA_OK
+               : VS_DMA_OUT_OF_RANGE;
+}
+} // namespace
+
+void external_host::front_end(const std::function<void(vdev &, const vs_guest_ops &)> &op)
+{
+    const vs_guest_ops ops = {untimed_read, untimed_write, &p_->mem};
+    p_->port.op = [&] { p_->dev.front_end([&](vdev &d) { op(d, ops); }); };
+    in_port();
+}
+
+void external_host::kick(uint16_t q)
+{
+    p_->port.op = [this, q] { p_->dev.front_end_kick(q); };
+    in_port();
+}
+
 external_access external_host::access(bool read, uint64_t addr, unsigned size, uint64_t &value)
 {
     external_host_port::request &r = p_->port.req;
@@ -225,16 +279,7 @@ external_access external_host::access(bool read, uint64_t addr, unsigned size, u
     r.size = size;
     std::memset(r.data, 0, sizeof r.data);
     std::memcpy(r.data, &value, size);
-    r.done = false;
-    p_->port.start.notify(SC_ZERO_TIME);
-    // The port's thread issues it at the current time and pauses the simulation once
-    // the completion is back; whatever the device does meanwhile runs too.
-    while (!r.done) {
-        sc_core::sc_start(sc_core::sc_max_time() - sc_core::sc_time_stamp(),
-                          sc_core::SC_EXIT_ON_STARVATION);
-        if (!r.done && !sc_core::sc_pending_activity())
-            throw std::logic_error("external_host: the access never completed");
-    }
+    in_port();
     value = 0;
     std::memcpy(&value, r.data, size);
     if (r.status == tlm::TLM_OK_RESPONSE)

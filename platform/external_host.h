@@ -93,6 +93,19 @@ public:
     std::function<void(uint64_t addr, uint32_t data)> on_msi;
     std::function<void(bool level)> on_intx;
 
+    // A front end without registers (vhost-user, platform/vhost_user.cpp), which hands
+    // the device what its driver settled instead of register writes. front_end runs op on
+    // the device's kernel (its pt_fe_* / vnet_fe_* calls) inside the simulation at the
+    // current simulated time, taking none, then wakes the engines as a register write
+    // arriving now would (queues come into service, interrupts decided are sent). ops
+    // reaches guest memory untimed (a ring stop publishing what was pushed is a control
+    // operation, not the data path). kick is an available buffer notification for queue
+    // q arriving at the device now (counted in its kicks, its engine wakes). Used buffer
+    // notifications come out through on_msi: pt_fe_attach puts queue q on vector 1 + q,
+    // address PT_FE_MSI_ADDRESS (amap::msi_base), data the vector (pt_fe_msi_queue).
+    void front_end(const std::function<void(vdev &, const vs_guest_ops &)> &op);
+    void kick(uint16_t q);
+
     // Points address space pasid of the platform IOMMU at a page table in guest memory
     // (workloads/iopt.h format; vs_host_ops.iommu_set_root).
     bool iommu_set_root(uint32_t pasid, uint64_t root);
@@ -108,6 +121,7 @@ public:
 private:
     external_host(const vs_config &cfg, const std::vector<memory_region> &guest_memory);
     external_access access(bool read, uint64_t addr, unsigned size, uint64_t &value);
+    void in_port(); // runs the port's request (an access or op) at the current time
     void run(const sc_core::sc_time &bound, bool to_time);
 
     struct parts;

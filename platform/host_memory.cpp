@@ -1,6 +1,7 @@
 #include "host_memory.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <new>
 
@@ -44,6 +45,42 @@ const memory_region *host_memory::find(uint64_t addr, unsigned len) const
     return nullptr;
 }
 
+bool host_memory::copy(const memory_region &r, uint64_t addr, void *data, unsigned len, bool read)
+{
+    uint8_t *p = r.data + (addr - r.base);
+    if (!r.shared) {
+        if (read)
+            std::memcpy(data, p, len);
+        else
+            std::memcpy(p, data, len);
+        return true;
+    }
+    if (read) {
+        if (store_pending_) {
+            std::atomic_thread_fence(std::memory_order_seq_cst);
+            store_pending_ = false;
+        }
+        shared_memory_load(data, p, len, true);
+    } else {
+        shared_memory_store(p, data, len);
+        store_pending_ = true;
+    }
+    if (!shared_memory_faulted())
+        return true;
+    // The peer shrank the file under the mapping (shared_memory.h replaced it by zero
+    // pages): refused as an address outside every region; the caller ends the session.
+    if (faults++ == 0)
+        fault_addr = addr;
+    errors++;
+    return false;
+}
+
+bool host_memory::access_untimed(bool read, uint64_t addr, void *data, unsigned len)
+{
+    const memory_region *r = find(addr, len);
+    return r && copy(*r, addr, data, len, read);
+}
+
 // Reads cost the DRAM latency; writes are posted and cost the initiator nothing here.
 void host_memory::b_transport(tlm::tlm_generic_payload &tx, sc_core::sc_time &delay)
 {
@@ -55,12 +92,11 @@ void host_memory::b_transport(tlm::tlm_generic_payload &tx, sc_core::sc_time &de
         tx.set_response_status(tlm::TLM_ADDRESS_ERROR_RESPONSE);
         return;
     }
-    uint8_t *p = r->data + (addr - r->base);
+    if ((tx.is_read() || tx.is_write()) && !copy(*r, addr, tx.get_data_ptr(), len, tx.is_read())) {
+        tx.set_response_status(tlm::TLM_ADDRESS_ERROR_RESPONSE);
+        return;
+    }
     if (tx.is_read()) {
-        if (r->shared)
-            shared_memory_load(tx.get_data_ptr(), p, len, true);
-        else
-            std::memcpy(tx.get_data_ptr(), p, len);
         reads++;
         read_bytes += len;
         const sc_core::sc_time stream = read_per_byte_ * double(len);
@@ -73,10 +109,6 @@ void host_memory::b_transport(tlm::tlm_generic_payload &tx, sc_core::sc_time &de
             delay += read_latency_ + stream;
         }
     } else if (tx.is_write()) {
-        if (r->shared)
-            shared_memory_store(p, tx.get_data_ptr(), len);
-        else
-            std::memcpy(p, tx.get_data_ptr(), len);
         writes++;
         write_bytes += len;
         if (watcher) {

@@ -65,7 +65,16 @@ public:
     uint64_t base() const { return region_.base; }
     uint64_t size() const { return region_.size_bytes; }
 
+    // An access outside simulated time (a front end's control operation, e.g. a ring
+    // stop publishing what was pushed: external_host::front_end): the regions and the
+    // shared-memory rules of a DMA access, no latency, not counted as DMA. False if
+    // outside every region (or the shared memory faulted).
+    bool access_untimed(bool read, uint64_t addr, void *data, unsigned len);
+
     uint64_t reads = 0, writes = 0, read_bytes = 0, write_bytes = 0, errors = 0;
+    // Accesses to a shared region refused because its mapping faulted (the other process
+    // shrank the file: shared_memory_faulted()); part of errors. fault_addr: the first.
+    uint64_t faults = 0, fault_addr = 0;
 
     // A CPU that polls the rings sleeps until the device next writes guest memory
     // (host_cpu::op_poll_idle): it sets `watcher`, which the next write clears and calls,
@@ -81,6 +90,12 @@ private:
     void b_transport(tlm::tlm_generic_payload &tx, sc_core::sc_time &delay);
     // The region holding all of [addr, addr + len), or null.
     const memory_region *find(uint64_t addr, unsigned len) const;
+    // Copies between data and region r at addr; false if a shared region faulted.
+    bool copy(const memory_region &r, uint64_t addr, void *data, unsigned len, bool read);
+    // A store to a shared region since the last full fence: the next load must not pass
+    // it (store then load needs one even on x86: the device's used index published, then
+    // the driver's event suppression read, which a peer updates meanwhile).
+    bool store_pending_ = false;
 
     struct free_bytes {
         void operator()(uint8_t *p) const { std::free(p); }

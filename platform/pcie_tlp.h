@@ -49,7 +49,7 @@ unsigned pcie_tlp_overhead_bytes(const pcie_cfg &c, tlp_type t);
 double pcie_read_fixed_ns(const pcie_cfg &c, double total_64b_ns, double completer_64b_ns);
 
 // The link's timing, derived once from its parameter group and host memory's (the
-// completer of its reads): the simulation's link module, serve's link_charge and
+// completer of its reads): the simulation's link module (viosim run and serve alike) and
 // config_validate all take it from here.
 struct pcie_link_timing {
     pcie_cfg link;        // how transfers split into TLPs

@@ -61,7 +61,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "link_charge.h"
+#include "device_platform.h"
+#include "external_host.h"
 #include "provenance.h"
 #include "shared_memory.h"
 #include "stats.h"
@@ -154,8 +155,8 @@ constexpr auto &close_fd = serve_close_fd;
 
 // ---- Counters over the server's life (all connections) ----
 
-// The device's own counters are the transport's and the personality's (struct pt_stats,
-// struct vnet_stats, the rings'); these are serve's.
+// The device's own counters are the platform's (the kernels', the engines', the link's,
+// external_host::collect); these are serve's.
 struct serve_counters {
     uint64_t connections = 0, connections_failed = 0, messages = 0;
     uint64_t rx_merge_returned = 0;          // buffers of a merged frame left unpublished at a stop
@@ -163,7 +164,6 @@ struct serve_counters {
     uint64_t kick_events = 0;                // notifications those reads carried (eventfd count)
     uint64_t calls = 0;                      // used buffer notifications sent (call eventfd writes)
     uint64_t calls_no_fd = 0;                // decided, but the front end gave no call fd
-    uint64_t dma_errors = 0;                 // accesses outside every region
     uint64_t rings_broken = 0;
     uint64_t memory_faults = 0;              // accesses refused after a SIGBUS (shrunk memory)
     double busy_s = 0; // wall-clock time from the first to the last frame of each connection
@@ -173,10 +173,10 @@ struct serve_counters {
 };
 
 // Guest memory the front end may shrink under the device: shared_memory.h watches every
-// mapping for SIGBUS; mem_read and mem_write test shared_memory_faulted() after each copy
-// and report the access as failed (as one outside every region), so the ring stops at
-// once, and the server closes the connection when the kernel call returns
-// (server::check_memory) and goes on serving.
+// mapping for SIGBUS; the platform's memory (host_memory, over these mappings as shared
+// regions) refuses an access that met shared_memory_faulted() as one outside every
+// region, so the ring stops at once, and the server closes the connection once the
+// simulation slice returns (server::check_memory) and goes on serving.
 constexpr unsigned MAPS_MAX = VU_MAX_REGIONS;
 static_assert(MAPS_MAX <= SHARED_MEMORY_MAPS_MAX, "every region is watched");
 
@@ -191,27 +191,7 @@ struct region {
 
 struct guest_mem {
     std::vector<region> regions;
-    bool faulted = false;    // an access met shared_memory_faulted(): the front end shrank a region
-    uint64_t fault_addr = 0; // the first such access (guest physical)
-    serve_counters *ctr = nullptr;
-    link_charge *clock = nullptr; // the simulated platform's time for each access
-    // A write since the last full fence: the next read must not pass it (store then
-    // load needs a full fence, even on x86). The cases that matter: the used index
-    // published, then the driver's event suppression read (a driver that re-enables
-    // notifications and then looks at the used index would otherwise miss the update
-    // while the device reads its old "no notification"); and the device's request for
-    // notifications written, then the ring looked at again (a driver checking it right
-    // then would see the old suppression, not kick, and both sides would wait).
-    bool write_pending = false;
 
-    // The host pointer for [gpa, gpa + len) when one region covers it, else nullptr.
-    uint8_t *at(uint64_t gpa, uint64_t len) const
-    {
-        for (const region &r : regions)
-            if (gpa >= r.gpa && len <= r.size && gpa - r.gpa <= r.size - len)
-                return r.host + (gpa - r.gpa);
-        return nullptr;
-    }
     // The guest physical address of a front-end virtual address range (ring addresses
     // are given in the front end's address space), or false if no region covers it.
     bool uaddr_to_gpa(uint64_t ua, uint64_t len, uint64_t &gpa) const
@@ -229,6 +209,15 @@ struct guest_mem {
         regions.push_back(g);
         shared_memory_watch(g.map, g.map_len); // SET_MEM_TABLE takes at most MAPS_MAX regions
     }
+    // The platform's guest memory: every region shared with the front end.
+    std::vector<memory_region> platform_regions() const
+    {
+        std::vector<memory_region> v;
+        for (const region &r : regions)
+            v.push_back({r.gpa, r.size, r.host, true});
+        return v;
+    }
+    // The caller has taken the regions away from the platform first.
     void unmap()
     {
         shared_memory_unwatch_all();
@@ -236,58 +225,8 @@ struct guest_mem {
             if (r.map)
                 munmap(r.map, r.map_len);
         regions.clear();
-        faulted = false;
     }
 };
-
-// An access during or after a fault of shrunk memory (see on_sigbus): refused like an
-// address outside the regions; the server closes the connection once the kernel call
-// returns.
-enum vs_dma_status mem_fault(guest_mem *m, uint64_t addr)
-{
-    if (!m->faulted)
-        m->fault_addr = addr;
-    m->faulted = true;
-    m->ctr->memory_faults++;
-    return VS_DMA_OUT_OF_RANGE;
-}
-
-enum vs_dma_status mem_read(void *ctx, uint64_t addr, void *dst, uint32_t len, enum vs_dma_kind kind)
-{
-    auto *m = static_cast<guest_mem *>(ctx);
-    const uint8_t *p = m->at(addr, len);
-    if (!p) {
-        m->ctr->dma_errors++;
-        return VS_DMA_OUT_OF_RANGE;
-    }
-    if (m->write_pending) {
-        std::atomic_thread_fence(std::memory_order_seq_cst);
-        m->write_pending = false;
-    }
-    shared_memory_load(dst, p, len, kind == VS_DMA_DESC_READ);
-    if (shared_memory_faulted())
-        return mem_fault(m, addr);
-    m->clock->read(addr, len);
-    return VS_DMA_OK;
-}
-
-enum vs_dma_status mem_write(void *ctx, uint64_t addr, const void *src, uint32_t len,
-                             enum vs_dma_kind)
-{
-    auto *m = static_cast<guest_mem *>(ctx);
-    uint8_t *p = m->at(addr, len);
-    if (!p) {
-        m->ctr->dma_errors++;
-        return VS_DMA_OUT_OF_RANGE;
-    }
-    shared_memory_store(p, src, len);
-    if (shared_memory_faulted())
-        return mem_fault(m, addr);
-    std::atomic_signal_fence(std::memory_order_seq_cst);
-    m->write_pending = true;
-    m->clock->write(addr, len);
-    return VS_DMA_OK;
-}
 
 // ---- One ring ----
 
@@ -299,11 +238,10 @@ struct ring {
     bool have_addr = false;
     int kick_fd = -1, call_fd = -1, err_fd = -1;
     bool enabled = false; // SET_VRING_ENABLE (starts enabled without PROTOCOL_FEATURES)
-    bool started = false; // kick fd received, the transport's queue started
-    bool active = false;  // has (or may have) work: processed with notifications off
-    // Stopped for the device's other side (no frame to receive, no room in the FIFO),
-    // not for the front end's buffers: the pair's other ring wakes it.
-    bool waits_on_device = false;
+    bool started = false; // kick fd received and the ring accepted (ring_start)
+    // The function's queue runs on it (started and enabled): a disabled ring's queue is
+    // stopped, its position kept in base, and resumes there once enabled.
+    bool running = false;
 };
 
 // The message being received: the socket is read without blocking, so a message may
@@ -344,46 +282,79 @@ struct connection {
     bool had_frame = false;
 };
 
+// Simulated time one pass may run the platform for (run_until_idle's bound): the
+// device goes on until it waits for the front end or this much simulated time has
+// passed; then the loop looks at the socket and the kicks and runs the next slice.
+// (A function: no sc_time may exist before the platform sets the time resolution.)
+sc_core::sc_time slice() { return sc_core::sc_time(100, sc_core::SC_US); }
+
+// The configuration of the platform serve builds: the device as `viosim run` builds it
+// (device.*, its device.queue_pairs_count pairs included), with what vhost-user decides:
+// merged receive buffers always offered (serve has always offered VIRTIO_NET_F_MRG_RXBUF,
+// whatever device.mrg_rxbuf says); no device-memory suppression window and no
+// NOTIFICATION_DATA hint to count from (vhost-user has neither); MSI-X, whatever the
+// function's PCI presentation (the front end owns it): each queue's used buffer
+// notifications come out on its own vector (pt_fe_attach), for its ring's call eventfd.
+vs_config serve_platform_config(const vs_config &cfg)
+{
+    vs_config c = cfg;
+    vdev_params &p = c.dev;
+    p.no_msix = false;
+    p.bars_32bit = false;
+    if (!p.queue_pairs)
+        p.queue_pairs = 1;
+    p.mrg_rxbuf = true;
+    p.devmem_event = p.devmem_event_recheck = false;
+    if (p.fetch_source == VQ_FETCH_HINT)
+        p.fetch_source = VQ_FETCH_ONE;
+    return c;
+}
+
+// One platform per process (SystemC elaborates once): built by the first server from
+// its configuration and kept for the process's life, so its device (pairs, backend,
+// timing) is that configuration's for every later server too; each connection resets
+// the function when it first starts a ring (pt_fe_attach). The fuzz targets serve many
+// connections in one process this way.
+struct serve_platform {
+    std::unique_ptr<external_host> host;
+    vs_config cfg;   // what it was built with (serve_platform_config)
+    std::string why; // why it could not be built
+};
+
+serve_platform &process_platform(const vs_config &cfg)
+{
+    static serve_platform p;
+    if (!p.host && p.why.empty()) {
+        p.cfg = serve_platform_config(cfg);
+        p.host = external_host::create(p.cfg, {}, p.why);
+    }
+    return p;
+}
+
 class server {
 public:
     server(const vs_config &cfg, const serve_options &opt)
-        : cfg_(cfg), opt_(opt), pairs_(unsigned(cfg.dev.queue_pairs ? cfg.dev.queue_pairs : 1)),
-          pair_used_(pairs_, false), clock_(cfg)
+        : cfg_(cfg), opt_(opt), plat_(process_platform(cfg)), dcfg_(plat_.cfg),
+          pairs_(unsigned(dcfg_.dev.queue_pairs)), host_(plat_.host.get()), pair_used_(pairs_, false)
     {
+        if (!host_)
+            throw std::runtime_error(plat_.why);
         if (pairs_ > SERVE_VHOST_PAIRS_MAX) // main refuses it first, naming the parameter
             throw std::invalid_argument("device.queue_pairs_count above what vhost-user can name");
-        vs_conf_init(&conf_);
-        conn_.mem.ctr = &ctr_;
-        conn_.mem.clock = &clock_;
-        ops_ = {mem_read, mem_write, &conn_.mem};
-        // The device as `viosim run` builds it (device.*, its device.queue_pairs_count
-        // pairs included), with what vhost-user decides: merged receive buffers always offered (serve
-        // has always offered VIRTIO_NET_F_MRG_RXBUF, whatever device.mrg_rxbuf says);
-        // one buffer in flight per queue; a pass's buffers published together; no
-        // NOTIFICATION_DATA hint to count from (vhost-user kicks carry none); MSI-X,
-        // whatever the function's PCI presentation (the front end owns it): each
-        // queue's used buffer notifications come out on its own vector, for its ring's
-        // call eventfd.
-        vdev_params p = cfg.dev;
-        p.no_msix = false;
-        p.bars_32bit = false;
-        p.queue_pairs = uint16_t(pairs_);
-        p.mrg_rxbuf = true;
-        p.queue_engines = 1;
-        p.used_batch_max = SERVICE_BUDGET;
-        p.devmem_event = p.devmem_event_recheck = false;
-        if (p.fetch_source == VQ_FETCH_HINT)
-            p.fetch_source = VQ_FETCH_ONE;
-        if (!vdev_init(&d_, &p))
-            throw std::bad_alloc();
+        const host_memory &mem = host_->platform().mem;
+        faults_seen_ = mem.faults;
+        errors_at_start_ = mem.errors - mem.faults;
+        // Each used buffer notification, when it reaches the interrupt controller in
+        // simulated time, goes to its ring's call eventfd.
+        host_->on_msi = [this](uint64_t addr, uint32_t data) { deliver_interrupt(addr, data); };
         offered_ = (1ull << VIRTIO_F_VERSION_1_BIT) | (1ull << VIRTIO_F_RING_PACKED_BIT) |
                    (1ull << VIRTIO_F_IN_ORDER_BIT) | (1ull << VIRTIO_F_INDIRECT_DESC_BIT) |
                    (1ull << VIRTIO_F_EVENT_IDX_BIT) | (1ull << VIRTIO_NET_F_MRG_RXBUF_BIT);
         if (pairs_ > 1)
             offered_ |= 1ull << VIRTIO_NET_F_MQ_BIT;
-        offered_ &= ~(uint64_t(cfg.dev.withdraw.w[0]) | uint64_t(cfg.dev.withdraw.w[1]) << 32);
+        offered_ &= ~(uint64_t(dcfg_.dev.withdraw.w[0]) | uint64_t(dcfg_.dev.withdraw.w[1]) << 32);
     }
-    ~server() { vdev_fini(&d_); }
+    ~server() { host_->on_msi = nullptr; }
     server(const server &) = delete;
     server &operator=(const server &) = delete;
     int run();
@@ -400,40 +371,39 @@ private:
     bool reply(uint32_t request, const void *payload, uint32_t size);
     bool ring_start(uint16_t i);
     void ring_stop(uint16_t i);
-    bool device_failed();
+    void ring_run(uint16_t i, bool run);
+    void device_failed();
     void update_pairs();
-    void wake_rings();
-    bool service(uint16_t i, bool &waits_for_driver);
     unsigned rings() const { return 2 * pairs_; }
+    const vdev &dev() const { return host_->platform().dev.kernel(); }
     // The function needs a reset: every ring stops.
-    bool broken() const { return d_.tp.error != VS_REASON_NONE; }
-    void deliver_interrupts();
-    bool arm(uint16_t i, bool waits_for_driver);
+    bool broken() const { return dev().tp.error != VS_REASON_NONE; }
+    void deliver_interrupt(uint64_t addr, uint32_t data);
+    void simulate();
     void note_frame();
     bool write_stats(std::string &err);
-    uint64_t now_ns() const
-    {
-        return uint64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                            std::chrono::steady_clock::now() - start_)
-                            .count());
-    }
 
     const vs_config &cfg_;
     const serve_options &opt_;
     int listen_fd_ = -1;
     connection conn_;
-    struct vs_guest_ops ops_;
+    // The platform: the function (transport and personality) with its engines, DMA
+    // engine, link, root complex and memory, as a simulation builds them; dcfg_ its
+    // configuration (the device's parameters come from it).
+    serve_platform &plat_;
+    const vs_config &dcfg_;
     const unsigned pairs_; // device.queue_pairs_count
-    // The function: the transport and the personality, as a simulation builds them.
-    struct vdev d_;
+    external_host *host_;
+    bool idle_ = true;                // the last slice ended with the device waiting
     bool attached_ = false;           // pt_fe_attach since the connection began
     uint64_t attached_features_ = 0;  // what it was attached with
     bool failure_logged_ = false;
     std::vector<bool> pair_used_;     // a ring of pair k+1 started, over the server's life
     uint64_t offered_;
     serve_counters ctr_;
-    link_charge clock_;
-    struct vs_conformance conf_;
+    uint64_t faults_seen_ = 0;        // host_memory.faults already handled
+    uint64_t errors_at_start_ = 0;    // host_memory's address errors before this server
+    uint64_t frames_seen_ = 0;        // frames moved when last looked (note_frame)
     std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
 };
 
@@ -472,19 +442,45 @@ bool server::reply(uint32_t request, const void *payload, uint32_t size)
     return true;
 }
 
-// Stops ring i's queue (publishing what was pushed) and keeps its position in r.base for
-// GET_VRING_BASE and a later restart. A merged receive frame cut by the stop keeps its
-// buffers unpublished (the personality holds a frame's buffers until its last one);
-// the frame stays at the head of the receive FIFO and starts over after a restart.
-void server::ring_stop(uint16_t i)
+// Runs or stops ring i's queue in the function. Stopping publishes what was pushed and
+// keeps the position in r.base for GET_VRING_BASE and a later restart. A merged receive
+// frame cut by the stop keeps its buffers unpublished (the personality holds a frame's
+// buffers until its last one); the frame stays at the head of the receive FIFO and
+// starts over after a restart. Running resumes at r.base (a position ring_start
+// accepted, or one a stop gave back).
+void server::ring_run(uint16_t i, bool run)
 {
     ring &r = conn_.r[i];
-    if (r.started) {
+    if (run == r.running)
+        return;
+    if (!run) {
         uint32_t held = 0;
-        r.base = pt_fe_queue_stop(&d_.tp, i, &ops_, r.base, &held);
+        host_->front_end([&](vdev &d, const vs_guest_ops &ops) {
+            r.base = pt_fe_queue_stop(&d.tp, i, &ops, r.base, &held);
+        });
         ctr_.rx_merge_returned += held;
+        r.running = false;
+        return;
     }
-    r.started = r.active = false;
+    const uint64_t packed = conn_.features & (1ull << VIRTIO_F_RING_PACKED_BIT);
+    struct pt_fe_ring fr = {r.num, 0, 0, 0, r.base};
+    conn_.mem.uaddr_to_gpa(r.desc_ua, uint64_t(r.num) * 16, fr.desc);
+    conn_.mem.uaddr_to_gpa(r.avail_ua, packed ? 4 : 6 + 2 * uint64_t(r.num), fr.driver);
+    conn_.mem.uaddr_to_gpa(r.used_ua, packed ? 4 : 6 + 8 * uint64_t(r.num), fr.device);
+    enum pt_fe_start st = PT_FE_NOT_ATTACHED;
+    host_->front_end([&](vdev &d, const vs_guest_ops &) {
+        enum vs_reason why;
+        st = pt_fe_queue_start(&d.tp, i, &fr, &why);
+    });
+    r.running = st == PT_FE_STARTED; // ring_start checked this ring's start already
+}
+
+// Stops ring i for the front end (GET_VRING_BASE, a new kick fd, the end): its queue
+// stops, r.base keeps the position.
+void server::ring_stop(uint16_t i)
+{
+    ring_run(i, false);
+    conn_.r[i].started = false;
     update_pairs();
 }
 
@@ -494,7 +490,6 @@ void server::ring_stop(uint16_t i)
 // least pair 1 ("Device Initialization": receiveq1 and transmitq1 are always used). The
 // device's pairs in use are a count, as VQ_PAIRS_SET's virtqueue_pairs: a pair enabled
 // after a gap is not in use (its transmit ring takes no buffer) until the gap closes.
-// Rings that may have work now look again.
 void server::update_pairs()
 {
     if (!attached_ || broken())
@@ -504,10 +499,10 @@ void server::update_pairs()
     while (k < pairs_ && in_use(2 * k) && in_use(2 * k + 1))
         k++;
     const uint16_t want = uint16_t(std::max(k, 1u));
-    if (want == d_.net.pairs || !vnet_fe_set_pairs(&d_.net, want))
-        return; // unchanged, or more than one without VIRTIO_NET_F_MQ (ring_start refuses those rings)
-    for (uint16_t i = 0; i < rings(); i++)
-        conn_.r[i].active = conn_.r[i].started;
+    if (want == dev().net.pairs)
+        return;
+    // More than one without VIRTIO_NET_F_MQ is refused (ring_start refuses those rings).
+    host_->front_end([&](vdev &d, const vs_guest_ops &) { vnet_fe_set_pairs(&d.net, want); });
 }
 
 void server::teardown(bool failed)
@@ -519,7 +514,13 @@ void server::teardown(bool failed)
         close_fd(conn_.r[i].err_fd);
         conn_.r[i] = ring();
     }
+    // What the engines were doing ends before the memory goes (bounded: an access left
+    // in flight after the bound finds no region and fails, never unmapped memory).
+    host_->run_until_idle(slice());
+    idle_ = true;
+    host_->set_guest_memory({});
     conn_.mem.unmap();
+    faults_seen_ = host_->platform().mem.faults;
     conn_.in.clear();
     close_fd(conn_.fd);
     if (conn_.had_frame)
@@ -534,33 +535,28 @@ void server::teardown(bool failed)
         ctr_.connections_failed++;
 }
 
-// The function needs a reset (driver input the device cannot accept, pt_fail): record
-// it once and stop processing every ring. NEEDS_RESET is the device's, not a queue's
-// ("Device Status Field"), so one ring's bad input stops all pairs. vhost-user has no
+// The function needs a reset (driver input the device cannot accept, pt_fail, which
+// records a driver's violation in the function's conformance record): logged once.
+// NEEDS_RESET is the device's, not a queue's ("Device Status Field"), so one ring's bad
+// input stops all pairs (no queue is live: the engines sleep). vhost-user has no
 // DEVICE_NEEDS_RESET to raise without the STATUS protocol feature; the front end sees
 // the rings stall and GET_VRING_BASE reports where they stopped. A ring started
 // afterwards resets the function (ring_start).
-bool server::device_failed()
+void server::device_failed()
 {
-    const enum vs_reason why = d_.tp.error;
     // A fault of shrunk memory is not the driver's doing: the connection is closed with
     // its own log line (check_memory).
-    if (!failure_logged_ && !conn_.mem.faulted) {
-        const uint16_t i = d_.tp.error_queue;
-        conf_.now = now_ns() * 1000; // ps, as the simulation stamps violations
-        if (vs_reason_is_driver_violation(why))
-            vs_conf_report_reason(&conf_, why, i);
-        if (i < rings())
-            logf("ring %u (%s%u) stopped: %s; the function needs a reset, so all %u rings stop", i,
-                 is_tx(i) ? "transmitq" : "receiveq", i / 2 + 1, vs_reason_name(why), rings());
-        else
-            logf("the function needs a reset: %s; all %u rings stop", vs_reason_name(why), rings());
-        ctr_.rings_broken++;
-    }
+    if (failure_logged_ || host_->platform().mem.faults != faults_seen_)
+        return;
     failure_logged_ = true;
-    for (uint16_t i = 0; i < rings(); i++)
-        conn_.r[i].active = false;
-    return false;
+    const enum vs_reason why = dev().tp.error;
+    const uint16_t i = dev().tp.error_queue;
+    if (i < rings())
+        logf("ring %u (%s%u) stopped: %s; the function needs a reset, so all %u rings stop", i,
+             is_tx(i) ? "transmitq" : "receiveq", i / 2 + 1, vs_reason_name(why), rings());
+    else
+        logf("the function needs a reset: %s; all %u rings stop", vs_reason_name(why), rings());
+    ctr_.rings_broken++;
 }
 
 bool server::ring_start(uint16_t i)
@@ -596,10 +592,10 @@ bool server::ring_start(uint16_t i)
         // A fresh function with the negotiated features (after a failure: its reset,
         // the whole function's). The other rings stop (GET_VRING_BASE reports where)
         // and run again when the front end starts them, as it does after a reset.
-        // VIRTIO_F_ORDER_PLATFORM is the transport's too: serve's accesses are the CPU's
-        // own, ordered by the fences in mem_read and mem_write, so the device needs no
-        // read-back before publishing ("Reserved Feature Bits"); the front end is not
-        // offered it.
+        // VIRTIO_F_ORDER_PLATFORM is the transport's too: the platform's memory orders
+        // a shared region's stores and loads (host_memory, shared_memory_store), so the
+        // device needs no read-back before publishing ("Reserved Feature Bits"); the
+        // front end is not offered it.
         attached_ = false;
         for (uint16_t j = 0; j < rings(); j++)
             ring_stop(j);
@@ -607,13 +603,15 @@ bool server::ring_start(uint16_t i)
         f.w[0] = uint32_t(conn_.features);
         f.w[1] = uint32_t(conn_.features >> 32);
         vs_feature_set(&f, VIRTIO_F_ORDER_PLATFORM_BIT);
-        pt_fe_attach(&d_.tp, &f);
+        host_->front_end([&](vdev &d, const vs_guest_ops &) { pt_fe_attach(&d.tp, &f); });
         attached_ = true;
         attached_features_ = conn_.features;
         failure_logged_ = false;
     }
     enum vs_reason why = VS_REASON_NONE;
-    switch (pt_fe_queue_start(&d_.tp, i, &fr, &why)) {
+    enum pt_fe_start st = PT_FE_NOT_ATTACHED;
+    host_->front_end([&](vdev &d, const vs_guest_ops &) { st = pt_fe_queue_start(&d.tp, i, &fr, &why); });
+    switch (st) {
     case PT_FE_STARTED:
         break;
     case PT_FE_CONFIG_REFUSED:
@@ -625,38 +623,41 @@ bool server::ring_start(uint16_t i)
     case PT_FE_NOT_ATTACHED:
         return fail("ring %u: the device has no such queue", i);
     }
-    r.started = true;
-    r.active = true; // look once: buffers may already be there
-    r.waits_on_device = false;
+    r.started = r.running = true;
+    // A disabled ring is accepted but does not run until enabled (vhost-user.rst, "Ring
+    // states"): its queue stops again at once, keeping the position.
+    if (!r.enabled)
+        ring_run(i, false);
     pair_used_[i / 2] = true;
     update_pairs();
     return true;
 }
 
-// The transport's outbox: each used buffer notification it decided goes to its ring's
-// call eventfd (configuration changes have nowhere to go without the STATUS protocol
-// feature: device_failed logs them).
-void server::deliver_interrupts()
+// The interrupt controller's side: a used buffer notification of queue q (vector 1 + q,
+// pt_fe_attach) goes to its ring's call eventfd when it arrives in simulated time
+// (configuration changes have nowhere to go without the STATUS protocol feature).
+void server::deliver_interrupt(uint64_t addr, uint32_t data)
 {
-    struct msix_message m;
-    while (pt_take_msi(&d_.tp, &m)) {
-        const uint16_t q = pt_fe_msi_queue(&d_.tp, &m);
-        if (q == PT_NO_QUEUE || q >= rings())
-            continue;
-        clock_.interrupt(); // the device's MSI-X write, whether or not the front end listens
-        ring &r = conn_.r[q];
-        if (r.call_fd < 0) {
-            ctr_.calls_no_fd++;
-            continue;
-        }
-        uint64_t one = 1;
-        if (write(r.call_fd, &one, sizeof one) == sizeof one)
-            ctr_.calls++;
+    const struct msix_message m = {addr, data, uint16_t(data)};
+    const uint16_t q = pt_fe_msi_queue(&dev().tp, &m);
+    if (q == PT_NO_QUEUE || q >= rings())
+        return;
+    ring &r = conn_.r[q];
+    if (r.call_fd < 0) {
+        ctr_.calls_no_fd++;
+        return;
     }
+    uint64_t one = 1;
+    if (write(r.call_fd, &one, sizeof one) == sizeof one)
+        ctr_.calls++;
 }
 
 void server::note_frame()
 {
+    const uint64_t frames = dev().net.stats.tx_frames + dev().net.stats.rx_frames;
+    if (frames == frames_seen_)
+        return;
+    frames_seen_ = frames;
     conn_.last_frame = std::chrono::steady_clock::now();
     if (!conn_.had_frame) {
         conn_.first_frame = conn_.last_frame;
@@ -664,68 +665,17 @@ void server::note_frame()
     }
 }
 
-// Up to SERVICE_BUDGET buffers of ring i through the personality (transmit: "Network
-// Device / Device Operation / Transmitting Packets"; receive, with or without
-// VIRTIO_NET_F_MRG_RXBUF: "Receiving Packets"), then what they used published and the
-// notification decided. True if buffers were processed. waits_for_driver: the ring
-// stopped for want of buffers from the front end (not for the device's other side: no
-// frame to receive, or no room in the receive FIFO), as the queue's role tells.
-bool server::service(uint16_t i, bool &waits_for_driver)
+// One slice of simulated time: the platform runs until the device waits for the front
+// end (every engine asleep on a notification, nothing in flight) or slice() has passed.
+// Then what happened is looked at: a failure of the function, a fault of shrunk memory.
+void server::simulate()
 {
-    struct pt &tp = d_.tp;
-    const uint16_t q = i;
-    unsigned done = 0;
-    enum pt_step st = PT_STEP_IDLE;
-    while (done < SERVICE_BUDGET) {
-        struct pt_work w = {};
-        st = pt_step_one(&tp, q, &ops_, &w);
-        if (st != PT_STEP_DONE)
-            break;
-        done++;
-    }
-    waits_for_driver = (st == PT_STEP_IDLE) == tp.role[q]->idle_waits_for_driver;
-    conn_.r[i].waits_on_device = st != PT_STEP_DONE && !waits_for_driver;
-    if (st == PT_STEP_FAILED)
-        return device_failed();
-    if (done == 0)
-        return false;
+    idle_ = host_->run_until_idle(slice());
     note_frame();
-    if (pt_complete(&tp, q, &ops_) == PT_STEP_FAILED)
-        return device_failed();
-    deliver_interrupts();
-    wake_rings();
-    return true;
+    if (broken())
+        device_failed();
+    check_memory();
 }
-
-// The rings the personality gave work (pt_wake: the receive queue whose pair's FIFO got
-// a frame, wherever steering sent it; the transmit queue whose pair's FIFO got room) go
-// on if they were waiting for it. Marks alone suffice: virtio-net's receive and transmit
-// roles are woken_by_mark, and vhost-user passes no other queue.
-void server::wake_rings()
-{
-    uint16_t q;
-    while (pt_take_wake(&d_.tp, &q))
-        if (q < rings() && conn_.r[q].waits_on_device)
-            conn_.r[q].active = true;
-}
-
-// The ring ran dry: ask the front end for notifications again, then look once more (a
-// buffer made available before the request was seen would otherwise wait for a kick
-// that never comes). True if the ring goes on at once: it waited for buffers
-// (waits_for_driver) and they turned up; then notifications are off again.
-bool server::arm(uint16_t i, bool waits_for_driver)
-{
-    struct pt &tp = d_.tp;
-    enum pt_step st = pt_arm_notifications(&tp, i, &ops_);
-    if (st == PT_STEP_DONE && waits_for_driver)
-        st = pt_quiet_notifications(&tp, i, &ops_);
-    else if (st == PT_STEP_DONE)
-        return false;
-    if (st == PT_STEP_FAILED)
-        return device_failed();
-    return st == PT_STEP_DONE;
-}
-
 // Reads what has arrived of the current message without blocking (a front end that
 // stops mid-message cannot hold the loop: serve_connection_pass gives it
 // message_timeout_s) and handles the message once it is whole. False when the
@@ -818,10 +768,15 @@ bool server::receive()
 // connection is closed with one log line; the server keeps serving.
 bool server::check_memory()
 {
-    if (conn_.fd < 0 || !conn_.mem.faulted)
+    const host_memory &mem = host_->platform().mem;
+    if (mem.faults == faults_seen_)
+        return true;
+    ctr_.memory_faults += mem.faults - faults_seen_;
+    faults_seen_ = mem.faults;
+    if (conn_.fd < 0)
         return true;
     return fail("guest memory at 0x%llx vanished (SIGBUS): the front end shrank a region's "
-                "file under the mapping", (unsigned long long)conn_.mem.fault_addr);
+                "file under the mapping", (unsigned long long)mem.fault_addr);
 }
 
 // Acts on the message in conn_.in.buf with its file descriptors. False when the
@@ -889,11 +844,16 @@ bool server::handle_message(int *fds, unsigned nfds)
         if (!need_size(8) || !need_fds(0))
             return false;
         uint64_t f = get_u64(0) & ~(1ull << VU_F_PROTOCOL_FEATURES_BIT);
-        conf_.now = now_ns() * 1000;
-        if (f & ~offered_)
-            vs_conf_report(&conf_, VS_RULE_FEATURE_NOT_OFFERED, 0xffff, f & ~offered_, offered_);
-        if (!(f & (1ull << VIRTIO_F_VERSION_1_BIT)))
-            vs_conf_report(&conf_, VS_RULE_FEATURE_VERSION_1_DECLINED, 0xffff, f, offered_);
+        // Into the function's conformance record, stamped with simulated time.
+        if ((f & ~offered_) || !(f & (1ull << VIRTIO_F_VERSION_1_BIT)))
+            host_->front_end([&](vdev &d, const vs_guest_ops &) {
+                if (f & ~offered_)
+                    vs_conf_report(&d.tp.vpci.conf, VS_RULE_FEATURE_NOT_OFFERED, 0xffff, f & ~offered_,
+                                   offered_);
+                if (!(f & (1ull << VIRTIO_F_VERSION_1_BIT)))
+                    vs_conf_report(&d.tp.vpci.conf, VS_RULE_FEATURE_VERSION_1_DECLINED, 0xffff, f,
+                                   offered_);
+            });
         conn_.features = f & offered_;
         conn_.features_set = true;
         ctr_.last_features = conn_.features;
@@ -963,6 +923,7 @@ bool server::handle_message(int *fds, unsigned nfds)
         for (uint16_t i = 0; i < rings(); i++)
             if (conn_.r[i].started)
                 return fail("%s while ring %u is running", name, i);
+        host_->set_guest_memory({}); // before the mappings go
         conn_.mem.unmap();
         const long page = sysconf(_SC_PAGESIZE);
         for (uint32_t k = 0; k < nregions; k++) {
@@ -1003,15 +964,18 @@ bool server::handle_message(int *fds, unsigned nfds)
                  (unsigned long long)g.gpa, (unsigned long long)g.uaddr, (unsigned long long)g.size,
                  sealed ? ", sealed against shrinking" : "");
         }
+        // The platform's guest memory: the device's DMA reaches these mappings through
+        // the link, the root complex and the memory, with a run's timing.
+        host_->set_guest_memory(conn_.mem.platform_regions());
         break;
     }
     case VU_SET_VRING_NUM: {
         if (!need_size(8) || !need_fds(0) || !ring_index(get_u32(0)))
             return false;
         const uint32_t num = get_u32(4);
-        if (num == 0 || num > cfg_.dev.queue_size_max)
+        if (num == 0 || num > dcfg_.dev.queue_size_max)
             return fail("%s: ring %u size %u (1..device.queue_size_max_entries = %u)", name,
-                        get_u32(0), num, cfg_.dev.queue_size_max);
+                        get_u32(0), num, dcfg_.dev.queue_size_max);
         conn_.r[get_u32(0)].num = uint16_t(num);
         break;
     }
@@ -1082,9 +1046,15 @@ bool server::handle_message(int *fds, unsigned nfds)
     case VU_SET_VRING_ENABLE:
         if (!need_size(8) || !need_fds(0) || !ring_index(get_u32(0)))
             return false;
-        conn_.r[get_u32(0)].enabled = get_u32(4) != 0;
-        conn_.r[get_u32(0)].active = conn_.r[get_u32(0)].enabled;
+    {
+        ring &r = conn_.r[get_u32(0)];
+        r.enabled = get_u32(4) != 0;
+        // A started ring's queue runs while it is enabled (a failed function's queues
+        // stay stopped until a ring start resets it).
+        if (r.started && (!r.enabled || !broken()))
+            ring_run(uint16_t(get_u32(0)), r.enabled);
         update_pairs(); // the pairs the front end enables are the pairs in use
+    }
         break;
     default:
         return fail("unhandled request %s", name);
@@ -1097,8 +1067,9 @@ bool server::handle_message(int *fds, unsigned nfds)
     return true;
 }
 
-// One pass over a connection: wait for a message or a kick (not at all while a ring
-// has work), then process.
+// One pass over a connection: wait for a message or a kick (not at all while the device
+// has work left), act on them at the current simulated time, then run the platform for
+// a slice (simulate).
 void server::serve_connection_pass()
 {
     struct pollfd pfd[1 + RINGS_MAX];
@@ -1106,16 +1077,14 @@ void server::serve_connection_pass()
     nfds_t n = 0;
     pfd[n] = {conn_.fd, POLLIN, 0};
     ring_of[n++] = -1;
-    bool busy = false;
     for (uint16_t i = 0; i < rings(); i++) {
         ring &r = conn_.r[i];
         if (!r.started || broken())
             continue;
         pfd[n] = {r.kick_fd, POLLIN, 0};
         ring_of[n++] = i;
-        busy |= r.active && r.enabled;
     }
-    int timeout_ms = busy ? 0 : 200;
+    int timeout_ms = idle_ ? 200 : 0;
     if (conn_.in.pending()) {
         // A message has begun: it must be whole within message_timeout_s.
         const auto left = conn_.in.began +
@@ -1156,36 +1125,23 @@ void server::serve_connection_pass()
             ctr_.kicks++;
             ctr_.kick_events += v;
         }
-        const uint16_t i = uint16_t(ring_of[k]);
-        if (r.started && !broken() && !r.active) {
-            r.active = true;
-            if (pt_quiet_notifications(&d_.tp, i, &ops_) == PT_STEP_FAILED)
-                device_failed();
-        }
+        // The notification reaches the device now, in simulated time.
+        if (r.running && !broken())
+            host_->kick(uint16_t(ring_of[k]));
     }
-    for (uint16_t i = 0; i < rings(); i++) {
-        const uint16_t k = i ^ 1; // each pair's transmit ring first, then its receive ring
-        ring &r = conn_.r[k];
-        if (!r.started || broken() || !r.enabled || !r.active)
-            continue;
-        bool waits_for_driver = false;
-        bool did = service(k, waits_for_driver);
-        if (broken() || conn_.fd < 0)
-            continue;
-        // Nothing done: ask for notifications and look once more; go on at once only if
-        // the ring was waiting for the front end's buffers and they are there now (a
-        // ring waiting for the pair's other ring, no frame to receive or no room in
-        // the FIFO, is woken by service when that ring moves).
-        if (!did)
-            r.active = arm(k, waits_for_driver);
-    }
-    check_memory();
+    if (conn_.fd >= 0)
+        simulate();
 }
 
 bool server::write_stats(std::string &err)
 {
     const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
-    stats_table st;
+    // The platform's statistics as `viosim run` writes them (sim.time_ns, the device with
+    // its queues, interrupts, DMA, link, DMA engine, IOMMU; external_host::collect), then
+    // serve's own.
+    const run_result run = host_->collect();
+    stats_table st = run.stats;
+    const double sim_ns = st.find("sim.time_ns")->f64;
     st.add_u64("vhost.connections", "count", stat_better::neutral, "front ends that connected", ctr_.connections);
     st.add_u64("vhost.connections_failed", "count", stat_better::lower,
                "connections closed for bad input (one log line each)", ctr_.connections_failed);
@@ -1196,73 +1152,38 @@ bool server::write_stats(std::string &err)
                "guest-memory accesses refused because the front end shrank a region's file "
                "(SIGBUS caught; the connection was closed)",
                ctr_.memory_faults);
-    // The device's rows under the names a simulation gives them (stats.h), from the
-    // transport's and the personality's own counters, then serve's own.
-    const struct vnet_stats &net = d_.net.stats;
-    const struct pt_stats &tps = d_.tp.stats;
-    stats_add_device_frames(st, {net.tx_frames, net.rx_frames, net.rx_no_buffer, net.rx_dropped_too_big});
+    const struct vnet_stats &net = dev().net.stats;
+    const struct pt_stats &tps = dev().tp.stats;
     st.add_u64("device.tx.bytes", "bytes", stat_better::neutral,
                "frame bytes the device transmitted (without virtio-net header)", net.tx_bytes);
     st.add_u64("device.rx.bytes", "bytes", stat_better::higher,
                "frame bytes the device delivered to receive buffers (without virtio-net header)",
                net.rx_bytes);
-    stats_add_backend(st, net.backend);
-    st.add_u64("device.rx.merged_frames", "count", stat_better::neutral,
-               "frames written over several receive buffers (VIRTIO_NET_F_MRG_RXBUF)",
-               net.rx_merged_frames);
     st.add_u64("device.rx.merge_returned", "count", stat_better::lower,
                "buffers of a merged frame left unpublished because the ring stopped mid-frame",
                ctr_.rx_merge_returned);
-    st.add_u64("device.interrupts_raised", "count", stat_better::lower,
-               "used buffer notifications the device decided to send", tps.interrupts_raised);
     st.add_u64("notify.kicks", "count", stat_better::lower, "kick eventfd reads that carried notifications", ctr_.kicks);
     st.add_u64("notify.kick_events", "count", stat_better::lower, "available buffer notifications those reads counted",
                ctr_.kick_events);
     st.add_u64("irq.calls", "count", stat_better::lower, "used buffer notifications sent (call eventfd writes)", ctr_.calls);
     st.add_u64("irq.calls_no_fd", "count", stat_better::lower, "notifications decided without a call eventfd",
                ctr_.calls_no_fd);
-    // Each ring as a simulation names its queue (stats_queue_label): pair 1's "rx" and
-    // "tx" always, pair k's "rx<k>" and "tx<k>" once the front end started a ring of it,
-    // so stats.json grows with the pairs used, not the pairs offered.
-    for (uint16_t q = 0; q < rings(); q++) {
-        if (q >= 2 && !pair_used_[q / 2])
-            continue;
-        const std::string n = "device.queue." + stats_queue_label(q, d_.tp.num_queues);
-        stats_add_event_reads(st, n, tps.event_reads_link[q], tps.event_reads_local[q]);
-        stats_add_ring(st, n, pt_ring_stats(&d_.tp, q));
-    }
-    if (pairs_ > 1) {
-        unsigned used = 1; // pair 1 counts always, as in a simulation
-        for (unsigned k = 1; k < pairs_; k++)
-            used += pair_used_[k];
-        st.add_u64("device.queue_pairs.offered", "pairs", stat_better::neutral,
-                   "queue pairs the device offered (max_virtqueue_pairs; serve: GET_QUEUE_NUM)", pairs_);
-        st.add_u64("device.queue_pairs.used", "pairs", stat_better::neutral,
-                   "queue pairs the front end started a ring of (pair 1 counts always); their rows "
-                   "are device.queue.rx<k>.* and tx<k>.*",
-                   used);
-    }
     // Guest-memory accesses, named as a simulation names the device's DMA.
     uint64_t reads = 0, writes = 0;
     for (unsigned k = 0; k < VS_DMA_KIND_COUNT; k++) {
         reads += tps.dma_reads[k];
         writes += tps.dma_writes[k];
     }
-    stats_add_device_dma(st, tps.dma_reads, tps.dma_writes, tps.dma_read_bytes, tps.dma_write_bytes);
-    st.add_u64("device.dma.errors", "count", stat_better::lower, "accesses outside every memory region", ctr_.dma_errors);
+    const host_memory &mem = host_->platform().mem;
+    st.add_u64("device.dma.errors", "count", stat_better::lower, "accesses outside every memory region",
+               mem.errors - mem.faults - errors_at_start_);
     const uint64_t frames = net.tx_frames + net.rx_frames;
     st.add_f64("dma.transactions_per_frame", "count", stat_better::lower,
                "guest memory reads and writes per frame moved (TX + RX)",
                frames ? double(reads + writes) / double(frames) : 0.0);
-
-    // The simulated platform's clock (link_charge.h): every access charged its PCIe
-    // link time, one at a time, and every interrupt its MSI-X write.
-    const double sim_ns = clock_.now_ns();
+    // Rates over simulated time: the device's time on the platform's clock, which runs
+    // only while the server simulates (docs/bring-up.md, "The simulated clock").
     const double tx = double(net.tx_frames);
-    st.add_f64("sim.time_ns", "ns", stat_better::lower,
-               "simulated device time: each guest-memory access and interrupt charged its PCIe "
-               "link time, one at a time (the driver's own time is not simulated)",
-               sim_ns);
     st.add_f64("throughput.tx_mpps", "Mpps", stat_better::higher, "transmitted frames per simulated second (millions)",
                sim_ns > 0 ? tx / sim_ns * 1e3 : 0.0);
     st.add_f64("throughput.rx_mpps", "Mpps", stat_better::higher, "received frames per simulated second (millions)",
@@ -1277,13 +1198,7 @@ bool server::write_stats(std::string &err)
     st.add_f64("per_packet.dma_writes", "count", stat_better::lower, "device DMA writes per transmitted frame",
                tx > 0 ? double(writes) / tx : 0.0);
     st.add_f64("per_packet.tlps", "count", stat_better::lower, "PCIe TLPs in both directions per transmitted frame",
-               tx > 0 ? double(clock_.tlps()) / tx : 0.0);
-    stats_add_link_direction(st, "link.up", "device to host", clock_.up().tlps,
-                             clock_.up().payload_bytes, clock_.up().overhead_bytes,
-                             clock_.up().busy_ns, sim_ns);
-    stats_add_link_direction(st, "link.down", "host to device", clock_.down().tlps,
-                             clock_.down().payload_bytes, clock_.down().overhead_bytes,
-                             clock_.down().busy_ns, sim_ns);
+               tx > 0 ? double(host_->platform().link_tlps()) / tx : 0.0);
     st.add_f64("wall.seconds", "s", stat_better::neutral, "wall-clock time the server ran", wall);
     st.add_f64("wall.busy_seconds", "s", stat_better::neutral,
                "wall-clock time from each connection's first to last frame, summed", ctr_.busy_s);
@@ -1301,7 +1216,8 @@ bool server::write_stats(std::string &err)
             vs_feature_set(&negotiated, bit);
     json_object_set_new(result, "negotiated_features", config_features_json(negotiated));
     json_object_set_new(result, "ring_format", json_string(ctr_.last_format.c_str()));
-    json_object_set_new(result, "conformance", conformance_json(conf_));
+    // The function's conformance record (its time stamps simulated time).
+    json_object_set_new(result, "conformance", conformance_json(dev().tp.vpci.conf));
     json_t *config = config_resolved_json(cfg_, false);
     std::string path = (std::filesystem::path(opt_.out_dir) / "stats.json").string();
     json_t *provenance = provenance_json(cfg_);
@@ -1312,7 +1228,7 @@ bool server::write_stats(std::string &err)
     if (ok)
         logf("wrote %s (tx %llu frames, rx %llu frames, %llu violations)", path.c_str(),
              (unsigned long long)net.tx_frames, (unsigned long long)net.rx_frames,
-             (unsigned long long)conf_.total);
+             (unsigned long long)conf.total);
     return ok;
 }
 
@@ -1326,14 +1242,14 @@ int server::run()
         return SERVE_EXIT_PATH;
     }
     static const char *const backend_names[] = {"loopback", "sink", "responder"};
-    const uint8_t *ip = cfg_.dev.responder.ipv4, *mac = cfg_.dev.responder.mac;
+    const uint8_t *ip = dcfg_.dev.responder.ipv4, *mac = dcfg_.dev.responder.mac;
     char peer[64] = "";
-    if (cfg_.dev.backend == VDEV_BACKEND_RESPONDER)
+    if (dcfg_.dev.backend == VDEV_BACKEND_RESPONDER)
         std::snprintf(peer, sizeof peer, " for %u.%u.%u.%u at %02x:%02x:%02x:%02x:%02x:%02x", ip[0],
                       ip[1], ip[2], ip[3], mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]);
     logf("listening on %s (features offered 0x%llx, %u queue pair%s, backend %s%s)",
          config_escaped(opt_.socket_path).c_str(), (unsigned long long)offered_, pairs_, pairs_ > 1 ? "s" : "",
-         backend_names[cfg_.dev.backend], peer);
+         backend_names[dcfg_.dev.backend], peer);
     std::fflush(stderr);
     const auto deadline = start_ + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
                                        std::chrono::duration<double>(opt_.duration_s));
@@ -1379,8 +1295,14 @@ void server::serve_connection(int fd)
 int vhost_user_serve(const vs_config &cfg, const serve_options &opt)
 {
     serve_install_signals();
-    server s(cfg, opt);
-    return s.run();
+    std::unique_ptr<server> s;
+    try {
+        s.reset(new server(cfg, opt));
+    } catch (const std::runtime_error &e) { // no platform (one per process)
+        serve_log("error: %s", e.what());
+        return SERVE_EXIT_FAILED;
+    }
+    return s->run();
 }
 
 void vhost_user_serve_connection(const vs_config &cfg, const serve_options &opt, int fd)

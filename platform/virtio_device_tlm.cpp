@@ -332,6 +332,33 @@ void virtio_device_tlm::function_reset()
     intx_follow(now);
 }
 
+void virtio_device_tlm::front_end(const std::function<void(vdev &)> &op)
+{
+    const sc_time now = sc_core::sc_time_stamp();
+    conformance_now(now);
+    op(dev_);
+    queues_changed(SC_ZERO_TIME);
+    state_change_.notify(SC_ZERO_TIME);
+    if (dev_.tp.outbox_count)
+        msi_pending_.notify(SC_ZERO_TIME);
+    intx_follow(now);
+    if (dev_.tp.vpci.status & VIRTIO_STATUS_FEATURES_OK)
+        negotiated_features = dev_.tp.vpci.driver_features;
+    conformance_check();
+}
+
+void virtio_device_tlm::front_end_kick(uint16_t q)
+{
+    if (q >= num_queues())
+        return;
+    dev_.tp.q[q].kicks++; // as the notification register counts one without data
+    if (trace)
+        trace->instant(TRACE_DOORBELLS, ("notify " + queue_name(q)).c_str(), sc_core::sc_time_stamp());
+    q_[q].kicked = true;
+    q_[q].kick.notify(SC_ZERO_TIME);
+    state_change_.notify(SC_ZERO_TIME);
+}
+
 void virtio_device_tlm::conformance_now(const sc_time &at)
 {
     dev_.tp.vpci.conf.now = uint64_t(at.to_seconds() * 1e12 + 0.5);

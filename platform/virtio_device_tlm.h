@@ -138,6 +138,13 @@ public:
     {
         return dma_engine_->device_iommu_set_root(pasid, root);
     }
+    // A front end without registers (vhost-user; external_host::front_end and kick),
+    // called from a process at the current simulated time. front_end: op changes the
+    // kernel through its pt_fe_* / vnet_fe_* calls, then the engines wake as after a
+    // register write arriving now (queues come into service, the outbox is sent).
+    // front_end_kick: an available buffer notification for queue q arriving now.
+    void front_end(const std::function<void(vdev &)> &op);
+    void front_end_kick(uint16_t q);
     // DMA benchmark results.
     bool bench_done = false;
     sc_core::sc_time bench_start, bench_end;
