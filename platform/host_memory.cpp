@@ -69,8 +69,8 @@ bool host_memory::copy(const memory_region &r, uint64_t addr, void *data, unsign
         return true;
     // The peer shrank the file under the mapping (shared_memory.h replaced it by zero
     // pages): refused as an address outside every region; the caller ends the session.
-    if (faults++ == 0)
-        fault_addr = addr;
+    faults++;
+    fault_addr = addr;
     errors++;
     return false;
 }

@@ -73,7 +73,7 @@ public:
 
     uint64_t reads = 0, writes = 0, read_bytes = 0, write_bytes = 0, errors = 0;
     // Accesses to a shared region refused because its mapping faulted (the other process
-    // shrank the file: shared_memory_faulted()); part of errors. fault_addr: the first.
+    // shrank the file: shared_memory_faulted()); part of errors. fault_addr: the latest.
     uint64_t faults = 0, fault_addr = 0;
 
     // A CPU that polls the rings sleeps until the device next writes guest memory

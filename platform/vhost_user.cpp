@@ -6,14 +6,18 @@
 // size) and a payload; file descriptors travel beside the header as SCM_RIGHTS
 // ancillary data. The front end owns the driver and the PCI function; viosim plays the
 // device: the same transport and virtio-net personality as a simulation
-// (model/pci_transport.h, model/virtio_net.h), reached through the transport's calls
-// for a front end without registers (pt_fe_*): SET_FEATURES attaches, SET_VRING_KICK
-// starts a queue at SET_VRING_BASE's position, GET_VRING_BASE stops it and reads the
-// position back, and the transport's interrupt outbox becomes writes to the call
-// eventfds. Guest memory is the front end's shared memory, mapped from the descriptors
-// it passes with the memory table, and every access goes through a struct
-// vs_guest_ops that checks it against the regions (an address outside every region is
-// a DMA error that puts the device in NEEDS_RESET with a named reason, never a crash).
+// (model/pci_transport.h, model/virtio_net.h) on the same timed platform
+// (platform/external_host.h: the device's engines, DMA engine, link, root complex,
+// memory), reached through the transport's calls for a front end without registers
+// (pt_fe_*, applied with external_host::front_end at the current simulated time):
+// SET_FEATURES attaches, SET_VRING_KICK starts a queue at SET_VRING_BASE's position,
+// GET_VRING_BASE stops it and reads the position back; kicks are external_host::kick,
+// and each used buffer notification's MSI-X message becomes a write to its ring's call
+// eventfd when it arrives in simulated time (on_msi). Guest memory is the front end's
+// shared memory, mapped from the descriptors it passes with the memory table and given
+// to the platform as its guest memory: the engines' DMA reaches it through the link and
+// the root complex (an address outside every region is a DMA error that puts the device
+// in NEEDS_RESET with a named reason, never a crash).
 //
 // Queue pairs (device.queue_pairs_count = N, as for `viosim run`): one function with N
 // pairs, offering VIRTIO_NET_F_MQ when N > 1 (GET_QUEUE_NUM answers N). Ring i of the
@@ -28,10 +32,11 @@
 // resets the function (ring_start).
 //
 // One thread serves everything: the listening socket, one connection at a time, its
-// kick eventfds and the rings, in one poll loop, so control messages and ring
-// processing never race. A ring with work is processed with the front end's
-// notifications suppressed (the kernels write the device event suppression), polled
-// while it keeps yielding buffers, and re-armed when it runs dry.
+// kick eventfds and the simulation, in one poll loop, so control messages and ring
+// processing never race. After each pass over the socket and the kicks the platform
+// runs until the device waits for the front end again, at most a slice of simulated
+// time (docs/bring-up.md, "The simulated clock"); while it has work left the loop does
+// not sleep.
 #include "vhost_user.h"
 
 #include <jansson.h>

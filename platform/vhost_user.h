@@ -1,9 +1,9 @@
 // vhost_user.h -- `viosim serve --vhost-user PATH`: viosim as a vhost-user back end for a
 // virtio-net device, so a third-party front end (DPDK's virtio-user port, a QEMU guest
 // with -netdev vhost-user) drives the model's device -- the PCI transport and the
-// virtio-net personality a simulation runs (model/vdev.h), with no registers (pt_fe_*)
-// -- in wall-clock time. docs/bring-up.md describes what it does and how to read its
-// report.
+// virtio-net personality a simulation runs (model/vdev.h), with no registers (pt_fe_*),
+// on the simulation's timed platform (external_host.h), simulated time running while the
+// device has work. docs/bring-up.md describes what it does and how to read its report.
 #ifndef VIOSIM_VHOST_USER_H
 #define VIOSIM_VHOST_USER_H
 
@@ -49,6 +49,8 @@ int vhost_user_serve(const vs_config &cfg, const serve_options &opt);
 // handling and ring processing as vhost_user_serve (opt's message_timeout_s and
 // require_sealed_memory apply) but no listening socket, no signal handling and no
 // stats.json. For the fuzz targets tests/fuzz/fuzz_vhost.cpp and fuzz_vhost_live.cpp.
+// One platform per process (SystemC elaborates once): the first call's configuration
+// builds the device for every later call.
 void vhost_user_serve_connection(const vs_config &cfg, const serve_options &opt, int fd);
 
 #endif

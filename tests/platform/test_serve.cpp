@@ -865,3 +865,55 @@ Test(serve, a_failure_stops_every_pair)
                      {"device.rx.frames", 1},
                      {"device.queue.tx2.buffers", 1}}); // the bad buffer was taken
 }
+
+// serve runs on the simulation's platform (docs/bring-up.md, "The simulated clock"): the
+// device's engines process the rings, its DMA crosses the link, the root complex and
+// host memory, so a session's stats.json has what `viosim run` writes for the device
+// side -- sim.time_ns advanced by the device's work, the link's TLPs ("Split Virtqueues":
+// the transmit descriptor and buffer are read, i.e. memory read requests upstream and
+// completions with data downstream; the used ring is written, posted writes upstream),
+// the DMA engine's transfers -- under a run's names, with serve's own rows beside them.
+Test(serve, session_stats_are_the_platforms)
+{
+    constexpr uint16_t WRITE = 2;
+    mapped_front_end fe;
+    auto &[s, fd, mem, m] = fe;
+    fe.own(VERSION_1);
+    post_one(m, 0, 0x8000, 0x800, WRITE);
+    std::memset(m + 0xC000, 0, 12);
+    std::memset(m + 0xC000 + 12, 0x5a, 60);
+    post_one(m, 1, 0xC000, 72, 0);
+    start_split_ring(fd, 0, ring_at(0), ring_at(0) + 0x100, ring_at(0) + 0x200);
+    start_split_ring(fd, 1, ring_at(1), ring_at(1) + 0x100, ring_at(1) + 0x200);
+    auto used_idx = [&](unsigned r) { return get16(m, ring_at(r) + 0x200 + 2); };
+    const double until = now_s() + WAIT_S;
+    while (used_idx(0) != 1 && now_s() < until)
+        nap();
+    cr_assert_eq(used_idx(0), 1, "receiveq1:\n%s", s.log().c_str());
+    cr_expect_eq(m[0x8000 + 12], 0x5a, "the frame came back");
+    run_out r;
+    fe.finish(r);
+    cr_expect_gt(r.stat("sim.time_ns"), 0.0);
+    // The device's reads cross the link: requests up, completions with data down.
+    cr_expect_gt(r.stat("link.up.tlps.mrd"), 0.0);
+    cr_expect_gt(r.stat("link.down.tlps.cpld"), 0.0);
+    cr_expect_gt(r.stat("link.up.tlps.mwr"), 0.0); // used ring writes
+    cr_expect_gt(r.stat("link.up.utilisation"), 0.0);
+    cr_expect_gt(r.stat("dma.reads"), 0.0);
+    cr_expect_gt(r.stat("dma.writes"), 0.0);
+    cr_expect_gt(r.stat("dma.read_bytes"), 72.0); // the frame and its descriptor
+    // Rows only the platform has (engines, time to interrupt, IOMMU) under a run's names.
+    for (const char *name : {"device.queue.tx.busy_ns", "device.queue.rx.wakeups",
+                             "device.time_to_interrupt.samples", "iommu.requests",
+                             "device.msix_sent", "conformance.violations"}) {
+        cr_expect_not_null(json_object_get(json_object_get(r.stats, "stats"), name), "%s", name);
+        cr_expect(stats_name_known(name), "%s", name);
+    }
+    cr_expect_gt(r.stat("device.queue.tx.busy_ns"), 0.0);
+    cr_expect_geq(r.stat("notify.kicks"), 1, "the kick eventfds were read");
+    expect_stats(r, {{"device.tx.frames", 1}, {"device.rx.frames", 1}, {"conformance.violations", 0}});
+    // serve's own beside them.
+    cr_expect_eq(r.stat("vhost.connections"), 1);
+    cr_expect_gt(r.stat("throughput.tx_mpps"), 0.0);
+    cr_expect_gt(r.stat("per_packet.tlps"), 0.0);
+}
