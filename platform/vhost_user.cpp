@@ -42,7 +42,6 @@
 #include <jansson.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <csignal>
@@ -127,9 +126,6 @@ constexpr uint64_t VU_PROTOCOL_OFFERED =
 constexpr unsigned RINGS_MAX = 2 * SERVE_VHOST_PAIRS_MAX;
 static_assert(RINGS_MAX == VU_VRING_INDEX_MASK + 1, "every ring index a message can name");
 bool is_tx(unsigned ring) { return ring & 1; }
-// Buffers per ring per loop pass; also the transport's used batch, so a pass publishes
-// its used buffers once, at its end.
-constexpr unsigned SERVICE_BUDGET = 256;
 
 const char *request_name(uint32_t r)
 {
@@ -312,6 +308,7 @@ vs_config serve_platform_config(const vs_config &cfg)
     p.devmem_event = p.devmem_event_recheck = false;
     if (p.fetch_source == VQ_FETCH_HINT)
         p.fetch_source = VQ_FETCH_ONE;
+    c.bench.enabled = false; // the front end's driver is the workload (no DMA benchmark)
     return c;
 }
 
