@@ -55,16 +55,11 @@ bool host_memory::copy(const memory_region &r, uint64_t addr, void *data, unsign
             std::memcpy(p, data, len);
         return true;
     }
-    if (read) {
-        if (store_pending_) {
-            std::atomic_thread_fence(std::memory_order_seq_cst);
-            store_pending_ = false;
-        }
+    // shared_memory_load fences a load after a store (shared_memory.cpp says why).
+    if (read)
         shared_memory_load(data, p, len, true);
-    } else {
+    else
         shared_memory_store(p, data, len);
-        store_pending_ = true;
-    }
     if (!shared_memory_faulted())
         return true;
     // The peer shrank the file under the mapping (shared_memory.h replaced it by zero

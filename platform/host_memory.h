@@ -92,10 +92,6 @@ private:
     const memory_region *find(uint64_t addr, unsigned len) const;
     // Copies between data and region r at addr; false if a shared region faulted.
     bool copy(const memory_region &r, uint64_t addr, void *data, unsigned len, bool read);
-    // A store to a shared region since the last full fence: the next load must not pass
-    // it (store then load needs one even on x86: the device's used index published, then
-    // the driver's event suppression read, which a peer updates meanwhile).
-    bool store_pending_ = false;
 
     struct free_bytes {
         void operator()(uint8_t *p) const { std::free(p); }

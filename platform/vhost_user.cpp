@@ -1219,7 +1219,8 @@ bool server::write_stats(std::string &err)
     json_object_set_new(result, "negotiated_features", config_features_json(negotiated));
     json_object_set_new(result, "ring_format", json_string(ctr_.last_format.c_str()));
     // The function's conformance record (its time stamps simulated time).
-    json_object_set_new(result, "conformance", conformance_json(dev().tp.vpci.conf));
+    const struct vs_conformance &conf = dev().tp.vpci.conf;
+    json_object_set_new(result, "conformance", conformance_json(conf));
     json_t *config = config_resolved_json(cfg_, false);
     std::string path = (std::filesystem::path(opt_.out_dir) / "stats.json").string();
     json_t *provenance = provenance_json(cfg_);
