@@ -71,11 +71,12 @@ linux_guest() { # init script [function run with the initramfs root, to add file
 # function behind -device x-pci-proxy-dev, connected to serve --qemu-proxy's socket
 # $work/sock. Guest RAM is a shared memfd (QEMU passes it with SYNC_SYSMEM). QEMU's fd=N
 # is a socket already connected to viosim: a small launcher connects and hands its
-# descriptor to QEMU across exec. The serial console goes to the log; at most 300 s.
+# descriptor to QEMU across exec. The serial console goes to the log; at most 300 s, then
+# SIGKILL 10 s later if QEMU ignores SIGTERM (a QEMU deadlocked in its proxy does).
 # $guest_append, if set, is added to the kernel command line.
-proxy_guest() { # log, RAM in MiB, then QEMU arguments (-accel, -cpu, -smp, ...)
+proxy_guest() { # log, RAM in MiB, then QEMU arguments (-accel, -cpu, ...; one vCPU, see bring-up.md)
   local log=$1 mib=$2; shift 2
-  timeout 300 python3 - "$work/sock" qemu-system-x86_64 -nodefaults -machine pc,memory-backend=mem \
+  timeout -k 10 300 python3 - "$work/sock" qemu-system-x86_64 -nodefaults -machine pc,memory-backend=mem \
     -m "$mib" -object memory-backend-memfd,id=mem,size="${mib}M",share=on "$@" \
     -device x-pci-proxy-dev,id=d0,fd=@FD@ -kernel "$vmlinuz" -initrd "$work/initrd.gz" \
     -append "console=ttyS0 quiet panic=-1 no_timer_check irqpoll nolapic_timer ${guest_append:-}" \
