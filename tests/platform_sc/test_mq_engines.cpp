@@ -40,6 +40,7 @@ using sc_core::SC_NS;
 using sc_core::SC_PS;
 using sc_core::sc_time;
 
+#include "common/find_vcap.hpp"
 #include "common/sc_criterion_main.h"
 #include "common/tlm_access.h"
 
@@ -105,15 +106,9 @@ struct mq_driver : sc_core::sc_module {
     uint64_t rd(uint32_t field, unsigned len) { return access(false, common + field, len, 0); }
     void wr(uint32_t field, unsigned len, uint64_t v) { access(true, common + field, len, v); }
 
-    uint8_t find_vcap(uint8_t type)
+    uint8_t find_vcap(uint8_t type) // the vendor capability of type, or 0
     {
-        uint8_t off = uint8_t(cfg_rd(PCI_CAPABILITY_LIST, 1));
-        for (int n = 0; off && n < 48; n++) {
-            if (cfg_rd(off, 1) == PCI_CAP_ID_VNDR && cfg_rd(off + 3u, 1) == type)
-                return off;
-            off = uint8_t(cfg_rd(off + 1u, 1));
-        }
-        return 0;
+        return ::find_vcap([this](uint32_t off, unsigned len) { return cfg_rd(off, len); }, type);
     }
 
     uint8_t *at(uint64_t addr) { return mem.data() + (addr - amap::memory_base); }

@@ -29,6 +29,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "common/find_vcap.hpp"
 #include "common/mpqemu_msg.h"
 #include "common/viosim_run.hpp"
 #include "config.h"
@@ -185,16 +186,9 @@ struct qemu_peer {
         uint64_t n = 0;
         return read(irq, &n, sizeof n) == ssize_t(sizeof n) ? n : 0;
     }
-    // Configuration-space offset of the vendor capability of cfg_type, or 0.
-    uint8_t find_vcap(uint8_t cfg_type)
+    uint8_t find_vcap(uint8_t cfg_type) // the vendor capability of cfg_type, or 0
     {
-        uint8_t off = uint8_t(cfg_rd(PCI_CAPABILITY_LIST, 1));
-        for (int n = 0; off && n < 48; n++) {
-            if (cfg_rd(off, 1) == PCI_CAP_ID_VNDR && cfg_rd(off + 3u, 1) == cfg_type)
-                return off;
-            off = uint8_t(cfg_rd(off + 1u, 1));
-        }
-        return 0;
+        return ::find_vcap([this](uint32_t off, unsigned len) { return cfg_rd(off, len); }, cfg_type);
     }
     // The guest address of the structure a vendor capability points at (BAR0 assigned).
     uint64_t vcap_addr(uint8_t cfg_type)
