@@ -4,6 +4,8 @@
 
 #include <cstdint>
 
+namespace viosim {
+
 namespace amap {
 constexpr uint64_t memory_base = 0x0000'0000ull;         // guest RAM starts here
 constexpr uint64_t mmio_window_base = 0xC000'0000ull;    // BARs are assigned in here
@@ -18,5 +20,7 @@ inline bool in(uint64_t addr, uint64_t len, uint64_t base, uint64_t size)
     return addr >= base && len <= size && addr - base <= size - len;
 }
 } // namespace amap
+
+} // namespace viosim
 
 #endif

@@ -5,6 +5,8 @@
 #include <cstring>
 #include <string>
 
+namespace viosim {
+
 // Matches "--name VALUE" and "--name=VALUE"; advances i past what it consumed.
 // Returns false if argv[i] is not this option; sets missing if the value is absent.
 inline bool take_option(int argc, char **argv, int &i, const char *name, std::string &value,
@@ -27,5 +29,7 @@ inline bool take_option(int argc, char **argv, int &i, const char *name, std::st
     value = argv[++i];
     return true;
 }
+
+} // namespace viosim
 
 #endif

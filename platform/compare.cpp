@@ -33,6 +33,8 @@
 
 extern char **environ;
 
+namespace viosim {
+
 namespace fs = std::filesystem;
 
 namespace {
@@ -1363,3 +1365,5 @@ int compare_main(int argc, char **argv)
         return usage_error(e.message);
     }
 }
+
+} // namespace viosim

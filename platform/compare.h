@@ -9,9 +9,13 @@
 #ifndef VIOSIM_COMPARE_H
 #define VIOSIM_COMPARE_H
 
+namespace viosim {
+
 // Runs `viosim compare ...` (argv[1] is "compare"). Exit status: 0 nothing regressed; 1
 // something regressed; 2 usage or input error (unreadable or malformed input, points
 // that do not match, an unknown metric, a bad threshold), reported on one line.
 int compare_main(int argc, char **argv);
+
+} // namespace viosim
 
 #endif

@@ -24,6 +24,8 @@
 #include <strings.h>
 #include <sys/stat.h>
 
+namespace viosim {
+
 namespace {
 
 // ---- Values and types ----
@@ -2198,3 +2200,5 @@ std::string config_closest_name(const std::string &name, const std::vector<std::
     }
     return best;
 }
+
+} // namespace viosim

@@ -17,6 +17,8 @@ extern "C" {
 
 struct json_t; // jansson
 
+namespace viosim {
+
 // The configuration of one run: one parameter group per module (module_params.h), the
 // device kernel's and the reference driver's parameters, and the seed.
 struct vs_config {
@@ -97,5 +99,7 @@ json_t *config_features_json(const vs_features &f);
 // docs/parameters.md: every parameter by section with unit, default, allowed values and
 // meaning, and the feature names (`viosim params --markdown` prints it).
 std::string config_params_markdown();
+
+} // namespace viosim
 
 #endif

@@ -4,6 +4,8 @@
 
 #include "address_map.h"
 
+namespace viosim {
+
 using sc_core::sc_time;
 using sc_core::SC_NS;
 using sc_core::SC_PS;
@@ -41,7 +43,6 @@ void add_time_to_interrupt_stats(stats_table &s, const virtio_device_tlm &dev)
     stats_add_coarse_hist(s, n, t, 4, 12, "times to interrupt below this bound and not below the previous one",
                           "times to interrupt of 4096 ns or more");
 }
-
 
 } // namespace
 
@@ -239,3 +240,5 @@ void stats_add_violations(stats_table &s, uint64_t violations_total)
     s.add_u64("conformance.violations", "count", stat_better::lower,
               "driver-conformance violations the device observed (docs/conformance.md)", violations_total);
 }
+
+} // namespace viosim

@@ -27,6 +27,8 @@
 #include "stats.h"
 #include "virtio_device_tlm.h"
 
+namespace viosim {
+
 struct device_platform {
     host_memory mem;
     // Exactly one of the two: the PCIe link (hardware device) or the cache-coherent
@@ -77,5 +79,7 @@ void stats_add_device_platform(stats_table &s, const device_platform &p, double 
 
 // conformance.violations: the last row of either table.
 void stats_add_violations(stats_table &s, uint64_t violations_total);
+
+} // namespace viosim
 
 #endif

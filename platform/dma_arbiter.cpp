@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+namespace viosim {
+
 using sc_core::sc_time;
 
 namespace {
@@ -79,3 +81,5 @@ void dma_arbiter::arbitrate()
         grant_[unsigned(r)].notify(sc_core::SC_ZERO_TIME);
     }
 }
+
+} // namespace viosim

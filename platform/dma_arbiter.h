@@ -14,6 +14,8 @@
 
 #include <systemc>
 
+namespace viosim {
+
 class dma_arbiter : public sc_core::sc_module {
 public:
     enum class policy { round_robin, fixed_priority };
@@ -42,5 +44,7 @@ private:
     sc_core::sc_event changed_;
     unsigned last_ = 0;
 };
+
+} // namespace viosim
 
 #endif

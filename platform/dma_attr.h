@@ -10,6 +10,8 @@
 
 #include <tlm>
 
+namespace viosim {
+
 struct dma_attr_ext : tlm::tlm_extension<dma_attr_ext> {
     uint32_t pasid = 0;
     bool translate = false;
@@ -35,5 +37,7 @@ struct dma_attr_ext : tlm::tlm_extension<dma_attr_ext> {
         *this = static_cast<const dma_attr_ext &>(other);
     }
 };
+
+} // namespace viosim
 
 #endif

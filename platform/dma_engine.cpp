@@ -6,6 +6,8 @@
 #include "dma_attr.h"
 #include "pcie_link.h"
 
+namespace viosim {
+
 using sc_core::sc_time;
 
 dma_engine::dma_engine(tlm::tlm_initiator_socket<> &socket, const pcie_cfg &cfg,
@@ -345,3 +347,5 @@ void stats_add_dma_engine(stats_table &s, const dma_engine &e, const dma_arbiter
                           "DMA reads faster than this bound and not faster than the previous one",
                           "DMA reads taking 65536 ns or more");
 }
+
+} // namespace viosim

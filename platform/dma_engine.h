@@ -26,6 +26,8 @@ extern "C" {
 #include "iommu.h"
 }
 
+namespace viosim {
+
 // Address space of a request and whether the IOMMU translates it.
 struct dma_request_attr {
     uint32_t pasid = 0;
@@ -139,5 +141,7 @@ class dma_arbiter;
 // ctrl_queue: the control queue's index (stats_queue_label).
 void stats_add_dma_engine(stats_table &s, const dma_engine &e, const dma_arbiter &arb, double sim_ns,
                           unsigned ctrl_queue);
+
+} // namespace viosim
 
 #endif

@@ -15,6 +15,8 @@
 #include "device_platform.h"
 #include "reused_payload.h"
 
+namespace viosim {
+
 using sc_core::sc_time;
 using sc_core::SC_NS;
 using sc_core::SC_PS;
@@ -391,3 +393,5 @@ run_result external_host::collect() const
     stats_add_device_platform(r.stats, *p_, sim_ns, r.violations_total);
     return r;
 }
+
+} // namespace viosim

@@ -34,6 +34,8 @@
 #include "stats.h"
 #include "top.h"
 
+namespace viosim {
+
 struct device_platform;
 class external_host_port;
 
@@ -127,5 +129,7 @@ private:
     struct parts;
     std::unique_ptr<parts> p_;
 };
+
+} // namespace viosim
 
 #endif

@@ -6,6 +6,8 @@
 
 #include "address_map.h"
 
+namespace viosim {
+
 using sc_core::sc_time;
 using sc_core::SC_NS;
 using sc_core::SC_ZERO_TIME;
@@ -460,3 +462,5 @@ void host_cpu::join_pass()
     qk_.set(end - sc_core::sc_time_stamp());
     c_.timing.sync(qk_);
 }
+
+} // namespace viosim

@@ -33,6 +33,8 @@ extern "C" {
 #include "reused_payload.h"
 #include "run_ahead.h"
 
+namespace viosim {
+
 struct cpu_costs {
     sc_core::sc_time cycle;
     uint64_t work_cycles[VS_HOST_WORK_COUNT];
@@ -164,5 +166,7 @@ private:
     sc_core::sc_event wait_deadline_;
     bool done_ = false;
 };
+
+} // namespace viosim
 
 #endif

@@ -8,6 +8,8 @@
 #include "address_map.h"
 #include "shared_memory.h"
 
+namespace viosim {
+
 host_memory::host_memory(sc_core::sc_module_name name, uint64_t base, uint64_t size_bytes,
                          sc_core::sc_time read_latency, sc_core::sc_time read_per_byte)
     : sc_module(name), socket("socket"),
@@ -114,3 +116,5 @@ void host_memory::b_transport(tlm::tlm_generic_payload &tx, sc_core::sc_time &de
     }
     tx.set_response_status(tlm::TLM_OK_RESPONSE);
 }
+
+} // namespace viosim

@@ -21,6 +21,8 @@
 #include <tlm>
 #include <tlm_utils/simple_target_socket.h>
 
+namespace viosim {
+
 // On a read that continues a DMA transfer. in: when the transfer's earlier data has
 // finished streaming (absolute simulated time); out: when this read's data has.
 struct read_stream_ext : tlm::tlm_extension<read_stream_ext> {
@@ -107,5 +109,7 @@ private:
     sc_core::sc_time read_latency_;
     sc_core::sc_time read_per_byte_;
 };
+
+} // namespace viosim
 
 #endif

@@ -28,6 +28,9 @@
 #include "qemu_proxy.h"
 #include "vhost_user.h"
 
+// The command line is an application of viosim's library, not part of it.
+using namespace viosim;
+
 // libsystemc's own main() calls sc_main(); viosim has its own main() (arguments are
 // parsed and checked before any elaboration), but the library still needs the symbol
 // to link. Weak, so a definition elsewhere in the platform takes precedence.
@@ -517,8 +520,8 @@ int main(int argc, char **argv)
     }
     if (cmd == "--version" || cmd == "version") {
         // The version, then what it is made of: the commit and the state of the tree.
-        std::printf("viosim %s\ncommit %s\ntree %s\n", viosim_build_version, viosim_git_commit,
-                    viosim_git_tree);
+        std::printf("viosim %s\ncommit %s\ntree %s\n", build_version, git_commit,
+                    git_tree);
         return 0;
     }
     return usage_error("unknown command '" + cmd + "' (see 'viosim --help')");

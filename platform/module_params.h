@@ -11,6 +11,8 @@
 
 #include <cstdint>
 
+namespace viosim {
+
 // pcie.*: the link between the device and the root complex.
 struct pcie_link_params {
     unsigned gen = 3;                         // 1..5
@@ -117,5 +119,7 @@ struct sim_params {
                                               // synchronisations no process would see
     double time_limit_us = 1e6;               // stop a run that has not finished by then
 };
+
+} // namespace viosim
 
 #endif

@@ -7,6 +7,8 @@
 #include "address_map.h"
 #include "dma_attr.h"
 
+namespace viosim {
+
 using sc_core::sc_time;
 using sc_core::SC_NS;
 
@@ -175,3 +177,5 @@ void pcie_link::b_downstream(tlm::tlm_generic_payload &tx, sc_time &delay)
     // Posted MMIO write: the CPU does not wait for the link (its own store cost is
     // charged by the CPU model).
 }
+
+} // namespace viosim

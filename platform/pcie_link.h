@@ -23,6 +23,8 @@
 #include "reused_payload.h"
 #include "trace.h"
 
+namespace viosim {
+
 // Filled in by the link on read transactions that carry it: when the last request
 // TLP left, so a pipelining initiator knows when it may issue the next request.
 struct link_timing_ext : tlm::tlm_extension<link_timing_ext> {
@@ -102,5 +104,7 @@ private:
     sc_core::sc_time read_fixed_;
     reused_payload up_request_, down_request_; // a read's requests to the completer
 };
+
+} // namespace viosim
 
 #endif

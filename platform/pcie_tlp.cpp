@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+namespace viosim {
+
 namespace {
 
 // Index of a power-of-two size 128..4096 in the tables below.
@@ -147,3 +149,4 @@ tlp_splitter pcie_completion_splitter(const pcie_cfg &c, uint64_t addr, unsigned
     return tlp_splitter(addr, len, c.max_payload_bytes, 4096);
 }
 
+} // namespace viosim

@@ -20,6 +20,8 @@
 
 #include "module_params.h"
 
+namespace viosim {
+
 struct pcie_cfg {
     unsigned gen = 3;                 // 1..5
     unsigned lanes = 8;               // 1, 2, 4, 8, 16
@@ -84,5 +86,7 @@ class tlp_splitter {
 tlp_splitter pcie_write_splitter(const pcie_cfg &c, uint64_t addr, unsigned len);
 tlp_splitter pcie_read_request_splitter(const pcie_cfg &c, uint64_t addr, unsigned len);
 tlp_splitter pcie_completion_splitter(const pcie_cfg &c, uint64_t addr, unsigned len);
+
+} // namespace viosim
 
 #endif

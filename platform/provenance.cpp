@@ -11,7 +11,9 @@
 #include "config.h"
 #include "stats.h"
 
-bool viosim_version_known() { return std::strcmp(viosim_git_commit, "unknown") != 0; }
+namespace viosim {
+
+bool version_known() { return std::strcmp(git_commit, "unknown") != 0; }
 
 std::string fnv1a64_text(const std::string &bytes)
 {
@@ -36,10 +38,10 @@ std::string config_hash(const vs_config &cfg)
 json_t *build_provenance_json()
 {
     json_t *p = json_object();
-    json_object_set_new(p, "version", json_string(viosim_build_version));
-    json_object_set_new(p, "commit", json_string(viosim_git_commit));
-    const bool clean = std::strcmp(viosim_git_tree, "clean") == 0,
-               dirty = std::strcmp(viosim_git_tree, "dirty") == 0;
+    json_object_set_new(p, "version", json_string(build_version));
+    json_object_set_new(p, "commit", json_string(git_commit));
+    const bool clean = std::strcmp(git_tree, "clean") == 0,
+               dirty = std::strcmp(git_tree, "dirty") == 0;
     json_object_set_new(p, "dirty", clean || dirty ? json_boolean(dirty) : json_null());
     return p;
 }
@@ -55,3 +57,5 @@ json_t *provenance_json(const vs_config &cfg)
         json_object_set_new(p, "seed", json_integer(static_cast<json_int_t>(cfg.seed)));
     return p;
 }
+
+} // namespace viosim

@@ -7,18 +7,21 @@
 #include <string>
 
 struct json_t; // jansson
+
+namespace viosim {
+
 struct vs_config;
 
 // The build's identity, generated at every build by cmake/viosim-version.cmake:
 // version "<project version>+<first 12 hex digits of the commit>", followed by
 // ".dirty.<16 hex digits>" (a fingerprint of the uncommitted changes) when the tree had
 // any, or "<project version>+unknown" outside a git checkout.
-extern const char viosim_build_version[];
-extern const char viosim_git_commit[]; // 40 hex digits, or "unknown"
-extern const char viosim_git_tree[];   // "clean", "dirty" or "unknown"
+extern const char build_version[];
+extern const char git_commit[]; // 40 hex digits, or "unknown"
+extern const char git_tree[];   // "clean", "dirty" or "unknown"
 
 // Whether this build's version names its code (false when built outside a git checkout).
-bool viosim_version_known();
+bool version_known();
 
 // 64-bit FNV-1a (Fowler, Noll, Vo; offset basis 14695981039346656037, prime
 // 2^40 + 2^8 + 0xb3) of bytes, as "fnv1a64:<16 hex digits>". A guard against accidents
@@ -29,14 +32,16 @@ std::string fnv1a64_text(const std::string &bytes);
 // stats.json writes it (config_resolved_json, flat, through stats_json_text).
 std::string config_hash(const vs_config &cfg);
 
-// {"version": viosim_build_version, "commit": viosim_git_commit, "dirty": true, false or
+// {"version": build_version, "commit": git_commit, "dirty": true, false or
 // null (unknown)}: which build, as a new object (caller owns the reference).
 json_t *build_provenance_json();
 
 // build_provenance_json() + {"config_hash"...}: the "provenance" object of stats.json.
-// {"version": viosim_build_version, "commit": viosim_git_commit, "dirty": true, false
+// {"version": build_version, "commit": git_commit, "dirty": true, false
 // or null (unknown), "config_hash": config_hash(cfg), "seed": sim.seed as the "config" object writes it}
 // as a new object (caller owns the reference).
 json_t *provenance_json(const vs_config &cfg);
+
+} // namespace viosim
 
 #endif

@@ -81,6 +81,8 @@ extern "C" {
 #include "vdev.h"
 }
 
+namespace viosim {
+
 namespace {
 
 // ---- mpqemu-link (include/hw/remote/mpqemu-link.h: enum MPQemuCmd, in order) ----
@@ -725,3 +727,5 @@ void qemu_proxy_serve_connection(const vs_config &cfg, const serve_options &opt,
     proxy_server s(cfg, opt, *host);
     s.serve_connection(fd);
 }
+
+} // namespace viosim

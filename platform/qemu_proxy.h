@@ -11,6 +11,8 @@
 #include "config.h"
 #include "vhost_user.h" // serve_options, SERVE_EXIT_*
 
+namespace viosim {
+
 // Both build the process's one platform from cfg at their first call (SystemC elaborates
 // once per process) and keep it to the process's end; a later call must bring the same
 // configuration, or it is refused with a log line. Each connection starts with a
@@ -27,5 +29,7 @@ int qemu_proxy_serve(const vs_config &cfg, const serve_options &opt);
 // or is refused; no listening socket, no signals, no stats.json. For tests and the fuzz
 // target tests/fuzz/fuzz_proxy.cpp.
 void qemu_proxy_serve_connection(const vs_config &cfg, const serve_options &opt, int fd);
+
+} // namespace viosim
 
 #endif

@@ -13,6 +13,8 @@
 
 #include <tlm>
 
+namespace viosim {
+
 class reused_payload {
 public:
     // A payload for one transaction: the call site's own, or a fresh one if that is in
@@ -61,5 +63,7 @@ private:
     tlm::tlm_generic_payload payload_;
     bool in_use_ = false;
 };
+
+} // namespace viosim
 
 #endif

@@ -7,6 +7,8 @@
 #include "dma_engine.h"
 #include "host_memory.h"
 
+namespace viosim {
+
 iommu_config iommu_config_of(const iommu_params &p, uint64_t seed)
 {
     iommu_config ic = {};
@@ -288,3 +290,5 @@ void stats_add_iommu(stats_table &s, const root_complex &rc, const dma_engine &e
         stats_add_rows(s, "iommu.pasid." + std::to_string(pasid) + ".", per_pasid, c);
     }
 }
+
+} // namespace viosim

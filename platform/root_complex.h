@@ -38,6 +38,8 @@ extern "C" {
 #include "iommu.h"
 }
 
+namespace viosim {
+
 struct iommu_timing {
     sc_core::sc_time iotlb_hit;  // every lookup
     unsigned walkers = 1;        // page walks in flight at most
@@ -107,5 +109,7 @@ class dma_engine;
 // root complex's, or the device's own in e with iommu.walk_location = device): IOTLB,
 // walks and walkers, paging-structure caches, ATS, faults, and each address space used.
 void stats_add_iommu(stats_table &s, const root_complex &rc, const dma_engine &e);
+
+} // namespace viosim
 
 #endif

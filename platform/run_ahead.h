@@ -22,6 +22,8 @@
 
 #include "module_params.h"
 
+namespace viosim {
+
 struct run_ahead {
     bool decoupled = false;               // sim.timing = decoupled
     sc_core::sc_time horizon = sc_core::SC_ZERO_TIME; // the run's time limit (absolute)
@@ -64,5 +66,7 @@ inline run_ahead run_ahead_of(const sim_params &sim)
     r.horizon = sc_core::sc_time(sim.time_limit_us * 1000.0, sc_core::SC_NS);
     return r;
 }
+
+} // namespace viosim
 
 #endif

@@ -15,6 +15,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+namespace viosim {
+
 namespace {
 
 // ---- Guest memory that vanishes under the device ----
@@ -287,3 +289,5 @@ void serve_close_fd(int &fd)
         close(fd);
     fd = -1;
 }
+
+} // namespace viosim

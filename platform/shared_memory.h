@@ -10,6 +10,8 @@
 #include <cstdint>
 #include <string>
 
+namespace viosim {
+
 // Mappings of guest memory watched for SIGBUS at once (per thread).
 constexpr unsigned SHARED_MEMORY_MAPS_MAX = 8;
 
@@ -47,5 +49,7 @@ void serve_close_fd(int &fd);
 // (mode bits, not the umask's). A stale socket file (nobody answers) is replaced; a
 // live one is refused. Returns the listening fd, or -1 with err naming the path.
 int shared_listen_unix(const std::string &path, unsigned mode, std::string &err);
+
+} // namespace viosim
 
 #endif

@@ -2,6 +2,8 @@
 
 #include "address_map.h"
 
+namespace viosim {
+
 smp_timing smp_timing_of(const software_params &p)
 {
     smp_timing st;
@@ -65,3 +67,5 @@ void smp_interconnect::b_downstream(tlm::tlm_generic_payload &tx, sc_time &delay
     sc_time arrival = delay + t_.notify;
     down_out->b_transport(tx, arrival);
 }
+
+} // namespace viosim

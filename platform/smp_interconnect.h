@@ -25,6 +25,8 @@
 
 #include "module_params.h"
 
+namespace viosim {
+
 struct smp_timing {
     sc_core::sc_time access;       // one dependent load that misses the local cache
     double copy_bytes_per_ns = 10; // streaming copy bandwidth of the device thread
@@ -56,5 +58,7 @@ private:
     smp_timing t_;
     uint64_t msi_base_, msi_size_;
 };
+
+} // namespace viosim
 
 #endif

@@ -17,6 +17,8 @@ extern "C" {
 #include <cstring>
 #include <new>
 
+namespace viosim {
+
 // ---- stats_table ----
 
 void stats_table::add(stat_entry e)
@@ -142,7 +144,7 @@ namespace {
 std::vector<documented_stat> known_stats()
 {
     std::vector<documented_stat> known;
-    for (const documented_stat *d = viosim_documented_stats; d->name; d++)
+    for (const documented_stat *d = documented_stats; d->name; d++)
         known.push_back(*d);
     static const documented_stat families[] = {
         {"device.dma.<kind>.reads", stat_better::lower},
@@ -513,3 +515,5 @@ json_t *conformance_json(const vs_conformance &c)
 {
     return conformance_json(c.total, conformance_first(c), conformance_by_rule(c));
 }
+
+} // namespace viosim

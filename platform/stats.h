@@ -19,6 +19,10 @@ extern "C" {
 #include "hist.h"
 
 struct json_t; // jansson
+struct vnet_stats;
+struct vs_conformance;
+
+namespace viosim {
 
 // The version recorded in stats.json and printed by `viosim --version`.
 #ifndef VIOSIM_VERSION
@@ -79,7 +83,6 @@ void stats_add_backend(stats_table &s, const struct net_backend_counts &c);
 
 // The virtio-net personality's own counters a simulation keeps (model/virtio_net.h:
 // merged receive, multiqueue and receive steering), under device.rx.* and device.ctrl.*.
-struct vnet_stats;
 void stats_add_net(stats_table &s, const struct vnet_stats &n);
 
 // One counter of a module's statistics table: its name after the module's prefix, unit,
@@ -150,7 +153,7 @@ struct documented_stat {
     const char *name;
     stat_better better;
 };
-extern const documented_stat viosim_documented_stats[];
+extern const documented_stat documented_stats[];
 
 // The names a run can write: the documented ones, and the families whose rows appear only
 // when something occurred (docs/statistics.md): device.dma.<kind>.reads and .writes,
@@ -203,7 +206,6 @@ struct violation_record {
     uint64_t seen, expected;
 };
 
-struct vs_conformance;
 // The driver-conformance record (model/conformance.h) as stats.json lists it: the first
 // violations in order, and the rules broken with their counts.
 std::vector<violation_record> conformance_first(const vs_conformance &c);
@@ -222,5 +224,7 @@ void stats_print_pairs(FILE *out, const std::vector<std::pair<std::string, std::
 
 // Prints every statistic as aligned columns: name, value, unit, better, description.
 void stats_print_table(FILE *out, const stats_table &stats);
+
+} // namespace viosim
 
 #endif

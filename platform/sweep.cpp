@@ -34,6 +34,8 @@
 #include "provenance.h"
 #include "stats.h"
 
+namespace viosim {
+
 namespace fs = std::filesystem;
 
 namespace {
@@ -862,9 +864,9 @@ const char *stale_reason(const study &s, size_t i, const json_t *provenance)
         return STALE_UNRECORDED;
     if (s.point_hashes[i] != hash)
         return STALE_CONFIG;
-    if (!viosim_version_known())
+    if (!version_known())
         return STALE_UNKNOWN;
-    if (std::strcmp(version, viosim_build_version) != 0)
+    if (std::strcmp(version, build_version) != 0)
         return STALE_VERSION;
     return nullptr;
 }
@@ -1327,7 +1329,6 @@ std::string emit_line_break(const study &s, const sweep_dirs &d, const std::stri
     return "";
 }
 
-
 // DIR/slurm/array-<k>.slurm: job array k runs sweep tasks k*max .. ; task t runs lines
 // t*ppt+1 .. (t+1)*ppt of jobs.txt one after another, whatever each ends with, and
 // exits 1 if one failed (--merge reports which points).
@@ -1771,3 +1772,5 @@ int sweep_main(int argc, char **argv, run_command run)
                  n, prog.ran, skipped, not_ok, d.out.c_str());
     return not_ok ? EXIT_POINT_FAILED : 0;
 }
+
+} // namespace viosim

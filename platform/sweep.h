@@ -8,6 +8,8 @@
 #ifndef VIOSIM_SWEEP_H
 #define VIOSIM_SWEEP_H
 
+namespace viosim {
+
 // `viosim run`'s entry point (argv[1] is "run"), returning its exit status.
 using run_command = int (*)(int argc, char **argv);
 
@@ -17,5 +19,7 @@ using run_command = int (*)(int argc, char **argv);
 // Exit status: 0 every point ok; 1 a point failed (the others still ran); 2 usage or
 // study error (nothing was created or run).
 int sweep_main(int argc, char **argv, run_command run);
+
+} // namespace viosim
 
 #endif

@@ -23,6 +23,8 @@ extern "C" {
 #include "iopt.h"
 }
 
+namespace viosim {
+
 using sc_core::sc_time;
 using sc_core::SC_NS;
 using sc_core::SC_PS;
@@ -263,3 +265,4 @@ run_result vs_run(const vs_config &cfg, const run_options &opt)
     return cfg.bench.enabled ? collect_bench(*p, cfg) : collect_run(p.get());
 }
 
+} // namespace viosim

@@ -9,6 +9,10 @@
 #include "stats.h"
 #include "trace.h"
 
+struct vs_conformance;
+
+namespace viosim {
+
 struct run_result {
     bool completed;              // the workload finished (not stopped by the time limit)
     std::string driver_result;   // refdrv_result_name()
@@ -29,11 +33,12 @@ struct run_options {
     std::string vcd_path;    // non-empty (ends in .vcd): write the counters as VCD waveforms
 };
 
-struct vs_conformance;
 // The driver-conformance record into r: the first violations in order, counts per rule.
 void collect_violations(run_result &r, const struct vs_conformance &c);
 
 // Runs one simulation. SystemC allows one elaboration per process, so call once.
 run_result vs_run(const vs_config &cfg, const run_options &opt = run_options());
+
+} // namespace viosim
 
 #endif

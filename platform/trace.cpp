@@ -9,6 +9,8 @@
 #include <cstring>
 #include <cstdlib>
 
+namespace viosim {
+
 namespace {
 
 // Trace-event times are microseconds; viosim's resolution is the picosecond.
@@ -323,3 +325,5 @@ int trace_lanes::track(trace_recorder &trace, sc_core::sc_time start, sc_core::s
     end_[lane] = std::max(end_[lane], end);
     return first_ + int(lane);
 }
+
+} // namespace viosim

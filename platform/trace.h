@@ -24,6 +24,10 @@
 
 #include <systemc>
 
+struct json_t; // jansson
+
+namespace viosim {
+
 enum trace_track : int {
     TRACE_QUEUE_RX = 1,
     TRACE_QUEUE_TX = 2,
@@ -85,7 +89,7 @@ public:
 
 private:
     trace_recorder(trace_recorder &root, int pid, const std::string &name);
-    void emit(struct json_t *event);
+    void emit(json_t *event);
 
     std::FILE *f_;
     trace_window window_;
@@ -174,5 +178,7 @@ private:
     uint64_t seq_ = 0;
     std::vector<int> dirty_;
 };
+
+} // namespace viosim
 
 #endif

@@ -78,6 +78,8 @@ extern "C" {
 #include "virtio_wire.h"
 }
 
+namespace viosim {
+
 namespace {
 
 // ---- Protocol constants (vhost-user.rst, "Message types" and "Protocol features") ----
@@ -1314,3 +1316,5 @@ void vhost_user_serve_connection(const vs_config &cfg, const serve_options &opt,
     server s(cfg, opt);
     s.serve_connection(fd);
 }
+
+} // namespace viosim

@@ -11,6 +11,8 @@
 
 #include "config.h"
 
+namespace viosim {
+
 struct serve_options {
     // Unix socket to listen on. A stale socket file there (nobody answers) is replaced; a
     // live one (a server answers) is refused.
@@ -52,5 +54,7 @@ int vhost_user_serve(const vs_config &cfg, const serve_options &opt);
 // One platform per process (SystemC elaborates once): the first call's configuration
 // builds the device for every later call.
 void vhost_user_serve_connection(const vs_config &cfg, const serve_options &opt, int fd);
+
+} // namespace viosim
 
 #endif

@@ -12,6 +12,8 @@
 #include "config.h"
 #include "root_complex.h"
 
+namespace viosim {
+
 device_timing device_timing_of(const vs_config &cfg)
 {
     device_timing dt;
@@ -1055,3 +1057,5 @@ void virtio_device_tlm::queue_engine(uint16_t q, unsigned k, sc_time start)
     q_[q].engines[k].qk.reset();
     run_engine(q_[q].engines[k], more_work(q));
 }
+
+} // namespace viosim

@@ -43,6 +43,8 @@ extern "C" {
 #include "vdev.h"
 }
 
+namespace viosim {
+
 struct device_timing {
     sc_core::sc_time cycle;      // one device clock
     uint64_t desc_cycles;        // per descriptor fetched
@@ -336,5 +338,7 @@ private:
     uint64_t config_base_ = amap::ecam_base;
     bool intx_level_ = false;         // the INTA# level last reported (on_intx)
 };
+
+} // namespace viosim
 
 #endif

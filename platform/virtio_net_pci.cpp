@@ -8,6 +8,8 @@
 
 #include "device_platform.h"
 
+namespace viosim {
+
 namespace {
 
 // Keys that describe what viosim run builds around the device (its host CPU and memory,
@@ -169,3 +171,5 @@ stats_table virtio_net_pci::stats(double sim_ns) const
     add_stats(s, sim_ns);
     return s;
 }
+
+} // namespace viosim

@@ -33,6 +33,8 @@
 #include "trace.h"
 #include "virtio_device_tlm.h"
 
+namespace viosim {
+
 // A configuration key the module refuses: unknown, a bad value, a key of viosim run's
 // host or driver, or an impossible combination. what() is the message, which names the
 // key ("KEY: message" when the message itself does not).
@@ -98,5 +100,7 @@ private:
     tlm_utils::simple_initiator_socket<virtio_net_pci> device_target_;
     tlm_utils::simple_target_socket<virtio_net_pci> device_dma_;
 };
+
+} // namespace viosim
 
 #endif

@@ -15,6 +15,8 @@
 
 #include <systemc>
 
+namespace viosim {
+
 class walker_pool {
 public:
     explicit walker_pool(unsigned walkers = 1) { resize(walkers); }
@@ -49,5 +51,7 @@ public:
 private:
     std::vector<sc_core::sc_time> free_; // when each walker is free again
 };
+
+} // namespace viosim
 
 #endif

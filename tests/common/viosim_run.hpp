@@ -18,6 +18,8 @@
 
 #include "stats.h"
 
+using namespace viosim; // the platform's modules and configuration (platform/)
+
 namespace {
 
 struct run_out {

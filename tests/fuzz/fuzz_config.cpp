@@ -16,6 +16,8 @@
 
 #include "config.h"
 
+using namespace viosim; // the platform's modules and configuration (platform/)
+
 #define CHECK(cond, what)                                                                    \
     do {                                                                                     \
         if (!(cond)) {                                                                       \

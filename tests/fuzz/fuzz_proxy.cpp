@@ -41,6 +41,8 @@
 #include "config.h"
 #include "qemu_proxy.h"
 
+using namespace viosim; // the platform's modules and configuration (platform/)
+
 namespace {
 
 constexpr size_t MEM_BYTES = 64 * 1024;

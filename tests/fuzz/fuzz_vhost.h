@@ -14,6 +14,8 @@
 #include "common/vhost_msg.h"
 #include "config.h"
 
+using namespace viosim; // the platform's modules and configuration (platform/)
+
 // serve runs the timed platform, so the targets link SystemC, whose library wants an
 // sc_main; they enter through libFuzzer's main (or replay.c's), so this one never runs.
 // One platform per process: the first input's configuration byte builds the device

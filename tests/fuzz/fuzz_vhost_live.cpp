@@ -43,6 +43,8 @@
 #include "fuzz_vhost.h"
 #include "vhost_user.h"
 
+using namespace viosim; // the platform's modules and configuration (platform/)
+
 namespace {
 
 constexpr size_t MEM_BYTES = 64 * 1024;

@@ -24,6 +24,8 @@
 #include "provenance.h"
 #include "stats.h"
 
+using namespace viosim; // the platform's modules and configuration (platform/)
+
 namespace {
 
 // ---- Helpers ----
@@ -966,8 +968,8 @@ Test(stats, stats_json_is_deterministic_and_ordered)
     cr_assert(doc != nullptr, "not JSON: %s", jerr.text);
     cr_expect_str_eq(json_string_value(json_object_get(doc, "viosim_version")), VIOSIM_VERSION);
     json_t *prov = json_object_get(doc, "provenance");
-    cr_expect_str_eq(json_string_value(json_object_get(prov, "version")), viosim_build_version);
-    cr_expect_str_eq(json_string_value(json_object_get(prov, "commit")), viosim_git_commit);
+    cr_expect_str_eq(json_string_value(json_object_get(prov, "version")), build_version);
+    cr_expect_str_eq(json_string_value(json_object_get(prov, "commit")), git_commit);
     const std::string hash = config_hash(config_defaults());
     cr_expect_str_eq(json_string_value(json_object_get(prov, "config_hash")), hash.c_str());
     cr_expect_eq(json_integer_value(json_object_get(prov, "seed")), 1);

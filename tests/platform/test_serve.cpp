@@ -35,6 +35,8 @@
 #include "provenance.h"
 #include "stats.h"
 
+using namespace viosim; // the platform's modules and configuration (platform/)
+
 namespace {
 
 constexpr int WAIT_S = 30; // bound on every wait: generous, never reached when it works

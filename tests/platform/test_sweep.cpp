@@ -16,6 +16,8 @@
 
 #include "stats.h"
 
+using namespace viosim; // the platform's modules and configuration (platform/)
+
 namespace {
 
 struct sweep_out {

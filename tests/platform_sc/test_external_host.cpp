@@ -39,6 +39,8 @@ using sc_core::sc_time;
 
 #include "common/sc_criterion_main.h"
 
+using namespace viosim; // the platform's modules and configuration (platform/)
+
 namespace {
 
 constexpr uint64_t MEM_BYTES = 16u << 20;

@@ -44,6 +44,8 @@ using sc_core::sc_time;
 #include "common/sc_criterion_main.h"
 #include "common/tlm_access.h"
 
+using namespace viosim; // the platform's modules and configuration (platform/)
+
 namespace {
 
 constexpr uint64_t BAR0 = amap::mmio_window_base;

@@ -42,6 +42,8 @@ extern "C" {
 
 #include "common/sc_criterion_main.h"
 
+using namespace viosim; // the platform's modules and configuration (platform/)
+
 namespace {
 
 constexpr int WAIT_MS = 30000;

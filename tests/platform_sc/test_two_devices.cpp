@@ -38,6 +38,8 @@ using sc_core::sc_time;
 #include "common/sc_criterion_main.h"
 #include "common/tlm_access.h"
 
+using namespace viosim; // the platform's modules and configuration (platform/)
+
 namespace {
 
 constexpr uint64_t MEM_BASE = 0x8000'0000ull, MEM_SIZE = 64ull << 20; // 32 MiB per driver

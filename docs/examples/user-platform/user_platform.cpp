@@ -53,7 +53,7 @@ struct cpu : sc_module {
     std::vector<uint8_t> &ram;
     std::vector<uint32_t> vectors; // MSI-X messages not yet taken
     sc_event irq;
-    refdrv_params params = config_defaults().drv;
+    refdrv_params params = viosim::config_defaults().drv; // the reference driver's defaults
     refdrv_stats stats{};
     refdrv_result result = REFDRV_TIMEOUT;
     SC_HAS_PROCESS(cpu);
@@ -117,7 +117,7 @@ int sc_main(int, char *[])
     tlm_utils::tlm_quantumkeeper::set_global_quantum(sc_time(1, SC_US)); // the platform's
     interconnect bus("bus");
     cpu host("cpu", bus.ram);
-    virtio_net_pci nic("nic");                  // every parameter at its default
+    viosim::virtio_net_pci nic("nic");          // every parameter at its default
     nic.set("device.queue_engines", "2");       // the keys of viosim run
     nic.set("device.withdraw_features", "ACCESS_PLATFORM"); // this platform has no IOMMU
     nic.configure(R"({"device": {"clock_mhz": 800}})");
@@ -128,7 +128,7 @@ int sc_main(int, char *[])
     bus.out.bind(host.msi);
     sc_start(sc_time(100, SC_MS));
     const double ns = sc_time_stamp().to_seconds() * 1e9;
-    stats_print_table(stdout, nic.stats(ns));
+    viosim::stats_print_table(stdout, nic.stats(ns));
     std::cout << "driver: " << refdrv_result_name(host.result) << ", " << host.stats.rx_frames
               << " of " << host.params.frames_count << " frames back\n";
     return host.result == REFDRV_OK && host.stats.rx_frames == host.params.frames_count ? 0 : 1;

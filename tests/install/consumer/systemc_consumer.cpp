@@ -47,8 +47,8 @@ struct user_cpu : sc_core::sc_module {
 
 int sc_main(int, char *[])
 {
-    host_memory mem("mem", 0, 1 << 20, sc_core::sc_time(100, sc_core::SC_NS),
-                    sc_core::sc_time(0.25, sc_core::SC_NS));
+    viosim::host_memory mem("mem", 0, 1 << 20, sc_core::sc_time(100, sc_core::SC_NS),
+                            sc_core::sc_time(0.25, sc_core::SC_NS));
     user_cpu cpu("cpu");
     cpu.socket.bind(mem.socket);
     sc_core::sc_start();
