@@ -45,13 +45,16 @@ extern "C" {
 
 namespace viosim {
 
+// Build it with device_timing_of(cfg): every value from the configuration, whose defaults
+// are `viosim params`'. Every field has an initializer, so one left out is zero (or its
+// type's default), never indeterminate.
 struct device_timing {
     sc_core::sc_time cycle;      // one device clock
-    uint64_t desc_cycles;        // per descriptor fetched
-    uint64_t packet_cycles;      // per frame or control command handled
+    uint64_t desc_cycles = 0;    // per descriptor fetched
+    uint64_t packet_cycles = 0;  // per frame or control command handled
     pcie_cfg link;               // how the DMA engine splits requests
-    unsigned read_tags;
-    bool completions_in_order;
+    unsigned read_tags = 0;
+    bool completions_in_order = false;
     unsigned queue_engines = 1;  // engines (buffers in flight) per RX and TX queue
     // sim.engine_wakeup = next: a finished buffer wakes only the engines that can go on
     // (the next in take order, and any whose buffer went stale), not every waiting one;
@@ -61,7 +64,7 @@ struct device_timing {
     run_ahead timing;            // sim.timing: when the engines synchronise
     // Address space each class of queue's DMA is tagged with: every receive queue,
     // every transmit queue, the control queue (indexed as VNET_QUEUE_RX/TX/CTRL).
-    uint32_t queue_pasid[VNET_QUEUES];
+    uint32_t queue_pasid[VNET_QUEUES] = {};
     // Software-device profile: the store barrier a CPU needs before publishing used
     // descriptors (hardware orders its posted writes for free).
     sc_core::sc_time used_write_barrier = sc_core::SC_ZERO_TIME;
