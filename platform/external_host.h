@@ -81,7 +81,8 @@ public:
     void run_for(const sc_core::sc_time &d);
     // Advances until nothing is left to happen without the caller (every engine waits for
     // a notification, no timer or DMA pending), at most by bound; true if idle then (time
-    // stops at the last thing that happened, not at the bound).
+    // stops at the last thing that happened, not at the bound). False: something is still
+    // to happen, and time has moved by exactly bound.
     bool run_until_idle(const sc_core::sc_time &bound);
     // Advances until an interrupt (MSI-X message or INTx change) has been delivered, at
     // most by bound; true if one was (time stops at its arrival).

@@ -28,8 +28,9 @@
 // platform as a TLM transaction at the current simulated time; then the platform runs
 // until idle (at most IDLE_BOUND_US of simulated time), so the device's work for the access
 // -- a kick's buffers, the frames the backend sends back, their interrupt -- is done
-// before the access is answered, as an untimed device's would be. Simulated time moves
-// only there: the guest's own time between two accesses is not simulated
+// before the access is answered, as an untimed device's would be; work left at the bound
+// goes on between messages, a bound at a time, until the device is idle. Simulated time
+// moves only then: the guest's own time between two accesses is not simulated
 // (docs/bring-up.md, "Simulated time and the guest's time"). The INTx pin's changes
 // reach the interrupt controller at their simulated time (on_intx); a rising edge writes
 // the irqfd. The resample eventfd follows KVM's level-triggered irqfd semantics as
@@ -130,7 +131,7 @@ uint32_t le32(const uint8_t *p)
 
 // After each access the platform runs until idle, but at most this much simulated time:
 // a driver that keeps a queue full, or a coalescing timer set far ahead, cannot hold the
-// server; what is left runs after the next access.
+// answer; what is left runs in further slices of this length while no message waits.
 // (A number, not an sc_time: none may exist before the platform sets the resolution.)
 constexpr double IDLE_BOUND_US = 1000;
 
@@ -233,6 +234,7 @@ private:
     std::vector<ram_range> ram_; // the guest RAM as mapped here
     uint8_t payload_[MPQ_PAYLOAD_MAX];
     int irq_fd_ = -1, resample_fd_ = -1;
+    bool busy_ = false; // the last run_device stopped at its bound, the device not idle
     bool intx_level_ = false;    // the pin's level as the interrupt controller last saw it
     bool failure_logged_ = false;
     std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
@@ -485,7 +487,7 @@ void proxy_server::intx_changed(bool level)
 // just made, and the interrupts it raised. False if the connection ended.
 bool proxy_server::run_device()
 {
-    host_.run_until_idle(sc_core::sc_time(IDLE_BOUND_US, sc_core::SC_US));
+    busy_ = !host_.run_until_idle(sc_core::sc_time(IDLE_BOUND_US, sc_core::SC_US));
     if (shared_memory_faulted()) {
         ctr_.memory_faults++;
         return fail("guest RAM shrank under the device (SIGBUS caught)");
@@ -562,13 +564,20 @@ bool proxy_server::handle(int32_t cmd, std::vector<int> &fds)
     }
 }
 
-// One poll round: a message (handled and answered) or a resample notification.
+// One poll round: a message (handled and answered) or a resample notification. While the
+// device still has work (the last run stopped at IDLE_BOUND_US, not idle), the round does
+// not wait: without a message it runs the platform one more bound, so what a kick started
+// (a long queue, a coalescing timer, the interrupt at its end) goes on while the guest's
+// vCPU does not touch the device, as it would on hardware.
 void proxy_server::serve_pass(int timeout_ms)
 {
     struct pollfd p[2] = {{fd_, POLLIN, 0}, {resample_fd_, POLLIN, 0}};
     const nfds_t n = resample_fd_ >= 0 ? 2 : 1;
-    if (poll(p, n, timeout_ms) <= 0)
+    if (poll(p, n, busy_ ? 0 : timeout_ms) <= 0) {
+        if (busy_ && fd_ >= 0)
+            run_device();
         return;
+    }
     if (n == 2 && (p[1].revents & POLLIN)) {
         uint64_t count;
         if (read(resample_fd_, &count, sizeof count) == ssize_t(sizeof count)) {

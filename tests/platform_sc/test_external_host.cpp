@@ -245,6 +245,29 @@ Test(external_host, registers_read_back_as_the_spec_says)
     cr_expect_gt(stat(r, "link.down.tlps").u64, 0u, "the accesses crossed the link");
 }
 
+// run_until_idle with something still to happen past its bound (here an event 5 µs
+// ahead, as a frame still in a slow device or a coalescing timer would be): each call
+// moves time by exactly the bound and says "not idle", so that calls in a row get there;
+// once nothing is left, time stops at the last thing that happened. (SystemC's
+// SC_EXIT_ON_STARVATION alone left time where it was, and a front end calling again
+// stood still forever.)
+Test(external_host, run_until_idle_moves_by_the_bound_while_work_is_left)
+{
+    guest_ram ram;
+    const std::unique_ptr<external_host> hp = must_create(test_config(4), ram.regions());
+    external_host &h = *hp;
+    cr_assert(h.run_until_idle(sc_time(1, SC_US)), "a device not set up is idle");
+    const sc_time t = h.now();
+    sc_core::sc_event later("later");
+    later.notify(sc_time(4500, SC_NS));
+    for (int i = 1; i <= 4; i++) {
+        cr_assert_not(h.run_until_idle(sc_time(1, SC_US)), "call %d: the event is still ahead", i);
+        cr_assert_eq(h.now(), t + sc_time(i * 1000.0, SC_NS), "call %d: time moved by the bound", i);
+    }
+    cr_assert(h.run_until_idle(sc_time(1, SC_US)), "the event happened: idle");
+    cr_assert_eq(h.now(), t + sc_time(4500, SC_NS), "time stops at the event, not at the bound");
+}
+
 // An access no BAR claims (none is assigned yet; then one past the assigned ones) ends
 // as an Unsupported Request: all-ones, reported, and the device goes on.
 Test(external_host, an_unassigned_address_fails_cleanly)
