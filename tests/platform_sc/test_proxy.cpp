@@ -289,6 +289,17 @@ struct qemu_peer {
         std::memcpy(&v, ring(i) + 0x2000 + 2, 2);
         return v;
     }
+    // One frame round the loopback: a 2 KiB receive buffer at rx_buf posted and kicked,
+    // then the frame (virtio-net header included) copied to tx_buf, posted and kicked.
+    // Each kick is answered once the device has run (at most the proxy's bound).
+    void send_through_loopback(const uint8_t *frame, uint32_t len, uint64_t rx_buf, uint64_t tx_buf)
+    {
+        post(0, {{rx_buf, 2048, true}});
+        bar_wr(notify_at[0], 2, 0);
+        std::memcpy(ram + tx_buf, frame, len);
+        post(1, {{tx_buf, len, false}});
+        bar_wr(notify_at[1], 2, 1);
+    }
     // The used length of queue i's used entry n.
     uint32_t used_len(uint16_t i, uint16_t n)
     {
@@ -366,14 +377,10 @@ Test(proxy, bring_up_transmit_and_receive_with_intx)
 
     // One 2 KiB receive buffer (queue 0), one 12-byte header + 60-byte frame (queue 1).
     const uint64_t rx_buf = 0x40000, tx_buf = 0x50000;
-    q.post(0, {{rx_buf, 2048, true}});
-    q.bar_wr(q.notify_at[0], 2, 0);
     uint8_t frame[12 + 60] = {};
     for (unsigned i = 12; i < sizeof frame; i++)
         frame[i] = uint8_t(i * 7);
-    std::memcpy(q.ram + tx_buf, frame, sizeof frame);
-    q.post(1, {{tx_buf, sizeof frame, false}});
-    q.bar_wr(q.notify_at[1], 2, 1); // answered once the device has run: untimed
+    q.send_through_loopback(frame, sizeof frame, rx_buf, tx_buf); // answered once the device ran
 
     cr_assert_eq(q.used_idx(1), 1u, "the frame was transmitted");
     cr_assert_eq(q.used_idx(0), 1u, "and looped back into the receive buffer");
@@ -410,13 +417,8 @@ Test(proxy, work_past_the_access_bound_goes_on_without_accesses)
     q.set_irqfd();
     q.assign_bar0();
     q.bring_up(1ull << 32, 2);
-    const uint64_t rx_buf = 0x40000, tx_buf = 0x50000;
-    q.post(0, {{rx_buf, 2048, true}});
-    q.bar_wr(q.notify_at[0], 2, 0);
-    uint8_t frame[12 + 60] = {};
-    std::memcpy(q.ram + tx_buf, frame, sizeof frame);
-    q.post(1, {{tx_buf, sizeof frame, false}});
-    q.bar_wr(q.notify_at[1], 2, 1);
+    const uint8_t frame[12 + 60] = {};
+    q.send_through_loopback(frame, sizeof frame, 0x40000, 0x50000);
     // No access from here on: the interrupt comes by itself (bounded wait).
     struct pollfd p = {q.irq, POLLIN, 0};
     cr_assert_eq(poll(&p, 1, WAIT_MS), 1, "INTA# rose without another access");
@@ -659,11 +661,7 @@ Test(proxy, session_stats_are_the_platforms_with_conformance)
         q.assign_bar0();
         q.bring_up(1ull << 32, 2);
         const uint64_t rx_buf = 0x40000, tx_buf = 0x50000;
-        q.post(0, {{rx_buf, 2048, true}});
-        q.bar_wr(q.notify_at[0], 2, 0);
-        std::memcpy(q.ram + tx_buf, frame, sizeof frame);
-        q.post(1, {{tx_buf, sizeof frame, false}});
-        q.bar_wr(q.notify_at[1], 2, 1);
+        q.send_through_loopback(frame, sizeof frame, rx_buf, tx_buf);
         cr_assert_eq(q.used_idx(1), 1u, "transmitted before the notification was answered");
         cr_assert_eq(q.used_idx(0), 1u, "and looped back");
         cr_assert_eq(std::memcmp(q.ram + rx_buf + 12, frame + 12, 60), 0);
@@ -729,13 +727,9 @@ Test(proxy, refused_connection_leaves_the_platform_serving)
     q.assign_bar0();
     q.bring_up(1ull << 32, 2);
     const uint64_t rx_buf = 0x60000, tx_buf = 0x70000;
-    q.post(0, {{rx_buf, 2048, true}});
-    q.bar_wr(q.notify_at[0], 2, 0);
     uint8_t frame[12 + 60] = {};
     frame[20] = 0x5a;
-    std::memcpy(q.ram + tx_buf, frame, sizeof frame);
-    q.post(1, {{tx_buf, sizeof frame, false}});
-    q.bar_wr(q.notify_at[1], 2, 1);
+    q.send_through_loopback(frame, sizeof frame, rx_buf, tx_buf);
     cr_assert_eq(q.used_idx(1), 1u);
     cr_assert_eq(q.used_idx(0), 1u, "the frame came back into this connection's buffer");
     cr_assert_eq(q.ram[rx_buf + 20], 0x5a);
