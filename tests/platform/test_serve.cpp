@@ -675,6 +675,38 @@ Test(serve, merged_receive_buffers_come_from_the_personality)
     cr_expect_not_null(json_object_get(f, "MRG_RXBUF"));
 }
 
+// Work longer than one pass's bound (100 µs of simulated time) goes on in the passes
+// after it: a 1 MHz device clock at 3000 cycles a frame needs 3 ms of simulated time for
+// one frame, so 30 passes, with no kick in between. (Before, a pass whose next event lay
+// past its bound returned with time unchanged, and serve spun on it forever.)
+Test(serve, work_past_a_pass_bound_goes_on)
+{
+    constexpr uint16_t WRITE = 2;
+    mapped_front_end fe({"--set", "device.clock_mhz=1", "--set", "device.packet_cycles=3000"});
+    auto &[s, fd, mem, m] = fe;
+    fe.own(VERSION_1);
+    put_split_desc(m, 0x4000, 0, 0xA000, 2048, WRITE); // receiveq1: one 2 KiB buffer
+    const uint16_t one = 1;
+    std::memcpy(m + 0x4800 + 4, "\0\0", 2);
+    std::memcpy(m + 0x4800 + 2, &one, 2);
+    std::memset(m + 0x8000, 0, 12 + 60); // transmitq1: a zero header and a 60-byte frame
+    m[0x8000 + 12] = 0x5a;
+    put_split_desc(m, 0x0, 0, 0x8000, 12 + 60, 0);
+    std::memcpy(m + 0x1000 + 4, "\0\0", 2);
+    std::memcpy(m + 0x1000 + 2, &one, 2);
+    start_split_ring(fd, 0, 0x4000, 0x4800, 0x5000);
+    start_split_ring(fd, 1, 0x0, 0x1000, 0x2000);
+    const double until = now_s() + WAIT_S;
+    while (get16(m, 0x5002) != 1 && now_s() < until)
+        nap();
+    cr_assert_eq(get16(m, 0x5002), 1, "the frame came back:\n%s", s.log().c_str());
+    cr_expect_eq(m[0xA000 + 12], 0x5a);
+    run_out r;
+    fe.finish(r);
+    expect_stats(r, {{"device.tx.frames", 1}, {"device.rx.frames", 1}});
+    cr_expect_geq(r.stat("sim.time_ns"), 3e6, "one frame took 3 ms of simulated time");
+}
+
 namespace {
 
 // The 8-byte answer to a request that has one (GET_FEATURES, GET_PROTOCOL_FEATURES,
