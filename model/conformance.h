@@ -87,7 +87,9 @@ enum vs_obligation { VS_OBLIGATION_DRIVER, VS_OBLIGATION_DEVICE };
     X(CTRL_RSS_KEY_LENGTH, "Device Types / Network Device / Device configuration layout", \
       "hash_key_length must be at most rss_max_key_size (and, viosim's choice, not 0 with hash types enabled)") \
     X(CTRL_MQ_PAIRS_NOT_ENABLED, "Device Types / Network Device / Device Operation / Control Virtqueue / Automatic receive steering in multiqueue mode", \
-      "VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET may put in use only pairs whose receive and transmit queues the driver has configured and enabled")
+      "VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET may put in use only pairs whose receive and transmit queues the driver has configured and enabled") \
+    X(TX_QUEUE_NOT_IN_USE, "Device Types / Network Device / Device Operation / Control Virtqueue / Automatic receive steering in multiqueue mode", \
+      "the driver queues packets only on transmitq1 before VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET, and on no transmit queue past virtqueue_pairs once it has placed that command in the available ring")
 
 enum vs_rule {
 #define VS_RULE_ENUM(name, section, text) VS_RULE_##name,

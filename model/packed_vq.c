@@ -799,6 +799,75 @@ bool pvq_resume_at(struct pvq *q, uint32_t position)
     return true;
 }
 
+/* ---- The conformance checker's look at the driver's side (vq.h driver_end) ----
+ * A packed ring has no index of the driver's: its buffers end at the first slot whose
+ * descriptor is not available ("Driver and Device Ring Wrap Counters"). Every slot a
+ * buffer covers is made available (the head's flags last, so a buffer still being
+ * written ends the run at its head), and a slot the driver has not reached in this lap
+ * holds a descriptor of the last lap, which reads as not available. */
+#define PVQ_LOOK_BURST 16u /* descriptors per read of the look */
+
+static uint16_t pos_of(uint16_t off, bool wrap)
+{
+    return (uint16_t)(off | (wrap ? 1u << 15 : 0u));
+}
+
+static uint32_t packed_avail_ahead(const void *qv, uint16_t pos)
+{
+    const struct pvq *q = qv;
+    const uint16_t size = q->cfg.size;
+    const uint16_t off = pos & 0x7fffu;
+    if (size == 0 || size > PVIRTQ_SIZE_MAX || off >= size)
+        return UINT32_MAX;
+    return ring_lin_dist(size, ring_lin(size, q->next_avail, q->avail_wrap),
+                         ring_lin(size, off, (pos >> 15) & 1u));
+}
+
+static enum vs_dma_status packed_driver_end(const void *qv, const struct vs_guest_ops *ops,
+                                            uint16_t from, uint16_t *end)
+{
+    const struct pvq *q = qv;
+    const uint16_t size = q->cfg.size;
+    const uint32_t ahead = packed_avail_ahead(q, from);
+    if (ahead > size)
+        return VS_DMA_OUT_OF_RANGE;
+    uint16_t off = from & 0x7fffu;
+    bool wrap = (from >> 15) & 1u;
+    uint32_t left = size - ahead; /* slots the driver may still have made available */
+    uint8_t raw[PVQ_LOOK_BURST * sizeof(struct pvirtq_desc)];
+    while (left > 0) {
+        uint32_t n = (uint32_t)(size - off) < left ? (uint32_t)(size - off) : left;
+        if (n > PVQ_LOOK_BURST)
+            n = PVQ_LOOK_BURST;
+        const uint64_t at = (uint64_t)off * sizeof(struct pvirtq_desc);
+        const uint32_t bytes = n * (uint32_t)sizeof(struct pvirtq_desc);
+        if (q->cfg.desc_addr > UINT64_MAX - at || vq_range_wraps(q->cfg.desc_addr + at, bytes))
+            return VS_DMA_OUT_OF_RANGE;
+        enum vs_dma_status s = ops->read(ops->ctx, q->cfg.desc_addr + at, raw, bytes, VS_DMA_DESC_READ);
+        if (s != VS_DMA_OK)
+            return s;
+        for (uint32_t i = 0; i < n; i++) {
+            if (!desc_is_avail(le16_at(raw + i * sizeof(struct pvirtq_desc), PVIRTQ_DESC_OFF_FLAGS), wrap)) {
+                *end = pos_of((uint16_t)(off + i), wrap);
+                return VS_DMA_OK;
+            }
+        }
+        left -= n;
+        ring_advance(size, &off, &wrap, n);
+    }
+    *end = pos_of(off, wrap);
+    return VS_DMA_OK;
+}
+
+static bool packed_hinted_end(const void *qv, uint16_t *end)
+{
+    const struct pvq *q = qv;
+    if (!q->hint_valid || q->hint_next_off >= q->cfg.size)
+        return false;
+    *end = pos_of(q->hint_next_off, q->hint_next_wrap);
+    return true;
+}
+
 static uint32_t packed_position(const void *q) { return pvq_position(q); }
 static bool packed_resume_at(void *q, uint32_t position) { return pvq_resume_at(q, position); }
 static uint32_t packed_pending(const void *q) { return ((const struct pvq *)q)->batch_count; }
@@ -817,6 +886,9 @@ const struct vq_ops packed_vq_ops = {
     .recheck_driver_event = packed_recheck_driver_event,
     .set_notifications = packed_set_notifications,
     .set_avail_hint = packed_set_avail_hint,
+    .driver_end = packed_driver_end,
+    .avail_ahead = packed_avail_ahead,
+    .hinted_end = packed_hinted_end,
     .pending = packed_pending,
     .position = packed_position,
     .resume_at = packed_resume_at,

@@ -1052,6 +1052,17 @@ static struct pt_slot *slot_of(struct pt *tp, uint16_t qi, unsigned k)
     return qi < tp->num_queues && k < tp->engines ? &tp->slot[qi][k] : NULL;
 }
 
+void pt_look_parked(struct pt *tp, uint16_t qi, unsigned k, const struct vs_guest_ops *ops)
+{
+    struct pt_slot *sl = slot_of(tp, qi, k);
+    if (!sl || !pt_queue_live(tp, qi) || !tp->role[qi]->look_parked ||
+        (sl->busy && sl->generation == tp->generation[qi]))
+        return;
+    sl->gate.pinned = true;
+    sl->gate.gen = tp->generation[qi];
+    tp->role[qi]->look_parked(tp->dev_ctx, qi, gate_setup(&sl->gate, tp, qi, ops));
+}
+
 enum pt_step pt_take(struct pt *tp, uint16_t qi, unsigned k, const struct vs_guest_ops *ops,
                          struct pt_work *w)
 {

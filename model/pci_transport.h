@@ -172,6 +172,12 @@ struct pt_role {
     /* A decision taken with `cause` (from published, or pt_decide's caller): whether
      * the driver's event suppression let the notification through. May be NULL. */
     void (*decided)(void *ctx, uint16_t q, unsigned cause, bool interrupt);
+    /* The queue is live but parked: the personality does not serve it now (take
+     * answers IDLE whatever its ring holds: virtio-net's transmit queues of pairs not in
+     * use), and the driver notified it. The personality may look at the ring, reading
+     * only, through ops (the conformance checker's business); take does the same look
+     * itself. NULL: nothing to look at. See pt_look_parked. */
+    void (*look_parked)(void *ctx, uint16_t q, const struct vs_guest_ops *ops);
 
     /* For the platform's engine loop (it never asks which queue it runs):
      * IDLE from take means "wait for the driver" (arm notifications, sleep until a
@@ -355,6 +361,13 @@ static inline bool pt_finish_waits(const struct pt *tp, uint16_t q, unsigned slo
 /* take, move and finish on slot 0: one buffer start to end. */
 enum pt_step pt_step_one(struct pt *tp, uint16_t q, const struct vs_guest_ops *ops,
                          struct pt_work *w);
+
+/* Queue q is parked (pt_role.look_parked) and a notification for it came: let its role
+ * look, through slot `slot`'s DMA gate (q's generation now). For a platform whose
+ * engines of a parked queue sleep instead of taking: call it from an engine of q with
+ * no buffer taken, when a notification for q arrives. Nothing happens unless q is live
+ * and its role has the hook. */
+void pt_look_parked(struct pt *tp, uint16_t q, unsigned slot, const struct vs_guest_ops *ops);
 
 /* For the roles' take: pop the next available buffer of q into sl (IDLE when none). */
 enum pt_step pt_pop(struct pt *tp, uint16_t q, struct pt_slot *sl, struct pt_work *w);

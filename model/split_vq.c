@@ -751,6 +751,40 @@ bool svq_resume_at(struct svq *q, uint32_t position)
     return true;
 }
 
+/* ---- The conformance checker's look at the driver's side (vq.h driver_end) ----
+ * avail->idx is where the driver's available entries end ("The Virtqueue Available
+ * Ring": idx is where the driver puts the next entry); one read, nothing kept. */
+static enum vs_dma_status split_driver_end(const void *qv, const struct vs_guest_ops *ops,
+                                           uint16_t from, uint16_t *end)
+{
+    (void)from;
+    const struct svq *q = qv;
+    uint8_t raw[2];
+    if (q->cfg.driver_addr > UINT64_MAX - SVIRTQ_AVAIL_OFF_IDX ||
+        vq_range_wraps(q->cfg.driver_addr + SVIRTQ_AVAIL_OFF_IDX, sizeof raw))
+        return VS_DMA_OUT_OF_RANGE;
+    enum vs_dma_status s = ops->read(ops->ctx, q->cfg.driver_addr + SVIRTQ_AVAIL_OFF_IDX, raw,
+                                     sizeof raw, VS_DMA_DESC_READ);
+    if (s == VS_DMA_OK)
+        *end = vs_le16(raw);
+    return s;
+}
+
+static uint32_t split_avail_ahead(const void *qv, uint16_t pos)
+{
+    const struct svq *q = qv;
+    return (uint16_t)(pos - q->last_avail_idx);
+}
+
+static bool split_hinted_end(const void *qv, uint16_t *end)
+{
+    const struct svq *q = qv;
+    if (!q->hint_valid)
+        return false;
+    *end = q->hint_avail_idx;
+    return true;
+}
+
 static uint32_t split_position(const void *q) { return svq_position(q); }
 static bool split_resume_at(void *q, uint32_t position) { return svq_resume_at(q, position); }
 static uint32_t split_pending(const void *q) { return ((const struct svq *)q)->pending; }
@@ -769,6 +803,9 @@ const struct vq_ops split_vq_ops = {
     .recheck_driver_event = split_recheck_driver_event,
     .set_notifications = split_set_notifications,
     .set_avail_hint = split_set_avail_hint,
+    .driver_end = split_driver_end,
+    .avail_ahead = split_avail_ahead,
+    .hinted_end = split_hinted_end,
     .pending = split_pending,
     .position = split_position,
     .resume_at = split_resume_at,

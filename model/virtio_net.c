@@ -106,11 +106,15 @@ static void rx_merge_clear(struct vnet *n, uint16_t qi)
     n->rx_group_open[qi] = false;
 }
 
+static void tx_watch_start(struct vnet *n, uint16_t qi);
+static void tx_watch_stop(struct vnet *n, uint16_t qi);
+
 static void net_queue_enabled(void *ctx, uint16_t qi)
 {
     struct vnet *n = ctx;
     n->fifo_reserved[qi] = 0;
     rx_merge_clear(n, qi);
+    tx_watch_start(n, qi);
     /* "Upon disabling and re-enabling a transmit [receive] virtqueue, the device MUST set
      * the coalescing parameters of the virtqueue to those configured through the
      * VIRTIO_NET_CTRL_NOTF_COAL_TX_SET [RX_SET] command, or ... to 0": the class values
@@ -126,6 +130,7 @@ static void net_queue_reset(void *ctx, uint16_t qi)
     struct vnet *n = ctx;
     n->fifo_reserved[qi] = 0;
     rx_merge_clear(n, qi);
+    tx_watch_stop(n, qi);
 }
 
 static void net_reset(void *ctx)
@@ -157,6 +162,8 @@ static void net_reset(void *ctx)
     /* "Device Initialization": only receiveq1 and transmitq1 are used until the driver
      * sends VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET. */
     n->pairs = 1;
+    memset(n->tx_watch, 0, sizeof n->tx_watch);
+    n->watch_epoch++;
 }
 
 static const struct pt_role *net_queue_role(void *ctx, uint16_t q);
@@ -268,6 +275,161 @@ static bool pair_in_use(const struct vnet *n, uint16_t qi)
     return pair_of(qi) < n->pairs;
 }
 
+/* ---- Transmit queues of pairs not in use (TX_QUEUE_NOT_IN_USE) ----
+ * "Automatic receive steering in multiqueue mode", driver normative: "The driver MUST
+ * queue packets only on any transmitq1 before the VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET
+ * command" and "MUST NOT queue packets on transmit queues greater than virtqueue_pairs
+ * once it has placed the VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET command in the available
+ * ring". The device tolerates the bug (such buffers wait, as every buffer of a pair
+ * not in use does, until a VQ_PAIRS_SET puts the pair in use) and reports it, only when
+ * it can prove it:
+ *  - what it watches: with VIRTIO_NET_F_MQ negotiated, the registers' front end (not a
+ *    register-less one: it sets the pairs itself, vnet_fe_set_pairs) and automatic
+ *    steering in force (under RSS, max_tx_vq only informs: no MUST), every enabled
+ *    transmit queue of a pair not in use;
+ *  - the allowed end: where the driver's available buffers ended when the device saw
+ *    the pair leave use. After reset, or when the queue is enabled while its pair is not
+ *    in use, that is the device's own position (the ring starts empty). When an
+ *    accepted VQ_PAIRS_SET takes the pair out of use, the device reads the ring then
+ *    (vq.h driver_end: split one 2-byte read, packed a scan of the descriptors), on
+ *    this path only: a buffer made available before that read may have been queued
+ *    before the command was placed, which is allowed, so it never counts;
+ *  - when it looks: when the driver notifies the queue (the role's take, or the
+ *    platform's look_parked for a queue whose engines sleep), not otherwise: a driver
+ *    that queues there without notifying goes unseen. The look takes the end from the
+ *    notification's NOTIFICATION_DATA when the ring keeps one (no DMA), else reads it;
+ *  - what proves it: buffers past the allowed end, and no control command the driver
+ *    placed before them still to be processed (the control queue's ring read after the
+ *    end, nothing taken and unfinished): a VQ_PAIRS_SET the driver placed but the device
+ *    has not processed yet may allow them. A command, reset or queue change while the
+ *    look waits for its DMA makes the answer stale (watch_epoch, generations): nothing
+ *    is reported. The allowed end then moves to what was seen, so each buffer counts
+ *    once. The record: the transmit queue, the buffers past the end (seen) and the
+ *    pairs in use (expected). */
+static bool tx_watch_applies(const struct vnet *n)
+{
+    return pt_negotiated(n->tp, VIRTIO_NET_F_MQ_BIT) && !n->tp->fe_attached &&
+           !(n->rss != NULL && n->rss->configured);
+}
+
+/* Queue qi was enabled: a transmit queue of a pair not in use is watched from its
+ * ring's start. */
+static void tx_watch_start(struct vnet *n, uint16_t qi)
+{
+    struct vnet_tx_watch *w = &n->tx_watch[qi];
+    const struct pt_queue *q = &n->tp->q[qi];
+    w->armed = is_tx_queue(n, qi) && !pair_in_use(n, qi) && tx_watch_applies(n);
+    w->end = (uint16_t)q->ops->position(&q->ring);
+    w->kicks = q->kicks;
+    n->watch_epoch++;
+}
+
+static void tx_watch_stop(struct vnet *n, uint16_t qi)
+{
+    n->tx_watch[qi].armed = false;
+    n->watch_epoch++;
+}
+
+/* Transmit queue qi's pair just left use (or the watch restarts under automatic
+ * steering): the allowed end is where the driver's buffers end now, read through g
+ * (the control command's DMA path). A queue not live is watched from its enable. */
+static void tx_watch_capture(struct vnet *n, uint16_t qi, const struct vs_guest_ops *g)
+{
+    struct pt *tp = n->tp;
+    const struct pt_queue *q = &tp->q[qi];
+    n->tx_watch[qi].armed = false;
+    if (!pt_queue_live(tp, qi))
+        return;
+    const uint32_t gen = tp->generation[qi];
+    uint16_t end = 0;
+    const enum vs_dma_status s = q->ops->driver_end(&q->ring, g, (uint16_t)q->ops->position(&q->ring), &end);
+    if (tp->generation[qi] != gen) /* reset or enabled meanwhile: that set the watch */
+        return;
+    if (s == VS_DMA_OK && q->ops->avail_ahead(&q->ring, end) <= q->cfg.size) {
+        n->tx_watch[qi].armed = true;
+        n->tx_watch[qi].end = end;
+    }
+    n->watch_epoch++;
+}
+
+/* The pairs in use changed from `before` (RSS steering in force before: was_rss).
+ * Transmit queues of pairs now in use are not watched; those of pairs out of use are,
+ * from now (a pair that just left use, every pair after RSS steering, a watch that
+ * failed) or from their earlier end (a pair that stays out of use). g NULL: a front
+ * end set the pairs (no watch). */
+static void tx_watch_pairs_changed(struct vnet *n, uint16_t before, bool was_rss,
+                                   const struct vs_guest_ops *g)
+{
+    n->watch_epoch++;
+    for (uint16_t k = 0; k < n->pairs_max; k++) {
+        const uint16_t qi = (uint16_t)(2u * k + 1u);
+        if (k < n->pairs || g == NULL || !tx_watch_applies(n))
+            n->tx_watch[qi].armed = false;
+        else if (k < before || was_rss || !n->tx_watch[qi].armed)
+            tx_watch_capture(n, qi, g);
+    }
+}
+
+/* Has the device processed every control command the driver placed so far? Nothing
+ * taken and unfinished, and the ring read through g shows nothing past the device's
+ * position. False when it cannot tell (the control queue not live, a failed read, the
+ * queue changed meanwhile). */
+static bool ctrl_settled(struct vnet *n, const struct vs_guest_ops *g)
+{
+    struct pt *tp = n->tp;
+    const uint16_t cq = vnet_ctrl_queue(n);
+    if (cq >= tp->num_queues || !pt_queue_live(tp, cq))
+        return false;
+    const uint32_t gen = tp->generation[cq];
+    const struct pt_queue *q = &tp->q[cq];
+    uint16_t end = 0;
+    if (q->ops->driver_end(&q->ring, g, (uint16_t)q->ops->position(&q->ring), &end) != VS_DMA_OK ||
+        tp->generation[cq] != gen || q->ops->avail_ahead(&q->ring, end) != 0)
+        return false;
+    for (uint32_t k = 0; k < tp->engines; k++)
+        if (tp->slot[cq][k].busy && tp->slot[cq][k].generation == gen)
+            return false;
+    return true;
+}
+
+/* The driver notified transmit queue qi while its pair is not in use: look, through g
+ * (qi's DMA path), whether it queued buffers past the allowed end. Only once per
+ * notification count, so repeated takes of a parked queue read nothing. */
+static void tx_watch_look(struct vnet *n, uint16_t qi, const struct vs_guest_ops *g)
+{
+    struct pt *tp = n->tp;
+    struct vnet_tx_watch *w = &n->tx_watch[qi];
+    const struct pt_queue *q = &tp->q[qi];
+    if (w->kicks == q->kicks)
+        return;
+    w->kicks = q->kicks;
+    if (!w->armed || pair_in_use(n, qi) || !tx_watch_applies(n) || !pt_queue_live(tp, qi))
+        return;
+    const uint32_t epoch = n->watch_epoch, gen = tp->generation[qi];
+    uint16_t end = 0;
+    if (!q->ops->hinted_end(&q->ring, &end) &&
+        q->ops->driver_end(&q->ring, g, w->end, &end) != VS_DMA_OK)
+        return;
+    if (n->watch_epoch != epoch || tp->generation[qi] != gen)
+        return;
+    const uint32_t ahead = q->ops->avail_ahead(&q->ring, end);
+    const uint32_t allowed = q->ops->avail_ahead(&q->ring, w->end);
+    if (ahead > q->cfg.size || allowed > q->cfg.size || ahead <= allowed)
+        return;
+    if (!ctrl_settled(n, g) || n->watch_epoch != epoch || tp->generation[qi] != gen)
+        return;
+    vs_conf_report(&tp->vpci.conf, VS_RULE_TX_QUEUE_NOT_IN_USE, qi, ahead - allowed, n->pairs);
+    w->end = end;
+}
+
+/* pt_role.look_parked of the transmit queues. */
+static void tx_look_parked(void *ctx, uint16_t qi, const struct vs_guest_ops *ops)
+{
+    struct vnet *n = ctx;
+    if (!pair_in_use(n, qi))
+        tx_watch_look(n, qi, ops);
+}
+
 /* "No pair": vnet_steer drops the frame. */
 #define VNET_NO_PAIR 0xffffu
 
@@ -336,8 +498,12 @@ static enum pt_step tx_take(void *ctx, uint16_t qi, unsigned k, struct pt_slot *
     struct vnet_slot *ns = &n->slot[qi][k];
     ns->drop = false;
     ns->len = 0;
-    if (!pair_in_use(n, qi))
+    if (!pair_in_use(n, qi)) {
+        tx_watch_look(n, qi, &sl->gate.ops);
         return PT_STEP_IDLE;
+    }
+    /* Notifications up to here came while the pair was in use. */
+    n->tx_watch[qi].kicks = n->tp->q[qi].kicks;
     /* Loopback applies back-pressure instead of dropping; buffers in flight hold the
      * FIFO places they will fill. */
     if (n->p.backend != VDEV_BACKEND_SINK &&
@@ -736,6 +902,7 @@ static uint8_t net_ctrl_rss(struct vnet *n, uint8_t command, const uint8_t *data
         return VIRTIO_NET_ERR;
     }
     n->pairs = rss_pairs_used(n->rss);
+    n->watch_epoch++; /* no transmit queue is watched under RSS steering */
     n->stats.rss_config_set++;
     return VIRTIO_NET_OK;
 }
@@ -744,13 +911,16 @@ static uint8_t net_ctrl_rss(struct vnet *n, uint8_t command, const uint8_t *data
  * request a virtqueue_pairs of 0 or greater than max_virtqueue_pairs", so any other
  * value is refused (false, nothing changed). Setting the pairs turns RSS steering off
  * (the last command decides the mode). */
-static bool use_pairs(struct vnet *n, uint16_t pairs)
+static bool use_pairs(struct vnet *n, uint16_t pairs, const struct vs_guest_ops *g)
 {
     if (pairs < VIRTIO_NET_CTRL_MQ_VQ_PAIRS_MIN || pairs > n->pairs_max)
         return false;
+    const uint16_t before = n->pairs;
+    const bool was_rss = n->rss != NULL && n->rss->configured;
     n->pairs = pairs;
     if (n->rss != NULL)
         rss_reset(n->rss);
+    tx_watch_pairs_changed(n, before, was_rss, g);
     return true;
 }
 
@@ -761,9 +931,13 @@ static bool use_pairs(struct vnet *n, uint16_t pairs)
  * is the class without VIRTIO_NET_F_MQ negotiated (CTRL_MQ_NOT_NEGOTIATED), and data
  * shorter than the 2-byte structure. One naming a pair whose queues the driver has not
  * enabled is taken but reported (CTRL_MQ_PAIRS_NOT_ENABLED). An accepted one turns RSS steering off (the last
- * command decides the mode). RSS_CONFIG and HASH_CONFIG: net_ctrl_rss. Frames already
- * waiting in the FIFO of a pair taken out of use stay there until it is in use again. */
-static uint8_t net_ctrl_mq(struct vnet *n, uint8_t command, const uint8_t *data, uint32_t len)
+ * command decides the mode) and, for each transmit queue it takes out of use, reads
+ * where the driver's buffers end through g (TX_QUEUE_NOT_IN_USE's allowed end).
+ * RSS_CONFIG and HASH_CONFIG: net_ctrl_rss. Frames already waiting in the FIFO of a
+ * pair taken out of use stay there until it is in use again; so do the buffers waiting
+ * on its transmit queue. */
+static uint8_t net_ctrl_mq(struct vnet *n, uint8_t command, const uint8_t *data, uint32_t len,
+                           const struct vs_guest_ops *g)
 {
     if (command == VIRTIO_NET_CTRL_MQ_RSS_CONFIG || command == VIRTIO_NET_CTRL_MQ_HASH_CONFIG)
         return net_ctrl_rss(n, command, data, len);
@@ -777,7 +951,7 @@ static uint8_t net_ctrl_mq(struct vnet *n, uint8_t command, const uint8_t *data,
     if (len < sizeof(struct virtio_net_ctrl_mq_pairs_set))
         return VIRTIO_NET_ERR;
     const uint16_t pairs = vs_le16(data); /* virtqueue_pairs */
-    if (!use_pairs(n, pairs)) {
+    if (!use_pairs(n, pairs, g)) {
         vs_conf_report(&n->tp->vpci.conf, VS_RULE_CTRL_MQ_PAIRS, vnet_ctrl_queue(n), pairs,
                        n->pairs_max);
         return VIRTIO_NET_ERR;
@@ -800,7 +974,7 @@ bool vnet_fe_set_pairs(struct vnet *n, uint16_t pairs)
      * ("Virtqueues": N = 1), so only one pair can be in use. */
     if (pairs > 1u && !pt_negotiated(n->tp, VIRTIO_NET_F_MQ_BIT))
         return false;
-    return use_pairs(n, pairs);
+    return use_pairs(n, pairs, NULL);
 }
 
 /* One command: u8 class, u8 command and the command-specific data in the
@@ -854,7 +1028,7 @@ static enum pt_step ctrl_move(void *ctx, uint16_t qi, unsigned k, struct pt_slot
                                  &result_len);
     else if (got >= VIRTIO_NET_CTRL_HDR_BYTES && cmd[0] == VIRTIO_NET_CTRL_MQ)
         ack = net_ctrl_mq(n, cmd[1], cmd + VIRTIO_NET_CTRL_HDR_BYTES,
-                          got - VIRTIO_NET_CTRL_HDR_BYTES);
+                          got - VIRTIO_NET_CTRL_HDR_BYTES, g);
     if (result_len != 0) {
         s = pt_write_writable_at(g, sl->segs, sl->e.nsegs, sl->e.writable_bytes - 1u - result_len,
                               &result, result_len);
@@ -966,9 +1140,12 @@ static const struct pt_role rx_role = {
 };
 
 /* Transmit: IDLE is "no buffer" (the driver's side); BLOCKED is "no FIFO space"
- * (loopback back-pressure, woken when RX takes frames). */
+ * (loopback back-pressure, woken when RX takes frames). A queue of a pair not in use
+ * is parked: its take answers IDLE, and a notification makes the device look for
+ * TX_QUEUE_NOT_IN_USE. */
 static const struct pt_role tx_role = {
     .take = tx_take, .move = tx_move, .finish = tx_finish,
+    .look_parked = tx_look_parked,
     .published = net_published, .decided = net_decided,
     .idle_waits_for_driver = true,
     .waits_on = VNET_SIGNAL_SPACE, .signals = VNET_SIGNAL_FRAMES, .signals_on_frames = true,

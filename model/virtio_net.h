@@ -138,6 +138,19 @@ struct vnet {
      * VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET answered OK set ("Automatic receive steering in
      * multiqueue mode"). Queues of the pairs past it take no buffers. */
     uint16_t pairs;
+    /* TX_QUEUE_NOT_IN_USE (virtio_net.c, "transmit queues of pairs not in use"): per
+     * transmit queue, whether the rule is watched (its pair out of use under automatic
+     * steering) and where the driver's available buffers ended when the device last
+     * knew them allowed (a ring position: vq.h driver_end); the queue's notification
+     * count when the device last looked. `watch_epoch` counts every change of the pairs
+     * in use, of the steering mode and of a watch, so a look that waited for a DMA can
+     * tell its answer is stale. */
+    struct vnet_tx_watch {
+        bool armed;
+        uint16_t end;
+        uint64_t kicks;
+    } tx_watch[VNET_QUEUES_MAX];
+    uint32_t watch_epoch;
 
     /* Frames waiting for receive buffers (loopback, responder answers), one FIFO per
      * queue pair (pairs_max of them): frames for receiveqK wait in fifo[K-1], each

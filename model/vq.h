@@ -173,6 +173,23 @@ struct vq_ops {
     enum vq_status (*set_notifications)(void *q, const struct vs_guest_ops *ops, bool enable);
     /* NOTIFICATION_DATA: the driver's next position, as the notification carried it. */
     void (*set_avail_hint)(void *q, uint16_t next_off, bool next_wrap);
+    /* A look at the driver's side for the conformance checker, not a fetch: nothing in
+     * the ring's state changes (no cache, no statistics, no break), so it may run while
+     * another operation of the queue is suspended in a DMA. Positions are the available
+     * half of `position` (split: an available index; packed: offset | wrap << 15).
+     * driver_end: where the driver's available buffers end now, read from guest memory
+     * (split: avail->idx, one read; packed: the first slot from `from` on whose
+     * descriptor is not available, reading descriptors in bursts, at most up to one
+     * lap past the device's position; `from` must be a position the caller knows the
+     * driver's buffers reach, at or after the device's). */
+    enum vs_dma_status (*driver_end)(const void *q, const struct vs_guest_ops *ops, uint16_t from,
+                                     uint16_t *end);
+    /* Entries from the device's next available position to `pos`: 0..size when pos is
+     * at or ahead of it within one lap, more than size when it is behind. */
+    uint32_t (*avail_ahead)(const void *q, uint16_t pos);
+    /* The driver's end as the last NOTIFICATION_DATA hint the ring keeps gave it (no
+     * DMA); false when no hint is kept. */
+    bool (*hinted_end)(const void *q, uint16_t *end);
     /* Buffers pushed but not yet published. */
     uint32_t (*pending)(const void *q);
     /* The device's place in the ring as one number, in vhost-user's format for

@@ -1963,6 +1963,7 @@ bool config_validate(const vs_config &cfg, param_error &err, bool qemu_proxy)
             needs = coal ? nullptr : "driver.coal_policy static or adaptive (a control queue)";
             break;
         case REFDRV_INJECT_CTRL_MQ_PAIRS: // sent where VQ_PAIRS_SET is, only with several pairs
+        case REFDRV_INJECT_TX_QUEUE_NOT_IN_USE: // a frame on transmitqP before VQ_PAIRS_SET(P)
             needs = cfg.drv.queue_pairs_count > 1 && cfg.dev.queue_pairs > 1
                         ? nullptr
                         : "driver.queue_pairs_count and device.queue_pairs_count above 1";

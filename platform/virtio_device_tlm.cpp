@@ -309,6 +309,10 @@ void virtio_device_tlm::b_transport(tlm::tlm_generic_payload &tx, sc_time &delay
                                sc_core::sc_time_stamp() + delay);
             q_[kicked].kicked = true;
             q_[kicked].kick.notify(delay);
+            // A parked queue never in service has no engines yet: start them, so that one
+            // looks at the notification (pt_look_parked; TX_QUEUE_NOT_IN_USE) and sleeps.
+            if (!q_[kicked].started && role(kicked).look_parked && pt_queue_live(&dev_.tp, kicked))
+                start_queue(kicked, true, delay);
         } else {
             queues_changed(delay);
         }
@@ -922,11 +926,27 @@ void virtio_device_tlm::run_engine(engine &e, sc_core::sc_event &more_work)
             // the control queue look at every register write instead, as the one-pair
             // platform always did: the order in which SystemC runs engines woken
             // together, and so which engine of a queue takes first, depends on it.
+            // A parked queue (live, its role has look_parked: a transmit queue of a pair
+            // not in use) also wakes on its notifications, for the conformance look
+            // (TX_QUEUE_NOT_IN_USE); a driver that follows the rules sends none there.
             const bool first_pair = q < VNET_QUEUE_CTRL || q == vnet_ctrl_queue(&dev_.net);
             e.qk.sync();
             q_[q].dormant++;
-            while (!in_service(q))
-                wait(first_pair ? state_change_ : revive_);
+            while (!in_service(q)) {
+                if (role(q).look_parked && q_[q].kicked && pt_queue_live(&dev_.tp, q)) {
+                    q_[q].kicked = false;
+                    pt_look_parked(&dev_.tp, q, e.slot, &e.ops);
+                    if (e.qk.get_local_time() != SC_ZERO_TIME)
+                        e.qk.sync();
+                    continue;
+                }
+                if (first_pair)
+                    wait(state_change_);
+                else if (role(q).look_parked)
+                    wait(revive_ | q_[q].kick);
+                else
+                    wait(revive_);
+            }
             q_[q].dormant--;
             continue;
         }

@@ -372,6 +372,41 @@ Test(refdrv_mq, inject_pairs_not_enabled)
     rig_free(r);
 }
 
+/* driver.inject_violation TX_QUEUE_NOT_IN_USE: before its VQ_PAIRS_SET(2) the driver
+ * posts its first frame on transmitq2 and notifies ("The driver MUST queue packets only
+ * on any transmitq1 before the VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET command", "Automatic
+ * receive steering in multiqueue mode"); the device records it once, with transmitq2,
+ * one buffer and one pair in use, leaves the frame waiting, and sends it once the pair
+ * is in use: every frame comes back. Both ring formats. */
+static void inject_tx_not_in_use(bool packed)
+{
+    struct host_rig *r = rig_new(4, false);
+    struct refdrv_params p = params(200, 8, 2, packed);
+    struct refdrv_stats st;
+
+    p.inject = REFDRV_INJECT_TX_QUEUE_NOT_IN_USE;
+    cr_assert_eq(run(r, &p, &st), REFDRV_OK);
+    /* Every frame back intact; frame 0 went out on pair 2 instead of pair 1, the flows
+     * after it as usual (f mod 2 == k). */
+    cr_expect_eq(st.tx_frames, p.frames_count);
+    cr_expect_eq(st.rx_frames, p.frames_count);
+    cr_expect_eq(st.rx_bad_payload, 0);
+    cr_expect_eq(st.tx_frames_pair[0], p.frames_count / 2u - 1u);
+    cr_expect_eq(st.tx_frames_pair[1], p.frames_count / 2u + 1u);
+    cr_expect_eq(r->used[3], p.frames_count / 2u + 1u, "the device sent the early frame");
+    cr_expect_eq(st.ctrl_commands, 1);
+    cr_expect_eq(r->dev.tp.vpci.conf.per_rule[VS_RULE_TX_QUEUE_NOT_IN_USE], 1);
+    cr_expect_eq(r->dev.tp.vpci.conf.log[0].queue, 3);
+    cr_expect_eq(r->dev.tp.vpci.conf.log[0].seen, 1);
+    cr_expect_eq(r->dev.tp.vpci.conf.log[0].expected, 1);
+    cr_expect_eq(r->dev.tp.vpci.conf.total, 1);
+    cr_expect_eq(st.mq_pairs, 2);
+    rig_free(r);
+}
+
+Test(refdrv_mq, inject_tx_not_in_use_packed) { inject_tx_not_in_use(true); }
+Test(refdrv_mq, inject_tx_not_in_use_split) { inject_tx_not_in_use(false); }
+
 /* MRG_RXBUF: 256-byte receive buffers, frames up to 1514 bytes: a frame comes in up to
  * seven buffers, num_buffers in the first one's header; every frame is put back together
  * and checked. */

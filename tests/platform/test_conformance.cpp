@@ -54,6 +54,7 @@ const std::vector<injection> &injections()
         {"ctrl_coal_vq_index", "CTRL_COAL_VQ_INDEX", "", "ok", coal},
         {"ctrl_mq_pairs", "CTRL_MQ_PAIRS", "", "ok", mq},
         {"ctrl_mq_pairs_not_enabled", "CTRL_MQ_PAIRS_NOT_ENABLED", "", "ok", mq},
+        {"tx_queue_not_in_use", "TX_QUEUE_NOT_IN_USE", "", "ok", mq},
         {"tx_has_writable", "RING_RULE", "TX_HAS_WRITABLE", "device_error", {}},
         {"rx_has_readable", "RING_RULE", "RX_HAS_READABLE", "device_error", {}},
         {"desc_zero_length", "RING_RULE", "DESC_ZERO_LENGTH", "device_error", {}},

@@ -317,24 +317,49 @@ Test(mq_engines, four_pairs_in_use_run_concurrently)
 
 // 8 pairs offered, VQ_PAIRS_SET 2 ("Automatic receive steering in multiqueue mode": the
 // device uses only the pairs the driver enabled): the other six pairs' queues are
-// enabled but never in service, so they start no engine and move no buffer.
+// enabled but never in service, so they move no buffer. This driver transmits on all
+// eight anyway ("MUST NOT queue packets on transmit queues greater than
+// virtqueue_pairs"): the receive queues of the other pairs start no engine; their
+// transmit queues' notifications start one that looks (pt_look_parked), reports
+// TX_QUEUE_NOT_IN_USE and sleeps.
 Test(mq_engines, pairs_past_vq_pairs_set_stay_asleep)
 {
     rig r(8, 2, 16, 1);
     r.run();
     cr_assert(r.drv->done, "the driver did not finish");
     cr_expect_eq(r.drv->ctrl_ack, VIRTIO_NET_OK);
-    cr_expect_eq(r.dev->kernel().net.pairs, 2u);
+    const vdev &k = r.dev->kernel();
+    cr_expect_eq(k.net.pairs, 2u);
     for (unsigned p = 0; p < 8; p++) {
         const bool used = p < 2;
-        cr_expect_eq(r.dev->queue_started(uint16_t(2 * p + 1)), used, "transmitq%u", p + 1);
+        cr_expect(r.dev->queue_started(uint16_t(2 * p + 1)), "transmitq%u", p + 1);
+        cr_expect_eq(r.dev->queue_started(uint16_t(2 * p)), used, "receiveq%u", p + 1);
         cr_expect_eq(r.drv->tx_done[p], used ? 16u : 0u, "transmitq%u returned %u", p + 1, r.drv->tx_done[p]);
         if (!used)
             cr_expect_eq(r.drv->rx_done[p], 0u, "receiveq%u got frames", p + 1);
     }
     cr_expect_eq(r.drv->rx_done[0] + r.drv->rx_done[1], 32u);
-    // Pairs 1 and 2: 2 queues x (engine + timer); the control engine; the MSI-X sender.
-    cr_expect_eq(r.dev->processes(), 2u * 2u * 2u + 1u + 1u);
+    cr_expect_eq(k.net.stats.tx_frames, 32u);
+    // Every buffer of transmitq3..8 counted once, in one record or more per queue (this
+    // driver also skips the reset read-back: RESET_NOT_AWAITED).
+    const vs_conformance &c = k.tp.vpci.conf;
+    cr_expect_geq(c.per_rule[VS_RULE_TX_QUEUE_NOT_IN_USE], 6u);
+    cr_expect_eq(c.total, c.per_rule[VS_RULE_TX_QUEUE_NOT_IN_USE] + c.per_rule[VS_RULE_RESET_NOT_AWAITED]);
+    uint64_t seen[16] = {};
+    for (uint32_t i = 0; i < c.logged; i++) {
+        if (c.log[i].rule != VS_RULE_TX_QUEUE_NOT_IN_USE)
+            continue;
+        cr_expect(c.log[i].queue % 2u == 1u && c.log[i].queue >= 5u && c.log[i].queue < 16u);
+        cr_expect_eq(c.log[i].expected, 2u, "pairs in use");
+        seen[c.log[i].queue % 16u] += c.log[i].seen;
+    }
+    for (unsigned p = 2; p < 8; p++)
+        cr_expect_eq(seen[2 * p + 1], 16u, "transmitq%u: %llu buffers counted", p + 1,
+                     (unsigned long long)seen[2 * p + 1]);
+    cr_expect_eq(k.tp.error, VS_REASON_NONE);
+    // Pairs 1 and 2: 2 queues x (engine + timer); the control engine; the MSI-X sender;
+    // the six transmit queues that looked (engine + timer).
+    cr_expect_eq(r.dev->processes(), 2u * 2u * 2u + 1u + 1u + 6u * 2u);
 }
 
 // 4 pairs in use, frames on pair 1 only, one notification for them all; the receive

@@ -180,6 +180,13 @@ bool rd_inject(struct refdrv *d, enum inj_point at, struct drv_queue *q, struct 
         d->injected = true;
         rd_mq_pairs_wrong(d, (uint32_t)d->pairs + 1u);
         break;
+    case REFDRV_INJECT_TX_QUEUE_NOT_IN_USE: /* the first frame on transmitqP before VQ_PAIRS_SET(P) */
+        if (at != INJ_MQ_PAIRS || d->pairs < 2u)
+            return false;
+        d->injected = true;
+        if (!rd_tx_before_pairs(d))
+            d->injected = false;
+        return d->injected;
     case REFDRV_INJECT_TX_HAS_WRITABLE: /* RING_RULE TX_HAS_WRITABLE */
         if (at != INJ_TX_SEG)
             return false;

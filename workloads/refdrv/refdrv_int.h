@@ -167,6 +167,7 @@
 #define CTRL_BUF_BYTES        64u
 #define CTRL_REPLY_OFF        32u     /* device-writable: result, then the ack byte */
 #define CTRL_POLL_NS          500u    /* simulated time between polls for the ack */
+#define TX_EARLY_WAIT_NS      20000u  /* TX_QUEUE_NOT_IN_USE: how long the early frame is awaited */
 #define DEFAULT_COAL_INTERVAL_US 50u
 #define PS_PER_US_INT         1000000u
 /* Device-reached regions: per queue the three ring areas (packed: descriptor ring and
@@ -478,6 +479,7 @@ bool rd_inject(struct refdrv *d, enum inj_point at, struct drv_queue *q, struct 
 /* ---- txrx.c ---- */
 
 bool rd_post_rx(struct refdrv *d, struct drv_queue *rx);
+bool rd_tx_before_pairs(struct refdrv *d);
 enum refdrv_result rd_mrg_setup(struct refdrv *d);
 enum refdrv_result rd_run_traffic(struct refdrv *d);
 void rd_traffic_setup(struct refdrv *d);

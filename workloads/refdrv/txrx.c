@@ -55,11 +55,10 @@ static struct drv_queue *tx_queue_of(struct refdrv *d, uint16_t pair)
     return &d->q[2u * pair + TX_QUEUE];
 }
 
-/* Build and post the next frame on its pair's transmit queue: virtio_net_hdr (all zero:
+/* Build and post the next frame on pair's transmit queue: virtio_net_hdr (all zero:
  * no offloads, "The driver MUST set num_buffers to zero") followed by the test frame. */
-static bool post_tx(struct refdrv *d)
+static bool post_tx_on(struct refdrv *d, uint16_t pair)
 {
-    const uint16_t pair = next_tx_pair(d);
     struct drv_queue *tx = tx_queue_of(d, pair);
     uint16_t id;
     uint32_t len;
@@ -114,6 +113,41 @@ static bool post_tx(struct refdrv *d)
     d->tx_posted++;
     traffic_arrival_advance(&d->arrival);
     d->h->cpu_work(d->h->ctx, VS_HOST_WORK_TX_PACKET, 1);
+    return true;
+}
+
+/* The next frame, on its pair's transmit queue. */
+static bool post_tx(struct refdrv *d)
+{
+    return post_tx_on(d, next_tx_pair(d));
+}
+
+/* driver.inject_violation TX_QUEUE_NOT_IN_USE: before VQ_PAIRS_SET, the first frame goes
+ * out on the last pair's transmit queue, with its notification ("The driver MUST queue
+ * packets only on any transmitq1 before the VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET command").
+ * The driver then waits up to TX_EARLY_WAIT_NS for it to complete, taking interrupts as
+ * ctrl_command does; it does not (the device leaves a pair not in use alone), and the
+ * frame leaves once VQ_PAIRS_SET puts the pair in use. False if it could not be posted. */
+bool rd_tx_before_pairs(struct refdrv *d)
+{
+    const uint16_t pair = (uint16_t)(d->pairs - 1u);
+    struct drv_queue *tx = tx_queue_of(d, pair);
+    const uint64_t start = now_ps(d);
+
+    on_pair(d, pair);
+    if (!post_tx_on(d, pair))
+        return false;
+    tx->posted = false;
+    rd_kick(d, tx);
+    on_pair(d, -1);
+    while (elapsed_ps(now_ps(d), start) < (uint64_t)TX_EARLY_WAIT_NS * PS_PER_NS) {
+        const int v = d->h->wait_interrupt(d->h->ctx, CTRL_POLL_NS);
+        if (v >= 0) {
+            d->st->interrupts++;
+            if (rd_interrupt_is_config(d, v) && rd_check_status(d) != REFDRV_OK)
+                break;
+        }
+    }
     return true;
 }
 
