@@ -55,14 +55,16 @@ static uint64_t violations(void)
     return rig.dev.tp.vpci.conf.per_rule[VS_RULE_TX_QUEUE_NOT_IN_USE];
 }
 
-/* 4 pairs, every queue enabled (RING entries), sink backend (transmit never waits). */
-static void up(bool pk, bool nd)
+/* 4 pairs, every queue enabled (RING entries), sink backend (transmit never waits);
+ * with rss, VIRTIO_NET_F_RSS offered and negotiated too. */
+static void up_with(bool pk, bool nd, bool rss)
 {
     packed = pk;
     notif_data = nd;
     struct vdev_params p = vdev_rig_default_params();
     p.queue_pairs = PAIRS;
     p.backend = VDEV_BACKEND_SINK;
+    p.rss = rss;
     cr_assert(vdev_rig_init(&rig, &p, GUEST_BASE,
                             (uint64_t)vnet_queues(PAIRS) * VDEV_RIG_QUEUE_WINDOW + 0x100000u));
     memset(side, 0, sizeof side);
@@ -78,8 +80,15 @@ static void up(bool pk, bool nd)
         vs_feature_set(&f, VIRTIO_F_RING_PACKED_BIT);
     if (nd)
         vs_feature_set(&f, VIRTIO_F_NOTIFICATION_DATA_BIT);
+    if (rss)
+        vs_feature_set(&f, VIRTIO_NET_F_RSS_BIT);
     cr_assert(vdev_rig_bring_up(&rig, &f, vnet_queues(PAIRS), RING));
     cr_assert_eq(rig.dev.net.pairs, 1);
+}
+
+static void up(bool pk, bool nd)
+{
+    up_with(pk, nd, false);
 }
 
 static void down(void)
@@ -171,28 +180,48 @@ static enum pt_step step(uint16_t q)
     return pt_step_one(&rig.dev.tp, q, &rig.ops, &w);
 }
 
-/* Place VQ_PAIRS_SET(pairs) on the control queue (no step); returns the ack's address. */
-static uint64_t place_pairs_set(uint16_t pairs)
+/* Place a control command of len bytes (class, command, data; at most 0xf0) on the
+ * control queue, without stepping it; returns the ack's address. */
+static uint64_t place_cmd(const uint8_t *in, uint32_t len)
 {
     static unsigned n;
-    const uint64_t cmd = buffers() + 0x8000u + 0x40u * (n++ % 64u);
-    uint8_t *b = fake_guest_ptr(&rig.g, cmd, 0x21);
-    b[0] = VIRTIO_NET_CTRL_MQ;
-    b[1] = VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET;
-    vs_put_le16(b + 2, pairs);
-    b[0x20] = 0xff;
-    const uint64_t addr[2] = {cmd, cmd + 0x20};
-    const uint32_t len[2] = {4, 1};
-    post_chain(ctrl_q(), addr, len, 2, 1);
-    return cmd + 0x20;
+    const uint64_t cmd = buffers() + 0x8000u + 0x100u * (n++ % 64u);
+    memcpy(fake_guest_ptr(&rig.g, cmd, len), in, len);
+    *fake_guest_ptr(&rig.g, cmd + 0xf0, 1) = 0xff;
+    const uint64_t addr[2] = {cmd, cmd + 0xf0};
+    const uint32_t lens[2] = {len, 1};
+    post_chain(ctrl_q(), addr, lens, 2, 1);
+    return cmd + 0xf0;
 }
 
-/* VQ_PAIRS_SET(pairs), placed and processed: the ack. */
-static uint8_t pairs_set(uint16_t pairs)
+static uint64_t place_pairs_set(uint16_t pairs)
 {
-    const uint64_t ack = place_pairs_set(pairs);
+    uint8_t b[4] = {VIRTIO_NET_CTRL_MQ, VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET};
+    vs_put_le16(b + 2, pairs);
+    return place_cmd(b, sizeof b);
+}
+
+/* A control command placed and processed: the ack. */
+static uint8_t run_cmd(uint64_t ack)
+{
     cr_assert_eq(step(ctrl_q()), PT_STEP_DONE);
     return *fake_guest_ptr(&rig.g, ack, 1);
+}
+
+static uint8_t pairs_set(uint16_t pairs)
+{
+    return run_cmd(place_pairs_set(pairs));
+}
+
+/* VIRTIO_NET_CTRL_MQ_RSS_CONFIG ("Setting RSS parameters"): no hash types, a one-entry
+ * table naming receiveq1 (unclassified_queue too), max_tx_vq, a 40-byte key. */
+static uint8_t rss_config(uint16_t max_tx_vq)
+{
+    uint8_t b[2 + 4 + 2 + 2 + 2 + 2 + 1 + 40] = {VIRTIO_NET_CTRL_MQ, VIRTIO_NET_CTRL_MQ_RSS_CONFIG};
+    vs_put_le16(b + 12, max_tx_vq); /* after hash_types, the mask (0), unclassified (0), the entry (0) */
+    b[14] = 40;
+    memset(b + 15, 0x6d, 40);
+    return run_cmd(place_cmd(b, sizeof b));
 }
 
 /* Queue and consume n frames on transmit queue q (its pair in use). */
@@ -435,5 +464,31 @@ Test(tx_not_in_use, reset_restarts_the_watch)
     cr_expect_eq(step(txq(3)), PT_STEP_IDLE);
     cr_expect_eq(violations(), 1, "pair 3 is out of use again after the reset");
     expect_record(txq(3), 1, 1);
+    down();
+}
+
+/* Under RSS steering ("Receive-side scaling (RSS)") the spec only says max_tx_vq informs
+ * the device which transmit queues the driver may use: no MUST, so nothing is watched.
+ * A VQ_PAIRS_SET afterwards starts the watch from that command on: buffers queued under
+ * RSS are not counted, later ones are. */
+Test(tx_not_in_use, not_watched_under_rss)
+{
+    up_with(true, false, true);
+    cr_expect_eq(rss_config(1), VIRTIO_NET_OK);
+    cr_expect_eq(rig.dev.net.pairs, 1);
+    post_tx(txq(3));
+    notify(txq(3));
+    cr_expect_eq(step(txq(3)), PT_STEP_IDLE);
+    cr_expect_eq(violations(), 0, "max_tx_vq only informs");
+    cr_expect_eq(pairs_set(2), VIRTIO_NET_OK);
+    notify(txq(3));
+    cr_expect_eq(step(txq(3)), PT_STEP_IDLE);
+    cr_expect_eq(violations(), 0, "queued under RSS: before the command");
+    post_tx(txq(3));
+    notify(txq(3));
+    cr_expect_eq(step(txq(3)), PT_STEP_IDLE);
+    cr_expect_eq(violations(), 1);
+    expect_record(txq(3), 1, 2);
+    cr_expect_eq(rig.dev.tp.vpci.conf.total, 1);
     down();
 }
