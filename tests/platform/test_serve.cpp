@@ -23,6 +23,7 @@
 #include <sys/ioctl.h>
 #include <linux/sockios.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -88,6 +89,9 @@ pid_t spawn(const std::string &dir, const std::vector<std::string> &args)
     pid_t pid = fork();
     cr_assert_geq(pid, 0);
     if (pid == 0) {
+        // A test that ends abnormally (ctest's timeout kills it) takes its server along;
+        // an orphaned server spinning on a bug once filled the disk with its log.
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
         int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0644);
         if (fd < 0)
             _exit(127);

@@ -24,6 +24,7 @@
 #include <signal.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -570,6 +571,9 @@ pid_t start_proxy_server(const char *bin, const std::string &dir, const std::vec
     pid_t pid = fork();
     cr_assert_geq(pid, 0);
     if (pid == 0) {
+        // A test that ends abnormally (ctest's timeout kills it) takes its server along;
+        // an orphaned server spinning on a bug once filled the disk with its log.
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
         const std::string log = dir + "/serve.log";
         int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
         dup2(fd, 2);
