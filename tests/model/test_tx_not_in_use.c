@@ -492,3 +492,45 @@ Test(tx_not_in_use, not_watched_under_rss)
     cr_expect_eq(rig.dev.tp.vpci.conf.total, 1);
     down();
 }
+
+/* Hostile guest memory under the look. The look is the conformance checker's, not a
+ * fetch: a read of it that fails (the driver's rings no longer backed) records nothing
+ * and breaks nothing -- no violation, no DEVICE_NEEDS_RESET -- and the same look with
+ * memory back reports the buffer. */
+static void look_read_fails(bool pk)
+{
+    up(pk, false);
+    post_tx(txq(2));
+    rig.g.fail_kinds = 1u << VS_DMA_DESC_READ | 1u << VS_DMA_EVENT_READ | 1u << VS_DMA_FLUSH_READ;
+    notify(txq(2));
+    cr_expect_eq(step(txq(2)), PT_STEP_IDLE);
+    cr_expect_gt(rig.g.faults, 0, "the look tried to read");
+    cr_expect_eq(violations(), 0, "a failed look proves nothing");
+    rig.g.fail_kinds = 0;
+    notify(txq(2));
+    cr_expect_eq(step(txq(2)), PT_STEP_IDLE);
+    cr_expect_eq(violations(), 1);
+    expect_record(txq(2), 1, 1);
+    down(); /* never a reset */
+}
+
+Test(tx_not_in_use, look_read_fails_packed) { look_read_fails(true); }
+Test(tx_not_in_use, look_read_fails_split) { look_read_fails(false); }
+
+/* A packed ring the driver filled with garbage that is all available (every slot's flags
+ * say "available in this lap", "Driver and Device Ring Wrap Counters"; no ids, lengths or
+ * addresses that mean anything): the look reads flags only, counts the whole ring once and
+ * stops at the lap's end. */
+Test(tx_not_in_use, packed_look_of_a_garbage_ring_counts_one_lap)
+{
+    up(true, false);
+    const uint64_t desc = vdev_rig_desc(&rig, txq(2));
+    memset(fake_guest_ptr(&rig.g, desc, 16u * RING), 0xa5, 16u * RING);
+    for (unsigned s = 0; s < RING; s++)
+        fake_guest_put16(&rig.g, desc + 16u * s + PVIRTQ_DESC_OFF_FLAGS, VIRTQ_DESC_F_AVAIL_MASK);
+    notify(txq(2));
+    cr_expect_eq(step(txq(2)), PT_STEP_IDLE);
+    cr_expect_eq(violations(), 1);
+    expect_record(txq(2), RING, 1);
+    down();
+}
